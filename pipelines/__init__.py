@@ -1,0 +1,1 @@
+"""The sentiment classifier's SageMaker pipeline: definition, settings, CLI and local SageMaker."""

@@ -1,0 +1,79 @@
+"""The step code as content-addressed artifacts.
+
+SageMaker caches a step only when its definition is unchanged, so code must live at paths that change
+exactly when the code does: `<prefix>/code/<sha256 of the files>/<artifact>`. Archives are written
+byte-for-byte reproducibly (sorted members, fixed times and owners) for the same reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+STEPS_DIR = Path(__file__).resolve().parent.parent / "steps"
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+TRAINING_SOURCES = ("train.py", "inference.py")
+PROCESSING_SCRIPTS = ("preprocess.py", "evaluate.py")
+DEPLOY_HANDLER = "deploy.py"
+
+
+def _targz(files: dict[str, bytes]) -> bytes:
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, tarfile.open(
+        fileobj=gz, mode="w", format=tarfile.PAX_FORMAT
+    ) as tar:
+        for name in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.size = len(files[name])
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(files[name]))
+    return raw.getvalue()
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, files[name])
+    return raw.getvalue()
+
+
+@dataclass(frozen=True)
+class CodeBundle:
+    """The artifacts built from steps/, keyed by their name under the content-hash folder."""
+
+    steps_dir: Path = STEPS_DIR
+
+    def _read(self, *names: str) -> dict[str, bytes]:
+        return {name: (self.steps_dir / name).read_bytes() for name in names}
+
+    @cached_property
+    def artifacts(self) -> dict[str, bytes]:
+        """Artifact name -> bytes: the two processing scripts, the training source and the
+        deploy handler package."""
+        built = self._read(*PROCESSING_SCRIPTS)
+        built["sourcedir.tar.gz"] = _targz(self._read(*TRAINING_SOURCES))
+        built["deploy.zip"] = _zip(self._read(DEPLOY_HANDLER))
+        return built
+
+    @cached_property
+    def digest(self) -> str:
+        """A short hash of every artifact's bytes: the folder name the code is stored under."""
+        sha = hashlib.sha256()
+        for name in sorted(self.artifacts):
+            sha.update(name.encode() + b"\0" + self.artifacts[name] + b"\0")
+        return sha.hexdigest()[:16]
+
+    def key(self, prefix: str, name: str) -> str:
+        """The object key of an artifact below a bucket prefix."""
+        return f"{prefix.strip('/')}/code/{self.digest}/{name}"

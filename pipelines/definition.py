@@ -1,0 +1,401 @@
+"""The one pipeline definition, built with the SageMaker Python SDK v3.
+
+Preprocess -> Train -> Evaluate -> AccuracyCheck -> (RegisterModel -> DeployEndpoint | AccuracyTooLow)
+
+The JSON this produces is what both targets run: SageMaker itself, and the local SageMaker in
+`pipelines.local`. Building it makes no AWS call: code is referenced at content-hash S3 URIs that
+`upsert` fills in, so the same code always gives byte-identical JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from pipelines.code_bundle import CodeBundle
+from pipelines.sdk_env import prepare_sdk_environment
+from pipelines.settings import Settings
+
+prepare_sdk_environment()
+
+from sagemaker.core import image_uris  # noqa: E402
+from sagemaker.core.lambda_helper import Lambda  # noqa: E402
+from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # noqa: E402
+from sagemaker.core.processing import ScriptProcessor  # noqa: E402
+from sagemaker.core.shapes import (  # noqa: E402
+    OutputDataConfig,
+    ProcessingInput,
+    ProcessingOutput,
+    ProcessingS3Input,
+    ProcessingS3Output,
+)
+from sagemaker.core.training.configs import Compute, InputData  # noqa: E402
+from sagemaker.core.workflow.conditions import ConditionGreaterThan  # noqa: E402
+from sagemaker.core.workflow.execution_variables import ExecutionVariables  # noqa: E402
+from sagemaker.core.workflow.functions import Join, JsonGet  # noqa: E402
+from sagemaker.core.workflow.parameters import (  # noqa: E402
+    ParameterFloat,
+    ParameterInteger,
+    ParameterString,
+)
+from sagemaker.core.workflow.pipeline_context import PipelineSession  # noqa: E402
+from sagemaker.core.workflow.properties import PropertyFile  # noqa: E402
+from sagemaker.mlops.workflow.condition_step import ConditionStep  # noqa: E402
+from sagemaker.mlops.workflow.fail_step import FailStep  # noqa: E402
+from sagemaker.mlops.workflow.lambda_step import (  # noqa: E402
+    LambdaOutput,
+    LambdaOutputTypeEnum,
+    LambdaStep,
+)
+from sagemaker.mlops.workflow.model_step import ModelStep  # noqa: E402
+from sagemaker.mlops.workflow.pipeline import Pipeline  # noqa: E402
+from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep  # noqa: E402
+from sagemaker.serve.model_builder import ModelBuilder  # noqa: E402
+from sagemaker.train import ModelTrainer  # noqa: E402
+
+ACCURACY_PATH = "binary_classification_metrics.accuracy.value"
+CONTENT_TYPES = ["application/json", "application/jsonlines", "text/csv"]
+RESPONSE_TYPES = ["application/json", "application/jsonlines"]
+DEPLOY_OUTPUTS = ("action", "endpoint_name", "model_name", "endpoint_config_name", "reason")
+PROCESSING_BASE = "/opt/ml/processing"
+CACHE = CacheConfig(enable_caching=True, expire_after="P30D")
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Everything a user tunes per run, with defaults from the settings."""
+
+    input_data: ParameterString
+    processing_instance_type: ParameterString
+    processing_instance_count: ParameterInteger
+    training_instance_type: ParameterString
+    ngram_max: ParameterInteger
+    max_features: ParameterInteger
+    regularization_c: ParameterFloat
+    min_df: ParameterInteger
+    accuracy_threshold: ParameterFloat
+    approval_status: ParameterString
+    endpoint_name: ParameterString
+    endpoint_instance_type: ParameterString
+    endpoint_instance_count: ParameterInteger
+    capture_percentage: ParameterInteger
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Parameters:
+        return cls(
+            input_data=ParameterString("InputDataUri", default_value=settings.data_uri),
+            processing_instance_type=ParameterString(
+                "ProcessingInstanceType", default_value=settings.processing_instance_type
+            ),
+            processing_instance_count=ParameterInteger("ProcessingInstanceCount", default_value=1),
+            training_instance_type=ParameterString(
+                "TrainingInstanceType", default_value=settings.training_instance_type
+            ),
+            ngram_max=ParameterInteger("NgramMax", default_value=2),
+            max_features=ParameterInteger("MaxFeatures", default_value=20000),
+            regularization_c=ParameterFloat("RegularizationC", default_value=4.0),
+            min_df=ParameterInteger("MinDf", default_value=1),
+            accuracy_threshold=ParameterFloat("AccuracyThreshold", default_value=0.8),
+            approval_status=ParameterString(
+                "ModelApprovalStatus",
+                default_value=settings.approval_status,
+                enum_values=["Approved", "PendingManualApproval", "Rejected"],
+            ),
+            endpoint_name=ParameterString("EndpointName", default_value=settings.endpoint_name),
+            endpoint_instance_type=ParameterString(
+                "EndpointInstanceType", default_value=settings.endpoint_instance_type
+            ),
+            endpoint_instance_count=ParameterInteger("EndpointInstanceCount", default_value=1),
+            capture_percentage=ParameterInteger("CaptureSamplingPercentage", default_value=100),
+        )
+
+    def all(self) -> list[Any]:
+        return list(vars(self).values())
+
+
+def _execution_uri(settings: Settings, *parts: str) -> Join:
+    """An S3 URI unique to the execution, so runs never overwrite each other's outputs."""
+    return Join(
+        on="/",
+        values=[settings.s3_uri("executions"), ExecutionVariables.PIPELINE_EXECUTION_ID, *parts],
+    )
+
+
+def _s3_input(name: str, uri: Any, local_path: str) -> ProcessingInput:
+    return ProcessingInput(
+        input_name=name,
+        s3_input=ProcessingS3Input(
+            s3_uri=uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"
+        ),
+    )
+
+
+def _s3_output(name: str, uri: Any, local_path: str) -> ProcessingOutput:
+    return ProcessingOutput(
+        output_name=name,
+        s3_output=ProcessingS3Output(s3_uri=uri, local_path=local_path, s3_upload_mode="EndOfJob"),
+    )
+
+
+class _Builder:
+    """Holds what every step needs (settings, session, image, code) while the DAG is built."""
+
+    def __init__(self, settings: Settings, bundle: CodeBundle) -> None:
+        self.settings = settings
+        self.bundle = bundle
+        self.params = Parameters.from_settings(settings)
+        boto_session = boto3.Session(region_name=settings.region)
+        self.session = PipelineSession(boto_session=boto_session, default_bucket=settings.bucket)
+        self.image = image_uris.retrieve(
+            "sklearn",
+            settings.region,
+            version=settings.sklearn_version,
+            instance_type=settings.training_instance_type,
+        )
+
+    def code_uri(self, name: str) -> str:
+        return f"s3://{self.settings.bucket}/{self.bundle.key(self.settings.prefix, name)}"
+
+    def processor(self, base_job_name: str) -> ScriptProcessor:
+        return ScriptProcessor(
+            role=self.settings.role_arn,
+            image_uri=self.image,
+            command=["python3"],
+            instance_type=self.params.processing_instance_type,
+            instance_count=self.params.processing_instance_count,
+            base_job_name=base_job_name,
+            sagemaker_session=self.session,
+            env={"PYTHONUNBUFFERED": "1"},
+        )
+
+    def preprocess(self) -> ProcessingStep:
+        args = self.processor("sentiment-preprocess").run(
+            code=self.code_uri("preprocess.py"),
+            inputs=[_s3_input("raw", self.params.input_data, f"{PROCESSING_BASE}/input/data")],
+            outputs=[
+                _s3_output(
+                    "train", _execution_uri(self.settings, "train"), f"{PROCESSING_BASE}/train"
+                ),
+                _s3_output("test", _execution_uri(self.settings, "test"), f"{PROCESSING_BASE}/test"),
+            ],
+        )
+        return ProcessingStep(
+            name="Preprocess",
+            step_args=args,
+            display_name="Validate and clean reviews",
+            description=(
+                "Checks train.csv and test.csv (columns, labels, text, encoding, classes) and "
+                "writes clean copies; a bad file fails here with its name, line and problem."
+            ),
+            cache_config=CACHE,
+        )
+
+    def train(self, preprocess: ProcessingStep) -> TrainingStep:
+        params = self.params
+        trainer = ModelTrainer(
+            sagemaker_session=self.session,
+            role=self.settings.role_arn,
+            training_image=self.image,
+            base_job_name="sentiment-train",
+            compute=Compute(instance_type=params.training_instance_type, instance_count=1),
+            hyperparameters={
+                "ngram-max": params.ngram_max.to_string(),
+                "max-features": params.max_features.to_string(),
+                "c": params.regularization_c.to_string(),
+                "min-df": params.min_df.to_string(),
+                "sagemaker_program": "train.py",
+                "sagemaker_submit_directory": self.code_uri("sourcedir.tar.gz"),
+            },
+            output_data_config=OutputDataConfig(
+                s3_output_path=_execution_uri(self.settings, "model")
+            ),
+            input_data_config=[
+                InputData(
+                    channel_name="train",
+                    data_source=preprocess.properties.ProcessingOutputConfig.Outputs[
+                        "train"
+                    ].S3Output.S3Uri,
+                )
+            ],
+            environment={"PYTHONUNBUFFERED": "1"},
+        )
+        return TrainingStep(
+            name="Train",
+            step_args=trainer.train(),
+            display_name="Train TF-IDF + logistic regression",
+            description=(
+                "Fits the text classifier with the run's hyperparameters and packs model.tar.gz "
+                "with the model, its digest and code/inference.py."
+            ),
+            cache_config=CACHE,
+        )
+
+    def evaluate(
+        self, preprocess: ProcessingStep, train: TrainingStep, report: PropertyFile
+    ) -> ProcessingStep:
+        args = self.processor("sentiment-evaluate").run(
+            code=self.code_uri("evaluate.py"),
+            inputs=[
+                _s3_input(
+                    "model",
+                    train.properties.ModelArtifacts.S3ModelArtifacts,
+                    f"{PROCESSING_BASE}/model",
+                ),
+                _s3_input(
+                    "test",
+                    preprocess.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri,
+                    f"{PROCESSING_BASE}/test",
+                ),
+            ],
+            outputs=[
+                _s3_output(
+                    "evaluation",
+                    _execution_uri(self.settings, "evaluation"),
+                    f"{PROCESSING_BASE}/evaluation",
+                )
+            ],
+        )
+        return ProcessingStep(
+            name="Evaluate",
+            step_args=args,
+            display_name="Evaluate on the test set",
+            description=(
+                "Scores the packed model on test.csv through its own inference code and writes "
+                "evaluation.json in SageMaker's binary-classification model-quality format."
+            ),
+            property_files=[report],
+            cache_config=CACHE,
+        )
+
+    def register(self, train: TrainingStep, evaluate: ProcessingStep) -> ModelStep:
+        evaluation_uri = Join(
+            on="/",
+            values=[
+                evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
+                "evaluation.json",
+            ],
+        )
+        builder = ModelBuilder(
+            image_uri=self.image,
+            s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
+            sagemaker_session=self.session,
+            role_arn=self.settings.role_arn,
+            # inference.py travels inside model.tar.gz, so no repack step is needed.
+            env_vars={
+                "SAGEMAKER_PROGRAM": "inference.py",
+                "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+            },
+            dependencies=None,
+        )
+        args = builder.register(
+            model_package_group_name=self.settings.model_package_group,
+            content_types=CONTENT_TYPES,
+            response_types=RESPONSE_TYPES,
+            inference_instances=[self.settings.endpoint_instance_type],
+            transform_instances=[self.settings.endpoint_instance_type],
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(
+                    s3_uri=evaluation_uri, content_type="application/json"
+                )
+            ),
+            approval_status=self.params.approval_status,
+            description="Sentiment classifier (TF-IDF + logistic regression)",
+        )
+        return ModelStep(
+            name="RegisterModel",
+            step_args=args,
+            display_name="Register in the model registry",
+            description=(
+                "Adds a version to the model package group with its evaluation metrics and "
+                "the run's approval status."
+            ),
+        )
+
+    def deploy(self, register: ModelStep) -> LambdaStep:
+        params = self.params
+        return LambdaStep(
+            name="DeployEndpoint",
+            display_name="Deploy to the real-time endpoint",
+            description=(
+                "Runs the deploy Lambda: creates or updates the endpoint with data capture on, "
+                "only for an Approved model version."
+            ),
+            lambda_func=Lambda(function_arn=self.settings.deploy_function_arn, session=self.session),
+            inputs={
+                "model_package_arn": register.properties.ModelPackageArn,
+                "endpoint_name": params.endpoint_name,
+                "role_arn": self.settings.role_arn,
+                "instance_type": params.endpoint_instance_type,
+                "instance_count": params.endpoint_instance_count,
+                "capture_destination": self.settings.s3_uri("data-capture"),
+                "capture_percentage": params.capture_percentage,
+            },
+            outputs=[
+                LambdaOutput(output_name=name, output_type=LambdaOutputTypeEnum.String)
+                for name in DEPLOY_OUTPUTS
+            ],
+        )
+
+    def pipeline(self) -> Pipeline:
+        report = PropertyFile(
+            name="EvaluationReport", output_name="evaluation", path="evaluation.json"
+        )
+        preprocess = self.preprocess()
+        train = self.train(preprocess)
+        evaluate = self.evaluate(preprocess, train, report)
+        accuracy = JsonGet(step_name=evaluate.name, property_file=report, json_path=ACCURACY_PATH)
+        register = self.register(train, evaluate)
+        too_low = FailStep(
+            name="AccuracyTooLow",
+            display_name="Stop: accuracy too low",
+            description="Ends the run without registering a model.",
+            error_message=Join(
+                on=" ",
+                values=[
+                    "Model accuracy",
+                    accuracy,
+                    "is not above the threshold",
+                    self.params.accuracy_threshold,
+                    "- nothing was registered or deployed.",
+                ],
+            ),
+        )
+        check = ConditionStep(
+            name="AccuracyCheck",
+            display_name="Accuracy above threshold?",
+            description="Registers and deploys only a model whose test accuracy beats the threshold.",
+            conditions=[ConditionGreaterThan(left=accuracy, right=self.params.accuracy_threshold)],
+            if_steps=[register, self.deploy(register)],
+            else_steps=[too_low],
+        )
+        return Pipeline(
+            name=self.settings.pipeline_name,
+            parameters=self.params.all(),
+            steps=[preprocess, train, evaluate, check],
+            sagemaker_session=self.session,
+        )
+
+
+def get_pipeline(settings: Settings, bundle: CodeBundle | None = None) -> Pipeline:
+    """The pipeline object, for tools that want the SDK's view of it."""
+    return _Builder(settings, bundle or CodeBundle()).pipeline()
+
+
+def definition_json(settings: Settings, bundle: CodeBundle | None = None) -> str:
+    """The definition as pretty, stable JSON: the single source of truth for both targets."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet_sdk_logs()
+        raw = get_pipeline(settings, bundle).definition()
+    return json.dumps(json.loads(raw), indent=2) + "\n"
+
+
+def quiet_sdk_logs() -> None:
+    """The SDK logs chatty INFO lines about defaults and popped job names; keep stdout clean."""
+    for name in ("sagemaker", "botocore.credentials"):
+        logging.getLogger(name).setLevel(logging.ERROR)
