@@ -1,0 +1,73 @@
+# Every target bootstraps .venv on first use, so a fresh clone needs nothing installed by hand.
+# TARGET=local (default) runs against the local SageMaker; TARGET=sagemaker against AWS.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TARGET ?= local
+CLI := $(PY) -m pipelines --target $(TARGET)
+TEXT ?= great value, works perfectly
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast lint definition upload-data upsert-pipeline run-pipeline \
+        status executions invoke models endpoints local-up local-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip >/dev/null
+	@echo "installing the project and its tools into $(VENV) (first run takes a few minutes)" >&2
+	@$(PY) -m pip install --quiet -e '.[dev]' >&2
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv with pinned dependencies
+
+test: $(STAMP) ## run every test (unit, definition, moto, local end to end)
+	$(PY) -m pytest
+
+test-fast: $(STAMP) ## the tests that need no local SageMaker server
+	$(PY) -m pytest -m "not e2e"
+
+lint: $(STAMP) ## ruff and mypy
+	$(PY) -m ruff check pipelines steps tests
+	$(PY) -m mypy pipelines steps
+
+definition: $(STAMP) ## print the pipeline definition JSON (make -s definition: only the JSON)
+	@$(CLI) definition
+
+upload-data: $(STAMP) ## upload data/train.csv and data/test.csv (versioned)
+	$(CLI) data upload data
+
+upsert-pipeline: $(STAMP) ## upload code, create or update the pipeline
+	$(CLI) upsert
+
+run-pipeline: upload-data upsert-pipeline ## upload data, upsert, run and follow an execution
+	$(CLI) start --wait
+
+status: $(STAMP) ## the latest execution's step table
+	$(CLI) status
+
+executions: $(STAMP) ## list executions
+	$(CLI) executions
+
+invoke: $(STAMP) ## send TEXT="..." to the endpoint
+	$(CLI) invoke "$(TEXT)"
+
+models: $(STAMP) ## list model versions
+	$(CLI) models list
+
+endpoints: $(STAMP) ## list endpoints
+	$(CLI) endpoints
+
+local-up: $(STAMP) ## start the local SageMaker server
+	$(CLI) local up
+
+local-down: $(STAMP) ## stop the local SageMaker server (state is kept)
+	$(CLI) local down
+
+clean: ## stop the local server and delete local state and caches
+	-@test -x $(PY) && $(PY) -m pipelines local down
+	rm -rf .local-sagemaker .mypy_cache .ruff_cache

@@ -1,0 +1,109 @@
+"""boto3 clients for the selected target, and object storage behind one small interface.
+
+The CLI never branches on the target beyond this module: for the local target the same boto3 clients
+talk to the local SageMaker server on 127.0.0.1, and storage is the local object store.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Protocol
+
+import boto3
+from botocore.config import Config
+
+from pipelines.settings import Settings
+
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+class Storage(Protocol):
+    """The part of S3 the CLI uses."""
+
+    def put_bytes(self, uri: str, data: bytes) -> str:
+        """Store an object; return its version id."""
+
+    def exists(self, uri: str) -> bool: ...
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an S3 URI: {uri}")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+@dataclass
+class S3Storage:
+    client: Any
+
+    def put_bytes(self, uri: str, data: bytes) -> str:
+        bucket, key = split_s3_uri(uri)
+        response = self.client.put_object(Bucket=bucket, Key=key, Body=data)
+        return str(response.get("VersionId", "null"))
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = split_s3_uri(uri)
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+        except self.client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+
+class Clients:
+    """Lazily created clients; for the local target the server is started on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def local_url(self) -> str:
+        from pipelines.local.daemon import ensure_running
+
+        return ensure_running(self.settings.state_path, self.settings.local_port)
+
+    def _client(self, service: str) -> Any:
+        config = Config(retries={"max_attempts": 3, "mode": "standard"})
+        if not self.settings.is_local:
+            return boto3.Session(region_name=self.settings.region).client(service, config=config)
+        return boto3.Session(region_name=self.settings.region, **LOCAL_CREDENTIALS).client(
+            service, endpoint_url=self.local_url, config=config
+        )
+
+    @cached_property
+    def sagemaker(self) -> Any:
+        return self._client("sagemaker")
+
+    @cached_property
+    def runtime(self) -> Any:
+        return self._client("sagemaker-runtime")
+
+    @cached_property
+    def lambda_(self) -> Any:
+        return self._client("lambda")
+
+    @cached_property
+    def storage(self) -> Storage:
+        if self.settings.is_local:
+            from pipelines.local.store import ObjectStore
+
+            return ObjectStore(self.settings.state_path / "store")
+        return S3Storage(self._client("s3"))
+
+    def local_environment(self) -> dict[str, str]:
+        """What a subprocess needs so that its own boto3 reaches the same target."""
+        if not self.settings.is_local:
+            return dict(os.environ)
+        return {
+            **os.environ,
+            "AWS_ENDPOINT_URL_SAGEMAKER": self.local_url,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.local_url,
+            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+            "AWS_DEFAULT_REGION": self.settings.region,
+        }

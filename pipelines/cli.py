@@ -1,0 +1,295 @@
+"""The command line: a thin layer over SageMaker API calls, the same for both targets.
+
+Errors a user can fix (no credentials, no bucket, an unknown execution) end in one line that says
+what to do, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
+
+from pipelines import executions
+from pipelines.aws import Clients
+from pipelines.settings import REPO_ROOT, Settings, SettingsError, load_settings
+
+DEFAULT_DATA_DIR = REPO_ROOT / "data"
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line."""
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _definition(settings: Settings) -> str:
+    from pipelines.definition import definition_json
+
+    return definition_json(settings)
+
+
+def cmd_definition(settings: Settings, args: argparse.Namespace) -> int:
+    sys.stdout.write(_definition(settings))
+    return 0
+
+
+def cmd_upsert(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.code_bundle import CodeBundle
+    from pipelines.publish import upsert_pipeline
+
+    settings.require_aws()
+    bundle = CodeBundle()
+    clients = Clients(settings)
+    result = upsert_pipeline(clients, _definition(settings), bundle)
+    say(f"code {bundle.digest}: {len(result.uploaded)} artifact(s) uploaded")
+    say(f"{'created' if result.created else 'updated'} pipeline {result.pipeline_arn}")
+    return 0
+
+
+def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
+    settings.require_aws()
+    overrides = executions.parse_overrides(args.param or [])
+    if args.input_data:
+        overrides["InputDataUri"] = args.input_data
+    sm = Clients(settings).sagemaker
+    arn = executions.start_execution(sm, settings.pipeline_name, overrides)
+    say(f"started {arn}")
+    if not args.wait:
+        return 0
+    status = executions.wait_for(sm, arn, say, timeout=args.timeout)
+    return 0 if status == "Succeeded" else 1
+
+
+def _execution_arn(settings: Settings, sm: Any, given: str | None) -> str:
+    if given:
+        return given
+    arn = executions.latest_execution_arn(sm, settings.pipeline_name)
+    if not arn:
+        raise UserError(f"pipeline {settings.pipeline_name} has no executions yet: run `make run-pipeline`")
+    return arn
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    sm = Clients(settings).sagemaker
+    execution, steps = executions.describe(sm, _execution_arn(settings, sm, args.execution))
+    say(executions.execution_summary(execution, steps))
+    return 0 if execution["PipelineExecutionStatus"] != "Failed" else 1
+
+
+def cmd_executions(settings: Settings, args: argparse.Namespace) -> int:
+    sm = Clients(settings).sagemaker
+    summaries = sm.list_pipeline_executions(
+        PipelineName=settings.pipeline_name, SortOrder="Descending", MaxResults=args.limit
+    )["PipelineExecutionSummaries"]
+    if not summaries:
+        say(f"no executions of {settings.pipeline_name}")
+    for summary in summaries:
+        say(
+            f"{summary['StartTime']:%Y-%m-%d %H:%M:%S}  "
+            f"{summary['PipelineExecutionStatus']:<10}  {summary['PipelineExecutionArn']}"
+        )
+    return 0
+
+
+def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.is_local:
+        raise UserError("step logs of SageMaker jobs are in CloudWatch Logs (/aws/sagemaker/*Jobs)")
+    from pipelines.local.logs import step_log
+
+    sm = Clients(settings).sagemaker
+    arn = _execution_arn(settings, sm, args.execution)
+    sys.stdout.write(step_log(settings.state_path, sm, arn, args.step))
+    return 0
+
+
+def cmd_data_upload(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.publish import upload_data
+
+    settings.require_aws()
+    destination = args.to or settings.data_uri
+    versions = upload_data(Clients(settings), Path(args.folder), destination)
+    for name, version in versions.items():
+        say(f"{destination.rstrip('/')}/{name}  version {version}")
+    say(f"run it: python -m pipelines start --input-data {destination} --wait")
+    return 0
+
+
+def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
+    sm = Clients(settings).sagemaker
+    if args.action == "list":
+        response = sm.list_model_packages(
+            ModelPackageGroupName=settings.model_package_group,
+            SortBy="CreationTime",
+            SortOrder="Descending",
+        )
+        if not response["ModelPackageSummaryList"]:
+            say(f"no model versions in {settings.model_package_group}")
+        for package in response["ModelPackageSummaryList"]:
+            say(
+                f"v{package.get('ModelPackageVersion', '?'):<4} "
+                f"{package['ModelApprovalStatus']:<22} {package['CreationTime']:%Y-%m-%d %H:%M:%S}  "
+                f"{package['ModelPackageArn']}"
+            )
+        return 0
+    if not args.package:
+        raise UserError(f"models {args.action} needs a model package ARN or version number")
+    arn = _package_arn(settings, sm, args.package)
+    status = "Approved" if args.action == "approve" else "Rejected"
+    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status)
+    say(f"{arn}: {status}")
+    return 0
+
+
+def _package_arn(settings: Settings, sm: Any, given: str) -> str:
+    if given.startswith("arn:"):
+        return given
+    version = given.lstrip("v")
+    for page in sm.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=settings.model_package_group
+    ):
+        for package in page["ModelPackageSummaryList"]:
+            if str(package.get("ModelPackageVersion")) == version:
+                return str(package["ModelPackageArn"])
+    raise UserError(f"no version {given} in model package group {settings.model_package_group}")
+
+
+def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
+    sm = Clients(settings).sagemaker
+    endpoints = sm.list_endpoints(SortBy="CreationTime", SortOrder="Descending")["Endpoints"]
+    if not endpoints:
+        say("no endpoints")
+    for endpoint in endpoints:
+        detail = sm.describe_endpoint(EndpointName=endpoint["EndpointName"])
+        reason = detail.get("FailureReason", "")
+        say(
+            f"{endpoint['EndpointName']:<28} {endpoint['EndpointStatus']:<10} "
+            f"{detail.get('EndpointConfigName', '')}  {reason}".rstrip()
+        )
+    return 0
+
+
+def cmd_invoke(settings: Settings, args: argparse.Namespace) -> int:
+    body = json.dumps({"review_text": args.text}) if args.text is not None else sys.stdin.read()
+    response = Clients(settings).runtime.invoke_endpoint(
+        EndpointName=args.endpoint or settings.endpoint_name,
+        ContentType=args.content_type,
+        Accept="application/json",
+        Body=body.encode("utf-8"),
+    )
+    say(response["Body"].read().decode("utf-8").strip())
+    return 0
+
+
+def cmd_local(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.local import daemon
+
+    if args.action == "up":
+        say(f"local SageMaker at {daemon.ensure_running(settings.state_path, settings.local_port)}")
+    elif args.action == "down":
+        say("stopped" if daemon.stop(settings.state_path) else "not running")
+    else:
+        info = daemon.running_server(settings.state_path)
+        say(f"running at {info['url']} (pid {info['pid']})" if info else "not running")
+        say(f"state: {settings.state_path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sentiment-pipeline",
+        description="Run the sentiment classifier's SageMaker pipeline, on AWS or locally.",
+    )
+    parser.add_argument("--target", choices=["local", "sagemaker"], help="default: local")
+    parser.add_argument("--region")
+    parser.add_argument("--bucket")
+    parser.add_argument("--role-arn", dest="role_arn")
+    parser.add_argument("--pipeline-name", dest="pipeline_name")
+    parser.add_argument("--state-dir", dest="state_dir", help="local target: where state lives")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable[[Settings, argparse.Namespace], int], help_: str) -> Any:
+        command = sub.add_parser(name, help=help_)
+        command.set_defaults(handler=handler)
+        return command
+
+    add("definition", cmd_definition, "print the pipeline definition JSON")
+    add("upsert", cmd_upsert, "upload the code and create or update the pipeline")
+    start = add("start", cmd_start, "start an execution")
+    start.add_argument("--input-data", help="S3 URI of a folder with train.csv and test.csv")
+    start.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
+    start.add_argument("--wait", action="store_true", help="follow the run; exit 1 unless it succeeds")
+    start.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
+    status = add("status", cmd_status, "an execution's steps (default: the latest)")
+    status.add_argument("execution", nargs="?")
+    listing = add("executions", cmd_executions, "list executions")
+    listing.add_argument("--limit", type=int, default=20)
+    logs = add("logs", cmd_logs, "a step's job log (local target)")
+    logs.add_argument("step")
+    logs.add_argument("--execution")
+    data = add("data", cmd_data_upload, "upload a folder with train.csv and test.csv")
+    data.add_argument("action", choices=["upload"])
+    data.add_argument("folder", nargs="?", default=str(DEFAULT_DATA_DIR))
+    data.add_argument("--to", help="destination S3 URI (default: the project's data prefix)")
+    models = add("models", cmd_models, "list, approve or reject model versions")
+    models.add_argument("action", choices=["list", "approve", "reject"])
+    models.add_argument("package", nargs="?", help="model package ARN or version number")
+    add("endpoints", cmd_endpoints, "list endpoints")
+    invoke = add("invoke", cmd_invoke, "send a review to the endpoint (or a body on stdin)")
+    invoke.add_argument("text", nargs="?")
+    invoke.add_argument("--endpoint")
+    invoke.add_argument("--content-type", default="application/json")
+    local = add("local", cmd_local, "start, stop or inspect the local SageMaker server")
+    local.add_argument("action", choices=["up", "down", "status"])
+    return parser
+
+
+def _explain(error: Exception) -> str:
+    if isinstance(error, NoCredentialsError):
+        return (
+            "no AWS credentials: configure them (aws configure, AWS_PROFILE or SSO), "
+            "or use the local target (--target local)"
+        )
+    if isinstance(error, NoRegionError):
+        return "no AWS region: set PIPELINE_REGION or AWS_REGION"
+    if isinstance(error, EndpointConnectionError):
+        return f"cannot reach {error.kwargs.get('endpoint_url', 'the endpoint')}: check the network"
+    if isinstance(error, ClientError):
+        info = error.response.get("Error", {})
+        return f"{info.get('Code', 'Error')}: {info.get('Message', error)}"
+    return str(error)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    flags = {k: getattr(args, k) for k in ("target", "region", "bucket", "role_arn",
+                                           "pipeline_name", "state_dir")}
+    try:
+        settings = load_settings(flags)
+        return int(args.handler(settings, args))
+    except (
+        UserError,
+        SettingsError,
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+        EndpointConnectionError,
+        FileNotFoundError,
+        ValueError,
+    ) as error:
+        print(f"error: {_explain(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

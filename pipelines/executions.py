@@ -1,0 +1,125 @@
+"""Start executions, follow them, and show their steps as a table.
+
+Only SageMaker API calls are used (Start/Describe/ListPipelineExecution*), so the same code follows a
+run on AWS and on the local SageMaker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+TERMINAL = {"Succeeded", "Failed", "Stopped"}
+Say = Callable[[str], None]
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """`Name=Value` strings from the command line, as pipeline parameter overrides."""
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--param takes Name=Value, got {pair!r}")
+        overrides[name] = value
+    return overrides
+
+
+def start_execution(sm: Any, pipeline_name: str, overrides: Mapping[str, str]) -> str:
+    response = sm.start_pipeline_execution(
+        PipelineName=pipeline_name,
+        PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in overrides.items()],
+    )
+    return str(response["PipelineExecutionArn"])
+
+
+def list_steps(sm: Any, execution_arn: str) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    for page in sm.get_paginator("list_pipeline_execution_steps").paginate(
+        PipelineExecutionArn=execution_arn, SortOrder="Ascending"
+    ):
+        steps.extend(page["PipelineExecutionSteps"])
+    return steps
+
+
+def _duration(step: Mapping[str, Any]) -> str:
+    start, end = step.get("StartTime"), step.get("EndTime")
+    if not isinstance(start, datetime):
+        return ""
+    end = end if isinstance(end, datetime) else datetime.now(start.tzinfo)
+    return f"{(end - start).total_seconds():.1f}s"
+
+
+def _detail(step: Mapping[str, Any]) -> str:
+    if step.get("FailureReason"):
+        return " ".join(str(step["FailureReason"]).split())
+    metadata = step.get("Metadata", {})
+    if "Condition" in metadata:
+        return f"outcome: {metadata['Condition'].get('Outcome')}"
+    if "RegisterModel" in metadata:
+        return str(metadata["RegisterModel"].get("Arn", ""))
+    if "Lambda" in metadata:
+        outputs = {o["Name"]: o.get("Value") for o in metadata["Lambda"].get("OutputParameters", [])}
+        return f"{outputs.get('action', '')} {outputs.get('endpoint_name', '')}".strip()
+    return ""
+
+
+def steps_table(steps: list[dict[str, Any]]) -> str:
+    """A fixed-width table: step, status, duration, detail (failure reason or outcome)."""
+    rows = [("STEP", "STATUS", "TIME", "DETAIL")]
+    rows += [
+        (s["StepName"], s.get("StepStatus", ""), _duration(s), _detail(s))
+        for s in sorted(steps, key=lambda s: s.get("StartTime") or datetime.max)
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
+        + "  "
+        + row[3]
+        for row in rows
+    )
+
+
+def describe(sm: Any, execution_arn: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    return sm.describe_pipeline_execution(PipelineExecutionArn=execution_arn), list_steps(
+        sm, execution_arn
+    )
+
+
+def execution_summary(execution: Mapping[str, Any], steps: list[dict[str, Any]]) -> str:
+    status = execution.get("PipelineExecutionStatus", "")
+    lines = [f"execution {execution['PipelineExecutionArn']}: {status}"]
+    if execution.get("FailureReason"):
+        lines.append(f"reason: {' '.join(str(execution['FailureReason']).split())}")
+    lines.append(steps_table(steps))
+    return "\n".join(lines)
+
+
+def wait_for(
+    sm: Any, execution_arn: str, say: Say, poll_seconds: float = 2.0, timeout: float = 3600
+) -> str:
+    """Poll until the execution ends, printing the step table whenever it changes."""
+    deadline = time.monotonic() + timeout
+    shown = ""
+    while True:
+        execution, steps = describe(sm, execution_arn)
+        status = str(execution["PipelineExecutionStatus"])
+        progress = [(s["StepName"], s.get("StepStatus")) for s in steps]
+        if repr(progress) != shown:
+            shown = repr(progress)
+            say(f"[{datetime.now():%H:%M:%S}] {status}\n{steps_table(steps)}\n")
+        if status in TERMINAL:
+            say(execution_summary(execution, steps))
+            return status
+        if time.monotonic() > deadline:
+            say(f"gave up waiting after {timeout:.0f}s; the execution is still {status}")
+            return status
+        time.sleep(poll_seconds)
+
+
+def latest_execution_arn(sm: Any, pipeline_name: str) -> str | None:
+    summaries = sm.list_pipeline_executions(
+        PipelineName=pipeline_name, SortBy="CreationTime", SortOrder="Descending", MaxResults=1
+    )["PipelineExecutionSummaries"]
+    return str(summaries[0]["PipelineExecutionArn"]) if summaries else None

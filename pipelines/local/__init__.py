@@ -1,0 +1,1 @@
+"""Local SageMaker: pipelines, jobs and endpoints on this machine, without AWS or Docker."""

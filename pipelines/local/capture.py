@@ -1,0 +1,175 @@
+"""SageMaker data capture: sampled request/response pairs as JSON Lines in the object store.
+
+Records and keys follow SageMaker's format so Model Monitor-style readers work unchanged:
+``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-mmm>-<uuid>.jsonl``, one JSON object per
+line with ``captureData.endpointInput`` / ``endpointOutput`` and ``eventMetadata``.
+
+Why it writes through ``store.path_for`` and appends to a file instead of putting whole objects:
+a reader (monitoring, tests, a human with ``tail -f``) sees each record as soon as it is written,
+and every line is flushed whole, so a reader never sees half a record.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import threading
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+DEFAULT_CSV_TYPES = ("text/csv",)
+DEFAULT_JSON_TYPES = ("application/json",)
+MAX_RECORDS_PER_FILE = 1000
+
+
+class PathStore(Protocol):
+    """What capture needs from the object store: where an s3:// URI lives on disk."""
+
+    def path_for(self, uri: str) -> Path: ...
+
+
+def media_type(header: str) -> str:
+    """'Application/JSON; charset=utf-8' -> 'application/json'."""
+    return header.split(";")[0].strip().lower()
+
+
+def inference_time(when: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and a Z, as SageMaker writes it; naive means UTC."""
+    moment = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def encode_payload(
+    body: bytes, content_type: str, mode: str, csv_types: set[str], json_types: set[str]
+) -> dict[str, str]:
+    """One endpointInput/endpointOutput object; text types stay readable, the rest is base64."""
+    kind = media_type(content_type)
+    encoding = "CSV" if kind in csv_types else "JSON" if kind in json_types else "BASE64"
+    data: str | None = None
+    if encoding != "BASE64":
+        try:
+            data = body.decode("utf-8")
+        except UnicodeDecodeError:
+            encoding = "BASE64"  # declared text but not UTF-8: keep the bytes exact
+    if data is None:
+        data = base64.b64encode(body).decode("ascii")
+    return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
+
+
+class CaptureWriter:
+    """Appends sampled records for one endpoint variant; safe to call from many threads."""
+
+    def __init__(
+        self,
+        store: PathStore,
+        destination_s3_uri: str,
+        endpoint_name: str,
+        variant_name: str,
+        sampling_percentage: float,
+        capture_input: bool,
+        capture_output: bool,
+        csv_types: Iterable[str] = DEFAULT_CSV_TYPES,
+        json_types: Iterable[str] = DEFAULT_JSON_TYPES,
+        *,
+        max_records_per_file: int = MAX_RECORDS_PER_FILE,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._prefix = f"{destination_s3_uri.rstrip('/')}/{endpoint_name}/{variant_name}"
+        self._sampling = float(sampling_percentage)
+        self._capture_input = capture_input
+        self._capture_output = capture_output
+        self._csv_types = {media_type(t) for t in csv_types}
+        self._json_types = {media_type(t) for t in json_types}
+        self._max_records = max_records_per_file
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = None
+        self._file_minute: tuple[int, int, int, int, int] | None = None
+        self._file_records = 0
+
+    def sampled(self) -> bool:
+        """Whether this invocation falls in the sampled fraction."""
+        if not (self._capture_input or self._capture_output) or self._sampling <= 0:
+            return False
+        return self._sampling >= 100 or self._rng.random() * 100 < self._sampling
+
+    def record(
+        self,
+        request_body: bytes,
+        request_type: str,
+        response_body: bytes,
+        response_type: str,
+        event_id: str,
+        when: datetime,
+    ) -> bool:
+        """Write one record if sampled; returns whether it was written."""
+        if not self.sampled():
+            return False
+        line = json.dumps(
+            self._record(request_body, request_type, response_body, response_type, event_id, when),
+            separators=(",", ":"),
+        )
+        with self._lock:
+            handle = self._file_for(when)
+            handle.write(line + "\n")
+            handle.flush()
+            self._file_records += 1
+        return True
+
+    def _record(
+        self,
+        request_body: bytes,
+        request_type: str,
+        response_body: bytes,
+        response_type: str,
+        event_id: str,
+        when: datetime,
+    ) -> dict[str, Any]:
+        capture: dict[str, Any] = {}
+        types = (self._csv_types, self._json_types)
+        if self._capture_input:
+            capture["endpointInput"] = encode_payload(request_body, request_type, "INPUT", *types)
+        if self._capture_output:
+            capture["endpointOutput"] = encode_payload(
+                response_body, response_type, "OUTPUT", *types
+            )
+        return {
+            "captureData": capture,
+            "eventMetadata": {"eventId": event_id, "inferenceTime": inference_time(when)},
+            "eventVersion": "0",
+        }
+
+    def _file_for(self, when: datetime) -> IO[str]:
+        """The open file for this minute (lock held). Rotates on a later minute or a full file;
+        a record stamped a moment earlier than the open file (threads race) joins that file
+        rather than reopening an older minute."""
+        moment = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        minute = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
+        later = self._file_minute is None or minute > self._file_minute
+        if self._file is None or later or self._file_records >= self._max_records:
+            self._close_file()
+            self._file = self._open(moment)
+            self._file_minute = minute
+            self._file_records = 0
+        return self._file
+
+    def _open(self, moment: datetime) -> IO[str]:
+        name = f"{moment:%M-%S}-{moment.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
+        path = self._store.path_for(f"{self._prefix}/{moment:%Y/%m/%d/%H}/{name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("a", encoding="utf-8")
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def close(self) -> None:
+        """Close the current file; a later record opens a new one."""
+        with self._lock:
+            self._close_file()

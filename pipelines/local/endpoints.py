@@ -1,0 +1,165 @@
+"""Endpoints as SageMaker describes them, backed by the model server processes of `hosting`.
+
+This is the glue between API state (models, endpoint configs, endpoint records) and the processes:
+it turns an endpoint config into variant specs, records each hosting outcome on the endpoint, brings
+endpoints back after a restart, and deploys a model version when it is approved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from pipelines.local.errors import ServiceError
+from pipelines.local.hosting import CaptureSpec, EndpointNotReady, Hosting, InvokeResult, VariantSpec
+
+if TYPE_CHECKING:
+    from pipelines.local.models import LocalSageMaker
+
+log = logging.getLogger(__name__)
+APPROVAL_EVENT = "SageMaker Model Package State Change"
+
+
+class EndpointHosting:
+    def __init__(self, backend: LocalSageMaker) -> None:
+        self.backend = backend
+        self.processes = Hosting(backend.state_dir, backend.store)
+
+    def _variants(self, config: dict[str, Any]) -> list[VariantSpec]:
+        variants = []
+        for variant in config["ProductionVariants"]:
+            model = self.backend.describe_model({"ModelName": variant["ModelName"]})
+            container = model["PrimaryContainer"]
+            variants.append(
+                VariantSpec(
+                    variant_name=variant.get("VariantName", "AllTraffic"),
+                    model_name=variant["ModelName"],
+                    model_data_url=container["ModelDataUrl"],
+                    environment=dict(container.get("Environment") or {}),
+                    initial_weight=float(variant.get("InitialVariantWeight", 1.0)),
+                )
+            )
+        return variants
+
+    def _described(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The endpoint fields that describe what a config serves."""
+        capture = config.get("DataCaptureConfig")
+        fields: dict[str, Any] = {
+            "EndpointConfigName": config["EndpointConfigName"],
+            "ProductionVariants": [
+                {
+                    "VariantName": v.get("VariantName", "AllTraffic"),
+                    "CurrentWeight": float(v.get("InitialVariantWeight", 1.0)),
+                    "CurrentInstanceCount": int(v.get("InitialInstanceCount", 1)),
+                    "DesiredInstanceCount": int(v.get("InitialInstanceCount", 1)),
+                }
+                for v in config["ProductionVariants"]
+            ],
+            "DataCaptureConfig": None,
+        }
+        if capture:
+            fields["DataCaptureConfig"] = {
+                "EnableCapture": bool(capture.get("EnableCapture", True)),
+                "CaptureStatus": "Started" if capture.get("EnableCapture", True) else "Stopped",
+                "CurrentSamplingPercentage": int(capture.get("InitialSamplingPercentage", 100)),
+                "DestinationS3Uri": capture["DestinationS3Uri"],
+            }
+        return fields
+
+    def deploy(self, endpoint_name: str, config: dict[str, Any]) -> None:
+        """Create or update in the background; the endpoint record follows each outcome."""
+        try:
+            variants = self._variants(config)
+        except ServiceError as error:
+            self.backend.set_endpoint(endpoint_name, EndpointStatus="Failed",
+                                      FailureReason=error.message)
+            return
+
+        def on_status(name: str, status: str, reason: str, serving: str | None) -> None:
+            changes: dict[str, Any] = {"EndpointStatus": status, "FailureReason": reason or None}
+            if status == "Updating":
+                self.backend.set_endpoint(name, **changes)
+                return
+            changes["PendingDeploymentSummary"] = None
+            if serving == config["EndpointConfigName"]:
+                changes.update(self._described(config), _Serving=serving)
+            self.backend.set_endpoint(name, **changes)
+
+        self.processes.deploy(
+            endpoint_name,
+            config["EndpointConfigName"],
+            variants,
+            CaptureSpec.from_config(config.get("DataCaptureConfig")),
+            on_status,
+        )
+
+    def restore_all(self) -> None:
+        """After a restart: serve again what was serving; unfinished updates are abandoned."""
+        for endpoint in self.backend.state.list("endpoint"):
+            serving = endpoint.get("_Serving")
+            name = endpoint["EndpointName"]
+            if not serving:
+                self.backend.set_endpoint(
+                    name, EndpointStatus="Failed",
+                    FailureReason="The local SageMaker server stopped before the endpoint was created.",
+                )
+                continue
+            config = self.backend.describe_endpoint_config({"EndpointConfigName": serving})
+            status, reason = self.processes.restore(
+                name, serving, self._variants(config),
+                CaptureSpec.from_config(config.get("DataCaptureConfig")),
+            )
+            interrupted = endpoint["EndpointStatus"] == "Updating"
+            if interrupted and status == "InService":
+                reason = f"Update interrupted by a server restart; still serving {serving}."
+            self.backend.set_endpoint(
+                name, EndpointStatus=status, FailureReason=reason or None,
+                PendingDeploymentSummary=None, **self._described(config),
+            )
+
+    def invoke(self, endpoint_name: str, body: bytes, content_type: str, accept: str) -> InvokeResult:
+        try:
+            return self.processes.invoke(endpoint_name, body, content_type, accept)
+        except EndpointNotReady as error:
+            raise ServiceError("ValidationError", str(error)) from None
+
+    def delete(self, endpoint_name: str) -> None:
+        self.processes.delete(endpoint_name)
+
+    def on_approved(self, package: dict[str, Any]) -> None:
+        """As the approval rule on AWS does: an approved version goes to the deploy function."""
+        function = self.backend.state.get("function", _deploy_function_name(self.backend))
+        if function is None:
+            log.warning("no deploy function yet (run upsert); %s not deployed",
+                        package["ModelPackageArn"])
+            return
+        event = {
+            "version": "0",
+            "source": "aws.sagemaker",
+            "detail-type": APPROVAL_EVENT,
+            "detail": {
+                "ModelPackageArn": package["ModelPackageArn"],
+                "ModelPackageGroupName": package["ModelPackageGroupName"],
+                "ModelPackageVersion": package["ModelPackageVersion"],
+                "ModelApprovalStatus": package["ModelApprovalStatus"],
+            },
+        }
+
+        def run() -> None:
+            result = self.backend.functions.invoke(function["FunctionName"], event)
+            if result.error:
+                log.error("deploy of %s failed: %s", package["ModelPackageArn"], result.error)
+
+        threading.Thread(target=run, name="approval-deploy", daemon=True).start()
+
+    def shutdown(self) -> None:
+        self.processes.shutdown()
+
+
+def _deploy_function_name(backend: LocalSageMaker) -> str:
+    """The function the approval rule targets: the one whose handler is the deploy handler."""
+    for function in backend.state.list("function"):
+        if function.get("Handler") == "deploy.handler":
+            return str(function["FunctionName"])
+    return ""

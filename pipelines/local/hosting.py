@@ -1,0 +1,798 @@
+"""Local SageMaker hosting: one model server process per endpoint variant, blue/green updates.
+
+``Hosting`` owns every model server process (pipelines/local/model_server.py) of every endpoint:
+it unpacks ``model.tar.gz`` from the object store, starts the server, health-checks it, routes
+invocations over pooled keep-alive connections, writes data capture, and stops servers.
+
+Guarantees, and how they are kept:
+- No request is lost during an update. The new deployment is started and must answer ``/ping``
+  before traffic moves; the move is a reference swap under ``Hosting._lock``; every invocation
+  pins the deployment it started on (a reference count taken under the same lock), and the old
+  deployment is stopped only once that count drops to zero.
+- A failed update changes nothing for clients: the old deployment keeps serving and the status
+  callback reports ``InService`` with an "Update failed" reason.
+- Model servers never outlive their owner. Each is started with PR_SET_PDEATHSIG=SIGTERM. Linux
+  delivers that signal when the *thread* that forked the child exits, not the process, so all
+  processes are forked from one long-lived spawner thread rather than from short-lived deploy
+  threads (which would kill their servers when they finish).
+- One deployment at a time per endpoint (``EndpointBusy`` otherwise), as SageMaker refuses to
+  update an endpoint that is already updating; this keeps status callbacks in order.
+- ``on_status`` is only ever called from the deployment thread, never from inside ``deploy()``,
+  so a caller may hold its own lock while calling ``deploy()``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import http.client
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pipelines.local.capture import DEFAULT_CSV_TYPES, DEFAULT_JSON_TYPES, CaptureWriter, PathStore
+from pipelines.local.model_server import HOST, MAX_PAYLOAD_BYTES
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HEALTH_TIMEOUT_SECONDS = 60.0
+INVOKE_TIMEOUT_SECONDS = 60.0  # SageMaker's model response timeout
+DRAIN_SECONDS = 70.0  # an in-flight invocation may take up to the invoke timeout
+SHUTDOWN_DRAIN_SECONDS = 10.0
+STOP_SECONDS = 10.0
+POLL_SECONDS = 0.05
+MAX_IDLE_CONNECTIONS = 16
+REASON_LIMIT = 1024  # SageMaker's FailureReason length limit
+LOG_TAIL_CHARS = 700
+PR_SET_PDEATHSIG = 1
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # safe as one path component
+
+StatusCallback = Callable[[str, str, str, "str | None"], None]
+
+
+class EndpointNotReady(Exception):
+    """The endpoint does not exist or has no deployment in service."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class EndpointBusy(Exception):
+    """A deployment of this endpoint is already in progress."""
+
+
+class DeploymentError(Exception):
+    """A deployment could not be brought up; the message is the failure reason."""
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    variant_name: str
+    model_name: str
+    model_data_url: str  # s3:// URI of model.tar.gz
+    environment: dict[str, str] = field(default_factory=dict)
+    initial_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class CaptureSpec:
+    destination_s3_uri: str
+    sampling_percentage: float = 100.0
+    capture_input: bool = True
+    capture_output: bool = True
+    csv_types: tuple[str, ...] = DEFAULT_CSV_TYPES
+    json_types: tuple[str, ...] = DEFAULT_JSON_TYPES
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> CaptureSpec | None:
+        """From a CreateEndpointConfig ``DataCaptureConfig``; None when capture is off."""
+        if not config or not config.get("EnableCapture", True):
+            return None
+        modes = {option.get("CaptureMode") for option in config.get("CaptureOptions") or []}
+        header = config.get("CaptureContentTypeHeader") or {}
+        return cls(
+            destination_s3_uri=config["DestinationS3Uri"],
+            sampling_percentage=float(config.get("InitialSamplingPercentage", 100)),
+            capture_input="Input" in modes or not modes,
+            capture_output="Output" in modes or not modes,
+            csv_types=tuple(header.get("CsvContentTypes") or DEFAULT_CSV_TYPES),
+            json_types=tuple(header.get("JsonContentTypes") or DEFAULT_JSON_TYPES),
+        )
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    status: int
+    body: bytes
+    content_type: str
+    variant_name: str = ""
+
+
+def error_result(status: int, message: str, variant_name: str = "") -> InvokeResult:
+    body = json.dumps({"error": message}).encode("utf-8")
+    return InvokeResult(status, body, "application/json", variant_name)
+
+
+# --- model artifacts -------------------------------------------------------------------------
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    """Refuse anything that could write outside the destination or alias another file."""
+    path = PurePosixPath(member.name)
+    if path.is_absolute() or ".." in path.parts:
+        raise DeploymentError(f"unsafe path {member.name!r} in archive")
+    if not (member.isfile() or member.isdir()):
+        raise DeploymentError(f"archive member {member.name!r} is a link or special file")
+
+
+def extract_archive(archive: Path, dest: Path) -> None:
+    """Unpack a tar.gz into a fresh ``dest``, validating every member before writing any."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            for member in members:
+                _check_member(member)
+            tar.extractall(dest, members=members, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise DeploymentError(f"cannot unpack {archive.name}: {exc}") from exc
+
+
+def _locate(store: PathStore, uri: str) -> Path:
+    try:
+        path = store.path_for(uri)
+    except (KeyError, ValueError) as exc:
+        raise DeploymentError(f"cannot locate {uri}: {exc}") from exc
+    if not path.is_file():
+        raise DeploymentError(f"{uri} not found")
+    return path
+
+
+# --- process helpers -------------------------------------------------------------------------
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGTERM the child when its parent (thread) dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def log_tail(path: Path, offset: int = 0, limit: int = LOG_TAIL_CHARS) -> str:
+    """The end of a server log written since ``offset``, for failure reasons."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(offset, path.stat().st_size - 8 * limit))
+            text = handle.read().decode("utf-8", "replace").strip()
+    except OSError as exc:
+        return f"(log unavailable: {exc})"
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def read_port(path: Path, offset: int) -> int | None:
+    """The port from the model server's ``LISTENING <port>`` line, once it has been written."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read(1 << 16).decode("utf-8", "replace")
+    except OSError:
+        return None
+    match = re.search(r"^LISTENING (\d+)$", text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def ping(port: int) -> bool:
+    conn = http.client.HTTPConnection(HOST, port, timeout=2.0)
+    try:
+        conn.request("GET", "/ping")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+class _ConnectionPool:
+    """Idle keep-alive connections to one model server (LIFO, so warm sockets are reused)."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        """POST /invocations; a pooled connection the server dropped is retried once afresh."""
+        conn, reused = self._take()
+        try:
+            return self._exchange(conn, body, headers)
+        except (ConnectionError, http.client.HTTPException):
+            if not reused:
+                raise
+        return self._exchange(self._connect(), body, headers)
+
+    def _exchange(
+        self, conn: http.client.HTTPConnection, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, str]:
+        try:
+            conn.request("POST", "/invocations", body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        except BaseException:
+            conn.close()
+            raise
+        self._give_back(conn, response.will_close)
+        return response.status, data, response.getheader("Content-Type") or ""
+
+    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return self._connect(), False
+
+    def _connect(self) -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection(HOST, self._port, timeout=INVOKE_TIMEOUT_SECONDS)
+        conn.connect()
+        if conn.sock is not None:  # small request/response pairs must not wait for Nagle
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def _give_back(self, conn: http.client.HTTPConnection, will_close: bool) -> None:
+        with self._lock:
+            if not will_close and len(self._idle) < MAX_IDLE_CONNECTIONS:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+# --- one variant's server, one deployment ----------------------------------------------------
+
+
+class _ModelServer:
+    """One model server process serving one variant of one deployment."""
+
+    def __init__(
+        self,
+        variant: VariantSpec,
+        process: subprocess.Popen[bytes],
+        log_path: Path,
+        log_offset: int,
+        capture: CaptureWriter | None,
+    ) -> None:
+        self.variant = variant
+        self.process = process
+        self.log_path = log_path
+        self._log_offset = log_offset
+        self._capture = capture
+        self._pool: _ConnectionPool | None = None
+
+    def wait_ready(self, deadline: float, cancelled: Callable[[], bool]) -> None:
+        """Return once /ping answers 200; raise DeploymentError on exit, timeout or cancel."""
+        port: int | None = None
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                raise DeploymentError(self._reason(f"exited with code {code}"))
+            if cancelled():
+                raise DeploymentError("deployment cancelled")
+            port = port or read_port(self.log_path, self._log_offset)
+            if port is not None and ping(port):
+                self._pool = _ConnectionPool(port)
+                return
+            if time.monotonic() > deadline:
+                raise DeploymentError(
+                    self._reason(f"not healthy within {HEALTH_TIMEOUT_SECONDS:g} s")
+                )
+            time.sleep(POLL_SECONDS)
+
+    def _reason(self, what: str) -> str:
+        tail = log_tail(self.log_path, self._log_offset)
+        return f"model server for variant {self.variant.variant_name} {what}: {tail}"
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> InvokeResult:
+        name = self.variant.variant_name
+        if self._pool is None:
+            return error_result(503, f"model server for variant {name} is not ready", name)
+        try:
+            status, data, data_type = self._pool.post(
+                body, {"Content-Type": content_type, "Accept": accept}
+            )
+        except (OSError, http.client.HTTPException) as exc:
+            return error_result(502, f"model server for variant {name} unreachable: {exc}", name)
+        return InvokeResult(status, data, data_type or accept, name)
+
+    def capture(self, body: bytes, content_type: str, result: InvokeResult, when: datetime) -> None:
+        """Data capture must never fail an invocation that succeeded, so errors are only logged."""
+        if self._capture is None:
+            return
+        try:
+            self._capture.record(
+                body, content_type, result.body, result.content_type, str(uuid.uuid4()), when
+            )
+        except (OSError, ValueError, KeyError):
+            log.exception("data capture failed for variant %s", self.variant.variant_name)
+
+    def stop(self) -> None:
+        """SIGTERM (the server finishes in-flight work), SIGKILL if it hangs. Idempotent."""
+        if self._pool is not None:
+            self._pool.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(STOP_SECONDS)
+        if self._capture is not None:
+            self._capture.close()
+
+
+class _Deployment:
+    """The servers of one deployment plus a count of invocations currently using them."""
+
+    def __init__(self, deployment_id: str, servers: list[_ModelServer]) -> None:
+        self.deployment_id = deployment_id
+        self.servers = servers
+        self._users = 0
+        self._idle = threading.Condition()
+
+    def acquire(self) -> None:
+        with self._idle:
+            self._users += 1
+
+    def release(self) -> None:
+        with self._idle:
+            self._users -= 1
+            if self._users == 0:
+                self._idle.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._users == 0, timeout)
+
+    def pick(self, target_variant: str | None) -> _ModelServer:
+        """The target variant, else a weighted random one (SageMaker's traffic split)."""
+        if target_variant is not None:
+            for server in self.servers:
+                if server.variant.variant_name == target_variant:
+                    return server
+            raise ValueError(f"variant {target_variant} not found in {self.deployment_id}")
+        if len(self.servers) == 1:
+            return self.servers[0]
+        weights = [max(server.variant.initial_weight, 0.0) for server in self.servers]
+        if sum(weights) <= 0:
+            return random.choice(self.servers)
+        return random.choices(self.servers, weights)[0]
+
+
+@dataclass(eq=False)
+class _Endpoint:
+    name: str
+    serving: _Deployment | None = None
+    busy: bool = False
+
+
+Outcome = tuple[str, str, "str | None"]  # (status, failure_reason, serving_deployment_id)
+
+
+# --- the public facade -----------------------------------------------------------------------
+
+
+class Hosting:
+    """All model server processes of all endpoints. Thread-safe."""
+
+    def __init__(self, state_dir: Path, store: PathStore, python: str = sys.executable) -> None:
+        self._state_dir = Path(state_dir)
+        self._store = store
+        self._python = python
+        self._lock = threading.Lock()
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._live: set[_ModelServer] = set()
+        self._closed = False
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-server-spawner")
+
+    # public API
+
+    def deploy(
+        self,
+        endpoint_name: str,
+        deployment_id: str,
+        variants: list[VariantSpec],
+        capture: CaptureSpec | None,
+        on_status: StatusCallback,
+    ) -> None:
+        """Create or update an endpoint in the background; results arrive through on_status."""
+        endpoint = self._claim(endpoint_name, deployment_id, variants)
+        threading.Thread(
+            target=self._deploy_worker,
+            args=(endpoint, deployment_id, list(variants), capture, on_status),
+            name=f"deploy-{endpoint_name}-{deployment_id}",
+            daemon=True,
+        ).start()
+
+    def restore(
+        self,
+        endpoint_name: str,
+        deployment_id: str,
+        variants: list[VariantSpec],
+        capture: CaptureSpec | None,
+    ) -> tuple[str, str]:
+        """Bring a deployment back (after a server restart), synchronously: (status, reason)."""
+        with self._lock:
+            current = self._endpoints.get(endpoint_name)
+            if current and current.serving and current.serving.deployment_id == deployment_id:
+                return "InService", ""
+        endpoint = self._claim(endpoint_name, deployment_id, variants)
+        outcome = self._finish(
+            endpoint, self._guarded_roll_out(endpoint, deployment_id, variants, capture, None)
+        )
+        return (outcome[0], outcome[1]) if outcome else ("Failed", "endpoint was deleted")
+
+    def invoke(
+        self,
+        endpoint_name: str,
+        body: bytes,
+        content_type: str,
+        accept: str,
+        target_variant: str | None = None,
+    ) -> InvokeResult:
+        """Forward one invocation to the serving deployment; capture it if it succeeded."""
+        when = datetime.now(UTC)
+        deployment = self._acquire(endpoint_name)
+        try:
+            server = deployment.pick(target_variant)
+            if len(body) > MAX_PAYLOAD_BYTES:
+                message = f"request body of {len(body)} bytes exceeds {MAX_PAYLOAD_BYTES} bytes"
+                return error_result(413, message, server.variant.variant_name)
+            result = server.invoke(body, content_type, accept)
+            if 200 <= result.status < 300:
+                server.capture(body, content_type, result, when)
+            return result
+        finally:
+            deployment.release()
+
+    def delete(self, endpoint_name: str) -> None:
+        """Stop serving at once; returns after in-flight invocations finished and servers stopped.
+        A deployment still in progress is cancelled by its own thread."""
+        with self._lock:
+            endpoint = self._endpoints.pop(endpoint_name, None)
+            deployment = endpoint.serving if endpoint else None
+            if endpoint:
+                endpoint.serving = None
+        if deployment:
+            self._retire(deployment, DRAIN_SECONDS)
+
+    def shutdown(self) -> None:
+        """Stop every model server (including ones still starting) and the spawner thread."""
+        with self._lock:
+            self._closed = True
+            deployments = [e.serving for e in self._endpoints.values() if e.serving]
+            self._endpoints.clear()
+        for deployment in deployments:
+            self._retire(deployment, SHUTDOWN_DRAIN_SECONDS)
+        with self._lock:
+            starting = list(self._live)
+        for server in starting:
+            self._stop(server)
+        self._spawner.shutdown(wait=True)
+
+    def server_pids(self, endpoint_name: str) -> dict[str, int]:
+        """Variant name -> pid of the serving model server (for operators and tests)."""
+        with self._lock:
+            endpoint = self._endpoints.get(endpoint_name)
+            servers = endpoint.serving.servers if endpoint and endpoint.serving else []
+            return {server.variant.variant_name: server.process.pid for server in servers}
+
+    # registry and locking
+
+    def _claim(self, name: str, deployment_id: str, variants: list[VariantSpec]) -> _Endpoint:
+        """Validate, then mark the endpoint busy so only one deployment runs at a time."""
+        _validate(name, deployment_id, variants)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("hosting is shut down")
+            endpoint = self._endpoints.setdefault(name, _Endpoint(name))
+            if endpoint.busy:
+                raise EndpointBusy(f"endpoint {name} is already being deployed")
+            if endpoint.serving and endpoint.serving.deployment_id == deployment_id:
+                raise ValueError(f"deployment {deployment_id} is already serving {name}")
+            endpoint.busy = True
+            return endpoint
+
+    def _finish(self, endpoint: _Endpoint, outcome: Outcome | None) -> Outcome | None:
+        """Clear busy; the outcome only matters if the endpoint was not deleted meanwhile."""
+        with self._lock:
+            endpoint.busy = False
+            registered = self._endpoints.get(endpoint.name) is endpoint
+        return outcome if registered else None
+
+    def _acquire(self, name: str) -> _Deployment:
+        """Pin the serving deployment; under the lock so a swap cannot slip in between."""
+        with self._lock:
+            endpoint = self._endpoints.get(name)
+            deployment = endpoint.serving if endpoint else None
+            if deployment is None:
+                state = "not in service" if endpoint else "not found"
+                raise EndpointNotReady(f"endpoint {name} is {state}")
+            deployment.acquire()
+            return deployment
+
+    def _activate(self, endpoint: _Endpoint, deployment: _Deployment) -> bool:
+        """The atomic switch: from here on new invocations go to ``deployment``."""
+        with self._lock:
+            if self._closed or self._endpoints.get(endpoint.name) is not endpoint:
+                return False
+            endpoint.serving = deployment
+            return True
+
+    def _serving(self, endpoint: _Endpoint) -> _Deployment | None:
+        with self._lock:
+            return endpoint.serving
+
+    def _cancelled(self, endpoint: _Endpoint) -> bool:
+        with self._lock:
+            return self._closed or self._endpoints.get(endpoint.name) is not endpoint
+
+    # deployment flow
+
+    def _deploy_worker(
+        self,
+        endpoint: _Endpoint,
+        deployment_id: str,
+        variants: list[VariantSpec],
+        capture: CaptureSpec | None,
+        on_status: StatusCallback,
+    ) -> None:
+        outcome = self._guarded_roll_out(endpoint, deployment_id, variants, capture, on_status)
+        outcome = self._finish(endpoint, outcome)
+        if outcome is not None:
+            _notify(on_status, endpoint.name, *outcome)
+
+    def _guarded_roll_out(
+        self,
+        endpoint: _Endpoint,
+        deployment_id: str,
+        variants: list[VariantSpec],
+        capture: CaptureSpec | None,
+        on_status: StatusCallback | None,
+    ) -> Outcome | None:
+        """_roll_out, with a bug turned into a reported failure instead of a stuck endpoint."""
+        try:
+            return self._roll_out(endpoint, deployment_id, variants, capture, on_status)
+        except Exception as exc:
+            log.exception("deployment %s of %s failed unexpectedly", deployment_id, endpoint.name)
+            return _failure(self._serving(endpoint), f"internal error: {exc}")
+
+    def _roll_out(
+        self,
+        endpoint: _Endpoint,
+        deployment_id: str,
+        variants: list[VariantSpec],
+        capture: CaptureSpec | None,
+        on_status: StatusCallback | None,
+    ) -> Outcome | None:
+        """Blue/green: start and health-check the new deployment, swap, drain and stop the old."""
+        old = self._serving(endpoint)
+        if old is not None and on_status is not None:
+            _notify(on_status, endpoint.name, "Updating", "", old.deployment_id)
+        try:
+            new = self._start_deployment(endpoint, deployment_id, variants, capture)
+        except DeploymentError as exc:
+            return _failure(old, str(exc))
+        if not self._activate(endpoint, new):
+            self._retire(new, 0)
+            return None
+        if old is not None:
+            self._retire(old, DRAIN_SECONDS)
+        return "InService", "", deployment_id
+
+    def _start_deployment(
+        self,
+        endpoint: _Endpoint,
+        deployment_id: str,
+        variants: list[VariantSpec],
+        capture: CaptureSpec | None,
+    ) -> _Deployment:
+        """Start every variant's server, then wait for all of them to pass /ping."""
+        deployment_dir = self._state_dir / "endpoints" / endpoint.name / deployment_id
+        servers: list[_ModelServer] = []
+        try:
+            for variant in variants:
+                variant_dir = (
+                    deployment_dir / variant.variant_name if len(variants) > 1 else deployment_dir
+                )
+                servers.append(self._launch(endpoint.name, variant, variant_dir, capture))
+            deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
+            for server in servers:
+                server.wait_ready(deadline, lambda: self._cancelled(endpoint))
+        except BaseException:
+            for server in servers:
+                self._stop(server)
+            raise
+        return _Deployment(deployment_id, servers)
+
+    def _launch(
+        self,
+        endpoint_name: str,
+        variant: VariantSpec,
+        variant_dir: Path,
+        capture: CaptureSpec | None,
+    ) -> _ModelServer:
+        """Unpack the model and start its server (not yet healthy)."""
+        model_dir = variant_dir / "model"
+        extract_archive(_locate(self._store, variant.model_data_url), model_dir)
+        env = self._environment(variant, model_dir, variant_dir)
+        writer = self._capture_writer(endpoint_name, variant.variant_name, capture)
+        log_path = variant_dir / "server.log"
+        process, offset = self._spawn(model_dir, env, log_path)
+        server = _ModelServer(variant, process, log_path, offset, writer)
+        self._track(server)
+        return server
+
+    def _environment(
+        self, variant: VariantSpec, model_dir: Path, variant_dir: Path
+    ) -> dict[str, str]:
+        """The parent's environment minus its SAGEMAKER_* settings, plus the variant's, with the
+        container paths SageMaker would use mapped onto this machine."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+        env.update({key: str(value) for key, value in variant.environment.items()})
+        submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+        if submit.startswith("s3://"):
+            code_dir = variant_dir / "code"
+            extract_archive(_locate(self._store, submit), code_dir)
+            env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(code_dir)
+        elif submit == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
+            env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(model_dir / submit[len("/opt/ml/model/") :])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _spawn(
+        self, model_dir: Path, env: dict[str, str], log_path: Path
+    ) -> tuple[subprocess.Popen[bytes], int]:
+        """Fork on the spawner thread (see module docstring: PDEATHSIG follows the thread)."""
+        argv = [
+            self._python,
+            "-m",
+            "pipelines.local.model_server",
+            "--model-dir",
+            str(model_dir),
+            "--port",
+            "0",
+        ]
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log_file:
+            offset = log_file.seek(0, os.SEEK_END)
+            try:
+                future = self._spawner.submit(
+                    subprocess.Popen,
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=str(model_dir.parent),
+                    preexec_fn=_die_with_parent(),
+                    start_new_session=True,
+                )
+            except RuntimeError as exc:  # the executor was shut down
+                raise DeploymentError("hosting is shutting down") from exc
+            try:
+                return future.result(), offset
+            except OSError as exc:
+                raise DeploymentError(f"cannot start the model server: {exc}") from exc
+
+    def _capture_writer(
+        self, endpoint_name: str, variant_name: str, capture: CaptureSpec | None
+    ) -> CaptureWriter | None:
+        if capture is None:
+            return None
+        return CaptureWriter(
+            self._store,
+            capture.destination_s3_uri,
+            endpoint_name,
+            variant_name,
+            capture.sampling_percentage,
+            capture.capture_input,
+            capture.capture_output,
+            capture.csv_types,
+            capture.json_types,
+        )
+
+    # process bookkeeping
+
+    def _track(self, server: _ModelServer) -> None:
+        """Register a started server so shutdown() can find it even mid-deployment."""
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._live.add(server)
+        if closed:
+            server.stop()
+            raise DeploymentError("hosting is shutting down")
+
+    def _stop(self, server: _ModelServer) -> None:
+        server.stop()
+        with self._lock:
+            self._live.discard(server)
+
+    def _retire(self, deployment: _Deployment, drain_seconds: float) -> None:
+        """Wait for the deployment's in-flight invocations (bounded), then stop its servers."""
+        if not deployment.drain(drain_seconds):
+            log.warning(
+                "deployment %s still busy after %.0f s; stopping it anyway",
+                deployment.deployment_id,
+                drain_seconds,
+            )
+        for server in deployment.servers:
+            self._stop(server)
+
+
+# --- small pure helpers ----------------------------------------------------------------------
+
+
+def _validate(name: str, deployment_id: str, variants: list[VariantSpec]) -> None:
+    """Names become path components, so they must be plain; variants must be usable."""
+    for label, value in (("endpoint name", name), ("deployment id", deployment_id)):
+        if not NAME.fullmatch(value):
+            raise ValueError(f"invalid {label} {value!r}")
+    if not variants:
+        raise ValueError("a deployment needs at least one production variant")
+    names = [variant.variant_name for variant in variants]
+    for variant_name in names:
+        if not NAME.fullmatch(variant_name):
+            raise ValueError(f"invalid variant name {variant_name!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate variant names in {names}")
+
+
+def _failure(old: _Deployment | None, reason: str) -> Outcome:
+    """A new endpoint fails; an update that fails leaves the old deployment in service."""
+    if old is None:
+        return "Failed", reason[:REASON_LIMIT], None
+    suffix = f"; still serving {old.deployment_id}"
+    room = REASON_LIMIT - len("Update failed: ") - len(suffix)
+    return "InService", f"Update failed: {reason[:room]}{suffix}", old.deployment_id
+
+
+def _notify(
+    on_status: StatusCallback, name: str, status: str, reason: str, serving_id: str | None
+) -> None:
+    """A failing callback must not kill the deployment thread (or leave the endpoint busy)."""
+    try:
+        on_status(name, status, reason, serving_id)
+    except Exception:
+        log.exception("status callback failed for endpoint %s (%s)", name, status)

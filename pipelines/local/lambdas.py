@@ -1,0 +1,153 @@
+"""Local Lambda: functions are stored zips, invoked in a subprocess whose boto3 reaches this server.
+
+The deploy step on AWS is a Lambda function; here the very same handler file runs as a child
+process with `AWS_ENDPOINT_URL_SAGEMAKER` pointing back at the local SageMaker, so the code path that
+creates models, endpoint configs and endpoints is the one that runs in the cloud.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.local.errors import ServiceError, invalid, not_found
+from pipelines.local.state import State
+
+BOOTSTRAP = """
+import importlib, json, sys, traceback
+module_name, function_name, result_path = sys.argv[1:4]
+event = json.load(sys.stdin)
+try:
+    handler = getattr(importlib.import_module(module_name), function_name)
+    result = {"ok": handler(event, None)}
+except Exception as error:
+    traceback.print_exc()
+    result = {"errorType": type(error).__name__, "errorMessage": str(error)}
+with open(result_path, "w") as handle:
+    json.dump(result, handle, default=str)
+"""
+
+
+@dataclass
+class Invocation:
+    payload: Any
+    error: str = ""
+    log: str = ""
+
+
+class Functions:
+    def __init__(self, state: State, root: Path, region: str, server_url: str) -> None:
+        self.state = state
+        self.root = root
+        self.region = region
+        self.server_url = server_url
+
+    def _arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{self.region}:000000000000:function:{name}"
+
+    def _save_code(self, name: str, zipped: bytes) -> tuple[str, str]:
+        """Unpack the zip once per content hash; return (CodeSha256, code directory)."""
+        try:
+            zipfile.ZipFile(io.BytesIO(zipped)).testzip()
+        except zipfile.BadZipFile:
+            raise invalid("Could not unzip uploaded file.") from None
+        digest = base64.b64encode(hashlib.sha256(zipped).digest()).decode()
+        code_dir = self.root / name / hashlib.sha256(zipped).hexdigest()[:16]
+        if not code_dir.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=self.root))
+            with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+                for member in archive.namelist():
+                    if member.startswith("/") or ".." in Path(member).parts:
+                        raise invalid(f"unsafe path in function code: {member}")
+                archive.extractall(tmp)
+            code_dir.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, code_dir)
+        return digest, str(code_dir)
+
+    def create(self, request: dict[str, Any], now: float) -> dict[str, Any]:
+        name = request["FunctionName"]
+        if self.state.get("function", name):
+            raise ServiceError("ResourceConflictException", f"Function already exist: {name}", 409)
+        zipped = base64.b64decode(request.get("Code", {}).get("ZipFile", ""))
+        sha, code_dir = self._save_code(name, zipped)
+        body = {
+            "FunctionName": name,
+            "FunctionArn": self._arn(name),
+            "Runtime": request.get("Runtime", "python3.12"),
+            "Role": request.get("Role", ""),
+            "Handler": request.get("Handler", "deploy.handler"),
+            "Timeout": int(request.get("Timeout", 3)),
+            "Environment": request.get("Environment", {"Variables": {}}),
+            "CodeSha256": sha,
+            "CodeSize": len(zipped),
+            "State": "Active",
+            "_CodeDir": code_dir,
+        }
+        self.state.put("function", name, body, now)
+        return _public(body)
+
+    def update_code(self, name: str, zipped: bytes) -> dict[str, Any]:
+        body = self._get(name)
+        body["CodeSha256"], body["_CodeDir"] = self._save_code(name, zipped)
+        body["CodeSize"] = len(zipped)
+        self.state.put("function", name, body, 0)
+        return _public(body)
+
+    def get(self, name: str) -> dict[str, Any]:
+        return {"Configuration": _public(self._get(name))}
+
+    def _get(self, name_or_arn: str) -> dict[str, Any]:
+        name = name_or_arn.rsplit(":function:", 1)[-1].split(":")[0]
+        body = self.state.get("function", name)
+        if body is None:
+            raise not_found("function", name, code="ResourceNotFoundException")
+        return body
+
+    def invoke(self, name_or_arn: str, event: Any) -> Invocation:
+        """Run the handler once; an exception in it becomes `error`, as Lambda reports it."""
+        body = self._get(name_or_arn)
+        module, _, function = body["Handler"].rpartition(".")
+        env = {
+            **os.environ,
+            **body.get("Environment", {}).get("Variables", {}),
+            "AWS_ENDPOINT_URL_SAGEMAKER": self.server_url,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.server_url,
+            "AWS_ENDPOINT_URL_LAMBDA": self.server_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_LAMBDA_FUNCTION_NAME": body["FunctionName"],
+            "PYTHONPATH": body["_CodeDir"],
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            result_path = Path(tmp) / "result.json"
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-c", BOOTSTRAP, module, function, str(result_path)],
+                    input=json.dumps(event), capture_output=True, text=True, env=env,
+                    cwd=body["_CodeDir"], timeout=body["Timeout"],
+                )
+            except subprocess.TimeoutExpired:
+                return Invocation(None, f"Task timed out after {body['Timeout']} seconds")
+            log = done.stdout + done.stderr
+            if not result_path.exists():
+                return Invocation(None, f"Runtime exited with code {done.returncode}", log)
+            result = json.loads(result_path.read_text())
+        if "ok" in result:
+            return Invocation(result["ok"], "", log)
+        return Invocation(None, f"{result['errorType']}: {result['errorMessage']}", log)
+
+
+def _public(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if not k.startswith("_")}

@@ -1,0 +1,312 @@
+"""The local inference container: SageMaker's serving contract over HTTP, without Docker.
+
+Run as ``python -m pipelines.local.model_server --model-dir DIR --port PORT``. Like the SageMaker
+scikit-learn serving image it imports ``$SAGEMAKER_PROGRAM`` (default ``inference.py``) from
+``$SAGEMAKER_SUBMIT_DIRECTORY`` (default ``DIR/code``), calls ``model_fn(DIR)`` once, then answers
+``GET /ping`` and ``POST /invocations`` with ``input_fn`` -> ``predict_fn`` -> ``output_fn``.
+
+Design notes (why it looks like this):
+- The model is loaded *before* the port is bound, so a model that fails to load can never answer
+  ``/ping``; the process exits 1 with the error on stderr instead.
+- ``LISTENING <port>`` is the first stdout line, so a parent can use ``--port 0`` and learn the port
+  without racing another process for a "free" one.
+- A threaded HTTP/1.1 server with keep-alive and no per-request logging keeps per-request overhead
+  to a dict lookup and two socket writes; Nagle is disabled so those writes are not delayed.
+- SIGTERM stops accepting, waits for in-flight requests, then exits: the blue/green switch in
+  hosting.py relies on that to lose no request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+HOST = "127.0.0.1"
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time inference request limit
+DEFAULT_CONTENT_TYPE = "application/json"
+DEFAULT_PROGRAM = "inference.py"
+IDLE_CONNECTION_SECONDS = 300  # reap keep-alive connections a client abandoned
+DRAIN_SECONDS = 90.0  # longer than SageMaker's 60 s invocation timeout
+
+
+class RequestError(Exception):
+    """A client error raised by the default handlers (same shape as inference.RequestError)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# Default handlers, used when the user module leaves one out (as the SageMaker toolkit does).
+def _default_input_fn(body: bytes, content_type: str) -> Any:
+    if content_type.split(";")[0].strip().lower() != DEFAULT_CONTENT_TYPE:
+        raise RequestError(415, f"unsupported content type {content_type!r}")
+    return json.loads(body)
+
+
+def _default_predict_fn(data: Any, model: Any) -> Any:
+    return model.predict(data)
+
+
+def _default_output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
+    if accept.split(";")[0].strip().lower() != DEFAULT_CONTENT_TYPE:
+        raise RequestError(406, f"unsupported accept type {accept!r}")
+    text = json.dumps(prediction, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    return text.encode("utf-8"), DEFAULT_CONTENT_TYPE
+
+
+@dataclass
+class ModelApp:
+    """The loaded model and its handler chain, independent of HTTP so it is easy to test."""
+
+    model: Any
+    input_fn: Callable[[bytes, str], Any]
+    predict_fn: Callable[[Any, Any], Any]
+    output_fn: Callable[[Any, str], Any]
+
+    @classmethod
+    def load(cls, model_dir: Path) -> ModelApp:
+        module = import_program(model_dir)
+        model_fn = getattr(module, "model_fn", None)
+        if model_fn is None:
+            raise RuntimeError(f"{module.__file__} defines no model_fn(model_dir)")
+        return cls(
+            model=model_fn(str(model_dir)),
+            input_fn=getattr(module, "input_fn", _default_input_fn),
+            predict_fn=getattr(module, "predict_fn", _default_predict_fn),
+            output_fn=getattr(module, "output_fn", _default_output_fn),
+        )
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        data = self.input_fn(body, content_type)
+        prediction = self.predict_fn(data, self.model)
+        return normalise_output(self.output_fn(prediction, accept), accept)
+
+
+def import_program(model_dir: Path) -> ModuleType:
+    """Import the handler module by file path, with its directory importable for its siblings."""
+    program = os.environ.get("SAGEMAKER_PROGRAM") or DEFAULT_PROGRAM
+    if not program.endswith(".py"):
+        program += ".py"
+    submit_dir = Path(os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or model_dir / "code")
+    path = submit_dir / program
+    if not path.is_file():
+        raise FileNotFoundError(f"handler module {path} not found")
+    name = Path(program).stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    sys.path.insert(0, str(submit_dir))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # so pickles and dataclasses referring to it resolve
+    spec.loader.exec_module(module)
+    return module
+
+
+def normalise_output(result: Any, accept: str) -> tuple[bytes, str]:
+    """output_fn may return (body, content_type) or just a body; the body may be str or bytes."""
+    body, content_type = result if isinstance(result, tuple) else (result, accept)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if not isinstance(body, (bytes, bytearray)):
+        raise TypeError(f"output_fn returned a {type(body).__name__}, expected bytes or str")
+    return bytes(body), str(content_type or accept)
+
+
+def client_error(exc: BaseException) -> tuple[int, str] | None:
+    """(status, message) when the exception carries an int 4xx ``.status``, else None."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 499:
+        return None
+    message = getattr(exc, "message", None)
+    return status, str(message) if message is not None else str(exc)
+
+
+class InFlight:
+    """Counts requests being handled so a graceful stop can wait for them."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+        self.stopping = False
+
+    def __enter__(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._idle:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout)
+
+
+class ModelHTTPServer(ThreadingHTTPServer):
+    """Thread per connection; daemon threads and no join on close, so idle keep-alive
+    connections never hold up shutdown (in-flight requests are awaited via InFlight instead)."""
+
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], app: ModelApp) -> None:
+        super().__init__(address, Handler)
+        self.app = app
+        self.in_flight = InFlight()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "LocalSageMakerModelServer/1.0"
+    disable_nagle_algorithm = True
+    timeout = IDLE_CONNECTION_SECONDS
+
+    @property
+    def model_server(self) -> ModelHTTPServer:
+        return cast(ModelHTTPServer, self.server)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """No access log: writing a line per request to stderr costs more than the request."""
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        sys.stderr.write(f"model server: {format % args}\n")
+
+    def do_GET(self) -> None:
+        with self.model_server.in_flight:
+            path = urlsplit(self.path).path
+            if path == "/ping":
+                self._send(200, b'{"status": "healthy"}', DEFAULT_CONTENT_TYPE)
+            elif path == "/invocations":
+                self._send_error(405, "use POST for /invocations")
+            else:
+                self._send_error(404, f"no route for GET {path}")
+
+    def do_POST(self) -> None:
+        with self.model_server.in_flight:
+            body = self._read_body()
+            if body is None:
+                return
+            path = urlsplit(self.path).path
+            if path == "/invocations":
+                self._invoke(body)
+            elif path == "/ping":
+                self._send_error(405, "use GET for /ping")
+            else:
+                self._send_error(404, f"no route for POST {path}")
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None after answering 411/400/413 (then the connection closes,
+        since an unread body would otherwise be parsed as the next request)."""
+        header = self.headers.get("Content-Length")
+        if header is None:
+            self._send_error(411, "Content-Length is required", close=True)
+            return None
+        try:
+            length = int(header)
+            if length < 0:
+                raise ValueError(header)
+        except ValueError:
+            self._send_error(400, f"invalid Content-Length {header!r}", close=True)
+            return None
+        if length > MAX_PAYLOAD_BYTES:
+            message = f"request body of {length} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit"
+            self._send_error(413, message, close=True)
+            return None
+        return self.rfile.read(length)
+
+    def _invoke(self, body: bytes) -> None:
+        content_type = self.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE
+        accept = self.headers.get("Accept") or DEFAULT_CONTENT_TYPE
+        if accept.strip() == "*/*":
+            accept = DEFAULT_CONTENT_TYPE
+        try:
+            payload, payload_type = self.model_server.app.invoke(body, content_type, accept)
+        except Exception as exc:
+            self._send_exception(exc)
+            return
+        self._send(200, payload, payload_type)
+
+    def _send_exception(self, exc: Exception) -> None:
+        known = client_error(exc)
+        if known is not None:
+            self._send_error(*known)
+            return
+        traceback.print_exc(file=sys.stderr)
+        self._send_error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _send_error(self, status: int, message: str, close: bool = False) -> None:
+        body = json.dumps({"error": message}).encode("utf-8")
+        self._send(status, body, DEFAULT_CONTENT_TYPE, close)
+
+    def _send(self, status: int, body: bytes, content_type: str, close: bool = False) -> None:
+        close = close or self.model_server.in_flight.stopping
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve_until_signalled(server: ModelHTTPServer, drain_seconds: float = DRAIN_SECONDS) -> None:
+    """Serve on a worker thread; on SIGTERM/SIGINT stop accepting, then wait for in-flight work.
+
+    serve_forever runs off the main thread because shutdown() called from a signal handler on the
+    thread running serve_forever would deadlock."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    worker = threading.Thread(target=server.serve_forever, name="accept", daemon=True)
+    worker.start()
+    while not stop.wait(1.0) and worker.is_alive():
+        pass
+    server.in_flight.stopping = True
+    server.shutdown()
+    if not server.in_flight.wait_idle(drain_seconds):
+        sys.stderr.write("model server: in-flight requests did not finish; exiting anyway\n")
+    server.server_close()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        app = ModelApp.load(args.model_dir)
+    except BaseException as exc:  # noqa: BLE001 - any load failure must end the process
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.write(f"model server: failed to load the model from {args.model_dir}: {exc}\n")
+        return 1
+    server = ModelHTTPServer((HOST, args.port), app)
+    print(f"LISTENING {server.server_address[1]}", flush=True)
+    serve_until_signalled(server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Wire protocols: SageMaker's JSON 1.1 API, the runtime's invocations, and Lambda's REST subset.
+
+Only decoding, dispatch and encoding live here; what an operation does is in `models.py`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.local.errors import ServiceError
+from pipelines.local.models import LocalSageMaker
+
+OPERATION = re.compile(r"^SageMaker\.([A-Za-z]+)$")
+SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
+SAGEMAKER_OPERATIONS = frozenset(
+    """CreatePipeline UpdatePipeline DescribePipeline DeletePipeline ListPipelines
+    StartPipelineExecution DescribePipelineExecution ListPipelineExecutions
+    StopPipelineExecution RetryPipelineExecution ListPipelineExecutionSteps
+    CreateModelPackageGroup DescribeModelPackageGroup ListModelPackageGroups
+    CreateModelPackage DescribeModelPackage ListModelPackages UpdateModelPackage
+    CreateModel DescribeModel DeleteModel CreateEndpointConfig DescribeEndpointConfig
+    DeleteEndpointConfig CreateEndpoint UpdateEndpoint DescribeEndpoint DeleteEndpoint
+    ListEndpoints""".split()
+)
+INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
+FUNCTIONS = re.compile(r"^/2015-03-31/functions/?([^/]*)(/code)?/?$")
+JSON_TYPE = "application/x-amz-json-1.1"
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(status: int, payload: Any, content_type: str = "application/json") -> Reply:
+    return Reply(status, json.dumps(payload, default=str).encode(), content_type)
+
+
+def error_reply(error: ServiceError, content_type: str = JSON_TYPE) -> Reply:
+    reply = json_reply(error.status, {"__type": error.code, "message": error.message}, content_type)
+    reply.headers["x-amzn-ErrorType"] = error.code
+    return reply
+
+
+class Protocol:
+    def __init__(self, backend: LocalSageMaker) -> None:
+        self.backend = backend
+
+    def sagemaker(self, target: str, body: bytes) -> Reply:
+        match = OPERATION.match(target)
+        if not match or match.group(1) not in SAGEMAKER_OPERATIONS:
+            return error_reply(ServiceError(
+                "UnknownOperationException",
+                f"{target or 'request'} is not supported by the local SageMaker",
+            ))
+        try:
+            request = json.loads(body or b"{}")
+            if not isinstance(request, dict):
+                raise ValueError("request body must be a JSON object")
+        except ValueError as error:
+            return error_reply(ServiceError("SerializationException", str(error)))
+        handler = getattr(self.backend, SNAKE.sub("_", match.group(1)).lower())
+        try:
+            return json_reply(200, handler(request), JSON_TYPE)
+        except ServiceError as error:
+            return error_reply(error)
+        except KeyError as error:
+            return error_reply(ServiceError("ValidationException", f"missing field {error}"))
+
+    def invoke(self, endpoint: str, body: bytes, content_type: str, accept: str) -> Reply:
+        """InvokeEndpoint: a model's own 4xx comes back as ModelError (424), as on SageMaker."""
+        try:
+            result = self.backend.hosting.invoke(endpoint, body, content_type, accept)
+        except ServiceError as error:
+            return error_reply(error, "application/json")
+        if result.status < 400:
+            reply = Reply(result.status, result.body, result.content_type)
+            reply.headers["x-Amzn-Invoked-Production-Variant"] = result.variant_name
+            return reply
+        message = result.body.decode("utf-8", "replace")
+        reply = json_reply(
+            424,
+            {
+                "__type": "ModelError",
+                "message": f"Received client error ({result.status}) from model with message "
+                f"\"{message}\".",
+                "OriginalStatusCode": result.status,
+                "OriginalMessage": message,
+            },
+        )
+        reply.headers["x-amzn-ErrorType"] = "ModelError"
+        return reply
+
+    def functions(self, method: str, path: str, body: bytes) -> Reply:
+        match = FUNCTIONS.match(path)
+        if not match:
+            return error_reply(ServiceError("ResourceNotFoundException", f"no route {path}", 404))
+        name, code = match.group(1), match.group(2)
+        functions = self.backend.functions
+        try:
+            if method == "POST" and not name:
+                return json_reply(201, functions.create(json.loads(body), _now()))
+            if method == "PUT" and code:
+                zipped = base64.b64decode(json.loads(body).get("ZipFile", ""))
+                return json_reply(200, functions.update_code(name, zipped))
+            if method == "GET" and name:
+                return json_reply(200, functions.get(name))
+        except ServiceError as error:
+            return error_reply(error, "application/json")
+        return error_reply(ServiceError("ResourceNotFoundException", f"no route {method} {path}", 404))
+
+
+def _now() -> float:
+    import time
+
+    return time.time()

@@ -1,0 +1,156 @@
+"""The local SageMaker server process: HTTP on 127.0.0.1, one state directory, one at a time.
+
+`python -m pipelines.local.server --state-dir DIR [--port N]` binds, takes the state directory's
+lock (a second server on the same state exits at once), recovers what a crash left behind, writes
+`server.json` (pid, port, url) for clients to find it, and serves until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO
+
+from pipelines.local.errors import ServiceError
+from pipelines.local.models import LocalSageMaker
+from pipelines.local.responses import INVOCATIONS, Protocol, Reply, error_reply, json_reply
+
+MAX_BODY = 64 * 1024 * 1024
+log = logging.getLogger("local-sagemaker")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: LocalServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Access logs would dominate the log file; errors are logged where they happen."""
+
+    def _body(self) -> bytes | None:
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return b""
+        size = int(length)
+        if size > MAX_BODY:
+            self._send(json_reply(413, {"error": f"request body over {MAX_BODY} bytes"}))
+            self.close_connection = True
+            return None
+        return self.rfile.read(size)
+
+    def _send(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self._send(json_reply(200, {"status": "ok", "pid": os.getpid()}))
+            return
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def do_PUT(self) -> None:
+        self._route("PUT")
+
+    def _route(self, method: str) -> None:
+        try:
+            body = self._body()
+            if body is None:
+                return
+            self._send(self._dispatch(method, body))
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception as error:  # a bug must not take the server down
+            log.exception("unexpected error on %s %s", method, self.path)
+            self._send(error_reply(ServiceError("InternalFailure", f"internal error: {error}", 500)))
+
+    def _dispatch(self, method: str, body: bytes) -> Reply:
+        protocol = self.server.protocol
+        path = self.path.split("?", 1)[0]
+        match = INVOCATIONS.match(path)
+        if match and method == "POST":
+            return protocol.invoke(
+                match.group(1),
+                body,
+                self.headers.get("Content-Type", "application/json"),
+                self.headers.get("Accept", "application/json"),
+            )
+        if path.startswith("/2015-03-31/functions"):
+            return protocol.functions(method, path, body)
+        if method == "POST" and path == "/":
+            return protocol.sagemaker(self.headers.get("X-Amz-Target", ""), body)
+        return error_reply(ServiceError("UnknownOperationException", f"no route {method} {path}", 404))
+
+
+class LocalServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, protocol: Protocol) -> None:
+        super().__init__(("127.0.0.1", port), Handler)
+        self.protocol = protocol
+
+
+def _take_lock(state_dir: Path) -> IO[str] | None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = (state_dir / "server.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def serve(state_dir: Path, port: int, region: str) -> int:
+    lock = _take_lock(state_dir)
+    if lock is None:
+        print(f"another local SageMaker server owns {state_dir}", file=sys.stderr)
+        return 3
+    server = LocalServer(port, None)  # type: ignore[arg-type]
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    backend = LocalSageMaker(state_dir, region, url)
+    server.protocol = Protocol(backend)
+    backend.recover()
+    threading.Thread(target=backend.hosting.restore_all, name="restore", daemon=True).start()
+    info = {"pid": os.getpid(), "port": server.server_address[1], "url": url}
+    tmp = state_dir / "server.json.tmp"
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, state_dir / "server.json")
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    log.info("local SageMaker serving %s from %s", url, state_dir)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        backend.shutdown()
+        server.server_close()
+        (state_dir / "server.json").unlink(missing_ok=True)
+        lock.close()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return serve(args.state_dir.resolve(), args.port, args.region)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""The local S3: objects are plain files under one root, and every version is kept.
+
+`s3://bucket/key` lives at `root/<bucket>/<key>` so the state stays inspectable with ordinary tools;
+each put also lands in `root/.versions/<bucket>/<key>/<version_id>`, the guarantee of a versioned
+bucket that a rerun never destroys an artifact an earlier run registered. Writes go through
+`root/.tmp` and an atomic rename, so a reader never sees half an object.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+SCHEME = "s3://"
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_VERSION_ID = re.compile(r"[0-9]{20}-[0-9a-f]{12}")
+
+_Writer = Callable[[Path], object]
+
+
+class NoSuchKey(KeyError):
+    """The object, or for a prefix every object under it, does not exist."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        self.uri = uri
+
+    def __str__(self) -> str:
+        return f"NoSuchKey: the specified key does not exist: {self.uri}"
+
+
+def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
+    """Split `s3://bucket/key`, refusing keys that could not map safely onto the file system.
+
+    Object keys must be non-empty; a prefix may be empty or end with `/`. `..` and `.` segments
+    (which would escape or alias paths) and empty segments (`a//b` would alias `a/b`) are refused.
+    """
+    if not uri.startswith(SCHEME):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len(SCHEME) :].partition("/")
+    if not _BUCKET.match(bucket):
+        raise ValueError(f"invalid bucket name {bucket!r} in {uri!r}")
+    body = key[:-1] if prefix and key.endswith("/") else key
+    if not body and prefix:
+        return bucket, key
+    if any(part in ("", ".", "..") for part in body.split("/")):
+        raise ValueError(f"invalid key {key!r} in {uri!r}: empty, '.' or '..' segment")
+    return bucket, key
+
+
+def iter_files(directory: Path) -> list[Path]:
+    """Regular files below `directory`, sorted; symlinks are skipped so nothing outside leaks in."""
+    found = []
+    for folder, _subdirs, names in os.walk(directory):
+        for name in names:
+            path = Path(folder, name)
+            if path.is_file() and not path.is_symlink():
+                found.append(path)
+    return sorted(found)
+
+
+class ObjectStore:
+    """S3 semantics (flat keys, prefixes, versions) over a directory tree."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._lock = threading.Lock()
+        self._last_stamp = 0
+
+    def path_for(self, uri: str) -> Path:
+        """Where the current version of the object at `uri` lives (whether or not it exists)."""
+        bucket, key = split_uri(uri)
+        return self.root / bucket / key
+
+    def put_file(self, uri: str, src: Path) -> str:
+        """Store a copy of `src` as the new current version; returns its version id."""
+        return self._put(uri, lambda dest: shutil.copyfile(src, dest))
+
+    def put_bytes(self, uri: str, data: bytes) -> str:
+        """Store `data` as the new current version; returns its version id."""
+        return self._put(uri, lambda dest: dest.write_bytes(data))
+
+    def get_bytes(self, uri: str, version_id: str | None = None) -> bytes:
+        """The current version, or the given earlier one."""
+        path = self.path_for(uri) if version_id is None else self._version_path(uri, version_id)
+        if not path.is_file():
+            raise NoSuchKey(uri if version_id is None else f"{uri}?versionId={version_id}")
+        return path.read_bytes()
+
+    def exists(self, uri: str) -> bool:
+        """Whether an object (not a mere prefix) exists at `uri`."""
+        return self.path_for(uri).is_file()
+
+    def list(self, prefix_uri: str) -> list[str]:
+        """URIs of all objects whose key starts with the prefix (plain string match, as S3 does)."""
+        bucket, prefix = split_uri(prefix_uri, prefix=True)
+        return [f"{SCHEME}{bucket}/{key}" for key in self._keys(bucket, prefix)]
+
+    def versions(self, uri: str) -> builtins.list[str]:
+        """Version ids of the object, oldest first (empty if it was never written)."""
+        folder = self._versions_dir(uri)
+        if not folder.is_dir():
+            return []
+        return sorted(entry.name for entry in folder.iterdir() if entry.is_file())
+
+    def download(self, uri: str, dest_dir: Path) -> builtins.list[Path]:
+        """Copy objects into `dest_dir` the way SageMaker stages an S3Prefix input.
+
+        An exact object key gives that one file under its own name; otherwise every object under
+        the prefix taken as a folder (`<prefix>/...`) is laid out relative to it.
+        """
+        bucket, key = split_uri(uri, prefix=True)
+        if key and not key.endswith("/") and self.exists(uri):
+            return [_copy(self.path_for(uri), Path(dest_dir, PurePosixPath(key).name))]
+        folder = key.rstrip("/") + "/" if key.rstrip("/") else ""
+        keys = self._keys(bucket, folder)
+        if not keys:
+            raise NoSuchKey(uri)
+        bucket_dir = self.root / bucket
+        return [_copy(bucket_dir / k, Path(dest_dir, k[len(folder) :])) for k in keys]
+
+    def upload_dir(self, src_dir: Path, prefix_uri: str) -> builtins.list[str]:
+        """Put each regular file under `src_dir` at `<prefix>/<relative path>`; returns the URIs."""
+        base = prefix_uri.rstrip("/")
+        uris = []
+        for path in iter_files(Path(src_dir)):
+            uri = f"{base}/{path.relative_to(src_dir).as_posix()}"
+            self.put_file(uri, path)
+            uris.append(uri)
+        return uris
+
+    def _put(self, uri: str, write: _Writer) -> str:
+        live = self.path_for(uri)
+        if live.is_dir() or any(parent.is_file() for parent in live.parents):
+            raise ValueError(f"{uri} clashes with an existing object or prefix of the same name")
+        version_id = self._new_version_id()
+        version = self._version_path(uri, version_id)
+        self._atomic(version, write)
+        self._atomic(live, lambda dest: shutil.copyfile(version, dest))
+        return version_id
+
+    def _atomic(self, dest: Path, write: _Writer) -> None:
+        staging = self.root / ".tmp"
+        staging.mkdir(parents=True, exist_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        temporary = staging / uuid.uuid4().hex
+        try:
+            write(temporary)
+            os.replace(temporary, dest)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def _new_version_id(self) -> str:
+        """Ids sort in write order: a strictly rising clock, plus randomness across processes."""
+        with self._lock:
+            self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
+            return f"{self._last_stamp:020d}-{uuid.uuid4().hex[:12]}"
+
+    def _versions_dir(self, uri: str) -> Path:
+        bucket, key = split_uri(uri)
+        return self.root / ".versions" / bucket / key
+
+    def _version_path(self, uri: str, version_id: str) -> Path:
+        if not _VERSION_ID.fullmatch(version_id):
+            raise ValueError(f"invalid version id {version_id!r}")
+        return self._versions_dir(uri) / version_id
+
+    def _keys(self, bucket: str, prefix: str) -> builtins.list[str]:
+        """Sorted keys starting with `prefix`, walking only the folder the prefix points into."""
+        bucket_dir = self.root / bucket
+        start = bucket_dir / prefix.rpartition("/")[0]
+        if not start.is_dir():
+            return []
+        keys = (path.relative_to(bucket_dir).as_posix() for path in iter_files(start))
+        return sorted(key for key in keys if key.startswith(prefix))
+
+
+def _copy(src: Path, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    return dest

@@ -1,0 +1,103 @@
+"""Upsert: put the code where the target can read it, then create or update the pipeline.
+
+The definition refers to code by content hash, so publishing is idempotent: unchanged code is found
+in place and not uploaded again, and an unchanged definition leaves SageMaker's step cache warm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from pipelines.aws import Clients
+from pipelines.code_bundle import CodeBundle
+
+Say = Callable[[str], None]
+DATA_FILES = ("train.csv", "test.csv")
+
+
+@dataclass
+class UpsertResult:
+    pipeline_arn: str
+    created: bool
+    uploaded: list[str] = field(default_factory=list)
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def upload_code(clients: Clients, bundle: CodeBundle) -> list[str]:
+    """Upload each artifact that is not already stored under its content-hash key."""
+    settings = clients.settings
+    uploaded = []
+    for name, data in bundle.artifacts.items():
+        uri = f"s3://{settings.bucket}/{bundle.key(settings.prefix, name)}"
+        if not clients.storage.exists(uri):
+            clients.storage.put_bytes(uri, data)
+            uploaded.append(uri)
+    return uploaded
+
+
+def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
+    """Point the deploy Lambda at this code: update it, or create it where the target allows.
+
+    On AWS the function itself comes from the CloudFormation stack (infra/); here only its code is
+    replaced. The local target has no stack, so the function is created on first upsert.
+    """
+    settings = clients.settings
+    code = bundle.artifacts["deploy.zip"]
+    try:
+        clients.lambda_.update_function_code(
+            FunctionName=settings.deploy_function_name, ZipFile=code
+        )
+    except ClientError as error:
+        if _error_code(error) != "ResourceNotFoundException" or not settings.is_local:
+            raise
+        clients.lambda_.create_function(
+            FunctionName=settings.deploy_function_name,
+            Runtime="python3.12",
+            Role=settings.deploy_function_role_arn or settings.role_arn,
+            Handler="deploy.handler",
+            Code={"ZipFile": code},
+            Timeout=120,
+        )
+
+
+def upsert_pipeline(clients: Clients, definition: str, bundle: CodeBundle) -> UpsertResult:
+    settings = clients.settings
+    uploaded = upload_code(clients, bundle)
+    publish_deploy_function(clients, bundle)
+    request = {
+        "PipelineName": settings.pipeline_name,
+        "PipelineDefinition": definition,
+        "RoleArn": settings.role_arn,
+    }
+    sm = clients.sagemaker
+    try:
+        sm.describe_pipeline(PipelineName=settings.pipeline_name)
+    except ClientError as error:
+        if _error_code(error) not in ("ResourceNotFound", "ValidationException"):
+            raise
+        arn = sm.create_pipeline(
+            **request,
+            PipelineDisplayName=settings.pipeline_name,
+            PipelineDescription="Sentiment classifier: preprocess, train, evaluate, register, deploy",
+        )["PipelineArn"]
+        return UpsertResult(arn, created=True, uploaded=uploaded)
+    arn = sm.update_pipeline(**request)["PipelineArn"]
+    return UpsertResult(arn, created=False, uploaded=uploaded)
+
+
+def upload_data(clients: Clients, folder: Path, destination: str) -> dict[str, str]:
+    """Upload train.csv and test.csv under `destination`; return each file's new version id."""
+    missing = [name for name in DATA_FILES if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} has no {' or '.join(missing)}")
+    return {
+        name: clients.storage.put_bytes(f"{destination.rstrip('/')}/{name}", (folder / name).read_bytes())
+        for name in DATA_FILES
+    }

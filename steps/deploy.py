@@ -1,0 +1,211 @@
+"""AWS Lambda handler: put an approved model package behind the real-time endpoint.
+
+Idempotent so the pipeline can re-run it safely: model and endpoint-config names derive from the
+package version and the config's settings, existing ones are reused, and an endpoint already on
+(or moving to) the wanted config is left alone. It returns at once and never waits for InService.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+MAX_NAME = 63
+VARIANT = "AllTraffic"
+BAKE_SECONDS = 600
+REQUIRED_KEYS = (
+    "model_package_arn",
+    "endpoint_name",
+    "role_arn",
+    "instance_type",
+    "instance_count",
+    "capture_destination",
+)
+
+
+def log(message: str) -> None:
+    """Lambda sends stdout to CloudWatch Logs."""
+    print(f"deploy: {message}", flush=True)
+
+
+def sagemaker_name(prefix: str, suffix: str) -> str:
+    """Join prefix+suffix within SageMaker's 63 characters; when it must cut the prefix, a digest
+    of the full name keeps distinct long names distinct."""
+    full = prefix + suffix
+    if len(full) <= MAX_NAME:
+        return full
+    digest = hashlib.sha256(full.encode("utf-8")).hexdigest()[:8]
+    keep = MAX_NAME - len(suffix) - len(digest) - 1
+    return f"{prefix[:keep].rstrip('-')}-{digest}{suffix}"
+
+
+def _whole_number(event: dict[str, Any], key: str, default: int | None = None) -> int:
+    """Pipeline parameters may arrive as strings; an absent or empty value takes the default."""
+    raw = event.get(key)
+    if raw in (None, ""):
+        raw = default
+    problem = f"{key} must be a whole number, got {raw!r}"
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise ValueError(problem) from None
+    if not value.is_integer():
+        raise ValueError(problem)
+    return int(value)
+
+
+def read_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Validate the event and normalise its numbers and alarm list."""
+    missing = [key for key in REQUIRED_KEYS if event.get(key) in (None, "")]
+    if missing:
+        raise ValueError(f"deploy event is missing {missing}")
+    settings = {key: event[key] for key in REQUIRED_KEYS}
+    settings["instance_count"] = _whole_number(event, "instance_count")
+    settings["capture_percentage"] = _whole_number(event, "capture_percentage", 100)
+    if settings["instance_count"] < 1:
+        raise ValueError(f"instance_count must be at least 1, got {settings['instance_count']}")
+    if not 0 <= settings["capture_percentage"] <= 100:
+        raise ValueError(f"capture_percentage must be 0..100, got {settings['capture_percentage']}")
+    alarms = event.get("rollback_alarms") or []
+    if not isinstance(alarms, list) or not all(isinstance(alarm, str) for alarm in alarms):
+        raise ValueError(f"rollback_alarms must be a list of alarm names, got {alarms!r}")
+    settings["rollback_alarms"] = alarms
+    return settings
+
+
+def endpoint_config_request(settings: dict[str, Any], model_name: str) -> dict[str, Any]:
+    """The CreateEndpointConfig arguments, without the name (which is derived from them)."""
+    return {
+        "ProductionVariants": [
+            {
+                "VariantName": VARIANT,
+                "ModelName": model_name,
+                "InstanceType": settings["instance_type"],
+                "InitialInstanceCount": settings["instance_count"],
+            }
+        ],
+        "DataCaptureConfig": {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": settings["capture_percentage"],
+            "DestinationS3Uri": settings["capture_destination"],
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {
+                "CsvContentTypes": ["text/csv"],
+                "JsonContentTypes": ["application/json", "application/jsonlines"],
+            },
+        },
+    }
+
+
+def settings_digest(request: dict[str, Any]) -> str:
+    """Eight hex digits that change whenever any endpoint-config setting changes."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:8]
+
+
+def _not_found(error: ClientError) -> bool:
+    details = error.response.get("Error", {})
+    return details.get("Code") == "ValidationException" and "Could not find" in str(
+        details.get("Message", "")
+    )
+
+
+def ensure_model(sm: Any, name: str, role_arn: str, container: dict[str, Any]) -> None:
+    """Create the model unless a model of that name exists (names are per package version)."""
+    try:
+        sm.describe_model(ModelName=name)
+        log(f"reusing model {name}")
+        return
+    except ClientError as error:
+        if not _not_found(error):
+            raise
+    primary = {
+        key: container[key] for key in ("Image", "ModelDataUrl", "Environment") if key in container
+    }
+    sm.create_model(ModelName=name, ExecutionRoleArn=role_arn, PrimaryContainer=primary)
+    log(f"created model {name} from {primary.get('ModelDataUrl')}")
+
+
+def ensure_endpoint_config(sm: Any, name: str, request: dict[str, Any]) -> None:
+    """Create the endpoint config unless it exists (its name encodes its settings)."""
+    try:
+        sm.describe_endpoint_config(EndpointConfigName=name)
+        log(f"reusing endpoint config {name}")
+        return
+    except ClientError as error:
+        if not _not_found(error):
+            raise
+    sm.create_endpoint_config(EndpointConfigName=name, **request)
+    log(f"created endpoint config {name}")
+
+
+def deployment_config(alarms: list[str]) -> dict[str, Any]:
+    """Blue/green, all traffic at once, rolled back if any alarm fires while the old fleet waits."""
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+            "TerminationWaitInSeconds": BAKE_SECONDS,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": alarm} for alarm in alarms]},
+    }
+
+
+def roll_out(sm: Any, endpoint: str, config: str, alarms: list[str]) -> tuple[str, str]:
+    """Create, update or leave the endpoint; return (action, reason)."""
+    try:
+        current = sm.describe_endpoint(EndpointName=endpoint)
+    except ClientError as error:
+        if not _not_found(error):
+            raise
+        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+        return "created", f"endpoint {endpoint} did not exist; creating it with {config}"
+    pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+    if config in (current.get("EndpointConfigName"), pending):
+        status = current.get("EndpointStatus", "unknown")
+        return "unchanged", f"endpoint {endpoint} already uses {config} (status {status})"
+    update: dict[str, Any] = {"EndpointName": endpoint, "EndpointConfigName": config}
+    if alarms:
+        update["DeploymentConfig"] = deployment_config(alarms)
+    sm.update_endpoint(**update)
+    rollback = f" with auto-rollback on alarms {alarms}" if alarms else ""
+    previous = current.get("EndpointConfigName")
+    return "updated", f"endpoint {endpoint} moving from {previous} to {config}{rollback}"
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+    """Deploy the package in event['model_package_arn'] if it is Approved."""
+    settings = read_event(event)
+    arn, endpoint = settings["model_package_arn"], settings["endpoint_name"]
+    sm = boto3.client("sagemaker")
+    package = sm.describe_model_package(ModelPackageName=arn)
+    result = {
+        "endpoint_name": endpoint,
+        "model_name": "",
+        "endpoint_config_name": "",
+        "model_package_arn": arn,
+    }
+    status = package.get("ModelApprovalStatus", "unknown")
+    if status != "Approved":
+        reason = f"model package {arn} is {status}, not Approved"
+        log(f"skipped: {reason}")
+        return {**result, "action": "skipped", "reason": reason}
+    version = package["ModelPackageVersion"]
+    model_name = sagemaker_name(endpoint, f"-v{version}")
+    request = endpoint_config_request(settings, model_name)
+    config_name = sagemaker_name(endpoint, f"-v{version}-{settings_digest(request)}")
+    container = package["InferenceSpecification"]["Containers"][0]
+    ensure_model(sm, model_name, settings["role_arn"], container)
+    ensure_endpoint_config(sm, config_name, request)
+    action, reason = roll_out(sm, endpoint, config_name, settings["rollback_alarms"])
+    log(f"{action}: {reason}")
+    return {
+        **result,
+        "model_name": model_name,
+        "endpoint_config_name": config_name,
+        "action": action,
+        "reason": reason,
+    }

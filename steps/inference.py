@@ -1,0 +1,283 @@
+"""Serving handlers for the SageMaker scikit-learn container (model_fn, input_fn, predict_fn,
+output_fn).
+
+Training copies this file into the model artifact as code/inference.py, so an artifact always
+carries the handlers it was built with; evaluation loads the model through them too. Clients get
+a RequestError with an HTTP status and a message saying exactly what is wrong with their request.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any, TypedDict
+
+import joblib
+import numpy as np
+import sklearn
+
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+CSV = "text/csv"
+SUPPORTED_CONTENT_TYPES = (JSON, JSONLINES, CSV)
+TEXT_KEYS = ("review_text", "text")
+MAX_REVIEW_CHARS = 20_000
+MAX_REVIEWS = 10_000
+JSON_TYPE_NAMES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+class Prediction(TypedDict):
+    """One answer: the predicted label and P(label 1)."""
+
+    label: int
+    score: float
+
+
+class RequestError(ValueError):
+    """A client error carrying the HTTP status the server should answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ModelIntegrityError(RuntimeError):
+    """The artifact cannot be trusted to behave as it did when it was evaluated."""
+
+
+def _sha256(path: Path) -> str:
+    """Stream the file so a large model does not need to fit in memory twice."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _major_minor(version: str) -> str:
+    """Pickles are only trusted across patch releases of scikit-learn."""
+    return ".".join(version.split(".")[:2])
+
+
+def model_fn(model_dir: str) -> Any:
+    """Load model.joblib only if it is the file training wrote, for this scikit-learn line."""
+    directory = Path(model_dir)
+    metadata_path = directory / "metadata.json"
+    if not metadata_path.is_file():
+        raise ModelIntegrityError(f"no metadata.json in {directory}; refusing an unverified model")
+    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    model_path = directory / "model.joblib"
+    actual = _sha256(model_path)
+    if actual != metadata.get("sha256"):
+        raise ModelIntegrityError(
+            f"sha256 of {model_path} is {actual} but metadata.json records "
+            f"{metadata.get('sha256')}; refusing to load a modified or corrupted model"
+        )
+    trained = str(metadata.get("sklearn", "unknown"))
+    if _major_minor(trained) != _major_minor(sklearn.__version__):
+        raise ModelIntegrityError(
+            f"model was trained with scikit-learn {trained} but this container runs "
+            f"{sklearn.__version__}; the major.minor versions must match"
+        )
+    return joblib.load(model_path)
+
+
+def _media_type(header: str | None) -> str:
+    """Reduce a Content-Type or Accept entry to its lower-case media type, without parameters."""
+    return (header or "").split(";")[0].strip().lower()
+
+
+def _json_type(value: object) -> str:
+    """Name a parsed value in JSON's terms, which is what the client wrote."""
+    return JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _decode(body: bytes | bytearray | str) -> str:
+    """Decode strictly: a wrongly encoded body is a client error, not text to guess at."""
+    if isinstance(body, str):
+        return body
+    try:
+        return bytes(body).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RequestError(
+            400,
+            f"the request body is not valid UTF-8: byte 0x{body[exc.start]:02x} at offset "
+            f"{exc.start}",
+        ) from None
+
+
+def _review(item: object, where: str) -> str:
+    """Extract one review from a string or an object holding review_text (or text)."""
+    value = item
+    if isinstance(item, dict):
+        key = next((key for key in TEXT_KEYS if key in item), None)
+        if key is None:
+            raise RequestError(
+                400,
+                f"{where}: expected an object with a 'review_text' (or 'text') field, "
+                f"found an object with keys {sorted(item)}",
+            )
+        value = item[key]
+    if not isinstance(value, str):
+        raise RequestError(
+            400,
+            f"{where}: expected a string or an object with a string 'review_text', "
+            f"found {_json_type(value)}",
+        )
+    if not value.strip():
+        state = "empty" if not value else "blank (only whitespace)"
+        raise RequestError(400, f"{where}: the review is {state}")
+    if len(value) > MAX_REVIEW_CHARS:
+        raise RequestError(
+            400,
+            f"{where}: the review has {len(value)} characters; the limit is {MAX_REVIEW_CHARS}",
+        )
+    return value
+
+
+def _check_count(count: int) -> None:
+    """Bound the batch before any per-review work, so an oversized request fails fast."""
+    if count == 0:
+        raise RequestError(400, "the request holds no reviews")
+    if count > MAX_REVIEWS:
+        raise RequestError(
+            413, f"the request holds {count} reviews; at most {MAX_REVIEWS} are allowed per request"
+        )
+
+
+def _json_items(document: object) -> list[object]:
+    """Accept a review, a list of reviews, or {"instances": [...]} (SageMaker's convention)."""
+    if isinstance(document, dict) and "instances" in document:
+        instances = document["instances"]
+        if not isinstance(instances, list):
+            raise RequestError(400, f"'instances' must be an array, found {_json_type(instances)}")
+        return instances
+    if isinstance(document, list):
+        return document
+    if isinstance(document, (str, dict)):
+        return [document]
+    raise RequestError(
+        400,
+        "expected a string, an object with 'review_text', an array of those, or "
+        f'{{"instances": [...]}}, found {_json_type(document)}',
+    )
+
+
+def _from_json(text: str) -> list[str]:
+    """Parse an application/json body."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(
+            400, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    items = _json_items(document)
+    _check_count(len(items))
+    return [_review(item, f"index {index}") for index, item in enumerate(items)]
+
+
+def _from_jsonlines(text: str) -> list[str]:
+    """Parse an application/jsonlines body; blank lines are skipped."""
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    _check_count(len(lines))
+    reviews: list[str] = []
+    for index, (number, line) in enumerate(lines):
+        where = f"index {index} (line {number})"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RequestError(
+                400, f"{where}: invalid JSON at column {exc.colno}: {exc.msg}"
+            ) from None
+        reviews.append(_review(item, where))
+    return reviews
+
+
+def _csv_rows(text: str) -> list[tuple[int, list[str]]]:
+    """Parse CSV rows with the line each starts on; blank lines are skipped."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    end = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as exc:
+            raise RequestError(
+                400, f"malformed CSV in the row starting at line {end + 1}: {exc}"
+            ) from None
+        if row:
+            rows.append((end + 1, row))
+        end = reader.line_num
+
+
+def _from_csv(text: str) -> list[str]:
+    """Parse a text/csv body: first column, optional review_text header."""
+    rows = _csv_rows(text)
+    if rows and rows[0][1][0] == TEXT_KEYS[0]:
+        rows = rows[1:]
+    _check_count(len(rows))
+    return [
+        _review(row[0], f"index {index} (line {number})")
+        for index, (number, row) in enumerate(rows)
+    ]
+
+
+def input_fn(body: bytes | bytearray | str, content_type: str | None) -> list[str]:
+    """Turn a request body into review texts, or raise RequestError saying what is wrong."""
+    media = _media_type(content_type)
+    parsers = {JSON: _from_json, JSONLINES: _from_jsonlines, CSV: _from_csv}
+    if media not in parsers:
+        raise RequestError(
+            415,
+            f"unsupported content type {content_type!r}; "
+            f"supported: {', '.join(SUPPORTED_CONTENT_TYPES)}",
+        )
+    text = _decode(body)
+    if not text.strip():
+        raise RequestError(400, "the request body is empty")
+    return parsers[media](text)
+
+
+def predict_fn(texts: list[str], model: Any) -> list[Prediction]:
+    """Score the whole batch in one predict_proba call; score is P(label 1)."""
+    probabilities = model.predict_proba(texts)
+    classes = np.asarray(model.classes_)
+    positive = probabilities[:, int(np.flatnonzero(classes == 1)[0])]
+    labels = classes[probabilities.argmax(axis=1)].astype(int).tolist()
+    scores = np.round(positive, 6).tolist()
+    return [{"label": label, "score": scores[index]} for index, label in enumerate(labels)]
+
+
+def _accepted(accept: str | None) -> str:
+    """Pick the first supported entry of an Accept header; none or */* means JSON."""
+    for entry in (accept or "").split(","):
+        media = _media_type(entry)
+        if media in ("", "*/*", "application/*", JSON):
+            return JSON
+        if media == JSONLINES:
+            return JSONLINES
+    raise RequestError(406, f"cannot answer in {accept!r}; supported: {JSON}, {JSONLINES}")
+
+
+def output_fn(predictions: list[Prediction], accept: str | None) -> tuple[bytes, str]:
+    """Serialise predictions as {"predictions": [...]} or as one JSON object per line."""
+    media = _accepted(accept)
+    if media == JSONLINES:
+        body = "".join(json.dumps(prediction) + "\n" for prediction in predictions)
+    else:
+        body = json.dumps({"predictions": predictions})
+    return body.encode("utf-8"), media

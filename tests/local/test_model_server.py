@@ -1,0 +1,309 @@
+"""The model server as a real process on a real port: the SageMaker inference container contract."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MAX_PAYLOAD = 6 * 1024 * 1024
+WAIT_SECONDS = 60.0
+
+# A tiny handler module with the same shape as steps/inference.py.
+INFERENCE = '''
+import json
+import os
+import time
+from pathlib import Path
+
+
+class RequestError(ValueError):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def model_fn(model_dir):
+    text = (Path(model_dir) / "model.txt").read_text().strip()
+    if text == "fail":
+        raise RuntimeError("model.txt says fail")
+    return {"version": text}
+
+
+def input_fn(body, content_type):
+    if content_type.split(";")[0].strip() != "application/json":
+        raise RequestError(415, f"cannot read {content_type}")
+    return json.loads(body)
+
+
+def predict_fn(data, model):
+    if data == "crash":
+        raise ZeroDivisionError("crash requested")
+    if data == "block":  # signal that the request is in flight, then wait to be released
+        flags = Path(os.environ["TEST_FLAG_DIR"])
+        (flags / "started").touch()
+        deadline = time.monotonic() + 30
+        while not (flags / "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return {"version": model["version"], "echo": data}
+
+
+def output_fn(prediction, accept):
+    if accept == "text/plain":
+        return f"{prediction['version']}:{prediction['echo']}"
+    return json.dumps(prediction).encode(), "application/json"
+'''
+
+
+def write_model(model_dir: Path, version: str, program: str = "inference.py") -> Path:
+    (model_dir / "code").mkdir(parents=True, exist_ok=True)
+    (model_dir / "model.txt").write_text(version)
+    (model_dir / "code" / program).write_text(INFERENCE)
+    return model_dir
+
+
+class Server:
+    """A model server subprocess; stderr goes to a file so a full pipe can never block it."""
+
+    def __init__(self, model_dir: Path, stderr_path: Path, env: dict[str, str] | None = None):
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+        environment.update(env or {})
+        environment["PYTHONPATH"] = str(REPO_ROOT)
+        self.stderr_path = stderr_path
+        with stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pipelines.local.model_server"]
+                + ["--model-dir", str(model_dir), "--port", "0"],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=environment,
+                cwd=str(REPO_ROOT),
+            )
+        self.first_line = read_line(self.process, WAIT_SECONDS)
+        self.port = int(self.first_line.split()[1]) if self.first_line.startswith("LISTENING ") else 0
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(WAIT_SECONDS)
+        if self.process.stdout:
+            self.process.stdout.close()
+
+
+def read_line(process: subprocess.Popen[bytes], timeout: float) -> str:
+    """The first stdout line, or '' if the process ends or the timeout passes first."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while b"\n" not in buffer and time.monotonic() < deadline:
+            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            chunk = os.read(process.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            buffer += chunk
+    return buffer.split(b"\n", 1)[0].decode() if b"\n" in buffer else ""
+
+
+def raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as-is and read the whole answer (the server closes after these errors)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT_SECONDS) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+def post(
+    conn: http.client.HTTPConnection,
+    body: bytes,
+    content_type: str = "application/json",
+    accept: str = "application/json",
+    path: str = "/invocations",
+) -> tuple[int, str, bytes]:
+    conn.request("POST", path, body=body, headers={"Content-Type": content_type, "Accept": accept})
+    response = conn.getresponse()
+    return response.status, response.getheader("Content-Type") or "", response.read()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    running = Server(write_model(tmp_path / "model", "v1"), tmp_path / "stderr.txt")
+    assert running.port, f"no LISTENING line; stderr: {running.stderr()}"
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def conn(server: Server) -> Iterator[http.client.HTTPConnection]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT_SECONDS)
+    yield connection
+    connection.close()
+
+
+def test_ping_and_invocations_share_one_keep_alive_connection(
+    conn: http.client.HTTPConnection,
+) -> None:
+    conn.request("GET", "/ping")
+    ping = conn.getresponse()
+    ping.read()
+    assert ping.status == 200
+    first_socket = conn.sock
+
+    status, content_type, body = post(conn, json.dumps("great movie").encode())
+    assert (status, content_type) == (200, "application/json")
+    assert json.loads(body) == {"version": "v1", "echo": "great movie"}
+    status, _, body = post(conn, json.dumps({"review_text": "meh"}).encode())
+    assert status == 200
+    assert json.loads(body)["echo"] == {"review_text": "meh"}
+    assert conn.sock is first_socket  # HTTP/1.1 keep-alive: no reconnect between requests
+
+
+def test_plain_output_is_sent_with_the_accept_type(conn: http.client.HTTPConnection) -> None:
+    status, content_type, body = post(conn, b'"hi"', accept="text/plain")
+    assert (status, content_type, body) == (200, "text/plain", b"v1:hi")
+
+
+def test_request_error_becomes_its_status_with_a_json_message(
+    conn: http.client.HTTPConnection,
+) -> None:
+    status, content_type, body = post(conn, b"a,b\n", content_type="text/csv")
+    assert (status, content_type) == (415, "application/json")
+    assert json.loads(body) == {"error": "cannot read text/csv"}
+
+
+def test_unexpected_exception_is_500_and_the_server_keeps_serving(
+    conn: http.client.HTTPConnection, server: Server
+) -> None:
+    status, content_type, body = post(conn, b'"crash"')
+    assert (status, content_type) == (500, "application/json")
+    error = json.loads(body)["error"]
+    assert error.startswith("internal error: ") and "ZeroDivisionError" in error
+    assert "crash requested" in server.stderr()  # the traceback is logged for the operator
+
+    status, _, body = post(conn, b'"still there?"')
+    assert status == 200 and json.loads(body)["echo"] == "still there?"
+    assert server.process.poll() is None
+
+
+def test_body_over_6_mb_is_413_without_being_read(server: Server) -> None:
+    request = (
+        "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {MAX_PAYLOAD + 1}\r\n\r\n"
+    ).encode()
+    status, headers, body = raw_exchange(server.port, request)  # the body is never sent
+    assert status == 413
+    assert headers["content-type"] == "application/json"
+    assert str(MAX_PAYLOAD) in json.loads(body)["error"]
+
+
+def test_body_of_exactly_6_mb_is_accepted(conn: http.client.HTTPConnection) -> None:
+    text = "x" * (MAX_PAYLOAD - 2)
+    status, _, body = post(conn, json.dumps(text).encode())
+    assert status == 200 and len(json.loads(body)["echo"]) == MAX_PAYLOAD - 2
+
+
+def test_missing_content_length_is_411(server: Server) -> None:
+    request = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n"
+    status, headers, body = raw_exchange(server.port, request)
+    assert status == 411
+    assert "Content-Length" in json.loads(body)["error"]
+
+
+def test_unknown_path_is_404_json(conn: http.client.HTTPConnection) -> None:
+    status, content_type, body = post(conn, b"{}", path="/predict")
+    assert (status, content_type) == (404, "application/json")
+    assert "/predict" in json.loads(body)["error"]
+    conn.request("GET", "/nothing-here")
+    response = conn.getresponse()
+    assert response.status == 404 and "error" in json.loads(response.read())
+
+
+def test_program_and_submit_directory_come_from_the_environment(tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model.txt").write_text("from-env")
+    code_dir = tmp_path / "elsewhere"
+    code_dir.mkdir()
+    (code_dir / "serve.py").write_text(INFERENCE)
+    env = {"SAGEMAKER_PROGRAM": "serve.py", "SAGEMAKER_SUBMIT_DIRECTORY": str(code_dir)}
+    running = Server(model_dir, tmp_path / "stderr.txt", env)
+    try:
+        assert running.port, running.stderr()
+        connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=WAIT_SECONDS)
+        status, _, body = post(connection, b'"x"')
+        connection.close()
+        assert status == 200 and json.loads(body)["version"] == "from-env"
+    finally:
+        running.stop()
+
+
+def test_model_that_fails_to_load_exits_non_zero_without_listening(tmp_path: Path) -> None:
+    running = Server(write_model(tmp_path / "model", "fail"), tmp_path / "stderr.txt")
+    try:
+        code = running.process.wait(WAIT_SECONDS)
+        assert code != 0
+        assert running.first_line == ""  # never bound a port, so it could never answer /ping
+        assert "model.txt says fail" in running.stderr()
+    finally:
+        running.stop()
+
+
+def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path) -> None:
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    running = Server(
+        write_model(tmp_path / "model", "v1"), tmp_path / "stderr.txt", {"TEST_FLAG_DIR": str(flags)}
+    )
+    outcome: dict[str, object] = {}
+
+    def blocked_request() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=WAIT_SECONDS)
+        try:
+            outcome["answer"] = post(connection, b'"block"')
+        except Exception as exc:  # recorded so the assertion below shows it
+            outcome["answer"] = exc
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=blocked_request)
+    try:
+        assert running.port, running.stderr()
+        worker.start()
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not (flags / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (flags / "started").exists()
+        running.process.send_signal(signal.SIGTERM)  # while the request is still in predict_fn
+        time.sleep(0.3)  # let the signal land first; not an assertion about timing
+        (flags / "release").touch()
+        worker.join(WAIT_SECONDS)
+        status, _, body = outcome["answer"]  # type: ignore[misc]
+        assert status == 200 and json.loads(body)["echo"] == "block"
+        assert running.process.wait(WAIT_SECONDS) == 0
+    finally:
+        (flags / "release").touch()
+        running.stop()
+        worker.join(WAIT_SECONDS)

@@ -1,0 +1,171 @@
+"""The local S3: layout, versions, prefix semantics and the refusals that keep keys inside the root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.local.store import NoSuchKey, ObjectStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    return ObjectStore(tmp_path / "store")
+
+
+def test_put_and_get_use_the_bucket_key_layout(store: ObjectStore) -> None:
+    version = store.put_bytes("s3://my-bucket/p/data/train.csv", b"a,b\n")
+
+    path = store.root / "my-bucket" / "p" / "data" / "train.csv"
+    assert store.path_for("s3://my-bucket/p/data/train.csv") == path
+    assert path.read_bytes() == b"a,b\n"
+    assert store.get_bytes("s3://my-bucket/p/data/train.csv") == b"a,b\n"
+    assert (store.root / ".versions" / "my-bucket" / "p/data/train.csv" / version).is_file()
+    assert store.exists("s3://my-bucket/p/data/train.csv")
+    assert not store.exists("s3://my-bucket/p/data")
+
+
+def test_missing_object_raises_no_such_key_naming_the_uri(store: ObjectStore) -> None:
+    with pytest.raises(NoSuchKey) as caught:
+        store.get_bytes("s3://my-bucket/nothing/here.csv")
+
+    assert isinstance(caught.value, KeyError)
+    assert "s3://my-bucket/nothing/here.csv" in str(caught.value)
+
+
+def test_earlier_versions_survive_an_overwrite(store: ObjectStore) -> None:
+    uri = "s3://my-bucket/model/model.tar.gz"
+    first = store.put_bytes(uri, b"one")
+    second = store.put_bytes(uri, b"two")
+
+    assert store.versions(uri) == [first, second]
+    assert store.get_bytes(uri) == b"two"
+    assert store.get_bytes(uri, version_id=first) == b"one"
+    assert store.versions("s3://my-bucket/model/other") == []
+
+
+def test_put_file_stores_a_copy_not_a_link(store: ObjectStore, tmp_path: Path) -> None:
+    source = tmp_path / "local.txt"
+    source.write_text("original")
+    store.put_file("s3://my-bucket/copy.txt", source)
+    source.write_text("changed later")
+
+    assert store.get_bytes("s3://my-bucket/copy.txt") == b"original"
+    assert not store.path_for("s3://my-bucket/copy.txt").is_symlink()
+
+
+def test_list_matches_key_prefixes_as_strings_and_sorts(store: ObjectStore) -> None:
+    for key in ("p/data/b.csv", "p/data/a.csv", "p/data/sub/c.csv", "p/data2/d.csv", "q/e.csv"):
+        store.put_bytes(f"s3://my-bucket/{key}", b"x")
+
+    assert store.list("s3://my-bucket/p/data") == [
+        "s3://my-bucket/p/data/a.csv",
+        "s3://my-bucket/p/data/b.csv",
+        "s3://my-bucket/p/data/sub/c.csv",
+        "s3://my-bucket/p/data2/d.csv",
+    ]
+    assert store.list("s3://my-bucket/p/data/") == [
+        "s3://my-bucket/p/data/a.csv",
+        "s3://my-bucket/p/data/b.csv",
+        "s3://my-bucket/p/data/sub/c.csv",
+    ]
+    assert store.list("s3://my-bucket/") == [
+        "s3://my-bucket/p/data/a.csv",
+        "s3://my-bucket/p/data/b.csv",
+        "s3://my-bucket/p/data/sub/c.csv",
+        "s3://my-bucket/p/data2/d.csv",
+        "s3://my-bucket/q/e.csv",
+    ]
+    assert store.list("s3://other-bucket/p") == []
+
+
+def test_download_of_a_prefix_lays_objects_out_relative_to_it(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    store.put_bytes("s3://my-bucket/p/data/train.csv", b"train")
+    store.put_bytes("s3://my-bucket/p/data/sub/test.csv", b"test")
+    store.put_bytes("s3://my-bucket/p/data2/sibling.csv", b"not under the prefix folder")
+    dest = tmp_path / "dest"
+
+    written = store.download("s3://my-bucket/p/data", dest)
+
+    assert sorted(written) == [dest / "sub" / "test.csv", dest / "train.csv"]
+    assert (dest / "train.csv").read_bytes() == b"train"
+    assert (dest / "sub" / "test.csv").read_bytes() == b"test"
+    assert not (dest / "sibling.csv").exists()
+    assert sorted(p.name for p in dest.rglob("*") if p.is_file()) == ["test.csv", "train.csv"]
+
+
+def test_download_of_an_exact_key_gives_that_one_file(store: ObjectStore, tmp_path: Path) -> None:
+    store.put_bytes("s3://my-bucket/m/job/output/model.tar.gz", b"model")
+    store.put_bytes("s3://my-bucket/m/job/output/other.txt", b"other")
+    dest = tmp_path / "dest"
+
+    written = store.download("s3://my-bucket/m/job/output/model.tar.gz", dest)
+
+    assert written == [dest / "model.tar.gz"]
+    assert [p.name for p in dest.iterdir()] == ["model.tar.gz"]
+    assert (dest / "model.tar.gz").read_bytes() == b"model"
+
+
+def test_download_of_nothing_raises_no_such_key(store: ObjectStore, tmp_path: Path) -> None:
+    store.put_bytes("s3://my-bucket/p/data2/x.csv", b"x")
+
+    with pytest.raises(NoSuchKey, match="s3://my-bucket/p/data"):
+        store.download("s3://my-bucket/p/data", tmp_path / "dest")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://my-bucket/a/../../escape.txt",
+        "s3://my-bucket/../other-bucket/x",
+        "s3://my-bucket/a/./b",
+        "s3://my-bucket/a//b",
+        "s3://my-bucket/",
+        "s3://.versions/a",
+        "s3://Bad_Bucket/a",
+        "/etc/passwd",
+    ],
+)
+def test_unsafe_or_malformed_uris_are_refused(store: ObjectStore, uri: str) -> None:
+    with pytest.raises(ValueError):
+        store.put_bytes(uri, b"x")
+    assert not (store.root.parent / "escape.txt").exists()
+
+
+def test_prefix_operations_refuse_dot_dot_too(store: ObjectStore, tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        store.list("s3://my-bucket/../")
+    with pytest.raises(ValueError):
+        store.download("s3://my-bucket/a/..", tmp_path / "dest")
+
+
+def test_upload_dir_puts_nested_files_and_skips_symlinks(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    src = tmp_path / "out"
+    (src / "nested").mkdir(parents=True)
+    (src / "a.json").write_text("{}")
+    (src / "nested" / "b.txt").write_text("b")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside")
+    (src / "link.txt").symlink_to(secret)
+
+    uris = store.upload_dir(src, "s3://my-bucket/runs/x/evaluation/")
+
+    assert uris == [
+        "s3://my-bucket/runs/x/evaluation/a.json",
+        "s3://my-bucket/runs/x/evaluation/nested/b.txt",
+    ]
+    assert store.get_bytes("s3://my-bucket/runs/x/evaluation/nested/b.txt") == b"b"
+    assert not store.exists("s3://my-bucket/runs/x/evaluation/link.txt")
+
+
+def test_an_object_and_a_prefix_of_the_same_name_are_refused(store: ObjectStore) -> None:
+    store.put_bytes("s3://my-bucket/a", b"object")
+
+    with pytest.raises(ValueError, match="clashes"):
+        store.put_bytes("s3://my-bucket/a/b", b"under it")
+    assert store.get_bytes("s3://my-bucket/a") == b"object"

@@ -1,0 +1,284 @@
+"""deploy.py: create / skip / unchanged paths against moto, the update path with a Stubber."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from steps import deploy
+
+ROLE = "arn:aws:iam::123456789012:role/sagemaker-execution"
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+MODEL_DATA = "s3://bucket/sentiment-classifier/model.tar.gz"
+ENVIRONMENT = {"SAGEMAKER_PROGRAM": "inference.py"}
+ENDPOINT = "sentiment-classifier"
+GROUP = "sentiment-classifier"
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region; drop anything that could reach a real account."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+
+
+@pytest.fixture
+def sm() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("sagemaker")
+        client.create_model_package_group(ModelPackageGroupName=GROUP)
+        yield client
+
+
+def register(sm: Any, status: str = "Approved") -> str:
+    arn: str = sm.create_model_package(
+        ModelPackageGroupName=GROUP,
+        InferenceSpecification={
+            "Containers": [
+                {"Image": IMAGE, "ModelDataUrl": MODEL_DATA, "Environment": ENVIRONMENT}
+            ],
+            "SupportedContentTypes": ["application/json", "text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelApprovalStatus=status,
+    )["ModelPackageArn"]
+    return arn
+
+
+def event(arn: str, **overrides: Any) -> dict[str, Any]:
+    base = {
+        "model_package_arn": arn,
+        "endpoint_name": ENDPOINT,
+        "role_arn": ROLE,
+        "instance_type": "ml.m5.large",
+        "instance_count": 1,
+        "capture_destination": "s3://bucket/sentiment-classifier/capture",
+        "capture_percentage": 100,
+    }
+    return {**base, **overrides}
+
+
+def test_creates_model_config_and_endpoint(sm: Any) -> None:
+    arn = register(sm)
+    result = deploy.handler(event(arn, instance_count="2", capture_percentage="25"), None)
+    assert result["action"] == "created"
+    assert result["model_name"] == f"{ENDPOINT}-v1"
+    assert re.fullmatch(rf"{ENDPOINT}-v1-[0-9a-f]{{8}}", result["endpoint_config_name"])
+    assert result["model_package_arn"] == arn and result["endpoint_name"] == ENDPOINT
+    assert all(isinstance(value, str) for value in result.values())
+
+    model = sm.describe_model(ModelName=result["model_name"])
+    assert model["ExecutionRoleArn"] == ROLE
+    assert model["PrimaryContainer"]["Image"] == IMAGE
+    assert model["PrimaryContainer"]["ModelDataUrl"] == MODEL_DATA
+    assert model["PrimaryContainer"]["Environment"] == ENVIRONMENT
+
+    config = sm.describe_endpoint_config(EndpointConfigName=result["endpoint_config_name"])
+    (variant,) = config["ProductionVariants"]
+    assert variant["VariantName"] == "AllTraffic"
+    assert variant["ModelName"] == result["model_name"]
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 2)
+    capture = config["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True
+    assert capture["InitialSamplingPercentage"] == 25
+    assert capture["DestinationS3Uri"] == "s3://bucket/sentiment-classifier/capture"
+    assert capture["CaptureOptions"] == [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
+    assert capture["CaptureContentTypeHeader"] == {
+        "CsvContentTypes": ["text/csv"],
+        "JsonContentTypes": ["application/json", "application/jsonlines"],
+    }
+    endpoint = sm.describe_endpoint(EndpointName=ENDPOINT)
+    assert endpoint["EndpointConfigName"] == result["endpoint_config_name"]
+
+
+def test_second_call_is_unchanged_and_creates_nothing(sm: Any) -> None:
+    arn = register(sm)
+    first = deploy.handler(event(arn), None)
+    created = sm.describe_model(ModelName=first["model_name"])["CreationTime"]
+    second = deploy.handler(event(arn, instance_count="1"), None)
+    assert second["action"] == "unchanged"
+    assert second["endpoint_config_name"] == first["endpoint_config_name"]
+    assert len(sm.list_models()["Models"]) == 1
+    assert len(sm.list_endpoint_configs()["EndpointConfigs"]) == 1
+    assert len(sm.list_endpoints()["Endpoints"]) == 1
+    assert sm.describe_model(ModelName=first["model_name"])["CreationTime"] == created
+
+
+def test_unapproved_package_is_skipped(sm: Any) -> None:
+    arn = register(sm, status="PendingManualApproval")
+    result = deploy.handler(event(arn), None)
+    assert result["action"] == "skipped"
+    assert "PendingManualApproval" in result["reason"]
+    assert (result["model_name"], result["endpoint_config_name"]) == ("", "")
+    assert sm.list_models()["Models"] == []
+    assert sm.list_endpoints()["Endpoints"] == []
+
+
+def test_config_name_changes_only_with_settings() -> None:
+    settings = deploy.read_event(event("arn", instance_count=1))
+    same = deploy.read_event(event("arn", instance_count="1", capture_percentage="100"))
+    bigger = deploy.read_event(event("arn", instance_count=2))
+    sampled = deploy.read_event(event("arn", capture_percentage=10))
+
+    def digest(values: dict[str, Any]) -> str:
+        return deploy.settings_digest(deploy.endpoint_config_request(values, "m-v1"))
+
+    assert digest(settings) == digest(same)
+    assert len({digest(settings), digest(bigger), digest(sampled)}) == 3
+
+
+def test_long_names_are_trimmed_safely() -> None:
+    first = deploy.sagemaker_name("a" * 59 + "-x" + "b" * 20, "-v12-0123abcd")
+    second = deploy.sagemaker_name("a" * 59 + "-y" + "b" * 20, "-v12-0123abcd")
+    for name in (first, second):
+        assert len(name) == 63
+        assert name.endswith("-v12-0123abcd")
+        assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", name)
+    assert first != second
+    assert deploy.sagemaker_name("short", "-v1") == "short-v1"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"role_arn": None}, "missing ['role_arn']"),
+        ({"instance_count": "two"}, "instance_count must be a whole number"),
+        ({"instance_count": 0}, "at least 1"),
+        ({"capture_percentage": "150"}, "0..100"),
+        ({"rollback_alarms": "alarm"}, "list of alarm names"),
+    ],
+)
+def test_bad_events_are_rejected(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        deploy.handler(event("arn", **overrides), None)
+
+
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/sentiment-classifier/3"
+
+
+def stubbed_client(monkeypatch: pytest.MonkeyPatch, config_name: str) -> Stubber:
+    """A client stubbed up to creating config_name; each test adds the endpoint calls."""
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    monkeypatch.setattr(deploy.boto3, "client", lambda *args, **kwargs: client)
+    stubber = Stubber(client)
+    stubber.add_response(
+        "describe_model_package",
+        {
+            "ModelPackageName": GROUP,
+            "ModelPackageArn": PACKAGE_ARN,
+            "ModelPackageVersion": 3,
+            "CreationTime": NOW,
+            "ModelPackageStatus": "Completed",
+            "ModelPackageStatusDetails": {"ValidationStatuses": []},
+            "ModelApprovalStatus": "Approved",
+            "InferenceSpecification": {
+                "Containers": [{"Image": IMAGE, "ModelDataUrl": MODEL_DATA}],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+        },
+        {"ModelPackageName": PACKAGE_ARN},
+    )
+    stubber.add_response(
+        "describe_model",
+        {
+            "ModelName": f"{ENDPOINT}-v3",
+            "CreationTime": NOW,
+            "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m",
+        },
+        {"ModelName": f"{ENDPOINT}-v3"},
+    )
+    stubber.add_client_error(
+        "describe_endpoint_config",
+        service_error_code="ValidationException",
+        service_message="Could not find endpoint configuration",
+    )
+    stubber.add_response(
+        "create_endpoint_config",
+        {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/c"},
+        {"EndpointConfigName": config_name, "ProductionVariants": ANY, "DataCaptureConfig": ANY},
+    )
+    return stubber
+
+
+def describe_endpoint_response(config: str, pending: str | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "EndpointName": ENDPOINT,
+        "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e",
+        "EndpointConfigName": config,
+        "EndpointStatus": "InService",
+        "CreationTime": NOW,
+        "LastModifiedTime": NOW,
+    }
+    if pending:
+        response["PendingDeploymentSummary"] = {"EndpointConfigName": pending}
+    return response
+
+
+def expected_config_name(overrides: dict[str, Any]) -> str:
+    settings = deploy.read_event(event(PACKAGE_ARN, **overrides))
+    request = deploy.endpoint_config_request(settings, f"{ENDPOINT}-v3")
+    return f"{ENDPOINT}-v3-{deploy.settings_digest(request)}"
+
+
+@pytest.mark.parametrize("alarms", [[], ["sentiment-5xx", "sentiment-latency"]])
+def test_existing_endpoint_on_other_config_is_updated(
+    monkeypatch: pytest.MonkeyPatch, alarms: list[str]
+) -> None:
+    new_config = expected_config_name({"instance_count": 2})
+    stubber = stubbed_client(monkeypatch, new_config)
+    stubber.add_response(
+        "describe_endpoint",
+        describe_endpoint_response(f"{ENDPOINT}-v2-0badc0de"),
+        {"EndpointName": ENDPOINT},
+    )
+    update: dict[str, Any] = {"EndpointName": ENDPOINT, "EndpointConfigName": new_config}
+    if alarms:
+        update["DeploymentConfig"] = {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+                "TerminationWaitInSeconds": deploy.BAKE_SECONDS,
+            },
+            "AutoRollbackConfiguration": {
+                "Alarms": [{"AlarmName": "sentiment-5xx"}, {"AlarmName": "sentiment-latency"}]
+            },
+        }
+    stubber.add_response(
+        "update_endpoint",
+        {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"},
+        update,
+    )
+    with stubber:
+        result = deploy.handler(event(PACKAGE_ARN, instance_count=2, rollback_alarms=alarms), None)
+        stubber.assert_no_pending_responses()
+    assert result["action"] == "updated"
+    assert result["endpoint_config_name"] == new_config
+    assert f"{ENDPOINT}-v2-0badc0de" in result["reason"]
+    assert ("auto-rollback" in result["reason"]) == bool(alarms)
+
+
+def test_endpoint_already_moving_to_config_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    new_config = expected_config_name({})
+    stubber = stubbed_client(monkeypatch, new_config)
+    stubber.add_response(
+        "describe_endpoint",
+        describe_endpoint_response(f"{ENDPOINT}-v2-0badc0de", pending=new_config),
+        {"EndpointName": ENDPOINT},
+    )
+    with stubber:
+        result = deploy.handler(event(PACKAGE_ARN), None)
+        stubber.assert_no_pending_responses()
+    assert result["action"] == "unchanged"
+    assert result["endpoint_config_name"] == new_config

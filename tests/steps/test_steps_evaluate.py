@@ -1,0 +1,168 @@
+"""evaluate.py: model-quality report, use of the artifact's own handlers, safe extraction."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from step_helpers import NEGATIVE, POSITIVE, make_tarball, write_reviews
+
+from steps import evaluate
+
+TEST_ROWS = [
+    ("excellent quality, love this kettle", 1),
+    ("great headphones, amazing value", 1),
+    ("happy with this, works perfectly", 1),
+    ("terrible soap, awful smell", 0),
+    ("broke after a day, waste of money", 0),
+    ("poor quality and useless support", 0),
+    ("great design but terrible battery", 0),
+    ("awful fit yet lovely fabric", 1),
+]
+
+
+def stage(base: Path, model_dir: Path, rows: list[tuple[str, int]]) -> Path:
+    make_tarball(model_dir, base / "processing" / "model" / "model.tar.gz")
+    write_reviews(base / "processing" / "test" / "test.csv", rows)
+    return base
+
+
+def run_main(base: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
+    try:
+        evaluate.main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def read_report(base: Path) -> dict[str, Any]:
+    path = base / "processing" / "evaluation" / "evaluation.json"
+    report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return report
+
+
+def test_report_has_sagemaker_format_and_consistent_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
+    base = stage(tmp_path, model_dir, TEST_ROWS)
+    assert run_main(base, monkeypatch) == 0
+    report = read_report(base)
+    assert list(report) == ["binary_classification_metrics"]
+    metrics = report["binary_classification_metrics"]
+    assert set(metrics) == {"accuracy", "precision", "recall", "f1", "auc", "confusion_matrix"}
+    for name in ("accuracy", "precision", "recall", "f1", "auc"):
+        assert metrics[name]["standard_deviation"] == "NaN"
+        assert 0.0 <= metrics[name]["value"] <= 1.0
+    matrix = metrics["confusion_matrix"]
+    assert set(matrix) == {"0", "1"} and all(set(row) == {"0", "1"} for row in matrix.values())
+    tn, fp = matrix["0"]["0"], matrix["0"]["1"]
+    fn, tp = matrix["1"]["0"], matrix["1"]["1"]
+    assert tn + fp == sum(1 for _, label in TEST_ROWS if label == 0)
+    assert fn + tp == sum(1 for _, label in TEST_ROWS if label == 1)
+    precision, recall = tp / (tp + fp), tp / (tp + fn)
+    assert metrics["accuracy"]["value"] == pytest.approx((tp + tn) / len(TEST_ROWS))
+    assert metrics["precision"]["value"] == pytest.approx(precision)
+    assert metrics["recall"]["value"] == pytest.approx(recall)
+    assert metrics["f1"]["value"] == pytest.approx(2 * precision * recall / (precision + recall))
+    assert tp >= 2 and tn >= 2
+
+
+def test_single_class_test_set_records_nan_auc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
+    rows = [(text, 1) for text in POSITIVE[:5]]
+    base = stage(tmp_path, model_dir, rows)
+    assert run_main(base, monkeypatch) == 0
+    metrics = read_report(base)["binary_classification_metrics"]
+    assert metrics["auc"] == {"value": "NaN", "standard_deviation": "NaN"}
+    assert metrics["confusion_matrix"]["0"] == {"0": 0, "1": 0}
+    assert metrics["confusion_matrix"]["1"]["1"] == 5
+    assert metrics["accuracy"]["value"] == 1.0
+
+
+def test_uses_the_artifacts_own_inference_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
+    patched = shutil.copytree(model_dir, tmp_path / "patched")
+    handler = patched / "code" / "inference.py"
+    handler.write_text(
+        handler.read_text(encoding="utf-8")
+        + "\n\ndef predict_fn(texts, model):\n"
+        + "    return [{'label': 1, 'score': 1.0} for _ in texts]\n",
+        encoding="utf-8",
+    )
+    rows = [(POSITIVE[0], 1), (NEGATIVE[0], 0), (NEGATIVE[1], 0)]
+    base = stage(tmp_path / "ml", patched, rows)
+    assert run_main(base, monkeypatch) == 0
+    matrix = read_report(base)["binary_classification_metrics"]["confusion_matrix"]
+    assert matrix == {"0": {"0": 0, "1": 2}, "1": {"0": 0, "1": 1}}
+
+
+def tarball_with(path: Path, member: tarfile.TarInfo, payload: bytes = b"") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        member.size = len(payload) if member.isfile() else 0
+        tar.addfile(member, io.BytesIO(payload) if member.isfile() else None)
+    return path
+
+
+def link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
+    member = tarfile.TarInfo(name)
+    member.type = kind
+    member.linkname = target
+    return member
+
+
+@pytest.mark.parametrize(
+    ("member", "expected"),
+    [
+        pytest.param(tarfile.TarInfo("../escape.txt"), "unsafe path: '../escape.txt'", id="dotdot"),
+        pytest.param(tarfile.TarInfo("/tmp/abs.txt"), "unsafe path: '/tmp/abs.txt'", id="absolute"),
+        pytest.param(
+            link("code/evil", "../../../etc/passwd", tarfile.SYMTYPE),
+            "link 'code/evil' points outside",
+            id="symlink-out",
+        ),
+        pytest.param(
+            link("evil", "/etc/passwd", tarfile.SYMTYPE), "points outside", id="symlink-abs"
+        ),
+        pytest.param(
+            link("hard", "../outside", tarfile.LNKTYPE), "points outside", id="hardlink-out"
+        ),
+    ],
+)
+def test_unsafe_archives_are_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, member: tarfile.TarInfo, expected: str
+) -> None:
+    base = tmp_path / "ml"
+    tarball_with(base / "processing" / "model" / "model.tar.gz", member, b"x")
+    write_reviews(base / "processing" / "test" / "test.csv", TEST_ROWS)
+    assert run_main(base, monkeypatch) == 1
+    assert expected in (base / "output" / "message").read_text(encoding="utf-8")
+    assert not (tmp_path / "escape.txt").exists()
+    assert not (base / "processing" / "evaluation").exists()
+
+
+def test_missing_model_archive_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = tmp_path / "ml"
+    write_reviews(base / "processing" / "test" / "test.csv", TEST_ROWS)
+    assert run_main(base, monkeypatch) == 1
+    assert "model archive not found" in (base / "output" / "message").read_text(encoding="utf-8")
+
+
+def test_tampered_model_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
+    tampered = shutil.copytree(model_dir, tmp_path / "tampered")
+    with (tampered / "model.joblib").open("ab") as handle:
+        handle.write(b"\0")
+    base = stage(tmp_path / "ml", tampered, TEST_ROWS)
+    with pytest.raises(RuntimeError, match="sha256"):
+        run_main(base, monkeypatch)
+    assert "sha256" in (base / "output" / "message").read_text(encoding="utf-8")

@@ -1,0 +1,288 @@
+"""inference.py: model verification, every content type, every client error, batch scoring."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from step_helpers import NEGATIVE, POSITIVE
+
+from steps import inference
+from steps.inference import RequestError
+
+
+@pytest.fixture(scope="module")
+def model(model_dir: Path) -> Any:
+    return inference.model_fn(str(model_dir))
+
+
+def test_model_fn_loads_verified_model(model: Any) -> None:
+    assert list(model.predict([POSITIVE[0], NEGATIVE[0]])) == [1, 0]
+
+
+def test_model_fn_refuses_digest_mismatch(tmp_path: Path, model_dir: Path) -> None:
+    copy = shutil.copytree(model_dir, tmp_path / "model")
+    with (copy / "model.joblib").open("ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(inference.ModelIntegrityError, match="refusing to load a modified"):
+        inference.model_fn(str(copy))
+
+
+def test_model_fn_refuses_other_sklearn_line(tmp_path: Path, model_dir: Path) -> None:
+    copy = shutil.copytree(model_dir, tmp_path / "model")
+    metadata = json.loads((copy / "metadata.json").read_text(encoding="utf-8"))
+    metadata["sklearn"] = "0.24.2"
+    (copy / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    with pytest.raises(inference.ModelIntegrityError, match=r"scikit-learn 0\.24\.2"):
+        inference.model_fn(str(copy))
+
+
+def test_model_fn_refuses_model_without_metadata(tmp_path: Path, model_dir: Path) -> None:
+    copy = shutil.copytree(model_dir, tmp_path / "model")
+    (copy / "metadata.json").unlink()
+    with pytest.raises(inference.ModelIntegrityError, match=r"no metadata\.json"):
+        inference.model_fn(str(copy))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        pytest.param('"nice kettle"', "application/json", ["nice kettle"], id="json-string"),
+        pytest.param(
+            b'{"review_text": "nice"}', "application/json", ["nice"], id="json-object-bytes"
+        ),
+        pytest.param('{"text": "nice"}', "application/json", ["nice"], id="json-text-key"),
+        pytest.param(
+            '["a", {"review_text": "b"}, {"text": "c"}]',
+            "application/json",
+            ["a", "b", "c"],
+            id="json-list",
+        ),
+        pytest.param(
+            '{"instances": ["a", {"review_text": "b"}]}',
+            "application/json",
+            ["a", "b"],
+            id="json-instances",
+        ),
+        pytest.param(
+            '\ufeff["caf\u00e9"]'.encode(),
+            "Application/JSON; charset=utf-8",
+            ["caf\u00e9"],
+            id="json-bom-params-case",
+        ),
+        pytest.param(
+            b'"a"\n\n{"review_text": "b"}\r\n{"text": "c"}\n',
+            "application/jsonlines",
+            ["a", "b", "c"],
+            id="jsonlines",
+        ),
+        pytest.param(
+            'review_text\n"good, really"\n"two\nlines"\n',
+            "text/csv",
+            ["good, really", "two\nlines"],
+            id="csv-header",
+        ),
+        pytest.param(
+            b"first,9\nsecond\n", "text/csv; charset=utf-8", ["first", "second"], id="csv"
+        ),
+    ],
+)
+def test_input_fn_accepts(body: bytes | str, content_type: str, expected: list[str]) -> None:
+    assert inference.input_fn(body, content_type) == expected
+
+
+TOO_MANY = inference.MAX_REVIEWS + 1
+LONG = "x" * (inference.MAX_REVIEW_CHARS + 1)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "fragment"),
+    [
+        pytest.param(
+            b"hi",
+            "text/plain",
+            415,
+            "supported: application/json, application/jsonlines, text/csv",
+            id="unsupported",
+        ),
+        pytest.param(b"x", None, 415, "unsupported content type None", id="no-content-type"),
+        pytest.param(
+            b'["a",', "application/json", 400, "invalid JSON at line 1 column 6", id="bad-json"
+        ),
+        pytest.param(
+            b"[1]", "application/json", 400, "index 0: expected a string", id="number-item"
+        ),
+        pytest.param(
+            b'["a", {"review_text": null}]',
+            "application/json",
+            400,
+            "index 1: expected a string or an object with a string 'review_text', found null",
+            id="null-text",
+        ),
+        pytest.param(
+            b'[{"body": "x"}]',
+            "application/json",
+            400,
+            "found an object with keys ['body']",
+            id="object-without-text",
+        ),
+        pytest.param(b"5", "application/json", 400, "found number", id="top-level-number"),
+        pytest.param(
+            b'{"instances": "a"}',
+            "application/json",
+            400,
+            "'instances' must be an array, found string",
+            id="instances-not-list",
+        ),
+        pytest.param(b"", "application/json", 400, "the request body is empty", id="empty-body"),
+        pytest.param(b" \n ", "text/csv", 400, "the request body is empty", id="blank-body"),
+        pytest.param(
+            b"[]", "application/json", 400, "the request holds no reviews", id="empty-list"
+        ),
+        pytest.param(b"review_text\n", "text/csv", 400, "holds no reviews", id="csv-header-only"),
+        pytest.param(
+            b'{"instances": []}', "application/json", 400, "no reviews", id="empty-instances"
+        ),
+        pytest.param(
+            b'["ok", ""]',
+            "application/json",
+            400,
+            "index 1: the review is empty",
+            id="empty-review",
+        ),
+        pytest.param(
+            b'["ok", " \\t "]',
+            "application/json",
+            400,
+            "index 1: the review is blank",
+            id="blank-review",
+        ),
+        pytest.param(
+            b'ok\n" "\n', "text/csv", 400, "index 1 (line 2): the review is blank", id="csv-blank"
+        ),
+        pytest.param(
+            b'"caf\xe9"',
+            "application/json",
+            400,
+            "not valid UTF-8: byte 0xe9 at offset 4",
+            id="not-utf8",
+        ),
+        pytest.param(
+            json.dumps(["ok", LONG]),
+            "application/json",
+            400,
+            "index 1: the review has 20001 characters; the limit is 20000",
+            id="too-long",
+        ),
+        pytest.param(
+            json.dumps(["a"] * TOO_MANY),
+            "application/json",
+            413,
+            "10001 reviews",
+            id="json-too-many",
+        ),
+        pytest.param(
+            '"a"\n' * TOO_MANY, "application/jsonlines", 413, "at most 10000", id="jsonl-too-many"
+        ),
+        pytest.param("a\n" * TOO_MANY, "text/csv", 413, "at most 10000", id="csv-too-many"),
+        pytest.param(
+            b'"a"\n{"review_text": \n',
+            "application/jsonlines",
+            400,
+            "index 1 (line 2): invalid JSON",
+            id="jsonl-bad-line",
+        ),
+        pytest.param(
+            b'"a"\n["b"]\n',
+            "application/jsonlines",
+            400,
+            "index 1 (line 2): expected a string",
+            id="jsonl-array-item",
+        ),
+        pytest.param(
+            b'ok\n"never closed\n',
+            "text/csv",
+            400,
+            "malformed CSV in the row starting at line 2",
+            id="csv-malformed",
+        ),
+    ],
+)
+def test_input_fn_rejects(
+    body: bytes | str, content_type: str | None, status: int, fragment: str
+) -> None:
+    with pytest.raises(RequestError) as caught:
+        inference.input_fn(body, content_type)
+    assert caught.value.status == status
+    assert fragment in caught.value.message
+    assert isinstance(caught.value, ValueError)
+
+
+def test_predict_fn_labels_and_rounded_scores(model: Any) -> None:
+    texts = [POSITIVE[1], NEGATIVE[1], "fine I guess"]
+    predictions = inference.predict_fn(texts, model)
+    probabilities = model.predict_proba(texts)[:, list(model.classes_).index(1)]
+    assert [p["label"] for p in predictions] == [int(label) for label in model.predict(texts)]
+    assert predictions[0]["label"] == 1 and predictions[1]["label"] == 0
+    for prediction, probability in zip(predictions, probabilities, strict=True):
+        assert isinstance(prediction["label"], int)
+        assert prediction["score"] == round(float(probability), 6)
+
+
+class CountingModel:
+    """Wraps a model to count predict_proba calls."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.classes_ = model.classes_
+        self.calls = 0
+
+    def predict_proba(self, texts: list[str]) -> Any:
+        self.calls += 1
+        return self.model.predict_proba(texts)
+
+
+def test_batch_of_1000_is_scored_in_one_call(model: Any) -> None:
+    reviews = [f"{POSITIVE[i % 20]} number {i}" for i in range(1000)]
+    body = json.dumps({"instances": [{"review_text": text} for text in reviews]})
+    counting = CountingModel(model)
+    predictions = inference.predict_fn(inference.input_fn(body, "application/json"), counting)
+    assert counting.calls == 1
+    assert len(predictions) == 1000
+    assert {p["label"] for p in predictions} == {1}
+
+
+@pytest.mark.parametrize("accept", ["application/json", "*/*", "", None, "text/html, */*"])
+def test_output_fn_json(accept: str | None) -> None:
+    predictions: list[inference.Prediction] = [{"label": 1, "score": 0.9}]
+    body, content_type = inference.output_fn(predictions, accept)
+    assert content_type == "application/json"
+    assert json.loads(body) == {"predictions": [{"label": 1, "score": 0.9}]}
+
+
+def test_output_fn_jsonlines() -> None:
+    predictions: list[inference.Prediction] = [
+        {"label": 1, "score": 0.9},
+        {"label": 0, "score": 0.123457},
+    ]
+    body, content_type = inference.output_fn(predictions, "application/jsonlines; charset=utf-8")
+    assert content_type == "application/jsonlines"
+    assert [json.loads(line) for line in body.decode().splitlines()] == predictions
+
+
+@pytest.mark.parametrize("accept", ["text/csv", "text/html, application/xml"])
+def test_output_fn_rejects_unsupported_accept(accept: str) -> None:
+    with pytest.raises(RequestError) as caught:
+        inference.output_fn([{"label": 1, "score": 0.5}], accept)
+    assert caught.value.status == 406
+    assert "application/jsonlines" in caught.value.message
+
+
+def test_full_request_cycle(model: Any) -> None:
+    texts = inference.input_fn(f"{POSITIVE[2]}\n{NEGATIVE[2]}\n".encode(), "text/csv")
+    body, content_type = inference.output_fn(inference.predict_fn(texts, model), "application/json")
+    labels = [p["label"] for p in json.loads(body)["predictions"]]
+    assert (labels, content_type) == ([1, 0], "application/json")

@@ -1,0 +1,37 @@
+"""Each step script must import on its own: SageMaker ships it without the rest of the project."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+STEPS = Path(__file__).resolve().parents[2] / "steps"
+# Even if the project is pip-installed, importing its packages from a script must fail here.
+BLOCK_PROJECT = "import sys; sys.modules['steps'] = sys.modules['pipelines'] = None; "
+
+
+def entry(name: str) -> str:
+    """The function SageMaker or Lambda calls in that script."""
+    return {"inference": "model_fn", "deploy": "handler"}.get(name, "main")
+
+
+@pytest.mark.parametrize("name", ["preprocess", "train", "evaluate", "inference", "deploy"])
+def test_script_imports_alone(tmp_path: Path, name: str) -> None:
+    shutil.copyfile(STEPS / f"{name}.py", tmp_path / f"{name}.py")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-E",
+            "-c",
+            BLOCK_PROJECT + f"import {name}; assert callable({name}.{entry(name)})",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
