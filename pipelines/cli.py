@@ -78,7 +78,9 @@ def _execution_arn(settings: Settings, sm: Any, given: str | None) -> str:
         return given
     arn = executions.latest_execution_arn(sm, settings.pipeline_name)
     if not arn:
-        raise UserError(f"pipeline {settings.pipeline_name} has no executions yet: run `make run-pipeline`")
+        raise UserError(
+            f"pipeline {settings.pipeline_name} has no executions yet: run `make run-pipeline`"
+        )
     return arn
 
 
@@ -230,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     start = add("start", cmd_start, "start an execution")
     start.add_argument("--input-data", help="S3 URI of a folder with train.csv and test.csv")
     start.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
-    start.add_argument("--wait", action="store_true", help="follow the run; exit 1 unless it succeeds")
+    start.add_argument(
+        "--wait", action="store_true", help="follow the run; exit 1 unless it succeeds"
+    )
     start.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
     status = add("status", cmd_status, "an execution's steps (default: the latest)")
     status.add_argument("execution", nargs="?")
@@ -274,8 +278,10 @@ def _explain(error: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    flags = {k: getattr(args, k) for k in ("target", "region", "bucket", "role_arn",
-                                           "pipeline_name", "state_dir")}
+    flags = {
+        k: getattr(args, k)
+        for k in ("target", "region", "bucket", "role_arn", "pipeline_name", "state_dir")
+    }
     try:
         settings = load_settings(flags)
         return int(args.handler(settings, args))

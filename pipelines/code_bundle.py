@@ -26,9 +26,10 @@ DEPLOY_HANDLER = "deploy.py"
 
 def _targz(files: dict[str, bytes]) -> bytes:
     raw = io.BytesIO()
-    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, tarfile.open(
-        fileobj=gz, mode="w", format=tarfile.PAX_FORMAT
-    ) as tar:
+    with (
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for name in sorted(files):
             info = tarfile.TarInfo(name)
             info.size = len(files[name])

@@ -181,7 +181,9 @@ class _Builder:
                 _s3_output(
                     "train", _execution_uri(self.settings, "train"), f"{PROCESSING_BASE}/train"
                 ),
-                _s3_output("test", _execution_uri(self.settings, "test"), f"{PROCESSING_BASE}/test"),
+                _s3_output(
+                    "test", _execution_uri(self.settings, "test"), f"{PROCESSING_BASE}/test"
+                ),
             ],
         )
         return ProcessingStep(
@@ -325,7 +327,9 @@ class _Builder:
                 "Runs the deploy Lambda: creates or updates the endpoint with data capture on, "
                 "only for an Approved model version."
             ),
-            lambda_func=Lambda(function_arn=self.settings.deploy_function_arn, session=self.session),
+            lambda_func=Lambda(
+                function_arn=self.settings.deploy_function_arn, session=self.session
+            ),
             inputs={
                 "model_package_arn": register.properties.ModelPackageArn,
                 "endpoint_name": params.endpoint_name,

@@ -60,7 +60,9 @@ def _detail(step: Mapping[str, Any]) -> str:
     if "RegisterModel" in metadata:
         return str(metadata["RegisterModel"].get("Arn", ""))
     if "Lambda" in metadata:
-        outputs = {o["Name"]: o.get("Value") for o in metadata["Lambda"].get("OutputParameters", [])}
+        outputs = {
+            o["Name"]: o.get("Value") for o in metadata["Lambda"].get("OutputParameters", [])
+        }
         return f"{outputs.get('action', '')} {outputs.get('endpoint_name', '')}".strip()
     return ""
 

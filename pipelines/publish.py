@@ -6,7 +6,6 @@ in place and not uploaded again, and an unchanged definition leaves SageMaker's 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,8 +13,8 @@ from botocore.exceptions import ClientError
 
 from pipelines.aws import Clients
 from pipelines.code_bundle import CodeBundle
+from pipelines.settings import Settings
 
-Say = Callable[[str], None]
 DATA_FILES = ("train.csv", "test.csv")
 
 
@@ -42,6 +41,18 @@ def upload_code(clients: Clients, bundle: CodeBundle) -> list[str]:
     return uploaded
 
 
+def deploy_function_environment(settings: Settings) -> dict[str, str]:
+    """What the deploy handler reads when an approval event (not the pipeline) invokes it."""
+    return {
+        "ENDPOINT_NAME": settings.endpoint_name,
+        "EXECUTION_ROLE_ARN": settings.role_arn,
+        "INSTANCE_TYPE": settings.endpoint_instance_type,
+        "INSTANCE_COUNT": "1",
+        "CAPTURE_DESTINATION": settings.s3_uri("data-capture"),
+        "CAPTURE_PERCENTAGE": "100",
+    }
+
+
 def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
     """Point the deploy Lambda at this code: update it, or create it where the target allows.
 
@@ -64,6 +75,7 @@ def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
             Handler="deploy.handler",
             Code={"ZipFile": code},
             Timeout=120,
+            Environment={"Variables": deploy_function_environment(settings)},
         )
 
 
@@ -98,6 +110,8 @@ def upload_data(clients: Clients, folder: Path, destination: str) -> dict[str, s
     if missing:
         raise FileNotFoundError(f"{folder} has no {' or '.join(missing)}")
     return {
-        name: clients.storage.put_bytes(f"{destination.rstrip('/')}/{name}", (folder / name).read_bytes())
+        name: clients.storage.put_bytes(
+            f"{destination.rstrip('/')}/{name}", (folder / name).read_bytes()
+        )
         for name in DATA_FILES
     }

@@ -81,9 +81,7 @@ class Settings:
 
     @property
     def deploy_function_arn(self) -> str:
-        return (
-            f"arn:aws:lambda:{self.region}:{self.account}:function:{self.deploy_function_name}"
-        )
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.deploy_function_name}"
 
     def require_aws(self) -> None:
         """Fail with a one-line hint when the SageMaker target lacks what it cannot guess."""
@@ -145,7 +143,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             try:
                 coerced[name] = int(value)
             except (TypeError, ValueError):
-                raise SettingsError(f"setting {name} must be a whole number, got {value!r}") from None
+                raise SettingsError(
+                    f"setting {name} must be a whole number, got {value!r}"
+                ) from None
         else:
             coerced[name] = str(value)
     if coerced.get("target", "local") not in ("local", "sagemaker"):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -58,8 +60,33 @@ def _whole_number(event: dict[str, Any], key: str, default: int | None = None) -
     return int(value)
 
 
+APPROVAL_EVENT = "SageMaker Model Package State Change"
+ENVIRONMENT_KEYS = {
+    "endpoint_name": "ENDPOINT_NAME",
+    "role_arn": "EXECUTION_ROLE_ARN",
+    "instance_type": "INSTANCE_TYPE",
+    "instance_count": "INSTANCE_COUNT",
+    "capture_destination": "CAPTURE_DESTINATION",
+    "capture_percentage": "CAPTURE_PERCENTAGE",
+}
+
+
+def from_approval_event(event: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """An EventBridge approval event names only the package; the endpoint settings come from
+    the function's environment (set by the infra stack, or by the local upsert)."""
+    if event.get("detail-type") != APPROVAL_EVENT:
+        return event
+    settings: dict[str, Any] = {
+        key: environ[name] for key, name in ENVIRONMENT_KEYS.items() if environ.get(name)
+    }
+    settings.setdefault("instance_count", 1)
+    settings["model_package_arn"] = event.get("detail", {}).get("ModelPackageArn")
+    return settings
+
+
 def read_event(event: dict[str, Any]) -> dict[str, Any]:
     """Validate the event and normalise its numbers and alarm list."""
+    event = from_approval_event(event, os.environ)
     missing = [key for key in REQUIRED_KEYS if event.get(key) in (None, "")]
     if missing:
         raise ValueError(f"deploy event is missing {missing}")

@@ -281,3 +281,37 @@ def output_fn(predictions: list[Prediction], accept: str | None) -> tuple[bytes,
     else:
         body = json.dumps({"predictions": predictions})
     return body.encode("utf-8"), media
+
+
+def _unigram_vocabulary(model: Any) -> tuple[Any, dict[str, int]]:
+    """The fitted vectorizer's analyzer cut down to unigrams, and its vocabulary: the model can
+    only use tokens it has seen, so the share of unknown ones says how foreign a review is."""
+    from sklearn.base import clone
+
+    steps = getattr(model, "steps", None) or [("model", model)]
+    vectorizer = next((step for _, step in steps if hasattr(step, "vocabulary_")), None)
+    if vectorizer is None:
+        raise ValueError("the model has no fitted text vectorizer (a step with vocabulary_)")
+    analyzer = clone(vectorizer).set_params(ngram_range=(1, 1)).build_analyzer()
+    return analyzer, vectorizer.vocabulary_
+
+
+def features(texts: list[str], predictions: list[Prediction], model: Any) -> dict[str, list[float]]:
+    """Per-review numbers for drift monitoring. The baseline and the monitor both call this one
+    function, from the artifact itself, so training-time and serving-time features cannot differ."""
+    if len(texts) != len(predictions):
+        raise ValueError(f"{len(texts)} reviews but {len(predictions)} predictions")
+    analyzer, vocabulary = _unigram_vocabulary(model)
+    tokens = [analyzer(text) for text in texts]
+    counts = np.array([len(found) for found in tokens], dtype=float)
+    unknown = np.array(
+        [sum(token not in vocabulary for token in found) for found in tokens], dtype=float
+    )
+    oov = np.divide(unknown, counts, out=np.zeros_like(counts), where=counts > 0)
+    return {
+        "prediction_score": [float(prediction["score"]) for prediction in predictions],
+        "predicted_label": [float(int(prediction["label"])) for prediction in predictions],
+        "review_length": [float(len(text)) for text in texts],
+        "token_count": counts.tolist(),
+        "oov_rate": oov.tolist(),
+    }

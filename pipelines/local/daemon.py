@@ -44,10 +44,20 @@ def ensure_running(state_dir: Path, port: int = 0) -> str:
     state_dir.mkdir(parents=True, exist_ok=True)
     with (state_dir / "server.log").open("a") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.local.server", "--state-dir", str(state_dir),
-             "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=Path(__file__).resolve().parents[2],
+            [
+                sys.executable,
+                "-m",
+                "pipelines.local.server",
+                "--state-dir",
+                str(state_dir),
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parents[2],
         )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

@@ -12,7 +12,13 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from pipelines.local.errors import ServiceError
-from pipelines.local.hosting import CaptureSpec, EndpointNotReady, Hosting, InvokeResult, VariantSpec
+from pipelines.local.hosting import (
+    CaptureSpec,
+    EndpointNotReady,
+    Hosting,
+    InvokeResult,
+    VariantSpec,
+)
 
 if TYPE_CHECKING:
     from pipelines.local.models import LocalSageMaker
@@ -72,8 +78,9 @@ class EndpointHosting:
         try:
             variants = self._variants(config)
         except ServiceError as error:
-            self.backend.set_endpoint(endpoint_name, EndpointStatus="Failed",
-                                      FailureReason=error.message)
+            self.backend.set_endpoint(
+                endpoint_name, EndpointStatus="Failed", FailureReason=error.message
+            )
             return
 
         def on_status(name: str, status: str, reason: str, serving: str | None) -> None:
@@ -101,24 +108,32 @@ class EndpointHosting:
             name = endpoint["EndpointName"]
             if not serving:
                 self.backend.set_endpoint(
-                    name, EndpointStatus="Failed",
+                    name,
+                    EndpointStatus="Failed",
                     FailureReason="The local SageMaker server stopped before the endpoint was created.",
                 )
                 continue
             config = self.backend.describe_endpoint_config({"EndpointConfigName": serving})
             status, reason = self.processes.restore(
-                name, serving, self._variants(config),
+                name,
+                serving,
+                self._variants(config),
                 CaptureSpec.from_config(config.get("DataCaptureConfig")),
             )
             interrupted = endpoint["EndpointStatus"] == "Updating"
             if interrupted and status == "InService":
                 reason = f"Update interrupted by a server restart; still serving {serving}."
             self.backend.set_endpoint(
-                name, EndpointStatus=status, FailureReason=reason or None,
-                PendingDeploymentSummary=None, **self._described(config),
+                name,
+                EndpointStatus=status,
+                FailureReason=reason or None,
+                PendingDeploymentSummary=None,
+                **self._described(config),
             )
 
-    def invoke(self, endpoint_name: str, body: bytes, content_type: str, accept: str) -> InvokeResult:
+    def invoke(
+        self, endpoint_name: str, body: bytes, content_type: str, accept: str
+    ) -> InvokeResult:
         try:
             return self.processes.invoke(endpoint_name, body, content_type, accept)
         except EndpointNotReady as error:
@@ -131,8 +146,9 @@ class EndpointHosting:
         """As the approval rule on AWS does: an approved version goes to the deploy function."""
         function = self.backend.state.get("function", _deploy_function_name(self.backend))
         if function is None:
-            log.warning("no deploy function yet (run upsert); %s not deployed",
-                        package["ModelPackageArn"])
+            log.warning(
+                "no deploy function yet (run upsert); %s not deployed", package["ModelPackageArn"]
+            )
             return
         event = {
             "version": "0",

@@ -12,7 +12,7 @@ class ServiceError(Exception):
 
 
 def not_found(what: str, name: str, code: str = "ValidationException") -> ServiceError:
-    return ServiceError(code, f"Could not find {what} \"{name}\".")
+    return ServiceError(code, f'Could not find {what} "{name}".')
 
 
 def invalid(message: str) -> ServiceError:

@@ -381,7 +381,7 @@ def evaluate_condition(condition: Any, scope: Scope) -> bool:
         branches = condition.get("Conditions")
         if not isinstance(branches, list):
             raise ExpressionError(f"Or: Conditions must be a list, got {branches!r}")
-        return all(evaluate_condition(branch, scope) for branch in branches)
+        return any(evaluate_condition(branch, scope) for branch in branches)
     if kind == "In":
         query = resolve(condition.get("QueryValue"), scope)
         values = resolve(condition.get("Values"), scope)

@@ -227,6 +227,7 @@ class _ConnectionPool:
         self._port = port
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
         """POST /invocations; a pooled connection the server dropped is retried once afresh."""
@@ -266,13 +267,14 @@ class _ConnectionPool:
 
     def _give_back(self, conn: http.client.HTTPConnection, will_close: bool) -> None:
         with self._lock:
-            if not will_close and len(self._idle) < MAX_IDLE_CONNECTIONS:
+            if not (will_close or self._closed) and len(self._idle) < MAX_IDLE_CONNECTIONS:
                 self._idle.append(conn)
                 return
         conn.close()
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True  # connections still in use are closed when handed back
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()

@@ -94,10 +94,10 @@ def run_processing_job(
     start = _now()
     try:
         job = _prepare_job_dir(work_dir, job_name)
-        for name, uri, local, data_type in _processing_inputs(request, job.base):
-            _download(store, uri, local, data_type, name)
         outputs = _processing_outputs(request, job.base)
         argv = _container_command(request.get("AppSpecification", {}), job.base)
+        for name, uri, local, data_type in _processing_inputs(request, job.base):
+            _download(store, uri, local, data_type, name)
     except (_JobError, KeyError) as exc:
         return _processing_outcome(job_name, request, start, _refused(exc))
     env = {**_base_env(job), **_rebased_env(request.get("Environment"), job.base)}
@@ -114,10 +114,9 @@ def run_processing_job(
     return _processing_outcome(job_name, request, start, ending)
 
 
-def _processing_inputs(
-    request: Mapping[str, Any], base: Path
-) -> Iterator[tuple[str, str, Path, str]]:
+def _processing_inputs(request: Mapping[str, Any], base: Path) -> list[tuple[str, str, Path, str]]:
     """(name, S3 URI, local dir, S3DataType) of every input; the code arrives as one of them."""
+    inputs = []
     for item in request.get("ProcessingInputs", []):
         name = item.get("InputName", "")
         s3 = item.get("S3Input")
@@ -127,7 +126,8 @@ def _processing_inputs(
                 "are supported locally"
             )
         local = _local_path(s3["LocalPath"], base)
-        yield name, s3["S3Uri"], local, s3.get("S3DataType", "S3Prefix")
+        inputs.append((name, s3["S3Uri"], local, s3.get("S3DataType", "S3Prefix")))
+    return inputs
 
 
 def _processing_outputs(request: Mapping[str, Any], base: Path) -> list[tuple[Path, str]]:
@@ -343,7 +343,7 @@ def _extract_safely(archive: Path, dest: Path, uri: str) -> None:
                 source = cast(IO[bytes], tar.extractfile(member))  # a file: never None
                 with source, open(target, "wb") as out:
                     shutil.copyfileobj(source, out)
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise _JobError(f"ClientError: cannot unpack {uri} as a tar.gz: {exc}") from None
 
 
@@ -556,8 +556,9 @@ def _run_container(
         for reader in readers:
             reader.start()
         stopped_by = _wait(process, timeout, cancel, sink)
-        for reader in readers:
-            reader.join()
+        for reader in readers:  # bounded: a process that left the group may hold the pipes
+            reader.join(timeout=KILL_GRACE_SECONDS)
+        sink.close()
     return _Finish(process.returncode, stopped_by, list(tail))
 
 
@@ -595,17 +596,22 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
 
 
 class _LogSink:
-    """Copies lines to every stream as they come, one whole line at a time."""
+    """Copies lines to every stream as they come, one whole line at a time, until closed."""
 
     def __init__(self, *streams: IO[str]) -> None:
         self._streams = streams
         self._lock = threading.Lock()
+        self._closed = False
 
     def write(self, line: str) -> None:
         with self._lock:
-            for stream in self._streams:
+            for stream in () if self._closed else self._streams:
                 stream.write(line)
                 stream.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
 
     def pump(self, source: IO[str], tail: deque[str] | None) -> None:
         for line in source:

@@ -135,8 +135,12 @@ class Functions:
             try:
                 done = subprocess.run(
                     [sys.executable, "-c", BOOTSTRAP, module, function, str(result_path)],
-                    input=json.dumps(event), capture_output=True, text=True, env=env,
-                    cwd=body["_CodeDir"], timeout=body["Timeout"],
+                    input=json.dumps(event),
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=body["_CodeDir"],
+                    timeout=body["Timeout"],
                 )
             except subprocess.TimeoutExpired:
                 return Invocation(None, f"Task timed out after {body['Timeout']} seconds")

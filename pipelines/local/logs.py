@@ -13,6 +13,12 @@ def step_log(state_dir: Path, sm: Any, execution_arn: str, step: str) -> str:
     for path in (job_dir / "logs.txt", state_dir / "jobs" / execution_id / "execution.log"):
         if path.is_file():
             return path.read_text(encoding="utf-8", errors="replace")
-    names = [s["StepName"] for s in sm.list_pipeline_execution_steps(
-        PipelineExecutionArn=execution_arn)["PipelineExecutionSteps"]]
-    raise FileNotFoundError(f"no log for step {step!r}; steps of this execution: {', '.join(names)}")
+    names = [
+        s["StepName"]
+        for s in sm.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn)[
+            "PipelineExecutionSteps"
+        ]
+    ]
+    raise FileNotFoundError(
+        f"no log for step {step!r}; steps of this execution: {', '.join(names)}"
+    )

@@ -183,10 +183,10 @@ class Handler(BaseHTTPRequestHandler):
     def model_server(self) -> ModelHTTPServer:
         return cast(ModelHTTPServer, self.server)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """No access log: writing a line per request to stderr costs more than the request."""
 
-    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_error(self, format: str, *args: Any) -> None:
         sys.stderr.write(f"model server: {format % args}\n")
 
     def do_GET(self) -> None:
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         app = ModelApp.load(args.model_dir)
-    except BaseException as exc:  # noqa: BLE001 - any load failure must end the process
+    except BaseException as exc:
         traceback.print_exc(file=sys.stderr)
         sys.stderr.write(f"model server: failed to load the model from {args.model_dir}: {exc}\n")
         return 1

@@ -55,7 +55,9 @@ class LocalSageMaker:
     def _definition(self, request: Body) -> Body:
         raw = request.get("PipelineDefinition")
         if not raw:
-            raise invalid("PipelineDefinition is required (PipelineDefinitionS3Location is not supported locally)")
+            raise invalid(
+                "PipelineDefinition is required (PipelineDefinitionS3Location is not supported locally)"
+            )
         try:
             definition = json.loads(raw)
             validate_definition(definition)
@@ -119,8 +121,16 @@ class LocalSageMaker:
     def list_pipelines(self, request: Body) -> Body:
         return {
             "PipelineSummaries": [
-                {k: p[k] for k in ("PipelineArn", "PipelineName", "PipelineDisplayName",
-                                   "CreationTime", "LastModifiedTime")}
+                {
+                    k: p[k]
+                    for k in (
+                        "PipelineArn",
+                        "PipelineName",
+                        "PipelineDisplayName",
+                        "CreationTime",
+                        "LastModifiedTime",
+                    )
+                }
                 for p in self.state.list("pipeline")
             ]
         }
@@ -139,7 +149,9 @@ class LocalSageMaker:
         body = {
             "PipelineArn": pipeline["PipelineArn"],
             "PipelineExecutionArn": f"{pipeline['PipelineArn']}/execution/{execution_id}",
-            "PipelineExecutionDisplayName": request.get("PipelineExecutionDisplayName", execution_id),
+            "PipelineExecutionDisplayName": request.get(
+                "PipelineExecutionDisplayName", execution_id
+            ),
             "PipelineExecutionDescription": request.get("PipelineExecutionDescription", ""),
             "PipelineExecutionStatus": "Executing",
             "CreationTime": now,
@@ -191,7 +203,9 @@ class LocalSageMaker:
     def stop_pipeline_execution(self, request: Body) -> Body:
         body = self.execution(request["PipelineExecutionArn"])
         if body["PipelineExecutionStatus"] != "Executing":
-            raise invalid(f"Execution is {body['PipelineExecutionStatus']}; only Executing can stop.")
+            raise invalid(
+                f"Execution is {body['PipelineExecutionStatus']}; only Executing can stop."
+            )
         self.update_execution(body["PipelineExecutionArn"], PipelineExecutionStatus="Stopping")
         self.runner.stop(body["PipelineExecutionArn"])
         return {"PipelineExecutionArn": body["PipelineExecutionArn"]}
@@ -308,14 +322,22 @@ class LocalSageMaker:
 
     def list_model_packages(self, request: Body) -> Body:
         group = request.get("ModelPackageGroupName")
-        packages = self.state.packages(self._group(group)["ModelPackageGroupName"] if group else None)
+        packages = self.state.packages(
+            self._group(group)["ModelPackageGroupName"] if group else None
+        )
         status = request.get("ModelApprovalStatus")
         packages = [p for p in packages if not status or p["ModelApprovalStatus"] == status]
         if request.get("SortOrder", "Ascending") == "Descending":
             packages.reverse()
-        keys = ("ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn",
-                "ModelPackageDescription", "CreationTime", "ModelPackageStatus",
-                "ModelApprovalStatus")
+        keys = (
+            "ModelPackageGroupName",
+            "ModelPackageVersion",
+            "ModelPackageArn",
+            "ModelPackageDescription",
+            "CreationTime",
+            "ModelPackageStatus",
+            "ModelApprovalStatus",
+        )
         return {"ModelPackageSummaryList": [{k: p[k] for k in keys} for p in packages]}
 
     def update_model_package(self, request: Body) -> Body:
@@ -337,7 +359,9 @@ class LocalSageMaker:
     def _create(self, kind: str, name: str, body: Body, label: str) -> Body:
         with self._lock:
             if self.state.get(kind, name):
-                raise invalid(f"Cannot create already existing {label} \"{self.arn(kind.replace('_', '-'), name)}\".")
+                raise invalid(
+                    f'Cannot create already existing {label} "{self.arn(kind.replace("_", "-"), name)}".'
+                )
             self.state.put(kind, name, body, body["CreationTime"])
         return body
 
@@ -418,7 +442,7 @@ class LocalSageMaker:
         with self._lock:
             body = self._get("endpoint", name, "endpoint")
             if body["EndpointStatus"] in ("Creating", "Updating"):
-                raise invalid(f"Cannot update in-progress endpoint \"{body['EndpointArn']}\".")
+                raise invalid(f'Cannot update in-progress endpoint "{body["EndpointArn"]}".')
             config = self.describe_endpoint_config(request)
             body.update(EndpointStatus="Updating", LastModifiedTime=time.time())
             body["PendingDeploymentSummary"] = {"EndpointConfigName": config["EndpointConfigName"]}

@@ -17,14 +17,37 @@ from pipelines.local.models import LocalSageMaker
 OPERATION = re.compile(r"^SageMaker\.([A-Za-z]+)$")
 SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 SAGEMAKER_OPERATIONS = frozenset(
-    """CreatePipeline UpdatePipeline DescribePipeline DeletePipeline ListPipelines
-    StartPipelineExecution DescribePipelineExecution ListPipelineExecutions
-    StopPipelineExecution RetryPipelineExecution ListPipelineExecutionSteps
-    CreateModelPackageGroup DescribeModelPackageGroup ListModelPackageGroups
-    CreateModelPackage DescribeModelPackage ListModelPackages UpdateModelPackage
-    CreateModel DescribeModel DeleteModel CreateEndpointConfig DescribeEndpointConfig
-    DeleteEndpointConfig CreateEndpoint UpdateEndpoint DescribeEndpoint DeleteEndpoint
-    ListEndpoints""".split()
+    [
+        "CreatePipeline",
+        "UpdatePipeline",
+        "DescribePipeline",
+        "DeletePipeline",
+        "ListPipelines",
+        "StartPipelineExecution",
+        "DescribePipelineExecution",
+        "ListPipelineExecutions",
+        "StopPipelineExecution",
+        "RetryPipelineExecution",
+        "ListPipelineExecutionSteps",
+        "CreateModelPackageGroup",
+        "DescribeModelPackageGroup",
+        "ListModelPackageGroups",
+        "CreateModelPackage",
+        "DescribeModelPackage",
+        "ListModelPackages",
+        "UpdateModelPackage",
+        "CreateModel",
+        "DescribeModel",
+        "DeleteModel",
+        "CreateEndpointConfig",
+        "DescribeEndpointConfig",
+        "DeleteEndpointConfig",
+        "CreateEndpoint",
+        "UpdateEndpoint",
+        "DescribeEndpoint",
+        "DeleteEndpoint",
+        "ListEndpoints",
+    ]
 )
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 FUNCTIONS = re.compile(r"^/2015-03-31/functions/?([^/]*)(/code)?/?$")
@@ -56,10 +79,12 @@ class Protocol:
     def sagemaker(self, target: str, body: bytes) -> Reply:
         match = OPERATION.match(target)
         if not match or match.group(1) not in SAGEMAKER_OPERATIONS:
-            return error_reply(ServiceError(
-                "UnknownOperationException",
-                f"{target or 'request'} is not supported by the local SageMaker",
-            ))
+            return error_reply(
+                ServiceError(
+                    "UnknownOperationException",
+                    f"{target or 'request'} is not supported by the local SageMaker",
+                )
+            )
         try:
             request = json.loads(body or b"{}")
             if not isinstance(request, dict):
@@ -90,7 +115,7 @@ class Protocol:
             {
                 "__type": "ModelError",
                 "message": f"Received client error ({result.status}) from model with message "
-                f"\"{message}\".",
+                f'"{message}".',
                 "OriginalStatusCode": result.status,
                 "OriginalMessage": message,
             },
@@ -114,7 +139,9 @@ class Protocol:
                 return json_reply(200, functions.get(name))
         except ServiceError as error:
             return error_reply(error, "application/json")
-        return error_reply(ServiceError("ResourceNotFoundException", f"no route {method} {path}", 404))
+        return error_reply(
+            ServiceError("ResourceNotFoundException", f"no route {method} {path}", 404)
+        )
 
 
 def _now() -> float:

@@ -41,7 +41,11 @@ class ExecutionJournal:
         self.state = backend.state
 
     def step_started(
-        self, name: str, type: str, display_name: str | None, description: str | None,
+        self,
+        name: str,
+        type: str,
+        display_name: str | None,
+        description: str | None,
         start: datetime,
     ) -> None:
         previous = {s["StepName"]: s for s in self.state.steps(self.arn)}.get(name, {})
@@ -89,8 +93,9 @@ class ExecutionRunner:
     def start(self, execution: dict[str, Any]) -> None:
         arn = execution["PipelineExecutionArn"]
         self._cancel[arn] = threading.Event()
-        thread = threading.Thread(target=self._run, args=(execution,), name=f"exec-{arn[-12:]}",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=self._run, args=(execution,), name=f"exec-{arn[-12:]}", daemon=True
+        )
         self._threads[arn] = thread
         thread.start()
 
@@ -147,7 +152,10 @@ class StepRunners:
     """One callable per step type; each returns a StepOutcome and never raises on step failure."""
 
     def __init__(
-        self, backend: LocalSageMaker, context: ExecutionContext, log: IO[str],
+        self,
+        backend: LocalSageMaker,
+        context: ExecutionContext,
+        log: IO[str],
         cancel: threading.Event,
     ) -> None:
         self.backend = backend
@@ -169,14 +177,22 @@ class StepRunners:
 
     def processing(self, request: StepRequest) -> StepOutcome:
         return jobs.run_processing_job(
-            self._job_name(request), request.arguments, self.backend.store, self.work_dir,
-            self.log, cancel=self.cancel,
+            self._job_name(request),
+            request.arguments,
+            self.backend.store,
+            self.work_dir,
+            self.log,
+            cancel=self.cancel,
         )
 
     def training(self, request: StepRequest) -> StepOutcome:
         return jobs.run_training_job(
-            self._job_name(request), request.arguments, self.backend.store, self.work_dir,
-            self.log, cancel=self.cancel,
+            self._job_name(request),
+            request.arguments,
+            self.backend.store,
+            self.work_dir,
+            self.log,
+            cancel=self.cancel,
         )
 
     def register_model(self, request: StepRequest) -> StepOutcome:
@@ -190,9 +206,7 @@ class StepRunners:
             arn = backend.create_model_package(arguments)["ModelPackageArn"]
         except ServiceError as error:
             return StepOutcome("Failed", failure_reason=f"{error.code}: {error.message}")
-        return StepOutcome(
-            "Succeeded", {"ModelPackageArn": arn}, {"RegisterModel": {"Arn": arn}}
-        )
+        return StepOutcome("Succeeded", {"ModelPackageArn": arn}, {"RegisterModel": {"Arn": arn}})
 
     def lambda_function(self, request: StepRequest) -> StepOutcome:
         """Invoke the function with the step's inputs; declared outputs become properties."""
@@ -205,7 +219,9 @@ class StepRunners:
         self.log.write(invocation.log)
         self.log.flush()
         if invocation.error:
-            return StepOutcome("Failed", failure_reason=f"Lambda function failed: {invocation.error}")
+            return StepOutcome(
+                "Failed", failure_reason=f"Lambda function failed: {invocation.error}"
+            )
         result = invocation.payload if isinstance(invocation.payload, dict) else {}
         outputs = [
             {"Name": o["OutputName"], "Value": str(result.get(o["OutputName"], ""))}

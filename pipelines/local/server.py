@@ -76,7 +76,9 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as error:  # a bug must not take the server down
             log.exception("unexpected error on %s %s", method, self.path)
-            self._send(error_reply(ServiceError("InternalFailure", f"internal error: {error}", 500)))
+            self._send(
+                error_reply(ServiceError("InternalFailure", f"internal error: {error}", 500))
+            )
 
     def _dispatch(self, method: str, body: bytes) -> Reply:
         protocol = self.server.protocol
@@ -93,7 +95,9 @@ class Handler(BaseHTTPRequestHandler):
             return protocol.functions(method, path, body)
         if method == "POST" and path == "/":
             return protocol.sagemaker(self.headers.get("X-Amz-Target", ""), body)
-        return error_reply(ServiceError("UnknownOperationException", f"no route {method} {path}", 404))
+        return error_reply(
+            ServiceError("UnknownOperationException", f"no route {method} {path}", 404)
+        )
 
 
 class LocalServer(ThreadingHTTPServer):
@@ -148,7 +152,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return serve(args.state_dir.resolve(), args.port, args.region)
 
 

@@ -97,9 +97,7 @@ class State:
     def packages(self, group: str | None = None) -> list[Body]:
         if group is None:
             return self._rows("SELECT body FROM model_packages ORDER BY created, version")
-        return self._rows(
-            "SELECT body FROM model_packages WHERE grp = ? ORDER BY version", group
-        )
+        return self._rows("SELECT body FROM model_packages WHERE grp = ? ORDER BY version", group)
 
     def save_package(self, body: Body) -> None:
         with self.transaction() as db:
@@ -114,8 +112,12 @@ class State:
             db.execute(
                 "INSERT INTO executions VALUES (?, ?, ?, ?) ON CONFLICT (arn) "
                 "DO UPDATE SET body = excluded.body",
-                (body["PipelineExecutionArn"], body["PipelineArn"], body["CreationTime"],
-                 json.dumps(body)),
+                (
+                    body["PipelineExecutionArn"],
+                    body["PipelineArn"],
+                    body["CreationTime"],
+                    json.dumps(body),
+                ),
             )
 
     def execution(self, arn: str) -> Body | None:

@@ -20,9 +20,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_PAYLOAD = 6 * 1024 * 1024
 WAIT_SECONDS = 60.0
+MODULE = (sys.executable, "-m", "pipelines.local.model_server")
 
 # A tiny handler module with the same shape as steps/inference.py.
-INFERENCE = '''
+INFERENCE = """
 import json
 import os
 import time
@@ -65,7 +66,7 @@ def output_fn(prediction, accept):
     if accept == "text/plain":
         return f"{prediction['version']}:{prediction['echo']}"
     return json.dumps(prediction).encode(), "application/json"
-'''
+"""
 
 
 def write_model(model_dir: Path, version: str, program: str = "inference.py") -> Path:
@@ -85,15 +86,16 @@ class Server:
         self.stderr_path = stderr_path
         with stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "pipelines.local.model_server"]
-                + ["--model-dir", str(model_dir), "--port", "0"],
+                [*MODULE, "--model-dir", str(model_dir), "--port", "0"],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 env=environment,
                 cwd=str(REPO_ROOT),
             )
         self.first_line = read_line(self.process, WAIT_SECONDS)
-        self.port = int(self.first_line.split()[1]) if self.first_line.startswith("LISTENING ") else 0
+        self.port = (
+            int(self.first_line.split()[1]) if self.first_line.startswith("LISTENING ") else 0
+        )
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
@@ -227,7 +229,7 @@ def test_body_of_exactly_6_mb_is_accepted(conn: http.client.HTTPConnection) -> N
 
 def test_missing_content_length_is_411(server: Server) -> None:
     request = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n"
-    status, headers, body = raw_exchange(server.port, request)
+    status, _, body = raw_exchange(server.port, request)
     assert status == 411
     assert "Content-Length" in json.loads(body)["error"]
 
@@ -275,9 +277,11 @@ def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path) -> None:
     flags = tmp_path / "flags"
     flags.mkdir()
     running = Server(
-        write_model(tmp_path / "model", "v1"), tmp_path / "stderr.txt", {"TEST_FLAG_DIR": str(flags)}
+        write_model(tmp_path / "model", "v1"),
+        tmp_path / "stderr.txt",
+        {"TEST_FLAG_DIR": str(flags)},
     )
-    outcome: dict[str, object] = {}
+    outcome: dict[str, tuple[int, str, bytes] | Exception] = {}
 
     def blocked_request() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=WAIT_SECONDS)
@@ -300,7 +304,9 @@ def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path) -> None:
         time.sleep(0.3)  # let the signal land first; not an assertion about timing
         (flags / "release").touch()
         worker.join(WAIT_SECONDS)
-        status, _, body = outcome["answer"]  # type: ignore[misc]
+        result = outcome["answer"]
+        assert not isinstance(result, Exception), result
+        status, _, body = result
         assert status == 200 and json.loads(body)["echo"] == "block"
         assert running.process.wait(WAIT_SECONDS) == 0
     finally:

@@ -1,4 +1,4 @@
-"""The local S3: layout, versions, prefix semantics and the refusals that keep keys inside the root."""
+"""The local S3: layout, versions, prefix semantics, and refusals that keep keys inside the root."""
 
 from __future__ import annotations
 

@@ -1,0 +1,463 @@
+"""Hosting with real model server processes: deploy, invoke, capture, blue/green, delete."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import selectors
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipelines.local.capture import CaptureWriter
+from pipelines.local.hosting import (
+    CaptureSpec,
+    EndpointBusy,
+    EndpointNotReady,
+    Hosting,
+    InvokeResult,
+    VariantSpec,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WAIT_SECONDS = 90.0  # above Hosting's own 60 s health-check limit
+JSON = "application/json"
+
+INFERENCE = """
+import json
+from pathlib import Path
+
+
+class RequestError(ValueError):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def model_fn(model_dir):
+    text = (Path(model_dir) / "model.txt").read_text().strip()
+    if text == "fail":
+        raise RuntimeError("model.txt says fail")
+    return {"version": text}
+
+
+def input_fn(body, content_type):
+    if content_type != "application/json":
+        raise RequestError(415, f"cannot read {content_type}")
+    return json.loads(body)
+
+
+def predict_fn(data, model):
+    return {"version": model["version"], "echo": data}
+
+
+def output_fn(prediction, accept):
+    return json.dumps(prediction).encode(), "application/json"
+"""
+
+# Starts a Hosting with one endpoint, prints "<status> <model server pid>", then idles.
+PARENT = """
+import sys, threading, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from pipelines.local.hosting import Hosting, VariantSpec
+
+
+class Store:
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def path_for(self, uri):
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        return self.root / bucket / key
+
+
+hosting = Hosting(Path(sys.argv[3]), Store(sys.argv[2]))
+done, calls = threading.Event(), []
+hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", "m", sys.argv[4], {})], None,
+               lambda *args: (calls.append(args), done.set()))
+done.wait(90)
+state = calls[0][1] if calls else "Timeout"
+print(state, hosting.server_pids("ep").get("AllTraffic", 0), flush=True)
+time.sleep(120)
+"""
+
+
+class DirStore:
+    """The part of the object store that hosting and capture use: s3://b/k -> root/b/k."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, uri: str) -> Path:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return self.root / bucket / key
+
+
+class StatusLog:
+    """Collects on_status calls; tests wait (bounded) for a number of them."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str, str | None]] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, name: str, status: str, reason: str, serving: str | None) -> None:
+        with self._changed:
+            self.calls.append((name, status, reason, serving))
+            self._changed.notify_all()
+
+    def wait(self, count: int) -> list[tuple[str, str, str, str | None]]:
+        with self._changed:
+            self._changed.wait_for(lambda: len(self.calls) >= count, WAIT_SECONDS)
+            assert len(self.calls) >= count, f"status calls so far: {self.calls}"
+            return list(self.calls)
+
+
+def model_archive(store: DirStore, uri: str, version: str, extra: dict[str, bytes] | None = None):
+    """Write a model.tar.gz holding model.txt and code/inference.py; returns the URI."""
+    path = store.path_for(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files = {"model.txt": version.encode(), "code/inference.py": INFERENCE.encode()}
+    files.update(extra or {})
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return uri
+
+
+def variant(uri: str, name: str = "AllTraffic") -> list[VariantSpec]:
+    return [VariantSpec(name, f"model-{name}", uri, {})]
+
+
+def pid_alive(pid: int) -> bool:
+    """True unless the process is gone or a zombie (an orphan's reaper may be slow or absent)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = WAIT_SECONDS) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def answer(result: InvokeResult) -> dict:
+    assert result.status == 200, result
+    return json.loads(result.body)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DirStore:
+    return DirStore(tmp_path / "store")
+
+
+@pytest.fixture
+def hosting(tmp_path: Path, store: DirStore) -> Iterator[Hosting]:
+    running = Hosting(tmp_path / "state", store)
+    yield running
+    running.shutdown()
+
+
+def deployed(hosting: Hosting, store: DirStore, version: str = "v1", **kwargs) -> StatusLog:
+    status = StatusLog()
+    uri = model_archive(store, f"s3://models/{version}/model.tar.gz", version)
+    hosting.deploy("ep", "d1", variant(uri), kwargs.get("capture"), status)
+    assert status.wait(1) == [("ep", "InService", "", "d1")]
+    return status
+
+
+def test_deploy_then_invoke_and_capture_successful_requests(
+    hosting: Hosting, store: DirStore, tmp_path: Path
+) -> None:
+    capture = CaptureSpec("s3://bucket/capture", 100.0)
+    deployed(hosting, store, capture=capture)
+    model_dir = tmp_path / "state" / "endpoints" / "ep" / "d1" / "model"
+    assert (model_dir / "model.txt").read_text() == "v1"
+
+    bodies = [json.dumps(f"review {i}").encode() for i in range(3)]
+    for body in bodies:
+        result = hosting.invoke("ep", body, JSON, JSON)
+        assert answer(result)["version"] == "v1" and result.variant_name == "AllTraffic"
+    rejected = hosting.invoke("ep", b"a,b", "text/csv", JSON)
+    assert rejected.status == 415 and json.loads(rejected.body)["error"] == "cannot read text/csv"
+
+    root = store.root / "bucket" / "capture" / "ep" / "AllTraffic"
+    files = sorted(root.rglob("*.jsonl"))
+    assert len(files) == 1
+    layout = r"\d{4}/\d{2}/\d{2}/\d{2}/\d{2}-\d{2}-\d{3}-[0-9a-f-]{36}\.jsonl"
+    assert re.fullmatch(layout, files[0].relative_to(root).as_posix())
+    records = [json.loads(line) for line in files[0].read_text().splitlines()]
+    assert len(records) == 3  # the 415 was not captured
+    for body, record in zip(bodies, records, strict=True):
+        assert record["eventVersion"] == "0"
+        assert record["captureData"]["endpointInput"] == {
+            "observedContentType": JSON,
+            "mode": "INPUT",
+            "data": body.decode(),
+            "encoding": "JSON",
+        }
+        output = record["captureData"]["endpointOutput"]
+        assert (output["mode"], output["encoding"]) == ("OUTPUT", "JSON")
+        assert json.loads(output["data"]) == {"version": "v1", "echo": json.loads(body)}
+        when = record["eventMetadata"]["inferenceTime"]
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", when)
+        hour = datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").strftime("%Y/%m/%d/%H")
+        assert files[0].relative_to(root).as_posix().startswith(hour)
+    assert len({r["eventMetadata"]["eventId"] for r in records}) == 3
+
+
+def test_sampling_zero_captures_nothing(hosting: Hosting, store: DirStore) -> None:
+    deployed(hosting, store, capture=CaptureSpec("s3://bucket/capture", 0.0))
+    for _ in range(5):
+        answer(hosting.invoke("ep", b'"x"', JSON, JSON))
+    assert not list((store.root / "bucket").rglob("*.jsonl"))
+
+
+def test_capture_writer_encodings_and_rotation(store: DirStore) -> None:
+    writer = CaptureWriter(
+        store,
+        "s3://bucket/cap/",
+        "ep",
+        "v",
+        100,
+        True,
+        False,
+        ["text/csv"],
+        [JSON],
+        max_records_per_file=2,
+    )
+    start = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    writer.record(b"1,2\n", "text/csv", b"", "text/csv", "e1", start)
+    writer.record(b"\xff\x00", "application/x-npy", b"", JSON, "e2", start)
+    writer.record(b"{}", "Application/JSON; charset=utf-8", b"", JSON, "e3", start)  # file full
+    writer.record(b"{}", JSON, b"", JSON, "e4", start + timedelta(minutes=1))  # next minute
+    writer.close()
+    root = store.root / "bucket" / "cap" / "ep" / "v"
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.jsonl"))
+    assert [f[: len("2024/05/06/07/08-09-123")] for f in files] == [
+        "2024/05/06/07/08-09-123",
+        "2024/05/06/07/08-09-123",
+        "2024/05/06/07/09-09-123",
+    ]
+    records = [json.loads(line) for f in files for line in (root / f).read_text().splitlines()]
+    inputs = {r["eventMetadata"]["eventId"]: r["captureData"]["endpointInput"] for r in records}
+    assert all("endpointOutput" not in r["captureData"] for r in records)  # output not captured
+    assert (inputs["e1"]["encoding"], inputs["e1"]["data"]) == ("CSV", "1,2\n")
+    assert (inputs["e2"]["encoding"], inputs["e2"]["data"]) == ("BASE64", "/wA=")
+    assert inputs["e3"]["encoding"] == "JSON"
+    assert records[0]["eventMetadata"]["inferenceTime"] == "2024-05-06T07:08:09.123Z"
+
+
+def test_two_variants_each_get_a_server_and_target_variant_routes(
+    hosting: Hosting, store: DirStore, tmp_path: Path
+) -> None:
+    status = StatusLog()
+    one = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+    two = model_archive(store, "s3://models/v2/model.tar.gz", "v2")
+    variants = [VariantSpec("A", "m1", one, {}, 1.0), VariantSpec("B", "m2", two, {}, 1.0)]
+    hosting.deploy("ep", "d1", variants, None, status)
+    assert status.wait(1) == [("ep", "InService", "", "d1")]
+    assert set(hosting.server_pids("ep")) == {"A", "B"}
+    deployment_dir = tmp_path / "state" / "endpoints" / "ep" / "d1"
+    assert (deployment_dir / "B" / "model" / "model.txt").read_text() == "v2"
+    for name, version in (("A", "v1"), ("B", "v2")):
+        result = hosting.invoke("ep", b'"x"', JSON, JSON, target_variant=name)
+        assert (answer(result)["version"], result.variant_name) == (version, name)
+    too_big = hosting.invoke("ep", b"x" * (6 * 1024 * 1024 + 1), JSON, JSON)
+    assert too_big.status == 413 and "exceeds" in json.loads(too_big.body)["error"]
+
+
+def test_unknown_endpoint_and_model_that_fails_to_load(hosting: Hosting, store: DirStore) -> None:
+    with pytest.raises(EndpointNotReady):
+        hosting.invoke("nope", b'"x"', JSON, JSON)
+    status = StatusLog()
+    uri = model_archive(store, "s3://models/bad/model.tar.gz", "fail")
+    hosting.deploy("ep", "d1", variant(uri), None, status)
+    [(name, state, reason, serving)] = status.wait(1)
+    assert (name, state, serving) == ("ep", "Failed", None)
+    assert "exited with code" in reason and "model.txt says fail" in reason
+    assert len(reason) <= 1024
+    with pytest.raises(EndpointNotReady, match="not in service"):
+        hosting.invoke("ep", b'"x"', JSON, JSON)
+
+
+def test_unsafe_archive_is_refused(hosting: Hosting, store: DirStore, tmp_path: Path) -> None:
+    status = StatusLog()
+    extra = {"../escaped.txt": b"gotcha"}
+    uri = model_archive(store, "s3://models/evil/model.tar.gz", "v1", extra)
+    hosting.deploy("ep", "d1", variant(uri), None, status)
+    [(_, state, reason, _)] = status.wait(1)
+    assert state == "Failed" and "unsafe path" in reason
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_second_deploy_while_one_is_running_is_refused(hosting: Hosting, store: DirStore) -> None:
+    status = StatusLog()
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+    hosting.deploy("ep", "d1", variant(uri), None, status)  # busy until its server is healthy
+    with pytest.raises(EndpointBusy):
+        hosting.deploy("ep", "d2", variant(uri), None, status)
+    assert status.wait(1) == [("ep", "InService", "", "d1")]
+
+
+def test_update_under_load_switches_models_without_a_failed_request(
+    hosting: Hosting, store: DirStore
+) -> None:
+    status = deployed(hosting, store, "v1")
+    old_pid = hosting.server_pids("ep")["AllTraffic"]
+    seen: list[list[str]] = [[] for _ in range(4)]
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def client(answers: list[str]) -> None:
+        deadline = time.monotonic() + 2 * WAIT_SECONDS
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                result = hosting.invoke("ep", b'"x"', JSON, JSON)
+            except Exception as exc:
+                failures.append(repr(exc))
+                continue
+            if result.status != 200:
+                failures.append(repr(result))
+                continue
+            answers.append(json.loads(result.body)["version"])
+
+    threads = [threading.Thread(target=client, args=(answers,)) for answers in seen]
+    for thread in threads:
+        thread.start()
+    try:
+        assert wait_until(lambda: all(len(answers) >= 5 for answers in seen))
+        uri = model_archive(store, "s3://models/v2/model.tar.gz", "v2")
+        hosting.deploy("ep", "d2", variant(uri), None, status)
+        assert status.wait(3)[1:] == [("ep", "Updating", "", "d1"), ("ep", "InService", "", "d2")]
+        assert wait_until(lambda: all(answers.count("v2") >= 5 for answers in seen))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(WAIT_SECONDS)
+    assert failures == []
+    for answers in seen:  # each client moved from v1 to v2 once and never back
+        assert answers == sorted(answers) and answers[0] == "v1" and answers[-1] == "v2"
+    assert not pid_alive(old_pid)
+    assert hosting.server_pids("ep")["AllTraffic"] != old_pid
+
+
+def test_failed_update_keeps_the_old_model_serving(hosting: Hosting, store: DirStore) -> None:
+    status = deployed(hosting, store, "v1")
+    pids = hosting.server_pids("ep")
+    uri = model_archive(store, "s3://models/bad/model.tar.gz", "fail")
+    hosting.deploy("ep", "d2", variant(uri), None, status)
+    calls = status.wait(3)
+    assert calls[1] == ("ep", "Updating", "", "d1")
+    name, state, reason, serving = calls[2]
+    assert (name, state, serving) == ("ep", "InService", "d1")
+    assert reason.startswith("Update failed: ") and reason.endswith("; still serving d1")
+    assert "model.txt says fail" in reason
+    assert answer(hosting.invoke("ep", b'"x"', JSON, JSON))["version"] == "v1"
+    assert hosting.server_pids("ep") == pids
+
+
+def test_delete_stops_the_model_server(hosting: Hosting, store: DirStore) -> None:
+    deployed(hosting, store)
+    pid = hosting.server_pids("ep")["AllTraffic"]
+    assert pid_alive(pid)
+    hosting.delete("ep")
+    assert not pid_alive(pid)
+    with pytest.raises(EndpointNotReady, match="not found"):
+        hosting.invoke("ep", b'"x"', JSON, JSON)
+
+
+def test_restore_starts_the_last_deployment_again(tmp_path: Path, store: DirStore) -> None:
+    first = Hosting(tmp_path / "state", store)
+    try:
+        deployed(first, store)
+        old_pid = first.server_pids("ep")["AllTraffic"]
+    finally:
+        first.shutdown()
+    assert not pid_alive(old_pid)
+    second = Hosting(tmp_path / "state", store)  # as after a server restart
+    try:
+        uri = "s3://models/v1/model.tar.gz"
+        assert second.restore("ep", "d1", variant(uri), None) == ("InService", "")
+        assert answer(second.invoke("ep", b'"back"', JSON, JSON)) == {
+            "version": "v1",
+            "echo": "back",
+        }
+        bad = model_archive(store, "s3://models/bad/model.tar.gz", "fail")
+        state, reason = second.restore("other", "d9", variant(bad), None)
+        assert state == "Failed" and "model.txt says fail" in reason
+    finally:
+        second.shutdown()
+
+
+def test_model_server_dies_when_its_parent_is_killed(tmp_path: Path, store: DirStore) -> None:
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    argv = [sys.executable, str(script), str(REPO_ROOT), str(store.root), str(tmp_path / "s"), uri]
+    parent = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    child = 0
+    try:
+        status, child = read_status_line(parent)
+        assert status == "InService" and child > 0
+        assert "pipelines.local.model_server" in Path(f"/proc/{child}/cmdline").read_text()
+        parent.kill()  # SIGKILL: the parent gets no chance to clean up
+        parent.wait(WAIT_SECONDS)
+        assert wait_until(lambda: not pid_alive(child), 30.0)
+    finally:
+        parent.kill()
+        parent.wait(WAIT_SECONDS)
+        if child and pid_alive(child):
+            os.kill(child, 9)
+
+
+def read_status_line(process: subprocess.Popen[bytes]) -> tuple[str, int]:
+    """The parent script's one line, read with a bound so a hung parent fails the test."""
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        assert selector.select(timeout=WAIT_SECONDS + 30), "parent printed nothing"
+    words = process.stdout.readline().decode().split()
+    return (words[0], int(words[1])) if len(words) == 2 else ("", 0)
+
+
+def test_works_with_the_project_object_store(tmp_path: Path) -> None:
+    store_module = pytest.importorskip("pipelines.local.store")
+    object_store = store_module.ObjectStore(tmp_path / "store")
+    staging = DirStore(tmp_path / "staging")
+    archive = staging.path_for(model_archive(staging, "s3://staging/model.tar.gz", "v1"))
+    object_store.put_file("s3://models/v1/model.tar.gz", archive)
+    hosting = Hosting(tmp_path / "state", object_store)
+    try:
+        status = StatusLog()
+        capture = CaptureSpec("s3://bucket/capture", 100.0)
+        hosting.deploy("ep", "d1", variant("s3://models/v1/model.tar.gz"), capture, status)
+        assert status.wait(1) == [("ep", "InService", "", "d1")]
+        answer(hosting.invoke("ep", b'"stored"', JSON, JSON))
+    finally:
+        hosting.shutdown()
+    [uri] = object_store.list("s3://bucket/capture/ep/AllTraffic/")
+    [line] = object_store.get_bytes(uri).decode().splitlines()
+    assert json.loads(line)["captureData"]["endpointInput"]["data"] == '"stored"'

@@ -1,0 +1,604 @@
+"""Processing and Training jobs run as real local processes against the container contract."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.local import jobs
+from pipelines.local.store import ObjectStore
+
+BUCKET = "s3://my-bucket/p"
+CODE_DIR = "/opt/ml/processing/input/code"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    return ObjectStore(tmp_path / "store")
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    return tmp_path / "jobs"
+
+
+def _script(source: str) -> bytes:
+    return textwrap.dedent(source).encode()
+
+
+def _targz(files: dict[str, bytes]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (an unreaped zombie is dead for our purposes)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_for(predicate: Any, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+# ----------------------------------------------------------------------------- processing
+
+
+def _processing_request(
+    store: ObjectStore, script: bytes, *, arguments: list[str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A request shaped like docs/example-definition.json's Preprocess step, resolved."""
+    store.put_bytes(f"{BUCKET}/code/abc/step.py", script)
+    request: dict[str, Any] = {
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceType": "ml.m5.large",
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 30,
+            }
+        },
+        "AppSpecification": {
+            "ImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2",
+            "ContainerEntrypoint": ["python3", f"{CODE_DIR}/step.py"],
+        },
+        "RoleArn": "arn:aws:iam::123456789012:role/sm",
+        "ProcessingInputs": [
+            {
+                "InputName": "raw",
+                "S3Input": {
+                    "S3Uri": f"{BUCKET}/data",
+                    "LocalPath": "/opt/ml/processing/input/data",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                },
+            },
+            {
+                "InputName": "code",
+                "S3Input": {
+                    "S3Uri": f"{BUCKET}/code/abc/step.py",
+                    "LocalPath": CODE_DIR,
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                },
+            },
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "train",
+                    "S3Output": {
+                        "S3Uri": f"{BUCKET}/runs/x/train",
+                        "LocalPath": "/opt/ml/processing/train",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+        **extra,
+    }
+    if arguments:
+        request["AppSpecification"]["ContainerArguments"] = arguments
+    return request
+
+
+CLEAN_SCRIPT = _script(
+    """
+    import os, sys, tempfile
+    from pathlib import Path
+
+    base = Path(os.environ["SAGEMAKER_BASE_DIR"])
+    job_dir = base.parent.parent
+    assert base.parts[-2:] == ("opt", "ml"), base
+    assert sys.argv[1:] == ["--base", str(base)], sys.argv
+    assert os.environ["WHERE"] == f"{base}/processing/train", os.environ["WHERE"]
+    assert not [k for k in os.environ if k.startswith("SM_")], "processing gets no SM_* variables"
+    for value in [*sys.argv, *os.environ.values()]:
+        assert "/opt/ml" not in value.replace(str(base), ""), value
+    assert Path.cwd().is_relative_to(job_dir), Path.cwd()
+    assert Path(tempfile.gettempdir()).is_relative_to(job_dir), tempfile.gettempdir()
+    assert not Path(__file__).is_symlink()
+    rows = (base / "processing/input/data/train.csv").read_text().splitlines()
+    out = base / "processing/train"
+    (out / "nested").mkdir()
+    (out / "train.csv").write_text("\\n".join(r.upper() for r in rows) + "\\n")
+    (out / "nested/count.txt").write_text(str(len(rows)))
+    print(f"processed {len(rows)} rows")
+    """
+)
+
+
+def test_processing_job_stages_runs_and_uploads(
+    store: ObjectStore, work_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("SM_LEAKED", "from the server")
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"review_text,sentiment\ngood,1\n")
+    request = _processing_request(
+        store,
+        CLEAN_SCRIPT,
+        arguments=["--base", "/opt/ml"],
+        Environment={"WHERE": "/opt/ml/processing/train"},
+    )
+    before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(work_dir)}
+    log = io.StringIO()
+
+    outcome = jobs.run_processing_job("pre-1", request, store, work_dir, log)
+
+    assert outcome.failure_reason == ""
+    assert outcome.status == "Succeeded"
+    assert store.get_bytes(f"{BUCKET}/runs/x/train/train.csv") == b"REVIEW_TEXT,SENTIMENT\nGOOD,1\n"
+    assert store.get_bytes(f"{BUCKET}/runs/x/train/nested/count.txt") == b"2"
+    arn = "arn:aws:sagemaker:eu-west-1:000000000000:processing-job/pre-1"
+    assert outcome.metadata == {"ProcessingJob": {"Arn": arn}}
+    props = outcome.properties
+    assert props["ProcessingJobName"] == "pre-1"
+    assert props["ProcessingJobArn"] == arn
+    assert props["ProcessingJobStatus"] == "Completed"
+    assert props["ProcessingOutputConfig"] == request["ProcessingOutputConfig"]
+    assert props["ProcessingInputs"] == request["ProcessingInputs"]
+    assert props["AppSpecification"] == request["AppSpecification"]
+    assert props["Environment"] == {"WHERE": "/opt/ml/processing/train"}
+    assert props["ProcessingStartTime"] <= props["ProcessingEndTime"]
+    assert "processed 2 rows" in (work_dir / "pre-1" / "logs.txt").read_text()
+    assert "processed 2 rows" in log.getvalue()
+    created = {p for p in tmp_path.rglob("*") if not p.is_relative_to(work_dir)} - before
+    assert all(p.is_relative_to(store.root) for p in created)
+    assert {p.name for p in created if p.is_file() and ".versions" not in p.parts} == {
+        "train.csv",
+        "count.txt",
+    }
+
+
+def test_processing_failure_message_becomes_the_reason(store: ObjectStore, work_dir: Path) -> None:
+    message = "train.csv, row 3: sentiment must be 0 or 1. " + "x" * 2000
+    script = _script(
+        f"""
+        import os, sys
+        base = os.environ["SAGEMAKER_BASE_DIR"]
+        with open(f"{{base}}/processing/train/partial.csv", "w") as f:
+            f.write("half")
+        with open(f"{{base}}/output/message", "w", encoding="utf-8") as f:
+            f.write({message!r})
+        sys.exit(1)
+        """
+    )
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+
+    outcome = jobs.run_processing_job(
+        "pre-2", _processing_request(store, script), store, work_dir, io.StringIO()
+    )
+
+    assert outcome.status == "Failed"
+    assert outcome.failure_reason == message[:1024]
+    assert outcome.properties["ExitMessage"] == message[:1024]
+    assert outcome.properties["FailureReason"] == message[:1024]
+    assert outcome.properties["ProcessingJobStatus"] == "Failed"
+    assert store.list(f"{BUCKET}/runs/") == [], "a failed job uploads no outputs"
+
+
+def test_processing_crash_reports_exit_code_and_stderr_tail(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    script = _script(
+        """
+        import sys
+        for i in range(200):
+            print(f"noise line {i} " + "y" * 40, file=sys.stderr)
+        print("fatal: the last words", file=sys.stderr)
+        sys.exit(3)
+        """
+    )
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+
+    outcome = jobs.run_processing_job(
+        "pre-3", _processing_request(store, script), store, work_dir, io.StringIO()
+    )
+
+    assert outcome.status == "Failed"
+    assert "exited with code 3" in outcome.failure_reason
+    assert outcome.failure_reason.endswith("fatal: the last words")
+    assert "noise line 0 " not in outcome.failure_reason
+    assert len(outcome.failure_reason) <= 1024
+    assert "noise line 0 " in (work_dir / "pre-3" / "logs.txt").read_text()
+
+
+def test_missing_input_fails_naming_the_uri_without_running(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    request = _processing_request(store, CLEAN_SCRIPT)
+
+    outcome = jobs.run_processing_job("pre-4", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert outcome.failure_reason.startswith("ClientError: ")
+    assert f'"{BUCKET}/data"' in outcome.failure_reason
+    assert outcome.properties["ProcessingJobStatus"] == "Failed"
+    assert not (work_dir / "pre-4" / "logs.txt").exists()
+
+
+def test_local_path_outside_opt_ml_is_refused(store: ObjectStore, work_dir: Path) -> None:
+    request = _processing_request(store, CLEAN_SCRIPT)
+    request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["LocalPath"] = "/tmp/escape"
+
+    outcome = jobs.run_processing_job("pre-5", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert "LocalPath '/tmp/escape' must be under /opt/ml" in outcome.failure_reason
+
+
+def test_invalid_job_name_fails_without_touching_disk(store: ObjectStore, work_dir: Path) -> None:
+    request = _processing_request(store, CLEAN_SCRIPT)
+
+    outcome = jobs.run_processing_job("../escape", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert "invalid job name" in outcome.failure_reason
+    assert not work_dir.exists()
+
+
+def test_output_lines_reach_the_log_while_the_job_runs(store: ObjectStore, work_dir: Path) -> None:
+    """The script only finishes after the test has seen its first line: no end-of-job buffering."""
+    script = _script(
+        """
+        import os, sys, time
+        from pathlib import Path
+        go = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "go"
+        print("first line")
+        deadline = time.monotonic() + 20
+        while not go.exists():
+            if time.monotonic() > deadline:
+                sys.exit("never saw the go file: output was not streamed")
+            time.sleep(0.05)
+        print("second line")
+        """
+    )
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    go = work_dir / "pre-6" / "opt" / "ml" / "go"
+
+    class Watcher(io.StringIO):
+        def write(self, text: str) -> int:
+            if "first line" in text:
+                go.write_text("")
+            return super().write(text)
+
+    log = Watcher()
+    outcome = jobs.run_processing_job(
+        "pre-6", _processing_request(store, script), store, work_dir, log
+    )
+
+    assert outcome.status == "Succeeded", outcome.failure_reason
+    assert log.getvalue().index("first line") < log.getvalue().index("second line")
+
+
+SLEEPER = _script(
+    """
+    import os, signal, subprocess, sys, time
+    if os.environ.get("IGNORE_TERM"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    with open(os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "child.pid"), "w") as f:
+        f.write(str(child.pid))
+    print("ready", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_cancel_event_kills_the_process_group(store: ObjectStore, work_dir: Path) -> None:
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    cancel = threading.Event()
+    pid_file = work_dir / "pre-7" / "opt" / "ml" / "child.pid"
+
+    def cancel_when_ready() -> None:
+        _wait_for(lambda: pid_file.is_file() and pid_file.read_text())
+        cancel.set()
+
+    threading.Thread(target=cancel_when_ready, daemon=True).start()
+    started = time.monotonic()
+    outcome = jobs.run_processing_job(
+        "pre-7", _processing_request(store, SLEEPER), store, work_dir, io.StringIO(), cancel=cancel
+    )
+
+    assert time.monotonic() - started < 30
+    assert outcome.status == "Failed"
+    assert outcome.properties["ProcessingJobStatus"] == "Stopped"
+    assert "stopped" in outcome.failure_reason.lower()
+    _wait_for(lambda: not _alive(int(pid_file.read_text())), 10)
+    assert store.list(f"{BUCKET}/runs/") == []
+
+
+# ----------------------------------------------------------------------------- training
+
+TRAIN_SCRIPT = _script(
+    """
+    import json, os, sys
+    from pathlib import Path
+
+    model_dir = Path(os.environ["SM_MODEL_DIR"])
+    env = {k: v for k, v in os.environ.items() if k.startswith(("SM_", "SAGEMAKER_", "TRAINING_"))}
+    seen = {"argv": sys.argv[1:], "env": env, "cwd": os.getcwd()}
+    (model_dir / "seen.json").write_text(json.dumps(seen))
+    data = Path(os.environ["SM_CHANNEL_TRAIN"]) / "train.csv"
+    (model_dir / "code").mkdir()
+    (model_dir / "code" / "inference.py").write_text(data.read_text())
+    (Path(os.environ["SM_OUTPUT_DATA_DIR"]) / "metrics.json").write_text('{"loss": 0.1}')
+    print("training done")
+    """
+)
+
+
+def _training_request(
+    store: ObjectStore, script: bytes, *, max_runtime: int = 3600
+) -> dict[str, Any]:
+    """A request shaped like docs/example-definition.json's Train step, resolved."""
+    store.put_bytes(f"{BUCKET}/code/abc/sourcedir.tar.gz", _targz({"train.py": script}))
+    return {
+        "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "sklearn:1.4-2"},
+        "HyperParameters": {
+            "ngram-max": 2,
+            "max-features": "100",
+            "c": "0.5",
+            "label": "positive",
+            "sagemaker_program": "train.py",
+            "sagemaker_submit_directory": f"{BUCKET}/code/abc/sourcedir.tar.gz",
+        },
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"{BUCKET}/runs/x/train",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "InputMode": "File",
+            }
+        ],
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "RoleArn": "arn:aws:iam::123456789012:role/sm",
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime},
+        "OutputDataConfig": {"S3OutputPath": f"{BUCKET}/models"},
+    }
+
+
+def _members(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {
+            m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.isfile()
+        }
+
+
+def test_training_job_follows_the_toolkit_contract(
+    store: ObjectStore, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"review_text,sentiment\n")
+    request = _training_request(store, TRAIN_SCRIPT)
+    log = io.StringIO()
+
+    outcome = jobs.run_training_job("train-1", request, store, work_dir, log)
+
+    assert outcome.failure_reason == ""
+    assert outcome.status == "Succeeded"
+    model_uri = f"{BUCKET}/models/train-1/output/model.tar.gz"
+    props = outcome.properties
+    assert props["ModelArtifacts"] == {"S3ModelArtifacts": model_uri}
+    assert props["TrainingJobStatus"] == props["SecondaryStatus"] == "Completed"
+    arn = "arn:aws:sagemaker:us-east-1:000000000000:training-job/train-1"
+    assert props["TrainingJobArn"] == arn
+    assert outcome.metadata == {"TrainingJob": {"Arn": arn}}
+    assert props["InputDataConfig"] == request["InputDataConfig"]
+    assert props["HyperParameters"]["ngram-max"] == "2"
+    members = _members(store.get_bytes(model_uri))
+    assert set(members) == {"seen.json", "code/inference.py"}
+    assert members["code/inference.py"] == b"review_text,sentiment\n"
+    outputs = _members(store.get_bytes(f"{BUCKET}/models/train-1/output/output.tar.gz"))
+    assert outputs == {"metrics.json": b'{"loss": 0.1}'}
+
+    base = work_dir / "train-1" / "opt" / "ml"
+    seen = json.loads(members["seen.json"])
+    assert seen["argv"] == ["-c", "0.5", "--label", "positive", "--max-features", "100",
+                            "--ngram-max", "2"]  # fmt: skip
+    assert seen["cwd"] == str(base / "code")
+    env = seen["env"]
+    assert env["SAGEMAKER_BASE_DIR"] == str(base)
+    assert env["SM_MODEL_DIR"] == str(base / "model")
+    assert env["SM_CHANNEL_TRAIN"] == str(base / "input" / "data" / "train")
+    assert env["SM_OUTPUT_DATA_DIR"] == str(base / "output" / "data")
+    assert env["SM_INPUT_CONFIG_DIR"] == str(base / "input" / "config")
+    assert json.loads(env["SM_CHANNELS"]) == ["train"]
+    hps = {"c": 0.5, "label": "positive", "max-features": 100, "ngram-max": 2}
+    assert json.loads(env["SM_HPS"]) == hps
+    assert env["SM_HP_NGRAM-MAX"] == "2"
+    assert env["SM_HP_LABEL"] == "positive"
+    assert env["SM_CURRENT_HOST"] == "algo-1"
+    assert json.loads(env["SM_HOSTS"]) == ["algo-1"]
+    assert env["SM_NUM_GPUS"] == "0"
+    assert int(env["SM_NUM_CPUS"]) >= 1
+    assert env["SM_USER_ENTRY_POINT"] == "train.py"
+    assert env["SM_MODULE_DIR"] == f"{BUCKET}/code/abc/sourcedir.tar.gz"
+    assert env["TRAINING_JOB_NAME"] == "train-1"
+    training_env = json.loads(env["SM_TRAINING_ENV"])
+    assert training_env["hyperparameters"] == hps
+    assert training_env["channel_input_dirs"] == {"train": env["SM_CHANNEL_TRAIN"]}
+    assert training_env["job_name"] == "train-1"
+
+    config = base / "input" / "config"
+    assert json.loads((config / "hyperparameters.json").read_text()) == {
+        "ngram-max": "2",
+        "max-features": "100",
+        "c": "0.5",
+        "label": "positive",
+        "sagemaker_program": "train.py",
+        "sagemaker_submit_directory": f"{BUCKET}/code/abc/sourcedir.tar.gz",
+    }
+    assert json.loads((config / "resourceconfig.json").read_text()) == {
+        "current_host": "algo-1",
+        "hosts": ["algo-1"],
+        "network_interface_name": "eth0",
+    }
+    assert json.loads((config / "inputdataconfig.json").read_text()) == {
+        "train": {
+            "TrainingInputMode": "File",
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": "None",
+        }
+    }
+    assert "training done" in (work_dir / "train-1" / "logs.txt").read_text()
+    assert "training done" in log.getvalue()
+
+
+def test_training_failure_file_becomes_the_reason(store: ObjectStore, work_dir: Path) -> None:
+    script = _script(
+        """
+        import os, sys
+        with open(os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "output", "failure"), "w") as f:
+            f.write("train.csv has only class 1; training needs both classes 0 and 1")
+        sys.exit(1)
+        """
+    )
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+
+    outcome = jobs.run_training_job(
+        "train-2", _training_request(store, script), store, work_dir, io.StringIO()
+    )
+
+    reason = "train.csv has only class 1; training needs both classes 0 and 1"
+    assert outcome.status == "Failed"
+    assert outcome.failure_reason == reason
+    assert outcome.properties["FailureReason"] == reason
+    assert outcome.properties["TrainingJobStatus"] == "Failed"
+    assert not store.exists(f"{BUCKET}/models/train-2/output/model.tar.gz")
+
+
+def test_training_timeout_kills_the_group_even_if_sigterm_is_ignored(
+    store: ObjectStore, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "KILL_GRACE_SECONDS", 0.5)
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    request = _training_request(store, SLEEPER, max_runtime=2)
+    request["Environment"] = {"IGNORE_TERM": "1"}
+
+    started = time.monotonic()
+    outcome = jobs.run_training_job("train-3", request, store, work_dir, io.StringIO())
+
+    assert time.monotonic() - started < 30
+    assert outcome.status == "Failed"
+    assert outcome.properties["TrainingJobStatus"] == "Stopped"
+    assert outcome.properties["SecondaryStatus"] == "MaxRuntimeExceeded"
+    assert "MaxRuntimeInSeconds" in outcome.failure_reason
+    child = int((work_dir / "train-3" / "opt" / "ml" / "child.pid").read_text())
+    _wait_for(lambda: not _alive(child), 10)
+    assert "ready" in (work_dir / "train-3" / "logs.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        tarfile.TarInfo("../evil.py"),
+        tarfile.TarInfo("/abs/evil.py"),
+    ],
+    ids=["dot-dot", "absolute"],
+)
+def test_unsafe_source_archive_is_refused(
+    store: ObjectStore, work_dir: Path, tmp_path: Path, member: tarfile.TarInfo
+) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        tar.addfile(_info("train.py", b"print('x')"), io.BytesIO(b"print('x')"))
+        member.size = 4
+        tar.addfile(member, io.BytesIO(b"evil"))
+    request = _training_request(store, b"")
+    store.put_bytes(f"{BUCKET}/code/abc/sourcedir.tar.gz", raw.getvalue())
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+
+    outcome = jobs.run_training_job("train-4", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert "unsafe path" in outcome.failure_reason
+    assert not list(tmp_path.rglob("evil.py"))
+
+
+def test_source_archive_with_a_link_is_refused(store: ObjectStore, work_dir: Path) -> None:
+    link = tarfile.TarInfo("train.py")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        tar.addfile(link)
+    request = _training_request(store, b"")
+    store.put_bytes(f"{BUCKET}/code/abc/sourcedir.tar.gz", raw.getvalue())
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+
+    outcome = jobs.run_training_job("train-5", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert "is not a regular file" in outcome.failure_reason
+    assert not (work_dir / "train-5" / "opt" / "ml" / "code" / "train.py").exists()
+
+
+def test_training_with_a_missing_channel_fails_naming_the_uri(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    request = _training_request(store, TRAIN_SCRIPT)
+
+    outcome = jobs.run_training_job("train-6", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert f'"{BUCKET}/runs/x/train"' in outcome.failure_reason
+    assert outcome.properties["TrainingJobStatus"] == "Failed"
+
+
+def test_cmd_args_follow_the_toolkit() -> None:
+    args = jobs.to_cmd_args({"b": True, "alpha": {"y": 2, "x": 1}, "none": None, "lr": 0.1})
+
+    assert args == ["--alpha", "x=1,y=2", "-b", "True", "--lr", "0.1", "--none", ""]
+
+
+def _info(name: str, data: bytes) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info

@@ -1,0 +1,162 @@
+"""The pipeline definition: structure, parameters, the quality gate, references, determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.code_bundle import CodeBundle
+from pipelines.definition import definition_json
+from pipelines.settings import REPO_ROOT, load_settings
+
+GET_STEP = re.compile(r"^Steps\.([A-Za-z0-9_-]+)\.(.+)$")
+
+
+@pytest.fixture(scope="module")
+def definition() -> dict[str, Any]:
+    return dict(json.loads(definition_json(load_settings(environ={}))))
+
+
+def all_steps(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+
+    def visit(steps: list[dict[str, Any]]) -> None:
+        for step in steps:
+            found[step["Name"]] = step
+            visit(step.get("Arguments", {}).get("IfSteps", []))
+            visit(step.get("Arguments", {}).get("ElseSteps", []))
+
+    visit(definition["Steps"])
+    return found
+
+
+def gets(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        own = [value["Get"]] if isinstance(value.get("Get"), str) else []
+        return own + [g for v in value.values() for g in gets(v)]
+    if isinstance(value, list):
+        return [g for v in value for g in gets(v)]
+    return []
+
+
+def test_steps_have_the_documented_names_and_types(definition: dict[str, Any]) -> None:
+    types = {name: step["Type"] for name, step in all_steps(definition).items()}
+    assert types == {
+        "Preprocess": "Processing",
+        "Train": "Training",
+        "Evaluate": "Processing",
+        "AccuracyCheck": "Condition",
+        "RegisterModel": "RegisterModel",
+        "DeployEndpoint": "Lambda",
+        "AccuracyTooLow": "Fail",
+    }
+    assert [s["Name"] for s in definition["Steps"]] == [
+        "Preprocess", "Train", "Evaluate", "AccuracyCheck",
+    ]
+
+
+def test_every_step_has_a_display_name_and_description(definition: dict[str, Any]) -> None:
+    for name, step in all_steps(definition).items():
+        assert step.get("DisplayName"), name
+        assert len(step.get("Description", "")) > 20, name
+
+
+def test_condition_compares_accuracy_with_the_threshold_parameter(definition: dict[str, Any]) -> None:
+    check = all_steps(definition)["AccuracyCheck"]["Arguments"]
+    (condition,) = check["Conditions"]
+    assert condition["Type"] == "GreaterThan"
+    json_get = condition["LeftValue"]["Std:JsonGet"]
+    assert json_get["Path"] == "binary_classification_metrics.accuracy.value"
+    assert json_get["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
+    assert condition["RightValue"] == {"Get": "Parameters.AccuracyThreshold"}
+    assert [s["Name"] for s in check["IfSteps"]] == ["RegisterModel", "DeployEndpoint"]
+    assert [s["Name"] for s in check["ElseSteps"]] == ["AccuracyTooLow"]
+
+
+def test_fail_message_states_accuracy_and_threshold(definition: dict[str, Any]) -> None:
+    message = all_steps(definition)["AccuracyTooLow"]["Arguments"]["ErrorMessage"]["Std:Join"]
+    rendered = json.dumps(message["Values"])
+    assert "binary_classification_metrics.accuracy.value" in rendered
+    assert "Parameters.AccuracyThreshold" in rendered
+
+
+def test_parameters_and_their_defaults(definition: dict[str, Any]) -> None:
+    params = {p["Name"]: p for p in definition["Parameters"]}
+    assert params["AccuracyThreshold"] == {
+        "Name": "AccuracyThreshold", "Type": "Float", "DefaultValue": 0.8,
+    }
+    assert params["InputDataUri"]["DefaultValue"] == (
+        "s3://local-sagemaker/sentiment-classifier/data"
+    )
+    assert params["ModelApprovalStatus"]["DefaultValue"] == "Approved"
+    assert {"NgramMax", "MaxFeatures", "RegularizationC", "MinDf", "EndpointName",
+            "CaptureSamplingPercentage", "TrainingInstanceType",
+            "ProcessingInstanceType"} <= set(params)
+
+
+def test_every_get_points_at_something_that_exists(definition: dict[str, Any]) -> None:
+    steps = all_steps(definition)
+    params = {p["Name"] for p in definition["Parameters"]}
+    references = gets(definition["Steps"])
+    assert references, "the definition wires steps together through Get expressions"
+    for reference in references:
+        if reference.startswith("Parameters."):
+            assert reference.split(".", 1)[1] in params, reference
+        elif reference.startswith("Execution."):
+            assert reference in {"Execution.PipelineExecutionId", "Execution.PipelineName",
+                                 "Execution.PipelineExecutionArn"}, reference
+        else:
+            match = GET_STEP.match(reference)
+            assert match and match.group(1) in steps, reference
+            if match.group(2).startswith("PropertyFiles."):
+                names = [f["PropertyFileName"] for f in steps[match.group(1)]["PropertyFiles"]]
+                assert match.group(2).split(".")[1] in names
+
+
+def test_deploy_step_gets_the_registered_package(definition: dict[str, Any]) -> None:
+    deploy = all_steps(definition)["DeployEndpoint"]
+    assert deploy["Arguments"]["model_package_arn"] == {
+        "Get": "Steps.RegisterModel.ModelPackageArn"
+    }
+    assert deploy["FunctionArn"].endswith(":function:sentiment-classifier-deploy")
+    assert {o["OutputName"] for o in deploy["OutputParameters"]} >= {"action", "endpoint_name"}
+
+
+def test_code_is_referenced_at_content_hash_paths(definition: dict[str, Any]) -> None:
+    digest = CodeBundle().digest
+    text = json.dumps(definition)
+    for artifact in ("preprocess.py", "evaluate.py", "sourcedir.tar.gz"):
+        assert f"/code/{digest}/{artifact}" in text
+
+
+def test_building_twice_gives_identical_json() -> None:
+    settings = load_settings(environ={})
+    assert definition_json(settings) == definition_json(settings)
+
+
+def test_changed_code_changes_the_code_paths(tmp_path: Path) -> None:
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    for source in (REPO_ROOT / "steps").glob("*.py"):
+        (steps / source.name).write_bytes(source.read_bytes())
+    before = CodeBundle(steps).digest
+    (steps / "train.py").write_text((steps / "train.py").read_text() + "\n# changed\n")
+    assert CodeBundle(steps).digest != before
+
+
+def test_make_s_definition_prints_only_json_identical_twice() -> None:
+    """What `make -s definition` runs: stdout must be the JSON alone, the same each time."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "pipelines", "definition"]
+    first, second = (
+        subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True)
+        for _ in range(2)
+    )
+    assert json.loads(first.stdout)["Version"] == "2020-12-01"
+    assert first.stdout == second.stdout

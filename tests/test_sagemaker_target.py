@@ -1,0 +1,121 @@
+"""The CLI against the SageMaker target, with AWS played by moto: upsert, data upload, start."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pipelines import cli
+from pipelines.code_bundle import CodeBundle
+from pipelines.settings import REPO_ROOT
+
+BUCKET = "sentiment-test-bucket"
+ROLE = "arn:aws:iam::123456789012:role/sagemaker-execution"
+REGION = "us-east-1"
+
+
+def run(*args: str) -> int:
+    return cli.main(["--target", "sagemaker", *args])
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION, "PIPELINE_BUCKET": BUCKET, "PIPELINE_ROLE_ARN": ROLE,
+        "PIPELINE_CONFIG": str(tmp_path / "absent.toml"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.create_role(RoleName="deploy", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        placeholder = io.BytesIO()
+        with zipfile.ZipFile(placeholder, "w") as archive:
+            archive.writestr("deploy.py", "def handler(event, context):\n    raise RuntimeError\n")
+        boto3.client("lambda", region_name=REGION).create_function(
+            FunctionName="sentiment-classifier-deploy", Runtime="python3.12", Role=role,
+            Handler="deploy.handler", Code={"ZipFile": placeholder.getvalue()},
+        )
+        yield
+
+
+def test_upsert_uploads_code_publishes_handler_and_creates_then_updates(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("upsert") == 0
+    assert "created pipeline" in capsys.readouterr().out
+    sm = boto3.client("sagemaker", region_name=REGION)
+    stored = json.loads(sm.describe_pipeline(PipelineName="sentiment-classifier")
+                        ["PipelineDefinition"])
+    assert stored["Parameters"][0]["DefaultValue"] == f"s3://{BUCKET}/sentiment-classifier/data"
+    bundle = CodeBundle()
+    s3 = boto3.client("s3", region_name=REGION)
+    for name, data in bundle.artifacts.items():
+        body = s3.get_object(Bucket=BUCKET, Key=bundle.key("sentiment-classifier", name))["Body"]
+        assert body.read() == data
+    published = boto3.client("lambda", region_name=REGION).get_function(
+        FunctionName="sentiment-classifier-deploy")["Configuration"]["CodeSha256"]
+    expected = base64.b64encode(hashlib.sha256(bundle.artifacts["deploy.zip"]).digest()).decode()
+    assert published == expected
+    assert run("upsert") == 0
+    second = capsys.readouterr().out
+    assert "0 artifact(s) uploaded" in second and "updated pipeline" in second
+
+
+def test_data_upload_keeps_versions(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("data", "upload", str(REPO_ROOT / "data")) == 0
+    assert run("data", "upload", str(REPO_ROOT / "data")) == 0
+    s3 = boto3.client("s3", region_name=REGION)
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix="sentiment-classifier/data/train.csv")
+    assert len(versions["Versions"]) == 2
+    printed = capsys.readouterr().out
+    assert all(v["VersionId"] in printed for v in versions["Versions"])
+
+
+def test_start_with_overrides_and_status(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("upsert") == 0
+    assert run("start", "--input-data", f"s3://{BUCKET}/other", "--param",
+               "AccuracyThreshold=0.9") == 0
+    arn = capsys.readouterr().out.split("started ", 1)[1].split()[0]
+    sm = boto3.client("sagemaker", region_name=REGION)
+    execution = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+    assert execution["PipelineExecutionStatus"] in ("Executing", "Succeeded")
+    listed = sm.list_pipeline_executions(PipelineName="sentiment-classifier")
+    assert [e["PipelineExecutionArn"] for e in listed["PipelineExecutionSummaries"]] == [arn]
+
+
+def test_bad_param_syntax_is_one_line(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("start", "--param", "NoEqualsSign") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --param takes Name=Value") and "Traceback" not in err
+
+
+def test_missing_credentials_and_settings_are_explained(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.delenv("PIPELINE_BUCKET", raising=False)
+    monkeypatch.delenv("PIPELINE_ROLE_ARN", raising=False)
+    assert run("upsert") == 2
+    assert "PIPELINE_BUCKET" in capsys.readouterr().err
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert cli.main(["--target", "sagemaker", "--bucket", "b", "--role-arn", ROLE,
+                     "executions"]) == 2
+    err = capsys.readouterr().err
+    assert "no AWS credentials" in err and "Traceback" not in err
