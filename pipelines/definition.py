@@ -208,7 +208,7 @@ class _Builder:
             hyperparameters={
                 "ngram-max": params.ngram_max.to_string(),
                 "max-features": params.max_features.to_string(),
-                "c": params.regularization_c.to_string(),
+                "regularization-c": params.regularization_c.to_string(),
                 "min-df": params.min_df.to_string(),
                 "sagemaker_program": "train.py",
                 "sagemaker_submit_directory": self.code_uri("sourcedir.tar.gz"),

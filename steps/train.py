@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ngram-max", type=int, default=2)
     parser.add_argument("--max-features", type=int, default=20000)
-    parser.add_argument("--c", type=float, default=4.0)
+    parser.add_argument("--regularization-c", type=float, default=4.0)
     parser.add_argument("--min-df", type=int, default=1)
     parser.add_argument("--seed", type=int, default=42)
     args, unknown = parser.parse_known_args(argv)
@@ -83,7 +83,7 @@ def build_pipeline(args: argparse.Namespace) -> Pipeline:
         sublinear_tf=True,
         strip_accents="unicode",
     )
-    classifier = LogisticRegression(C=args.c, max_iter=1000, random_state=args.seed)
+    classifier = LogisticRegression(C=args.regularization_c, max_iter=1000, random_state=args.seed)
     return Pipeline([("tfidf", vectorizer), ("classifier", classifier)])
 
 

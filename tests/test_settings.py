@@ -35,7 +35,7 @@ def test_local_target_is_the_default_and_needs_nothing(tmp_path: Path) -> None:
 def test_sagemaker_target_names_the_missing_settings(tmp_path: Path) -> None:
     settings = load_settings({"target": "sagemaker"}, {}, tmp_path / "absent.toml")
     assert settings.approval_status == "PendingManualApproval"
-    with pytest.raises(SettingsError, match="PIPELINE_BUCKET.*PIPELINE_ROLE_ARN"):
+    with pytest.raises(SettingsError, match=r"PIPELINE_BUCKET.*PIPELINE_ROLE_ARN"):
         settings.require_aws()
 
 

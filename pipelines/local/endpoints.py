@@ -93,13 +93,16 @@ class EndpointHosting:
                 changes.update(self._described(config), _Serving=serving)
             self.backend.set_endpoint(name, **changes)
 
-        self.processes.deploy(
-            endpoint_name,
-            config["EndpointConfigName"],
-            variants,
-            CaptureSpec.from_config(config.get("DataCaptureConfig")),
-            on_status,
-        )
+        try:
+            self.processes.deploy(
+                endpoint_name,
+                config["EndpointConfigName"],
+                variants,
+                CaptureSpec.from_config(config.get("DataCaptureConfig")),
+                on_status,
+            )
+        except (EndpointBusy, ValueError) as error:
+            raise ServiceError("ValidationException", str(error)) from None
 
     def restore_all(self) -> None:
         """After a restart: serve again what was serving; unfinished updates are abandoned."""

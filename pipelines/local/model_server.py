@@ -172,6 +172,12 @@ class ModelHTTPServer(ThreadingHTTPServer):
         self.app = app
         self.in_flight = InFlight()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client dropping a keep-alive connection is routine, not worth a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -187,7 +193,9 @@ class Handler(BaseHTTPRequestHandler):
         """No access log: writing a line per request to stderr costs more than the request."""
 
     def log_error(self, format: str, *args: Any) -> None:
-        sys.stderr.write(f"model server: {format % args}\n")
+        """Malformed requests are worth a line; an idle keep-alive connection timing out is not."""
+        if not format.startswith("Request timed out"):
+            sys.stderr.write(f"model server: {format % args}\n")
 
     def do_GET(self) -> None:
         with self.model_server.in_flight:

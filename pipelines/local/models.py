@@ -444,6 +444,10 @@ class LocalSageMaker:
             if body["EndpointStatus"] in ("Creating", "Updating"):
                 raise invalid(f'Cannot update in-progress endpoint "{body["EndpointArn"]}".')
             config = self.describe_endpoint_config(request)
+            if config["EndpointConfigName"] == body.get("_Serving"):
+                raise invalid(
+                    f"Endpoint {name} already uses endpoint config {config['EndpointConfigName']}."
+                )
             body.update(EndpointStatus="Updating", LastModifiedTime=time.time())
             body["PendingDeploymentSummary"] = {"EndpointConfigName": config["EndpointConfigName"]}
             body.pop("FailureReason", None)

@@ -8,6 +8,7 @@ RegisterModel, a local Lambda for Lambda steps.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -26,6 +27,12 @@ from pipelines.local.executor import (
 
 if TYPE_CHECKING:
     from pipelines.local.models import LocalSageMaker
+
+
+def job_name(execution_id: str, step_name: str) -> str:
+    """A valid SageMaker job name (letters, digits, single hyphens, 63 characters at most)."""
+    raw = re.sub(r"[^a-z0-9]+", "-", f"pipelines-{execution_id}-{step_name}".lower())
+    return raw[:63].strip("-")
 
 
 def _epoch(moment: datetime) -> float:
@@ -172,12 +179,9 @@ class StepRunners:
             "Lambda": self.lambda_function,
         }
 
-    def _job_name(self, request: StepRequest) -> str:
-        return f"pipelines-{self.context.execution_id}-{request.name}".lower()[:63]
-
     def processing(self, request: StepRequest) -> StepOutcome:
         return jobs.run_processing_job(
-            self._job_name(request),
+            job_name(self.context.execution_id, request.name),
             request.arguments,
             self.backend.store,
             self.work_dir,
@@ -187,7 +191,7 @@ class StepRunners:
 
     def training(self, request: StepRequest) -> StepOutcome:
         return jobs.run_training_job(
-            self._job_name(request),
+            job_name(self.context.execution_id, request.name),
             request.arguments,
             self.backend.store,
             self.work_dir,

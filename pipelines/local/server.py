@@ -129,7 +129,8 @@ def serve(state_dir: Path, port: int, region: str) -> int:
     backend = LocalSageMaker(state_dir, region, url)
     server.protocol = Protocol(backend)
     backend.recover()
-    threading.Thread(target=backend.hosting.restore_all, name="restore", daemon=True).start()
+    # Endpoints are back before clients can find the server, so no invocation races a restore.
+    backend.hosting.restore_all()
     info = {"pid": os.getpid(), "port": server.server_address[1], "url": url}
     tmp = state_dir / "server.json.tmp"
     tmp.write_text(json.dumps(info))

@@ -8,6 +8,7 @@ import os
 import selectors
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -241,6 +242,21 @@ def test_unknown_path_is_404_json(conn: http.client.HTTPConnection) -> None:
     conn.request("GET", "/nothing-here")
     response = conn.getresponse()
     assert response.status == 404 and "error" in json.loads(response.read())
+
+
+def test_a_client_resetting_its_connection_is_not_logged_as_an_error(server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT_SECONDS) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    # closed with SO_LINGER 0: an RST reaches the handler waiting for the next request
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT_SECONDS)
+    status, _, _ = post(connection, b'"after reset"')
+    connection.close()
+    assert status == 200
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(WAIT_SECONDS) == 0
+    assert "Traceback" not in server.stderr()
 
 
 def test_program_and_submit_directory_come_from_the_environment(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def run_main(
 def test_main_writes_model_metadata_and_inference_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    argv = ["--c", "2.5", "--min-df", "1", "--seed", "7", "--sagemaker_extra", "x"]
+    argv = ["--regularization-c", "2.5", "--min-df", "1", "--seed", "7", "--sagemaker_extra", "x"]
     status, base = run_main(tmp_path, monkeypatch, REVIEWS, argv)
     assert status == 0
     model_dir = base / "model"
@@ -59,7 +59,7 @@ def test_main_writes_model_metadata_and_inference_code(
     assert metadata["hyperparameters"] == {
         "ngram_max": 2,
         "max_features": 20000,
-        "c": 2.5,
+        "regularization_c": 2.5,
         "min_df": 1,
         "seed": 7,
     }
@@ -84,7 +84,9 @@ def test_hyperparameters_reach_the_pipeline(tmp_path: Path) -> None:
 
 def test_defaults_match_the_contract() -> None:
     args = train.parse_args([])
-    assert vars(args) == {"ngram_max": 2, "max_features": 20000, "c": 4.0, "min_df": 1, "seed": 42}
+    assert vars(args) == {
+        "ngram_max": 2, "max_features": 20000, "regularization_c": 4.0, "min_df": 1, "seed": 42,
+    }
 
 
 def test_same_data_and_seed_give_same_predictions(tmp_path: Path) -> None:

@@ -1,0 +1,257 @@
+"""The local target end to end: a real server process, real jobs, real endpoints, real HTTP.
+
+The tests share one state directory and run in file order, as a user's session would: a first run
+deploys v1, later runs probe the gate, bad data, approval, restarts and crashes against it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from pipelines import cli
+from pipelines.aws import LOCAL_CREDENTIALS
+from pipelines.local import daemon
+from pipelines.settings import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+ENDPOINT = "sentiment-classifier"
+GROUP = "sentiment-classifier"
+
+
+class Local:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+
+    @property
+    def url(self) -> str:
+        return daemon.ensure_running(self.state_dir)
+
+    def client(self, service: str) -> Any:
+        return boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS).client(
+            service, endpoint_url=self.url
+        )
+
+    def cli(self, *args: str) -> int:
+        return cli.main(list(args))
+
+    def packages(self) -> list[dict[str, Any]]:
+        sm = self.client("sagemaker")
+        return list(sm.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"])
+
+    def endpoint(self) -> dict[str, Any]:
+        return dict(self.client("sagemaker").describe_endpoint(EndpointName=ENDPOINT))
+
+    def invoke(self, text: str) -> dict[str, Any]:
+        response = self.client("sagemaker-runtime").invoke_endpoint(
+            EndpointName=ENDPOINT, ContentType="application/json",
+            Body=json.dumps({"review_text": text}),
+        )
+        return dict(json.loads(response["Body"].read())["predictions"][0])
+
+    def latest_execution(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        sm = self.client("sagemaker")
+        arn = sm.list_pipeline_executions(PipelineName="sentiment-classifier", MaxResults=1)[
+            "PipelineExecutionSummaries"][0]["PipelineExecutionArn"]
+        steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+        return sm.describe_pipeline_execution(PipelineExecutionArn=arn), {
+            s["StepName"]: s for s in steps
+        }
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
+    state_dir = tmp_path_factory.mktemp("local-sagemaker")
+    saved = {k: os.environ.get(k) for k in ("PIPELINE_STATE_DIR", "PIPELINE_CONFIG")}
+    os.environ["PIPELINE_STATE_DIR"] = str(state_dir)
+    os.environ["PIPELINE_CONFIG"] = str(state_dir / "absent.toml")
+    env = Local(state_dir)
+    try:
+        assert env.cli("data", "upload") == 0
+        assert env.cli("upsert") == 0
+        assert env.cli("start", "--wait", "--timeout", "300") == 0
+        yield env
+    finally:
+        daemon.stop(state_dir)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_full_run_registers_deploys_and_serves(local: Local) -> None:
+    execution, steps = local.latest_execution()
+    assert execution["PipelineExecutionStatus"] == "Succeeded"
+    assert {name: s["StepStatus"] for name, s in steps.items()} == {
+        name: "Succeeded" for name in ("Preprocess", "Train", "Evaluate", "AccuracyCheck",
+                                       "RegisterModel", "DeployEndpoint")
+    }
+    assert steps["AccuracyCheck"]["Metadata"]["Condition"]["Outcome"] == "True"
+    (package,) = local.packages()
+    assert package["ModelApprovalStatus"] == "Approved"
+    wait_until(lambda: local.endpoint()["EndpointStatus"] == "InService", what="InService")
+    assert local.invoke("great value, works perfectly")["label"] == 1
+    assert local.invoke("broke after two days, a complete waste of money")["label"] == 0
+    captured = list((local.state_dir / "store").rglob("data-capture/**/*.jsonl"))
+    records = [json.loads(line) for f in captured for line in f.read_text().splitlines()]
+    assert any("works perfectly" in r["captureData"]["endpointInput"]["data"] for r in records)
+
+
+def test_accuracy_below_threshold_fails_and_registers_nothing(local: Local) -> None:
+    before = len(local.packages())
+    assert local.cli("start", "--wait", "--param", "AccuracyThreshold=0.999") == 1
+    execution, steps = local.latest_execution()
+    assert execution["PipelineExecutionStatus"] == "Failed"
+    reason = steps["AccuracyTooLow"]["FailureReason"]
+    assert "0.999" in reason and "Model accuracy 0." in reason
+    assert "RegisterModel" not in steps and "DeployEndpoint" not in steps
+    assert len(local.packages()) == before
+
+
+def test_bad_dataset_fails_preprocess_and_endpoint_keeps_serving(
+    local: Local, tmp_path: Path
+) -> None:
+    serving = local.endpoint()["EndpointConfigName"]
+    before = len(local.packages())
+    lines = (REPO_ROOT / "data" / "train.csv").read_text().splitlines()
+    lines[4] = lines[4].rsplit(",", 1)[0] + ",2"
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "test.csv").write_bytes((REPO_ROOT / "data" / "test.csv").read_bytes())
+    bad = "s3://local-sagemaker/uploads/bad-labels"
+    assert local.cli("data", "upload", str(tmp_path), "--to", bad) == 0
+    assert local.cli("start", "--wait", "--input-data", bad) == 1
+    _, steps = local.latest_execution()
+    reason = steps["Preprocess"]["FailureReason"]
+    assert "train.csv" in reason and "line 5" in reason and "2" in reason
+    assert set(steps) == {"Preprocess"}
+    assert len(local.packages()) == before
+    assert local.endpoint()["EndpointConfigName"] == serving
+    assert local.invoke("great value, works perfectly")["label"] == 1
+
+
+def test_approving_a_pending_version_deploys_it_with_no_failed_request(local: Local) -> None:
+    assert local.cli("start", "--wait", "--param", "ModelApprovalStatus=PendingManualApproval",
+                     "--param", "RegularizationC=2.0") == 0
+    _, steps = local.latest_execution()
+    outputs = {o["Name"]: o["Value"] for o in
+               steps["DeployEndpoint"]["Metadata"]["Lambda"]["OutputParameters"]}
+    assert outputs["action"] == "skipped"
+    pending = local.packages()[-1]
+    assert pending["ModelApprovalStatus"] == "PendingManualApproval"
+    version = pending["ModelPackageVersion"]
+
+    results: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        runtime = local.client("sagemaker-runtime")
+        while not stop.is_set():
+            try:
+                runtime.invoke_endpoint(EndpointName=ENDPOINT, ContentType="application/json",
+                                        Body=b'{"review_text": "solid and reliable"}')
+                results.append("ok")
+            except ClientError as error:
+                results.append(f"failed: {error}")
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert local.cli("models", "approve", str(version)) == 0
+        wait_until(
+            lambda: f"-v{version}-" in local.endpoint().get("EndpointConfigName", "")
+            and local.endpoint()["EndpointStatus"] == "InService",
+            timeout=90, what=f"the endpoint to serve v{version}",
+        )
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert results and all(r == "ok" for r in results), [r for r in results if r != "ok"][:3]
+
+
+def test_restart_keeps_registry_endpoints_and_history(local: Local) -> None:
+    sm = local.client("sagemaker")
+    executions = sm.list_pipeline_executions(PipelineName="sentiment-classifier")
+    packages = local.packages()
+    serving = local.endpoint()["EndpointConfigName"]
+    assert daemon.stop(local.state_dir)
+    sm = local.client("sagemaker")
+    assert sm.list_pipeline_executions(PipelineName="sentiment-classifier")[
+        "PipelineExecutionSummaries"] == executions["PipelineExecutionSummaries"]
+    assert local.packages() == packages
+    wait_until(lambda: local.endpoint()["EndpointStatus"] == "InService", what="restore")
+    assert local.endpoint()["EndpointConfigName"] == serving
+    assert local.invoke("great value, works perfectly")["label"] == 1
+
+
+def test_unknown_resources_give_aws_error_codes(local: Local) -> None:
+    sm = local.client("sagemaker")
+    cases: list[tuple[Callable[[], Any], str]] = [
+        (lambda: sm.describe_endpoint(EndpointName="nope"), "ValidationException"),
+        (lambda: sm.describe_model(ModelName="nope"), "ValidationException"),
+        (lambda: sm.describe_pipeline(PipelineName="nope"), "ResourceNotFound"),
+        (lambda: sm.describe_pipeline_execution(
+            PipelineExecutionArn="arn:aws:sagemaker:us-east-1:000000000000:pipeline/x/execution/y"),
+         "ResourceNotFound"),
+        (lambda: sm.describe_model_package(ModelPackageName="arn:nope"), "ValidationException"),
+        (lambda: sm.start_pipeline_execution(
+            PipelineName="sentiment-classifier",
+            PipelineParameters=[{"Name": "AccuracyThreshold", "Value": "high"}]),
+         "ValidationException"),
+    ]
+    for call, code in cases:
+        with pytest.raises(ClientError) as raised:
+            call()
+        assert raised.value.response["Error"]["Code"] == code
+
+
+def test_crash_mid_run_reads_failed_and_retry_resumes(local: Local) -> None:
+    sm = local.client("sagemaker")
+    arn = sm.start_pipeline_execution(PipelineName="sentiment-classifier")["PipelineExecutionArn"]
+
+    def train_started() -> bool:
+        steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+        return any(s["StepName"] == "Train" for s in steps)
+
+    wait_until(train_started, what="Train to start")
+    pid = json.loads((local.state_dir / "server.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    sm = local.client("sagemaker")
+    execution = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+    assert execution["PipelineExecutionStatus"] == "Failed"
+    assert "server stopped" in execution["FailureReason"]
+    sm.retry_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="retry-after-crash-0000000000000001")
+    wait_until(
+        lambda: sm.describe_pipeline_execution(PipelineExecutionArn=arn)[
+            "PipelineExecutionStatus"] != "Executing",
+        timeout=120, what="the retry to finish",
+    )
+    assert sm.describe_pipeline_execution(PipelineExecutionArn=arn)[
+        "PipelineExecutionStatus"] == "Succeeded"
+    steps = {s["StepName"]: s for s in
+             sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]}
+    assert steps["Preprocess"]["AttemptCount"] == 1
+    assert steps["DeployEndpoint"]["StepStatus"] == "Succeeded"
+    wait_until(lambda: local.endpoint()["EndpointStatus"] == "InService", what="InService")
