@@ -111,10 +111,7 @@ def alarm_specs(
     endpoint_name: str, prefix: str, features: Sequence[str], threshold: float, period: int
 ) -> list[dict[str, Any]]:
     """One alarm per feature on its drift distance, and one on any violation at all."""
-    metrics = [
-        (f"{name}_drift", threshold, f"{name} drift distance above {threshold}")
-        for name in features
-    ]
+    metrics = [(f"{name}_drift", threshold, f"{name} drift distance above {threshold}") for name in features]
     metrics.append(("violations", 0.0, "the monitor found constraint violations"))
     return [
         {

@@ -124,9 +124,7 @@ class Artifact:
     handlers: ModuleType
     model: Any
 
-    def features(
-        self, texts: list[str], predictions: list[dict[str, Any]]
-    ) -> dict[str, np.ndarray]:
+    def features(self, texts: list[str], predictions: list[dict[str, Any]]) -> dict[str, np.ndarray]:
         """Feature columns as float arrays, in the artifact's order."""
         table = self.handlers.features(texts, predictions, self.model)
         return {name: np.asarray(values, dtype=float) for name, values in table.items()}
@@ -192,9 +190,7 @@ def feature_statistics(name: str, values: np.ndarray) -> dict[str, Any]:
             "std_dev": std_dev,
             "min": low,
             "max": high,
-            "distribution": {
-                "kll": {"buckets": kll_buckets(present), "sketch": kll_sketch(present)}
-            },
+            "distribution": {"kll": {"buckets": kll_buckets(present), "sketch": kll_sketch(present)}},
         },
     }
 
@@ -208,9 +204,7 @@ def dataset_statistics(table: dict[str, np.ndarray], item_count: int) -> dict[st
     }
 
 
-def baseline_constraints(
-    statistics: dict[str, Any], threshold: float, min_records: int
-) -> dict[str, Any]:
+def baseline_constraints(statistics: dict[str, Any], threshold: float, min_records: int) -> dict[str, Any]:
     """constraints.json suggested from the baseline statistics."""
     count = max(int(statistics["dataset"]["item_count"]), 1)
     features = []
@@ -393,9 +387,7 @@ def record_time(record: dict[str, Any]) -> datetime:
         raise CaptureError(f"inferenceTime {moment!r} is not ISO 8601") from None
 
 
-def parse_line(
-    line: bytes, handlers: ModuleType, window: Window
-) -> tuple[list[str], list[dict[str, Any]]]:
+def parse_line(line: bytes, handlers: ModuleType, window: Window) -> tuple[list[str], list[dict[str, Any]]]:
     """The reviews of one capture line and their predictions; none outside the window."""
     try:
         record = json.loads(line.decode("utf-8"))
@@ -430,9 +422,7 @@ def capture_lines(root: Path, files: list[Path]) -> Iterator[tuple[str, bytes]]:
 
 def read_capture(root: Path, handlers: ModuleType, window: Window) -> Capture:
     """Collect the window's records; malformed lines are counted and skipped, never fatal."""
-    files = (
-        sorted(path for path in root.rglob("*.jsonl") if path.is_file()) if root.is_dir() else []
-    )
+    files = sorted(path for path in root.rglob("*.jsonl") if path.is_file()) if root.is_dir() else []
     capture = Capture(files=len(files))
     for where, line in capture_lines(root, files):
         try:
@@ -486,9 +476,7 @@ def load_baseline(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return documents[0], documents[1]
 
 
-def baseline_features(
-    statistics: dict[str, Any], constraints: dict[str, Any]
-) -> dict[str, BaselineFeature]:
+def baseline_features(statistics: dict[str, Any], constraints: dict[str, Any]) -> dict[str, BaselineFeature]:
     """Join the two baseline files per feature."""
     try:
         limits = {feature["name"]: feature for feature in constraints["features"]}
@@ -821,12 +809,8 @@ def _svg(label: str, scale: Scale, y_label: str, content: str) -> str:
         'fill="none" stroke="#999"/>',
         _text(14, middle, y_label, extra=f' transform="rotate(-90 14 {middle})"'),
     ]
-    parts += [
-        _text(scale.x(v), BOTTOM + 14, _fmt(v)) for v in np.linspace(scale.low, scale.high, 5)
-    ]
-    parts += [
-        _text(LEFT - 4, scale.y(v) + 3, _fmt(v), "end") for v in (0, scale.top / 2, scale.top)
-    ]
+    parts += [_text(scale.x(v), BOTTOM + 14, _fmt(v)) for v in np.linspace(scale.low, scale.high, 5)]
+    parts += [_text(LEFT - 4, scale.y(v) + 3, _fmt(v), "end") for v in (0, scale.top / 2, scale.top)]
     return "".join(parts) + content + "</svg>"
 
 
@@ -861,9 +845,7 @@ def cdf_svg(name: str, baseline: BaselineFeature, window: np.ndarray) -> str:
         )
     )
     content = (
-        _step_path(
-            scale, grid, weighted_cdf(baseline.values, baseline.weights, grid), BASELINE_COLOUR
-        )
+        _step_path(scale, grid, weighted_cdf(baseline.values, baseline.weights, grid), BASELINE_COLOUR)
         + _step_path(scale, grid, weighted_cdf(window, ones, grid), WINDOW_COLOUR)
         + marker
     )
@@ -874,14 +856,9 @@ def histogram_svg(name: str, baseline: BaselineFeature, window: np.ndarray) -> s
     """Share of records per bin, baseline and window side by side in each bin."""
     union = np.concatenate([baseline.values, window])
     low, high = float(union.min()), float(union.max())
-    edges = (
-        np.linspace(low, high, HISTOGRAM_BINS + 1)
-        if high > low
-        else np.array([low - 0.5, low + 0.5])
-    )
+    edges = np.linspace(low, high, HISTOGRAM_BINS + 1) if high > low else np.array([low - 0.5, low + 0.5])
     shares = [
-        np.histogram(baseline.values, bins=edges, weights=baseline.weights)[0]
-        / baseline.weights.sum(),
+        np.histogram(baseline.values, bins=edges, weights=baseline.weights)[0] / baseline.weights.sum(),
         np.histogram(window, bins=edges)[0] / window.size,
     ]
     scale = Scale(float(edges[0]), float(edges[-1]), float(max(share.max() for share in shares)))
@@ -907,15 +884,11 @@ def _cell(value: Any) -> str:
 
 def _table(rows: list[tuple[str, list[Any]]], header: list[str] | None = None) -> str:
     """Rows of (css class, cells); the first cell is a header cell when there is no header."""
-    head = (
-        "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" if header else ""
-    )
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" if header else ""
     body = []
     for css, cells in rows:
         first = "td" if header else "th"
-        row = f"<{first}>{_cell(cells[0])}</{first}>" + "".join(
-            f"<td>{_cell(c)}</td>" for c in cells[1:]
-        )
+        row = f"<{first}>{_cell(cells[0])}</{first}>" + "".join(f"<td>{_cell(c)}</td>" for c in cells[1:])
         body.append(f'<tr class="{css}">{row}</tr>' if css else f"<tr>{row}</tr>")
     return f"<table>{head}{''.join(body)}</table>"
 

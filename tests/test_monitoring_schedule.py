@@ -72,9 +72,7 @@ def test_schedule_starts_the_pipeline_with_its_window(session: boto3.Session) ->
         {"Name": "WindowEnd", "Value": "<aws.scheduler.scheduled-time>"},
         {"Name": "WindowHours", "Value": "0.5"},
     ]
-    token = request["ClientRequestToken"].replace(
-        "<aws.scheduler.execution-id>", "d32c5kddcf5bb8c3"
-    )
+    token = request["ClientRequestToken"].replace("<aws.scheduler.execution-id>", "d32c5kddcf5bb8c3")
     assert 32 <= len(token) <= 128
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.local.errors import ServiceError
 from pipelines.local.hosting import (
     CaptureSpec,
+    EndpointBusy,
     EndpointNotReady,
     Hosting,
     InvokeResult,
@@ -106,7 +107,7 @@ class EndpointHosting:
 
     def restore_all(self) -> None:
         """After a restart: serve again what was serving; unfinished updates are abandoned."""
-        for endpoint in self.backend.state.list("endpoint"):
+        for endpoint in self.backend.state.all("endpoint"):
             serving = endpoint.get("_Serving")
             name = endpoint["EndpointName"]
             if not serving:
@@ -178,7 +179,7 @@ class EndpointHosting:
 
 def _deploy_function_name(backend: LocalSageMaker) -> str:
     """The function the approval rule targets: the one whose handler is the deploy handler."""
-    for function in backend.state.list("function"):
+    for function in backend.state.all("function"):
         if function.get("Handler") == "deploy.handler":
             return str(function["FunctionName"])
     return ""

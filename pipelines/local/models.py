@@ -103,7 +103,7 @@ class LocalSageMaker:
     def _pipeline(self, name_or_arn: str) -> Body:
         name = name_or_arn.rsplit("pipeline/", 1)[-1]
         body = self.state.get("pipeline", name) or next(
-            (p for p in self.state.list("pipeline") if p["PipelineName"].lower() == name.lower()),
+            (p for p in self.state.all("pipeline") if p["PipelineName"].lower() == name.lower()),
             None,
         )
         if body is None:
@@ -131,7 +131,7 @@ class LocalSageMaker:
                         "LastModifiedTime",
                     )
                 }
-                for p in self.state.list("pipeline")
+                for p in self.state.all("pipeline")
             ]
         }
 
@@ -279,7 +279,7 @@ class LocalSageMaker:
         return self._group(request["ModelPackageGroupName"])
 
     def list_model_package_groups(self, request: Body) -> Body:
-        groups = self.state.list("model_package_group")
+        groups = self.state.all("model_package_group")
         return {"ModelPackageGroupSummaryList": groups}
 
     def create_model_package(self, request: Body) -> Body:
@@ -459,7 +459,7 @@ class LocalSageMaker:
         return _public(self._get("endpoint", request["EndpointName"], "endpoint"))
 
     def list_endpoints(self, request: Body) -> Body:
-        endpoints = self.state.list("endpoint")
+        endpoints = self.state.all("endpoint")
         if request.get("SortOrder", "Descending") == "Descending":
             endpoints.reverse()
         keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")

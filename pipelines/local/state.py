@@ -69,7 +69,7 @@ class State:
         rows = self._rows("SELECT body FROM resources WHERE kind = ? AND name = ?", kind, name)
         return rows[0] if rows else None
 
-    def list(self, kind: str) -> list[Body]:
+    def all(self, kind: str) -> list[Body]:
         return self._rows("SELECT body FROM resources WHERE kind = ? ORDER BY created", kind)
 
     def delete(self, kind: str, name: str) -> None:

@@ -242,7 +242,9 @@ def test_crash_mid_run_reads_failed_and_retry_resumes(local: Local) -> None:
     execution = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
     assert execution["PipelineExecutionStatus"] == "Failed"
     assert "server stopped" in execution["FailureReason"]
-    sm.retry_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="retry-after-crash-0000000000000001")
+    sm.retry_pipeline_execution(
+        PipelineExecutionArn=arn, ClientRequestToken="retry-after-crash-0000000000000001"
+    )
     wait_until(
         lambda: sm.describe_pipeline_execution(PipelineExecutionArn=arn)[
             "PipelineExecutionStatus"] != "Executing",

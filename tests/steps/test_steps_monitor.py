@@ -107,8 +107,7 @@ def capture_record(
         },
         "eventMetadata": {
             "eventId": str(uuid.uuid4()),
-            "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.")
-            + f"{when.microsecond // 1000:03d}Z",
+            "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
         },
         "eventVersion": "0",
     }
@@ -286,15 +285,11 @@ def test_baseline_records_given_threshold_and_min_records(tmp_path: Path, model_
     constraints = json.loads(
         (tmp_path / "processing" / "baseline" / "constraints.json").read_text(encoding="utf-8")
     )
-    assert (
-        constraints["monitoring_config"]["distribution_constraints"]["comparison_threshold"] == 0.25
-    )
+    assert constraints["monitoring_config"]["distribution_constraints"]["comparison_threshold"] == 0.25
     assert constraints["monitoring_config"]["min_records"] == 50
 
 
-def test_baseline_without_features_in_artifact_fails_clearly(
-    tmp_path: Path, model_dir: Path
-) -> None:
+def test_baseline_without_features_in_artifact_fails_clearly(tmp_path: Path, model_dir: Path) -> None:
     old = shutil.copytree(model_dir, tmp_path / "old-model")
     code = (old / "code" / "inference.py").read_text(encoding="utf-8")
     stripped = code[: code.index("def _unigram_vocabulary")]
@@ -337,11 +332,7 @@ def test_shifted_window_raises_drift_violations(
     write_capture(base, records_for(invoke, shifted(240)))
     assert run(base, "--mode", "check", "--endpoint-name", "sentiment-classifier") == 0
     violations = read(base, "constraint_violations.json")["violations"]
-    drifted = {
-        v["feature_name"]
-        for v in violations
-        if v["constraint_check_type"] == "baseline_drift_check"
-    }
+    drifted = {v["feature_name"] for v in violations if v["constraint_check_type"] == "baseline_drift_check"}
     assert {"oov_rate", "review_length", "token_count"} <= drifted
     for item in violations:
         assert set(item) == {"feature_name", "constraint_check_type", "description"}
@@ -395,9 +386,7 @@ def test_empty_window_is_no_data(
     assert message in report(base)
 
 
-def test_missing_capture_folder_is_no_data(
-    tmp_path: Path, model_dir: Path, baseline_dir: Path
-) -> None:
+def test_missing_capture_folder_is_no_data(tmp_path: Path, model_dir: Path, baseline_dir: Path) -> None:
     base = stage_check(tmp_path, model_dir, baseline_dir)
     assert run(base, "--mode", "check") == 0
     assert read(base, "metrics.json")["status"] == "no_data"
@@ -503,9 +492,7 @@ def test_window_bounds_filter_by_inference_time(
 ) -> None:
     base = stage_check(tmp_path, model_dir, baseline_dir)
     times = [START + timedelta(minutes=minutes) for minutes in (-1, 0, 30, 59, 60, 90)]
-    write_capture(
-        base, [json.dumps(capture_record(invoke, json.dumps("great kettle"), t)) for t in times]
-    )
+    write_capture(base, [json.dumps(capture_record(invoke, json.dumps("great kettle"), t)) for t in times])
     window = ["--window-start", "2026-11-22T20:00:00Z", "--window-end", "2026-11-22T21:00:00Z"]
     assert run(base, "--mode", "check", "--min-records", "1", *window) == 0
     metrics = read(base, "metrics.json")
