@@ -392,14 +392,12 @@ def get_pipeline(settings: Settings, bundle: CodeBundle | None = None) -> Pipeli
 
 def definition_json(settings: Settings, bundle: CodeBundle | None = None) -> str:
     """The definition as pretty, stable JSON: the single source of truth for both targets."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quiet_sdk_logs()
-        raw = get_pipeline(settings, bundle).definition()
+    # The SDK configures the root logger and narrates defaults and popped job names while it builds.
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = get_pipeline(settings, bundle).definition()
+    finally:
+        logging.disable(logging.NOTSET)
     return json.dumps(json.loads(raw), indent=2) + "\n"
-
-
-def quiet_sdk_logs() -> None:
-    """The SDK logs chatty INFO lines about defaults and popped job names; keep stdout clean."""
-    for name in ("sagemaker", "botocore.credentials"):
-        logging.getLogger(name).setLevel(logging.ERROR)
