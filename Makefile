@@ -11,7 +11,8 @@ TEXT ?= great value, works perfectly
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-fast lint definition upload-data upsert-pipeline run-pipeline \
-        status executions invoke models endpoints local-up local-down clean
+        status executions invoke models endpoints monitor demo-drift monitor-setup local-up \
+        local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -61,6 +62,15 @@ models: $(STAMP) ## list model versions
 
 endpoints: $(STAMP) ## list endpoints
 	$(CLI) endpoints
+
+monitor: $(STAMP) ## drift check of the endpoint's captured traffic; exits 1 on drift
+	$(CLI) monitor run
+
+demo-drift: $(STAMP) ## send familiar then shifted traffic and show drift being caught
+	PIPELINE_TARGET=$(TARGET) $(PY) -m pipelines.demo_drift
+
+monitor-setup: $(STAMP) ## AWS: hourly schedule, drift alarms and SNS topic (TARGET=sagemaker)
+	$(CLI) monitor setup
 
 local-up: $(STAMP) ## start the local SageMaker server
 	$(CLI) local up

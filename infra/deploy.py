@@ -265,11 +265,18 @@ def cmd_deploy(args: argparse.Namespace, ask: Ask) -> int:
 
 
 def object_versions(s3: Any, bucket: str) -> list[dict[str, str]]:
-    """Every object version and delete marker: a versioned bucket is empty only without them."""
+    """Every object version and delete marker: a versioned bucket is empty only without them.
+
+    A bucket deleted by hand counts as empty; CloudFormation then skips it.
+    """
     found: list[dict[str, str]] = []
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
-            found.append({"Key": item["Key"], "VersionId": item["VersionId"]})
+    try:
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                found.append({"Key": item["Key"], "VersionId": item["VersionId"]})
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "NoSuchBucket":
+            raise
     return found
 
 

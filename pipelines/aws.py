@@ -27,6 +27,8 @@ class Storage(Protocol):
 
     def exists(self, uri: str) -> bool: ...
 
+    def get_bytes(self, uri: str) -> bytes: ...
+
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://"):
@@ -43,6 +45,10 @@ class S3Storage:
         bucket, key = split_s3_uri(uri)
         response = self.client.put_object(Bucket=bucket, Key=key, Body=data)
         return str(response.get("VersionId", "null"))
+
+    def get_bytes(self, uri: str) -> bytes:
+        bucket, key = split_s3_uri(uri)
+        return bytes(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
 
     def exists(self, uri: str) -> bool:
         bucket, key = split_s3_uri(uri)

@@ -48,14 +48,25 @@ def cmd_definition(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_upsert(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.code_bundle import CodeBundle
-    from pipelines.publish import upsert_pipeline
+    from pipelines.monitoring_definition import (
+        monitoring_definition_json,
+        monitoring_pipeline_name,
+    )
+    from pipelines.publish import PipelineSpec, upsert
 
     settings.require_aws()
     bundle = CodeBundle()
-    clients = Clients(settings)
-    result = upsert_pipeline(clients, _definition(settings), bundle)
+    specs = [
+        PipelineSpec(settings.pipeline_name, _definition(settings),
+                     "Sentiment classifier: preprocess, train, evaluate, register, deploy"),
+        PipelineSpec(monitoring_pipeline_name(settings),
+                     monitoring_definition_json(settings, bundle),
+                     "Drift check of the endpoint's captured traffic against its baseline"),
+    ]
+    result = upsert(Clients(settings), bundle, specs)
     say(f"code {bundle.digest}: {len(result.uploaded)} artifact(s) uploaded")
-    say(f"{'created' if result.created else 'updated'} pipeline {result.pipeline_arn}")
+    for arn, created in result.pipelines.values():
+        say(f"{'created' if created else 'updated'} pipeline {arn}")
     return 0
 
 
@@ -70,7 +81,12 @@ def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     status = executions.wait_for(sm, arn, say, timeout=args.timeout)
-    return 0 if status == "Succeeded" else 1
+    if status != "Succeeded":
+        return 1
+    endpoint = executions.deployed_endpoint(executions.list_steps(sm, arn))
+    if endpoint and executions.wait_for_endpoint(sm, endpoint, say) != "InService":
+        return 1
+    return 0
 
 
 def _execution_arn(settings: Settings, sm: Any, given: str | None) -> str:
@@ -195,6 +211,44 @@ def cmd_invoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "setup":
+        return _monitor_setup(settings, args)
+    from pipelines.monitoring_run import run_monitor
+
+    settings.require_aws()
+    overrides = executions.parse_overrides(args.param or [])
+    for name, value in (("WindowStart", args.window_start), ("WindowEnd", args.window_end),
+                        ("WindowHours", args.window_hours)):
+        if value is not None:
+            overrides[name] = value
+    return run_monitor(Clients(settings), overrides, say, timeout=args.timeout).exit_code
+
+
+def _monitor_setup(settings: Settings, args: argparse.Namespace) -> int:
+    import boto3
+
+    from pipelines.monitoring_definition import monitoring_pipeline_name
+    from pipelines.monitoring_schedule import setup_monitoring
+
+    if settings.is_local:
+        raise UserError("monitor setup creates AWS schedules and alarms: use --target sagemaker "
+                        "(locally, run `make monitor` when you want a check)")
+    settings.require_aws()
+    if not settings.schedule_role_arn:
+        raise UserError("monitor setup needs the scheduler's role: set PIPELINE_SCHEDULE_ROLE_ARN "
+                        "(the infra stack outputs it)")
+    created = setup_monitoring(
+        boto3.Session(region_name=settings.region),
+        pipeline_name=monitoring_pipeline_name(settings),
+        endpoint_name=settings.endpoint_name,
+        schedule_role_arn=settings.schedule_role_arn,
+        schedule_expression=args.schedule,
+    )
+    say(json.dumps(created, indent=2, default=str))
+    return 0
+
+
 def cmd_local(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.local import daemon
 
@@ -255,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("text", nargs="?")
     invoke.add_argument("--endpoint")
     invoke.add_argument("--content-type", default="application/json")
+    monitor = add("monitor", cmd_monitor, "check captured traffic for drift / schedule it on AWS")
+    monitor.add_argument("action", choices=["run", "setup"])
+    monitor.add_argument("--window-start", help="ISO 8601 (default: all captured data)")
+    monitor.add_argument("--window-end", help="ISO 8601, exclusive")
+    monitor.add_argument("--window-hours", help="window length back from --window-end")
+    monitor.add_argument("--param", action="append", metavar="NAME=VALUE")
+    monitor.add_argument("--timeout", type=float, default=1800.0)
+    monitor.add_argument("--schedule", default="rate(1 hour)", help="setup: schedule expression")
     local = add("local", cmd_local, "start, stop or inspect the local SageMaker server")
     local.add_argument("action", choices=["up", "down", "status"])
     return parser

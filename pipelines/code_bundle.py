@@ -20,7 +20,7 @@ STEPS_DIR = Path(__file__).resolve().parent.parent / "steps"
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 TRAINING_SOURCES = ("train.py", "inference.py")
-PROCESSING_SCRIPTS = ("preprocess.py", "evaluate.py")
+PROCESSING_SCRIPTS = ("preprocess.py", "evaluate.py", "monitor.py")
 DEPLOY_HANDLER = "deploy.py"
 
 
@@ -60,8 +60,8 @@ class CodeBundle:
 
     @cached_property
     def artifacts(self) -> dict[str, bytes]:
-        """Artifact name -> bytes: the two processing scripts, the training source and the
-        deploy handler package."""
+        """Artifact name -> bytes: the processing scripts, the training source and the deploy
+        handler package."""
         built = self._read(*PROCESSING_SCRIPTS)
         built["sourcedir.tar.gz"] = _targz(self._read(*TRAINING_SOURCES))
         built["deploy.zip"] = _zip(self._read(DEPLOY_HANDLER))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from pipelines.settings import Settings
 prepare_sdk_environment()
 
 from sagemaker.core import image_uris  # noqa: E402
+from sagemaker.core.drift_check_baselines import DriftCheckBaselines  # noqa: E402
 from sagemaker.core.lambda_helper import Lambda  # noqa: E402
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # noqa: E402
 from sagemaker.core.processing import ScriptProcessor  # noqa: E402
@@ -64,6 +66,7 @@ RESPONSE_TYPES = ["application/json", "application/jsonlines"]
 DEPLOY_OUTPUTS = ("action", "endpoint_name", "model_name", "endpoint_config_name", "reason")
 PROCESSING_BASE = "/opt/ml/processing"
 CACHE = CacheConfig(enable_caching=True, expire_after="P30D")
+JSON = "application/json"
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ class Parameters:
         return list(vars(self).values())
 
 
-def _execution_uri(settings: Settings, *parts: str) -> Join:
+def execution_uri(settings: Settings, *parts: str) -> Join:
     """An S3 URI unique to the execution, so runs never overwrite each other's outputs."""
     return Join(
         on="/",
@@ -126,7 +129,14 @@ def _execution_uri(settings: Settings, *parts: str) -> Join:
     )
 
 
-def _s3_input(name: str, uri: Any, local_path: str) -> ProcessingInput:
+def _output_file(step: ProcessingStep, output: str, name: str) -> Join:
+    """The S3 URI of one file a Processing step wrote into one of its outputs."""
+    return Join(
+        on="/", values=[step.properties.ProcessingOutputConfig.Outputs[output].S3Output.S3Uri, name]
+    )
+
+
+def s3_input(name: str, uri: Any, local_path: str) -> ProcessingInput:
     return ProcessingInput(
         input_name=name,
         s3_input=ProcessingS3Input(
@@ -135,20 +145,19 @@ def _s3_input(name: str, uri: Any, local_path: str) -> ProcessingInput:
     )
 
 
-def _s3_output(name: str, uri: Any, local_path: str) -> ProcessingOutput:
+def s3_output(name: str, uri: Any, local_path: str) -> ProcessingOutput:
     return ProcessingOutput(
         output_name=name,
         s3_output=ProcessingS3Output(s3_uri=uri, local_path=local_path, s3_upload_mode="EndOfJob"),
     )
 
 
-class _Builder:
-    """Holds what every step needs (settings, session, image, code) while the DAG is built."""
+class StepFactory:
+    """What every step needs (settings, session, image, code), shared by both pipelines."""
 
     def __init__(self, settings: Settings, bundle: CodeBundle) -> None:
         self.settings = settings
         self.bundle = bundle
-        self.params = Parameters.from_settings(settings)
         boto_session = boto3.Session(region_name=settings.region)
         self.session = PipelineSession(boto_session=boto_session, default_bucket=settings.bucket)
         self.image = image_uris.retrieve(
@@ -161,28 +170,44 @@ class _Builder:
     def code_uri(self, name: str) -> str:
         return f"s3://{self.settings.bucket}/{self.bundle.key(self.settings.prefix, name)}"
 
-    def processor(self, base_job_name: str) -> ScriptProcessor:
+    def processor(self, base_job_name: str, instance_type: Any, instance_count: Any = 1) -> ScriptProcessor:
         return ScriptProcessor(
             role=self.settings.role_arn,
             image_uri=self.image,
             command=["python3"],
-            instance_type=self.params.processing_instance_type,
-            instance_count=self.params.processing_instance_count,
+            instance_type=instance_type,
+            instance_count=instance_count,
             base_job_name=base_job_name,
             sagemaker_session=self.session,
             env={"PYTHONUNBUFFERED": "1"},
         )
 
+
+
+class _TrainingPipeline(StepFactory):
+    """Preprocess -> Train -> Evaluate + Baseline -> AccuracyCheck -> Register + Deploy | Fail."""
+
+    def __init__(self, settings: Settings, bundle: CodeBundle) -> None:
+        super().__init__(settings, bundle)
+        self.params = Parameters.from_settings(settings)
+
+    def training_processor(self, base_job_name: str) -> ScriptProcessor:
+        return self.processor(
+            base_job_name,
+            self.params.processing_instance_type,
+            self.params.processing_instance_count,
+        )
+
     def preprocess(self) -> ProcessingStep:
-        args = self.processor("sentiment-preprocess").run(
+        args = self.training_processor("sentiment-preprocess").run(
             code=self.code_uri("preprocess.py"),
-            inputs=[_s3_input("raw", self.params.input_data, f"{PROCESSING_BASE}/input/data")],
+            inputs=[s3_input("raw", self.params.input_data, f"{PROCESSING_BASE}/input/data")],
             outputs=[
-                _s3_output(
-                    "train", _execution_uri(self.settings, "train"), f"{PROCESSING_BASE}/train"
+                s3_output(
+                    "train", execution_uri(self.settings, "train"), f"{PROCESSING_BASE}/train"
                 ),
-                _s3_output(
-                    "test", _execution_uri(self.settings, "test"), f"{PROCESSING_BASE}/test"
+                s3_output(
+                    "test", execution_uri(self.settings, "test"), f"{PROCESSING_BASE}/test"
                 ),
             ],
         )
@@ -214,7 +239,7 @@ class _Builder:
                 "sagemaker_submit_directory": self.code_uri("sourcedir.tar.gz"),
             },
             output_data_config=OutputDataConfig(
-                s3_output_path=_execution_uri(self.settings, "model")
+                s3_output_path=execution_uri(self.settings, "model")
             ),
             input_data_config=[
                 InputData(
@@ -240,24 +265,24 @@ class _Builder:
     def evaluate(
         self, preprocess: ProcessingStep, train: TrainingStep, report: PropertyFile
     ) -> ProcessingStep:
-        args = self.processor("sentiment-evaluate").run(
+        args = self.training_processor("sentiment-evaluate").run(
             code=self.code_uri("evaluate.py"),
             inputs=[
-                _s3_input(
+                s3_input(
                     "model",
                     train.properties.ModelArtifacts.S3ModelArtifacts,
                     f"{PROCESSING_BASE}/model",
                 ),
-                _s3_input(
+                s3_input(
                     "test",
                     preprocess.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri,
                     f"{PROCESSING_BASE}/test",
                 ),
             ],
             outputs=[
-                _s3_output(
+                s3_output(
                     "evaluation",
-                    _execution_uri(self.settings, "evaluation"),
+                    execution_uri(self.settings, "evaluation"),
                     f"{PROCESSING_BASE}/evaluation",
                 )
             ],
@@ -274,13 +299,50 @@ class _Builder:
             cache_config=CACHE,
         )
 
-    def register(self, train: TrainingStep, evaluate: ProcessingStep) -> ModelStep:
-        evaluation_uri = Join(
-            on="/",
-            values=[
-                evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
-                "evaluation.json",
+    def baseline(self, preprocess: ProcessingStep, train: TrainingStep) -> ProcessingStep:
+        args = self.training_processor("sentiment-baseline").run(
+            code=self.code_uri("monitor.py"),
+            arguments=["--mode", "baseline"],
+            inputs=[
+                s3_input(
+                    "model",
+                    train.properties.ModelArtifacts.S3ModelArtifacts,
+                    f"{PROCESSING_BASE}/model",
+                ),
+                s3_input(
+                    "train",
+                    preprocess.properties.ProcessingOutputConfig.Outputs["train"].S3Output.S3Uri,
+                    f"{PROCESSING_BASE}/train",
+                ),
             ],
+            outputs=[
+                s3_output(
+                    "baseline",
+                    execution_uri(self.settings, "baseline"),
+                    f"{PROCESSING_BASE}/baseline",
+                )
+            ],
+        )
+        return ProcessingStep(
+            name="Baseline",
+            step_args=args,
+            display_name="Drift baseline from training data",
+            description=(
+                "Runs the model on the training reviews and summarises the monitored features as "
+                "Model Monitor's statistics.json and constraints.json, kept with the model version."
+            ),
+            cache_config=CACHE,
+        )
+
+    def register(
+        self, train: TrainingStep, evaluate: ProcessingStep, baseline: ProcessingStep
+    ) -> ModelStep:
+        evaluation_uri = _output_file(evaluate, "evaluation", "evaluation.json")
+        statistics = MetricsSource(
+            content_type=JSON, s3_uri=_output_file(baseline, "baseline", "statistics.json")
+        )
+        constraints = MetricsSource(
+            content_type=JSON, s3_uri=_output_file(baseline, "baseline", "constraints.json")
         )
         builder = ModelBuilder(
             image_uri=self.image,
@@ -301,9 +363,12 @@ class _Builder:
             inference_instances=[self.settings.endpoint_instance_type],
             transform_instances=[self.settings.endpoint_instance_type],
             model_metrics=ModelMetrics(
-                model_statistics=MetricsSource(
-                    s3_uri=evaluation_uri, content_type="application/json"
-                )
+                model_statistics=MetricsSource(s3_uri=evaluation_uri, content_type=JSON),
+                model_data_statistics=statistics,
+                model_data_constraints=constraints,
+            ),
+            drift_check_baselines=DriftCheckBaselines(
+                model_data_statistics=statistics, model_data_constraints=constraints
             ),
             approval_status=self.params.approval_status,
             description="Sentiment classifier (TF-IDF + logistic regression)",
@@ -352,8 +417,9 @@ class _Builder:
         preprocess = self.preprocess()
         train = self.train(preprocess)
         evaluate = self.evaluate(preprocess, train, report)
+        baseline = self.baseline(preprocess, train)
         accuracy = JsonGet(step_name=evaluate.name, property_file=report, json_path=ACCURACY_PATH)
-        register = self.register(train, evaluate)
+        register = self.register(train, evaluate, baseline)
         too_low = FailStep(
             name="AccuracyTooLow",
             display_name="Stop: accuracy too low",
@@ -380,24 +446,29 @@ class _Builder:
         return Pipeline(
             name=self.settings.pipeline_name,
             parameters=self.params.all(),
-            steps=[preprocess, train, evaluate, check],
+            steps=[preprocess, train, evaluate, baseline, check],
             sagemaker_session=self.session,
         )
 
 
 def get_pipeline(settings: Settings, bundle: CodeBundle | None = None) -> Pipeline:
     """The pipeline object, for tools that want the SDK's view of it."""
-    return _Builder(settings, bundle or CodeBundle()).pipeline()
+    return _TrainingPipeline(settings, bundle or CodeBundle()).pipeline()
 
 
-def definition_json(settings: Settings, bundle: CodeBundle | None = None) -> str:
-    """The definition as pretty, stable JSON: the single source of truth for both targets."""
+def render(build: Callable[[], Pipeline]) -> str:
+    """Build a pipeline and return its definition as pretty, stable JSON."""
     # The SDK configures the root logger and narrates defaults and popped job names while it builds.
     logging.disable(logging.WARNING)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            raw = get_pipeline(settings, bundle).definition()
+            raw = build().definition()
     finally:
         logging.disable(logging.NOTSET)
     return json.dumps(json.loads(raw), indent=2) + "\n"
+
+
+def definition_json(settings: Settings, bundle: CodeBundle | None = None) -> str:
+    """The training pipeline's definition: the single source of truth for both targets."""
+    return render(lambda: get_pipeline(settings, bundle))

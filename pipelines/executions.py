@@ -125,3 +125,31 @@ def latest_execution_arn(sm: Any, pipeline_name: str) -> str | None:
         PipelineName=pipeline_name, SortBy="CreationTime", SortOrder="Descending", MaxResults=1
     )["PipelineExecutionSummaries"]
     return str(summaries[0]["PipelineExecutionArn"]) if summaries else None
+
+
+def deployed_endpoint(steps: list[dict[str, Any]]) -> str | None:
+    """The endpoint a run's deploy step created or updated, if it did."""
+    for step in steps:
+        lambda_meta = step.get("Metadata", {}).get("Lambda")
+        if not lambda_meta:
+            continue
+        outputs = {o["Name"]: o.get("Value") for o in lambda_meta.get("OutputParameters", [])}
+        if outputs.get("action") in ("created", "updated") and outputs.get("endpoint_name"):
+            return str(outputs["endpoint_name"])
+    return None
+
+
+def wait_for_endpoint(sm: Any, name: str, say: Say, poll_seconds: float = 2.0,
+                      timeout: float = 1800) -> str:
+    """Wait while the endpoint is Creating or Updating; say how it ended."""
+    deadline = time.monotonic() + timeout
+    say(f"waiting for endpoint {name} ...")
+    while True:
+        endpoint = sm.describe_endpoint(EndpointName=name)
+        status = str(endpoint["EndpointStatus"])
+        if status not in ("Creating", "Updating") or time.monotonic() > deadline:
+            reason = endpoint.get("FailureReason")
+            say(f"endpoint {name}: {status} ({endpoint.get('EndpointConfigName', '')})"
+                + (f" - {reason}" if reason else ""))
+            return status
+        time.sleep(poll_seconds)

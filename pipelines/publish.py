@@ -18,11 +18,19 @@ from pipelines.settings import Settings
 DATA_FILES = ("train.csv", "test.csv")
 
 
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A pipeline to upsert: its name, definition JSON and a one-line description."""
+
+    name: str
+    definition: str
+    description: str
+
+
 @dataclass
 class UpsertResult:
-    pipeline_arn: str
-    created: bool
     uploaded: list[str] = field(default_factory=list)
+    pipelines: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (arn, created)
 
 
 def _error_code(error: ClientError) -> str:
@@ -79,29 +87,33 @@ def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
         )
 
 
-def upsert_pipeline(clients: Clients, definition: str, bundle: CodeBundle) -> UpsertResult:
-    settings = clients.settings
-    uploaded = upload_code(clients, bundle)
-    publish_deploy_function(clients, bundle)
-    request = {
-        "PipelineName": settings.pipeline_name,
-        "PipelineDefinition": definition,
-        "RoleArn": settings.role_arn,
-    }
+def _upsert_one(clients: Clients, spec: PipelineSpec) -> tuple[str, bool]:
+    """Create the pipeline, or update it when it exists; return (ARN, created)."""
     sm = clients.sagemaker
+    request = {
+        "PipelineName": spec.name,
+        "PipelineDefinition": spec.definition,
+        "RoleArn": clients.settings.role_arn,
+    }
     try:
-        sm.describe_pipeline(PipelineName=settings.pipeline_name)
+        sm.describe_pipeline(PipelineName=spec.name)
     except ClientError as error:
         if _error_code(error) not in ("ResourceNotFound", "ValidationException"):
             raise
         arn = sm.create_pipeline(
-            **request,
-            PipelineDisplayName=settings.pipeline_name,
-            PipelineDescription="Sentiment classifier: preprocess, train, evaluate, register, deploy",
+            **request, PipelineDisplayName=spec.name, PipelineDescription=spec.description
         )["PipelineArn"]
-        return UpsertResult(arn, created=True, uploaded=uploaded)
-    arn = sm.update_pipeline(**request)["PipelineArn"]
-    return UpsertResult(arn, created=False, uploaded=uploaded)
+        return str(arn), True
+    return str(sm.update_pipeline(**request)["PipelineArn"]), False
+
+
+def upsert(clients: Clients, bundle: CodeBundle, specs: list[PipelineSpec]) -> UpsertResult:
+    """Code first, then the deploy handler, then the pipelines that refer to both."""
+    result = UpsertResult(uploaded=upload_code(clients, bundle))
+    publish_deploy_function(clients, bundle)
+    for spec in specs:
+        result.pipelines[spec.name] = _upsert_one(clients, spec)
+    return result
 
 
 def upload_data(clients: Clients, folder: Path, destination: str) -> dict[str, str]:

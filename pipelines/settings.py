@@ -40,6 +40,7 @@ class Settings:
     endpoint_name: str = "sentiment-classifier"
     deploy_function_name: str = "sentiment-classifier-deploy"
     deploy_function_role_arn: str = ""
+    schedule_role_arn: str = ""
     sklearn_version: str = "1.9-0"
     processing_instance_type: str = "ml.m5.large"
     training_instance_type: str = "ml.m5.large"

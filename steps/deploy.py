@@ -61,6 +61,7 @@ def _whole_number(event: dict[str, Any], key: str, default: int | None = None) -
 
 
 APPROVAL_EVENT = "SageMaker Model Package State Change"
+PACKAGE_VARIABLE = "MODEL_PACKAGE_ARN"
 ENVIRONMENT_KEYS = {
     "endpoint_name": "ENDPOINT_NAME",
     "role_arn": "EXECUTION_ROLE_ARN",
@@ -141,8 +142,13 @@ def _not_found(error: ClientError) -> bool:
     )
 
 
-def ensure_model(sm: Any, name: str, role_arn: str, container: dict[str, Any]) -> None:
-    """Create the model unless a model of that name exists (names are per package version)."""
+def ensure_model(
+    sm: Any, name: str, role_arn: str, container: dict[str, Any], package_arn: str
+) -> None:
+    """Create the model unless a model of that name exists (names are per package version).
+
+    The package ARN travels in the container environment so that monitoring can find the
+    version (and its drift baseline) behind whatever the endpoint serves."""
     try:
         sm.describe_model(ModelName=name)
         log(f"reusing model {name}")
@@ -150,9 +156,10 @@ def ensure_model(sm: Any, name: str, role_arn: str, container: dict[str, Any]) -
     except ClientError as error:
         if not _not_found(error):
             raise
-    primary = {
-        key: container[key] for key in ("Image", "ModelDataUrl", "Environment") if key in container
+    primary: dict[str, Any] = {
+        key: container[key] for key in ("Image", "ModelDataUrl") if key in container
     }
+    primary["Environment"] = {**container.get("Environment", {}), PACKAGE_VARIABLE: package_arn}
     sm.create_model(ModelName=name, ExecutionRoleArn=role_arn, PrimaryContainer=primary)
     log(f"created model {name} from {primary.get('ModelDataUrl')}")
 
@@ -203,8 +210,32 @@ def roll_out(sm: Any, endpoint: str, config: str, alarms: list[str]) -> tuple[st
     return "updated", f"endpoint {endpoint} moving from {previous} to {config}{rollback}"
 
 
+def describe_serving(sm: Any, endpoint: str) -> dict[str, str]:
+    """What the endpoint serves now: package, model artifact and drift baseline (for monitoring)."""
+    config_name = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    config = sm.describe_endpoint_config(EndpointConfigName=config_name)
+    model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    package_arn = model["PrimaryContainer"].get("Environment", {}).get(PACKAGE_VARIABLE, "")
+    if not package_arn:
+        raise ValueError(f"endpoint {endpoint} serves {model['ModelName']}, not a registered version")
+    package = sm.describe_model_package(ModelPackageName=package_arn)
+    quality = package.get("DriftCheckBaselines", {}).get("ModelDataQuality", {})
+    statistics = quality.get("Statistics", {}).get("S3Uri", "")
+    if not statistics:
+        raise ValueError(f"{package_arn} has no drift-check baseline")
+    return {
+        "endpoint_config_name": config_name,
+        "model_package_arn": package_arn,
+        "model_data_url": model["PrimaryContainer"]["ModelDataUrl"],
+        "baseline_uri": statistics.rsplit("/", 1)[0],
+    }
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-    """Deploy the package in event['model_package_arn'] if it is Approved."""
+    """Deploy the package in event['model_package_arn'] if it is Approved; with
+    `"action": "describe_serving"`, say what an endpoint serves instead."""
+    if event.get("action") == "describe_serving":
+        return describe_serving(boto3.client("sagemaker"), str(event["endpoint_name"]))
     settings = read_event(event)
     arn, endpoint = settings["model_package_arn"], settings["endpoint_name"]
     sm = boto3.client("sagemaker")
@@ -225,7 +256,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     request = endpoint_config_request(settings, model_name)
     config_name = sagemaker_name(endpoint, f"-v{version}-{settings_digest(request)}")
     container = package["InferenceSpecification"]["Containers"][0]
-    ensure_model(sm, model_name, settings["role_arn"], container)
+    ensure_model(sm, model_name, settings["role_arn"], container, arn)
     ensure_endpoint_config(sm, config_name, request)
     action, reason = roll_out(sm, endpoint, config_name, settings["rollback_alarms"])
     log(f"{action}: {reason}")

@@ -564,7 +564,11 @@ def judge_feature(
                 f"{_percent(integral)} of data is Integral.",
             )
         )
-    distance = ks_distance(baseline.values, baseline.weights, present)[0] if present.size else None
+    # Rounded once here so the violation text, metrics.json and the report agree to the digit.
+    distance = (
+        round(float(ks_distance(baseline.values, baseline.weights, present)[0]), 6)
+        if present.size else None
+    )
     if distance is not None and distance > settings.threshold:
         found.append(
             violation(
@@ -1014,6 +1018,18 @@ class ArgumentParser(argparse.ArgumentParser):
         raise MonitorError(f"bad arguments: {message}")
 
 
+def optional_float(raw: str) -> float | None:
+    """Pipeline parameters are strings; an empty one means "not set"."""
+    return float(raw) if raw.strip() else None
+
+
+def true_or_false(raw: str) -> bool:
+    """A pipeline parameter can switch a flag only by value: `--publish-metrics true|false`."""
+    if raw.strip().lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {raw!r}")
+    return raw.strip().lower() == "true"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Check-only options are ignored in baseline mode."""
     parser = ArgumentParser(description="Baseline and drift check of the endpoint's traffic.")
@@ -1022,9 +1038,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-records", type=int, help="records needed to judge (baseline: 200)")
     parser.add_argument("--window-start", default="", help="ISO 8601, inclusive; empty = open")
     parser.add_argument("--window-end", default="", help="ISO 8601, exclusive; empty = open")
-    parser.add_argument("--window-hours", type=float, help="window length back from --window-end")
+    parser.add_argument("--window-hours", type=optional_float,
+                        help="window length back from --window-end; empty = not set")
     parser.add_argument("--endpoint-name", default="", help="the Endpoint metric dimension")
-    parser.add_argument("--publish-metrics", action="store_true", help="put metrics to CloudWatch")
+    parser.add_argument("--publish-metrics", type=true_or_false, nargs="?", const=True,
+                        default=False, help="put metrics to CloudWatch (true/false)")
     args = parser.parse_args(argv)
     if args.threshold is not None and not 0 < args.threshold <= 1:
         raise MonitorError(f"--threshold must be in (0, 1], got {args.threshold}")

@@ -51,13 +51,14 @@ def test_steps_have_the_documented_names_and_types(definition: dict[str, Any]) -
         "Preprocess": "Processing",
         "Train": "Training",
         "Evaluate": "Processing",
+        "Baseline": "Processing",
         "AccuracyCheck": "Condition",
         "RegisterModel": "RegisterModel",
         "DeployEndpoint": "Lambda",
         "AccuracyTooLow": "Fail",
     }
     assert [s["Name"] for s in definition["Steps"]] == [
-        "Preprocess", "Train", "Evaluate", "AccuracyCheck",
+        "Preprocess", "Train", "Evaluate", "Baseline", "AccuracyCheck",
     ]
 
 
@@ -119,6 +120,17 @@ def test_every_get_points_at_something_that_exists(definition: dict[str, Any]) -
                 assert match.group(2).split(".")[1] in names
 
 
+def test_registered_version_carries_metrics_and_its_drift_baseline(
+    definition: dict[str, Any],
+) -> None:
+    register = all_steps(definition)["RegisterModel"]["Arguments"]
+    baselines = json.dumps(register["DriftCheckBaselines"]["ModelDataQuality"])
+    assert "Steps.Baseline.ProcessingOutputConfig.Outputs['baseline']" in baselines
+    assert "statistics.json" in baselines and "constraints.json" in baselines
+    quality = json.dumps(register["ModelMetrics"]["ModelQuality"]["Statistics"])
+    assert "Steps.Evaluate" in quality and "evaluation.json" in quality
+
+
 def test_deploy_step_gets_the_registered_package(definition: dict[str, Any]) -> None:
     deploy = all_steps(definition)["DeployEndpoint"]
     assert deploy["Arguments"]["model_package_arn"] == {
@@ -131,7 +143,7 @@ def test_deploy_step_gets_the_registered_package(definition: dict[str, Any]) -> 
 def test_code_is_referenced_at_content_hash_paths(definition: dict[str, Any]) -> None:
     digest = CodeBundle().digest
     text = json.dumps(definition)
-    for artifact in ("preprocess.py", "evaluate.py", "sourcedir.tar.gz"):
+    for artifact in ("preprocess.py", "evaluate.py", "monitor.py", "sourcedir.tar.gz"):
         assert f"/code/{digest}/{artifact}" in text
 
 

@@ -19,10 +19,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from pipelines import cli
-from pipelines.aws import LOCAL_CREDENTIALS
+from pipelines import cli, demo_drift
+from pipelines.aws import LOCAL_CREDENTIALS, Clients
 from pipelines.local import daemon
-from pipelines.settings import REPO_ROOT
+from pipelines.settings import REPO_ROOT, load_settings
 
 pytestmark = pytest.mark.e2e
 ENDPOINT = "sentiment-classifier"
@@ -103,8 +103,8 @@ def test_full_run_registers_deploys_and_serves(local: Local) -> None:
     execution, steps = local.latest_execution()
     assert execution["PipelineExecutionStatus"] == "Succeeded"
     assert {name: s["StepStatus"] for name, s in steps.items()} == {
-        name: "Succeeded" for name in ("Preprocess", "Train", "Evaluate", "AccuracyCheck",
-                                       "RegisterModel", "DeployEndpoint")
+        name: "Succeeded" for name in ("Preprocess", "Train", "Evaluate", "Baseline",
+                                       "AccuracyCheck", "RegisterModel", "DeployEndpoint")
     }
     assert steps["AccuracyCheck"]["Metadata"]["Condition"]["Outcome"] == "True"
     (package,) = local.packages()
@@ -189,6 +189,34 @@ def test_approving_a_pending_version_deploys_it_with_no_failed_request(local: Lo
         for thread in threads:
             thread.join(10)
     assert results and all(r == "ok" for r in results), [r for r in results if r != "ok"][:3]
+
+
+def test_monitoring_is_quiet_on_familiar_traffic_and_catches_a_shift(local: Local) -> None:
+    clients = Clients(load_settings())
+    assert demo_drift.phase(clients, "familiar", demo_drift.training_reviews() * 2) == 0
+    assert demo_drift.phase(clients, "shifted", demo_drift.shifted_reviews(200)) == 1
+    _, steps = latest_monitoring_run(local)
+    assert steps["CheckDrift"]["StepStatus"] == "Succeeded"
+    reports = sorted((local.state_dir / "store").rglob("monitoring/**/report.html"),
+                     key=lambda p: p.stat().st_mtime)
+    page = reports[-1].read_text()
+    assert "<svg" in page and "baseline_drift_check" in page and "https://" not in page
+
+
+def test_monitor_run_is_a_ci_gate(local: Local) -> None:
+    assert local.cli("monitor", "run", "--window-start", "2000-01-01T00:00:00Z",
+                     "--window-end", "2000-01-02T00:00:00Z") == 0
+    assert local.cli("monitor", "run", "--param", "MinRecords=10") == 1
+
+
+def latest_monitoring_run(local: Local) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    sm = local.client("sagemaker")
+    arn = sm.list_pipeline_executions(PipelineName="sentiment-classifier-monitor", MaxResults=1)[
+        "PipelineExecutionSummaries"][0]["PipelineExecutionArn"]
+    steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    return sm.describe_pipeline_execution(PipelineExecutionArn=arn), {
+        s["StepName"]: s for s in steps
+    }
 
 
 def test_restart_keeps_registry_endpoints_and_history(local: Local) -> None:

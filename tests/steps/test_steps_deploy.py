@@ -41,8 +41,16 @@ def sm() -> Iterator[Any]:
         yield client
 
 
-def register(sm: Any, status: str = "Approved") -> str:
+def register(sm: Any, status: str = "Approved", baseline: str = "") -> str:
+    extra: dict[str, Any] = {}
+    if baseline:
+        extra["DriftCheckBaselines"] = {"ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": f"{baseline}/statistics.json"},
+            "Constraints": {"ContentType": "application/json",
+                            "S3Uri": f"{baseline}/constraints.json"},
+        }}
     arn: str = sm.create_model_package(
+        **extra,
         ModelPackageGroupName=GROUP,
         InferenceSpecification={
             "Containers": [
@@ -82,7 +90,7 @@ def test_creates_model_config_and_endpoint(sm: Any) -> None:
     assert model["ExecutionRoleArn"] == ROLE
     assert model["PrimaryContainer"]["Image"] == IMAGE
     assert model["PrimaryContainer"]["ModelDataUrl"] == MODEL_DATA
-    assert model["PrimaryContainer"]["Environment"] == ENVIRONMENT
+    assert model["PrimaryContainer"]["Environment"] == {**ENVIRONMENT, "MODEL_PACKAGE_ARN": arn}
 
     config = sm.describe_endpoint_config(EndpointConfigName=result["endpoint_config_name"])
     (variant,) = config["ProductionVariants"]
@@ -282,3 +290,38 @@ def test_endpoint_already_moving_to_config_is_unchanged(monkeypatch: pytest.Monk
         stubber.assert_no_pending_responses()
     assert result["action"] == "unchanged"
     assert result["endpoint_config_name"] == new_config
+
+
+def test_an_approval_event_takes_endpoint_settings_from_the_environment(
+    sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arn = register(sm)
+    for name, value in {"ENDPOINT_NAME": ENDPOINT, "EXECUTION_ROLE_ARN": ROLE,
+                        "INSTANCE_TYPE": "ml.m5.large", "CAPTURE_DESTINATION": "s3://b/capture",
+                        "CAPTURE_PERCENTAGE": "50"}.items():
+        monkeypatch.setenv(name, value)
+    approval = {"detail-type": "SageMaker Model Package State Change",
+                "detail": {"ModelPackageArn": arn, "ModelApprovalStatus": "Approved"}}
+    result = deploy.handler(approval, None)
+    assert result["action"] == "created" and result["endpoint_name"] == ENDPOINT
+    config = sm.describe_endpoint_config(EndpointConfigName=result["endpoint_config_name"])
+    assert config["DataCaptureConfig"]["InitialSamplingPercentage"] == 50
+
+
+def test_describe_serving_finds_the_package_and_its_baseline(sm: Any) -> None:
+    baseline = "s3://bucket/executions/abc/baseline"
+    arn = register(sm, baseline=baseline)
+    deployed = deploy.handler(event(arn), None)
+    served = deploy.handler({"action": "describe_serving", "endpoint_name": ENDPOINT}, None)
+    assert served == {
+        "endpoint_config_name": deployed["endpoint_config_name"],
+        "model_package_arn": arn,
+        "model_data_url": MODEL_DATA,
+        "baseline_uri": baseline,
+    }
+
+
+def test_describe_serving_refuses_a_version_without_baseline(sm: Any) -> None:
+    deploy.handler(event(register(sm)), None)
+    with pytest.raises(ValueError, match="no drift-check baseline"):
+        deploy.describe_serving(sm, ENDPOINT)

@@ -1,0 +1,82 @@
+"""`monitor run`: start the monitoring pipeline, follow it, summarise its findings.
+
+The exit code makes it a CI gate: 0 when nothing drifted (or the window was too small to judge),
+1 when drift was found, 2 when the monitoring run itself failed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines import executions
+from pipelines.aws import Clients
+from pipelines.monitoring_definition import monitoring_output_uri, monitoring_pipeline_name
+from pipelines.settings import REPO_ROOT
+
+Say = Callable[[str], None]
+REPORTS_DIR = REPO_ROOT / "out" / "monitoring"
+
+
+@dataclass
+class MonitorOutcome:
+    exit_code: int
+    metrics: dict[str, Any]
+    report: Path | None
+
+
+def summary(metrics: Mapping[str, Any]) -> str:
+    """A few lines a person can read at a glance: status, counts, one line per feature."""
+    window = metrics.get("window") or {}
+    lines = [
+        f"status: {metrics['status']}",
+        *([str(metrics["message"])] if metrics.get("message") else []),
+        f"records: {metrics['record_count']}  malformed lines skipped: "
+        f"{metrics.get('malformed_lines', 0)}  window: {window.get('start') or '-'} .. "
+        f"{window.get('end') or '-'}",
+    ]
+    threshold = metrics.get("threshold")
+    for name, feature in (metrics.get("features") or {}).items():
+        distance = feature.get("drift_distance")
+        shown = "n/a" if distance is None else f"{distance:.3f}"
+        flag = "  DRIFT" if feature.get("violation") else ""
+        lines.append(f"  {name:<18} drift {shown} (threshold {threshold}){flag}")
+    return "\n".join(lines)
+
+
+def _report(clients: Clients, uri: str, execution_id: str) -> Path:
+    """Locally the report already is a file; from S3 it is downloaded under out/monitoring/."""
+    if clients.settings.is_local:
+        from pipelines.local.store import ObjectStore
+
+        store = clients.storage
+        assert isinstance(store, ObjectStore)
+        return store.path_for(uri)
+    target = REPORTS_DIR / execution_id / "report.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(clients.storage.get_bytes(uri))
+    return target
+
+
+def run_monitor(
+    clients: Clients, overrides: dict[str, str], say: Say, timeout: float = 1800
+) -> MonitorOutcome:
+    settings = clients.settings
+    sm = clients.sagemaker
+    arn = executions.start_execution(sm, monitoring_pipeline_name(settings), overrides)
+    say(f"started {arn}")
+    status = executions.wait_for(sm, arn, say, timeout=timeout)
+    if status != "Succeeded":
+        return MonitorOutcome(2, {}, None)
+    execution_id = arn.rsplit("/", 1)[-1]
+    endpoint = overrides.get("EndpointName", settings.endpoint_name)
+    base = monitoring_output_uri(settings, endpoint, execution_id)
+    metrics = json.loads(clients.storage.get_bytes(f"{base}/metrics.json"))
+    report = _report(clients, f"{base}/report.html", execution_id)
+    say(summary(metrics))
+    say(f"report: {report}")
+    say(f"outputs: {base}/")
+    return MonitorOutcome(1 if metrics["status"] == "drift" else 0, metrics, report)

