@@ -10,7 +10,7 @@ CLI := $(PY) -m pipelines --target $(TARGET)
 TEXT ?= great value, works perfectly
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint definition upload-data upsert-pipeline run-pipeline \
+.PHONY: help install test test-fast lint definition graph upload-data upsert-pipeline run-pipeline \
         status executions invoke models endpoints monitor demo-drift monitor-setup local-up \
         local-down clean
 
@@ -38,6 +38,9 @@ lint: $(STAMP) ## ruff and mypy
 
 definition: $(STAMP) ## print the pipeline definition JSON (make -s definition: only the JSON)
 	@$(CLI) definition
+
+graph: $(STAMP) ## draw the pipeline (coloured by the latest run) to out/pipeline.svg
+	$(CLI) graph --execution latest
 
 upload-data: $(STAMP) ## upload data/train.csv and data/test.csv (versioned)
 	$(CLI) data upload data

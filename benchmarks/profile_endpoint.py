@@ -114,7 +114,7 @@ def profile(state_dir: Path, port: int, body: bytes, duration: float) -> str:
         out.parent.mkdir(parents=True, exist_ok=True)
         procs.append(subprocess.Popen(
             [str(spy), "record", "--pid", str(pid), "--rate", "200", "--duration", str(int(duration)),
-             "--format", "raw", "--output", str(out), "--nonblocking"],
+             "--format", "raw", "--output", str(out), "--nonblocking", "--gil"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         outputs[label] = out
     time.sleep(1.0)
@@ -124,7 +124,8 @@ def profile(state_dir: Path, port: int, body: bytes, duration: float) -> str:
             proc.wait(timeout=duration + 30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    lines = [f"load during the profile: {result.rps:.0f} req/s, p50 {result.percentile(50):.2f} ms, "
+    lines = ["py-spy --gil: only samples of the thread holding the GIL, i.e. Python CPU time",
+             f"load during the profile: {result.rps:.0f} req/s, p50 {result.percentile(50):.2f} ms, "
              f"p99 {result.percentile(99):.2f} ms (1 review, concurrency 8)"]
     for label, out in outputs.items():
         if out.exists():

@@ -46,6 +46,21 @@ def cmd_definition(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.graph import render_definition
+
+    statuses: dict[str, str] = {}
+    if args.execution:
+        sm = Clients(settings).sagemaker
+        arn = _execution_arn(settings, sm, None if args.execution == "latest" else args.execution)
+        statuses = {s["StepName"]: s["StepStatus"] for s in executions.list_steps(sm, arn)}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_definition(_definition(settings), statuses), encoding="utf-8")
+    say(f"wrote {out}")
+    return 0
+
+
 def cmd_upsert(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.code_bundle import CodeBundle
     from pipelines.monitoring_definition import (
@@ -282,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     add("definition", cmd_definition, "print the pipeline definition JSON")
+    graph = add("graph", cmd_graph, "draw the pipeline as SVG, coloured by an execution")
+    graph.add_argument("--execution", help="an execution ARN, or 'latest'")
+    graph.add_argument("--out", default=str(REPO_ROOT / "out" / "pipeline.svg"))
     add("upsert", cmd_upsert, "upload the code and create or update the pipeline")
     start = add("start", cmd_start, "start an execution")
     start.add_argument("--input-data", help="S3 URI of a folder with train.csv and test.csv")

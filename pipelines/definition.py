@@ -439,6 +439,8 @@ class _TrainingPipeline(StepFactory):
             name="AccuracyCheck",
             display_name="Accuracy above threshold?",
             description="Registers and deploys only a model whose test accuracy beats the threshold.",
+            # A version is judged only once its drift baseline exists, so every version has one.
+            depends_on=[baseline],
             conditions=[ConditionGreaterThan(left=accuracy, right=self.params.accuracy_threshold)],
             if_steps=[register, self.deploy(register)],
             else_steps=[too_low],

@@ -1,0 +1,35 @@
+"""The pipeline picture: the DAG's order without redundant lines, coloured by step status."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+from pipelines.definition import definition_json
+from pipelines.graph import COLOURS, edges, render_definition
+from pipelines.settings import load_settings
+
+
+def test_edges_are_the_reduced_dag_with_branch_labels() -> None:
+    definition = json.loads(definition_json(load_settings(environ={})))
+    assert sorted(edges(definition)) == sorted([
+        ("Preprocess", "Train", ""),
+        ("Train", "Evaluate", ""),
+        ("Train", "Baseline", ""),
+        ("Evaluate", "AccuracyCheck", ""),
+        ("Baseline", "AccuracyCheck", ""),
+        ("AccuracyCheck", "RegisterModel", "true"),
+        ("AccuracyCheck", "AccuracyTooLow", "false"),
+        ("RegisterModel", "DeployEndpoint", ""),
+    ])
+
+
+def test_svg_is_valid_and_coloured_by_execution() -> None:
+    svg = render_definition(definition_json(load_settings(environ={})),
+                            {"Preprocess": "Succeeded", "Train": "Failed"})
+    root = ET.fromstring(svg)
+    boxes = [e for e in root.iter("{http://www.w3.org/2000/svg}rect") if e.get("rx")]
+    assert len(boxes) == 8
+    fills = {e.get("fill") for e in boxes}
+    assert {COLOURS["Succeeded"], COLOURS["Failed"], COLOURS[None]} <= fills
+    assert "Training · Failed" in svg
