@@ -37,11 +37,34 @@ NEUTRAL = (
     "so if then there here instructions setup install manual button light water sound "
     "daughter son wife husband gift work home travel office car camera laptop book toy"
 ).split()
-PUNCTUATION = np.array(["", "", "", "", "", "", ",", ".", "!", "?"])
+PUNCTUATION = np.array([""] * 16 + [",", ".", ",", "!"])  # 20 % of words end in punctuation
+
+
+TAIL_WORDS = 50_000  # made-up product names, brands, typos: a real vocabulary's long tail
+TAIL_SHARE = 0.12  # share of neutral-slot words drawn from the tail (Zipf-distributed)
+
+
+def _tail() -> list[str]:
+    """Deterministic pseudo-words such as 'kavoru' or 'zexi2': pronounceable, all distinct."""
+    rng = np.random.default_rng(1234)
+    onsets = list("bcdfghjklmnprstvwxz") + ["br", "ch", "st", "tr", "pl", "sh"]
+    vowels = list("aeiou") + ["ai", "ou"]
+    seen: set[str] = set()
+    words: list[str] = []
+    while len(words) < TAIL_WORDS:
+        syllables = int(rng.integers(2, 4))
+        word = "".join(onsets[int(rng.integers(len(onsets)))] + vowels[int(rng.integers(len(vowels)))]
+                       for _ in range(syllables))
+        if rng.random() < 0.15:
+            word += str(int(rng.integers(2, 100)))
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+    return words
 
 
 def _vocabulary() -> tuple[np.ndarray, int, int]:
-    words = np.array(NEUTRAL + POSITIVE + NEGATIVE, dtype=object)
+    words = np.array(NEUTRAL + POSITIVE + NEGATIVE + _tail(), dtype=object)
     return words, len(NEUTRAL), len(NEUTRAL) + len(POSITIVE)
 
 
@@ -49,7 +72,10 @@ def generate(rows: int, seed: int = 42, chunk: int = 100_000) -> Iterator[tuple[
     """Yield ``rows`` (text, label) pairs, the same ones for the same seed, in bounded memory."""
     rng = np.random.default_rng(seed)
     words, first_pos, first_neg = _vocabulary()
-    n_neutral, n_pos, n_neg = first_pos, first_neg - first_pos, len(words) - first_neg
+    first_tail = first_neg + len(NEGATIVE)
+    n_neutral, n_pos, n_neg = first_pos, first_neg - first_pos, len(NEGATIVE)
+    tail_rank = np.arange(1, TAIL_WORDS + 1, dtype=float)
+    tail_p = (1 / tail_rank) / (1 / tail_rank).sum()  # Zipf: a few common, most very rare
     produced = 0
     previous: list[str] = []
     while produced < rows:
@@ -68,6 +94,8 @@ def generate(rows: int, seed: int = 42, chunk: int = 100_000) -> Iterator[tuple[
         for value, offset, count in ((0, 0, n_neutral), (1, first_pos, n_pos), (2, first_neg, n_neg)):
             mask = category == value
             index[mask] = offset + rng.integers(0, count, int(mask.sum()))
+        tail = (category == 0) & (rng.random(total) < TAIL_SHARE)
+        index[tail] = first_tail + rng.choice(TAIL_WORDS, size=int(tail.sum()), p=tail_p)
         tokens = words[index]
         punct = PUNCTUATION[rng.integers(0, len(PUNCTUATION), total)]
         tokens = tokens + punct

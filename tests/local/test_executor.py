@@ -26,7 +26,7 @@ from pipelines.local.executor import (
     validate_definition,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "example-definition.json"
+EXAMPLE = Path(__file__).resolve().parent / "data" / "sdk-definition.json"
 EVAL_REPORT_URI = "s3://my-bucket/p/eval/evaluation.json"
 CONTEXT = ExecutionContext(
     pipeline_name="sentiment-classifier",

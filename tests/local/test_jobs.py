@@ -67,7 +67,7 @@ def _wait_for(predicate: Any, seconds: float = 30.0) -> None:
 def _processing_request(
     store: ObjectStore, script: bytes, *, arguments: list[str] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """A request shaped like docs/example-definition.json's Preprocess step, resolved."""
+    """A request shaped like tests/local/data/sdk-definition.json's Preprocess step, resolved."""
     store.put_bytes(f"{BUCKET}/code/abc/step.py", script)
     request: dict[str, Any] = {
         "ProcessingResources": {
@@ -370,7 +370,7 @@ TRAIN_SCRIPT = _script(
 def _training_request(
     store: ObjectStore, script: bytes, *, max_runtime: int = 3600
 ) -> dict[str, Any]:
-    """A request shaped like docs/example-definition.json's Train step, resolved."""
+    """A request shaped like tests/local/data/sdk-definition.json's Train step, resolved."""
     store.put_bytes(f"{BUCKET}/code/abc/sourcedir.tar.gz", _targz({"train.py": script}))
     return {
         "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "sklearn:1.4-2"},
