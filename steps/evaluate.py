@@ -139,7 +139,10 @@ def run(base: Path) -> dict[str, Any]:
         model_dir = Path(scratch)
         extract_model(base / "processing" / "model" / "model.tar.gz", model_dir)
         handlers = load_handlers(model_dir)
-        model = handlers.model_fn(str(model_dir))
+        try:
+            model = handlers.model_fn(str(model_dir))
+        except Exception as exc:  # the artifact's own loader refused it (digest, versions)
+            raise EvaluationError(f"the model artifact was refused by its model_fn: {exc}") from exc
         predictions = handlers.predict_fn(texts, model)
     report = compute_metrics(actual, predictions)
     target = base / "processing" / "evaluation" / "evaluation.json"
