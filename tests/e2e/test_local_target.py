@@ -117,6 +117,14 @@ def test_full_run_registers_deploys_and_serves(local: Local) -> None:
     assert any("works perfectly" in r["captureData"]["endpointInput"]["data"] for r in records)
 
 
+def test_step_logs_are_viewable(local: Local, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert local.cli("logs", "Train") == 0
+    assert "training accuracy" in capsys.readouterr().out
+    assert local.cli("logs", "NoSuchStep") == 2
+    assert "its steps: " in capsys.readouterr().err
+
+
 def test_accuracy_below_threshold_fails_and_registers_nothing(local: Local) -> None:
     before = len(local.packages())
     assert local.cli("start", "--wait", "--param", "AccuracyThreshold=0.999") == 1
