@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 TARGET ?= local
 CLI := $(PY) -m pipelines --target $(TARGET)
 TEXT ?= great value, works perfectly
+INFRA_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-fast lint definition graph upload-data upsert-pipeline run-pipeline \
         status executions invoke models endpoints monitor demo-drift monitor-setup local-up \
-        local-down clean
+        local-down clean infra-validate infra-deploy infra-destroy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -32,9 +33,9 @@ test: $(STAMP) ## run every test (unit, definition, moto, local end to end)
 test-fast: $(STAMP) ## the tests that need no local SageMaker server
 	$(PY) -m pytest -m "not e2e"
 
-lint: $(STAMP) ## ruff and mypy
-	$(PY) -m ruff check pipelines steps tests
-	$(PY) -m mypy pipelines steps
+lint: $(STAMP) infra-validate ## ruff, mypy and cfn-lint
+	$(PY) -m ruff check pipelines steps tests infra benchmarks
+	$(PY) -m mypy pipelines steps infra
 
 definition: $(STAMP) ## print the pipeline definition JSON (make -s definition: only the JSON)
 	@$(CLI) definition
@@ -74,6 +75,15 @@ demo-drift: $(STAMP) ## send familiar then shifted traffic and show drift being 
 
 monitor-setup: $(STAMP) ## AWS: hourly schedule, drift alarms and SNS topic (TARGET=sagemaker)
 	$(CLI) monitor setup
+
+infra-validate: $(STAMP) ## cfn-lint the CloudFormation templates in infra/
+	$(PY) infra/deploy.py validate
+
+infra-deploy: $(STAMP) ## create or update the AWS stack: INFRA_ARGS="--parameter GitHubRepository=owner/repo"
+	$(PY) infra/deploy.py deploy $(INFRA_ARGS)
+
+infra-destroy: $(STAMP) ## delete the endpoint, empty the bucket, delete the AWS stack
+	$(PY) infra/deploy.py destroy
 
 local-up: $(STAMP) ## start the local SageMaker server
 	$(CLI) local up

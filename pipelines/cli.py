@@ -63,10 +63,7 @@ def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_upsert(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.code_bundle import CodeBundle
-    from pipelines.monitoring_definition import (
-        monitoring_definition_json,
-        monitoring_pipeline_name,
-    )
+    from pipelines.monitoring_definition import monitoring_definition_json
     from pipelines.publish import PipelineSpec, upsert
 
     settings.require_aws()
@@ -74,7 +71,7 @@ def cmd_upsert(settings: Settings, args: argparse.Namespace) -> int:
     specs = [
         PipelineSpec(settings.pipeline_name, _definition(settings),
                      "Sentiment classifier: preprocess, train, evaluate, register, deploy"),
-        PipelineSpec(monitoring_pipeline_name(settings),
+        PipelineSpec(settings.monitoring_pipeline_name,
                      monitoring_definition_json(settings, bundle),
                      "Drift check of the endpoint's captured traffic against its baseline"),
     ]
@@ -163,6 +160,7 @@ def cmd_data_upload(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     sm = Clients(settings).sagemaker
     if args.action == "list":
+        clients = Clients(settings)
         response = sm.list_model_packages(
             ModelPackageGroupName=settings.model_package_group,
             SortBy="CreationTime",
@@ -174,6 +172,7 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
             say(
                 f"v{package.get('ModelPackageVersion', '?'):<4} "
                 f"{package['ModelApprovalStatus']:<22} {package['CreationTime']:%Y-%m-%d %H:%M:%S}  "
+                f"accuracy {_accuracy(clients, package['ModelPackageArn'])}  "
                 f"{package['ModelPackageArn']}"
             )
         return 0
@@ -184,6 +183,17 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status)
     say(f"{arn}: {status}")
     return 0
+
+
+def _accuracy(clients: Clients, package_arn: str) -> str:
+    """The test accuracy recorded with a version, read from its ModelMetrics evaluation.json."""
+    package = clients.sagemaker.describe_model_package(ModelPackageName=package_arn)
+    uri = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
+    try:
+        report = json.loads(clients.storage.get_bytes(uri)) if uri else {}
+        return f"{report['binary_classification_metrics']['accuracy']['value']:.3f}"
+    except (KeyError, ValueError, ClientError):
+        return "  n/a"
 
 
 def _package_arn(settings: Settings, sm: Any, given: str) -> str:
@@ -243,7 +253,6 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
 def _monitor_setup(settings: Settings, args: argparse.Namespace) -> int:
     import boto3
 
-    from pipelines.monitoring_definition import monitoring_pipeline_name
     from pipelines.monitoring_schedule import setup_monitoring
 
     if settings.is_local:
@@ -255,7 +264,7 @@ def _monitor_setup(settings: Settings, args: argparse.Namespace) -> int:
                         "(the infra stack outputs it)")
     created = setup_monitoring(
         boto3.Session(region_name=settings.region),
-        pipeline_name=monitoring_pipeline_name(settings),
+        pipeline_name=settings.monitoring_pipeline_name,
         endpoint_name=settings.endpoint_name,
         schedule_role_arn=settings.schedule_role_arn,
         schedule_expression=args.schedule,

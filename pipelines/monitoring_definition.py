@@ -10,34 +10,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagemaker.core.lambda_helper import Lambda
-from sagemaker.core.workflow.execution_variables import ExecutionVariables
-from sagemaker.core.workflow.functions import Join
-from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
-from sagemaker.mlops.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
-from sagemaker.mlops.workflow.pipeline import Pipeline
-from sagemaker.mlops.workflow.steps import ProcessingStep
-
 from pipelines.code_bundle import CodeBundle
-from pipelines.definition import (
+from pipelines.sdk_env import prepare_sdk_environment
+from pipelines.settings import Settings
+
+prepare_sdk_environment()
+
+from sagemaker.core.lambda_helper import Lambda  # noqa: E402
+from sagemaker.core.workflow.execution_variables import ExecutionVariables  # noqa: E402
+from sagemaker.core.workflow.functions import Join  # noqa: E402
+from sagemaker.core.workflow.parameters import (  # noqa: E402
+    ParameterFloat,
+    ParameterInteger,
+    ParameterString,
+)
+from sagemaker.mlops.workflow.lambda_step import (  # noqa: E402
+    LambdaOutput,
+    LambdaOutputTypeEnum,
+    LambdaStep,
+)
+from sagemaker.mlops.workflow.pipeline import Pipeline  # noqa: E402
+from sagemaker.mlops.workflow.steps import ProcessingStep  # noqa: E402
+
+from pipelines.definition import (  # noqa: E402
     PROCESSING_BASE,
     StepFactory,
     render,
     s3_input,
     s3_output,
 )
-from pipelines.settings import Settings
 
 SERVING_OUTPUTS = ("model_data_url", "baseline_uri", "model_package_arn", "endpoint_config_name")
-
-
-def monitoring_pipeline_name(settings: Settings) -> str:
-    return f"{settings.pipeline_name}-monitor"
-
-
-def monitoring_output_uri(settings: Settings, endpoint: str, execution_id: str) -> str:
-    """Where one monitoring run writes statistics, violations, metrics and report.html."""
-    return settings.s3_uri("monitoring", endpoint, execution_id)
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ class _MonitoringPipeline(StepFactory):
     def pipeline(self) -> Pipeline:
         resolve = self.resolve()
         return Pipeline(
-            name=monitoring_pipeline_name(self.settings),
+            name=self.settings.monitoring_pipeline_name,
             parameters=list(vars(self.params).values()),
             steps=[resolve, self.check(resolve)],
             sagemaker_session=self.session,

@@ -14,7 +14,6 @@ from typing import Any
 
 from pipelines import executions
 from pipelines.aws import Clients
-from pipelines.monitoring_definition import monitoring_output_uri, monitoring_pipeline_name
 from pipelines.settings import REPO_ROOT
 
 Say = Callable[[str], None]
@@ -66,14 +65,14 @@ def run_monitor(
 ) -> MonitorOutcome:
     settings = clients.settings
     sm = clients.sagemaker
-    arn = executions.start_execution(sm, monitoring_pipeline_name(settings), overrides)
+    arn = executions.start_execution(sm, settings.monitoring_pipeline_name, overrides)
     say(f"started {arn}")
     status = executions.wait_for(sm, arn, say, timeout=timeout)
     if status != "Succeeded":
         return MonitorOutcome(2, {}, None)
     execution_id = arn.rsplit("/", 1)[-1]
     endpoint = overrides.get("EndpointName", settings.endpoint_name)
-    base = monitoring_output_uri(settings, endpoint, execution_id)
+    base = settings.monitoring_output_uri(endpoint, execution_id)
     metrics = json.loads(clients.storage.get_bytes(f"{base}/metrics.json"))
     report = _report(clients, f"{base}/report.html", execution_id)
     say(summary(metrics))

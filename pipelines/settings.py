@@ -81,6 +81,14 @@ class Settings:
         return self.s3_uri("data")
 
     @property
+    def monitoring_pipeline_name(self) -> str:
+        return f"{self.pipeline_name}-monitor"
+
+    def monitoring_output_uri(self, endpoint: str, execution_id: str) -> str:
+        """Where one monitoring run writes statistics, violations, metrics and report.html."""
+        return self.s3_uri("monitoring", endpoint, execution_id)
+
+    @property
     def deploy_function_arn(self) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.deploy_function_name}"
 

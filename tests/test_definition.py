@@ -13,14 +13,14 @@ import pytest
 
 from pipelines.code_bundle import CodeBundle
 from pipelines.definition import definition_json
-from pipelines.settings import REPO_ROOT, load_settings
+from pipelines.settings import REPO_ROOT, Settings
 
 GET_STEP = re.compile(r"^Steps\.([A-Za-z0-9_-]+)\.(.+)$")
 
 
 @pytest.fixture(scope="module")
-def definition() -> dict[str, Any]:
-    return dict(json.loads(definition_json(load_settings(environ={}))))
+def definition(default_settings: Settings) -> dict[str, Any]:
+    return dict(json.loads(definition_json(default_settings)))
 
 
 def all_steps(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -147,8 +147,8 @@ def test_code_is_referenced_at_content_hash_paths(definition: dict[str, Any]) ->
         assert f"/code/{digest}/{artifact}" in text
 
 
-def test_building_twice_gives_identical_json() -> None:
-    settings = load_settings(environ={})
+def test_building_twice_gives_identical_json(default_settings: Settings) -> None:
+    settings = default_settings
     assert definition_json(settings) == definition_json(settings)
 
 

@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 
 from pipelines.definition import definition_json
 from pipelines.graph import COLOURS, edges, render_definition
-from pipelines.settings import load_settings
+from pipelines.settings import Settings
 
 
-def test_edges_are_the_reduced_dag_with_branch_labels() -> None:
-    definition = json.loads(definition_json(load_settings(environ={})))
+def test_edges_are_the_reduced_dag_with_branch_labels(default_settings: Settings) -> None:
+    definition = json.loads(definition_json(default_settings))
     assert sorted(edges(definition)) == sorted([
         ("Preprocess", "Train", ""),
         ("Train", "Evaluate", ""),
@@ -24,8 +24,8 @@ def test_edges_are_the_reduced_dag_with_branch_labels() -> None:
     ])
 
 
-def test_svg_is_valid_and_coloured_by_execution() -> None:
-    svg = render_definition(definition_json(load_settings(environ={})),
+def test_svg_is_valid_and_coloured_by_execution(default_settings: Settings) -> None:
+    svg = render_definition(definition_json(default_settings),
                             {"Preprocess": "Succeeded", "Train": "Failed"})
     root = ET.fromstring(svg)
     boxes = [e for e in root.iter("{http://www.w3.org/2000/svg}rect") if e.get("rx")]

@@ -117,11 +117,34 @@ def test_full_run_registers_deploys_and_serves(local: Local) -> None:
     assert any("works perfectly" in r["captureData"]["endpointInput"]["data"] for r in records)
 
 
-def test_step_logs_are_viewable(local: Local, capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_list_shows_each_versions_accuracy(
+    local: Local, capsys: pytest.CaptureFixture[str]
+) -> None:
     capsys.readouterr()
-    assert local.cli("logs", "Train") == 0
+    assert local.cli("models", "list") == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("v1 ") and "Approved" in line
+    assert float(line.split("accuracy ")[1].split()[0]) > 0.8
+
+
+def test_stop_ends_a_running_execution(local: Local) -> None:
+    sm = local.client("sagemaker")
+    arn = sm.start_pipeline_execution(PipelineName="sentiment-classifier")["PipelineExecutionArn"]
+    sm.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="stop-" + "0" * 32)
+    wait_until(lambda: sm.describe_pipeline_execution(PipelineExecutionArn=arn)[
+        "PipelineExecutionStatus"] == "Stopped", what="Stopped")
+    steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    assert "RegisterModel" not in {s["StepName"] for s in steps}
+
+
+def test_step_logs_are_viewable(local: Local, capsys: pytest.CaptureFixture[str]) -> None:
+    first = local.client("sagemaker").list_pipeline_executions(
+        PipelineName="sentiment-classifier", SortOrder="Ascending", MaxResults=1
+    )["PipelineExecutionSummaries"][0]["PipelineExecutionArn"]
+    capsys.readouterr()
+    assert local.cli("logs", "Train", "--execution", first) == 0
     assert "training accuracy" in capsys.readouterr().out
-    assert local.cli("logs", "NoSuchStep") == 2
+    assert local.cli("logs", "NoSuchStep", "--execution", first) == 2
     assert "its steps: " in capsys.readouterr().err
 
 
