@@ -21,6 +21,7 @@ FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 TRAINING_SOURCES = ("train.py", "inference.py")
 PROCESSING_SCRIPTS = ("preprocess.py", "evaluate.py", "monitor.py")
+PROCESSING_LIBRARY = "artifact.py"  # shipped beside evaluate.py and monitor.py
 DEPLOY_HANDLER = "deploy.py"
 
 
@@ -62,7 +63,7 @@ class CodeBundle:
     def artifacts(self) -> dict[str, bytes]:
         """Artifact name -> bytes: the processing scripts, the training source and the deploy
         handler package."""
-        built = self._read(*PROCESSING_SCRIPTS)
+        built = self._read(*PROCESSING_SCRIPTS, PROCESSING_LIBRARY)
         built["sourcedir.tar.gz"] = _targz(self._read(*TRAINING_SOURCES))
         built["deploy.zip"] = _zip(self._read(DEPLOY_HANDLER))
         return built

@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 
-from pipelines.code_bundle import CodeBundle
+from pipelines.code_bundle import PROCESSING_LIBRARY, CodeBundle
 from pipelines.sdk_env import prepare_sdk_environment
 from pipelines.settings import Settings
 
@@ -170,6 +170,10 @@ class StepFactory:
     def code_uri(self, name: str) -> str:
         return f"s3://{self.settings.bucket}/{self.bundle.key(self.settings.prefix, name)}"
 
+    def library_input(self) -> ProcessingInput:
+        """steps/artifact.py for the scripts that open model.tar.gz (a job ships one script)."""
+        return s3_input("lib", self.code_uri(PROCESSING_LIBRARY), f"{PROCESSING_BASE}/input/lib")
+
     def processor(self, base_job_name: str, instance_type: Any, instance_count: Any = 1) -> ScriptProcessor:
         return ScriptProcessor(
             role=self.settings.role_arn,
@@ -268,6 +272,7 @@ class _TrainingPipeline(StepFactory):
         args = self.training_processor("sentiment-evaluate").run(
             code=self.code_uri("evaluate.py"),
             inputs=[
+                self.library_input(),
                 s3_input(
                     "model",
                     train.properties.ModelArtifacts.S3ModelArtifacts,
@@ -304,6 +309,7 @@ class _TrainingPipeline(StepFactory):
             code=self.code_uri("monitor.py"),
             arguments=["--mode", "baseline"],
             inputs=[
+                self.library_input(),
                 s3_input(
                     "model",
                     train.properties.ModelArtifacts.S3ModelArtifacts,

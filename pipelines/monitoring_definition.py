@@ -111,6 +111,7 @@ class _MonitoringPipeline(StepFactory):
                 "--publish-metrics", params.publish_metrics,
             ],
             inputs=[
+                self.library_input(),
                 s3_input("model", serving["model_data_url"], f"{PROCESSING_BASE}/model"),
                 s3_input("baseline", serving["baseline_uri"], f"{PROCESSING_BASE}/baseline"),
                 s3_input(

@@ -7,14 +7,11 @@ the pipeline's condition step and the model registry read.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
-import tarfile
 import tempfile
-from pathlib import Path, PurePosixPath
-from types import ModuleType
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pandas as pd
@@ -27,6 +24,14 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+# artifact.py is shipped beside this script: in a Processing job at /opt/ml/processing/input/lib
+# (see pipelines/definition.py), elsewhere in the same folder.
+sys.path[:0] = [
+    str(Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "processing" / "input" / "lib"),
+    str(Path(__file__).resolve().parent),
+]
+from artifact import ArtifactError, load_model  # noqa: E402
+
 TEXT = "review_text"
 LABEL = "sentiment"
 NAN = "NaN"
@@ -34,60 +39,6 @@ NAN = "NaN"
 
 class EvaluationError(Exception):
     """The inputs cannot be evaluated; the message says why."""
-
-
-def _inside(path: Path, root: Path) -> bool:
-    """True when the resolved path is root or below it."""
-    return path == root or root in path.parents
-
-
-def check_member(member: tarfile.TarInfo, root: Path) -> tarfile.TarInfo:
-    """Refuse members that could write outside root: absolute, '..', escaping links, devices."""
-    name = PurePosixPath(member.name)
-    if name.is_absolute() or ".." in name.parts:
-        raise EvaluationError(f"model.tar.gz holds an unsafe path: {member.name!r}")
-    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-        raise EvaluationError(f"model.tar.gz holds a special file: {member.name!r}")
-    if not _inside((root / name).resolve(), root):
-        raise EvaluationError(f"model.tar.gz member {member.name!r} resolves outside the archive")
-    if member.issym() or member.islnk():
-        base = (root / name).parent if member.issym() else root
-        if PurePosixPath(member.linkname).is_absolute() or not _inside(
-            (base / member.linkname).resolve(), root
-        ):
-            raise EvaluationError(
-                f"model.tar.gz link {member.name!r} points outside the archive: {member.linkname!r}"
-            )
-    return member
-
-
-def extract_model(archive: Path, destination: Path) -> None:
-    """Unpack model.tar.gz after checking every member."""
-    if not archive.is_file():
-        raise EvaluationError(f"model archive not found: {archive}")
-    root = destination.resolve()
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = [check_member(member, root) for member in tar.getmembers()]
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(root, members=members, filter="data")
-            else:
-                tar.extractall(root, members=members)
-    except tarfile.TarError as exc:
-        raise EvaluationError(f"cannot read {archive}: {exc}") from None
-
-
-def load_handlers(model_dir: Path) -> ModuleType:
-    """Import the artifact's code/inference.py under a private name."""
-    path = model_dir / "code" / "inference.py"
-    if not path.is_file():
-        raise EvaluationError("model.tar.gz has no code/inference.py")
-    spec = importlib.util.spec_from_file_location("artifact_inference", path)
-    if spec is None or spec.loader is None:
-        raise EvaluationError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def load_test_data(path: Path) -> tuple[list[str], list[int]]:
@@ -136,13 +87,7 @@ def run(base: Path) -> dict[str, Any]:
     """Evaluate the artifact and write evaluation.json."""
     texts, actual = load_test_data(base / "processing" / "test" / "test.csv")
     with tempfile.TemporaryDirectory() as scratch:
-        model_dir = Path(scratch)
-        extract_model(base / "processing" / "model" / "model.tar.gz", model_dir)
-        handlers = load_handlers(model_dir)
-        try:
-            model = handlers.model_fn(str(model_dir))
-        except Exception as exc:  # the artifact's own loader refused it (digest, versions)
-            raise EvaluationError(f"the model artifact was refused by its model_fn: {exc}") from exc
+        handlers, model = load_model(base / "processing" / "model" / "model.tar.gz", Path(scratch))
         predictions = handlers.predict_fn(texts, model)
     report = compute_metrics(actual, predictions)
     target = base / "processing" / "evaluation" / "evaluation.json"
@@ -172,7 +117,7 @@ def main() -> None:
     base = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
     try:
         run(base)
-    except EvaluationError as exc:
+    except (EvaluationError, ArtifactError) as exc:
         fail(base, str(exc))
     except Exception as exc:
         write_message(base, f"evaluation failed: {type(exc).__name__}: {exc}")

@@ -15,22 +15,28 @@ import argparse
 import base64
 import binascii
 import html
-import importlib.util
 import json
 import math
 import os
 import sys
-import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
+
+# artifact.py is shipped beside this script: in a Processing job at /opt/ml/processing/input/lib
+# (see pipelines/definition.py), elsewhere in the same folder.
+sys.path[:0] = [
+    str(Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "processing" / "input" / "lib"),
+    str(Path(__file__).resolve().parent),
+]
+from artifact import ArtifactError, load_model  # noqa: E402
 
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC needs Python 3.11; the image may run 3.9
 # What features() in steps/inference.py computes; pipelines/monitoring_schedule.py alarms on these.
@@ -58,65 +64,6 @@ class CaptureError(ValueError):
 # --- the model artifact (the same safe extraction as evaluate.py) ---------------------------------
 
 
-def _inside(path: Path, root: Path) -> bool:
-    """True when the resolved path is root or below it."""
-    return path == root or root in path.parents
-
-
-def check_member(member: tarfile.TarInfo, root: Path) -> tarfile.TarInfo:
-    """Refuse members that could write outside root: absolute, '..', escaping links, devices."""
-    name = PurePosixPath(member.name)
-    if name.is_absolute() or ".." in name.parts:
-        raise MonitorError(f"model.tar.gz holds an unsafe path: {member.name!r}")
-    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-        raise MonitorError(f"model.tar.gz holds a special file: {member.name!r}")
-    if not _inside((root / name).resolve(), root):
-        raise MonitorError(f"model.tar.gz member {member.name!r} resolves outside the archive")
-    if member.issym() or member.islnk():
-        base = (root / name).parent if member.issym() else root
-        if PurePosixPath(member.linkname).is_absolute() or not _inside(
-            (base / member.linkname).resolve(), root
-        ):
-            raise MonitorError(
-                f"model.tar.gz link {member.name!r} points outside the archive: {member.linkname!r}"
-            )
-    return member
-
-
-def extract_model(archive: Path, destination: Path) -> None:
-    """Unpack model.tar.gz after checking every member."""
-    if not archive.is_file():
-        raise MonitorError(f"model archive not found: {archive}")
-    root = destination.resolve()
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = [check_member(member, root) for member in tar.getmembers()]
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(root, members=members, filter="data")
-            else:
-                tar.extractall(root, members=members)
-    except tarfile.TarError as exc:
-        raise MonitorError(f"cannot read {archive}: {exc}") from None
-
-
-def load_handlers(model_dir: Path) -> ModuleType:
-    """Import the artifact's code/inference.py under a private name; it must offer features()."""
-    path = model_dir / "code" / "inference.py"
-    if not path.is_file():
-        raise MonitorError("model.tar.gz has no code/inference.py")
-    spec = importlib.util.spec_from_file_location("artifact_inference", path)
-    if spec is None or spec.loader is None:
-        raise MonitorError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not callable(getattr(module, "features", None)):
-        raise MonitorError(
-            "the artifact's code/inference.py has no features() function: the model was trained "
-            "before monitoring existed; retrain it to monitor it"
-        )
-    return module
-
-
 @dataclass
 class Artifact:
     """The loaded model with the handlers it was built with."""
@@ -131,10 +78,14 @@ class Artifact:
 
 
 def load_artifact(archive: Path, scratch: Path) -> Artifact:
-    """Extract and load model.tar.gz through its own model_fn."""
-    extract_model(archive, scratch)
-    handlers = load_handlers(scratch)
-    return Artifact(handlers, handlers.model_fn(str(scratch)))
+    """Extract and load model.tar.gz through its own model_fn; it must offer features()."""
+    handlers, model = load_model(archive, scratch)
+    if not callable(getattr(handlers, "features", None)):
+        raise MonitorError(
+            "the artifact's code/inference.py has no features() function: the model was trained "
+            "before monitoring existed; retrain it to monitor it"
+        )
+    return Artifact(handlers, model)
 
 
 # --- statistics (Model Monitor's statistics.json) -------------------------------------------------
@@ -1083,7 +1034,7 @@ def main(argv: list[str] | None = None) -> None:
             run_baseline(base, args)
         else:
             run_check(base, args)
-    except MonitorError as exc:
+    except (MonitorError, ArtifactError) as exc:
         fail(base, str(exc))
     except Exception as exc:
         write_message(base, f"monitoring failed: {type(exc).__name__}: {exc}")

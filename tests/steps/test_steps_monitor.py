@@ -591,9 +591,12 @@ def test_publish_metrics_puts_drift_distances_to_cloudwatch(
 
 
 def test_script_runs_standalone(tmp_path: Path, model_dir: Path) -> None:
-    """SageMaker ships monitor.py alone; it must import and run without the project."""
+    """A job gets monitor.py as its code and artifact.py in processing/input/lib, nothing else."""
     script = shutil.copy(Path(monitor.__file__), tmp_path / "monitor.py")
     base = tmp_path / "ml"
+    lib = base / "processing" / "input" / "lib"
+    lib.mkdir(parents=True)
+    shutil.copy(Path(monitor.__file__).with_name("artifact.py"), lib / "artifact.py")
     stage_model(base, model_dir)
     write_reviews(base / "processing" / "train" / "train.csv", REVIEWS)
     blocked = "import sys, runpy; sys.modules['steps'] = sys.modules['pipelines'] = None; "

@@ -14,14 +14,24 @@ STEPS = Path(__file__).resolve().parents[2] / "steps"
 BLOCK_PROJECT = "import sys; sys.modules['steps'] = sys.modules['pipelines'] = None; "
 
 
+# What a job ships beside the script (pipelines/definition.py: the "lib" input).
+SHIPPED_WITH = {"evaluate": ["artifact"], "monitor": ["artifact"]}
+
+
 def entry(name: str) -> str:
     """The function SageMaker or Lambda calls in that script."""
     return {"inference": "model_fn", "deploy": "handler"}.get(name, "main")
 
 
-@pytest.mark.parametrize("name", ["preprocess", "train", "evaluate", "inference", "deploy"])
+@pytest.mark.parametrize(
+    "name", ["preprocess", "train", "evaluate", "monitor", "inference", "deploy"]
+)
 def test_script_imports_alone(tmp_path: Path, name: str) -> None:
     shutil.copyfile(STEPS / f"{name}.py", tmp_path / f"{name}.py")
+    lib = tmp_path / "ml" / "processing" / "input" / "lib"
+    lib.mkdir(parents=True)
+    for shipped in SHIPPED_WITH.get(name, []):
+        shutil.copyfile(STEPS / f"{shipped}.py", lib / f"{shipped}.py")
     result = subprocess.run(
         [
             sys.executable,
@@ -30,6 +40,7 @@ def test_script_imports_alone(tmp_path: Path, name: str) -> None:
             BLOCK_PROJECT + f"import {name}; assert callable({name}.{entry(name)})",
         ],
         cwd=tmp_path,
+        env={"SAGEMAKER_BASE_DIR": str(tmp_path / "ml"), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         check=False,

@@ -1,0 +1,82 @@
+"""Open a model.tar.gz safely and load it through the artifact's own inference code.
+
+Shared by evaluate.py and monitor.py. A Processing job ships one script as its code, so the pipeline
+ships this module as a second input at `/opt/ml/processing/input/lib`; `import_beside` finds it
+there in a job, and beside the script everywhere else.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tarfile
+from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import Any
+
+
+class ArtifactError(Exception):
+    """The model artifact cannot be opened or loaded; the message says why."""
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """True when the resolved path is root or below it."""
+    return path == root or root in path.parents
+
+
+def check_member(member: tarfile.TarInfo, root: Path) -> tarfile.TarInfo:
+    """Refuse members that could write outside root: absolute, '..', escaping links, devices."""
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or ".." in name.parts:
+        raise ArtifactError(f"model.tar.gz holds an unsafe path: {member.name!r}")
+    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        raise ArtifactError(f"model.tar.gz holds a special file: {member.name!r}")
+    if not _inside((root / name).resolve(), root):
+        raise ArtifactError(f"model.tar.gz member {member.name!r} resolves outside the archive")
+    if member.issym() or member.islnk():
+        base = (root / name).parent if member.issym() else root
+        if PurePosixPath(member.linkname).is_absolute() or not _inside(
+            (base / member.linkname).resolve(), root
+        ):
+            raise ArtifactError(
+                f"model.tar.gz link {member.name!r} points outside the archive: {member.linkname!r}"
+            )
+    return member
+
+
+def extract_model(archive: Path, destination: Path) -> None:
+    """Unpack model.tar.gz after checking every member."""
+    if not archive.is_file():
+        raise ArtifactError(f"model archive not found: {archive}")
+    root = destination.resolve()
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = [check_member(member, root) for member in tar.getmembers()]
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(root, members=members, filter="data")
+            else:
+                tar.extractall(root, members=members)
+    except tarfile.TarError as exc:
+        raise ArtifactError(f"cannot read {archive}: {exc}") from None
+
+
+def load_handlers(model_dir: Path) -> ModuleType:
+    """Import the artifact's code/inference.py under a private name."""
+    path = model_dir / "code" / "inference.py"
+    if not path.is_file():
+        raise ArtifactError("model.tar.gz has no code/inference.py")
+    spec = importlib.util.spec_from_file_location("artifact_inference", path)
+    if spec is None or spec.loader is None:
+        raise ArtifactError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_model(archive: Path, scratch: Path) -> tuple[ModuleType, Any]:
+    """Extract into scratch, import the handlers and run model_fn (digest and version checks)."""
+    extract_model(archive, scratch)
+    handlers = load_handlers(scratch)
+    try:
+        return handlers, handlers.model_fn(str(scratch))
+    except Exception as exc:  # the artifact's own loader refused it
+        raise ArtifactError(f"the model artifact was refused by its model_fn: {exc}") from exc
