@@ -35,7 +35,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 import uuid
@@ -43,9 +42,10 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from pipelines.local.archives import UnsafeArchive, extract_tar
 from pipelines.local.capture import DEFAULT_CSV_TYPES, DEFAULT_JSON_TYPES, CaptureWriter, PathStore
 from pipelines.local.model_server import HOST, MAX_PAYLOAD_BYTES
 
@@ -134,28 +134,14 @@ def error_result(status: int, message: str, variant_name: str = "") -> InvokeRes
 # --- model artifacts -------------------------------------------------------------------------
 
 
-def _check_member(member: tarfile.TarInfo) -> None:
-    """Refuse anything that could write outside the destination or alias another file."""
-    path = PurePosixPath(member.name)
-    if path.is_absolute() or ".." in path.parts:
-        raise DeploymentError(f"unsafe path {member.name!r} in archive")
-    if not (member.isfile() or member.isdir()):
-        raise DeploymentError(f"archive member {member.name!r} is a link or special file")
-
-
 def extract_archive(archive: Path, dest: Path) -> None:
-    """Unpack a tar.gz into a fresh ``dest``, validating every member before writing any."""
+    """Unpack a model.tar.gz into a fresh ``dest``."""
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                _check_member(member)
-            tar.extractall(dest, members=members, filter="data")
-    except (tarfile.TarError, OSError) as exc:
-        raise DeploymentError(f"cannot unpack {archive.name}: {exc}") from exc
+        extract_tar(archive, dest)
+    except UnsafeArchive as exc:
+        raise DeploymentError(str(exc)) from None
 
 
 def _locate(store: PathStore, uri: str) -> Path:

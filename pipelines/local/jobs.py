@@ -20,15 +20,15 @@ import sys
 import tarfile
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, cast
+from typing import IO, Any
 
+from pipelines.local.archives import UnsafeArchive, extract_tar
 from pipelines.local.executor import StepOutcome
 from pipelines.local.expressions import format_timestamp
 from pipelines.local.store import NoSuchKey, ObjectStore, iter_files
@@ -323,28 +323,10 @@ def _stage_code(
 
 
 def _extract_safely(archive: Path, dest: Path, uri: str) -> None:
-    """Unpack regular files and folders only: absolute names, `..` and links could write (or
-    later read) outside `dest`, so an archive holding any of them is refused whole."""
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                parts = PurePosixPath(member.name).parts
-                if member.name.startswith("/") or ".." in parts:
-                    raise _JobError(f"ClientError: unsafe path {member.name!r} in {uri}")
-                if not (member.isfile() or member.isdir()):
-                    raise _JobError(f"ClientError: {member.name!r} in {uri} is not a regular file")
-            for member in members:
-                target = dest.joinpath(*PurePosixPath(member.name).parts)
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = cast(IO[bytes], tar.extractfile(member))  # a file: never None
-                with source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        raise _JobError(f"ClientError: cannot unpack {uri} as a tar.gz: {exc}") from None
+        extract_tar(archive, dest)
+    except UnsafeArchive as exc:
+        raise _JobError(f"ClientError: {exc} ({uri})") from None
 
 
 def _toolkit_env(
