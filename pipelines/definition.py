@@ -136,6 +136,11 @@ def _output_file(step: ProcessingStep, output: str, name: str) -> Join:
     )
 
 
+def _split_uri(preprocess: ProcessingStep, split: str) -> Any:
+    """Where Preprocess wrote the clean train or test split."""
+    return preprocess.properties.ProcessingOutputConfig.Outputs[split].S3Output.S3Uri
+
+
 def s3_input(name: str, uri: Any, local_path: str) -> ProcessingInput:
     return ProcessingInput(
         input_name=name,
@@ -202,6 +207,28 @@ class _TrainingPipeline(StepFactory):
             self.params.processing_instance_count,
         )
 
+    def model_job(
+        self, base_job_name: str, script: str, train: TrainingStep, split: tuple[str, Any],
+        output: str, arguments: list[str] | None = None,
+    ) -> Any:
+        """A job that opens the trained model (with steps/artifact.py), reads one data split and
+        writes one output folder under the execution: Evaluate and Baseline."""
+        split_name, split_uri = split
+        return self.training_processor(base_job_name).run(
+            code=self.code_uri(script),
+            arguments=arguments,
+            inputs=[
+                self.library_input(),
+                s3_input("model", train.properties.ModelArtifacts.S3ModelArtifacts,
+                         f"{PROCESSING_BASE}/model"),
+                s3_input(split_name, split_uri, f"{PROCESSING_BASE}/{split_name}"),
+            ],
+            outputs=[
+                s3_output(output, execution_uri(self.settings, output),
+                          f"{PROCESSING_BASE}/{output}")
+            ],
+        )
+
     def preprocess(self) -> ProcessingStep:
         args = self.training_processor("sentiment-preprocess").run(
             code=self.code_uri("preprocess.py"),
@@ -248,9 +275,7 @@ class _TrainingPipeline(StepFactory):
             input_data_config=[
                 InputData(
                     channel_name="train",
-                    data_source=preprocess.properties.ProcessingOutputConfig.Outputs[
-                        "train"
-                    ].S3Output.S3Uri,
+                    data_source=_split_uri(preprocess, "train"),
                 )
             ],
             environment={"PYTHONUNBUFFERED": "1"},
@@ -269,28 +294,9 @@ class _TrainingPipeline(StepFactory):
     def evaluate(
         self, preprocess: ProcessingStep, train: TrainingStep, report: PropertyFile
     ) -> ProcessingStep:
-        args = self.training_processor("sentiment-evaluate").run(
-            code=self.code_uri("evaluate.py"),
-            inputs=[
-                self.library_input(),
-                s3_input(
-                    "model",
-                    train.properties.ModelArtifacts.S3ModelArtifacts,
-                    f"{PROCESSING_BASE}/model",
-                ),
-                s3_input(
-                    "test",
-                    preprocess.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri,
-                    f"{PROCESSING_BASE}/test",
-                ),
-            ],
-            outputs=[
-                s3_output(
-                    "evaluation",
-                    execution_uri(self.settings, "evaluation"),
-                    f"{PROCESSING_BASE}/evaluation",
-                )
-            ],
+        args = self.model_job(
+            "sentiment-evaluate", "evaluate.py", train,
+            split=("test", _split_uri(preprocess, "test")), output="evaluation",
         )
         return ProcessingStep(
             name="Evaluate",
@@ -305,29 +311,10 @@ class _TrainingPipeline(StepFactory):
         )
 
     def baseline(self, preprocess: ProcessingStep, train: TrainingStep) -> ProcessingStep:
-        args = self.training_processor("sentiment-baseline").run(
-            code=self.code_uri("monitor.py"),
+        args = self.model_job(
+            "sentiment-baseline", "monitor.py", train,
+            split=("train", _split_uri(preprocess, "train")), output="baseline",
             arguments=["--mode", "baseline"],
-            inputs=[
-                self.library_input(),
-                s3_input(
-                    "model",
-                    train.properties.ModelArtifacts.S3ModelArtifacts,
-                    f"{PROCESSING_BASE}/model",
-                ),
-                s3_input(
-                    "train",
-                    preprocess.properties.ProcessingOutputConfig.Outputs["train"].S3Output.S3Uri,
-                    f"{PROCESSING_BASE}/train",
-                ),
-            ],
-            outputs=[
-                s3_output(
-                    "baseline",
-                    execution_uri(self.settings, "baseline"),
-                    f"{PROCESSING_BASE}/baseline",
-                )
-            ],
         )
         return ProcessingStep(
             name="Baseline",

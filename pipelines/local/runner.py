@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -179,8 +179,8 @@ class StepRunners:
             "Lambda": self.lambda_function,
         }
 
-    def processing(self, request: StepRequest) -> StepOutcome:
-        return jobs.run_processing_job(
+    def _job(self, run: Callable[..., StepOutcome], request: StepRequest) -> StepOutcome:
+        return run(
             job_name(self.context.execution_id, request.name),
             request.arguments,
             self.backend.store,
@@ -189,15 +189,11 @@ class StepRunners:
             cancel=self.cancel,
         )
 
+    def processing(self, request: StepRequest) -> StepOutcome:
+        return self._job(jobs.run_processing_job, request)
+
     def training(self, request: StepRequest) -> StepOutcome:
-        return jobs.run_training_job(
-            job_name(self.context.execution_id, request.name),
-            request.arguments,
-            self.backend.store,
-            self.work_dir,
-            self.log,
-            cancel=self.cancel,
-        )
+        return self._job(jobs.run_training_job, request)
 
     def register_model(self, request: StepRequest) -> StepOutcome:
         """The RegisterModel step creates its group on first use, as SageMaker's does."""
