@@ -3,7 +3,7 @@
     python infra/deploy.py validate
     python infra/deploy.py deploy [--yes] [--parameter Key=Value ...]
     python infra/deploy.py destroy [--yes]
-    python infra/deploy.py settings > pipeline.toml
+    python infra/deploy.py settings > pipeline.toml   (role_arn, schedule_role_arn, names ...)
 
 Nothing changes before the plan is printed and confirmed: `deploy` goes through a change set so the
 exact resource changes are shown first, and `destroy` lists what it deletes, billed endpoint and
@@ -327,8 +327,9 @@ def cmd_destroy(args: argparse.Namespace, ask: Ask) -> int:
             f"{resource.get('PhysicalResourceId', '')}".rstrip()
         )
     say(
-        "kept (no charge): the pipeline, model package group, models and endpoint configs; "
-        "docs/aws.md shows how to remove them"
+        "kept: the pipelines, model package group, models and endpoint configs (no charge), and "
+        "what `monitor setup` made (schedule, SNS topic, alarms: cents a month); docs/aws.md "
+        "shows how to remove them"
     )
     question = f"type the stack name ({args.stack_name}) to delete all of this:"
     if not args.yes and not confirm(ask, question, expected=args.stack_name):

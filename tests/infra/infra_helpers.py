@@ -258,7 +258,15 @@ def iam_reference() -> dict[str, Any]:
 
 # --- boto3 calls in the code, found by AST -------------------------------------------------------
 
-CLIENT_SERVICES = ("sagemaker", "sagemaker-runtime", "s3", "lambda")
+CLIENT_SERVICES = (
+    "sagemaker",
+    "sagemaker-runtime",
+    "s3",
+    "lambda",
+    "cloudwatch",  # steps/monitor.py metrics, monitoring_schedule.py alarms
+    "scheduler",  # monitoring_schedule.py: the monitoring pipeline's schedule
+    "sns",  # monitoring_schedule.py: the alarms' topic
+)
 # botocore operation -> the IAM actions it is authorized as, where the names differ.
 IAM_ACTIONS = {
     "s3:HeadObject": ("s3:GetObject", "s3:ListBucket"),  # ListBucket: 404 rather than 403
@@ -360,8 +368,9 @@ class CallGraph:
                 return [(target, target.functions[func.attr])]
         return [(m, f) for m in self.modules.values() for f in m.methods.get(func.attr, [])]
 
-    def operations(self, module_name: str, function: str) -> set[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
+    def reachable(self, module_name: str, function: str) -> list[ast.FunctionDef]:
+        """The function and every function it calls, directly or not, within the modules."""
+        found: list[ast.FunctionDef] = []
         seen: set[int] = set()
         pending = [(self.modules[module_name], self.modules[module_name].functions[function])]
         while pending:
@@ -369,11 +378,52 @@ class CallGraph:
             if id(node) in seen:
                 continue
             seen.add(id(node))
+            found.append(node)
             for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
-                operation = _operation_of_call(call)
-                if operation:
-                    found.add(operation)
                 pending.extend(self._callees(module, call))
+        return found
+
+    def operations(self, module_name: str, function: str) -> set[tuple[str, str]]:
+        return {
+            operation
+            for node in self.reachable(module_name, function)
+            for call in ast.walk(node)
+            if isinstance(call, ast.Call) and (operation := _operation_of_call(call))
+        }
+
+    def attributes(self, module_name: str, function: str) -> set[str]:
+        """Attribute names read anywhere in the reachable functions (settings.pipeline_name ...)."""
+        return {
+            node.attr
+            for function_node in self.reachable(module_name, function)
+            for node in ast.walk(function_node)
+            if isinstance(node, ast.Attribute)
+        }
+
+    def action_handlers(self, module_name: str, function: str) -> dict[str, str]:
+        """`if args.action == "x": return f(...)` branches of a handler: action -> f."""
+        found: dict[str, str] = {}
+        for node in ast.walk(self.modules[module_name].functions[function]):
+            if not (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)):
+                continue
+            test = node.test
+            compares_action = (
+                isinstance(test.left, ast.Attribute)
+                and test.left.attr == "action"
+                and len(test.ops) == 1
+                and isinstance(test.ops[0], ast.Eq)
+                and isinstance(test.comparators[0], ast.Constant)
+            )
+            first = node.body[0]
+            if (
+                compares_action
+                and isinstance(first, ast.Return)
+                and isinstance(first.value, ast.Call)
+                and isinstance(first.value.func, ast.Name)
+            ):
+                comparator = test.comparators[0]
+                assert isinstance(comparator, ast.Constant)
+                found[str(comparator.value)] = first.value.func.id
         return found
 
 
@@ -382,6 +432,39 @@ def module_operations(path: Path) -> set[tuple[str, str]]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     calls = (n for n in ast.walk(tree) if isinstance(n, ast.Call))
     return {op for op in map(_operation_of_call, calls) if op}
+
+
+def call_arguments(path: Path, method: str) -> list[dict[str, Any]]:
+    """The keyword arguments of each `<client>.<method>(...)` call in one file, as constants.
+
+    A keyword given as a module-level constant's name is resolved to its value; anything else
+    (a variable, an expression) is kept as its source text, so a test can tell it was not constant.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    constants = {
+        target.id: statement.value.value
+        for statement in tree.body
+        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)
+        for target in statement.targets
+        if isinstance(target, ast.Name)
+    }
+    found: list[dict[str, Any]] = []
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        if not (isinstance(call.func, ast.Attribute) and call.func.attr == method):
+            continue
+        arguments: dict[str, Any] = {}
+        for keyword in call.keywords:
+            if keyword.arg is None:
+                continue
+            value = keyword.value
+            if isinstance(value, ast.Constant):
+                arguments[keyword.arg] = value.value
+            elif isinstance(value, ast.Name) and value.id in constants:
+                arguments[keyword.arg] = constants[value.id]
+            else:
+                arguments[keyword.arg] = f"<{ast.unparse(value)}>"
+        found.append(arguments)
+    return found
 
 
 def environment_reads(path: Path) -> set[str]:
@@ -399,6 +482,51 @@ def environment_reads(path: Path) -> set[str]:
         if isinstance(key, ast.Constant) and isinstance(key.value, str):
             names.add(key.value)
     return names
+
+
+# --- pipeline definitions ------------------------------------------------------------------------
+
+EXECUTION_ID = "0a1b2c3d4e5f"
+
+
+def pipeline_value(definition: Mapping[str, Any], value: Any) -> Any:
+    """A definition value as SageMaker computes it at run time, with parameter defaults and the
+    execution id; None where it depends on a step's output or another execution variable."""
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Get"}:
+        reference = str(value["Get"])
+        defaults = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
+        if reference.startswith("Parameters."):
+            return defaults[reference.removeprefix("Parameters.")]
+        variables = {"Execution.PipelineExecutionId": EXECUTION_ID}
+        if reference in variables:
+            return variables[reference]
+        assert reference.startswith(("Steps.", "Execution.")), f"{reference} is not modelled"
+        return None
+    if set(value) == {"Std:Join"}:
+        parts = [pipeline_value(definition, part) for part in value["Std:Join"]["Values"]]
+        return None if None in parts else str(value["Std:Join"]["On"]).join(map(str, parts))
+    return value
+
+
+def s3_locations(definition: Mapping[str, Any]) -> set[str]:
+    """Every S3 URI the definition names, joins and parameters resolved; step outputs left out."""
+    found: set[str] = set()
+
+    def visit(value: Any) -> None:
+        resolved = pipeline_value(definition, value)
+        if isinstance(resolved, str) and resolved.startswith("s3://"):
+            found.add(resolved)
+        elif isinstance(value, dict) and resolved is value:
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(dict(definition))
+    return found
 
 
 # --- Makefile and workflows ----------------------------------------------------------------------
@@ -433,12 +561,20 @@ def make_invocations(script: str) -> list[tuple[str, dict[str, str]]]:
     return found
 
 
+CLI_INVOCATION = re.compile(
+    r"-m pipelines((?:\s+--[\w-]+(?:[ =][^\s-]\S*)?)*)\s+([a-z][\w-]*)(?:[ \t]+([a-z][\w-]*))?"
+)
+
+
 def cli_commands(script: str) -> list[str]:
     """The subcommand of each `python -m pipelines [global flags] <command>` in a script."""
-    commands: list[str] = []
-    for match in re.finditer(r"-m pipelines((?:\s+--[\w-]+(?:[ =][^\s-]\S*)?)*)\s+([a-z][\w-]*)", script):
-        commands.append(match.group(2))
-    return commands
+    return [command for command, _ in cli_invocations(script)]
+
+
+def cli_invocations(script: str) -> list[tuple[str, str | None]]:
+    """(command, the word after it or None) of each `python -m pipelines ... <command>`:
+    `monitor setup` gives ("monitor", "setup"), `start --wait` gives ("start", None)."""
+    return [(m.group(2), m.group(3)) for m in CLI_INVOCATION.finditer(script)]
 
 
 def run_scripts(workflow: Mapping[str, Any]) -> Iterator[str]:

@@ -227,6 +227,7 @@ def test_settings_prints_a_pipeline_toml_the_cli_accepts(
         outputs["ExecutionRoleArn"],
         REGION,
     )
+    assert settings.schedule_role_arn == outputs["ScheduleRoleArn"], "monitor setup reads it"
     settings.require_aws()
 
 

@@ -1,7 +1,7 @@
 """Each role can do what its code calls, on the project's resources, and not beyond them.
 
 The calls are read from the code (AST), not listed by hand: a new boto3 call in the deploy
-handler or in a CLI command a workflow runs fails here until the role allows it.
+handler, in a step script or in a CLI command a workflow runs fails here until the role allows it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 import yaml
 from infra_helpers import (
     ACCOUNT,
+    EXECUTION_ID,
     REGION,
     REPO,
     WORKFLOWS,
@@ -24,42 +25,93 @@ from infra_helpers import (
     Request,
     Stack,
     allowed,
-    cli_commands,
+    as_list,
+    call_arguments,
+    cli_invocations,
     iam_actions,
     iam_reference,
     make_invocations,
     makefile_targets,
     module_operations,
+    pipeline_value,
     run_scripts,
+    s3_locations,
 )
 
 from pipelines.code_bundle import CodeBundle
+from pipelines.monitoring_schedule import (
+    SCHEDULE_GROUP,
+    START_PIPELINE_TARGET,
+    alarm_specs,
+    pipeline_input,
+    resource_names,
+)
 from pipelines.settings import Settings
 from steps.deploy import sagemaker_name
+from steps.monitor import FEATURES
 
 SM = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
+SCHEDULER = f"arn:aws:scheduler:{REGION}:{ACCOUNT}"
+ALARM = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm"
+SCHEDULE = "sentiment-classifier-monitor-schedule"
 PASS_TO_SAGEMAKER = {"iam:PassedToService": "sagemaker.amazonaws.com"}
-# Calls that pass the execution role along, so IAM also checks iam:PassRole on it.
-PASSES_ROLE = {"sagemaker:CreatePipeline", "sagemaker:UpdatePipeline", "sagemaker:CreateModel"}
+PASS_TO_SCHEDULER = {"iam:PassedToService": "scheduler.amazonaws.com"}
+# Calls that pass a role along, so IAM also checks iam:PassRole on it: (role, receiving service).
+PASSES_ROLE = {
+    "sagemaker:CreatePipeline": ("ExecutionRole", PASS_TO_SAGEMAKER),
+    "sagemaker:UpdatePipeline": ("ExecutionRole", PASS_TO_SAGEMAKER),
+    "sagemaker:CreateModel": ("ExecutionRole", PASS_TO_SAGEMAKER),
+    "scheduler:CreateSchedule": ("ScheduleRole", PASS_TO_SCHEDULER),
+    "scheduler:UpdateSchedule": ("ScheduleRole", PASS_TO_SCHEDULER),
+}
+# Listing calls made without naming their resources (DescribeAlarms with AlarmNamePrefix) are
+# authorized on every resource of the type, not on the ones that come back.
+LISTING_RESOURCES = {"cloudwatch:DescribeAlarms": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"}
 # publish.py creates the function itself only on the local target; on AWS the stack owns it.
 LOCAL_ONLY = {("lambda", "CreateFunction")}
-CLI_MODULES = ["pipelines.cli", "pipelines.executions", "pipelines.publish", "pipelines.aws"]
+CLI_MODULES = [
+    "pipelines.cli",
+    "pipelines.executions",
+    "pipelines.publish",
+    "pipelines.aws",
+    "pipelines.monitoring_run",
+    "pipelines.monitoring_schedule",
+]
+# The step scripts that run in SageMaker jobs or behind the endpoint, with the execution role.
+# steps/deploy.py is the deploy Lambda's (its role is checked on its own).
+EXECUTION_ROLE_SCRIPTS = sorted(p for p in (REPO / "steps").glob("*.py") if p.name != "deploy.py")
 
 
-def samples(stack: Stack) -> dict[str, list[str]]:
-    """Resource type (IAM's names) -> ARNs the project's code touches, built from its names."""
+def both_pipelines() -> list[str]:
+    settings = Settings()
+    return [settings.pipeline_name, settings.monitoring_pipeline_name]
+
+
+def samples(stack: Stack, pipelines: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """Resource type (IAM's names) -> ARNs the project's code touches, built from its names.
+
+    `pipelines` narrows pipeline and execution ARNs to the pipelines a command works on.
+    """
     settings = Settings(bucket=stack.physical_id("ArtifactBucket"))
     endpoint = settings.endpoint_name
     bucket_arn = stack.arn("ArtifactBucket")
     bundle = CodeBundle()
+    pipelines = both_pipelines() if pipelines is None else list(pipelines)
+    # What `monitor setup` names: the same call the CLI makes, so a renamed resource shows here.
+    monitoring = resource_names(settings.monitoring_pipeline_name, endpoint)
+    alarms = [
+        spec["AlarmName"]
+        for spec in alarm_specs(endpoint, monitoring["alarm_prefix"], FEATURES, 0.1, 3600)
+    ]
+    alarms.append(f"{monitoring['alarm_prefix']}retired-feature-drift")  # a stale one, deleted
     return {
         "endpoint": [f"{SM}:endpoint/{endpoint}"],
         "endpoint-config": [f"{SM}:endpoint-config/{sagemaker_name(endpoint, '-v3-0123abcd')}"],
         "model": [f"{SM}:model/{sagemaker_name(endpoint, '-v3')}"],
         "model-package": [f"{SM}:model-package/{settings.model_package_group}/3"],
         "model-package-group": [f"{SM}:model-package-group/{settings.model_package_group}"],
-        "pipeline": [f"{SM}:pipeline/{settings.pipeline_name}"],
-        "pipeline-execution": [f"{SM}:pipeline/{settings.pipeline_name}/execution/0a1b2c3d4e5f"],
+        "pipeline": [f"{SM}:pipeline/{name}" for name in pipelines],
+        "pipeline-execution": [f"{SM}:pipeline/{name}/execution/{EXECUTION_ID}" for name in pipelines],
         "function": [stack.arn("DeployFunction")],
         "role": [stack.arn("ExecutionRole")],
         "bucket": [bucket_arn],
@@ -67,6 +119,11 @@ def samples(stack: Stack) -> dict[str, list[str]]:
             *(f"{bucket_arn}/{bundle.key(settings.prefix, name)}" for name in bundle.artifacts),
             f"{bucket_arn}/{settings.data_uri.split('/', 3)[3]}/train.csv",
         ],
+        "schedule": [
+            f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{SCHEDULE_GROUP}/{monitoring['schedule']}"
+        ],
+        "topic": [f"arn:aws:sns:{REGION}:{ACCOUNT}:{monitoring['topic']}"],
+        "alarm": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}" for name in alarms],
     }
 
 
@@ -77,17 +134,26 @@ def resource_types(action: str) -> tuple[str, ...]:
     return tuple(actions[name.lower()].get("Resources", []))
 
 
-def requests_for(stack: Stack, service: str, operation: str) -> Iterator[Request]:
+def requests_for(
+    stack: Stack,
+    service: str,
+    operation: str,
+    by_type: dict[str, list[str]] | None = None,
+    context: dict[str, str] | None = None,
+) -> Iterator[Request]:
     """The authorizations one call needs: its action on each resource it names, plus PassRole."""
-    by_type = samples(stack)
+    by_type = samples(stack) if by_type is None else by_type
     for action in iam_actions(service, operation):
         types = [t for t in resource_types(action) if t in by_type]
         arns = [arn for t in types for arn in by_type[t]] or ["*"]
+        if action in LISTING_RESOURCES:
+            arns = [LISTING_RESOURCES[action]]
         for arn in arns:
-            context = {**PASS_TO_SAGEMAKER, "s3:prefix": arn.split(":::", 1)[-1].partition("/")[2]}
-            yield Request(action, arn, context)
+            prefix = arn.split(":::", 1)[-1].partition("/")[2]
+            yield Request(action, arn, {"s3:prefix": prefix, **(context or {})})
         if action in PASSES_ROLE:
-            yield Request("iam:PassRole", stack.arn("ExecutionRole"), PASS_TO_SAGEMAKER)
+            role, passed_to = PASSES_ROLE[action]
+            yield Request("iam:PassRole", stack.arn(role), passed_to)
 
 
 def refused(documents: list[dict[str, Any]], requests: list[Request]) -> list[str]:
@@ -106,6 +172,26 @@ def test_deploy_role_allows_every_call_of_the_deploy_handler(stack: Stack) -> No
     assert refused(documents, requests) == []
 
 
+def test_deploy_role_says_what_the_endpoint_serves(stack: Stack) -> None:
+    """describe_serving (the monitoring pipeline's first step) walks endpoint -> config -> model
+    -> model package; each link is a call the role must allow on the project's names."""
+    operations = CallGraph(["steps.deploy"]).operations("steps.deploy", "describe_serving")
+    assert {op for _, op in operations} == {
+        "DescribeEndpoint",
+        "DescribeEndpointConfig",
+        "DescribeModel",
+        "DescribeModelPackage",
+    }
+    requests = [r for op in sorted(operations) for r in requests_for(stack, *op)]
+    assert {r.resource.split(":")[5].split("/")[0] for r in requests} == {
+        "endpoint",
+        "endpoint-config",
+        "model",
+        "model-package",
+    }
+    assert refused(stack.role_policies("DeployFunctionRole"), requests) == []
+
+
 def test_deploy_role_writes_only_its_own_logs(stack: Stack) -> None:
     documents = stack.role_policies("DeployFunctionRole")
     own = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/sentiment-classifier-deploy"
@@ -120,6 +206,8 @@ def test_deploy_role_writes_only_its_own_logs(stack: Stack) -> None:
         ("sagemaker:CreateEndpoint", f"{SM}:endpoint/other-endpoint", {}),
         ("sagemaker:UpdateEndpoint", f"{SM}:endpoint/sentiment-classifier-shadow", {}),
         ("sagemaker:DeleteEndpoint", f"{SM}:endpoint/sentiment-classifier", {}),
+        ("sagemaker:DescribeEndpoint", f"{SM}:endpoint/other-endpoint", {}),
+        ("sagemaker:DescribeModel", f"{SM}:model/other-v1", {}),
         ("sagemaker:CreateModel", f"{SM}:model/other-v1", {}),
         ("sagemaker:DescribeModelPackage", f"{SM}:model-package/other-group/1", {}),
         ("sagemaker:UpdateModelPackage", f"{SM}:model-package/sentiment-classifier/1", {}),
@@ -150,23 +238,25 @@ def cli_handlers() -> dict[str, str]:
     return handlers
 
 
-def aws_commands() -> tuple[set[str], set[str]]:
-    """What the workflows run against AWS: CLI commands (direct or through make) and `aws` calls."""
+def aws_commands() -> tuple[set[tuple[str, str | None]], set[str]]:
+    """What the workflows run against AWS: CLI commands (direct or through make) with the word
+    after each (`monitor setup`), and `aws` CLI calls."""
     targets = makefile_targets()
-    commands: set[str] = set()
+    commands: set[tuple[str, str | None]] = set()
     actions: set[str] = set()
 
     def expand(target: str) -> None:
         for line in targets[target]:
             if line.startswith("prerequisite ") and line.split()[1] in targets:
                 expand(line.split()[1])
-            match = re.match(r"\$\(CLI\)\s+([a-z][\w-]*)", line)
+            match = re.match(r"\$\(CLI\)\s+([a-z][\w-]*)(?:[ \t]+([a-z][\w-]*))?", line)
             if match:
-                commands.add(match.group(1))
+                commands.add((match.group(1), match.group(2)))
 
     for path in WORKFLOWS.glob("*.yml"):
         for script in run_scripts(yaml.safe_load(path.read_text(encoding="utf-8"))):
-            commands.update(c for c in cli_commands(script) if "--target sagemaker" in script)
+            if "--target sagemaker" in script:
+                commands.update(cli_invocations(script))
             for target, variables in make_invocations(script):
                 if variables.get("TARGET") == "sagemaker":
                     expand(target)
@@ -176,20 +266,66 @@ def aws_commands() -> tuple[set[str], set[str]]:
     return commands, actions
 
 
-def test_ci_role_allows_what_the_workflows_run(stack: Stack) -> None:
-    commands, aws_cli_actions = aws_commands()
-    assert {"upsert", "start", "status", "models"} <= commands
-    handlers = cli_handlers()
+def handler_of(graph: CallGraph, command: str, action: str | None) -> str:
+    """The function a CLI invocation runs: the command's handler, or the function that handler
+    hands this action to (`monitor setup` -> _monitor_setup), so `setup` is not charged with
+    what `run` calls."""
+    handler = cli_handlers()[command]
+    return graph.action_handlers("pipelines.cli", handler).get(action or "", handler)
+
+
+def pipelines_used(graph: CallGraph, function: str) -> list[str]:
+    """The pipelines a handler works on, read from the settings it reads: pipeline_name is the
+    training pipeline, monitoring_pipeline_name the monitoring one; neither means both."""
+    settings, attributes = Settings(), graph.attributes("pipelines.cli", function)
+    used = [
+        name
+        for attribute, name in [
+            ("pipeline_name", settings.pipeline_name),
+            ("monitoring_pipeline_name", settings.monitoring_pipeline_name),
+        ]
+        if attribute in attributes
+    ]
+    return used or both_pipelines()
+
+
+def test_pipelines_used_tells_the_commands_apart() -> None:
     graph = CallGraph(CLI_MODULES)
-    operations: set[tuple[str, str]] = set()
-    for command in commands:
-        operations |= graph.operations("pipelines.cli", handlers[command])
-    assert operations >= LOCAL_ONLY, "LOCAL_ONLY names a call the code no longer makes"
-    operations -= LOCAL_ONLY
-    assert ("s3", "PutObject") in operations and ("lambda", "UpdateFunctionCode") in operations
-    requests = [r for op in sorted(operations) for r in requests_for(stack, *op)]
+    assert pipelines_used(graph, "cmd_upsert") == both_pipelines()
+    assert pipelines_used(graph, "cmd_start") == [Settings().pipeline_name]
+    assert handler_of(graph, "monitor", "setup") == "_monitor_setup"
+    assert handler_of(graph, "monitor", "run") == "cmd_monitor"
+    assert pipelines_used(graph, "_monitor_setup") == [Settings().monitoring_pipeline_name]
+
+
+def test_ci_role_allows_what_the_workflows_run(stack: Stack) -> None:
+    invocations, aws_cli_actions = aws_commands()
+    assert {"upsert", "start", "status", "models", "monitor"} <= {c for c, _ in invocations}
+    assert ("monitor", "setup") in invocations
+    graph = CallGraph(CLI_MODULES)
+    everything: set[tuple[str, str]] = set()
+    requests: list[Request] = []
+    for command, action in sorted(invocations, key=str):
+        handler = handler_of(graph, command, action)
+        operations = graph.operations("pipelines.cli", handler)
+        everything |= operations
+        by_type = samples(stack, pipelines_used(graph, handler))
+        requests += [
+            r for op in sorted(operations - LOCAL_ONLY) for r in requests_for(stack, *op, by_type)
+        ]
+    assert everything >= LOCAL_ONLY, "LOCAL_ONLY names a call the code no longer makes"
+    assert {
+        ("s3", "PutObject"),
+        ("lambda", "UpdateFunctionCode"),
+        ("sagemaker", "CreatePipeline"),
+        ("scheduler", "CreateSchedule"),
+        ("sns", "CreateTopic"),
+        ("cloudwatch", "PutMetricAlarm"),
+        ("cloudwatch", "DescribeAlarms"),
+    } <= everything
     for action in sorted(aws_cli_actions):
-        requests += list(requests_for(stack, *action.split(":")))
+        service, operation = action.split(":")
+        requests += list(requests_for(stack, service, operation))
     assert refused(stack.role_policies("GitHubRole"), requests) == []
 
 
@@ -202,11 +338,25 @@ def test_ci_role_allows_what_the_workflows_run(stack: Stack) -> None:
         ("lambda:UpdateFunctionCode", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other", {}),
         ("lambda:UpdateFunctionConfiguration", "FUNCTION", {}),
         ("sagemaker:StartPipelineExecution", f"{SM}:pipeline/other-pipeline", {}),
+        ("sagemaker:StartPipelineExecution", f"{SM}:pipeline/sentiment-classifier-monitor", {}),
         ("sagemaker:DeletePipeline", f"{SM}:pipeline/sentiment-classifier", {}),
+        ("sagemaker:DeletePipeline", f"{SM}:pipeline/sentiment-classifier-monitor", {}),
+        ("sagemaker:UpdatePipeline", f"{SM}:pipeline/other-pipeline-monitor", {}),
         ("sagemaker:UpdateModelPackage", f"{SM}:model-package/other-group/1", {}),
         ("sagemaker:CreateEndpoint", f"{SM}:endpoint/sentiment-classifier", {}),
         ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", PASS_TO_SAGEMAKER),
         ("iam:PassRole", "EXECUTION_ROLE", {"iam:PassedToService": "ec2.amazonaws.com"}),
+        ("iam:PassRole", "EXECUTION_ROLE", PASS_TO_SCHEDULER),
+        ("iam:PassRole", "SCHEDULE_ROLE", PASS_TO_SAGEMAKER),
+        ("scheduler:CreateSchedule", f"{SCHEDULER}:schedule/default/other-schedule", {}),
+        ("scheduler:UpdateSchedule", f"{SCHEDULER}:schedule/other-group/{SCHEDULE}", {}),
+        ("scheduler:DeleteSchedule", f"{SCHEDULER}:schedule/default/{SCHEDULE}", {}),
+        ("sns:CreateTopic", f"arn:aws:sns:{REGION}:{ACCOUNT}:other-topic", {}),
+        ("sns:Subscribe", f"arn:aws:sns:{REGION}:{ACCOUNT}:sentiment-classifier-monitoring", {}),
+        ("sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:sentiment-classifier-monitoring", {}),
+        ("cloudwatch:PutMetricAlarm", f"{ALARM}:other-alarm", {}),
+        ("cloudwatch:DeleteAlarms", f"{ALARM}:sentiment-classifier-5xx", {}),
+        ("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "SentimentClassifier/Monitoring"}),
     ],
 )
 def test_ci_role_reaches_nothing_else(
@@ -216,27 +366,53 @@ def test_ci_role_reaches_nothing_else(
         resource.replace("BUCKET", stack.arn("ArtifactBucket"))
         .replace("FUNCTION", stack.arn("DeployFunction"))
         .replace("EXECUTION_ROLE", stack.arn("ExecutionRole"))
+        .replace("SCHEDULE_ROLE", stack.arn("ScheduleRole"))
     )
     assert not allowed(stack.role_policies("GitHubRole"), Request(action, resource, context))
 
 
 # --- SageMaker execution role -----------------------------------------------------------------
 
+PIPELINES = ["training", "monitoring"]
+# Step types each definition must have, so a test cannot pass on an empty definition.
+STEP_TYPES = {
+    "training": {"Processing", "Training", "RegisterModel", "Lambda"},
+    "monitoring": {"Lambda", "Processing"},
+}
 
-@pytest.fixture(scope="module")
-def definition(stack: Stack) -> dict[str, Any]:
-    """The real pipeline definition for this stack's bucket and role."""
-    from pipelines.definition import definition_json
 
-    settings = Settings(
+def stack_settings(stack: Stack) -> Settings:
+    return Settings(
         target="sagemaker",
         region=REGION,
         bucket=stack.physical_id("ArtifactBucket"),
         role_arn=stack.arn("ExecutionRole"),
     )
-    loaded = json.loads(definition_json(settings))
-    assert isinstance(loaded, dict)
+
+
+@pytest.fixture(scope="module")
+def definitions(stack: Stack) -> dict[str, dict[str, Any]]:
+    """The real definitions of both pipelines for this stack's bucket and role."""
+    from pipelines.definition import definition_json
+    from pipelines.monitoring_definition import monitoring_definition_json
+
+    settings = stack_settings(stack)
+    loaded = {
+        "training": json.loads(definition_json(settings)),
+        "monitoring": json.loads(monitoring_definition_json(settings)),
+    }
+    assert all(isinstance(d, dict) for d in loaded.values())
     return loaded
+
+
+@pytest.fixture(scope="module")
+def definition(definitions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return definitions["training"]
+
+
+def pipeline_name(stack: Stack, pipeline: str) -> str:
+    settings = stack_settings(stack)
+    return settings.pipeline_name if pipeline == "training" else settings.monitoring_pipeline_name
 
 
 def all_steps(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -259,9 +435,8 @@ def strings(value: Any) -> Iterator[str]:
 
 def step_requests(stack: Stack, step: dict[str, Any]) -> list[Request]:
     """What SageMaker does with the pipeline's role to run one step."""
-    execution = "0a1b2c3d4e5f"
     pass_role = Request("iam:PassRole", stack.arn("ExecutionRole"), PASS_TO_SAGEMAKER)
-    job = f"pipelines-{execution}-{step['Name'].lower()}-a1b2c3d4e5"
+    job = f"pipelines-{EXECUTION_ID}-{step['Name'].lower()}-a1b2c3d4e5"
     if step["Type"] == "Processing":
         assert step["Arguments"]["RoleArn"] == stack.arn("ExecutionRole")
         return [Request("sagemaker:CreateProcessingJob", f"{SM}:processing-job/{job}"), pass_role]
@@ -281,25 +456,38 @@ def step_requests(stack: Stack, step: dict[str, Any]) -> list[Request]:
     return []
 
 
+@pytest.mark.parametrize("pipeline", PIPELINES)
 def test_execution_role_runs_every_step_of_the_pipeline(
-    stack: Stack, definition: dict[str, Any]
+    stack: Stack, definitions: dict[str, dict[str, Any]], pipeline: str
 ) -> None:
+    definition = definitions[pipeline]
     steps = list(all_steps(definition["Steps"]))
-    assert {s["Type"] for s in steps} >= {"Processing", "Training", "RegisterModel", "Lambda"}
+    assert {s["Type"] for s in steps} >= STEP_TYPES[pipeline]
     requests = [r for step in steps for r in step_requests(stack, step)]
-    if definition.get("PipelineExperimentConfig"):  # experiment = pipeline, trial = execution
+    experiment = definition.get("PipelineExperimentConfig")
+    if experiment:  # experiment = pipeline, trial = execution
+        assert experiment["ExperimentName"] == {"Get": "Execution.PipelineName"}
+        name = pipeline_name(stack, pipeline)
         requests += [
-            Request("sagemaker:CreateExperiment", f"{SM}:experiment/{Settings().pipeline_name}"),
-            Request("sagemaker:CreateTrial", f"{SM}:experiment-trial/0a1b2c3d4e5f"),
+            Request("sagemaker:CreateExperiment", f"{SM}:experiment/{name}"),
+            Request("sagemaker:CreateTrial", f"{SM}:experiment-trial/{EXECUTION_ID}"),
         ]
     assert refused(stack.role_policies("ExecutionRole"), requests) == []
 
 
+@pytest.mark.parametrize("pipeline", PIPELINES)
 def test_execution_role_reads_and_writes_every_s3_location_of_the_definition(
-    stack: Stack, definition: dict[str, Any]
+    stack: Stack, definitions: dict[str, dict[str, Any]], pipeline: str
 ) -> None:
-    uris = {s for s in strings(definition) if s.startswith("s3://")}
-    assert len(uris) >= 5
+    uris = s3_locations(definitions[pipeline])
+    settings = stack_settings(stack)
+    if pipeline == "training":
+        assert len(uris) >= 5
+        assert settings.s3_uri("executions", EXECUTION_ID, "baseline") in uris
+    else:  # what monitor.py --mode check reads and writes, for the default endpoint
+        endpoint = settings.endpoint_name
+        assert settings.s3_uri("data-capture", endpoint) in uris
+        assert settings.monitoring_output_uri(endpoint, EXECUTION_ID) in uris
     bucket = stack.physical_id("ArtifactBucket")
     documents = stack.role_policies("ExecutionRole")
     for uri in sorted(uris):
@@ -314,10 +502,28 @@ def test_execution_role_reads_and_writes_every_s3_location_of_the_definition(
         assert allowed(documents, listing), f"list {key}"
 
 
-def test_execution_role_pulls_the_images_of_the_definition(
-    stack: Stack, definition: dict[str, Any]
+def test_the_monitoring_check_reads_what_the_serving_lookup_returns(
+    definitions: dict[str, dict[str, Any]],
 ) -> None:
-    images = {s for s in strings(definition) if ".dkr.ecr." in s}
+    """The model and baseline inputs come from ResolveServingModel, i.e. from the registered
+    version, whose S3 locations the training pipeline wrote (and the test above covers)."""
+    steps = {s["Name"]: s for s in definitions["monitoring"]["Steps"]}
+    inputs = {
+        i["InputName"]: i["S3Input"]["S3Uri"]
+        for i in steps["CheckDrift"]["Arguments"]["ProcessingInputs"]
+    }
+    lookup = "Steps.ResolveServingModel.OutputParameters"
+    assert inputs["model"] == {"Get": f"{lookup}['model_data_url']"}
+    assert inputs["baseline"] == {"Get": f"{lookup}['baseline_uri']"}
+    assert pipeline_value(definitions["monitoring"], inputs["model"]) is None
+    assert steps["ResolveServingModel"]["Arguments"]["action"] == "describe_serving"
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_execution_role_pulls_the_images_of_the_definition(
+    stack: Stack, definitions: dict[str, dict[str, Any]], pipeline: str
+) -> None:
+    images = {s for s in strings(definitions[pipeline]) if ".dkr.ecr." in s}
     assert images
     documents = stack.role_policies("ExecutionRole")
     for image in images:
@@ -326,6 +532,38 @@ def test_execution_role_pulls_the_images_of_the_definition(
         arn = f"arn:aws:ecr:{region}:{account}:repository/{repository.split(':')[0]}"
         assert allowed(documents, Request("ecr:BatchGetImage", arn)), image
     assert allowed(documents, Request("ecr:GetAuthorizationToken", "*"))
+
+
+def script_requests(stack: Stack, path: Any) -> list[Request]:
+    """The calls of one step script; PutMetricData with the namespace the call names."""
+    requests: list[Request] = []
+    for service, operation in sorted(module_operations(path)):
+        contexts: list[dict[str, str]] = [{}]
+        if (service, operation) == ("cloudwatch", "PutMetricData"):
+            namespaces = [call.get("Namespace") for call in call_arguments(path, "put_metric_data")]
+            assert namespaces, f"{path.name}: put_metric_data without a Namespace keyword"
+            for namespace in namespaces:
+                assert isinstance(namespace, str) and not namespace.startswith("<"), (
+                    f"{path.name}: the namespace {namespace} is not a constant, so IAM's "
+                    "cloudwatch:namespace condition cannot be checked here"
+                )
+            contexts = [{"cloudwatch:namespace": str(n)} for n in namespaces]
+        for context in contexts:
+            requests += list(requests_for(stack, service, operation, context=context))
+    return requests
+
+
+def test_execution_role_allows_every_call_of_the_step_scripts(stack: Stack) -> None:
+    """monitor.py publishes the drift metrics the alarms watch; the role must let it, in the
+    namespace it names (and the alarms read)."""
+    assert [p.name for p in EXECUTION_ROLE_SCRIPTS if p.name == "monitor.py"] == ["monitor.py"]
+    requests = [r for path in EXECUTION_ROLE_SCRIPTS for r in script_requests(stack, path)]
+    metrics = [r for r in requests if r.action == "cloudwatch:PutMetricData"]
+    assert [r.context["cloudwatch:namespace"] for r in metrics] == ["SentimentClassifier/Monitoring"]
+    assert {spec["Namespace"] for spec in alarm_specs("e", "p-", FEATURES, 0.1, 60)} == {
+        metrics[0].context["cloudwatch:namespace"]
+    }, "the alarms watch another namespace than monitor.py publishes to"
+    assert refused(stack.role_policies("ExecutionRole"), requests) == []
 
 
 def test_pipeline_and_approval_rule_deploy_the_same_way(
@@ -342,14 +580,23 @@ def test_pipeline_and_approval_rule_deploy_the_same_way(
     "action, resource, context",
     [
         ("s3:GetObject", "arn:aws:s3:::another-bucket/sentiment-classifier/data/train.csv", {}),
+        ("s3:GetObject", "arn:aws:s3:::another-bucket/sentiment-classifier/data-capture/x", {}),
         ("s3:PutObject", "BUCKET/other-prefix/x", {}),
+        ("s3:PutObject", "BUCKET/other-prefix/monitoring/sentiment-classifier/x/report.html", {}),
         ("s3:ListBucket", "BUCKET", {"s3:prefix": "other-prefix/"}),
         ("sagemaker:CreateTrainingJob", f"{SM}:training-job/not-from-a-pipeline", {}),
+        ("sagemaker:CreateProcessingJob", f"{SM}:processing-job/sentiment-monitor-2024", {}),
         ("sagemaker:CreateModelPackage", f"{SM}:model-package/other-group/1", {}),
         ("sagemaker:CreateEndpoint", f"{SM}:endpoint/sentiment-classifier", {}),
+        ("sagemaker:StartPipelineExecution", f"{SM}:pipeline/sentiment-classifier-monitor", {}),
+        ("sagemaker:CreateExperiment", f"{SM}:experiment/other-pipeline", {}),
         ("lambda:InvokeFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other", {}),
         ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", PASS_TO_SAGEMAKER),
         ("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "Billing"}),
+        ("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "SentimentClassifier/Other"}),
+        ("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "SentimentClassifier/Monitoring2"}),
+        ("cloudwatch:PutMetricData", "*", {}),
+        ("cloudwatch:PutMetricAlarm", f"{ALARM}:sentiment-classifier-monitoring-violations", {}),
     ],
 )
 def test_execution_role_reaches_nothing_else(
@@ -357,3 +604,54 @@ def test_execution_role_reaches_nothing_else(
 ) -> None:
     resource = resource.replace("BUCKET", stack.arn("ArtifactBucket"))
     assert not allowed(stack.role_policies("ExecutionRole"), Request(action, resource, context))
+
+
+# --- EventBridge Scheduler role ---------------------------------------------------------------
+
+
+def scheduled_request(pipeline: str) -> Request:
+    """What the schedule's universal target does with the role: the SDK call the target ARN names,
+    on the pipeline its input names (built by the code `monitor setup` runs)."""
+    service, _, api = START_PIPELINE_TARGET.rpartition(":aws-sdk:")[2].partition(":")
+    action = f"{service}:{api[0].upper()}{api[1:]}"
+    request = pipeline_input(pipeline, Settings().endpoint_name, 1.0)
+    return Request(action, f"{SM}:pipeline/{request['PipelineName']}")
+
+
+def test_schedule_role_has_a_single_permission(stack: Stack) -> None:
+    statements = [s for d in stack.role_policies("ScheduleRole") for s in as_list(d["Statement"])]
+    (statement,) = statements
+    assert statement["Effect"] == "Allow"
+    assert as_list(statement["Action"]) == ["sagemaker:StartPipelineExecution"]
+    assert as_list(statement["Resource"]) == [f"{SM}:pipeline/{Settings().monitoring_pipeline_name}"]
+    assert "Condition" not in statement
+
+
+@pytest.mark.parametrize(
+    "pipeline, decision",
+    [("sentiment-classifier-monitor", True), ("sentiment-classifier", False), ("other", False)],
+)
+def test_schedule_role_starts_the_monitoring_pipeline_and_not_the_training_one(
+    stack: Stack, pipeline: str, decision: bool
+) -> None:
+    request = scheduled_request(pipeline)
+    assert request.action == "sagemaker:StartPipelineExecution"
+    assert allowed(stack.role_policies("ScheduleRole"), request) is decision
+
+
+@pytest.mark.parametrize(
+    "action, resource, context",
+    [
+        ("sagemaker:UpdatePipeline", f"{SM}:pipeline/sentiment-classifier-monitor", {}),
+        ("sagemaker:StopPipelineExecution", f"{SM}:pipeline/sentiment-classifier-monitor", {}),
+        ("iam:PassRole", "EXECUTION_ROLE", PASS_TO_SAGEMAKER),
+        ("lambda:InvokeFunction", "FUNCTION", {}),
+    ],
+)
+def test_schedule_role_reaches_nothing_else(
+    stack: Stack, action: str, resource: str, context: dict[str, str]
+) -> None:
+    resource = resource.replace("EXECUTION_ROLE", stack.arn("ExecutionRole")).replace(
+        "FUNCTION", stack.arn("DeployFunction")
+    )
+    assert not allowed(stack.role_policies("ScheduleRole"), Request(action, resource, context))

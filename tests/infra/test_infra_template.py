@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from infra_helpers import (
     decide,
     environment_reads,
     iam_reference,
+    s3_locations,
 )
 
 from pipelines.settings import FIELDS, Settings, load_settings
@@ -116,6 +118,30 @@ def test_bucket_policy_denies_requests_without_tls(stack: Stack, secure: str, de
         assert decide([policy["PolicyDocument"]], request) == decision, action
 
 
+def test_lifecycle_expires_monitoring_reports_but_not_what_serving_needs(stack: Stack) -> None:
+    """Hourly runs each leave a folder; they expire. Baselines, models, data and code do not:
+    the monitoring pipeline reads the serving version's baseline however old it is."""
+    from pipelines.definition import definition_json
+
+    rules = {r["Id"]: r for r in stack.properties("ArtifactBucket")["LifecycleConfiguration"]["Rules"]}
+    monitoring = rules["expire-monitoring-outputs"]
+    assert monitoring["Status"] == "Enabled" and int(monitoring["ExpirationInDays"]) == 90
+    bucket = stack.physical_id("ArtifactBucket")
+    settings = Settings(target="sagemaker", bucket=bucket, role_arn=stack.arn("ExecutionRole"))
+    expiring = f"s3://{bucket}/{monitoring['Prefix']}"
+    assert settings.monitoring_output_uri(settings.endpoint_name, "abc123").startswith(expiring)
+    kept = s3_locations(json.loads(definition_json(settings)))
+    assert any(uri.endswith("/baseline") for uri in kept)
+    for uri in kept | {settings.s3_uri("data-capture")}:
+        assert not uri.startswith(expiring), f"{uri} would expire with the monitoring reports"
+
+
+def test_monitoring_retention_follows_its_parameter(template: dict[str, Any]) -> None:
+    stack = Stack(template, MonitoringRetentionDays="7")
+    rules = {r["Id"]: r for r in stack.properties("ArtifactBucket")["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-monitoring-outputs"]["ExpirationInDays"] == "7"
+
+
 def test_lifecycle_expires_capture_data_and_noncurrent_versions(stack: Stack) -> None:
     rules = {r["Id"]: r for r in stack.properties("ArtifactBucket")["LifecycleConfiguration"]["Rules"]}
     capture, noncurrent = rules["expire-data-capture"], rules["expire-noncurrent-versions"]
@@ -160,6 +186,45 @@ def test_service_roles_trust_only_their_service(stack: Stack, role: str, service
         "Principal": {"Service": service},
         "Action": "sts:AssumeRole",
     }
+
+
+@pytest.mark.parametrize(
+    "context, decision",
+    [
+        ({"aws:SourceAccount": ACCOUNT}, "Allow"),
+        ({"aws:SourceAccount": "210987654321"}, "ImplicitDeny"),
+        ({}, "ImplicitDeny"),
+    ],
+)
+def test_schedule_role_trusts_only_the_scheduler_of_this_account(
+    stack: Stack, context: dict[str, str], decision: str
+) -> None:
+    """Confused-deputy guard: Scheduler acting for another account's schedule cannot assume it."""
+    trust = stack.properties("ScheduleRole")["AssumeRolePolicyDocument"]
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert statement["Action"] == "sts:AssumeRole"
+    assert decide([trust], Request("sts:AssumeRole", "*", context)) == decision
+
+
+def test_the_longest_pipeline_name_keeps_its_schedule_name(template: dict[str, Any]) -> None:
+    """`monitor setup` shortens schedule names over 64 characters (with a digest); the CI role's
+    schedule ARN is <PipelineName>-monitor-schedule, so PipelineName's limit must prevent that."""
+    from pipelines.monitoring_schedule import resource_names
+
+    longest = "p" * int(template["Parameters"]["PipelineName"]["MaxLength"])
+    monitoring = Settings(pipeline_name=longest).monitoring_pipeline_name
+    schedule = resource_names(monitoring, Settings().endpoint_name)["schedule"]
+    assert schedule == f"{longest}-monitor-schedule"
+    stack = Stack(template, GitHubRepository="octo/sentiment", PipelineName=longest)
+    granted = [
+        resource
+        for document in stack.role_policies("GitHubRole")
+        for statement in as_list(document["Statement"])
+        if "scheduler:CreateSchedule" in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    ]
+    assert granted == [f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/{schedule}"]
 
 
 def github_token(sub: str, aud: str = "sts.amazonaws.com") -> dict[str, str]:
@@ -273,12 +338,15 @@ def test_pipeline_environment_output_is_a_complete_sagemaker_configuration(stack
     assert settings.bucket == stack.physical_id("ArtifactBucket")
     assert settings.role_arn == stack.arn("ExecutionRole")
     assert settings.deploy_function_arn == stack.arn("DeployFunction")
+    assert settings.schedule_role_arn == stack.arn("ScheduleRole"), "monitor setup needs it"
+    assert settings.monitoring_pipeline_name == f"{stack.parameters['PipelineName']}-monitor"
 
 
 def test_github_variables_output_names_what_the_workflows_read(stack: Stack) -> None:
     value = stack.resolve(stack.template["Outputs"]["GitHubVariables"]["Value"])
     variables = dict(pair.split("=", 1) for pair in value.split())
     assert variables["AWS_ROLE_ARN"] == stack.arn("GitHubRole")
+    assert variables["PIPELINE_SCHEDULE_ROLE_ARN"] == stack.arn("ScheduleRole")
     workflows = "".join(p.read_text() for p in (REPO / ".github" / "workflows").glob("*.yml"))
     for name in variables:
         assert f"vars.{name}" in workflows, name

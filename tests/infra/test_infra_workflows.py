@@ -92,6 +92,21 @@ def test_pipeline_workflow_runs_on_main_with_oidc_and_a_bounded_wait(template: d
     assert summary["if"] == "always()" and "--target sagemaker status" in summary["run"]
 
 
+def test_pipeline_workflow_sets_up_monitoring_only_when_asked() -> None:
+    workflow = load("pipeline.yml")
+    (name,) = workflow["on"]["workflow_dispatch"]["inputs"]
+    flag = workflow["on"]["workflow_dispatch"]["inputs"][name]
+    assert (flag["type"], flag["default"]) == ("boolean", False), "off unless ticked"
+    all_steps = steps(workflow)
+    (setup,) = [s for s in all_steps if "monitor setup" in str(s.get("run", ""))]
+    assert setup["if"] == f"inputs.{name}", "a push (no inputs) must skip it"
+    assert "python -m pipelines --target sagemaker monitor setup" in setup["run"]
+    assert setup["env"]["PIPELINE_SCHEDULE_ROLE_ARN"] == "${{ vars.PIPELINE_SCHEDULE_ROLE_ARN }}"
+    assert "${{ inputs." not in setup["run"]
+    (upsert,) = [s for s in all_steps if "upsert-pipeline" in str(s.get("run", ""))]
+    assert all_steps.index(upsert) < all_steps.index(setup), "the monitoring pipeline exists first"
+
+
 def test_model_approval_runs_in_the_protected_environment(template: dict[str, Any]) -> None:
     workflow = load("model-approval.yml")
     inputs = workflow["on"]["workflow_dispatch"]["inputs"]
