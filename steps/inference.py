@@ -175,14 +175,23 @@ def _json_items(document: object) -> list[object]:
     )
 
 
-def _from_json(text: str) -> list[str]:
-    """Parse an application/json body."""
+def _parse_json(text: str, where: str) -> Any:
+    """json.loads with every way it can refuse input turned into a 400: syntax errors, integers
+    past Python's digit limit (ValueError) and nesting too deep to parse (RecursionError)."""
     try:
-        document = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise RequestError(
-            400, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            400, f"{where}invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise RequestError(400, f"{where}JSON cannot be read: {reason}") from None
+
+
+def _from_json(text: str) -> list[str]:
+    """Parse an application/json body."""
+    document = _parse_json(text, "")
     items = _json_items(document)
     _check_count(len(items))
     return [_review(item, f"index {index}") for index, item in enumerate(items)]
@@ -190,18 +199,17 @@ def _from_json(text: str) -> list[str]:
 
 def _from_jsonlines(text: str) -> list[str]:
     """Parse an application/jsonlines body; blank lines are skipped."""
-    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    # Only "\n" ends a JSON Lines record: U+2028 and friends are legal inside JSON strings.
+    lines = [
+        (number, line.removesuffix("\r"))
+        for number, line in enumerate(text.split("\n"), 1)
+        if line.strip()
+    ]
     _check_count(len(lines))
     reviews: list[str] = []
     for index, (number, line) in enumerate(lines):
         where = f"index {index} (line {number})"
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RequestError(
-                400, f"{where}: invalid JSON at column {exc.colno}: {exc.msg}"
-            ) from None
-        reviews.append(_review(item, where))
+        reviews.append(_review(_parse_json(line, f"{where}: "), where))
     return reviews
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +46,8 @@ def decode(raw: bytes, name: str) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
+        # Count line breaks as the CSV reader does: CRLF, a bare CR or LF.
+        line = len(re.findall(rb"\r\n|\r|\n", raw[: exc.start])) + 1
         raise DataError(
             f"{name}: line {line}: not valid UTF-8: byte 0x{raw[exc.start]:02x} at byte offset "
             f"{exc.start} of the file ({exc.reason}); save the file as UTF-8"

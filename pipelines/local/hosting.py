@@ -23,7 +23,6 @@ Guarantees, and how they are kept:
 
 from __future__ import annotations
 
-import ctypes
 import http.client
 import json
 import logging
@@ -31,7 +30,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -48,6 +46,7 @@ from typing import Any
 from pipelines.local.archives import UnsafeArchive, extract_tar
 from pipelines.local.capture import DEFAULT_CSV_TYPES, DEFAULT_JSON_TYPES, CaptureWriter, PathStore
 from pipelines.local.model_server import HOST, MAX_PAYLOAD_BYTES
+from pipelines.local.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,6 @@ POLL_SECONDS = 0.05
 MAX_IDLE_CONNECTIONS = 16
 REASON_LIMIT = 1024  # SageMaker's FailureReason length limit
 LOG_TAIL_CHARS = 700
-PR_SET_PDEATHSIG = 1
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # safe as one path component
 
 StatusCallback = Callable[[str, str, str, "str | None"], None]
@@ -155,21 +153,6 @@ def _locate(store: PathStore, uri: str) -> Path:
 
 
 # --- process helpers -------------------------------------------------------------------------
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGTERM the child when its parent (thread) dies."""
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-
-    def preexec() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return preexec
 
 
 def log_tail(path: Path, offset: int = 0, limit: int = LOG_TAIL_CHARS) -> str:
@@ -693,7 +676,7 @@ class Hosting:
                     stderr=subprocess.STDOUT,
                     env=env,
                     cwd=str(model_dir.parent),
-                    preexec_fn=_die_with_parent(),
+                    preexec_fn=die_with_parent(),
                     start_new_session=True,
                 )
             except RuntimeError as exc:  # the executor was shut down

@@ -31,6 +31,7 @@ from typing import IO, Any
 from pipelines.local.archives import UnsafeArchive, extract_tar
 from pipelines.local.executor import StepOutcome
 from pipelines.local.expressions import format_timestamp
+from pipelines.local.processes import die_with_parent
 from pipelines.local.store import NoSuchKey, ObjectStore, iter_files
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
@@ -526,10 +527,14 @@ def _run_container(
                 encoding="utf-8",
                 errors="replace",
                 start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGKILL),
             )
         except OSError as exc:
             sink.write(f"cannot start {argv[0]}: {exc}\n")
             return _Finish(127, "", [f"cannot start {argv[0]}: {exc}"])
+        # Its children do not get the parent-death signal: the group is recorded so that a
+        # restarted server can kill what a crash left running (models.recover).
+        (job_root / "pgid").write_text(str(process.pid))
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         readers = [
             threading.Thread(target=sink.pump, args=(process.stdout, None), daemon=True),
@@ -541,6 +546,7 @@ def _run_container(
         for reader in readers:  # bounded: a process that left the group may hold the pipes
             reader.join(timeout=KILL_GRACE_SECONDS)
         sink.close()
+    (job_root / "pgid").unlink(missing_ok=True)
     return _Finish(process.returncode, stopped_by, list(tail))
 
 

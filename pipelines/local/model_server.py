@@ -28,11 +28,13 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
 from urllib.parse import urlsplit
+
+from pipelines.local.json_http import JsonRequestHandler
 
 HOST = "127.0.0.1"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time inference request limit
@@ -179,18 +181,14 @@ class ModelHTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(JsonRequestHandler):
     server_version = "LocalSageMakerModelServer/1.0"
-    disable_nagle_algorithm = True
     timeout = IDLE_CONNECTION_SECONDS
+    body_limit = MAX_PAYLOAD_BYTES
 
     @property
     def model_server(self) -> ModelHTTPServer:
         return cast(ModelHTTPServer, self.server)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """No access log: writing a line per request to stderr costs more than the request."""
 
     def log_error(self, format: str, *args: Any) -> None:
         """Malformed requests are worth a line; an idle keep-alive connection timing out is not."""
@@ -209,7 +207,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         with self.model_server.in_flight:
-            body = self._read_body()
+            body = self.read_body()
             if body is None:
                 return
             path = urlsplit(self.path).path
@@ -219,26 +217,6 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_error(405, "use GET for /ping")
             else:
                 self._send_error(404, f"no route for POST {path}")
-
-    def _read_body(self) -> bytes | None:
-        """The request body, or None after answering 411/400/413 (then the connection closes,
-        since an unread body would otherwise be parsed as the next request)."""
-        header = self.headers.get("Content-Length")
-        if header is None:
-            self._send_error(411, "Content-Length is required", close=True)
-            return None
-        try:
-            length = int(header)
-            if length < 0:
-                raise ValueError(header)
-        except ValueError:
-            self._send_error(400, f"invalid Content-Length {header!r}", close=True)
-            return None
-        if length > MAX_PAYLOAD_BYTES:
-            message = f"request body of {length} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit"
-            self._send_error(413, message, close=True)
-            return None
-        return self.rfile.read(length)
 
     def _invoke(self, body: bytes) -> None:
         content_type = self.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE
@@ -261,19 +239,12 @@ class Handler(BaseHTTPRequestHandler):
         self._send_error(500, f"internal error: {type(exc).__name__}: {exc}")
 
     def _send_error(self, status: int, message: str, close: bool = False) -> None:
-        body = json.dumps({"error": message}).encode("utf-8")
-        self._send(status, body, DEFAULT_CONTENT_TYPE, close)
+        self._send(status, self.error_body(status, message), DEFAULT_CONTENT_TYPE, close)
 
     def _send(self, status: int, body: bytes, content_type: str, close: bool = False) -> None:
-        close = close or self.model_server.in_flight.stopping
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
+        """Connections close once the server is stopping, so clients move to the new version."""
+        self.send_json(status, body, content_type,
+                       close=close or self.model_server.in_flight.stopping)
 
 
 def serve_until_signalled(server: ModelHTTPServer, drain_seconds: float = DRAIN_SECONDS) -> None:

@@ -22,6 +22,7 @@ from pipelines.local.executor import (
     validate_definition,
 )
 from pipelines.local.lambdas import Functions
+from pipelines.local.processes import kill_recorded_groups
 from pipelines.local.runner import ExecutionRunner
 from pipelines.local.state import Body, State
 from pipelines.local.store import ObjectStore
@@ -237,6 +238,7 @@ class LocalSageMaker:
     def recover(self) -> None:
         """After a restart nothing is running: executions left active fail with a reason."""
         reason = "The local SageMaker server stopped while this execution ran; retry it to resume."
+        kill_recorded_groups(self.state_dir / "jobs")
         for body in self.state.executions():
             if body["PipelineExecutionStatus"] not in ACTIVE:
                 continue

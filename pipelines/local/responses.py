@@ -114,8 +114,8 @@ class Protocol:
             424,
             {
                 "__type": "ModelError",
-                "message": f"Received client error ({result.status}) from model with message "
-                f'"{message}".',
+                "message": f"Received {'client' if result.status < 500 else 'server'} error "
+                f'({result.status}) from model with message "{message}".',
                 "OriginalStatusCode": result.status,
                 "OriginalMessage": message,
             },

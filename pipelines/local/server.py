@@ -15,44 +15,36 @@ import os
 import signal
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
 from pipelines.local.errors import ServiceError
+from pipelines.local.json_http import JsonRequestHandler
 from pipelines.local.models import LocalSageMaker
 from pipelines.local.responses import INVOCATIONS, Protocol, Reply, error_reply, json_reply
 
-MAX_BODY = 64 * 1024 * 1024
+API_BODY_LIMIT = 64 * 1024 * 1024  # pipeline definitions and function code
+INVOKE_BODY_LIMIT = 6 * 1024 * 1024  # SageMaker's real-time inference request limit
 log = logging.getLogger("local-sagemaker")
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(JsonRequestHandler):
     server: LocalServer
+    require_length = False  # GETs and empty POSTs
 
-    def log_message(self, format: str, *args: object) -> None:
-        """Access logs would dominate the log file; errors are logged where they happen."""
+    @property
+    def body_limit(self) -> int:  # type: ignore[override]
+        """Invocations have SageMaker's 6 MB limit; API calls may carry larger documents."""
+        return INVOKE_BODY_LIMIT if INVOCATIONS.match(self.path.split("?", 1)[0]) else API_BODY_LIMIT
 
-    def _body(self) -> bytes | None:
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return b""
-        size = int(length)
-        if size > MAX_BODY:
-            self._send(json_reply(413, {"error": f"request body over {MAX_BODY} bytes"}))
-            self.close_connection = True
-            return None
-        return self.rfile.read(size)
+    def error_body(self, status: int, message: str) -> bytes:
+        """AWS's error shape (`__type`, `message`), which boto3 turns into a ClientError."""
+        code = "PayloadTooLarge" if status == 413 else "ValidationError"
+        return json.dumps({"__type": code, "message": message, "error": message}).encode()
 
     def _send(self, reply: Reply) -> None:
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        for key, value in reply.headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(reply.body)
+        self.send_json(reply.status, reply.body, reply.content_type, reply.headers)
 
     def do_GET(self) -> None:
         if self.path == "/health":
@@ -68,7 +60,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str) -> None:
         try:
-            body = self._body()
+            body = self.read_body()
             if body is None:
                 return
             self._send(self._dispatch(method, body))

@@ -1,0 +1,104 @@
+"""A request handler whose every answer is JSON, even when the request itself is malformed.
+
+Both local servers (the SageMaker API/runtime and each model server) build on it, so one place
+decides how bodies are read and how refusals look: a bad or missing Content-Length, a body over
+the limit, an oversized header or an unknown method gets a 4xx with `{"error": ...}` — never the
+standard library's HTML page, a 5xx, or a hang.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+
+DRAIN_LIMIT = 64 * 1024 * 1024  # an oversized body up to this size is read and dropped
+DRAIN_CHUNK = 1024 * 1024
+DRAIN_IDLE_SECONDS = 2.0
+
+
+class JsonRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    body_limit = 6 * 1024 * 1024
+    require_length = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        """No access log: a line per request costs more than serving it."""
+
+    def error_body(self, status: int, message: str) -> bytes:
+        """The JSON document of an error; subclasses may add fields (e.g. AWS's __type)."""
+        return json.dumps({"error": message}).encode("utf-8")
+
+    def send_json(
+        self, status: int, body: bytes, content_type: str = "application/json",
+        headers: dict[str, str] | None = None, close: bool = False,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (bad request line, huge header, unknown method),
+        as JSON. An unknown method is a client error here: 405, not 501."""
+        status = HTTPStatus.METHOD_NOT_ALLOWED if code == HTTPStatus.NOT_IMPLEMENTED else code
+        text = message or HTTPStatus(status).phrase
+        self.send_json(int(status), self.error_body(int(status), text), close=True)
+
+    def _declared_length(self) -> int | None:
+        """Content-Length as digits only; None after answering 400/411."""
+        header = self.headers.get("Content-Length")
+        if header is None:
+            if self.require_length:
+                self.send_json(411, self.error_body(411, "Content-Length is required"), close=True)
+                return None
+            return 0
+        if not header.strip().isdigit():
+            message = f"invalid Content-Length {header!r}"
+            self.send_json(400, self.error_body(400, message), close=True)
+            return None
+        return int(header)
+
+    def handle_expect_100(self) -> bool:
+        """Refuse an oversized body before the client sends it."""
+        length = self.headers.get("Content-Length", "")
+        if length.strip().isdigit() and int(length) > self.body_limit:
+            self._too_large(int(length), drain=False)
+            return False
+        return super().handle_expect_100()
+
+    def read_body(self) -> bytes | None:
+        """The request body, or None after answering 400/411/413."""
+        length = self._declared_length()
+        if length is None:
+            return None
+        if length > self.body_limit:
+            self._too_large(length, drain=True)
+            return None
+        return self.rfile.read(length)
+
+    def _too_large(self, length: int, drain: bool) -> None:
+        """413 at once, then a lingering close: whatever body the client is still sending is read
+        (bounded in size and idle time) so it sees the answer rather than a reset connection."""
+        message = f"request body of {length} bytes exceeds the {self.body_limit}-byte limit"
+        self.send_json(413, self.error_body(413, message), close=True)
+        self.wfile.flush()
+        if not drain or length > DRAIN_LIMIT:
+            return
+        self.connection.settimeout(DRAIN_IDLE_SECONDS)
+        remaining = length
+        try:
+            while remaining > 0:
+                chunk = self.rfile.read1(min(DRAIN_CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        except OSError:  # the client stopped sending (timeout) or went away
+            pass
