@@ -129,9 +129,13 @@ def run(args: argparse.Namespace, train_file: Path, model_dir: Path) -> None:
     texts, labels = load_training_data(train_file)
     print(f"training on {len(texts)} rows from {train_file} with {vars(args)}")
     pipeline = build_pipeline(args)
-    pipeline.fit(texts, labels)
-    print(f"vocabulary size {len(pipeline.named_steps['tfidf'].vocabulary_)}")
-    print(f"training accuracy {pipeline.score(texts, labels):.4f}")
+    # What Pipeline.fit does, by hand, so the training accuracy reuses the TF-IDF matrix instead
+    # of transforming every review a second time (a third of the step at a million reviews).
+    vectorizer, classifier = pipeline.named_steps["tfidf"], pipeline.named_steps["classifier"]
+    features = vectorizer.fit_transform(texts)
+    classifier.fit(features, labels)
+    print(f"vocabulary size {len(vectorizer.vocabulary_)}")
+    print(f"training accuracy {classifier.score(features, labels):.4f}")
     model_dir.mkdir(parents=True, exist_ok=True)
     model_path = model_dir / "model.joblib"
     joblib.dump(pipeline, model_path)
