@@ -11,7 +11,7 @@ TEXT ?= great value, works perfectly
 INFRA_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint definition graph upload-data upsert-pipeline run-pipeline \
+.PHONY: help install test test-fast lint bench definition graph upload-data upsert-pipeline run-pipeline \
         status executions invoke models endpoints monitor demo-drift monitor-setup local-up \
         local-down clean infra-validate infra-deploy infra-destroy
 
@@ -39,6 +39,9 @@ lint: $(STAMP) infra-validate ## ruff, mypy and cfn-lint
 
 definition: $(STAMP) ## print the pipeline definition JSON (make -s definition: only the JSON)
 	@$(CLI) definition
+
+bench: $(STAMP) ## run the benchmarks (BENCH_ARGS=--quick: ~5 min); see docs/benchmarks.md
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 graph: $(STAMP) ## draw the pipeline (coloured by the latest run) to out/pipeline.svg
 	$(CLI) graph --execution latest

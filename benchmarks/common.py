@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
@@ -75,8 +76,9 @@ def ensure_venv(
         subprocess.run([*pip, *requirements], check=True, timeout=max(60.0, deadline - time.monotonic()))
     if no_deps:
         log(f"{name}: pip install --no-deps {' '.join(no_deps)}")
-        subprocess.run([*pip, "--no-deps", *no_deps], check=True,
-                       timeout=max(60.0, deadline - time.monotonic()))
+        subprocess.run(
+            [*pip, "--no-deps", *no_deps], check=True, timeout=max(60.0, deadline - time.monotonic())
+        )
     stamp.write_text(digest)
     return venv_python(venv)
 
@@ -84,7 +86,10 @@ def ensure_venv(
 def site_packages(python: Path) -> Path:
     out = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True, timeout=60,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return Path(out.stdout.strip())
 
@@ -101,8 +106,9 @@ def package_versions(python: Path | str, names: Iterable[str]) -> dict[str, str]
         "        out[name] = '-'\n"
         "print(json.dumps(out))\n"
     )
-    result = subprocess.run([str(python), "-c", code, *names], capture_output=True, text=True,
-                            timeout=60, check=True)
+    result = subprocess.run(
+        [str(python), "-c", code, *names], capture_output=True, text=True, timeout=60, check=True
+    )
     return json.loads(result.stdout)
 
 
@@ -115,14 +121,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_process(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
-                  cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def start_process(
+    argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start a server in its own process group, stdout+stderr to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as handle:
         return subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-            env=env, cwd=str(cwd) if cwd else None, start_new_session=True,
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(cwd) if cwd else None,
+            start_new_session=True,
         )
 
 
@@ -142,8 +154,9 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
             continue
 
 
-def wait_http_ok(url: str, process: subprocess.Popen[bytes] | None, timeout: float,
-                 log_path: Path | None = None) -> float:
+def wait_http_ok(
+    url: str, process: subprocess.Popen[bytes] | None, timeout: float, log_path: Path | None = None
+) -> float:
     """Poll ``url`` until it answers 200; returns the seconds it took. Bounded by ``timeout``."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -181,22 +194,32 @@ def read_listening_port(log_path: Path, process: subprocess.Popen[bytes], timeou
 def cli(state_dir: Path, *args: str, timeout: float = 900.0) -> subprocess.CompletedProcess[str]:
     """``python -m pipelines ARGS`` against the local target with its own state dir."""
     env = {**os.environ, "PIPELINE_STATE_DIR": str(state_dir), "PIPELINE_TARGET": "local"}
-    return subprocess.run([PYTHON, "-m", "pipelines", *args], cwd=REPO, env=env, text=True,
-                          capture_output=True, timeout=timeout, check=True)
+    return subprocess.run(
+        [PYTHON, "-m", "pipelines", *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=True,
+    )
 
 
 def deploy_endpoint(state_dir: Path) -> dict[str, float]:
     """upload, upsert, start --wait in ``state_dir``: leaves an InService endpoint behind."""
     times: dict[str, float] = {}
-    for label, args in (("data upload", ("data", "upload", "data")), ("upsert", ("upsert",)),
-                        ("start --wait", ("start", "--wait"))):
+    for label, args in (
+        ("data upload", ("data", "upload", "data")),
+        ("upsert", ("upsert",)),
+        ("start --wait", ("start", "--wait")),
+    ):
         start = time.perf_counter()
         cli(state_dir, *args)
         times[label] = time.perf_counter() - start
     return times
 
 
-def server_info(state_dir: Path) -> dict[str, object]:
+def server_info(state_dir: Path) -> dict[str, Any]:
     return json.loads((state_dir / "server.json").read_text())
 
 
@@ -205,8 +228,9 @@ def wait_endpoint_in_service(state_dir: Path, endpoint: str, timeout: float = 18
     url = f"{server_info(state_dir)['url']}/endpoints/{endpoint}/invocations"
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        request = urllib.request.Request(url, data=b'"fine"', method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url, data=b'"fine"', method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 if response.status == 200:
@@ -244,7 +268,7 @@ def extract(archive: Path, dest: Path) -> Path:
 def endpoint_server_pid(state_dir: Path, endpoint: str) -> int | None:
     """The pid of the endpoint's model server process (a child of the local server)."""
     info = server_info(state_dir)
-    parent = int(info["pid"])  # type: ignore[arg-type]
+    parent = int(info["pid"])
     children: list[str] = []
     # hosting.py forks model servers from a spawner thread: look at every thread's children.
     for task in Path(f"/proc/{parent}/task").glob("*"):
@@ -273,13 +297,14 @@ def endpoint_server_pid(state_dir: Path, endpoint: str) -> int | None:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A GitHub-flavoured Markdown table (readable as plain text too)."""
-    rows = [[str(cell) for cell in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
     out = [line(headers), "| " + " | ".join("-" * w for w in widths) + " |"]
-    out.extend(line(r) for r in rows)
+    out.extend(line(r) for r in cells)
     return "\n".join(out)
 
 
@@ -299,5 +324,49 @@ def machine_description() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.1f} GiB RAM, "
-            f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.1f} GiB RAM, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+# --- local SageMaker servers started from a given source tree --------------------------------
+
+
+def start_local_server(
+    state_dir: Path, root: Path, log_path: Path, endpoint: str, timeout: float = 180.0
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m pipelines.local.server`` from ``root`` (the repo, or a patched copy made by
+    prototype.py) on ``state_dir``; it restores the endpoint before publishing server.json.
+    Returns the process (its own group: stop it with stop_process) and the port."""
+    (state_dir / "server.json").unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    process = start_process(
+        [PYTHON, "-m", "pipelines.local.server", "--state-dir", str(state_dir), "--port", "0"],
+        log_path,
+        env,
+        cwd=root,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (state_dir / "server.json").exists():
+            info = json.loads((state_dir / "server.json").read_text())
+            if info.get("pid") == process.pid:
+                wait_endpoint_in_service(state_dir, endpoint, timeout=timeout)
+                return process, int(info["port"])
+        if process.poll() is not None:
+            raise RuntimeError(f"local server exited: {log_path.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.1)
+    stop_process(process)
+    raise TimeoutError(f"local server on {state_dir} did not start within {timeout:.0f} s")
+
+
+def clone_state(source: Path, target: Path) -> Path:
+    """Copy a stopped local SageMaker's state dir (SQLite, store, endpoints) so a second server
+    can restore the same endpoint from it."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(
+        source, target, ignore=shutil.ignore_patterns("server.json", "server.lock", "*.log"), symlinks=True
+    )
+    return target

@@ -27,26 +27,30 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import loadgen  # noqa: E402
-import reviews  # noqa: E402
-import stacks  # noqa: E402
-from common import (  # noqa: E402
+import interleave
+import loadgen
+import prototype
+import reviews
+import stacks
+from common import (
     CACHE,
     LOOPBACK,
     PYTHON,
     REPO,
-    cli,
+    clone_state,
     deploy_endpoint,
     endpoint_server_pid,
     find_model_archive,
     log,
     machine_description,
     package_versions,
-    server_info,
+    start_local_server,
     stop_local_server,
+    stop_process,
     table,
     wait_endpoint_in_service,
 )
@@ -80,11 +84,15 @@ def train_archive(out: Path) -> Path:
     raw.mkdir(parents=True, exist_ok=True)
     for name in ("train.csv", "test.csv"):
         shutil.copyfile(REPO / "data" / name, raw / name)
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base),
-           "SM_CHANNEL_TRAIN": str(base / "processing" / "train")}
+    env = {
+        **os.environ,
+        "SAGEMAKER_BASE_DIR": str(base),
+        "SM_CHANNEL_TRAIN": str(base / "processing" / "train"),
+    }
     for script in ("preprocess.py", "train.py"):
-        subprocess.run([PYTHON, str(REPO / "steps" / script)], env=env, check=True,
-                       capture_output=True, timeout=600)
+        subprocess.run(
+            [PYTHON, str(REPO / "steps" / script)], env=env, check=True, capture_output=True, timeout=600
+        )
     archive = out / "model.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for path in sorted((base / "model").iterdir()):
@@ -94,6 +102,7 @@ def train_archive(out: Path) -> Path:
 
 def provision_direct(state_dir: Path) -> dict[str, object]:
     import boto3
+
     from pipelines.aws import LOCAL_CREDENTIALS
     from pipelines.local import daemon
     from pipelines.local.store import ObjectStore
@@ -104,31 +113,46 @@ def provision_direct(state_dir: Path) -> dict[str, object]:
         url = daemon.ensure_running(state_dir)
         model_uri = "s3://local-sagemaker/benchmarks/model/model.tar.gz"
         ObjectStore(state_dir / "store").put_file(model_uri, archive)
-    sm = boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS).client(
-        "sagemaker", endpoint_url=url)
+    sm = boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS).client("sagemaker", endpoint_url=url)
     sm.create_model(
-        ModelName=f"{ENDPOINT}-bench", ExecutionRoleArn="arn:aws:iam::000000000000:role/local",
+        ModelName=f"{ENDPOINT}-bench",
+        ExecutionRoleArn="arn:aws:iam::000000000000:role/local",
         PrimaryContainer={
             "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
             "ModelDataUrl": model_uri,
-            "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
-                            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
-        })
+            "Environment": {
+                "SAGEMAKER_PROGRAM": "inference.py",
+                "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+            },
+        },
+    )
     sm.create_endpoint_config(  # what steps/deploy.py asks for: data capture of every request
         EndpointConfigName=f"{ENDPOINT}-bench",
-        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": f"{ENDPOINT}-bench",
-                             "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": f"{ENDPOINT}-bench",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
         DataCaptureConfig={
-            "EnableCapture": True, "InitialSamplingPercentage": 100,
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 100,
             "DestinationS3Uri": "s3://local-sagemaker/sentiment-classifier/data-capture",
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"],
-                                         "JsonContentTypes": ["application/json",
-                                                              "application/jsonlines"]}})
+            "CaptureContentTypeHeader": {
+                "CsvContentTypes": ["text/csv"],
+                "JsonContentTypes": ["application/json", "application/jsonlines"],
+            },
+        },
+    )
     sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=f"{ENDPOINT}-bench")
     wait_endpoint_in_service(state_dir, ENDPOINT)
-    return {"how": "step scripts + CreateEndpoint (pipeline unavailable)",
-            "seconds": {"total": time.perf_counter() - start}}
+    return {
+        "how": "step scripts + CreateEndpoint (pipeline unavailable)",
+        "seconds": {"total": time.perf_counter() - start},
+    }
 
 
 # --- payloads --------------------------------------------------------------------------------
@@ -140,7 +164,8 @@ def bodies(texts: list[str]) -> dict[str, dict[str, bytes]]:
     for name, count in PAYLOADS.items():
         chosen = texts[:count]
         out["sagemaker"][name] = json.dumps(
-            {"review_text": chosen[0]} if count == 1 else {"instances": chosen}).encode()
+            {"review_text": chosen[0]} if count == 1 else {"instances": chosen}
+        ).encode()
         out["mlflow"][name] = json.dumps({"inputs": chosen}).encode()
     return out
 
@@ -154,9 +179,12 @@ def labels_from(server: str, body: bytes) -> list[int]:
 
 
 def post(port: int, path: str, body: bytes) -> bytes:
-    request = urllib.request.Request(f"http://{LOOPBACK}:{port}{path}", data=body, method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Accept": "application/json"})
+    request = urllib.request.Request(
+        f"http://{LOOPBACK}:{port}{path}",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         return response.read()
 
@@ -164,32 +192,10 @@ def post(port: int, path: str, body: bytes) -> bytes:
 # --- one server ------------------------------------------------------------------------------
 
 
-def measure(server: stacks.Server, payloads: dict[str, bytes], concurrencies: list[int],
-            duration: float, max_requests: int, client: str) -> list[dict[str, object]]:
-    rows = []
-    for payload, body in payloads.items():
-        count = PAYLOADS[payload]
-        # warm-up: every worker process loads the model and touches the code path
-        loadgen.run(server.port, server.invocations_path, body, max(concurrencies),
-                    min(2.0, duration), max_requests=200)
-        for concurrency in concurrencies:
-            if client == "wrk":
-                result = loadgen.run_wrk(server.port, server.invocations_path, body, concurrency,
-                                         duration)
-            else:
-                result = loadgen.run(server.port, server.invocations_path, body, concurrency,
-                                     duration, max_requests=max_requests)
-            row = {"server": server.name, "payload": payload, "concurrency": concurrency,
-                   "requests": result.requests, "rps": result.rps, "reviews_per_s": result.rps * count,
-                   "p50_ms": result.percentile(50), "p99_ms": result.percentile(99),
-                   "errors": result.errors, "first_error": result.first_error}
-            rows.append(row)
-            log(f"{server.name:22} {payload:12} c={concurrency:<3} {result.rps:8.1f} req/s "
-                f"p50 {row['p50_ms']:8.2f} ms p99 {row['p99_ms']:8.2f} ms errors {result.errors}")
-    return rows
+PROTOTYPE_FIXES = ["backlog-pool", "workers"]
 
 
-def run(args: argparse.Namespace) -> dict[str, object]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     texts = reviews.sample_texts(1000)
     payload_bodies = bodies(texts)
     work = CACHE / "endpoint-work"
@@ -200,50 +206,72 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         stop_local_server(state_dir)
         shutil.rmtree(state_dir)
     provenance: dict[str, object] = {"how": "existing state dir"}
-    results: list[dict[str, object]] = []
     checks: dict[str, list[int]] = {}
     startup: dict[str, float] = {}
+    servers: list[stacks.Server] = []
+    runtime: list[subprocess.Popen[bytes]] = []
     try:
         if own_state:
             log(f"provisioning a local endpoint in {state_dir}")
             provenance = provision(state_dir)
         archive = find_model_archive(state_dir)
         log(f"model: {archive}")
+        wanted = list(args.servers)
+        proto_root = prototype.build(PROTOTYPE_FIXES, "endpoint-fixes") if args.fixes else None
+        if proto_root is not None:
+            wanted += [f"{name}+fixes" for name in ("ours-runtime", "ours-direct") if name in wanted]
+        runtime_roots = {"ours-runtime": REPO, "ours-runtime+fixes": proto_root}
+        if any(name in runtime_roots for name in wanted):
+            # Restart the provisioned server from a known tree, and a patched one on a copy of its
+            # state, so both runtime paths serve the same endpoint the same way.
+            stop_local_server(state_dir)
+            for name in [n for n in wanted if n in runtime_roots]:
+                root = runtime_roots[name]
+                assert root is not None
+                state = state_dir if name == "ours-runtime" else clone_state(state_dir, work / "state-fixes")
+                log(f"starting {name} (local SageMaker from {root})")
+                began = time.monotonic()
+                process, port = start_local_server(state, root, work / f"{name}.log", ENDPOINT)
+                runtime.append(process)
+                startup[name] = time.monotonic() - began
+                servers.append(stacks.Server(name, port, f"/endpoints/{ENDPOINT}/invocations", None, None))
+                log(f"{name}: port {port}, model server pid {endpoint_server_pid(state, ENDPOINT)}")
         starters: dict[str, Callable[[], stacks.Server]] = {
             "ours-direct": lambda: stacks.start_ours(archive, work),
+            "ours-direct+fixes": lambda: stacks.start_ours(
+                archive, work, pythonpath=str(proto_root), name="ours-direct+fixes"
+            ),
             "sagemaker-containers": lambda: stacks.start_smc(archive, work, args.smc_workers),
             "mlflow": lambda: stacks.start_mlflow(archive, work, args.mlflow_workers),
         }
-        for name in args.servers:
-            if name == "ours-runtime":
-                info = server_info(state_dir)
-                port = int(str(info["url"]).rsplit(":", 1)[1])
-                server = stacks.Server("ours-runtime", port, f"/endpoints/{ENDPOINT}/invocations",
-                                       None, None)
-                pid = endpoint_server_pid(state_dir, ENDPOINT)
-                log(f"runtime API on port {port}, model server pid {pid}")
-            else:
-                log(f"starting {name}")
-                server = starters[name]()
-                startup[name] = server.startup_seconds
-            try:
-                bodies_for = payload_bodies[server.body_format]
-                checks[name] = labels_from(name, post(server.port, server.invocations_path,
-                                                      bodies_for["1000 reviews"]))
-                results += measure(server, bodies_for, args.concurrency, args.duration,
-                                   args.max_requests, args.client)
-            finally:
-                server.stop()
-            if name == "ours-runtime" and own_state:
-                stop_local_server(state_dir)  # leave both cores to the next server
+        for name in [n for n in wanted if n in starters]:
+            log(f"starting {name}")
+            server = starters[name]()
+            servers.append(server)
+            startup[name] = server.startup_seconds
+        targets = []
+        for server in servers:
+            bodies_for = payload_bodies[server.body_format]
+            checks[server.name] = labels_from(
+                server.name, post(server.port, server.invocations_path, bodies_for["1000 reviews"])
+            )
+            targets.append(interleave.Target(server.name, server.port, server.invocations_path, bodies_for))
+        results = interleave.measure(
+            targets, PAYLOADS, args.concurrency, args.duration, args.rounds, args.max_requests, args.client
+        )
     finally:
+        for server in servers:
+            server.stop()
+        for process in runtime:
+            stop_process(process)
         if own_state and (state_dir / "server.json").exists():
             stop_local_server(state_dir)
     reference = next(iter(checks.values()), [])
-    agreement = {name: sum(a == b for a, b in zip(labels, reference)) / max(len(reference), 1)
-                 for name, labels in checks.items()}
-    return {"results": results, "provenance": provenance, "agreement": agreement,
-            "startup_seconds": startup}
+    agreement = {
+        name: sum(a == b for a, b in zip(labels, reference, strict=False)) / max(len(reference), 1)
+        for name, labels in checks.items()
+    }
+    return {"results": results, "provenance": provenance, "agreement": agreement, "startup_seconds": startup}
 
 
 def versions() -> dict[str, dict[str, str]]:
@@ -251,55 +279,104 @@ def versions() -> dict[str, dict[str, str]]:
     smc = stacks.CACHE / "venvs" / "sagemaker-containers" / "bin" / "python"
     if smc.exists():
         out["sagemaker-containers venv"] = package_versions(
-            smc, ["sagemaker-containers", "gunicorn", "gevent", "flask", "werkzeug", "protobuf",
-                  "scikit-learn"])
+            smc,
+            ["sagemaker-containers", "gunicorn", "gevent", "flask", "werkzeug", "protobuf", "scikit-learn"],
+        )
     ml = stacks.CACHE / "venvs" / "mlflow" / "bin" / "python"
     if ml.exists():
         out["mlflow venv"] = package_versions(ml, ["mlflow", "uvicorn", "fastapi", "scikit-learn"])
     return out
 
 
-def render(report: dict[str, object], args: argparse.Namespace) -> str:
+def render(report: dict[str, Any], args: argparse.Namespace) -> str:
     rows = [
-        [r["server"], r["payload"], r["concurrency"], f"{r['rps']:.1f}", f"{r['reviews_per_s']:.0f}",
-         f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", r["errors"]]
-        for r in report["results"]  # type: ignore[union-attr]
+        [
+            r["server"],
+            r["payload"],
+            r["concurrency"],
+            f"{r['rps']:.1f}",
+            f"{r['reviews_per_s']:.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            r["errors"],
+            f"{r['load1']:.1f}",
+        ]
+        for r in report["results"]
     ]
     lines = [
         f"machine: {machine_description()}",
-        f"client: {args.client}, {args.duration:g} s per cell (at most {args.max_requests} requests),"
+        f"client: {args.client}, {args.duration:g} s per cell in {args.rounds} interleaved rounds "
+        f"(at most {args.max_requests} requests),"
         f" closed loop, keep-alive",
         f"endpoint provisioned by: {report['provenance']}",
-        f"server start to healthy (s): { {k: round(v, 1) for k, v in report['startup_seconds'].items()} }",  # type: ignore[union-attr]
+        f"server start to healthy (s): { {k: round(v, 1) for k, v in report['startup_seconds'].items()} }",
         f"label agreement with {args.servers[0]} on the 1000-review batch: {report['agreement']}",
         "",
-        table(["server", "payload", "concurrency", "req/s", "reviews/s", "p50 ms", "p99 ms",
-               "errors"], rows),
+        table(
+            [
+                "server",
+                "payload",
+                "concurrency",
+                "req/s",
+                "reviews/s",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+                "load before",
+            ],
+            rows,
+        ),
     ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="2 s per cell, concurrency 1 and 8: a smoke run in about 2 minutes")
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="use the endpoint already deployed in this local state dir")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 s per cell, concurrency 1 and 8: a smoke run in about 2 minutes",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="use the endpoint already deployed in this local state dir",
+    )
     parser.add_argument("--servers", nargs="+", choices=ALL_SERVERS, default=list(ALL_SERVERS))
     parser.add_argument("--concurrency", type=int, nargs="+", default=None)
     parser.add_argument("--duration", type=float, default=None, help="seconds per cell")
     parser.add_argument("--max-requests", type=int, default=200_000)
-    parser.add_argument("--client", choices=["python", "wrk"],
-                        default="wrk" if os.environ.get("BENCH_CLIENT") == "wrk" else "python")
-    parser.add_argument("--smc-workers", type=int, default=None,
-                        help="SAGEMAKER_MODEL_SERVER_WORKERS (default: its own, one per core)")
-    parser.add_argument("--mlflow-workers", type=int, default=None,
-                        help="mlflow models serve --workers (default: its own, 1)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="slices per cell, servers visited in alternating order"
+    )
+    parser.add_argument(
+        "--no-fixes",
+        dest="fixes",
+        action="store_false",
+        help="leave out ours-*+fixes (our servers with benchmarks/prototype.py's patches)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=["python", "wrk"],
+        default="wrk" if os.environ.get("BENCH_CLIENT") == "wrk" else "python",
+    )
+    parser.add_argument(
+        "--smc-workers",
+        type=int,
+        default=None,
+        help="SAGEMAKER_MODEL_SERVER_WORKERS (default: its own, one per core)",
+    )
+    parser.add_argument(
+        "--mlflow-workers", type=int, default=None, help="mlflow models serve --workers (default: its own, 1)"
+    )
     parser.add_argument("--json", type=Path, default=CACHE / "results" / "endpoint.json")
     args = parser.parse_args(argv)
     args.concurrency = args.concurrency or ([1, 8] if args.quick else [1, 8, 32])
-    args.duration = args.duration or (2.0 if args.quick else 10.0)
+    args.duration = args.duration or (2.0 if args.quick else 12.0)
+    args.rounds = args.rounds or (1 if args.quick else 3)
     if args.client == "wrk" and not loadgen.wrk_available():
         log("wrk not installed (apt-get install -y wrk); using the Python client")
         args.client = "python"

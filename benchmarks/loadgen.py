@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -51,7 +52,7 @@ class Result:
         if not self.latencies:
             return float("nan")
         ordered = sorted(self.latencies)
-        rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+        rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
         return ordered[rank] * 1000
 
 
@@ -90,24 +91,26 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return status, close
 
 
-async def _worker(host: str, port: int, request: bytes, result: Result, deadline: float,
-                  budget: list[int], timeout: float) -> None:
-    reader = writer = None
+async def _worker(
+    host: str, port: int, request: bytes, result: Result, deadline: float, budget: list[int], timeout: float
+) -> None:
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     try:
         while budget[0] > 0 and time.perf_counter() < deadline:
             budget[0] -= 1
-            if writer is None:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+            if connection is None:
+                connection = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+            reader, writer = connection
             start = time.perf_counter()
             try:
                 writer.write(request)
                 status, close = await asyncio.wait_for(_read_response(reader), timeout)
-            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 result.errors += 1
                 result.requests += 1
                 result.first_error = result.first_error or f"{type(exc).__name__}: {exc}"
                 writer.close()
-                writer = None
+                connection = None
                 continue
             result.latencies.append(time.perf_counter() - start)
             result.requests += 1
@@ -117,27 +120,37 @@ async def _worker(host: str, port: int, request: bytes, result: Result, deadline
                 result.first_error = result.first_error or f"HTTP {status}"
             if close:
                 writer.close()
-                writer = None
+                connection = None
     finally:
-        if writer is not None:
-            writer.close()
+        if connection is not None:
+            connection[1].close()
 
 
-async def _run(host: str, port: int, request: bytes, concurrency: int, duration: float,
-               max_requests: int, timeout: float) -> Result:
+async def _run(
+    host: str, port: int, request: bytes, concurrency: int, duration: float, max_requests: int, timeout: float
+) -> Result:
     result = Result()
     budget = [max_requests]
     start = time.perf_counter()
     deadline = start + duration
-    await asyncio.gather(*(_worker(host, port, request, result, deadline, budget, timeout)
-                           for _ in range(concurrency)))
+    await asyncio.gather(
+        *(_worker(host, port, request, result, deadline, budget, timeout) for _ in range(concurrency))
+    )
     result.elapsed = time.perf_counter() - start
     return result
 
 
-def run(port: int, path: str, body: bytes, concurrency: int, duration: float,
-        max_requests: int = 1_000_000, content_type: str = "application/json",
-        timeout: float = 60.0, host: str = HOST) -> Result:
+def run(
+    port: int,
+    path: str,
+    body: bytes,
+    concurrency: int,
+    duration: float,
+    max_requests: int = 1_000_000,
+    content_type: str = "application/json",
+    timeout: float = 60.0,
+    host: str = HOST,
+) -> Result:
     """Closed-loop load: ``concurrency`` connections for ``duration`` s or ``max_requests``."""
     check_loopback(host)
     request = build_request(host, port, path, body, content_type)
@@ -165,9 +178,16 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(port: int, path: str, body: bytes, concurrency: int, duration: float,
-            content_type: str = "application/json", timeout: float = 60.0,
-            host: str = HOST) -> Result:
+def run_wrk(
+    port: int,
+    path: str,
+    body: bytes,
+    concurrency: int,
+    duration: float,
+    content_type: str = "application/json",
+    timeout: float = 60.0,
+    host: str = HOST,
+) -> Result:
     """The same measurement with wrk (C, so the client costs less CPU). Bounded by duration."""
     check_loopback(host)
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,10 +196,23 @@ def run_wrk(port: int, path: str, body: bytes, concurrency: int, duration: float
         script = Path(tmp) / "post.lua"
         script.write_text(WRK_SCRIPT.format(content_type=content_type, body_path=body_path))
         threads = max(1, min(2, concurrency))
-        argv = ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{max(1, int(duration))}s",
-                "--timeout", f"{int(timeout)}s", "-s", str(script), f"http://{host}:{port}{path}"]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + timeout + 30,
-                             check=True).stdout
+        argv = [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(concurrency),
+            "-d",
+            f"{max(1, int(duration))}s",
+            "--timeout",
+            f"{int(timeout)}s",
+            "-s",
+            str(script),
+            f"http://{host}:{port}{path}",
+        ]
+        out = subprocess.run(
+            argv, capture_output=True, text=True, timeout=duration + timeout + 30, check=True
+        ).stdout
     match = re.search(r"^BENCH (\d+) (\d+) (\d+) (\d+) \d+ ([\d.]+) ([\d.]+)$", out, re.M)
     if not match:
         raise RuntimeError(f"cannot parse wrk output:\n{out}")
@@ -207,10 +240,18 @@ def main() -> None:
         result = run_wrk(args.port, args.path, body, args.concurrency, args.duration)
     else:
         result = run(args.port, args.path, body, args.concurrency, args.duration, args.max_requests)
-    print(json.dumps({"requests": result.requests, "rps": round(result.rps, 1),
-                      "p50_ms": round(result.percentile(50), 3),
-                      "p99_ms": round(result.percentile(99), 3), "errors": result.errors,
-                      "first_error": result.first_error}))
+    print(
+        json.dumps(
+            {
+                "requests": result.requests,
+                "rps": round(result.rps, 1),
+                "p50_ms": round(result.percentile(50), 3),
+                "p99_ms": round(result.percentile(99), 3),
+                "errors": result.errors,
+                "first_error": result.first_error,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@
 1. Profile: py-spy (installed into benchmarks/.cache/venvs/tools) samples the local SageMaker
    server and its model server while the load generator sends single reviews through the runtime
    API; prints the hottest functions per process (on-CPU samples) and the share of named stages.
-2. Prototypes: benchmarks/prototype.py patches a copy of pipelines/ under benchmarks/.cache/proto;
-   the same endpoint (same state dir, restored on server start) is measured through the runtime API
-   with the original code and each cumulative fix, and the model server directly with and without
-   the pre-fork workers fix. Same load generator, same payloads as benchmarks/endpoint.py.
+2. Prototypes: benchmarks/prototype.py patches copies of pipelines/ under benchmarks/.cache/proto;
+   one local SageMaker per variant (the original code and each cumulative fix), each on a copy of
+   the same state dir so each restores the same endpoint, all up at once and measured in
+   interleaved rounds (benchmarks/interleave.py); then the model server directly with and without
+   the pre-fork workers fix. Same load generator and payloads as benchmarks/endpoint.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -26,33 +26,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import endpoint  # noqa: E402
-import loadgen  # noqa: E402
-import prototype  # noqa: E402
-import reviews  # noqa: E402
-import stacks  # noqa: E402
-from common import (  # noqa: E402
+import endpoint
+import interleave
+import loadgen
+import prototype
+import reviews
+import stacks
+from common import (
     CACHE,
-    PYTHON,
     REPO,
+    clone_state,
     endpoint_server_pid,
     ensure_venv,
     find_model_archive,
     log,
     machine_description,
-    start_process,
+    start_local_server,
     stop_local_server,
     stop_process,
     table,
-    wait_endpoint_in_service,
 )
 
 ENDPOINT = endpoint.ENDPOINT
 VARIANTS = {
     "original": [],
-    "+nodelay": ["nodelay"],
-    "+nodelay +backlog-pool": ["nodelay", "backlog-pool"],
-    "+nodelay +backlog-pool +workers": ["nodelay", "backlog-pool", "workers"],
+    "+backlog-pool": ["backlog-pool"],
+    "+backlog-pool +workers": ["backlog-pool", "workers"],
 }
 STAGES = {  # substring of a frame -> stage name, first match from the leaf up wins
     "predict_proba": "model: predict_proba (TF-IDF + LR)",
@@ -66,27 +65,6 @@ STAGES = {  # substring of a frame -> stage name, first match from the leaf up w
     "_route": "runtime: routing",
     "process_request": "http: accept / thread start",
 }
-
-
-def start_local(state_dir: Path, root: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """The local SageMaker server from ``root`` (the repo or a patched copy) on ``state_dir``;
-    it restores the endpoint before it publishes server.json."""
-    (state_dir / "server.json").unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    process = start_process([PYTHON, "-m", "pipelines.local.server", "--state-dir", str(state_dir),
-                             "--port", "0"], log_path, env, cwd=root)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if (state_dir / "server.json").exists():
-            info = json.loads((state_dir / "server.json").read_text())
-            if info.get("pid") == process.pid:
-                wait_endpoint_in_service(state_dir, ENDPOINT, timeout=120)
-                return process, int(info["port"])
-        if process.poll() is not None:
-            raise RuntimeError(f"local server exited: {log_path.read_text()[-2000:]}")
-        time.sleep(0.1)
-    stop_process(process)
-    raise TimeoutError("local server did not start")
 
 
 def pyspy() -> Path | None:
@@ -112,10 +90,28 @@ def profile(state_dir: Path, port: int, body: bytes, duration: float) -> str:
             continue
         out = CACHE / "results" / f"pyspy-{label.replace(' ', '-')}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
-        procs.append(subprocess.Popen(
-            [str(spy), "record", "--pid", str(pid), "--rate", "200", "--duration", str(int(duration)),
-             "--format", "raw", "--output", str(out), "--nonblocking", "--gil"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(spy),
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    "200",
+                    "--duration",
+                    str(int(duration)),
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(out),
+                    "--nonblocking",
+                    "--gil",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        )
         outputs[label] = out
     time.sleep(1.0)
     result = loadgen.run(port, f"/endpoints/{ENDPOINT}/invocations", body, 8, duration - 2)
@@ -124,9 +120,11 @@ def profile(state_dir: Path, port: int, body: bytes, duration: float) -> str:
             proc.wait(timeout=duration + 30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    lines = ["py-spy --gil: only samples of the thread holding the GIL, i.e. Python CPU time",
-             f"load during the profile: {result.rps:.0f} req/s, p50 {result.percentile(50):.2f} ms, "
-             f"p99 {result.percentile(99):.2f} ms (1 review, concurrency 8)"]
+    lines = [
+        "py-spy --gil: only samples of the thread holding the GIL, i.e. Python CPU time",
+        f"load during the profile: {result.rps:.0f} req/s, p50 {result.percentile(50):.2f} ms, "
+        f"p99 {result.percentile(99):.2f} ms (1 review, concurrency 8)",
+    ]
     for label, out in outputs.items():
         if out.exists():
             lines.append(summarise(label, out.read_text()))
@@ -163,37 +161,46 @@ def summarise(label: str, raw: str, top: int = 12) -> str:
         return f"{label}: no samples"
     rows = [[f"{100 * n / total:.1f}%", name[:90]] for name, n in self_time.most_common(top)]
     stage_rows = [[f"{100 * n / total:.1f}%", name] for name, n in stages.most_common()]
-    return (f"{label}: {total} on-CPU samples\n\n" + table(["self", "function"], rows) + "\n\n"
-            + table(["share", "stage (innermost named frame)"], stage_rows))
+    return (
+        f"{label}: {total} on-CPU samples\n\n"
+        + table(["self", "function"], rows)
+        + "\n\n"
+        + table(["share", "stage (innermost named frame)"], stage_rows)
+    )
 
 
-def measure_cells(port: int, path: str, bodies: dict[str, bytes], concurrencies: list[int],
-                  duration: float, label: str) -> list[list[object]]:
-    rows = []
-    for payload, body in bodies.items():
-        loadgen.run(port, path, body, max(concurrencies), min(2.0, duration), max_requests=200)
-        for c in concurrencies:
-            r = loadgen.run(port, path, body, c, duration)
-            rows.append([label, payload, c, f"{r.rps:.1f}", f"{r.rps * endpoint.PAYLOADS[payload]:.0f}",
-                         f"{r.percentile(50):.2f}", f"{r.percentile(99):.2f}", r.errors])
-            log(f"{label:34} {payload:12} c={c:<3} {r.rps:8.1f} req/s p50 {r.percentile(50):8.2f} "
-                f"p99 {r.percentile(99):8.2f} errors {r.errors}")
-    return rows
+def rows_of(results: list[dict[str, object]]) -> list[list[object]]:
+    return [
+        [
+            r["server"],
+            r["payload"],
+            r["concurrency"],
+            f"{r['rps']:.1f}",
+            f"{r['reviews_per_s']:.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            r["errors"],
+        ]
+        for r in results
+    ]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-profile", action="store_true")
-    parser.add_argument("--duration", type=float, default=None)
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--duration", type=float, default=None, help="seconds per cell per variant")
+    parser.add_argument("--rounds", type=int, default=None)
     args = parser.parse_args()
-    duration = args.duration or (2.0 if args.quick else 6.0)
+    duration = args.duration or (2.0 if args.quick else 9.0)
+    rounds = args.rounds or (1 if args.quick else 3)
     concurrencies = [1, 8] if args.quick else [1, 8, 32]
     texts = reviews.sample_texts(1000)
     bodies = endpoint.bodies(texts)["sagemaker"]
     state_dir = CACHE / "profile-state"
+    work = CACHE / "proto-work"
     if state_dir.exists():
         stop_local_server(state_dir)
         shutil.rmtree(state_dir)
@@ -201,46 +208,55 @@ def main() -> int:
     endpoint.provision(state_dir)
     archive = find_model_archive(state_dir)
     stop_local_server(state_dir)
-    runtime_rows: list[list[object]] = []
-    direct_rows: list[list[object]] = []
+    processes: list[subprocess.Popen[bytes]] = []
+    servers: list[stacks.Server] = []
+    runtime_targets: list[interleave.Target] = []
+    direct_targets: list[interleave.Target] = []
     profile_text = ""
-    logs = CACHE / "proto-logs"
+    path = f"/endpoints/{ENDPOINT}/invocations"
     try:
-        for label in args.variants:
-            fixes = VARIANTS[label]
-            root = prototype.build(fixes) if fixes else REPO
-            process, port = start_local(state_dir, root, logs / f"local-{len(fixes)}.log")
-            try:
-                if label == "original" and not args.no_profile:
-                    profile_text = profile(state_dir, port, bodies["1 review"],
-                                           6.0 if args.quick else 12.0)
-                runtime_rows += measure_cells(port, f"/endpoints/{ENDPOINT}/invocations", bodies,
-                                              concurrencies, duration, f"runtime API, {label}")
-            finally:
-                stop_process(process)
-        for label, fixes in (("model server, original", []), ("model server, +workers", ["workers"])):
-            root = prototype.build(fixes) if fixes else REPO
-            server = stacks.start_ours(archive, CACHE / "proto-work", pythonpath=str(root),
-                                       name="proto-" + "-".join(fixes or ["original"]))
-            try:
-                direct_rows += measure_cells(server.port, "/invocations", bodies, concurrencies,
-                                             duration, label)
-            finally:
-                server.stop()
+        for index, (label, fixes) in enumerate(VARIANTS.items()):
+            root = prototype.build(fixes, f"profile-{index}") if fixes else REPO
+            state = state_dir if index == 0 else clone_state(state_dir, work / f"state-{index}")
+            log(f"starting runtime {label}")
+            process, port = start_local_server(state, root, work / f"local-{index}.log", ENDPOINT)
+            processes.append(process)
+            runtime_targets.append(interleave.Target(f"runtime API, {label}", port, path, bodies))
+            if index == 0 and not args.no_profile:
+                profile_text = profile(state_dir, port, bodies["1 review"], 6.0 if args.quick else 12.0)
+        for label, fixes in (("original", []), ("+workers", ["workers"])):
+            root = prototype.build(fixes, "profile-direct-workers") if fixes else REPO
+            server = stacks.start_ours(
+                archive, work, pythonpath=str(root), name="direct-" + ("-".join(fixes) or "original")
+            )
+            servers.append(server)
+            direct_targets.append(
+                interleave.Target(f"model server, {label}", server.port, "/invocations", bodies)
+            )
+        runtime_rows = interleave.measure(
+            runtime_targets, endpoint.PAYLOADS, concurrencies, duration, rounds, 200_000
+        )
+        direct_rows = interleave.measure(
+            direct_targets, endpoint.PAYLOADS, concurrencies, duration, rounds, 200_000
+        )
     finally:
-        if (state_dir / "server.json").exists():
-            stop_local_server(state_dir)
+        for server in servers:
+            server.stop()
+        for process in processes:
+            stop_process(process)
     headers = ["variant", "payload", "concurrency", "req/s", "reviews/s", "p50 ms", "p99 ms", "errors"]
-    print(f"machine: {machine_description()}\nclient: python, {duration:g} s per cell\n")
+    print(f"machine: {machine_description()}")
+    print(f"client: python, {duration:g} s per cell per variant in {rounds} interleaved rounds\n")
     if profile_text:
         print("## profile of the runtime path (original code)\n\n" + profile_text + "\n")
-    print("## prototypes: runtime API (POST /endpoints/<name>/invocations)\n")
-    print(table(headers, runtime_rows))
+    print("## prototypes: runtime API (POST /endpoints/<name>/invocations), fixes cumulative\n")
+    print(table(headers, rows_of(runtime_rows)))
     print("\n## prototypes: model server directly (POST /invocations)\n")
-    print(table(headers, direct_rows))
+    print(table(headers, rows_of(direct_rows)))
     (CACHE / "results").mkdir(parents=True, exist_ok=True)
-    (CACHE / "results" / "prototypes.json").write_text(json.dumps(
-        {"runtime": runtime_rows, "direct": direct_rows}, indent=1))
+    (CACHE / "results" / "prototypes.json").write_text(
+        json.dumps({"runtime": runtime_rows, "direct": direct_rows}, indent=1)
+    )
     return 0
 
 

@@ -21,45 +21,38 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CACHE, REPO  # noqa: E402
+from common import CACHE, REPO
 
 # name -> (file, old, new). Each is one independent fix.
 PATCHES: dict[str, list[tuple[str, str, str]]] = {
-    # 1. The runtime API answered every small invocation ~40 ms late: the response goes out in two
-    #    send() calls (headers, then body) and with Nagle on the body waits for the client's
-    #    delayed ACK of the headers. model_server.py already sets this; server.py did not.
-    "nodelay": [
-        ("pipelines/local/server.py",
-         '''class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-''',
-         '''class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are two writes: do not wait for an ACK
-''')],
-    # 2. The accept backlog of the runtime server is socketserver's default of 5: a burst of new
+    # (Landed in 656cb6f, measured here before it did: the runtime server now disables Nagle via
+    # json_http.JsonRequestHandler; it answered every invocation ~40 ms late without it.)
+    # 1. The accept backlog of the runtime server is socketserver's default of 5: a burst of new
     #    keep-alive connections (32 clients connecting at once) overflows it and the kernel drops
     #    SYNs, which the client retries after 1 s. The pool to the model server kept only 16 idle
     #    connections, so above 16 concurrent invocations every extra one opened (and the model
     #    server spawned a thread for) a new TCP connection.
     "backlog-pool": [
-        ("pipelines/local/server.py",
-         '''class LocalServer(ThreadingHTTPServer):
+        (
+            "pipelines/local/server.py",
+            """class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
-''',
-         '''class LocalServer(ThreadingHTTPServer):
+""",
+            """class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
-'''),
+""",
+        ),
         ("pipelines/local/hosting.py", "MAX_IDLE_CONNECTIONS = 16\n", "MAX_IDLE_CONNECTIONS = 128\n"),
     ],
-    # 3. One model server process serves on one core (the GIL): pre-fork N workers after the model
+    # 2. One model server process serves on one core (the GIL): pre-fork N workers after the model
     #    is loaded (copy-on-write, so the model is in memory once until pages are touched) that
     #    accept on the same listening socket, as gunicorn does. SAGEMAKER_MODEL_SERVER_WORKERS is the
     #    variable the SageMaker serving images read; default: one per core.
     "workers": [
-        ("pipelines/local/model_server.py",
-         '''def main(argv: list[str] | None = None) -> int:
+        (
+            "pipelines/local/model_server.py",
+            """def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         app = ModelApp.load(args.model_dir)
@@ -71,8 +64,8 @@ PATCHES: dict[str, list[tuple[str, str, str]]] = {
     print(f"LISTENING {server.server_address[1]}", flush=True)
     serve_until_signalled(server)
     return 0
-''',
-         '''def worker_count() -> int:
+""",
+            '''def worker_count() -> int:
     value = os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "")
     return max(1, int(value)) if value.strip().isdigit() else (os.cpu_count() or 1)
 
@@ -128,8 +121,51 @@ def main(argv: list[str] | None = None) -> int:
         return serve_workers(server, workers)
     serve_until_signalled(server)
     return 0
-''')],
+''',
+        )
+    ],
 }
+
+
+# Fixes for the step scripts (steps/), applied to a copy by build_steps(); scale.py --steps-dir.
+STEP_PATCHES: dict[str, list[tuple[str, str, str]]] = {
+    # train.py scored the training set through the whole pipeline just to print the training
+    # accuracy: a second TF-IDF pass over every review, about a third of the step's time. Fit the
+    # two steps by hand (exactly what Pipeline.fit does) and score the matrix already built.
+    "train-one-pass": [
+        (
+            "steps/train.py",
+            """    pipeline = build_pipeline(args)
+    pipeline.fit(texts, labels)
+    print(f"vocabulary size {len(pipeline.named_steps['tfidf'].vocabulary_)}")
+    print(f"training accuracy {pipeline.score(texts, labels):.4f}")
+""",
+            """    pipeline = build_pipeline(args)
+    vectorizer, classifier = pipeline.named_steps["tfidf"], pipeline.named_steps["classifier"]
+    features = vectorizer.fit_transform(texts)  # Pipeline.fit does this, then fits the classifier
+    classifier.fit(features, labels)
+    print(f"vocabulary size {len(vectorizer.vocabulary_)}")
+    print(f"training accuracy {classifier.score(features, labels):.4f}")
+""",
+        )
+    ],
+}
+
+
+def build_steps(fixes: list[str]) -> Path:
+    """A patched copy of steps/; returns the directory holding the scripts."""
+    root = CACHE / "proto" / ("steps-" + "+".join(fixes))
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(REPO / "steps", root / "steps", ignore=shutil.ignore_patterns("__pycache__"))
+    for fix in fixes:
+        for relative, old, new in STEP_PATCHES[fix]:
+            path = root / relative
+            text = path.read_text()
+            if text.count(old) != 1:
+                raise RuntimeError(f"patch {fix} no longer fits {relative}: the source changed")
+            path.write_text(text.replace(old, new))
+    return root / "steps"
 
 
 def build(fixes: list[str], name: str | None = None) -> Path:
@@ -137,8 +173,7 @@ def build(fixes: list[str], name: str | None = None) -> Path:
     root = CACHE / "proto" / (name or "+".join(fixes) or "baseline")
     if root.exists():
         shutil.rmtree(root)
-    shutil.copytree(REPO / "pipelines", root / "pipelines",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "pipelines", root / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
     for fix in fixes:
         for relative, old, new in PATCHES[fix]:
             path = root / relative
@@ -152,24 +187,35 @@ def build(fixes: list[str], name: str | None = None) -> Path:
 def diff(fixes: list[str]) -> str:
     out = []
     for fix in fixes:
-        for relative, old, new in PATCHES[fix]:
+        for relative, old, new in {**PATCHES, **STEP_PATCHES}[fix]:
             source = (REPO / relative).read_text()
             patched = source.replace(old, new)
-            out.append(f"# fix: {fix}\n" + "".join(difflib.unified_diff(
-                source.splitlines(keepends=True), patched.splitlines(keepends=True),
-                f"a/{relative}", f"b/{relative}", n=2)))
+            out.append(
+                f"# fix: {fix}\n"
+                + "".join(
+                    difflib.unified_diff(
+                        source.splitlines(keepends=True),
+                        patched.splitlines(keepends=True),
+                        f"a/{relative}",
+                        f"b/{relative}",
+                        n=2,
+                    )
+                )
+            )
     return "\n".join(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--diff", action="store_true")
-    parser.add_argument("fixes", nargs="*", default=list(PATCHES))
+    parser.add_argument("fixes", nargs="*", default=[*PATCHES, *STEP_PATCHES])
     args = parser.parse_args()
     if args.diff:
         print(diff(args.fixes))
+    elif all(fix in STEP_PATCHES for fix in args.fixes):
+        print(build_steps(args.fixes))
     else:
-        print(build(args.fixes))
+        print(build([fix for fix in args.fixes if fix in PATCHES]))
 
 
 if __name__ == "__main__":

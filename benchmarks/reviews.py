@@ -15,27 +15,27 @@ from pathlib import Path
 
 import numpy as np
 
-POSITIVE = (
-    "great excellent love loved perfect amazing wonderful fantastic awesome happy best "
-    "recommend recommended works reliable sturdy comfortable beautiful fast easy impressive "
-    "superb solid brilliant delighted pleased outstanding favorite flawless smooth value "
-    "quality gorgeous durable handy nice incredible terrific satisfied exceeded stellar"
+POSITIVE = (  # noqa: SIM905
+    "great excellent love loved perfect amazing wonderful fantastic awesome happy best recommend "
+    "recommended works reliable sturdy comfortable beautiful fast easy impressive superb solid "
+    "brilliant delighted pleased outstanding favorite flawless smooth value quality gorgeous durable "
+    "handy nice incredible terrific satisfied exceeded stellar"
 ).split()
-NEGATIVE = (
-    "terrible awful hate hated broken poor worst useless disappointed disappointing cheap "
-    "flimsy waste refund returned junk defective slow horrible bad annoying stopped failed "
-    "unreliable mediocre overpriced leaking cracked noisy misleading frustrating garbage "
-    "rubbish faulty ripped dead wobbly inferior regret unusable"
+NEGATIVE = (  # noqa: SIM905
+    "terrible awful hate hated broken poor worst useless disappointed disappointing cheap flimsy "
+    "waste refund returned junk defective slow horrible bad annoying stopped failed unreliable "
+    "mediocre overpriced leaking cracked noisy misleading frustrating garbage rubbish faulty ripped "
+    "dead wobbly inferior regret unusable"
 ).split()
-NEUTRAL = (
-    "the a an and or but it this that is was were be been product item order package box "
-    "phone case cable charger battery screen kitchen shoes shirt size color price delivery "
-    "shipping seller amazon week month day year after before with without for from to in on "
-    "at my our their i we they you use used using bought purchased got received arrived "
-    "looks feels fits came came with first second time times one two three again still just "
-    "really very quite pretty some much more less than also too bit lot when while because "
-    "so if then there here instructions setup install manual button light water sound "
-    "daughter son wife husband gift work home travel office car camera laptop book toy"
+NEUTRAL = (  # noqa: SIM905
+    "the a an and or but it this that is was were be been product item order package box phone case "
+    "cable charger battery screen kitchen shoes shirt size color price delivery shipping seller "
+    "amazon week month day year after before with without for from to in on at my our their i we they "
+    "you use used using bought purchased got received arrived looks feels fits came came with first "
+    "second time times one two three again still just really very quite pretty some much more less "
+    "than also too bit lot when while because so if then there here instructions setup install manual "
+    "button light water sound daughter son wife husband gift work home travel office car camera "
+    "laptop book toy"
 ).split()
 PUNCTUATION = np.array([""] * 16 + [",", ".", ",", "!"])  # 20 % of words end in punctuation
 
@@ -47,14 +47,16 @@ TAIL_SHARE = 0.12  # share of neutral-slot words drawn from the tail (Zipf-distr
 def _tail() -> list[str]:
     """Deterministic pseudo-words such as 'kavoru' or 'zexi2': pronounceable, all distinct."""
     rng = np.random.default_rng(1234)
-    onsets = list("bcdfghjklmnprstvwxz") + ["br", "ch", "st", "tr", "pl", "sh"]
-    vowels = list("aeiou") + ["ai", "ou"]
+    onsets = [*"bcdfghjklmnprstvwxz", "br", "ch", "st", "tr", "pl", "sh"]
+    vowels = [*"aeiou", "ai", "ou"]
     seen: set[str] = set()
     words: list[str] = []
     while len(words) < TAIL_WORDS:
         syllables = int(rng.integers(2, 4))
-        word = "".join(onsets[int(rng.integers(len(onsets)))] + vowels[int(rng.integers(len(vowels)))]
-                       for _ in range(syllables))
+        word = "".join(
+            onsets[int(rng.integers(len(onsets)))] + vowels[int(rng.integers(len(vowels)))]
+            for _ in range(syllables)
+        )
         if rng.random() < 0.15:
             word += str(int(rng.integers(2, 100)))
         if word not in seen:
@@ -111,7 +113,7 @@ def generate(rows: int, seed: int = 42, chunk: int = 100_000) -> Iterator[tuple[
                 if i % 2:
                     text = "  " + text.replace(" ", "   ", 1) + " "  # normalises to a duplicate
             else:
-                text = " ".join(token_list[starts[i]:ends[i]])
+                text = " ".join(token_list[starts[i] : ends[i]])
                 text = text[0].upper() + text[1:]
                 if len(previous) < 1000:
                     previous.append(text)

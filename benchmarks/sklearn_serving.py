@@ -12,8 +12,6 @@ sagemaker-containers' public framework API with the same behaviour:
 This file is copied into the benchmark venv's site-packages as ``bench_sklearn_serving``.
 """
 
-from __future__ import absolute_import
-
 import importlib
 
 import numpy as np
@@ -56,6 +54,5 @@ def main(environ, start_response):
         user_module = importlib.import_module(serving_env.module_name)
         user_transformer = _transformer_for(user_module)
         user_transformer.initialize()
-        app = worker.Worker(transform_fn=user_transformer.transform,
-                            module_name=serving_env.module_name)
+        app = worker.Worker(transform_fn=user_transformer.transform, module_name=serving_env.module_name)
     return app(environ, start_response)

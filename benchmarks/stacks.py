@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import (  # type: ignore[import-not-found]
+from common import (
     BENCH,
     CACHE,
     LOOPBACK,
@@ -73,11 +73,21 @@ MLFLOW_STACK = ["mlflow==3.17.2", "pandas==3.1.1"]
 #   2. gunicorn binds 127.0.0.1 instead of 0.0.0.0: inside a container 0.0.0.0 is the container's
 #      own network namespace; on this machine it would be every interface. Nothing else changes.
 SMC_PATCHES = [
-    ("sagemaker_containers/_mapping.py", "class MappingMixin(collections.Mapping):",
-     "class MappingMixin(collections.abc.Mapping):"),
-    ("sagemaker_containers/_mapping.py", "import collections\n", "import collections\nimport collections.abc\n"),
-    ("sagemaker_containers/_server.py", 'gunicorn_bind_address = "0.0.0.0:{}".format(env.http_port)',
-     'gunicorn_bind_address = "127.0.0.1:{}".format(env.http_port)'),
+    (
+        "sagemaker_containers/_mapping.py",
+        "class MappingMixin(collections.Mapping):",
+        "class MappingMixin(collections.abc.Mapping):",
+    ),
+    (
+        "sagemaker_containers/_mapping.py",
+        "import collections\n",
+        "import collections\nimport collections.abc\n",
+    ),
+    (
+        "sagemaker_containers/_server.py",
+        'gunicorn_bind_address = "0.0.0.0:{}".format(env.http_port)',
+        'gunicorn_bind_address = "127.0.0.1:{}".format(env.http_port)',
+    ),
 ]
 
 
@@ -127,8 +137,13 @@ class Server:
             stop_process(self.process)
 
 
-def start_ours(model_tar: Path, work: Path, python: str = PYTHON, pythonpath: str | None = None,
-               name: str = "ours-direct") -> Server:
+def start_ours(
+    model_tar: Path,
+    work: Path,
+    python: str = PYTHON,
+    pythonpath: str | None = None,
+    name: str = "ours-direct",
+) -> Server:
     """pipelines/local/model_server.py on the unpacked artifact, as hosting.py starts it."""
     model_dir = extract(model_tar, work / name / "model")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
@@ -138,12 +153,23 @@ def start_ours(model_tar: Path, work: Path, python: str = PYTHON, pythonpath: st
     import time
 
     start = time.monotonic()
-    process = start_process([python, "-m", "pipelines.local.model_server", "--model-dir",
-                             str(model_dir), "--port", "0"], log_path, env, cwd=model_dir.parent)
+    process = start_process(
+        [python, "-m", "pipelines.local.model_server", "--model-dir", str(model_dir), "--port", "0"],
+        log_path,
+        env,
+        cwd=model_dir.parent,
+    )
     port = read_listening_port(log_path, process, 120)
     wait_http_ok(f"http://{LOOPBACK}:{port}/ping", process, 60, log_path)
-    return Server(name, port, "/invocations", process, log_path, pids=[process.pid],
-                  startup_seconds=time.monotonic() - start)
+    return Server(
+        name,
+        port,
+        "/invocations",
+        process,
+        log_path,
+        pids=[process.pid],
+        startup_seconds=time.monotonic() - start,
+    )
 
 
 def start_smc(model_tar: Path, work: Path, workers: int | None = None) -> Server:
@@ -162,35 +188,43 @@ def start_smc(model_tar: Path, work: Path, workers: int | None = None) -> Server
         shutil.rmtree(base)
     model_dir = extract(model_tar, base / "model")
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SAGEMAKER_", "PYTHON", "VIRTUAL_ENV"))}
-    env.update({
-        "PATH": f"{python.parent}{os.pathsep}{env.get('PATH', '')}",
-        "SAGEMAKER_BASE_DIR": str(base),
-        "SAGEMAKER_PROGRAM": "inference.py",
-        "SAGEMAKER_SUBMIT_DIRECTORY": str(model_dir / "code"),
-        "SAGEMAKER_SERVING_MODULE": "bench_sklearn_serving:main",
-        "SAGEMAKER_USE_NGINX": "false",
-        "SAGEMAKER_BIND_TO_PORT": str(port),
-        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60",
-        "SAGEMAKER_REGION": "us-east-1",
-        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-        # `serve` pip-installs the user code dir (as in the image); keep that offline.
-        "PIP_NO_INDEX": "1",
-        "PIP_NO_BUILD_ISOLATION": "0",
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "PYTHONUNBUFFERED": "1",
-        # gunicorn keeps a control socket under $HOME/.gunicorn: keep it in the work dir.
-        "HOME": str(work / "sagemaker-containers"),
-    })
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(
+        {
+            "PATH": f"{python.parent}{os.pathsep}{env.get('PATH', '')}",
+            "SAGEMAKER_BASE_DIR": str(base),
+            "SAGEMAKER_PROGRAM": "inference.py",
+            "SAGEMAKER_SUBMIT_DIRECTORY": str(model_dir / "code"),
+            "SAGEMAKER_SERVING_MODULE": "bench_sklearn_serving:main",
+            "SAGEMAKER_USE_NGINX": "false",
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60",
+            "SAGEMAKER_REGION": "us-east-1",
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            # `serve` pip-installs the user code dir (as in the image); keep that offline.
+            "PIP_NO_INDEX": "1",
+            "PIP_NO_BUILD_ISOLATION": "0",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PYTHONUNBUFFERED": "1",
+            # gunicorn keeps a control socket under $HOME/.gunicorn: keep it in the work dir.
+            "HOME": str(work / "sagemaker-containers"),
+        }
+    )
     if workers:
         env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(workers)
     log_path = work / "sagemaker-containers" / "server.log"
     start = time.monotonic()
     process = start_process([str(python.parent / "serve")], log_path, env, cwd=base)
     wait_http_ok(f"http://{LOOPBACK}:{port}/ping", process, 180, log_path)
-    return Server("sagemaker-containers", port, "/invocations", process, log_path,
-                  pids=[process.pid], startup_seconds=time.monotonic() - start)
+    return Server(
+        "sagemaker-containers",
+        port,
+        "/invocations",
+        process,
+        log_path,
+        pids=[process.pid],
+        startup_seconds=time.monotonic() - start,
+    )
 
 
 def log_mlflow_model(model_tar: Path, work: Path) -> Path:
@@ -210,9 +244,19 @@ def log_mlflow_model(model_tar: Path, work: Path) -> Path:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update(_mlflow_offline_env())
     result = subprocess.run(
-        [str(python), str(BENCH / "mlflow_model.py"), "--model-dir", str(model_dir),
-         "--store", str(target / "mlruns")],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
+        [
+            str(python),
+            str(BENCH / "mlflow_model.py"),
+            "--model-dir",
+            str(model_dir),
+            "--store",
+            str(target / "mlruns"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"logging the model with mlflow failed:\n{result.stderr[-3000:]}")
@@ -243,16 +287,35 @@ def start_mlflow(model_tar: Path, work: Path, workers: int | None = None) -> Ser
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update(_mlflow_offline_env())
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
-    argv = [str(python.parent / "mlflow"), "models", "serve", "-m", str(model_path),
-            "--env-manager", "local", "--host", LOOPBACK, "--port", str(port)]
+    argv = [
+        str(python.parent / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        str(model_path),
+        "--env-manager",
+        "local",
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+    ]
     if workers:
         argv += ["--workers", str(workers)]
     log_path = work / "mlflow" / "server.log"
     start = time.monotonic()
     process = start_process(argv, log_path, env, cwd=work)
     wait_http_ok(f"http://{LOOPBACK}:{port}/ping", process, 180, log_path)
-    return Server("mlflow", port, "/invocations", process, log_path, body_format="mlflow",
-                  pids=[process.pid], startup_seconds=time.monotonic() - start)
+    return Server(
+        "mlflow",
+        port,
+        "/invocations",
+        process,
+        log_path,
+        body_format="mlflow",
+        pids=[process.pid],
+        startup_seconds=time.monotonic() - start,
+    )
 
 
 def _sha256(path: Path) -> str:

@@ -101,9 +101,13 @@ def execution_summary(execution: Mapping[str, Any], steps: list[dict[str, Any]])
 def wait_for(
     sm: Any, execution_arn: str, say: Say, poll_seconds: float = 2.0, timeout: float = 3600
 ) -> str:
-    """Poll until the execution ends, printing the step table whenever it changes."""
+    """Poll until the execution ends, printing the step table whenever it changes.
+
+    Polling starts at 0.2 s and backs off to `poll_seconds`: short local runs end promptly,
+    long cloud runs are not hammered."""
     deadline = time.monotonic() + timeout
     shown = ""
+    interval = 0.2
     while True:
         execution, steps = describe(sm, execution_arn)
         status = str(execution["PipelineExecutionStatus"])
@@ -117,7 +121,8 @@ def wait_for(
         if time.monotonic() > deadline:
             say(f"gave up waiting after {timeout:.0f}s; the execution is still {status}")
             return status
-        time.sleep(poll_seconds)
+        time.sleep(interval)
+        interval = min(poll_seconds, interval * 1.5)
 
 
 def latest_execution_arn(sm: Any, pipeline_name: str) -> str | None:

@@ -18,19 +18,21 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 
+def set_parent_death_signal(signum: signal.Signals, parent: int) -> None:
+    """In the child: ask Linux for `signum` when the parent dies (a fork does not inherit it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signum)
+
+
 def die_with_parent(signum: signal.Signals = signal.SIGTERM) -> Callable[[], None] | None:
     """A preexec_fn asking Linux to send `signum` to the child when its parent dies."""
     if not sys.platform.startswith("linux"):
         return None
-    libc = ctypes.CDLL(None, use_errno=True)
     parent = os.getpid()
-
-    def preexec() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signum)
-
-    return preexec
+    return lambda: set_parent_death_signal(signum, parent)
 
 
 def kill_recorded_groups(root: Path, marker: str = "pgid") -> int:

@@ -94,6 +94,7 @@ class Handler(JsonRequestHandler):
 
 class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default 5 resets connections under concurrent batches
 
     def __init__(self, port: int, protocol: Protocol) -> None:
         super().__init__(("127.0.0.1", port), Handler)
