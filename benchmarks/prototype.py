@@ -158,14 +158,21 @@ def build_steps(fixes: list[str]) -> Path:
     if root.exists():
         shutil.rmtree(root)
     shutil.copytree(REPO / "steps", root / "steps", ignore=shutil.ignore_patterns("__pycache__"))
+    apply_patches(root, fixes, STEP_PATCHES)
+    return root / "steps"
+
+
+def apply_patches(root: Path, fixes: list[str], patches: dict[str, list[tuple[str, str, str]]]) -> None:
+    """Apply each fix's text patches under root; a fix already in the source counts as applied."""
     for fix in fixes:
-        for relative, old, new in STEP_PATCHES[fix]:
+        for relative, old, new in patches[fix]:
             path = root / relative
             text = path.read_text()
+            if new in text:
+                continue
             if text.count(old) != 1:
                 raise RuntimeError(f"patch {fix} no longer fits {relative}: the source changed")
             path.write_text(text.replace(old, new))
-    return root / "steps"
 
 
 def build(fixes: list[str], name: str | None = None) -> Path:
@@ -174,13 +181,7 @@ def build(fixes: list[str], name: str | None = None) -> Path:
     if root.exists():
         shutil.rmtree(root)
     shutil.copytree(REPO / "pipelines", root / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
-    for fix in fixes:
-        for relative, old, new in PATCHES[fix]:
-            path = root / relative
-            text = path.read_text()
-            if text.count(old) != 1:
-                raise RuntimeError(f"patch {fix} no longer fits {relative}: the source changed")
-            path.write_text(text.replace(old, new))
+    apply_patches(root, fixes, PATCHES)
     return root
 
 

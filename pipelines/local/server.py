@@ -92,9 +92,10 @@ class Handler(JsonRequestHandler):
         )
 
 
+# The accept backlog's default of 5 resets connections when many clients connect at once.
 class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 128  # the default 5 resets connections under concurrent batches
+    request_queue_size = 128
 
     def __init__(self, port: int, protocol: Protocol) -> None:
         super().__init__(("127.0.0.1", port), Handler)
