@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid, not_found
-from pipelines.local.state import State
+from pipelines.local.state import State, public
 
 BOOTSTRAP = """
 import importlib, json, sys, traceback
@@ -95,17 +95,17 @@ class Functions:
             "_CodeDir": code_dir,
         }
         self.state.put("function", name, body, now)
-        return _public(body)
+        return public(body)
 
     def update_code(self, name: str, zipped: bytes) -> dict[str, Any]:
         body = self._get(name)
         body["CodeSha256"], body["_CodeDir"] = self._save_code(name, zipped)
         body["CodeSize"] = len(zipped)
         self.state.put("function", name, body, 0)
-        return _public(body)
+        return public(body)
 
     def get(self, name: str) -> dict[str, Any]:
-        return {"Configuration": _public(self._get(name))}
+        return {"Configuration": public(self._get(name))}
 
     def _get(self, name_or_arn: str) -> dict[str, Any]:
         name = name_or_arn.rsplit(":function:", 1)[-1].split(":")[0]
@@ -152,6 +152,3 @@ class Functions:
             return Invocation(result["ok"], "", log)
         return Invocation(None, f"{result['errorType']}: {result['errorMessage']}", log)
 
-
-def _public(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if not k.startswith("_")}

@@ -24,16 +24,13 @@ from pipelines.local.executor import (
 from pipelines.local.lambdas import Functions
 from pipelines.local.processes import kill_recorded_groups
 from pipelines.local.runner import ExecutionRunner
-from pipelines.local.state import Body, State
+from pipelines.local.state import Body, State, public
 from pipelines.local.store import ObjectStore
 
 ACCOUNT = "000000000000"
 ACTIVE = ("Executing", "Stopping")
 APPROVALS = ("Approved", "Rejected", "PendingManualApproval")
 
-
-def _public(body: Body) -> Body:
-    return {k: v for k, v in body.items() if not k.startswith("_")}
 
 
 class LocalSageMaker:
@@ -172,7 +169,7 @@ class LocalSageMaker:
         return body
 
     def describe_pipeline_execution(self, request: Body) -> Body:
-        return _public(self.execution(request["PipelineExecutionArn"]))
+        return public(self.execution(request["PipelineExecutionArn"]))
 
     def list_pipeline_executions(self, request: Body) -> Body:
         pipeline = self._pipeline(request["PipelineName"])
@@ -196,7 +193,7 @@ class LocalSageMaker:
     def list_pipeline_execution_steps(self, request: Body) -> Body:
         arn = request["PipelineExecutionArn"]
         self.execution(arn)
-        steps = [_public(s) for s in self.state.steps(arn)]
+        steps = [public(s) for s in self.state.steps(arn)]
         if request.get("SortOrder", "Descending") == "Descending":
             steps.reverse()
         return {"PipelineExecutionSteps": steps}
@@ -458,7 +455,7 @@ class LocalSageMaker:
         return {"EndpointArn": body["EndpointArn"]}
 
     def describe_endpoint(self, request: Body) -> Body:
-        return _public(self._get("endpoint", request["EndpointName"], "endpoint"))
+        return public(self._get("endpoint", request["EndpointName"], "endpoint"))
 
     def list_endpoints(self, request: Body) -> Body:
         endpoints = self.state.all("endpoint")

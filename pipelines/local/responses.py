@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,7 +132,7 @@ class Protocol:
         functions = self.backend.functions
         try:
             if method == "POST" and not name:
-                return json_reply(201, functions.create(json.loads(body), _now()))
+                return json_reply(201, functions.create(json.loads(body), time.time()))
             if method == "PUT" and code:
                 zipped = base64.b64decode(json.loads(body).get("ZipFile", ""))
                 return json_reply(200, functions.update_code(name, zipped))
@@ -142,9 +143,3 @@ class Protocol:
         return error_reply(
             ServiceError("ResourceNotFoundException", f"no route {method} {path}", 404)
         )
-
-
-def _now() -> float:
-    import time
-
-    return time.time()

@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS steps (
 Body = dict[str, Any]
 
 
+def public(body: Body) -> Body:
+    """A stored body as the API returns it: fields starting with "_" are the server's own."""
+    return {k: v for k, v in body.items() if not k.startswith("_")}
+
+
 class State:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
