@@ -12,6 +12,8 @@ Design notes (why it looks like this):
   without racing another process for a "free" one.
 - A threaded HTTP/1.1 server with keep-alive and no per-request logging keeps per-request overhead
   to a dict lookup and two socket writes; Nagle is disabled so those writes are not delayed.
+- One worker process per core (``$SAGEMAKER_MODEL_SERVER_WORKERS`` overrides), forked after the
+  model is loaded (prefork.py): a threaded Python server alone uses one core.
 - SIGTERM stops accepting, waits for in-flight requests, then exits: the blue/green switch in
   hosting.py relies on that to lose no request.
 """
@@ -22,7 +24,6 @@ import argparse
 import importlib.util
 import json
 import os
-import signal
 import sys
 import threading
 import traceback
@@ -35,6 +36,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from pipelines.local.json_http import JsonRequestHandler
+from pipelines.local.prefork import serve_forked, stop_on_signals, worker_count
 
 HOST = "127.0.0.1"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time inference request limit
@@ -247,14 +249,13 @@ class Handler(JsonRequestHandler):
                        close=close or self.model_server.in_flight.stopping)
 
 
-def serve_until_signalled(server: ModelHTTPServer, drain_seconds: float = DRAIN_SECONDS) -> None:
-    """Serve on a worker thread; on SIGTERM/SIGINT stop accepting, then wait for in-flight work.
+def serve_until(server: ModelHTTPServer, stop: threading.Event,
+                drain_seconds: float = DRAIN_SECONDS) -> None:
+    """Serve on a worker thread until ``stop`` is set, then stop accepting and wait for in-flight
+    work.
 
     serve_forever runs off the main thread because shutdown() called from a signal handler on the
     thread running serve_forever would deadlock."""
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     worker = threading.Thread(target=server.serve_forever, name="accept", daemon=True)
     worker.start()
     while not stop.wait(1.0) and worker.is_alive():
@@ -276,6 +277,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        workers = worker_count()
         app = ModelApp.load(args.model_dir)
     except BaseException as exc:
         traceback.print_exc(file=sys.stderr)
@@ -283,8 +285,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     server = ModelHTTPServer((HOST, args.port), app)
     print(f"LISTENING {server.server_address[1]}", flush=True)
-    serve_until_signalled(server)
-    return 0
+    sys.stderr.write(f"model server: {workers} worker{'s' if workers > 1 else ''}\n")
+    if workers == 1:
+        serve_until(server, stop_on_signals())
+        return 0
+    # A worker that loses the race for a connection must get EAGAIN, not block in accept() where
+    # it could never notice a stop request.
+    server.socket.setblocking(False)
+    try:
+        return serve_forked(lambda stop: serve_until(server, stop), workers)
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":

@@ -54,12 +54,16 @@ def input_fn(body, content_type):
 def predict_fn(data, model):
     if data == "crash":
         raise ZeroDivisionError("crash requested")
+    if data == "exit":  # the worker process dies mid-request
+        os._exit(3)
     if data == "block":  # signal that the request is in flight, then wait to be released
         flags = Path(os.environ["TEST_FLAG_DIR"])
         (flags / "started").touch()
         deadline = time.monotonic() + 30
         while not (flags / "release").exists() and time.monotonic() < deadline:
             time.sleep(0.01)
+    if data == "which worker":
+        return {"version": model["version"], "echo": data, "pid": os.getpid()}
     return {"version": model["version"], "echo": data}
 
 
@@ -153,7 +157,13 @@ def post(
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    running = Server(write_model(tmp_path / "model", "v1"), tmp_path / "stderr.txt")
+    """Two pre-forked workers whatever the machine's core count, so every contract test below
+    also holds when a request can land on either worker."""
+    running = Server(
+        write_model(tmp_path / "model", "v1"),
+        tmp_path / "stderr.txt",
+        {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
+    )
     assert running.port, f"no LISTENING line; stderr: {running.stderr()}"
     yield running
     running.stop()
@@ -289,13 +299,14 @@ def test_model_that_fails_to_load_exits_non_zero_without_listening(tmp_path: Pat
         running.stop()
 
 
-def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path, workers: str) -> None:
     flags = tmp_path / "flags"
     flags.mkdir()
     running = Server(
         write_model(tmp_path / "model", "v1"),
         tmp_path / "stderr.txt",
-        {"TEST_FLAG_DIR": str(flags)},
+        {"TEST_FLAG_DIR": str(flags), "SAGEMAKER_MODEL_SERVER_WORKERS": workers},
     )
     outcome: dict[str, tuple[int, str, bytes] | Exception] = {}
 
@@ -329,3 +340,136 @@ def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path) -> None:
         (flags / "release").touch()
         running.stop()
         worker.join(WAIT_SECONDS)
+
+
+# --- pre-forked workers --------------------------------------------------------------------------
+
+
+def worker_pids(server: Server, count: int) -> list[int]:
+    """The model server's worker processes, once there are ``count`` of them."""
+    pid = server.process.pid
+    children_file = Path(f"/proc/{pid}/task/{pid}/children")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        pids = [int(p) for p in children_file.read_text().split()]
+        if len(pids) == count:
+            return sorted(pids)
+        time.sleep(0.05)
+    raise AssertionError(f"expected {count} workers, found {children_file.read_text()!r}")
+
+
+def answering_pid(port: int) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_SECONDS)
+    try:
+        status, _, body = post(connection, b'"which worker"')
+    finally:
+        connection.close()
+    assert status == 200, body
+    return int(json.loads(body)["pid"])
+
+
+def process_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":  # exited; only waiting for its parent to reap it
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[Server]:
+    running = Server(
+        write_model(tmp_path / "model", "v1"),
+        tmp_path / "stderr.txt",
+        {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
+    )
+    assert running.port, running.stderr()
+    yield running
+    for pid in worker_pids(running, 2) if running.process.poll() is None else []:
+        os.kill(pid, signal.SIGCONT)
+    running.stop()
+
+
+def freeze(pid: int) -> None:
+    """SIGSTOP, then wait until every thread has stopped (kill() returns before they do)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        states = {
+            (task / "stat").read_text().split(")")[-1].split()[0]
+            for task in Path(f"/proc/{pid}/task").iterdir()
+        }
+        if states <= {"T", "t"}:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"worker {pid} did not stop")
+
+
+def test_every_worker_serves_the_shared_port(two_workers: Server) -> None:
+    first, second = worker_pids(two_workers, 2)
+    freeze(first)  # a stopped worker cannot accept: the other one must
+    assert {answering_pid(two_workers.port) for _ in range(5)} == {second}
+    os.kill(first, signal.SIGCONT)
+    freeze(second)
+    assert {answering_pid(two_workers.port) for _ in range(5)} == {first}
+    os.kill(second, signal.SIGCONT)
+    assert "2 workers" in two_workers.stderr()
+
+
+def test_a_worker_that_dies_is_replaced_and_the_server_keeps_serving(two_workers: Server) -> None:
+    victim, survivor = worker_pids(two_workers, 2)
+    os.kill(victim, signal.SIGKILL)
+    assert process_gone(victim, WAIT_SECONDS)
+    replacement = set(worker_pids(two_workers, 2)) - {survivor}
+    deadline = time.monotonic() + WAIT_SECONDS
+    while victim in replacement and time.monotonic() < deadline:
+        time.sleep(0.05)
+        replacement = set(worker_pids(two_workers, 2)) - {survivor}
+    assert replacement and victim not in replacement
+    assert answering_pid(two_workers.port) in {survivor, *replacement}
+    assert f"worker {victim} was killed by SIGKILL" in two_workers.stderr()
+
+
+def test_killing_the_parent_takes_its_workers_with_it(two_workers: Server) -> None:
+    workers = worker_pids(two_workers, 2)
+    two_workers.process.kill()
+    two_workers.process.wait(WAIT_SECONDS)
+    assert all(process_gone(pid, WAIT_SECONDS) for pid in workers)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", two_workers.port), timeout=WAIT_SECONDS).close()
+
+
+def test_workers_that_keep_dying_stop_the_server_with_exit_code_1(two_workers: Server) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while two_workers.process.poll() is None and time.monotonic() < deadline:
+        connection = http.client.HTTPConnection("127.0.0.1", two_workers.port, timeout=WAIT_SECONDS)
+        try:
+            post(connection, b'"exit"')
+        except (OSError, http.client.HTTPException):
+            pass  # the worker died under this request, as asked
+        finally:
+            connection.close()
+    assert two_workers.process.wait(WAIT_SECONDS) == 1
+    assert "workers keep dying" in two_workers.stderr()
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_worker_count_is_refused_before_listening(tmp_path: Path, value: str) -> None:
+    running = Server(
+        write_model(tmp_path / "model", "v1"),
+        tmp_path / "stderr.txt",
+        {"SAGEMAKER_MODEL_SERVER_WORKERS": value},
+    )
+    try:
+        assert running.process.wait(WAIT_SECONDS) == 1
+        assert running.first_line == ""
+        assert f"SAGEMAKER_MODEL_SERVER_WORKERS must be a whole number of at least 1, not {value!r}" in (
+            running.stderr()
+        )
+    finally:
+        running.stop()

@@ -1,0 +1,117 @@
+"""Pre-forked workers: one copy of a loaded server per core, as gunicorn runs SageMaker's images.
+
+Why fork: Python threads share one interpreter lock, so a threaded server uses one core however
+many it has. Forking *after* the model is loaded gives every worker the model without loading it
+again (the pages are shared copy-on-write) and lets all of them accept on the one listening socket.
+
+The parent serves nothing. It restarts a worker that dies (unless workers keep dying, which means
+the model or the machine is broken: then it stops and exits 1 so hosting sees a failed server),
+and on SIGTERM/SIGINT it passes the signal on and waits while each worker drains its own requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+
+from pipelines.local.processes import set_parent_death_signal
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"  # the variable SageMaker's serving images read
+CHECK_SECONDS = 0.5
+RESTART_WINDOW_SECONDS = 10.0  # more deaths than workers inside this window: give up
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (handlers run on the main thread)."""
+    stop = threading.Event()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def worker_count(environ: dict[str, str] | None = None) -> int:
+    """$SAGEMAKER_MODEL_SERVER_WORKERS when set, else one worker per available core."""
+    value = (os.environ if environ is None else environ).get(WORKERS_VARIABLE, "").strip()
+    if not value:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{WORKERS_VARIABLE} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+def serve_forked(serve: Callable[[threading.Event], None], workers: int) -> int:
+    """Run ``serve(stop)`` in ``workers`` forked children until signalled; return an exit code.
+
+    Stop signals are blocked around each fork so a signal can never reach a child before the child
+    has its own handler; the child unblocks them once ``stop`` is wired to them."""
+    stop = stop_on_signals()
+    parent = os.getpid()
+    children = {_fork_worker(serve, parent) for _ in range(workers)}
+    deaths: deque[float] = deque()
+    while not stop.wait(CHECK_SECONDS):
+        for pid, status in _reap(children):
+            code = os.waitstatus_to_exitcode(status)
+            what = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+            sys.stderr.write(f"model server: worker {pid} {what}\n")
+            deaths.append(time.monotonic())
+            while deaths[0] < time.monotonic() - RESTART_WINDOW_SECONDS:
+                deaths.popleft()
+            if len(deaths) > workers:
+                sys.stderr.write("model server: workers keep dying; stopping\n")
+                stop.set()
+                break
+            children.add(_fork_worker(serve, parent))
+    for pid in children:
+        _signal(pid, signal.SIGTERM)
+    for pid in children:
+        _wait(pid)
+    return 1 if len(deaths) > workers else 0
+
+
+def _fork_worker(serve: Callable[[threading.Event], None], parent: int) -> int:
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    pid = os.fork()
+    if pid:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        return pid
+    code = 1
+    try:
+        stop = stop_on_signals()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        set_parent_death_signal(signal.SIGTERM, parent)  # a SIGKILLed parent leaves no worker behind
+        serve(stop)
+        code = 0
+    except BaseException:
+        traceback.print_exc(file=sys.stderr)
+    finally:
+        sys.stderr.flush()
+        os._exit(code)  # never return into the parent's code path
+
+
+def _reap(children: set[int]) -> list[tuple[int, int]]:
+    """Collect the workers that have exited, without blocking."""
+    dead = []
+    for pid in list(children):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            children.discard(pid)
+            dead.append((pid, status))
+    return dead
+
+
+def _signal(pid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _wait(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
