@@ -23,14 +23,12 @@ Guarantees, and how they are kept:
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -45,8 +43,9 @@ from typing import Any
 
 from pipelines.local.archives import UnsafeArchive, extract_tar
 from pipelines.local.capture import DEFAULT_CSV_TYPES, DEFAULT_JSON_TYPES, CaptureWriter, PathStore
-from pipelines.local.model_server import HOST, MAX_PAYLOAD_BYTES
+from pipelines.local.model_server import MAX_PAYLOAD_BYTES
 from pipelines.local.processes import die_with_parent
+from pipelines.local.upstream import BadResponse, ConnectionPool, ping
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,6 @@ DRAIN_SECONDS = 70.0  # an in-flight invocation may take up to the invoke timeou
 SHUTDOWN_DRAIN_SECONDS = 10.0
 STOP_SECONDS = 10.0
 POLL_SECONDS = 0.05
-MAX_IDLE_CONNECTIONS = 128
 REASON_LIMIT = 1024  # SageMaker's FailureReason length limit
 LOG_TAIL_CHARS = 700
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # safe as one path component
@@ -178,77 +176,6 @@ def read_port(path: Path, offset: int) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def ping(port: int) -> bool:
-    conn = http.client.HTTPConnection(HOST, port, timeout=2.0)
-    try:
-        conn.request("GET", "/ping")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
-class _ConnectionPool:
-    """Idle keep-alive connections to one model server (LIFO, so warm sockets are reused)."""
-
-    def __init__(self, port: int) -> None:
-        self._port = port
-        self._idle: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
-        """POST /invocations; a pooled connection the server dropped is retried once afresh."""
-        conn, reused = self._take()
-        try:
-            return self._exchange(conn, body, headers)
-        except (ConnectionError, http.client.HTTPException):
-            if not reused:
-                raise
-        return self._exchange(self._connect(), body, headers)
-
-    def _exchange(
-        self, conn: http.client.HTTPConnection, body: bytes, headers: dict[str, str]
-    ) -> tuple[int, bytes, str]:
-        try:
-            conn.request("POST", "/invocations", body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-        except BaseException:
-            conn.close()
-            raise
-        self._give_back(conn, response.will_close)
-        return response.status, data, response.getheader("Content-Type") or ""
-
-    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
-        return self._connect(), False
-
-    def _connect(self) -> http.client.HTTPConnection:
-        conn = http.client.HTTPConnection(HOST, self._port, timeout=INVOKE_TIMEOUT_SECONDS)
-        conn.connect()
-        if conn.sock is not None:  # small request/response pairs must not wait for Nagle
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
-
-    def _give_back(self, conn: http.client.HTTPConnection, will_close: bool) -> None:
-        with self._lock:
-            if not (will_close or self._closed) and len(self._idle) < MAX_IDLE_CONNECTIONS:
-                self._idle.append(conn)
-                return
-        conn.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True  # connections still in use are closed when handed back
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-
 # --- one variant's server, one deployment ----------------------------------------------------
 
 
@@ -268,7 +195,7 @@ class _ModelServer:
         self.log_path = log_path
         self._log_offset = log_offset
         self._capture = capture
-        self._pool: _ConnectionPool | None = None
+        self._pool: ConnectionPool | None = None
 
     def wait_ready(self, deadline: float, cancelled: Callable[[], bool]) -> None:
         """Return once /ping answers 200; raise DeploymentError on exit, timeout or cancel."""
@@ -281,7 +208,7 @@ class _ModelServer:
                 raise DeploymentError("deployment cancelled")
             port = port or read_port(self.log_path, self._log_offset)
             if port is not None and ping(port):
-                self._pool = _ConnectionPool(port)
+                self._pool = ConnectionPool(port, INVOKE_TIMEOUT_SECONDS)
                 return
             if time.monotonic() > deadline:
                 raise DeploymentError(
@@ -298,12 +225,10 @@ class _ModelServer:
         if self._pool is None:
             return error_result(503, f"model server for variant {name} is not ready", name)
         try:
-            status, data, data_type = self._pool.post(
-                body, {"Content-Type": content_type, "Accept": accept}
-            )
-        except (OSError, http.client.HTTPException) as exc:
+            response = self._pool.post(body, content_type, accept)
+        except (OSError, BadResponse) as exc:
             return error_result(502, f"model server for variant {name} unreachable: {exc}", name)
-        return InvokeResult(status, data, data_type or accept, name)
+        return InvokeResult(response.status, response.body, response.content_type or accept, name)
 
     def capture(self, body: bytes, content_type: str, result: InvokeResult, when: datetime) -> None:
         """Data capture must never fail an invocation that succeeded, so errors are only logged."""
