@@ -3,6 +3,11 @@
 The executor owns what the Pipelines service owns: parameter typing, step ordering, Condition
 branches, Fail steps, retry (steps that already succeeded are not run again) and failure
 propagation. The work of every other step type is delegated to a runner chosen by step Type.
+
+Steps whose dependencies have finished run at the same time, as on SageMaker (Evaluate and
+Baseline both wait only for Train). Runners run on worker threads; everything that reads or
+records execution state (arguments, conditions, the journal) stays on the calling thread. When a
+step fails or a stop is requested, no new step starts; steps already running finish first.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -361,8 +367,12 @@ class _Execution:
         condition, wanted = planned.branch
         return _condition_outcome(self.outcomes[condition]) == wanted
 
-    def run(self, planned: _PlannedStep) -> StepOutcome:
-        """Run one step between step_started and step_finished, and remember its properties."""
+    def is_ready(self, planned: _PlannedStep) -> bool:
+        """Every dependency has finished, or will never run."""
+        return all(d in self.outcomes or d in self.not_run for d in planned.depends_on)
+
+    def start(self, planned: _PlannedStep, pool: ThreadPoolExecutor) -> Future[StepOutcome]:
+        """Record the start, then decide the step here or hand it to a runner on the pool."""
         step = planned.step
         self.journal.step_started(
             planned.name,
@@ -371,13 +381,21 @@ class _Execution:
             step.get("Description"),
             self.clock(),
         )
-        outcome = self._outcome(planned)
+        work = self._prepare(planned)
+        if isinstance(work, StepOutcome):
+            decided: Future[StepOutcome] = Future()
+            decided.set_result(work)
+            return decided
+        runner, request = work
+        return pool.submit(_run_guarded, runner, request)
+
+    def finish(self, planned: _PlannedStep, outcome: StepOutcome) -> None:
+        """Record the end and make the step's properties visible to the steps after it."""
         self.journal.step_finished(planned.name, outcome, self.clock())
         self.outcomes[planned.name] = outcome
         self.properties[planned.name] = outcome.properties
-        return outcome
 
-    def _outcome(self, planned: _PlannedStep) -> StepOutcome:
+    def _prepare(self, planned: _PlannedStep) -> StepOutcome | tuple[StepRunner, StepRequest]:
         step, kind = planned.step, planned.step["Type"]
         try:
             if kind == "Condition":
@@ -399,10 +417,7 @@ class _Execution:
             step.get("DisplayName"),
             step.get("Description"),
         )
-        try:
-            return runner(request)
-        except Exception as error:  # a broken runner fails its step, never the executor
-            return StepOutcome("Failed", failure_reason=str(error) or type(error).__name__)
+        return runner, request
 
     def _condition(self, step: Mapping[str, Any]) -> StepOutcome:
         outcome = evaluate_conditions(step.get("Arguments", {}).get("Conditions", []), self.scope)
@@ -441,7 +456,7 @@ def run_execution(
     should_stop: Callable[[], bool],
     clock: Callable[[], datetime] = _utc_now,
 ) -> ExecutionResult:
-    """Run the execution sequentially; raises DefinitionError before any step if it cannot run."""
+    """Run the execution to its end; raises DefinitionError before any step if it cannot run."""
     plan = _plan(definition)
     completed = dict(journal.completed_steps())
     properties: dict[str, Mapping[str, Any]] = {n: o.properties for n, o in completed.items()}
@@ -454,15 +469,47 @@ def run_execution(
         now=clock,
     )
     execution = _Execution(context, runners, journal, scope, clock, dict(completed), properties)
-    for planned in plan:
-        if planned.name in completed:
-            continue
-        if not execution.should_run(planned):
-            execution.not_run.add(planned.name)
-            continue
-        if should_stop():
-            return ExecutionResult("Stopped")
-        outcome = execution.run(planned)
-        if outcome.status != "Succeeded":
-            return ExecutionResult("Failed", _execution_failure(planned, outcome))
-    return ExecutionResult("Succeeded")
+    pending = [planned for planned in plan if planned.name not in completed]
+    running: dict[Future[StepOutcome], _PlannedStep] = {}
+    result: ExecutionResult | None = None
+    with ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="step") as pool:
+        while True:
+            for planned in _ready(execution, pending) if result is None else []:
+                if should_stop():
+                    result = ExecutionResult("Stopped")
+                    break
+                running[execution.start(planned, pool)] = planned
+            if not running:
+                return result or ExecutionResult("Succeeded")
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: running[f].index):
+                planned = running.pop(future)
+                outcome = future.result()
+                execution.finish(planned, outcome)
+                if outcome.status != "Succeeded" and result is None:
+                    result = ExecutionResult("Failed", _execution_failure(planned, outcome))
+
+
+def _ready(execution: _Execution, pending: list[_PlannedStep]) -> list[_PlannedStep]:
+    """Take the steps that can start now off ``pending``, in plan order. A step that must not
+    run (unchosen branch, or after one that did not run) is marked so, which can make more ready."""
+    ready: list[_PlannedStep] = []
+    changed = True
+    while changed:
+        changed = False
+        for planned in [p for p in pending if execution.is_ready(p)]:
+            pending.remove(planned)
+            if execution.should_run(planned):
+                ready.append(planned)
+            else:
+                execution.not_run.add(planned.name)
+                changed = True
+    return ready
+
+
+def _run_guarded(runner: StepRunner, request: StepRequest) -> StepOutcome:
+    """A broken runner fails its step, never the executor."""
+    try:
+        return runner(request)
+    except Exception as error:
+        return StepOutcome("Failed", failure_reason=str(error) or type(error).__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -448,13 +449,58 @@ def test_failed_outcome_from_a_runner_stops_the_run() -> None:
     def broken(request: StepRequest) -> StepOutcome:
         return StepOutcome("Failed", failure_reason="AlgorithmError: exit code 1")
 
-    definition = synthetic(step("A"), step("B", DependsOn=["A"]), step("C"))
+    definition = synthetic(step("A"), step("B", DependsOn=["A"]))
     fake, journal = FakeSageMaker(), MemoryJournal()
     result = run(definition, fake, journal, runners={"Processing": broken})
     assert result.failure_reason == (
         f"{EXECUTION_FAILURE} Step A failed: AlgorithmError: exit code 1"
     )
     assert journal.events == [("started", "A"), ("finished", "A")]
+
+
+def test_a_failure_starts_nothing_new_but_lets_running_steps_finish() -> None:
+    # A fails while C (independent of A) is still running: C finishes and is recorded, B (after
+    # C) never starts, and the execution fails with A's reason.
+    a_failed = threading.Event()
+
+    def runner(request: StepRequest) -> StepOutcome:
+        if request.name == "A":
+            a_failed.set()
+            return StepOutcome("Failed", failure_reason="boom")
+        assert a_failed.wait(5)
+        return StepOutcome("Succeeded")
+
+    definition = synthetic(step("A"), step("C"), step("B", DependsOn=["C"]))
+    fake, journal = FakeSageMaker(), MemoryJournal()
+    result = run(definition, fake, journal, runners={"Processing": runner})
+    assert result == ExecutionResult("Failed", f"{EXECUTION_FAILURE} Step A failed: boom")
+    assert set(journal.started) == {"A", "C"}
+    assert journal.finished["C"].status == "Succeeded"
+
+
+def test_independent_steps_run_at_the_same_time() -> None:
+    # Evaluate and Baseline each wait for the other to be running too: run one after the other,
+    # the barrier would time out and fail the first of them.
+    barrier = threading.Barrier(2, timeout=10)
+
+    def runner(request: StepRequest) -> StepOutcome:
+        if request.name in ("Evaluate", "Baseline"):
+            barrier.wait()
+        return StepOutcome("Succeeded")
+
+    definition = synthetic(
+        step("Train"),
+        step("Evaluate", DependsOn=["Train"]),
+        step("Baseline", DependsOn=["Train"]),
+        step("Register", DependsOn=["Evaluate", "Baseline"]),
+    )
+    fake, journal = FakeSageMaker(), MemoryJournal()
+    result = run(definition, fake, journal, runners={"Processing": runner})
+    assert result.status == "Succeeded", result
+    events = journal.events
+    assert events.index(("started", "Register")) > max(
+        events.index(("finished", "Evaluate")), events.index(("finished", "Baseline"))
+    )
 
 
 def test_unresolvable_argument_fails_that_step_without_calling_its_runner() -> None:
@@ -499,7 +545,7 @@ def test_should_stop_is_checked_before_each_step() -> None:
 # Ordering and definition errors ----------------------------------------------------------------
 
 
-def test_depends_on_and_references_order_steps_with_definition_order_as_tie_break() -> None:
+def test_depends_on_and_references_order_steps() -> None:
     definition = synthetic(
         step("Late", DependsOn=["Early"]),
         step("Reader", Arguments={"x": {"Get": "Steps.Late.ProcessingJobName"}}),
@@ -509,7 +555,10 @@ def test_depends_on_and_references_order_steps_with_definition_order_as_tie_brea
     fake, journal = FakeSageMaker(), MemoryJournal()
     result = run(definition, fake, journal)
     assert result.status == "Succeeded"
-    assert fake.names == ["Early", "Late", "Reader", "Free"]
+    events = journal.events
+    for later, earlier in (("Late", "Early"), ("Reader", "Late")):
+        assert events.index(("started", later)) > events.index(("finished", earlier))
+    assert sorted(fake.names) == ["Early", "Free", "Late", "Reader"]
     assert fake.request("Reader").arguments == {"x": "late"}
 
 
