@@ -292,6 +292,15 @@ def endpoint_server_pid(state_dir: Path, endpoint: str) -> int | None:
     return None
 
 
+def endpoint_server_log(state_dir: Path, endpoint: str) -> Path | None:
+    """The log the endpoint's model server writes (hosting.py sends its stdout and stderr there)."""
+    pid = endpoint_server_pid(state_dir, endpoint)
+    try:
+        return Path(os.readlink(f"/proc/{pid}/fd/1")) if pid is not None else None
+    except OSError:
+        return None
+
+
 # --- output ----------------------------------------------------------------------------------
 
 
@@ -330,22 +339,22 @@ def machine_description() -> str:
     )
 
 
-# --- local SageMaker servers started from a given source tree --------------------------------
+# --- a local SageMaker server we own ----------------------------------------------------------
 
 
 def start_local_server(
-    state_dir: Path, root: Path, log_path: Path, endpoint: str, timeout: float = 180.0
+    state_dir: Path, log_path: Path, endpoint: str, timeout: float = 180.0
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """``python -m pipelines.local.server`` from ``root`` (the repo, or a patched copy made by
-    prototype.py) on ``state_dir``; it restores the endpoint before publishing server.json.
-    Returns the process (its own group: stop it with stop_process) and the port."""
+    """``python -m pipelines.local.server`` from this checkout on ``state_dir`` (whose own server
+    must be stopped); it restores the endpoint before publishing server.json. Returns the process
+    (its own group: stop it with stop_process) and the port."""
     (state_dir / "server.json").unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = start_process(
         [PYTHON, "-m", "pipelines.local.server", "--state-dir", str(state_dir), "--port", "0"],
         log_path,
         env,
-        cwd=root,
+        cwd=REPO,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -359,14 +368,3 @@ def start_local_server(
         time.sleep(0.1)
     stop_process(process)
     raise TimeoutError(f"local server on {state_dir} did not start within {timeout:.0f} s")
-
-
-def clone_state(source: Path, target: Path) -> Path:
-    """Copy a stopped local SageMaker's state dir (SQLite, store, endpoints) so a second server
-    can restore the same endpoint from it."""
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(
-        source, target, ignore=shutil.ignore_patterns("server.json", "server.lock", "*.log"), symlinks=True
-    )
-    return target

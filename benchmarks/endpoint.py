@@ -10,7 +10,9 @@ Without --state-dir it brings up its own local SageMaker in benchmarks/.cache/en
 with the step scripts and deploys through CreateModel / CreateEndpointConfig / CreateEndpoint with
 the deploy Lambda's settings, data capture on). One server runs at a time; each gets a warm-up,
 then for each payload (1 review, a batch of 1000) and each concurrency a closed-loop run bounded by
---duration seconds and --max-requests requests.
+--duration seconds and --max-requests requests. The workers column is how many worker processes
+each server's own log says it runs (ours: SAGEMAKER_MODEL_SERVER_WORKERS, by default one per core;
+sagemaker-containers: --smc-workers, by default one per core; mlflow: --mlflow-workers, default 1).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import interleave
 import loadgen
-import prototype
 import reviews
 import stacks
 from common import (
@@ -41,8 +42,8 @@ from common import (
     LOOPBACK,
     PYTHON,
     REPO,
-    clone_state,
     deploy_endpoint,
+    endpoint_server_log,
     endpoint_server_pid,
     find_model_archive,
     log,
@@ -192,9 +193,6 @@ def post(port: int, path: str, body: bytes) -> bytes:
 # --- one server ------------------------------------------------------------------------------
 
 
-PROTOTYPE_FIXES = ["backlog-pool", "workers"]
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     texts = reviews.sample_texts(1000)
     payload_bodies = bodies(texts)
@@ -208,6 +206,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     provenance: dict[str, object] = {"how": "existing state dir"}
     checks: dict[str, list[int]] = {}
     startup: dict[str, float] = {}
+    workers: dict[str, int | None] = {}
     servers: list[stacks.Server] = []
     runtime: list[subprocess.Popen[bytes]] = []
     try:
@@ -217,30 +216,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         archive = find_model_archive(state_dir)
         log(f"model: {archive}")
         wanted = list(args.servers)
-        proto_root = prototype.build(PROTOTYPE_FIXES, "endpoint-fixes") if args.fixes else None
-        if proto_root is not None:
-            wanted += [f"{name}+fixes" for name in ("ours-runtime", "ours-direct") if name in wanted]
-        runtime_roots = {"ours-runtime": REPO, "ours-runtime+fixes": proto_root}
-        if any(name in runtime_roots for name in wanted):
-            # Restart the provisioned server from a known tree, and a patched one on a copy of its
-            # state, so both runtime paths serve the same endpoint the same way.
+        if "ours-runtime" in wanted:
+            # Restart the provisioned server as a process of ours, from this checkout.
             stop_local_server(state_dir)
-            for name in [n for n in wanted if n in runtime_roots]:
-                root = runtime_roots[name]
-                assert root is not None
-                state = state_dir if name == "ours-runtime" else clone_state(state_dir, work / "state-fixes")
-                log(f"starting {name} (local SageMaker from {root})")
-                began = time.monotonic()
-                process, port = start_local_server(state, root, work / f"{name}.log", ENDPOINT)
-                runtime.append(process)
-                startup[name] = time.monotonic() - began
-                servers.append(stacks.Server(name, port, f"/endpoints/{ENDPOINT}/invocations", None, None))
-                log(f"{name}: port {port}, model server pid {endpoint_server_pid(state, ENDPOINT)}")
+            log("starting ours-runtime (local SageMaker)")
+            began = time.monotonic()
+            process, port = start_local_server(state_dir, work / "ours-runtime.log", ENDPOINT)
+            runtime.append(process)
+            startup["ours-runtime"] = time.monotonic() - began
+            servers.append(
+                stacks.Server(
+                    "ours-runtime",
+                    port,
+                    f"/endpoints/{ENDPOINT}/invocations",
+                    None,
+                    endpoint_server_log(state_dir, ENDPOINT),
+                )
+            )
+            log(f"ours-runtime: port {port}, model server pid {endpoint_server_pid(state_dir, ENDPOINT)}")
         starters: dict[str, Callable[[], stacks.Server]] = {
             "ours-direct": lambda: stacks.start_ours(archive, work),
-            "ours-direct+fixes": lambda: stacks.start_ours(
-                archive, work, pythonpath=str(proto_root), name="ours-direct+fixes"
-            ),
             "sagemaker-containers": lambda: stacks.start_smc(archive, work, args.smc_workers),
             "mlflow": lambda: stacks.start_mlflow(archive, work, args.mlflow_workers),
         }
@@ -259,6 +254,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results = interleave.measure(
             targets, PAYLOADS, args.concurrency, args.duration, args.rounds, args.max_requests, args.client
         )
+        workers = {server.name: server.workers() for server in servers}  # before they stop
+        for row in results:
+            row["workers"] = workers[str(row["server"])]
     finally:
         for server in servers:
             server.stop()
@@ -271,7 +269,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         name: sum(a == b for a, b in zip(labels, reference, strict=False)) / max(len(reference), 1)
         for name, labels in checks.items()
     }
-    return {"results": results, "provenance": provenance, "agreement": agreement, "startup_seconds": startup}
+    return {
+        "results": results,
+        "provenance": provenance,
+        "agreement": agreement,
+        "startup_seconds": startup,
+        "workers": workers,
+    }
 
 
 def versions() -> dict[str, dict[str, str]]:
@@ -292,6 +296,7 @@ def render(report: dict[str, Any], args: argparse.Namespace) -> str:
     rows = [
         [
             r["server"],
+            "-" if r["workers"] is None else r["workers"],
             r["payload"],
             r["concurrency"],
             f"{r['rps']:.1f}",
@@ -310,11 +315,13 @@ def render(report: dict[str, Any], args: argparse.Namespace) -> str:
         f" closed loop, keep-alive",
         f"endpoint provisioned by: {report['provenance']}",
         f"server start to healthy (s): { {k: round(v, 1) for k, v in report['startup_seconds'].items()} }",
+        f"worker processes, as each server's log says: {report['workers']}",
         f"label agreement with {args.servers[0]} on the 1000-review batch: {report['agreement']}",
         "",
         table(
             [
                 "server",
+                "workers",
                 "payload",
                 "concurrency",
                 "req/s",
@@ -351,12 +358,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, default=200_000)
     parser.add_argument(
         "--rounds", type=int, default=None, help="slices per cell, servers visited in alternating order"
-    )
-    parser.add_argument(
-        "--no-fixes",
-        dest="fixes",
-        action="store_false",
-        help="leave out ours-*+fixes (our servers with benchmarks/prototype.py's patches)",
     )
     parser.add_argument(
         "--client",

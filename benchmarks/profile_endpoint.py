@@ -1,15 +1,15 @@
-"""Where the time of an invocation goes on our path, and what the proposed fixes buy.
+"""Where the time of an invocation goes on our path, and what the model server's workers buy.
 
-    python benchmarks/profile_endpoint.py [--quick] [--no-profile] [--duration S]
+    python benchmarks/profile_endpoint.py [--quick] [--no-profile] [--duration S] [--rounds N]
 
 1. Profile: py-spy (installed into benchmarks/.cache/venvs/tools) samples the local SageMaker
-   server and its model server while the load generator sends single reviews through the runtime
-   API; prints the hottest functions per process (on-CPU samples) and the share of named stages.
-2. Prototypes: benchmarks/prototype.py patches copies of pipelines/ under benchmarks/.cache/proto;
-   one local SageMaker per variant (the original code and each cumulative fix), each on a copy of
-   the same state dir so each restores the same endpoint, all up at once and measured in
-   interleaved rounds (benchmarks/interleave.py); then the model server directly with and without
-   the pre-fork workers fix. Same load generator and payloads as benchmarks/endpoint.py.
+   server and its model server (the pre-forked workers with it) while the load generator sends
+   single reviews through the runtime API; prints the hottest functions per process (on-CPU
+   samples) and the share of named stages.
+2. Workers: the runtime API as committed (its model server with its default number of workers),
+   and our model server started directly twice, with SAGEMAKER_MODEL_SERVER_WORKERS=1 and with its
+   default (one worker per available core); all up at once and measured in interleaved rounds
+   (benchmarks/interleave.py). Same load generator and payloads as benchmarks/endpoint.py.
 """
 
 from __future__ import annotations
@@ -29,13 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import endpoint
 import interleave
 import loadgen
-import prototype
 import reviews
 import stacks
 from common import (
     CACHE,
-    REPO,
-    clone_state,
+    endpoint_server_log,
     endpoint_server_pid,
     ensure_venv,
     find_model_archive,
@@ -48,17 +46,12 @@ from common import (
 )
 
 ENDPOINT = endpoint.ENDPOINT
-VARIANTS = {
-    "original": [],
-    "+backlog-pool": ["backlog-pool"],
-    "+backlog-pool +workers": ["backlog-pool", "workers"],
-}
 STAGES = {  # substring of a frame -> stage name, first match from the leaf up wins
     "predict_proba": "model: predict_proba (TF-IDF + LR)",
     "input_fn": "model: input_fn (parse JSON)",
     "output_fn": "model: output_fn (JSON)",
     "capture.py": "runtime: data capture",
-    "_ConnectionPool": "runtime: forward to model server",
+    "ConnectionPool": "runtime: forward to model server",
     "parse_request": "http: parse request",
     "send_response": "http: write response",
     "end_headers": "http: write response",
@@ -76,8 +69,10 @@ def pyspy() -> Path | None:
     return python.parent / "py-spy"
 
 
-def profile(state_dir: Path, port: int, body: bytes, duration: float) -> str:
-    """Sample both processes while the runtime API is under load; summarise the samples."""
+def profile(state_dir: Path, port: int, body: bytes, duration: float, model_label: str) -> str:
+    """Sample both servers while the runtime API is under load; summarise the samples. The model
+    server's workers are its children (--subprocesses); the local server's are its model servers,
+    so it is sampled alone."""
     spy = pyspy()
     if spy is None:
         return "(py-spy not available)"
@@ -85,10 +80,13 @@ def profile(state_dir: Path, port: int, body: bytes, duration: float) -> str:
     model_pid = endpoint_server_pid(state_dir, ENDPOINT)
     outputs = {}
     procs = []
-    for label, pid in (("local server", server_pid), ("model server", model_pid)):
+    for label, pid, file_name in (
+        ("local server", server_pid, "local-server"),
+        (model_label, model_pid, "model-server"),
+    ):
         if pid is None:
             continue
-        out = CACHE / "results" / f"pyspy-{label.replace(' ', '-')}.txt"
+        out = CACHE / "results" / f"pyspy-{file_name}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
         procs.append(
             subprocess.Popen(
@@ -107,6 +105,7 @@ def profile(state_dir: Path, port: int, body: bytes, duration: float) -> str:
                     str(out),
                     "--nonblocking",
                     "--gil",
+                    *(["--subprocesses"] if file_name == "model-server" else []),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -185,13 +184,17 @@ def rows_of(results: list[dict[str, object]]) -> list[list[object]]:
     ]
 
 
+def workers_label(count: int | None) -> str:
+    return "? workers (not in its log)" if count is None else f"{count} worker{'s' if count != 1 else ''}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-profile", action="store_true")
-    parser.add_argument("--duration", type=float, default=None, help="seconds per cell per variant")
+    parser.add_argument("--duration", type=float, default=None, help="seconds per cell per server")
     parser.add_argument("--rounds", type=int, default=None)
     args = parser.parse_args()
     duration = args.duration or (2.0 if args.quick else 9.0)
@@ -200,7 +203,7 @@ def main() -> int:
     texts = reviews.sample_texts(1000)
     bodies = endpoint.bodies(texts)["sagemaker"]
     state_dir = CACHE / "profile-state"
-    work = CACHE / "proto-work"
+    work = CACHE / "profile-work"
     if state_dir.exists():
         stop_local_server(state_dir)
         shutil.rmtree(state_dir)
@@ -208,55 +211,47 @@ def main() -> int:
     endpoint.provision(state_dir)
     archive = find_model_archive(state_dir)
     stop_local_server(state_dir)
-    processes: list[subprocess.Popen[bytes]] = []
+    runtime: subprocess.Popen[bytes] | None = None
     servers: list[stacks.Server] = []
-    runtime_targets: list[interleave.Target] = []
-    direct_targets: list[interleave.Target] = []
+    targets: list[interleave.Target] = []
     profile_text = ""
     path = f"/endpoints/{ENDPOINT}/invocations"
     try:
-        for index, (label, fixes) in enumerate(VARIANTS.items()):
-            root = prototype.build(fixes, f"profile-{index}") if fixes else REPO
-            state = state_dir if index == 0 else clone_state(state_dir, work / f"state-{index}")
-            log(f"starting runtime {label}")
-            process, port = start_local_server(state, root, work / f"local-{index}.log", ENDPOINT)
-            processes.append(process)
-            runtime_targets.append(interleave.Target(f"runtime API, {label}", port, path, bodies))
-            if index == 0 and not args.no_profile:
-                profile_text = profile(state_dir, port, bodies["1 review"], 6.0 if args.quick else 12.0)
-        for label, fixes in (("original", []), ("+workers", ["workers"])):
-            root = prototype.build(fixes, "profile-direct-workers") if fixes else REPO
-            server = stacks.start_ours(
-                archive, work, pythonpath=str(root), name="direct-" + ("-".join(fixes) or "original")
-            )
+        log("starting the runtime API (local SageMaker)")
+        runtime, port = start_local_server(state_dir, work / "local-server.log", ENDPOINT)
+        log_path = endpoint_server_log(state_dir, ENDPOINT)
+        model_workers = workers_label(stacks.Server("runtime", port, path, None, log_path).workers())
+        label = f"runtime API, model server with {model_workers}"
+        targets.append(interleave.Target(label, port, path, bodies))
+        if not args.no_profile:
+            seconds = 6.0 if args.quick else 12.0
+            model_label = f"model server, {model_workers}"
+            profile_text = profile(state_dir, port, bodies["1 review"], seconds, model_label)
+        for name, workers in (("model-server-1-worker", 1), ("model-server-default", None)):
+            log(f"starting {name}")
+            server = stacks.start_ours(archive, work, name=name, workers=workers)
             servers.append(server)
-            direct_targets.append(
-                interleave.Target(f"model server, {label}", server.port, "/invocations", bodies)
-            )
-        runtime_rows = interleave.measure(
-            runtime_targets, endpoint.PAYLOADS, concurrencies, duration, rounds, 200_000
-        )
-        direct_rows = interleave.measure(
-            direct_targets, endpoint.PAYLOADS, concurrencies, duration, rounds, 200_000
-        )
+            label = f"model server, {workers_label(server.workers())}"
+            targets.append(interleave.Target(label, server.port, "/invocations", bodies))
+        rows = interleave.measure(targets, endpoint.PAYLOADS, concurrencies, duration, rounds, 200_000)
     finally:
         for server in servers:
             server.stop()
-        for process in processes:
-            stop_process(process)
-    headers = ["variant", "payload", "concurrency", "req/s", "reviews/s", "p50 ms", "p99 ms", "errors"]
+        if runtime is not None:
+            stop_process(runtime)
+    headers = ["server", "payload", "concurrency", "req/s", "reviews/s", "p50 ms", "p99 ms", "errors"]
     print(f"machine: {machine_description()}")
-    print(f"client: python, {duration:g} s per cell per variant in {rounds} interleaved rounds\n")
+    print(f"client: python, {duration:g} s per cell per server in {rounds} interleaved rounds\n")
     if profile_text:
-        print("## profile of the runtime path (original code)\n\n" + profile_text + "\n")
-    print("## prototypes: runtime API (POST /endpoints/<name>/invocations), fixes cumulative\n")
-    print(table(headers, rows_of(runtime_rows)))
-    print("\n## prototypes: model server directly (POST /invocations)\n")
-    print(table(headers, rows_of(direct_rows)))
-    (CACHE / "results").mkdir(parents=True, exist_ok=True)
-    (CACHE / "results" / "prototypes.json").write_text(
-        json.dumps({"runtime": runtime_rows, "direct": direct_rows}, indent=1)
+        print("## profile of the runtime path\n\n" + profile_text + "\n")
+    print(
+        "## model server workers: the runtime API (POST /endpoints/<name>/invocations) and the model\n"
+        "## server directly (POST /invocations) with SAGEMAKER_MODEL_SERVER_WORKERS=1 and with its\n"
+        "## default (one worker per available core)\n"
     )
+    print(table(headers, rows_of(rows)))
+    (CACHE / "results").mkdir(parents=True, exist_ok=True)
+    (CACHE / "results" / "profile.json").write_text(json.dumps({"workers": rows}, indent=1))
     return 0
 
 

@@ -4,7 +4,7 @@
     python benchmarks/run_all.py --quick    # smoke: about 5 minutes
     python benchmarks/run_all.py --only endpoint scale
 
-Order: pipeline (task 2), endpoint comparison (task 1), profile + prototypes of the fixes,
+Order: pipeline (task 2), endpoint comparison (task 1), profile + the model server's workers,
 scale (task 3). They run one at a time, never in parallel, since each measures the whole
 machine. Each is a separate process (a crash in one does not stop the others) bounded by a
 timeout. Output goes to stdout and to benchmarks/.cache/results/<name>.txt; the exit code is

@@ -109,12 +109,6 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument(
-        "--steps-dir",
-        type=Path,
-        default=REPO / "steps",
-        help="run the step scripts from here (e.g. a patched copy)",
-    )
-    parser.add_argument(
         "--profile",
         action="store_true",
         help="run each step under cProfile and print its top functions "
@@ -155,7 +149,7 @@ def main() -> int:
                     "peak_rss_bytes": float("nan"),
                 }
             log(f"running {step}.py")
-            script = str(args.steps_dir / f"{step}.py")
+            script = str(REPO / "steps" / f"{step}.py")
             profile_path = logs / f"{step}.prof"
             argv = (
                 [PYTHON, "-m", "cProfile", "-o", str(profile_path), script]

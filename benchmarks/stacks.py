@@ -1,7 +1,8 @@
 """The serving stacks compared by benchmarks/endpoint.py, each started as a local process on
 127.0.0.1 and serving the same model.tar.gz.
 
-- ``ours``: pipelines/local/model_server.py (the local inference container), started directly.
+- ``ours``: pipelines/local/model_server.py (the local inference container), started directly;
+  its pre-forked workers: ``SAGEMAKER_MODEL_SERVER_WORKERS``, by default one per available core.
 - ``sagemaker-containers``: the SageMaker scikit-learn serving stack, sagemaker-containers 2.8.6.post2
   (gunicorn + gevent + Flask), in its own venv under ``benchmarks/.cache/venvs/``, started with its
   ``serve`` entry point as the image's ``serve`` command does, with the image's environment
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +122,33 @@ def ensure_mlflow_venv() -> Path:
     return ensure_venv("mlflow", [SCIENCE + MLFLOW_STACK])
 
 
+# How each stack's log says how many worker processes serve requests.
+def _ours_workers(text: str) -> int | None:
+    """model_server.py writes ``model server: N worker(s)`` once it is listening."""
+    found = re.findall(r"^model server: (\d+) workers?$", text, re.MULTILINE)
+    return int(found[-1]) if found else None  # hosting appends to its log: the last start counts
+
+
+def _gunicorn_workers(text: str) -> int | None:
+    """gunicorn logs ``Booting worker with pid: P`` per worker started, ``Worker exiting`` per exit."""
+    booted = len(set(re.findall(r"Booting worker with pid: (\d+)", text)))
+    exited = len(set(re.findall(r"Worker exiting \(pid: (\d+)\)", text)))
+    return booted - exited if booted else None
+
+
+def _mlflow_workers(text: str) -> int | None:
+    """mlflow logs the uvicorn command it runs, ``... --workers N ...``."""
+    found = re.findall(r"uvicorn .*--workers (\d+)", text)
+    return int(found[-1]) if found else None
+
+
+WORKER_COUNTS: dict[str, Callable[[str], int | None]] = {
+    "ours": _ours_workers,
+    "sagemaker-containers": _gunicorn_workers,
+    "mlflow": _mlflow_workers,
+}
+
+
 @dataclass
 class Server:
     """A started server: where to send requests and how to stop it."""
@@ -131,30 +161,34 @@ class Server:
     body_format: str = "sagemaker"  # or "mlflow": {"inputs": [...]}
     pids: list[int] = field(default_factory=list)
     startup_seconds: float = 0.0
+    stack: str = "ours"  # a key of WORKER_COUNTS: which log format says how many workers it runs
 
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
 
+    def workers(self) -> int | None:
+        """How many worker processes serve requests, as the server's log says (None: not said)."""
+        if self.log_path is None or not self.log_path.is_file():
+            return None
+        return WORKER_COUNTS[self.stack](self.log_path.read_text(errors="replace"))
 
-def start_ours(
-    model_tar: Path,
-    work: Path,
-    python: str = PYTHON,
-    pythonpath: str | None = None,
-    name: str = "ours-direct",
-) -> Server:
-    """pipelines/local/model_server.py on the unpacked artifact, as hosting.py starts it."""
+
+def start_ours(model_tar: Path, work: Path, name: str = "ours-direct", workers: int | None = None) -> Server:
+    """pipelines/local/model_server.py on the unpacked artifact, as hosting.py starts it, with
+    ``SAGEMAKER_MODEL_SERVER_WORKERS=workers`` if given (else its default: one per core)."""
     model_dir = extract(model_tar, work / name / "model")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
-    env["PYTHONPATH"] = pythonpath or str(REPO)
+    env["PYTHONPATH"] = str(REPO)
     env["PYTHONUNBUFFERED"] = "1"
+    if workers:
+        env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(workers)
     log_path = work / name / "server.log"
     import time
 
     start = time.monotonic()
     process = start_process(
-        [python, "-m", "pipelines.local.model_server", "--model-dir", str(model_dir), "--port", "0"],
+        [PYTHON, "-m", "pipelines.local.model_server", "--model-dir", str(model_dir), "--port", "0"],
         log_path,
         env,
         cwd=model_dir.parent,
@@ -224,6 +258,7 @@ def start_smc(model_tar: Path, work: Path, workers: int | None = None) -> Server
         log_path,
         pids=[process.pid],
         startup_seconds=time.monotonic() - start,
+        stack="sagemaker-containers",
     )
 
 
@@ -315,6 +350,7 @@ def start_mlflow(model_tar: Path, work: Path, workers: int | None = None) -> Ser
         body_format="mlflow",
         pids=[process.pid],
         startup_seconds=time.monotonic() - start,
+        stack="mlflow",
     )
 
 
