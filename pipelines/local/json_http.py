@@ -20,11 +20,15 @@ DRAIN_IDLE_SECONDS = 2.0
 class JsonRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-    body_limit = 6 * 1024 * 1024
+    max_body_bytes = 6 * 1024 * 1024
     require_length = True
 
     def log_message(self, format: str, *args: object) -> None:
         """No access log: a line per request costs more than serving it."""
+
+    def body_limit(self) -> int:
+        """The largest body this request may carry (a subclass may decide by path)."""
+        return self.max_body_bytes
 
     def error_body(self, status: int, message: str) -> bytes:
         """The JSON document of an error; subclasses may add fields (e.g. AWS's __type)."""
@@ -69,7 +73,7 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
     def handle_expect_100(self) -> bool:
         """Refuse an oversized body before the client sends it."""
         length = self.headers.get("Content-Length", "")
-        if length.strip().isdigit() and int(length) > self.body_limit:
+        if length.strip().isdigit() and int(length) > self.body_limit():
             self._too_large(int(length), drain=False)
             return False
         return super().handle_expect_100()
@@ -79,7 +83,7 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         length = self._declared_length()
         if length is None:
             return None
-        if length > self.body_limit:
+        if length > self.body_limit():
             self._too_large(length, drain=True)
             return None
         return self.rfile.read(length)
@@ -87,7 +91,7 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
     def _too_large(self, length: int, drain: bool) -> None:
         """413 at once, then a lingering close: whatever body the client is still sending is read
         (bounded in size and idle time) so it sees the answer rather than a reset connection."""
-        message = f"request body of {length} bytes exceeds the {self.body_limit}-byte limit"
+        message = f"request body of {length} bytes exceeds the {self.body_limit()}-byte limit"
         self.send_json(413, self.error_body(413, message), close=True)
         self.wfile.flush()
         if not drain or length > DRAIN_LIMIT:

@@ -186,7 +186,7 @@ class ModelHTTPServer(ThreadingHTTPServer):
 class Handler(JsonRequestHandler):
     server_version = "LocalSageMakerModelServer/1.0"
     timeout = IDLE_CONNECTION_SECONDS
-    body_limit = MAX_PAYLOAD_BYTES
+    max_body_bytes = MAX_PAYLOAD_BYTES
 
     @property
     def model_server(self) -> ModelHTTPServer:

@@ -33,8 +33,7 @@ class Handler(JsonRequestHandler):
     server: LocalServer
     require_length = False  # GETs and empty POSTs
 
-    @property
-    def body_limit(self) -> int:  # type: ignore[override]
+    def body_limit(self) -> int:
         """Invocations have SageMaker's 6 MB limit; API calls may carry larger documents."""
         return INVOKE_BODY_LIMIT if INVOCATIONS.match(self.path.split("?", 1)[0]) else API_BODY_LIMIT
 
