@@ -27,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import reviews
 from common import CACHE, PYTHON, REPO, log, machine_description, table
 
 M5_LARGE_BYTES = 8 * 1024**3
@@ -126,8 +125,14 @@ def main() -> int:
     try:
         log(f"generating {args.rows:,} + {args.test_rows:,} reviews in {raw}")
         start = time.perf_counter()
-        size = reviews.write_csv(raw / "train.csv", args.rows, args.seed)
-        size += reviews.write_csv(raw / "test.csv", args.test_rows, args.seed + 1)
+        # In a child process: a step's ru_maxrss starts from this process's size when it forks the
+        # step, so this process must not hold the generator's memory.
+        subprocess.run(
+            [PYTHON, str(Path(__file__).with_name("reviews.py")), "--rows", str(args.rows),
+             "--test-rows", str(args.test_rows), "--seed", str(args.seed), "--out", str(raw)],
+            check=True,
+        )
+        size = sum((raw / name).stat().st_size for name in ("train.csv", "test.csv"))
         generate_s = time.perf_counter() - start
         log(f"generated {size / 1e6:.0f} MB in {generate_s:.1f} s")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_"))}

@@ -3,18 +3,25 @@
 Bad data should stop the pipeline here, with a message a data owner can act on (file, line,
 problem), rather than surface later as a cryptic training error or a silently worse model.
 The script ships alone into the scikit-learn container, so it imports only the standard library.
+
+Each file is streamed: decoded a chunk at a time, validated row by row and written straight to
+its clean copy. Exact repeats are found by 16-byte digests of the rows rather than by keeping the
+rows, so memory grows only with the number of distinct rows, not with the size of the CSV.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import io
+import itertools
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple, NoReturn
+from typing import BinaryIO, NamedTuple, NoReturn
 
 TEXT = "review_text"
 LABEL = "sentiment"
@@ -25,6 +32,9 @@ DELIMITER_NAMES = {";": "semicolon (;)", "\t": "tab", "|": "pipe (|)"}
 # Far above MAX_REVIEW_CHARS so an over-long review reaches the length check with a clear message
 # instead of failing inside the csv module.
 CSV_FIELD_LIMIT = 2**31 - 1
+# Bytes decoded at a time: what memory is bounded by, besides the row digests.
+CHUNK_BYTES = 1 << 18
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class DataError(Exception):
@@ -41,23 +51,74 @@ class Record(NamedTuple):
 Row = tuple[str, int]
 
 
-def decode(raw: bytes, name: str) -> str:
-    """Decode strictly: a wrong encoding must be reported, not turned into replacement chars."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # Count line breaks as the CSV reader does: CRLF, a bare CR or LF.
-        line = len(re.findall(rb"\r\n|\r|\n", raw[: exc.start])) + 1
-        raise DataError(
-            f"{name}: line {line}: not valid UTF-8: byte 0x{raw[exc.start]:02x} at byte offset "
-            f"{exc.start} of the file ({exc.reason}); save the file as UTF-8"
-        ) from None
-    return text[1:] if text.startswith("\ufeff") else text
+def utf8_error(exc: UnicodeDecodeError, name: str, line: int, before: str, start: int) -> DataError:
+    """Point at the bad byte by its offset in the file and its line, so it can be found and fixed.
+
+    `before` is the text decoded since the start of `line`, and `start` the file offset of the
+    bytes the decoder failed on (exc.object, which begins with any bytes held over from the
+    previous chunk).
+    """
+    before += exc.object[: exc.start].decode("utf-8")
+    # Count line breaks as the CSV reader does: CRLF, a bare CR or LF.
+    line += len(LINE_BREAK.findall(before))
+    return DataError(
+        f"{name}: line {line}: not valid UTF-8: byte 0x{exc.object[exc.start]:02x} at byte offset "
+        f"{start + exc.start} of the file ({exc.reason}); save the file as UTF-8"
+    )
 
 
-def read_records(text: str, name: str) -> Iterator[Record]:
+def decoded_lines(handle: BinaryIO, name: str) -> Iterator[str]:
+    """Yield the file's lines, each ending in its CRLF, CR or LF as the csv reader expects.
+
+    Decoding strictly, CHUNK_BYTES at a time, keeps memory flat however big the file is: a wrong
+    encoding is reported rather than turned into replacement characters, and the incremental
+    decoder carries a character split between two chunks over to the next one. A bad byte is
+    found when its chunk is decoded, so a row problem in an earlier chunk is reported first.
+    """
+    # Skip the byte order mark Excel writes; offsets still count from the start of the file.
+    if handle.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+        handle.seek(0)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    offset = handle.tell()  # of the next chunk in the file
+    line = 1  # the line `text` starts on
+    text = ""  # decoded but not yet yielded: the start of a line that may go on in the next chunk
+    while True:
+        chunk = handle.read(CHUNK_BYTES)
+        try:
+            text += decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            start = offset + len(chunk) - len(exc.object)
+            raise utf8_error(exc, name, line, text, start) from None
+        offset += len(chunk)
+        lines = io.StringIO(text, newline="").readlines()
+        # Hold back a last line without LF: it may go on, or its CR be half of a CRLF.
+        text = lines.pop() if chunk and lines and not lines[-1].endswith("\n") else ""
+        line += len(lines)
+        yield from lines
+        if not chunk:
+            return
+
+
+def require_content(lines: Iterator[str], path: Path) -> Iterator[str]:
+    """Stop on a file of nothing but whitespace, an empty export rather than a CSV problem.
+
+    The blank lines read on the way are handed on, so that the line numbers stay right.
+    """
+    blank: list[str] = []
+    for line in lines:
+        if not line.isspace():
+            return itertools.chain(blank, [line], lines)
+        blank.append(line)
+    size = path.stat().st_size
+    raise DataError(
+        f"{path.name}: the file is empty ({f'{size} bytes, only whitespace' if size else '0 bytes'}); "
+        f"expected a header line {TEXT},{LABEL}"
+    )
+
+
+def read_records(lines: Iterable[str], name: str) -> Iterator[Record]:
     """Yield the non-blank CSV records, each with the line it starts on as a text editor counts."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(lines, strict=True)
     end = 0
     while True:
         start = end + 1
@@ -138,68 +199,98 @@ def clean_row(record: Record, columns: list[str], name: str) -> Row:
     return text, clean_label(record.fields[columns.index(LABEL)], where)
 
 
-def drop_duplicates(rows: list[Row], name: str) -> list[Row]:
-    """Drop exact repeats, which would otherwise weigh some reviews more than others."""
-    unique = list(dict.fromkeys(rows))
-    print(f"{name}: dropped {len(rows) - len(unique)} exact duplicate rows")
-    return unique
-
-
-def require_both_classes(rows: list[Row], name: str) -> None:
-    """A classifier cannot learn from one class, so stop before training would fail."""
-    labels = sorted({label for _, label in rows})
-    if len(labels) < 2:
-        raise DataError(
-            f"{name}: every data row has sentiment {labels[0]}; "
-            "training needs both classes (0 and 1)"
-        )
-
-
-def load_split(path: Path, need_both_classes: bool) -> list[Row]:
-    """Read, validate and clean one CSV file; raise DataError on the first problem found."""
+def clean_rows(handle: BinaryIO, path: Path) -> Iterator[Row]:
+    """Validate a file as it is read, yielding each data row cleaned; DataError on a problem."""
     name = path.name
-    if not path.is_file():
-        raise DataError(f"{name}: file not found (expected {path})")
-    raw = path.read_bytes()
-    text = decode(raw, name)
-    if not text.strip():
-        size = f"{len(raw)} bytes, only whitespace" if raw else "0 bytes"
-        raise DataError(
-            f"{name}: the file is empty ({size}); expected a header line {TEXT},{LABEL}"
-        )
-    records = read_records(text, name)
+    records = read_records(require_content(decoded_lines(handle, name), path), name)
     header = next(records)
     columns = parse_header(header, name)
     extra = [column for column in columns if column not in (TEXT, LABEL)]
     if extra:
         print(f"{name}: ignoring extra columns {extra}")
-    rows = [clean_row(record, columns, name) for record in records]
-    if not rows:
+    first = next(records, None)
+    if first is None:
         raise DataError(
             f"{name}: no data rows: the file holds only the header (line {header.line})"
         )
-    print(f"{name}: {len(rows)} valid rows")
-    rows = drop_duplicates(rows, name)
-    if need_both_classes:
-        require_both_classes(rows, name)
-    return rows
+    for record in itertools.chain([first], records):
+        yield clean_row(record, columns, name)
 
 
-def write_csv(rows: list[Row], path: Path) -> None:
-    """Write the clean split in the one format the later steps read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
+def fingerprint(value: str) -> bytes:
+    """16 bytes stand in for a review or row, so remembering one costs the same at any length."""
+    return hashlib.blake2b(value.encode(), digest_size=16).digest()
+
+
+def row_key(text: str, label: int) -> bytes:
+    """Identify a (text, label) row; the label is one digit, so the prefix is unambiguous."""
+    return fingerprint(f"{label}{text}")
+
+
+def require_both_classes(labels: set[int], name: str) -> None:
+    """A classifier cannot learn from one class, so stop before training would fail."""
+    if len(labels) < 2:
+        raise DataError(
+            f"{name}: every data row has sentiment {min(labels)}; "
+            "training needs both classes (0 and 1)"
+        )
+
+
+def clean_split(source: Path, target: Path, need_both_classes: bool) -> set[bytes]:
+    """Stream one file into its clean copy and return the digests of the rows written.
+
+    Exact repeats are dropped, since they would weigh some reviews more than others; raises
+    DataError on the first problem found.
+    """
+    if not source.is_file():
+        raise DataError(f"{source.name}: file not found (expected {source})")
+    seen: set[bytes] = set()
+    labels: set[int] = set()
+    valid = 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with source.open("rb") as handle, target.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
         writer.writerow([TEXT, LABEL])
-        writer.writerows(rows)
-    print(f"wrote {len(rows)} rows to {path}")
+        for text, label in clean_rows(handle, source):
+            valid += 1
+            key = row_key(text, label)
+            if key not in seen:
+                seen.add(key)
+                labels.add(label)
+                writer.writerow((text, label))
+    print(f"{source.name}: {valid} valid rows")
+    print(f"{source.name}: dropped {valid - len(seen)} exact duplicate rows")
+    if need_both_classes:
+        require_both_classes(labels, source.name)
+    return seen
 
 
-def report_overlap(train: list[Row], test: list[Row]) -> None:
-    """Warn when test reviews also occur in train, since that inflates the evaluation."""
-    shared = {text for text, _ in train} & {text for text, _ in test}
+def in_train(text: str, train: set[bytes]) -> bool:
+    """Look a review up in train's row digests under either label, so that train's reviews
+    need no set of their own."""
+    return any(row_key(text, label) in train for label in LABELS.values())
+
+
+def report_overlap(train: set[bytes], test_csv: Path) -> None:
+    """Warn when test reviews also occur in train, since that inflates the evaluation.
+
+    Reads the clean test copy back, which holds the reviews exactly as train's digests saw them.
+    """
+    with test_csv.open(encoding="utf-8", newline="") as handle:
+        rows = csv.reader(handle)
+        next(rows)  # the header
+        shared = {fingerprint(text) for text, _ in rows if in_train(text, train)}
     if shared:
         print(f"warning: {len(shared)} test reviews also appear in train.csv")
+
+
+def discard(targets: Iterable[Path], new_folders: Iterable[Path]) -> None:
+    """Remove what a failed run wrote, so that no half-written split passes for a result."""
+    for target in targets:
+        target.unlink(missing_ok=True)
+    for folder in new_folders:
+        if folder.is_dir():
+            folder.rmdir()
 
 
 def write_message(base: Path, message: str) -> None:
@@ -219,18 +310,23 @@ def fail(base: Path, message: str) -> NoReturn:
 def run(base: Path) -> None:
     """Validate both splits, reporting the first problem of each file together."""
     source = base / "processing" / "input" / "data"
-    splits: dict[str, list[Row]] = {}
+    targets = {split: base / "processing" / split / f"{split}.csv" for split in SPLITS}
+    new_folders = [target.parent for target in targets.values() if not target.parent.exists()]
+    written: dict[str, set[bytes]] = {}
     errors: list[str] = []
-    for split in SPLITS:
+    for split, target in targets.items():
         try:
-            splits[split] = load_split(source / f"{split}.csv", need_both_classes=split == "train")
+            written[split] = clean_split(
+                source / f"{split}.csv", target, need_both_classes=split == "train"
+            )
         except DataError as exc:
             errors.append(str(exc))
     if errors:
+        discard(targets.values(), new_folders)
         fail(base, "\n".join(errors))
-    report_overlap(splits["train"], splits["test"])
-    for split, rows in splits.items():
-        write_csv(rows, base / "processing" / split / f"{split}.csv")
+    report_overlap(written["train"], targets["test"])
+    for split, rows in written.items():
+        print(f"wrote {len(rows)} rows to {targets[split]}")
 
 
 def main() -> None:

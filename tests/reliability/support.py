@@ -9,7 +9,6 @@ good one with other inference code, a model server process of our own, and a pla
 from __future__ import annotations
 
 import contextlib
-import csv
 import http.client
 import io
 import json
@@ -336,12 +335,7 @@ def clean_csv(source: Path, dest: Path) -> Path:
     """The clean form of a raw data file, as preprocess writes it (what training reads)."""
     from steps import preprocess
 
-    rows = preprocess.load_split(source, need_both_classes=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with dest.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["review_text", "sentiment"])
-        writer.writerows(rows)
+    preprocess.clean_split(source, dest, need_both_classes=True)
     return dest
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -266,3 +267,168 @@ def test_standalone_script_succeeds(tmp_path: Path) -> None:
         ["great stuff", "1"],
         ["awful stuff", "0"],
     ]
+
+
+# --- streaming: what reading the file a chunk at a time must not change -----------------------
+
+SPLIT_CHARACTERS = (
+    "\ufeffreview_text,sentiment\r\n"
+    '"Café\r\ncrème, 5 €",1\r'
+    "naïve 😀 fun,0\n"
+    "日本語のレビュー,1\r\n"
+    '"  Café\tcrème,  5 € ",1\r\n'
+).encode()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 5, 7, 64])
+def test_characters_and_line_breaks_split_between_chunks_are_read_whole(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    chunk: int,
+) -> None:
+    monkeypatch.setattr(preprocess, "CHUNK_BYTES", chunk)
+    base = stage(tmp_path, SPLIT_CHARACTERS)
+    assert run_main(base, monkeypatch) == 0
+    assert read_rows(base / "processing" / "train" / "train.csv")[1:] == [
+        ["Café crème, 5 €", "1"],
+        ["naïve 😀 fun", "0"],
+        ["日本語のレビュー", "1"],
+    ]
+    assert "train.csv: dropped 1 exact duplicate rows" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4, 64])
+def test_line_numbers_stay_right_across_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(preprocess, "CHUNK_BYTES", chunk)
+    base = stage(tmp_path, SPLIT_CHARACTERS + b"\r\n\r\n\xc3\xa9t\xc3\xa9,3\r\n")
+    assert run_main(base, monkeypatch) == 1
+    assert message(base) == "train.csv: line 9: sentiment must be 0 or 1, found '3'"
+
+
+def numbered_reviews(count: int) -> bytes:
+    return b"".join(f"review number {i} is fine,{i % 2}\n".encode() for i in range(count))
+
+
+def test_bad_byte_far_into_the_file_reports_its_line_and_offset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = HEADER + numbered_reviews(20_000)
+    raw = before + b"caf\xe9 au lait,1\n" + numbered_reviews(10)
+    assert len(before) > 2 * preprocess.CHUNK_BYTES
+    base = stage(tmp_path, raw)
+    assert run_main(base, monkeypatch) == 1
+    assert message(base) == (
+        f"train.csv: line 20002: not valid UTF-8: byte 0xe9 at byte offset {len(before) + 3} of the "
+        "file (invalid continuation byte); save the file as UTF-8"
+    )
+
+
+def whole_file_message(raw: bytes) -> str:
+    """What decoding the whole file at once reports: the reference for the streamed decoder."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = len(re.findall(rb"\r\n|\r|\n", raw[: exc.start])) + 1
+        return (
+            f"train.csv: line {line}: not valid UTF-8: byte 0x{raw[exc.start]:02x} at byte offset "
+            f"{exc.start} of the file ({exc.reason}); save the file as UTF-8"
+        )
+    raise AssertionError("the file is valid UTF-8")
+
+
+BAD_BYTES = [
+    pytest.param(b"\xef\xbb\xbf" + HEADER + b"r\xc3\xa9sum\xc3\xa9,1\r\nna\xefve,0\r\n", id="after-bom"),
+    pytest.param(HEADER + b"a,1\r\n\r\rcaf\xc3\n,1\n", id="cut-short-character"),
+    pytest.param(HEADER + b'"two\r\nlines \xf0\x9f\x98\x80",1\r\n\xff,0\n', id="after-emoji"),
+    pytest.param(HEADER + b"ends inside a character,1\n\xe2\x82", id="truncated-at-end"),
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8, 1 << 18])
+@pytest.mark.parametrize("raw", BAD_BYTES)
+def test_bad_utf8_is_located_as_whole_file_decoding_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: bytes, chunk: int
+) -> None:
+    monkeypatch.setattr(preprocess, "CHUNK_BYTES", chunk)
+    base = stage(tmp_path, raw)
+    assert run_main(base, monkeypatch) == 1
+    assert message(base) == whole_file_message(raw)
+
+
+def test_duplicates_far_apart_are_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(preprocess, "CHUNK_BYTES", 64)
+    # The first review again, spelled differently, and the second one with the other label.
+    again = b'"review   number 0\r\nis fine",0\nreview number 1 is fine,0\n'
+    raw = HEADER + numbered_reviews(3_000) + again
+    base = stage(tmp_path, raw)
+    assert run_main(base, monkeypatch) == 0
+    rows = read_rows(base / "processing" / "train" / "train.csv")[1:]
+    assert len(rows) == 3_001
+    assert rows[0] == ["review number 0 is fine", "0"]
+    assert rows[-1] == ["review number 1 is fine", "0"]
+    out = capsys.readouterr().out
+    assert "train.csv: 3002 valid rows" in out
+    assert "train.csv: dropped 1 exact duplicate rows" in out
+    assert f"wrote 3001 rows to {base / 'processing' / 'train' / 'train.csv'}" in out
+
+
+def test_failed_run_leaves_no_output_and_no_wrote_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = stage(tmp_path / "fresh", GOOD, GOOD + b"bad,x\n")
+    assert run_main(base, monkeypatch) == 1
+    assert not (base / "processing" / "train").exists()
+    assert not (base / "processing" / "test").exists()
+    assert "wrote" not in capsys.readouterr().out
+
+    # SageMaker creates the output folders before the job starts: they stay, emptied.
+    made = stage(tmp_path / "made", GOOD, GOOD + b"bad,x\n")
+    for split in ("train", "test"):
+        (made / "processing" / split).mkdir()
+    assert run_main(made, monkeypatch) == 1
+    for split in ("train", "test"):
+        assert list((made / "processing" / split).iterdir()) == []
+
+
+PEAK_RSS_OF_CHILD = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)\n"
+    "sys.exit(code)\n"
+)
+
+
+def write_big_train(path: Path, size: int) -> int:
+    """A train.csv of about `size` bytes of distinct 4,000-character reviews; returns its size."""
+    filler = "the kettle boils fast and pours without dripping, " * 80
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write("review_text,sentiment\n")
+        row = 0
+        while handle.tell() < size:
+            handle.write("".join(f'"{row + i} {filler}",{(row + i) % 2}\n' for i in range(1_000)))
+            row += 1_000
+    return path.stat().st_size
+
+
+def test_peak_memory_stays_well_below_the_file_size(tmp_path: Path) -> None:
+    base = stage(tmp_path / "ml", None)
+    size = write_big_train(base / "processing" / "input" / "data" / "train.csv", 80 * 2**20)
+    # Measured from a small wrapper process: RUSAGE_CHILDREN then sees no earlier children, and a
+    # child's ru_maxrss starts from its parent's RSS at fork, which pytest's would inflate.
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_OF_CHILD, sys.executable, str(STEPS / "preprocess.py")],
+        env={**os.environ, "SAGEMAKER_BASE_DIR": str(base)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak = int(result.stdout)
+    assert peak < size / 2, f"peak RSS {peak / 2**20:.0f} MiB for a {size / 2**20:.0f} MiB file"
+    assert (base / "processing" / "train" / "train.csv").stat().st_size > size * 0.9
