@@ -26,6 +26,7 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from pipelines.local.json_http import JsonRequestHandler
-from pipelines.local.prefork import serve_forked, stop_on_signals, worker_count
+from pipelines.local.prefork import ConnectionCounts, serve_forked, stop_on_signals, worker_count
 
 HOST = "127.0.0.1"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time inference request limit
@@ -44,6 +45,7 @@ DEFAULT_CONTENT_TYPE = "application/json"
 DEFAULT_PROGRAM = "inference.py"
 IDLE_CONNECTION_SECONDS = 300  # reap keep-alive connections a client abandoned
 DRAIN_SECONDS = 90.0  # longer than SageMaker's 60 s invocation timeout
+ACCEPT_DEFER_SECONDS = 0.005  # a worker's GIL switch interval: long enough for an idle one to act
 
 
 class RequestError(Exception):
@@ -175,6 +177,22 @@ class ModelHTTPServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.app = app
         self.in_flight = InFlight()
+        self.connections: ConnectionCounts | None = None  # set in each pre-forked worker
+
+    def get_request(self) -> tuple[Any, Any]:
+        """Accept, after a short pause when this worker holds more connections than another, so
+        that worker takes the connection if it can (BlockingIOError here: it did)."""
+        if self.connections is not None and self.connections.busier_than_least():
+            time.sleep(ACCEPT_DEFER_SECONDS)
+        request, address = super().get_request()
+        if self.connections is not None:
+            self.connections.opened()
+        return request, address
+
+    def close_request(self, request: Any) -> None:
+        super().close_request(request)
+        if self.connections is not None:
+            self.connections.closed()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client dropping a keep-alive connection is routine, not worth a traceback."""
@@ -292,8 +310,15 @@ def main(argv: list[str] | None = None) -> int:
     # A worker that loses the race for a connection must get EAGAIN, not block in accept() where
     # it could never notice a stop request.
     server.socket.setblocking(False)
+    connections = ConnectionCounts(workers)
+
+    def serve_worker(slot: int, stop: threading.Event) -> None:
+        connections.claim(slot)
+        server.connections = connections
+        serve_until(server, stop)
+
     try:
-        return serve_forked(lambda stop: serve_until(server, stop), workers)
+        return serve_forked(serve_worker, workers)
     finally:
         server.server_close()
 

@@ -4,6 +4,11 @@ Why fork: Python threads share one interpreter lock, so a threaded server uses o
 many it has. Forking *after* the model is loaded gives every worker the model without loading it
 again (the pages are shared copy-on-write) and lets all of them accept on the one listening socket.
 
+Whichever worker wakes first takes a new connection, so without help one worker can end up with
+most keep-alive connections (a client pool opens them in one burst and then keeps them) while the
+other idles: ``ConnectionCounts`` lets a worker holding more connections than the least loaded one
+step back for a moment, so the connection goes to a worker with fewer.
+
 The parent serves nothing. It restarts a worker that dies (unless workers keep dying, which means
 the model or the machine is broken: then it stops and exits 1 so hosting sees a failed server),
 and on SIGTERM/SIGINT it passes the signal on and waits while each worker drains its own requests.
@@ -12,6 +17,7 @@ and on SIGTERM/SIGINT it passes the signal on and waits while each worker drains
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import signal
 import sys
@@ -47,20 +53,52 @@ def worker_count(environ: dict[str, str] | None = None) -> int:
     return int(value)
 
 
-def serve_forked(serve: Callable[[threading.Event], None], workers: int) -> int:
-    """Run ``serve(stop)`` in ``workers`` forked children until signalled; return an exit code.
+class ConnectionCounts:
+    """Open connections per worker, in memory shared by every worker (one slot each).
+
+    Only a worker writes its own slot (under its own lock: it has many threads); the others only
+    read it, and an aligned 8-byte read is atomic, so no lock spans processes."""
+
+    def __init__(self, workers: int) -> None:
+        self._memory = mmap.mmap(-1, 8 * workers)
+        self._counts = memoryview(self._memory).cast("q")
+        self._slot = 0
+        self._lock = threading.Lock()
+
+    def claim(self, slot: int) -> None:
+        """In a newly forked worker: take over ``slot`` (a replaced worker's connections died
+        with it)."""
+        self._slot = slot
+        self._counts[slot] = 0
+
+    def busier_than_least(self) -> bool:
+        return self._counts[self._slot] > min(self._counts)
+
+    def opened(self) -> None:
+        with self._lock:
+            self._counts[self._slot] += 1
+
+    def closed(self) -> None:
+        with self._lock:
+            self._counts[self._slot] -= 1
+
+
+def serve_forked(serve: Callable[[int, threading.Event], None], workers: int) -> int:
+    """Run ``serve(slot, stop)`` in ``workers`` forked children until signalled; return an exit
+    code. ``slot`` (0 to workers - 1) is the worker's place; a replacement inherits it.
 
     Stop signals are blocked around each fork so a signal can never reach a child before the child
     has its own handler; the child unblocks them once ``stop`` is wired to them."""
     stop = stop_on_signals()
     parent = os.getpid()
-    children = {_fork_worker(serve, parent) for _ in range(workers)}
+    children = {_fork_worker(serve, slot, parent): slot for slot in range(workers)}
     deaths: deque[float] = deque()
     while not stop.wait(CHECK_SECONDS):
         for pid, status in _reap(children):
             code = os.waitstatus_to_exitcode(status)
             what = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
             sys.stderr.write(f"model server: worker {pid} {what}\n")
+            slot = children.pop(pid)
             deaths.append(time.monotonic())
             while deaths[0] < time.monotonic() - RESTART_WINDOW_SECONDS:
                 deaths.popleft()
@@ -68,7 +106,7 @@ def serve_forked(serve: Callable[[threading.Event], None], workers: int) -> int:
                 sys.stderr.write("model server: workers keep dying; stopping\n")
                 stop.set()
                 break
-            children.add(_fork_worker(serve, parent))
+            children[_fork_worker(serve, slot, parent)] = slot
     for pid in children:
         _signal(pid, signal.SIGTERM)
     for pid in children:
@@ -76,7 +114,7 @@ def serve_forked(serve: Callable[[threading.Event], None], workers: int) -> int:
     return 1 if len(deaths) > workers else 0
 
 
-def _fork_worker(serve: Callable[[threading.Event], None], parent: int) -> int:
+def _fork_worker(serve: Callable[[int, threading.Event], None], slot: int, parent: int) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     pid = os.fork()
     if pid:
@@ -87,7 +125,7 @@ def _fork_worker(serve: Callable[[threading.Event], None], parent: int) -> int:
         stop = stop_on_signals()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         set_parent_death_signal(signal.SIGTERM, parent)  # a SIGKILLed parent leaves no worker behind
-        serve(stop)
+        serve(slot, stop)
         code = 0
     except BaseException:
         traceback.print_exc(file=sys.stderr)
@@ -96,13 +134,13 @@ def _fork_worker(serve: Callable[[threading.Event], None], parent: int) -> int:
         os._exit(code)  # never return into the parent's code path
 
 
-def _reap(children: set[int]) -> list[tuple[int, int]]:
-    """Collect the workers that have exited, without blocking."""
+def _reap(children: dict[int, int]) -> list[tuple[int, int]]:
+    """The workers that have exited (pid, wait status), without blocking; they stay in
+    ``children`` so the caller can find their slots."""
     dead = []
-    for pid in list(children):
+    for pid in children:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            children.discard(pid)
             dead.append((pid, status))
     return dead
 

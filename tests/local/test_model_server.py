@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import http.client
 import json
 import os
@@ -419,6 +420,26 @@ def test_every_worker_serves_the_shared_port(two_workers: Server) -> None:
     assert {answering_pid(two_workers.port) for _ in range(5)} == {first}
     os.kill(second, signal.SIGCONT)
     assert "2 workers" in two_workers.stderr()
+
+
+def test_keep_alive_connections_are_spread_over_the_workers(two_workers: Server) -> None:
+    # A client pool opens its connections and keeps them; whichever worker wakes first would take
+    # most of them, leaving the other idle. Each connection here stays open while the next opens.
+    connections = [
+        http.client.HTTPConnection("127.0.0.1", two_workers.port, timeout=WAIT_SECONDS)
+        for _ in range(8)
+    ]
+    try:
+        holders = []
+        for connection in connections:
+            status, _, body = post(connection, b'"which worker"')
+            assert status == 200, body
+            holders.append(json.loads(body)["pid"])
+    finally:
+        for connection in connections:
+            connection.close()
+    counts = collections.Counter(holders)
+    assert len(counts) == 2 and min(counts.values()) >= 3, holders  # 4 + 4, give or take a race
 
 
 def test_a_worker_that_dies_is_replaced_and_the_server_keeps_serving(two_workers: Server) -> None:
