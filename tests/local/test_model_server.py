@@ -343,6 +343,51 @@ def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path, workers: str)
         worker.join(WAIT_SECONDS)
 
 
+def test_one_prediction_at_a_time_while_other_requests_are_still_answered(tmp_path: Path) -> None:
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    running = Server(
+        write_model(tmp_path / "model", "v1"),
+        tmp_path / "stderr.txt",
+        {"TEST_FLAG_DIR": str(flags), "SAGEMAKER_MODEL_SERVER_WORKERS": "1"},
+    )
+    answers: dict[str, tuple[int, str, bytes] | Exception] = {}
+
+    def request(name: str, body: bytes) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=WAIT_SECONDS)
+        try:
+            answers[name] = post(connection, body)
+        except Exception as exc:  # recorded so the assertion below shows it
+            answers[name] = exc
+        finally:
+            connection.close()
+
+    blocked = threading.Thread(target=request, args=("blocked", b'"block"'))
+    waiting = threading.Thread(target=request, args=("waiting", b'"next"'))
+    try:
+        assert running.port, running.stderr()
+        blocked.start()
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not (flags / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive(), "a second prediction ran while the first was still running"
+        connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=WAIT_SECONDS)
+        connection.request("GET", "/ping")
+        assert connection.getresponse().status == 200  # the worker still answers meanwhile
+        connection.close()
+        (flags / "release").touch()
+        blocked.join(WAIT_SECONDS)
+        waiting.join(WAIT_SECONDS)
+        assert [answers[name][0] for name in ("blocked", "waiting")] == [200, 200], answers
+    finally:
+        (flags / "release").touch()
+        running.stop()
+        blocked.join(WAIT_SECONDS)
+        waiting.join(WAIT_SECONDS)
+
+
 # --- pre-forked workers --------------------------------------------------------------------------
 
 
