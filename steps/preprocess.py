@@ -236,15 +236,26 @@ def require_both_classes(labels: set[int], name: str) -> None:
         )
 
 
-def clean_split(source: Path, target: Path, need_both_classes: bool) -> set[bytes]:
-    """Stream one file into its clean copy and return the digests of the rows written.
+class CleanSplit(NamedTuple):
+    """What streaming one file left behind: its row digests and its overlap with train."""
 
-    Exact repeats are dropped, since they would weigh some reviews more than others; raises
-    DataError on the first problem found.
+    rows: set[bytes]  # digests of the rows written
+    shared: int  # distinct reviews also in train (0 when not compared)
+
+
+def clean_split(
+    source: Path, target: Path, need_both_classes: bool, train: set[bytes] | None = None
+) -> CleanSplit:
+    """Stream one file into its clean copy; DataError on the first problem found.
+
+    Exact repeats are dropped, since they would weigh some reviews more than others. Given
+    train's row digests, reviews that also occur in train are counted on the way, since they
+    inflate the evaluation.
     """
     if not source.is_file():
         raise DataError(f"{source.name}: file not found (expected {source})")
     seen: set[bytes] = set()
+    shared: set[bytes] = set()
     labels: set[int] = set()
     valid = 0
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -258,30 +269,19 @@ def clean_split(source: Path, target: Path, need_both_classes: bool) -> set[byte
                 seen.add(key)
                 labels.add(label)
                 writer.writerow((text, label))
+                if train is not None and in_train(text, train):
+                    shared.add(fingerprint(text))
     print(f"{source.name}: {valid} valid rows")
     print(f"{source.name}: dropped {valid - len(seen)} exact duplicate rows")
     if need_both_classes:
         require_both_classes(labels, source.name)
-    return seen
+    return CleanSplit(seen, len(shared))
 
 
 def in_train(text: str, train: set[bytes]) -> bool:
     """Look a review up in train's row digests under either label, so that train's reviews
     need no set of their own."""
     return any(row_key(text, label) in train for label in LABELS.values())
-
-
-def report_overlap(train: set[bytes], test_csv: Path) -> None:
-    """Warn when test reviews also occur in train, since that inflates the evaluation.
-
-    Reads the clean test copy back, which holds the reviews exactly as train's digests saw them.
-    """
-    with test_csv.open(encoding="utf-8", newline="") as handle:
-        rows = csv.reader(handle)
-        next(rows)  # the header
-        shared = {fingerprint(text) for text, _ in rows if in_train(text, train)}
-    if shared:
-        print(f"warning: {len(shared)} test reviews also appear in train.csv")
 
 
 def discard(targets: Iterable[Path], new_folders: Iterable[Path]) -> None:
@@ -312,21 +312,23 @@ def run(base: Path) -> None:
     source = base / "processing" / "input" / "data"
     targets = {split: base / "processing" / split / f"{split}.csv" for split in SPLITS}
     new_folders = [target.parent for target in targets.values() if not target.parent.exists()]
-    written: dict[str, set[bytes]] = {}
+    written: dict[str, CleanSplit] = {}
     errors: list[str] = []
     for split, target in targets.items():
+        train = written["train"].rows if split == "test" and "train" in written else None
         try:
             written[split] = clean_split(
-                source / f"{split}.csv", target, need_both_classes=split == "train"
+                source / f"{split}.csv", target, need_both_classes=split == "train", train=train
             )
         except DataError as exc:
             errors.append(str(exc))
     if errors:
         discard(targets.values(), new_folders)
         fail(base, "\n".join(errors))
-    report_overlap(written["train"], targets["test"])
-    for split, rows in written.items():
-        print(f"wrote {len(rows)} rows to {targets[split]}")
+    if written["test"].shared:
+        print(f"warning: {written['test'].shared} test reviews also appear in train.csv")
+    for split, result in written.items():
+        print(f"wrote {len(result.rows)} rows to {targets[split]}")
 
 
 def main() -> None:
