@@ -303,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         workers = worker_count()
+    except ValueError as exc:
+        sys.stderr.write(f"model server: {exc}\n")
+        return 1
+    try:
         app = ModelApp.load(args.model_dir)
     except BaseException as exc:
         traceback.print_exc(file=sys.stderr)
