@@ -317,6 +317,22 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return "\n".join(out)
 
 
+MEASUREMENT_HEADERS = ["payload", "concurrency", "req/s", "reviews/s", "p50 ms", "p99 ms", "errors"]
+
+
+def measurement_cells(result: dict[str, Any]) -> list[object]:
+    """One measured cell (loadgen/interleave result) as the columns of MEASUREMENT_HEADERS."""
+    return [
+        result["payload"],
+        result["concurrency"],
+        f"{result['rps']:.1f}",
+        f"{result['reviews_per_s']:.0f}",
+        f"{result['p50_ms']:.2f}",
+        f"{result['p99_ms']:.2f}",
+        result["errors"],
+    ]
+
+
 def machine_description() -> str:
     mem_kb = 0
     try:

@@ -40,6 +40,7 @@ import stacks
 from common import (
     CACHE,
     LOOPBACK,
+    MEASUREMENT_HEADERS,
     PYTHON,
     REPO,
     deploy_endpoint,
@@ -48,6 +49,7 @@ from common import (
     find_model_archive,
     log,
     machine_description,
+    measurement_cells,
     package_versions,
     start_local_server,
     stop_local_server,
@@ -297,13 +299,7 @@ def render(report: dict[str, Any], args: argparse.Namespace) -> str:
         [
             r["server"],
             "-" if r["workers"] is None else r["workers"],
-            r["payload"],
-            r["concurrency"],
-            f"{r['rps']:.1f}",
-            f"{r['reviews_per_s']:.0f}",
-            f"{r['p50_ms']:.2f}",
-            f"{r['p99_ms']:.2f}",
-            r["errors"],
+            *measurement_cells(r),
             f"{r['load1']:.1f}",
         ]
         for r in report["results"]
@@ -319,18 +315,7 @@ def render(report: dict[str, Any], args: argparse.Namespace) -> str:
         f"label agreement with {args.servers[0]} on the 1000-review batch: {report['agreement']}",
         "",
         table(
-            [
-                "server",
-                "workers",
-                "payload",
-                "concurrency",
-                "req/s",
-                "reviews/s",
-                "p50 ms",
-                "p99 ms",
-                "errors",
-                "load before",
-            ],
+            ["server", "workers", *MEASUREMENT_HEADERS, "load before"],
             rows,
         ),
     ]

@@ -33,12 +33,14 @@ import reviews
 import stacks
 from common import (
     CACHE,
+    MEASUREMENT_HEADERS,
     endpoint_server_log,
     endpoint_server_pid,
     ensure_venv,
     find_model_archive,
     log,
     machine_description,
+    measurement_cells,
     start_local_server,
     stop_local_server,
     stop_process,
@@ -168,22 +170,6 @@ def summarise(label: str, raw: str, top: int = 12) -> str:
     )
 
 
-def rows_of(results: list[dict[str, object]]) -> list[list[object]]:
-    return [
-        [
-            r["server"],
-            r["payload"],
-            r["concurrency"],
-            f"{r['rps']:.1f}",
-            f"{r['reviews_per_s']:.0f}",
-            f"{r['p50_ms']:.2f}",
-            f"{r['p99_ms']:.2f}",
-            r["errors"],
-        ]
-        for r in results
-    ]
-
-
 def workers_label(count: int | None) -> str:
     return "? workers (not in its log)" if count is None else f"{count} worker{'s' if count != 1 else ''}"
 
@@ -239,7 +225,6 @@ def main() -> int:
             server.stop()
         if runtime is not None:
             stop_process(runtime)
-    headers = ["server", "payload", "concurrency", "req/s", "reviews/s", "p50 ms", "p99 ms", "errors"]
     print(f"machine: {machine_description()}")
     print(f"client: python, {duration:g} s per cell per server in {rounds} interleaved rounds\n")
     if profile_text:
@@ -249,7 +234,7 @@ def main() -> int:
         "## server directly (POST /invocations) with SAGEMAKER_MODEL_SERVER_WORKERS=1 and with its\n"
         "## default (one worker per available core)\n"
     )
-    print(table(headers, rows_of(rows)))
+    print(table(["server", *MEASUREMENT_HEADERS], [[r["server"], *measurement_cells(r)] for r in rows]))
     (CACHE / "results").mkdir(parents=True, exist_ok=True)
     (CACHE / "results" / "profile.json").write_text(json.dumps({"workers": rows}, indent=1))
     return 0
