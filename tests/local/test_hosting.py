@@ -32,38 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 90.0  # above Hosting's own 60 s health-check limit
 JSON = "application/json"
 
-INFERENCE = """
-import json
-from pathlib import Path
-
-
-class RequestError(ValueError):
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def model_fn(model_dir):
-    text = (Path(model_dir) / "model.txt").read_text().strip()
-    if text == "fail":
-        raise RuntimeError("model.txt says fail")
-    return {"version": text}
-
-
-def input_fn(body, content_type):
-    if content_type != "application/json":
-        raise RequestError(415, f"cannot read {content_type}")
-    return json.loads(body)
-
-
-def predict_fn(data, model):
-    return {"version": model["version"], "echo": data}
-
-
-def output_fn(prediction, accept):
-    return json.dumps(prediction).encode(), "application/json"
-"""
+INFERENCE = (Path(__file__).parent / "data" / "stub_inference.py").read_text()
 
 # Starts a Hosting with one endpoint, prints "<status> <model server pid>", then idles.
 PARENT = """

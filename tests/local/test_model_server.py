@@ -25,54 +25,7 @@ WAIT_SECONDS = 60.0
 MODULE = (sys.executable, "-m", "pipelines.local.model_server")
 
 # A tiny handler module with the same shape as steps/inference.py.
-INFERENCE = """
-import json
-import os
-import time
-from pathlib import Path
-
-
-class RequestError(ValueError):
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def model_fn(model_dir):
-    text = (Path(model_dir) / "model.txt").read_text().strip()
-    if text == "fail":
-        raise RuntimeError("model.txt says fail")
-    return {"version": text}
-
-
-def input_fn(body, content_type):
-    if content_type.split(";")[0].strip() != "application/json":
-        raise RequestError(415, f"cannot read {content_type}")
-    return json.loads(body)
-
-
-def predict_fn(data, model):
-    if data == "crash":
-        raise ZeroDivisionError("crash requested")
-    if data == "exit":  # the worker process dies mid-request
-        os._exit(3)
-    if data == "block":  # signal that the request is in flight, then wait to be released
-        flags = Path(os.environ["TEST_FLAG_DIR"])
-        (flags / "started").touch()
-        deadline = time.monotonic() + 30
-        while not (flags / "release").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-    if data == "which worker":
-        return {"version": model["version"], "echo": data, "pid": os.getpid()}
-    return {"version": model["version"], "echo": data}
-
-
-def output_fn(prediction, accept):
-    if accept == "text/plain":
-        return f"{prediction['version']}:{prediction['echo']}"
-    return json.dumps(prediction).encode(), "application/json"
-"""
+INFERENCE = (Path(__file__).parent / "data" / "stub_inference.py").read_text()
 
 
 def write_model(model_dir: Path, version: str, program: str = "inference.py") -> Path:
