@@ -37,7 +37,8 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from pipelines.local.json_http import JsonRequestHandler
-from pipelines.local.prefork import ConnectionCounts, serve_forked, stop_on_signals, worker_count
+from pipelines.local.prefork import ConnectionCounts, serve_forked, worker_count
+from pipelines.local.signals import StopFlag, stop_on_signals
 
 HOST = "127.0.0.1"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time inference request limit
@@ -274,7 +275,7 @@ class Handler(JsonRequestHandler):
                        close=close or self.model_server.in_flight.stopping)
 
 
-def serve_until(server: ModelHTTPServer, stop: threading.Event,
+def serve_until(server: ModelHTTPServer, stop: StopFlag,
                 drain_seconds: float = DRAIN_SECONDS) -> None:
     """Serve on a worker thread until ``stop`` is set, then stop accepting and wait for in-flight
     work.
@@ -312,24 +313,25 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc(file=sys.stderr)
         sys.stderr.write(f"model server: failed to load the model from {args.model_dir}: {exc}\n")
         return 1
+    stop = stop_on_signals()  # before the port is announced: a stop may follow it at once
     server = ModelHTTPServer((HOST, args.port), app)
     print(f"LISTENING {server.server_address[1]}", flush=True)
     sys.stderr.write(f"model server: {workers} worker{'s' if workers > 1 else ''}\n")
     if workers == 1:
-        serve_until(server, stop_on_signals())
+        serve_until(server, stop)
         return 0
     # A worker that loses the race for a connection must get EAGAIN, not block in accept() where
     # it could never notice a stop request.
     server.socket.setblocking(False)
     connections = ConnectionCounts(workers)
 
-    def serve_worker(slot: int, stop: threading.Event) -> None:
+    def serve_worker(slot: int, stop: StopFlag) -> None:
         connections.claim(slot)
         server.connections = connections
         serve_until(server, stop)
 
     try:
-        return serve_forked(serve_worker, workers)
+        return serve_forked(serve_worker, workers, stop)
     finally:
         server.server_close()
 

@@ -28,19 +28,11 @@ from collections import deque
 from collections.abc import Callable
 
 from pipelines.local.processes import set_parent_death_signal
+from pipelines.local.signals import STOP_SIGNALS, StopFlag, stop_on_signals
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"  # the variable SageMaker's serving images read
 CHECK_SECONDS = 0.5
 RESTART_WINDOW_SECONDS = 10.0  # more deaths than workers inside this window: give up
-
-
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT (handlers run on the main thread)."""
-    stop = threading.Event()
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, lambda *_: stop.set())
-    return stop
 
 
 def worker_count(environ: dict[str, str] | None = None) -> int:
@@ -83,13 +75,13 @@ class ConnectionCounts:
             self._counts[self._slot] -= 1
 
 
-def serve_forked(serve: Callable[[int, threading.Event], None], workers: int) -> int:
-    """Run ``serve(slot, stop)`` in ``workers`` forked children until signalled; return an exit
-    code. ``slot`` (0 to workers - 1) is the worker's place; a replacement inherits it.
+def serve_forked(serve: Callable[[int, StopFlag], None], workers: int, stop: StopFlag) -> int:
+    """Run ``serve(slot, stop)`` in ``workers`` forked children until ``stop`` is set (by the stop
+    signals); return an exit code. ``slot`` (0 to workers - 1) is the worker's place; a
+    replacement inherits it.
 
     Stop signals are blocked around each fork so a signal can never reach a child before the child
-    has its own handler; the child unblocks them once ``stop`` is wired to them."""
-    stop = stop_on_signals()
+    has its own handler; the child unblocks them once its own ``stop`` is wired to them."""
     parent = os.getpid()
     children = {_fork_worker(serve, slot, parent): slot for slot in range(workers)}
     deaths: deque[float] = deque()
@@ -114,7 +106,7 @@ def serve_forked(serve: Callable[[int, threading.Event], None], workers: int) ->
     return 1 if len(deaths) > workers else 0
 
 
-def _fork_worker(serve: Callable[[int, threading.Event], None], slot: int, parent: int) -> int:
+def _fork_worker(serve: Callable[[int, StopFlag], None], slot: int, parent: int) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     pid = os.fork()
     if pid:

@@ -23,6 +23,7 @@ from pipelines.local.errors import ServiceError
 from pipelines.local.json_http import JsonRequestHandler
 from pipelines.local.models import LocalSageMaker
 from pipelines.local.responses import INVOCATIONS, Protocol, Reply, error_reply, json_reply
+from pipelines.local.signals import stop_on_signals
 
 API_BODY_LIMIT = 64 * 1024 * 1024  # pipeline definitions and function code
 INVOKE_BODY_LIMIT = 6 * 1024 * 1024  # SageMaker's real-time inference request limit
@@ -128,11 +129,17 @@ def serve(state_dir: Path, port: int, region: str) -> int:
     tmp = state_dir / "server.json.tmp"
     tmp.write_text(json.dumps(info))
     os.replace(tmp, state_dir / "server.json")
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    stop = stop_on_signals((signal.SIGTERM,))
     log.info("local SageMaker serving %s from %s", url, state_dir)
+    # serve_forever runs off the main thread, which only waits for SIGTERM: shutdown() must not be
+    # called from the thread serving, and a signal handler must not start a thread (see signals.py).
+    accept = threading.Thread(target=server.serve_forever, args=(0.2,), name="accept", daemon=True)
+    accept.start()
     try:
-        server.serve_forever(poll_interval=0.2)
+        while not stop.wait(1.0) and accept.is_alive():
+            pass
     finally:
+        server.shutdown()
         backend.shutdown()
         server.server_close()
         (state_dir / "server.json").unlink(missing_ok=True)

@@ -454,6 +454,16 @@ def test_a_worker_that_dies_is_replaced_and_the_server_keeps_serving(two_workers
     assert f"worker {victim} was killed by SIGKILL" in two_workers.stderr()
 
 
+def test_a_burst_of_sigterms_still_stops_the_server_cleanly(two_workers: Server) -> None:
+    # Signals keep arriving while the parent is already stopping (hosting's terminate, the
+    # parent-death signal, an impatient operator): each lands in a handler, never in a lock.
+    # (Only while it serves: once the interpreter is finalising, Python itself has restored the
+    # default action, and a SIGTERM then ends the process by signal.)
+    for _ in range(500):
+        os.kill(two_workers.process.pid, signal.SIGTERM)
+    assert two_workers.process.wait(WAIT_SECONDS) == 0
+
+
 def test_killing_the_parent_takes_its_workers_with_it(two_workers: Server) -> None:
     workers = worker_pids(two_workers, 2)
     two_workers.process.kill()
