@@ -9,6 +9,7 @@ TARGET ?= local
 CLI := $(PY) -m pipelines --target $(TARGET)
 TEXT ?= great value, works perfectly
 INFRA_ARGS ?=
+PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-fast lint bench definition graph upload-data upsert-pipeline run-pipeline \
@@ -27,15 +28,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv with pinned dependencies
 
-test: $(STAMP) ## run every test (unit, definition, moto, local end to end)
-	$(PY) -m pytest
+test: $(STAMP) ## run every test, in random order (PYTEST_ARGS=--randomly-seed=N replays an order)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the tests that need no local SageMaker server
 	$(PY) -m pytest -m "not e2e"
 
-lint: $(STAMP) infra-validate ## ruff, mypy and cfn-lint
+lint: $(STAMP) infra-validate ## ruff, mypy, import layers, dead code and cfn-lint
 	$(PY) -m ruff check pipelines steps tests infra benchmarks
 	$(PY) -m mypy pipelines steps infra
+	$(VENV)/bin/lint-imports
+	$(PY) -m vulture
 
 definition: $(STAMP) ## print the pipeline definition JSON (make -s definition: only the JSON)
 	@$(CLI) definition

@@ -281,11 +281,12 @@ def endpoint_server_pid(state_dir: Path, endpoint: str) -> int | None:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"pipelines.local.model_server" in cmdline and any(endpoint.encode() in a for a in cmdline):
+        serves = b"pipelines.local.hosting.model_server" in cmdline
+        if serves and any(endpoint.encode() in a for a in cmdline):
             return int(pid)
     for pid in children:  # one endpoint per state dir in these benchmarks
         try:
-            if b"pipelines.local.model_server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"pipelines.local.hosting.model_server" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return int(pid)
         except OSError:
             continue
@@ -361,13 +362,13 @@ def machine_description() -> str:
 def start_local_server(
     state_dir: Path, log_path: Path, endpoint: str, timeout: float = 180.0
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """``python -m pipelines.local.server`` from this checkout on ``state_dir`` (whose own server
+    """``python -m pipelines.local.api.server`` from this checkout on ``state_dir`` (whose own server
     must be stopped); it restores the endpoint before publishing server.json. Returns the process
     (its own group: stop it with stop_process) and the port."""
     (state_dir / "server.json").unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = start_process(
-        [PYTHON, "-m", "pipelines.local.server", "--state-dir", str(state_dir), "--port", "0"],
+        [PYTHON, "-m", "pipelines.local.api.server", "--state-dir", str(state_dir), "--port", "0"],
         log_path,
         env,
         cwd=REPO,

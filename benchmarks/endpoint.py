@@ -108,7 +108,7 @@ def provision_direct(state_dir: Path) -> dict[str, object]:
 
     from pipelines.aws import LOCAL_CREDENTIALS
     from pipelines.local import daemon
-    from pipelines.local.store import ObjectStore
+    from pipelines.local.storage.objects import ObjectStore
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

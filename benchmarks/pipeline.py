@@ -45,7 +45,7 @@ def python_seconds(code: str, repeats: int = 3) -> float:
 
 
 def fixed_costs(state_dir: Path) -> dict[str, float]:
-    from pipelines.local.store import ObjectStore
+    from pipelines.local.storage.objects import ObjectStore
 
     costs = {
         "interpreter start (python -c pass)": python_seconds("pass"),

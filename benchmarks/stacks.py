@@ -188,7 +188,7 @@ def start_ours(model_tar: Path, work: Path, name: str = "ours-direct", workers: 
 
     start = time.monotonic()
     process = start_process(
-        [PYTHON, "-m", "pipelines.local.model_server", "--model-dir", str(model_dir), "--port", "0"],
+        [PYTHON, "-m", "pipelines.local.hosting.model_server", "--model-dir", str(model_dir), "--port", "0"],
         log_path,
         env,
         cwd=model_dir.parent,

@@ -1,1 +1,5 @@
-"""The sentiment classifier's SageMaker pipeline: definition, settings, CLI and local SageMaker."""
+"""The sentiment classifier's SageMaker pipeline: definition, settings, CLI and the local SageMaker."""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout: data/, out/, pipeline.toml

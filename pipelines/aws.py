@@ -6,7 +6,6 @@ talk to the local SageMaker server on 127.0.0.1, and storage is the local object
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
@@ -90,26 +89,18 @@ class Clients:
         return self._client("sagemaker-runtime")
 
     @cached_property
+    def events(self) -> Any:
+        return self._client("events")
+
+    @cached_property
     def lambda_(self) -> Any:
         return self._client("lambda")
 
     @cached_property
     def storage(self) -> Storage:
         if self.settings.is_local:
-            from pipelines.local.store import ObjectStore
+            from pipelines.local.workspace import object_store
 
-            return ObjectStore(self.settings.state_path / "store")
+            return object_store(self.settings.state_path)
         return S3Storage(self._client("s3"))
 
-    def local_environment(self) -> dict[str, str]:
-        """What a subprocess needs so that its own boto3 reaches the same target."""
-        if not self.settings.is_local:
-            return dict(os.environ)
-        return {
-            **os.environ,
-            "AWS_ENDPOINT_URL_SAGEMAKER": self.local_url,
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.local_url,
-            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
-            "AWS_DEFAULT_REGION": self.settings.region,
-        }

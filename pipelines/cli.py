@@ -20,9 +20,9 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from pipelines import executions
+from pipelines import REPO_ROOT, executions
 from pipelines.aws import Clients
-from pipelines.settings import REPO_ROOT, Settings, SettingsError, load_settings
+from pipelines.settings import Settings, SettingsError, load_settings
 
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
 
@@ -137,7 +137,7 @@ def cmd_executions(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.is_local:
         raise UserError("step logs of SageMaker jobs are in CloudWatch Logs (/aws/sagemaker/*Jobs)")
-    from pipelines.local.logs import step_log
+    from pipelines.local.workspace import step_log
 
     sm = Clients(settings).sagemaker
     arn = _execution_arn(settings, sm, args.execution)

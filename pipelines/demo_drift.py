@@ -16,9 +16,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from pipelines import REPO_ROOT
 from pipelines.aws import Clients
 from pipelines.monitoring_run import run_monitor, summary
-from pipelines.settings import REPO_ROOT, load_settings
+from pipelines.settings import load_settings
 
 BATCH = 10
 SHIFTED_WORDS = (

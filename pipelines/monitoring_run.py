@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines import executions
+from pipelines import REPO_ROOT, executions
 from pipelines.aws import Clients
-from pipelines.settings import REPO_ROOT
 
 Say = Callable[[str], None]
 REPORTS_DIR = REPO_ROOT / "out" / "monitoring"
@@ -49,11 +48,9 @@ def summary(metrics: Mapping[str, Any]) -> str:
 def _report(clients: Clients, uri: str, execution_id: str) -> Path:
     """Locally the report already is a file; from S3 it is downloaded under out/monitoring/."""
     if clients.settings.is_local:
-        from pipelines.local.store import ObjectStore
+        from pipelines.local.workspace import object_path
 
-        store = clients.storage
-        assert isinstance(store, ObjectStore)
-        return store.path_for(uri)
+        return object_path(clients.settings.state_path, uri)
     target = REPORTS_DIR / execution_id / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(clients.storage.get_bytes(uri))

@@ -6,6 +6,7 @@ in place and not uploaded again, and an unchanged definition leaves SageMaker's 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,29 @@ def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
         )
 
 
+def approval_rule_pattern(settings: Settings) -> dict[str, object]:
+    """The EventBridge pattern of the approval rule: an Approved version of this project's group."""
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {
+            "ModelPackageGroupName": [settings.model_package_group],
+            "ModelApprovalStatus": ["Approved"],
+        },
+    }
+
+
+def publish_approval_rule(clients: Clients) -> None:
+    """Locally, the rule the infra stack creates on AWS: approving a version of this project's
+    group invokes the deploy function, and a version of any other group deploys nothing."""
+    settings = clients.settings
+    rule = f"{settings.deploy_function_name}-approval"
+    clients.events.put_rule(Name=rule, EventPattern=json.dumps(approval_rule_pattern(settings)))
+    clients.events.put_targets(
+        Rule=rule, Targets=[{"Id": "deploy-function", "Arn": settings.deploy_function_arn}]
+    )
+
+
 def _upsert_one(clients: Clients, spec: PipelineSpec) -> tuple[str, bool]:
     """Create the pipeline, or update it when it exists; return (ARN, created)."""
     sm = clients.sagemaker
@@ -111,6 +135,8 @@ def upsert(clients: Clients, bundle: CodeBundle, specs: list[PipelineSpec]) -> U
     """Code first, then the deploy handler, then the pipelines that refer to both."""
     result = UpsertResult(uploaded=upload_code(clients, bundle))
     publish_deploy_function(clients, bundle)
+    if clients.settings.is_local:
+        publish_approval_rule(clients)
     for spec in specs:
         result.pipelines[spec.name] = _upsert_one(clients, spec)
     return result

@@ -10,16 +10,17 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pipelines import REPO_ROOT
+from pipelines.local.system.identity import ACCOUNT
+
 Target = Literal["local", "sagemaker"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE_NAME = "pipeline.toml"
 ENV_PREFIX = "PIPELINE_"
-LOCAL_ACCOUNT = "000000000000"
 
 
 class SettingsError(Exception):
@@ -48,7 +49,6 @@ class Settings:
     model_approval_status: str = ""
     state_dir: str = ""
     local_port: int = 0
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_local(self) -> bool:
@@ -58,7 +58,7 @@ class Settings:
     def account(self) -> str:
         """The account in ARNs: parsed from the role on AWS, a fixed fake one locally."""
         parts = self.role_arn.split(":")
-        return parts[4] if len(parts) > 4 and parts[4] else LOCAL_ACCOUNT
+        return parts[4] if len(parts) > 4 and parts[4] else ACCOUNT
 
     @property
     def approval_status(self) -> str:
@@ -105,7 +105,7 @@ class Settings:
             )
 
 
-FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
 def _local_defaults(values: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def _local_defaults(values: dict[str, Any]) -> dict[str, Any]:
     if values.get("target", "local") != "local":
         return values
     values.setdefault("bucket", "local-sagemaker")
-    values.setdefault("role_arn", f"arn:aws:iam::{LOCAL_ACCOUNT}:role/local-sagemaker")
+    values.setdefault("role_arn", f"arn:aws:iam::{ACCOUNT}:role/local-sagemaker")
     values.setdefault("deploy_function_role_arn", values["role_arn"])
     return values
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from pipelines import REPO_ROOT
 from pipelines.code_bundle import CodeBundle
 from pipelines.definition import definition_json
-from pipelines.settings import REPO_ROOT, Settings
+from pipelines.settings import Settings
 
 GET_STEP = re.compile(r"^Steps\.([A-Za-z0-9_-]+)\.(.+)$")
 

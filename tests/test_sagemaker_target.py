@@ -14,9 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pipelines import cli
+from pipelines import REPO_ROOT, cli
 from pipelines.code_bundle import CodeBundle
-from pipelines.settings import REPO_ROOT
 
 BUCKET = "sentiment-test-bucket"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker-execution"

@@ -16,6 +16,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from pipelines import REPO_ROOT
+from pipelines.local.layout import StateLayout
+
 START_TIMEOUT = 30.0
 
 
@@ -30,7 +33,7 @@ def _healthy(url: str) -> bool:
 def running_server(state_dir: Path) -> dict[str, Any] | None:
     """The server recorded in the state directory, if it answers."""
     try:
-        info: dict[str, Any] = json.loads((state_dir / "server.json").read_text())
+        info: dict[str, Any] = json.loads(StateLayout(state_dir).server_info.read_text())
     except (OSError, ValueError):
         return None
     return info if _healthy(info["url"]) else None
@@ -41,13 +44,14 @@ def ensure_running(state_dir: Path, port: int = 0) -> str:
     info = running_server(state_dir)
     if info:
         return str(info["url"])
+    layout = StateLayout(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / "server.log").open("a") as log:
+    with layout.server_log.open("a") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "pipelines.local.server",
+                "pipelines.local.api.server",
                 "--state-dir",
                 str(state_dir),
                 "--port",
@@ -57,7 +61,7 @@ def ensure_running(state_dir: Path, port: int = 0) -> str:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=REPO_ROOT,
         )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -67,7 +71,7 @@ def ensure_running(state_dir: Path, port: int = 0) -> str:
         if process.poll() is not None and process.returncode != 3:
             break
         time.sleep(0.1)
-    tail = (state_dir / "server.log").read_text(errors="replace")[-2000:]
+    tail = layout.server_log.read_text(errors="replace")[-2000:]
     raise RuntimeError(f"the local SageMaker server did not start; its log ends:\n{tail}")
 
 

@@ -1,7 +1,8 @@
 """The local target end to end: a real server process, real jobs, real endpoints, real HTTP.
 
-The tests share one state directory and run in file order, as a user's session would: a first run
-deploys v1, later runs probe the gate, bad data, approval, restarts and crashes against it.
+The tests share one state directory, set up once as a user's first session leaves it: a run that
+registered v1 and an endpoint in service. Each test may add to that state (more runs, versions, a
+restart) but asserts only what holds whatever ran before it, so they pass in any order.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from waiting import wait_until
 
-from pipelines import cli, demo_drift
+from pipelines import REPO_ROOT, cli, demo_drift
 from pipelines.aws import LOCAL_CREDENTIALS, Clients
 from pipelines.local import daemon
-from pipelines.settings import REPO_ROOT, load_settings
+from pipelines.settings import load_settings
 
 pytestmark = pytest.mark.e2e
 ENDPOINT = "sentiment-classifier"
@@ -32,6 +33,7 @@ GROUP = "sentiment-classifier"
 class Local:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
+        self.first_execution = ""
 
     @property
     def url(self) -> str:
@@ -63,19 +65,15 @@ class Local:
         sm = self.client("sagemaker")
         arn = sm.list_pipeline_executions(PipelineName="sentiment-classifier", MaxResults=1)[
             "PipelineExecutionSummaries"][0]["PipelineExecutionArn"]
+        return self.execution(arn)
+
+    def execution(self, arn: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        sm = self.client("sagemaker")
         steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
         return sm.describe_pipeline_execution(PipelineExecutionArn=arn), {
             s["StepName"]: s for s in steps
         }
 
-
-def wait_until(check: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +87,8 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
         assert env.cli("data", "upload") == 0
         assert env.cli("upsert") == 0
         assert env.cli("start", "--wait", "--timeout", "300") == 0
+        env.first_execution = env.latest_execution()[0]["PipelineExecutionArn"]
+        wait_until(lambda: env.endpoint()["EndpointStatus"] == "InService", what="InService")
         yield env
     finally:
         daemon.stop(state_dir)
@@ -100,16 +100,16 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
 
 
 def test_full_run_registers_deploys_and_serves(local: Local) -> None:
-    execution, steps = local.latest_execution()
+    execution, steps = local.execution(local.first_execution)
     assert execution["PipelineExecutionStatus"] == "Succeeded"
     assert {name: s["StepStatus"] for name, s in steps.items()} == {
         name: "Succeeded" for name in ("Preprocess", "Train", "Evaluate", "Baseline",
                                        "AccuracyCheck", "RegisterModel", "DeployEndpoint")
     }
     assert steps["AccuracyCheck"]["Metadata"]["Condition"]["Outcome"] == "True"
-    (package,) = local.packages()
-    assert package["ModelApprovalStatus"] == "Approved"
-    wait_until(lambda: local.endpoint()["EndpointStatus"] == "InService", what="InService")
+    package = local.packages()[0]
+    assert package["ModelPackageVersion"] == 1 and package["ModelApprovalStatus"] == "Approved"
+    assert local.endpoint()["EndpointStatus"] == "InService"
     assert local.invoke("great value, works perfectly")["label"] == 1
     assert local.invoke("broke after two days, a complete waste of money")["label"] == 0
     captured = list((local.state_dir / "store").rglob("data-capture/**/*.jsonl"))
@@ -138,9 +138,7 @@ def test_stop_ends_a_running_execution(local: Local) -> None:
 
 
 def test_step_logs_are_viewable(local: Local, capsys: pytest.CaptureFixture[str]) -> None:
-    first = local.client("sagemaker").list_pipeline_executions(
-        PipelineName="sentiment-classifier", SortOrder="Ascending", MaxResults=1
-    )["PipelineExecutionSummaries"][0]["PipelineExecutionArn"]
+    first = local.first_execution
     capsys.readouterr()
     assert local.cli("logs", "Train", "--execution", first) == 0
     assert "training accuracy" in capsys.readouterr().out
@@ -214,7 +212,8 @@ def test_approving_a_pending_version_deploys_it_with_no_failed_request(local: Lo
             and local.endpoint()["EndpointStatus"] == "InService",
             timeout=90, what=f"the endpoint to serve v{version}",
         )
-        time.sleep(0.5)
+        served = len(results)
+        wait_until(lambda: len(results) >= served + 20, what="requests served after the switch")
     finally:
         stop.set()
         for thread in threads:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.local.executor import (
+from pipelines.local.executor.engine import (
     EXECUTION_FAILURE,
     DefinitionError,
     ExecutionContext,
@@ -632,6 +632,10 @@ def test_execution_variables_reach_runner_arguments() -> None:
             "dependency cycle: A -> B -> A",
         ),
         ([step("A", DependsOn=["A"])], "dependency cycle: A -> A"),
+        (
+            [step("A", DependsOn=["B"]), step("B", DependsOn=["C"]), step("C", DependsOn=["A"])],
+            "dependency cycle: A -> B -> C -> A",
+        ),
         ([step("A", Arguments={"x": {"Get": "Steps.Ghost.X"}})], "unknown step Ghost"),
         ([step("A", DependsOn=["Ghost"])], "depends on unknown step"),
         ([step("A"), step("A")], "duplicate step name"),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.local.expressions import (
+from pipelines.local.executor.expressions import (
     ExpressionError,
     Scope,
     Segment,

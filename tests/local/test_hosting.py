@@ -1,4 +1,4 @@
-"""Hosting with real model server processes: deploy, invoke, capture, blue/green, delete."""
+"""Endpoints with real model server processes: deploy, invoke, capture, blue/green, delete."""
 
 from __future__ import annotations
 
@@ -12,34 +12,30 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
-from pipelines.local.capture import CaptureWriter
-from pipelines.local.hosting import (
-    CaptureSpec,
-    EndpointBusy,
-    EndpointNotReady,
-    Hosting,
-    InvokeResult,
-    VariantSpec,
-)
+from pipelines import REPO_ROOT
+from pipelines.local.hosting.capture import CaptureWriter
+from pipelines.local.hosting.endpoints import CaptureSpec, EndpointBusy, EndpointNotReady, Endpoints
+from pipelines.local.hosting.model_process import InvokeResult, VariantSpec
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-WAIT_SECONDS = 90.0  # above Hosting's own 60 s health-check limit
+WAIT_SECONDS = 90.0  # above Endpoints' own 60 s health-check limit
 JSON = "application/json"
 
 INFERENCE = (Path(__file__).parent / "data" / "stub_inference.py").read_text()
 
-# Starts a Hosting with one endpoint, prints "<status> <model server pid>", then idles.
+# Starts an Endpoints registry with one endpoint, prints "<status> <model server pid>", then idles.
 PARENT = """
 import sys, threading, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from pipelines.local.hosting import Hosting, VariantSpec
+from pipelines.local.hosting.endpoints import Endpoints
+from pipelines.local.hosting.model_process import VariantSpec
 
 
 class Store:
@@ -51,9 +47,9 @@ class Store:
         return self.root / bucket / key
 
 
-hosting = Hosting(Path(sys.argv[3]), Store(sys.argv[2]))
+hosting = Endpoints(Path(sys.argv[3]), Store(sys.argv[2]))
 done, calls = threading.Event(), []
-hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", "m", sys.argv[4], {})], None,
+hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", sys.argv[4], {})], None,
                lambda *args: (calls.append(args), done.set()))
 done.wait(90)
 state = calls[0][1] if calls else "Timeout"
@@ -107,7 +103,7 @@ def model_archive(store: DirStore, uri: str, version: str, extra: dict[str, byte
 
 
 def variant(uri: str, name: str = "AllTraffic") -> list[VariantSpec]:
-    return [VariantSpec(name, f"model-{name}", uri, {})]
+    return [VariantSpec(name, uri, {})]
 
 
 def pid_alive(pid: int) -> bool:
@@ -123,14 +119,6 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT_SECONDS) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
 
 def answer(result: InvokeResult) -> dict:
     assert result.status == 200, result
@@ -143,13 +131,13 @@ def store(tmp_path: Path) -> DirStore:
 
 
 @pytest.fixture
-def hosting(tmp_path: Path, store: DirStore) -> Iterator[Hosting]:
-    running = Hosting(tmp_path / "state", store)
+def hosting(tmp_path: Path, store: DirStore) -> Iterator[Endpoints]:
+    running = Endpoints(tmp_path / "state" / "endpoints", store)
     yield running
     running.shutdown()
 
 
-def deployed(hosting: Hosting, store: DirStore, version: str = "v1", **kwargs) -> StatusLog:
+def deployed(hosting: Endpoints, store: DirStore, version: str = "v1", **kwargs) -> StatusLog:
     status = StatusLog()
     uri = model_archive(store, f"s3://models/{version}/model.tar.gz", version)
     hosting.deploy("ep", "d1", variant(uri), kwargs.get("capture"), status)
@@ -158,7 +146,7 @@ def deployed(hosting: Hosting, store: DirStore, version: str = "v1", **kwargs) -
 
 
 def test_deploy_then_invoke_and_capture_successful_requests(
-    hosting: Hosting, store: DirStore, tmp_path: Path
+    hosting: Endpoints, store: DirStore, tmp_path: Path
 ) -> None:
     capture = CaptureSpec("s3://bucket/capture", 100.0)
     deployed(hosting, store, capture=capture)
@@ -197,7 +185,7 @@ def test_deploy_then_invoke_and_capture_successful_requests(
     assert len({r["eventMetadata"]["eventId"] for r in records}) == 3
 
 
-def test_sampling_zero_captures_nothing(hosting: Hosting, store: DirStore) -> None:
+def test_sampling_zero_captures_nothing(hosting: Endpoints, store: DirStore) -> None:
     deployed(hosting, store, capture=CaptureSpec("s3://bucket/capture", 0.0))
     for _ in range(5):
         answer(hosting.invoke("ep", b'"x"', JSON, JSON))
@@ -240,12 +228,12 @@ def test_capture_writer_encodings_and_rotation(store: DirStore) -> None:
 
 
 def test_two_variants_each_get_a_server_and_target_variant_routes(
-    hosting: Hosting, store: DirStore, tmp_path: Path
+    hosting: Endpoints, store: DirStore, tmp_path: Path
 ) -> None:
     status = StatusLog()
     one = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
     two = model_archive(store, "s3://models/v2/model.tar.gz", "v2")
-    variants = [VariantSpec("A", "m1", one, {}, 1.0), VariantSpec("B", "m2", two, {}, 1.0)]
+    variants = [VariantSpec("A", one, {}, 1.0), VariantSpec("B", two, {}, 1.0)]
     hosting.deploy("ep", "d1", variants, None, status)
     assert status.wait(1) == [("ep", "InService", "", "d1")]
     assert set(hosting.server_pids("ep")) == {"A", "B"}
@@ -258,7 +246,7 @@ def test_two_variants_each_get_a_server_and_target_variant_routes(
     assert too_big.status == 413 and "exceeds" in json.loads(too_big.body)["error"]
 
 
-def test_unknown_endpoint_and_model_that_fails_to_load(hosting: Hosting, store: DirStore) -> None:
+def test_unknown_endpoint_and_model_that_fails_to_load(hosting: Endpoints, store: DirStore) -> None:
     with pytest.raises(EndpointNotReady):
         hosting.invoke("nope", b'"x"', JSON, JSON)
     status = StatusLog()
@@ -272,7 +260,7 @@ def test_unknown_endpoint_and_model_that_fails_to_load(hosting: Hosting, store: 
         hosting.invoke("ep", b'"x"', JSON, JSON)
 
 
-def test_unsafe_archive_is_refused(hosting: Hosting, store: DirStore, tmp_path: Path) -> None:
+def test_unsafe_archive_is_refused(hosting: Endpoints, store: DirStore, tmp_path: Path) -> None:
     status = StatusLog()
     extra = {"../escaped.txt": b"gotcha"}
     uri = model_archive(store, "s3://models/evil/model.tar.gz", "v1", extra)
@@ -282,7 +270,7 @@ def test_unsafe_archive_is_refused(hosting: Hosting, store: DirStore, tmp_path: 
     assert not list(tmp_path.rglob("escaped.txt"))
 
 
-def test_second_deploy_while_one_is_running_is_refused(hosting: Hosting, store: DirStore) -> None:
+def test_second_deploy_while_one_is_running_is_refused(hosting: Endpoints, store: DirStore) -> None:
     status = StatusLog()
     uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
     hosting.deploy("ep", "d1", variant(uri), None, status)  # busy until its server is healthy
@@ -292,7 +280,7 @@ def test_second_deploy_while_one_is_running_is_refused(hosting: Hosting, store: 
 
 
 def test_update_under_load_switches_models_without_a_failed_request(
-    hosting: Hosting, store: DirStore
+    hosting: Endpoints, store: DirStore
 ) -> None:
     status = deployed(hosting, store, "v1")
     old_pid = hosting.server_pids("ep")["AllTraffic"]
@@ -317,11 +305,11 @@ def test_update_under_load_switches_models_without_a_failed_request(
     for thread in threads:
         thread.start()
     try:
-        assert wait_until(lambda: all(len(answers) >= 5 for answers in seen))
+        wait_until(lambda: all(len(answers) >= 5 for answers in seen), WAIT_SECONDS)
         uri = model_archive(store, "s3://models/v2/model.tar.gz", "v2")
         hosting.deploy("ep", "d2", variant(uri), None, status)
         assert status.wait(3)[1:] == [("ep", "Updating", "", "d1"), ("ep", "InService", "", "d2")]
-        assert wait_until(lambda: all(answers.count("v2") >= 5 for answers in seen))
+        wait_until(lambda: all(answers.count("v2") >= 5 for answers in seen), WAIT_SECONDS)
     finally:
         stop.set()
         for thread in threads:
@@ -333,7 +321,7 @@ def test_update_under_load_switches_models_without_a_failed_request(
     assert hosting.server_pids("ep")["AllTraffic"] != old_pid
 
 
-def test_failed_update_keeps_the_old_model_serving(hosting: Hosting, store: DirStore) -> None:
+def test_failed_update_keeps_the_old_model_serving(hosting: Endpoints, store: DirStore) -> None:
     status = deployed(hosting, store, "v1")
     pids = hosting.server_pids("ep")
     uri = model_archive(store, "s3://models/bad/model.tar.gz", "fail")
@@ -348,7 +336,7 @@ def test_failed_update_keeps_the_old_model_serving(hosting: Hosting, store: DirS
     assert hosting.server_pids("ep") == pids
 
 
-def test_delete_stops_the_model_server(hosting: Hosting, store: DirStore) -> None:
+def test_delete_stops_the_model_server(hosting: Endpoints, store: DirStore) -> None:
     deployed(hosting, store)
     pid = hosting.server_pids("ep")["AllTraffic"]
     assert pid_alive(pid)
@@ -359,14 +347,14 @@ def test_delete_stops_the_model_server(hosting: Hosting, store: DirStore) -> Non
 
 
 def test_restore_starts_the_last_deployment_again(tmp_path: Path, store: DirStore) -> None:
-    first = Hosting(tmp_path / "state", store)
+    first = Endpoints(tmp_path / "state" / "endpoints", store)
     try:
         deployed(first, store)
         old_pid = first.server_pids("ep")["AllTraffic"]
     finally:
         first.shutdown()
     assert not pid_alive(old_pid)
-    second = Hosting(tmp_path / "state", store)  # as after a server restart
+    second = Endpoints(tmp_path / "state" / "endpoints", store)  # as after a server restart
     try:
         uri = "s3://models/v1/model.tar.gz"
         assert second.restore("ep", "d1", variant(uri), None) == ("InService", "")
@@ -391,10 +379,10 @@ def test_model_server_dies_when_its_parent_is_killed(tmp_path: Path, store: DirS
     try:
         status, child = read_status_line(parent)
         assert status == "InService" and child > 0
-        assert "pipelines.local.model_server" in Path(f"/proc/{child}/cmdline").read_text()
+        assert "pipelines.local.hosting.model_server" in Path(f"/proc/{child}/cmdline").read_text()
         parent.kill()  # SIGKILL: the parent gets no chance to clean up
         parent.wait(WAIT_SECONDS)
-        assert wait_until(lambda: not pid_alive(child), 30.0)
+        wait_until(lambda: not pid_alive(child), 30.0)
     finally:
         parent.kill()
         parent.wait(WAIT_SECONDS)
@@ -413,12 +401,12 @@ def read_status_line(process: subprocess.Popen[bytes]) -> tuple[str, int]:
 
 
 def test_works_with_the_project_object_store(tmp_path: Path) -> None:
-    store_module = pytest.importorskip("pipelines.local.store")
+    store_module = pytest.importorskip("pipelines.local.storage.objects")
     object_store = store_module.ObjectStore(tmp_path / "store")
     staging = DirStore(tmp_path / "staging")
     archive = staging.path_for(model_archive(staging, "s3://staging/model.tar.gz", "v1"))
     object_store.put_file("s3://models/v1/model.tar.gz", archive)
-    hosting = Hosting(tmp_path / "state", object_store)
+    hosting = Endpoints(tmp_path / "state" / "endpoints", object_store)
     try:
         status = StatusLog()
         capture = CaptureSpec("s3://bucket/capture", 100.0)

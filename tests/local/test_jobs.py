@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
-from pipelines.local import jobs
-from pipelines.local.store import ObjectStore
+from pipelines.local.jobs.processing import run_processing_job
+from pipelines.local.jobs.toolkit import to_cmd_args
+from pipelines.local.jobs.training import run_training_job
+from pipelines.local.storage.objects import ObjectStore
+from pipelines.local.system import supervision
 
 BUCKET = "s3://my-bucket/p"
 CODE_DIR = "/opt/ml/processing/input/code"
@@ -52,13 +56,6 @@ def _alive(pid: int) -> bool:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
-
-def _wait_for(predicate: Any, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 # ----------------------------------------------------------------------------- processing
@@ -162,7 +159,7 @@ def test_processing_job_stages_runs_and_uploads(
     before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(work_dir)}
     log = io.StringIO()
 
-    outcome = jobs.run_processing_job("pre-1", request, store, work_dir, log)
+    outcome = run_processing_job("pre-1", request, store, work_dir, log)
 
     assert outcome.failure_reason == ""
     assert outcome.status == "Succeeded"
@@ -204,7 +201,7 @@ def test_processing_failure_message_becomes_the_reason(store: ObjectStore, work_
     )
     store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
 
-    outcome = jobs.run_processing_job(
+    outcome = run_processing_job(
         "pre-2", _processing_request(store, script), store, work_dir, io.StringIO()
     )
 
@@ -230,7 +227,7 @@ def test_processing_crash_reports_exit_code_and_stderr_tail(
     )
     store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
 
-    outcome = jobs.run_processing_job(
+    outcome = run_processing_job(
         "pre-3", _processing_request(store, script), store, work_dir, io.StringIO()
     )
 
@@ -247,7 +244,7 @@ def test_missing_input_fails_naming_the_uri_without_running(
 ) -> None:
     request = _processing_request(store, CLEAN_SCRIPT)
 
-    outcome = jobs.run_processing_job("pre-4", request, store, work_dir, io.StringIO())
+    outcome = run_processing_job("pre-4", request, store, work_dir, io.StringIO())
 
     assert outcome.status == "Failed"
     assert outcome.failure_reason.startswith("ClientError: ")
@@ -260,7 +257,7 @@ def test_local_path_outside_opt_ml_is_refused(store: ObjectStore, work_dir: Path
     request = _processing_request(store, CLEAN_SCRIPT)
     request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["LocalPath"] = "/tmp/escape"
 
-    outcome = jobs.run_processing_job("pre-5", request, store, work_dir, io.StringIO())
+    outcome = run_processing_job("pre-5", request, store, work_dir, io.StringIO())
 
     assert outcome.status == "Failed"
     assert "LocalPath '/tmp/escape' must be under /opt/ml" in outcome.failure_reason
@@ -269,7 +266,7 @@ def test_local_path_outside_opt_ml_is_refused(store: ObjectStore, work_dir: Path
 def test_invalid_job_name_fails_without_touching_disk(store: ObjectStore, work_dir: Path) -> None:
     request = _processing_request(store, CLEAN_SCRIPT)
 
-    outcome = jobs.run_processing_job("../escape", request, store, work_dir, io.StringIO())
+    outcome = run_processing_job("../escape", request, store, work_dir, io.StringIO())
 
     assert outcome.status == "Failed"
     assert "invalid job name" in outcome.failure_reason
@@ -302,7 +299,7 @@ def test_output_lines_reach_the_log_while_the_job_runs(store: ObjectStore, work_
             return super().write(text)
 
     log = Watcher()
-    outcome = jobs.run_processing_job(
+    outcome = run_processing_job(
         "pre-6", _processing_request(store, script), store, work_dir, log
     )
 
@@ -330,12 +327,12 @@ def test_cancel_event_kills_the_process_group(store: ObjectStore, work_dir: Path
     pid_file = work_dir / "pre-7" / "opt" / "ml" / "child.pid"
 
     def cancel_when_ready() -> None:
-        _wait_for(lambda: pid_file.is_file() and pid_file.read_text())
+        wait_until(lambda: pid_file.is_file() and pid_file.read_text(), 30.0)
         cancel.set()
 
     threading.Thread(target=cancel_when_ready, daemon=True).start()
     started = time.monotonic()
-    outcome = jobs.run_processing_job(
+    outcome = run_processing_job(
         "pre-7", _processing_request(store, SLEEPER), store, work_dir, io.StringIO(), cancel=cancel
     )
 
@@ -343,7 +340,7 @@ def test_cancel_event_kills_the_process_group(store: ObjectStore, work_dir: Path
     assert outcome.status == "Failed"
     assert outcome.properties["ProcessingJobStatus"] == "Stopped"
     assert "stopped" in outcome.failure_reason.lower()
-    _wait_for(lambda: not _alive(int(pid_file.read_text())), 10)
+    wait_until(lambda: not _alive(int(pid_file.read_text())), 10)
     assert store.list(f"{BUCKET}/runs/") == []
 
 
@@ -419,7 +416,7 @@ def test_training_job_follows_the_toolkit_contract(
     request = _training_request(store, TRAIN_SCRIPT)
     log = io.StringIO()
 
-    outcome = jobs.run_training_job("train-1", request, store, work_dir, log)
+    outcome = run_training_job("train-1", request, store, work_dir, log)
 
     assert outcome.failure_reason == ""
     assert outcome.status == "Succeeded"
@@ -502,7 +499,7 @@ def test_training_failure_file_becomes_the_reason(store: ObjectStore, work_dir: 
     )
     store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
 
-    outcome = jobs.run_training_job(
+    outcome = run_training_job(
         "train-2", _training_request(store, script), store, work_dir, io.StringIO()
     )
 
@@ -517,13 +514,13 @@ def test_training_failure_file_becomes_the_reason(store: ObjectStore, work_dir: 
 def test_training_timeout_kills_the_group_even_if_sigterm_is_ignored(
     store: ObjectStore, work_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jobs, "KILL_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(supervision, "KILL_GRACE_SECONDS", 0.5)
     store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
     request = _training_request(store, SLEEPER, max_runtime=2)
     request["Environment"] = {"IGNORE_TERM": "1"}
 
     started = time.monotonic()
-    outcome = jobs.run_training_job("train-3", request, store, work_dir, io.StringIO())
+    outcome = run_training_job("train-3", request, store, work_dir, io.StringIO())
 
     assert time.monotonic() - started < 30
     assert outcome.status == "Failed"
@@ -531,7 +528,7 @@ def test_training_timeout_kills_the_group_even_if_sigterm_is_ignored(
     assert outcome.properties["SecondaryStatus"] == "MaxRuntimeExceeded"
     assert "MaxRuntimeInSeconds" in outcome.failure_reason
     child = int((work_dir / "train-3" / "opt" / "ml" / "child.pid").read_text())
-    _wait_for(lambda: not _alive(child), 10)
+    wait_until(lambda: not _alive(child), 10)
     assert "ready" in (work_dir / "train-3" / "logs.txt").read_text()
 
 
@@ -555,7 +552,7 @@ def test_unsafe_source_archive_is_refused(
     store.put_bytes(f"{BUCKET}/code/abc/sourcedir.tar.gz", raw.getvalue())
     store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
 
-    outcome = jobs.run_training_job("train-4", request, store, work_dir, io.StringIO())
+    outcome = run_training_job("train-4", request, store, work_dir, io.StringIO())
 
     assert outcome.status == "Failed"
     assert "unsafe path" in outcome.failure_reason
@@ -573,7 +570,7 @@ def test_source_archive_with_a_link_is_refused(store: ObjectStore, work_dir: Pat
     store.put_bytes(f"{BUCKET}/code/abc/sourcedir.tar.gz", raw.getvalue())
     store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
 
-    outcome = jobs.run_training_job("train-5", request, store, work_dir, io.StringIO())
+    outcome = run_training_job("train-5", request, store, work_dir, io.StringIO())
 
     assert outcome.status == "Failed"
     assert "is not a regular file" in outcome.failure_reason
@@ -585,7 +582,7 @@ def test_training_with_a_missing_channel_fails_naming_the_uri(
 ) -> None:
     request = _training_request(store, TRAIN_SCRIPT)
 
-    outcome = jobs.run_training_job("train-6", request, store, work_dir, io.StringIO())
+    outcome = run_training_job("train-6", request, store, work_dir, io.StringIO())
 
     assert outcome.status == "Failed"
     assert f'"{BUCKET}/runs/x/train"' in outcome.failure_reason
@@ -593,7 +590,7 @@ def test_training_with_a_missing_channel_fails_naming_the_uri(
 
 
 def test_cmd_args_follow_the_toolkit() -> None:
-    args = jobs.to_cmd_args({"b": True, "alpha": {"y": 2, "x": 1}, "none": None, "lr": 0.1})
+    args = to_cmd_args({"b": True, "alpha": {"y": 2, "x": 1}, "none": None, "lr": 0.1})
 
     assert args == ["--alpha", "x=1,y=2", "-b", "True", "--lr", "0.1", "--none", ""]
 

@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_PAYLOAD = 6 * 1024 * 1024
 WAIT_SECONDS = 60.0
-MODULE = (sys.executable, "-m", "pipelines.local.model_server")
+MODULE = (sys.executable, "-m", "pipelines.local.hosting.model_server")
 
 # A tiny handler module with the same shape as steps/inference.py.
 INFERENCE = (Path(__file__).parent / "data" / "stub_inference.py").read_text()
@@ -282,7 +283,7 @@ def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path, workers: str)
             time.sleep(0.01)
         assert (flags / "started").exists()
         running.process.send_signal(signal.SIGTERM)  # while the request is still in predict_fn
-        time.sleep(0.3)  # let the signal land first; not an assertion about timing
+        wait_until(lambda: "stopping, 1 request(s) in flight" in running.stderr(), WAIT_SECONDS)
         (flags / "release").touch()
         worker.join(WAIT_SECONDS)
         result = outcome["answer"]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipelines.local.signals import StopFlag, stop_on_signals
+from pipelines.local.system.signals import StopFlag, stop_on_signals
 
 
 @pytest.fixture

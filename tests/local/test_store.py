@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.local.store import NoSuchKey, ObjectStore
+from pipelines.local.storage.objects import NoSuchKey, ObjectStore
 
 
 @pytest.fixture

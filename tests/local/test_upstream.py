@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pipelines.local.upstream import BadResponse, Connection, ConnectionPool, Disconnected
+from pipelines.local.hosting.upstream import BadResponse, Connection, ConnectionPool, Disconnected
 
 TIMEOUT = 10.0
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok": 1.0}'

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,13 +27,13 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+from waiting import wait_until
 
-from pipelines import cli
+from pipelines import REPO_ROOT, cli
 from pipelines.aws import LOCAL_CREDENTIALS
 from pipelines.local import daemon
-from pipelines.local.store import ObjectStore
+from pipelines.local.storage.objects import ObjectStore
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT / "data"
 HOST = "127.0.0.1"
 BUCKET = "local-sagemaker"
@@ -45,17 +45,6 @@ IN_PROGRESS = ("Executing", "Stopping", "Creating", "Updating", "SystemUpdating"
 STOP_SECONDS = 30.0
 T = TypeVar("T")
 
-
-def wait_until(check: Callable[[], T], timeout: float = 60.0, what: str = "", interval: float = 0.2) -> T:
-    """Poll check() until it returns something truthy (returned); fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 # --- processes -------------------------------------------------------------------------------
@@ -375,7 +364,7 @@ def inference_source(artifact: Path) -> str:
 
 
 class ModelServer:
-    """`python -m pipelines.local.model_server` on a model directory, on a free port."""
+    """`python -m pipelines.local.hosting.model_server` on a model directory, on a free port."""
 
     def __init__(self, model_dir: Path, log_path: Path, start_timeout: float = 60.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
@@ -385,7 +374,7 @@ class ModelServer:
                 [
                     sys.executable,
                     "-m",
-                    "pipelines.local.model_server",
+                    "pipelines.local.hosting.model_server",
                     "--model-dir",
                     str(model_dir),
                     "--port",

@@ -129,7 +129,7 @@ def register_and_approve(local: Local, container: dict[str, Any]) -> int:
 
 def model_servers(local: Local, config: str) -> list[int]:
     return sorted(processes_with(
-        "pipelines.local.model_server", str(local.state_dir / "endpoints" / ENDPOINT / config) + "/"
+        "pipelines.local.hosting.model_server", str(local.state_dir / "endpoints" / ENDPOINT / config) + "/"
     ))
 
 
@@ -316,7 +316,7 @@ def test_version_that_cannot_load_is_rolled_back_with_no_failed_request(
     assert "PendingDeploymentSummary" not in endpoint
     assert model_servers(local, good_config) == serving_pids, "the old model server was replaced"
     assert not processes_with(
-        "pipelines.local.model_server", str(local.state_dir / "endpoints" / ENDPOINT / broken)
+        "pipelines.local.hosting.model_server", str(local.state_dir / "endpoints" / ENDPOINT / broken)
     )
     assert local.invoke("great value, works perfectly")["label"] == 1
 

@@ -509,7 +509,7 @@ def test_window_bounds_filter_by_inference_time(
 def test_reads_the_local_sagemaker_capture_writer(
     tmp_path: Path, model_dir: Path, baseline_dir: Path, invoke: Invoke
 ) -> None:
-    capture = pytest.importorskip("pipelines.local.capture")
+    capture = pytest.importorskip("pipelines.local.hosting.capture")
     base = stage_check(tmp_path, model_dir, baseline_dir)
     root = base / "processing" / "capture"
 

@@ -27,8 +27,8 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 
-from pipelines.local.processes import set_parent_death_signal
-from pipelines.local.signals import STOP_SIGNALS, StopFlag, stop_on_signals
+from pipelines.local.system.signals import STOP_SIGNALS, StopFlag, stop_on_signals
+from pipelines.local.system.supervision import set_parent_death_signal
 
 WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"  # the variable SageMaker's serving images read
 CHECK_SECONDS = 0.5

@@ -1,47 +1,49 @@
 """Endpoints as SageMaker describes them, backed by the model server processes of `hosting`.
 
-This is the glue between API state (models, endpoint configs, endpoint records) and the processes:
-it turns an endpoint config into variant specs, records each hosting outcome on the endpoint, brings
-endpoints back after a restart, and deploys a model version when it is approved.
+This is the glue between API records (models, endpoint configs, endpoints) and the processes: it
+turns an endpoint config into variant specs, records each hosting outcome on the endpoint, and
+brings endpoints back after a restart. It sees the records only through `Records`.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pipelines.local.errors import ServiceError
-from pipelines.local.hosting import (
+from pipelines.local.hosting.endpoints import (
     CaptureSpec,
     EndpointBusy,
     EndpointNotReady,
-    Hosting,
+    Endpoints,
     InvokeResult,
     VariantSpec,
 )
-
-if TYPE_CHECKING:
-    from pipelines.local.models import LocalSageMaker
-
-log = logging.getLogger(__name__)
-APPROVAL_EVENT = "SageMaker Model Package State Change"
+from pipelines.local.storage.database import Body
 
 
-class EndpointHosting:
-    def __init__(self, backend: LocalSageMaker) -> None:
-        self.backend = backend
-        self.processes = Hosting(backend.state_dir, backend.store)
+class Records(Protocol):
+    def model(self, name: str) -> Body: ...
+
+    def endpoint_config(self, name: str) -> Body: ...
+
+    def endpoints(self) -> list[Body]: ...
+
+    def set_endpoint(self, name: str, **changes: Any) -> None: ...
+
+
+class Serving:
+    def __init__(self, records: Records, processes: Endpoints) -> None:
+        self.records = records
+        self.processes = processes
 
     def _variants(self, config: dict[str, Any]) -> list[VariantSpec]:
         variants = []
         for variant in config["ProductionVariants"]:
-            model = self.backend.describe_model({"ModelName": variant["ModelName"]})
+            model = self.records.model(variant["ModelName"])
             container = model["PrimaryContainer"]
             variants.append(
                 VariantSpec(
                     variant_name=variant.get("VariantName", "AllTraffic"),
-                    model_name=variant["ModelName"],
                     model_data_url=container["ModelDataUrl"],
                     environment=dict(container.get("Environment") or {}),
                     initial_weight=float(variant.get("InitialVariantWeight", 1.0)),
@@ -79,7 +81,7 @@ class EndpointHosting:
         try:
             variants = self._variants(config)
         except ServiceError as error:
-            self.backend.set_endpoint(
+            self.records.set_endpoint(
                 endpoint_name, EndpointStatus="Failed", FailureReason=error.message
             )
             return
@@ -87,12 +89,12 @@ class EndpointHosting:
         def on_status(name: str, status: str, reason: str, serving: str | None) -> None:
             changes: dict[str, Any] = {"EndpointStatus": status, "FailureReason": reason or None}
             if status == "Updating":
-                self.backend.set_endpoint(name, **changes)
+                self.records.set_endpoint(name, **changes)
                 return
             changes["PendingDeploymentSummary"] = None
             if serving == config["EndpointConfigName"]:
                 changes.update(self._described(config), _Serving=serving)
-            self.backend.set_endpoint(name, **changes)
+            self.records.set_endpoint(name, **changes)
 
         try:
             self.processes.deploy(
@@ -107,17 +109,17 @@ class EndpointHosting:
 
     def restore_all(self) -> None:
         """After a restart: serve again what was serving; unfinished updates are abandoned."""
-        for endpoint in self.backend.state.all("endpoint"):
+        for endpoint in self.records.endpoints():
             serving = endpoint.get("_Serving")
             name = endpoint["EndpointName"]
             if not serving:
-                self.backend.set_endpoint(
+                self.records.set_endpoint(
                     name,
                     EndpointStatus="Failed",
                     FailureReason="The local SageMaker server stopped before the endpoint was created.",
                 )
                 continue
-            config = self.backend.describe_endpoint_config({"EndpointConfigName": serving})
+            config = self.records.endpoint_config(serving)
             status, reason = self.processes.restore(
                 name,
                 serving,
@@ -127,7 +129,7 @@ class EndpointHosting:
             interrupted = endpoint["EndpointStatus"] == "Updating"
             if interrupted and status == "InService":
                 reason = f"Update interrupted by a server restart; still serving {serving}."
-            self.backend.set_endpoint(
+            self.records.set_endpoint(
                 name,
                 EndpointStatus=status,
                 FailureReason=reason or None,
@@ -146,40 +148,6 @@ class EndpointHosting:
     def delete(self, endpoint_name: str) -> None:
         self.processes.delete(endpoint_name)
 
-    def on_approved(self, package: dict[str, Any]) -> None:
-        """As the approval rule on AWS does: an approved version goes to the deploy function."""
-        function = self.backend.state.get("function", _deploy_function_name(self.backend))
-        if function is None:
-            log.warning(
-                "no deploy function yet (run upsert); %s not deployed", package["ModelPackageArn"]
-            )
-            return
-        event = {
-            "version": "0",
-            "source": "aws.sagemaker",
-            "detail-type": APPROVAL_EVENT,
-            "detail": {
-                "ModelPackageArn": package["ModelPackageArn"],
-                "ModelPackageGroupName": package["ModelPackageGroupName"],
-                "ModelPackageVersion": package["ModelPackageVersion"],
-                "ModelApprovalStatus": package["ModelApprovalStatus"],
-            },
-        }
-
-        def run() -> None:
-            result = self.backend.functions.invoke(function["FunctionName"], event)
-            if result.error:
-                log.error("deploy of %s failed: %s", package["ModelPackageArn"], result.error)
-
-        threading.Thread(target=run, name="approval-deploy", daemon=True).start()
-
     def shutdown(self) -> None:
         self.processes.shutdown()
 
-
-def _deploy_function_name(backend: LocalSageMaker) -> str:
-    """The function the approval rule targets: the one whose handler is the deploy handler."""
-    for function in backend.state.all("function"):
-        if function.get("Handler") == "deploy.handler":
-            return str(function["FunctionName"])
-    return ""

@@ -4,7 +4,7 @@ Why not ``http.client``: every invocation crosses this hop, and ``http.client`` 
 encodes each header one call at a time and parses every response's headers with the ``email``
 package, about 160 us of CPU per exchange against 40 us for the exchange below: a third of the
 runtime server's time per small request. The peer is always our model server
-(pipelines/local/model_server.py), which answers every request with a Content-Length, so the
+(pipelines/local/hosting/model_server.py), which answers every request with a Content-Length, so the
 client only needs to understand that much of HTTP/1.1; anything else is refused as a bad response.
 """
 
@@ -15,7 +15,7 @@ import socket
 import threading
 from dataclasses import dataclass
 
-from pipelines.local.model_server import HOST
+from pipelines.local.hosting.model_server import HOST
 
 MAX_IDLE_CONNECTIONS = 128
 MAX_HEADER_LINE = 65536

@@ -1,12 +1,11 @@
-"""Local SageMaker hosting: one model server process per endpoint variant, blue/green updates.
+"""The endpoint registry: which deployment serves each endpoint, and blue/green switches between them.
 
-``Hosting`` owns every model server process (pipelines/local/model_server.py) of every endpoint:
-it unpacks ``model.tar.gz`` from the object store, starts the server, health-checks it, routes
-invocations over pooled keep-alive connections, writes data capture, and stops servers.
+``Endpoints`` owns every model server process (``model_process``) of every endpoint: it starts a
+deployment's servers, health-checks them, routes invocations, writes data capture, and stops servers.
 
 Guarantees, and how they are kept:
 - No request is lost during an update. The new deployment is started and must answer ``/ping``
-  before traffic moves; the move is a reference swap under ``Hosting._lock``; every invocation
+  before traffic moves; the move is a reference swap under ``Endpoints._lock``; every invocation
   pins the deployment it started on (a reference count taken under the same lock), and the old
   deployment is stopped only once that count drops to zero.
 - A failed update changes nothing for clients: the old deployment keeps serving and the status
@@ -23,41 +22,35 @@ Guarantees, and how they are kept:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 import re
-import shutil
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.local.archives import UnsafeArchive, extract_tar
-from pipelines.local.capture import DEFAULT_CSV_TYPES, DEFAULT_JSON_TYPES, CaptureWriter, PathStore
-from pipelines.local.model_server import MAX_PAYLOAD_BYTES
-from pipelines.local.processes import die_with_parent
-from pipelines.local.upstream import BadResponse, ConnectionPool, ping
+from pipelines.local.hosting.capture import DEFAULT_CSV_TYPES, DEFAULT_JSON_TYPES, CaptureWriter, PathStore
+from pipelines.local.hosting.model_process import (
+    HEALTH_TIMEOUT_SECONDS,
+    DeploymentError,
+    InvokeResult,
+    ModelServerProcess,
+    VariantSpec,
+    error_result,
+    launch,
+)
+from pipelines.local.hosting.model_server import MAX_PAYLOAD_BYTES
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-HEALTH_TIMEOUT_SECONDS = 60.0
-INVOKE_TIMEOUT_SECONDS = 60.0  # SageMaker's model response timeout
 DRAIN_SECONDS = 70.0  # an in-flight invocation may take up to the invoke timeout
 SHUTDOWN_DRAIN_SECONDS = 10.0
-STOP_SECONDS = 10.0
-POLL_SECONDS = 0.05
 REASON_LIMIT = 1024  # SageMaker's FailureReason length limit
-LOG_TAIL_CHARS = 700
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # safe as one path component
 
 StatusCallback = Callable[[str, str, str, "str | None"], None]
@@ -73,19 +66,6 @@ class EndpointNotReady(Exception):
 
 class EndpointBusy(Exception):
     """A deployment of this endpoint is already in progress."""
-
-
-class DeploymentError(Exception):
-    """A deployment could not be brought up; the message is the failure reason."""
-
-
-@dataclass(frozen=True)
-class VariantSpec:
-    variant_name: str
-    model_name: str
-    model_data_url: str  # s3:// URI of model.tar.gz
-    environment: dict[str, str] = field(default_factory=dict)
-    initial_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -114,152 +94,10 @@ class CaptureSpec:
         )
 
 
-@dataclass(frozen=True)
-class InvokeResult:
-    status: int
-    body: bytes
-    content_type: str
-    variant_name: str = ""
-
-
-def error_result(status: int, message: str, variant_name: str = "") -> InvokeResult:
-    body = json.dumps({"error": message}).encode("utf-8")
-    return InvokeResult(status, body, "application/json", variant_name)
-
-
-# --- model artifacts -------------------------------------------------------------------------
-
-
-def extract_archive(archive: Path, dest: Path) -> None:
-    """Unpack a model.tar.gz into a fresh ``dest``."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    try:
-        extract_tar(archive, dest)
-    except UnsafeArchive as exc:
-        raise DeploymentError(str(exc)) from None
-
-
-def _locate(store: PathStore, uri: str) -> Path:
-    try:
-        path = store.path_for(uri)
-    except (KeyError, ValueError) as exc:
-        raise DeploymentError(f"cannot locate {uri}: {exc}") from exc
-    if not path.is_file():
-        raise DeploymentError(f"{uri} not found")
-    return path
-
-
-# --- process helpers -------------------------------------------------------------------------
-
-
-def log_tail(path: Path, offset: int = 0, limit: int = LOG_TAIL_CHARS) -> str:
-    """The end of a server log written since ``offset``, for failure reasons."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(max(offset, path.stat().st_size - 8 * limit))
-            text = handle.read().decode("utf-8", "replace").strip()
-    except OSError as exc:
-        return f"(log unavailable: {exc})"
-    return text if len(text) <= limit else "..." + text[-limit:]
-
-
-def read_port(path: Path, offset: int) -> int | None:
-    """The port from the model server's ``LISTENING <port>`` line, once it has been written."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            text = handle.read(1 << 16).decode("utf-8", "replace")
-    except OSError:
-        return None
-    match = re.search(r"^LISTENING (\d+)$", text, re.MULTILINE)
-    return int(match.group(1)) if match else None
-
-
-# --- one variant's server, one deployment ----------------------------------------------------
-
-
-class _ModelServer:
-    """One model server process serving one variant of one deployment."""
-
-    def __init__(
-        self,
-        variant: VariantSpec,
-        process: subprocess.Popen[bytes],
-        log_path: Path,
-        log_offset: int,
-        capture: CaptureWriter | None,
-    ) -> None:
-        self.variant = variant
-        self.process = process
-        self.log_path = log_path
-        self._log_offset = log_offset
-        self._capture = capture
-        self._pool: ConnectionPool | None = None
-
-    def wait_ready(self, deadline: float, cancelled: Callable[[], bool]) -> None:
-        """Return once /ping answers 200; raise DeploymentError on exit, timeout or cancel."""
-        port: int | None = None
-        while True:
-            code = self.process.poll()
-            if code is not None:
-                raise DeploymentError(self._reason(f"exited with code {code}"))
-            if cancelled():
-                raise DeploymentError("deployment cancelled")
-            port = port or read_port(self.log_path, self._log_offset)
-            if port is not None and ping(port):
-                self._pool = ConnectionPool(port, INVOKE_TIMEOUT_SECONDS)
-                return
-            if time.monotonic() > deadline:
-                raise DeploymentError(
-                    self._reason(f"not healthy within {HEALTH_TIMEOUT_SECONDS:g} s")
-                )
-            time.sleep(POLL_SECONDS)
-
-    def _reason(self, what: str) -> str:
-        tail = log_tail(self.log_path, self._log_offset)
-        return f"model server for variant {self.variant.variant_name} {what}: {tail}"
-
-    def invoke(self, body: bytes, content_type: str, accept: str) -> InvokeResult:
-        name = self.variant.variant_name
-        if self._pool is None:
-            return error_result(503, f"model server for variant {name} is not ready", name)
-        try:
-            response = self._pool.post(body, content_type, accept)
-        except (OSError, BadResponse) as exc:
-            return error_result(502, f"model server for variant {name} unreachable: {exc}", name)
-        return InvokeResult(response.status, response.body, response.content_type or accept, name)
-
-    def capture(self, body: bytes, content_type: str, result: InvokeResult, when: datetime) -> None:
-        """Data capture must never fail an invocation that succeeded, so errors are only logged."""
-        if self._capture is None:
-            return
-        try:
-            self._capture.record(
-                body, content_type, result.body, result.content_type, str(uuid.uuid4()), when
-            )
-        except (OSError, ValueError, KeyError):
-            log.exception("data capture failed for variant %s", self.variant.variant_name)
-
-    def stop(self) -> None:
-        """SIGTERM (the server finishes in-flight work), SIGKILL if it hangs. Idempotent."""
-        if self._pool is not None:
-            self._pool.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_SECONDS)
-        if self._capture is not None:
-            self._capture.close()
-
-
 class _Deployment:
     """The servers of one deployment plus a count of invocations currently using them."""
 
-    def __init__(self, deployment_id: str, servers: list[_ModelServer]) -> None:
+    def __init__(self, deployment_id: str, servers: list[ModelServerProcess]) -> None:
         self.deployment_id = deployment_id
         self.servers = servers
         self._users = 0
@@ -279,7 +117,7 @@ class _Deployment:
         with self._idle:
             return self._idle.wait_for(lambda: self._users == 0, timeout)
 
-    def pick(self, target_variant: str | None) -> _ModelServer:
+    def pick(self, target_variant: str | None) -> ModelServerProcess:
         """The target variant, else a weighted random one (SageMaker's traffic split)."""
         if target_variant is not None:
             for server in self.servers:
@@ -307,16 +145,15 @@ Outcome = tuple[str, str, "str | None"]  # (status, failure_reason, serving_depl
 # --- the public facade -----------------------------------------------------------------------
 
 
-class Hosting:
+class Endpoints:
     """All model server processes of all endpoints. Thread-safe."""
 
-    def __init__(self, state_dir: Path, store: PathStore, python: str = sys.executable) -> None:
-        self._state_dir = Path(state_dir)
+    def __init__(self, root: Path, store: PathStore) -> None:
+        self._root = root
         self._store = store
-        self._python = python
         self._lock = threading.Lock()
         self._endpoints: dict[str, _Endpoint] = {}
-        self._live: set[_ModelServer] = set()
+        self._live: set[ModelServerProcess] = set()
         self._closed = False
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-server-spawner")
 
@@ -523,14 +360,17 @@ class Hosting:
         capture: CaptureSpec | None,
     ) -> _Deployment:
         """Start every variant's server, then wait for all of them to pass /ping."""
-        deployment_dir = self._state_dir / "endpoints" / endpoint.name / deployment_id
-        servers: list[_ModelServer] = []
+        deployment_dir = self._root / endpoint.name / deployment_id
+        servers: list[ModelServerProcess] = []
         try:
             for variant in variants:
                 variant_dir = (
                     deployment_dir / variant.variant_name if len(variants) > 1 else deployment_dir
                 )
-                servers.append(self._launch(endpoint.name, variant, variant_dir, capture))
+                writer = self._capture_writer(endpoint.name, variant.variant_name, capture)
+                server = launch(variant, variant_dir, self._store, writer, self._spawner)
+                self._track(server)
+                servers.append(server)
             deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
             for server in servers:
                 server.wait_ready(deadline, lambda: self._cancelled(endpoint))
@@ -539,77 +379,6 @@ class Hosting:
                 self._stop(server)
             raise
         return _Deployment(deployment_id, servers)
-
-    def _launch(
-        self,
-        endpoint_name: str,
-        variant: VariantSpec,
-        variant_dir: Path,
-        capture: CaptureSpec | None,
-    ) -> _ModelServer:
-        """Unpack the model and start its server (not yet healthy)."""
-        model_dir = variant_dir / "model"
-        extract_archive(_locate(self._store, variant.model_data_url), model_dir)
-        env = self._environment(variant, model_dir, variant_dir)
-        writer = self._capture_writer(endpoint_name, variant.variant_name, capture)
-        log_path = variant_dir / "server.log"
-        process, offset = self._spawn(model_dir, env, log_path)
-        server = _ModelServer(variant, process, log_path, offset, writer)
-        self._track(server)
-        return server
-
-    def _environment(
-        self, variant: VariantSpec, model_dir: Path, variant_dir: Path
-    ) -> dict[str, str]:
-        """The parent's environment minus its SAGEMAKER_* settings, plus the variant's, with the
-        container paths SageMaker would use mapped onto this machine."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
-        env.update({key: str(value) for key, value in variant.environment.items()})
-        submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
-        if submit.startswith("s3://"):
-            code_dir = variant_dir / "code"
-            extract_archive(_locate(self._store, submit), code_dir)
-            env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(code_dir)
-        elif submit == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
-            env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(model_dir / submit[len("/opt/ml/model/") :])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
-
-    def _spawn(
-        self, model_dir: Path, env: dict[str, str], log_path: Path
-    ) -> tuple[subprocess.Popen[bytes], int]:
-        """Fork on the spawner thread (see module docstring: PDEATHSIG follows the thread)."""
-        argv = [
-            self._python,
-            "-m",
-            "pipelines.local.model_server",
-            "--model-dir",
-            str(model_dir),
-            "--port",
-            "0",
-        ]
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log_file:
-            offset = log_file.seek(0, os.SEEK_END)
-            try:
-                future = self._spawner.submit(
-                    subprocess.Popen,
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=str(model_dir.parent),
-                    preexec_fn=die_with_parent(),
-                    start_new_session=True,
-                )
-            except RuntimeError as exc:  # the executor was shut down
-                raise DeploymentError("hosting is shutting down") from exc
-            try:
-                return future.result(), offset
-            except OSError as exc:
-                raise DeploymentError(f"cannot start the model server: {exc}") from exc
 
     def _capture_writer(
         self, endpoint_name: str, variant_name: str, capture: CaptureSpec | None
@@ -630,7 +399,7 @@ class Hosting:
 
     # process bookkeeping
 
-    def _track(self, server: _ModelServer) -> None:
+    def _track(self, server: ModelServerProcess) -> None:
         """Register a started server so shutdown() can find it even mid-deployment."""
         with self._lock:
             closed = self._closed
@@ -640,7 +409,7 @@ class Hosting:
             server.stop()
             raise DeploymentError("hosting is shutting down")
 
-    def _stop(self, server: _ModelServer) -> None:
+    def _stop(self, server: ModelServerProcess) -> None:
         server.stop()
         with self._lock:
             self._live.discard(server)

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid, not_found
-from pipelines.local.state import State, public
+from pipelines.local.storage.database import Database, public
+from pipelines.local.system.identity import arn
 
 BOOTSTRAP = """
 import importlib, json, sys, traceback
@@ -46,14 +47,14 @@ class Invocation:
 
 
 class Functions:
-    def __init__(self, state: State, root: Path, region: str, server_url: str) -> None:
-        self.state = state
+    def __init__(self, database: Database, root: Path, region: str, server_url: str) -> None:
+        self.database = database
         self.root = root
         self.region = region
         self.server_url = server_url
 
     def _arn(self, name: str) -> str:
-        return f"arn:aws:lambda:{self.region}:000000000000:function:{name}"
+        return arn("lambda", self.region, f"function:{name}")
 
     def _save_code(self, name: str, zipped: bytes) -> tuple[str, str]:
         """Unpack the zip once per content hash; return (CodeSha256, code directory)."""
@@ -77,7 +78,7 @@ class Functions:
 
     def create(self, request: dict[str, Any], now: float) -> dict[str, Any]:
         name = request["FunctionName"]
-        if self.state.get("function", name):
+        if self.database.get("function", name):
             raise ServiceError("ResourceConflictException", f"Function already exist: {name}", 409)
         zipped = base64.b64decode(request.get("Code", {}).get("ZipFile", ""))
         sha, code_dir = self._save_code(name, zipped)
@@ -86,7 +87,7 @@ class Functions:
             "FunctionArn": self._arn(name),
             "Runtime": request.get("Runtime", "python3.12"),
             "Role": request.get("Role", ""),
-            "Handler": request.get("Handler", "deploy.handler"),
+            "Handler": request["Handler"],
             "Timeout": int(request.get("Timeout", 3)),
             "Environment": request.get("Environment", {"Variables": {}}),
             "CodeSha256": sha,
@@ -94,14 +95,14 @@ class Functions:
             "State": "Active",
             "_CodeDir": code_dir,
         }
-        self.state.put("function", name, body, now)
+        self.database.put("function", name, body, now)
         return public(body)
 
     def update_code(self, name: str, zipped: bytes) -> dict[str, Any]:
         body = self._get(name)
         body["CodeSha256"], body["_CodeDir"] = self._save_code(name, zipped)
         body["CodeSize"] = len(zipped)
-        self.state.put("function", name, body, 0)
+        self.database.put("function", name, body, 0)
         return public(body)
 
     def get(self, name: str) -> dict[str, Any]:
@@ -109,7 +110,7 @@ class Functions:
 
     def _get(self, name_or_arn: str) -> dict[str, Any]:
         name = name_or_arn.rsplit(":function:", 1)[-1].split(":")[0]
-        body = self.state.get("function", name)
+        body = self.database.get("function", name)
         if body is None:
             raise not_found("function", name, code="ResourceNotFoundException")
         return body

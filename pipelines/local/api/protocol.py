@@ -1,6 +1,7 @@
-"""Wire protocols: SageMaker's JSON 1.1 API, the runtime's invocations, and Lambda's REST subset.
+"""Wire protocols: the JSON 1.1 APIs (SageMaker, EventBridge), the runtime's invocations, and
+Lambda's REST subset.
 
-Only decoding, dispatch and encoding live here; what an operation does is in `models.py`.
+Only decoding, dispatch and encoding live here; what an operation does is in the service layer.
 """
 
 from __future__ import annotations
@@ -13,43 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.local.errors import ServiceError
-from pipelines.local.models import LocalSageMaker
+from pipelines.local.service.backend import LocalSageMaker
 
-OPERATION = re.compile(r"^SageMaker\.([A-Za-z]+)$")
-SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
-SAGEMAKER_OPERATIONS = frozenset(
-    [
-        "CreatePipeline",
-        "UpdatePipeline",
-        "DescribePipeline",
-        "DeletePipeline",
-        "ListPipelines",
-        "StartPipelineExecution",
-        "DescribePipelineExecution",
-        "ListPipelineExecutions",
-        "StopPipelineExecution",
-        "RetryPipelineExecution",
-        "ListPipelineExecutionSteps",
-        "CreateModelPackageGroup",
-        "DescribeModelPackageGroup",
-        "ListModelPackageGroups",
-        "CreateModelPackage",
-        "DescribeModelPackage",
-        "ListModelPackages",
-        "UpdateModelPackage",
-        "CreateModel",
-        "DescribeModel",
-        "DeleteModel",
-        "CreateEndpointConfig",
-        "DescribeEndpointConfig",
-        "DeleteEndpointConfig",
-        "CreateEndpoint",
-        "UpdateEndpoint",
-        "DescribeEndpoint",
-        "DeleteEndpoint",
-        "ListEndpoints",
-    ]
-)
+TARGET = re.compile(r"^(SageMaker|AWSEvents)\.([A-Za-z]+)$")
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 FUNCTIONS = re.compile(r"^/2015-03-31/functions/?([^/]*)(/code)?/?$")
 JSON_TYPE = "application/x-amz-json-1.1"
@@ -73,13 +40,17 @@ def error_reply(error: ServiceError, content_type: str = JSON_TYPE) -> Reply:
     return reply
 
 
-class Protocol:
+class Dispatcher:
+    """Decodes a request, calls the service operation it names, encodes the answer."""
+
     def __init__(self, backend: LocalSageMaker) -> None:
         self.backend = backend
 
-    def sagemaker(self, target: str, body: bytes) -> Reply:
-        match = OPERATION.match(target)
-        if not match or match.group(1) not in SAGEMAKER_OPERATIONS:
+    def json_api(self, target: str, body: bytes) -> Reply:
+        """A JSON 1.1 call: `X-Amz-Target: <Service>.<Operation>` and a JSON object body."""
+        match = TARGET.match(target)
+        operation = match and self.backend.operation(match.group(1), match.group(2))
+        if not operation:
             return error_reply(
                 ServiceError(
                     "UnknownOperationException",
@@ -92,9 +63,8 @@ class Protocol:
                 raise ValueError("request body must be a JSON object")
         except ValueError as error:
             return error_reply(ServiceError("SerializationException", str(error)))
-        handler = getattr(self.backend, SNAKE.sub("_", match.group(1)).lower())
         try:
-            return json_reply(200, handler(request), JSON_TYPE)
+            return json_reply(200, operation(request), JSON_TYPE)
         except ServiceError as error:
             return error_reply(error)
         except KeyError as error:
@@ -103,7 +73,7 @@ class Protocol:
     def invoke(self, endpoint: str, body: bytes, content_type: str, accept: str) -> Reply:
         """InvokeEndpoint: a model's own 4xx comes back as ModelError (424), as on SageMaker."""
         try:
-            result = self.backend.hosting.invoke(endpoint, body, content_type, accept)
+            result = self.backend.serving.invoke(endpoint, body, content_type, accept)
         except ServiceError as error:
             return error_reply(error, "application/json")
         if result.status < 400:

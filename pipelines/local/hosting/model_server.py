@@ -1,6 +1,6 @@
 """The local inference container: SageMaker's serving contract over HTTP, without Docker.
 
-Run as ``python -m pipelines.local.model_server --model-dir DIR --port PORT``. Like the SageMaker
+Run as ``python -m pipelines.local.hosting.model_server --model-dir DIR --port PORT``. Like the SageMaker
 scikit-learn serving image it imports ``$SAGEMAKER_PROGRAM`` (default ``inference.py``) from
 ``$SAGEMAKER_SUBMIT_DIRECTORY`` (default ``DIR/code``), calls ``model_fn(DIR)`` once, then answers
 ``GET /ping`` and ``POST /invocations`` with ``input_fn`` -> ``predict_fn`` -> ``output_fn``.
@@ -15,7 +15,7 @@ Design notes (why it looks like this):
 - One worker process per core (``$SAGEMAKER_MODEL_SERVER_WORKERS`` overrides), forked after the
   model is loaded (prefork.py): a threaded Python server alone uses one core.
 - SIGTERM stops accepting, waits for in-flight requests, then exits: the blue/green switch in
-  hosting.py relies on that to lose no request.
+  hosting/endpoints.py relies on that to lose no request.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from types import ModuleType
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from pipelines.local.json_http import JsonRequestHandler
-from pipelines.local.prefork import ConnectionCounts, serve_forked, worker_count
-from pipelines.local.signals import StopFlag, stop_on_signals
+from pipelines.local.hosting.prefork import ConnectionCounts, serve_forked, worker_count
+from pipelines.local.system.json_http import JsonRequestHandler
+from pipelines.local.system.signals import StopFlag, stop_on_signals
 
 HOST = "127.0.0.1"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time inference request limit
@@ -172,6 +172,10 @@ class InFlight:
         with self._idle:
             return self._idle.wait_for(lambda: self._count == 0, timeout)
 
+    def busy(self) -> int:
+        with self._idle:
+            return self._count
+
 
 class ModelHTTPServer(ThreadingHTTPServer):
     """Thread per connection; daemon threads and no join on close, so idle keep-alive
@@ -288,6 +292,7 @@ def serve_until(server: ModelHTTPServer, stop: StopFlag,
         pass
     server.in_flight.stopping = True
     server.shutdown()
+    sys.stderr.write(f"model server: stopping, {server.in_flight.busy()} request(s) in flight\n")
     if not server.in_flight.wait_idle(drain_seconds):
         sys.stderr.write("model server: in-flight requests did not finish; exiting anyway\n")
     server.server_close()

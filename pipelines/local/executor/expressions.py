@@ -12,8 +12,10 @@ import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from pipelines.local.system.clock import format_timestamp
 
 EXECUTION_VARIABLES = frozenset(
     {
@@ -94,12 +96,6 @@ class _MissingPath(Exception):
     def __init__(self, prefix: str) -> None:
         super().__init__(prefix)
         self.prefix = prefix
-
-
-def format_timestamp(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds, the form SageMaker uses for its timestamps."""
-    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def parse_path(path: str) -> tuple[Segment, ...]:

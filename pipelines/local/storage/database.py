@@ -37,7 +37,7 @@ def public(body: Body) -> Body:
     return {k: v for k, v in body.items() if not k.startswith("_")}
 
 
-class State:
+class Database:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)

@@ -12,6 +12,7 @@ step fails or a stop is requested, no new step starts; steps already running fin
 
 from __future__ import annotations
 
+import graphlib
 import heapq
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -20,15 +21,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from pipelines.local.expressions import (
+from pipelines.local.executor.expressions import (
     ExpressionError,
     Scope,
     evaluate_conditions,
-    format_timestamp,
     get_references,
     render_string,
     resolve,
 )
+from pipelines.local.system.clock import format_timestamp
 
 StepStatus = Literal["Succeeded", "Failed"]
 ExecutionStatus = Literal["Succeeded", "Failed", "Stopped"]
@@ -90,7 +91,8 @@ StepRunner = Callable[[StepRequest], StepOutcome]
 
 
 class Journal(Protocol):
-    """Where step progress is recorded (models.py), and where a retry learns what succeeded."""
+    """Where step progress is recorded (the service, through runner.py), and where a retry
+    learns what succeeded."""
 
     def step_started(
         self,
@@ -289,39 +291,32 @@ def _plan(definition: Mapping[str, Any]) -> list[_PlannedStep]:
 
 
 def _topological(planned: list[_PlannedStep]) -> list[_PlannedStep]:
-    """Kahn's algorithm; among ready steps the earliest in the definition goes first."""
+    """The run order; among steps ready together the earliest in the definition goes first."""
     by_name = {p.name: p for p in planned}
-    waiting = {p.name: len(p.depends_on) for p in planned}
-    dependents: dict[str, list[str]] = {p.name: [] for p in planned}
-    for p in planned:
-        for dependency in p.depends_on:
-            dependents[dependency].append(p.name)
-    ready = [(p.index, p.name) for p in planned if not p.depends_on]
+    sorter = graphlib.TopologicalSorter({p.name: p.depends_on for p in planned})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as error:
+        raise DefinitionError(f"dependency cycle: {' -> '.join(_waits_on(error.args[1], by_name))}") from None
+    ready = [(by_name[name].index, name) for name in sorter.get_ready()]
     heapq.heapify(ready)
     order: list[_PlannedStep] = []
     while ready:
         _, name = heapq.heappop(ready)
         order.append(by_name[name])
-        for dependent in dependents[name]:
-            waiting[dependent] -= 1
-            if waiting[dependent] == 0:
-                heapq.heappush(ready, (by_name[dependent].index, dependent))
-    if len(order) < len(planned):
-        stuck = {p.name for p in planned} - {p.name for p in order}
-        raise DefinitionError(f"dependency cycle: {' -> '.join(_cycle(by_name, stuck))}")
+        sorter.done(name)
+        for dependent in sorter.get_ready():
+            heapq.heappush(ready, (by_name[dependent].index, dependent))
     return order
 
 
-def _cycle(by_name: Mapping[str, _PlannedStep], stuck: set[str]) -> list[str]:
-    """One cycle among steps that never became ready (each waits on another stuck step)."""
-    node = min(stuck, key=lambda n: by_name[n].index)
-    path: list[str] = []
-    while node not in path:
-        path.append(node)
-        node = min(
-            (d for d in by_name[node].depends_on if d in stuck), key=lambda n: by_name[n].index
-        )
-    return [*path[path.index(node) :], node]
+def _waits_on(cycle: list[str], by_name: Mapping[str, _PlannedStep]) -> list[str]:
+    """graphlib's cycle (each node before one that depends on it) as "X waits on Y" order,
+    starting from the step that comes first in the definition."""
+    nodes = list(reversed(cycle[:-1]))
+    first = min(range(len(nodes)), key=lambda i: by_name[nodes[i]].index)
+    rotated = nodes[first:] + nodes[:first]
+    return [*rotated, rotated[0]]
 
 
 def validate_definition(definition: Mapping[str, Any]) -> None:

@@ -12,21 +12,50 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
-from pipelines.local import jobs
 from pipelines.local.errors import ServiceError
-from pipelines.local.executor import (
+from pipelines.local.executor.engine import (
     DefinitionError,
     ExecutionContext,
     StepOutcome,
     StepRequest,
     run_execution,
 )
+from pipelines.local.jobs.outcome import JobResult
+from pipelines.local.jobs.processing import run_processing_job
+from pipelines.local.jobs.training import run_training_job
+from pipelines.local.layout import StateLayout
+from pipelines.local.storage.database import Body
+from pipelines.local.storage.objects import ObjectStore
 
-if TYPE_CHECKING:
-    from pipelines.local.models import LocalSageMaker
+Job = Callable[..., JobResult]
+
+
+class ExecutionRecords(Protocol):
+    """Where an execution records its steps and its end (the service, under its lock)."""
+
+    def steps(self, execution_arn: str) -> list[Body]: ...
+
+    def save_step(self, execution_arn: str, body: Body) -> None: ...
+
+    def finish_execution(self, execution_arn: str, status: str, reason: str) -> None: ...
+
+
+class ModelRegistry(Protocol):
+    """What a RegisterModel step does: a new version (and its group on first use); its ARN."""
+
+    def register_model_package(self, request: Body) -> str: ...
+
+
+class FunctionResult(Protocol):
+    payload: Any
+    error: str
+    log: str
+
+
+class LambdaFunctions(Protocol):
+    def invoke(self, name_or_arn: str, event: Any) -> FunctionResult: ...
 
 
 def job_name(execution_id: str, step_name: str) -> str:
@@ -35,17 +64,12 @@ def job_name(execution_id: str, step_name: str) -> str:
     return raw[:63].strip("-")
 
 
-def _epoch(moment: datetime) -> float:
-    return moment.timestamp()
-
-
 class ExecutionJournal:
     """The executor's Journal, written to the steps table (what ListPipelineExecutionSteps reads)."""
 
-    def __init__(self, backend: LocalSageMaker, execution_arn: str) -> None:
-        self.backend = backend
+    def __init__(self, records: ExecutionRecords, execution_arn: str) -> None:
         self.arn = execution_arn
-        self.state = backend.state
+        self.state = records
 
     def step_started(
         self,
@@ -60,7 +84,7 @@ class ExecutionJournal:
             "StepName": name,
             "StepDisplayName": display_name or name,
             "StepDescription": description or "",
-            "StartTime": _epoch(start),
+            "StartTime": start.timestamp(),
             "StepStatus": "Executing",
             "AttemptCount": int(previous.get("AttemptCount", 0)) + 1,
             "Metadata": {},
@@ -72,7 +96,7 @@ class ExecutionJournal:
         body = {s["StepName"]: s for s in self.state.steps(self.arn)}[name]
         body.update(
             StepStatus=outcome.status,
-            EndTime=_epoch(end),
+            EndTime=end.timestamp(),
             Metadata=outcome.metadata,
             _Properties=outcome.properties,
         )
@@ -91,9 +115,21 @@ class ExecutionJournal:
 
 
 class ExecutionRunner:
-    def __init__(self, backend: LocalSageMaker) -> None:
-        self.backend = backend
-        self.jobs_dir: Path = backend.state_dir / "jobs"
+    """Runs each started execution on a thread of its own."""
+
+    def __init__(
+        self,
+        records: ExecutionRecords,
+        registry: ModelRegistry,
+        functions: LambdaFunctions,
+        store: ObjectStore,
+        layout: StateLayout,
+    ) -> None:
+        self.records = records
+        self.registry = registry
+        self.functions = functions
+        self.store = store
+        self.layout = layout
         self._cancel: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
 
@@ -131,18 +167,18 @@ class ExecutionRunner:
         arn = execution["PipelineExecutionArn"]
         cancel = self._cancel[arn]
         context = self._context(execution)
-        log_path = self.jobs_dir / context.execution_id / "execution.log"
+        log_path = self.layout.execution_log(context.execution_id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("a", encoding="utf-8") as log:
-            runners = StepRunners(self.backend, context, log, cancel)
+            runners = StepRunners(self, context, log, cancel)
             try:
                 result = run_execution(
                     execution["_Definition"],
                     execution["_Parameters"],
                     context,
                     runners.by_type(),
-                    ExecutionJournal(self.backend, arn),
-                    lambda uri: json.loads(self.backend.store.get_bytes(uri)),
+                    ExecutionJournal(self.records, arn),
+                    lambda uri: json.loads(self.store.get_bytes(uri)),
                     cancel.is_set,
                 )
                 status, reason = result.status, result.failure_reason
@@ -150,9 +186,7 @@ class ExecutionRunner:
                 status, reason = "Failed", f"Invalid pipeline definition: {error}"
         if cancel.is_set() and status != "Succeeded":
             status, reason = "Stopped", ""
-        self.backend.update_execution(
-            arn, PipelineExecutionStatus=status, FailureReason=reason or None
-        )
+        self.records.finish_execution(arn, status, reason)
 
 
 class StepRunners:
@@ -160,16 +194,16 @@ class StepRunners:
 
     def __init__(
         self,
-        backend: LocalSageMaker,
+        runner: ExecutionRunner,
         context: ExecutionContext,
         log: IO[str],
         cancel: threading.Event,
     ) -> None:
-        self.backend = backend
+        self.runner = runner
         self.context = context
         self.log = log
         self.cancel = cancel
-        self.work_dir = backend.state_dir / "jobs" / context.execution_id
+        self.work_dir = runner.layout.execution_dir(context.execution_id)
 
     def by_type(self) -> dict[str, Any]:
         return {
@@ -179,31 +213,27 @@ class StepRunners:
             "Lambda": self.lambda_function,
         }
 
-    def _job(self, run: Callable[..., StepOutcome], request: StepRequest) -> StepOutcome:
-        return run(
+    def _job(self, run: Job, request: StepRequest) -> StepOutcome:
+        result = run(
             job_name(self.context.execution_id, request.name),
             request.arguments,
-            self.backend.store,
+            self.runner.store,
             self.work_dir,
             self.log,
             cancel=self.cancel,
         )
+        return StepOutcome(result.status, result.properties, result.metadata, result.failure_reason)
 
     def processing(self, request: StepRequest) -> StepOutcome:
-        return self._job(jobs.run_processing_job, request)
+        return self._job(run_processing_job, request)
 
     def training(self, request: StepRequest) -> StepOutcome:
-        return self._job(jobs.run_training_job, request)
+        return self._job(run_training_job, request)
 
     def register_model(self, request: StepRequest) -> StepOutcome:
-        """The RegisterModel step creates its group on first use, as SageMaker's does."""
         arguments = {k: v for k, v in request.arguments.items() if v not in ("None", None)}
-        group = arguments["ModelPackageGroupName"]
-        backend = self.backend
-        if backend.state.get("model_package_group", group) is None:
-            backend.create_model_package_group({"ModelPackageGroupName": group})
         try:
-            arn = backend.create_model_package(arguments)["ModelPackageArn"]
+            arn = self.runner.registry.register_model_package(arguments)
         except ServiceError as error:
             return StepOutcome("Failed", failure_reason=f"{error.code}: {error.message}")
         return StepOutcome("Succeeded", {"ModelPackageArn": arn}, {"RegisterModel": {"Arn": arn}})
@@ -213,7 +243,7 @@ class StepRunners:
         step = request.step
         payload = {k: v for k, v in request.arguments.items()}
         try:
-            invocation = self.backend.functions.invoke(step["FunctionArn"], payload)
+            invocation = self.runner.functions.invoke(step["FunctionArn"], payload)
         except ServiceError as error:
             return StepOutcome("Failed", failure_reason=f"{error.code}: {error.message}")
         self.log.write(invocation.log)

@@ -1,6 +1,6 @@
 """The local SageMaker server process: HTTP on 127.0.0.1, one state directory, one at a time.
 
-`python -m pipelines.local.server --state-dir DIR [--port N]` binds, takes the state directory's
+`python -m pipelines.local.api.server --state-dir DIR [--port N]` binds, takes the state directory's
 lock (a second server on the same state exits at once), recovers what a crash left behind, writes
 `server.json` (pid, port, url) for clients to find it, and serves until SIGTERM.
 """
@@ -19,11 +19,12 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
+from pipelines.local.api.protocol import INVOCATIONS, Dispatcher, Reply, error_reply, json_reply
 from pipelines.local.errors import ServiceError
-from pipelines.local.json_http import JsonRequestHandler
-from pipelines.local.models import LocalSageMaker
-from pipelines.local.responses import INVOCATIONS, Protocol, Reply, error_reply, json_reply
-from pipelines.local.signals import stop_on_signals
+from pipelines.local.layout import StateLayout
+from pipelines.local.service.backend import LocalSageMaker
+from pipelines.local.system.json_http import JsonRequestHandler
+from pipelines.local.system.signals import stop_on_signals
 
 API_BODY_LIMIT = 64 * 1024 * 1024  # pipeline definitions and function code
 INVOKE_BODY_LIMIT = 6 * 1024 * 1024  # SageMaker's real-time inference request limit
@@ -86,7 +87,7 @@ class Handler(JsonRequestHandler):
         if path.startswith("/2015-03-31/functions"):
             return protocol.functions(method, path, body)
         if method == "POST" and path == "/":
-            return protocol.sagemaker(self.headers.get("X-Amz-Target", ""), body)
+            return protocol.json_api(self.headers.get("X-Amz-Target", ""), body)
         return error_reply(
             ServiceError("UnknownOperationException", f"no route {method} {path}", 404)
         )
@@ -97,14 +98,15 @@ class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, port: int, protocol: Protocol) -> None:
+    protocol: Dispatcher  # set once the service exists: it needs this server's URL
+
+    def __init__(self, port: int) -> None:
         super().__init__(("127.0.0.1", port), Handler)
-        self.protocol = protocol
 
 
-def _take_lock(state_dir: Path) -> IO[str] | None:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    handle = (state_dir / "server.lock").open("w")
+def _take_lock(layout: StateLayout) -> IO[str] | None:
+    layout.root.mkdir(parents=True, exist_ok=True)
+    handle = layout.server_lock.open("w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -114,21 +116,21 @@ def _take_lock(state_dir: Path) -> IO[str] | None:
 
 
 def serve(state_dir: Path, port: int, region: str) -> int:
-    lock = _take_lock(state_dir)
+    layout = StateLayout(state_dir)
+    lock = _take_lock(layout)
     if lock is None:
         print(f"another local SageMaker server owns {state_dir}", file=sys.stderr)
         return 3
-    server = LocalServer(port, None)  # type: ignore[arg-type]
+    server = LocalServer(port)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     backend = LocalSageMaker(state_dir, region, url)
-    server.protocol = Protocol(backend)
-    backend.recover()
+    server.protocol = Dispatcher(backend)
     # Endpoints are back before clients can find the server, so no invocation races a restore.
-    backend.hosting.restore_all()
+    backend.start()
     info = {"pid": os.getpid(), "port": server.server_address[1], "url": url}
-    tmp = state_dir / "server.json.tmp"
+    tmp = layout.server_info.with_suffix(".tmp")
     tmp.write_text(json.dumps(info))
-    os.replace(tmp, state_dir / "server.json")
+    os.replace(tmp, layout.server_info)
     stop = stop_on_signals((signal.SIGTERM,))
     log.info("local SageMaker serving %s from %s", url, state_dir)
     # serve_forever runs off the main thread, which only waits for SIGTERM: shutdown() must not be
@@ -142,7 +144,7 @@ def serve(state_dir: Path, port: int, region: str) -> int:
         server.shutdown()
         backend.shutdown()
         server.server_close()
-        (state_dir / "server.json").unlink(missing_ok=True)
+        layout.server_info.unlink(missing_ok=True)
         lock.close()
     return 0
 

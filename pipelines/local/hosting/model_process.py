@@ -1,0 +1,251 @@
+"""One model server process: unpacked from its model.tar.gz, started, health-checked, stopped.
+
+The process is pipelines/local/hosting/model_server.py with SageMaker's inference container
+contract; `endpoints` decides when to start and stop these and where traffic goes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from pipelines import REPO_ROOT
+from pipelines.local.hosting.capture import CaptureWriter, PathStore
+from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ping
+from pipelines.local.storage.archives import UnsafeArchive, extract_tar
+from pipelines.local.system.supervision import die_with_parent, terminate
+
+log = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_SECONDS = 60.0
+INVOKE_TIMEOUT_SECONDS = 60.0  # SageMaker's model response timeout
+STOP_SECONDS = 10.0
+POLL_SECONDS = 0.05
+LOG_TAIL_CHARS = 700
+
+
+class DeploymentError(Exception):
+    """A deployment could not be brought up; the message is the failure reason."""
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    variant_name: str
+    model_data_url: str  # s3:// URI of model.tar.gz
+    environment: dict[str, str] = field(default_factory=dict)
+    initial_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    status: int
+    body: bytes
+    content_type: str
+    variant_name: str = ""
+
+
+def error_result(status: int, message: str, variant_name: str = "") -> InvokeResult:
+    body = json.dumps({"error": message}).encode("utf-8")
+    return InvokeResult(status, body, "application/json", variant_name)
+
+
+# --- model artifacts -------------------------------------------------------------------------
+
+
+def extract_archive(archive: Path, dest: Path) -> None:
+    """Unpack a model.tar.gz into a fresh ``dest``."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    try:
+        extract_tar(archive, dest)
+    except UnsafeArchive as exc:
+        raise DeploymentError(str(exc)) from None
+
+
+def _locate(store: PathStore, uri: str) -> Path:
+    try:
+        path = store.path_for(uri)
+    except (KeyError, ValueError) as exc:
+        raise DeploymentError(f"cannot locate {uri}: {exc}") from exc
+    if not path.is_file():
+        raise DeploymentError(f"{uri} not found")
+    return path
+
+
+# --- process helpers -------------------------------------------------------------------------
+
+
+def log_tail(path: Path, offset: int = 0, limit: int = LOG_TAIL_CHARS) -> str:
+    """The end of a server log written since ``offset``, for failure reasons."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(offset, path.stat().st_size - 8 * limit))
+            text = handle.read().decode("utf-8", "replace").strip()
+    except OSError as exc:
+        return f"(log unavailable: {exc})"
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def read_port(path: Path, offset: int) -> int | None:
+    """The port from the model server's ``LISTENING <port>`` line, once it has been written."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read(1 << 16).decode("utf-8", "replace")
+    except OSError:
+        return None
+    match = re.search(r"^LISTENING (\d+)$", text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+class ModelServerProcess:
+    """One model server process serving one variant of one deployment."""
+
+    def __init__(
+        self,
+        variant: VariantSpec,
+        process: subprocess.Popen[bytes],
+        log_path: Path,
+        log_offset: int,
+        capture: CaptureWriter | None,
+    ) -> None:
+        self.variant = variant
+        self.process = process
+        self.log_path = log_path
+        self._log_offset = log_offset
+        self._capture = capture
+        self._pool: ConnectionPool | None = None
+
+    def wait_ready(self, deadline: float, cancelled: Callable[[], bool]) -> None:
+        """Return once /ping answers 200; raise DeploymentError on exit, timeout or cancel."""
+        port: int | None = None
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                raise DeploymentError(self._reason(f"exited with code {code}"))
+            if cancelled():
+                raise DeploymentError("deployment cancelled")
+            port = port or read_port(self.log_path, self._log_offset)
+            if port is not None and ping(port):
+                self._pool = ConnectionPool(port, INVOKE_TIMEOUT_SECONDS)
+                return
+            if time.monotonic() > deadline:
+                raise DeploymentError(
+                    self._reason(f"not healthy within {HEALTH_TIMEOUT_SECONDS:g} s")
+                )
+            time.sleep(POLL_SECONDS)
+
+    def _reason(self, what: str) -> str:
+        tail = log_tail(self.log_path, self._log_offset)
+        return f"model server for variant {self.variant.variant_name} {what}: {tail}"
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> InvokeResult:
+        name = self.variant.variant_name
+        if self._pool is None:
+            return error_result(503, f"model server for variant {name} is not ready", name)
+        try:
+            response = self._pool.post(body, content_type, accept)
+        except (OSError, BadResponse) as exc:
+            return error_result(502, f"model server for variant {name} unreachable: {exc}", name)
+        return InvokeResult(response.status, response.body, response.content_type or accept, name)
+
+    def capture(self, body: bytes, content_type: str, result: InvokeResult, when: datetime) -> None:
+        """Data capture must never fail an invocation that succeeded, so errors are only logged."""
+        if self._capture is None:
+            return
+        try:
+            self._capture.record(
+                body, content_type, result.body, result.content_type, str(uuid.uuid4()), when
+            )
+        except (OSError, ValueError, KeyError):
+            log.exception("data capture failed for variant %s", self.variant.variant_name)
+
+    def stop(self) -> None:
+        """SIGTERM (the server finishes in-flight work), SIGKILL if it hangs. Idempotent."""
+        if self._pool is not None:
+            self._pool.close()
+        terminate(self.process, STOP_SECONDS)
+        if self._capture is not None:
+            self._capture.close()
+
+
+def launch(
+    variant: VariantSpec,
+    variant_dir: Path,
+    store: PathStore,
+    capture: CaptureWriter | None,
+    spawner: ThreadPoolExecutor,
+    python: str = sys.executable,
+) -> ModelServerProcess:
+    """Unpack the model and start its server (not yet healthy) on the `spawner` thread."""
+    model_dir = variant_dir / "model"
+    extract_archive(_locate(store, variant.model_data_url), model_dir)
+    env = _environment(variant, model_dir, variant_dir, store)
+    log_path = variant_dir / "server.log"
+    process, offset = _spawn(model_dir, env, log_path, spawner, python)
+    return ModelServerProcess(variant, process, log_path, offset, capture)
+
+def _environment(
+    variant: VariantSpec, model_dir: Path, variant_dir: Path, store: PathStore
+) -> dict[str, str]:
+    """The parent's environment minus its SAGEMAKER_* settings, plus the variant's, with the
+    container paths SageMaker would use mapped onto this machine."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+    env.update({key: str(value) for key, value in variant.environment.items()})
+    submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+    if submit.startswith("s3://"):
+        code_dir = variant_dir / "code"
+        extract_archive(_locate(store, submit), code_dir)
+        env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(code_dir)
+    elif submit == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
+        env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(model_dir / submit[len("/opt/ml/model/") :])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+def _spawn(
+    model_dir: Path, env: dict[str, str], log_path: Path, spawner: ThreadPoolExecutor, python: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Fork on the spawner thread (see module docstring: PDEATHSIG follows the thread)."""
+    argv = [
+        python,
+        "-m",
+        "pipelines.local.hosting.model_server",
+        "--model-dir",
+        str(model_dir),
+        "--port",
+        "0",
+    ]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log_file:
+        offset = log_file.seek(0, os.SEEK_END)
+        try:
+            future = spawner.submit(
+                subprocess.Popen,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(model_dir.parent),
+                preexec_fn=die_with_parent(),
+                start_new_session=True,
+            )
+        except RuntimeError as exc:  # the executor was shut down
+            raise DeploymentError("hosting is shutting down") from exc
+        try:
+            return future.result(), offset
+        except OSError as exc:
+            raise DeploymentError(f"cannot start the model server: {exc}") from exc

@@ -1,0 +1,123 @@
+"""The container contract every job shares: `/opt/ml` rebased onto a private job directory.
+
+A step script cannot tell it is not in a container: inputs, config files and environment are where
+SageMaker would put them, only rebased from `/opt/ml` onto `<work_dir>/<job>/opt/ml` (announced
+through SAGEMAKER_BASE_DIR), so one pipeline definition runs on SageMaker and here unchanged.
+Everything a job reads is copied out of the store and everything it writes stays in its job dir
+until the job succeeds and its outputs are uploaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from pipelines.local.jobs.outcome import JobError
+from pipelines.local.storage.objects import NoSuchKey, ObjectStore
+from pipelines.local.system.supervision import Finish, run_to_end
+
+CONTAINER_BASE = PurePosixPath("/opt/ml")
+_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+_CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml(?=/|$|[^\w.-])")
+
+
+@dataclass(frozen=True)
+class JobDirs:
+    """The job's private tree: `root` holds logs and scratch, `base` stands in for /opt/ml."""
+
+    name: str
+    root: Path
+    base: Path
+
+
+def prepare_job_dir(work_dir: Path, job_name: str) -> JobDirs:
+    """A fresh `<work_dir>/<job_name>`; the name is checked first since it becomes a path."""
+    if not _JOB_NAME.fullmatch(job_name):
+        raise JobError(
+            f"ValidationException: invalid job name {job_name!r}: 1 to 63 letters, digits or "
+            "hyphens, starting and ending with a letter or digit"
+        )
+    root = Path(work_dir) / job_name
+    if root.exists():
+        shutil.rmtree(root)
+    base = root.joinpath(*CONTAINER_BASE.parts[1:])
+    (base / "output").mkdir(parents=True)
+    (root / "tmp").mkdir()
+    return JobDirs(job_name, root, base)
+
+
+def local_path(container_path: str, base: Path) -> Path:
+    """Map a container path into the job dir; anything not under /opt/ml would escape it."""
+    path = PurePosixPath(container_path)
+    if ".." in path.parts or not (path == CONTAINER_BASE or CONTAINER_BASE in path.parents):
+        raise JobError(f"ValidationException: LocalPath {container_path!r} must be under /opt/ml")
+    return base.joinpath(*path.relative_to(CONTAINER_BASE).parts)
+
+
+def rebase(value: str, base: Path) -> str:
+    """Point every `/opt/ml` path inside an argument or variable at the job's base dir."""
+    return _CONTAINER_PATH.sub(lambda _match: str(base), value)
+
+
+def base_env(job: JobDirs) -> dict[str, str]:
+    """This process's environment without its SM_* (a container starts without them), plus the
+    local contract: the base dir, unbuffered output for live logs, a scratch dir in the job dir."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
+    env.update(SAGEMAKER_BASE_DIR=str(job.base), PYTHONUNBUFFERED="1", TMPDIR=str(job.root / "tmp"))
+    return env
+
+
+def rebased_env(environment: Mapping[str, Any] | None, base: Path) -> dict[str, str]:
+    return {str(k): rebase(str(v), base) for k, v in (environment or {}).items()}
+
+
+def download(store: ObjectStore, uri: str, local: Path, data_type: str, name: str) -> None:
+    """Stage one input; only S3Prefix (the SDK's default) has a local meaning."""
+    if data_type != "S3Prefix":
+        raise JobError(
+            f"ValidationException: input {name!r}: S3DataType {data_type!r} is not "
+            "supported locally (only S3Prefix)"
+        )
+    local.mkdir(parents=True, exist_ok=True)
+    with store_errors():
+        store.download(uri, local)
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn store refusals into the ClientError / ValidationException reasons SageMaker gives."""
+    try:
+        yield
+    except NoSuchKey as exc:
+        raise JobError(
+            f'ClientError: No S3 objects found under S3 URL "{exc.uri}" given in input data '
+            "source. Please ensure that the object or prefix exists in the local store."
+        ) from None
+    except ValueError as exc:
+        raise JobError(f"ValidationException: {exc}") from None
+
+
+def max_runtime(request: Mapping[str, Any]) -> float | None:
+    limit = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+    return None if limit is None else float(limit)
+
+
+def run_container(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    job: JobDirs,
+    log: IO[str],
+    timeout: float | None,
+    cancel: threading.Event | None,
+) -> Finish:
+    """Run the container command; its output goes to the execution log and the job's logs.txt."""
+    with open(job.root / "logs.txt", "w", encoding="utf-8") as logs_file:
+        return run_to_end(argv, env, cwd, (log, logs_file), job.root / "pgid", timeout, cancel)

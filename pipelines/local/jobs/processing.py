@@ -1,0 +1,127 @@
+"""Processing jobs: a CreateProcessingJob request run as a local process."""
+
+from __future__ import annotations
+
+import copy
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from pipelines.local.jobs.container import (
+    base_env,
+    download,
+    local_path,
+    max_runtime,
+    prepare_job_dir,
+    rebase,
+    rebased_env,
+    run_container,
+    store_errors,
+)
+from pipelines.local.jobs.outcome import Ending, JobError, JobResult, ending_of, job_arn, job_result, refused
+from pipelines.local.storage.objects import ObjectStore
+from pipelines.local.system.clock import now_timestamp
+
+_PYTHONS = {"python", "python3"}
+
+
+def run_processing_job(
+    job_name: str,
+    request: dict[str, Any],
+    store: ObjectStore,
+    work_dir: Path,
+    log: IO[str],
+    *,
+    cancel: threading.Event | None = None,
+) -> JobResult:
+    """Run a CreateProcessingJob request: stage inputs, run the entrypoint, upload the outputs."""
+    start = now_timestamp()
+    try:
+        job = prepare_job_dir(work_dir, job_name)
+        outputs = _processing_outputs(request, job.base)
+        argv = _container_command(request.get("AppSpecification", {}), job.base)
+        for name, uri, local, data_type in _processing_inputs(request, job.base):
+            download(store, uri, local, data_type, name)
+    except (JobError, KeyError) as exc:
+        return _processing_outcome(job_name, request, start, refused(exc))
+    env = {**base_env(job), **rebased_env(request.get("Environment"), job.base)}
+    timeout = max_runtime(request)
+    finish = run_container(argv, env, job.base, job, log, timeout, cancel)
+    ending = ending_of(finish, job.base / "output" / "message", timeout)
+    if ending.status == "Completed":
+        try:
+            with store_errors():
+                for local, uri in outputs:
+                    store.upload_dir(local, uri)
+        except JobError as exc:
+            ending = Ending("Failed", "Failed", str(exc))
+    return _processing_outcome(job_name, request, start, ending)
+
+
+def _processing_inputs(request: Mapping[str, Any], base: Path) -> list[tuple[str, str, Path, str]]:
+    """(name, S3 URI, local dir, S3DataType) of every input; the code arrives as one of them."""
+    inputs = []
+    for item in request.get("ProcessingInputs", []):
+        name = item.get("InputName", "")
+        s3 = item.get("S3Input")
+        if s3 is None:
+            raise JobError(
+                f"ValidationException: input {name!r} has no S3Input; only S3 inputs "
+                "are supported locally"
+            )
+        local = local_path(s3["LocalPath"], base)
+        inputs.append((name, s3["S3Uri"], local, s3.get("S3DataType", "S3Prefix")))
+    return inputs
+
+
+def _processing_outputs(request: Mapping[str, Any], base: Path) -> list[tuple[Path, str]]:
+    """(local dir, S3 URI) of every output, the dirs created empty as the container would see."""
+    outputs = []
+    for item in request.get("ProcessingOutputConfig", {}).get("Outputs", []):
+        s3 = item.get("S3Output")
+        if s3 is None:
+            raise JobError(
+                f"ValidationException: output {item.get('OutputName')!r} has no "
+                "S3Output; only S3 outputs are supported locally"
+            )
+        local = local_path(s3["LocalPath"], base)
+        local.mkdir(parents=True, exist_ok=True)
+        outputs.append((local, s3["S3Uri"]))
+    return outputs
+
+
+def _container_command(app: Mapping[str, Any], base: Path) -> list[str]:
+    """The entrypoint plus arguments, rebased, with `python3` meaning this interpreter."""
+    entrypoint = [str(part) for part in app.get("ContainerEntrypoint") or []]
+    if not entrypoint:
+        raise JobError(
+            "ValidationException: AppSpecification.ContainerEntrypoint is required "
+            "locally, as there is no image entrypoint to fall back on"
+        )
+    arguments = [str(part) for part in app.get("ContainerArguments") or []]
+    argv = [rebase(part, base) for part in entrypoint + arguments]
+    if PurePosixPath(argv[0]).name in _PYTHONS:
+        argv[0] = sys.executable
+    return argv
+
+
+def _processing_outcome(
+    job_name: str, request: Mapping[str, Any], start: str, ending: Ending
+) -> JobResult:
+    """DescribeProcessingJob's shape: the request echoed back plus identity and status."""
+    arn = job_arn("processing-job", job_name)
+    properties = {
+        **copy.deepcopy(dict(request)),
+        "ProcessingJobName": job_name,
+        "ProcessingJobArn": arn,
+        "ProcessingJobStatus": ending.status,
+        "ExitMessage": ending.exit_message,
+        "FailureReason": ending.reason,
+        "ProcessingInputs": copy.deepcopy(request.get("ProcessingInputs", [])),
+        "Environment": copy.deepcopy(request.get("Environment") or {}),
+        "ProcessingStartTime": start,
+        "ProcessingEndTime": now_timestamp(),
+    }
+    return job_result(ending, properties, {"ProcessingJob": {"Arn": arn}})

@@ -1,0 +1,101 @@
+"""The sagemaker-training toolkit's side of the contract: hyperparameters and the SM_* environment.
+
+The scikit-learn image runs the entry point through that toolkit; a script written for it reads
+`--name value` arguments and SM_* variables, so both are reproduced here as the toolkit builds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pipelines.local.jobs.container import JobDirs
+
+HOST = "algo-1"
+RESOURCES = {"current_host": HOST, "hosts": [HOST], "network_interface_name": "eth0"}
+
+
+def stored_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, str]:
+    """HyperParameters as SageMaker stores them: strings, with non-strings JSON-encoded."""
+    return {
+        str(name): value if isinstance(value, str) else json.dumps(value)
+        for name, value in hyperparameters.items()
+    }
+
+
+def to_cmd_args(hyperparameters: Mapping[str, Any]) -> list[str]:
+    """The toolkit's argument list: sorted names, `--name` (`-n` for one-letter names), mappings
+    as `k=v,...`, everything else through str(); values are already JSON-decoded."""
+    args: list[str] = []
+    for name in sorted(hyperparameters):
+        value = hyperparameters[name]
+        if isinstance(value, Mapping):
+            text = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+        else:
+            text = "" if value is None else str(value)
+        args += [f"--{name}" if len(name) > 1 else f"-{name}", text]
+    return args
+
+
+def decode_hyperparameter(value: str) -> Any:
+    """The toolkit JSON-decodes each stored value and keeps the raw string when that fails."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def toolkit_env(
+    job: JobDirs,
+    user: Mapping[str, Any],
+    args: list[str],
+    channels: Mapping[str, Any],
+    program: str,
+    submit_uri: str,
+    hyperparameters: Mapping[str, Any],
+) -> dict[str, str]:
+    """The SM_* variables the training toolkit sets, with paths rebased into the job dir."""
+    base = job.base
+    channel_dirs = {name: str(base / "input" / "data" / name) for name in channels}
+    values: dict[str, Any] = {
+        "hosts": [HOST],
+        "current_host": HOST,
+        "network_interface_name": "eth0",
+        "hps": dict(user),
+        "user_entry_point": program,
+        "module_name": program.removesuffix(".py"),
+        "module_dir": submit_uri,
+        "resource_config": RESOURCES,
+        "input_data_config": dict(channels),
+        "channels": sorted(channels),
+        "log_level": hyperparameters.get("sagemaker_container_log_level", 20),
+        "num_cpus": os.cpu_count() or 1,
+        "num_gpus": 0,
+        "model_dir": str(base / "model"),
+        "input_dir": str(base / "input"),
+        "input_config_dir": str(base / "input" / "config"),
+        "output_dir": str(base / "output"),
+        "output_data_dir": str(base / "output" / "data"),
+        "output_intermediate_dir": str(base / "output" / "intermediate"),
+        "user_args": args,
+    }
+    values["training_env"] = {
+        **{k: v for k, v in values.items() if k not in ("hps", "channels", "user_args")},
+        "hyperparameters": dict(user),
+        "channel_input_dirs": channel_dirs,
+        "job_name": job.name,
+        "is_master": True,
+        "master_hostname": HOST,
+    }
+    values.update({f"channel_{name}": path for name, path in channel_dirs.items()})
+    values.update({f"hp_{name}": value for name, value in user.items()})
+    return {f"SM_{key.upper()}": env_value(value) for key, value in values.items()}
+
+
+def env_value(value: Any) -> str:
+    """As the toolkit formats env values: strings as they are, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,193 @@
+"""Training jobs: a CreateTrainingJob request run as the scikit-learn image's training toolkit would."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import tarfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from pipelines.local.jobs.container import (
+    JobDirs,
+    base_env,
+    download,
+    max_runtime,
+    prepare_job_dir,
+    rebased_env,
+    run_container,
+    store_errors,
+)
+from pipelines.local.jobs.outcome import Ending, JobError, JobResult, ending_of, job_arn, job_result, refused
+from pipelines.local.jobs.toolkit import (
+    RESOURCES,
+    decode_hyperparameter,
+    stored_hyperparameters,
+    to_cmd_args,
+    toolkit_env,
+)
+from pipelines.local.storage.archives import UnsafeArchive, extract_tar
+from pipelines.local.storage.objects import NoSuchKey, ObjectStore, iter_files
+from pipelines.local.system.clock import now_timestamp
+
+
+def run_training_job(
+    job_name: str,
+    request: dict[str, Any],
+    store: ObjectStore,
+    work_dir: Path,
+    log: IO[str],
+    *,
+    cancel: threading.Event | None = None,
+) -> JobResult:
+    """Run a CreateTrainingJob request as the scikit-learn image's training toolkit would."""
+    start = now_timestamp()
+    stored = stored_hyperparameters(request.get("HyperParameters") or {})
+    hyperparameters = {name: decode_hyperparameter(value) for name, value in stored.items()}
+    output_path = request.get("OutputDataConfig", {}).get("S3OutputPath", "")
+    output_uri = f"{output_path.rstrip('/')}/{job_name}/output"
+    try:
+        job = prepare_job_dir(work_dir, job_name)
+        if not output_path:
+            raise KeyError("OutputDataConfig.S3OutputPath")
+        channels = _stage_channels(request, job.base, store)
+        _write_config(job.base, stored, channels)
+        program, submit_uri = _stage_code(hyperparameters, job.base, store)
+    except (JobError, KeyError) as exc:
+        return _training_outcome(job_name, request, stored, start, refused(exc), output_uri)
+    user = {k: v for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}
+    args = to_cmd_args(user)
+    env = {
+        **base_env(job),
+        **rebased_env(request.get("Environment"), job.base),
+        "TRAINING_JOB_NAME": job_name,
+        "TRAINING_JOB_ARN": job_arn("training-job", job_name),
+        **toolkit_env(job, user, args, channels, program, submit_uri, hyperparameters),
+    }
+    timeout = max_runtime(request)
+    argv = [sys.executable, program, *args]
+    finish = run_container(argv, env, job.base / "code", job, log, timeout, cancel)
+    ending = ending_of(finish, job.base / "output" / "failure", timeout)
+    if ending.status == "Completed":
+        try:
+            _upload_artifacts(job, store, output_uri)
+        except JobError as exc:
+            ending = Ending("Failed", "Failed", str(exc))
+    return _training_outcome(job_name, request, stored, start, ending, output_uri)
+
+
+def _stage_channels(
+    request: Mapping[str, Any], base: Path, store: ObjectStore
+) -> dict[str, dict[str, str]]:
+    """Download each channel to input/data/<channel>; returns inputdataconfig.json's content."""
+    mode = request.get("AlgorithmSpecification", {}).get("TrainingInputMode", "File")
+    config: dict[str, dict[str, str]] = {}
+    for channel in request.get("InputDataConfig", []):
+        name = channel["ChannelName"]
+        source = channel.get("DataSource", {}).get("S3DataSource")
+        if source is None:
+            raise JobError(
+                f"ValidationException: channel {name!r} has no S3DataSource; only S3 "
+                "channels are supported locally"
+            )
+        local = base / "input" / "data" / name
+        download(store, source["S3Uri"], local, source.get("S3DataType", "S3Prefix"), name)
+        config[name] = {
+            "TrainingInputMode": channel.get("InputMode") or mode,
+            "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+            "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+        }
+        if "ContentType" in channel:
+            config[name]["ContentType"] = channel["ContentType"]
+    return config
+
+
+def _write_config(
+    base: Path, hyperparameters: Mapping[str, str], channels: Mapping[str, Any]
+) -> None:
+    """The files SageMaker writes to input/config, and the folders the toolkit expects."""
+    config = base / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    for file_name, content in (
+        ("hyperparameters.json", hyperparameters),
+        ("resourceconfig.json", RESOURCES),
+        ("inputdataconfig.json", channels),
+    ):
+        (config / file_name).write_text(json.dumps(content, indent=2), encoding="utf-8")
+    for folder in ("model", "output/data", "code"):
+        (base / folder).mkdir(parents=True, exist_ok=True)
+
+
+def _stage_code(
+    hyperparameters: Mapping[str, Any], base: Path, store: ObjectStore
+) -> tuple[str, str]:
+    """Unpack sagemaker_submit_directory into code/; returns (sagemaker_program, its URI)."""
+    program = hyperparameters.get("sagemaker_program")
+    submit_uri = hyperparameters.get("sagemaker_submit_directory")
+    if not isinstance(program, str) or not isinstance(submit_uri, str):
+        raise JobError(
+            "ClientError: hyperparameters sagemaker_program and "
+            "sagemaker_submit_directory are required (there is no image code to run)"
+        )
+    with store_errors():
+        if not store.exists(submit_uri):
+            raise NoSuchKey(submit_uri)
+        extract_safely(store.path_for(submit_uri), base / "code", submit_uri)
+    script = PurePosixPath(program)
+    if script.is_absolute() or ".." in script.parts or not (base / "code" / script).is_file():
+        raise JobError(f"ClientError: sagemaker_program {program!r} is not a file in {submit_uri}")
+    return program, submit_uri
+
+
+def extract_safely(archive: Path, dest: Path, uri: str) -> None:
+    try:
+        extract_tar(archive, dest)
+    except UnsafeArchive as exc:
+        raise JobError(f"ClientError: {exc} ({uri})") from None
+
+
+def _upload_artifacts(job: JobDirs, store: ObjectStore, output_uri: str) -> None:
+    """model/ always becomes model.tar.gz; output/data/ becomes output.tar.gz when not empty."""
+    uploads = [("model", "model.tar.gz")]
+    if iter_files(job.base / "output" / "data"):
+        uploads.append(("output/data", "output.tar.gz"))
+    with store_errors():
+        for folder, archive_name in uploads:
+            archive = job.root / archive_name
+            _pack(job.base / folder, archive)
+            store.put_file(f"{output_uri}/{archive_name}", archive)
+
+
+def _pack(directory: Path, archive: Path) -> None:
+    """tar.gz of the regular files under `directory`, named relative to it (no `./`)."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in iter_files(directory):
+            tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
+
+
+def _training_outcome(
+    job_name: str,
+    request: Mapping[str, Any],
+    hyperparameters: Mapping[str, str],
+    start: str,
+    ending: Ending,
+    output_uri: str,
+) -> JobResult:
+    """DescribeTrainingJob's shape: the request echoed back plus identity, status and artifacts."""
+    arn = job_arn("training-job", job_name)
+    properties = {
+        **copy.deepcopy(dict(request)),
+        "TrainingJobName": job_name,
+        "TrainingJobArn": arn,
+        "TrainingJobStatus": ending.status,
+        "SecondaryStatus": ending.secondary,
+        "FailureReason": ending.reason,
+        "HyperParameters": dict(hyperparameters),
+        "ModelArtifacts": {"S3ModelArtifacts": f"{output_uri}/model.tar.gz"},
+        "TrainingStartTime": start,
+        "TrainingEndTime": now_timestamp(),
+    }
+    return job_result(ending, properties, {"TrainingJob": {"Arn": arn}})

@@ -1,0 +1,63 @@
+"""Where the local SageMaker keeps its state: the one module that knows the state directory's layout.
+
+The server writes here and the CLI reads here (job logs, the object store); both ask this module for
+paths instead of joining names themselves, so moving a folder is a change in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    root: Path
+
+    @property
+    def database(self) -> Path:
+        """SQLite: every resource as its Describe* response."""
+        return self.root / "state.db"
+
+    @property
+    def objects(self) -> Path:
+        """The local S3: `s3://bucket/key` as a versioned directory tree."""
+        return self.root / "store"
+
+    @property
+    def functions(self) -> Path:
+        """Unpacked Lambda function code, one folder per content hash."""
+        return self.root / "functions"
+
+    @property
+    def endpoints(self) -> Path:
+        """Model server deployments: unpacked models and server logs."""
+        return self.root / "endpoints"
+
+    @property
+    def jobs(self) -> Path:
+        """One folder per execution, one per job inside it."""
+        return self.root / "jobs"
+
+    def execution_dir(self, execution_id: str) -> Path:
+        return self.jobs / execution_id
+
+    def execution_log(self, execution_id: str) -> Path:
+        return self.execution_dir(execution_id) / "execution.log"
+
+    def job_log(self, execution_id: str, job_name: str) -> Path:
+        return self.execution_dir(execution_id) / job_name / "logs.txt"
+
+    @property
+    def server_info(self) -> Path:
+        """pid, port and URL of the running server, for clients to find it."""
+        return self.root / "server.json"
+
+    @property
+    def server_log(self) -> Path:
+        return self.root / "server.log"
+
+    @property
+    def server_lock(self) -> Path:
+        """Held by the one server that owns this state."""
+        return self.root / "server.lock"

@@ -1,0 +1,122 @@
+"""The local SageMaker's service layer, assembled: state, operations, and the parts that run things.
+
+Each operation is a method taking the request's fields and returning the response body (moto's
+split: `api.protocol` only decodes and encodes). The parts below this layer (executor, hosting,
+Lambda) see the service only through the narrow interfaces they declare, never this object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pipelines.local.executor.runner import ExecutionRunner
+from pipelines.local.hosting.endpoints import Endpoints
+from pipelines.local.lambdas.functions import Functions
+from pipelines.local.layout import StateLayout
+from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.endpoints import EndpointOperations, EndpointRecords
+from pipelines.local.service.events import EventOperations
+from pipelines.local.service.pipelines import PipelineOperations
+from pipelines.local.service.registry import RegistryOperations
+from pipelines.local.service.serving import Serving
+from pipelines.local.storage.database import Body, Database
+from pipelines.local.storage.objects import ObjectStore
+
+Operation = Callable[[Body], Body]
+
+
+class LocalSageMaker:
+    """Operations of the SageMaker, EventBridge and Lambda APIs that the project uses."""
+
+    def __init__(self, state_dir: Path, region: str, server_url: str) -> None:
+        layout = StateLayout(state_dir)
+        self.context = ServiceContext(
+            layout, region, Database(layout.database), ObjectStore(layout.objects)
+        )
+        self.functions = Functions(self.context.database, layout.functions, region, server_url)
+        self.events = EventOperations(self.context, self.functions)
+        self.registry = RegistryOperations(self.context, self.events.model_package_approved)
+        self.pipelines = PipelineOperations(self.context)
+        self.runner = ExecutionRunner(
+            records=self.pipelines,
+            registry=self.registry,
+            functions=self.functions,
+            store=self.context.store,
+            layout=layout,
+        )
+        self.pipelines.runner = self.runner
+        self.serving = Serving(EndpointRecords(self.context), Endpoints(layout.endpoints, self.context.store))
+        self.endpoints = EndpointOperations(self.context, self.serving)
+        self._operations: dict[str, dict[str, Operation]] = {
+            "SageMaker": _operations(self.pipelines, self.registry, self.endpoints),
+            "AWSEvents": _operations(self.events),
+        }
+
+    def operation(self, service: str, name: str) -> Operation | None:
+        """The method answering `<service>.<name>` (e.g. SageMaker.CreatePipeline), if served."""
+        return self._operations.get(service, {}).get(name)
+
+    def start(self) -> None:
+        """After a restart: fail what was running, serve again what was serving."""
+        self.pipelines.recover()
+        self.serving.restore_all()
+
+    def shutdown(self) -> None:
+        self.runner.shutdown()
+        self.serving.shutdown()
+        self.context.database.close()
+
+
+def _operations(*groups: object) -> dict[str, Operation]:
+    """API operation name -> method, for every public method named like an operation."""
+    found: dict[str, Operation] = {}
+    for group in groups:
+        for attribute in dir(type(group)):
+            if attribute.startswith("_"):
+                continue
+            name = "".join(part.capitalize() for part in attribute.split("_"))
+            if name in OPERATIONS:
+                found[name] = getattr(group, attribute)
+    return found
+
+
+OPERATIONS = frozenset(
+    [
+        "CreatePipeline",
+        "UpdatePipeline",
+        "DescribePipeline",
+        "DeletePipeline",
+        "ListPipelines",
+        "StartPipelineExecution",
+        "DescribePipelineExecution",
+        "ListPipelineExecutions",
+        "StopPipelineExecution",
+        "RetryPipelineExecution",
+        "ListPipelineExecutionSteps",
+        "CreateModelPackageGroup",
+        "DescribeModelPackageGroup",
+        "ListModelPackageGroups",
+        "CreateModelPackage",
+        "DescribeModelPackage",
+        "ListModelPackages",
+        "UpdateModelPackage",
+        "CreateModel",
+        "DescribeModel",
+        "DeleteModel",
+        "CreateEndpointConfig",
+        "DescribeEndpointConfig",
+        "DeleteEndpointConfig",
+        "CreateEndpoint",
+        "UpdateEndpoint",
+        "DescribeEndpoint",
+        "DeleteEndpoint",
+        "ListEndpoints",
+        "PutRule",
+        "DescribeRule",
+        "DeleteRule",
+        "PutTargets",
+        "ListTargetsByRule",
+        "RemoveTargets",
+    ]
+)

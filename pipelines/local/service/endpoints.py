@@ -1,0 +1,153 @@
+"""Models, endpoint configurations and endpoints: the API records; `serving` runs what they describe."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pipelines.local.errors import invalid
+from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.serving import Serving
+from pipelines.local.storage.database import Body, public
+
+
+class EndpointOperations:
+    def __init__(self, context: ServiceContext, serving: Serving) -> None:
+        self.context = context
+        self.database = context.database
+        self.serving = serving
+
+    def create_model(self, request: Body) -> Body:
+        name = request["ModelName"]
+        container = request.get("PrimaryContainer") or (request.get("Containers") or [None])[0]
+        if not container or not container.get("ModelDataUrl"):
+            raise invalid("PrimaryContainer.ModelDataUrl is required")
+        body = {
+            "ModelName": name,
+            "ModelArn": self.context.arn("model", name.lower()),
+            "PrimaryContainer": container,
+            "ExecutionRoleArn": request.get("ExecutionRoleArn", ""),
+            "CreationTime": time.time(),
+        }
+        self.context.create("model", name, body, "model")
+        return {"ModelArn": body["ModelArn"]}
+
+    def describe_model(self, request: Body) -> Body:
+        return self.context.get("model", request["ModelName"], "model")
+
+    def delete_model(self, request: Body) -> Body:
+        with self.context.lock:
+            self.describe_model(request)
+            self.database.delete("model", request["ModelName"])
+        return {}
+
+    def create_endpoint_config(self, request: Body) -> Body:
+        name = request["EndpointConfigName"]
+        variants = request.get("ProductionVariants") or []
+        if not variants:
+            raise invalid("ProductionVariants must have at least one variant")
+        for variant in variants:
+            self.context.get("model", variant["ModelName"], "model")
+        body = {
+            "EndpointConfigName": name,
+            "EndpointConfigArn": self.context.arn("endpoint-config", name.lower()),
+            "ProductionVariants": variants,
+            "DataCaptureConfig": request.get("DataCaptureConfig"),
+            "CreationTime": time.time(),
+        }
+        if body["DataCaptureConfig"] is None:
+            body.pop("DataCaptureConfig")
+        self.context.create("endpoint_config", name, body, "endpoint configuration")
+        return {"EndpointConfigArn": body["EndpointConfigArn"]}
+
+    def describe_endpoint_config(self, request: Body) -> Body:
+        return self.context.get(
+            "endpoint_config", request["EndpointConfigName"], "endpoint configuration"
+        )
+
+    def delete_endpoint_config(self, request: Body) -> Body:
+        with self.context.lock:
+            self.describe_endpoint_config(request)
+            self.database.delete("endpoint_config", request["EndpointConfigName"])
+        return {}
+
+    def create_endpoint(self, request: Body) -> Body:
+        name = request["EndpointName"]
+        config = self.describe_endpoint_config(request)
+        now = time.time()
+        body = {
+            "EndpointName": name,
+            "EndpointArn": self.context.arn("endpoint", name.lower()),
+            "EndpointConfigName": config["EndpointConfigName"],
+            "EndpointStatus": "Creating",
+            "CreationTime": now,
+            "LastModifiedTime": now,
+        }
+        self.context.create("endpoint", name, body, "endpoint")
+        self.serving.deploy(name, config)
+        return {"EndpointArn": body["EndpointArn"]}
+
+    def update_endpoint(self, request: Body) -> Body:
+        name = request["EndpointName"]
+        with self.context.lock:
+            body = self.context.get("endpoint", name, "endpoint")
+            if body["EndpointStatus"] in ("Creating", "Updating"):
+                raise invalid(f'Cannot update in-progress endpoint "{body["EndpointArn"]}".')
+            config = self.describe_endpoint_config(request)
+            if config["EndpointConfigName"] == body.get("_Serving"):
+                raise invalid(
+                    f"Endpoint {name} already uses endpoint config {config['EndpointConfigName']}."
+                )
+            body.update(EndpointStatus="Updating", LastModifiedTime=time.time())
+            body["PendingDeploymentSummary"] = {"EndpointConfigName": config["EndpointConfigName"]}
+            body.pop("FailureReason", None)
+            self.database.put("endpoint", name, body, body["CreationTime"])
+        self.serving.deploy(name, config)
+        return {"EndpointArn": body["EndpointArn"]}
+
+    def describe_endpoint(self, request: Body) -> Body:
+        return public(self.context.get("endpoint", request["EndpointName"], "endpoint"))
+
+    def list_endpoints(self, request: Body) -> Body:
+        endpoints = self.database.all("endpoint")
+        if request.get("SortOrder", "Descending") == "Descending":
+            endpoints.reverse()
+        keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+        return {"Endpoints": [{k: e[k] for k in keys} for e in endpoints]}
+
+    def delete_endpoint(self, request: Body) -> Body:
+        name = request["EndpointName"]
+        self.context.get("endpoint", name, "endpoint")
+        self.serving.delete(name)
+        self.database.delete("endpoint", name)
+        return {}
+
+
+class EndpointRecords:
+    """What `serving` reads and writes of the API records: narrow on purpose, all under the lock."""
+
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
+
+    def model(self, name: str) -> Body:
+        return self.context.get("model", name, "model")
+
+    def endpoint_config(self, name: str) -> Body:
+        return self.context.get("endpoint_config", name, "endpoint configuration")
+
+    def endpoints(self) -> list[Body]:
+        return self.context.database.all("endpoint")
+
+    def set_endpoint(self, name: str, **changes: Any) -> None:
+        """Record a hosting outcome (called from hosting threads)."""
+        with self.context.lock:
+            body = self.context.database.get("endpoint", name)
+            if body is None:
+                return
+            for key, value in changes.items():
+                if value is None:
+                    body.pop(key, None)
+                else:
+                    body[key] = value
+            body["LastModifiedTime"] = time.time()
+            self.context.database.put("endpoint", name, body, body["CreationTime"])

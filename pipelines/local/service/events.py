@@ -1,0 +1,142 @@
+"""EventBridge rules, as far as SageMaker's events need them: an approved model version goes to
+whatever Lambda function a rule whose pattern matches it targets.
+
+On AWS the infra stack's rule filters approvals by model package group and targets the deploy
+function; locally `upsert` puts the same rule through the same API calls, so approving a version in
+another group deploys nothing, and the function is whatever the rule names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from pipelines.local.errors import ServiceError, invalid
+from pipelines.local.lambdas.functions import Functions
+from pipelines.local.service.context import ServiceContext
+from pipelines.local.storage.database import Body
+from pipelines.local.system.identity import arn
+
+log = logging.getLogger(__name__)
+APPROVAL_EVENT = "SageMaker Model Package State Change"
+
+
+def matches(pattern: Any, event: Any) -> bool:
+    """EventBridge's matching for the pattern forms rules use here: nested objects whose leaves
+    are lists of allowed values; a field the pattern names must be present in the event."""
+    if isinstance(pattern, dict):
+        return isinstance(event, dict) and all(
+            key in event and matches(value, event[key]) for key, value in pattern.items()
+        )
+    if isinstance(pattern, list):
+        candidates = event if isinstance(event, list) else [event]
+        return any(candidate in pattern for candidate in candidates)
+    raise ValueError(f"unsupported event pattern element {pattern!r}")
+
+
+def _check_pattern(pattern: Any) -> None:
+    if isinstance(pattern, dict):
+        for value in pattern.values():
+            _check_pattern(value)
+    elif not isinstance(pattern, list) or any(isinstance(v, (dict, list)) for v in pattern):
+        raise invalid("Event pattern is not valid: leaves must be arrays of values.")
+
+
+class EventOperations:
+    def __init__(self, context: ServiceContext, functions: Functions) -> None:
+        self.context = context
+        self.database = context.database
+        self.functions = functions
+
+    def _rule(self, name: str) -> Body:
+        body = self.database.get("event_rule", name)
+        if body is None:
+            raise ServiceError("ResourceNotFoundException", f"Rule {name} does not exist.")
+        return body
+
+    def put_rule(self, request: Body) -> Body:
+        name = request["Name"]
+        try:
+            pattern = json.loads(request.get("EventPattern") or "")
+        except ValueError:
+            raise invalid("EventPattern is not valid JSON (schedules are not supported locally).") from None
+        _check_pattern(pattern)
+        with self.context.lock:
+            body = self.database.get("event_rule", name) or {
+                "Name": name,
+                "Arn": arn("events", self.context.region, f"rule/{name}"),
+                "_Targets": [],
+            }
+            body.update(
+                EventPattern=request["EventPattern"],
+                State=request.get("State", "ENABLED"),
+                Description=request.get("Description", ""),
+            )
+            self.database.put("event_rule", name, body, time.time())
+        return {"RuleArn": body["Arn"]}
+
+    def describe_rule(self, request: Body) -> Body:
+        return {k: v for k, v in self._rule(request["Name"]).items() if not k.startswith("_")}
+
+    def put_targets(self, request: Body) -> Body:
+        with self.context.lock:
+            body = self._rule(request["Rule"])
+            targets = {t["Id"]: t for t in body["_Targets"]}
+            targets.update({t["Id"]: {"Id": t["Id"], "Arn": t["Arn"]} for t in request["Targets"]})
+            body["_Targets"] = list(targets.values())
+            self.database.put("event_rule", body["Name"], body, time.time())
+        return {"FailedEntryCount": 0, "FailedEntries": []}
+
+    def list_targets_by_rule(self, request: Body) -> Body:
+        return {"Targets": self._rule(request["Rule"])["_Targets"]}
+
+    def remove_targets(self, request: Body) -> Body:
+        with self.context.lock:
+            body = self._rule(request["Rule"])
+            body["_Targets"] = [t for t in body["_Targets"] if t["Id"] not in request["Ids"]]
+            self.database.put("event_rule", body["Name"], body, time.time())
+        return {"FailedEntryCount": 0, "FailedEntries": []}
+
+    def delete_rule(self, request: Body) -> Body:
+        with self.context.lock:
+            self._rule(request["Name"])
+            self.database.delete("event_rule", request["Name"])
+        return {}
+
+    def model_package_approved(self, package: Body) -> None:
+        """What SageMaker emits when a version becomes Approved."""
+        self.emit(
+            {
+                "version": "0",
+                "source": "aws.sagemaker",
+                "detail-type": APPROVAL_EVENT,
+                "detail": {
+                    "ModelPackageArn": package["ModelPackageArn"],
+                    "ModelPackageGroupName": package["ModelPackageGroupName"],
+                    "ModelPackageVersion": package["ModelPackageVersion"],
+                    "ModelApprovalStatus": package["ModelApprovalStatus"],
+                },
+            }
+        )
+
+    def emit(self, event: Body) -> None:
+        """Invoke, asynchronously as EventBridge does, each target of every matching rule."""
+        for rule in self.database.all("event_rule"):
+            if rule.get("State") != "ENABLED" or not matches(json.loads(rule["EventPattern"]), event):
+                continue
+            for target in rule["_Targets"]:
+                threading.Thread(
+                    target=self._deliver, args=(rule["Name"], target["Arn"], event), daemon=True
+                ).start()
+
+    def _deliver(self, rule: str, function_arn: str, event: Body) -> None:
+        try:
+            result = self.functions.invoke(function_arn, event)
+        except ServiceError as error:
+            log.error("rule %s: target %s: %s", rule, function_arn, error.message)
+            return
+        if result.error:
+            log.error("rule %s: target %s failed: %s", rule, function_arn, result.error)

@@ -1,0 +1,131 @@
+"""The model registry: model package groups and their numbered, approvable versions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from pipelines.local.errors import invalid
+from pipelines.local.service.context import ServiceContext
+from pipelines.local.storage.database import Body
+
+APPROVALS = ("Approved", "Rejected", "PendingManualApproval")
+
+
+class RegistryOperations:
+    def __init__(self, context: ServiceContext, on_approved: Callable[[Body], None]) -> None:
+        self.context = context
+        self.database = context.database
+        self._on_approved = on_approved
+
+    def create_model_package_group(self, request: Body) -> Body:
+        name = request["ModelPackageGroupName"]
+        with self.context.lock:
+            if self.database.get("model_package_group", name):
+                raise invalid(f"Model Package Group already exists: {name}")
+            now = time.time()
+            body = {
+                "ModelPackageGroupName": name,
+                "ModelPackageGroupArn": self.context.arn("model-package-group", name.lower()),
+                "ModelPackageGroupDescription": request.get("ModelPackageGroupDescription", ""),
+                "CreationTime": now,
+                "ModelPackageGroupStatus": "Completed",
+            }
+            self.database.put("model_package_group", name, body, now)
+        return {"ModelPackageGroupArn": body["ModelPackageGroupArn"]}
+
+    def _group(self, name_or_arn: str) -> Body:
+        name = name_or_arn.rsplit("model-package-group/", 1)[-1]
+        body = self.database.get("model_package_group", name)
+        if body is None:
+            raise invalid(f"ModelPackageGroup {name} does not exist.")
+        return body
+
+    def describe_model_package_group(self, request: Body) -> Body:
+        return self._group(request["ModelPackageGroupName"])
+
+    def list_model_package_groups(self, request: Body) -> Body:
+        return {"ModelPackageGroupSummaryList": self.database.all("model_package_group")}
+
+    def create_model_package(self, request: Body) -> Body:
+        group = self._group(request["ModelPackageGroupName"])["ModelPackageGroupName"]
+        status = request.get("ModelApprovalStatus", "PendingManualApproval")
+        if status not in APPROVALS:
+            raise invalid(f"ModelApprovalStatus must be one of {', '.join(APPROVALS)}")
+        containers = request.get("InferenceSpecification", {}).get("Containers", [])
+        if not containers or not containers[0].get("ModelDataUrl"):
+            raise invalid("InferenceSpecification.Containers[0].ModelDataUrl is required")
+        now = time.time()
+
+        def describe(version: int) -> Body:
+            return {
+                "ModelPackageGroupName": group,
+                "ModelPackageVersion": version,
+                "ModelPackageArn": self.context.arn("model-package", f"{group.lower()}/{version}"),
+                "ModelPackageDescription": request.get("ModelPackageDescription", ""),
+                "CreationTime": now,
+                "LastModifiedTime": now,
+                "InferenceSpecification": request["InferenceSpecification"],
+                "ModelMetrics": request.get("ModelMetrics", {}),
+                "DriftCheckBaselines": request.get("DriftCheckBaselines", {}),
+                "CustomerMetadataProperties": request.get("CustomerMetadataProperties", {}),
+                "ModelPackageStatus": "Completed",
+                "ModelApprovalStatus": status,
+            }
+
+        body = self.database.add_package(group, describe, now)
+        return {"ModelPackageArn": body["ModelPackageArn"]}
+
+    def register_model_package(self, request: Body) -> str:
+        """The RegisterModel step: creates its group on first use, as SageMaker's does."""
+        with self.context.lock:
+            if self.database.get("model_package_group", request["ModelPackageGroupName"]) is None:
+                self.create_model_package_group(
+                    {"ModelPackageGroupName": request["ModelPackageGroupName"]}
+                )
+        return str(self.create_model_package(request)["ModelPackageArn"])
+
+    def _package(self, arn: str) -> Body:
+        body = self.database.package(arn)
+        if body is None:
+            raise invalid(f"ModelPackage {arn} does not exist.")
+        return body
+
+    def describe_model_package(self, request: Body) -> Body:
+        return self._package(request["ModelPackageName"])
+
+    def list_model_packages(self, request: Body) -> Body:
+        group = request.get("ModelPackageGroupName")
+        packages = self.database.packages(
+            self._group(group)["ModelPackageGroupName"] if group else None
+        )
+        status = request.get("ModelApprovalStatus")
+        packages = [p for p in packages if not status or p["ModelApprovalStatus"] == status]
+        if request.get("SortOrder", "Ascending") == "Descending":
+            packages.reverse()
+        keys = (
+            "ModelPackageGroupName",
+            "ModelPackageVersion",
+            "ModelPackageArn",
+            "ModelPackageDescription",
+            "CreationTime",
+            "ModelPackageStatus",
+            "ModelApprovalStatus",
+        )
+        return {"ModelPackageSummaryList": [{k: p[k] for k in keys} for p in packages]}
+
+    def update_model_package(self, request: Body) -> Body:
+        status = request.get("ModelApprovalStatus")
+        if status is not None and status not in APPROVALS:
+            raise invalid(f"ModelApprovalStatus must be one of {', '.join(APPROVALS)}")
+        with self.context.lock:
+            body = self._package(request["ModelPackageArn"])
+            was = body["ModelApprovalStatus"]
+            for key in ("ModelApprovalStatus", "ApprovalDescription", "CustomerMetadataProperties"):
+                if key in request:
+                    body[key] = request[key]
+            body["LastModifiedTime"] = time.time()
+            self.database.save_package(body)
+        if status == "Approved" and was != "Approved":
+            self._on_approved(body)
+        return {"ModelPackageArn": body["ModelPackageArn"]}

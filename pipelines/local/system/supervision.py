@@ -1,0 +1,187 @@
+"""Child processes of the local SageMaker server: started, watched, stopped, never left behind.
+
+Job containers and model servers are both supervised here. They are children of the server. If
+the server is killed (even with SIGKILL) Linux sends each child a signal, so no orphan keeps a
+port, a GPU or a job directory. The signal is tied to the thread that started the child, so
+callers start children from threads that live as long as the child's purpose (a job's runner
+thread, the hosting spawner thread).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+PR_SET_PDEATHSIG = 1
+STDERR_TAIL_LINES = 20
+KILL_GRACE_SECONDS = 5.0
+POLL_SECONDS = 0.1
+
+
+def set_parent_death_signal(signum: signal.Signals, parent: int) -> None:
+    """In the child: ask Linux for `signum` when the parent dies (a fork does not inherit it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signum)
+
+
+def die_with_parent(signum: signal.Signals = signal.SIGTERM) -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to send `signum` to the child when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+    return lambda: set_parent_death_signal(signum, parent)
+
+
+def kill_recorded_groups(root: Path, marker: str = "pgid") -> int:
+    """SIGKILL every process group recorded in a `marker` file below root; return how many.
+
+    A job's own children do not get the parent-death signal, so after a crash the restarted
+    server kills whole groups it had recorded, then forgets them."""
+    killed = 0
+    for record in root.rglob(marker):
+        try:
+            os.killpg(int(record.read_text()), signal.SIGKILL)
+            killed += 1
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+        record.unlink(missing_ok=True)
+    return killed
+
+
+def signal_group(pgid: int, signum: signal.Signals) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
+
+
+def terminate(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM (the process finishes in-flight work), SIGKILL if it is still there after `grace`."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(grace)
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How a supervised command ended."""
+
+    returncode: int
+    stopped_by: str  # "", "timeout" or "cancel"
+    stderr_tail: list[str]
+
+
+class LogSink:
+    """Copies lines to every stream as they come, one whole line at a time, until closed."""
+
+    def __init__(self, *streams: IO[str]) -> None:
+        self._streams = streams
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            for stream in () if self._closed else self._streams:
+                stream.write(line)
+                stream.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def pump(self, source: IO[str], tail: deque[str] | None) -> None:
+        for line in source:
+            self.write(line if line.endswith("\n") else line + "\n")
+            if tail is not None:
+                tail.append(line.rstrip("\n"))
+
+
+def run_to_end(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    streams: tuple[IO[str], ...],
+    group_record: Path,
+    timeout: float | None,
+    cancel: threading.Event | None,
+) -> Finish:
+    """Run a command in its own process group, streaming its output line by line to `streams`,
+    until it exits, its `timeout` passes or `cancel` is set; its whole group dies with it."""
+    sink = LogSink(*streams)
+    try:
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGKILL),
+        )
+    except OSError as exc:
+        sink.write(f"cannot start {argv[0]}: {exc}\n")
+        return Finish(127, "", [f"cannot start {argv[0]}: {exc}"])
+    # Its children do not get the parent-death signal: the group is recorded so that a
+    # restarted server can kill what a crash left running (kill_recorded_groups).
+    group_record.write_text(str(process.pid))
+    tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+    readers = [
+        threading.Thread(target=sink.pump, args=(process.stdout, None), daemon=True),
+        threading.Thread(target=sink.pump, args=(process.stderr, tail), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    stopped_by = _wait(process, timeout, cancel, sink)
+    for reader in readers:  # bounded: a process that left the group may hold the pipes
+        reader.join(timeout=KILL_GRACE_SECONDS)
+    sink.close()
+    group_record.unlink(missing_ok=True)
+    return Finish(process.returncode, stopped_by, list(tail))
+
+
+def _wait(
+    process: subprocess.Popen[str],
+    timeout: float | None,
+    cancel: threading.Event | None,
+    sink: LogSink,
+) -> str:
+    """Wait for the process; stop its group on timeout or cancel. Returns what stopped it."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stopped_by = ""
+    while not stopped_by:
+        try:
+            process.wait(timeout=POLL_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            if cancel is not None and cancel.is_set():
+                stopped_by = "cancel"
+            elif deadline is not None and time.monotonic() >= deadline:
+                stopped_by = "timeout"
+    if stopped_by:
+        sink.write(f"[local-sagemaker] stopping the job ({stopped_by})\n")
+        signal_group(process.pid, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=KILL_GRACE_SECONDS)
+    signal_group(process.pid, signal.SIGKILL)  # a container's leftovers die with it
+    process.wait()
+    return stopped_by

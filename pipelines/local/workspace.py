@@ -1,0 +1,44 @@
+"""What the CLI reads from the local target's state directory, beside its API.
+
+The CLI reaches the local SageMaker through the same API calls as AWS. Two things have no API
+locally: the local S3 (object storage) and the jobs' own logs (CloudWatch Logs on AWS). This module
+is the one place outside the server that reads them, through `StateLayout`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipelines.local.layout import StateLayout
+from pipelines.local.storage.objects import ObjectStore
+
+
+def object_store(state_dir: Path) -> ObjectStore:
+    """The local S3."""
+    return ObjectStore(StateLayout(state_dir).objects)
+
+
+def object_path(state_dir: Path, uri: str) -> Path:
+    """Where an object of the local S3 is, as a file a person can open."""
+    return object_store(state_dir).path_for(uri)
+
+
+def step_log(state_dir: Path, sm: Any, execution_arn: str, step: str) -> str:
+    """A job step's own log; for other steps (Lambda, Condition) the execution's log."""
+    steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn)[
+        "PipelineExecutionSteps"
+    ]
+    by_name = {s["StepName"]: s for s in steps}
+    if step not in by_name:
+        raise FileNotFoundError(
+            f"no step {step!r} in this execution; its steps: {', '.join(by_name)}"
+        )
+    layout = StateLayout(state_dir)
+    execution_id = execution_arn.rsplit("/", 1)[-1]
+    job_arns = [m.get("Arn", "") for m in by_name[step].get("Metadata", {}).values()]
+    candidates = [layout.job_log(execution_id, arn.rsplit("/", 1)[-1]) for arn in job_arns if arn]
+    for path in (*candidates, layout.execution_log(execution_id)):
+        if path.is_file():
+            return path.read_text(encoding="utf-8", errors="replace")
+    raise FileNotFoundError(f"step {step!r} has written no log yet")

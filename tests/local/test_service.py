@@ -1,0 +1,163 @@
+"""The service layer and its wire protocol on a temporary state directory, with no process started."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from waiting import wait_until
+
+from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.errors import ServiceError
+from pipelines.local.lambdas.functions import Invocation
+from pipelines.local.service.backend import LocalSageMaker
+from pipelines.local.service.events import matches
+
+FAIL_ONLY = json.dumps(
+    {
+        "Version": "2020-12-01",
+        "Parameters": [{"Name": "Why", "Type": "String", "DefaultValue": "no reason"}],
+        "Steps": [{"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": {"Get": "Parameters.Why"}}}],
+    }
+)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[LocalSageMaker]:
+    backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
+    yield backend
+    backend.shutdown()
+
+
+def call(service: LocalSageMaker, name: str, **request: Any) -> dict[str, Any]:
+    operation = service.operation("SageMaker", name) or service.operation("AWSEvents", name)
+    assert operation is not None, name
+    return operation(request)
+
+
+def test_pipeline_versions_count_updates_and_names_are_unique(service: LocalSageMaker) -> None:
+    arn = call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY)["PipelineArn"]
+    assert arn == "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p"
+    call(service, "UpdatePipeline", PipelineName="P", PipelineDescription="second")
+    described = call(service, "DescribePipeline", PipelineName=arn)
+    assert described["PipelineVersionId"] == 2 and described["PipelineDescription"] == "second"
+    with pytest.raises(ServiceError) as raised:
+        call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY)
+    assert raised.value.code == "ResourceInUse"
+
+
+def test_an_invalid_definition_is_refused_at_create(service: LocalSageMaker) -> None:
+    cyclic = {"Version": "2020-12-01", "Steps": [
+        {"Name": "A", "Type": "Fail", "DependsOn": ["A"], "Arguments": {}}]}
+    with pytest.raises(ServiceError, match="dependency cycle: A -> A"):
+        call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=json.dumps(cyclic))
+    assert call(service, "ListPipelines")["PipelineSummaries"] == []
+
+
+def test_an_execution_runs_and_records_its_steps(service: LocalSageMaker) -> None:
+    call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY)
+    arn = call(service, "StartPipelineExecution", PipelineName="P",
+               PipelineParameters=[{"Name": "Why", "Value": "told to"}])["PipelineExecutionArn"]
+
+    def ended() -> dict[str, Any] | None:
+        body = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)
+        return body if body["PipelineExecutionStatus"] != "Executing" else None
+
+    execution = wait_until(ended, 30, "the execution to end")
+    assert execution["PipelineExecutionStatus"] == "Failed"
+    assert execution["FailureReason"] == "told to"
+    (step,) = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    assert step["StepName"] == "Stop" and step["StepStatus"] == "Failed" and step["AttemptCount"] == 1
+    assert not any(key.startswith("_") for key in execution)
+
+
+def test_register_creates_the_group_once_and_numbers_versions(service: LocalSageMaker) -> None:
+    request = {"ModelPackageGroupName": "g", "InferenceSpecification": {
+        "Containers": [{"Image": "i", "ModelDataUrl": "s3://b/m.tar.gz"}],
+        "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]}}
+    first = service.registry.register_model_package(dict(request))
+    second = service.registry.register_model_package(dict(request))
+    assert first.endswith("model-package/g/1") and second.endswith("model-package/g/2")
+    assert len(call(service, "ListModelPackageGroups")["ModelPackageGroupSummaryList"]) == 1
+
+
+class RecordingFunctions:
+    def __init__(self) -> None:
+        self.invoked: list[tuple[str, Any]] = []
+
+    def invoke(self, name_or_arn: str, event: Any) -> Invocation:
+        self.invoked.append((name_or_arn, event))
+        return Invocation({"ok": True})
+
+
+def test_an_approval_reaches_only_the_rule_of_its_own_group(service: LocalSageMaker) -> None:
+    functions = RecordingFunctions()
+    service.events.functions = functions  # type: ignore[assignment]
+    pattern = {"source": ["aws.sagemaker"], "detail": {
+        "ModelPackageGroupName": ["mine"], "ModelApprovalStatus": ["Approved"]}}
+    call(service, "PutRule", Name="deploy-mine", EventPattern=json.dumps(pattern))
+    call(service, "PutTargets", Rule="deploy-mine", Targets=[{"Id": "1", "Arn": "arn:deploy"}])
+    request = {"InferenceSpecification": {"Containers": [{"Image": "i", "ModelDataUrl": "s3://b/m"}]},
+               "ModelApprovalStatus": "PendingManualApproval"}
+    other = service.registry.register_model_package({"ModelPackageGroupName": "other", **request})
+    mine = service.registry.register_model_package({"ModelPackageGroupName": "mine", **request})
+    for arn in (other, mine):
+        call(service, "UpdateModelPackage", ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    wait_until(lambda: functions.invoked, 10, "the rule's target to be invoked")
+    assert [(target, event["detail"]["ModelPackageArn"]) for target, event in functions.invoked] == [
+        ("arn:deploy", mine)]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "event", "expected"),
+    [
+        ({"a": ["x"]}, {"a": "x"}, True),
+        ({"a": ["x", "y"]}, {"a": "y"}, True),
+        ({"a": ["x"]}, {"a": "z"}, False),
+        ({"a": ["x"]}, {}, False),
+        ({"d": {"g": ["1"]}}, {"d": {"g": "1", "h": "2"}}, True),
+        ({"d": {"g": ["1"]}}, {"d": {"g": "2"}}, False),
+        ({"a": ["x"]}, {"a": ["w", "x"]}, True),
+    ],
+)
+def test_event_patterns_match_as_eventbridge_does(pattern: Any, event: Any, expected: bool) -> None:
+    assert matches(pattern, event) is expected
+
+
+def test_a_pattern_that_is_not_a_rule_pattern_is_refused(service: LocalSageMaker) -> None:
+    with pytest.raises(ServiceError, match="not valid"):
+        call(service, "PutRule", Name="r", EventPattern=json.dumps({"source": "aws.sagemaker"}))
+
+
+@pytest.mark.parametrize(
+    ("target", "body", "status", "code"),
+    [
+        ("SageMaker.ListPipelines", b"{}", 200, None),
+        ("SageMaker.NoSuchOperation", b"{}", 400, "UnknownOperationException"),
+        ("Other.ListPipelines", b"{}", 400, "UnknownOperationException"),
+        ("SageMaker.ListPipelines", b"[1]", 400, "SerializationException"),
+        ("SageMaker.ListPipelines", b"{nope", 400, "SerializationException"),
+        ("SageMaker.DescribePipeline", b"{}", 400, "ValidationException"),
+        ("SageMaker.DescribePipeline", b'{"PipelineName": "ghost"}', 400, "ResourceNotFound"),
+    ],
+)
+def test_the_json_protocol_answers_in_aws_shapes(
+    service: LocalSageMaker, target: str, body: bytes, status: int, code: str | None
+) -> None:
+    reply = Dispatcher(service).json_api(target, body)
+    assert reply.status == status
+    document = json.loads(reply.body)
+    if code is None:
+        assert document == {"PipelineSummaries": []}
+    else:
+        assert document["__type"] == code and reply.headers["x-amzn-ErrorType"] == code
+
+
+def test_only_api_operations_are_reachable_by_name(service: LocalSageMaker) -> None:
+    # Helpers of the service (what RegisterModel steps call) are not API operations.
+    assert service.operation("SageMaker", "RegisterModelPackage") is None
+    assert service.operation("SageMaker", "CreatePipeline") is not None
+    assert service.operation("AWSEvents", "PutRule") is not None
