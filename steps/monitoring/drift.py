@@ -135,7 +135,7 @@ class Outcome:
 
     @property
     def judged(self) -> bool:
-        """Whether the window was large enough to judge (only then can drift raise violations)."""
+        """Whether the window had enough records to be judged against the threshold."""
         return self.status in (DRIFT, NO_DRIFT)
 
 

@@ -127,7 +127,7 @@ def baseline_constraints(statistics: dict[str, Any], threshold: float, min_recor
     }
 
 
-# --- reading the baseline back ------------------------------------------------------------------
+# --- reading the baseline back --------------------------------------------------------------------
 
 
 @dataclass
