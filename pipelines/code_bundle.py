@@ -21,7 +21,10 @@ FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 TRAINING_SOURCES = ("train.py", "inference.py")
 PROCESSING_SCRIPTS = ("preprocess.py", "evaluate.py", "monitor.py")
-PROCESSING_LIBRARY = "artifact.py"  # shipped beside evaluate.py and monitor.py
+# The folder evaluate.py and monitor.py get at /opt/ml/processing/input/lib: one S3 prefix (hence
+# the trailing slash) whose objects are the library's files, at their paths inside steps/.
+PROCESSING_LIBRARY = "lib/"
+LIBRARY_SOURCES = ("artifact.py", "monitoring")
 DEPLOY_HANDLER = "deploy.py"
 
 
@@ -60,10 +63,21 @@ class CodeBundle:
         return {name: (self.steps_dir / name).read_bytes() for name in names}
 
     @cached_property
+    def library(self) -> dict[str, bytes]:
+        """The library folder's files by their path inside it: artifact.py and monitoring/*.py."""
+        files: dict[str, bytes] = {}
+        for source in LIBRARY_SOURCES:
+            path = self.steps_dir / source
+            for found in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+                files[found.relative_to(self.steps_dir).as_posix()] = found.read_bytes()
+        return files
+
+    @cached_property
     def artifacts(self) -> dict[str, bytes]:
-        """Artifact name -> bytes: the processing scripts, the training source and the deploy
-        handler package."""
-        built = self._read(*PROCESSING_SCRIPTS, PROCESSING_LIBRARY)
+        """Artifact name -> bytes: the processing scripts, the library folder's files, the training
+        source and the deploy handler package."""
+        built = self._read(*PROCESSING_SCRIPTS)
+        built.update({PROCESSING_LIBRARY + name: data for name, data in self.library.items()})
         built["sourcedir.tar.gz"] = _targz(self._read(*TRAINING_SOURCES))
         built["deploy.zip"] = _zip(self._read(DEPLOY_HANDLER))
         return built

@@ -176,7 +176,8 @@ class StepFactory:
         return f"s3://{self.settings.bucket}/{self.bundle.key(self.settings.prefix, name)}"
 
     def library_input(self) -> ProcessingInput:
-        """steps/artifact.py for the scripts that open model.tar.gz (a job ships one script)."""
+        """The library folder (artifact.py, monitoring/) for the scripts that open model.tar.gz:
+        a job ships one script, so what it imports arrives as this second input."""
         return s3_input("lib", self.code_uri(PROCESSING_LIBRARY), f"{PROCESSING_BASE}/input/lib")
 
     def processor(self, base_job_name: str, instance_type: Any, instance_count: Any = 1) -> ScriptProcessor:

@@ -1,5 +1,5 @@
 """AWS setup behind `monitor setup`: the schedule that runs the monitoring pipeline, the SNS topic
-and the CloudWatch alarms on the metrics steps/monitor.py publishes.
+and the CloudWatch alarms on the metrics steps/monitor.py publishes (steps/monitoring/cloudwatch.py).
 
 Every call converges on the same state (create or update, stale alarms removed), so it is safe to
 run after any change and twice in a row. The schedule uses EventBridge Scheduler's universal target
@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from steps.monitor import FEATURES, NAMESPACE
+from steps.monitoring.cloudwatch import FEATURES, NAMESPACE
 
 START_PIPELINE_TARGET = "arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution"
 SCHEDULE_GROUP = "default"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from pipelines import REPO_ROOT
 from pipelines.code_bundle import CodeBundle
 from pipelines.definition import definition_json
+from pipelines.monitoring_definition import monitoring_definition_json
 from pipelines.settings import Settings
 
 GET_STEP = re.compile(r"^Steps\.([A-Za-z0-9_-]+)\.(.+)$")
@@ -144,8 +146,27 @@ def test_deploy_step_gets_the_registered_package(definition: dict[str, Any]) -> 
 def test_code_is_referenced_at_content_hash_paths(definition: dict[str, Any]) -> None:
     digest = CodeBundle().digest
     text = json.dumps(definition)
-    for artifact in ("preprocess.py", "evaluate.py", "monitor.py", "sourcedir.tar.gz"):
+    for artifact in ("preprocess.py", "evaluate.py", "monitor.py", "sourcedir.tar.gz", "lib/"):
         assert f"/code/{digest}/{artifact}" in text
+
+
+def test_jobs_that_open_the_model_get_the_library_as_one_folder(default_settings: Settings) -> None:
+    """Evaluate, Baseline and CheckDrift import artifact.py and monitoring/ from one S3 prefix
+    input; the bundle uploads every file of it below that prefix."""
+    bundle = CodeBundle()
+    uris = {}
+    for document in (definition_json(default_settings), monitoring_definition_json(default_settings)):
+        for name, step in all_steps(json.loads(document)).items():
+            for item in step.get("Arguments", {}).get("ProcessingInputs", []):
+                if item["InputName"] == "lib":
+                    assert item["S3Input"]["LocalPath"] == "/opt/ml/processing/input/lib"
+                    assert item["S3Input"]["S3DataType"] == "S3Prefix"
+                    uris[name] = item["S3Input"]["S3Uri"]
+    prefix = f"s3://{default_settings.bucket}/{bundle.key(default_settings.prefix, 'lib/')}"
+    assert uris == {"Evaluate": prefix, "Baseline": prefix, "CheckDrift": prefix}
+    shipped = {name.removeprefix("lib/") for name in bundle.artifacts if name.startswith("lib/")}
+    package = REPO_ROOT / "steps" / "monitoring"
+    assert shipped == {"artifact.py"} | {f"monitoring/{path.name}" for path in package.glob("*.py")}
 
 
 def test_building_twice_gives_identical_json(default_settings: Settings) -> None:
@@ -154,13 +175,14 @@ def test_building_twice_gives_identical_json(default_settings: Settings) -> None
 
 
 def test_changed_code_changes_the_code_paths(tmp_path: Path) -> None:
+    """A script or a file of the library folder that changes gives the code a new folder."""
     steps = tmp_path / "steps"
-    steps.mkdir()
-    for source in (REPO_ROOT / "steps").glob("*.py"):
-        (steps / source.name).write_bytes(source.read_bytes())
-    before = CodeBundle(steps).digest
-    (steps / "train.py").write_text((steps / "train.py").read_text() + "\n# changed\n")
-    assert CodeBundle(steps).digest != before
+    shutil.copytree(REPO_ROOT / "steps", steps, ignore=shutil.ignore_patterns("__pycache__"))
+    digests = [CodeBundle(steps).digest]
+    for changed in ("train.py", "monitoring/drift.py"):
+        (steps / changed).write_text((steps / changed).read_text() + "\n# changed\n")
+        digests.append(CodeBundle(steps).digest)
+    assert len(set(digests)) == 3
 
 
 def test_make_s_definition_prints_only_json_identical_twice() -> None:

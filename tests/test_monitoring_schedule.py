@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +13,8 @@ import pytest
 from moto import mock_aws
 
 from pipelines import monitoring_schedule as ms
-from steps.monitor import FEATURES, NAMESPACE
+from pipelines.settings import REPO_ROOT
+from steps.monitoring.cloudwatch import FEATURES, NAMESPACE
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/scheduler-start-pipeline"
@@ -143,3 +146,17 @@ def test_long_pipeline_names_give_valid_schedule_names() -> None:
 def test_threshold_out_of_range_is_refused(session: boto3.Session) -> None:
     with pytest.raises(ValueError, match="threshold must be in"):
         setup(session, threshold=0)
+
+
+def test_importing_it_loads_none_of_the_job_and_leaves_sys_path_alone() -> None:
+    """The CLI imports this module: the names it shares with the monitoring job must not bring
+    the job's dependencies (pandas, numpy) or its sys.path setup along."""
+    code = (
+        "import sys; before = list(sys.path); import pipelines.monitoring_schedule; "
+        "loaded = sorted({'pandas', 'numpy'} & set(sys.modules)); "
+        "assert not loaded, loaded; assert sys.path == before, sys.path"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr

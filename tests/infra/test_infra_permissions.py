@@ -48,7 +48,7 @@ from pipelines.monitoring_schedule import (
 )
 from pipelines.settings import Settings
 from steps.deploy import sagemaker_name
-from steps.monitor import FEATURES
+from steps.monitoring.cloudwatch import FEATURES
 
 SM = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
 SCHEDULER = f"arn:aws:scheduler:{REGION}:{ACCOUNT}"
@@ -77,9 +77,10 @@ CLI_MODULES = [
     "pipelines.monitoring_run",
     "pipelines.monitoring_schedule",
 ]
-# The step scripts that run in SageMaker jobs or behind the endpoint, with the execution role.
+# The step code that runs in SageMaker jobs or behind the endpoint, with the execution role: the
+# scripts and the library folder they import (steps/monitoring/ publishes the metrics).
 # steps/deploy.py is the deploy Lambda's (its role is checked on its own).
-EXECUTION_ROLE_SCRIPTS = sorted(p for p in (REPO / "steps").glob("*.py") if p.name != "deploy.py")
+EXECUTION_ROLE_SCRIPTS = sorted(p for p in (REPO / "steps").rglob("*.py") if p.name != "deploy.py")
 
 
 def both_pipelines() -> list[str]:

@@ -6,6 +6,7 @@ import csv
 import tarfile
 from pathlib import Path
 
+from pipelines.code_bundle import CodeBundle
 from steps import train
 
 POSITIVE = [
@@ -78,3 +79,12 @@ def make_tarball(model_dir: Path, archive: Path) -> Path:
         for path in sorted(model_dir.rglob("*")):
             tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
     return archive
+
+
+def write_library(base: Path) -> Path:
+    """Lay out the library folder below a job's base dir as a Processing job gets it."""
+    lib = base / "processing" / "input" / "lib"
+    for name, data in CodeBundle().library.items():
+        (lib / name).parent.mkdir(parents=True, exist_ok=True)
+        (lib / name).write_bytes(data)
+    return lib

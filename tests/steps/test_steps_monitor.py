@@ -22,9 +22,11 @@ import numpy as np
 import pytest
 from moto import mock_aws
 from scipy.stats import ks_2samp
-from step_helpers import REVIEWS, make_tarball, write_reviews
+from step_helpers import REVIEWS, make_tarball, write_library, write_reviews
 
 from steps import inference, monitor
+from steps.monitoring import drift, formats
+from steps.monitoring.cloudwatch import FEATURES, NAMESPACE
 
 JSON, JSONLINES, CSV = "application/json", "application/jsonlines", "text/csv"
 START = datetime(2026, 11, 22, 20, 0, tzinfo=UTC)
@@ -213,7 +215,7 @@ def test_features_count_unigrams_and_unknown_share(model_dir: Path) -> None:
     texts = ["Great product zzzz qqqq", "!!!", "great great"]
     predictions = inference.predict_fn(texts, model)
     table = inference.features(texts, predictions, model)
-    assert list(table) == list(monitor.FEATURES)
+    assert list(table) == list(FEATURES)
     assert table["review_length"] == [23.0, 3.0, 11.0]
     assert table["token_count"] == [4.0, 0.0, 2.0]
     assert table["oov_rate"] == [0.5, 0.0, 0.0]
@@ -233,19 +235,19 @@ def test_features_refuse_unpaired_predictions(model_dir: Path) -> None:
 def test_ks_distance_matches_scipy() -> None:
     rng = np.random.default_rng(3)
     base, window = rng.integers(0, 30, 500).astype(float), rng.integers(5, 40, 300).astype(float)
-    distance, _ = monitor.ks_distance(base, np.ones(base.size), window)
+    distance, _ = drift.ks_distance(base, np.ones(base.size), window)
     assert distance == pytest.approx(ks_2samp(base, window).statistic)
-    assert monitor.ks_distance(base, np.ones(base.size), base.copy())[0] == 0.0
+    assert drift.ks_distance(base, np.ones(base.size), base.copy())[0] == 0.0
 
 
 def test_sketch_compacts_large_samples_and_keeps_the_distribution() -> None:
     values = np.random.default_rng(5).normal(size=10_000)
-    sketch = monitor.kll_sketch(values)
+    sketch = formats.kll_sketch(values)
     assert sum(len(level) for level in sketch["data"]) <= 2048
-    sample, weights = monitor.sketch_sample("x", sketch)
+    sample, weights = formats.sketch_sample("x", sketch)
     assert weights.sum() == pytest.approx(values.size, rel=0.01)
-    assert monitor.ks_distance(sample, weights, values)[0] < 2 / 2048
-    small = monitor.kll_sketch(np.array([3.0, 1.0, 2.0]))
+    assert drift.ks_distance(sample, weights, values)[0] < 2 / 2048
+    small = formats.kll_sketch(np.array([3.0, 1.0, 2.0]))
     assert small["data"] == [[1.0, 2.0, 3.0]]
 
 
@@ -257,7 +259,7 @@ def test_baseline_writes_model_monitor_statistics_and_constraints(baseline_dir: 
     constraints = json.loads((baseline_dir / "constraints.json").read_text(encoding="utf-8"))
     assert_statistics_format(statistics)
     assert statistics["dataset"]["item_count"] == len(REVIEWS)
-    assert [f["name"] for f in statistics["features"]] == list(monitor.FEATURES)
+    assert [f["name"] for f in statistics["features"]] == list(FEATURES)
     types = {f["name"]: f["inferred_type"] for f in statistics["features"]}
     assert types["oov_rate"] == "Fractional" and types["token_count"] == "Integral"
     assert constraints["version"] == 0.0
@@ -314,7 +316,7 @@ def test_window_like_training_has_no_violations(
     assert metrics["record_count"] == 200
     assert metrics["status"] == "no_drift", metrics
     assert read(base, "constraint_violations.json") == {"violations": []}
-    assert set(metrics["features"]) == set(monitor.FEATURES)
+    assert set(metrics["features"]) == set(FEATURES)
     assert all(entry["drift_distance"] <= 0.1 for entry in metrics["features"].values())
     statistics = read(base, "statistics.json")
     assert_statistics_format(statistics)
@@ -347,7 +349,7 @@ def test_shifted_window_raises_drift_violations(
         assert set(entry) == {"drift_distance", "baseline_mean", "window_mean", "violation"}
     assert metrics["features"]["oov_rate"]["window_mean"] > 0.9
     page = report(base)
-    assert page.count("<svg") >= len(monitor.FEATURES)
+    assert page.count("<svg") >= len(FEATURES)
     assert "http://" not in page and "https://" not in page
     for name in drifted:
         assert f'<tr class="violation"><td>{name}</td>' in page
@@ -582,21 +584,20 @@ def test_publish_metrics_puts_drift_distances_to_cloudwatch(
     with mock_aws():
         argv = ["--mode", "check", "--publish-metrics", "--endpoint-name", "sentiment-classifier"]
         assert run(base, *argv) == 0
-        listed = boto3.client("cloudwatch").list_metrics(Namespace=monitor.NAMESPACE)["Metrics"]
+        listed = boto3.client("cloudwatch").list_metrics(Namespace=NAMESPACE)["Metrics"]
     names = {metric["MetricName"] for metric in listed}
-    expected = {f"{feature}_drift" for feature in monitor.FEATURES}
+    expected = {f"{feature}_drift" for feature in FEATURES}
     assert names == expected | {"records", "violations", "malformed_lines"}
     for metric in listed:
         assert metric["Dimensions"] == [{"Name": "Endpoint", "Value": "sentiment-classifier"}]
 
 
 def test_script_runs_standalone(tmp_path: Path, model_dir: Path) -> None:
-    """A job gets monitor.py as its code and artifact.py in processing/input/lib, nothing else."""
+    """A job gets monitor.py as its code and the library folder in processing/input/lib, nothing
+    else."""
     script = shutil.copy(Path(monitor.__file__), tmp_path / "monitor.py")
     base = tmp_path / "ml"
-    lib = base / "processing" / "input" / "lib"
-    lib.mkdir(parents=True)
-    shutil.copy(Path(monitor.__file__).with_name("artifact.py"), lib / "artifact.py")
+    write_library(base)
     stage_model(base, model_dir)
     write_reviews(base / "processing" / "train" / "train.csv", REVIEWS)
     blocked = "import sys, runpy; sys.modules['steps'] = sys.modules['pipelines'] = None; "

@@ -8,14 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from step_helpers import write_library
 
 STEPS = Path(__file__).resolve().parents[2] / "steps"
 # Even if the project is pip-installed, importing its packages from a script must fail here.
 BLOCK_PROJECT = "import sys; sys.modules['steps'] = sys.modules['pipelines'] = None; "
 
 
-# What a job ships beside the script (pipelines/definition.py: the "lib" input).
-SHIPPED_WITH = {"evaluate": ["artifact"], "monitor": ["artifact"]}
+# The scripts whose job also gets the library folder (pipelines/definition.py: the "lib" input).
+LIBRARY_USERS = {"evaluate", "monitor"}
 
 
 def entry(name: str) -> str:
@@ -28,10 +29,8 @@ def entry(name: str) -> str:
 )
 def test_script_imports_alone(tmp_path: Path, name: str) -> None:
     shutil.copyfile(STEPS / f"{name}.py", tmp_path / f"{name}.py")
-    lib = tmp_path / "ml" / "processing" / "input" / "lib"
-    lib.mkdir(parents=True)
-    for shipped in SHIPPED_WITH.get(name, []):
-        shutil.copyfile(STEPS / f"{shipped}.py", lib / f"{shipped}.py")
+    if name in LIBRARY_USERS:
+        write_library(tmp_path / "ml")
     result = subprocess.run(
         [
             sys.executable,
