@@ -1,1 +1,2 @@
-"""Scripts that run inside SageMaker containers; each one also runs standalone as a single file."""
+"""Code that runs inside SageMaker containers and Lambda; each entry script also runs standalone,
+with the shared modules of `lib/` (artifact.py, monitoring/) beside it."""

@@ -1,8 +1,8 @@
 """Open a model.tar.gz safely and load it through the artifact's own inference code.
 
 Shared by evaluate.py and monitor.py. A Processing job ships one script as its code, so the pipeline
-ships this module as a second input at `/opt/ml/processing/input/lib`; `import_beside` finds it
-there in a job, and beside the script everywhere else.
+ships this module in the `lib/` folder, a second input at `/opt/ml/processing/input/lib`; each entry
+script puts that folder (in a job) and its own folder (everywhere else) on `sys.path`.
 """
 
 from __future__ import annotations
