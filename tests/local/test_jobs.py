@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from waiting import wait_until
 
+from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.jobs.toolkit import to_cmd_args
 from pipelines.local.jobs.training import run_training_job
@@ -22,6 +23,9 @@ from pipelines.local.system import supervision
 
 BUCKET = "s3://my-bucket/p"
 CODE_DIR = "/opt/ml/processing/input/code"
+LOCAL_IMAGE = (  # the scikit-learn image whose release is installed here
+    f"683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:{local_sklearn_release()}-1-cpu-py3"
+)
 
 
 @pytest.fixture
@@ -75,7 +79,7 @@ def _processing_request(
             }
         },
         "AppSpecification": {
-            "ImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2",
+            "ImageUri": LOCAL_IMAGE,
             "ContainerEntrypoint": ["python3", f"{CODE_DIR}/step.py"],
         },
         "RoleArn": "arn:aws:iam::123456789012:role/sm",
@@ -370,7 +374,7 @@ def _training_request(
     """A request shaped like tests/local/data/sdk-definition.json's Train step, resolved."""
     store.put_bytes(f"{BUCKET}/code/abc/sourcedir.tar.gz", _targz({"train.py": script}))
     return {
-        "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "sklearn:1.4-2"},
+        "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": LOCAL_IMAGE},
         "HyperParameters": {
             "ngram-max": 2,
             "max-features": "100",

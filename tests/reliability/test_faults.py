@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from pipelines.local import daemon
+from pipelines.local.jobs.images import local_sklearn_release
 
 from .support import (
     BUCKET,
@@ -43,6 +44,9 @@ from .support import (
 )
 
 pytestmark = pytest.mark.e2e
+LOCAL_IMAGE = (
+    f"683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:{local_sklearn_release()}-1-cpu-py3"
+)
 SLOW_LOAD_SECONDS = 50  # under hosting's 60 s health timeout: the update is still in progress
 LOAD_THREADS = 4
 LOAD_LIMIT_SECONDS = 300  # no load thread runs longer than this, whatever happens
@@ -334,7 +338,7 @@ def test_kill9_during_a_job_leaves_no_job_process_running(local: Local, tmp_path
                 "ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1}
             },
             "AppSpecification": {
-                "ImageUri": "local",
+                "ImageUri": LOCAL_IMAGE,
                 "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/sleeper.py"],
             },
             "RoleArn": "arn:aws:iam::000000000000:role/local-sagemaker",

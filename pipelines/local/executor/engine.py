@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from pipelines.local.executor.checks import definition_problems
 from pipelines.local.executor.expressions import (
     ExpressionError,
     Scope,
@@ -320,8 +321,15 @@ def _waits_on(cycle: list[str], by_name: Mapping[str, _PlannedStep]) -> list[str
 
 
 def validate_definition(definition: Mapping[str, Any]) -> None:
-    """Raise DefinitionError if the definition could never run (usable at CreatePipeline)."""
-    _plan(definition)
+    """Raise DefinitionError if CreatePipeline would refuse the definition, or it could never run:
+    every problem `checks` finds and the planner's, each on its own line."""
+    problems = definition_problems(definition)
+    try:
+        _plan(definition)
+    except DefinitionError as error:
+        problems.append(str(error))
+    if problems:
+        raise DefinitionError("\n".join(problems))
 
 
 # Running ---------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pipelines.local.jobs.container import (
     run_container,
     store_errors,
 )
+from pipelines.local.jobs.images import require_image
 from pipelines.local.jobs.outcome import Ending, JobError, JobResult, ending_of, job_arn, job_result, refused
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.clock import now_timestamp
@@ -39,6 +40,7 @@ def run_processing_job(
     """Run a CreateProcessingJob request: stage inputs, run the entrypoint, upload the outputs."""
     start = now_timestamp()
     try:
+        require_image(request.get("AppSpecification", {}).get("ImageUri"))
         job = prepare_job_dir(work_dir, job_name)
         outputs = _processing_outputs(request, job.base)
         argv = _container_command(request.get("AppSpecification", {}), job.base)

@@ -21,6 +21,7 @@ from pipelines.local.jobs.container import (
     run_container,
     store_errors,
 )
+from pipelines.local.jobs.images import require_image
 from pipelines.local.jobs.outcome import Ending, JobError, JobResult, ending_of, job_arn, job_result, refused
 from pipelines.local.jobs.toolkit import (
     RESOURCES,
@@ -50,6 +51,7 @@ def run_training_job(
     output_path = request.get("OutputDataConfig", {}).get("S3OutputPath", "")
     output_uri = f"{output_path.rstrip('/')}/{job_name}/output"
     try:
+        require_image(request.get("AlgorithmSpecification", {}).get("TrainingImage"))
         job = prepare_job_dir(work_dir, job_name)
         if not output_path:
             raise KeyError("OutputDataConfig.S3OutputPath")

@@ -1,0 +1,158 @@
+"""What CreatePipeline and UpdatePipeline refuse, checked before anything is stored.
+
+SageMaker validates a definition when it is created, not when a step reaches the problem; the
+local target does the same, and also refuses at this point what it cannot reproduce (a step type it
+does not run, a container image it cannot stand in for), naming it and saying what it supports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pipelines.local.executor.expressions import ExpressionError, get_references
+from pipelines.local.jobs.images import UnsupportedImage, check_image
+
+SCHEMA_VERSION = "2020-12-01"
+STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")  # the definition schema's Name rule
+PARAMETER_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,256}$")  # StartPipelineExecution's Parameter.Name
+RUNS_LOCALLY = ("Processing", "Training", "RegisterModel", "Lambda", "Condition", "Fail")
+OTHER_STEP_TYPES = (
+    "Transform",
+    "Tuning",
+    "CreateModel",
+    "Callback",
+    "EMR",
+    "ClarifyCheck",
+    "QualityCheck",
+    "AutoML",
+    "EMRServerless",
+    "NotebookJob",
+)
+CONDITION_TYPES = (
+    "Equals",
+    "GreaterThan",
+    "GreaterThanOrEqualTo",
+    "LessThan",
+    "LessThanOrEqualTo",
+    "In",
+    "Not",
+    "Or",
+)
+IMAGE_FIELDS = {
+    "Processing": ("AppSpecification", "ImageUri"),
+    "Training": ("AlgorithmSpecification", "TrainingImage"),
+}
+
+
+def definition_problems(definition: Mapping[str, Any]) -> list[str]:
+    """Every reason the service would refuse this definition, in the order they appear."""
+    problems: list[str] = []
+    if definition.get("Version") != SCHEMA_VERSION:
+        problems.append(f"Version must be {SCHEMA_VERSION!r}, got {definition.get('Version')!r}")
+    problems += _parameter_problems(definition.get("Parameters", []))
+    steps = list(_all_steps(definition.get("Steps")))
+    if not steps:
+        problems.append("Steps must hold at least one step")
+    property_files = {
+        step.get("Name"): {p.get("PropertyFileName") for p in step.get("PropertyFiles", [])}
+        for step in steps
+    }
+    for step in steps:
+        problems += _step_problems(step, property_files)
+    return problems
+
+
+def _all_steps(steps: Any) -> Iterator[Mapping[str, Any]]:
+    """Every step, including those inside Condition branches."""
+    for step in steps if isinstance(steps, list) else []:
+        if not isinstance(step, Mapping):
+            continue
+        yield step
+        if step.get("Type") == "Condition":
+            arguments = step.get("Arguments") or {}
+            yield from _all_steps(arguments.get("IfSteps"))
+            yield from _all_steps(arguments.get("ElseSteps"))
+
+
+def _parameter_problems(parameters: Any) -> list[str]:
+    problems = []
+    for parameter in parameters if isinstance(parameters, list) else []:
+        name, kind = parameter.get("Name"), parameter.get("Type")
+        if not isinstance(name, str) or not PARAMETER_NAME.match(name):
+            problems.append(f"parameter name {name!r} must be 1 to 256 letters, digits, - or _")
+        if kind not in ("String", "Integer", "Float", "Boolean"):
+            problems.append(f"parameter {name}: Type must be String, Integer, Float or Boolean, got {kind!r}")
+        elif "DefaultValue" in parameter and not _fits(kind, parameter["DefaultValue"]):
+            problems.append(
+                f"parameter {name}: DefaultValue {parameter['DefaultValue']!r} is not a {kind}"
+            )
+    return problems
+
+
+def _fits(kind: str, value: Any) -> bool:
+    if kind == "String":
+        return isinstance(value, str)
+    if kind == "Boolean":
+        return isinstance(value, bool)
+    if kind == "Integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _step_problems(step: Mapping[str, Any], property_files: Mapping[Any, set[Any]]) -> list[str]:
+    name, kind = step.get("Name"), step.get("Type")
+    problems = []
+    if not isinstance(name, str) or not STEP_NAME.match(name):
+        problems.append(f"step name {name!r} must be 1 to 64 letters, digits, - or _")
+    if kind in OTHER_STEP_TYPES:
+        problems.append(
+            f"step {name}: step type {kind} is not supported by the local SageMaker, which runs "
+            f"{', '.join(RUNS_LOCALLY)} steps (run this pipeline with --target sagemaker)"
+        )
+    elif kind not in RUNS_LOCALLY:
+        problems.append(f"step {name}: unknown step type {kind!r}")
+    arguments = step.get("Arguments") or {}
+    if kind == "Condition":
+        problems += [f"step {name}: {p}" for p in _condition_problems(arguments.get("Conditions"))]
+    problems += [f"step {name}: {p}" for p in _property_file_problems(step, property_files)]
+    if kind in IMAGE_FIELDS:
+        problems += [f"step {name}: {p}" for p in _image_problems(kind, arguments)]
+    return problems
+
+
+def _condition_problems(conditions: Any) -> Iterator[str]:
+    for condition in conditions if isinstance(conditions, list) else [conditions]:
+        kind = condition.get("Type") if isinstance(condition, Mapping) else None
+        if kind not in CONDITION_TYPES:
+            yield f"unknown condition type {kind!r} (one of {', '.join(CONDITION_TYPES)})"
+        elif kind == "Not":
+            yield from _condition_problems(condition.get("Condition") or condition.get("Expression"))
+        elif kind == "Or":
+            yield from _condition_problems(condition.get("Conditions"))
+
+
+def _property_file_problems(
+    step: Mapping[str, Any], property_files: Mapping[Any, set[Any]]
+) -> Iterator[str]:
+    """A JsonGet must read a property file that its step declares."""
+    try:
+        references = get_references(step.get("Arguments", {}))
+    except ExpressionError:
+        return  # the planner reports malformed references with their context
+    for reference in references:
+        if reference.namespace == "Steps" and reference.is_property_file and len(reference.path) > 1:
+            source, file_name = reference.name, reference.path[1].value
+            if source in property_files and file_name not in property_files[source]:
+                yield f"Std:JsonGet reads property file {file_name!r}, which step {source} does not declare"
+
+
+def _image_problems(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
+    section, field = IMAGE_FIELDS[kind]
+    image = (arguments.get(section) or {}).get(field)
+    if isinstance(image, str):  # an image from a parameter is checked when the job starts
+        try:
+            check_image(image)
+        except UnsupportedImage as error:
+            yield str(error)

@@ -1,0 +1,114 @@
+"""CreatePipeline refuses at upsert what SageMaker refuses, and what the local target cannot run."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import REPO_ROOT
+from pipelines.local.executor.checks import definition_problems
+from pipelines.local.executor.engine import DefinitionError, validate_definition
+from pipelines.local.jobs.images import UnsupportedImage, check_image, local_sklearn_release
+from pipelines.local.jobs.processing import run_processing_job
+from pipelines.local.storage.objects import ObjectStore
+
+REGISTRY = "683313688378.dkr.ecr.us-east-1.amazonaws.com"
+HERE = f"{REGISTRY}/sagemaker-scikit-learn:{local_sklearn_release()}-1-cpu-py3"
+
+
+def processing(name: str = "Prep", image: Any = HERE) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Type": "Processing",
+        "Arguments": {"AppSpecification": {"ImageUri": image, "ContainerEntrypoint": ["python3"]}},
+    }
+
+
+def definition(*steps: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"Version": "2020-12-01", "Parameters": [], "Steps": list(steps), **extra}
+
+
+@pytest.fixture(scope="module")
+def project_definition() -> dict[str, Any]:
+    """The project's own definition, built once; tests copy it before changing it."""
+    built = subprocess.run(
+        [sys.executable, "-m", "pipelines", "definition"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    )
+    return dict(json.loads(built.stdout))
+
+
+def test_the_projects_definition_passes(project_definition: dict[str, Any]) -> None:
+    assert definition_problems(project_definition) == []
+    validate_definition(project_definition)
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (definition(processing("x" * 65)), "must be 1 to 64 letters"),
+        (definition(processing("has.dot")), "step name 'has.dot'"),
+        (definition(), "Steps must hold at least one step"),
+        (definition(processing(), Version="2021-01-01"), "Version must be '2020-12-01'"),
+        (definition(processing(), Parameters=[{"Name": "N", "Type": "Number"}]), "Type must be String"),
+        (definition(processing(), Parameters=[{"Name": "N", "Type": "Integer", "DefaultValue": "1"}]),
+         "DefaultValue '1' is not a Integer"),
+        (definition(processing(), Parameters=[{"Name": "bad name", "Type": "String"}]), "parameter name"),
+        (definition({"Name": "T", "Type": "Transform", "Arguments": {}}),
+         "step type Transform is not supported by the local SageMaker"),
+        (definition({"Name": "B", "Type": "Bogus", "Arguments": {}}), "unknown step type 'Bogus'"),
+        (definition({"Name": "C", "Type": "Condition", "Arguments": {
+            "Conditions": [{"Type": "Between", "LeftValue": 1, "RightValue": 2}]}}),
+         "unknown condition type 'Between'"),
+        (definition({"Name": "C", "Type": "Condition", "Arguments": {"Conditions": [
+            {"Type": "Not", "Condition": {"Type": "Sometimes"}}]}}), "unknown condition type 'Sometimes'"),
+        (definition(processing(image=f"{REGISTRY}/sagemaker-xgboost:1.7-1")), "cannot run locally"),
+        (definition(processing(image=f"{REGISTRY}/sagemaker-scikit-learn:0.23-1-cpu-py3")),
+         "has scikit-learn 0.23"),
+    ],
+)
+def test_refused_at_upsert(document: dict[str, Any], expected: str) -> None:
+    with pytest.raises(DefinitionError, match=re.escape(expected)):
+        validate_definition(document)
+
+
+def test_a_json_get_of_an_undeclared_property_file_is_refused(project_definition: dict[str, Any]) -> None:
+    document = copy.deepcopy(project_definition)
+    evaluate = next(s for s in document["Steps"] if s["Name"] == "Evaluate")
+    evaluate["PropertyFiles"][0]["PropertyFileName"] = "SomethingElse"
+    problems = definition_problems(document)
+    wanted = "property file 'EvaluationReport', which step Evaluate does not declare"
+    assert any(wanted in problem for problem in problems)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    problems = definition_problems(definition(processing("a.b"), {"Name": "T", "Type": "Tuning"},
+                                              Version="1"))
+    assert len(problems) == 3
+
+
+def test_check_image_accepts_only_the_local_release() -> None:
+    check_image(HERE)
+    check_image(HERE.replace("us-east-1.amazonaws.com", "cn-north-1.amazonaws.com.cn"))
+    with pytest.raises(UnsupportedImage, match=f"scikit-learn {local_sklearn_release()}"):
+        check_image("python:3.11")
+
+
+def test_an_image_from_a_parameter_fails_the_job_naming_it(tmp_path: Path) -> None:
+    """Upsert cannot see a parameterised image; the job refuses it before running anything."""
+    image = f"{REGISTRY}/pytorch-training:2.3-cpu-py311"
+    marker = tmp_path / "ran"
+    request = processing(image=image)["Arguments"]
+    request["AppSpecification"]["ContainerEntrypoint"] = ["python3", "-c", f"open({str(marker)!r}, 'w')"]
+    with open(tmp_path / "log.txt", "w") as log:
+        result = run_processing_job("job-1", request, ObjectStore(tmp_path / "store"), tmp_path / "jobs", log)
+    assert result.status == "Failed"
+    assert image in result.failure_reason and "cannot run locally" in result.failure_reason
+    assert not marker.exists()
