@@ -278,10 +278,7 @@ def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path, workers: str)
     try:
         assert running.port, running.stderr()
         worker.start()
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not (flags / "started").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert (flags / "started").exists()
+        wait_until((flags / "started").exists, WAIT_SECONDS, "the prediction to start")
         running.process.send_signal(signal.SIGTERM)  # while the request is still in predict_fn
         wait_until(lambda: "stopping, 1 request(s) in flight" in running.stderr(), WAIT_SECONDS)
         (flags / "release").touch()
@@ -321,9 +318,7 @@ def test_one_prediction_at_a_time_while_other_requests_are_still_answered(tmp_pa
     try:
         assert running.port, running.stderr()
         blocked.start()
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not (flags / "started").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until((flags / "started").exists, WAIT_SECONDS, "the prediction to start")
         waiting.start()
         waiting.join(0.5)
         assert waiting.is_alive(), "a second prediction ran while the first was still running"
@@ -349,13 +344,12 @@ def worker_pids(server: Server, count: int) -> list[int]:
     """The model server's worker processes, once there are ``count`` of them."""
     pid = server.process.pid
     children_file = Path(f"/proc/{pid}/task/{pid}/children")
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        pids = [int(p) for p in children_file.read_text().split()]
-        if len(pids) == count:
-            return sorted(pids)
-        time.sleep(0.05)
-    raise AssertionError(f"expected {count} workers, found {children_file.read_text()!r}")
+
+    def workers() -> list[int] | None:
+        pids = sorted(int(p) for p in children_file.read_text().split())
+        return pids if len(pids) == count else None
+
+    return wait_until(workers, WAIT_SECONDS, f"{count} workers")
 
 
 def answering_pid(port: int) -> int:
@@ -368,17 +362,13 @@ def answering_pid(port: int) -> int:
     return int(json.loads(body)["pid"])
 
 
-def process_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        except FileNotFoundError:
-            return True
-        if state == "Z":  # exited; only waiting for its parent to reap it
-            return True
-        time.sleep(0.05)
-    return False
+def exited(pid: int) -> bool:
+    """Gone, or a zombie (exited; only waiting for its parent to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
 
 
 @pytest.fixture
@@ -398,16 +388,12 @@ def two_workers(tmp_path: Path) -> Iterator[Server]:
 def freeze(pid: int) -> None:
     """SIGSTOP, then wait until every thread has stopped (kill() returns before they do)."""
     os.kill(pid, signal.SIGSTOP)
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        states = {
-            (task / "stat").read_text().split(")")[-1].split()[0]
-            for task in Path(f"/proc/{pid}/task").iterdir()
-        }
-        if states <= {"T", "t"}:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"worker {pid} did not stop")
+
+    def stopped() -> bool:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return {(task / "stat").read_text().split(")")[-1].split()[0] for task in tasks} <= {"T", "t"}
+
+    wait_until(stopped, WAIT_SECONDS, f"worker {pid} to stop")
 
 
 def test_every_worker_serves_the_shared_port(two_workers: Server) -> None:
@@ -444,13 +430,13 @@ def test_keep_alive_connections_are_spread_over_the_workers(two_workers: Server)
 def test_a_worker_that_dies_is_replaced_and_the_server_keeps_serving(two_workers: Server) -> None:
     victim, survivor = worker_pids(two_workers, 2)
     os.kill(victim, signal.SIGKILL)
-    assert process_gone(victim, WAIT_SECONDS)
-    replacement = set(worker_pids(two_workers, 2)) - {survivor}
-    deadline = time.monotonic() + WAIT_SECONDS
-    while victim in replacement and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: exited(victim), WAIT_SECONDS, f"worker {victim} to exit")
+
+    def replaced() -> set[int]:
         replacement = set(worker_pids(two_workers, 2)) - {survivor}
-    assert replacement and victim not in replacement
+        return replacement if victim not in replacement else set()
+
+    replacement = wait_until(replaced, WAIT_SECONDS, "a replacement worker")
     assert answering_pid(two_workers.port) in {survivor, *replacement}
     assert f"worker {victim} was killed by SIGKILL" in two_workers.stderr()
 
@@ -469,7 +455,8 @@ def test_killing_the_parent_takes_its_workers_with_it(two_workers: Server) -> No
     workers = worker_pids(two_workers, 2)
     two_workers.process.kill()
     two_workers.process.wait(WAIT_SECONDS)
-    assert all(process_gone(pid, WAIT_SECONDS) for pid in workers)
+    for pid in workers:
+        wait_until(lambda pid=pid: exited(pid), WAIT_SECONDS, f"worker {pid} to exit")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", two_workers.port), timeout=WAIT_SECONDS).close()
 

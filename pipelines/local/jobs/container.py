@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
-from pipelines.local.system.supervision import Finish, run_to_end
+from pipelines.local.system.supervision import ProcessExit, run_to_end
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
 _JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -117,7 +117,7 @@ def run_container(
     log: IO[str],
     timeout: float | None,
     cancel: threading.Event | None,
-) -> Finish:
+) -> ProcessExit:
     """Run the container command; its output goes to the execution log and the job's logs.txt."""
     with open(job.root / "logs.txt", "w", encoding="utf-8") as logs_file:
         return run_to_end(argv, env, cwd, (log, logs_file), job.root / "pgid", timeout, cancel)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipelines.local.system.identity import arn
-from pipelines.local.system.supervision import Finish
+from pipelines.local.system.supervision import ProcessExit
 
 MESSAGE_LIMIT = 1024  # SageMaker keeps the first 1 KB of a failure file
 
@@ -18,7 +18,7 @@ class JobError(Exception):
 
 
 @dataclass(frozen=True)
-class Ending:
+class JobStatus:
     """The job's final status as DescribeProcessingJob / DescribeTrainingJob report it."""
 
     status: str  # Completed | Failed | Stopped
@@ -37,19 +37,19 @@ class JobResult:
     failure_reason: str = ""
 
 
-def ending_of(finish: Finish, failure_file: Path, timeout: float | None) -> Ending:
+def job_status(finish: ProcessExit, failure_file: Path, timeout: float | None) -> JobStatus:
     """Status and reason: the container's failure file wins, else exit code and stderr tail."""
     if finish.stopped_by == "cancel":
-        return Ending("Stopped", "Stopped", "Stopped: the job was stopped on request.")
+        return JobStatus("Stopped", "Stopped", "Stopped: the job was stopped on request.")
     if finish.stopped_by == "timeout":
         reason = f"MaxRuntimeExceeded: the job ran longer than MaxRuntimeInSeconds ({timeout:g})."
-        return Ending("Stopped", "MaxRuntimeExceeded", reason)
+        return JobStatus("Stopped", "MaxRuntimeExceeded", reason)
     if finish.returncode == 0:
-        return Ending("Completed", "Completed")
+        return JobStatus("Completed", "Completed")
     message = read_message(failure_file)
     if message:
-        return Ending("Failed", "Failed", message, message)
-    return Ending("Failed", "Failed", crash_reason(finish))
+        return JobStatus("Failed", "Failed", message, message)
+    return JobStatus("Failed", "Failed", crash_reason(finish))
 
 
 def read_message(path: Path) -> str:
@@ -60,7 +60,7 @@ def read_message(path: Path) -> str:
         return file.read(MESSAGE_LIMIT).decode("utf-8", errors="ignore").strip()
 
 
-def crash_reason(finish: Finish) -> str:
+def crash_reason(finish: ProcessExit) -> str:
     """Exit code and the end of stderr, cut from the front to fit SageMaker's 1 KB."""
     code = finish.returncode
     how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -70,14 +70,14 @@ def crash_reason(finish: Finish) -> str:
     return head + (tail if len(tail) <= room else "..." + tail[-(room - 3) :])
 
 
-def refused(exc: Exception) -> Ending:
+def refused(exc: Exception) -> JobStatus:
     """A job that never started: a JobError says why, a KeyError names a missing field."""
     if isinstance(exc, JobError):
-        return Ending("Failed", "Failed", str(exc))
-    return Ending("Failed", "Failed", f"ValidationException: required field {exc} is missing")
+        return JobStatus("Failed", "Failed", str(exc))
+    return JobStatus("Failed", "Failed", f"ValidationException: required field {exc} is missing")
 
 
-def job_result(ending: Ending, properties: dict[str, Any], metadata: dict[str, Any]) -> JobResult:
+def job_result(ending: JobStatus, properties: dict[str, Any], metadata: dict[str, Any]) -> JobResult:
     succeeded = ending.status == "Completed"
     return JobResult("Succeeded" if succeeded else "Failed", properties, metadata, ending.reason)
 

@@ -21,7 +21,15 @@ from pipelines.local.jobs.container import (
     store_errors,
 )
 from pipelines.local.jobs.images import require_image
-from pipelines.local.jobs.outcome import Ending, JobError, JobResult, ending_of, job_arn, job_result, refused
+from pipelines.local.jobs.outcome import (
+    JobError,
+    JobResult,
+    JobStatus,
+    job_arn,
+    job_result,
+    job_status,
+    refused,
+)
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.clock import now_timestamp
 
@@ -51,14 +59,14 @@ def run_processing_job(
     env = {**base_env(job), **rebased_env(request.get("Environment"), job.base)}
     timeout = max_runtime(request)
     finish = run_container(argv, env, job.base, job, log, timeout, cancel)
-    ending = ending_of(finish, job.base / "output" / "message", timeout)
+    ending = job_status(finish, job.base / "output" / "message", timeout)
     if ending.status == "Completed":
         try:
             with store_errors():
                 for local, uri in outputs:
                     store.upload_dir(local, uri)
         except JobError as exc:
-            ending = Ending("Failed", "Failed", str(exc))
+            ending = JobStatus("Failed", "Failed", str(exc))
     return _processing_outcome(job_name, request, start, ending)
 
 
@@ -110,7 +118,7 @@ def _container_command(app: Mapping[str, Any], base: Path) -> list[str]:
 
 
 def _processing_outcome(
-    job_name: str, request: Mapping[str, Any], start: str, ending: Ending
+    job_name: str, request: Mapping[str, Any], start: str, ending: JobStatus
 ) -> JobResult:
     """DescribeProcessingJob's shape: the request echoed back plus identity and status."""
     arn = job_arn("processing-job", job_name)

@@ -22,7 +22,15 @@ from pipelines.local.jobs.container import (
     store_errors,
 )
 from pipelines.local.jobs.images import require_image
-from pipelines.local.jobs.outcome import Ending, JobError, JobResult, ending_of, job_arn, job_result, refused
+from pipelines.local.jobs.outcome import (
+    JobError,
+    JobResult,
+    JobStatus,
+    job_arn,
+    job_result,
+    job_status,
+    refused,
+)
 from pipelines.local.jobs.toolkit import (
     RESOURCES,
     decode_hyperparameter,
@@ -72,12 +80,12 @@ def run_training_job(
     timeout = max_runtime(request)
     argv = [sys.executable, program, *args]
     finish = run_container(argv, env, job.base / "code", job, log, timeout, cancel)
-    ending = ending_of(finish, job.base / "output" / "failure", timeout)
+    ending = job_status(finish, job.base / "output" / "failure", timeout)
     if ending.status == "Completed":
         try:
             _upload_artifacts(job, store, output_uri)
         except JobError as exc:
-            ending = Ending("Failed", "Failed", str(exc))
+            ending = JobStatus("Failed", "Failed", str(exc))
     return _training_outcome(job_name, request, stored, start, ending, output_uri)
 
 
@@ -175,7 +183,7 @@ def _training_outcome(
     request: Mapping[str, Any],
     hyperparameters: Mapping[str, str],
     start: str,
-    ending: Ending,
+    ending: JobStatus,
     output_uri: str,
 ) -> JobResult:
     """DescribeTrainingJob's shape: the request echoed back plus identity, status and artifacts."""

@@ -79,7 +79,7 @@ def terminate(process: subprocess.Popen[bytes], grace: float) -> None:
 
 
 @dataclass(frozen=True)
-class Finish:
+class ProcessExit:
     """How a supervised command ended."""
 
     returncode: int
@@ -120,7 +120,7 @@ def run_to_end(
     group_record: Path,
     timeout: float | None,
     cancel: threading.Event | None,
-) -> Finish:
+) -> ProcessExit:
     """Run a command in its own process group, streaming its output line by line to `streams`,
     until it exits, its `timeout` passes or `cancel` is set; its whole group dies with it."""
     sink = LogSink(*streams)
@@ -140,7 +140,7 @@ def run_to_end(
         )
     except OSError as exc:
         sink.write(f"cannot start {argv[0]}: {exc}\n")
-        return Finish(127, "", [f"cannot start {argv[0]}: {exc}"])
+        return ProcessExit(127, "", [f"cannot start {argv[0]}: {exc}"])
     # Its children do not get the parent-death signal: the group is recorded so that a
     # restarted server can kill what a crash left running (kill_recorded_groups).
     group_record.write_text(str(process.pid))
@@ -156,7 +156,7 @@ def run_to_end(
         reader.join(timeout=KILL_GRACE_SECONDS)
     sink.close()
     group_record.unlink(missing_ok=True)
-    return Finish(process.returncode, stopped_by, list(tail))
+    return ProcessExit(process.returncode, stopped_by, list(tail))
 
 
 def _wait(
