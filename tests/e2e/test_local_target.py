@@ -234,6 +234,8 @@ def test_monitoring_is_quiet_on_familiar_traffic_and_catches_a_shift(local: Loca
 
 
 def test_monitor_run_is_a_ci_gate(local: Local) -> None:
+    # Its own traffic: shifted reviews drift whatever else the endpoint has captured.
+    demo_drift.send(local.client("sagemaker-runtime"), ENDPOINT, demo_drift.shifted_reviews(200))
     assert local.cli("monitor", "run", "--window-start", "2000-01-01T00:00:00Z",
                      "--window-end", "2000-01-02T00:00:00Z") == 0
     assert local.cli("monitor", "run", "--param", "MinRecords=10") == 1
