@@ -5,6 +5,10 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# zizmor and checkov: a virtualenv of their own (checkov's pins clash with the project's).
+LINT_VENV := .venv-lint
+LINT_REQUIREMENTS := infra/lint-requirements.txt
+LINT_STAMP := $(LINT_VENV)/.installed
 TARGET ?= local
 CLI := $(PY) -m pipelines --target $(TARGET)
 TEXT ?= great value, works perfectly
@@ -12,7 +16,7 @@ INFRA_ARGS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint bench definition graph upload-data upsert-pipeline run-pipeline \
+.PHONY: help install install-lint test test-fast lint bench definition graph upload-data upsert-pipeline run-pipeline \
         status executions invoke models endpoints monitor demo-drift monitor-setup local-up \
         local-down clean infra-validate infra-deploy infra-destroy
 
@@ -28,17 +32,31 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv with pinned dependencies
 
+$(LINT_STAMP): $(LINT_REQUIREMENTS)
+	@test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
+	@$(LINT_VENV)/bin/python -m pip install --quiet --upgrade pip >/dev/null
+	@echo "installing zizmor and checkov into $(LINT_VENV)" >&2
+	@$(LINT_VENV)/bin/python -m pip install --quiet -r $(LINT_REQUIREMENTS) >&2
+	@touch $(LINT_STAMP)
+
+install-lint: $(LINT_STAMP) ## create .venv-lint with the pinned security linters (zizmor, checkov)
+
 test: $(STAMP) ## run every test, in random order (PYTEST_ARGS=--randomly-seed=N replays an order)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the tests that need no local SageMaker server
 	$(PY) -m pytest -m "not e2e"
 
-lint: $(STAMP) infra-validate ## ruff, mypy, import layers, dead code and cfn-lint
+# Offline: zizmor asks GitHub nothing, checkov downloads no policies and sends nothing.
+lint: $(STAMP) $(LINT_STAMP) infra-validate ## ruff, mypy, import layers, dead code, cfn-lint, action pins, zizmor, checkov
 	$(PY) -m ruff check pipelines steps tests infra benchmarks
 	$(PY) -m mypy pipelines steps infra
 	$(VENV)/bin/lint-imports
 	$(PY) -m vulture
+	$(PY) infra/check_action_pins.py .github
+	$(LINT_VENV)/bin/zizmor --offline --persona=pedantic --no-progress .github/workflows
+	$(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+		--directory infra
 
 definition: $(STAMP) ## print the pipeline definition JSON (make -s definition: only the JSON)
 	@$(CLI) definition

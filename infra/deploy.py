@@ -71,6 +71,13 @@ def template_parameters(path: Path = TEMPLATE) -> dict[str, Any]:
     return dict(template.get("Parameters", {}))
 
 
+def retained_resources(path: Path = TEMPLATE) -> set[str]:
+    """Logical ids the template keeps when the stack is deleted (DeletionPolicy Retain)."""
+    template = cfn_yaml.load(str(path))
+    resources = template.get("Resources", {}) if isinstance(template, dict) else {}
+    return {name for name, body in resources.items() if body.get("DeletionPolicy") == "Retain"}
+
+
 def parse_assignments(pairs: Sequence[str], known: Sequence[str]) -> dict[str, str]:
     """`Key=Value` flags as stack parameters, refusing keys the template does not declare."""
     given: dict[str, str] = {}
@@ -309,7 +316,13 @@ def cmd_destroy(args: argparse.Namespace, ask: Ask) -> int:
         return 0
     parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
     resources = cf.list_stack_resources(StackName=args.stack_name)["StackResourceSummaries"]
-    buckets = [r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::S3::Bucket"]
+    retained = retained_resources()
+    kept = [r for r in resources if r["LogicalResourceId"] in retained]
+    buckets = [
+        r["PhysicalResourceId"]
+        for r in resources
+        if r["ResourceType"] == "AWS::S3::Bucket" and r not in kept
+    ]
     s3, sm = client("s3", args.region), client("sagemaker", args.region)
     endpoint = parameters.get("EndpointName", "")
     endpoint_status = live_endpoint(sm, endpoint) if endpoint else None
@@ -322,13 +335,16 @@ def cmd_destroy(args: argparse.Namespace, ask: Ask) -> int:
     for bucket, versions in contents.items():
         say(f"  every object version in s3://{bucket} ({len(versions)}): data, models, captures")
     for resource in resources:
-        say(
-            f"  {resource['ResourceType']:<28} {resource['LogicalResourceId']:<28} "
-            f"{resource.get('PhysicalResourceId', '')}".rstrip()
-        )
+        if resource not in kept:
+            say(
+                f"  {resource['ResourceType']:<28} {resource['LogicalResourceId']:<28} "
+                f"{resource.get('PhysicalResourceId', '')}".rstrip()
+            )
+    for resource in kept:
+        say(f"kept: {resource['LogicalResourceId']} {resource.get('PhysicalResourceId', '')} (audit record)")
     say(
         "kept: the pipelines, model package group, models and endpoint configs (no charge), and "
-        "what `monitor setup` made (schedule, SNS topic, alarms: cents a month); docs/aws.md "
+        "what `monitor setup` made (schedule, drift alarms: cents a month); docs/aws.md "
         "shows how to remove them"
     )
     question = f"type the stack name ({args.stack_name}) to delete all of this:"

@@ -75,10 +75,23 @@ def cmd_upsert(settings: Settings, args: argparse.Namespace) -> int:
                      monitoring_definition_json(settings, bundle),
                      "Drift check of the endpoint's captured traffic against its baseline"),
     ]
-    result = upsert(Clients(settings), bundle, specs)
+    result = upsert(Clients(settings), bundle, specs, publish_handler=not args.skip_deploy_handler)
     say(f"code {bundle.digest}: {len(result.uploaded)} artifact(s) uploaded")
+    if args.skip_deploy_handler:
+        say(f"deploy handler {settings.deploy_function_name} left as it is")
     for arn, created in result.pipelines.values():
         say(f"{'created' if created else 'updated'} pipeline {arn}")
+    return 0
+
+
+def cmd_publish_handler(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.code_bundle import CodeBundle
+    from pipelines.publish import publish_deploy_function
+
+    settings.require_aws()
+    bundle = CodeBundle()
+    publish_deploy_function(Clients(settings), bundle)
+    say(f"published steps/deploy.py (code {bundle.digest}) to {settings.deploy_function_name}")
     return 0
 
 
@@ -309,7 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     graph = add("graph", cmd_graph, "draw the pipeline as SVG, coloured by an execution")
     graph.add_argument("--execution", help="an execution ARN, or 'latest'")
     graph.add_argument("--out", default=str(REPO_ROOT / "out" / "pipeline.svg"))
-    add("upsert", cmd_upsert, "upload the code and create or update the pipeline")
+    upsert = add("upsert", cmd_upsert, "upload the code and create or update the pipeline")
+    upsert.add_argument(
+        "--skip-deploy-handler", action="store_true",
+        help="leave the deploy Lambda's code as it is (publish-handler publishes it)",
+    )
+    add("publish-handler", cmd_publish_handler, "publish steps/deploy.py to the deploy Lambda")
     start = add("start", cmd_start, "start an execution")
     start.add_argument("--input-data", help="S3 URI of a folder with train.csv and test.csv")
     start.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")

@@ -131,10 +131,17 @@ def _upsert_one(clients: Clients, spec: PipelineSpec) -> tuple[str, bool]:
     return str(sm.update_pipeline(**request)["PipelineArn"]), False
 
 
-def upsert(clients: Clients, bundle: CodeBundle, specs: list[PipelineSpec]) -> UpsertResult:
-    """Code first, then the deploy handler, then the pipelines that refer to both."""
+def upsert(
+    clients: Clients, bundle: CodeBundle, specs: list[PipelineSpec], *, publish_handler: bool = True
+) -> UpsertResult:
+    """Code first, then the deploy handler, then the pipelines that refer to both.
+
+    Without publish_handler the deploy Lambda keeps its code: on AWS the pipeline workflow's role
+    may not change it (the approval workflow publishes it, behind the reviewers).
+    """
     result = UpsertResult(uploaded=upload_code(clients, bundle))
-    publish_deploy_function(clients, bundle)
+    if publish_handler:
+        publish_deploy_function(clients, bundle)
     if clients.settings.is_local:
         publish_approval_rule(clients)
     for spec in specs:

@@ -73,6 +73,26 @@ def test_upsert_uploads_code_publishes_handler_and_creates_then_updates(
     assert "0 artifact(s) uploaded" in second and "updated pipeline" in second
 
 
+def published_code_sha() -> str:
+    return str(boto3.client("lambda", region_name=REGION).get_function(
+        FunctionName="sentiment-classifier-deploy")["Configuration"]["CodeSha256"])
+
+
+def test_upsert_can_leave_the_handler_for_publish_handler(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pipeline workflow's role may not change the Lambda's code; the approval one publishes it."""
+    placeholder = published_code_sha()
+    assert run("upsert", "--skip-deploy-handler") == 0
+    out = capsys.readouterr().out
+    assert "created pipeline" in out and "left as it is" in out
+    assert published_code_sha() == placeholder
+    assert run("publish-handler") == 0
+    code = CodeBundle().artifacts["deploy.zip"]
+    assert published_code_sha() == base64.b64encode(hashlib.sha256(code).digest()).decode()
+    assert "published steps/deploy.py" in capsys.readouterr().out
+
+
 def test_data_upload_keeps_versions(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("data", "upload", str(REPO_ROOT / "data")) == 0
     assert run("data", "upload", str(REPO_ROOT / "data")) == 0

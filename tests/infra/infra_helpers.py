@@ -82,13 +82,19 @@ class Stack:
             "AWS::S3::Bucket": "BucketName",
             "AWS::Lambda::Function": "FunctionName",
             "AWS::Logs::LogGroup": "LogGroupName",
+            "AWS::SQS::Queue": "QueueName",
+            "AWS::SNS::Topic": "TopicName",
+            "AWS::CloudWatch::Alarm": "AlarmName",
         }.get(body["Type"])
         if body["Type"] == "AWS::IAM::OIDCProvider":
             url = self.resolve(body["Properties"]["Url"]).removeprefix("https://")
             return f"arn:aws:iam::{ACCOUNT}:oidc-provider/{url}"
+        if body["Type"] == "AWS::KMS::Key":
+            return "1234abcd-12ab-34cd-56ef-1234567890ab"
         if name_property and name_property in body.get("Properties", {}):
             return str(self.resolve(body["Properties"][name_property]))
-        return f"{STACK_NAME}-{logical_id}-ABCDEF123456"
+        generated = f"{STACK_NAME}-{logical_id}-ABCDEF123456"
+        return generated.lower() if body["Type"] == "AWS::S3::Bucket" else generated
 
     def arn(self, logical_id: str) -> str:
         kind = self.template["Resources"][logical_id]["Type"]
@@ -99,6 +105,10 @@ class Stack:
             "AWS::Lambda::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
             "AWS::Events::Rule": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}",
             "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
+            "AWS::KMS::Key": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{name}",
+            "AWS::SQS::Queue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
+            "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}",
+            "AWS::CloudWatch::Alarm": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
         }
         assert kind in formats, f"no Arn attribute modelled for {kind}"
         return formats[kind]
@@ -116,9 +126,17 @@ class Stack:
         if name in self.parameters:
             return self.parameters[name]
         assert name in self.template["Resources"], f"Ref to unknown {name}"
+        kind = self.template["Resources"][name]["Type"]
+        if kind == "AWS::SNS::Topic":
+            return self.arn(name)
+        if kind == "AWS::SQS::Queue":
+            return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{self.physical_id(name)}"
         return self.physical_id(name)
 
     def get_att(self, logical_id: str, attribute: str) -> str:
+        kind = self.template["Resources"][logical_id]["Type"]
+        if (kind, attribute) == ("AWS::SQS::Queue", "QueueName"):
+            return self.physical_id(logical_id)
         assert attribute == "Arn", f"only Arn is modelled, not {logical_id}.{attribute}"
         return self.arn(logical_id)
 
@@ -207,7 +225,17 @@ def _glob(pattern: str, value: str, case_sensitive: bool = True) -> bool:
 
 
 def _condition_holds(operator: str, key: str, expected: Any, context: Mapping[str, str]) -> bool:
+    """One condition; a key absent from the request satisfies only ...IfExists and the negated
+    string operators, as IAM documents."""
     actual = context.get(key)
+    if operator.endswith("IfExists"):
+        if actual is None:
+            return True
+        operator = operator.removesuffix("IfExists")
+    if operator in ("StringNotEquals", "StringNotLike"):
+        if actual is None:
+            return True
+        return not _condition_holds(operator.replace("Not", ""), key, expected, context)
     if actual is None:
         return False
     values = [str(v) for v in as_list(expected)]
@@ -368,14 +396,17 @@ class CallGraph:
                 return [(target, target.functions[func.attr])]
         return [(m, f) for m in self.modules.values() for f in m.methods.get(func.attr, [])]
 
-    def reachable(self, module_name: str, function: str) -> list[ast.FunctionDef]:
-        """The function and every function it calls, directly or not, within the modules."""
+    def reachable(
+        self, module_name: str, function: str, excluding: frozenset[str] = frozenset()
+    ) -> list[ast.FunctionDef]:
+        """The function and every function it calls, directly or not, within the modules;
+        functions named in `excluding` (not called, e.g. because of a flag) are not followed."""
         found: list[ast.FunctionDef] = []
         seen: set[int] = set()
         pending = [(self.modules[module_name], self.modules[module_name].functions[function])]
         while pending:
             module, node = pending.pop()
-            if id(node) in seen:
+            if id(node) in seen or node.name in excluding:
                 continue
             seen.add(id(node))
             found.append(node)
@@ -383,10 +414,12 @@ class CallGraph:
                 pending.extend(self._callees(module, call))
         return found
 
-    def operations(self, module_name: str, function: str) -> set[tuple[str, str]]:
+    def operations(
+        self, module_name: str, function: str, excluding: frozenset[str] = frozenset()
+    ) -> set[tuple[str, str]]:
         return {
             operation
-            for node in self.reachable(module_name, function)
+            for node in self.reachable(module_name, function, excluding)
             for call in ast.walk(node)
             if isinstance(call, ast.Call) and (operation := _operation_of_call(call))
         }
@@ -562,19 +595,25 @@ def make_invocations(script: str) -> list[tuple[str, dict[str, str]]]:
 
 
 CLI_INVOCATION = re.compile(
-    r"-m pipelines((?:\s+--[\w-]+(?:[ =][^\s-]\S*)?)*)\s+([a-z][\w-]*)(?:[ \t]+([a-z][\w-]*))?"
+    r"-m pipelines((?:\s+--[\w-]+(?:[ =][^\s-]\S*)?)*)\s+([a-z][\w-]*)(?:[ \t]+([a-z][\w-]*))?([^\n]*)"
 )
 
 
-def cli_commands(script: str) -> list[str]:
-    """The subcommand of each `python -m pipelines [global flags] <command>` in a script."""
-    return [command for command, _ in cli_invocations(script)]
+@dataclass(frozen=True)
+class Invocation:
+    """One `python -m pipelines [global flags] <command> [<action>] [flags]` in a script:
+    `monitor setup` is ("monitor", "setup"), `start --wait` is ("start", None, {"--wait"})."""
+
+    command: str
+    action: str | None = None
+    flags: frozenset[str] = frozenset()
 
 
-def cli_invocations(script: str) -> list[tuple[str, str | None]]:
-    """(command, the word after it or None) of each `python -m pipelines ... <command>`:
-    `monitor setup` gives ("monitor", "setup"), `start --wait` gives ("start", None)."""
-    return [(m.group(2), m.group(3)) for m in CLI_INVOCATION.finditer(script)]
+def cli_invocations(script: str) -> list[Invocation]:
+    return [
+        Invocation(m.group(2), m.group(3), frozenset(re.findall(r"(?<!\S)--[\w-]+", m.group(4))))
+        for m in CLI_INVOCATION.finditer(script)
+    ]
 
 
 def run_scripts(workflow: Mapping[str, Any]) -> Iterator[str]:

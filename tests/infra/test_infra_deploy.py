@@ -2,7 +2,8 @@
 
 moto 5.2.5 builds most of the stack from the template but not all of it, so these tests check
 what moto does build and the template tests cover the rest statically:
-- AWS::S3::BucketPolicy and AWS::IAM::OIDCProvider are skipped (moto warns, creates nothing);
+- AWS::S3::BucketPolicy, AWS::SQS::QueuePolicy, AWS::Lambda::EventInvokeConfig,
+  AWS::CloudWatch::Alarm and AWS::IAM::OIDCProvider are skipped (moto warns, creates nothing);
 - of the bucket's properties only BucketEncryption is applied (no versioning, public access
   block or lifecycle), so the destroy test turns versioning on itself;
 - a stack made through a change set gets no Outputs, so `settings` is tested on create_stack.
@@ -34,9 +35,18 @@ from infra_helpers import (
 from pipelines.settings import Settings, load_settings
 
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:Tried to parse AWS..(S3..BucketPolicy|IAM..OIDCProvider) :UserWarning"
+    "ignore:Tried to parse AWS..(S3..BucketPolicy|SQS..QueuePolicy|Lambda..EventInvokeConfig|"
+    "CloudWatch..Alarm|IAM..OIDCProvider) :UserWarning"
 )
-MOTO_SKIPS = {"ArtifactBucketPolicy", "GitHubOidcProvider"}
+MOTO_SKIPS = {
+    "ArtifactBucketPolicy",
+    "AccessLogBucketPolicy",
+    "DeployFailureQueuePolicy",
+    "DeployFunctionEventInvokeConfig",
+    "DeployFunctionErrorsAlarm",
+    "DeployFailuresAlarm",
+    "GitHubOidcProvider",
+}
 BUCKET = f"sentiment-classifier-{ACCOUNT}-{REGION}"
 FUNCTION = "sentiment-classifier-deploy"
 GITHUB_PARAMETER = f"GitHubRepository={GITHUB_REPOSITORY}"
@@ -69,7 +79,8 @@ def test_deploy_yes_creates_the_stack(
         f"GitHubRepository                 {GITHUB_REPOSITORY}  [given]",
         "PipelineName                     sentiment-classifier  [settings]",
         "Add     ArtifactBucket",
-        "Add     GitHubRole",
+        "Add     GitHubPipelineRole",
+        "Add     GitHubApprovalRole",
     ):
         assert expected in printed, expected
     assert stack_status() == "CREATE_COMPLETE"
@@ -191,10 +202,17 @@ def test_destroy_lists_asks_then_removes_endpoint_versions_and_stack(
     assert "endpoint sentiment-classifier (" in printed and "cancelled; nothing deleted" in printed
     assert stack_status() == "CREATE_COMPLETE"
 
+    s3 = aws("s3")
+    (log_bucket,) = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"] != BUCKET]
+    s3.put_object(Bucket=log_bucket, Key="artifact-bucket/2024-01-01-00-00-00-ABC", Body=b"log")
     assert deploy(deploy_module, "destroy", answer=STACK_NAME) == 0
-    assert f"deleted stack {STACK_NAME}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"deleted stack {STACK_NAME}" in printed
+    assert f"kept: AccessLogBucket {log_bucket} (audit record)" in printed
+    assert f"s3://{log_bucket}" not in printed, "the access logs are not emptied"
     assert stack_status() in (None, "DELETE_COMPLETE")
-    assert aws("s3").list_buckets()["Buckets"] == []
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [log_bucket]
+    assert s3.list_objects_v2(Bucket=log_bucket)["KeyCount"] == 1
     assert aws("sagemaker").list_endpoints()["Endpoints"] == []
 
 

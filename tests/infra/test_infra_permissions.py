@@ -22,12 +22,14 @@ from infra_helpers import (
     REPO,
     WORKFLOWS,
     CallGraph,
+    Invocation,
     Request,
     Stack,
     allowed,
     as_list,
     call_arguments,
     cli_invocations,
+    decide,
     iam_actions,
     iam_reference,
     make_invocations,
@@ -224,7 +226,13 @@ def test_deploy_role_reaches_nothing_else(
     assert not allowed(stack.role_policies("DeployFunctionRole"), Request(action, resource, context))
 
 
-# --- GitHub Actions role ------------------------------------------------------------------------
+# --- GitHub Actions roles -----------------------------------------------------------------------
+
+# The workflows that reach AWS and the stack role each one must get.
+AWS_WORKFLOWS = {"pipeline.yml": "GitHubPipelineRole", "model-approval.yml": "GitHubApprovalRole"}
+# A flag that keeps a command from calling a function: what it would reach is not needed.
+SKIPPED_BY_FLAG = {"--skip-deploy-handler": "publish_deploy_function"}
+MODEL_PACKAGE = f"{SM}:model-package/sentiment-classifier/3"
 
 
 def cli_handlers() -> dict[str, str]:
@@ -239,11 +247,37 @@ def cli_handlers() -> dict[str, str]:
     return handlers
 
 
-def aws_commands() -> tuple[set[tuple[str, str | None]], set[str]]:
-    """What the workflows run against AWS: CLI commands (direct or through make) with the word
-    after each (`monitor setup`), and `aws` CLI calls."""
+def load_workflow(name: str) -> dict[str, Any]:
+    workflow = yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
+    assert isinstance(workflow, dict)
+    return workflow
+
+
+def github_variables(stack: Stack) -> dict[str, str]:
+    """Repository variable -> role logical id, from the stack's GitHubVariables output."""
+    text = stack.template["Outputs"]["GitHubVariables"]["Value"]["Fn::Sub"]
+    return dict(re.findall(r"(\w+)=\$\{(\w+Role)\.Arn\}", text))
+
+
+def assumed_role(stack: Stack, name: str) -> str:
+    """The stack role a workflow's credentials step assumes, through the variable it reads."""
+    references = {
+        str(step["with"]["role-to-assume"])
+        for job in load_workflow(name)["jobs"].values()
+        for step in job.get("steps", [])
+        if str(step.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")
+    }
+    (reference,) = references
+    match = re.fullmatch(r"\$\{\{ vars\.(\w+) \}\}", reference)
+    assert match, reference
+    return github_variables(stack)[match.group(1)]
+
+
+def aws_commands(name: str) -> tuple[set[Invocation], set[str]]:
+    """What one workflow runs against AWS: CLI invocations (direct or through make), and `aws`
+    CLI calls as IAM actions."""
     targets = makefile_targets()
-    commands: set[tuple[str, str | None]] = set()
+    invocations: set[Invocation] = set()
     actions: set[str] = set()
 
     def expand(target: str) -> None:
@@ -252,19 +286,18 @@ def aws_commands() -> tuple[set[tuple[str, str | None]], set[str]]:
                 expand(line.split()[1])
             match = re.match(r"\$\(CLI\)\s+([a-z][\w-]*)(?:[ \t]+([a-z][\w-]*))?", line)
             if match:
-                commands.add((match.group(1), match.group(2)))
+                invocations.add(Invocation(match.group(1), match.group(2)))
 
-    for path in WORKFLOWS.glob("*.yml"):
-        for script in run_scripts(yaml.safe_load(path.read_text(encoding="utf-8"))):
-            if "--target sagemaker" in script:
-                commands.update(cli_invocations(script))
-            for target, variables in make_invocations(script):
-                if variables.get("TARGET") == "sagemaker":
-                    expand(target)
-            for service, operation in re.findall(r"\baws\s+([a-z0-9-]+)\s+([a-z][a-z0-9-]*)", script):
-                pascal = "".join(part.capitalize() for part in operation.split("-"))
-                actions.add(f"{service}:{pascal}")
-    return commands, actions
+    for script in run_scripts(load_workflow(name)):
+        if "--target sagemaker" in script:
+            invocations.update(cli_invocations(script))
+        for target, variables in make_invocations(script):
+            if variables.get("TARGET") == "sagemaker":
+                expand(target)
+        for service, operation in re.findall(r"\baws\s+([a-z0-9-]+)\s+([a-z][a-z0-9-]*)", script):
+            pascal = "".join(part.capitalize() for part in operation.split("-"))
+            actions.add(f"{service}:{pascal}")
+    return invocations, actions
 
 
 def handler_of(graph: CallGraph, command: str, action: str | None) -> str:
@@ -290,6 +323,52 @@ def pipelines_used(graph: CallGraph, function: str) -> list[str]:
     return used or both_pipelines()
 
 
+def workflow_operations(
+    stack: Stack, name: str
+) -> tuple[set[Invocation], set[tuple[str, str]], list[Request]]:
+    """A workflow's invocations, the boto3 operations they reach, and the requests they make."""
+    invocations, aws_cli_actions = aws_commands(name)
+    graph = CallGraph(CLI_MODULES)
+    everything: set[tuple[str, str]] = set()
+    requests: list[Request] = []
+    for invocation in sorted(invocations, key=str):
+        handler = handler_of(graph, invocation.command, invocation.action)
+        skipped = frozenset(SKIPPED_BY_FLAG[f] for f in invocation.flags if f in SKIPPED_BY_FLAG)
+        operations = graph.operations("pipelines.cli", handler, skipped)
+        everything |= operations
+        by_type = samples(stack, pipelines_used(graph, handler))
+        if handler in OBJECTS_READ:
+            by_type["object"] = OBJECTS_READ[handler](stack)
+        requests += [
+            r for op in sorted(operations - LOCAL_ONLY) for r in requests_for(stack, *op, by_type)
+        ]
+    for action in sorted(aws_cli_actions):
+        service, operation = action.split(":")
+        requests += list(requests_for(stack, service, operation))
+    return invocations, everything, requests
+
+
+def evaluation_reports(stack: Stack) -> list[str]:
+    """The metrics file of a registered version (what `models list` reads), where the training
+    definition's Evaluate step writes it."""
+    from pipelines.definition import definition_json
+
+    definition = json.loads(definition_json(stack_settings(stack)))
+    (output,) = [
+        o
+        for step in all_steps(definition["Steps"])
+        for o in step["Arguments"].get("ProcessingOutputConfig", {}).get("Outputs", [])
+        if o["OutputName"] == "evaluation"
+    ]
+    uri = pipeline_value(definition, output["S3Output"]["S3Uri"])
+    assert uri.startswith(f"s3://{stack.physical_id('ArtifactBucket')}/")
+    return [f"arn:aws:s3:::{uri.removeprefix('s3://')}/evaluation.json"]
+
+
+# Handlers that read S3 objects other than the code and data samples.
+OBJECTS_READ = {"cmd_models": evaluation_reports}
+
+
 def test_pipelines_used_tells_the_commands_apart() -> None:
     graph = CallGraph(CLI_MODULES)
     assert pipelines_used(graph, "cmd_upsert") == both_pipelines()
@@ -299,35 +378,75 @@ def test_pipelines_used_tells_the_commands_apart() -> None:
     assert pipelines_used(graph, "_monitor_setup") == [Settings().monitoring_pipeline_name]
 
 
-def test_ci_role_allows_what_the_workflows_run(stack: Stack) -> None:
-    invocations, aws_cli_actions = aws_commands()
-    assert {"upsert", "start", "status", "models", "monitor"} <= {c for c, _ in invocations}
-    assert ("monitor", "setup") in invocations
+def test_a_skipping_flag_removes_only_what_it_skips() -> None:
     graph = CallGraph(CLI_MODULES)
-    everything: set[tuple[str, str]] = set()
-    requests: list[Request] = []
-    for command, action in sorted(invocations, key=str):
-        handler = handler_of(graph, command, action)
-        operations = graph.operations("pipelines.cli", handler)
-        everything |= operations
-        by_type = samples(stack, pipelines_used(graph, handler))
-        requests += [
-            r for op in sorted(operations - LOCAL_ONLY) for r in requests_for(stack, *op, by_type)
-        ]
-    assert everything >= LOCAL_ONLY, "LOCAL_ONLY names a call the code no longer makes"
+    full = graph.operations("pipelines.cli", "cmd_upsert")
+    skipped = graph.operations("pipelines.cli", "cmd_upsert", frozenset(SKIPPED_BY_FLAG.values()))
+    assert full - skipped == {("lambda", "UpdateFunctionCode"), ("lambda", "CreateFunction")}
+    assert ("sagemaker", "CreatePipeline") in skipped
+
+
+def test_each_aws_workflow_assumes_its_own_role(stack: Stack) -> None:
+    assert {name: assumed_role(stack, name) for name in AWS_WORKFLOWS} == AWS_WORKFLOWS
+    assert assumed_role(stack, "pipeline.yml") != assumed_role(stack, "model-approval.yml")
+
+
+def test_the_pipeline_role_allows_what_the_pipeline_workflow_runs(stack: Stack) -> None:
+    invocations, everything, requests = workflow_operations(stack, "pipeline.yml")
+    assert {"upsert", "start", "status", "monitor"} <= {i.command for i in invocations}
+    assert Invocation("monitor", "setup") in invocations
+    assert Invocation("upsert", None, frozenset({"--skip-deploy-handler"})) in invocations
     assert {
         ("s3", "PutObject"),
-        ("lambda", "UpdateFunctionCode"),
         ("sagemaker", "CreatePipeline"),
+        ("sagemaker", "StartPipelineExecution"),
         ("scheduler", "CreateSchedule"),
         ("sns", "CreateTopic"),
         ("cloudwatch", "PutMetricAlarm"),
         ("cloudwatch", "DescribeAlarms"),
     } <= everything
-    for action in sorted(aws_cli_actions):
-        service, operation = action.split(":")
-        requests += list(requests_for(stack, service, operation))
-    assert refused(stack.role_policies("GitHubRole"), requests) == []
+    assert not {("lambda", "UpdateFunctionCode"), ("sagemaker", "UpdateModelPackage")} & everything
+    assert refused(stack.role_policies("GitHubPipelineRole"), requests) == []
+
+
+def test_the_approval_role_allows_what_the_approval_workflow_runs(stack: Stack) -> None:
+    invocations, everything, requests = workflow_operations(stack, "model-approval.yml")
+    assert {"models", "publish-handler"} <= {i.command for i in invocations}
+    assert everything >= LOCAL_ONLY, "LOCAL_ONLY names a call the code no longer makes"
+    assert {
+        ("sagemaker", "UpdateModelPackage"),
+        ("sagemaker", "ListModelPackages"),
+        ("lambda", "UpdateFunctionCode"),
+    } <= everything
+    rollback = {r.action for r in requests}
+    assert {"sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"} <= rollback
+    assert refused(stack.role_policies("GitHubApprovalRole"), requests) == []
+
+
+@pytest.mark.parametrize(
+    "action, resource",
+    [
+        ("sagemaker:UpdateModelPackage", MODEL_PACKAGE),
+        ("lambda:UpdateFunctionCode", "FUNCTION"),
+        ("lambda:UpdateFunctionConfiguration", "FUNCTION"),
+        ("lambda:PutFunctionEventInvokeConfig", "FUNCTION"),
+    ],
+)
+def test_the_pipeline_role_is_explicitly_denied_approving_and_changing_the_deployer(
+    stack: Stack, action: str, resource: str
+) -> None:
+    """An explicit deny: no policy attached to the role later can grant these."""
+    resource = resource.replace("FUNCTION", stack.arn("DeployFunction"))
+    assert decide(stack.role_policies("GitHubPipelineRole"), Request(action, resource)) == "Deny"
+
+
+def test_the_approval_role_approves_and_publishes_the_handler(stack: Stack) -> None:
+    documents = stack.role_policies("GitHubApprovalRole")
+    for request in [
+        Request("sagemaker:UpdateModelPackage", MODEL_PACKAGE, {"sagemaker:ModelApprovalStatus": "Approved"}),
+        Request("lambda:UpdateFunctionCode", stack.arn("DeployFunction")),
+    ]:
+        assert decide(documents, request) == "Allow", request
 
 
 @pytest.mark.parametrize(
@@ -336,14 +455,18 @@ def test_ci_role_allows_what_the_workflows_run(stack: Stack) -> None:
         ("s3:PutObject", "BUCKET/sentiment-classifier/executions/x/model/model.tar.gz", {}),
         ("s3:PutObject", "BUCKET/other-prefix/code/x.py", {}),
         ("s3:DeleteObject", "BUCKET/sentiment-classifier/data/train.csv", {}),
+        ("lambda:UpdateFunctionCode", "FUNCTION", {}),
         ("lambda:UpdateFunctionCode", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other", {}),
         ("lambda:UpdateFunctionConfiguration", "FUNCTION", {}),
+        ("lambda:InvokeFunction", "FUNCTION", {}),
         ("sagemaker:StartPipelineExecution", f"{SM}:pipeline/other-pipeline", {}),
         ("sagemaker:StartPipelineExecution", f"{SM}:pipeline/sentiment-classifier-monitor", {}),
         ("sagemaker:DeletePipeline", f"{SM}:pipeline/sentiment-classifier", {}),
         ("sagemaker:DeletePipeline", f"{SM}:pipeline/sentiment-classifier-monitor", {}),
         ("sagemaker:UpdatePipeline", f"{SM}:pipeline/other-pipeline-monitor", {}),
+        ("sagemaker:UpdateModelPackage", MODEL_PACKAGE, {}),
         ("sagemaker:UpdateModelPackage", f"{SM}:model-package/other-group/1", {}),
+        ("sagemaker:CreateModelPackage", MODEL_PACKAGE, {}),
         ("sagemaker:CreateEndpoint", f"{SM}:endpoint/sentiment-classifier", {}),
         ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", PASS_TO_SAGEMAKER),
         ("iam:PassRole", "EXECUTION_ROLE", {"iam:PassedToService": "ec2.amazonaws.com"}),
@@ -355,21 +478,55 @@ def test_ci_role_allows_what_the_workflows_run(stack: Stack) -> None:
         ("sns:CreateTopic", f"arn:aws:sns:{REGION}:{ACCOUNT}:other-topic", {}),
         ("sns:Subscribe", f"arn:aws:sns:{REGION}:{ACCOUNT}:sentiment-classifier-monitoring", {}),
         ("sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:sentiment-classifier-monitoring", {}),
+        ("sns:DeleteTopic", f"arn:aws:sns:{REGION}:{ACCOUNT}:sentiment-classifier-monitoring", {}),
         ("cloudwatch:PutMetricAlarm", f"{ALARM}:other-alarm", {}),
+        ("cloudwatch:PutMetricAlarm", f"{ALARM}:sentiment-classifier-deploy-errors", {}),
+        ("cloudwatch:DeleteAlarms", f"{ALARM}:sentiment-classifier-deploy-failed-approvals", {}),
         ("cloudwatch:DeleteAlarms", f"{ALARM}:sentiment-classifier-5xx", {}),
         ("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "SentimentClassifier/Monitoring"}),
+        ("sqs:DeleteMessage", "QUEUE", {}),
+        ("sqs:ReceiveMessage", "QUEUE", {}),
     ],
 )
-def test_ci_role_reaches_nothing_else(
-    stack: Stack, action: str, resource: str, context: dict[str, str]
+@pytest.mark.parametrize("role", sorted(AWS_WORKFLOWS.values()))
+def test_the_github_roles_reach_nothing_else(
+    stack: Stack, role: str, action: str, resource: str, context: dict[str, str]
 ) -> None:
+    """Both roles, so the approval role gets nothing of the pipeline role's either: what one of
+    them needs (publishing the handler, approving) is tested as allowed above."""
+    if role == "GitHubApprovalRole" and (action, resource) in [
+        ("lambda:UpdateFunctionCode", "FUNCTION"),
+        ("sagemaker:UpdateModelPackage", MODEL_PACKAGE),
+    ]:
+        pytest.skip("the approval role's own job, tested above")
     resource = (
         resource.replace("BUCKET", stack.arn("ArtifactBucket"))
         .replace("FUNCTION", stack.arn("DeployFunction"))
         .replace("EXECUTION_ROLE", stack.arn("ExecutionRole"))
         .replace("SCHEDULE_ROLE", stack.arn("ScheduleRole"))
+        .replace("QUEUE", stack.arn("DeployFailureQueue"))
     )
-    assert not allowed(stack.role_policies("GitHubRole"), Request(action, resource, context))
+    assert not allowed(stack.role_policies(role), Request(action, resource, context))
+
+
+@pytest.mark.parametrize(
+    "action, resource",
+    [
+        ("sagemaker:CreatePipeline", f"{SM}:pipeline/sentiment-classifier"),
+        ("sagemaker:UpdatePipeline", f"{SM}:pipeline/sentiment-classifier"),
+        ("sagemaker:StartPipelineExecution", f"{SM}:pipeline/sentiment-classifier"),
+        ("s3:PutObject", "BUCKET/sentiment-classifier/code/x.py"),
+        ("iam:PassRole", "EXECUTION_ROLE"),
+        ("scheduler:CreateSchedule", f"{SCHEDULER}:schedule/default/{SCHEDULE}"),
+    ],
+)
+def test_the_approval_role_runs_no_pipeline(stack: Stack, action: str, resource: str) -> None:
+    resource = resource.replace("BUCKET", stack.arn("ArtifactBucket")).replace(
+        "EXECUTION_ROLE", stack.arn("ExecutionRole")
+    )
+    documents = stack.role_policies("GitHubApprovalRole")
+    assert not allowed(documents, Request(action, resource, PASS_TO_SAGEMAKER))
+    assert allowed(stack.role_policies("GitHubPipelineRole"), Request(action, resource, PASS_TO_SAGEMAKER))
 
 
 # --- SageMaker execution role -----------------------------------------------------------------
@@ -434,8 +591,11 @@ def strings(value: Any) -> Iterator[str]:
             yield from strings(item)
 
 
-def step_requests(stack: Stack, step: dict[str, Any]) -> list[Request]:
-    """What SageMaker does with the pipeline's role to run one step."""
+def step_requests(
+    stack: Stack, step: dict[str, Any], definition: dict[str, Any] | None = None
+) -> list[Request]:
+    """What SageMaker does with the pipeline's role to run one step (parameters at their
+    defaults in `definition`)."""
     pass_role = Request("iam:PassRole", stack.arn("ExecutionRole"), PASS_TO_SAGEMAKER)
     job = f"pipelines-{EXECUTION_ID}-{step['Name'].lower()}-a1b2c3d4e5"
     if step["Type"] == "Processing":
@@ -446,9 +606,14 @@ def step_requests(stack: Stack, step: dict[str, Any]) -> list[Request]:
         return [Request("sagemaker:CreateTrainingJob", f"{SM}:training-job/{job}"), pass_role]
     if step["Type"] == "RegisterModel":
         group = step["Arguments"]["ModelPackageGroupName"]
+        status = pipeline_value(definition or {}, step["Arguments"]["ModelApprovalStatus"])
         return [
             Request("sagemaker:CreateModelPackageGroup", f"{SM}:model-package-group/{group}"),
-            Request("sagemaker:CreateModelPackage", f"{SM}:model-package/{group}/1"),
+            Request(
+                "sagemaker:CreateModelPackage",
+                f"{SM}:model-package/{group}/1",
+                {"sagemaker:ModelApprovalStatus": str(status)},
+            ),
         ]
     if step["Type"] == "Lambda":
         assert step["FunctionArn"] == stack.arn("DeployFunction")
@@ -464,7 +629,7 @@ def test_execution_role_runs_every_step_of_the_pipeline(
     definition = definitions[pipeline]
     steps = list(all_steps(definition["Steps"]))
     assert {s["Type"] for s in steps} >= STEP_TYPES[pipeline]
-    requests = [r for step in steps for r in step_requests(stack, step)]
+    requests = [r for step in steps for r in step_requests(stack, step, definition)]
     experiment = definition.get("PipelineExperimentConfig")
     if experiment:  # experiment = pipeline, trial = execution
         assert experiment["ExperimentName"] == {"Get": "Execution.PipelineName"}
@@ -474,6 +639,22 @@ def test_execution_role_runs_every_step_of_the_pipeline(
             Request("sagemaker:CreateTrial", f"{SM}:experiment-trial/{EXECUTION_ID}"),
         ]
     assert refused(stack.role_policies("ExecutionRole"), requests) == []
+
+
+@pytest.mark.parametrize(
+    "status, decision",
+    [("PendingManualApproval", "Allow"), ("Rejected", "Allow"), ("Approved", "Deny"), (None, "Allow")],
+)
+def test_a_pipeline_cannot_register_a_version_as_approved(
+    stack: Stack, definition: dict[str, Any], status: str | None, decision: str
+) -> None:
+    """Whoever may start or upsert a pipeline could otherwise approve by registering a version as
+    Approved (ModelApprovalStatus=Approved): the approval rule would deploy it, no reviewer asked."""
+    (register,) = [s for s in all_steps(definition["Steps"]) if s["Type"] == "RegisterModel"]
+    assert register["Arguments"]["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    context = {} if status is None else {"sagemaker:ModelApprovalStatus": status}
+    request = Request("sagemaker:CreateModelPackage", f"{SM}:model-package/sentiment-classifier/1", context)
+    assert decide(stack.role_policies("ExecutionRole"), request) == decision
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES)

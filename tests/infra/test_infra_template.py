@@ -219,7 +219,7 @@ def test_the_longest_pipeline_name_keeps_its_schedule_name(template: dict[str, A
     stack = Stack(template, GitHubRepository="octo/sentiment", PipelineName=longest)
     granted = [
         resource
-        for document in stack.role_policies("GitHubRole")
+        for document in stack.role_policies("GitHubPipelineRole")
         for statement in as_list(document["Statement"])
         if "scheduler:CreateSchedule" in as_list(statement["Action"])
         for resource in as_list(statement["Resource"])
@@ -234,35 +234,56 @@ def github_token(sub: str, aud: str = "sts.amazonaws.com") -> dict[str, str]:
     }
 
 
+BRANCH = "repo:octo/sentiment:ref:refs/heads/main"
+ENVIRONMENT = "repo:octo/sentiment:environment:model-approval"
+ROLE_SUBJECTS = {"GitHubPipelineRole": BRANCH, "GitHubApprovalRole": ENVIRONMENT}
+
+
 @pytest.mark.parametrize(
-    "sub, aud, decision",
+    "sub, aud",
     [
-        ("repo:octo/sentiment:ref:refs/heads/main", "sts.amazonaws.com", "Allow"),
-        ("repo:octo/sentiment:environment:model-approval", "sts.amazonaws.com", "Allow"),
-        ("repo:octo/sentiment:ref:refs/heads/feature", "sts.amazonaws.com", "ImplicitDeny"),
-        ("repo:octo/sentiment:pull_request", "sts.amazonaws.com", "ImplicitDeny"),
-        ("repo:octo/sentiment:environment:production", "sts.amazonaws.com", "ImplicitDeny"),
-        ("repo:octo/sentiment-fork:ref:refs/heads/main", "sts.amazonaws.com", "ImplicitDeny"),
-        ("repo:evil/sentiment:ref:refs/heads/main", "sts.amazonaws.com", "ImplicitDeny"),
-        ("repo:octo/sentiment:ref:refs/heads/main", "other-audience", "ImplicitDeny"),
+        (BRANCH, "sts.amazonaws.com"),
+        (ENVIRONMENT, "sts.amazonaws.com"),
+        ("repo:octo/sentiment:ref:refs/heads/feature", "sts.amazonaws.com"),
+        ("repo:octo/sentiment:pull_request", "sts.amazonaws.com"),
+        ("repo:octo/sentiment:environment:production", "sts.amazonaws.com"),
+        ("repo:octo/sentiment-fork:ref:refs/heads/main", "sts.amazonaws.com"),
+        ("repo:octo/sentiment-fork:environment:model-approval", "sts.amazonaws.com"),
+        ("repo:evil/sentiment:ref:refs/heads/main", "sts.amazonaws.com"),
+        (BRANCH, "other-audience"),
+        (ENVIRONMENT, "other-audience"),
     ],
 )
-def test_only_the_repository_branch_and_environment_assume_the_ci_role(
-    stack: Stack, sub: str, aud: str, decision: str
-) -> None:
-    trust = stack.properties("GitHubRole")["AssumeRolePolicyDocument"]
+@pytest.mark.parametrize("role", sorted(ROLE_SUBJECTS))
+def test_each_github_role_trusts_exactly_one_subject(stack: Stack, role: str, sub: str, aud: str) -> None:
+    """The pipeline role: the main branch outside any environment. The approval role: only a job
+    in the model-approval environment, whose reviewers GitHub asks first."""
+    trust = stack.properties(role)["AssumeRolePolicyDocument"]
     request = Request("sts:AssumeRoleWithWebIdentity", "*", github_token(sub, aud))
-    assert decide([trust], request) == decision
+    expected = "Allow" if (sub, aud) == (ROLE_SUBJECTS[role], "sts.amazonaws.com") else "ImplicitDeny"
+    assert decide([trust], request) == expected
     (statement,) = trust["Statement"]
     assert set(statement["Condition"]) == {"StringEquals"}, "no StringLike wildcards"
+    assert statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == (
+        ROLE_SUBJECTS[role]
+    )
+
+
+def test_the_approval_role_names_the_environment_parameter(template: dict[str, Any]) -> None:
+    stack = Stack(template, GitHubRepository="octo/sentiment", GitHubEnvironment="prod-approval")
+    trust = stack.properties("GitHubApprovalRole")["AssumeRolePolicyDocument"]
+    (statement,) = trust["Statement"]
+    subject = statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert subject == "repo:octo/sentiment:environment:prod-approval"
 
 
 @pytest.mark.parametrize("create", ["true", "false"])
 def test_the_oidc_provider_is_created_or_reused(template: dict[str, Any], create: str) -> None:
     stack = Stack(template, GitHubRepository="octo/sentiment", CreateGitHubOidcProvider=create)
     provider_arn = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
-    (statement,) = stack.properties("GitHubRole")["AssumeRolePolicyDocument"]["Statement"]
-    assert statement["Principal"] == {"Federated": provider_arn}
+    for role in ROLE_SUBJECTS:
+        (statement,) = stack.properties(role)["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Principal"] == {"Federated": provider_arn}
     providers = stack.of_type("AWS::IAM::OIDCProvider")
     assert len(providers) == (create == "true")
     if providers:
@@ -274,13 +295,14 @@ def test_the_oidc_provider_is_created_or_reused(template: dict[str, Any], create
 def test_without_a_repository_no_github_resources_exist(template: dict[str, Any]) -> None:
     stack = Stack(template)
     assert not stack.of_type("AWS::IAM::OIDCProvider")
-    assert "GitHubRole" not in stack.resources
+    assert not set(ROLE_SUBJECTS) & set(stack.resources)
     outputs = {
         name
         for name, output in template["Outputs"].items()
         if "Condition" not in output or stack.condition(output["Condition"])
     }
-    assert "GitHubRoleArn" not in outputs and "PipelineEnvironment" in outputs
+    assert not {"GitHubPipelineRoleArn", "GitHubApprovalRoleArn"} & outputs
+    assert "PipelineEnvironment" in outputs
 
 
 def test_deploy_function_is_the_placeholder_with_the_endpoint_settings(stack: Stack) -> None:
@@ -345,7 +367,8 @@ def test_pipeline_environment_output_is_a_complete_sagemaker_configuration(stack
 def test_github_variables_output_names_what_the_workflows_read(stack: Stack) -> None:
     value = stack.resolve(stack.template["Outputs"]["GitHubVariables"]["Value"])
     variables = dict(pair.split("=", 1) for pair in value.split())
-    assert variables["AWS_ROLE_ARN"] == stack.arn("GitHubRole")
+    assert variables["AWS_ROLE_ARN"] == stack.arn("GitHubPipelineRole")
+    assert variables["AWS_APPROVAL_ROLE_ARN"] == stack.arn("GitHubApprovalRole")
     assert variables["PIPELINE_SCHEDULE_ROLE_ARN"] == stack.arn("ScheduleRole")
     workflows = "".join(p.read_text() for p in (REPO / ".github" / "workflows").glob("*.yml"))
     for name in variables:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import re
+import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
-from infra_helpers import WORKFLOWS, make_invocations, makefile_targets, run_scripts
+from infra_helpers import INFRA, WORKFLOWS, make_invocations, makefile_targets, run_scripts
 
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
 
@@ -51,12 +52,59 @@ def test_no_stored_aws_keys(path: Path) -> None:
         assert forbidden not in text, forbidden
 
 
+@pytest.fixture(scope="module")
+def pins() -> ModuleType:
+    """infra/check_action_pins.py, the pin check of `make lint`, loaded from its path."""
+    spec = importlib.util.spec_from_file_location("check_action_pins", INFRA / "check_action_pins.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
-def test_actions_are_pinned_to_a_major_version_or_a_commit(path: Path) -> None:
+def test_every_action_is_pinned_to_a_commit_with_its_version(pins: ModuleType, path: Path) -> None:
     references = [str(s["uses"]) for s in steps(load(path.name)) if "uses" in s]
     assert references
-    for reference in references:
-        assert re.fullmatch(r"[\w.-]+/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})", reference), reference
+    assert list(pins.findings_in(path)) == []
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("      - uses: actions/checkout@v6", "full 40-character commit SHA"),
+        ("      - uses: actions/checkout@main", "full 40-character commit SHA"),
+        ("        uses: 'actions/setup-python@v6.2.0'", "full 40-character commit SHA"),
+        ("      - uses: actions/checkout@de0fac2e4500dabe0009e67214ff5f5447ce83dd", "as a comment"),
+        ("      - uses: actions/checkout@de0fac2e4500dabe0009e67214ff5f54 # v6", "full 40-character"),
+        ("      - uses: docker://alpine:3.20", "sha256 digest"),
+        ("      - uses: actions/checkout@de0fac2e4500dabe0009e67214ff5f5447ce83dd # v6.0.2", None),
+        ("      - uses: ./.github/actions/setup", None),
+        ("      - uses: docker://alpine@sha256:" + "a" * 64, None),
+        ("      - uses: octo/repo/sub/dir@" + "0" * 40 + "  # v1.2", None),
+    ],
+)
+def test_the_pin_check_finds_what_a_tag_could_move(
+    pins: ModuleType, tmp_path: Path, line: str, problem: str | None
+) -> None:
+    workflow = tmp_path / "w.yml"
+    workflow.write_text(f"jobs:\n  x:\n    steps:\n{line}\n      - run: echo uses: x@v1\n")
+    findings = list(pins.findings_in(workflow))
+    assert [f.problem for f in findings if problem and problem in f.problem] == [
+        f.problem for f in findings
+    ]
+    assert len(findings) == (problem is not None)
+    if findings:
+        assert findings[0].line == 4
+    assert pins.main([str(workflow)]) == (1 if problem else 0)
+
+
+def test_make_lint_runs_the_pin_check_zizmor_and_checkov() -> None:
+    recipe = "\n".join(makefile_targets()["lint"])
+    assert "infra/check_action_pins.py" in recipe
+    assert "zizmor --offline" in recipe and "checkov" in recipe and "--skip-download" in recipe
+    assert "prerequisite $(LINT_STAMP)" in recipe, "make lint installs the linters first"
 
 
 def test_ci_lints_tests_and_runs_the_local_pipeline() -> None:
@@ -74,8 +122,9 @@ def test_pipeline_workflow_runs_on_main_with_oidc_and_a_bounded_wait(template: d
     workflow = load("pipeline.yml")
     branch = template["Parameters"]["GitHubBranch"]["Default"]
     assert workflow["on"]["push"] == {"branches": [branch]} and "workflow_dispatch" in workflow["on"]
-    assert workflow["permissions"] == {"id-token": "write", "contents": "read"}
+    assert workflow["permissions"] == {}
     (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"id-token": "write", "contents": "read"}
     assert "environment" not in job, "the trust policy expects the branch subject here"
     assert 0 < job["timeout-minutes"] <= 120
     (credentials,) = uses(workflow, "aws-actions/configure-aws-credentials")
@@ -83,8 +132,9 @@ def test_pipeline_workflow_runs_on_main_with_oidc_and_a_bounded_wait(template: d
     assert credentials["with"]["aws-region"] == "${{ vars.AWS_REGION }}"
     assert workflow["env"]["PIPELINE_BUCKET"] == "${{ vars.PIPELINE_BUCKET }}"
     assert workflow["env"]["PIPELINE_ROLE_ARN"] == "${{ vars.PIPELINE_ROLE_ARN }}"
-    scripts = list(run_scripts(workflow))
-    assert ("upsert-pipeline", {"TARGET": "sagemaker"}) in [i for s in scripts for i in make_invocations(s)]
+    scripts = "\n".join(run_scripts(workflow))
+    assert "--target sagemaker upsert --skip-deploy-handler" in scripts, "its role may not publish it"
+    assert "publish-handler" not in scripts
     (run,) = [s for s in steps(workflow) if "start --wait" in str(s.get("run", ""))]
     assert "--target sagemaker" in run["run"] and "--timeout 3600" in run["run"]
     assert run["timeout-minutes"] * 60 > 3600 and "continue-on-error" not in run
@@ -103,7 +153,7 @@ def test_pipeline_workflow_sets_up_monitoring_only_when_asked() -> None:
     assert "python -m pipelines --target sagemaker monitor setup" in setup["run"]
     assert setup["env"]["PIPELINE_SCHEDULE_ROLE_ARN"] == "${{ vars.PIPELINE_SCHEDULE_ROLE_ARN }}"
     assert "${{ inputs." not in setup["run"]
-    (upsert,) = [s for s in all_steps if "upsert-pipeline" in str(s.get("run", ""))]
+    (upsert,) = [s for s in all_steps if " upsert " in str(s.get("run", ""))]
     assert all_steps.index(upsert) < all_steps.index(setup), "the monitoring pipeline exists first"
 
 
@@ -114,10 +164,28 @@ def test_model_approval_runs_in_the_protected_environment(template: dict[str, An
     assert inputs["version"]["required"] is True
     (job,) = workflow["jobs"].values()
     assert job["environment"] == template["Parameters"]["GitHubEnvironment"]["Default"]
-    assert workflow["permissions"] == {"id-token": "write", "contents": "read"}
+    assert workflow["permissions"] == {}
+    assert job["permissions"] == {"id-token": "write", "contents": "read"}
+    (credentials,) = uses(workflow, "aws-actions/configure-aws-credentials")
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_APPROVAL_ROLE_ARN }}"
     scripts = "\n".join(run_scripts(workflow))
     assert "models approve" in scripts and "models reject" in scripts
     assert "${{ inputs." not in scripts, "inputs reach scripts through env, never inline"
+
+
+def test_model_approval_publishes_the_handler_before_it_approves() -> None:
+    all_steps = steps(load("model-approval.yml"))
+    (publish,) = [s for s in all_steps if "publish-handler" in str(s.get("run", ""))]
+    assert publish["if"] == "inputs.action != 'reject'"
+    changes = [s for s in all_steps if "models approve" in str(s.get("run", ""))]
+    assert len(changes) == 2, "approve and rollback"
+    assert all(all_steps.index(publish) < all_steps.index(s) for s in changes)
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_checkouts_leave_no_token_behind(path: Path) -> None:
+    for checkout in uses(load(path.name), "actions/checkout"):
+        assert checkout["with"]["persist-credentials"] is False
 
 
 def actionlint() -> str | None:
