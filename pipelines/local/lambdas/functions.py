@@ -78,6 +78,10 @@ class Functions:
 
     def create(self, request: dict[str, Any], now: float) -> dict[str, Any]:
         name = request["FunctionName"]
+        if not request.get("Handler"):
+            raise ServiceError(
+                "InvalidParameterValueException", "A Handler is required for a .zip file archive."
+            )
         if self.database.get("function", name):
             raise ServiceError("ResourceConflictException", f"Function already exist: {name}", 409)
         zipped = base64.b64decode(request.get("Code", {}).get("ZipFile", ""))
