@@ -8,6 +8,7 @@ RegisterModel, a local Lambda for Lambda steps.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -30,6 +31,9 @@ from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import ObjectStore
 
 Job = Callable[..., JobResult]
+logger = logging.getLogger(__name__)
+FIRST_RECORD_RETRY_SECONDS = 0.5
+MAX_RECORD_RETRY_SECONDS = 10.0
 
 
 class ExecutionRecords(Protocol):
@@ -106,6 +110,13 @@ class ExecutionJournal:
             body.pop("FailureReason", None)
         self.state.save_step(self.arn, body)
 
+    def fail_unfinished(self, reason: str, end: datetime) -> None:
+        """Steps whose end could not be recorded: Failed with the execution's reason."""
+        for step in self.state.steps(self.arn):
+            if step["StepStatus"] == "Executing":
+                step.update(StepStatus="Failed", FailureReason=reason, EndTime=end.timestamp())
+                self.state.save_step(self.arn, step)
+
     def completed_steps(self) -> Mapping[str, StepOutcome]:
         return {
             s["StepName"]: StepOutcome("Succeeded", s.get("_Properties", {}), s.get("Metadata", {}))
@@ -132,6 +143,7 @@ class ExecutionRunner:
         self.layout = layout
         self._cancel: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
+        self._closing = threading.Event()
 
     def start(self, execution: dict[str, Any]) -> None:
         arn = execution["PipelineExecutionArn"]
@@ -147,6 +159,7 @@ class ExecutionRunner:
             self._cancel[arn].set()
 
     def shutdown(self) -> None:
+        self._closing.set()
         for event in self._cancel.values():
             event.set()
         for thread in self._threads.values():
@@ -164,8 +177,29 @@ class ExecutionRunner:
         )
 
     def _run(self, execution: dict[str, Any]) -> None:
+        """Run to the end and record it. A thread that cannot record (database locked for too long,
+        disk full) still ends the execution: Failed with the reason, once the database takes it."""
         arn = execution["PipelineExecutionArn"]
         cancel = self._cancel[arn]
+        journal = ExecutionJournal(self.records, arn)
+        lost = ""  # why steps may be left Executing in the records
+        try:
+            status, reason = self._execute(execution, journal, cancel)
+        except Exception as error:
+            logger.exception("execution %s could not be recorded", arn)
+            lost = f"The local SageMaker could not record this execution: {error}"
+            status, reason = "Failed", lost
+        if cancel.is_set() and status != "Succeeded":
+            status, reason = "Stopped", ""
+        delay = FIRST_RECORD_RETRY_SECONDS
+        while not self._record_end(journal, status, reason, lost):
+            if self._closing.wait(delay):
+                return  # the next start's recover() fails what is still Executing
+            delay = min(delay * 2, MAX_RECORD_RETRY_SECONDS)
+
+    def _execute(
+        self, execution: dict[str, Any], journal: ExecutionJournal, cancel: threading.Event
+    ) -> tuple[str, str]:
         context = self._context(execution)
         log_path = self.layout.execution_log(context.execution_id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,16 +211,24 @@ class ExecutionRunner:
                     execution["_Parameters"],
                     context,
                     runners.by_type(),
-                    ExecutionJournal(self.records, arn),
+                    journal,
                     lambda uri: json.loads(self.store.get_bytes(uri)),
                     cancel.is_set,
                 )
-                status, reason = result.status, result.failure_reason
             except DefinitionError as error:
-                status, reason = "Failed", f"Invalid pipeline definition: {error}"
-        if cancel.is_set() and status != "Succeeded":
-            status, reason = "Stopped", ""
-        self.records.finish_execution(arn, status, reason)
+                return "Failed", f"Invalid pipeline definition: {error}"
+        return result.status, result.failure_reason
+
+    def _record_end(self, journal: ExecutionJournal, status: str, reason: str, lost: str) -> bool:
+        """Whether the end (and, after a recording failure, each step left Executing) is saved."""
+        try:
+            if lost:
+                journal.fail_unfinished(lost, datetime.now(UTC))
+            self.records.finish_execution(journal.arn, status, reason)
+        except Exception as error:
+            logger.warning("cannot record the end of %s yet: %s", journal.arn, error)
+            return False
+        return True
 
 
 class StepRunners:

@@ -3,6 +3,12 @@
 Storing the API's own shapes keeps the protocol layer a thin pass-through and lets a restarted server
 answer exactly what it answered before. One connection, one lock: the server's threads take turns,
 and WAL mode keeps readers in other processes (the CLI, tests) consistent.
+
+Another process may hold the write lock for a while (an `sqlite3` shell in a transaction, a backup).
+A call that finds the database busy waits and retries with backoff for up to `retry_seconds`,
+without holding the connection's lock between attempts, so reads from other threads go on. What
+still cannot be done becomes a ServiceError the caller can report: busy beyond the budget, a full
+disk, a read-only state directory. A failed write is rolled back whole.
 """
 
 from __future__ import annotations
@@ -10,10 +16,21 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pipelines.local.errors import ServiceError
+
+BUSY_WAIT_SECONDS = 0.1  # SQLite's own wait per attempt, while this connection's lock is held
+RETRY_SECONDS = 30.0  # how long one call keeps retrying a busy database (boto3 waits 60 s)
+FIRST_BACKOFF_SECONDS = 0.02
+MAX_BACKOFF_SECONDS = 1.0
+# Primary result codes (https://www.sqlite.org/rescode.html); extended codes keep them in the low byte.
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_FULL = 5, 6, 8, 13
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -37,29 +54,88 @@ def public(body: Body) -> Body:
     return {k: v for k, v in body.items() if not k.startswith("_")}
 
 
+def _code(error: sqlite3.Error) -> int:
+    return int(getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _busy(error: sqlite3.Error) -> bool:
+    return _code(error) in (SQLITE_BUSY, SQLITE_LOCKED)
+
+
+def storage_failure(path: Path, error: sqlite3.Error) -> ServiceError:
+    """The API's answer when the database cannot do a call's work: a server fault (5xx) that says
+    which condition of this machine to fix."""
+    code = _code(error)
+    if code == SQLITE_FULL:
+        return ServiceError("InternalFailure", f"No space left on device: cannot write {path} ({error})", 500)
+    if code == SQLITE_READONLY:
+        return ServiceError("InternalFailure", f"Read-only file system: cannot write {path} ({error})", 500)
+    if code in (SQLITE_BUSY, SQLITE_LOCKED):
+        return ServiceError(
+            "ServiceUnavailable", f"{path} is locked by another process ({error}); try again later", 503
+        )
+    return ServiceError("InternalFailure", f"cannot use {path}: {error}", 500)
+
+
 class Database:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, retry_seconds: float = RETRY_SECONDS) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.path = path
+        self.retry_seconds = retry_seconds
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=BUSY_WAIT_SECONDS
+        )
+        self._retrying(self._prepare)
+
+    def _prepare(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
-        self._lock = threading.RLock()
+
+    def _retrying(self, attempt: Callable[[], T], hold: bool = False) -> T:
+        """`attempt()` under the lock, retried with backoff while another process keeps the database
+        busy; the lock is free between attempts. With `hold`, returns still holding the lock."""
+        deadline = time.monotonic() + self.retry_seconds
+        backoff = FIRST_BACKOFF_SECONDS
+        while True:
+            self._lock.acquire()
+            try:
+                result = attempt()
+            except sqlite3.OperationalError as error:
+                self._lock.release()
+                if not _busy(error) or time.monotonic() >= deadline:
+                    raise storage_failure(self.path, error) from error
+            except BaseException:
+                self._lock.release()
+                raise
+            else:
+                if not hold:
+                    self._lock.release()
+                return result
+            time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        """BEGIN IMMEDIATE (waiting out a busy database) ... COMMIT; any error rolls back whole."""
+        self._retrying(lambda: self._db.execute("BEGIN IMMEDIATE"), hold=True)
+        try:
+            yield self._db
             self._db.execute("COMMIT")
+        except BaseException as error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(error, sqlite3.OperationalError):
+                raise storage_failure(self.path, error) from error
+            raise
+        finally:
+            self._lock.release()
 
     def _rows(self, sql: str, *args: Any) -> list[Body]:
-        with self._lock:
-            return [json.loads(row[0]) for row in self._db.execute(sql, args).fetchall()]
+        return self._retrying(
+            lambda: [json.loads(row[0]) for row in self._db.execute(sql, args).fetchall()]
+        )
 
     # Resources: pipelines, model package groups, models, endpoint configs, endpoints, functions.
     def put(self, kind: str, name: str, body: Body, created: float) -> None:
