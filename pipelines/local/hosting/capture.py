@@ -5,21 +5,24 @@ Records and keys follow SageMaker's format so Model Monitor-style readers work u
 line with ``captureData.endpointInput`` / ``endpointOutput`` and ``eventMetadata``.
 
 Why it writes through ``store.path_for`` and appends to a file instead of putting whole objects:
-a reader (monitoring, tests, a human with ``tail -f``) sees each record as soon as it is written,
-and every line is flushed whole, so a reader never sees half a record.
+a reader (monitoring, tests, a human with ``tail -f``) sees each record as soon as it is written.
+Each record is one ``write`` of the whole line; when the disk fills, a short or failed write is cut
+back to where the file ended, so a file holds whole records only.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import json
+import os
 import random
 import threading
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 DEFAULT_CSV_TYPES = ("text/csv",)
 DEFAULT_JSON_TYPES = ("application/json",)
@@ -60,6 +63,20 @@ def encode_payload(
     return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
 
 
+def append_whole(fd: int, data: bytes) -> None:
+    """Append `data` with one write; if the disk takes only part of it (or none), cut the file back
+    to its size before, so no torn record stays, and raise."""
+    size = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        written = os.write(fd, data)
+    except OSError:
+        os.ftruncate(fd, size)
+        raise
+    if written != len(data):
+        os.ftruncate(fd, size)
+        raise OSError(errno.ENOSPC, f"No space left on device: wrote {written} of {len(data)} bytes")
+
+
 class CaptureWriter:
     """Appends sampled records for one endpoint variant; safe to call from many threads."""
 
@@ -88,7 +105,7 @@ class CaptureWriter:
         self._max_records = max_records_per_file
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
-        self._file: IO[str] | None = None
+        self._file: int | None = None  # descriptor of the open capture file
         self._file_minute: tuple[int, int, int, int, int] | None = None
         self._file_records = 0
 
@@ -115,9 +132,7 @@ class CaptureWriter:
             separators=(",", ":"),
         )
         with self._lock:
-            handle = self._file_for(when)
-            handle.write(line + "\n")
-            handle.flush()
+            append_whole(self._file_for(when), (line + "\n").encode("utf-8"))
             self._file_records += 1
         return True
 
@@ -144,7 +159,7 @@ class CaptureWriter:
             "eventVersion": "0",
         }
 
-    def _file_for(self, when: datetime) -> IO[str]:
+    def _file_for(self, when: datetime) -> int:
         """The open file for this minute (lock held). Rotates on a later minute or a full file;
         a record stamped a moment earlier than the open file (threads race) joins that file
         rather than reopening an older minute."""
@@ -158,15 +173,15 @@ class CaptureWriter:
             self._file_records = 0
         return self._file
 
-    def _open(self, moment: datetime) -> IO[str]:
+    def _open(self, moment: datetime) -> int:
         name = f"{moment:%M-%S}-{moment.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
         path = self._store.path_for(f"{self._prefix}/{moment:%Y/%m/%d/%H}/{name}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("a", encoding="utf-8")
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def _close_file(self) -> None:
         if self._file is not None:
-            self._file.close()
+            os.close(self._file)
             self._file = None
 
     def close(self) -> None:
