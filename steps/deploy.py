@@ -1,8 +1,9 @@
 """AWS Lambda handler: put an approved model package behind the real-time endpoint.
 
 Idempotent so the pipeline can re-run it safely: model and endpoint-config names derive from the
-package version and the config's settings, existing ones are reused, and an endpoint already on
-(or moving to) the wanted config is left alone. It returns at once and never waits for InService.
+model package (its ARN, so versions of different groups never share a name) and the config's
+settings, existing ones are reused, and an endpoint already on (or moving to) the wanted config is
+left alone. It returns at once and never waits for InService.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def sagemaker_name(prefix: str, suffix: str) -> str:
     digest = hashlib.sha256(full.encode("utf-8")).hexdigest()[:8]
     keep = MAX_NAME - len(suffix) - len(digest) - 1
     return f"{prefix[:keep].rstrip('-')}-{digest}{suffix}"
+
+
+def package_tag(package_arn: str, version: int) -> str:
+    """`v<version>-<8 hex digits of the ARN's sha256>`: readable, stable for one package, and
+    different for the same version number in another model package group (or account, region)."""
+    return f"v{version}-{hashlib.sha256(package_arn.encode('utf-8')).hexdigest()[:8]}"
 
 
 def _whole_number(event: dict[str, Any], key: str, default: int | None = None) -> int:
@@ -145,7 +152,7 @@ def _not_found(error: ClientError) -> bool:
 def ensure_model(
     sm: Any, name: str, role_arn: str, container: dict[str, Any], package_arn: str
 ) -> None:
-    """Create the model unless a model of that name exists (names are per package version).
+    """Create the model unless a model of that name exists (names are per model package).
 
     The package ARN travels in the container environment so that monitoring can find the
     version (and its drift baseline) behind whatever the endpoint serves."""
@@ -251,10 +258,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
         reason = f"model package {arn} is {status}, not Approved"
         log(f"skipped: {reason}")
         return {**result, "action": "skipped", "reason": reason}
-    version = package["ModelPackageVersion"]
-    model_name = sagemaker_name(endpoint, f"-v{version}")
+    tag = package_tag(package["ModelPackageArn"], package["ModelPackageVersion"])
+    model_name = sagemaker_name(endpoint, f"-{tag}")
     request = endpoint_config_request(settings, model_name)
-    config_name = sagemaker_name(endpoint, f"-v{version}-{settings_digest(request)}")
+    config_name = sagemaker_name(endpoint, f"-{tag}-{settings_digest(request)}")
     container = package["InferenceSpecification"]["Containers"][0]
     ensure_model(sm, model_name, settings["role_arn"], container, arn)
     ensure_endpoint_config(sm, config_name, request)

@@ -24,6 +24,7 @@ from pipelines import REPO_ROOT, cli, demo_drift
 from pipelines.aws import LOCAL_CREDENTIALS, Clients
 from pipelines.local import daemon
 from pipelines.settings import load_settings
+from steps import deploy
 
 pytestmark = pytest.mark.e2e
 ENDPOINT = "sentiment-classifier"
@@ -188,6 +189,7 @@ def test_approving_a_pending_version_deploys_it_with_no_failed_request(local: Lo
     pending = local.packages()[-1]
     assert pending["ModelApprovalStatus"] == "PendingManualApproval"
     version = pending["ModelPackageVersion"]
+    tag = deploy.package_tag(pending["ModelPackageArn"], version)
 
     results: list[str] = []
     stop = threading.Event()
@@ -208,7 +210,7 @@ def test_approving_a_pending_version_deploys_it_with_no_failed_request(local: Lo
     try:
         assert local.cli("models", "approve", str(version)) == 0
         wait_until(
-            lambda: f"-v{version}-" in local.endpoint().get("EndpointConfigName", "")
+            lambda: f"-{tag}-" in local.endpoint().get("EndpointConfigName", "")
             and local.endpoint()["EndpointStatus"] == "InService",
             timeout=90, what=f"the endpoint to serve v{version}",
         )

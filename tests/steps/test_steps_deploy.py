@@ -33,15 +33,19 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
 
 
+OTHER_GROUP = "another-project"
+
+
 @pytest.fixture
 def sm() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("sagemaker")
         client.create_model_package_group(ModelPackageGroupName=GROUP)
+        client.create_model_package_group(ModelPackageGroupName=OTHER_GROUP)
         yield client
 
 
-def register(sm: Any, status: str = "Approved", baseline: str = "") -> str:
+def register(sm: Any, status: str = "Approved", baseline: str = "", group: str = GROUP) -> str:
     extra: dict[str, Any] = {}
     if baseline:
         extra["DriftCheckBaselines"] = {"ModelDataQuality": {
@@ -51,7 +55,7 @@ def register(sm: Any, status: str = "Approved", baseline: str = "") -> str:
         }}
     arn: str = sm.create_model_package(
         **extra,
-        ModelPackageGroupName=GROUP,
+        ModelPackageGroupName=group,
         InferenceSpecification={
             "Containers": [
                 {"Image": IMAGE, "ModelDataUrl": MODEL_DATA, "Environment": ENVIRONMENT}
@@ -81,8 +85,9 @@ def test_creates_model_config_and_endpoint(sm: Any) -> None:
     arn = register(sm)
     result = deploy.handler(event(arn, instance_count="2", capture_percentage="25"), None)
     assert result["action"] == "created"
-    assert result["model_name"] == f"{ENDPOINT}-v1"
-    assert re.fullmatch(rf"{ENDPOINT}-v1-[0-9a-f]{{8}}", result["endpoint_config_name"])
+    assert result["model_name"] == f"{ENDPOINT}-{deploy.package_tag(arn, 1)}"
+    assert re.fullmatch(rf"{ENDPOINT}-v1-[0-9a-f]{{8}}", result["model_name"])
+    assert re.fullmatch(rf"{result['model_name']}-[0-9a-f]{{8}}", result["endpoint_config_name"])
     assert result["model_package_arn"] == arn and result["endpoint_name"] == ENDPOINT
     assert all(isinstance(value, str) for value in result.values())
 
@@ -121,6 +126,37 @@ def test_second_call_is_unchanged_and_creates_nothing(sm: Any) -> None:
     assert len(sm.list_endpoint_configs()["EndpointConfigs"]) == 1
     assert len(sm.list_endpoints()["Endpoints"]) == 1
     assert sm.describe_model(ModelName=first["model_name"])["CreationTime"] == created
+
+
+def test_the_same_version_of_another_group_never_takes_this_groups_names(
+    sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another project's v1 deployed to our endpoint first: ours still gets a model and a config of
+    its own, and the endpoint is moved to them instead of being reported "unchanged"."""
+    theirs, ours = register(sm, group=OTHER_GROUP), register(sm)
+    assert theirs.rsplit("/", 1)[-1] == ours.rsplit("/", 1)[-1] == "1"
+    first = deploy.handler(event(theirs), None)
+    updates: list[dict[str, Any]] = []
+    monkeypatch.setattr(deploy.boto3, "client", lambda *args, **kwargs: sm)
+    monkeypatch.setattr(sm, "update_endpoint", lambda **request: updates.append(request))  # moto lacks it
+    second = deploy.handler(event(ours), None)
+    assert second["action"] == "updated", second
+    assert second["model_name"] != first["model_name"]
+    assert second["endpoint_config_name"] != first["endpoint_config_name"]
+    assert updates == [{"EndpointName": ENDPOINT, "EndpointConfigName": second["endpoint_config_name"]}]
+    model = sm.describe_model(ModelName=second["model_name"])
+    assert model["PrimaryContainer"]["Environment"]["MODEL_PACKAGE_ARN"] == ours
+    config = sm.describe_endpoint_config(EndpointConfigName=second["endpoint_config_name"])
+    assert config["ProductionVariants"][0]["ModelName"] == second["model_name"]
+
+
+def test_package_tags_differ_by_arn_and_fit_in_a_name() -> None:
+    mine = "arn:aws:sagemaker:us-east-1:123456789012:model-package/sentiment-classifier/2"
+    theirs = "arn:aws:sagemaker:us-east-1:123456789012:model-package/other/2"
+    assert deploy.package_tag(mine, 2) == deploy.package_tag(mine, 2)
+    assert deploy.package_tag(mine, 2) != deploy.package_tag(theirs, 2)
+    name = deploy.sagemaker_name("e" * 63, f"-{deploy.package_tag(mine, 2)}-0123abcd")
+    assert len(name) == 63 and re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", name)
 
 
 def test_unapproved_package_is_skipped(sm: Any) -> None:
@@ -174,6 +210,7 @@ def test_bad_events_are_rejected(overrides: dict[str, Any], message: str) -> Non
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/sentiment-classifier/3"
+MODEL_NAME = f"{ENDPOINT}-{deploy.package_tag(PACKAGE_ARN, 3)}"
 
 
 def stubbed_client(monkeypatch: pytest.MonkeyPatch, config_name: str) -> Stubber:
@@ -202,11 +239,11 @@ def stubbed_client(monkeypatch: pytest.MonkeyPatch, config_name: str) -> Stubber
     stubber.add_response(
         "describe_model",
         {
-            "ModelName": f"{ENDPOINT}-v3",
+            "ModelName": MODEL_NAME,
             "CreationTime": NOW,
             "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m",
         },
-        {"ModelName": f"{ENDPOINT}-v3"},
+        {"ModelName": MODEL_NAME},
     )
     stubber.add_client_error(
         "describe_endpoint_config",
@@ -237,8 +274,8 @@ def describe_endpoint_response(config: str, pending: str | None = None) -> dict[
 
 def expected_config_name(overrides: dict[str, Any]) -> str:
     settings = deploy.read_event(event(PACKAGE_ARN, **overrides))
-    request = deploy.endpoint_config_request(settings, f"{ENDPOINT}-v3")
-    return f"{ENDPOINT}-v3-{deploy.settings_digest(request)}"
+    request = deploy.endpoint_config_request(settings, MODEL_NAME)
+    return f"{MODEL_NAME}-{deploy.settings_digest(request)}"
 
 
 @pytest.mark.parametrize("alarms", [[], ["sentiment-5xx", "sentiment-latency"]])
