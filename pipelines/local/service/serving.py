@@ -113,11 +113,12 @@ class Serving:
             serving = endpoint.get("_Serving")
             name = endpoint["EndpointName"]
             if not serving:
-                self.records.set_endpoint(
-                    name,
-                    EndpointStatus="Failed",
-                    FailureReason="The local SageMaker server stopped before the endpoint was created.",
-                )
+                if endpoint["EndpointStatus"] != "Failed":  # a Failed one keeps its own reason
+                    self.records.set_endpoint(
+                        name,
+                        EndpointStatus="Failed",
+                        FailureReason="The local SageMaker server stopped before the endpoint was created.",
+                    )
                 continue
             config = self.records.endpoint_config(serving)
             status, reason = self.processes.restore(
