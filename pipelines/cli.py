@@ -22,6 +22,7 @@ from botocore.exceptions import (
 
 from pipelines import REPO_ROOT, executions
 from pipelines.aws import Clients
+from pipelines.local.daemon import ServerNotStarted
 from pipelines.settings import Settings, SettingsError, load_settings
 
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
@@ -401,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         EndpointConnectionError,
         FileNotFoundError,
         ValueError,
+        ServerNotStarted,
     ) as error:
         print(f"error: {_explain(error)}", file=sys.stderr)
         return 2

@@ -22,6 +22,10 @@ from pipelines.local.layout import StateLayout
 START_TIMEOUT = 30.0
 
 
+class ServerNotStarted(RuntimeError):
+    """The server could not be started; the message says why."""
+
+
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
@@ -45,8 +49,12 @@ def ensure_running(state_dir: Path, port: int = 0) -> str:
     if info:
         return str(info["url"])
     layout = StateLayout(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with layout.server_log.open("a") as log:
+    try:  # a read-only state directory cannot even hold the server's log
+        state_dir.mkdir(parents=True, exist_ok=True)
+        log = layout.server_log.open("a")
+    except OSError as error:
+        raise ServerNotStarted(f"cannot start the local SageMaker server in {state_dir}: {error}") from None
+    with log:
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -72,7 +80,7 @@ def ensure_running(state_dir: Path, port: int = 0) -> str:
             break
         time.sleep(0.1)
     tail = layout.server_log.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"the local SageMaker server did not start; its log ends:\n{tail}")
+    raise ServerNotStarted(f"the local SageMaker server did not start; its log ends:\n{tail}")
 
 
 def stop(state_dir: Path, timeout: float = 20.0) -> bool:

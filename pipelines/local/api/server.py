@@ -158,7 +158,11 @@ def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return serve(args.state_dir.resolve(), args.port, args.region)
+    try:
+        return serve(args.state_dir.resolve(), args.port, args.region)
+    except (OSError, ServiceError) as error:  # a read-only or full state directory, a busy port
+        print(f"cannot start the local SageMaker server in {args.state_dir}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
