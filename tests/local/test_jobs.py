@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tarballs import tar_gz
 from waiting import wait_until
 
 from pipelines.local.jobs.images import local_sklearn_release
@@ -40,16 +41,6 @@ def work_dir(tmp_path: Path) -> Path:
 
 def _script(source: str) -> bytes:
     return textwrap.dedent(source).encode()
-
-
-def _targz(files: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 def _alive(pid: int) -> bool:
@@ -372,7 +363,7 @@ def _training_request(
     store: ObjectStore, script: bytes, *, max_runtime: int = 3600
 ) -> dict[str, Any]:
     """A request shaped like tests/local/data/sdk-definition.json's Train step, resolved."""
-    store.put_bytes(f"{BUCKET}/code/abc/sourcedir.tar.gz", _targz({"train.py": script}))
+    store.put_bytes(f"{BUCKET}/code/abc/sourcedir.tar.gz", tar_gz({"train.py": script}))
     return {
         "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": LOCAL_IMAGE},
         "HyperParameters": {

@@ -32,6 +32,7 @@ from waiting import wait_until
 from pipelines import REPO_ROOT, cli
 from pipelines.aws import LOCAL_CREDENTIALS
 from pipelines.local import daemon
+from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.storage.objects import ObjectStore
 
 DATA_DIR = REPO_ROOT / "data"
@@ -43,6 +44,9 @@ ENDPOINT = "sentiment-classifier"
 TERMINAL = ("Succeeded", "Failed", "Stopped")
 IN_PROGRESS = ("Executing", "Stopping", "Creating", "Updating", "SystemUpdating", "RollingBack")
 STOP_SECONDS = 30.0
+LOCAL_IMAGE = (  # the scikit-learn image whose release is installed here
+    f"683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:{local_sklearn_release()}-1-cpu-py3"
+)
 T = TypeVar("T")
 
 
@@ -241,6 +245,35 @@ def deployed_local(state_dir: Path) -> Local:
         assert result.code == 0, (args, result.out[-3000:], result.err[-3000:])
     wait_until(local.in_service, 120, "the first endpoint to be InService")
     return local
+
+
+def script_step(name: str, code_uri: str, environment: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Processing step that runs the one Python script stored at code_uri."""
+    code_dir = "/opt/ml/processing/input/code"
+    arguments: dict[str, Any] = {
+        "ProcessingResources": {
+            "ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1}
+        },
+        "AppSpecification": {
+            "ImageUri": LOCAL_IMAGE,
+            "ContainerEntrypoint": ["python3", f"{code_dir}/{code_uri.rsplit('/', 1)[-1]}"],
+        },
+        "RoleArn": "arn:aws:iam::000000000000:role/local-sagemaker",
+        "ProcessingInputs": [
+            {
+                "InputName": "code",
+                "S3Input": {
+                    "S3Uri": code_uri,
+                    "LocalPath": code_dir,
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                },
+            }
+        ],
+    }
+    if environment:
+        arguments["Environment"] = environment
+    return {"Name": name, "Type": "Processing", "Arguments": arguments}
 
 
 # --- HTTP ------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 
 from pipelines.local import daemon
-from pipelines.local.jobs.images import local_sklearn_release
 
 from .support import (
     BUCKET,
@@ -40,13 +39,11 @@ from .support import (
     processes_with,
     reap,
     rebuild_artifact,
+    script_step,
     wait_until,
 )
 
 pytestmark = pytest.mark.e2e
-LOCAL_IMAGE = (
-    f"683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:{local_sklearn_release()}-1-cpu-py3"
-)
 SLOW_LOAD_SECONDS = 50  # under hosting's 60 s health timeout: the update is still in progress
 LOAD_THREADS = 4
 LOAD_LIMIT_SECONDS = 300  # no load thread runs longer than this, whatever happens
@@ -330,31 +327,7 @@ def test_kill9_during_a_job_leaves_no_job_process_running(local: Local, tmp_path
     script.write_text("import time\ntime.sleep(120)\n")
     code_uri = f"s3://{BUCKET}/reliability/sleeper/sleeper.py"
     local.store.put_file(code_uri, script)
-    step = {
-        "Name": "Sleep",
-        "Type": "Processing",
-        "Arguments": {
-            "ProcessingResources": {
-                "ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1}
-            },
-            "AppSpecification": {
-                "ImageUri": LOCAL_IMAGE,
-                "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/sleeper.py"],
-            },
-            "RoleArn": "arn:aws:iam::000000000000:role/local-sagemaker",
-            "ProcessingInputs": [
-                {
-                    "InputName": "code",
-                    "S3Input": {
-                        "S3Uri": code_uri,
-                        "LocalPath": "/opt/ml/processing/input/code",
-                        "S3DataType": "S3Prefix",
-                        "S3InputMode": "File",
-                    },
-                }
-            ],
-        },
-    }
+    step = script_step("Sleep", code_uri)
     definition = {"Version": "2020-12-01", "Parameters": [], "Steps": [step]}
     sm = local.client("sagemaker")
     sm.create_pipeline(

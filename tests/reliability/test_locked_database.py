@@ -20,6 +20,7 @@ from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.storage.database import Database
 
 from .machine import LockHolder
+from .support import script_step
 
 BUCKET = "s3://reliability/locked"
 HOLD_SECONDS = 8.0  # longer than SQLite's default 5 s busy timeout, which once killed the thread
@@ -43,30 +44,8 @@ def service(tmp_path: Path) -> Iterator[LocalSageMaker]:
 
 def definition(marker: Path) -> str:
     """A Processing step that waits for `marker`, then a Condition step after it."""
-    wait = {
-        "ProcessingResources": {
-            "ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1}
-        },
-        "AppSpecification": {
-            "ImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2",
-            "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/wait.py"],
-        },
-        "RoleArn": "arn:aws:iam::123456789012:role/sm",
-        "Environment": {"MARKER": str(marker)},
-        "ProcessingInputs": [
-            {
-                "InputName": "code",
-                "S3Input": {
-                    "S3Uri": f"{BUCKET}/wait.py",
-                    "LocalPath": "/opt/ml/processing/input/code",
-                    "S3DataType": "S3Prefix",
-                    "S3InputMode": "File",
-                },
-            }
-        ],
-    }
     steps = [
-        {"Name": "Wait", "Type": "Processing", "Arguments": wait},
+        script_step("Wait", f"{BUCKET}/wait.py", {"MARKER": str(marker)}),
         {"Name": "After", "Type": "Condition", "DependsOn": ["Wait"], "Arguments": {"Conditions": []}},
     ]
     return json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": steps})

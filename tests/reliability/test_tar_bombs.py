@@ -7,12 +7,12 @@ and the server restarts afterwards with nothing to clean up.
 from __future__ import annotations
 
 import io
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tarballs import tar_gz
 from waiting import wait_until
 
 from pipelines.local.jobs.training import run_training_job
@@ -32,16 +32,6 @@ def files_under(folder: Path) -> list[Path]:
     return sorted(path for path in folder.rglob("*") if not path.is_dir()) if folder.exists() else []
 
 
-def tar_of(files: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
-
-
 def test_a_bomb_is_refused_from_its_headers_before_anything_is_written(tmp_path: Path) -> None:
     bomb = tar_bomb(tmp_path / "model.tar.gz", GIB)
     assert bomb.stat().st_size < 2_000_000
@@ -52,7 +42,7 @@ def test_a_bomb_is_refused_from_its_headers_before_anything_is_written(tmp_path:
 
 def test_too_many_members_are_refused(tmp_path: Path) -> None:
     archive = tmp_path / "many.tar.gz"
-    archive.write_bytes(tar_of({f"f{i}": b"" for i in range(MAX_MEMBERS + 1)}))
+    archive.write_bytes(tar_gz({f"f{i}": b"" for i in range(MAX_MEMBERS + 1)}))
     with pytest.raises(UnsafeArchive, match=f"more than {MAX_MEMBERS} files and folders"):
         extract_tar(archive, tmp_path / "out" / "model")
     assert files_under(tmp_path / "out") == []
@@ -71,7 +61,7 @@ def test_a_disk_that_fills_during_unpacking_leaves_no_partial_files(
 ) -> None:
     """As if another process took the space between the check and the writes."""
     archive = tmp_path / "model.tar.gz"
-    archive.write_bytes(tar_of({"a.bin": bytes(3 << 20), "b.bin": bytes(3 << 20)}))
+    archive.write_bytes(tar_gz({"a.bin": bytes(3 << 20), "b.bin": bytes(3 << 20)}))
     with tmpfs(tmp_path / "disk", "8m") as disk:
         filler = fill(disk)
         filler.write_bytes(bytes(3 << 20))  # leaves room for a.bin, not for b.bin
@@ -145,7 +135,7 @@ def invoke(local: Local, endpoint: str) -> Any:
 @pytest.mark.e2e
 def test_endpoints_refuse_a_bomb_and_the_server_restarts_cleanly(server: Local, tmp_path: Path) -> None:
     sm = server.client("sagemaker")
-    good = put_model(server, "good", tar_of({"model.txt": b"v1", "code/inference.py": STUB_INFERENCE}))
+    good = put_model(server, "good", tar_gz({"model.txt": b"v1", "code/inference.py": STUB_INFERENCE}))
     bomb = put_model(server, "bomb", tar_bomb(tmp_path / "bomb.tar.gz", GIB).read_bytes())
 
     sm.create_endpoint(EndpointName="fresh", EndpointConfigName=bomb)
