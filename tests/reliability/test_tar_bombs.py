@@ -21,7 +21,7 @@ from pipelines.local.storage.archives import MAX_MEMBERS, UnsafeArchive, extract
 from pipelines.local.storage.objects import ObjectStore
 
 from .machine import fill, tar_bomb, tmpfs
-from .support import Local, kill_leftovers, post_json
+from .support import LOCAL_IMAGE, Local, kill_leftovers, post_json
 
 GIB = 1 << 30
 STUB_INFERENCE = (Path(__file__).parents[1] / "local" / "data" / "stub_inference.py").read_bytes()
@@ -77,7 +77,7 @@ def test_a_training_job_with_a_bomb_as_its_source_fails_with_the_reason(tmp_path
     store.put_file(source, tar_bomb(tmp_path / "sourcedir.tar.gz", GIB, member="train.py"))
     store.put_bytes(f"{BUCKET}/train/train.csv", b"review_text,sentiment\n")
     request = {
-        "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "sklearn:1.4-2"},
+        "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": LOCAL_IMAGE},
         "HyperParameters": {"sagemaker_program": "train.py", "sagemaker_submit_directory": source},
         "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
             "S3DataType": "S3Prefix", "S3Uri": f"{BUCKET}/train", "S3DataDistributionType": "FullyReplicated",
