@@ -20,7 +20,7 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from pipelines import REPO_ROOT, executions
+from pipelines import REPO_ROOT, executions, step_table
 from pipelines.aws import Clients
 from pipelines.local.daemon import ServerNotStarted
 from pipelines.settings import Settings, SettingsError, load_settings
@@ -106,7 +106,8 @@ def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
     say(f"started {arn}")
     if not args.wait:
         return 0
-    status = executions.wait_for(sm, arn, say, timeout=args.timeout)
+    with step_table.execution_view(say) as view:
+        status = executions.wait_for(sm, arn, say, timeout=args.timeout, view=view)
     if status != "Succeeded":
         return 1
     endpoint = executions.deployed_endpoint(executions.list_steps(sm, arn))
@@ -129,7 +130,7 @@ def _execution_arn(settings: Settings, sm: Any, given: str | None) -> str:
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     sm = Clients(settings).sagemaker
     execution, steps = executions.describe(sm, _execution_arn(settings, sm, args.execution))
-    say(executions.execution_summary(execution, steps))
+    step_table.show_summary(execution, steps, say)
     return 0 if execution["PipelineExecutionStatus"] != "Failed" else 1
 
 

@@ -1,4 +1,4 @@
-"""Start executions, follow them, and show their steps as a table.
+"""Start executions and follow them; `step_table` shows their steps.
 
 Only SageMaker API calls are used (Start/Describe/ListPipelineExecution*), so the same code follows a
 run on AWS and on the local SageMaker.
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
-TERMINAL = {"Succeeded", "Failed", "Stopped"}
+from pipelines.step_table import TERMINAL, ExecutionView, PlainView
+
 Say = Callable[[str], None]
 
 
@@ -43,84 +43,30 @@ def list_steps(sm: Any, execution_arn: str) -> list[dict[str, Any]]:
     return steps
 
 
-def _duration(step: Mapping[str, Any]) -> str:
-    start, end = step.get("StartTime"), step.get("EndTime")
-    if not isinstance(start, datetime):
-        return ""
-    end = end if isinstance(end, datetime) else datetime.now(start.tzinfo)
-    return f"{(end - start).total_seconds():.1f}s"
-
-
-def _detail(step: Mapping[str, Any]) -> str:
-    if step.get("FailureReason"):
-        return " ".join(str(step["FailureReason"]).split())
-    metadata = step.get("Metadata", {})
-    if "Condition" in metadata:
-        return f"outcome: {metadata['Condition'].get('Outcome')}"
-    if "RegisterModel" in metadata:
-        return str(metadata["RegisterModel"].get("Arn", ""))
-    if "Lambda" in metadata:
-        outputs = {
-            o["Name"]: o.get("Value") for o in metadata["Lambda"].get("OutputParameters", [])
-        }
-        return f"{outputs.get('action', '')} {outputs.get('endpoint_name', '')}".strip()
-    return ""
-
-
-def steps_table(steps: list[dict[str, Any]]) -> str:
-    """A fixed-width table: step, status, duration, detail (failure reason or outcome)."""
-    rows = [("STEP", "STATUS", "TIME", "DETAIL")]
-    rows += [
-        (s["StepName"], s.get("StepStatus", ""), _duration(s), _detail(s))
-        for s in sorted(steps, key=lambda s: s.get("StartTime") or datetime.max)
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
-        + "  "
-        + row[3]
-        for row in rows
-    )
-
-
 def describe(sm: Any, execution_arn: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return sm.describe_pipeline_execution(PipelineExecutionArn=execution_arn), list_steps(
         sm, execution_arn
     )
 
 
-def execution_summary(execution: Mapping[str, Any], steps: list[dict[str, Any]]) -> str:
-    status = execution.get("PipelineExecutionStatus", "")
-    lines = [f"execution {execution['PipelineExecutionArn']}: {status}"]
-    if execution.get("FailureReason"):
-        lines.append(f"reason: {' '.join(str(execution['FailureReason']).split())}")
-    lines.append(steps_table(steps))
-    return "\n".join(lines)
-
-
 def wait_for(
-    sm: Any, execution_arn: str, say: Say, poll_seconds: float = 2.0, timeout: float = 3600
+    sm: Any, execution_arn: str, say: Say, poll_seconds: float = 2.0, timeout: float = 3600,
+    view: ExecutionView | None = None,
 ) -> str:
-    """Poll until the execution ends, printing the step table whenever it changes.
+    """Poll until the execution ends, showing its steps in `view` (default: plain lines via `say`).
 
     Polling starts at 0.2 s and backs off to `poll_seconds`: short local runs end promptly,
     long cloud runs are not hammered."""
+    shown = view or PlainView(say)
     deadline = time.monotonic() + timeout
-    shown = ""
     interval = 0.2
     while True:
         execution, steps = describe(sm, execution_arn)
         status = str(execution["PipelineExecutionStatus"])
-        progress = [(s["StepName"], s.get("StepStatus")) for s in steps]
-        if repr(progress) != shown:
-            shown = repr(progress)
-            say(f"[{datetime.now():%H:%M:%S}] {status}\n{steps_table(steps)}\n")
-        if status in TERMINAL:
-            say(execution_summary(execution, steps))
+        if status in TERMINAL or time.monotonic() > deadline:
+            shown.finish(execution, steps)
             return status
-        if time.monotonic() > deadline:
-            say(f"gave up waiting after {timeout:.0f}s; the execution is still {status}")
-            return status
+        shown.update(execution, steps)
         time.sleep(interval)
         interval = min(poll_seconds, interval * 1.5)
 

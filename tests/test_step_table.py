@@ -1,0 +1,168 @@
+"""What `start --wait` and `status` print: a live table on a terminal, plain lines through a pipe."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyte
+import pytest
+
+from pipelines import step_table
+
+SCRIPT = Path(__file__).parent / "data" / "scripted_execution.py"
+COLUMNS, LINES = 140, 40
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+ARN = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/e1"
+
+
+def run_script(outcome: str, stdout: int, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+    inherited = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    env = {**inherited, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(LINES),
+           **extra_env}
+    return subprocess.Popen([sys.executable, str(SCRIPT), outcome], stdout=stdout,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+
+def in_terminal(outcome: str, **extra_env: str) -> tuple[int, bytes]:
+    """Run the script with a pseudo-terminal as its stdout; return its exit code and raw output."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
+    process = run_script(outcome, follower, extra_env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the follower side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return process.wait(timeout=60), b"".join(chunks)
+
+
+def screen_of(raw: bytes) -> pyte.Screen:
+    """What a terminal shows after `raw` has been written to it."""
+    screen = pyte.Screen(COLUMNS, LINES)
+    pyte.ByteStream(screen).feed(raw)
+    return screen
+
+
+def shown_lines(screen: pyte.Screen) -> list[str]:
+    return [line.rstrip() for line in screen.display if line.strip()]
+
+
+def test_a_terminal_gets_one_table_redrawn_in_place_with_colours() -> None:
+    code, raw = in_terminal("succeed")
+    assert code == 0
+    assert raw.count(b"\x1b[1A") > 0, "the table was never redrawn in place"
+    screen = screen_of(raw)
+    lines = shown_lines(screen)
+    assert sum(line.startswith("STEP") for line in lines) == 1, lines
+    assert lines[0].startswith("demo execution abc123") and "Succeeded" in lines[0]
+    assert lines[-1] == "Succeeded in 12.0s"
+    rows = {line.split()[0]: line.split() for line in lines if line.split()[0] in
+            ("Preprocess", "Train", "Evaluate")}
+    assert rows["Preprocess"][:4] == ["Preprocess", "Succeeded", "1.0s", "cached"]
+    assert rows["Train"][:4] == ["Train", "Succeeded", "8.0s", "2"]
+    colours = {char.fg for row in screen.buffer.values() for char in row.values()}
+    assert "green" in colours
+
+
+def test_a_terminal_shows_a_failure_once_with_each_problem_on_its_line() -> None:
+    code, raw = in_terminal("fail")
+    assert code == 1
+    lines = shown_lines(screen_of(raw))
+    assert sum(line.startswith("STEP") for line in lines) == 1, lines
+    assert lines[-3:] == [
+        "Failed after 12.0s at step Preprocess:",
+        "  train.csv: line 1: missing column 'sentiment'; found columns ['review_text']",
+        "  test.csv: line 2: sentiment must be 0 or 1, found '2'",
+    ]
+
+
+def test_no_color_keeps_the_live_table_without_colours() -> None:
+    code, raw = in_terminal("succeed", NO_COLOR="1")
+    assert code == 0
+    screen = screen_of(raw)
+    assert sum(line.startswith("STEP") for line in shown_lines(screen)) == 1
+    colours = {char.fg for row in screen.buffer.values() for char in row.values()}
+    assert colours == {"default"}
+
+
+def test_a_pipe_gets_plain_lines_one_per_change_and_the_table_once() -> None:
+    process = run_script("succeed", subprocess.PIPE, {})
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    text = out.decode()
+    assert step_table.CONTROL.search(text.replace("\n", "")) is None
+    changes = [line.split(None, 1)[1].split() for line in text.splitlines()[:6]]
+    assert changes == [
+        ["Preprocess", "Executing"], ["Preprocess", "Succeeded", "1.0s", "cached"],
+        ["Train", "Executing"], ["Train", "Succeeded", "8.0s", "attempt", "2"],
+        ["Evaluate", "Executing"], ["Evaluate", "Succeeded", "3.0s"],
+    ]
+    assert text.count("STEP ") == 1
+    assert text.rstrip().splitlines()[-1] == "Succeeded in 12.0s"
+
+
+def step(name: str, status: str, **extra: Any) -> dict[str, Any]:
+    return {"StepName": name, "StepStatus": status, "StartTime": NOW - timedelta(seconds=5),
+            **extra}
+
+
+def test_plain_table_has_cache_and_attempt_columns() -> None:
+    steps = [
+        step("Preprocess", "Succeeded", EndTime=NOW - timedelta(seconds=4), AttemptCount=1,
+             CacheHitResult={"SourcePipelineExecutionArn": ARN}),
+        step("Train", "Executing", AttemptCount=3),
+    ]
+    assert step_table.plain_table(steps, NOW).splitlines() == [
+        "STEP        STATUS     TIME  CACHE   ATTEMPTS  DETAIL",
+        "Preprocess  Succeeded  1.0s  cached  1",
+        "Train       Executing  5.0s          3",
+    ]
+
+
+def test_a_running_step_and_execution_show_their_elapsed_time() -> None:
+    execution = {"PipelineExecutionArn": ARN, "PipelineExecutionStatus": "Executing",
+                 "CreationTime": NOW - timedelta(seconds=125)}
+    assert step_table.execution_elapsed(execution, NOW) == "2m05s"
+    assert step_table.plain_table([step("Train", "Executing")], NOW).splitlines()[1].split()[2] == "5.0s"
+
+
+def test_outcome_names_the_failed_step_and_why() -> None:
+    execution = {"PipelineExecutionArn": ARN, "PipelineExecutionStatus": "Failed",
+                 "CreationTime": NOW - timedelta(seconds=9), "LastModifiedTime": NOW}
+    failed = step("AccuracyTooLow", "Failed",
+                  FailureReason="Model accuracy 0.725 is not above the threshold 0.8")
+    assert step_table.outcome_lines(execution, [failed], NOW) == [
+        "Failed after 9.0s at step AccuracyTooLow: "
+        "Model accuracy 0.725 is not above the threshold 0.8"
+    ]
+
+
+def test_outcome_falls_back_to_the_execution_reason() -> None:
+    execution = {"PipelineExecutionArn": ARN, "PipelineExecutionStatus": "Failed",
+                 "CreationTime": NOW - timedelta(seconds=2), "LastModifiedTime": NOW,
+                 "FailureReason": "The local SageMaker server stopped."}
+    assert step_table.outcome_lines(execution, [], NOW) == [
+        "Failed after 2.0s: The local SageMaker server stopped."
+    ]
+
+
+@pytest.mark.parametrize("reason", ["bad\x1b[31m red", "bad\r\x07 bell", "bad\x9b1A up"])
+def test_service_text_cannot_inject_control_characters(reason: str) -> None:
+    row = step_table.StepRow.of(step("X", "Failed", FailureReason=reason), NOW)
+    assert row.detail[0].startswith("bad")
+    assert not any(step_table.CONTROL.search(text) for text in [*row.detail, row.cell])
