@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -200,13 +201,18 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def shown_accuracy(value: float) -> str:
+    """Three decimals, cut rather than rounded: as steps/evaluate.py writes it for the Fail message."""
+    return str(Decimal(repr(value)).quantize(Decimal("0.001"), rounding=ROUND_DOWN))
+
+
 def _accuracy(clients: Clients, package_arn: str) -> str:
     """The test accuracy recorded with a version, read from its ModelMetrics evaluation.json."""
     package = clients.sagemaker.describe_model_package(ModelPackageName=package_arn)
     uri = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
     try:
         report = json.loads(clients.storage.get_bytes(uri)) if uri else {}
-        return f"{report['binary_classification_metrics']['accuracy']['value']:.3f}"
+        return shown_accuracy(float(report["binary_classification_metrics"]["accuracy"]["value"]))
     except (KeyError, ValueError, ClientError):
         return "  n/a"
 

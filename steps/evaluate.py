@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -57,6 +58,18 @@ def load_test_data(path: Path) -> tuple[list[str], list[int]]:
     return frame[TEXT].tolist(), labels.astype(int).tolist()
 
 
+def shown(value: float) -> str:
+    """A metric as messages show it: three decimals, cut rather than rounded, so that an accuracy
+    just under the threshold never reads as equal to it (`models list` shows it the same way)."""
+    return str(Decimal(repr(value)).quantize(Decimal("0.001"), rounding=ROUND_DOWN))
+
+
+def summarise(report: dict[str, Any]) -> dict[str, str]:
+    """summary.json: the figures people read in messages (the Fail step's), beside the full
+    values that evaluation.json keeps for the condition and the registry."""
+    return {"accuracy": shown(report["binary_classification_metrics"]["accuracy"]["value"])}
+
+
 def _metric(value: float | str) -> dict[str, float | str]:
     return {"value": value, "standard_deviation": NAN}
 
@@ -93,6 +106,7 @@ def run(base: Path) -> dict[str, Any]:
     target = base / "processing" / "evaluation" / "evaluation.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    target.with_name("summary.json").write_text(json.dumps(summarise(report)), encoding="utf-8")
     print(f"evaluated {len(texts)} test rows; wrote {target}")
     print(json.dumps(report["binary_classification_metrics"], indent=2))
     return report

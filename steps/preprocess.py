@@ -35,6 +35,9 @@ CSV_FIELD_LIMIT = 2**31 - 1
 # Bytes decoded at a time: what memory is bounded by, besides the row digests.
 CHUNK_BYTES = 1 << 18
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# SageMaker keeps the first 1,024 bytes of output/message as the job's (and step's) FailureReason.
+MESSAGE_BYTES = 1024
+CUT = "…"
 
 
 class DataError(Exception):
@@ -293,6 +296,30 @@ def discard(targets: Iterable[Path], new_folders: Iterable[Path]) -> None:
             folder.rmdir()
 
 
+def shortened(text: str, size: int) -> str:
+    """`text` in at most `size` UTF-8 bytes, marked where it was cut."""
+    data = text.encode()
+    if len(data) <= size:
+        return text
+    room = max(0, size - len(CUT.encode()))
+    return data[:room].decode("utf-8", errors="ignore") + CUT
+
+
+def failure_message(problems: list[str], limit: int = MESSAGE_BYTES) -> str:
+    """The problems one per line, each shortened as needed so that all of them fit in `limit`
+    bytes: a long first problem must not push the second out of the FailureReason.
+
+    The shortest problems are given their full length first; the rest share what is left."""
+    lines = [" ".join(problem.split()) for problem in problems]
+    room = limit - (len(lines) - 1)  # the newlines between them
+    sizes = [len(line.encode()) for line in lines]
+    budget = [0] * len(lines)
+    for placed, index in enumerate(sorted(range(len(lines)), key=sizes.__getitem__)):
+        budget[index] = min(sizes[index], room // (len(lines) - placed))
+        room -= budget[index]
+    return "\n".join(shortened(line, size) for line, size in zip(lines, budget, strict=True))
+
+
 def write_message(base: Path, message: str) -> None:
     """Hand the reason to SageMaker, which shows output/message as the job's FailureReason."""
     target = base / "output" / "message"
@@ -324,7 +351,7 @@ def run(base: Path) -> None:
             errors.append(str(exc))
     if errors:
         discard(targets.values(), new_folders)
-        fail(base, "\n".join(errors))
+        fail(base, failure_message(errors))
     if written["test"].shared:
         print(f"warning: {written['test'].shared} test reviews also appear in train.csv")
     for split, result in written.items():

@@ -86,7 +86,9 @@ def test_condition_compares_accuracy_with_the_threshold_parameter(definition: di
 def test_fail_message_states_accuracy_and_threshold(definition: dict[str, Any]) -> None:
     message = all_steps(definition)["AccuracyTooLow"]["Arguments"]["ErrorMessage"]["Std:Join"]
     rendered = json.dumps(message["Values"])
-    assert "binary_classification_metrics.accuracy.value" in rendered
+    # The accuracy as people read it (summary.json), not the full value the condition compares.
+    assert {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.EvaluationSummary"},
+                            "Path": "accuracy"}} in message["Values"]
     assert "Parameters.AccuracyThreshold" in rendered
 
 
