@@ -2,64 +2,27 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
-import struct
 import subprocess
 import sys
-import termios
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyte
 import pytest
+from terminal_capture import colours, run_in_terminal, screen_of, shown_lines, terminal_environment
 
 from pipelines import step_table
 
 SCRIPT = Path(__file__).parent / "data" / "scripted_execution.py"
-COLUMNS, LINES = 140, 40
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ARN = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/e1"
 
 
-def run_script(outcome: str, stdout: int, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
-    inherited = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    env = {**inherited, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(LINES),
-           **extra_env}
-    return subprocess.Popen([sys.executable, str(SCRIPT), outcome], stdout=stdout,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-
-
 def in_terminal(outcome: str, **extra_env: str) -> tuple[int, bytes]:
-    """Run the script with a pseudo-terminal as its stdout; return its exit code and raw output."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
-    process = run_script(outcome, follower, extra_env)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the follower side closed
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    return process.wait(timeout=60), b"".join(chunks)
-
-
-def screen_of(raw: bytes) -> pyte.Screen:
-    """What a terminal shows after `raw` has been written to it."""
-    screen = pyte.Screen(COLUMNS, LINES)
-    pyte.ByteStream(screen).feed(raw)
-    return screen
-
-
-def shown_lines(screen: pyte.Screen) -> list[str]:
-    return [line.rstrip() for line in screen.display if line.strip()]
+    """Run the scripted execution with a pseudo-terminal as its stdout."""
+    return run_in_terminal([sys.executable, str(SCRIPT), outcome],
+                           terminal_environment(os.environ, **extra_env), timeout=60)
 
 
 def test_a_terminal_gets_one_table_redrawn_in_place_with_colours() -> None:
@@ -75,8 +38,7 @@ def test_a_terminal_gets_one_table_redrawn_in_place_with_colours() -> None:
             ("Preprocess", "Train", "Evaluate")}
     assert rows["Preprocess"][:4] == ["Preprocess", "Succeeded", "1.0s", "cached"]
     assert rows["Train"][:4] == ["Train", "Succeeded", "8.0s", "2"]
-    colours = {char.fg for row in screen.buffer.values() for char in row.values()}
-    assert "green" in colours
+    assert "green" in colours(screen)
 
 
 def test_a_terminal_shows_a_failure_once_with_each_problem_on_its_line() -> None:
@@ -96,15 +58,14 @@ def test_no_color_keeps_the_live_table_without_colours() -> None:
     assert code == 0
     screen = screen_of(raw)
     assert sum(line.startswith("STEP") for line in shown_lines(screen)) == 1
-    colours = {char.fg for row in screen.buffer.values() for char in row.values()}
-    assert colours == {"default"}
+    assert colours(screen) == {"default"}
 
 
 def test_a_pipe_gets_plain_lines_one_per_change_and_the_table_once() -> None:
-    process = run_script("succeed", subprocess.PIPE, {})
-    out, _ = process.communicate(timeout=60)
-    assert process.returncode == 0
-    text = out.decode()
+    done = subprocess.run([sys.executable, str(SCRIPT), "succeed"], capture_output=True,
+                          env=terminal_environment(os.environ), timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.decode()
     assert step_table.CONTROL.search(text.replace("\n", "")) is None
     changes = [line.split(None, 1)[1].split() for line in text.splitlines()[:6]]
     assert changes == [
