@@ -215,18 +215,16 @@ class PlainView:
         self.seen: dict[str, str] = {}
 
     def update(self, execution: Step, steps: Sequence[Step]) -> None:
-        now = datetime.now(UTC)
-        for row in rows(steps, now):
+        for row in rows(steps, datetime.now(UTC)):
             if self.seen.get(row.name) == row.status:
                 continue
             self.seen[row.name] = row.status
-            ended = row.status in TERMINAL
-            extras = [row.time if ended else "", row.cache, f"attempt {row.attempts}"
-                      if ended and row.attempts not in ("", "1") else ""]
-            self.say(" ".join(
-                [f"{datetime.now():%H:%M:%S}", f"{row.name:<16}", f"{row.status:<10}",
-                 *[extra for extra in extras if extra]]
-            ).rstrip())
+            words = [f"{datetime.now():%H:%M:%S}", f"{row.name:<16}", f"{row.status:<10}"]
+            if row.status in TERMINAL:
+                words += [row.time, row.cache]
+                if row.attempts not in ("", "1"):
+                    words.append(f"attempt {row.attempts}")
+            self.say(" ".join(word for word in words if word).rstrip())
 
     def finish(self, execution: Step, steps: Sequence[Step]) -> None:
         self.update(execution, steps)
@@ -234,19 +232,18 @@ class PlainView:
 
 
 class LiveView:
-    """One table redrawn in place while the execution runs; its last frame stays on screen."""
+    """One table redrawn in place while the execution runs, then printed once in full (a live
+    frame is cut to the terminal's height; the final print is not)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.snapshot: tuple[Step, Sequence[Step]] | None = None
-        self.live = Live(console=console, get_renderable=self.render, refresh_per_second=4)
+        self.snapshot: tuple[Step, Sequence[Step]] = ({}, [])
+        self.live = Live(console=console, get_renderable=self.render, refresh_per_second=4,
+                         transient=True)
 
     def render(self) -> RenderableType:
-        # Called from rich's refresh thread too: the running times move between polls.
-        snapshot = self.snapshot
-        if snapshot is None:
-            return Text("waiting for the first steps ...")
-        return rich_summary(*snapshot, datetime.now(UTC))
+        # Called from rich's refresh thread too, so the running times move between polls.
+        return rich_summary(*self.snapshot, datetime.now(UTC))
 
     def update(self, execution: Step, steps: Sequence[Step]) -> None:
         self.snapshot = (execution, steps)
@@ -255,8 +252,9 @@ class LiveView:
         self.live.refresh()
 
     def finish(self, execution: Step, steps: Sequence[Step]) -> None:
-        self.update(execution, steps)
-        self.live.stop()
+        self.snapshot = (execution, steps)
+        self.close()
+        self.console.print(self.render())
 
     def close(self) -> None:
         if self.live.is_started:

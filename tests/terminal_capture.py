@@ -16,16 +16,18 @@ COLUMNS, LINES = 140, 40
 
 
 def terminal_environment(base: Mapping[str, str], **extra: str) -> dict[str, str]:
-    """A colour terminal of COLUMNS x LINES; NO_COLOR and FORCE_COLOR only when given."""
-    inherited = {k: v for k, v in base.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    return {**inherited, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(LINES),
-            **extra}
+    """A colour terminal; NO_COLOR and FORCE_COLOR only when given."""
+    inherited = {k: v for k, v in base.items()
+                 if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES")}
+    return {**inherited, "TERM": "xterm-256color", **extra}
 
 
-def run_in_terminal(argv: Sequence[str], env: Mapping[str, str], timeout: float = 300) -> tuple[int, bytes]:
-    """Exit code and everything written to the terminal (stdout and stderr)."""
+def run_in_terminal(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float = 300, lines: int = LINES
+) -> tuple[int, bytes]:
+    """Exit code and everything written to a COLUMNS x `lines` terminal (stdout and stderr)."""
     leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", lines, COLUMNS, 0, 0))
     process = subprocess.Popen(list(argv), stdout=follower, stderr=follower,
                                stdin=subprocess.DEVNULL, env=dict(env))
     os.close(follower)

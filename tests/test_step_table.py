@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from terminal_capture import colours, run_in_terminal, screen_of, shown_lines, terminal_environment
+from terminal_capture import LINES, colours, run_in_terminal, screen_of, shown_lines, terminal_environment
 
 from pipelines import step_table
 
@@ -19,10 +20,10 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ARN = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/e1"
 
 
-def in_terminal(outcome: str, **extra_env: str) -> tuple[int, bytes]:
+def in_terminal(outcome: str, lines: int = LINES, **extra_env: str) -> tuple[int, bytes]:
     """Run the scripted execution with a pseudo-terminal as its stdout."""
     return run_in_terminal([sys.executable, str(SCRIPT), outcome],
-                           terminal_environment(os.environ, **extra_env), timeout=60)
+                           terminal_environment(os.environ, **extra_env), timeout=60, lines=lines)
 
 
 def test_a_terminal_gets_one_table_redrawn_in_place_with_colours() -> None:
@@ -51,6 +52,19 @@ def test_a_terminal_shows_a_failure_once_with_each_problem_on_its_line() -> None
         "  train.csv: line 1: missing column 'sentiment'; found columns ['review_text']",
         "  test.csv: line 2: sentiment must be 0 or 1, found '2'",
     ]
+
+
+def test_a_table_taller_than_the_terminal_is_printed_whole_at_the_end() -> None:
+    code, raw = in_terminal("succeed", lines=5)
+    assert code == 0
+    # What follows the last erase of the live frame is the final print, in colour (SGR) only.
+    final = re.sub(r"\x1b\[[0-9;]*m", "", raw.rsplit(b"\x1b[2K", 1)[1].decode())
+    assert "\x1b" not in final.replace("\x1b[?25h", "")
+    lines = [line.split() for line in final.replace("\r", "").splitlines() if line.strip()]
+    assert [
+        words[:2] for words in lines if words[0] in ("Preprocess", "Train", "Evaluate")
+    ] == [["Preprocess", "Succeeded"], ["Train", "Succeeded"], ["Evaluate", "Succeeded"]]
+    assert lines[-1] == ["Succeeded", "in", "12.0s"]
 
 
 def test_no_color_keeps_the_live_table_without_colours() -> None:
