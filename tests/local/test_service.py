@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,13 @@ import pytest
 from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError
 from pipelines.local.lambdas.functions import Invocation
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.service.events import matches
 
+ROLE = "arn:aws:iam::000000000000:role/pipeline"
 FAIL_ONLY = json.dumps(
     {
         "Version": "2020-12-01",
@@ -33,19 +36,33 @@ def service(tmp_path: Path) -> Iterator[LocalSageMaker]:
 
 
 def call(service: LocalSageMaker, name: str, **request: Any) -> dict[str, Any]:
-    operation = service.operation("SageMaker", name) or service.operation("AWSEvents", name)
-    assert operation is not None, name
-    return operation(request)
+    """The operation through the wire protocol, its request and response checked against the
+    service model; idempotency tokens filled in as the SDKs do. An error reply raises."""
+    group = "SageMaker" if service.operation("SageMaker", name) else "AWSEvents"
+    model = operation_model({"SageMaker": "sagemaker", "AWSEvents": "events"}[group], name)
+    for member, shape in model.input_shape.members.items():
+        if shape.metadata.get("idempotencyToken"):
+            request.setdefault(member, uuid.uuid4().hex)
+    dispatcher = Dispatcher(service, check_responses=True)
+    reply = dispatcher.json_api(f"{group}.{name}", json.dumps(request).encode())
+    body = json.loads(reply.body)
+    if reply.status != 200:
+        raise ServiceError(body["__type"], body["message"], reply.status)
+    return dict(body)
 
 
 def test_pipeline_versions_count_updates_and_names_are_unique(service: LocalSageMaker) -> None:
-    arn = call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY)["PipelineArn"]
+    arn = call(
+        service, "CreatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY, RoleArn=ROLE
+    )["PipelineArn"]
     assert arn == "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p"
     call(service, "UpdatePipeline", PipelineName="P", PipelineDescription="second")
     described = call(service, "DescribePipeline", PipelineName=arn)
-    assert described["PipelineVersionId"] == 2 and described["PipelineDescription"] == "second"
+    assert described["PipelineDescription"] == "second"
+    versions = call(service, "ListPipelineVersions", PipelineName="P")["PipelineVersionSummaries"]
+    assert [v["PipelineVersionId"] for v in versions] == [2, 1]
     with pytest.raises(ServiceError) as raised:
-        call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY)
+        call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY, RoleArn=ROLE)
     assert raised.value.code == "ResourceInUse"
 
 
@@ -53,12 +70,12 @@ def test_an_invalid_definition_is_refused_at_create(service: LocalSageMaker) -> 
     cyclic = {"Version": "2020-12-01", "Steps": [
         {"Name": "A", "Type": "Fail", "DependsOn": ["A"], "Arguments": {}}]}
     with pytest.raises(ServiceError, match="dependency cycle: A -> A"):
-        call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=json.dumps(cyclic))
+        call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=json.dumps(cyclic), RoleArn=ROLE)
     assert call(service, "ListPipelines")["PipelineSummaries"] == []
 
 
 def test_an_execution_runs_and_records_its_steps(service: LocalSageMaker) -> None:
-    call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY)
+    call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY, RoleArn=ROLE)
     arn = call(service, "StartPipelineExecution", PipelineName="P",
                PipelineParameters=[{"Name": "Why", "Value": "told to"}])["PipelineExecutionArn"]
 

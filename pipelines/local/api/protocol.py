@@ -1,25 +1,36 @@
 """Wire protocols: the JSON 1.1 APIs (SageMaker, EventBridge), the runtime's invocations, and
 Lambda's REST subset.
 
-Only decoding, dispatch and encoding live here; what an operation does is in the service layer.
+Only decoding, checking against the service model, dispatch and encoding live here; what an
+operation does is in the service layer. Every request is checked against its operation's input
+shape before the service sees it, so a service method may rely on its required members. With
+LOCAL_SAGEMAKER_CHECK_RESPONSES=1 (the test suite sets it) every response is checked against its
+output shape too, and a response that breaks it becomes a 500 naming the violation.
 """
 
 from __future__ import annotations
 
-import base64
 import json
+import logging
+import os
 import re
-import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import unquote
 
+from pipelines.local.api.rest import RestRoutes
+from pipelines.local.contract.models import operation_model
+from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
 
 TARGET = re.compile(r"^(SageMaker|AWSEvents)\.([A-Za-z]+)$")
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
-FUNCTIONS = re.compile(r"^/2015-03-31/functions/?([^/]*)(/code)?/?$")
 JSON_TYPE = "application/x-amz-json-1.1"
+CHECK_RESPONSES = "LOCAL_SAGEMAKER_CHECK_RESPONSES"
+# The backend's group of operations -> the botocore service model that defines them.
+MODELS = {"SageMaker": "sagemaker", "AWSEvents": "events", "Lambda": "lambda"}
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,17 +51,53 @@ def error_reply(error: ServiceError, content_type: str = JSON_TYPE) -> Reply:
     return reply
 
 
-class Dispatcher:
-    """Decodes a request, calls the service operation it names, encodes the answer."""
+def decode(body: bytes) -> dict[str, Any]:
+    """A JSON object body; anything else (or nesting Python cannot parse) is a client error."""
+    try:
+        request = json.loads(body or b"{}")
+    except (ValueError, RecursionError) as error:
+        raise ServiceError("SerializationException", f"The request body is not valid JSON: {error}") from None
+    if not isinstance(request, dict):
+        raise ServiceError("SerializationException", "The request body must be a JSON object.")
+    return request
 
-    def __init__(self, backend: LocalSageMaker) -> None:
+
+class Headers(Protocol):
+    def get(self, name: str, default: str) -> str: ...
+
+
+class Dispatcher:
+    """Decodes a request, checks it, calls the service operation it names, encodes the answer."""
+
+    def __init__(self, backend: LocalSageMaker, check_responses: bool | None = None) -> None:
         self.backend = backend
+        self.check_responses = (
+            os.environ.get(CHECK_RESPONSES) == "1" if check_responses is None else check_responses
+        )
+        self.lambda_routes = RestRoutes("lambda", backend.served("Lambda"))
+
+    def route(self, method: str, path: str, headers: Headers, body: bytes) -> Reply:
+        """The API a request is for, by its path: invocations, Lambda's REST API, or JSON 1.1."""
+        match = INVOCATIONS.match(path)
+        if match and method == "POST":
+            return self.invoke(
+                match.group(1),
+                body,
+                headers.get("Content-Type", "application/json"),
+                headers.get("Accept", "application/json"),
+            )
+        if path.startswith("/2015-03-31/functions"):
+            return self.functions(method, path, body)
+        if method == "POST" and path == "/":
+            return self.json_api(headers.get("X-Amz-Target", ""), body)
+        return error_reply(
+            ServiceError("UnknownOperationException", f"no route {method} {path}", 404)
+        )
 
     def json_api(self, target: str, body: bytes) -> Reply:
         """A JSON 1.1 call: `X-Amz-Target: <Service>.<Operation>` and a JSON object body."""
         match = TARGET.match(target)
-        operation = match and self.backend.operation(match.group(1), match.group(2))
-        if not operation:
+        if not match or not self.backend.operation(match.group(1), match.group(2)):
             return error_reply(
                 ServiceError(
                     "UnknownOperationException",
@@ -58,22 +105,46 @@ class Dispatcher:
                 )
             )
         try:
-            request = json.loads(body or b"{}")
-            if not isinstance(request, dict):
-                raise ValueError("request body must be a JSON object")
-        except ValueError as error:
-            return error_reply(ServiceError("SerializationException", str(error)))
-        try:
-            return json_reply(200, operation(request), JSON_TYPE)
+            request = decode(body)
         except ServiceError as error:
             return error_reply(error)
-        except KeyError as error:
-            return error_reply(ServiceError("ValidationException", f"missing field {error}"))
+        return self.call(match.group(1), match.group(2), request, JSON_TYPE)
+
+    def call(self, group: str, name: str, request: dict[str, Any], content_type: str) -> Reply:
+        """Check the request, run the operation, check the response (when asked to)."""
+        model = operation_model(MODELS[group], name)
+        operation = self.backend.operation(group, name)
+        assert operation is not None, f"{group}.{name} is routed but not served"
+        errors = validate(model.input_shape, request)
+        if errors:
+            return error_reply(ServiceError("ValidationException", summary(errors)), content_type)
+        try:
+            result = operation(request)
+        except ServiceError as error:
+            return error_reply(error, content_type)
+        except Exception:  # a bug is the server's fault: never a client error
+            log.exception("%s.%s failed", group, name)
+            return error_reply(
+                ServiceError("InternalFailure", f"{name} failed inside the local SageMaker.", 500),
+                content_type,
+            )
+        if self.check_responses:
+            violations = validate(model.output_shape, result) if model.output_shape else []
+            if violations or (model.output_shape is None and result):
+                message = f"The response of {name} breaks its output shape: {summary(violations)}"
+                log.error("%s", message)
+                return error_reply(ServiceError("InternalFailure", message, 500), content_type)
+        return json_reply(int(model.http.get("responseCode", 200)), result, content_type)
 
     def invoke(self, endpoint: str, body: bytes, content_type: str, accept: str) -> Reply:
         """InvokeEndpoint: a model's own 4xx comes back as ModelError (424), as on SageMaker."""
+        name = unquote(endpoint)
+        request = {"EndpointName": name, "Body": body, "ContentType": content_type, "Accept": accept}
+        errors = validate(operation_model("sagemaker-runtime", "InvokeEndpoint").input_shape, request)
+        if errors:
+            return error_reply(ServiceError("ValidationError", summary(errors)), "application/json")
         try:
-            result = self.backend.serving.invoke(endpoint, body, content_type, accept)
+            result = self.backend.serving.invoke(name, body, content_type, accept)
         except ServiceError as error:
             return error_reply(error, "application/json")
         if result.status < 400:
@@ -95,21 +166,16 @@ class Dispatcher:
         return reply
 
     def functions(self, method: str, path: str, body: bytes) -> Reply:
-        match = FUNCTIONS.match(path)
-        if not match:
-            return error_reply(ServiceError("ResourceNotFoundException", f"no route {path}", 404))
-        name, code = match.group(1), match.group(2)
-        functions = self.backend.functions
+        """Lambda's REST API: the route names the operation and binds the URI's members."""
+        route = self.lambda_routes.match(method, path)
+        if route is None:
+            return error_reply(
+                ServiceError("ResourceNotFoundException", f"no route {method} {path}", 404),
+                "application/json",
+            )
+        name, uri_members = route
         try:
-            if method == "POST" and not name:
-                return json_reply(201, functions.create(json.loads(body), time.time()))
-            if method == "PUT" and code:
-                zipped = base64.b64decode(json.loads(body).get("ZipFile", ""))
-                return json_reply(200, functions.update_code(name, zipped))
-            if method == "GET" and name:
-                return json_reply(200, functions.get(name))
+            request = decode(body) if body else {}
         except ServiceError as error:
             return error_reply(error, "application/json")
-        return error_reply(
-            ServiceError("ResourceNotFoundException", f"no route {method} {path}", 404)
-        )
+        return self.call("Lambda", name, {**request, **uri_members}, "application/json")

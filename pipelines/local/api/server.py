@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import uuid
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
@@ -43,6 +44,14 @@ class Handler(JsonRequestHandler):
         """AWS's error shape (`__type`, `message`), which boto3 turns into a ClientError."""
         code = "PayloadTooLarge" if status == 413 else "ValidationError"
         return json.dumps({"__type": code, "message": message, "error": message}).encode()
+
+    def send_json(
+        self, status: int, body: bytes, content_type: str = "application/json",
+        headers: dict[str, str] | None = None, close: bool = False,
+    ) -> None:
+        """Every answer, refusals included, carries a request id as AWS's do."""
+        headers = {"x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})}
+        super().send_json(status, body, content_type, headers, close)
 
     def _send(self, reply: Reply) -> None:
         self.send_json(reply.status, reply.body, reply.content_type, reply.headers)
@@ -74,23 +83,7 @@ class Handler(JsonRequestHandler):
             )
 
     def _dispatch(self, method: str, body: bytes) -> Reply:
-        protocol = self.server.protocol
-        path = self.path.split("?", 1)[0]
-        match = INVOCATIONS.match(path)
-        if match and method == "POST":
-            return protocol.invoke(
-                match.group(1),
-                body,
-                self.headers.get("Content-Type", "application/json"),
-                self.headers.get("Accept", "application/json"),
-            )
-        if path.startswith("/2015-03-31/functions"):
-            return protocol.functions(method, path, body)
-        if method == "POST" and path == "/":
-            return protocol.json_api(self.headers.get("X-Amz-Target", ""), body)
-        return error_reply(
-            ServiceError("UnknownOperationException", f"no route {method} {path}", 404)
-        )
+        return self.server.protocol.route(method, self.path.split("?", 1)[0], self.headers, body)
 
 
 # The accept backlog's default of 5 resets connections when many clients connect at once.

@@ -7,6 +7,7 @@ RegisterModel, a local Lambda for Lambda steps.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -62,10 +63,25 @@ class LambdaFunctions(Protocol):
     def invoke(self, name_or_arn: str, event: Any) -> FunctionResult: ...
 
 
+class JobRecords(Protocol):
+    """Where a job's DescribeProcessingJob / DescribeTrainingJob answer is kept (kind is
+    "ProcessingJob" or "TrainingJob"; the description is the job's properties)."""
+
+    def save_job(self, kind: str, description: Body) -> None: ...
+
+
+JOB_NAME_LIMIT = 63  # CreateProcessingJob's and CreateTrainingJob's maximum
+
+
 def job_name(execution_id: str, step_name: str) -> str:
-    """A valid SageMaker job name (letters, digits, single hyphens, 63 characters at most)."""
-    raw = re.sub(r"[^a-z0-9]+", "-", f"pipelines-{execution_id}-{step_name}".lower())
-    return raw[:63].strip("-")
+    """The job a step runs as SageMaker names it, `pipelines-<execution>-<step>-<suffix>`: a valid
+    job name (letters, digits, single hyphens, 63 characters at most), and a different one for
+    every step name, however the step's name had to be shortened or spelled to fit."""
+    suffix = hashlib.sha256(step_name.encode()).hexdigest()[:10]
+    head = f"pipelines-{execution_id}-"
+    room = JOB_NAME_LIMIT - len(head) - len(suffix) - 1
+    readable = re.sub(r"[^a-z0-9]+", "-", step_name.lower()).strip("-")[:room].strip("-")
+    return f"{head}{readable}-{suffix}" if readable else f"{head}{suffix}"
 
 
 class ExecutionJournal:
@@ -133,12 +149,14 @@ class ExecutionRunner:
         records: ExecutionRecords,
         registry: ModelRegistry,
         functions: LambdaFunctions,
+        jobs: JobRecords,
         store: ObjectStore,
         layout: StateLayout,
     ) -> None:
         self.records = records
         self.registry = registry
         self.functions = functions
+        self.jobs = jobs
         self.store = store
         self.layout = layout
         self._cancel: dict[str, threading.Event] = {}
@@ -255,7 +273,7 @@ class StepRunners:
             "Lambda": self.lambda_function,
         }
 
-    def _job(self, run: Job, request: StepRequest) -> StepOutcome:
+    def _job(self, kind: str, run: Job, request: StepRequest) -> StepOutcome:
         result = run(
             job_name(self.context.execution_id, request.name),
             request.arguments,
@@ -264,13 +282,14 @@ class StepRunners:
             self.log,
             cancel=self.cancel,
         )
+        self.runner.jobs.save_job(kind, result.properties)
         return StepOutcome(result.status, result.properties, result.metadata, result.failure_reason)
 
     def processing(self, request: StepRequest) -> StepOutcome:
-        return self._job(run_processing_job, request)
+        return self._job("ProcessingJob", run_processing_job, request)
 
     def training(self, request: StepRequest) -> StepOutcome:
-        return self._job(run_training_job, request)
+        return self._job("TrainingJob", run_training_job, request)
 
     def register_model(self, request: StepRequest) -> StepOutcome:
         arguments = {k: v for k, v in request.arguments.items() if v not in ("None", None)}

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,19 @@ class Invocation:
     log: str = ""
 
 
+# Lambda's FunctionName: a name, or a full or partial ARN, optionally with a version qualifier.
+FUNCTION_NAME = re.compile(
+    r"(?:arn:[a-zA-Z-]*:lambda:)?(?:[a-z]{2}(?:-gov)?-[a-z]+-\d:)?(?:\d{12}:)?(?:function:)?"
+    r"(?P<name>[a-zA-Z0-9_-]+)(?::[a-zA-Z0-9_$-]+)?"
+)
+
+
+def function_name(name_or_arn: str) -> str:
+    """The function's own name in a FunctionName member (unchanged if it is not one)."""
+    found = FUNCTION_NAME.fullmatch(name_or_arn)
+    return found.group("name") if found else name_or_arn
+
+
 class Functions:
     def __init__(self, database: Database, root: Path, region: str, server_url: str) -> None:
         self.database = database
@@ -77,7 +91,7 @@ class Functions:
         return digest, str(code_dir)
 
     def create(self, request: dict[str, Any], now: float) -> dict[str, Any]:
-        name = request["FunctionName"]
+        name = function_name(request["FunctionName"])
         if not request.get("Handler"):
             raise ServiceError(
                 "InvalidParameterValueException", "A Handler is required for a .zip file archive."
@@ -113,7 +127,7 @@ class Functions:
         return {"Configuration": public(self._get(name))}
 
     def _get(self, name_or_arn: str) -> dict[str, Any]:
-        name = name_or_arn.rsplit(":function:", 1)[-1].split(":")[0]
+        name = function_name(name_or_arn)
         body = self.database.get("function", name)
         if body is None:
             raise not_found("function", name, code="ResourceNotFoundException")

@@ -17,9 +17,12 @@ from pipelines.local.layout import StateLayout
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.endpoints import EndpointOperations, EndpointRecords
 from pipelines.local.service.events import EventOperations
+from pipelines.local.service.functions import FunctionOperations
+from pipelines.local.service.jobs import JobOperations
 from pipelines.local.service.pipelines import PipelineOperations
 from pipelines.local.service.registry import RegistryOperations
 from pipelines.local.service.serving import Serving
+from pipelines.local.service.tags import TagOperations
 from pipelines.local.storage.database import Body, Database
 from pipelines.local.storage.objects import ObjectStore
 
@@ -27,7 +30,7 @@ Operation = Callable[[Body], Body]
 
 
 class LocalSageMaker:
-    """Operations of the SageMaker, EventBridge and Lambda APIs that the project uses."""
+    """Operations of the SageMaker, EventBridge and Lambda APIs that the project and the SDK use."""
 
     def __init__(self, state_dir: Path, region: str, server_url: str) -> None:
         layout = StateLayout(state_dir)
@@ -38,10 +41,12 @@ class LocalSageMaker:
         self.events = EventOperations(self.context, self.functions)
         self.registry = RegistryOperations(self.context, self.events.model_package_approved)
         self.pipelines = PipelineOperations(self.context)
+        self.jobs = JobOperations(self.context)
         self.runner = ExecutionRunner(
             records=self.pipelines,
             registry=self.registry,
             functions=self.functions,
+            jobs=self.jobs,
             store=self.context.store,
             layout=layout,
         )
@@ -49,13 +54,20 @@ class LocalSageMaker:
         self.serving = Serving(EndpointRecords(self.context), Endpoints(layout.endpoints, self.context.store))
         self.endpoints = EndpointOperations(self.context, self.serving)
         self._operations: dict[str, dict[str, Operation]] = {
-            "SageMaker": _operations(self.pipelines, self.registry, self.endpoints),
+            "SageMaker": _operations(
+                self.pipelines, self.registry, self.endpoints, self.jobs, TagOperations(self.context)
+            ),
             "AWSEvents": _operations(self.events),
+            "Lambda": _operations(FunctionOperations(self.functions)),
         }
 
     def operation(self, service: str, name: str) -> Operation | None:
         """The method answering `<service>.<name>` (e.g. SageMaker.CreatePipeline), if served."""
         return self._operations.get(service, {}).get(name)
+
+    def served(self, group: str) -> list[str]:
+        """The operations of a group (SageMaker, AWSEvents, Lambda) this server answers."""
+        return sorted(self._operations.get(group, {}))
 
     def start(self) -> None:
         """After a restart: fail what was running, serve again what was serving."""
@@ -94,6 +106,11 @@ OPERATIONS = frozenset(
         "StopPipelineExecution",
         "RetryPipelineExecution",
         "ListPipelineExecutionSteps",
+        "ListPipelineVersions",
+        "ListPipelineParametersForExecution",
+        "DescribePipelineDefinitionForExecution",
+        "DescribeProcessingJob",
+        "DescribeTrainingJob",
         "CreateModelPackageGroup",
         "DescribeModelPackageGroup",
         "ListModelPackageGroups",
@@ -104,19 +121,27 @@ OPERATIONS = frozenset(
         "CreateModel",
         "DescribeModel",
         "DeleteModel",
+        "ListModels",
         "CreateEndpointConfig",
         "DescribeEndpointConfig",
         "DeleteEndpointConfig",
+        "ListEndpointConfigs",
         "CreateEndpoint",
         "UpdateEndpoint",
         "DescribeEndpoint",
         "DeleteEndpoint",
         "ListEndpoints",
+        "AddTags",
+        "ListTags",
+        "DeleteTags",
         "PutRule",
         "DescribeRule",
         "DeleteRule",
         "PutTargets",
         "ListTargetsByRule",
         "RemoveTargets",
+        "CreateFunction",
+        "GetFunction",
+        "UpdateFunctionCode",
     ]
 )

@@ -9,7 +9,10 @@ from pipelines.local.errors import ServiceError, not_found
 from pipelines.local.layout import StateLayout
 from pipelines.local.storage.database import Body, Database
 from pipelines.local.storage.objects import ObjectStore
-from pipelines.local.system.identity import arn
+from pipelines.local.system.identity import ACCOUNT, arn
+
+# Who created what (DescribeModelPackageGroup's CreatedBy...): locally, always the account itself.
+CREATED_BY = {"IamIdentity": {"Arn": f"arn:aws:iam::{ACCOUNT}:root", "PrincipalId": ACCOUNT}}
 
 
 @dataclass
@@ -24,8 +27,8 @@ class ServiceContext:
     def arn(self, kind: str, name: str) -> str:
         return arn("sagemaker", self.region, f"{kind}/{name}")
 
-    def create(self, kind: str, name: str, body: Body, label: str) -> Body:
-        """Store a new resource, refusing a name that is taken as SageMaker does."""
+    def create(self, kind: str, name: str, body: Body, label: str, tags: list[Body] | None = None) -> Body:
+        """Store a new resource with its tags, refusing a name that is taken as SageMaker does."""
         with self.lock:
             if self.database.get(kind, name):
                 raise ServiceError(
@@ -33,7 +36,34 @@ class ServiceContext:
                     f'Cannot create already existing {label} "{self.arn(kind.replace("_", "-"), name)}".',
                 )
             self.database.put(kind, name, body, body["CreationTime"])
+            self.add_tags(self.arn(kind.replace("_", "-"), name.lower()), tags or [])
         return body
+
+    def add_tags(self, arn: str, tags: list[Body]) -> None:
+        """Set tags on a resource (a key given again takes its new value)."""
+        if not tags:
+            return
+        with self.lock:
+            stored = self.database.get("tags", arn) or {"Tags": {}}
+            stored["Tags"].update({tag["Key"]: tag.get("Value", "") for tag in tags})
+            self.database.put("tags", arn, stored, 0)
+
+    def tags(self, arn: str) -> list[Body]:
+        stored = self.database.get("tags", arn) or {"Tags": {}}
+        return [{"Key": key, "Value": value} for key, value in stored["Tags"].items()]
+
+    def delete_tags(self, arn: str, keys: list[str] | None = None) -> None:
+        """Remove some keys, or (None) every tag: what deleting the resource does."""
+        with self.lock:
+            stored = self.database.get("tags", arn)
+            if stored is None:
+                return
+            if keys is None:
+                self.database.delete("tags", arn)
+                return
+            for key in keys:
+                stored["Tags"].pop(key, None)
+            self.database.put("tags", arn, stored, 0)
 
     def get(self, kind: str, name: str, label: str) -> Body:
         body = self.database.get(kind, name)

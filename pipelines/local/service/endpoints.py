@@ -7,8 +7,36 @@ from typing import Any
 
 from pipelines.local.errors import invalid
 from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.listing import Listing, after, before, contains, equals
 from pipelines.local.service.serving import Serving
 from pipelines.local.storage.database import Body, public
+
+
+def _listing(result_key: str, name: str) -> Listing:
+    """Models, endpoint configs and endpoints list alike: by name or creation time, newest first."""
+    return Listing(
+        result_key,
+        {"Name": name, "CreationTime": "CreationTime", "Status": "EndpointStatus"},
+        "CreationTime",
+        "Descending",
+        identity=name,
+        filters={
+            "NameContains": contains(name),
+            "CreationTimeAfter": after("CreationTime"),
+            "CreationTimeBefore": before("CreationTime"),
+            "LastModifiedTimeAfter": after("LastModifiedTime"),
+            "LastModifiedTimeBefore": before("LastModifiedTime"),
+            "StatusEquals": equals("EndpointStatus"),
+        },
+    )
+
+
+MODELS = _listing("Models", "ModelName")
+ENDPOINT_CONFIGS = _listing("EndpointConfigs", "EndpointConfigName")
+ENDPOINTS = _listing("Endpoints", "EndpointName")
+MODEL_SUMMARY = ("ModelName", "ModelArn", "CreationTime")
+ENDPOINT_CONFIG_SUMMARY = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
+ENDPOINT_SUMMARY = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
 
 
 class EndpointOperations:
@@ -26,10 +54,11 @@ class EndpointOperations:
             "ModelName": name,
             "ModelArn": self.context.arn("model", name.lower()),
             "PrimaryContainer": container,
-            "ExecutionRoleArn": request.get("ExecutionRoleArn", ""),
             "CreationTime": time.time(),
         }
-        self.context.create("model", name, body, "model")
+        if "ExecutionRoleArn" in request:
+            body["ExecutionRoleArn"] = request["ExecutionRoleArn"]
+        self.context.create("model", name, body, "model", request.get("Tags"))
         return {"ModelArn": body["ModelArn"]}
 
     def describe_model(self, request: Body) -> Body:
@@ -37,9 +66,15 @@ class EndpointOperations:
 
     def delete_model(self, request: Body) -> Body:
         with self.context.lock:
-            self.describe_model(request)
+            body = self.describe_model(request)
             self.database.delete("model", request["ModelName"])
+            self.context.delete_tags(body["ModelArn"])
         return {}
+
+    def list_models(self, request: Body) -> Body:
+        return MODELS.page(
+            self.database.all("model"), request, lambda m: {k: m[k] for k in MODEL_SUMMARY}
+        )
 
     def create_endpoint_config(self, request: Body) -> Body:
         name = request["EndpointConfigName"]
@@ -57,7 +92,9 @@ class EndpointOperations:
         }
         if body["DataCaptureConfig"] is None:
             body.pop("DataCaptureConfig")
-        self.context.create("endpoint_config", name, body, "endpoint configuration")
+        self.context.create(
+            "endpoint_config", name, body, "endpoint configuration", request.get("Tags")
+        )
         return {"EndpointConfigArn": body["EndpointConfigArn"]}
 
     def describe_endpoint_config(self, request: Body) -> Body:
@@ -67,9 +104,17 @@ class EndpointOperations:
 
     def delete_endpoint_config(self, request: Body) -> Body:
         with self.context.lock:
-            self.describe_endpoint_config(request)
+            body = self.describe_endpoint_config(request)
             self.database.delete("endpoint_config", request["EndpointConfigName"])
+            self.context.delete_tags(body["EndpointConfigArn"])
         return {}
+
+    def list_endpoint_configs(self, request: Body) -> Body:
+        return ENDPOINT_CONFIGS.page(
+            self.database.all("endpoint_config"),
+            request,
+            lambda c: {k: c[k] for k in ENDPOINT_CONFIG_SUMMARY},
+        )
 
     def create_endpoint(self, request: Body) -> Body:
         name = request["EndpointName"]
@@ -83,7 +128,7 @@ class EndpointOperations:
             "CreationTime": now,
             "LastModifiedTime": now,
         }
-        self.context.create("endpoint", name, body, "endpoint")
+        self.context.create("endpoint", name, body, "endpoint", request.get("Tags"))
         self.serving.deploy(name, config)
         return {"EndpointArn": body["EndpointArn"]}
 
@@ -109,17 +154,16 @@ class EndpointOperations:
         return public(self.context.get("endpoint", request["EndpointName"], "endpoint"))
 
     def list_endpoints(self, request: Body) -> Body:
-        endpoints = self.database.all("endpoint")
-        if request.get("SortOrder", "Descending") == "Descending":
-            endpoints.reverse()
-        keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
-        return {"Endpoints": [{k: e[k] for k in keys} for e in endpoints]}
+        return ENDPOINTS.page(
+            self.database.all("endpoint"), request, lambda e: {k: e[k] for k in ENDPOINT_SUMMARY}
+        )
 
     def delete_endpoint(self, request: Body) -> Body:
         name = request["EndpointName"]
-        self.context.get("endpoint", name, "endpoint")
+        body = self.context.get("endpoint", name, "endpoint")
         self.serving.delete(name)
         self.database.delete("endpoint", name)
+        self.context.delete_tags(body["EndpointArn"])
         return {}
 
 

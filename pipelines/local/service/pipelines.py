@@ -11,6 +11,8 @@ import time
 import uuid
 from typing import Any
 
+from pipelines.local.contract.models import service_model
+from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.executor.engine import (
     DefinitionError,
@@ -20,10 +22,56 @@ from pipelines.local.executor.engine import (
 )
 from pipelines.local.executor.runner import ExecutionRunner
 from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.listing import Listing, after, before, only, prefix
 from pipelines.local.storage.database import Body, public
 from pipelines.local.system.supervision import kill_recorded_groups
 
 ACTIVE = ("Executing", "Stopping")
+STEP_NAME = service_model("sagemaker").shape_for("StepName")
+PIPELINE_FIELDS = (
+    "PipelineArn", "PipelineName", "PipelineDisplayName", "PipelineDefinition", "PipelineDescription",
+    "RoleArn", "PipelineStatus", "CreationTime", "LastModifiedTime", "ParallelismConfiguration",
+)
+EXECUTION_FIELDS = (
+    "PipelineArn", "PipelineExecutionArn", "PipelineExecutionDisplayName", "PipelineExecutionStatus",
+    "PipelineExecutionDescription", "FailureReason", "CreationTime", "LastModifiedTime",
+    "PipelineVersionId", "ParallelismConfiguration",
+)
+PIPELINES = Listing(
+    "PipelineSummaries",
+    {"Name": "PipelineName", "CreationTime": "CreationTime"},
+    "CreationTime",
+    "Descending",
+    identity="PipelineArn",
+    filters={
+        "PipelineNamePrefix": prefix("PipelineName"),
+        "CreatedAfter": after("CreationTime"),
+        "CreatedBefore": before("CreationTime"),
+        "ManagedBy": only("CUSTOMER"),
+    },
+)
+EXECUTIONS = Listing(
+    "PipelineExecutionSummaries",
+    {"CreationTime": "CreationTime", "PipelineExecutionArn": "PipelineExecutionArn"},
+    "CreationTime",
+    "Descending",
+    identity="PipelineExecutionArn",
+    filters={"CreatedAfter": after("CreationTime"), "CreatedBefore": before("CreationTime")},
+)
+PIPELINE_VERSIONS = Listing(
+    "PipelineVersionSummaries",
+    {"CreationTime": "CreationTime"},
+    "CreationTime",
+    "Descending",
+    identity="PipelineVersionId",
+    filters={"CreatedAfter": after("CreationTime"), "CreatedBefore": before("CreationTime")},
+)
+STEPS = Listing(
+    "PipelineExecutionSteps", {"StartTime": "StartTime"}, "StartTime", "Descending", identity="StepName"
+)
+PARAMETERS = Listing(
+    "PipelineParameters", {"Position": "_Position"}, "Position", "Ascending", identity="Name"
+)
 
 
 class PipelineOperations:
@@ -48,13 +96,18 @@ class PipelineOperations:
             validate_definition(definition)
         except (json.JSONDecodeError, DefinitionError) as error:
             raise invalid(f"Invalid pipeline definition: {error}") from None
+        names = _step_names(definition["Steps"])
+        errors = [message for name in names for message in validate(STEP_NAME, name, "stepName")]
+        if errors:
+            raise invalid(f"Invalid pipeline definition: {summary(errors)}")
         return definition
 
     def create_pipeline(self, request: Body) -> Body:
         name = request["PipelineName"]
+        _refuse_aliases(request)
         self._definition(request)
         with self.context.lock:
-            if self.database.get("pipeline", name):
+            if self._find(name):
                 raise ServiceError("ResourceInUse", f"Pipeline {name} already exists.")
             now = time.time()
             body = {
@@ -63,52 +116,119 @@ class PipelineOperations:
                 "PipelineDisplayName": request.get("PipelineDisplayName", name),
                 "PipelineDescription": request.get("PipelineDescription", ""),
                 "PipelineDefinition": request["PipelineDefinition"],
-                "RoleArn": request.get("RoleArn", ""),
+                "RoleArn": request["RoleArn"],
                 "PipelineStatus": "Active",
                 "CreationTime": now,
                 "LastModifiedTime": now,
-                "PipelineVersionId": 1,
+                "_VersionId": 1,
             }
+            if "ParallelismConfiguration" in request:
+                body["ParallelismConfiguration"] = request["ParallelismConfiguration"]
             self.database.put("pipeline", name, body, now)
+            self._save_version(body)
+            self.context.add_tags(body["PipelineArn"], request.get("Tags", []))
         return {"PipelineArn": body["PipelineArn"]}
 
     def update_pipeline(self, request: Body) -> Body:
+        _refuse_aliases(request)
         if "PipelineDefinition" in request:
             self._definition(request)
         with self.context.lock:
             body = self._pipeline(request["PipelineName"])
-            for key in ("PipelineDefinition", "PipelineDisplayName", "PipelineDescription", "RoleArn"):
+            for key in (
+                "PipelineDefinition", "PipelineDisplayName", "PipelineDescription", "RoleArn",
+                "ParallelismConfiguration",
+            ):
                 if key in request:
                     body[key] = request[key]
             body["LastModifiedTime"] = time.time()
-            body["PipelineVersionId"] = int(body.get("PipelineVersionId", 1)) + 1
+            body["_VersionId"] = _version_id(body) + 1
+            body.pop("PipelineVersionId", None)  # where state written before versions kept it
             self.database.put("pipeline", body["PipelineName"], body, body["CreationTime"])
-        return {"PipelineArn": body["PipelineArn"]}
+            self._save_version(body)
+        return {"PipelineArn": body["PipelineArn"], "PipelineVersionId": body["_VersionId"]}
 
-    def _pipeline(self, name_or_arn: str) -> Body:
+    def _save_version(self, pipeline: Body) -> None:
+        """Each create or update is a version that ListPipelineVersions lists."""
+        version = _version_id(pipeline)
+        self.database.put(
+            "pipeline_version",
+            f"{pipeline['PipelineArn']}#{version}",
+            {
+                "PipelineArn": pipeline["PipelineArn"],
+                "PipelineVersionId": version,
+                "CreationTime": pipeline["LastModifiedTime"],
+                "PipelineDefinition": pipeline["PipelineDefinition"],
+            },
+            pipeline["LastModifiedTime"],
+        )
+
+    def _find(self, name_or_arn: str) -> Body | None:
+        """Pipeline names are unique regardless of case, and an ARN names one too."""
         name = name_or_arn.rsplit("pipeline/", 1)[-1]
-        body = self.database.get("pipeline", name) or next(
+        return self.database.get("pipeline", name) or next(
             (p for p in self.database.all("pipeline") if p["PipelineName"].lower() == name.lower()),
             None,
         )
+
+    def _pipeline(self, name_or_arn: str) -> Body:
+        body = self._find(name_or_arn)
         if body is None:
             raise ServiceError("ResourceNotFound", f"Pipeline '{name_or_arn}' does not exist.")
         return body
 
     def describe_pipeline(self, request: Body) -> Body:
-        return self._pipeline(request["PipelineName"])
+        _refuse_aliases(request)
+        body = self._pipeline(request["PipelineName"])
+        described = {k: body[k] for k in PIPELINE_FIELDS if k in body}
+        if "PipelineVersionId" in request:
+            described["PipelineDefinition"] = self._version(body, request["PipelineVersionId"])[
+                "PipelineDefinition"]
+        last_run = [e["CreationTime"] for e in self.database.executions(body["PipelineArn"])]
+        if last_run:
+            described["LastRunTime"] = max(last_run)
+        return described
+
+    def _version(self, pipeline: Body, version: int) -> Body:
+        found = self.database.get("pipeline_version", f"{pipeline['PipelineArn']}#{version}")
+        if found is None:
+            raise ServiceError(
+                "ResourceNotFound", f"Pipeline '{pipeline['PipelineArn']}' has no version {version}."
+            )
+        return found
 
     def delete_pipeline(self, request: Body) -> Body:
         with self.context.lock:
             body = self._pipeline(request["PipelineName"])
             self.database.delete("pipeline", body["PipelineName"])
+            self.context.delete_tags(body["PipelineArn"])
         return {"PipelineArn": body["PipelineArn"]}
 
     def list_pipelines(self, request: Body) -> Body:
-        keys = ("PipelineArn", "PipelineName", "PipelineDisplayName", "CreationTime", "LastModifiedTime")
-        return {
-            "PipelineSummaries": [{k: p[k] for k in keys} for p in self.database.all("pipeline")]
-        }
+        keys = (
+            "PipelineArn", "PipelineName", "PipelineDisplayName", "PipelineDescription", "RoleArn",
+            "CreationTime", "LastModifiedTime",
+        )
+        return PIPELINES.page(
+            self.database.all("pipeline"), request, lambda p: {k: p[k] for k in keys if k in p}
+        )
+
+    def list_pipeline_versions(self, request: Body) -> Body:
+        pipeline = self._pipeline(request["PipelineName"])
+        versions = [
+            v for v in self.database.all("pipeline_version") if v["PipelineArn"] == pipeline["PipelineArn"]
+        ]
+        last_runs: dict[int, str] = {}
+        for execution in self.database.executions(pipeline["PipelineArn"]):  # oldest first
+            last_runs[int(execution.get("PipelineVersionId", 1))] = execution["PipelineExecutionArn"]
+
+        def summary(version: Body) -> Body:
+            found = {k: version[k] for k in ("PipelineArn", "PipelineVersionId", "CreationTime")}
+            if version["PipelineVersionId"] in last_runs:
+                found["LastExecutionPipelineExecutionArn"] = last_runs[version["PipelineVersionId"]]
+            return found
+
+        return PIPELINE_VERSIONS.page(versions, request, summary)
 
     # ---- executions ------------------------------------------------------------------------
     def start_pipeline_execution(self, request: Body) -> Body:
@@ -132,6 +252,7 @@ class PipelineOperations:
             "CreationTime": now,
             "LastModifiedTime": now,
             "PipelineParameters": [{"Name": k, "Value": str(v)} for k, v in parameters.items()],
+            "PipelineVersionId": _version_id(pipeline),
             "_Definition": definition,
             "_Parameters": parameters,
         }
@@ -146,34 +267,46 @@ class PipelineOperations:
         return body
 
     def describe_pipeline_execution(self, request: Body) -> Body:
-        return public(self.execution(request["PipelineExecutionArn"]))
+        body = self.execution(request["PipelineExecutionArn"])
+        return {k: body[k] for k in EXECUTION_FIELDS if k in body}
+
+    def describe_pipeline_definition_for_execution(self, request: Body) -> Body:
+        """The definition the execution runs: that of the pipeline version it started from."""
+        body = self.execution(request["PipelineExecutionArn"])
+        version = self.database.get(
+            "pipeline_version", f"{body['PipelineArn']}#{body.get('PipelineVersionId')}"
+        )
+        definition = version["PipelineDefinition"] if version else json.dumps(body["_Definition"])
+        return {"PipelineDefinition": definition, "CreationTime": body["CreationTime"]}
+
+    def list_pipeline_parameters_for_execution(self, request: Body) -> Body:
+        body = self.execution(request["PipelineExecutionArn"])
+        parameters = [{**p, "_Position": i} for i, p in enumerate(body.get("PipelineParameters", []))]
+        return PARAMETERS.page(parameters, request, public)
 
     def list_pipeline_executions(self, request: Body) -> Body:
+        _refuse_aliases(request)
         pipeline = self._pipeline(request["PipelineName"])
-        found = self.database.executions(pipeline["PipelineArn"])
-        if request.get("SortOrder", "Descending") == "Descending":
-            found.reverse()
-        limit = int(request.get("MaxResults", 50))
-        return {
-            "PipelineExecutionSummaries": [
-                {
-                    "PipelineExecutionArn": e["PipelineExecutionArn"],
-                    "StartTime": e["CreationTime"],
-                    "PipelineExecutionStatus": e["PipelineExecutionStatus"],
-                    "PipelineExecutionDisplayName": e["PipelineExecutionDisplayName"],
-                    "PipelineExecutionFailureReason": e.get("FailureReason", ""),
-                }
-                for e in found[:limit]
-            ]
-        }
+
+        def summary(execution: Body) -> Body:
+            found = {
+                "PipelineExecutionArn": execution["PipelineExecutionArn"],
+                "StartTime": execution["CreationTime"],
+                "PipelineExecutionStatus": execution["PipelineExecutionStatus"],
+                "PipelineExecutionDisplayName": execution["PipelineExecutionDisplayName"],
+            }
+            if execution.get("PipelineExecutionDescription"):
+                found["PipelineExecutionDescription"] = execution["PipelineExecutionDescription"]
+            if execution.get("FailureReason"):
+                found["PipelineExecutionFailureReason"] = execution["FailureReason"]
+            return found
+
+        return EXECUTIONS.page(self.database.executions(pipeline["PipelineArn"]), request, summary)
 
     def list_pipeline_execution_steps(self, request: Body) -> Body:
         arn = request["PipelineExecutionArn"]
         self.execution(arn)
-        steps = [public(s) for s in self.database.steps(arn)]
-        if request.get("SortOrder", "Descending") == "Descending":
-            steps.reverse()
-        return {"PipelineExecutionSteps": steps}
+        return STEPS.page(self.database.steps(arn), request, public)
 
     def stop_pipeline_execution(self, request: Body) -> Body:
         with self.context.lock:
@@ -239,3 +372,24 @@ class PipelineOperations:
             self.finish_execution(
                 body["PipelineExecutionArn"], "Stopped" if stopped else "Failed", "" if stopped else reason
             )
+
+
+def _version_id(pipeline: Body) -> int:
+    return int(pipeline.get("_VersionId") or pipeline.get("PipelineVersionId") or 1)
+
+
+def _refuse_aliases(request: Body) -> None:
+    for member in ("PipelineVersionAliases", "PipelineVersionAlias"):
+        if member in request:
+            raise invalid(f"{member} is not supported by the local SageMaker.")
+
+
+def _step_names(steps: list[Body]) -> list[str]:
+    """Every step's name, those in Condition branches included."""
+    names = []
+    for step in steps:
+        names.append(step["Name"])
+        if step["Type"] == "Condition":
+            arguments = step.get("Arguments", {})
+            names += _step_names(arguments.get("IfSteps", []) + arguments.get("ElseSteps", []))
+    return names

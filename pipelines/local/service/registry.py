@@ -6,10 +6,46 @@ import time
 from collections.abc import Callable
 
 from pipelines.local.errors import invalid
-from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.context import CREATED_BY, ServiceContext
+from pipelines.local.service.listing import Listing, after, before, contains, equals, only
 from pipelines.local.storage.database import Body
 
-APPROVALS = ("Approved", "Rejected", "PendingManualApproval")
+GROUP_SUMMARY = (
+    "ModelPackageGroupName", "ModelPackageGroupArn", "ModelPackageGroupDescription", "CreationTime",
+    "ModelPackageGroupStatus",
+)
+PACKAGE_SUMMARY = (
+    "ModelPackageName", "ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn",
+    "ModelPackageDescription", "CreationTime", "ModelPackageStatus", "ModelApprovalStatus",
+)
+SORT_BY_NAME_OR_TIME = {"Name": "ModelPackageGroupName", "CreationTime": "CreationTime"}
+GROUPS = Listing(
+    "ModelPackageGroupSummaryList",
+    SORT_BY_NAME_OR_TIME,
+    "CreationTime",
+    "Descending",
+    identity="ModelPackageGroupArn",
+    filters={
+        "NameContains": contains("ModelPackageGroupName"),
+        "CreationTimeAfter": after("CreationTime"),
+        "CreationTimeBefore": before("CreationTime"),
+        "CrossAccountFilterOption": only("SameAccount"),  # no group is shared from another account
+    },
+)
+PACKAGES = Listing(
+    "ModelPackageSummaryList",
+    SORT_BY_NAME_OR_TIME,
+    "CreationTime",
+    "Ascending",
+    identity="ModelPackageArn",
+    filters={
+        "NameContains": contains("ModelPackageName"),
+        "CreationTimeAfter": after("CreationTime"),
+        "CreationTimeBefore": before("CreationTime"),
+        "ModelApprovalStatus": equals("ModelApprovalStatus"),
+        "ModelPackageType": lambda package, kind: kind in ("Versioned", "Both"),  # all are versions
+    },
+)
 
 
 class RegistryOperations:
@@ -29,9 +65,11 @@ class RegistryOperations:
                 "ModelPackageGroupArn": self.context.arn("model-package-group", name.lower()),
                 "ModelPackageGroupDescription": request.get("ModelPackageGroupDescription", ""),
                 "CreationTime": now,
+                "CreatedBy": CREATED_BY,
                 "ModelPackageGroupStatus": "Completed",
             }
             self.database.put("model_package_group", name, body, now)
+            self.context.add_tags(body["ModelPackageGroupArn"], request.get("Tags", []))
         return {"ModelPackageGroupArn": body["ModelPackageGroupArn"]}
 
     def _group(self, name_or_arn: str) -> Body:
@@ -42,16 +80,18 @@ class RegistryOperations:
         return body
 
     def describe_model_package_group(self, request: Body) -> Body:
-        return self._group(request["ModelPackageGroupName"])
+        return {"CreatedBy": CREATED_BY, **self._group(request["ModelPackageGroupName"])}
 
     def list_model_package_groups(self, request: Body) -> Body:
-        return {"ModelPackageGroupSummaryList": self.database.all("model_package_group")}
+        return GROUPS.page(
+            self.database.all("model_package_group"), request, lambda g: {k: g[k] for k in GROUP_SUMMARY}
+        )
 
     def create_model_package(self, request: Body) -> Body:
+        if "ModelPackageGroupName" not in request:
+            raise invalid("ModelPackageGroupName is required: unversioned model packages are not supported.")
         group = self._group(request["ModelPackageGroupName"])["ModelPackageGroupName"]
         status = request.get("ModelApprovalStatus", "PendingManualApproval")
-        if status not in APPROVALS:
-            raise invalid(f"ModelApprovalStatus must be one of {', '.join(APPROVALS)}")
         containers = request.get("InferenceSpecification", {}).get("Containers", [])
         if not containers or not containers[0].get("ModelDataUrl"):
             raise invalid("InferenceSpecification.Containers[0].ModelDataUrl is required")
@@ -59,21 +99,26 @@ class RegistryOperations:
 
         def describe(version: int) -> Body:
             return {
+                "ModelPackageName": group,
                 "ModelPackageGroupName": group,
                 "ModelPackageVersion": version,
                 "ModelPackageArn": self.context.arn("model-package", f"{group.lower()}/{version}"),
                 "ModelPackageDescription": request.get("ModelPackageDescription", ""),
                 "CreationTime": now,
                 "LastModifiedTime": now,
+                "CreatedBy": CREATED_BY,
                 "InferenceSpecification": request["InferenceSpecification"],
                 "ModelMetrics": request.get("ModelMetrics", {}),
                 "DriftCheckBaselines": request.get("DriftCheckBaselines", {}),
                 "CustomerMetadataProperties": request.get("CustomerMetadataProperties", {}),
                 "ModelPackageStatus": "Completed",
+                "ModelPackageStatusDetails": {"ValidationStatuses": []},
                 "ModelApprovalStatus": status,
             }
 
-        body = self.database.add_package(group, describe, now)
+        with self.context.lock:
+            body = self.database.add_package(group, describe, now)
+            self.context.add_tags(body["ModelPackageArn"], request.get("Tags", []))
         return {"ModelPackageArn": body["ModelPackageArn"]}
 
     def register_model_package(self, request: Body) -> str:
@@ -89,7 +134,7 @@ class RegistryOperations:
         body = self.database.package(arn)
         if body is None:
             raise invalid(f"ModelPackage {arn} does not exist.")
-        return body
+        return _described(body)
 
     def describe_model_package(self, request: Body) -> Body:
         return self._package(request["ModelPackageName"])
@@ -99,25 +144,12 @@ class RegistryOperations:
         packages = self.database.packages(
             self._group(group)["ModelPackageGroupName"] if group else None
         )
-        status = request.get("ModelApprovalStatus")
-        packages = [p for p in packages if not status or p["ModelApprovalStatus"] == status]
-        if request.get("SortOrder", "Ascending") == "Descending":
-            packages.reverse()
-        keys = (
-            "ModelPackageGroupName",
-            "ModelPackageVersion",
-            "ModelPackageArn",
-            "ModelPackageDescription",
-            "CreationTime",
-            "ModelPackageStatus",
-            "ModelApprovalStatus",
+        return PACKAGES.page(
+            map(_described, packages), request, lambda p: {k: p[k] for k in PACKAGE_SUMMARY}
         )
-        return {"ModelPackageSummaryList": [{k: p[k] for k in keys} for p in packages]}
 
     def update_model_package(self, request: Body) -> Body:
         status = request.get("ModelApprovalStatus")
-        if status is not None and status not in APPROVALS:
-            raise invalid(f"ModelApprovalStatus must be one of {', '.join(APPROVALS)}")
         with self.context.lock:
             body = self._package(request["ModelPackageArn"])
             was = body["ModelApprovalStatus"]
@@ -129,3 +161,14 @@ class RegistryOperations:
         if status == "Approved" and was != "Approved":
             self._on_approved(body)
         return {"ModelPackageArn": body["ModelPackageArn"]}
+
+
+def _described(package: Body) -> Body:
+    """A stored version as DescribeModelPackage answers (versions stored before these members
+    existed get them too)."""
+    return {
+        "ModelPackageName": package["ModelPackageGroupName"],
+        "ModelPackageStatusDetails": {"ValidationStatuses": []},
+        "CreatedBy": CREATED_BY,
+        **package,
+    }

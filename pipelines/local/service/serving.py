@@ -73,6 +73,7 @@ class Serving:
                 "CaptureStatus": "Started" if capture.get("EnableCapture", True) else "Stopped",
                 "CurrentSamplingPercentage": int(capture.get("InitialSamplingPercentage", 100)),
                 "DestinationS3Uri": capture["DestinationS3Uri"],
+                "KmsKeyId": capture.get("KmsKeyId", ""),
             }
         return fields
 

@@ -1,0 +1,51 @@
+"""Processing and training jobs as DescribeProcessingJob / DescribeTrainingJob answer them.
+
+Jobs run inside pipeline executions (`executor.runner`); the runner hands each job's description
+to `save_job` when the job ends, and these operations read it back.
+"""
+
+from __future__ import annotations
+
+from pipelines.local.contract.models import operation_model
+from pipelines.local.errors import not_found
+from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.listing import seconds
+from pipelines.local.storage.database import Body
+
+KINDS = {"ProcessingJob": "processing_job", "TrainingJob": "training_job"}
+LABELS = {"ProcessingJob": "processing job", "TrainingJob": "training job"}
+
+
+class JobOperations:
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
+
+    def save_job(self, kind: str, description: Body) -> None:
+        """Keep a job's properties as its Describe*Job answer: the members that answer defines,
+        timestamps in seconds, and its start as its creation."""
+        shape = operation_model("sagemaker", f"Describe{kind}").output_shape
+        assert shape is not None
+        body = {k: v for k, v in description.items() if k in shape.members and v not in ("", None)}
+        for name, member in shape.members.items():
+            if member.type_name == "timestamp" and isinstance(body.get(name), str):
+                body[name] = seconds(body[name])
+        start = body.get("ProcessingStartTime", body.get("TrainingStartTime"))
+        end = body.get("ProcessingEndTime", body.get("TrainingEndTime", start))
+        body.setdefault("CreationTime", start)
+        body.setdefault("LastModifiedTime", end)
+        if kind == "TrainingJob":
+            body.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})  # SageMaker's default
+        with self.context.lock:
+            self.context.database.put(KINDS[kind], body[f"{kind}Name"], body, body["CreationTime"])
+
+    def _job(self, kind: str, name: str) -> Body:
+        body = self.context.database.get(KINDS[kind], name)
+        if body is None:
+            raise not_found(LABELS[kind], name, code="ResourceNotFound")
+        return body
+
+    def describe_processing_job(self, request: Body) -> Body:
+        return self._job("ProcessingJob", request["ProcessingJobName"])
+
+    def describe_training_job(self, request: Body) -> Body:
+        return self._job("TrainingJob", request["TrainingJobName"])

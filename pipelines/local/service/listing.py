@@ -1,0 +1,111 @@
+"""One paging model for every List* operation: filter, sort, then cut a page after a cursor.
+
+Each operation declares a `Listing` (its result member, what SortBy may name, its filters) and
+hands it the records. NextToken is the sort key of the last record returned, so a page starts
+strictly after it: records created between two calls never shift a page, and a paginator sees
+each record exactly once. A token only continues the listing (and the sort) that issued it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pipelines.local.errors import invalid
+from pipelines.local.storage.database import Body
+
+Filter = Callable[[Body, Any], bool]
+DEFAULT_PAGE_SIZE = 10  # SageMaker's documented default (ListEndpoints), and what it does elsewhere
+
+
+def seconds(moment: float | int | str) -> float:
+    """A request timestamp (epoch seconds, or ISO 8601 as some SDKs send it) as epoch seconds."""
+    if isinstance(moment, str):
+        return datetime.fromisoformat(moment).timestamp()
+    return float(moment)
+
+
+def contains(record_field: str) -> Filter:
+    """NameContains: a case-insensitive substring of the name."""
+    return lambda record, text: str(text).lower() in str(record.get(record_field, "")).lower()
+
+
+def prefix(record_field: str) -> Filter:
+    return lambda record, text: str(record.get(record_field, "")).startswith(text)
+
+
+def equals(record_field: str) -> Filter:
+    return lambda record, value: record.get(record_field) == value
+
+
+def after(record_field: str) -> Filter:
+    return lambda record, moment: float(record[record_field]) > seconds(moment)
+
+
+def before(record_field: str) -> Filter:
+    return lambda record, moment: float(record[record_field]) < seconds(moment)
+
+
+def only(value: str) -> Filter:
+    """A filter every local record passes for `value` and none for another: e.g. ManagedBy, where
+    every local pipeline is the customer's."""
+    return lambda record, wanted: wanted == value
+
+
+@dataclass(frozen=True)
+class Listing:
+    result_key: str  # e.g. "PipelineSummaries"
+    sort_fields: Mapping[str, str]  # what SortBy may name -> the record field it sorts on
+    default_sort: str
+    default_order: str  # "Ascending" | "Descending"
+    identity: str  # a field unique per record: breaks ties, so the cursor is exact
+    filters: Mapping[str, Filter] = field(default_factory=dict)  # request member -> test
+    limit_member: str = "MaxResults"
+    default_limit: int = DEFAULT_PAGE_SIZE
+
+    def page(
+        self, records: Iterable[Body], request: Body, summary: Callable[[Body], Body] = dict
+    ) -> Body:
+        """The page the request asks for: `{result_key: [...], "NextToken": ...}`."""
+        chosen = [
+            record
+            for record in records
+            if all(test(record, request[member]) for member, test in self.filters.items()
+                   if request.get(member) is not None)
+        ]
+        sort = request.get("SortBy", self.default_sort)
+        order = request.get("SortOrder", self.default_order)
+        sort_field = self.sort_fields[sort]
+
+        def key(record: Body) -> list[Any]:
+            return [record[sort_field], record[self.identity]]
+
+        chosen.sort(key=key, reverse=order == "Descending")
+        if request.get("NextToken"):
+            cursor = self._cursor(request["NextToken"], sort, order)
+            chosen = [r for r in chosen if (key(r) < cursor if order == "Descending" else key(r) > cursor)]
+        limit = int(request.get(self.limit_member) or self.default_limit)
+        body: Body = {self.result_key: [summary(record) for record in chosen[:limit]]}
+        if len(chosen) > limit:
+            body["NextToken"] = _token({"by": sort, "order": order, "after": key(chosen[limit - 1])})
+        return body
+
+    def _cursor(self, token: str, sort: str, order: str) -> list[Any]:
+        try:
+            state = json.loads(base64.urlsafe_b64decode(token.encode()))
+            cursor = state["after"]
+            issued_for = (state["by"], state["order"])
+        except (ValueError, TypeError, KeyError, binascii.Error):
+            raise invalid("The NextToken is not valid.") from None
+        if issued_for != (sort, order) or not isinstance(cursor, list) or len(cursor) != 2:
+            raise invalid("The NextToken was issued for a different listing.")
+        return cursor
+
+
+def _token(state: Body) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()

@@ -1,0 +1,44 @@
+"""AddTags, ListTags, DeleteTags: tags of any local resource, by its ARN (what `Pipeline.upsert(tags=...)`
+calls on a pipeline that exists)."""
+
+from __future__ import annotations
+
+from pipelines.local.errors import ServiceError
+from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.listing import Listing
+from pipelines.local.storage.database import Body
+
+TAGS = Listing("Tags", {"Key": "Key"}, "Key", "Ascending", identity="Key", default_limit=50)
+
+
+class TagOperations:
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
+
+    def _require(self, arn: str) -> None:
+        """Only a resource that exists can be tagged."""
+        database = self.context.database
+        resource = arn.split(":", 5)[-1]  # e.g. pipeline/name, model-package/group/1
+        kind = resource.split("/", 1)[0]
+        if "/execution/" in resource:
+            found = database.execution(arn) is not None
+        elif kind == "model-package":
+            found = database.package(arn) is not None
+        else:
+            found = any(arn in body.values() for body in database.all(kind.replace("-", "_")))
+        if not found:
+            raise ServiceError("ResourceNotFound", f"Resource {arn} does not exist.")
+
+    def add_tags(self, request: Body) -> Body:
+        self._require(request["ResourceArn"])
+        self.context.add_tags(request["ResourceArn"], request["Tags"])
+        return {"Tags": request["Tags"]}
+
+    def list_tags(self, request: Body) -> Body:
+        self._require(request["ResourceArn"])
+        return TAGS.page(self.context.tags(request["ResourceArn"]), request)
+
+    def delete_tags(self, request: Body) -> Body:
+        self._require(request["ResourceArn"])
+        self.context.delete_tags(request["ResourceArn"], request["TagKeys"])
+        return {}

@@ -1,0 +1,57 @@
+"""boto3 clients whose requests go straight to a Dispatcher in this process: no server, no socket.
+
+botocore builds, signs and serializes each request as it would for AWS, and parses the reply as
+it would AWS's; only the HTTP exchange is replaced (by a `before-send` handler). So these clients
+exercise the wire protocol, the shape checks and the service together, fast enough to run
+hundreds of calls in a test.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.config import Config
+
+from pipelines.aws import LOCAL_CREDENTIALS
+from pipelines.local.api.protocol import Dispatcher
+
+URL = "http://local-sagemaker.invalid"
+
+
+class _Raw:
+    """The part of urllib3's response botocore reads: whole, or as a stream."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = io.BytesIO(body)
+
+    def stream(self, amt: int = 1024, decode_content: bool = False) -> Iterator[bytes]:
+        while chunk := self._body.read(amt):
+            yield chunk
+
+    def read(self, amt: int | None = None, decode_content: bool = False) -> bytes:
+        return self._body.read(amt)
+
+
+def client(dispatcher: Dispatcher, service: str) -> Any:
+    """A boto3 client of `service` ("sagemaker", "sagemaker-runtime", "lambda", "events")."""
+    made = boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS).client(
+        service, endpoint_url=URL, config=Config(retries={"max_attempts": 1})
+    )
+
+    def send(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes):
+            body = body.read()
+        reply = dispatcher.route(request.method, urlsplit(request.url).path, request.headers, body)
+        headers = {"Content-Type": reply.content_type, **reply.headers}
+        return AWSResponse(request.url, reply.status, headers, _Raw(reply.body))
+
+    made.meta.events.register("before-send", send)
+    return made
