@@ -12,9 +12,10 @@ from pipelines.local.service.serving import Serving
 from pipelines.local.storage.database import Body, public
 
 
-def _listing(result_key: str, name: str) -> Listing:
+def _listing(operation: str, result_key: str, name: str) -> Listing:
     """Models, endpoint configs and endpoints list alike: by name or creation time, newest first."""
     return Listing(
+        operation,
         result_key,
         {"Name": name, "CreationTime": "CreationTime", "Status": "EndpointStatus"},
         "CreationTime",
@@ -31,9 +32,9 @@ def _listing(result_key: str, name: str) -> Listing:
     )
 
 
-MODELS = _listing("Models", "ModelName")
-ENDPOINT_CONFIGS = _listing("EndpointConfigs", "EndpointConfigName")
-ENDPOINTS = _listing("Endpoints", "EndpointName")
+MODELS = _listing("ListModels", "Models", "ModelName")
+ENDPOINT_CONFIGS = _listing("ListEndpointConfigs", "EndpointConfigs", "EndpointConfigName")
+ENDPOINTS = _listing("ListEndpoints", "Endpoints", "EndpointName")
 MODEL_SUMMARY = ("ModelName", "ModelArn", "CreationTime")
 ENDPOINT_CONFIG_SUMMARY = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
 ENDPOINT_SUMMARY = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")

@@ -17,11 +17,22 @@ from typing import Any
 from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.lambdas.functions import Functions
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.storage.database import Body
+from pipelines.local.service.listing import Listing
+from pipelines.local.storage.database import Body, public
 from pipelines.local.system.identity import arn
 
 log = logging.getLogger(__name__)
 APPROVAL_EVENT = "SageMaker Model Package State Change"
+TARGETS = Listing(
+    "ListTargetsByRule",
+    "Targets",
+    {"Position": "_Position"},
+    "Position",
+    "Ascending",
+    identity="Id",
+    scope=("Rule", "EventBusName"),
+    limit_member="Limit",
+)
 
 
 def matches(pattern: Any, event: Any) -> bool:
@@ -35,6 +46,13 @@ def matches(pattern: Any, event: Any) -> bool:
         candidates = event if isinstance(event, list) else [event]
         return any(candidate in pattern for candidate in candidates)
     raise ValueError(f"unsupported event pattern element {pattern!r}")
+
+
+def _default_bus(request: Body) -> None:
+    """The local EventBridge has the default event bus only."""
+    bus = request.get("EventBusName", "default")
+    if bus != "default" and not bus.endswith(":event-bus/default"):
+        raise ServiceError("ResourceNotFoundException", f"Event bus {bus} does not exist.")
 
 
 def _check_pattern(pattern: Any) -> None:
@@ -58,6 +76,7 @@ class EventOperations:
         return body
 
     def put_rule(self, request: Body) -> Body:
+        _default_bus(request)
         name = request["Name"]
         try:
             pattern = json.loads(request.get("EventPattern") or "")
@@ -79,9 +98,11 @@ class EventOperations:
         return {"RuleArn": body["Arn"]}
 
     def describe_rule(self, request: Body) -> Body:
+        _default_bus(request)
         return {k: v for k, v in self._rule(request["Name"]).items() if not k.startswith("_")}
 
     def put_targets(self, request: Body) -> Body:
+        _default_bus(request)
         with self.context.lock:
             body = self._rule(request["Rule"])
             targets = {t["Id"]: t for t in body["_Targets"]}
@@ -91,9 +112,12 @@ class EventOperations:
         return {"FailedEntryCount": 0, "FailedEntries": []}
 
     def list_targets_by_rule(self, request: Body) -> Body:
-        return {"Targets": self._rule(request["Rule"])["_Targets"]}
+        _default_bus(request)
+        targets = [{**t, "_Position": i} for i, t in enumerate(self._rule(request["Rule"])["_Targets"])]
+        return TARGETS.page(targets, request, public)
 
     def remove_targets(self, request: Body) -> Body:
+        _default_bus(request)
         with self.context.lock:
             body = self._rule(request["Rule"])
             body["_Targets"] = [t for t in body["_Targets"] if t["Id"] not in request["Ids"]]
@@ -101,6 +125,7 @@ class EventOperations:
         return {"FailedEntryCount": 0, "FailedEntries": []}
 
     def delete_rule(self, request: Body) -> Body:
+        _default_bus(request)
         with self.context.lock:
             self._rule(request["Name"])
             self.database.delete("event_rule", request["Name"])

@@ -59,12 +59,14 @@ def only(value: str) -> Filter:
 
 @dataclass(frozen=True)
 class Listing:
+    operation: str  # e.g. "ListPipelines"
     result_key: str  # e.g. "PipelineSummaries"
     sort_fields: Mapping[str, str]  # what SortBy may name -> the record field it sorts on
     default_sort: str
     default_order: str  # "Ascending" | "Descending"
     identity: str  # a field unique per record: breaks ties, so the cursor is exact
     filters: Mapping[str, Filter] = field(default_factory=dict)  # request member -> test
+    scope: tuple[str, ...] = ()  # request members the operation applies itself (whose records)
     limit_member: str = "MaxResults"
     default_limit: int = DEFAULT_PAGE_SIZE
 
@@ -88,7 +90,13 @@ class Listing:
         chosen.sort(key=key, reverse=order == "Descending")
         if request.get("NextToken"):
             cursor = self._cursor(request["NextToken"], sort, order)
-            chosen = [r for r in chosen if (key(r) < cursor if order == "Descending" else key(r) > cursor)]
+            try:
+                if order == "Descending":
+                    chosen = [record for record in chosen if key(record) < cursor]
+                else:
+                    chosen = [record for record in chosen if key(record) > cursor]
+            except TypeError:  # a token whose cursor is not of this listing's kind
+                raise invalid("The NextToken is not valid.") from None
         limit = int(request.get(self.limit_member) or self.default_limit)
         body: Body = {self.result_key: [summary(record) for record in chosen[:limit]]}
         if len(chosen) > limit:

@@ -38,6 +38,7 @@ EXECUTION_FIELDS = (
     "PipelineVersionId", "ParallelismConfiguration",
 )
 PIPELINES = Listing(
+    "ListPipelines",
     "PipelineSummaries",
     {"Name": "PipelineName", "CreationTime": "CreationTime"},
     "CreationTime",
@@ -51,26 +52,42 @@ PIPELINES = Listing(
     },
 )
 EXECUTIONS = Listing(
+    "ListPipelineExecutions",
     "PipelineExecutionSummaries",
     {"CreationTime": "CreationTime", "PipelineExecutionArn": "PipelineExecutionArn"},
     "CreationTime",
     "Descending",
     identity="PipelineExecutionArn",
     filters={"CreatedAfter": after("CreationTime"), "CreatedBefore": before("CreationTime")},
+    scope=("PipelineName", "PipelineVersionAlias"),
 )
 PIPELINE_VERSIONS = Listing(
+    "ListPipelineVersions",
     "PipelineVersionSummaries",
     {"CreationTime": "CreationTime"},
     "CreationTime",
     "Descending",
     identity="PipelineVersionId",
     filters={"CreatedAfter": after("CreationTime"), "CreatedBefore": before("CreationTime")},
+    scope=("PipelineName",),
 )
 STEPS = Listing(
-    "PipelineExecutionSteps", {"StartTime": "StartTime"}, "StartTime", "Descending", identity="StepName"
+    "ListPipelineExecutionSteps",
+    "PipelineExecutionSteps",
+    {"StartTime": "StartTime"},
+    "StartTime",
+    "Descending",
+    identity="StepName",
+    scope=("PipelineExecutionArn",),
 )
 PARAMETERS = Listing(
-    "PipelineParameters", {"Position": "_Position"}, "Position", "Ascending", identity="Name"
+    "ListPipelineParametersForExecution",
+    "PipelineParameters",
+    {"Position": "_Position"},
+    "Position",
+    "Ascending",
+    identity="Name",
+    scope=("PipelineExecutionArn",),
 )
 
 

@@ -20,6 +20,7 @@ PACKAGE_SUMMARY = (
 )
 SORT_BY_NAME_OR_TIME = {"Name": "ModelPackageGroupName", "CreationTime": "CreationTime"}
 GROUPS = Listing(
+    "ListModelPackageGroups",
     "ModelPackageGroupSummaryList",
     SORT_BY_NAME_OR_TIME,
     "CreationTime",
@@ -33,6 +34,7 @@ GROUPS = Listing(
     },
 )
 PACKAGES = Listing(
+    "ListModelPackages",
     "ModelPackageSummaryList",
     SORT_BY_NAME_OR_TIME,
     "CreationTime",
@@ -45,6 +47,7 @@ PACKAGES = Listing(
         "ModelApprovalStatus": equals("ModelApprovalStatus"),
         "ModelPackageType": lambda package, kind: kind in ("Versioned", "Both"),  # all are versions
     },
+    scope=("ModelPackageGroupName",),
 )
 
 

@@ -8,7 +8,16 @@ from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Listing
 from pipelines.local.storage.database import Body
 
-TAGS = Listing("Tags", {"Key": "Key"}, "Key", "Ascending", identity="Key", default_limit=50)
+TAGS = Listing(
+    "ListTags",
+    "Tags",
+    {"Key": "Key"},
+    "Key",
+    "Ascending",
+    identity="Key",
+    scope=("ResourceArn",),
+    default_limit=50,  # ListTags' MaxResults is at least 50
+)
 
 
 class TagOperations:
