@@ -9,7 +9,7 @@ hundreds of calls in a test.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +21,18 @@ from pipelines.aws import LOCAL_CREDENTIALS
 from pipelines.local.api.protocol import Dispatcher
 
 URL = "http://local-sagemaker.invalid"
+
+
+class HTTPHeaders(dict[str, str]):
+    """Header names match whatever their case, as in HTTP."""
+
+    def __init__(self, headers: Mapping[str, str | bytes]) -> None:
+        super().__init__(
+            {k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in headers.items()}
+        )
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
 
 
 class _Raw:
@@ -49,9 +61,10 @@ def client(dispatcher: Dispatcher, service: str) -> Any:
             body = body.encode()
         elif not isinstance(body, bytes):
             body = body.read()
-        reply = dispatcher.route(request.method, urlsplit(request.url).path, request.headers, body)
-        headers = {"Content-Type": reply.content_type, **reply.headers}
-        return AWSResponse(request.url, reply.status, headers, _Raw(reply.body))
+        headers = HTTPHeaders(dict(request.headers.items()))
+        reply = dispatcher.route(request.method, urlsplit(request.url).path, headers, body)
+        answer = {"Content-Type": reply.content_type, **reply.headers}
+        return AWSResponse(request.url, reply.status, answer, _Raw(reply.body))
 
     made.meta.events.register("before-send", send)
     return made

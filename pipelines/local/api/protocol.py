@@ -15,21 +15,19 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-from urllib.parse import unquote
+from typing import Any
 
-from pipelines.local.api.rest import RestRoutes
+from pipelines.local.api.rest import Headers, RestRoutes, has_payload, request_members
 from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
-from pipelines.local.service.backend import LocalSageMaker
+from pipelines.local.service.backend import MODELS, LocalSageMaker
 
 TARGET = re.compile(r"^(SageMaker|AWSEvents)\.([A-Za-z]+)$")
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 JSON_TYPE = "application/x-amz-json-1.1"
 CHECK_RESPONSES = "LOCAL_SAGEMAKER_CHECK_RESPONSES"
-# The backend's group of operations -> the botocore service model that defines them.
-MODELS = {"SageMaker": "sagemaker", "AWSEvents": "events", "Lambda": "lambda"}
+RUNTIME = "Runtime"  # SageMaker Runtime's InvokeEndpoint: answered by the model, not the service
 log = logging.getLogger(__name__)
 
 
@@ -62,10 +60,6 @@ def decode(body: bytes) -> dict[str, Any]:
     return request
 
 
-class Headers(Protocol):
-    def get(self, name: str, default: str) -> str: ...
-
-
 class Dispatcher:
     """Decodes a request, checks it, calls the service operation it names, encodes the answer."""
 
@@ -74,25 +68,30 @@ class Dispatcher:
         self.check_responses = (
             os.environ.get(CHECK_RESPONSES) == "1" if check_responses is None else check_responses
         )
-        self.lambda_routes = RestRoutes("lambda", backend.served("Lambda"))
+        self.rest_routes = RestRoutes(
+            [("Lambda", MODELS["Lambda"], name) for name in backend.served("Lambda")]
+            + [(RUNTIME, "sagemaker-runtime", "InvokeEndpoint")]
+        )
 
     def route(self, method: str, path: str, headers: Headers, body: bytes) -> Reply:
-        """The API a request is for, by its path: invocations, Lambda's REST API, or JSON 1.1."""
-        match = INVOCATIONS.match(path)
-        if match and method == "POST":
-            return self.invoke(
-                match.group(1),
-                body,
-                headers.get("Content-Type", "application/json"),
-                headers.get("Accept", "application/json"),
-            )
-        if path.startswith("/2015-03-31/functions"):
-            return self.functions(method, path, body)
+        """The API a request is for: JSON 1.1 at `/`, else the REST route its path takes."""
         if method == "POST" and path == "/":
             return self.json_api(headers.get("X-Amz-Target", ""), body)
-        return error_reply(
-            ServiceError("UnknownOperationException", f"no route {method} {path}", 404)
-        )
+        found = self.rest_routes.match(method, path)
+        if found is None:
+            return error_reply(
+                ServiceError("UnknownOperationException", f"no route {method} {path}", 404),
+                "application/json",
+            )
+        route, uri = found
+        try:
+            content = body if has_payload(route.model) else decode(body) if body else {}
+        except ServiceError as error:
+            return error_reply(error, "application/json")
+        request = request_members(route.model, uri, headers, content)
+        if route.group == RUNTIME:
+            return self.invoke(request)
+        return self.call(route.group, route.model.name, request, "application/json")
 
     def json_api(self, target: str, body: bytes) -> Reply:
         """A JSON 1.1 call: `X-Amz-Target: <Service>.<Operation>` and a JSON object body."""
@@ -136,15 +135,18 @@ class Dispatcher:
                 return error_reply(ServiceError("InternalFailure", message, 500), content_type)
         return json_reply(int(model.http.get("responseCode", 200)), result, content_type)
 
-    def invoke(self, endpoint: str, body: bytes, content_type: str, accept: str) -> Reply:
+    def invoke(self, request: dict[str, Any]) -> Reply:
         """InvokeEndpoint: a model's own 4xx comes back as ModelError (424), as on SageMaker."""
-        name = unquote(endpoint)
-        request = {"EndpointName": name, "Body": body, "ContentType": content_type, "Accept": accept}
         errors = validate(operation_model("sagemaker-runtime", "InvokeEndpoint").input_shape, request)
         if errors:
             return error_reply(ServiceError("ValidationError", summary(errors)), "application/json")
         try:
-            result = self.backend.serving.invoke(name, body, content_type, accept)
+            result = self.backend.serving.invoke(
+                request["EndpointName"],
+                request.get("Body", b""),
+                request.get("ContentType", "application/json"),
+                request.get("Accept", "application/json"),
+            )
         except ServiceError as error:
             return error_reply(error, "application/json")
         if result.status < 400:
@@ -164,18 +166,3 @@ class Dispatcher:
         )
         reply.headers["x-amzn-ErrorType"] = "ModelError"
         return reply
-
-    def functions(self, method: str, path: str, body: bytes) -> Reply:
-        """Lambda's REST API: the route names the operation and binds the URI's members."""
-        route = self.lambda_routes.match(method, path)
-        if route is None:
-            return error_reply(
-                ServiceError("ResourceNotFoundException", f"no route {method} {path}", 404),
-                "application/json",
-            )
-        name, uri_members = route
-        try:
-            request = decode(body) if body else {}
-        except ServiceError as error:
-            return error_reply(error, "application/json")
-        return self.call("Lambda", name, {**request, **uri_members}, "application/json")

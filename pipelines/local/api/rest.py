@@ -1,42 +1,78 @@
-"""Routes of a REST-JSON API (Lambda's), read from the service model rather than written by hand.
+"""The REST APIs served (Lambda's, and the runtime's InvokeEndpoint), read from their service
+models rather than written by hand.
 
-Each served operation's `http.requestUri` (e.g. `/2015-03-31/functions/{FunctionName}/code`) becomes
-a pattern; a request's method and path name the operation and give the members bound in the URI.
+Each operation's `http.requestUri` (e.g. `/2015-03-31/functions/{FunctionName}/code`) becomes a
+route; a request's members are gathered from wherever the model puts them: the URI, headers, a
+raw payload, or a JSON body.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import unquote
+
+from botocore.model import OperationModel
 
 from pipelines.local.contract.models import operation_model
 
 LABEL = re.compile(r"\{([A-Za-z0-9]+)\}")
 
 
+class Headers(Protocol):
+    def get(self, name: str, default: Any = None) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Route:
-    operation: str
-    method: str
+    group: str  # the backend's group, e.g. "Lambda"
+    model: OperationModel
     path: re.Pattern[str]
 
 
 class RestRoutes:
-    def __init__(self, service: str, operations: Iterable[str]) -> None:
+    def __init__(self, served: Iterable[tuple[str, str, str]]) -> None:
+        """`served`: (group, botocore service, operation) of each operation routed."""
         self.routes = []
-        for name in operations:
-            http = operation_model(service, name).http
-            self.routes.append(Route(name, http["method"], _pattern(http["requestUri"])))
+        for group, service, name in served:
+            model = operation_model(service, name)
+            self.routes.append(Route(group, model, _pattern(model.http["requestUri"])))
 
-    def match(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
-        """(operation, URI members) of the route `method path` takes, if any."""
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route `method path` takes, if any, and the members its URI binds."""
         for route in self.routes:
             found = route.path.fullmatch(path)
-            if found and route.method == method:
-                return route.operation, {k: unquote(v) for k, v in found.groupdict().items()}
+            if found and route.model.http["method"] == method:
+                return route, {k: unquote(v) for k, v in found.groupdict().items()}
         return None
+
+
+def request_members(
+    model: OperationModel, uri: Mapping[str, str], headers: Headers, body: bytes | Mapping[str, Any]
+) -> dict[str, Any]:
+    """The request as one dict of members: `body` is the raw payload when the model names one
+    (an empty payload is an empty value, not a missing one), else the decoded JSON body."""
+    shape = model.input_shape
+    members: dict[str, Any] = {}
+    payload = shape.serialization.get("payload")
+    if payload is not None:
+        members[payload] = body
+    else:
+        assert isinstance(body, Mapping)
+        members.update(body)
+    for name, member in shape.members.items():
+        if member.serialization.get("location") == "header":
+            value = headers.get(member.serialization["name"], None)
+            if value is not None:
+                members[name] = value
+    members.update(uri)
+    return members
+
+
+def has_payload(model: OperationModel) -> bool:
+    return model.input_shape.serialization.get("payload") is not None
 
 
 def _pattern(request_uri: str) -> re.Pattern[str]:

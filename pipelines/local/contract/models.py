@@ -9,9 +9,14 @@ from botocore.model import OperationModel, ServiceModel
 
 
 @cache
+def _session() -> botocore.session.Session:
+    return botocore.session.get_session()
+
+
+@cache
 def service_model(service: str) -> ServiceModel:
     """e.g. service_model("sagemaker"), "sagemaker-runtime", "lambda", "events"."""
-    return botocore.session.get_session().get_service_model(service)
+    return _session().get_service_model(service)
 
 
 def operation_model(service: str, operation: str) -> OperationModel:

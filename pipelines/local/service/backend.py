@@ -55,10 +55,11 @@ class LocalSageMaker:
         self.endpoints = EndpointOperations(self.context, self.serving)
         self._operations: dict[str, dict[str, Operation]] = {
             "SageMaker": _operations(
-                self.pipelines, self.registry, self.endpoints, self.jobs, TagOperations(self.context)
+                "SageMaker",
+                self.pipelines, self.registry, self.endpoints, self.jobs, TagOperations(self.context),
             ),
-            "AWSEvents": _operations(self.events),
-            "Lambda": _operations(FunctionOperations(self.functions)),
+            "AWSEvents": _operations("AWSEvents", self.events),
+            "Lambda": _operations("Lambda", FunctionOperations(self.functions)),
         }
 
     def operation(self, service: str, name: str) -> Operation | None:
@@ -80,68 +81,68 @@ class LocalSageMaker:
         self.context.database.close()
 
 
-def _operations(*groups: object) -> dict[str, Operation]:
-    """API operation name -> method, for every public method named like an operation."""
+def _operations(group: str, *parts: object) -> dict[str, Operation]:
+    """API operation name -> method, for every public method named like an operation of `group`."""
     found: dict[str, Operation] = {}
-    for group in groups:
-        for attribute in dir(type(group)):
+    for part in parts:
+        for attribute in dir(type(part)):
             if attribute.startswith("_"):
                 continue
-            name = "".join(part.capitalize() for part in attribute.split("_"))
-            if name in OPERATIONS:
-                found[name] = getattr(group, attribute)
+            name = "".join(word.capitalize() for word in attribute.split("_"))
+            if name in OPERATIONS[group]:
+                found[name] = getattr(part, attribute)
     return found
 
 
-OPERATIONS = frozenset(
-    [
-        "CreatePipeline",
-        "UpdatePipeline",
-        "DescribePipeline",
-        "DeletePipeline",
-        "ListPipelines",
-        "StartPipelineExecution",
-        "DescribePipelineExecution",
-        "ListPipelineExecutions",
-        "StopPipelineExecution",
-        "RetryPipelineExecution",
-        "ListPipelineExecutionSteps",
-        "ListPipelineVersions",
-        "ListPipelineParametersForExecution",
-        "DescribePipelineDefinitionForExecution",
-        "DescribeProcessingJob",
-        "DescribeTrainingJob",
-        "CreateModelPackageGroup",
-        "DescribeModelPackageGroup",
-        "ListModelPackageGroups",
-        "CreateModelPackage",
-        "DescribeModelPackage",
-        "ListModelPackages",
-        "UpdateModelPackage",
-        "CreateModel",
-        "DescribeModel",
-        "DeleteModel",
-        "ListModels",
-        "CreateEndpointConfig",
-        "DescribeEndpointConfig",
-        "DeleteEndpointConfig",
-        "ListEndpointConfigs",
-        "CreateEndpoint",
-        "UpdateEndpoint",
-        "DescribeEndpoint",
-        "DeleteEndpoint",
-        "ListEndpoints",
-        "AddTags",
-        "ListTags",
-        "DeleteTags",
-        "PutRule",
-        "DescribeRule",
-        "DeleteRule",
-        "PutTargets",
-        "ListTargetsByRule",
-        "RemoveTargets",
-        "CreateFunction",
-        "GetFunction",
-        "UpdateFunctionCode",
-    ]
-)
+# The botocore service model that defines each group's operations.
+MODELS = {"SageMaker": "sagemaker", "AWSEvents": "events", "Lambda": "lambda"}
+# What the server answers, by group: a service method is an API operation only if named here.
+OPERATIONS = {
+    "SageMaker": frozenset(
+        [
+            "CreatePipeline",
+            "UpdatePipeline",
+            "DescribePipeline",
+            "DeletePipeline",
+            "ListPipelines",
+            "ListPipelineVersions",
+            "StartPipelineExecution",
+            "DescribePipelineExecution",
+            "ListPipelineExecutions",
+            "StopPipelineExecution",
+            "RetryPipelineExecution",
+            "ListPipelineExecutionSteps",
+            "ListPipelineParametersForExecution",
+            "DescribePipelineDefinitionForExecution",
+            "DescribeProcessingJob",
+            "DescribeTrainingJob",
+            "CreateModelPackageGroup",
+            "DescribeModelPackageGroup",
+            "ListModelPackageGroups",
+            "CreateModelPackage",
+            "DescribeModelPackage",
+            "ListModelPackages",
+            "UpdateModelPackage",
+            "CreateModel",
+            "DescribeModel",
+            "DeleteModel",
+            "ListModels",
+            "CreateEndpointConfig",
+            "DescribeEndpointConfig",
+            "DeleteEndpointConfig",
+            "ListEndpointConfigs",
+            "CreateEndpoint",
+            "UpdateEndpoint",
+            "DescribeEndpoint",
+            "DeleteEndpoint",
+            "ListEndpoints",
+            "AddTags",
+            "ListTags",
+            "DeleteTags",
+        ]
+    ),
+    "AWSEvents": frozenset(
+        ["PutRule", "DescribeRule", "DeleteRule", "PutTargets", "ListTargetsByRule", "RemoveTargets"]
+    ),
+    "Lambda": frozenset(["CreateFunction", "GetFunction", "UpdateFunctionCode"]),
+}

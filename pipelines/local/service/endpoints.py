@@ -7,12 +7,12 @@ from typing import Any
 
 from pipelines.local.errors import invalid
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.listing import Listing, after, before, contains, equals
+from pipelines.local.service.listing import Filter, Listing, after, before, contains, equals
 from pipelines.local.service.serving import Serving
 from pipelines.local.storage.database import Body, public
 
 
-def _listing(operation: str, result_key: str, name: str) -> Listing:
+def _listing(operation: str, result_key: str, name: str, **more: Filter) -> Listing:
     """Models, endpoint configs and endpoints list alike: by name or creation time, newest first."""
     return Listing(
         operation,
@@ -25,16 +25,21 @@ def _listing(operation: str, result_key: str, name: str) -> Listing:
             "NameContains": contains(name),
             "CreationTimeAfter": after("CreationTime"),
             "CreationTimeBefore": before("CreationTime"),
-            "LastModifiedTimeAfter": after("LastModifiedTime"),
-            "LastModifiedTimeBefore": before("LastModifiedTime"),
-            "StatusEquals": equals("EndpointStatus"),
+            **more,
         },
     )
 
 
 MODELS = _listing("ListModels", "Models", "ModelName")
 ENDPOINT_CONFIGS = _listing("ListEndpointConfigs", "EndpointConfigs", "EndpointConfigName")
-ENDPOINTS = _listing("ListEndpoints", "Endpoints", "EndpointName")
+ENDPOINTS = _listing(
+    "ListEndpoints",
+    "Endpoints",
+    "EndpointName",
+    LastModifiedTimeAfter=after("LastModifiedTime"),
+    LastModifiedTimeBefore=before("LastModifiedTime"),
+    StatusEquals=equals("EndpointStatus"),
+)
 MODEL_SUMMARY = ("ModelName", "ModelArn", "CreationTime")
 ENDPOINT_CONFIG_SUMMARY = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
 ENDPOINT_SUMMARY = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")

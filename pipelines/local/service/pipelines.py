@@ -321,7 +321,9 @@ class PipelineOperations:
         return EXECUTIONS.page(self.database.executions(pipeline["PipelineArn"]), request, summary)
 
     def list_pipeline_execution_steps(self, request: Body) -> Body:
-        arn = request["PipelineExecutionArn"]
+        arn = request.get("PipelineExecutionArn")
+        if arn is None:
+            raise invalid("PipelineExecutionArn is required.")
         self.execution(arn)
         return STEPS.page(self.database.steps(arn), request, public)
 

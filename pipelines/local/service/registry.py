@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from pipelines.local.contract.models import service_model
 from pipelines.local.errors import invalid
 from pipelines.local.service.context import CREATED_BY, ServiceContext
 from pipelines.local.service.listing import Listing, after, before, contains, equals, only
 from pipelines.local.storage.database import Body
 
+# A version describes itself with what its CreateModelPackage request gave, where the answer has room.
+DESCRIBED_PACKAGE = service_model("sagemaker").shape_for("DescribeModelPackageOutput")
 GROUP_SUMMARY = (
     "ModelPackageGroupName", "ModelPackageGroupArn", "ModelPackageGroupDescription", "CreationTime",
     "ModelPackageGroupStatus",
@@ -86,9 +89,8 @@ class RegistryOperations:
         return {"CreatedBy": CREATED_BY, **self._group(request["ModelPackageGroupName"])}
 
     def list_model_package_groups(self, request: Body) -> Body:
-        return GROUPS.page(
-            self.database.all("model_package_group"), request, lambda g: {k: g[k] for k in GROUP_SUMMARY}
-        )
+        groups = self.database.all("model_package_group")
+        return GROUPS.page(groups, request, lambda g: {k: g[k] for k in GROUP_SUMMARY if k in g})
 
     def create_model_package(self, request: Body) -> Body:
         if "ModelPackageGroupName" not in request:
@@ -100,20 +102,18 @@ class RegistryOperations:
             raise invalid("InferenceSpecification.Containers[0].ModelDataUrl is required")
         now = time.time()
 
+        echoed = {k: v for k, v in request.items() if k in DESCRIBED_PACKAGE.members}
+
         def describe(version: int) -> Body:
             return {
+                **echoed,
                 "ModelPackageName": group,
                 "ModelPackageGroupName": group,
                 "ModelPackageVersion": version,
                 "ModelPackageArn": self.context.arn("model-package", f"{group.lower()}/{version}"),
-                "ModelPackageDescription": request.get("ModelPackageDescription", ""),
                 "CreationTime": now,
                 "LastModifiedTime": now,
                 "CreatedBy": CREATED_BY,
-                "InferenceSpecification": request["InferenceSpecification"],
-                "ModelMetrics": request.get("ModelMetrics", {}),
-                "DriftCheckBaselines": request.get("DriftCheckBaselines", {}),
-                "CustomerMetadataProperties": request.get("CustomerMetadataProperties", {}),
                 "ModelPackageStatus": "Completed",
                 "ModelPackageStatusDetails": {"ValidationStatuses": []},
                 "ModelApprovalStatus": status,
@@ -148,7 +148,7 @@ class RegistryOperations:
             self._group(group)["ModelPackageGroupName"] if group else None
         )
         return PACKAGES.page(
-            map(_described, packages), request, lambda p: {k: p[k] for k in PACKAGE_SUMMARY}
+            map(_described, packages), request, lambda p: {k: p[k] for k in PACKAGE_SUMMARY if k in p}
         )
 
     def update_model_package(self, request: Body) -> Body:
@@ -169,9 +169,10 @@ class RegistryOperations:
 def _described(package: Body) -> Body:
     """A stored version as DescribeModelPackage answers (versions stored before these members
     existed get them too)."""
-    return {
+    described = {
         "ModelPackageName": package["ModelPackageGroupName"],
         "ModelPackageStatusDetails": {"ValidationStatuses": []},
         "CreatedBy": CREATED_BY,
         **package,
     }
+    return {k: v for k, v in described.items() if v not in ({}, "")}

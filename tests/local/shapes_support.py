@@ -1,0 +1,186 @@
+"""Requests made from the service models: a valid value for any shape, and values that break it
+in one named way each; and a sender that puts a request on the wire each protocol uses."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from botocore.model import OperationModel, Shape
+
+from pipelines.local.api.protocol import Dispatcher, Reply
+from pipelines.local.contract.models import operation_model
+from pipelines.local.contract.shapes import validate
+from pipelines.local.service.backend import MODELS, OPERATIONS
+
+from .inprocess import HTTPHeaders
+
+RUNTIME = "Runtime"  # InvokeEndpoint, the one SageMaker Runtime operation served
+# Strings tried in turn for a member with a pattern: the first that fits is its sample.
+CANDIDATES = (
+    "a",
+    "a1",
+    "local-1",
+    "s3://bucket/key",
+    "arn:aws:iam::000000000000:role/local",
+    "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/e",
+    "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p",
+    "arn:aws:sagemaker:us-east-1:000000000000:model-package/g/1",
+    "arn:aws:lambda:us-east-1:000000000000:function:f",
+    "application/json",
+    "123456789012",
+)
+# Strings tried in turn to break a member's pattern (padded to its minimum length).
+OFF_PATTERN = ("!", " ", "a b", "../x", "-a")
+
+
+def served() -> list[tuple[str, str]]:
+    """(group, operation) of everything the server answers."""
+    found = [(group, name) for group, names in OPERATIONS.items() for name in sorted(names)]
+    return [*found, (RUNTIME, "InvokeEndpoint")]
+
+
+def model(group: str, name: str) -> OperationModel:
+    return operation_model(MODELS.get(group, "sagemaker-runtime"), name)
+
+
+def with_tokens(group: str, name: str, request: Mapping[str, Any]) -> dict[str, Any]:
+    """The request with its idempotency tokens filled in, as the SDKs do."""
+    shape = model(group, name).input_shape
+    tokens = {m: uuid.uuid4().hex for m, s in shape.members.items() if s.metadata.get("idempotencyToken")}
+    return {**tokens, **request}
+
+
+def sample(shape: Shape) -> Any:
+    """A valid value of `shape`: required members only, minimal sizes."""
+    kind = shape.type_name
+    low = shape.metadata.get("min", 0)
+    if kind == "structure":
+        return {name: sample(shape.members[name]) for name in shape.required_members}
+    if kind == "list":
+        return [sample(shape.member) for _ in range(max(1, low))]
+    if kind == "map":
+        return {sample(shape.key): sample(shape.value)} if low else {}
+    if kind in ("integer", "long"):
+        return low or 1
+    if kind in ("float", "double"):
+        return float(low or 1)
+    if kind == "boolean":
+        return True
+    if kind == "timestamp":
+        return 1_700_000_000
+    if kind == "blob":
+        return base64.b64encode(b"x" * max(1, low)).decode()
+    if getattr(shape, "enum", None):
+        return shape.enum[0]
+    for candidate in CANDIDATES:
+        value = candidate * max(1, -(-low // len(candidate)))
+        if not validate(shape, value):
+            return value
+    raise LookupError(f"no sample string for {shape.name} {shape.metadata}: add one to CANDIDATES")
+
+
+def base_request(operation: OperationModel, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The required members, from `known` where it names them, else sampled."""
+    shape = operation.input_shape
+    return {
+        name: (known or {}).get(name, sample(shape.members[name])) for name in shape.required_members
+    }
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A request with one thing wrong, and the member path the refusal must name."""
+
+    why: str
+    request: dict[str, Any]
+    names: str
+
+
+def lower(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _wrong_type(shape: Shape) -> Any:
+    return "x" if shape.type_name != "string" else 123
+
+
+def _off_pattern(shape: Shape) -> str | None:
+    pattern = shape.metadata.get("pattern")
+    if pattern is None:
+        return None
+    low = shape.metadata.get("min", 0)
+    for candidate in OFF_PATTERN:
+        value = candidate + "!" * max(0, low - len(candidate))
+        errors = validate(shape, value)
+        if errors and all("regular expression" in error for error in errors):
+            return value
+    return None  # the pattern accepts anything of a valid length (e.g. `.*`)
+
+
+def invalid_requests(group: str, operation: OperationModel) -> Iterator[Invalid]:
+    """Each way of breaking the request that the input shape defines, one at a time."""
+    shape = operation.input_shape
+    base = base_request(operation)
+    payload = shape.serialization.get("payload")
+    on_wire = {  # REST members in the URI, headers or payload are strings or bytes by construction
+        name for name, member in shape.members.items() if member.serialization.get("location")
+    } | {payload}
+    if payload is None:  # a REST payload has no room for members the model does not define
+        yield Invalid("unknown member", {**base, "NotAMember": 1}, "notAMember")
+    for name, member in shape.members.items():
+        if member.serialization.get("location") == "uri":
+            continue  # without it, or off its pattern, the path routes nowhere
+        path = lower(name)
+        if name in shape.required_members and name not in on_wire:
+            yield Invalid(f"{name} missing", {k: v for k, v in base.items() if k != name}, path)
+        if name not in on_wire:
+            yield Invalid(f"{name} of the wrong type", {**base, name: _wrong_type(member)}, path)
+        low, high = member.metadata.get("min"), member.metadata.get("max")
+        if member.type_name in ("integer", "long"):
+            if low is not None:
+                yield Invalid(f"{name} below its minimum", {**base, name: low - 1}, path)
+            if high is not None:
+                yield Invalid(f"{name} above its maximum", {**base, name: high + 1}, path)
+        if member.type_name == "string" and not getattr(member, "enum", None):
+            if high is not None and high <= 2**20:
+                yield Invalid(f"{name} too long", {**base, name: "a" * (high + 1)}, path)
+            if low:
+                yield Invalid(f"{name} too short", {**base, name: "a" * (low - 1)}, path)
+            off = _off_pattern(member)
+            if off is not None:
+                yield Invalid(f"{name} off its pattern", {**base, name: off}, path)
+        if getattr(member, "enum", None):
+            yield Invalid(f"{name} outside its enum", {**base, name: "NotInTheEnum"}, path)
+        if member.type_name == "structure":
+            nested = {"NotAMember": 1}
+            yield Invalid(f"{name} with an unknown member", {**base, name: nested}, f"{path}.notAMember")
+
+
+def send(dispatcher: Dispatcher, group: str, name: str, request: Mapping[str, Any]) -> Reply:
+    """The request as its protocol carries it: a JSON 1.1 body, or (Lambda, the runtime) REST's
+    URI, headers and a JSON body or raw payload, as the model places each member."""
+    if group in ("SageMaker", "AWSEvents"):
+        return dispatcher.json_api(f"{group}.{name}", json.dumps(request).encode())
+    operation = model(group, name)
+    path = operation.http["requestUri"]
+    headers: dict[str, str] = {}
+    members = dict(request)
+    payload = operation.input_shape.serialization.get("payload")
+    for member_name, member in operation.input_shape.members.items():
+        where = member.serialization.get("location")
+        if member_name in members and where == "uri":
+            path = path.replace("{" + member_name + "}", quote(str(members.pop(member_name)), safe=""))
+        elif member_name in members and where == "header":
+            headers[member.serialization["name"]] = str(members.pop(member_name))
+    if payload is not None:
+        value = members.pop(payload, b"")
+        body = value if isinstance(value, bytes) else base64.b64decode(value)
+    else:
+        body = json.dumps(members).encode() if members else b""
+    return dispatcher.route(operation.http["method"], path, HTTPHeaders(headers), body)

@@ -1,0 +1,247 @@
+"""A local SageMaker holding one of everything its API serves, for conformance tests: pipelines
+with finished executions and real jobs, a registry, models, endpoints, rules, a function, tags.
+
+Endpoints are served by `InstantHosting` (InService at once, a fixed answer), so no model server
+starts; everything else is the real service.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import tarfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from waiting import wait_until
+
+from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.hosting.endpoints import CaptureSpec, VariantSpec
+from pipelines.local.hosting.model_process import InvokeResult
+from pipelines.local.service.backend import LocalSageMaker
+
+from .shapes_support import send, with_tokens
+
+ROLE = "arn:aws:iam::000000000000:role/local"
+BUCKET = "s3://bucket"
+IMAGE = "local/sklearn:1"
+FAIL_ONLY: dict[str, Any] = {
+    "Version": "2020-12-01",
+    "Parameters": [{"Name": "Why", "Type": "String", "DefaultValue": "no reason"}],
+    "Steps": [{"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": {"Get": "Parameters.Why"}}}],
+}
+RESOURCES = {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1}}
+
+
+def processing_step(name: str, code: str) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Type": "Processing",
+        "Arguments": {
+            "ProcessingResources": RESOURCES,
+            "AppSpecification": {"ImageUri": IMAGE, "ContainerEntrypoint": ["python3", "-c", code]},
+            "RoleArn": ROLE,
+        },
+    }
+
+
+def training_step(name: str) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Type": "Training",
+        "Arguments": {
+            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            "HyperParameters": {
+                "sagemaker_program": "train.py",
+                "sagemaker_submit_directory": f"{BUCKET}/code/source.tar.gz",
+            },
+            "OutputDataConfig": {"S3OutputPath": f"{BUCKET}/models"},
+            "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+            "RoleArn": ROLE,
+        },
+    }
+
+
+JOBS = {
+    "Version": "2020-12-01",
+    "Steps": [
+        processing_step("Work", "print('working')"),
+        training_step("Fit"),
+        {"Name": "Stop", "Type": "Fail", "DependsOn": ["Work", "Fit"], "Arguments": {"ErrorMessage": "done"}},
+    ],
+}
+SLOW = {"Version": "2020-12-01", "Steps": [processing_step("Wait", "import time; time.sleep(600)")]}
+
+
+class InstantHosting:
+    """Stands in for hosting.endpoints.Endpoints: every deployment is InService at once."""
+
+    def deploy(
+        self, endpoint_name: str, deployment_id: str, variants: list[VariantSpec],
+        capture: CaptureSpec | None, on_status: Any,
+    ) -> None:
+        on_status(endpoint_name, "InService", "", deployment_id)
+
+    def restore(self, *args: Any) -> tuple[str, str]:
+        return "InService", ""
+
+    def invoke(self, endpoint_name: str, body: bytes, content_type: str, accept: str) -> InvokeResult:
+        return InvokeResult(200, b'{"predictions": []}', "application/json", "AllTraffic")
+
+    def delete(self, endpoint_name: str) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+
+def local_sagemaker(state_dir: Path) -> LocalSageMaker:
+    backend = LocalSageMaker(state_dir, "us-east-1", "http://127.0.0.1:1")
+    backend.serving.processes = InstantHosting()  # type: ignore[assignment]
+    return backend
+
+
+def function_zip() -> str:
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w") as archive:
+        archive.writestr("index.py", "def handler(event, context):\n    return {'ok': True}\n")
+    return base64.b64encode(raw.getvalue()).decode()
+
+
+def source_tar() -> bytes:
+    raw = io.BytesIO()
+    script = b"print('fitting')\n"
+    with tarfile.open(fileobj=raw, mode="w:gz") as archive:
+        info = tarfile.TarInfo("train.py")
+        info.size = len(script)
+        archive.addfile(info, io.BytesIO(script))
+    return raw.getvalue()
+
+
+@dataclass
+class World:
+    backend: LocalSageMaker
+    dispatcher: Dispatcher = field(init=False)
+    known: dict[str, Any] = field(default_factory=dict)
+    _names: itertools.count[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        self.dispatcher = Dispatcher(self.backend, check_responses=True)
+
+    def fresh(self, prefix: str) -> str:
+        return f"{prefix}-{next(self._names)}"
+
+    def call(self, group: str, name: str, **request: Any) -> dict[str, Any]:
+        """The operation, which must succeed; idempotency tokens filled in as SDKs do."""
+        reply = send(self.dispatcher, group, name, with_tokens(group, name, request))
+        assert reply.status in (200, 201), reply.body
+        return dict(json.loads(reply.body)) if reply.body else {}
+
+    def sm(self, name: str, **request: Any) -> dict[str, Any]:
+        return self.call("SageMaker", name, **request)
+
+    def pipeline(self, definition: dict[str, Any], name: str | None = None) -> str:
+        name = name or self.fresh("pipeline")
+        self.sm("CreatePipeline", PipelineName=name, PipelineDefinition=json.dumps(definition), RoleArn=ROLE)
+        return name
+
+    def start(self, pipeline: str, **request: Any) -> str:
+        started = self.sm("StartPipelineExecution", PipelineName=pipeline, **request)
+        return str(started["PipelineExecutionArn"])
+
+    def finished(self, arn: str) -> dict[str, Any]:
+        def ended() -> dict[str, Any] | None:
+            body = self.sm("DescribePipelineExecution", PipelineExecutionArn=arn)
+            return body if body["PipelineExecutionStatus"] not in ("Executing", "Stopping") else None
+
+        body = wait_until(ended, 60, f"execution {arn} to end")
+        assert body is not None
+        return body
+
+    def model(self, name: str | None = None) -> str:
+        name = name or self.fresh("model")
+        container = {"Image": IMAGE, "ModelDataUrl": f"{BUCKET}/model.tar.gz"}
+        self.sm("CreateModel", ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE)
+        return name
+
+    def endpoint_config(self, model: str, name: str | None = None) -> str:
+        name = name or self.fresh("config")
+        variant = {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 1,
+                   "InstanceType": "ml.m5.large"}
+        self.sm("CreateEndpointConfig", EndpointConfigName=name, ProductionVariants=[variant])
+        return name
+
+    def endpoint(self, config: str, name: str | None = None) -> str:
+        name = name or self.fresh("endpoint")
+        self.sm("CreateEndpoint", EndpointName=name, EndpointConfigName=config)
+        return name
+
+    def package(self, group: str) -> str:
+        specification = {
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"{BUCKET}/model.tar.gz"}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        }
+        return str(self.sm("CreateModelPackage", ModelPackageGroupName=group,
+                           InferenceSpecification=specification)["ModelPackageArn"])
+
+    def rule(self, name: str | None = None) -> str:
+        name = name or self.fresh("rule")
+        self.call("AWSEvents", "PutRule", Name=name, EventPattern=json.dumps({"source": ["nothing"]}))
+        return name
+
+    def function(self, name: str | None = None) -> str:
+        name = name or self.fresh("function")
+        self.call("Lambda", "CreateFunction", FunctionName=name, Role=ROLE, Handler="index.handler",
+                  Runtime="python3.12", Code={"ZipFile": function_zip()})
+        return name
+
+
+def build_world(state_dir: Path) -> World:
+    world = World(local_sagemaker(state_dir))
+    world.backend.context.store.put_bytes(f"{BUCKET}/code/source.tar.gz", source_tar())
+    jobs = world.start(world.pipeline(JOBS, "p"))
+    assert world.finished(jobs)["FailureReason"] == "done"
+    steps = world.sm("ListPipelineExecutionSteps", PipelineExecutionArn=jobs)["PipelineExecutionSteps"]
+    job_names = {
+        kind: metadata["Arn"].rsplit("/", 1)[-1]
+        for step in steps for kind, metadata in step["Metadata"].items() if kind.endswith("Job")
+    }
+    world.pipeline(FAIL_ONLY, "q")
+    world.pipeline(SLOW, "slow")
+    world.sm("CreateModelPackageGroup", ModelPackageGroupName="g")
+    package = world.package("g")
+    world.endpoint(world.endpoint_config(world.model("m"), "c"), "e")
+    world.endpoint_config("m", "c2")
+    world.endpoint("c", "u")
+    world.function("f")
+    world.rule("r")
+    function_arn = world.call("Lambda", "GetFunction", FunctionName="f")["Configuration"]["FunctionArn"]
+    world.call("AWSEvents", "PutTargets", Rule="r", Targets=[{"Id": "t0", "Arn": function_arn}])
+    pipeline_arn = world.sm("DescribePipeline", PipelineName="p")["PipelineArn"]
+    world.sm("AddTags", ResourceArn=pipeline_arn, Tags=[{"Key": "k", "Value": "v"}])
+    world.known.update(
+        PipelineName="p",
+        PipelineExecutionArn=jobs,
+        ProcessingJobName=job_names["ProcessingJob"],
+        TrainingJobName=job_names["TrainingJob"],
+        ModelPackageGroupName="g",
+        ModelPackageName=package,
+        ModelPackageArn=package,
+        ModelName="m",
+        EndpointConfigName="c",
+        EndpointName="e",
+        ResourceArn=pipeline_arn,
+        Name="r",
+        Rule="r",
+        FunctionName="f",
+        FunctionArn=function_arn,
+        Body=base64.b64encode(b'{"review_text": "fine"}').decode(),
+        ContentType="application/json",
+    )
+    return world
