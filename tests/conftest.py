@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from pipelines.settings import Settings, load_settings
+
+
+# Every local SageMaker server the tests start checks each of its responses against the service
+# model's output shape; a response that breaks it becomes a 500 that fails the test that got it.
+os.environ["LOCAL_SAGEMAKER_CHECK_RESPONSES"] = "1"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

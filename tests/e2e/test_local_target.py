@@ -7,6 +7,7 @@ restart) but asserts only what holds whatever ran before it, so they pass in any
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -321,3 +322,81 @@ def test_crash_mid_run_reads_failed_and_retry_resumes(local: Local) -> None:
     assert steps["Preprocess"]["AttemptCount"] == 1
     assert steps["DeployEndpoint"]["StepStatus"] == "Succeeded"
     wait_until(lambda: local.endpoint()["EndpointStatus"] == "InService", what="InService")
+
+
+def test_the_sdks_own_objects_work_against_the_local_target(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SDK v3's Pipeline and PipelineExecution, and sagemaker-core's resources, make their own
+    calls (versions, parameters, job descriptions, tags, waiters): all of them are answered."""
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.resources import Endpoint
+    from sagemaker.core.resources import Pipeline as PipelineResource
+    from sagemaker.core.workflow.parameters import ParameterString
+    from sagemaker.mlops.workflow.fail_step import FailStep
+    from sagemaker.mlops.workflow.pipeline import Pipeline, PipelineExecution
+
+    for service in ("SAGEMAKER", "SAGEMAKER_RUNTIME"):
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", local.url)
+    boto_session = boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS)
+    session = Session(boto_session=boto_session)
+    where = {"session": boto_session, "region": "us-east-1"}
+
+    execution = PipelineExecution(arn=local.first_execution, sagemaker_session=session)
+    execution.wait(delay=1, max_attempts=5)
+    assert execution.describe()["PipelineExecutionStatus"] == "Succeeded"
+    steps = {s["StepName"]: s for s in execution.list_steps()}
+    parameters, token = [], None
+    while True:
+        page = execution.list_parameters(max_results=5, next_token=token)
+        parameters += [p["Name"] for p in page["PipelineParameters"]]
+        if not (token := page.get("NextToken")):
+            break
+    assert "AccuracyThreshold" in parameters and len(parameters) == len(set(parameters))
+    with pytest.raises(ValueError, match="@step"):
+        execution.result("Evaluate")  # only @step functions have a result; others say so
+    job = steps["Train"]["Metadata"]["TrainingJob"]["Arn"].rsplit("/", 1)[-1]
+    training = session.sagemaker_client.describe_training_job(TrainingJobName=job)
+    assert training["TrainingJobStatus"] == "Completed"
+    assert training["ModelArtifacts"]["S3ModelArtifacts"].endswith(f"{job}/output/model.tar.gz")
+
+    resource = PipelineResource.get("sentiment-classifier", **where)
+    assert resource.refresh().pipeline_status == "Active"
+    assert "sentiment-classifier" in [p.pipeline_name for p in PipelineResource.get_all(**where)]
+    answer = Endpoint.get(ENDPOINT, **where).invoke(
+        body=json.dumps({"review_text": "great value, works perfectly"}),
+        content_type="application/json",
+        **where,
+    )
+    assert json.loads(answer.body.read())["predictions"][0]["label"] == 1
+
+    why = ParameterString("Why", default_value="no reason")
+    tagged = Pipeline(name="sdk-tagged", parameters=[why], sagemaker_session=session,
+                      steps=[FailStep(name="Stop", error_message=why)])
+    role = "arn:aws:iam::000000000000:role/local"
+    tagged.upsert(role_arn=role, tags=[{"Key": "team", "Value": "ml"}])
+    tagged.upsert(role_arn=role, tags=[{"Key": "stage", "Value": "dev"}])  # exists: tags added
+    arn = tagged.describe()["PipelineArn"]
+    assert session.sagemaker_client.list_tags(ResourceArn=arn)["Tags"] == [
+        {"Key": "stage", "Value": "dev"}, {"Key": "team", "Value": "ml"}]
+    assert [v["PipelineVersionId"] for v in tagged.list_pipeline_versions()[
+        "PipelineVersionSummaries"]] == [2, 1]
+
+
+def test_every_answer_carries_a_request_id(local: Local) -> None:
+    """Successes, refusals, unknown routes and oversized bodies alike, as AWS's answers do."""
+    port = int(local.url.rsplit(":", 1)[1])
+    requests = [
+        ("POST", "/", b"{}", {"X-Amz-Target": "SageMaker.ListPipelines"}, 200),
+        ("POST", "/", b'{"PipelineName": 1}', {"X-Amz-Target": "SageMaker.DescribePipeline"}, 400),
+        ("GET", "/nowhere", b"", {}, 404),
+        ("POST", f"/endpoints/{ENDPOINT}/invocations", b"x" * (7 * 1024 * 1024), {}, 413),
+    ]
+    for method, path, body, headers, status in requests:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request(method, path, body, headers)
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        assert response.status == status, (path, response.status)
+        assert len(response.getheader("x-amzn-RequestId", "")) == 36, (path, response.getheaders())

@@ -169,11 +169,11 @@ class World:
         self.sm("CreateModel", ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE)
         return name
 
-    def endpoint_config(self, model: str, name: str | None = None) -> str:
+    def endpoint_config(self, model: str, name: str | None = None, **request: Any) -> str:
         name = name or self.fresh("config")
         variant = {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 1,
                    "InstanceType": "ml.m5.large"}
-        self.sm("CreateEndpointConfig", EndpointConfigName=name, ProductionVariants=[variant])
+        self.sm("CreateEndpointConfig", EndpointConfigName=name, ProductionVariants=[variant], **request)
         return name
 
     def endpoint(self, config: str, name: str | None = None) -> str:
@@ -216,7 +216,9 @@ def build_world(state_dir: Path) -> World:
     world.pipeline(SLOW, "slow")
     world.sm("CreateModelPackageGroup", ModelPackageGroupName="g")
     package = world.package("g")
-    world.endpoint(world.endpoint_config(world.model("m"), "c"), "e")
+    capture = {"EnableCapture": True, "InitialSamplingPercentage": 100,
+               "DestinationS3Uri": f"{BUCKET}/capture", "CaptureOptions": [{"CaptureMode": "Input"}]}
+    world.endpoint(world.endpoint_config(world.model("m"), "c", DataCaptureConfig=capture), "e")
     world.endpoint_config("m", "c2")
     world.endpoint("c", "u")
     world.function("f")
