@@ -9,7 +9,6 @@ import pytest
 
 from pipelines.settings import Settings, load_settings
 
-
 # Every local SageMaker server the tests start checks each of its responses against the service
 # model's output shape; a response that breaks it becomes a 500 that fails the test that got it.
 os.environ["LOCAL_SAGEMAKER_CHECK_RESPONSES"] = "1"
