@@ -7,7 +7,7 @@ from typing import Any
 
 from pipelines.local.errors import invalid
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.listing import Filter, Listing, after, before, contains, equals
+from pipelines.local.service.listing import Filter, Listing, between, contains, equals
 from pipelines.local.service.serving import Serving
 from pipelines.local.storage.database import Body, public
 
@@ -15,17 +15,10 @@ from pipelines.local.storage.database import Body, public
 def _listing(operation: str, result_key: str, name: str, **more: Filter) -> Listing:
     """Models, endpoint configs and endpoints list alike: by name or creation time, newest first."""
     return Listing(
-        operation,
-        result_key,
-        {"Name": name, "CreationTime": "CreationTime", "Status": "EndpointStatus"},
-        "CreationTime",
-        "Descending",
+        operation, result_key, {"Name": name, "CreationTime": "CreationTime", "Status": "EndpointStatus"},
         identity=name,
         filters={
-            "NameContains": contains(name),
-            "CreationTimeAfter": after("CreationTime"),
-            "CreationTimeBefore": before("CreationTime"),
-            **more,
+            "NameContains": contains(name), **between("CreationTimeAfter", "CreationTimeBefore"), **more
         },
     )
 
@@ -36,8 +29,7 @@ ENDPOINTS = _listing(
     "ListEndpoints",
     "Endpoints",
     "EndpointName",
-    LastModifiedTimeAfter=after("LastModifiedTime"),
-    LastModifiedTimeBefore=before("LastModifiedTime"),
+    **between("LastModifiedTimeAfter", "LastModifiedTimeBefore", "LastModifiedTime"),
     StatusEquals=equals("EndpointStatus"),
 )
 MODEL_SUMMARY = ("ModelName", "ModelArn", "CreationTime")

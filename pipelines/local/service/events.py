@@ -17,21 +17,14 @@ from typing import Any
 from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.lambdas.functions import Functions
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.listing import Listing
+from pipelines.local.service.listing import Listing, numbered
 from pipelines.local.storage.database import Body, public
 from pipelines.local.system.identity import arn
 
 log = logging.getLogger(__name__)
 APPROVAL_EVENT = "SageMaker Model Package State Change"
-TARGETS = Listing(
-    "ListTargetsByRule",
-    "Targets",
-    {"Position": "_Position"},
-    "Position",
-    "Ascending",
-    identity="Id",
-    scope=("Rule", "EventBusName"),
-    limit_member="Limit",
+TARGETS = Listing.as_recorded(
+    "ListTargetsByRule", "Targets", "Id", scope=("Rule", "EventBusName"), limit_member="Limit"
 )
 
 
@@ -113,8 +106,7 @@ class EventOperations:
 
     def list_targets_by_rule(self, request: Body) -> Body:
         _default_bus(request)
-        targets = [{**t, "_Position": i} for i, t in enumerate(self._rule(request["Rule"])["_Targets"])]
-        return TARGETS.page(targets, request, public)
+        return TARGETS.page(numbered(self._rule(request["Rule"])["_Targets"]), request, public)
 
     def remove_targets(self, request: Body) -> Body:
         _default_bus(request)

@@ -51,6 +51,11 @@ def before(record_field: str) -> Filter:
     return lambda record, moment: float(record[record_field]) < seconds(moment)
 
 
+def between(after_member: str, before_member: str, record_field: str = "CreationTime") -> dict[str, Filter]:
+    """A pair of time filters, e.g. between("CreatedAfter", "CreatedBefore")."""
+    return {after_member: after(record_field), before_member: before(record_field)}
+
+
 def only(value: str) -> Filter:
     """A filter every local record passes for `value` and none for another: e.g. ManagedBy, where
     every local pipeline is the customer's."""
@@ -62,13 +67,19 @@ class Listing:
     operation: str  # e.g. "ListPipelines"
     result_key: str  # e.g. "PipelineSummaries"
     sort_fields: Mapping[str, str]  # what SortBy may name -> the record field it sorts on
-    default_sort: str
-    default_order: str  # "Ascending" | "Descending"
     identity: str  # a field unique per record: breaks ties, so the cursor is exact
+    default_sort: str = "CreationTime"
+    default_order: str = "Descending"  # newest first, unless the operation says otherwise
     filters: Mapping[str, Filter] = field(default_factory=dict)  # request member -> test
     scope: tuple[str, ...] = ()  # request members the operation applies itself (whose records)
     limit_member: str = "MaxResults"
     default_limit: int = DEFAULT_PAGE_SIZE
+
+    @classmethod
+    def as_recorded(cls, operation: str, result_key: str, identity: str, **more: Any) -> Listing:
+        """A listing in the order the records were given (see `numbered`), e.g. parameters."""
+        return cls(operation, result_key, {"Position": "_Position"}, identity,
+                   default_sort="Position", default_order="Ascending", **more)
 
     def page(
         self, records: Iterable[Body], request: Body, summary: Callable[[Body], Body] = dict
@@ -113,6 +124,11 @@ class Listing:
         if issued_for != (sort, order) or not isinstance(cursor, list) or len(cursor) != 2:
             raise invalid("The NextToken was issued for a different listing.")
         return cursor
+
+
+def numbered(records: Iterable[Body]) -> list[Body]:
+    """Records with their position, for an `as_recorded` listing (a summary drops it: `public`)."""
+    return [{**record, "_Position": position} for position, record in enumerate(records)]
 
 
 def _token(state: Body) -> str:

@@ -22,7 +22,7 @@ from pipelines.local.executor.engine import (
 )
 from pipelines.local.executor.runner import ExecutionRunner
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.listing import Listing, after, before, only, prefix
+from pipelines.local.service.listing import Listing, between, numbered, only, prefix
 from pipelines.local.storage.database import Body, public
 from pipelines.local.system.supervision import kill_recorded_groups
 
@@ -38,56 +38,30 @@ EXECUTION_FIELDS = (
     "PipelineVersionId", "ParallelismConfiguration",
 )
 PIPELINES = Listing(
-    "ListPipelines",
-    "PipelineSummaries",
-    {"Name": "PipelineName", "CreationTime": "CreationTime"},
-    "CreationTime",
-    "Descending",
+    "ListPipelines", "PipelineSummaries", {"Name": "PipelineName", "CreationTime": "CreationTime"},
     identity="PipelineArn",
     filters={
         "PipelineNamePrefix": prefix("PipelineName"),
-        "CreatedAfter": after("CreationTime"),
-        "CreatedBefore": before("CreationTime"),
+        **between("CreatedAfter", "CreatedBefore"),
         "ManagedBy": only("CUSTOMER"),
     },
 )
 EXECUTIONS = Listing(
-    "ListPipelineExecutions",
-    "PipelineExecutionSummaries",
+    "ListPipelineExecutions", "PipelineExecutionSummaries",
     {"CreationTime": "CreationTime", "PipelineExecutionArn": "PipelineExecutionArn"},
-    "CreationTime",
-    "Descending",
-    identity="PipelineExecutionArn",
-    filters={"CreatedAfter": after("CreationTime"), "CreatedBefore": before("CreationTime")},
+    identity="PipelineExecutionArn", filters=between("CreatedAfter", "CreatedBefore"),
     scope=("PipelineName", "PipelineVersionAlias"),
 )
 PIPELINE_VERSIONS = Listing(
-    "ListPipelineVersions",
-    "PipelineVersionSummaries",
-    {"CreationTime": "CreationTime"},
-    "CreationTime",
-    "Descending",
-    identity="PipelineVersionId",
-    filters={"CreatedAfter": after("CreationTime"), "CreatedBefore": before("CreationTime")},
-    scope=("PipelineName",),
+    "ListPipelineVersions", "PipelineVersionSummaries", {"CreationTime": "CreationTime"},
+    identity="PipelineVersionId", filters=between("CreatedAfter", "CreatedBefore"), scope=("PipelineName",),
 )
 STEPS = Listing(
-    "ListPipelineExecutionSteps",
-    "PipelineExecutionSteps",
-    {"StartTime": "StartTime"},
-    "StartTime",
-    "Descending",
-    identity="StepName",
-    scope=("PipelineExecutionArn",),
+    "ListPipelineExecutionSteps", "PipelineExecutionSteps", {"StartTime": "StartTime"},
+    identity="StepName", default_sort="StartTime", scope=("PipelineExecutionArn",),
 )
-PARAMETERS = Listing(
-    "ListPipelineParametersForExecution",
-    "PipelineParameters",
-    {"Position": "_Position"},
-    "Position",
-    "Ascending",
-    identity="Name",
-    scope=("PipelineExecutionArn",),
+PARAMETERS = Listing.as_recorded(
+    "ListPipelineParametersForExecution", "PipelineParameters", "Name", scope=("PipelineExecutionArn",)
 )
 
 
@@ -298,8 +272,7 @@ class PipelineOperations:
 
     def list_pipeline_parameters_for_execution(self, request: Body) -> Body:
         body = self.execution(request["PipelineExecutionArn"])
-        parameters = [{**p, "_Position": i} for i, p in enumerate(body.get("PipelineParameters", []))]
-        return PARAMETERS.page(parameters, request, public)
+        return PARAMETERS.page(numbered(body.get("PipelineParameters", [])), request, public)
 
     def list_pipeline_executions(self, request: Body) -> Body:
         _refuse_aliases(request)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pipelines.local.contract.models import service_model
 from pipelines.local.errors import invalid
 from pipelines.local.service.context import CREATED_BY, ServiceContext
-from pipelines.local.service.listing import Listing, after, before, contains, equals, only
+from pipelines.local.service.listing import Listing, between, contains, equals, only
 from pipelines.local.storage.database import Body
 
 # A version describes itself with what its CreateModelPackage request gave, where the answer has room.
@@ -23,34 +23,23 @@ PACKAGE_SUMMARY = (
 )
 SORT_BY_NAME_OR_TIME = {"Name": "ModelPackageGroupName", "CreationTime": "CreationTime"}
 GROUPS = Listing(
-    "ListModelPackageGroups",
-    "ModelPackageGroupSummaryList",
-    SORT_BY_NAME_OR_TIME,
-    "CreationTime",
-    "Descending",
+    "ListModelPackageGroups", "ModelPackageGroupSummaryList", SORT_BY_NAME_OR_TIME,
     identity="ModelPackageGroupArn",
     filters={
         "NameContains": contains("ModelPackageGroupName"),
-        "CreationTimeAfter": after("CreationTime"),
-        "CreationTimeBefore": before("CreationTime"),
+        **between("CreationTimeAfter", "CreationTimeBefore"),
         "CrossAccountFilterOption": only("SameAccount"),  # no group is shared from another account
     },
 )
 PACKAGES = Listing(
-    "ListModelPackages",
-    "ModelPackageSummaryList",
-    SORT_BY_NAME_OR_TIME,
-    "CreationTime",
-    "Ascending",
-    identity="ModelPackageArn",
+    "ListModelPackages", "ModelPackageSummaryList", SORT_BY_NAME_OR_TIME,
+    identity="ModelPackageArn", default_order="Ascending", scope=("ModelPackageGroupName",),
     filters={
         "NameContains": contains("ModelPackageName"),
-        "CreationTimeAfter": after("CreationTime"),
-        "CreationTimeBefore": before("CreationTime"),
+        **between("CreationTimeAfter", "CreationTimeBefore"),
         "ModelApprovalStatus": equals("ModelApprovalStatus"),
         "ModelPackageType": lambda package, kind: kind in ("Versioned", "Both"),  # all are versions
     },
-    scope=("ModelPackageGroupName",),
 )
 
 

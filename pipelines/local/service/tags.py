@@ -9,14 +9,8 @@ from pipelines.local.service.listing import Listing
 from pipelines.local.storage.database import Body
 
 TAGS = Listing(
-    "ListTags",
-    "Tags",
-    {"Key": "Key"},
-    "Key",
-    "Ascending",
-    identity="Key",
-    scope=("ResourceArn",),
-    default_limit=50,  # ListTags' MaxResults is at least 50
+    "ListTags", "Tags", {"Key": "Key"}, identity="Key", default_sort="Key", default_order="Ascending",
+    scope=("ResourceArn",), default_limit=50,  # ListTags' MaxResults is at least 50
 )
 
 
