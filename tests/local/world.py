@@ -22,13 +22,18 @@ from waiting import wait_until
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.hosting.endpoints import CaptureSpec, VariantSpec
 from pipelines.local.hosting.model_process import InvokeResult
+from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.service.backend import LocalSageMaker
 
 from .shapes_support import send, with_tokens
 
 ROLE = "arn:aws:iam::000000000000:role/local"
 BUCKET = "s3://bucket"
-IMAGE = "local/sklearn:1"
+# The scikit-learn image whose release is the one installed here: the one image jobs run locally.
+IMAGE = (
+    "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:"
+    f"{local_sklearn_release()}-1-cpu-py3"
+)
 FAIL_ONLY: dict[str, Any] = {
     "Version": "2020-12-01",
     "Parameters": [{"Name": "Why", "Type": "String", "DefaultValue": "no reason"}],

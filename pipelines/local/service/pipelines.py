@@ -11,8 +11,6 @@ import time
 import uuid
 from typing import Any
 
-from pipelines.local.contract.models import service_model
-from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.executor.engine import (
     DefinitionError,
@@ -27,7 +25,6 @@ from pipelines.local.storage.database import Body, public
 from pipelines.local.system.supervision import kill_recorded_groups
 
 ACTIVE = ("Executing", "Stopping")
-STEP_NAME = service_model("sagemaker").shape_for("StepName")
 PIPELINE_FIELDS = (
     "PipelineArn", "PipelineName", "PipelineDisplayName", "PipelineDefinition", "PipelineDescription",
     "RoleArn", "PipelineStatus", "CreationTime", "LastModifiedTime", "ParallelismConfiguration",
@@ -87,10 +84,6 @@ class PipelineOperations:
             validate_definition(definition)
         except (json.JSONDecodeError, DefinitionError) as error:
             raise invalid(f"Invalid pipeline definition: {error}") from None
-        names = _step_names(definition["Steps"])
-        errors = [message for name in names for message in validate(STEP_NAME, name, "stepName")]
-        if errors:
-            raise invalid(f"Invalid pipeline definition: {summary(errors)}")
         return definition
 
     def create_pipeline(self, request: Body) -> Body:
@@ -375,13 +368,3 @@ def _refuse_aliases(request: Body) -> None:
         if member in request:
             raise invalid(f"{member} is not supported by the local SageMaker.")
 
-
-def _step_names(steps: list[Body]) -> list[str]:
-    """Every step's name, those in Condition branches included."""
-    names = []
-    for step in steps:
-        names.append(step["Name"])
-        if step["Type"] == "Condition":
-            arguments = step.get("Arguments", {})
-            names += _step_names(arguments.get("IfSteps", []) + arguments.get("ElseSteps", []))
-    return names
