@@ -60,7 +60,8 @@ def call(service: LocalSageMaker, name: str, **request: Any) -> dict[str, Any]:
 def start_waiting_execution(service: LocalSageMaker, marker: Path) -> str:
     """Start the execution and return once its job runs (and cannot end before the marker)."""
     service.context.store.put_bytes(f"{BUCKET}/wait.py", WAIT_FOR_MARKER)
-    call(service, "CreatePipeline", PipelineName="locked", PipelineDefinition=definition(marker))
+    call(service, "CreatePipeline", PipelineName="locked", PipelineDefinition=definition(marker),
+         RoleArn="arn:aws:iam::000000000000:role/local-sagemaker")
     arn: str = call(service, "StartPipelineExecution", PipelineName="locked")["PipelineExecutionArn"]
     wait_until(lambda: steps(service, arn).get("Wait", {}).get("StepStatus") == "Executing", 30,
                "the Wait step to start")
