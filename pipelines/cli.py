@@ -177,14 +177,15 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     sm = Clients(settings).sagemaker
     if args.action == "list":
         clients = Clients(settings)
-        response = sm.list_model_packages(
+        pages = sm.get_paginator("list_model_packages").paginate(
             ModelPackageGroupName=settings.model_package_group,
             SortBy="CreationTime",
             SortOrder="Descending",
         )
-        if not response["ModelPackageSummaryList"]:
+        packages = [package for page in pages for package in page["ModelPackageSummaryList"]]
+        if not packages:
             say(f"no model versions in {settings.model_package_group}")
-        for package in response["ModelPackageSummaryList"]:
+        for package in packages:
             say(
                 f"v{package.get('ModelPackageVersion', '?'):<4} "
                 f"{package['ModelApprovalStatus']:<22} {package['CreationTime']:%Y-%m-%d %H:%M:%S}  "
@@ -232,7 +233,8 @@ def _package_arn(settings: Settings, sm: Any, given: str) -> str:
 
 def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
     sm = Clients(settings).sagemaker
-    endpoints = sm.list_endpoints(SortBy="CreationTime", SortOrder="Descending")["Endpoints"]
+    pages = sm.get_paginator("list_endpoints").paginate(SortBy="CreationTime", SortOrder="Descending")
+    endpoints = [endpoint for page in pages for endpoint in page["Endpoints"]]
     if not endpoints:
         say("no endpoints")
     for endpoint in endpoints:

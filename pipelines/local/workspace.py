@@ -26,10 +26,8 @@ def object_path(state_dir: Path, uri: str) -> Path:
 
 def step_log(state_dir: Path, sm: Any, execution_arn: str, step: str) -> str:
     """A job step's own log; for other steps (Lambda, Condition) the execution's log."""
-    steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn)[
-        "PipelineExecutionSteps"
-    ]
-    by_name = {s["StepName"]: s for s in steps}
+    pages = sm.get_paginator("list_pipeline_execution_steps").paginate(PipelineExecutionArn=execution_arn)
+    by_name = {s["StepName"]: s for page in pages for s in page["PipelineExecutionSteps"]}
     if step not in by_name:
         raise FileNotFoundError(
             f"no step {step!r} in this execution; its steps: {', '.join(by_name)}"
