@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pipelines import REPO_ROOT
-from pipelines.local.executor.checks import definition_problems
+from pipelines.local.executor.checks import definition_problems, request_problems
 from pipelines.local.executor.engine import DefinitionError, validate_definition
 from pipelines.local.jobs.images import UnsupportedImage, check_image, local_sklearn_release
 from pipelines.local.jobs.processing import run_processing_job
@@ -23,11 +23,18 @@ REGISTRY = "683313688378.dkr.ecr.us-east-1.amazonaws.com"
 HERE = f"{REGISTRY}/sagemaker-scikit-learn:{local_sklearn_release()}-1-cpu-py3"
 
 
-def processing(name: str = "Prep", image: Any = HERE) -> dict[str, Any]:
+def processing(name: str = "Prep", image: Any = HERE, count: Any = 1) -> dict[str, Any]:
+    """A Processing step whose Arguments are a complete CreateProcessingJob request."""
     return {
         "Name": name,
         "Type": "Processing",
-        "Arguments": {"AppSpecification": {"ImageUri": image, "ContainerEntrypoint": ["python3"]}},
+        "Arguments": {
+            "ProcessingResources": {
+                "ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": count, "VolumeSizeInGB": 30}
+            },
+            "AppSpecification": {"ImageUri": image, "ContainerEntrypoint": ["python3"]},
+            "RoleArn": "arn:aws:iam::000000000000:role/local-sagemaker",
+        },
     }
 
 
@@ -112,3 +119,23 @@ def test_an_image_from_a_parameter_fails_the_job_naming_it(tmp_path: Path) -> No
     assert result.status == "Failed"
     assert image in result.failure_reason and "cannot run locally" in result.failure_reason
     assert not marker.exists()
+
+
+def test_literal_arguments_are_checked_against_the_create_request_shape() -> None:
+    step = processing(count="many")
+    step["Arguments"]["Bogus"] = 1
+    del step["Arguments"]["RoleArn"]
+    (problem,) = definition_problems(definition(step))
+    assert problem.startswith("step Prep: 3 validation errors detected: ")
+    assert "'processingResources.clusterConfig.instanceCount' failed to satisfy constraint" in problem
+    assert "at 'bogus' failed to satisfy constraint: Member is not defined" in problem
+    assert "at 'roleArn' failed to satisfy constraint: Member must not be null" in problem
+
+
+def test_an_expression_passes_at_upsert_and_its_value_is_checked_when_resolved() -> None:
+    step = processing(count={"Get": "Parameters.Count"})
+    assert definition_problems(definition(step, Parameters=[
+        {"Name": "Count", "Type": "String", "DefaultValue": "many"}])) == []
+    resolved = processing(count="many")["Arguments"]
+    (problem,) = request_problems("Processing", resolved)
+    assert "instanceCount' failed to satisfy constraint: Member must be an integer" in problem

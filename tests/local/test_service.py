@@ -14,6 +14,7 @@ from waiting import wait_until
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError
+from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.lambdas.functions import Invocation
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.service.events import matches
@@ -178,3 +179,28 @@ def test_only_api_operations_are_reachable_by_name(service: LocalSageMaker) -> N
     assert service.operation("SageMaker", "RegisterModelPackage") is None
     assert service.operation("SageMaker", "CreatePipeline") is not None
     assert service.operation("AWSEvents", "PutRule") is not None
+
+
+def test_a_step_whose_resolved_arguments_break_the_request_shape_fails_unrun(service: LocalSageMaker) -> None:
+    image = f"683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:{local_sklearn_release()}-1"
+    cluster = {"InstanceType": "ml.m5.large", "InstanceCount": {"Get": "Parameters.Count"}, "VolumeSizeInGB": 30}
+    step = {"Name": "Prep", "Type": "Processing", "Arguments": {
+        "ProcessingResources": {"ClusterConfig": cluster},
+        "AppSpecification": {"ImageUri": {"Get": "Parameters.Image"}, "ContainerEntrypoint": ["python3"]},
+        "RoleArn": "arn:aws:iam::000000000000:role/local-sagemaker"}}
+    document = {"Version": "2020-12-01", "Steps": [step], "Parameters": [
+        {"Name": "Count", "Type": "String", "DefaultValue": "many"},
+        {"Name": "Image", "Type": "String", "DefaultValue": image}]}
+    call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=json.dumps(document),
+         RoleArn="arn:aws:iam::000000000000:role/local-sagemaker")
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+
+    def ended() -> dict[str, Any] | None:
+        body = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)
+        return body if body["PipelineExecutionStatus"] != "Executing" else None
+
+    assert wait_until(ended, 30, "the execution to end")["PipelineExecutionStatus"] == "Failed"
+    (listed,) = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)[
+        "PipelineExecutionSteps"]
+    assert listed["FailureReason"].startswith("ValidationException: 1 validation error detected: ")
+    assert "instanceCount" in listed["FailureReason"]

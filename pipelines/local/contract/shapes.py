@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -40,12 +41,20 @@ TYPE_WORDS = {
 }
 
 
-def validate(shape: Shape, value: Any, path: str = "") -> list[str]:
+Unknown = Callable[[Any], bool]
+
+
+def validate(shape: Shape, value: Any, path: str = "", unknown: Unknown | None = None) -> list[str]:
     """Every way `value` breaks `shape`, in AWS's words; empty when it conforms. `path` names
-    the value itself in the messages (a request's members name themselves)."""
+    the value itself in the messages (a request's members name themselves). Parts for which
+    `unknown` is true (a pipeline expression, known only at run time) are taken as conforming."""
     errors: list[str] = []
-    _check(shape, value, path, 0, errors)
+    _check(shape, value, path, 0, errors, unknown or _never)
     return errors
+
+
+def _never(value: Any) -> bool:
+    return False
 
 
 def summary(errors: list[str]) -> str:
@@ -70,7 +79,9 @@ def _member(path: str, name: str) -> str:
     return f"{path}.{member}" if path else member
 
 
-def _check(shape: Shape, value: Any, path: str, depth: int, errors: list[str]) -> None:
+def _check(shape: Shape, value: Any, path: str, depth: int, errors: list[str], unknown: Unknown) -> None:
+    if unknown(value):
+        return
     if depth > MAX_DEPTH:
         errors.append(_violation("...", path, f"must not be nested deeper than {MAX_DEPTH} levels"))
         return
@@ -79,16 +90,16 @@ def _check(shape: Shape, value: Any, path: str, depth: int, errors: list[str]) -
         errors.append(_violation(value, path, f"must be {TYPE_WORDS.get(kind, kind)}"))
         return
     if isinstance(shape, StructureShape):
-        _check_structure(shape, value, path, depth, errors)
+        _check_structure(shape, value, path, depth, errors, unknown)
     elif isinstance(shape, ListShape):
         _check_size(shape, value, len(value), "length", path, errors)
         for index, item in enumerate(value, start=1):
-            _check(shape.member, item, f"{path}.{index}.member", depth + 1, errors)
+            _check(shape.member, item, f"{path}.{index}.member", depth + 1, errors, unknown)
     elif isinstance(shape, MapShape):
         _check_size(shape, value, len(value), "length", path, errors)
         for key, item in value.items():
-            _check(shape.key, key, f"{path}.key", depth + 1, errors)
-            _check(shape.value, item, f"{path}.{key}", depth + 1, errors)
+            _check(shape.key, key, f"{path}.key", depth + 1, errors, unknown)
+            _check(shape.value, item, f"{path}.{key}", depth + 1, errors, unknown)
     elif kind == "string":
         _check_string(shape, value, path, errors)
     elif kind == "blob":
@@ -132,7 +143,7 @@ def _blob_bytes(value: str | bytes) -> bytes:
 
 
 def _check_structure(
-    shape: StructureShape, value: dict[str, Any], path: str, depth: int, errors: list[str]
+    shape: StructureShape, value: dict[str, Any], path: str, depth: int, errors: list[str], unknown: Unknown
 ) -> None:
     for name in shape.required_members:
         if value.get(name) is None:
@@ -145,7 +156,7 @@ def _check_structure(
         if member is None:
             errors.append(_violation(value[name], _member(path, name), f"is not defined by {shape.name}"))
         else:
-            _check(member, value[name], _member(path, name), depth + 1, errors)
+            _check(member, value[name], _member(path, name), depth + 1, errors, unknown)
 
 
 def _check_string(shape: Shape, value: str, path: str, errors: list[str]) -> None:

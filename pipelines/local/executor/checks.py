@@ -11,7 +11,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pipelines.local.executor.expressions import ExpressionError, get_references
+from pipelines.local.contract.models import operation_model
+from pipelines.local.contract.shapes import summary, validate
+from pipelines.local.executor.expressions import ExpressionError, get_references, is_expression
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 
 SCHEMA_VERSION = "2020-12-01"
@@ -40,6 +42,12 @@ CONDITION_TYPES = (
     "Not",
     "Or",
 )
+# The Create* request each step type's Arguments become; the name is added by the service.
+REQUEST_SHAPES = {
+    "Processing": ("CreateProcessingJob", {"ProcessingJobName": "step"}),
+    "Training": ("CreateTrainingJob", {"TrainingJobName": "step"}),
+    "RegisterModel": ("CreateModelPackage", {}),
+}
 IMAGE_FIELDS = {
     "Processing": ("AppSpecification", "ImageUri"),
     "Training": ("AlgorithmSpecification", "TrainingImage"),
@@ -117,9 +125,20 @@ def _step_problems(step: Mapping[str, Any], property_files: Mapping[Any, set[Any
     if kind == "Condition":
         problems += [f"step {name}: {p}" for p in _condition_problems(arguments.get("Conditions"))]
     problems += [f"step {name}: {p}" for p in _property_file_problems(step, property_files)]
+    if kind in REQUEST_SHAPES and isinstance(arguments, Mapping):
+        problems += [f"step {name}: {p}" for p in request_problems(kind, arguments)]
     if kind in IMAGE_FIELDS:
         problems += [f"step {name}: {p}" for p in _image_problems(kind, arguments)]
     return problems
+
+
+def request_problems(kind: str, arguments: Mapping[str, Any]) -> list[str]:
+    """The step's Arguments against its Create* request shape in botocore's service model: the
+    literal parts at upsert (expressions pass until they are resolved), everything at run time."""
+    operation, name = REQUEST_SHAPES[kind]
+    shape = operation_model("sagemaker", operation).input_shape
+    errors = validate(shape, {**name, **arguments}, unknown=is_expression)
+    return [summary(errors)] if errors else []
 
 
 def _condition_problems(conditions: Any) -> Iterator[str]:

@@ -152,6 +152,11 @@ def parse_reference(expression: str) -> Reference:
     return Reference(expression, namespace, name.group(), path)
 
 
+def is_expression(value: Any) -> bool:
+    """A Get or Std:* call, whose value is known only when the step runs."""
+    return isinstance(value, dict) and _function_name(value) is not None
+
+
 def _function_name(value: Mapping[str, Any]) -> str | None:
     """The function a single-key dict invokes (`Get` or `Std:*`), or None for plain data."""
     if len(value) != 1:

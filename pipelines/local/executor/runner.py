@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
 from pipelines.local.errors import ServiceError
+from pipelines.local.executor.checks import request_problems
 from pipelines.local.executor.engine import (
     DefinitionError,
     ExecutionContext,
@@ -274,6 +275,9 @@ class StepRunners:
         }
 
     def _job(self, kind: str, run: Job, request: StepRequest) -> StepOutcome:
+        refused = _invalid_request(request.type, request.arguments)
+        if refused:
+            return refused
         result = run(
             job_name(self.context.execution_id, request.name),
             request.arguments,
@@ -293,6 +297,9 @@ class StepRunners:
 
     def register_model(self, request: StepRequest) -> StepOutcome:
         arguments = {k: v for k, v in request.arguments.items() if v not in ("None", None)}
+        refused = _invalid_request(request.type, arguments)
+        if refused:
+            return refused
         try:
             arn = self.runner.registry.register_model_package(arguments)
         except ServiceError as error:
@@ -328,3 +335,9 @@ class StepRunners:
             {"OutputParameters": outputs},
             {"Lambda": {"Arn": step["FunctionArn"], "OutputParameters": outputs}},
         )
+
+
+def _invalid_request(step_type: str, arguments: Mapping[str, Any]) -> StepOutcome | None:
+    """Resolved Arguments that the Create* request would refuse fail the step, as on SageMaker."""
+    problems = request_problems(step_type, arguments)
+    return StepOutcome("Failed", failure_reason=f"ValidationException: {problems[0]}") if problems else None
