@@ -183,7 +183,8 @@ def test_only_api_operations_are_reachable_by_name(service: LocalSageMaker) -> N
 
 def test_a_step_whose_resolved_arguments_break_the_request_shape_fails_unrun(service: LocalSageMaker) -> None:
     image = f"683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:{local_sklearn_release()}-1"
-    cluster = {"InstanceType": "ml.m5.large", "InstanceCount": {"Get": "Parameters.Count"}, "VolumeSizeInGB": 30}
+    count = {"Get": "Parameters.Count"}
+    cluster = {"InstanceType": "ml.m5.large", "InstanceCount": count, "VolumeSizeInGB": 30}
     step = {"Name": "Prep", "Type": "Processing", "Arguments": {
         "ProcessingResources": {"ClusterConfig": cluster},
         "AppSpecification": {"ImageUri": {"Get": "Parameters.Image"}, "ContainerEntrypoint": ["python3"]},
