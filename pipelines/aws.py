@@ -15,8 +15,6 @@ from botocore.config import Config
 
 from pipelines.settings import Settings
 
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
-
 
 class Storage(Protocol):
     """The part of S3 the CLI uses."""
@@ -72,13 +70,20 @@ class Clients:
 
         return ensure_running(self.settings.state_path, self.settings.local_port)
 
+    @cached_property
+    def local_session(self) -> boto3.Session:
+        """Signed with the keys the local server made for its state directory."""
+        from pipelines.local.daemon import credentials
+
+        keys = credentials(self.settings.state_path)
+        return boto3.Session(region_name=self.settings.region, **keys.session_arguments())
+
     def _client(self, service: str) -> Any:
         config = Config(retries={"max_attempts": 3, "mode": "standard"})
         if not self.settings.is_local:
             return boto3.Session(region_name=self.settings.region).client(service, config=config)
-        return boto3.Session(region_name=self.settings.region, **LOCAL_CREDENTIALS).client(
-            service, endpoint_url=self.local_url, config=config
-        )
+        url = self.local_url  # started first: the server makes its keys at its first start
+        return self.local_session.client(service, endpoint_url=url, config=config)
 
     @cached_property
     def sagemaker(self) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
@@ -301,12 +302,35 @@ def cmd_local(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.action == "up":
         say(f"local SageMaker at {daemon.ensure_running(settings.state_path, settings.local_port)}")
+    elif args.action == "env":
+        environment = daemon.sdk_environment(settings.state_path, settings.local_port)
+        say("unset AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        for key, value in environment.items():
+            say(f"export {key}={shlex.quote(value)}")
     elif args.action == "down":
-        say("stopped" if daemon.stop(settings.state_path) else "not running")
+        return _local_down(settings)
     else:
         info = daemon.running_server(settings.state_path)
         say(f"running at {info['url']} (pid {info['pid']})" if info else "not running")
         say(f"state: {settings.state_path}")
+    return 0
+
+
+def _local_down(settings: Settings) -> int:
+    """Exit 0 only if no server runs on the state directory afterwards."""
+    from pipelines.local import daemon
+
+    outcome, pid = daemon.stop(settings.state_path)
+    if outcome is daemon.Stopped.NOT_RUNNING:
+        say(f"not running (state: {settings.state_path})")
+    elif outcome is daemon.Stopped.STOPPED:
+        say(f"stopped (pid {pid})")
+    elif outcome is daemon.Stopped.KILLED:
+        print(f"error: the server (pid {pid}) did not stop on SIGTERM in time; killed it", file=sys.stderr)
+        return 1
+    else:
+        print(f"error: the server (pid {pid}) is still running, even after SIGKILL", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -373,7 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--timeout", type=float, default=1800.0)
     monitor.add_argument("--schedule", default="rate(1 hour)", help="setup: schedule expression")
     local = add("local", cmd_local, "start, stop or inspect the local SageMaker server")
-    local.add_argument("action", choices=["up", "down", "status"])
+    local.add_argument(
+        "action", choices=["up", "down", "status", "env"],
+        help="env: print shell exports with which AWS SDKs and the AWS CLI reach the local server",
+    )
     return parser
 
 

@@ -1,11 +1,14 @@
-"""Start the local SageMaker server on demand, find a running one, stop it.
+"""Start the local SageMaker server on demand, find a running one, stop it, and sign in to it.
 
 Commands that need the server call `ensure_running`; it survives the command (a detached process
-with its log in the state directory) so endpoints keep serving between commands.
+with its log in the state directory) so endpoints keep serving between commands. `credentials` are
+the keys the server made at its first start; every client signs its requests with them.
 """
 
 from __future__ import annotations
 
+import enum
+import fcntl
 import json
 import os
 import signal
@@ -18,8 +21,20 @@ from typing import Any
 
 from pipelines import REPO_ROOT
 from pipelines.local.layout import StateLayout
+from pipelines.local.storage import credentials as stored_credentials
+from pipelines.local.storage.credentials import Credentials
 
 START_TIMEOUT = 30.0
+KILL_WAIT_SECONDS = 5.0
+# The server needs no AWS credentials of the user's: it gets the region and nothing else of AWS_*.
+SERVER_AWS_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+class Stopped(enum.Enum):
+    NOT_RUNNING = "not running"
+    STOPPED = "stopped"
+    KILLED = "killed"  # did not stop on SIGTERM in time; SIGKILL ended it
+    STILL_RUNNING = "still running"  # not even SIGKILL ended it (yet)
 
 
 class ServerNotStarted(RuntimeError):
@@ -49,9 +64,13 @@ def ensure_running(state_dir: Path, port: int = 0) -> str:
     if info:
         return str(info["url"])
     layout = StateLayout(state_dir)
+    environment = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith("AWS_") or key in SERVER_AWS_VARIABLES
+    }
     try:  # a read-only state directory cannot even hold the server's log
-        state_dir.mkdir(parents=True, exist_ok=True)
-        log = layout.server_log.open("a")
+        layout.create_root()
+        log = os.fdopen(os.open(layout.server_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
     except OSError as error:
         raise ServerNotStarted(f"cannot start the local SageMaker server in {state_dir}: {error}") from None
     with log:
@@ -70,6 +89,7 @@ def ensure_running(state_dir: Path, port: int = 0) -> str:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=REPO_ROOT,
+            env=environment,
         )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -83,19 +103,56 @@ def ensure_running(state_dir: Path, port: int = 0) -> str:
     raise ServerNotStarted(f"the local SageMaker server did not start; its log ends:\n{tail}")
 
 
-def stop(state_dir: Path, timeout: float = 20.0) -> bool:
-    """Stop the server (SIGTERM, then SIGKILL after `timeout`); False if none was running."""
-    info = running_server(state_dir)
-    if not info:
-        return False
-    pid = int(info["pid"])
+def credentials(state_dir: Path) -> Credentials:
+    """The keys that requests to the server on `state_dir` must be signed with."""
+    return stored_credentials.load(StateLayout(state_dir).credentials)
+
+
+def sdk_environment(state_dir: Path, port: int = 0) -> dict[str, str]:
+    """The environment with which any AWS SDK or the AWS CLI reaches the server on `state_dir`
+    (started if need be)."""
+    url = ensure_running(state_dir, port)
+    info = running_server(state_dir) or {}
+    return stored_credentials.sdk_environment(
+        url, str(info.get("region", "us-east-1")), credentials(state_dir)
+    )
+
+
+def server_pid(state_dir: Path) -> int | None:
+    """The pid of the server that owns `state_dir`, whether or not it answers HTTP: the state's
+    lock is held exactly while a server runs, and server.json names it."""
+    layout = StateLayout(state_dir)
+    try:
+        with layout.server_lock.open("r") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass  # held: a server runs
+            else:
+                return None
+        return int(json.loads(layout.server_info.read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def stop(state_dir: Path, timeout: float = 20.0) -> tuple[Stopped, int | None]:
+    """Stop the server: SIGTERM, then SIGKILL if it is still running after `timeout` seconds."""
+    pid = server_pid(state_dir)
+    if pid is None:
+        return Stopped.NOT_RUNNING, None
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.1)
+    if _gone_within(pid, timeout):
+        return Stopped.STOPPED, pid
     os.kill(pid, signal.SIGKILL)
+    return (Stopped.KILLED if _gone_within(pid, KILL_WAIT_SECONDS) else Stopped.STILL_RUNNING), pid
+
+
+def _gone_within(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
     return True
 
 

@@ -6,6 +6,7 @@ paths instead of joining names themselves, so moving a folder is a change in one
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,17 @@ class StateLayout:
     @property
     def server_log(self) -> Path:
         return self.root / "server.log"
+
+    @property
+    def credentials(self) -> Path:
+        """The access key id and secret that every request to the server must be signed with."""
+        return self.root / "credentials.json"
+
+    def create_root(self) -> None:
+        """The state directory, open to its owner only: it holds credentials and captured traffic."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if stat.S_IMODE(self.root.stat().st_mode) != 0o700:
+            self.root.chmod(0o700)
 
     @property
     def server_lock(self) -> Path:

@@ -1,8 +1,11 @@
 """The local SageMaker server process: HTTP on 127.0.0.1, one state directory, one at a time.
 
 `python -m pipelines.local.api.server --state-dir DIR [--port N]` binds, takes the state directory's
-lock (a second server on the same state exits at once), recovers what a crash left behind, writes
-`server.json` (pid, port, url) for clients to find it, and serves until SIGTERM.
+lock (a second server on the same state exits at once), makes the state's credentials on first start,
+recovers what a crash left behind, writes `server.json` (pid, port, url, region) for clients to find
+it, and serves until SIGTERM. Every request passes the door (auth.py) before an operation sees it.
+On SIGTERM new connections are refused, requests in progress get `DRAIN_SECONDS` to finish, and
+anything answered while the service is being torn down is a 503, which SDKs retry.
 """
 
 from __future__ import annotations
@@ -16,25 +19,69 @@ import signal
 import sys
 import threading
 import uuid
-from http.server import ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
-from pipelines.local.api.protocol import INVOCATIONS, Dispatcher, Reply, error_reply, json_reply
+from pipelines.local.api.auth import Door, Refusal
+from pipelines.local.api.protocol import (
+    INVOCATIONS,
+    JSON_TYPE,
+    TARGET,
+    Dispatcher,
+    Reply,
+    error_reply,
+    json_reply,
+)
 from pipelines.local.errors import ServiceError
 from pipelines.local.layout import StateLayout
 from pipelines.local.service.backend import LocalSageMaker
+from pipelines.local.storage import credentials
+from pipelines.local.system.bounded_http import BoundedHTTPServer, OneRequestHandler
 from pipelines.local.system.json_http import JsonRequestHandler
 from pipelines.local.system.signals import stop_on_signals
 
 API_BODY_LIMIT = 64 * 1024 * 1024  # pipeline definitions and function code
 INVOKE_BODY_LIMIT = 6 * 1024 * 1024  # SageMaker's real-time inference request limit
+DRAIN_SECONDS = 5.0
+FUNCTIONS_PREFIX = "/2015-03-31/functions"
+SIGNING_NAMES = {"SageMaker": "sagemaker", "AWSEvents": "events"}
 log = logging.getLogger("local-sagemaker")
 
 
-class Handler(JsonRequestHandler):
-    server: LocalServer
+@dataclass(frozen=True)
+class Route:
+    """What the path and headers say about a request before its body is read."""
+
+    service: str | None  # the SigV4 signing name of the API it belongs to; None: no such route
+    json_protocol: bool  # SageMaker's and EventBridge's JSON 1.1 (else the REST APIs)
+
+    @property
+    def content_type(self) -> str:
+        return JSON_TYPE if self.json_protocol else "application/json"
+
+
+def route_of(method: str, path: str, target: str) -> Route:
+    if method == "POST" and path == "/":
+        match = TARGET.match(target)
+        return Route(SIGNING_NAMES[match.group(1)] if match else None, True)
+    if method == "POST" and INVOCATIONS.match(path):
+        return Route("sagemaker", False)  # the runtime signs as "sagemaker"
+    if path.startswith(FUNCTIONS_PREFIX):
+        return Route("lambda", False)
+    return Route(None, False)
+
+
+def unavailable() -> ServiceError:
+    return ServiceError("ServiceUnavailable", "the local SageMaker is shutting down; retry", 503)
+
+
+class Handler(OneRequestHandler, JsonRequestHandler):
     require_length = False  # GETs and empty POSTs
+
+    @property
+    def local(self) -> LocalServer:
+        return cast(LocalServer, self.server)
 
     def body_limit(self) -> int:
         """Invocations have SageMaker's 6 MB limit; API calls may carry larger documents."""
@@ -53,12 +100,13 @@ class Handler(JsonRequestHandler):
         headers = {"x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})}
         super().send_json(status, body, content_type, headers, close)
 
-    def _send(self, reply: Reply) -> None:
-        self.send_json(reply.status, reply.body, reply.content_type, reply.headers)
+    def _send(self, reply: Reply, close: bool = False) -> None:
+        close = close or self.local.draining
+        self.send_json(reply.status, reply.body, reply.content_type, reply.headers, close)
 
     def do_GET(self) -> None:
         if self.path == "/health":
-            self._send(json_reply(200, {"status": "ok", "pid": os.getpid()}))
+            self._health()
             return
         self._route("GET")
 
@@ -68,37 +116,75 @@ class Handler(JsonRequestHandler):
     def do_PUT(self) -> None:
         self._route("PUT")
 
+    def _health(self) -> None:
+        """Unsigned, for clients that have not read the credentials yet; still only from loopback."""
+        try:
+            self.local.door.check_origin(self.headers)
+        except Refusal as refusal:
+            self._refuse(refusal, Route(None, False))
+            return
+        if self.local.draining:
+            self._send(error_reply(unavailable(), "application/json"))
+            return
+        self._send(json_reply(200, {"status": "ok", "pid": os.getpid()}))
+
+    def _refuse(self, refusal: Refusal, route: Route, close: bool = True) -> None:
+        error = ServiceError(refusal.code, refusal.message, refusal.status(route.json_protocol))
+        self._send(error_reply(error, route.content_type), close)
+
     def _route(self, method: str) -> None:
+        path = self.path.split("?", 1)[0]
+        route = route_of(method, path, self.headers.get("X-Amz-Target", ""))
+        if self.local.draining:
+            self._send(error_reply(unavailable(), route.content_type))
+            return
+        try:
+            # The body is unread: the connection closes after the refusal.
+            claim = self.local.door.check_headers(self.headers, route.service)
+        except Refusal as refusal:
+            self._refuse(refusal, route)
+            return
         try:
             body = self.read_body()
             if body is None:
                 return
-            self._send(self._dispatch(method, body))
+            self.local.door.check_signature(claim, method, self.path, self.headers, body)
+        except Refusal as refusal:
+            self._refuse(refusal, route, close=False)
+            return
         except (ConnectionError, TimeoutError):
             self.close_connection = True
+            return
+        self._send(self._answer(method, path, body))
+
+    def _answer(self, method: str, path: str, body: bytes) -> Reply:
+        try:
+            reply = self._dispatch(method, path, body)
         except Exception as error:  # a bug must not take the server down
             log.exception("unexpected error on %s %s", method, self.path)
-            self._send(
-                error_reply(ServiceError("InternalFailure", f"internal error: {error}", 500))
-            )
+            reply = error_reply(ServiceError("InternalFailure", f"internal error: {error}", 500))
+        if reply.status >= 400 and self.local.stopping_service:
+            # Whatever failed while endpoints and runners were being stopped was the shutdown,
+            # not the request: say so in a way that SDKs retry.
+            return error_reply(unavailable(), reply.content_type)
+        return reply
 
-    def _dispatch(self, method: str, body: bytes) -> Reply:
-        return self.server.protocol.route(method, self.path.split("?", 1)[0], self.headers, body)
+    def _dispatch(self, method: str, path: str, body: bytes) -> Reply:
+        return self.local.protocol.route(method, path, self.headers, body)
 
 
-# The accept backlog's default of 5 resets connections when many clients connect at once.
-class LocalServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    protocol: Dispatcher  # set once the service exists: it needs this server's URL
+class LocalServer(BoundedHTTPServer):
+    # Set once the service exists: the service needs this server's URL, the door its port.
+    protocol: Dispatcher
+    door: Door
+    stopping_service = False
 
     def __init__(self, port: int) -> None:
         super().__init__(("127.0.0.1", port), Handler)
 
 
 def _take_lock(layout: StateLayout) -> IO[str] | None:
-    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.create_root()
     handle = layout.server_lock.open("w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -109,33 +195,41 @@ def _take_lock(layout: StateLayout) -> IO[str] | None:
 
 
 def serve(state_dir: Path, port: int, region: str) -> int:
+    os.umask(0o077)  # everything the server and its children write is the owner's alone
     layout = StateLayout(state_dir)
     lock = _take_lock(layout)
     if lock is None:
         print(f"another local SageMaker server owns {state_dir}", file=sys.stderr)
         return 3
     server = LocalServer(port)
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    port = server.server_address[1]
+    url = f"http://127.0.0.1:{port}"
+    server.door = Door(credentials.load_or_create(layout.credentials), port)
     backend = LocalSageMaker(state_dir, region, url)
     server.protocol = Dispatcher(backend)
     # Endpoints are back before clients can find the server, so no invocation races a restore.
     backend.start()
-    info = {"pid": os.getpid(), "port": server.server_address[1], "url": url}
+    info = {"pid": os.getpid(), "port": port, "url": url, "region": region}
     tmp = layout.server_info.with_suffix(".tmp")
     tmp.write_text(json.dumps(info))
     os.replace(tmp, layout.server_info)
     stop = stop_on_signals((signal.SIGTERM,))
     log.info("local SageMaker serving %s from %s", url, state_dir)
-    # serve_forever runs off the main thread, which only waits for SIGTERM: shutdown() must not be
-    # called from the thread serving, and a signal handler must not start a thread (see signals.py).
-    accept = threading.Thread(target=server.serve_forever, args=(0.2,), name="accept", daemon=True)
+    # The connection loop runs off the main thread, which only waits for SIGTERM: a signal handler
+    # must not start a thread or take a lock (see signals.py).
+    accept = threading.Thread(target=server.serve_forever, name="connections", daemon=True)
     accept.start()
     try:
         while not stop.wait(1.0) and accept.is_alive():
             pass
     finally:
-        server.shutdown()
+        server.stop_accepting()
+        if not server.wait_idle(DRAIN_SECONDS):
+            log.warning("requests still running after %g s; stopping the service under them", DRAIN_SECONDS)
+        server.stopping_service = True
         backend.shutdown()
+        server.shutdown()
+        accept.join(5.0)
         server.server_close()
         layout.server_info.unlink(missing_ok=True)
         lock.close()
@@ -146,7 +240,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    parser.add_argument(
+        "--region",
+        default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+    )
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -25,7 +25,7 @@ from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import CaptureWriter, PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ping
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
-from pipelines.local.system.supervision import die_with_parent, terminate
+from pipelines.local.system.supervision import die_with_parent, inherited_environment, terminate
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +200,10 @@ def launch(
 def _environment(
     variant: VariantSpec, model_dir: Path, variant_dir: Path, store: PathStore
 ) -> dict[str, str]:
-    """The parent's environment minus its SAGEMAKER_* settings, plus the variant's, with the
-    container paths SageMaker would use mapped onto this machine."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+    """The parent's environment minus its SAGEMAKER_* and AWS_* settings (a model server calls no
+    AWS API), plus the variant's, with the container paths SageMaker would use mapped onto this
+    machine."""
+    env = inherited_environment("SAGEMAKER_")
     env.update({key: str(value) for key, value in variant.environment.items()})
     submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
     if submit.startswith("s3://"):

@@ -9,7 +9,6 @@ until the job succeeds and its outputs are uploaded.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import threading
@@ -21,7 +20,7 @@ from typing import IO, Any
 
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
-from pipelines.local.system.supervision import ProcessExit, run_to_end
+from pipelines.local.system.supervision import ProcessExit, inherited_environment, run_to_end
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
 _JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -67,9 +66,10 @@ def rebase(value: str, base: Path) -> str:
 
 
 def base_env(job: JobDirs) -> dict[str, str]:
-    """This process's environment without its SM_* (a container starts without them), plus the
+    """This process's environment without its SM_* (a container starts without them) and AWS_* (the
+    steps call no AWS API locally: the server's settings and secrets are not theirs), plus the
     local contract: the base dir, unbuffered output for live logs, a scratch dir in the job dir."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
+    env = inherited_environment("SM_")
     env.update(SAGEMAKER_BASE_DIR=str(job.base), PYTHONUNBUFFERED="1", TMPDIR=str(job.root / "tmp"))
     return env
 

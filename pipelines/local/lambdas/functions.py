@@ -2,7 +2,9 @@
 
 The deploy step on AWS is a Lambda function; here the very same handler file runs as a child
 process with `AWS_ENDPOINT_URL_SAGEMAKER` pointing back at the local SageMaker, so the code path that
-creates models, endpoint configs and endpoints is the one that runs in the cloud.
+creates models, endpoint configs and endpoints is the one that runs in the cloud. Like a Lambda, the
+process gets its own credentials (the state directory's, which the server accepts) and none of the
+AWS_* settings of the server's environment.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid, not_found
+from pipelines.local.storage import credentials
 from pipelines.local.storage.database import Database, public
 from pipelines.local.system.identity import arn
+from pipelines.local.system.supervision import inherited_environment
 
 BOOTSTRAP = """
 import importlib, json, sys, traceback
@@ -61,11 +65,14 @@ def function_name(name_or_arn: str) -> str:
 
 
 class Functions:
-    def __init__(self, database: Database, root: Path, region: str, server_url: str) -> None:
+    def __init__(
+        self, database: Database, root: Path, region: str, server_url: str, credentials_path: Path
+    ) -> None:
         self.database = database
         self.root = root
         self.region = region
         self.server_url = server_url
+        self.credentials_path = credentials_path
 
     def _arn(self, name: str) -> str:
         return arn("lambda", self.region, f"function:{name}")
@@ -133,19 +140,23 @@ class Functions:
             raise not_found("function", name, code="ResourceNotFoundException")
         return body
 
+    def _sdk_environment(self) -> dict[str, str]:
+        """Endpoints of this server, its region and its credentials, for the function's boto3."""
+        try:
+            keys = credentials.load(self.credentials_path)
+        except FileNotFoundError:  # no server made any: the function may call nothing
+            keys = credentials.Credentials("", "")
+        environment = credentials.sdk_environment(self.server_url, self.region, keys)
+        return {key: value for key, value in environment.items() if value}
+
     def invoke(self, name_or_arn: str, event: Any) -> Invocation:
         """Run the handler once; an exception in it becomes `error`, as Lambda reports it."""
         body = self._get(name_or_arn)
         module, _, function = body["Handler"].rpartition(".")
         env = {
-            **os.environ,
+            **inherited_environment(),
             **body.get("Environment", {}).get("Variables", {}),
-            "AWS_ENDPOINT_URL_SAGEMAKER": self.server_url,
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.server_url,
-            "AWS_ENDPOINT_URL_LAMBDA": self.server_url,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": self.region,
+            **self._sdk_environment(),
             "AWS_LAMBDA_FUNCTION_NAME": body["FunctionName"],
             "PYTHONPATH": body["_CodeDir"],
         }

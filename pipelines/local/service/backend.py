@@ -37,7 +37,9 @@ class LocalSageMaker:
         self.context = ServiceContext(
             layout, region, Database(layout.database), ObjectStore(layout.objects)
         )
-        self.functions = Functions(self.context.database, layout.functions, region, server_url)
+        self.functions = Functions(
+            self.context.database, layout.functions, region, server_url, layout.credentials
+        )
         self.events = EventOperations(self.context, self.functions)
         self.registry = RegistryOperations(self.context, self.events.model_package_approved)
         self.pipelines = PipelineOperations(self.context)

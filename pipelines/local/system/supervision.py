@@ -29,6 +29,13 @@ KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.1
 
 
+def inherited_environment(*dropped_prefixes: str) -> dict[str, str]:
+    """This process's environment for a child, without AWS_* (the server's own settings and any
+    secrets it was started with are not the child's) and without the given prefixes."""
+    dropped = ("AWS_", *dropped_prefixes)
+    return {key: value for key, value in os.environ.items() if not key.startswith(dropped)}
+
+
 def set_parent_death_signal(signum: signal.Signals, parent: int) -> None:
     """In the child: ask Linux for `signum` when the parent dies (a fork does not inherit it)."""
     if not sys.platform.startswith("linux"):

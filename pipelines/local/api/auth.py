@@ -1,0 +1,229 @@
+"""The server's door: who may call the local SageMaker, decided before any operation sees a request.
+
+A request is served only if
+1. its Host header names this server (`127.0.0.1:PORT` or `localhost:PORT`): a page whose name a
+   DNS rebinding points at 127.0.0.1 sends its own name and is refused;
+2. it has no `Origin` header: browsers send one with every cross-origin request, including the
+   `text/plain` POSTs they send without asking first, and no AWS SDK ever sends one;
+3. it is signed with AWS Signature Version 4 by the state directory's credentials.
+
+The first checks need headers only and run before the body is read; the signature covers the body,
+so it is checked once the body is in memory and before anything acts on it. The canonical request is
+botocore's own (`SigV4Auth`), given the headers the client says it signed, so the server computes
+exactly what every SDK computes. Refusals carry the codes and messages AWS answers with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from email.utils import parsedate_to_datetime
+
+from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.compat import HTTPHeaders
+from botocore.credentials import Credentials as BotoCredentials
+
+from pipelines.local.storage.credentials import Credentials
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+ALLOWED_SKEW = timedelta(minutes=5)
+LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+UNKNOWN_KEY = "The security token included in the request is invalid."
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS "
+    "Secret Access Key and signing method. Consult the service documentation for details."
+)
+
+
+class Refusal(Exception):
+    """A request the door turns away; `door` refusals are about where it came from, not its signature."""
+
+    def __init__(self, code: str, message: str, door: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.door = door
+
+    def status(self, json_protocol: bool) -> int:
+        """AWS's JSON 1.1 front answers signature errors with 400, the REST APIs (Lambda, the
+        runtime) with 403; a request from a foreign Host or a web page is forbidden either way."""
+        return 400 if json_protocol and not self.door else 403
+
+
+def _incomplete(message: str) -> Refusal:
+    return Refusal("IncompleteSignatureException", message)
+
+
+def _invalid(message: str) -> Refusal:
+    return Refusal("InvalidSignatureException", message)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the Authorization header says: who signed, when, for which scope, over which headers."""
+
+    key_id: str
+    date: str
+    region: str
+    service: str
+    signed_headers: tuple[str, ...]
+    signature: str
+    timestamp: str  # the request's time in SigV4's form, 20240131T235959Z
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Door:
+    def __init__(
+        self, credentials: Credentials, port: int, clock: Callable[[], datetime] = _utc_now
+    ) -> None:
+        self.credentials = credentials
+        self.hosts = frozenset(f"{name}:{port}" for name in LOOPBACK_NAMES)
+        self.clock = clock
+
+    def check_origin(self, headers: Message) -> None:
+        """Host names this server and no browser sent the request (raises Refusal)."""
+        hosts = headers.get_all("Host") or []
+        if len(hosts) != 1 or hosts[0].strip().lower() not in self.hosts:
+            shown = ", ".join(hosts) or "none"
+            expected = " or ".join(sorted(self.hosts))
+            raise Refusal("AccessDeniedException", f"Host {shown} is not this server ({expected})", True)
+        origin = headers.get("Origin")
+        if origin is not None:
+            raise Refusal(
+                "AccessDeniedException", f"requests from web pages are refused (Origin: {origin})", True
+            )
+
+    def check_headers(self, headers: Message, service: str | None) -> Claim:
+        """Everything that can be judged before the body is read: the door, then who signed and when.
+        `service` is the signing name the route belongs to (None when no route matches)."""
+        self.check_origin(headers)
+        claim = parse_authorization(headers)
+        if not hmac.compare_digest(claim.key_id, self.credentials.access_key_id):
+            raise Refusal("UnrecognizedClientException", UNKNOWN_KEY)
+        if service is not None and claim.service != service:
+            raise _invalid(f"Credential should be scoped to correct service: '{service}'. ")
+        self._check_time(claim)
+        return claim
+
+    def _check_time(self, claim: Claim) -> None:
+        if claim.date != claim.timestamp[:8]:
+            raise _invalid(
+                f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from "
+                f"HTTP: '{claim.date}' != '{claim.timestamp[:8]}', from '{claim.timestamp}'."
+            )
+        signed_at = datetime.strptime(claim.timestamp, SIGV4_TIMESTAMP).replace(tzinfo=UTC)
+        now = self.clock()
+        minutes = int(ALLOWED_SKEW.total_seconds() // 60)
+        if signed_at < now - ALLOWED_SKEW:
+            raise _invalid(
+                f"Signature expired: {claim.timestamp} is now earlier than "
+                f"{_stamp(now - ALLOWED_SKEW)} ({_stamp(now)} - {minutes} min.)"
+            )
+        if signed_at > now + ALLOWED_SKEW:
+            raise _invalid(
+                f"Signature not yet current: {claim.timestamp} is still later than "
+                f"{_stamp(now + ALLOWED_SKEW)} ({_stamp(now)} + {minutes} min.)"
+            )
+
+    def check_signature(self, claim: Claim, method: str, target: str, headers: Message, body: bytes) -> None:
+        """The signature over method, path, query, the signed headers and the body (raises Refusal).
+        `target` is the request line's path and query, exactly as sent."""
+        declared = headers.get("X-Amz-Content-SHA256")
+        if declared is not None and declared != hashlib.sha256(body).hexdigest():
+            raise _invalid("The provided 'x-amz-content-sha256' header does not match what was computed.")
+        expected = signature(self.credentials, claim, method, target, headers, body)
+        if not hmac.compare_digest(expected, claim.signature):
+            raise _invalid(SIGNATURE_MISMATCH)
+
+
+class _ClientSignedHeaders(SigV4Auth):
+    """botocore's SigV4 canonicalisation over the headers the client listed in SignedHeaders, rather
+    than the ones botocore itself would have chosen to sign."""
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+        return request.headers
+
+
+def signature(
+    credentials: Credentials, claim: Claim, method: str, target: str, headers: Message, body: bytes
+) -> str:
+    """The hex signature the holder of `credentials` computes for this request under `claim`."""
+    request = AWSRequest(method=method, url=f"http://{headers['Host']}{target}", data=body)
+    request.headers = HTTPHeaders()
+    for name in claim.signed_headers:
+        for value in headers.get_all(name) or []:
+            request.headers[name] = value
+    request.context["timestamp"] = claim.timestamp
+    signer = _ClientSignedHeaders(
+        BotoCredentials(credentials.access_key_id, credentials.secret_access_key),
+        claim.service,
+        claim.region,
+    )
+    canonical = signer.canonical_request(request)
+    return str(signer.signature(signer.string_to_sign(request, canonical), request))
+
+
+def parse_authorization(headers: Message) -> Claim:
+    """The Authorization header's parts, or the refusal AWS gives for a missing or malformed one."""
+    values = headers.get_all("Authorization") or []
+    if not values:
+        raise Refusal("MissingAuthenticationTokenException", "Missing Authentication Token")
+    if len(values) > 1:
+        raise _incomplete("Only one Authorization header may be sent.")
+    value = values[0].strip()
+    algorithm, _, rest = value.partition(" ")
+    if algorithm != ALGORITHM:
+        raise _incomplete(f"Unsupported AWS 'algorithm': '{algorithm}'. Only '{ALGORITHM}' is served.")
+    fields = dict(part.strip().partition("=")[::2] for part in rest.split(",") if part.strip())
+    missing = [
+        f"Authorization header requires '{name}' parameter."
+        for name in ("Credential", "Signature", "SignedHeaders")
+        if not fields.get(name)
+    ]
+    timestamp = _timestamp(headers)
+    if timestamp is None:
+        missing.append("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+    if missing:
+        raise _incomplete(" ".join([*missing, f"Authorization={algorithm}"]))
+    assert timestamp is not None
+    scope = fields["Credential"].split("/")
+    if len(scope) != 5 or scope[4] != "aws4_request" or not all(scope):
+        raise _incomplete(
+            f"Credential should be scoped to a valid region, service and 'aws4_request': "
+            f"'{fields['Credential']}'."
+        )
+    signed = tuple(fields["SignedHeaders"].lower().split(";"))
+    if "host" not in signed:
+        raise _incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+    key_id, date, region, service, _ = scope
+    return Claim(key_id, date, region, service, signed, fields["Signature"], timestamp)
+
+
+def _timestamp(headers: Message) -> str | None:
+    """X-Amz-Date, or failing that the Date header, in SigV4's form; None if neither parses."""
+    amz_date = headers.get("X-Amz-Date")
+    if amz_date is not None:
+        try:
+            datetime.strptime(amz_date, SIGV4_TIMESTAMP)
+        except ValueError:
+            return None
+        return amz_date
+    date = headers.get("Date")
+    if date is None:
+        return None
+    try:
+        return _stamp(parsedate_to_datetime(date))
+    except (TypeError, ValueError):
+        return None
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(SIGV4_TIMESTAMP)
