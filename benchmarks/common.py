@@ -20,7 +20,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,13 +223,25 @@ def server_info(state_dir: Path) -> dict[str, Any]:
     return json.loads((state_dir / "server.json").read_text())
 
 
+def runtime_signer(state_dir: Path, port: int, path: str) -> Callable[[bytes], dict[str, str]]:
+    """For the local runtime API, which serves signed requests only: the headers (Host, JSON
+    content type and accept, SigV4 signature) of a POST of one body to `path`."""
+    from pipelines.local import daemon
+
+    url = f"http://127.0.0.1:{port}{path}"
+    plain = {"Content-Type": "application/json", "Accept": "application/json"}
+    return lambda body: daemon.signed_headers(state_dir, "POST", url, body, plain)
+
+
 def wait_endpoint_in_service(state_dir: Path, endpoint: str, timeout: float = 180.0) -> None:
     """The deploy Lambda returns at once; the endpoint comes up a little later."""
-    url = f"{server_info(state_dir)['url']}/endpoints/{endpoint}/invocations"
+    path = f"/endpoints/{endpoint}/invocations"
+    port = int(server_info(state_dir)["port"])
+    sign = runtime_signer(state_dir, port, path)
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         request = urllib.request.Request(
-            url, data=b'"fine"', method="POST", headers={"Content-Type": "application/json"}
+            f"http://127.0.0.1:{port}{path}", data=b'"fine"', method="POST", headers=sign(b'"fine"')
         )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:

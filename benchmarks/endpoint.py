@@ -51,6 +51,7 @@ from common import (
     machine_description,
     measurement_cells,
     package_versions,
+    runtime_signer,
     start_local_server,
     stop_local_server,
     stop_process,
@@ -106,7 +107,6 @@ def train_archive(out: Path) -> Path:
 def provision_direct(state_dir: Path) -> dict[str, object]:
     import boto3
 
-    from pipelines.aws import LOCAL_CREDENTIALS
     from pipelines.local import daemon
     from pipelines.local.storage.objects import ObjectStore
 
@@ -116,7 +116,9 @@ def provision_direct(state_dir: Path) -> dict[str, object]:
         url = daemon.ensure_running(state_dir)
         model_uri = "s3://local-sagemaker/benchmarks/model/model.tar.gz"
         ObjectStore(state_dir / "store").put_file(model_uri, archive)
-    sm = boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS).client("sagemaker", endpoint_url=url)
+    keys = daemon.credentials(state_dir)
+    session = boto3.Session(region_name="us-east-1", **keys.session_arguments())
+    sm = session.client("sagemaker", endpoint_url=url)
     sm.create_model(
         ModelName=f"{ENDPOINT}-bench",
         ExecutionRoleArn="arn:aws:iam::000000000000:role/local",
@@ -181,12 +183,12 @@ def labels_from(server: str, body: bytes) -> list[int]:
     return [int(row[1] >= row[0]) for row in predictions]  # mlflow: predict_proba rows
 
 
-def post(port: int, path: str, body: bytes) -> bytes:
+def post(port: int, path: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
     request = urllib.request.Request(
         f"http://{LOOPBACK}:{port}{path}",
         data=body,
         method="POST",
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        headers=headers or {"Content-Type": "application/json", "Accept": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=60) as response:
         return response.read()
@@ -249,10 +251,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         targets = []
         for server in servers:
             bodies_for = payload_bodies[server.body_format]
-            checks[server.name] = labels_from(
-                server.name, post(server.port, server.invocations_path, bodies_for["1000 reviews"])
+            sign = (
+                runtime_signer(state_dir, server.port, server.invocations_path)
+                if server.name == "ours-runtime" else None
             )
-            targets.append(interleave.Target(server.name, server.port, server.invocations_path, bodies_for))
+            target = interleave.Target(server.name, server.port, server.invocations_path, bodies_for, sign)
+            body = bodies_for["1000 reviews"]
+            checks[server.name] = labels_from(
+                server.name, post(server.port, server.invocations_path, body, target.headers(body))
+            )
+            targets.append(target)
         results = interleave.measure(
             targets, PAYLOADS, args.concurrency, args.duration, args.rounds, args.max_requests, args.client
         )

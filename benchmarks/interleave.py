@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import loadgen
@@ -21,6 +21,11 @@ class Target:
     port: int
     path: str
     bodies: dict[str, bytes]  # payload name -> request body
+    sign: Callable[[bytes], dict[str, str]] | None = None  # headers a body's request needs (SigV4)
+
+    def headers(self, body: bytes) -> dict[str, str] | None:
+        """Signed afresh for each run: a signature is good for five minutes."""
+        return self.sign(body) if self.sign else None
 
 
 def measure(
@@ -46,6 +51,7 @@ def measure(
                 max(concurrencies),
                 min(2.0, duration),
                 max_requests=200,
+                headers=target.headers(target.bodies[payload]),
             )
         for concurrency in concurrencies:
             merged = {t.name: loadgen.Result() for t in targets}
@@ -58,7 +64,9 @@ def measure(
                     loads.append(os.getloadavg()[0])
                     body = target.bodies[payload]
                     if client == "wrk":
-                        result = loadgen.run_wrk(target.port, target.path, body, concurrency, slice_s)
+                        result = loadgen.run_wrk(
+                            target.port, target.path, body, concurrency, slice_s, headers=target.headers(body)
+                        )
                     else:
                         result = loadgen.run(
                             target.port,
@@ -67,6 +75,7 @@ def measure(
                             concurrency,
                             slice_s,
                             max_requests=max(1, max_requests // rounds),
+                            headers=target.headers(body),
                         )
                     into = merged[target.name]
                     into.requests += result.requests

@@ -14,6 +14,8 @@ import http.client
 import statistics
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlparse
 
 from pipelines.local import daemon
@@ -23,9 +25,9 @@ BODY = b'{"review_text": "great value, works perfectly"}'
 
 
 def worker(host: str, port: int, path: str, count: int, latencies: list[float],
-           failures: list[int]) -> None:
+           failures: list[int], sign: Callable[[bytes], dict[str, str]]) -> None:
     connection = http.client.HTTPConnection(host, port, timeout=30)
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    headers = sign(BODY)  # good for five minutes: longer than a run
     for _ in range(count):
         start = time.perf_counter()
         connection.request("POST", path, BODY, headers)
@@ -37,15 +39,20 @@ def worker(host: str, port: int, path: str, count: int, latencies: list[float],
     connection.close()
 
 
-def measure(url: str, endpoint: str, requests: int, concurrency: int) -> str:
+def signer(state_dir: Path, url: str, path: str) -> Callable[[bytes], dict[str, str]]:
+    plain = {"Content-Type": "application/json", "Accept": "application/json"}
+    return lambda body: daemon.signed_headers(state_dir, "POST", f"{url}{path}", body, plain)
+
+
+def measure(state_dir: Path, url: str, endpoint: str, requests: int, concurrency: int) -> str:
     parsed = urlparse(url)
+    path = f"/endpoints/{endpoint}/invocations"
     latencies: list[float] = []
     failures: list[int] = []
     per_thread = requests // concurrency
     threads = [
-        threading.Thread(target=worker, args=(parsed.hostname, parsed.port,
-                                              f"/endpoints/{endpoint}/invocations", per_thread,
-                                              latencies, failures))
+        threading.Thread(target=worker, args=(parsed.hostname, parsed.port, path, per_thread,
+                                              latencies, failures, signer(state_dir, url, path)))
         for _ in range(concurrency)
     ]
     start = time.perf_counter()
@@ -69,9 +76,10 @@ def main() -> None:
     server = daemon.running_server(settings.state_path)
     if not server:
         raise SystemExit("no local SageMaker running: run `make run-pipeline` first")
-    measure(server["url"], settings.endpoint_name, 200, 1)  # warm-up
+    state = settings.state_path
+    measure(state, server["url"], settings.endpoint_name, 200, 1)  # warm-up
     for concurrency in args.concurrency:
-        print(measure(server["url"], settings.endpoint_name, args.requests, concurrency))
+        print(measure(state, server["url"], settings.endpoint_name, args.requests, concurrency))
 
 
 if __name__ == "__main__":

@@ -61,11 +61,14 @@ def check_loopback(host: str) -> None:
         raise ValueError(f"the load generator only targets loopback addresses, not {host}")
 
 
-def build_request(host: str, port: int, path: str, body: bytes, content_type: str) -> bytes:
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
-        f"Accept: application/json\r\nContent-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
-    )
+def build_request(
+    host: str, port: int, path: str, body: bytes, content_type: str, headers: dict[str, str] | None = None
+) -> bytes:
+    """The request's bytes; `headers` add to or replace the defaults (e.g. a SigV4 signature)."""
+    fields = {"Host": f"{host}:{port}", "Content-Type": content_type, "Accept": "application/json"}
+    fields.update(headers or {})
+    lines = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    head = f"POST {path} HTTP/1.1\r\n{lines}Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
     return head.encode("ascii") + body
 
 
@@ -150,10 +153,11 @@ def run(
     content_type: str = "application/json",
     timeout: float = 60.0,
     host: str = HOST,
+    headers: dict[str, str] | None = None,
 ) -> Result:
     """Closed-loop load: ``concurrency`` connections for ``duration`` s or ``max_requests``."""
     check_loopback(host)
-    request = build_request(host, port, path, body, content_type)
+    request = build_request(host, port, path, body, content_type, headers)
     return asyncio.run(_run(host, port, request, concurrency, duration, max_requests, timeout))
 
 
@@ -163,6 +167,7 @@ WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "{content_type}"
 wrk.headers["Accept"] = "application/json"
+{extra_headers}
 local f = io.open("{body_path}", "rb")
 wrk.body = f:read("*all")
 f:close()
@@ -187,6 +192,7 @@ def run_wrk(
     content_type: str = "application/json",
     timeout: float = 60.0,
     host: str = HOST,
+    headers: dict[str, str] | None = None,
 ) -> Result:
     """The same measurement with wrk (C, so the client costs less CPU). Bounded by duration."""
     check_loopback(host)
@@ -194,7 +200,12 @@ def run_wrk(
         body_path = Path(tmp) / "body"
         body_path.write_bytes(body)
         script = Path(tmp) / "post.lua"
-        script.write_text(WRK_SCRIPT.format(content_type=content_type, body_path=body_path))
+        extra = "\n".join(
+            f'wrk.headers["{name}"] = "{value}"' for name, value in (headers or {}).items() if name != "Host"
+        )
+        script.write_text(
+            WRK_SCRIPT.format(content_type=content_type, body_path=body_path, extra_headers=extra)
+        )
         threads = max(1, min(2, concurrency))
         argv = [
             "wrk",

@@ -87,11 +87,12 @@ def execution_breakdown(state_dir: Path) -> tuple[dict[str, float], float]:
     """Per-step durations of the latest execution, and the wait for the endpoint InService."""
     import boto3
 
-    from pipelines.aws import LOCAL_CREDENTIALS
     from pipelines.local import daemon
 
     url = daemon.ensure_running(state_dir)
-    sm = boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS).client("sagemaker", endpoint_url=url)
+    keys = daemon.credentials(state_dir)
+    session = boto3.Session(region_name="us-east-1", **keys.session_arguments())
+    sm = session.client("sagemaker", endpoint_url=url)
     arn = sm.list_pipeline_executions(PipelineName=PIPELINE, SortBy="CreationTime", SortOrder="Descending")[
         "PipelineExecutionSummaries"
     ][0]["PipelineExecutionArn"]

@@ -41,6 +41,7 @@ from common import (
     log,
     machine_description,
     measurement_cells,
+    runtime_signer,
     start_local_server,
     stop_local_server,
     stop_process,
@@ -115,7 +116,9 @@ def profile(state_dir: Path, port: int, body: bytes, duration: float, model_labe
         )
         outputs[label] = out
     time.sleep(1.0)
-    result = loadgen.run(port, f"/endpoints/{ENDPOINT}/invocations", body, 8, duration - 2)
+    path = f"/endpoints/{ENDPOINT}/invocations"
+    headers = runtime_signer(state_dir, port, path)(body)
+    result = loadgen.run(port, path, body, 8, duration - 2, headers=headers)
     for proc in procs:
         try:
             proc.wait(timeout=duration + 30)
@@ -208,7 +211,7 @@ def main() -> int:
         log_path = endpoint_server_log(state_dir, ENDPOINT)
         model_workers = workers_label(stacks.Server("runtime", port, path, None, log_path).workers())
         label = f"runtime API, model server with {model_workers}"
-        targets.append(interleave.Target(label, port, path, bodies))
+        targets.append(interleave.Target(label, port, path, bodies, runtime_signer(state_dir, port, path)))
         if not args.no_profile:
             seconds = 6.0 if args.quick else 12.0
             model_label = f"model server, {model_workers}"

@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipelines import REPO_ROOT
 from pipelines.local.layout import StateLayout
@@ -49,13 +50,19 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def running_server(state_dir: Path) -> dict[str, Any] | None:
-    """The server recorded in the state directory, if it answers."""
+def _recorded(state_dir: Path) -> dict[str, Any] | None:
+    """server.json: pid, port, url and region of the server that last started on `state_dir`."""
     try:
         info: dict[str, Any] = json.loads(StateLayout(state_dir).server_info.read_text())
     except (OSError, ValueError):
         return None
-    return info if _healthy(info["url"]) else None
+    return info
+
+
+def running_server(state_dir: Path) -> dict[str, Any] | None:
+    """The server recorded in the state directory, if it answers."""
+    info = _recorded(state_dir)
+    return info if info and _healthy(info["url"]) else None
 
 
 def ensure_running(state_dir: Path, port: int = 0) -> str:
@@ -108,30 +115,45 @@ def credentials(state_dir: Path) -> Credentials:
     return stored_credentials.load(StateLayout(state_dir).credentials)
 
 
+def signed_headers(
+    state_dir: Path, method: str, url: str, body: bytes, headers: dict[str, str], service: str = "sagemaker"
+) -> dict[str, str]:
+    """`headers` plus the Signature Version 4 ones that make the server accept a raw HTTP request,
+    for clients that speak HTTP without an SDK (load generators, tests). The signature is good for
+    five minutes; `service` is the signing name: sagemaker (also the runtime's), lambda, events."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials as BotoCredentials
+
+    keys = credentials(state_dir)
+    region = str((_recorded(state_dir) or {}).get("region", "us-east-1"))
+    headers = {"Host": urlsplit(url).netloc, **headers}
+    request = AWSRequest(method=method, url=url, data=body, headers=headers)
+    SigV4Auth(BotoCredentials(keys.access_key_id, keys.secret_access_key), service, region).add_auth(request)
+    return {name: str(value) for name, value in request.headers.items()}
+
+
 def sdk_environment(state_dir: Path, port: int = 0) -> dict[str, str]:
     """The environment with which any AWS SDK or the AWS CLI reaches the server on `state_dir`
     (started if need be)."""
     url = ensure_running(state_dir, port)
-    info = running_server(state_dir) or {}
+    info = _recorded(state_dir) or {}
     return stored_credentials.sdk_environment(
         url, str(info.get("region", "us-east-1")), credentials(state_dir)
     )
 
 
 def server_pid(state_dir: Path) -> int | None:
-    """The pid of the server that owns `state_dir`, whether or not it answers HTTP: the state's
-    lock is held exactly while a server runs, and server.json names it."""
-    layout = StateLayout(state_dir)
+    """The pid of the server that owns `state_dir`, whether or not it answers HTTP (yet): the
+    state's lock is held exactly while a server runs, and the lock file holds its pid."""
     try:
-        with layout.server_lock.open("r") as handle:
+        with StateLayout(state_dir).server_lock.open("r") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pass  # held: a server runs
-            else:
-                return None
-        return int(json.loads(layout.server_info.read_text())["pid"])
-    except (OSError, ValueError, KeyError):
+            except BlockingIOError:  # held: a server runs
+                return int(handle.read().strip() or 0) or None
+            return None
+    except (OSError, ValueError):
         return None
 
 

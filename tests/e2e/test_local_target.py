@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from waiting import wait_until
 
 from pipelines import REPO_ROOT, cli, demo_drift
-from pipelines.aws import LOCAL_CREDENTIALS, Clients
+from pipelines.aws import Clients
 from pipelines.local import daemon
 from pipelines.settings import load_settings
 from steps import deploy
@@ -42,8 +42,10 @@ class Local:
         return daemon.ensure_running(self.state_dir)
 
     def client(self, service: str) -> Any:
-        return boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS).client(
-            service, endpoint_url=self.url
+        url = self.url  # first: a server's first start makes the credentials
+        keys = daemon.credentials(self.state_dir)
+        return boto3.Session(region_name="us-east-1", **keys.session_arguments()).client(
+            service, endpoint_url=url
         )
 
     def cli(self, *args: str) -> int:
@@ -261,7 +263,7 @@ def test_restart_keeps_registry_endpoints_and_history(local: Local) -> None:
     executions = sm.list_pipeline_executions(PipelineName="sentiment-classifier")
     packages = local.packages()
     serving = local.endpoint()["EndpointConfigName"]
-    assert daemon.stop(local.state_dir)
+    assert daemon.stop(local.state_dir)[0] is daemon.Stopped.STOPPED
     sm = local.client("sagemaker")
     assert sm.list_pipeline_executions(PipelineName="sentiment-classifier")[
         "PipelineExecutionSummaries"] == executions["PipelineExecutionSummaries"]

@@ -30,7 +30,6 @@ from botocore.config import Config
 from waiting import wait_until
 
 from pipelines import REPO_ROOT, cli
-from pipelines.aws import LOCAL_CREDENTIALS
 from pipelines.local import daemon
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.storage.objects import ObjectStore
@@ -146,11 +145,25 @@ class Local:
 
     def client(self, service: str) -> Any:
         """A boto3 client without retries, so every failure the server gives is seen."""
-        return boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS).client(
+        keys = daemon.credentials(self.state_dir)
+        return boto3.Session(region_name="us-east-1", **keys.session_arguments()).client(
             service,
             endpoint_url=self.url,
             config=Config(retries={"total_max_attempts": 1}, read_timeout=70),
         )
+
+    def signed(
+        self, method: str, path: str, body: bytes, headers: dict[str, str], port: int | None = None
+    ) -> dict[str, str]:
+        """Headers that make the server (on `port`, default: the running one, started if need be)
+        accept a raw request: Host and a SigV4 signature."""
+        url = f"http://{HOST}:{port or self.port}{path}"
+        return daemon.signed_headers(self.state_dir, method, url, body, headers)
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> Response:
+        """One signed POST on a fresh connection, no retries."""
+        port = self.port
+        return request(port, "POST", path, body, self.signed("POST", path, body, headers, port))
 
     def cli(self, *args: str) -> CliResult:
         out, err = io.StringIO(), io.StringIO()
@@ -199,9 +212,10 @@ class Local:
         return done
 
     def invoke(self, text: str) -> dict[str, Any]:
-        status, body = post_json(self.port, f"/endpoints/{ENDPOINT}/invocations", {"review_text": text})
-        assert status == 200, (status, body[:500])
-        prediction: dict[str, Any] = json.loads(body)["predictions"][0]
+        body = json.dumps({"review_text": text}).encode()
+        response = self.post(f"/endpoints/{ENDPOINT}/invocations", body, {"Content-Type": "application/json"})
+        assert response.status == 200, (response.status, response.body[:500])
+        prediction: dict[str, Any] = response.json()["predictions"][0]
         return prediction
 
     def serving_model_data(self) -> dict[str, Any]:
@@ -306,13 +320,6 @@ def request(
         return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
     finally:
         conn.close()
-
-
-def post_json(port: int, path: str, document: Any) -> tuple[int, bytes]:
-    response = request(
-        port, "POST", path, json.dumps(document).encode(), {"Content-Type": "application/json"}
-    )
-    return response.status, response.body
 
 
 def raw_exchange(port: int, data: bytes, timeout: float = 30.0) -> bytes:

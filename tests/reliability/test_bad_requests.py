@@ -611,8 +611,8 @@ def send_direct(server: ModelServer, req: Req) -> Response:
     return http_request(server.port, "POST", "/invocations", req.body, req.headers())
 
 
-def send_runtime(port: int, req: Req) -> Response:
-    return http_request(port, "POST", f"/endpoints/{req.endpoint}/invocations", req.body, req.headers())
+def send_runtime(local: Local, req: Req) -> Response:
+    return local.post(f"/endpoints/{req.endpoint}/invocations", req.body, req.headers())
 
 
 # --- a model server of our own ------------------------------------------------------------------
@@ -790,7 +790,7 @@ def test_runtime_answers_malformed_requests_without_5xx_and_valid_ones_with_200(
     local: Local, runtime_port: int
 ) -> None:
     counts = run_property(
-        runtime_requests(), RUNTIME_EXAMPLES, lambda req: check_runtime(req, send_runtime(runtime_port, req))
+        runtime_requests(), RUNTIME_EXAMPLES, lambda req: check_runtime(req, send_runtime(local, req))
     )
     assert malformed_total(counts) >= 500, counts
     assert counts.get("valid", 0) >= 30, counts
@@ -800,7 +800,7 @@ def test_runtime_answers_malformed_requests_without_5xx_and_valid_ones_with_200(
 @pytest.mark.e2e
 def test_runtime_refuses_huge_batches_as_model_error_413(local: Local, runtime_port: int) -> None:
     counts = run_property(
-        huge_batches(), BATCH_EXAMPLES, lambda req: check_runtime(req, send_runtime(runtime_port, req))
+        huge_batches(), BATCH_EXAMPLES, lambda req: check_runtime(req, send_runtime(local, req))
     )
     assert counts["huge-batch"] >= 10
     still_serving(local, runtime_port)
@@ -810,7 +810,7 @@ def test_runtime_refuses_huge_batches_as_model_error_413(local: Local, runtime_p
 def test_runtime_body_of_exactly_6_mb_reaches_the_model(local: Local, runtime_port: int) -> None:
     body = b'"' + b"a" * (MAX_PAYLOAD - 2) + b'"'
     req = Req("longest-body", body, JSON)
-    response = send_runtime(runtime_port, req)
+    response = send_runtime(local, req)
     check_runtime(req, response)
     assert "20000" in json.loads(response.body)["OriginalMessage"]
     still_serving(local, runtime_port)
@@ -819,7 +819,7 @@ def test_runtime_body_of_exactly_6_mb_reaches_the_model(local: Local, runtime_po
 @pytest.mark.e2e
 def test_runtime_body_over_6_mb_gets_413(local: Local, runtime_port: int) -> None:
     body = b'"' + b"a" * MAX_PAYLOAD + b'"'
-    response = send_runtime(runtime_port, Req("over-6mb", body, JSON))
+    response = send_runtime(local, Req("over-6mb", body, JSON))
     assert response.status == 413, (response.status, response.body[:300])
     error_message(response.body, "message")
     still_serving(local, runtime_port)
@@ -828,10 +828,10 @@ def test_runtime_body_over_6_mb_gets_413(local: Local, runtime_port: int) -> Non
 @pytest.mark.e2e
 @pytest.mark.parametrize("length", ["abc", "-1", "1.5"])
 def test_runtime_invalid_content_length_gets_a_json_400(local: Local, runtime_port: int, length: str) -> None:
-    raw = (
-        f"POST /endpoints/{ENDPOINT}/invocations HTTP/1.1\r\nHost: x\r\n"
-        f"Content-Type: {JSON}\r\nContent-Length: {length}\r\n\r\n"
-    ).encode()
+    path = f"/endpoints/{ENDPOINT}/invocations"
+    headers = local.signed("POST", path, b"", {"Content-Type": JSON})
+    signed = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    raw = f"POST {path} HTTP/1.1\r\n{signed}Content-Length: {length}\r\n\r\n".encode()
     response = parse_raw(raw_exchange(runtime_port, raw, timeout=10))
-    assert 400 <= response.status < 500, (response.status, response.body[:300])
-    error_message(response.body, "message")
+    assert response.status == 400, (response.status, response.body[:300])
+    assert "Content-Length" in error_message(response.body, "message")

@@ -48,6 +48,7 @@ SLOW_LOAD_SECONDS = 50  # under hosting's 60 s health timeout: the update is sti
 LOAD_THREADS = 4
 LOAD_LIMIT_SECONDS = 300  # no load thread runs longer than this, whatever happens
 REVIEW = b'{"review_text": "solid and reliable, great value"}'
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 # --- model versions with other inference code ---------------------------------------------------
@@ -141,8 +142,9 @@ class Load:
     """A few threads invoking the endpoint back to back over keep-alive connections, with no
     retries: every request that does not come back 200 with a prediction is a failure."""
 
-    def __init__(self, port: int, threads: int = LOAD_THREADS) -> None:
-        self.port = port
+    def __init__(self, local: Local, threads: int = LOAD_THREADS) -> None:
+        self.local = local
+        self.port = local.port
         self.ok = 0
         self.failures: list[str] = []
         self._lock = threading.Lock()
@@ -173,7 +175,8 @@ class Load:
         path = f"/endpoints/{ENDPOINT}/invocations"
         while not self._stop.is_set() and time.monotonic() < deadline:
             try:
-                conn.request("POST", path, body=REVIEW, headers={"Content-Type": "application/json"})
+                headers = self.local.signed("POST", path, REVIEW, JSON_HEADERS, self.port)
+                conn.request("POST", path, body=REVIEW, headers=headers)
                 response = conn.getresponse()
                 body = response.read()
                 if response.status == 200 and len(json.loads(body)["predictions"]) == 1:
@@ -299,7 +302,7 @@ def test_version_that_cannot_load_is_rolled_back_with_no_failed_request(
         )
         return endpoint if done else None
 
-    with Load(local.port) as load:
+    with Load(local) as load:
         load.wait_for_more(20, "the load to get going")
         if route == "approve":
             version = register_and_approve(local, container)
@@ -364,7 +367,7 @@ def test_stop_lets_a_server_it_started_exit_without_sigkill(
 
     monkeypatch.setattr(daemon.os, "kill", spy)
     try:
-        assert daemon.stop(state, timeout=10)
+        assert daemon.stop(state, timeout=10)[0] is daemon.Stopped.STOPPED
     finally:
         monkeypatch.undo()
         if daemon.running_server(state):

@@ -184,13 +184,17 @@ class LocalServer(BoundedHTTPServer):
 
 
 def _take_lock(layout: StateLayout) -> IO[str] | None:
+    """The state's lock, with this pid in it for `local down`; None if another server holds it."""
     layout.create_root()
-    handle = layout.server_lock.open("w")
+    handle = layout.server_lock.open("a+")  # not "w": that would erase the holder's pid
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
         return None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
     return handle
 
 
