@@ -1,0 +1,177 @@
+"""The door's checks on requests built and signed by botocore, as any SDK signs them; and the
+credentials file the server makes."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotoCredentials
+
+from pipelines.local.api.auth import Door, Refusal
+from pipelines.local.layout import StateLayout
+from pipelines.local.storage import credentials
+from pipelines.local.storage.credentials import Credentials
+
+PORT = 4567
+KEYS = Credentials("LOCALAAAAAAAAAAAAAAA", "secret-of-forty-characters-aaaaaaaaaaaaa")
+BODY = b'{"PipelineName": "p"}'
+NOW = datetime(2026, 1, 31, 12, 0, 0, tzinfo=UTC)
+
+
+class Sent:
+    """A request as the server receives it: method, request-line target, headers, body."""
+
+    def __init__(self, method: str, target: str, headers: Message, body: bytes) -> None:
+        self.method, self.target, self.headers, self.body = method, target, headers, body
+
+
+def sign(
+    keys: Credentials = KEYS,
+    service: str = "sagemaker",
+    target: str = "/",
+    body: bytes = BODY,
+    host: str = f"127.0.0.1:{PORT}",
+    at: datetime = NOW,
+    extra: dict[str, str] | None = None,
+) -> Sent:
+    request = AWSRequest(
+        method="POST", url=f"http://{host}{target}", data=body,
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "SageMaker.DescribePipeline"},
+    )
+    signer = SigV4Auth(BotoCredentials(keys.access_key_id, keys.secret_access_key), service, "us-east-1")
+    with mock.patch("botocore.auth.get_current_datetime", return_value=at.replace(tzinfo=None)):
+        signer.add_auth(request)
+    prepared = request.prepare()
+    headers = Message()
+    headers["Host"] = host
+    for name, value in prepared.headers.items():
+        headers[name] = value.decode() if isinstance(value, bytes) else value
+    for name, value in (extra or {}).items():
+        headers[name] = value
+    return Sent("POST", prepared.url.split(host, 1)[1], headers, prepared.body or b"")
+
+
+def admit(sent: Sent, service: str | None = "sagemaker", now: datetime = NOW) -> None:
+    door = Door(KEYS, PORT, clock=lambda: now)
+    claim = door.check_headers(sent.headers, service)
+    door.check_signature(claim, sent.method, sent.target, sent.headers, sent.body)
+
+
+def refusal(sent: Sent, service: str | None = "sagemaker", now: datetime = NOW) -> Refusal:
+    with pytest.raises(Refusal) as raised:
+        admit(sent, service, now)
+    return raised.value
+
+
+def test_a_request_signed_with_the_keys_is_admitted() -> None:
+    admit(sign())
+    admit(sign(host=f"localhost:{PORT}"))
+    admit(sign(service="lambda", target="/2015-03-31/functions/deploy%3A1/code?Qualifier=a%20b"), "lambda")
+
+
+def test_an_unsigned_request_is_missing_its_token() -> None:
+    sent = sign()
+    del sent.headers["Authorization"]
+    found = refusal(sent)
+    assert found.code == "MissingAuthenticationTokenException"
+    assert found.message == "Missing Authentication Token"
+    assert (found.status(json_protocol=True), found.status(json_protocol=False)) == (400, 403)
+
+
+def test_a_wrong_secret_is_an_invalid_signature() -> None:
+    found = refusal(sign(keys=Credentials(KEYS.access_key_id, "another secret")))
+    assert found.code == "InvalidSignatureException"
+    assert found.message.startswith("The request signature we calculated does not match")
+
+
+def test_an_unknown_key_is_unrecognized() -> None:
+    found = refusal(sign(keys=Credentials("AKIAIOSFODNN7EXAMPLE", KEYS.secret_access_key)))
+    assert (found.code, found.message) == (
+        "UnrecognizedClientException", "The security token included in the request is invalid."
+    )
+
+
+@pytest.mark.parametrize("change", ["body", "target", "signed header", "content hash"])
+def test_a_request_changed_after_signing_is_refused(change: str) -> None:
+    sent = sign()
+    if change == "body":
+        sent.body = b'{"PipelineName": "q"}'
+    elif change == "target":
+        sent.target = "/?x=1"
+    elif change == "signed header":
+        sent.headers.replace_header("X-Amz-Target", "SageMaker.DeletePipeline")
+    else:
+        sent.headers["X-Amz-Content-SHA256"] = "0" * 64
+    assert refusal(sent).code == "InvalidSignatureException"
+
+
+def test_a_stale_or_future_signature_is_refused_as_aws_words_it() -> None:
+    stale = refusal(sign(), now=NOW + timedelta(minutes=6))
+    assert stale.code == "InvalidSignatureException"
+    assert stale.message == (
+        "Signature expired: 20260131T120000Z is now earlier than 20260131T120100Z (20260131T120600Z - 5 min.)"
+    )
+    future = refusal(sign(), now=NOW - timedelta(minutes=6))
+    assert future.message.startswith("Signature not yet current: 20260131T120000Z is still later than")
+    admit(sign(), now=NOW + timedelta(minutes=4))
+
+
+def test_a_signature_for_another_service_is_refused() -> None:
+    found = refusal(sign(service="lambda"), service="sagemaker")
+    assert found.message == "Credential should be scoped to correct service: 'sagemaker'. "
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "AWS4-HMAC-SHA256 SignedHeaders=host, Signature=ab",
+        "AWS4-HMAC-SHA256 Credential=LOCALAAAAAAAAAAAAAAA/20260131/us-east-1/sagemaker/aws4_request",
+        "AWS4-HMAC-SHA256 Credential=LOCALAAAAAAAAAAAAAAA/x, SignedHeaders=host, Signature=ab",
+        "AWS4-HMAC-SHA256 Credential=LOCALAAAAAAAAAAAAAAA/20260131/us-east-1/sagemaker/aws4_request, "
+        "SignedHeaders=x-amz-date, Signature=ab",
+        "AWS4-ECDSA-P256-SHA256 Credential=a/b/c/d/aws4_request, SignedHeaders=host, Signature=ab",
+        "Basic dXNlcjpwYXNz",
+    ],
+)
+def test_an_incomplete_authorization_is_refused(authorization: str) -> None:
+    sent = sign()
+    sent.headers.replace_header("Authorization", authorization)
+    assert refusal(sent).code == "IncompleteSignatureException"
+
+
+@pytest.mark.parametrize("host", ["evil.example:4567", "127.0.0.1:80", "127.0.0.1", "127.0.0.2:4567"])
+def test_a_foreign_host_is_refused_even_when_signed(host: str) -> None:
+    found = refusal(sign(host=host))
+    assert found.code == "AccessDeniedException" and found.door
+    assert found.status(json_protocol=True) == 403
+
+
+def test_a_browser_origin_is_refused_even_when_signed() -> None:
+    found = refusal(sign(extra={"Origin": f"http://127.0.0.1:{PORT}"}))
+    assert found.code == "AccessDeniedException" and "Origin" in found.message
+
+
+def test_credentials_are_made_once_and_readable_by_the_owner_only(tmp_path: Path) -> None:
+    layout = StateLayout(tmp_path / "state")
+    layout.create_root()
+    made = credentials.load_or_create(layout.credentials)
+    assert credentials.load_or_create(layout.credentials) == made
+    assert made.access_key_id.startswith("LOCAL") and len(made.access_key_id) == 20
+    assert len(made.secret_access_key) == 40
+    assert stat.S_IMODE(layout.credentials.stat().st_mode) == 0o600
+    assert stat.S_IMODE(layout.root.stat().st_mode) == 0o700
+    assert credentials.generate() != made
+
+
+def test_an_existing_state_directory_is_closed_to_others(tmp_path: Path) -> None:
+    root = tmp_path / "open"
+    root.mkdir(mode=0o755)
+    StateLayout(root).create_root()
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
