@@ -10,8 +10,9 @@ request heads only. Hence:
   for a request is closed, so a flood of idle clients cannot lock others out;
 - a request's head must arrive within `header_seconds` of its first byte (slowloris), and a
   kept-alive connection is closed after `idle_seconds` without one;
-- at most `workers` threads run requests, and a worker never waits for a head; inside a request a
-  socket read or write waits at most `io_seconds`;
+- at most `workers` threads run requests, and a worker waits for a head only right after answering
+  the same client (at most STICKY_SECONDS, while nobody else waits); inside a request a socket read
+  or write waits at most `io_seconds`;
 - a connection is closed gracefully: after the last answer the server stops sending, then reads and
   drops what the client still sends for `linger_seconds`, so the client reads the answer instead of
   a reset;
@@ -38,6 +39,10 @@ HEAD_END = b"\r\n\r\n"
 RECV_BYTES = 64 * 1024
 TICK_SECONDS = 0.25  # how often deadlines are checked
 ACCEPTS_PER_TICK = 512  # a burst of connections cannot starve the connections already open
+# A worker that has answered waits this long for the same client's next request before handing the
+# connection back: a client calling in a loop then costs no hand-off between threads per request.
+STICKY_SECONDS = 0.02
+STICKY_REQUESTS = 100
 
 
 @dataclass(frozen=True)
@@ -352,16 +357,48 @@ class BoundedHTTPServer:
             connection = self._ready.get()
             if connection is None:
                 return
-            keep = False
-            try:
-                connection.sock.settimeout(self.limits.io_seconds)
-                handler = self.handler(connection, connection.address, self)  # type: ignore[arg-type]
-                keep = not handler.close_connection
-                connection.sock.setblocking(False)
-            except Exception:  # a client gone, a timeout: the connection ends, the worker lives on
-                keep = False
+            keep = self._serve(connection)
             self._returned.put((connection, keep))
             self._wake()
+
+    def _serve(self, connection: Connection) -> bool:
+        """Answer the connection's request, and the next ones while they follow at once (a
+        keep-alive client in a loop) and nobody else waits; whether the connection stays open."""
+        try:
+            for _ in range(STICKY_REQUESTS):
+                connection.sock.settimeout(self.limits.io_seconds)
+                handler = self.handler(connection, connection.address, self)  # type: ignore[arg-type]
+                if handler.close_connection:
+                    return False
+                if self.draining or not self._ready.empty() or not self._next_head(connection):
+                    break
+            connection.sock.setblocking(False)
+        except Exception:  # a client gone, a timeout: the connection ends, the worker lives on
+            return False
+        return True
+
+    def _next_head(self, connection: Connection) -> bool:
+        """Whether the next request's head arrives within STICKY_SECONDS; what did arrive stays in
+        the connection's reader either way (the connection thread waits for the rest)."""
+        sock = connection.sock
+        buffer = bytearray(connection.reader.leftover())
+        deadline = time.monotonic() + STICKY_SECONDS
+        complete = HEAD_END in buffer
+        while not complete and len(buffer) <= self.limits.header_bytes:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sock.settimeout(remaining)
+            try:
+                chunk = sock.recv(RECV_BYTES)
+            except TimeoutError:
+                break
+            if not chunk:
+                raise ConnectionError("closed by the client")
+            buffer += chunk
+            complete = HEAD_END in buffer
+        connection.reader = Reader(sock, bytes(buffer))
+        return complete or len(buffer) > self.limits.header_bytes
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
