@@ -110,6 +110,7 @@ def serve_uvicorn() -> None:
         await send({"type": "http.response.body", "body": b'{"status": "ok"}'})
 
     sock = socket.create_server((HOST, 0), backlog=2048)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
     print(f"LISTENING {sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(app, http="h11", lifespan="off", log_level="warning", timeout_keep_alive=5,
                             timeout_graceful_shutdown=5)

@@ -311,7 +311,11 @@ def cmd_local(settings: Settings, args: argparse.Namespace) -> int:
         return _local_down(settings)
     else:
         info = daemon.running_server(settings.state_path)
-        say(f"running at {info['url']} (pid {info['pid']})" if info else "not running")
+        pid = daemon.server_pid(settings.state_path)
+        if info:
+            say(f"running at {info['url']} (pid {info['pid']})")
+        else:
+            say(f"running (pid {pid}) but not answering HTTP" if pid else "not running")
         say(f"state: {settings.state_path}")
     return 0
 

@@ -288,6 +288,8 @@ def test_local_down_stops_a_server_that_does_not_answer_http(
     os.kill(pid, signal.SIGSTOP)  # alive, holding its state, deaf to HTTP
     assert daemon.running_server(own_server) is None
     assert daemon.server_pid(own_server) == pid
+    code, out, _ = local(own_server, capsys, "status")
+    assert code == 0 and out.startswith(f"running (pid {pid}) but not answering HTTP")
     os.kill(pid, signal.SIGCONT)
     code, out, _ = local(own_server, capsys, "down")
     assert (code, out.strip()) == (0, f"stopped (pid {pid})")
