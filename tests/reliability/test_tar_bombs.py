@@ -21,7 +21,7 @@ from pipelines.local.storage.archives import MAX_MEMBERS, UnsafeArchive, extract
 from pipelines.local.storage.objects import ObjectStore
 
 from .machine import fill, tar_bomb, tmpfs
-from .support import LOCAL_IMAGE, Local, kill_leftovers, post_json
+from .support import LOCAL_IMAGE, Local, kill_leftovers
 
 GIB = 1 << 30
 STUB_INFERENCE = (Path(__file__).parents[1] / "local" / "data" / "stub_inference.py").read_bytes()
@@ -127,9 +127,10 @@ def settled(local: Local, endpoint: str) -> dict[str, Any] | None:
 
 
 def invoke(local: Local, endpoint: str) -> Any:
-    status, body = post_json(local.port, f"/endpoints/{endpoint}/invocations", "hello")
-    assert status == 200, body[:300]
-    return body
+    path = f"/endpoints/{endpoint}/invocations"
+    response = local.post(path, b'"hello"', {"Content-Type": "application/json"})
+    assert response.status == 200, response.body[:300]
+    return response.body
 
 
 @pytest.mark.e2e

@@ -66,7 +66,8 @@ def function_name(name_or_arn: str) -> str:
 
 class Functions:
     def __init__(
-        self, database: Database, root: Path, region: str, server_url: str, credentials_path: Path
+        self, database: Database, root: Path, region: str, server_url: str,
+        credentials_path: Path | None = None,
     ) -> None:
         self.database = database
         self.root = root
@@ -141,11 +142,11 @@ class Functions:
         return body
 
     def _sdk_environment(self) -> dict[str, str]:
-        """Endpoints of this server, its region and its credentials, for the function's boto3."""
-        try:
-            keys = credentials.load(self.credentials_path)
-        except FileNotFoundError:  # no server made any: the function may call nothing
-            keys = credentials.Credentials("", "")
+        """Endpoints of this server, its region and, once a server has made them, its credentials."""
+        path = self.credentials_path
+        keys = credentials.Credentials("", "")
+        if path is not None and path.exists():
+            keys = credentials.load(path)
         environment = credentials.sdk_environment(self.server_url, self.region, keys)
         return {key: value for key, value in environment.items() if value}
 

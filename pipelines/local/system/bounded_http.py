@@ -211,7 +211,7 @@ class BoundedHTTPServer:
                     self._accept()
                 elif key.data == "wake":
                     self._take_returned()
-                else:
+                elif key.data.sock.fileno() >= 0:  # not closed earlier in this round (evicted)
                     self._receive(key.data)
             if not self._accepting and self.listener is not None:
                 self._close_listener()
