@@ -145,10 +145,11 @@ class Local:
 
     def client(self, service: str) -> Any:
         """A boto3 client without retries, so every failure the server gives is seen."""
+        url = self.url  # first: a server's first start makes the credentials
         keys = daemon.credentials(self.state_dir)
         return boto3.Session(region_name="us-east-1", **keys.session_arguments()).client(
             service,
-            endpoint_url=self.url,
+            endpoint_url=url,
             config=Config(retries={"total_max_attempts": 1}, read_timeout=70),
         )
 
