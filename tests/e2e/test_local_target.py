@@ -340,7 +340,8 @@ def test_the_sdks_own_objects_work_against_the_local_target(
 
     for service in ("SAGEMAKER", "SAGEMAKER_RUNTIME"):
         monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", local.url)
-    boto_session = boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS)
+    keys = daemon.credentials(local.state_dir)
+    boto_session = boto3.Session(region_name="us-east-1", **keys.session_arguments())
     session = Session(boto_session=boto_session)
     where = {"session": boto_session, "region": "us-east-1"}
 
@@ -394,7 +395,11 @@ def test_every_answer_carries_a_request_id(local: Local) -> None:
         ("GET", "/nowhere", b"", {}, 404),
         ("POST", f"/endpoints/{ENDPOINT}/invocations", b"x" * (7 * 1024 * 1024), {}, 413),
     ]
-    for method, path, body, headers, status in requests:
+    unsigned = ("POST", "/", b"{}", {"X-Amz-Target": "SageMaker.ListPipelines"}, 400)  # the door's
+    for method, path, body, headers, status in [*requests, unsigned]:
+        if (method, path, body, headers, status) != unsigned:
+            url = f"http://127.0.0.1:{port}{path}"
+            headers = daemon.signed_headers(local.state_dir, method, url, body, headers)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         connection.request(method, path, body, headers)
         response = connection.getresponse()

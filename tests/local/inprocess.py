@@ -17,10 +17,11 @@ import boto3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.config import Config
 
-from pipelines.aws import LOCAL_CREDENTIALS
 from pipelines.local.api.protocol import Dispatcher
 
 URL = "http://local-sagemaker.invalid"
+# The Dispatcher is behind the server's door, which checks signatures: any keys sign here.
+KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 class HTTPHeaders(dict[str, str]):
@@ -51,7 +52,7 @@ class _Raw:
 
 def client(dispatcher: Dispatcher, service: str) -> Any:
     """A boto3 client of `service` ("sagemaker", "sagemaker-runtime", "lambda", "events")."""
-    made = boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS).client(
+    made = boto3.Session(region_name="us-east-1", **KEYS).client(
         service, endpoint_url=URL, config=Config(retries={"max_attempts": 1})
     )
 
