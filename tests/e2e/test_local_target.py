@@ -389,15 +389,16 @@ def test_the_sdks_own_objects_work_against_the_local_target(
 def test_every_answer_carries_a_request_id(local: Local) -> None:
     """Successes, refusals, unknown routes and oversized bodies alike, as AWS's answers do."""
     port = int(local.url.rsplit(":", 1)[1])
-    requests = [
-        ("POST", "/", b"{}", {"X-Amz-Target": "SageMaker.ListPipelines"}, 200),
-        ("POST", "/", b'{"PipelineName": 1}', {"X-Amz-Target": "SageMaker.DescribePipeline"}, 400),
-        ("GET", "/nowhere", b"", {}, 404),
-        ("POST", f"/endpoints/{ENDPOINT}/invocations", b"x" * (7 * 1024 * 1024), {}, 413),
+    target = {"X-Amz-Target": "SageMaker.ListPipelines"}
+    requests = [  # (signed, method, path, body, headers, status)
+        (True, "POST", "/", b"{}", target, 200),
+        (True, "POST", "/", b'{"PipelineName": 1}', {"X-Amz-Target": "SageMaker.DescribePipeline"}, 400),
+        (True, "GET", "/nowhere", b"", {}, 404),
+        (True, "POST", f"/endpoints/{ENDPOINT}/invocations", b"x" * (7 * 1024 * 1024), {}, 413),
+        (False, "POST", "/", b"{}", target, 400),  # the door's MissingAuthenticationTokenException
     ]
-    unsigned = ("POST", "/", b"{}", {"X-Amz-Target": "SageMaker.ListPipelines"}, 400)  # the door's
-    for method, path, body, headers, status in [*requests, unsigned]:
-        if (method, path, body, headers, status) != unsigned:
+    for signed, method, path, body, headers, status in requests:
+        if signed:
             url = f"http://127.0.0.1:{port}{path}"
             headers = daemon.signed_headers(local.state_dir, method, url, body, headers)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
