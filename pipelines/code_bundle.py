@@ -19,7 +19,7 @@ from pathlib import Path
 STEPS_DIR = Path(__file__).resolve().parent.parent / "steps"
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
-TRAINING_SOURCES = ("train.py", "inference.py")
+TRAINING_SOURCES = ("train.py", "inference.py", "scorer.py", "requirements.txt")
 PROCESSING_SCRIPTS = ("preprocess.py", "evaluate.py", "monitor.py")
 # The folder evaluate.py and monitor.py get at /opt/ml/processing/input/lib: one S3 prefix (hence
 # the trailing slash) whose objects are the library's files, at their paths inside steps/.

@@ -8,6 +8,7 @@ script puts that folder (in a job) and its own folder (everywhere else) on `sys.
 from __future__ import annotations
 
 import importlib.util
+import sys
 import tarfile
 from pathlib import Path, PurePosixPath
 from types import ModuleType
@@ -59,11 +60,22 @@ def extract_model(archive: Path, destination: Path) -> None:
         raise ArtifactError(f"cannot read {archive}: {exc}") from None
 
 
+def _import_siblings_from(code_dir: Path) -> None:
+    """Make the modules beside inference.py (scorer.py) importable from this artifact, not from
+    an earlier one or another copy this process imported under the same name."""
+    sys.path.insert(0, str(code_dir))
+    for sibling in code_dir.glob("*.py"):
+        loaded = sys.modules.get(sibling.stem)
+        if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() != sibling.resolve():
+            del sys.modules[sibling.stem]
+
+
 def load_handlers(model_dir: Path) -> ModuleType:
     """Import the artifact's code/inference.py under a private name."""
     path = model_dir / "code" / "inference.py"
     if not path.is_file():
         raise ArtifactError("model.tar.gz has no code/inference.py")
+    _import_siblings_from(path.parent)
     spec = importlib.util.spec_from_file_location("artifact_inference", path)
     if spec is None or spec.loader is None:
         raise ArtifactError(f"cannot import {path}")

@@ -1,9 +1,11 @@
 """Serving handlers for the SageMaker scikit-learn container (model_fn, input_fn, predict_fn,
 output_fn).
 
-Training copies this file into the model artifact as code/inference.py, so an artifact always
-carries the handlers it was built with; evaluation loads the model through them too. Clients get
-a RequestError with an HTTP status and a message saying exactly what is wrong with their request.
+Training copies this file and scorer.py into the model artifact's code/, so an artifact always
+carries the handlers it was built with; evaluation loads the model through them too. The model is
+plain data (JSON and numpy arrays read with allow_pickle=False) scored by scorer.py: loading it
+runs no code from the artifact's data, and scoring calls no scikit-learn. Clients get a
+RequestError with an HTTP status and a message saying exactly what is wrong with their request.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import json
 from pathlib import Path
 from typing import Any, TypedDict
 
-import joblib
 import numpy as np
-import sklearn
+
+try:
+    from . import scorer
+except ImportError:  # loaded from the artifact's code/ dir, which is on sys.path
+    import scorer  # type: ignore[no-redef]
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
@@ -66,32 +71,34 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _major_minor(version: str) -> str:
-    """Pickles are only trusted across patch releases of scikit-learn."""
-    return ".".join(version.split(".")[:2])
-
-
-def model_fn(model_dir: str) -> Any:
-    """Load model.joblib only if it is the file training wrote, for this scikit-learn line."""
+def model_fn(model_dir: str) -> scorer.CompiledModel:
+    """Load the plain-data model after checking every file against metadata.json's digests (a
+    check against corruption: the registry's digest of model.tar.gz guards against replacement)."""
     directory = Path(model_dir)
     metadata_path = directory / "metadata.json"
     if not metadata_path.is_file():
         raise ModelIntegrityError(f"no metadata.json in {directory}; refusing an unverified model")
     metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    model_path = directory / "model.joblib"
-    actual = _sha256(model_path)
-    if actual != metadata.get("sha256"):
+    if metadata.get("format") != scorer.FORMAT:
         raise ModelIntegrityError(
-            f"sha256 of {model_path} is {actual} but metadata.json records "
-            f"{metadata.get('sha256')}; refusing to load a modified or corrupted model"
+            f"metadata.json describes a {metadata.get('format')!r} model; this code serves {scorer.FORMAT!r}"
         )
-    trained = str(metadata.get("sklearn", "unknown"))
-    if _major_minor(trained) != _major_minor(sklearn.__version__):
-        raise ModelIntegrityError(
-            f"model was trained with scikit-learn {trained} but this container runs "
-            f"{sklearn.__version__}; the major.minor versions must match"
-        )
-    return joblib.load(model_path)
+    digests = metadata.get("files") or {}
+    unlisted = [name for name in scorer.DATA_FILES if name not in digests]
+    if unlisted:
+        raise ModelIntegrityError(f"metadata.json has no digest for {unlisted}")
+    for name, expected in sorted(digests.items()):
+        path = directory / name
+        actual = _sha256(path) if path.is_file() else "missing"
+        if actual != expected:
+            raise ModelIntegrityError(
+                f"sha256 of {path} is {actual} but metadata.json records {expected}; "
+                "refusing to load a modified or corrupted model"
+            )
+    try:
+        return scorer.CompiledModel.load(directory)
+    except (scorer.ModelFormatError, ValueError, KeyError) as exc:
+        raise ModelIntegrityError(f"the model in {directory} cannot be loaded: {exc}") from exc
 
 
 def _media_type(header: str | None) -> str:
@@ -260,12 +267,10 @@ def input_fn(body: bytes | bytearray | str, content_type: str | None) -> list[st
     return parsers[media](text)
 
 
-def predict_fn(texts: list[str], model: Any) -> list[Prediction]:
-    """Score the whole batch in one predict_proba call; score is P(label 1)."""
-    probabilities = model.predict_proba(texts)
-    classes = np.asarray(model.classes_)
-    positive = probabilities[:, int(np.flatnonzero(classes == 1)[0])]
-    labels = classes[probabilities.argmax(axis=1)].astype(int).tolist()
+def predict_fn(texts: list[str], model: scorer.CompiledModel) -> list[Prediction]:
+    """Score the whole batch at once; score is P(label 1), label 1 when it exceeds P(label 0)."""
+    positive = model.predict_proba(texts)[:, 1]
+    labels = (positive > 0.5).astype(int).tolist()
     scores = np.round(positive, 6).tolist()
     return [{"label": label, "score": scores[index]} for index, label in enumerate(labels)]
 
@@ -291,26 +296,17 @@ def output_fn(predictions: list[Prediction], accept: str | None) -> tuple[bytes,
     return body.encode("utf-8"), media
 
 
-def _unigram_vocabulary(model: Any) -> tuple[Any, dict[str, int]]:
-    """The fitted vectorizer's analyzer cut down to unigrams, and its vocabulary: the model can
-    only use tokens it has seen, so the share of unknown ones says how foreign a review is."""
-    from sklearn.base import clone
-
-    steps = getattr(model, "steps", None) or [("model", model)]
-    vectorizer = next((step for _, step in steps if hasattr(step, "vocabulary_")), None)
-    if vectorizer is None:
-        raise ValueError("the model has no fitted text vectorizer (a step with vocabulary_)")
-    analyzer = clone(vectorizer).set_params(ngram_range=(1, 1)).build_analyzer()
-    return analyzer, vectorizer.vocabulary_
-
-
-def features(texts: list[str], predictions: list[Prediction], model: Any) -> dict[str, list[float]]:
+def features(
+    texts: list[str], predictions: list[Prediction], model: scorer.CompiledModel
+) -> dict[str, list[float]]:
     """Per-review numbers for drift monitoring. The baseline and the monitor both call this one
-    function, from the artifact itself, so training-time and serving-time features cannot differ."""
+    function, from the artifact itself, so training-time and serving-time features cannot differ.
+    Tokens are the TF-IDF analyzer's unigrams; out of vocabulary means not among the model's terms
+    (the model can only use tokens it has seen, so their share says how foreign a review is)."""
     if len(texts) != len(predictions):
         raise ValueError(f"{len(texts)} reviews but {len(predictions)} predictions")
-    analyzer, vocabulary = _unigram_vocabulary(model)
-    tokens = [analyzer(text) for text in texts]
+    vocabulary = model.index  # type: ignore[attr-defined]
+    tokens = [model.unigrams(text) for text in texts]
     counts = np.array([len(found) for found in tokens], dtype=float)
     unknown = np.array(
         [sum(token not in vocabulary for token in found) for found in tokens], dtype=float

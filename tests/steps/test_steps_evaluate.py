@@ -160,7 +160,7 @@ def test_tampered_model_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path
 ) -> None:
     tampered = shutil.copytree(model_dir, tmp_path / "tampered")
-    with (tampered / "model.joblib").open("ab") as handle:
+    with (tampered / "coefficients.npy").open("ab") as handle:
         handle.write(b"\0")
     base = stage(tmp_path / "ml", tampered, TEST_ROWS)
     assert run_main(base, monkeypatch) == 1

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from step_helpers import NEGATIVE, POSITIVE
 
@@ -20,23 +22,44 @@ def model(model_dir: Path) -> Any:
 
 
 def test_model_fn_loads_verified_model(model: Any) -> None:
-    assert list(model.predict([POSITIVE[0], NEGATIVE[0]])) == [1, 0]
+    assert [p["label"] for p in inference.predict_fn([POSITIVE[0], NEGATIVE[0]], model)] == [1, 0]
 
 
-def test_model_fn_refuses_digest_mismatch(tmp_path: Path, model_dir: Path) -> None:
+def test_model_fn_reads_no_pickle(model_dir: Path) -> None:
+    """Every data file is JSON or a plain .npy array; none of them can hold a pickle."""
+    for name in ("idf.npy", "coefficients.npy"):
+        assert np.load(model_dir / name, allow_pickle=False).dtype == np.float64
+    for name in ("model.json", "vocabulary.json", "lexicon.json", "metadata.json"):
+        json.loads((model_dir / name).read_text(encoding="utf-8"))
+    assert not list(model_dir.glob("*.joblib")) and not list(model_dir.glob("*.pkl"))
+
+
+@pytest.mark.parametrize("name", ["coefficients.npy", "vocabulary.json", "lexicon.json", "model.json"])
+def test_model_fn_refuses_digest_mismatch(tmp_path: Path, model_dir: Path, name: str) -> None:
     copy = shutil.copytree(model_dir, tmp_path / "model")
-    with (copy / "model.joblib").open("ab") as handle:
-        handle.write(b"tampered")
-    with pytest.raises(inference.ModelIntegrityError, match="refusing to load a modified"):
+    with (copy / name).open("ab") as handle:
+        handle.write(b" ")
+    with pytest.raises(inference.ModelIntegrityError, match=f"sha256 of .*{name}.*refusing to load a modified"):
         inference.model_fn(str(copy))
 
 
-def test_model_fn_refuses_other_sklearn_line(tmp_path: Path, model_dir: Path) -> None:
+def test_model_fn_refuses_a_pickled_array(tmp_path: Path, model_dir: Path) -> None:
+    """Even with a matching digest, an object array is refused instead of unpickled."""
+    copy = shutil.copytree(model_dir, tmp_path / "model")
+    np.save(copy / "idf.npy", np.array([object()], dtype=object), allow_pickle=True)
+    metadata = json.loads((copy / "metadata.json").read_text(encoding="utf-8"))
+    metadata["files"]["idf.npy"] = hashlib.sha256((copy / "idf.npy").read_bytes()).hexdigest()
+    (copy / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    with pytest.raises(inference.ModelIntegrityError, match="cannot be loaded"):
+        inference.model_fn(str(copy))
+
+
+def test_model_fn_refuses_another_format(tmp_path: Path, model_dir: Path) -> None:
     copy = shutil.copytree(model_dir, tmp_path / "model")
     metadata = json.loads((copy / "metadata.json").read_text(encoding="utf-8"))
-    metadata["sklearn"] = "0.24.2"
+    metadata["format"] = "pickled-sklearn"
     (copy / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
-    with pytest.raises(inference.ModelIntegrityError, match=r"scikit-learn 0\.24\.2"):
+    with pytest.raises(inference.ModelIntegrityError, match="'pickled-sklearn' model"):
         inference.model_fn(str(copy))
 
 
@@ -224,12 +247,25 @@ def test_input_fn_rejects(
 def test_predict_fn_labels_and_rounded_scores(model: Any) -> None:
     texts = [POSITIVE[1], NEGATIVE[1], "fine I guess"]
     predictions = inference.predict_fn(texts, model)
-    probabilities = model.predict_proba(texts)[:, list(model.classes_).index(1)]
-    assert [p["label"] for p in predictions] == [int(label) for label in model.predict(texts)]
+    probabilities = model.predict_proba(texts)[:, 1]
     assert predictions[0]["label"] == 1 and predictions[1]["label"] == 0
     for prediction, probability in zip(predictions, probabilities, strict=True):
         assert isinstance(prediction["label"], int)
+        assert prediction["label"] == int(probability > 0.5)
         assert prediction["score"] == round(float(probability), 6)
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        pytest.param("I wouldn't recommend it", 0, id="negated-recommend"),
+        pytest.param("not good at all, would not buy again", 0, id="negated-good"),
+        pytest.param("I would recommend it to anyone", 1, id="recommend"),
+    ],
+)
+def test_lexicon_negation_reaches_the_label(model: Any, text: str, label: int) -> None:
+    """The training corpus never says "recommend": the lexicon's prior and its negation do."""
+    assert inference.predict_fn([text], model)[0]["label"] == label
 
 
 class CountingModel:
@@ -237,7 +273,6 @@ class CountingModel:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.classes_ = model.classes_
         self.calls = 0
 
     def predict_proba(self, texts: list[str]) -> Any:
@@ -249,7 +284,7 @@ def test_batch_of_1000_is_scored_in_one_call(model: Any) -> None:
     reviews = [f"{POSITIVE[i % 20]} number {i}" for i in range(1000)]
     body = json.dumps({"instances": [{"review_text": text} for text in reviews]})
     counting = CountingModel(model)
-    predictions = inference.predict_fn(inference.input_fn(body, "application/json"), counting)
+    predictions = inference.predict_fn(inference.input_fn(body, "application/json"), counting)  # type: ignore[arg-type]
     assert counting.calls == 1
     assert len(predictions) == 1000
     assert {p["label"] for p in predictions} == {1}

@@ -294,7 +294,7 @@ def test_baseline_records_given_threshold_and_min_records(tmp_path: Path, model_
 def test_baseline_without_features_in_artifact_fails_clearly(tmp_path: Path, model_dir: Path) -> None:
     old = shutil.copytree(model_dir, tmp_path / "old-model")
     code = (old / "code" / "inference.py").read_text(encoding="utf-8")
-    stripped = code[: code.index("def _unigram_vocabulary")]
+    stripped = code[: code.index("def features(")]
     (old / "code" / "inference.py").write_text(stripped, encoding="utf-8")
     stage_model(tmp_path, old)
     write_reviews(tmp_path / "processing" / "train" / "train.csv", REVIEWS)

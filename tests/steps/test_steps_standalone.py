@@ -17,6 +17,8 @@ BLOCK_PROJECT = "import sys; sys.modules['steps'] = sys.modules['pipelines'] = N
 
 # The scripts whose job also gets the library folder (pipelines/definition.py: the "lib" input).
 LIBRARY_USERS = {"evaluate", "monitor"}
+# What ships in the same folder: the training source dir, and the artifact's code/.
+BESIDE = {"train": ["scorer"], "inference": ["scorer"]}
 
 
 def entry(name: str) -> str:
@@ -28,7 +30,8 @@ def entry(name: str) -> str:
     "name", ["preprocess", "train", "evaluate", "monitor", "inference", "deploy"]
 )
 def test_script_imports_alone(tmp_path: Path, name: str) -> None:
-    shutil.copyfile(STEPS / f"{name}.py", tmp_path / f"{name}.py")
+    for module in [name, *BESIDE.get(name, [])]:
+        shutil.copyfile(STEPS / f"{module}.py", tmp_path / f"{module}.py")
     if name in LIBRARY_USERS:
         write_library(tmp_path / "ml")
     result = subprocess.run(

@@ -6,13 +6,13 @@ import hashlib
 import json
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
 import sklearn
 from step_helpers import NEGATIVE, POSITIVE, REVIEWS, train_model, write_reviews
 
-from steps import train
+from steps import scorer, train
+from steps.scorer import LEXICON_FEATURES
 
 PROBES = ["excellent quality, love it", "terrible, broke after a day", "great but poor battery"]
 
@@ -35,41 +35,68 @@ def run_main(
     return 0, base
 
 
-def test_main_writes_model_metadata_and_inference_code(
+DATA_FILES = ["coefficients.npy", "idf.npy", "lexicon.json", "model.json", "vocabulary.json"]
+
+
+def test_main_writes_plain_data_metadata_and_inference_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     argv = ["--regularization-c", "2.5", "--min-df", "1", "--seed", "7", "--sagemaker_extra", "x"]
     status, base = run_main(tmp_path, monkeypatch, REVIEWS, argv)
     assert status == 0
     model_dir = base / "model"
-    assert sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*")) == [
-        "code",
-        "code/inference.py",
-        "metadata.json",
-        "model.joblib",
-    ]
+    assert sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*")) == sorted(
+        ["code", "code/inference.py", "code/scorer.py", "metadata.json", *DATA_FILES]
+    )
     metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
-    digest = hashlib.sha256((model_dir / "model.joblib").read_bytes()).hexdigest()
-    assert metadata["sha256"] == digest
+    assert metadata["format"] == scorer.FORMAT
+    assert metadata["files"] == {
+        name: hashlib.sha256((model_dir / name).read_bytes()).hexdigest() for name in DATA_FILES
+    }
     assert metadata["sklearn"] == sklearn.__version__
     assert metadata["numpy"] == np.__version__
-    assert {"python", "scipy", "joblib"} <= metadata.keys()
     assert metadata["classes"] == [0, 1]
     assert metadata["training_rows"] == len(REVIEWS)
     assert metadata["hyperparameters"] == {
-        "ngram_max": 2,
-        "max_features": 20000,
-        "regularization_c": 2.5,
-        "min_df": 1,
-        "seed": 7,
+        "ngram_max": 2, "max_features": 20000, "regularization_c": 2.5, "min_df": 1, "seed": 7,
     }
+    assert metadata["regularization_c"] == 2.5
+    assert metadata["regularization_c_chosen_by"] == "hyperparameter"
+    assert metadata["lexicon"].startswith("vaderSentiment ")
     assert metadata["created"].endswith("Z")
-    source = Path(train.__file__).with_name("inference.py").read_bytes()
-    assert (model_dir / "code" / "inference.py").read_bytes() == source
-    model = joblib.load(model_dir / "model.joblib")
-    assert model.named_steps["classifier"].C == 2.5
-    assert list(model.predict(PROBES[:2])) == [1, 0]
+    for name in ("inference.py", "scorer.py"):
+        source = Path(train.__file__).with_name(name).read_bytes()
+        assert (model_dir / "code" / name).read_bytes() == source
+    model = scorer.CompiledModel.load(model_dir)
+    assert list(model.predict_proba(PROBES[:2])[:, 1] > 0.5) == [True, False]
     assert not (base / "output" / "failure").exists()
+
+
+def test_c_is_cross_validated_by_default_and_logged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir = train_model(write_reviews(tmp_path / "train.csv", REVIEWS), tmp_path / "model")
+    metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
+    assert metadata["regularization_c_chosen_by"] == "cross-validation"
+    assert metadata["regularization_c"] in train.C_GRID
+    assert set(metadata["cv_accuracy_by_c"]) == {f"{c:g}" for c in train.C_GRID}
+    assert f"chose C = {metadata['regularization_c']:g}" in capsys.readouterr().out
+    assert json.loads((model_dir / "model.json").read_text())["info"]["regularization_c"] == (
+        metadata["regularization_c"]
+    )
+
+
+def test_too_few_reviews_per_class_fall_back_to_a_fixed_c(tmp_path: Path) -> None:
+    rows = [(POSITIVE[0], 1), (POSITIVE[1], 1), (NEGATIVE[0], 0)]
+    model_dir = train_model(write_reviews(tmp_path / "train.csv", rows), tmp_path / "model")
+    metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
+    assert metadata["regularization_c"] == train.FALLBACK_C
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "lots"])
+def test_bad_regularization_is_refused(value: str) -> None:
+    with pytest.raises(SystemExit):
+        train.parse_args(["--regularization-c", value])
 
 
 def test_hyperparameters_reach_the_pipeline(tmp_path: Path) -> None:
@@ -77,23 +104,50 @@ def test_hyperparameters_reach_the_pipeline(tmp_path: Path) -> None:
     model_dir = train_model(
         train_file, tmp_path / "model", ["--ngram-max", "1", "--max-features", "30"]
     )
-    vectorizer = joblib.load(model_dir / "model.joblib").named_steps["tfidf"]
-    assert len(vectorizer.vocabulary_) == 30
-    assert all(" " not in term for term in vectorizer.vocabulary_)
+    vocabulary = scorer.CompiledModel.load(model_dir).vocabulary
+    assert len(vocabulary) == 30
+    assert all(" " not in term for term in vocabulary)
 
 
 def test_defaults_match_the_contract() -> None:
     args = train.parse_args([])
     assert vars(args) == {
-        "ngram_max": 2, "max_features": 20000, "regularization_c": 4.0, "min_df": 1, "seed": 42,
+        "ngram_max": 2, "max_features": 20000, "regularization_c": "auto", "min_df": 1, "seed": 42,
     }
 
 
-def test_same_data_and_seed_give_same_predictions(tmp_path: Path) -> None:
+def test_lexicon_features_follow_vader_negation_and_but() -> None:
+    rules = train.load_lexicon()
+    compound = LEXICON_FEATURES.index("compound")
+    assert rules.features("good")[compound] > 0
+    assert rules.features("not good")[compound] < 0
+    assert rules.features("wouldn't recommend")[compound] < 0
+    assert rules.features("very good")[compound] > rules.features("good")[compound]
+    # after "but" counts more than before it
+    assert rules.features("great but awful")[compound] < 0
+    assert rules.features("!!! ...")[compound] == 0
+    assert rules.features("") == [0.0] * len(LEXICON_FEATURES)
+    # an emoji reads as its name; curly apostrophes negate like straight ones
+    assert rules.features("\U0001F600")[compound] > 0
+    assert rules.features("I don\u2019t like it")[compound] < 0
+
+
+def test_lexicon_features_reach_the_classifier(tmp_path: Path) -> None:
+    """Trained on reviews without a lexicon word, the lexicon still moves the score."""
+    model_dir = train_model(write_reviews(tmp_path / "train.csv", REVIEWS), tmp_path / "model")
+    model = scorer.CompiledModel.load(model_dir)
+    assert np.any(model.coefficients[len(model.vocabulary) :] != 0)
+    unseen = ["delightful", "dreadful"]
+    assert all(term not in model.vocabulary for term in unseen)
+    positive, negative = model.predict_proba(unseen)[:, 1]
+    assert positive > 0.5 > negative
+
+
+def test_same_data_and_seed_give_same_model_files(tmp_path: Path) -> None:
     train_file = write_reviews(tmp_path / "train.csv", REVIEWS)
-    first = joblib.load(train_model(train_file, tmp_path / "a") / "model.joblib")
-    second = joblib.load(train_model(train_file, tmp_path / "b") / "model.joblib")
-    assert np.array_equal(first.predict_proba(PROBES), second.predict_proba(PROBES))
+    first, second = (train_model(train_file, tmp_path / name) for name in ("a", "b"))
+    for name in DATA_FILES:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
 @pytest.mark.parametrize(
@@ -117,7 +171,7 @@ def test_failures_write_reason_and_exit_1(
     status, base = run_main(tmp_path, monkeypatch, rows, [])
     assert status == 1
     assert expected in (base / "output" / "failure").read_text(encoding="utf-8")
-    assert not (base / "model" / "model.joblib").exists()
+    assert not (base / "model" / "model.json").exists()
 
 
 def test_unreadable_data_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
