@@ -26,6 +26,7 @@ PROCESSING_SCRIPTS = ("preprocess.py", "evaluate.py", "monitor.py")
 PROCESSING_LIBRARY = "lib/"
 LIBRARY_SOURCES = ("artifact.py", "monitoring")
 DEPLOY_HANDLER = "deploy.py"
+DEPLOY_LIBRARY = "integrity.py"  # imported by the deploy handler, zipped beside it
 
 
 def _targz(files: dict[str, bytes]) -> bytes:
@@ -79,7 +80,7 @@ class CodeBundle:
         built = self._read(*PROCESSING_SCRIPTS)
         built.update({PROCESSING_LIBRARY + name: data for name, data in self.library.items()})
         built["sourcedir.tar.gz"] = _targz(self._read(*TRAINING_SOURCES))
-        built["deploy.zip"] = _zip(self._read(DEPLOY_HANDLER))
+        built["deploy.zip"] = _zip(self._read(DEPLOY_HANDLER, DEPLOY_LIBRARY))
         return built
 
     @cached_property

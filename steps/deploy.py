@@ -3,7 +3,9 @@
 Idempotent so the pipeline can re-run it safely: model and endpoint-config names derive from the
 model package (its ARN, so versions of different groups never share a name) and the config's
 settings, existing ones are reused, and an endpoint already on (or moving to) the wanted config is
-left alone. It returns at once and never waits for InService.
+left alone. It returns at once and never waits for InService. Before it creates anything it checks
+the model data in S3 against the SHA-256 the package recorded (integrity.py, shipped beside it): a
+replaced model.tar.gz fails the deploy and the endpoint keeps serving what it served.
 """
 
 from __future__ import annotations
@@ -13,9 +15,15 @@ import json
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.exceptions import ClientError
+
+try:
+    from . import integrity
+except ImportError:  # the Lambda runtime: integrity.py is beside this file
+    import integrity  # type: ignore[no-redef]
 
 MAX_NAME = 63
 VARIANT = "AllTraffic"
@@ -149,6 +157,27 @@ def _not_found(error: ClientError) -> bool:
     )
 
 
+def local_sagemaker() -> bool:
+    """True for the local target's Lambda: SageMaker is a loopback server and no S3 endpoint is
+    set. There is no S3 to read from, and local hosting checks the digest at every model server
+    start instead."""
+    host = urlsplit(os.environ.get("AWS_ENDPOINT_URL_SAGEMAKER", "")).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1") and not os.environ.get("AWS_ENDPOINT_URL_S3")
+
+
+def verify_model_data(s3: Any, package: dict[str, Any], model_data_url: str) -> str:
+    """Hash the model data object in S3 and compare it with the package's registered digest;
+    raises integrity.ModelDataMismatch. Returns the digest."""
+    expected = integrity.expected_digest(package)
+    parts = urlsplit(model_data_url)
+    if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
+        raise integrity.ModelDataMismatch(f"ModelDataUrl {model_data_url!r} is not an s3://bucket/key URI")
+    body = s3.get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"]
+    actual = integrity.sha256_chunks(body.iter_chunks(integrity.CHUNK_BYTES))
+    integrity.check_digest(actual, expected, model_data_url)
+    return actual
+
+
 def ensure_model(
     sm: Any, name: str, role_arn: str, container: dict[str, Any], package_arn: str
 ) -> None:
@@ -263,6 +292,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     request = endpoint_config_request(settings, model_name)
     config_name = sagemaker_name(endpoint, f"-{tag}-{settings_digest(request)}")
     container = package["InferenceSpecification"]["Containers"][0]
+    if local_sagemaker():
+        log("model data digest: checked by local hosting when the model server starts")
+    else:
+        digest = verify_model_data(boto3.client("s3"), package, container.get("ModelDataUrl", ""))
+        log(f"model data {container.get('ModelDataUrl')} matches the registered sha256 {digest}")
     ensure_model(sm, model_name, settings["role_arn"], container, arn)
     ensure_endpoint_config(sm, config_name, request)
     action, reason = roll_out(sm, endpoint, config_name, settings["rollback_alarms"])

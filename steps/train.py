@@ -290,13 +290,11 @@ def copy_inference_code(model_dir: Path) -> list[str]:
     return written
 
 
-def run(args: argparse.Namespace, train_file: Path, model_dir: Path) -> None:
-    """Fit on train_file and write the plain-data model, metadata.json and code/."""
-    texts, label_list = load_training_data(train_file)
-    labels = np.asarray(label_list)
-    print(f"training on {len(texts)} rows from {train_file} with {vars(args)}")
-    rules = load_lexicon()
-    print(f"lexicon: {len(rules.valences)} words from {rules.source}")
+def fit_model(
+    texts: list[str], labels: np.ndarray, args: argparse.Namespace, rules: scorer.LexiconRules
+) -> tuple[Pipeline, dict[str, Any]]:
+    """Choose C (unless the hyperparameter sets it) and fit the pipeline; returns it with a record
+    of how it was fitted."""
     lexicon = rules.matrix(texts)
     if args.regularization_c == AUTO:
         c, cv_accuracy = cross_validate_c(texts, labels, lexicon, args)
@@ -307,8 +305,7 @@ def run(args: argparse.Namespace, train_file: Path, model_dir: Path) -> None:
     pipeline = build_pipeline(args, rules, c)
     # What Pipeline.fit does, by hand, so the lexicon features are computed once and the training
     # accuracy reuses the feature matrix instead of transforming every review a second time.
-    union = pipeline.named_steps["features"]
-    vectorizer, scaling = (step for _, step in union.transformer_list)
+    vectorizer, scaling = (step for _, step in pipeline.named_steps["features"].transformer_list)
     scaling.fit_matrix(lexicon)
     features = _stack(vectorizer.fit_transform(texts), scaling.scale(lexicon))
     classifier = pipeline.named_steps["classifier"].fit(features, labels)
@@ -320,6 +317,16 @@ def run(args: argparse.Namespace, train_file: Path, model_dir: Path) -> None:
         "cv_accuracy_by_c": cv_accuracy,
         "lexicon": rules.source,
     }
+    return pipeline, fitted
+
+
+def run(args: argparse.Namespace, train_file: Path, model_dir: Path) -> None:
+    """Fit on train_file and write the plain-data model, metadata.json and code/."""
+    texts, label_list = load_training_data(train_file)
+    print(f"training on {len(texts)} rows from {train_file} with {vars(args)}")
+    rules = load_lexicon()
+    print(f"lexicon: {len(rules.valences)} words from {rules.source}")
+    pipeline, fitted = fit_model(texts, np.asarray(label_list), args, rules)
     compiled = compile_model(pipeline, args, fitted)
     gap = check_export(pipeline, compiled, texts)
     print(f"compiled model matches the fitted pipeline (largest probability gap {gap:.2g})")

@@ -1,7 +1,9 @@
-"""deploy.py: create / skip / unchanged paths against moto, the update path with a Stubber."""
+"""deploy.py: create / skip / unchanged paths against moto, the update path with a Stubber, and the
+model data check against the package's registered digest."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,11 +14,13 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from steps import deploy
+from steps import deploy, integrity
 
 ROLE = "arn:aws:iam::123456789012:role/sagemaker-execution"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 MODEL_DATA = "s3://bucket/sentiment-classifier/model.tar.gz"
+MODEL_BYTES = b"the evaluated model.tar.gz" * 1000
+MODEL_SHA256 = hashlib.sha256(MODEL_BYTES).hexdigest()
 ENVIRONMENT = {"SAGEMAKER_PROGRAM": "inference.py"}
 ENDPOINT = "sentiment-classifier"
 GROUP = "sentiment-classifier"
@@ -25,7 +29,7 @@ GROUP = "sentiment-classifier"
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and region; drop anything that could reach a real account."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER"):
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -42,11 +46,19 @@ def sm() -> Iterator[Any]:
         client = boto3.client("sagemaker")
         client.create_model_package_group(ModelPackageGroupName=GROUP)
         client.create_model_package_group(ModelPackageGroupName=OTHER_GROUP)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="bucket")
+        s3.put_object(Bucket="bucket", Key="sentiment-classifier/model.tar.gz", Body=MODEL_BYTES)
         yield client
 
 
-def register(sm: Any, status: str = "Approved", baseline: str = "", group: str = GROUP) -> str:
+def register(
+    sm: Any, status: str = "Approved", baseline: str = "", group: str = GROUP,
+    digest: str | None = MODEL_SHA256,
+) -> str:
     extra: dict[str, Any] = {}
+    if digest is not None:
+        extra["CustomerMetadataProperties"] = {integrity.DIGEST_KEY: digest}
     if baseline:
         extra["DriftCheckBaselines"] = {"ModelDataQuality": {
             "Statistics": {"ContentType": "application/json", "S3Uri": f"{baseline}/statistics.json"},
@@ -217,6 +229,7 @@ def stubbed_client(monkeypatch: pytest.MonkeyPatch, config_name: str) -> Stubber
     """A client stubbed up to creating config_name; each test adds the endpoint calls."""
     client = boto3.client("sagemaker", region_name="us-east-1")
     monkeypatch.setattr(deploy.boto3, "client", lambda *args, **kwargs: client)
+    monkeypatch.setattr(deploy, "verify_model_data", lambda s3, package, url: MODEL_SHA256)
     stubber = Stubber(client)
     stubber.add_response(
         "describe_model_package",
@@ -362,3 +375,55 @@ def test_describe_serving_refuses_a_version_without_baseline(sm: Any) -> None:
     deploy.handler(event(register(sm)), None)
     with pytest.raises(ValueError, match="no drift-check baseline"):
         deploy.describe_serving(sm, ENDPOINT)
+
+
+# --- the model data check ---------------------------------------------------------------------
+
+
+def test_model_data_replaced_after_registration_fails_the_deploy(sm: Any) -> None:
+    """The endpoint keeps serving the version it served; nothing is created for the bad one."""
+    first = deploy.handler(event(register(sm)), None)
+    replaced = register(sm)
+    boto3.client("s3").put_object(
+        Bucket="bucket", Key="sentiment-classifier/model.tar.gz", Body=b"a tarball with a payload"
+    )
+    with pytest.raises(integrity.ModelDataMismatch) as caught:
+        deploy.handler(event(replaced), None)
+    message = str(caught.value)
+    assert MODEL_DATA in message and MODEL_SHA256 in message and "refusing to serve it" in message
+    assert hashlib.sha256(b"a tarball with a payload").hexdigest() in message
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == [first["model_name"]]
+    assert sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == first["endpoint_config_name"]
+
+
+def test_a_package_without_a_registered_digest_is_refused(sm: Any) -> None:
+    arn = register(sm, digest=None)
+    with pytest.raises(integrity.ModelDataMismatch, match="records no ModelDataSha256"):
+        deploy.handler(event(arn), None)
+    assert sm.list_models()["Models"] == []
+
+
+def test_a_digest_that_is_not_sha256_is_refused(sm: Any) -> None:
+    with pytest.raises(integrity.ModelDataMismatch, match="not a SHA-256 hex digest"):
+        deploy.handler(event(register(sm, digest="abc")), None)
+
+
+def test_the_registered_digest_is_compared_case_insensitively(sm: Any) -> None:
+    assert deploy.handler(event(register(sm, digest=MODEL_SHA256.upper())), None)["action"] == "created"
+
+
+@pytest.mark.parametrize(
+    ("environment", "local"),
+    [
+        ({"AWS_ENDPOINT_URL_SAGEMAKER": "http://127.0.0.1:8765"}, True),
+        ({"AWS_ENDPOINT_URL_SAGEMAKER": "http://127.0.0.1:8765", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9"}, False),
+        ({"AWS_ENDPOINT_URL_SAGEMAKER": "https://api.sagemaker.us-east-1.amazonaws.com"}, False),
+        ({}, False),
+    ],
+)
+def test_only_the_local_target_leaves_the_check_to_hosting(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], local: bool
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert deploy.local_sagemaker() is local
