@@ -68,7 +68,11 @@ def load_corpus(data_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     sources = pd.read_csv(provenance, dtype=str, keep_default_na=False)
     if len(frame) != len(sources):
         raise MissingData(f"{reviews} has {len(frame)} rows but {provenance} has {len(sources)}")
-    return frame["review_text"].tolist(), frame["sentiment"].astype(int).to_numpy(), sources["source"].to_numpy()
+    return (
+        frame["review_text"].tolist(),
+        frame["sentiment"].astype(int).to_numpy(),
+        sources["source"].to_numpy(),
+    )
 
 
 def previous_model(texts: list[str], labels: np.ndarray) -> Scorer:
@@ -78,7 +82,11 @@ def previous_model(texts: list[str], labels: np.ndarray) -> Scorer:
             (
                 "tfidf",
                 TfidfVectorizer(
-                    ngram_range=(1, 2), max_features=20000, min_df=1, sublinear_tf=True, strip_accents="unicode"
+                    ngram_range=(1, 2),
+                    max_features=20000,
+                    min_df=1,
+                    sublinear_tf=True,
+                    strip_accents="unicode",
                 ),
             ),
             ("classifier", LogisticRegression(C=4.0, max_iter=1000, random_state=42)),
@@ -113,13 +121,17 @@ def scores(labels: np.ndarray, positive: np.ndarray) -> tuple[float, float, floa
     )
 
 
-def evaluate(fit: Fitter, texts: list[str], labels: np.ndarray, fit_rows: np.ndarray, test_rows: np.ndarray) -> tuple[float, float, float]:
+def evaluate(
+    fit: Fitter, texts: list[str], labels: np.ndarray, fit_rows: np.ndarray, test_rows: np.ndarray
+) -> tuple[float, float, float]:
     model = fit([texts[i] for i in fit_rows], labels[fit_rows])
     return scores(labels[test_rows], model([texts[i] for i in test_rows]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help=f"default: {DEFAULT_DATA}")
     parser.add_argument("--draws", type=int, default=50, help="random 100-review training draws")
     parser.add_argument("--seed", type=int, default=0)
@@ -145,12 +157,18 @@ def main(argv: list[str] | None = None) -> int:
     table_rows = []
     for name, (train_rows, held_rows) in splits.items():
         started = time.perf_counter()
-        measured = {model: evaluate(fit, texts, labels, train_rows, held_rows) for model, fit in models.items()}
+        measured = {
+            model: evaluate(fit, texts, labels, train_rows, held_rows) for model, fit in models.items()
+        }
         log(f"{name}: {time.perf_counter() - started:.0f} s")
         before, after = measured["previous"], measured["current"]
         table_rows.append(
-            [name, *(f"{b:.3f} -> {a:.3f}" for b, a in zip(before, after, strict=True)), f"{after[0] - before[0]:+.3f}",
-             f"{current.chosen[-1]:g}"]
+            [
+                name,
+                *(f"{b:.3f} -> {a:.3f}" for b, a in zip(before, after, strict=True)),
+                f"{after[0] - before[0]:+.3f}",
+                f"{current.chosen[-1]:g}",
+            ]
         )
     print(table(["split", "accuracy", "F1", "AUC", "accuracy gain", "C chosen"], table_rows))
     rng = np.random.default_rng(args.seed)
@@ -160,24 +178,39 @@ def main(argv: list[str] | None = None) -> int:
     current.chosen.clear()
     for _ in range(args.draws):
         draw = np.concatenate(
-            [rng.choice(positive, DRAW_SIZE // 2, replace=False), rng.choice(negative, DRAW_SIZE // 2, replace=False)]
+            [
+                rng.choice(positive, DRAW_SIZE // 2, replace=False),
+                rng.choice(negative, DRAW_SIZE // 2, replace=False),
+            ]
         )
         for model, fit in models.items():
             accuracy[model].append(evaluate(fit, texts, labels, draw, test_rows)[0])
     log(f"{args.draws} draws: {time.perf_counter() - started:.0f} s")
-    print(f"\n{args.draws} random balanced draws of {DRAW_SIZE} training reviews, tested on the "
-          f"{len(test_rows)} in-domain test reviews:\n")
+    print(
+        f"\n{args.draws} random balanced draws of {DRAW_SIZE} training reviews, tested on the "
+        f"{len(test_rows)} in-domain test reviews:\n"
+    )
     draw_rows = []
     for model, found in accuracy.items():
         values = np.array(found)
         draw_rows.append(
-            [model, f"{values.mean():.3f}", f"{values.std():.3f}", f"{values.min():.3f}", f"{values.max():.3f}",
-             f"{np.mean(values > GATE):.0%}"]
+            [
+                model,
+                f"{values.mean():.3f}",
+                f"{values.std():.3f}",
+                f"{values.min():.3f}",
+                f"{values.max():.3f}",
+                f"{np.mean(values > GATE):.0%}",
+            ]
         )
-    print(table(["model", "mean accuracy", "std", "min", "max", f"gate passes (accuracy > {GATE})"], draw_rows))
+    print(
+        table(["model", "mean accuracy", "std", "min", "max", f"gate passes (accuracy > {GATE})"], draw_rows)
+    )
     chosen = pd.Series(current.chosen).value_counts().sort_index()
-    print(f"\nC chosen by the current model's cross-validation over the draws: "
-          f"{', '.join(f'{c:g} x{n}' for c, n in chosen.items())}")
+    print(
+        f"\nC chosen by the current model's cross-validation over the draws: "
+        f"{', '.join(f'{c:g} x{n}' for c, n in chosen.items())}"
+    )
     return 0
 
 

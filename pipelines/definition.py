@@ -62,6 +62,7 @@ from sagemaker.train import ModelTrainer  # noqa: E402
 
 ACCURACY_PATH = "binary_classification_metrics.accuracy.value"
 SHOWN_ACCURACY_PATH = "accuracy"  # in summary.json: the accuracy as messages show it
+MODEL_DATA_DIGEST_KEY = "ModelDataSha256"  # steps/integrity.py DIGEST_KEY
 CONTENT_TYPES = ["application/json", "application/jsonlines", "text/csv"]
 RESPONSE_TYPES = ["application/json", "application/jsonlines"]
 DEPLOY_OUTPUTS = ("action", "endpoint_name", "model_name", "endpoint_config_name", "reason")
@@ -80,7 +81,7 @@ class Parameters:
     training_instance_type: ParameterString
     ngram_max: ParameterInteger
     max_features: ParameterInteger
-    regularization_c: ParameterFloat
+    regularization_c: ParameterString
     min_df: ParameterInteger
     accuracy_threshold: ParameterFloat
     approval_status: ParameterString
@@ -102,7 +103,8 @@ class Parameters:
             ),
             ngram_max=ParameterInteger("NgramMax", default_value=2),
             max_features=ParameterInteger("MaxFeatures", default_value=20000),
-            regularization_c=ParameterFloat("RegularizationC", default_value=4.0),
+            # "auto": Train picks C by cross-validation on the training split; a number fixes it.
+            regularization_c=ParameterString("RegularizationC", default_value="auto"),
             min_df=ParameterInteger("MinDf", default_value=1),
             accuracy_threshold=ParameterFloat("AccuracyThreshold", default_value=0.8),
             approval_status=ParameterString(
@@ -266,7 +268,7 @@ class _TrainingPipeline(StepFactory):
             hyperparameters={
                 "ngram-max": params.ngram_max.to_string(),
                 "max-features": params.max_features.to_string(),
-                "regularization-c": params.regularization_c.to_string(),
+                "regularization-c": params.regularization_c,
                 "min-df": params.min_df.to_string(),
                 "sagemaker_program": "train.py",
                 "sagemaker_submit_directory": self.code_uri("sourcedir.tar.gz"),
@@ -285,10 +287,11 @@ class _TrainingPipeline(StepFactory):
         return TrainingStep(
             name="Train",
             step_args=trainer.train(),
-            display_name="Train TF-IDF + logistic regression",
+            display_name="Train TF-IDF + lexicon + logistic regression",
             description=(
-                "Fits the text classifier with the run's hyperparameters and packs model.tar.gz "
-                "with the model, its digest and code/inference.py."
+                "Fits word n-gram TF-IDF and VADER lexicon features into a logistic regression "
+                "(C by cross-validation unless set) and packs model.tar.gz with the model as plain "
+                "data, its file digests and code/inference.py + scorer.py."
             ),
             cache_config=CACHE,
         )
@@ -306,8 +309,9 @@ class _TrainingPipeline(StepFactory):
             display_name="Evaluate on the test set",
             description=(
                 "Scores the packed model on test.csv through its own inference code and writes "
-                "evaluation.json in SageMaker's binary-classification model-quality format, and "
-                "summary.json with the accuracy as messages show it."
+                "evaluation.json in SageMaker's binary-classification model-quality format, "
+                "summary.json with the accuracy as messages show it, and model-data.json with the "
+                "SHA-256 of the model.tar.gz it scored."
             ),
             property_files=reports,
             cache_config=CACHE,
@@ -331,7 +335,8 @@ class _TrainingPipeline(StepFactory):
         )
 
     def register(
-        self, train: TrainingStep, evaluate: ProcessingStep, baseline: ProcessingStep
+        self, train: TrainingStep, evaluate: ProcessingStep, baseline: ProcessingStep,
+        model_data: PropertyFile,
     ) -> ModelStep:
         evaluation_uri = _output_file(evaluate, "evaluation", "evaluation.json")
         statistics = MetricsSource(
@@ -367,15 +372,22 @@ class _TrainingPipeline(StepFactory):
                 model_data_statistics=statistics, model_data_constraints=constraints
             ),
             approval_status=self.params.approval_status,
-            description="Sentiment classifier (TF-IDF + logistic regression)",
+            description="Sentiment classifier (TF-IDF + lexicon features, logistic regression)",
+            # The digest of the evaluated model.tar.gz, kept where the artifact cannot change it:
+            # the deploy handler and local hosting refuse model data that does not match.
+            customer_metadata_properties={
+                MODEL_DATA_DIGEST_KEY: JsonGet(
+                    step_name=evaluate.name, property_file=model_data, json_path="sha256"
+                )
+            },
         )
         return ModelStep(
             name="RegisterModel",
             step_args=args,
             display_name="Register in the model registry",
             description=(
-                "Adds a version to the model package group with its evaluation metrics and "
-                "the run's approval status."
+                "Adds a version to the model package group with its evaluation metrics, the "
+                "SHA-256 of its model data (ModelDataSha256) and the run's approval status."
             ),
         )
 
@@ -413,12 +425,15 @@ class _TrainingPipeline(StepFactory):
         summary = PropertyFile(
             name="EvaluationSummary", output_name="evaluation", path="summary.json"
         )
+        model_data = PropertyFile(
+            name="ModelDataDigest", output_name="evaluation", path="model-data.json"
+        )
         preprocess = self.preprocess()
         train = self.train(preprocess)
-        evaluate = self.evaluate(preprocess, train, [report, summary])
+        evaluate = self.evaluate(preprocess, train, [report, summary, model_data])
         baseline = self.baseline(preprocess, train)
         accuracy = JsonGet(step_name=evaluate.name, property_file=report, json_path=ACCURACY_PATH)
-        register = self.register(train, evaluate, baseline)
+        register = self.register(train, evaluate, baseline, model_data)
         too_low = FailStep(
             name="AccuracyTooLow",
             display_name="Stop: accuracy too low",

@@ -2,11 +2,14 @@
 
 The model is loaded and run through the artifact's own code/inference.py, so the numbers describe
 exactly what the endpoint would serve. The report uses SageMaker's model-quality JSON format, which
-the pipeline's condition step and the model registry read.
+the pipeline's condition step and the model registry read. Beside it, model-data.json records the
+SHA-256 of the model.tar.gz that was scored: RegisterModel stores it in the model package
+(ModelDataSha256), and deploying and hosting refuse model data that does not match it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -36,6 +39,7 @@ from artifact import ArtifactError, load_model  # noqa: E402
 TEXT = "review_text"
 LABEL = "sentiment"
 NAN = "NaN"
+DIGEST_FILE = "model-data.json"
 
 
 class EvaluationError(Exception):
@@ -96,18 +100,29 @@ def compute_metrics(actual: list[int], predictions: list[dict[str, Any]]) -> dic
     }
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def run(base: Path) -> dict[str, Any]:
-    """Evaluate the artifact and write evaluation.json."""
+    """Evaluate the artifact and write evaluation.json and model-data.json."""
     texts, actual = load_test_data(base / "processing" / "test" / "test.csv")
+    archive = base / "processing" / "model" / "model.tar.gz"
+    digest = sha256_file(archive) if archive.is_file() else ""  # load_model reports a missing one
     with tempfile.TemporaryDirectory() as scratch:
-        handlers, model = load_model(base / "processing" / "model" / "model.tar.gz", Path(scratch))
+        handlers, model = load_model(archive, Path(scratch))
         predictions = handlers.predict_fn(texts, model)
     report = compute_metrics(actual, predictions)
     target = base / "processing" / "evaluation" / "evaluation.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2), encoding="utf-8")
     target.with_name("summary.json").write_text(json.dumps(summarise(report)), encoding="utf-8")
-    print(f"evaluated {len(texts)} test rows; wrote {target}")
+    (target.parent / DIGEST_FILE).write_text(json.dumps({"sha256": digest}), encoding="utf-8")
+    print(f"evaluated {len(texts)} test rows of model data with sha256 {digest}; wrote {target}")
     print(json.dumps(report["binary_classification_metrics"], indent=2))
     return report
 

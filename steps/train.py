@@ -139,7 +139,7 @@ def standardisation(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return matrix.mean(axis=0), np.where(spread > 0, spread, 1.0)
 
 
-class LexiconFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class LexiconFeatures(TransformerMixin, BaseEstimator):
     """scorer.LexiconRules.matrix, standardised with the training reviews' mean and deviation."""
 
     def __init__(self, rules: scorer.LexiconRules) -> None:
@@ -205,7 +205,7 @@ def cross_validate_c(
             truth = labels[held_rows]
             accuracy[k] += np.mean((positive > 0.5) == truth) / folds
             loss[k] -= np.mean(np.where(truth == 1, np.log(positive), np.log(1 - positive))) / folds
-    best = min(range(len(C_GRID)), key=lambda k: (-round(accuracy[k], 9), loss[k]))
+    best = min(range(len(C_GRID)), key=lambda k: (-round(float(accuracy[k]), 9), loss[k]))
     table = {f"{c:g}": round(float(accuracy[k]), 4) for k, c in enumerate(C_GRID)}
     print(f"cross-validation ({folds} folds), mean accuracy by C: {table}; chose C = {C_GRID[best]:g}")
     return C_GRID[best], table

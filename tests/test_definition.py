@@ -136,6 +136,34 @@ def test_registered_version_carries_metrics_and_its_drift_baseline(
     assert "Steps.Evaluate" in quality and "evaluation.json" in quality
 
 
+def test_registered_version_records_the_digest_of_the_evaluated_model_data(
+    definition: dict[str, Any],
+) -> None:
+    """ModelDataSha256 comes from what Evaluate hashed, not from anything inside the artifact."""
+    steps = all_steps(definition)
+    properties = steps["RegisterModel"]["Arguments"]["CustomerMetadataProperties"]
+    assert properties == {
+        "ModelDataSha256": {
+            "Std:JsonGet": {
+                "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.ModelDataDigest"},
+                "Path": "sha256",
+            }
+        }
+    }
+    files = steps["Evaluate"]["PropertyFiles"]
+    (digest_file,) = [f for f in files if f["PropertyFileName"] == "ModelDataDigest"]
+    assert digest_file == {
+        "PropertyFileName": "ModelDataDigest", "OutputName": "evaluation", "FilePath": "model-data.json",
+    }
+
+
+def test_regularization_is_cross_validated_unless_a_run_sets_it(definition: dict[str, Any]) -> None:
+    params = {p["Name"]: p for p in definition["Parameters"]}
+    assert params["RegularizationC"] == {"Name": "RegularizationC", "Type": "String", "DefaultValue": "auto"}
+    hyperparameters = all_steps(definition)["Train"]["Arguments"]["HyperParameters"]
+    assert hyperparameters["regularization-c"] == {"Get": "Parameters.RegularizationC"}
+
+
 def test_deploy_step_gets_the_registered_package(definition: dict[str, Any]) -> None:
     deploy = all_steps(definition)["DeployEndpoint"]
     assert deploy["Arguments"]["model_package_arn"] == {

@@ -416,7 +416,10 @@ def test_the_registered_digest_is_compared_case_insensitively(sm: Any) -> None:
     ("environment", "local"),
     [
         ({"AWS_ENDPOINT_URL_SAGEMAKER": "http://127.0.0.1:8765"}, True),
-        ({"AWS_ENDPOINT_URL_SAGEMAKER": "http://127.0.0.1:8765", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9"}, False),
+        (
+            {"AWS_ENDPOINT_URL_SAGEMAKER": "http://127.0.0.1:8765", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9"},
+            False,
+        ),
         ({"AWS_ENDPOINT_URL_SAGEMAKER": "https://api.sagemaker.us-east-1.amazonaws.com"}, False),
         ({}, False),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -166,3 +167,13 @@ def test_tampered_model_is_refused(
     assert run_main(base, monkeypatch) == 1
     message = (base / "output" / "message").read_text(encoding="utf-8")
     assert "refused by its model_fn" in message and "sha256" in message
+
+
+def test_records_the_digest_of_the_model_data_it_scored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
+    base = stage(tmp_path / "ml", model_dir, TEST_ROWS)
+    assert run_main(base, monkeypatch) == 0
+    archive = base / "processing" / "model" / "model.tar.gz"
+    recorded = json.loads((base / "processing" / "evaluation" / "model-data.json").read_text("utf-8"))
+    assert recorded == {"sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}

@@ -39,7 +39,8 @@ def test_model_fn_refuses_digest_mismatch(tmp_path: Path, model_dir: Path, name:
     copy = shutil.copytree(model_dir, tmp_path / "model")
     with (copy / name).open("ab") as handle:
         handle.write(b" ")
-    with pytest.raises(inference.ModelIntegrityError, match=f"sha256 of .*{name}.*refusing to load a modified"):
+    expected = f"sha256 of .*{name}.*refusing to load a modified"
+    with pytest.raises(inference.ModelIntegrityError, match=expected):
         inference.model_fn(str(copy))
 
 

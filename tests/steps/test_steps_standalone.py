@@ -17,8 +17,8 @@ BLOCK_PROJECT = "import sys; sys.modules['steps'] = sys.modules['pipelines'] = N
 
 # The scripts whose job also gets the library folder (pipelines/definition.py: the "lib" input).
 LIBRARY_USERS = {"evaluate", "monitor"}
-# What ships in the same folder: the training source dir, and the artifact's code/.
-BESIDE = {"train": ["scorer"], "inference": ["scorer"]}
+# What ships in the same folder: the training source dir, the artifact's code/, the Lambda zip.
+BESIDE = {"train": ["scorer"], "inference": ["scorer"], "deploy": ["integrity"]}
 
 
 def entry(name: str) -> str:
