@@ -1,7 +1,13 @@
 """Endpoint throughput and latency: our local endpoint (through the runtime API and its model
-server directly) beside the SageMaker scikit-learn serving stack (sagemaker-containers: gunicorn +
-gevent + Flask) and `mlflow models serve`, all serving the same model.tar.gz on this machine, all
-driven by the same load generator (benchmarks/loadgen.py).
+server directly, and the same model-server app under gunicorn) beside the SageMaker scikit-learn
+serving stack (sagemaker-containers: gunicorn + gevent + Flask) and `mlflow models serve`, all on
+this machine, all driven by the same load generator (benchmarks/loadgen.py).
+
+Two models: the pipeline's model.tar.gz (the compiled scorer: plain data, no scikit-learn on the
+request path) and the previous model (TF-IDF + logistic regression pickled with joblib, scored
+with scikit-learn's predict_proba; previous_model.py). Servers whose name ends in `-sklearn` serve
+the previous model; so do sagemaker-containers (what the SageMaker stack serves today) and MLflow
+(which serves scikit-learn pipelines); sagemaker-containers-compiled serves the compiled scorer.
 
     python benchmarks/endpoint.py [--quick] [--state-dir DIR] [--servers ...] [--duration S]
 
@@ -58,9 +64,18 @@ from common import (
     table,
     wait_endpoint_in_service,
 )
+from previous_model import build_previous_archive
 
 ENDPOINT = os.environ.get("PIPELINE_ENDPOINT_NAME", "sentiment-classifier")
-ALL_SERVERS = ("ours-runtime", "ours-direct", "sagemaker-containers", "mlflow")
+ALL_SERVERS = (
+    "ours-runtime",
+    "ours-direct",
+    "ours-gunicorn",
+    "ours-direct-sklearn",
+    "sagemaker-containers",
+    "sagemaker-containers-compiled",
+    "mlflow",
+)
 PAYLOADS = {"1 review": 1, "1000 reviews": 1000}
 
 
@@ -238,10 +253,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
             log(f"ours-runtime: port {port}, model server pid {endpoint_server_pid(state_dir, ENDPOINT)}")
+        previous = build_previous_archive(work)
         starters: dict[str, Callable[[], stacks.Server]] = {
             "ours-direct": lambda: stacks.start_ours(archive, work),
-            "sagemaker-containers": lambda: stacks.start_smc(archive, work, args.smc_workers),
-            "mlflow": lambda: stacks.start_mlflow(archive, work, args.mlflow_workers),
+            "ours-gunicorn": lambda: stacks.start_gunicorn(archive, work),
+            "ours-direct-sklearn": lambda: stacks.start_ours(previous, work, name="ours-direct-sklearn"),
+            "sagemaker-containers": lambda: stacks.start_smc(previous, work, args.smc_workers),
+            "sagemaker-containers-compiled": lambda: stacks.start_smc(
+                archive, work, args.smc_workers, name="sagemaker-containers-compiled"
+            ),
+            "mlflow": lambda: stacks.start_mlflow(previous, work, args.mlflow_workers),
         }
         for name in [n for n in wanted if n in starters]:
             log(f"starting {name}")
@@ -299,6 +320,9 @@ def versions() -> dict[str, dict[str, str]]:
     ml = stacks.CACHE / "venvs" / "mlflow" / "bin" / "python"
     if ml.exists():
         out["mlflow venv"] = package_versions(ml, ["mlflow", "uvicorn", "fastapi", "scikit-learn"])
+    gunicorn = stacks.CACHE / "venvs" / "gunicorn" / "bin" / "python"
+    if gunicorn.exists():
+        out["gunicorn venv"] = package_versions(gunicorn, ["gunicorn", "numpy"])
     return out
 
 

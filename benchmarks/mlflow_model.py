@@ -1,22 +1,23 @@
-"""Run inside the MLflow benchmark venv: log the artifact's scikit-learn pipeline with
-mlflow.sklearn into a local file store and print {"path": <local model dir>, "uri": ...}.
+"""Run inside the MLflow benchmark venv: log a pickled scikit-learn pipeline (the previous model's
+model.joblib, see previous_model.py: MLflow serves scikit-learn pipelines, not the compiled
+scorer's plain data) with mlflow.sklearn into a local file store and print
+{"path": <local model dir>, "uri": ...}.
 
     python benchmarks/mlflow_model.py --model-dir DIR --store DIR
 
-The model is loaded through the artifact's own code/inference.py (model_fn checks its digest and
-scikit-learn version), then logged with pyfunc_predict_fn="predict_proba" so the served model does
-the same work per review as our endpoint (probabilities, not only labels). No signature: with one,
-MLflow would hand the pipeline a DataFrame instead of the list of strings it was trained on.
+Logged with pyfunc_predict_fn="predict_proba" so the served model does the same work per review as
+the endpoint (probabilities, not only labels). No signature: with one, MLflow would hand the
+pipeline a DataFrame instead of the list of strings it was trained on.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 import warnings
 from pathlib import Path
+
+import joblib
 
 
 def main() -> None:
@@ -25,12 +26,7 @@ def main() -> None:
     parser.add_argument("--store", type=Path, required=True)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    spec = importlib.util.spec_from_file_location("inference", args.model_dir / "code" / "inference.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["inference"] = module
-    spec.loader.exec_module(module)
-    model = module.model_fn(str(args.model_dir))
+    model = joblib.load(args.model_dir / "model.joblib")
 
     import mlflow
     import mlflow.sklearn

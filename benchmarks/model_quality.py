@@ -31,16 +31,14 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from common import log, machine_description, table  # noqa: E402
+from previous_model import previous_pipeline  # noqa: E402
 
 from steps import train  # noqa: E402
 
@@ -77,22 +75,7 @@ def load_corpus(data_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def previous_model(texts: list[str], labels: np.ndarray) -> Scorer:
     """steps/train.py before the lexicon: TF-IDF word 1-2-grams + logistic regression, C = 4."""
-    pipeline = Pipeline(
-        [
-            (
-                "tfidf",
-                TfidfVectorizer(
-                    ngram_range=(1, 2),
-                    max_features=20000,
-                    min_df=1,
-                    sublinear_tf=True,
-                    strip_accents="unicode",
-                ),
-            ),
-            ("classifier", LogisticRegression(C=4.0, max_iter=1000, random_state=42)),
-        ]
-    )
-    pipeline.fit(texts, labels)
+    pipeline = previous_pipeline().fit(texts, labels)
     return lambda batch: pipeline.predict_proba(batch)[:, 1]
 
 

@@ -70,6 +70,10 @@ SMC_PACKAGE = "sagemaker-containers==2.8.6.post2"
 
 MLFLOW_STACK = ["mlflow==3.17.2", "pandas==3.1.1"]
 
+# The model server's app under gunicorn: the compiled scorer needs numpy only.
+GUNICORN_STACK = ["numpy==2.4.6", "gunicorn==26.2.0"]
+GUNICORN_THREADS = 8  # per worker; predict_fn still runs one call at a time per process
+
 # Patches applied to the installed sagemaker-containers files (idempotent, each checked):
 #   1. collections.Mapping -> collections.abc.Mapping: the alias was removed in Python 3.10; the
 #      SageMaker images apply the same rewrite when they install the package.
@@ -122,6 +126,10 @@ def ensure_mlflow_venv() -> Path:
     return ensure_venv("mlflow", [SCIENCE + MLFLOW_STACK])
 
 
+def ensure_gunicorn_venv() -> Path:
+    return ensure_venv("gunicorn", [GUNICORN_STACK])
+
+
 # How each stack's log says how many worker processes serve requests.
 def _ours_workers(text: str) -> int | None:
     """model_server.py writes ``model server: N worker(s)`` once it is listening."""
@@ -144,6 +152,7 @@ def _mlflow_workers(text: str) -> int | None:
 
 WORKER_COUNTS: dict[str, Callable[[str], int | None]] = {
     "ours": _ours_workers,
+    "gunicorn": _gunicorn_workers,
     "sagemaker-containers": _gunicorn_workers,
     "mlflow": _mlflow_workers,
 }
@@ -206,7 +215,49 @@ def start_ours(model_tar: Path, work: Path, name: str = "ours-direct", workers: 
     )
 
 
-def start_smc(model_tar: Path, work: Path, workers: int | None = None) -> Server:
+def start_gunicorn(
+    model_tar: Path, work: Path, name: str = "ours-gunicorn", workers: int | None = None
+) -> Server:
+    """The model server's app (benchmarks/wsgi_app.py) under gunicorn: gthread workers, one per
+    core like ours (or ``workers``), the model loaded once before the fork (--preload)."""
+    import time
+
+    python = ensure_gunicorn_venv()
+    model_dir = extract(model_tar, work / name / "model")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(
+        {
+            "MODEL_DIR": str(model_dir),
+            "PYTHONPATH": f"{BENCH}{os.pathsep}{REPO}",
+            "PYTHONUNBUFFERED": "1",
+            "HOME": str(work / name),
+        }
+    )
+    argv = [
+        str(python.parent / "gunicorn"),
+        "--worker-class", "gthread",
+        "--workers", str(workers or os.cpu_count() or 1),
+        "--threads", str(GUNICORN_THREADS),
+        "--preload",
+        "--bind", f"{LOOPBACK}:{port}",
+        "--backlog", "128",
+        "--keep-alive", "300",
+        "wsgi_app:application",
+    ]
+    log_path = work / name / "server.log"
+    start = time.monotonic()
+    process = start_process(argv, log_path, env, cwd=work / name)
+    wait_http_ok(f"http://{LOOPBACK}:{port}/ping", process, 120, log_path)
+    return Server(
+        name, port, "/invocations", process, log_path, pids=[process.pid],
+        startup_seconds=time.monotonic() - start, stack="gunicorn",
+    )
+
+
+def start_smc(
+    model_tar: Path, work: Path, workers: int | None = None, name: str = "sagemaker-containers"
+) -> Server:
     """The SageMaker scikit-learn serving stack: ``serve`` -> gunicorn -k gevent -> Flask worker.
 
     Laid out as in the container: the artifact is unpacked to ``<base>/model`` (``/opt/ml/model``),
@@ -217,7 +268,7 @@ def start_smc(model_tar: Path, work: Path, workers: int | None = None) -> Server
     import time
 
     python = ensure_smc_venv()
-    base = work / "sagemaker-containers" / "opt" / "ml"
+    base = work / name / "opt" / "ml"
     if base.exists():
         shutil.rmtree(base)
     model_dir = extract(model_tar, base / "model")
@@ -241,17 +292,17 @@ def start_smc(model_tar: Path, work: Path, workers: int | None = None) -> Server
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "PYTHONUNBUFFERED": "1",
             # gunicorn keeps a control socket under $HOME/.gunicorn: keep it in the work dir.
-            "HOME": str(work / "sagemaker-containers"),
+            "HOME": str(work / name),
         }
     )
     if workers:
         env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(workers)
-    log_path = work / "sagemaker-containers" / "server.log"
+    log_path = work / name / "server.log"
     start = time.monotonic()
     process = start_process([str(python.parent / "serve")], log_path, env, cwd=base)
     wait_http_ok(f"http://{LOOPBACK}:{port}/ping", process, 180, log_path)
     return Server(
-        "sagemaker-containers",
+        name,
         port,
         "/invocations",
         process,
