@@ -5,11 +5,12 @@
     python benchmarks/run_all.py --only endpoint scale
 
 Order: pipeline (task 2), endpoint comparison (task 1), profile + the model server's workers,
-scale (task 3), model quality on the review corpus in ../shared/data. They run one at a time, never in parallel, since each measures the whole
-machine. Each is a separate process (a crash in one does not stop the others) bounded by a
-timeout. Output goes to stdout and to benchmarks/.cache/results/<name>.txt; the exit code is
-non-zero if any benchmark failed. The first run also builds the side virtualenvs under
-benchmarks/.cache/venvs (a few minutes, then reused).
+scale (task 3), the scorer in process, model quality on the review corpus in ../shared/data.
+They run one at a time, never in parallel, since each measures the whole machine. Each is a
+separate process (a crash in one does not stop the others) bounded by a timeout. Output goes to
+stdout and to benchmarks/.cache/results/<name>.txt; the exit code is non-zero if any benchmark
+failed. The first run also builds the side virtualenvs under benchmarks/.cache/venvs (a few
+minutes, then reused).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ BENCHMARKS = {
     "endpoint": ("endpoint.py", [], ["--quick"], 3600),
     "profile": ("profile_endpoint.py", [], ["--quick"], 1800),
     "scale": ("scale.py", [], ["--quick"], 3600),
+    "scorer": ("scorer.py", [], ["--seconds", "1"], 600),
     "model_quality": ("model_quality.py", [], ["--draws", "10"], 3600),
 }
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import math
 import re
-import string
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,9 @@ NEGATION_SCALAR = -0.74
 COMPOUND_ALPHA = 15.0
 BEFORE_BUT, AFTER_BUT = 0.5, 1.5
 APOSTROPHES = {ord("\u2019"): "'", ord("\u2018"): "'", ord("\u02bc"): "'"}
-_SENTENCE_ENDS = re.compile(r"(?<=[.!?])\s+")
+ENDS = frozenset(".!?")
+# Words, and each . ! ? of a run that ends a sentence (followed by whitespace or the end).
+_TOKENS_AND_ENDS = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[.!?](?=[.!?]*(?:\s|$))")
 
 
 class ModelFormatError(ValueError):
@@ -74,10 +76,13 @@ _TOKENS = re.compile(TOKEN_PATTERN)
 
 def word_ngrams(text: str, ngram_max: int) -> list[str]:
     """Lowercase, strip accents, tokenise, then every n-gram from 1 to ngram_max joined by a space."""
-    tokens = _TOKENS.findall(strip_accents(text.lower()))
+    tokens: list[str] = _TOKENS.findall(strip_accents(text.lower()))
     grams = list(tokens)
     for n in range(2, min(ngram_max, len(tokens)) + 1):
-        grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+        if n == 2:  # most models: pairs joined at C speed
+            grams.extend(map("{} {}".format, tokens, tokens[1:]))
+        else:
+            grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
     return grams
 
 
@@ -98,6 +103,9 @@ class LexiconRules:
         table: dict[int, str] = dict(APOSTROPHES)
         table.update({ord(char): f" {words} " for char, words in self.emoji.items() if len(char) == 1})
         object.__setattr__(self, "_translation", table)
+        # What features() stops at: rated words (boosters only modify), "but", sentence ends.
+        marks = {word for word in self.valences if word not in self.boosters} | {"but"}
+        object.__setattr__(self, "_marks", frozenset(marks | ENDS))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,71 +137,79 @@ class LexiconRules:
             source=str(document.get("source", "")),
         )
 
-    def words(self, text: str) -> list[str]:
-        """VADER's tokens: whitespace-separated, punctuation stripped from the ends unless that
-        leaves two characters or fewer (an emoticon), lowercased; emoji become their names."""
-        found = []
-        for token in text.translate(self._translation).split():  # type: ignore[attr-defined]
-            stripped = token.strip(string.punctuation)
-            found.append((stripped if len(stripped) > 2 else token).lower())
-        return found
+    def tokens(self, text: str) -> list[str]:
+        """Lowercased words (letters and digits, inner apostrophes kept: "wouldn't") and sentence
+        ends (each . ! ? of a run before whitespace or the end); curly apostrophes are straightened
+        and an emoji becomes its name."""
+        return _TOKENS_AND_ENDS.findall(text.translate(self._translation).lower())  # type: ignore[attr-defined]
 
-    def _is_negation(self, word: str) -> bool:
-        return word in self.negations or "n't" in word
-
-    def _valence(self, words: Sequence[str], i: int) -> float:
-        """The valence of words[i] after the boosters and negations in the three words before it."""
-        word = words[i]
-        valence = self.valences[word]
-        if word == "no" and i + 1 < len(words) and words[i + 1] in self.valences:
+    def _valence(self, tokens: Sequence[str], i: int, start: int) -> float:
+        """The valence of tokens[i] after the boosters and negations among the three words before
+        it in its sentence (which begins at start)."""
+        valences = self.valences
+        word = tokens[i]
+        valence = valences[word]
+        if word == "no" and i + 1 < len(tokens) and tokens[i + 1] in valences:
             valence = 0.0  # "no" negating the next lexicon word carries no valence of its own
-        if (i > 0 and words[i - 1] == "no") or (i > 1 and words[i - 2] == "no"):
-            valence = self.valences[word] * NEGATION_SCALAR
-        for distance in range(1, 4):
-            if i < distance:
-                break
-            before = words[i - distance]
-            if before in self.valences:
+        if (i - 1 >= start and tokens[i - 1] == "no") or (i - 2 >= start and tokens[i - 2] == "no"):
+            valence = valences[word] * NEGATION_SCALAR
+        for distance in range(1, min(3, i - start) + 1):
+            before = tokens[i - distance]
+            if before in valences:
                 continue
             boost = self.boosters.get(before, 0.0)
             if boost:
                 valence += (boost if valence >= 0 else -boost) * BOOSTER_DAMPING[distance - 1]
-            if self._is_negation(before):
+            if before in self.negations or "n't" in before:
                 valence *= NEGATION_SCALAR
-        if i > 0 and words[i - 1] == "least" and (i < 2 or words[i - 2] not in ("at", "very")):
+        if (
+            i - 1 >= start
+            and tokens[i - 1] == "least"
+            and (i - 2 < start or tokens[i - 2] not in ("at", "very"))
+        ):
             valence *= NEGATION_SCALAR
         return valence
 
-    def sentiments(self, words: Sequence[str]) -> list[float]:
-        """One valence per word (0 for words the lexicon does not rate, and for boosters);
-        before the first "but" halved, after it one and a half times."""
-        found = [
-            self._valence(words, i) if word in self.valences and word not in self.boosters else 0.0
-            for i, word in enumerate(words)
-        ]
-        if "but" in words:
-            cut = words.index("but")
-            found = [value * (BEFORE_BUT if i < cut else AFTER_BUT) for i, value in enumerate(found)]
-        return found
-
     def features(self, text: str) -> list[float]:
-        """The LEXICON_FEATURES of one review; the rules apply within each sentence."""
+        """The LEXICON_FEATURES of one review. The rules apply within each sentence: a rated word's
+        valence after its boosters and negations; before the sentence's first "but" halved, after
+        it one and a half times. Only rated words, "but" and sentence ends are visited."""
+        tokens = self.tokens(text)
+        marks = self._marks  # type: ignore[attr-defined]
         every: list[float] = []
-        compounds = []
-        for sentence in _SENTENCE_ENDS.split(text):
-            sentiments = self.sentiments(self.words(sentence))
-            every.extend(sentiments)
-            compounds.append(_compound(sum(sentiments)))
-        if not every:
+        compounds: list[float] = []
+        sentence: list[tuple[int, float]] = []  # (position, valence) of its rated words so far
+        start, but, ends = 0, -1, 0
+        stops = [i for i, token in enumerate(tokens) if token in marks]
+        for i in [*stops, len(tokens)]:  # the end of the text closes its last sentence
+            token = tokens[i] if i < len(tokens) else "."
+            if token == "but":
+                but = i if but < start else but
+            elif token not in ENDS:
+                sentence.append((i, self._valence(tokens, i, start)))
+            else:
+                ends += i < len(tokens)
+                if i > start:
+                    values = [
+                        value * (BEFORE_BUT if at < but else AFTER_BUT) if but >= start else value
+                        for at, value in sentence
+                    ]
+                    every.extend(values)
+                    compounds.append(_compound(sum(values)))
+                sentence, start = [], i + 1
+        count = len(tokens) - ends
+        if not count:
             return [0.0] * len(LEXICON_FEATURES)
         positive = sum(value + 1.0 for value in every if value > 0)
         negative = sum(1.0 - value for value in every if value < 0)
-        weight = positive + negative + sum(1 for value in every if value == 0)
+        neutral = count - sum(1 for value in every if value != 0)
+        weight = positive + negative + neutral
+        total = sum(every)
         return [
-            _compound(sum(every)),
+            _compound(total),
             positive / weight,
             negative / weight,
-            sum(every) / len(every),
+            total / count,
             sum(compounds) / len(compounds),
             min(compounds),
         ]
@@ -260,7 +276,7 @@ class CompiledModel:
         if not lengths.sum():
             return np.zeros(len(texts))
         rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-        flat = np.fromiter((c for found in columns for c in found), dtype=np.int64, count=int(lengths.sum()))
+        flat = np.fromiter(chain.from_iterable(columns), dtype=np.int64, count=int(lengths.sum()))
         keys, counts = np.unique(rows * len(self.vocabulary) + flat, return_counts=True)
         row, column = np.divmod(keys, len(self.vocabulary))
         weight = (np.log(counts) + 1.0) * self.idf[column]
