@@ -53,8 +53,8 @@ COMPOUND_ALPHA = 15.0
 BEFORE_BUT, AFTER_BUT = 0.5, 1.5
 APOSTROPHES = {ord("\u2019"): "'", ord("\u2018"): "'", ord("\u02bc"): "'"}
 ENDS = frozenset(".!?")
-# Words, and each . ! ? of a run that ends a sentence (followed by whitespace or the end).
-_TOKENS_AND_ENDS = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[.!?](?=[.!?]*(?:\s|$))")
+# Words, and each . ! ? (a sentence end).
+_TOKENS_AND_ENDS = re.compile(r"\w+(?:'\w+)*|[.!?]")
 
 
 class ModelFormatError(ValueError):
@@ -103,9 +103,12 @@ class LexiconRules:
         table: dict[int, str] = dict(APOSTROPHES)
         table.update({ord(char): f" {words} " for char, words in self.emoji.items() if len(char) == 1})
         object.__setattr__(self, "_translation", table)
-        # What features() stops at: rated words (boosters only modify), "but", sentence ends.
-        marks = {word for word in self.valences if word not in self.boosters} | {"but"}
-        object.__setattr__(self, "_marks", frozenset(marks | ENDS))
+        # What features() visits: rated words (a rated booster only modifies), words that can
+        # modify an unrated neighbour's valence, "but", and sentence ends; nothing else matters.
+        rated = frozenset(word for word in self.valences if word not in self.boosters)
+        modifiers = (set(self.boosters) | self.negations | {"least"}) - set(self.valences)
+        object.__setattr__(self, "_rated", rated)
+        object.__setattr__(self, "_marks", rated | modifiers | ENDS | {"but"})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,10 +141,11 @@ class LexiconRules:
         )
 
     def tokens(self, text: str) -> list[str]:
-        """Lowercased words (letters and digits, inner apostrophes kept: "wouldn't") and sentence
-        ends (each . ! ? of a run before whitespace or the end); curly apostrophes are straightened
-        and an emoji becomes its name."""
-        return _TOKENS_AND_ENDS.findall(text.translate(self._translation).lower())  # type: ignore[attr-defined]
+        """Lowercased words (word characters, inner apostrophes kept: "wouldn't") and sentence ends
+        (each . ! ?); curly apostrophes are straightened and an emoji becomes its name."""
+        if not text.isascii():  # only then can it hold emoji or curly apostrophes
+            text = text.translate(self._translation)  # type: ignore[attr-defined]
+        return _TOKENS_AND_ENDS.findall(text.lower())
 
     def _valence(self, tokens: Sequence[str], i: int, start: int) -> float:
         """The valence of tokens[i] after the boosters and negations among the three words before
@@ -160,7 +164,7 @@ class LexiconRules:
             boost = self.boosters.get(before, 0.0)
             if boost:
                 valence += (boost if valence >= 0 else -boost) * BOOSTER_DAMPING[distance - 1]
-            if before in self.negations or "n't" in before:
+            if before in self.negations:
                 valence *= NEGATION_SCALAR
         if (
             i - 1 >= start
@@ -175,18 +179,24 @@ class LexiconRules:
         valence after its boosters and negations; before the sentence's first "but" halved, after
         it one and a half times. Only rated words, "but" and sentence ends are visited."""
         tokens = self.tokens(text)
-        marks = self._marks  # type: ignore[attr-defined]
+        marks, rated = self._marks, self._rated  # type: ignore[attr-defined]
         every: list[float] = []
         compounds: list[float] = []
         sentence: list[tuple[int, float]] = []  # (position, valence) of its rated words so far
-        start, but, ends = 0, -1, 0
+        start, but, ends, modified = 0, -1, 0, -1  # modified: where the last modifier stands
         stops = [i for i, token in enumerate(tokens) if token in marks]
         for i in [*stops, len(tokens)]:  # the end of the text closes its last sentence
             token = tokens[i] if i < len(tokens) else "."
             if token == "but":
                 but = i if but < start else but
+            elif token in rated:
+                if token != "no" and modified < max(start, i - 3):  # nothing can modify it
+                    sentence.append((i, self.valences[token]))
+                else:
+                    sentence.append((i, self._valence(tokens, i, start)))
+                    modified = i if token == "no" else modified
             elif token not in ENDS:
-                sentence.append((i, self._valence(tokens, i, start)))
+                modified = i  # a booster, a negation or "least"
             else:
                 ends += i < len(tokens)
                 if i > start:
