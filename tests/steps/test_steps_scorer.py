@@ -135,3 +135,47 @@ def test_inconsistent_arrays_are_refused(tmp_path: Path, fitted: tuple[Any, Any,
     np.save(tmp_path / scorer.IDF_FILE, np.ones(3), allow_pickle=False)
     with pytest.raises(scorer.ModelFormatError, match="idf values"):
         scorer.CompiledModel.load(tmp_path)
+
+
+def reference_features(rules: scorer.LexiconRules, text: str) -> list[float]:
+    """The lexicon features the slow, obvious way: every rated word through the full rules."""
+    tokens = rules.tokens(text)
+    rated = {word for word in rules.valences if word not in rules.boosters}
+    every: list[float] = []
+    compounds: list[float] = []
+    start = 0
+    for end in [*(i for i, token in enumerate(tokens) if token in scorer.ENDS), len(tokens)]:
+        words = tokens[start:end]
+        values = [(i, rules._valence(tokens, i, start)) for i in range(start, end) if tokens[i] in rated]
+        if "but" in words:
+            cut = start + words.index("but")
+            values = [(i, value * (0.5 if i < cut else 1.5)) for i, value in values]
+        if words:
+            every.extend(value for _, value in values)
+            total = sum(value for _, value in values)
+            compounds.append(total / (total * total + 15) ** 0.5)
+        start = end + 1
+    count = sum(1 for token in tokens if token not in scorer.ENDS)
+    if not count:
+        return [0.0] * len(scorer.LEXICON_FEATURES)
+    positive = sum(value + 1 for value in every if value > 0)
+    negative = sum(1 - value for value in every if value < 0)
+    weight = positive + negative + count - sum(1 for value in every if value != 0)
+    total = sum(every)
+    return [
+        total / (total * total + 15) ** 0.5,
+        positive / weight,
+        negative / weight,
+        total / count,
+        sum(compounds) / len(compounds),
+        min(compounds),
+    ]
+
+
+def test_lexicon_features_equal_the_rules_applied_word_by_word() -> None:
+    rules = train.load_lexicon()
+    rng = random.Random(5)
+    words = [*list(rules.valences)[:2000:7], *NEGATIONS, *BOOSTERS, "no", "least", "at", "but", ".", "!", "?"]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    for text in texts:
+        assert rules.features(text) == pytest.approx(reference_features(rules, text), abs=1e-12), text
