@@ -1,4 +1,4 @@
-"""The model server's app (pipelines/local/model_server.py's ModelApp: model_fn once, then
+"""The model server's app (pipelines/local/hosting/model_server.py's ModelApp: model_fn once, then
 input_fn -> predict_fn -> output_fn, one prediction at a time per process) as a WSGI application,
 so the benchmark can run the very same app under gunicorn beside the hand-written pre-fork server.
 
@@ -18,10 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-try:  # where the model server lives moves with the local hosting package
-    from pipelines.local.hosting.model_server import DEFAULT_CONTENT_TYPE, ModelApp, client_error
-except ImportError:
-    from pipelines.local.model_server import DEFAULT_CONTENT_TYPE, ModelApp, client_error
+from pipelines.local.hosting.model_server import DEFAULT_CONTENT_TYPE, ModelApp, client_error
 
 StartResponse = Callable[..., Any]
 APP = ModelApp.load(Path(os.environ["MODEL_DIR"]))

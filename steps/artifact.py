@@ -60,14 +60,19 @@ def extract_model(archive: Path, destination: Path) -> None:
         raise ArtifactError(f"cannot read {archive}: {exc}") from None
 
 
-def _import_siblings_from(code_dir: Path) -> None:
-    """Make the modules beside inference.py (scorer.py) importable from this artifact, not from
-    an earlier one or another copy this process imported under the same name."""
-    sys.path.insert(0, str(code_dir))
-    for sibling in code_dir.glob("*.py"):
-        loaded = sys.modules.get(sibling.stem)
-        if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() != sibling.resolve():
-            del sys.modules[sibling.stem]
+def _load_siblings(code_dir: Path) -> None:
+    """Import the modules beside inference.py (scorer.py) from this artifact and register them
+    under their own names, so its `import scorer` gets this artifact's copy, not one that this
+    process imported earlier from elsewhere (sys.path stays as it is)."""
+    for sibling in sorted(code_dir.glob("*.py")):
+        if sibling.name == "inference.py":
+            continue
+        spec = importlib.util.spec_from_file_location(sibling.stem, sibling)
+        if spec is None or spec.loader is None:
+            raise ArtifactError(f"cannot import {sibling}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[sibling.stem] = module  # before it runs: dataclasses look their module up
+        spec.loader.exec_module(module)
 
 
 def load_handlers(model_dir: Path) -> ModuleType:
@@ -75,7 +80,7 @@ def load_handlers(model_dir: Path) -> ModuleType:
     path = model_dir / "code" / "inference.py"
     if not path.is_file():
         raise ArtifactError("model.tar.gz has no code/inference.py")
-    _import_siblings_from(path.parent)
+    _load_siblings(path.parent)
     spec = importlib.util.spec_from_file_location("artifact_inference", path)
     if spec is None or spec.loader is None:
         raise ArtifactError(f"cannot import {path}")

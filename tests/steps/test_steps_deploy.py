@@ -149,7 +149,8 @@ def test_the_same_version_of_another_group_never_takes_this_groups_names(
     assert theirs.rsplit("/", 1)[-1] == ours.rsplit("/", 1)[-1] == "1"
     first = deploy.handler(event(theirs), None)
     updates: list[dict[str, Any]] = []
-    monkeypatch.setattr(deploy.boto3, "client", lambda *args, **kwargs: sm)
+    s3 = boto3.client("s3")
+    monkeypatch.setattr(deploy.boto3, "client", lambda name, **kwargs: sm if name == "sagemaker" else s3)
     monkeypatch.setattr(sm, "update_endpoint", lambda **request: updates.append(request))  # moto lacks it
     second = deploy.handler(event(ours), None)
     assert second["action"] == "updated", second
