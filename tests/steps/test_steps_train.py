@@ -181,3 +181,14 @@ def test_unreadable_data_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
     status, base = run_main(tmp_path, monkeypatch, [], [])
     assert status == 1
     assert "cannot read" in (base / "output" / "failure").read_text(encoding="utf-8")
+
+
+def test_c_is_cross_validated_on_a_sample_of_a_large_training_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(train, "CV_MAX_ROWS", 30)
+    model_dir = train_model(write_reviews(tmp_path / "train.csv", REVIEWS), tmp_path / "model")
+    assert f"on a stratified sample of 30 of {len(REVIEWS)} rows" in capsys.readouterr().out
+    metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
+    assert metadata["regularization_c_chosen_by"] == "cross-validation"
+    assert metadata["training_rows"] == len(REVIEWS)
