@@ -9,7 +9,6 @@ SHA-256 of the model.tar.gz that was scored: RegisterModel stores it in the mode
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -35,6 +34,7 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parent),
 ]
 from artifact import ArtifactError, load_model  # noqa: E402
+from integrity import sha256_file  # noqa: E402
 
 TEXT = "review_text"
 LABEL = "sentiment"
@@ -98,14 +98,6 @@ def compute_metrics(actual: list[int], predictions: list[dict[str, Any]]) -> dic
             },
         }
     }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def run(base: Path) -> dict[str, Any]:

@@ -5,7 +5,8 @@ model.tar.gz can replace it too. The pipeline's Evaluate step hashes the very ta
 RegisterModel records that SHA-256 in the model package (`CustomerMetadataProperties`, key
 `ModelDataSha256`), which the artifact's writer cannot change. Deploying and hosting check the
 object against it before anything in it is used. Standard library only: it ships in the deploy
-Lambda's zip beside deploy.py, and local hosting imports it as `steps.integrity`.
+Lambda's zip beside deploy.py and in the Processing jobs' library folder (evaluate.py hashes the
+model.tar.gz it scores with it), and local hosting imports it as `steps.integrity`.
 """
 
 from __future__ import annotations
@@ -57,10 +58,13 @@ def check_digest(actual: str, expected: str, where: str) -> None:
         )
 
 
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as handle:
+        return sha256_chunks(iter(lambda: handle.read(CHUNK_BYTES), b""))
+
+
 def verify_model_data(path: Path, expected_sha256: str) -> None:
     """Check a local model.tar.gz against the registered digest; raises ModelDataMismatch."""
     if not path.is_file():
         raise ModelDataMismatch(f"the model data {path} does not exist")
-    with path.open("rb") as handle:
-        actual = sha256_chunks(iter(lambda: handle.read(CHUNK_BYTES), b""))
-    check_digest(actual, expected_sha256, str(path))
+    check_digest(sha256_file(path), expected_sha256, str(path))

@@ -57,6 +57,18 @@ ENDS = frozenset(".!?")
 _TOKENS_AND_ENDS = re.compile(r"\w+(?:'\w+)*|[.!?]")
 
 
+# What this scorer computes, written into model.json and checked when a model is loaded.
+COMPUTES = {
+    "format": FORMAT,
+    "token_pattern": TOKEN_PATTERN,
+    "lowercase": True,
+    "strip_accents": "unicode",
+    "sublinear_tf": True,
+    "norm": "l2",
+    "lexicon_features": list(LEXICON_FEATURES),
+}
+
+
 class ModelFormatError(ValueError):
     """The plain-data model is incomplete or inconsistent; the message says what."""
 
@@ -314,14 +326,8 @@ class CompiledModel:
         """Write the model as JSON and .npy files; returns the file names written."""
         directory.mkdir(parents=True, exist_ok=True)
         document = {
-            "format": FORMAT,
+            **COMPUTES,
             "ngram_max": self.ngram_max,
-            "token_pattern": TOKEN_PATTERN,
-            "lowercase": True,
-            "strip_accents": "unicode",
-            "sublinear_tf": True,
-            "norm": "l2",
-            "lexicon_features": list(LEXICON_FEATURES),
             "lexicon_mean": [float(value) for value in self.lexicon_mean],
             "lexicon_std": [float(value) for value in self.lexicon_std],
             "intercept": self.intercept,
@@ -346,18 +352,9 @@ class CompiledModel:
         if missing:
             raise ModelFormatError(f"{directory} lacks {missing}")
         document = json.loads((directory / MODEL_FILE).read_text(encoding="utf-8"))
-        expected = {
-            "format": FORMAT,
-            "token_pattern": TOKEN_PATTERN,
-            "lowercase": True,
-            "strip_accents": "unicode",
-            "sublinear_tf": True,
-            "norm": "l2",
-            "lexicon_features": list(LEXICON_FEATURES),
-        }
-        different = {key: document.get(key) for key, value in expected.items() if document.get(key) != value}
+        different = {key: document.get(key) for key, value in COMPUTES.items() if document.get(key) != value}
         if different:
-            raise ModelFormatError(f"{MODEL_FILE} asks for {different}; this scorer computes {expected}")
+            raise ModelFormatError(f"{MODEL_FILE} asks for {different}; this scorer computes {COMPUTES}")
         classes = tuple(int(label) for label in document["classes"])
         if classes != (0, 1):
             raise ModelFormatError(f"expected classes [0, 1], found {list(classes)}")

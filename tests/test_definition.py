@@ -196,7 +196,8 @@ def test_jobs_that_open_the_model_get_the_library_as_one_folder(default_settings
     assert uris == {"Evaluate": prefix, "Baseline": prefix, "CheckDrift": prefix}
     shipped = {name.removeprefix("lib/") for name in bundle.artifacts if name.startswith("lib/")}
     package = REPO_ROOT / "steps" / "monitoring"
-    assert shipped == {"artifact.py"} | {f"monitoring/{path.name}" for path in package.glob("*.py")}
+    modules = {f"monitoring/{path.name}" for path in package.glob("*.py")}
+    assert shipped == {"artifact.py", "integrity.py"} | modules
 
 
 def test_building_twice_gives_identical_json(default_settings: Settings) -> None:
