@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -418,3 +419,50 @@ def test_works_with_the_project_object_store(tmp_path: Path) -> None:
     [uri] = object_store.list("s3://bucket/capture/ep/AllTraffic/")
     [line] = object_store.get_bytes(uri).decode().splitlines()
     assert json.loads(line)["captureData"]["endpointInput"]["data"] == '"stored"'
+
+
+def registered(store: DirStore, uri: str) -> str:
+    """The SHA-256 a model package would have recorded for the object at `uri`."""
+    return hashlib.sha256(store.path_for(uri).read_bytes()).hexdigest()
+
+
+def test_a_replaced_artifact_fails_its_update_and_the_old_version_keeps_serving(
+    hosting: Endpoints, store: DirStore
+) -> None:
+    deployed(hosting, store, "v1")
+    status = StatusLog()
+    uri = model_archive(store, "s3://models/v2/model.tar.gz", "v2")
+    digest = registered(store, uri)
+    model_archive(store, uri, "swapped")  # replaced after registration
+    hosting.deploy("ep", "d2", [VariantSpec("AllTraffic", uri, {}, 1.0, digest)], None, status)
+    _, state, reason, serving = status.wait(2)[1]
+    assert (state, serving) == ("InService", "d1")
+    assert f"its model package registered {digest}" in reason and "refusing to load it" in reason
+    assert answer(hosting.invoke("ep", b'"x"', JSON, JSON))["version"] == "v1"
+
+
+def test_the_digest_is_checked_again_at_every_restart(tmp_path: Path, store: DirStore) -> None:
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+    spec = [VariantSpec("AllTraffic", uri, {}, 1.0, registered(store, uri))]
+    first = Endpoints(tmp_path / "state" / "endpoints", store)
+    try:
+        assert first.restore("ep", "d1", spec, None) == ("InService", "")
+    finally:
+        first.shutdown()
+    model_archive(store, uri, "swapped")
+    second = Endpoints(tmp_path / "state" / "endpoints", store)  # as after a server restart
+    try:
+        state, reason = second.restore("ep", "d1", spec, None)
+        assert state == "Failed" and "was replaced after registration" in reason
+        with pytest.raises(EndpointNotReady):
+            second.invoke("ep", b'"x"', JSON, JSON)
+    finally:
+        second.shutdown()
+
+
+def test_a_package_without_a_digest_is_refused(hosting: Endpoints, store: DirStore) -> None:
+    status = StatusLog()
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+    hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", uri, {}, 1.0, "")], None, status)
+    (call,) = status.wait(1)
+    assert call[1] == "Failed" and "records no ModelDataSha256" in call[2]

@@ -6,6 +6,7 @@ contract; `endpoints` decides when to start and stop these and where traffic goe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -46,6 +47,8 @@ class VariantSpec:
     model_data_url: str  # s3:// URI of model.tar.gz
     environment: dict[str, str] = field(default_factory=dict)
     initial_weight: float = 1.0
+    # The SHA-256 its model package registered ("" when it registered none); None: no package.
+    model_data_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,25 @@ class ModelServerProcess:
             self._capture.close()
 
 
+def verify_model_data(archive: Path, uri: str, expected: str) -> None:
+    """At every start and restart: the object must be the one its model package registered,
+    whatever the artifact says about itself (whoever replaces it can replace that too)."""
+    if not expected:
+        raise DeploymentError(
+            f"the model package of {uri} records no ModelDataSha256, so its model data cannot be "
+            "verified; register the model again with the current pipeline"
+        )
+    digest = hashlib.sha256()
+    with archive.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != expected.lower():
+        raise DeploymentError(
+            f"model data {uri} has SHA-256 {digest.hexdigest()}, but its model package registered "
+            f"{expected}: the object was replaced after registration; refusing to load it"
+        )
+
+
 def launch(
     variant: VariantSpec,
     variant_dir: Path,
@@ -191,7 +213,10 @@ def launch(
 ) -> ModelServerProcess:
     """Unpack the model and start its server (not yet healthy) on the `spawner` thread."""
     model_dir = variant_dir / "model"
-    extract_archive(_locate(store, variant.model_data_url), model_dir)
+    archive = _locate(store, variant.model_data_url)
+    if variant.model_data_sha256 is not None:
+        verify_model_data(archive, variant.model_data_url, variant.model_data_sha256)
+    extract_archive(archive, model_dir)
     env = _environment(variant, model_dir, variant_dir, store)
     log_path = variant_dir / "server.log"
     process, offset = _spawn(model_dir, env, log_path, spawner, python)

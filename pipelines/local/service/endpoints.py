@@ -177,6 +177,9 @@ class EndpointRecords:
     def endpoint_config(self, name: str) -> Body:
         return self.context.get("endpoint_config", name, "endpoint configuration")
 
+    def model_package(self, arn: str) -> Body | None:
+        return self.context.database.package(arn)
+
     def endpoints(self) -> list[Body]:
         return self.context.database.all("endpoint")
 

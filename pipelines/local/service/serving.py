@@ -20,9 +20,15 @@ from pipelines.local.hosting.endpoints import (
 )
 from pipelines.local.storage.database import Body
 
+# The deploy handler names a model's package in its environment (steps/deploy.py).
+PACKAGE_VARIABLE = "MODEL_PACKAGE_ARN"
+DIGEST_KEY = "ModelDataSha256"  # where RegisterModel records the model data's SHA-256
+
 
 class Records(Protocol):
     def model(self, name: str) -> Body: ...
+
+    def model_package(self, arn: str) -> Body | None: ...
 
     def endpoint_config(self, name: str) -> Body: ...
 
@@ -41,15 +47,25 @@ class Serving:
         for variant in config["ProductionVariants"]:
             model = self.records.model(variant["ModelName"])
             container = model["PrimaryContainer"]
+            environment = dict(container.get("Environment") or {})
             variants.append(
                 VariantSpec(
                     variant_name=variant.get("VariantName", "AllTraffic"),
                     model_data_url=container["ModelDataUrl"],
-                    environment=dict(container.get("Environment") or {}),
+                    environment=environment,
                     initial_weight=float(variant.get("InitialVariantWeight", 1.0)),
+                    model_data_sha256=self._registered_digest(environment.get(PACKAGE_VARIABLE)),
                 )
             )
         return variants
+
+    def _registered_digest(self, package_arn: str | None) -> str | None:
+        """The model data's SHA-256 as the model's package registered it ("" if it did not);
+        None for a model made without a package (CreateModel alone verifies nothing on AWS)."""
+        if not package_arn:
+            return None
+        package = self.records.model_package(package_arn) or {}
+        return str((package.get("CustomerMetadataProperties") or {}).get(DIGEST_KEY, ""))
 
     def _described(self, config: dict[str, Any]) -> dict[str, Any]:
         """The endpoint fields that describe what a config serves."""
