@@ -9,6 +9,7 @@ broken version is rolled back by the update itself with zero failed requests und
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -85,7 +86,10 @@ def publish_variant(local: Local, name: str, code: Callable[[str], str], scratch
     artifact = rebuild_artifact(source, scratch / f"{name}.tar.gz", code(inference_source(source)))
     uri = f"s3://{BUCKET}/reliability/{name}/model.tar.gz"
     local.store.put_file(uri, artifact)
-    return {**container, "ModelDataUrl": uri}
+    # A model of its own, not the serving version's package: hosting verifies a package's model
+    # data against its registered digest, and this artifact is deliberately another one.
+    environment = {k: v for k, v in container.get("Environment", {}).items() if k != "MODEL_PACKAGE_ARN"}
+    return {**container, "ModelDataUrl": uri, "Environment": environment}
 
 
 def update_directly(local: Local, name: str, container: dict[str, Any]) -> str:
@@ -122,6 +126,8 @@ def register_and_approve(local: Local, container: dict[str, Any]) -> int:
         InferenceSpecification=spec,
         ModelApprovalStatus="PendingManualApproval",
         ModelPackageDescription="reliability test: inference code that cannot load",
+        CustomerMetadataProperties={"ModelDataSha256": hashlib.sha256(
+            local.store.path_for(container["ModelDataUrl"]).read_bytes()).hexdigest()},
     )["ModelPackageArn"]
     version = int(sm.describe_model_package(ModelPackageName=arn)["ModelPackageVersion"])
     approved = local.cli("models", "approve", str(version))
