@@ -71,6 +71,9 @@ class MemoryJournal:
         self.events.append(("started", name))
         self.started[name] = (type, display_name, description)
 
+    def step_retried(self, name: str, failure_reason: str) -> None:
+        self.events.append(("retried", name))
+
     def step_finished(self, name: str, outcome: StepOutcome, end: datetime) -> None:
         self.events.append(("finished", name))
         self.finished[name] = outcome
@@ -437,10 +440,9 @@ def test_runner_exception_fails_the_step_and_stops_the_run() -> None:
     journal = MemoryJournal()
     result = run(example_definition(), fake, journal)
 
-    assert result == ExecutionResult(
-        "Failed", f"{EXECUTION_FAILURE} Step Train failed: out of memory"
-    )
-    assert journal.finished["Train"] == StepOutcome("Failed", failure_reason="out of memory")
+    reason = "InternalServerError: out of memory"
+    assert result == ExecutionResult("Failed", f"{EXECUTION_FAILURE} Step Train failed: {reason}")
+    assert journal.finished["Train"] == StepOutcome("Failed", failure_reason=reason)
     assert fake.names == ["Preprocess", "Train"]
     assert journal.events[-1] == ("finished", "Train")
 

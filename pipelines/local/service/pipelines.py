@@ -16,9 +16,11 @@ from pipelines.local.executor.engine import (
     DefinitionError,
     ParameterError,
     resolve_parameters,
+    step_dependencies,
     validate_definition,
 )
 from pipelines.local.executor.runner import ExecutionRunner
+from pipelines.local.executor.selection import SelectionError, select_steps
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Listing, between, numbered, only, prefix
 from pipelines.local.storage.database import Body, public
@@ -32,7 +34,7 @@ PIPELINE_FIELDS = (
 EXECUTION_FIELDS = (
     "PipelineArn", "PipelineExecutionArn", "PipelineExecutionDisplayName", "PipelineExecutionStatus",
     "PipelineExecutionDescription", "FailureReason", "CreationTime", "LastModifiedTime",
-    "PipelineVersionId", "ParallelismConfiguration",
+    "PipelineVersionId", "ParallelismConfiguration", "SelectiveExecutionConfig",
 )
 PIPELINES = Listing(
     "ListPipelines", "PipelineSummaries", {"Name": "PipelineName", "CreationTime": "CreationTime"},
@@ -60,6 +62,28 @@ STEPS = Listing(
 PARAMETERS = Listing.as_recorded(
     "ListPipelineParametersForExecution", "PipelineParameters", "Name", scope=("PipelineExecutionArn",)
 )
+SELECTION_SOURCES = ("Succeeded", "Failed")  # the API reference: "either Failed or Success"
+MAX_SELECTED_STEPS = 50
+
+
+def _parallelism(request: Body) -> Body | None:
+    """ParallelismConfiguration as the request gave it, checked (MaxParallelExecutionSteps >= 1)."""
+    config = request.get("ParallelismConfiguration")
+    if config is None:
+        return None
+    limit = config.get("MaxParallelExecutionSteps") if isinstance(config, dict) else None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise invalid(
+            "ParallelismConfiguration.MaxParallelExecutionSteps must be an integer of at least 1"
+        )
+    return {"MaxParallelExecutionSteps": limit}
+
+
+def _reused_step(body: Body, source_arn: str) -> Body:
+    """A source execution's step as a selective execution lists it: reused, not run again."""
+    copied = {k: v for k, v in body.items() if k not in ("CacheHitResult", "_CacheKey")}
+    copied["SelectiveExecutionResult"] = {"SourcePipelineExecutionArn": source_arn}
+    return copied
 
 
 class PipelineOperations:
@@ -90,6 +114,7 @@ class PipelineOperations:
         name = request["PipelineName"]
         _refuse_aliases(request)
         self._definition(request)
+        parallelism = _parallelism(request)
         with self.context.lock:
             if self._find(name):
                 raise ServiceError("ResourceInUse", f"Pipeline {name} already exists.")
@@ -106,8 +131,8 @@ class PipelineOperations:
                 "LastModifiedTime": now,
                 "_VersionId": 1,
             }
-            if "ParallelismConfiguration" in request:
-                body["ParallelismConfiguration"] = request["ParallelismConfiguration"]
+            if parallelism:
+                body["ParallelismConfiguration"] = parallelism
             self.database.put("pipeline", name, body, now)
             self._save_version(body)
             self.context.add_tags(body["PipelineArn"], request.get("Tags", []))
@@ -117,6 +142,7 @@ class PipelineOperations:
         _refuse_aliases(request)
         if "PipelineDefinition" in request:
             self._definition(request)
+        parallelism = _parallelism(request)
         with self.context.lock:
             body = self._pipeline(request["PipelineName"])
             for key in (
@@ -125,6 +151,8 @@ class PipelineOperations:
             ):
                 if key in request:
                     body[key] = request[key]
+            if parallelism:
+                body["ParallelismConfiguration"] = parallelism
             body["LastModifiedTime"] = time.time()
             body["_VersionId"] = _version_id(body) + 1
             body.pop("PipelineVersionId", None)  # where state written before versions kept it
@@ -223,6 +251,8 @@ class PipelineOperations:
             parameters = resolve_parameters(definition, overrides)
         except ParameterError as error:
             raise invalid(str(error)) from None
+        parallelism = _parallelism(request) or pipeline.get("ParallelismConfiguration")
+        selective, reused = self._selection(pipeline, definition, request)
         execution_id = uuid.uuid4().hex[:12]
         now = time.time()
         body = {
@@ -240,9 +270,64 @@ class PipelineOperations:
             "_Definition": definition,
             "_Parameters": parameters,
         }
+        if parallelism:
+            body["ParallelismConfiguration"] = parallelism
+        if selective:
+            body["SelectiveExecutionConfig"] = selective
         self.database.save_execution(body)
+        for step in reused:
+            self.save_step(body["PipelineExecutionArn"], step)
         self._runner().start(body)
         return {"PipelineExecutionArn": body["PipelineExecutionArn"]}
+
+    def _selection(self, pipeline: Body, definition: Body, request: Body) -> tuple[Body | None, list[Body]]:
+        """A SelectiveExecutionConfig checked as SageMaker checks it, and the source execution's
+        steps that the selected ones need (they are listed, not run)."""
+        config = request.get("SelectiveExecutionConfig")
+        if config is None:
+            return None, []
+        selected = config.get("SelectedSteps") if isinstance(config, dict) else None
+        if (
+            not isinstance(selected, list)
+            or not 1 <= len(selected) <= MAX_SELECTED_STEPS
+            or not all(isinstance(s, dict) and isinstance(s.get("StepName"), str) for s in selected)
+        ):
+            raise invalid(
+                f"SelectiveExecutionConfig.SelectedSteps must list 1 to {MAX_SELECTED_STEPS} "
+                "objects with a StepName"
+            )
+        try:
+            selection = select_steps(step_dependencies(definition), [s["StepName"] for s in selected])
+        except (SelectionError, DefinitionError) as error:
+            raise invalid(f"Invalid selective execution: {error}") from None
+        source_arn = config.get("SourcePipelineExecutionArn")
+        public_config = {"SelectedSteps": [{"StepName": s["StepName"]} for s in selected]}
+        if not source_arn:
+            if selection.reused:
+                raise invalid(
+                    "SourcePipelineExecutionArn is required: the selected steps depend on "
+                    f"{', '.join(sorted(selection.reused))}"
+                )
+            return public_config, []
+        source = self.execution(source_arn)
+        if source["PipelineArn"] != pipeline["PipelineArn"]:
+            raise invalid(f"Source execution {source_arn} is not an execution of {pipeline['PipelineName']}")
+        if source["PipelineExecutionStatus"] not in SELECTION_SOURCES:
+            raise invalid(
+                f"Source execution {source_arn} is {source['PipelineExecutionStatus']}; it must "
+                f"be {' or '.join(SELECTION_SOURCES)}"
+            )
+        steps = {s["StepName"]: s for s in self.database.steps(source_arn)}
+        missing = sorted(
+            n for n in selection.reused if steps.get(n, {}).get("StepStatus") != "Succeeded"
+        )
+        if missing:
+            raise invalid(
+                f"step(s) {', '.join(missing)} did not succeed in the source execution "
+                f"{source_arn}, and the selected steps depend on them"
+            )
+        public_config["SourcePipelineExecutionArn"] = source_arn
+        return public_config, [_reused_step(steps[n], source_arn) for n in steps if n in selection.reused]
 
     def execution(self, arn: str) -> Body:
         body = self.database.execution(arn)
@@ -311,8 +396,12 @@ class PipelineOperations:
                 raise invalid(
                     f"Execution is {body['PipelineExecutionStatus']}; only Failed or Stopped can retry."
                 )
+            parallelism = _parallelism(request) or body.get("ParallelismConfiguration")
             body = self.update_execution(
-                body["PipelineExecutionArn"], PipelineExecutionStatus="Executing", FailureReason=None
+                body["PipelineExecutionArn"],
+                PipelineExecutionStatus="Executing",
+                FailureReason=None,
+                ParallelismConfiguration=parallelism,
             )
         self._runner().start(body)
         return {"PipelineExecutionArn": body["PipelineExecutionArn"]}
@@ -342,6 +431,25 @@ class PipelineOperations:
             execution_arn, PipelineExecutionStatus=status, FailureReason=reason or None
         )
 
+    def cached_step(
+        self, pipeline_arn: str, step_name: str, cache_key: str, not_before: float | None
+    ) -> tuple[str, Body] | None:
+        found: list[tuple[float, str, Body]] = []
+        for execution in self.database.executions(pipeline_arn):
+            arn = execution["PipelineExecutionArn"]
+            for step in self.database.steps(arn):
+                if (
+                    step["StepName"] == step_name
+                    and step["StepStatus"] == "Succeeded"
+                    and step.get("_CacheKey") == cache_key
+                    and (not_before is None or step.get("EndTime", 0) >= not_before)
+                ):
+                    found.append((step.get("EndTime", 0), arn, step))
+        if not found:
+            return None
+        _, arn, step = max(found, key=lambda item: item[0])
+        return arn, step
+
     def recover(self) -> None:
         """After a restart nothing is running: executions left active fail with a reason."""
         reason = "The local SageMaker server stopped while this execution ran; retry it to resume."
@@ -349,11 +457,14 @@ class PipelineOperations:
         for body in self.database.executions():
             if body["PipelineExecutionStatus"] not in ACTIVE:
                 continue
+            stopped = body["PipelineExecutionStatus"] == "Stopping"
             for step in self.database.steps(body["PipelineExecutionArn"]):
                 if step["StepStatus"] == "Executing":
-                    step.update(StepStatus="Failed", FailureReason=reason, EndTime=time.time())
+                    if stopped:
+                        step.update(StepStatus="Stopped", EndTime=time.time())
+                    else:
+                        step.update(StepStatus="Failed", FailureReason=reason, EndTime=time.time())
                     self.save_step(body["PipelineExecutionArn"], step)
-            stopped = body["PipelineExecutionStatus"] == "Stopping"
             self.finish_execution(
                 body["PipelineExecutionArn"], "Stopped" if stopped else "Failed", "" if stopped else reason
             )
