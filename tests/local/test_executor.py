@@ -407,16 +407,23 @@ def test_example_without_its_approval_parameter_is_rejected() -> None:
 # Retry -----------------------------------------------------------------------------------------
 
 
-def test_retry_skips_succeeded_steps_and_reuses_their_properties() -> None:
-    previous = "s3://my-bucket/p/models/earlier-run/output/model.tar.gz"
-    journal = MemoryJournal(
+EARLIER_MODEL = "s3://my-bucket/p/models/earlier-run/output/model.tar.gz"
+
+
+def trained_earlier() -> MemoryJournal:
+    """A journal in which Preprocess and Train already succeeded (Train made EARLIER_MODEL)."""
+    return MemoryJournal(
         completed={
             "Preprocess": StepOutcome("Succeeded", properties={"ProcessingJobName": "p"}),
             "Train": StepOutcome(
-                "Succeeded", properties={"ModelArtifacts": {"S3ModelArtifacts": previous}}
+                "Succeeded", properties={"ModelArtifacts": {"S3ModelArtifacts": EARLIER_MODEL}}
             ),
         }
     )
+
+
+def test_retry_skips_succeeded_steps_and_reuses_their_properties() -> None:
+    previous, journal = EARLIER_MODEL, trained_earlier()
     fake = FakeSageMaker()
     result = run(example_definition(), fake, journal)
 
@@ -1045,15 +1052,7 @@ def test_a_selection_with_gaps_or_unknown_steps_is_refused(names: list[str], mes
 
 
 def test_a_selective_run_runs_only_the_selected_steps_on_the_reused_properties() -> None:
-    previous = "s3://my-bucket/p/models/earlier-run/output/model.tar.gz"
-    journal = MemoryJournal(
-        completed={
-            "Preprocess": StepOutcome("Succeeded", properties={"ProcessingJobName": "p"}),
-            "Train": StepOutcome(
-                "Succeeded", properties={"ModelArtifacts": {"S3ModelArtifacts": previous}}
-            ),
-        }
-    )
+    previous, journal = EARLIER_MODEL, trained_earlier()
     fake = FakeSageMaker()
     result = run(example_definition(), fake, journal,
                  options=RunOptions(selected_steps=frozenset({"Evaluate"})))
