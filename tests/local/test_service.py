@@ -20,6 +20,7 @@ from pipelines.local.errors import ServiceError
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.executor.engine import StepOutcome
 from pipelines.local.executor.runner import ExecutionJournal
+from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.lambdas.functions import Invocation
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.service.events import matches
@@ -379,7 +380,11 @@ def sleeping_pipeline(pid_file: Path) -> str:
         "Name": "Sleep",
         "Type": "Processing",
         "Arguments": {
-            "AppSpecification": {"ContainerEntrypoint": ["python3", f"{code_dir}/sleeper.py"]},
+            "AppSpecification": {
+                "ImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:"
+                f"{local_sklearn_release()}-1-cpu-py3",
+                "ContainerEntrypoint": ["python3", f"{code_dir}/sleeper.py"],
+            },
             "Environment": {"PID_FILE": str(pid_file)},
             "ProcessingInputs": [{"InputName": "code", "S3Input": {
                 "S3Uri": CODE, "LocalPath": code_dir, "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
