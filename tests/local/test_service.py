@@ -420,5 +420,5 @@ def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMa
         30, "the execution to stop",
     )
     (step,) = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
-    assert step["StepName"] == "Sleep" and step["StepStatus"] == "Stopped"
+    assert step["StepName"] == "Sleep" and step["StepStatus"] == "Stopped" and "FailureReason" not in step
     assert not alive(pid)

@@ -138,8 +138,9 @@ class ExecutionJournal:
             _Properties=outcome.properties,
         )
         hit = {"SourcePipelineExecutionArn": outcome.cache_hit} if outcome.cache_hit else None
+        failure = outcome.failure_reason if outcome.status == "Failed" else ""  # not when Stopped
         for key, value in (
-            ("FailureReason", outcome.failure_reason),
+            ("FailureReason", failure),
             ("CacheHitResult", hit),
             ("_CacheKey", outcome.cache_key),
         ):
@@ -347,7 +348,8 @@ class StepRunners:
 
     def _stopped(self, result: JobResult) -> bool:
         """A job that ended because this execution was asked to stop (not a timeout)."""
-        job_status = result.properties.get("ProcessingJobStatus", result.properties.get("TrainingJobStatus"))
+        properties = result.properties
+        job_status = properties.get("ProcessingJobStatus", properties.get("TrainingJobStatus"))
         return job_status == "Stopped" and self.cancel.is_set()
 
     def processing(self, request: StepRequest) -> StepOutcome:
