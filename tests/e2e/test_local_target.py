@@ -431,7 +431,7 @@ JOBS = ("Preprocess", "Train", "Evaluate", "Baseline")
 
 
 def test_an_unchanged_rerun_is_served_from_the_cache_and_new_data_retrains(
-    local: Local, tmp_path: Path
+    local: Local, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # make run-pipeline again: upload the same data, upsert the same code, start.
     for command in (("data", "upload"), ("upsert",), ("start", "--wait")):
@@ -442,6 +442,8 @@ def test_an_unchanged_rerun_is_served_from_the_cache_and_new_data_retrains(
         assert steps[name]["CacheHitResult"]["SourcePipelineExecutionArn"].startswith(
             "arn:aws:sagemaker:us-east-1:"), name
     assert "CacheHitResult" not in steps["RegisterModel"]  # not a cacheable step type
+    assert local.cli("logs", "Train") == 0  # the log of the run the cache reused
+    assert "training accuracy" in capsys.readouterr().out
 
     # New reviews uploaded to the same place: a new content address, so every job runs on them.
     (tmp_path / "train.csv").write_bytes(
