@@ -442,6 +442,7 @@ def test_an_unchanged_rerun_is_served_from_the_cache_and_new_data_retrains(
         assert steps[name]["CacheHitResult"]["SourcePipelineExecutionArn"].startswith(
             "arn:aws:sagemaker:us-east-1:"), name
     assert "CacheHitResult" not in steps["RegisterModel"]  # not a cacheable step type
+    capsys.readouterr()
     assert local.cli("logs", "Train") == 0  # the log of the run the cache reused
     assert "training accuracy" in capsys.readouterr().out
 
