@@ -63,20 +63,6 @@ PARAMETERS = Listing.as_recorded(
     "ListPipelineParametersForExecution", "PipelineParameters", "Name", scope=("PipelineExecutionArn",)
 )
 SELECTION_SOURCES = ("Succeeded", "Failed")  # the API reference: "either Failed or Success"
-MAX_SELECTED_STEPS = 50
-
-
-def _parallelism(request: Body) -> Body | None:
-    """ParallelismConfiguration as the request gave it, checked (MaxParallelExecutionSteps >= 1)."""
-    config = request.get("ParallelismConfiguration")
-    if config is None:
-        return None
-    limit = config.get("MaxParallelExecutionSteps") if isinstance(config, dict) else None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise invalid(
-            "ParallelismConfiguration.MaxParallelExecutionSteps must be an integer of at least 1"
-        )
-    return {"MaxParallelExecutionSteps": limit}
 
 
 def _reused_step(body: Body, source_arn: str) -> Body:
@@ -114,7 +100,6 @@ class PipelineOperations:
         name = request["PipelineName"]
         _refuse_aliases(request)
         self._definition(request)
-        parallelism = _parallelism(request)
         with self.context.lock:
             if self._find(name):
                 raise ServiceError("ResourceInUse", f"Pipeline {name} already exists.")
@@ -131,8 +116,8 @@ class PipelineOperations:
                 "LastModifiedTime": now,
                 "_VersionId": 1,
             }
-            if parallelism:
-                body["ParallelismConfiguration"] = parallelism
+            if "ParallelismConfiguration" in request:
+                body["ParallelismConfiguration"] = request["ParallelismConfiguration"]
             self.database.put("pipeline", name, body, now)
             self._save_version(body)
             self.context.add_tags(body["PipelineArn"], request.get("Tags", []))
@@ -142,7 +127,6 @@ class PipelineOperations:
         _refuse_aliases(request)
         if "PipelineDefinition" in request:
             self._definition(request)
-        parallelism = _parallelism(request)
         with self.context.lock:
             body = self._pipeline(request["PipelineName"])
             for key in (
@@ -151,8 +135,6 @@ class PipelineOperations:
             ):
                 if key in request:
                     body[key] = request[key]
-            if parallelism:
-                body["ParallelismConfiguration"] = parallelism
             body["LastModifiedTime"] = time.time()
             body["_VersionId"] = _version_id(body) + 1
             body.pop("PipelineVersionId", None)  # where state written before versions kept it
@@ -251,7 +233,7 @@ class PipelineOperations:
             parameters = resolve_parameters(definition, overrides)
         except ParameterError as error:
             raise invalid(str(error)) from None
-        parallelism = _parallelism(request) or pipeline.get("ParallelismConfiguration")
+        parallelism = request.get("ParallelismConfiguration") or pipeline.get("ParallelismConfiguration")
         selective, reused = self._selection(pipeline, definition, request)
         execution_id = uuid.uuid4().hex[:12]
         now = time.time()
@@ -286,16 +268,7 @@ class PipelineOperations:
         config = request.get("SelectiveExecutionConfig")
         if config is None:
             return None, []
-        selected = config.get("SelectedSteps") if isinstance(config, dict) else None
-        if (
-            not isinstance(selected, list)
-            or not 1 <= len(selected) <= MAX_SELECTED_STEPS
-            or not all(isinstance(s, dict) and isinstance(s.get("StepName"), str) for s in selected)
-        ):
-            raise invalid(
-                f"SelectiveExecutionConfig.SelectedSteps must list 1 to {MAX_SELECTED_STEPS} "
-                "objects with a StepName"
-            )
+        selected = config["SelectedSteps"]  # its shape (1 to 50 names) is the contract layer's
         try:
             selection = select_steps(step_dependencies(definition), [s["StepName"] for s in selected])
         except (SelectionError, DefinitionError) as error:
@@ -396,7 +369,7 @@ class PipelineOperations:
                 raise invalid(
                     f"Execution is {body['PipelineExecutionStatus']}; only Failed or Stopped can retry."
                 )
-            parallelism = _parallelism(request) or body.get("ParallelismConfiguration")
+            parallelism = request.get("ParallelismConfiguration") or body.get("ParallelismConfiguration")
             body = self.update_execution(
                 body["PipelineExecutionArn"],
                 PipelineExecutionStatus="Executing",
