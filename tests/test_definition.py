@@ -165,8 +165,8 @@ def test_regularization_is_cross_validated_unless_a_run_sets_it(definition: dict
 
 def test_registered_version_records_the_data_it_was_trained_on(definition: dict[str, Any]) -> None:
     metadata = all_steps(definition)["RegisterModel"]["Arguments"]["CustomerMetadataProperties"]
-    assert {name: {"Get": f"Parameters.{name}"}
-            for name in ("InputDataUri", "InputDataSha256", "InputDataVersionIds")}.items() <= metadata.items()
+    lineage = ("InputDataUri", "InputDataSha256", "InputDataVersionIds")
+    assert {name: metadata[name] for name in lineage} == {n: {"Get": f"Parameters.{n}"} for n in lineage}
 
 
 def test_jobs_cache_and_retry_what_a_production_pipeline_retries(definition: dict[str, Any]) -> None:
