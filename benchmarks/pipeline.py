@@ -1,20 +1,20 @@
-"""A full local pipeline run beside the step scripts run directly, and where the difference goes.
+"""`make run-pipeline` three times in one state, beside the step scripts run directly.
 
     python benchmarks/pipeline.py [--runs 1] [--quick]
 
-Reuses benchmarks/local_pipeline.py (steps_directly: preprocess -> train -> evaluate as plain
-scripts; full_local_run: server start, data upload, upsert, start --wait, in this process) and
-adds the breakdown: each step's duration as the local executor recorded it (ListPipelineExecution
-Steps) against the same script run directly, the endpoint's time to InService after the run, and
-the fixed costs measured alone: interpreter start, importing the SageMaker SDK (what upsert pays
-to build the definition), starting the local server, staging inputs through the object store,
-packing model.tar.gz, the Lambda subprocess (interpreter + boto3), a model server's start.
+Each run is what `make run-pipeline` runs, as separate CLI processes (`data upload`, `upsert`,
+`start --wait`; start waits for the endpoint to be InService): first on a fresh state, then again
+with unchanged data and code (every step before the gate should be a step-cache hit), then after
+uploading changed data (a new content address: every step runs again). Beside them: the three step
+scripts run directly (benchmarks/local_pipeline.py steps_directly), each step's duration as the
+local executor recorded it, and the fixed costs measured alone: interpreter start, importing the
+SageMaker SDK (what upsert pays to build the definition), staging inputs through the object store,
+packing model.tar.gz, a model server's start.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import subprocess
@@ -28,10 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import local_pipeline
 import stacks
-from common import CACHE, PYTHON, REPO, find_model_archive, log, machine_description, table
+from common import CACHE, PYTHON, REPO, cli, find_model_archive, log, machine_description, table
 
 ENDPOINT = os.environ.get("PIPELINE_ENDPOINT_NAME", "sentiment-classifier")
 PIPELINE = os.environ.get("PIPELINE_PIPELINE_NAME", "sentiment-classifier")
+SCENARIOS = ("first run", "unchanged rerun", "changed data")
+NEW_REVIEWS = b'"arrived on time and works as described",1\n"stopped charging after a week",0\n'
 
 
 def python_seconds(code: str, repeats: int = 3) -> float:
@@ -83,8 +85,31 @@ def local_pipeline_pack(model_dir: Path, archive: Path) -> None:
             tar.add(path, arcname=path.name)
 
 
-def execution_breakdown(state_dir: Path) -> tuple[dict[str, float], float]:
-    """Per-step durations of the latest execution, and the wait for the endpoint InService."""
+def run_pipeline(state_dir: Path, data_dir: Path) -> dict[str, float]:
+    """`make run-pipeline` on `data_dir`: each CLI command in its own process, timed."""
+    times: dict[str, float] = {}
+    for label, args in (
+        ("data upload", ("data", "upload", str(data_dir))),
+        ("upsert", ("upsert",)),
+        ("start --wait", ("start", "--wait")),
+    ):
+        start = time.perf_counter()
+        cli(state_dir, *args)
+        times[label] = time.perf_counter() - start
+    times["total"] = sum(times.values())
+    return times
+
+
+def changed_data(folder: Path) -> Path:
+    """The project's data with two more training reviews: the same file names, new contents."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.csv").write_bytes((REPO / "data" / "train.csv").read_bytes() + NEW_REVIEWS)
+    (folder / "test.csv").write_bytes((REPO / "data" / "test.csv").read_bytes())
+    return folder
+
+
+def latest_steps(state_dir: Path) -> dict[str, tuple[float, str]]:
+    """The latest execution's steps: (seconds, status or "cached"), and the execution itself."""
     import boto3
 
     from pipelines.local import daemon
@@ -96,28 +121,16 @@ def execution_breakdown(state_dir: Path) -> tuple[dict[str, float], float]:
     arn = sm.list_pipeline_executions(PipelineName=PIPELINE, SortBy="CreationTime", SortOrder="Descending")[
         "PipelineExecutionSummaries"
     ][0]["PipelineExecutionArn"]
-    steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
-    durations = {}
-    for step in steps:
+    found: dict[str, tuple[float, str]] = {}
+    for step in sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]:
         start, end = step.get("StartTime"), step.get("EndTime")
         if isinstance(start, datetime) and isinstance(end, datetime):
-            durations[f"{step['StepName']} ({step.get('StepStatus')})"] = (end - start).total_seconds()
+            status = "cached" if step.get("CacheHitResult") else step["StepStatus"]
+            found[step["StepName"]] = ((end - start).total_seconds(), status)
     execution = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
-    durations["execution (created -> last modified)"] = (
-        execution["LastModifiedTime"] - execution["CreationTime"]
-    ).total_seconds()
-    start = time.perf_counter()
-    deadline = start + 180
-    status = "?"
-    while time.perf_counter() < deadline:
-        try:
-            status = sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"]
-        except sm.exceptions.ClientError:
-            status = "missing"
-        if status not in ("Creating", "Updating", "missing"):
-            break
-        time.sleep(0.1)
-    return durations, time.perf_counter() - start
+    wall = (execution["LastModifiedTime"] - execution["CreationTime"]).total_seconds()
+    found["execution (created -> last modified)"] = (wall, execution["PipelineExecutionStatus"])
+    return found
 
 
 def main() -> int:
@@ -129,62 +142,58 @@ def main() -> int:
     args = parser.parse_args()
     runs = args.runs or (1 if args.quick else 3)
     direct: list[dict[str, float]] = []
-    local: list[dict[str, float]] = []
-    steps: list[dict[str, float]] = []
-    in_service: list[float] = []
+    phases: dict[str, list[dict[str, float]]] = {name: [] for name in SCENARIOS}
+    steps: dict[str, list[dict[str, tuple[float, str]]]] = {name: [] for name in SCENARIOS}
     costs: dict[str, float] = {}
     for run in range(runs):
         log(f"run {run + 1}/{runs}: step scripts directly")
         direct.append(local_pipeline.steps_directly())
         with tempfile.TemporaryDirectory(dir=CACHE if CACHE.exists() else None) as tmp:
-            state = Path(tmp)
+            state = Path(tmp) / "state"
             try:
-                log(f"run {run + 1}/{runs}: full local run in {state}")
-                with contextlib.redirect_stdout(sys.stderr):  # the CLI's step tables
-                    local.append(local_pipeline.full_local_run(state))
-                durations, waited = execution_breakdown(state)
-                steps.append(durations)
-                in_service.append(waited)
+                datasets = (REPO / "data", REPO / "data", changed_data(Path(tmp) / "changed"))
+                for scenario, data in zip(SCENARIOS, datasets, strict=True):
+                    log(f"run {run + 1}/{runs}: {scenario}")
+                    phases[scenario].append(run_pipeline(state, data))
+                    steps[scenario].append(latest_steps(state))
                 if run == runs - 1:
                     log("measuring fixed costs")
                     costs = fixed_costs(state)
             finally:
                 local_pipeline.daemon.stop(state)
-    os.environ.pop("PIPELINE_STATE_DIR", None)
 
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in rows if key in r)
 
     direct_total = statistics.median(sum(r.values()) for r in direct)
-    local_total = statistics.median(sum(r.values()) for r in local)
-    endpoint_wait = statistics.median(in_service)
     print(f"machine: {machine_description()}")
     print(f"{runs} run(s), medians in seconds\n")
-    rows = [["steps run directly: " + k, f"{med(direct, k):.2f}"] for k in direct[0]]
-    rows.append(["steps run directly: total", f"{direct_total:.2f}"])
-    rows += [["full local run: " + k, f"{med(local, k):.2f}"] for k in local[0]]
-    rows.append(["full local run: total", f"{local_total:.2f}"])
-    rows.append(["  + endpoint InService after start --wait returned", f"{endpoint_wait:.2f}"])
-    rows.append(
-        ["difference (full run + endpoint - direct)", f"{local_total + endpoint_wait - direct_total:.2f}"]
-    )
-    print(table(["phase", "seconds"], rows))
-    print("\nsteps as the local executor timed them (start -> end), beside the script alone:\n")
-    script_of = {"Preprocess": "preprocess", "Train": "train", "Evaluate": "evaluate"}
+    print("`make run-pipeline` (each command a fresh process; start --wait includes the endpoint):\n")
+    labels = list(phases[SCENARIOS[0]][0])
+    rows = [[label, *(f"{med(phases[s], label):.2f}" for s in SCENARIOS)] for label in labels]
+    print(table(["phase", *SCENARIOS], rows))
+    print("\nsteps as the local executor timed them (start -> end; cached = a step-cache hit):\n")
     step_rows = []
-    for key in steps[0]:
-        name = key.split(" ")[0]
-        alone = med(direct, script_of[name]) if name in script_of else None
-        value = med(steps, key)
-        step_rows.append(
-            [
-                key,
-                f"{value:.2f}",
-                "-" if alone is None else f"{alone:.2f}",
-                "-" if alone is None else f"{value - alone:+.2f}",
-            ]
-        )
-    print(table(["step", "in the pipeline", "script alone", "overhead"], step_rows))
+    for name in steps[SCENARIOS[0]][0]:
+        cells = []
+        for scenario in SCENARIOS:
+            seconds = statistics.median(r[name][0] for r in steps[scenario] if name in r)
+            status = steps[scenario][-1].get(name, (0.0, "-"))[1]
+            cells.append(f"{seconds:.2f} {status}")
+        step_rows.append([name, *cells])
+    print(table(["step", *SCENARIOS], step_rows))
+    print("\nthe first run beside the step scripts run directly:\n")
+    script_of = {"Preprocess": "preprocess", "Train": "train", "Evaluate": "evaluate"}
+    rows = [[f"script alone: {k}", f"{med(direct, k):.2f}"] for k in direct[0]]
+    rows.append(["scripts alone: total", f"{direct_total:.2f}"])
+    first = steps[SCENARIOS[0]]
+    for name, script in script_of.items():
+        in_pipeline = statistics.median(r[name][0] for r in first)
+        rows.append([f"{name} in the first run (alone {med(direct, script):.2f})", f"{in_pipeline:.2f}"])
+    execution = "execution (created -> last modified)"
+    rows.append(["first run: execution", f"{statistics.median(r[execution][0] for r in first):.2f}"])
+    rows.append(["first run: make run-pipeline total", f"{med(phases[SCENARIOS[0]], 'total'):.2f}"])
+    print(table(["", "seconds"], rows))
     print("\nfixed costs measured alone (median of 3 where a process is started):\n")
     print(table(["cost", "seconds"], [[k, f"{v:.3f}"] for k, v in costs.items()]))
     return 0

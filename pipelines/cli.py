@@ -100,11 +100,22 @@ def cmd_publish_handler(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
     settings.require_aws()
-    overrides = executions.parse_overrides(args.param or [])
-    if args.input_data:
-        overrides["InputDataUri"] = args.input_data
-    sm = Clients(settings).sagemaker
-    arn = executions.start_execution(sm, settings.pipeline_name, overrides)
+    clients = Clients(settings)
+    sm = clients.sagemaker
+    request: dict[str, Any] = {}
+    if args.max_parallel is not None:
+        request["ParallelismConfiguration"] = {"MaxParallelExecutionSteps": args.max_parallel}
+    if args.steps:
+        if args.input_data:
+            raise UserError("a selective run reads the source execution's data: drop --input-data")
+        request["SelectiveExecutionConfig"] = _selection(args.from_execution, args.steps)
+        parameters = _parameters_of(sm, args.from_execution)
+    else:
+        if args.from_execution:
+            raise UserError("--from-execution needs --steps: the steps to run again")
+        parameters = _data_parameters(settings, clients, args.input_data)
+    overrides = {**parameters, **executions.parse_overrides(args.param or [])}
+    arn = executions.start_execution(sm, settings.pipeline_name, overrides, **request)
     say(f"started {arn}")
     if not args.wait:
         return 0
@@ -116,6 +127,35 @@ def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
     if endpoint and executions.wait_for_endpoint(sm, endpoint, say) != "InService":
         return 1
     return 0
+
+
+def _data_parameters(settings: Settings, clients: Clients, given: str | None) -> dict[str, str]:
+    """Run on the dataset last uploaded to the data prefix (or to `given`): its content address,
+    digest and versions. A URI that is not an upload destination is used as it is."""
+    from pipelines.datasets import latest_dataset
+
+    dataset = latest_dataset(clients.storage, given or settings.data_uri)
+    if dataset is None:
+        return {"InputDataUri": given} if given else {}
+    say(f"data: {dataset.uri} (sha256 {dataset.sha256[:16]})")
+    return dataset.parameters()
+
+
+def _selection(source: str | None, steps: list[str]) -> dict[str, Any]:
+    selection: dict[str, Any] = {"SelectedSteps": [{"StepName": name} for name in steps]}
+    if source:
+        selection["SourcePipelineExecutionArn"] = source
+    return selection
+
+
+def _parameters_of(sm: Any, execution_arn: str | None) -> dict[str, str]:
+    """A selective run keeps the source execution's parameters (the data its reused steps read)."""
+    if not execution_arn:
+        return {}
+    pages = sm.get_paginator("list_pipeline_parameters_for_execution").paginate(
+        PipelineExecutionArn=execution_arn
+    )
+    return {p["Name"]: p["Value"] for page in pages for p in page["PipelineParameters"]}
 
 
 def _execution_arn(settings: Settings, sm: Any, given: str | None) -> str:
@@ -163,14 +203,17 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_data_upload(settings: Settings, args: argparse.Namespace) -> int:
-    from pipelines.publish import upload_data
+    from pipelines.datasets import upload_data
 
     settings.require_aws()
     destination = args.to or settings.data_uri
-    versions = upload_data(Clients(settings), Path(args.folder), destination)
-    for name, version in versions.items():
-        say(f"{destination.rstrip('/')}/{name}  version {version}")
-    say(f"run it: python -m pipelines start --input-data {destination} --wait")
+    dataset = upload_data(Clients(settings).storage, Path(args.folder), destination)
+    for name, stored in sorted(dataset.files.items()):
+        say(f"{dataset.uri}/{name}  version {stored['version_id']}")
+    state = "uploaded" if dataset.uploaded else "identical data already stored, nothing uploaded"
+    say(f"dataset sha256 {dataset.sha256}: {state}")
+    where = "" if args.to is None else f" --input-data {destination}"
+    say(f"run it: python -m pipelines start{where} --wait")
     return 0
 
 
@@ -367,12 +410,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("publish-handler", cmd_publish_handler, "publish steps/deploy.py to the deploy Lambda")
     start = add("start", cmd_start, "start an execution")
-    start.add_argument("--input-data", help="S3 URI of a folder with train.csv and test.csv")
+    start.add_argument(
+        "--input-data",
+        help="where data was uploaded (default: the data prefix; its latest upload runs), "
+        "or any S3 URI of a folder with train.csv and test.csv",
+    )
     start.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
     start.add_argument(
         "--wait", action="store_true", help="follow the run; exit 1 unless it succeeds"
     )
     start.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
+    start.add_argument("--from-execution", metavar="ARN",
+                       help="selective run: reuse this execution's results for the steps not given")
+    start.add_argument("--steps", nargs="+", metavar="STEP", help="selective run: the steps to run")
+    start.add_argument("--max-parallel", type=int, metavar="N",
+                       help="run at most N steps at a time (ParallelismConfiguration)")
     status = add("status", cmd_status, "an execution's steps (default: the latest)")
     status.add_argument("execution", nargs="?")
     listing = add("executions", cmd_executions, "list executions")
@@ -383,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     data = add("data", cmd_data_upload, "upload a folder with train.csv and test.csv")
     data.add_argument("action", choices=["upload"])
     data.add_argument("folder", nargs="?", default=str(DEFAULT_DATA_DIR))
-    data.add_argument("--to", help="destination S3 URI (default: the project's data prefix)")
+    data.add_argument("--to", help="destination S3 URI (default: the project's data prefix); "
+                      "the data lands under <URI>/<sha256[:16]>/")
     models = add("models", cmd_models, "list, approve or reject model versions")
     models.add_argument("action", choices=["list", "approve", "reject"])
     models.add_argument("package", nargs="?", help="model package ARN or version number")

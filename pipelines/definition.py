@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 
 from pipelines.code_bundle import PROCESSING_LIBRARY, CodeBundle
+from pipelines.datasets import UNRECORDED
 from pipelines.sdk_env import prepare_sdk_environment
 from pipelines.settings import Settings
 
@@ -56,6 +57,12 @@ from sagemaker.mlops.workflow.lambda_step import (  # noqa: E402
 )
 from sagemaker.mlops.workflow.model_step import ModelStep  # noqa: E402
 from sagemaker.mlops.workflow.pipeline import Pipeline  # noqa: E402
+from sagemaker.mlops.workflow.retry import (  # noqa: E402
+    SageMakerJobExceptionTypeEnum,
+    SageMakerJobStepRetryPolicy,
+    StepExceptionTypeEnum,
+    StepRetryPolicy,
+)
 from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep  # noqa: E402
 from sagemaker.serve.model_builder import ModelBuilder  # noqa: E402
 from sagemaker.train import ModelTrainer  # noqa: E402
@@ -69,6 +76,36 @@ DEPLOY_OUTPUTS = ("action", "endpoint_name", "model_name", "endpoint_config_name
 PROCESSING_BASE = "/opt/ml/processing"
 CACHE = CacheConfig(enable_caching=True, expire_after="P30D")
 JSON = "application/json"
+# Retries a production pipeline wants. Throttling and service faults of the calls Pipelines makes:
+# soon and a few times. A job that failed for SageMaker's own reasons (an internal error, no EC2
+# capacity) or hit an account quota: after a minute, backing off; a quota for up to two hours.
+# Nothing retries an AlgorithmError: the same code on the same data fails the same way. The Lambda
+# step takes no RetryPolicies (SageMaker supports them on job and model steps only); the deploy
+# handler is idempotent and returns at once, so a rerun of the execution repeats it safely.
+SERVICE_RETRY = StepRetryPolicy(
+    exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING],
+    interval_seconds=5,
+    backoff_rate=2.0,
+    max_attempts=5,
+)
+JOB_RETRIES = [
+    SERVICE_RETRY,
+    SageMakerJobStepRetryPolicy(
+        failure_reason_types=[
+            SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
+            SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+        ],
+        interval_seconds=60,
+        backoff_rate=2.0,
+        max_attempts=3,
+    ),
+    SageMakerJobStepRetryPolicy(
+        exception_types=[SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT],
+        interval_seconds=60,
+        backoff_rate=2.0,
+        expire_after_mins=120,
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +113,8 @@ class Parameters:
     """Everything a user tunes per run, with defaults from the settings."""
 
     input_data: ParameterString
+    input_data_sha256: ParameterString
+    input_data_version_ids: ParameterString
     processing_instance_type: ParameterString
     processing_instance_count: ParameterInteger
     training_instance_type: ParameterString
@@ -94,6 +133,9 @@ class Parameters:
     def from_settings(cls, settings: Settings) -> Parameters:
         return cls(
             input_data=ParameterString("InputDataUri", default_value=settings.data_uri),
+            # What `start` passes with the uploaded dataset's URI, for the model's lineage.
+            input_data_sha256=ParameterString("InputDataSha256", default_value=UNRECORDED),
+            input_data_version_ids=ParameterString("InputDataVersionIds", default_value=UNRECORDED),
             processing_instance_type=ParameterString(
                 "ProcessingInstanceType", default_value=settings.processing_instance_type
             ),
@@ -255,6 +297,7 @@ class _TrainingPipeline(StepFactory):
                 "writes clean copies; a bad file fails here with its name, line and problem."
             ),
             cache_config=CACHE,
+            retry_policies=JOB_RETRIES,
         )
 
     def train(self, preprocess: ProcessingStep) -> TrainingStep:
@@ -294,6 +337,7 @@ class _TrainingPipeline(StepFactory):
                 "data, its file digests and code/inference.py + scorer.py."
             ),
             cache_config=CACHE,
+            retry_policies=JOB_RETRIES,
         )
 
     def evaluate(
@@ -315,6 +359,7 @@ class _TrainingPipeline(StepFactory):
             ),
             property_files=reports,
             cache_config=CACHE,
+            retry_policies=JOB_RETRIES,
         )
 
     def baseline(self, preprocess: ProcessingStep, train: TrainingStep) -> ProcessingStep:
@@ -332,6 +377,7 @@ class _TrainingPipeline(StepFactory):
                 "Model Monitor's statistics.json and constraints.json, kept with the model version."
             ),
             cache_config=CACHE,
+            retry_policies=JOB_RETRIES,
         )
 
     def register(
@@ -378,7 +424,11 @@ class _TrainingPipeline(StepFactory):
             customer_metadata_properties={
                 MODEL_DATA_DIGEST_KEY: JsonGet(
                     step_name=evaluate.name, property_file=model_data, json_path="sha256"
-                )
+                ),
+                # Which data made this model: the dataset's content address, digest, S3 versions.
+                "InputDataUri": self.params.input_data,
+                "InputDataSha256": self.params.input_data_sha256,
+                "InputDataVersionIds": self.params.input_data_version_ids,
             },
         )
         return ModelStep(
@@ -387,8 +437,10 @@ class _TrainingPipeline(StepFactory):
             display_name="Register in the model registry",
             description=(
                 "Adds a version to the model package group with its evaluation metrics, the "
-                "SHA-256 of its model data (ModelDataSha256) and the run's approval status."
+                "SHA-256 of its model data (ModelDataSha256), the data it was trained on and the "
+                "run's approval status."
             ),
+            retry_policies=[SERVICE_RETRY],
         )
 
     def deploy(self, register: ModelStep) -> LambdaStep:

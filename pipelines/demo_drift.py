@@ -7,7 +7,8 @@
 
 The familiar traffic is found, never assumed: endpoint -> model -> registered version -> the
 execution whose RegisterModel step registered it -> the training split that execution's Preprocess
-step wrote. When any link is missing the demo says which, rather than send data the model never saw.
+step wrote (or, when that step was a cache hit, the execution that ran it). When any link is
+missing the demo says which, rather than send data the model never saw.
 """
 
 from __future__ import annotations
@@ -76,6 +77,16 @@ def registering_execution(sm: Any, pipeline_name: str, package_arn: str) -> str 
     return None
 
 
+def preprocessing_execution(sm: Any, execution_arn: str) -> str:
+    """The execution that ran the Preprocess step `execution_arn` used: itself, or the earlier
+    one whose result a step-cache hit (or a selective execution) reused."""
+    for step in executions.list_steps(sm, execution_arn):
+        if step.get("StepName") == "Preprocess":
+            reused = step.get("CacheHitResult") or step.get("SelectiveExecutionResult") or {}
+            return str(reused.get("SourcePipelineExecutionArn", execution_arn))
+    return execution_arn
+
+
 def training_split_uri(settings: Settings, execution_arn: str) -> str:
     """Where that execution's Preprocess step wrote train.csv: the `train` output under the
     execution's own folder (definition.execution_uri), the input of its Train and Baseline steps."""
@@ -107,7 +118,7 @@ def familiar_data(clients: Clients) -> FamiliarData:
             f"{package} was not registered by any execution of pipeline {settings.pipeline_name} "
             "on record, so its training data is unknown"
         )
-    uri = training_split_uri(settings, execution)
+    uri = training_split_uri(settings, preprocessing_execution(sm, execution))
     if not clients.storage.exists(uri):
         raise NoFamiliarData(f"the training split of {execution} is no longer at {uri}")
     reviews = read_reviews(clients.storage.get_bytes(uri))

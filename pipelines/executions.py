@@ -26,10 +26,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
-def start_execution(sm: Any, pipeline_name: str, overrides: Mapping[str, str]) -> str:
+def start_execution(sm: Any, pipeline_name: str, overrides: Mapping[str, str], **request: Any) -> str:
     response = sm.start_pipeline_execution(
         PipelineName=pipeline_name,
         PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in overrides.items()],
+        **request,
     )
     return str(response["PipelineExecutionArn"])
 

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from botocore.exceptions import ClientError
 
 from pipelines.aws import Clients
 from pipelines.code_bundle import CodeBundle
 from pipelines.settings import Settings
-
-DATA_FILES = ("train.csv", "test.csv")
 
 
 @dataclass(frozen=True)
@@ -148,15 +145,3 @@ def upsert(
         result.pipelines[spec.name] = _upsert_one(clients, spec)
     return result
 
-
-def upload_data(clients: Clients, folder: Path, destination: str) -> dict[str, str]:
-    """Upload train.csv and test.csv under `destination`; return each file's new version id."""
-    missing = [name for name in DATA_FILES if not (folder / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{folder} has no {' or '.join(missing)}")
-    return {
-        name: clients.storage.put_bytes(
-            f"{destination.rstrip('/')}/{name}", (folder / name).read_bytes()
-        )
-        for name in DATA_FILES
-    }

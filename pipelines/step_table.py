@@ -111,12 +111,14 @@ class StepRow:
 
     @classmethod
     def of(cls, step: Step, now: datetime) -> StepRow:
-        # SageMaker marks a step served from its cache with CacheHitResult.
+        # SageMaker marks a step served from its cache with CacheHitResult, and one a selective
+        # execution took from its source execution with SelectiveExecutionResult.
+        reused = "reused" if step.get("SelectiveExecutionResult") else ""
         return cls(
             name=clean_line(str(step.get("StepName", ""))),
             status=clean_line(str(step.get("StepStatus", ""))),
             time=_elapsed(step.get("StartTime"), step.get("EndTime"), now),
-            cache="cached" if step.get("CacheHitResult") else "",
+            cache="cached" if step.get("CacheHitResult") else reused,
             attempts=str(step["AttemptCount"]) if step.get("AttemptCount") is not None else "",
             detail=detail_lines(step),
         )

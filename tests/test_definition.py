@@ -15,6 +15,7 @@ import pytest
 from pipelines import REPO_ROOT
 from pipelines.code_bundle import CodeBundle
 from pipelines.definition import definition_json
+from pipelines.local.executor.engine import validate_definition
 from pipelines.monitoring_definition import monitoring_definition_json
 from pipelines.settings import Settings
 
@@ -142,12 +143,10 @@ def test_registered_version_records_the_digest_of_the_evaluated_model_data(
     """ModelDataSha256 comes from what Evaluate hashed, not from anything inside the artifact."""
     steps = all_steps(definition)
     properties = steps["RegisterModel"]["Arguments"]["CustomerMetadataProperties"]
-    assert properties == {
-        "ModelDataSha256": {
-            "Std:JsonGet": {
-                "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.ModelDataDigest"},
-                "Path": "sha256",
-            }
+    assert properties["ModelDataSha256"] == {
+        "Std:JsonGet": {
+            "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.ModelDataDigest"},
+            "Path": "sha256",
         }
     }
     files = steps["Evaluate"]["PropertyFiles"]
@@ -162,6 +161,25 @@ def test_regularization_is_cross_validated_unless_a_run_sets_it(definition: dict
     assert params["RegularizationC"] == {"Name": "RegularizationC", "Type": "String", "DefaultValue": "auto"}
     hyperparameters = all_steps(definition)["Train"]["Arguments"]["HyperParameters"]
     assert hyperparameters["regularization-c"] == {"Get": "Parameters.RegularizationC"}
+
+
+def test_registered_version_records_the_data_it_was_trained_on(definition: dict[str, Any]) -> None:
+    metadata = all_steps(definition)["RegisterModel"]["Arguments"]["CustomerMetadataProperties"]
+    lineage = ("InputDataUri", "InputDataSha256", "InputDataVersionIds")
+    assert {name: metadata[name] for name in lineage} == {n: {"Get": f"Parameters.{n}"} for n in lineage}
+
+
+def test_jobs_cache_and_retry_what_a_production_pipeline_retries(definition: dict[str, Any]) -> None:
+    steps = all_steps(definition)
+    for name in ("Preprocess", "Train", "Evaluate", "Baseline"):
+        assert steps[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}, name
+        retried = {t for policy in steps[name]["RetryPolicies"] for t in policy["ExceptionType"]}
+        assert retried == {"Step.SERVICE_FAULT", "Step.THROTTLING", "SageMaker.JOB_INTERNAL_ERROR",
+                           "SageMaker.CAPACITY_ERROR", "SageMaker.RESOURCE_LIMIT"}, name
+    register = {t for p in steps["RegisterModel"]["RetryPolicies"] for t in p["ExceptionType"]}
+    assert register == {"Step.SERVICE_FAULT", "Step.THROTTLING"}
+    assert "RetryPolicies" not in steps["DeployEndpoint"]  # SageMaker takes none on Lambda steps
+    validate_definition(definition)  # the local service accepts every policy
 
 
 def test_deploy_step_gets_the_registered_package(definition: dict[str, Any]) -> None:

@@ -109,6 +109,19 @@ def test_familiar_traffic_is_the_training_split_of_the_registering_execution(
     assert found.reviews == ["the room was spotless", "noisy, cold and dirty"]
 
 
+def test_a_version_trained_on_a_cached_preprocess_reads_the_split_where_it_was_written(
+    settings: Settings, s3: Any
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="sentiment-classifier/executions/e1/train/train.csv",
+                  Body=TRAIN_CSV.encode())
+    steps = registered(PACKAGE)
+    steps[0]["CacheHitResult"] = {"SourcePipelineExecutionArn": PIPELINE + "e1"}
+    sm = FakeSageMaker({"MODEL_PACKAGE_ARN": PACKAGE}, {PIPELINE + "e2": steps})
+    found = demo_drift.familiar_data(clients_with(settings, sm, s3))
+    assert found.execution_arn == PIPELINE + "e2"
+    assert found.uri == f"s3://{BUCKET}/sentiment-classifier/executions/e1/train/train.csv"
+
+
 @pytest.mark.parametrize(("package_env", "executions", "says"), [
     ({}, {}, "not a registered version"),
     ({"MODEL_PACKAGE_ARN": PACKAGE}, {PIPELINE + "e1": registered("other")},

@@ -93,14 +93,34 @@ def test_upsert_can_leave_the_handler_for_publish_handler(
     assert "published steps/deploy.py" in capsys.readouterr().out
 
 
-def test_data_upload_keeps_versions(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_data_lands_under_its_content_address_and_start_runs_on_it(
+    aws: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert run("upsert") == 0
     assert run("data", "upload", str(REPO_ROOT / "data")) == 0
-    assert run("data", "upload", str(REPO_ROOT / "data")) == 0
+    assert run("data", "upload", str(REPO_ROOT / "data")) == 0  # identical: nothing new stored
     s3 = boto3.client("s3", region_name=REGION)
-    versions = s3.list_object_versions(Bucket=BUCKET, Prefix="sentiment-classifier/data/train.csv")
-    assert len(versions["Versions"]) == 2
+    data = "sentiment-classifier/data"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{data}/")["Contents"]]
+    (address,) = {key.split("/")[2] for key in keys if key.endswith("/train.csv")}
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix=f"{data}/{address}/train.csv")
+    assert len(versions["Versions"]) == 1
     printed = capsys.readouterr().out
-    assert all(v["VersionId"] in printed for v in versions["Versions"])
+    assert versions["Versions"][0]["VersionId"] in printed and "nothing uploaded" in printed
+
+    (tmp_path / "train.csv").write_bytes((REPO_ROOT / "data" / "train.csv").read_bytes() + b"fine,1\n")
+    (tmp_path / "test.csv").write_bytes((REPO_ROOT / "data" / "test.csv").read_bytes())
+    assert run("data", "upload", str(tmp_path)) == 0
+    assert run("start") == 0
+    arn = capsys.readouterr().out.split("started ", 1)[1].split()[0]
+    sm = boto3.client("sagemaker", region_name=REGION)
+    parameters = {p["Name"]: p["Value"] for p in
+                  sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]}
+    uri = parameters["InputDataUri"]
+    assert uri.startswith(f"s3://{BUCKET}/sentiment-classifier/data/") and address not in uri
+    assert uri.endswith(parameters["InputDataSha256"][:16])
+    stored = s3.get_object(Bucket=BUCKET, Key=uri.split("/", 3)[3] + "/train.csv")["Body"].read()
+    assert stored.endswith(b"fine,1\n")
 
 
 def test_start_with_overrides_and_status(aws: None, capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,7 +33,9 @@ def step_log(state_dir: Path, sm: Any, execution_arn: str, step: str) -> str:
             f"no step {step!r} in this execution; its steps: {', '.join(by_name)}"
         )
     layout = StateLayout(state_dir)
-    execution_id = execution_arn.rsplit("/", 1)[-1]
+    # A step reused from an earlier run (step cache, selective execution) ran in that execution.
+    reused = by_name[step].get("CacheHitResult") or by_name[step].get("SelectiveExecutionResult") or {}
+    execution_id = reused.get("SourcePipelineExecutionArn", execution_arn).rsplit("/", 1)[-1]
     job_arns = [m.get("Arn", "") for m in by_name[step].get("Metadata", {}).values()]
     candidates = [layout.job_log(execution_id, arn.rsplit("/", 1)[-1]) for arn in job_arns if arn]
     for path in (*candidates, layout.execution_log(execution_id)):

@@ -23,6 +23,7 @@ from waiting import wait_until
 
 from pipelines import REPO_ROOT, cli, demo_drift
 from pipelines.aws import Clients
+from pipelines.datasets import latest_dataset
 from pipelines.local import daemon
 from pipelines.settings import load_settings
 from steps import deploy
@@ -70,6 +71,13 @@ class Local:
         arn = sm.list_pipeline_executions(PipelineName="sentiment-classifier", MaxResults=1)[
             "PipelineExecutionSummaries"][0]["PipelineExecutionArn"]
         return self.execution(arn)
+
+    def data_parameters(self) -> list[dict[str, str]]:
+        """What `start` passes: the latest uploaded dataset (a raw API start must pass it too)."""
+        settings = load_settings()
+        dataset = latest_dataset(Clients(settings).storage, settings.data_uri)
+        assert dataset is not None
+        return [{"Name": k, "Value": v} for k, v in dataset.parameters().items()]
 
     def execution(self, arn: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         sm = self.client("sagemaker")
@@ -134,12 +142,17 @@ def test_models_list_shows_each_versions_accuracy(
 
 def test_stop_ends_a_running_execution(local: Local) -> None:
     sm = local.client("sagemaker")
-    arn = sm.start_pipeline_execution(PipelineName="sentiment-classifier")["PipelineExecutionArn"]
+    # A hyperparameter no other test uses: Train misses the cache and is running when stopped.
+    parameters = [*local.data_parameters(), {"Name": "RegularizationC", "Value": "5.0"}]
+    arn = sm.start_pipeline_execution(PipelineName="sentiment-classifier",
+                                      PipelineParameters=parameters)["PipelineExecutionArn"]
+    wait_until(lambda: "Train" in local.execution(arn)[1], what="Train to start")
     sm.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="stop-" + "0" * 32)
     wait_until(lambda: sm.describe_pipeline_execution(PipelineExecutionArn=arn)[
         "PipelineExecutionStatus"] == "Stopped", what="Stopped")
-    steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
-    assert "RegisterModel" not in {s["StepName"] for s in steps}
+    _, steps = local.execution(arn)
+    assert steps["Train"]["StepStatus"] == "Stopped" and "FailureReason" not in steps["Train"]
+    assert "RegisterModel" not in steps
 
 
 def test_step_logs_are_viewable(local: Local, capsys: pytest.CaptureFixture[str]) -> None:
@@ -296,7 +309,11 @@ def test_unknown_resources_give_aws_error_codes(local: Local) -> None:
 
 def test_crash_mid_run_reads_failed_and_retry_resumes(local: Local) -> None:
     sm = local.client("sagemaker")
-    arn = sm.start_pipeline_execution(PipelineName="sentiment-classifier")["PipelineExecutionArn"]
+    # A hyperparameter no other test uses: Train misses the cache, so the server dies mid-job.
+    arn = sm.start_pipeline_execution(
+        PipelineName="sentiment-classifier",
+        PipelineParameters=[*local.data_parameters(), {"Name": "RegularizationC", "Value": "3.0"}],
+    )["PipelineExecutionArn"]
 
     def train_started() -> bool:
         steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
@@ -408,3 +425,41 @@ def test_every_answer_carries_a_request_id(local: Local) -> None:
         connection.close()
         assert response.status == status, (path, response.status)
         assert len(response.getheader("x-amzn-RequestId", "")) == 36, (path, response.getheaders())
+
+
+JOBS = ("Preprocess", "Train", "Evaluate", "Baseline")
+
+
+def test_an_unchanged_rerun_is_served_from_the_cache_and_new_data_retrains(
+    local: Local, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # make run-pipeline again: upload the same data, upsert the same code, start.
+    for command in (("data", "upload"), ("upsert",), ("start", "--wait")):
+        assert local.cli(*command) == 0
+    _, steps = local.latest_execution()
+    for name in JOBS:
+        assert steps[name]["StepStatus"] == "Succeeded"
+        assert steps[name]["CacheHitResult"]["SourcePipelineExecutionArn"].startswith(
+            "arn:aws:sagemaker:us-east-1:"), name
+    assert "CacheHitResult" not in steps["RegisterModel"]  # not a cacheable step type
+    capsys.readouterr()
+    assert local.cli("logs", "Train") == 0  # the log of the run the cache reused
+    assert "training accuracy" in capsys.readouterr().out
+
+    # New reviews uploaded to the same place: a new content address, so every job runs on them.
+    (tmp_path / "train.csv").write_bytes(
+        (REPO_ROOT / "data" / "train.csv").read_bytes() + b'"arrived quickly, works as described",1\n')
+    (tmp_path / "test.csv").write_bytes((REPO_ROOT / "data" / "test.csv").read_bytes())
+    try:
+        assert local.cli("data", "upload", str(tmp_path)) == 0
+        assert local.cli("start", "--wait") == 0
+        _, steps = local.latest_execution()
+        assert not any("CacheHitResult" in steps[name] for name in JOBS)
+        package = local.client("sagemaker").describe_model_package(
+            ModelPackageName=steps["RegisterModel"]["Metadata"]["RegisterModel"]["Arn"])
+        lineage = package["CustomerMetadataProperties"]
+        uploaded = {p["Name"]: p["Value"] for p in local.data_parameters()}
+        assert {name: lineage[name] for name in uploaded} == uploaded
+        assert lineage["InputDataUri"].endswith(lineage["InputDataSha256"][:16])
+    finally:
+        assert local.cli("data", "upload") == 0  # the original data is the latest again

@@ -75,6 +75,7 @@ CLI_MODULES = [
     "pipelines.cli",
     "pipelines.executions",
     "pipelines.publish",
+    "pipelines.datasets",
     "pipelines.aws",
     "pipelines.monitoring_run",
     "pipelines.monitoring_schedule",

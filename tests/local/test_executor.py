@@ -3,29 +3,36 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipelines.local.executor.caching import cache_key, parse_duration
 from pipelines.local.executor.engine import (
     EXECUTION_FAILURE,
+    CacheHit,
     DefinitionError,
     ExecutionContext,
     ExecutionResult,
     ParameterError,
+    RunOptions,
     StepOutcome,
     StepRequest,
     StepRunner,
     resolve_parameters,
     run_execution,
+    step_dependencies,
     validate_definition,
 )
+from pipelines.local.executor.retries import exception_type
+from pipelines.local.executor.selection import SelectionError, select_steps
 
 EXAMPLE = Path(__file__).resolve().parent / "data" / "sdk-definition.json"
 EVAL_REPORT_URI = "s3://my-bucket/p/eval/evaluation.json"
@@ -36,6 +43,11 @@ CONTEXT = ExecutionContext(
     execution_arn="arn:aws:sagemaker:us-east-1:123456789012:pipeline/sentiment-classifier/execution/abc123",
     start_time=datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
 )
+LATER = dataclasses.replace(
+    CONTEXT, execution_id="def456", execution_arn=CONTEXT.execution_arn.replace("abc123", "def456")
+)
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+PLAIN = RunOptions()
 
 
 def example_definition() -> dict[str, Any]:
@@ -70,6 +82,9 @@ class MemoryJournal:
     ) -> None:
         self.events.append(("started", name))
         self.started[name] = (type, display_name, description)
+
+    def step_retried(self, name: str, failure_reason: str) -> None:
+        self.events.append(("retried", name))
 
     def step_finished(self, name: str, outcome: StepOutcome, end: datetime) -> None:
         self.events.append(("finished", name))
@@ -173,17 +188,22 @@ def run(
     overrides: Mapping[str, str] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     runners: Mapping[str, StepRunner] | None = None,
+    options: RunOptions = PLAIN,
+    context: ExecutionContext = CONTEXT,
+    clock: Callable[[], datetime] = lambda: NOW,
 ) -> ExecutionResult:
     """run_execution with typed parameters and an evaluation report of the given accuracy."""
     documents = {EVAL_REPORT_URI: report(accuracy)}
     return run_execution(
         definition,
         resolve_parameters(definition, dict(overrides or {})),
-        CONTEXT,
+        context,
         fake.runners() if runners is None else runners,
         journal,
         documents.__getitem__,
         should_stop,
+        clock,
+        options,
     )
 
 
@@ -387,16 +407,23 @@ def test_example_without_its_approval_parameter_is_rejected() -> None:
 # Retry -----------------------------------------------------------------------------------------
 
 
-def test_retry_skips_succeeded_steps_and_reuses_their_properties() -> None:
-    previous = "s3://my-bucket/p/models/earlier-run/output/model.tar.gz"
-    journal = MemoryJournal(
+EARLIER_MODEL = "s3://my-bucket/p/models/earlier-run/output/model.tar.gz"
+
+
+def trained_earlier() -> MemoryJournal:
+    """A journal in which Preprocess and Train already succeeded (Train made EARLIER_MODEL)."""
+    return MemoryJournal(
         completed={
             "Preprocess": StepOutcome("Succeeded", properties={"ProcessingJobName": "p"}),
             "Train": StepOutcome(
-                "Succeeded", properties={"ModelArtifacts": {"S3ModelArtifacts": previous}}
+                "Succeeded", properties={"ModelArtifacts": {"S3ModelArtifacts": EARLIER_MODEL}}
             ),
         }
     )
+
+
+def test_retry_skips_succeeded_steps_and_reuses_their_properties() -> None:
+    previous, journal = EARLIER_MODEL, trained_earlier()
     fake = FakeSageMaker()
     result = run(example_definition(), fake, journal)
 
@@ -437,10 +464,9 @@ def test_runner_exception_fails_the_step_and_stops_the_run() -> None:
     journal = MemoryJournal()
     result = run(example_definition(), fake, journal)
 
-    assert result == ExecutionResult(
-        "Failed", f"{EXECUTION_FAILURE} Step Train failed: out of memory"
-    )
-    assert journal.finished["Train"] == StepOutcome("Failed", failure_reason="out of memory")
+    reason = "InternalServerError: out of memory"
+    assert result == ExecutionResult("Failed", f"{EXECUTION_FAILURE} Step Train failed: {reason}")
+    assert journal.finished["Train"] == StepOutcome("Failed", failure_reason=reason)
     assert fake.names == ["Preprocess", "Train"]
     assert journal.events[-1] == ("finished", "Train")
 
@@ -650,3 +676,401 @@ def test_definition_errors_are_raised_before_anything_runs(
     with pytest.raises(DefinitionError, match=message):
         run(synthetic(*copy.deepcopy(steps)), fake, journal)
     assert fake.requests == [] and journal.events == []
+
+
+# Step caching ----------------------------------------------------------------------------------
+
+CACHE_30_DAYS = {"Enabled": True, "ExpireAfter": "P30D"}
+
+
+def cached_pipeline(cache: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Prep (Processing) -> Fit (Training) -> Report (Processing without a CacheConfig); outputs
+    under the execution's id, as the project's definition writes them."""
+
+    def under_execution(name: str) -> dict[str, Any]:
+        values = ["s3://b/runs", {"Get": "Execution.PipelineExecutionId"}, name]
+        return {"Std:Join": {"On": "/", "Values": values}}
+
+    prep = step(
+        "Prep",
+        Arguments={
+            "AppSpecification": {"ContainerEntrypoint": ["python3", "prep.py"]},
+            "ProcessingInputs": [{"InputName": "raw", "S3Input": {"S3Uri": {"Get": "Parameters.Data"}}}],
+            "ProcessingOutputConfig": {
+                "Outputs": [{"OutputName": "clean", "S3Output": {"S3Uri": under_execution("clean")}}]
+            },
+        },
+        CacheConfig=cache or CACHE_30_DAYS,
+    )
+    clean = "Steps.Prep.ProcessingOutputConfig.Outputs['clean'].S3Output.S3Uri"
+    fit = step(
+        "Fit",
+        "Training",
+        Arguments={
+            "AlgorithmSpecification": {"TrainingImage": "sklearn"},
+            "HyperParameters": {"c": {"Get": "Parameters.C"}},
+            "InputDataConfig": [
+                {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": {"Get": clean}}}}
+            ],
+            "OutputDataConfig": {"S3OutputPath": under_execution("model")},
+        },
+        CacheConfig=cache or CACHE_30_DAYS,
+    )
+    model = {"Get": "Steps.Fit.ModelArtifacts.S3ModelArtifacts"}
+    reporting = step(
+        "Report",
+        Arguments={"ProcessingInputs": [{"InputName": "model", "S3Input": {"S3Uri": model}}]},
+    )
+    parameters = [
+        {"Name": "Data", "Type": "String", "DefaultValue": "s3://b/data/aaaa"},
+        {"Name": "C", "Type": "String", "DefaultValue": "1.0"},
+    ]
+    return synthetic(prep, fit, reporting, parameters=parameters)
+
+
+@dataclass
+class MemoryCache:
+    """A StepCache over runs remembered from journals: (execution ARN, step, key, end, outcome)."""
+
+    runs: list[tuple[str, str, str, datetime, StepOutcome]] = field(default_factory=list)
+    asked: list[tuple[str, datetime | None]] = field(default_factory=list)
+
+    def remember(self, context: ExecutionContext, journal: MemoryJournal, end: datetime = NOW) -> None:
+        for name, outcome in journal.finished.items():
+            if outcome.cache_key:
+                self.runs.append((context.execution_arn, name, outcome.cache_key, end, outcome))
+
+    def lookup(self, step_name: str, key: str, not_before: datetime | None) -> CacheHit | None:
+        self.asked.append((step_name, not_before))
+        found = [
+            run for run in self.runs
+            if run[1:3] == (step_name, key) and (not_before is None or run[3] >= not_before)
+        ]
+        if not found:
+            return None
+        arn, *_, outcome = max(found, key=lambda run: run[3])
+        return CacheHit(arn, outcome)
+
+
+def test_a_second_run_reuses_cached_steps_and_their_properties() -> None:
+    cache, first = MemoryCache(), MemoryJournal()
+    run(cached_pipeline(), FakeSageMaker(), first, options=RunOptions(cache=cache))
+    assert all(first.finished[name].cache_key for name in ("Prep", "Fit"))
+    cache.remember(CONTEXT, first)
+
+    fake, second = FakeSageMaker(), MemoryJournal()
+    result = run(cached_pipeline(), fake, second, options=RunOptions(cache=cache), context=LATER)
+
+    assert result.status == "Succeeded"
+    assert fake.names == ["Report"]  # Report has no CacheConfig: it always runs
+    for name in ("Prep", "Fit"):
+        hit = second.finished[name]
+        assert hit.cache_hit == CONTEXT.execution_arn and hit.status == "Succeeded"
+        assert hit.properties == first.finished[name].properties and not hit.cache_key
+    model = "s3://b/runs/abc123/model/train-1/output/model.tar.gz"
+    assert fake.request("Report").arguments["ProcessingInputs"][0]["S3Input"]["S3Uri"] == model
+
+
+def test_a_changed_input_misses_and_every_step_after_it_runs_again() -> None:
+    cache, first = MemoryCache(), MemoryJournal()
+    run(cached_pipeline(), FakeSageMaker(), first, options=RunOptions(cache=cache))
+    cache.remember(CONTEXT, first)
+
+    fake, second = FakeSageMaker(), MemoryJournal()
+    run(cached_pipeline(), fake, second, options=RunOptions(cache=cache), context=LATER,
+        overrides={"Data": "s3://b/data/bbbb"})
+    assert fake.names == ["Prep", "Fit", "Report"]
+    assert not any(outcome.cache_hit for outcome in second.finished.values())
+    # Fit reads the new Prep output (under this execution's id), so its key changed too.
+    assert second.finished["Fit"].cache_key != first.finished["Fit"].cache_key
+
+
+def test_a_changed_hyperparameter_misses_only_the_training_step() -> None:
+    cache, first = MemoryCache(), MemoryJournal()
+    run(cached_pipeline(), FakeSageMaker(), first, options=RunOptions(cache=cache))
+    cache.remember(CONTEXT, first)
+    fake = FakeSageMaker()
+    run(cached_pipeline(), fake, MemoryJournal(), options=RunOptions(cache=cache), context=LATER,
+        overrides={"C": "2.0"})
+    assert fake.names == ["Fit", "Report"]
+
+
+@pytest.mark.parametrize(("age_days", "hit"), [(29, True), (31, False)])
+def test_only_runs_within_expire_after_are_reused(age_days: int, hit: bool) -> None:
+    cache, first = MemoryCache(), MemoryJournal()
+    run(cached_pipeline(), FakeSageMaker(), first, options=RunOptions(cache=cache))
+    cache.remember(CONTEXT, first, end=NOW - timedelta(days=age_days))
+    fake = FakeSageMaker()
+    run(cached_pipeline(), fake, MemoryJournal(), options=RunOptions(cache=cache), context=LATER)
+    assert ("Prep" not in fake.names) is hit
+    assert cache.asked[-1][1] == NOW - timedelta(days=30)
+
+
+def test_disabled_caching_never_looks_up() -> None:
+    cache = MemoryCache()
+    definition = cached_pipeline({"Enabled": False})
+    run(definition, FakeSageMaker(), MemoryJournal(), options=RunOptions(cache=cache))
+    assert cache.asked == []
+
+
+def test_the_cache_key_holds_only_the_documented_attributes() -> None:
+    processing = {
+        "AppSpecification": {"ImageUri": "i"},
+        "Environment": {"A": "1"},
+        "ProcessingInputs": [{"S3Input": {"S3Uri": "s3://b/x"}}],
+        "ProcessingOutputConfig": {"Outputs": [{"S3Output": {"S3Uri": "s3://b/run-1"}}]},
+        "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.m5.large"}},
+    }
+    key = cache_key("Processing", processing)
+    assert key is not None
+    unchanged = {**processing, "ProcessingOutputConfig": {}, "ProcessingResources": {}, "RoleArn": "r"}
+    assert cache_key("Processing", unchanged) == key
+    for changed in ({"Environment": {"A": "2"}}, {"ProcessingInputs": [{"S3Input": {"S3Uri": "s3://b/y"}}]},
+                    {"AppSpecification": {"ImageUri": "j"}}):
+        assert cache_key("Processing", {**processing, **changed}) != key
+    training = {"HyperParameters": {"c": "1"}, "OutputDataConfig": {"S3OutputPath": "s3://b/1"}}
+    assert cache_key("Training", training) == cache_key(
+        "Training", {**training, "OutputDataConfig": {"S3OutputPath": "s3://b/2"}, "ResourceConfig": {}})
+    assert cache_key("Training", training) != cache_key("Training", {"HyperParameters": {"c": "2"}})
+    assert cache_key("RegisterModel", training) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("P30D", timedelta(days=30)),
+        ("p30d", timedelta(days=30)),
+        ("30d", timedelta(days=30)),
+        ("T16m", timedelta(minutes=16)),
+        ("30dT5h", timedelta(days=30, hours=5)),
+        ("PT1H", timedelta(hours=1)),
+        ("P1Y", timedelta(days=365)),
+        ("P2W", timedelta(days=14)),
+        ("P1M", timedelta(days=30)),
+    ],
+)
+def test_expire_after_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "P1DT", "30 days", "PT5S", "P-1D"])
+def test_malformed_expire_after_is_refused_at_upsert(text: str) -> None:
+    with pytest.raises(ValueError, match="ISO 8601"):
+        parse_duration(text)
+    definition = cached_pipeline({"Enabled": True, "ExpireAfter": text})
+    with pytest.raises(DefinitionError, match="step Prep: ExpireAfter"):
+        validate_definition(definition)
+
+
+# Retry policies --------------------------------------------------------------------------------
+
+
+def flaky(failures: list[str]) -> StepRunner:
+    """A runner that fails with the given reasons, one per attempt, then succeeds."""
+    remaining = list(failures)
+
+    def runner(request: StepRequest) -> StepOutcome:
+        if remaining:
+            return StepOutcome("Failed", failure_reason=remaining.pop(0))
+        return StepOutcome("Succeeded", properties={"ProcessingJobName": request.name})
+
+    return runner
+
+
+def retrying(*policies: dict[str, Any]) -> dict[str, Any]:
+    return synthetic(step("A", RetryPolicies=list(policies)), step("B", DependsOn=["A"]))
+
+
+INTERNAL = "InternalServerError: the local store could not write"
+
+
+def test_a_retry_policy_runs_the_step_again_with_backoff() -> None:
+    delays: list[float] = []
+
+    def pause(seconds: float) -> bool:
+        delays.append(seconds)
+        return False
+
+    policy = {"ExceptionType": ["SageMaker.JOB_INTERNAL_ERROR"], "IntervalSeconds": 2,
+              "BackoffRate": 3.0, "MaxAttempts": 3}
+    journal = MemoryJournal()
+    result = run(retrying(policy), FakeSageMaker(), journal,
+                 runners={"Processing": flaky([INTERNAL, INTERNAL])}, options=RunOptions(pause=pause))
+    assert result.status == "Succeeded"
+    assert delays == [2.0, 6.0]
+    assert journal.events[:4] == [("started", "A"), ("retried", "A"), ("retried", "A"), ("finished", "A")]
+
+
+def test_retries_stop_at_max_attempts() -> None:
+    policy = {"ExceptionType": ["SageMaker.JOB_INTERNAL_ERROR"], "IntervalSeconds": 1, "MaxAttempts": 2}
+    journal = MemoryJournal()
+    result = run(retrying(policy), FakeSageMaker(), journal,
+                 runners={"Processing": flaky([INTERNAL] * 5)}, options=RunOptions(pause=lambda s: False))
+    assert result.failure_reason == f"{EXECUTION_FAILURE} Step A failed: {INTERNAL}"
+    assert journal.events.count(("retried", "A")) == 2
+    assert "B" not in journal.started
+
+
+def test_an_algorithm_error_is_not_retried() -> None:
+    policy = {"ExceptionType": ["SageMaker.JOB_INTERNAL_ERROR", "Step.SERVICE_FAULT"], "MaxAttempts": 5}
+    journal = MemoryJournal()
+    result = run(retrying(policy), FakeSageMaker(), journal,
+                 runners={"Processing": flaky(["AlgorithmError: the container exited with code 1"])},
+                 options=RunOptions(pause=lambda s: False))
+    assert result.status == "Failed" and ("retried", "A") not in journal.events
+
+
+def test_expire_after_min_bounds_retries_in_time() -> None:
+    times = iter(NOW + timedelta(minutes=m) for m in range(0, 100, 4))
+    policy = {"ExceptionType": ["SageMaker.JOB_INTERNAL_ERROR"], "ExpireAfterMin": 10}
+    journal = MemoryJournal()
+    result = run(retrying(policy), FakeSageMaker(), journal, clock=lambda: next(times),
+                 runners={"Processing": flaky([INTERNAL] * 10)}, options=RunOptions(pause=lambda s: False))
+    assert result.status == "Failed"
+    assert 1 <= journal.events.count(("retried", "A")) < 4
+
+
+def test_a_stop_during_the_backoff_ends_the_step_stopped() -> None:
+    policy = {"ExceptionType": ["SageMaker.JOB_INTERNAL_ERROR"], "IntervalSeconds": 300, "MaxAttempts": 3}
+    journal = MemoryJournal()
+    result = run(retrying(policy), FakeSageMaker(), journal,
+                 runners={"Processing": flaky([INTERNAL])}, options=RunOptions(pause=lambda s: True))
+    assert result == ExecutionResult("Stopped")
+    assert journal.finished["A"].status == "Stopped" and "B" not in journal.started
+
+
+def test_a_broken_runner_is_an_internal_error_that_a_policy_retries() -> None:
+    attempts: list[str] = []
+
+    def broken_once(request: StepRequest) -> StepOutcome:
+        attempts.append(request.name)
+        if len(attempts) == 1:
+            raise OSError("disk full")
+        return StepOutcome("Succeeded")
+
+    policy = {"ExceptionType": ["SageMaker.JOB_INTERNAL_ERROR"], "MaxAttempts": 1}
+    result = run(retrying(policy), FakeSageMaker(), MemoryJournal(),
+                 runners={"Processing": broken_once}, options=RunOptions(pause=lambda s: False))
+    assert result.status == "Succeeded" and attempts == ["A", "A", "B"]
+
+
+@pytest.mark.parametrize(
+    ("step_type", "reason", "expected"),
+    [
+        ("Processing", "InternalServerError: boom", "SageMaker.JOB_INTERNAL_ERROR"),
+        ("Training", "CapacityError: no ml.p4d", "SageMaker.CAPACITY_ERROR"),
+        ("Training", "ResourceLimitExceeded: quota", "SageMaker.RESOURCE_LIMIT"),
+        ("RegisterModel", "InternalServerError: boom", "Step.SERVICE_FAULT"),
+        ("RegisterModel", "ThrottlingException: slow down", "Step.THROTTLING"),
+        ("Lambda", "TooManyRequestsException: rate", "Step.THROTTLING"),
+        ("Processing", "AlgorithmError: exit code 1", None),
+        ("Processing", "ClientError: No S3 objects found", None),
+        ("RegisterModel", "ValidationException: bad", None),
+    ],
+)
+def test_failures_are_classified_into_retry_exception_types(
+    step_type: str, reason: str, expected: str | None
+) -> None:
+    assert exception_type(step_type, reason) == expected
+
+
+@pytest.mark.parametrize(
+    ("policies", "step_type", "message"),
+    [
+        ([{"ExceptionType": ["Bogus.ERROR"], "MaxAttempts": 1}], "Processing", "Bogus.ERROR cannot apply"),
+        ([{"ExceptionType": ["Step.THROTTLING"], "MaxAttempts": 999}], "Processing", "MaxAttempts must be"),
+        ([{"ExceptionType": ["Step.THROTTLING"], "MaxAttempts": 0}], "Processing", "MaxAttempts must be"),
+        ([{"ExceptionType": ["Step.THROTTLING"], "IntervalSeconds": -5, "MaxAttempts": 1}], "Processing",
+         "IntervalSeconds must be"),
+        ([{"ExceptionType": ["Step.THROTTLING"], "BackoffRate": -1, "MaxAttempts": 1}], "Processing",
+         "BackoffRate must be"),
+        ([{"ExceptionType": ["Step.THROTTLING"], "ExpireAfterMin": 20000}], "Processing",
+         "ExpireAfterMin must be"),
+        ([{"ExceptionType": ["Step.THROTTLING"], "MaxAttempts": 1, "ExpireAfterMin": 5}], "Processing",
+         "exactly one of MaxAttempts and ExpireAfterMin"),
+        ([{"ExceptionType": ["Step.THROTTLING"]}], "Processing", "exactly one of"),
+        ([{"ExceptionType": [], "MaxAttempts": 1}], "Processing", "non-empty list"),
+        ([{"ExceptionType": ["SageMaker.CAPACITY_ERROR"], "MaxAttempts": 1}], "RegisterModel",
+         "SageMaker.CAPACITY_ERROR cannot apply to a RegisterModel step"),
+        ([{"ExceptionType": ["Step.THROTTLING"], "MaxAttempts": 1}], "Lambda",
+         "a Lambda step cannot have RetryPolicies"),
+        ({"ExceptionType": ["Step.THROTTLING"]}, "Processing", "must be a list"),
+    ],
+)
+def test_invalid_retry_policies_are_refused_at_upsert(policies: Any, step_type: str, message: str) -> None:
+    definition = synthetic(step("A", step_type, RetryPolicies=policies))
+    with pytest.raises(DefinitionError, match=f"step A: .*{message}"):
+        validate_definition(definition)
+
+
+# Parallelism -----------------------------------------------------------------------------------
+
+
+def independent(count: int) -> dict[str, Any]:
+    return synthetic(*(step(f"S{i}") for i in range(count)))
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        (None, ["started S0", "started S1", "started S2"]),
+        (1, ["started S0", "finished S0", "started S1", "finished S1", "started S2"]),
+        (2, ["started S0", "started S1", "finished S0", "started S2"]),
+    ],
+)
+def test_max_parallel_execution_steps_bounds_running_steps(limit: int | None, expected: list[str]) -> None:
+    # Steps start on the executor's thread before it waits for any of them, so the journal's
+    # order shows how many were running at once.
+    journal = MemoryJournal()
+    result = run(independent(3), FakeSageMaker(), journal, options=RunOptions(max_parallel=limit))
+    assert result.status == "Succeeded"
+    events = [f"{event} {name}" for event, name in journal.events]
+    assert events[: len(expected)] == expected
+
+
+# Selective execution ---------------------------------------------------------------------------
+
+
+def test_selection_reuses_what_the_selected_steps_need() -> None:
+    dependencies = step_dependencies(example_definition())
+    selection = select_steps(dependencies, ["Train", "Evaluate"])
+    assert selection.reused == {"Preprocess"}
+    assert select_steps(dependencies, ["Preprocess"]).reused == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["Train", "AccuracyCheck"], "Evaluate lie between selected steps"),
+        (["Preprocess", "Evaluate"], "Train lie between"),
+        (["Ghost"], "Ghost are not in the pipeline"),
+    ],
+)
+def test_a_selection_with_gaps_or_unknown_steps_is_refused(names: list[str], message: str) -> None:
+    with pytest.raises(SelectionError, match=message):
+        select_steps(step_dependencies(example_definition()), names)
+
+
+def test_a_selective_run_runs_only_the_selected_steps_on_the_reused_properties() -> None:
+    previous, journal = EARLIER_MODEL, trained_earlier()
+    fake = FakeSageMaker()
+    result = run(example_definition(), fake, journal,
+                 options=RunOptions(selected_steps=frozenset({"Evaluate"})))
+    assert result.status == "Succeeded"
+    assert fake.names == ["Evaluate"]  # AccuracyCheck and what follows are downstream: not run
+    assert set(journal.started) == {"Evaluate"}
+    assert fake.request("Evaluate").arguments["ProcessingInputs"][0]["S3Input"]["S3Uri"] == previous
+
+
+# Stop ------------------------------------------------------------------------------------------
+
+
+def test_a_step_its_runner_reports_stopped_stops_the_execution() -> None:
+    def stopped(request: StepRequest) -> StepOutcome:
+        return StepOutcome("Stopped", failure_reason="Stopped: the job was stopped on request.")
+
+    journal = MemoryJournal()
+    result = run(synthetic(step("A"), step("B", DependsOn=["A"])), FakeSageMaker(), journal,
+                 runners={"Processing": stopped})
+    assert result == ExecutionResult("Stopped")
+    assert journal.finished["A"].status == "Stopped" and "B" not in journal.started

@@ -1,10 +1,13 @@
-"""The service layer and its wire protocol on a temporary state directory, with no process started."""
+"""The service layer and its wire protocol on a temporary state directory, with no process started
+(but one job, to see a stop request reach its process)."""
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,8 @@ from waiting import wait_until
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError
+from pipelines.local.executor.engine import StepOutcome
+from pipelines.local.executor.runner import ExecutionJournal
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.lambdas.functions import Invocation
 from pipelines.local.service.backend import LocalSageMaker
@@ -205,3 +210,220 @@ def test_a_step_whose_resolved_arguments_break_the_request_shape_fails_unrun(ser
         "PipelineExecutionSteps"]
     assert listed["FailureReason"].startswith("ValidationException: 1 validation error detected: ")
     assert "instanceCount" in listed["FailureReason"]
+
+
+# Pipelines' own semantics: caching records, parallelism, selective execution -----------------
+
+GATED = {
+    "Version": "2020-12-01",
+    "Parameters": [{"Name": "Go", "Type": "Boolean", "DefaultValue": True}],
+    "Steps": [
+        {"Name": "Gate", "Type": "Condition", "Arguments": {
+            "Conditions": [{"Type": "Equals", "LeftValue": {"Get": "Parameters.Go"}, "RightValue": True}],
+            "IfSteps": [], "ElseSteps": []}},
+        {"Name": "Stop", "Type": "Fail", "DependsOn": ["Gate"],
+         "Arguments": {"ErrorMessage": "after the gate"}},
+        {"Name": "After", "Type": "Fail", "DependsOn": ["Stop"], "Arguments": {"ErrorMessage": "never"}},
+    ],
+}
+
+
+def ended(service: LocalSageMaker, arn: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        body = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)
+        return body if body["PipelineExecutionStatus"] not in ("Executing", "Stopping") else None
+
+    return wait_until(done, 30, "the execution to end")
+
+
+def listed_steps(service: LocalSageMaker, arn: str) -> dict[str, dict[str, Any]]:
+    steps = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    return {s["StepName"]: s for s in steps}
+
+
+def gated_source(service: LocalSageMaker, name: str = "P") -> str:
+    """A finished (Failed) execution in which Gate succeeded and Stop failed."""
+    call(service, "CreatePipeline", RoleArn=ROLE, PipelineName=name, PipelineDefinition=json.dumps(GATED))
+    arn = call(service, "StartPipelineExecution", PipelineName=name)["PipelineExecutionArn"]
+    assert ended(service, arn)["PipelineExecutionStatus"] == "Failed"
+    return str(arn)
+
+
+def test_a_selective_execution_lists_reused_steps_and_runs_the_selected_ones(service: LocalSageMaker) -> None:
+    source = gated_source(service)
+    config = {"SourcePipelineExecutionArn": source, "SelectedSteps": [{"StepName": "Stop"}]}
+    arn = call(service, "StartPipelineExecution", PipelineName="P",
+               SelectiveExecutionConfig=config)["PipelineExecutionArn"]
+    assert ended(service, arn)["SelectiveExecutionConfig"] == config
+    steps = listed_steps(service, arn)
+    assert set(steps) == {"Gate", "Stop"}  # After is downstream of the selection: not run
+    assert steps["Gate"]["StepStatus"] == "Succeeded"
+    assert steps["Gate"]["SelectiveExecutionResult"] == {"SourcePipelineExecutionArn": source}
+    assert steps["Stop"]["StepStatus"] == "Failed" and "SelectiveExecutionResult" not in steps["Stop"]
+
+
+@pytest.mark.parametrize(
+    ("selected", "with_source", "message"),
+    [
+        (["Stop"], False, "SourcePipelineExecutionArn is required: the selected steps depend on Gate"),
+        (["After"], True, "Stop did not succeed in the source execution"),
+        (["Gate", "After"], True, "Stop lie between selected steps"),
+        (["Ghost"], True, "Ghost are not in the pipeline"),
+        ([], True, "selectedSteps' failed to satisfy constraint: Member must have length greater"),
+    ],
+)
+def test_a_selective_execution_is_checked_as_sagemaker_checks_it(
+    service: LocalSageMaker, selected: list[str], with_source: bool, message: str
+) -> None:
+    source = gated_source(service)
+    config: dict[str, Any] = {"SelectedSteps": [{"StepName": name} for name in selected]}
+    if with_source:
+        config["SourcePipelineExecutionArn"] = source
+    with pytest.raises(ServiceError, match=message) as raised:
+        call(service, "StartPipelineExecution", PipelineName="P", SelectiveExecutionConfig=config)
+    assert raised.value.code == "ValidationException"
+
+
+def test_a_selective_source_must_be_a_finished_execution_of_the_same_pipeline(
+    service: LocalSageMaker,
+) -> None:
+    other = gated_source(service, "Other")
+    source = gated_source(service)
+    selected = [{"StepName": "Stop"}]
+    with pytest.raises(ServiceError, match="is not an execution of P"):
+        call(service, "StartPipelineExecution", PipelineName="P",
+             SelectiveExecutionConfig={"SourcePipelineExecutionArn": other, "SelectedSteps": selected})
+    service.pipelines.update_execution(source, PipelineExecutionStatus="Stopped")
+    with pytest.raises(ServiceError, match="is Stopped; it must be Succeeded or Failed"):
+        call(service, "StartPipelineExecution", PipelineName="P",
+             SelectiveExecutionConfig={"SourcePipelineExecutionArn": source, "SelectedSteps": selected})
+
+
+def test_parallelism_is_stored_and_the_execution_level_wins(service: LocalSageMaker) -> None:
+    call(service, "CreatePipeline", RoleArn=ROLE, PipelineName="P", PipelineDefinition=FAIL_ONLY,
+         ParallelismConfiguration={"MaxParallelExecutionSteps": 3})
+    assert call(service, "DescribePipeline", PipelineName="P")["ParallelismConfiguration"] == {
+        "MaxParallelExecutionSteps": 3}
+    inherited = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    own = call(service, "StartPipelineExecution", PipelineName="P",
+               ParallelismConfiguration={"MaxParallelExecutionSteps": 1})["PipelineExecutionArn"]
+    assert ended(service, inherited)["ParallelismConfiguration"] == {"MaxParallelExecutionSteps": 3}
+    assert ended(service, own)["ParallelismConfiguration"] == {"MaxParallelExecutionSteps": 1}
+    for bad in (0, "2"):
+        with pytest.raises(ServiceError, match="maxParallelExecutionSteps"):
+            call(service, "StartPipelineExecution", PipelineName="P",
+                 ParallelismConfiguration={"MaxParallelExecutionSteps": bad})
+
+
+def test_invalid_retry_policies_are_refused_at_create(service: LocalSageMaker) -> None:
+    definition = {"Version": "2020-12-01", "Steps": [{
+        "Name": "Prep", "Type": "Processing", "Arguments": {},
+        "RetryPolicies": [{"ExceptionType": ["Bogus.ERROR"], "MaxAttempts": 999, "IntervalSeconds": -5}]}]}
+    with pytest.raises(ServiceError, match="step Prep: MaxAttempts must be between 1 and 20"):
+        call(service, "CreatePipeline", RoleArn=ROLE, PipelineName="P",
+             PipelineDefinition=json.dumps(definition))
+
+
+def record_step(service: LocalSageMaker, pipeline: str, step: dict[str, Any]) -> str:
+    """An execution of `pipeline` holding one recorded step; its ARN."""
+    database = service.context.database
+    pipeline_arn = f"arn:aws:sagemaker:us-east-1:000000000000:pipeline/{pipeline}"
+    arn = f"{pipeline_arn}/execution/{len(database.executions())}"
+    database.save_execution(
+        {"PipelineArn": pipeline_arn, "PipelineExecutionArn": arn, "CreationTime": step["EndTime"]})
+    service.pipelines.save_step(arn, {"StepName": "Prep", **step})
+    return arn
+
+
+def test_the_cache_serves_the_latest_successful_run_of_the_same_pipeline(service: LocalSageMaker) -> None:
+    pipeline = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p"
+    older = record_step(service, "p", {"StepStatus": "Succeeded", "_CacheKey": "k", "EndTime": 100.0})
+    record_step(service, "p", {"StepStatus": "Failed", "_CacheKey": "k", "EndTime": 200.0})
+    newer = record_step(service, "p", {"StepStatus": "Succeeded", "_CacheKey": "k", "EndTime": 300.0})
+    record_step(service, "q", {"StepStatus": "Succeeded", "_CacheKey": "k", "EndTime": 400.0})
+    record_step(service, "p", {"StepStatus": "Succeeded", "EndTime": 500.0,  # reused, not run
+                               "CacheHitResult": {"SourcePipelineExecutionArn": older}})
+    lookup = service.pipelines.cached_step
+    assert lookup(pipeline, "Prep", "k", None) == (newer, service.context.database.steps(newer)[0])
+    assert lookup(pipeline, "Prep", "k", 150.0)[0] == newer  # type: ignore[index]
+    assert lookup(pipeline, "Prep", "k", 301.0) is None  # expired
+    assert lookup(pipeline, "Prep", "other-key", None) is None
+    assert lookup(pipeline, "Train", "k", None) is None
+
+
+def test_the_step_list_shows_cache_hits_and_attempts_but_not_the_key(service: LocalSageMaker) -> None:
+    source = gated_source(service)
+    journal = ExecutionJournal(service.pipelines, source)
+    journal.step_started("Prep", "Processing", None, None, datetime.now(UTC))
+    journal.step_retried("Prep", "InternalServerError: once")
+    hit = StepOutcome("Succeeded", cache_key="k", cache_hit=f"{source}-earlier")
+    journal.step_finished("Prep", hit, datetime.now(UTC))
+    prep = listed_steps(service, source)["Prep"]
+    assert prep["AttemptCount"] == 2
+    assert prep["CacheHitResult"] == {"SourcePipelineExecutionArn": f"{source}-earlier"}
+    assert "_CacheKey" not in prep and service.context.database.steps(source)[-1]["_CacheKey"] == "k"
+
+
+# Stop: a real job process --------------------------------------------------------------------
+
+CODE = "s3://bucket/code/sleeper.py"
+SLEEPER = b"""
+import os, pathlib, time
+pathlib.Path(os.environ["PID_FILE"]).write_text(str(os.getpid()))
+time.sleep(300)
+"""
+
+
+def sleeping_pipeline(pid_file: Path) -> str:
+    code_dir = "/opt/ml/processing/input/code"
+    sleep = {
+        "Name": "Sleep",
+        "Type": "Processing",
+        "Arguments": {
+            "ProcessingResources": {
+                "ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30}
+            },
+            "RoleArn": ROLE,
+            "AppSpecification": {
+                "ImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:"
+                f"{local_sklearn_release()}-1-cpu-py3",
+                "ContainerEntrypoint": ["python3", f"{code_dir}/sleeper.py"],
+            },
+            "Environment": {"PID_FILE": str(pid_file)},
+            "ProcessingInputs": [{"InputName": "code", "S3Input": {
+                "S3Uri": CODE, "LocalPath": code_dir, "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+        },
+    }
+    after = {"Name": "After", "Type": "Fail", "DependsOn": ["Sleep"], "Arguments": {"ErrorMessage": "x"}}
+    return json.dumps({"Version": "2020-12-01", "Steps": [sleep, after]})
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state != "Z"
+
+
+def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMaker, tmp_path: Path) -> None:
+    pid_file = tmp_path / "sleeper.pid"
+    service.context.store.put_bytes(CODE, SLEEPER)
+    call(service, "CreatePipeline", RoleArn=ROLE, PipelineName="P",
+         PipelineDefinition=sleeping_pipeline(pid_file))
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    wait_until(lambda: pid_file.is_file() and pid_file.read_text(), 30, "the job to start")
+    pid = int(pid_file.read_text())
+
+    call(service, "StopPipelineExecution", PipelineExecutionArn=arn)
+    status = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+    assert status in ("Stopping", "Stopped")
+    wait_until(
+        lambda: call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)[
+            "PipelineExecutionStatus"] == "Stopped",
+        30, "the execution to stop",
+    )
+    (step,) = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    assert step["StepName"] == "Sleep" and step["StepStatus"] == "Stopped" and "FailureReason" not in step
+    assert not alive(pid)

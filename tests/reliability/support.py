@@ -30,9 +30,11 @@ from botocore.config import Config
 from waiting import wait_until
 
 from pipelines import REPO_ROOT, cli
+from pipelines.datasets import latest_dataset
 from pipelines.local import daemon
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.storage.objects import ObjectStore
+from pipelines.settings import load_settings
 
 DATA_DIR = REPO_ROOT / "data"
 HOST = "127.0.0.1"
@@ -177,6 +179,13 @@ class Local:
         return CliResult(code, out.getvalue(), err.getvalue())
 
     # reads
+
+    def data_parameters(self) -> list[dict[str, str]]:
+        """The latest uploaded dataset as `start` passes it (a raw API start must pass it too)."""
+        with pipeline_environment(self.state_dir):
+            dataset = latest_dataset(self.store, load_settings().data_uri)
+        assert dataset is not None, "no data uploaded"
+        return [{"Name": name, "Value": value} for name, value in dataset.parameters().items()]
 
     def packages(self) -> list[dict[str, Any]]:
         sm = self.client("sagemaker")

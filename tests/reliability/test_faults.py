@@ -242,9 +242,10 @@ def test_kill9_during_endpoint_update_and_execution(local: Local, tmp_path: Path
         local, "reliability-slow", publish_variant(local, "reliability-slow", slow_code, tmp_path)
     )
     wait_until(lambda: model_servers(local, slow), 30, "the slow model server to start")
-    arn = sm.start_pipeline_execution(
-        PipelineName=PIPELINE, PipelineParameters=[{"Name": "RegularizationC", "Value": "3.0"}]
-    )["PipelineExecutionArn"]
+    parameters = [*local.data_parameters(), {"Name": "RegularizationC", "Value": "3.0"}]
+    arn = sm.start_pipeline_execution(PipelineName=PIPELINE, PipelineParameters=parameters)[
+        "PipelineExecutionArn"
+    ]
     wait_until(lambda: "Train" in local.steps(arn), 60, "Train to start")
     assert local.endpoint()["EndpointStatus"] == "Updating"
     assert local.execution(arn)["PipelineExecutionStatus"] == "Executing"

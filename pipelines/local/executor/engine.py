@@ -1,26 +1,31 @@
 """Run one pipeline execution from its definition JSON, the way SageMaker Pipelines does.
 
 The executor owns what the Pipelines service owns: parameter typing, step ordering, Condition
-branches, Fail steps, retry (steps that already succeeded are not run again) and failure
-propagation. The work of every other step type is delegated to a runner chosen by step Type.
+branches, Fail steps, step caching, retry policies, parallelism limits, selective execution,
+retry of an execution (steps that already succeeded are not run again) and failure propagation.
+The work of every other step type is delegated to a runner chosen by step Type.
 
 Steps whose dependencies have finished run at the same time, as on SageMaker (Evaluate and
-Baseline both wait only for Train). Runners run on worker threads; everything that reads or
-records execution state (arguments, conditions, the journal) stays on the calling thread. When a
-step fails or a stop is requested, no new step starts; steps already running finish first.
+Baseline both wait only for Train), up to MaxParallelExecutionSteps. Runners run on worker
+threads; everything that reads or records execution state (arguments, conditions, the cache, the
+journal) stays on the calling thread. When a step fails or a stop is requested, no new step
+starts; steps already running finish first (a job asked to stop ends Stopped).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import graphlib
 import heapq
 import math
+import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from pipelines.local.executor.caching import CachePolicy, cache_key, cache_policy
 from pipelines.local.executor.checks import definition_problems
 from pipelines.local.executor.expressions import (
     ExpressionError,
@@ -30,9 +35,10 @@ from pipelines.local.executor.expressions import (
     render_string,
     resolve,
 )
+from pipelines.local.executor.retries import RetryPolicy, exception_type, matching_policy, retry_policies
 from pipelines.local.system.clock import format_timestamp
 
-StepStatus = Literal["Succeeded", "Failed"]
+StepStatus = Literal["Succeeded", "Failed", "Stopped"]
 ExecutionStatus = Literal["Succeeded", "Failed", "Stopped"]
 EXECUTION_FAILURE = "Step failure: One or multiple steps failed."
 Branch = tuple[str, bool]
@@ -72,12 +78,17 @@ class StepRequest:
 
 @dataclass
 class StepOutcome:
-    """A finished step: `properties` feed Steps.<Name>.* references, `metadata` the step list."""
+    """A finished step: `properties` feed Steps.<Name>.* references, `metadata` the step list.
+
+    The executor fills in the last two: `cache_key` on a step that ran and can serve later runs,
+    `cache_hit` (the source execution's ARN) on a step that reused an earlier run."""
 
     status: StepStatus
     properties: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     failure_reason: str = ""
+    cache_key: str = ""
+    cache_hit: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,33 @@ class ExecutionResult:
 
 
 StepRunner = Callable[[StepRequest], StepOutcome]
+Pause = Callable[[float], bool]  # wait up to N seconds; True if a stop request cut it short
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """An earlier successful run of the same step with the same cache key."""
+
+    source_execution_arn: str
+    outcome: StepOutcome
+
+
+class StepCache(Protocol):
+    """Earlier runs of this pipeline's steps (the service's records)."""
+
+    def lookup(self, step_name: str, key: str, not_before: datetime | None) -> CacheHit | None:
+        """The most recent successful run of the step with this key that ended at or after
+        `not_before` (at any time when None)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a StartPipelineExecution request and the pipeline add to a plain run."""
+
+    cache: StepCache | None = None
+    max_parallel: int | None = None  # ParallelismConfiguration.MaxParallelExecutionSteps
+    selected_steps: frozenset[str] | None = None  # selective execution: only these run
+    pause: Pause | None = None  # how retries wait (default: sleep, cut short by should_stop)
 
 
 class Journal(Protocol):
@@ -105,8 +143,11 @@ class Journal(Protocol):
     ) -> None:
         """A step is about to run."""
 
+    def step_retried(self, name: str, failure_reason: str) -> None:
+        """An attempt of a started step failed and a retry policy runs it again."""
+
     def step_finished(self, name: str, outcome: StepOutcome, end: datetime) -> None:
-        """A step that was started has finished (Succeeded or Failed)."""
+        """A step that was started has finished (Succeeded, Failed or Stopped)."""
 
     def completed_steps(self) -> Mapping[str, StepOutcome]:
         """Steps that already succeeded in an earlier attempt of this execution."""
@@ -121,6 +162,8 @@ class _PlannedStep:
     step: Mapping[str, Any]
     depends_on: frozenset[str]
     branch: Branch | None
+    cache: CachePolicy | None = None
+    retries: tuple[RetryPolicy, ...] = ()
 
 
 def _utc_now() -> datetime:
@@ -284,11 +327,24 @@ def _plan(definition: Mapping[str, Any]) -> list[_PlannedStep]:
     parameters = set(_declared_parameters(definition))
     planned = [
         _PlannedStep(
-            i, step["Name"], step, _dependencies(step, branch, set(names), parameters), branch
+            i,
+            step["Name"],
+            step,
+            _dependencies(step, branch, set(names), parameters),
+            branch,
+            *_policies(step),
         )
         for i, (step, branch) in enumerate(flat)
     ]
     return _topological(planned)
+
+
+def _policies(step: Mapping[str, Any]) -> tuple[CachePolicy | None, tuple[RetryPolicy, ...]]:
+    """The step's CacheConfig and RetryPolicies, refused as CreatePipeline refuses them."""
+    try:
+        return cache_policy(step), tuple(retry_policies(step))
+    except ValueError as error:
+        raise DefinitionError(f"step {step['Name']}: {error}") from None
 
 
 def _topological(planned: list[_PlannedStep]) -> list[_PlannedStep]:
@@ -332,6 +388,11 @@ def validate_definition(definition: Mapping[str, Any]) -> None:
         raise DefinitionError("\n".join(problems))
 
 
+def step_dependencies(definition: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """Each step and the steps it waits for (DependsOn, references, its Condition)."""
+    return {planned.name: planned.depends_on for planned in _plan(definition)}
+
+
 # Running ---------------------------------------------------------------------------------------
 
 
@@ -348,6 +409,23 @@ def _execution_failure(planned: _PlannedStep, outcome: StepOutcome) -> str:
     return f"{EXECUTION_FAILURE} Step {planned.name} failed: {outcome.failure_reason}"
 
 
+def _decided(outcome: StepOutcome) -> Future[StepOutcome]:
+    future: Future[StepOutcome] = Future()
+    future.set_result(outcome)
+    return future
+
+
+@dataclass
+class _Work:
+    """A step handed to a runner: what to run again if a retry policy says so."""
+
+    runner: StepRunner
+    request: StepRequest
+    cache_key: str | None
+    first_start: datetime
+    retries: dict[int, int] = field(default_factory=dict)  # policy index -> retries granted
+
+
 @dataclass
 class _Execution:
     """State of one run_execution call: what ran, with which outcome, and where to report."""
@@ -359,10 +437,16 @@ class _Execution:
     clock: Callable[[], datetime]
     outcomes: dict[str, StepOutcome]
     properties: dict[str, Mapping[str, Any]]
+    options: RunOptions
     not_run: set[str] = field(default_factory=set)
+    work: dict[str, _Work] = field(default_factory=dict)
 
     def should_run(self, planned: _PlannedStep) -> bool:
-        """False in the branch a condition did not choose, or after a step that did not run."""
+        """False outside a selective execution's steps, in the branch a condition did not
+        choose, or after a step that did not run."""
+        selected = self.options.selected_steps
+        if selected is not None and planned.name not in selected:
+            return False
         if planned.depends_on & self.not_run:
             return False
         if planned.branch is None:
@@ -375,7 +459,8 @@ class _Execution:
         return all(d in self.outcomes or d in self.not_run for d in planned.depends_on)
 
     def start(self, planned: _PlannedStep, pool: ThreadPoolExecutor) -> Future[StepOutcome]:
-        """Record the start, then decide the step here or hand it to a runner on the pool."""
+        """Record the start, then decide the step here (condition, fail, cache hit, unresolvable
+        arguments) or hand it to a runner on the pool."""
         step = planned.step
         self.journal.step_started(
             planned.name,
@@ -386,19 +471,54 @@ class _Execution:
         )
         work = self._prepare(planned)
         if isinstance(work, StepOutcome):
-            decided: Future[StepOutcome] = Future()
-            decided.set_result(work)
-            return decided
-        runner, request = work
-        return pool.submit(_run_guarded, runner, request)
+            return _decided(work)
+        hit = self._cache_hit(planned, work.cache_key)
+        if hit is not None:
+            return _decided(hit)
+        self.work[planned.name] = work
+        return pool.submit(_run_guarded, work.runner, work.request)
+
+    def retry_delay(self, planned: _PlannedStep, outcome: StepOutcome) -> float | None:
+        """Seconds before the step runs again if a retry policy covers this failure, else None.
+        A granted retry is recorded (the step's AttemptCount)."""
+        work = self.work.get(planned.name)
+        if work is None or outcome.status != "Failed":
+            return None
+        failure = exception_type(planned.step["Type"], outcome.failure_reason)
+        index = matching_policy(list(planned.retries), failure)
+        if index is None:
+            return None
+        policy, retry = planned.retries[index], work.retries.get(index, 0) + 1
+        if not policy.allows(retry, (self.clock() - work.first_start).total_seconds()):
+            return None
+        work.retries[index] = retry
+        self.journal.step_retried(planned.name, outcome.failure_reason)
+        return policy.delay(retry)
 
     def finish(self, planned: _PlannedStep, outcome: StepOutcome) -> None:
         """Record the end and make the step's properties visible to the steps after it."""
+        work = self.work.get(planned.name)
+        if work is not None and work.cache_key and outcome.status == "Succeeded":
+            outcome = dataclasses.replace(outcome, cache_key=work.cache_key)
         self.journal.step_finished(planned.name, outcome, self.clock())
         self.outcomes[planned.name] = outcome
         self.properties[planned.name] = outcome.properties
 
-    def _prepare(self, planned: _PlannedStep) -> StepOutcome | tuple[StepRunner, StepRequest]:
+    def _cache_hit(self, planned: _PlannedStep, key: str | None) -> StepOutcome | None:
+        cache = self.options.cache
+        if planned.cache is None or cache is None or key is None:
+            return None
+        expire_after = planned.cache.expire_after
+        not_before = None if expire_after is None else self.clock() - expire_after
+        hit = cache.lookup(planned.name, key, not_before)
+        if hit is None:
+            return None
+        source = hit.outcome
+        return StepOutcome(
+            "Succeeded", source.properties, source.metadata, cache_hit=hit.source_execution_arn
+        )
+
+    def _prepare(self, planned: _PlannedStep) -> StepOutcome | _Work:
         step, kind = planned.step, planned.step["Type"]
         try:
             if kind == "Condition":
@@ -420,7 +540,7 @@ class _Execution:
             step.get("DisplayName"),
             step.get("Description"),
         )
-        return runner, request
+        return _Work(runner, request, cache_key(kind, arguments), self.clock())
 
     def _condition(self, step: Mapping[str, Any]) -> StepOutcome:
         outcome = evaluate_conditions(step.get("Arguments", {}).get("Conditions", []), self.scope)
@@ -449,6 +569,21 @@ def _execution_variables(context: ExecutionContext) -> dict[str, str]:
     }
 
 
+def _sleeper(should_stop: Callable[[], bool]) -> Pause:
+    """The default Pause: sleep in short slices, returning early once a stop is requested."""
+
+    def pause(seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not should_stop():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(remaining, 0.05))
+        return True
+
+    return pause
+
+
 def run_execution(
     definition: Mapping[str, Any],
     parameters: Mapping[str, Any],
@@ -458,6 +593,7 @@ def run_execution(
     read_json: Callable[[str], Any],
     should_stop: Callable[[], bool],
     clock: Callable[[], datetime] = _utc_now,
+    options: RunOptions = RunOptions(),
 ) -> ExecutionResult:
     """Run the execution to its end; raises DefinitionError before any step if it cannot run."""
     plan = _plan(definition)
@@ -471,16 +607,24 @@ def run_execution(
         read_json=read_json,
         now=clock,
     )
-    execution = _Execution(context, runners, journal, scope, clock, dict(completed), properties)
+    execution = _Execution(
+        context, runners, journal, scope, clock, dict(completed), properties, options
+    )
+    pause = options.pause or _sleeper(should_stop)
     pending = [planned for planned in plan if planned.name not in completed]
+    limit = options.max_parallel or max(1, len(pending))
+    queue: list[_PlannedStep] = []
     running: dict[Future[StepOutcome], _PlannedStep] = {}
     result: ExecutionResult | None = None
-    with ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="step") as pool:
+    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="step") as pool:
         while True:
-            for planned in _ready(execution, pending) if result is None else []:
+            if result is None:
+                queue = sorted(queue + _ready(execution, pending), key=lambda p: p.index)
+            while result is None and queue and len(running) < limit:
                 if should_stop():
                     result = ExecutionResult("Stopped")
                     break
+                planned = queue.pop(0)
                 running[execution.start(planned, pool)] = planned
             if not running:
                 return result or ExecutionResult("Succeeded")
@@ -488,8 +632,15 @@ def run_execution(
             for future in sorted(done, key=lambda f: running[f].index):
                 planned = running.pop(future)
                 outcome = future.result()
+                delay = None if result or should_stop() else execution.retry_delay(planned, outcome)
+                if delay is not None:
+                    work = execution.work[planned.name]
+                    running[pool.submit(_run_later, pause, delay, work.runner, work.request)] = planned
+                    continue
                 execution.finish(planned, outcome)
-                if outcome.status != "Succeeded" and result is None:
+                if outcome.status == "Stopped" and result is None:
+                    result = ExecutionResult("Stopped")
+                elif outcome.status != "Succeeded" and result is None:
                     result = ExecutionResult("Failed", _execution_failure(planned, outcome))
 
 
@@ -511,8 +662,18 @@ def _ready(execution: _Execution, pending: list[_PlannedStep]) -> list[_PlannedS
 
 
 def _run_guarded(runner: StepRunner, request: StepRequest) -> StepOutcome:
-    """A broken runner fails its step, never the executor."""
+    """A broken runner fails its step, never the executor: an error of the local service itself,
+    which SageMaker reports as InternalServerError (a retryable exception type)."""
     try:
         return runner(request)
     except Exception as error:
-        return StepOutcome("Failed", failure_reason=str(error) or type(error).__name__)
+        return StepOutcome(
+            "Failed", failure_reason=f"InternalServerError: {str(error) or type(error).__name__}"
+        )
+
+
+def _run_later(pause: Pause, delay: float, runner: StepRunner, request: StepRequest) -> StepOutcome:
+    """A retry: wait out the backoff (a stop request ends the step Stopped), then run again."""
+    if pause(delay):
+        return StepOutcome("Stopped", failure_reason="The step was stopped while waiting to retry.")
+    return _run_guarded(runner, request)

@@ -19,8 +19,10 @@ from typing import IO, Any, Protocol
 from pipelines.local.errors import ServiceError
 from pipelines.local.executor.checks import request_problems
 from pipelines.local.executor.engine import (
+    CacheHit,
     DefinitionError,
     ExecutionContext,
+    RunOptions,
     StepOutcome,
     StepRequest,
     run_execution,
@@ -46,6 +48,12 @@ class ExecutionRecords(Protocol):
     def save_step(self, execution_arn: str, body: Body) -> None: ...
 
     def finish_execution(self, execution_arn: str, status: str, reason: str) -> None: ...
+
+    def cached_step(
+        self, pipeline_arn: str, step_name: str, cache_key: str, not_before: float | None
+    ) -> tuple[str, Body] | None:
+        """The latest step of that name and key that ran and succeeded in an execution of the
+        pipeline, ending at or after `not_before`: (its execution's ARN, its record)."""
 
 
 class ModelRegistry(Protocol):
@@ -113,18 +121,33 @@ class ExecutionJournal:
         }
         self.state.save_step(self.arn, body)
 
+    def _step(self, name: str) -> Body:
+        return {s["StepName"]: s for s in self.state.steps(self.arn)}[name]
+
+    def step_retried(self, name: str, failure_reason: str) -> None:
+        body = self._step(name)
+        body["AttemptCount"] = int(body.get("AttemptCount", 1)) + 1
+        self.state.save_step(self.arn, body)
+
     def step_finished(self, name: str, outcome: StepOutcome, end: datetime) -> None:
-        body = {s["StepName"]: s for s in self.state.steps(self.arn)}[name]
+        body = self._step(name)
         body.update(
             StepStatus=outcome.status,
             EndTime=end.timestamp(),
             Metadata=outcome.metadata,
             _Properties=outcome.properties,
         )
-        if outcome.failure_reason:
-            body["FailureReason"] = outcome.failure_reason
-        else:
-            body.pop("FailureReason", None)
+        hit = {"SourcePipelineExecutionArn": outcome.cache_hit} if outcome.cache_hit else None
+        failure = outcome.failure_reason if outcome.status == "Failed" else ""  # not when Stopped
+        for key, value in (
+            ("FailureReason", failure),
+            ("CacheHitResult", hit),
+            ("_CacheKey", outcome.cache_key),
+        ):
+            if value:
+                body[key] = value
+            else:
+                body.pop(key, None)
         self.state.save_step(self.arn, body)
 
     def fail_unfinished(self, reason: str, end: datetime) -> None:
@@ -140,6 +163,38 @@ class ExecutionJournal:
             for s in self.state.steps(self.arn)
             if s["StepStatus"] == "Succeeded"
         }
+
+
+class RecordsCache:
+    """The executor's StepCache: earlier steps of the same pipeline, from the steps table."""
+
+    def __init__(self, records: ExecutionRecords, pipeline_arn: str) -> None:
+        self.records = records
+        self.pipeline_arn = pipeline_arn
+
+    def lookup(self, step_name: str, key: str, not_before: datetime | None) -> CacheHit | None:
+        since = None if not_before is None else not_before.timestamp()
+        found = self.records.cached_step(self.pipeline_arn, step_name, key, since)
+        if found is None:
+            return None
+        source, body = found
+        outcome = StepOutcome("Succeeded", body.get("_Properties", {}), body.get("Metadata", {}))
+        return CacheHit(source, outcome)
+
+
+def run_options(execution: Body, records: ExecutionRecords, cancel: threading.Event) -> RunOptions:
+    """What the execution's request asked for: parallelism, selected steps; retries wait on the
+    execution's stop request."""
+    parallelism = execution.get("ParallelismConfiguration") or {}
+    selective = execution.get("SelectiveExecutionConfig")
+    return RunOptions(
+        cache=RecordsCache(records, execution["PipelineArn"]),
+        max_parallel=parallelism.get("MaxParallelExecutionSteps"),
+        selected_steps=None if selective is None else frozenset(
+            s["StepName"] for s in selective["SelectedSteps"]
+        ),
+        pause=cancel.wait,
+    )
 
 
 class ExecutionRunner:
@@ -233,6 +288,7 @@ class ExecutionRunner:
                     journal,
                     lambda uri: json.loads(self.store.get_bytes(uri)),
                     cancel.is_set,
+                    options=run_options(execution, self.records, cancel),
                 )
             except DefinitionError as error:
                 return "Failed", f"Invalid pipeline definition: {error}"
@@ -287,7 +343,14 @@ class StepRunners:
             cancel=self.cancel,
         )
         self.runner.jobs.save_job(kind, result.properties)
-        return StepOutcome(result.status, result.properties, result.metadata, result.failure_reason)
+        status = "Stopped" if self._stopped(result) else result.status
+        return StepOutcome(status, result.properties, result.metadata, result.failure_reason)
+
+    def _stopped(self, result: JobResult) -> bool:
+        """A job that ended because this execution was asked to stop (not a timeout)."""
+        properties = result.properties
+        job_status = properties.get("ProcessingJobStatus", properties.get("TrainingJobStatus"))
+        return job_status == "Stopped" and self.cancel.is_set()
 
     def processing(self, request: StepRequest) -> StepOutcome:
         return self._job("ProcessingJob", run_processing_job, request)

@@ -16,9 +16,11 @@ from pipelines.local.executor.engine import (
     DefinitionError,
     ParameterError,
     resolve_parameters,
+    step_dependencies,
     validate_definition,
 )
 from pipelines.local.executor.runner import ExecutionRunner
+from pipelines.local.executor.selection import SelectionError, select_steps
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Listing, between, numbered, only, prefix
 from pipelines.local.storage.database import Body, public
@@ -32,7 +34,7 @@ PIPELINE_FIELDS = (
 EXECUTION_FIELDS = (
     "PipelineArn", "PipelineExecutionArn", "PipelineExecutionDisplayName", "PipelineExecutionStatus",
     "PipelineExecutionDescription", "FailureReason", "CreationTime", "LastModifiedTime",
-    "PipelineVersionId", "ParallelismConfiguration",
+    "PipelineVersionId", "ParallelismConfiguration", "SelectiveExecutionConfig",
 )
 PIPELINES = Listing(
     "ListPipelines", "PipelineSummaries", {"Name": "PipelineName", "CreationTime": "CreationTime"},
@@ -60,6 +62,14 @@ STEPS = Listing(
 PARAMETERS = Listing.as_recorded(
     "ListPipelineParametersForExecution", "PipelineParameters", "Name", scope=("PipelineExecutionArn",)
 )
+SELECTION_SOURCES = ("Succeeded", "Failed")  # the API reference: "either Failed or Success"
+
+
+def _reused_step(body: Body, source_arn: str) -> Body:
+    """A source execution's step as a selective execution lists it: reused, not run again."""
+    copied = {k: v for k, v in body.items() if k not in ("CacheHitResult", "_CacheKey")}
+    copied["SelectiveExecutionResult"] = {"SourcePipelineExecutionArn": source_arn}
+    return copied
 
 
 class PipelineOperations:
@@ -223,6 +233,8 @@ class PipelineOperations:
             parameters = resolve_parameters(definition, overrides)
         except ParameterError as error:
             raise invalid(str(error)) from None
+        parallelism = request.get("ParallelismConfiguration") or pipeline.get("ParallelismConfiguration")
+        selective, reused = self._selection(pipeline, definition, request)
         execution_id = uuid.uuid4().hex[:12]
         now = time.time()
         body = {
@@ -240,9 +252,55 @@ class PipelineOperations:
             "_Definition": definition,
             "_Parameters": parameters,
         }
+        if parallelism:
+            body["ParallelismConfiguration"] = parallelism
+        if selective:
+            body["SelectiveExecutionConfig"] = selective
         self.database.save_execution(body)
+        for step in reused:
+            self.save_step(body["PipelineExecutionArn"], step)
         self._runner().start(body)
         return {"PipelineExecutionArn": body["PipelineExecutionArn"]}
+
+    def _selection(self, pipeline: Body, definition: Body, request: Body) -> tuple[Body | None, list[Body]]:
+        """A SelectiveExecutionConfig checked as SageMaker checks it, and the source execution's
+        steps that the selected ones need (they are listed, not run)."""
+        config = request.get("SelectiveExecutionConfig")
+        if config is None:
+            return None, []
+        selected = config["SelectedSteps"]  # its shape (1 to 50 names) is the contract layer's
+        try:
+            selection = select_steps(step_dependencies(definition), [s["StepName"] for s in selected])
+        except (SelectionError, DefinitionError) as error:
+            raise invalid(f"Invalid selective execution: {error}") from None
+        source_arn = config.get("SourcePipelineExecutionArn")
+        public_config = {"SelectedSteps": [{"StepName": s["StepName"]} for s in selected]}
+        if not source_arn:
+            if selection.reused:
+                raise invalid(
+                    "SourcePipelineExecutionArn is required: the selected steps depend on "
+                    f"{', '.join(sorted(selection.reused))}"
+                )
+            return public_config, []
+        source = self.execution(source_arn)
+        if source["PipelineArn"] != pipeline["PipelineArn"]:
+            raise invalid(f"Source execution {source_arn} is not an execution of {pipeline['PipelineName']}")
+        if source["PipelineExecutionStatus"] not in SELECTION_SOURCES:
+            raise invalid(
+                f"Source execution {source_arn} is {source['PipelineExecutionStatus']}; it must "
+                f"be {' or '.join(SELECTION_SOURCES)}"
+            )
+        steps = {s["StepName"]: s for s in self.database.steps(source_arn)}
+        missing = sorted(
+            n for n in selection.reused if steps.get(n, {}).get("StepStatus") != "Succeeded"
+        )
+        if missing:
+            raise invalid(
+                f"step(s) {', '.join(missing)} did not succeed in the source execution "
+                f"{source_arn}, and the selected steps depend on them"
+            )
+        public_config["SourcePipelineExecutionArn"] = source_arn
+        return public_config, [_reused_step(steps[n], source_arn) for n in steps if n in selection.reused]
 
     def execution(self, arn: str) -> Body:
         body = self.database.execution(arn)
@@ -311,8 +369,12 @@ class PipelineOperations:
                 raise invalid(
                     f"Execution is {body['PipelineExecutionStatus']}; only Failed or Stopped can retry."
                 )
+            parallelism = request.get("ParallelismConfiguration") or body.get("ParallelismConfiguration")
             body = self.update_execution(
-                body["PipelineExecutionArn"], PipelineExecutionStatus="Executing", FailureReason=None
+                body["PipelineExecutionArn"],
+                PipelineExecutionStatus="Executing",
+                FailureReason=None,
+                ParallelismConfiguration=parallelism,
             )
         self._runner().start(body)
         return {"PipelineExecutionArn": body["PipelineExecutionArn"]}
@@ -342,6 +404,25 @@ class PipelineOperations:
             execution_arn, PipelineExecutionStatus=status, FailureReason=reason or None
         )
 
+    def cached_step(
+        self, pipeline_arn: str, step_name: str, cache_key: str, not_before: float | None
+    ) -> tuple[str, Body] | None:
+        found: list[tuple[float, str, Body]] = []
+        for execution in self.database.executions(pipeline_arn):
+            arn = execution["PipelineExecutionArn"]
+            for step in self.database.steps(arn):
+                if (
+                    step["StepName"] == step_name
+                    and step["StepStatus"] == "Succeeded"
+                    and step.get("_CacheKey") == cache_key
+                    and (not_before is None or step.get("EndTime", 0) >= not_before)
+                ):
+                    found.append((step.get("EndTime", 0), arn, step))
+        if not found:
+            return None
+        _, arn, step = max(found, key=lambda item: item[0])
+        return arn, step
+
     def recover(self) -> None:
         """After a restart nothing is running: executions left active fail with a reason."""
         reason = "The local SageMaker server stopped while this execution ran; retry it to resume."
@@ -349,11 +430,14 @@ class PipelineOperations:
         for body in self.database.executions():
             if body["PipelineExecutionStatus"] not in ACTIVE:
                 continue
+            stopped = body["PipelineExecutionStatus"] == "Stopping"
             for step in self.database.steps(body["PipelineExecutionArn"]):
                 if step["StepStatus"] == "Executing":
-                    step.update(StepStatus="Failed", FailureReason=reason, EndTime=time.time())
+                    if stopped:
+                        step.update(StepStatus="Stopped", EndTime=time.time())
+                    else:
+                        step.update(StepStatus="Failed", FailureReason=reason, EndTime=time.time())
                     self.save_step(body["PipelineExecutionArn"], step)
-            stopped = body["PipelineExecutionStatus"] == "Stopping"
             self.finish_execution(
                 body["PipelineExecutionArn"], "Stopped" if stopped else "Failed", "" if stopped else reason
             )
