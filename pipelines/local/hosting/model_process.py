@@ -6,7 +6,6 @@ contract; `endpoints` decides when to start and stop these and where traffic goe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from pipelines.local.hosting.capture import CaptureWriter, PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ping
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
 from pipelines.local.system.supervision import die_with_parent, inherited_environment, terminate
+from steps.integrity import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -192,13 +192,10 @@ def verify_model_data(archive: Path, uri: str, expected: str) -> None:
             f"the model package of {uri} records no ModelDataSha256, so its model data cannot be "
             "verified; register the model again with the current pipeline"
         )
-    digest = hashlib.sha256()
-    with archive.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != expected.lower():
+    actual = sha256_file(archive)
+    if actual != expected.lower():
         raise DeploymentError(
-            f"model data {uri} has SHA-256 {digest.hexdigest()}, but its model package registered "
+            f"model data {uri} has SHA-256 {actual}, but its model package registered "
             f"{expected}: the object was replaced after registration; refusing to load it"
         )
 
