@@ -73,8 +73,8 @@ upload-data: $(STAMP) ## upload data/train.csv and data/test.csv (versioned)
 upsert-pipeline: $(STAMP) ## upload code, create or update the pipeline
 	$(CLI) upsert
 
-run-pipeline: upload-data upsert-pipeline ## upload data, upsert, run and follow an execution
-	$(CLI) start --wait
+run-pipeline: $(STAMP) ## upload data, upsert, run and follow an execution (one process)
+	$(CLI) run
 
 status: $(STAMP) ## the latest execution's step table
 	$(CLI) status

@@ -2,8 +2,8 @@
 
     python benchmarks/pipeline.py [--runs 1] [--quick]
 
-Each run is what `make run-pipeline` runs, as separate CLI processes (`data upload`, `upsert`,
-`start --wait`; start waits for the endpoint to be InService): first on a fresh state, then again
+Each run is what `make run-pipeline` runs, `python -m pipelines run` (data upload, upsert, start
+--wait in one process; it waits for the endpoint to be InService): first on a fresh state, then again
 with unchanged data and code (every step before the gate should be a step-cache hit), then after
 uploading changed data (a new content address: every step runs again). Beside them: the three step
 scripts run directly (benchmarks/local_pipeline.py steps_directly), each step's duration as the
@@ -86,18 +86,11 @@ def local_pipeline_pack(model_dir: Path, archive: Path) -> None:
 
 
 def run_pipeline(state_dir: Path, data_dir: Path) -> dict[str, float]:
-    """`make run-pipeline` on `data_dir`: each CLI command in its own process, timed."""
-    times: dict[str, float] = {}
-    for label, args in (
-        ("data upload", ("data", "upload", str(data_dir))),
-        ("upsert", ("upsert",)),
-        ("start --wait", ("start", "--wait")),
-    ):
-        start = time.perf_counter()
-        cli(state_dir, *args)
-        times[label] = time.perf_counter() - start
-    times["total"] = sum(times.values())
-    return times
+    """`make run-pipeline` on `data_dir`: the CLI's `run` command (data upload, upsert, start
+    --wait in one process), timed from process start until the endpoint is InService."""
+    start = time.perf_counter()
+    cli(state_dir, "run", str(data_dir))
+    return {"total": time.perf_counter() - start}
 
 
 def changed_data(folder: Path) -> Path:
@@ -168,7 +161,7 @@ def main() -> int:
     direct_total = statistics.median(sum(r.values()) for r in direct)
     print(f"machine: {machine_description()}")
     print(f"{runs} run(s), medians in seconds\n")
-    print("`make run-pipeline` (each command a fresh process; start --wait includes the endpoint):\n")
+    print("`make run-pipeline` (one `run` process, until the endpoint is InService):\n")
     labels = list(phases[SCENARIOS[0]][0])
     rows = [[label, *(f"{med(phases[s], label):.2f}" for s in SCENARIOS)] for label in labels]
     print(table(["phase", *SCENARIOS], rows))

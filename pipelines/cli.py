@@ -39,9 +39,10 @@ def say(text: str) -> None:
 
 
 def _definition(settings: Settings) -> str:
-    from pipelines.definition import definition_json
+    from pipelines.code_bundle import CodeBundle
+    from pipelines.definition_cache import definitions
 
-    return definition_json(settings)
+    return definitions(settings, CodeBundle()).training
 
 
 def cmd_definition(settings: Settings, args: argparse.Namespace) -> int:
@@ -66,16 +67,16 @@ def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_upsert(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.code_bundle import CodeBundle
-    from pipelines.monitoring_definition import monitoring_definition_json
+    from pipelines.definition_cache import definitions
     from pipelines.publish import PipelineSpec, upsert
 
     settings.require_aws()
     bundle = CodeBundle()
+    built = definitions(settings, bundle)
     specs = [
-        PipelineSpec(settings.pipeline_name, _definition(settings),
+        PipelineSpec(settings.pipeline_name, built.training,
                      "Sentiment classifier: preprocess, train, evaluate, register, deploy"),
-        PipelineSpec(settings.monitoring_pipeline_name,
-                     monitoring_definition_json(settings, bundle),
+        PipelineSpec(settings.monitoring_pipeline_name, built.monitoring,
                      "Drift check of the endpoint's captured traffic against its baseline"),
     ]
     result = upsert(Clients(settings), bundle, specs, publish_handler=not args.skip_deploy_handler)
@@ -202,19 +203,33 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data_upload(settings: Settings, args: argparse.Namespace) -> int:
+def _upload_data(settings: Settings, folder: Path, destination: str) -> None:
     from pipelines.datasets import upload_data
 
     settings.require_aws()
-    destination = args.to or settings.data_uri
-    dataset = upload_data(Clients(settings).storage, Path(args.folder), destination)
+    dataset = upload_data(Clients(settings).storage, folder, destination)
     for name, stored in sorted(dataset.files.items()):
         say(f"{dataset.uri}/{name}  version {stored['version_id']}")
     state = "uploaded" if dataset.uploaded else "identical data already stored, nothing uploaded"
     say(f"dataset sha256 {dataset.sha256}: {state}")
+
+
+def cmd_data_upload(settings: Settings, args: argparse.Namespace) -> int:
+    destination = args.to or settings.data_uri
+    _upload_data(settings, Path(args.folder), destination)
     where = "" if args.to is None else f" --input-data {destination}"
     say(f"run it: python -m pipelines start{where} --wait")
     return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """`make run-pipeline` in one process: upload the data, upsert, then start and follow a run
+    on that data, as `data upload`, `upsert` and `start --wait` would one after another."""
+    _upload_data(settings, Path(args.folder), settings.data_uri)
+    cmd_upsert(settings, argparse.Namespace(skip_deploy_handler=False))
+    start = argparse.Namespace(input_data=None, param=args.param, wait=True, timeout=args.timeout,
+                               from_execution=None, steps=None, max_parallel=None)
+    return cmd_start(settings, start)
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
@@ -425,6 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--steps", nargs="+", metavar="STEP", help="selective run: the steps to run")
     start.add_argument("--max-parallel", type=int, metavar="N",
                        help="run at most N steps at a time (ParallelismConfiguration)")
+    run = add("run", cmd_run, "upload a data folder, upsert and start a run, following it "
+              "(what make run-pipeline runs)")
+    run.add_argument("folder", nargs="?", default=str(DEFAULT_DATA_DIR))
+    run.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
+    run.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
     status = add("status", cmd_status, "an execution's steps (default: the latest)")
     status.add_argument("execution", nargs="?")
     listing = add("executions", cmd_executions, "list executions")

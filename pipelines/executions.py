@@ -7,7 +7,7 @@ run on AWS and on the local SageMaker.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pipelines.step_table import TERMINAL, ExecutionView, PlainView
@@ -50,17 +50,23 @@ def describe(sm: Any, execution_arn: str) -> tuple[dict[str, Any], list[dict[str
     )
 
 
+def poll_intervals(longest: float, first: float = 0.2) -> Iterator[float]:
+    """Seconds to sleep between polls: from `first`, backing off by half each time to `longest`, so
+    short local waits end promptly and long cloud waits do not hammer the API."""
+    interval = first
+    while True:
+        yield interval
+        interval = min(longest, interval * 1.5)
+
+
 def wait_for(
     sm: Any, execution_arn: str, say: Say, poll_seconds: float = 2.0, timeout: float = 3600,
     view: ExecutionView | None = None,
 ) -> str:
-    """Poll until the execution ends, showing its steps in `view` (default: plain lines via `say`).
-
-    Polling starts at 0.2 s and backs off to `poll_seconds`: short local runs end promptly,
-    long cloud runs are not hammered."""
+    """Poll until the execution ends, showing its steps in `view` (default: plain lines via `say`)."""
     shown = view or PlainView(say)
     deadline = time.monotonic() + timeout
-    interval = 0.2
+    intervals = poll_intervals(poll_seconds)
     while True:
         execution, steps = describe(sm, execution_arn)
         status = str(execution["PipelineExecutionStatus"])
@@ -68,8 +74,7 @@ def wait_for(
             shown.finish(execution, steps)
             return status
         shown.update(execution, steps)
-        time.sleep(interval)
-        interval = min(poll_seconds, interval * 1.5)
+        time.sleep(next(intervals))
 
 
 def latest_execution_arn(sm: Any, pipeline_name: str) -> str | None:
@@ -96,6 +101,7 @@ def wait_for_endpoint(sm: Any, name: str, say: Say, poll_seconds: float = 2.0,
     """Wait while the endpoint is Creating or Updating; say how it ended."""
     deadline = time.monotonic() + timeout
     say(f"waiting for endpoint {name} ...")
+    intervals = poll_intervals(poll_seconds)
     while True:
         endpoint = sm.describe_endpoint(EndpointName=name)
         status = str(endpoint["EndpointStatus"])
@@ -104,4 +110,4 @@ def wait_for_endpoint(sm: Any, name: str, say: Say, poll_seconds: float = 2.0,
             say(f"endpoint {name}: {status} ({endpoint.get('EndpointConfigName', '')})"
                 + (f" - {reason}" if reason else ""))
             return status
-        time.sleep(poll_seconds)
+        time.sleep(next(intervals))

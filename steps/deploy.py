@@ -213,6 +213,55 @@ def ensure_endpoint_config(sm: Any, name: str, request: dict[str, Any]) -> None:
     log(f"created endpoint config {name}")
 
 
+def _group_of(package_arn: str) -> str:
+    """The model package group in a versioned package ARN (...:model-package/<group>/<version>)."""
+    parts = package_arn.split(":", 5)[-1].split("/")
+    return parts[1] if len(parts) == 3 else ""
+
+
+def describe_endpoint(sm: Any, endpoint: str) -> dict[str, Any] | None:
+    """The endpoint's description, or None when there is no such endpoint."""
+    try:
+        return dict(sm.describe_endpoint(EndpointName=endpoint))
+    except ClientError as error:
+        if not _not_found(error):
+            raise
+        return None
+
+
+def already_serving(
+    sm: Any, current: dict[str, Any] | None, container: dict[str, Any], request: dict[str, Any], group: str
+) -> tuple[str, str] | None:
+    """(model, endpoint config) when the endpoint, InService, already serves this very container
+    (image, model data, environment) of a version of the same group with the same variant and
+    capture settings; None otherwise.
+
+    An unchanged rerun registers the cached model again as a new version; rolling the endpoint to
+    a copy of what it serves would only restart it, so that deploy leaves it as it is."""
+    if current is None:
+        return None
+    if current.get("EndpointStatus") != "InService" or current.get("PendingDeploymentSummary"):
+        return None
+    config_name = current["EndpointConfigName"]
+    config = sm.describe_endpoint_config(EndpointConfigName=config_name)
+    variants = config.get("ProductionVariants", [])
+    if len(variants) != 1:
+        return None
+    model = sm.describe_model(ModelName=variants[0]["ModelName"])["PrimaryContainer"]
+    environment = dict(model.get("Environment", {}))
+    served_group = _group_of(environment.pop(PACKAGE_VARIABLE, ""))
+    wanted_variant = {k: v for k, v in request["ProductionVariants"][0].items() if k != "ModelName"}
+    capture = config.get("DataCaptureConfig", {})
+    same = (
+        served_group == group
+        and all(model.get(key) == container.get(key) for key in ("Image", "ModelDataUrl"))
+        and environment == container.get("Environment", {})
+        and all(variants[0].get(key) == value for key, value in wanted_variant.items())
+        and all(capture.get(key) == value for key, value in request["DataCaptureConfig"].items())
+    )
+    return (variants[0]["ModelName"], config_name) if same else None
+
+
 def deployment_config(alarms: list[str]) -> dict[str, Any]:
     """Blue/green, all traffic at once, rolled back if any alarm fires while the old fleet waits."""
     return {
@@ -224,13 +273,11 @@ def deployment_config(alarms: list[str]) -> dict[str, Any]:
     }
 
 
-def roll_out(sm: Any, endpoint: str, config: str, alarms: list[str]) -> tuple[str, str]:
-    """Create, update or leave the endpoint; return (action, reason)."""
-    try:
-        current = sm.describe_endpoint(EndpointName=endpoint)
-    except ClientError as error:
-        if not _not_found(error):
-            raise
+def roll_out(
+    sm: Any, endpoint: str, current: dict[str, Any] | None, config: str, alarms: list[str]
+) -> tuple[str, str]:
+    """Create, update or leave the endpoint (described as `current`); return (action, reason)."""
+    if current is None:
         sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
         return "created", f"endpoint {endpoint} did not exist; creating it with {config}"
     pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
@@ -297,9 +344,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     else:
         digest = verify_model_data(boto3.client("s3"), package, container.get("ModelDataUrl", ""))
         log(f"model data {container.get('ModelDataUrl')} matches the registered sha256 {digest}")
+    current = describe_endpoint(sm, endpoint)
+    served = already_serving(sm, current, container, request, package.get("ModelPackageGroupName", ""))
+    if served:
+        reason = (
+            f"endpoint {endpoint} already serves {container.get('ModelDataUrl')} with these settings "
+            f"(model {served[0]}); left as it is"
+        )
+        log(f"unchanged: {reason}")
+        return {**result, "model_name": served[0], "endpoint_config_name": served[1],
+                "action": "unchanged", "reason": reason}
     ensure_model(sm, model_name, settings["role_arn"], container, arn)
     ensure_endpoint_config(sm, config_name, request)
-    action, reason = roll_out(sm, endpoint, config_name, settings["rollback_alarms"])
+    action, reason = roll_out(sm, endpoint, current, config_name, settings["rollback_alarms"])
     log(f"{action}: {reason}")
     return {
         **result,

@@ -433,9 +433,8 @@ JOBS = ("Preprocess", "Train", "Evaluate", "Baseline")
 def test_an_unchanged_rerun_is_served_from_the_cache_and_new_data_retrains(
     local: Local, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # make run-pipeline again: upload the same data, upsert the same code, start.
-    for command in (("data", "upload"), ("upsert",), ("start", "--wait")):
-        assert local.cli(*command) == 0
+    # make run-pipeline again: upload the same data, upsert the same code, start and follow.
+    assert local.cli("run") == 0
     _, steps = local.latest_execution()
     for name in JOBS:
         assert steps[name]["StepStatus"] == "Succeeded"

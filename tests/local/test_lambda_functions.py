@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import zipfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,26 @@ from pipelines.local.storage.database import Database
 
 HANDLER = b"""
 import os
+import sys
+import time
+
+print("initialising")
+CALLS = []
+
+
+def count(event, context):
+    CALLS.append(event)
+    print(f"call {len(CALLS)}")
+    return {"calls": len(CALLS), "pid": os.getpid()}
+
+
+def slow(event, context):
+    time.sleep(event["seconds"])
+    return {"pid": os.getpid()}
+
+
+def crash(event, context):
+    os._exit(3)
 
 def answer(event, context):
     return {"echo": event["value"], "function": os.environ["AWS_LAMBDA_FUNCTION_NAME"]}
@@ -33,8 +55,12 @@ def zipped(files: dict[str, bytes]) -> bytes:
 
 
 @pytest.fixture
-def functions(tmp_path: Path) -> Functions:
-    return Functions(Database(tmp_path / "state.db"), tmp_path / "functions", "us-east-1", "http://127.0.0.1:1")
+def functions(tmp_path: Path) -> Iterator[Functions]:
+    functions = Functions(
+        Database(tmp_path / "state.db"), tmp_path / "functions", "us-east-1", "http://127.0.0.1:1"
+    )
+    yield functions
+    functions.close()
 
 
 def create(functions: Functions, name: str, handler: str, code: bytes) -> dict[str, object]:
@@ -87,3 +113,56 @@ def test_a_handler_is_required_and_names_are_unique(functions: Functions) -> Non
     with pytest.raises(ServiceError) as missing:
         functions.invoke("ghost", {})
     assert missing.value.code == "ResourceNotFoundException"
+
+
+def test_an_environment_stays_warm_between_invocations(functions: Functions) -> None:
+    create(functions, "f", "app.count", zipped({"app.py": HANDLER}))
+    first, second = functions.invoke("f", {}), functions.invoke("f", {})
+    assert first.payload["calls"] == 1 and second.payload["calls"] == 2  # module state kept
+    assert first.payload["pid"] == second.payload["pid"]
+    assert "initialising" in first.log and "call 1" in first.log  # init output, then its own
+    assert "initialising" not in second.log and "call 2" in second.log and "call 1" not in second.log
+
+
+def test_new_code_gets_new_environments(functions: Functions) -> None:
+    create(functions, "f", "app.count", zipped({"app.py": HANDLER}))
+    before = functions.invoke("f", {}).payload
+    functions.update_code("f", zipped({"app.py": HANDLER + b"\n# changed\n"}))
+    after = functions.invoke("f", {}).payload
+    assert after["calls"] == 1 and after["pid"] != before["pid"]
+
+
+def test_concurrent_invocations_each_get_an_environment(functions: Functions) -> None:
+    create(functions, "f", "app.slow", zipped({"app.py": HANDLER}))
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: functions.invoke("f", {"seconds": 0.5}), range(2)))
+    assert all(not r.error for r in results)
+    assert results[0].payload["pid"] != results[1].payload["pid"]
+
+
+def test_a_timeout_ends_the_environment_and_the_next_call_starts_a_new_one(functions: Functions) -> None:
+    request = {"FunctionName": "f", "Handler": "app.slow", "Timeout": 1,
+               "Code": {"ZipFile": base64.b64encode(zipped({"app.py": HANDLER})).decode()}}
+    functions.create(request, 0.0)
+    timed_out = functions.invoke("f", {"seconds": 30})
+    assert timed_out.payload is None and timed_out.error == "Task timed out after 1 seconds"
+    assert functions.invoke("f", {"seconds": 0}).payload["pid"] > 0
+
+
+def test_a_crashed_environment_is_replaced(functions: Functions) -> None:
+    create(functions, "f", "app.crash", zipped({"app.py": HANDLER}))
+    assert functions.invoke("f", {}).error == "Runtime exited with code 3"
+    assert functions.invoke("f", {}).error == "Runtime exited with code 3"  # a fresh one, same fate
+
+
+@pytest.mark.parametrize(
+    ("handler", "error"),
+    [
+        ("missing.answer", "Runtime.ImportModuleError: Unable to import module 'missing': "
+                           "No module named 'missing'"),
+        ("app.nothing", "Runtime.HandlerNotFound: Handler 'nothing' missing on module 'app'"),
+    ],
+)
+def test_an_unloadable_handler_fails_each_invocation(functions: Functions, handler: str, error: str) -> None:
+    create(functions, "f", handler, zipped({"app.py": HANDLER}))
+    assert functions.invoke("f", {}).error == error

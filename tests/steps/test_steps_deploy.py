@@ -140,6 +140,33 @@ def test_second_call_is_unchanged_and_creates_nothing(sm: Any) -> None:
     assert sm.describe_model(ModelName=first["model_name"])["CreationTime"] == created
 
 
+def test_a_new_version_of_the_very_model_already_served_leaves_the_endpoint_alone(sm: Any) -> None:
+    """An unchanged rerun registers the cached model again: same group, image, data and settings."""
+    first = deploy.handler(event(register(sm)), None)
+    again = register(sm)
+    assert again.endswith("/2")
+    second = deploy.handler(event(again), None)
+    assert second["action"] == "unchanged", second
+    assert (second["model_name"], second["endpoint_config_name"]) == (
+        first["model_name"], first["endpoint_config_name"])
+    assert MODEL_DATA in second["reason"]
+    assert len(sm.list_models()["Models"]) == 1
+    assert len(sm.list_endpoint_configs()["EndpointConfigs"]) == 1
+
+
+def test_the_same_model_with_new_endpoint_settings_is_rolled_out(
+    sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deploy.handler(event(register(sm)), None)
+    updates: list[dict[str, Any]] = []
+    s3 = boto3.client("s3")
+    monkeypatch.setattr(deploy.boto3, "client", lambda name, **kwargs: sm if name == "sagemaker" else s3)
+    monkeypatch.setattr(sm, "update_endpoint", lambda **request: updates.append(request))  # moto lacks it
+    second = deploy.handler(event(register(sm), capture_percentage=50), None)
+    assert second["action"] == "updated", second
+    assert updates == [{"EndpointName": ENDPOINT, "EndpointConfigName": second["endpoint_config_name"]}]
+
+
 def test_the_same_version_of_another_group_never_takes_this_groups_names(
     sm: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -226,8 +253,13 @@ PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/sentiment-
 MODEL_NAME = f"{ENDPOINT}-{deploy.package_tag(PACKAGE_ARN, 3)}"
 
 
-def stubbed_client(monkeypatch: pytest.MonkeyPatch, config_name: str) -> Stubber:
-    """A client stubbed up to creating config_name; each test adds the endpoint calls."""
+def stubbed_client(
+    monkeypatch: pytest.MonkeyPatch, config_name: str, current: dict[str, Any],
+    served_model_data: str | None = None,
+) -> Stubber:
+    """A client stubbed up to creating config_name, with the endpoint described as `current`
+    (and, when it is InService with nothing pending, serving a model of served_model_data); each
+    test adds the endpoint update it expects."""
     client = boto3.client("sagemaker", region_name="us-east-1")
     monkeypatch.setattr(deploy.boto3, "client", lambda *args, **kwargs: client)
     monkeypatch.setattr(deploy, "verify_model_data", lambda s3, package, url: MODEL_SHA256)
@@ -250,6 +282,22 @@ def stubbed_client(monkeypatch: pytest.MonkeyPatch, config_name: str) -> Stubber
         },
         {"ModelPackageName": PACKAGE_ARN},
     )
+    stubber.add_response("describe_endpoint", current, {"EndpointName": ENDPOINT})
+    if served_model_data is not None:
+        served = "served-model"
+        stubber.add_response(
+            "describe_endpoint_config",
+            {"EndpointConfigName": current["EndpointConfigName"], "CreationTime": NOW,
+             "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/old",
+             "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": served}]},
+            {"EndpointConfigName": current["EndpointConfigName"]},
+        )
+        stubber.add_response(
+            "describe_model",
+            {"ModelName": served, "CreationTime": NOW, "ModelArn": "arn:aws:sagemaker:us-east-1:1:model/s",
+             "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": served_model_data}},
+            {"ModelName": served},
+        )
     stubber.add_response(
         "describe_model",
         {
@@ -297,12 +345,8 @@ def test_existing_endpoint_on_other_config_is_updated(
     monkeypatch: pytest.MonkeyPatch, alarms: list[str]
 ) -> None:
     new_config = expected_config_name({"instance_count": 2})
-    stubber = stubbed_client(monkeypatch, new_config)
-    stubber.add_response(
-        "describe_endpoint",
-        describe_endpoint_response(f"{ENDPOINT}-v2-0badc0de"),
-        {"EndpointName": ENDPOINT},
-    )
+    current = describe_endpoint_response(f"{ENDPOINT}-v2-0badc0de")
+    stubber = stubbed_client(monkeypatch, new_config, current, "s3://bucket/older/model.tar.gz")
     update: dict[str, Any] = {"EndpointName": ENDPOINT, "EndpointConfigName": new_config}
     if alarms:
         update["DeploymentConfig"] = {
@@ -330,12 +374,8 @@ def test_existing_endpoint_on_other_config_is_updated(
 
 def test_endpoint_already_moving_to_config_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
     new_config = expected_config_name({})
-    stubber = stubbed_client(monkeypatch, new_config)
-    stubber.add_response(
-        "describe_endpoint",
-        describe_endpoint_response(f"{ENDPOINT}-v2-0badc0de", pending=new_config),
-        {"EndpointName": ENDPOINT},
-    )
+    current = describe_endpoint_response(f"{ENDPOINT}-v2-0badc0de", pending=new_config)
+    stubber = stubbed_client(monkeypatch, new_config, current)
     with stubber:
         result = deploy.handler(event(PACKAGE_ARN), None)
         stubber.assert_no_pending_responses()

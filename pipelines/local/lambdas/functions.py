@@ -1,10 +1,10 @@
-"""Local Lambda: functions are stored zips, invoked in a subprocess whose boto3 reaches this server.
+"""Local Lambda: functions are stored zips, invoked in child processes whose boto3 reaches this server.
 
-The deploy step on AWS is a Lambda function; here the very same handler file runs as a child
+The deploy step on AWS is a Lambda function; here the very same handler file runs in a child
 process with `AWS_ENDPOINT_URL_SAGEMAKER` pointing back at the local SageMaker, so the code path that
 creates models, endpoint configs and endpoints is the one that runs in the cloud. Like a Lambda, the
 process gets its own credentials (the state directory's, which the server accepts) and none of the
-AWS_* settings of the server's environment.
+AWS_* settings of the server's environment, and it stays warm between invocations (runtime.py).
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -24,24 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid, not_found
+from pipelines.local.lambdas.runtime import Configuration, WarmEnvironments
 from pipelines.local.storage import credentials
 from pipelines.local.storage.database import Database, public
 from pipelines.local.system.identity import arn
 from pipelines.local.system.supervision import inherited_environment
-
-BOOTSTRAP = """
-import importlib, json, sys, traceback
-module_name, function_name, result_path = sys.argv[1:4]
-event = json.load(sys.stdin)
-try:
-    handler = getattr(importlib.import_module(module_name), function_name)
-    result = {"ok": handler(event, None)}
-except Exception as error:
-    traceback.print_exc()
-    result = {"errorType": type(error).__name__, "errorMessage": str(error)}
-with open(result_path, "w") as handle:
-    json.dump(result, handle, default=str)
-"""
 
 
 @dataclass
@@ -74,6 +58,7 @@ class Functions:
         self.region = region
         self.server_url = server_url
         self.credentials_path = credentials_path
+        self.environments = WarmEnvironments()
 
     def _arn(self, name: str) -> str:
         return arn("lambda", self.region, f"function:{name}")
@@ -122,6 +107,7 @@ class Functions:
             "_CodeDir": code_dir,
         }
         self.database.put("function", name, body, now)
+        self.environments.prepare(self._configuration(body))
         return public(body)
 
     def update_code(self, name: str, zipped: bytes) -> dict[str, Any]:
@@ -129,6 +115,7 @@ class Functions:
         body["CodeSha256"], body["_CodeDir"] = self._save_code(name, zipped)
         body["CodeSize"] = len(zipped)
         self.database.put("function", name, body, 0)
+        self.environments.prepare(self._configuration(body))
         return public(body)
 
     def get(self, name: str) -> dict[str, Any]:
@@ -150,36 +137,32 @@ class Functions:
         environment = credentials.sdk_environment(self.server_url, self.region, keys)
         return {key: value for key, value in environment.items() if value}
 
-    def invoke(self, name_or_arn: str, event: Any) -> Invocation:
-        """Run the handler once; an exception in it becomes `error`, as Lambda reports it."""
-        body = self._get(name_or_arn)
-        module, _, function = body["Handler"].rpartition(".")
-        env = {
-            **inherited_environment(),
-            **body.get("Environment", {}).get("Variables", {}),
-            **self._sdk_environment(),
-            "AWS_LAMBDA_FUNCTION_NAME": body["FunctionName"],
-            "PYTHONPATH": body["_CodeDir"],
-        }
-        with tempfile.TemporaryDirectory() as tmp:
-            result_path = Path(tmp) / "result.json"
-            try:
-                done = subprocess.run(
-                    [sys.executable, "-c", BOOTSTRAP, module, function, str(result_path)],
-                    input=json.dumps(event),
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                    cwd=body["_CodeDir"],
-                    timeout=body["Timeout"],
-                )
-            except subprocess.TimeoutExpired:
-                return Invocation(None, f"Task timed out after {body['Timeout']} seconds")
-            log = done.stdout + done.stderr
-            if not result_path.exists():
-                return Invocation(None, f"Runtime exited with code {done.returncode}", log)
-            result = json.loads(result_path.read_text())
-        if "ok" in result:
-            return Invocation(result["ok"], "", log)
-        return Invocation(None, f"{result['errorType']}: {result['errorMessage']}", log)
+    def _configuration(self, body: dict[str, Any]) -> Configuration:
+        return Configuration(
+            function=body["FunctionName"],
+            code_dir=body["_CodeDir"],
+            handler=body["Handler"],
+            environment={
+                **inherited_environment(),
+                **body.get("Environment", {}).get("Variables", {}),
+                **self._sdk_environment(),
+                "AWS_LAMBDA_FUNCTION_NAME": body["FunctionName"],
+                "PYTHONPATH": body["_CodeDir"],
+            },
+        )
 
+    def invoke(self, name_or_arn: str, event: Any) -> Invocation:
+        """Run the handler once in a warm environment; an exception in it becomes `error`, as
+        Lambda reports it."""
+        body = self._get(name_or_arn)
+        outcome = self.environments.invoke(self._configuration(body), event, float(body["Timeout"]))
+        result = outcome.result
+        if result is None:
+            return Invocation(None, outcome.failure, outcome.log)
+        if "ok" in result:
+            return Invocation(result["ok"], "", outcome.log)
+        return Invocation(None, f"{result['errorType']}: {result['errorMessage']}", outcome.log)
+
+    def close(self) -> None:
+        """Shut down every warm environment (the server is stopping)."""
+        self.environments.close()

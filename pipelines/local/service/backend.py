@@ -80,6 +80,7 @@ class LocalSageMaker:
     def shutdown(self) -> None:
         self.runner.shutdown()
         self.serving.shutdown()
+        self.functions.close()
         self.context.database.close()
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 PR_SET_PDEATHSIG = 1
 STDERR_TAIL_LINES = 20
@@ -74,7 +74,7 @@ def signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
-def terminate(process: subprocess.Popen[bytes], grace: float) -> None:
+def terminate(process: subprocess.Popen[Any], grace: float) -> None:
     """SIGTERM (the process finishes in-flight work), SIGKILL if it is still there after `grace`."""
     if process.poll() is None:
         process.terminate()

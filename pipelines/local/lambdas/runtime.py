@@ -1,0 +1,254 @@
+"""Warm execution environments: Lambda's reuse of an initialised function process, reproduced.
+
+Lambda runs a function's init code (importing the handler module) once per execution environment
+and then serves invocations from it one at a time, keeping module state and /tmp between them;
+an environment that times out or crashes is discarded, and a new code or configuration means new
+environments. Lambda may also initialise an environment before the first invoke. Locally each
+environment is one child process running RUNTIME: it reads one request per line on stdin, writes
+each invocation's output to that invocation's log file and one result line to a pipe. It exits when
+stdin closes, so no environment outlives the server, even a killed one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.local.system.supervision import terminate
+
+IDLE_SECONDS = 600.0  # an environment unused this long is shut down, as Lambda reclaims them
+STOP_GRACE_SECONDS = 2.0
+
+RUNTIME = r"""
+import importlib, json, os, sys, traceback
+module_name, function_name, results_fd = sys.argv[1:4]
+results = os.fdopen(int(results_fd), "w")
+handler = failure = None
+try:
+    module = importlib.import_module(module_name)
+except Exception as error:
+    traceback.print_exc()
+    failure = {"errorType": "Runtime.ImportModuleError",
+               "errorMessage": f"Unable to import module '{module_name}': {error}"}
+else:
+    handler = getattr(module, function_name, None)
+    if handler is None:
+        failure = {"errorType": "Runtime.HandlerNotFound",
+                   "errorMessage": f"Handler '{function_name}' missing on module '{module_name}'"}
+for line in sys.stdin:
+    request = json.loads(line)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    if handler is None:
+        result = failure
+    else:
+        try:
+            result = {"ok": handler(request["event"], None)}
+        except Exception as error:
+            traceback.print_exc()
+            result = {"errorType": type(error).__name__, "errorMessage": str(error)}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    results.write(json.dumps(result, default=str) + "\n")
+    results.flush()
+"""
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What an environment is made from; environments are shared only within one configuration."""
+
+    function: str
+    code_dir: str
+    handler: str
+    environment: Mapping[str, str]
+
+    def key(self) -> str:
+        return json.dumps([self.function, self.code_dir, self.handler, sorted(self.environment.items())])
+
+
+@dataclass
+class Outcome:
+    """One invocation as the runtime reports it: a result document, or why there is none."""
+
+    result: dict[str, Any] | None
+    log: str
+    failure: str = ""
+
+
+@dataclass
+class Environment:
+    """One initialised function process; used by one invocation at a time."""
+
+    configuration: Configuration
+    process: subprocess.Popen[str]
+    results: Any  # the read end of the result pipe
+    folder: Path
+    init_log: Path
+    last_used: float = field(default_factory=time.monotonic)
+    invocations: int = 0
+
+    @classmethod
+    def start(cls, configuration: Configuration) -> Environment:
+        folder = Path(tempfile.mkdtemp(prefix=f"lambda-{configuration.function}-"))
+        init_log = folder / "init.log"
+        read_end, write_end = os.pipe()
+        module, _, function = configuration.handler.rpartition(".")
+        with init_log.open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-c", RUNTIME, module, function, str(write_end)],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                text=True,
+                env={**configuration.environment, "TMPDIR": str(folder)},
+                cwd=configuration.code_dir,
+                pass_fds=(write_end,),
+            )
+        os.close(write_end)
+        return cls(configuration, process, os.fdopen(read_end, "r"), folder, init_log)
+
+    def invoke(self, event: Any, timeout: float) -> Outcome:
+        """Run one invocation; on a timeout or a crash the environment is left dead. The first
+        invocation's log begins with what the init phase printed, as Lambda's first log does."""
+        log_path = self.folder / f"invocation-{self.invocations}.log"
+        first = self.invocations == 0
+        self.invocations += 1
+        request = json.dumps({"event": event, "log": str(log_path)}) + "\n"
+        line: str | None = ""
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write(request)
+            self.process.stdin.flush()
+            ready, _, _ = select.select([self.results], [], [], timeout)
+            line = self.results.readline() if ready else None
+        except (BrokenPipeError, OSError):
+            pass
+        self.last_used = time.monotonic()
+        failure = ""
+        if line is None:
+            self.close()
+            failure = f"Task timed out after {timeout:g} seconds"
+        elif not line:
+            self.close()
+            failure = f"Runtime exited with code {self.process.returncode}"
+        log = (_read(self.init_log) if first else "") + _read(log_path)
+        if line:
+            return Outcome(json.loads(line), log)
+        return Outcome(None, log, failure)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        with suppress(OSError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+        terminate(self.process, STOP_GRACE_SECONDS)
+        with suppress(OSError):
+            self.results.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _read(path: Path) -> str:
+    """An invocation's log, removed once read."""
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+    finally:
+        path.unlink(missing_ok=True)
+
+
+class WarmEnvironments:
+    """Idle environments by configuration: an invocation takes one (or starts one) and gives it
+    back; a newer configuration of the same function retires the older ones."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[Environment]] = {}
+        self._closed = False
+
+    def invoke(self, configuration: Configuration, event: Any, timeout: float) -> Outcome:
+        environment = self._take(configuration) or Environment.start(configuration)
+        outcome = environment.invoke(event, timeout)
+        self._give_back(environment)
+        return outcome
+
+    def prepare(self, configuration: Configuration) -> None:
+        """Initialise one environment ahead of the first invoke, in the background, unless one
+        of this configuration is already idle (code uploaded again unchanged)."""
+
+        def start() -> None:
+            self._give_back(Environment.start(configuration))
+
+        self._retire_others(configuration)
+        with self._lock:
+            if self._idle.get(configuration.key()):
+                return
+        threading.Thread(target=start, name=f"lambda-init-{configuration.function}", daemon=True).start()
+
+    def _take(self, configuration: Configuration) -> Environment | None:
+        self._retire_others(configuration)
+        with self._lock:
+            pool = self._idle.get(configuration.key(), [])
+            while pool:
+                environment = pool.pop()
+                if environment.alive:
+                    return environment
+        return None
+
+    def _give_back(self, environment: Environment) -> None:
+        expired: list[Environment] = []
+        with self._lock:
+            now = time.monotonic()
+            for pool in self._idle.values():
+                expired += [e for e in pool if now - e.last_used > IDLE_SECONDS]
+                pool[:] = [e for e in pool if now - e.last_used <= IDLE_SECONDS]
+            if environment.alive and not self._closed:
+                self._idle.setdefault(environment.configuration.key(), []).append(environment)
+            else:
+                expired.append(environment)
+        for stale in expired:
+            stale.close()
+
+    def _retire_others(self, configuration: Configuration) -> None:
+        """Close the idle environments of this function made from another configuration."""
+        current = configuration.key()
+        with self._lock:
+            retired = [
+                environment
+                for key, pool in self._idle.items()
+                if key != current
+                for environment in pool
+                if environment.configuration.function == configuration.function
+            ]
+            for key in list(self._idle):
+                self._idle[key] = [e for e in self._idle[key] if e not in retired]
+        for environment in retired:
+            environment.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            everything = [environment for pool in self._idle.values() for environment in pool]
+            self._idle.clear()
+        for environment in everything:
+            environment.close()
