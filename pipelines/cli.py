@@ -225,6 +225,10 @@ def cmd_data_upload(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """`make run-pipeline` in one process: upload the data, upsert, then start and follow a run
     on that data, as `data upload`, `upsert` and `start --wait` would one after another."""
+    from pipelines.code_bundle import CodeBundle
+    from pipelines.definition_cache import load_sdk_in_background
+
+    load_sdk_in_background(settings, CodeBundle())
     _upload_data(settings, Path(args.folder), settings.data_uri)
     cmd_upsert(settings, argparse.Namespace(skip_deploy_handler=False))
     start = argparse.Namespace(input_data=None, param=args.param, wait=True, timeout=args.timeout,

@@ -13,9 +13,11 @@ a build would return: a definition is never served stale. Credentials are left o
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import sys
+import threading
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -87,6 +89,23 @@ def cache_key(settings: Settings, bundle: CodeBundle) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _entry(settings: Settings, bundle: CodeBundle, cache_dir: Path) -> Path:
+    return cache_dir / f"{cache_key(settings, bundle)}.json"
+
+
+def load_sdk_in_background(settings: Settings, bundle: CodeBundle, cache_dir: Path = CACHE_DIR) -> None:
+    """When these definitions are not cached, start importing the SDK on a thread, so that its
+    seconds overlap whatever the caller waits for first (`run` starts the local server)."""
+    if _entry(settings, bundle, cache_dir).is_file():
+        return
+
+    def load() -> None:
+        for module in ("pipelines.definition", "pipelines.monitoring_definition"):
+            importlib.import_module(module)
+
+    threading.Thread(target=load, name="load-sagemaker-sdk", daemon=True).start()
+
+
 def build(settings: Settings, bundle: CodeBundle) -> Definitions:
     """Both definitions through the SageMaker SDK (imported here, only when needed)."""
     from pipelines.definition import definition_json
@@ -104,7 +123,7 @@ def _prune(directory: Path) -> None:
 def definitions(settings: Settings, bundle: CodeBundle, cache_dir: Path = CACHE_DIR) -> Definitions:
     """The definitions for these settings and code: from the cache when every input is unchanged,
     built (and kept) otherwise. A damaged entry is rebuilt, never trusted."""
-    path = cache_dir / f"{cache_key(settings, bundle)}.json"
+    path = _entry(settings, bundle, cache_dir)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         return Definitions(str(document["training"]), str(document["monitoring"]))

@@ -108,10 +108,11 @@ def test_a_hit_does_not_load_the_sagemaker_sdk(tmp_path: Path) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from pipelines.code_bundle import CodeBundle\n"
-        "from pipelines.definition_cache import definitions\n"
+        "from pipelines.definition_cache import definitions, load_sdk_in_background\n"
         "from pipelines.settings import Settings\n"
-        f"found = definitions(Settings(bucket='bucket', role_arn={SETTINGS.role_arn!r}), CodeBundle(),"
-        f" Path({str(tmp_path)!r}))\n"
+        f"settings = Settings(bucket='bucket', role_arn={SETTINGS.role_arn!r})\n"
+        f"load_sdk_in_background(settings, CodeBundle(), Path({str(tmp_path)!r}))\n"
+        f"found = definitions(settings, CodeBundle(), Path({str(tmp_path)!r}))\n"
         "print(found.training, found.monitoring, any(m.startswith('sagemaker') for m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
