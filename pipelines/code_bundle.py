@@ -24,7 +24,7 @@ PROCESSING_SCRIPTS = ("preprocess.py", "evaluate.py", "monitor.py")
 # The folder evaluate.py and monitor.py get at /opt/ml/processing/input/lib: one S3 prefix (hence
 # the trailing slash) whose objects are the library's files, at their paths inside steps/.
 PROCESSING_LIBRARY = "lib/"
-LIBRARY_SOURCES = ("artifact.py", "integrity.py", "monitoring")
+LIBRARY_SOURCES = ("artifact.py", "integrity.py", "splits.py", "monitoring")
 DEPLOY_HANDLER = "deploy.py"
 DEPLOY_LIBRARY = "integrity.py"  # imported by the deploy handler, zipped beside it
 

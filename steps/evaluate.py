@@ -17,15 +17,7 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
-import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
+import numpy as np
 
 # artifact.py is shipped beside this script: in a Processing job at /opt/ml/processing/input/lib
 # (see pipelines/definition.py), elsewhere in the same folder.
@@ -35,9 +27,8 @@ sys.path[:0] = [
 ]
 from artifact import ArtifactError, load_model  # noqa: E402
 from integrity import sha256_file  # noqa: E402
+from splits import SplitError, read_labelled  # noqa: E402
 
-TEXT = "review_text"
-LABEL = "sentiment"
 NAN = "NaN"
 DIGEST_FILE = "model-data.json"
 
@@ -50,16 +41,10 @@ def load_test_data(path: Path) -> tuple[list[str], list[int]]:
     """Read the preprocessed test split."""
     if not path.is_file():
         raise EvaluationError(f"test data not found: {path}")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    missing = [column for column in (TEXT, LABEL) if column not in frame.columns]
-    if missing:
-        raise EvaluationError(f"{path.name} lacks column(s) {missing}")
-    if frame.empty:
-        raise EvaluationError(f"{path.name} has no rows")
-    labels = frame[LABEL].str.strip()
-    if not labels.isin(["0", "1"]).all():
-        raise EvaluationError(f"{path.name}: sentiment must be 0 or 1 in every row")
-    return frame[TEXT].tolist(), labels.astype(int).tolist()
+    try:
+        return read_labelled(path)
+    except SplitError as error:
+        raise EvaluationError(str(error)) from None
 
 
 def shown(value: float) -> str:
@@ -78,23 +63,45 @@ def _metric(value: float | str) -> dict[str, float | str]:
     return {"value": value, "standard_deviation": NAN}
 
 
-def compute_metrics(actual: list[int], predictions: list[dict[str, Any]]) -> dict[str, Any]:
+def roc_auc(actual: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a random positive outranks a random negative,
+    ties counting half (the Mann-Whitney statistic over average ranks; scikit-learn's value)."""
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
+    ends = np.r_[starts[1:], len(scores)]
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)  # average 1-based ranks
+    positives = int(actual.sum())
+    negatives = len(actual) - positives
+    return float((ranks[actual == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else 0.0  # scikit-learn's zero_division=0
+
+
+def compute_metrics(actual_labels: list[int], predictions: list[dict[str, Any]]) -> dict[str, Any]:
     """Build SageMaker's binary_classification_metrics report; AUC is "NaN" for one class."""
-    predicted = [int(prediction["label"]) for prediction in predictions]
-    scores = [float(prediction["score"]) for prediction in predictions]
-    both_classes = len(set(actual)) == 2
-    auc: float | str = float(roc_auc_score(actual, scores)) if both_classes else NAN
-    matrix = confusion_matrix(actual, predicted, labels=[0, 1])
+    actual = np.asarray(actual_labels, dtype=np.int64)
+    predicted = np.asarray([int(prediction["label"]) for prediction in predictions], dtype=np.int64)
+    scores = np.asarray([float(prediction["score"]) for prediction in predictions], dtype=np.float64)
+    matrix = {truth: {guess: int(np.sum((actual == truth) & (predicted == guess))) for guess in (0, 1)}
+              for truth in (0, 1)}
+    true_positive = matrix[1][1]
+    precision = _ratio(true_positive, true_positive + matrix[0][1])
+    recall = _ratio(true_positive, true_positive + matrix[1][0])
+    f1 = _ratio(2 * true_positive, 2 * true_positive + matrix[0][1] + matrix[1][0])
+    auc: float | str = roc_auc(actual, scores) if len(set(actual_labels)) == 2 else NAN
     return {
         "binary_classification_metrics": {
-            "accuracy": _metric(float(accuracy_score(actual, predicted))),
-            "precision": _metric(float(precision_score(actual, predicted, zero_division=0))),
-            "recall": _metric(float(recall_score(actual, predicted, zero_division=0))),
-            "f1": _metric(float(f1_score(actual, predicted, zero_division=0))),
+            "accuracy": _metric(float(np.mean(actual == predicted))),
+            "precision": _metric(precision),
+            "recall": _metric(recall),
+            "f1": _metric(f1),
             "auc": _metric(auc),
             "confusion_matrix": {
-                str(truth): {str(guess): int(matrix[truth][guess]) for guess in (0, 1)}
-                for truth in (0, 1)
+                str(truth): {str(guess): matrix[truth][guess] for guess in (0, 1)} for truth in (0, 1)
             },
         }
     }

@@ -27,7 +27,6 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 import numpy as np
-import pandas as pd
 
 # The library folder (artifact.py, monitoring/) is shipped beside this script: in a Processing job
 # at /opt/ml/processing/input/lib (see pipelines/code_bundle.py), elsewhere it is this folder.
@@ -49,8 +48,7 @@ from monitoring.formats import (  # noqa: E402
     load_baseline,
 )
 from monitoring.report import Report  # noqa: E402
-
-TEXT = "review_text"
+from splits import TEXT, SplitError, read_columns  # noqa: E402
 
 
 class MonitorError(Exception):
@@ -92,14 +90,10 @@ def read_texts(path: Path) -> list[str]:
     if not path.is_file():
         raise MonitorError(f"training data not found: {path}")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise MonitorError(f"cannot read {path}: {exc}") from None
-    if TEXT not in frame.columns:
-        raise MonitorError(f"{path.name} lacks column {TEXT!r}; found {list(frame.columns)}")
-    if frame.empty:
-        raise MonitorError(f"{path.name} has no rows")
-    return frame[TEXT].tolist()
+        (texts,) = read_columns(path, TEXT)
+    except SplitError as error:
+        raise MonitorError(str(error)) from None
+    return texts
 
 
 def run_baseline(base: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -177,3 +178,65 @@ def test_records_the_digest_of_the_model_data_it_scored(
     archive = base / "processing" / "model" / "model.tar.gz"
     recorded = json.loads((base / "processing" / "evaluation" / "model-data.json").read_text("utf-8"))
     assert recorded == {"sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_equal_scikit_learns(seed: int) -> None:
+    """Evaluate computes its metrics with numpy (no scikit-learn import in the job); they are
+    scikit-learn's, ties in the scores and empty predicted classes included."""
+    import numpy as np
+    from sklearn import metrics
+
+    generator = np.random.default_rng(seed)
+    actual = generator.integers(0, 2, 200).tolist()
+    scores = np.round(generator.random(200), 1)  # coarse: many tied scores
+    predicted = (scores > (0.5 if seed else 2.0)).astype(int).tolist()  # seed 0: never positive
+    report = evaluate.compute_metrics(
+        actual, [{"label": p, "score": s} for p, s in zip(predicted, scores.tolist(), strict=True)]
+    )["binary_classification_metrics"]
+    expected = {
+        "accuracy": metrics.accuracy_score(actual, predicted),
+        "precision": metrics.precision_score(actual, predicted, zero_division=0),
+        "recall": metrics.recall_score(actual, predicted, zero_division=0),
+        "f1": metrics.f1_score(actual, predicted, zero_division=0),
+        "auc": metrics.roc_auc_score(actual, scores),
+    }
+    for name, value in expected.items():
+        assert report[name]["value"] == pytest.approx(value, abs=1e-12), name
+    matrix = metrics.confusion_matrix(actual, predicted, labels=[0, 1])
+    assert report["confusion_matrix"] == {
+        str(t): {str(g): int(matrix[t][g]) for g in (0, 1)} for t in (0, 1)
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "test.csv is empty"),
+        (b"text,label\nfine,1\n", "lacks column(s) ['review_text', 'sentiment']"),
+        (b"review_text,sentiment\n", "test.csv has no rows"),
+        (b"review_text,sentiment\ngood,1\nbad,0,extra\n", "test.csv row 3: 3 fields, the header has 2"),
+        (b"review_text,sentiment\ngood,yes\n", "sentiment must be 0 or 1 in every row"),
+        (b"review_text,sentiment\n\xff\xfe,1\n", "cannot read"),
+    ],
+)
+def test_an_unreadable_test_split_fails_with_a_message(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "test.csv"
+    path.write_bytes(content)
+    with pytest.raises(evaluate.EvaluationError, match=re.escape(message)):
+        evaluate.load_test_data(path)
+
+
+def test_evaluate_and_baseline_load_neither_pandas_nor_scikit_learn() -> None:
+    """Each import costs a Processing job about a second; only Train needs scikit-learn."""
+    import subprocess
+    import sys
+
+    steps = Path(evaluate.__file__).resolve().parent
+    script = (
+        f"import sys; sys.path.insert(0, {str(steps)!r})\n"
+        "import evaluate, monitor\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'sklearn', 'scipy'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
