@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -509,7 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         settings = load_settings(flags)
-        return int(args.handler(settings, args))
+        status = int(args.handler(settings, args))
+        sys.stdout.flush()  # here, so that a reader gone away is met below, not at exit
+        return status
     except (
         UserError,
         SettingsError,
@@ -525,3 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`models list | head`): stop quietly, as other shell tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
