@@ -1,6 +1,7 @@
 """Model quality on a real review corpus: the previous model (TF-IDF + logistic regression, C=4, as
 steps/train.py had it before the lexicon features) beside the current one (steps/train.py:
-TF-IDF + VADER lexicon features, C chosen by cross-validation on the training part only).
+TF-IDF with the idf of lexicon terms raised + VADER lexicon features, C and that lexicon emphasis
+chosen by cross-validation on the training part only).
 
     python benchmarks/model_quality.py [--data-dir ../shared/data] [--draws 50] [--seed 0]
 
@@ -80,17 +81,18 @@ def previous_model(texts: list[str], labels: np.ndarray) -> Scorer:
 
 
 class CurrentModel:
-    """steps/train.py's own fit (cross-validated C) and its compiled scorer, as serving runs it."""
+    """steps/train.py's own fit (cross-validated C and lexicon emphasis) and its compiled scorer, as
+    serving runs it."""
 
     def __init__(self) -> None:
         self.rules = train.load_lexicon()
         self.args = train.parse_args([])
-        self.chosen: list[float] = []
+        self.chosen: list[tuple[float, float]] = []  # (C, lexicon emphasis) of each fit
 
     def __call__(self, texts: list[str], labels: np.ndarray) -> Scorer:
         with contextlib.redirect_stdout(io.StringIO()):  # the training log, per fit
             pipeline, fitted = train.fit_model(texts, labels, self.args, self.rules)
-        self.chosen.append(float(fitted["regularization_c"]))
+        self.chosen.append((float(fitted["regularization_c"]), float(fitted["lexicon_emphasis"])))
         compiled = train.compile_model(pipeline, self.args, fitted)
         return lambda batch: compiled.predict_proba(batch)[:, 1]
 
@@ -150,10 +152,10 @@ def main(argv: list[str] | None = None) -> int:
                 name,
                 *(f"{b:.3f} -> {a:.3f}" for b, a in zip(before, after, strict=True)),
                 f"{after[0] - before[0]:+.3f}",
-                f"{current.chosen[-1]:g}",
+                "{:g}, {:g}".format(*current.chosen[-1]),
             ]
         )
-    print(table(["split", "accuracy", "F1", "AUC", "accuracy gain", "C chosen"], table_rows))
+    print(table(["split", "accuracy", "F1", "AUC", "accuracy gain", "C, emphasis chosen"], table_rows))
     rng = np.random.default_rng(args.seed)
     positive, negative = fit_rows[labels[fit_rows] == 1], fit_rows[labels[fit_rows] == 0]
     accuracy: dict[str, list[float]] = {model: [] for model in models}
@@ -189,11 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         table(["model", "mean accuracy", "std", "min", "max", f"gate passes (accuracy > {GATE})"], draw_rows)
     )
-    chosen = pd.Series(current.chosen).value_counts().sort_index()
-    print(
-        f"\nC chosen by the current model's cross-validation over the draws: "
-        f"{', '.join(f'{c:g} x{n}' for c, n in chosen.items())}"
-    )
+    print("\nChosen by the current model's cross-validation over the draws:")
+    for position, name in enumerate(("C", "lexicon emphasis")):
+        counts = pd.Series([pair[position] for pair in current.chosen]).value_counts().sort_index()
+        print(f"  {name}: {', '.join(f'{value:g} x{n}' for value, n in counts.items())}")
     return 0
 
 

@@ -1,5 +1,6 @@
 """SageMaker Training entry point (scikit-learn framework): fit word n-gram TF-IDF plus sentiment
-lexicon features into a logistic regression, with its regularisation chosen by cross-validation.
+lexicon features into a logistic regression, with its regularisation and the emphasis of lexicon
+terms in the TF-IDF chosen by cross-validation.
 
 The model is written as plain data (scorer.py's format: JSON and numpy arrays, no pickle), with
 metadata.json (file digests, library versions, how it was fitted) and code/inference.py +
@@ -30,6 +31,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import normalize
 
 try:
     from . import scorer
@@ -41,8 +43,15 @@ LABEL = "sentiment"
 AUTO = "auto"
 C_GRID = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 FALLBACK_C = 4.0  # when there are too few reviews per class to cross-validate
+# How much a TF-IDF term's idf is raised for the lexicon word it holds: the idf is multiplied by
+# 1 + emphasis * |valence| / MAX_VALENCE. Sentiment words mean much the same in any kind of review,
+# the other words of a training set often do not; raising their idf lets them weigh more against
+# the regularisation. 0 is plain TF-IDF.
+EMPHASIS_GRID = (0.0, 1.0, 2.0, 4.0)
+FALLBACK_EMPHASIS = 0.0
+MAX_VALENCE = 4.0  # VADER's valences lie within -4..4
 MAX_FOLDS = 5
-CV_MAX_ROWS = 20_000  # C is chosen on a stratified sample of at most this many training rows
+CV_MAX_ROWS = 20_000  # cross-validation uses a stratified sample of at most this many training rows
 EXPORT_TOLERANCE = 1e-9
 SHIPPED_CODE = ("inference.py", "scorer.py")
 
@@ -51,17 +60,28 @@ class TrainingError(Exception):
     """Training cannot proceed with this input; the message says why."""
 
 
-def regularization(value: str) -> float | str:
-    """'auto' (cross-validate) or a positive float."""
+def auto_or_number(value: str, name: str, zero_allowed: bool) -> float | str:
+    """'auto' (cross-validate) or a finite number, above zero or, if zero_allowed, at least zero."""
     if value.strip().lower() == AUTO:
         return AUTO
+    bound = "a non-negative" if zero_allowed else "a positive"
     try:
         number = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {value!r}") from None
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"regularization C must be a positive number, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected 'auto' or {bound} number, got {value!r}") from None
+    if not (number >= 0 if zero_allowed else number > 0) or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"{name} must be {bound} number, got {value!r}")
     return number
+
+
+def regularization(value: str) -> float | str:
+    """'auto' (cross-validate) or a positive float."""
+    return auto_or_number(value, "regularization C", zero_allowed=False)
+
+
+def lexicon_emphasis(value: str) -> float | str:
+    """'auto' (cross-validate) or a float >= 0."""
+    return auto_or_number(value, "lexicon emphasis", zero_allowed=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,6 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-features", type=int, default=20000)
     parser.add_argument("--regularization-c", type=regularization, default=AUTO)
     parser.add_argument("--min-df", type=int, default=1)
+    parser.add_argument("--lexicon-emphasis", type=lexicon_emphasis, default=AUTO)
     parser.add_argument("--seed", type=int, default=42)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -162,7 +183,8 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
 
 
 def make_vectorizer(args: argparse.Namespace) -> TfidfVectorizer:
-    """Word n-gram TF-IDF; scorer.py reproduces exactly this configuration."""
+    """Word n-gram TF-IDF; scorer.py reproduces exactly this configuration (fit_model then
+    multiplies its idf by the lexicon term weights)."""
     return TfidfVectorizer(
         ngram_range=(1, args.ngram_max),
         max_features=args.max_features,
@@ -182,41 +204,126 @@ def build_pipeline(args: argparse.Namespace, rules: scorer.LexiconRules, c: floa
     return Pipeline([("features", features), ("classifier", make_classifier(args, c))])
 
 
-def cross_validate_c(
-    texts: list[str], labels: np.ndarray, lexicon: np.ndarray, args: argparse.Namespace
-) -> tuple[float, dict[str, float]]:
-    """Pick C from C_GRID by stratified k-fold accuracy on the training reviews (ties: the lower
-    log loss). Each fold fits its own TF-IDF and lexicon scaling, as the final model does."""
-    if len(labels) > CV_MAX_ROWS:  # C settles long before this; a million rows would take hours
+def term_valences(vocabulary: dict[str, int], rules: scorer.LexiconRules) -> np.ndarray:
+    """Per TF-IDF column, the largest |valence| of the lexicon words in its n-gram (0 for none)."""
+    strength = np.zeros(len(vocabulary))
+    for term, column in vocabulary.items():
+        strength[column] = max(abs(rules.valences.get(word, 0.0)) for word in term.split(" "))
+    return strength
+
+
+def lexicon_term_weights(strength: np.ndarray, emphasis: float) -> np.ndarray:
+    """What each column's idf is multiplied by (see EMPHASIS_GRID)."""
+    return 1.0 + emphasis * strength / MAX_VALENCE
+
+
+def reweighted(tfidf: Any, weights: np.ndarray) -> Any:
+    """An l2-normalised TF-IDF matrix as the vectorizer gives it with idf_ multiplied by weights:
+    each column scaled, each row normalised again."""
+    return normalize(tfidf.multiply(weights).tocsr())
+
+
+def emphasise_lexicon_terms(
+    vectorizer: TfidfVectorizer, tfidf: Any, rules: scorer.LexiconRules, emphasis: float
+) -> Any:
+    """Multiply the fitted vectorizer's idf by the lexicon term weights; returns tfidf (its output
+    before) as the vectorizer now transforms."""
+    weights = lexicon_term_weights(term_valences(vectorizer.vocabulary_, rules), emphasis)
+    vectorizer.idf_ = vectorizer.idf_ * weights
+    return reweighted(tfidf, weights)
+
+
+def hyperparameter_grid(value: float | str, grid: tuple[float, ...]) -> tuple[float, ...]:
+    """The values cross-validation tries: the grid for 'auto', else only the value given."""
+    return grid if value == AUTO else (float(value),)
+
+
+def score_fold(
+    texts: list[str],
+    labels: np.ndarray,
+    lexicon: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray],
+    args: argparse.Namespace,
+    rules: scorer.LexiconRules,
+    grids: tuple[tuple[float, ...], tuple[float, ...]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out accuracy and log loss of one fold, per (emphasis, C) of the grids, with the TF-IDF
+    and lexicon scaling fitted on the fold's training rows."""
+    (fit_rows, held_rows), (emphasis_grid, c_grid) = rows, grids
+    vectorizer = make_vectorizer(args)
+    fit_tfidf = vectorizer.fit_transform([texts[i] for i in fit_rows])
+    held_tfidf = vectorizer.transform([texts[i] for i in held_rows])
+    strength = term_valences(vectorizer.vocabulary_, rules)
+    mean, std = standardisation(lexicon[fit_rows])
+    truth = labels[held_rows]
+    accuracy = np.zeros((len(emphasis_grid), len(c_grid)))
+    loss = np.zeros_like(accuracy)
+    for j, value in enumerate(emphasis_grid):
+        weights = lexicon_term_weights(strength, value)
+        fit_x = _stack(reweighted(fit_tfidf, weights), (lexicon[fit_rows] - mean) / std)
+        held_x = _stack(reweighted(held_tfidf, weights), (lexicon[held_rows] - mean) / std)
+        # along the C grid, each fit starts from the previous C's solution: fewer iterations
+        model = make_classifier(args, c_grid[0])
+        model.warm_start = True
+        for k, c in enumerate(c_grid):
+            model.C = c
+            model.fit(fit_x, labels[fit_rows])
+            margin = held_x @ model.coef_[0] + model.intercept_[0]  # predict_proba's logit
+            accuracy[j, k] = np.mean((margin > 0) == truth)
+            loss[j, k] = np.mean(np.logaddexp(0.0, np.where(truth == 1, -margin, margin)))
+    return accuracy, loss
+
+
+def cross_validate(
+    texts: list[str],
+    labels: np.ndarray,
+    lexicon: np.ndarray,
+    args: argparse.Namespace,
+    rules: scorer.LexiconRules,
+) -> tuple[float, float, dict[str, dict[str, float]]]:
+    """Pick C and the lexicon emphasis (those set 'auto') by stratified k-fold accuracy on the
+    training reviews (ties: the lower log loss). Each fold fits its own TF-IDF and lexicon scaling,
+    as the final model does. Returns C, the emphasis and the mean accuracies: by C at the chosen
+    emphasis and by emphasis at the chosen C."""
+    c_grid = hyperparameter_grid(args.regularization_c, C_GRID)
+    emphasis_grid = hyperparameter_grid(args.lexicon_emphasis, EMPHASIS_GRID)
+    if len(labels) > CV_MAX_ROWS:  # they settle long before this; a million rows would take hours
         sample, _ = train_test_split(
             np.arange(len(labels)), train_size=CV_MAX_ROWS, stratify=labels, random_state=args.seed
         )
         sample = np.sort(sample)
-        print(f"cross-validating C on a stratified sample of {CV_MAX_ROWS} of {len(labels)} rows")
-        return cross_validate_c([texts[i] for i in sample], labels[sample], lexicon[sample], args)
+        print(f"cross-validating on a stratified sample of {CV_MAX_ROWS} of {len(labels)} rows")
+        return cross_validate([texts[i] for i in sample], labels[sample], lexicon[sample], args, rules)
     folds = min(MAX_FOLDS, int(np.bincount(labels).min()))
     if folds < 2:
-        print(f"too few reviews per class to cross-validate; C = {FALLBACK_C}")
-        return FALLBACK_C, {}
-    accuracy = np.zeros(len(C_GRID))
-    loss = np.zeros(len(C_GRID))
+        c = c_grid[0] if len(c_grid) == 1 else FALLBACK_C
+        chosen = emphasis_grid[0] if len(emphasis_grid) == 1 else FALLBACK_EMPHASIS
+        print(f"too few reviews per class to cross-validate; C = {c:g}, lexicon emphasis = {chosen:g}")
+        return c, chosen, {}
+    accuracy = np.zeros((len(emphasis_grid), len(c_grid)))
+    loss = np.zeros_like(accuracy)
     splitter = StratifiedKFold(folds, shuffle=True, random_state=args.seed)
-    for fit_rows, held_rows in splitter.split(np.zeros(len(labels)), labels):
-        vectorizer = make_vectorizer(args)
-        mean, std = standardisation(lexicon[fit_rows])
-        fit_texts, held_texts = [texts[i] for i in fit_rows], [texts[i] for i in held_rows]
-        fit_x = _stack(vectorizer.fit_transform(fit_texts), (lexicon[fit_rows] - mean) / std)
-        held_x = _stack(vectorizer.transform(held_texts), (lexicon[held_rows] - mean) / std)
-        for k, c in enumerate(C_GRID):
-            model = make_classifier(args, c).fit(fit_x, labels[fit_rows])
-            positive = np.clip(model.predict_proba(held_x)[:, 1], 1e-12, 1 - 1e-12)
-            truth = labels[held_rows]
-            accuracy[k] += np.mean((positive > 0.5) == truth) / folds
-            loss[k] -= np.mean(np.where(truth == 1, np.log(positive), np.log(1 - positive))) / folds
-    best = min(range(len(C_GRID)), key=lambda k: (-round(float(accuracy[k]), 9), loss[k]))
-    table = {f"{c:g}": round(float(accuracy[k]), 4) for k, c in enumerate(C_GRID)}
-    print(f"cross-validation ({folds} folds), mean accuracy by C: {table}; chose C = {C_GRID[best]:g}")
-    return C_GRID[best], table
+    # Hundreds of small fits: scikit-learn's per-call checks would cost about as much as the fits.
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        for fit_rows, held_rows in splitter.split(np.zeros(len(labels)), labels):
+            fold_accuracy, fold_loss = score_fold(
+                texts, labels, lexicon, (fit_rows, held_rows), args, rules, (emphasis_grid, c_grid)
+            )
+            accuracy += fold_accuracy / folds
+            loss += fold_loss / folds
+    cells = [(j, k) for j in range(len(emphasis_grid)) for k in range(len(c_grid))]
+    best_j, best_k = min(cells, key=lambda cell: (-round(float(accuracy[cell]), 9), loss[cell]))
+    tables = {
+        "by_c": {f"{c:g}": round(float(accuracy[best_j, k]), 4) for k, c in enumerate(c_grid)},
+        "by_emphasis": {f"{e:g}": round(float(accuracy[j, best_k]), 4) for j, e in enumerate(emphasis_grid)},
+    }
+    c, chosen = c_grid[best_k], emphasis_grid[best_j]
+    print(
+        f"cross-validation ({folds} folds), mean accuracy by C at lexicon emphasis {chosen:g}: "
+        f"{tables['by_c']}; by lexicon emphasis at C = {c:g}: {tables['by_emphasis']}; "
+        f"chose C = {c:g}, lexicon emphasis = {chosen:g}"
+    )
+    return c, chosen, tables
 
 
 def _stack(tfidf: Any, lexicon: np.ndarray) -> Any:
@@ -234,7 +341,7 @@ def compile_model(pipeline: Pipeline, args: argparse.Namespace, info: dict[str, 
         vocabulary[column] = term
     return scorer.CompiledModel(
         vocabulary=vocabulary,
-        idf=np.asarray(vectorizer.idf_, dtype=np.float64),
+        idf=np.asarray(vectorizer.idf_, dtype=np.float64),  # with the lexicon emphasis in it
         coefficients=np.asarray(classifier.coef_[0], dtype=np.float64),
         intercept=float(classifier.intercept_[0]),
         ngram_max=args.ngram_max,
@@ -298,31 +405,39 @@ def copy_inference_code(model_dir: Path) -> list[str]:
     return written
 
 
+def chosen_by(value: float | str) -> str:
+    return "cross-validation" if value == AUTO else "hyperparameter"
+
+
 def fit_model(
     texts: list[str], labels: np.ndarray, args: argparse.Namespace, rules: scorer.LexiconRules
 ) -> tuple[Pipeline, dict[str, Any]]:
-    """Choose C (unless the hyperparameter sets it) and fit the pipeline; returns it with a record
-    of how it was fitted."""
+    """Choose C and the lexicon emphasis (unless the hyperparameters set them) and fit the pipeline;
+    returns it with a record of how it was fitted."""
     lexicon = rules.matrix(texts)
-    if args.regularization_c == AUTO:
-        c, cv_accuracy = cross_validate_c(texts, labels, lexicon, args)
-        chosen_by = "cross-validation"
+    tables: dict[str, dict[str, float]] = {}
+    if AUTO not in (args.regularization_c, args.lexicon_emphasis):
+        c, chosen = float(args.regularization_c), float(args.lexicon_emphasis)
+        print(f"C = {c:g} and lexicon emphasis = {chosen:g} from the hyperparameters")
     else:
-        c, cv_accuracy, chosen_by = float(args.regularization_c), {}, "hyperparameter"
-        print(f"C = {c:g} from the regularization-c hyperparameter")
+        c, chosen, tables = cross_validate(texts, labels, lexicon, args, rules)
     pipeline = build_pipeline(args, rules, c)
     # What Pipeline.fit does, by hand, so the lexicon features are computed once and the training
     # accuracy reuses the feature matrix instead of transforming every review a second time.
     vectorizer, scaling = (step for _, step in pipeline.named_steps["features"].transformer_list)
     scaling.fit_matrix(lexicon)
-    features = _stack(vectorizer.fit_transform(texts), scaling.scale(lexicon))
+    tfidf = emphasise_lexicon_terms(vectorizer, vectorizer.fit_transform(texts), rules, chosen)
+    features = _stack(tfidf, scaling.scale(lexicon))
     classifier = pipeline.named_steps["classifier"].fit(features, labels)
     print(f"vocabulary size {len(vectorizer.vocabulary_)}")
     print(f"training accuracy {classifier.score(features, labels):.4f}")
     fitted = {
         "regularization_c": c,
-        "regularization_c_chosen_by": chosen_by,
-        "cv_accuracy_by_c": cv_accuracy,
+        "regularization_c_chosen_by": chosen_by(args.regularization_c),
+        "cv_accuracy_by_c": tables.get("by_c", {}),
+        "lexicon_emphasis": chosen,
+        "lexicon_emphasis_chosen_by": chosen_by(args.lexicon_emphasis),
+        "cv_accuracy_by_lexicon_emphasis": tables.get("by_emphasis", {}),
         "lexicon": rules.source,
     }
     return pipeline, fitted

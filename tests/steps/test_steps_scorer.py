@@ -35,6 +35,7 @@ EMOJI = ["😀", "😡", "👍", "👎", "❤️", "💔", "🙂", "😢", "👨
 NOTHING_TO_TOKENISE = ["", " ", "!!!", "a", "?", "...", "😀", "👍👍", "- - -", "1", "\u200b", "é"]
 NEGATIONS = ["not", "never", "wouldn't", "don't", "isn't", "no", "without", "hardly", "but", "least"]
 BOOSTERS = ["very", "extremely", "slightly", "barely", "so", "really", "kind of"]
+EMPHASIS = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,8 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, scorer.Compil
     frame = pd.read_csv(REPO / "data" / "train.csv", dtype=str, keep_default_na=False)
     texts = frame["review_text"].tolist() + [text for text, _ in REVIEWS]
     labels = np.array(frame["sentiment"].astype(int).tolist() + [label for _, label in REVIEWS])
-    args = train.parse_args([])
+    # C chosen by cross-validation; the lexicon emphasis fixed above 0, so its idf weighting is in play
+    args = train.parse_args(["--lexicon-emphasis", str(EMPHASIS)])
     pipeline, fitted_info = train.fit_model(texts, labels, args, train.load_lexicon())
     directory = tmp_path_factory.mktemp("compiled")
     train.compile_model(pipeline, args, fitted_info).save(directory)
@@ -86,6 +88,17 @@ def test_compiled_scores_equal_the_pipeline_on_10000_texts(fitted: tuple[Any, An
     for index in range(0, len(texts), 997):
         single = compiled.predict_proba([texts[index]])
         assert float(np.max(np.abs(single[0] - expected[index]))) <= TOLERANCE
+
+
+def test_the_compiled_idf_carries_the_lexicon_emphasis(fitted: tuple[Any, Any, list[str]]) -> None:
+    """The equivalence above covers emphasised idf values: lexicon terms' idf is raised, others not."""
+    _, compiled, texts = fitted
+    plain = train.make_vectorizer(train.parse_args([])).fit(texts)
+    assert compiled.info["lexicon_emphasis"] == EMPHASIS
+    assert list(compiled.vocabulary) == plain.get_feature_names_out().tolist()
+    raised = compiled.idf > plain.idf_ * (1 + 1e-12)
+    assert raised.any() and not raised.all()
+    assert np.all(compiled.idf >= plain.idf_ * (1 - 1e-12))
 
 
 def test_unknown_words_still_score_through_the_lexicon(fitted: tuple[Any, Any, list[str]]) -> None:

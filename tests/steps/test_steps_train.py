@@ -41,7 +41,8 @@ DATA_FILES = ["coefficients.npy", "idf.npy", "lexicon.json", "model.json", "voca
 def test_main_writes_plain_data_metadata_and_inference_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    argv = ["--regularization-c", "2.5", "--min-df", "1", "--seed", "7", "--sagemaker_extra", "x"]
+    argv = ["--regularization-c", "2.5", "--lexicon-emphasis", "1.5", "--min-df", "1", "--seed", "7",
+            "--sagemaker_extra", "x"]
     status, base = run_main(tmp_path, monkeypatch, REVIEWS, argv)
     assert status == 0
     model_dir = base / "model"
@@ -58,10 +59,13 @@ def test_main_writes_plain_data_metadata_and_inference_code(
     assert metadata["classes"] == [0, 1]
     assert metadata["training_rows"] == len(REVIEWS)
     assert metadata["hyperparameters"] == {
-        "ngram_max": 2, "max_features": 20000, "regularization_c": 2.5, "min_df": 1, "seed": 7,
+        "ngram_max": 2, "max_features": 20000, "regularization_c": 2.5, "min_df": 1,
+        "lexicon_emphasis": 1.5, "seed": 7,
     }
     assert metadata["regularization_c"] == 2.5
     assert metadata["regularization_c_chosen_by"] == "hyperparameter"
+    assert metadata["lexicon_emphasis"] == 1.5
+    assert metadata["lexicon_emphasis_chosen_by"] == "hyperparameter"
     assert metadata["lexicon"].startswith("vaderSentiment ")
     assert metadata["created"].endswith("Z")
     for name in ("inference.py", "scorer.py"):
@@ -72,7 +76,7 @@ def test_main_writes_plain_data_metadata_and_inference_code(
     assert not (base / "output" / "failure").exists()
 
 
-def test_c_is_cross_validated_by_default_and_logged(
+def test_c_and_lexicon_emphasis_are_cross_validated_by_default_and_logged(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model_dir = train_model(write_reviews(tmp_path / "train.csv", REVIEWS), tmp_path / "model")
@@ -80,10 +84,48 @@ def test_c_is_cross_validated_by_default_and_logged(
     assert metadata["regularization_c_chosen_by"] == "cross-validation"
     assert metadata["regularization_c"] in train.C_GRID
     assert set(metadata["cv_accuracy_by_c"]) == {f"{c:g}" for c in train.C_GRID}
-    assert f"chose C = {metadata['regularization_c']:g}" in capsys.readouterr().out
-    assert json.loads((model_dir / "model.json").read_text())["info"]["regularization_c"] == (
-        metadata["regularization_c"]
+    assert metadata["lexicon_emphasis_chosen_by"] == "cross-validation"
+    assert metadata["lexicon_emphasis"] in train.EMPHASIS_GRID
+    assert set(metadata["cv_accuracy_by_lexicon_emphasis"]) == {f"{e:g}" for e in train.EMPHASIS_GRID}
+    c, emphasis = metadata["regularization_c"], metadata["lexicon_emphasis"]
+    assert f"chose C = {c:g}, lexicon emphasis = {emphasis:g}" in capsys.readouterr().out
+    info = json.loads((model_dir / "model.json").read_text())["info"]
+    assert info["regularization_c"] == metadata["regularization_c"]
+    assert info["lexicon_emphasis"] == metadata["lexicon_emphasis"]
+
+
+def test_a_given_c_leaves_only_the_lexicon_emphasis_to_cross_validate(tmp_path: Path) -> None:
+    train_file = write_reviews(tmp_path / "train.csv", REVIEWS)
+    model_dir = train_model(train_file, tmp_path / "model", ["--regularization-c", "3"])
+    metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
+    assert (metadata["regularization_c"], metadata["regularization_c_chosen_by"]) == (3.0, "hyperparameter")
+    assert list(metadata["cv_accuracy_by_c"]) == ["3"]
+    assert metadata["lexicon_emphasis_chosen_by"] == "cross-validation"
+    assert set(metadata["cv_accuracy_by_lexicon_emphasis"]) == {f"{e:g}" for e in train.EMPHASIS_GRID}
+
+
+def test_lexicon_emphasis_multiplies_the_idf_of_lexicon_terms_only(tmp_path: Path) -> None:
+    train_file = write_reviews(tmp_path / "train.csv", REVIEWS)
+    fixed = ["--regularization-c", "4", "--lexicon-emphasis"]
+    plain, emphasised = (
+        scorer.CompiledModel.load(train_model(train_file, tmp_path / name, [*fixed, value]))
+        for name, value in (("plain", "0"), ("emphasised", "2"))
     )
+    assert plain.vocabulary == emphasised.vocabulary
+    rules = train.load_lexicon()
+    strength = np.array(
+        [max(abs(rules.valences.get(word, 0.0)) for word in term.split(" ")) for term in plain.vocabulary]
+    )
+    assert strength.max() > 0 and strength.min() == 0
+    np.testing.assert_allclose(emphasised.idf, plain.idf * (1 + 2 * strength / train.MAX_VALENCE), rtol=1e-15)
+
+
+def test_emphasised_training_matrix_is_what_the_vectorizer_transforms() -> None:
+    texts = [text for text, _ in REVIEWS]
+    vectorizer = train.make_vectorizer(train.parse_args([]))
+    fitted = vectorizer.fit_transform(texts)
+    tfidf = train.emphasise_lexicon_terms(vectorizer, fitted, train.load_lexicon(), 4.0)
+    assert float(abs(tfidf - vectorizer.transform(texts)).max()) < 1e-12
 
 
 def test_too_few_reviews_per_class_fall_back_to_a_fixed_c(tmp_path: Path) -> None:
@@ -91,6 +133,7 @@ def test_too_few_reviews_per_class_fall_back_to_a_fixed_c(tmp_path: Path) -> Non
     model_dir = train_model(write_reviews(tmp_path / "train.csv", rows), tmp_path / "model")
     metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
     assert metadata["regularization_c"] == train.FALLBACK_C
+    assert metadata["lexicon_emphasis"] == train.FALLBACK_EMPHASIS
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "inf", "lots"])
@@ -98,6 +141,15 @@ def test_bad_regularization_is_refused(value: str) -> None:
     with pytest.raises(SystemExit):
         train.parse_args(["--regularization-c", value])
 
+
+@pytest.mark.parametrize("value", ["-0.5", "inf", "nan", "lots"])
+def test_bad_lexicon_emphasis_is_refused(value: str) -> None:
+    with pytest.raises(SystemExit):
+        train.parse_args(["--lexicon-emphasis", value])
+
+
+def test_zero_lexicon_emphasis_is_plain_tfidf() -> None:
+    assert train.parse_args(["--lexicon-emphasis", "0"]).lexicon_emphasis == 0.0
 
 def test_hyperparameters_reach_the_pipeline(tmp_path: Path) -> None:
     train_file = write_reviews(tmp_path / "train.csv", REVIEWS)
@@ -112,7 +164,8 @@ def test_hyperparameters_reach_the_pipeline(tmp_path: Path) -> None:
 def test_defaults_match_the_contract() -> None:
     args = train.parse_args([])
     assert vars(args) == {
-        "ngram_max": 2, "max_features": 20000, "regularization_c": "auto", "min_df": 1, "seed": 42,
+        "ngram_max": 2, "max_features": 20000, "regularization_c": "auto", "min_df": 1,
+        "lexicon_emphasis": "auto", "seed": 42,
     }
 
 
