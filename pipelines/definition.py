@@ -122,6 +122,7 @@ class Parameters:
     max_features: ParameterInteger
     regularization_c: ParameterString
     min_df: ParameterInteger
+    lexicon_emphasis: ParameterString
     accuracy_threshold: ParameterFloat
     approval_status: ParameterString
     endpoint_name: ParameterString
@@ -148,6 +149,8 @@ class Parameters:
             # "auto": Train picks C by cross-validation on the training split; a number fixes it.
             regularization_c=ParameterString("RegularizationC", default_value="auto"),
             min_df=ParameterInteger("MinDf", default_value=1),
+            # "auto": Train picks how much lexicon terms' idf is raised by cross-validation too.
+            lexicon_emphasis=ParameterString("LexiconEmphasis", default_value="auto"),
             accuracy_threshold=ParameterFloat("AccuracyThreshold", default_value=0.8),
             approval_status=ParameterString(
                 "ModelApprovalStatus",
@@ -313,6 +316,7 @@ class _TrainingPipeline(StepFactory):
                 "max-features": params.max_features.to_string(),
                 "regularization-c": params.regularization_c,
                 "min-df": params.min_df.to_string(),
+                "lexicon-emphasis": params.lexicon_emphasis,
                 "sagemaker_program": "train.py",
                 "sagemaker_submit_directory": self.code_uri("sourcedir.tar.gz"),
             },

@@ -156,11 +156,17 @@ def test_registered_version_records_the_digest_of_the_evaluated_model_data(
     }
 
 
-def test_regularization_is_cross_validated_unless_a_run_sets_it(definition: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("parameter", "hyperparameter"),
+    [("RegularizationC", "regularization-c"), ("LexiconEmphasis", "lexicon-emphasis")],
+)
+def test_cross_validated_hyperparameters_are_auto_unless_a_run_sets_them(
+    definition: dict[str, Any], parameter: str, hyperparameter: str
+) -> None:
     params = {p["Name"]: p for p in definition["Parameters"]}
-    assert params["RegularizationC"] == {"Name": "RegularizationC", "Type": "String", "DefaultValue": "auto"}
+    assert params[parameter] == {"Name": parameter, "Type": "String", "DefaultValue": "auto"}
     hyperparameters = all_steps(definition)["Train"]["Arguments"]["HyperParameters"]
-    assert hyperparameters["regularization-c"] == {"Get": "Parameters.RegularizationC"}
+    assert hyperparameters[hyperparameter] == {"Get": f"Parameters.{parameter}"}
 
 
 def test_registered_version_records_the_data_it_was_trained_on(definition: dict[str, Any]) -> None:
