@@ -305,7 +305,7 @@ def features(
     (the model can only use tokens it has seen, so their share says how foreign a review is)."""
     if len(texts) != len(predictions):
         raise ValueError(f"{len(texts)} reviews but {len(predictions)} predictions")
-    vocabulary = model.index  # type: ignore[attr-defined]
+    vocabulary = model.index
     tokens = [model.unigrams(text) for text in texts]
     counts = np.array([len(found) for found in tokens], dtype=float)
     unknown = np.array(

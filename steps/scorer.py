@@ -1,12 +1,17 @@
 """The compiled scorer: a fitted model as plain data, and the arithmetic that scores reviews with it.
 
 Training exports the fitted scikit-learn pipeline to this format (JSON and numpy arrays, nothing
-that runs code when it is read) and serving scores from it without calling scikit-learn: the word
-n-gram TF-IDF is a sparse dot product over a vocabulary dict, the lexicon features are the rules
-below. The TF-IDF part reproduces `TfidfVectorizer(lowercase=True, strip_accents="unicode",
+that runs code when it is read) and serving scores from it without calling scikit-learn. The
+TF-IDF part reproduces `TfidfVectorizer(lowercase=True, strip_accents="unicode",
 sublinear_tf=True, norm="l2")` and `LogisticRegression.predict_proba` exactly (the equivalence test
 holds them to 1e-9). The lexicon features are computed by this module in training as well, so the
 two cannot disagree.
+
+A batch is scored as a whole: every text is tokenised (plain-ASCII texts by str.translate and
+split over the whole batch at once, others by the analyzers' regular expressions), each token is
+mapped to an integer id by one dict lookup, and from there on the n-grams, the TF-IDF sparse
+product and VADER's rules are numpy operations over the flat token arrays of the batch. The tests
+hold the lexicon features to a per-token reference implementation of the same rules.
 
 Ships twice: beside train.py in the training source dir, and in the artifact as code/scorer.py
 next to inference.py. Standard library and numpy only; Python 3.9+.
@@ -15,12 +20,12 @@ next to inference.py. Standard library and numpy only; Python 3.9+.
 from __future__ import annotations
 
 import json
-import math
 import re
+import string
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import groupby, repeat
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +58,6 @@ COMPOUND_ALPHA = 15.0
 BEFORE_BUT, AFTER_BUT = 0.5, 1.5
 APOSTROPHES = {ord("\u2019"): "'", ord("\u2018"): "'", ord("\u02bc"): "'"}
 ENDS = frozenset(".!?")
-# Words, and each . ! ? (a sentence end).
-_TOKENS_AND_ENDS = re.compile(r"\w+(?:'\w+)*|[.!?]")
 
 
 # What this scorer computes, written into model.json and checked when a model is loaded.
@@ -73,7 +76,27 @@ class ModelFormatError(ValueError):
     """The plain-data model is incomplete or inconsistent; the message says what."""
 
 
-# --- word n-grams, as scikit-learn's analyzer builds them --------------------------------------
+# --- tokens: a whole batch as one flat list per analyzer ---------------------------------------
+#
+# Each stream starts with SEPARATOR and has one after every text, so a text's tokens lie between
+# two separators: n-grams and sentences cannot run from one text into the next, and looking back
+# from a text's first word lands on a separator.
+
+SEPARATOR = "\x00"
+_WORD_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_")  # \w, for ASCII text
+# In ASCII text a token of either analyzer is a run of word characters (the lexicon's may have
+# apostrophes inside), so both are found by turning every other character into a space and
+# splitting; the separator is kept, and for the lexicon every sentence end becomes " . ".
+_TFIDF_ASCII = str.maketrans(
+    {code: " " for code in range(128) if chr(code) not in _WORD_CHARACTERS | {SEPARATOR}}
+)
+_LEXICON_ASCII = str.maketrans(
+    {code: " " for code in range(128) if chr(code) not in _WORD_CHARACTERS | {SEPARATOR, "'", *ENDS}}
+    | {ord("!"): ".", ord("?"): "."}
+)
+_LOOSE_APOSTROPHE = re.compile(r"(?<!\w)'|'(?!\w)")  # not between two word characters
+_TFIDF_TOKENS = re.compile(TOKEN_PATTERN)
+_LEXICON_TOKENS = re.compile(r"\w+(?:'\w+)*|[.!?]")  # words (inner apostrophes kept) and ends
 
 
 def strip_accents(text: str) -> str:
@@ -83,22 +106,278 @@ def strip_accents(text: str) -> str:
     return "".join(char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char))
 
 
-_TOKENS = re.compile(TOKEN_PATTERN)
+def _plain(text: str) -> bool:
+    """ASCII text without the separator: the fast path tokenises it exactly as the regexes do."""
+    return text.isascii() and SEPARATOR not in text
 
 
-def word_ngrams(text: str, ngram_max: int) -> list[str]:
-    """Lowercase, strip accents, tokenise, then every n-gram from 1 to ngram_max joined by a space."""
-    tokens: list[str] = _TOKENS.findall(strip_accents(text.lower()))
-    grams = list(tokens)
-    for n in range(2, min(ngram_max, len(tokens)) + 1):
-        if n == 2:  # most models: pairs joined at C speed
-            grams.extend(map("{} {}".format, tokens, tokens[1:]))
+def token_stream(
+    texts: Iterable[str], ascii_tokens: Callable[[str], list[str]], tokens: Callable[[str], list[str]]
+) -> list[str]:
+    """Every text's tokens followed by SEPARATOR, after a leading one. Runs of plain texts are
+    joined and tokenised in one ascii_tokens call (C-speed str methods over the whole run);
+    any other text goes through tokens, the analyzer's regular expression."""
+    stream = [SEPARATOR]
+    for plain, run in groupby(texts, key=_plain):
+        if plain:
+            stream += ascii_tokens(f" {SEPARATOR} ".join(run) + f" {SEPARATOR}")
         else:
-            grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-    return grams
+            for text in run:
+                stream += tokens(text)
+                stream.append(SEPARATOR)
+    return stream
+
+
+def _tfidf_ascii(text: str) -> list[str]:
+    """TF-IDF tokens of ASCII text; one-character ones included (their id lookup drops them)."""
+    return text.lower().translate(_TFIDF_ASCII).split()
+
+
+def _tfidf_regex(text: str) -> list[str]:
+    """scikit-learn's analyzer: lowercase, strip accents, then the token pattern."""
+    tokens: list[str] = _TFIDF_TOKENS.findall(strip_accents(text.lower()))
+    return tokens
+
+
+def tfidf_tokens(texts: Iterable[str]) -> list[str]:
+    """The batch's TF-IDF token stream (see token_stream)."""
+    return token_stream(texts, _tfidf_ascii, _tfidf_regex)
+
+
+def _lexicon_ascii(text: str) -> list[str]:
+    """Lexicon tokens of ASCII text: words with their inner apostrophes, and "." for each . ! ?"""
+    spaced = text.lower().translate(_LEXICON_ASCII).replace(".", " . ")
+    if "'" in spaced:
+        spaced = _LOOSE_APOSTROPHE.sub(" ", spaced)
+    return spaced.split()
+
+
+DROPPED = -1  # the TF-IDF id of a one-character token
+
+
+def token_ids(tokens: list[str], ids: Mapping[str, int], unknown: int) -> np.ndarray:
+    """The id of each token (unknown when it has none), in one C-level pass over the list."""
+    return np.fromiter(map(ids.get, tokens, repeat(unknown)), dtype=np.int64, count=len(tokens))
+
+
+# --- word n-grams: the vocabulary as a trie over word ids --------------------------------------
+
+
+class NgramIndex:
+    """The vocabulary's terms as a trie over word ids. The n-gram that starts at a position is
+    the (n-1)-gram node there extended by the n-th word: one searchsorted per level over the
+    whole batch, instead of an "a b" string and a dict lookup per n-gram.
+
+    Word ids 0..size-1 are the words of the terms; UNKNOWN (size) any other token of two or more
+    characters, TEXT_BREAK (size + 1) the separator; neither is in a term, so no n-gram crosses
+    them. At each level the node ids are positions in that level's sorted keys, and NONE (one
+    past the last) means "no term starts so"."""
+
+    def __init__(self, vocabulary: Sequence[str], ngram_max: int) -> None:
+        terms = [tuple(term.split(" ")) for term in vocabulary]
+        words: dict[str, int] = {}
+        for term in terms:
+            for word in term:
+                words.setdefault(word, len(words))
+        self.size = len(words)
+        self.unknown, self.text_break, self.base = self.size, self.size + 1, self.size + 2
+        # Scikit-learn's pattern never yields a one-character token; the fast path does.
+        self.ids = {**{char: DROPPED for char in _WORD_CHARACTERS}, **words, SEPARATOR: self.text_break}
+        columns = {tuple(words[word] for word in term): column for column, term in enumerate(terms)}
+        self.unigram_columns = np.full(self.base, -1, dtype=np.int64)  # per word id
+        for ids, column in columns.items():
+            if len(ids) == 1:
+                self.unigram_columns[ids[0]] = column
+        # Per level n >= 2: sorted keys (node of the first n-1 words) * base + (n-th word), with a
+        # sentinel that no key reaches, and the column of each node (-1: only a prefix; NONE: -1).
+        self.levels: list[tuple[np.ndarray, np.ndarray]] = []
+        nodes: dict[tuple[int, ...], int] = {(word,): word for word in words.values()}
+        for n in range(2, ngram_max + 1):
+            prefixes = sorted({ids[:n] for ids in columns if len(ids) >= n})  # sorted by key too
+            keys = [nodes[prefix[:-1]] * self.base + prefix[-1] for prefix in prefixes]
+            self.levels.append(
+                (
+                    np.array([*keys, np.iinfo(np.int64).max], dtype=np.int64),
+                    np.array([*(columns.get(prefix, -1) for prefix in prefixes), -1], dtype=np.int64),
+                )
+            )
+            nodes = {prefix: node for node, prefix in enumerate(prefixes)}
+
+    def word_ids(self, tokens: list[str]) -> np.ndarray:
+        """The token stream's word ids, one-character tokens left out."""
+        ids = token_ids(tokens, self.ids, self.unknown)
+        return ids[ids != DROPPED]
+
+    def columns(self, words: np.ndarray) -> list[np.ndarray]:
+        """Per n from 1 to ngram_max: the vocabulary column of the n-gram that starts at each
+        position of the word-id stream (-1 where it is not a term)."""
+        node = words  # a word's unigram node is its id
+        found = [self.unigram_columns[words]]
+        for n, (keys, level_columns) in enumerate(self.levels, 2):
+            wanted = node[: len(words) - n + 1] * self.base + words[n - 1 :]
+            node = np.searchsorted(keys, wanted)
+            node[keys[node] != wanted] = len(keys) - 1  # NONE
+            found.append(level_columns[node])
+        return found
 
 
 # --- lexicon features, with VADER's negation, booster and "but" rules --------------------------
+
+
+@dataclass(frozen=True)
+class WordKinds:
+    """What VADER's rules ask of a lexicon token, as arrays indexed by token id: a batch's tokens
+    are classified by one gather per question. Id 0 is any word the rules ignore."""
+
+    ids: dict[str, int]
+    valence: np.ndarray  # a rated word's valence (a word of the lexicon that is not a booster)
+    boost: np.ndarray  # an unrated booster's increment
+    rated: np.ndarray  # bool
+    lexical: np.ndarray  # bool: in the lexicon, rated or not
+    negation: np.ndarray  # bool: an unrated negation
+    no: np.ndarray  # bool: "no"
+    least: np.ndarray  # bool: "least"
+    at_or_very: np.ndarray  # bool: "at" or "very" ("at least" and "very least" do not negate)
+    but: np.ndarray  # bool: "but"
+    boundary: np.ndarray  # bool: a sentence end or SEPARATOR
+    separator: np.ndarray  # bool: SEPARATOR
+
+    @classmethod
+    def of(
+        cls, valences: Mapping[str, float], negations: frozenset[str], boosters: Mapping[str, float]
+    ) -> WordKinds:
+        """The kinds of every token the rules name: the lexicon's words, its boosters and
+        negations, "no", "least", "at", "very", "but", the sentence ends and the separator."""
+        named = {"no", "least", "at", "very", "but"}
+        words = sorted(set(valences) | set(boosters) | negations | named - ENDS - {SEPARATOR})
+        ids = {token: number for number, token in enumerate([SEPARATOR, *sorted(ENDS), *words], 1)}
+
+        def marked(tokens: Iterable[str]) -> np.ndarray:
+            array = np.zeros(len(ids) + 1, dtype=bool)
+            array[[ids[token] for token in tokens]] = True
+            return array
+
+        def weights(pairs: Iterable[tuple[str, float]]) -> np.ndarray:
+            array = np.zeros(len(ids) + 1, dtype=np.float64)
+            for token, value in pairs:
+                array[ids[token]] = value
+            return array
+
+        rated = [word for word in valences if word not in boosters]
+        return cls(
+            ids=ids,
+            valence=weights((word, valences[word]) for word in rated),
+            boost=weights((word, boost) for word, boost in boosters.items() if word not in valences),
+            rated=marked(rated),
+            lexical=marked(valences),
+            negation=marked(word for word in negations if word not in valences),
+            no=marked(["no"]),
+            least=marked(["least"]),
+            at_or_very=marked(["at", "very"]),
+            but=marked(["but"]),
+            boundary=marked([SEPARATOR, *ENDS]),
+            separator=marked([SEPARATOR]),
+        )
+
+
+_BEHIND = np.arange(1, 4)  # the three words before a rated word, which can modify it
+_DAMPING = np.array(BOOSTER_DAMPING)
+
+
+def rated_valences(
+    tokens: np.ndarray, rated: np.ndarray, opening: np.ndarray, kinds: WordKinds
+) -> np.ndarray:
+    """The valence of each rated token (positions in the id stream; opening: the boundary before
+    its sentence) after the "no", booster, negation and "least" rules, which look at the three
+    words before it in its sentence, nearest first."""
+    back = rated[:, None] - _BEHIND
+    inside = back > opening[:, None]
+    behind = tokens[back]  # only read where inside, so never before the stream's start
+    word = tokens[rated]
+    base = kinds.valence[word]
+    # "no" before a lexicon word carries no valence of its own; "no" one or two words before a
+    # rated word negates it (whatever the former rule said).
+    lone_no = kinds.no[word] & kinds.lexical[tokens[rated + 1]]
+    after_no = (kinds.no[behind[:, :2]] & inside[:, :2]).any(axis=1)
+    valence = base * np.where(after_no, NEGATION_SCALAR, np.where(lone_no, 0.0, 1.0))
+    steps = kinds.boost[behind] * (inside * _DAMPING)  # a booster's push, less the further it stands
+    flips = np.where(kinds.negation[behind] & inside, NEGATION_SCALAR, 1.0)
+    for distance in range(len(BOOSTER_DAMPING)):  # in turn: each sees the sign the last one left
+        step = steps[:, distance]
+        valence = (valence + np.where(valence >= 0, step, -step)) * flips[:, distance]
+    least = kinds.least[behind[:, 0]] & inside[:, 0] & ~(kinds.at_or_very[behind[:, 1]] & inside[:, 1])
+    return valence * np.where(least, NEGATION_SCALAR, 1.0)
+
+
+def but_weights(
+    rated: np.ndarray, sentence: np.ndarray, buts: np.ndarray, but_sentence: np.ndarray
+) -> np.ndarray:
+    """Per rated token (its position and sentence): halved before the first "but" of its
+    sentence, one and a half times after it, as is in a sentence without one."""
+    none = np.iinfo(np.int64).max
+    first = np.full(int(sentence.max(initial=0)) + 1, none)  # per sentence: where its first "but" is
+    np.minimum.at(first, but_sentence, buts)
+    cut = first[sentence]
+    return np.where(cut == none, 1.0, np.where(rated < cut, BEFORE_BUT, AFTER_BUT))
+
+
+def compound(total: np.ndarray) -> np.ndarray:
+    """VADER's normalisation of a summed valence into (-1, 1)."""
+    return total / np.sqrt(total * total + COMPOUND_ALPHA)
+
+
+def lexicon_matrix(tokens: np.ndarray, texts: int, kinds: WordKinds) -> np.ndarray:
+    """The LEXICON_FEATURES of each text of a token-id stream (token_stream's layout). Sentences
+    are the runs between boundaries; the rules apply within each, and every sentence with a word
+    gets a compound score of its own."""
+    boundary = kinds.boundary[tokens]
+    closes = boundary.nonzero()[0]  # the boundary before each sentence, and the last one
+    sentence = boundary.cumsum()  # of a word: 1 + its sentence, which opens at closes[sentence - 1]
+    text = kinds.separator[tokens].cumsum()  # of a word: 1 + its text
+    rated = kinds.rated[tokens].nonzero()[0]
+    in_sentence = sentence[rated]
+    values = rated_valences(tokens, rated, closes[in_sentence - 1], kinds)
+    buts = kinds.but[tokens].nonzero()[0]
+    if len(buts):
+        values = values * but_weights(rated, in_sentence, buts, sentence[buts])
+    words = closes[1:] - closes[:-1] - 1  # per sentence
+    spoken = words.nonzero()[0] + 1  # the sentences with a word, numbered as `sentence` does
+    sums = np.bincount(in_sentence, values, len(closes))[spoken]
+    sentence_text = text[closes[spoken] - 1]  # the text of a spoken sentence's last word
+    return per_text_features(text[rated], values, sentence_text, compound(sums), words[spoken - 1], texts)
+
+
+def per_text_features(
+    rated_text: np.ndarray,
+    values: np.ndarray,
+    sentence_text: np.ndarray,
+    sentences: np.ndarray,
+    words: np.ndarray,
+    texts: int,
+) -> np.ndarray:
+    """The LEXICON_FEATURES rows from each rated word's final valence and text, and each spoken
+    sentence's compound score, text and word count; text ids start at 1. A text without words
+    gets zeros."""
+    bins = texts + 1
+    total = np.bincount(rated_text, values, bins)
+    positive = np.bincount(rated_text, np.where(values > 0, values + 1.0, 0.0), bins)
+    negative = np.bincount(rated_text, np.where(values < 0, 1.0 - values, 0.0), bins)
+    count = np.bincount(sentence_text, words, bins)
+    weight = positive + negative + (count - np.bincount(rated_text, values != 0, bins))
+    weight[weight == 0] = 1.0  # only where there are no words: otherwise it is at least their count
+    spoken = np.bincount(sentence_text, minlength=bins)
+    lowest = np.zeros(bins)
+    if len(sentences):
+        firsts = np.concatenate(([True], sentence_text[1:] != sentence_text[:-1])).nonzero()[0]
+        lowest[sentence_text[firsts]] = np.minimum.reduceat(sentences, firsts)
+    features = np.empty((bins, len(LEXICON_FEATURES)))
+    features[:, 0] = compound(total)
+    features[:, 1] = positive / weight
+    features[:, 2] = negative / weight
+    features[:, 3] = total / np.maximum(count, 1.0)
+    features[:, 4] = np.bincount(sentence_text, sentences, bins) / np.maximum(spoken, 1)
+    features[:, 5] = lowest
+    return features[1:]
 
 
 @dataclass(frozen=True)
@@ -110,17 +389,14 @@ class LexiconRules:
     boosters: Mapping[str, float]
     emoji: Mapping[str, str] = field(default_factory=dict)  # one code point -> its description
     source: str = ""
+    kinds: WordKinds = field(init=False, repr=False, compare=False)
+    _translation: dict[int, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         table: dict[int, str] = dict(APOSTROPHES)
         table.update({ord(char): f" {words} " for char, words in self.emoji.items() if len(char) == 1})
         object.__setattr__(self, "_translation", table)
-        # What features() visits: rated words (a rated booster only modifies), words that can
-        # modify an unrated neighbour's valence, "but", and sentence ends; nothing else matters.
-        rated = frozenset(word for word in self.valences if word not in self.boosters)
-        modifiers = (set(self.boosters) | self.negations | {"least"}) - set(self.valences)
-        object.__setattr__(self, "_rated", rated)
-        object.__setattr__(self, "_marks", rated | modifiers | ENDS | {"but"})
+        object.__setattr__(self, "kinds", WordKinds.of(self.valences, self.negations, self.boosters))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -152,99 +428,24 @@ class LexiconRules:
             source=str(document.get("source", "")),
         )
 
-    def tokens(self, text: str) -> list[str]:
-        """Lowercased words (word characters, inner apostrophes kept: "wouldn't") and sentence ends
-        (each . ! ?); curly apostrophes are straightened and an emoji becomes its name."""
-        if not text.isascii():  # only then can it hold emoji or curly apostrophes
-            text = text.translate(self._translation)  # type: ignore[attr-defined]
-        return _TOKENS_AND_ENDS.findall(text.lower())
+    def _regex_tokens(self, text: str) -> list[str]:
+        """Lowercased words (word characters, inner apostrophes kept: "wouldn't") and sentence
+        ends (each . ! ?) of any text; curly apostrophes are straightened, an emoji becomes its
+        name."""
+        tokens: list[str] = _LEXICON_TOKENS.findall(text.translate(self._translation).lower())
+        return tokens
 
-    def _valence(self, tokens: Sequence[str], i: int, start: int) -> float:
-        """The valence of tokens[i] after the boosters and negations among the three words before
-        it in its sentence (which begins at start)."""
-        valences = self.valences
-        word = tokens[i]
-        valence = valences[word]
-        if word == "no" and i + 1 < len(tokens) and tokens[i + 1] in valences:
-            valence = 0.0  # "no" negating the next lexicon word carries no valence of its own
-        if (i - 1 >= start and tokens[i - 1] == "no") or (i - 2 >= start and tokens[i - 2] == "no"):
-            valence = valences[word] * NEGATION_SCALAR
-        for distance in range(1, min(3, i - start) + 1):
-            before = tokens[i - distance]
-            if before in valences:
-                continue
-            boost = self.boosters.get(before, 0.0)
-            if boost:
-                valence += (boost if valence >= 0 else -boost) * BOOSTER_DAMPING[distance - 1]
-            if before in self.negations:
-                valence *= NEGATION_SCALAR
-        if (
-            i - 1 >= start
-            and tokens[i - 1] == "least"
-            and (i - 2 < start or tokens[i - 2] not in ("at", "very"))
-        ):
-            valence *= NEGATION_SCALAR
-        return valence
+    def tokens(self, texts: Iterable[str]) -> list[str]:
+        """The batch's lexicon token stream (token_stream's layout; a sentence end may read ".")."""
+        return token_stream(texts, _lexicon_ascii, self._regex_tokens)
+
+    def matrix(self, texts: Sequence[str]) -> np.ndarray:
+        """The LEXICON_FEATURES of each text, one row per text."""
+        return lexicon_matrix(token_ids(self.tokens(texts), self.kinds.ids, 0), len(texts), self.kinds)
 
     def features(self, text: str) -> list[float]:
-        """The LEXICON_FEATURES of one review. The rules apply within each sentence: a rated word's
-        valence after its boosters and negations; before the sentence's first "but" halved, after
-        it one and a half times. Only rated words, "but" and sentence ends are visited."""
-        tokens = self.tokens(text)
-        marks, rated = self._marks, self._rated  # type: ignore[attr-defined]
-        every: list[float] = []
-        compounds: list[float] = []
-        sentence: list[tuple[int, float]] = []  # (position, valence) of its rated words so far
-        start, but, ends, modified = 0, -1, 0, -1  # modified: where the last modifier stands
-        stops = [i for i, token in enumerate(tokens) if token in marks]
-        for i in [*stops, len(tokens)]:  # the end of the text closes its last sentence
-            token = tokens[i] if i < len(tokens) else "."
-            if token == "but":
-                but = i if but < start else but
-            elif token in rated:
-                if token != "no" and modified < max(start, i - 3):  # nothing can modify it
-                    sentence.append((i, self.valences[token]))
-                else:
-                    sentence.append((i, self._valence(tokens, i, start)))
-                    modified = i if token == "no" else modified
-            elif token not in ENDS:
-                modified = i  # a booster, a negation or "least"
-            else:
-                ends += i < len(tokens)
-                if i > start:
-                    values = [
-                        value * (BEFORE_BUT if at < but else AFTER_BUT) if but >= start else value
-                        for at, value in sentence
-                    ]
-                    every.extend(values)
-                    compounds.append(_compound(sum(values)))
-                sentence, start = [], i + 1
-        count = len(tokens) - ends
-        if not count:
-            return [0.0] * len(LEXICON_FEATURES)
-        positive = sum(value + 1.0 for value in every if value > 0)
-        negative = sum(1.0 - value for value in every if value < 0)
-        neutral = count - sum(1 for value in every if value != 0)
-        weight = positive + negative + neutral
-        total = sum(every)
-        return [
-            _compound(total),
-            positive / weight,
-            negative / weight,
-            total / count,
-            sum(compounds) / len(compounds),
-            min(compounds),
-        ]
-
-    def matrix(self, texts: Iterable[str]) -> np.ndarray:
-        """The lexicon features of each text, one row per text."""
-        rows = [self.features(text) for text in texts]
-        return np.array(rows, dtype=np.float64).reshape(len(rows), len(LEXICON_FEATURES))
-
-
-def _compound(total: float) -> float:
-    """VADER's normalisation of a summed valence into (-1, 1)."""
-    return total / math.sqrt(total * total + COMPOUND_ALPHA)
+        """The LEXICON_FEATURES of one review."""
+        return [float(value) for value in self.matrix([text])[0]]
 
 
 # --- the model ---------------------------------------------------------------------------------
@@ -264,6 +465,8 @@ class CompiledModel:
     lexicon_std: np.ndarray  # and their standard deviation (1 where it was 0)
     classes: tuple[int, int] = (0, 1)
     info: Mapping[str, Any] = field(default_factory=dict)  # how it was fitted, for people
+    index: dict[str, int] = field(init=False, repr=False, compare=False)  # term -> column
+    ngrams: NgramIndex = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         terms = len(self.vocabulary)
@@ -279,36 +482,32 @@ class CompiledModel:
         if self.lexicon_mean.shape != shape or self.lexicon_std.shape != shape:
             raise ModelFormatError(f"lexicon mean and std need shape {shape}")
         object.__setattr__(self, "index", index)
-        object.__setattr__(self, "_term_coefficients", self.coefficients[:terms])
-        object.__setattr__(self, "_lexicon_coefficients", self.coefficients[terms:])
+        object.__setattr__(self, "ngrams", NgramIndex(self.vocabulary, self.ngram_max))
 
     # - scoring -
-
-    def term_columns(self, text: str) -> list[int]:
-        """The vocabulary column of every n-gram of the text that is in the vocabulary."""
-        index: dict[str, int] = self.index  # type: ignore[attr-defined]
-        get = index.get
-        return [column for column in map(get, word_ngrams(text, self.ngram_max)) if column is not None]
 
     def tfidf_scores(self, texts: Sequence[str]) -> np.ndarray:
         """Per text, the TF-IDF block's part of the decision function (its dot product with the
         coefficients), computed over the texts' known n-grams only: the sparse product."""
-        columns = [self.term_columns(text) for text in texts]
-        lengths = np.fromiter((len(found) for found in columns), dtype=np.int64, count=len(columns))
-        if not lengths.sum():
+        words = self.ngrams.word_ids(tfidf_tokens(texts))
+        text = (words == self.ngrams.text_break).cumsum()  # of a word: 1 + its text
+        found = self.ngrams.columns(words)
+        columns = np.concatenate(found)
+        terms = len(self.vocabulary)
+        keys = (np.concatenate([text[: len(level)] for level in found]) * terms + columns)[columns >= 0]
+        if not len(keys):
             return np.zeros(len(texts))
-        rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-        flat = np.fromiter(chain.from_iterable(columns), dtype=np.int64, count=int(lengths.sum()))
-        keys, counts = np.unique(rows * len(self.vocabulary) + flat, return_counts=True)
-        row, column = np.divmod(keys, len(self.vocabulary))
-        weight = (np.log(counts) + 1.0) * self.idf[column]
-        norm = np.sqrt(np.bincount(row, weights=weight * weight, minlength=len(texts)))
-        dot = np.bincount(row, weights=weight * self._term_coefficients[column], minlength=len(texts))  # type: ignore[attr-defined]
+        keys.sort(kind="stable")  # each level's keys come grouped by text: timsort is quick on them
+        edges = np.concatenate(([True], keys[1:] != keys[:-1], [True])).nonzero()[0]
+        row, column = np.divmod(keys[edges[:-1]], terms)  # each distinct (text, term) once
+        weight = (np.log(edges[1:] - edges[:-1]) + 1.0) * self.idf[column]  # sublinear tf * idf
+        norm = np.sqrt(np.bincount(row, weight * weight, len(texts) + 1)[1:])
+        dot = np.bincount(row, weight * self.coefficients[column], len(texts) + 1)[1:]
         return np.divide(dot, norm, out=np.zeros(len(texts)), where=norm > 0)
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         standardised = (self.lexicon.matrix(texts) - self.lexicon_mean) / self.lexicon_std
-        lexicon = standardised @ self._lexicon_coefficients  # type: ignore[attr-defined]
+        lexicon = standardised @ self.coefficients[len(self.vocabulary) :]
         return self.tfidf_scores(texts) + lexicon + self.intercept
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -318,7 +517,7 @@ class CompiledModel:
 
     def unigrams(self, text: str) -> list[str]:
         """The review's single-word tokens, as the TF-IDF analyzer sees them."""
-        return word_ngrams(text, 1)
+        return [token for token in tfidf_tokens([text])[1:-1] if len(token) > 1]
 
     # - plain data -
 

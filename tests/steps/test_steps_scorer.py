@@ -8,9 +8,11 @@ import random
 from pathlib import Path
 from typing import Any
 
+import lexicon_reference
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
 from step_helpers import NEGATIVE, POSITIVE, REVIEWS
 
 from steps import scorer, train
@@ -78,7 +80,7 @@ def test_compiled_scores_equal_the_pipeline_on_10000_texts(fitted: tuple[Any, An
     pipeline, compiled, training_texts = fitted
     texts = training_texts + generated_texts(list(compiled.vocabulary), 10_000)
     assert len(texts) >= 10_000
-    assert any(not scorer.word_ngrams(text, 2) for text in texts), "some texts have no token"
+    assert any(not compiled.unigrams(text) for text in texts), "some texts have no token"
     assert max(len(text) for text in texts) >= 19_000
     expected = pipeline.predict_proba(texts)
     actual = compiled.predict_proba(texts)
@@ -112,11 +114,11 @@ def test_empty_batch_scores_to_an_empty_array(fitted: tuple[Any, Any, list[str]]
     assert compiled.predict_proba([]).shape == (0, 2)
 
 
-def test_word_ngrams_follow_scikit_learn_analyzer(fitted: tuple[Any, Any, list[str]]) -> None:
-    pipeline, _, _ = fitted
+def test_unigrams_follow_scikit_learn_analyzer(fitted: tuple[Any, Any, list[str]]) -> None:
+    pipeline, compiled, _ = fitted
     analyzer = pipeline.named_steps["features"].transformer_list[0][1].build_analyzer()
-    for text in [*UNICODE, *EMOJI, *NOTHING_TO_TOKENISE, "Not GOOD, not good at all!"]:
-        assert scorer.word_ngrams(text, 2) == analyzer(text), text
+    for text in [*UNICODE, *EMOJI, *NOTHING_TO_TOKENISE, "Not GOOD, not good at all!", "it's a_b 9 x"]:
+        assert compiled.unigrams(text) == [gram for gram in analyzer(text) if " " not in gram], text
 
 
 def test_saved_files_are_plain_data(tmp_path: Path, fitted: tuple[Any, Any, list[str]]) -> None:
@@ -150,45 +152,94 @@ def test_inconsistent_arrays_are_refused(tmp_path: Path, fitted: tuple[Any, Any,
         scorer.CompiledModel.load(tmp_path)
 
 
-def reference_features(rules: scorer.LexiconRules, text: str) -> list[float]:
-    """The lexicon features the slow, obvious way: every rated word through the full rules."""
-    tokens = rules.tokens(text)
-    rated = {word for word in rules.valences if word not in rules.boosters}
-    every: list[float] = []
-    compounds: list[float] = []
-    start = 0
-    for end in [*(i for i, token in enumerate(tokens) if token in scorer.ENDS), len(tokens)]:
-        words = tokens[start:end]
-        values = [(i, rules._valence(tokens, i, start)) for i in range(start, end) if tokens[i] in rated]
-        if "but" in words:
-            cut = start + words.index("but")
-            values = [(i, value * (0.5 if i < cut else 1.5)) for i, value in values]
-        if words:
-            every.extend(value for _, value in values)
-            total = sum(value for _, value in values)
-            compounds.append(total / (total * total + 15) ** 0.5)
-        start = end + 1
-    count = sum(1 for token in tokens if token not in scorer.ENDS)
-    if not count:
-        return [0.0] * len(scorer.LEXICON_FEATURES)
-    positive = sum(value + 1 for value in every if value > 0)
-    negative = sum(1 - value for value in every if value < 0)
-    weight = positive + negative + count - sum(1 for value in every if value != 0)
-    total = sum(every)
-    return [
-        total / (total * total + 15) ** 0.5,
-        positive / weight,
-        negative / weight,
-        total / count,
-        sum(compounds) / len(compounds),
-        min(compounds),
+def lexicon_texts(rules: scorer.LexiconRules, count: int, seed: int) -> list[str]:
+    """Reviews made of what the lexicon rules act on: rated words, negations, boosters, "no",
+    "least", "at least", "but", sentence ends, curly and stray apostrophes, emoji, unicode, glued
+    or spaced, in any case; some with nothing to tokenise, a few very long."""
+    rng = random.Random(seed)
+    rated = sorted(word for word in rules.valences if word.isalpha() and word not in rules.boosters)
+    pieces = [
+        *rng.sample(rated, 300),
+        *sorted(rules.negations),
+        *sorted(rules.boosters),
+        *NEGATIONS,
+        *BOOSTERS,
+        *["no", "no", "least", "least", "at least", "very least", "but", "but", "but"],
+        *[".", "!", "?", "...", "?!", ",", ";", "-", "(", ")"],
+        *["don\u2019t", "isn\u2018t", "it\u02bcs", "'quoted'", "rock'n'roll", "''", "'", "it's", "o'"],
+        *["x_y", "_", "42", "a", "I", "\x00", "\t", "\n"],
+        *UNICODE,
+        *EMOJI,
+        *sorted(rules.emoji)[::97],
     ]
+    glue = [" "] * 6 + ["", ", ", "  "]
+    texts: list[str] = []
+    while len(texts) < count:
+        number = len(texts)
+        if number % 25 == 0:
+            texts.append(rng.choice(NOTHING_TO_TOKENISE) * rng.randint(1, 3))
+            continue
+        length = rng.randint(2000, 3000) if number % 1000 == 1 else rng.randint(1, 40)
+        text = "".join(rng.choice(pieces) + rng.choice(glue) for _ in range(length))
+        texts.append(text.upper() if number % 7 == 0 else text)
+    return texts
 
 
-def test_lexicon_features_equal_the_rules_applied_word_by_word() -> None:
+def test_lexicon_features_equal_the_per_token_reference_on_10000_texts() -> None:
     rules = train.load_lexicon()
-    rng = random.Random(5)
-    words = [*list(rules.valences)[:2000:7], *NEGATIONS, *BOOSTERS, "no", "least", "at", "but", ".", "!", "?"]
-    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    texts = lexicon_texts(rules, 10_000, seed=5)
+    for needed in ["at least", "very least", "no ", " but ", "!", "?", "\u2019", "\x00", "\U0001f600"]:
+        assert any(needed in text.lower() for text in texts), needed
+    assert sum(not text.isascii() for text in texts) > 1000
+    assert max(len(text) for text in texts) > 15_000
+    actual = rules.matrix(texts)
+    reference = lexicon_reference.Reference(rules)
+    expected = np.array([reference.features(text) for text in texts])
+    assert actual.shape == expected.shape == (len(texts), len(scorer.LEXICON_FEATURES))
+    gaps = np.max(np.abs(actual - expected), axis=1)
+    assert float(gaps.max()) <= 1e-12, texts[int(np.argmax(gaps))]
+    assert np.count_nonzero(expected[:, 0]) > len(texts) // 2  # most texts have a sentiment
+
+
+def test_a_text_scores_the_same_alone_and_anywhere_in_a_batch() -> None:
+    rules = train.load_lexicon()
+    texts = lexicon_texts(rules, 500, seed=8)
+    batch = rules.matrix(texts)
+    order = random.Random(1).sample(range(len(texts)), len(texts))
+    assert np.array_equal(rules.matrix([texts[i] for i in order]), batch[order])
+    for index in range(0, len(texts), 13):
+        assert np.array_equal(rules.matrix([texts[index]])[0], batch[index]), texts[index]
+        assert rules.features(texts[index]) == batch[index].tolist()
+    assert rules.matrix([]).shape == (0, len(scorer.LEXICON_FEATURES))
+
+
+def test_batch_tokens_equal_the_regular_expressions() -> None:
+    """Plain ASCII texts take the str.translate and split path, others the regexes: the same
+    tokens either way (a sentence end may read ".")."""
+    rules = train.load_lexicon()
+    texts = [*lexicon_texts(rules, 3000, seed=9), "a'b''c 'd' e'' ''f g'.h", "x\x00y", "__init__ a_b 9"]
+    reference = lexicon_reference.Reference(rules)
+    expected = [scorer.SEPARATOR]
     for text in texts:
-        assert rules.features(text) == pytest.approx(reference_features(rules, text), abs=1e-12), text
+        expected += [("." if token in scorer.ENDS else token) for token in reference.tokens(text)]
+        expected.append(scorer.SEPARATOR)
+    assert [("." if token in scorer.ENDS else token) for token in rules.tokens(texts)] == expected
+    analyzer = TfidfVectorizer(strip_accents="unicode").build_analyzer()
+    expected = [scorer.SEPARATOR]
+    for text in texts:
+        expected += [*analyzer(text), scorer.SEPARATOR]
+    kept = [token for token in scorer.tfidf_tokens(texts) if len(token) > 1 or token == scorer.SEPARATOR]
+    assert kept == expected
+
+
+def test_trigram_models_score_as_the_pipeline() -> None:
+    frame = pd.read_csv(REPO / "data" / "train.csv", dtype=str, keep_default_na=False)
+    args = train.parse_args(["--ngram-max", "3", "--regularization-c", "4"])
+    pipeline, info = train.fit_model(
+        frame["review_text"].tolist(), frame["sentiment"].astype(int).to_numpy(), args, train.load_lexicon()
+    )
+    compiled = train.compile_model(pipeline, args, info)
+    assert any(term.count(" ") == 2 for term in compiled.vocabulary)
+    texts = frame["review_text"].tolist() + generated_texts(list(compiled.vocabulary), 2000, seed=3)
+    gap = np.max(np.abs(compiled.predict_proba(texts) - pipeline.predict_proba(texts)))
+    assert float(gap) <= TOLERANCE
