@@ -20,6 +20,7 @@ next to inference.py. Standard library and numpy only; Python 3.9+.
 from __future__ import annotations
 
 import json
+import math
 import re
 import string
 import unicodedata
@@ -94,7 +95,9 @@ _LEXICON_ASCII = str.maketrans(
     {code: " " for code in range(128) if chr(code) not in _WORD_CHARACTERS | {SEPARATOR, "'", *ENDS}}
     | {ord("!"): ".", ord("?"): "."}
 )
-_LOOSE_APOSTROPHE = re.compile(r"(?<!\w)'|'(?!\w)")  # not between two word characters
+# An apostrophe not between two word characters (written apostrophe-first so that the regex
+# engine skips to apostrophes instead of trying a lookbehind at every position).
+_LOOSE_APOSTROPHE = re.compile(r"'(?:(?!\w)|(?<!\w'))")
 _TFIDF_TOKENS = re.compile(TOKEN_PATTERN)
 _LEXICON_TOKENS = re.compile(r"\w+(?:'\w+)*|[.!?]")  # words (inner apostrophes kept) and ends
 
@@ -112,11 +115,14 @@ def _plain(text: str) -> bool:
 
 
 def token_stream(
-    texts: Iterable[str], ascii_tokens: Callable[[str], list[str]], tokens: Callable[[str], list[str]]
+    texts: Sequence[str], ascii_tokens: Callable[[str], list[str]], tokens: Callable[[str], list[str]]
 ) -> list[str]:
-    """Every text's tokens followed by SEPARATOR, after a leading one. Runs of plain texts are
-    joined and tokenised in one ascii_tokens call (C-speed str methods over the whole run);
-    any other text goes through tokens, the analyzer's regular expression."""
+    """Every text's tokens followed by SEPARATOR, after a leading one. Plain texts are joined and
+    tokenised in one ascii_tokens call (C-speed str methods over the whole batch or run); any
+    other text goes through tokens, the analyzer's regular expression."""
+    joined = f" {SEPARATOR} ".join(texts)
+    if joined.isascii() and joined.count(SEPARATOR) == len(texts) - 1:  # every text is plain
+        return ascii_tokens(f"{SEPARATOR} {joined} {SEPARATOR}")
     stream = [SEPARATOR]
     for plain, run in groupby(texts, key=_plain):
         if plain:
@@ -139,7 +145,7 @@ def _tfidf_regex(text: str) -> list[str]:
     return tokens
 
 
-def tfidf_tokens(texts: Iterable[str]) -> list[str]:
+def tfidf_tokens(texts: Sequence[str]) -> list[str]:
     """The batch's TF-IDF token stream (see token_stream)."""
     return token_stream(texts, _tfidf_ascii, _tfidf_regex)
 
@@ -279,9 +285,33 @@ class WordKinds:
             separator=marked([SEPARATOR]),
         )
 
+    def lists(self) -> WordLists:
+        """The same tables as Python lists, which text_features indexes one token at a time."""
+        return WordLists(
+            **{name: getattr(self, name).tolist() for name in WordLists.__dataclass_fields__}
+        )
+
+
+@dataclass(frozen=True)
+class WordLists:
+    """WordKinds' tables as lists: indexing a list with an int is several times cheaper than
+    indexing an array, and gives a Python float or bool to compute with."""
+
+    valence: list[float]
+    boost: list[float]
+    rated: list[bool]
+    lexical: list[bool]
+    negation: list[bool]
+    no: list[bool]
+    least: list[bool]
+    at_or_very: list[bool]
+    but: list[bool]
+    boundary: list[bool]
+
 
 _BEHIND = np.arange(1, 4)  # the three words before a rated word, which can modify it
 _DAMPING = np.array(BOOSTER_DAMPING)
+_NO_BUT = np.iinfo(np.int64).max
 
 
 def rated_valences(
@@ -300,25 +330,26 @@ def rated_valences(
     lone_no = kinds.no[word] & kinds.lexical[tokens[rated + 1]]
     after_no = (kinds.no[behind[:, :2]] & inside[:, :2]).any(axis=1)
     valence = base * np.where(after_no, NEGATION_SCALAR, np.where(lone_no, 0.0, 1.0))
-    steps = kinds.boost[behind] * (inside * _DAMPING)  # a booster's push, less the further it stands
+    push = kinds.boost[behind] * (inside * _DAMPING)  # a booster's, less the further it stands
     flips = np.where(kinds.negation[behind] & inside, NEGATION_SCALAR, 1.0)
-    for distance in range(len(BOOSTER_DAMPING)):  # in turn: each sees the sign the last one left
-        step = steps[:, distance]
-        valence = (valence + np.where(valence >= 0, step, -step)) * flips[:, distance]
+    # "least" right before negates, unless "at least" or "very least": after the rest.
     least = kinds.least[behind[:, 0]] & inside[:, 0] & ~(kinds.at_or_very[behind[:, 1]] & inside[:, 1])
-    return valence * np.where(least, NEGATION_SCALAR, 1.0)
+    flips[least, -1] *= NEGATION_SCALAR
+    for distance in range(len(BOOSTER_DAMPING)):  # in turn: each sees the sign the last one left
+        step = push[:, distance]  # away from zero
+        valence = (valence + np.where(valence >= 0, step, -step)) * flips[:, distance]
+    return valence
 
 
 def but_weights(
-    rated: np.ndarray, sentence: np.ndarray, buts: np.ndarray, but_sentence: np.ndarray
+    rated: np.ndarray, sentence: np.ndarray, buts: np.ndarray, but_sentence: np.ndarray, sentences: int
 ) -> np.ndarray:
     """Per rated token (its position and sentence): halved before the first "but" of its
     sentence, one and a half times after it, as is in a sentence without one."""
-    none = np.iinfo(np.int64).max
-    first = np.full(int(sentence.max(initial=0)) + 1, none)  # per sentence: where its first "but" is
+    first = np.full(sentences, _NO_BUT)  # per sentence: where its first "but" stands
     np.minimum.at(first, but_sentence, buts)
     cut = first[sentence]
-    return np.where(cut == none, 1.0, np.where(rated < cut, BEFORE_BUT, AFTER_BUT))
+    return np.where(cut == _NO_BUT, 1.0, np.where(rated < cut, BEFORE_BUT, AFTER_BUT))
 
 
 def compound(total: np.ndarray) -> np.ndarray:
@@ -339,7 +370,7 @@ def lexicon_matrix(tokens: np.ndarray, texts: int, kinds: WordKinds) -> np.ndarr
     values = rated_valences(tokens, rated, closes[in_sentence - 1], kinds)
     buts = kinds.but[tokens].nonzero()[0]
     if len(buts):
-        values = values * but_weights(rated, in_sentence, buts, sentence[buts])
+        values = values * but_weights(rated, in_sentence, buts, sentence[buts], len(closes))
     words = closes[1:] - closes[:-1] - 1  # per sentence
     spoken = words.nonzero()[0] + 1  # the sentences with a word, numbered as `sentence` does
     sums = np.bincount(in_sentence, values, len(closes))[spoken]
@@ -363,21 +394,95 @@ def per_text_features(
     positive = np.bincount(rated_text, np.where(values > 0, values + 1.0, 0.0), bins)
     negative = np.bincount(rated_text, np.where(values < 0, 1.0 - values, 0.0), bins)
     count = np.bincount(sentence_text, words, bins)
-    weight = positive + negative + (count - np.bincount(rated_text, values != 0, bins))
-    weight[weight == 0] = 1.0  # only where there are no words: otherwise it is at least their count
-    spoken = np.bincount(sentence_text, minlength=bins)
-    lowest = np.zeros(bins)
-    if len(sentences):
+    neutral = count - np.bincount(rated_text, values != 0, bins)
+    # Each maximum changes only texts without words: a weight is at least the count of words.
+    weight = np.maximum(positive + negative + neutral, 1.0)
+    spoken = np.maximum(np.bincount(sentence_text, minlength=bins), 1)
+    features = np.zeros((bins, len(LEXICON_FEATURES)))
+    if len(sentences):  # each text's lowest: sentence_text is sorted
         firsts = np.concatenate(([True], sentence_text[1:] != sentence_text[:-1])).nonzero()[0]
-        lowest[sentence_text[firsts]] = np.minimum.reduceat(sentences, firsts)
-    features = np.empty((bins, len(LEXICON_FEATURES)))
+        features[sentence_text[firsts], 5] = np.minimum.reduceat(sentences, firsts)
     features[:, 0] = compound(total)
     features[:, 1] = positive / weight
     features[:, 2] = negative / weight
     features[:, 3] = total / np.maximum(count, 1.0)
-    features[:, 4] = np.bincount(sentence_text, sentences, bins) / np.maximum(spoken, 1)
-    features[:, 5] = lowest
+    features[:, 4] = np.bincount(sentence_text, sentences, bins) / spoken
     return features[1:]
+
+
+def text_features(ids: list[int], kinds: WordLists) -> list[float]:
+    """The LEXICON_FEATURES of one text from its token ids (a SEPARATOR at each end), one token
+    at a time. For a single review this costs a few microseconds, where lexicon_matrix's numpy
+    calls cost about a microsecond each whatever their size (~90 of them); the tests hold it
+    equal to lexicon_matrix, with the same arithmetic in the same order."""
+    every: list[float] = []  # the final valence of each rated word
+    compounds: list[float] = []  # of each sentence with a word
+    sentence: list[tuple[int, float]] = []  # (position, valence) of its rated words so far
+    opening, but, words = 0, -1, 0  # where the sentence opens, its first "but", words so far
+    for i in [i for i, token in enumerate(ids) if token]:  # the rules ignore the other words
+        token = ids[i]
+        if kinds.boundary[token]:
+            if i > opening + 1:
+                if but > opening:
+                    values = [value * (BEFORE_BUT if at < but else AFTER_BUT) for at, value in sentence]
+                else:
+                    values = [value for _, value in sentence]
+                every += values
+                compounds.append(_compound(_sum(values)))
+                words += i - opening - 1
+            sentence, opening = [], i
+        elif kinds.but[token]:
+            but = i if but < opening else but
+        elif kinds.rated[token]:
+            sentence.append((i, _valence(ids, i, opening, kinds)))
+    if not words:
+        return [0.0] * len(LEXICON_FEATURES)
+    positive = _sum([value + 1.0 for value in every if value > 0])
+    negative = _sum([1.0 - value for value in every if value < 0])
+    weight = positive + negative + float(words - sum(1 for value in every if value != 0))
+    total = _sum(every)
+    return [
+        _compound(total),
+        positive / weight,
+        negative / weight,
+        total / words,
+        _sum(compounds) / len(compounds),
+        min(compounds),
+    ]
+
+
+def _valence(ids: list[int], i: int, opening: int, kinds: WordLists) -> float:
+    """rated_valences for the rated token at i, whose sentence opens at opening."""
+    token = ids[i]
+    after_no = (i - 1 > opening and kinds.no[ids[i - 1]]) or (i - 2 > opening and kinds.no[ids[i - 2]])
+    lone_no = kinds.no[token] and kinds.lexical[ids[i + 1]]
+    valence = kinds.valence[token] * (NEGATION_SCALAR if after_no else 0.0 if lone_no else 1.0)
+    least = i - 1 > opening and kinds.least[ids[i - 1]]
+    if least and i - 2 > opening and kinds.at_or_very[ids[i - 2]]:
+        least = False
+    for distance, damping in enumerate(BOOSTER_DAMPING, 1):
+        flip = 1.0
+        if i - distance > opening:
+            before = ids[i - distance]
+            step = kinds.boost[before] * damping
+            valence += step if valence >= 0 else -step
+            flip = NEGATION_SCALAR if kinds.negation[before] else 1.0
+        if least and distance == len(BOOSTER_DAMPING):
+            flip *= NEGATION_SCALAR
+        valence *= flip
+    return valence
+
+
+def _compound(total: float) -> float:
+    return total / math.sqrt(total * total + COMPOUND_ALPHA)
+
+
+def _sum(values: Iterable[float]) -> float:
+    """Left to right, as numpy's bincount adds (Python 3.12's sum compensates rounding)."""
+    total = 0.0
+    for value in values:
+        total += value
+    return total
 
 
 @dataclass(frozen=True)
@@ -390,6 +495,7 @@ class LexiconRules:
     emoji: Mapping[str, str] = field(default_factory=dict)  # one code point -> its description
     source: str = ""
     kinds: WordKinds = field(init=False, repr=False, compare=False)
+    _lists: WordLists = field(init=False, repr=False, compare=False)
     _translation: dict[int, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -397,6 +503,7 @@ class LexiconRules:
         table.update({ord(char): f" {words} " for char, words in self.emoji.items() if len(char) == 1})
         object.__setattr__(self, "_translation", table)
         object.__setattr__(self, "kinds", WordKinds.of(self.valences, self.negations, self.boosters))
+        object.__setattr__(self, "_lists", self.kinds.lists())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -435,17 +542,20 @@ class LexiconRules:
         tokens: list[str] = _LEXICON_TOKENS.findall(text.translate(self._translation).lower())
         return tokens
 
-    def tokens(self, texts: Iterable[str]) -> list[str]:
+    def tokens(self, texts: Sequence[str]) -> list[str]:
         """The batch's lexicon token stream (token_stream's layout; a sentence end may read ".")."""
         return token_stream(texts, _lexicon_ascii, self._regex_tokens)
 
     def matrix(self, texts: Sequence[str]) -> np.ndarray:
         """The LEXICON_FEATURES of each text, one row per text."""
+        if len(texts) == 1:
+            return np.array([self.features(texts[0])])
         return lexicon_matrix(token_ids(self.tokens(texts), self.kinds.ids, 0), len(texts), self.kinds)
 
     def features(self, text: str) -> list[float]:
         """The LEXICON_FEATURES of one review."""
-        return [float(value) for value in self.matrix([text])[0]]
+        get = self.kinds.ids.get
+        return text_features([get(token, 0) for token in self.tokens([text])], self._lists)
 
 
 # --- the model ---------------------------------------------------------------------------------
