@@ -125,31 +125,40 @@ def _decode(body: bytes | bytearray | str) -> str:
         ) from None
 
 
-def _review(item: object, where: str) -> str:
-    """Extract one review from a string or an object holding review_text (or text)."""
+def _place(index: int, line: int | None) -> str:
+    """Where a review stands in the request, as error messages name it."""
+    return f"index {index}" if line is None else f"index {index} (line {line})"
+
+
+def _review(item: object, index: int, line: int | None = None) -> str:
+    """Extract one review from a string or an object holding review_text (or text). Runs once
+    per review of a batch, so the place is only spelled out for an error."""
     value = item
     if isinstance(item, dict):
-        key = next((key for key in TEXT_KEYS if key in item), None)
-        if key is None:
+        for key in TEXT_KEYS:
+            if key in item:
+                value = item[key]
+                break
+        else:
             raise RequestError(
                 400,
-                f"{where}: expected an object with a 'review_text' (or 'text') field, "
+                f"{_place(index, line)}: expected an object with a 'review_text' (or 'text') field, "
                 f"found an object with keys {sorted(item)}",
             )
-        value = item[key]
     if not isinstance(value, str):
         raise RequestError(
             400,
-            f"{where}: expected a string or an object with a string 'review_text', "
+            f"{_place(index, line)}: expected a string or an object with a string 'review_text', "
             f"found {_json_type(value)}",
         )
-    if not value.strip():
+    if not value or value.isspace():
         state = "empty" if not value else "blank (only whitespace)"
-        raise RequestError(400, f"{where}: the review is {state}")
+        raise RequestError(400, f"{_place(index, line)}: the review is {state}")
     if len(value) > MAX_REVIEW_CHARS:
         raise RequestError(
             400,
-            f"{where}: the review has {len(value)} characters; the limit is {MAX_REVIEW_CHARS}",
+            f"{_place(index, line)}: the review has {len(value)} characters; "
+            f"the limit is {MAX_REVIEW_CHARS}",
         )
     return value
 
@@ -201,7 +210,7 @@ def _from_json(text: str) -> list[str]:
     document = _parse_json(text, "")
     items = _json_items(document)
     _check_count(len(items))
-    return [_review(item, f"index {index}") for index, item in enumerate(items)]
+    return [_review(item, index) for index, item in enumerate(items)]
 
 
 def _from_jsonlines(text: str) -> list[str]:
@@ -215,8 +224,7 @@ def _from_jsonlines(text: str) -> list[str]:
     _check_count(len(lines))
     reviews: list[str] = []
     for index, (number, line) in enumerate(lines):
-        where = f"index {index} (line {number})"
-        reviews.append(_review(_parse_json(line, f"{where}: "), where))
+        reviews.append(_review(_parse_json(line, f"{_place(index, number)}: "), index, number))
     return reviews
 
 
@@ -246,7 +254,7 @@ def _from_csv(text: str) -> list[str]:
         rows = rows[1:]
     _check_count(len(rows))
     return [
-        _review(row[0], f"index {index} (line {number})")
+        _review(row[0], index, number)
         for index, (number, row) in enumerate(rows)
     ]
 

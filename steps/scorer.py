@@ -24,8 +24,8 @@ import math
 import re
 import string
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from itertools import groupby, repeat
 from pathlib import Path
 from typing import Any
@@ -77,21 +77,19 @@ class ModelFormatError(ValueError):
     """The plain-data model is incomplete or inconsistent; the message says what."""
 
 
-# --- tokens: a whole batch as one flat list per analyzer ---------------------------------------
+# --- tokens: a batch as one flat array of token ids per analyzer ------------------------------
 #
-# Each stream starts with SEPARATOR and has one after every text, so a text's tokens lie between
-# two separators: n-grams and sentences cannot run from one text into the next, and looking back
-# from a text's first word lands on a separator.
+# Each array starts with the id of SEPARATOR and has one after every text, so a text's tokens lie
+# between two separators: n-grams and sentences cannot run from one text into the next, and a
+# look back from a text's first word lands on a separator.
 
 SEPARATOR = "\x00"
-_WORD_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_")  # \w, for ASCII text
-# In ASCII text a token of either analyzer is a run of word characters (the lexicon's may have
-# apostrophes inside), so both are found by turning every other character into a space and
-# splitting; the separator is kept, and for the lexicon every sentence end becomes " . ".
-_TFIDF_ASCII = str.maketrans(
-    {code: " " for code in range(128) if chr(code) not in _WORD_CHARACTERS | {SEPARATOR}}
-)
-_LEXICON_ASCII = str.maketrans(
+DROPPED = -1  # the TF-IDF id of a token scikit-learn's analyzer does not yield
+_WORD_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_")  # \w, in ASCII text
+# In ASCII text every token of either analyzer is a run of word characters; the lexicon's may join
+# several with inner apostrophes ("wouldn't"). So one split finds both, once every other character
+# is a space, a sentence end is " . " and an apostrophe between two word characters is " ' ".
+_ASCII = str.maketrans(
     {code: " " for code in range(128) if chr(code) not in _WORD_CHARACTERS | {SEPARATOR, "'", *ENDS}}
     | {ord("!"): ".", ord("?"): "."}
 )
@@ -109,61 +107,104 @@ def strip_accents(text: str) -> str:
     return "".join(char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char))
 
 
-def _plain(text: str) -> bool:
-    """ASCII text without the separator: the fast path tokenises it exactly as the regexes do."""
-    return text.isascii() and SEPARATOR not in text
-
-
-def token_stream(
-    texts: Sequence[str], ascii_tokens: Callable[[str], list[str]], tokens: Callable[[str], list[str]]
-) -> list[str]:
-    """Every text's tokens followed by SEPARATOR, after a leading one. Plain texts are joined and
-    tokenised in one ascii_tokens call (C-speed str methods over the whole batch or run); any
-    other text goes through tokens, the analyzer's regular expression."""
-    joined = f" {SEPARATOR} ".join(texts)
-    if joined.isascii() and joined.count(SEPARATOR) == len(texts) - 1:  # every text is plain
-        return ascii_tokens(f"{SEPARATOR} {joined} {SEPARATOR}")
-    stream = [SEPARATOR]
-    for plain, run in groupby(texts, key=_plain):
-        if plain:
-            stream += ascii_tokens(f" {SEPARATOR} ".join(run) + f" {SEPARATOR}")
-        else:
-            for text in run:
-                stream += tokens(text)
-                stream.append(SEPARATOR)
-    return stream
-
-
-def _tfidf_ascii(text: str) -> list[str]:
-    """TF-IDF tokens of ASCII text; one-character ones included (their id lookup drops them)."""
-    return text.lower().translate(_TFIDF_ASCII).split()
-
-
-def _tfidf_regex(text: str) -> list[str]:
+def tfidf_tokens(text: str) -> list[str]:
     """scikit-learn's analyzer: lowercase, strip accents, then the token pattern."""
     tokens: list[str] = _TFIDF_TOKENS.findall(strip_accents(text.lower()))
     return tokens
 
 
-def tfidf_tokens(texts: Sequence[str]) -> list[str]:
-    """The batch's TF-IDF token stream (see token_stream)."""
-    return token_stream(texts, _tfidf_ascii, _tfidf_regex)
+def _plain(text: str) -> bool:
+    """ASCII text without the separator, which ascii_tokens reads exactly as the regexes do."""
+    return text.isascii() and SEPARATOR not in text
 
 
-def _lexicon_ascii(text: str) -> list[str]:
-    """Lexicon tokens of ASCII text: words with their inner apostrophes, and "." for each . ! ?"""
-    spaced = text.lower().translate(_LEXICON_ASCII).replace(".", " . ")
+def ascii_tokens(text: str) -> list[str]:
+    """Both analyzers' tokens of plain text: runs of word characters, "." for each sentence end
+    (. ! ?), "'" for an apostrophe inside a word ("wouldn ' t"), SEPARATOR."""
+    spaced = text.lower().translate(_ASCII).replace(".", " . ")
     if "'" in spaced:
-        spaced = _LOOSE_APOSTROPHE.sub(" ", spaced)
+        spaced = _LOOSE_APOSTROPHE.sub(" ", spaced).replace("'", " ' ")
     return spaced.split()
 
 
-DROPPED = -1  # the TF-IDF id of a one-character token
+class TokenIds:
+    """Turns a batch into the lexicon's token ids (WordKinds ids) and, given an NgramIndex, the
+    TF-IDF analyzer's word ids, with one dict lookup per token of plain ASCII texts: the split
+    of ascii_tokens serves both. Other texts go through the analyzers' regular expressions."""
 
+    APOSTROPHE = 1  # the id of "'"; 0 is any token not in the table
 
-def token_ids(tokens: list[str], ids: Mapping[str, int], unknown: int) -> np.ndarray:
-    """The id of each token (unknown when it has none), in one C-level pass over the list."""
-    return np.fromiter(map(ids.get, tokens, repeat(unknown)), dtype=np.int64, count=len(tokens))
+    def __init__(
+        self, lexicon: Mapping[str, int], translation: dict[int, str], words: NgramIndex | None
+    ) -> None:
+        self.translation = translation  # straightens curly apostrophes, names emoji
+        known = sorted((set(lexicon) | set(words.ids if words else ()) | ENDS | _WORD_CHARACTERS) - {"'"})
+        self.ids = {"'": self.APOSTROPHE, **{token: number for number, token in enumerate(known, 2)}}
+        self.lexicon = np.array([0, 0, *(lexicon.get(token, 0) for token in known)], dtype=np.int64)
+        self.word = np.empty(0, dtype=np.int64)  # the TF-IDF word id of each id, given words
+        if words:
+            ids = {**words.ids, **dict.fromkeys(ENDS, DROPPED)}
+            found = [ids.get(token, words.unknown) for token in known]
+            self.word = np.array([words.unknown, DROPPED, *found], dtype=np.int64)
+
+    def lexicon_ids(self, texts: Sequence[str]) -> np.ndarray:
+        """The batch's lexicon token ids."""
+        return np.concatenate([lexicon for lexicon, _ in self._pieces(texts, words=False)])
+
+    def both(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's lexicon token ids and TF-IDF word ids (one-character tokens left out)."""
+        pieces = list(self._pieces(texts, words=True))
+        words = np.concatenate([words for _, words in pieces])
+        return np.concatenate([lexicon for lexicon, _ in pieces]), words[words != DROPPED]
+
+    def _pieces(self, texts: Sequence[str], words: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The ids of the runs of plain texts (mostly the whole batch at once) and of each other
+        text, in order; TF-IDF ones only if words."""
+        joined = f" {SEPARATOR} ".join(texts)
+        if joined.isascii() and joined.count(SEPARATOR) == len(texts) - 1:  # every text is plain
+            yield self._plain(f"{SEPARATOR} {joined} {SEPARATOR}", words)
+            return
+        yield self._regex([SEPARATOR], [SEPARATOR], words)
+        for plain, run in groupby(texts, key=_plain):
+            if plain:
+                yield self._plain(f" {SEPARATOR} ".join(run) + f" {SEPARATOR}", words)
+                continue
+            for text in run:
+                lexicon = _LEXICON_TOKENS.findall(text.translate(self.translation).lower())
+                tfidf = tfidf_tokens(text) if words else []
+                yield self._regex([*lexicon, SEPARATOR], [*tfidf, SEPARATOR], words)
+
+    def _ids(self, tokens: list[str]) -> np.ndarray:
+        return np.fromiter(map(self.ids.get, tokens, repeat(0)), dtype=np.int64, count=len(tokens))
+
+    def _plain(self, text: str, words: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Both kinds of ids from one split and one lookup."""
+        tokens = ascii_tokens(text)
+        ids = self._ids(tokens)
+        lexicon = self.lexicon[ids]
+        apostrophes = (ids == self.APOSTROPHE).nonzero()[0]
+        if len(apostrophes):
+            lexicon = self._join_apostrophes(tokens, lexicon, apostrophes)
+        return lexicon, self.word[ids] if words else self.word
+
+    def _regex(self, lexicon: list[str], tfidf: list[str], words: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of each analyzer's own tokens."""
+        return self.lexicon[self._ids(lexicon)], self.word[self._ids(tfidf)] if words else self.word
+
+    def _join_apostrophes(
+        self, tokens: list[str], lexicon: np.ndarray, apostrophes: np.ndarray
+    ) -> np.ndarray:
+        """The lexicon reads "wouldn ' t" as one token, "wouldn't": each chain of words and
+        apostrophes keeps its first position, with the id of the whole chain; the rest goes."""
+        joins_on = apostrophes[1:] == apostrophes[:-1] + 2  # the next apostrophe is in the same chain
+        starts = apostrophes[np.concatenate(([True], ~joins_on))] - 1
+        stops = apostrophes[np.concatenate((~joins_on, [True]))] + 2
+        for start, stop in np.column_stack((starts, stops)).tolist():
+            lexicon[start] = self.lexicon[self.ids.get("".join(tokens[start:stop]), 0)]
+        keep = np.ones(len(lexicon), dtype=bool)
+        keep[apostrophes] = False
+        keep[apostrophes + 1] = False
+        return lexicon[keep]
 
 
 # --- word n-grams: the vocabulary as a trie over word ids --------------------------------------
@@ -174,10 +215,10 @@ class NgramIndex:
     the (n-1)-gram node there extended by the n-th word: one searchsorted per level over the
     whole batch, instead of an "a b" string and a dict lookup per n-gram.
 
-    Word ids 0..size-1 are the words of the terms; UNKNOWN (size) any other token of two or more
-    characters, TEXT_BREAK (size + 1) the separator; neither is in a term, so no n-gram crosses
-    them. At each level the node ids are positions in that level's sorted keys, and NONE (one
-    past the last) means "no term starts so"."""
+    Word ids 0..size-1 are the words of the terms, `unknown` (size) any other token of two or
+    more characters, `text_break` (size + 1) the separator: neither is in a term, so no n-gram
+    crosses them. At each level the node ids are positions in that level's sorted keys, and
+    NONE (one past the last) means "no term starts so"."""
 
     def __init__(self, vocabulary: Sequence[str], ngram_max: int) -> None:
         terms = [tuple(term.split(" ")) for term in vocabulary]
@@ -195,34 +236,38 @@ class NgramIndex:
             if len(ids) == 1:
                 self.unigram_columns[ids[0]] = column
         # Per level n >= 2: sorted keys (node of the first n-1 words) * base + (n-th word), with a
-        # sentinel that no key reaches, and the column of each node (-1: only a prefix; NONE: -1).
-        self.levels: list[tuple[np.ndarray, np.ndarray]] = []
+        # sentinel no key reaches, and each node's column (-1: only a prefix; NONE, the last: -1).
+        # extends[level] tells which nodes of the level before some key of this level starts with.
+        self.levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         nodes: dict[tuple[int, ...], int] = {(word,): word for word in words.values()}
+        extends = np.zeros(self.base, dtype=bool)  # per word id, as unigram nodes
         for n in range(2, ngram_max + 1):
             prefixes = sorted({ids[:n] for ids in columns if len(ids) >= n})  # sorted by key too
+            extends[[nodes[prefix[:-1]] for prefix in prefixes]] = True
             keys = [nodes[prefix[:-1]] * self.base + prefix[-1] for prefix in prefixes]
             self.levels.append(
                 (
+                    extends,
                     np.array([*keys, np.iinfo(np.int64).max], dtype=np.int64),
                     np.array([*(columns.get(prefix, -1) for prefix in prefixes), -1], dtype=np.int64),
                 )
             )
             nodes = {prefix: node for node, prefix in enumerate(prefixes)}
-
-    def word_ids(self, tokens: list[str]) -> np.ndarray:
-        """The token stream's word ids, one-character tokens left out."""
-        ids = token_ids(tokens, self.ids, self.unknown)
-        return ids[ids != DROPPED]
+            extends = np.zeros(len(prefixes) + 1, dtype=bool)
 
     def columns(self, words: np.ndarray) -> list[np.ndarray]:
         """Per n from 1 to ngram_max: the vocabulary column of the n-gram that starts at each
         position of the word-id stream (-1 where it is not a term)."""
         node = words  # a word's unigram node is its id
         found = [self.unigram_columns[words]]
-        for n, (keys, level_columns) in enumerate(self.levels, 2):
-            wanted = node[: len(words) - n + 1] * self.base + words[n - 1 :]
-            node = np.searchsorted(keys, wanted)
-            node[keys[node] != wanted] = len(keys) - 1  # NONE
+        for n, (extends, keys, level_columns) in enumerate(self.levels, 2):
+            last = words[n - 1 :]
+            at = (extends[node[: len(last)]] & (last < self.size)).nonzero()[0]  # worth a search
+            wanted = node[at] * self.base + last[at]
+            got = keys.searchsorted(wanted)
+            hit = keys[got] == wanted
+            node = np.full(len(last), len(keys) - 1)  # NONE
+            node[at[hit]] = got[hit]
             found.append(level_columns[node])
         return found
 
@@ -288,7 +333,7 @@ class WordKinds:
     def lists(self) -> WordLists:
         """The same tables as Python lists, which text_features indexes one token at a time."""
         return WordLists(
-            **{name: getattr(self, name).tolist() for name in WordLists.__dataclass_fields__}
+            **{table.name: getattr(self, table.name).tolist() for table in fields(WordLists)}
         )
 
 
@@ -431,9 +476,10 @@ def text_features(ids: list[int], kinds: WordLists) -> list[float]:
                 compounds.append(_compound(_sum(values)))
                 words += i - opening - 1
             sentence, opening = [], i
-        elif kinds.but[token]:
-            but = i if but < opening else but
-        elif kinds.rated[token]:
+            continue
+        if kinds.but[token] and but < opening:
+            but = i
+        if kinds.rated[token]:
             sentence.append((i, _valence(ids, i, opening, kinds)))
     if not words:
         return [0.0] * len(LEXICON_FEATURES)
@@ -495,15 +541,17 @@ class LexiconRules:
     emoji: Mapping[str, str] = field(default_factory=dict)  # one code point -> its description
     source: str = ""
     kinds: WordKinds = field(init=False, repr=False, compare=False)
+    translation: dict[int, str] = field(init=False, repr=False, compare=False)  # for non-ASCII text
     _lists: WordLists = field(init=False, repr=False, compare=False)
-    _translation: dict[int, str] = field(init=False, repr=False, compare=False)
+    _token_ids: TokenIds = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         table: dict[int, str] = dict(APOSTROPHES)
         table.update({ord(char): f" {words} " for char, words in self.emoji.items() if len(char) == 1})
-        object.__setattr__(self, "_translation", table)
+        object.__setattr__(self, "translation", table)
         object.__setattr__(self, "kinds", WordKinds.of(self.valences, self.negations, self.boosters))
         object.__setattr__(self, "_lists", self.kinds.lists())
+        object.__setattr__(self, "_token_ids", TokenIds(self.kinds.ids, table, None))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -535,27 +583,20 @@ class LexiconRules:
             source=str(document.get("source", "")),
         )
 
-    def _regex_tokens(self, text: str) -> list[str]:
-        """Lowercased words (word characters, inner apostrophes kept: "wouldn't") and sentence
-        ends (each . ! ?) of any text; curly apostrophes are straightened, an emoji becomes its
-        name."""
-        tokens: list[str] = _LEXICON_TOKENS.findall(text.translate(self._translation).lower())
-        return tokens
-
-    def tokens(self, texts: Sequence[str]) -> list[str]:
-        """The batch's lexicon token stream (token_stream's layout; a sentence end may read ".")."""
-        return token_stream(texts, _lexicon_ascii, self._regex_tokens)
-
     def matrix(self, texts: Sequence[str]) -> np.ndarray:
         """The LEXICON_FEATURES of each text, one row per text."""
-        if len(texts) == 1:
-            return np.array([self.features(texts[0])])
-        return lexicon_matrix(token_ids(self.tokens(texts), self.kinds.ids, 0), len(texts), self.kinds)
+        return self.matrix_of(self._token_ids.lexicon_ids(texts), len(texts))
+
+    def matrix_of(self, ids: np.ndarray, texts: int) -> np.ndarray:
+        """The LEXICON_FEATURES of each text from the batch's lexicon token ids (TokenIds). A
+        single review goes one token at a time (text_features), a batch through numpy."""
+        if texts == 1:
+            return np.array([text_features(ids.tolist(), self._lists)])
+        return lexicon_matrix(ids, texts, self.kinds)
 
     def features(self, text: str) -> list[float]:
         """The LEXICON_FEATURES of one review."""
-        get = self.kinds.ids.get
-        return text_features([get(token, 0) for token in self.tokens([text])], self._lists)
+        return [float(value) for value in self.matrix([text])[0]]
 
 
 # --- the model ---------------------------------------------------------------------------------
@@ -577,6 +618,7 @@ class CompiledModel:
     info: Mapping[str, Any] = field(default_factory=dict)  # how it was fitted, for people
     index: dict[str, int] = field(init=False, repr=False, compare=False)  # term -> column
     ngrams: NgramIndex = field(init=False, repr=False, compare=False)
+    token_ids: TokenIds = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         terms = len(self.vocabulary)
@@ -593,32 +635,43 @@ class CompiledModel:
             raise ModelFormatError(f"lexicon mean and std need shape {shape}")
         object.__setattr__(self, "index", index)
         object.__setattr__(self, "ngrams", NgramIndex(self.vocabulary, self.ngram_max))
+        object.__setattr__(
+            self, "token_ids", TokenIds(self.lexicon.kinds.ids, self.lexicon.translation, self.ngrams)
+        )
 
     # - scoring -
 
     def tfidf_scores(self, texts: Sequence[str]) -> np.ndarray:
         """Per text, the TF-IDF block's part of the decision function (its dot product with the
         coefficients), computed over the texts' known n-grams only: the sparse product."""
-        words = self.ngrams.word_ids(tfidf_tokens(texts))
+        return self.tfidf_of(self.token_ids.both(texts)[1], len(texts))
+
+    def tfidf_of(self, words: np.ndarray, texts: int) -> np.ndarray:
+        """tfidf_scores from the batch's TF-IDF word ids (TokenIds)."""
         text = (words == self.ngrams.text_break).cumsum()  # of a word: 1 + its text
         found = self.ngrams.columns(words)
         columns = np.concatenate(found)
         terms = len(self.vocabulary)
         keys = (np.concatenate([text[: len(level)] for level in found]) * terms + columns)[columns >= 0]
         if not len(keys):
-            return np.zeros(len(texts))
+            return np.zeros(texts)
         keys.sort(kind="stable")  # each level's keys come grouped by text: timsort is quick on them
         edges = np.concatenate(([True], keys[1:] != keys[:-1], [True])).nonzero()[0]
         row, column = np.divmod(keys[edges[:-1]], terms)  # each distinct (text, term) once
         weight = (np.log(edges[1:] - edges[:-1]) + 1.0) * self.idf[column]  # sublinear tf * idf
-        norm = np.sqrt(np.bincount(row, weight * weight, len(texts) + 1)[1:])
-        dot = np.bincount(row, weight * self.coefficients[column], len(texts) + 1)[1:]
-        return np.divide(dot, norm, out=np.zeros(len(texts)), where=norm > 0)
+        norm = np.sqrt(np.bincount(row, weight * weight, texts + 1)[1:])
+        dot = np.bincount(row, weight * self.coefficients[column], texts + 1)[1:]
+        return np.divide(dot, norm, out=np.zeros(texts), where=norm > 0)
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
-        standardised = (self.lexicon.matrix(texts) - self.lexicon_mean) / self.lexicon_std
-        lexicon = standardised @ self.coefficients[len(self.vocabulary) :]
-        return self.tfidf_scores(texts) + lexicon + self.intercept
+        lexicon_ids, words = self.token_ids.both(texts)
+        lexicon = self.lexicon.matrix_of(lexicon_ids, len(texts))
+        standardised = (lexicon - self.lexicon_mean) / self.lexicon_std
+        return (
+            self.tfidf_of(words, len(texts))
+            + standardised @ self.coefficients[len(self.vocabulary) :]
+            + self.intercept
+        )
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Rows of [P(classes[0]), P(classes[1])], as LogisticRegression.predict_proba."""
@@ -627,7 +680,7 @@ class CompiledModel:
 
     def unigrams(self, text: str) -> list[str]:
         """The review's single-word tokens, as the TF-IDF analyzer sees them."""
-        return [token for token in tfidf_tokens([text])[1:-1] if len(token) > 1]
+        return tfidf_tokens(text)
 
     # - plain data -
 

@@ -235,23 +235,33 @@ def test_a_text_scores_the_same_alone_and_anywhere_in_a_batch() -> None:
     assert rules.matrix([]).shape == (0, len(scorer.LEXICON_FEATURES))
 
 
-def test_batch_tokens_equal_the_regular_expressions() -> None:
-    """Plain ASCII texts take the str.translate and split path, others the regexes: the same
-    tokens either way (a sentence end may read ".")."""
+def test_batch_token_ids_equal_the_regular_expressions() -> None:
+    """Plain ASCII texts take one split for both analyzers, other texts the regular expressions:
+    the same tokens either way. The table here knows every token of the texts, so equal ids mean
+    equal tokens (the lexicon's sentence ends all read ".")."""
     rules = train.load_lexicon()
-    texts = [*lexicon_texts(rules, 3000, seed=9), "a'b''c 'd' e'' ''f g'.h", "x\x00y", "__init__ a_b 9"]
+    mixed = [*lexicon_texts(rules, 3000, seed=9), "a'b''c 'd' e'' ''f g'.h", "x\x00y", "__init__ a_b 9"]
     reference = lexicon_reference.Reference(rules)
-    expected = [scorer.SEPARATOR]
-    for text in texts:
-        expected += [("." if token in scorer.ENDS else token) for token in reference.tokens(text)]
-        expected.append(scorer.SEPARATOR)
-    assert [("." if token in scorer.ENDS else token) for token in rules.tokens(texts)] == expected
     analyzer = TfidfVectorizer(strip_accents="unicode").build_analyzer()
-    expected = [scorer.SEPARATOR]
-    for text in texts:
-        expected += [*analyzer(text), scorer.SEPARATOR]
-    kept = [token for token in scorer.tfidf_tokens(texts) if len(token) > 1 or token == scorer.SEPARATOR]
-    assert kept == expected
+    lexicon_tokens = {text: reference.tokens(text) for text in mixed}
+    tfidf_tokens = {text: analyzer(text) for text in mixed}
+    every = {token for tokens in [*lexicon_tokens.values(), *tfidf_tokens.values()] for token in tokens}
+    lexicon_table = {token: number for number, token in enumerate(sorted(every | {scorer.SEPARATOR}), 1)}
+    lexicon_table.update(dict.fromkeys(scorer.ENDS, lexicon_table["."]))
+    words = scorer.NgramIndex(sorted(token for token in every if len(token) > 1), 1)
+    token_ids = scorer.TokenIds(lexicon_table, rules.translation, words)
+    plain = [text for text in mixed if text.isascii() and scorer.SEPARATOR not in text]
+    assert any("'" in text for text in plain) and len(plain) < len(mixed)
+    for texts in (mixed, plain, mixed[:1], []):
+        separator = lexicon_table[scorer.SEPARATOR]
+        expected_lexicon, expected_words = [separator], [words.text_break]
+        for text in texts:
+            expected_lexicon += [*(lexicon_table[token] for token in lexicon_tokens[text]), separator]
+            expected_words += [*(words.ids[token] for token in tfidf_tokens[text]), words.text_break]
+        lexicon, word_ids = token_ids.both(texts)
+        assert lexicon.tolist() == expected_lexicon
+        assert word_ids.tolist() == expected_words
+        assert token_ids.lexicon_ids(texts).tolist() == expected_lexicon
 
 
 def test_trigram_models_score_as_the_pipeline() -> None:
