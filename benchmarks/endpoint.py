@@ -9,7 +9,8 @@ with scikit-learn's predict_proba; previous_model.py). Servers whose name ends i
 the previous model; so do sagemaker-containers (what the SageMaker stack serves today) and MLflow
 (which serves scikit-learn pipelines); sagemaker-containers-compiled serves the compiled scorer.
 
-    python benchmarks/endpoint.py [--quick] [--state-dir DIR] [--servers ...] [--duration S]
+    python benchmarks/endpoint.py [--quick] [--state-dir DIR] [--servers ...] [--payloads ...]
+                                  [--duration S]
 
 Without --state-dir it brings up its own local SageMaker in benchmarks/.cache/endpoint-state
 (upload, upsert, start --wait, as `make run-pipeline` does; if the pipeline cannot run, it trains
@@ -283,7 +284,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             targets.append(target)
         results = interleave.measure(
-            targets, PAYLOADS, args.concurrency, args.duration, args.rounds, args.max_requests, args.client
+            targets,
+            {name: PAYLOADS[name] for name in args.payloads},
+            args.concurrency,
+            args.duration,
+            args.rounds,
+            args.max_requests,
+            args.client,
         )
         workers = {server.name: server.workers() for server in servers}  # before they stop
         for row in results:
@@ -370,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         help="use the endpoint already deployed in this local state dir",
     )
     parser.add_argument("--servers", nargs="+", choices=ALL_SERVERS, default=list(ALL_SERVERS))
+    parser.add_argument(
+        "--payloads", nargs="+", choices=list(PAYLOADS), default=list(PAYLOADS), help="default: both"
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=None)
     parser.add_argument("--duration", type=float, default=None, help="seconds per cell")
     parser.add_argument("--max-requests", type=int, default=200_000)

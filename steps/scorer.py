@@ -7,11 +7,13 @@ sublinear_tf=True, norm="l2")` and `LogisticRegression.predict_proba` exactly (t
 holds them to 1e-9). The lexicon features are computed by this module in training as well, so the
 two cannot disagree.
 
-A batch is scored as a whole: every text is tokenised (plain-ASCII texts by str.translate and
-split over the whole batch at once, others by the analyzers' regular expressions), each token is
-mapped to an integer id by one dict lookup, and from there on the n-grams, the TF-IDF sparse
-product and VADER's rules are numpy operations over the flat token arrays of the batch. The tests
-hold the lexicon features to a per-token reference implementation of the same rules.
+A batch is scored as a whole (TokenIds): plain ASCII texts are joined and split once for both
+analyzers, other texts go through the analyzers' regular expressions, and each token becomes an
+integer id by one dict lookup. From there on the n-grams (NgramIndex), the TF-IDF sparse product
+and VADER's rules (lexicon_matrix) are numpy operations over the flat id arrays of the whole
+batch. A single review's lexicon features are computed one token at a time (text_features), as
+numpy's per-call cost would outweigh the work; the tests hold both to a per-token reference
+implementation of the rules, and each text alone to its row of a batch.
 
 Ships twice: beside train.py in the training source dir, and in the artifact as code/scorer.py
 next to inference.py. Standard library and numpy only; Python 3.9+.
@@ -373,7 +375,7 @@ def rated_valences(
     # "no" before a lexicon word carries no valence of its own; "no" one or two words before a
     # rated word negates it (whatever the former rule said).
     lone_no = kinds.no[word] & kinds.lexical[tokens[rated + 1]]
-    after_no = (kinds.no[behind[:, :2]] & inside[:, :2]).any(axis=1)
+    after_no = (kinds.no[behind[:, 0]] & inside[:, 0]) | (kinds.no[behind[:, 1]] & inside[:, 1])
     valence = base * np.where(after_no, NEGATION_SCALAR, np.where(lone_no, 0.0, 1.0))
     push = kinds.boost[behind] * (inside * _DAMPING)  # a booster's, less the further it stands
     flips = np.where(kinds.negation[behind] & inside, NEGATION_SCALAR, 1.0)
