@@ -91,9 +91,11 @@ _WORD_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_")  # \w, 
 # In ASCII text every token of either analyzer is a run of word characters; the lexicon's may join
 # several with inner apostrophes ("wouldn't"). So one split finds both, once every other character
 # is a space, a sentence end is " . " and an apostrophe between two word characters is " ' ".
+# The table also lowercases.
 _ASCII = str.maketrans(
     {code: " " for code in range(128) if chr(code) not in _WORD_CHARACTERS | {SEPARATOR, "'", *ENDS}}
     | {ord("!"): ".", ord("?"): "."}
+    | {ord(letter): letter.lower() for letter in string.ascii_uppercase}
 )
 # An apostrophe not between two word characters (written apostrophe-first so that the regex
 # engine skips to apostrophes instead of trying a lookbehind at every position).
@@ -123,7 +125,7 @@ def _plain(text: str) -> bool:
 def ascii_tokens(text: str) -> list[str]:
     """Both analyzers' tokens of plain text: runs of word characters, "." for each sentence end
     (. ! ?), "'" for an apostrophe inside a word ("wouldn ' t"), SEPARATOR."""
-    spaced = text.lower().translate(_ASCII).replace(".", " . ")
+    spaced = text.translate(_ASCII).replace(".", " . ")
     if "'" in spaced:
         spaced = _LOOSE_APOSTROPHE.sub(" ", spaced).replace("'", " ' ")
     return spaced.split()
