@@ -117,6 +117,11 @@ def tfidf_tokens(text: str) -> list[str]:
     return tokens
 
 
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """np.concatenate, without the call (and the copy) for a single array."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
 def _plain(text: str) -> bool:
     """ASCII text without the separator, which ascii_tokens reads exactly as the regexes do."""
     return text.isascii() and SEPARATOR not in text
@@ -153,13 +158,13 @@ class TokenIds:
 
     def lexicon_ids(self, texts: Sequence[str]) -> np.ndarray:
         """The batch's lexicon token ids."""
-        return np.concatenate([lexicon for lexicon, _ in self._pieces(texts, words=False)])
+        return _joined([lexicon for lexicon, _ in self._pieces(texts, words=False)])
 
     def both(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The batch's lexicon token ids and TF-IDF word ids (one-character tokens left out)."""
         pieces = list(self._pieces(texts, words=True))
-        words = np.concatenate([words for _, words in pieces])
-        return np.concatenate([lexicon for lexicon, _ in pieces]), words[words != DROPPED]
+        words = _joined([words for _, words in pieces])
+        return _joined([lexicon for lexicon, _ in pieces]), words[words != DROPPED]
 
     def _pieces(self, texts: Sequence[str], words: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The ids of the runs of plain texts (mostly the whole batch at once) and of each other
@@ -200,14 +205,16 @@ class TokenIds:
     ) -> np.ndarray:
         """The lexicon reads "wouldn ' t" as one token, "wouldn't": each chain of words and
         apostrophes keeps its first position, with the id of the whole chain; the rest goes."""
-        joins_on = apostrophes[1:] == apostrophes[:-1] + 2  # the next apostrophe is in the same chain
-        starts = apostrophes[np.concatenate(([True], ~joins_on))] - 1
-        stops = apostrophes[np.concatenate((~joins_on, [True]))] + 2
-        for start, stop in np.column_stack((starts, stops)).tolist():
+        chains: list[list[int]] = []  # [start, stop) of each chain of tokens
+        for at in apostrophes.tolist():  # a few per review
+            if chains and chains[-1][1] == at:  # "rock ' n ' roll": the chain goes on
+                chains[-1][1] = at + 2
+            else:
+                chains.append([at - 1, at + 2])
+        for start, stop in chains:
             lexicon[start] = self.lexicon[self.ids.get("".join(tokens[start:stop]), 0)]
         keep = np.ones(len(lexicon), dtype=bool)
-        keep[apostrophes] = False
-        keep[apostrophes + 1] = False
+        keep[apostrophes] = keep[apostrophes + 1] = False
         return lexicon[keep]
 
 
