@@ -86,6 +86,9 @@ class ModelFormatError(ValueError):
 # look back from a text's first word lands on a separator.
 
 SEPARATOR = "\x00"
+# A batch is scored in consecutive parts of about this many characters: memory stays bounded (a
+# part's tokens and arrays take ~15 bytes a character) and every text scores as it would alone.
+PART_CHARACTERS = 1_000_000
 DROPPED = -1  # the TF-IDF id of a token scikit-learn's analyzer does not yield
 _WORD_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_")  # \w, in ASCII text
 # In ASCII text every token of either analyzer is a run of word characters; the lexicon's may join
@@ -115,6 +118,17 @@ def tfidf_tokens(text: str) -> list[str]:
     """scikit-learn's analyzer: lowercase, strip accents, then the token pattern."""
     tokens: list[str] = _TFIDF_TOKENS.findall(strip_accents(text.lower()))
     return tokens
+
+
+def parts(texts: Sequence[str]) -> Iterator[Sequence[str]]:
+    """The batch in consecutive parts of about PART_CHARACTERS characters (one part if empty)."""
+    start, size = 0, 0
+    for end, text in enumerate(texts, 1):
+        size += len(text)
+        if size >= PART_CHARACTERS and end < len(texts):
+            yield texts[start:end]
+            start, size = end, 0
+    yield texts[start:]
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
@@ -596,7 +610,9 @@ class LexiconRules:
 
     def matrix(self, texts: Sequence[str]) -> np.ndarray:
         """The LEXICON_FEATURES of each text, one row per text."""
-        return self.matrix_of(self._token_ids.lexicon_ids(texts), len(texts))
+        return np.concatenate(
+            [self.matrix_of(self._token_ids.lexicon_ids(part), len(part)) for part in parts(texts)]
+        )
 
     def matrix_of(self, ids: np.ndarray, texts: int) -> np.ndarray:
         """The LEXICON_FEATURES of each text from the batch's lexicon token ids (TokenIds). A
@@ -675,6 +691,9 @@ class CompiledModel:
         return np.divide(dot, norm, out=np.zeros(texts), where=norm > 0)
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        return _joined([self._decision_function(part) for part in parts(texts)])
+
+    def _decision_function(self, texts: Sequence[str]) -> np.ndarray:
         lexicon_ids, words = self.token_ids.both(texts)
         lexicon = self.lexicon.matrix_of(lexicon_ids, len(texts))
         standardised = (lexicon - self.lexicon_mean) / self.lexicon_std

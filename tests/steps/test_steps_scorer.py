@@ -82,6 +82,7 @@ def test_compiled_scores_equal_the_pipeline_on_10000_texts(fitted: tuple[Any, An
     assert len(texts) >= 10_000
     assert any(not compiled.unigrams(text) for text in texts), "some texts have no token"
     assert max(len(text) for text in texts) >= 19_000
+    assert sum(map(len, texts)) > 3 * scorer.PART_CHARACTERS  # scored in several parts
     expected = pipeline.predict_proba(texts)
     actual = compiled.predict_proba(texts)
     assert actual.shape == expected.shape == (len(texts), 2)
@@ -192,6 +193,7 @@ def test_lexicon_features_equal_the_per_token_reference_on_10000_texts() -> None
         assert any(needed in text.lower() for text in texts), needed
     assert sum(not text.isascii() for text in texts) > 1000
     assert max(len(text) for text in texts) > 15_000
+    assert sum(map(len, texts)) > scorer.PART_CHARACTERS  # scored in several parts
     actual = rules.matrix(texts)
     reference = lexicon_reference.Reference(rules)
     expected = np.array([reference.features(text) for text in texts])
