@@ -262,7 +262,7 @@ class NgramIndex:
                 self.unigram_columns[ids[0]] = column
         # Per level n >= 2: sorted keys (node of the first n-1 words) * base + (n-th word), with a
         # sentinel no key reaches, and each node's column (-1: only a prefix; NONE, the last: -1).
-        # extends[level] tells which nodes of the level before some key of this level starts with.
+        # extends marks the nodes of the level before that some key of this level starts with.
         self.levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         nodes: dict[tuple[int, ...], int] = {(word,): word for word in words.values()}
         extends = np.zeros(self.base, dtype=bool)  # per word id, as unigram nodes
