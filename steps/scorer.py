@@ -131,6 +131,9 @@ def parts(texts: Sequence[str]) -> Iterator[Sequence[str]]:
     yield texts[start:]
 
 
+_EDGE = np.ones(1, dtype=bool)  # a run's start or end, for np.concatenate
+
+
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
     """np.concatenate, without the call (and the copy) for a single array."""
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
@@ -470,7 +473,7 @@ def per_text_features(
     spoken = np.maximum(np.bincount(sentence_text, minlength=bins), 1)
     features = np.zeros((bins, len(LEXICON_FEATURES)))
     if len(sentences):  # each text's lowest: sentence_text is sorted
-        firsts = np.concatenate(([True], sentence_text[1:] != sentence_text[:-1])).nonzero()[0]
+        firsts = np.concatenate((_EDGE, sentence_text[1:] != sentence_text[:-1])).nonzero()[0]
         features[sentence_text[firsts], 5] = np.minimum.reduceat(sentences, firsts)
     features[:, 0] = compound(total)
     features[:, 1] = positive / weight
@@ -683,7 +686,7 @@ class CompiledModel:
         if not len(keys):
             return np.zeros(texts)
         keys.sort(kind="stable")  # each level's keys come grouped by text: timsort is quick on them
-        edges = np.concatenate(([True], keys[1:] != keys[:-1], [True])).nonzero()[0]
+        edges = np.concatenate((_EDGE, keys[1:] != keys[:-1], _EDGE)).nonzero()[0]
         row, column = np.divmod(keys[edges[:-1]], terms)  # each distinct (text, term) once
         weight = (np.log(edges[1:] - edges[:-1]) + 1.0) * self.idf[column]  # sublinear tf * idf
         norm = np.sqrt(np.bincount(row, weight * weight, texts + 1)[1:])
@@ -706,7 +709,9 @@ class CompiledModel:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Rows of [P(classes[0]), P(classes[1])], as LogisticRegression.predict_proba."""
         positive = 1.0 / (1.0 + np.exp(-self.decision_function(texts)))
-        return np.column_stack([1.0 - positive, positive])
+        rows = np.empty((len(positive), 2))
+        rows[:, 0], rows[:, 1] = 1.0 - positive, positive
+        return rows
 
     def unigrams(self, text: str) -> list[str]:
         """The review's single-word tokens, as the TF-IDF analyzer sees them."""
