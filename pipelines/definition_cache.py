@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pipelines import REPO_ROOT
 from pipelines.code_bundle import CodeBundle
+from pipelines.sdk_env import sdk_environment
 from pipelines.settings import Settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -73,7 +74,7 @@ def cache_key(settings: Settings, bundle: CodeBundle) -> str:
     """A digest of every input of the build (see the module docstring)."""
     environment = {
         name: value
-        for name, value in os.environ.items()
+        for name, value in sdk_environment().items()
         if name.startswith(("SAGEMAKER_", "AWS_")) and not any(m in name for m in SECRET_MARKERS)
     }
     inputs = {

@@ -17,10 +17,20 @@ import botocore.loaders
 import botocore.session
 
 
+def sdk_environment() -> dict[str, str]:
+    """The variables as the SDK sees them once prepare_sdk_environment has run (before or after
+    it runs: the definition cache keys on this view, whether or not the SDK is loaded yet)."""
+    defaults = {
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+        # The role is checked by SageMaker when a job starts; a definition is only a document.
+        "SAGEMAKER_VALIDATE_ROLE": "false",
+    }
+    return {**defaults, **os.environ}
+
+
 def prepare_sdk_environment() -> None:
-    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
-    # The role is checked by SageMaker when a job starts; a definition is only a document.
-    os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
+    for name, value in sdk_environment().items():
+        os.environ.setdefault(name, value)
     if botocore.session.create_loader is not _shared_loader:
         botocore.session.create_loader = _shared_loader
 

@@ -14,6 +14,7 @@ import pytest
 from pipelines import REPO_ROOT, definition_cache
 from pipelines.code_bundle import STEPS_DIR, CodeBundle
 from pipelines.definition_cache import Definitions, cache_key, definitions
+from pipelines.sdk_env import prepare_sdk_environment
 from pipelines.settings import Settings
 
 SETTINGS = Settings(bucket="bucket", role_arn="arn:aws:iam::123456789012:role/r")
@@ -118,3 +119,13 @@ def test_a_hit_does_not_load_the_sagemaker_sdk(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
                           check=True, timeout=120)
     assert done.stdout.split() == ["T", "M", "False"]
+
+
+def test_loading_the_sdk_does_not_change_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's environment defaults are set when it loads, perhaps on a thread mid-command; a
+    key taken before and one taken after must agree, or every run would miss."""
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "SAGEMAKER_VALIDATE_ROLE"):
+        monkeypatch.delenv(name, raising=False)
+    before = cache_key(SETTINGS, CodeBundle())
+    prepare_sdk_environment()
+    assert cache_key(SETTINGS, CodeBundle()) == before
