@@ -43,6 +43,21 @@ def log(message: str) -> None:
     print(f"deploy: {message}", flush=True)
 
 
+def _environment_clients() -> dict[str, Any]:
+    """Inside Lambda, the clients are made once per execution environment, at init, as Lambda
+    advises: warm invocations reuse them. Elsewhere (tests) each call makes its own."""
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return {}
+    return {name: boto3.client(name) for name in ("sagemaker", "s3")}
+
+
+_CLIENTS = _environment_clients()
+
+
+def client(name: str) -> Any:
+    return _CLIENTS.get(name) or boto3.client(name)
+
+
 def sagemaker_name(prefix: str, suffix: str) -> str:
     """Join prefix+suffix within SageMaker's 63 characters; when it must cut the prefix, a digest
     of the full name keeps distinct long names distinct."""
@@ -318,10 +333,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     """Deploy the package in event['model_package_arn'] if it is Approved; with
     `"action": "describe_serving"`, say what an endpoint serves instead."""
     if event.get("action") == "describe_serving":
-        return describe_serving(boto3.client("sagemaker"), str(event["endpoint_name"]))
+        return describe_serving(client("sagemaker"), str(event["endpoint_name"]))
     settings = read_event(event)
     arn, endpoint = settings["model_package_arn"], settings["endpoint_name"]
-    sm = boto3.client("sagemaker")
+    sm = client("sagemaker")
     package = sm.describe_model_package(ModelPackageName=arn)
     result = {
         "endpoint_name": endpoint,
@@ -342,7 +357,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     if local_sagemaker():
         log("model data digest: checked by local hosting when the model server starts")
     else:
-        digest = verify_model_data(boto3.client("s3"), package, container.get("ModelDataUrl", ""))
+        digest = verify_model_data(client("s3"), package, container.get("ModelDataUrl", ""))
         log(f"model data {container.get('ModelDataUrl')} matches the registered sha256 {digest}")
     current = describe_endpoint(sm, endpoint)
     served = already_serving(sm, current, container, request, package.get("ModelPackageGroupName", ""))

@@ -471,3 +471,19 @@ def test_only_the_local_target_leaves_the_check_to_hosting(
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     assert deploy.local_sagemaker() is local
+
+
+def test_inside_lambda_the_clients_are_made_once_at_init(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    try:
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "deploy")
+        in_lambda = importlib.reload(deploy)
+        assert in_lambda.client("sagemaker") is in_lambda.client("sagemaker")
+        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+        elsewhere = importlib.reload(deploy)
+        assert elsewhere.client("sagemaker") is not elsewhere.client("sagemaker")
+    finally:
+        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+        importlib.reload(deploy)
