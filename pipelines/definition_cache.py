@@ -46,10 +46,14 @@ class Definitions:
 
 
 def _distribution_version(name: str) -> str:
+    """A digest of the installed distribution's METADATA (its name and version among them):
+    reading it is cheap where `metadata.version` would parse it as an e-mail, a tenth of a second
+    for these eight."""
     try:
-        return metadata.version(name)
+        text = metadata.distribution(name).read_text("METADATA") or ""
     except metadata.PackageNotFoundError:
         return "absent"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _sdk_config_files() -> list[Path]:
