@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import (
     ClientError,
@@ -27,6 +27,9 @@ from pipelines import REPO_ROOT, executions, step_table
 from pipelines.aws import Clients
 from pipelines.local.daemon import ServerNotStarted
 from pipelines.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from pipelines.code_bundle import CodeBundle
 
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
 
@@ -68,11 +71,15 @@ def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_upsert(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.code_bundle import CodeBundle
+
+    return _upsert(settings, CodeBundle(), publish_handler=not args.skip_deploy_handler)
+
+
+def _upsert(settings: Settings, bundle: CodeBundle, publish_handler: bool) -> int:
     from pipelines.definition_cache import definitions
     from pipelines.publish import PipelineSpec, upsert
 
     settings.require_aws()
-    bundle = CodeBundle()
     built = definitions(settings, bundle)
     specs = [
         PipelineSpec(settings.pipeline_name, built.training,
@@ -80,9 +87,9 @@ def cmd_upsert(settings: Settings, args: argparse.Namespace) -> int:
         PipelineSpec(settings.monitoring_pipeline_name, built.monitoring,
                      "Drift check of the endpoint's captured traffic against its baseline"),
     ]
-    result = upsert(Clients(settings), bundle, specs, publish_handler=not args.skip_deploy_handler)
+    result = upsert(Clients(settings), bundle, specs, publish_handler=publish_handler)
     say(f"code {bundle.digest}: {len(result.uploaded)} artifact(s) uploaded")
-    if args.skip_deploy_handler:
+    if not publish_handler:
         say(f"deploy handler {settings.deploy_function_name} left as it is")
     for arn, created in result.pipelines.values():
         say(f"{'created' if created else 'updated'} pipeline {arn}")
@@ -229,9 +236,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.code_bundle import CodeBundle
     from pipelines.definition_cache import load_sdk_in_background
 
-    load_sdk_in_background(settings, CodeBundle())
+    bundle = CodeBundle()
+    load_sdk_in_background(settings, bundle)
     _upload_data(settings, Path(args.folder), settings.data_uri)
-    cmd_upsert(settings, argparse.Namespace(skip_deploy_handler=False))
+    _upsert(settings, bundle, publish_handler=True)
     start = argparse.Namespace(input_data=None, param=args.param, wait=True, timeout=args.timeout,
                                from_execution=None, steps=None, max_parallel=None)
     return cmd_start(settings, start)
