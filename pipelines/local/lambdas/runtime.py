@@ -206,14 +206,21 @@ class WarmEnvironments:
         threading.Thread(target=start, name=f"lambda-init-{configuration.function}", daemon=True).start()
 
     def _take(self, configuration: Configuration) -> Environment | None:
+        """An idle environment of this configuration; one found dead on the way is closed."""
         self._retire_others(configuration)
+        dead: list[Environment] = []
+        found = None
         with self._lock:
             pool = self._idle.get(configuration.key(), [])
-            while pool:
+            while pool and found is None:
                 environment = pool.pop()
                 if environment.alive:
-                    return environment
-        return None
+                    found = environment
+                else:
+                    dead.append(environment)
+        for environment in dead:
+            environment.close()
+        return found
 
     def _give_back(self, environment: Environment) -> None:
         expired: list[Environment] = []
