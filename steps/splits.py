@@ -19,13 +19,12 @@ class SplitError(ValueError):
 
 
 def read_columns(path: Path, *columns: str) -> list[list[str]]:
-    """The named columns of the split, each as a list of strings (blank lines skipped)."""
-    if not path.is_file():
-        raise SplitError(f"data not found: {path}")
+    """The named columns of the split, each as a list of strings (blank lines skipped). The caller
+    says, in its own words, when the file is missing."""
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             rows = [row for row in csv.reader(handle, strict=True) if row]
-    except (UnicodeDecodeError, csv.Error) as error:
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise SplitError(f"cannot read {path}: {error}") from None
     if not rows:
         raise SplitError(f"{path.name} is empty")
