@@ -172,8 +172,9 @@ def _upload_artifacts(job: JobDirs, store: ObjectStore, output_uri: str) -> None
 
 
 def _pack(directory: Path, archive: Path) -> None:
-    """tar.gz of the regular files under `directory`, named relative to it (no `./`)."""
-    with tarfile.open(archive, "w:gz") as tar:
+    """tar.gz of the regular files under `directory`, named relative to it (no `./`), at gzip's
+    default level (as `tar -czf` packs): level 9 took three times as long for 0.3% less."""
+    with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
         for path in iter_files(directory):
             tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
 
