@@ -193,6 +193,24 @@ def test_body_of_exactly_6_mb_is_accepted(conn: http.client.HTTPConnection) -> N
     assert status == 200 and len(json.loads(body)["echo"]) == MAX_PAYLOAD - 2
 
 
+def test_expect_100_continue_is_answered_before_the_body_is_sent(server: Server) -> None:
+    body = b'"hello"'
+    head = (
+        "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Expect: 100-continue\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT_SECONDS) as sock:
+        sock.sendall(head)
+        interim = sock.recv(65536)  # the client waits for this before sending its body
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["echo"] == "hello"
+
+
 def test_missing_content_length_is_411(server: Server) -> None:
     request = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n"
     status, _, body = raw_exchange(server.port, request)
