@@ -22,7 +22,13 @@ from waiting import wait_until
 
 from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import CaptureWriter
-from pipelines.local.hosting.endpoints import CaptureSpec, EndpointBusy, EndpointNotReady, Endpoints
+from pipelines.local.hosting.endpoints import (
+    CaptureSpec,
+    EndpointBusy,
+    EndpointNotReady,
+    Endpoints,
+    VariantNotFound,
+)
 from pipelines.local.hosting.model_process import InvokeResult, VariantSpec
 
 WAIT_SECONDS = 90.0  # above Endpoints' own 60 s health-check limit
@@ -155,8 +161,8 @@ def test_deploy_then_invoke_and_capture_successful_requests(
     assert (model_dir / "model.txt").read_text() == "v1"
 
     bodies = [json.dumps(f"review {i}").encode() for i in range(3)]
-    for body in bodies:
-        result = hosting.invoke("ep", body, JSON, JSON)
+    for number, body in enumerate(bodies):
+        result = hosting.invoke("ep", body, JSON, JSON, inference_id=f"order-{number}" if number else None)
         assert answer(result)["version"] == "v1" and result.variant_name == "AllTraffic"
     rejected = hosting.invoke("ep", b"a,b", "text/csv", JSON)
     assert rejected.status == 415 and json.loads(rejected.body)["error"] == "cannot read text/csv"
@@ -184,6 +190,7 @@ def test_deploy_then_invoke_and_capture_successful_requests(
         hour = datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").strftime("%Y/%m/%d/%H")
         assert files[0].relative_to(root).as_posix().startswith(hour)
     assert len({r["eventMetadata"]["eventId"] for r in records}) == 3
+    assert [r["eventMetadata"].get("inferenceId") for r in records] == [None, "order-1", "order-2"]
 
 
 def test_sampling_zero_captures_nothing(hosting: Endpoints, store: DirStore) -> None:
@@ -243,6 +250,8 @@ def test_two_variants_each_get_a_server_and_target_variant_routes(
     for name, version in (("A", "v1"), ("B", "v2")):
         result = hosting.invoke("ep", b'"x"', JSON, JSON, target_variant=name)
         assert (answer(result)["version"], result.variant_name) == (version, name)
+    with pytest.raises(VariantNotFound, match=r"variant C not found .*A, B"):
+        hosting.invoke("ep", b'"x"', JSON, JSON, target_variant="C")
     too_big = hosting.invoke("ep", b"x" * (6 * 1024 * 1024 + 1), JSON, JSON)
     assert too_big.status == 413 and "exceeds" in json.loads(too_big.body)["error"]
 

@@ -24,6 +24,8 @@ from pipelines.local.lambdas.functions import Invocation
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.service.events import matches
 
+from .world import InstantHosting, local_sagemaker
+
 ROLE = "arn:aws:iam::000000000000:role/pipeline"
 FAIL_ONLY = json.dumps(
     {
@@ -427,3 +429,29 @@ def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMa
     (step,) = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
     assert step["StepName"] == "Sleep" and step["StepStatus"] == "Stopped" and "FailureReason" not in step
     assert not alive(pid)
+
+
+def test_invoke_endpoint_passes_the_variant_and_inference_id_and_refuses_other_routing(
+    tmp_path: Path,
+) -> None:
+    backend = local_sagemaker(tmp_path / "state")
+    hosting = backend.serving.processes
+    assert isinstance(hosting, InstantHosting)
+    dispatcher = Dispatcher(backend)
+    request = {"EndpointName": "ep", "Body": b'"x"', "ContentType": "application/json"}
+    try:
+        answered = dispatcher.invoke({**request, "TargetVariant": "B", "InferenceId": "order-17"})
+        assert answered.status == 200
+        assert hosting.invocations == [("ep", "B", "order-17")]
+        for parameter, header in (
+            ("TargetModel", "target model header"),
+            ("TargetContainerHostname", "target container header"),
+            ("InferenceComponentName", "inference component header"),
+        ):
+            refused = dispatcher.invoke({**request, parameter: "part-2"})
+            document = json.loads(refused.body)
+            assert refused.status == 400 and document["__type"] == "ValidationError"
+            assert document["message"].endswith(f"does not support {header}.")
+        assert len(hosting.invocations) == 1  # nothing refused reached a model
+    finally:
+        backend.shutdown()

@@ -84,7 +84,11 @@ SLOW = {"Version": "2020-12-01", "Steps": [processing_step("Wait", "import time;
 
 
 class InstantHosting:
-    """Stands in for hosting.endpoints.Endpoints: every deployment is InService at once."""
+    """Stands in for hosting.endpoints.Endpoints: every deployment is InService at once; each
+    invocation is answered at once and remembered (endpoint, variant asked for, InferenceId)."""
+
+    def __init__(self) -> None:
+        self.invocations: list[tuple[str, str | None, str | None]] = []
 
     def deploy(
         self, endpoint_name: str, deployment_id: str, variants: list[VariantSpec],
@@ -95,7 +99,11 @@ class InstantHosting:
     def restore(self, *args: Any) -> tuple[str, str]:
         return "InService", ""
 
-    def invoke(self, endpoint_name: str, body: bytes, content_type: str, accept: str) -> InvokeResult:
+    def invoke(
+        self, endpoint_name: str, body: bytes, content_type: str, accept: str,
+        target_variant: str | None = None, inference_id: str | None = None,
+    ) -> InvokeResult:
+        self.invocations.append((endpoint_name, target_variant, inference_id))
         return InvokeResult(200, b'{"predictions": []}', "application/json", "AllTraffic")
 
     def delete(self, endpoint_name: str) -> None:

@@ -141,12 +141,7 @@ class Dispatcher:
         if errors:
             return error_reply(ServiceError("ValidationError", summary(errors)), "application/json")
         try:
-            result = self.backend.serving.invoke(
-                request["EndpointName"],
-                request.get("Body", b""),
-                request.get("ContentType", "application/json"),
-                request.get("Accept", "application/json"),
-            )
+            result = self.backend.serving.invoke(request)
         except ServiceError as error:
             return error_reply(error, "application/json")
         if result.status < 400:

@@ -123,14 +123,16 @@ class CaptureWriter:
         response_type: str,
         event_id: str,
         when: datetime,
+        inference_id: str | None = None,
     ) -> bool:
-        """Write one record if sampled; returns whether it was written."""
+        """Write one record if sampled; returns whether it was written. The caller's InferenceId,
+        when it gave one, is kept in the record, where ground truth is later joined on it."""
         if not self.sampled():
             return False
-        line = json.dumps(
-            self._record(request_body, request_type, response_body, response_type, event_id, when),
-            separators=(",", ":"),
-        )
+        record = self._record(request_body, request_type, response_body, response_type, event_id, when)
+        if inference_id is not None:
+            record["eventMetadata"]["inferenceId"] = inference_id
+        line = json.dumps(record, separators=(",", ":"))
         with self._lock:
             append_whole(self._file_for(when), (line + "\n").encode("utf-8"))
             self._file_records += 1

@@ -64,6 +64,10 @@ class EndpointNotReady(Exception):
         self.message = message
 
 
+class VariantNotFound(Exception):
+    """An invocation's TargetVariant names no variant of the serving deployment."""
+
+
 class EndpointBusy(Exception):
     """A deployment of this endpoint is already in progress."""
 
@@ -123,7 +127,8 @@ class _Deployment:
             for server in self.servers:
                 if server.variant.variant_name == target_variant:
                     return server
-            raise ValueError(f"variant {target_variant} not found in {self.deployment_id}")
+            names = ", ".join(server.variant.variant_name for server in self.servers)
+            raise VariantNotFound(f"variant {target_variant} not found (the endpoint serves {names})")
         if len(self.servers) == 1:
             return self.servers[0]
         weights = [max(server.variant.initial_weight, 0.0) for server in self.servers]
@@ -201,6 +206,7 @@ class Endpoints:
         content_type: str,
         accept: str,
         target_variant: str | None = None,
+        inference_id: str | None = None,
     ) -> InvokeResult:
         """Forward one invocation to the serving deployment; capture it if it succeeded."""
         when = datetime.now(UTC)
@@ -212,7 +218,7 @@ class Endpoints:
                 return error_result(413, message, server.variant.variant_name)
             result = server.invoke(body, content_type, accept)
             if 200 <= result.status < 300:
-                server.capture(body, content_type, result, when)
+                server.capture(body, content_type, result, when, inference_id)
             return result
         finally:
             deployment.release()

@@ -164,13 +164,21 @@ class ModelServerProcess:
             return error_result(502, f"model server for variant {name} unreachable: {exc}", name)
         return InvokeResult(response.status, response.body, response.content_type or accept, name)
 
-    def capture(self, body: bytes, content_type: str, result: InvokeResult, when: datetime) -> None:
+    def capture(
+        self,
+        body: bytes,
+        content_type: str,
+        result: InvokeResult,
+        when: datetime,
+        inference_id: str | None = None,
+    ) -> None:
         """Data capture must never fail an invocation that succeeded, so errors are only logged."""
         if self._capture is None:
             return
         try:
             self._capture.record(
-                body, content_type, result.body, result.content_type, str(uuid.uuid4()), when
+                body, content_type, result.body, result.content_type, str(uuid.uuid4()), when,
+                inference_id,
             )
         except (OSError, ValueError, KeyError):
             log.exception("data capture failed for variant %s", self.variant.variant_name)

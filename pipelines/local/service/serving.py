@@ -7,6 +7,7 @@ brings endpoints back after a restart. It sees the records only through `Records
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from pipelines.local.errors import ServiceError
@@ -16,9 +17,18 @@ from pipelines.local.hosting.endpoints import (
     EndpointNotReady,
     Endpoints,
     InvokeResult,
+    VariantNotFound,
     VariantSpec,
 )
 from pipelines.local.storage.database import Body
+
+# InvokeEndpoint parameters that address parts only other kinds of endpoint have:
+# parameter -> (that kind of endpoint, what SageMaker calls the parameter in its refusal).
+ROUTING_FOR_OTHER_ENDPOINTS = {
+    "TargetModel": ("a multi-model endpoint", "target model header"),
+    "TargetContainerHostname": ("a multi-container endpoint", "target container header"),
+    "InferenceComponentName": ("an endpoint with inference components", "inference component header"),
+}
 
 # The deploy handler names a model's package in its environment (steps/deploy.py).
 PACKAGE_VARIABLE = "MODEL_PACKAGE_ARN"
@@ -155,12 +165,25 @@ class Serving:
                 **self._described(config),
             )
 
-    def invoke(
-        self, endpoint_name: str, body: bytes, content_type: str, accept: str
-    ) -> InvokeResult:
+    def invoke(self, request: Mapping[str, Any]) -> InvokeResult:
+        """InvokeEndpoint on a single-model endpoint: routing to a model, container or inference
+        component that such an endpoint does not have is refused, as SageMaker refuses it."""
+        name = request["EndpointName"]
+        for parameter, (kind, header) in ROUTING_FOR_OTHER_ENDPOINTS.items():
+            if parameter in request:
+                raise ServiceError(
+                    "ValidationError", f"Endpoint {name} is not {kind} and does not support {header}."
+                )
         try:
-            return self.processes.invoke(endpoint_name, body, content_type, accept)
-        except EndpointNotReady as error:
+            return self.processes.invoke(
+                name,
+                request.get("Body", b""),
+                request.get("ContentType", "application/json"),
+                request.get("Accept", "application/json"),
+                request.get("TargetVariant"),
+                request.get("InferenceId"),
+            )
+        except (EndpointNotReady, VariantNotFound) as error:
             raise ServiceError("ValidationError", str(error)) from None
 
     def delete(self, endpoint_name: str) -> None:
