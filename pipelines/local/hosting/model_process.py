@@ -26,7 +26,7 @@ from pipelines.local.hosting.capture import CaptureWriter, PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ping
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
 from pipelines.local.system.supervision import die_with_parent, inherited_environment, terminate
-from steps.integrity import sha256_file
+from steps.integrity import DIGEST_KEY, ModelDataMismatch, check_digest, expected_digest, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +145,7 @@ class ModelServerProcess:
                 self._pool = ConnectionPool(port, INVOKE_TIMEOUT_SECONDS)
                 return
             if time.monotonic() > deadline:
-                raise DeploymentError(
-                    self._reason(f"not healthy within {HEALTH_TIMEOUT_SECONDS:g} s")
-                )
+                raise DeploymentError(self._reason(f"not healthy within {HEALTH_TIMEOUT_SECONDS:g} s"))
             time.sleep(POLL_SECONDS)
 
     def _reason(self, what: str) -> str:
@@ -177,7 +175,12 @@ class ModelServerProcess:
             return
         try:
             self._capture.record(
-                body, content_type, result.body, result.content_type, str(uuid.uuid4()), when,
+                body,
+                content_type,
+                result.body,
+                result.content_type,
+                str(uuid.uuid4()),
+                when,
                 inference_id,
             )
         except (OSError, ValueError, KeyError):
@@ -195,17 +198,14 @@ class ModelServerProcess:
 def verify_model_data(archive: Path, uri: str, expected: str) -> None:
     """At every start and restart: the object must be the one its model package registered,
     whatever the artifact says about itself (whoever replaces it can replace that too)."""
-    if not expected:
-        raise DeploymentError(
-            f"the model package of {uri} records no ModelDataSha256, so its model data cannot be "
-            "verified; register the model again with the current pipeline"
-        )
-    actual = sha256_file(archive)
-    if actual != expected.lower():
-        raise DeploymentError(
-            f"model data {uri} has SHA-256 {actual}, but its model package registered "
-            f"{expected}: the object was replaced after registration; refusing to load it"
-        )
+    package = {
+        "ModelPackageName": f"the model package of {uri}",
+        "CustomerMetadataProperties": {DIGEST_KEY: expected},
+    }
+    try:
+        check_digest(sha256_file(archive), expected_digest(package), uri)
+    except ModelDataMismatch as error:
+        raise DeploymentError(str(error)) from None
 
 
 def launch(
@@ -227,6 +227,7 @@ def launch(
     process, offset = _spawn(model_dir, env, log_path, spawner, python)
     return ModelServerProcess(variant, process, log_path, offset, capture)
 
+
 def _environment(
     variant: VariantSpec, model_dir: Path, variant_dir: Path, store: PathStore
 ) -> dict[str, str]:
@@ -245,6 +246,7 @@ def _environment(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
 
 def _spawn(
     model_dir: Path, env: dict[str, str], log_path: Path, spawner: ThreadPoolExecutor, python: str
