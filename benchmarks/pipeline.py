@@ -47,6 +47,7 @@ def python_seconds(code: str, repeats: int = 3) -> float:
 
 
 def fixed_costs(state_dir: Path) -> dict[str, float]:
+    from pipelines.local.jobs.training import pack_directory
     from pipelines.local.storage.objects import ObjectStore
 
     costs = {
@@ -69,20 +70,12 @@ def fixed_costs(state_dir: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = stacks.extract(archive, Path(tmp) / "model")
         start = time.perf_counter()
-        local_pipeline_pack(model_dir, Path(tmp) / "model.tar.gz")
+        pack_directory(model_dir, Path(tmp) / "model.tar.gz")
         costs["pack model.tar.gz"] = time.perf_counter() - start
         server = stacks.start_ours(archive, Path(tmp) / "ours")
         server.stop()
         costs["model server start (unpack, start, load, /ping)"] = server.startup_seconds
     return costs
-
-
-def local_pipeline_pack(model_dir: Path, archive: Path) -> None:
-    import tarfile
-
-    with tarfile.open(archive, "w:gz") as tar:
-        for path in sorted(model_dir.iterdir()):
-            tar.add(path, arcname=path.name)
 
 
 def run_pipeline(state_dir: Path, data_dir: Path) -> dict[str, float]:
