@@ -56,7 +56,11 @@ def ensure_venv(
     ``no_deps`` are installed last with ``--no-deps``. A stamp holding the hash of the whole
     recipe makes a second run a no-op, and a changed recipe rebuilds the venv from scratch."""
     venv = CACHE / "venvs" / name
-    recipe = json.dumps({"sets": requirement_sets, "no_deps": no_deps, "python": sys.version})
+    # The venv's own path is part of the recipe: its scripts' shebangs name it, so a venv copied or
+    # moved elsewhere is rebuilt rather than failing to start its entry points.
+    recipe = json.dumps(
+        {"sets": requirement_sets, "no_deps": no_deps, "python": sys.version, "path": str(venv)}
+    )
     digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     stamp = venv / ".bench-stamp"
     if stamp.is_file() and stamp.read_text().strip() == digest:
