@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines import cli
+from pipelines.code_bundle import STEP_ENVIRONMENT
 from pipelines.local import daemon
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,7 +35,7 @@ def timed(action: Callable[[], None]) -> float:
 
 
 def run_step(script: str, base: Path, *args: str) -> None:
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base)}
+    env = {**os.environ, **STEP_ENVIRONMENT, "SAGEMAKER_BASE_DIR": str(base)}  # as the jobs get it
     subprocess.run([PYTHON, str(REPO / "steps" / script), *args], env=env, check=True,
                    capture_output=True)
 

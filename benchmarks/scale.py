@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import CACHE, PYTHON, REPO, log, machine_description, table
 
+from pipelines.code_bundle import STEP_ENVIRONMENT
+
 M5_LARGE_BYTES = 8 * 1024**3
 STEP_TIMEOUT = 3600.0
 
@@ -138,8 +140,8 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_"))}
         env.update(
             {
+                **STEP_ENVIRONMENT,
                 "SAGEMAKER_BASE_DIR": str(base),
-                "PYTHONUNBUFFERED": "1",
                 "SM_CHANNEL_TRAIN": str(base / "processing" / "train"),
                 "SM_MODEL_DIR": str(base / "model"),
             }

@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 
-from pipelines.code_bundle import PROCESSING_LIBRARY, CodeBundle
+from pipelines.code_bundle import PROCESSING_LIBRARY, STEP_ENVIRONMENT, CodeBundle
 from pipelines.datasets import UNRECORDED
 from pipelines.sdk_env import prepare_sdk_environment
 from pipelines.settings import Settings
@@ -237,7 +237,7 @@ class StepFactory:
             instance_count=instance_count,
             base_job_name=base_job_name,
             sagemaker_session=self.session,
-            env={"PYTHONUNBUFFERED": "1"},
+            env=dict(STEP_ENVIRONMENT),
         )
 
 
@@ -329,7 +329,7 @@ class _TrainingPipeline(StepFactory):
                     data_source=_split_uri(preprocess, "train"),
                 )
             ],
-            environment={"PYTHONUNBUFFERED": "1"},
+            environment=dict(STEP_ENVIRONMENT),
         )
         return TrainingStep(
             name="Train",

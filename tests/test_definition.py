@@ -250,3 +250,13 @@ def test_make_s_definition_prints_only_json_identical_twice() -> None:
     )
     assert json.loads(first.stdout)["Version"] == "2020-12-01"
     assert first.stdout == second.stdout
+
+
+def test_every_job_runs_with_the_step_environment(definition: dict[str, Any]) -> None:
+    """Unbuffered output for live logs, and OpenBLAS threads that sleep when idle: the same
+    environment on SageMaker and locally, for every job of the step code."""
+    steps = all_steps(definition)
+    for name in ("Preprocess", "Train", "Evaluate", "Baseline"):
+        environment = steps[name]["Arguments"]["Environment"]
+        assert environment["PYTHONUNBUFFERED"] == "1", name
+        assert environment["OPENBLAS_THREAD_TIMEOUT"] == "4", name
