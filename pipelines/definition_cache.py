@@ -45,7 +45,7 @@ class Definitions:
     monitoring: str
 
 
-def _distribution_version(name: str) -> str:
+def _distribution_fingerprint(name: str) -> str:
     """A digest of the installed distribution's METADATA (its name and version among them):
     reading it is cheap where `metadata.version` would parse it as an e-mail, a tenth of a second
     for these eight."""
@@ -85,7 +85,7 @@ def cache_key(settings: Settings, bundle: CodeBundle) -> str:
         "sources": {path.name: _file_digest(path) for path in sorted(PACKAGE_DIR.glob("*.py"))},
         "code": bundle.digest,
         "settings": asdict(settings),
-        "distributions": {name: _distribution_version(name) for name in DISTRIBUTIONS},
+        "distributions": {name: _distribution_fingerprint(name) for name in DISTRIBUTIONS},
         "python": sys.version,
         "environment": dict(sorted(environment.items())),
         "sdk_config": {str(path): _file_digest(path) for path in _sdk_config_files()},

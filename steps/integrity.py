@@ -37,7 +37,13 @@ def sha256_chunks(chunks: Iterable[bytes]) -> str:
 def expected_digest(package: Mapping[str, Any]) -> str:
     """The registered SHA-256 of a DescribeModelPackage response; refuses a package without one."""
     name = package.get("ModelPackageArn") or package.get("ModelPackageName") or "the model package"
-    value = str((package.get("CustomerMetadataProperties") or {}).get(DIGEST_KEY, "")).strip().lower()
+    return registered_digest(str((package.get("CustomerMetadataProperties") or {}).get(DIGEST_KEY, "")), name)
+
+
+def registered_digest(value: str, name: str) -> str:
+    """A registered ModelDataSha256 value, normalised; refuses a missing or malformed one, naming
+    the package (`name`) that records it."""
+    value = value.strip().lower()
     if not value:
         raise ModelDataMismatch(
             f"{name} records no {DIGEST_KEY} in its CustomerMetadataProperties, so its model data "

@@ -72,7 +72,7 @@ def test_the_sdk_version_and_its_config_file_change_the_key(
     keys = {cache_key(SETTINGS, CodeBundle())}
     config.write_text("SageMaker:\n  PythonSDK:\n    Modules:\n      Session:\n        DefaultS3Bucket: b\n")
     keys.add(cache_key(SETTINGS, CodeBundle()))
-    monkeypatch.setattr(definition_cache, "_distribution_version", lambda name: "0.0.0")
+    monkeypatch.setattr(definition_cache, "_distribution_fingerprint", lambda name: "another release")
     keys.add(cache_key(SETTINGS, CodeBundle()))
     assert len(keys) == 3
 
@@ -125,7 +125,8 @@ def test_loading_the_sdk_does_not_change_the_key(monkeypatch: pytest.MonkeyPatch
     """The SDK's environment defaults are set when it loads, perhaps on a thread mid-command; a
     key taken before and one taken after must agree, or every run would miss."""
     for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "SAGEMAKER_VALIDATE_ROLE"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "recorded")  # so the undo also removes what the SDK sets below
+        monkeypatch.delenv(name)
     before = cache_key(SETTINGS, CodeBundle())
     prepare_sdk_environment()
     assert cache_key(SETTINGS, CodeBundle()) == before

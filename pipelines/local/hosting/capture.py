@@ -129,9 +129,9 @@ class CaptureWriter:
         when it gave one, is kept in the record, where ground truth is later joined on it."""
         if not self.sampled():
             return False
-        record = self._record(request_body, request_type, response_body, response_type, event_id, when)
-        if inference_id is not None:
-            record["eventMetadata"]["inferenceId"] = inference_id
+        record = self._record(
+            request_body, request_type, response_body, response_type, event_id, when, inference_id
+        )
         line = json.dumps(record, separators=(",", ":"))
         with self._lock:
             append_whole(self._file_for(when), (line + "\n").encode("utf-8"))
@@ -146,6 +146,7 @@ class CaptureWriter:
         response_type: str,
         event_id: str,
         when: datetime,
+        inference_id: str | None,
     ) -> dict[str, Any]:
         capture: dict[str, Any] = {}
         types = (self._csv_types, self._json_types)
@@ -155,11 +156,11 @@ class CaptureWriter:
             capture["endpointOutput"] = encode_payload(
                 response_body, response_type, "OUTPUT", *types
             )
-        return {
-            "captureData": capture,
-            "eventMetadata": {"eventId": event_id, "inferenceTime": inference_time(when)},
-            "eventVersion": "0",
-        }
+        metadata = {"eventId": event_id}
+        if inference_id is not None:  # the caller's InferenceId, as SageMaker records it
+            metadata["inferenceId"] = inference_id
+        metadata["inferenceTime"] = inference_time(when)
+        return {"captureData": capture, "eventMetadata": metadata, "eventVersion": "0"}
 
     def _file_for(self, when: datetime) -> int:
         """The open file for this minute (lock held). Rotates on a later minute or a full file;

@@ -26,7 +26,7 @@ from pipelines.local.hosting.capture import CaptureWriter, PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ping
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
 from pipelines.local.system.supervision import die_with_parent, inherited_environment, terminate
-from steps.integrity import DIGEST_KEY, ModelDataMismatch, check_digest, expected_digest, sha256_file
+from steps.integrity import ModelDataMismatch, check_digest, registered_digest, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +198,8 @@ class ModelServerProcess:
 def verify_model_data(archive: Path, uri: str, expected: str) -> None:
     """At every start and restart: the object must be the one its model package registered,
     whatever the artifact says about itself (whoever replaces it can replace that too)."""
-    package = {
-        "ModelPackageName": f"the model package of {uri}",
-        "CustomerMetadataProperties": {DIGEST_KEY: expected},
-    }
     try:
-        check_digest(sha256_file(archive), expected_digest(package), uri)
+        check_digest(sha256_file(archive), registered_digest(expected, f"the model package of {uri}"), uri)
     except ModelDataMismatch as error:
         raise DeploymentError(str(error)) from None
 

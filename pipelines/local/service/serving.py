@@ -21,6 +21,7 @@ from pipelines.local.hosting.endpoints import (
     VariantSpec,
 )
 from pipelines.local.storage.database import Body
+from steps.integrity import DIGEST_KEY
 
 # InvokeEndpoint parameters that address parts only other kinds of endpoint have:
 # parameter -> (that kind of endpoint, what SageMaker calls the parameter in its refusal).
@@ -32,7 +33,6 @@ ROUTING_FOR_OTHER_ENDPOINTS = {
 
 # The deploy handler names a model's package in its environment (steps/deploy.py).
 PACKAGE_VARIABLE = "MODEL_PACKAGE_ARN"
-DIGEST_KEY = "ModelDataSha256"  # where RegisterModel records the model data's SHA-256
 
 
 class Records(Protocol):
