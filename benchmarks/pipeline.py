@@ -46,6 +46,26 @@ def python_seconds(code: str, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
+def job_start_seconds(through_setpriv: bool, repeats: int = 20) -> float:
+    """Median time for Popen to start a job process (it returns once the child has exec'd), the
+    way the server starts jobs: with the parent-death signal, through setpriv or a preexec_fn."""
+    from pipelines.local.system import supervision
+
+    saved = supervision.SETPRIV
+    supervision.SETPRIV = saved if through_setpriv else None
+    times = []
+    try:
+        for _ in range(repeats):
+            launch = supervision.dying_with_parent([PYTHON, "-c", "pass"], os.environ, REPO)
+            start = time.perf_counter()
+            child = subprocess.Popen(launch.argv, preexec_fn=launch.preexec_fn, start_new_session=True)
+            times.append(time.perf_counter() - start)
+            child.wait()
+    finally:
+        supervision.SETPRIV = saved
+    return statistics.median(times)
+
+
 def fixed_costs(state_dir: Path) -> dict[str, float]:
     from pipelines.local.jobs.training import pack_directory
     from pipelines.local.storage.objects import ObjectStore
@@ -58,6 +78,10 @@ def fixed_costs(state_dir: Path) -> dict[str, float]:
         "import boto3 (Lambda subprocess, CLI)": python_seconds("import boto3"),
         "import pipelines.cli (every CLI command)": python_seconds("import pipelines.cli"),
         "import pipelines.definition (SageMaker SDK, upsert)": python_seconds("import pipelines.definition"),
+        "start a job process through setpriv (vfork)": job_start_seconds(through_setpriv=True),
+        "start a job process with a preexec_fn (fork; the fallback)": job_start_seconds(
+            through_setpriv=False
+        ),
     }
     with tempfile.TemporaryDirectory() as tmp:
         store = ObjectStore(Path(tmp) / "store")

@@ -25,7 +25,7 @@ from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import CaptureWriter, PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ping
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
-from pipelines.local.system.supervision import die_with_parent, inherited_environment, terminate
+from pipelines.local.system.supervision import dying_with_parent, inherited_environment, terminate
 from steps.integrity import ModelDataMismatch, check_digest, registered_digest, sha256_file
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ def _environment(
 def _spawn(
     model_dir: Path, env: dict[str, str], log_path: Path, spawner: ThreadPoolExecutor, python: str
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Fork on the spawner thread (see module docstring: PDEATHSIG follows the thread)."""
+    """Start on the spawner thread (see module docstring: PDEATHSIG follows the thread)."""
     argv = [
         python,
         "-m",
@@ -261,20 +261,20 @@ def _spawn(
     with log_path.open("ab") as log_file:
         offset = log_file.seek(0, os.SEEK_END)
         try:
+            launch = dying_with_parent(argv, env, model_dir.parent)
             future = spawner.submit(
                 subprocess.Popen,
-                argv,
+                launch.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=str(model_dir.parent),
-                preexec_fn=die_with_parent(),
+                preexec_fn=launch.preexec_fn,
                 start_new_session=True,
             )
+            return future.result(), offset
         except RuntimeError as exc:  # the executor was shut down
             raise DeploymentError("hosting is shutting down") from exc
-        try:
-            return future.result(), offset
         except OSError as exc:
             raise DeploymentError(f"cannot start the model server: {exc}") from exc

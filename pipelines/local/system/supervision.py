@@ -10,14 +10,16 @@ thread, the hosting spawner thread).
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ PR_SET_PDEATHSIG = 1
 STDERR_TAIL_LINES = 20
 KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.1
+# util-linux's, on every Debian and Ubuntu system (util-linux is an essential package).
+SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
 
 def inherited_environment(*dropped_prefixes: str) -> dict[str, str]:
@@ -45,12 +49,37 @@ def set_parent_death_signal(signum: signal.Signals, parent: int) -> None:
         os.kill(os.getpid(), signum)
 
 
-def die_with_parent(signum: signal.Signals = signal.SIGTERM) -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to send `signum` to the child when its parent dies."""
+@dataclass(frozen=True)
+class DyingWithParent:
+    """Popen's `args` and `preexec_fn` for a child that Linux signals when its parent dies."""
+
+    argv: list[str]
+    preexec_fn: Callable[[], None] | None
+
+
+def dying_with_parent(
+    argv: list[str], env: Mapping[str, str], cwd: Path | str,
+    signum: signal.Signals = signal.SIGTERM,
+) -> DyingWithParent:
+    """Start `argv` through util-linux's setpriv, which sets the parent-death signal and execs it.
+
+    A preexec_fn would do the same, but it forces Popen to fork the whole server instead of using
+    vfork: about 16 ms a start for a server of 200 MB, against 0.3 ms, on every job of a pipeline's
+    critical path. A preexec_fn remains the fallback where setpriv is missing. A program that
+    cannot be found raises FileNotFoundError here, as Popen would, not setpriv's exit code 127."""
     if not sys.platform.startswith("linux"):
-        return None
-    parent = os.getpid()
-    return lambda: set_parent_death_signal(signum, parent)
+        return DyingWithParent(list(argv), None)
+    if SETPRIV is None:
+        parent = os.getpid()
+        return DyingWithParent(list(argv), lambda: set_parent_death_signal(signum, parent))
+    program = argv[0]
+    if os.sep in program:
+        found = os.access(Path(cwd, program), os.X_OK)
+    else:
+        found = shutil.which(program, path=os.pathsep.join(os.get_exec_path(dict(env)))) is not None
+    if not found:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    return DyingWithParent([SETPRIV, f"--pdeathsig={signum.name}", "--", *argv], None)
 
 
 def kill_recorded_groups(root: Path, marker: str = "pgid") -> int:
@@ -132,8 +161,9 @@ def run_to_end(
     until it exits, its `timeout` passes or `cancel` is set; its whole group dies with it."""
     sink = LogSink(*streams)
     try:
+        launch = dying_with_parent(argv, env, cwd, signal.SIGKILL)
         process = subprocess.Popen(
-            argv,
+            launch.argv,
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -143,7 +173,7 @@ def run_to_end(
             encoding="utf-8",
             errors="replace",
             start_new_session=True,
-            preexec_fn=die_with_parent(signal.SIGKILL),
+            preexec_fn=launch.preexec_fn,
         )
     except OSError as exc:
         sink.write(f"cannot start {argv[0]}: {exc}\n")

@@ -1,0 +1,84 @@
+"""Child processes started by the server's supervision: they die with it, and a missing program
+is reported as Popen reports it (pipelines/local/system/supervision.py)."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from waiting import wait_until
+
+from pipelines.local.system import supervision
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Runs a sleeper through run_to_end, as a job runner thread does, and prints the sleeper's pid.
+PARENT = textwrap.dedent(
+    """
+    import os, sys, threading, time
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[1])
+    from pipelines.local.system import supervision
+    if sys.argv[3] == "preexec_fn":
+        supervision.SETPRIV = None
+    work = Path(sys.argv[2])
+    sleeper = [sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(120)"]
+    out = open(work / "child.out", "w")
+    threading.Thread(
+        target=supervision.run_to_end,
+        args=(sleeper, dict(os.environ), work, (out,), work / "pgid", None, None),
+    ).start()
+    time.sleep(120)
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+@pytest.mark.parametrize("way", ["setpriv", "preexec_fn"])
+def test_a_job_process_dies_when_the_server_is_killed(tmp_path: Path, way: str) -> None:
+    if way == "setpriv" and supervision.SETPRIV is None:
+        pytest.skip("no setpriv on this machine")
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    parent = subprocess.Popen([sys.executable, str(script), str(REPO_ROOT), str(tmp_path), way])
+    child_out = tmp_path / "child.out"
+    child = 0
+    try:
+        wait_until(lambda: child_out.is_file() and child_out.read_text().strip(), 30.0, "the job")
+        child = int(child_out.read_text())
+        assert _alive(child)
+        parent.kill()  # SIGKILL: the parent runs no clean-up at all
+        parent.wait(10)
+        wait_until(lambda: not _alive(child), 10.0, "the job to die with its parent")
+    finally:
+        parent.kill()
+        parent.wait(10)
+        if child and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("program", ["no-such-program-anywhere", "./no-such-script.sh"])
+def test_a_missing_program_is_reported_as_popen_reports_it(tmp_path: Path, program: str) -> None:
+    log = io.StringIO()
+    finish = supervision.run_to_end(
+        [program], dict(os.environ), tmp_path, (log,), tmp_path / "pgid", None, None
+    )
+    assert finish.returncode == 127
+    assert finish.stderr_tail == [f"cannot start {program}: [Errno 2] No such file or directory: "
+                                  f"'{program}'"]
+    assert "setpriv" not in log.getvalue()
+    assert not (tmp_path / "pgid").exists()
