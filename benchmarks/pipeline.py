@@ -205,7 +205,7 @@ def main() -> int:
     rows.append(["first run: make run-pipeline total", f"{med(phases[SCENARIOS[0]], 'total'):.2f}"])
     print(table(["", "seconds"], rows))
     print("\nfixed costs measured alone (median of 3 where a process is started):\n")
-    print(table(["cost", "seconds"], [[k, f"{v:.3f}"] for k, v in costs.items()]))
+    print(table(["cost", "seconds"], [[k, f"{v:.4f}"] for k, v in costs.items()]))
     return 0
 
 
