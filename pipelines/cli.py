@@ -80,13 +80,16 @@ def _upsert(settings: Settings, bundle: CodeBundle, publish_handler: bool) -> in
     from pipelines.publish import PipelineSpec, upsert
 
     settings.require_aws()
-    built = definitions(settings, bundle)
-    specs = [
-        PipelineSpec(settings.pipeline_name, built.training,
-                     "Sentiment classifier: preprocess, train, evaluate, register, deploy"),
-        PipelineSpec(settings.monitoring_pipeline_name, built.monitoring,
-                     "Drift check of the endpoint's captured traffic against its baseline"),
-    ]
+
+    def specs() -> list[PipelineSpec]:
+        built = definitions(settings, bundle)
+        return [
+            PipelineSpec(settings.pipeline_name, built.training,
+                         "Sentiment classifier: preprocess, train, evaluate, register, deploy"),
+            PipelineSpec(settings.monitoring_pipeline_name, built.monitoring,
+                         "Drift check of the endpoint's captured traffic against its baseline"),
+        ]
+
     result = upsert(Clients(settings), bundle, specs, publish_handler=publish_handler)
     say(f"code {bundle.digest}: {len(result.uploaded)} artifact(s) uploaded")
     if not publish_handler:

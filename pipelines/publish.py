@@ -7,6 +7,7 @@ in place and not uploaded again, and an unchanged definition leaves SageMaker's 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
@@ -129,19 +130,26 @@ def _upsert_one(clients: Clients, spec: PipelineSpec) -> tuple[str, bool]:
 
 
 def upsert(
-    clients: Clients, bundle: CodeBundle, specs: list[PipelineSpec], *, publish_handler: bool = True
+    clients: Clients,
+    bundle: CodeBundle,
+    build_specs: Callable[[], list[PipelineSpec]],
+    *,
+    publish_handler: bool = True,
 ) -> UpsertResult:
     """Code first, then the deploy handler, then the pipelines that refer to both.
 
-    Without publish_handler the deploy Lambda keeps its code: on AWS the pipeline workflow's role
-    may not change it (the approval workflow publishes it, behind the reviewers).
+    The definitions are built (`build_specs`) once the handler is published: a new handler's
+    execution environment initialises (locally, a process importing boto3) while the SDK builds
+    them, not beside the first steps of the run that follows. Without publish_handler the deploy
+    Lambda keeps its code: on AWS the pipeline workflow's role may not change it (the approval
+    workflow publishes it, behind the reviewers).
     """
     result = UpsertResult(uploaded=upload_code(clients, bundle))
     if publish_handler:
         publish_deploy_function(clients, bundle)
     if clients.settings.is_local:
         publish_approval_rule(clients)
-    for spec in specs:
+    for spec in build_specs():
         result.pipelines[spec.name] = _upsert_one(clients, spec)
     return result
 

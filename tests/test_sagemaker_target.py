@@ -73,6 +73,29 @@ def test_upsert_uploads_code_publishes_handler_and_creates_then_updates(
     assert "0 artifact(s) uploaded" in second and "updated pipeline" in second
 
 
+def test_upsert_builds_the_definitions_once_code_and_handler_are_published(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler's environment initialises while the SDK builds the definitions, not beside
+    the run's first steps: so the build comes after the publishing."""
+    import pipelines.definition_cache as definition_cache
+
+    bundle = CodeBundle()
+    expected = base64.b64encode(hashlib.sha256(bundle.artifacts["deploy.zip"]).digest()).decode()
+    seen: dict[str, object] = {}
+    build = definition_cache.definitions
+
+    def observing(*args: object, **kwargs: object) -> definition_cache.Definitions:
+        seen["handler"] = published_code_sha()
+        s3 = boto3.client("s3", region_name=REGION)
+        seen["code"] = s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0)
+        return build(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(definition_cache, "definitions", observing)
+    assert run("upsert") == 0
+    assert seen == {"handler": expected, "code": len(bundle.artifacts)}
+
+
 def published_code_sha() -> str:
     return str(boto3.client("lambda", region_name=REGION).get_function(
         FunctionName="sentiment-classifier-deploy")["Configuration"]["CodeSha256"])
