@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
-def timed(action: Callable[[], None]) -> float:
+def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start

@@ -204,6 +204,15 @@ def main() -> int:
     rows.append(["first run: execution", f"{statistics.median(r[execution][0] for r in first):.2f}"])
     rows.append(["first run: make run-pipeline total", f"{med(phases[SCENARIOS[0]], 'total'):.2f}"])
     print(table(["", "seconds"], rows))
+    print("\nround by round (each first run beside the scripts run just before it):\n")
+    pairs = [(sum(alone.values()), run[execution][0]) for alone, run in zip(direct, first, strict=True)]
+    round_rows = [
+        [str(number), f"{alone:.2f}", f"{executed:.2f}", f"{executed / alone:.2f}x"]
+        for number, (alone, executed) in enumerate(pairs, start=1)
+    ]
+    ratio = statistics.median(executed / alone for alone, executed in pairs)
+    round_rows.append(["median", "", "", f"{ratio:.2f}x"])
+    print(table(["round", "scripts alone", "first run: execution", "ratio"], round_rows))
     print("\nfixed costs measured alone (median of 3 where a process is started):\n")
     print(table(["cost", "seconds"], [[k, f"{v:.4f}"] for k, v in costs.items()]))
     return 0
