@@ -20,9 +20,9 @@ DRAIN_IDLE_SECONDS = 2.0
 class JsonRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-    # Buffered: a response's status line, headers and body leave in one write when
-    # handle_one_request flushes after each request. Unbuffered, headers and body were two
-    # writes, two packets (no Nagle) and two wake-ups of the client for one small answer.
+    # Buffered: a response's status line, headers and body leave in one write when send_json
+    # flushes. Unbuffered, headers and body were two writes, two packets (no Nagle) and two
+    # wake-ups of the client for one small answer.
     wbufsize = -1
     max_body_bytes = 6 * 1024 * 1024
     require_length = True
@@ -52,6 +52,9 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
+        # Sent now, not when handle_one_request returns: a server draining on SIGTERM may exit as
+        # soon as its handlers are done, and a response still in the buffer would be lost.
+        self.wfile.flush()
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The standard library's own refusals (bad request line, huge header, unknown method),
