@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from processes import pid_alive
 from waiting import wait_until
 
 from pipelines import REPO_ROOT
@@ -111,20 +112,6 @@ def model_archive(store: DirStore, uri: str, version: str, extra: dict[str, byte
 
 def variant(uri: str, name: str = "AllTraffic") -> list[VariantSpec]:
     return [VariantSpec(name, uri, {})]
-
-
-def pid_alive(pid: int) -> bool:
-    """True unless the process is gone or a zombie (an orphan's reaper may be slow or absent)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
 
 
 def answer(result: InvokeResult) -> dict:

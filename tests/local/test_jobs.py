@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import pid_alive
 from tarballs import tar_gz
 from waiting import wait_until
 
@@ -41,16 +42,6 @@ def work_dir(tmp_path: Path) -> Path:
 
 def _script(source: str) -> bytes:
     return textwrap.dedent(source).encode()
-
-
-def _alive(pid: int) -> bool:
-    """Running and not a zombie (an unreaped zombie is dead for our purposes)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
 
 
 # ----------------------------------------------------------------------------- processing
@@ -335,7 +326,7 @@ def test_cancel_event_kills_the_process_group(store: ObjectStore, work_dir: Path
     assert outcome.status == "Failed"
     assert outcome.properties["ProcessingJobStatus"] == "Stopped"
     assert "stopped" in outcome.failure_reason.lower()
-    wait_until(lambda: not _alive(int(pid_file.read_text())), 10)
+    wait_until(lambda: not pid_alive(int(pid_file.read_text())), 10)
     assert store.list(f"{BUCKET}/runs/") == []
 
 
@@ -523,7 +514,7 @@ def test_training_timeout_kills_the_group_even_if_sigterm_is_ignored(
     assert outcome.properties["SecondaryStatus"] == "MaxRuntimeExceeded"
     assert "MaxRuntimeInSeconds" in outcome.failure_reason
     child = int((work_dir / "train-3" / "opt" / "ml" / "child.pid").read_text())
-    wait_until(lambda: not _alive(child), 10)
+    wait_until(lambda: not pid_alive(child), 10)
     assert "ready" in (work_dir / "train-3" / "logs.txt").read_text()
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import pid_alive
 from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
@@ -400,15 +400,6 @@ def sleeping_pipeline(pid_file: Path) -> str:
     return json.dumps({"Version": "2020-12-01", "Steps": [sleep, after]})
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state != "Z"
-
-
 def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMaker, tmp_path: Path) -> None:
     pid_file = tmp_path / "sleeper.pid"
     service.context.store.put_bytes(CODE, SLEEPER)
@@ -428,7 +419,7 @@ def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMa
     )
     (step,) = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
     assert step["StepName"] == "Sleep" and step["StepStatus"] == "Stopped" and "FailureReason" not in step
-    assert not alive(pid)
+    assert not pid_alive(pid)
 
 
 def test_invoke_endpoint_passes_the_variant_and_inference_id_and_refuses_other_routing(

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from processes import pid_alive
 from waiting import wait_until
 
 from pipelines.local.system import supervision
@@ -39,14 +40,6 @@ PARENT = textwrap.dedent(
 )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 @pytest.mark.parametrize("way", ["setpriv", "preexec_fn"])
 def test_a_job_process_dies_when_the_server_is_killed(tmp_path: Path, way: str) -> None:
@@ -60,14 +53,14 @@ def test_a_job_process_dies_when_the_server_is_killed(tmp_path: Path, way: str) 
     try:
         wait_until(lambda: child_out.is_file() and child_out.read_text().strip(), 30.0, "the job")
         child = int(child_out.read_text())
-        assert _alive(child)
+        assert pid_alive(child)
         parent.kill()  # SIGKILL: the parent runs no clean-up at all
         parent.wait(10)
-        wait_until(lambda: not _alive(child), 10.0, "the job to die with its parent")
+        wait_until(lambda: not pid_alive(child), 10.0, "the job to die with its parent")
     finally:
         parent.kill()
         parent.wait(10)
-        if child and _alive(child):
+        if child and pid_alive(child):
             os.kill(child, signal.SIGKILL)
 
 

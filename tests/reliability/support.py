@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+from processes import pid_alive
 from waiting import wait_until
 
 from pipelines import REPO_ROOT, cli
@@ -53,15 +54,6 @@ T = TypeVar("T")
 
 
 # --- processes -------------------------------------------------------------------------------
-
-
-def pid_alive(pid: int) -> bool:
-    """True for a running process; a zombie (exited, not yet reaped) counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def reap(pid: int, timeout: float = STOP_SECONDS) -> None:
