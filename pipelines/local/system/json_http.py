@@ -102,7 +102,6 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         (bounded in size and idle time) so it sees the answer rather than a reset connection."""
         message = f"request body of {length} bytes exceeds the {self.body_limit()}-byte limit"
         self.send_json(413, self.error_body(413, message), close=True)
-        self.wfile.flush()
         if not drain or length > DRAIN_LIMIT:
             return
         self.connection.settimeout(DRAIN_IDLE_SECONDS)
