@@ -48,7 +48,11 @@ def _environment_clients() -> dict[str, Any]:
     advises: warm invocations reuse them. Elsewhere (tests) each call makes its own."""
     if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return {}
-    return {name: boto3.client(name) for name in ("sagemaker", "s3")}
+    clients = {name: boto3.client(name) for name in ("sagemaker", "s3")}
+    # A client builds its exception classes when it first parses an error (about 7 ms); a first
+    # deploy always meets one (the endpoint is looked up before it exists), so build them here.
+    clients["sagemaker"].exceptions.from_code("ValidationException")
+    return clients
 
 
 _CLIENTS = _environment_clients()

@@ -9,6 +9,7 @@ SHA-256 of the model.tar.gz that was scored: RegisterModel stores it in the mode
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -154,3 +155,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    gc.freeze()  # exit without collecting the survivors once more (see train.py)

@@ -16,6 +16,7 @@ CloudWatch), shipped with artifact.py in the job's library folder.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -284,3 +285,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    gc.freeze()  # exit without collecting the survivors once more (see train.py)

@@ -12,6 +12,7 @@ training image installs); serving needs only its weights, which travel in the ar
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -486,3 +487,7 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    # Exiting runs the garbage collector over every object still alive, more than once: about
+    # 0.3 s after a fit, with pandas, SciPy and scikit-learn loaded. Nothing left needs
+    # collecting (the process ends), so the survivors are frozen out of those passes.
+    gc.freeze()
