@@ -75,3 +75,24 @@ def test_a_missing_program_is_reported_as_popen_reports_it(tmp_path: Path, progr
                                   f"'{program}'"]
     assert "setpriv" not in log.getvalue()
     assert not (tmp_path / "pgid").exists()
+
+
+@pytest.mark.parametrize("kind", ["directory", "file without execute permission"])
+def test_a_program_that_cannot_be_executed_is_reported_as_popen_reports_it(
+    tmp_path: Path, kind: str
+) -> None:
+    target = tmp_path / "program"
+    if kind == "directory":
+        target.mkdir()
+    else:
+        target.write_text("#!/bin/sh\necho ran\n")
+        target.chmod(0o644)
+    with pytest.raises(PermissionError) as by_popen:
+        subprocess.Popen(["./program"], cwd=tmp_path)
+    log = io.StringIO()
+    finish = supervision.run_to_end(
+        ["./program"], dict(os.environ), tmp_path, (log,), tmp_path / "pgid", None, None
+    )
+    assert finish.returncode == 127
+    assert finish.stderr_tail == [f"cannot start ./program: {by_popen.value}"]
+    assert "setpriv" not in log.getvalue()
