@@ -180,6 +180,24 @@ def test_deploy_then_invoke_and_capture_successful_requests(
     assert [r["eventMetadata"].get("inferenceId") for r in records] == [None, "order-1", "order-2"]
 
 
+def test_a_model_server_starts_with_the_image_environment_not_the_servers(
+    hosting: Endpoints, store: DirStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {"PYTHONPATH": "/somewhere/else", "GITHUB_TOKEN": "not for models",
+                        "SAGEMAKER_PROGRAM": "server.py", "TZ": "Asia/Tokyo"}.items():
+        monkeypatch.setenv(name, value)
+    deployed(hosting, store)
+
+    seen = answer(hosting.invoke("ep", json.dumps("environment").encode(), JSON, JSON))["environment"]
+
+    variant_dir = tmp_path / "state" / "endpoints" / "ep" / "d1"
+    assert seen["PYTHONPATH"] == str(REPO_ROOT)
+    assert (seen["HOME"], seen["TMPDIR"]) == (str(variant_dir / "home"), str(variant_dir / "tmp"))
+    assert (seen["LANG"], seen["LC_ALL"], seen["TZ"]) == ("C.UTF-8", "C.UTF-8", "UTC")
+    assert seen["PYTHONDONTWRITEBYTECODE"] == seen["PYTHONUNBUFFERED"] == "1"
+    assert "GITHUB_TOKEN" not in seen and "SAGEMAKER_PROGRAM" not in seen
+
+
 def test_sampling_zero_captures_nothing(hosting: Endpoints, store: DirStore) -> None:
     deployed(hosting, store, capture=CaptureSpec("s3://bucket/capture", 0.0))
     for _ in range(5):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import tarfile
 import textwrap
 import threading
@@ -170,6 +171,66 @@ def test_processing_job_stages_runs_and_uploads(
         "train.csv",
         "count.txt",
     }
+
+
+# Writes what the job's process sees of its environment to its output.
+ENVIRONMENT_SCRIPT = _script(
+    """
+    import json, os, shutil, sys, time
+    from pathlib import Path
+
+    out = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train"
+    out.mkdir(parents=True, exist_ok=True)
+    seen = {
+        "environment": dict(os.environ),
+        "python on PATH": shutil.which("python"),
+        "optimized": not __debug__,
+        "home entries": os.listdir(os.environ["HOME"]),
+        "utc offset": time.localtime().tm_gmtoff,
+    }
+    (out / "seen.json").write_text(json.dumps(seen))
+    """
+)
+
+
+def test_a_job_starts_with_the_image_environment_not_the_servers(
+    store: ObjectStore, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "PYTHONOPTIMIZE": "1",
+        "PYTHONPATH": "/somewhere/else",
+        "GITHUB_TOKEN": "not for steps",
+        "AWS_SECRET_ACCESS_KEY": "not for steps",
+        "TZ": "Asia/Tokyo",
+        "LC_ALL": "de_DE.ISO-8859-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"review_text,sentiment\ngood,1\n")
+    request = _processing_request(store, ENVIRONMENT_SCRIPT, Environment={"WHERE": "/opt/ml/x"})
+
+    outcome = run_processing_job("env-1", request, store, work_dir, io.StringIO())
+
+    assert outcome.failure_reason == ""
+    seen = json.loads(store.get_bytes(f"{BUCKET}/runs/x/train/seen.json"))
+    environment = seen["environment"]
+    job_root = work_dir / "env-1"
+    expected = {
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONIOENCODING": "UTF-8",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+        "HOME": str(job_root / "home"),
+        "TMPDIR": str(job_root / "tmp"),
+        "SAGEMAKER_BASE_DIR": str(job_root / "opt" / "ml"),
+        "WHERE": str(job_root / "opt" / "ml" / "x"),
+    }
+    assert {k: v for k, v in environment.items() if k not in ("PATH", "LD_LIBRARY_PATH")} == expected
+    assert Path(seen["python on PATH"]).parent == Path(sys.executable).parent
+    assert seen["optimized"] is False
+    assert seen["home entries"] == []
+    assert seen["utc offset"] == 0
 
 
 def test_processing_failure_message_becomes_the_reason(store: ObjectStore, work_dir: Path) -> None:

@@ -24,8 +24,9 @@ from pathlib import Path
 from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import CaptureWriter, PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ping
+from pipelines.local.jobs.images import container_environment
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
-from pipelines.local.system.supervision import dying_with_parent, inherited_environment, terminate
+from pipelines.local.system.supervision import dying_with_parent, terminate
 from steps.integrity import ModelDataMismatch, check_digest, registered_digest, sha256_file
 
 log = logging.getLogger(__name__)
@@ -227,10 +228,11 @@ def launch(
 def _environment(
     variant: VariantSpec, model_dir: Path, variant_dir: Path, store: PathStore
 ) -> dict[str, str]:
-    """The parent's environment minus its SAGEMAKER_* and AWS_* settings (a model server calls no
-    AWS API), plus the variant's, with the container paths SageMaker would use mapped onto this
-    machine."""
-    env = inherited_environment("SAGEMAKER_")
+    """The serving image's environment (none of this server's: see container_environment), the
+    model server's own code on PYTHONPATH, and the variant's variables, with the container paths
+    SageMaker would use mapped onto this machine."""
+    env = container_environment(variant_dir / "home", variant_dir / "tmp")
+    env["PYTHONPATH"] = str(REPO_ROOT)
     env.update({key: str(value) for key, value in variant.environment.items()})
     submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
     if submit.startswith("s3://"):
@@ -239,8 +241,6 @@ def _environment(
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(code_dir)
     elif submit == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(model_dir / submit[len("/opt/ml/model/") :])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 

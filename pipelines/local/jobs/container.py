@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
-from pipelines.local.system.supervision import ProcessExit, inherited_environment, run_to_end
+from pipelines.local.system.supervision import ProcessExit, run_to_end
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
 _JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -48,7 +49,6 @@ def prepare_job_dir(work_dir: Path, job_name: str) -> JobDirs:
         shutil.rmtree(root)
     base = root.joinpath(*CONTAINER_BASE.parts[1:])
     (base / "output").mkdir(parents=True)
-    (root / "tmp").mkdir()
     return JobDirs(job_name, root, base)
 
 
@@ -66,11 +66,9 @@ def rebase(value: str, base: Path) -> str:
 
 
 def base_env(job: JobDirs) -> dict[str, str]:
-    """This process's environment without its SM_* (a container starts without them) and AWS_* (the
-    steps call no AWS API locally: the server's settings and secrets are not theirs), plus the
-    local contract: the base dir, unbuffered output for live logs, a scratch dir in the job dir."""
-    env = inherited_environment("SM_")
-    env.update(SAGEMAKER_BASE_DIR=str(job.base), PYTHONUNBUFFERED="1", TMPDIR=str(job.root / "tmp"))
+    """The image's environment with its home and scratch dir in the job dir, plus the base dir."""
+    env = container_environment(job.root / "home", job.root / "tmp")
+    env["SAGEMAKER_BASE_DIR"] = str(job.base)
     return env
 
 

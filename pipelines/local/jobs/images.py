@@ -1,4 +1,5 @@
-"""Which container images a local job can stand in for, and the refusal for every other image.
+"""Which container images a local job can stand in for, the refusal for every other image, and the
+environment a process in that image starts with.
 
 A local job runs its command in this machine's Python, so it behaves as a step would in the
 SageMaker scikit-learn image only when that image's scikit-learn is the one installed here. A step
@@ -8,8 +9,11 @@ answer differently) on SageMaker; it is refused instead, naming the image and wh
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from pipelines.local.jobs.outcome import JobError
 
@@ -18,6 +22,17 @@ _SKLEARN_IMAGE = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/sagemaker-scikit-learn:"
     r"(?P<release>\d+\.\d+)-\d+(?:-cpu)?(?:-py3)?$"
 )
+
+
+# The ENV lines of every SageMaker scikit-learn image's Dockerfile; its time zone is UTC too.
+IMAGE_ENVIRONMENT = {
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "PYTHONIOENCODING": "UTF-8",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "TZ": "UTC",
+}
 
 
 class UnsupportedImage(ValueError):
@@ -57,3 +72,18 @@ def require_image(image_uri: object) -> None:
         check_image(image_uri)
     except UnsupportedImage as error:
         raise JobError(f"ClientError: {error}") from None
+
+
+def container_environment(home: Path, scratch: Path) -> dict[str, str]:
+    """A fresh container's environment, not this server's: the image's variables, a PATH on which
+    `python` and `pip` are this environment's (as the image's own are on its PATH), and an empty
+    home and scratch dir (created here). Whatever else is set on this machine (PYTHONPATH,
+    PYTHONOPTIMIZE, AWS_*, a token) would let code behave here as it cannot on SageMaker, so none
+    of it is passed on."""
+    home.mkdir(parents=True, exist_ok=True)
+    scratch.mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
+    env = {**IMAGE_ENVIRONMENT, "PATH": path, "HOME": str(home), "TMPDIR": str(scratch)}
+    if "LD_LIBRARY_PATH" in os.environ:  # this machine's Python may need it to start at all
+        env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
+    return env

@@ -38,6 +38,8 @@ def predict_fn(data, model):
         deadline = time.monotonic() + 30
         while not (flags / "release").exists() and time.monotonic() < deadline:
             time.sleep(0.01)
+    if data == "environment":
+        return {"version": model["version"], "echo": data, "environment": dict(os.environ)}
     if data == "which worker":
         return {"version": model["version"], "echo": data, "pid": os.getpid()}
     return {"version": model["version"], "echo": data}
