@@ -9,6 +9,7 @@ import tarfile
 import textwrap
 import threading
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -412,10 +413,13 @@ TRAIN_SCRIPT = _script(
 
 
 def _training_request(
-    store: ObjectStore, script: bytes, *, max_runtime: int = 3600
+    store: ObjectStore, script: bytes, *, max_runtime: int = 3600, requirements: str | None = None
 ) -> dict[str, Any]:
     """A request shaped like tests/local/data/sdk-definition.json's Train step, resolved."""
-    store.put_bytes(f"{BUCKET}/code/abc/sourcedir.tar.gz", tar_gz({"train.py": script}))
+    sources = {"train.py": script}
+    if requirements is not None:
+        sources["requirements.txt"] = requirements.encode()
+    store.put_bytes(f"{BUCKET}/code/abc/sourcedir.tar.gz", tar_gz(sources))
     return {
         "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": LOCAL_IMAGE},
         "HyperParameters": {
@@ -533,6 +537,60 @@ def test_training_job_follows_the_toolkit_contract(
     }
     assert "training done" in (work_dir / "train-1" / "logs.txt").read_text()
     assert "training done" in log.getvalue()
+
+
+RAN_SCRIPT = _script(
+    """
+    import os
+    open(os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "model", "ran"), "w").close()
+    """
+)
+
+
+def test_a_requirements_file_the_environment_satisfies_is_reported_and_the_job_runs(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    numpy = version("numpy")
+    requirements = f"# as the image would install them\nnumpy=={numpy}  # pinned\n\nvadersentiment>=3\n"
+    log = io.StringIO()
+
+    outcome = run_training_job(
+        "req-1", _training_request(store, RAN_SCRIPT, requirements=requirements), store, work_dir, log
+    )
+
+    assert outcome.failure_reason == ""
+    assert outcome.status == "Succeeded"
+    assert f"requirements.txt: satisfied by the local environment: numpy {numpy}, vadersentiment" in (
+        log.getvalue()
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("numpy==0.0.1", "requirements.txt line 2 ('numpy==0.0.1'): the local environment has numpy "),
+        ("no-such-distribution-anywhere==1.0",
+         "requirements.txt line 2 ('no-such-distribution-anywhere==1.0'): no-such-distribution-anywhere "
+         "is not installed in the local environment"),
+        ("-r more.txt", "requirements.txt line 2 ('-r more.txt'): pip options cannot be checked locally"),
+        ("numpy @ https://example.com/numpy.whl",
+         "requirements.txt line 2 ('numpy @ https://example.com/numpy.whl'): a direct URL cannot be"),
+        ("numpy===", "requirements.txt line 2 ('numpy===') is not a valid requirement"),
+    ],
+)
+def test_a_requirement_the_environment_does_not_satisfy_fails_the_job_before_it_runs(
+    store: ObjectStore, work_dir: Path, line: str, reason: str
+) -> None:
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    request = _training_request(store, RAN_SCRIPT, requirements=f"scikit-learn\n{line}\n")
+
+    outcome = run_training_job("req-2", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert outcome.failure_reason.startswith(f"ClientError: {reason}"), outcome.failure_reason
+    assert not (work_dir / "req-2" / "opt" / "ml" / "model" / "ran").exists()
+    assert not store.exists(f"{BUCKET}/models/req-2/output/model.tar.gz")
 
 
 def test_training_failure_file_becomes_the_reason(store: ObjectStore, work_dir: Path) -> None:

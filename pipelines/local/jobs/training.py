@@ -31,6 +31,7 @@ from pipelines.local.jobs.outcome import (
     job_status,
     refused,
 )
+from pipelines.local.jobs.requirements import REQUIREMENTS_FILE, check_requirements
 from pipelines.local.jobs.toolkit import (
     RESOURCES,
     decode_hyperparameter,
@@ -66,8 +67,11 @@ def run_training_job(
         channels = _stage_channels(request, job.base, store)
         _write_config(job.base, stored, channels)
         program, submit_uri = _stage_code(hyperparameters, job.base, store)
+        satisfied = check_requirements(job.base / "code")
     except (JobError, KeyError) as exc:
         return _training_outcome(job_name, request, stored, start, refused(exc), output_uri)
+    if satisfied:
+        log.write(f"{REQUIREMENTS_FILE}: satisfied by the local environment: {', '.join(satisfied)}\n")
     user = {k: v for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}
     args = to_cmd_args(user)
     env = {

@@ -1,0 +1,66 @@
+"""The training toolkit's requirements.txt, checked here instead of installed.
+
+In the scikit-learn image, the training toolkit runs `pip install -r requirements.txt` when the
+entry point's directory holds one. A local job runs in this machine's environment and installs
+nothing into it, so each requirement is checked against what is installed here; one that is not
+satisfied fails the job, naming it, where the step would otherwise run green with versions other
+than the ones SageMaker installs.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from pipelines.local.jobs.outcome import JobError
+
+REQUIREMENTS_FILE = "requirements.txt"
+_COMMENT = re.compile(r"(^|\s)#.*$")  # pip's rule: a # at the start or after whitespace
+_CANNOT_INSTALL = "the local target installs nothing into a job"
+
+
+def check_requirements(code_dir: Path) -> list[str]:
+    """The installed distributions that satisfy code_dir's requirements.txt ([] without one);
+    raises JobError for the first requirement this environment does not satisfy."""
+    path = code_dir / REQUIREMENTS_FILE
+    if not path.is_file():
+        return []
+    satisfied = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = _COMMENT.sub("", raw).strip()
+        if not line:
+            continue
+        where = f"{REQUIREMENTS_FILE} line {number} ({line!r})"
+        requirement = _parse(line, where)
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        try:
+            installed = version(requirement.name)
+        except PackageNotFoundError:
+            raise JobError(
+                f"ClientError: {where}: {requirement.name} is not installed in the local environment "
+                f"and {_CANNOT_INSTALL}; install it here (pip install '{line}') to run this step"
+            ) from None
+        if not requirement.specifier.contains(installed, prereleases=True):
+            raise JobError(
+                f"ClientError: {where}: the local environment has {requirement.name} {installed}, "
+                f"and {_CANNOT_INSTALL}; SageMaker would install {line}"
+            )
+        satisfied.append(f"{requirement.name} {installed}")
+    return satisfied
+
+
+def _parse(line: str, where: str) -> Requirement:
+    """One requirement; pip's options and direct URLs name nothing that can be checked here."""
+    if line.startswith("-"):
+        raise JobError(f"ClientError: {where}: pip options cannot be checked locally ({_CANNOT_INSTALL})")
+    try:
+        requirement = Requirement(line)
+    except InvalidRequirement as error:
+        raise JobError(f"ClientError: {where} is not a valid requirement: {error}") from None
+    if requirement.url:
+        raise JobError(f"ClientError: {where}: a direct URL cannot be checked locally ({_CANNOT_INSTALL})")
+    return requirement
