@@ -43,6 +43,9 @@ def answer(event, context):
 
 def broken(event, context):
     raise RuntimeError("no luck")
+
+def environment(event, context):
+    return {"environment": dict(os.environ), "home entries": os.listdir(os.environ["HOME"])}
 """
 
 
@@ -75,6 +78,30 @@ def test_the_handler_named_at_create_runs(functions: Functions) -> None:
     assert not any(str(key).startswith("_") for key in created)
     result = functions.invoke("arn:aws:lambda:us-east-1:000000000000:function:f", {"value": 7})
     assert (result.payload, result.error) == ({"echo": 7, "function": "f"}, "")
+
+
+def test_a_handler_sees_the_lambda_runtimes_variables_not_the_servers(
+    functions: Functions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {"PYTHONPATH": "/somewhere/else", "GITHUB_TOKEN": "not for handlers",
+                        "TZ": "Asia/Tokyo"}.items():
+        monkeypatch.setenv(name, value)
+    request = {"FunctionName": "f", "Handler": "app.environment", "Role": "r", "Runtime": "python3.12",
+               "Code": {"ZipFile": base64.b64encode(zipped({"app.py": HANDLER})).decode()},
+               "Environment": {"Variables": {"ENDPOINT_NAME": "ep"}}}
+    functions.create(request, 0.0)
+
+    result = functions.invoke("f", {})
+
+    seen = result.payload["environment"]
+    code_dir = Path(seen["LAMBDA_TASK_ROOT"])
+    assert code_dir.is_relative_to(functions.root / "f")
+    assert seen["PYTHONPATH"] == str(code_dir)
+    assert (seen["LANG"], seen["TZ"]) == ("en_US.UTF-8", "UTC")
+    assert (seen["_HANDLER"], seen["AWS_EXECUTION_ENV"]) == ("app.environment", "AWS_Lambda_python3.12")
+    assert (seen["AWS_LAMBDA_FUNCTION_NAME"], seen["ENDPOINT_NAME"]) == ("f", "ep")
+    assert "GITHUB_TOKEN" not in seen
+    assert result.payload["home entries"] == []
 
 
 def test_an_exception_in_the_handler_is_the_invocation_error(functions: Functions) -> None:

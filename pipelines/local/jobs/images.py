@@ -9,13 +9,12 @@ answer differently) on SageMaker; it is refused instead, naming the image and wh
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from pipelines.local.jobs.outcome import JobError
+from pipelines.local.system.supervision import interpreter_environment
 
 # <account>.dkr.ecr.<region>.amazonaws.com[.cn]/sagemaker-scikit-learn:<major>.<minor>-<build>-cpu-py3
 _SKLEARN_IMAGE = re.compile(
@@ -75,15 +74,10 @@ def require_image(image_uri: object) -> None:
 
 
 def container_environment(home: Path, scratch: Path) -> dict[str, str]:
-    """A fresh container's environment, not this server's: the image's variables, a PATH on which
-    `python` and `pip` are this environment's (as the image's own are on its PATH), and an empty
-    home and scratch dir (created here). Whatever else is set on this machine (PYTHONPATH,
-    PYTHONOPTIMIZE, AWS_*, a token) would let code behave here as it cannot on SageMaker, so none
-    of it is passed on."""
+    """A fresh container's environment, not this server's: the image's variables, what the local
+    interpreter needs to run, and an empty home and scratch dir (created here). Whatever else is
+    set on this machine (PYTHONPATH, PYTHONOPTIMIZE, AWS_*, a token) would let code behave here as
+    it cannot on SageMaker, so none of it is passed on."""
     home.mkdir(parents=True, exist_ok=True)
     scratch.mkdir(parents=True, exist_ok=True)
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
-    env = {**IMAGE_ENVIRONMENT, "PATH": path, "HOME": str(home), "TMPDIR": str(scratch)}
-    if "LD_LIBRARY_PATH" in os.environ:  # this machine's Python may need it to start at all
-        env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
-    return env
+    return {**IMAGE_ENVIRONMENT, **interpreter_environment(), "HOME": str(home), "TMPDIR": str(scratch)}

@@ -25,7 +25,7 @@ from pipelines.local.lambdas.runtime import Configuration, WarmEnvironments
 from pipelines.local.storage import credentials
 from pipelines.local.storage.database import Database, public
 from pipelines.local.system.identity import arn
-from pipelines.local.system.supervision import inherited_environment
+from pipelines.local.system.supervision import interpreter_environment
 
 
 @dataclass
@@ -143,11 +143,9 @@ class Functions:
             code_dir=body["_CodeDir"],
             handler=body["Handler"],
             environment={
-                **inherited_environment(),
+                **runtime_environment(body),
                 **body.get("Environment", {}).get("Variables", {}),
                 **self._sdk_environment(),
-                "AWS_LAMBDA_FUNCTION_NAME": body["FunctionName"],
-                "PYTHONPATH": body["_CodeDir"],
             },
         )
 
@@ -166,3 +164,24 @@ class Functions:
     def close(self) -> None:
         """Shut down every warm environment (the server is stopping)."""
         self.environments.close()
+
+
+def runtime_environment(body: dict[str, Any]) -> dict[str, str]:
+    """The variables Lambda's Python runtime defines for a function, with this machine's paths, and
+    an empty home (there are no ~/.aws files in Lambda). None of the server's own environment: a
+    PYTHONPATH or a token set on this machine reaches no handler on Lambda."""
+    code_dir = Path(body["_CodeDir"])
+    home = code_dir.parent / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        **interpreter_environment(),
+        "LANG": "en_US.UTF-8",
+        "TZ": "UTC",
+        "HOME": str(home),
+        "PYTHONPATH": str(code_dir),
+        "LAMBDA_TASK_ROOT": str(code_dir),
+        "_HANDLER": body["Handler"],
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{body['Runtime']}",
+        "AWS_LAMBDA_FUNCTION_NAME": body["FunctionName"],
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+    }

@@ -33,11 +33,14 @@ POLL_SECONDS = 0.1
 SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
 
-def inherited_environment(*dropped_prefixes: str) -> dict[str, str]:
-    """This process's environment for a child, without AWS_* (the server's own settings and any
-    secrets it was started with are not the child's) and without the given prefixes."""
-    dropped = ("AWS_", *dropped_prefixes)
-    return {key: value for key, value in os.environ.items() if not key.startswith(dropped)}
+def interpreter_environment() -> dict[str, str]:
+    """What a child needs of this machine's environment to run at all, and nothing else: a PATH on
+    which `python` and `pip` are those of the environment running this server (as an image's own
+    are on its PATH), and LD_LIBRARY_PATH where this machine's Python needs one."""
+    env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])}
+    if "LD_LIBRARY_PATH" in os.environ:
+        env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
+    return env
 
 
 def set_parent_death_signal(signum: signal.Signals, parent: int) -> None:
