@@ -215,19 +215,16 @@ def test_a_job_starts_with_the_image_environment_not_the_servers(
     seen = json.loads(store.get_bytes(f"{BUCKET}/runs/x/train/seen.json"))
     environment = seen["environment"]
     job_root = work_dir / "env-1"
-    expected = {
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONIOENCODING": "UTF-8",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "TZ": "UTC",
-        "HOME": str(job_root / "home"),
-        "TMPDIR": str(job_root / "tmp"),
-        "SAGEMAKER_BASE_DIR": str(job_root / "opt" / "ml"),
-        "WHERE": str(job_root / "opt" / "ml" / "x"),
+    assert set(environment) - {"PATH", "LD_LIBRARY_PATH"} == {
+        "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONIOENCODING", "LANG", "LC_ALL", "TZ",
+        "HOME", "TMPDIR", "SAGEMAKER_BASE_DIR", "WHERE",
     }
-    assert {k: v for k, v in environment.items() if k not in ("PATH", "LD_LIBRARY_PATH")} == expected
+    assert environment["PYTHONDONTWRITEBYTECODE"] == environment["PYTHONUNBUFFERED"] == "1"
+    assert (environment["LANG"], environment["LC_ALL"]) == ("C.UTF-8", "C.UTF-8")
+    assert (environment["PYTHONIOENCODING"], environment["TZ"]) == ("UTF-8", "UTC")
+    assert (environment["HOME"], environment["TMPDIR"]) == (str(job_root / "home"), str(job_root / "tmp"))
+    assert environment["SAGEMAKER_BASE_DIR"] == str(job_root / "opt" / "ml")
+    assert environment["WHERE"] == str(job_root / "opt" / "ml" / "x")
     assert Path(seen["python on PATH"]).parent == Path(sys.executable).parent
     assert seen["optimized"] is False
     assert seen["home entries"] == []
