@@ -158,13 +158,17 @@ def main() -> int:
     costs: dict[str, float] = {}
     log("warming up: the step scripts once, untimed (the first run of anything reads cold files)")
     local_pipeline.steps_directly()
+
+    def scripts_directly(run: int) -> None:
+        log(f"run {run + 1}/{runs}: step scripts directly")
+        direct.append(local_pipeline.steps_directly())
+
     for run in range(runs):
         # Every second round runs the scripts after the pipeline's runs, not before: a machine
         # that speeds up or slows down over a round then favours neither side.
         scripts_last = run % 2 == 1
         if not scripts_last:
-            log(f"run {run + 1}/{runs}: step scripts directly")
-            direct.append(local_pipeline.steps_directly())
+            scripts_directly(run)
         with tempfile.TemporaryDirectory(dir=CACHE if CACHE.exists() else None) as tmp:
             state = Path(tmp) / "state"
             try:
@@ -179,8 +183,7 @@ def main() -> int:
             finally:
                 local_pipeline.daemon.stop(state)
         if scripts_last:
-            log(f"run {run + 1}/{runs}: step scripts directly")
-            direct.append(local_pipeline.steps_directly())
+            scripts_directly(run)
 
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in rows if key in r)

@@ -88,7 +88,8 @@ def test_a_handler_sees_the_lambda_runtimes_variables_not_the_servers(
         monkeypatch.setenv(name, value)
     request = {"FunctionName": "f", "Handler": "app.environment", "Role": "r", "Runtime": "python3.12",
                "Code": {"ZipFile": base64.b64encode(zipped({"app.py": HANDLER})).decode()},
-               "Environment": {"Variables": {"ENDPOINT_NAME": "ep"}}}
+               "Environment": {"Variables": {"ENDPOINT_NAME": "ep",
+                                             "AWS_LAMBDA_FUNCTION_NAME": "reserved by Lambda"}}}
     functions.create(request, 0.0)
 
     result = functions.invoke("f", {})

@@ -232,7 +232,6 @@ def _environment(
     model server's own code on PYTHONPATH, and the variant's variables, with the container paths
     SageMaker would use mapped onto this machine."""
     env = container_environment(variant_dir / "home", variant_dir / "tmp")
-    env["PYTHONPATH"] = str(REPO_ROOT)
     env.update({key: str(value) for key, value in variant.environment.items()})
     submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
     if submit.startswith("s3://"):
@@ -241,6 +240,8 @@ def _environment(
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(code_dir)
     elif submit == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(model_dir / submit[len("/opt/ml/model/") :])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 

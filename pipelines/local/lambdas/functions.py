@@ -81,6 +81,7 @@ class Functions:
                 archive.extractall(tmp)
             code_dir.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, code_dir)
+        function_home(code_dir).mkdir(exist_ok=True)
         return digest, str(code_dir)
 
     def create(self, request: dict[str, Any], now: float) -> dict[str, Any]:
@@ -143,9 +144,10 @@ class Functions:
             code_dir=body["_CodeDir"],
             handler=body["Handler"],
             environment={
-                **runtime_environment(body),
+                **runtime_defaults(body),
                 **body.get("Environment", {}).get("Variables", {}),
                 **self._sdk_environment(),
+                **reserved_runtime_variables(body),
             },
         )
 
@@ -166,22 +168,33 @@ class Functions:
         self.environments.close()
 
 
-def runtime_environment(body: dict[str, Any]) -> dict[str, str]:
-    """The variables Lambda's Python runtime defines for a function, with this machine's paths, and
-    an empty home (there are no ~/.aws files in Lambda). None of the server's own environment: a
-    PYTHONPATH or a token set on this machine reaches no handler on Lambda."""
-    code_dir = Path(body["_CodeDir"])
-    home = code_dir.parent / "home"
-    home.mkdir(parents=True, exist_ok=True)
+
+def function_home(code_dir: Path) -> Path:
+    """An empty home for the function's environments: there are no ~/.aws files in Lambda."""
+    return code_dir.parent / "home"
+
+
+def runtime_defaults(body: dict[str, Any]) -> dict[str, str]:
+    """The variables Lambda's Python runtime sets that a function's own variables may replace,
+    with this machine's paths. None of the server's own environment: a PYTHONPATH or a token set
+    on this machine reaches no handler on Lambda."""
     return {
         **interpreter_environment(),
         "LANG": "en_US.UTF-8",
+        "HOME": str(function_home(Path(body["_CodeDir"]))),
+    }
+
+
+def reserved_runtime_variables(body: dict[str, Any]) -> dict[str, str]:
+    """The variables Lambda's runtime reserves, which no function variable replaces; and the code
+    directory on PYTHONPATH, which the local runtime imports the handler from."""
+    code_dir = body["_CodeDir"]
+    return {
         "TZ": "UTC",
-        "HOME": str(home),
-        "PYTHONPATH": str(code_dir),
-        "LAMBDA_TASK_ROOT": str(code_dir),
+        "LAMBDA_TASK_ROOT": code_dir,
         "_HANDLER": body["Handler"],
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{body['Runtime']}",
         "AWS_LAMBDA_FUNCTION_NAME": body["FunctionName"],
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "PYTHONPATH": code_dir,
     }
