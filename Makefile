@@ -9,6 +9,11 @@ STAMP := $(VENV)/.installed
 LINT_VENV := .venv-lint
 LINT_REQUIREMENTS := infra/lint-requirements.txt
 LINT_STAMP := $(LINT_VENV)/.installed
+# The local Lambda runs the deploy function on its declared runtime's Python, holding only boto3.
+LAMBDA_RUNTIME := python3.12
+LAMBDA_REQUIREMENTS := pipelines/local/lambdas/python-runtime-requirements.txt
+LAMBDA_STAMP := .venv-lambda/$(LAMBDA_RUNTIME)/.installed
+READY := $(STAMP) $(LAMBDA_STAMP)
 TARGET ?= local
 CLI := $(PY) -m pipelines --target $(TARGET)
 TEXT ?= great value, works perfectly
@@ -30,7 +35,12 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install --quiet -e '.[dev]' >&2
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv with pinned dependencies
+$(LAMBDA_STAMP): $(LAMBDA_REQUIREMENTS) | $(STAMP)
+	@echo "building the local Lambda's $(LAMBDA_RUNTIME) runtime in .venv-lambda" >&2
+	@$(PY) -m pipelines.local.lambdas.python_runtimes $(LAMBDA_RUNTIME)
+	@touch $(LAMBDA_STAMP)
+
+install: $(READY) ## create .venv with pinned dependencies, and the local Lambda's runtime
 
 $(LINT_STAMP): $(LINT_REQUIREMENTS)
 	@test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
@@ -41,14 +51,14 @@ $(LINT_STAMP): $(LINT_REQUIREMENTS)
 
 install-lint: $(LINT_STAMP) ## create .venv-lint with the pinned security linters (zizmor, checkov)
 
-test: $(STAMP) ## run every test, in random order (PYTEST_ARGS=--randomly-seed=N replays an order)
+test: $(READY) ## run every test, in random order (PYTEST_ARGS=--randomly-seed=N replays an order)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP) ## the tests that need no local SageMaker server
+test-fast: $(READY) ## the tests that need no local SageMaker server
 	$(PY) -m pytest -m "not e2e"
 
 # Offline: zizmor asks GitHub nothing, checkov downloads no policies and sends nothing.
-lint: $(STAMP) $(LINT_STAMP) infra-validate ## ruff, mypy, import layers, dead code, cfn-lint, action pins, zizmor, checkov
+lint: $(READY) $(LINT_STAMP) infra-validate ## ruff, mypy, import layers, dead code, cfn-lint, action pins, zizmor, checkov
 	$(PY) -m ruff check pipelines steps tests infra benchmarks
 	$(PY) -m mypy pipelines steps infra
 	$(VENV)/bin/lint-imports
@@ -58,61 +68,61 @@ lint: $(STAMP) $(LINT_STAMP) infra-validate ## ruff, mypy, import layers, dead c
 	$(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 		--directory infra
 
-definition: $(STAMP) ## print the pipeline definition JSON (make -s definition: only the JSON)
+definition: $(READY) ## print the pipeline definition JSON (make -s definition: only the JSON)
 	@$(CLI) definition
 
-bench: $(STAMP) ## run the benchmarks (BENCH_ARGS=--quick: ~5 min); see docs/benchmarks.md
+bench: $(READY) ## run the benchmarks (BENCH_ARGS=--quick: ~5 min); see docs/benchmarks.md
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
-graph: $(STAMP) ## draw the pipeline (coloured by the latest run) to out/pipeline.svg
+graph: $(READY) ## draw the pipeline (coloured by the latest run) to out/pipeline.svg
 	$(CLI) graph --execution latest
 
-upload-data: $(STAMP) ## upload data/train.csv and data/test.csv (versioned)
+upload-data: $(READY) ## upload data/train.csv and data/test.csv (versioned)
 	$(CLI) data upload data
 
-upsert-pipeline: $(STAMP) ## upload code, create or update the pipeline
+upsert-pipeline: $(READY) ## upload code, create or update the pipeline
 	$(CLI) upsert
 
-run-pipeline: $(STAMP) ## upload data, upsert, run and follow an execution (one process)
+run-pipeline: $(READY) ## upload data, upsert, run and follow an execution (one process)
 	$(CLI) run
 
-status: $(STAMP) ## the latest execution's step table
+status: $(READY) ## the latest execution's step table
 	$(CLI) status
 
-executions: $(STAMP) ## list executions
+executions: $(READY) ## list executions
 	$(CLI) executions
 
-invoke: $(STAMP) ## send TEXT="..." to the endpoint
+invoke: $(READY) ## send TEXT="..." to the endpoint
 	$(CLI) invoke "$(TEXT)"
 
-models: $(STAMP) ## list model versions
+models: $(READY) ## list model versions
 	$(CLI) models list
 
-endpoints: $(STAMP) ## list endpoints
+endpoints: $(READY) ## list endpoints
 	$(CLI) endpoints
 
-monitor: $(STAMP) ## drift check of the endpoint's captured traffic; exits 1 on drift
+monitor: $(READY) ## drift check of the endpoint's captured traffic; exits 1 on drift
 	$(CLI) monitor run
 
-demo-drift: $(STAMP) ## send familiar then shifted traffic and show drift being caught
+demo-drift: $(READY) ## send familiar then shifted traffic and show drift being caught
 	PIPELINE_TARGET=$(TARGET) $(PY) -m pipelines.demo_drift
 
-monitor-setup: $(STAMP) ## AWS: hourly schedule, drift alarms and SNS topic (TARGET=sagemaker)
+monitor-setup: $(READY) ## AWS: hourly schedule, drift alarms and SNS topic (TARGET=sagemaker)
 	$(CLI) monitor setup
 
-infra-validate: $(STAMP) ## cfn-lint the CloudFormation templates in infra/
+infra-validate: $(READY) ## cfn-lint the CloudFormation templates in infra/
 	$(PY) infra/deploy.py validate
 
-infra-deploy: $(STAMP) ## create or update the AWS stack: INFRA_ARGS="--parameter GitHubRepository=owner/repo"
+infra-deploy: $(READY) ## create or update the AWS stack: INFRA_ARGS="--parameter GitHubRepository=owner/repo"
 	$(PY) infra/deploy.py deploy $(INFRA_ARGS)
 
-infra-destroy: $(STAMP) ## delete the endpoint, empty the bucket, delete the AWS stack
+infra-destroy: $(READY) ## delete the endpoint, empty the bucket, delete the AWS stack
 	$(PY) infra/deploy.py destroy
 
-local-up: $(STAMP) ## start the local SageMaker server
+local-up: $(READY) ## start the local SageMaker server
 	$(CLI) local up
 
-local-down: $(STAMP) ## stop the local SageMaker server (state is kept)
+local-down: $(READY) ## stop the local SageMaker server (state is kept)
 	$(CLI) local down
 
 clean: ## stop the local server and delete local state and caches

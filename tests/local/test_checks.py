@@ -7,17 +7,23 @@ import json
 import re
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tarballs import tar_gz
 
 from pipelines import REPO_ROOT
-from pipelines.local.executor.checks import definition_problems, request_problems
+from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.executor.checks import definition_problems, request_problems, requirements_problems
 from pipelines.local.executor.engine import DefinitionError, validate_definition
 from pipelines.local.jobs.images import UnsupportedImage, check_image, local_sklearn_release
 from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.storage.objects import ObjectStore
+
+from .shapes_support import send
+from .world import BUCKET, ROLE, local_sagemaker, training_step
 
 REGISTRY = "683313688378.dkr.ecr.us-east-1.amazonaws.com"
 HERE = f"{REGISTRY}/sagemaker-scikit-learn:{local_sklearn_release()}-1-cpu-py3"
@@ -139,3 +145,50 @@ def test_an_expression_passes_at_upsert_and_its_value_is_checked_when_resolved()
     resolved = processing(count="many")["Arguments"]
     (problem,) = request_problems("Processing", resolved)
     assert "instanceCount' failed to satisfy constraint: Member must be an integer" in problem
+
+
+@pytest.mark.parametrize(
+    ("requirements", "refusal"),
+    [
+        (None, None),
+        (f"# as pinned for the image\nnumpy=={version('numpy')}\n", None),
+        ("scikit-learn\nnumpy==0.0.1  # too old\n",
+         f"step Fit: s3://bucket/code/fit.tar.gz: requirements.txt line 2 ('numpy==0.0.1'): the local "
+         f"environment has numpy {version('numpy')}"),
+        ("-r more.txt\n", "requirements.txt line 1 ('-r more.txt'): pip options cannot be checked locally"),
+    ],
+)
+def test_a_training_requirement_this_machine_lacks_is_refused_at_upsert(
+    tmp_path: Path, requirements: str | None, refusal: str | None
+) -> None:
+    backend = local_sagemaker(tmp_path)
+    sources = {"train.py": b"print('fitting')\n"}
+    if requirements is not None:
+        sources["requirements.txt"] = requirements.encode()
+    backend.context.store.put_bytes(f"{BUCKET}/code/fit.tar.gz", tar_gz(sources))
+    step = training_step("Fit")
+    # as the SDK writes it: every hyperparameter value JSON-encoded
+    hyperparameters = step["Arguments"]["HyperParameters"]
+    hyperparameters["sagemaker_submit_directory"] = json.dumps(f"{BUCKET}/code/fit.tar.gz")
+    dispatcher = Dispatcher(backend)
+    request = {"PipelineName": "p", "PipelineDefinition": json.dumps(definition(step)), "RoleArn": ROLE,
+               "ClientRequestToken": "t" * 32}
+
+    reply = send(dispatcher, "SageMaker", "CreatePipeline", request)
+
+    if refusal is None:
+        assert reply.status == 200, reply.body
+        return
+    assert reply.status == 400
+    error = json.loads(reply.body)
+    assert error["__type"] == "ValidationException"
+    assert refusal in error["message"]
+    assert send(dispatcher, "SageMaker", "DescribePipeline", {"PipelineName": "p"}).status == 400
+
+
+def test_a_source_directory_from_a_parameter_or_not_yet_uploaded_is_left_to_the_job() -> None:
+    from_parameter = training_step("Fit")
+    from_parameter["Arguments"]["HyperParameters"]["sagemaker_submit_directory"] = {"Get": "Parameters.Code"}
+    missing = training_step("Later")
+
+    assert requirements_problems(definition(from_parameter, missing), lambda uri: None) == []

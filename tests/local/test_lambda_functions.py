@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import boto3
 import pytest
 
 from pipelines.local.errors import ServiceError
+from pipelines.local.lambdas import python_runtimes
 from pipelines.local.lambdas.functions import Functions
 from pipelines.local.storage.database import Database
 
@@ -46,6 +49,13 @@ def broken(event, context):
 
 def environment(event, context):
     return {"environment": dict(os.environ), "home entries": os.listdir(os.environ["HOME"])}
+
+def interpreter(event, context):
+    import importlib.util
+    import boto3
+    return {"python": list(sys.version_info[:2]), "boto3": boto3.__version__,
+            "importable": [name for name in ("sklearn", "pandas", "sagemaker", "pipelines")
+                           if importlib.util.find_spec(name)]}
 """
 
 
@@ -88,8 +98,7 @@ def test_a_handler_sees_the_lambda_runtimes_variables_not_the_servers(
         monkeypatch.setenv(name, value)
     request = {"FunctionName": "f", "Handler": "app.environment", "Role": "r", "Runtime": "python3.12",
                "Code": {"ZipFile": base64.b64encode(zipped({"app.py": HANDLER})).decode()},
-               "Environment": {"Variables": {"ENDPOINT_NAME": "ep",
-                                             "AWS_LAMBDA_FUNCTION_NAME": "reserved by Lambda"}}}
+               "Environment": {"Variables": {"ENDPOINT_NAME": "ep", "LANG": "fr_FR.UTF-8"}}}
     functions.create(request, 0.0)
 
     result = functions.invoke("f", {})
@@ -97,12 +106,43 @@ def test_a_handler_sees_the_lambda_runtimes_variables_not_the_servers(
     seen = result.payload["environment"]
     code_dir = Path(seen["LAMBDA_TASK_ROOT"])
     assert code_dir.is_relative_to(functions.root / "f")
-    assert seen["PYTHONPATH"] == str(code_dir)
-    assert (seen["LANG"], seen["TZ"]) == ("en_US.UTF-8", "UTC")
+    assert "PYTHONPATH" not in seen and "GITHUB_TOKEN" not in seen
+    assert (seen["LANG"], seen["TZ"]) == ("fr_FR.UTF-8", ":UTC")  # LANG is the function's to set
     assert (seen["_HANDLER"], seen["AWS_EXECUTION_ENV"]) == ("app.environment", "AWS_Lambda_python3.12")
     assert (seen["AWS_LAMBDA_FUNCTION_NAME"], seen["ENDPOINT_NAME"]) == ("f", "ep")
-    assert "GITHUB_TOKEN" not in seen
+    assert Path(seen["PATH"].split(os.pathsep)[0]) == python_runtimes.interpreter("python3.12").parent
     assert result.payload["home entries"] == []
+
+
+def test_a_handler_runs_on_its_runtimes_python_with_only_what_lambda_provides(functions: Functions) -> None:
+    create(functions, "f", "app.interpreter", zipped({"app.py": HANDLER}))
+
+    result = functions.invoke("f", {})
+
+    assert result.payload == {"python": [3, 12], "boto3": boto3.__version__, "importable": []}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"Runtime": "nodejs22.x"}, "runs Python runtimes only"),
+        ({"Runtime": "python3.9"}, r"no python3\.9 runtime \(built here: .*python3\.12"),
+        ({"Runtime": ""}, "Runtime and Handler are mandatory"),
+        ({"Environment": {"Variables": {"AWS_REGION": "eu-west-1", "TZ": "UTC", "_HANDLER": "x.y"}}},
+         "reserved keys .* Reserved keys used in this request: AWS_REGION,_HANDLER$"),
+    ],
+)
+def test_a_function_lambda_would_refuse_is_refused_at_create(
+    functions: Functions, change: dict[str, object], message: str
+) -> None:
+    request = {"FunctionName": "f", "Handler": "app.answer", "Role": "r", "Runtime": "python3.12",
+               "Code": {"ZipFile": base64.b64encode(zipped({"app.py": HANDLER})).decode()}, **change}
+    with pytest.raises(ServiceError, match=message) as refused:
+        functions.create(request, 0.0)
+    assert refused.value.code == "InvalidParameterValueException"
+    with pytest.raises(ServiceError) as missing:
+        functions.get("f")
+    assert missing.value.code == "ResourceNotFoundException"
 
 
 def test_an_exception_in_the_handler_is_the_invocation_error(functions: Functions) -> None:
@@ -132,7 +172,7 @@ def test_bad_code_is_refused(functions: Functions, tmp_path: Path, code: bytes, 
 
 def test_a_handler_is_required_and_names_are_unique(functions: Functions) -> None:
     request = {"FunctionName": "f", "Code": {"ZipFile": base64.b64encode(zipped({"a.py": b""})).decode()}}
-    with pytest.raises(ServiceError, match="Handler is required"):
+    with pytest.raises(ServiceError, match="Runtime and Handler are mandatory"):
         functions.create(request, 0.0)
     create(functions, "f", "app.answer", zipped({"app.py": HANDLER}))
     with pytest.raises(ServiceError) as raised:
@@ -169,7 +209,7 @@ def test_concurrent_invocations_each_get_an_environment(functions: Functions) ->
 
 
 def test_a_timeout_ends_the_environment_and_the_next_call_starts_a_new_one(functions: Functions) -> None:
-    request = {"FunctionName": "f", "Handler": "app.slow", "Timeout": 1,
+    request = {"FunctionName": "f", "Handler": "app.slow", "Runtime": "python3.12", "Timeout": 1,
                "Code": {"ZipFile": base64.b64encode(zipped({"app.py": HANDLER})).decode()}}
     functions.create(request, 0.0)
     timed_out = functions.invoke("f", {"seconds": 30})

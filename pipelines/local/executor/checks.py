@@ -8,13 +8,17 @@ does not run, a container image it cannot stand in for), naming it and saying wh
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.executor.expressions import ExpressionError, get_references, is_expression
 from pipelines.local.jobs.images import UnsupportedImage, check_image
+from pipelines.local.jobs.outcome import JobError
+from pipelines.local.jobs.requirements import archived_requirements, check_requirements_text
+from pipelines.local.jobs.toolkit import decode_hyperparameter
 
 SCHEMA_VERSION = "2020-12-01"
 STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")  # the definition schema's Name rule
@@ -175,3 +179,23 @@ def _image_problems(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
             check_image(image)
         except UnsupportedImage as error:
             yield str(error)
+
+
+def requirements_problems(
+    definition: Mapping[str, Any], stored_file: Callable[[str], Path | None]
+) -> list[str]:
+    """Each Training step whose uploaded source directory holds a requirements.txt this machine
+    does not satisfy: refused at upsert, since the code is uploaded before the pipeline is. A
+    source directory given by a parameter, or not uploaded yet, is checked when the job starts."""
+    problems = []
+    for step in _all_steps(definition.get("Steps")):
+        hyperparameters = (step.get("Arguments") or {}).get("HyperParameters") or {}
+        submitted = hyperparameters.get("sagemaker_submit_directory")
+        uri = decode_hyperparameter(submitted) if isinstance(submitted, str) else None
+        archive = stored_file(uri) if step.get("Type") == "Training" and isinstance(uri, str) else None
+        text = archived_requirements(archive) if archive is not None else None
+        try:
+            check_requirements_text(text or "")
+        except JobError as error:
+            problems.append(f"step {step.get('Name')}: {uri}: {str(error).removeprefix('ClientError: ')}")
+    return problems

@@ -10,6 +10,7 @@ than the ones SageMaker installs.
 from __future__ import annotations
 
 import re
+import tarfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -26,10 +27,26 @@ def check_requirements(code_dir: Path) -> list[str]:
     """The installed distributions that satisfy code_dir's requirements.txt ([] without one);
     raises JobError for the first requirement this environment does not satisfy."""
     path = code_dir / REQUIREMENTS_FILE
-    if not path.is_file():
-        return []
+    return check_requirements_text(path.read_text(encoding="utf-8")) if path.is_file() else []
+
+
+def archived_requirements(archive: Path) -> str | None:
+    """The requirements.txt at the top of a source tarball, where the toolkit looks for it; None
+    without one, or if the archive cannot be read (the job then fails when it unpacks it)."""
+    try:
+        with tarfile.open(archive) as tar:
+            members = {member.name.removeprefix("./"): member for member in tar.getmembers()}
+            found = members.get(REQUIREMENTS_FILE)
+            readable = tar.extractfile(found) if found is not None and found.isfile() else None
+            return readable.read().decode("utf-8") if readable is not None else None
+    except (tarfile.TarError, OSError, UnicodeDecodeError):
+        return None
+
+
+def check_requirements_text(text: str) -> list[str]:
+    """check_requirements for the text of a requirements.txt."""
     satisfied = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = _COMMENT.sub("", raw).strip()
         if not line:
             continue

@@ -4,7 +4,8 @@ The deploy step on AWS is a Lambda function; here the very same handler file run
 process with `AWS_ENDPOINT_URL_SAGEMAKER` pointing back at the local SageMaker, so the code path that
 creates models, endpoint configs and endpoints is the one that runs in the cloud. Like a Lambda, the
 process gets its own credentials (the state directory's, which the server accepts) and none of the
-AWS_* settings of the server's environment, and it stays warm between invocations (runtime.py).
+AWS_* settings of the server's environment, it runs on its declared runtime's interpreter
+(python_runtimes.py), and it stays warm between invocations (runtime.py).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid, not_found
+from pipelines.local.lambdas.python_runtimes import UnavailableRuntime, interpreter
 from pipelines.local.lambdas.runtime import Configuration, WarmEnvironments
 from pipelines.local.storage import credentials
 from pipelines.local.storage.database import Database, public
 from pipelines.local.system.identity import arn
-from pipelines.local.system.supervision import interpreter_environment
+from pipelines.local.system.supervision import library_path
 
 
 @dataclass
@@ -86,10 +88,17 @@ class Functions:
 
     def create(self, request: dict[str, Any], now: float) -> dict[str, Any]:
         name = function_name(request["FunctionName"])
-        if not request.get("Handler"):
+        if not request.get("Handler") or not request.get("Runtime"):
             raise ServiceError(
-                "InvalidParameterValueException", "A Handler is required for a .zip file archive."
+                "InvalidParameterValueException",
+                "Runtime and Handler are mandatory parameters for functions created with deployment "
+                "packages.",
             )
+        try:
+            interpreter(request["Runtime"])
+        except UnavailableRuntime as error:
+            raise ServiceError("InvalidParameterValueException", str(error)) from None
+        check_variables(request.get("Environment", {}).get("Variables", {}))
         if self.database.get("function", name):
             raise ServiceError("ResourceConflictException", f"Function already exist: {name}", 409)
         zipped = base64.b64decode(request.get("Code", {}).get("ZipFile", ""))
@@ -97,7 +106,7 @@ class Functions:
         body = {
             "FunctionName": name,
             "FunctionArn": self._arn(name),
-            "Runtime": request.get("Runtime", "python3.12"),
+            "Runtime": request["Runtime"],
             "Role": request.get("Role", ""),
             "Handler": request["Handler"],
             "Timeout": int(request.get("Timeout", 3)),
@@ -141,6 +150,7 @@ class Functions:
     def _configuration(self, body: dict[str, Any]) -> Configuration:
         return Configuration(
             function=body["FunctionName"],
+            interpreter=str(interpreter(body["Runtime"])),
             code_dir=body["_CodeDir"],
             handler=body["Handler"],
             environment={
@@ -174,27 +184,48 @@ def function_home(code_dir: Path) -> Path:
     return code_dir.parent / "home"
 
 
+# Lambda refuses a function variable with one of these names; the runtime sets them itself.
+RESERVED_VARIABLES = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+})
+
+
+def check_variables(variables: dict[str, str]) -> None:
+    """Refuse reserved names as Lambda does, rather than let the runtime's value silently win."""
+    reserved = sorted(RESERVED_VARIABLES.intersection(variables))
+    if reserved:
+        raise ServiceError(
+            "InvalidParameterValueException",
+            "Lambda was unable to configure your environment variables because the environment "
+            "variables you have provided contains reserved keys that are currently not supported "
+            f"for modification. Reserved keys used in this request: {','.join(reserved)}",
+        )
+
+
 def runtime_defaults(body: dict[str, Any]) -> dict[str, str]:
     """The variables Lambda's Python runtime sets that a function's own variables may replace,
-    with this machine's paths. None of the server's own environment: a PYTHONPATH or a token set
-    on this machine reaches no handler on Lambda."""
+    with this machine's paths: the runtime's interpreter first on PATH. None of the server's own
+    environment: a PYTHONPATH or a token set on this machine reaches no handler on Lambda."""
+    runtime_bin = interpreter(body["Runtime"]).parent
     return {
-        **interpreter_environment(),
+        "PATH": os.pathsep.join([str(runtime_bin), "/usr/local/bin", "/usr/bin", "/bin"]),
+        **library_path(),
         "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
         "HOME": str(function_home(Path(body["_CodeDir"]))),
     }
 
 
 def reserved_runtime_variables(body: dict[str, Any]) -> dict[str, str]:
-    """The variables Lambda's runtime reserves, which no function variable replaces; and the code
-    directory on PYTHONPATH, which the local runtime imports the handler from."""
-    code_dir = body["_CodeDir"]
+    """The variables Lambda's runtime reserves (no function variable may name them)."""
     return {
-        "TZ": "UTC",
-        "LAMBDA_TASK_ROOT": code_dir,
+        "LAMBDA_TASK_ROOT": body["_CodeDir"],
         "_HANDLER": body["Handler"],
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{body['Runtime']}",
         "AWS_LAMBDA_FUNCTION_NAME": body["FunctionName"],
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "PYTHONPATH": code_dir,
     }

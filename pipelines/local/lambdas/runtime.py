@@ -16,7 +16,6 @@ import os
 import select
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,6 +33,7 @@ STOP_GRACE_SECONDS = 2.0
 RUNTIME = r"""
 import importlib, json, os, sys, traceback
 module_name, function_name, results_fd = sys.argv[1:4]
+sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
 results = os.fdopen(int(results_fd), "w")
 handler = failure = None
 try:
@@ -75,12 +75,15 @@ class Configuration:
     """What an environment is made from; environments are shared only within one configuration."""
 
     function: str
+    interpreter: str  # the runtime's Python (python_runtimes.py)
     code_dir: str
     handler: str
     environment: Mapping[str, str]
 
     def key(self) -> str:
-        return json.dumps([self.function, self.code_dir, self.handler, sorted(self.environment.items())])
+        return json.dumps(
+            [self.function, self.interpreter, self.code_dir, self.handler, sorted(self.environment.items())]
+        )
 
 
 @dataclass
@@ -112,7 +115,7 @@ class Environment:
         module, _, function = configuration.handler.rpartition(".")
         with init_log.open("w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-c", RUNTIME, module, function, str(write_end)],
+                [configuration.interpreter, "-c", RUNTIME, module, function, str(write_end)],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=log,

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid
+from pipelines.local.executor.checks import requirements_problems
 from pipelines.local.executor.engine import (
     DefinitionError,
     ParameterError,
@@ -94,7 +96,18 @@ class PipelineOperations:
             validate_definition(definition)
         except (json.JSONDecodeError, DefinitionError) as error:
             raise invalid(f"Invalid pipeline definition: {error}") from None
+        unsatisfied = requirements_problems(definition, self._stored_file)
+        if unsatisfied:
+            raise invalid("Invalid pipeline definition: " + "\n".join(unsatisfied))
         return definition
+
+    def _stored_file(self, uri: str) -> Path | None:
+        """The local S3 object's file, if `uri` names one that exists."""
+        try:
+            path = self.context.store.path_for(uri)
+        except ValueError:
+            return None
+        return path if path.is_file() else None
 
     def create_pipeline(self, request: Body) -> Body:
         name = request["PipelineName"]

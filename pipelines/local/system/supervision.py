@@ -37,10 +37,15 @@ def interpreter_environment() -> dict[str, str]:
     """What a child needs of this machine's environment to run at all, and nothing else: a PATH on
     which `python` and `pip` are those of the environment running this server (as an image's own
     are on its PATH), and LD_LIBRARY_PATH where this machine's Python needs one."""
-    env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])}
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
+    return {"PATH": path, **library_path()}
+
+
+def library_path() -> dict[str, str]:
+    """LD_LIBRARY_PATH, where this machine's interpreters need one to start."""
     if "LD_LIBRARY_PATH" in os.environ:
-        env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
-    return env
+        return {"LD_LIBRARY_PATH": os.environ["LD_LIBRARY_PATH"]}
+    return {}
 
 
 def set_parent_death_signal(signum: signal.Signals, parent: int) -> None:
