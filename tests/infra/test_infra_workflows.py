@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from infra_helpers import INFRA, WORKFLOWS, make_invocations, makefile_targets, run_scripts
+from infra_helpers import INFRA, REPO, WORKFLOWS, make_invocations, makefile_targets, run_scripts
 
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
 
@@ -111,7 +112,11 @@ def test_ci_lints_tests_and_runs_the_local_pipeline() -> None:
     workflow = load("ci.yml")
     assert set(workflow["on"]) == {"push", "pull_request"}
     (python,) = uses(workflow, "actions/setup-python")
-    assert str(python["with"]["python-version"]) == "3.11"
+    versions = str(python["with"]["python-version"]).split()
+    lambda_runtime = re.search(r"^LAMBDA_RUNTIME := python(3\.\d+)$", (REPO / "Makefile").read_text(), re.M)
+    assert lambda_runtime is not None
+    # the project's Python last (it becomes `python`), and the local Lambda runtime's beside it
+    assert versions == [lambda_runtime[1], "3.11"]
     order = [t for s in run_scripts(workflow) for t, v in make_invocations(s)]
     assert order[:4] == ["lint", "test", "run-pipeline", "invoke"]
     targets = [v.get("TARGET", "local") for s in run_scripts(workflow) for _, v in make_invocations(s)]

@@ -7,6 +7,8 @@ import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
+
 from pipelines.local.lambdas import python_runtimes
 
 
@@ -31,3 +33,14 @@ def test_the_built_runtime_holds_exactly_the_pinned_packages(tmp_path: Path) -> 
     interpreter_version, installed = json.loads(listing.stdout)
     installed.pop("pip", None)  # the venv's own installer
     assert (interpreter_version, installed) == ([3, 12], pinned())
+
+
+def test_a_runtime_is_built_only_from_a_python_of_its_own_version() -> None:
+    found = python_runtimes.find_python("3.11")
+    assert found is not None
+    probe = subprocess.run([str(found), "-c", "import sys; print(sys.version_info[:2])"],
+                           capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "(3, 11)"
+    with pytest.raises(python_runtimes.UnavailableRuntime, match=r"no Python 3\.99 on this machine"):
+        python_runtimes.build("python3.99")
+    assert not (python_runtimes.RUNTIMES_DIR / "python3.99").exists()

@@ -77,7 +77,9 @@ def build(runtime: str) -> Path:
     if python is None:
         raise UnavailableRuntime(
             f"no Python {found['version']} on this machine (looked for python{found['version']} on "
-            f"PATH and in pyenv): the local Lambda needs it to run {runtime} functions"
+            f"PATH and in pyenv): the local Lambda needs it to run {runtime} functions; install one "
+            f"(`pyenv install {found['version']}`, or the distribution's python{found['version']} "
+            f"package) and run make again"
         )
     target = RUNTIMES_DIR / runtime
     subprocess.run([str(python), "-m", "venv", "--clear", str(target)], check=True)
