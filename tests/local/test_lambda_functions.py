@@ -234,3 +234,15 @@ def test_a_crashed_environment_is_replaced(functions: Functions) -> None:
 def test_an_unloadable_handler_fails_each_invocation(functions: Functions, handler: str, error: str) -> None:
     create(functions, "f", handler, zipped({"app.py": HANDLER}))
     assert functions.invoke("f", {}).error == error
+
+
+def test_a_function_whose_runtime_was_removed_fails_its_invocations_as_lambda_reports_it(
+    functions: Functions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create(functions, "f", "app.answer", zipped({"app.py": HANDLER}))
+    monkeypatch.setattr(python_runtimes, "RUNTIMES_DIR", tmp_path / "removed")
+
+    with pytest.raises(ServiceError, match=r"no python3\.12 runtime") as raised:
+        functions.invoke("f", {"value": 1})
+
+    assert (raised.value.code, raised.value.status) == ("InvalidRuntimeException", 502)

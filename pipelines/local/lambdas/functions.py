@@ -150,7 +150,7 @@ class Functions:
     def _configuration(self, body: dict[str, Any]) -> Configuration:
         return Configuration(
             function=body["FunctionName"],
-            interpreter=str(interpreter(body["Runtime"])),
+            interpreter=str(runtime_interpreter(body["Runtime"])),
             code_dir=body["_CodeDir"],
             handler=body["Handler"],
             environment={
@@ -184,6 +184,15 @@ def function_home(code_dir: Path) -> Path:
     return code_dir.parent / "home"
 
 
+def runtime_interpreter(runtime: str) -> Path:
+    """A stored function's interpreter; its environment may have been removed since CreateFunction,
+    which Lambda reports as it reports a runtime it no longer runs."""
+    try:
+        return interpreter(runtime)
+    except UnavailableRuntime as error:
+        raise ServiceError("InvalidRuntimeException", str(error), 502) from None
+
+
 # Lambda refuses a function variable with one of these names; the runtime sets them itself.
 RESERVED_VARIABLES = frozenset({
     "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
@@ -210,7 +219,7 @@ def runtime_defaults(body: dict[str, Any]) -> dict[str, str]:
     """The variables Lambda's Python runtime sets that a function's own variables may replace,
     with this machine's paths: the runtime's interpreter first on PATH. None of the server's own
     environment: a PYTHONPATH or a token set on this machine reaches no handler on Lambda."""
-    runtime_bin = interpreter(body["Runtime"]).parent
+    runtime_bin = runtime_interpreter(body["Runtime"]).parent
     return {
         "PATH": os.pathsep.join([str(runtime_bin), "/usr/local/bin", "/usr/bin", "/bin"]),
         **library_path(),
