@@ -186,6 +186,20 @@ def test_a_training_requirement_this_machine_lacks_is_refused_at_upsert(
     assert send(dispatcher, "SageMaker", "DescribePipeline", {"PipelineName": "p"}).status == 400
 
 
+def test_a_damaged_source_tarball_is_left_to_the_job_that_unpacks_it(tmp_path: Path) -> None:
+    backend = local_sagemaker(tmp_path)
+    whole = tar_gz({"train.py": bytes(range(256)) * 4096, "requirements.txt": b"numpy==0.0.1\n"})
+    backend.context.store.put_bytes(f"{BUCKET}/code/cut.tar.gz", whole[: len(whole) // 2])
+    step = training_step("Fit")
+    step["Arguments"]["HyperParameters"]["sagemaker_submit_directory"] = f"{BUCKET}/code/cut.tar.gz"
+    request = {"PipelineName": "p", "PipelineDefinition": json.dumps(definition(step)), "RoleArn": ROLE,
+               "ClientRequestToken": "t" * 32}
+
+    reply = send(Dispatcher(backend), "SageMaker", "CreatePipeline", request)
+
+    assert reply.status == 200, reply.body
+
+
 def test_a_source_directory_from_a_parameter_or_not_yet_uploaded_is_left_to_the_job() -> None:
     from_parameter = training_step("Fit")
     from_parameter["Arguments"]["HyperParameters"]["sagemaker_submit_directory"] = {"Get": "Parameters.Code"}

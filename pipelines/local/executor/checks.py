@@ -189,13 +189,17 @@ def requirements_problems(
     source directory given by a parameter, or not uploaded yet, is checked when the job starts."""
     problems = []
     for step in _all_steps(definition.get("Steps")):
+        if step.get("Type") != "Training":
+            continue
         hyperparameters = (step.get("Arguments") or {}).get("HyperParameters") or {}
         submitted = hyperparameters.get("sagemaker_submit_directory")
         uri = decode_hyperparameter(submitted) if isinstance(submitted, str) else None
-        archive = stored_file(uri) if step.get("Type") == "Training" and isinstance(uri, str) else None
+        archive = stored_file(uri) if isinstance(uri, str) else None
         text = archived_requirements(archive) if archive is not None else None
+        if text is None:
+            continue
         try:
-            check_requirements_text(text or "")
+            check_requirements_text(text)
         except JobError as error:
             problems.append(f"step {step.get('Name')}: {uri}: {str(error).removeprefix('ClientError: ')}")
     return problems

@@ -10,13 +10,13 @@ than the ones SageMaker installs.
 from __future__ import annotations
 
 import re
-import tarfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from pipelines.local.jobs.outcome import JobError
+from pipelines.local.storage.archives import UnsafeArchive, read_member
 
 REQUIREMENTS_FILE = "requirements.txt"
 _COMMENT = re.compile(r"(^|\s)#.*$")  # pip's rule: a # at the start or after whitespace
@@ -32,14 +32,11 @@ def check_requirements(code_dir: Path) -> list[str]:
 
 def archived_requirements(archive: Path) -> str | None:
     """The requirements.txt at the top of a source tarball, where the toolkit looks for it; None
-    without one, or if the archive cannot be read (the job then fails when it unpacks it)."""
+    without one, or if the archive cannot be read safely (the job then fails when it unpacks it)."""
     try:
-        with tarfile.open(archive) as tar:
-            members = {member.name.removeprefix("./"): member for member in tar.getmembers()}
-            found = members.get(REQUIREMENTS_FILE)
-            readable = tar.extractfile(found) if found is not None and found.isfile() else None
-            return readable.read().decode("utf-8") if readable is not None else None
-    except (tarfile.TarError, OSError, UnicodeDecodeError):
+        found = read_member(archive, REQUIREMENTS_FILE)
+        return found.decode("utf-8") if found is not None else None
+    except (UnsafeArchive, UnicodeDecodeError):
         return None
 
 

@@ -148,13 +148,14 @@ class Functions:
         return {key: value for key, value in environment.items() if value}
 
     def _configuration(self, body: dict[str, Any]) -> Configuration:
+        python = runtime_interpreter(body["Runtime"])
         return Configuration(
             function=body["FunctionName"],
-            interpreter=str(runtime_interpreter(body["Runtime"])),
+            interpreter=str(python),
             code_dir=body["_CodeDir"],
             handler=body["Handler"],
             environment={
-                **runtime_defaults(body),
+                **runtime_defaults(body, python),
                 **body.get("Environment", {}).get("Variables", {}),
                 **self._sdk_environment(),
                 **reserved_runtime_variables(body),
@@ -176,7 +177,6 @@ class Functions:
     def close(self) -> None:
         """Shut down every warm environment (the server is stopping)."""
         self.environments.close()
-
 
 
 def function_home(code_dir: Path) -> Path:
@@ -215,13 +215,12 @@ def check_variables(variables: dict[str, str]) -> None:
         )
 
 
-def runtime_defaults(body: dict[str, Any]) -> dict[str, str]:
+def runtime_defaults(body: dict[str, Any], python: Path) -> dict[str, str]:
     """The variables Lambda's Python runtime sets that a function's own variables may replace,
-    with this machine's paths: the runtime's interpreter first on PATH. None of the server's own
-    environment: a PYTHONPATH or a token set on this machine reaches no handler on Lambda."""
-    runtime_bin = runtime_interpreter(body["Runtime"]).parent
+    with this machine's paths: the runtime's interpreter `python` first on PATH. None of the
+    server's own environment: a PYTHONPATH or a token set on this machine reaches no handler."""
     return {
-        "PATH": os.pathsep.join([str(runtime_bin), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "PATH": os.pathsep.join([str(python.parent), "/usr/local/bin", "/usr/bin", "/bin"]),
         **library_path(),
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",

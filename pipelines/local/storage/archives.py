@@ -25,6 +25,8 @@ from pathlib import Path, PurePosixPath
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 MAX_MEMBERS = 10_000
 BLOCK_BYTES = 4096  # the least a file or folder takes on disk
+# What a damaged archive raises while it is read: a truncated gzip stream ends in EOFError.
+UNREADABLE = (tarfile.TarError, EOFError, zlib.error, OSError)
 
 
 class UnsafeArchive(ValueError):
@@ -82,8 +84,28 @@ def extract_tar(
         if dest.is_dir():
             dest.rmdir()  # only an empty one: a folder with files in it is an error below
         os.replace(staging, dest)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+    except UNREADABLE as exc:
         raise UnsafeArchive(f"cannot unpack {archive.name} as a tar.gz: {exc}") from None
     finally:
         if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def read_member(
+    archive: Path,
+    name: str,
+    *,
+    max_bytes: int = MAX_UNPACKED_BYTES,
+    max_members: int = MAX_MEMBERS,
+) -> bytes | None:
+    """The regular file `name` at the top of `archive` (a leading `./` aside), checked as
+    extract_tar checks the whole archive; None when there is no such file."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in _members(tar, archive.name, max_bytes, max_members):
+                if member.isfile() and member.name.removeprefix("./") == name:
+                    readable = tar.extractfile(member)
+                    return readable.read() if readable is not None else None
+    except UNREADABLE as exc:
+        raise UnsafeArchive(f"cannot read {archive.name} as a tar.gz: {exc}") from None
+    return None
