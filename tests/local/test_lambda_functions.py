@@ -129,7 +129,7 @@ def test_a_handler_runs_on_its_runtimes_python_with_only_what_lambda_provides(fu
         ({"Runtime": "python3.9"}, r"no python3\.9 runtime \(built here: .*python3\.12"),
         ({"Runtime": ""}, "Runtime and Handler are mandatory"),
         ({"Environment": {"Variables": {"AWS_REGION": "eu-west-1", "TZ": "UTC", "_HANDLER": "x.y"}}},
-         "reserved keys .* Reserved keys used in this request: AWS_REGION,_HANDLER$"),
+         "reserved keys .* Reserved keys used in this request: AWS_REGION, _HANDLER$"),
     ],
 )
 def test_a_function_lambda_would_refuse_is_refused_at_create(

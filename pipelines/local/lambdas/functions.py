@@ -211,7 +211,7 @@ def check_variables(variables: dict[str, str]) -> None:
             "InvalidParameterValueException",
             "Lambda was unable to configure your environment variables because the environment "
             "variables you have provided contains reserved keys that are currently not supported "
-            f"for modification. Reserved keys used in this request: {','.join(reserved)}",
+            f"for modification. Reserved keys used in this request: {', '.join(reserved)}",
         )
 
 

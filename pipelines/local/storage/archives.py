@@ -1,4 +1,5 @@
-"""Unpacking tar.gz archives that come from the store (model artifacts, training source).
+"""Unpacking tar.gz archives that come from the store (model artifacts, training source), or
+reading one file of one.
 
 One rule for every archive the local SageMaker opens: regular files and folders only. Absolute
 names, `..` and links could write (or later read) outside the destination, so an archive holding
