@@ -16,7 +16,7 @@ from tarballs import tar_gz
 
 from pipelines import REPO_ROOT
 from pipelines.local.api.protocol import Dispatcher
-from pipelines.local.executor.checks import definition_problems, request_problems, requirements_problems
+from pipelines.local.executor.checks import definition_problems, request_problems, source_problems
 from pipelines.local.executor.engine import DefinitionError, validate_definition
 from pipelines.local.jobs.images import UnsupportedImage, check_image, local_sklearn_release
 from pipelines.local.jobs.processing import run_processing_job
@@ -186,6 +186,40 @@ def test_a_training_requirement_this_machine_lacks_is_refused_at_upsert(
     assert send(dispatcher, "SageMaker", "DescribePipeline", {"PipelineName": "p"}).status == 400
 
 
+@pytest.mark.parametrize(
+    ("program", "extra", "refusal"),
+    [
+        ("train.py", {"setup.py": b"from setuptools import setup\nsetup()\n"},
+         "step Fit: s3://bucket/code/fit.tar.gz: the code directory holds setup.py, which the training "
+         "toolkit would pip-install as a package (pip install .)"),
+        ("fit.sh", {"fit.sh": b"#!/bin/sh\n"},
+         "step Fit: s3://bucket/code/fit.tar.gz: sagemaker_program 'fit.sh' is not a .py file, so the "
+         "training toolkit would run it as a shell command; the local target runs Python entry points only"),
+        ("train.py", {"lib/setup.py": b""}, None),  # the toolkit looks at the top of the directory only
+    ],
+)
+def test_an_entry_point_the_toolkit_would_install_or_run_as_a_command_is_refused_at_upsert(
+    tmp_path: Path, program: str, extra: dict[str, bytes], refusal: str | None
+) -> None:
+    backend = local_sagemaker(tmp_path)
+    backend.context.store.put_bytes(f"{BUCKET}/code/fit.tar.gz", tar_gz({"train.py": b"pass\n", **extra}))
+    step = training_step("Fit")
+    hyperparameters = step["Arguments"]["HyperParameters"]
+    hyperparameters["sagemaker_submit_directory"] = json.dumps(f"{BUCKET}/code/fit.tar.gz")
+    hyperparameters["sagemaker_program"] = json.dumps(program)
+    request = {"PipelineName": "p", "PipelineDefinition": json.dumps(definition(step)), "RoleArn": ROLE,
+               "ClientRequestToken": "t" * 32}
+
+    reply = send(Dispatcher(backend), "SageMaker", "CreatePipeline", request)
+
+    if refusal is None:
+        assert reply.status == 200, reply.body
+        return
+    assert reply.status == 400
+    error = json.loads(reply.body)
+    assert (error["__type"], refusal in error["message"]) == ("ValidationException", True), error
+
+
 def test_a_damaged_source_tarball_is_left_to_the_job_that_unpacks_it(tmp_path: Path) -> None:
     backend = local_sagemaker(tmp_path)
     whole = tar_gz({"train.py": bytes(range(256)) * 4096, "requirements.txt": b"numpy==0.0.1\n"})
@@ -205,4 +239,4 @@ def test_a_source_directory_from_a_parameter_or_not_yet_uploaded_is_left_to_the_
     from_parameter["Arguments"]["HyperParameters"]["sagemaker_submit_directory"] = {"Get": "Parameters.Code"}
     missing = training_step("Later")
 
-    assert requirements_problems(definition(from_parameter, missing), lambda uri: None) == []
+    assert source_problems(definition(from_parameter, missing), lambda uri: None) == []

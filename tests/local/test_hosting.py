@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -481,3 +482,40 @@ def test_a_package_without_a_digest_is_refused(hosting: Endpoints, store: DirSto
     hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", uri, {}, 1.0, "")], None, status)
     (call,) = status.wait(1)
     assert call[1] == "Failed" and "records no ModelDataSha256" in call[2]
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ({"code/requirements.txt": b"numpy==0.0.1\n"},
+         "requirements.txt line 1 ('numpy==0.0.1'): the local environment has numpy "),
+        ({"code/setup.py": b"from setuptools import setup\nsetup()\n"},
+         "the code directory holds setup.py, which the serving toolkit would pip-install as a package"),
+    ],
+)
+def test_inference_code_the_serving_toolkit_would_install_from_fails_the_update_and_the_old_version_serves(
+    hosting: Endpoints, store: DirStore, code: dict[str, bytes], reason: str
+) -> None:
+    deployed(hosting, store, "v1")
+    status = StatusLog()
+    uri = model_archive(store, "s3://models/v2/model.tar.gz", "v2", code)
+
+    hosting.deploy("ep", "d2", variant(uri), None, status)
+
+    _, state, failure, serving = status.wait(2)[1]
+    assert (state, serving) == ("InService", "d1")
+    assert reason in failure, failure
+    assert answer(hosting.invoke("ep", b'"x"', JSON, JSON))["version"] == "v1"
+
+
+def test_inference_requirements_this_environment_satisfies_start_the_server(
+    hosting: Endpoints, store: DirStore
+) -> None:
+    status = StatusLog()
+    pinned = f"numpy=={metadata.version('numpy')}\n".encode()
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", {"code/requirements.txt": pinned})
+
+    hosting.deploy("ep", "d1", variant(uri), None, status)
+
+    assert status.wait(1)[0][1] == "InService"
+    assert answer(hosting.invoke("ep", b'"x"', JSON, JSON))["version"] == "v1"

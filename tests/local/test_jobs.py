@@ -410,12 +410,17 @@ TRAIN_SCRIPT = _script(
 
 
 def _training_request(
-    store: ObjectStore, script: bytes, *, max_runtime: int = 3600, requirements: str | None = None
+    store: ObjectStore,
+    script: bytes,
+    *,
+    max_runtime: int = 3600,
+    requirements: str | bytes | None = None,
+    extra: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
     """A request shaped like tests/local/data/sdk-definition.json's Train step, resolved."""
-    sources = {"train.py": script}
+    sources = {"train.py": script, **(extra or {})}
     if requirements is not None:
-        sources["requirements.txt"] = requirements.encode()
+        sources["requirements.txt"] = requirements.encode() if isinstance(requirements, str) else requirements
     store.put_bytes(f"{BUCKET}/code/abc/sourcedir.tar.gz", tar_gz(sources))
     return {
         "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": LOCAL_IMAGE},
@@ -588,6 +593,36 @@ def test_a_requirement_the_environment_does_not_satisfy_fails_the_job_before_it_
     assert outcome.failure_reason.startswith(f"ClientError: {reason}"), outcome.failure_reason
     assert not (work_dir / "req-2" / "opt" / "ml" / "model" / "ran").exists()
     assert not store.exists(f"{BUCKET}/models/req-2/output/model.tar.gz")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"extra": {"setup.py": b"from setuptools import setup\nsetup(name='fit')\n"}},
+         "ClientError: the code directory holds setup.py, which the training toolkit would pip-install "
+         "as a package (pip install .)"),
+        ({"program": "train.sh", "extra": {"train.sh": b"#!/bin/sh\necho fit\n"}},
+         "ClientError: sagemaker_program 'train.sh' is not a .py file, so the training toolkit would run "
+         "it as a shell command"),
+        ({"requirements": "numpy\u00e9\n".encode("latin-1")},
+         "ClientError: requirements.txt is not UTF-8 text"),
+    ],
+)
+def test_an_entry_point_the_toolkit_would_not_run_as_a_script_fails_the_job_before_it_runs(
+    store: ObjectStore, work_dir: Path, change: dict[str, Any], reason: str
+) -> None:
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    request = _training_request(
+        store, RAN_SCRIPT, extra=change.get("extra"), requirements=change.get("requirements")
+    )
+    request["HyperParameters"]["sagemaker_program"] = change.get("program", "train.py")
+
+    outcome = run_training_job("kind-1", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert outcome.failure_reason.startswith(reason), outcome.failure_reason
+    assert not (work_dir / "kind-1" / "opt" / "ml" / "model" / "ran").exists()
+    assert not store.exists(f"{BUCKET}/models/kind-1/output/model.tar.gz")
 
 
 def test_training_failure_file_becomes_the_reason(store: ObjectStore, work_dir: Path) -> None:

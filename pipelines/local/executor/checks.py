@@ -17,8 +17,15 @@ from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.executor.expressions import ExpressionError, get_references, is_expression
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.jobs.outcome import JobError
-from pipelines.local.jobs.requirements import archived_requirements, check_requirements_text
-from pipelines.local.jobs.toolkit import decode_hyperparameter
+from pipelines.local.jobs.requirements import (
+    REQUIREMENTS_FILE,
+    SETUP_FILE,
+    archived_source_file,
+    check_requirements_text,
+    requirements_text,
+    setup_refusal,
+)
+from pipelines.local.jobs.toolkit import TRAINING_TOOLKIT, check_entry_point, decode_hyperparameter
 
 SCHEMA_VERSION = "2020-12-01"
 STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")  # the definition schema's Name rule
@@ -181,25 +188,38 @@ def _image_problems(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
             yield str(error)
 
 
-def requirements_problems(
+def source_problems(
     definition: Mapping[str, Any], stored_file: Callable[[str], Path | None]
 ) -> list[str]:
-    """Each Training step whose uploaded source directory holds a requirements.txt this machine
-    does not satisfy: refused at upsert, since the code is uploaded before the pipeline is. A
-    source directory given by a parameter, or not uploaded yet, is checked when the job starts."""
+    """Each Training step whose entry point the local target would not run as the training toolkit
+    does: one that is not a .py script, or whose uploaded source directory holds a setup.py or a
+    requirements.txt this machine does not satisfy. Refused at upsert, since the code is uploaded
+    before the pipeline is; a program or source directory given by a parameter, or not uploaded
+    yet, is checked when the job starts."""
     problems = []
     for step in _all_steps(definition.get("Steps")):
         if step.get("Type") != "Training":
             continue
         hyperparameters = (step.get("Arguments") or {}).get("HyperParameters") or {}
-        submitted = hyperparameters.get("sagemaker_submit_directory")
-        uri = decode_hyperparameter(submitted) if isinstance(submitted, str) else None
+        program, uri = (
+            decode_hyperparameter(value) if isinstance(value, str) else None
+            for value in map(hyperparameters.get, ("sagemaker_program", "sagemaker_submit_directory"))
+        )
         archive = stored_file(uri) if isinstance(uri, str) else None
-        text = archived_requirements(archive) if archive is not None else None
-        if text is None:
-            continue
         try:
-            check_requirements_text(text)
+            if isinstance(program, str):
+                check_entry_point(program)
+            if archive is not None:
+                _check_source_archive(archive)
         except JobError as error:
             problems.append(f"step {step.get('Name')}: {uri}: {str(error).removeprefix('ClientError: ')}")
     return problems
+
+
+def _check_source_archive(archive: Path) -> None:
+    """check_code_dir's checks, on the source tarball the job would unpack."""
+    if archived_source_file(archive, SETUP_FILE) is not None:
+        raise JobError(setup_refusal(TRAINING_TOOLKIT))
+    requirements = archived_source_file(archive, REQUIREMENTS_FILE)
+    if requirements is not None:
+        check_requirements_text(requirements_text(requirements))

@@ -25,6 +25,8 @@ from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import CaptureWriter, PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ping
 from pipelines.local.jobs.images import container_environment
+from pipelines.local.jobs.outcome import JobError
+from pipelines.local.jobs.requirements import check_code_dir
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
 from pipelines.local.system.supervision import dying_with_parent, terminate
 from steps.integrity import ModelDataMismatch, check_digest, registered_digest, sha256_file
@@ -36,6 +38,7 @@ INVOKE_TIMEOUT_SECONDS = 60.0  # SageMaker's model response timeout
 STOP_SECONDS = 10.0
 POLL_SECONDS = 0.05
 LOG_TAIL_CHARS = 700
+SERVING_TOOLKIT = "the serving toolkit"  # who installs the inference code's packages, in messages
 
 
 class DeploymentError(Exception):
@@ -242,7 +245,19 @@ def _environment(
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(model_dir / submit[len("/opt/ml/model/") :])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
+    _check_installs(Path(env.get("SAGEMAKER_SUBMIT_DIRECTORY") or model_dir / "code"))
     return env
+
+
+def _check_installs(code_dir: Path) -> None:
+    """What the serving toolkit would pip-install from the inference code's directory before the
+    server starts, checked against this environment (requirements.py)."""
+    try:
+        satisfied = check_code_dir(code_dir, SERVING_TOOLKIT)
+    except JobError as error:
+        raise DeploymentError(str(error).removeprefix("ClientError: ")) from None
+    if satisfied:
+        log.info("%s: satisfied by the local environment: %s", code_dir, ", ".join(satisfied))
 
 
 def _spawn(

@@ -1,10 +1,13 @@
-"""The training toolkit's requirements.txt, checked here instead of installed.
+"""What the scikit-learn image's toolkits would pip-install from a code directory, checked here
+instead of installed.
 
-In the scikit-learn image, the training toolkit runs `pip install -r requirements.txt` when the
-entry point's directory holds one. A local job runs in this machine's environment and installs
-nothing into it, so each requirement is checked against what is installed here; one that is not
-satisfied fails the job, naming it, where the step would otherwise run green with versions other
-than the ones SageMaker installs.
+The training toolkit runs `pip install -r requirements.txt` when the entry point's directory holds
+one, and `pip install .` when it holds a setup.py; the serving toolkit pip-installs the inference
+code's directory the same way when a model server starts. A local job or model server runs in this
+machine's environment and installs nothing into it, so each requirement is checked against what is
+installed here: one that is not satisfied fails the job or the deployment, naming it, where it would
+otherwise run green with versions other than the ones SageMaker installs. A setup.py is refused: what
+it installs is known only by running it.
 """
 
 from __future__ import annotations
@@ -19,24 +22,42 @@ from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.archives import UnsafeArchive, read_member
 
 REQUIREMENTS_FILE = "requirements.txt"
+SETUP_FILE = "setup.py"
 _COMMENT = re.compile(r"(^|\s)#.*$")  # pip's rule: a # at the start or after whitespace
 _CANNOT_INSTALL = "the local target installs nothing into a job"
 
 
-def check_requirements(code_dir: Path) -> list[str]:
+def check_code_dir(code_dir: Path, toolkit: str) -> list[str]:
     """The installed distributions that satisfy code_dir's requirements.txt ([] without one);
-    raises JobError for the first requirement this environment does not satisfy."""
+    raises JobError for a setup.py there, or the first requirement this environment does not
+    satisfy. `toolkit` names who would install them, for the message."""
+    if (code_dir / SETUP_FILE).exists():  # the toolkit's own test: any entry of that name
+        raise JobError(setup_refusal(toolkit))
     path = code_dir / REQUIREMENTS_FILE
-    return check_requirements_text(path.read_text(encoding="utf-8")) if path.is_file() else []
+    return check_requirements_text(requirements_text(path.read_bytes())) if path.is_file() else []
 
 
-def archived_requirements(archive: Path) -> str | None:
-    """The requirements.txt at the top of a source tarball, where the toolkit looks for it; None
-    without one, or if the archive cannot be read safely (the job then fails when it unpacks it)."""
+def requirements_text(data: bytes) -> str:
     try:
-        found = read_member(archive, REQUIREMENTS_FILE)
-        return found.decode("utf-8") if found is not None else None
-    except (UnsafeArchive, UnicodeDecodeError):
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise JobError(f"ClientError: {REQUIREMENTS_FILE} is not UTF-8 text ({error})") from None
+
+
+def setup_refusal(toolkit: str) -> str:
+    return (
+        f"ClientError: the code directory holds {SETUP_FILE}, which {toolkit} would pip-install as "
+        f"a package (pip install .), running it and installing what it declares; {_CANNOT_INSTALL} "
+        f"and cannot check that without running it: list the packages in {REQUIREMENTS_FILE} instead"
+    )
+
+
+def archived_source_file(archive: Path, name: str) -> bytes | None:
+    """The file `name` at the top of a source tarball, where the toolkit looks for it; None without
+    one, or if the archive cannot be read safely (the job then fails when it unpacks it)."""
+    try:
+        return read_member(archive, name)
+    except UnsafeArchive:
         return None
 
 

@@ -12,9 +12,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipelines.local.jobs.container import JobDirs
+from pipelines.local.jobs.outcome import JobError
 
 HOST = "algo-1"
+TRAINING_TOOLKIT = "the training toolkit"  # who installs a source directory's packages, in messages
 RESOURCES = {"current_host": HOST, "hosts": [HOST], "network_interface_name": "eth0"}
+
+
+def check_entry_point(program: str) -> None:
+    """The toolkit runs a `.py` entry point as a Python script and anything else as a shell
+    command; a local job runs only the former (a setup.py beside it is refused with the code
+    directory's installs, see requirements.py)."""
+    if not program.endswith(".py"):
+        raise JobError(
+            f"ClientError: sagemaker_program {program!r} is not a .py file, so the training toolkit "
+            "would run it as a shell command; the local target runs Python entry points only"
+        )
 
 
 def stored_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, str]:

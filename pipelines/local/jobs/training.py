@@ -31,9 +31,11 @@ from pipelines.local.jobs.outcome import (
     job_status,
     refused,
 )
-from pipelines.local.jobs.requirements import REQUIREMENTS_FILE, check_requirements
+from pipelines.local.jobs.requirements import REQUIREMENTS_FILE, check_code_dir
 from pipelines.local.jobs.toolkit import (
     RESOURCES,
+    TRAINING_TOOLKIT,
+    check_entry_point,
     decode_hyperparameter,
     stored_hyperparameters,
     to_cmd_args,
@@ -67,7 +69,7 @@ def run_training_job(
         channels = _stage_channels(request, job.base, store)
         _write_config(job.base, stored, channels)
         program, submit_uri = _stage_code(hyperparameters, job.base, store)
-        satisfied = check_requirements(job.base / "code")
+        satisfied = check_code_dir(job.base / "code", TRAINING_TOOLKIT)
     except (JobError, KeyError) as exc:
         return _training_outcome(job_name, request, stored, start, refused(exc), output_uri)
     if satisfied:
@@ -150,6 +152,7 @@ def _stage_code(
         if not store.exists(submit_uri):
             raise NoSuchKey(submit_uri)
         extract_safely(store.path_for(submit_uri), base / "code", submit_uri)
+    check_entry_point(program)
     script = PurePosixPath(program)
     if script.is_absolute() or ".." in script.parts or not (base / "code" / script).is_file():
         raise JobError(f"ClientError: sagemaker_program {program!r} is not a file in {submit_uri}")

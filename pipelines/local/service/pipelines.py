@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid
-from pipelines.local.executor.checks import requirements_problems
+from pipelines.local.executor.checks import source_problems
 from pipelines.local.executor.engine import (
     DefinitionError,
     ParameterError,
@@ -96,7 +96,7 @@ class PipelineOperations:
             validate_definition(definition)
         except (json.JSONDecodeError, DefinitionError) as error:
             raise invalid(f"Invalid pipeline definition: {error}") from None
-        unsatisfied = requirements_problems(definition, self._stored_file)
+        unsatisfied = source_problems(definition, self._stored_file)
         if unsatisfied:
             raise invalid("Invalid pipeline definition: " + "\n".join(unsatisfied))
         return definition
