@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -64,26 +65,37 @@ def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
     """Point the deploy Lambda at this code: update it, or create it where the target allows.
 
     On AWS the function itself comes from the CloudFormation stack (infra/); here only its code is
-    replaced. The local target has no stack, so the function is created on first upsert.
+    replaced. The local target has no stack, so the function is created on first upsert and its
+    configuration follows the settings on every upsert, as the stack's would on deploy.
     """
     settings = clients.settings
     code = bundle.artifacts["deploy.zip"]
+    name = settings.deploy_function_name
     try:
-        clients.lambda_.update_function_code(
-            FunctionName=settings.deploy_function_name, ZipFile=code
-        )
+        current = clients.lambda_.update_function_code(FunctionName=name, ZipFile=code)
     except ClientError as error:
         if _error_code(error) != "ResourceNotFoundException" or not settings.is_local:
             raise
         clients.lambda_.create_function(
-            FunctionName=settings.deploy_function_name,
-            Runtime="python3.12",
-            Role=settings.deploy_function_role_arn or settings.role_arn,
-            Handler="deploy.handler",
-            Code={"ZipFile": code},
-            Timeout=120,
-            Environment={"Variables": deploy_function_environment(settings)},
+            FunctionName=name, Code={"ZipFile": code}, **local_function_configuration(settings)
         )
+        return
+    if settings.is_local:
+        wanted = local_function_configuration(settings)
+        changed = {key: value for key, value in wanted.items() if current.get(key) != value}
+        if changed:
+            clients.lambda_.update_function_configuration(FunctionName=name, **changed)
+
+
+def local_function_configuration(settings: Settings) -> dict[str, Any]:
+    """The deploy function's configuration where no infra stack declares it (the local target)."""
+    return {
+        "Runtime": "python3.12",
+        "Role": settings.deploy_function_role_arn or settings.role_arn,
+        "Handler": "deploy.handler",
+        "Timeout": 120,
+        "Environment": {"Variables": deploy_function_environment(settings)},
+    }
 
 
 def approval_rule_pattern(settings: Settings) -> dict[str, object]:

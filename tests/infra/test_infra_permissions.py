@@ -70,7 +70,7 @@ PASSES_ROLE = {
 # authorized on every resource of the type, not on the ones that come back.
 LISTING_RESOURCES = {"cloudwatch:DescribeAlarms": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"}
 # publish.py creates the function itself only on the local target; on AWS the stack owns it.
-LOCAL_ONLY = {("lambda", "CreateFunction")}
+LOCAL_ONLY = {("lambda", "CreateFunction"), ("lambda", "UpdateFunctionConfiguration")}
 CLI_MODULES = [
     "pipelines.cli",
     "pipelines.executions",
@@ -383,7 +383,11 @@ def test_a_skipping_flag_removes_only_what_it_skips() -> None:
     graph = CallGraph(CLI_MODULES)
     full = graph.operations("pipelines.cli", "cmd_upsert")
     skipped = graph.operations("pipelines.cli", "cmd_upsert", frozenset(SKIPPED_BY_FLAG.values()))
-    assert full - skipped == {("lambda", "UpdateFunctionCode"), ("lambda", "CreateFunction")}
+    assert full - skipped == {
+        ("lambda", "UpdateFunctionCode"),
+        ("lambda", "CreateFunction"),
+        ("lambda", "UpdateFunctionConfiguration"),
+    }
     assert ("sagemaker", "CreatePipeline") in skipped
 
 

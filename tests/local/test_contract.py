@@ -78,6 +78,7 @@ EXAMPLES: dict[str, Example] = {
         "Code": {"ZipFile": function_zip()},
     },
     "UpdateFunctionCode": lambda w: {"FunctionName": "f", "ZipFile": function_zip()},
+    "UpdateFunctionConfiguration": lambda w: {"FunctionName": "f", "Environment": {"Variables": {"AB": "c"}}},
 }
 
 

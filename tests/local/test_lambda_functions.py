@@ -160,6 +160,46 @@ def test_new_code_replaces_the_old(functions: Functions) -> None:
     assert updated["CodeSize"] == len(zipped({"app.py": newer}))
 
 
+def test_a_new_configuration_replaces_the_old_and_gets_new_environments(functions: Functions) -> None:
+    request = {"FunctionName": "f", "Handler": "app.environment", "Role": "r", "Runtime": "python3.12",
+               "Code": {"ZipFile": base64.b64encode(zipped({"app.py": HANDLER})).decode()},
+               "Environment": {"Variables": {"ENDPOINT_NAME": "old", "GONE": "x"}}}
+    functions.create(request, 0.0)
+    assert functions.invoke("f", {}).payload["environment"]["ENDPOINT_NAME"] == "old"
+
+    updated = functions.update_configuration(
+        {"FunctionName": "f", "Environment": {"Variables": {"ENDPOINT_NAME": "new"}}, "Timeout": 30}
+    )
+
+    seen = functions.invoke("f", {}).payload["environment"]
+    assert (seen["ENDPOINT_NAME"], "GONE" in seen) == ("new", False)  # replaced as a whole
+    assert (updated["Timeout"], updated["Handler"]) == (30, "app.environment")
+    assert functions.get("f")["Configuration"]["Environment"] == {"Variables": {"ENDPOINT_NAME": "new"}}
+    functions.update_configuration({"FunctionName": "f", "Handler": "app.answer"})
+    assert functions.invoke("f", {"value": 1}).payload == {"echo": 1, "function": "f"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message", "code"),
+    [
+        ({"Runtime": "nodejs22.x"}, "runs Python runtimes only", "InvalidParameterValueException"),
+        ({"Environment": {"Variables": {"AWS_REGION": "eu-west-1"}}}, "Reserved keys used in this "
+         "request: AWS_REGION$", "InvalidParameterValueException"),
+        ({"FunctionName": "ghost"}, "ghost", "ResourceNotFoundException"),
+    ],
+)
+def test_a_configuration_lambda_would_refuse_changes_nothing(
+    functions: Functions, change: dict[str, object], message: str, code: str
+) -> None:
+    create(functions, "f", "app.answer", zipped({"app.py": HANDLER}))
+    with pytest.raises(ServiceError, match=message) as refused:
+        functions.update_configuration({"FunctionName": "f", **change})
+    assert refused.value.code == code
+    stored = functions.get("f")["Configuration"]
+    assert (stored["Runtime"], stored["Environment"]) == ("python3.12", {"Variables": {}})
+    assert functions.invoke("f", {"value": 2}).payload == {"echo": 2, "function": "f"}
+
+
 @pytest.mark.parametrize(
     ("code", "message"),
     [(b"not a zip", "Could not unzip"), (zipped({"../escape.py": b"x = 1"}), "unsafe path")],

@@ -94,11 +94,7 @@ class Functions:
                 "Runtime and Handler are mandatory parameters for functions created with deployment "
                 "packages.",
             )
-        try:
-            interpreter(request["Runtime"])
-        except UnavailableRuntime as error:
-            raise ServiceError("InvalidParameterValueException", str(error)) from None
-        check_variables(request.get("Environment", {}).get("Variables", {}))
+        check_configuration(request)
         if self.database.get("function", name):
             raise ServiceError("ResourceConflictException", f"Function already exist: {name}", 409)
         zipped = base64.b64decode(request.get("Code", {}).get("ZipFile", ""))
@@ -125,6 +121,17 @@ class Functions:
         body["CodeSha256"], body["_CodeDir"] = self._save_code(name, zipped)
         body["CodeSize"] = len(zipped)
         self.database.put("function", name, body, 0)
+        self.environments.prepare(self._configuration(body))
+        return public(body)
+
+    def update_configuration(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The members given replace the stored ones (Environment as a whole, as Lambda does);
+        new environments start with the new configuration."""
+        body = self._get(request["FunctionName"])
+        changed = {key: request[key] for key in CONFIGURABLE if key in request}
+        check_configuration({**body, **changed})
+        body.update(changed, Timeout=int(changed.get("Timeout", body["Timeout"])))
+        self.database.put("function", body["FunctionName"], body, 0)
         self.environments.prepare(self._configuration(body))
         return public(body)
 
@@ -177,6 +184,20 @@ class Functions:
     def close(self) -> None:
         """Shut down every warm environment (the server is stopping)."""
         self.environments.close()
+
+
+# What UpdateFunctionConfiguration changes here: the members CreateFunction stores.
+CONFIGURABLE = ("Role", "Handler", "Timeout", "Environment", "Runtime")
+
+
+def check_configuration(request: dict[str, Any]) -> None:
+    """What CreateFunction and UpdateFunctionConfiguration refuse: a runtime the local Lambda has no
+    environment for, a reserved variable name."""
+    try:
+        interpreter(request["Runtime"])
+    except UnavailableRuntime as error:
+        raise ServiceError("InvalidParameterValueException", str(error)) from None
+    check_variables(request.get("Environment", {}).get("Variables", {}))
 
 
 def function_home(code_dir: Path) -> Path:

@@ -147,5 +147,7 @@ OPERATIONS = {
     "AWSEvents": frozenset(
         ["PutRule", "DescribeRule", "DeleteRule", "PutTargets", "ListTargetsByRule", "RemoveTargets"]
     ),
-    "Lambda": frozenset(["CreateFunction", "GetFunction", "UpdateFunctionCode"]),
+    "Lambda": frozenset(
+        ["CreateFunction", "GetFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration"]
+    ),
 }

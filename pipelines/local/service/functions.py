@@ -26,3 +26,6 @@ class FunctionOperations:
         if "ZipFile" not in request:
             raise invalid("ZipFile is required: the local Lambda has no S3 or image code.")
         return self.functions.update_code(request["FunctionName"], base64.b64decode(request["ZipFile"]))
+
+    def update_function_configuration(self, request: Body) -> Body:
+        return self.functions.update_configuration(request)
