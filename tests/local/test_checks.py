@@ -23,7 +23,7 @@ from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.storage.objects import ObjectStore
 
 from .shapes_support import send
-from .world import BUCKET, ROLE, local_sagemaker, training_step
+from .world import BUCKET, IMAGE, ROLE, local_sagemaker, training_step
 
 REGISTRY = "683313688378.dkr.ecr.us-east-1.amazonaws.com"
 HERE = f"{REGISTRY}/sagemaker-scikit-learn:{local_sklearn_release()}-1-cpu-py3"
@@ -240,3 +240,79 @@ def test_a_source_directory_from_a_parameter_or_not_yet_uploaded_is_left_to_the_
     missing = training_step("Later")
 
     assert source_problems(definition(from_parameter, missing), lambda uri: None) == []
+
+
+S3_INPUT = {"S3Uri": f"{BUCKET}/in", "LocalPath": "/opt/ml/processing/input", "S3DataType": "S3Prefix",
+            "S3InputMode": "File"}
+S3_CHANNEL = {"S3DataSource": {"S3Uri": f"{BUCKET}/in", "S3DataType": "S3Prefix"}}
+
+
+def with_arguments(step: dict[str, Any], **arguments: Any) -> dict[str, Any]:
+    step["Arguments"].update(arguments)
+    return step
+
+
+def fit_step(**arguments: Any) -> dict[str, Any]:
+    step = training_step("Fit")
+    return with_arguments(step, **{"InputDataConfig": [{"ChannelName": "train", "DataSource": S3_CHANNEL}],
+                                   **arguments})
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        (processing(count=2), "step Prep: ProcessingResources.ClusterConfig.InstanceCount 2: a local job "
+         "runs on one instance"),
+        (with_arguments(processing(), ProcessingInputs=[
+            {"InputName": "in", "S3Input": {**S3_INPUT, "S3InputMode": "Pipe"}}]),
+         "input 'in' S3InputMode Pipe streams the data through a FIFO"),
+        (with_arguments(processing(), ProcessingInputs=[
+            {"InputName": "in", "S3Input": {**S3_INPUT, "S3DataType": "ManifestFile"}}]),
+         "input 'in' S3DataType ManifestFile lists its objects in a manifest"),
+        (with_arguments(processing(), ProcessingInputs=[
+            {"InputName": "in", "S3Input": {**S3_INPUT, "S3CompressionType": "Gzip"}}]),
+         "input 'in' S3CompressionType Gzip"),
+        (with_arguments(processing(), ProcessingInputs=[{"InputName": "q", "DatasetDefinition": {
+            "AthenaDatasetDefinition": {}}}]), "input 'q' reads DatasetDefinition, not an S3Input"),
+        (with_arguments(processing(), ProcessingOutputConfig={"Outputs": [
+            {"OutputName": "f", "FeatureStoreOutput": {"FeatureGroupName": "g"}}]}),
+         "output 'f' writes FeatureStoreOutput, not an S3Output"),
+        (fit_step(ResourceConfig={"InstanceCount": 4, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1}),
+         "step Fit: ResourceConfig.InstanceCount 4: a local job runs on one instance"),
+        (fit_step(AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "Pipe"}),
+         "AlgorithmSpecification.TrainingInputMode Pipe streams the data through a FIFO"),
+        (fit_step(InputDataConfig=[{"ChannelName": "train", "DataSource": S3_CHANNEL, "InputMode": "Pipe"}]),
+         "channel 'train' InputMode Pipe"),
+        (fit_step(InputDataConfig=[{"ChannelName": "train", "DataSource": {"FileSystemDataSource": {
+            "FileSystemId": "fs-1", "FileSystemAccessMode": "ro", "FileSystemType": "EFS",
+            "DirectoryPath": "/d"}}}]), "channel 'train' reads FileSystemDataSource, not an S3DataSource"),
+        (fit_step(OutputDataConfig={"S3OutputPath": f"{BUCKET}/m", "CompressionType": "NONE"}),
+         "OutputDataConfig.CompressionType NONE asks SageMaker to upload the model directory uncompressed"),
+        (fit_step(CheckpointConfig={"S3Uri": f"{BUCKET}/checkpoints"}),
+         "CheckpointConfig asks SageMaker to sync a checkpoint directory with S3"),
+    ],
+)
+def test_what_a_local_job_cannot_reproduce_is_refused_at_upsert(step: dict[str, Any], expected: str) -> None:
+    problems = definition_problems(definition(step))
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_what_a_local_job_can_reproduce_passes() -> None:
+    fast_file = fit_step(AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "FastFile"})
+    output = {"S3Uri": f"{BUCKET}/o", "LocalPath": "/opt/ml/processing/o", "S3UploadMode": "Continuous"}
+    continuous = with_arguments(processing(), ProcessingOutputConfig={"Outputs": [
+        {"OutputName": "o", "S3Output": output}]})
+    from_parameter = processing(count={"Get": "Parameters.Count"})
+    assert definition_problems(definition(fast_file, continuous, from_parameter)) == []
+
+
+def test_an_instance_count_from_a_parameter_fails_the_job_before_it_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    request = processing(count=3)["Arguments"]  # as the parameter resolved
+    request["AppSpecification"]["ContainerEntrypoint"] = ["python3", "-c", f"open({str(marker)!r}, 'w')"]
+    with open(tmp_path / "log.txt", "w") as log:
+        result = run_processing_job("job-3", request, ObjectStore(tmp_path / "store"), tmp_path / "jobs", log)
+    assert (result.status, result.failure_reason) == ("Failed", "ValidationException: "
+                                                      "ProcessingResources.ClusterConfig.InstanceCount 3: "
+                                                      "a local job runs on one instance")
+    assert not marker.exists()

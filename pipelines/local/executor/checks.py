@@ -16,6 +16,7 @@ from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.executor.expressions import ExpressionError, get_references, is_expression
 from pipelines.local.jobs.images import UnsupportedImage, check_image
+from pipelines.local.jobs.limits import processing_limits, training_limits
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.jobs.requirements import (
     REQUIREMENTS_FILE,
@@ -59,6 +60,8 @@ REQUEST_SHAPES = {
     "Training": ("CreateTrainingJob", {"TrainingJobName": "step"}),
     "RegisterModel": ("CreateModelPackage", {}),
 }
+# What each job kind's request may ask for that a local job cannot reproduce (jobs/limits.py).
+JOB_LIMITS = {"Processing": processing_limits, "Training": training_limits}
 IMAGE_FIELDS = {
     "Processing": ("AppSpecification", "ImageUri"),
     "Training": ("AlgorithmSpecification", "TrainingImage"),
@@ -140,6 +143,8 @@ def _step_problems(step: Mapping[str, Any], property_files: Mapping[Any, set[Any
         problems += [f"step {name}: {p}" for p in request_problems(kind, arguments)]
     if kind in IMAGE_FIELDS:
         problems += [f"step {name}: {p}" for p in _image_problems(kind, arguments)]
+    if kind in JOB_LIMITS and isinstance(arguments, Mapping):
+        problems += [f"step {name}: {p}" for p in JOB_LIMITS[kind](arguments)]
     return problems
 
 

@@ -76,13 +76,8 @@ def rebased_env(environment: Mapping[str, Any] | None, base: Path) -> dict[str, 
     return {str(k): rebase(str(v), base) for k, v in (environment or {}).items()}
 
 
-def download(store: ObjectStore, uri: str, local: Path, data_type: str, name: str) -> None:
-    """Stage one input; only S3Prefix (the SDK's default) has a local meaning."""
-    if data_type != "S3Prefix":
-        raise JobError(
-            f"ValidationException: input {name!r}: S3DataType {data_type!r} is not "
-            "supported locally (only S3Prefix)"
-        )
+def download(store: ObjectStore, uri: str, local: Path) -> None:
+    """Stage one input (an S3Prefix: limits.py refuses the other kinds before)."""
     local.mkdir(parents=True, exist_ok=True)
     with store_errors():
         store.download(uri, local)

@@ -21,6 +21,7 @@ from pipelines.local.jobs.container import (
     store_errors,
 )
 from pipelines.local.jobs.images import require_image
+from pipelines.local.jobs.limits import processing_limits, require_reproducible
 from pipelines.local.jobs.outcome import (
     JobError,
     JobResult,
@@ -49,11 +50,12 @@ def run_processing_job(
     start = now_timestamp()
     try:
         require_image(request.get("AppSpecification", {}).get("ImageUri"))
+        require_reproducible(processing_limits(request))
         job = prepare_job_dir(work_dir, job_name)
         outputs = _processing_outputs(request, job.base)
         argv = _container_command(request.get("AppSpecification", {}), job.base)
-        for name, uri, local, data_type in _processing_inputs(request, job.base):
-            download(store, uri, local, data_type, name)
+        for uri, local in _processing_inputs(request, job.base):
+            download(store, uri, local)
     except (JobError, KeyError) as exc:
         return _processing_outcome(job_name, request, start, refused(exc))
     env = {**base_env(job), **rebased_env(request.get("Environment"), job.base)}
@@ -70,32 +72,20 @@ def run_processing_job(
     return _processing_outcome(job_name, request, start, ending)
 
 
-def _processing_inputs(request: Mapping[str, Any], base: Path) -> list[tuple[str, str, Path, str]]:
-    """(name, S3 URI, local dir, S3DataType) of every input; the code arrives as one of them."""
-    inputs = []
-    for item in request.get("ProcessingInputs", []):
-        name = item.get("InputName", "")
-        s3 = item.get("S3Input")
-        if s3 is None:
-            raise JobError(
-                f"ValidationException: input {name!r} has no S3Input; only S3 inputs "
-                "are supported locally"
-            )
-        local = local_path(s3["LocalPath"], base)
-        inputs.append((name, s3["S3Uri"], local, s3.get("S3DataType", "S3Prefix")))
-    return inputs
+def _processing_inputs(request: Mapping[str, Any], base: Path) -> list[tuple[str, Path]]:
+    """(S3 URI, local dir) of every input (S3Input: limits.py refuses the other kinds before); the
+    code arrives as one of them."""
+    return [
+        (item["S3Input"]["S3Uri"], local_path(item["S3Input"]["LocalPath"], base))
+        for item in request.get("ProcessingInputs", [])
+    ]
 
 
 def _processing_outputs(request: Mapping[str, Any], base: Path) -> list[tuple[Path, str]]:
     """(local dir, S3 URI) of every output, the dirs created empty as the container would see."""
     outputs = []
     for item in request.get("ProcessingOutputConfig", {}).get("Outputs", []):
-        s3 = item.get("S3Output")
-        if s3 is None:
-            raise JobError(
-                f"ValidationException: output {item.get('OutputName')!r} has no "
-                "S3Output; only S3 outputs are supported locally"
-            )
+        s3 = item["S3Output"]
         local = local_path(s3["LocalPath"], base)
         local.mkdir(parents=True, exist_ok=True)
         outputs.append((local, s3["S3Uri"]))

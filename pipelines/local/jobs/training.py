@@ -22,6 +22,7 @@ from pipelines.local.jobs.container import (
     store_errors,
 )
 from pipelines.local.jobs.images import require_image
+from pipelines.local.jobs.limits import require_reproducible, training_limits
 from pipelines.local.jobs.outcome import (
     JobError,
     JobResult,
@@ -63,6 +64,7 @@ def run_training_job(
     output_uri = f"{output_path.rstrip('/')}/{job_name}/output"
     try:
         require_image(request.get("AlgorithmSpecification", {}).get("TrainingImage"))
+        require_reproducible(training_limits(request))
         job = prepare_job_dir(work_dir, job_name)
         if not output_path:
             raise KeyError("OutputDataConfig.S3OutputPath")
@@ -103,14 +105,9 @@ def _stage_channels(
     config: dict[str, dict[str, str]] = {}
     for channel in request.get("InputDataConfig", []):
         name = channel["ChannelName"]
-        source = channel.get("DataSource", {}).get("S3DataSource")
-        if source is None:
-            raise JobError(
-                f"ValidationException: channel {name!r} has no S3DataSource; only S3 "
-                "channels are supported locally"
-            )
+        source = channel["DataSource"]["S3DataSource"]
         local = base / "input" / "data" / name
-        download(store, source["S3Uri"], local, source.get("S3DataType", "S3Prefix"), name)
+        download(store, source["S3Uri"], local)
         config[name] = {
             "TrainingInputMode": channel.get("InputMode") or mode,
             "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),

@@ -1,0 +1,108 @@
+"""What a local job cannot reproduce, named before it runs instead of run some other way.
+
+A local job is one process on this machine: one instance, inputs staged as files from S3 objects
+before it starts, outputs uploaded from files when it ends. A request that asks SageMaker for more
+(several instances, Pipe-mode streams, manifest or non-S3 inputs, a model uploaded uncompressed,
+checkpoints synced with S3) would run here in a way it never runs there, so it is refused: at
+upsert for the literal values of a step's Arguments (executor/checks.py), at job start for the
+values expressions resolved to. A value that is still an expression is no literal and passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pipelines.local.jobs.outcome import JobError
+
+ONE_INSTANCE = "a local job runs on one instance"
+FILES_ONLY = "a local job stages S3 objects as files before it starts"
+
+
+def training_limits(request: Mapping[str, Any]) -> list[str]:
+    """What CreateTrainingJob asks for that a local job cannot reproduce."""
+    return list(_training_limits(request))
+
+
+def processing_limits(request: Mapping[str, Any]) -> list[str]:
+    """What CreateProcessingJob asks for that a local job cannot reproduce."""
+    return list(_processing_limits(request))
+
+
+def require_reproducible(problems: list[str]) -> None:
+    """At job start: the job fails before anything is staged or run."""
+    if problems:
+        raise JobError("ValidationException: " + "; ".join(problems))
+
+
+def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
+    resources = _section(request, "ResourceConfig")
+    yield from _instances("ResourceConfig.InstanceCount", resources.get("InstanceCount"))
+    if resources.get("InstanceGroups"):
+        yield f"ResourceConfig.InstanceGroups asks for a heterogeneous cluster: {ONE_INSTANCE}"
+    mode = _section(request, "AlgorithmSpecification").get("TrainingInputMode")
+    yield from _pipe("AlgorithmSpecification.TrainingInputMode", mode)
+    for channel in request.get("InputDataConfig") or []:
+        where = f"channel {channel.get('ChannelName')!r}"
+        yield from _pipe(f"{where} InputMode", channel.get("InputMode"))
+        source = _section(channel, "DataSource")
+        if "S3DataSource" not in source:
+            yield f"{where} reads {_named(source, ())}, not an S3DataSource: {FILES_ONLY}"
+        else:
+            yield from _s3_prefix(where, source["S3DataSource"].get("S3DataType"))
+    if _section(request, "OutputDataConfig").get("CompressionType") == "NONE":
+        yield (
+            "OutputDataConfig.CompressionType NONE asks SageMaker to upload the model directory "
+            "uncompressed: a local job uploads model.tar.gz"
+        )
+    if request.get("CheckpointConfig"):
+        yield (
+            "CheckpointConfig asks SageMaker to sync a checkpoint directory with S3 while the job "
+            "runs: a local job does not"
+        )
+
+
+def _processing_limits(request: Mapping[str, Any]) -> Iterator[str]:
+    cluster = _section(_section(request, "ProcessingResources"), "ClusterConfig")
+    yield from _instances("ProcessingResources.ClusterConfig.InstanceCount", cluster.get("InstanceCount"))
+    for item in request.get("ProcessingInputs") or []:
+        where = f"input {item.get('InputName')!r}"
+        s3 = item.get("S3Input")
+        if s3 is None:
+            yield f"{where} reads {_named(item, ('InputName', 'AppManaged'))}, not an S3Input: {FILES_ONLY}"
+            continue
+        yield from _s3_prefix(where, s3.get("S3DataType"))
+        yield from _pipe(f"{where} S3InputMode", s3.get("S3InputMode"))
+        if s3.get("S3CompressionType") == "Gzip":
+            yield f"{where} S3CompressionType Gzip streams decompressed data through a pipe: {FILES_ONLY}"
+    for item in _section(request, "ProcessingOutputConfig").get("Outputs") or []:
+        if item.get("S3Output") is None:
+            yield (
+                f"output {item.get('OutputName')!r} writes {_named(item, ('OutputName', 'AppManaged'))}, "
+                "not an S3Output: a local job uploads files to S3 only"
+            )
+
+
+def _named(item: Mapping[str, Any], besides: tuple[str, ...]) -> str:
+    """The sources or destinations an item names instead of S3, for the message."""
+    return " and ".join(key for key in item if key not in besides) or "nothing"
+
+
+def _section(request: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = request.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _instances(where: str, count: Any) -> Iterator[str]:
+    if isinstance(count, int) and not isinstance(count, bool) and count > 1:
+        yield f"{where} {count}: {ONE_INSTANCE}"
+
+
+def _pipe(where: str, mode: Any) -> Iterator[str]:
+    if mode == "Pipe":
+        yield f"{where} Pipe streams the data through a FIFO: {FILES_ONLY} (File or FastFile)"
+
+
+def _s3_prefix(where: str, data_type: Any) -> Iterator[str]:
+    if isinstance(data_type, str) and data_type != "S3Prefix":
+        yield f"{where} S3DataType {data_type} lists its objects in a manifest: {FILES_ONLY} under a prefix"
