@@ -316,3 +316,30 @@ def test_an_instance_count_from_a_parameter_fails_the_job_before_it_runs(tmp_pat
                                                       "ProcessingResources.ClusterConfig.InstanceCount 3: "
                                                       "a local job runs on one instance")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("image", "refusal"),
+    [
+        (f"{REGISTRY}/sagemaker-xgboost:1.7-1", "cannot run locally"),
+        (f"{REGISTRY}/sagemaker-scikit-learn:0.23-1-cpu-py3", "has scikit-learn 0.23"),
+        (HERE, None),
+    ],
+)
+def test_a_model_for_an_image_the_local_model_server_cannot_stand_in_for_is_refused(
+    tmp_path: Path, image: str, refusal: str | None
+) -> None:
+    dispatcher = Dispatcher(local_sagemaker(tmp_path))
+    request = {"ModelName": "m", "ExecutionRoleArn": ROLE,
+               "PrimaryContainer": {"Image": image, "ModelDataUrl": f"{BUCKET}/model.tar.gz"}}
+
+    reply = send(dispatcher, "SageMaker", "CreateModel", request)
+
+    described = send(dispatcher, "SageMaker", "DescribeModel", {"ModelName": "m"})
+    if refusal is None:
+        assert (reply.status, described.status) == (200, 200)
+        return
+    error = json.loads(reply.body)
+    assert (reply.status, error["__type"], described.status) == (400, "ValidationException", 400)
+    assert error["message"].startswith(f"PrimaryContainer.Image: image {image!r}")
+    assert refusal in error["message"] and "model servers" in error["message"]

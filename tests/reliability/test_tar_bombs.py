@@ -132,7 +132,7 @@ def put_model(local: Local, name: str, artifact: bytes) -> str:
     local.store.put_bytes(uri, artifact)
     sm = local.client("sagemaker")
     sm.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/sm",
-                    PrimaryContainer={"Image": "sklearn", "ModelDataUrl": uri})
+                    PrimaryContainer={"Image": LOCAL_IMAGE, "ModelDataUrl": uri})
     sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large",
         "InitialInstanceCount": 1}])

@@ -50,7 +50,7 @@ def check_image(image_uri: str) -> None:
     """Raise UnsupportedImage unless the local environment reproduces `image_uri`."""
     here = local_sklearn_release()
     provides = (
-        f"the local target runs jobs in the SageMaker scikit-learn image's contract with "
+        f"the local target runs jobs and model servers in the SageMaker scikit-learn image's contract with "
         f"scikit-learn {here} (image tag {here}-<build>-cpu-py3)"
     )
     match = _SKLEARN_IMAGE.match(image_uri)

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from pipelines.local.errors import invalid
+from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Filter, Listing, between, contains, equals
 from pipelines.local.service.serving import Serving
@@ -48,6 +49,7 @@ class EndpointOperations:
         container = request.get("PrimaryContainer") or (request.get("Containers") or [None])[0]
         if not container or not container.get("ModelDataUrl"):
             raise invalid("PrimaryContainer.ModelDataUrl is required")
+        _check_serving_image(container.get("Image"))
         body = {
             "ModelName": name,
             "ModelArn": self.context.arn("model", name.lower()),
@@ -196,3 +198,14 @@ class EndpointRecords:
                     body[key] = value
             body["LastModifiedTime"] = time.time()
             self.context.database.put("endpoint", name, body, body["CreationTime"])
+
+
+def _check_serving_image(image: Any) -> None:
+    """A model server here is the scikit-learn image's serving contract with this machine's
+    scikit-learn: a model meant for another image is refused when it is created, naming both, not
+    served by something it was not built for."""
+    if isinstance(image, str):
+        try:
+            check_image(image)
+        except UnsupportedImage as error:
+            raise invalid(f"PrimaryContainer.Image: {error}") from None
