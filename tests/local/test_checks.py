@@ -288,8 +288,6 @@ def fit_step(**arguments: Any) -> dict[str, Any]:
             "DirectoryPath": "/d"}}}]), "channel 'train' reads FileSystemDataSource, not an S3DataSource"),
         (fit_step(OutputDataConfig={"S3OutputPath": f"{BUCKET}/m", "CompressionType": "NONE"}),
          "OutputDataConfig.CompressionType NONE asks SageMaker to upload the model directory uncompressed"),
-        (fit_step(CheckpointConfig={"S3Uri": f"{BUCKET}/checkpoints"}),
-         "CheckpointConfig asks SageMaker to sync a checkpoint directory with S3"),
     ],
 )
 def test_what_a_local_job_cannot_reproduce_is_refused_at_upsert(step: dict[str, Any], expected: str) -> None:
@@ -303,7 +301,9 @@ def test_what_a_local_job_can_reproduce_passes() -> None:
     continuous = with_arguments(processing(), ProcessingOutputConfig={"Outputs": [
         {"OutputName": "o", "S3Output": output}]})
     from_parameter = processing(count={"Get": "Parameters.Count"})
-    assert definition_problems(definition(fast_file, continuous, from_parameter)) == []
+    checkpointed = fit_step(CheckpointConfig={"S3Uri": f"{BUCKET}/checkpoints"})
+    checkpointed["Name"] = "Resume"
+    assert definition_problems(definition(fast_file, continuous, from_parameter, checkpointed)) == []
 
 
 def test_an_instance_count_from_a_parameter_fails_the_job_before_it_runs(tmp_path: Path) -> None:

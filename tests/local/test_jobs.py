@@ -625,6 +625,38 @@ def test_an_entry_point_the_toolkit_would_not_run_as_a_script_fails_the_job_befo
     assert not store.exists(f"{BUCKET}/models/kind-1/output/model.tar.gz")
 
 
+CHECKPOINTING = _script(
+    """
+    import os, sys
+    base = os.environ["SAGEMAKER_BASE_DIR"]
+    checkpoints = os.path.join(base, "checkpoints")
+    found = sorted(os.listdir(checkpoints))
+    with open(os.path.join(checkpoints, f"epoch-{len(found) + 1}"), "w") as f:
+        f.write(os.environ["TRAINING_JOB_NAME"])
+    with open(os.path.join(base, "model", "resumed-from"), "w") as f:
+        f.write(",".join(found))
+    sys.exit(1 if not found else 0)  # the first attempt dies after its first checkpoint
+    """
+)
+
+
+def test_checkpoints_are_restored_before_a_job_and_saved_after_it_even_when_it_fails(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    request = _training_request(store, CHECKPOINTING)
+    request["CheckpointConfig"] = {"S3Uri": f"{BUCKET}/checkpoints/run-1"}
+
+    first = run_training_job("ckpt-1", request, store, work_dir, io.StringIO())
+    second = run_training_job("ckpt-2", request, store, work_dir, io.StringIO())
+
+    assert (first.status, second.status) == ("Failed", "Succeeded")
+    assert store.get_bytes(f"{BUCKET}/checkpoints/run-1/epoch-1") == b"ckpt-1"
+    assert store.get_bytes(f"{BUCKET}/checkpoints/run-1/epoch-2") == b"ckpt-2"
+    model = _members(store.get_bytes(f"{BUCKET}/models/ckpt-2/output/model.tar.gz"))
+    assert model["resumed-from"] == b"epoch-1"
+
+
 def test_training_failure_file_becomes_the_reason(store: ObjectStore, work_dir: Path) -> None:
     script = _script(
         """

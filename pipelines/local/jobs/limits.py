@@ -2,10 +2,10 @@
 
 A local job is one process on this machine: one instance, inputs staged as files from S3 objects
 before it starts, outputs uploaded from files when it ends. A request that asks SageMaker for more
-(several instances, Pipe-mode streams, manifest or non-S3 inputs, a model uploaded uncompressed,
-checkpoints synced with S3) would run here in a way it never runs there, so it is refused: at
-upsert for the literal values of a step's Arguments (executor/checks.py), at job start for the
-values expressions resolved to. A value that is still an expression is no literal and passes.
+(several instances, Pipe-mode streams, manifest or non-S3 inputs, a model uploaded uncompressed)
+would run here in a way it never runs there, so it is refused: at upsert for the literal values of
+a step's Arguments (executor/checks.py), at job start for the values expressions resolved to. A
+value that is still an expression is no literal and passes.
 """
 
 from __future__ import annotations
@@ -54,11 +54,6 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
         yield (
             "OutputDataConfig.CompressionType NONE asks SageMaker to upload the model directory "
             "uncompressed: a local job uploads model.tar.gz"
-        )
-    if request.get("CheckpointConfig"):
-        yield (
-            "CheckpointConfig asks SageMaker to sync a checkpoint directory with S3 while the job "
-            "runs: a local job does not"
         )
 
 

@@ -15,6 +15,7 @@ from pipelines.local.jobs.container import (
     JobDirs,
     base_env,
     download,
+    local_path,
     max_runtime,
     prepare_job_dir,
     rebased_env,
@@ -46,6 +47,8 @@ from pipelines.local.storage.archives import UnsafeArchive, extract_tar
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore, iter_files
 from pipelines.local.system.clock import now_timestamp
 
+CHECKPOINTS = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath when the request names none
+
 
 def run_training_job(
     job_name: str,
@@ -72,6 +75,7 @@ def run_training_job(
         _write_config(job.base, stored, channels)
         program, submit_uri = _stage_code(hyperparameters, job.base, store)
         satisfied = check_code_dir(job.base / "code", TRAINING_TOOLKIT)
+        checkpoints = _restore_checkpoints(request, job.base, store)
     except (JobError, KeyError) as exc:
         return _training_outcome(job_name, request, stored, start, refused(exc), output_uri)
     if satisfied:
@@ -89,12 +93,31 @@ def run_training_job(
     argv = [sys.executable, program, *args]
     finish = run_container(argv, env, job.base / "code", job, log, timeout, cancel)
     ending = job_status(finish, job.base / "output" / "failure", timeout)
-    if ending.status == "Completed":
-        try:
+    try:
+        if checkpoints is not None:  # whatever the ending: SageMaker syncs them while the job runs
+            with store_errors():
+                store.upload_dir(*checkpoints)
+        if ending.status == "Completed":
             _upload_artifacts(job, store, output_uri)
-        except JobError as exc:
-            ending = JobStatus("Failed", "Failed", str(exc))
+    except JobError as exc:
+        ending = JobStatus("Failed", "Failed", str(exc)) if ending.status == "Completed" else ending
     return _training_outcome(job_name, request, stored, start, ending, output_uri)
+
+
+def _restore_checkpoints(
+    request: Mapping[str, Any], base: Path, store: ObjectStore
+) -> tuple[Path, str] | None:
+    """CheckpointConfig: its S3 objects copied into LocalPath before the job starts, as SageMaker
+    restores them (a resumed job finds what an earlier one saved); returns (dir, S3 URI)."""
+    config = request.get("CheckpointConfig")
+    if not config:
+        return None
+    local = local_path(config.get("LocalPath") or CHECKPOINTS, base)
+    local.mkdir(parents=True, exist_ok=True)
+    if store.list(config["S3Uri"].rstrip("/") + "/"):
+        with store_errors():
+            store.download(config["S3Uri"], local)
+    return local, config["S3Uri"]
 
 
 def _stage_channels(
