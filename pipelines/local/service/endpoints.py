@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from pipelines.local.errors import invalid
+from pipelines.local.hosting.limits import endpoint_config_limits, model_limits
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Filter, Listing, between, contains, equals
@@ -46,6 +47,7 @@ class EndpointOperations:
 
     def create_model(self, request: Body) -> Body:
         name = request["ModelName"]
+        _refuse(model_limits(request))
         container = request.get("PrimaryContainer") or (request.get("Containers") or [None])[0]
         if not container or not container.get("ModelDataUrl"):
             raise invalid("PrimaryContainer.ModelDataUrl is required")
@@ -81,6 +83,7 @@ class EndpointOperations:
         variants = request.get("ProductionVariants") or []
         if not variants:
             raise invalid("ProductionVariants must have at least one variant")
+        _refuse(endpoint_config_limits(request))
         for variant in variants:
             self.context.get("model", variant["ModelName"], "model")
         body = {
@@ -198,6 +201,12 @@ class EndpointRecords:
                     body[key] = value
             body["LastModifiedTime"] = time.time()
             self.context.database.put("endpoint", name, body, body["CreationTime"])
+
+
+def _refuse(problems: list[str]) -> None:
+    """What local hosting cannot reproduce (hosting/limits.py), refused before anything is stored."""
+    if problems:
+        raise invalid("; ".join(problems))
 
 
 def _check_serving_image(image: Any) -> None:

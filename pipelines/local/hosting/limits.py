@@ -1,0 +1,53 @@
+"""What a model or endpoint configuration asks of SageMaker hosting that local hosting cannot
+reproduce, refused when it is created instead of served some other way.
+
+A local endpoint is real-time: each variant is one model server process running one container's
+inference code, and every invocation reaches the variant that traffic weights pick. An inference
+pipeline of several containers, a multi-model container, asynchronous inference, shadow variants
+that receive a copy of production traffic, and online explanations all behave otherwise on
+SageMaker; served here they would answer as none of them does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+ONE_CONTAINER = "a local model server runs one container's inference code"
+
+
+def model_limits(request: Mapping[str, Any]) -> list[str]:
+    """What CreateModel asks for that local hosting cannot reproduce."""
+    return list(_model_limits(request))
+
+
+def endpoint_config_limits(request: Mapping[str, Any]) -> list[str]:
+    """What CreateEndpointConfig asks for that local hosting cannot reproduce."""
+    return list(_endpoint_config_limits(request))
+
+
+def _model_limits(request: Mapping[str, Any]) -> Iterator[str]:
+    containers = request.get("Containers") or []
+    if len(containers) > 1:
+        yield (
+            f"Containers holds {len(containers)} containers, an inference pipeline SageMaker runs "
+            f"one after another: {ONE_CONTAINER}"
+        )
+    for container in [request.get("PrimaryContainer") or {}, *containers]:
+        if container.get("Mode") == "MultiModel":
+            yield f"container Mode MultiModel asks for a multi-model endpoint: {ONE_CONTAINER}, for one model"
+
+
+def _endpoint_config_limits(request: Mapping[str, Any]) -> Iterator[str]:
+    if request.get("AsyncInferenceConfig"):
+        yield (
+            "AsyncInferenceConfig asks for asynchronous inference (InvokeEndpointAsync, results in "
+            "S3): local endpoints are real-time only"
+        )
+    if request.get("ShadowProductionVariants"):
+        yield (
+            "ShadowProductionVariants would receive a copy of the production traffic: local "
+            "endpoints do not mirror traffic"
+        )
+    if request.get("ExplainerConfig"):
+        yield "ExplainerConfig asks for online explanations (SageMaker Clarify): local endpoints give none"
