@@ -519,3 +519,21 @@ def test_inference_requirements_this_environment_satisfies_start_the_server(
 
     assert status.wait(1)[0][1] == "InService"
     assert answer(hosting.invoke("ep", b'"x"', JSON, JSON))["version"] == "v1"
+
+
+SLOW_START = b"import time\ntime.sleep(3)\n" + INFERENCE.encode()
+
+
+@pytest.mark.parametrize(("timeout", "state"), [(1.0, "Failed"), (30.0, "InService")])
+def test_the_variants_own_health_check_timeout_bounds_its_start(
+    hosting: Endpoints, store: DirStore, timeout: float, state: str
+) -> None:
+    status = StatusLog()
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", {"code/inference.py": SLOW_START})
+
+    hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", uri, {}, health_timeout=timeout)], None, status)
+
+    (call,) = status.wait(1)
+    assert call[1] == state, call
+    if state == "Failed":
+        assert "not healthy within 1 s" in call[2]

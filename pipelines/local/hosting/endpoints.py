@@ -36,7 +36,6 @@ from typing import Any
 
 from pipelines.local.hosting.capture import DEFAULT_CSV_TYPES, DEFAULT_JSON_TYPES, CaptureWriter, PathStore
 from pipelines.local.hosting.model_process import (
-    HEALTH_TIMEOUT_SECONDS,
     DeploymentError,
     InvokeResult,
     ModelServerProcess,
@@ -377,8 +376,9 @@ class Endpoints:
                 server = launch(variant, variant_dir, self._store, writer, self._spawner)
                 self._track(server)
                 servers.append(server)
-            deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
+            started = time.monotonic()
             for server in servers:
+                deadline = started + server.variant.health_timeout
                 server.wait_ready(deadline, lambda: self._cancelled(endpoint))
         except BaseException:
             for server in servers:

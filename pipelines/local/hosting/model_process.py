@@ -33,7 +33,7 @@ from steps.integrity import ModelDataMismatch, check_digest, registered_digest, 
 
 log = logging.getLogger(__name__)
 
-HEALTH_TIMEOUT_SECONDS = 60.0
+HEALTH_TIMEOUT_SECONDS = 60.0  # unless the variant sets ContainerStartupHealthCheckTimeoutInSeconds
 INVOKE_TIMEOUT_SECONDS = 60.0  # SageMaker's model response timeout
 STOP_SECONDS = 10.0
 POLL_SECONDS = 0.05
@@ -53,6 +53,7 @@ class VariantSpec:
     initial_weight: float = 1.0
     # The SHA-256 its model package registered ("" when it registered none); None: no package.
     model_data_sha256: str | None = None
+    health_timeout: float = HEALTH_TIMEOUT_SECONDS  # seconds to answer /ping after it starts
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ class ModelServerProcess:
                 self._pool = ConnectionPool(port, INVOKE_TIMEOUT_SECONDS)
                 return
             if time.monotonic() > deadline:
-                raise DeploymentError(self._reason(f"not healthy within {HEALTH_TIMEOUT_SECONDS:g} s"))
+                raise DeploymentError(self._reason(f"not healthy within {self.variant.health_timeout:g} s"))
             time.sleep(POLL_SECONDS)
 
     def _reason(self, what: str) -> str:

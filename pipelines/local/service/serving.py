@@ -65,6 +65,7 @@ class Serving:
                     environment=environment,
                     initial_weight=float(variant.get("InitialVariantWeight", 1.0)),
                     model_data_sha256=self._registered_digest(environment.get(PACKAGE_VARIABLE)),
+                    **_health_timeout(variant),
                 )
             )
         return variants
@@ -192,3 +193,8 @@ class Serving:
     def shutdown(self) -> None:
         self.processes.shutdown()
 
+
+def _health_timeout(variant: Body) -> dict[str, float]:
+    """The variant's own limit for its container to answer /ping, when it sets one."""
+    seconds = variant.get("ContainerStartupHealthCheckTimeoutInSeconds")
+    return {} if seconds is None else {"health_timeout": float(seconds)}
