@@ -286,6 +286,12 @@ def fit_step(**arguments: Any) -> dict[str, Any]:
         (fit_step(InputDataConfig=[{"ChannelName": "train", "DataSource": {"FileSystemDataSource": {
             "FileSystemId": "fs-1", "FileSystemAccessMode": "ro", "FileSystemType": "EFS",
             "DirectoryPath": "/d"}}}]), "channel 'train' reads FileSystemDataSource, not an S3DataSource"),
+        (fit_step(AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File",
+                                          "MetricDefinitions": [{"Name": "acc", "Regex": "acc=([0-9.]+"}]}),
+         "metric 'acc': Regex 'acc=([0-9.]+' is not a regular expression Python reads"),
+        (fit_step(AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File",
+                                          "MetricDefinitions": [{"Name": "acc", "Regex": "acc=[0-9.]+"}]}),
+         "metric 'acc': Regex 'acc=[0-9.]+' has no group: the value is what its first group captures"),
         (fit_step(OutputDataConfig={"S3OutputPath": f"{BUCKET}/m", "CompressionType": "NONE"}),
          "OutputDataConfig.CompressionType NONE asks SageMaker to upload the model directory uncompressed"),
     ],

@@ -657,6 +657,35 @@ def test_checkpoints_are_restored_before_a_job_and_saved_after_it_even_when_it_f
     assert model["resumed-from"] == b"epoch-1"
 
 
+METRICS_SCRIPT = _script(
+    """
+    import sys
+    print("epoch 1 accuracy=0.5 loss=0.9")
+    print("epoch 2 accuracy=0.75 loss=0.4", file=sys.stderr)
+    print("summary: accuracy=high")  # not a number: SageMaker reads nothing from it
+    """
+)
+
+
+def test_metric_definitions_read_the_last_value_each_matched_in_the_log(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    request = _training_request(store, METRICS_SCRIPT)
+    request["AlgorithmSpecification"]["MetricDefinitions"] = [
+        {"Name": "train:accuracy", "Regex": r"accuracy=(\S+)"},
+        {"Name": "train:loss", "Regex": r"loss=([0-9.]+)"},
+        {"Name": "validation:auc", "Regex": r"auc=([0-9.]+)"},  # never printed
+    ]
+
+    outcome = run_training_job("metrics-1", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Succeeded", outcome.failure_reason
+    final = outcome.properties["FinalMetricDataList"]
+    assert [(m["MetricName"], m["Value"]) for m in final] == [("train:accuracy", 0.75), ("train:loss", 0.4)]
+    assert all(m["Timestamp"] for m in final)
+
+
 def test_training_failure_file_becomes_the_reason(store: ObjectStore, work_dir: Path) -> None:
     script = _script(
         """

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pipelines.local.jobs.metrics import metric_definition_problems
 from pipelines.local.jobs.outcome import JobError
 
 ONE_INSTANCE = "a local job runs on one instance"
@@ -50,6 +51,7 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
             yield f"{where} reads {_named(source, ())}, not an S3DataSource: {FILES_ONLY}"
         else:
             yield from _s3_prefix(where, source["S3DataSource"].get("S3DataType"))
+    yield from metric_definition_problems(request)
     if _section(request, "OutputDataConfig").get("CompressionType") == "NONE":
         yield (
             "OutputDataConfig.CompressionType NONE asks SageMaker to upload the model directory "

@@ -24,6 +24,7 @@ from pipelines.local.jobs.container import (
 )
 from pipelines.local.jobs.images import require_image
 from pipelines.local.jobs.limits import require_reproducible, training_limits
+from pipelines.local.jobs.metrics import final_metrics
 from pipelines.local.jobs.outcome import (
     JobError,
     JobResult,
@@ -93,6 +94,7 @@ def run_training_job(
     argv = [sys.executable, program, *args]
     finish = run_container(argv, env, job.base / "code", job, log, timeout, cancel)
     ending = job_status(finish, job.base / "output" / "failure", timeout)
+    metrics = final_metrics(request, job.root / "logs.txt", now_timestamp())
     try:
         if checkpoints is not None:  # whatever the ending: SageMaker syncs them while the job runs
             with store_errors():
@@ -101,7 +103,7 @@ def run_training_job(
             _upload_artifacts(job, store, output_uri)
     except JobError as exc:
         ending = JobStatus("Failed", "Failed", str(exc)) if ending.status == "Completed" else ending
-    return _training_outcome(job_name, request, stored, start, ending, output_uri)
+    return _training_outcome(job_name, request, stored, start, ending, output_uri, metrics)
 
 
 def _restore_checkpoints(
@@ -213,8 +215,10 @@ def _training_outcome(
     start: str,
     ending: JobStatus,
     output_uri: str,
+    metrics: list[dict[str, Any]] | None = None,
 ) -> JobResult:
-    """DescribeTrainingJob's shape: the request echoed back plus identity, status and artifacts."""
+    """DescribeTrainingJob's shape: the request echoed back plus identity, status, artifacts and
+    the final value of each metric its definitions read from the log."""
     arn = job_arn("training-job", job_name)
     properties = {
         **copy.deepcopy(dict(request)),
@@ -228,4 +232,6 @@ def _training_outcome(
         "TrainingStartTime": start,
         "TrainingEndTime": now_timestamp(),
     }
+    if metrics:
+        properties["FinalMetricDataList"] = metrics
     return job_result(ending, properties, {"TrainingJob": {"Arn": arn}})
