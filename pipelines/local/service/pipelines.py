@@ -26,6 +26,7 @@ from pipelines.local.executor.selection import SelectionError, select_steps
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Listing, between, numbered, only, prefix
 from pipelines.local.storage.database import Body, public
+from pipelines.local.storage.objects import NoSuchKey
 from pipelines.local.system.supervision import kill_recorded_groups
 
 ACTIVE = ("Executing", "Stopping")
@@ -85,12 +86,10 @@ class PipelineOperations:
         return self.runner
 
     # ---- pipelines -------------------------------------------------------------------------
-    def _definition(self, request: Body) -> Body:
-        raw = request.get("PipelineDefinition")
-        if not raw:
-            raise invalid(
-                "PipelineDefinition is required (PipelineDefinitionS3Location is not supported locally)"
-            )
+    def _definition(self, request: Body) -> tuple[str, Body]:
+        """The definition's text, from the request or the S3 object it names, and its checked
+        JSON."""
+        raw = self._definition_text(request)
         try:
             definition: Body = json.loads(raw)
             validate_definition(definition)
@@ -99,7 +98,25 @@ class PipelineOperations:
         unsatisfied = source_problems(definition, self._stored_file)
         if unsatisfied:
             raise invalid("Invalid pipeline definition: " + "\n".join(unsatisfied))
-        return definition
+        return raw, definition
+
+    def _definition_text(self, request: Body) -> str:
+        """PipelineDefinition, or the object PipelineDefinitionS3Location names (where the SDK puts
+        a definition of 100 KB or more), read from the local S3."""
+        location = request.get("PipelineDefinitionS3Location")
+        if "PipelineDefinition" in request and location is not None:
+            raise invalid("Specify PipelineDefinition or PipelineDefinitionS3Location, not both.")
+        if location is None:
+            if not request.get("PipelineDefinition"):
+                raise invalid("PipelineDefinition or PipelineDefinitionS3Location is required.")
+            return str(request["PipelineDefinition"])
+        uri = f"s3://{location['Bucket']}/{location['ObjectKey']}"
+        try:
+            return self.context.store.get_bytes(uri, location.get("VersionId")).decode("utf-8")
+        except (NoSuchKey, ValueError) as error:  # no such object or version; a key unsafe here
+            raise invalid(f"Could not read the pipeline definition at {uri}: {error}") from None
+        except UnicodeDecodeError:
+            raise invalid(f"The pipeline definition at {uri} is not UTF-8 text.") from None
 
     def _stored_file(self, uri: str) -> Path | None:
         """The local S3 object's file, if `uri` names one that exists."""
@@ -112,7 +129,7 @@ class PipelineOperations:
     def create_pipeline(self, request: Body) -> Body:
         name = request["PipelineName"]
         _refuse_aliases(request)
-        self._definition(request)
+        definition_text, _ = self._definition(request)
         with self.context.lock:
             if self._find(name):
                 raise ServiceError("ResourceInUse", f"Pipeline {name} already exists.")
@@ -122,7 +139,7 @@ class PipelineOperations:
                 "PipelineName": name,
                 "PipelineDisplayName": request.get("PipelineDisplayName", name),
                 "PipelineDescription": request.get("PipelineDescription", ""),
-                "PipelineDefinition": request["PipelineDefinition"],
+                "PipelineDefinition": definition_text,
                 "RoleArn": request["RoleArn"],
                 "PipelineStatus": "Active",
                 "CreationTime": now,
@@ -138,16 +155,16 @@ class PipelineOperations:
 
     def update_pipeline(self, request: Body) -> Body:
         _refuse_aliases(request)
-        if "PipelineDefinition" in request:
-            self._definition(request)
+        changes: Body = {
+            key: request[key]
+            for key in ("PipelineDisplayName", "PipelineDescription", "RoleArn", "ParallelismConfiguration")
+            if key in request
+        }
+        if "PipelineDefinition" in request or "PipelineDefinitionS3Location" in request:
+            changes["PipelineDefinition"], _ = self._definition(request)
         with self.context.lock:
             body = self._pipeline(request["PipelineName"])
-            for key in (
-                "PipelineDefinition", "PipelineDisplayName", "PipelineDescription", "RoleArn",
-                "ParallelismConfiguration",
-            ):
-                if key in request:
-                    body[key] = request[key]
+            body.update(changes)
             body["LastModifiedTime"] = time.time()
             body["_VersionId"] = _version_id(body) + 1
             body.pop("PipelineVersionId", None)  # where state written before versions kept it
