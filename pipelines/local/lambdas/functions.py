@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.local.errors import ServiceError, invalid, not_found
+from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.lambdas.python_runtimes import UnavailableRuntime, interpreter
 from pipelines.local.lambdas.runtime import Configuration, WarmEnvironments
 from pipelines.local.storage import credentials
@@ -142,7 +142,7 @@ class Functions:
         name = function_name(name_or_arn)
         body = self.database.get("function", name)
         if body is None:
-            raise not_found("function", name, code="ResourceNotFoundException")
+            raise ServiceError("ResourceNotFoundException", f"Function not found: {self._arn(name)}", 404)
         return body
 
     def _sdk_environment(self) -> dict[str, str]:

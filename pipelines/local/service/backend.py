@@ -61,7 +61,7 @@ class LocalSageMaker:
                 self.pipelines, self.registry, self.endpoints, self.jobs, TagOperations(self.context),
             ),
             "AWSEvents": _operations("AWSEvents", self.events),
-            "Lambda": _operations("Lambda", FunctionOperations(self.functions)),
+            "Lambda": _operations("Lambda", FunctionOperations(self.functions, self.context.store)),
         }
 
     def operation(self, service: str, name: str) -> Operation | None:
