@@ -76,3 +76,38 @@ def test_a_one_container_real_time_configuration_is_accepted(dispatcher: Dispatc
     assert send(dispatcher, "SageMaker", "CreateModel", model).status == 200
     config = {"EndpointConfigName": "c", "ProductionVariants": [{**VARIANT, "ModelName": "single"}]}
     assert send(dispatcher, "SageMaker", "CreateEndpointConfig", config).status == 200
+
+
+ROLLOUTS = [
+    ({"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+                              "WaitIntervalInSeconds": 60}},
+     "DeploymentConfig.RollingUpdatePolicy replaces instances in batches"),
+    ({"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+        "Type": "CANARY", "WaitIntervalInSeconds": 60,
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}}},
+     "TrafficRoutingConfiguration CANARY shifts traffic in steps"),
+    ({"BlueGreenUpdatePolicy": {
+        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}},
+      "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "errors"}]}},
+     "AutoRollbackConfiguration rolls back when a CloudWatch alarm fires"),
+]
+
+
+@pytest.mark.parametrize(("deployment", "expected"), ROLLOUTS)
+def test_a_rollout_a_local_update_cannot_reproduce_is_refused(
+    dispatcher: Dispatcher, deployment: dict[str, Any], expected: str
+) -> None:
+    config = {"EndpointConfigName": "c", "ProductionVariants": [VARIANT]}
+    assert send(dispatcher, "SageMaker", "CreateEndpointConfig", config).status == 200
+    request = {"EndpointName": "ep", "EndpointConfigName": "c", "DeploymentConfig": deployment}
+    assert expected in refused(dispatcher, "CreateEndpoint", request, {"EndpointName": "ep"})
+
+
+def test_an_all_at_once_blue_green_rollout_is_accepted(dispatcher: Dispatcher) -> None:
+    deployment = {"BlueGreenUpdatePolicy": {
+        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+        "TerminationWaitInSeconds": 0}}
+    config = {"EndpointConfigName": "c", "ProductionVariants": [VARIANT]}
+    assert send(dispatcher, "SageMaker", "CreateEndpointConfig", config).status == 200
+    request = {"EndpointName": "ep", "EndpointConfigName": "c", "DeploymentConfig": deployment}
+    assert send(dispatcher, "SageMaker", "CreateEndpoint", request).status == 200

@@ -2,10 +2,11 @@
 reproduce, refused when it is created instead of served some other way.
 
 A local endpoint is real-time: each variant is one model server process running one container's
-inference code, and every invocation reaches the variant that traffic weights pick. An inference
-pipeline of several containers, a multi-model container, asynchronous inference, shadow variants
-that receive a copy of production traffic, and online explanations all behave otherwise on
-SageMaker; served here they would answer as none of them does.
+inference code, and every invocation reaches the variant that traffic weights pick; an update moves
+all traffic at once when the new servers are healthy. An inference pipeline of several containers,
+a multi-model container, asynchronous inference, shadow variants that receive a copy of production
+traffic, online explanations, traffic shifted in steps and rollbacks on CloudWatch alarms all behave
+otherwise on SageMaker; served here they would answer as none of them does.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 ONE_CONTAINER = "a local model server runs one container's inference code"
+ALL_AT_ONCE = "a local update moves all traffic at once when the new model servers are healthy"
 
 
 def model_limits(request: Mapping[str, Any]) -> list[str]:
@@ -24,6 +26,25 @@ def model_limits(request: Mapping[str, Any]) -> list[str]:
 def endpoint_config_limits(request: Mapping[str, Any]) -> list[str]:
     """What CreateEndpointConfig asks for that local hosting cannot reproduce."""
     return list(_endpoint_config_limits(request))
+
+
+def deployment_limits(request: Mapping[str, Any]) -> list[str]:
+    """What CreateEndpoint's or UpdateEndpoint's DeploymentConfig asks for that a local update
+    cannot reproduce."""
+    return list(_deployment_limits(request.get("DeploymentConfig") or {}))
+
+
+def _deployment_limits(config: Mapping[str, Any]) -> Iterator[str]:
+    if config.get("RollingUpdatePolicy"):
+        yield f"DeploymentConfig.RollingUpdatePolicy replaces instances in batches: {ALL_AT_ONCE}"
+    routing = (config.get("BlueGreenUpdatePolicy") or {}).get("TrafficRoutingConfiguration") or {}
+    if routing.get("Type") in ("CANARY", "LINEAR"):
+        yield f"TrafficRoutingConfiguration {routing['Type']} shifts traffic in steps: {ALL_AT_ONCE}"
+    if (config.get("AutoRollbackConfiguration") or {}).get("Alarms"):
+        yield (
+            "AutoRollbackConfiguration rolls back when a CloudWatch alarm fires: the local target "
+            "has no CloudWatch alarms (an update that fails its health check is rolled back)"
+        )
 
 
 def _model_limits(request: Mapping[str, Any]) -> Iterator[str]:

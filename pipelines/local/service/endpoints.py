@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from pipelines.local.errors import invalid
-from pipelines.local.hosting.limits import endpoint_config_limits, model_limits
+from pipelines.local.hosting.limits import deployment_limits, endpoint_config_limits, model_limits
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Filter, Listing, between, contains, equals
@@ -121,6 +121,7 @@ class EndpointOperations:
 
     def create_endpoint(self, request: Body) -> Body:
         name = request["EndpointName"]
+        _refuse(deployment_limits(request))
         config = self.describe_endpoint_config(request)
         now = time.time()
         body = {
@@ -137,6 +138,7 @@ class EndpointOperations:
 
     def update_endpoint(self, request: Body) -> Body:
         name = request["EndpointName"]
+        _refuse(deployment_limits(request))
         with self.context.lock:
             body = self.context.get("endpoint", name, "endpoint")
             if body["EndpointStatus"] in ("Creating", "Updating"):
