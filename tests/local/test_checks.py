@@ -349,3 +349,21 @@ def test_a_model_for_an_image_the_local_model_server_cannot_stand_in_for_is_refu
     assert (reply.status, error["__type"], described.status) == (400, "ValidationException", 400)
     assert error["message"].startswith(f"PrimaryContainer.Image: image {image!r}")
     assert refusal in error["message"] and "model servers" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        with_arguments(training_step("Fit"), InputDataConfig=["not a channel"], HyperParameters=[1]),
+        with_arguments(processing(), ProcessingInputs="none", ProcessingOutputConfig={"Outputs": [3]}),
+        {"Name": "Fit", "Type": "Training", "Arguments": ["not", "a", "request"]},
+        {"Name": "Gate", "Type": "Condition", "Arguments": ["IfSteps"]},
+    ],
+)
+def test_a_malformed_request_is_reported_not_raised(tmp_path: Path, step: dict[str, Any]) -> None:
+    backend = local_sagemaker(tmp_path)
+    request = {"PipelineName": "p", "PipelineDefinition": json.dumps(definition(step)), "RoleArn": ROLE,
+               "ClientRequestToken": "t" * 32}
+    reply = send(Dispatcher(backend), "SageMaker", "CreatePipeline", request)
+    assert reply.status == 400, reply.body
+    assert json.loads(reply.body)["__type"] == "ValidationException"

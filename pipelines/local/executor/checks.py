@@ -93,7 +93,7 @@ def _all_steps(steps: Any) -> Iterator[Mapping[str, Any]]:
             continue
         yield step
         if step.get("Type") == "Condition":
-            arguments = step.get("Arguments") or {}
+            arguments = _member(step, "Arguments")
             yield from _all_steps(arguments.get("IfSteps"))
             yield from _all_steps(arguments.get("ElseSteps"))
 
@@ -136,14 +136,16 @@ def _step_problems(step: Mapping[str, Any], property_files: Mapping[Any, set[Any
     elif kind not in RUNS_LOCALLY:
         problems.append(f"step {name}: unknown step type {kind!r}")
     arguments = step.get("Arguments") or {}
+    if not isinstance(arguments, Mapping):
+        return [*problems, f"step {name}: Arguments must be an object, got {type(arguments).__name__}"]
     if kind == "Condition":
         problems += [f"step {name}: {p}" for p in _condition_problems(arguments.get("Conditions"))]
     problems += [f"step {name}: {p}" for p in _property_file_problems(step, property_files)]
-    if kind in REQUEST_SHAPES and isinstance(arguments, Mapping):
+    if kind in REQUEST_SHAPES:
         problems += [f"step {name}: {p}" for p in request_problems(kind, arguments)]
     if kind in IMAGE_FIELDS:
         problems += [f"step {name}: {p}" for p in _image_problems(kind, arguments)]
-    if kind in JOB_LIMITS and isinstance(arguments, Mapping):
+    if kind in JOB_LIMITS:
         problems += [f"step {name}: {p}" for p in JOB_LIMITS[kind](arguments)]
     return problems
 
@@ -185,12 +187,19 @@ def _property_file_problems(
 
 def _image_problems(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
     section, field = IMAGE_FIELDS[kind]
-    image = (arguments.get(section) or {}).get(field)
+    image = _member(arguments, section).get(field)
     if isinstance(image, str):  # an image from a parameter is checked when the job starts
         try:
             check_image(image)
         except UnsupportedImage as error:
             yield str(error)
+
+
+def _member(request: Any, name: str) -> Mapping[str, Any]:
+    """An object member of a request, or {} where it is missing or malformed (the shape check
+    reports that)."""
+    value = request.get(name) if isinstance(request, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
 
 
 def source_problems(
@@ -205,7 +214,7 @@ def source_problems(
     for step in _all_steps(definition.get("Steps")):
         if step.get("Type") != "Training":
             continue
-        hyperparameters = (step.get("Arguments") or {}).get("HyperParameters") or {}
+        hyperparameters = _member(_member(step, "Arguments"), "HyperParameters")
         program, uri = (
             decode_hyperparameter(value) if isinstance(value, str) else None
             for value in map(hyperparameters.get, ("sagemaker_program", "sagemaker_submit_directory"))

@@ -43,14 +43,14 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
         yield f"ResourceConfig.InstanceGroups asks for a heterogeneous cluster: {ONE_INSTANCE}"
     mode = _section(request, "AlgorithmSpecification").get("TrainingInputMode")
     yield from _pipe("AlgorithmSpecification.TrainingInputMode", mode)
-    for channel in request.get("InputDataConfig") or []:
+    for channel in _items(request.get("InputDataConfig")):
         where = f"channel {channel.get('ChannelName')!r}"
         yield from _pipe(f"{where} InputMode", channel.get("InputMode"))
         source = _section(channel, "DataSource")
         if "S3DataSource" not in source:
             yield f"{where} reads {_named(source, ())}, not an S3DataSource: {FILES_ONLY}"
         else:
-            yield from _s3_prefix(where, source["S3DataSource"].get("S3DataType"))
+            yield from _s3_prefix(where, _section(source, "S3DataSource").get("S3DataType"))
     yield from metric_definition_problems(request)
     if _section(request, "OutputDataConfig").get("CompressionType") == "NONE":
         yield (
@@ -62,17 +62,17 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
 def _processing_limits(request: Mapping[str, Any]) -> Iterator[str]:
     cluster = _section(_section(request, "ProcessingResources"), "ClusterConfig")
     yield from _instances("ProcessingResources.ClusterConfig.InstanceCount", cluster.get("InstanceCount"))
-    for item in request.get("ProcessingInputs") or []:
+    for item in _items(request.get("ProcessingInputs")):
         where = f"input {item.get('InputName')!r}"
-        s3 = item.get("S3Input")
-        if s3 is None:
+        if "S3Input" not in item:
             yield f"{where} reads {_named(item, ('InputName', 'AppManaged'))}, not an S3Input: {FILES_ONLY}"
             continue
+        s3 = _section(item, "S3Input")
         yield from _s3_prefix(where, s3.get("S3DataType"))
         yield from _pipe(f"{where} S3InputMode", s3.get("S3InputMode"))
         if s3.get("S3CompressionType") == "Gzip":
             yield f"{where} S3CompressionType Gzip streams decompressed data through a pipe: {FILES_ONLY}"
-    for item in _section(request, "ProcessingOutputConfig").get("Outputs") or []:
+    for item in _items(_section(request, "ProcessingOutputConfig").get("Outputs")):
         if item.get("S3Output") is None:
             yield (
                 f"output {item.get('OutputName')!r} writes {_named(item, ('OutputName', 'AppManaged'))}, "
@@ -83,6 +83,11 @@ def _processing_limits(request: Mapping[str, Any]) -> Iterator[str]:
 def _named(item: Mapping[str, Any], besides: tuple[str, ...]) -> str:
     """The sources or destinations an item names instead of S3, for the message."""
     return " and ".join(key for key in item if key not in besides) or "nothing"
+
+
+def _items(value: Any) -> list[Mapping[str, Any]]:
+    """The objects of a list member; at upsert anything malformed is the shape check's to report."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def _section(request: Mapping[str, Any], name: str) -> Mapping[str, Any]:
