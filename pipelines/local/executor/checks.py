@@ -74,22 +74,35 @@ def definition_problems(definition: Mapping[str, Any]) -> list[str]:
     if definition.get("Version") != SCHEMA_VERSION:
         problems.append(f"Version must be {SCHEMA_VERSION!r}, got {definition.get('Version')!r}")
     problems += _parameter_problems(definition.get("Parameters", []))
+    if not isinstance(definition.get("Steps"), list):
+        problems.append(f"Steps must be a list of steps, got {type(definition.get('Steps')).__name__}")
     steps = list(_all_steps(definition.get("Steps")))
     if not steps:
         problems.append("Steps must hold at least one step")
     property_files = {
-        step.get("Name"): {p.get("PropertyFileName") for p in step.get("PropertyFiles", [])}
+        step["Name"]: {
+            p["PropertyFileName"] for p in _objects(step.get("PropertyFiles"))
+            if isinstance(p.get("PropertyFileName"), str)
+        }
         for step in steps
+        if isinstance(step.get("Name"), str)
     }
     for step in steps:
         problems += _step_problems(step, property_files)
     return problems
 
 
+def _objects(value: Any) -> list[Mapping[str, Any]]:
+    """The objects in a list member (a malformed member is reported where it is checked)."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
 def _all_steps(steps: Any) -> Iterator[Mapping[str, Any]]:
-    """Every step, including those inside Condition branches."""
+    """Every step, including those inside Condition branches; anything that is not an object
+    becomes a step with no name or type, which _step_problems reports."""
     for step in steps if isinstance(steps, list) else []:
         if not isinstance(step, Mapping):
+            yield {"Name": None, "Type": None, "Arguments": {}}
             continue
         yield step
         if step.get("Type") == "Condition":
@@ -100,7 +113,12 @@ def _all_steps(steps: Any) -> Iterator[Mapping[str, Any]]:
 
 def _parameter_problems(parameters: Any) -> list[str]:
     problems = []
-    for parameter in parameters if isinstance(parameters, list) else []:
+    if not isinstance(parameters, list):
+        return [f"Parameters must be a list of parameters, got {type(parameters).__name__}"]
+    for parameter in parameters:
+        if not isinstance(parameter, Mapping):
+            problems.append(f"a parameter must be an object, got {parameter!r}")
+            continue
         name, kind = parameter.get("Name"), parameter.get("Type")
         if not isinstance(name, str) or not PARAMETER_NAME.match(name):
             problems.append(f"parameter name {name!r} must be 1 to 256 letters, digits, - or _")
@@ -128,6 +146,8 @@ def _step_problems(step: Mapping[str, Any], property_files: Mapping[Any, set[Any
     problems = []
     if not isinstance(name, str) or not STEP_NAME.match(name):
         problems.append(f"step name {name!r} must be 1 to 64 letters, digits, - or _")
+    if not isinstance(kind, str):
+        return [*problems, f"step {name}: Type must name a step type, got {kind!r}"]
     if kind in OTHER_STEP_TYPES:
         problems.append(
             f"step {name}: step type {kind} is not supported by the local SageMaker, which runs "

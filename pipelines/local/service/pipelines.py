@@ -92,6 +92,8 @@ class PipelineOperations:
         raw = self._definition_text(request)
         try:
             definition: Body = json.loads(raw)
+            if not isinstance(definition, dict):
+                raise DefinitionError("a definition is a JSON object")
             validate_definition(definition)
         except (json.JSONDecodeError, DefinitionError) as error:
             raise invalid(f"Invalid pipeline definition: {error}") from None
