@@ -660,9 +660,10 @@ def test_checkpoints_are_restored_before_a_job_and_saved_after_it_even_when_it_f
 METRICS_SCRIPT = _script(
     """
     import sys
-    print("epoch 1 accuracy=0.5 loss=0.9")
-    print("epoch 2 accuracy=0.75 loss=0.4", file=sys.stderr)
-    print("summary: accuracy=high")  # not a number: SageMaker reads nothing from it
+    print("epoch 1 accuracy=0.5", flush=True)
+    print("epoch 2 accuracy=0.75", flush=True)
+    print("summary: accuracy=high", flush=True)  # not a number: SageMaker reads nothing from it
+    print("final loss=0.4", file=sys.stderr)  # stderr is read too (its order beside stdout is not kept)
     """
 )
 
