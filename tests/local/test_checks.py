@@ -292,6 +292,12 @@ def fit_step(**arguments: Any) -> dict[str, Any]:
         (fit_step(AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File",
                                           "MetricDefinitions": [{"Name": "acc", "Regex": "acc=[0-9.]+"}]}),
          "metric 'acc': Regex 'acc=[0-9.]+' has no group: the value is what its first group captures"),
+        (fit_step(AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File",
+                                          "ContainerEntrypoint": ["/bin/bash", "sm_train.sh"]}),
+         "AlgorithmSpecification.ContainerEntrypoint runs its own command in the container"),
+        (fit_step(HyperParameters={"sagemaker_program": "train.py"}),
+         "hyperparameters sagemaker_submit_directory are missing: a local training job runs the scikit-learn "
+         "image's training toolkit"),
         (fit_step(OutputDataConfig={"S3OutputPath": f"{BUCKET}/m", "CompressionType": "NONE"}),
          "OutputDataConfig.CompressionType NONE asks SageMaker to upload the model directory uncompressed"),
     ],

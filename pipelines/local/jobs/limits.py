@@ -18,6 +18,11 @@ from pipelines.local.jobs.outcome import JobError
 
 ONE_INSTANCE = "a local job runs on one instance"
 FILES_ONLY = "a local job stages S3 objects as files before it starts"
+ENTRY_POINT = ("sagemaker_program", "sagemaker_submit_directory")
+TOOLKIT_ONLY = (
+    "a local training job runs the scikit-learn image's training toolkit on the entry point that "
+    "hyperparameters sagemaker_program and sagemaker_submit_directory name"
+)
 
 
 def training_limits(request: Mapping[str, Any]) -> list[str]:
@@ -41,8 +46,17 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
     yield from _instances("ResourceConfig.InstanceCount", resources.get("InstanceCount"))
     if resources.get("InstanceGroups"):
         yield f"ResourceConfig.InstanceGroups asks for a heterogeneous cluster: {ONE_INSTANCE}"
-    mode = _section(request, "AlgorithmSpecification").get("TrainingInputMode")
-    yield from _pipe("AlgorithmSpecification.TrainingInputMode", mode)
+    algorithm = _section(request, "AlgorithmSpecification")
+    yield from _pipe("AlgorithmSpecification.TrainingInputMode", algorithm.get("TrainingInputMode"))
+    if algorithm.get("ContainerEntrypoint"):
+        yield (
+            "AlgorithmSpecification.ContainerEntrypoint runs its own command in the container (as "
+            f"ModelTrainer's sm_train.sh does): {TOOLKIT_ONLY}"
+        )
+    else:
+        missing = [name for name in ENTRY_POINT if name not in _section(request, "HyperParameters")]
+        if missing:
+            yield f"hyperparameters {' and '.join(missing)} are missing: {TOOLKIT_ONLY}"
     for channel in _items(request.get("InputDataConfig")):
         where = f"channel {channel.get('ChannelName')!r}"
         yield from _pipe(f"{where} InputMode", channel.get("InputMode"))

@@ -163,13 +163,9 @@ def _stage_code(
     hyperparameters: Mapping[str, Any], base: Path, store: ObjectStore
 ) -> tuple[str, str]:
     """Unpack sagemaker_submit_directory into code/; returns (sagemaker_program, its URI)."""
-    program = hyperparameters.get("sagemaker_program")
-    submit_uri = hyperparameters.get("sagemaker_submit_directory")
-    if not isinstance(program, str) or not isinstance(submit_uri, str):
-        raise JobError(
-            "ClientError: hyperparameters sagemaker_program and "
-            "sagemaker_submit_directory are required (there is no image code to run)"
-        )
+    # both present: limits.py refuses a request without them before this runs
+    program = str(hyperparameters["sagemaker_program"])
+    submit_uri = str(hyperparameters["sagemaker_submit_directory"])
     with store_errors():
         if not store.exists(submit_uri):
             raise NoSuchKey(submit_uri)
