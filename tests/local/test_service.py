@@ -438,6 +438,8 @@ def test_invoke_endpoint_passes_the_variant_and_inference_id_and_refuses_other_r
             ("TargetModel", "target model header"),
             ("TargetContainerHostname", "target container header"),
             ("InferenceComponentName", "inference component header"),
+            ("SessionId", "session header"),
+            ("EnableExplanations", "explanations"),
         ):
             refused = dispatcher.invoke({**request, parameter: "part-2"})
             document = json.loads(refused.body)

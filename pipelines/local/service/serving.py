@@ -23,12 +23,14 @@ from pipelines.local.hosting.endpoints import (
 from pipelines.local.storage.database import Body
 from steps.integrity import DIGEST_KEY
 
-# InvokeEndpoint parameters that address parts only other kinds of endpoint have:
+# InvokeEndpoint parameters that address parts or features only other kinds of endpoint have:
 # parameter -> (that kind of endpoint, what SageMaker calls the parameter in its refusal).
 ROUTING_FOR_OTHER_ENDPOINTS = {
     "TargetModel": ("a multi-model endpoint", "target model header"),
     "TargetContainerHostname": ("a multi-container endpoint", "target container header"),
     "InferenceComponentName": ("an endpoint with inference components", "inference component header"),
+    "SessionId": ("an endpoint with stateful sessions", "session header"),
+    "EnableExplanations": ("an endpoint with an online explainer", "explanations"),
 }
 
 # The deploy handler names a model's package in its environment (steps/deploy.py).
