@@ -18,6 +18,7 @@ from pipelines import REPO_ROOT
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.executor.checks import definition_problems, request_problems, source_problems
 from pipelines.local.executor.engine import DefinitionError, validate_definition
+from pipelines.local.jobs import limits
 from pipelines.local.jobs.images import UnsupportedImage, check_image, local_sklearn_release
 from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.storage.objects import ObjectStore
@@ -373,3 +374,16 @@ def test_a_malformed_request_is_reported_not_raised(tmp_path: Path, step: dict[s
     reply = send(Dispatcher(backend), "SageMaker", "CreatePipeline", request)
     assert reply.status == 400, reply.body
     assert json.loads(reply.body)["__type"] == "ValidationException"
+
+
+def test_network_isolation_this_machine_cannot_provide_is_refused_at_upsert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    isolated = fit_step(EnableNetworkIsolation=True)
+    monkeypatch.setattr(limits, "isolation_unavailable", lambda: "")  # a machine that can provide it
+    assert definition_problems(definition(isolated)) == []
+    monkeypatch.setattr(limits, "isolation_unavailable", lambda: "no user namespaces here")
+    (problem,) = definition_problems(definition(isolated))
+    assert problem == ("step Fit: EnableNetworkIsolation: no user namespaces here, and a local job is "
+                       "not run with the network instead")
+    assert definition_problems(definition(fit_step(EnableNetworkIsolation=False))) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import sys
 import tarfile
 import textwrap
@@ -24,6 +25,7 @@ from pipelines.local.jobs.toolkit import to_cmd_args
 from pipelines.local.jobs.training import run_training_job
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system import supervision
+from pipelines.local.system.isolation import isolation_unavailable
 
 BUCKET = "s3://my-bucket/p"
 CODE_DIR = "/opt/ml/processing/input/code"
@@ -130,6 +132,40 @@ CLEAN_SCRIPT = _script(
     print(f"processed {len(rows)} rows")
     """
 )
+
+
+REACH_SCRIPT = _script(
+    """
+    import os, socket, sys
+    from pathlib import Path
+
+    out = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train"
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5).close()
+        (out / "reach.txt").write_text("connected")
+    except OSError as error:
+        (out / "reach.txt").write_text(f"no network: {error}")
+    """
+)
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_a_network_isolated_job_reaches_nothing(store: ObjectStore, work_dir: Path, isolated: bool) -> None:
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    with socket.socket() as listener:  # a server on this machine, as S3 or a package index would be
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        request = _processing_request(store, REACH_SCRIPT, arguments=[str(port)],
+                                      NetworkConfig={"EnableNetworkIsolation": isolated})
+        outcome = run_processing_job("reach-1", request, store, work_dir, io.StringIO())
+    reason = isolation_unavailable()
+    if isolated and reason:  # a kernel without user namespaces: refused, never run with the network
+        assert outcome.status == "Failed" and reason in outcome.failure_reason
+        return
+    assert outcome.status == "Succeeded", outcome.failure_reason
+    reached = store.get_bytes(f"{BUCKET}/runs/x/train/reach.txt").decode()
+    assert reached.startswith("no network") if isolated else reached == "connected", reached
 
 
 def test_processing_job_stages_runs_and_uploads(

@@ -21,6 +21,7 @@ from typing import IO, Any
 from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
+from pipelines.local.system.isolation import without_network
 from pipelines.local.system.supervision import ProcessExit, run_to_end
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
@@ -110,7 +111,10 @@ def run_container(
     log: IO[str],
     timeout: float | None,
     cancel: threading.Event | None,
+    isolated: bool = False,
 ) -> ProcessExit:
-    """Run the container command; its output goes to the execution log and the job's logs.txt."""
+    """Run the container command; its output goes to the execution log and the job's logs.txt.
+    A network-isolated job runs with no network at all (system/isolation.py)."""
+    command = without_network(argv) if isolated else argv
     with open(job.root / "logs.txt", "w", encoding="utf-8") as logs_file:
-        return run_to_end(argv, env, cwd, (log, logs_file), job.root / "pgid", timeout, cancel)
+        return run_to_end(command, env, cwd, (log, logs_file), job.root / "pgid", timeout, cancel)

@@ -1,11 +1,13 @@
 """What a local job cannot reproduce, named before it runs instead of run some other way.
 
 A local job is one process on this machine: one instance, inputs staged as files from S3 objects
-before it starts, outputs uploaded from files when it ends. A request that asks SageMaker for more
-(several instances, Pipe-mode streams, manifest or non-S3 inputs, a model uploaded uncompressed)
-would run here in a way it never runs there, so it is refused: at upsert for the literal values of
-a step's Arguments (executor/checks.py), at job start for the values expressions resolved to. A
-value that is still an expression is no literal and passes.
+before it starts, outputs uploaded from files when it ends, and no network when the request isolates
+it (system/isolation.py). A request that asks SageMaker for more (several instances, Pipe-mode
+streams, manifest or non-S3 inputs, a model uploaded uncompressed, network isolation where this
+machine cannot take a process off the network) would run here in a way it never runs there, so it
+is refused: at upsert for the literal values of a step's Arguments (executor/checks.py), at job
+start for the values expressions resolved to. A value that is still an expression is no literal
+and passes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from pipelines.local.jobs.metrics import metric_definition_problems
 from pipelines.local.jobs.outcome import JobError
+from pipelines.local.system.isolation import isolation_unavailable
 
 ONE_INSTANCE = "a local job runs on one instance"
 FILES_ONLY = "a local job stages S3 objects as files before it starts"
@@ -35,6 +38,13 @@ def processing_limits(request: Mapping[str, Any]) -> list[str]:
     return list(_processing_limits(request))
 
 
+def network_isolated(request: Mapping[str, Any]) -> bool:
+    """EnableNetworkIsolation, where each job kind puts it: at the top of a training request, in
+    NetworkConfig for processing."""
+    network = _section(request, "NetworkConfig")
+    return request.get("EnableNetworkIsolation", network.get("EnableNetworkIsolation")) is True
+
+
 def require_reproducible(problems: list[str]) -> None:
     """At job start: the job fails before anything is staged or run."""
     if problems:
@@ -42,6 +52,7 @@ def require_reproducible(problems: list[str]) -> None:
 
 
 def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
+    yield from _isolation(request)
     resources = _section(request, "ResourceConfig")
     yield from _instances("ResourceConfig.InstanceCount", resources.get("InstanceCount"))
     if resources.get("InstanceGroups"):
@@ -74,6 +85,7 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _processing_limits(request: Mapping[str, Any]) -> Iterator[str]:
+    yield from _isolation(request)
     cluster = _section(_section(request, "ProcessingResources"), "ClusterConfig")
     yield from _instances("ProcessingResources.ClusterConfig.InstanceCount", cluster.get("InstanceCount"))
     for item in _items(request.get("ProcessingInputs")):
@@ -97,6 +109,12 @@ def _processing_limits(request: Mapping[str, Any]) -> Iterator[str]:
 def _named(item: Mapping[str, Any], besides: tuple[str, ...]) -> str:
     """The sources or destinations an item names instead of S3, for the message."""
     return " and ".join(key for key in item if key not in besides) or "nothing"
+
+
+def _isolation(request: Mapping[str, Any]) -> Iterator[str]:
+    unavailable = isolation_unavailable() if network_isolated(request) else ""
+    if unavailable:
+        yield f"EnableNetworkIsolation: {unavailable}, and a local job is not run with the network instead"
 
 
 def _items(value: Any) -> list[Mapping[str, Any]]:

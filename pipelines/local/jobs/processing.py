@@ -21,7 +21,7 @@ from pipelines.local.jobs.container import (
     store_errors,
 )
 from pipelines.local.jobs.images import require_image
-from pipelines.local.jobs.limits import processing_limits, require_reproducible
+from pipelines.local.jobs.limits import network_isolated, processing_limits, require_reproducible
 from pipelines.local.jobs.outcome import (
     JobError,
     JobResult,
@@ -60,7 +60,7 @@ def run_processing_job(
         return _processing_outcome(job_name, request, start, refused(exc))
     env = {**base_env(job), **rebased_env(request.get("Environment"), job.base)}
     timeout = max_runtime(request)
-    finish = run_container(argv, env, job.base, job, log, timeout, cancel)
+    finish = run_container(argv, env, job.base, job, log, timeout, cancel, isolated=network_isolated(request))
     ending = job_status(finish, job.base / "output" / "message", timeout)
     if ending.status == "Completed":
         try:

@@ -23,7 +23,7 @@ from pipelines.local.jobs.container import (
     store_errors,
 )
 from pipelines.local.jobs.images import require_image
-from pipelines.local.jobs.limits import require_reproducible, training_limits
+from pipelines.local.jobs.limits import network_isolated, require_reproducible, training_limits
 from pipelines.local.jobs.metrics import final_metrics
 from pipelines.local.jobs.outcome import (
     JobError,
@@ -92,7 +92,9 @@ def run_training_job(
     }
     timeout = max_runtime(request)
     argv = [sys.executable, program, *args]
-    finish = run_container(argv, env, job.base / "code", job, log, timeout, cancel)
+    finish = run_container(
+        argv, env, job.base / "code", job, log, timeout, cancel, isolated=network_isolated(request)
+    )
     ending = job_status(finish, job.base / "output" / "failure", timeout)
     metrics = final_metrics(request, job.root / "logs.txt", now_timestamp())
     try:
