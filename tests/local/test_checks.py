@@ -387,3 +387,22 @@ def test_network_isolation_this_machine_cannot_provide_is_refused_at_upsert(
     assert problem == ("step Fit: EnableNetworkIsolation: no user namespaces here, and a local job is "
                        "not run with the network instead")
     assert definition_problems(definition(fit_step(EnableNetworkIsolation=False))) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "refusal"),
+    [
+        ({"StoppingCondition": {"MaxRuntimeInSeconds": 60, "MaxWaitTimeInSeconds": 120}},
+         "Invalid MaxWaitTimeInSeconds. It is only supported when EnableManagedSpotTraining is set to true"),
+        ({"EnableManagedSpotTraining": True,
+          "StoppingCondition": {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 300}},
+         "MaxWaitTimeInSeconds (300) must be equal to or greater than MaxRuntimeInSeconds (600)"),
+        ({"EnableManagedSpotTraining": True,
+          "StoppingCondition": {"MaxRuntimeInSeconds": 60, "MaxWaitTimeInSeconds": 120}}, None),
+    ],
+)
+def test_a_spot_wait_limit_is_checked_as_the_service_checks_it(
+    arguments: dict[str, Any], refusal: str | None
+) -> None:
+    problems = request_problems("Training", {**fit_step(**arguments)["Arguments"]})
+    assert problems == ([refusal] if refusal else [])

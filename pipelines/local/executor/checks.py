@@ -176,7 +176,26 @@ def request_problems(kind: str, arguments: Mapping[str, Any]) -> list[str]:
     operation, name = REQUEST_SHAPES[kind]
     shape = operation_model("sagemaker", operation).input_shape
     errors = validate(shape, {**name, **arguments}, unknown=is_expression)
-    return [summary(errors)] if errors else []
+    return ([summary(errors)] if errors else []) + list(_service_rules(kind, arguments))
+
+
+def _service_rules(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
+    """What the service refuses beyond the shape: a Spot wait limit without Spot training, or one
+    shorter than the run it has to hold (literal values only)."""
+    if kind != "Training":
+        return
+    stopping = _member(arguments, "StoppingCondition")
+    wait, run = stopping.get("MaxWaitTimeInSeconds"), stopping.get("MaxRuntimeInSeconds")
+    if wait is None:
+        return
+    spot = arguments.get("EnableManagedSpotTraining")
+    if spot is not True and not is_expression(spot):
+        yield (
+            "Invalid MaxWaitTimeInSeconds. It is only supported when EnableManagedSpotTraining is "
+            "set to true"
+        )
+    elif isinstance(wait, int) and isinstance(run, int) and wait < run:
+        yield f"MaxWaitTimeInSeconds ({wait}) must be equal to or greater than MaxRuntimeInSeconds ({run})"
 
 
 def _condition_problems(conditions: Any) -> Iterator[str]:
