@@ -4,7 +4,8 @@ The command runs in a network namespace of its own, whose only interface is a lo
 down: no connection leaves it, not to the internet, not to S3, not to this machine's own servers.
 `unshare --net --map-current-user` (util-linux) makes it without root where the kernel lets users
 create namespaces; the process keeps its user id, so the files it writes are the user's as before.
-Where the kernel does not allow it, the job is refused rather than run with the network.
+Where the kernel does not allow it (or util-linux is older than 2.38), the job is refused rather
+than run with the network.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def isolation_unavailable() -> str:
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"unshare could not run ({error})"
     if probe.returncode != 0:
-        return f"this kernel does not let a user create a network namespace ({probe.stderr.strip()})"
+        command = " ".join(["unshare", *UNSHARE[:-1]])
+        return f"`{command}` cannot make a network namespace here ({probe.stderr.strip()})"
     return ""
 
 
