@@ -44,6 +44,8 @@ def refused(dispatcher: Dispatcher, operation: str, request: dict[str, Any], des
          "model server runs one container's inference code"),
         ({"PrimaryContainer": {**CONTAINER, "Mode": "MultiModel", "ModelDataUrl": f"{BUCKET}/models/"}},
          "container Mode MultiModel asks for a multi-model endpoint"),
+        ({"PrimaryContainer": CONTAINER, "EnableNetworkIsolation": True},
+         "EnableNetworkIsolation asks for a model server with no network"),
     ],
 )
 def test_a_model_local_hosting_cannot_serve_is_refused(

@@ -3,10 +3,11 @@ reproduce, refused when it is created instead of served some other way.
 
 A local endpoint is real-time: each variant is one model server process running one container's
 inference code, and every invocation reaches the variant that traffic weights pick; an update moves
-all traffic at once when the new servers are healthy. An inference pipeline of several containers,
-a multi-model container, asynchronous inference, shadow variants that receive a copy of production
-traffic, online explanations, traffic shifted in steps and rollbacks on CloudWatch alarms all behave
-otherwise on SageMaker; served here they would answer as none of them does.
+all traffic at once when the new servers are healthy. A model server with no network, an inference
+pipeline of several containers, a multi-model container, asynchronous inference, shadow variants
+that receive a copy of production traffic, online explanations, traffic shifted in steps and
+rollbacks on CloudWatch alarms all behave otherwise on SageMaker; served here they would answer as
+none of them does.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def _deployment_limits(config: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _model_limits(request: Mapping[str, Any]) -> Iterator[str]:
+    if request.get("EnableNetworkIsolation") is True:
+        yield (
+            "EnableNetworkIsolation asks for a model server with no network: a local model server is "
+            "reached over loopback TCP, so it cannot be taken off the network"
+        )
     containers = request.get("Containers") or []
     if len(containers) > 1:
         yield (
