@@ -17,7 +17,7 @@ from waiting import wait_until
 
 from pipelines.local.jobs.training import run_training_job
 from pipelines.local.storage import archives
-from pipelines.local.storage.archives import MAX_MEMBERS, UnsafeArchive, extract_tar, read_member
+from pipelines.local.storage.archives import MAX_MEMBERS, UnsafeArchive, extract_tar, read_members
 from pipelines.local.storage.objects import ObjectStore
 
 from .machine import fill, tar_bomb, tmpfs
@@ -53,17 +53,18 @@ def test_reading_one_member_is_held_to_the_same_limits_and_reports_damage(tmp_pa
     many = {f"f{i}": b"" for i in range(MAX_MEMBERS)}
     archive.write_bytes(tar_gz({"requirements.txt": b"numpy\n", **many}))
     with pytest.raises(UnsafeArchive, match=f"more than {MAX_MEMBERS} files and folders"):
-        read_member(archive, "requirements.txt")
+        read_members(archive, ("requirements.txt",))
     with pytest.raises(UnsafeArchive, match=r"unpacks to more than \d+ bytes, the limit"):
-        read_member(tar_bomb(tmp_path / "bomb.tar.gz", GIB), "requirements.txt")
+        read_members(tar_bomb(tmp_path / "bomb.tar.gz", GIB), ("requirements.txt",))
     whole = tar_gz({"big.bin": bytes(range(256)) * 4096, "requirements.txt": b"numpy\n"})
     truncated = tmp_path / "truncated.tar.gz"
     truncated.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(UnsafeArchive, match=r"cannot read truncated\.tar\.gz as a tar\.gz"):
-        read_member(truncated, "requirements.txt")
+        read_members(truncated, ("requirements.txt",))
     (tmp_path / "whole.tar.gz").write_bytes(whole)
-    assert read_member(tmp_path / "whole.tar.gz", "requirements.txt") == b"numpy\n"
-    assert read_member(tmp_path / "whole.tar.gz", "setup.py") is None
+    found = read_members(tmp_path / "whole.tar.gz", ("requirements.txt", "setup.py"))
+    assert found["requirements.txt"] == b"numpy\n"
+    assert "setup.py" not in found
 
 
 def test_an_archive_larger_than_the_free_space_is_refused(tmp_path: Path) -> None:

@@ -18,14 +18,7 @@ from pipelines.local.executor.expressions import ExpressionError, get_references
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.jobs.limits import processing_limits, training_limits
 from pipelines.local.jobs.outcome import JobError
-from pipelines.local.jobs.requirements import (
-    REQUIREMENTS_FILE,
-    SETUP_FILE,
-    archived_source_file,
-    check_requirements_text,
-    requirements_text,
-    setup_refusal,
-)
+from pipelines.local.jobs.requirements import check_source_archive
 from pipelines.local.jobs.toolkit import TRAINING_TOOLKIT, check_entry_point, decode_hyperparameter
 
 SCHEMA_VERSION = "2020-12-01"
@@ -263,16 +256,7 @@ def source_problems(
             if isinstance(program, str):
                 check_entry_point(program)
             if archive is not None:
-                _check_source_archive(archive)
+                check_source_archive(archive, TRAINING_TOOLKIT)
         except JobError as error:
             problems.append(f"step {step.get('Name')}: {uri}: {str(error).removeprefix('ClientError: ')}")
     return problems
-
-
-def _check_source_archive(archive: Path) -> None:
-    """check_code_dir's checks, on the source tarball the job would unpack."""
-    if archived_source_file(archive, SETUP_FILE) is not None:
-        raise JobError(setup_refusal(TRAINING_TOOLKIT))
-    requirements = archived_source_file(archive, REQUIREMENTS_FILE)
-    if requirements is not None:
-        check_requirements_text(requirements_text(requirements))

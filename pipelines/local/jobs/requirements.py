@@ -19,7 +19,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from pipelines.local.jobs.outcome import JobError
-from pipelines.local.storage.archives import UnsafeArchive, read_member
+from pipelines.local.storage.archives import UnsafeArchive, read_members
 
 REQUIREMENTS_FILE = "requirements.txt"
 SETUP_FILE = "setup.py"
@@ -28,41 +28,45 @@ _CANNOT_INSTALL = "the local target installs nothing into a job"
 
 
 def check_code_dir(code_dir: Path, toolkit: str) -> list[str]:
-    """The installed distributions that satisfy code_dir's requirements.txt ([] without one);
-    raises JobError for a setup.py there, or the first requirement this environment does not
-    satisfy. `toolkit` names who would install them, for the message."""
-    if (code_dir / SETUP_FILE).exists():  # the toolkit's own test: any entry of that name
-        raise JobError(setup_refusal(toolkit))
-    path = code_dir / REQUIREMENTS_FILE
-    return check_requirements_text(requirements_text(path.read_bytes())) if path.is_file() else []
+    """check_installs for a code directory on disk (`toolkit` names who would install, for the
+    message); a setup.py is any entry of that name, as the toolkit tests for it."""
+    requirements = code_dir / REQUIREMENTS_FILE
+    found = requirements.read_bytes() if requirements.is_file() else None
+    return check_installs((code_dir / SETUP_FILE).exists(), found, toolkit)
 
 
-def requirements_text(data: bytes) -> str:
+def check_source_archive(archive: Path, toolkit: str) -> list[str]:
+    """check_installs for the top of a source tarball, read in one pass; an archive that cannot be
+    read safely is left to the job, which fails when it unpacks it."""
     try:
-        return data.decode("utf-8")
+        found = read_members(archive, (SETUP_FILE, REQUIREMENTS_FILE))
+    except UnsafeArchive:
+        return []
+    return check_installs(SETUP_FILE in found, found.get(REQUIREMENTS_FILE), toolkit)
+
+
+def check_installs(has_setup: bool, requirements: bytes | None, toolkit: str) -> list[str]:
+    """The installed distributions that satisfy a requirements.txt ([] without one); raises
+    JobError for a setup.py, or for the first requirement this environment does not satisfy."""
+    if has_setup:
+        raise JobError(
+            f"ClientError: the code directory holds {SETUP_FILE}, which {toolkit} would pip-install "
+            f"as a package (pip install .), running it and installing what it declares; "
+            f"{_CANNOT_INSTALL} and cannot check that without running it: list the packages in "
+            f"{REQUIREMENTS_FILE} instead"
+        )
+    return [] if requirements is None else _check_requirements_text(_text(requirements))
+
+
+def _text(requirements: bytes) -> str:
+    try:
+        return requirements.decode("utf-8")
     except UnicodeDecodeError as error:
         raise JobError(f"ClientError: {REQUIREMENTS_FILE} is not UTF-8 text ({error})") from None
 
 
-def setup_refusal(toolkit: str) -> str:
-    return (
-        f"ClientError: the code directory holds {SETUP_FILE}, which {toolkit} would pip-install as "
-        f"a package (pip install .), running it and installing what it declares; {_CANNOT_INSTALL} "
-        f"and cannot check that without running it: list the packages in {REQUIREMENTS_FILE} instead"
-    )
-
-
-def archived_source_file(archive: Path, name: str) -> bytes | None:
-    """The file `name` at the top of a source tarball, where the toolkit looks for it; None without
-    one, or if the archive cannot be read safely (the job then fails when it unpacks it)."""
-    try:
-        return read_member(archive, name)
-    except UnsafeArchive:
-        return None
-
-
-def check_requirements_text(text: str) -> list[str]:
-    """check_requirements for the text of a requirements.txt."""
+def _check_requirements_text(text: str) -> list[str]:
+    """Each requirement of the file checked in turn; the satisfied ones, named with their version."""
     satisfied = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = _COMMENT.sub("", raw).strip()

@@ -1,5 +1,5 @@
 """Unpacking tar.gz archives that come from the store (model artifacts, training source), or
-reading one file of one.
+reading named files of one.
 
 One rule for every archive the local SageMaker opens: regular files and folders only. Absolute
 names, `..` and links could write (or later read) outside the destination, so an archive holding
@@ -21,6 +21,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Collection
 from pathlib import Path, PurePosixPath
 
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024
@@ -92,21 +93,23 @@ def extract_tar(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def read_member(
+def read_members(
     archive: Path,
-    name: str,
+    names: Collection[str],
     *,
     max_bytes: int = MAX_UNPACKED_BYTES,
     max_members: int = MAX_MEMBERS,
-) -> bytes | None:
-    """The regular file `name` at the top of `archive` (a leading `./` aside), checked as
-    extract_tar checks the whole archive; None when there is no such file."""
+) -> dict[str, bytes]:
+    """The regular files among `names` at the top of `archive` (a leading `./` aside), by name, read
+    in one pass that checks the whole archive as extract_tar does."""
+    found: dict[str, bytes] = {}
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in _members(tar, archive.name, max_bytes, max_members):
-                if member.isfile() and member.name.removeprefix("./") == name:
-                    readable = tar.extractfile(member)
-                    return readable.read() if readable is not None else None
+                name = member.name.removeprefix("./")
+                readable = tar.extractfile(member) if member.isfile() and name in names else None
+                if readable is not None:
+                    found[name] = readable.read()
     except UNREADABLE as exc:
         raise UnsafeArchive(f"cannot read {archive.name} as a tar.gz: {exc}") from None
-    return None
+    return found
