@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pipelines.local.contract.members import object_items, object_member
 from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.executor.expressions import ExpressionError, get_references, is_expression
@@ -74,7 +75,7 @@ def definition_problems(definition: Mapping[str, Any]) -> list[str]:
         problems.append("Steps must hold at least one step")
     property_files = {
         step["Name"]: {
-            p["PropertyFileName"] for p in _objects(step.get("PropertyFiles"))
+            p["PropertyFileName"] for p in object_items(step.get("PropertyFiles"))
             if isinstance(p.get("PropertyFileName"), str)
         }
         for step in steps
@@ -83,11 +84,6 @@ def definition_problems(definition: Mapping[str, Any]) -> list[str]:
     for step in steps:
         problems += _step_problems(step, property_files)
     return problems
-
-
-def _objects(value: Any) -> list[Mapping[str, Any]]:
-    """The objects in a list member (a malformed member is reported where it is checked)."""
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def _all_steps(steps: Any) -> Iterator[Mapping[str, Any]]:
@@ -99,7 +95,7 @@ def _all_steps(steps: Any) -> Iterator[Mapping[str, Any]]:
             continue
         yield step
         if step.get("Type") == "Condition":
-            arguments = _member(step, "Arguments")
+            arguments = object_member(step, "Arguments")
             yield from _all_steps(arguments.get("IfSteps"))
             yield from _all_steps(arguments.get("ElseSteps"))
 
@@ -177,7 +173,7 @@ def _service_rules(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
     shorter than the run it has to hold (literal values only)."""
     if kind != "Training":
         return
-    stopping = _member(arguments, "StoppingCondition")
+    stopping = object_member(arguments, "StoppingCondition")
     wait, run = stopping.get("MaxWaitTimeInSeconds"), stopping.get("MaxRuntimeInSeconds")
     if wait is None:
         return
@@ -219,19 +215,12 @@ def _property_file_problems(
 
 def _image_problems(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
     section, field = IMAGE_FIELDS[kind]
-    image = _member(arguments, section).get(field)
+    image = object_member(arguments, section).get(field)
     if isinstance(image, str):  # an image from a parameter is checked when the job starts
         try:
             check_image(image)
         except UnsupportedImage as error:
             yield str(error)
-
-
-def _member(request: Any, name: str) -> Mapping[str, Any]:
-    """An object member of a request, or {} where it is missing or malformed (the shape check
-    reports that)."""
-    value = request.get(name) if isinstance(request, Mapping) else None
-    return value if isinstance(value, Mapping) else {}
 
 
 def source_problems(
@@ -246,7 +235,7 @@ def source_problems(
     for step in _all_steps(definition.get("Steps")):
         if step.get("Type") != "Training":
             continue
-        hyperparameters = _member(_member(step, "Arguments"), "HyperParameters")
+        hyperparameters = object_member(object_member(step, "Arguments"), "HyperParameters")
         program, uri = (
             decode_hyperparameter(value) if isinstance(value, str) else None
             for value in map(hyperparameters.get, ("sagemaker_program", "sagemaker_submit_directory"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pipelines.local.contract.members import object_items, object_member
 from pipelines.local.jobs.metrics import metric_definition_problems
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.system.isolation import isolation_unavailable
@@ -41,7 +42,7 @@ def processing_limits(request: Mapping[str, Any]) -> list[str]:
 def network_isolated(request: Mapping[str, Any]) -> bool:
     """EnableNetworkIsolation, where each job kind puts it: at the top of a training request, in
     NetworkConfig for processing."""
-    network = _section(request, "NetworkConfig")
+    network = object_member(request, "NetworkConfig")
     return request.get("EnableNetworkIsolation", network.get("EnableNetworkIsolation")) is True
 
 
@@ -53,11 +54,11 @@ def require_reproducible(problems: list[str]) -> None:
 
 def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
     yield from _isolation(request)
-    resources = _section(request, "ResourceConfig")
+    resources = object_member(request, "ResourceConfig")
     yield from _instances("ResourceConfig.InstanceCount", resources.get("InstanceCount"))
     if resources.get("InstanceGroups"):
         yield f"ResourceConfig.InstanceGroups asks for a heterogeneous cluster: {ONE_INSTANCE}"
-    algorithm = _section(request, "AlgorithmSpecification")
+    algorithm = object_member(request, "AlgorithmSpecification")
     yield from _pipe("AlgorithmSpecification.TrainingInputMode", algorithm.get("TrainingInputMode"))
     if algorithm.get("ContainerEntrypoint"):
         yield (
@@ -65,19 +66,19 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
             f"ModelTrainer's sm_train.sh does): {TOOLKIT_ONLY}"
         )
     else:
-        missing = [name for name in ENTRY_POINT if name not in _section(request, "HyperParameters")]
+        missing = [name for name in ENTRY_POINT if name not in object_member(request, "HyperParameters")]
         if missing:
             yield f"hyperparameters {' and '.join(missing)} are missing: {TOOLKIT_ONLY}"
-    for channel in _items(request.get("InputDataConfig")):
+    for channel in object_items(request.get("InputDataConfig")):
         where = f"channel {channel.get('ChannelName')!r}"
         yield from _pipe(f"{where} InputMode", channel.get("InputMode"))
-        source = _section(channel, "DataSource")
+        source = object_member(channel, "DataSource")
         if "S3DataSource" not in source:
             yield f"{where} reads {_named(source, ())}, not an S3DataSource: {FILES_ONLY}"
         else:
-            yield from _s3_prefix(where, _section(source, "S3DataSource").get("S3DataType"))
+            yield from _s3_prefix(where, object_member(source, "S3DataSource").get("S3DataType"))
     yield from metric_definition_problems(request)
-    if _section(request, "OutputDataConfig").get("CompressionType") == "NONE":
+    if object_member(request, "OutputDataConfig").get("CompressionType") == "NONE":
         yield (
             "OutputDataConfig.CompressionType NONE asks SageMaker to upload the model directory "
             "uncompressed: a local job uploads model.tar.gz"
@@ -86,19 +87,19 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
 
 def _processing_limits(request: Mapping[str, Any]) -> Iterator[str]:
     yield from _isolation(request)
-    cluster = _section(_section(request, "ProcessingResources"), "ClusterConfig")
+    cluster = object_member(object_member(request, "ProcessingResources"), "ClusterConfig")
     yield from _instances("ProcessingResources.ClusterConfig.InstanceCount", cluster.get("InstanceCount"))
-    for item in _items(request.get("ProcessingInputs")):
+    for item in object_items(request.get("ProcessingInputs")):
         where = f"input {item.get('InputName')!r}"
         if "S3Input" not in item:
             yield f"{where} reads {_named(item, ('InputName', 'AppManaged'))}, not an S3Input: {FILES_ONLY}"
             continue
-        s3 = _section(item, "S3Input")
+        s3 = object_member(item, "S3Input")
         yield from _s3_prefix(where, s3.get("S3DataType"))
         yield from _pipe(f"{where} S3InputMode", s3.get("S3InputMode"))
         if s3.get("S3CompressionType") == "Gzip":
             yield f"{where} S3CompressionType Gzip streams decompressed data through a pipe: {FILES_ONLY}"
-    for item in _items(_section(request, "ProcessingOutputConfig").get("Outputs")):
+    for item in object_items(object_member(request, "ProcessingOutputConfig").get("Outputs")):
         if item.get("S3Output") is None:
             yield (
                 f"output {item.get('OutputName')!r} writes {_named(item, ('OutputName', 'AppManaged'))}, "
@@ -115,16 +116,6 @@ def _isolation(request: Mapping[str, Any]) -> Iterator[str]:
     unavailable = isolation_unavailable() if network_isolated(request) else ""
     if unavailable:
         yield f"EnableNetworkIsolation: {unavailable}, and a local job is not run with the network instead"
-
-
-def _items(value: Any) -> list[Mapping[str, Any]]:
-    """The objects of a list member; at upsert anything malformed is the shape check's to report."""
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
-
-
-def _section(request: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = request.get(name)
-    return value if isinstance(value, Mapping) else {}
 
 
 def _instances(where: str, count: Any) -> Iterator[str]:

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pipelines.local.contract.members import object_items, object_member
+
 
 def metric_definition_problems(request: Mapping[str, Any]) -> Iterator[str]:
     """Definitions the local job could not read a value with: a regular expression Python cannot
@@ -41,9 +43,7 @@ def final_metrics(request: Mapping[str, Any], log: Path, timestamp: str) -> list
 
 
 def _definitions(request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    spec = request.get("AlgorithmSpecification")
-    found = spec.get("MetricDefinitions") if isinstance(spec, Mapping) else None
-    return [d for d in found or [] if isinstance(d, Mapping)]
+    return object_items(object_member(request, "AlgorithmSpecification").get("MetricDefinitions"))
 
 
 def _problems(definitions: list[Mapping[str, Any]]) -> Iterator[str]:

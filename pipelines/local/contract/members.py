@@ -1,0 +1,22 @@
+"""Reading members of a request whose shape may not have been checked yet.
+
+At upsert a step's Arguments are checked against their shape and against what the local target can
+run in the same pass, so the second check must not trip over what the first reports: an object
+member that is missing or not an object reads as {}, a list member as the objects it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def object_member(request: Any, name: str) -> Mapping[str, Any]:
+    """`request[name]` when both are objects, else {}."""
+    value = request.get(name) if isinstance(request, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def object_items(value: Any) -> list[Mapping[str, Any]]:
+    """The objects in a list ([] for anything that is not a list)."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
