@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import zipfile
@@ -77,9 +76,8 @@ def functions(tmp_path: Path) -> Iterator[Functions]:
 
 
 def create(functions: Functions, name: str, handler: str, code: bytes) -> dict[str, object]:
-    request = {"FunctionName": name, "Handler": handler, "Role": "r", "Runtime": "python3.12",
-               "Code": {"ZipFile": base64.b64encode(code).decode()}}
-    return functions.create(request, 0.0)
+    request = {"FunctionName": name, "Handler": handler, "Role": "r", "Runtime": "python3.12"}
+    return functions.create(request, code, 0.0)
 
 
 def test_the_handler_named_at_create_runs(functions: Functions) -> None:
@@ -97,9 +95,8 @@ def test_a_handler_sees_the_lambda_runtimes_variables_not_the_servers(
                         "TZ": "Asia/Tokyo"}.items():
         monkeypatch.setenv(name, value)
     request = {"FunctionName": "f", "Handler": "app.environment", "Role": "r", "Runtime": "python3.12",
-               "Code": {"ZipFile": base64.b64encode(zipped({"app.py": HANDLER})).decode()},
                "Environment": {"Variables": {"ENDPOINT_NAME": "ep", "LANG": "fr_FR.UTF-8"}}}
-    functions.create(request, 0.0)
+    functions.create(request, zipped({"app.py": HANDLER}), 0.0)
 
     result = functions.invoke("f", {})
 
@@ -136,9 +133,9 @@ def test_a_function_lambda_would_refuse_is_refused_at_create(
     functions: Functions, change: dict[str, object], message: str
 ) -> None:
     request = {"FunctionName": "f", "Handler": "app.answer", "Role": "r", "Runtime": "python3.12",
-               "Code": {"ZipFile": base64.b64encode(zipped({"app.py": HANDLER})).decode()}, **change}
+               **change}
     with pytest.raises(ServiceError, match=message) as refused:
-        functions.create(request, 0.0)
+        functions.create(request, zipped({"app.py": HANDLER}), 0.0)
     assert refused.value.code == "InvalidParameterValueException"
     with pytest.raises(ServiceError) as missing:
         functions.get("f")
@@ -162,9 +159,8 @@ def test_new_code_replaces_the_old(functions: Functions) -> None:
 
 def test_a_new_configuration_replaces_the_old_and_gets_new_environments(functions: Functions) -> None:
     request = {"FunctionName": "f", "Handler": "app.environment", "Role": "r", "Runtime": "python3.12",
-               "Code": {"ZipFile": base64.b64encode(zipped({"app.py": HANDLER})).decode()},
                "Environment": {"Variables": {"ENDPOINT_NAME": "old", "GONE": "x"}}}
-    functions.create(request, 0.0)
+    functions.create(request, zipped({"app.py": HANDLER}), 0.0)
     assert functions.invoke("f", {}).payload["environment"]["ENDPOINT_NAME"] == "old"
 
     updated = functions.update_configuration(
@@ -211,9 +207,9 @@ def test_bad_code_is_refused(functions: Functions, tmp_path: Path, code: bytes, 
 
 
 def test_a_handler_is_required_and_names_are_unique(functions: Functions) -> None:
-    request = {"FunctionName": "f", "Code": {"ZipFile": base64.b64encode(zipped({"a.py": b""})).decode()}}
+    request = {"FunctionName": "f"}
     with pytest.raises(ServiceError, match="Runtime and Handler are mandatory"):
-        functions.create(request, 0.0)
+        functions.create(request, zipped({"a.py": b""}), 0.0)
     create(functions, "f", "app.answer", zipped({"app.py": HANDLER}))
     with pytest.raises(ServiceError) as raised:
         create(functions, "f", "app.answer", zipped({"app.py": HANDLER}))
@@ -249,9 +245,8 @@ def test_concurrent_invocations_each_get_an_environment(functions: Functions) ->
 
 
 def test_a_timeout_ends_the_environment_and_the_next_call_starts_a_new_one(functions: Functions) -> None:
-    request = {"FunctionName": "f", "Handler": "app.slow", "Runtime": "python3.12", "Timeout": 1,
-               "Code": {"ZipFile": base64.b64encode(zipped({"app.py": HANDLER})).decode()}}
-    functions.create(request, 0.0)
+    request = {"FunctionName": "f", "Handler": "app.slow", "Runtime": "python3.12", "Timeout": 1}
+    functions.create(request, zipped({"app.py": HANDLER}), 0.0)
     timed_out = functions.invoke("f", {"seconds": 30})
     assert timed_out.payload is None and timed_out.error == "Task timed out after 1 seconds"
     assert functions.invoke("f", {"seconds": 0}).payload["pid"] > 0

@@ -86,7 +86,9 @@ class Functions:
         function_home(code_dir).mkdir(exist_ok=True)
         return digest, str(code_dir)
 
-    def create(self, request: dict[str, Any], now: float) -> dict[str, Any]:
+    def create(self, request: dict[str, Any], zipped: bytes, now: float) -> dict[str, Any]:
+        """CreateFunction's configuration members with the code's zip (the service reads it from
+        the request or from S3, as update_code's)."""
         name = function_name(request["FunctionName"])
         if not request.get("Handler") or not request.get("Runtime"):
             raise ServiceError(
@@ -97,7 +99,6 @@ class Functions:
         check_configuration(request)
         if self.database.get("function", name):
             raise ServiceError("ResourceConflictException", f"Function already exist: {name}", 409)
-        zipped = base64.b64decode(request.get("Code", {}).get("ZipFile", ""))
         sha, code_dir = self._save_code(name, zipped)
         body = {
             "FunctionName": name,

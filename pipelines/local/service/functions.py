@@ -24,10 +24,7 @@ class FunctionOperations:
         self.store = store
 
     def create_function(self, request: Body) -> Body:
-        if "ZipFile" not in request["Code"]:  # the zip, as the request would have carried it
-            zipped = self._code(request["Code"], "Code.")
-            request = {**request, "Code": {"ZipFile": base64.b64encode(zipped).decode()}}
-        return self.functions.create(request, time.time())
+        return self.functions.create(request, self._code(request["Code"], "Code."), time.time())
 
     def get_function(self, request: Body) -> Body:
         return self.functions.get(request["FunctionName"])
