@@ -86,9 +86,8 @@ class PipelineOperations:
         return self.runner
 
     # ---- pipelines -------------------------------------------------------------------------
-    def _definition(self, request: Body) -> tuple[str, Body]:
-        """The definition's text, from the request or the S3 object it names, and its checked
-        JSON."""
+    def _definition(self, request: Body) -> str:
+        """The definition's text, from the request or the S3 object it names, once it is checked."""
         raw = self._definition_text(request)
         try:
             definition: Body = json.loads(raw)
@@ -100,7 +99,7 @@ class PipelineOperations:
         unsatisfied = source_problems(definition, self._stored_file)
         if unsatisfied:
             raise invalid("Invalid pipeline definition: " + "\n".join(unsatisfied))
-        return raw, definition
+        return raw
 
     def _definition_text(self, request: Body) -> str:
         """PipelineDefinition, or the object PipelineDefinitionS3Location names (where the SDK puts
@@ -131,7 +130,7 @@ class PipelineOperations:
     def create_pipeline(self, request: Body) -> Body:
         name = request["PipelineName"]
         _refuse_aliases(request)
-        definition_text, _ = self._definition(request)
+        definition_text = self._definition(request)
         with self.context.lock:
             if self._find(name):
                 raise ServiceError("ResourceInUse", f"Pipeline {name} already exists.")
@@ -163,7 +162,7 @@ class PipelineOperations:
             if key in request
         }
         if "PipelineDefinition" in request or "PipelineDefinitionS3Location" in request:
-            changes["PipelineDefinition"], _ = self._definition(request)
+            changes["PipelineDefinition"] = self._definition(request)
         with self.context.lock:
             body = self._pipeline(request["PipelineName"])
             body.update(changes)
