@@ -20,6 +20,7 @@ from pipelines.local.hosting.endpoints import (
     VariantNotFound,
     VariantSpec,
 )
+from pipelines.local.hosting.model_process import HEALTH_TIMEOUT_SECONDS
 from pipelines.local.storage.database import Body
 from steps.integrity import DIGEST_KEY
 
@@ -67,7 +68,9 @@ class Serving:
                     environment=environment,
                     initial_weight=float(variant.get("InitialVariantWeight", 1.0)),
                     model_data_sha256=self._registered_digest(environment.get(PACKAGE_VARIABLE)),
-                    **_health_timeout(variant),
+                    health_timeout=float(
+                        variant.get("ContainerStartupHealthCheckTimeoutInSeconds", HEALTH_TIMEOUT_SECONDS)
+                    ),
                 )
             )
         return variants
@@ -194,9 +197,3 @@ class Serving:
 
     def shutdown(self) -> None:
         self.processes.shutdown()
-
-
-def _health_timeout(variant: Body) -> dict[str, float]:
-    """The variant's own limit for its container to answer /ping, when it sets one."""
-    seconds = variant.get("ContainerStartupHealthCheckTimeoutInSeconds")
-    return {} if seconds is None else {"health_timeout": float(seconds)}
