@@ -8,6 +8,7 @@ import json
 import os
 import re
 import selectors
+import socket
 import subprocess
 import sys
 import tarfile
@@ -32,6 +33,7 @@ from pipelines.local.hosting.endpoints import (
     VariantNotFound,
 )
 from pipelines.local.hosting.model_process import InvokeResult, VariantSpec
+from pipelines.local.system.isolation import isolation_unavailable
 
 WAIT_SECONDS = 90.0  # above Endpoints' own 60 s health-check limit
 JSON = "application/json"
@@ -360,6 +362,64 @@ def test_delete_stops_the_model_server(hosting: Endpoints, store: DirStore) -> N
     assert not pid_alive(pid)
     with pytest.raises(EndpointNotReady, match="not found"):
         hosting.invoke("ep", b'"x"', JSON, JSON)
+
+
+def tcp_listeners(pid: int) -> list[str]:
+    """The TCP sockets process `pid` listens on, as local addresses in /proc's hex form."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    listening = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                listening.append(fields[1])
+    return listening
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_a_model_server_listens_on_its_own_socket_only_and_an_isolated_one_reaches_nothing(
+    hosting: Endpoints, store: DirStore, isolated: bool
+) -> None:
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+    status = StatusLog()
+    hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", uri, {}, network_isolation=isolated)], None, status)
+    reason = isolation_unavailable()
+    if isolated and reason:  # a kernel without user namespaces: the server never runs with the network
+        assert status.wait(1)[0][1] == "Failed"
+        return
+    assert status.wait(1) == [("ep", "InService", "", "d1")]
+    pid = hosting.server_pids("ep")["AllTraffic"]
+    assert tcp_listeners(pid) == []  # reachable only through hosting, over its Unix socket
+    sockets = list((store.root.parent / "state" / "endpoints" / "ep" / "d1").glob("*.sock"))
+    assert len(sockets) == 1 and sockets[0].stat().st_mode & 0o777 == 0o600
+    with socket.socket() as listener:  # a server on this machine, as S3 or a package index would be
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        reached = answer(hosting.invoke("ep", json.dumps({"reach": listener.getsockname()[1]}).encode(),
+                                        JSON, JSON))["echo"]
+    assert reached.startswith("no network") if isolated else reached == "connected", reached
+    hosting.delete("ep")
+    assert not sockets[0].exists()
+
+
+def test_an_isolated_model_cannot_download_its_inference_code(hosting: Endpoints, store: DirStore) -> None:
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+    code = model_archive(store, "s3://models/code/sourcedir.tar.gz", "code")
+    environment = {"SAGEMAKER_SUBMIT_DIRECTORY": code}
+    status = StatusLog()
+    hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", uri, environment, network_isolation=True)], None,
+                   status)
+    (_, state, reason, _), = status.wait(1)
+    assert state == "Failed"
+    assert reason.endswith(
+        f"SAGEMAKER_SUBMIT_DIRECTORY is {code}, which the serving toolkit downloads inside the container, "
+        "and a model with EnableNetworkIsolation has no network to download it with: ship the inference "
+        "code inside model.tar.gz (code/) instead"
+    ), reason
 
 
 def test_restore_starts_the_last_deployment_again(tmp_path: Path, store: DirStore) -> None:

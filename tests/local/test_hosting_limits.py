@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.hosting import limits
 
 from .shapes_support import send
 from .world import BUCKET, IMAGE, ROLE, local_sagemaker
@@ -44,8 +45,6 @@ def refused(dispatcher: Dispatcher, operation: str, request: dict[str, Any], des
          "model server runs one container's inference code"),
         ({"PrimaryContainer": {**CONTAINER, "Mode": "MultiModel", "ModelDataUrl": f"{BUCKET}/models/"}},
          "container Mode MultiModel asks for a multi-model endpoint"),
-        ({"PrimaryContainer": CONTAINER, "EnableNetworkIsolation": True},
-         "EnableNetworkIsolation asks for a model server with no network"),
     ],
 )
 def test_a_model_local_hosting_cannot_serve_is_refused(
@@ -53,6 +52,22 @@ def test_a_model_local_hosting_cannot_serve_is_refused(
 ) -> None:
     request = {"ModelName": "other", "ExecutionRoleArn": ROLE, **model}
     assert expected in refused(dispatcher, "CreateModel", request, {"ModelName": "other"})
+
+
+def test_a_network_isolated_model_is_refused_only_where_no_network_namespace_can_be_made(
+    dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = {"ModelName": "other", "ExecutionRoleArn": ROLE, "PrimaryContainer": CONTAINER,
+               "EnableNetworkIsolation": True}
+    monkeypatch.setattr(limits, "isolation_unavailable", lambda: "no user namespaces here")
+    assert refused(dispatcher, "CreateModel", request, {"ModelName": "other"}) == (
+        "EnableNetworkIsolation asks for a model server with no network: no user namespaces here, and a "
+        "local model server is not run with the network instead"
+    )
+    monkeypatch.setattr(limits, "isolation_unavailable", lambda: "")  # a machine that can provide it
+    assert send(dispatcher, "SageMaker", "CreateModel", request).status == 200
+    described = json.loads(send(dispatcher, "SageMaker", "DescribeModel", {"ModelName": "other"}).body)
+    assert described["EnableNetworkIsolation"] is True
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,22 @@
-"""The runtime's HTTP client for model servers, against a scripted server on a real socket."""
+"""The runtime's HTTP client for model servers, against a scripted server on a real Unix socket."""
 
 from __future__ import annotations
 
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from pipelines.local.hosting.upstream import BadResponse, Connection, ConnectionPool, Disconnected
+from pipelines.local.hosting.upstream import (
+    BadResponse,
+    Connection,
+    ConnectionPool,
+    Disconnected,
+    ServerSocket,
+    ping,
+)
 
 TIMEOUT = 10.0
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok": 1.0}'
@@ -20,12 +28,14 @@ Script = Callable[[bytes], tuple[bytes, bool]]
 class ScriptedServer:
     """Accepts connections; each request is answered by the next script in the list."""
 
-    def __init__(self, scripts: list[Script]) -> None:
+    def __init__(self, scripts: list[Script], directory: Path) -> None:
         self.scripts = scripts
         self.requests: list[bytes] = []
         self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
+        self.address = ServerSocket(directory)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.address.path)
+        self.listener.listen()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -49,6 +59,7 @@ class ScriptedServer:
 
     def close(self) -> None:
         self.listener.close()
+        self.address.close()
 
 
 def read_request(conn: socket.socket) -> bytes:
@@ -62,7 +73,7 @@ def read_request(conn: socket.socket) -> bytes:
     lengths = [
         line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
     ]
-    while len(body) < int(lengths[0]):
+    while len(body) < (int(lengths[0]) if lengths else 0):
         body += conn.recv(65536)
     return head + b"\r\n\r\n" + body
 
@@ -72,11 +83,13 @@ def answer(reply: bytes, close: bool = False) -> Script:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[list[Script]], ScriptedServer]]:
+def serve(tmp_path: Path) -> Iterator[Callable[[list[Script]], ScriptedServer]]:
     servers: list[ScriptedServer] = []
 
     def start(scripts: list[Script]) -> ScriptedServer:
-        servers.append(ScriptedServer(scripts))
+        directory = tmp_path / f"server-{len(servers)}"
+        directory.mkdir()
+        servers.append(ScriptedServer(scripts, directory))
         return servers[-1]
 
     yield start
@@ -88,7 +101,7 @@ def test_request_carries_the_types_and_the_body_and_the_connection_is_kept(
     serve: Callable[[list[Script]], ScriptedServer],
 ) -> None:
     server = serve([answer(OK), answer(OK)])
-    conn = Connection(server.port, TIMEOUT)
+    conn = Connection(server.address, TIMEOUT)
     first = conn.post("/invocations", b'{"a": 1}', "application/json", "text/csv")
     second = conn.post("/invocations", b"x" * 100_000, "text/csv", "application/json")
     conn.close()
@@ -119,7 +132,7 @@ def test_keep_alive_and_body_end_follow_the_response_headers(
     serve: Callable[[list[Script]], ScriptedServer], reply: bytes, keep_alive: bool, body: bytes
 ) -> None:
     server = serve([answer(reply, close=True)])
-    conn = Connection(server.port, TIMEOUT)
+    conn = Connection(server.address, TIMEOUT)
     response = conn.post("/invocations", b"{}", "application/json", "application/json")
     conn.close()
     assert (response.keep_alive, response.body) == (keep_alive, body)
@@ -140,7 +153,7 @@ def test_a_response_this_client_cannot_read_is_refused_by_name(
     serve: Callable[[list[Script]], ScriptedServer], reply: bytes, problem: str
 ) -> None:
     server = serve([answer(reply, close=True)])
-    conn = Connection(server.port, TIMEOUT)
+    conn = Connection(server.address, TIMEOUT)
     with pytest.raises(BadResponse, match=problem):
         conn.post("/invocations", b"{}", "application/json", "application/json")
     conn.close()
@@ -150,7 +163,7 @@ def test_a_header_value_with_a_line_break_is_never_sent(
     serve: Callable[[list[Script]], ScriptedServer],
 ) -> None:
     server = serve([answer(OK)])
-    conn = Connection(server.port, TIMEOUT)
+    conn = Connection(server.address, TIMEOUT)
     with pytest.raises(BadResponse, match="line break"):
         conn.post("/invocations", b"{}", "application/json\r\nX-Injected: 1", "application/json")
     conn.close()
@@ -164,7 +177,7 @@ def test_the_pool_reuses_a_connection_and_retries_one_the_server_dropped(
     # connection is when it times out; the pool must notice on reuse and retry on a new one.
     drop_after_answer = answer(OK, close=True)
     server = serve([answer(OK), drop_after_answer, answer(OK)])
-    pool = ConnectionPool(server.port, TIMEOUT)
+    pool = ConnectionPool(server.address, TIMEOUT)
     assert [pool.post(b"{}", "application/json", "application/json").status for _ in range(3)] == [
         200,
         200,
@@ -178,17 +191,38 @@ def test_a_fresh_connection_that_fails_is_not_retried(
     serve: Callable[[list[Script]], ScriptedServer],
 ) -> None:
     server = serve([answer(b"", close=True), answer(OK)])
-    pool = ConnectionPool(server.port, TIMEOUT)
+    pool = ConnectionPool(server.address, TIMEOUT)
     with pytest.raises(Disconnected):
         pool.post(b"{}", "application/json", "application/json")
     pool.close()
     assert len(server.requests) == 1  # a POST is not sent twice when the first try was not stale
 
 
-def test_connection_refused_is_an_os_error() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    pool = ConnectionPool(port, TIMEOUT)
+def test_a_server_that_is_not_listening_is_an_os_error_and_fails_its_ping(tmp_path: Path) -> None:
+    nobody = ServerSocket(tmp_path)
+    pool = ConnectionPool(nobody, TIMEOUT)
     with pytest.raises(OSError):
         pool.post(b"{}", "application/json", "application/json")
+    assert ping(nobody) is False
+
+
+def test_ping_is_a_get_and_reads_the_status(serve: Callable[[list[Script]], ScriptedServer]) -> None:
+    unhealthy = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+    server = serve([answer(OK), answer(unhealthy)])
+    assert ping(server.address) is True
+    assert ping(server.address) is False
+    assert [request.split(b"\r\n")[0] for request in server.requests] == [b"GET /ping HTTP/1.1"] * 2
+
+
+def test_a_socket_in_a_directory_longer_than_a_socket_path_may_be_is_reached(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 100) / ("e" * 100)
+    deep.mkdir(parents=True)
+    server = ScriptedServer([answer(OK)], deep)
+    try:
+        assert len(str(server.address.file)) > 107  # too long to bind or connect to by itself
+        conn = Connection(server.address, TIMEOUT)
+        assert conn.post("/invocations", b"{}", "application/json", "application/json").status == 200
+        conn.close()
+    finally:
+        server.close()
+    assert not server.address.file.exists()  # closing the address removes the socket's file

@@ -3,17 +3,19 @@ reproduce, refused when it is created instead of served some other way.
 
 A local endpoint is real-time: each variant is one model server process running one container's
 inference code, and every invocation reaches the variant that traffic weights pick; an update moves
-all traffic at once when the new servers are healthy. A model server with no network, an inference
-pipeline of several containers, a multi-model container, asynchronous inference, shadow variants
-that receive a copy of production traffic, online explanations, traffic shifted in steps and
-rollbacks on CloudWatch alarms all behave otherwise on SageMaker; served here they would answer as
-none of them does.
+all traffic at once when the new servers are healthy. A model server with no network (where this
+machine cannot make a network namespace), an inference pipeline of several containers, a multi-model
+container, asynchronous inference, shadow variants that receive a copy of production traffic,
+online explanations, traffic shifted in steps and rollbacks on CloudWatch alarms all behave
+otherwise on SageMaker; served here they would answer as none of them does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from pipelines.local.system.isolation import isolation_unavailable
 
 ONE_CONTAINER = "a local model server runs one container's inference code"
 ALL_AT_ONCE = "a local update moves all traffic at once when the new model servers are healthy"
@@ -49,10 +51,11 @@ def _deployment_limits(config: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _model_limits(request: Mapping[str, Any]) -> Iterator[str]:
-    if request.get("EnableNetworkIsolation") is True:
+    unavailable = isolation_unavailable() if request.get("EnableNetworkIsolation") is True else ""
+    if unavailable:
         yield (
-            "EnableNetworkIsolation asks for a model server with no network: a local model server is "
-            "reached over loopback TCP, so it cannot be taken off the network"
+            f"EnableNetworkIsolation asks for a model server with no network: {unavailable}, and a "
+            "local model server is not run with the network instead"
         )
     containers = request.get("Containers") or []
     if len(containers) > 1:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -23,11 +22,12 @@ from pathlib import Path
 
 from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import CaptureWriter, PathStore
-from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ping
+from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ServerSocket, ping
 from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.jobs.requirements import check_code_dir
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
+from pipelines.local.system.isolation import without_network
 from pipelines.local.system.supervision import dying_with_parent, terminate
 from steps.integrity import ModelDataMismatch, check_digest, registered_digest, sha256_file
 
@@ -54,6 +54,7 @@ class VariantSpec:
     # The SHA-256 its model package registered ("" when it registered none); None: no package.
     model_data_sha256: str | None = None
     health_timeout: float = HEALTH_TIMEOUT_SECONDS  # seconds to answer /ping after it starts
+    network_isolation: bool = False  # the model's EnableNetworkIsolation: no network at all
 
 
 @dataclass(frozen=True)
@@ -106,18 +107,6 @@ def log_tail(path: Path, offset: int = 0, limit: int = LOG_TAIL_CHARS) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-def read_port(path: Path, offset: int) -> int | None:
-    """The port from the model server's ``LISTENING <port>`` line, once it has been written."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            text = handle.read(1 << 16).decode("utf-8", "replace")
-    except OSError:
-        return None
-    match = re.search(r"^LISTENING (\d+)$", text, re.MULTILINE)
-    return int(match.group(1)) if match else None
-
-
 class ModelServerProcess:
     """One model server process serving one variant of one deployment."""
 
@@ -125,12 +114,14 @@ class ModelServerProcess:
         self,
         variant: VariantSpec,
         process: subprocess.Popen[bytes],
+        server_socket: ServerSocket,
         log_path: Path,
         log_offset: int,
         capture: CaptureWriter | None,
     ) -> None:
         self.variant = variant
         self.process = process
+        self._socket = server_socket
         self.log_path = log_path
         self._log_offset = log_offset
         self._capture = capture
@@ -138,16 +129,14 @@ class ModelServerProcess:
 
     def wait_ready(self, deadline: float, cancelled: Callable[[], bool]) -> None:
         """Return once /ping answers 200; raise DeploymentError on exit, timeout or cancel."""
-        port: int | None = None
         while True:
             code = self.process.poll()
             if code is not None:
                 raise DeploymentError(self._reason(f"exited with code {code}"))
             if cancelled():
                 raise DeploymentError("deployment cancelled")
-            port = port or read_port(self.log_path, self._log_offset)
-            if port is not None and ping(port):
-                self._pool = ConnectionPool(port, INVOKE_TIMEOUT_SECONDS)
+            if self._socket.file.exists() and ping(self._socket):
+                self._pool = ConnectionPool(self._socket, INVOKE_TIMEOUT_SECONDS)
                 return
             if time.monotonic() > deadline:
                 raise DeploymentError(self._reason(f"not healthy within {self.variant.health_timeout:g} s"))
@@ -196,6 +185,7 @@ class ModelServerProcess:
         if self._pool is not None:
             self._pool.close()
         terminate(self.process, STOP_SECONDS)
+        self._socket.close()
         if self._capture is not None:
             self._capture.close()
 
@@ -225,8 +215,17 @@ def launch(
     extract_archive(archive, model_dir)
     env = _environment(variant, model_dir, variant_dir, store)
     log_path = variant_dir / "server.log"
-    process, offset = _spawn(model_dir, env, log_path, spawner, python)
-    return ModelServerProcess(variant, process, log_path, offset, capture)
+    server_socket = ServerSocket(variant_dir)
+    argv = [python, "-m", "pipelines.local.hosting.model_server", "--model-dir", str(model_dir),
+            "--socket", server_socket.name]
+    if variant.network_isolation:
+        argv = without_network(argv)
+    try:
+        process, offset = _spawn(argv, env, log_path, spawner, variant_dir)
+    except BaseException:
+        server_socket.close()
+        raise
+    return ModelServerProcess(variant, process, server_socket, log_path, offset, capture)
 
 
 def _environment(
@@ -238,6 +237,12 @@ def _environment(
     env = container_environment(variant_dir / "home", variant_dir / "tmp")
     env.update({key: str(value) for key, value in variant.environment.items()})
     submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+    if submit.startswith("s3://") and variant.network_isolation:
+        raise DeploymentError(
+            f"SAGEMAKER_SUBMIT_DIRECTORY is {submit}, which the serving toolkit downloads inside the "
+            "container, and a model with EnableNetworkIsolation has no network to download it with: "
+            "ship the inference code inside model.tar.gz (code/) instead"
+        )
     if submit.startswith("s3://"):
         code_dir = variant_dir / "code"
         extract_archive(_locate(store, submit), code_dir)
@@ -262,23 +267,15 @@ def _check_installs(code_dir: Path) -> None:
 
 
 def _spawn(
-    model_dir: Path, env: dict[str, str], log_path: Path, spawner: ThreadPoolExecutor, python: str
+    argv: list[str], env: dict[str, str], log_path: Path, spawner: ThreadPoolExecutor, cwd: Path
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start on the spawner thread (see module docstring: PDEATHSIG follows the thread)."""
-    argv = [
-        python,
-        "-m",
-        "pipelines.local.hosting.model_server",
-        "--model-dir",
-        str(model_dir),
-        "--port",
-        "0",
-    ]
+    """Start in `cwd`, where it makes its socket, on the spawner thread: the parent-death signal
+    fires when the thread that started the process ends, and that one lives as long as hosting."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log_file:
         offset = log_file.seek(0, os.SEEK_END)
         try:
-            launch = dying_with_parent(argv, env, model_dir.parent)
+            launch = dying_with_parent(argv, env, cwd)
             future = spawner.submit(
                 subprocess.Popen,
                 launch.argv,
@@ -286,7 +283,7 @@ def _spawn(
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=env,
-                cwd=str(model_dir.parent),
+                cwd=str(cwd),
                 preexec_fn=launch.preexec_fn,
                 start_new_session=True,
             )

@@ -1,6 +1,7 @@
 """The local inference container: SageMaker's serving contract over HTTP, without Docker.
 
-Run as ``python -m pipelines.local.hosting.model_server --model-dir DIR --port PORT``. Like the SageMaker
+Run as ``python -m pipelines.local.hosting.model_server --model-dir DIR (--port PORT | --socket NAME)``.
+Like the SageMaker
 scikit-learn serving image it imports ``$SAGEMAKER_PROGRAM`` (default ``inference.py``) from
 ``$SAGEMAKER_SUBMIT_DIRECTORY`` (default ``DIR/code``), calls ``model_fn(DIR)`` once, then answers
 ``GET /ping`` and ``POST /invocations`` with ``input_fn`` -> ``predict_fn`` -> ``output_fn``.
@@ -10,6 +11,10 @@ Design notes (why it looks like this):
   ``/ping``; the process exits 1 with the error on stderr instead.
 - ``LISTENING <port>`` is the first stdout line, so a parent can use ``--port 0`` and learn the port
   without racing another process for a "free" one.
+- ``--socket NAME`` listens on a Unix socket of that name in the working directory instead, readable
+  and writable by this user only (hosting starts every model server so): nothing else on the machine
+  can reach it past the runtime's signed door, and it still serves from a network namespace of its
+  own (a model with EnableNetworkIsolation).
 - A threaded HTTP/1.1 server with keep-alive and no per-request logging keeps per-request overhead
   to a dict lookup and two socket writes; Nagle is disabled so those writes are not delayed.
 - One worker process per core (``$SAGEMAKER_MODEL_SERVER_WORKERS`` overrides), forked after the
@@ -24,6 +29,7 @@ import argparse
 import importlib.util
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -177,42 +183,6 @@ class InFlight:
             return self._count
 
 
-class ModelHTTPServer(ThreadingHTTPServer):
-    """Thread per connection; daemon threads and no join on close, so idle keep-alive
-    connections never hold up shutdown (in-flight requests are awaited via InFlight instead)."""
-
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], app: ModelApp) -> None:
-        super().__init__(address, Handler)
-        self.app = app
-        self.in_flight = InFlight()
-        self.connections: ConnectionCounts | None = None  # set in each pre-forked worker
-
-    def get_request(self) -> tuple[Any, Any]:
-        """Accept, after a short pause when this worker holds more connections than another, so
-        that worker takes the connection if it can (BlockingIOError here: it did)."""
-        if self.connections is not None and self.connections.busier_than_least():
-            time.sleep(ACCEPT_DEFER_SECONDS)
-        request, address = super().get_request()
-        if self.connections is not None:
-            self.connections.opened()
-        return request, address
-
-    def close_request(self, request: Any) -> None:
-        super().close_request(request)
-        if self.connections is not None:
-            self.connections.closed()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client dropping a keep-alive connection is routine, not worth a traceback."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-
 class Handler(JsonRequestHandler):
     server_version = "LocalSageMakerModelServer/1.0"
     timeout = IDLE_CONNECTION_SECONDS
@@ -279,6 +249,59 @@ class Handler(JsonRequestHandler):
                        close=close or self.model_server.in_flight.stopping)
 
 
+class UnixHandler(Handler):
+    disable_nagle_algorithm = False  # a TCP option: a Unix socket refuses it
+
+
+class ModelHTTPServer(ThreadingHTTPServer):
+    """Thread per connection; daemon threads and no join on close, so idle keep-alive
+    connections never hold up shutdown (in-flight requests are awaited via InFlight instead)."""
+
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+    handler_class: type[Handler] = Handler
+
+    def __init__(self, address: tuple[str, int] | str, app: ModelApp) -> None:
+        super().__init__(address, self.handler_class)  # type: ignore[arg-type]
+        self.app = app
+        self.in_flight = InFlight()
+        self.connections: ConnectionCounts | None = None  # set in each pre-forked worker
+
+    def get_request(self) -> tuple[Any, Any]:
+        """Accept, after a short pause when this worker holds more connections than another, so
+        that worker takes the connection if it can (BlockingIOError here: it did)."""
+        if self.connections is not None and self.connections.busier_than_least():
+            time.sleep(ACCEPT_DEFER_SECONDS)
+        request, address = super().get_request()
+        if self.connections is not None:
+            self.connections.opened()
+        return request, address
+
+    def close_request(self, request: Any) -> None:
+        super().close_request(request)
+        if self.connections is not None:
+            self.connections.closed()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client dropping a keep-alive connection is routine, not worth a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+class UnixModelHTTPServer(ModelHTTPServer):
+    """The same server on a Unix socket (a name in the working directory), mode 0600."""
+
+    address_family = socket.AF_UNIX
+    handler_class = UnixHandler
+
+    def server_bind(self) -> None:
+        self.socket.bind(self.server_address)
+        os.chmod(cast(str, self.server_address), 0o600)
+        self.server_name, self.server_port = "localhost", 0
+
+
 def serve_until(server: ModelHTTPServer, stop: StopFlag,
                 drain_seconds: float = DRAIN_SECONDS) -> None:
     """Serve on a worker thread until ``stop`` is set, then stop accepting and wait for in-flight
@@ -301,7 +324,9 @@ def serve_until(server: ModelHTTPServer, stop: StopFlag,
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    listen = parser.add_mutually_exclusive_group()
+    listen.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    listen.add_argument("--socket", help="listen on a Unix socket of this name in the working directory")
     return parser.parse_args(argv)
 
 
@@ -319,8 +344,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"model server: failed to load the model from {args.model_dir}: {exc}\n")
         return 1
     stop = stop_on_signals()  # before the port is announced: a stop may follow it at once
-    server = ModelHTTPServer((HOST, args.port), app)
-    print(f"LISTENING {server.server_address[1]}", flush=True)
+    if args.socket:
+        server: ModelHTTPServer = UnixModelHTTPServer(args.socket, app)
+        print(f"LISTENING {args.socket}", flush=True)
+    else:
+        server = ModelHTTPServer((HOST, args.port), app)
+        print(f"LISTENING {server.server_address[1]}", flush=True)
     sys.stderr.write(f"model server: {workers} worker{'s' if workers > 1 else ''}\n")
     if workers == 1:
         serve_until(server, stop)

@@ -1,4 +1,8 @@
-"""The runtime's side of the hop to a model server: pooled keep-alive HTTP/1.1 over loopback.
+"""The runtime's side of the hop to a model server: pooled keep-alive HTTP/1.1 over a Unix socket.
+
+Every model server hosting starts listens on a Unix socket in its variant's directory, mode 0600, not
+on a loopback port: nothing else on the machine reaches a model except through the runtime's signed
+door, and a server in a network namespace of its own (EnableNetworkIsolation) is still reachable.
 
 Why not ``http.client``: every invocation crosses this hop, and ``http.client`` validates and
 encodes each header one call at a time and parses every response's headers with the ``email``
@@ -10,10 +14,13 @@ client only needs to understand that much of HTTP/1.1; anything else is refused 
 
 from __future__ import annotations
 
-import http.client
+import contextlib
+import os
 import socket
 import threading
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipelines.local.hosting.model_server import HOST
 
@@ -39,25 +46,63 @@ class Response:
     keep_alive: bool
 
 
-def ping(port: int, timeout: float = 2.0) -> bool:
+class ServerSocket:
+    """Where one model server listens: a fresh socket name in a directory, reached through a
+    descriptor of that directory, since a socket's path may not exceed 107 bytes and a variant's
+    directory in the state directory can be longer."""
+
+    def __init__(self, directory: Path) -> None:
+        self.name = f"model-{uuid.uuid4().hex[:12]}.sock"  # a restarted server never meets a stale one
+        self.file = directory / self.name
+        self._directory = os.open(directory, os.O_PATH | os.O_DIRECTORY)
+
+    @property
+    def path(self) -> str:
+        """The socket's path through the directory's descriptor (short, whatever the directory)."""
+        return f"/proc/self/fd/{self._directory}/{self.name}"
+
+    def connect(self, timeout: float) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(self.path)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def close(self) -> None:
+        """Forget the directory and remove the socket's file (the server is gone). Idempotent."""
+        with contextlib.suppress(OSError):
+            os.close(self._directory)
+        self._directory = -1
+        self.file.unlink(missing_ok=True)
+
+
+def ping(server: ServerSocket, timeout: float = 2.0) -> bool:
     """True when the model server answers ``GET /ping`` with 200 (used only while deploying)."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request("GET", "/ping")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
+        conn = Connection(server, timeout)
+    except OSError:
+        return False
+    try:
+        return conn.get("/ping").status == 200
+    except (OSError, BadResponse):
         return False
     finally:
         conn.close()
 
 
 class Connection:
-    """One keep-alive connection; Nagle is off so a small request is not held back."""
+    """One keep-alive connection to a model server."""
 
-    def __init__(self, port: int, timeout: float) -> None:
-        self._sock = socket.create_connection((HOST, port), timeout=timeout)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, server: ServerSocket, timeout: float) -> None:
+        self._sock = server.connect(timeout)
         self._reader = self._sock.makefile("rb")
+
+    def get(self, path: str) -> Response:
+        self._sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode("latin-1"))
+        return self._read_response()
 
     def post(self, path: str, body: bytes, content_type: str, accept: str) -> Response:
         head = (
@@ -134,8 +179,8 @@ def parse_length(value: str) -> int:
 class ConnectionPool:
     """Idle keep-alive connections to one model server (LIFO, so warm sockets are reused)."""
 
-    def __init__(self, port: int, timeout: float) -> None:
-        self._port = port
+    def __init__(self, server: ServerSocket, timeout: float) -> None:
+        self._server = server
         self._timeout = timeout
         self._idle: list[Connection] = []
         self._lock = threading.Lock()
@@ -149,7 +194,7 @@ class ConnectionPool:
         except ConnectionError:
             if not reused:
                 raise
-        return self._exchange(Connection(self._port, self._timeout), body, content_type, accept)
+        return self._exchange(Connection(self._server, self._timeout), body, content_type, accept)
 
     def _exchange(self, conn: Connection, body: bytes, content_type: str, accept: str) -> Response:
         try:
@@ -164,7 +209,7 @@ class ConnectionPool:
         with self._lock:
             if self._idle:
                 return self._idle.pop(), True
-        return Connection(self._port, self._timeout), False
+        return Connection(self._server, self._timeout), False
 
     def _give_back(self, conn: Connection, keep_alive: bool) -> None:
         with self._lock:

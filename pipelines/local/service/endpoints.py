@@ -57,6 +57,7 @@ class EndpointOperations:
             "ModelArn": self.context.arn("model", name.lower()),
             "PrimaryContainer": container,
             "CreationTime": time.time(),
+            "EnableNetworkIsolation": request.get("EnableNetworkIsolation") is True,
         }
         if "ExecutionRoleArn" in request:
             body["ExecutionRoleArn"] = request["ExecutionRoleArn"]

@@ -71,6 +71,7 @@ class Serving:
                     health_timeout=float(
                         variant.get("ContainerStartupHealthCheckTimeoutInSeconds", HEALTH_TIMEOUT_SECONDS)
                     ),
+                    network_isolation=model.get("EnableNetworkIsolation") is True,
                 )
             )
         return variants

@@ -3,6 +3,7 @@ and hosting tests (each copies it into a model directory as code/inference.py)."
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -40,6 +41,12 @@ def predict_fn(data, model):
             time.sleep(0.01)
     if data == "environment":
         return {"version": model["version"], "echo": data, "environment": dict(os.environ)}
+    if isinstance(data, dict) and "reach" in data:  # connect to a port on this machine
+        try:
+            socket.create_connection(("127.0.0.1", data["reach"]), timeout=5).close()
+            return {"version": model["version"], "echo": "connected"}
+        except OSError as error:
+            return {"version": model["version"], "echo": f"no network: {error}"}
     if data == "which worker":
         return {"version": model["version"], "echo": data, "pid": os.getpid()}
     return {"version": model["version"], "echo": data}
