@@ -388,9 +388,10 @@ def test_unreadable_metric_fails_the_condition_step() -> None:
     result = run(definition, fake, journal)
 
     assert result.status == "Failed"
-    assert result.failure_reason.startswith(f"{EXECUTION_FAILURE} Step AccuracyCheck failed: ")
-    assert "has no value at binary_classification_metrics.f1" in result.failure_reason
+    assert result.failure_reason == EXECUTION_FAILURE  # SageMaker's one sentence; the why is the step's
     assert journal.finished["AccuracyCheck"].status == "Failed"
+    reason = journal.finished["AccuracyCheck"].failure_reason
+    assert "has no value at binary_classification_metrics.f1" in reason
     assert "RegisterModel" not in journal.started
 
 
@@ -465,7 +466,7 @@ def test_runner_exception_fails_the_step_and_stops_the_run() -> None:
     result = run(example_definition(), fake, journal)
 
     reason = "InternalServerError: out of memory"
-    assert result == ExecutionResult("Failed", f"{EXECUTION_FAILURE} Step Train failed: {reason}")
+    assert result == ExecutionResult("Failed", EXECUTION_FAILURE)
     assert journal.finished["Train"] == StepOutcome("Failed", failure_reason=reason)
     assert fake.names == ["Preprocess", "Train"]
     assert journal.events[-1] == ("finished", "Train")
@@ -478,9 +479,8 @@ def test_failed_outcome_from_a_runner_stops_the_run() -> None:
     definition = synthetic(step("A"), step("B", DependsOn=["A"]))
     fake, journal = FakeSageMaker(), MemoryJournal()
     result = run(definition, fake, journal, runners={"Processing": broken})
-    assert result.failure_reason == (
-        f"{EXECUTION_FAILURE} Step A failed: AlgorithmError: exit code 1"
-    )
+    assert result.failure_reason == EXECUTION_FAILURE
+    assert journal.finished["A"].failure_reason == "AlgorithmError: exit code 1"
     assert journal.events == [("started", "A"), ("finished", "A")]
 
 
@@ -499,7 +499,8 @@ def test_a_failure_starts_nothing_new_but_lets_running_steps_finish() -> None:
     definition = synthetic(step("A"), step("C"), step("B", DependsOn=["C"]))
     fake, journal = FakeSageMaker(), MemoryJournal()
     result = run(definition, fake, journal, runners={"Processing": runner})
-    assert result == ExecutionResult("Failed", f"{EXECUTION_FAILURE} Step A failed: boom")
+    assert result == ExecutionResult("Failed", EXECUTION_FAILURE)
+    assert journal.finished["A"].failure_reason == "boom"
     assert set(journal.started) == {"A", "C"}
     assert journal.finished["C"].status == "Succeeded"
 
@@ -545,7 +546,7 @@ def test_unresolvable_argument_fails_that_step_without_calling_its_runner() -> N
         "Steps.Train.ModelArtifacts.S3ModelArtifacts: step Train has no property ModelArtifacts"
     )
     assert journal.finished["Evaluate"] == StepOutcome("Failed", failure_reason=reason)
-    assert result.failure_reason == f"{EXECUTION_FAILURE} Step Evaluate failed: {reason}"
+    assert result.failure_reason == EXECUTION_FAILURE
     assert fake.names == ["Preprocess", "Train"]
 
 
@@ -554,9 +555,7 @@ def test_unsupported_step_type_fails_the_step() -> None:
     fake, journal = FakeSageMaker(), MemoryJournal()
     result = run(definition, fake, journal)
     assert journal.finished["T"].failure_reason == "unsupported step type Transform"
-    assert result.failure_reason == (
-        f"{EXECUTION_FAILURE} Step T failed: unsupported step type Transform"
-    )
+    assert result.failure_reason == EXECUTION_FAILURE
     assert fake.names == []
 
 
@@ -906,7 +905,8 @@ def test_retries_stop_at_max_attempts() -> None:
     journal = MemoryJournal()
     result = run(retrying(policy), FakeSageMaker(), journal,
                  runners={"Processing": flaky([INTERNAL] * 5)}, options=RunOptions(pause=lambda s: False))
-    assert result.failure_reason == f"{EXECUTION_FAILURE} Step A failed: {INTERNAL}"
+    assert result.failure_reason == EXECUTION_FAILURE
+    assert journal.finished["A"].failure_reason == INTERNAL
     assert journal.events.count(("retried", "A")) == 2
     assert "B" not in journal.started
 

@@ -245,6 +245,11 @@ def resolve_parameters(
         raise ParameterError(
             f"unknown parameter(s) {', '.join(unknown)}; declared: {', '.join(declared) or 'none'}"
         )
+    empty = sorted(name for name, value in overrides.items() if value == "")
+    if empty:  # the service's own words (a value is at least one character long)
+        raise ParameterError(
+            f"parameter {empty[0]}: string \"\" is too short (length: 0, required minimum: 1)"
+        )
     values: dict[str, Any] = {}
     for name, declaration in declared.items():
         raw = overrides.get(name, declaration.get("DefaultValue"))
@@ -402,11 +407,10 @@ def _condition_outcome(outcome: StepOutcome) -> bool:
     return value is True or value == "True"
 
 
-def _execution_failure(planned: _PlannedStep, outcome: StepOutcome) -> str:
-    """A Fail step fails the execution with its own message; other steps as SageMaker words it."""
-    if "Fail" in outcome.metadata:
-        return outcome.failure_reason
-    return f"{EXECUTION_FAILURE} Step {planned.name} failed: {outcome.failure_reason}"
+def _execution_failure(outcome: StepOutcome) -> str:
+    """A Fail step fails the execution with its own message; any other step with SageMaker's one
+    sentence (what failed, and why, is in the step's own FailureReason)."""
+    return outcome.failure_reason if "Fail" in outcome.metadata else EXECUTION_FAILURE
 
 
 def _decided(outcome: StepOutcome) -> Future[StepOutcome]:
@@ -559,6 +563,26 @@ class _Execution:
         )
 
 
+def experiment_names(
+    definition: Mapping[str, Any], context: ExecutionContext, parameters: Mapping[str, Any]
+) -> dict[str, str]:
+    """The definition's PipelineExperimentConfig resolved for one execution ({} without one): what
+    DescribePipelineExecution shows and `PipelineExperimentConfig.*` references read."""
+    config = definition.get("PipelineExperimentConfig")
+    if not isinstance(config, dict):
+        return {}
+    scope = Scope(parameters, _execution_variables(context), {}, {}, _no_files, _utc_now)
+    defaults = {"ExperimentName": context.pipeline_name, "TrialName": context.execution_id}
+    try:
+        return {name: str(resolve(config.get(name, default), scope)) for name, default in defaults.items()}
+    except ExpressionError as error:
+        raise DefinitionError(f"PipelineExperimentConfig: {error}") from None
+
+
+def _no_files(uri: str) -> Any:
+    raise ExpressionError(f"{uri}: no property file can be read before any step has run")
+
+
 def _execution_variables(context: ExecutionContext) -> dict[str, str]:
     return {
         "PipelineExecutionId": context.execution_id,
@@ -606,6 +630,7 @@ def run_execution(
         properties=properties,
         read_json=read_json,
         now=clock,
+        experiment=experiment_names(definition, context, parameters),
     )
     execution = _Execution(
         context, runners, journal, scope, clock, dict(completed), properties, options
@@ -641,7 +666,7 @@ def run_execution(
                 if outcome.status == "Stopped" and result is None:
                     result = ExecutionResult("Stopped")
                 elif outcome.status != "Succeeded" and result is None:
-                    result = ExecutionResult("Failed", _execution_failure(planned, outcome))
+                    result = ExecutionResult("Failed", _execution_failure(outcome))
 
 
 def _ready(execution: _Execution, pending: list[_PlannedStep]) -> list[_PlannedStep]:

@@ -1,9 +1,10 @@
 """The expression language of SageMaker pipeline definitions (schema 2020-12-01).
 
 A definition value may be a reference (`{"Get": "Parameters.X"}`, `{"Get": "Execution.X"}`,
-`{"Get": "Steps.X.<path>"}`), a function (`Std:Join`, `Std:JsonGet`) or, inside a Condition step,
-a condition. This module turns such values into plain JSON values for one execution, the way the
-SageMaker Pipelines service does before it calls CreateProcessingJob and friends.
+`{"Get": "PipelineExperimentConfig.X"}`, `{"Get": "Steps.X.<path>"}`), a function (`Std:Join`,
+`Std:JsonGet`) or, inside a Condition step, a condition. This module turns such values into plain
+JSON values for one execution, the way the SageMaker Pipelines service does before it calls
+CreateProcessingJob and friends.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ EXECUTION_VARIABLES = frozenset(
         "CurrentDateTime",
     }
 )
+EXPERIMENT_NAMES = ("ExperimentName", "TrialName")  # what PipelineExperimentConfig.* may name
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "GreaterThan": operator.gt,
     "GreaterThanOrEqualTo": operator.ge,
@@ -88,6 +90,7 @@ class Scope:
     properties: Mapping[str, Mapping[str, Any]]
     read_json: Callable[[str], Any]
     now: Callable[[], datetime]
+    experiment: Mapping[str, str] = field(default_factory=dict)  # the resolved PipelineExperimentConfig
 
 
 class _MissingPath(Exception):
@@ -137,9 +140,14 @@ def parse_reference(expression: str) -> Reference:
         if namespace == "Execution" and rest not in EXECUTION_VARIABLES:
             raise ExpressionError(f"{expression}: unknown execution variable {rest}")
         return Reference(expression, namespace, rest)
+    if namespace == "PipelineExperimentConfig":
+        if rest not in EXPERIMENT_NAMES:
+            raise ExpressionError(f"{expression}: expected {' or '.join(EXPERIMENT_NAMES)}")
+        return Reference(expression, namespace, rest)
     if namespace != "Steps":
         raise ExpressionError(
-            f"{expression}: unknown reference (expected Parameters, Execution or Steps)"
+            f"{expression}: unknown reference (expected Parameters, Execution, "
+            "PipelineExperimentConfig or Steps)"
         )
     name = _NAME.match(rest)
     if name is None or name.end() == len(rest):
@@ -230,6 +238,10 @@ def _resolve_get(target: Any, scope: Scope) -> Any:
         return scope.parameters[ref.name]
     if ref.namespace == "Execution":
         return _execution_variable(ref, scope)
+    if ref.namespace == "PipelineExperimentConfig":
+        if ref.name not in scope.experiment:
+            raise ExpressionError(f"{target}: the definition has no PipelineExperimentConfig")
+        return scope.experiment[ref.name]
     if ref.is_property_file:
         raise ExpressionError(f"{target}: a property file can only be read through Std:JsonGet")
     return _step_property(ref, ref.path, scope)
@@ -286,9 +298,9 @@ def _named_element(items: list[Any], name: str) -> Any:
     for item in items:
         if not isinstance(item, dict):
             continue
-        for field, value in item.items():
-            if field.endswith("Name") and value == name:
-                return item["Value"] if field == "Name" and "Value" in item else item
+        for key, value in item.items():
+            if key.endswith("Name") and value == name:
+                return item["Value"] if key == "Name" and "Value" in item else item
     return _MISSING
 
 

@@ -239,17 +239,6 @@ class ExecutionRunner:
         for thread in self._threads.values():
             thread.join(timeout=10)
 
-    def _context(self, execution: dict[str, Any]) -> ExecutionContext:
-        arn = execution["PipelineExecutionArn"]
-        pipeline_arn = execution["PipelineArn"]
-        return ExecutionContext(
-            pipeline_name=pipeline_arn.rsplit("/", 1)[-1],
-            pipeline_arn=pipeline_arn,
-            execution_id=arn.rsplit("/", 1)[-1],
-            execution_arn=arn,
-            start_time=datetime.fromtimestamp(execution["CreationTime"], UTC),
-        )
-
     def _run(self, execution: dict[str, Any]) -> None:
         """Run to the end and record it. A thread that cannot record (database locked for too long,
         disk full) still ends the execution: Failed with the reason, once the database takes it."""
@@ -274,7 +263,7 @@ class ExecutionRunner:
     def _execute(
         self, execution: dict[str, Any], journal: ExecutionJournal, cancel: threading.Event
     ) -> tuple[str, str]:
-        context = self._context(execution)
+        context = execution_context(execution)
         log_path = self.layout.execution_log(context.execution_id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("a", encoding="utf-8") as log:
@@ -384,19 +373,24 @@ class StepRunners:
                 "Failed", failure_reason=f"Lambda function failed: {invocation.error}"
             )
         result = invocation.payload if isinstance(invocation.payload, dict) else {}
-        outputs = [
-            {"Name": o["OutputName"], "Value": str(result.get(o["OutputName"], ""))}
-            for o in step.get("OutputParameters", [])
-        ]
-        missing = [o["Name"] for o in outputs if o["Name"] not in result]
+        declared = step.get("OutputParameters", [])
+        missing = [o["OutputName"] for o in declared if o["OutputName"] not in result]
         if missing:
             return StepOutcome(
                 "Failed", failure_reason=f"Lambda output is missing {', '.join(missing)}"
             )
+        try:
+            typed = [
+                {"Name": o["OutputName"], "Value": lambda_output(o, result[o["OutputName"]])}
+                for o in declared
+            ]
+        except ValueError as error:
+            return StepOutcome("Failed", failure_reason=f"Lambda output {error}")
+        shown = [{"Name": o["Name"], "Value": output_text(o["Value"])} for o in typed]
         return StepOutcome(
             "Succeeded",
-            {"OutputParameters": outputs},
-            {"Lambda": {"Arn": step["FunctionArn"], "OutputParameters": outputs}},
+            {"OutputParameters": typed},
+            {"Lambda": {"Arn": step["FunctionArn"], "OutputParameters": shown}},
         )
 
 
@@ -404,3 +398,37 @@ def _invalid_request(step_type: str, arguments: Mapping[str, Any]) -> StepOutcom
     """Resolved Arguments that the Create* request would refuse fail the step, as on SageMaker."""
     problems = request_problems(step_type, arguments)
     return StepOutcome("Failed", failure_reason=f"ValidationException: {problems[0]}") if problems else None
+
+
+def lambda_output(declared: Body, value: Any) -> Any:
+    """A Lambda step's output as its OutputType declares it (String when none): a Boolean output
+    compares equal to `true` in a condition, as on SageMaker, not as the text "True"."""
+    kind, name = declared.get("OutputType", "String"), declared["OutputName"]
+    if kind == "Boolean" and isinstance(value, bool):
+        return value
+    if kind == "Integer" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind == "Float" and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind == "String":
+        return value if isinstance(value, str) else output_text(value)
+    raise ValueError(f"{name} is declared {kind} but the function returned {json.dumps(value)[:200]}")
+
+
+def output_text(value: Any) -> str:
+    """An output as the step's metadata lists it: text, JSON for anything else."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def execution_context(execution: Mapping[str, Any]) -> ExecutionContext:
+    """The Execution.* identity of a recorded execution (its pipeline's name as the ARN holds it,
+    in lower case, as SageMaker resolves Execution.PipelineName)."""
+    arn = execution["PipelineExecutionArn"]
+    pipeline_arn = execution["PipelineArn"]
+    return ExecutionContext(
+        pipeline_name=pipeline_arn.rsplit("/", 1)[-1],
+        pipeline_arn=pipeline_arn,
+        execution_id=arn.rsplit("/", 1)[-1],
+        execution_arn=arn,
+        start_time=datetime.fromtimestamp(execution["CreationTime"], UTC),
+    )

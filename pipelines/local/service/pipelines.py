@@ -6,9 +6,11 @@ the ExecutionRecords methods here, under the service lock.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,12 @@ from pipelines.local.executor.checks import source_problems
 from pipelines.local.executor.engine import (
     DefinitionError,
     ParameterError,
+    experiment_names,
     resolve_parameters,
     step_dependencies,
     validate_definition,
 )
-from pipelines.local.executor.runner import ExecutionRunner
+from pipelines.local.executor.runner import ExecutionRunner, execution_context
 from pipelines.local.executor.selection import SelectionError, select_steps
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Listing, between, numbered, only, prefix
@@ -37,7 +40,7 @@ PIPELINE_FIELDS = (
 EXECUTION_FIELDS = (
     "PipelineArn", "PipelineExecutionArn", "PipelineExecutionDisplayName", "PipelineExecutionStatus",
     "PipelineExecutionDescription", "FailureReason", "CreationTime", "LastModifiedTime",
-    "PipelineVersionId", "ParallelismConfiguration", "SelectiveExecutionConfig",
+    "PipelineVersionId", "ParallelismConfiguration", "SelectiveExecutionConfig", "PipelineExperimentConfig",
 )
 PIPELINES = Listing(
     "ListPipelines", "PipelineSummaries", {"Name": "PipelineName", "CreationTime": "CreationTime"},
@@ -66,6 +69,7 @@ PARAMETERS = Listing.as_recorded(
     "ListPipelineParametersForExecution", "PipelineParameters", "Name", scope=("PipelineExecutionArn",)
 )
 SELECTION_SOURCES = ("Succeeded", "Failed")  # the API reference: "either Failed or Success"
+COMPLETED_REQUESTS = "completed_request"  # what a ClientRequestToken's first call answered
 
 
 def _reused_step(body: Body, source_arn: str) -> Body:
@@ -84,6 +88,28 @@ class PipelineOperations:
     def _runner(self) -> ExecutionRunner:
         assert self.runner is not None, "the execution runner is attached at start-up"
         return self.runner
+
+    def _once(self, operation: str, request: Body, act: Callable[[], Body]) -> Body:
+        """An operation with a ClientRequestToken "completes no more than one time": the token's
+        first call acts, and a retry of it (botocore resends the token it generated when a
+        reply is lost) answers what the first call answered instead of acting again."""
+        token = request.get("ClientRequestToken")
+        if token is None:
+            return act()
+        given = {k: v for k, v in request.items() if k != "ClientRequestToken"}
+        digest = hashlib.sha256(json.dumps(given, sort_keys=True).encode()).hexdigest()
+        key = f"{operation}#{token}"
+        with self.context.lock:
+            completed = self.database.get(COMPLETED_REQUESTS, key)
+            if completed is not None:
+                if completed["Digest"] != digest:
+                    raise invalid(
+                        f"ClientRequestToken {token} was already used by another {operation} request."
+                    )
+                return dict(completed["Response"])
+            response = act()
+            self.database.put(COMPLETED_REQUESTS, key, {"Digest": digest, "Response": response}, time.time())
+            return response
 
     # ---- pipelines -------------------------------------------------------------------------
     def _definition(self, request: Body) -> str:
@@ -128,6 +154,9 @@ class PipelineOperations:
         return path if path.is_file() else None
 
     def create_pipeline(self, request: Body) -> Body:
+        return self._once("CreatePipeline", request, lambda: self._create_pipeline(request))
+
+    def _create_pipeline(self, request: Body) -> Body:
         name = request["PipelineName"]
         _refuse_aliases(request)
         definition_text = self._definition(request)
@@ -223,11 +252,25 @@ class PipelineOperations:
         return found
 
     def delete_pipeline(self, request: Body) -> Body:
+        return self._once("DeletePipeline", request, lambda: self._delete_pipeline(request))
+
+    def _delete_pipeline(self, request: Body) -> Body:
+        """Only with no execution running; its executions, steps and versions go with it, so a
+        pipeline created again under the name starts with no history (and no step cache)."""
         with self.context.lock:
             body = self._pipeline(request["PipelineName"])
+            arn = body["PipelineArn"]
+            running = [e for e in self.database.executions(arn) if e["PipelineExecutionStatus"] in ACTIVE]
+            if running:
+                raise ServiceError(
+                    "ConflictException",
+                    f"Pipeline {body['PipelineName']} has {len(running)} running execution(s); stop "
+                    "them before deleting it.",
+                )
             self.database.delete("pipeline", body["PipelineName"])
-            self.context.delete_tags(body["PipelineArn"])
-        return {"PipelineArn": body["PipelineArn"]}
+            self.database.delete_pipeline_history(arn)
+            self.context.delete_tags(arn)
+        return {"PipelineArn": arn}
 
     def list_pipelines(self, request: Body) -> Body:
         keys = (
@@ -257,8 +300,17 @@ class PipelineOperations:
 
     # ---- executions ------------------------------------------------------------------------
     def start_pipeline_execution(self, request: Body) -> Body:
+        return self._once("StartPipelineExecution", request, lambda: self._start_execution(request))
+
+    def _start_execution(self, request: Body) -> Body:
+        _refuse_start_options(request)
         pipeline = self._pipeline(request["PipelineName"])
-        definition = json.loads(pipeline["PipelineDefinition"])
+        version = _version_id(pipeline)
+        definition_text = pipeline["PipelineDefinition"]
+        if "PipelineVersionId" in request:  # an earlier version's definition, run as it was
+            version = int(request["PipelineVersionId"])
+            definition_text = self._version(pipeline, version)["PipelineDefinition"]
+        definition = json.loads(definition_text)
         overrides = {p["Name"]: p["Value"] for p in request.get("PipelineParameters", [])}
         try:
             parameters = resolve_parameters(definition, overrides)
@@ -272,14 +324,14 @@ class PipelineOperations:
             "PipelineArn": pipeline["PipelineArn"],
             "PipelineExecutionArn": f"{pipeline['PipelineArn']}/execution/{execution_id}",
             "PipelineExecutionDisplayName": request.get(
-                "PipelineExecutionDisplayName", execution_id
+                "PipelineExecutionDisplayName", f"execution-{int(now * 1000)}"
             ),
             "PipelineExecutionDescription": request.get("PipelineExecutionDescription", ""),
             "PipelineExecutionStatus": "Executing",
             "CreationTime": now,
             "LastModifiedTime": now,
-            "PipelineParameters": [{"Name": k, "Value": str(v)} for k, v in parameters.items()],
-            "PipelineVersionId": _version_id(pipeline),
+            "PipelineParameters": _parameter_values(definition, overrides),
+            "PipelineVersionId": version,
             "_Definition": definition,
             "_Parameters": parameters,
         }
@@ -287,6 +339,12 @@ class PipelineOperations:
             body["ParallelismConfiguration"] = parallelism
         if selective:
             body["SelectiveExecutionConfig"] = selective
+        try:
+            experiment = experiment_names(definition, execution_context(body), parameters)
+        except DefinitionError as error:
+            raise invalid(str(error)) from None
+        if experiment:
+            body["PipelineExperimentConfig"] = experiment
         self.database.save_execution(body)
         for step in reused:
             self.save_step(body["PipelineExecutionArn"], step)
@@ -383,6 +441,9 @@ class PipelineOperations:
         return STEPS.page(self.database.steps(arn), request, public)
 
     def stop_pipeline_execution(self, request: Body) -> Body:
+        return self._once("StopPipelineExecution", request, lambda: self._stop_execution(request))
+
+    def _stop_execution(self, request: Body) -> Body:
         with self.context.lock:
             body = self.execution(request["PipelineExecutionArn"])
             if body["PipelineExecutionStatus"] != "Executing":
@@ -394,6 +455,9 @@ class PipelineOperations:
         return {"PipelineExecutionArn": body["PipelineExecutionArn"]}
 
     def retry_pipeline_execution(self, request: Body) -> Body:
+        return self._once("RetryPipelineExecution", request, lambda: self._retry_execution(request))
+
+    def _retry_execution(self, request: Body) -> Body:
         with self.context.lock:
             body = self.execution(request["PipelineExecutionArn"])
             if body["PipelineExecutionStatus"] not in ("Failed", "Stopped"):
@@ -476,6 +540,27 @@ class PipelineOperations:
 
 def _version_id(pipeline: Body) -> int:
     return int(pipeline.get("_VersionId") or pipeline.get("PipelineVersionId") or 1)
+
+
+def _refuse_start_options(request: Body) -> None:
+    """What StartPipelineExecution takes for pipelines this target does not have."""
+    if "RoleArn" in request:  # the API reference: only for a pipeline AWS manages
+        raise invalid("RoleArn can only be given for a pipeline that Amazon Web Services manages.")
+    if "MlflowExperimentName" in request:
+        raise invalid(
+            "MlflowExperimentName is not supported by the local SageMaker: it has no MLflow tracking server."
+        )
+
+
+def _parameter_values(definition: Body, overrides: dict[str, str]) -> list[Body]:
+    """Each declared parameter's value as ListPipelineParametersForExecution lists it: the text
+    the request gave, or the default as the definition writes it."""
+    values = []
+    for declared in definition.get("Parameters") or []:
+        name = declared["Name"]
+        value = overrides[name] if name in overrides else declared.get("DefaultValue")
+        values.append({"Name": name, "Value": value if isinstance(value, str) else json.dumps(value)})
+    return values
 
 
 def _refuse_aliases(request: Body) -> None:

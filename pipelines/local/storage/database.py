@@ -224,6 +224,19 @@ class Database:
                 (execution_arn, body["StepName"], seq, json.dumps(body)),
             )
 
+    def delete_pipeline_history(self, pipeline_arn: str) -> None:
+        """A deleted pipeline's executions, their steps and its versions, in one transaction."""
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM steps WHERE execution_arn IN (SELECT arn FROM executions WHERE pipeline = ?)",
+                (pipeline_arn,),
+            )
+            db.execute("DELETE FROM executions WHERE pipeline = ?", (pipeline_arn,))
+            db.execute(
+                "DELETE FROM resources WHERE kind = 'pipeline_version' AND substr(name, 1, ?) = ?",
+                (len(pipeline_arn) + 1, f"{pipeline_arn}#"),
+            )
+
     def steps(self, execution_arn: str) -> list[Body]:
         return self._rows(
             "SELECT body FROM steps WHERE execution_arn = ? ORDER BY seq", execution_arn

@@ -1,0 +1,254 @@
+"""The pipeline API as SageMaker answers it, through the wire protocol with responses checked:
+idempotent retries, pipeline versions, deletion, the experiment config, parameters as given, and
+Lambda outputs typed as declared."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.local.errors import ServiceError
+from pipelines.local.executor.engine import EXECUTION_FAILURE
+from pipelines.local.lambdas.functions import Invocation
+from pipelines.local.service.backend import LocalSageMaker
+
+from .test_service import ROLE, call, ended, listed_steps
+
+FUNCTION = "arn:aws:lambda:us-east-1:000000000000:function:decide"
+
+
+class ScriptedFunctions:
+    """The Lambda functions a pipeline's steps call: each answers `payload`, once `go` is set."""
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
+        self.go = threading.Event()
+        self.go.set()
+
+    def invoke(self, name_or_arn: str, event: Any) -> Invocation:
+        self.go.wait(30)
+        return Invocation(self.payload)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[LocalSageMaker]:
+    backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
+    yield backend
+    backend.shutdown()
+
+
+def lambda_pipeline(outputs: dict[str, str], **definition: Any) -> str:
+    """A Lambda step with the declared outputs, and a condition on its `flag` when it has one."""
+    steps: list[dict[str, Any]] = [
+        {
+            "Name": "Decide",
+            "Type": "Lambda",
+            "FunctionArn": FUNCTION,
+            "Arguments": {},
+            "OutputParameters": [{"OutputName": name, "OutputType": kind} for name, kind in outputs.items()],
+        }
+    ]
+    if "flag" in outputs:
+        flag = {"Get": "Steps.Decide.OutputParameters['flag']"}
+        steps.append(
+            {
+                "Name": "Check",
+                "Type": "Condition",
+                "Arguments": {
+                    "Conditions": [{"Type": "Equals", "LeftValue": flag, "RightValue": True}],
+                    "IfSteps": [],
+                    "ElseSteps": [{"Name": "Refuse", "Type": "Fail", "Arguments": {"ErrorMessage": "else"}}],
+                },
+            }
+        )
+    return json.dumps({"Version": "2020-12-01", "Steps": steps, **definition})
+
+
+def create(service: LocalSageMaker, definition: str, name: str = "P") -> None:
+    call(service, "CreatePipeline", RoleArn=ROLE, PipelineName=name, PipelineDefinition=definition)
+
+
+def refused(service: LocalSageMaker, operation: str, **request: Any) -> ServiceError:
+    with pytest.raises(ServiceError) as caught:
+        call(service, operation, **request)
+    return caught.value
+
+
+def test_lambda_outputs_are_typed_as_declared_so_a_boolean_equals_true(service: LocalSageMaker) -> None:
+    service.runner.functions = ScriptedFunctions({"flag": True, "count": 3, "ratio": 1, "note": {"a": 1}})
+    create(
+        service, lambda_pipeline({"flag": "Boolean", "count": "Integer", "ratio": "Float", "note": "String"})
+    )
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    assert ended(service, arn)["PipelineExecutionStatus"] == "Succeeded"
+    steps = listed_steps(service, arn)
+    assert steps["Check"]["Metadata"]["Condition"]["Outcome"] == "True"
+    assert steps["Decide"]["Metadata"]["Lambda"]["OutputParameters"] == [
+        {"Name": "flag", "Value": "true"},
+        {"Name": "count", "Value": "3"},
+        {"Name": "ratio", "Value": "1.0"},
+        {"Name": "note", "Value": '{"a": 1}'},
+    ]
+
+
+def test_a_lambda_output_of_another_type_than_declared_fails_the_step(service: LocalSageMaker) -> None:
+    service.runner.functions = ScriptedFunctions({"flag": "yes"})
+    create(service, lambda_pipeline({"flag": "Boolean"}))
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    assert ended(service, arn)["FailureReason"] == EXECUTION_FAILURE
+    assert listed_steps(service, arn)["Decide"]["FailureReason"] == (
+        'Lambda output flag is declared Boolean but the function returned "yes"'
+    )
+
+
+def test_a_retried_start_with_its_token_starts_one_execution(service: LocalSageMaker) -> None:
+    service.runner.functions = ScriptedFunctions({"flag": True})
+    create(service, lambda_pipeline({"flag": "Boolean"}))
+    token = "retry-" + "1" * 32  # at least 32 characters
+    first = call(service, "StartPipelineExecution", PipelineName="P", ClientRequestToken=token)
+    again = call(service, "StartPipelineExecution", PipelineName="P", ClientRequestToken=token)
+    assert again == first
+    listed = call(service, "ListPipelineExecutions", PipelineName="P")["PipelineExecutionSummaries"]
+    assert [e["PipelineExecutionArn"] for e in listed] == [first["PipelineExecutionArn"]]
+    error = refused(
+        service,
+        "StartPipelineExecution",
+        PipelineName="P",
+        ClientRequestToken=token,
+        PipelineExecutionDescription="another request",
+    )
+    assert (error.code, error.message) == (
+        "ValidationException",
+        f"ClientRequestToken {token} was already used by another StartPipelineExecution request.",
+    )
+    create_twice = {
+        "RoleArn": ROLE,
+        "PipelineName": "Q",
+        "PipelineDefinition": lambda_pipeline({}),
+        "ClientRequestToken": "create-" + "2" * 32,
+    }
+    assert call(service, "CreatePipeline", **create_twice) == call(service, "CreatePipeline", **create_twice)
+
+
+def test_an_execution_runs_the_version_it_names(service: LocalSageMaker) -> None:
+    service.runner.functions = ScriptedFunctions({"flag": False})
+    create(service, lambda_pipeline({"flag": "Boolean"}))  # version 1: Check, and Refuse when false
+    call(
+        service, "UpdatePipeline", PipelineName="P", PipelineDefinition=lambda_pipeline({})
+    )  # 2: Decide only
+    first = call(service, "StartPipelineExecution", PipelineName="P", PipelineVersionId=1)[
+        "PipelineExecutionArn"
+    ]
+    latest = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    assert (ended(service, first)["PipelineExecutionStatus"], ended(service, first)["PipelineVersionId"]) == (
+        "Failed",
+        1,
+    )
+    assert (
+        ended(service, latest)["PipelineExecutionStatus"],
+        ended(service, latest)["PipelineVersionId"],
+    ) == ("Succeeded", 2)
+    assert set(listed_steps(service, first)) == {"Decide", "Check", "Refuse"}
+    error = refused(service, "StartPipelineExecution", PipelineName="P", PipelineVersionId=9)
+    assert error.code == "ResourceNotFound"
+
+
+def test_a_pipeline_is_deleted_only_when_nothing_runs_and_takes_its_history_with_it(
+    service: LocalSageMaker,
+) -> None:
+    functions = ScriptedFunctions({"flag": True})
+    service.runner.functions = functions
+    create(service, lambda_pipeline({"flag": "Boolean"}))
+    functions.go.clear()  # the Lambda step waits: the execution stays Executing
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    error = refused(service, "DeletePipeline", PipelineName="P")
+    assert (error.code, error.message) == (
+        "ConflictException",
+        "Pipeline P has 1 running execution(s); stop them before deleting it.",
+    )
+    functions.go.set()
+    assert ended(service, arn)["PipelineExecutionStatus"] == "Succeeded"
+
+    call(service, "DeletePipeline", PipelineName="P")
+    assert refused(service, "DescribePipelineExecution", PipelineExecutionArn=arn).code == "ResourceNotFound"
+    create(service, lambda_pipeline({"flag": "Boolean"}))  # the same name again: no history
+    assert call(service, "ListPipelineExecutions", PipelineName="P")["PipelineExecutionSummaries"] == []
+    assert "LastRunTime" not in call(service, "DescribePipeline", PipelineName="P")
+    versions = call(service, "ListPipelineVersions", PipelineName="P")["PipelineVersionSummaries"]
+    assert [v["PipelineVersionId"] for v in versions] == [1]
+
+
+def test_an_execution_shows_its_experiment_config_and_steps_can_read_it(service: LocalSageMaker) -> None:
+    service.runner.functions = ScriptedFunctions({"flag": True})
+    experiment = {"ExperimentName": {"Get": "Execution.PipelineName"}, "TrialName": "trial-a"}
+    fail = {
+        "Name": "Say",
+        "Type": "Fail",
+        "Arguments": {
+            "ErrorMessage": {
+                "Std:Join": {
+                    "On": "/",
+                    "Values": [
+                        {"Get": "PipelineExperimentConfig.ExperimentName"},
+                        {"Get": "PipelineExperimentConfig.TrialName"},
+                    ],
+                }
+            }
+        },
+    }
+    create(
+        service,
+        json.dumps({"Version": "2020-12-01", "PipelineExperimentConfig": experiment, "Steps": [fail]}),
+        name="Mixed",
+    )
+    arn = call(service, "StartPipelineExecution", PipelineName="Mixed")["PipelineExecutionArn"]
+    described = ended(service, arn)
+    assert described["PipelineExperimentConfig"] == {"ExperimentName": "mixed", "TrialName": "trial-a"}
+    assert described["FailureReason"] == "mixed/trial-a"  # a Fail step's own message
+    assert re.fullmatch(r"execution-\d{13}", described["PipelineExecutionDisplayName"])
+
+
+def test_parameters_are_listed_as_given_and_an_empty_one_is_refused(service: LocalSageMaker) -> None:
+    service.runner.functions = ScriptedFunctions({"flag": True})
+    parameters = [
+        {"Name": "Ratio", "Type": "Float", "DefaultValue": 0.5},
+        {"Name": "Go", "Type": "Boolean", "DefaultValue": False},
+        {"Name": "Label", "Type": "String", "DefaultValue": "a"},
+    ]
+    create(service, lambda_pipeline({"flag": "Boolean"}, Parameters=parameters))
+    given = [{"Name": "Ratio", "Value": "2"}, {"Name": "Go", "Value": "TRUE"}]
+    arn = call(service, "StartPipelineExecution", PipelineName="P", PipelineParameters=given)[
+        "PipelineExecutionArn"
+    ]
+    listed = call(service, "ListPipelineParametersForExecution", PipelineExecutionArn=arn)[
+        "PipelineParameters"
+    ]
+    assert listed == [
+        {"Name": "Ratio", "Value": "2"},
+        {"Name": "Go", "Value": "TRUE"},
+        {"Name": "Label", "Value": "a"},
+    ]
+    error = refused(
+        service,
+        "StartPipelineExecution",
+        PipelineName="P",
+        PipelineParameters=[{"Name": "Label", "Value": ""}],
+    )
+    assert error.message.endswith('string "" is too short (length: 0, required minimum: 1)')
+
+
+@pytest.mark.parametrize(("member", "value"), [("RoleArn", ROLE), ("MlflowExperimentName", "runs")])
+def test_start_options_for_pipelines_this_target_has_not_are_refused(
+    service: LocalSageMaker, member: str, value: str
+) -> None:
+    create(service, lambda_pipeline({}))
+    assert refused(service, "StartPipelineExecution", PipelineName="P", **{member: value}).code == (
+        "ValidationException"
+    )
+    assert call(service, "ListPipelineExecutions", PipelineName="P")["PipelineExecutionSummaries"] == []
