@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,7 @@ def mutated_definitions(draw: st.DrawFn) -> Any:
 
 def test_the_definition_mutated_is_one_the_service_accepts(dispatcher: Dispatcher) -> None:
     request = {"PipelineName": "unmutated", "PipelineDefinition": json.dumps(DEFINITION), "RoleArn": ROLE,
-               "ClientRequestToken": "t" * 32}
+               "ClientRequestToken": uuid.uuid4().hex}
     reply = dispatcher.json_api("SageMaker.CreatePipeline", json.dumps(request).encode())
     assert reply.status == 200, reply.body
 
@@ -108,7 +109,7 @@ def test_a_mutated_definition_is_accepted_or_refused_never_a_server_error(
     dispatcher: Dispatcher, document: Any
 ) -> None:
     request = {"PipelineName": next(NAMES), "PipelineDefinition": json.dumps(document), "RoleArn": ROLE,
-               "ClientRequestToken": "t" * 32}
+               "ClientRequestToken": uuid.uuid4().hex}
     reply = dispatcher.json_api("SageMaker.CreatePipeline", json.dumps(request).encode())
     assert reply.status in (200, 400), reply.body
     if reply.status == 400:
