@@ -99,14 +99,137 @@ def test_an_execution_runs_and_records_its_steps(service: LocalSageMaker) -> Non
     assert not any(key.startswith("_") for key in execution)
 
 
+SPECIFICATION = {
+    "Containers": [{"Image": "i", "ModelDataUrl": "s3://b/m.tar.gz"}],
+    "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"],
+}
+
+
 def test_register_creates_the_group_once_and_numbers_versions(service: LocalSageMaker) -> None:
-    request = {"ModelPackageGroupName": "g", "InferenceSpecification": {
-        "Containers": [{"Image": "i", "ModelDataUrl": "s3://b/m.tar.gz"}],
-        "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]}}
+    request = {"ModelPackageGroupName": "g", "InferenceSpecification": SPECIFICATION}
     first = service.registry.register_model_package(dict(request))
     second = service.registry.register_model_package(dict(request))
     assert first.endswith("model-package/g/1") and second.endswith("model-package/g/2")
     assert len(call(service, "ListModelPackageGroups")["ModelPackageGroupSummaryList"]) == 1
+
+
+def _version(service: LocalSageMaker, group: str = "g", **request: Any) -> str:
+    return service.registry.register_model_package(
+        {"ModelPackageGroupName": group, "InferenceSpecification": SPECIFICATION, **request})
+
+
+def _described(service: LocalSageMaker, arn: str) -> dict[str, Any]:
+    return call(service, "DescribeModelPackage", ModelPackageName=arn)
+
+
+def test_an_update_merges_metadata_and_removes_only_the_keys_it_names(service: LocalSageMaker) -> None:
+    arn = _version(service, ModelApprovalStatus="Approved",
+                   CustomerMetadataProperties={"ModelDataSha256": "abc", "DataUri": "s3://b/data"})
+    call(service, "UpdateModelPackage", ModelPackageArn=arn, CustomerMetadataProperties={"Reviewer": "alice"})
+    assert _described(service, arn)["CustomerMetadataProperties"] == {
+        "ModelDataSha256": "abc", "DataUri": "s3://b/data", "Reviewer": "alice"}
+    call(service, "UpdateModelPackage", ModelPackageArn=arn, CustomerMetadataProperties={"Reviewer": "bob"},
+         CustomerMetadataPropertiesToRemove=["DataUri", "NeverSet"])
+    kept = {"ModelDataSha256": "abc", "Reviewer": "bob"}
+    assert _described(service, arn)["CustomerMetadataProperties"] == kept
+    with pytest.raises(ServiceError, match="both set and removed: Reviewer"):
+        call(service, "UpdateModelPackage", ModelPackageArn=arn,
+             CustomerMetadataProperties={"Reviewer": "eve"}, CustomerMetadataPropertiesToRemove=["Reviewer"])
+    with pytest.raises(ServiceError, match="would have 51 entries; at most 50"):
+        call(service, "UpdateModelPackage", ModelPackageArn=arn,
+             CustomerMetadataProperties={f"k{i}": "v" for i in range(49)})
+    assert _described(service, arn)["CustomerMetadataProperties"] == kept
+
+
+def test_an_update_replaces_the_specification_and_source_and_adds_specifications(
+    service: LocalSageMaker,
+) -> None:
+    arn = _version(service)
+    moved = {**SPECIFICATION, "Containers": [{"Image": "i", "ModelDataUrl": "s3://b/other.tar.gz"}]}
+    call(service, "UpdateModelPackage", ModelPackageArn=arn, InferenceSpecification=moved)
+    call(service, "UpdateModelPackage", ModelPackageArn=arn, SourceUri="s3://b/source")
+    described = _described(service, arn)
+    assert described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == "s3://b/other.tar.gz"
+    assert described["SourceUri"] == "s3://b/source"
+    with pytest.raises(ServiceError, match="ModelDataUrl is required"):
+        call(service, "UpdateModelPackage", ModelPackageArn=arn,
+             InferenceSpecification={"Containers": [{"Image": "i"}]})
+    with pytest.raises(ServiceError, match="InferenceSpecification and SourceUri"):
+        call(service, "UpdateModelPackage", ModelPackageArn=arn, InferenceSpecification=SPECIFICATION,
+             SourceUri="s3://b/elsewhere")
+
+    def added(*names: str) -> dict[str, Any]:
+        specifications = [{"Name": name, "Containers": [{"Image": "i"}]} for name in names]
+        return call(service, "UpdateModelPackage", ModelPackageArn=arn,
+                    AdditionalInferenceSpecificationsToAdd=specifications)
+
+    added("neo-a")
+    added("neo-b", "neo-c")
+    with pytest.raises(ServiceError, match="must be unique: neo-a"):
+        added("neo-a")
+    with pytest.raises(ServiceError, match="would have 16 entries; at most 15"):
+        added(*(f"more-{i}" for i in range(13)))
+    described = _described(service, arn)
+    assert [s["Name"] for s in described["AdditionalInferenceSpecifications"]] == ["neo-a", "neo-b", "neo-c"]
+    assert described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == "s3://b/other.tar.gz"
+    assert described["SourceUri"] == "s3://b/source"
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        {"ModelCard": {"ModelCardStatus": "Draft"}},
+        {"ModelLifeCycle": {"Stage": "Production", "StageStatus": "Approved"}},
+        {"ModelPackageRegistrationType": "Logged"},
+        {"ClientToken": "token-1"},
+    ],
+)
+def test_an_update_the_registry_cannot_apply_is_refused_naming_it(
+    service: LocalSageMaker, member: dict[str, Any]
+) -> None:
+    arn = _version(service)
+    with pytest.raises(ServiceError, match=f"UpdateModelPackage with {next(iter(member))} is not supported"):
+        call(service, "UpdateModelPackage", ModelPackageArn=arn, ModelApprovalStatus="Rejected", **member)
+    assert _described(service, arn)["ModelApprovalStatus"] == "PendingManualApproval"
+
+
+def test_a_group_is_found_by_its_arn_and_its_name_is_unique_regardless_of_case(
+    service: LocalSageMaker,
+) -> None:
+    created = call(service, "CreateModelPackageGroup", ModelPackageGroupName="SentimentModels")
+    arn = created["ModelPackageGroupArn"]
+    assert arn.endswith(":model-package-group/sentimentmodels")
+    assert call(service, "DescribeModelPackageGroup", ModelPackageGroupName=arn)[
+        "ModelPackageGroupName"] == "SentimentModels"
+    first = call(service, "CreateModelPackage", ModelPackageGroupName=arn,
+                 InferenceSpecification=SPECIFICATION)["ModelPackageArn"]
+    second = _version(service, "sentimentmodels")  # the RegisterModel step finds the group too
+    assert first.endswith("model-package/sentimentmodels/1") and second.endswith("/sentimentmodels/2")
+    listed = call(service, "ListModelPackages", ModelPackageGroupName=arn)["ModelPackageSummaryList"]
+    assert [(p["ModelPackageGroupName"], p["ModelPackageVersion"]) for p in listed] == [
+        ("SentimentModels", 1), ("SentimentModels", 2)]
+    with pytest.raises(ServiceError, match="already exists") as raised:
+        call(service, "CreateModelPackageGroup", ModelPackageGroupName="sentimentmodels")
+    assert raised.value.code == "ValidationException"
+    assert len(call(service, "ListModelPackageGroups")["ModelPackageGroupSummaryList"]) == 1
+
+
+def test_registry_listings_default_as_the_api_reference_says(service: LocalSageMaker) -> None:
+    for name in ("first", "second", "third"):
+        _version(service, name)
+    groups = call(service, "ListModelPackageGroups")["ModelPackageGroupSummaryList"]
+    assert [g["ModelPackageGroupName"] for g in groups] == ["first", "second", "third"]
+
+    def listed(**request: Any) -> list[str]:
+        packages = call(service, "ListModelPackages", **request)["ModelPackageSummaryList"]
+        return [p["ModelPackageGroupName"] for p in packages]
+
+    assert listed() == []  # unversioned packages only, and there are none
+    every = ["first", "second", "third"]
+    assert listed(ModelPackageType="Versioned") == listed(ModelPackageType="Both") == every
+    assert listed(ModelPackageType="Unversioned") == listed(ModelPackageGroupName="second",
+                                                            ModelPackageType="Unversioned") == []
+    assert listed(ModelPackageGroupName="second") == ["second"]
 
 
 class RecordingFunctions:

@@ -24,7 +24,7 @@ PACKAGE_SUMMARY = (
 SORT_BY_NAME_OR_TIME = {"Name": "ModelPackageGroupName", "CreationTime": "CreationTime"}
 GROUPS = Listing(
     "ListModelPackageGroups", "ModelPackageGroupSummaryList", SORT_BY_NAME_OR_TIME,
-    identity="ModelPackageGroupArn",
+    identity="ModelPackageGroupArn", default_order="Ascending",
     filters={
         "NameContains": contains("ModelPackageGroupName"),
         **between("CreationTimeAfter", "CreationTimeBefore"),
@@ -41,6 +41,14 @@ PACKAGES = Listing(
         "ModelPackageType": lambda package, kind: kind in ("Versioned", "Both"),  # all are versions
     },
 )
+# What UpdateModelPackage changes in a version; the other members of its request are refused by name.
+UPDATED_AS_GIVEN = ("ModelApprovalStatus", "ApprovalDescription", "InferenceSpecification", "SourceUri")
+UPDATE_MEMBERS = {
+    "ModelPackageArn", *UPDATED_AS_GIVEN, "CustomerMetadataProperties", "CustomerMetadataPropertiesToRemove",
+    "AdditionalInferenceSpecificationsToAdd",
+}
+MAX_METADATA = DESCRIBED_PACKAGE.members["CustomerMetadataProperties"].metadata["max"]
+MAX_ADDITIONAL = DESCRIBED_PACKAGE.members["AdditionalInferenceSpecifications"].metadata["max"]
 
 
 class RegistryOperations:
@@ -52,7 +60,7 @@ class RegistryOperations:
     def create_model_package_group(self, request: Body) -> Body:
         name = request["ModelPackageGroupName"]
         with self.context.lock:
-            if self.database.get("model_package_group", name):
+            if self._find_group(name):
                 raise invalid(f"Model Package Group already exists: {name}")
             now = time.time()
             body = {
@@ -67,11 +75,20 @@ class RegistryOperations:
             self.context.add_tags(body["ModelPackageGroupArn"], request.get("Tags", []))
         return {"ModelPackageGroupArn": body["ModelPackageGroupArn"]}
 
+    def _find_group(self, name_or_arn: str) -> Body | None:
+        """The group a name or ARN names. A group's ARN holds its name lower-cased, so names are
+        unique regardless of case and `sentimentmodels` (an ARN's) finds `SentimentModels`."""
+        name = _group_name(name_or_arn)
+        exact = self.database.get("model_package_group", name)
+        if exact is not None:
+            return exact
+        groups = self.database.all("model_package_group")
+        return next((g for g in groups if g["ModelPackageGroupName"].lower() == name.lower()), None)
+
     def _group(self, name_or_arn: str) -> Body:
-        name = name_or_arn.rsplit("model-package-group/", 1)[-1]
-        body = self.database.get("model_package_group", name)
+        body = self._find_group(name_or_arn)
         if body is None:
-            raise invalid(f"ModelPackageGroup {name} does not exist.")
+            raise invalid(f"ModelPackageGroup {_group_name(name_or_arn)} does not exist.")
         return body
 
     def describe_model_package_group(self, request: Body) -> Body:
@@ -86,9 +103,7 @@ class RegistryOperations:
             raise invalid("ModelPackageGroupName is required: unversioned model packages are not supported.")
         group = self._group(request["ModelPackageGroupName"])["ModelPackageGroupName"]
         status = request.get("ModelApprovalStatus", "PendingManualApproval")
-        containers = request.get("InferenceSpecification", {}).get("Containers", [])
-        if not containers or not containers[0].get("ModelDataUrl"):
-            raise invalid("InferenceSpecification.Containers[0].ModelDataUrl is required")
+        _check_model_data(request.get("InferenceSpecification", {}))
         now = time.time()
 
         echoed = {k: v for k, v in request.items() if k in DESCRIBED_PACKAGE.members}
@@ -116,7 +131,7 @@ class RegistryOperations:
     def register_model_package(self, request: Body) -> str:
         """The RegisterModel step: creates its group on first use, as SageMaker's does."""
         with self.context.lock:
-            if self.database.get("model_package_group", request["ModelPackageGroupName"]) is None:
+            if self._find_group(request["ModelPackageGroupName"]) is None:
                 self.create_model_package_group(
                     {"ModelPackageGroupName": request["ModelPackageGroupName"]}
                 )
@@ -133,21 +148,30 @@ class RegistryOperations:
 
     def list_model_packages(self, request: Body) -> Body:
         group = request.get("ModelPackageGroupName")
-        packages = self.database.packages(
-            self._group(group)["ModelPackageGroupName"] if group else None
-        )
+        # With neither member the API lists unversioned packages only, and every local one is a version.
+        if group is None and "ModelPackageType" not in request:
+            packages = []
+        else:
+            packages = self.database.packages(self._group(group)["ModelPackageGroupName"] if group else None)
         return PACKAGES.page(
             map(_described, packages), request, lambda p: {k: p[k] for k in PACKAGE_SUMMARY if k in p}
         )
 
     def update_model_package(self, request: Body) -> Body:
         status = request.get("ModelApprovalStatus")
+        unsupported = sorted(set(request) - UPDATE_MEMBERS)
+        if unsupported:
+            raise invalid(f"UpdateModelPackage with {', '.join(unsupported)} is not supported locally.")
+        if "InferenceSpecification" in request:
+            _check_model_data(request["InferenceSpecification"])
+            if "SourceUri" in request:
+                raise invalid("InferenceSpecification and SourceUri cannot be updated in the same request.")
         with self.context.lock:
             body = self._package(request["ModelPackageArn"])
             was = body["ModelApprovalStatus"]
-            for key in ("ModelApprovalStatus", "ApprovalDescription", "CustomerMetadataProperties"):
-                if key in request:
-                    body[key] = request[key]
+            body.update({key: request[key] for key in UPDATED_AS_GIVEN if key in request})
+            _update_metadata(body, request)
+            _add_inference_specifications(body, request.get("AdditionalInferenceSpecificationsToAdd", []))
             body["LastModifiedTime"] = time.time()
             self.database.save_package(body)
         if status == "Approved" and was != "Approved":
@@ -165,3 +189,44 @@ def _described(package: Body) -> Body:
         **package,
     }
     return {k: v for k, v in described.items() if v not in ({}, "")}
+
+
+def _group_name(name_or_arn: str) -> str:
+    return name_or_arn.rsplit("model-package-group/", 1)[-1]
+
+
+def _check_model_data(specification: Body) -> None:
+    """A version is deployed from its first container's model data, so it must have some."""
+    containers = specification.get("Containers", [])
+    if not containers or not containers[0].get("ModelDataUrl"):
+        raise invalid("InferenceSpecification.Containers[0].ModelDataUrl is required")
+
+
+def _update_metadata(body: Body, request: Body) -> None:
+    """CustomerMetadataProperties adds or replaces keys and ...ToRemove deletes keys: the other
+    keys stay (an annotation must not drop ModelDataSha256, which deploy checks)."""
+    given: dict[str, str] = request.get("CustomerMetadataProperties", {})
+    removed: list[str] = request.get("CustomerMetadataPropertiesToRemove", [])
+    both = sorted(set(given) & set(removed))
+    if both:
+        raise invalid(f"CustomerMetadataProperties keys both set and removed: {', '.join(both)}")
+    kept = {**body.get("CustomerMetadataProperties", {}), **given}
+    merged = {key: value for key, value in kept.items() if key not in removed}
+    if len(merged) > MAX_METADATA:
+        raise invalid(f"CustomerMetadataProperties would have {len(merged)} entries; at most {MAX_METADATA}.")
+    body["CustomerMetadataProperties"] = merged
+
+
+def _add_inference_specifications(body: Body, added: list[Body]) -> None:
+    """AdditionalInferenceSpecificationsToAdd appends to the version's list, whose names are unique."""
+    if not added:
+        return
+    specifications = [*body.get("AdditionalInferenceSpecifications", []), *added]
+    if len(specifications) > MAX_ADDITIONAL:
+        raise invalid(f"AdditionalInferenceSpecifications would have {len(specifications)} entries; "
+                      f"at most {MAX_ADDITIONAL}.")
+    names = [specification["Name"] for specification in specifications]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise invalid(f"AdditionalInferenceSpecifications names must be unique: {', '.join(repeated)}")
+    body["AdditionalInferenceSpecifications"] = specifications
