@@ -3,9 +3,11 @@
 Idempotent so the pipeline can re-run it safely: model and endpoint-config names derive from the
 model package (its ARN, so versions of different groups never share a name) and the config's
 settings, existing ones are reused, and an endpoint already on (or moving to) the wanted config is
-left alone. It returns at once and never waits for InService. Before it creates anything it checks
-the model data in S3 against the SHA-256 the package recorded (integrity.py, shipped beside it): a
-replaced model.tar.gz fails the deploy and the endpoint keeps serving what it served.
+left alone. It never waits for InService; the one wait is for a Failed endpoint's deletion, which
+SageMaker requires before the endpoint can be created again (it refuses to update a Failed one).
+Before it creates anything it checks the model data in S3 against the SHA-256 the package recorded
+(integrity.py, shipped beside it): a replaced model.tar.gz fails the deploy and the endpoint keeps
+serving what it served.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 try:
     from . import integrity
@@ -28,6 +30,10 @@ except ImportError:  # the Lambda runtime: integrity.py is beside this file
 MAX_NAME = 63
 VARIANT = "AllTraffic"
 BAKE_SECONDS = 600
+# Waiting for a Failed endpoint's deletion, within the function's 120 s timeout (infra/template.yaml).
+DELETE_POLL_SECONDS = 5
+DELETE_WAIT_SECONDS = 90
+AFTER_DELETE_SECONDS = 15  # kept back from the invocation's remaining time to create and answer
 REQUIRED_KEYS = (
     "model_package_arn",
     "endpoint_name",
@@ -292,13 +298,46 @@ def deployment_config(alarms: list[str]) -> dict[str, Any]:
     }
 
 
+def deletion_budget(context: Any) -> float:
+    """Seconds the handler may wait for a deletion: DELETE_WAIT_SECONDS, less when the invocation
+    has less time left (Lambda's context says; elsewhere there is none)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return DELETE_WAIT_SECONDS
+    return min(DELETE_WAIT_SECONDS, remaining() / 1000 - AFTER_DELETE_SECONDS)
+
+
+def remove_endpoint(sm: Any, endpoint: str, status: str, budget: float) -> None:
+    """Delete a Failed endpoint (a Deleting one is on its way) and wait until it is gone, as the
+    endpoint_deleted waiter does, for at most `budget` seconds; a RuntimeError past that."""
+    if status == "Failed":
+        sm.delete_endpoint(EndpointName=endpoint)
+    attempts = max(1, int(budget // DELETE_POLL_SECONDS))
+    try:
+        sm.get_waiter("endpoint_deleted").wait(
+            EndpointName=endpoint, WaiterConfig={"Delay": DELETE_POLL_SECONDS, "MaxAttempts": attempts}
+        )
+    except WaiterError as error:
+        raise RuntimeError(
+            f"endpoint {endpoint} is not deleted after {attempts * DELETE_POLL_SECONDS} s ({error}); "
+            "deploy again to create it once it is gone"
+        ) from None
+
+
 def roll_out(
-    sm: Any, endpoint: str, current: dict[str, Any] | None, config: str, alarms: list[str]
+    sm: Any, endpoint: str, current: dict[str, Any] | None, config: str, alarms: list[str], budget: float
 ) -> tuple[str, str]:
-    """Create, update or leave the endpoint (described as `current`); return (action, reason)."""
+    """Create, update or leave the endpoint (described as `current`); return (action, reason).
+    A Failed endpoint cannot be updated, so it is deleted and created again."""
+    before = "did not exist"
+    if current is not None and current.get("EndpointStatus") in ("Failed", "Deleting"):
+        status, failure = current["EndpointStatus"], current.get("FailureReason")
+        before = f"was {status}" + (f" ({failure})" if failure else "") + "; deleted"
+        remove_endpoint(sm, endpoint, status, budget)
+        current = None
     if current is None:
         sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
-        return "created", f"endpoint {endpoint} did not exist; creating it with {config}"
+        return "created", f"endpoint {endpoint} {before}; creating it with {config}"
     pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
     if config in (current.get("EndpointConfigName"), pending):
         status = current.get("EndpointStatus", "unknown")
@@ -375,7 +414,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
                 "action": "unchanged", "reason": reason}
     ensure_model(sm, model_name, settings["role_arn"], container, arn)
     ensure_endpoint_config(sm, config_name, request)
-    action, reason = roll_out(sm, endpoint, current, config_name, settings["rollback_alarms"])
+    action, reason = roll_out(
+        sm, endpoint, current, config_name, settings["rollback_alarms"], deletion_budget(context)
+    )
     log(f"{action}: {reason}")
     return {
         **result,

@@ -295,6 +295,8 @@ CLIENT_SERVICES = (
     "scheduler",  # monitoring_schedule.py: the monitoring pipeline's schedule
     "sns",  # monitoring_schedule.py: the alarms' topic
 )
+# A client's variable name -> its service, for a method that several services have (delete_endpoint).
+RECEIVERS = {"sm": "sagemaker", "sns": "sns"}
 # botocore operation -> the IAM actions it is authorized as, where the names differ.
 IAM_ACTIONS = {
     "s3:HeadObject": ("s3:GetObject", "s3:ListBucket"),  # ListBucket: 404 rather than 403
@@ -326,6 +328,9 @@ def _operation_of_call(call: ast.Call) -> tuple[str, str] | None:
     candidates = operations_by_method().get(method)
     if not candidates:
         return None
+    if len(candidates) > 1 and isinstance(call.func.value, ast.Name):  # sm.delete_endpoint, not SNS's
+        service = RECEIVERS.get(call.func.value.id)
+        candidates = frozenset(c for c in candidates if c[0] == service) or candidates
     assert len(candidates) == 1, f"{method} is an operation of several services: {candidates}"
     return next(iter(candidates))
 

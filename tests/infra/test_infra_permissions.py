@@ -170,7 +170,9 @@ def refused(documents: list[dict[str, Any]], requests: list[Request]) -> list[st
 def test_deploy_role_allows_every_call_of_the_deploy_handler(stack: Stack) -> None:
     operations = module_operations(REPO / "steps" / "deploy.py")
     names = {op for _, op in operations}
-    assert {"DescribeModelPackage", "CreateModel", "CreateEndpoint", "UpdateEndpoint"} <= names
+    assert {"DescribeModelPackage", "CreateModel", "CreateEndpoint", "UpdateEndpoint", "DeleteEndpoint"} <= (
+        names
+    )
     documents = stack.role_policies("DeployFunctionRole")
     requests = [r for op in sorted(operations) for r in requests_for(stack, *op)]
     assert refused(documents, requests) == []
@@ -209,7 +211,8 @@ def test_deploy_role_writes_only_its_own_logs(stack: Stack) -> None:
     [
         ("sagemaker:CreateEndpoint", f"{SM}:endpoint/other-endpoint", {}),
         ("sagemaker:UpdateEndpoint", f"{SM}:endpoint/sentiment-classifier-shadow", {}),
-        ("sagemaker:DeleteEndpoint", f"{SM}:endpoint/sentiment-classifier", {}),
+        ("sagemaker:DeleteEndpoint", f"{SM}:endpoint/other-endpoint", {}),
+        ("sagemaker:DeleteEndpoint", f"{SM}:endpoint-config/sentiment-classifier-v1", {}),
         ("sagemaker:DescribeEndpoint", f"{SM}:endpoint/other-endpoint", {}),
         ("sagemaker:DescribeModel", f"{SM}:model/other-v1", {}),
         ("sagemaker:CreateModel", f"{SM}:model/other-v1", {}),

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
+from moto.sagemaker.models import sagemaker_backends
 
 from steps import deploy, integrity
 
@@ -381,6 +382,76 @@ def test_endpoint_already_moving_to_config_is_unchanged(monkeypatch: pytest.Monk
         stubber.assert_no_pending_responses()
     assert result["action"] == "unchanged"
     assert result["endpoint_config_name"] == new_config
+
+
+def fail_endpoint(reason: str) -> None:
+    """Make moto's endpoint Failed, as a health check that never passed leaves it on SageMaker."""
+    backend = sagemaker_backends["123456789012"]["us-east-1"]
+    backend.endpoints[ENDPOINT].endpoint_status = "Failed"
+    backend.endpoints[ENDPOINT].failure_reason = reason
+
+
+@pytest.mark.parametrize("new_version", [False, True])
+def test_a_failed_endpoint_is_deleted_and_created_again(sm: Any, new_version: bool) -> None:
+    """SageMaker refuses to update a Failed endpoint, even to the config it failed with."""
+    first = deploy.handler(event(register(sm)), None)
+    fail_endpoint("The primary container did not pass the ping health check.")
+    second = deploy.handler(event(register(sm) if new_version else first["model_package_arn"]), None)
+    assert second["action"] == "created", second
+    assert second["reason"].startswith(
+        f"endpoint {ENDPOINT} was Failed (The primary container did not pass the ping health check.); "
+        "deleted; creating it with"
+    )
+    endpoint = sm.describe_endpoint(EndpointName=ENDPOINT)
+    assert endpoint["EndpointStatus"] == "InService"
+    assert endpoint["EndpointConfigName"] == second["endpoint_config_name"]
+
+
+def deleting(status: str) -> dict[str, Any]:
+    return {**describe_endpoint_response("old-config"), "EndpointStatus": status}
+
+
+def test_a_deletion_that_outlasts_the_budget_fails_the_deploy(monkeypatch: pytest.MonkeyPatch) -> None:
+    new_config = expected_config_name({})
+    stubber = stubbed_client(monkeypatch, new_config, deleting("Failed"))
+    stubber.add_response("delete_endpoint", {}, {"EndpointName": ENDPOINT})
+    for _ in range(3):
+        stubber.add_response("describe_endpoint", deleting("Deleting"), {"EndpointName": ENDPOINT})
+    monkeypatch.setattr(deploy, "DELETE_POLL_SECONDS", 0.125)
+    monkeypatch.setattr(deploy, "deletion_budget", lambda context: 0.375)
+    with stubber, pytest.raises(RuntimeError, match=f"endpoint {ENDPOINT} is not deleted after"):
+        deploy.handler(event(PACKAGE_ARN), None)
+    stubber.assert_no_pending_responses()  # three polls, and no CreateEndpoint
+
+
+def test_an_endpoint_already_deleting_is_waited_for_then_created(monkeypatch: pytest.MonkeyPatch) -> None:
+    new_config = expected_config_name({})
+    stubber = stubbed_client(monkeypatch, new_config, deleting("Deleting"))
+    stubber.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
+    stubber.add_response(
+        "create_endpoint",
+        {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"},
+        {"EndpointName": ENDPOINT, "EndpointConfigName": new_config},
+    )
+    with stubber:
+        result = deploy.handler(event(PACKAGE_ARN), None)
+        stubber.assert_no_pending_responses()  # no DeleteEndpoint
+    assert result["action"] == "created"
+    assert result["reason"] == f"endpoint {ENDPOINT} was Deleting; deleted; creating it with {new_config}"
+
+
+class LambdaContext:
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_the_deletion_wait_fits_in_the_invocations_remaining_time() -> None:
+    assert deploy.deletion_budget(None) == deploy.DELETE_WAIT_SECONDS
+    assert deploy.deletion_budget(LambdaContext(115_000)) == deploy.DELETE_WAIT_SECONDS
+    assert deploy.deletion_budget(LambdaContext(60_000)) == 60 - deploy.AFTER_DELETE_SECONDS
 
 
 def test_an_approval_event_takes_endpoint_settings_from_the_environment(

@@ -144,6 +144,8 @@ class EndpointOperations:
             body = self.context.get("endpoint", name, "endpoint")
             if body["EndpointStatus"] in ("Creating", "Updating"):
                 raise invalid(f'Cannot update in-progress endpoint "{body["EndpointArn"]}".')
+            if body["EndpointStatus"] == "Failed":  # SageMaker's answer: delete it, create it again
+                raise invalid(f'Cannot update failed endpoint "{body["EndpointArn"]}".')
             config = self.describe_endpoint_config(request)
             if config["EndpointConfigName"] == body.get("_Serving"):
                 raise invalid(
