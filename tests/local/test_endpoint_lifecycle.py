@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from pipelines.local.hosting.model_process import VariantSpec
 from pipelines.local.service.backend import LocalSageMaker
 from steps import deploy, integrity
 
@@ -106,3 +107,71 @@ def test_the_deploy_handler_replaces_a_failed_endpoint(
     assert (described["EndpointStatus"], described["EndpointConfigName"]) == (
         "InService", again["endpoint_config_name"]
     )
+
+
+class RecordingRestores(InstantHosting):
+    """Remembers what each restore was asked to serve again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.restored: dict[str, tuple[str, list[str]]] = {}
+
+    def restore(
+        self, endpoint_name: str, deployment_id: str, variants: list[VariantSpec], *rest: Any
+    ) -> tuple[str, str]:
+        self.restored[endpoint_name] = (deployment_id, [v.model_data_url for v in variants])
+        return "InService", ""
+
+
+def restarted(backend: LocalSageMaker, state: Path) -> tuple[LocalSageMaker, RecordingRestores]:
+    backend.shutdown()
+    again = local_sagemaker(state)
+    hosting = RecordingRestores()
+    again.serving.processes = hosting  # type: ignore[assignment]
+    again.start()
+    return again, hosting
+
+
+def test_an_endpoint_keeps_serving_across_a_restart_after_its_config_and_model_are_deleted(
+    world: World, backend: LocalSageMaker, tmp_path: Path
+) -> None:
+    model = world.model()
+    config = world.endpoint_config(model)
+    endpoint = world.endpoint(config)
+    world.sm("DeleteEndpointConfig", EndpointConfigName=config)
+    world.sm("DeleteModel", ModelName=model)
+
+    again, hosting = restarted(backend, tmp_path / "state")
+    try:
+        assert hosting.restored == {endpoint: (config, [f"{BUCKET}/model.tar.gz"])}
+        described = World(again).sm("DescribeEndpoint", EndpointName=endpoint)
+        assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", config)
+        assert "FailureReason" not in described
+    finally:
+        again.shutdown()
+
+
+def test_an_endpoint_that_cannot_be_served_again_fails_alone_and_the_server_starts(
+    world: World, backend: LocalSageMaker, tmp_path: Path
+) -> None:
+    """An endpoint recorded without copies of what it serves, whose config is gone."""
+    model = world.model()
+    lost, kept = world.endpoint_config(model), world.endpoint_config(model)
+    orphan, served = world.endpoint(lost), world.endpoint(kept)
+    record = backend.context.database.get("endpoint", orphan)
+    assert record is not None and record.pop("_Deployed")
+    backend.context.database.put("endpoint", orphan, record, record["CreationTime"])
+    world.sm("DeleteEndpointConfig", EndpointConfigName=lost)
+
+    again, hosting = restarted(backend, tmp_path / "state")
+    try:
+        assert list(hosting.restored) == [served]
+        failed = World(again).sm("DescribeEndpoint", EndpointName=orphan)
+        assert failed["EndpointStatus"] == "Failed"
+        assert failed["FailureReason"] == (
+            "Not served again after a restart of the local SageMaker: "
+            f'Could not find endpoint configuration "{lost}".'
+        )
+        assert World(again).sm("DescribeEndpoint", EndpointName=served)["EndpointStatus"] == "InService"
+    finally:
+        again.shutdown()

@@ -55,10 +55,23 @@ class Serving:
         self.records = records
         self.processes = processes
 
-    def _variants(self, config: dict[str, Any]) -> list[VariantSpec]:
+    def _models(self, config: dict[str, Any]) -> dict[str, Body]:
+        """The models a config's variants name, as they are now."""
+        return {v["ModelName"]: self.records.model(v["ModelName"]) for v in config["ProductionVariants"]}
+
+    def _deployed_from(self, endpoint: Body) -> tuple[dict[str, Any], dict[str, Body]]:
+        """The config and models an endpoint serves: the copies it keeps, since SageMaker keeps
+        serving when they are deleted; an endpoint recorded without copies looks them up."""
+        deployed = endpoint.get("_Deployed")
+        if deployed:
+            return deployed["EndpointConfig"], deployed["Models"]
+        config = self.records.endpoint_config(endpoint["_Serving"])
+        return config, self._models(config)
+
+    def _variants(self, config: dict[str, Any], models: Mapping[str, Body]) -> list[VariantSpec]:
         variants = []
         for variant in config["ProductionVariants"]:
-            model = self.records.model(variant["ModelName"])
+            model = models[variant["ModelName"]]
             container = model["PrimaryContainer"]
             environment = dict(container.get("Environment") or {})
             variants.append(
@@ -113,12 +126,13 @@ class Serving:
     def deploy(self, endpoint_name: str, config: dict[str, Any]) -> None:
         """Create or update in the background; the endpoint record follows each outcome."""
         try:
-            variants = self._variants(config)
+            models = self._models(config)
         except ServiceError as error:
             self.records.set_endpoint(
                 endpoint_name, EndpointStatus="Failed", FailureReason=error.message
             )
             return
+        deployed = {"EndpointConfig": config, "Models": models}
 
         def on_status(name: str, status: str, reason: str, serving: str | None) -> None:
             changes: dict[str, Any] = {"EndpointStatus": status, "FailureReason": reason or None}
@@ -127,14 +141,14 @@ class Serving:
                 return
             changes["PendingDeploymentSummary"] = None
             if serving == config["EndpointConfigName"]:
-                changes.update(self._described(config), _Serving=serving)
+                changes.update(self._described(config), _Serving=serving, _Deployed=deployed)
             self.records.set_endpoint(name, **changes)
 
         try:
             self.processes.deploy(
                 endpoint_name,
                 config["EndpointConfigName"],
-                variants,
+                self._variants(config, models),
                 CaptureSpec.from_config(config.get("DataCaptureConfig")),
                 on_status,
             )
@@ -142,7 +156,8 @@ class Serving:
             raise ServiceError("ValidationException", str(error)) from None
 
     def restore_all(self) -> None:
-        """After a restart: serve again what was serving; unfinished updates are abandoned."""
+        """After a restart: serve again what was serving; unfinished updates are abandoned. An
+        endpoint that cannot be served again is Failed with the reason; the others still start."""
         for endpoint in self.records.endpoints():
             serving = endpoint.get("_Serving")
             name = endpoint["EndpointName"]
@@ -154,11 +169,20 @@ class Serving:
                         FailureReason="The local SageMaker server stopped before the endpoint was created.",
                     )
                 continue
-            config = self.records.endpoint_config(serving)
+            try:
+                config, models = self._deployed_from(endpoint)
+            except ServiceError as error:
+                self.records.set_endpoint(
+                    name,
+                    EndpointStatus="Failed",
+                    FailureReason=f"Not served again after a restart of the local SageMaker: {error.message}",
+                    PendingDeploymentSummary=None,
+                )
+                continue
             status, reason = self.processes.restore(
                 name,
                 serving,
-                self._variants(config),
+                self._variants(config, models),
                 CaptureSpec.from_config(config.get("DataCaptureConfig")),
             )
             interrupted = endpoint["EndpointStatus"] == "Updating"
