@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from pipelines.local.hosting.endpoints import EndpointBusy
 from pipelines.local.hosting.model_process import VariantSpec
 from pipelines.local.service.backend import LocalSageMaker
 from steps import deploy, integrity
@@ -175,3 +176,48 @@ def test_an_endpoint_that_cannot_be_served_again_fails_alone_and_the_server_star
         assert World(again).sm("DescribeEndpoint", EndpointName=served)["EndpointStatus"] == "InService"
     finally:
         again.shutdown()
+
+
+class Busy(InstantHosting):
+    """Hosting that refuses every deployment, as it refuses one while another is in progress."""
+
+    def deploy(self, endpoint_name: str, *rest: Any) -> None:
+        raise EndpointBusy(f"endpoint {endpoint_name} is already being deployed")
+
+
+def test_a_refused_create_or_update_changes_nothing(world: World, backend: LocalSageMaker) -> None:
+    model = world.model()
+    serving = world.endpoint(world.endpoint_config(model))
+    sm = sagemaker(world)
+    before = sm.describe_endpoint(EndpointName=serving)
+    backend.serving.processes = Busy()  # type: ignore[assignment]
+    other = world.endpoint_config(model)
+
+    with pytest.raises(ClientError) as error:
+        sm.update_endpoint(EndpointName=serving, EndpointConfigName=other)
+    assert refusal(error) == ("ValidationException", f"endpoint {serving} is already being deployed")
+    assert sm.describe_endpoint(EndpointName=serving) == before
+
+    with pytest.raises(ClientError) as error:
+        sm.create_endpoint(
+            EndpointName="refused", EndpointConfigName=other, Tags=[{"Key": "k", "Value": "v"}]
+        )
+    assert refusal(error) == ("ValidationException", "endpoint refused is already being deployed")
+    assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == [serving]
+    assert backend.context.tags(backend.context.arn("endpoint", "refused")) == []
+    backend.serving.processes = InstantHosting()  # type: ignore[assignment]
+    assert sm.create_endpoint(EndpointName="refused", EndpointConfigName=other)["EndpointArn"]
+
+
+def test_an_endpoint_config_with_two_variants_of_one_name_is_refused(world: World) -> None:
+    sm = sagemaker(world)
+    variant = {"VariantName": "A", "ModelName": world.model(), "InitialInstanceCount": 1,
+               "InstanceType": "ml.m5.large"}
+    with pytest.raises(ClientError) as error:
+        sm.create_endpoint_config(
+            EndpointConfigName="twice", ProductionVariants=[variant, {**variant, "VariantName": "B"}, variant]
+        )
+    assert refusal(error) == (
+        "ValidationException", "ProductionVariants: variant names must be unique; A given more than once."
+    )
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pipelines.local.errors import invalid
+from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.hosting.limits import deployment_limits, endpoint_config_limits, model_limits
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.service.context import ServiceContext
@@ -85,6 +85,11 @@ class EndpointOperations:
         if not variants:
             raise invalid("ProductionVariants must have at least one variant")
         _refuse(endpoint_config_limits(request))
+        names = [variant["VariantName"] for variant in variants]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            listed = ", ".join(duplicates)
+            raise invalid(f"ProductionVariants: variant names must be unique; {listed} given more than once.")
         for variant in variants:
             self.context.get("model", variant["ModelName"], "model")
         body = {
@@ -133,8 +138,14 @@ class EndpointOperations:
             "CreationTime": now,
             "LastModifiedTime": now,
         }
-        self.context.create("endpoint", name, body, "endpoint", request.get("Tags"))
-        self.serving.deploy(name, config)
+        with self.context.lock:  # a refused deployment takes the record back before anyone sees it
+            self.context.create("endpoint", name, body, "endpoint", request.get("Tags"))
+            try:
+                self.serving.deploy(name, config)
+            except ServiceError:
+                self.database.delete("endpoint", name)
+                self.context.delete_tags(body["EndpointArn"])
+                raise
         return {"EndpointArn": body["EndpointArn"]}
 
     def update_endpoint(self, request: Body) -> Body:
@@ -151,11 +162,16 @@ class EndpointOperations:
                 raise invalid(
                     f"Endpoint {name} already uses endpoint config {config['EndpointConfigName']}."
                 )
+            before = dict(body)
             body.update(EndpointStatus="Updating", LastModifiedTime=time.time())
             body["PendingDeploymentSummary"] = {"EndpointConfigName": config["EndpointConfigName"]}
             body.pop("FailureReason", None)
             self.database.put("endpoint", name, body, body["CreationTime"])
-        self.serving.deploy(name, config)
+            try:
+                self.serving.deploy(name, config)
+            except ServiceError:  # refused: the endpoint stays as it was
+                self.database.put("endpoint", name, before, before["CreationTime"])
+                raise
         return {"EndpointArn": body["EndpointArn"]}
 
     def describe_endpoint(self, request: Body) -> Body:
