@@ -24,7 +24,7 @@ from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.storage.objects import ObjectStore
 
 from .shapes_support import send
-from .world import BUCKET, IMAGE, ROLE, local_sagemaker, training_step
+from .world import BUCKET, IMAGE, MODEL_DATA, ROLE, local_sagemaker, training_step
 
 REGISTRY = "683313688378.dkr.ecr.us-east-1.amazonaws.com"
 HERE = f"{REGISTRY}/sagemaker-scikit-learn:{local_sklearn_release()}-1-cpu-py3"
@@ -344,7 +344,7 @@ def test_a_model_for_an_image_the_local_model_server_cannot_stand_in_for_is_refu
 ) -> None:
     dispatcher = Dispatcher(local_sagemaker(tmp_path))
     request = {"ModelName": "m", "ExecutionRoleArn": ROLE,
-               "PrimaryContainer": {"Image": image, "ModelDataUrl": f"{BUCKET}/model.tar.gz"}}
+               "PrimaryContainer": {"Image": image, "ModelDataUrl": MODEL_DATA}}
 
     reply = send(dispatcher, "SageMaker", "CreateModel", request)
 

@@ -27,7 +27,7 @@ from pipelines.local.service.listing import Listing
 
 from . import inprocess
 from .shapes_support import RUNTIME, base_request, invalid_requests, model, send, served
-from .world import FAIL_ONLY, IMAGE, World, build_world, function_zip, local_sagemaker
+from .world import FAIL_ONLY, IMAGE, MODEL_DATA, World, build_world, function_zip, local_sagemaker
 
 Example = Callable[[World], dict[str, Any]]
 # What a valid request needs beyond the world's resources (`World.known`) and sampled values:
@@ -46,7 +46,7 @@ EXAMPLES: dict[str, Example] = {
     "CreateModelPackage": lambda w: {
         "ModelPackageGroupName": "g",
         "InferenceSpecification": {
-            "Containers": [{"Image": IMAGE, "ModelDataUrl": "s3://bucket/model.tar.gz"}],
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": MODEL_DATA}],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
@@ -55,7 +55,7 @@ EXAMPLES: dict[str, Example] = {
     "UpdateModelPackage": lambda w: {"ModelPackageArn": w.package("g"), "ModelApprovalStatus": "Rejected"},
     "CreateModel": lambda w: {
         "ModelName": w.fresh("model"),
-        "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": "s3://bucket/model.tar.gz"},
+        "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": MODEL_DATA},
     },
     "DeleteModel": lambda w: {"ModelName": w.model()},
     "CreateEndpointConfig": lambda w: {

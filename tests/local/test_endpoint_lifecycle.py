@@ -17,7 +17,7 @@ from pipelines.local.service.backend import LocalSageMaker
 from steps import deploy, integrity
 
 from . import inprocess
-from .world import BUCKET, IMAGE, ROLE, InstantHosting, World, local_sagemaker
+from .world import BUCKET, IMAGE, MODEL_DATA, ROLE, InstantHosting, World, local_sagemaker
 
 HEALTH_CHECK_FAILED = "The model server did not answer /ping within 60 s."
 
@@ -88,7 +88,7 @@ def test_the_deploy_handler_replaces_a_failed_endpoint(
         "CreateModelPackage", ModelPackageGroupName="g", ModelApprovalStatus="Approved",
         CustomerMetadataProperties={integrity.DIGEST_KEY: "0" * 64},
         InferenceSpecification={
-            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"{BUCKET}/model.tar.gz"}],
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": MODEL_DATA}],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
@@ -144,7 +144,7 @@ def test_an_endpoint_keeps_serving_across_a_restart_after_its_config_and_model_a
 
     again, hosting = restarted(backend, tmp_path / "state")
     try:
-        assert hosting.restored == {endpoint: (config, [f"{BUCKET}/model.tar.gz"])}
+        assert hosting.restored == {endpoint: (config, [MODEL_DATA])}
         described = World(again).sm("DescribeEndpoint", EndpointName=endpoint)
         assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", config)
         assert "FailureReason" not in described
@@ -221,3 +221,15 @@ def test_an_endpoint_config_with_two_variants_of_one_name_is_refused(world: Worl
         "ValidationException", "ProductionVariants: variant names must be unique; A given more than once."
     )
     assert sm.list_endpoint_configs()["EndpointConfigs"] == []
+
+
+def test_a_model_whose_data_is_not_in_s3_is_refused(world: World) -> None:
+    sm = sagemaker(world)
+    for url in (f"{BUCKET}/missing/model.tar.gz", "s3://nobucket/none.tar.gz"):
+        with pytest.raises(ClientError) as error:
+            sm.create_model(ModelName="m", ExecutionRoleArn=ROLE,
+                            PrimaryContainer={"Image": IMAGE, "ModelDataUrl": url})
+        assert refusal(error) == ("ValidationException", f"Could not find model data at {url}.")
+    assert sm.list_models()["Models"] == []
+    assert sm.create_model(ModelName="m", ExecutionRoleArn=ROLE,
+                           PrimaryContainer={"Image": IMAGE, "ModelDataUrl": MODEL_DATA})["ModelArn"]

@@ -13,9 +13,9 @@ from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.hosting import limits
 
 from .shapes_support import send
-from .world import BUCKET, IMAGE, ROLE, local_sagemaker
+from .world import BUCKET, IMAGE, MODEL_DATA, ROLE, local_sagemaker
 
-CONTAINER = {"Image": IMAGE, "ModelDataUrl": f"{BUCKET}/model.tar.gz"}
+CONTAINER = {"Image": IMAGE, "ModelDataUrl": MODEL_DATA}
 VARIANT = {"VariantName": "AllTraffic", "ModelName": "m", "InitialInstanceCount": 1,
            "InstanceType": "ml.m5.large"}
 

@@ -29,6 +29,7 @@ from .shapes_support import send, with_tokens
 
 ROLE = "arn:aws:iam::000000000000:role/local"
 BUCKET = "s3://bucket"
+MODEL_DATA = f"{BUCKET}/model.tar.gz"  # in the local S3 of every local_sagemaker(), as CreateModel requires
 # The scikit-learn image whose release is the one installed here: the one image jobs run locally.
 IMAGE = (
     "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:"
@@ -116,6 +117,7 @@ class InstantHosting:
 def local_sagemaker(state_dir: Path) -> LocalSageMaker:
     backend = LocalSageMaker(state_dir, "us-east-1", "http://127.0.0.1:1")
     backend.serving.processes = InstantHosting()  # type: ignore[assignment]
+    backend.context.store.put_bytes(MODEL_DATA, b"never read: InstantHosting serves no model")
     return backend
 
 
@@ -178,7 +180,7 @@ class World:
 
     def model(self, name: str | None = None) -> str:
         name = name or self.fresh("model")
-        container = {"Image": IMAGE, "ModelDataUrl": f"{BUCKET}/model.tar.gz"}
+        container = {"Image": IMAGE, "ModelDataUrl": MODEL_DATA}
         self.sm("CreateModel", ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE)
         return name
 
@@ -196,7 +198,7 @@ class World:
 
     def package(self, group: str) -> str:
         specification = {
-            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"{BUCKET}/model.tar.gz"}],
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": MODEL_DATA}],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         }

@@ -12,6 +12,7 @@ from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Filter, Listing, between, contains, equals
 from pipelines.local.service.serving import Serving
 from pipelines.local.storage.database import Body, public
+from pipelines.local.storage.objects import ObjectStore
 
 
 def _listing(operation: str, result_key: str, name: str, **more: Filter) -> Listing:
@@ -52,6 +53,7 @@ class EndpointOperations:
         if not container or not container.get("ModelDataUrl"):
             raise invalid("PrimaryContainer.ModelDataUrl is required")
         _check_serving_image(container.get("Image"))
+        _check_model_data(self.context.store, container["ModelDataUrl"])
         body = {
             "ModelName": name,
             "ModelArn": self.context.arn("model", name.lower()),
@@ -239,3 +241,14 @@ def _check_serving_image(image: Any) -> None:
             check_image(image)
         except UnsupportedImage as error:
             raise invalid(f"PrimaryContainer.Image: {error}") from None
+
+
+def _check_model_data(store: ObjectStore, url: str) -> None:
+    """SageMaker looks for the model data when the model is created, so a wrong URL fails the
+    CreateModel call (the deploy step) rather than a later deployment."""
+    try:
+        found = store.exists(url)
+    except ValueError:  # not an s3:// URI this store can hold
+        found = False
+    if not found:
+        raise invalid(f"Could not find model data at {url}.")
