@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from processes import pid_alive
@@ -145,7 +147,7 @@ def deployed(hosting: Endpoints, store: DirStore, version: str = "v1", **kwargs)
 def test_deploy_then_invoke_and_capture_successful_requests(
     hosting: Endpoints, store: DirStore, tmp_path: Path
 ) -> None:
-    capture = CaptureSpec("s3://bucket/capture", 100.0)
+    capture = CaptureSpec("s3://bucket/capture", 100.0, json_types=(JSON,))
     deployed(hosting, store, capture=capture)
     model_dir = tmp_path / "state" / "endpoints" / "ep" / "d1" / "model"
     assert (model_dir / "model.txt").read_text() == "v1"
@@ -241,6 +243,27 @@ def test_capture_writer_encodings_and_rotation(store: DirStore) -> None:
     assert (inputs["e2"]["encoding"], inputs["e2"]["data"]) == ("BASE64", "/wA=")
     assert inputs["e3"]["encoding"] == "JSON"
     assert records[0]["eventMetadata"]["inferenceTime"] == "2024-05-06T07:08:09.123Z"
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"CaptureOptions": [{"CaptureMode": "InputAndOutput"}]}, (True, True, (), ())),
+        ({"CaptureOptions": [{"CaptureMode": "Input"}]}, (True, False, (), ())),
+        ({"CaptureOptions": [{"CaptureMode": "Output"}]}, (False, True, (), ())),
+        ({"CaptureOptions": []}, (True, True, (), ())),
+        ({"CaptureContentTypeHeader": {"JsonContentTypes": [JSON]}}, (True, True, (), (JSON,))),
+        ({"CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"], "JsonContentTypes": [JSON]}},
+         (True, True, ("text/csv",), (JSON,))),
+    ],
+)
+def test_capture_modes_and_content_types_are_read_as_sagemaker_reads_them(
+    config: dict[str, Any], expected: tuple[bool, bool, tuple[str, ...], tuple[str, ...]]
+) -> None:
+    """InputAndOutput captures both; a content type the header does not list is captured base64."""
+    spec = CaptureSpec.from_config({"DestinationS3Uri": "s3://bucket/capture", **config})
+    assert spec is not None
+    assert (spec.capture_input, spec.capture_output, spec.csv_types, spec.json_types) == expected
 
 
 def test_two_variants_each_get_a_server_and_target_variant_routes(
@@ -493,7 +516,8 @@ def test_works_with_the_project_object_store(tmp_path: Path) -> None:
         hosting.shutdown()
     [uri] = object_store.list("s3://bucket/capture/ep/AllTraffic/")
     [line] = object_store.get_bytes(uri).decode().splitlines()
-    assert json.loads(line)["captureData"]["endpointInput"]["data"] == '"stored"'
+    captured = json.loads(line)["captureData"]["endpointInput"]  # no content types listed: base64
+    assert (captured["encoding"], captured["data"]) == ("BASE64", base64.b64encode(b'"stored"').decode())
 
 
 def registered(store: DirStore, uri: str) -> str:

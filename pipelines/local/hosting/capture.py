@@ -24,8 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-DEFAULT_CSV_TYPES = ("text/csv",)
-DEFAULT_JSON_TYPES = ("application/json",)
 MAX_RECORDS_PER_FILE = 1000
 
 
@@ -89,8 +87,8 @@ class CaptureWriter:
         sampling_percentage: float,
         capture_input: bool,
         capture_output: bool,
-        csv_types: Iterable[str] = DEFAULT_CSV_TYPES,
-        json_types: Iterable[str] = DEFAULT_JSON_TYPES,
+        csv_types: Iterable[str] = (),
+        json_types: Iterable[str] = (),
         *,
         max_records_per_file: int = MAX_RECORDS_PER_FILE,
         rng: random.Random | None = None,

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.local.hosting.capture import DEFAULT_CSV_TYPES, DEFAULT_JSON_TYPES, CaptureWriter, PathStore
+from pipelines.local.hosting.capture import CaptureWriter, PathStore
 from pipelines.local.hosting.model_process import (
     DeploymentError,
     InvokeResult,
@@ -77,12 +77,13 @@ class CaptureSpec:
     sampling_percentage: float = 100.0
     capture_input: bool = True
     capture_output: bool = True
-    csv_types: tuple[str, ...] = DEFAULT_CSV_TYPES
-    json_types: tuple[str, ...] = DEFAULT_JSON_TYPES
+    csv_types: tuple[str, ...] = ()
+    json_types: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> CaptureSpec | None:
-        """From a CreateEndpointConfig ``DataCaptureConfig``; None when capture is off."""
+        """From a CreateEndpointConfig ``DataCaptureConfig``; None when capture is off. Content
+        types the header does not list (all, without a header) are captured base64, as SageMaker's."""
         if not config or not config.get("EnableCapture", True):
             return None
         modes = {option.get("CaptureMode") for option in config.get("CaptureOptions") or []}
@@ -90,10 +91,10 @@ class CaptureSpec:
         return cls(
             destination_s3_uri=config["DestinationS3Uri"],
             sampling_percentage=float(config.get("InitialSamplingPercentage", 100)),
-            capture_input="Input" in modes or not modes,
-            capture_output="Output" in modes or not modes,
-            csv_types=tuple(header.get("CsvContentTypes") or DEFAULT_CSV_TYPES),
-            json_types=tuple(header.get("JsonContentTypes") or DEFAULT_JSON_TYPES),
+            capture_input=bool(modes & {"Input", "InputAndOutput"}) or not modes,
+            capture_output=bool(modes & {"Output", "InputAndOutput"}) or not modes,
+            csv_types=tuple(header.get("CsvContentTypes") or ()),
+            json_types=tuple(header.get("JsonContentTypes") or ()),
         )
 
 
