@@ -233,3 +233,38 @@ def test_a_model_whose_data_is_not_in_s3_is_refused(world: World) -> None:
     assert sm.list_models()["Models"] == []
     assert sm.create_model(ModelName="m", ExecutionRoleArn=ROLE,
                            PrimaryContainer={"Image": IMAGE, "ModelDataUrl": MODEL_DATA})["ModelArn"]
+
+
+def test_names_differing_only_in_case_are_one_resource(world: World, backend: LocalSageMaker) -> None:
+    """SageMaker's ARN holds the lowercased name: a second create in another case is refused, and
+    either case (or the ARN) finds the one resource."""
+    sm = sagemaker(world)
+    container = {"Image": IMAGE, "ModelDataUrl": MODEL_DATA}
+    arn = sm.create_model(ModelName="Mixed", ExecutionRoleArn=ROLE, PrimaryContainer=container,
+                          Tags=[{"Key": "owner", "Value": "upper"}])["ModelArn"]
+    assert arn.endswith(":model/mixed")
+    with pytest.raises(ClientError) as error:
+        sm.create_model(ModelName="mixed", ExecutionRoleArn=ROLE, PrimaryContainer=container,
+                        Tags=[{"Key": "owner", "Value": "lower"}])
+    assert refusal(error) == ("ValidationException", f'Cannot create already existing model "{arn}".')
+    assert sm.describe_model(ModelName="MIXED")["ModelName"] == "Mixed"
+    assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "owner", "Value": "upper"}]
+    assert backend.context.get("model", arn, "model")["ModelName"] == "Mixed"
+    assert backend.context.find("endpoint", arn) is None  # a model's ARN names no endpoint
+
+    config = world.endpoint_config("MIXED", "Config")
+    (variant,) = sm.describe_endpoint_config(EndpointConfigName="config")["ProductionVariants"]
+    assert variant["ModelName"] == "MIXED"
+    endpoint = sm.create_endpoint(EndpointName="E1", EndpointConfigName="CONFIG")["EndpointArn"]
+    with pytest.raises(ClientError) as error:
+        sm.create_endpoint(EndpointName="e1", EndpointConfigName=config)
+    assert refusal(error) == ("ValidationException", f'Cannot create already existing endpoint "{endpoint}".')
+    described = sm.describe_endpoint(EndpointName="e1")
+    assert (described["EndpointName"], described["EndpointConfigName"]) == ("E1", "Config")
+
+    sm.delete_endpoint(EndpointName="e1")
+    sm.delete_endpoint_config(EndpointConfigName="config")
+    sm.delete_model(ModelName="mixed")
+    assert sm.list_endpoints()["Endpoints"] == sm.list_endpoint_configs()["EndpointConfigs"] == []
+    assert sm.list_models()["Models"] == []
+    assert backend.context.tags(arn) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from pipelines.local.errors import ServiceError, not_found
+from pipelines.local.errors import invalid, not_found
 from pipelines.local.layout import StateLayout
 from pipelines.local.storage.database import Body, Database
 from pipelines.local.storage.objects import ObjectStore
@@ -27,16 +27,27 @@ class ServiceContext:
     def arn(self, kind: str, name: str) -> str:
         return arn("sagemaker", self.region, f"{kind}/{name}")
 
+    def resource_arn(self, kind: str, name: str) -> str:
+        """A resource's ARN: SageMaker's holds the lowercased name, so names differing only in case
+        are one resource."""
+        return self.arn(kind.replace("_", "-"), name.lower())
+
+    def find(self, kind: str, name: str) -> Body | None:
+        """The resource of `kind` named `name` in any case, or by its ARN."""
+        if name.startswith("arn:"):
+            resource_kind, _, name = name.split(":", 5)[-1].partition("/")
+            if resource_kind != kind.replace("_", "-"):
+                return None
+        return self.database.find(kind, name)
+
     def create(self, kind: str, name: str, body: Body, label: str, tags: list[Body] | None = None) -> Body:
-        """Store a new resource with its tags, refusing a name that is taken as SageMaker does."""
+        """Store a new resource with its tags, refusing a name taken in any case, as SageMaker does."""
+        resource = self.resource_arn(kind, name)
         with self.lock:
-            if self.database.get(kind, name):
-                raise ServiceError(
-                    "ValidationException",
-                    f'Cannot create already existing {label} "{self.arn(kind.replace("_", "-"), name)}".',
-                )
+            if self.find(kind, name):
+                raise invalid(f'Cannot create already existing {label} "{resource}".')
             self.database.put(kind, name, body, body["CreationTime"])
-            self.add_tags(self.arn(kind.replace("_", "-"), name.lower()), tags or [])
+            self.add_tags(resource, tags or [])
         return body
 
     def add_tags(self, arn: str, tags: list[Body]) -> None:
@@ -66,7 +77,8 @@ class ServiceContext:
             self.database.put("tags", arn, stored, 0)
 
     def get(self, kind: str, name: str, label: str) -> Body:
-        body = self.database.get(kind, name)
+        """As `find`, or SageMaker's not-found error."""
+        body = self.find(kind, name)
         if body is None:
             raise not_found(label, name)
         return body

@@ -56,7 +56,7 @@ class EndpointOperations:
         _check_model_data(self.context.store, container["ModelDataUrl"])
         body = {
             "ModelName": name,
-            "ModelArn": self.context.arn("model", name.lower()),
+            "ModelArn": self.context.resource_arn("model", name),
             "PrimaryContainer": container,
             "CreationTime": time.time(),
             "EnableNetworkIsolation": request.get("EnableNetworkIsolation") is True,
@@ -72,7 +72,7 @@ class EndpointOperations:
     def delete_model(self, request: Body) -> Body:
         with self.context.lock:
             body = self.describe_model(request)
-            self.database.delete("model", request["ModelName"])
+            self.database.delete("model", body["ModelName"])
             self.context.delete_tags(body["ModelArn"])
         return {}
 
@@ -96,7 +96,7 @@ class EndpointOperations:
             self.context.get("model", variant["ModelName"], "model")
         body = {
             "EndpointConfigName": name,
-            "EndpointConfigArn": self.context.arn("endpoint-config", name.lower()),
+            "EndpointConfigArn": self.context.resource_arn("endpoint_config", name),
             "ProductionVariants": variants,
             "DataCaptureConfig": request.get("DataCaptureConfig"),
             "CreationTime": time.time(),
@@ -116,7 +116,7 @@ class EndpointOperations:
     def delete_endpoint_config(self, request: Body) -> Body:
         with self.context.lock:
             body = self.describe_endpoint_config(request)
-            self.database.delete("endpoint_config", request["EndpointConfigName"])
+            self.database.delete("endpoint_config", body["EndpointConfigName"])
             self.context.delete_tags(body["EndpointConfigArn"])
         return {}
 
@@ -134,7 +134,7 @@ class EndpointOperations:
         now = time.time()
         body = {
             "EndpointName": name,
-            "EndpointArn": self.context.arn("endpoint", name.lower()),
+            "EndpointArn": self.context.resource_arn("endpoint", name),
             "EndpointConfigName": config["EndpointConfigName"],
             "EndpointStatus": "Creating",
             "CreationTime": now,
@@ -151,10 +151,10 @@ class EndpointOperations:
         return {"EndpointArn": body["EndpointArn"]}
 
     def update_endpoint(self, request: Body) -> Body:
-        name = request["EndpointName"]
         _refuse(deployment_limits(request))
         with self.context.lock:
-            body = self.context.get("endpoint", name, "endpoint")
+            body = self.context.get("endpoint", request["EndpointName"], "endpoint")
+            name = body["EndpointName"]
             if body["EndpointStatus"] in ("Creating", "Updating"):
                 raise invalid(f'Cannot update in-progress endpoint "{body["EndpointArn"]}".')
             if body["EndpointStatus"] == "Failed":  # SageMaker's answer: delete it, create it again
@@ -185,8 +185,8 @@ class EndpointOperations:
         )
 
     def delete_endpoint(self, request: Body) -> Body:
-        name = request["EndpointName"]
-        body = self.context.get("endpoint", name, "endpoint")
+        body = self.context.get("endpoint", request["EndpointName"], "endpoint")
+        name = body["EndpointName"]
         self.serving.delete(name)
         self.database.delete("endpoint", name)
         self.context.delete_tags(body["EndpointArn"])

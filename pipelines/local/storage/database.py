@@ -150,6 +150,16 @@ class Database:
         rows = self._rows("SELECT body FROM resources WHERE kind = ? AND name = ?", kind, name)
         return rows[0] if rows else None
 
+    def find(self, kind: str, name: str) -> Body | None:
+        """The resource named `name` whatever the case (an exact match first): for kinds whose names
+        SageMaker compares case-insensitively."""
+        rows = self._rows(
+            "SELECT body FROM resources WHERE kind = ? AND lower(name) = lower(?) "
+            "ORDER BY name = ? DESC LIMIT 1",
+            kind, name, name,
+        )
+        return rows[0] if rows else None
+
     def all(self, kind: str) -> list[Body]:
         return self._rows("SELECT body FROM resources WHERE kind = ? ORDER BY created", kind)
 
