@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.hosting.endpoints import EndpointBusy
 from pipelines.local.hosting.model_process import VariantSpec
 from pipelines.local.service.backend import LocalSageMaker
+from pipelines.local.system.identity import ACCOUNT
 from steps import deploy, integrity
 
 from . import inprocess
@@ -171,7 +173,7 @@ def test_an_endpoint_that_cannot_be_served_again_fails_alone_and_the_server_star
         assert failed["EndpointStatus"] == "Failed"
         assert failed["FailureReason"] == (
             "Not served again after a restart of the local SageMaker: "
-            f'Could not find endpoint configuration "{lost}".'
+            f'Could not find endpoint configuration "{again.context.resource_arn("endpoint_config", lost)}".'
         )
         assert World(again).sm("DescribeEndpoint", EndpointName=served)["EndpointStatus"] == "InService"
     finally:
@@ -268,3 +270,32 @@ def test_names_differing_only_in_case_are_one_resource(world: World, backend: Lo
     assert sm.list_endpoints()["Endpoints"] == sm.list_endpoint_configs()["EndpointConfigs"] == []
     assert sm.list_models()["Models"] == []
     assert backend.context.tags(arn) == []
+
+
+def test_missing_resources_are_named_by_their_arn_as_sagemaker_names_them(world: World) -> None:
+    sm = sagemaker(world)
+    sagemaker_arn = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}"
+    for describe, label, kind in (
+        (lambda: sm.describe_model(ModelName="Gone"), "model", "model"),
+        (lambda: sm.describe_endpoint_config(EndpointConfigName="Gone"), "endpoint configuration",
+         "endpoint-config"),
+        (lambda: sm.describe_endpoint(EndpointName="Gone"), "endpoint", "endpoint"),
+        (lambda: sm.delete_endpoint(EndpointName="Gone"), "endpoint", "endpoint"),
+    ):
+        with pytest.raises(ClientError) as error:
+            describe()
+        missing = f"{sagemaker_arn}:{kind}/gone"
+        assert refusal(error) == ("ValidationException", f'Could not find {label} "{missing}".')
+
+
+def test_invoking_a_missing_endpoint_is_refused_in_sagemakers_words(tmp_path: Path) -> None:
+    """With real hosting: the name must match the case the endpoint was created with."""
+    backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
+    try:
+        runtime = inprocess.client(Dispatcher(backend), "sagemaker-runtime")
+        for name in ("nope", "NoPe"):
+            with pytest.raises(ClientError) as error:
+                runtime.invoke_endpoint(EndpointName=name, Body=b'"x"', ContentType="application/json")
+            assert refusal(error) == ("ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
+    finally:
+        backend.shutdown()

@@ -288,7 +288,7 @@ def test_two_variants_each_get_a_server_and_target_variant_routes(
 
 
 def test_unknown_endpoint_and_model_that_fails_to_load(hosting: Endpoints, store: DirStore) -> None:
-    with pytest.raises(EndpointNotReady):
+    with pytest.raises(EndpointNotReady, match=r"^Endpoint nope of account \d{12} not found\.$"):
         hosting.invoke("nope", b'"x"', JSON, JSON)
     status = StatusLog()
     uri = model_archive(store, "s3://models/bad/model.tar.gz", "fail")

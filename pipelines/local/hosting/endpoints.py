@@ -44,6 +44,7 @@ from pipelines.local.hosting.model_process import (
     launch,
 )
 from pipelines.local.hosting.model_server import MAX_PAYLOAD_BYTES
+from pipelines.local.system.identity import ACCOUNT
 
 log = logging.getLogger(__name__)
 
@@ -283,9 +284,10 @@ class Endpoints:
         with self._lock:
             endpoint = self._endpoints.get(name)
             deployment = endpoint.serving if endpoint else None
+            if endpoint is None:  # SageMaker's words, which callers and alert rules match
+                raise EndpointNotReady(f"Endpoint {name} of account {ACCOUNT} not found.")
             if deployment is None:
-                state = "not in service" if endpoint else "not found"
-                raise EndpointNotReady(f"endpoint {name} is {state}")
+                raise EndpointNotReady(f"endpoint {name} is not in service")
             deployment.acquire()
             return deployment
 

@@ -77,8 +77,8 @@ class ServiceContext:
             self.database.put("tags", arn, stored, 0)
 
     def get(self, kind: str, name: str, label: str) -> Body:
-        """As `find`, or SageMaker's not-found error."""
+        """As `find`, or SageMaker's not-found error, which names the resource's ARN."""
         body = self.find(kind, name)
         if body is None:
-            raise not_found(label, name)
+            raise not_found(label, name if name.startswith("arn:") else self.resource_arn(kind, name))
         return body
