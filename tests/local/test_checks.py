@@ -319,6 +319,29 @@ def test_what_a_local_job_can_reproduce_passes() -> None:
     assert definition_problems(definition(fast_file, continuous, from_parameter, checkpointed)) == []
 
 
+def test_a_processing_local_path_outside_opt_ml_processing_is_refused_at_upsert() -> None:
+    outside = with_arguments(
+        processing(),
+        ProcessingInputs=[{"InputName": "in", "S3Input": {**S3_INPUT, "LocalPath": "/opt/ml/input/data"}}],
+        ProcessingOutputConfig={"Outputs": [{"OutputName": "m", "S3Output": {
+            "S3Uri": f"{BUCKET}/o", "LocalPath": "/opt/ml/model", "S3UploadMode": "EndOfJob"}}]},
+    )
+    rule = ("for both ProcessingInput and ProcessingOutput, the path in the processing container must begin "
+            "with /opt/ml/processing/")
+    assert definition_problems(definition(outside)) == [
+        f"step Prep: input 'in' LocalPath '/opt/ml/input/data': {rule}",
+        f"step Prep: output 'm' LocalPath '/opt/ml/model': {rule}",
+    ]
+    from_parameter = with_arguments(processing(), ProcessingInputs=[
+        {"InputName": "in", "S3Input": {**S3_INPUT, "LocalPath": {"Get": "Parameters.Where"}}}])
+    assert definition_problems(definition(from_parameter)) == []
+    resolved = with_arguments(processing(), ProcessingInputs=[
+        {"InputName": "in", "S3Input": {**S3_INPUT, "LocalPath": "/opt/ml/input/data"}}])
+    assert request_problems("Processing", resolved["Arguments"]) == [
+        f"input 'in' LocalPath '/opt/ml/input/data': {rule}"
+    ]
+
+
 def test_an_instance_count_from_a_parameter_fails_the_job_before_it_runs(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     request = processing(count=3)["Arguments"]  # as the parameter resolved

@@ -334,14 +334,34 @@ def test_missing_input_fails_naming_the_uri_without_running(
     assert not (work_dir / "pre-4" / "logs.txt").exists()
 
 
-def test_local_path_outside_opt_ml_is_refused(store: ObjectStore, work_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("where", "path"),
+    [
+        ("output 'train'", "/tmp/escape"),
+        ("output 'train'", "/opt/ml/model"),
+        ("output 'train'", "/opt/ml/processing/../model"),
+        ("input 'raw'", "/opt/ml/input/data"),
+        ("input 'raw'", "/opt/ml/processing"),
+    ],
+)
+def test_a_local_path_outside_opt_ml_processing_fails_the_job_before_it_runs(
+    store: ObjectStore, work_dir: Path, where: str, path: str
+) -> None:
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
     request = _processing_request(store, CLEAN_SCRIPT)
-    request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["LocalPath"] = "/tmp/escape"
+    if where.startswith("output"):
+        request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["LocalPath"] = path
+    else:
+        request["ProcessingInputs"][0]["S3Input"]["LocalPath"] = path
 
     outcome = run_processing_job("pre-5", request, store, work_dir, io.StringIO())
 
     assert outcome.status == "Failed"
-    assert "LocalPath '/tmp/escape' must be under /opt/ml" in outcome.failure_reason
+    assert outcome.failure_reason == (
+        f"ValidationException: {where} LocalPath {path!r}: for both ProcessingInput and ProcessingOutput, "
+        "the path in the processing container must begin with /opt/ml/processing/"
+    )
+    assert not (work_dir / "pre-5").exists()
 
 
 def test_invalid_job_name_fails_without_touching_disk(store: ObjectStore, work_dir: Path) -> None:

@@ -19,6 +19,7 @@ from pipelines.local.executor.expressions import ExpressionError, get_references
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.jobs.limits import processing_limits, training_limits
 from pipelines.local.jobs.outcome import JobError
+from pipelines.local.jobs.processing import local_path_problems
 from pipelines.local.jobs.requirements import check_source_archive
 from pipelines.local.jobs.toolkit import TRAINING_TOOLKIT, check_entry_point, decode_hyperparameter
 
@@ -169,8 +170,11 @@ def request_problems(kind: str, arguments: Mapping[str, Any]) -> list[str]:
 
 
 def _service_rules(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
-    """What the service refuses beyond the shape: a Spot wait limit without Spot training, or one
-    shorter than the run it has to hold (literal values only)."""
+    """What the service refuses beyond the shape (literal values only): a processing LocalPath
+    outside /opt/ml/processing/, a Spot wait limit without Spot training or shorter than the run it
+    has to hold."""
+    if kind == "Processing":
+        yield from local_path_problems(arguments)
     if kind != "Training":
         return
     stopping = object_member(arguments, "StoppingCondition")

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from pipelines.local.contract.members import object_items, object_member
 from pipelines.local.jobs.container import (
     base_env,
     download,
@@ -35,6 +36,11 @@ from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.clock import now_timestamp
 
 _PYTHONS = {"python", "python3"}
+PROCESSING_DIR = PurePosixPath("/opt/ml/processing")
+LOCAL_PATH_RULE = (
+    "for both ProcessingInput and ProcessingOutput, the path in the processing container must begin "
+    "with /opt/ml/processing/"
+)
 
 
 def run_processing_job(
@@ -51,6 +57,7 @@ def run_processing_job(
     try:
         require_image(request.get("AppSpecification", {}).get("ImageUri"))
         require_reproducible(processing_limits(request))
+        require_reproducible(local_path_problems(request))
         job = prepare_job_dir(work_dir, job_name)
         outputs = _processing_outputs(request, job.base)
         argv = _container_command(request.get("AppSpecification", {}), job.base)
@@ -70,6 +77,28 @@ def run_processing_job(
         except JobError as exc:
             ending = JobStatus("Failed", "Failed", str(exc))
     return _processing_outcome(job_name, request, start, ending)
+
+
+def local_path_problems(request: Mapping[str, Any]) -> list[str]:
+    """Each input or output LocalPath that CreateProcessingJob refuses; one that is still an
+    expression is checked once resolved."""
+    paths = [
+        (f"input {item.get('InputName')!r}", object_member(item, "S3Input").get("LocalPath"))
+        for item in object_items(request.get("ProcessingInputs"))
+    ]
+    paths += [
+        (f"output {item.get('OutputName')!r}", object_member(item, "S3Output").get("LocalPath"))
+        for item in object_items(object_member(request, "ProcessingOutputConfig").get("Outputs"))
+    ]
+    return [
+        f"{where} LocalPath {path!r}: {LOCAL_PATH_RULE}"
+        for where, path in paths
+        if isinstance(path, str) and not _in_processing_dir(PurePosixPath(path))
+    ]
+
+
+def _in_processing_dir(path: PurePosixPath) -> bool:
+    return ".." not in path.parts and PROCESSING_DIR in path.parents
 
 
 def _processing_inputs(request: Mapping[str, Any], base: Path) -> list[tuple[str, Path]]:
