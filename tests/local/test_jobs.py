@@ -201,6 +201,18 @@ def test_processing_job_stages_runs_and_uploads(
     assert props["Environment"] == {"WHERE": "/opt/ml/processing/train"}
     assert props["ProcessingStartTime"] <= props["ProcessingEndTime"]
     assert "processed 2 rows" in (work_dir / "pre-1" / "logs.txt").read_text()
+    base = work_dir / "pre-1" / "opt" / "ml"
+    job_config = json.loads((base / "config" / "processingjobconfig.json").read_text())
+    assert (job_config.pop("ProcessingJobArn"), job_config.pop("ProcessingJobName")) == (arn, "pre-1")
+    rebased = json.loads(json.dumps(request).replace('"/opt/ml', f'"{base}'))  # as every other path
+    assert job_config == rebased
+    assert job_config["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["LocalPath"] == str(
+        base / "processing" / "train"
+    )
+    assert json.loads((base / "config" / "resourceconfig.json").read_text()) == {
+        "current_host": "algo-1",
+        "hosts": ["algo-1"],
+    }
     assert "processed 2 rows" in log.getvalue()
     created = {p for p in tmp_path.rglob("*") if not p.is_relative_to(work_dir)} - before
     assert all(p.is_relative_to(store.root) for p in created)

@@ -9,6 +9,7 @@ until the job succeeds and its outputs are uploaded.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import threading
@@ -25,6 +26,7 @@ from pipelines.local.system.isolation import without_network
 from pipelines.local.system.supervision import ProcessExit, run_to_end
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
+HOST = "algo-1"  # the one instance's host name, as SageMaker names the first
 _JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml(?=/|$|[^\w.-])")
 
@@ -64,6 +66,25 @@ def local_path(container_path: str, base: Path) -> Path:
 def rebase(value: str, base: Path) -> str:
     """Point every `/opt/ml` path inside an argument or variable at the job's base dir."""
     return _CONTAINER_PATH.sub(lambda _match: str(base), value)
+
+
+def rebased_json(value: Any, base: Path) -> Any:
+    """A JSON value with every `/opt/ml` path in its strings pointed at the job's base dir, so a
+    script that opens a path read from a config file finds it."""
+    if isinstance(value, str):
+        return rebase(value, base)
+    if isinstance(value, Mapping):
+        return {key: rebased_json(item, base) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rebased_json(item, base) for item in value]
+    return value
+
+
+def write_config_files(directory: Path, files: Mapping[str, Any]) -> None:
+    """The JSON files SageMaker puts in a config directory before the container starts."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for file_name, content in files.items():
+        (directory / file_name).write_text(json.dumps(content, indent=2), encoding="utf-8")
 
 
 def base_env(job: JobDirs) -> dict[str, str]:

@@ -11,6 +11,8 @@ from typing import IO, Any
 
 from pipelines.local.contract.members import object_items, object_member
 from pipelines.local.jobs.container import (
+    HOST,
+    JobDirs,
     base_env,
     download,
     local_path,
@@ -18,8 +20,10 @@ from pipelines.local.jobs.container import (
     prepare_job_dir,
     rebase,
     rebased_env,
+    rebased_json,
     run_container,
     store_errors,
+    write_config_files,
 )
 from pipelines.local.jobs.images import require_image
 from pipelines.local.jobs.limits import network_isolated, processing_limits, require_reproducible
@@ -59,6 +63,7 @@ def run_processing_job(
         require_reproducible(processing_limits(request))
         require_reproducible(local_path_problems(request))
         job = prepare_job_dir(work_dir, job_name)
+        _write_config(job, request)
         outputs = _processing_outputs(request, job.base)
         argv = _container_command(request.get("AppSpecification", {}), job.base)
         for uri, local in _processing_inputs(request, job.base):
@@ -77,6 +82,23 @@ def run_processing_job(
         except JobError as exc:
             ending = JobStatus("Failed", "Failed", str(exc))
     return _processing_outcome(job_name, request, start, ending)
+
+
+def _write_config(job: JobDirs, request: Mapping[str, Any]) -> None:
+    """The two files SageMaker Processing configures a container with, in /opt/ml/config: the
+    job's request as DescribeProcessingJob echoes it, and the hosts of its cluster."""
+    job_config = {
+        "ProcessingJobArn": job_arn("processing-job", job.name),
+        "ProcessingJobName": job.name,
+        **rebased_json(dict(request), job.base),
+    }
+    write_config_files(
+        job.base / "config",
+        {
+            "processingjobconfig.json": job_config,
+            "resourceconfig.json": {"current_host": HOST, "hosts": [HOST]},
+        },
+    )
 
 
 def local_path_problems(request: Mapping[str, Any]) -> list[str]:

@@ -11,10 +11,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pipelines.local.jobs.container import JobDirs
+from pipelines.local.jobs.container import HOST, JobDirs
 from pipelines.local.jobs.outcome import JobError
 
-HOST = "algo-1"
 TRAINING_TOOLKIT = "the training toolkit"  # who installs a source directory's packages, in messages
 RESOURCES = {"current_host": HOST, "hosts": [HOST], "network_interface_name": "eth0"}
 

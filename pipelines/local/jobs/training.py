@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import sys
 import tarfile
 import threading
@@ -21,6 +20,7 @@ from pipelines.local.jobs.container import (
     rebased_env,
     run_container,
     store_errors,
+    write_config_files,
 )
 from pipelines.local.jobs.images import require_image
 from pipelines.local.jobs.limits import network_isolated, require_reproducible, training_limits
@@ -149,14 +149,14 @@ def _write_config(
     base: Path, hyperparameters: Mapping[str, str], channels: Mapping[str, Any]
 ) -> None:
     """The files SageMaker writes to input/config, and the folders the toolkit expects."""
-    config = base / "input" / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    for file_name, content in (
-        ("hyperparameters.json", hyperparameters),
-        ("resourceconfig.json", RESOURCES),
-        ("inputdataconfig.json", channels),
-    ):
-        (config / file_name).write_text(json.dumps(content, indent=2), encoding="utf-8")
+    write_config_files(
+        base / "input" / "config",
+        {
+            "hyperparameters.json": hyperparameters,
+            "resourceconfig.json": RESOURCES,
+            "inputdataconfig.json": channels,
+        },
+    )
     for folder in ("model", "output/data", "code"):
         (base / folder).mkdir(parents=True, exist_ok=True)
 
