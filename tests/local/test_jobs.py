@@ -306,6 +306,48 @@ def test_processing_failure_message_becomes_the_reason(store: ObjectStore, work_
     assert store.list(f"{BUCKET}/runs/") == [], "a failed job uploads no outputs"
 
 
+MESSAGE_THEN_EXIT = _script(
+    """
+    import os, sys, time
+    with open(os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "output", "message"), "wb") as f:
+        f.write(bytes.fromhex(sys.argv[2]))
+    time.sleep(float(sys.argv[1]))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("sleep", "status"),
+    [(0, "Completed"), (60, "Stopped")],  # the second runs past MaxRuntimeInSeconds
+)
+def test_the_message_file_is_the_exit_message_whatever_the_ending(
+    store: ObjectStore, work_dir: Path, sleep: int, status: str
+) -> None:
+    message = "rows kept: 41; dropped: 2" + "\u00e9" * 600  # two bytes each: the limit cuts one in two
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(store, MESSAGE_THEN_EXIT, arguments=[str(sleep), message.encode().hex()],
+                                  StoppingCondition={"MaxRuntimeInSeconds": 2})
+
+    outcome = run_processing_job("msg-1", request, store, work_dir, io.StringIO())
+
+    assert outcome.properties["ProcessingJobStatus"] == status, outcome.failure_reason
+    kept = message.encode()[:1024].decode("utf-8", errors="ignore")
+    assert outcome.properties["ExitMessage"] == kept and len(kept.encode()) == 1023
+    assert bool(outcome.properties["FailureReason"]) == (status == "Stopped")  # the message is no failure
+
+
+def test_a_message_file_that_is_not_utf8_fails_the_job(store: ObjectStore, work_dir: Path) -> None:
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(store, MESSAGE_THEN_EXIT, arguments=["0", b"caf\xe9".hex()])  # Latin-1
+
+    outcome = run_processing_job("msg-2", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert outcome.properties["ProcessingJobStatus"] == "Failed"
+    assert outcome.failure_reason == "ClientError: /opt/ml/output/message is not UTF-8 text"
+    assert store.list(f"{BUCKET}/runs/") == [], "a failed job uploads no outputs"
+
+
 def test_processing_crash_reports_exit_code_and_stderr_tail(
     store: ObjectStore, work_dir: Path
 ) -> None:

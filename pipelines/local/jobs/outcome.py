@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,8 +39,8 @@ class JobResult:
     failure_reason: str = ""
 
 
-def job_status(finish: ProcessExit, failure_file: Path, timeout: float | None) -> JobStatus:
-    """Status and reason: the container's failure file wins, else exit code and stderr tail."""
+def job_status(finish: ProcessExit, timeout: float | None, failure: Callable[[], str]) -> JobStatus:
+    """Status and reason; `failure` says why a container that exited non-zero failed."""
     if finish.stopped_by == "cancel":
         return JobStatus("Stopped", "Stopped", "Stopped: the job was stopped on request.")
     if finish.stopped_by == "timeout":
@@ -46,18 +48,40 @@ def job_status(finish: ProcessExit, failure_file: Path, timeout: float | None) -
         return JobStatus("Stopped", "MaxRuntimeExceeded", reason)
     if finish.returncode == 0:
         return JobStatus("Completed", "Completed")
-    message = read_message(failure_file)
-    if message:
-        return JobStatus("Failed", "Failed", message, message)
-    return JobStatus("Failed", "Failed", crash_reason(finish))
+    return JobStatus("Failed", "Failed", failure())
+
+
+def processing_status(finish: ProcessExit, message_file: Path, timeout: float | None) -> JobStatus:
+    """A processing job's ending: the message file's first 1 KB is its ExitMessage whatever the
+    ending, and a failed job's reason; a message that is not UTF-8 fails the job."""
+    try:
+        message = read_message(message_file)
+    except JobError as error:
+        return JobStatus("Failed", "Failed", str(error))
+    ending = job_status(finish, timeout, lambda: message or crash_reason(finish))
+    return replace(ending, exit_message=message)
+
+
+def training_failure(finish: ProcessExit, failure_file: Path) -> str:
+    """Why a training container failed: its failure file, else its exit code and stderr tail."""
+    try:
+        return read_message(failure_file) or crash_reason(finish)
+    except JobError as error:
+        return str(error)
 
 
 def read_message(path: Path) -> str:
-    """The first 1 KB of a failure file, as SageMaker reports it."""
+    """The first 1 KB of a message or failure file, as SageMaker reports it (a character the limit
+    cuts in two is dropped); a JobError when it is not UTF-8, which SageMaker refuses to read."""
     if not path.is_file():
         return ""
     with open(path, "rb") as file:
-        return file.read(MESSAGE_LIMIT).decode("utf-8", errors="ignore").strip()
+        head = file.read(MESSAGE_LIMIT + 1)
+    try:
+        cut = len(head) > MESSAGE_LIMIT
+        return codecs.getincrementaldecoder("utf-8")().decode(head[:MESSAGE_LIMIT], final=not cut).strip()
+    except UnicodeDecodeError:
+        raise JobError(f"ClientError: /opt/ml/output/{path.name} is not UTF-8 text") from None
 
 
 def crash_reason(finish: ProcessExit) -> str:

@@ -33,7 +33,7 @@ from pipelines.local.jobs.outcome import (
     JobStatus,
     job_arn,
     job_result,
-    job_status,
+    processing_status,
     refused,
 )
 from pipelines.local.storage.objects import ObjectStore
@@ -73,7 +73,7 @@ def run_processing_job(
     env = {**base_env(job), **rebased_env(request.get("Environment"), job.base)}
     timeout = max_runtime(request)
     finish = run_container(argv, env, job.base, job, log, timeout, cancel, isolated=network_isolated(request))
-    ending = job_status(finish, job.base / "output" / "message", timeout)
+    ending = processing_status(finish, job.base / "output" / "message", timeout)
     if ending.status == "Completed":
         try:
             with store_errors():

@@ -33,6 +33,7 @@ from pipelines.local.jobs.outcome import (
     job_result,
     job_status,
     refused,
+    training_failure,
 )
 from pipelines.local.jobs.requirements import REQUIREMENTS_FILE, check_code_dir
 from pipelines.local.jobs.toolkit import (
@@ -95,7 +96,7 @@ def run_training_job(
     finish = run_container(
         argv, env, job.base / "code", job, log, timeout, cancel, isolated=network_isolated(request)
     )
-    ending = job_status(finish, job.base / "output" / "failure", timeout)
+    ending = job_status(finish, timeout, lambda: training_failure(finish, job.base / "output" / "failure"))
     metrics = final_metrics(request, job.root / "logs.txt", now_timestamp())
     try:
         if checkpoints is not None:  # whatever the ending: SageMaker syncs them while the job runs
