@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import socket
@@ -24,7 +25,6 @@ from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.jobs.toolkit import to_cmd_args
 from pipelines.local.jobs.training import run_training_job
 from pipelines.local.storage.objects import ObjectStore
-from pipelines.local.system import supervision
 from pipelines.local.system.isolation import isolation_unavailable
 
 BUCKET = "s3://my-bucket/p"
@@ -821,15 +821,14 @@ def test_training_failure_file_becomes_the_reason(store: ObjectStore, work_dir: 
 
 
 def test_training_timeout_kills_the_group_even_if_sigterm_is_ignored(
-    store: ObjectStore, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+    store: ObjectStore, work_dir: Path
 ) -> None:
-    monkeypatch.setattr(supervision, "KILL_GRACE_SECONDS", 0.5)
     store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
     request = _training_request(store, SLEEPER, max_runtime=2)
     request["Environment"] = {"IGNORE_TERM": "1"}
 
     started = time.monotonic()
-    outcome = run_training_job("train-3", request, store, work_dir, io.StringIO())
+    outcome = run_training_job("train-3", request, store, work_dir, io.StringIO(), stop_grace=0.5)
 
     assert time.monotonic() - started < 30
     assert outcome.status == "Failed"
@@ -839,6 +838,61 @@ def test_training_timeout_kills_the_group_even_if_sigterm_is_ignored(
     child = int((work_dir / "train-3" / "opt" / "ml" / "child.pid").read_text())
     wait_until(lambda: not pid_alive(child), 10)
     assert "ready" in (work_dir / "train-3" / "logs.txt").read_text()
+
+
+SAVES_ON_SIGTERM = _script(
+    """
+    import os, signal, sys, time
+
+    def save(signum, frame):
+        time.sleep(float(os.environ["SAVING_SECONDS"]))
+        with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.json"), "w") as f:
+            f.write("saved on SIGTERM")
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, save)
+    print("ready", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("stop", "secondary", "grace", "saved"),
+    [
+        ("cancel", "Stopped", 10.0, True),
+        ("timeout", "MaxRuntimeExceeded", 10.0, True),
+        ("timeout", "MaxRuntimeExceeded", 0.2, False),  # killed before it could save
+    ],
+)
+def test_a_stopped_training_job_uploads_what_its_model_dir_holds(
+    store: ObjectStore, work_dir: Path, stop: str, secondary: str, grace: float, saved: bool
+) -> None:
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    request = _training_request(store, SAVES_ON_SIGTERM, max_runtime=2 if stop == "timeout" else 3600)
+    request["Environment"] = {"SAVING_SECONDS": "1"}
+    cancel = threading.Event()
+    logs = work_dir / "stop-1" / "logs.txt"
+
+    def cancel_when_ready() -> None:
+        wait_until(lambda: logs.is_file() and "ready" in logs.read_text(), 30)
+        cancel.set()
+
+    if stop == "cancel":
+        threading.Thread(target=cancel_when_ready, daemon=True).start()
+
+    outcome = run_training_job("stop-1", request, store, work_dir, io.StringIO(), cancel=cancel,
+                               stop_grace=grace)
+
+    props = outcome.properties
+    assert (props["TrainingJobStatus"], props["SecondaryStatus"]) == ("Stopped", secondary)
+    model = _members(store.get_bytes(props["ModelArtifacts"]["S3ModelArtifacts"]))
+    assert model == ({"model.json": b"saved on SIGTERM"} if saved else {})
+
+
+def test_a_training_job_gets_sagemakers_120_seconds_to_save_its_model() -> None:
+    grace = inspect.signature(run_training_job).parameters["stop_grace"].default
+    assert grace == 120
 
 
 @pytest.mark.parametrize(

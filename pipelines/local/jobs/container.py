@@ -23,7 +23,7 @@ from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
 from pipelines.local.system.isolation import without_network
-from pipelines.local.system.supervision import ProcessExit, run_to_end
+from pipelines.local.system.supervision import KILL_GRACE_SECONDS, ProcessExit, run_to_end
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
 HOST = "algo-1"  # the one instance's host name, as SageMaker names the first
@@ -133,9 +133,11 @@ def run_container(
     timeout: float | None,
     cancel: threading.Event | None,
     isolated: bool = False,
+    grace: float = KILL_GRACE_SECONDS,
 ) -> ProcessExit:
     """Run the container command; its output goes to the execution log and the job's logs.txt.
-    A network-isolated job runs with no network at all (system/isolation.py)."""
+    A network-isolated job runs with no network at all (system/isolation.py); a stopped one gets
+    `grace` seconds between SIGTERM and SIGKILL."""
     command = without_network(argv) if isolated else argv
     with open(job.root / "logs.txt", "w", encoding="utf-8") as logs_file:
-        return run_to_end(command, env, cwd, (log, logs_file), job.root / "pgid", timeout, cancel)
+        return run_to_end(command, env, cwd, (log, logs_file), job.root / "pgid", timeout, cancel, grace)

@@ -50,6 +50,8 @@ from pipelines.local.storage.objects import NoSuchKey, ObjectStore, iter_files
 from pipelines.local.system.clock import now_timestamp
 
 CHECKPOINTS = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath when the request names none
+# A stopped training job gets SIGTERM, then 120 s to save its model before SIGKILL, as on SageMaker.
+STOP_GRACE_SECONDS = 120.0
 
 
 def run_training_job(
@@ -60,6 +62,7 @@ def run_training_job(
     log: IO[str],
     *,
     cancel: threading.Event | None = None,
+    stop_grace: float = STOP_GRACE_SECONDS,
 ) -> JobResult:
     """Run a CreateTrainingJob request as the scikit-learn image's training toolkit would."""
     start = now_timestamp()
@@ -94,7 +97,7 @@ def run_training_job(
     timeout = max_runtime(request)
     argv = [sys.executable, program, *args]
     finish = run_container(
-        argv, env, job.base / "code", job, log, timeout, cancel, isolated=network_isolated(request)
+        argv, env, job.base / "code", job, log, timeout, cancel, network_isolated(request), stop_grace
     )
     ending = job_status(finish, timeout, lambda: training_failure(finish, job.base / "output" / "failure"))
     metrics = final_metrics(request, job.root / "logs.txt", now_timestamp())
@@ -102,7 +105,7 @@ def run_training_job(
         if checkpoints is not None:  # whatever the ending: SageMaker syncs them while the job runs
             with store_errors():
                 store.upload_dir(*checkpoints)
-        if ending.status == "Completed":
+        if ending.status != "Failed":  # a stopped job's model is uploaded too, as SageMaker does
             _upload_artifacts(job, store, output_uri)
     except JobError as exc:
         ending = JobStatus("Failed", "Failed", str(exc)) if ending.status == "Completed" else ending

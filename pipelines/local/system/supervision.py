@@ -173,9 +173,11 @@ def run_to_end(
     group_record: Path,
     timeout: float | None,
     cancel: threading.Event | None,
+    grace: float = KILL_GRACE_SECONDS,
 ) -> ProcessExit:
     """Run a command in its own process group, streaming its output line by line to `streams`,
-    until it exits, its `timeout` passes or `cancel` is set; its whole group dies with it."""
+    until it exits, its `timeout` passes or `cancel` is set (then SIGTERM, and SIGKILL after
+    `grace` seconds); its whole group dies with it."""
     sink = LogSink(*streams)
     try:
         launch = dying_with_parent(argv, env, cwd, signal.SIGKILL)
@@ -205,7 +207,7 @@ def run_to_end(
     ]
     for reader in readers:
         reader.start()
-    stopped_by = _wait(process, timeout, cancel, sink)
+    stopped_by = _wait(process, timeout, cancel, sink, grace)
     for reader in readers:  # bounded: a process that left the group may hold the pipes
         reader.join(timeout=KILL_GRACE_SECONDS)
     sink.close()
@@ -218,6 +220,7 @@ def _wait(
     timeout: float | None,
     cancel: threading.Event | None,
     sink: LogSink,
+    grace: float,
 ) -> str:
     """Wait for the process; stop its group on timeout or cancel. Returns what stopped it."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -238,7 +241,7 @@ def _wait(
         sink.write(f"[local-sagemaker] stopping the job ({stopped_by})\n")
         signal_group(process.pid, signal.SIGTERM)
         with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=KILL_GRACE_SECONDS)
+            process.wait(timeout=grace)
     signal_group(process.pid, signal.SIGKILL)  # a container's leftovers die with it
     process.wait()
     return stopped_by
