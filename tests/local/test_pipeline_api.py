@@ -15,10 +15,12 @@ import pytest
 
 from pipelines.local.errors import ServiceError
 from pipelines.local.executor.engine import EXECUTION_FAILURE
+from pipelines.local.executor.runner import job_name
 from pipelines.local.lambdas.functions import Invocation
 from pipelines.local.service.backend import LocalSageMaker
 
 from .test_service import ROLE, call, ended, listed_steps
+from .world import processing_step
 
 FUNCTION = "arn:aws:lambda:us-east-1:000000000000:function:decide"
 
@@ -252,3 +254,48 @@ def test_start_options_for_pipelines_this_target_has_not_are_refused(
         "ValidationException"
     )
     assert call(service, "ListPipelineExecutions", PipelineName="P")["PipelineExecutionSummaries"] == []
+
+
+@pytest.mark.parametrize("step_name", ["Train", "a" * 64, "Pre_process-Step", "___"])
+def test_every_attempt_of_a_step_is_a_job_of_its_own_with_a_valid_name(step_name: str) -> None:
+    names = [job_name("0123456789ab", step, attempt) for step in (step_name, step_name + "2")
+             for attempt in (1, 2, 3, 100)]
+    assert len(set(names)) == len(names)
+    assert all(len(name) <= 63 and re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", name) for name in names)
+    assert job_name("0123456789ab", "Train", 1).startswith("pipelines-0123456789ab-Train-")  # the step's case
+
+
+def test_a_retried_execution_runs_its_failed_step_as_a_new_job_and_keeps_the_failed_one(
+    service: LocalSageMaker, tmp_path: Path
+) -> None:
+    marker = tmp_path / "first-attempt-ran"
+    code = (f"import pathlib, sys; p = pathlib.Path({str(marker)!r}); first = not p.exists(); p.touch(); "
+            "sys.exit('the first attempt fails' if first else 0)")
+    create(service, json.dumps({"Version": "2020-12-01", "Steps": [processing_step("Flaky", code)]}))
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    assert ended(service, arn)["PipelineExecutionStatus"] == "Failed"
+    first = listed_steps(service, arn)["Flaky"]["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1]
+
+    call(service, "RetryPipelineExecution", PipelineExecutionArn=arn, ClientRequestToken="r" * 32)
+
+    assert ended(service, arn)["PipelineExecutionStatus"] == "Succeeded"
+    step = listed_steps(service, arn)["Flaky"]
+    second = step["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1]
+    assert (step["AttemptCount"], first != second) == (2, True)
+    failed = call(service, "DescribeProcessingJob", ProcessingJobName=first)
+    assert failed["ProcessingJobStatus"] == "Failed" and "the first attempt fails" in failed["FailureReason"]
+    succeeded = call(service, "DescribeProcessingJob", ProcessingJobName=second)
+    assert succeeded["ProcessingJobStatus"] == "Completed"
+    jobs = service.context.layout.execution_dir(arn.rsplit("/", 1)[-1])
+    assert "the first attempt fails" in (jobs / first / "logs.txt").read_text()
+    assert (jobs / second / "logs.txt").is_file()
+
+
+def test_a_job_name_is_never_saved_twice(service: LocalSageMaker) -> None:
+    job = {"ProcessingJobName": "once", "ProcessingStartTime": "2026-01-02T03:04:05.000Z"}
+    service.jobs.save_job("ProcessingJob", {**job, "ProcessingJobStatus": "Failed"})
+    with pytest.raises(ServiceError) as caught:
+        service.jobs.save_job("ProcessingJob", {**job, "ProcessingJobStatus": "Completed"})
+    assert caught.value.code == "ResourceInUse"
+    kept = service.jobs.describe_processing_job({"ProcessingJobName": "once"})
+    assert kept["ProcessingJobStatus"] == "Failed"

@@ -82,14 +82,15 @@ class JobRecords(Protocol):
 JOB_NAME_LIMIT = 63  # CreateProcessingJob's and CreateTrainingJob's maximum
 
 
-def job_name(execution_id: str, step_name: str) -> str:
-    """The job a step runs as SageMaker names it, `pipelines-<execution>-<step>-<suffix>`: a valid
-    job name (letters, digits, single hyphens, 63 characters at most), and a different one for
-    every step name, however the step's name had to be shortened or spelled to fit."""
-    suffix = hashlib.sha256(step_name.encode()).hexdigest()[:10]
+def job_name(execution_id: str, step_name: str, attempt: int) -> str:
+    """The job an attempt of a step runs as SageMaker names it, `pipelines-<execution>-<Step>-<suffix>`:
+    a valid job name (letters, digits, single hyphens, 63 characters at most), and a different one
+    for every step name and attempt, however the step's name had to be shortened to fit, since a
+    job name is never reused (the failed attempt stays describable)."""
+    suffix = f"{hashlib.sha256(step_name.encode()).hexdigest()[:10]}-{attempt}"
     head = f"pipelines-{execution_id}-"
     room = JOB_NAME_LIMIT - len(head) - len(suffix) - 1
-    readable = re.sub(r"[^a-z0-9]+", "-", step_name.lower()).strip("-")[:room].strip("-")
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", step_name).strip("-")[:room].strip("-")
     return f"{head}{readable}-{suffix}" if readable else f"{head}{suffix}"
 
 
@@ -324,7 +325,7 @@ class StepRunners:
         if refused:
             return refused
         result = run(
-            job_name(self.context.execution_id, request.name),
+            job_name(self.context.execution_id, request.name, self._attempt(request.name)),
             request.arguments,
             self.runner.store,
             self.work_dir,
@@ -334,6 +335,12 @@ class StepRunners:
         self.runner.jobs.save_job(kind, result.properties)
         status = "Stopped" if self._stopped(result) else result.status
         return StepOutcome(status, result.properties, result.metadata, result.failure_reason)
+
+    def _attempt(self, step_name: str) -> int:
+        """The step's AttemptCount as recorded when this attempt started: a retry policy's retry
+        and RetryPipelineExecution each count one more."""
+        steps = self.runner.records.steps(self.context.execution_arn)
+        return next(int(s.get("AttemptCount", 1)) for s in steps if s["StepName"] == step_name)
 
     def _stopped(self, result: JobResult) -> bool:
         """A job that ended because this execution was asked to stop (not a timeout)."""

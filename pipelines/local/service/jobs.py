@@ -7,7 +7,7 @@ to `save_job` when the job ends, and these operations read it back.
 from __future__ import annotations
 
 from pipelines.local.contract.models import operation_model
-from pipelines.local.errors import not_found
+from pipelines.local.errors import ServiceError, not_found
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import seconds
 from pipelines.local.storage.database import Body
@@ -35,8 +35,11 @@ class JobOperations:
         body.setdefault("LastModifiedTime", end)
         if kind == "TrainingJob":
             body.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})  # SageMaker's default
+        name = body[f"{kind}Name"]
         with self.context.lock:
-            self.context.database.put(KINDS[kind], body[f"{kind}Name"], body, body["CreationTime"])
+            if self.context.database.get(KINDS[kind], name) is not None:  # names are never reused
+                raise ServiceError("ResourceInUse", f"{LABELS[kind].capitalize()} {name} already exists.")
+            self.context.database.put(KINDS[kind], name, body, body["CreationTime"])
 
     def _job(self, kind: str, name: str) -> Body:
         body = self.context.database.get(KINDS[kind], name)
