@@ -422,6 +422,9 @@ def test_network_isolation_this_machine_cannot_provide_is_refused_at_upsert(
          "MaxWaitTimeInSeconds (300) must be equal to or greater than MaxRuntimeInSeconds (600)"),
         ({"EnableManagedSpotTraining": True,
           "StoppingCondition": {"MaxRuntimeInSeconds": 60, "MaxWaitTimeInSeconds": 120}}, None),
+        ({"StoppingCondition": {"MaxRuntimeInSeconds": 2419201}},
+         "MaxRuntimeInSeconds (2419201) must be at most 2419200 (28 days)"),
+        ({"StoppingCondition": {"MaxRuntimeInSeconds": 2419200}}, None),
     ],
 )
 def test_a_spot_wait_limit_is_checked_as_the_service_checks_it(

@@ -635,11 +635,36 @@ def test_training_job_follows_the_toolkit_contract(
         "sagemaker_program": "train.py",
         "sagemaker_submit_directory": f"{BUCKET}/code/abc/sourcedir.tar.gz",
     }
-    assert json.loads((config / "resourceconfig.json").read_text()) == {
+    group = {"instance_group_name": "homogeneousCluster", "instance_type": "ml.m5.large", "hosts": ["algo-1"]}
+    resources = {
         "current_host": "algo-1",
+        "current_instance_type": "ml.m5.large",
+        "current_group_name": "homogeneousCluster",
         "hosts": ["algo-1"],
+        "instance_groups": [group],
         "network_interface_name": "eth0",
     }
+    assert json.loads((config / "resourceconfig.json").read_text()) == resources
+    assert json.loads(env["SM_RESOURCE_CONFIG"]) == resources
+    assert env["SM_CURRENT_INSTANCE_TYPE"] == "ml.m5.large"
+    assert env["SM_CURRENT_INSTANCE_GROUP"] == "homogeneousCluster"
+    assert json.loads(env["SM_CURRENT_INSTANCE_GROUP_HOSTS"]) == ["algo-1"]
+    assert json.loads(env["SM_INSTANCE_GROUPS"]) == ["homogeneousCluster"]
+    assert json.loads(env["SM_INSTANCE_GROUPS_DICT"]) == {"homogeneousCluster": group}
+    assert (env["SM_IS_HETERO"], env["SM_DISTRIBUTION_INSTANCE_GROUPS"]) == ("false", "[]")
+    assert training_env["current_instance_type"] == "ml.m5.large"
+    assert training_env["resource_config"] == resources
+
+    transitions = props["SecondaryStatusTransitions"]
+    phases = ["Starting", "Downloading", "Training", "Uploading", "Completed"]
+    assert [t["Status"] for t in transitions] == phases
+    assert all(t["StatusMessage"] and t["StartTime"] <= t["EndTime"] for t in transitions)
+    assert [t["EndTime"] for t in transitions[:-1]] == [t["StartTime"] for t in transitions[1:]]
+    assert transitions[0]["StartTime"] == props["TrainingStartTime"]
+    assert transitions[-1]["EndTime"] == props["TrainingEndTime"]
+    assert transitions[-1]["StatusMessage"] == "Training job completed"
+    assert isinstance(props["TrainingTimeInSeconds"], int) and props["TrainingTimeInSeconds"] >= 1
+    assert props["BillableTimeInSeconds"] == props["TrainingTimeInSeconds"]
     assert json.loads((config / "inputdataconfig.json").read_text()) == {
         "train": {
             "TrainingInputMode": "File",
@@ -886,6 +911,10 @@ def test_a_stopped_training_job_uploads_what_its_model_dir_holds(
 
     props = outcome.properties
     assert (props["TrainingJobStatus"], props["SecondaryStatus"]) == ("Stopped", secondary)
+    assert [t["Status"] for t in props["SecondaryStatusTransitions"]] == [
+        "Starting", "Downloading", "Training", "Uploading", secondary
+    ]
+    assert props["TrainingTimeInSeconds"] >= (2 if stop == "timeout" else 1)  # until it was stopped
     model = _members(store.get_bytes(props["ModelArtifacts"]["S3ModelArtifacts"]))
     assert model == ({"model.json": b"saved on SIGTERM"} if saved else {})
 
@@ -950,6 +979,9 @@ def test_training_with_a_missing_channel_fails_naming_the_uri(
     assert outcome.status == "Failed"
     assert f'"{BUCKET}/runs/x/train"' in outcome.failure_reason
     assert outcome.properties["TrainingJobStatus"] == "Failed"
+    assert [t["Status"] for t in outcome.properties["SecondaryStatusTransitions"]] == [
+        "Starting", "Downloading", "Failed"
+    ]
 
 
 def test_cmd_args_follow_the_toolkit() -> None:

@@ -55,6 +55,7 @@ REQUEST_SHAPES = {
     "Training": ("CreateTrainingJob", {"TrainingJobName": "step"}),
     "RegisterModel": ("CreateModelPackage", {}),
 }
+MAX_TRAINING_RUNTIME = 28 * 24 * 3600  # StoppingCondition.MaxRuntimeInSeconds: "The maximum value is 28 days"
 # What each job kind's request may ask for that a local job cannot reproduce (jobs/limits.py).
 JOB_LIMITS = {"Processing": processing_limits, "Training": training_limits}
 IMAGE_FIELDS = {
@@ -171,14 +172,16 @@ def request_problems(kind: str, arguments: Mapping[str, Any]) -> list[str]:
 
 def _service_rules(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
     """What the service refuses beyond the shape (literal values only): a processing LocalPath
-    outside /opt/ml/processing/, a Spot wait limit without Spot training or shorter than the run it
-    has to hold."""
+    outside /opt/ml/processing/, a training run longer than 28 days, a Spot wait limit without Spot
+    training or shorter than the run it has to hold."""
     if kind == "Processing":
         yield from local_path_problems(arguments)
     if kind != "Training":
         return
     stopping = object_member(arguments, "StoppingCondition")
     wait, run = stopping.get("MaxWaitTimeInSeconds"), stopping.get("MaxRuntimeInSeconds")
+    if isinstance(run, int) and run > MAX_TRAINING_RUNTIME:
+        yield f"MaxRuntimeInSeconds ({run}) must be at most {MAX_TRAINING_RUNTIME} (28 days)"
     if wait is None:
         return
     spot = arguments.get("EnableManagedSpotTraining")

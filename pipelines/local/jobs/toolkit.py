@@ -15,7 +15,19 @@ from pipelines.local.jobs.container import HOST, JobDirs
 from pipelines.local.jobs.outcome import JobError
 
 TRAINING_TOOLKIT = "the training toolkit"  # who installs a source directory's packages, in messages
-RESOURCES = {"current_host": HOST, "hosts": [HOST], "network_interface_name": "eth0"}
+GROUP = "homogeneousCluster"  # the one instance group of a job without InstanceGroups
+
+
+def resources(instance_type: str) -> dict[str, Any]:
+    """resourceconfig.json as SageMaker writes it for a one-instance job."""
+    return {
+        "current_host": HOST,
+        "current_instance_type": instance_type,
+        "current_group_name": GROUP,
+        "hosts": [HOST],
+        "instance_groups": [{"instance_group_name": GROUP, "instance_type": instance_type, "hosts": [HOST]}],
+        "network_interface_name": "eth0",
+    }
 
 
 def check_entry_point(program: str) -> None:
@@ -67,19 +79,29 @@ def toolkit_env(
     program: str,
     submit_uri: str,
     hyperparameters: Mapping[str, Any],
+    resource_config: Mapping[str, Any],
 ) -> dict[str, str]:
     """The SM_* variables the training toolkit sets, with paths rebased into the job dir."""
     base = job.base
+    (group,) = resource_config["instance_groups"]
     channel_dirs = {name: str(base / "input" / "data" / name) for name in channels}
     values: dict[str, Any] = {
         "hosts": [HOST],
         "current_host": HOST,
+        "current_instance_type": group["instance_type"],
+        "current_instance_group": GROUP,
+        "current_instance_group_hosts": [HOST],
+        "instance_groups": [GROUP],
+        "instance_groups_dict": {GROUP: group},
+        "distribution_hosts": [],
+        "distribution_instance_groups": [],
+        "is_hetero": False,
         "network_interface_name": "eth0",
         "hps": dict(user),
         "user_entry_point": program,
         "module_name": program.removesuffix(".py"),
         "module_dir": submit_uri,
-        "resource_config": RESOURCES,
+        "resource_config": dict(resource_config),
         "input_data_config": dict(channels),
         "channels": sorted(channels),
         "log_level": hyperparameters.get("sagemaker_container_log_level", 20),

@@ -7,9 +7,12 @@ import sys
 import tarfile
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from pipelines.local.contract.members import object_member
 from pipelines.local.jobs.container import (
     JobDirs,
     base_env,
@@ -37,18 +40,29 @@ from pipelines.local.jobs.outcome import (
 )
 from pipelines.local.jobs.requirements import REQUIREMENTS_FILE, check_code_dir
 from pipelines.local.jobs.toolkit import (
-    RESOURCES,
     TRAINING_TOOLKIT,
     check_entry_point,
     decode_hyperparameter,
+    resources,
     stored_hyperparameters,
     to_cmd_args,
     toolkit_env,
 )
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore, iter_files
-from pipelines.local.system.clock import now_timestamp
+from pipelines.local.system.clock import format_timestamp, now_timestamp
 
+# SecondaryStatusTransitions' StatusMessage for each phase a local training job goes through.
+PHASE_MESSAGES = {
+    "Starting": "Preparing the instances for training",
+    "Downloading": "Downloading input data",
+    "Training": "Training image download completed. Training in progress.",
+    "Uploading": "Uploading generated training model",
+    "Completed": "Training job completed",
+    "Failed": "Training job failed",
+    "Stopped": "Training job stopped",
+    "MaxRuntimeExceeded": "Training job stopped: it ran longer than MaxRuntimeInSeconds",
+}
 CHECKPOINTS = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath when the request names none
 # A stopped training job gets SIGTERM, then 120 s to save its model before SIGKILL, as on SageMaker.
 STOP_GRACE_SECONDS = 120.0
@@ -65,7 +79,7 @@ def run_training_job(
     stop_grace: float = STOP_GRACE_SECONDS,
 ) -> JobResult:
     """Run a CreateTrainingJob request as the scikit-learn image's training toolkit would."""
-    start = now_timestamp()
+    phases = Phases()
     stored = stored_hyperparameters(request.get("HyperParameters") or {})
     hyperparameters = {name: decode_hyperparameter(value) for name, value in stored.items()}
     output_path = request.get("OutputDataConfig", {}).get("S3OutputPath", "")
@@ -76,13 +90,15 @@ def run_training_job(
         job = prepare_job_dir(work_dir, job_name)
         if not output_path:
             raise KeyError("OutputDataConfig.S3OutputPath")
+        phases.enter("Downloading")
         channels = _stage_channels(request, job.base, store)
-        _write_config(job.base, stored, channels)
+        resource_config = resources(str(object_member(request, "ResourceConfig").get("InstanceType", "")))
+        _write_config(job.base, stored, channels, resource_config)
         program, submit_uri = _stage_code(hyperparameters, job.base, store)
         satisfied = check_code_dir(job.base / "code", TRAINING_TOOLKIT)
         checkpoints = _restore_checkpoints(request, job.base, store)
     except (JobError, KeyError) as exc:
-        return _training_outcome(job_name, request, stored, start, refused(exc), output_uri)
+        return _training_outcome(job_name, request, stored, phases, refused(exc), output_uri)
     if satisfied:
         log.write(f"{REQUIREMENTS_FILE}: satisfied by the local environment: {', '.join(satisfied)}\n")
     user = {k: v for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}
@@ -92,15 +108,17 @@ def run_training_job(
         **rebased_env(request.get("Environment"), job.base),
         "TRAINING_JOB_NAME": job_name,
         "TRAINING_JOB_ARN": job_arn("training-job", job_name),
-        **toolkit_env(job, user, args, channels, program, submit_uri, hyperparameters),
+        **toolkit_env(job, user, args, channels, program, submit_uri, hyperparameters, resource_config),
     }
     timeout = max_runtime(request)
     argv = [sys.executable, program, *args]
+    phases.enter("Training")
     finish = run_container(
         argv, env, job.base / "code", job, log, timeout, cancel, network_isolated(request), stop_grace
     )
     ending = job_status(finish, timeout, lambda: training_failure(finish, job.base / "output" / "failure"))
     metrics = final_metrics(request, job.root / "logs.txt", now_timestamp())
+    phases.enter("Uploading")
     try:
         if checkpoints is not None:  # whatever the ending: SageMaker syncs them while the job runs
             with store_errors():
@@ -109,7 +127,39 @@ def run_training_job(
             _upload_artifacts(job, store, output_uri)
     except JobError as exc:
         ending = JobStatus("Failed", "Failed", str(exc)) if ending.status == "Completed" else ending
-    return _training_outcome(job_name, request, stored, start, ending, output_uri, metrics)
+    return _training_outcome(job_name, request, stored, phases, ending, output_uri, metrics)
+
+
+@dataclass
+class Phases:
+    """The secondary statuses a job went through, timed, as SecondaryStatusTransitions lists them."""
+
+    start: datetime = field(default_factory=lambda: datetime.now(UTC))
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.transitions.append(self._transition("Starting", self.start))
+
+    def enter(self, status: str) -> datetime:
+        """End the current phase and start `status`; returns when."""
+        now = datetime.now(UTC)
+        self.transitions[-1]["EndTime"] = format_timestamp(now)
+        self.transitions.append(self._transition(status, now))
+        return now
+
+    def finish(self, status: str) -> datetime:
+        """The final status, which starts and ends when the job does; returns when."""
+        end = self.enter(status)
+        self.transitions[-1]["EndTime"] = format_timestamp(end)
+        return end
+
+    @staticmethod
+    def _transition(status: str, moment: datetime) -> dict[str, Any]:
+        return {
+            "Status": status,
+            "StartTime": format_timestamp(moment),
+            "StatusMessage": PHASE_MESSAGES[status],
+        }
 
 
 def _restore_checkpoints(
@@ -150,14 +200,17 @@ def _stage_channels(
 
 
 def _write_config(
-    base: Path, hyperparameters: Mapping[str, str], channels: Mapping[str, Any]
+    base: Path,
+    hyperparameters: Mapping[str, str],
+    channels: Mapping[str, Any],
+    resource_config: Mapping[str, Any],
 ) -> None:
     """The files SageMaker writes to input/config, and the folders the toolkit expects."""
     write_config_files(
         base / "input" / "config",
         {
             "hyperparameters.json": hyperparameters,
-            "resourceconfig.json": RESOURCES,
+            "resourceconfig.json": resource_config,
             "inputdataconfig.json": channels,
         },
     )
@@ -214,14 +267,17 @@ def _training_outcome(
     job_name: str,
     request: Mapping[str, Any],
     hyperparameters: Mapping[str, str],
-    start: str,
+    phases: Phases,
     ending: JobStatus,
     output_uri: str,
     metrics: list[dict[str, Any]] | None = None,
 ) -> JobResult:
-    """DescribeTrainingJob's shape: the request echoed back plus identity, status, artifacts and
-    the final value of each metric its definitions read from the log."""
+    """DescribeTrainingJob's shape: the request echoed back plus identity, status, artifacts, the
+    phases it went through and how long it took, and the final value of each metric its
+    definitions read from the log."""
     arn = job_arn("training-job", job_name)
+    end = phases.finish(ending.secondary)
+    seconds = max(1, int((end - phases.start).total_seconds()))  # whole seconds, as billed
     properties = {
         **copy.deepcopy(dict(request)),
         "TrainingJobName": job_name,
@@ -231,8 +287,11 @@ def _training_outcome(
         "FailureReason": ending.reason,
         "HyperParameters": dict(hyperparameters),
         "ModelArtifacts": {"S3ModelArtifacts": f"{output_uri}/model.tar.gz"},
-        "TrainingStartTime": start,
-        "TrainingEndTime": now_timestamp(),
+        "TrainingStartTime": format_timestamp(phases.start),
+        "TrainingEndTime": format_timestamp(end),
+        "TrainingTimeInSeconds": seconds,
+        "BillableTimeInSeconds": seconds,
+        "SecondaryStatusTransitions": phases.transitions,
     }
     if metrics:
         properties["FinalMetricDataList"] = metrics
