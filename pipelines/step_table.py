@@ -50,6 +50,15 @@ def text_lines(text: object) -> list[str]:
     return [line for line in lines if line]
 
 
+def failure_lines(reason: object) -> list[str]:
+    """A failure reason's lines, with the training toolkit's `ExecuteUserScriptError:` and its
+    `ExitCode N` on one line, so that the first line alone says how the script ended."""
+    lines = text_lines(reason)
+    if len(lines) > 1 and lines[0].endswith("ExecuteUserScriptError:") and lines[1].startswith("ExitCode "):
+        lines[:2] = [f"{lines[0]} {lines[1]}"]
+    return lines
+
+
 def seconds(value: float) -> str:
     """A duration short enough for a table cell: 4.2s, 3m07s, 1h05m."""
     if value < 60:
@@ -78,7 +87,7 @@ def execution_elapsed(execution: Step, now: datetime) -> str:
 def detail_lines(step: Step) -> list[str]:
     """What to say about a step: its failure reason (one problem per line) or its outcome."""
     if step.get("FailureReason"):
-        return text_lines(step["FailureReason"])
+        return failure_lines(step["FailureReason"])
     metadata = step.get("Metadata", {})
     if "Condition" in metadata:
         return [f"outcome: {metadata['Condition'].get('Outcome')}"]

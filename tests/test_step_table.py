@@ -130,6 +130,27 @@ def test_outcome_names_the_failed_step_and_why() -> None:
     ]
 
 
+def test_a_training_script_crash_reads_as_its_exit_code_then_its_error() -> None:
+    execution = {"PipelineExecutionArn": ARN, "PipelineExecutionStatus": "Failed",
+                 "CreationTime": NOW - timedelta(seconds=9), "LastModifiedTime": NOW}
+    reason = "\n".join([
+        "AlgorithmError: ExecuteUserScriptError:", "ExitCode 1",
+        'ErrorMessage "Traceback (most recent call last):', '  File "train.py", line 3',
+        'ValueError: C must be positive"', 'Command "python train.py"',
+    ])
+    failed = step("Train", "Failed", FailureReason=reason)
+    row = step_table.StepRow.of(failed, NOW)
+    assert row.cell == "AlgorithmError: ExecuteUserScriptError: ExitCode 1 (+4 more below)"
+    assert step_table.outcome_lines(execution, [failed], NOW) == [
+        "Failed after 9.0s at step Train:",
+        "  AlgorithmError: ExecuteUserScriptError: ExitCode 1",
+        '  ErrorMessage "Traceback (most recent call last):',
+        '  File "train.py", line 3',
+        '  ValueError: C must be positive"',
+        '  Command "python train.py"',
+    ]
+
+
 def test_outcome_falls_back_to_the_execution_reason() -> None:
     execution = {"PipelineExecutionArn": ARN, "PipelineExecutionStatus": "Failed",
                  "CreationTime": NOW - timedelta(seconds=2), "LastModifiedTime": NOW,

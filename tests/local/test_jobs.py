@@ -21,11 +21,13 @@ from tarballs import tar_gz
 from waiting import wait_until
 
 from pipelines.local.jobs.images import local_sklearn_release
+from pipelines.local.jobs.outcome import training_failure
 from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.jobs.toolkit import to_cmd_args
 from pipelines.local.jobs.training import run_training_job
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.isolation import isolation_unavailable
+from pipelines.local.system.supervision import ProcessExit
 
 BUCKET = "s3://my-bucket/p"
 CODE_DIR = "/opt/ml/processing/input/code"
@@ -837,12 +839,66 @@ def test_training_failure_file_becomes_the_reason(store: ObjectStore, work_dir: 
         "train-2", _training_request(store, script), store, work_dir, io.StringIO()
     )
 
-    reason = "train.csv has only class 1; training needs both classes 0 and 1"
+    reason = "AlgorithmError: train.csv has only class 1; training needs both classes 0 and 1"
     assert outcome.status == "Failed"
     assert outcome.failure_reason == reason
     assert outcome.properties["FailureReason"] == reason
     assert outcome.properties["TrainingJobStatus"] == "Failed"
     assert not store.exists(f"{BUCKET}/models/train-2/output/model.tar.gz")
+
+
+def test_a_long_failure_file_is_cut_to_1_kb_with_its_prefix(store: ObjectStore, work_dir: Path) -> None:
+    script = _script(
+        """
+        import os, sys
+        with open(os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "output", "failure"), "w") as f:
+            f.write("x" * 5000)
+        sys.exit(1)
+        """
+    )
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+
+    outcome = run_training_job("train-7", _training_request(store, script), store, work_dir, io.StringIO())
+
+    assert outcome.failure_reason == ("AlgorithmError: " + "x" * 1024)[:1024]
+
+
+@pytest.mark.parametrize("noise_lines", [0, 200])
+def test_a_training_script_that_crashes_fails_as_the_toolkit_reports_it(
+    store: ObjectStore, work_dir: Path, noise_lines: int
+) -> None:
+    script = _script(
+        f"""
+        import sys
+        for i in range({noise_lines}):
+            print(f"noise line {{i}} " + "y" * 40, file=sys.stderr)
+        raise ValueError("C must be positive")
+        """
+    )
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+
+    outcome = run_training_job("crash-1", _training_request(store, script), store, work_dir, io.StringIO())
+
+    reason = outcome.failure_reason
+    command = f"{sys.executable} train.py -c 0.5 --label positive --max-features 100 --ngram-max 2"
+    assert reason.startswith('AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage "')
+    assert reason.endswith(f'ValueError: C must be positive"\nCommand "{command}"')
+    assert outcome.properties["FailureReason"] == reason and len(reason) <= 1024
+    if noise_lines:
+        assert 'ErrorMessage "...' in reason and "noise line 0 " not in reason
+    else:
+        assert 'ErrorMessage "Traceback (most recent call last):' in reason
+
+
+def test_stderr_gives_way_to_the_command_in_a_crash_reason() -> None:
+    finish = ProcessExit(2, "", ["z" * 500])
+    argv = ["python", "train.py", "--notes", "n" * 980]
+
+    reason = training_failure(finish, Path("/nonexistent/failure"), argv)
+
+    assert reason.startswith("AlgorithmError: ExecuteUserScriptError:\nExitCode 2\n"
+                             'ErrorMessage "..."\nCommand "python train.py --notes n')
+    assert "z" not in reason and len(reason) == 1024  # the command is what is cut, not stderr
 
 
 def test_training_timeout_kills_the_group_even_if_sigterm_is_ignored(

@@ -13,6 +13,7 @@ from pipelines.local.system.identity import arn
 from pipelines.local.system.supervision import ProcessExit
 
 MESSAGE_LIMIT = 1024  # SageMaker keeps the first 1 KB of a failure file
+ALGORITHM_ERROR = "AlgorithmError: "  # how SageMaker prefixes what a failed container said
 
 
 class JobError(Exception):
@@ -62,12 +63,21 @@ def processing_status(finish: ProcessExit, message_file: Path, timeout: float | 
     return replace(ending, exit_message=message)
 
 
-def training_failure(finish: ProcessExit, failure_file: Path) -> str:
-    """Why a training container failed: its failure file, else its exit code and stderr tail."""
+def training_failure(finish: ProcessExit, failure_file: Path, argv: list[str]) -> str:
+    """Why a training container failed, as SageMaker words it: `AlgorithmError: ` and the failure
+    file, else what the training toolkit writes there for a script that exited non-zero."""
     try:
-        return read_message(failure_file) or crash_reason(finish)
+        text = read_message(failure_file) or _toolkit_error(finish, argv)
     except JobError as error:
         return str(error)
+    return (ALGORITHM_ERROR + text)[:MESSAGE_LIMIT]
+
+
+def _toolkit_error(finish: ProcessExit, argv: list[str]) -> str:
+    """The toolkit's ExecuteUserScriptError: exit code, the end of stderr and the command."""
+    head = f'ExecuteUserScriptError:\nExitCode {finish.returncode}\nErrorMessage "'
+    end = f'"\nCommand "{" ".join(argv)}"'
+    return head + _stderr_tail(finish, MESSAGE_LIMIT - len(ALGORITHM_ERROR + head + end)) + end
 
 
 def read_message(path: Path) -> str:
@@ -88,10 +98,14 @@ def crash_reason(finish: ProcessExit) -> str:
     """Exit code and the end of stderr, cut from the front to fit SageMaker's 1 KB."""
     code = finish.returncode
     how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-    head = f"AlgorithmError: the container {how}. Last lines of stderr:\n"
-    tail = "\n".join(finish.stderr_tail) or "(none)"
-    room = MESSAGE_LIMIT - len(head)
-    return head + (tail if len(tail) <= room else "..." + tail[-(room - 3) :])
+    head = f"{ALGORITHM_ERROR}the container {how}. Last lines of stderr:\n"
+    return head + (_stderr_tail(finish, MESSAGE_LIMIT - len(head)) or "(none)")
+
+
+def _stderr_tail(finish: ProcessExit, room: int) -> str:
+    """The last lines of stderr, cut from the front to fit `room` characters."""
+    tail = "\n".join(finish.stderr_tail)
+    return tail if len(tail) <= room else "..." + tail[len(tail) - max(room - 3, 0) :]
 
 
 def refused(exc: Exception) -> JobStatus:

@@ -116,7 +116,8 @@ def run_training_job(
     finish = run_container(
         argv, env, job.base / "code", job, log, timeout, cancel, network_isolated(request), stop_grace
     )
-    ending = job_status(finish, timeout, lambda: training_failure(finish, job.base / "output" / "failure"))
+    failure_file = job.base / "output" / "failure"
+    ending = job_status(finish, timeout, lambda: training_failure(finish, failure_file, argv))
     metrics = final_metrics(request, job.root / "logs.txt", now_timestamp())
     phases.enter("Uploading")
     try:
