@@ -299,3 +299,12 @@ def test_a_job_name_is_never_saved_twice(service: LocalSageMaker) -> None:
     assert caught.value.code == "ResourceInUse"
     kept = service.jobs.describe_processing_job({"ProcessingJobName": "once"})
     assert kept["ProcessingJobStatus"] == "Failed"
+
+
+def test_an_unknown_job_is_a_validation_exception_as_sagemaker_answers_it(service: LocalSageMaker) -> None:
+    training = refused(service, "DescribeTrainingJob", TrainingJobName="nope")
+    processing = refused(service, "DescribeProcessingJob", ProcessingJobName="nope")
+    assert (training.code, training.message) == ("ValidationException", "Requested resource not found.")
+    assert (processing.code, processing.message) == (
+        "ValidationException", 'Could not find processing job "nope".'
+    )

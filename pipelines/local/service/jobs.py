@@ -7,7 +7,7 @@ to `save_job` when the job ends, and these operations read it back.
 from __future__ import annotations
 
 from pipelines.local.contract.models import operation_model
-from pipelines.local.errors import ServiceError, not_found
+from pipelines.local.errors import ServiceError, invalid, not_found
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import seconds
 from pipelines.local.storage.database import Body
@@ -41,14 +41,18 @@ class JobOperations:
                 raise ServiceError("ResourceInUse", f"{LABELS[kind].capitalize()} {name} already exists.")
             self.context.database.put(KINDS[kind], name, body, body["CreationTime"])
 
-    def _job(self, kind: str, name: str) -> Body:
+    def _job(self, kind: str, name: str, missing: ServiceError) -> Body:
+        """The job's record; `missing` when there is none. SageMaker answers an unknown job with
+        ValidationException, although its model lists ResourceNotFound."""
         body = self.context.database.get(KINDS[kind], name)
         if body is None:
-            raise not_found(LABELS[kind], name, code="ResourceNotFound")
+            raise missing
         return body
 
     def describe_processing_job(self, request: Body) -> Body:
-        return self._job("ProcessingJob", request["ProcessingJobName"])
+        name = request["ProcessingJobName"]
+        return self._job("ProcessingJob", name, not_found(LABELS["ProcessingJob"], name))
 
     def describe_training_job(self, request: Body) -> Body:
-        return self._job("TrainingJob", request["TrainingJobName"])
+        missing = invalid("Requested resource not found.")
+        return self._job("TrainingJob", request["TrainingJobName"], missing)
