@@ -185,7 +185,8 @@ def test_processing_job_stages_runs_and_uploads(
     before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(work_dir)}
     log = io.StringIO()
 
-    outcome = run_processing_job("pre-1", request, store, work_dir, log)
+    running: list[dict[str, Any]] = []
+    outcome = run_processing_job("pre-1", request, store, work_dir, log, progress=running.append)
 
     assert outcome.failure_reason == ""
     assert outcome.status == "Succeeded"
@@ -202,6 +203,11 @@ def test_processing_job_stages_runs_and_uploads(
     assert props["AppSpecification"] == request["AppSpecification"]
     assert props["Environment"] == {"WHERE": "/opt/ml/processing/train"}
     assert props["ProcessingStartTime"] <= props["ProcessingEndTime"]
+    (started,) = running  # as the job started: InProgress, no end yet
+    assert {k: v for k, v in props.items() if k not in started} == {
+        "ProcessingEndTime": props["ProcessingEndTime"], "ExitMessage": "", "FailureReason": ""
+    }
+    assert started["ProcessingJobStatus"] == "InProgress" and started["ProcessingJobArn"] == arn
     assert "processed 2 rows" in (work_dir / "pre-1" / "logs.txt").read_text()
     base = work_dir / "pre-1" / "opt" / "ml"
     job_config = json.loads((base / "config" / "processingjobconfig.json").read_text())
@@ -581,7 +587,8 @@ def test_training_job_follows_the_toolkit_contract(
     request = _training_request(store, TRAIN_SCRIPT)
     log = io.StringIO()
 
-    outcome = run_training_job("train-1", request, store, work_dir, log)
+    running: list[dict[str, Any]] = []
+    outcome = run_training_job("train-1", request, store, work_dir, log, progress=running.append)
 
     assert outcome.failure_reason == ""
     assert outcome.status == "Succeeded"
@@ -667,6 +674,12 @@ def test_training_job_follows_the_toolkit_contract(
     assert transitions[-1]["StatusMessage"] == "Training job completed"
     assert isinstance(props["TrainingTimeInSeconds"], int) and props["TrainingTimeInSeconds"] >= 1
     assert props["BillableTimeInSeconds"] == props["TrainingTimeInSeconds"]
+    # While it ran, its description said so, phase by phase, each with the phases before it.
+    assert [(d["TrainingJobStatus"], d["SecondaryStatus"]) for d in running] == [
+        ("InProgress", phase) for phase in phases[:-1]
+    ]
+    assert all(d["TrainingJobArn"] == arn and "TrainingEndTime" not in d for d in running)
+    assert [t["Status"] for t in running[-1]["SecondaryStatusTransitions"]] == phases[:-1]
     assert json.loads((config / "inputdataconfig.json").read_text()) == {
         "train": {
             "TrainingInputMode": "File",

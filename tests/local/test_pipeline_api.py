@@ -293,6 +293,7 @@ def test_a_retried_execution_runs_its_failed_step_as_a_new_job_and_keeps_the_fai
 
 def test_a_job_name_is_never_saved_twice(service: LocalSageMaker) -> None:
     job = {"ProcessingJobName": "once", "ProcessingStartTime": "2026-01-02T03:04:05.000Z"}
+    service.jobs.save_job("ProcessingJob", {**job, "ProcessingJobStatus": "InProgress"})  # a running job
     service.jobs.save_job("ProcessingJob", {**job, "ProcessingJobStatus": "Failed"})
     with pytest.raises(ServiceError) as caught:
         service.jobs.save_job("ProcessingJob", {**job, "ProcessingJobStatus": "Completed"})

@@ -531,6 +531,11 @@ def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMa
     arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
     wait_until(lambda: pid_file.is_file() and pid_file.read_text(), 30, "the job to start")
     pid = int(pid_file.read_text())
+    (running,) = listed_steps(service, arn).values()
+    job = running["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1]  # followable while it runs
+    described = call(service, "DescribeProcessingJob", ProcessingJobName=job)
+    assert (running["StepStatus"], described["ProcessingJobStatus"]) == ("Executing", "InProgress")
+    assert "ProcessingEndTime" not in described
 
     call(service, "StopPipelineExecution", PipelineExecutionArn=arn)
     status = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)["PipelineExecutionStatus"]
@@ -543,6 +548,25 @@ def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMa
     (step,) = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
     assert step["StepName"] == "Sleep" and step["StepStatus"] == "Stopped" and "FailureReason" not in step
     assert not pid_alive(pid)
+    assert call(service, "DescribeProcessingJob", ProcessingJobName=job)["ProcessingJobStatus"] == "Stopped"
+
+
+def test_a_job_left_in_progress_by_a_crash_fails_when_the_server_starts_again(
+    service: LocalSageMaker,
+) -> None:
+    started = "2026-01-02T03:04:05.000Z"
+    service.jobs.save_job("TrainingJob", {"TrainingJobName": "cut-short", "TrainingJobStatus": "InProgress",
+                                          "SecondaryStatus": "Training", "TrainingStartTime": started})
+    service.jobs.save_job("ProcessingJob", {"ProcessingJobName": "done", "ProcessingJobStatus": "Completed",
+                                            "ProcessingStartTime": started})
+
+    service.start()
+
+    training = service.jobs.describe_training_job({"TrainingJobName": "cut-short"})
+    assert (training["TrainingJobStatus"], training["SecondaryStatus"]) == ("Failed", "Failed")
+    assert training["FailureReason"] == "The local SageMaker server stopped while this job ran."
+    completed = service.jobs.describe_processing_job({"ProcessingJobName": "done"})
+    assert completed["ProcessingJobStatus"] == "Completed"
 
 
 def test_invoke_endpoint_passes_the_variant_and_inference_id_and_refuses_other_routing(

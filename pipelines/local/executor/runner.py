@@ -27,7 +27,7 @@ from pipelines.local.executor.engine import (
     StepRequest,
     run_execution,
 )
-from pipelines.local.jobs.outcome import JobResult
+from pipelines.local.jobs.outcome import JobResult, job_arn
 from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.jobs.training import run_training_job
 from pipelines.local.layout import StateLayout
@@ -74,12 +74,14 @@ class LambdaFunctions(Protocol):
 
 class JobRecords(Protocol):
     """Where a job's DescribeProcessingJob / DescribeTrainingJob answer is kept (kind is
-    "ProcessingJob" or "TrainingJob"; the description is the job's properties)."""
+    "ProcessingJob" or "TrainingJob"; the description is the job's properties), saved as the job
+    starts, at each phase, and when it ends."""
 
     def save_job(self, kind: str, description: Body) -> None: ...
 
 
 JOB_NAME_LIMIT = 63  # CreateProcessingJob's and CreateTrainingJob's maximum
+JOB_ARN_KINDS = {"ProcessingJob": "processing-job", "TrainingJob": "training-job"}
 
 
 def job_name(execution_id: str, step_name: str, attempt: int) -> str:
@@ -325,22 +327,36 @@ class StepRunners:
         if refused:
             return refused
         result = run(
-            job_name(self.context.execution_id, request.name, self._attempt(request.name)),
+            self._start_job(request.name, kind),
             request.arguments,
             self.runner.store,
             self.work_dir,
             self.log,
             cancel=self.cancel,
+            progress=lambda description: self._save_progress(kind, description),
         )
         self.runner.jobs.save_job(kind, result.properties)
         status = "Stopped" if self._stopped(result) else result.status
         return StepOutcome(status, result.properties, result.metadata, result.failure_reason)
 
-    def _attempt(self, step_name: str) -> int:
-        """The step's AttemptCount as recorded when this attempt started: a retry policy's retry
-        and RetryPipelineExecution each count one more."""
-        steps = self.runner.records.steps(self.context.execution_arn)
-        return next(int(s.get("AttemptCount", 1)) for s in steps if s["StepName"] == step_name)
+    def _start_job(self, step_name: str, kind: str) -> str:
+        """Name this attempt's job from the step's AttemptCount (a retry policy's retry and
+        RetryPipelineExecution each count one more) and put its ARN in the step's Metadata as it
+        starts, as SageMaker does, so a running job can be followed."""
+        arn = self.context.execution_arn
+        step = next(s for s in self.runner.records.steps(arn) if s["StepName"] == step_name)
+        name = job_name(self.context.execution_id, step_name, int(step.get("AttemptCount", 1)))
+        step["Metadata"] = {kind: {"Arn": job_arn(JOB_ARN_KINDS[kind], name)}}
+        self.runner.records.save_step(arn, step)
+        return name
+
+    def _save_progress(self, kind: str, description: Body) -> None:
+        """A running job's description; one that cannot be recorded does not stop the job, whose
+        end is recorded (or fails its step) as before."""
+        try:
+            self.runner.jobs.save_job(kind, description)
+        except Exception as error:
+            logger.warning("cannot record the progress of %s: %s", description.get(f"{kind}Name"), error)
 
     def _stopped(self, result: JobResult) -> bool:
         """A job that ended because this execution was asked to stop (not a timeout)."""

@@ -16,6 +16,10 @@ MESSAGE_LIMIT = 1024  # SageMaker keeps the first 1 KB of a failure file
 ALGORITHM_ERROR = "AlgorithmError: "  # how SageMaker prefixes what a failed container said
 
 
+# Hears a running job's description (its Describe*Job answer, InProgress) as the job advances.
+Progress = Callable[[dict[str, Any]], None]
+
+
 class JobError(Exception):
     """The job cannot run as requested; the message is its FailureReason."""
 

@@ -31,6 +31,7 @@ from pipelines.local.jobs.outcome import (
     JobError,
     JobResult,
     JobStatus,
+    Progress,
     job_arn,
     job_result,
     processing_status,
@@ -55,9 +56,13 @@ def run_processing_job(
     log: IO[str],
     *,
     cancel: threading.Event | None = None,
+    progress: Progress | None = None,
 ) -> JobResult:
-    """Run a CreateProcessingJob request: stage inputs, run the entrypoint, upload the outputs."""
+    """Run a CreateProcessingJob request: stage inputs, run the entrypoint, upload the outputs;
+    `progress` gets the job's description as it starts."""
     start = now_timestamp()
+    if progress is not None:
+        progress(_processing_description(job_name, request, start))
     try:
         require_image(request.get("AppSpecification", {}).get("ImageUri"))
         require_reproducible(processing_limits(request))
@@ -161,18 +166,25 @@ def _container_command(app: Mapping[str, Any], base: Path) -> list[str]:
 def _processing_outcome(
     job_name: str, request: Mapping[str, Any], start: str, ending: JobStatus
 ) -> JobResult:
-    """DescribeProcessingJob's shape: the request echoed back plus identity and status."""
-    arn = job_arn("processing-job", job_name)
+    """DescribeProcessingJob's shape once the job ended: its description with status and reason."""
     properties = {
-        **copy.deepcopy(dict(request)),
-        "ProcessingJobName": job_name,
-        "ProcessingJobArn": arn,
+        **_processing_description(job_name, request, start),
         "ProcessingJobStatus": ending.status,
         "ExitMessage": ending.exit_message,
         "FailureReason": ending.reason,
+        "ProcessingEndTime": now_timestamp(),
+    }
+    return job_result(ending, properties, {"ProcessingJob": {"Arn": properties["ProcessingJobArn"]}})
+
+
+def _processing_description(job_name: str, request: Mapping[str, Any], start: str) -> dict[str, Any]:
+    """DescribeProcessingJob's shape while the job runs: the request echoed back plus identity."""
+    return {
+        **copy.deepcopy(dict(request)),
+        "ProcessingJobName": job_name,
+        "ProcessingJobArn": job_arn("processing-job", job_name),
+        "ProcessingJobStatus": "InProgress",
         "ProcessingInputs": copy.deepcopy(request.get("ProcessingInputs", [])),
         "Environment": copy.deepcopy(request.get("Environment") or {}),
         "ProcessingStartTime": start,
-        "ProcessingEndTime": now_timestamp(),
     }
-    return job_result(ending, properties, {"ProcessingJob": {"Arn": arn}})

@@ -6,7 +6,7 @@ import copy
 import sys
 import tarfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -32,6 +32,7 @@ from pipelines.local.jobs.outcome import (
     JobError,
     JobResult,
     JobStatus,
+    Progress,
     job_arn,
     job_result,
     job_status,
@@ -77,13 +78,21 @@ def run_training_job(
     *,
     cancel: threading.Event | None = None,
     stop_grace: float = STOP_GRACE_SECONDS,
+    progress: Progress | None = None,
 ) -> JobResult:
-    """Run a CreateTrainingJob request as the scikit-learn image's training toolkit would."""
-    phases = Phases()
+    """Run a CreateTrainingJob request as the scikit-learn image's training toolkit would;
+    `progress` gets the job's description as it starts and at each phase after."""
     stored = stored_hyperparameters(request.get("HyperParameters") or {})
     hyperparameters = {name: decode_hyperparameter(value) for name, value in stored.items()}
     output_path = request.get("OutputDataConfig", {}).get("S3OutputPath", "")
     output_uri = f"{output_path.rstrip('/')}/{job_name}/output"
+    described = TrainingJobDescription(job_name, request, stored, output_uri)
+
+    def report(phases: Phases) -> None:
+        if progress is not None:
+            progress(described.running(phases))
+
+    phases = Phases(report)
     try:
         require_image(request.get("AlgorithmSpecification", {}).get("TrainingImage"))
         require_reproducible(training_limits(request))
@@ -98,7 +107,7 @@ def run_training_job(
         satisfied = check_code_dir(job.base / "code", TRAINING_TOOLKIT)
         checkpoints = _restore_checkpoints(request, job.base, store)
     except (JobError, KeyError) as exc:
-        return _training_outcome(job_name, request, stored, phases, refused(exc), output_uri)
+        return described.ended(phases, refused(exc))
     if satisfied:
         log.write(f"{REQUIREMENTS_FILE}: satisfied by the local environment: {', '.join(satisfied)}\n")
     user = {k: v for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}
@@ -128,31 +137,38 @@ def run_training_job(
             _upload_artifacts(job, store, output_uri)
     except JobError as exc:
         ending = JobStatus("Failed", "Failed", str(exc)) if ending.status == "Completed" else ending
-    return _training_outcome(job_name, request, stored, phases, ending, output_uri, metrics)
+    return described.ended(phases, ending, metrics)
 
 
 @dataclass
 class Phases:
-    """The secondary statuses a job went through, timed, as SecondaryStatusTransitions lists them."""
+    """The secondary statuses a job went through, timed, as SecondaryStatusTransitions lists them;
+    `on_change` hears of each phase the running job enters."""
 
+    on_change: Callable[[Phases], None]
     start: datetime = field(default_factory=lambda: datetime.now(UTC))
     transitions: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.transitions.append(self._transition("Starting", self.start))
+        self.on_change(self)
 
-    def enter(self, status: str) -> datetime:
-        """End the current phase and start `status`; returns when."""
+    def enter(self, status: str) -> None:
+        """End the current phase and start `status`."""
+        self._begin(status)
+        self.on_change(self)
+
+    def finish(self, status: str) -> datetime:
+        """The final status, which starts and ends when the job does; returns when."""
+        end = self._begin(status)
+        self.transitions[-1]["EndTime"] = format_timestamp(end)
+        return end
+
+    def _begin(self, status: str) -> datetime:
         now = datetime.now(UTC)
         self.transitions[-1]["EndTime"] = format_timestamp(now)
         self.transitions.append(self._transition(status, now))
         return now
-
-    def finish(self, status: str) -> datetime:
-        """The final status, which starts and ends when the job does; returns when."""
-        end = self.enter(status)
-        self.transitions[-1]["EndTime"] = format_timestamp(end)
-        return end
 
     @staticmethod
     def _transition(status: str, moment: datetime) -> dict[str, Any]:
@@ -264,36 +280,44 @@ def pack_directory(directory: Path, archive: Path) -> None:
             tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
 
 
-def _training_outcome(
-    job_name: str,
-    request: Mapping[str, Any],
-    hyperparameters: Mapping[str, str],
-    phases: Phases,
-    ending: JobStatus,
-    output_uri: str,
-    metrics: list[dict[str, Any]] | None = None,
-) -> JobResult:
-    """DescribeTrainingJob's shape: the request echoed back plus identity, status, artifacts, the
-    phases it went through and how long it took, and the final value of each metric its
-    definitions read from the log."""
-    arn = job_arn("training-job", job_name)
-    end = phases.finish(ending.secondary)
-    seconds = max(1, int((end - phases.start).total_seconds()))  # whole seconds, as billed
-    properties = {
-        **copy.deepcopy(dict(request)),
-        "TrainingJobName": job_name,
-        "TrainingJobArn": arn,
-        "TrainingJobStatus": ending.status,
-        "SecondaryStatus": ending.secondary,
-        "FailureReason": ending.reason,
-        "HyperParameters": dict(hyperparameters),
-        "ModelArtifacts": {"S3ModelArtifacts": f"{output_uri}/model.tar.gz"},
-        "TrainingStartTime": format_timestamp(phases.start),
-        "TrainingEndTime": format_timestamp(end),
-        "TrainingTimeInSeconds": seconds,
-        "BillableTimeInSeconds": seconds,
-        "SecondaryStatusTransitions": phases.transitions,
-    }
-    if metrics:
-        properties["FinalMetricDataList"] = metrics
-    return job_result(ending, properties, {"TrainingJob": {"Arn": arn}})
+@dataclass(frozen=True)
+class TrainingJobDescription:
+    """DescribeTrainingJob's answer for one job: the request echoed back plus identity, where its
+    model goes and the phases it went through, while it runs and once it ended."""
+
+    name: str
+    request: Mapping[str, Any]
+    hyperparameters: Mapping[str, str]  # as SageMaker stores them
+    output_uri: str
+
+    def running(self, phases: Phases) -> dict[str, Any]:
+        return {
+            **copy.deepcopy(dict(self.request)),
+            "TrainingJobName": self.name,
+            "TrainingJobArn": job_arn("training-job", self.name),
+            "TrainingJobStatus": "InProgress",
+            "SecondaryStatus": phases.transitions[-1]["Status"],
+            "HyperParameters": dict(self.hyperparameters),
+            "ModelArtifacts": {"S3ModelArtifacts": f"{self.output_uri}/model.tar.gz"},
+            "TrainingStartTime": format_timestamp(phases.start),
+            "SecondaryStatusTransitions": copy.deepcopy(phases.transitions),
+        }
+
+    def ended(
+        self, phases: Phases, ending: JobStatus, metrics: list[dict[str, Any]] | None = None
+    ) -> JobResult:
+        """With its status, how long it took and the final value of each metric its definitions
+        read from the log."""
+        end = phases.finish(ending.secondary)
+        seconds = max(1, int((end - phases.start).total_seconds()))  # whole seconds, as billed
+        properties = {
+            **self.running(phases),
+            "TrainingJobStatus": ending.status,
+            "FailureReason": ending.reason,
+            "TrainingEndTime": format_timestamp(end),
+            "TrainingTimeInSeconds": seconds,
+            "BillableTimeInSeconds": seconds,
+        }
+        if metrics:
+            properties["FinalMetricDataList"] = metrics
+        return job_result(ending, properties, {"TrainingJob": {"Arn": properties["TrainingJobArn"]}})

@@ -75,6 +75,7 @@ class LocalSageMaker:
     def start(self) -> None:
         """After a restart: fail what was running, serve again what was serving."""
         self.pipelines.recover()
+        self.jobs.recover()
         self.serving.restore_all()
 
     def shutdown(self) -> None:
