@@ -40,12 +40,13 @@ def sign(
     host: str = f"127.0.0.1:{PORT}",
     at: datetime = NOW,
     extra: dict[str, str] | None = None,
+    region: str = "us-east-1",
 ) -> Sent:
     request = AWSRequest(
         method="POST", url=f"http://{host}{target}", data=body,
         headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "SageMaker.DescribePipeline"},
     )
-    signer = SigV4Auth(BotoCredentials(keys.access_key_id, keys.secret_access_key), service, "us-east-1")
+    signer = SigV4Auth(BotoCredentials(keys.access_key_id, keys.secret_access_key), service, region)
     with mock.patch("botocore.auth.get_current_datetime", return_value=at.replace(tzinfo=None)):
         signer.add_auth(request)
     prepared = request.prepare()
@@ -59,7 +60,7 @@ def sign(
 
 
 def admit(sent: Sent, service: str | None = "sagemaker", now: datetime = NOW) -> None:
-    door = Door(KEYS, PORT, clock=lambda: now)
+    door = Door(KEYS, PORT, "us-east-1", clock=lambda: now)
     claim = door.check_headers(sent.headers, service)
     door.check_signature(claim, sent.method, sent.target, sent.headers, sent.body)
 
@@ -89,6 +90,14 @@ def test_a_wrong_secret_is_an_invalid_signature() -> None:
     found = refusal(sign(keys=Credentials(KEYS.access_key_id, "another secret")))
     assert found.code == "InvalidSignatureException"
     assert found.message.startswith("The request signature we calculated does not match")
+
+
+def test_a_request_signed_for_another_region_is_refused_as_aws_refuses_it() -> None:
+    for region in ("eu-west-1", "not-a-region"):
+        found = refusal(sign(region=region))
+        assert (found.code, found.message) == (
+            "InvalidSignatureException", "Credential should be scoped to a valid region. "
+        )
 
 
 def test_an_unknown_key_is_unrecognized() -> None:

@@ -82,10 +82,11 @@ def _utc_now() -> datetime:
 
 class Door:
     def __init__(
-        self, credentials: Credentials, port: int, clock: Callable[[], datetime] = _utc_now
+        self, credentials: Credentials, port: int, region: str, clock: Callable[[], datetime] = _utc_now
     ) -> None:
         self.credentials = credentials
         self.hosts = frozenset(f"{name}:{port}" for name in LOOPBACK_NAMES)
+        self.region = region  # the one region this server answers for, as an AWS endpoint does
         self.clock = clock
 
     def check_origin(self, headers: Message) -> None:
@@ -108,6 +109,8 @@ class Door:
         claim = parse_authorization(headers)
         if not hmac.compare_digest(claim.key_id, self.credentials.access_key_id):
             raise Refusal("UnrecognizedClientException", UNKNOWN_KEY)
+        if claim.region != self.region:
+            raise _invalid("Credential should be scoped to a valid region. ")
         if service is not None and claim.service != service:
             raise _invalid(f"Credential should be scoped to correct service: '{service}'. ")
         self._check_time(claim)

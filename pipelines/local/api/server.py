@@ -208,7 +208,7 @@ def serve(state_dir: Path, port: int, region: str) -> int:
     server = LocalServer(port)
     port = server.server_address[1]
     url = f"http://127.0.0.1:{port}"
-    server.door = Door(credentials.load_or_create(layout.credentials), port)
+    server.door = Door(credentials.load_or_create(layout.credentials), port, region)
     backend = LocalSageMaker(state_dir, region, url)
     server.protocol = Dispatcher(backend)
     # Endpoints are back before clients can find the server, so no invocation races a restore.
