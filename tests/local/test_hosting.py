@@ -203,6 +203,22 @@ def test_a_model_server_starts_with_the_image_environment_not_the_servers(
     assert "GITHUB_TOKEN" not in seen and "SAGEMAKER_PROGRAM" not in seen
 
 
+def test_custom_attributes_reach_the_model_server_and_its_log_but_no_handler(
+    hosting: Endpoints, store: DirStore, tmp_path: Path
+) -> None:
+    """The scikit-learn image's handlers take no request context, so none of them reads the header;
+    the model server logs it with a failed request, and sets none in its answers."""
+    deployed(hosting, store)
+    served = hosting.invoke("ep", b'"x"', JSON, JSON, custom_attributes="trace=41")
+    assert answer(served) == {"version": "v1", "echo": "x"} and served.custom_attributes == ""
+
+    failed = hosting.invoke("ep", b'"crash"', JSON, JSON, custom_attributes="trace=42")
+    assert failed.status == 500
+    log = (tmp_path / "state" / "endpoints" / "ep" / "d1" / "server.log").read_text()
+    assert "model server: the failed request's CustomAttributes: trace=42\n" in log
+    assert "trace=41" not in log
+
+
 def test_sampling_zero_captures_nothing(hosting: Endpoints, store: DirStore) -> None:
     deployed(hosting, store, capture=CaptureSpec("s3://bucket/capture", 0.0))
     for _ in range(5):

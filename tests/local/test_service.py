@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from processes import pid_alive
 from waiting import wait_until
 
@@ -24,6 +25,7 @@ from pipelines.local.lambdas.functions import Invocation
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.service.events import matches
 
+from . import inprocess
 from .world import InstantHosting, local_sagemaker
 
 ROLE = "arn:aws:iam::000000000000:role/pipeline"
@@ -580,7 +582,7 @@ def test_invoke_endpoint_passes_the_variant_and_inference_id_and_refuses_other_r
     try:
         answered = dispatcher.invoke({**request, "TargetVariant": "B", "InferenceId": "order-17"})
         assert answered.status == 200
-        assert hosting.invocations == [("ep", "B", "order-17")]
+        assert hosting.invocations == [("ep", "B", "order-17", "")]
         for parameter, header in (
             ("TargetModel", "target model header"),
             ("TargetContainerHostname", "target container header"),
@@ -593,5 +595,29 @@ def test_invoke_endpoint_passes_the_variant_and_inference_id_and_refuses_other_r
             assert refused.status == 400 and document["__type"] == "ValidationError"
             assert document["message"].endswith(f"does not support {header}.")
         assert len(hosting.invocations) == 1  # nothing refused reached a model
+    finally:
+        backend.shutdown()
+
+
+def test_custom_attributes_reach_the_model_verbatim_and_the_models_come_back(tmp_path: Path) -> None:
+    backend = local_sagemaker(tmp_path / "state")
+    hosting = backend.serving.processes
+    assert isinstance(hosting, InstantHosting)
+    runtime = inprocess.client(Dispatcher(backend), "sagemaker-runtime")
+    request = {"EndpointName": "ep", "Body": b'"x"', "ContentType": "application/json"}
+    try:
+        plain = runtime.invoke_endpoint(**request)
+        assert "CustomAttributes" not in plain  # the model set none: none comes back
+        hosting.custom_attributes = "model-version=3"
+        sent = ('trace-id=c000b4f9 "a, b"\t;' + "x" * 1024)[:1024]  # the longest the shape allows
+        answered = runtime.invoke_endpoint(**request, CustomAttributes=sent)
+        assert answered["CustomAttributes"] == "model-version=3"
+        assert [call[3] for call in hosting.invocations] == ["", sent]
+
+        for refused in ("x" * 1025, "caf\u00e9", "bell\x07", " leading space"):
+            with pytest.raises(ClientError) as error:
+                runtime.invoke_endpoint(**request, CustomAttributes=refused)
+            assert error.value.response["Error"]["Code"] == "ValidationError"
+        assert len(hosting.invocations) == 2
     finally:
         backend.shutdown()

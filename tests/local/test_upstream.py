@@ -159,6 +159,21 @@ def test_a_response_this_client_cannot_read_is_refused_by_name(
     conn.close()
 
 
+def test_custom_attributes_go_verbatim_in_their_header_and_come_back_from_the_answer(
+    serve: Callable[[list[Script]], ScriptedServer],
+) -> None:
+    header = b'X-Amzn-SageMaker-Custom-Attributes: trace=9; x="y"'
+    with_attributes = OK.replace(b"\r\n\r\n", b"\r\n" + header + b"\r\n\r\n")
+    server = serve([answer(with_attributes), answer(OK)])
+    pool = ConnectionPool(server.address, TIMEOUT)
+    first = pool.post(b"{}", "application/json", "application/json", 'c000b4f9, "quoted" ;x')
+    second = pool.post(b"{}", "application/json", "application/json")
+    pool.close()
+    assert (first.custom_attributes, second.custom_attributes) == ('trace=9; x="y"', "")
+    assert b'\r\nX-Amzn-SageMaker-Custom-Attributes: c000b4f9, "quoted" ;x\r\n' in server.requests[0]
+    assert b"custom-attributes" not in server.requests[1].lower()
+
+
 def test_a_header_value_with_a_line_break_is_never_sent(
     serve: Callable[[list[Script]], ScriptedServer],
 ) -> None:

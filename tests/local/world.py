@@ -86,10 +86,12 @@ SLOW = {"Version": "2020-12-01", "Steps": [processing_step("Wait", "import time;
 
 class InstantHosting:
     """Stands in for hosting.endpoints.Endpoints: every deployment is InService at once; each
-    invocation is answered at once and remembered (endpoint, variant asked for, InferenceId)."""
+    invocation is answered at once and remembered (endpoint, variant asked for, InferenceId,
+    CustomAttributes); `custom_attributes` is what the model sets in its answer."""
 
     def __init__(self) -> None:
-        self.invocations: list[tuple[str, str | None, str | None]] = []
+        self.invocations: list[tuple[str, str | None, str | None, str]] = []
+        self.custom_attributes = ""
 
     def deploy(
         self, endpoint_name: str, deployment_id: str, variants: list[VariantSpec],
@@ -102,10 +104,12 @@ class InstantHosting:
 
     def invoke(
         self, endpoint_name: str, body: bytes, content_type: str, accept: str,
-        target_variant: str | None = None, inference_id: str | None = None,
+        target_variant: str | None = None, inference_id: str | None = None, custom_attributes: str = "",
     ) -> InvokeResult:
-        self.invocations.append((endpoint_name, target_variant, inference_id))
-        return InvokeResult(200, b'{"predictions": []}', "application/json", "AllTraffic")
+        self.invocations.append((endpoint_name, target_variant, inference_id, custom_attributes))
+        return InvokeResult(
+            200, b'{"predictions": []}', "application/json", "AllTraffic", self.custom_attributes
+        )
 
     def delete(self, endpoint_name: str) -> None:
         pass

@@ -21,6 +21,7 @@ from pipelines.local.api.rest import Headers, RestRoutes, has_payload, request_m
 from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
+from pipelines.local.hosting.model_server import CUSTOM_ATTRIBUTES
 from pipelines.local.service.backend import MODELS, LocalSageMaker
 
 TARGET = re.compile(r"^(SageMaker|AWSEvents)\.([A-Za-z]+)$")
@@ -147,6 +148,8 @@ class Dispatcher:
         if result.status < 400:
             reply = Reply(result.status, result.body, result.content_type)
             reply.headers["x-Amzn-Invoked-Production-Variant"] = result.variant_name
+            if result.custom_attributes:
+                reply.headers[CUSTOM_ATTRIBUTES] = result.custom_attributes
             return reply
         message = result.body.decode("utf-8", "replace")
         reply = json_reply(

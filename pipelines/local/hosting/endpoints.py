@@ -208,6 +208,7 @@ class Endpoints:
         accept: str,
         target_variant: str | None = None,
         inference_id: str | None = None,
+        custom_attributes: str = "",
     ) -> InvokeResult:
         """Forward one invocation to the serving deployment; capture it if it succeeded."""
         when = datetime.now(UTC)
@@ -217,7 +218,7 @@ class Endpoints:
             if len(body) > MAX_PAYLOAD_BYTES:
                 message = f"request body of {len(body)} bytes exceeds {MAX_PAYLOAD_BYTES} bytes"
                 return error_result(413, message, server.variant.variant_name)
-            result = server.invoke(body, content_type, accept)
+            result = server.invoke(body, content_type, accept, custom_attributes)
             if 200 <= result.status < 300:
                 server.capture(body, content_type, result, when, inference_id)
             return result

@@ -63,6 +63,7 @@ class InvokeResult:
     body: bytes
     content_type: str
     variant_name: str = ""
+    custom_attributes: str = ""  # what the model set in its CustomAttributes header
 
 
 def error_result(status: int, message: str, variant_name: str = "") -> InvokeResult:
@@ -146,15 +147,19 @@ class ModelServerProcess:
         tail = log_tail(self.log_path, self._log_offset)
         return f"model server for variant {self.variant.variant_name} {what}: {tail}"
 
-    def invoke(self, body: bytes, content_type: str, accept: str) -> InvokeResult:
+    def invoke(
+        self, body: bytes, content_type: str, accept: str, custom_attributes: str = ""
+    ) -> InvokeResult:
         name = self.variant.variant_name
         if self._pool is None:
             return error_result(503, f"model server for variant {name} is not ready", name)
         try:
-            response = self._pool.post(body, content_type, accept)
+            response = self._pool.post(body, content_type, accept, custom_attributes)
         except (OSError, BadResponse) as exc:
             return error_result(502, f"model server for variant {name} unreachable: {exc}", name)
-        return InvokeResult(response.status, response.body, response.content_type or accept, name)
+        return InvokeResult(
+            response.status, response.body, response.content_type or accept, name, response.custom_attributes
+        )
 
     def capture(
         self,

@@ -53,6 +53,8 @@ DEFAULT_PROGRAM = "inference.py"
 IDLE_CONNECTION_SECONDS = 300  # reap keep-alive connections a client abandoned
 DRAIN_SECONDS = 90.0  # longer than SageMaker's 60 s invocation timeout
 ACCEPT_DEFER_SECONDS = 0.005  # a worker's GIL switch interval: long enough for an idle one to act
+# InvokeEndpoint's CustomAttributes, as SageMaker forwards them to the container and back.
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 
 
 class RequestError(Exception):
@@ -238,6 +240,9 @@ class Handler(JsonRequestHandler):
             self._send_error(*known)
             return
         traceback.print_exc(file=sys.stderr)
+        attributes = self.headers.get(CUSTOM_ATTRIBUTES)
+        if attributes:  # the handlers never see them (as in the scikit-learn image); the log does
+            sys.stderr.write(f"model server: the failed request's CustomAttributes: {attributes}\n")
         self._send_error(500, f"internal error: {type(exc).__name__}: {exc}")
 
     def _send_error(self, status: int, message: str, close: bool = False) -> None:

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.local.hosting.model_server import HOST
+from pipelines.local.hosting.model_server import CUSTOM_ATTRIBUTES, HOST
 
 MAX_IDLE_CONNECTIONS = 128
 MAX_HEADER_LINE = 65536
@@ -44,6 +44,7 @@ class Response:
     body: bytes
     content_type: str
     keep_alive: bool
+    custom_attributes: str = ""  # the model's X-Amzn-SageMaker-Custom-Attributes, if it set one
 
 
 class ServerSocket:
@@ -104,10 +105,15 @@ class Connection:
         self._sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode("latin-1"))
         return self._read_response()
 
-    def post(self, path: str, body: bytes, content_type: str, accept: str) -> Response:
+    def post(
+        self, path: str, body: bytes, content_type: str, accept: str, custom_attributes: str = ""
+    ) -> Response:
+        """The caller's CustomAttributes go to the model as SageMaker forwards them: verbatim, in
+        their own header, and only when given."""
+        attributes = custom_attributes and f"{CUSTOM_ATTRIBUTES}: {header_value(custom_attributes)}\r\n"
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: {header_value(content_type)}\r\n"
-            f"Accept: {header_value(accept)}\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"Accept: {header_value(accept)}\r\n{attributes}Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
         if len(body) <= ONE_SEND_LIMIT:
             self._sock.sendall(head + body)
@@ -131,7 +137,8 @@ class Connection:
             body, keep_alive = self._reader.read(), False  # the body ends when the socket does
         else:
             body = self._read_exactly(parse_length(length))
-        return Response(status, body, headers.get("content-type", ""), keep_alive)
+        attributes = headers.get(CUSTOM_ATTRIBUTES.lower(), "")
+        return Response(status, body, headers.get("content-type", ""), keep_alive, attributes)
 
     def _read_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -186,19 +193,22 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self._closed = False
 
-    def post(self, body: bytes, content_type: str, accept: str) -> Response:
+    def post(self, body: bytes, content_type: str, accept: str, custom_attributes: str = "") -> Response:
         """POST /invocations; a pooled connection the server dropped is retried once afresh."""
+        request = (body, content_type, accept, custom_attributes)
         conn, reused = self._take()
         try:
-            return self._exchange(conn, body, content_type, accept)
+            return self._exchange(conn, *request)
         except ConnectionError:
             if not reused:
                 raise
-        return self._exchange(Connection(self._server, self._timeout), body, content_type, accept)
+        return self._exchange(Connection(self._server, self._timeout), *request)
 
-    def _exchange(self, conn: Connection, body: bytes, content_type: str, accept: str) -> Response:
+    def _exchange(
+        self, conn: Connection, body: bytes, content_type: str, accept: str, custom_attributes: str
+    ) -> Response:
         try:
-            response = conn.post("/invocations", body, content_type, accept)
+            response = conn.post("/invocations", body, content_type, accept, custom_attributes)
         except BaseException:
             conn.close()
             raise

@@ -7,6 +7,7 @@ brings endpoints back after a restart. It sees the records only through `Records
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -33,6 +34,10 @@ ROUTING_FOR_OTHER_ENDPOINTS = {
     "SessionId": ("an endpoint with stateful sessions", "session header"),
     "EnableExplanations": ("an endpoint with an online explainer", "explanations"),
 }
+
+# What CustomAttributes may hold besides its shape's ASCII: visible characters, with spaces and tabs
+# between them (an HTTP field value, RFC 7230 3.2.6), as the API reference says.
+HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20\x09]*[\x21-\x7e])*")
 
 # The deploy handler names a model's package in its environment (steps/deploy.py).
 PACKAGE_VARIABLE = "MODEL_PACKAGE_ARN"
@@ -198,13 +203,21 @@ class Serving:
 
     def invoke(self, request: Mapping[str, Any]) -> InvokeResult:
         """InvokeEndpoint on a single-model endpoint: routing to a model, container or inference
-        component that such an endpoint does not have is refused, as SageMaker refuses it."""
+        component that such an endpoint does not have is refused, as SageMaker refuses it.
+        CustomAttributes go to the model verbatim and its own come back."""
         name = request["EndpointName"]
         for parameter, (kind, header) in ROUTING_FOR_OTHER_ENDPOINTS.items():
             if parameter in request:
                 raise ServiceError(
                     "ValidationError", f"Endpoint {name} is not {kind} and does not support {header}."
                 )
+        attributes = request.get("CustomAttributes", "")
+        if attributes and not HEADER_VALUE.fullmatch(attributes):
+            raise ServiceError(
+                "ValidationError",
+                "CustomAttributes must consist of visible US-ASCII characters (spaces and tabs only "
+                "between them).",
+            )
         try:
             return self.processes.invoke(
                 name,
@@ -213,6 +226,7 @@ class Serving:
                 request.get("Accept", "application/json"),
                 request.get("TargetVariant"),
                 request.get("InferenceId"),
+                attributes,
             )
         except (EndpointNotReady, VariantNotFound) as error:
             raise ServiceError("ValidationError", str(error)) from None
