@@ -26,6 +26,7 @@ from processes import pid_alive
 from waiting import wait_until
 
 from pipelines import REPO_ROOT
+from pipelines.local.hosting import model_process
 from pipelines.local.hosting.capture import CaptureWriter
 from pipelines.local.hosting.endpoints import (
     CaptureSpec,
@@ -217,6 +218,32 @@ def test_custom_attributes_reach_the_model_server_and_its_log_but_no_handler(
     log = (tmp_path / "state" / "endpoints" / "ep" / "d1" / "server.log").read_text()
     assert "model server: the failed request's CustomAttributes: trace=42\n" in log
     assert "trace=41" not in log
+
+
+def test_a_model_that_does_not_answer_in_time_is_reported_as_sagemaker_reports_it(
+    hosting: Endpoints, store: DirStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Status 0 and SageMaker's words, not a 502 of the model's; the server serves on."""
+    monkeypatch.setattr(model_process, "INVOKE_TIMEOUT_SECONDS", 1.0)
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    status = StatusLog()
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+    hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", uri, {"TEST_FLAG_DIR": str(flags)})], None, status)
+    assert status.wait(1) == [("ep", "InService", "", "d1")]
+    refused = hosting.invoke("ep", b"a,b", "text/csv", JSON)
+    assert (refused.status, refused.log_stream) == (415, "AllTraffic/d1")
+
+    started = time.monotonic()
+    late = hosting.invoke("ep", b'"block"', JSON, JSON)
+    assert 1.0 <= time.monotonic() - started < 10
+    assert (late.status, late.log_stream) == (0, "AllTraffic/d1")
+    assert late.body.decode() == (
+        "Your invocation timed out while waiting for a response from container primary. Review the "
+        "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
+    )
+    (flags / "release").touch()
+    assert answer(hosting.invoke("ep", b'"x"', JSON, JSON))["echo"] == "x"
 
 
 def test_sampling_zero_captures_nothing(hosting: Endpoints, store: DirStore) -> None:

@@ -20,6 +20,7 @@ from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError
 from pipelines.local.executor.engine import StepOutcome
 from pipelines.local.executor.runner import ExecutionJournal
+from pipelines.local.hosting.model_process import TIMED_OUT_MESSAGE, InvokeResult
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.lambdas.functions import Invocation
 from pipelines.local.service.backend import LocalSageMaker
@@ -619,5 +620,56 @@ def test_custom_attributes_reach_the_model_verbatim_and_the_models_come_back(tmp
                 runtime.invoke_endpoint(**request, CustomAttributes=refused)
             assert error.value.response["Error"]["Code"] == "ValidationError"
         assert len(hosting.invocations) == 2
+    finally:
+        backend.shutdown()
+
+
+class Answers(InstantHosting):
+    """Answers each invocation with the next of `results`."""
+
+    def __init__(self, results: list[InvokeResult]) -> None:
+        super().__init__()
+        self.results = results
+
+    def invoke(self, endpoint_name: str, *request: Any) -> InvokeResult:
+        return self.results.pop(0)
+
+
+def test_a_model_error_is_worded_as_sagemaker_words_it_and_names_its_log_stream(tmp_path: Path) -> None:
+    backend = local_sagemaker(tmp_path / "state")
+    long_body = "y" * 3000
+    backend.serving.processes = Answers([  # type: ignore[assignment]
+        InvokeResult(415, b'{"error": "cannot read text/csv"}', "application/json", "B", "", "B/config-7"),
+        InvokeResult(0, TIMED_OUT_MESSAGE.encode(), "text/plain", "B", "", "B/config-7"),
+        InvokeResult(500, long_body.encode(), "text/plain", "B", "", "B/config-7"),
+    ])
+    runtime = inprocess.client(Dispatcher(backend), "sagemaker-runtime")
+    see = (
+        "See https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+        "#logEventViewer:group=/aws/sagemaker/Endpoints/Ep in account 000000000000 for more information."
+    )
+    stream = "arn:aws:logs:us-east-1:000000000000:log-group:/aws/sagemaker/Endpoints/Ep:log-stream:B/config-7"
+    try:
+        errors = []
+        for _ in range(3):
+            with pytest.raises(ClientError) as raised:
+                runtime.invoke_endpoint(EndpointName="Ep", Body=b'"x"', ContentType="text/csv")
+            assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 424
+            errors.append(raised.value.response)
+        refused, late, long = errors
+        assert refused["Error"] == {
+            "Code": "ModelError",
+            "Message": 'Received client error (415) from primary with message '
+            f'"{{"error": "cannot read text/csv"}}". {see}',
+        }
+        assert (refused["OriginalStatusCode"], refused["OriginalMessage"], refused["LogStreamArn"]) == (
+            415, '{"error": "cannot read text/csv"}', stream
+        )
+        assert late["Error"]["Message"] == (
+            f'Received server error (0) from primary with message "{TIMED_OUT_MESSAGE}". {see}'
+        )
+        assert (late["OriginalStatusCode"], late["OriginalMessage"]) == (0, TIMED_OUT_MESSAGE)
+        assert long["Error"]["Message"].endswith(f'yyy". {see}') and len(long["Error"]["Message"]) == 2048
+        assert long["OriginalMessage"] == long_body[:2048]
     finally:
         backend.shutdown()

@@ -21,14 +21,17 @@ from pipelines.local.api.rest import Headers, RestRoutes, has_payload, request_m
 from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
+from pipelines.local.hosting.model_process import InvokeResult
 from pipelines.local.hosting.model_server import CUSTOM_ATTRIBUTES
 from pipelines.local.service.backend import MODELS, LocalSageMaker
+from pipelines.local.system.identity import ACCOUNT, arn
 
 TARGET = re.compile(r"^(SageMaker|AWSEvents)\.([A-Za-z]+)$")
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 JSON_TYPE = "application/x-amz-json-1.1"
 CHECK_RESPONSES = "LOCAL_SAGEMAKER_CHECK_RESPONSES"
 RUNTIME = "Runtime"  # SageMaker Runtime's InvokeEndpoint: answered by the model, not the service
+MESSAGE_LIMIT = 2048  # the ModelError shape's Message and OriginalMessage
 log = logging.getLogger(__name__)
 
 
@@ -137,7 +140,8 @@ class Dispatcher:
         return json_reply(int(model.http.get("responseCode", 200)), result, content_type)
 
     def invoke(self, request: dict[str, Any]) -> Reply:
-        """InvokeEndpoint: a model's own 4xx comes back as ModelError (424), as on SageMaker."""
+        """InvokeEndpoint: a model's own 4xx or 5xx, or no answer in time, comes back as
+        ModelError (424), as on SageMaker."""
         errors = validate(operation_model("sagemaker-runtime", "InvokeEndpoint").input_shape, request)
         if errors:
             return error_reply(ServiceError("ValidationError", summary(errors)), "application/json")
@@ -145,22 +149,31 @@ class Dispatcher:
             result = self.backend.serving.invoke(request)
         except ServiceError as error:
             return error_reply(error, "application/json")
-        if result.status < 400:
+        if 200 <= result.status < 400:
             reply = Reply(result.status, result.body, result.content_type)
             reply.headers["x-Amzn-Invoked-Production-Variant"] = result.variant_name
             if result.custom_attributes:
                 reply.headers[CUSTOM_ATTRIBUTES] = result.custom_attributes
             return reply
-        message = result.body.decode("utf-8", "replace")
-        reply = json_reply(
-            424,
-            {
-                "__type": "ModelError",
-                "message": f"Received {'client' if result.status < 500 else 'server'} error "
-                f'({result.status}) from model with message "{message}".',
-                "OriginalStatusCode": result.status,
-                "OriginalMessage": message,
-            },
-        )
+        reply = json_reply(424, self.model_error(request["EndpointName"], result))
         reply.headers["x-amzn-ErrorType"] = "ModelError"
         return reply
+
+    def model_error(self, endpoint: str, result: InvokeResult) -> dict[str, Any]:
+        """SageMaker's ModelError: its words, which point at the endpoint's CloudWatch log group, and
+        the stream of the model server that answered (locally, its server.log: docs/contracts.md)."""
+        region = self.backend.context.region
+        group = f"/aws/sagemaker/Endpoints/{endpoint}"
+        console = f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        kind = "client" if 400 <= result.status < 500 else "server"
+        opening = f"Received {kind} error ({result.status}) from primary with message "
+        closing = f". See {console}#logEventViewer:group={group} in account {ACCOUNT} for more information."
+        original = result.body.decode("utf-8", "replace")[:MESSAGE_LIMIT]
+        quoted = original[: MESSAGE_LIMIT - len(opening) - len(closing) - 2]
+        return {
+            "__type": "ModelError",
+            "message": f'{opening}"{quoted}"{closing}',
+            "OriginalStatusCode": result.status,
+            "OriginalMessage": original,
+            "LogStreamArn": arn("logs", region, f"log-group:{group}:log-stream:{result.log_stream}"),
+        }

@@ -40,7 +40,6 @@ from pipelines.local.hosting.model_process import (
     InvokeResult,
     ModelServerProcess,
     VariantSpec,
-    error_result,
     launch,
 )
 from pipelines.local.hosting.model_server import MAX_PAYLOAD_BYTES
@@ -217,7 +216,7 @@ class Endpoints:
             server = deployment.pick(target_variant)
             if len(body) > MAX_PAYLOAD_BYTES:
                 message = f"request body of {len(body)} bytes exceeds {MAX_PAYLOAD_BYTES} bytes"
-                return error_result(413, message, server.variant.variant_name)
+                return server.error(413, message)
             result = server.invoke(body, content_type, accept, custom_attributes)
             if 200 <= result.status < 300:
                 server.capture(body, content_type, result, when, inference_id)
@@ -377,7 +376,8 @@ class Endpoints:
                     deployment_dir / variant.variant_name if len(variants) > 1 else deployment_dir
                 )
                 writer = self._capture_writer(endpoint.name, variant.variant_name, capture)
-                server = launch(variant, variant_dir, self._store, writer, self._spawner)
+                # A deployment runs one server per variant: its id is that server's instance id.
+                server = launch(variant, variant_dir, deployment_id, self._store, writer, self._spawner)
                 self._track(server)
                 servers.append(server)
             started = time.monotonic()

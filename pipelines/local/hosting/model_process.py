@@ -35,6 +35,12 @@ log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 60.0  # unless the variant sets ContainerStartupHealthCheckTimeoutInSeconds
 INVOKE_TIMEOUT_SECONDS = 60.0  # SageMaker's model response timeout
+# How SageMaker reports a model that did not answer within that time: status 0, and these words.
+TIMED_OUT_STATUS = 0
+TIMED_OUT_MESSAGE = (
+    "Your invocation timed out while waiting for a response from container primary. Review the "
+    "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
+)
 STOP_SECONDS = 10.0
 POLL_SECONDS = 0.05
 LOG_TAIL_CHARS = 700
@@ -64,11 +70,8 @@ class InvokeResult:
     content_type: str
     variant_name: str = ""
     custom_attributes: str = ""  # what the model set in its CustomAttributes header
-
-
-def error_result(status: int, message: str, variant_name: str = "") -> InvokeResult:
-    body = json.dumps({"error": message}).encode("utf-8")
-    return InvokeResult(status, body, "application/json", variant_name)
+    # The answering model server's log, as CloudWatch names its stream: <variant>/<instance id>.
+    log_stream: str = ""
 
 
 # --- model artifacts -------------------------------------------------------------------------
@@ -119,8 +122,10 @@ class ModelServerProcess:
         log_path: Path,
         log_offset: int,
         capture: CaptureWriter | None,
+        instance_id: str,
     ) -> None:
         self.variant = variant
+        self.log_stream = f"{variant.variant_name}/{instance_id}"
         self.process = process
         self._socket = server_socket
         self.log_path = log_path
@@ -152,13 +157,26 @@ class ModelServerProcess:
     ) -> InvokeResult:
         name = self.variant.variant_name
         if self._pool is None:
-            return error_result(503, f"model server for variant {name} is not ready", name)
+            return self.error(503, f"model server for variant {name} is not ready")
         try:
             response = self._pool.post(body, content_type, accept, custom_attributes)
+        except TimeoutError:  # no answer within INVOKE_TIMEOUT_SECONDS; the connection is closed
+            return self._result(TIMED_OUT_STATUS, TIMED_OUT_MESSAGE.encode(), "text/plain")
         except (OSError, BadResponse) as exc:
-            return error_result(502, f"model server for variant {name} unreachable: {exc}", name)
+            return self.error(502, f"model server for variant {name} unreachable: {exc}")
+        return self._result(
+            response.status, response.body, response.content_type or accept, response.custom_attributes
+        )
+
+    def error(self, status: int, message: str) -> InvokeResult:
+        """An answer of this server's variant made here, not by the model, in its error form."""
+        return self._result(status, json.dumps({"error": message}).encode("utf-8"), "application/json")
+
+    def _result(
+        self, status: int, body: bytes, content_type: str, custom_attributes: str = ""
+    ) -> InvokeResult:
         return InvokeResult(
-            response.status, response.body, response.content_type or accept, name, response.custom_attributes
+            status, body, content_type, self.variant.variant_name, custom_attributes, self.log_stream
         )
 
     def capture(
@@ -207,12 +225,14 @@ def verify_model_data(archive: Path, uri: str, expected: str) -> None:
 def launch(
     variant: VariantSpec,
     variant_dir: Path,
+    instance_id: str,
     store: PathStore,
     capture: CaptureWriter | None,
     spawner: ThreadPoolExecutor,
     python: str = sys.executable,
 ) -> ModelServerProcess:
-    """Unpack the model and start its server (not yet healthy) on the `spawner` thread."""
+    """Unpack the model and start its server (not yet healthy) on the `spawner` thread;
+    `instance_id` names it in log streams, as an instance's id does on SageMaker."""
     model_dir = variant_dir / "model"
     archive = _locate(store, variant.model_data_url)
     if variant.model_data_sha256 is not None:
@@ -230,7 +250,7 @@ def launch(
     except BaseException:
         server_socket.close()
         raise
-    return ModelServerProcess(variant, process, server_socket, log_path, offset, capture)
+    return ModelServerProcess(variant, process, server_socket, log_path, offset, capture, instance_id)
 
 
 def _environment(
