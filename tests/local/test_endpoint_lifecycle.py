@@ -4,6 +4,8 @@ status allows, what a refusal leaves behind, and what a restart brings back. Hos
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -299,3 +301,102 @@ def test_invoking_a_missing_endpoint_is_refused_in_sagemakers_words(tmp_path: Pa
             assert refusal(error) == ("ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
     finally:
         backend.shutdown()
+
+
+class SlowDeletes(InstantHosting):
+    """Deployments never finish (the endpoint stays Creating) until `serve` is set; deletions
+    finish only when the test calls `finish_deletions`, as if servers were still draining."""
+
+    def __init__(self, serve: bool = True) -> None:
+        super().__init__()
+        self.serve = serve
+        self.pending: list[tuple[str, Any]] = []
+
+    def deploy(self, endpoint_name: str, deployment_id: str, *rest: Any) -> None:
+        if self.serve:
+            rest[-1](endpoint_name, "InService", "", deployment_id)
+
+    def delete(self, endpoint_name: str, on_gone: Any) -> None:
+        self.pending.append((endpoint_name, on_gone))
+
+    def finish_deletions(self) -> None:
+        while self.pending:
+            name, on_gone = self.pending.pop(0)
+            on_gone(name)
+
+
+def test_a_deleted_endpoint_is_deleting_until_its_servers_stopped(
+    world: World, backend: LocalSageMaker
+) -> None:
+    hosting = SlowDeletes()
+    backend.serving.processes = hosting  # type: ignore[assignment]
+    sm = sagemaker(world)
+    config = world.endpoint_config(world.model())
+    arn = sm.create_endpoint(EndpointName="Gone", EndpointConfigName=config,
+                             Tags=[{"Key": "k", "Value": "v"}])["EndpointArn"]
+    sm.delete_endpoint(EndpointName="gone")
+
+    assert sm.describe_endpoint(EndpointName="Gone")["EndpointStatus"] == "Deleting"
+    assert [e["EndpointStatus"] for e in sm.list_endpoints()["Endpoints"]] == ["Deleting"]
+    other = world.endpoint_config(world.model())
+    for refused, message in (
+        (lambda: sm.create_endpoint(EndpointName="GONE", EndpointConfigName=config),
+         f'Cannot create already existing endpoint "{arn}".'),
+        (lambda: sm.update_endpoint(EndpointName="Gone", EndpointConfigName=other),
+         f'Cannot update in-progress endpoint "{arn}".'),
+        (lambda: sm.delete_endpoint(EndpointName="Gone"), f'Cannot update in-progress endpoint "{arn}".'),
+    ):
+        with pytest.raises(ClientError) as error:
+            refused()
+        assert refusal(error) == ("ValidationException", message)
+    assert len(hosting.pending) == 1
+
+    waited: list[str] = []
+
+    def wait_for_deletion() -> None:
+        waiter = sm.get_waiter("endpoint_deleted")
+        waiter.wait(EndpointName="Gone", WaiterConfig={"Delay": 0.05, "MaxAttempts": 200})
+        waited.append("gone")
+
+    waiter = threading.Thread(target=wait_for_deletion)
+    waiter.start()
+    time.sleep(0.2)
+    assert waiter.is_alive()  # still Deleting
+    hosting.finish_deletions()
+    waiter.join(10)
+    assert waited == ["gone"]
+    assert sm.list_endpoints()["Endpoints"] == [] and backend.context.tags(arn) == []
+    assert sm.create_endpoint(EndpointName="gone", EndpointConfigName=config)["EndpointArn"] == arn
+
+
+def test_an_endpoint_still_creating_cannot_be_deleted(world: World, backend: LocalSageMaker) -> None:
+    backend.serving.processes = SlowDeletes(serve=False)  # type: ignore[assignment]
+    sm = sagemaker(world)
+    arn = sm.create_endpoint(EndpointName="e", EndpointConfigName=world.endpoint_config(world.model()))[
+        "EndpointArn"
+    ]
+    with pytest.raises(ClientError) as error:
+        sm.delete_endpoint(EndpointName="e")
+    assert refusal(error) == ("ValidationException", f'Cannot update in-progress endpoint "{arn}".')
+    assert sm.describe_endpoint(EndpointName="e")["EndpointStatus"] == "Creating"
+
+
+def test_a_deletion_a_restart_interrupted_is_finished_when_the_server_starts(
+    world: World, backend: LocalSageMaker, tmp_path: Path
+) -> None:
+    backend.serving.processes = SlowDeletes()  # type: ignore[assignment]
+    sm = sagemaker(world)
+    config = world.endpoint_config(world.model())
+    arn = sm.create_endpoint(EndpointName="e", EndpointConfigName=config,
+                             Tags=[{"Key": "k", "Value": "v"}])["EndpointArn"]
+    kept = world.endpoint(config)
+    sm.delete_endpoint(EndpointName="e")
+
+    again, hosting = restarted(backend, tmp_path / "state")
+    try:
+        assert list(hosting.restored) == [kept]
+        listed = World(again).sm("ListEndpoints")["Endpoints"]
+        assert [(e["EndpointName"], e["EndpointStatus"]) for e in listed] == [(kept, "InService")]
+        assert again.context.tags(arn) == []
+    finally:
+        again.shutdown()

@@ -145,6 +145,17 @@ def deployed(hosting: Endpoints, store: DirStore, version: str = "v1", **kwargs)
     return status
 
 
+def deployed_holding_requests(hosting: Endpoints, store: DirStore, tmp_path: Path) -> Path:
+    """Deploy v1 so that a "block" request waits for `<flags>/release`; returns the flags folder."""
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    status = StatusLog()
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+    hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", uri, {"TEST_FLAG_DIR": str(flags)})], None, status)
+    assert status.wait(1) == [("ep", "InService", "", "d1")]
+    return flags
+
+
 def test_deploy_then_invoke_and_capture_successful_requests(
     hosting: Endpoints, store: DirStore, tmp_path: Path
 ) -> None:
@@ -225,12 +236,7 @@ def test_a_model_that_does_not_answer_in_time_is_reported_as_sagemaker_reports_i
 ) -> None:
     """Status 0 and SageMaker's words, not a 502 of the model's; the server serves on."""
     monkeypatch.setattr(model_process, "INVOKE_TIMEOUT_SECONDS", 1.0)
-    flags = tmp_path / "flags"
-    flags.mkdir()
-    status = StatusLog()
-    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
-    hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", uri, {"TEST_FLAG_DIR": str(flags)})], None, status)
-    assert status.wait(1) == [("ep", "InService", "", "d1")]
+    flags = deployed_holding_requests(hosting, store, tmp_path)
     refused = hosting.invoke("ep", b"a,b", "text/csv", JSON)
     assert (refused.status, refused.log_stream) == (415, "AllTraffic/d1")
 
@@ -420,14 +426,30 @@ def test_failed_update_keeps_the_old_model_serving(hosting: Endpoints, store: Di
     assert hosting.server_pids("ep") == pids
 
 
-def test_delete_stops_the_model_server(hosting: Endpoints, store: DirStore) -> None:
-    deployed(hosting, store)
+def test_delete_refuses_invocations_at_once_and_reports_once_the_drained_server_stopped(
+    hosting: Endpoints, store: DirStore, tmp_path: Path
+) -> None:
+    flags = deployed_holding_requests(hosting, store, tmp_path)
     pid = hosting.server_pids("ep")["AllTraffic"]
-    assert pid_alive(pid)
-    hosting.delete("ep")
-    assert not pid_alive(pid)
+    in_flight: list[InvokeResult] = []
+    blocked = threading.Thread(target=lambda: in_flight.append(hosting.invoke("ep", b'"block"', JSON, JSON)))
+    blocked.start()
+    wait_until(lambda: (flags / "started").exists(), WAIT_SECONDS, "the request to reach the model")
+
+    gone = threading.Event()
+    seen: list[tuple[str, bool]] = []
+    started = time.monotonic()
+    hosting.delete("ep", lambda name: (seen.append((name, pid_alive(pid))), gone.set()))
+    assert time.monotonic() - started < 1  # it does not wait for the drain
     with pytest.raises(EndpointNotReady, match="not found"):
         hosting.invoke("ep", b'"x"', JSON, JSON)
+    assert not gone.wait(0.5) and pid_alive(pid)  # the request in flight is still being answered
+
+    (flags / "release").touch()
+    assert gone.wait(WAIT_SECONDS)
+    blocked.join(WAIT_SECONDS)
+    assert answer(in_flight[0])["echo"] == "block"
+    assert seen == [("ep", False)]
 
 
 def tcp_listeners(pid: int) -> list[str]:
@@ -468,8 +490,9 @@ def test_a_model_server_listens_on_its_own_socket_only_and_an_isolated_one_reach
         reached = answer(hosting.invoke("ep", json.dumps({"reach": listener.getsockname()[1]}).encode(),
                                         JSON, JSON))["echo"]
     assert reached.startswith("no network") if isolated else reached == "connected", reached
-    hosting.delete("ep")
-    assert not sockets[0].exists()
+    gone = threading.Event()
+    hosting.delete("ep", lambda name: gone.set())
+    assert gone.wait(WAIT_SECONDS) and not sockets[0].exists()
 
 
 def test_an_isolated_model_cannot_download_its_inference_code(hosting: Endpoints, store: DirStore) -> None:

@@ -111,8 +111,8 @@ class InstantHosting:
             200, b'{"predictions": []}', "application/json", "AllTraffic", self.custom_attributes
         )
 
-    def delete(self, endpoint_name: str) -> None:
-        pass
+    def delete(self, endpoint_name: str, on_gone: Any) -> None:
+        on_gone(endpoint_name)
 
     def shutdown(self) -> None:
         pass

@@ -224,16 +224,22 @@ class Endpoints:
         finally:
             deployment.release()
 
-    def delete(self, endpoint_name: str) -> None:
-        """Stop serving at once; returns after in-flight invocations finished and servers stopped.
+    def delete(self, endpoint_name: str, on_gone: Callable[[str], None]) -> None:
+        """Stop serving at once and return: in-flight invocations finish and the servers stop in the
+        background, as SageMaker deletes an endpoint, then ``on_gone(endpoint_name)`` is called;
+        not if hosting shuts down first (its owner finishes the deletion when it starts again).
         A deployment still in progress is cancelled by its own thread."""
         with self._lock:
             endpoint = self._endpoints.pop(endpoint_name, None)
             deployment = endpoint.serving if endpoint else None
             if endpoint:
                 endpoint.serving = None
-        if deployment:
-            self._retire(deployment, DRAIN_SECONDS)
+        threading.Thread(
+            target=self._retire_deleted,
+            args=(endpoint_name, deployment, on_gone),
+            name=f"delete-{endpoint_name}",
+            daemon=True,
+        ).start()
 
     def shutdown(self) -> None:
         """Stop every model server (including ones still starting) and the spawner thread."""
@@ -423,6 +429,19 @@ class Endpoints:
         server.stop()
         with self._lock:
             self._live.discard(server)
+
+    def _retire_deleted(
+        self, name: str, deployment: _Deployment | None, on_gone: Callable[[str], None]
+    ) -> None:
+        if deployment:
+            self._retire(deployment, DRAIN_SECONDS)
+        with self._lock:
+            if self._closed:
+                return
+        try:
+            on_gone(name)
+        except Exception:
+            log.exception("deletion callback failed for endpoint %s", name)
 
     def _retire(self, deployment: _Deployment, drain_seconds: float) -> None:
         """Wait for the deployment's in-flight invocations (bounded), then stop its servers."""

@@ -38,6 +38,7 @@ ENDPOINTS = _listing(
 MODEL_SUMMARY = ("ModelName", "ModelArn", "CreationTime")
 ENDPOINT_CONFIG_SUMMARY = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
 ENDPOINT_SUMMARY = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+IN_PROGRESS = ("Creating", "Updating", "Deleting")  # statuses SageMaker updates and deletes nothing in
 
 
 class EndpointOperations:
@@ -155,8 +156,7 @@ class EndpointOperations:
         with self.context.lock:
             body = self.context.get("endpoint", request["EndpointName"], "endpoint")
             name = body["EndpointName"]
-            if body["EndpointStatus"] in ("Creating", "Updating"):
-                raise invalid(f'Cannot update in-progress endpoint "{body["EndpointArn"]}".')
+            _refuse_in_progress(body)
             if body["EndpointStatus"] == "Failed":  # SageMaker's answer: delete it, create it again
                 raise invalid(f'Cannot update failed endpoint "{body["EndpointArn"]}".')
             config = self.describe_endpoint_config(request)
@@ -185,11 +185,14 @@ class EndpointOperations:
         )
 
     def delete_endpoint(self, request: Body) -> Body:
-        body = self.context.get("endpoint", request["EndpointName"], "endpoint")
-        name = body["EndpointName"]
-        self.serving.delete(name)
-        self.database.delete("endpoint", name)
-        self.context.delete_tags(body["EndpointArn"])
+        """As on SageMaker, the endpoint is Deleting (invocations refused, its name still taken)
+        while its servers drain and stop; then it is gone, with its tags."""
+        with self.context.lock:
+            body = self.context.get("endpoint", request["EndpointName"], "endpoint")
+            _refuse_in_progress(body)
+            body.update(EndpointStatus="Deleting", LastModifiedTime=time.time())
+            self.database.put("endpoint", body["EndpointName"], body, body["CreationTime"])
+        self.serving.delete(body["EndpointName"])
         return {}
 
 
@@ -211,6 +214,14 @@ class EndpointRecords:
     def endpoints(self) -> list[Body]:
         return self.context.database.all("endpoint")
 
+    def forget_endpoint(self, name: str) -> None:
+        """A deleted endpoint's record and tags, once its servers have stopped."""
+        with self.context.lock:
+            body = self.context.database.get("endpoint", name)
+            if body is not None:
+                self.context.database.delete("endpoint", name)
+                self.context.delete_tags(body["EndpointArn"])
+
     def set_endpoint(self, name: str, **changes: Any) -> None:
         """Record a hosting outcome (called from hosting threads)."""
         with self.context.lock:
@@ -224,6 +235,12 @@ class EndpointRecords:
                     body[key] = value
             body["LastModifiedTime"] = time.time()
             self.context.database.put("endpoint", name, body, body["CreationTime"])
+
+
+def _refuse_in_progress(endpoint: Body) -> None:
+    """SageMaker's answer to an update or a deletion while the endpoint is changing."""
+    if endpoint["EndpointStatus"] in IN_PROGRESS:
+        raise invalid(f'Cannot update in-progress endpoint "{endpoint["EndpointArn"]}".')
 
 
 def _refuse(problems: list[str]) -> None:

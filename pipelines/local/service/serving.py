@@ -54,6 +54,8 @@ class Records(Protocol):
 
     def set_endpoint(self, name: str, **changes: Any) -> None: ...
 
+    def forget_endpoint(self, name: str) -> None: ...
+
 
 class Serving:
     def __init__(self, records: Records, processes: Endpoints) -> None:
@@ -161,11 +163,15 @@ class Serving:
             raise ServiceError("ValidationException", str(error)) from None
 
     def restore_all(self) -> None:
-        """After a restart: serve again what was serving; unfinished updates are abandoned. An
-        endpoint that cannot be served again is Failed with the reason; the others still start."""
+        """After a restart: serve again what was serving; unfinished updates are abandoned and
+        unfinished deletions finished. An endpoint that cannot be served again is Failed with the
+        reason; the others still start."""
         for endpoint in self.records.endpoints():
             serving = endpoint.get("_Serving")
             name = endpoint["EndpointName"]
+            if endpoint["EndpointStatus"] == "Deleting":  # its servers stopped with the server
+                self.records.forget_endpoint(name)
+                continue
             if not serving:
                 if endpoint["EndpointStatus"] != "Failed":  # a Failed one keeps its own reason
                     self.records.set_endpoint(
@@ -232,7 +238,8 @@ class Serving:
             raise ServiceError("ValidationError", str(error)) from None
 
     def delete(self, endpoint_name: str) -> None:
-        self.processes.delete(endpoint_name)
+        """Stop serving now; the record goes once the servers have drained and stopped."""
+        self.processes.delete(endpoint_name, self.records.forget_endpoint)
 
     def shutdown(self) -> None:
         self.processes.shutdown()
