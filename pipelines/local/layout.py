@@ -10,6 +10,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines import REPO_ROOT
+from pipelines.local.system.isolation import Confinement
+
 
 @dataclass(frozen=True)
 class StateLayout:
@@ -62,6 +65,12 @@ class StateLayout:
     def credentials(self) -> Path:
         """The access key id and secret that every request to the server must be signed with."""
         return self.root / "credentials.json"
+
+    def confinement(self) -> Confinement:
+        """What jobs and model servers must not see or change: this state (the server's
+        credentials, its database, Lambda code, other jobs' and endpoints' files), the user's AWS
+        keys, and the project's code (read-only)."""
+        return Confinement(read_only=(REPO_ROOT,), hidden=(self.root, Path.home() / ".aws"))
 
     def create_root(self) -> None:
         """The state directory, open to its owner only: it holds credentials and captured traffic."""

@@ -1,8 +1,9 @@
-"""Whether this machine can take a job off the network, found by trying, and the reason when not."""
+"""Whether this machine can confine a job, found by trying, and the reason when not."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ def fresh_probe() -> Iterator[None]:
     ("found", "reason"),
     [
         (None, "util-linux's unshare is not installed"),
-        ("/bin/false", "`unshare --net --map-current-user` cannot make a network namespace here"),
+        ("/bin/false", "`unshare --user --map-current-user --mount --net` cannot make namespaces here"),
     ],
 )
 def test_a_machine_that_cannot_isolate_says_why(
@@ -30,7 +31,18 @@ def test_a_machine_that_cannot_isolate_says_why(
     assert isolation.isolation_unavailable().startswith(reason)
 
 
-def test_an_isolated_command_runs_through_unshare_without_root() -> None:
-    command = isolation.without_network(["python3", "step.py"])
-    assert command[1:] == ["--net", "--map-current-user", "--", "python3", "step.py"]
+def test_a_confined_command_runs_through_unshare_without_root() -> None:
+    command = isolation.confined(["python3", "step.py"], Path("/jobs/a"), None, network=False)
     assert command[0].endswith("unshare")
+    assert command[1:6] == ["--user", "--map-current-user", "--mount", "--net", "--"]
+    assert command[-3:] == ["confined", "python3", "step.py"]
+
+
+def test_without_namespaces_a_command_runs_unconfined_unless_it_needs_no_network(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(isolation, "isolation_unavailable", lambda: "no user namespaces here")
+    assert isolation.confined(["python3", "step.py"], Path("/jobs/a"), None) == ["python3", "step.py"]
+    assert "no user namespaces here" in caplog.text
+    with pytest.raises(RuntimeError, match="cannot take a process off the network: no user namespaces here"):
+        isolation.confined(["python3", "step.py"], Path("/jobs/a"), None, network=False)

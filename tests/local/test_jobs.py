@@ -26,7 +26,7 @@ from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.jobs.toolkit import to_cmd_args
 from pipelines.local.jobs.training import run_training_job
 from pipelines.local.storage.objects import ObjectStore
-from pipelines.local.system.isolation import isolation_unavailable
+from pipelines.local.system.isolation import Confinement, isolation_unavailable
 from pipelines.local.system.supervision import ProcessExit
 
 BUCKET = "s3://my-bucket/p"
@@ -149,6 +149,51 @@ REACH_SCRIPT = _script(
         (out / "reach.txt").write_text(f"no network: {error}")
     """
 )
+
+
+PEEK_SCRIPT = _script(
+    """
+    import json, os, sys
+    from pathlib import Path
+
+    secret, code = Path(sys.argv[1]), Path(sys.argv[2])
+    seen = {}
+    try:
+        seen["secret"] = secret.read_text()
+    except OSError as error:
+        seen["secret"] = type(error).__name__
+    try:
+        (code / "rewritten.py").write_text("x")
+        seen["code"] = "written"
+    except OSError as error:
+        seen["code"] = type(error).__name__
+    out = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train"
+    (out / "seen.json").write_text(json.dumps(seen))
+    """
+)
+
+
+def test_a_confined_job_cannot_read_the_state_or_change_the_code(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    state, code = tmp_path / "state", tmp_path / "code"
+    code.mkdir()
+    state.mkdir()
+    (state / "credentials.json").write_text("the server's keys")
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(
+        store, PEEK_SCRIPT, arguments=[str(state / "credentials.json"), str(code)]
+    )
+    confinement = Confinement(read_only=(code,), hidden=(state,))
+    outcome = run_processing_job("peek-1", request, store, state / "jobs", io.StringIO(), confinement=confinement)
+    assert outcome.status == "Succeeded", outcome.failure_reason
+    seen = json.loads(store.get_bytes(f"{BUCKET}/runs/x/train/seen.json"))
+    if isolation_unavailable():  # no namespaces on this kernel: the job runs as before, unconfined
+        assert seen == {"secret": "the server's keys", "code": "written"}
+        return
+    assert seen == {"secret": "FileNotFoundError", "code": "OSError"}  # hidden; a read-only file system
+    assert not (code / "rewritten.py").exists()
+    assert (state / "credentials.json").read_text() == "the server's keys"
 
 
 @pytest.mark.parametrize("isolated", [False, True])

@@ -334,6 +334,7 @@ class StepRunners:
             self.log,
             cancel=self.cancel,
             progress=lambda description: self._save_progress(kind, description),
+            confinement=self.runner.layout.confinement(),
         )
         self.runner.jobs.save_job(kind, result.properties)
         status = "Stopped" if self._stopped(result) else result.status

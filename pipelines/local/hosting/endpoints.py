@@ -44,6 +44,7 @@ from pipelines.local.hosting.model_process import (
 )
 from pipelines.local.hosting.model_server import MAX_PAYLOAD_BYTES
 from pipelines.local.system.identity import ACCOUNT
+from pipelines.local.system.isolation import Confinement
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,10 @@ Outcome = tuple[str, str, "str | None"]  # (status, failure_reason, serving_depl
 class Endpoints:
     """All model server processes of all endpoints. Thread-safe."""
 
-    def __init__(self, root: Path, store: PathStore) -> None:
+    def __init__(self, root: Path, store: PathStore, confinement: Confinement | None = None) -> None:
         self._root = root
         self._store = store
+        self._confinement = confinement  # what model servers must not see (system/isolation.py)
         self._lock = threading.Lock()
         self._endpoints: dict[str, _Endpoint] = {}
         self._live: set[ModelServerProcess] = set()
@@ -383,7 +385,9 @@ class Endpoints:
                 )
                 writer = self._capture_writer(endpoint.name, variant.variant_name, capture)
                 # A deployment runs one server per variant: its id is that server's instance id.
-                server = launch(variant, variant_dir, deployment_id, self._store, writer, self._spawner)
+                server = launch(
+                    variant, variant_dir, deployment_id, self._store, writer, self._spawner, self._confinement
+                )
                 self._track(server)
                 servers.append(server)
             started = time.monotonic()

@@ -27,7 +27,7 @@ from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.jobs.requirements import check_code_dir
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
-from pipelines.local.system.isolation import without_network
+from pipelines.local.system.isolation import Confinement, confined
 from pipelines.local.system.supervision import dying_with_parent, terminate
 from steps.integrity import ModelDataMismatch, check_digest, registered_digest, sha256_file
 
@@ -229,10 +229,12 @@ def launch(
     store: PathStore,
     capture: CaptureWriter | None,
     spawner: ThreadPoolExecutor,
+    confinement: Confinement | None = None,
     python: str = sys.executable,
 ) -> ModelServerProcess:
-    """Unpack the model and start its server (not yet healthy) on the `spawner` thread;
-    `instance_id` names it in log streams, as an instance's id does on SageMaker."""
+    """Unpack the model and start its server (not yet healthy) on the `spawner` thread, confined
+    to its variant's directory (system/isolation.py); `instance_id` names it in log streams, as an
+    instance's id does on SageMaker."""
     model_dir = variant_dir / "model"
     archive = _locate(store, variant.model_data_url)
     if variant.model_data_sha256 is not None:
@@ -243,8 +245,8 @@ def launch(
     server_socket = ServerSocket(variant_dir)
     argv = [python, "-m", "pipelines.local.hosting.model_server", "--model-dir", str(model_dir),
             "--socket", server_socket.name]
-    if variant.network_isolation:
-        argv = without_network(argv)
+    if confinement is not None or variant.network_isolation:
+        argv = confined(argv, variant_dir, confinement, network=not variant.network_isolation)
     try:
         process, offset = _spawn(argv, env, log_path, spawner, variant_dir)
     except BaseException:

@@ -22,7 +22,7 @@ from typing import IO, Any
 from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
-from pipelines.local.system.isolation import without_network
+from pipelines.local.system.isolation import Confinement, confined
 from pipelines.local.system.supervision import KILL_GRACE_SECONDS, ProcessExit, run_to_end
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
@@ -134,10 +134,13 @@ def run_container(
     cancel: threading.Event | None,
     isolated: bool = False,
     grace: float = KILL_GRACE_SECONDS,
+    confinement: Confinement | None = None,
 ) -> ProcessExit:
     """Run the container command; its output goes to the execution log and the job's logs.txt.
-    A network-isolated job runs with no network at all (system/isolation.py); a stopped one gets
-    `grace` seconds between SIGTERM and SIGKILL."""
-    command = without_network(argv) if isolated else argv
+    It sees its job directory and what `confinement` leaves of the machine, and a network-isolated
+    job no network at all (system/isolation.py); a stopped one gets `grace` seconds between
+    SIGTERM and SIGKILL."""
+    unconfined = confinement is None and not isolated
+    command = argv if unconfined else confined(argv, job.root, confinement, network=not isolated)
     with open(job.root / "logs.txt", "w", encoding="utf-8") as logs_file:
         return run_to_end(command, env, cwd, (log, logs_file), job.root / "pgid", timeout, cancel, grace)

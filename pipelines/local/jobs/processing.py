@@ -39,6 +39,7 @@ from pipelines.local.jobs.outcome import (
 )
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.clock import now_timestamp
+from pipelines.local.system.isolation import Confinement
 
 _PYTHONS = {"python", "python3"}
 PROCESSING_DIR = PurePosixPath("/opt/ml/processing")
@@ -57,9 +58,10 @@ def run_processing_job(
     *,
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
+    confinement: Confinement | None = None,
 ) -> JobResult:
-    """Run a CreateProcessingJob request: stage inputs, run the entrypoint, upload the outputs;
-    `progress` gets the job's description as it starts."""
+    """Run a CreateProcessingJob request: stage inputs, run the entrypoint (confined, see
+    run_container), upload the outputs; `progress` gets the job's description as it starts."""
     start = now_timestamp()
     if progress is not None:
         progress(_processing_description(job_name, request, start))
@@ -77,7 +79,9 @@ def run_processing_job(
         return _processing_outcome(job_name, request, start, refused(exc))
     env = {**base_env(job), **rebased_env(request.get("Environment"), job.base)}
     timeout = max_runtime(request)
-    finish = run_container(argv, env, job.base, job, log, timeout, cancel, isolated=network_isolated(request))
+    finish = run_container(
+        argv, env, job.base, job, log, timeout, cancel, network_isolated(request), confinement=confinement
+    )
     ending = processing_status(finish, job.base / "output" / "message", timeout)
     if ending.status == "Completed":
         try:

@@ -52,6 +52,7 @@ from pipelines.local.jobs.toolkit import (
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore, iter_files
 from pipelines.local.system.clock import format_timestamp, now_timestamp
+from pipelines.local.system.isolation import Confinement
 
 # SecondaryStatusTransitions' StatusMessage for each phase a local training job goes through.
 PHASE_MESSAGES = {
@@ -79,6 +80,7 @@ def run_training_job(
     cancel: threading.Event | None = None,
     stop_grace: float = STOP_GRACE_SECONDS,
     progress: Progress | None = None,
+    confinement: Confinement | None = None,
 ) -> JobResult:
     """Run a CreateTrainingJob request as the scikit-learn image's training toolkit would;
     `progress` gets the job's description as it starts and at each phase after."""
@@ -123,7 +125,8 @@ def run_training_job(
     argv = [sys.executable, program, *args]
     phases.enter("Training")
     finish = run_container(
-        argv, env, job.base / "code", job, log, timeout, cancel, network_isolated(request), stop_grace
+        argv, env, job.base / "code", job, log, timeout, cancel, network_isolated(request), stop_grace,
+        confinement,
     )
     failure_file = job.base / "output" / "failure"
     ending = job_status(finish, timeout, lambda: training_failure(finish, failure_file, argv))

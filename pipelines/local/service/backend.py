@@ -53,7 +53,8 @@ class LocalSageMaker:
             layout=layout,
         )
         self.pipelines.runner = self.runner
-        self.serving = Serving(EndpointRecords(self.context), Endpoints(layout.endpoints, self.context.store))
+        hosting = Endpoints(layout.endpoints, self.context.store, layout.confinement())
+        self.serving = Serving(EndpointRecords(self.context), hosting)
         self.endpoints = EndpointOperations(self.context, self.serving)
         self._operations: dict[str, dict[str, Operation]] = {
             "SageMaker": _operations(

@@ -1,40 +1,94 @@
-"""A job taken off the network, as SageMaker's EnableNetworkIsolation takes its container off.
+"""A job or model server confined as a container confines it: its own directory, nothing of the
+local control plane, and (with SageMaker's EnableNetworkIsolation) no network.
 
-The command runs in a network namespace of its own, whose only interface is a loopback that is
-down: no connection leaves it, not to the internet, not to S3, not to this machine's own servers.
-`unshare --net --map-current-user` (util-linux) makes it without root where the kernel lets users
-create namespaces; the process keeps its user id, so the files it writes are the user's as before.
-Where the kernel does not allow it (or util-linux is older than 2.38), the job is refused rather
-than run with the network.
+Every child runs in a user and mount namespace of its own (`unshare --user --map-current-user
+--mount`, util-linux, no root): the trees a `Confinement` names read-only cannot be changed (the
+project's code: a step must not rewrite the server it runs under), the hidden ones are empty (the
+state directory with the server's credentials, its database, the Lambda code and other jobs'
+files; the user's cloud keys), and only the child's own directory is writable where it was. With
+`network=False` it also gets a network namespace whose only interface is a loopback that is down:
+no connection leaves it, not to the internet, not to S3, not to this machine's own servers. The
+process keeps its user id, so the files it writes are the user's as before.
+
+Where the kernel does not let users create namespaces (or util-linux is older than 2.38), a child
+that needs no network isolation runs unconfined, with a warning once; one that does is refused by
+its caller rather than run with the network.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import shlex
 import shutil
 import subprocess
+from dataclasses import dataclass
+from pathlib import Path
 
-UNSHARE = ("--net", "--map-current-user", "--")
+log = logging.getLogger(__name__)
+
+NAMESPACES = ("--user", "--map-current-user", "--mount")
+WITHOUT_NETWORK = ("--net",)
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What children may see of this machine besides their own directory."""
+
+    read_only: tuple[Path, ...]
+    hidden: tuple[Path, ...]
 
 
 @functools.cache
 def isolation_unavailable() -> str:
-    """Why this machine cannot take a job off the network ("" when it can), found once by trying."""
+    """Why this machine cannot confine a child ("" when it can), found once by trying."""
     unshare = shutil.which("unshare")
     if unshare is None:
         return "util-linux's unshare is not installed"
     try:
         probe = subprocess.run(
-            [unshare, *UNSHARE, "true"], capture_output=True, text=True, timeout=10, check=False
+            [unshare, *NAMESPACES, *WITHOUT_NETWORK, "--", "true"],
+            capture_output=True, text=True, timeout=10, check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"unshare could not run ({error})"
     if probe.returncode != 0:
-        command = " ".join(["unshare", *UNSHARE[:-1]])
-        return f"`{command}` cannot make a network namespace here ({probe.stderr.strip()})"
+        command = " ".join(["unshare", *NAMESPACES, *WITHOUT_NETWORK])
+        return f"`{command}` cannot make namespaces here ({probe.stderr.strip()})"
     return ""
 
 
-def without_network(argv: list[str]) -> list[str]:
-    """`argv` to run in a network namespace of its own (isolation_unavailable() must be "")."""
-    return [str(shutil.which("unshare")), *UNSHARE, *argv]
+def confined(argv: list[str], own: Path, confinement: Confinement | None, network: bool = True) -> list[str]:
+    """`argv` to run confined to `own` (isolation_unavailable() must be "" when network is False);
+    as it is when there is nothing to confine it with."""
+    unavailable = isolation_unavailable()
+    if unavailable:
+        if not network:
+            raise RuntimeError(f"cannot take a process off the network: {unavailable}")
+        _warn_unconfined(unavailable)
+        return list(argv)
+    namespaces = NAMESPACES if network else NAMESPACES + WITHOUT_NETWORK
+    script = _setup(own, confinement or Confinement((), ()))
+    return [str(shutil.which("unshare")), *namespaces, "--", "sh", "-c", script, "confined", *argv]
+
+
+def _setup(own: Path, confinement: Confinement) -> str:
+    """The mounts, in the new namespace, then exec the command. `own` is opened first and bound
+    back over any hidden tree that holds it (by descriptor: its path is hidden by then)."""
+    quoted = shlex.quote(str(own))
+    lines = ["set -e", f"exec 3<{quoted}"]
+    for path in confinement.read_only:
+        if path.is_dir():
+            lines += [f"mount --bind {shlex.quote(str(path))} {shlex.quote(str(path))}",
+                      f"mount -o remount,bind,ro {shlex.quote(str(path))}"]
+    for path in confinement.hidden:
+        if path.is_dir():
+            lines.append(f"mount -t tmpfs -o mode=0700,size=1m hidden {shlex.quote(str(path))}")
+    lines += [f"mkdir -p {quoted}", f"mount --no-canonicalize --bind /proc/self/fd/3 {quoted}",
+              "exec 3<&-", 'exec "$@"']
+    return "\n".join(lines)
+
+
+@functools.cache
+def _warn_unconfined(reason: str) -> None:
+    log.warning("jobs and model servers run unconfined, able to read the state directory: %s", reason)
