@@ -185,7 +185,9 @@ def test_a_confined_job_cannot_read_the_state_or_change_the_code(
         store, PEEK_SCRIPT, arguments=[str(state / "credentials.json"), str(code)]
     )
     confinement = Confinement(read_only=(code,), hidden=(state,))
-    outcome = run_processing_job("peek-1", request, store, state / "jobs", io.StringIO(), confinement=confinement)
+    outcome = run_processing_job(
+        "peek-1", request, store, state / "jobs", io.StringIO(), confinement=confinement
+    )
     assert outcome.status == "Succeeded", outcome.failure_reason
     seen = json.loads(store.get_bytes(f"{BUCKET}/runs/x/train/seen.json"))
     if isolation_unavailable():  # no namespaces on this kernel: the job runs as before, unconfined
