@@ -262,6 +262,46 @@ def test_an_approval_reaches_only_the_rule_of_its_own_group(service: LocalSageMa
         ("arn:deploy", mine)]
 
 
+PACKAGE = {"InferenceSpecification": {"Containers": [{"Image": "i", "ModelDataUrl": "s3://b/m"}]},
+           "ModelApprovalStatus": "PendingManualApproval"}
+EVERY_PACKAGE_EVENT = {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"]}
+
+
+def test_a_package_event_carries_the_envelope_and_the_detail_sagemaker_sends(service: LocalSageMaker) -> None:
+    functions = RecordingFunctions()
+    service.events.functions = functions  # type: ignore[assignment]
+    call(service, "PutRule", Name="r", EventPattern=json.dumps(EVERY_PACKAGE_EVENT))
+    call(service, "PutTargets", Rule="r", Targets=[{"Id": "1", "Arn": "arn:deploy"}])
+    arn = service.registry.register_model_package(
+        {"ModelPackageGroupName": "g", **PACKAGE, "CertifyForMarketplace": False,
+         "CustomerMetadataProperties": {"ModelDataSha256": "ab"}})
+    call(service, "UpdateModelPackage", ModelPackageArn=arn, ModelApprovalStatus="Approved",
+         ApprovalDescription="looked at it")
+    wait_until(lambda: functions.invoked, 10, "the rule's target to be invoked")
+    ((_, event),) = functions.invoked
+    described = call(service, "DescribeModelPackage", ModelPackageName=arn)
+    assert set(event) == {"version", "id", "detail-type", "source", "account", "time", "region",
+                          "resources", "detail"}
+    assert (event["version"], event["source"], event["detail-type"], event["account"],
+            event["region"], event["resources"]) == (
+        "0", "aws.sagemaker", "SageMaker Model Package State Change", "000000000000", "us-east-1", [arn])
+    assert str(uuid.UUID(event["id"])) == event["id"]
+    sent = datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs(sent.timestamp() - datetime.now(UTC).timestamp()) < 60
+    detail = event["detail"]
+    assert detail["CreationTime"] == round(described["CreationTime"] * 1000) <= detail["LastModifiedTime"]
+    assert {key: detail[key] for key in (
+        "ModelPackageName", "ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn",
+        "InferenceSpecification", "ModelPackageStatus", "ModelApprovalStatus", "ApprovalDescription",
+        "CertifyForMarketplace", "CustomerMetadataProperties")} == {
+        "ModelPackageName": "g/1", "ModelPackageGroupName": "g", "ModelPackageVersion": 1,
+        "ModelPackageArn": arn, "InferenceSpecification": PACKAGE["InferenceSpecification"],
+        "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
+        "ApprovalDescription": "looked at it", "CertifyForMarketplace": False,
+        "CustomerMetadataProperties": {"ModelDataSha256": "ab"}}
+    assert "CreatedBy" not in detail
+
+
 @pytest.mark.parametrize(
     ("pattern", "event", "expected"),
     [

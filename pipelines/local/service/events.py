@@ -12,6 +12,8 @@ import json
 import logging
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid
@@ -19,10 +21,19 @@ from pipelines.local.lambdas.functions import Functions
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Listing, numbered
 from pipelines.local.storage.database import Body, public
-from pipelines.local.system.identity import arn
+from pipelines.local.system.identity import ACCOUNT, arn
 
 log = logging.getLogger(__name__)
-APPROVAL_EVENT = "SageMaker Model Package State Change"
+MODEL_PACKAGE_EVENT = "SageMaker Model Package State Change"
+# What a version's event carries of its description, when set: the members of AWS's event reference
+# ("Events that Amazon SageMaker sends to Amazon EventBridge") and of events SageMaker sent.
+PACKAGE_DETAIL = (
+    "ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn", "ModelPackageDescription",
+    "CreationTime", "InferenceSpecification", "ModelPackageStatus", "ModelPackageStatusDetails",
+    "CertifyForMarketplace", "ModelApprovalStatus", "ApprovalDescription", "MetadataProperties",
+    "ModelMetrics", "CustomerMetadataProperties", "ModelLifeCycle", "LastModifiedTime",
+)
+EPOCH_MILLISECONDS = ("CreationTime", "LastModifiedTime")  # as SageMaker writes them in events
 TARGETS = Listing.as_recorded(
     "ListTargetsByRule", "Targets", "Id", scope=("Rule", "EventBusName"), limit_member="Limit"
 )
@@ -54,6 +65,23 @@ def _check_pattern(pattern: Any) -> None:
             _check_pattern(value)
     elif not isinstance(pattern, list) or any(isinstance(v, (dict, list)) for v in pattern):
         raise invalid("Event pattern is not valid: leaves must be arrays of values.")
+
+
+def _time(moment: float) -> str:
+    """An event's `time`: ISO 8601 in UTC to the second, as EventBridge writes it."""
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def package_detail(package: Body) -> Body:
+    """A version's description as its state change event carries it."""
+    detail: Body = {
+        "ModelPackageName": f"{package['ModelPackageGroupName']}/{package['ModelPackageVersion']}",
+        **{key: package[key] for key in PACKAGE_DETAIL if key in package},
+    }
+    for key in EPOCH_MILLISECONDS:
+        if key in detail:
+            detail[key] = round(float(detail[key]) * 1000)
+    return detail
 
 
 class EventOperations:
@@ -123,21 +151,26 @@ class EventOperations:
             self.database.delete("event_rule", request["Name"])
         return {}
 
+    def _event(
+        self, source: str, detail_type: str, resources: list[str], detail: Body, moment: float
+    ) -> Body:
+        """The envelope EventBridge puts around every event."""
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": detail_type,
+            "source": source,
+            "account": ACCOUNT,
+            "time": _time(moment),
+            "region": self.context.region,
+            "resources": resources,
+            "detail": detail,
+        }
+
     def model_package_approved(self, package: Body) -> None:
-        """What SageMaker emits when a version becomes Approved."""
-        self.emit(
-            {
-                "version": "0",
-                "source": "aws.sagemaker",
-                "detail-type": APPROVAL_EVENT,
-                "detail": {
-                    "ModelPackageArn": package["ModelPackageArn"],
-                    "ModelPackageGroupName": package["ModelPackageGroupName"],
-                    "ModelPackageVersion": package["ModelPackageVersion"],
-                    "ModelApprovalStatus": package["ModelApprovalStatus"],
-                },
-            }
-        )
+        """What SageMaker sends when a version becomes Approved."""
+        self.emit(self._event("aws.sagemaker", MODEL_PACKAGE_EVENT, [package["ModelPackageArn"]],
+                              package_detail(package), time.time()))
 
     def emit(self, event: Body) -> None:
         """Invoke, asynchronously as EventBridge does, each target of every matching rule."""
