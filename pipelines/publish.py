@@ -99,13 +99,17 @@ def local_function_configuration(settings: Settings) -> dict[str, Any]:
 
 
 def approval_rule_pattern(settings: Settings) -> dict[str, object]:
-    """The EventBridge pattern of the approval rule: an Approved version of this project's group."""
+    """The EventBridge pattern of the approval rule (infra/template.yaml's): a version of this
+    project's group that an update made Approved. SageMaker also sends the event when a version is
+    created and when other members change; a version created Approved is deployed by whoever made
+    it (the pipeline's DeployEndpoint step), and annotating an Approved one deploys nothing."""
     return {
         "source": ["aws.sagemaker"],
         "detail-type": ["SageMaker Model Package State Change"],
         "detail": {
             "ModelPackageGroupName": [settings.model_package_group],
             "ModelApprovalStatus": ["Approved"],
+            "UpdatedModelPackageFields": ["ModelApprovalStatus"],
         },
     }
 

@@ -1,4 +1,5 @@
-"""The approval rule fires for an Approved version of the project's group, and for nothing else.
+"""The approval rule fires when an update makes a version of the project's group Approved, and for
+nothing else: not for a version created Approved, nor for an annotation of an Approved one.
 
 Patterns are matched by moto's implementation of EventBridge pattern matching, not by a copy of
 the pattern's logic, on events shaped like SageMaker's "Model Package State Change".
@@ -14,6 +15,9 @@ from infra_helpers import ACCOUNT, REGION, Stack
 from moto.events.models import EventPattern
 from moto.events.utils import EventMessageType
 
+from pipelines.publish import approval_rule_pattern
+from pipelines.settings import Settings
+
 GROUP = "sentiment-classifier"
 
 
@@ -22,7 +26,9 @@ def state_change(
     group: str = GROUP,
     detail_type: str = "SageMaker Model Package State Change",
     source: str = "aws.sagemaker",
+    updated: list[str] | None = None,
 ) -> EventMessageType:
+    """SageMaker's event for version 3; `updated` is what an update changed (None: its creation)."""
     arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/3"
     return {
         "version": "0",
@@ -41,8 +47,12 @@ def state_change(
             "CreationTime": 1714564800000,
             "ModelPackageStatus": "Completed",
             "ModelApprovalStatus": status,
+            **({} if updated is None else {"UpdatedModelPackageFields": updated}),
         },
     }
+
+
+APPROVAL = ["ModelApprovalStatus"]
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +65,21 @@ def pattern(stack: Stack) -> EventPattern:
 @pytest.mark.parametrize(
     "event, fires",
     [
-        (state_change(), True),
-        (state_change(status="Rejected"), False),
-        (state_change(status="PendingManualApproval"), False),
-        (state_change(group="another-model"), False),
-        (state_change(group="sentiment-classifier-v2"), False),
-        (state_change(detail_type="SageMaker Model State Change"), False),
-        (state_change(source="custom.sagemaker"), False),
+        (state_change(updated=APPROVAL), True),
+        (state_change(updated=["ApprovalDescription", "ModelApprovalStatus"]), True),
+        (state_change(), False),
+        (state_change(updated=["CustomerMetadataProperties"]), False),
+        (state_change(status="Rejected", updated=APPROVAL), False),
+        (state_change(status="PendingManualApproval", updated=APPROVAL), False),
+        (state_change(group="another-model", updated=APPROVAL), False),
+        (state_change(group="sentiment-classifier-v2", updated=APPROVAL), False),
+        (state_change(detail_type="SageMaker Model State Change", updated=APPROVAL), False),
+        (state_change(source="custom.sagemaker", updated=APPROVAL), False),
     ],
-    ids=["approved", "rejected", "pending", "other-group", "group-prefix", "other-type", "other-source"],
+    ids=["approved", "approved-with-description", "created-approved", "annotated", "rejected", "pending",
+         "other-group", "group-prefix", "other-type", "other-source"],
 )
-def test_rule_fires_only_for_approved_versions_of_the_group(
+def test_rule_fires_only_when_an_update_approves_a_version_of_the_group(
     pattern: EventPattern, event: EventMessageType, fires: bool
 ) -> None:
     assert pattern.matches_event(event) is fires
@@ -75,8 +89,13 @@ def test_rule_follows_the_group_parameter(template: dict[str, Any]) -> None:
     stack = Stack(template, ModelPackageGroupName="reviews-v2")
     rule = stack.properties("ModelApprovedRule")
     pattern = EventPattern.load(json.dumps(rule["EventPattern"]))
-    assert pattern.matches_event(state_change(group="reviews-v2"))
-    assert not pattern.matches_event(state_change(group=GROUP))
+    assert pattern.matches_event(state_change(group="reviews-v2", updated=APPROVAL))
+    assert not pattern.matches_event(state_change(group=GROUP, updated=APPROVAL))
+
+
+def test_the_local_target_puts_the_same_rule(stack: Stack) -> None:
+    local = approval_rule_pattern(Settings(model_package_group=GROUP))
+    assert stack.properties("ModelApprovedRule")["EventPattern"] == local
 
 
 def test_rule_invokes_the_deploy_function_which_allows_exactly_this_rule(stack: Stack) -> None:

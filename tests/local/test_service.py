@@ -25,6 +25,8 @@ from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.lambdas.functions import Invocation
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.service.events import matches
+from pipelines.publish import approval_rule_pattern
+from pipelines.settings import Settings
 
 from . import inprocess
 from .world import InstantHosting, local_sagemaker
@@ -244,6 +246,97 @@ class RecordingFunctions:
         return Invocation({"ok": True})
 
 
+def recording(service: LocalSageMaker, pattern: dict[str, Any], *targets: dict[str, Any]
+              ) -> RecordingFunctions:
+    """A rule named "r" with these targets (one plain target if none), whose invocations are recorded."""
+    functions = RecordingFunctions()
+    service.events.functions = functions  # type: ignore[assignment]
+    call(service, "PutRule", Name="r", EventPattern=json.dumps(pattern))
+    call(service, "PutTargets", Rule="r", Targets=list(targets) or [{"Id": "1", "Arn": "arn:deploy"}])
+    return functions
+
+
+def received(functions: RecordingFunctions, count: int) -> list[Any]:
+    """The first `count` payloads the targets received (none of a later event can come first:
+    a target's thread starts before the operation that sent its event returns)."""
+    wait_until(lambda: len(functions.invoked) >= count, 10, f"{count} invocations")
+    return [payload for _, payload in functions.invoked[:count]]
+
+
+PACKAGE = {"InferenceSpecification": {"Containers": [{"Image": "i", "ModelDataUrl": "s3://b/m"}]},
+           "ModelApprovalStatus": "PendingManualApproval"}
+EVERY_PACKAGE_EVENT = {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"]}
+
+
+def test_a_package_event_carries_the_envelope_and_the_detail_sagemaker_sends(service: LocalSageMaker) -> None:
+    functions = recording(service, EVERY_PACKAGE_EVENT)
+    arn = service.registry.register_model_package(
+        {"ModelPackageGroupName": "g", **PACKAGE, "CertifyForMarketplace": False,
+         "CustomerMetadataProperties": {"ModelDataSha256": "ab"}})
+    call(service, "UpdateModelPackage", ModelPackageArn=arn, ModelApprovalStatus="Approved",
+         ApprovalDescription="looked at it")
+    created, approved = received(functions, 2)
+    described = call(service, "DescribeModelPackage", ModelPackageName=arn)
+    assert set(created) == {"version", "id", "detail-type", "source", "account", "time", "region",
+                            "resources", "detail"}
+    assert (created["version"], created["source"], created["detail-type"], created["account"],
+            created["region"], created["resources"]) == (
+        "0", "aws.sagemaker", "SageMaker Model Package State Change", "000000000000", "us-east-1", [arn])
+    assert str(uuid.UUID(created["id"])) == created["id"] != approved["id"]
+    sent = datetime.strptime(created["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs(sent.timestamp() - datetime.now(UTC).timestamp()) < 60
+    detail = created["detail"]
+    assert detail["CreationTime"] == round(described["CreationTime"] * 1000)
+    assert {key: detail[key] for key in (
+        "ModelPackageName", "ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn",
+        "InferenceSpecification", "ModelPackageStatus", "ModelApprovalStatus", "CertifyForMarketplace",
+        "CustomerMetadataProperties")} == {
+        "ModelPackageName": "g/1", "ModelPackageGroupName": "g", "ModelPackageVersion": 1,
+        "ModelPackageArn": arn, "InferenceSpecification": PACKAGE["InferenceSpecification"],
+        "ModelPackageStatus": "Completed", "ModelApprovalStatus": "PendingManualApproval",
+        "CertifyForMarketplace": False, "CustomerMetadataProperties": {"ModelDataSha256": "ab"}}
+    assert "UpdatedModelPackageFields" not in detail and "CreatedBy" not in detail
+    update = approved["detail"]
+    assert update["ModelApprovalStatus"] == "Approved" and update["ApprovalDescription"] == "looked at it"
+    assert update["UpdatedModelPackageFields"] == ["ApprovalDescription", "ModelApprovalStatus"]
+    assert update["LastModifiedTime"] >= update["CreationTime"] == detail["CreationTime"]
+
+
+def test_every_change_of_a_package_is_sent_and_rules_pick_by_pattern(service: LocalSageMaker) -> None:
+    functions = recording(service, {"detail": {"ModelPackageGroupName": ["g"]}})
+    pending = service.registry.register_model_package({"ModelPackageGroupName": "g", **PACKAGE})
+    service.registry.register_model_package(
+        {"ModelPackageGroupName": "g", **PACKAGE, "ModelApprovalStatus": "Approved"})
+    call(service, "UpdateModelPackage", ModelPackageArn=pending, ModelApprovalStatus="Rejected")
+    call(service, "UpdateModelPackage", ModelPackageArn=pending, ModelApprovalStatus="Rejected")  # no change
+    call(service, "UpdateModelPackage", ModelPackageArn=pending, CustomerMetadataProperties={"k": "v"})
+    call(service, "UpdateModelPackage", ModelPackageArn=pending, ModelApprovalStatus="Approved")
+    events = received(functions, 5)
+    assert [(e["detail"]["ModelPackageVersion"], e["detail"]["ModelApprovalStatus"],
+             e["detail"].get("UpdatedModelPackageFields")) for e in events] == [
+        (1, "PendingManualApproval", None), (2, "Approved", None), (1, "Rejected", ["ModelApprovalStatus"]),
+        (1, "Rejected", ["CustomerMetadataProperties"]), (1, "Approved", ["ModelApprovalStatus"])]
+    assert len(functions.invoked) == 5
+
+
+def test_the_approval_rule_deploys_what_an_update_approves_and_not_what_the_pipeline_registered(
+    service: LocalSageMaker,
+) -> None:
+    functions = recording(service, approval_rule_pattern(Settings(model_package_group="g")))
+    registered = service.registry.register_model_package(  # the pipeline's own, deployed by its step
+        {"ModelPackageGroupName": "g", **PACKAGE, "ModelApprovalStatus": "Approved"})
+    call(service, "UpdateModelPackage", ModelPackageArn=registered, CustomerMetadataProperties={"k": "v"})
+    pending = service.registry.register_model_package({"ModelPackageGroupName": "g", **PACKAGE})
+    call(service, "UpdateModelPackage", ModelPackageArn=pending, ModelApprovalStatus="Approved")
+    (event,) = received(functions, 1)
+    assert event["detail"]["ModelPackageArn"] == pending
+    call(service, "UpdateModelPackage", ModelPackageArn=pending, ModelApprovalStatus="Rejected")
+    for status in ("PendingManualApproval", "Approved"):  # a rollback to the registered version
+        call(service, "UpdateModelPackage", ModelPackageArn=registered, ModelApprovalStatus=status)
+    assert [e["detail"]["ModelPackageArn"] for e in received(functions, 2)] == [pending, registered]
+    assert len(functions.invoked) == 2
+
+
 def test_an_approval_reaches_only_the_rule_of_its_own_group(service: LocalSageMaker) -> None:
     functions = RecordingFunctions()
     service.events.functions = functions  # type: ignore[assignment]
@@ -260,46 +353,6 @@ def test_an_approval_reaches_only_the_rule_of_its_own_group(service: LocalSageMa
     wait_until(lambda: functions.invoked, 10, "the rule's target to be invoked")
     assert [(target, event["detail"]["ModelPackageArn"]) for target, event in functions.invoked] == [
         ("arn:deploy", mine)]
-
-
-PACKAGE = {"InferenceSpecification": {"Containers": [{"Image": "i", "ModelDataUrl": "s3://b/m"}]},
-           "ModelApprovalStatus": "PendingManualApproval"}
-EVERY_PACKAGE_EVENT = {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"]}
-
-
-def test_a_package_event_carries_the_envelope_and_the_detail_sagemaker_sends(service: LocalSageMaker) -> None:
-    functions = RecordingFunctions()
-    service.events.functions = functions  # type: ignore[assignment]
-    call(service, "PutRule", Name="r", EventPattern=json.dumps(EVERY_PACKAGE_EVENT))
-    call(service, "PutTargets", Rule="r", Targets=[{"Id": "1", "Arn": "arn:deploy"}])
-    arn = service.registry.register_model_package(
-        {"ModelPackageGroupName": "g", **PACKAGE, "CertifyForMarketplace": False,
-         "CustomerMetadataProperties": {"ModelDataSha256": "ab"}})
-    call(service, "UpdateModelPackage", ModelPackageArn=arn, ModelApprovalStatus="Approved",
-         ApprovalDescription="looked at it")
-    wait_until(lambda: functions.invoked, 10, "the rule's target to be invoked")
-    ((_, event),) = functions.invoked
-    described = call(service, "DescribeModelPackage", ModelPackageName=arn)
-    assert set(event) == {"version", "id", "detail-type", "source", "account", "time", "region",
-                          "resources", "detail"}
-    assert (event["version"], event["source"], event["detail-type"], event["account"],
-            event["region"], event["resources"]) == (
-        "0", "aws.sagemaker", "SageMaker Model Package State Change", "000000000000", "us-east-1", [arn])
-    assert str(uuid.UUID(event["id"])) == event["id"]
-    sent = datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    assert abs(sent.timestamp() - datetime.now(UTC).timestamp()) < 60
-    detail = event["detail"]
-    assert detail["CreationTime"] == round(described["CreationTime"] * 1000) <= detail["LastModifiedTime"]
-    assert {key: detail[key] for key in (
-        "ModelPackageName", "ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn",
-        "InferenceSpecification", "ModelPackageStatus", "ModelApprovalStatus", "ApprovalDescription",
-        "CertifyForMarketplace", "CustomerMetadataProperties")} == {
-        "ModelPackageName": "g/1", "ModelPackageGroupName": "g", "ModelPackageVersion": 1,
-        "ModelPackageArn": arn, "InferenceSpecification": PACKAGE["InferenceSpecification"],
-        "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
-        "ApprovalDescription": "looked at it", "CertifyForMarketplace": False,
-        "CustomerMetadataProperties": {"ModelDataSha256": "ab"}}
-    assert "CreatedBy" not in detail
 
 
 @pytest.mark.parametrize(

@@ -105,3 +105,20 @@ def test_approving_a_version_of_another_group_deploys_nothing(
     assert target == settings.deploy_function_arn
     assert event["detail"]["ModelPackageArn"] == ours
     assert event["detail"]["ModelPackageGroupName"] == settings.model_package_group
+
+
+def test_a_version_the_pipeline_registers_approved_is_not_deployed_again_by_the_rule(
+    service: LocalSageMaker, settings: Settings
+) -> None:
+    """Locally a run registers its version Approved and its DeployEndpoint step deploys it; the
+    creation event must not start a second, concurrent deploy of the same version."""
+    functions = RecordingFunctions()
+    service.events.functions = functions  # type: ignore[assignment]
+    publish_approval_rule(SimpleNamespace(settings=settings, events=InProcessEvents(service)))  # type: ignore[arg-type]
+    assert settings.approval_status == "Approved"
+    service.registry.register_model_package({
+        "ModelPackageGroupName": settings.model_package_group,
+        "ModelApprovalStatus": settings.approval_status,
+        "InferenceSpecification": {"Containers": [{"Image": "sklearn", "ModelDataUrl": "s3://b/m.tar.gz"}]},
+    })
+    assert functions.invoked == []

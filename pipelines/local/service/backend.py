@@ -41,7 +41,7 @@ class LocalSageMaker:
             self.context.database, layout.functions, region, server_url, layout.credentials
         )
         self.events = EventOperations(self.context, self.functions)
-        self.registry = RegistryOperations(self.context, self.events.model_package_approved)
+        self.registry = RegistryOperations(self.context, self.events.model_package_changed)
         self.pipelines = PipelineOperations(self.context)
         self.jobs = JobOperations(self.context)
         self.runner = ExecutionRunner(

@@ -1,5 +1,5 @@
-"""EventBridge rules, as far as SageMaker's events need them: an approved model version goes to
-whatever Lambda function a rule whose pattern matches it targets.
+"""EventBridge rules, as far as SageMaker's events need them: the event a model version's creation
+or change sends goes to whatever Lambda function a rule whose pattern matches it targets.
 
 On AWS the infra stack's rule filters approvals by model package group and targets the deploy
 function; locally `upsert` puts the same rule through the same API calls, so approving a version in
@@ -72,8 +72,9 @@ def _time(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def package_detail(package: Body) -> Body:
-    """A version's description as its state change event carries it."""
+def package_detail(package: Body, before: Body | None) -> Body:
+    """A version's description as its state change event carries it; for an update, with the
+    members it changed (`UpdatedModelPackageFields`)."""
     detail: Body = {
         "ModelPackageName": f"{package['ModelPackageGroupName']}/{package['ModelPackageVersion']}",
         **{key: package[key] for key in PACKAGE_DETAIL if key in package},
@@ -81,7 +82,16 @@ def package_detail(package: Body) -> Body:
     for key in EPOCH_MILLISECONDS:
         if key in detail:
             detail[key] = round(float(detail[key]) * 1000)
+    if before is not None:
+        detail["UpdatedModelPackageFields"] = changed_members(before, package)
     return detail
+
+
+def changed_members(before: Body, after: Body) -> list[str]:
+    return sorted(
+        key for key in set(before) | set(after)
+        if key != "LastModifiedTime" and before.get(key) != after.get(key)
+    )
 
 
 class EventOperations:
@@ -167,10 +177,12 @@ class EventOperations:
             "detail": detail,
         }
 
-    def model_package_approved(self, package: Body) -> None:
-        """What SageMaker sends when a version becomes Approved."""
+    def model_package_changed(self, package: Body, before: Body | None) -> None:
+        """What SageMaker sends when a version is created (`before` None) or updated."""
+        if before is not None and not changed_members(before, package):
+            return
         self.emit(self._event("aws.sagemaker", MODEL_PACKAGE_EVENT, [package["ModelPackageArn"]],
-                              package_detail(package), time.time()))
+                              package_detail(package, before), time.time()))
 
     def emit(self, event: Body) -> None:
         """Invoke, asynchronously as EventBridge does, each target of every matching rule."""

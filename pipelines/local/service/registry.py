@@ -52,10 +52,10 @@ MAX_ADDITIONAL = DESCRIBED_PACKAGE.members["AdditionalInferenceSpecifications"].
 
 
 class RegistryOperations:
-    def __init__(self, context: ServiceContext, on_approved: Callable[[Body], None]) -> None:
+    def __init__(self, context: ServiceContext, on_change: Callable[[Body, Body | None], None]) -> None:
         self.context = context
         self.database = context.database
-        self._on_approved = on_approved
+        self._on_change = on_change  # SageMaker's state change event: (version, before the update)
 
     def create_model_package_group(self, request: Body) -> Body:
         name = request["ModelPackageGroupName"]
@@ -126,6 +126,7 @@ class RegistryOperations:
         with self.context.lock:
             body = self.database.add_package(group, describe, now)
             self.context.add_tags(body["ModelPackageArn"], request.get("Tags", []))
+        self._on_change(_described(body), None)
         return {"ModelPackageArn": body["ModelPackageArn"]}
 
     def register_model_package(self, request: Body) -> str:
@@ -158,7 +159,6 @@ class RegistryOperations:
         )
 
     def update_model_package(self, request: Body) -> Body:
-        status = request.get("ModelApprovalStatus")
         unsupported = sorted(set(request) - UPDATE_MEMBERS)
         if unsupported:
             raise invalid(f"UpdateModelPackage with {', '.join(unsupported)} is not supported locally.")
@@ -168,14 +168,13 @@ class RegistryOperations:
                 raise invalid("InferenceSpecification and SourceUri cannot be updated in the same request.")
         with self.context.lock:
             body = self._package(request["ModelPackageArn"])
-            was = body["ModelApprovalStatus"]
+            before = dict(body)
             body.update({key: request[key] for key in UPDATED_AS_GIVEN if key in request})
             _update_metadata(body, request)
             _add_inference_specifications(body, request.get("AdditionalInferenceSpecificationsToAdd", []))
             body["LastModifiedTime"] = time.time()
             self.database.save_package(body)
-        if status == "Approved" and was != "Approved":
-            self._on_approved(body)
+        self._on_change(_described(body), before)
         return {"ModelPackageArn": body["ModelPackageArn"]}
 
 
