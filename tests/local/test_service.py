@@ -238,18 +238,21 @@ def test_registry_listings_default_as_the_api_reference_says(service: LocalSageM
 
 
 class RecordingFunctions:
-    def __init__(self) -> None:
+    def __init__(self, error: str = "") -> None:
         self.invoked: list[tuple[str, Any]] = []
+        self.error = error
 
     def invoke(self, name_or_arn: str, event: Any) -> Invocation:
+        if name_or_arn == "arn:missing":
+            raise ServiceError("ResourceNotFoundException", "Function not found: arn:missing", 404)
         self.invoked.append((name_or_arn, event))
-        return Invocation({"ok": True})
+        return Invocation(None, self.error) if self.error else Invocation({"ok": True})
 
 
-def recording(service: LocalSageMaker, pattern: dict[str, Any], *targets: dict[str, Any]
-              ) -> RecordingFunctions:
+def recording(service: LocalSageMaker, pattern: dict[str, Any], *targets: dict[str, Any],
+              error: str = "") -> RecordingFunctions:
     """A rule named "r" with these targets (one plain target if none), whose invocations are recorded."""
-    functions = RecordingFunctions()
+    functions = RecordingFunctions(error)
     service.events.functions = functions  # type: ignore[assignment]
     call(service, "PutRule", Name="r", EventPattern=json.dumps(pattern))
     call(service, "PutTargets", Rule="r", Targets=list(targets) or [{"Id": "1", "Arn": "arn:deploy"}])
@@ -335,6 +338,59 @@ def test_the_approval_rule_deploys_what_an_update_approves_and_not_what_the_pipe
         call(service, "UpdateModelPackage", ModelPackageArn=registered, ModelApprovalStatus=status)
     assert [e["detail"]["ModelPackageArn"] for e in received(functions, 2)] == [pending, registered]
     assert len(functions.invoked) == 2
+
+
+def test_targets_are_stored_whole_and_receive_their_input(service: LocalSageMaker) -> None:
+    targets = [
+        {"Id": "event", "Arn": "arn:a", "RetryPolicy": {"MaximumRetryAttempts": 2},
+         "DeadLetterConfig": {"Arn": "arn:aws:sqs:us-east-1:000000000000:dlq"}},
+        {"Id": "constant", "Arn": "arn:b", "Input": json.dumps({"rule": "r", "constant": True})},
+        {"Id": "path", "Arn": "arn:c", "InputPath": "$.detail.ModelPackageArn"},
+        {"Id": "absent", "Arn": "arn:d", "InputPath": "$.detail.Nothing"},
+    ]
+    functions = recording(service, EVERY_PACKAGE_EVENT, *targets)
+    assert call(service, "ListTargetsByRule", Rule="r")["Targets"] == targets
+    arn = service.registry.register_model_package({"ModelPackageGroupName": "g", **PACKAGE})
+    received(functions, 4)
+    payloads = dict(functions.invoked)
+    assert payloads["arn:a"]["detail"]["ModelPackageArn"] == arn
+    assert payloads["arn:b"] == {"rule": "r", "constant": True}
+    assert (payloads["arn:c"], payloads["arn:d"]) == (arn, None)
+
+
+@pytest.mark.parametrize(
+    ("target", "refusal"),
+    [
+        ({"InputTransformer": {"InputTemplate": "<arn>"}}, "InputTransformer is not supported locally"),
+        ({"Input": "{}", "InputPath": "$"}, "only one of Input, InputPath and InputTransformer"),
+        ({"Input": "{nope"}, "Input is not valid JSON"),
+        ({"InputPath": "$.resources[0]"}, "InputPath '\\$.resources\\[0\\]' is not supported locally"),
+    ],
+)
+def test_a_target_whose_input_cannot_be_given_is_refused(
+    service: LocalSageMaker, target: dict[str, Any], refusal: str
+) -> None:
+    call(service, "PutRule", Name="r", EventPattern=json.dumps(EVERY_PACKAGE_EVENT))
+    with pytest.raises(ServiceError, match=refusal) as raised:
+        call(service, "PutTargets", Rule="r", Targets=[{"Id": "t", "Arn": "arn:a", **target}])
+    assert raised.value.code == "ValidationException"
+    assert "Targets" not in call(service, "ListTargetsByRule", Rule="r")
+
+
+def test_a_failing_function_is_tried_three_times_and_a_missing_one_is_logged_with_its_queue(
+    service: LocalSageMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    service.events.retry_delays = (0.0, 0.0)
+    dead_letters = {"Arn": "arn:aws:sqs:us-east-1:000000000000:dlq"}
+    functions = recording(service, EVERY_PACKAGE_EVENT, {"Id": "1", "Arn": "arn:deploy"},
+                          {"Id": "2", "Arn": "arn:missing", "DeadLetterConfig": dead_letters},
+                          error="RuntimeError: no")
+    service.registry.register_model_package({"ModelPackageGroupName": "g", **PACKAGE})
+    first, second, third = received(functions, 3)
+    assert first == second == third
+    wait_until(lambda: "failed (attempt 3 of 3)" in caplog.text, 10, "the last attempt's log")
+    assert "target arn:missing not delivered (arn:aws:sqs:us-east-1:000000000000:dlq)" in caplog.text
+    assert len(functions.invoked) == 3
 
 
 def test_an_approval_reaches_only_the_rule_of_its_own_group(service: LocalSageMaker) -> None:

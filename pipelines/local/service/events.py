@@ -1,5 +1,6 @@
 """EventBridge rules, as far as SageMaker's events need them: the event a model version's creation
-or change sends goes to whatever Lambda function a rule whose pattern matches it targets.
+or change sends goes to whatever Lambda function a rule whose pattern matches it targets, as that
+target's input says.
 
 On AWS the infra stack's rule filters approvals by model package group and targets the deploy
 function; locally `upsert` puts the same rule through the same API calls, so approving a version in
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -37,6 +39,9 @@ EPOCH_MILLISECONDS = ("CreationTime", "LastModifiedTime")  # as SageMaker writes
 TARGETS = Listing.as_recorded(
     "ListTargetsByRule", "Targets", "Id", scope=("Rule", "EventBusName"), limit_member="Limit"
 )
+# Lambda runs an asynchronous invocation that failed twice more, after 1 and then 2 minutes.
+RETRY_DELAYS = (60.0, 120.0)
+DOTTED_PATH = re.compile(r"\$(\.[^.\[\]]+)*")  # the InputPath form served: $ and object keys
 
 
 def matches(pattern: Any, event: Any) -> bool:
@@ -65,6 +70,39 @@ def _check_pattern(pattern: Any) -> None:
             _check_pattern(value)
     elif not isinstance(pattern, list) or any(isinstance(v, (dict, list)) for v in pattern):
         raise invalid("Event pattern is not valid: leaves must be arrays of values.")
+
+
+def _check_target(target: Body) -> None:
+    """What the target receives: the event, `Input` (a constant) or `InputPath` (a part of it)."""
+    given = [member for member in ("Input", "InputPath", "InputTransformer") if member in target]
+    if len(given) > 1:
+        raise _bad_target(target, "only one of Input, InputPath and InputTransformer may be given.")
+    if "InputTransformer" in target:
+        raise _bad_target(target, "InputTransformer is not supported locally; use Input or InputPath.")
+    if "Input" in target:
+        try:
+            json.loads(target["Input"])
+        except ValueError:
+            raise _bad_target(target, "Input is not valid JSON.") from None
+    path = target.get("InputPath")
+    if path is not None and not DOTTED_PATH.fullmatch(path):
+        raise _bad_target(target, f"InputPath {path!r} is not supported locally; "
+                          "use $ or a dotted path such as $.detail.ModelPackageArn.")
+
+
+def _bad_target(target: Body, problem: str) -> ServiceError:
+    return invalid(f"Target {target['Id']}: {problem}")
+
+
+def delivered(target: Body, event: Body) -> Any:
+    """What EventBridge hands the target for this event (a path the event lacks gives null)."""
+    if "Input" in target:
+        return json.loads(target["Input"])
+    found: Any = event
+    path = target.get("InputPath", "$")
+    for key in path[2:].split(".") if path != "$" else []:
+        found = found.get(key) if isinstance(found, dict) else None
+    return found
 
 
 def _time(moment: float) -> str:
@@ -99,6 +137,7 @@ class EventOperations:
         self.context = context
         self.database = context.database
         self.functions = functions
+        self.retry_delays = RETRY_DELAYS
 
     def _rule(self, name: str) -> Body:
         body = self.database.get("event_rule", name)
@@ -134,17 +173,20 @@ class EventOperations:
 
     def put_targets(self, request: Body) -> Body:
         _default_bus(request)
+        for target in request["Targets"]:
+            _check_target(target)
         with self.context.lock:
             body = self._rule(request["Rule"])
             targets = {t["Id"]: t for t in body["_Targets"]}
-            targets.update({t["Id"]: {"Id": t["Id"], "Arn": t["Arn"]} for t in request["Targets"]})
+            targets.update({t["Id"]: t for t in request["Targets"]})
             body["_Targets"] = list(targets.values())
             self.database.put("event_rule", body["Name"], body, time.time())
         return {"FailedEntryCount": 0, "FailedEntries": []}
 
     def list_targets_by_rule(self, request: Body) -> Body:
         _default_bus(request)
-        return TARGETS.page(numbered(self._rule(request["Rule"])["_Targets"]), request, public)
+        page = TARGETS.page(numbered(self._rule(request["Rule"])["_Targets"]), request, public)
+        return {key: value for key, value in page.items() if value}  # no targets: no member (min 1)
 
     def remove_targets(self, request: Body) -> Body:
         _default_bus(request)
@@ -191,14 +233,25 @@ class EventOperations:
                 continue
             for target in rule["_Targets"]:
                 threading.Thread(
-                    target=self._deliver, args=(rule["Name"], target["Arn"], event), daemon=True
+                    target=self._deliver, args=(rule["Name"], target, event), daemon=True
                 ).start()
 
-    def _deliver(self, rule: str, function_arn: str, event: Body) -> None:
-        try:
-            result = self.functions.invoke(function_arn, event)
-        except ServiceError as error:
-            log.error("rule %s: target %s: %s", rule, function_arn, error.message)
-            return
-        if result.error:
-            log.error("rule %s: target %s failed: %s", rule, function_arn, result.error)
+    def _deliver(self, rule: str, target: Body, event: Body) -> None:
+        """Lambda's asynchronous invocation: a function error is tried twice more. An event the
+        function never gets (no such function) is what the target's DeadLetterConfig would
+        receive; the local target has no SQS, so it is logged with the queue it names."""
+        payload = delivered(target, event)
+        for attempt, delay in enumerate((0.0, *self.retry_delays), start=1):
+            time.sleep(delay)
+            try:
+                result = self.functions.invoke(target["Arn"], payload)
+            except ServiceError as error:
+                queue = target.get("DeadLetterConfig", {}).get("Arn", "no dead-letter queue")
+                log.error("rule %s: target %s not delivered (%s): %s", rule, target["Arn"], queue,
+                          error.message)
+                return
+            if not result.error:
+                return
+            log.error("rule %s: target %s failed (attempt %d of %d): %s",
+                      rule, target["Arn"], attempt, len(self.retry_delays) + 1, result.error)
+
