@@ -72,6 +72,10 @@ EXAMPLES: dict[str, Example] = {
     "PutRule": lambda w: {"Name": w.fresh("rule"), "EventPattern": json.dumps({"source": ["nothing"]})},
     "DeleteRule": lambda w: {"Name": w.rule()},
     "PutTargets": lambda w: {"Rule": "r", "Targets": [{"Id": "t1", "Arn": w.known["FunctionArn"]}]},
+    "TestEventPattern": lambda w: {"EventPattern": json.dumps({"source": ["a"]}), "Event": json.dumps({
+        "id": "1", "account": "000000000000", "source": "a", "time": "2024-01-01T00:00:00Z",
+        "region": "us-east-1", "resources": [], "detail-type": "t", "detail": {}})},
+    "PutEvents": lambda w: {"Entries": [{"Source": "a", "DetailType": "t", "Detail": "{}"}]},
     "RemoveTargets": lambda w: {"Rule": "r", "Ids": ["t1"]},
     "CreateFunction": lambda w: {
         "FunctionName": w.fresh("function"), "Handler": "index.handler", "Runtime": "python3.12",
@@ -246,6 +250,7 @@ ITEMS: dict[str, Items] = {
     "ListEndpoints": _each(lambda w: w.endpoint(w.endpoint_config(w.model()))),
     "ListTags": _tags,
     "ListTargetsByRule": _targets,
+    "ListRules": _each(lambda w: w.rule()),
 }
 
 

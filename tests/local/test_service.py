@@ -393,6 +393,57 @@ def test_a_failing_function_is_tried_three_times_and_a_missing_one_is_logged_wit
     assert len(functions.invoked) == 3
 
 
+def test_list_rules_pages_by_name_within_a_prefix(service: LocalSageMaker) -> None:
+    for name in ("b-2", "a", "b-1", "b-3"):
+        call(service, "PutRule", Name=name, EventPattern=json.dumps(EVERY_PACKAGE_EVENT), Description=name)
+    first = call(service, "ListRules", NamePrefix="b-", Limit=2)
+    assert [r["Name"] for r in first["Rules"]] == ["b-1", "b-2"]
+    rest = call(service, "ListRules", NamePrefix="b-", Limit=2, NextToken=first["NextToken"])
+    assert [r["Name"] for r in rest["Rules"]] == ["b-3"] and "NextToken" not in rest
+    (rule,) = call(service, "ListRules", NamePrefix="a")["Rules"]
+    assert rule == {**call(service, "DescribeRule", Name="a"), "Arn": rule["Arn"]}
+    assert (rule["EventBusName"], rule["State"], rule["Description"]) == ("default", "ENABLED", "a")
+    assert len(call(service, "ListRules")["Rules"]) == 4
+
+
+def test_test_event_pattern_matches_a_whole_event(service: LocalSageMaker) -> None:
+    event = {"id": "1", "account": "000000000000", "source": "aws.sagemaker", "time": "2024-01-01T00:00:00Z",
+             "region": "us-east-1", "resources": [], "detail-type": "x", "detail": {"a": "b"}}
+
+    def test(pattern: Any, tried: Any = event) -> bool:
+        return bool(call(service, "TestEventPattern", EventPattern=json.dumps(pattern),
+                         Event=json.dumps(tried))["Result"])
+
+    assert test({"source": ["aws.sagemaker"], "detail": {"a": ["b"]}})
+    assert not test({"detail": {"a": ["c"]}})
+    with pytest.raises(ServiceError, match="missing the fields id, time") as raised:
+        test({"source": ["aws.sagemaker"]}, {k: v for k, v in event.items() if k not in ("id", "time")})
+    assert raised.value.code == "ValidationException"
+    with pytest.raises(ServiceError, match="leaves must be arrays") as raised:
+        test({"source": "aws.sagemaker"})
+    assert raised.value.code == "InvalidEventPatternException"
+
+
+def test_put_events_sends_each_entry_to_the_rules_it_matches(service: LocalSageMaker) -> None:
+    functions = recording(service, {"source": ["my.app"], "detail": {"n": [2]}})
+    answer = call(service, "PutEvents", Entries=[
+        {"Source": "my.app", "DetailType": "t", "Detail": json.dumps({"n": 1})},
+        {"Source": "aws.sagemaker", "DetailType": "t", "Detail": "{}"},
+        {"Source": "my.app", "DetailType": "t", "Detail": "[1]"},
+        {"Source": "my.app", "DetailType": "t", "Detail": "{}", "EventBusName": "other"},
+        {"Source": "my.app", "DetailType": "t", "Detail": json.dumps({"n": 2}), "Resources": ["arn:x"],
+         "Time": 1700000000},
+    ])
+    assert answer["FailedEntryCount"] == 3
+    assert [e.get("ErrorCode") for e in answer["Entries"]] == [
+        None, "NotAuthorizedForSourceException", "MalformedDetail", "ResourceNotFoundException", None]
+    (event,) = received(functions, 1)
+    assert event["id"] == answer["Entries"][4]["EventId"]
+    assert (event["source"], event["detail-type"], event["resources"], event["time"], event["detail"]) == (
+        "my.app", "t", ["arn:x"], "2023-11-14T22:13:20Z", {"n": 2})
+    assert len(functions.invoked) == 1
+
+
 def test_an_approval_reaches_only_the_rule_of_its_own_group(service: LocalSageMaker) -> None:
     functions = RecordingFunctions()
     service.events.functions = functions  # type: ignore[assignment]

@@ -147,7 +147,10 @@ OPERATIONS = {
         ]
     ),
     "AWSEvents": frozenset(
-        ["PutRule", "DescribeRule", "DeleteRule", "PutTargets", "ListTargetsByRule", "RemoveTargets"]
+        [
+            "PutRule", "DescribeRule", "DeleteRule", "ListRules", "PutTargets", "ListTargetsByRule",
+            "RemoveTargets", "TestEventPattern", "PutEvents",
+        ]
     ),
     "Lambda": frozenset(
         ["CreateFunction", "GetFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration"]

@@ -1,6 +1,6 @@
-"""EventBridge rules, as far as SageMaker's events need them: the event a model version's creation
-or change sends goes to whatever Lambda function a rule whose pattern matches it targets, as that
-target's input says.
+"""EventBridge on the default bus, as far as the project and SageMaker's events need it: rules
+whose patterns pick events, Lambda targets they invoke, and the events SageMaker's model registry
+sends.
 
 On AWS the infra stack's rule filters approvals by model package group and targets the deploy
 function; locally `upsert` puts the same rule through the same API calls, so approving a version in
@@ -21,7 +21,7 @@ from typing import Any
 from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.lambdas.functions import Functions
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.listing import Listing, numbered
+from pipelines.local.service.listing import Listing, numbered, prefix, seconds
 from pipelines.local.storage.database import Body, public
 from pipelines.local.system.identity import ACCOUNT, arn
 
@@ -39,9 +39,15 @@ EPOCH_MILLISECONDS = ("CreationTime", "LastModifiedTime")  # as SageMaker writes
 TARGETS = Listing.as_recorded(
     "ListTargetsByRule", "Targets", "Id", scope=("Rule", "EventBusName"), limit_member="Limit"
 )
+# ListRules by name; a caller that does not page gets as many as the API's Limit allows (100).
+RULES = Listing(
+    "ListRules", "Rules", {"Name": "Name"}, identity="Arn", default_sort="Name", default_order="Ascending",
+    filters={"NamePrefix": prefix("Name")}, scope=("EventBusName",), limit_member="Limit", default_limit=100,
+)
 # Lambda runs an asynchronous invocation that failed twice more, after 1 and then 2 minutes.
 RETRY_DELAYS = (60.0, 120.0)
 DOTTED_PATH = re.compile(r"\$(\.[^.\[\]]+)*")  # the InputPath form served: $ and object keys
+ENVELOPE = ("id", "account", "source", "time", "region", "resources", "detail-type")
 
 
 def matches(pattern: Any, event: Any) -> bool:
@@ -64,12 +70,27 @@ def _default_bus(request: Body) -> None:
         raise ServiceError("ResourceNotFoundException", f"Event bus {bus} does not exist.")
 
 
+def _pattern(text: str | None) -> Any:
+    """A rule's pattern, refused as EventBridge refuses one when it is not JSON or uses a form the
+    local matcher does not have (content filters such as prefix, and schedules)."""
+    try:
+        pattern = json.loads(text or "")
+    except ValueError:
+        raise _bad_pattern("EventPattern is not valid JSON (schedules are not supported locally).") from None
+    _check_pattern(pattern)
+    return pattern
+
+
 def _check_pattern(pattern: Any) -> None:
     if isinstance(pattern, dict):
         for value in pattern.values():
             _check_pattern(value)
     elif not isinstance(pattern, list) or any(isinstance(v, (dict, list)) for v in pattern):
-        raise invalid("Event pattern is not valid: leaves must be arrays of values.")
+        raise _bad_pattern("Event pattern is not valid: leaves must be arrays of values.")
+
+
+def _bad_pattern(message: str) -> ServiceError:
+    return ServiceError("InvalidEventPatternException", message)
 
 
 def _check_target(target: Body) -> None:
@@ -148,11 +169,7 @@ class EventOperations:
     def put_rule(self, request: Body) -> Body:
         _default_bus(request)
         name = request["Name"]
-        try:
-            pattern = json.loads(request.get("EventPattern") or "")
-        except ValueError:
-            raise invalid("EventPattern is not valid JSON (schedules are not supported locally).") from None
-        _check_pattern(pattern)
+        _pattern(request.get("EventPattern"))
         with self.context.lock:
             body = self.database.get("event_rule", name) or {
                 "Name": name,
@@ -169,7 +186,23 @@ class EventOperations:
 
     def describe_rule(self, request: Body) -> Body:
         _default_bus(request)
-        return {k: v for k, v in self._rule(request["Name"]).items() if not k.startswith("_")}
+        return _rule_view(self._rule(request["Name"]))
+
+    def list_rules(self, request: Body) -> Body:
+        _default_bus(request)
+        return RULES.page(self.database.all("event_rule"), request, _rule_view)
+
+    def test_event_pattern(self, request: Body) -> Body:
+        """Whether a rule with this pattern would pick this event (which must be a whole event)."""
+        pattern = _pattern(request["EventPattern"])
+        try:
+            event = json.loads(request["Event"])
+        except ValueError:
+            raise invalid("Event is not valid JSON.") from None
+        missing = [field for field in ENVELOPE if not isinstance(event, dict) or field not in event]
+        if missing:
+            raise invalid(f"Event is missing the fields {', '.join(missing)}.")
+        return {"Result": matches(pattern, event)}
 
     def put_targets(self, request: Body) -> Body:
         _default_bus(request)
@@ -202,6 +235,35 @@ class EventOperations:
             self._rule(request["Name"])
             self.database.delete("event_rule", request["Name"])
         return {}
+
+    def put_events(self, request: Body) -> Body:
+        """Custom events to the default bus; each entry succeeds or fails on its own."""
+        entries: list[Body] = []
+        for entry in request["Entries"]:
+            try:
+                entries.append({"EventId": self._put_event(entry)})
+            except ServiceError as error:
+                entries.append({"ErrorCode": error.code, "ErrorMessage": error.message})
+        return {"FailedEntryCount": sum("ErrorCode" in e for e in entries), "Entries": entries}
+
+    def _put_event(self, entry: Body) -> str:
+        _default_bus(entry)
+        missing = next((m for m in ("Source", "DetailType", "Detail") if not entry.get(m)), None)
+        if missing:
+            reason = f"{missing} is a required argument."
+            raise ServiceError("InvalidArgument", f"Parameter {missing} is not valid. Reason: {reason}")
+        if entry["Source"].startswith("aws."):  # AWS services' own sources are theirs alone
+            raise ServiceError("NotAuthorizedForSourceException", "Not authorized for the source.")
+        try:
+            detail = json.loads(entry["Detail"])
+        except ValueError:
+            detail = None
+        if not isinstance(detail, dict):
+            raise ServiceError("MalformedDetail", "Detail is malformed.")
+        moment = seconds(entry["Time"]) if entry.get("Time") is not None else time.time()
+        event = self._event(entry["Source"], entry["DetailType"], entry.get("Resources", []), detail, moment)
+        self.emit(event)
+        return str(event["id"])
 
     def _event(
         self, source: str, detail_type: str, resources: list[str], detail: Body, moment: float
@@ -255,3 +317,6 @@ class EventOperations:
             log.error("rule %s: target %s failed (attempt %d of %d): %s",
                       rule, target["Arn"], attempt, len(self.retry_delays) + 1, result.error)
 
+
+def _rule_view(rule: Body) -> Body:
+    return {**public(rule), "EventBusName": "default"}
