@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import uuid
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +50,13 @@ def broken(event, context):
 
 def environment(event, context):
     return {"environment": dict(os.environ), "home entries": os.listdir(os.environ["HOME"])}
+
+def context(event, context):
+    time.sleep(event.get("seconds", 0))
+    named = ("aws_request_id", "function_name", "function_version", "invoked_function_arn",
+             "memory_limit_in_mb", "log_group_name", "log_stream_name")
+    return {**{name: getattr(context, name) for name in named},
+            "remaining": context.get_remaining_time_in_millis()}
 
 def interpreter(event, context):
     import importlib.util
@@ -109,6 +118,22 @@ def test_a_handler_sees_the_lambda_runtimes_variables_not_the_servers(
     assert (seen["AWS_LAMBDA_FUNCTION_NAME"], seen["ENDPOINT_NAME"]) == ("f", "ep")
     assert Path(seen["PATH"].split(os.pathsep)[0]) == python_runtimes.interpreter("python3.12").parent
     assert result.payload["home entries"] == []
+
+
+def test_the_handler_gets_lambdas_context_with_a_request_id_per_invocation(functions: Functions) -> None:
+    request = {"FunctionName": "f", "Handler": "app.context", "Runtime": "python3.12", "Timeout": 5}
+    functions.create(request, zipped({"app.py": HANDLER}), 0.0)
+
+    first, second = functions.invoke("f", {}).payload, functions.invoke("f", {"seconds": 1}).payload
+
+    assert uuid.UUID(first["aws_request_id"]) != uuid.UUID(second["aws_request_id"])
+    assert (first["function_name"], first["function_version"]) == ("f", "$LATEST")
+    assert first["invoked_function_arn"] == "arn:aws:lambda:us-east-1:000000000000:function:f"
+    assert (first["memory_limit_in_mb"], first["log_group_name"]) == ("128", "/aws/lambda/f")
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", first["log_stream_name"])
+    assert second["log_stream_name"] == first["log_stream_name"]  # the same warm environment
+    assert 4000 < first["remaining"] <= 5000  # counted down from the function's Timeout
+    assert 3000 < second["remaining"] < first["remaining"] - 900
 
 
 def test_a_handler_runs_on_its_runtimes_python_with_only_what_lambda_provides(functions: Functions) -> None:

@@ -16,6 +16,7 @@ import io
 import os
 import re
 import tempfile
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.lambdas.python_runtimes import UnavailableRuntime, interpreter
-from pipelines.local.lambdas.runtime import Configuration, WarmEnvironments
+from pipelines.local.lambdas.runtime import Configuration, Request, WarmEnvironments
 from pipelines.local.storage import credentials
 from pipelines.local.storage.database import Database, public
 from pipelines.local.system.identity import arn
@@ -174,7 +175,8 @@ class Functions:
         """Run the handler once in a warm environment; an exception in it becomes `error`, as
         Lambda reports it."""
         body = self._get(name_or_arn)
-        outcome = self.environments.invoke(self._configuration(body), event, float(body["Timeout"]))
+        request = Request(event, str(uuid.uuid4()), body["FunctionArn"])
+        outcome = self.environments.invoke(self._configuration(body), request, float(body["Timeout"]))
         result = outcome.result
         if result is None:
             return Invocation(None, outcome.failure, outcome.log)
@@ -258,4 +260,6 @@ def reserved_runtime_variables(body: dict[str, Any]) -> dict[str, str]:
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{body['Runtime']}",
         "AWS_LAMBDA_FUNCTION_NAME": body["FunctionName"],
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(body.get("MemorySize", 128)),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{body['FunctionName']}",
     }

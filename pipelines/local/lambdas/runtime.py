@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -31,8 +32,31 @@ IDLE_SECONDS = 600.0  # an environment unused this long is shut down, as Lambda 
 STOP_GRACE_SECONDS = 2.0
 
 RUNTIME = r"""
-import importlib, json, os, sys, traceback
+import importlib, json, os, sys, time, traceback
 module_name, function_name, results_fd = sys.argv[1:4]
+
+
+class LambdaContext:
+    # What Lambda's Python runtime (awslambdaric) passes a handler; no Cognito or mobile client here.
+    def __init__(self, request):
+        self.aws_request_id = request["request_id"]
+        self.invoked_function_arn = request["arn"]
+        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
+        self.memory_limit_in_mb = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+        self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
+        self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
+        self.client_context = self.identity = None
+        self._deadline_ms = request["deadline_ms"]
+
+    def get_remaining_time_in_millis(self):
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+    def log(self, message):
+        sys.stdout.write(message)
+        sys.stdout.flush()
+
+
 sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
 results = os.fdopen(int(results_fd), "w")
 handler = failure = None
@@ -59,7 +83,7 @@ for line in sys.stdin:
         result = failure
     else:
         try:
-            result = {"ok": handler(request["event"], None)}
+            result = {"ok": handler(request["event"], LambdaContext(request))}
         except Exception as error:
             traceback.print_exc()
             result = {"errorType": type(error).__name__, "errorMessage": str(error)}
@@ -84,6 +108,15 @@ class Configuration:
         return json.dumps(
             [self.function, self.interpreter, self.code_dir, self.handler, sorted(self.environment.items())]
         )
+
+
+@dataclass(frozen=True)
+class Request:
+    """One invocation: the event, and what its context names (the request id, the ARN invoked)."""
+
+    event: Any
+    request_id: str
+    arn: str
 
 
 @dataclass
@@ -113,6 +146,9 @@ class Environment:
         init_log = folder / "init.log"
         read_end, write_end = os.pipe()
         module, _, function = configuration.handler.rpartition(".")
+        # Lambda's stream of one environment: `2024/06/01/[$LATEST]<32 hex digits>`.
+        version = configuration.environment["AWS_LAMBDA_FUNCTION_VERSION"]
+        name = time.strftime(f"%Y/%m/%d/[{version}]", time.gmtime()) + uuid.uuid4().hex
         with init_log.open("w") as log:
             process = subprocess.Popen(
                 [configuration.interpreter, "-c", RUNTIME, module, function, str(write_end)],
@@ -120,20 +156,24 @@ class Environment:
                 stdout=log,
                 stderr=log,
                 text=True,
-                env={**configuration.environment, "TMPDIR": str(folder)},
+                env={**configuration.environment, "TMPDIR": str(folder), "AWS_LAMBDA_LOG_STREAM_NAME": name},
                 cwd=configuration.code_dir,
                 pass_fds=(write_end,),
             )
         os.close(write_end)
         return cls(configuration, process, os.fdopen(read_end, "r"), folder, init_log)
 
-    def invoke(self, event: Any, timeout: float) -> Outcome:
+    def invoke(self, invocation: Request, timeout: float) -> Outcome:
         """Run one invocation; on a timeout or a crash the environment is left dead. The first
         invocation's log begins with what the init phase printed, as Lambda's first log does."""
         log_path = self.folder / f"invocation-{self.invocations}.log"
         first = self.invocations == 0
         self.invocations += 1
-        request = json.dumps({"event": event, "log": str(log_path)}) + "\n"
+        deadline_ms = int((time.time() + timeout) * 1000)  # the runtime API's Lambda-Runtime-Deadline-Ms
+        request = json.dumps({
+            "event": invocation.event, "request_id": invocation.request_id, "arn": invocation.arn,
+            "deadline_ms": deadline_ms, "log": str(log_path),
+        }) + "\n"
         line: str | None = ""
         try:
             assert self.process.stdin is not None
@@ -189,9 +229,9 @@ class WarmEnvironments:
         self._idle: dict[str, list[Environment]] = {}
         self._closed = False
 
-    def invoke(self, configuration: Configuration, event: Any, timeout: float) -> Outcome:
+    def invoke(self, configuration: Configuration, request: Request, timeout: float) -> Outcome:
         environment = self._take(configuration) or Environment.start(configuration)
-        outcome = environment.invoke(event, timeout)
+        outcome = environment.invoke(request, timeout)
         self._give_back(environment)
         return outcome
 
