@@ -69,7 +69,7 @@ def test_code_is_read_from_the_s3_object_and_version_named(served: tuple[Dispatc
     [
         ({"S3Bucket": "code", "S3Key": "missing.zip"}, "InvalidParameterValueException",
          "S3 Error Code: NoSuchKey"),
-        ({"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/fn:1"}, "ValidationException",
+        ({"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/fn:1"}, "InvalidParameterValueException",
          "the local Lambda runs .zip packages, not container images"),
     ],
 )

@@ -223,12 +223,20 @@ def test_a_configuration_lambda_would_refuse_changes_nothing(
 
 @pytest.mark.parametrize(
     ("code", "message"),
-    [(b"not a zip", "Could not unzip"), (zipped({"../escape.py": b"x = 1"}), "unsafe path")],
+    [
+        (b"not a zip", "^Could not unzip uploaded file. Please check your file, then try to upload again.$"),
+        (zipped({"../escape.py": b"x = 1"}), "unsafe path"),
+    ],
 )
 def test_bad_code_is_refused(functions: Functions, tmp_path: Path, code: bytes, message: str) -> None:
-    with pytest.raises(ServiceError, match=message):
+    with pytest.raises(ServiceError, match=message) as refused:
         create(functions, "f", "app.answer", code)
+    assert (refused.value.code, refused.value.status) == ("InvalidParameterValueException", 400)
     assert not (tmp_path / "escape.py").exists()
+    create(functions, "f", "app.answer", zipped({"app.py": HANDLER}))
+    with pytest.raises(ServiceError, match=message) as update_refused:
+        functions.update_code("f", code)
+    assert update_refused.value.code == "InvalidParameterValueException"
 
 
 def test_a_handler_is_required_and_names_are_unique(functions: Functions) -> None:

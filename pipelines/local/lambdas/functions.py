@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.local.errors import ServiceError, invalid
+from pipelines.local.errors import ServiceError
 from pipelines.local.lambdas.python_runtimes import UnavailableRuntime, interpreter
 from pipelines.local.lambdas.runtime import Configuration, Request, WarmEnvironments
 from pipelines.local.storage import credentials
@@ -43,6 +43,11 @@ FUNCTION_NAME = re.compile(
     r"(?:arn:[a-zA-Z-]*:lambda:)?(?:[a-z]{2}(?:-gov)?-[a-z]+-\d:)?(?:\d{12}:)?(?:function:)?"
     r"(?P<name>[a-zA-Z0-9_-]+)(?::[a-zA-Z0-9_$-]+)?"
 )
+
+
+def invalid_parameter(message: str) -> ServiceError:
+    """Lambda's code for a request it cannot act on (SageMaker's would be ValidationException)."""
+    return ServiceError("InvalidParameterValueException", message)
 
 
 def function_name(name_or_arn: str) -> str:
@@ -71,7 +76,9 @@ class Functions:
         try:
             zipfile.ZipFile(io.BytesIO(zipped)).testzip()
         except zipfile.BadZipFile:
-            raise invalid("Could not unzip uploaded file.") from None
+            raise invalid_parameter(
+                "Could not unzip uploaded file. Please check your file, then try to upload again."
+            ) from None
         digest = base64.b64encode(hashlib.sha256(zipped).digest()).decode()
         code_dir = self.root / name / hashlib.sha256(zipped).hexdigest()[:16]
         if not code_dir.exists():
@@ -80,7 +87,7 @@ class Functions:
             with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
                 for member in archive.namelist():
                     if member.startswith("/") or ".." in Path(member).parts:
-                        raise invalid(f"unsafe path in function code: {member}")
+                        raise invalid_parameter(f"unsafe path in function code: {member}")
                 archive.extractall(tmp)
             code_dir.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, code_dir)
@@ -92,10 +99,9 @@ class Functions:
         the request or from S3, as update_code's)."""
         name = function_name(request["FunctionName"])
         if not request.get("Handler") or not request.get("Runtime"):
-            raise ServiceError(
-                "InvalidParameterValueException",
+            raise invalid_parameter(
                 "Runtime and Handler are mandatory parameters for functions created with deployment "
-                "packages.",
+                "packages."
             )
         check_configuration(request)
         if self.database.get("function", name):
@@ -199,7 +205,7 @@ def check_configuration(request: dict[str, Any]) -> None:
     try:
         interpreter(request["Runtime"])
     except UnavailableRuntime as error:
-        raise ServiceError("InvalidParameterValueException", str(error)) from None
+        raise invalid_parameter(str(error)) from None
     check_variables(request.get("Environment", {}).get("Variables", {}))
 
 
@@ -231,11 +237,10 @@ def check_variables(variables: dict[str, str]) -> None:
     """Refuse reserved names as Lambda does, rather than let the runtime's value silently win."""
     reserved = sorted(RESERVED_VARIABLES.intersection(variables))
     if reserved:
-        raise ServiceError(
-            "InvalidParameterValueException",
+        raise invalid_parameter(
             "Lambda was unable to configure your environment variables because the environment "
             "variables you have provided contains reserved keys that are currently not supported "
-            f"for modification. Reserved keys used in this request: {', '.join(reserved)}",
+            f"for modification. Reserved keys used in this request: {', '.join(reserved)}"
         )
 
 

@@ -12,8 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pipelines.local.errors import ServiceError, invalid
-from pipelines.local.lambdas.functions import Functions
+from pipelines.local.lambdas.functions import Functions, invalid_parameter
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
 
@@ -40,7 +39,7 @@ class FunctionOperations:
         if "ZipFile" in source:
             return base64.b64decode(source["ZipFile"])
         if "S3Bucket" not in source or "S3Key" not in source:
-            raise invalid(
+            raise invalid_parameter(
                 f"{prefix}ZipFile or {prefix}S3Bucket and {prefix}S3Key are required: the local "
                 "Lambda runs .zip packages, not container images."
             )
@@ -48,8 +47,7 @@ class FunctionOperations:
         try:
             return self.store.get_bytes(uri, source.get("S3ObjectVersion"))
         except (NoSuchKey, ValueError):
-            raise ServiceError(
-                "InvalidParameterValueException",
+            raise invalid_parameter(
                 "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: The "
                 f"specified key does not exist. ({uri})",
             ) from None
