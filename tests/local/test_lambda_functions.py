@@ -17,6 +17,7 @@ import pytest
 from pipelines.local.errors import ServiceError
 from pipelines.local.lambdas import python_runtimes
 from pipelines.local.lambdas.functions import Functions
+from pipelines.local.lambdas.runtime import exit_status
 from pipelines.local.storage.database import Database
 
 HANDLER = b"""
@@ -167,11 +168,46 @@ def test_a_function_lambda_would_refuse_is_refused_at_create(
     assert missing.value.code == "ResourceNotFoundException"
 
 
-def test_an_exception_in_the_handler_is_the_invocation_error(functions: Functions) -> None:
+def test_an_exception_in_the_handler_is_lambdas_error_document(functions: Functions) -> None:
     create(functions, "f", "app.broken", zipped({"app.py": HANDLER}))
+
     result = functions.invoke("f", {})
-    assert result.payload is None and result.error == "RuntimeError: no luck"
-    assert "Traceback" in result.log
+
+    document = result.payload
+    assert result.error == "RuntimeError: no luck"
+    assert list(document) == ["errorMessage", "errorType", "requestId", "stackTrace"]
+    assert (document["errorMessage"], document["errorType"]) == ("no luck", "RuntimeError")
+    assert document["requestId"] == result.request_id
+    [frame] = document["stackTrace"]  # the handler's frames only, not the runtime's
+    assert frame.startswith(f'  File "{functions.root / "f"}/')
+    assert frame.endswith('/app.py", line 28, in broken\n    raise RuntimeError("no luck")\n')
+    assert "[ERROR] RuntimeError: no luck\nTraceback (most recent call last):\n" in result.log
+
+
+@pytest.mark.parametrize(
+    ("value", "payload", "error"),
+    [
+        ("datetime.datetime(2024, 1, 1)", None,
+         "Runtime.MarshalError: Unable to marshal response: datetime.datetime(2024, 1, 1, 0, 0) is not "
+         "JSON serializable"),
+        ("{'price': decimal.Decimal('1.5')}", {"price": 1.5}, ""),  # as DynamoDB numbers come back
+    ],
+)
+def test_a_result_is_marshalled_as_lambdas_runtime_does(
+    functions: Functions, value: str, payload: object, error: str
+) -> None:
+    code = f"import datetime, decimal\ndef handler(event, context):\n    return {value}\n"
+    create(functions, "f", "app.handler", zipped({"app.py": code.encode()}))
+
+    result = functions.invoke("f", {})
+
+    assert result.error == error
+    if error:
+        message = error.split(": ", 1)[1]
+        assert result.payload == {"errorMessage": message, "errorType": "Runtime.MarshalError",
+                                  "requestId": result.request_id, "stackTrace": []}
+    else:
+        assert result.payload == payload
 
 
 def test_new_code_replaces_the_old(functions: Functions) -> None:
@@ -281,14 +317,19 @@ def test_a_timeout_ends_the_environment_and_the_next_call_starts_a_new_one(funct
     request = {"FunctionName": "f", "Handler": "app.slow", "Runtime": "python3.12", "Timeout": 1}
     functions.create(request, zipped({"app.py": HANDLER}), 0.0)
     timed_out = functions.invoke("f", {"seconds": 30})
-    assert timed_out.payload is None and timed_out.error == "Task timed out after 1 seconds"
+    message = f"RequestId: {timed_out.request_id} Error: Task timed out after 1.00 seconds"
+    assert timed_out.payload == {"errorMessage": message, "errorType": "Sandbox.Timedout"}
+    assert timed_out.log.endswith(f"Z {timed_out.request_id} Task timed out after 1.00 seconds\n")
     assert functions.invoke("f", {"seconds": 0}).payload["pid"] > 0
 
 
 def test_a_crashed_environment_is_replaced(functions: Functions) -> None:
     create(functions, "f", "app.crash", zipped({"app.py": HANDLER}))
-    assert functions.invoke("f", {}).error == "Runtime exited with code 3"
-    assert functions.invoke("f", {}).error == "Runtime exited with code 3"  # a fresh one, same fate
+    for _ in range(2):  # a fresh environment, the same fate
+        crashed = functions.invoke("f", {})
+        message = f"RequestId: {crashed.request_id} Error: Runtime exited with error: exit status 3"
+        assert crashed.payload == {"errorMessage": message, "errorType": "Runtime.ExitError"}
+    assert (exit_status(-9), exit_status(-11)) == ("signal: killed", "signal: segmentation fault")
 
 
 @pytest.mark.parametrize(

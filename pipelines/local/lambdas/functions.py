@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import os
 import re
 import tempfile
@@ -33,9 +34,13 @@ from pipelines.local.system.supervision import library_path
 
 @dataclass
 class Invocation:
+    """One invocation's answer: the handler's result, or (when `error` is set) Lambda's error
+    document, which `error` renders in one line for failure reasons and logs."""
+
     payload: Any
-    error: str = ""
-    log: str = ""
+    error: str
+    log: str
+    request_id: str
 
 
 # Lambda's FunctionName: a name, or a full or partial ARN, optionally with a version qualifier.
@@ -178,17 +183,14 @@ class Functions:
         )
 
     def invoke(self, name_or_arn: str, event: Any) -> Invocation:
-        """Run the handler once in a warm environment; an exception in it becomes `error`, as
-        Lambda reports it."""
+        """Run the handler once in a warm environment; what fails is reported as Lambda reports it."""
         body = self._get(name_or_arn)
         request = Request(event, str(uuid.uuid4()), body["FunctionArn"])
         outcome = self.environments.invoke(self._configuration(body), request, float(body["Timeout"]))
-        result = outcome.result
-        if result is None:
-            return Invocation(None, outcome.failure, outcome.log)
-        if "ok" in result:
-            return Invocation(result["ok"], "", outcome.log)
-        return Invocation(None, f"{result['errorType']}: {result['errorMessage']}", outcome.log)
+        if outcome.error is not None:
+            error = f"{outcome.error['errorType']}: {outcome.error['errorMessage']}"
+            return Invocation(outcome.error, error, outcome.log, request.request_id)
+        return Invocation(json.loads(outcome.payload or "null"), "", outcome.log, request.request_id)
 
     def close(self) -> None:
         """Shut down every warm environment (the server is stopping)."""

@@ -15,6 +15,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -26,13 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.local.system import clock
 from pipelines.local.system.supervision import terminate
 
 IDLE_SECONDS = 600.0  # an environment unused this long is shut down, as Lambda reclaims them
 STOP_GRACE_SECONDS = 2.0
 
 RUNTIME = r"""
-import importlib, json, os, sys, time, traceback
+import decimal, importlib, json, os, sys, time, traceback
 module_name, function_name, results_fd = sys.argv[1:4]
 
 
@@ -57,20 +59,33 @@ class LambdaContext:
         sys.stdout.flush()
 
 
+def fault(error_type, message, request, stack=()):
+    # Lambda's error document; its log gets the error and the traceback, as the runtime logs them.
+    trace = traceback.format_list(stack)
+    print(f"[ERROR] {error_type}: {message}", *(["Traceback (most recent call last):"] if trace else []),
+          "".join(trace), sep="\n", end="", file=sys.stderr)
+    return {"error": {"errorMessage": message, "errorType": error_type,
+                      "requestId": request["request_id"], "stackTrace": trace}}
+
+
+def number(value):
+    # awslambdaric's to_json: a Decimal (as DynamoDB returns numbers) is a JSON number, nothing else is.
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    raise TypeError(repr(value) + " is not JSON serializable")
+
+
 sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
 results = os.fdopen(int(results_fd), "w")
 handler = failure = None
 try:
     module = importlib.import_module(module_name)
 except Exception as error:
-    traceback.print_exc()
-    failure = {"errorType": "Runtime.ImportModuleError",
-               "errorMessage": f"Unable to import module '{module_name}': {error}"}
+    failure = ("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}")
 else:
     handler = getattr(module, function_name, None)
     if handler is None:
-        failure = {"errorType": "Runtime.HandlerNotFound",
-                   "errorMessage": f"Handler '{function_name}' missing on module '{module_name}'"}
+        failure = ("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'")
 for line in sys.stdin:
     request = json.loads(line)
     sys.stdout.flush()
@@ -80,16 +95,22 @@ for line in sys.stdin:
     os.dup2(log, 2)
     os.close(log)
     if handler is None:
-        result = failure
+        result = fault(*failure, request)
     else:
         try:
-            result = {"ok": handler(request["event"], LambdaContext(request))}
+            value = handler(request["event"], LambdaContext(request))
         except Exception as error:
-            traceback.print_exc()
-            result = {"errorType": type(error).__name__, "errorMessage": str(error)}
+            # The first frame is this runtime's call of the handler, which Lambda's trace leaves out.
+            result = fault(type(error).__name__, str(error), request,
+                           traceback.extract_tb(error.__traceback__)[1:])
+        else:
+            try:
+                result = {"payload": json.dumps(value, default=number)}
+            except (TypeError, ValueError) as error:
+                result = fault("Runtime.MarshalError", f"Unable to marshal response: {error}", request)
     sys.stdout.flush()
     sys.stderr.flush()
-    results.write(json.dumps(result, default=str) + "\n")
+    results.write(json.dumps(result) + "\n")
     results.flush()
 """
 
@@ -121,11 +142,11 @@ class Request:
 
 @dataclass
 class Outcome:
-    """One invocation as the runtime reports it: a result document, or why there is none."""
+    """One invocation as Lambda reports it: the handler's result as JSON text, or an error document."""
 
-    result: dict[str, Any] | None
+    payload: str | None
+    error: dict[str, Any] | None
     log: str
-    failure: str = ""
 
 
 @dataclass
@@ -184,17 +205,20 @@ class Environment:
         except (BrokenPipeError, OSError):
             pass
         self.last_used = time.monotonic()
-        failure = ""
-        if line is None:
-            self.close()
-            failure = f"Task timed out after {timeout:g} seconds"
-        elif not line:
-            self.close()
-            failure = f"Runtime exited with code {self.process.returncode}"
         log = (_read(self.init_log) if first else "") + _read(log_path)
         if line:
-            return Outcome(json.loads(line), log)
-        return Outcome(None, log, failure)
+            result = json.loads(line)
+            return Outcome(result.get("payload"), result.get("error"), log)
+        self.close()
+        if line is None:
+            failure = ("Sandbox.Timedout", f"Task timed out after {timeout:.2f} seconds")
+            log += f"{clock.now_timestamp()} {invocation.request_id} {failure[1]}\n"
+        else:
+            status = exit_status(self.process.returncode)
+            failure = ("Runtime.ExitError", f"Runtime exited with error: {status}")
+        # Errors of the platform, not of the handler: no requestId or stackTrace members.
+        message = f"RequestId: {invocation.request_id} Error: {failure[1]}"
+        return Outcome(None, {"errorMessage": message, "errorType": failure[0]}, log)
 
     @property
     def alive(self) -> bool:
@@ -208,6 +232,13 @@ class Environment:
         with suppress(OSError):
             self.results.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def exit_status(code: int | None) -> str:
+    """How Lambda's runtime names a process's end: `exit status 3`, `signal: killed`."""
+    if code is not None and code < 0:
+        return f"signal: {signal.strsignal(-code) or -code}".lower()
+    return f"exit status {code}"
 
 
 def _read(path: Path) -> str:
