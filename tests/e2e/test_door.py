@@ -75,6 +75,8 @@ def routes() -> list[tuple[str, str, dict[str, str], bytes, str]]:
         ("PUT", "/2015-03-31/functions/deploy/code", rest, json.dumps({"ZipFile": zipped}).encode(),
          "lambda"),
         ("GET", "/2015-03-31/functions/deploy", {}, b"", "lambda"),
+        ("GET", "/2015-03-31/functions/deploy/configuration?Qualifier=%24LATEST", {}, b"", "lambda"),
+        ("POST", "/2015-03-31/functions/deploy/invocations", rest, b"{}", "lambda"),
         ("POST", "/endpoints/sentiment-classifier/invocations", rest, b'{"review_text": "fake review"}',
          "sagemaker"),
         ("POST", "/no/such/route", rest, b"{}", "sagemaker"),
@@ -202,6 +204,9 @@ def code(call):
 print(json.dumps({
     "sagemaker": code(lambda: boto3.client("sagemaker").list_endpoints()),
     "lambda": code(lambda: boto3.client("lambda").get_function(FunctionName="none")),
+    "invoke": code(lambda: boto3.client("lambda").invoke(FunctionName="none", Payload=b"{}")),
+    "qualified": code(lambda: boto3.client("lambda").get_function_configuration(
+        FunctionName="none", Qualifier="$LATEST")),
     "events": code(lambda: boto3.client("events").describe_rule(Name="none")),
     "runtime": code(lambda: boto3.client("sagemaker-runtime").invoke_endpoint(
         EndpointName="none", Body=b"{}", ContentType="application/json")),
@@ -220,7 +225,8 @@ def test_local_env_lets_a_fresh_sdk_in(state: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout.splitlines()[-1]) == {
         "sagemaker": "ok", "lambda": "ResourceNotFoundException", "events": "ResourceNotFoundException",
-        "runtime": "ValidationError",
+        "runtime": "ValidationError", "invoke": "ResourceNotFoundException",
+        "qualified": "ResourceNotFoundException",
     }
     wrong = f'{exports} && AWS_SECRET_ACCESS_KEY=x {sys.executable} -c "$CHECK"'
     run = subprocess.run(["bash", "-c", wrong], env={**clean, "CHECK": SDK_CHECK}, cwd=REPO_ROOT,

@@ -63,7 +63,9 @@ def client(dispatcher: Dispatcher, service: str) -> Any:
         elif not isinstance(body, bytes):
             body = body.read()
         headers = HTTPHeaders(dict(request.headers.items()))
-        reply = dispatcher.route(request.method, urlsplit(request.url).path, headers, body)
+        url = urlsplit(request.url)
+        target = f"{url.path}?{url.query}" if url.query else url.path
+        reply = dispatcher.route(request.method, target, headers, body)
         answer = {"Content-Type": reply.content_type, **reply.headers}
         return AWSResponse(request.url, reply.status, answer, _Raw(reply.body))
 

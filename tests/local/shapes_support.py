@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from botocore.model import OperationModel, Shape
 
@@ -170,6 +170,7 @@ def send(dispatcher: Dispatcher, group: str, name: str, request: Mapping[str, An
     operation = model(group, name)
     path = operation.http["requestUri"]
     headers: dict[str, str] = {}
+    query: dict[str, str] = {}
     members = dict(request)
     payload = operation.input_shape.serialization.get("payload")
     for member_name, member in operation.input_shape.members.items():
@@ -178,9 +179,12 @@ def send(dispatcher: Dispatcher, group: str, name: str, request: Mapping[str, An
             path = path.replace("{" + member_name + "}", quote(str(members.pop(member_name)), safe=""))
         elif member_name in members and where == "header":
             headers[member.serialization["name"]] = str(members.pop(member_name))
+        elif member_name in members and where == "querystring":
+            query[member.serialization["name"]] = str(members.pop(member_name))
     if payload is not None:
         value = members.pop(payload, b"")
         body = value if isinstance(value, bytes) else base64.b64decode(value)
     else:
         body = json.dumps(members).encode() if members else b""
-    return dispatcher.route(operation.http["method"], path, HTTPHeaders(headers), body)
+    target = f"{path}?{urlencode(query)}" if query else path
+    return dispatcher.route(operation.http["method"], target, HTTPHeaders(headers), body)

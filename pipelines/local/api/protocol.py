@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.local.api.rest import Headers, RestRoutes, has_payload, request_members
+from pipelines.local.api.rest import Headers, RestRoutes, has_payload, request_members, response_members
 from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
@@ -78,7 +78,9 @@ class Dispatcher:
         )
 
     def route(self, method: str, path: str, headers: Headers, body: bytes) -> Reply:
-        """The API a request is for: JSON 1.1 at `/`, else the REST route its path takes."""
+        """The API a request is for: JSON 1.1 at `/`, else the REST route its path (with its query
+        string) takes."""
+        path, _, query = path.partition("?")
         if method == "POST" and path == "/":
             return self.json_api(headers.get("X-Amz-Target", ""), body)
         found = self.rest_routes.match(method, path)
@@ -92,7 +94,7 @@ class Dispatcher:
             content = body if has_payload(route.model) else decode(body) if body else {}
         except ServiceError as error:
             return error_reply(error, "application/json")
-        request = request_members(route.model, uri, headers, content)
+        request = request_members(route.model, uri, headers, content, query)
         if route.group == RUNTIME:
             return self.invoke(request)
         return self.call(route.group, route.model.name, request, "application/json")
@@ -137,7 +139,11 @@ class Dispatcher:
                 message = f"The response of {name} breaks its output shape: {summary(violations)}"
                 log.error("%s", message)
                 return error_reply(ServiceError("InternalFailure", message, 500), content_type)
-        return json_reply(int(model.http.get("responseCode", 200)), result, content_type)
+        status, headers, body = response_members(model, result)
+        raw = isinstance(body, bytes)
+        reply = Reply(status, body, content_type) if raw else json_reply(status, body, content_type)
+        reply.headers.update(headers)
+        return reply
 
     def invoke(self, request: dict[str, Any]) -> Reply:
         """InvokeEndpoint: a model's own 4xx or 5xx, or no answer in time, comes back as

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from botocore.model import OperationModel
 
@@ -50,10 +50,12 @@ class RestRoutes:
 
 
 def request_members(
-    model: OperationModel, uri: Mapping[str, str], headers: Headers, body: bytes | Mapping[str, Any]
+    model: OperationModel, uri: Mapping[str, str], headers: Headers, body: bytes | Mapping[str, Any],
+    query: str = "",
 ) -> dict[str, Any]:
     """The request as one dict of members: `body` is the raw payload when the model names one
-    (an empty payload is an empty value, not a missing one), else the decoded JSON body."""
+    (an empty payload is an empty value, not a missing one), else the decoded JSON body; `query`
+    is the URI's query string."""
     shape = model.input_shape
     members: dict[str, Any] = {}
     payload = shape.serialization.get("payload")
@@ -62,13 +64,36 @@ def request_members(
     else:
         assert isinstance(body, Mapping)
         members.update(body)
+    parameters = dict(parse_qsl(query, keep_blank_values=True))
     for name, member in shape.members.items():
-        if member.serialization.get("location") == "header":
-            value = headers.get(member.serialization["name"], None)
-            if value is not None:
-                members[name] = value
+        where, wire_name = member.serialization.get("location"), member.serialization.get("name")
+        value = headers.get(wire_name, None) if where == "header" else None
+        if where == "querystring" and wire_name in parameters:
+            value = parameters[wire_name]
+            value = int(value) if member.type_name == "integer" and value.isdigit() else value
+        if value is not None:
+            members[name] = value
     members.update(uri)
     return members
+
+
+def response_members(model: OperationModel, result: Mapping[str, Any]) -> tuple[int, dict[str, str], Any]:
+    """The response as the model places its members: (status, headers, body), the body being the
+    raw payload when the model names one, else the members left for a JSON body."""
+    status = int(model.http.get("responseCode", 200))
+    shape = model.output_shape
+    if shape is None:
+        return status, {}, dict(result)
+    headers: dict[str, str] = {}
+    body = dict(result)
+    for name, member in shape.members.items():
+        where = member.serialization.get("location")
+        if name in body and where == "statusCode":
+            status = int(body.pop(name))
+        elif name in body and where == "header":
+            headers[member.serialization["name"]] = str(body.pop(name))
+    payload = shape.serialization.get("payload")
+    return status, headers, body if payload is None else body.get(payload, b"")
 
 
 def has_payload(model: OperationModel) -> bool:

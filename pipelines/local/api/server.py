@@ -155,7 +155,7 @@ class Handler(OneRequestHandler, JsonRequestHandler):
         except (ConnectionError, TimeoutError):
             self.close_connection = True
             return
-        self._send(self._answer(method, path, body))
+        self._send(self._answer(method, self.path, body))
 
     def _answer(self, method: str, path: str, body: bytes) -> Reply:
         try:

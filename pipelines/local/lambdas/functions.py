@@ -43,6 +43,8 @@ class Invocation:
     request_id: str
 
 
+RESPONSE_LIMIT = 6 * 1024 * 1024 + 100  # the largest synchronous response, as Lambda's message counts it
+
 # Lambda's FunctionName: a name, or a full or partial ARN, optionally with a version qualifier.
 FUNCTION_NAME = re.compile(
     r"(?:arn:[a-zA-Z-]*:lambda:)?(?:[a-z]{2}(?:-gov)?-[a-z]+-\d:)?(?:\d{12}:)?(?:function:)?"
@@ -187,9 +189,16 @@ class Functions:
         body = self._get(name_or_arn)
         request = Request(event, str(uuid.uuid4()), body["FunctionArn"])
         outcome = self.environments.invoke(self._configuration(body), request, float(body["Timeout"]))
-        if outcome.error is not None:
-            error = f"{outcome.error['errorType']}: {outcome.error['errorMessage']}"
-            return Invocation(outcome.error, error, outcome.log, request.request_id)
+        document = outcome.error
+        if document is None and len((outcome.payload or "").encode()) > RESPONSE_LIMIT:
+            document = {
+                "errorMessage": "Response payload size exceeded maximum allowed payload size "
+                f"({RESPONSE_LIMIT} bytes).",
+                "errorType": "Function.ResponseSizeTooLarge",
+            }
+        if document is not None:
+            error = f"{document['errorType']}: {document['errorMessage']}"
+            return Invocation(document, error, outcome.log, request.request_id)
         return Invocation(json.loads(outcome.payload or "null"), "", outcome.log, request.request_id)
 
     def close(self) -> None:

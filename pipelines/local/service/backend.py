@@ -153,6 +153,9 @@ OPERATIONS = {
         ]
     ),
     "Lambda": frozenset(
-        ["CreateFunction", "GetFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration"]
+        [
+            "CreateFunction", "GetFunction", "GetFunctionConfiguration", "UpdateFunctionCode",
+            "UpdateFunctionConfiguration", "Invoke",
+        ]
     ),
 }

@@ -8,13 +8,21 @@ run is refused.
 from __future__ import annotations
 
 import base64
+import json
+import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from pipelines.local.errors import ServiceError
 from pipelines.local.lambdas.functions import Functions, invalid_parameter
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
+
+SYNCHRONOUS_PAYLOAD_LIMIT = 6 * 1024 * 1024  # Lambda's request limit for RequestResponse, in bytes
+LOG_TAIL_BYTES = 4096  # LogType Tail: the end of the invocation's log
+log = logging.getLogger(__name__)
 
 
 class FunctionOperations:
@@ -33,6 +41,53 @@ class FunctionOperations:
 
     def update_function_configuration(self, request: Body) -> Body:
         return self.functions.update_configuration(request)
+
+    def get_function_configuration(self, request: Body) -> Body:
+        return self.functions.get(request["FunctionName"])["Configuration"]
+
+    def invoke(self, request: Body) -> Body:
+        """RequestResponse runs the handler and answers its result or error document (200), Event
+        runs it in the background (202), DryRun only finds the function (204)."""
+        payload = request.get("Payload", b"")
+        if len(payload) > SYNCHRONOUS_PAYLOAD_LIMIT:
+            raise ServiceError(
+                "RequestTooLargeException",
+                f"Request must be smaller than {SYNCHRONOUS_PAYLOAD_LIMIT} bytes for the InvokeFunction "
+                "operation",
+                413,
+            )
+        try:
+            event = json.loads(payload or b"{}")
+        except ValueError as error:
+            raise ServiceError(
+                "InvalidRequestContentException",
+                f"Could not parse request body into json: Could not parse payload into json: {error}",
+            ) from None
+        name = request["FunctionName"]
+        kind = request.get("InvocationType", "RequestResponse")
+        self.functions.get(name)  # a missing function is refused whatever the type
+        if kind == "DryRun":
+            return {"StatusCode": 204}
+        if kind == "Event":
+            threading.Thread(target=self._invoke_event, args=(name, event), daemon=True).start()
+            return {"StatusCode": 202}
+        invocation = self.functions.invoke(name, event)
+        payload = json.dumps(invocation.payload).encode()
+        answer: Body = {"StatusCode": 200, "Payload": payload, "ExecutedVersion": "$LATEST"}
+        if invocation.error:
+            answer["FunctionError"] = "Unhandled"
+        if request.get("LogType") == "Tail":
+            answer["LogResult"] = base64.b64encode(invocation.log.encode()[-LOG_TAIL_BYTES:]).decode()
+        return answer
+
+    def _invoke_event(self, name: str, event: Any) -> None:
+        """An asynchronous invocation: nobody waits for its answer, so a failure is logged."""
+        try:
+            error = self.functions.invoke(name, event).error
+        except ServiceError as refused:
+            error = refused.message
+        if error:
+            log.error("asynchronous invocation of %s failed: %s", name, error)
 
     def _code(self, source: Mapping[str, Any], prefix: str) -> bytes:
         """The zip a request carries, or the one in the S3 object it names."""

@@ -1,0 +1,149 @@
+"""Lambda's Invoke and GetFunctionConfiguration as boto3 calls them: invocation types, the error
+header and document, the log tail, the synchronous payload limits, and the waiters."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.service.backend import LocalSageMaker
+
+from .inprocess import client
+
+HANDLER = """
+import json, os, time
+
+def echo(event, context):
+    print("echo", json.dumps(event))
+    return {"event": event, "request": context.aws_request_id}
+
+def fail(event, context):
+    raise ValueError("boom")
+
+def chatty(event, context):
+    print("x" * 10000)
+    print("the end")
+    return None
+
+def huge(event, context):
+    return "y" * (6 * 1024 * 1024 + 100)  # with its quotes, 2 bytes over the limit
+
+def record(event, context):
+    time.sleep(0.2)
+    with open(os.path.join(os.environ["MARKS"], event["mark"]), "w") as mark:
+        mark.write(context.aws_request_id)
+"""
+
+
+def package() -> bytes:
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w") as archive:
+        archive.writestr("app.py", HANDLER)
+    return raw.getvalue()
+
+
+@pytest.fixture
+def lambda_(tmp_path: Path) -> Iterator[Any]:
+    backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
+    made = client(Dispatcher(backend, check_responses=True), "lambda")
+    for handler in ("echo", "fail", "chatty", "huge", "record"):
+        made.create_function(
+            FunctionName=handler, Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
+            Handler=f"app.{handler}", Code={"ZipFile": package()},
+            Environment={"Variables": {"MARKS": str(tmp_path)}},
+        )
+    yield made
+    backend.shutdown()
+
+
+def test_a_request_response_invocation_answers_the_result(lambda_: Any) -> None:
+    lambda_.get_waiter("function_active").wait(FunctionName="echo", WaiterConfig={"Delay": 0.2})
+    answer = lambda_.invoke(FunctionName="echo", Payload=json.dumps({"a": 1}))
+
+    result = json.loads(answer["Payload"].read())
+    assert (answer["StatusCode"], answer["ExecutedVersion"]) == (200, "$LATEST")
+    assert "FunctionError" not in answer
+    assert result["event"] == {"a": 1} and len(result["request"]) == 36
+    assert "LogResult" not in answer
+    assert json.loads(lambda_.invoke(FunctionName="echo")["Payload"].read())["event"] == {}
+
+
+def test_an_unhandled_error_is_flagged_and_its_document_is_the_payload(lambda_: Any) -> None:
+    answer = lambda_.invoke(FunctionName="fail", LogType="Tail")
+
+    document = json.loads(answer["Payload"].read())
+    assert (answer["StatusCode"], answer["FunctionError"]) == (200, "Unhandled")
+    assert (document["errorType"], document["errorMessage"]) == ("ValueError", "boom")
+    assert "[ERROR] ValueError: boom" in base64.b64decode(answer["LogResult"]).decode()
+
+
+def test_log_type_tail_is_the_last_4_kb_of_the_log(lambda_: Any) -> None:
+    answer = lambda_.invoke(FunctionName="chatty", LogType="Tail")
+
+    tail = base64.b64decode(answer["LogResult"])
+    assert len(tail) == 4096 and b"the end\n" in tail and tail.startswith(b"x")
+    assert json.loads(answer["Payload"].read()) is None
+
+
+def test_an_event_invocation_runs_in_the_background(lambda_: Any, tmp_path: Path) -> None:
+    started = time.monotonic()
+    answer = lambda_.invoke(FunctionName="record", InvocationType="Event", Payload=b'{"mark": "async"}')
+
+    assert (answer["StatusCode"], answer["Payload"].read()) == (202, b"")
+    assert time.monotonic() - started < 0.2 or not (tmp_path / "async").exists()
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "async").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "async").exists()
+
+
+def test_a_dry_run_checks_the_function_and_runs_nothing(lambda_: Any, tmp_path: Path) -> None:
+    answer = lambda_.invoke(FunctionName="record", InvocationType="DryRun", Payload=b'{"mark": "dry"}')
+    assert answer["StatusCode"] == 204
+    time.sleep(0.5)
+    assert not (tmp_path / "dry").exists()
+    with pytest.raises(ClientError) as missing:
+        lambda_.invoke(FunctionName="ghost", InvocationType="DryRun")
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_the_synchronous_limits_are_lambdas(lambda_: Any) -> None:
+    with pytest.raises(ClientError) as refused:
+        lambda_.invoke(FunctionName="echo", Payload=b'"' + b"z" * (6 * 1024 * 1024) + b'"')
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert refused.value.response["Error"] == {
+        "Code": "RequestTooLargeException",
+        "Message": "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+    }
+
+    answer = lambda_.invoke(FunctionName="huge")
+    assert answer["FunctionError"] == "Unhandled"
+    assert json.loads(answer["Payload"].read()) == {
+        "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
+
+
+def test_a_payload_that_is_not_json_is_refused(lambda_: Any) -> None:
+    with pytest.raises(ClientError) as refused:
+        lambda_.invoke(FunctionName="echo", Payload=b"{not json")
+    assert refused.value.response["Error"]["Code"] == "InvalidRequestContentException"
+    assert refused.value.response["Error"]["Message"].startswith("Could not parse request body into json")
+
+
+def test_get_function_configuration_and_the_waiters_that_poll_it(lambda_: Any) -> None:
+    configuration = lambda_.get_function_configuration(FunctionName="echo")
+    del configuration["ResponseMetadata"]
+    assert configuration == lambda_.get_function(FunctionName="echo")["Configuration"]
+    assert (configuration["FunctionName"], configuration["Handler"]) == ("echo", "app.echo")
+    lambda_.get_waiter("function_active").wait(FunctionName="echo", WaiterConfig={"Delay": 0.2})
