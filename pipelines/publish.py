@@ -72,7 +72,9 @@ def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
     code = bundle.artifacts["deploy.zip"]
     name = settings.deploy_function_name
     try:
-        current = clients.lambda_.update_function_code(FunctionName=name, ZipFile=code)
+        current = _one_change_at_a_time(
+            clients, lambda: clients.lambda_.update_function_code(FunctionName=name, ZipFile=code)
+        )
     except ClientError as error:
         if _error_code(error) != "ResourceNotFoundException" or not settings.is_local:
             raise
@@ -84,7 +86,21 @@ def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
         wanted = local_function_configuration(settings)
         changed = {key: value for key, value in wanted.items() if current.get(key) != value}
         if changed:
+            # The code update is InProgress: Lambda refuses another change until it is done.
+            clients.lambda_.get_waiter("function_updated_v2").wait(FunctionName=name)
             clients.lambda_.update_function_configuration(FunctionName=name, **changed)
+
+
+def _one_change_at_a_time(clients: Clients, change: Callable[[], Any]) -> Any:
+    """Make a change of the deploy function; if Lambda refuses it because an earlier one (a create
+    or an update by another upsert) is still in progress, wait for that one to end and make it."""
+    try:
+        return change()
+    except ClientError as error:
+        if _error_code(error) != "ResourceConflictException":
+            raise
+    clients.lambda_.get_waiter("function_updated_v2").wait(FunctionName=clients.settings.deploy_function_name)
+    return change()
 
 
 def local_function_configuration(settings: Settings) -> dict[str, Any]:

@@ -82,9 +82,10 @@ EXAMPLES: dict[str, Example] = {
         "FunctionName": w.fresh("function"), "Handler": "index.handler", "Runtime": "python3.12",
         "Code": {"ZipFile": function_zip()},
     },
-    "UpdateFunctionCode": lambda w: {"FunctionName": "f", "ZipFile": function_zip()},
+    "UpdateFunctionCode": lambda w: {"FunctionName": w.settled("f"), "ZipFile": function_zip()},
     "Invoke": lambda w: {"FunctionName": "f", "Payload": base64.b64encode(b'{"a": 1}').decode()},
-    "UpdateFunctionConfiguration": lambda w: {"FunctionName": "f", "Environment": {"Variables": {"AB": "c"}}},
+    "UpdateFunctionConfiguration": lambda w: {
+        "FunctionName": w.settled("f"), "Environment": {"Variables": {"AB": "c"}}},
 }
 
 

@@ -18,7 +18,7 @@ from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.service.backend import LocalSageMaker
 
 from .shapes_support import send
-from .world import ROLE
+from .world import ROLE, function_settled
 
 
 def package(answer: str) -> bytes:
@@ -57,6 +57,7 @@ def test_code_is_read_from_the_s3_object_and_version_named(served: tuple[Dispatc
                                                         "S3ObjectVersion": first_version})
     assert (status, created["CodeSha256"]) == (201, sha(first))
     assert backend.functions.invoke("f", {}).payload == "first"
+    function_settled(backend.functions, "f")
 
     status, updated = call(dispatcher, "UpdateFunctionCode", FunctionName="f", S3Bucket="code",
                            S3Key="fn.zip")

@@ -20,6 +20,8 @@ from pipelines.local.lambdas.functions import Functions
 from pipelines.local.lambdas.runtime import exit_status
 from pipelines.local.storage.database import Database
 
+from .world import function_settled
+
 HANDLER = b"""
 import os
 import sys
@@ -86,8 +88,11 @@ def functions(tmp_path: Path) -> Iterator[Functions]:
 
 
 def create(functions: Functions, name: str, handler: str, code: bytes) -> dict[str, object]:
+    """A function, once Active (Lambda refuses a change while it is Pending)."""
     request = {"FunctionName": name, "Handler": handler, "Role": "r", "Runtime": "python3.12"}
-    return functions.create(request, code, 0.0)
+    created = functions.create(request, code, 0.0)
+    function_settled(functions, name)
+    return created
 
 
 def test_the_handler_named_at_create_runs(functions: Functions) -> None:
@@ -223,10 +228,12 @@ def test_a_new_configuration_replaces_the_old_and_gets_new_environments(function
                "Environment": {"Variables": {"ENDPOINT_NAME": "old", "GONE": "x"}}}
     functions.create(request, zipped({"app.py": HANDLER}), 0.0)
     assert functions.invoke("f", {}).payload["environment"]["ENDPOINT_NAME"] == "old"
+    function_settled(functions, "f")
 
     updated = functions.update_configuration(
         {"FunctionName": "f", "Environment": {"Variables": {"ENDPOINT_NAME": "new"}}, "Timeout": 30}
     )
+    function_settled(functions, "f")
 
     seen = functions.invoke("f", {}).payload["environment"]
     assert (seen["ENDPOINT_NAME"], "GONE" in seen) == ("new", False)  # replaced as a whole
@@ -295,6 +302,48 @@ def test_an_environment_stays_warm_between_invocations(functions: Functions) -> 
     assert first.payload["pid"] == second.payload["pid"]
     assert "initialising" in first.log and "call 1" in first.log  # init output, then its own
     assert "initialising" not in second.log and "call 2" in second.log and "call 1" not in second.log
+
+
+SLOW_INIT = b"import time\ntime.sleep(1)\ndef handler(event, context):\n    return 1\n"
+
+
+def test_a_change_is_in_progress_until_its_environment_is_initialised_and_none_other_meanwhile(
+    functions: Functions,
+) -> None:
+    arn = "arn:aws:lambda:us-east-1:000000000000:function:f"
+    request = {"FunctionName": "f", "Handler": "app.handler", "Runtime": "python3.12"}
+    created = functions.create(request, zipped({"app.py": SLOW_INIT}), 0.0)
+    assert (created["State"], created["StateReasonCode"], "LastUpdateStatus" in created) == (
+        "Pending", "Creating", False)
+    pending = "The operation cannot be performed at this time. The function is currently in the " \
+              "following state: Pending"
+    with pytest.raises(ServiceError, match=f"^{pending}$") as refused:
+        functions.update_code("f", zipped({"app.py": SLOW_INIT + b"# new\n"}))
+    assert (refused.value.code, refused.value.status) == ("ResourceConflictException", 409)
+    revision = function_settled(functions, "f")["RevisionId"]
+
+    variables = {"Variables": {"STAGE": "two"}}  # new environments, with their init phase
+    updated = functions.update_configuration({"FunctionName": "f", "Environment": variables})
+    assert (updated["State"], updated["LastUpdateStatus"]) == ("Active", "InProgress")
+    assert updated["RevisionId"] != revision
+    in_progress = f"The operation cannot be performed at this time. An update is in progress for resource: " \
+                  f"{arn}"
+    for change in (lambda: functions.update_code("f", zipped({"a.py": b""})),
+                   lambda: functions.update_configuration({"FunctionName": "f", "Timeout": 1})):
+        with pytest.raises(ServiceError, match=re.escape(in_progress)) as refused:
+            change()
+        assert refused.value.code == "ResourceConflictException"
+    done = function_settled(functions, "f")
+    assert (done["Environment"], done["RevisionId"], done["CodeSha256"]) == (
+        variables, updated["RevisionId"], created["CodeSha256"])
+    assert "StateReason" not in done
+
+
+def test_a_refused_change_leaves_the_function_free_for_the_next(functions: Functions) -> None:
+    create(functions, "f", "app.answer", zipped({"app.py": HANDLER}))
+    with pytest.raises(ServiceError, match="Could not unzip"):
+        functions.update_code("f", b"not a zip")
+    functions.update_code("f", zipped({"app.py": HANDLER}))  # not refused as "in progress"
 
 
 def test_new_code_gets_new_environments(functions: Functions) -> None:

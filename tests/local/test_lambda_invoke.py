@@ -147,3 +147,10 @@ def test_get_function_configuration_and_the_waiters_that_poll_it(lambda_: Any) -
     assert configuration == lambda_.get_function(FunctionName="echo")["Configuration"]
     assert (configuration["FunctionName"], configuration["Handler"]) == ("echo", "app.echo")
     lambda_.get_waiter("function_active").wait(FunctionName="echo", WaiterConfig={"Delay": 0.2})
+    variables = {"Variables": {"STAGE": "two"}}
+    lambda_.update_function_configuration(FunctionName="echo", Environment=variables)
+    lambda_.get_waiter("function_updated").wait(FunctionName="echo", WaiterConfig={"Delay": 0.2})
+    assert lambda_.get_function_configuration(FunctionName="echo")["LastUpdateStatus"] == "Successful"
+    lambda_.update_function_code(FunctionName="echo", ZipFile=package())
+    lambda_.get_waiter("function_updated_v2").wait(FunctionName="echo", WaiterConfig={"Delay": 0.2})
+    assert lambda_.get_function(FunctionName="echo")["Configuration"]["Environment"] == variables

@@ -3,61 +3,43 @@ upsert, and its configuration follows the settings on every later one."""
 
 from __future__ import annotations
 
-import base64
-import json
+import io
+import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from pipelines.code_bundle import CodeBundle
 from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.lambdas.runtime import Environment
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.publish import publish_deploy_function
 from pipelines.settings import Settings, load_settings
 
-from .shapes_support import send
+from .inprocess import client
 
 
-class DispatchedLambda:
-    """The Lambda calls publish_deploy_function makes, sent through the local server's REST API
-    (blobs base64-encoded, as botocore sends them in a JSON body)."""
+class RecordedLambda:
+    """An in-process boto3 Lambda client of the local server that records the operations called."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
-        self.dispatcher = dispatcher
+        self.client = client(dispatcher, "lambda")
         self.calls: list[str] = []
+        self.client.meta.events.register("before-call", lambda model, **_: self.calls.append(model.name))
 
-    def _call(self, name: str, request: dict[str, Any]) -> Any:
-        self.calls.append(name)
-        reply = send(self.dispatcher, "Lambda", name, request)
-        answer = json.loads(reply.body) if reply.body else {}
-        if reply.status >= 400:
-            code = reply.headers.get("x-amzn-ErrorType", "").split(":")[0] or answer.get("__type", "")
-            raise ClientError({"Error": {"Code": code, "Message": str(answer)}}, name)
-        return answer
-
-    def update_function_code(self, FunctionName: str, ZipFile: bytes) -> Any:
-        return self._call("UpdateFunctionCode", {"FunctionName": FunctionName,
-                                                 "ZipFile": base64.b64encode(ZipFile).decode()})
-
-    def create_function(self, **request: Any) -> Any:
-        request["Code"] = {"ZipFile": base64.b64encode(request["Code"]["ZipFile"]).decode()}
-        return self._call("CreateFunction", request)
-
-    def update_function_configuration(self, **request: Any) -> Any:
-        return self._call("UpdateFunctionConfiguration", request)
-
-    def get_function(self, FunctionName: str) -> Any:
-        return self._call("GetFunction", {"FunctionName": FunctionName})
+    def changes(self) -> list[str]:
+        """The calls, each run of polls (a waiter's) as one."""
+        return [call for i, call in enumerate(self.calls) if i == 0 or self.calls[i - 1] != call]
 
 
 @pytest.fixture
-def lambda_(tmp_path: Path) -> Iterator[DispatchedLambda]:
+def lambda_(tmp_path: Path) -> Iterator[RecordedLambda]:
     backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
-    yield DispatchedLambda(Dispatcher(backend, check_responses=True))
+    yield RecordedLambda(Dispatcher(backend, check_responses=True))
     backend.shutdown()
 
 
@@ -65,26 +47,57 @@ def local_settings(tmp_path: Path, **values: str) -> Settings:
     return load_settings({"target": "local", **values}, environ={}, config_file=tmp_path / "absent.toml")
 
 
-def publish(settings: Settings, lambda_: DispatchedLambda) -> dict[str, Any]:
-    publish_deploy_function(SimpleNamespace(settings=settings, lambda_=lambda_), CodeBundle())  # type: ignore[arg-type]
-    configuration: dict[str, Any] = lambda_.get_function(settings.deploy_function_name)["Configuration"]
-    return configuration
+def publish(settings: Settings, lambda_: RecordedLambda, bundle: Any = None) -> dict[str, Any]:
+    clients = SimpleNamespace(settings=settings, lambda_=lambda_.client)
+    publish_deploy_function(clients, bundle or CodeBundle())  # type: ignore[arg-type]
+    configuration: dict[str, Any] = lambda_.client.get_function_configuration(
+        FunctionName=settings.deploy_function_name
+    )
+    return {key: configuration[key] for key in ("Environment", "Handler", "Runtime", "Timeout", "CodeSha256")}
+
+
+def changed_code() -> Any:
+    """A bundle whose deploy.zip differs from CodeBundle's."""
+    raw = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(CodeBundle().artifacts["deploy.zip"])) as original, \
+            zipfile.ZipFile(raw, "w") as changed:
+        for member in original.namelist():
+            extra = b"\n# changed\n" if member == "deploy.py" else b""
+            changed.writestr(member, original.read(member) + extra)
+    return SimpleNamespace(artifacts={"deploy.zip": raw.getvalue()})
+
+
+@pytest.fixture
+def slow_init(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every environment's init phase takes half a second more: a change stays in progress that long."""
+    initialise = Environment.initialise
+
+    def slower(environment: Environment, deadline: float) -> str | None:
+        time.sleep(0.5)
+        return initialise(environment, deadline)
+
+    monkeypatch.setattr(Environment, "initialise", slower)
 
 
 def test_the_deploy_functions_configuration_follows_the_settings_on_every_upsert(
-    tmp_path: Path, lambda_: DispatchedLambda
+    tmp_path: Path, lambda_: RecordedLambda, slow_init: None
 ) -> None:
     first = publish(local_settings(tmp_path), lambda_)
-    assert lambda_.calls == ["UpdateFunctionCode", "CreateFunction", "GetFunction"]
+    assert lambda_.changes() == ["UpdateFunctionCode", "CreateFunction", "GetFunctionConfiguration"]
     assert first["Environment"]["Variables"]["ENDPOINT_NAME"] == "sentiment-classifier"
 
     lambda_.calls.clear()
-    again = publish(local_settings(tmp_path), lambda_)
-    assert lambda_.calls == ["UpdateFunctionCode", "GetFunction"]  # nothing to reconfigure
+    again = publish(local_settings(tmp_path), lambda_)  # while the function is still Pending
+    # Refused (ResourceConflictException) until the create is done, then made; nothing to reconfigure.
+    assert lambda_.changes() == ["UpdateFunctionCode", "GetFunction", "UpdateFunctionCode",
+                                 "GetFunctionConfiguration"]
     assert again == first
 
     lambda_.calls.clear()
-    moved = publish(local_settings(tmp_path, endpoint_name="reviews-v2"), lambda_)
-    assert lambda_.calls == ["UpdateFunctionCode", "UpdateFunctionConfiguration", "GetFunction"]
+    moved = publish(local_settings(tmp_path, endpoint_name="reviews-v2"), lambda_, changed_code())
+    # The new code's update is InProgress: the configuration waits for it, as Lambda requires.
+    assert lambda_.changes() == ["UpdateFunctionCode", "GetFunction", "UpdateFunctionConfiguration",
+                                 "GetFunctionConfiguration"]
     assert moved["Environment"]["Variables"]["ENDPOINT_NAME"] == "reviews-v2"
     assert (moved["Handler"], moved["Runtime"], moved["Timeout"]) == ("deploy.handler", "python3.12", 120)
+    assert moved["CodeSha256"] != first["CodeSha256"]

@@ -23,6 +23,7 @@ from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.hosting.endpoints import CaptureSpec, VariantSpec
 from pipelines.local.hosting.model_process import InvokeResult
 from pipelines.local.jobs.images import local_sklearn_release
+from pipelines.local.lambdas.functions import Functions
 from pipelines.local.service.backend import LocalSageMaker
 
 from .shapes_support import send, with_tokens
@@ -218,7 +219,24 @@ class World:
         name = name or self.fresh("function")
         self.call("Lambda", "CreateFunction", FunctionName=name, Role=ROLE, Handler="index.handler",
                   Runtime="python3.12", Code={"ZipFile": function_zip()})
-        return name
+        return self.settled(name)
+
+    def settled(self, function: str) -> str:
+        function_settled(self.backend.functions, function)
+        return function
+
+
+def function_settled(functions: Functions, name: str) -> dict[str, Any]:
+    """A function's configuration once its last change is done: Lambda takes one change at a time."""
+
+    def done() -> dict[str, Any] | None:
+        configuration: dict[str, Any] = functions.get(name)["Configuration"]
+        settled = (configuration["State"], configuration.get("LastUpdateStatus")) == ("Active", "Successful")
+        return configuration if settled else None
+
+    configuration = wait_until(done, 30, f"function {name} to be Active, its last update Successful")
+    assert configuration is not None
+    return configuration
 
 
 def build_world(state_dir: Path) -> World:

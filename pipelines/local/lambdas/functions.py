@@ -17,8 +17,11 @@ import json
 import os
 import re
 import tempfile
+import threading
 import uuid
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +41,9 @@ class Invocation:
     document, which `error` renders in one line for failure reasons and logs."""
 
     payload: Any
-    error: str
-    log: str
-    request_id: str
+    error: str = ""
+    log: str = ""
+    request_id: str = ""
 
 
 RESPONSE_LIMIT = 6 * 1024 * 1024 + 100  # the largest synchronous response, as Lambda's message counts it
@@ -74,6 +77,8 @@ class Functions:
         self.server_url = server_url
         self.credentials_path = credentials_path
         self.environments = WarmEnvironments()
+        self._lock = threading.Lock()
+        self._changing: dict[str, tuple[str, str]] = {}  # function -> (RevisionId, kind) of a change
 
     def _arn(self, name: str) -> str:
         return arn("lambda", self.region, f"function:{name}")
@@ -113,31 +118,31 @@ class Functions:
         check_configuration(request)
         if self.database.get("function", name):
             raise ServiceError("ResourceConflictException", f"Function already exist: {name}", 409)
-        sha, code_dir = self._save_code(name, zipped)
-        body = {
-            "FunctionName": name,
-            "FunctionArn": self._arn(name),
-            "Runtime": request["Runtime"],
-            "Role": request.get("Role", ""),
-            "Handler": request["Handler"],
-            "Timeout": int(request.get("Timeout", 3)),
-            "Environment": request.get("Environment", {"Variables": {}}),
-            "CodeSha256": sha,
-            "CodeSize": len(zipped),
-            "State": "Active",
-            "_CodeDir": code_dir,
-        }
-        self.database.put("function", name, body, now)
-        self.environments.prepare(self._configuration(body))
-        return public(body)
+        with self._change(name, CREATING) as revision:
+            sha, code_dir = self._save_code(name, zipped)
+            body = {
+                "FunctionName": name,
+                "FunctionArn": self._arn(name),
+                "Runtime": request["Runtime"],
+                "Role": request.get("Role", ""),
+                "Handler": request["Handler"],
+                "Timeout": int(request.get("Timeout", 3)),
+                "Environment": request.get("Environment", {"Variables": {}}),
+                "CodeSha256": sha,
+                "CodeSize": len(zipped),
+                "RevisionId": revision,
+                "_CodeDir": code_dir,
+            }
+            self.database.put("function", name, body, now)
+        return self._settle(body)
 
     def update_code(self, name: str, zipped: bytes) -> dict[str, Any]:
         body = self._get(name)
-        body["CodeSha256"], body["_CodeDir"] = self._save_code(name, zipped)
-        body["CodeSize"] = len(zipped)
-        self.database.put("function", name, body, 0)
-        self.environments.prepare(self._configuration(body))
-        return public(body)
+        with self._change(body["FunctionName"], UPDATING) as revision:
+            body["CodeSha256"], body["_CodeDir"] = self._save_code(body["FunctionName"], zipped)
+            body.update(CodeSize=len(zipped), RevisionId=revision)
+            self.database.put("function", body["FunctionName"], body, 0)
+        return self._settle(body)
 
     def update_configuration(self, request: dict[str, Any]) -> dict[str, Any]:
         """The members given replace the stored ones (Environment as a whole, as Lambda does);
@@ -145,13 +150,55 @@ class Functions:
         body = self._get(request["FunctionName"])
         changed = {key: request[key] for key in CONFIGURABLE if key in request}
         check_configuration({**body, **changed})
-        body.update(changed, Timeout=int(changed.get("Timeout", body["Timeout"])))
-        self.database.put("function", body["FunctionName"], body, 0)
-        self.environments.prepare(self._configuration(body))
-        return public(body)
+        with self._change(body["FunctionName"], UPDATING) as revision:
+            body.update(changed, Timeout=int(changed.get("Timeout", body["Timeout"])), RevisionId=revision)
+            self.database.put("function", body["FunctionName"], body, 0)
+        return self._settle(body)
 
     def get(self, name: str) -> dict[str, Any]:
-        return {"Configuration": public(self._get(name))}
+        return {"Configuration": self._describe(self._get(name))}
+
+    @contextmanager
+    def _change(self, name: str, kind: str) -> Iterator[str]:
+        """Lambda takes one change of a function at a time: claim it for this one, under its new
+        RevisionId, or refuse it as Lambda does while another is in progress. The claim ends when
+        an environment of the change is initialised (_settle), or at once if the change fails."""
+        revision = str(uuid.uuid4())
+        with self._lock:
+            busy = self._changing.setdefault(name, (revision, kind))
+        if busy[0] != revision:
+            reason = (
+                "The function is currently in the following state: Pending" if busy[1] == CREATING
+                else f"An update is in progress for resource: {self._arn(name)}"
+            )
+            raise ServiceError(
+                "ResourceConflictException", f"The operation cannot be performed at this time. {reason}", 409
+            )
+        try:
+            yield revision
+        except BaseException:
+            self._changed(name, revision)
+            raise
+
+    def _changed(self, name: str, revision: str) -> None:
+        with self._lock:
+            if self._changing.get(name, ("",))[0] == revision:
+                del self._changing[name]
+
+    def _settle(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The answer to a change (Pending, or InProgress), which becomes Active and Successful
+        once an environment of the new code and configuration has been initialised."""
+        answer = self._describe(body)
+        name, revision = body["FunctionName"], body["RevisionId"]
+        self.environments.prepare(self._configuration(body), lambda: self._changed(name, revision))
+        return answer
+
+    def _describe(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The stored configuration with its state, as GetFunctionConfiguration answers it."""
+        with self._lock:
+            changing = self._changing.get(body["FunctionName"])
+        kind = changing[1] if changing and changing[0] == body.get("RevisionId") else ""
+        return {**public(body), **STATES[kind]}
 
     def _get(self, name_or_arn: str) -> dict[str, Any]:
         name = function_name(name_or_arn)
@@ -206,6 +253,15 @@ class Functions:
         self.environments.close()
 
 
+CREATING, UPDATING = "creating", "updating"
+# State and LastUpdateStatus, with their reasons, by the change in progress ("": none).
+STATES: dict[str, dict[str, str]] = {
+    "": {"State": "Active", "LastUpdateStatus": "Successful"},
+    CREATING: {
+        "State": "Pending", "StateReason": "The function is being created.", "StateReasonCode": "Creating",
+    },
+    UPDATING: {"State": "Active", "LastUpdateStatus": "InProgress"},
+}
 # What UpdateFunctionConfiguration changes here: the members CreateFunction stores.
 CONFIGURABLE = ("Role", "Handler", "Timeout", "Environment", "Runtime")
 

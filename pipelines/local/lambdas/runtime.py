@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,8 @@ from typing import Any
 from pipelines.local.system import clock
 from pipelines.local.system.supervision import terminate
 
+INIT_SECONDS = 10.0  # Lambda's limit on an init phase ahead of the first invoke
+INITIALISED = '"initialised"\n'  # the line RUNTIME writes once the handler's module is imported
 IDLE_SECONDS = 600.0  # an environment unused this long is shut down, as Lambda reclaims them
 STOP_GRACE_SECONDS = 2.0
 
@@ -86,6 +88,8 @@ else:
     handler = getattr(module, function_name, None)
     if handler is None:
         failure = ("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'")
+results.write(json.dumps("initialised") + "\n")  # the init phase is over, however it went
+results.flush()
 for line in sys.stdin:
     request = json.loads(line)
     sys.stdout.flush()
@@ -155,11 +159,13 @@ class Environment:
 
     configuration: Configuration
     process: subprocess.Popen[str]
-    results: Any  # the read end of the result pipe
+    results: int  # the read end of the result pipe
     folder: Path
     init_log: Path
     last_used: float = field(default_factory=time.monotonic)
     invocations: int = 0
+    initialised: bool = False
+    unread: bytes = b""  # what was read of the result pipe past the last line
 
     @classmethod
     def start(cls, configuration: Configuration) -> Environment:
@@ -182,7 +188,7 @@ class Environment:
                 pass_fds=(write_end,),
             )
         os.close(write_end)
-        return cls(configuration, process, os.fdopen(read_end, "r"), folder, init_log)
+        return cls(configuration, process, read_end, folder, init_log)
 
     def invoke(self, invocation: Request, timeout: float) -> Outcome:
         """Run one invocation; on a timeout or a crash the environment is left dead. The first
@@ -196,12 +202,14 @@ class Environment:
             "deadline_ms": deadline_ms, "log": str(log_path),
         }) + "\n"
         line: str | None = ""
+        deadline = time.monotonic() + timeout
         try:
             assert self.process.stdin is not None
             self.process.stdin.write(request)
             self.process.stdin.flush()
-            ready, _, _ = select.select([self.results], [], [], timeout)
-            line = self.results.readline() if ready else None
+            line = self.initialise(deadline)
+            if line:
+                line = self._line(deadline)
         except (BrokenPipeError, OSError):
             pass
         self.last_used = time.monotonic()
@@ -220,6 +228,29 @@ class Environment:
         message = f"RequestId: {invocation.request_id} Error: {failure[1]}"
         return Outcome(None, {"errorMessage": message, "errorType": failure[0]}, log)
 
+    def initialise(self, deadline: float) -> str | None:
+        """Wait (until `deadline`, monotonic) for the end of the init phase, which the runtime
+        announces with one line: that line, or None if it did not come in time, "" if the process ended."""
+        if self.initialised:
+            return INITIALISED
+        line = self._line(deadline)
+        self.initialised = line == INITIALISED
+        return line
+
+    def _line(self, deadline: float) -> str | None:
+        """The next line of the result pipe, read from the descriptor itself (a buffered reader
+        may hold a second line that select() would then not see)."""
+        while b"\n" not in self.unread:
+            ready, _, _ = select.select([self.results], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            chunk = os.read(self.results, 1 << 16)
+            if not chunk:
+                return ""
+            self.unread += chunk
+        line, _, self.unread = self.unread.partition(b"\n")
+        return line.decode() + "\n"
+
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -229,8 +260,9 @@ class Environment:
             if self.process.stdin is not None:
                 self.process.stdin.close()
         terminate(self.process, STOP_GRACE_SECONDS)
-        with suppress(OSError):
-            self.results.close()
+        if self.results >= 0:  # closed once: the number may be another file's by the next call
+            os.close(self.results)
+            self.results = -1
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -266,17 +298,25 @@ class WarmEnvironments:
         self._give_back(environment)
         return outcome
 
-    def prepare(self, configuration: Configuration) -> None:
+    def prepare(self, configuration: Configuration, prepared: Callable[[], None]) -> None:
         """Initialise one environment ahead of the first invoke, in the background, unless one
-        of this configuration is already idle (code uploaded again unchanged)."""
+        of this configuration is already idle (code uploaded again unchanged); call `prepared`
+        once its init phase is over (or ran out of time), or at once if one was idle."""
 
         def start() -> None:
-            self._give_back(Environment.start(configuration))
+            try:
+                environment = Environment.start(configuration)
+                environment.initialise(time.monotonic() + INIT_SECONDS)
+                self._give_back(environment)
+            finally:
+                prepared()
 
         self._retire_others(configuration)
         with self._lock:
-            if self._idle.get(configuration.key()):
-                return
+            idle = bool(self._idle.get(configuration.key()))
+        if idle:
+            prepared()
+            return
         threading.Thread(target=start, name=f"lambda-init-{configuration.function}", daemon=True).start()
 
     def _take(self, configuration: Configuration) -> Environment | None:
