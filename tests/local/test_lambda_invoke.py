@@ -4,6 +4,7 @@ header and document, the log tail, the synchronous payload limits, and the waite
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import time
@@ -19,13 +20,14 @@ from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.service.backend import LocalSageMaker
 
 from .inprocess import client
+from .world import ROLE
 
 HANDLER = """
 import json, os, time
 
 def echo(event, context):
     print("echo", json.dumps(event))
-    return {"event": event, "request": context.aws_request_id}
+    return {"event": event, "request": context.aws_request_id, "invoked": context.invoked_function_arn}
 
 def fail(event, context):
     raise ValueError("boom")
@@ -45,10 +47,10 @@ def record(event, context):
 """
 
 
-def package() -> bytes:
+def package(source: str = HANDLER) -> bytes:
     raw = io.BytesIO()
     with zipfile.ZipFile(raw, "w") as archive:
-        archive.writestr("app.py", HANDLER)
+        archive.writestr("app.py", source)
     return raw.getvalue()
 
 
@@ -58,7 +60,7 @@ def lambda_(tmp_path: Path) -> Iterator[Any]:
     made = client(Dispatcher(backend, check_responses=True), "lambda")
     for handler in ("echo", "fail", "chatty", "huge", "record"):
         made.create_function(
-            FunctionName=handler, Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
+            FunctionName=handler, Runtime="python3.12", Role=ROLE,
             Handler=f"app.{handler}", Code={"ZipFile": package()},
             Environment={"Variables": {"MARKS": str(tmp_path)}},
         )
@@ -154,3 +156,73 @@ def test_get_function_configuration_and_the_waiters_that_poll_it(lambda_: Any) -
     lambda_.update_function_code(FunctionName="echo", ZipFile=package())
     lambda_.get_waiter("function_updated_v2").wait(FunctionName="echo", WaiterConfig={"Delay": 0.2})
     assert lambda_.get_function(FunctionName="echo")["Configuration"]["Environment"] == variables
+
+
+ARN = "arn:aws:lambda:us-east-1:000000000000:function:echo"
+
+
+def error_of(call: Any) -> dict[str, str]:
+    with pytest.raises(ClientError) as refused:
+        call()
+    return dict(refused.value.response["Error"])
+
+
+@pytest.mark.parametrize(
+    ("name", "qualifier", "missing"),
+    [
+        ("echo", "7", f"{ARN}:7"),
+        ("echo:live", None, f"{ARN}:live"),  # an alias
+        (f"{ARN}:3", None, f"{ARN}:3"),
+        ("arn:aws:lambda:eu-west-1:000000000000:function:echo", None,
+         "arn:aws:lambda:eu-west-1:000000000000:function:echo"),
+        ("arn:aws:lambda:us-east-1:111111111111:function:echo", None,
+         "arn:aws:lambda:us-east-1:111111111111:function:echo"),
+        ("111111111111:function:echo", None, "arn:aws:lambda:us-east-1:111111111111:function:echo"),
+    ],
+)
+def test_only_latest_of_this_account_and_region_is_found(
+    lambda_: Any, name: str, qualifier: str | None, missing: str
+) -> None:
+    qualified = {"Qualifier": qualifier} if qualifier else {}
+    for call in (lambda_.get_function, lambda_.get_function_configuration, lambda_.invoke):
+        assert error_of(functools.partial(call, FunctionName=name, **qualified)) == {
+            "Code": "ResourceNotFoundException", "Message": f"Function not found: {missing}"}
+
+
+def test_latest_may_be_named_and_the_context_says_so(lambda_: Any) -> None:
+    configuration = lambda_.get_function(FunctionName="echo", Qualifier="$LATEST")["Configuration"]
+    assert configuration["FunctionArn"] == ARN
+    assert lambda_.get_function_configuration(FunctionName=f"{ARN}:$LATEST")["FunctionName"] == "echo"
+    invoked = [json.loads(lambda_.invoke(**named)["Payload"].read())["invoked"] for named in (
+        {"FunctionName": "echo", "Qualifier": "$LATEST"}, {"FunctionName": "echo:$LATEST"},
+        {"FunctionName": "echo"})]
+    assert invoked == [f"{ARN}:$LATEST", f"{ARN}:$LATEST", ARN]
+    assert error_of(lambda: lambda_.get_function(FunctionName="echo:$LATEST", Qualifier="7"))["Message"] == (
+        "The derived qualifier from the function name does not match the specified qualifier.")
+
+
+def test_a_dry_run_update_checks_the_code_and_changes_nothing(lambda_: Any) -> None:
+    before = lambda_.get_function_configuration(FunctionName="echo")
+    newer = package(HANDLER.replace('"event": event', '"event": "replaced"'))
+
+    answer = lambda_.update_function_code(FunctionName="echo", ZipFile=newer, DryRun=True)
+
+    after = lambda_.get_function_configuration(FunctionName="echo")
+    assert answer["CodeSha256"] == after["CodeSha256"] == before["CodeSha256"]
+    assert after["RevisionId"] == before["RevisionId"]
+    assert json.loads(lambda_.invoke(FunctionName="echo", Payload=b"1")["Payload"].read())["event"] == 1
+    refused = error_of(functools.partial(lambda_.update_function_code, FunctionName="echo", ZipFile=b"no",
+                                         DryRun=True))
+    assert refused["Code"] == "InvalidParameterValueException"
+
+
+def test_publishing_a_version_is_refused(lambda_: Any) -> None:
+    for call in (
+        lambda: lambda_.update_function_code(FunctionName="echo", ZipFile=package(), Publish=True),
+        lambda: lambda_.create_function(FunctionName="new", Runtime="python3.12", Role=ROLE,
+                                        Handler="app.echo", Code={"ZipFile": package()}, Publish=True),
+    ):
+        refused = error_of(call)
+        assert refused["Code"] == "InvalidParameterValueException"
+        assert refused["Message"].startswith("Publish is not supported by the local Lambda")
+    assert error_of(lambda: lambda_.get_function(FunctionName="new"))["Code"] == "ResourceNotFoundException"

@@ -31,7 +31,7 @@ from pipelines.local.lambdas.python_runtimes import UnavailableRuntime, interpre
 from pipelines.local.lambdas.runtime import Configuration, Request, WarmEnvironments
 from pipelines.local.storage import credentials
 from pipelines.local.storage.database import Database, public
-from pipelines.local.system.identity import arn
+from pipelines.local.system.identity import ACCOUNT, arn
 from pipelines.local.system.supervision import library_path
 
 
@@ -50,9 +50,10 @@ RESPONSE_LIMIT = 6 * 1024 * 1024 + 100  # the largest synchronous response, as L
 
 # Lambda's FunctionName: a name, or a full or partial ARN, optionally with a version qualifier.
 FUNCTION_NAME = re.compile(
-    r"(?:arn:[a-zA-Z-]*:lambda:)?(?:[a-z]{2}(?:-gov)?-[a-z]+-\d:)?(?:\d{12}:)?(?:function:)?"
-    r"(?P<name>[a-zA-Z0-9_-]+)(?::[a-zA-Z0-9_$-]+)?"
+    r"(?:arn:[a-zA-Z-]*:lambda:)?(?:(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d):)?(?:(?P<account>\d{12}):)?"
+    r"(?:function:)?(?P<name>[a-zA-Z0-9_-]+)(?::(?P<qualifier>[a-zA-Z0-9_$-]+))?"
 )
+LATEST = "$LATEST"  # the only version of a local function: none is ever published
 
 
 def invalid_parameter(message: str) -> ServiceError:
@@ -85,21 +86,13 @@ class Functions:
 
     def _save_code(self, name: str, zipped: bytes) -> tuple[str, str]:
         """Unpack the zip once per content hash; return (CodeSha256, code directory)."""
-        try:
-            zipfile.ZipFile(io.BytesIO(zipped)).testzip()
-        except zipfile.BadZipFile:
-            raise invalid_parameter(
-                "Could not unzip uploaded file. Please check your file, then try to upload again."
-            ) from None
+        check_code(zipped)
         digest = base64.b64encode(hashlib.sha256(zipped).digest()).decode()
         code_dir = self.root / name / hashlib.sha256(zipped).hexdigest()[:16]
         if not code_dir.exists():
             self.root.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=self.root))
             with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
-                for member in archive.namelist():
-                    if member.startswith("/") or ".." in Path(member).parts:
-                        raise invalid_parameter(f"unsafe path in function code: {member}")
                 archive.extractall(tmp)
             code_dir.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, code_dir)
@@ -136,8 +129,12 @@ class Functions:
             self.database.put("function", name, body, now)
         return self._settle(body)
 
-    def update_code(self, name: str, zipped: bytes) -> dict[str, Any]:
+    def update_code(self, name: str, zipped: bytes, dry_run: bool = False) -> dict[str, Any]:
+        """New code; with `dry_run`, only the checks: the function and its configuration stay."""
         body = self._get(name)
+        if dry_run:
+            check_code(zipped)
+            return self._describe(body)
         with self._change(body["FunctionName"], UPDATING) as revision:
             body["CodeSha256"], body["_CodeDir"] = self._save_code(body["FunctionName"], zipped)
             body.update(CodeSize=len(zipped), RevisionId=revision)
@@ -155,8 +152,8 @@ class Functions:
             self.database.put("function", body["FunctionName"], body, 0)
         return self._settle(body)
 
-    def get(self, name: str) -> dict[str, Any]:
-        return {"Configuration": self._describe(self._get(name))}
+    def get(self, name: str, qualifier: str | None = None) -> dict[str, Any]:
+        return {"Configuration": self._describe(self._get(name, qualifier))}
 
     @contextmanager
     def _change(self, name: str, kind: str) -> Iterator[str]:
@@ -200,11 +197,23 @@ class Functions:
         kind = changing[1] if changing and changing[0] == body.get("RevisionId") else ""
         return {**public(body), **STATES[kind]}
 
-    def _get(self, name_or_arn: str) -> dict[str, Any]:
-        name = function_name(name_or_arn)
-        body = self.database.get("function", name)
-        if body is None:
-            raise ServiceError("ResourceNotFoundException", f"Function not found: {self._arn(name)}", 404)
+    def _get(self, name_or_arn: str, qualifier: str | None = None) -> dict[str, Any]:
+        """The function a FunctionName (and Qualifier) names: its $LATEST, the only version here.
+        Another version, an alias, or an ARN of another region or account names nothing."""
+        found = FUNCTION_NAME.fullmatch(name_or_arn)
+        parts = found.groupdict() if found else {"name": name_or_arn}
+        named = parts.get("qualifier")
+        if named and qualifier and named != qualifier:
+            raise invalid_parameter(
+                "The derived qualifier from the function name does not match the specified qualifier."
+            )
+        qualifier = qualifier or named
+        region, account = parts.get("region") or self.region, parts.get("account") or ACCOUNT
+        body = self.database.get("function", parts["name"])
+        if body is None or (region, account) != (self.region, ACCOUNT) or qualifier not in (None, LATEST):
+            where = f"arn:aws:lambda:{region}:{account}:function:{parts['name']}"
+            where += f":{qualifier}" if qualifier else ""
+            raise ServiceError("ResourceNotFoundException", f"Function not found: {where}", 404)
         return body
 
     def _sdk_environment(self) -> dict[str, str]:
@@ -231,10 +240,14 @@ class Functions:
             },
         )
 
-    def invoke(self, name_or_arn: str, event: Any) -> Invocation:
-        """Run the handler once in a warm environment; what fails is reported as Lambda reports it."""
-        body = self._get(name_or_arn)
-        request = Request(event, str(uuid.uuid4()), body["FunctionArn"])
+    def invoke(self, name_or_arn: str, event: Any, qualifier: str | None = None) -> Invocation:
+        """Run the handler once in a warm environment; what fails is reported as Lambda reports it.
+        The context's invoked_function_arn is qualified when the caller qualified the name."""
+        body = self._get(name_or_arn, qualifier)
+        found = FUNCTION_NAME.fullmatch(name_or_arn)
+        qualified = qualifier or (found and found["qualifier"])
+        invoked = body["FunctionArn"] + (f":{LATEST}" if qualified else "")
+        request = Request(event, str(uuid.uuid4()), invoked)
         outcome = self.environments.invoke(self._configuration(body), request, float(body["Timeout"]))
         document = outcome.error
         if document is None and len((outcome.payload or "").encode()) > RESPONSE_LIMIT:
@@ -264,6 +277,22 @@ STATES: dict[str, dict[str, str]] = {
 }
 # What UpdateFunctionConfiguration changes here: the members CreateFunction stores.
 CONFIGURABLE = ("Role", "Handler", "Timeout", "Environment", "Runtime")
+
+
+def check_code(zipped: bytes) -> None:
+    """What Lambda refuses in a deployment package: a file that is not a zip; here also a member
+    whose path would leave the code directory."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+            archive.testzip()
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        raise invalid_parameter(
+            "Could not unzip uploaded file. Please check your file, then try to upload again."
+        ) from None
+    for member in names:
+        if member.startswith("/") or ".." in Path(member).parts:
+            raise invalid_parameter(f"unsafe path in function code: {member}")
 
 
 def check_configuration(request: dict[str, Any]) -> None:

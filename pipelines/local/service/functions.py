@@ -25,25 +25,37 @@ LOG_TAIL_BYTES = 4096  # LogType Tail: the end of the invocation's log
 log = logging.getLogger(__name__)
 
 
+def refuse_publish(request: Body) -> None:
+    """Publish=True asks for a numbered version, which the local Lambda does not keep."""
+    if request.get("Publish"):
+        raise invalid_parameter(
+            "Publish is not supported by the local Lambda: a function has only its $LATEST version "
+            "here. Call without Publish."
+        )
+
+
 class FunctionOperations:
     def __init__(self, functions: Functions, store: ObjectStore) -> None:
         self.functions = functions
         self.store = store
 
     def create_function(self, request: Body) -> Body:
+        refuse_publish(request)
         return self.functions.create(request, self._code(request["Code"], "Code."), time.time())
 
     def get_function(self, request: Body) -> Body:
-        return self.functions.get(request["FunctionName"])
+        return self.functions.get(request["FunctionName"], request.get("Qualifier"))
 
     def update_function_code(self, request: Body) -> Body:
-        return self.functions.update_code(request["FunctionName"], self._code(request, ""))
+        refuse_publish(request)
+        code = self._code(request, "")
+        return self.functions.update_code(request["FunctionName"], code, bool(request.get("DryRun")))
 
     def update_function_configuration(self, request: Body) -> Body:
         return self.functions.update_configuration(request)
 
     def get_function_configuration(self, request: Body) -> Body:
-        return self.functions.get(request["FunctionName"])["Configuration"]
+        return self.functions.get(request["FunctionName"], request.get("Qualifier"))["Configuration"]
 
     def invoke(self, request: Body) -> Body:
         """RequestResponse runs the handler and answers its result or error document (200), Event
@@ -63,15 +75,15 @@ class FunctionOperations:
                 "InvalidRequestContentException",
                 f"Could not parse request body into json: Could not parse payload into json: {error}",
             ) from None
-        name = request["FunctionName"]
+        name, qualifier = request["FunctionName"], request.get("Qualifier")
         kind = request.get("InvocationType", "RequestResponse")
-        self.functions.get(name)  # a missing function is refused whatever the type
+        self.functions.get(name, qualifier)  # a missing function is refused whatever the type
         if kind == "DryRun":
             return {"StatusCode": 204}
         if kind == "Event":
-            threading.Thread(target=self._invoke_event, args=(name, event), daemon=True).start()
+            threading.Thread(target=self._invoke_event, args=(name, event, qualifier), daemon=True).start()
             return {"StatusCode": 202}
-        invocation = self.functions.invoke(name, event)
+        invocation = self.functions.invoke(name, event, qualifier)
         payload = json.dumps(invocation.payload).encode()
         answer: Body = {"StatusCode": 200, "Payload": payload, "ExecutedVersion": "$LATEST"}
         if invocation.error:
@@ -80,10 +92,10 @@ class FunctionOperations:
             answer["LogResult"] = base64.b64encode(invocation.log.encode()[-LOG_TAIL_BYTES:]).decode()
         return answer
 
-    def _invoke_event(self, name: str, event: Any) -> None:
+    def _invoke_event(self, name: str, event: Any, qualifier: str | None) -> None:
         """An asynchronous invocation: nobody waits for its answer, so a failure is logged."""
         try:
-            error = self.functions.invoke(name, event).error
+            error = self.functions.invoke(name, event, qualifier).error
         except ServiceError as refused:
             error = refused.message
         if error:
