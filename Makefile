@@ -127,4 +127,5 @@ local-down: $(READY) ## stop the local SageMaker server (state is kept)
 
 clean: ## stop the local server and delete local state and caches
 	-@test -x $(PY) && $(PY) -m pipelines local down
+	test ! -d .local-sagemaker || chmod -R u+w .local-sagemaker  # Lambda code folders are read-only
 	rm -rf .local-sagemaker .mypy_cache .ruff_cache

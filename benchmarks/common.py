@@ -264,6 +264,14 @@ def stop_local_server(state_dir: Path) -> None:
         log(f"local down failed: {exc}")
 
 
+def remove_local_state(state_dir: Path) -> None:
+    """Stop the state's server and delete the state, Lambda code folders (read-only) included."""
+    stop_local_server(state_dir)
+    for folder, _, _ in os.walk(state_dir):
+        Path(folder).chmod(0o700)
+    shutil.rmtree(state_dir)
+
+
 def find_model_archive(state_dir: Path) -> Path:
     archives = sorted((state_dir / "store").rglob("model.tar.gz"), key=lambda p: p.stat().st_mtime)
     archives = [a for a in archives if ".versions" not in a.parts]

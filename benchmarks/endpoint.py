@@ -58,6 +58,7 @@ from common import (
     machine_description,
     measurement_cells,
     package_versions,
+    remove_local_state,
     runtime_signer,
     start_local_server,
     stop_local_server,
@@ -221,8 +222,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     own_state = args.state_dir is None
     state_dir = args.state_dir or CACHE / "endpoint-state"
     if own_state and state_dir.exists():
-        stop_local_server(state_dir)
-        shutil.rmtree(state_dir)
+        remove_local_state(state_dir)
     provenance: dict[str, object] = {"how": "existing state dir"}
     checks: dict[str, list[int]] = {}
     startup: dict[str, float] = {}

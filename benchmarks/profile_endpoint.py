@@ -18,7 +18,6 @@ import argparse
 import collections
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from common import (
     log,
     machine_description,
     measurement_cells,
+    remove_local_state,
     runtime_signer,
     start_local_server,
     stop_local_server,
@@ -194,8 +194,7 @@ def main() -> int:
     state_dir = CACHE / "profile-state"
     work = CACHE / "profile-work"
     if state_dir.exists():
-        stop_local_server(state_dir)
-        shutil.rmtree(state_dir)
+        remove_local_state(state_dir)
     log(f"provisioning a local endpoint in {state_dir}")
     endpoint.provision(state_dir)
     archive = find_model_archive(state_dir)

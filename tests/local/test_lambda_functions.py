@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -60,6 +61,19 @@ def context(event, context):
              "memory_limit_in_mb", "log_group_name", "log_stream_name")
     return {**{name: getattr(context, name) for name in named},
             "remaining": context.get_remaining_time_in_millis()}
+
+def write(event, context):
+    root, outcomes = os.environ["LAMBDA_TASK_ROOT"], {}
+    for name, path, mode in (("change code", "app.py", "a"), ("add file", "new.py", "w"),
+                             ("add to folder", "pkg/extra.py", "w"),
+                             ("temporary file", os.path.join(os.environ["TMPDIR"], "x"), "w")):
+        try:
+            with open(os.path.join(root, path), mode) as file:
+                file.write("# tampered")
+            outcomes[name] = "written"
+        except OSError as error:
+            outcomes[name] = type(error).__name__
+    return outcomes
 
 def interpreter(event, context):
     import importlib.util
@@ -140,6 +154,24 @@ def test_the_handler_gets_lambdas_context_with_a_request_id_per_invocation(funct
     assert second["log_stream_name"] == first["log_stream_name"]  # the same warm environment
     assert 4000 < first["remaining"] <= 5000  # counted down from the function's Timeout
     assert 3000 < second["remaining"] < first["remaining"] - 900
+
+
+def test_the_code_directory_is_read_only_as_lambdas_task_root(functions: Functions) -> None:
+    package = zipped({"app.py": HANDLER, "pkg/__init__.py": b""})
+    created = create(functions, "f", "app.write", package)
+    [code_dir] = [path.parent for path in (functions.root / "f").glob("*/app.py")]
+    for path in [code_dir, *code_dir.rglob("*")]:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o222 == 0, path
+
+    outcomes = functions.invoke("f", {}).payload
+
+    if os.geteuid() != 0:  # file modes do not bind root
+        assert outcomes == {"change code": "PermissionError", "add file": "PermissionError",
+                            "add to folder": "PermissionError", "temporary file": "written"}
+        assert (code_dir / "app.py").read_bytes() == HANDLER
+    assert outcomes["temporary file"] == "written"
+    again = functions.update_code("f", package)
+    assert again["CodeSha256"] == created["CodeSha256"]  # the same package again: its folder is reused
 
 
 def test_a_handler_runs_on_its_runtimes_python_with_only_what_lambda_provides(functions: Functions) -> None:

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+import stat
 import tempfile
 import threading
 import uuid
@@ -46,6 +47,7 @@ class Invocation:
     request_id: str = ""
 
 
+WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 RESPONSE_LIMIT = 6 * 1024 * 1024 + 100  # the largest synchronous response, as Lambda's message counts it
 
 # Lambda's FunctionName: a name, or a full or partial ARN, optionally with a version qualifier.
@@ -96,6 +98,7 @@ class Functions:
                 archive.extractall(tmp)
             code_dir.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, code_dir)
+            read_only(code_dir)
         function_home(code_dir).mkdir(exist_ok=True)
         return digest, str(code_dir)
 
@@ -293,6 +296,16 @@ def check_code(zipped: bytes) -> None:
     for member in names:
         if member.startswith("/") or ".." in Path(member).parts:
             raise invalid_parameter(f"unsafe path in function code: {member}")
+
+
+def read_only(tree: Path) -> None:
+    """Take every write permission off an unpacked package, as /var/task is read-only on Lambda:
+    a handler cannot change its own code, nor the code later environments start from."""
+    for folder, _, files in os.walk(tree, topdown=False):
+        for name in files:
+            path = Path(folder, name)
+            path.chmod(stat.S_IMODE(path.lstat().st_mode) & ~WRITE)
+        Path(folder).chmod(stat.S_IMODE(Path(folder).stat().st_mode) & ~WRITE)
 
 
 def check_configuration(request: dict[str, Any]) -> None:

@@ -78,6 +78,7 @@ def number(value):
 
 
 sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
+sys.dont_write_bytecode = True  # no __pycache__ in the read-only task root, even for a root user
 results = os.fdopen(int(results_fd), "w")
 handler = failure = None
 try:
