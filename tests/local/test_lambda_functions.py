@@ -6,6 +6,7 @@ import io
 import os
 import re
 import stat
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -172,6 +173,51 @@ def test_the_code_directory_is_read_only_as_lambdas_task_root(functions: Functio
     assert outcomes["temporary file"] == "written"
     again = functions.update_code("f", package)
     assert again["CodeSha256"] == created["CodeSha256"]  # the same package again: its folder is reused
+
+
+def test_the_configuration_and_runtime_variables_are_lambdas(functions: Functions) -> None:
+    request = {"FunctionName": "f", "Handler": "app.environment", "Runtime": "python3.12", "MemorySize": 256}
+    created = functions.create(request, zipped({"app.py": HANDLER}), 0.0)
+    function_settled(functions, "f")
+
+    assert (created["MemorySize"], created["Version"], created["PackageType"]) == (256, "$LATEST", "Zip")
+    assert created["Architectures"] == ["x86_64"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000", created["LastModified"])
+    uuid.UUID(created["RevisionId"])
+    seen = functions.invoke("f", {}).payload["environment"]
+    assert seen["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    assert seen["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/f"
+    assert seen["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", seen["AWS_LAMBDA_LOG_STREAM_NAME"])
+    assert Path(seen["LAMBDA_RUNTIME_DIR"]) == python_runtimes.interpreter("python3.12").parent.parent
+
+    time.sleep(0.01)
+    updated = functions.update_configuration({"FunctionName": "f", "MemorySize": 512})
+    function_settled(functions, "f")
+    assert (updated["MemorySize"], functions.get("f")["Configuration"]["MemorySize"]) == (512, 512)
+    assert updated["LastModified"] > created["LastModified"]
+    assert functions.invoke("f", {}).payload["environment"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"
+    assert create(functions, "g", "app.answer", zipped({"app.py": HANDLER}))["MemorySize"] == 128
+
+
+def test_more_than_4_kb_of_variables_is_refused_as_lambda_refuses_it(functions: Functions) -> None:
+    fits = {"A": "x" * (4096 - len('{"A":""}'))}
+    request = {"FunctionName": "f", "Handler": "app.answer", "Runtime": "python3.12",
+               "Environment": {"Variables": fits}}
+    functions.create(request, zipped({"app.py": HANDLER}), 0.0)
+    function_settled(functions, "f")
+    over = {"A": fits["A"], "B": "y"}
+    too_much = {"Variables": over}
+    for change in (lambda: functions.update_configuration({"FunctionName": "f", "Environment": too_much}),
+                   lambda: functions.create({**request, "FunctionName": "g", "Environment": too_much},
+                                            zipped({"app.py": HANDLER}), 0.0)):
+        with pytest.raises(ServiceError) as refused:
+            change()
+        assert (refused.value.code, refused.value.message) == (
+            "InvalidParameterValueException",
+            "Lambda was unable to configure your environment variables because the environment variables you "
+            f'have provided exceeded the 4KB limit. String measured: {{"A":"{fits["A"]}","B":"y"}}')
+    assert functions.get("f")["Configuration"]["Environment"] == {"Variables": fits}
 
 
 def test_a_handler_runs_on_its_runtimes_python_with_only_what_lambda_provides(functions: Functions) -> None:

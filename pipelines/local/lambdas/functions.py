@@ -24,6 +24,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +124,14 @@ class Functions:
                 "Role": request.get("Role", ""),
                 "Handler": request["Handler"],
                 "Timeout": int(request.get("Timeout", 3)),
+                "MemorySize": int(request.get("MemorySize", 128)),
                 "Environment": request.get("Environment", {"Variables": {}}),
                 "CodeSha256": sha,
                 "CodeSize": len(zipped),
+                "Version": LATEST,
+                "PackageType": "Zip",
+                "Architectures": request.get("Architectures", ["x86_64"]),
+                "LastModified": last_modified(),
                 "RevisionId": revision,
                 "_CodeDir": code_dir,
             }
@@ -140,7 +146,7 @@ class Functions:
             return self._describe(body)
         with self._change(body["FunctionName"], UPDATING) as revision:
             body["CodeSha256"], body["_CodeDir"] = self._save_code(body["FunctionName"], zipped)
-            body.update(CodeSize=len(zipped), RevisionId=revision)
+            body.update(CodeSize=len(zipped), RevisionId=revision, LastModified=last_modified())
             self.database.put("function", body["FunctionName"], body, 0)
         return self._settle(body)
 
@@ -151,7 +157,8 @@ class Functions:
         changed = {key: request[key] for key in CONFIGURABLE if key in request}
         check_configuration({**body, **changed})
         with self._change(body["FunctionName"], UPDATING) as revision:
-            body.update(changed, Timeout=int(changed.get("Timeout", body["Timeout"])), RevisionId=revision)
+            body.update(changed, Timeout=int(changed.get("Timeout", body["Timeout"])))
+            body.update(RevisionId=revision, LastModified=last_modified())
             self.database.put("function", body["FunctionName"], body, 0)
         return self._settle(body)
 
@@ -239,7 +246,7 @@ class Functions:
                 **runtime_defaults(body, python),
                 **body.get("Environment", {}).get("Variables", {}),
                 **self._sdk_environment(),
-                **reserved_runtime_variables(body),
+                **reserved_runtime_variables(body, python),
             },
         )
 
@@ -279,7 +286,13 @@ STATES: dict[str, dict[str, str]] = {
     UPDATING: {"State": "Active", "LastUpdateStatus": "InProgress"},
 }
 # What UpdateFunctionConfiguration changes here: the members CreateFunction stores.
-CONFIGURABLE = ("Role", "Handler", "Timeout", "Environment", "Runtime")
+CONFIGURABLE = ("Role", "Handler", "Timeout", "MemorySize", "Environment", "Runtime")
+ENVIRONMENT_LIMIT = 4096  # bytes of a function's variables, as JSON
+
+
+def last_modified() -> str:
+    """Now, as Lambda writes LastModified: `2024-06-01T12:00:00.000+0000`."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
 def check_code(zipped: bytes) -> None:
@@ -343,7 +356,14 @@ RESERVED_VARIABLES = frozenset({
 
 
 def check_variables(variables: dict[str, str]) -> None:
-    """Refuse reserved names as Lambda does, rather than let the runtime's value silently win."""
+    """Refuse more than 4 KB of variables, and reserved names, as Lambda does (rather than let the
+    runtime's value silently win)."""
+    measured = json.dumps(variables, separators=(",", ":"))
+    if len(measured.encode()) > ENVIRONMENT_LIMIT:
+        raise invalid_parameter(
+            "Lambda was unable to configure your environment variables because the environment "
+            f"variables you have provided exceeded the 4KB limit. String measured: {measured}"
+        )
     reserved = sorted(RESERVED_VARIABLES.intersection(variables))
     if reserved:
         raise invalid_parameter(
@@ -366,14 +386,16 @@ def runtime_defaults(body: dict[str, Any], python: Path) -> dict[str, str]:
     }
 
 
-def reserved_runtime_variables(body: dict[str, Any]) -> dict[str, str]:
+def reserved_runtime_variables(body: dict[str, Any], python: Path) -> dict[str, str]:
     """The variables Lambda's runtime reserves (no function variable may name them)."""
     return {
         "LAMBDA_TASK_ROOT": body["_CodeDir"],
         "_HANDLER": body["Handler"],
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{body['Runtime']}",
         "AWS_LAMBDA_FUNCTION_NAME": body["FunctionName"],
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_VERSION": LATEST,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(body.get("MemorySize", 128)),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{body['FunctionName']}",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "LAMBDA_RUNTIME_DIR": str(python.parent.parent),  # the runtime's own environment
     }
