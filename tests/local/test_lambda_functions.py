@@ -21,6 +21,7 @@ from pipelines.local.lambdas import python_runtimes
 from pipelines.local.lambdas.functions import Functions
 from pipelines.local.lambdas.runtime import exit_status
 from pipelines.local.storage.database import Database
+from pipelines.local.system.isolation import Confinement, isolation_unavailable
 
 from .world import function_settled
 
@@ -63,6 +64,18 @@ def context(event, context):
     return {**{name: getattr(context, name) for name in named},
             "remaining": context.get_remaining_time_in_millis()}
 
+def peek(event, context):
+    seen = {"code": sorted(os.listdir(os.environ["LAMBDA_TASK_ROOT"]))}
+    try:
+        seen["secret"] = open(event["secret"]).read()
+    except OSError as error:
+        seen["secret"] = type(error).__name__
+    try:
+        open(os.path.join(os.environ["LAMBDA_TASK_ROOT"], "app.py"), "a").write("# changed")
+        seen["change code"] = "changed"
+    except OSError as error:
+        seen["change code"] = type(error).__name__
+    return seen
 def write(event, context):
     root, outcomes = os.environ["LAMBDA_TASK_ROOT"], {}
     for name, path, mode in (("change code", "app.py", "a"), ("add file", "new.py", "w"),
@@ -108,6 +121,26 @@ def create(functions: Functions, name: str, handler: str, code: bytes) -> dict[s
     created = functions.create(request, code, 0.0)
     function_settled(functions, name)
     return created
+
+
+def test_a_confined_function_sees_its_code_read_only_and_nothing_else_of_the_state(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "credentials.json").write_text("the server's keys")
+    confinement = Confinement(read_only=(), hidden=(state,))
+    functions = Functions(Database(state / "state.db"), state / "functions", "us-east-1", "http://127.0.0.1:1",
+                          confinement=confinement)
+    try:
+        create(functions, "f", "app.peek", zipped({"app.py": HANDLER}))
+        result = functions.invoke("f", {"secret": str(state / "credentials.json")})
+    finally:
+        functions.close()
+    assert result.error == "", result.error
+    if isolation_unavailable():  # no namespaces on this kernel: the function runs unconfined
+        assert result.payload["secret"] == "the server's keys"
+        return
+    # hidden; and its code is on a read-only mount, which stops even a root user
+    assert result.payload == {"code": ["app.py"], "secret": "FileNotFoundError", "change code": "OSError"}
 
 
 def test_the_handler_named_at_create_runs(functions: Functions) -> None:

@@ -34,6 +34,7 @@ from pipelines.local.lambdas.runtime import Configuration, Request, WarmEnvironm
 from pipelines.local.storage import credentials
 from pipelines.local.storage.database import Database, public
 from pipelines.local.system.identity import ACCOUNT, arn
+from pipelines.local.system.isolation import Confinement
 from pipelines.local.system.supervision import library_path
 
 
@@ -73,10 +74,11 @@ def function_name(name_or_arn: str) -> str:
 class Functions:
     def __init__(
         self, database: Database, root: Path, region: str, server_url: str,
-        credentials_path: Path | None = None,
+        credentials_path: Path | None = None, confinement: Confinement | None = None,
     ) -> None:
         self.database = database
         self.root = root
+        self.confinement = confinement
         self.region = region
         self.server_url = server_url
         self.credentials_path = credentials_path
@@ -242,6 +244,7 @@ class Functions:
             interpreter=str(python),
             code_dir=body["_CodeDir"],
             handler=body["Handler"],
+            confinement=self.confinement,
             environment={
                 **runtime_defaults(body, python),
                 **body.get("Environment", {}).get("Variables", {}),

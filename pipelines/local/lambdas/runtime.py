@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.system import clock
+from pipelines.local.system.isolation import Confinement, confined
 from pipelines.local.system.supervision import terminate
 
 INIT_SECONDS = 10.0  # Lambda's limit on an init phase ahead of the first invoke
@@ -129,6 +130,7 @@ class Configuration:
     code_dir: str
     handler: str
     environment: Mapping[str, str]
+    confinement: Confinement | None = None  # what the environment must not see (system/isolation.py)
 
     def key(self) -> str:
         return json.dumps(
@@ -177,9 +179,14 @@ class Environment:
         # Lambda's stream of one environment: `2024/06/01/[$LATEST]<32 hex digits>`.
         version = configuration.environment["AWS_LAMBDA_FUNCTION_VERSION"]
         name = time.strftime(f"%Y/%m/%d/[{version}]", time.gmtime()) + uuid.uuid4().hex
+        argv = [configuration.interpreter, "-c", RUNTIME, module, function, str(write_end)]
+        if configuration.confinement is not None:  # its code and home as Lambda's: there, read-only
+            code_dir = Path(configuration.code_dir)
+            argv = confined(argv, folder, configuration.confinement,
+                            shown=(code_dir, code_dir.parent / "home"), busy_fds=(write_end,))
         with init_log.open("w") as log:
             process = subprocess.Popen(
-                [configuration.interpreter, "-c", RUNTIME, module, function, str(write_end)],
+                argv,
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=log,

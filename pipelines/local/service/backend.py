@@ -38,7 +38,8 @@ class LocalSageMaker:
             layout, region, Database(layout.database), ObjectStore(layout.objects)
         )
         self.functions = Functions(
-            self.context.database, layout.functions, region, server_url, layout.credentials
+            self.context.database, layout.functions, region, server_url, layout.credentials,
+            layout.confinement(),
         )
         self.events = EventOperations(self.context, self.functions)
         self.registry = RegistryOperations(self.context, self.events.model_package_changed)

@@ -1,5 +1,6 @@
-"""A job or model server confined as a container confines it: its own directory, nothing of the
-local control plane, and (with SageMaker's EnableNetworkIsolation) no network.
+"""A job, model server or Lambda environment confined as a container confines it: its own
+directory, nothing of the local control plane, and (with SageMaker's EnableNetworkIsolation) no
+network.
 
 Every child runs in a user and mount namespace of its own (`unshare --user --map-current-user
 --mount`, util-linux, no root): the trees a `Confinement` names read-only cannot be changed (the
@@ -58,9 +59,17 @@ def isolation_unavailable() -> str:
     return ""
 
 
-def confined(argv: list[str], own: Path, confinement: Confinement | None, network: bool = True) -> list[str]:
-    """`argv` to run confined to `own` (isolation_unavailable() must be "" when network is False);
-    as it is when there is nothing to confine it with."""
+def confined(
+    argv: list[str],
+    own: Path,
+    confinement: Confinement | None,
+    network: bool = True,
+    shown: tuple[Path, ...] = (),
+    busy_fds: tuple[int, ...] = (),
+) -> list[str]:
+    """`argv` to run confined to `own` (isolation_unavailable() must be "" when network is False),
+    `shown` visible read-only even inside a hidden tree; as it is when there is nothing to confine
+    it with. `busy_fds` are descriptors the command inherits, which the setup must not reuse."""
     unavailable = isolation_unavailable()
     if unavailable:
         if not network:
@@ -68,25 +77,37 @@ def confined(argv: list[str], own: Path, confinement: Confinement | None, networ
         _warn_unconfined(unavailable)
         return list(argv)
     namespaces = NAMESPACES if network else NAMESPACES + WITHOUT_NETWORK
-    script = _setup(own, confinement or Confinement((), ()))
+    free = [fd for fd in range(3, 10) if fd not in busy_fds]  # a shell names descriptors 0 to 9
+    if len(free) < 1 + len(shown):
+        raise RuntimeError(f"no free descriptors to confine {argv[0]} with")
+    script = _setup(own, confinement or Confinement((), ()), shown, free)
     return [str(shutil.which("unshare")), *namespaces, "--", "sh", "-c", script, "confined", *argv]
 
 
-def _setup(own: Path, confinement: Confinement) -> str:
-    """The mounts, in the new namespace, then exec the command. `own` is opened first and bound
-    back over any hidden tree that holds it (by descriptor: its path is hidden by then)."""
-    quoted = shlex.quote(str(own))
-    lines = ["set -e", f"exec 3<{quoted}"]
+def _setup(own: Path, confinement: Confinement, shown: tuple[Path, ...], fds: list[int]) -> str:
+    """The mounts, in the new namespace, then exec the command. `own` and `shown` are opened first
+    and bound back over any hidden tree that holds them (by descriptor: their paths are hidden by
+    then), `shown` read-only."""
+    kept = [(own, fds[0], False)] + [(path, fd, True) for path, fd in zip(shown, fds[1:], strict=False)]
+    lines = ["set -e"] + [f"exec {fd}<{shlex.quote(str(path))}" for path, fd, _ in kept]
     for path in confinement.read_only:
         if path.is_dir():
-            lines += [f"mount --bind {shlex.quote(str(path))} {shlex.quote(str(path))}",
-                      f"mount -o remount,bind,ro {shlex.quote(str(path))}"]
+            lines += _bind(str(path), str(path), read_only=True)
     for path in confinement.hidden:
         if path.is_dir():
             lines.append(f"mount -t tmpfs -o mode=0700,size=1m hidden {shlex.quote(str(path))}")
-    lines += [f"mkdir -p {quoted}", f"mount --no-canonicalize --bind /proc/self/fd/3 {quoted}",
-              "exec 3<&-", 'exec "$@"']
+    for path, fd, read_only in kept:
+        lines += [f"mkdir -p {shlex.quote(str(path))}", *_bind(f"/proc/self/fd/{fd}", str(path), read_only)]
+        lines.append(f"exec {fd}<&-")
+    lines.append('exec "$@"')
     return "\n".join(lines)
+
+
+def _bind(source: str, target: str, read_only: bool) -> list[str]:
+    """A bind mount of `source` (as given: a descriptor's path must not be resolved) on `target`."""
+    quoted = shlex.quote(target)
+    bound = [f"mount --no-canonicalize --bind {shlex.quote(source)} {quoted}"]
+    return [*bound, f"mount -o remount,bind,ro {quoted}"] if read_only else bound
 
 
 @functools.cache
