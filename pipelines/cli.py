@@ -391,7 +391,16 @@ def cmd_local(settings: Settings, args: argparse.Namespace) -> int:
         else:
             say(f"running (pid {pid}) but not answering HTTP" if pid else "not running")
         say(f"state: {settings.state_path}")
+        say(f"jobs, model servers and Lambda environments: {_confinement()}")
     return 0
+
+
+def _confinement() -> str:
+    """Whether this machine lets the local server confine what it runs (system/isolation.py)."""
+    from pipelines.local.system.isolation import isolation_unavailable
+
+    unavailable = isolation_unavailable()
+    return f"unconfined: {unavailable}" if unavailable else "confined (user, mount and network namespaces)"
 
 
 def _local_down(settings: Settings) -> int:

@@ -33,6 +33,7 @@ from pipelines import REPO_ROOT, cli
 from pipelines.local import daemon
 from pipelines.local.service.backend import OPERATIONS
 from pipelines.local.storage.credentials import Credentials
+from pipelines.local.system import isolation
 
 pytestmark = pytest.mark.e2e
 HOST = "127.0.0.1"
@@ -292,6 +293,17 @@ def local(state_dir: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tu
     code = cli.main(["--state-dir", str(state_dir), "--target", "local", "local", *args])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@pytest.mark.parametrize("reason", ["", "no user namespaces here"])
+def test_local_status_says_whether_what_the_server_runs_is_confined(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, reason: str
+) -> None:
+    monkeypatch.setattr(isolation, "isolation_unavailable", lambda: reason)
+    code, out, _ = local(tmp_path / "state", capsys, "status")
+    assert code == 0 and out.startswith("not running\n")
+    expected = f"unconfined: {reason}" if reason else "confined (user, mount and network namespaces)"
+    assert out.splitlines()[-1] == f"jobs, model servers and Lambda environments: {expected}"
 
 
 def test_local_down_stops_a_server_that_does_not_answer_http(
