@@ -31,11 +31,25 @@ def test_a_machine_that_cannot_isolate_says_why(
     assert isolation.isolation_unavailable().startswith(reason)
 
 
-def test_a_confined_command_runs_through_unshare_without_root() -> None:
-    command = isolation.confined(["python3", "step.py"], Path("/jobs/a"), None, network=False)
+def test_a_confined_command_runs_through_unshare_without_root(tmp_path: Path) -> None:
+    if isolation.isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    command = isolation.confined(["python3", "step.py"], tmp_path, None, network=False)
     assert command[0].endswith("unshare")
     assert command[1:6] == ["--user", "--map-current-user", "--mount", "--net", "--"]
     assert command[-3:] == ["confined", "python3", "step.py"]
+
+
+def test_the_mount_table_escapes_what_fstab_would_split_on(tmp_path: Path) -> None:
+    if isolation.isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    own = tmp_path / "a job\twith space"
+    own.mkdir()
+    isolation.confined(["true"], own, isolation.Confinement((), (tmp_path,)))
+    table = (own / isolation.MOUNT_TABLE).read_text().splitlines()
+    escaped = str(own).replace(" ", "\\040").replace("\t", "\\011")
+    assert table == [f"hidden {tmp_path} tmpfs mode=0700,size=1m 0 0",
+                     f"/proc/self/fd/3 {escaped} none bind,X-mount.mkdir 0 0"]
 
 
 def test_without_namespaces_a_command_runs_unconfined_unless_it_needs_no_network(

@@ -29,6 +29,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 NAMESPACES = ("--user", "--map-current-user", "--mount")
+MOUNT_TABLE = ".confinement.fstab"  # written into the child's own directory, removed once mounted
 WITHOUT_NETWORK = ("--net",)
 
 
@@ -80,34 +81,35 @@ def confined(
     free = [fd for fd in range(3, 10) if fd not in busy_fds]  # a shell names descriptors 0 to 9
     if len(free) < 1 + len(shown):
         raise RuntimeError(f"no free descriptors to confine {argv[0]} with")
-    script = _setup(own, confinement or Confinement((), ()), shown, free)
+    kept = [(own, free[0], False)] + [(path, fd, True) for path, fd in zip(shown, free[1:], strict=False)]
+    table = own / MOUNT_TABLE
+    table.write_text(_mount_table(confinement or Confinement((), ()), kept), encoding="utf-8")
+    script = "\n".join([
+        "set -e",
+        *(f"exec {fd}<{shlex.quote(str(path))}" for path, fd, _ in kept),
+        f"mount --all --no-canonicalize --fstab {shlex.quote(str(table))}",  # one exec for every mount
+        *(f"exec {fd}<&-" for _, fd, _ in kept),
+        f"rm -f {shlex.quote(str(table))}",
+        'exec "$@"',
+    ])
     return [str(shutil.which("unshare")), *namespaces, "--", "sh", "-c", script, "confined", *argv]
 
 
-def _setup(own: Path, confinement: Confinement, shown: tuple[Path, ...], fds: list[int]) -> str:
-    """The mounts, in the new namespace, then exec the command. `own` and `shown` are opened first
-    and bound back over any hidden tree that holds them (by descriptor: their paths are hidden by
-    then), `shown` read-only."""
-    kept = [(own, fds[0], False)] + [(path, fd, True) for path, fd in zip(shown, fds[1:], strict=False)]
-    lines = ["set -e"] + [f"exec {fd}<{shlex.quote(str(path))}" for path, fd, _ in kept]
-    for path in confinement.read_only:
-        if path.is_dir():
-            lines += _bind(str(path), str(path), read_only=True)
-    for path in confinement.hidden:
-        if path.is_dir():
-            lines.append(f"mount -t tmpfs -o mode=0700,size=1m hidden {shlex.quote(str(path))}")
-    for path, fd, read_only in kept:
-        lines += [f"mkdir -p {shlex.quote(str(path))}", *_bind(f"/proc/self/fd/{fd}", str(path), read_only)]
-        lines.append(f"exec {fd}<&-")
-    lines.append('exec "$@"')
-    return "\n".join(lines)
+def _mount_table(confinement: Confinement, kept: list[tuple[Path, int, bool]]) -> str:
+    """The mounts as an fstab, in order: the read-only trees, the hidden ones, then `kept` (own
+    and shown) bound back from descriptors opened before (their paths are hidden by then)."""
+    entries = [f"{_field(path)} {_field(path)} none bind,ro" for path in confinement.read_only if path.is_dir()]
+    entries += [f"hidden {_field(path)} tmpfs mode=0700,size=1m" for path in confinement.hidden if path.is_dir()]
+    entries += [
+        f"/proc/self/fd/{fd} {_field(path)} none bind,X-mount.mkdir" + (",ro" if read_only else "")
+        for path, fd, read_only in kept
+    ]
+    return "".join(f"{entry} 0 0\n" for entry in entries)
 
 
-def _bind(source: str, target: str, read_only: bool) -> list[str]:
-    """A bind mount of `source` (as given: a descriptor's path must not be resolved) on `target`."""
-    quoted = shlex.quote(target)
-    bound = [f"mount --no-canonicalize --bind {shlex.quote(source)} {quoted}"]
-    return [*bound, f"mount -o remount,bind,ro {quoted}"] if read_only else bound
+def _field(path: Path) -> str:
+    """A path as an fstab field: whitespace and backslashes octal-escaped, as fstab(5) reads them."""
+    return "".join(f"\\{ord(c):03o}" if c in " \t\n\\" else c for c in str(path))
 
 
 @functools.cache
