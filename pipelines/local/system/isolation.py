@@ -98,8 +98,8 @@ def confined(
 def _mount_table(confinement: Confinement, kept: list[tuple[Path, int, bool]]) -> str:
     """The mounts as an fstab, in order: the read-only trees, the hidden ones, then `kept` (own
     and shown) bound back from descriptors opened before (their paths are hidden by then)."""
-    entries = [f"{_field(path)} {_field(path)} none bind,ro" for path in confinement.read_only if path.is_dir()]
-    entries += [f"hidden {_field(path)} tmpfs mode=0700,size=1m" for path in confinement.hidden if path.is_dir()]
+    entries = [f"{_field(p)} {_field(p)} none bind,ro" for p in confinement.read_only if p.is_dir()]
+    entries += [f"hidden {_field(p)} tmpfs mode=0700,size=1m" for p in confinement.hidden if p.is_dir()]
     entries += [
         f"/proc/self/fd/{fd} {_field(path)} none bind,X-mount.mkdir" + (",ro" if read_only else "")
         for path, fd, read_only in kept
