@@ -312,6 +312,9 @@ def test_local_down_stops_a_server_that_does_not_answer_http(
     pid = daemon.server_pid(own_server)
     assert pid
     os.kill(pid, signal.SIGSTOP)  # alive, holding its state, deaf to HTTP
+    # kill() returns before the stop takes effect; a busy machine can let one more request in
+    wait_until(lambda: Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "T", 10,
+               "the server to stop")
     assert daemon.running_server(own_server) is None
     assert daemon.server_pid(own_server) == pid
     code, out, _ = local(own_server, capsys, "status")
