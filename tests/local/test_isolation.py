@@ -40,6 +40,11 @@ def test_a_confined_command_runs_through_unshare_without_root(tmp_path: Path) ->
     assert command[-3:] == ["confined", "python3", "step.py"]
 
 
+def test_nothing_to_confine_with_leaves_the_command_as_it_is(tmp_path: Path) -> None:
+    assert isolation.confined(["python3", "step.py"], tmp_path, None) == ["python3", "step.py"]
+    assert not (tmp_path / isolation.MOUNT_TABLE).exists()
+
+
 def test_the_mount_table_escapes_what_fstab_would_split_on(tmp_path: Path) -> None:
     if isolation.isolation_unavailable():
         pytest.skip("this kernel does not let users create namespaces")
@@ -56,7 +61,8 @@ def test_without_namespaces_a_command_runs_unconfined_unless_it_needs_no_network
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(isolation, "isolation_unavailable", lambda: "no user namespaces here")
-    assert isolation.confined(["python3", "step.py"], Path("/jobs/a"), None) == ["python3", "step.py"]
+    hiding = isolation.Confinement((), (Path("/state"),))
+    assert isolation.confined(["python3", "step.py"], Path("/jobs/a"), hiding) == ["python3", "step.py"]
     assert "no user namespaces here" in caplog.text
     with pytest.raises(RuntimeError, match="cannot take a process off the network: no user namespaces here"):
         isolation.confined(["python3", "step.py"], Path("/jobs/a"), None, network=False)

@@ -141,7 +141,7 @@ class ModelServerProcess:
                 raise DeploymentError(self._reason(f"exited with code {code}"))
             if cancelled():
                 raise DeploymentError("deployment cancelled")
-            if self._socket.file.exists() and ping(self._socket):
+            if ping(self._socket):  # False until the server listens
                 self._pool = ConnectionPool(self._socket, INVOKE_TIMEOUT_SECONDS)
                 return
             if time.monotonic() > deadline:
@@ -245,8 +245,7 @@ def launch(
     server_socket = ServerSocket(variant_dir)
     argv = [python, "-m", "pipelines.local.hosting.model_server", "--model-dir", str(model_dir),
             "--socket", server_socket.name]
-    if confinement is not None or variant.network_isolation:
-        argv = confined(argv, variant_dir, confinement, network=not variant.network_isolation)
+    argv = confined(argv, variant_dir, confinement, network=not variant.network_isolation)
     try:
         process, offset = _spawn(argv, env, log_path, spawner, variant_dir)
     except BaseException:

@@ -140,7 +140,6 @@ def run_container(
     It sees its job directory and what `confinement` leaves of the machine, and a network-isolated
     job no network at all (system/isolation.py); a stopped one gets `grace` seconds between
     SIGTERM and SIGKILL."""
-    unconfined = confinement is None and not isolated
-    command = argv if unconfined else confined(argv, job.root, confinement, network=not isolated)
+    command = confined(argv, job.root, confinement, network=not isolated)
     with open(job.root / "logs.txt", "w", encoding="utf-8") as logs_file:
         return run_to_end(command, env, cwd, (log, logs_file), job.root / "pgid", timeout, cancel, grace)

@@ -180,10 +180,9 @@ class Environment:
         version = configuration.environment["AWS_LAMBDA_FUNCTION_VERSION"]
         name = time.strftime(f"%Y/%m/%d/[{version}]", time.gmtime()) + uuid.uuid4().hex
         argv = [configuration.interpreter, "-c", RUNTIME, module, function, str(write_end)]
-        if configuration.confinement is not None:  # its code and home as Lambda's: there, read-only
-            code_dir = Path(configuration.code_dir)
-            argv = confined(argv, folder, configuration.confinement,
-                            shown=(code_dir, code_dir.parent / "home"), busy_fds=(write_end,))
+        code_dir = Path(configuration.code_dir)  # its code and home as Lambda's: there, read-only
+        argv = confined(argv, folder, configuration.confinement,
+                        shown=(code_dir, code_dir.parent / "home"), busy_fds=(write_end,))
         with init_log.open("w") as log:
             process = subprocess.Popen(
                 argv,

@@ -70,7 +70,10 @@ def confined(
 ) -> list[str]:
     """`argv` to run confined to `own` (isolation_unavailable() must be "" when network is False),
     `shown` visible read-only even inside a hidden tree; as it is when there is nothing to confine
-    it with. `busy_fds` are descriptors the command inherits, which the setup must not reuse."""
+    it with (no confinement and the network kept). `busy_fds` are descriptors the command
+    inherits, which the setup must not reuse."""
+    if confinement is None and network:
+        return list(argv)
     unavailable = isolation_unavailable()
     if unavailable:
         if not network:
