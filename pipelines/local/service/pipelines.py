@@ -219,11 +219,7 @@ class PipelineOperations:
 
     def _find(self, name_or_arn: str) -> Body | None:
         """Pipeline names are unique regardless of case, and an ARN names one too."""
-        name = name_or_arn.rsplit("pipeline/", 1)[-1]
-        return self.database.get("pipeline", name) or next(
-            (p for p in self.database.all("pipeline") if p["PipelineName"].lower() == name.lower()),
-            None,
-        )
+        return self.database.find("pipeline", name_or_arn.rsplit("pipeline/", 1)[-1])
 
     def _pipeline(self, name_or_arn: str) -> Body:
         body = self._find(name_or_arn)

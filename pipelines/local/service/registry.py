@@ -78,12 +78,7 @@ class RegistryOperations:
     def _find_group(self, name_or_arn: str) -> Body | None:
         """The group a name or ARN names. A group's ARN holds its name lower-cased, so names are
         unique regardless of case and `sentimentmodels` (an ARN's) finds `SentimentModels`."""
-        name = _group_name(name_or_arn)
-        exact = self.database.get("model_package_group", name)
-        if exact is not None:
-            return exact
-        groups = self.database.all("model_package_group")
-        return next((g for g in groups if g["ModelPackageGroupName"].lower() == name.lower()), None)
+        return self.database.find("model_package_group", _group_name(name_or_arn))
 
     def _group(self, name_or_arn: str) -> Body:
         body = self._find_group(name_or_arn)
