@@ -195,18 +195,22 @@ def read_listening_port(log_path: Path, process: subprocess.Popen[bytes], timeou
 # --- a deployed local endpoint ---------------------------------------------------------------
 
 
+class CliFailed(subprocess.CalledProcessError):
+    """A CLI command exited non-zero; printed, it ends with what the command printed, so a
+    benchmark that stops on it says why."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\n{(self.stdout or '')[-2000:]}{(self.stderr or '')[-2000:]}"
+
+
 def cli(state_dir: Path, *args: str, timeout: float = 900.0) -> subprocess.CompletedProcess[str]:
     """``python -m pipelines ARGS`` against the local target with its own state dir."""
     env = {**os.environ, "PIPELINE_STATE_DIR": str(state_dir), "PIPELINE_TARGET": "local"}
-    return subprocess.run(
-        [PYTHON, "-m", "pipelines", *args],
-        cwd=REPO,
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=timeout,
-        check=True,
-    )
+    argv = [PYTHON, "-m", "pipelines", *args]
+    done = subprocess.run(argv, cwd=REPO, env=env, text=True, capture_output=True, timeout=timeout)
+    if done.returncode:
+        raise CliFailed(done.returncode, argv, done.stdout, done.stderr)
+    return done
 
 
 def deploy_endpoint(state_dir: Path) -> dict[str, float]:
