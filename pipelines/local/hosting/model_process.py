@@ -230,7 +230,6 @@ def launch(
     capture: CaptureWriter | None,
     spawner: ThreadPoolExecutor,
     confinement: Confinement | None = None,
-    python: str = sys.executable,
 ) -> ModelServerProcess:
     """Unpack the model and start its server (not yet healthy) on the `spawner` thread, confined
     to its variant's directory (system/isolation.py); `instance_id` names it in log streams, as an
@@ -243,7 +242,7 @@ def launch(
     env = _environment(variant, model_dir, variant_dir, store)
     log_path = variant_dir / "server.log"
     server_socket = ServerSocket(variant_dir)
-    argv = [python, "-m", "pipelines.local.hosting.model_server", "--model-dir", str(model_dir),
+    argv = [sys.executable, "-m", "pipelines.local.hosting.model_server", "--model-dir", str(model_dir),
             "--socket", server_socket.name]
     argv = confined(argv, variant_dir, confinement, network=not variant.network_isolation)
     try:
