@@ -46,6 +46,7 @@ from monitoring.formats import (  # noqa: E402
     baseline_constraints,
     baseline_features,
     dataset_statistics,
+    enabled,
     load_baseline,
 )
 from monitoring.report import Report  # noqa: E402
@@ -136,7 +137,9 @@ def window_from(args: argparse.Namespace) -> Window:
 
 
 def check_settings(args: argparse.Namespace, constraints: dict[str, Any]) -> CheckSettings:
-    """Arguments win; otherwise the values the baseline was made with."""
+    """Arguments win; otherwise the values the baseline was made with. The constraints file's
+    switches (evaluate_constraints, perform_comparison, emit_metrics) are honoured as Model Monitor
+    honours them, so a baseline edited with the SageMaker SDK means the same here."""
     config = constraints.get("monitoring_config") or {}
     distribution = config.get("distribution_constraints") or {}
     threshold = args.threshold
@@ -151,6 +154,9 @@ def check_settings(args: argparse.Namespace, constraints: dict[str, Any]) -> Che
         min_records=int(min_records),
         datatype_threshold=float(config.get("datatype_check_threshold", 1.0)),
         endpoint_name=args.endpoint_name,
+        evaluate_constraints=enabled(config, "evaluate_constraints"),
+        compare_distributions=enabled(distribution, "perform_comparison"),
+        emit_metrics=enabled(config, "emit_metrics"),
     )
 
 
@@ -183,8 +189,10 @@ def run_check(base: Path, args: argparse.Namespace) -> dict[str, Any]:
     report = Report(outcome, baseline, table, capture, settings, baseline_count)
     (target / "report.html").write_text(report.render(), encoding="utf-8")
     print_summary(outcome, capture, target)
-    if args.publish_metrics:
+    if args.publish_metrics and settings.emit_metrics:
         publish_metrics(outcome, count, capture.malformed, settings.endpoint_name)
+    elif args.publish_metrics:
+        print("no metrics published: the baseline's monitoring_config.emit_metrics is Disabled")
     return metrics
 
 

@@ -19,7 +19,8 @@ NAMESPACE = "SentimentClassifier/Monitoring"
 
 def publish_metrics(outcome: Outcome, records: int, malformed: int, endpoint_name: str) -> None:
     """Put the result to CloudWatch for the alarms. Drift distances only when they were judged:
-    a window under min_records is noise and must not trip an alarm."""
+    a window under min_records is noise, and a feature whose drift check the baseline disables is
+    not watched, so neither may trip an alarm."""
     import boto3  # only here: the script must import where boto3 is absent
 
     data = [
@@ -31,7 +32,7 @@ def publish_metrics(outcome: Outcome, records: int, malformed: int, endpoint_nam
         data += [
             {"MetricName": f"{name}_drift", "Value": entry["drift_distance"], "Unit": "None"}
             for name, entry in outcome.features.items()
-            if entry["drift_distance"] is not None
+            if entry["drift_checked"] and entry["drift_distance"] is not None
         ]
     dimensions = [{"Name": "Endpoint", "Value": endpoint_name}]
     boto3.client("cloudwatch").put_metric_data(

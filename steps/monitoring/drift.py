@@ -49,6 +49,9 @@ class CheckSettings:
     min_records: int
     datatype_threshold: float
     endpoint_name: str
+    evaluate_constraints: bool  # monitoring_config.evaluate_constraints
+    compare_distributions: bool  # monitoring_config.distribution_constraints.perform_comparison
+    emit_metrics: bool  # monitoring_config.emit_metrics
 
 
 def violation(name: str, check: str, description: str) -> dict[str, str]:
@@ -62,11 +65,14 @@ def _percent(fraction: float) -> str:
 def judge_feature(
     name: str, baseline: BaselineFeature, values: np.ndarray, settings: CheckSettings
 ) -> tuple[list[dict[str, str]], dict[str, Any]]:
-    """Completeness, data type and drift checks of one feature, and its metrics.json entry."""
+    """Completeness, data type and drift checks of one feature, and its metrics.json entry. A
+    feature whose constraints are disabled (in the whole file or for this feature) keeps its
+    numbers but raises nothing, as Model Monitor skips it."""
     found = []
+    evaluated = settings.evaluate_constraints and baseline.evaluated
     present = values[np.isfinite(values)]
     completeness = present.size / values.size
-    if completeness < baseline.completeness:
+    if evaluated and completeness < baseline.completeness:
         found.append(
             violation(
                 name,
@@ -77,7 +83,7 @@ def judge_feature(
             )
         )
     integral = float(np.mean(present == np.round(present))) if present.size else 1.0
-    if baseline.inferred_type == "Integral" and integral < settings.datatype_threshold:
+    if evaluated and baseline.inferred_type == "Integral" and integral < settings.datatype_threshold:
         found.append(
             violation(
                 name,
@@ -92,7 +98,8 @@ def judge_feature(
         round(float(ks_distance(baseline.values, baseline.weights, present)[0]), 6)
         if present.size else None
     )
-    if distance is not None and distance > settings.threshold:
+    drift_checked = evaluated and settings.compare_distributions
+    if drift_checked and distance is not None and distance > settings.threshold:
         found.append(
             violation(
                 name,
@@ -104,6 +111,7 @@ def judge_feature(
         "drift_distance": distance,
         "baseline_mean": baseline.mean,
         "window_mean": float(present.mean()) if present.size else None,
+        "drift_checked": drift_checked,
         "violation": bool(found),
     }
     return found, summary
@@ -152,7 +160,7 @@ def evaluate(
             f"No data: no capture records in the window {window_text(settings.window)}; "
             "nothing was compared and no violations were raised.",
         )
-    violations = column_violations(list(baseline), list(table))
+    violations = column_violations(list(baseline), list(table)) if settings.evaluate_constraints else []
     features = {}
     for name in (name for name in baseline if name in table):
         found, features[name] = judge_feature(name, baseline[name], table[name], settings)
@@ -168,5 +176,12 @@ def evaluate(
         names = ", ".join(sorted({item["feature_name"] for item in violations}))
         message = f"Drift: {len(violations)} violation(s) over {count} records, on {names}."
         return Outcome(DRIFT, message, violations, features)
-    message = f"No drift: every feature within threshold {settings.threshold} over {count} records."
+    unchecked = sorted(name for name, entry in features.items() if not entry["drift_checked"])
+    if len(unchecked) == len(features):
+        message = (f"No drift: no drift check is enabled in the baseline's constraints.json, "
+                   f"{count} records not compared.")
+    else:
+        skipped = f" ({', '.join(unchecked)} not checked: disabled in constraints.json)" if unchecked else ""
+        message = f"No drift: every feature within threshold {settings.threshold} over {count} records"
+        message += skipped + "."
     return Outcome(NO_DRIFT, message, violations, features)

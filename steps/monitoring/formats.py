@@ -139,6 +139,20 @@ class BaselineFeature:
     mean: float
     values: np.ndarray
     weights: np.ndarray
+    evaluated: bool
+
+
+def enabled(config: dict[str, Any], key: str) -> bool:
+    """A Model Monitor switch ("Enabled" / "Disabled"); absent means enabled, as in its files."""
+    return str(config.get(key, "Enabled")) != "Disabled"
+
+
+def feature_evaluated(limits: dict[str, Any]) -> bool:
+    """A feature's own evaluate_constraints override: the SageMaker SDK's
+    Constraints.set_monitoring(False, name) writes `monitoring_config_overrides`, the documented
+    schema spells it `monitoringConfigOverrides`; both are honoured."""
+    overrides = limits.get("monitoring_config_overrides") or limits.get("monitoringConfigOverrides")
+    return enabled(overrides, "evaluate_constraints") if isinstance(overrides, dict) else True
 
 
 def sketch_sample(name: str, sketch: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -182,6 +196,7 @@ def baseline_features(statistics: dict[str, Any], constraints: dict[str, Any]) -
                 mean=float(numbers["mean"]),
                 values=values,
                 weights=weights,
+                evaluated=feature_evaluated(limits.get(name, {})),
             )
     except (KeyError, TypeError) as exc:
         raise BaselineError(f"baseline files lack the field {exc}; regenerate them") from None

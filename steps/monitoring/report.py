@@ -215,6 +215,8 @@ class Report:
         rows = []
         for name, entry in self.outcome.features.items():
             verdict = "VIOLATION" if entry["violation"] else "ok" if judged else "not judged"
+            if not entry["drift_checked"] and not entry["violation"]:
+                verdict = "not checked (disabled in constraints.json)"
             cells = [
                 name,
                 entry["drift_distance"],
@@ -254,7 +256,7 @@ class Report:
         if not present.size:
             return f"<section>{title}<p>No values in the window.</p></section>"
         verdict = "exceeds" if entry["violation"] else "is within"
-        if not self.outcome.judged:
+        if not self.outcome.judged or not entry["drift_checked"]:
             verdict = "was not judged against"
         distance, threshold = _fmt(entry["drift_distance"]), _fmt(self.settings.threshold)
         text = f"Drift distance {distance} {verdict} the threshold {threshold}."

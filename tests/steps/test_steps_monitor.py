@@ -21,6 +21,7 @@ import boto3
 import numpy as np
 import pytest
 from moto import mock_aws
+from sagemaker.core.model_monitor.monitoring_files import Constraints
 from scipy.stats import ks_2samp
 from step_helpers import REVIEWS, make_tarball, write_library, write_reviews
 
@@ -346,7 +347,8 @@ def test_shifted_window_raises_drift_violations(
     for name in drifted:
         entry = metrics["features"][name]
         assert entry["violation"] is True and entry["drift_distance"] > 0.1
-        assert set(entry) == {"drift_distance", "baseline_mean", "window_mean", "violation"}
+        assert set(entry) == {"drift_distance", "baseline_mean", "window_mean", "drift_checked", "violation"}
+        assert entry["drift_checked"] is True
     assert metrics["features"]["oov_rate"]["window_mean"] > 0.9
     page = report(base)
     assert page.count("<svg") >= len(FEATURES)
@@ -364,6 +366,85 @@ def test_threshold_argument_overrides_the_baseline(
     assert run(base, "--mode", "check", "--threshold", "1.0") == 0
     metrics = read(base, "metrics.json")
     assert metrics["status"] == "no_drift" and metrics["threshold"] == 1.0
+
+
+def edit_constraints(base: Path, edit: Callable[[Constraints], None]) -> None:
+    """Change the staged baseline's constraints.json as a user does, with the SageMaker SDK."""
+    path = base / "processing" / "baseline" / "constraints.json"
+    constraints = Constraints(json.loads(path.read_text(encoding="utf-8")), None)
+    edit(constraints)
+    path.write_text(json.dumps(constraints.body_dict), encoding="utf-8")
+
+
+def test_a_feature_disabled_with_the_sagemaker_sdk_raises_nothing_and_publishes_no_drift(
+    tmp_path: Path, model_dir: Path, baseline_dir: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Constraints.set_monitoring(False, name) switches one feature off, as in Model Monitor: its
+    distance is still shown, but it raises no violation and feeds no alarm."""
+    for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    base = stage_check(tmp_path, model_dir, baseline_dir)
+    edit_constraints(base, lambda constraints: constraints.set_monitoring(False, "oov_rate"))
+    write_capture(base, records_for(invoke, shifted(240)))
+    with mock_aws():
+        argv = ["--mode", "check", "--publish-metrics", "--endpoint-name", "sentiment-classifier"]
+        assert run(base, *argv) == 0
+        listed = boto3.client("cloudwatch").list_metrics(Namespace=NAMESPACE)["Metrics"]
+    violations = read(base, "constraint_violations.json")["violations"]
+    assert "oov_rate" not in {item["feature_name"] for item in violations}
+    assert {"review_length", "token_count"} <= {item["feature_name"] for item in violations}
+    entry = read(base, "metrics.json")["features"]["oov_rate"]
+    assert entry["drift_distance"] > 0.1 and not entry["violation"] and not entry["drift_checked"]
+    assert "oov_rate_drift" not in {metric["MetricName"] for metric in listed}
+    assert "review_length_drift" in {metric["MetricName"] for metric in listed}
+    page = report(base)
+    assert "<td>oov_rate</td>" in page and "not checked (disabled in constraints.json)" in page
+
+
+@pytest.mark.parametrize(
+    "disable",
+    [
+        pytest.param(lambda constraints: constraints.set_monitoring(False), id="evaluate_constraints"),
+        pytest.param(
+            lambda constraints: constraints.body_dict["monitoring_config"]["distribution_constraints"]
+            .update(perform_comparison="Disabled"),
+            id="perform_comparison",
+        ),
+    ],
+)
+def test_drift_checks_disabled_in_the_constraints_raise_no_violation(
+    tmp_path: Path,
+    model_dir: Path,
+    baseline_dir: Path,
+    invoke: Invoke,
+    disable: Callable[[Constraints], None],
+) -> None:
+    base = stage_check(tmp_path, model_dir, baseline_dir)
+    edit_constraints(base, disable)
+    write_capture(base, records_for(invoke, shifted(240)))
+    assert run(base, "--mode", "check") == 0
+    metrics = read(base, "metrics.json")
+    assert read(base, "constraint_violations.json") == {"violations": []}
+    assert metrics["status"] == "no_drift"
+    assert metrics["message"].startswith("No drift: no drift check is enabled")
+    assert all(entry["drift_distance"] > 0 for entry in metrics["features"].values())
+
+
+def test_emit_metrics_disabled_in_the_constraints_publishes_nothing(
+    tmp_path: Path, model_dir: Path, baseline_dir: Path, invoke: Invoke,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(monitor, "publish_metrics", lambda *args: pytest.fail("published"))
+    base = stage_check(tmp_path, model_dir, baseline_dir)
+    edit_constraints(base, lambda constraints: constraints.body_dict["monitoring_config"].update(
+        emit_metrics="Disabled"))
+    write_capture(base, records_for(invoke, shifted(240)))
+    assert run(base, "--mode", "check", "--publish-metrics", "--endpoint-name", "ep") == 0
+    assert read(base, "metrics.json")["status"] == "drift"
+    assert "no metrics published: the baseline's monitoring_config.emit_metrics is Disabled" in (
+        capsys.readouterr().out
+    )
 
 
 def test_empty_window_is_no_data(
