@@ -19,9 +19,9 @@ import json
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -145,8 +145,14 @@ def shifted_reviews(count: int, seed: int = 7) -> list[str]:
     return reviews
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def next_whole_second(sleep: Callable[[float], None] = time.sleep) -> str:
+    """Wait for the next whole second and return it. SageMaker stamps a captured record's
+    inferenceTime to the second, so only windows bounded by whole seconds hold exactly the records
+    sent between their bounds: a bound inside a second would drop that second's records from one
+    phase, or, rounded down, let the other phase's records in."""
+    moment = datetime.now(UTC)
+    sleep(1 - moment.microsecond / 1_000_000)
+    return (moment.replace(microsecond=0) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def send(runtime: Any, endpoint: str, reviews: list[str]) -> None:
@@ -159,10 +165,9 @@ def send(runtime: Any, endpoint: str, reviews: list[str]) -> None:
 
 def phase(clients: Clients, label: str, reviews: list[str]) -> int:
     settings = clients.settings
-    start = now()
+    start = next_whole_second()
     send(clients.runtime, settings.endpoint_name, reviews)
-    time.sleep(0.05)
-    end = now()
+    end = next_whole_second()
     print(f"\n=== {label}: {len(reviews)} reviews sent, checking {start} .. {end}", flush=True)
     outcome = run_monitor(clients, {"WindowStart": start, "WindowEnd": end}, lambda _: None)
     if outcome.exit_code == 2:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,20 @@ def test_familiar_traffic_covers_the_split_and_is_enough_to_judge(size: int, sen
     assert set(traffic) <= set(reviews)
     if size <= demo_drift.MAX_FAMILIAR:
         assert set(traffic) == set(reviews)
+
+
+def test_phases_are_bounded_by_whole_seconds_as_sagemaker_stamps_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """inferenceTime is to the second, so a bound inside a second would split that second's records
+    between the phases: each bound is the next whole second, waited for."""
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Frozen:
+            return cls(2026, 11, 22, 20, 0, 5, 250_000, tzinfo=tz)
+
+    monkeypatch.setattr(demo_drift, "datetime", Frozen)
+    slept: list[float] = []
+    assert demo_drift.next_whole_second(slept.append) == "2026-11-22T20:00:06Z"
+    assert slept == [0.75]

@@ -110,7 +110,7 @@ def capture_record(
         },
         "eventMetadata": {
             "eventId": str(uuid.uuid4()),
-            "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
+            "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),  # SageMaker stamps whole seconds
         },
         "eventVersion": "0",
     }

@@ -39,9 +39,11 @@ def media_type(header: str) -> str:
 
 
 def inference_time(when: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and a Z, as SageMaker writes it; naive means UTC."""
+    """ISO 8601 in UTC to the whole second with a Z (`2019-11-22T08:24:40Z`), as SageMaker writes
+    eventMetadata.inferenceTime: readers that parse it with that format must work here too. The
+    file name keeps the milliseconds, as SageMaker's do. Naive means UTC."""
     moment = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def encode_payload(
