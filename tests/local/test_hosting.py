@@ -231,6 +231,23 @@ def test_custom_attributes_reach_the_model_server_and_its_log_but_no_handler(
     assert "trace=41" not in log
 
 
+def test_custom_attributes_are_captured_in_the_event_metadata_as_sagemaker_captures_them(
+    hosting: Endpoints, store: DirStore
+) -> None:
+    """SageMaker keeps the request's CustomAttributes in eventMetadata.customAttributes, a list of
+    the one header string, where Model Monitor's record preprocessors read them."""
+    deployed(hosting, store, capture=CaptureSpec("s3://bucket/capture", 100.0, json_types=(JSON,)))
+    answer(hosting.invoke("ep", b'"x"', JSON, JSON, custom_attributes='{"testIndicator": "true"}'))
+    answer(hosting.invoke("ep", b'"y"', JSON, JSON, inference_id="order-7"))
+    records = [
+        json.loads(line)["eventMetadata"]
+        for path in sorted((store.root / "bucket" / "capture").rglob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+    assert [record.get("customAttributes") for record in records] == [['{"testIndicator": "true"}'], None]
+    assert [record.get("inferenceId") for record in records] == [None, "order-7"]
+
+
 def test_a_model_that_does_not_answer_in_time_is_reported_as_sagemaker_reports_it(
     hosting: Endpoints, store: DirStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -124,14 +124,20 @@ class CaptureWriter:
         event_id: str,
         when: datetime,
         inference_id: str | None = None,
+        custom_attributes: str = "",
     ) -> bool:
         """Write one record if sampled; returns whether it was written. The caller's InferenceId,
-        when it gave one, is kept in the record, where ground truth is later joined on it."""
+        when it gave one, is kept in the record, where ground truth is later joined on it, and so
+        are its CustomAttributes, where Model Monitor's record preprocessors read them."""
         if not self.sampled():
             return False
-        record = self._record(
-            request_body, request_type, response_body, response_type, event_id, when, inference_id
-        )
+        metadata: dict[str, Any] = {"eventId": event_id}
+        if inference_id is not None:
+            metadata["inferenceId"] = inference_id
+        if custom_attributes:  # SageMaker keeps the header as a list of one string
+            metadata["customAttributes"] = [custom_attributes]
+        metadata["inferenceTime"] = inference_time(when)
+        record = self._record(request_body, request_type, response_body, response_type, metadata)
         line = json.dumps(record, separators=(",", ":"))
         with self._lock:
             append_whole(self._file_for(when), (line + "\n").encode("utf-8"))
@@ -144,9 +150,7 @@ class CaptureWriter:
         request_type: str,
         response_body: bytes,
         response_type: str,
-        event_id: str,
-        when: datetime,
-        inference_id: str | None,
+        metadata: dict[str, Any],
     ) -> dict[str, Any]:
         capture: dict[str, Any] = {}
         types = (self._csv_types, self._json_types)
@@ -156,10 +160,6 @@ class CaptureWriter:
             capture["endpointOutput"] = encode_payload(
                 response_body, response_type, "OUTPUT", *types
             )
-        metadata = {"eventId": event_id}
-        if inference_id is not None:  # the caller's InferenceId, as SageMaker records it
-            metadata["inferenceId"] = inference_id
-        metadata["inferenceTime"] = inference_time(when)
         return {"captureData": capture, "eventMetadata": metadata, "eventVersion": "0"}
 
     def _file_for(self, when: datetime) -> int:

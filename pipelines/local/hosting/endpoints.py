@@ -221,7 +221,7 @@ class Endpoints:
                 return server.error(413, message)
             result = server.invoke(body, content_type, accept, custom_attributes)
             if 200 <= result.status < 300:
-                server.capture(body, content_type, result, when, inference_id)
+                server.capture(body, content_type, result, when, inference_id, custom_attributes)
             return result
         finally:
             deployment.release()

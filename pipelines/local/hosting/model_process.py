@@ -186,6 +186,7 @@ class ModelServerProcess:
         result: InvokeResult,
         when: datetime,
         inference_id: str | None = None,
+        custom_attributes: str = "",
     ) -> None:
         """Data capture must never fail an invocation that succeeded, so errors are only logged."""
         if self._capture is None:
@@ -199,6 +200,7 @@ class ModelServerProcess:
                 str(uuid.uuid4()),
                 when,
                 inference_id,
+                custom_attributes,
             )
         except (OSError, ValueError, KeyError):
             log.exception("data capture failed for variant %s", self.variant.variant_name)
