@@ -114,10 +114,12 @@ class _MonitoringPipeline(StepFactory):
                 self.library_input(),
                 s3_input("model", serving["model_data_url"], f"{PROCESSING_BASE}/model"),
                 s3_input("baseline", serving["baseline_uri"], f"{PROCESSING_BASE}/baseline"),
+                # The trailing "/" matters: an S3Prefix input is a key prefix, so without it the
+                # job would also read the capture of every endpoint whose name starts with this one.
                 s3_input(
                     "capture",
                     Join(on="/", values=[self.settings.s3_uri("data-capture"),
-                                         params.endpoint_name]),
+                                         params.endpoint_name, ""]),
                     f"{PROCESSING_BASE}/capture",
                 ),
             ],

@@ -260,3 +260,14 @@ def test_every_job_runs_with_the_step_environment(definition: dict[str, Any]) ->
         environment = steps[name]["Arguments"]["Environment"]
         assert environment["PYTHONUNBUFFERED"] == "1", name
         assert environment["OPENBLAS_THREAD_TIMEOUT"] == "4", name
+
+
+def test_the_drift_check_reads_only_its_own_endpoints_capture(default_settings: Settings) -> None:
+    """An S3Prefix input is a key prefix on SageMaker: `.../data-capture/ep` would also stage the
+    capture of `ep-canary`, mixing another endpoint's traffic into the check. The folder form
+    (trailing "/") reads only this endpoint's."""
+    steps = all_steps(json.loads(monitoring_definition_json(default_settings)))
+    inputs = {i["InputName"]: i["S3Input"] for i in steps["CheckDrift"]["Arguments"]["ProcessingInputs"]}
+    assert inputs["capture"]["S3DataType"] == "S3Prefix"
+    assert inputs["capture"]["S3Uri"] == {"Std:Join": {"On": "/", "Values": [
+        default_settings.s3_uri("data-capture"), {"Get": "Parameters.EndpointName"}, ""]}}

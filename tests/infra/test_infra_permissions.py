@@ -676,7 +676,7 @@ def test_execution_role_reads_and_writes_every_s3_location_of_the_definition(
         assert settings.s3_uri("executions", EXECUTION_ID, "baseline") in uris
     else:  # what monitor.py --mode check reads and writes, for the default endpoint
         endpoint = settings.endpoint_name
-        assert settings.s3_uri("data-capture", endpoint) in uris
+        assert settings.s3_uri("data-capture", endpoint) + "/" in uris  # its folder only
         assert settings.monitoring_output_uri(endpoint, EXECUTION_ID) in uris
     bucket = stack.physical_id("ArtifactBucket")
     documents = stack.role_policies("ExecutionRole")
