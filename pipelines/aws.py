@@ -24,6 +24,9 @@ class Storage(Protocol):
 
     def exists(self, uri: str) -> bool: ...
 
+    def has_objects(self, folder_uri: str) -> bool:
+        """Whether any object lies below the folder (`<uri>/...`)."""
+
     def get_bytes(self, uri: str) -> bytes: ...
 
 
@@ -46,6 +49,11 @@ class S3Storage:
     def get_bytes(self, uri: str) -> bytes:
         bucket, key = split_s3_uri(uri)
         return bytes(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def has_objects(self, folder_uri: str) -> bool:
+        bucket, key = split_s3_uri(folder_uri)
+        listed = self.client.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
+        return bool(listed.get("KeyCount"))
 
     def exists(self, uri: str) -> bool:
         bucket, key = split_s3_uri(uri)

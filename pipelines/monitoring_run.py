@@ -19,6 +19,10 @@ Say = Callable[[str], None]
 REPORTS_DIR = REPO_ROOT / "out" / "monitoring"
 
 
+class NoCapture(ValueError):
+    """The endpoint has no captured traffic yet, so the check has nothing to read."""
+
+
 @dataclass
 class MonitorOutcome:
     exit_code: int
@@ -62,13 +66,21 @@ def run_monitor(
 ) -> MonitorOutcome:
     settings = clients.settings
     sm = clients.sagemaker
+    endpoint = overrides.get("EndpointName", settings.endpoint_name)
+    capture = settings.s3_uri("data-capture", endpoint) + "/"
+    if not clients.storage.has_objects(capture):
+        # The CheckDrift job would fail staging its capture input ("No S3 objects found under S3
+        # URL"), on SageMaker as locally: say what is missing instead of starting a doomed run.
+        raise NoCapture(
+            f"no traffic of endpoint {endpoint} has been captured yet (nothing under {capture}): "
+            "invoke the endpoint first (make invoke TEXT=...), then check it"
+        )
     arn = executions.start_execution(sm, settings.monitoring_pipeline_name, overrides)
     say(f"started {arn}")
     status = executions.wait_for(sm, arn, say, timeout=timeout)
     if status != "Succeeded":
         return MonitorOutcome(2, {}, None)
     execution_id = arn.rsplit("/", 1)[-1]
-    endpoint = overrides.get("EndpointName", settings.endpoint_name)
     base = settings.monitoring_output_uri(endpoint, execution_id)
     metrics = json.loads(clients.storage.get_bytes(f"{base}/metrics.json"))
     report = _report(clients, f"{base}/report.html", execution_id)

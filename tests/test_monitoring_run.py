@@ -1,0 +1,67 @@
+"""`monitor run` refuses, before starting anything, an endpoint with no captured traffic: the
+CheckDrift job would fail staging its capture input, on SageMaker as locally."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pipelines.aws import Clients, S3Storage
+from pipelines.local.storage.objects import ObjectStore
+from pipelines.monitoring_run import NoCapture, run_monitor
+from pipelines.settings import Settings, load_settings
+
+BUCKET, REGION = "monitor-bucket", "us-east-1"
+
+
+class NoPipelines:
+    """A SageMaker client that must not be used."""
+
+    def start_pipeline_execution(self, **kwargs: Any) -> dict[str, Any]:
+        raise AssertionError("a monitoring run was started without captured traffic")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings({"target": "sagemaker", "bucket": BUCKET, "region": REGION},
+                         environ={}, config_file=tmp_path / "absent.toml")
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = boto3.client("s3", region_name=REGION)
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def test_no_captured_traffic_is_refused_before_a_run_starts(settings: Settings, s3: Any) -> None:
+    """Another endpoint's capture whose name starts with this one's does not count."""
+    key = settings.s3_uri("data-capture", f"{settings.endpoint_name}-canary", "AllTraffic", "x.jsonl")
+    S3Storage(s3).put_bytes(key, b"{}\n")
+    clients = Clients(settings)
+    clients.sagemaker = NoPipelines()
+    clients.storage = S3Storage(s3)
+    with pytest.raises(NoCapture, match=rf"no traffic of endpoint {settings.endpoint_name} has been "
+                                        r"captured yet \(nothing under s3://.*/data-capture/"):
+        run_monitor(clients, {}, print)
+
+
+@pytest.mark.parametrize("kind", ["s3", "local"])
+def test_has_objects_looks_below_the_folder_only(
+    settings: Settings, s3: Any, tmp_path: Path, kind: str
+) -> None:
+    storage = S3Storage(s3) if kind == "s3" else ObjectStore(tmp_path / "store")
+    folder = settings.s3_uri("data-capture", "ep")
+    storage.put_bytes(settings.s3_uri("data-capture", "ep-canary", "AllTraffic", "a.jsonl"), b"{}")
+    assert not storage.has_objects(folder) and not storage.has_objects(folder + "/")
+    storage.put_bytes(settings.s3_uri("data-capture", "ep", "AllTraffic", "2026", "b.jsonl"), b"{}")
+    assert storage.has_objects(folder) and storage.has_objects(folder + "/")
