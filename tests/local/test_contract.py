@@ -41,6 +41,8 @@ EXAMPLES: dict[str, Example] = {
     "StartPipelineExecution": lambda w: {
         "PipelineName": "q", "PipelineParameters": [{"Name": "Why", "Value": "asked"}]},
     "StopPipelineExecution": lambda w: {"PipelineExecutionArn": w.start("slow")},
+    "StopProcessingJob": lambda w: {"ProcessingJobName": w.running_job("slow", "ProcessingJob")},
+    "StopTrainingJob": lambda w: {"TrainingJobName": w.running_job("slow-training", "TrainingJob")},
     "RetryPipelineExecution": lambda w: {"PipelineExecutionArn": _failed(w)},
     "ListPipelineExecutionSteps": lambda w: {"PipelineExecutionArn": w.known["PipelineExecutionArn"]},
     "CreateModelPackageGroup": lambda w: {"ModelPackageGroupName": w.fresh("group")},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import itertools
 import json
 import socket
 import sys
@@ -23,6 +24,7 @@ from waiting import wait_until
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.jobs.outcome import training_failure
 from pipelines.local.jobs.processing import run_processing_job
+from pipelines.local.jobs.stopping import JobStop
 from pipelines.local.jobs.toolkit import to_cmd_args
 from pipelines.local.jobs.training import run_training_job
 from pipelines.local.storage.objects import ObjectStore
@@ -533,12 +535,13 @@ SLEEPER = _script(
 
 def test_cancel_event_kills_the_process_group(store: ObjectStore, work_dir: Path) -> None:
     store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
-    cancel = threading.Event()
+    cancel = JobStop()
     pid_file = work_dir / "pre-7" / "opt" / "ml" / "child.pid"
+    stopping: list[dict[str, Any] | None] = []
 
     def cancel_when_ready() -> None:
         wait_until(lambda: pid_file.is_file() and pid_file.read_text(), 30.0)
-        cancel.set()
+        stopping.append(cancel.request())
 
     threading.Thread(target=cancel_when_ready, daemon=True).start()
     started = time.monotonic()
@@ -550,6 +553,8 @@ def test_cancel_event_kills_the_process_group(store: ObjectStore, work_dir: Path
     assert outcome.status == "Failed"
     assert outcome.properties["ProcessingJobStatus"] == "Stopped"
     assert "stopped" in outcome.failure_reason.lower()
+    (described,) = stopping  # the job's own words as its stop was asked
+    assert described is not None and described["ProcessingJobStatus"] == "Stopping"
     wait_until(lambda: not pid_alive(int(pid_file.read_text())), 10)
     assert store.list(f"{BUCKET}/runs/") == []
 
@@ -999,40 +1004,51 @@ SAVES_ON_SIGTERM = _script(
 
 
 @pytest.mark.parametrize(
-    ("stop", "secondary", "grace", "saved"),
+    ("stop", "phases", "grace", "saved"),
     [
-        ("cancel", "Stopped", 10.0, True),
-        ("timeout", "MaxRuntimeExceeded", 10.0, True),
-        ("timeout", "MaxRuntimeExceeded", 0.2, False),  # killed before it could save
+        ("request", ["Stopping", "Stopped"], 10.0, True),
+        ("timeout", ["Uploading", "MaxRuntimeExceeded"], 10.0, True),
+        ("timeout", ["Uploading", "MaxRuntimeExceeded"], 0.2, False),  # killed before it could save
     ],
 )
 def test_a_stopped_training_job_uploads_what_its_model_dir_holds(
-    store: ObjectStore, work_dir: Path, stop: str, secondary: str, grace: float, saved: bool
+    store: ObjectStore, work_dir: Path, stop: str, phases: list[str], grace: float, saved: bool
 ) -> None:
     store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
     request = _training_request(store, SAVES_ON_SIGTERM, max_runtime=2 if stop == "timeout" else 3600)
     request["Environment"] = {"SAVING_SECONDS": "1"}
-    cancel = threading.Event()
+    cancel = JobStop()
     logs = work_dir / "stop-1" / "logs.txt"
+    heard: list[dict[str, Any]] = []
 
     def cancel_when_ready() -> None:
         wait_until(lambda: logs.is_file() and "ready" in logs.read_text(), 30)
-        cancel.set()
+        described = cancel.request()
+        assert described is not None
+        heard.append(described)
 
-    if stop == "cancel":
+    if stop == "request":
         threading.Thread(target=cancel_when_ready, daemon=True).start()
 
     outcome = run_training_job("stop-1", request, store, work_dir, io.StringIO(), cancel=cancel,
-                               stop_grace=grace)
+                               stop_grace=grace, progress=heard.append)
 
     props = outcome.properties
-    assert (props["TrainingJobStatus"], props["SecondaryStatus"]) == ("Stopped", secondary)
-    assert [t["Status"] for t in props["SecondaryStatusTransitions"]] == [
-        "Starting", "Downloading", "Training", "Uploading", secondary
-    ]
+    assert (props["TrainingJobStatus"], props["SecondaryStatus"]) == ("Stopped", phases[-1])
+    transitions = props["SecondaryStatusTransitions"]
+    assert [t["Status"] for t in transitions] == ["Starting", "Downloading", "Training", *phases]
+    assert all(t["EndTime"] == later["StartTime"] for t, later in itertools.pairwise(transitions))
     assert props["TrainingTimeInSeconds"] >= (2 if stop == "timeout" else 1)  # until it was stopped
     model = _members(store.get_bytes(props["ModelArtifacts"]["S3ModelArtifacts"]))
     assert model == ({"model.json": b"saved on SIGTERM"} if saved else {})
+    if stop == "request":  # Stopping from the request on, in the documented words, until the end
+        first = next(i for i, d in enumerate(heard) if d["TrainingJobStatus"] == "Stopping")
+        since = heard[first:]
+        assert {(d["TrainingJobStatus"], d["SecondaryStatus"]) for d in since} == {("Stopping", "Stopping")}
+        messages = {d["SecondaryStatusTransitions"][-1]["StatusMessage"] for d in since}
+        assert messages == {"Stopping the training job."}
+        assert since[0]["SecondaryStatusTransitions"][-1]["StartTime"] == transitions[-2]["StartTime"]
+        assert transitions[-1]["StatusMessage"] == "The training job has stopped."
 
 
 def test_a_training_job_gets_sagemakers_120_seconds_to_save_its_model() -> None:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,7 +31,7 @@ from pipelines.publish import approval_rule_pattern
 from pipelines.settings import Settings
 
 from . import inprocess
-from .world import InstantHosting, local_sagemaker
+from .world import BUCKET, InstantHosting, local_sagemaker, source_tar, training_step
 
 ROLE = "arn:aws:iam::000000000000:role/pipeline"
 FAIL_ONLY = json.dumps(
@@ -755,6 +757,178 @@ def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMa
     assert step["StepName"] == "Sleep" and step["StepStatus"] == "Stopped" and "FailureReason" not in step
     assert not pid_alive(pid)
     assert call(service, "DescribeProcessingJob", ProcessingJobName=job)["ProcessingJobStatus"] == "Stopped"
+
+
+# A training script that saves its model on SIGTERM, but only once the test lets it: until then its
+# job is Stopping, whatever the time it takes (within the 120 s SageMaker gives it).
+SAVES_WHEN_RELEASED = b"""
+import os, pathlib, signal, time
+marks = pathlib.Path(os.environ["MARKS"])
+
+def save(signum, frame):
+    (marks / "term").write_text("")
+    while not (marks / "release").exists():
+        time.sleep(0.05)
+    pathlib.Path(os.environ["SM_MODEL_DIR"], "model.json").write_text("saved on SIGTERM")
+    raise SystemExit(0)
+
+signal.signal(signal.SIGTERM, save)
+(marks / "pid").write_text(str(os.getpid()))
+time.sleep(600)
+"""
+
+
+def running_training(service: LocalSageMaker, marks: Path) -> tuple[str, str]:
+    """An execution whose one step, Train, runs SAVES_WHEN_RELEASED: (execution ARN, job name)."""
+    service.context.store.put_bytes(f"{BUCKET}/code/saves.tar.gz", source_tar(SAVES_WHEN_RELEASED))
+    step = training_step("Train", "saves.tar.gz")
+    step["Arguments"]["Environment"] = {"MARKS": str(marks)}
+    step["Arguments"]["StoppingCondition"] = {"MaxRuntimeInSeconds": 3600}
+    call(service, "CreatePipeline", RoleArn=ROLE, PipelineName="T",
+         PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": [step]}))
+    marks.mkdir()
+    arn = call(service, "StartPipelineExecution", PipelineName="T")["PipelineExecutionArn"]
+    wait_until(lambda: (marks / "pid").is_file() and (marks / "pid").read_text(), 60, "the job to start")
+    job = listed_steps(service, arn)["Train"]["Metadata"]["TrainingJob"]["Arn"].rsplit("/", 1)[-1]
+    return arn, job
+
+
+def training(service: LocalSageMaker, job: str) -> dict[str, Any]:
+    return call(service, "DescribeTrainingJob", TrainingJobName=job)
+
+
+def refusal(service: LocalSageMaker, operation: str, **request: Any) -> str:
+    with pytest.raises(ServiceError) as refused:
+        call(service, operation, **request)
+    assert refused.value.code == "ValidationException"
+    return refused.value.message
+
+
+def phases(body: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(t["Status"], t["StatusMessage"]) for t in body["SecondaryStatusTransitions"]]
+
+
+def model_files(service: LocalSageMaker, body: dict[str, Any]) -> set[str]:
+    data = service.context.store.get_bytes(body["ModelArtifacts"]["S3ModelArtifacts"])
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        return set(archive.getnames())
+
+
+STOPPING = ("Stopping", "Stopping the training job.")
+STOPPED = ("Stopped", "The training job has stopped.")
+
+
+def test_a_stopped_training_job_is_stopping_until_its_process_has_saved_its_model(
+    service: LocalSageMaker, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    _, job = running_training(service, marks)
+    asked = training(service, job)["LastModifiedTime"]
+
+    assert call(service, "StopTrainingJob", TrainingJobName=job) == {}
+
+    stopping = training(service, job)  # at once
+    assert (stopping["TrainingJobStatus"], stopping["SecondaryStatus"]) == ("Stopping", "Stopping")
+    assert phases(stopping)[-2:] == [("Training", "Training image download completed. Training in progress."),
+                                     STOPPING]
+    assert stopping["LastModifiedTime"] >= asked and "TrainingEndTime" not in stopping
+    wait_until(lambda: (marks / "term").exists(), 30, "the job's process to get SIGTERM")
+    assert training(service, job)["TrainingJobStatus"] == "Stopping"  # still saving its model
+    assert refusal(service, "StopTrainingJob", TrainingJobName=job) == (
+        "The request was rejected because the training job is in status Stopping."
+    )
+
+    (marks / "release").write_text("")
+    stopped = wait_until(
+        lambda: (body := training(service, job))["TrainingJobStatus"] == "Stopped" and body, 60, "its stop"
+    )
+    assert stopped["SecondaryStatus"] == "Stopped"
+    assert [status for status, _ in phases(stopped)] == [
+        "Starting", "Downloading", "Training", "Stopping", "Stopped"
+    ]
+    assert phases(stopped)[-2:] == [STOPPING, STOPPED]
+    assert model_files(service, stopped) == {"model.json"}  # what it saved after SIGTERM
+    assert not pid_alive(int((marks / "pid").read_text()))
+    assert refusal(service, "StopTrainingJob", TrainingJobName=job) == (
+        "The request was rejected because the training job is in status Stopped."
+    )
+
+
+def test_only_a_job_in_progress_can_be_stopped(service: LocalSageMaker) -> None:
+    started = "2026-01-02T03:04:05.000Z"
+    service.jobs.save_job("ProcessingJob", {"ProcessingJobName": "done", "ProcessingJobStatus": "Completed",
+                                            "ProcessingStartTime": started})
+    service.jobs.save_job("TrainingJob", {"TrainingJobName": "broke", "TrainingJobStatus": "Failed",
+                                          "SecondaryStatus": "Failed", "TrainingStartTime": started})
+
+    assert refusal(service, "StopProcessingJob", ProcessingJobName="done") == (
+        "The request was rejected because the processing job is in status Completed."
+    )
+    assert refusal(service, "StopTrainingJob", TrainingJobName="broke") == (
+        "The request was rejected because the training job is in status Failed."
+    )
+    missing = refusal(service, "StopProcessingJob", ProcessingJobName="none")
+    assert missing == 'Could not find processing job "none".'
+    assert refusal(service, "StopTrainingJob", TrainingJobName="none") == "Requested resource not found."
+
+
+def test_a_stopped_execution_its_step_and_its_job_are_stopping_together_until_the_job_has_stopped(
+    service: LocalSageMaker, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    arn, job = running_training(service, marks)
+
+    def statuses() -> tuple[str, str, str]:
+        execution = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)
+        summary = call(service, "ListPipelineExecutions", PipelineName="T")["PipelineExecutionSummaries"][0]
+        assert summary["PipelineExecutionStatus"] == execution["PipelineExecutionStatus"]
+        step = listed_steps(service, arn)["Train"]["StepStatus"]
+        return execution["PipelineExecutionStatus"], step, training(service, job)["TrainingJobStatus"]
+
+    assert statuses() == ("Executing", "Executing", "InProgress")
+    call(service, "StopPipelineExecution", PipelineExecutionArn=arn)
+    assert statuses() == ("Stopping", "Stopping", "Stopping")  # at once
+    wait_until(lambda: (marks / "term").exists(), 30, "the job's process to get SIGTERM")
+    assert statuses() == ("Stopping", "Stopping", "Stopping")  # its process is still saving its model
+
+    (marks / "release").write_text("")
+    wait_until(lambda: statuses()[0] == "Stopped", 60, "the execution to stop")
+    assert statuses() == ("Stopped", "Stopped", "Stopped")
+    step = listed_steps(service, arn)["Train"]
+    assert "FailureReason" not in step and step["EndTime"] >= step["StartTime"]
+    assert phases(training(service, job))[-2:] == [STOPPING, STOPPED]
+
+
+def test_a_job_or_step_left_stopping_by_a_crash_is_stopped_when_the_server_starts_again(
+    service: LocalSageMaker,
+) -> None:
+    started = "2026-01-02T03:04:05.000Z"
+    transitions = [{"Status": "Training", "StartTime": started, "StatusMessage": "Training"},
+                   {"Status": "Stopping", "StartTime": started, "StatusMessage": STOPPING[1]}]
+    service.jobs.save_job("TrainingJob", {
+        "TrainingJobName": "cut-short", "TrainingJobStatus": "Stopping", "SecondaryStatus": "Stopping",
+        "TrainingStartTime": started, "SecondaryStatusTransitions": transitions})
+    service.jobs.save_job("ProcessingJob", {"ProcessingJobName": "cut", "ProcessingJobStatus": "Stopping",
+                                            "ProcessingStartTime": started})
+    stopping = record_step(service, "p", {"StepStatus": "Stopping", "StartTime": 1.0, "EndTime": 1.0})
+    service.pipelines.update_execution(stopping, PipelineExecutionStatus="Stopping")
+
+    service.start()
+
+    trained = service.jobs.describe_training_job({"TrainingJobName": "cut-short"})
+    assert (trained["TrainingJobStatus"], trained["SecondaryStatus"]) == ("Stopped", "Stopped")
+    assert phases(trained) == [("Training", "Training"), STOPPING, STOPPED]
+    _, stopping_phase, stopped_phase = trained["SecondaryStatusTransitions"]
+    assert stopping_phase["EndTime"] == stopped_phase["StartTime"]
+    assert trained["FailureReason"] == (
+        "Stopped: the local SageMaker server stopped while this job was stopping; its model was not uploaded."
+    )
+    assert trained["TrainingEndTime"] == trained["LastModifiedTime"]
+    processed = service.jobs.describe_processing_job({"ProcessingJobName": "cut"})
+    assert processed["ProcessingJobStatus"] == "Stopped" and "ProcessingEndTime" in processed
+    assert processed["FailureReason"].endswith("; its outputs were not uploaded.")
+    assert service.pipelines.execution(stopping)["PipelineExecutionStatus"] == "Stopped"
+    assert listed_steps(service, stopping)["Prep"]["StepStatus"] == "Stopped"
 
 
 def test_a_job_left_in_progress_by_a_crash_fails_when_the_server_starts_again(

@@ -56,7 +56,7 @@ def processing_step(name: str, code: str) -> dict[str, Any]:
     }
 
 
-def training_step(name: str) -> dict[str, Any]:
+def training_step(name: str, source: str = "source.tar.gz") -> dict[str, Any]:
     return {
         "Name": name,
         "Type": "Training",
@@ -64,7 +64,7 @@ def training_step(name: str) -> dict[str, Any]:
             "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
             "HyperParameters": {
                 "sagemaker_program": "train.py",
-                "sagemaker_submit_directory": f"{BUCKET}/code/source.tar.gz",
+                "sagemaker_submit_directory": f"{BUCKET}/code/{source}",
             },
             "OutputDataConfig": {"S3OutputPath": f"{BUCKET}/models"},
             "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1},
@@ -83,6 +83,7 @@ JOBS = {
     ],
 }
 SLOW = {"Version": "2020-12-01", "Steps": [processing_step("Wait", "import time; time.sleep(600)")]}
+SLOW_TRAINING = {"Version": "2020-12-01", "Steps": [training_step("Wait", "slow.tar.gz")]}
 
 
 class InstantHosting:
@@ -133,9 +134,8 @@ def function_zip() -> str:
     return base64.b64encode(raw.getvalue()).decode()
 
 
-def source_tar() -> bytes:
+def source_tar(script: bytes = b"print('fitting')\n") -> bytes:
     raw = io.BytesIO()
-    script = b"print('fitting')\n"
     with tarfile.open(fileobj=raw, mode="w:gz") as archive:
         info = tarfile.TarInfo("train.py")
         info.size = len(script)
@@ -182,6 +182,24 @@ class World:
         body = wait_until(ended, 60, f"execution {arn} to end")
         assert body is not None
         return body
+
+    def running_job(self, pipeline: str, kind: str) -> str:
+        """The job (kind ProcessingJob or TrainingJob) that the first step of a new execution of
+        `pipeline` runs, once it is InProgress."""
+        arn = self.start(pipeline)
+
+        def started() -> str | None:
+            steps = self.sm("ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+            named = [s["Metadata"][kind]["Arn"].rsplit("/", 1)[-1] for s in steps if kind in s["Metadata"]]
+            if not named:
+                return None
+            reply = send(self.dispatcher, "SageMaker", f"Describe{kind}", {f"{kind}Name": named[0]})
+            running = reply.status == 200 and json.loads(reply.body)[f"{kind}Status"] == "InProgress"
+            return named[0] if running else None
+
+        name = wait_until(started, 60, f"the {kind} of {pipeline} to run")
+        assert name is not None
+        return name
 
     def model(self, name: str | None = None) -> str:
         name = name or self.fresh("model")
@@ -241,7 +259,9 @@ def function_settled(functions: Functions, name: str) -> dict[str, Any]:
 
 def build_world(state_dir: Path) -> World:
     world = World(local_sagemaker(state_dir))
-    world.backend.context.store.put_bytes(f"{BUCKET}/code/source.tar.gz", source_tar())
+    store = world.backend.context.store
+    store.put_bytes(f"{BUCKET}/code/source.tar.gz", source_tar())
+    store.put_bytes(f"{BUCKET}/code/slow.tar.gz", source_tar(b"import time; time.sleep(600)\n"))
     jobs = world.start(world.pipeline(JOBS, "p"))
     assert world.finished(jobs)["FailureReason"] == "done"
     steps = world.sm("ListPipelineExecutionSteps", PipelineExecutionArn=jobs)["PipelineExecutionSteps"]
@@ -251,6 +271,7 @@ def build_world(state_dir: Path) -> World:
     }
     world.pipeline(FAIL_ONLY, "q")
     world.pipeline(SLOW, "slow")
+    world.pipeline(SLOW_TRAINING, "slow-training")
     world.sm("CreateModelPackageGroup", ModelPackageGroupName="g")
     package = world.package("g")
     capture = {"EnableCapture": True, "InitialSamplingPercentage": 100,

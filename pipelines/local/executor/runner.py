@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
@@ -29,6 +30,7 @@ from pipelines.local.executor.engine import (
 )
 from pipelines.local.jobs.outcome import JobResult, job_arn
 from pipelines.local.jobs.processing import run_processing_job
+from pipelines.local.jobs.stopping import JobStop
 from pipelines.local.jobs.training import run_training_job
 from pipelines.local.layout import StateLayout
 from pipelines.local.storage.database import Body
@@ -36,6 +38,7 @@ from pipelines.local.storage.objects import ObjectStore
 
 Job = Callable[..., JobResult]
 logger = logging.getLogger(__name__)
+RUNNING_STEPS = ("Executing", "Stopping")  # a Stopping step's job is being stopped
 FIRST_RECORD_RETRY_SECONDS = 0.5
 MAX_RECORD_RETRY_SECONDS = 10.0
 
@@ -78,6 +81,16 @@ class JobRecords(Protocol):
     starts, at each phase, and when it ends."""
 
     def save_job(self, kind: str, description: Body) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """A job a step is running, and how to stop it."""
+
+    kind: str  # ProcessingJob | TrainingJob
+    execution_arn: str
+    step_name: str
+    stop: JobStop
 
 
 JOB_NAME_LIMIT = 63  # CreateProcessingJob's and CreateTrainingJob's maximum
@@ -156,7 +169,7 @@ class ExecutionJournal:
     def fail_unfinished(self, reason: str, end: datetime) -> None:
         """Steps whose end could not be recorded: Failed with the execution's reason."""
         for step in self.state.steps(self.arn):
-            if step["StepStatus"] == "Executing":
+            if step["StepStatus"] in RUNNING_STEPS:
                 step.update(StepStatus="Failed", FailureReason=reason, EndTime=end.timestamp())
                 self.state.save_step(self.arn, step)
 
@@ -220,6 +233,8 @@ class ExecutionRunner:
         self.layout = layout
         self._cancel: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
+        self._jobs: dict[str, RunningJob] = {}  # by job name
+        self._jobs_lock = threading.Lock()  # orders a job's start against its execution's stop
         self._closing = threading.Event()
 
     def start(self, execution: dict[str, Any]) -> None:
@@ -232,13 +247,59 @@ class ExecutionRunner:
         thread.start()
 
     def stop(self, arn: str) -> None:
-        if arn in self._cancel:
-            self._cancel[arn].set()
+        """Start no new step of the execution and stop the jobs its steps run: each job and its
+        step are Stopping at once. The caller holds the service's lock, so no job's end can be
+        recorded between its stop and its Stopping."""
+        with self._jobs_lock:
+            if arn in self._cancel:
+                self._cancel[arn].set()
+            jobs = [(name, job) for name, job in self._jobs.items() if job.execution_arn == arn]
+        for name, job in jobs:
+            self._stop_job(name, job)
+            self._mark_step_stopping(job)
+
+    def stop_job(self, name: str) -> None:
+        """Stop a running job (StopProcessingJob, StopTrainingJob): it is Stopping at once, and
+        its step keeps running until the job ends. The caller holds the service's lock; a job
+        that is no longer listed here has ended and is recording its end, which stands."""
+        with self._jobs_lock:
+            job = self._jobs.get(name)
+        if job is not None:
+            self._stop_job(name, job)
+
+    def _stop_job(self, name: str, job: RunningJob) -> None:
+        description = job.stop.request()
+        if description is not None:
+            self.jobs.save_job(job.kind, description)
+
+    def _mark_step_stopping(self, job: RunningJob) -> None:
+        for step in self.records.steps(job.execution_arn):
+            if step["StepName"] == job.step_name and step["StepStatus"] == "Executing":
+                step["StepStatus"] = "Stopping"
+                self.records.save_step(job.execution_arn, step)
+
+    def job_started(self, name: str, job: RunningJob) -> None:
+        """List a job as running; a job whose execution is already stopping stops at once."""
+        with self._jobs_lock:
+            self._jobs[name] = job
+            stopping = self._cancel[job.execution_arn].is_set()
+        if stopping:
+            job.stop.request()  # it has not described itself yet: it will, as Stopping
+            self._mark_step_stopping(job)
+
+    def job_ended(self, name: str) -> None:
+        with self._jobs_lock:
+            self._jobs.pop(name, None)
 
     def shutdown(self) -> None:
+        """Stop every execution's jobs (SIGTERM, as the server itself stops; not a stop request,
+        so nothing becomes Stopping) and wait a little for their threads."""
         self._closing.set()
-        for event in self._cancel.values():
-            event.set()
+        with self._jobs_lock:
+            for event in self._cancel.values():
+                event.set()
+            for job in self._jobs.values():
+                job.stop.set()
         for thread in self._threads.values():
             thread.join(timeout=10)
 
@@ -326,16 +387,22 @@ class StepRunners:
         refused = _invalid_request(request.type, request.arguments)
         if refused:
             return refused
-        result = run(
-            self._start_job(request.name, kind),
-            request.arguments,
-            self.runner.store,
-            self.work_dir,
-            self.log,
-            cancel=self.cancel,
-            progress=lambda description: self._save_progress(kind, description),
-            confinement=self.runner.layout.confinement(),
-        )
+        name = self._start_job(request.name, kind)
+        stop = JobStop()
+        self.runner.job_started(name, RunningJob(kind, self.context.execution_arn, request.name, stop))
+        try:
+            result = run(
+                name,
+                request.arguments,
+                self.runner.store,
+                self.work_dir,
+                self.log,
+                cancel=stop,
+                progress=lambda description: self._save_progress(kind, description),
+                confinement=self.runner.layout.confinement(),
+            )
+        finally:
+            self.runner.job_ended(name)
         self.runner.jobs.save_job(kind, result.properties)
         status = "Stopped" if self._stopped(result) else result.status
         return StepOutcome(status, result.properties, result.metadata, result.failure_reason)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import sys
-import threading
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -37,6 +36,7 @@ from pipelines.local.jobs.outcome import (
     processing_status,
     refused,
 )
+from pipelines.local.jobs.stopping import JobStop
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.clock import now_timestamp
 from pipelines.local.system.isolation import Confinement
@@ -56,15 +56,21 @@ def run_processing_job(
     work_dir: Path,
     log: IO[str],
     *,
-    cancel: threading.Event | None = None,
+    cancel: JobStop | None = None,
     progress: Progress | None = None,
     confinement: Confinement | None = None,
 ) -> JobResult:
     """Run a CreateProcessingJob request: stage inputs, run the entrypoint (confined, see
     run_container), upload the outputs; `progress` gets the job's description as it starts."""
     start = now_timestamp()
+
+    def describe() -> dict[str, Any]:
+        return _processing_description(job_name, request, start, cancel)
+
+    if cancel is not None:
+        cancel.describe = describe
     if progress is not None:
-        progress(_processing_description(job_name, request, start))
+        progress(describe())
     try:
         require_image(request.get("AppSpecification", {}).get("ImageUri"))
         require_reproducible(processing_limits(request))
@@ -172,7 +178,7 @@ def _processing_outcome(
 ) -> JobResult:
     """DescribeProcessingJob's shape once the job ended: its description with status and reason."""
     properties = {
-        **_processing_description(job_name, request, start),
+        **_processing_description(job_name, request, start, None),
         "ProcessingJobStatus": ending.status,
         "ExitMessage": ending.exit_message,
         "FailureReason": ending.reason,
@@ -181,13 +187,17 @@ def _processing_outcome(
     return job_result(ending, properties, {"ProcessingJob": {"Arn": properties["ProcessingJobArn"]}})
 
 
-def _processing_description(job_name: str, request: Mapping[str, Any], start: str) -> dict[str, Any]:
-    """DescribeProcessingJob's shape while the job runs: the request echoed back plus identity."""
+def _processing_description(
+    job_name: str, request: Mapping[str, Any], start: str, stop: JobStop | None
+) -> dict[str, Any]:
+    """DescribeProcessingJob's shape while the job runs: the request echoed back plus identity,
+    InProgress, or Stopping once its stop was asked."""
+    stopping = stop is not None and stop.requested_at is not None
     return {
         **copy.deepcopy(dict(request)),
         "ProcessingJobName": job_name,
         "ProcessingJobArn": job_arn("processing-job", job_name),
-        "ProcessingJobStatus": "InProgress",
+        "ProcessingJobStatus": "Stopping" if stopping else "InProgress",
         "ProcessingInputs": copy.deepcopy(request.get("ProcessingInputs", [])),
         "Environment": copy.deepcopy(request.get("Environment") or {}),
         "ProcessingStartTime": start,

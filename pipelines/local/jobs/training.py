@@ -40,6 +40,7 @@ from pipelines.local.jobs.outcome import (
     training_failure,
 )
 from pipelines.local.jobs.requirements import REQUIREMENTS_FILE, check_code_dir
+from pipelines.local.jobs.stopping import JobStop
 from pipelines.local.jobs.toolkit import (
     TRAINING_TOOLKIT,
     check_entry_point,
@@ -60,9 +61,10 @@ PHASE_MESSAGES = {
     "Downloading": "Downloading input data",
     "Training": "Training image download completed. Training in progress.",
     "Uploading": "Uploading generated training model",
+    "Stopping": "Stopping the training job.",
     "Completed": "Training job completed",
     "Failed": "Training job failed",
-    "Stopped": "Training job stopped",
+    "Stopped": "The training job has stopped.",
     "MaxRuntimeExceeded": "Training job stopped: it ran longer than MaxRuntimeInSeconds",
 }
 CHECKPOINTS = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath when the request names none
@@ -77,7 +79,7 @@ def run_training_job(
     work_dir: Path,
     log: IO[str],
     *,
-    cancel: threading.Event | None = None,
+    cancel: JobStop | None = None,
     stop_grace: float = STOP_GRACE_SECONDS,
     progress: Progress | None = None,
     confinement: Confinement | None = None,
@@ -94,7 +96,9 @@ def run_training_job(
         if progress is not None:
             progress(described.running(phases))
 
-    phases = Phases(report)
+    phases = Phases(report, cancel)
+    if cancel is not None:
+        cancel.describe = lambda: described.running(phases)
     try:
         require_image(request.get("AlgorithmSpecification", {}).get("TrainingImage"))
         require_reproducible(training_limits(request))
@@ -146,40 +150,77 @@ def run_training_job(
 @dataclass
 class Phases:
     """The secondary statuses a job went through, timed, as SecondaryStatusTransitions lists them;
-    `on_change` hears of each phase the running job enters."""
+    `on_change` hears of each phase the running job enters. Once its stop is asked the job enters
+    no other phase: it is Stopping, from the request, until its final status. The job's thread
+    and the stop's caller both read it, so every change happens under its lock."""
 
     on_change: Callable[[Phases], None]
+    stop: JobStop | None = None
     start: datetime = field(default_factory=lambda: datetime.now(UTC))
     transitions: list[dict[str, Any]] = field(default_factory=list)
+    _since: datetime = field(init=False)  # when the current phase started
+    _ended: bool = field(default=False, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.transitions.append(self._transition("Starting", self.start))
+        self._since = self.start
+        self.transitions.append(self.transition("Starting", self.start))
         self.on_change(self)
 
     def enter(self, status: str) -> None:
-        """End the current phase and start `status`."""
-        self._begin(status)
+        """End the current phase and start `status`, unless the job is stopping."""
+        with self._lock:
+            if not self._stopping():
+                self._begin(status, datetime.now(UTC))
         self.on_change(self)
 
     def finish(self, status: str) -> datetime:
         """The final status, which starts and ends when the job does; returns when."""
-        end = self._begin(status)
-        self.transitions[-1]["EndTime"] = format_timestamp(end)
+        with self._lock:
+            self._stopping()
+            end = datetime.now(UTC)
+            self.transitions[:] = ended_transitions(self.transitions, status, end)
+            self._ended = True
         return end
 
-    def _begin(self, status: str) -> datetime:
-        now = datetime.now(UTC)
-        self.transitions[-1]["EndTime"] = format_timestamp(now)
-        self.transitions.append(self._transition(status, now))
-        return now
+    def current(self) -> list[dict[str, Any]]:
+        """The transitions so far, Stopping among them once the stop is asked."""
+        with self._lock:
+            self._stopping()
+            return copy.deepcopy(self.transitions)
+
+    def _stopping(self) -> bool:
+        """Whether the job is stopping; the first time it is seen, Stopping begins when the stop
+        was asked (or when the current phase began, if that was later)."""
+        asked = None if self.stop is None else self.stop.requested_at
+        if asked is None or self._ended:
+            return False
+        if self.transitions[-1]["Status"] != "Stopping":
+            self._begin("Stopping", max(asked, self._since))
+        return True
+
+    def _begin(self, status: str, moment: datetime) -> None:
+        self.transitions[-1]["EndTime"] = format_timestamp(moment)
+        self.transitions.append(self.transition(status, moment))
+        self._since = moment
 
     @staticmethod
-    def _transition(status: str, moment: datetime) -> dict[str, Any]:
+    def transition(status: str, moment: datetime) -> dict[str, Any]:
         return {
             "Status": status,
             "StartTime": format_timestamp(moment),
             "StatusMessage": PHASE_MESSAGES[status],
         }
+
+
+def ended_transitions(transitions: list[dict[str, Any]], status: str, end: datetime) -> list[dict[str, Any]]:
+    """The transitions of a job that ended at `end` with `status`, a final phase that starts and
+    ends then (also for a job whose server stopped while it ran, which no Phases saw end)."""
+    moment = format_timestamp(end)
+    ended = copy.deepcopy(transitions)
+    if ended:
+        ended[-1]["EndTime"] = moment
+    return [*ended, {**Phases.transition(status, end), "EndTime": moment}]
 
 
 def _restore_checkpoints(
@@ -294,16 +335,19 @@ class TrainingJobDescription:
     output_uri: str
 
     def running(self, phases: Phases) -> dict[str, Any]:
+        """InProgress, or Stopping (its SecondaryStatus too) once the stop was asked."""
+        transitions = phases.current()
+        secondary = transitions[-1]["Status"]
         return {
             **copy.deepcopy(dict(self.request)),
             "TrainingJobName": self.name,
             "TrainingJobArn": job_arn("training-job", self.name),
-            "TrainingJobStatus": "InProgress",
-            "SecondaryStatus": phases.transitions[-1]["Status"],
+            "TrainingJobStatus": "Stopping" if secondary == "Stopping" else "InProgress",
+            "SecondaryStatus": secondary,
             "HyperParameters": dict(self.hyperparameters),
             "ModelArtifacts": {"S3ModelArtifacts": f"{self.output_uri}/model.tar.gz"},
             "TrainingStartTime": format_timestamp(phases.start),
-            "SecondaryStatusTransitions": copy.deepcopy(phases.transitions),
+            "SecondaryStatusTransitions": transitions,
         }
 
     def ended(

@@ -53,7 +53,7 @@ class LocalSageMaker:
             store=self.context.store,
             layout=layout,
         )
-        self.pipelines.runner = self.runner
+        self.pipelines.runner = self.jobs.runner = self.runner
         hosting = Endpoints(layout.endpoints, self.context.store, layout.confinement())
         self.serving = Serving(EndpointRecords(self.context), hosting)
         self.endpoints = EndpointOperations(self.context, self.serving)
@@ -122,6 +122,8 @@ OPERATIONS = {
             "DescribePipelineDefinitionForExecution",
             "DescribeProcessingJob",
             "DescribeTrainingJob",
+            "StopProcessingJob",
+            "StopTrainingJob",
             "CreateModelPackageGroup",
             "DescribeModelPackageGroup",
             "ListModelPackageGroups",

@@ -24,7 +24,7 @@ from pipelines.local.executor.engine import (
     step_dependencies,
     validate_definition,
 )
-from pipelines.local.executor.runner import ExecutionRunner, execution_context
+from pipelines.local.executor.runner import RUNNING_STEPS, ExecutionRunner, execution_context
 from pipelines.local.executor.selection import SelectionError, select_steps
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Listing, between, numbered, only, prefix
@@ -440,6 +440,8 @@ class PipelineOperations:
         return self._once("StopPipelineExecution", request, lambda: self._stop_execution(request))
 
     def _stop_execution(self, request: Body) -> Body:
+        """The execution, its running jobs and their steps are Stopping together, so that no
+        answer shows one stopping and not the others."""
         with self.context.lock:
             body = self.execution(request["PipelineExecutionArn"])
             if body["PipelineExecutionStatus"] != "Executing":
@@ -447,7 +449,7 @@ class PipelineOperations:
                     f"Execution is {body['PipelineExecutionStatus']}; only Executing can stop."
                 )
             self.update_execution(body["PipelineExecutionArn"], PipelineExecutionStatus="Stopping")
-        self._runner().stop(body["PipelineExecutionArn"])
+            self._runner().stop(body["PipelineExecutionArn"])
         return {"PipelineExecutionArn": body["PipelineExecutionArn"]}
 
     def retry_pipeline_execution(self, request: Body) -> Body:
@@ -523,7 +525,7 @@ class PipelineOperations:
                 continue
             stopped = body["PipelineExecutionStatus"] == "Stopping"
             for step in self.database.steps(body["PipelineExecutionArn"]):
-                if step["StepStatus"] == "Executing":
+                if step["StepStatus"] in RUNNING_STEPS:
                     if stopped:
                         step.update(StepStatus="Stopped", EndTime=time.time())
                     else:
