@@ -253,9 +253,9 @@ class ExecutionRunner:
         with self._jobs_lock:
             if arn in self._cancel:
                 self._cancel[arn].set()
-            jobs = [(name, job) for name, job in self._jobs.items() if job.execution_arn == arn]
-        for name, job in jobs:
-            self._stop_job(name, job)
+            jobs = [job for job in self._jobs.values() if job.execution_arn == arn]
+        for job in jobs:
+            self._stop_job(job)
             self._mark_step_stopping(job)
 
     def stop_job(self, name: str) -> None:
@@ -265,9 +265,9 @@ class ExecutionRunner:
         with self._jobs_lock:
             job = self._jobs.get(name)
         if job is not None:
-            self._stop_job(name, job)
+            self._stop_job(job)
 
-    def _stop_job(self, name: str, job: RunningJob) -> None:
+    def _stop_job(self, job: RunningJob) -> None:
         description = job.stop.request()
         if description is not None:
             self.jobs.save_job(job.kind, description)
