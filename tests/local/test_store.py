@@ -85,7 +85,7 @@ def test_download_of_a_prefix_lays_objects_out_relative_to_it(
 ) -> None:
     store.put_bytes("s3://my-bucket/p/data/train.csv", b"train")
     store.put_bytes("s3://my-bucket/p/data/sub/test.csv", b"test")
-    store.put_bytes("s3://my-bucket/p/data2/sibling.csv", b"not under the prefix folder")
+    store.put_bytes("s3://my-bucket/p/other/elsewhere.csv", b"not matched by the prefix")
     dest = tmp_path / "dest"
 
     written = store.download("s3://my-bucket/p/data", dest)
@@ -93,8 +93,27 @@ def test_download_of_a_prefix_lays_objects_out_relative_to_it(
     assert sorted(written) == [dest / "sub" / "test.csv", dest / "train.csv"]
     assert (dest / "train.csv").read_bytes() == b"train"
     assert (dest / "sub" / "test.csv").read_bytes() == b"test"
-    assert not (dest / "sibling.csv").exists()
     assert sorted(p.name for p in dest.rglob("*") if p.is_file()) == ["test.csv", "train.csv"]
+
+
+def test_download_of_a_prefix_takes_every_key_it_starts_and_names_partial_matches_in_full(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """S3Prefix is a key prefix, not a folder: `p/train` takes `p/train-data.csv` and `p/train2/x`
+    too, named from the prefix's folder (`train-data.csv`), as SageMaker's own staging names them;
+    a folder-style prefix (`p/train/`) takes only what is below it."""
+    store.put_bytes("s3://my-bucket/p/train/a.csv", b"a")
+    store.put_bytes("s3://my-bucket/p/train-data.csv", b"data")
+    store.put_bytes("s3://my-bucket/p/train2/x.csv", b"x")
+    store.put_bytes("s3://my-bucket/p/raw.txt", b"not matched")
+
+    written = store.download("s3://my-bucket/p/train", tmp_path / "prefix")
+    as_folder = store.download("s3://my-bucket/p/train/", tmp_path / "folder")
+
+    relative = sorted(path.relative_to(tmp_path / "prefix").as_posix() for path in written)
+    assert relative == ["a.csv", "train-data.csv", "train2/x.csv"]
+    assert (tmp_path / "prefix" / "train-data.csv").read_bytes() == b"data"
+    assert as_folder == [tmp_path / "folder" / "a.csv"]
 
 
 def test_download_of_an_exact_key_gives_that_one_file(store: ObjectStore, tmp_path: Path) -> None:
@@ -110,7 +129,7 @@ def test_download_of_an_exact_key_gives_that_one_file(store: ObjectStore, tmp_pa
 
 
 def test_download_of_nothing_raises_no_such_key(store: ObjectStore, tmp_path: Path) -> None:
-    store.put_bytes("s3://my-bucket/p/data2/x.csv", b"x")
+    store.put_bytes("s3://my-bucket/p/dat/x.csv", b"x")  # "p/dat/..." does not start with "p/data"
 
     with pytest.raises(NoSuchKey, match="s3://my-bucket/p/data"):
         store.download("s3://my-bucket/p/data", tmp_path / "dest")

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 SCHEME = "s3://"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -116,20 +116,24 @@ class ObjectStore:
         return sorted(entry.name for entry in folder.iterdir() if entry.is_file())
 
     def download(self, uri: str, dest_dir: Path) -> builtins.list[Path]:
-        """Copy objects into `dest_dir` the way SageMaker stages an S3Prefix input.
-
-        An exact object key gives that one file under its own name; otherwise every object under
-        the prefix taken as a folder (`<prefix>/...`) is laid out relative to it.
+        """Copy objects into `dest_dir` the way SageMaker stages an S3Prefix input: every object
+        whose key starts with the prefix (a plain string match, as S3 lists them, so `p/data` also
+        takes `p/data-2.csv`). An object below the prefix taken as a folder (`p/data/...`) keeps its
+        path relative to that folder; any other (the prefix itself as a key, or a key the prefix
+        names only in part) keeps its path relative to the prefix's own folder: its full name.
         """
         bucket, key = split_uri(uri, prefix=True)
-        if key and not key.endswith("/") and self.exists(uri):
-            return [_copy(self.path_for(uri), Path(dest_dir, PurePosixPath(key).name))]
-        folder = key.rstrip("/") + "/" if key.rstrip("/") else ""
-        keys = self._keys(bucket, folder)
+        keys = self._keys(bucket, key)
         if not keys:
             raise NoSuchKey(uri)
+        folder = key if key.endswith("/") or not key else key + "/"
+        parent = key.rpartition("/")[0] + "/" if "/" in key else ""
         bucket_dir = self.root / bucket
-        return [_copy(bucket_dir / k, Path(dest_dir, k[len(folder) :])) for k in keys]
+
+        def local_path(k: str) -> Path:
+            return Path(dest_dir, k[len(folder) :] if k.startswith(folder) else k[len(parent) :])
+
+        return [_copy(bucket_dir / k, local_path(k)) for k in keys]
 
     def upload_dir(self, src_dir: Path, prefix_uri: str) -> builtins.list[str]:
         """Put each regular file under `src_dir` at `<prefix>/<relative path>`; returns the URIs."""
