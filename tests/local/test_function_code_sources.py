@@ -56,8 +56,8 @@ def test_code_is_read_from_the_s3_object_and_version_named(served: tuple[Dispatc
                            Handler="app.handler", Code={"S3Bucket": "code", "S3Key": "fn.zip",
                                                         "S3ObjectVersion": first_version})
     assert (status, created["CodeSha256"]) == (201, sha(first))
-    assert backend.functions.invoke("f", {}).payload == "first"
     function_settled(backend.functions, "f")
+    assert backend.functions.invoke("f", {}).payload == "first"
 
     status, updated = call(dispatcher, "UpdateFunctionCode", FunctionName="f", S3Bucket="code",
                            S3Key="fn.zip")

@@ -160,6 +160,7 @@ def test_a_handler_sees_the_lambda_runtimes_variables_not_the_servers(
     request = {"FunctionName": "f", "Handler": "app.environment", "Role": "r", "Runtime": "python3.12",
                "Environment": {"Variables": {"ENDPOINT_NAME": "ep", "LANG": "fr_FR.UTF-8"}}}
     functions.create(request, zipped({"app.py": HANDLER}), 0.0)
+    function_settled(functions, "f")
 
     result = functions.invoke("f", {})
 
@@ -177,6 +178,7 @@ def test_a_handler_sees_the_lambda_runtimes_variables_not_the_servers(
 def test_the_handler_gets_lambdas_context_with_a_request_id_per_invocation(functions: Functions) -> None:
     request = {"FunctionName": "f", "Handler": "app.context", "Runtime": "python3.12", "Timeout": 5}
     functions.create(request, zipped({"app.py": HANDLER}), 0.0)
+    function_settled(functions, "f")
 
     first, second = functions.invoke("f", {}).payload, functions.invoke("f", {"seconds": 1}).payload
 
@@ -338,8 +340,8 @@ def test_a_new_configuration_replaces_the_old_and_gets_new_environments(function
     request = {"FunctionName": "f", "Handler": "app.environment", "Role": "r", "Runtime": "python3.12",
                "Environment": {"Variables": {"ENDPOINT_NAME": "old", "GONE": "x"}}}
     functions.create(request, zipped({"app.py": HANDLER}), 0.0)
-    assert functions.invoke("f", {}).payload["environment"]["ENDPOINT_NAME"] == "old"
     function_settled(functions, "f")
+    assert functions.invoke("f", {}).payload["environment"]["ENDPOINT_NAME"] == "old"
 
     updated = functions.update_configuration(
         {"FunctionName": "f", "Environment": {"Variables": {"ENDPOINT_NAME": "new"}}, "Timeout": 30}
@@ -476,6 +478,7 @@ def test_concurrent_invocations_each_get_an_environment(functions: Functions) ->
 def test_a_timeout_ends_the_environment_and_the_next_call_starts_a_new_one(functions: Functions) -> None:
     request = {"FunctionName": "f", "Handler": "app.slow", "Runtime": "python3.12", "Timeout": 1}
     functions.create(request, zipped({"app.py": HANDLER}), 0.0)
+    function_settled(functions, "f")
     timed_out = functions.invoke("f", {"seconds": 30})
     message = f"RequestId: {timed_out.request_id} Error: Task timed out after 1.00 seconds"
     assert timed_out.payload == {"errorMessage": message, "errorType": "Sandbox.Timedout"}

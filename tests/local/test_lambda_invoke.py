@@ -47,6 +47,9 @@ def record(event, context):
 """
 
 
+HANDLERS = ("echo", "fail", "chatty", "huge", "record")
+
+
 def package(source: str = HANDLER) -> bytes:
     raw = io.BytesIO()
     with zipfile.ZipFile(raw, "w") as archive:
@@ -58,12 +61,14 @@ def package(source: str = HANDLER) -> bytes:
 def lambda_(tmp_path: Path) -> Iterator[Any]:
     backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
     made = client(Dispatcher(backend, check_responses=True), "lambda")
-    for handler in ("echo", "fail", "chatty", "huge", "record"):
+    for handler in HANDLERS:
         made.create_function(
             FunctionName=handler, Runtime="python3.12", Role=ROLE,
             Handler=f"app.{handler}", Code={"ZipFile": package()},
             Environment={"Variables": {"MARKS": str(tmp_path)}},
         )
+    for handler in HANDLERS:  # Invoke refuses a function while it is Pending
+        made.get_waiter("function_active_v2").wait(FunctionName=handler, WaiterConfig={"Delay": 0.2})
     yield made
     backend.shutdown()
 
@@ -226,3 +231,31 @@ def test_publishing_a_version_is_refused(lambda_: Any) -> None:
         assert refused["Code"] == "InvalidParameterValueException"
         assert refused["Message"].startswith("Publish is not supported by the local Lambda")
     assert error_of(lambda: lambda_.get_function(FunctionName="new"))["Code"] == "ResourceNotFoundException"
+
+
+GATED = """
+import os, time
+while not os.path.exists(os.environ["GATE"]):  # the init phase lasts until the test opens the gate
+    time.sleep(0.01)
+
+def handler(event, context):
+    return "ready"
+"""
+
+
+def test_a_pending_function_is_not_invoked(lambda_: Any, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    created = lambda_.create_function(
+        FunctionName="gated", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": package(GATED)}, Environment={"Variables": {"GATE": str(gate)}})
+    assert created["State"] == "Pending"
+    pending = ("The operation cannot be performed at this time. The function is currently in the following "
+               "state: Pending")
+    with pytest.raises(ClientError) as refused:
+        lambda_.invoke(FunctionName="gated")
+    assert refused.value.response["Error"] == {"Code": "ResourceConflictException", "Message": pending}
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+
+    gate.touch()
+    lambda_.get_waiter("function_active_v2").wait(FunctionName="gated", WaiterConfig={"Delay": 0.2})
+    assert json.loads(lambda_.invoke(FunctionName="gated")["Payload"].read()) == "ready"

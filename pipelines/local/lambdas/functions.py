@@ -49,6 +49,22 @@ class Invocation:
     request_id: str = ""
 
 
+@dataclass(frozen=True)
+class FunctionReference:
+    """A FunctionName as Lambda reads it: the name, a qualifier, and the region and account."""
+
+    name: str
+    qualifier: str | None
+    region: str
+    account: str
+
+    @property
+    def arn(self) -> str:
+        """The ARN named, qualified when a qualifier was given."""
+        unqualified = f"arn:aws:lambda:{self.region}:{self.account}:function:{self.name}"
+        return unqualified + (f":{self.qualifier}" if self.qualifier else "")
+
+
 WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 RESPONSE_LIMIT = 6 * 1024 * 1024 + 100  # the largest synchronous response, as Lambda's message counts it
 
@@ -63,6 +79,16 @@ LATEST = "$LATEST"  # the only version of a local function: none is ever publish
 def invalid_parameter(message: str) -> ServiceError:
     """Lambda's code for a request it cannot act on (SageMaker's would be ValidationException)."""
     return ServiceError("InvalidParameterValueException", message)
+
+
+PENDING = "The function is currently in the following state: Pending"
+
+
+def conflict(reason: str) -> ServiceError:
+    """Lambda's refusal of what a function's state does not allow yet."""
+    return ServiceError(
+        "ResourceConflictException", f"The operation cannot be performed at this time. {reason}", 409
+    )
 
 
 def function_name(name_or_arn: str) -> str:
@@ -176,13 +202,8 @@ class Functions:
         with self._lock:
             busy = self._changing.setdefault(name, (revision, kind))
         if busy[0] != revision:
-            reason = (
-                "The function is currently in the following state: Pending" if busy[1] == CREATING
-                else f"An update is in progress for resource: {self._arn(name)}"
-            )
-            raise ServiceError(
-                "ResourceConflictException", f"The operation cannot be performed at this time. {reason}", 409
-            )
+            updating = f"An update is in progress for resource: {self._arn(name)}"
+            raise conflict(PENDING if busy[1] == CREATING else updating)
         try:
             yield revision
         except BaseException:
@@ -209,9 +230,9 @@ class Functions:
         kind = changing[1] if changing and changing[0] == body.get("RevisionId") else ""
         return {**public(body), **STATES[kind]}
 
-    def _get(self, name_or_arn: str, qualifier: str | None = None) -> dict[str, Any]:
-        """The function a FunctionName (and Qualifier) names: its $LATEST, the only version here.
-        Another version, an alias, or an ARN of another region or account names nothing."""
+    def named(self, name_or_arn: str, qualifier: str | None = None) -> FunctionReference:
+        """What a FunctionName (and Qualifier) names, whether or not it exists; a qualifier in the
+        name that differs from `qualifier` is refused as Lambda refuses it."""
         found = FUNCTION_NAME.fullmatch(name_or_arn)
         parts = found.groupdict() if found else {"name": name_or_arn}
         named = parts.get("qualifier")
@@ -219,13 +240,23 @@ class Functions:
             raise invalid_parameter(
                 "The derived qualifier from the function name does not match the specified qualifier."
             )
-        qualifier = qualifier or named
         region, account = parts.get("region") or self.region, parts.get("account") or ACCOUNT
-        body = self.database.get("function", parts["name"])
-        if body is None or (region, account) != (self.region, ACCOUNT) or qualifier not in (None, LATEST):
-            where = f"arn:aws:lambda:{region}:{account}:function:{parts['name']}"
-            where += f":{qualifier}" if qualifier else ""
-            raise ServiceError("ResourceNotFoundException", f"Function not found: {where}", 404)
+        return FunctionReference(parts["name"], qualifier or named, region, account)
+
+    def find(self, reference: FunctionReference) -> dict[str, Any] | None:
+        """The function a reference names: its $LATEST, the only version here. Another version, an
+        alias, or an ARN of another region or account names nothing."""
+        if (reference.region, reference.account) != (self.region, ACCOUNT):
+            return None
+        if reference.qualifier not in (None, LATEST):
+            return None
+        return self.database.get("function", reference.name)
+
+    def _get(self, name_or_arn: str, qualifier: str | None = None) -> dict[str, Any]:
+        reference = self.named(name_or_arn, qualifier)
+        body = self.find(reference)
+        if body is None:
+            raise ServiceError("ResourceNotFoundException", f"Function not found: {reference.arn}", 404)
         return body
 
     def _sdk_environment(self) -> dict[str, str]:
@@ -253,12 +284,21 @@ class Functions:
             },
         )
 
+    def invocable(self, name_or_arn: str, qualifier: str | None = None) -> dict[str, Any]:
+        """The function Invoke runs; refused while it is Pending, as Lambda refuses it (an update in
+        progress is not: the invocation runs)."""
+        body = self._get(name_or_arn, qualifier)
+        with self._lock:
+            changing = self._changing.get(body["FunctionName"])
+        if changing and changing[1] == CREATING:
+            raise conflict(PENDING)
+        return body
+
     def invoke(self, name_or_arn: str, event: Any, qualifier: str | None = None) -> Invocation:
         """Run the handler once in a warm environment; what fails is reported as Lambda reports it.
         The context's invoked_function_arn is qualified when the caller qualified the name."""
-        body = self._get(name_or_arn, qualifier)
-        found = FUNCTION_NAME.fullmatch(name_or_arn)
-        qualified = qualifier or (found and found["qualifier"])
+        body = self.invocable(name_or_arn, qualifier)
+        qualified = self.named(name_or_arn, qualifier).qualifier
         invoked = body["FunctionArn"] + (f":{LATEST}" if qualified else "")
         request = Request(event, str(uuid.uuid4()), invoked)
         outcome = self.environments.invoke(self._configuration(body), request, float(body["Timeout"]))
