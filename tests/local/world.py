@@ -239,6 +239,10 @@ class World:
                   Runtime="python3.12", Code={"ZipFile": function_zip()})
         return self.settled(name)
 
+    def event_invoke_config(self, function: str) -> str:
+        self.call("Lambda", "PutFunctionEventInvokeConfig", FunctionName=function, MaximumRetryAttempts=0)
+        return function
+
     def settled(self, function: str) -> str:
         function_settled(self.backend.functions, function)
         return function

@@ -82,8 +82,8 @@ def response_members(model: OperationModel, result: Mapping[str, Any]) -> tuple[
     raw payload when the model names one, else the members left for a JSON body."""
     status = int(model.http.get("responseCode", 200))
     shape = model.output_shape
-    if shape is None:
-        return status, {}, dict(result)
+    if shape is None:  # a 204 (e.g. a Delete of Lambda's) has no body at all
+        return status, {}, b"" if status == 204 else dict(result)
     headers: dict[str, str] = {}
     body = dict(result)
     for name, member in shape.members.items():

@@ -116,6 +116,9 @@ class Handler(OneRequestHandler, JsonRequestHandler):
     def do_PUT(self) -> None:
         self._route("PUT")
 
+    def do_DELETE(self) -> None:
+        self._route("DELETE")
+
     def _health(self) -> None:
         """Unsigned, for clients that have not read the credentials yet; still only from loopback."""
         try:

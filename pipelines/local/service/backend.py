@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipelines.local.executor.runner import ExecutionRunner
 from pipelines.local.hosting.endpoints import Endpoints
+from pipelines.local.lambdas.event_invoke import EventInvokeConfigs
 from pipelines.local.lambdas.functions import Functions
 from pipelines.local.layout import StateLayout
 from pipelines.local.service.context import ServiceContext
@@ -63,7 +64,10 @@ class LocalSageMaker:
                 self.pipelines, self.registry, self.endpoints, self.jobs, TagOperations(self.context),
             ),
             "AWSEvents": _operations("AWSEvents", self.events),
-            "Lambda": _operations("Lambda", FunctionOperations(self.functions, self.context.store)),
+            "Lambda": _operations(
+                "Lambda",
+                FunctionOperations(self.functions, EventInvokeConfigs(self.functions), self.context.store),
+            ),
         }
 
     def operation(self, service: str, name: str) -> Operation | None:
@@ -158,7 +162,9 @@ OPERATIONS = {
     "Lambda": frozenset(
         [
             "CreateFunction", "GetFunction", "GetFunctionConfiguration", "UpdateFunctionCode",
-            "UpdateFunctionConfiguration", "Invoke",
+            "UpdateFunctionConfiguration", "Invoke", "PutFunctionEventInvokeConfig",
+            "GetFunctionEventInvokeConfig", "UpdateFunctionEventInvokeConfig",
+            "DeleteFunctionEventInvokeConfig", "ListFunctionEventInvokeConfigs",
         ]
     ),
 }

@@ -2,7 +2,7 @@
 
 A function's code comes as a zip in the request or as an object in the local S3 (S3Bucket, S3Key,
 S3ObjectVersion), as the SDK's Lambda helper uploads a larger one; a container image it cannot
-run is refused.
+run is refused. The event invoke configs are `lambdas/event_invoke.py`'s.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipelines.local.errors import ServiceError
+from pipelines.local.lambdas.event_invoke import EventInvokeConfigs
 from pipelines.local.lambdas.functions import Functions, invalid_parameter
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
@@ -35,8 +36,9 @@ def refuse_publish(request: Body) -> None:
 
 
 class FunctionOperations:
-    def __init__(self, functions: Functions, store: ObjectStore) -> None:
+    def __init__(self, functions: Functions, configs: EventInvokeConfigs, store: ObjectStore) -> None:
         self.functions = functions
+        self.configs = configs
         self.store = store
 
     def create_function(self, request: Body) -> Body:
@@ -100,6 +102,26 @@ class FunctionOperations:
             error = refused.message
         if error:
             log.error("asynchronous invocation of %s failed: %s", name, error)
+
+    def put_function_event_invoke_config(self, request: Body) -> Body:
+        return self.configs.put(request)
+
+    def update_function_event_invoke_config(self, request: Body) -> Body:
+        return self.configs.update(request)
+
+    def get_function_event_invoke_config(self, request: Body) -> Body:
+        return self.configs.get(request)
+
+    def delete_function_event_invoke_config(self, request: Body) -> Body:
+        self.configs.delete(request)
+        return {}
+
+    def list_function_event_invoke_configs(self, request: Body) -> Body:
+        """One page always: a local function has one config at most (its $LATEST's), so no listing
+        is ever continued, and a Marker can only be one this server never gave."""
+        if request.get("Marker"):
+            raise invalid_parameter("Invalid Marker: the local Lambda never continues this listing.")
+        return {"FunctionEventInvokeConfigs": self.configs.listed(request["FunctionName"])}
 
     def _code(self, source: Mapping[str, Any], prefix: str) -> bytes:
         """The zip a request carries, or the one in the S3 object it names."""
