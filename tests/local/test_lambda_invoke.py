@@ -251,10 +251,11 @@ def test_a_pending_function_is_not_invoked(lambda_: Any, tmp_path: Path) -> None
     assert created["State"] == "Pending"
     pending = ("The operation cannot be performed at this time. The function is currently in the following "
                "state: Pending")
-    with pytest.raises(ClientError) as refused:
-        lambda_.invoke(FunctionName="gated")
-    assert refused.value.response["Error"] == {"Code": "ResourceConflictException", "Message": pending}
-    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    for kind in ("RequestResponse", "Event"):
+        with pytest.raises(ClientError) as refused:
+            lambda_.invoke(FunctionName="gated", InvocationType=kind)
+        assert refused.value.response["Error"] == {"Code": "ResourceConflictException", "Message": pending}
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
 
     gate.touch()
     lambda_.get_waiter("function_active_v2").wait(FunctionName="gated", WaiterConfig={"Delay": 0.2})

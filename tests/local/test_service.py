@@ -24,7 +24,6 @@ from pipelines.local.executor.engine import StepOutcome
 from pipelines.local.executor.runner import ExecutionJournal
 from pipelines.local.hosting.model_process import TIMED_OUT_MESSAGE, InvokeResult
 from pipelines.local.jobs.images import local_sklearn_release
-from pipelines.local.lambdas.functions import Invocation
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.service.events import matches
 from pipelines.publish import approval_rule_pattern
@@ -240,22 +239,24 @@ def test_registry_listings_default_as_the_api_reference_says(service: LocalSageM
 
 
 class RecordingFunctions:
-    def __init__(self, error: str = "") -> None:
-        self.invoked: list[tuple[str, Any]] = []
-        self.error = error
+    """What Lambda accepts for asynchronous invocation; a function named "arn:missing" it refuses."""
 
-    def invoke(self, name_or_arn: str, event: Any) -> Invocation:
+    def __init__(self) -> None:
+        self.invoked: list[tuple[str, Any]] = []
+
+    def submit(self, name_or_arn: str, event: Any) -> str:
         if name_or_arn == "arn:missing":
             raise ServiceError("ResourceNotFoundException", "Function not found: arn:missing", 404)
         self.invoked.append((name_or_arn, event))
-        return Invocation(None, self.error) if self.error else Invocation({"ok": True})
+        return str(uuid.uuid4())
 
 
-def recording(service: LocalSageMaker, pattern: dict[str, Any], *targets: dict[str, Any],
-              error: str = "") -> RecordingFunctions:
+def recording(
+    service: LocalSageMaker, pattern: dict[str, Any], *targets: dict[str, Any]
+) -> RecordingFunctions:
     """A rule named "r" with these targets (one plain target if none), whose invocations are recorded."""
-    functions = RecordingFunctions(error)
-    service.events.functions = functions  # type: ignore[assignment]
+    functions = RecordingFunctions()
+    service.events.invocations = functions  # type: ignore[assignment]
     call(service, "PutRule", Name="r", EventPattern=json.dumps(pattern))
     call(service, "PutTargets", Rule="r", Targets=list(targets) or [{"Id": "1", "Arn": "arn:deploy"}])
     return functions
@@ -382,20 +383,18 @@ def test_a_target_whose_input_cannot_be_given_is_refused(
     assert "Targets" not in call(service, "ListTargetsByRule", Rule="r")
 
 
-def test_a_failing_function_is_tried_three_times_and_a_missing_one_is_logged_with_its_queue(
+def test_a_target_lambda_refuses_is_logged_with_its_dead_letter_queue(
     service: LocalSageMaker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    service.events.retry_delays = (0.0, 0.0)
+    """Lambda's retries of a function error are its own (test_lambda_async.py); an event Lambda does
+    not accept at all is what EventBridge would send to the target's dead-letter queue."""
     dead_letters = {"Arn": "arn:aws:sqs:us-east-1:000000000000:dlq"}
     functions = recording(service, EVERY_PACKAGE_EVENT, {"Id": "1", "Arn": "arn:deploy"},
-                          {"Id": "2", "Arn": "arn:missing", "DeadLetterConfig": dead_letters},
-                          error="RuntimeError: no")
+                          {"Id": "2", "Arn": "arn:missing", "DeadLetterConfig": dead_letters})
     service.registry.register_model_package({"ModelPackageGroupName": "g", **PACKAGE})
-    first, second, third = received(functions, 3)
-    assert first == second == third
-    wait_until(lambda: "failed (attempt 3 of 3)" in caplog.text, 10, "the last attempt's log")
-    assert "target arn:missing not delivered (arn:aws:sqs:us-east-1:000000000000:dlq)" in caplog.text
-    assert len(functions.invoked) == 3
+    assert [arn for arn, _ in functions.invoked] == ["arn:deploy"]
+    queue = "arn:aws:sqs:us-east-1:000000000000:dlq"
+    assert f"target arn:missing not delivered ({queue}): Function not found" in caplog.text
 
 
 def test_list_rules_pages_by_name_within_a_prefix(service: LocalSageMaker) -> None:
@@ -451,7 +450,7 @@ def test_put_events_sends_each_entry_to_the_rules_it_matches(service: LocalSageM
 
 def test_an_approval_reaches_only_the_rule_of_its_own_group(service: LocalSageMaker) -> None:
     functions = RecordingFunctions()
-    service.events.functions = functions  # type: ignore[assignment]
+    service.events.invocations = functions  # type: ignore[assignment]
     pattern = {"source": ["aws.sagemaker"], "detail": {
         "ModelPackageGroupName": ["mine"], "ModelApprovalStatus": ["Approved"]}}
     call(service, "PutRule", Name="deploy-mine", EventPattern=json.dumps(pattern))

@@ -1,21 +1,20 @@
 """Approving a version deploys it only through its own group's rule: with the approval rule exactly
 as `upsert` publishes it, a version of another model package group reaches no function at all.
 
-The service runs in this process; EventBridge's asynchronous delivery is made synchronous here, so
-"nothing was delivered" is known when the approval call returns, with no waiting.
+The service runs in this process; EventBridge hands an event to Lambda's asynchronous queue before
+the approval call returns, so "nothing was delivered" is known then, with no waiting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from pipelines.local.lambdas.functions import Invocation
-from pipelines.local.service import events
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.publish import publish_approval_rule
 from pipelines.settings import Settings, load_settings
@@ -23,23 +22,15 @@ from pipelines.settings import Settings, load_settings
 OTHER_GROUP = "another-project"
 
 
-class DeliveredAtOnce:
-    """Stands in for threading.Thread in events.py: the target runs when started."""
-
-    def __init__(self, target: Callable[..., None], args: tuple[Any, ...], daemon: bool) -> None:
-        self.target, self.args = target, args
-
-    def start(self) -> None:
-        self.target(*self.args)
-
-
 class RecordingFunctions:
+    """Lambda's asynchronous queue, recording what it accepts."""
+
     def __init__(self) -> None:
         self.invoked: list[tuple[str, Any]] = []
 
-    def invoke(self, name_or_arn: str, event: Any) -> Invocation:
+    def submit(self, name_or_arn: str, event: Any) -> str:
         self.invoked.append((name_or_arn, event))
-        return Invocation({"action": "created"})
+        return str(uuid.uuid4())
 
 
 class InProcessEvents:
@@ -66,8 +57,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalSageMaker]:
-    monkeypatch.setattr(events, "threading", SimpleNamespace(Thread=DeliveredAtOnce))  # events.py's only
+def service(tmp_path: Path) -> Iterator[LocalSageMaker]:
     backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
     yield backend
     backend.shutdown()
@@ -91,7 +81,7 @@ def test_approving_a_version_of_another_group_deploys_nothing(
     service: LocalSageMaker, settings: Settings
 ) -> None:
     functions = RecordingFunctions()
-    service.events.functions = functions  # type: ignore[assignment]
+    service.events.invocations = functions  # type: ignore[assignment]
     publish_approval_rule(SimpleNamespace(settings=settings, events=InProcessEvents(service)))  # type: ignore[arg-type]
     theirs = pending_version(service, OTHER_GROUP)
     ours = pending_version(service, settings.model_package_group)
@@ -113,7 +103,7 @@ def test_a_version_the_pipeline_registers_approved_is_not_deployed_again_by_the_
     """Locally a run registers its version Approved and its DeployEndpoint step deploys it; the
     creation event must not start a second, concurrent deploy of the same version."""
     functions = RecordingFunctions()
-    service.events.functions = functions  # type: ignore[assignment]
+    service.events.invocations = functions  # type: ignore[assignment]
     publish_approval_rule(SimpleNamespace(settings=settings, events=InProcessEvents(service)))  # type: ignore[arg-type]
     assert settings.approval_status == "Approved"
     service.registry.register_model_package({

@@ -294,13 +294,16 @@ class Functions:
             raise conflict(PENDING)
         return body
 
-    def invoke(self, name_or_arn: str, event: Any, qualifier: str | None = None) -> Invocation:
+    def invoke(
+        self, name_or_arn: str, event: Any, qualifier: str | None = None, request_id: str = ""
+    ) -> Invocation:
         """Run the handler once in a warm environment; what fails is reported as Lambda reports it.
-        The context's invoked_function_arn is qualified when the caller qualified the name."""
+        The context's invoked_function_arn is qualified when the caller qualified the name. An
+        asynchronous invocation's retries pass the request id of its first attempt, as Lambda's do."""
         body = self.invocable(name_or_arn, qualifier)
         qualified = self.named(name_or_arn, qualifier).qualifier
         invoked = body["FunctionArn"] + (f":{LATEST}" if qualified else "")
-        request = Request(event, str(uuid.uuid4()), invoked)
+        request = Request(event, request_id or str(uuid.uuid4()), invoked)
         outcome = self.environments.invoke(self._configuration(body), request, float(body["Timeout"]))
         document = outcome.error
         if document is None and len((outcome.payload or "").encode()) > RESPONSE_LIMIT:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipelines.local.executor.runner import ExecutionRunner
 from pipelines.local.hosting.endpoints import Endpoints
+from pipelines.local.lambdas.asynchronous import AsyncInvocations
 from pipelines.local.lambdas.event_invoke import EventInvokeConfigs
 from pipelines.local.lambdas.functions import Functions
 from pipelines.local.layout import StateLayout
@@ -26,6 +27,7 @@ from pipelines.local.service.serving import Serving
 from pipelines.local.service.tags import TagOperations
 from pipelines.local.storage.database import Body, Database
 from pipelines.local.storage.objects import ObjectStore
+from pipelines.local.system.clock import Clock
 
 Operation = Callable[[Body], Body]
 
@@ -33,7 +35,7 @@ Operation = Callable[[Body], Body]
 class LocalSageMaker:
     """Operations of the SageMaker, EventBridge and Lambda APIs that the project and the SDK use."""
 
-    def __init__(self, state_dir: Path, region: str, server_url: str) -> None:
+    def __init__(self, state_dir: Path, region: str, server_url: str, clock: Clock | None = None) -> None:
         layout = StateLayout(state_dir)
         self.context = ServiceContext(
             layout, region, Database(layout.database), ObjectStore(layout.objects)
@@ -42,7 +44,10 @@ class LocalSageMaker:
             self.context.database, layout.functions, region, server_url, layout.credentials,
             layout.confinement(),
         )
-        self.events = EventOperations(self.context, self.functions)
+        configs = EventInvokeConfigs(self.functions)
+        self.invocations = AsyncInvocations(self.functions, configs, clock or Clock())
+        self.events = EventOperations(self.context, self.invocations)
+        self.invocations.bus = self.events
         self.registry = RegistryOperations(self.context, self.events.model_package_changed)
         self.pipelines = PipelineOperations(self.context)
         self.jobs = JobOperations(self.context)
@@ -65,8 +70,7 @@ class LocalSageMaker:
             ),
             "AWSEvents": _operations("AWSEvents", self.events),
             "Lambda": _operations(
-                "Lambda",
-                FunctionOperations(self.functions, EventInvokeConfigs(self.functions), self.context.store),
+                "Lambda", FunctionOperations(self.functions, self.invocations, self.context.store)
             ),
         }
 
@@ -87,6 +91,7 @@ class LocalSageMaker:
     def shutdown(self) -> None:
         self.runner.shutdown()
         self.serving.shutdown()
+        self.invocations.close()
         self.functions.close()
         self.context.database.close()
 

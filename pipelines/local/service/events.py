@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid
-from pipelines.local.lambdas.functions import Functions
+from pipelines.local.lambdas.asynchronous import AsyncInvocations
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Listing, numbered, prefix, seconds
 from pipelines.local.storage.database import Body, public
@@ -44,8 +43,6 @@ RULES = Listing(
     "ListRules", "Rules", {"Name": "Name"}, identity="Arn", default_sort="Name", default_order="Ascending",
     filters={"NamePrefix": prefix("Name")}, scope=("EventBusName",), limit_member="Limit", default_limit=100,
 )
-# Lambda runs an asynchronous invocation that failed twice more, after 1 and then 2 minutes.
-RETRY_DELAYS = (60.0, 120.0)
 DOTTED_PATH = re.compile(r"\$(\.[^.\[\]]+)*")  # the InputPath form served: $ and object keys
 ENVELOPE = ("id", "account", "source", "time", "region", "resources", "detail-type")
 
@@ -154,11 +151,10 @@ def changed_members(before: Body, after: Body) -> list[str]:
 
 
 class EventOperations:
-    def __init__(self, context: ServiceContext, functions: Functions) -> None:
+    def __init__(self, context: ServiceContext, invocations: AsyncInvocations) -> None:
         self.context = context
         self.database = context.database
-        self.functions = functions
-        self.retry_delays = RETRY_DELAYS
+        self.invocations = invocations
 
     def _rule(self, name: str) -> Body:
         body = self.database.get("event_rule", name)
@@ -288,34 +284,26 @@ class EventOperations:
         self.emit(self._event("aws.sagemaker", MODEL_PACKAGE_EVENT, [package["ModelPackageArn"]],
                               package_detail(package, before), time.time()))
 
+    def send(self, source: str, detail_type: str, resources: list[str], detail: Body) -> None:
+        """An event an AWS service puts on the default bus (Lambda's destination records)."""
+        self.emit(self._event(source, detail_type, resources, detail, time.time()))
+
     def emit(self, event: Body) -> None:
-        """Invoke, asynchronously as EventBridge does, each target of every matching rule."""
+        """Invoke, asynchronously as EventBridge does, each target of every matching rule: Lambda
+        accepts the event and its function's retries are Lambda's (lambdas/asynchronous.py). An
+        event the function never gets (no such function, or one still Pending) is what the target's
+        DeadLetterConfig would receive; the local target has no SQS, so it is logged with the queue
+        it names. EventBridge's own retries of such an event are not reproduced."""
         for rule in self.database.all("event_rule"):
             if rule.get("State") != "ENABLED" or not matches(json.loads(rule["EventPattern"]), event):
                 continue
             for target in rule["_Targets"]:
-                threading.Thread(
-                    target=self._deliver, args=(rule["Name"], target, event), daemon=True
-                ).start()
-
-    def _deliver(self, rule: str, target: Body, event: Body) -> None:
-        """Lambda's asynchronous invocation: a function error is tried twice more. An event the
-        function never gets (no such function) is what the target's DeadLetterConfig would
-        receive; the local target has no SQS, so it is logged with the queue it names."""
-        payload = delivered(target, event)
-        for attempt, delay in enumerate((0.0, *self.retry_delays), start=1):
-            time.sleep(delay)
-            try:
-                result = self.functions.invoke(target["Arn"], payload)
-            except ServiceError as error:
-                queue = target.get("DeadLetterConfig", {}).get("Arn", "no dead-letter queue")
-                log.error("rule %s: target %s not delivered (%s): %s", rule, target["Arn"], queue,
-                          error.message)
-                return
-            if not result.error:
-                return
-            log.error("rule %s: target %s failed (attempt %d of %d): %s",
-                      rule, target["Arn"], attempt, len(self.retry_delays) + 1, result.error)
+                try:
+                    self.invocations.submit(target["Arn"], delivered(target, event))
+                except ServiceError as error:
+                    queue = target.get("DeadLetterConfig", {}).get("Arn", "no dead-letter queue")
+                    log.error("rule %s: target %s not delivered (%s): %s", rule["Name"], target["Arn"], queue,
+                              error.message)
 
 
 def _rule_view(rule: Body) -> Body:

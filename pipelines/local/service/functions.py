@@ -2,28 +2,26 @@
 
 A function's code comes as a zip in the request or as an object in the local S3 (S3Bucket, S3Key,
 S3ObjectVersion), as the SDK's Lambda helper uploads a larger one; a container image it cannot
-run is refused. The event invoke configs are `lambdas/event_invoke.py`'s.
+run is refused. An Event invocation and the event invoke configs that govern it are
+`lambdas/asynchronous.py` and `lambdas/event_invoke.py`.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import logging
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from pipelines.local.errors import ServiceError
-from pipelines.local.lambdas.event_invoke import EventInvokeConfigs
+from pipelines.local.lambdas.asynchronous import AsyncInvocations
 from pipelines.local.lambdas.functions import Functions, invalid_parameter
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
 
 SYNCHRONOUS_PAYLOAD_LIMIT = 6 * 1024 * 1024  # Lambda's request limit for RequestResponse, in bytes
 LOG_TAIL_BYTES = 4096  # LogType Tail: the end of the invocation's log
-log = logging.getLogger(__name__)
 
 
 def refuse_publish(request: Body) -> None:
@@ -36,9 +34,10 @@ def refuse_publish(request: Body) -> None:
 
 
 class FunctionOperations:
-    def __init__(self, functions: Functions, configs: EventInvokeConfigs, store: ObjectStore) -> None:
+    def __init__(self, functions: Functions, invocations: AsyncInvocations, store: ObjectStore) -> None:
         self.functions = functions
-        self.configs = configs
+        self.invocations = invocations
+        self.configs = invocations.configs
         self.store = store
 
     def create_function(self, request: Body) -> Body:
@@ -61,7 +60,7 @@ class FunctionOperations:
 
     def invoke(self, request: Body) -> Body:
         """RequestResponse runs the handler and answers its result or error document (200), Event
-        runs it in the background (202), DryRun only finds the function (204)."""
+        queues it with Lambda's retries and destinations (202), DryRun only finds the function (204)."""
         payload = request.get("Payload", b"")
         if len(payload) > SYNCHRONOUS_PAYLOAD_LIMIT:
             raise ServiceError(
@@ -83,7 +82,7 @@ class FunctionOperations:
         if kind == "DryRun":
             return {"StatusCode": 204}
         if kind == "Event":
-            threading.Thread(target=self._invoke_event, args=(name, event, qualifier), daemon=True).start()
+            self.invocations.submit(name, event, qualifier)
             return {"StatusCode": 202}
         invocation = self.functions.invoke(name, event, qualifier)
         payload = json.dumps(invocation.payload).encode()
@@ -93,15 +92,6 @@ class FunctionOperations:
         if request.get("LogType") == "Tail":
             answer["LogResult"] = base64.b64encode(invocation.log.encode()[-LOG_TAIL_BYTES:]).decode()
         return answer
-
-    def _invoke_event(self, name: str, event: Any, qualifier: str | None) -> None:
-        """An asynchronous invocation: nobody waits for its answer, so a failure is logged."""
-        try:
-            error = self.functions.invoke(name, event, qualifier).error
-        except ServiceError as refused:
-            error = refused.message
-        if error:
-            log.error("asynchronous invocation of %s failed: %s", name, error)
 
     def put_function_event_invoke_config(self, request: Body) -> Body:
         return self.configs.put(request)

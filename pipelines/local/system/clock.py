@@ -1,7 +1,9 @@
-"""Timestamps in the form SageMaker writes them."""
+"""Timestamps in the form SageMaker writes them, and the clock that long waits go through."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 
@@ -13,3 +15,15 @@ def format_timestamp(moment: datetime) -> str:
 
 def now_timestamp() -> str:
     return format_timestamp(datetime.now(UTC))
+
+
+class Clock:
+    """The wall clock, and waits that a stop cuts short. Whatever waits minutes (Lambda's retries)
+    takes one, so that a test can pass one whose time moves on at once."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        """Wait `seconds`, or until `stop` is set; whether it was."""
+        return stop.wait(seconds)
