@@ -61,12 +61,19 @@ def deploy_function_environment(settings: Settings) -> dict[str, str]:
     }
 
 
+# The infra stack's DeployFunctionEventInvokeConfig as far as the local target reproduces it: an
+# approval's failed deploy is tried 3 times in all and its event waits up to 6 hours. Its OnFailure
+# SQS queue has no local counterpart; there a failed asynchronous deploy is in the server's log.
+LOCAL_EVENT_INVOKE_CONFIG = {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 21600}
+
+
 def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
     """Point the deploy Lambda at this code: update it, or create it where the target allows.
 
     On AWS the function itself comes from the CloudFormation stack (infra/); here only its code is
     replaced. The local target has no stack, so the function is created on first upsert and its
-    configuration follows the settings on every upsert, as the stack's would on deploy.
+    configuration and asynchronous invocation settings follow the settings on every upsert, as the
+    stack's would on deploy.
     """
     settings = clients.settings
     code = bundle.artifacts["deploy.zip"]
@@ -81,14 +88,22 @@ def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
         clients.lambda_.create_function(
             FunctionName=name, Code={"ZipFile": code}, **local_function_configuration(settings)
         )
-        return
+    else:
+        if settings.is_local:
+            _follow_settings(clients, current)
     if settings.is_local:
-        wanted = local_function_configuration(settings)
-        changed = {key: value for key, value in wanted.items() if current.get(key) != value}
-        if changed:
-            # The code update is InProgress: Lambda refuses another change until it is done.
-            clients.lambda_.get_waiter("function_updated_v2").wait(FunctionName=name)
-            clients.lambda_.update_function_configuration(FunctionName=name, **changed)
+        clients.lambda_.put_function_event_invoke_config(FunctionName=name, **LOCAL_EVENT_INVOKE_CONFIG)
+
+
+def _follow_settings(clients: Clients, current: dict[str, Any]) -> None:
+    """Change the local deploy function's configuration where it differs from the settings'."""
+    wanted = local_function_configuration(clients.settings)
+    changed = {key: value for key, value in wanted.items() if current.get(key) != value}
+    if changed:
+        # The code update is InProgress: Lambda refuses another change until it is done.
+        name = clients.settings.deploy_function_name
+        clients.lambda_.get_waiter("function_updated_v2").wait(FunctionName=name)
+        clients.lambda_.update_function_configuration(FunctionName=name, **changed)
 
 
 def _one_change_at_a_time(clients: Clients, change: Callable[[], Any]) -> Any:

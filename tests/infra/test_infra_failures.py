@@ -14,6 +14,7 @@ import pytest
 from infra_helpers import ACCOUNT, REGION, Request, Stack, as_list, decide
 
 from pipelines.monitoring_schedule import resource_names
+from pipelines.publish import LOCAL_EVENT_INVOKE_CONFIG
 from pipelines.settings import Settings
 
 KEY_CONTEXT = "kms:EncryptionContext:aws:logs:arn"
@@ -31,6 +32,12 @@ def test_failed_async_invocations_go_to_the_failure_queue(stack: Stack) -> None:
     assert config["DestinationConfig"]["OnFailure"]["Destination"] == stack.arn("DeployFailureQueue")
     assert int(config["MaximumRetryAttempts"]) == 2
     assert int(config["MaximumEventAgeInSeconds"]) == 6 * 3600, "throttled events wait, not vanish"
+
+
+def test_the_local_target_retries_the_deploy_function_as_the_stack_does(stack: Stack) -> None:
+    (config_id,) = stack.of_type("AWS::Lambda::EventInvokeConfig")
+    config = stack.properties(config_id)
+    assert {key: int(config[key]) for key in LOCAL_EVENT_INVOKE_CONFIG} == LOCAL_EVENT_INVOKE_CONFIG
 
 
 def test_approval_events_the_rule_cannot_deliver_also_go_to_the_queue(stack: Stack) -> None:

@@ -69,8 +69,12 @@ PASSES_ROLE = {
 # Listing calls made without naming their resources (DescribeAlarms with AlarmNamePrefix) are
 # authorized on every resource of the type, not on the ones that come back.
 LISTING_RESOURCES = {"cloudwatch:DescribeAlarms": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"}
-# publish.py creates the function itself only on the local target; on AWS the stack owns it.
-LOCAL_ONLY = {("lambda", "CreateFunction"), ("lambda", "UpdateFunctionConfiguration")}
+# publish.py creates and configures the function itself only on the local target; on AWS the stack
+# owns it, its configuration and its event invoke config.
+LOCAL_ONLY = {
+    ("lambda", "CreateFunction"), ("lambda", "UpdateFunctionConfiguration"),
+    ("lambda", "PutFunctionEventInvokeConfig"),
+}
 CLI_MODULES = [
     "pipelines.cli",
     "pipelines.executions",
@@ -390,6 +394,7 @@ def test_a_skipping_flag_removes_only_what_it_skips() -> None:
         ("lambda", "UpdateFunctionCode"),
         ("lambda", "CreateFunction"),
         ("lambda", "UpdateFunctionConfiguration"),
+        ("lambda", "PutFunctionEventInvokeConfig"),
     }
     assert ("sagemaker", "CreatePipeline") in skipped
 

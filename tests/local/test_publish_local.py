@@ -83,21 +83,33 @@ def test_the_deploy_functions_configuration_follows_the_settings_on_every_upsert
     tmp_path: Path, lambda_: RecordedLambda, slow_init: None
 ) -> None:
     first = publish(local_settings(tmp_path), lambda_)
-    assert lambda_.changes() == ["UpdateFunctionCode", "CreateFunction", "GetFunctionConfiguration"]
+    assert lambda_.changes() == ["UpdateFunctionCode", "CreateFunction", "PutFunctionEventInvokeConfig",
+                                 "GetFunctionConfiguration"]
     assert first["Environment"]["Variables"]["ENDPOINT_NAME"] == "sentiment-classifier"
 
     lambda_.calls.clear()
     again = publish(local_settings(tmp_path), lambda_)  # while the function is still Pending
     # Refused (ResourceConflictException) until the create is done, then made; nothing to reconfigure.
     assert lambda_.changes() == ["UpdateFunctionCode", "GetFunction", "UpdateFunctionCode",
-                                 "GetFunctionConfiguration"]
+                                 "PutFunctionEventInvokeConfig", "GetFunctionConfiguration"]
     assert again == first
 
     lambda_.calls.clear()
     moved = publish(local_settings(tmp_path, endpoint_name="reviews-v2"), lambda_, changed_code())
     # The new code's update is InProgress: the configuration waits for it, as Lambda requires.
     assert lambda_.changes() == ["UpdateFunctionCode", "GetFunction", "UpdateFunctionConfiguration",
-                                 "GetFunctionConfiguration"]
+                                 "PutFunctionEventInvokeConfig", "GetFunctionConfiguration"]
     assert moved["Environment"]["Variables"]["ENDPOINT_NAME"] == "reviews-v2"
     assert (moved["Handler"], moved["Runtime"], moved["Timeout"]) == ("deploy.handler", "python3.12", 120)
     assert moved["CodeSha256"] != first["CodeSha256"]
+
+
+def test_the_deploy_function_is_retried_as_the_infra_stack_configures_it(
+    tmp_path: Path, lambda_: RecordedLambda
+) -> None:
+    """Its retries and event age; the stack's SQS failure queue has no local counterpart."""
+    settings = local_settings(tmp_path)
+    publish(settings, lambda_)
+    config = lambda_.client.get_function_event_invoke_config(FunctionName=settings.deploy_function_name)
+    assert (config["MaximumRetryAttempts"], config["MaximumEventAgeInSeconds"]) == (2, 21600)
+    assert config["DestinationConfig"] == {"OnSuccess": {}, "OnFailure": {}}
