@@ -22,7 +22,7 @@ from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.contract.shapes import validate
-from pipelines.local.service import endpoints, events, pipelines, registry, tags
+from pipelines.local.service import endpoints, events, jobs, pipelines, registry, tags
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.service.listing import Listing
 
@@ -163,7 +163,7 @@ def test_every_served_operation_is_generated() -> None:
 
 LISTINGS = {
     value.operation: value
-    for module in (pipelines, registry, endpoints, events, tags)
+    for module in (pipelines, registry, endpoints, events, tags, jobs)
     for value in vars(module).values()
     if isinstance(value, Listing)
 }
@@ -262,6 +262,8 @@ ITEMS: dict[str, Items] = {
     "ListTags": _tags,
     "ListTargetsByRule": _targets,
     "ListRules": _each(lambda w: w.rule()),
+    "ListProcessingJobs": _each(lambda w: w.job("ProcessingJob")),
+    "ListTrainingJobs": _each(lambda w: w.job("TrainingJob")),
 }
 
 

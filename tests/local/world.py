@@ -20,9 +20,11 @@ from typing import Any
 from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.executor.runner import JOB_ARN_KINDS
 from pipelines.local.hosting.endpoints import CaptureSpec, VariantSpec
 from pipelines.local.hosting.model_process import InvokeResult
 from pipelines.local.jobs.images import local_sklearn_release
+from pipelines.local.jobs.outcome import job_arn
 from pipelines.local.lambdas.functions import Functions
 from pipelines.local.service.backend import LocalSageMaker
 
@@ -199,6 +201,17 @@ class World:
 
         name = wait_until(started, 60, f"the {kind} of {pipeline} to run")
         assert name is not None
+        return name
+
+    def job(self, kind: str, name: str | None = None, **description: Any) -> str:
+        """A job record (kind ProcessingJob or TrainingJob) saved as the runner saves one
+        (`JobRecords.save_job`), with no process behind it: Completed unless `description` says
+        otherwise, created and last modified when it says."""
+        name = name or self.fresh("job")
+        self.backend.jobs.save_job(kind, {
+            f"{kind}Name": name, f"{kind}Arn": job_arn(JOB_ARN_KINDS[kind], name),
+            f"{kind}Status": "Completed", "CreationTime": 1.0, "LastModifiedTime": 2.0, **description,
+        })
         return name
 
     def model(self, name: str | None = None) -> str:

@@ -133,6 +133,8 @@ OPERATIONS = {
             "DescribeTrainingJob",
             "StopProcessingJob",
             "StopTrainingJob",
+            "ListProcessingJobs",
+            "ListTrainingJobs",
             "CreateModelPackageGroup",
             "DescribeModelPackageGroup",
             "ListModelPackageGroups",

@@ -1,5 +1,6 @@
-"""Processing and training jobs as DescribeProcessingJob / DescribeTrainingJob answer them, and
-their stop (StopProcessingJob / StopTrainingJob).
+"""Processing and training jobs as DescribeProcessingJob / DescribeTrainingJob and
+ListProcessingJobs / ListTrainingJobs answer them, and their stop (StopProcessingJob /
+StopTrainingJob).
 
 Jobs run inside pipeline executions (`executor.runner`); the runner hands each job's description
 to `save_job` as the job starts, at each phase, as its stop is asked and when it ends, and these
@@ -9,14 +10,16 @@ operations read it back.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
-from pipelines.local.contract.models import operation_model
+from pipelines.local.contract.models import operation_model, service_model
 from pipelines.local.errors import ServiceError, invalid, not_found
 from pipelines.local.executor.runner import ExecutionRunner
 from pipelines.local.jobs.training import ended_transitions
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.listing import seconds
+from pipelines.local.service.listing import Filter, Listing, between, contains, equals, seconds
 from pipelines.local.storage.database import Body
 
 KINDS = {"ProcessingJob": "processing_job", "TrainingJob": "training_job"}
@@ -31,6 +34,50 @@ RECOVERED = {
     "ProcessingJob": {RUNNING: SERVER_STOPPED, STOPPING: f"{STOP_CUT_SHORT}; its outputs were not uploaded."},
     "TrainingJob": {RUNNING: SERVER_STOPPED, STOPPING: f"{STOP_CUT_SHORT}; its model was not uploaded."},
 }
+
+
+def _listing(kind: str, more: dict[str, Filter] | None = None, **options: Any) -> Listing:
+    """List{kind}s: by creation time, oldest first unless asked otherwise (the API reference's
+    defaults), or by name or status."""
+    return Listing(
+        f"List{kind}s", f"{kind}Summaries",
+        {"Name": f"{kind}Name", "CreationTime": "CreationTime", "Status": f"{kind}Status"},
+        identity=f"{kind}Arn", default_order="Ascending",
+        filters={
+            "NameContains": contains(f"{kind}Name"),
+            "StatusEquals": equals(f"{kind}Status"),
+            **between("CreationTimeAfter", "CreationTimeBefore"),
+            **between("LastModifiedTimeAfter", "LastModifiedTimeBefore", "LastModifiedTime"),
+            **(more or {}),
+        },
+        **options,
+    )
+
+
+PROCESSING_JOBS = _listing("ProcessingJob")
+TRAINING_JOBS = _listing(
+    "TrainingJob",
+    {
+        "WarmPoolStatusEquals": equals("WarmPoolStatus", "Status"),  # no local job keeps a warm pool
+        "TrainingPlanArnEquals": equals("ResourceConfig", "TrainingPlanArn"),
+    },
+    page_filters=frozenset({"StatusEquals"}),
+)
+SUMMARIES = {kind: service_model("sagemaker").shape_for(f"{kind}Summary").members for kind in KINDS}
+
+
+def _summary(kind: str) -> Callable[[Body], Body]:
+    """A job as its summary shape has it: the members its description has too; a training job's
+    TrainingPlanArn is its ResourceConfig's."""
+
+    def summary(job: Body) -> Body:
+        found = {member: job[member] for member in SUMMARIES[kind] if member in job}
+        plan = job.get("ResourceConfig", {}).get("TrainingPlanArn")
+        if kind == "TrainingJob" and plan:
+            found["TrainingPlanArn"] = plan
+        return found
+
+    return summary
 
 
 class JobOperations:
@@ -118,3 +165,11 @@ class JobOperations:
     def describe_training_job(self, request: Body) -> Body:
         missing = invalid("Requested resource not found.")
         return self._job("TrainingJob", request["TrainingJobName"], missing)
+
+    def list_processing_jobs(self, request: Body) -> Body:
+        jobs = self.context.database.all(KINDS["ProcessingJob"])
+        return PROCESSING_JOBS.page(jobs, request, _summary("ProcessingJob"))
+
+    def list_training_jobs(self, request: Body) -> Body:
+        jobs = self.context.database.all(KINDS["TrainingJob"])
+        return TRAINING_JOBS.page(jobs, request, _summary("TrainingJob"))

@@ -39,8 +39,16 @@ def prefix(record_field: str) -> Filter:
     return lambda record, text: str(record.get(record_field, "")).startswith(text)
 
 
-def equals(record_field: str) -> Filter:
-    return lambda record, value: record.get(record_field) == value
+def equals(*path: str) -> Filter:
+    """The field at `path` (a member, or a member's member: WarmPoolStatus, Status) is the value."""
+    return lambda record, value: _field(record, path) == value
+
+
+def _field(record: Body, path: tuple[str, ...]) -> Any:
+    found: Any = record
+    for member in path:
+        found = found.get(member) if isinstance(found, dict) else None
+    return found
 
 
 def after(record_field: str) -> Filter:
@@ -74,6 +82,9 @@ class Listing:
     scope: tuple[str, ...] = ()  # request members the operation applies itself (whose records)
     limit_member: str = "MaxResults"
     default_limit: int = DEFAULT_PAGE_SIZE
+    # Filters that test the page once it is cut, when the request names its size: ListTrainingJobs'
+    # StatusEquals, as its API reference documents (a page may then hold fewer records, or none).
+    page_filters: frozenset[str] = frozenset()
 
     @classmethod
     def as_recorded(cls, operation: str, result_key: str, identity: str, **more: Any) -> Listing:
@@ -85,12 +96,10 @@ class Listing:
         self, records: Iterable[Body], request: Body, summary: Callable[[Body], Body] = dict
     ) -> Body:
         """The page the request asks for: `{result_key: [...], "NextToken": ...}`."""
-        chosen = [
-            record
-            for record in records
-            if all(test(record, request[member]) for member, test in self.filters.items()
-                   if request.get(member) is not None)
-        ]
+        given = {member: test for member, test in self.filters.items() if request.get(member) is not None}
+        later = {member: given.pop(member) for member in self.page_filters & set(given)
+                 if request.get(self.limit_member) is not None}
+        chosen = [record for record in records if _passes(record, request, given)]
         sort = request.get("SortBy", self.default_sort)
         order = request.get("SortOrder", self.default_order)
         sort_field = self.sort_fields[sort]
@@ -109,7 +118,8 @@ class Listing:
             except TypeError:  # a token whose cursor is not of this listing's kind
                 raise invalid("The NextToken is not valid.") from None
         limit = int(request.get(self.limit_member) or self.default_limit)
-        body: Body = {self.result_key: [summary(record) for record in chosen[:limit]]}
+        page = [record for record in chosen[:limit] if _passes(record, request, later)]
+        body: Body = {self.result_key: [summary(record) for record in page]}
         if len(chosen) > limit:
             body["NextToken"] = _token({"by": sort, "order": order, "after": key(chosen[limit - 1])})
         return body
@@ -124,6 +134,10 @@ class Listing:
         if issued_for != (sort, order) or not isinstance(cursor, list) or len(cursor) != 2:
             raise invalid("The NextToken was issued for a different listing.")
         return cursor
+
+
+def _passes(record: Body, request: Body, tests: Mapping[str, Filter]) -> bool:
+    return all(test(record, request[member]) for member, test in tests.items())
 
 
 def numbered(records: Iterable[Body]) -> list[Body]:
