@@ -56,6 +56,9 @@ EXAMPLES: dict[str, Example] = {
         "ModelApprovalStatus": "PendingManualApproval",
     },
     "UpdateModelPackage": lambda w: {"ModelPackageArn": w.package("g"), "ModelApprovalStatus": "Rejected"},
+    "DeleteModelPackage": lambda w: {"ModelPackageName": w.package("g")},
+    "DeleteModelPackageGroup": lambda w: {"ModelPackageGroupName": w.sm(
+        "CreateModelPackageGroup", ModelPackageGroupName=w.fresh("emptied"))["ModelPackageGroupArn"]},
     "CreateModel": lambda w: {
         "ModelName": w.fresh("model"),
         "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": MODEL_DATA},

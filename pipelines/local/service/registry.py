@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from pipelines.local.contract.models import service_model
-from pipelines.local.errors import invalid
+from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.service.context import CREATED_BY, ServiceContext
 from pipelines.local.service.listing import Listing, between, contains, equals, only
 from pipelines.local.storage.database import Body
@@ -89,6 +89,23 @@ class RegistryOperations:
     def describe_model_package_group(self, request: Body) -> Body:
         return {"CreatedBy": CREATED_BY, **self._group(request["ModelPackageGroupName"])}
 
+    def delete_model_package_group(self, request: Body) -> Body:
+        """Only an empty group: one that still holds versions is a ConflictException, the error
+        the API reference gives (its wording is not documented)."""
+        with self.context.lock:
+            group = self._group(request["ModelPackageGroupName"])
+            name = group["ModelPackageGroupName"]
+            versions = [p["ModelPackageVersion"] for p in self.database.packages(name)]
+            if versions:
+                raise ServiceError(
+                    "ConflictException",
+                    f"Model package group {name} still holds model package versions "
+                    f"{', '.join(map(str, versions))}; delete them before deleting the group.",
+                )
+            self.database.delete_package_group(name)
+            self.context.delete_tags(group["ModelPackageGroupArn"])
+        return {}
+
     def list_model_package_groups(self, request: Body) -> Body:
         groups = self.database.all("model_package_group")
         return GROUPS.page(groups, request, lambda g: {k: g[k] for k in GROUP_SUMMARY if k in g})
@@ -96,29 +113,29 @@ class RegistryOperations:
     def create_model_package(self, request: Body) -> Body:
         if "ModelPackageGroupName" not in request:
             raise invalid("ModelPackageGroupName is required: unversioned model packages are not supported.")
-        group = self._group(request["ModelPackageGroupName"])["ModelPackageGroupName"]
         status = request.get("ModelApprovalStatus", "PendingManualApproval")
         _check_model_data(request.get("InferenceSpecification", {}))
         now = time.time()
 
         echoed = {k: v for k, v in request.items() if k in DESCRIBED_PACKAGE.members}
+        with self.context.lock:  # the group cannot be deleted between finding it and adding to it
+            group = self._group(request["ModelPackageGroupName"])["ModelPackageGroupName"]
 
-        def describe(version: int) -> Body:
-            return {
-                **echoed,
-                "ModelPackageName": group,
-                "ModelPackageGroupName": group,
-                "ModelPackageVersion": version,
-                "ModelPackageArn": self.context.arn("model-package", f"{group.lower()}/{version}"),
-                "CreationTime": now,
-                "LastModifiedTime": now,
-                "CreatedBy": CREATED_BY,
-                "ModelPackageStatus": "Completed",
-                "ModelPackageStatusDetails": {"ValidationStatuses": []},
-                "ModelApprovalStatus": status,
-            }
+            def describe(version: int) -> Body:
+                return {
+                    **echoed,
+                    "ModelPackageName": group,
+                    "ModelPackageGroupName": group,
+                    "ModelPackageVersion": version,
+                    "ModelPackageArn": self.context.arn("model-package", f"{group.lower()}/{version}"),
+                    "CreationTime": now,
+                    "LastModifiedTime": now,
+                    "CreatedBy": CREATED_BY,
+                    "ModelPackageStatus": "Completed",
+                    "ModelPackageStatusDetails": {"ValidationStatuses": []},
+                    "ModelApprovalStatus": status,
+                }
 
-        with self.context.lock:
             body = self.database.add_package(group, describe, now)
             self.context.add_tags(body["ModelPackageArn"], request.get("Tags", []))
         self._on_change(_described(body), None)
@@ -133,14 +150,32 @@ class RegistryOperations:
                 )
         return str(self.create_model_package(request)["ModelPackageArn"])
 
-    def _package(self, arn: str) -> Body:
-        body = self.database.package(arn)
+    def _package(self, name: str) -> Body:
+        body = self.database.package(self._package_arn(name))
         if body is None:
-            raise invalid(f"ModelPackage {arn} does not exist.")
+            raise invalid(f"ModelPackage {name} does not exist.")
         return _described(body)
+
+    def _package_arn(self, name: str) -> str:
+        """The ARN of the version an ARN or `<group>/<version>` names. A plain name names an
+        unversioned package, of which there are none here."""
+        group, _, version = name.rpartition("/")
+        found = None if name.startswith("arn:") or not group else self._find_group(group)
+        if found is None:
+            return name
+        return self.context.arn("model-package", f"{found['ModelPackageGroupName'].lower()}/{version}")
 
     def describe_model_package(self, request: Body) -> Body:
         return self._package(request["ModelPackageName"])
+
+    def delete_model_package(self, request: Body) -> Body:
+        """A version goes, its tags with it; the others keep their numbers, and the group never
+        gives a deleted version's number again."""
+        with self.context.lock:
+            arn = self._package(request["ModelPackageName"])["ModelPackageArn"]
+            self.database.delete_package(arn)
+            self.context.delete_tags(arn)
+        return {}
 
     def list_model_packages(self, request: Body) -> Body:
         group = request.get("ModelPackageGroupName")

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS resources (
 CREATE TABLE IF NOT EXISTS model_packages (
     arn TEXT PRIMARY KEY, grp TEXT NOT NULL, version INTEGER NOT NULL, created REAL NOT NULL,
     body TEXT NOT NULL, UNIQUE (grp, version));
+CREATE TABLE IF NOT EXISTS package_numbers (grp TEXT PRIMARY KEY, last INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS executions (
     arn TEXT PRIMARY KEY, pipeline TEXT NOT NULL, created REAL NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS steps (
@@ -167,19 +168,37 @@ class Database:
         with self.transaction() as db:
             db.execute("DELETE FROM resources WHERE kind = ? AND name = ?", (kind, name))
 
-    # Model packages: versions are numbered per group inside one transaction.
+    # Model packages: versions are numbered per group inside one transaction, and a deleted
+    # version's number is never given again (package_numbers keeps the last one given).
     def add_package(self, group: str, make_body: Any, created: float) -> Body:
         """Insert the next version of `group`; `make_body(version)` builds its description."""
         with self.transaction() as db:
-            row = db.execute(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM model_packages WHERE grp = ?", (group,)
-            ).fetchone()
-            body: Body = make_body(int(row[0]))
+            version = int(db.execute(
+                "SELECT MAX(COALESCE((SELECT last FROM package_numbers WHERE grp = ?), 0), "
+                "COALESCE((SELECT MAX(version) FROM model_packages WHERE grp = ?), 0)) + 1",
+                (group, group),
+            ).fetchone()[0])
+            body: Body = make_body(version)
             db.execute(
                 "INSERT INTO model_packages VALUES (?, ?, ?, ?, ?)",
-                (body["ModelPackageArn"], group, int(row[0]), created, json.dumps(body)),
+                (body["ModelPackageArn"], group, version, created, json.dumps(body)),
+            )
+            db.execute(
+                "INSERT INTO package_numbers VALUES (?, ?) "
+                "ON CONFLICT (grp) DO UPDATE SET last = excluded.last",
+                (group, version),
             )
             return body
+
+    def delete_package(self, arn: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM model_packages WHERE arn = ?", (arn,))
+
+    def delete_package_group(self, group: str) -> None:
+        """A group and its numbering: a group created again under the name starts at version 1."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM resources WHERE kind = 'model_package_group' AND name = ?", (group,))
+            db.execute("DELETE FROM package_numbers WHERE grp = ?", (group,))
 
     def package(self, arn: str) -> Body | None:
         rows = self._rows("SELECT body FROM model_packages WHERE arn = ?", arn)
