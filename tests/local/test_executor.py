@@ -31,6 +31,7 @@ from pipelines.local.executor.engine import (
     step_dependencies,
     validate_definition,
 )
+from pipelines.local.executor.parallelism import StepLimit
 from pipelines.local.executor.retries import exception_type
 from pipelines.local.executor.selection import SelectionError, select_steps
 
@@ -1022,10 +1023,54 @@ def test_max_parallel_execution_steps_bounds_running_steps(limit: int | None, ex
     # Steps start on the executor's thread before it waits for any of them, so the journal's
     # order shows how many were running at once.
     journal = MemoryJournal()
-    result = run(independent(3), FakeSageMaker(), journal, options=RunOptions(max_parallel=limit))
+    result = run(independent(3), FakeSageMaker(), journal, options=RunOptions(parallelism=StepLimit(limit)))
     assert result.status == "Succeeded"
     events = [f"{event} {name}" for event, name in journal.events]
     assert events[: len(expected)] == expected
+
+
+def test_a_raised_limit_starts_waiting_steps_while_the_running_one_goes_on() -> None:
+    """UpdatePipelineExecution's parallelism binds the steps not started yet: S0 runs alone under
+    a limit of 1 and goes on running until S1 and S2 have started under the new limit of 3."""
+    limit = StepLimit(1)
+    s0_running, others_started = threading.Event(), threading.Event()
+    started: list[str] = []
+
+    def processing(request: StepRequest) -> StepOutcome:
+        started.append(request.name)
+        if request.name == "S0":
+            s0_running.set()
+            assert others_started.wait(30), "S1 and S2 did not start while S0 ran"
+        elif len(started) == 3:
+            others_started.set()
+        return StepOutcome("Succeeded")
+
+    def raise_limit() -> None:
+        s0_running.wait(30)
+        limit.change(3)
+
+    raiser = threading.Thread(target=raise_limit)
+    raiser.start()
+    result = run(independent(3), FakeSageMaker(), MemoryJournal(), runners={"Processing": processing},
+                 options=RunOptions(parallelism=limit))
+    raiser.join()
+    assert result.status == "Succeeded" and started[0] == "S0" and sorted(started) == ["S0", "S1", "S2"]
+
+
+def test_a_lowered_limit_binds_the_steps_not_started_yet() -> None:
+    limit = StepLimit()
+    journal = MemoryJournal()
+
+    def processing(request: StepRequest) -> StepOutcome:
+        limit.change(1)  # while S0, S1 and S2 run: S3 and S4 then start one at a time
+        return StepOutcome("Succeeded")
+
+    definition = synthetic(*(step(f"S{i}") for i in range(3)),
+                           *(step(f"S{i}", DependsOn=["S0"]) for i in (3, 4)))
+    run(definition, FakeSageMaker(), journal, runners={"Processing": processing},
+        options=RunOptions(parallelism=limit))
+    events = [f"{event} {name}" for event, name in journal.events]
+    assert events[-4:] == ["started S3", "finished S3", "started S4", "finished S4"]
 
 
 # Selective execution ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from pipelines.local.errors import ServiceError
 from pipelines.local.executor.engine import EXECUTION_FAILURE
@@ -309,3 +310,93 @@ def test_an_unknown_job_is_a_validation_exception_as_sagemaker_answers_it(servic
     assert (processing.code, processing.message) == (
         "ValidationException", 'Could not find processing job "nope".'
     )
+
+
+class CountingFunctions:
+    """Lambda functions that answer once `go` is set (or after two minutes, longer than any test
+    waits for them), counting the invocations under way."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.under_way = 0
+        self._lock = threading.Lock()
+
+    def invoke(self, name_or_arn: str, event: Any) -> Invocation:
+        with self._lock:
+            self.under_way += 1
+        self.go.wait(120)
+        return Invocation({})
+
+
+def two_lambda_steps() -> str:
+    steps = [{"Name": n, "Type": "Lambda", "FunctionArn": FUNCTION, "Arguments": {}} for n in ("A", "B")]
+    return json.dumps({"Version": "2020-12-01", "Steps": steps})
+
+
+def test_an_updated_parallelism_binds_the_steps_a_running_execution_has_not_started(
+    service: LocalSageMaker,
+) -> None:
+    functions = CountingFunctions()
+    service.runner.functions = functions
+    create(service, two_lambda_steps())
+    arn = call(service, "StartPipelineExecution", PipelineName="P",
+               ParallelismConfiguration={"MaxParallelExecutionSteps": 1})["PipelineExecutionArn"]
+    try:
+        wait_until(lambda: functions.under_way == 1, 30, "the first step to run")
+        assert len(listed_steps(service, arn)) == 1  # the other waits: one step at a time
+        answer = call(service, "UpdatePipelineExecution", PipelineExecutionArn=arn,
+                      ParallelismConfiguration={"MaxParallelExecutionSteps": 2})
+        assert answer == {"PipelineExecutionArn": arn}
+        wait_until(lambda: functions.under_way == 2, 30, "the second step to start while the first runs")
+        described = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)
+        assert described["ParallelismConfiguration"] == {"MaxParallelExecutionSteps": 2}
+    finally:
+        functions.go.set()
+    assert ended(service, arn)["PipelineExecutionStatus"] == "Succeeded"
+
+
+def test_an_update_sets_the_description_and_display_name_that_describe_and_list_show(
+    service: LocalSageMaker,
+) -> None:
+    service.runner.functions = ScriptedFunctions({"flag": True})
+    create(service, lambda_pipeline({"flag": "Boolean"}))
+    arn = call(service, "StartPipelineExecution", PipelineName="P",
+               PipelineExecutionDisplayName="first")["PipelineExecutionArn"]
+    ended(service, arn)  # an ended execution takes an update too
+    before = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)
+    call(service, "UpdatePipelineExecution", PipelineExecutionArn=arn,
+         PipelineExecutionDescription="annotated", PipelineExecutionDisplayName="renamed")
+    after = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)
+    names = (after["PipelineExecutionDescription"], after["PipelineExecutionDisplayName"])
+    assert names == ("annotated", "renamed")
+    assert after["LastModifiedTime"] >= before["LastModifiedTime"]
+    assert after["PipelineExecutionStatus"] == before["PipelineExecutionStatus"] == "Succeeded"
+    summary = call(service, "ListPipelineExecutions", PipelineName="P")["PipelineExecutionSummaries"][0]
+    assert (summary["PipelineExecutionDescription"], summary["PipelineExecutionDisplayName"]) == (
+        "annotated", "renamed")
+
+
+@pytest.mark.parametrize(
+    ("request_", "code"),
+    [
+        ({"PipelineExecutionDisplayName": "not valid!"}, "ValidationException"),
+        ({"ParallelismConfiguration": {"MaxParallelExecutionSteps": 0}}, "ValidationException"),
+        ({"PipelineExecutionDescription": "x" * 3073}, "ValidationException"),
+    ],
+)
+def test_an_update_is_checked_against_its_shape(
+    service: LocalSageMaker, request_: dict[str, Any], code: str
+) -> None:
+    service.runner.functions = ScriptedFunctions({"flag": True})
+    create(service, lambda_pipeline({"flag": "Boolean"}))
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    assert refused(service, "UpdatePipelineExecution", PipelineExecutionArn=arn, **request_).code == code
+
+
+def test_an_update_of_a_missing_execution_is_resource_not_found(service: LocalSageMaker) -> None:
+    create(service, lambda_pipeline({"flag": "Boolean"}))
+    missing = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/nothere"
+    error = refused(service, "UpdatePipelineExecution", PipelineExecutionArn=missing,
+                    PipelineExecutionDescription="x")
+    assert error.code == "ResourceNotFound"
+    assert error.message == f"Pipeline execution '{missing}' does not exist."

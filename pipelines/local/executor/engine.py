@@ -35,6 +35,7 @@ from pipelines.local.executor.expressions import (
     render_string,
     resolve,
 )
+from pipelines.local.executor.parallelism import StepLimit
 from pipelines.local.executor.retries import RetryPolicy, exception_type, matching_policy, retry_policies
 from pipelines.local.system.clock import format_timestamp
 
@@ -124,7 +125,8 @@ class RunOptions:
     """What a StartPipelineExecution request and the pipeline add to a plain run."""
 
     cache: StepCache | None = None
-    max_parallel: int | None = None  # ParallelismConfiguration.MaxParallelExecutionSteps
+    # ParallelismConfiguration.MaxParallelExecutionSteps, which may change while the execution runs
+    parallelism: StepLimit = field(default_factory=StepLimit)
     selected_steps: frozenset[str] | None = None  # selective execution: only these run
     pause: Pause | None = None  # how retries wait (default: sleep, cut short by should_stop)
 
@@ -637,12 +639,14 @@ def run_execution(
     )
     pause = options.pause or _sleeper(should_stop)
     pending = [planned for planned in plan if planned.name not in completed]
-    limit = options.max_parallel or max(1, len(pending))
     queue: list[_PlannedStep] = []
     running: dict[Future[StepOutcome], _PlannedStep] = {}
     result: ExecutionResult | None = None
-    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="step") as pool:
+    # A step runs on a thread of its own: as many as there are steps, whatever the limit becomes.
+    with ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="step") as pool:
         while True:
+            changed = options.parallelism.changed()
+            limit = options.parallelism.steps or math.inf
             if result is None:
                 queue = sorted(queue + _ready(execution, pending), key=lambda p: p.index)
             while result is None and queue and len(running) < limit:
@@ -653,8 +657,9 @@ def run_execution(
                 running[execution.start(planned, pool)] = planned
             if not running:
                 return result or ExecutionResult("Succeeded")
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=lambda f: running[f].index):
+            waited: list[Future[Any]] = [*running, changed]  # a change may start waiting steps
+            done, _ = wait(waited, return_when=FIRST_COMPLETED)
+            for future in sorted(done & running.keys(), key=lambda f: running[f].index):
                 planned = running.pop(future)
                 outcome = future.result()
                 delay = None if result or should_stop() else execution.retry_delay(planned, outcome)

@@ -28,6 +28,7 @@ from pipelines.local.executor.engine import (
     StepRequest,
     run_execution,
 )
+from pipelines.local.executor.parallelism import StepLimit
 from pipelines.local.jobs.outcome import JobResult, job_arn
 from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.jobs.stopping import JobStop
@@ -198,14 +199,20 @@ class RecordsCache:
         return CacheHit(source, outcome)
 
 
-def run_options(execution: Body, records: ExecutionRecords, cancel: threading.Event) -> RunOptions:
-    """What the execution's request asked for: parallelism, selected steps; retries wait on the
-    execution's stop request."""
-    parallelism = execution.get("ParallelismConfiguration") or {}
+def max_parallel_steps(execution: Body) -> int | None:
+    """The execution's ParallelismConfiguration (its request's, or its pipeline's), if any."""
+    return (execution.get("ParallelismConfiguration") or {}).get("MaxParallelExecutionSteps")
+
+
+def run_options(
+    execution: Body, records: ExecutionRecords, cancel: threading.Event, parallelism: StepLimit
+) -> RunOptions:
+    """What the execution's request asked for: parallelism (which UpdatePipelineExecution may
+    change), selected steps; retries wait on the execution's stop request."""
     selective = execution.get("SelectiveExecutionConfig")
     return RunOptions(
         cache=RecordsCache(records, execution["PipelineArn"]),
-        max_parallel=parallelism.get("MaxParallelExecutionSteps"),
+        parallelism=parallelism,
         selected_steps=None if selective is None else frozenset(
             s["StepName"] for s in selective["SelectedSteps"]
         ),
@@ -232,6 +239,7 @@ class ExecutionRunner:
         self.store = store
         self.layout = layout
         self._cancel: dict[str, threading.Event] = {}
+        self._parallelism: dict[str, StepLimit] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._jobs: dict[str, RunningJob] = {}  # by job name
         self._jobs_lock = threading.Lock()  # orders a job's start against its execution's stop
@@ -240,11 +248,19 @@ class ExecutionRunner:
     def start(self, execution: dict[str, Any]) -> None:
         arn = execution["PipelineExecutionArn"]
         self._cancel[arn] = threading.Event()
+        self._parallelism[arn] = StepLimit(max_parallel_steps(execution))
         thread = threading.Thread(
             target=self._run, args=(execution,), name=f"exec-{arn[-12:]}", daemon=True
         )
         self._threads[arn] = thread
         thread.start()
+
+    def limit_steps(self, arn: str, steps: int) -> None:
+        """UpdatePipelineExecution's ParallelismConfiguration: binds the steps of a running
+        execution that have not started yet (an ended execution's next retry reads it from
+        its record)."""
+        if arn in self._parallelism:
+            self._parallelism[arn].change(steps)
 
     def stop(self, arn: str) -> None:
         """Start no new step of the execution and stop the jobs its steps run: each job and its
@@ -341,7 +357,9 @@ class ExecutionRunner:
                     journal,
                     lambda uri: json.loads(self.store.get_bytes(uri)),
                     cancel.is_set,
-                    options=run_options(execution, self.records, cancel),
+                    options=run_options(
+                        execution, self.records, cancel, self._parallelism[execution["PipelineExecutionArn"]]
+                    ),
                 )
             except DefinitionError as error:
                 return "Failed", f"Invalid pipeline definition: {error}"

@@ -126,6 +126,7 @@ OPERATIONS = {
             "ListPipelineExecutions",
             "StopPipelineExecution",
             "RetryPipelineExecution",
+            "UpdatePipelineExecution",
             "ListPipelineExecutionSteps",
             "ListPipelineParametersForExecution",
             "DescribePipelineDefinitionForExecution",

@@ -42,6 +42,9 @@ EXECUTION_FIELDS = (
     "PipelineExecutionDescription", "FailureReason", "CreationTime", "LastModifiedTime",
     "PipelineVersionId", "ParallelismConfiguration", "SelectiveExecutionConfig", "PipelineExperimentConfig",
 )
+EXECUTION_UPDATES = (
+    "PipelineExecutionDescription", "PipelineExecutionDisplayName", "ParallelismConfiguration",
+)
 PIPELINES = Listing(
     "ListPipelines", "PipelineSummaries", {"Name": "PipelineName", "CreationTime": "CreationTime"},
     identity="PipelineArn",
@@ -469,8 +472,20 @@ class PipelineOperations:
                 FailureReason=None,
                 ParallelismConfiguration=parallelism,
             )
-        self._runner().start(body)
+            self._runner().start(body)  # under the lock: an update now reaches the running execution
         return {"PipelineExecutionArn": body["PipelineExecutionArn"]}
+
+    def update_pipeline_execution(self, request: Body) -> Body:
+        """Sets the description, display name and parallelism of an execution in any status; a
+        new parallelism binds the steps a running execution has not started yet."""
+        changes = {key: request[key] for key in EXECUTION_UPDATES if key in request}
+        arn = request["PipelineExecutionArn"]
+        with self.context.lock:
+            self.update_execution(arn, **changes)
+            if "ParallelismConfiguration" in changes:
+                steps = changes["ParallelismConfiguration"]["MaxParallelExecutionSteps"]
+                self._runner().limit_steps(arn, steps)
+        return {"PipelineExecutionArn": arn}
 
     def update_execution(self, arn: str, **changes: Any) -> Body:
         with self.context.lock:
