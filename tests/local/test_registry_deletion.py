@@ -5,6 +5,7 @@ agree with every deletion."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from .shapes_support import send
-from .world import World, local_sagemaker
+from .world import IMAGE, MODEL_DATA, World, local_sagemaker
 
 
 @pytest.fixture
@@ -92,3 +93,55 @@ def test_a_group_created_again_under_its_name_numbers_from_one(empty: World) -> 
     empty.sm("DeleteModelPackageGroup", ModelPackageGroupName="again")
     empty.sm("CreateModelPackageGroup", ModelPackageGroupName="again")
     assert empty.package("again").endswith("/again/1")
+
+
+class WatchedLock:
+    """The service lock, counting each time it is let go entirely while `watching`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.depth = 0
+        self.watching = False
+        self.let_go = 0
+
+    def __enter__(self) -> WatchedLock:
+        self._lock.acquire()
+        self.depth += 1
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.depth -= 1
+        if self.depth == 0 and self.watching:
+            self.let_go += 1
+        self._lock.release()
+
+
+def test_registering_creates_its_group_and_first_version_in_one_locked_step(
+    empty: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RegisterModel holds the service lock from making its group to storing the version, so a
+    DeleteModelPackageGroup cannot remove the new, still empty group in between."""
+    registry = empty.backend.registry
+    lock = WatchedLock()
+    monkeypatch.setattr(empty.backend.context, "lock", lock)
+    create_group, add_package = registry.create_model_package_group, registry.database.add_package
+
+    def create_then_watch(request: dict[str, Any]) -> dict[str, Any]:
+        made = create_group(request)
+        lock.watching = True
+        return made
+
+    def stop_watching_then_add(*args: Any) -> dict[str, Any]:
+        lock.watching = False
+        return add_package(*args)
+
+    monkeypatch.setattr(registry, "create_model_package_group", create_then_watch)
+    monkeypatch.setattr(registry.database, "add_package", stop_watching_then_add)
+    specification = {"Containers": [{"Image": IMAGE, "ModelDataUrl": MODEL_DATA}]}
+    arn = registry.register_model_package(
+        {"ModelPackageGroupName": "fresh", "InferenceSpecification": specification}
+    )
+
+    assert arn.endswith("/fresh/1")
+    assert lock.let_go == 0
+    assert versions(empty, "fresh") == [1]

@@ -111,6 +111,24 @@ class RegistryOperations:
         return GROUPS.page(groups, request, lambda g: {k: g[k] for k in GROUP_SUMMARY if k in g})
 
     def create_model_package(self, request: Body) -> Body:
+        body = self._add_version(request)
+        self._on_change(_described(body), None)
+        return {"ModelPackageArn": body["ModelPackageArn"]}
+
+    def register_model_package(self, request: Body) -> str:
+        """The RegisterModel step: creates its group on first use, as SageMaker's does, in the
+        same locked step as the version, so a deletion of the new, empty group cannot come between."""
+        with self.context.lock:
+            if self._find_group(request["ModelPackageGroupName"]) is None:
+                self.create_model_package_group(
+                    {"ModelPackageGroupName": request["ModelPackageGroupName"]}
+                )
+            body = self._add_version(request)
+        self._on_change(_described(body), None)
+        return str(body["ModelPackageArn"])
+
+    def _add_version(self, request: Body) -> Body:
+        """A new version of the request's group, stored; the caller sends its event."""
         if "ModelPackageGroupName" not in request:
             raise invalid("ModelPackageGroupName is required: unversioned model packages are not supported.")
         status = request.get("ModelApprovalStatus", "PendingManualApproval")
@@ -138,17 +156,7 @@ class RegistryOperations:
 
             body = self.database.add_package(group, describe, now)
             self.context.add_tags(body["ModelPackageArn"], request.get("Tags", []))
-        self._on_change(_described(body), None)
-        return {"ModelPackageArn": body["ModelPackageArn"]}
-
-    def register_model_package(self, request: Body) -> str:
-        """The RegisterModel step: creates its group on first use, as SageMaker's does."""
-        with self.context.lock:
-            if self._find_group(request["ModelPackageGroupName"]) is None:
-                self.create_model_package_group(
-                    {"ModelPackageGroupName": request["ModelPackageGroupName"]}
-                )
-        return str(self.create_model_package(request)["ModelPackageArn"])
+        return body
 
     def _package(self, name: str) -> Body:
         body = self.database.package(self._package_arn(name))
