@@ -13,6 +13,8 @@ from pipelines.settings import Settings, load_settings
 # model's output shape; a response that breaks it becomes a 500 that fails the test that got it.
 os.environ["LOCAL_SAGEMAKER_CHECK_RESPONSES"] = "1"
 
+pytest_plugins = ["moto_cloud"]  # the `settings` and `s3` fixtures of the SageMaker target's tests
+
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     """The suite runs in random order (pytest-randomly); the seed replays a failing order."""

@@ -3,23 +3,18 @@ and says which link is missing instead of falling back to other data."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, tzinfo
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
+from moto_cloud import BUCKET
 
 from pipelines import demo_drift
 from pipelines.aws import Clients, S3Storage
-from pipelines.settings import Settings, load_settings
+from pipelines.settings import Settings
 
-BUCKET = "demo-bucket"
-REGION = "us-east-1"
 PIPELINE = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/sentiment-classifier/execution/"
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/sentiment-classifier/2"
 TRAIN_CSV = "review_text,sentiment\nthe room was spotless,1\n\"noisy, cold and dirty\",0\n"
@@ -68,23 +63,6 @@ def registered(arn: str) -> list[dict[str, Any]]:
             {"StepName": "RegisterModel", "Metadata": {"RegisterModel": {"Arn": arn}}}]
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings({"target": "sagemaker", "bucket": BUCKET, "region": REGION},
-                         environ={}, config_file=tmp_path / "absent.toml")
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("s3", region_name=REGION)
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
 def clients_with(settings: Settings, sm: FakeSageMaker, s3: Any) -> Clients:
     clients = Clients(settings)
     clients.sagemaker = sm
@@ -128,7 +106,7 @@ def test_a_version_trained_on_a_cached_preprocess_reads_the_split_where_it_was_w
     ({"MODEL_PACKAGE_ARN": PACKAGE}, {PIPELINE + "e1": registered("other")},
      "was not registered by any execution of pipeline sentiment-classifier"),
     ({"MODEL_PACKAGE_ARN": PACKAGE}, {PIPELINE + "e2": registered(PACKAGE)},
-     "is no longer at s3://demo-bucket/sentiment-classifier/executions/e2/train/train.csv"),
+     f"is no longer at s3://{BUCKET}/sentiment-classifier/executions/e2/train/train.csv"),
 ])
 def test_a_missing_link_is_named(
     settings: Settings, s3: Any, package_env: dict[str, str],

@@ -3,20 +3,15 @@ CheckDrift job would fail staging its capture input, on SageMaker as locally."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from pipelines.aws import Clients, S3Storage
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.monitoring_run import NoCapture, run_monitor
-from pipelines.settings import Settings, load_settings
-
-BUCKET, REGION = "monitor-bucket", "us-east-1"
+from pipelines.settings import Settings
 
 
 class NoPipelines:
@@ -24,23 +19,6 @@ class NoPipelines:
 
     def start_pipeline_execution(self, **kwargs: Any) -> dict[str, Any]:
         raise AssertionError("a monitoring run was started without captured traffic")
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings({"target": "sagemaker", "bucket": BUCKET, "region": REGION},
-                         environ={}, config_file=tmp_path / "absent.toml")
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("s3", region_name=REGION)
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def test_no_captured_traffic_is_refused_before_a_run_starts(settings: Settings, s3: Any) -> None:
