@@ -21,6 +21,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
+    ParamValidationError,
 )
 
 from pipelines import REPO_ROOT, executions, step_table
@@ -131,8 +132,19 @@ def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
     say(f"started {arn}")
     if not args.wait:
         return 0
+    try:
+        return _follow(sm, arn, args.timeout)
+    except KeyboardInterrupt:
+        # As on SageMaker, the execution is the service's, not this process's: it goes on.
+        print(f"interrupted: stopped following, but the execution goes on running; "
+              f"`python -m pipelines status {arn}` shows it", file=sys.stderr)
+        return 130
+
+
+def _follow(sm: Any, arn: str, timeout: float) -> int:
+    """Show the execution until it ends, then wait for the endpoint it deployed."""
     with step_table.execution_view(say) as view:
-        status = executions.wait_for(sm, arn, say, timeout=args.timeout, view=view)
+        status = executions.wait_for(sm, arn, say, timeout=timeout, view=view)
     if status != "Succeeded":
         return 1
     endpoint = executions.deployed_endpoint(executions.list_steps(sm, arn))
@@ -323,15 +335,30 @@ def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_invoke(settings: Settings, args: argparse.Namespace) -> int:
+    if args.text is None and sys.stdin.isatty():
+        raise UserError('invoke needs a review: invoke "great value" (or a request body on stdin)')
     body = json.dumps({"review_text": args.text}) if args.text is not None else sys.stdin.read()
-    response = Clients(settings).runtime.invoke_endpoint(
-        EndpointName=args.endpoint or settings.endpoint_name,
-        ContentType=args.content_type,
-        Accept="application/json",
-        Body=body.encode("utf-8"),
-    )
+    name = args.endpoint or settings.endpoint_name
+    try:
+        response = Clients(settings).runtime.invoke_endpoint(
+            EndpointName=name,
+            ContentType=args.content_type,
+            Accept="application/json",
+            Body=body.encode("utf-8"),
+        )
+    except ClientError as error:
+        if _endpoint_missing(error):
+            raise UserError(f"no endpoint {name}: `make run-pipeline` deploys one, "
+                            "`make endpoints` lists those there are") from None
+        raise
     say(response["Body"].read().decode("utf-8").strip())
     return 0
+
+
+def _endpoint_missing(error: ClientError) -> bool:
+    """The runtime's answer for an endpoint that does not exist (a ValidationError, on AWS too)."""
+    info = error.response.get("Error", {})
+    return info.get("Code") == "ValidationError" and str(info.get("Message", "")).endswith("not found.")
 
 
 def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
@@ -421,6 +448,21 @@ def _local_down(settings: Settings) -> int:
     return 0
 
 
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """An integer option checked by argparse, so a value the API would refuse is a usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sentiment-pipeline",
@@ -473,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", cmd_status, "an execution's steps (default: the latest)")
     status.add_argument("execution", nargs="?")
     listing = add("executions", cmd_executions, "list executions")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=_bounded(1, 100), default=20, help="1 to 100 (default 20)")
     logs = add("logs", cmd_logs, "a step's job log (local target)")
     logs.add_argument("step")
     logs.add_argument("--execution")
@@ -516,10 +558,23 @@ def _explain(error: Exception) -> str:
         return "no AWS region: set PIPELINE_REGION or AWS_REGION"
     if isinstance(error, EndpointConnectionError):
         return f"cannot reach {error.kwargs.get('endpoint_url', 'the endpoint')}: check the network"
+    if isinstance(error, ClientError) and "OriginalStatusCode" in error.response:
+        return _model_error(error.response)
     if isinstance(error, ClientError):
         info = error.response.get("Error", {})
         return f"{info.get('Code', 'Error')}: {info.get('Message', error)}"
     return str(error)
+
+
+def _model_error(response: dict[str, Any]) -> str:
+    """InvokeEndpoint's ModelError: what the model itself answered (its `error` when that is JSON)."""
+    message = str(response.get("OriginalMessage", ""))
+    try:
+        answer = json.loads(message)
+    except ValueError:
+        answer = None
+    detail = answer["error"] if isinstance(answer, dict) and "error" in answer else message
+    return f"the model refused the request ({response['OriginalStatusCode']}): {detail}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -540,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         NoCredentialsError,
         NoRegionError,
         EndpointConnectionError,
+        ParamValidationError,
         FileNotFoundError,
         ValueError,
         ServerNotStarted,

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
-from pipelines import REPO_ROOT
+import pytest
+from botocore.exceptions import ClientError, ParamValidationError
+
+from pipelines import REPO_ROOT, cli
+from pipelines.settings import Settings
 
 
 def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
@@ -19,3 +26,113 @@ def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 141
     assert b"Traceback" not in stderr and b"BrokenPipeError" not in stderr
+
+
+class FakeClients:
+    """Stands in for `Clients`: the SageMaker and runtime clients a test gives, no server."""
+
+    def __init__(self, settings: Settings, sagemaker: Any = None, runtime: Any = None) -> None:
+        self.sagemaker, self.runtime = sagemaker, runtime
+
+
+def use_clients(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **clients: Any) -> None:
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("PIPELINE_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setattr(cli, "Clients", lambda settings: FakeClients(settings, **clients))
+
+
+def client_error(code: str, message: str, **extra: Any) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}, **extra}, "Operation")
+
+
+def test_an_api_limit_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """`executions --limit 0` ended in botocore's ParamValidationError traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["executions", "--limit", "0"])
+    assert exit_info.value.code == 2
+    assert "0 is not between 1 and 100" in capsys.readouterr().err
+
+
+def test_a_request_botocore_refuses_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Refusing:
+        def list_pipeline_executions(self, **request: Any) -> dict[str, Any]:
+            raise ParamValidationError(report="Invalid value for parameter MaxResults")
+
+    use_clients(monkeypatch, tmp_path, sagemaker=Refusing())
+    assert cli.main(["executions"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Parameter validation failed") and "Traceback" not in err
+
+
+def test_interrupting_a_followed_run_says_the_execution_goes_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C while `start --wait` follows: exit 130, and the user learns the run is not stopped."""
+    arn = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/abc"
+
+    class Running:
+        def start_pipeline_execution(self, **request: Any) -> dict[str, Any]:
+            return {"PipelineExecutionArn": arn}
+
+        def describe_pipeline_execution(self, **request: Any) -> dict[str, Any]:
+            raise KeyboardInterrupt
+
+    use_clients(monkeypatch, tmp_path, sagemaker=Running())
+    monkeypatch.setattr(cli, "_data_parameters", lambda settings, clients, given: {})
+    assert cli.main(["start", "--wait"]) == 130
+    err = capsys.readouterr().err
+    assert "goes on running" in err and f"python -m pipelines status {arn}" in err
+
+
+def test_invoke_without_a_review_on_a_terminal_says_what_to_give(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reading a body from a terminal would wait, silently, for input the user does not know to type."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+        def read(self, size: int | None = -1) -> str:
+            raise AssertionError("read a body from the terminal")
+
+    use_clients(monkeypatch, tmp_path)
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    assert cli.main(["invoke"]) == 2
+    assert capsys.readouterr().err.startswith("error: invoke needs a review")
+
+
+class Runtime:
+    def __init__(self, error: ClientError) -> None:
+        self.error = error
+
+    def invoke_endpoint(self, **request: Any) -> dict[str, Any]:
+        raise self.error
+
+
+def test_invoke_before_any_endpoint_says_how_to_deploy_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = client_error("ValidationError", "Endpoint sentiment-classifier of account 1 not found.")
+    use_clients(monkeypatch, tmp_path, runtime=Runtime(missing))
+    assert cli.main(["invoke", "fine"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no endpoint sentiment-classifier: `make run-pipeline` deploys one")
+
+
+def test_a_model_error_shows_what_the_model_answered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not the runtime's pointer to CloudWatch Logs, which the local target has not."""
+    refused = client_error(
+        "ModelError", 'Received client error (400) ... See https://console.aws.amazon.com/cloudwatch ...',
+        OriginalStatusCode=400, OriginalMessage='{"error": "index 0: the review is empty"}',
+    )
+    use_clients(monkeypatch, tmp_path, runtime=Runtime(refused))
+    assert cli.main(["invoke", ""]) == 2
+    assert capsys.readouterr().err == (
+        "error: the model refused the request (400): index 0: the review is empty\n"
+    )
+
