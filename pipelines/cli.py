@@ -61,13 +61,26 @@ def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
     statuses: dict[str, str] = {}
     if args.execution:
         sm = Clients(settings).sagemaker
-        arn = _execution_arn(settings, sm, None if args.execution == "latest" else args.execution)
-        statuses = {s["StepName"]: s["StepStatus"] for s in executions.list_steps(sm, arn)}
+        arn = args.execution if args.execution != "latest" else _latest_if_any(settings, sm)
+        if arn:
+            statuses = {s["StepName"]: s["StepStatus"] for s in executions.list_steps(sm, arn)}
+        else:
+            say(f"pipeline {settings.pipeline_name} has not run yet: its steps are drawn without a status")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_definition(_definition(settings), statuses), encoding="utf-8")
     say(f"wrote {out}")
     return 0
+
+
+def _latest_if_any(settings: Settings, sm: Any) -> str | None:
+    """The latest execution, or None before the first run (or the first upsert) of the pipeline."""
+    try:
+        return executions.latest_execution_arn(sm, settings.pipeline_name)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFound":
+            return None
+        raise
 
 
 def cmd_upsert(settings: Settings, args: argparse.Namespace) -> int:

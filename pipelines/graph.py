@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 250, 58, 60, 26, 24
+TITLE_CHARS = 38  # what fits in a box's width at the picture's font size
 COLOURS = {
     "Succeeded": "#d8f0d8", "Failed": "#f8d4d4", "Executing": "#fff1c2",
     "Stopped": "#e4e4e4", None: "#eef3fa",
@@ -21,6 +22,15 @@ STEP_REFERENCE = re.compile(r"^Steps\.([^.\[]+)")
 
 
 Placed = tuple[dict[str, Any], str | None, str]
+
+
+def fitted(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters at a word boundary, with an ellipsis saying it was cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    words = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return words.rstrip(" ,;:+&-") + "…"
 
 
 def _flatten(steps: list[dict[str, Any]], parent: str | None = None) -> list[Placed]:
@@ -129,12 +139,12 @@ def render_svg(definition: Mapping[str, Any], statuses: Mapping[str, str] | None
         x, y = position[name]
         status = statuses.get(name)
         fill = COLOURS.get(status, COLOURS[None])
-        title = html.escape(step.get("DisplayName") or name)
+        title = html.escape(fitted(step.get("DisplayName") or name, TITLE_CHARS))
         parts.append(f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8" '
                      f'fill="{fill}" stroke="#4a6785"/>')
         parts.append(f'<text x="{x + 10}" y="{y + 20}" font-weight="bold">{html.escape(name)}'
                      f'<title>{html.escape(step.get("Description", ""))}</title></text>')
-        parts.append(f'<text x="{x + 10}" y="{y + 36}" fill="#333">{title[:38]}</text>')
+        parts.append(f'<text x="{x + 10}" y="{y + 36}" fill="#333">{title}</text>')
         parts.append(f'<text x="{x + 10}" y="{y + 51}" fill="#666">{step["Type"]}'
                      f'{" · " + status if status else ""}</text>')
     parts.append("</svg>")

@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
 from pipelines import REPO_ROOT, cli
+from pipelines.definition import definition_json
 from pipelines.settings import Settings
 
 
@@ -136,3 +137,19 @@ def test_a_model_error_shows_what_the_model_answered(
         "error: the model refused the request (400): index 0: the review is empty\n"
     )
 
+
+def test_graph_of_the_latest_run_before_any_run_draws_the_steps(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make graph` on a fresh clone: the picture without statuses, not an error."""
+
+    class NoPipeline:
+        def list_pipeline_executions(self, **request: Any) -> dict[str, Any]:
+            raise client_error("ResourceNotFound", "Pipeline 'sentiment-classifier' does not exist.")
+
+    use_clients(monkeypatch, tmp_path, sagemaker=NoPipeline())
+    monkeypatch.setattr(cli, "_definition", lambda settings: definition_json(settings))
+    out = tmp_path / "pipeline.svg"
+    assert cli.main(["graph", "--execution", "latest", "--out", str(out)]) == 0
+    assert "has not run yet" in capsys.readouterr().out
+    assert "Training ·" not in out.read_text() and "Training" in out.read_text()

@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 from pipelines.definition import definition_json
-from pipelines.graph import COLOURS, edges, render_definition
+from pipelines.graph import COLOURS, edges, render_definition, render_svg
 from pipelines.settings import Settings
 
 
@@ -33,3 +33,12 @@ def test_svg_is_valid_and_coloured_by_execution(default_settings: Settings) -> N
     fills = {e.get("fill") for e in boxes}
     assert {COLOURS["Succeeded"], COLOURS["Failed"], COLOURS[None]} <= fills
     assert "Training · Failed" in svg
+
+
+def test_a_long_display_name_is_cut_at_a_word_and_keeps_the_svg_valid(default_settings: Settings) -> None:
+    """Cut after escaping, an `&amp;` could lose its end, and then the picture would not open."""
+    definition = json.loads(definition_json(default_settings))
+    definition["Steps"][0]["DisplayName"] = "Check the reviews and their labels & encodings"
+    root = ET.fromstring(render_svg(definition))
+    texts = [e.text or "" for e in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "Check the reviews and their labels…" in texts
