@@ -427,7 +427,9 @@ def cmd_local(settings: Settings, args: argparse.Namespace) -> int:
         info = daemon.running_server(settings.state_path)
         pid = daemon.server_pid(settings.state_path)
         if info:
-            say(f"running at {info['url']} (pid {info['pid']})")
+            stale = daemon.stale(info)
+            note = " from other code than this checkout's (`local down` restarts it)" if stale else ""
+            say(f"running at {info['url']} (pid {info['pid']}){note}")
         else:
             say(f"running (pid {pid}) but not answering HTTP" if pid else "not running")
         say(f"state: {settings.state_path}")

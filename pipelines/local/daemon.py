@@ -24,6 +24,7 @@ from pipelines import REPO_ROOT
 from pipelines.local.layout import StateLayout
 from pipelines.local.storage import credentials as stored_credentials
 from pipelines.local.storage.credentials import Credentials
+from pipelines.local.system.source import source_digest
 
 START_TIMEOUT = 30.0
 KILL_WAIT_SECONDS = 5.0
@@ -59,6 +60,11 @@ def _recorded(state_dir: Path) -> dict[str, Any] | None:
     return info
 
 
+def stale(info: dict[str, Any]) -> bool:
+    """Whether the recorded server runs other code than this checkout's (system/source.py)."""
+    return info.get("source") != source_digest()
+
+
 def running_server(state_dir: Path) -> dict[str, Any] | None:
     """The server recorded in the state directory, if it answers."""
     info = _recorded(state_dir)
@@ -66,9 +72,18 @@ def running_server(state_dir: Path) -> dict[str, Any] | None:
 
 
 def ensure_running(state_dir: Path, port: int = 0) -> str:
-    """The URL of the server for `state_dir`, starting one if none answers."""
+    """The URL of the server for `state_dir`, starting one if none answers. A server that runs
+    other code than this checkout's is used (it may be serving endpoints or running executions),
+    with a warning saying how to restart it."""
     info = running_server(state_dir)
     if info:
+        if stale(info):
+            print(
+                f"warning: the local SageMaker server (pid {info['pid']}) was started from other code "
+                "than this checkout's; `python -m pipelines local down` stops it, and the next command "
+                "starts one from this checkout (endpoints come back, running executions fail)",
+                file=sys.stderr,
+            )
         return str(info["url"])
     layout = StateLayout(state_dir)
     environment = {

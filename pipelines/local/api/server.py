@@ -2,8 +2,9 @@
 
 `python -m pipelines.local.api.server --state-dir DIR [--port N]` binds, takes the state directory's
 lock (a second server on the same state exits at once), makes the state's credentials on first start,
-recovers what a crash left behind, writes `server.json` (pid, port, url, region) for clients to find
-it, and serves until SIGTERM. Every request passes the door (auth.py) before an operation sees it.
+recovers what a crash left behind, writes `server.json` (pid, port, url, region, the digest of its
+source) for clients to find it, and serves until SIGTERM. Every request passes the door (auth.py)
+before an operation sees it.
 On SIGTERM new connections are refused, requests in progress get `DRAIN_SECONDS` to finish, and
 anything answered while the service is being torn down is a 503, which SDKs retry.
 """
@@ -40,6 +41,7 @@ from pipelines.local.storage import credentials
 from pipelines.local.system.bounded_http import BoundedHTTPServer, OneRequestHandler
 from pipelines.local.system.json_http import JsonRequestHandler
 from pipelines.local.system.signals import stop_on_signals
+from pipelines.local.system.source import source_digest
 
 API_BODY_LIMIT = 64 * 1024 * 1024  # pipeline definitions and function code
 INVOKE_BODY_LIMIT = 6 * 1024 * 1024  # SageMaker's real-time inference request limit
@@ -216,7 +218,7 @@ def serve(state_dir: Path, port: int, region: str) -> int:
     server.protocol = Dispatcher(backend)
     # Endpoints are back before clients can find the server, so no invocation races a restore.
     backend.start()
-    info = {"pid": os.getpid(), "port": port, "url": url, "region": region}
+    info = {"pid": os.getpid(), "port": port, "url": url, "region": region, "source": source_digest()}
     tmp = layout.server_info.with_suffix(".tmp")
     tmp.write_text(json.dumps(info))
     os.replace(tmp, layout.server_info)
