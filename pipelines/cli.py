@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Callable
@@ -39,6 +40,20 @@ class UserError(Exception):
     """Something the user can fix; printed as one line."""
 
 
+# botocore's PipelineExecutionArn pattern, checked here to say what an execution ARN looks like
+# instead of echoing the server's regular expression.
+EXECUTION_ARN = re.compile(r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:pipeline/.*/execution/.*")
+
+
+def _checked_execution_arn(given: str) -> str:
+    if not EXECUTION_ARN.fullmatch(given):
+        raise UserError(
+            f"{given!r} is not a pipeline execution ARN (arn:aws:sagemaker:<region>:<account>:"
+            "pipeline/<name>/execution/<id>): `python -m pipelines executions` lists them"
+        )
+    return given
+
+
 def say(text: str) -> None:
     print(text, flush=True)
 
@@ -61,7 +76,8 @@ def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
     statuses: dict[str, str] = {}
     if args.execution:
         sm = Clients(settings).sagemaker
-        arn = args.execution if args.execution != "latest" else _latest_if_any(settings, sm)
+        latest = args.execution == "latest"
+        arn = _latest_if_any(settings, sm) if latest else _checked_execution_arn(args.execution)
         if arn:
             statuses = {s["StepName"]: s["StepStatus"] for s in executions.list_steps(sm, arn)}
         else:
@@ -197,7 +213,7 @@ def _parameters_of(sm: Any, execution_arn: str | None) -> dict[str, str]:
 
 def _execution_arn(settings: Settings, sm: Any, given: str | None) -> str:
     if given:
-        return given
+        return _checked_execution_arn(given)
     arn = executions.latest_execution_arn(sm, settings.pipeline_name)
     if not arn:
         raise UserError(

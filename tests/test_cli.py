@@ -153,3 +153,38 @@ def test_graph_of_the_latest_run_before_any_run_draws_the_steps(
     assert cli.main(["graph", "--execution", "latest", "--out", str(out)]) == 0
     assert "has not run yet" in capsys.readouterr().out
     assert "Training ·" not in out.read_text() and "Training" in out.read_text()
+
+
+class NoSageMakerCalls:
+    """A SageMaker client a command must not reach: it had to refuse before asking."""
+
+    def __getattr__(self, operation: str) -> Any:
+        raise AssertionError(f"{operation} was called")
+
+
+@pytest.mark.parametrize("argv", [["status", "nope"], ["logs", "Train", "--execution", "arn:nope"],
+                                  ["graph", "--execution", "sentiment-classifier/1"]])
+def test_something_that_is_not_an_execution_arn_is_named_before_any_call(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not the server's regular expression for the ARN, echoed back."""
+    use_clients(monkeypatch, tmp_path, sagemaker=NoSageMakerCalls())
+    given = argv[1] if argv[0] == "status" else argv[-1]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {given!r} is not a pipeline execution ARN (arn:aws:sagemaker:")
+    assert "`python -m pipelines executions` lists them" in err
+
+
+def test_an_execution_arn_is_passed_on_as_given(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    arn = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/sentiment-classifier/execution/abc123"
+    asked: list[str] = []
+
+    class Steps:
+        def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict[str, Any]:
+            asked.append(PipelineExecutionArn)
+            raise client_error("ResourceNotFound", "not found")
+
+    use_clients(monkeypatch, tmp_path, sagemaker=Steps())
+    assert cli.main(["status", arn]) == 2
+    assert asked == [arn]
