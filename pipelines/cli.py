@@ -13,6 +13,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,27 @@ class UserError(Exception):
 # botocore's PipelineExecutionArn pattern, checked here to say what an execution ARN looks like
 # instead of echoing the server's regular expression.
 EXECUTION_ARN = re.compile(r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:pipeline/.*/execution/.*")
+
+
+def _iso_time(text: str) -> str:
+    """An argument the monitoring job will read as ISO 8601 (steps/monitoring/capture.py's
+    parse_time), refused here rather than by a run that fails at CheckDrift."""
+    try:
+        datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+    except ValueError:
+        example = "2026-12-01T09:00:00Z"
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. {example}") from None
+    return text
+
+
+def _hours(text: str) -> str:
+    try:
+        valid = float(text) > 0
+    except ValueError:
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours above 0")
+    return text
 
 
 def _checked_execution_arn(given: str) -> str:
@@ -396,6 +418,8 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.monitoring_run import run_monitor
 
     settings.require_aws()
+    if args.window_start is not None and args.window_hours is not None:
+        raise UserError("give --window-start or --window-hours, not both (the check refuses both)")
     overrides = executions.parse_overrides(args.param or [])
     for name, value in (("WindowStart", args.window_start), ("WindowEnd", args.window_end),
                         ("WindowHours", args.window_hours)):
@@ -565,9 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("--content-type", default="application/json")
     monitor = add("monitor", cmd_monitor, "check captured traffic for drift / schedule it on AWS")
     monitor.add_argument("action", choices=["run", "setup"])
-    monitor.add_argument("--window-start", help="ISO 8601 (default: all captured data)")
-    monitor.add_argument("--window-end", help="ISO 8601, exclusive")
-    monitor.add_argument("--window-hours", help="window length back from --window-end")
+    monitor.add_argument("--window-start", type=_iso_time, help="ISO 8601 (default: all captured data)")
+    monitor.add_argument("--window-end", type=_iso_time, help="ISO 8601, exclusive")
+    monitor.add_argument("--window-hours", type=_hours, help="window length back from --window-end")
     monitor.add_argument("--param", action="append", metavar="NAME=VALUE")
     monitor.add_argument("--timeout", type=float, default=1800.0)
     monitor.add_argument("--schedule", default="rate(1 hour)", help="setup: schedule expression")

@@ -188,3 +188,40 @@ def test_an_execution_arn_is_passed_on_as_given(monkeypatch: pytest.MonkeyPatch,
     use_clients(monkeypatch, tmp_path, sagemaker=Steps())
     assert cli.main(["status", arn]) == 2
     assert asked == [arn]
+
+
+@pytest.mark.parametrize(("option", "value", "words"), [
+    ("--window-start", "yesterday", "'yesterday' is not an ISO 8601 time"),
+    ("--window-end", "2026-13-01", "'2026-13-01' is not an ISO 8601 time"),
+    ("--window-hours", "-2", "'-2' is not a number of hours above 0"),
+    ("--window-hours", "two", "'two' is not a number of hours above 0"),
+])
+def test_a_monitoring_window_the_check_cannot_read_is_refused_before_a_run(
+    option: str, value: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["monitor", "run", option, value])
+    assert exit_info.value.code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_a_monitoring_window_in_the_checks_own_forms_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    asked: list[dict[str, str]] = []
+
+    class Ran:
+        exit_code = 0
+
+    def run_monitor(clients: Any, overrides: dict[str, str], say: Any, timeout: float) -> Ran:
+        asked.append(overrides)
+        return Ran()
+
+    use_clients(monkeypatch, tmp_path)
+    monkeypatch.setattr("pipelines.monitoring_run.run_monitor", run_monitor)
+    argv = ["monitor", "run", "--window-start", "2026-12-01T09:00:00Z", "--window-end", "2026-12-01T10:00"]
+    assert cli.main(argv) == 0
+    assert cli.main(["monitor", "run", "--window-hours", "1.5"]) == 0
+    assert cli.main(["monitor", "run", "--window-start", "2026-12-01", "--window-hours", "1"]) == 2
+    assert asked == [{"WindowStart": "2026-12-01T09:00:00Z", "WindowEnd": "2026-12-01T10:00"},
+                     {"WindowHours": "1.5"}]
