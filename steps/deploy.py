@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,10 +31,12 @@ except ImportError:  # the Lambda runtime: integrity.py is beside this file
 MAX_NAME = 63
 VARIANT = "AllTraffic"
 BAKE_SECONDS = 600
-# Waiting for a Failed endpoint's deletion, within the function's 120 s timeout (infra/template.yaml).
-DELETE_POLL_SECONDS = 5
-DELETE_WAIT_SECONDS = 90
-AFTER_DELETE_SECONDS = 15  # kept back from the invocation's remaining time to create and answer
+# Waiting on the endpoint (a Failed one's deletion, another deploy's change under way), within the
+# function's 120 s timeout (infra/template.yaml).
+POLL_SECONDS = 5
+WAIT_SECONDS = 90
+AFTER_WAIT_SECONDS = 15  # kept back from the invocation's remaining time to create and answer
+CHANGING = ("Creating", "Updating", "SystemUpdating", "RollingBack")  # UpdateEndpoint refuses these
 REQUIRED_KEYS = (
     "model_package_arn",
     "endpoint_name",
@@ -298,13 +301,13 @@ def deployment_config(alarms: list[str]) -> dict[str, Any]:
     }
 
 
-def deletion_budget(context: Any) -> float:
-    """Seconds the handler may wait for a deletion: DELETE_WAIT_SECONDS, less when the invocation
+def wait_budget(context: Any) -> float:
+    """Seconds the handler may wait on the endpoint: WAIT_SECONDS, less when the invocation
     has less time left (Lambda's context says; elsewhere there is none)."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if remaining is None:
-        return DELETE_WAIT_SECONDS
-    return min(DELETE_WAIT_SECONDS, remaining() / 1000 - AFTER_DELETE_SECONDS)
+        return WAIT_SECONDS
+    return min(WAIT_SECONDS, remaining() / 1000 - AFTER_WAIT_SECONDS)
 
 
 def remove_endpoint(sm: Any, endpoint: str, status: str, budget: float) -> None:
@@ -312,23 +315,46 @@ def remove_endpoint(sm: Any, endpoint: str, status: str, budget: float) -> None:
     endpoint_deleted waiter does, for at most `budget` seconds; a RuntimeError past that."""
     if status == "Failed":
         sm.delete_endpoint(EndpointName=endpoint)
-    attempts = max(1, int(budget // DELETE_POLL_SECONDS))
+    attempts = max(1, int(budget // POLL_SECONDS))
     try:
         sm.get_waiter("endpoint_deleted").wait(
-            EndpointName=endpoint, WaiterConfig={"Delay": DELETE_POLL_SECONDS, "MaxAttempts": attempts}
+            EndpointName=endpoint, WaiterConfig={"Delay": POLL_SECONDS, "MaxAttempts": attempts}
         )
     except WaiterError as error:
         raise RuntimeError(
-            f"endpoint {endpoint} is not deleted after {attempts * DELETE_POLL_SECONDS} s ({error}); "
+            f"endpoint {endpoint} is not deleted after {attempts * POLL_SECONDS} s ({error}); "
             "deploy again to create it once it is gone"
         ) from None
+
+
+def settled(sm: Any, endpoint: str, current: dict[str, Any], budget: float) -> dict[str, Any] | None:
+    """The endpoint once the change under way (a second pipeline run's deploy, an approval's) is
+    over: UpdateEndpoint refuses an endpoint that is Creating, Updating, SystemUpdating or
+    RollingBack. Polls for at most `budget` seconds; a RuntimeError past that."""
+    attempts = max(1, int(budget // POLL_SECONDS))
+    status = current.get("EndpointStatus")
+    for _ in range(attempts):
+        time.sleep(POLL_SECONDS)
+        latest = describe_endpoint(sm, endpoint)
+        if latest is None or latest.get("EndpointStatus") not in CHANGING:
+            return latest
+        status = latest.get("EndpointStatus")
+    raise RuntimeError(
+        f"endpoint {endpoint} is still {status} after {attempts * POLL_SECONDS} s: "
+        "another deploy is changing it; deploy again once it is InService"
+    )
 
 
 def roll_out(
     sm: Any, endpoint: str, current: dict[str, Any] | None, config: str, alarms: list[str], budget: float
 ) -> tuple[str, str]:
     """Create, update or leave the endpoint (described as `current`); return (action, reason).
-    A Failed endpoint cannot be updated, so it is deleted and created again."""
+    Another deploy's change under way is waited for (unless it deploys this very config); a Failed
+    endpoint cannot be updated, so it is deleted and created again."""
+    if current is not None and current.get("EndpointStatus") in CHANGING:
+        pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+        if config not in (current.get("EndpointConfigName"), pending):
+            current = settled(sm, endpoint, current, budget)
     before = "did not exist"
     if current is not None and current.get("EndpointStatus") in ("Failed", "Deleting"):
         status, failure = current["EndpointStatus"], current.get("FailureReason")
@@ -415,7 +441,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     ensure_model(sm, model_name, settings["role_arn"], container, arn)
     ensure_endpoint_config(sm, config_name, request)
     action, reason = roll_out(
-        sm, endpoint, current, config_name, settings["rollback_alarms"], deletion_budget(context)
+        sm, endpoint, current, config_name, settings["rollback_alarms"], wait_budget(context)
     )
     log(f"{action}: {reason}")
     return {

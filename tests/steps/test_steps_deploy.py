@@ -417,8 +417,8 @@ def test_a_deletion_that_outlasts_the_budget_fails_the_deploy(monkeypatch: pytes
     stubber.add_response("delete_endpoint", {}, {"EndpointName": ENDPOINT})
     for _ in range(3):
         stubber.add_response("describe_endpoint", deleting("Deleting"), {"EndpointName": ENDPOINT})
-    monkeypatch.setattr(deploy, "DELETE_POLL_SECONDS", 0.125)
-    monkeypatch.setattr(deploy, "deletion_budget", lambda context: 0.375)
+    monkeypatch.setattr(deploy, "POLL_SECONDS", 0.125)
+    monkeypatch.setattr(deploy, "wait_budget", lambda context: 0.375)
     with stubber, pytest.raises(RuntimeError, match=f"endpoint {ENDPOINT} is not deleted after"):
         deploy.handler(event(PACKAGE_ARN), None)
     stubber.assert_no_pending_responses()  # three polls, and no CreateEndpoint
@@ -449,9 +449,9 @@ class LambdaContext:
 
 
 def test_the_deletion_wait_fits_in_the_invocations_remaining_time() -> None:
-    assert deploy.deletion_budget(None) == deploy.DELETE_WAIT_SECONDS
-    assert deploy.deletion_budget(LambdaContext(115_000)) == deploy.DELETE_WAIT_SECONDS
-    assert deploy.deletion_budget(LambdaContext(60_000)) == 60 - deploy.AFTER_DELETE_SECONDS
+    assert deploy.wait_budget(None) == deploy.WAIT_SECONDS
+    assert deploy.wait_budget(LambdaContext(115_000)) == deploy.WAIT_SECONDS
+    assert deploy.wait_budget(LambdaContext(60_000)) == 60 - deploy.AFTER_WAIT_SECONDS
 
 
 def test_an_approval_event_takes_endpoint_settings_from_the_environment(
@@ -558,3 +558,53 @@ def test_inside_lambda_the_clients_are_made_once_at_init(monkeypatch: pytest.Mon
     finally:
         monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
         importlib.reload(deploy)
+
+
+def changing(status: str, config: str = "other-config") -> dict[str, Any]:
+    return {**describe_endpoint_response(config), "EndpointStatus": status}
+
+
+@pytest.mark.parametrize("status", deploy.CHANGING)
+def test_another_deploys_change_is_waited_for_then_the_endpoint_updated(
+    monkeypatch: pytest.MonkeyPatch, status: str
+) -> None:
+    """A second pipeline run (or an approval) deploying while the first one's update is under way:
+    UpdateEndpoint would be refused ('Cannot update in-progress endpoint'), so the handler waits."""
+    new_config = expected_config_name({})
+    stubber = stubbed_client(monkeypatch, new_config, changing(status))
+    stubber.add_response("describe_endpoint", changing(status), {"EndpointName": ENDPOINT})
+    stubber.add_response("describe_endpoint", changing("InService"), {"EndpointName": ENDPOINT})
+    stubber.add_response(
+        "update_endpoint",
+        {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"},
+        {"EndpointName": ENDPOINT, "EndpointConfigName": new_config},
+    )
+    monkeypatch.setattr(deploy, "POLL_SECONDS", 0.01)
+    with stubber:
+        result = deploy.handler(event(PACKAGE_ARN), None)
+        stubber.assert_no_pending_responses()  # two polls, then the update
+    assert result["action"] == "updated"
+    assert result["reason"] == f"endpoint {ENDPOINT} moving from other-config to {new_config}"
+
+
+def test_a_change_that_outlasts_the_budget_fails_the_deploy_without_an_update(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    new_config = expected_config_name({})
+    stubber = stubbed_client(monkeypatch, new_config, changing("Updating"))
+    for _ in range(3):
+        stubber.add_response("describe_endpoint", changing("Updating"), {"EndpointName": ENDPOINT})
+    monkeypatch.setattr(deploy, "POLL_SECONDS", 0.125)
+    monkeypatch.setattr(deploy, "wait_budget", lambda context: 0.375)
+    with stubber, pytest.raises(RuntimeError, match=f"endpoint {ENDPOINT} is still Updating after 0.375 s"):
+        deploy.handler(event(PACKAGE_ARN), None)
+    stubber.assert_no_pending_responses()  # three polls, and no UpdateEndpoint
+
+
+def test_a_change_to_this_very_config_is_not_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    new_config = expected_config_name({})
+    stubber = stubbed_client(monkeypatch, new_config, changing("Creating", config=new_config))
+    with stubber:
+        result = deploy.handler(event(PACKAGE_ARN), None)
+        stubber.assert_no_pending_responses()
+    assert result["action"] == "unchanged"
