@@ -83,10 +83,12 @@ class LocalSageMaker:
         return sorted(self._operations.get(group, {}))
 
     def start(self) -> None:
-        """After a restart: fail what was running, serve again what was serving."""
+        """After a restart: fail what was running, serve again what was serving, and go on with the
+        asynchronous invocations Lambda had accepted."""
         self.pipelines.recover()
         self.jobs.recover()
         self.serving.restore_all()
+        self.invocations.resume()
 
     def shutdown(self) -> None:
         self.runner.shutdown()

@@ -45,7 +45,12 @@ CREATE TABLE IF NOT EXISTS executions (
 CREATE TABLE IF NOT EXISTS steps (
     execution_arn TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (execution_arn, name));
+CREATE TABLE IF NOT EXISTS async_events (id TEXT PRIMARY KEY, accepted REAL NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS event_deliveries (id TEXT PRIMARY KEY, accepted REAL NOT NULL, body TEXT NOT NULL);
 """
+# Work a service accepted and owes an outcome, kept until it has one: Lambda's asynchronous events,
+# and EventBridge's deliveries of events a target refused, which it retries.
+QUEUES = frozenset({"async_events", "event_deliveries"})
 
 Body = dict[str, Any]
 
@@ -61,6 +66,13 @@ def _code(error: sqlite3.Error) -> int:
 
 def _busy(error: sqlite3.Error) -> bool:
     return _code(error) in (SQLITE_BUSY, SQLITE_LOCKED)
+
+
+def _queue(name: str) -> str:
+    """A queue's table, checked, as a table name cannot be an SQL parameter."""
+    if name not in QUEUES:
+        raise ValueError(f"no queue {name!r}")
+    return name
 
 
 def storage_failure(path: Path, error: sqlite3.Error) -> ServiceError:
@@ -270,6 +282,22 @@ class Database:
         return self._rows(
             "SELECT body FROM steps WHERE execution_arn = ? ORDER BY seq", execution_arn
         )
+
+    # Queues (QUEUES): each item under its id, from acceptance until its outcome.
+    def enqueue(self, queue: str, key: str, accepted: float, body: Body) -> None:
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT INTO {_queue(queue)} VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                (key, accepted, json.dumps(body)),
+            )
+
+    def queued(self, queue: str) -> list[Body]:
+        return self._rows(f"SELECT body FROM {_queue(queue)} ORDER BY accepted")
+
+    def dequeue(self, queue: str, key: str) -> None:
+        with self.transaction() as db:
+            db.execute(f"DELETE FROM {_queue(queue)} WHERE id = ?", (key,))
 
     def close(self) -> None:
         with self._lock:
