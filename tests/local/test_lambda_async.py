@@ -27,14 +27,29 @@ from .inprocess import client
 from .world import ROLE
 
 HANDLER = """
-import json, os, uuid
+import json, os, time, uuid
+
+def note(context):
+    path = os.path.join(os.environ["MARKS"], "attempts")
+    with open(path, "a") as attempts:
+        attempts.write(context.aws_request_id + "\\n")
+    with open(path) as attempts:
+        return len(attempts.read().split())
 
 def fail(event, context):
-    with open(os.path.join(os.environ["MARKS"], "attempts"), "a") as attempts:
-        attempts.write(context.aws_request_id + "\\n")
+    note(context)
     raise RuntimeError("deploy failed")
 
 def succeed(event, context):
+    note(context)
+    return {"done": event}
+
+def hang_once(event, context):
+    if note(context) == 1:  # the first attempt runs until the test releases it
+        release = os.path.join(os.environ["MARKS"], "release")
+        deadline = time.monotonic() + 60
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.05)
     return {"done": event}
 
 def sink(event, context):
@@ -45,6 +60,7 @@ def sink(event, context):
         json.dump(event, record)
     os.rename(path + ".tmp", path + ".json")
 """
+FUNCTIONS = ("fail", "succeed", "hang_once", "sink")
 START = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:{}"
 BUS = "arn:aws:events:us-east-1:000000000000:event-bus/default"
@@ -100,15 +116,20 @@ def local(tmp_path: Path) -> Iterator[Local]:
     backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1", clock)
     dispatcher = Dispatcher(backend, check_responses=True)
     made = Local(client(dispatcher, "lambda"), client(dispatcher, "events"), clock, tmp_path)
-    for handler in ("fail", "succeed", "sink"):
-        made.lambda_.create_function(
-            FunctionName=handler, Runtime="python3.12", Role=ROLE, Handler=f"app.{handler}",
-            Code={"ZipFile": package(HANDLER)}, Environment={"Variables": {"MARKS": str(tmp_path)}},
-        )
-    for handler in ("fail", "succeed", "sink"):
-        made.lambda_.get_waiter("function_active_v2").wait(FunctionName=handler, WaiterConfig={"Delay": 0.2})
+    create_functions(made.lambda_, tmp_path)
     yield made
     backend.shutdown()
+
+
+def create_functions(lambda_: Any, marks: Path) -> None:
+    """The handlers above as functions, Active, that leave their marks in `marks`."""
+    for handler in FUNCTIONS:
+        lambda_.create_function(
+            FunctionName=handler, Runtime="python3.12", Role=ROLE, Handler=f"app.{handler}",
+            Code={"ZipFile": package(HANDLER)}, Environment={"Variables": {"MARKS": str(marks)}},
+        )
+    for handler in FUNCTIONS:
+        lambda_.get_waiter("function_active_v2").wait(FunctionName=handler, WaiterConfig={"Delay": 0.2})
 
 
 def on_failure(destination: str) -> dict[str, Any]:
