@@ -107,7 +107,7 @@ class AsyncInvocations:
         if queued.started is not None:  # the server stopped under this attempt
             queued = self._answered(queued, INTERRUPTED, queued.started)
         while queued.outcome is None:
-            if self._stopped_before(queued.due):
+            if self.clock.wait_until(queued.due, self._stopping):
                 return
             settings = self.configs.settings(queued.function)
             if self.clock.now() >= queued.accepted + settings.max_age:
@@ -121,12 +121,6 @@ class AsyncInvocations:
             queued = self._answered(queued, invocation, self.clock.now())
         self._deliver(queued)
         self.database.dequeue(QUEUE, queued.request_id)
-
-    def _stopped_before(self, moment: float) -> bool:
-        """Wait until `moment` by the clock (no wait when it is past); whether the server began
-        stopping first."""
-        delay = moment - self.clock.now()
-        return self.clock.wait(delay, self._stopping) if delay > 0 else self._stopping.is_set()
 
     def _attempt(self, queued: Queued) -> Invocation:
         """One run of the function; what keeps it from running at all counts as its error."""

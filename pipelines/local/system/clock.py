@@ -27,3 +27,9 @@ class Clock:
     def wait(self, seconds: float, stop: threading.Event) -> bool:
         """Wait `seconds`, or until `stop` is set; whether it was."""
         return stop.wait(seconds)
+
+    def wait_until(self, moment: float, stop: threading.Event) -> bool:
+        """Wait until `moment` by this clock (not at all when it is past), or until `stop` is set;
+        whether it was. What is due at a recorded time waits here, after a restart too."""
+        delay = moment - self.now()
+        return self.wait(delay, stop) if delay > 0 else stop.is_set()
