@@ -256,7 +256,7 @@ def recording(
 ) -> RecordingFunctions:
     """A rule named "r" with these targets (one plain target if none), whose invocations are recorded."""
     functions = RecordingFunctions()
-    service.events.invocations = functions  # type: ignore[assignment]
+    service.events.deliveries.invocations = functions  # type: ignore[assignment]
     call(service, "PutRule", Name="r", EventPattern=json.dumps(pattern))
     call(service, "PutTargets", Rule="r", Targets=list(targets) or [{"Id": "1", "Arn": "arn:deploy"}])
     return functions
@@ -386,15 +386,17 @@ def test_a_target_whose_input_cannot_be_given_is_refused(
 def test_a_target_lambda_refuses_is_logged_with_its_dead_letter_queue(
     service: LocalSageMaker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Lambda's retries of a function error are its own (test_lambda_async.py); an event Lambda does
-    not accept at all is what EventBridge would send to the target's dead-letter queue."""
+    """Lambda's retries of a function error are its own (test_lambda_async.py); an event for a function
+    that does not exist is what EventBridge sends to the target's dead-letter queue without retrying
+    (test_event_deliveries.py retries the others)."""
     dead_letters = {"Arn": "arn:aws:sqs:us-east-1:000000000000:dlq"}
     functions = recording(service, EVERY_PACKAGE_EVENT, {"Id": "1", "Arn": "arn:deploy"},
                           {"Id": "2", "Arn": "arn:missing", "DeadLetterConfig": dead_letters})
     service.registry.register_model_package({"ModelPackageGroupName": "g", **PACKAGE})
     assert [arn for arn, _ in functions.invoked] == ["arn:deploy"]
     queue = "arn:aws:sqs:us-east-1:000000000000:dlq"
-    assert f"target arn:missing not delivered ({queue}): Function not found" in caplog.text
+    assert f"target arn:missing not delivered after 1 attempts ({queue}): ResourceNotFoundException: " \
+        "Function not found" in caplog.text
 
 
 def test_list_rules_pages_by_name_within_a_prefix(service: LocalSageMaker) -> None:
@@ -450,7 +452,7 @@ def test_put_events_sends_each_entry_to_the_rules_it_matches(service: LocalSageM
 
 def test_an_approval_reaches_only_the_rule_of_its_own_group(service: LocalSageMaker) -> None:
     functions = RecordingFunctions()
-    service.events.invocations = functions  # type: ignore[assignment]
+    service.events.deliveries.invocations = functions  # type: ignore[assignment]
     pattern = {"source": ["aws.sagemaker"], "detail": {
         "ModelPackageGroupName": ["mine"], "ModelApprovalStatus": ["Approved"]}}
     call(service, "PutRule", Name="deploy-mine", EventPattern=json.dumps(pattern))

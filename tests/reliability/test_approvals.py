@@ -81,7 +81,7 @@ def test_approving_a_version_of_another_group_deploys_nothing(
     service: LocalSageMaker, settings: Settings
 ) -> None:
     functions = RecordingFunctions()
-    service.events.invocations = functions  # type: ignore[assignment]
+    service.events.deliveries.invocations = functions  # type: ignore[assignment]
     publish_approval_rule(SimpleNamespace(settings=settings, events=InProcessEvents(service)))  # type: ignore[arg-type]
     theirs = pending_version(service, OTHER_GROUP)
     ours = pending_version(service, settings.model_package_group)
@@ -103,7 +103,7 @@ def test_a_version_the_pipeline_registers_approved_is_not_deployed_again_by_the_
     """Locally a run registers its version Approved and its DeployEndpoint step deploys it; the
     creation event must not start a second, concurrent deploy of the same version."""
     functions = RecordingFunctions()
-    service.events.invocations = functions  # type: ignore[assignment]
+    service.events.deliveries.invocations = functions  # type: ignore[assignment]
     publish_approval_rule(SimpleNamespace(settings=settings, events=InProcessEvents(service)))  # type: ignore[arg-type]
     assert settings.approval_status == "Approved"
     service.registry.register_model_package({

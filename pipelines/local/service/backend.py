@@ -17,6 +17,7 @@ from pipelines.local.lambdas.event_invoke import EventInvokeConfigs
 from pipelines.local.lambdas.functions import Functions
 from pipelines.local.layout import StateLayout
 from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.deliveries import Deliveries
 from pipelines.local.service.endpoints import EndpointOperations, EndpointRecords
 from pipelines.local.service.events import EventOperations
 from pipelines.local.service.functions import FunctionOperations
@@ -45,8 +46,10 @@ class LocalSageMaker:
             layout.confinement(),
         )
         configs = EventInvokeConfigs(self.functions)
-        self.invocations = AsyncInvocations(self.functions, configs, clock or Clock())
-        self.events = EventOperations(self.context, self.invocations)
+        clock = clock or Clock()
+        self.invocations = AsyncInvocations(self.functions, configs, clock)
+        self.deliveries = Deliveries(self.context.database, self.invocations, clock)
+        self.events = EventOperations(self.context, self.deliveries)
         self.invocations.bus = self.events
         self.registry = RegistryOperations(self.context, self.events.model_package_changed)
         self.pipelines = PipelineOperations(self.context)
@@ -84,15 +87,17 @@ class LocalSageMaker:
 
     def start(self) -> None:
         """After a restart: fail what was running, serve again what was serving, and go on with the
-        asynchronous invocations Lambda had accepted."""
+        asynchronous invocations Lambda had accepted and the deliveries EventBridge was retrying."""
         self.pipelines.recover()
         self.jobs.recover()
         self.serving.restore_all()
         self.invocations.resume()
+        self.deliveries.resume()
 
     def shutdown(self) -> None:
         self.runner.shutdown()
         self.serving.shutdown()
+        self.deliveries.close()
         self.invocations.close()
         self.functions.close()
         self.context.database.close()

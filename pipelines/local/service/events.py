@@ -10,7 +10,6 @@ another group deploys nothing, and the function is whatever the rule names.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 import uuid
@@ -18,13 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid
-from pipelines.local.lambdas.asynchronous import AsyncInvocations
 from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.deliveries import Deliveries
 from pipelines.local.service.listing import Listing, numbered, prefix, seconds
 from pipelines.local.storage.database import Body, public
 from pipelines.local.system.identity import ACCOUNT, arn
 
-log = logging.getLogger(__name__)
 MODEL_PACKAGE_EVENT = "SageMaker Model Package State Change"
 # What a version's event carries of its description, when set: the members of AWS's event reference
 # ("Events that Amazon SageMaker sends to Amazon EventBridge") and of events SageMaker sent.
@@ -151,10 +149,10 @@ def changed_members(before: Body, after: Body) -> list[str]:
 
 
 class EventOperations:
-    def __init__(self, context: ServiceContext, invocations: AsyncInvocations) -> None:
+    def __init__(self, context: ServiceContext, deliveries: Deliveries) -> None:
         self.context = context
         self.database = context.database
-        self.invocations = invocations
+        self.deliveries = deliveries
 
     def _rule(self, name: str) -> Body:
         body = self.database.get("event_rule", name)
@@ -289,21 +287,14 @@ class EventOperations:
         self.emit(self._event(source, detail_type, resources, detail, time.time()))
 
     def emit(self, event: Body) -> None:
-        """Invoke, asynchronously as EventBridge does, each target of every matching rule: Lambda
-        accepts the event and its function's retries are Lambda's (lambdas/asynchronous.py). An
-        event the function never gets (no such function, or one still Pending) is what the target's
-        DeadLetterConfig would receive; the local target has no SQS, so it is logged with the queue
-        it names. EventBridge's own retries of such an event are not reproduced."""
+        """Deliver the event to each target of every matching rule, as EventBridge does: Lambda
+        accepts it (and its function's retries are Lambda's), or EventBridge retries or gives up
+        as the target's RetryPolicy says (service/deliveries.py)."""
         for rule in self.database.all("event_rule"):
             if rule.get("State") != "ENABLED" or not matches(json.loads(rule["EventPattern"]), event):
                 continue
             for target in rule["_Targets"]:
-                try:
-                    self.invocations.submit(target["Arn"], delivered(target, event))
-                except ServiceError as error:
-                    queue = target.get("DeadLetterConfig", {}).get("Arn", "no dead-letter queue")
-                    log.error("rule %s: target %s not delivered (%s): %s", rule["Name"], target["Arn"], queue,
-                              error.message)
+                self.deliveries.deliver(rule["Name"], target, delivered(target, event))
 
 
 def _rule_view(rule: Body) -> Body:
