@@ -411,19 +411,6 @@ def deleting(status: str) -> dict[str, Any]:
     return {**describe_endpoint_response("old-config"), "EndpointStatus": status}
 
 
-def test_a_deletion_that_outlasts_the_budget_fails_the_deploy(monkeypatch: pytest.MonkeyPatch) -> None:
-    new_config = expected_config_name({})
-    stubber = stubbed_client(monkeypatch, new_config, deleting("Failed"))
-    stubber.add_response("delete_endpoint", {}, {"EndpointName": ENDPOINT})
-    for _ in range(3):
-        stubber.add_response("describe_endpoint", deleting("Deleting"), {"EndpointName": ENDPOINT})
-    monkeypatch.setattr(deploy, "POLL_SECONDS", 0.125)
-    monkeypatch.setattr(deploy, "wait_budget", lambda context: 0.375)
-    with stubber, pytest.raises(RuntimeError, match=f"endpoint {ENDPOINT} is not deleted after"):
-        deploy.handler(event(PACKAGE_ARN), None)
-    stubber.assert_no_pending_responses()  # three polls, and no CreateEndpoint
-
-
 def test_an_endpoint_already_deleting_is_waited_for_then_created(monkeypatch: pytest.MonkeyPatch) -> None:
     new_config = expected_config_name({})
     stubber = stubbed_client(monkeypatch, new_config, deleting("Deleting"))
@@ -587,18 +574,26 @@ def test_another_deploys_change_is_waited_for_then_the_endpoint_updated(
     assert result["reason"] == f"endpoint {ENDPOINT} moving from other-config to {new_config}"
 
 
-def test_a_change_that_outlasts_the_budget_fails_the_deploy_without_an_update(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(("status", "polled", "refusal"), [
+    ("Failed", "Deleting", "is not deleted after"),
+    ("Updating", "Updating", "is still Updating after 0.375 s: another deploy is changing it"),
+])
+def test_a_wait_that_outlasts_the_budget_fails_the_deploy_changing_nothing(
+    monkeypatch: pytest.MonkeyPatch, status: str, polled: str, refusal: str
 ) -> None:
+    """Three polls fit the budget, then a RuntimeError: no CreateEndpoint after a deletion that does
+    not end, no UpdateEndpoint while another deploy's change goes on."""
     new_config = expected_config_name({})
-    stubber = stubbed_client(monkeypatch, new_config, changing("Updating"))
+    stubber = stubbed_client(monkeypatch, new_config, changing(status))
+    if status == "Failed":
+        stubber.add_response("delete_endpoint", {}, {"EndpointName": ENDPOINT})
     for _ in range(3):
-        stubber.add_response("describe_endpoint", changing("Updating"), {"EndpointName": ENDPOINT})
+        stubber.add_response("describe_endpoint", changing(polled), {"EndpointName": ENDPOINT})
     monkeypatch.setattr(deploy, "POLL_SECONDS", 0.125)
     monkeypatch.setattr(deploy, "wait_budget", lambda context: 0.375)
-    with stubber, pytest.raises(RuntimeError, match=f"endpoint {ENDPOINT} is still Updating after 0.375 s"):
+    with stubber, pytest.raises(RuntimeError, match=f"endpoint {ENDPOINT} {refusal}"):
         deploy.handler(event(PACKAGE_ARN), None)
-    stubber.assert_no_pending_responses()  # three polls, and no UpdateEndpoint
+    stubber.assert_no_pending_responses()
 
 
 def test_a_change_to_this_very_config_is_not_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
