@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
@@ -155,3 +156,37 @@ def test_an_attempt_the_server_stopped_under_counts_as_failed_and_is_retried(tmp
         assert local.attempts() == [request_id, request_id]
         assert record["requestContext"]["condition"] == "Success"
         assert record["requestContext"]["approximateInvokeCount"] == 2
+
+
+class StopSeenLate(threading.Event):
+    """A stop the worker only learns of once it has answered: the instant between its last look
+    at the stop and its save, in which the server closes the state."""
+
+    def is_set(self) -> bool:
+        return False
+
+
+def test_a_worker_whose_save_meets_the_closed_state_ends_quietly_and_the_event_is_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda hook: failures.append(hook.exc_value))
+    restarts = Restarts(tmp_path)
+    with restarts.served(START) as local:
+        assert restarts.backend is not None
+        accept_one(local, "hang_once", DestinationConfig=ON_SUCCESS)
+        (request_id,) = wait_until(lambda: local.attempts() if (tmp_path / "attempts").exists() else [], 30,
+                                   "the first attempt to start")
+        monkeypatch.setattr(restarts.backend.invocations, "_stopping", StopSeenLate())
+    [worker] = [thread for thread in threading.enumerate() if thread.name == "async-hang_once"]
+    (tmp_path / "release").touch()  # the attempt answers after the state has closed
+    worker.join(30)
+
+    assert not worker.is_alive()
+    assert failures == []  # no traceback from the worker
+    with restarts.served(START + 20) as local:  # the attempt it could not record counts as failed
+        restarts.clock.waited(40.0)
+        restarts.clock.advance(40)
+        (record,) = local.records(1)
+        assert local.attempts() == [request_id, request_id]
+        assert record["requestContext"]["condition"] == "Success"

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from pipelines.local.errors import ServiceError
 from pipelines.local.lambdas.event_invoke import AsyncSettings, EventInvokeConfigs
 from pipelines.local.lambdas.functions import LATEST, Functions, Invocation
-from pipelines.local.storage.database import Body
+from pipelines.local.storage.database import Body, until_closed
 from pipelines.local.system.clock import Clock, format_timestamp
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class AsyncInvocations:
 
     def _start(self, queued: Queued) -> None:
         name = f"async-{queued.function}"
-        threading.Thread(target=self._run, args=(queued,), name=name, daemon=True).start()
+        threading.Thread(target=until_closed(self._run), args=(queued,), name=name, daemon=True).start()
 
     def _run(self, queued: Queued) -> None:
         """Take the event from where the state has it to its delivered outcome; a stop leaves it

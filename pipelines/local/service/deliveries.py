@@ -23,7 +23,7 @@ from typing import Any
 
 from pipelines.local.errors import ServiceError
 from pipelines.local.lambdas.asynchronous import AsyncInvocations
-from pipelines.local.storage.database import Body, Database
+from pipelines.local.storage.database import Body, Database, until_closed
 from pipelines.local.system.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Deliveries:
 
     def _start(self, delivery: Delivery) -> None:
         name = f"delivery-{delivery.rule}"
-        threading.Thread(target=self._run, args=(delivery,), name=name, daemon=True).start()
+        threading.Thread(target=until_closed(self._run), args=(delivery,), name=name, daemon=True).start()
 
     def _run(self, delivery: Delivery) -> None:
         retry: Delivery | None = delivery
