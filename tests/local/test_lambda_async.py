@@ -214,3 +214,13 @@ def test_a_failure_is_recorded_to_the_default_event_bus_as_lambdas_event(local: 
     assert event["resources"] == [BUS, ARN.format("fail") + ":$LATEST"]
     assert event["detail"]["requestContext"]["condition"] == "RetriesExhausted"
     assert event["detail"]["requestPayload"] == {"b": 2}
+
+
+def test_an_asynchronous_invoke_answers_with_the_request_id_its_invocation_runs_under(local: Local) -> None:
+    """Lambda's 202 carries the invocation's request id (the handler's context.aws_request_id), so
+    the caller can find that invocation in the function's log."""
+    answer = local.lambda_.invoke(FunctionName="succeed", InvocationType="Event", Payload=b"{}")
+    assert answer["StatusCode"] == 202
+    attempts = wait_until(lambda: local.attempts() if (local.marks / "attempts").exists() else [], 30,
+                          "the invocation to run")
+    assert attempts == [answer["ResponseMetadata"]["RequestId"]]

@@ -133,6 +133,9 @@ class Dispatcher:
                 ServiceError("InternalFailure", f"{name} failed inside the local SageMaker.", 500),
                 content_type,
             )
+        # An operation may name the request id its answer carries (botocore's ResponseMetadata), as
+        # an asynchronous Invoke answers with the id its invocation runs under.
+        metadata = result.pop("ResponseMetadata", None) if isinstance(result, dict) else None
         if self.check_responses:
             violations = validate(model.output_shape, result) if model.output_shape else []
             if violations or (model.output_shape is None and result):
@@ -143,6 +146,8 @@ class Dispatcher:
         raw = isinstance(body, bytes)
         reply = Reply(status, body, content_type) if raw else json_reply(status, body, content_type)
         reply.headers.update(headers)
+        if metadata:
+            reply.headers["x-amzn-RequestId"] = metadata["RequestId"]
         return reply
 
     def invoke(self, request: dict[str, Any]) -> Reply:

@@ -82,8 +82,8 @@ class FunctionOperations:
         if kind == "DryRun":
             return {"StatusCode": 204}
         if kind == "Event":
-            self.invocations.submit(name, event, qualifier)
-            return {"StatusCode": 202}
+            request_id = self.invocations.submit(name, event, qualifier)
+            return {"StatusCode": 202, "ResponseMetadata": {"RequestId": request_id}}
         invocation = self.functions.invoke(name, event, qualifier)
         payload = json.dumps(invocation.payload).encode()
         answer: Body = {"StatusCode": 200, "Payload": payload, "ExecutedVersion": "$LATEST"}
