@@ -34,6 +34,7 @@ BAKE_SECONDS = 600
 # Waiting on the endpoint (a Failed one's deletion, another deploy's change under way), within the
 # function's 120 s timeout (infra/template.yaml).
 POLL_SECONDS = 5
+FIRST_POLL_SECONDS = 0.5  # waiting on another deploy's change starts here and doubles to POLL_SECONDS
 WAIT_SECONDS = 90
 AFTER_WAIT_SECONDS = 15  # kept back from the invocation's remaining time to create and answer
 CHANGING = ("Creating", "Updating", "SystemUpdating", "RollingBack")  # UpdateEndpoint refuses these
@@ -330,19 +331,24 @@ def remove_endpoint(sm: Any, endpoint: str, status: str, budget: float) -> None:
 def settled(sm: Any, endpoint: str, current: dict[str, Any], budget: float) -> dict[str, Any] | None:
     """The endpoint once the change under way (a second pipeline run's deploy, an approval's) is
     over: UpdateEndpoint refuses an endpoint that is Creating, Updating, SystemUpdating or
-    RollingBack. Polls for at most `budget` seconds; a RuntimeError past that."""
-    attempts = max(1, int(budget // POLL_SECONDS))
+    RollingBack. Polls from FIRST_POLL_SECONDS, doubling up to POLL_SECONDS (a local update ends
+    within a second, a SageMaker one in minutes), for at most `budget` seconds; a RuntimeError past
+    that."""
+    waited, delay = 0.0, min(FIRST_POLL_SECONDS, POLL_SECONDS)
     status = current.get("EndpointStatus")
-    for _ in range(attempts):
-        time.sleep(POLL_SECONDS)
+    while True:
+        time.sleep(delay)
+        waited += delay
         latest = describe_endpoint(sm, endpoint)
         if latest is None or latest.get("EndpointStatus") not in CHANGING:
             return latest
         status = latest.get("EndpointStatus")
-    raise RuntimeError(
-        f"endpoint {endpoint} is still {status} after {attempts * POLL_SECONDS} s: "
-        "another deploy is changing it; deploy again once it is InService"
-    )
+        delay = min(delay * 2, POLL_SECONDS)
+        if waited + delay > budget:
+            raise RuntimeError(
+                f"endpoint {endpoint} is still {status} after {waited:g} s: "
+                "another deploy is changing it; deploy again once it is InService"
+            )
 
 
 def roll_out(

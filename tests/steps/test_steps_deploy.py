@@ -603,3 +603,24 @@ def test_a_change_to_this_very_config_is_not_waited_for(monkeypatch: pytest.Monk
         result = deploy.handler(event(PACKAGE_ARN), None)
         stubber.assert_no_pending_responses()
     assert result["action"] == "unchanged"
+
+
+def test_waiting_on_another_deploy_polls_soon_then_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local update ends within a second, a SageMaker one in minutes: the first look comes after
+    half a second, and the waits double up to POLL_SECONDS."""
+    slept: list[float] = []
+    monkeypatch.setattr(deploy.time, "sleep", slept.append)
+    new_config = expected_config_name({})
+    stubber = stubbed_client(monkeypatch, new_config, changing("Updating"))
+    for _ in range(5):
+        stubber.add_response("describe_endpoint", changing("Updating"), {"EndpointName": ENDPOINT})
+    stubber.add_response("describe_endpoint", changing("InService"), {"EndpointName": ENDPOINT})
+    stubber.add_response(
+        "update_endpoint",
+        {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"},
+        {"EndpointName": ENDPOINT, "EndpointConfigName": new_config},
+    )
+    with stubber:
+        assert deploy.handler(event(PACKAGE_ARN), None)["action"] == "updated"
+        stubber.assert_no_pending_responses()
+    assert slept == [0.5, 1.0, 2.0, 4.0, 5, 5]
