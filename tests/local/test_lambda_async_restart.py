@@ -177,7 +177,7 @@ def test_a_worker_whose_save_meets_the_closed_state_ends_quietly_and_the_event_i
         accept_one(local, "hang_once", DestinationConfig=ON_SUCCESS)
         (request_id,) = wait_until(lambda: local.attempts() if (tmp_path / "attempts").exists() else [], 30,
                                    "the first attempt to start")
-        monkeypatch.setattr(restarts.backend.invocations, "_stopping", StopSeenLate())
+        monkeypatch.setattr(restarts.backend.invocations.work, "stopping", StopSeenLate())
     [worker] = [thread for thread in threading.enumerate() if thread.name == "async-hang_once"]
     (tmp_path / "release").touch()  # the attempt answers after the state has closed
     worker.join(30)

@@ -19,16 +19,16 @@ the handler may get the event again, as Lambda warns it may.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pipelines.local.errors import ServiceError
 from pipelines.local.lambdas.event_invoke import AsyncSettings, EventInvokeConfigs
 from pipelines.local.lambdas.functions import LATEST, Functions, Invocation
-from pipelines.local.storage.database import Body, until_closed
+from pipelines.local.storage.database import Body
+from pipelines.local.storage.durable_work import DurableWork
 from pipelines.local.system.clock import Clock, format_timestamp
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,10 @@ class AsyncInvocations:
         self.functions = functions
         self.configs = configs
         self.clock = clock
-        self.database = functions.database
         self.bus: EventBus | None = None  # EventBridge, which sits above this layer, sets itself
-        self._stopping = threading.Event()
+        self.work = DurableWork(
+            functions.database, QUEUE, Queued, self._run, lambda queued: f"async-{queued.function}"
+        )
 
     def submit(self, name_or_arn: str, event: Any, qualifier: str | None = None) -> str:
         """Accept an event as Invoke with InvocationType Event does, refusing at once what Invoke
@@ -85,21 +86,16 @@ class AsyncInvocations:
         queued = Queued(body["FunctionName"], f"{body['FunctionArn']}:{LATEST}", event, str(uuid.uuid4()),
                         now, due=now)
         self._save(queued)
-        self._start(queued)
+        self.work.start(queued)
         return queued.request_id
 
     def resume(self) -> None:
         """After a restart: every event the state still holds goes on from where it was."""
-        for body in self.database.queued(QUEUE):
-            self._start(Queued(**body))
+        self.work.resume()
 
     def close(self) -> None:
         """The server is stopping: waiting events stay in the state for the next start."""
-        self._stopping.set()
-
-    def _start(self, queued: Queued) -> None:
-        name = f"async-{queued.function}"
-        threading.Thread(target=until_closed(self._run), args=(queued,), name=name, daemon=True).start()
+        self.work.close()
 
     def _run(self, queued: Queued) -> None:
         """Take the event from where the state has it to its delivered outcome; a stop leaves it
@@ -107,7 +103,7 @@ class AsyncInvocations:
         if queued.started is not None:  # the server stopped under this attempt
             queued = self._answered(queued, INTERRUPTED, queued.started)
         while queued.outcome is None:
-            if self.clock.wait_until(queued.due, self._stopping):
+            if self.clock.wait_until(queued.due, self.work.stopping):
                 return
             settings = self.configs.settings(queued.function)
             if self.clock.now() >= queued.accepted + settings.max_age:
@@ -116,11 +112,11 @@ class AsyncInvocations:
             queued = replace(queued, attempts=queued.attempts + 1, started=self.clock.now())
             self._save(queued)
             invocation = self._attempt(queued)
-            if self._stopping.is_set():  # the attempt stays in progress: the next start counts it failed
+            if self.work.stopping.is_set():  # the attempt stays in progress: the next start counts it failed
                 return
             queued = self._answered(queued, invocation, self.clock.now())
         self._deliver(queued)
-        self.database.dequeue(QUEUE, queued.request_id)
+        self.work.forget(queued.request_id)
 
     def _attempt(self, queued: Queued) -> Invocation:
         """One run of the function; what keeps it from running at all counts as its error."""
@@ -178,7 +174,7 @@ class AsyncInvocations:
                       queued.request_id, queued.function, destination, error.message)
 
     def _save(self, queued: Queued) -> None:
-        self.database.enqueue(QUEUE, queued.request_id, queued.accepted, asdict(queued))
+        self.work.keep(queued.request_id, queued.accepted, queued)
 
 
 def invocation_record(condition: str, queued: Queued, moment: float) -> Body:

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pipelines.local.errors import ServiceError
 from pipelines.local.lambdas.asynchronous import AsyncInvocations
-from pipelines.local.storage.database import Body, Database, until_closed
+from pipelines.local.storage.database import Body, Database
+from pipelines.local.storage.durable_work import DurableWork
 from pipelines.local.system.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -56,11 +56,12 @@ def backoff(retry: int, jitter: Callable[[float], float]) -> float:
 
 class Deliveries:
     def __init__(self, database: Database, invocations: AsyncInvocations, clock: Clock) -> None:
-        self.database = database
         self.invocations = invocations
         self.clock = clock
         self.jitter: Callable[[float], float] = lambda most: random.uniform(0.0, most)
-        self._stopping = threading.Event()
+        self.work = DurableWork(
+            database, QUEUE, Delivery, self._run, lambda delivery: f"delivery-{delivery.rule}"
+        )
 
     def deliver(self, rule: str, target: Body, payload: Any) -> None:
         """Hand the event to the target's function now; if Lambda refuses it for a while, keep it and
@@ -69,25 +70,20 @@ class Deliveries:
         retry = self._attempt(Delivery(str(uuid.uuid4()), rule, target, payload, now, now))
         if retry is not None:
             self._save(retry)
-            self._start(retry)
+            self.work.start(retry)
 
     def resume(self) -> None:
         """After a restart: every delivery the state still holds is retried when it is due."""
-        for body in self.database.queued(QUEUE):
-            self._start(Delivery(**body))
+        self.work.resume()
 
     def close(self) -> None:
         """The server is stopping: deliveries waiting for a retry stay in the state."""
-        self._stopping.set()
-
-    def _start(self, delivery: Delivery) -> None:
-        name = f"delivery-{delivery.rule}"
-        threading.Thread(target=until_closed(self._run), args=(delivery,), name=name, daemon=True).start()
+        self.work.close()
 
     def _run(self, delivery: Delivery) -> None:
         retry: Delivery | None = delivery
         while retry is not None:
-            if self.clock.wait_until(retry.due, self._stopping):
+            if self.clock.wait_until(retry.due, self.work.stopping):
                 return
             if self.clock.now() > retry.accepted + _limits(retry.target)[1]:
                 _dead_letter(retry, "the event is older than the target's MaximumEventAgeInSeconds")
@@ -96,7 +92,7 @@ class Deliveries:
                 retry = self._attempt(retry)
             if retry is not None:
                 self._save(retry)
-        self.database.dequeue(QUEUE, delivery.id)
+        self.work.forget(delivery.id)
 
     def _attempt(self, delivery: Delivery) -> Delivery | None:
         """Try the delivery once: None when it is done with (delivered or given up), else the
@@ -118,7 +114,7 @@ class Deliveries:
             return replace(delivery, due=due)
 
     def _save(self, delivery: Delivery) -> None:
-        self.database.enqueue(QUEUE, delivery.id, delivery.accepted, asdict(delivery))
+        self.work.keep(delivery.id, delivery.accepted, delivery)
 
 
 def _limits(target: Body) -> tuple[int, float]:
