@@ -13,7 +13,6 @@ import re
 import shlex
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,10 +46,12 @@ EXECUTION_ARN = re.compile(r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:pip
 
 
 def _iso_time(text: str) -> str:
-    """An argument the monitoring job will read as ISO 8601 (steps/monitoring/capture.py's
-    parse_time), refused here rather than by a run that fails at CheckDrift."""
+    """An argument the monitoring job reads with this very parser, refused here rather than by a
+    run that fails at CheckDrift."""
+    from steps.monitoring.capture import parse_time
+
     try:
-        datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+        parse_time(text)
     except ValueError:
         example = "2026-12-01T09:00:00Z"
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. {example}") from None
