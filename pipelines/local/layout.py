@@ -34,6 +34,12 @@ class StateLayout:
         return self.root / "functions"
 
     @property
+    def lambda_scratch(self) -> Path:
+        """The /tmp of each running Lambda execution environment; emptied when a server starts, since
+        no environment outlives its server (one killed leaves its environments' folders here)."""
+        return self.root / "lambda-environments"
+
+    @property
     def endpoints(self) -> Path:
         """Model server deployments: unpacked models and server logs."""
         return self.root / "endpoints"

@@ -109,7 +109,8 @@ def zipped(files: dict[str, bytes]) -> bytes:
 @pytest.fixture
 def functions(tmp_path: Path) -> Iterator[Functions]:
     functions = Functions(
-        Database(tmp_path / "state.db"), tmp_path / "functions", "us-east-1", "http://127.0.0.1:1"
+        Database(tmp_path / "state.db"), tmp_path / "functions", tmp_path / "scratch", "us-east-1",
+        "http://127.0.0.1:1",
     )
     yield functions
     functions.close()
@@ -128,8 +129,8 @@ def test_a_confined_function_sees_its_code_read_only_and_nothing_else_of_the_sta
     state.mkdir()
     (state / "credentials.json").write_text("the server's keys")
     confinement = Confinement(read_only=(), hidden=(state,))
-    functions = Functions(Database(state / "state.db"), state / "functions", "us-east-1", "http://127.0.0.1:1",
-                          confinement=confinement)
+    functions = Functions(Database(state / "state.db"), state / "functions", state / "scratch", "us-east-1",
+                          "http://127.0.0.1:1", confinement=confinement)
     try:
         create(functions, "f", "app.peek", zipped({"app.py": HANDLER}))
         result = functions.invoke("f", {"secret": str(state / "credentials.json")})
@@ -208,6 +209,24 @@ def test_the_code_directory_is_read_only_as_lambdas_task_root(functions: Functio
     assert outcomes["temporary file"] == "written"
     again = functions.update_code("f", package)
     assert again["CodeSha256"] == created["CodeSha256"]  # the same package again: its folder is reused
+
+
+def test_an_environments_tmp_is_a_folder_of_the_state_gone_with_it_or_with_the_next_server(
+    tmp_path: Path,
+) -> None:
+    scratch = tmp_path / "scratch"
+    (scratch / "f-left-by-a-killed-server").mkdir(parents=True)
+    functions = Functions(Database(tmp_path / "state.db"), tmp_path / "functions", scratch, "us-east-1",
+                          "http://127.0.0.1:1")
+    try:
+        assert list(scratch.iterdir()) == []  # that server's environments ended with it
+        create(functions, "f", "app.write", zipped({"app.py": HANDLER}))
+        assert functions.invoke("f", {}).payload["temporary file"] == "written"
+        [folder] = scratch.iterdir()
+        assert (folder / "x").read_text() == "# tampered"
+    finally:
+        functions.close()
+    assert list(scratch.iterdir()) == []
 
 
 def test_the_configuration_and_runtime_variables_are_lambdas(functions: Functions) -> None:

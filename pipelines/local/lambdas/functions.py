@@ -99,7 +99,7 @@ def function_name(name_or_arn: str) -> str:
 
 class Functions:
     def __init__(
-        self, database: Database, root: Path, region: str, server_url: str,
+        self, database: Database, root: Path, scratch: Path, region: str, server_url: str,
         credentials_path: Path | None = None, confinement: Confinement | None = None,
     ) -> None:
         self.database = database
@@ -108,7 +108,7 @@ class Functions:
         self.region = region
         self.server_url = server_url
         self.credentials_path = credentials_path
-        self.environments = WarmEnvironments()
+        self.environments = WarmEnvironments(scratch)
         self._lock = threading.Lock()
         self._changing: dict[str, tuple[str, str]] = {}  # function -> (RevisionId, kind) of a change
 

@@ -171,8 +171,9 @@ class Environment:
     unread: bytes = b""  # what was read of the result pipe past the last line
 
     @classmethod
-    def start(cls, configuration: Configuration) -> Environment:
-        folder = Path(tempfile.mkdtemp(prefix=f"lambda-{configuration.function}-"))
+    def start(cls, configuration: Configuration, scratch: Path) -> Environment:
+        """A new environment whose /tmp is a new folder in `scratch`."""
+        folder = Path(tempfile.mkdtemp(prefix=f"{configuration.function}-", dir=scratch))
         init_log = folder / "init.log"
         read_end, write_end = os.pipe()
         module, _, function = configuration.handler.rpartition(".")
@@ -294,13 +295,18 @@ class WarmEnvironments:
     """Idle environments by configuration: an invocation takes one (or starts one) and gives it
     back; a newer configuration of the same function retires the older ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, scratch: Path) -> None:
+        """`scratch` holds the environments' folders; what is in it is an earlier server's, whose
+        environments ended with it, so it is emptied."""
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True, mode=0o700)
+        self._scratch = scratch
         self._lock = threading.Lock()
         self._idle: dict[str, list[Environment]] = {}
         self._closed = False
 
     def invoke(self, configuration: Configuration, request: Request, timeout: float) -> Outcome:
-        environment = self._take(configuration) or Environment.start(configuration)
+        environment = self._take(configuration) or Environment.start(configuration, self._scratch)
         outcome = environment.invoke(request, timeout)
         self._give_back(environment)
         return outcome
@@ -312,7 +318,7 @@ class WarmEnvironments:
 
         def start() -> None:
             try:
-                environment = Environment.start(configuration)
+                environment = Environment.start(configuration, self._scratch)
                 environment.initialise(time.monotonic() + INIT_SECONDS)
                 self._give_back(environment)
             finally:

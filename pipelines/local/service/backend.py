@@ -42,8 +42,8 @@ class LocalSageMaker:
             layout, region, Database(layout.database), ObjectStore(layout.objects)
         )
         self.functions = Functions(
-            self.context.database, layout.functions, region, server_url, layout.credentials,
-            layout.confinement(),
+            self.context.database, layout.functions, layout.lambda_scratch, region, server_url,
+            layout.credentials, layout.confinement(),
         )
         configs = EventInvokeConfigs(self.functions)
         clock = clock or Clock()
