@@ -24,7 +24,7 @@ PROCESSING_SCRIPTS = ("preprocess.py", "evaluate.py", "monitor.py")
 # The folder evaluate.py and monitor.py get at /opt/ml/processing/input/lib: one S3 prefix (hence
 # the trailing slash) whose objects are the library's files, at their paths inside steps/.
 PROCESSING_LIBRARY = "lib/"
-LIBRARY_SOURCES = ("artifact.py", "integrity.py", "splits.py", "monitoring")
+LIBRARY_SOURCES = ("artifact.py", "integrity.py", "job_failure.py", "splits.py", "monitoring")
 # The environment every Processing and Training job of the step code runs with, on both targets.
 # OpenBLAS's idle threads spin for about 2**28 cycles before they sleep: loading numpy alone then
 # costs 0.1 s of a second core, which jobs running side by side take from each other. A timeout

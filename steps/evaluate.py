@@ -16,7 +16,7 @@ import sys
 import tempfile
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +28,7 @@ sys.path[:0] = [
 ]
 from artifact import ArtifactError, load_model  # noqa: E402
 from integrity import sha256_file  # noqa: E402
+from job_failure import failure_reported  # noqa: E402
 from splits import SplitError, read_labelled  # noqa: E402
 
 NAN = "NaN"
@@ -127,30 +128,11 @@ def run(base: Path) -> dict[str, Any]:
     return report
 
 
-def write_message(base: Path, message: str) -> None:
-    """SageMaker shows output/message as the Processing job's FailureReason."""
-    target = base / "output" / "message"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(message, encoding="utf-8")
-
-
-def fail(base: Path, message: str) -> NoReturn:
-    """Stop with the reason and no traceback: the message already says what is wrong."""
-    write_message(base, message)
-    print(message, file=sys.stderr)
-    sys.exit(1)
-
-
 def main() -> None:
     """Entry point of the Processing job."""
     base = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
-    try:
+    with failure_reported(base, (EvaluationError, ArtifactError), "evaluation"):
         run(base)
-    except (EvaluationError, ArtifactError) as exc:
-        fail(base, str(exc))
-    except Exception as exc:
-        write_message(base, f"evaluation failed: {type(exc).__name__}: {exc}")
-        raise
 
 
 if __name__ == "__main__":

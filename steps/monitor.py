@@ -36,6 +36,7 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parent),
 ]
 from artifact import ArtifactError, load_model  # noqa: E402
+from job_failure import failure_reported  # noqa: E402
 from monitoring.capture import UTC, Capture, Window, iso, parse_time, read_capture  # noqa: E402
 from monitoring.cloudwatch import publish_metrics  # noqa: E402
 from monitoring.drift import CheckSettings, Outcome, evaluate  # noqa: E402
@@ -261,34 +262,15 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=2, allow_nan=False), encoding="utf-8")
 
 
-def write_message(base: Path, message: str) -> None:
-    """SageMaker shows output/message as the Processing job's FailureReason."""
-    target = base / "output" / "message"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(message, encoding="utf-8")
-
-
-def fail(base: Path, message: str) -> NoReturn:
-    """Stop with the reason and no traceback: the message already says what is wrong."""
-    write_message(base, message)
-    print(message, file=sys.stderr)
-    sys.exit(1)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the Processing job; drift is a finding, not a failure (exit 0)."""
     base = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
-    try:
+    with failure_reported(base, (MonitorError, BaselineError, ArtifactError), "monitoring"):
         args = parse_args(argv)
         if args.mode == "baseline":
             run_baseline(base, args)
         else:
             run_check(base, args)
-    except (MonitorError, BaselineError, ArtifactError) as exc:
-        fail(base, str(exc))
-    except Exception as exc:
-        write_message(base, f"monitoring failed: {type(exc).__name__}: {exc}")
-        raise
 
 
 if __name__ == "__main__":

@@ -321,7 +321,9 @@ def failure_message(problems: list[str], limit: int = MESSAGE_BYTES) -> str:
 
 
 def write_message(base: Path, message: str) -> None:
-    """Hand the reason to SageMaker, which shows output/message as the job's FailureReason."""
+    """Hand the reason to SageMaker, which shows output/message as the job's FailureReason.
+    (job_failure.py does the same for the jobs that get the library folder; Preprocess needs
+    nothing else from that folder, so it is not given one.)"""
     target = base / "output" / "message"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(message, encoding="utf-8")

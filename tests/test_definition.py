@@ -221,7 +221,7 @@ def test_jobs_that_open_the_model_get_the_library_as_one_folder(default_settings
     shipped = {name.removeprefix("lib/") for name in bundle.artifacts if name.startswith("lib/")}
     package = REPO_ROOT / "steps" / "monitoring"
     modules = {f"monitoring/{path.name}" for path in package.glob("*.py")}
-    assert shipped == {"artifact.py", "integrity.py", "splits.py"} | modules
+    assert shipped == {"artifact.py", "integrity.py", "job_failure.py", "splits.py"} | modules
 
 
 def test_building_twice_gives_identical_json(default_settings: Settings) -> None:
