@@ -859,6 +859,42 @@ def test_checkpoints_are_restored_before_a_job_and_saved_after_it_even_when_it_f
     assert model["resumed-from"] == b"epoch-1"
 
 
+TENSORBOARD_SCRIPT = _script(
+    """
+    import os, sys
+    from pathlib import Path
+    events = Path(os.environ["TB_DIR"]) / "train"  # its parent exists only if the job created it
+    events.mkdir()
+    (events / "events.out.tfevents").write_text(os.environ["TRAINING_JOB_NAME"])
+    sys.exit(int(os.environ["EXIT_CODE"]))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("local_path", "exit_code"),
+    [(None, 0), ("/opt/ml/custom/tb", 0), (None, 1)],
+    ids=["default-local-path", "custom-local-path", "failed-job"],
+)
+def test_tensorboard_files_are_uploaded_under_the_job_name_whatever_the_ending(
+    store: ObjectStore, work_dir: Path, local_path: str | None, exit_code: int
+) -> None:
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    request = _training_request(store, TENSORBOARD_SCRIPT)
+    request["TensorBoardOutputConfig"] = {"S3OutputPath": f"{BUCKET}/tensorboard/"}
+    if local_path is not None:
+        request["TensorBoardOutputConfig"]["LocalPath"] = local_path
+    tensorboard_dir = local_path or "/opt/ml/output/tensorboard"  # SageMaker's default
+    request["Environment"] = {"TB_DIR": tensorboard_dir, "EXIT_CODE": str(exit_code)}
+
+    outcome = run_training_job("tb-1", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == ("Succeeded" if exit_code == 0 else "Failed"), outcome.failure_reason
+    key = f"{BUCKET}/tensorboard/tb-1/tensorboard-output/train/events.out.tfevents"
+    assert store.list(f"{BUCKET}/tensorboard/") == [key]
+    assert store.get_bytes(key) == b"tb-1"
+
+
 METRICS_SCRIPT = _script(
     """
     import sys

@@ -68,6 +68,7 @@ PHASE_MESSAGES = {
     "MaxRuntimeExceeded": "Training job stopped: it ran longer than MaxRuntimeInSeconds",
 }
 CHECKPOINTS = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath when the request names none
+TENSORBOARD = "/opt/ml/output/tensorboard"  # TensorBoardOutputConfig.LocalPath when the request names none
 # A stopped training job gets SIGTERM, then 120 s to save its model before SIGKILL, as on SageMaker.
 STOP_GRACE_SECONDS = 120.0
 
@@ -112,6 +113,7 @@ def run_training_job(
         program, submit_uri = _stage_code(hyperparameters, job.base, store)
         satisfied = check_code_dir(job.base / "code", TRAINING_TOOLKIT)
         checkpoints = _restore_checkpoints(request, job.base, store)
+        tensorboard = _tensorboard_dir(request, job_name, job.base)
     except (JobError, KeyError) as exc:
         return described.ended(phases, refused(exc))
     if satisfied:
@@ -137,9 +139,10 @@ def run_training_job(
     metrics = final_metrics(request, job.root / "logs.txt", now_timestamp())
     phases.enter("Uploading")
     try:
-        if checkpoints is not None:  # whatever the ending: SageMaker syncs them while the job runs
-            with store_errors():
-                store.upload_dir(*checkpoints)
+        for synced in (checkpoints, tensorboard):  # whatever the ending: SageMaker syncs them as it runs
+            if synced is not None:
+                with store_errors():
+                    store.upload_dir(*synced)
         if ending.status != "Failed":  # a stopped job's model is uploaded too, as SageMaker does
             _upload_artifacts(job, store, output_uri)
     except JobError as exc:
@@ -237,6 +240,19 @@ def _restore_checkpoints(
         with store_errors():
             store.download(config["S3Uri"], local)
     return local, config["S3Uri"]
+
+
+def _tensorboard_dir(request: Mapping[str, Any], job_name: str, base: Path) -> tuple[Path, str] | None:
+    """TensorBoardOutputConfig: LocalPath created before the job starts, for the script to write to;
+    returns (dir, S3 URI), the URI being where SageMaker puts its files, <S3OutputPath>/<job name>/
+    tensorboard-output/. SageMaker syncs them while the job runs; a local job uploads them once, when
+    it ends (whatever the ending)."""
+    config = request.get("TensorBoardOutputConfig")
+    if not config:
+        return None
+    local = local_path(config.get("LocalPath") or TENSORBOARD, base)
+    local.mkdir(parents=True, exist_ok=True)
+    return local, f"{config['S3OutputPath'].rstrip('/')}/{job_name}/tensorboard-output"
 
 
 def _stage_channels(
