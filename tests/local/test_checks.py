@@ -301,6 +301,18 @@ def fit_step(**arguments: Any) -> dict[str, Any]:
          "image's training toolkit"),
         (fit_step(OutputDataConfig={"S3OutputPath": f"{BUCKET}/m", "CompressionType": "NONE"}),
          "OutputDataConfig.CompressionType NONE asks SageMaker to upload the model directory uncompressed"),
+        (fit_step(DebugHookConfig={"S3OutputPath": f"{BUCKET}/debug"}),
+         "step Fit: DebugHookConfig asks SageMaker Debugger's hook to save the job's tensors to S3: a local "
+         "job runs no Debugger hook and saves no tensors"),
+        (fit_step(DebugRuleConfigurations=[{"RuleConfigurationName": "Loss", "RuleEvaluatorImage": IMAGE}]),
+         "step Fit: DebugRuleConfigurations asks for rule evaluation jobs beside the training job: a local "
+         "job runs no rule evaluation and reports no DebugRuleEvaluationStatuses"),
+        (fit_step(ProfilerRuleConfigurations=[{"RuleConfigurationName": "Rep", "RuleEvaluatorImage": IMAGE}]),
+         "step Fit: ProfilerRuleConfigurations asks for rule evaluation jobs beside the training job: a "
+         "local job runs no rule evaluation and reports no ProfilerRuleEvaluationStatuses"),
+        (fit_step(ProfilerConfig={"S3OutputPath": f"{BUCKET}/profile"}),
+         "step Fit: ProfilerConfig without DisableProfiler true asks SageMaker Debugger to profile the "
+         "job's system and framework metrics: a local job is not profiled and reports no ProfilingStatus"),
     ],
 )
 def test_what_a_local_job_cannot_reproduce_is_refused_at_upsert(step: dict[str, Any], expected: str) -> None:
@@ -316,7 +328,27 @@ def test_what_a_local_job_can_reproduce_passes() -> None:
     from_parameter = processing(count={"Get": "Parameters.Count"})
     checkpointed = fit_step(CheckpointConfig={"S3Uri": f"{BUCKET}/checkpoints"})
     checkpointed["Name"] = "Resume"
-    assert definition_problems(definition(fast_file, continuous, from_parameter, checkpointed)) == []
+    unprofiled = fit_step(TensorBoardOutputConfig={"S3OutputPath": f"{BUCKET}/tensorboard"},
+                          ProfilerConfig={"S3OutputPath": f"{BUCKET}/profile", "DisableProfiler": True})
+    unprofiled["Name"] = "Board"
+    profiled_if_asked = fit_step(ProfilerConfig={"DisableProfiler": {"Get": "Parameters.NoProfiler"}})
+    profiled_if_asked["Name"] = "Maybe"
+    assert definition_problems(definition(
+        fast_file, continuous, from_parameter, checkpointed, unprofiled, profiled_if_asked)) == []
+
+
+def test_create_pipeline_refuses_a_training_step_with_debugger_and_profiler(tmp_path: Path) -> None:
+    step = fit_step(DebugHookConfig={"S3OutputPath": f"{BUCKET}/models"},
+                    ProfilerConfig={"S3OutputPath": f"{BUCKET}/models", "DisableProfiler": False})
+    request = {"PipelineName": "p", "PipelineDefinition": json.dumps(definition(step)), "RoleArn": ROLE,
+               "ClientRequestToken": "t" * 32}
+
+    reply = send(Dispatcher(local_sagemaker(tmp_path)), "SageMaker", "CreatePipeline", request)
+
+    error = json.loads(reply.body)
+    assert (reply.status, error["__type"]) == (400, "ValidationException")
+    assert "step Fit: DebugHookConfig asks SageMaker Debugger's hook" in error["message"]
+    assert "step Fit: ProfilerConfig without DisableProfiler true" in error["message"]
 
 
 def test_a_processing_local_path_outside_opt_ml_processing_is_refused_at_upsert() -> None:

@@ -895,6 +895,50 @@ def test_tensorboard_files_are_uploaded_under_the_job_name_whatever_the_ending(
     assert store.get_bytes(key) == b"tb-1"
 
 
+RUNS_MARKER = _script(
+    """
+    import os
+    open(os.path.join(os.environ["SM_MODEL_DIR"], "ran"), "w").close()
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("member", "value", "refusal"),
+    [
+        ("DebugHookConfig", {"S3OutputPath": f"{BUCKET}/debug"},
+         "DebugHookConfig asks SageMaker Debugger's hook to save the job's tensors to S3: a local job "
+         "runs no Debugger hook and saves no tensors"),
+        ("DebugRuleConfigurations", [{"RuleConfigurationName": "Loss", "RuleEvaluatorImage": LOCAL_IMAGE}],
+         "DebugRuleConfigurations asks for rule evaluation jobs beside the training job: a local job "
+         "runs no rule evaluation and reports no DebugRuleEvaluationStatuses"),
+        ("ProfilerRuleConfigurations", [{"RuleConfigurationName": "Rep", "RuleEvaluatorImage": LOCAL_IMAGE}],
+         "ProfilerRuleConfigurations asks for rule evaluation jobs beside the training job: a local job "
+         "runs no rule evaluation and reports no ProfilerRuleEvaluationStatuses"),
+        ("ProfilerConfig", {"S3OutputPath": f"{BUCKET}/profile", "DisableProfiler": False},
+         "ProfilerConfig without DisableProfiler true asks SageMaker Debugger to profile the job's "
+         "system and framework metrics: a local job is not profiled and reports no ProfilingStatus"),
+        ("ProfilerConfig", {"DisableProfiler": True}, None),
+    ],
+)
+def test_debugger_and_profiler_values_resolved_at_run_time_fail_the_job_before_it_runs(
+    store: ObjectStore, work_dir: Path, member: str, value: Any, refusal: str | None
+) -> None:
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    request = {**_training_request(store, RUNS_MARKER), member: value}
+
+    outcome = run_training_job("debug-1", request, store, work_dir, io.StringIO())
+
+    model_uri = f"{BUCKET}/models/debug-1/output/model.tar.gz"
+    if refusal is None:
+        assert outcome.status == "Succeeded", outcome.failure_reason
+        assert "ran" in _members(store.get_bytes(model_uri))
+        return
+    assert (outcome.status, outcome.failure_reason) == ("Failed", f"ValidationException: {refusal}")
+    assert not (work_dir / "debug-1").exists()
+    assert not store.exists(model_uri)
+
+
 METRICS_SCRIPT = _script(
     """
     import sys

@@ -4,10 +4,10 @@ A local job is one process on this machine: one instance, inputs staged as files
 before it starts, outputs uploaded from files when it ends, and no network when the request isolates
 it (system/isolation.py). A request that asks SageMaker for more (several instances, Pipe-mode
 streams, manifest or non-S3 inputs, a model uploaded uncompressed, network isolation where this
-machine cannot take a process off the network) would run here in a way it never runs there, so it
-is refused: at upsert for the literal values of a step's Arguments (executor/checks.py), at job
-start for the values expressions resolved to. A value that is still an expression is no literal
-and passes.
+machine cannot take a process off the network, SageMaker Debugger or Profiler) would run here in a
+way it never runs there, so it is refused: at upsert for the literal values of a step's Arguments
+(executor/checks.py), at job start for the values expressions resolved to. A value that is still an
+expression is no literal and passes.
 """
 
 from __future__ import annotations
@@ -82,6 +82,32 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
         yield (
             "OutputDataConfig.CompressionType NONE asks SageMaker to upload the model directory "
             "uncompressed: a local job uploads model.tar.gz"
+        )
+    yield from _debugger(request)
+
+
+def _debugger(request: Mapping[str, Any]) -> Iterator[str]:
+    """SageMaker Debugger and Profiler: a local job runs no hook, profiler or rule evaluation job, so
+    its DescribeTrainingJob could not report what SageMaker reports about them."""
+    if request.get("DebugHookConfig"):
+        yield (
+            "DebugHookConfig asks SageMaker Debugger's hook to save the job's tensors to S3: a local job "
+            "runs no Debugger hook and saves no tensors"
+        )
+    for member, statuses in (
+        ("DebugRuleConfigurations", "DebugRuleEvaluationStatuses"),
+        ("ProfilerRuleConfigurations", "ProfilerRuleEvaluationStatuses"),
+    ):
+        if request.get(member):
+            yield (
+                f"{member} asks for rule evaluation jobs beside the training job: a local job runs no "
+                f"rule evaluation and reports no {statuses}"
+            )
+    profiler = request.get("ProfilerConfig")
+    if isinstance(profiler, Mapping) and profiler.get("DisableProfiler", False) is False:
+        yield (
+            "ProfilerConfig without DisableProfiler true asks SageMaker Debugger to profile the job's "
+            "system and framework metrics: a local job is not profiled and reports no ProfilingStatus"
         )
 
 
