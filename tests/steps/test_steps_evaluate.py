@@ -240,3 +240,19 @@ def test_evaluate_and_baseline_load_neither_pandas_nor_scikit_learn() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_an_unexpected_error_is_named_as_the_evaluation_failing_and_keeps_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
+    base = stage(tmp_path / "ml", model_dir, TEST_ROWS)
+
+    def broken(*_: object) -> None:
+        raise KeyError("labels")
+
+    monkeypatch.setattr(evaluate, "run", broken)
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
+    with pytest.raises(KeyError, match="labels"):  # uncaught: the job's log shows where it came from
+        evaluate.main()
+    message = (base / "output" / "message").read_text(encoding="utf-8")
+    assert message == "evaluation failed: KeyError: 'labels'"
