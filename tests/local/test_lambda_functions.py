@@ -351,6 +351,7 @@ def test_new_code_replaces_the_old(functions: Functions) -> None:
     create(functions, "f", "app.answer", zipped({"app.py": HANDLER}))
     newer = HANDLER.replace(b'"echo": event["value"]', b'"echo": -1')
     updated = functions.update_code("f", zipped({"app.py": newer}))
+    function_settled(functions, "f")
     assert functions.invoke("f", {"value": 7}).payload == {"echo": -1, "function": "f"}
     assert updated["CodeSize"] == len(zipped({"app.py": newer}))
 
@@ -372,6 +373,7 @@ def test_a_new_configuration_replaces_the_old_and_gets_new_environments(function
     assert (updated["Timeout"], updated["Handler"]) == (30, "app.environment")
     assert functions.get("f")["Configuration"]["Environment"] == {"Variables": {"ENDPOINT_NAME": "new"}}
     functions.update_configuration({"FunctionName": "f", "Handler": "app.answer"})
+    function_settled(functions, "f")
     assert functions.invoke("f", {"value": 1}).payload == {"echo": 1, "function": "f"}
 
 
@@ -482,8 +484,27 @@ def test_new_code_gets_new_environments(functions: Functions) -> None:
     create(functions, "f", "app.count", zipped({"app.py": HANDLER}))
     before = functions.invoke("f", {}).payload
     functions.update_code("f", zipped({"app.py": HANDLER + b"\n# changed\n"}))
+    function_settled(functions, "f")
     after = functions.invoke("f", {}).payload
     assert after["calls"] == 1 and after["pid"] != before["pid"]
+
+
+def test_while_an_update_is_in_progress_invocations_run_the_code_and_configuration_it_replaces(
+    functions: Functions,
+) -> None:
+    create(functions, "f", "app.answer", zipped({"app.py": b"def answer(event, context):\n    return 1\n"}))
+    warm = functions.invoke("f", {})
+    assert warm.payload == 1
+    newer = b"import time\ntime.sleep(1.5)\ndef answer(event, context):\n    return 2\n"
+    updated = functions.update_code("f", zipped({"app.py": newer}))
+    assert updated["LastUpdateStatus"] == "InProgress"
+
+    during = functions.invoke("f", {})
+
+    assert functions.get("f")["Configuration"]["LastUpdateStatus"] == "InProgress"  # still initialising
+    assert during.payload == 1 and during.request_id != warm.request_id
+    assert function_settled(functions, "f")["CodeSha256"] == updated["CodeSha256"]
+    assert functions.invoke("f", {}).payload == 2
 
 
 def test_concurrent_invocations_each_get_an_environment(functions: Functions) -> None:

@@ -11,6 +11,7 @@ AWS_* settings of the server's environment, it runs on its declared runtime's in
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import io
 import json
@@ -111,6 +112,8 @@ class Functions:
         self.environments = WarmEnvironments(scratch)
         self._lock = threading.Lock()
         self._changing: dict[str, tuple[str, str]] = {}  # function -> (RevisionId, kind) of a change
+        # What an update in progress replaces: invocations run it until the update is complete.
+        self._previous: dict[str, dict[str, Any]] = {}
 
     def _arn(self, name: str) -> str:
         return arn("lambda", self.region, f"function:{name}")
@@ -173,6 +176,7 @@ class Functions:
             check_code(zipped)
             return self._describe(body)
         with self._change(body["FunctionName"], UPDATING) as revision:
+            self._keep_previous(body)
             body["CodeSha256"], body["_CodeDir"] = self._save_code(body["FunctionName"], zipped)
             body.update(CodeSize=len(zipped), RevisionId=revision, LastModified=last_modified())
             self.database.put("function", body["FunctionName"], body, 0)
@@ -185,6 +189,7 @@ class Functions:
         changed = {key: request[key] for key in CONFIGURABLE if key in request}
         check_configuration({**body, **changed})
         with self._change(body["FunctionName"], UPDATING) as revision:
+            self._keep_previous(body)
             body.update(changed, Timeout=int(changed.get("Timeout", body["Timeout"])))
             body.update(RevisionId=revision, LastModified=last_modified())
             self.database.put("function", body["FunctionName"], body, 0)
@@ -210,10 +215,17 @@ class Functions:
             self._changed(name, revision)
             raise
 
+    def _keep_previous(self, body: dict[str, Any]) -> None:
+        """Lambda's update "is complete and the function is processing events with the new
+        configuration" once LastUpdateStatus is Successful: until then invocations run this one."""
+        with self._lock:
+            self._previous[body["FunctionName"]] = copy.deepcopy(body)
+
     def _changed(self, name: str, revision: str) -> None:
         with self._lock:
             if self._changing.get(name, ("",))[0] == revision:
                 del self._changing[name]
+                self._previous.pop(name, None)
 
     def _settle(self, body: dict[str, Any]) -> dict[str, Any]:
         """The answer to a change (Pending, or InProgress), which becomes Active and Successful
@@ -285,14 +297,15 @@ class Functions:
         )
 
     def invocable(self, name_or_arn: str, qualifier: str | None = None) -> dict[str, Any]:
-        """The function Invoke runs; refused while it is Pending, as Lambda refuses it (an update in
-        progress is not: the invocation runs)."""
+        """The function Invoke runs; refused while it is Pending, as Lambda refuses it. While an
+        update is in progress the invocation runs, with the code and configuration it replaces."""
         body = self._get(name_or_arn, qualifier)
         with self._lock:
             changing = self._changing.get(body["FunctionName"])
+            previous = self._previous.get(body["FunctionName"])
         if changing and changing[1] == CREATING:
             raise conflict(PENDING)
-        return body
+        return previous if changing and previous is not None else body
 
     def invoke(
         self, name_or_arn: str, event: Any, qualifier: str | None = None, request_id: str = ""

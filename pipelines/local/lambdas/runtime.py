@@ -314,21 +314,25 @@ class WarmEnvironments:
     def prepare(self, configuration: Configuration, prepared: Callable[[], None]) -> None:
         """Initialise one environment ahead of the first invoke, in the background, unless one
         of this configuration is already idle (code uploaded again unchanged); call `prepared`
-        once its init phase is over (or ran out of time), or at once if one was idle."""
+        once its init phase is over (or ran out of time), or at once if one was idle. Until then
+        the function's other environments stay: an update in progress still invokes them."""
 
         def start() -> None:
+            environment = None
             try:
                 environment = Environment.start(configuration, self._scratch)
                 environment.initialise(time.monotonic() + INIT_SECONDS)
-                self._give_back(environment)
             finally:
                 prepared()
+                self._retire_others(configuration)
+                if environment is not None:
+                    self._give_back(environment)
 
-        self._retire_others(configuration)
         with self._lock:
             idle = bool(self._idle.get(configuration.key()))
         if idle:
             prepared()
+            self._retire_others(configuration)
             return
         threading.Thread(target=start, name=f"lambda-init-{configuration.function}", daemon=True).start()
 
