@@ -495,7 +495,7 @@ def test_while_an_update_is_in_progress_invocations_run_the_code_and_configurati
     create(functions, "f", "app.answer", zipped({"app.py": b"def answer(event, context):\n    return 1\n"}))
     warm = functions.invoke("f", {})
     assert warm.payload == 1
-    newer = b"import time\ntime.sleep(1.5)\ndef answer(event, context):\n    return 2\n"
+    newer = b"import time\ntime.sleep(2.5)\ndef answer(event, context):\n    return 2\n"
     updated = functions.update_code("f", zipped({"app.py": newer}))
     assert updated["LastUpdateStatus"] == "InProgress"
 
