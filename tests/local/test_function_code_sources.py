@@ -62,6 +62,7 @@ def test_code_is_read_from_the_s3_object_and_version_named(served: tuple[Dispatc
     status, updated = call(dispatcher, "UpdateFunctionCode", FunctionName="f", S3Bucket="code",
                            S3Key="fn.zip")
     assert (status, updated["CodeSha256"]) == (200, sha(second))
+    function_settled(backend.functions, "f")  # until then invocations run the first code
     assert backend.functions.invoke("f", {}).payload == "second"
 
 
