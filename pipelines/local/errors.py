@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class ServiceError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(
+        self, code: str, message: str, status: int = 400, fields: Mapping[str, str] | None = None
+    ) -> None:
+        """`fields`: what S3's XML errors add to the code and message (Key, BucketName...)."""
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.fields = dict(fields or {})
 
 
 def not_found(what: str, name: str, code: str = "ValidationException") -> ServiceError:

@@ -51,9 +51,11 @@ class _Raw:
 
 
 def client(dispatcher: Dispatcher, service: str) -> Any:
-    """A boto3 client of `service` ("sagemaker", "sagemaker-runtime", "lambda", "events")."""
+    """A boto3 client of `service` ("sagemaker", "sagemaker-runtime", "lambda", "events", "s3"; S3
+    path-style, as an SDK addresses a server by IP address)."""
     made = boto3.Session(region_name="us-east-1", **KEYS).client(
-        service, endpoint_url=URL, config=Config(retries={"max_attempts": 1})
+        service, endpoint_url=URL,
+        config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
     )
 
     def send(request: AWSPreparedRequest, **_: Any) -> AWSResponse:

@@ -10,24 +10,28 @@ A request is served only if
 The first checks need headers only and run before the body is read; the signature covers the body,
 so it is checked once the body is in memory and before anything acts on it. The canonical request is
 botocore's own (`SigV4Auth`), given the headers the client says it signed, so the server computes
-exactly what every SDK computes. Refusals carry the codes and messages AWS answers with.
+exactly what every SDK computes; for S3 it is botocore's `S3SigV4Auth` (the path as sent, not encoded
+twice, and the payload hash the client declares in `x-amz-content-sha256`, which S3 requires).
+Refusals carry the codes and messages AWS answers with, and the code S3 answers with for S3's requests.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from email.utils import parsedate_to_datetime
 
-from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
+from botocore.auth import SIGV4_TIMESTAMP, UNSIGNED_PAYLOAD, S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials as BotoCredentials
 
+from pipelines.local.api.rest import Headers
 from pipelines.local.storage.credentials import Credentials
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -38,29 +42,36 @@ SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. Check your AWS "
     "Secret Access Key and signing method. Consult the service documentation for details."
 )
+CONTENT_SHA256 = "X-Amz-Content-SHA256"
+S3_BAD_REQUESTS = frozenset({"AuthorizationHeaderMalformed", "InvalidRequest", "XAmzContentSHA256Mismatch"})
 
 
 class Refusal(Exception):
     """A request the door turns away; `door` refusals are about where it came from, not its signature."""
 
-    def __init__(self, code: str, message: str, door: bool = False) -> None:
+    def __init__(self, code: str, message: str, door: bool = False, s3_code: str = "AccessDenied") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.door = door
+        self.s3_code = s3_code
 
     def status(self, json_protocol: bool) -> int:
         """AWS's JSON 1.1 front answers signature errors with 400, the REST APIs (Lambda, the
         runtime) with 403; a request from a foreign Host or a web page is forbidden either way."""
         return 400 if json_protocol and not self.door else 403
 
+    def s3_status(self) -> int:
+        """S3 answers a malformed authorization with 400, anything else it refuses with 403."""
+        return 400 if self.s3_code in S3_BAD_REQUESTS else 403
+
 
 def _incomplete(message: str) -> Refusal:
-    return Refusal("IncompleteSignatureException", message)
+    return Refusal("IncompleteSignatureException", message, s3_code="AuthorizationHeaderMalformed")
 
 
-def _invalid(message: str) -> Refusal:
-    return Refusal("InvalidSignatureException", message)
+def _invalid(message: str, s3_code: str = "AuthorizationHeaderMalformed") -> Refusal:
+    return Refusal("InvalidSignatureException", message, s3_code=s3_code)
 
 
 @dataclass(frozen=True)
@@ -108,11 +119,14 @@ class Door:
         self.check_origin(headers)
         claim = parse_authorization(headers)
         if not hmac.compare_digest(claim.key_id, self.credentials.access_key_id):
-            raise Refusal("UnrecognizedClientException", UNKNOWN_KEY)
+            raise Refusal("UnrecognizedClientException", UNKNOWN_KEY, s3_code="InvalidAccessKeyId")
         if claim.region != self.region:
             raise _invalid("Credential should be scoped to a valid region. ")
         if service is not None and claim.service != service:
             raise _invalid(f"Credential should be scoped to correct service: '{service}'. ")
+        if claim.service == "s3" and headers.get(CONTENT_SHA256) is None:
+            missing = "Missing required header for this request: x-amz-content-sha256"
+            raise Refusal("IncompleteSignatureException", missing, s3_code="InvalidRequest")
         self._check_time(claim)
         return claim
 
@@ -128,23 +142,29 @@ class Door:
         if signed_at < now - ALLOWED_SKEW:
             raise _invalid(
                 f"Signature expired: {claim.timestamp} is now earlier than "
-                f"{_stamp(now - ALLOWED_SKEW)} ({_stamp(now)} - {minutes} min.)"
+                f"{_stamp(now - ALLOWED_SKEW)} ({_stamp(now)} - {minutes} min.)",
+                "RequestTimeTooSkewed",
             )
         if signed_at > now + ALLOWED_SKEW:
             raise _invalid(
                 f"Signature not yet current: {claim.timestamp} is still later than "
-                f"{_stamp(now + ALLOWED_SKEW)} ({_stamp(now)} + {minutes} min.)"
+                f"{_stamp(now + ALLOWED_SKEW)} ({_stamp(now)} + {minutes} min.)",
+                "RequestTimeTooSkewed",
             )
 
     def check_signature(self, claim: Claim, method: str, target: str, headers: Message, body: bytes) -> None:
         """The signature over method, path, query, the signed headers and the body (raises Refusal).
         `target` is the request line's path and query, exactly as sent."""
-        declared = headers.get("X-Amz-Content-SHA256")
-        if declared is not None and declared != hashlib.sha256(body).hexdigest():
-            raise _invalid("The provided 'x-amz-content-sha256' header does not match what was computed.")
+        declared = headers.get(CONTENT_SHA256)
+        unsigned = claim.service == "s3" and declared == UNSIGNED_PAYLOAD  # S3 lets a client leave it out
+        if declared is not None and not unsigned and declared != hashlib.sha256(body).hexdigest():
+            raise _invalid(
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                "XAmzContentSHA256Mismatch",
+            )
         expected = signature(self.credentials, claim, method, target, headers, body)
         if not hmac.compare_digest(expected, claim.signature):
-            raise _invalid(SIGNATURE_MISMATCH)
+            raise _invalid(SIGNATURE_MISMATCH, "SignatureDoesNotMatch")
 
 
 class _ClientSignedHeaders(SigV4Auth):
@@ -153,6 +173,10 @@ class _ClientSignedHeaders(SigV4Auth):
 
     def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
         return request.headers
+
+
+class _ClientSignedS3Headers(_ClientSignedHeaders, S3SigV4Auth):
+    """The same, canonicalised as S3 does it."""
 
 
 def signature(
@@ -165,13 +189,21 @@ def signature(
         for value in headers.get_all(name) or []:
             request.headers[name] = value
     request.context["timestamp"] = claim.timestamp
-    signer = _ClientSignedHeaders(
+    kind = _ClientSignedS3Headers if claim.service == "s3" else _ClientSignedHeaders
+    signer = kind(
         BotoCredentials(credentials.access_key_id, credentials.secret_access_key),
         claim.service,
         claim.region,
     )
     canonical = signer.canonical_request(request)
     return str(signer.signature(signer.string_to_sign(request, canonical), request))
+
+
+def scoped_service(headers: Headers) -> str | None:
+    """The service an Authorization header's credential scope names, unchecked; None if unsigned."""
+    credential = re.search(r"Credential=([^,\s]*)", headers.get("Authorization") or "")
+    scope = credential.group(1).split("/") if credential else []
+    return scope[3] if len(scope) == 5 else None
 
 
 def parse_authorization(headers: Message) -> Claim:

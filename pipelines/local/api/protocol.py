@@ -1,5 +1,5 @@
-"""Wire protocols: the JSON 1.1 APIs (SageMaker, EventBridge), the runtime's invocations, and
-Lambda's REST subset.
+"""Wire protocols: the JSON 1.1 APIs (SageMaker, EventBridge), the runtime's invocations,
+Lambda's REST subset, and S3's reads (s3.py).
 
 Only decoding, checking against the service model, dispatch and encoding live here; what an
 operation does is in the service layer. Every request is checked against its operation's input
@@ -14,10 +14,12 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.local.api.auth import scoped_service
+from pipelines.local.api.reply import Reply
 from pipelines.local.api.rest import Headers, RestRoutes, has_payload, request_members, response_members
+from pipelines.local.api.s3 import S3Front
 from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
@@ -33,14 +35,6 @@ CHECK_RESPONSES = "LOCAL_SAGEMAKER_CHECK_RESPONSES"
 RUNTIME = "Runtime"  # SageMaker Runtime's InvokeEndpoint: answered by the model, not the service
 MESSAGE_LIMIT = 2048  # the ModelError shape's Message and OriginalMessage
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def json_reply(status: int, payload: Any, content_type: str = "application/json") -> Reply:
@@ -76,11 +70,14 @@ class Dispatcher:
             [("Lambda", MODELS["Lambda"], name) for name in backend.served("Lambda")]
             + [(RUNTIME, "sagemaker-runtime", "InvokeEndpoint")]
         )
+        self.s3 = S3Front(backend, self.check_responses)
 
     def route(self, method: str, path: str, headers: Headers, body: bytes) -> Reply:
-        """The API a request is for: JSON 1.1 at `/`, else the REST route its path (with its query
-        string) takes."""
+        """The API a request is for: S3 when its signature says so, JSON 1.1 at `/`, else the REST
+        route its path (with its query string) takes."""
         path, _, query = path.partition("?")
+        if scoped_service(headers) == "s3":
+            return self.s3.route(method, path, query, headers)
         if method == "POST" and path == "/":
             return self.json_api(headers.get("X-Amz-Target", ""), body)
         found = self.rest_routes.match(method, path)

@@ -21,19 +21,21 @@ import sys
 import threading
 import uuid
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import IO, cast
 
-from pipelines.local.api.auth import Door, Refusal
+from pipelines.local.api import s3
+from pipelines.local.api.auth import Door, Refusal, scoped_service
 from pipelines.local.api.protocol import (
     INVOCATIONS,
     JSON_TYPE,
     TARGET,
     Dispatcher,
-    Reply,
     error_reply,
     json_reply,
 )
+from pipelines.local.api.reply import Reply
 from pipelines.local.errors import ServiceError
 from pipelines.local.layout import StateLayout
 from pipelines.local.service.backend import LocalSageMaker
@@ -57,20 +59,32 @@ class Route:
 
     service: str | None  # the SigV4 signing name of the API it belongs to; None: no such route
     json_protocol: bool  # SageMaker's and EventBridge's JSON 1.1 (else the REST APIs)
+    s3: bool = False  # S3's REST-XML: its errors are XML, in its own codes
 
     @property
     def content_type(self) -> str:
         return JSON_TYPE if self.json_protocol else "application/json"
 
 
-def route_of(method: str, path: str, target: str) -> Route:
+S3_ROUTE = Route("s3", False, True)
+
+
+def route_of(method: str, path: str, headers: Message) -> Route:
+    """The API a request is for. S3's paths are anyone's (`/endpoints/...` could be a bucket), so a
+    request is S3's when its signature is scoped to s3, or when, unsigned, it reads a path no other
+    API has: S3 then refuses it in its own words."""
+    signed_for = scoped_service(headers)
+    if signed_for == "s3":
+        return S3_ROUTE
     if method == "POST" and path == "/":
-        match = TARGET.match(target)
+        match = TARGET.match(headers.get("X-Amz-Target", ""))
         return Route(SIGNING_NAMES[match.group(1)] if match else None, True)
     if method == "POST" and INVOCATIONS.match(path):
         return Route("sagemaker", False)  # the runtime signs as "sagemaker"
     if path.startswith(FUNCTIONS_PREFIX):
         return Route("lambda", False)
+    if signed_for is None and method in ("GET", "HEAD"):
+        return S3_ROUTE
     return Route(None, False)
 
 
@@ -96,21 +110,30 @@ class Handler(OneRequestHandler, JsonRequestHandler):
 
     def send_json(
         self, status: int, body: bytes, content_type: str = "application/json",
-        headers: dict[str, str] | None = None, close: bool = False,
+        headers: dict[str, str] | None = None, close: bool = False, length: int | None = None,
     ) -> None:
         """Every answer, refusals included, carries a request id as AWS's do."""
         headers = {"x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})}
-        super().send_json(status, body, content_type, headers, close)
+        super().send_json(status, body, content_type, headers, close, length)
 
     def _send(self, reply: Reply, close: bool = False) -> None:
         close = close or self.local.draining
-        self.send_json(reply.status, reply.body, reply.content_type, reply.headers, close)
+        self.send_json(reply.status, reply.body, reply.content_type, reply.headers, close, reply.length)
+
+    def _error(self, error: ServiceError, route: Route) -> Reply:
+        """An error in the shape of the API the request is for."""
+        if route.s3:
+            return s3.error_reply(error, self.command == "HEAD")
+        return error_reply(error, route.content_type)
 
     def do_GET(self) -> None:
         if self.path == "/health":
             self._health()
             return
         self._route("GET")
+
+    def do_HEAD(self) -> None:
+        self._route("HEAD")
 
     def do_POST(self) -> None:
         self._route("POST")
@@ -134,14 +157,17 @@ class Handler(OneRequestHandler, JsonRequestHandler):
         self._send(json_reply(200, {"status": "ok", "pid": os.getpid()}))
 
     def _refuse(self, refusal: Refusal, route: Route, close: bool = True) -> None:
-        error = ServiceError(refusal.code, refusal.message, refusal.status(route.json_protocol))
-        self._send(error_reply(error, route.content_type), close)
+        if route.s3:
+            error = ServiceError(refusal.s3_code, refusal.message, refusal.s3_status())
+        else:
+            error = ServiceError(refusal.code, refusal.message, refusal.status(route.json_protocol))
+        self._send(self._error(error, route), close)
 
     def _route(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
-        route = route_of(method, path, self.headers.get("X-Amz-Target", ""))
+        route = route_of(method, path, self.headers)
         if self.local.draining:
-            self._send(error_reply(unavailable(), route.content_type))
+            self._send(self._error(unavailable(), route))
             return
         try:
             # The body is unread: the connection closes after the refusal.
@@ -160,18 +186,18 @@ class Handler(OneRequestHandler, JsonRequestHandler):
         except (ConnectionError, TimeoutError):
             self.close_connection = True
             return
-        self._send(self._answer(method, self.path, body))
+        self._send(self._answer(method, self.path, body, route))
 
-    def _answer(self, method: str, path: str, body: bytes) -> Reply:
+    def _answer(self, method: str, path: str, body: bytes, route: Route) -> Reply:
         try:
             reply = self._dispatch(method, path, body)
         except Exception as error:  # a bug must not take the server down
             log.exception("unexpected error on %s %s", method, self.path)
-            reply = error_reply(ServiceError("InternalFailure", f"internal error: {error}", 500))
+            reply = self._error(ServiceError("InternalFailure", f"internal error: {error}", 500), route)
         if reply.status >= 400 and self.local.stopping_service:
             # Whatever failed while endpoints and runners were being stopped was the shutdown,
             # not the request: say so in a way that SDKs retry.
-            return error_reply(unavailable(), reply.content_type)
+            return self._error(unavailable(), route)
         return reply
 
     def _dispatch(self, method: str, path: str, body: bytes) -> Reply:

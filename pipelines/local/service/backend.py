@@ -22,6 +22,7 @@ from pipelines.local.service.endpoints import EndpointOperations, EndpointRecord
 from pipelines.local.service.events import EventOperations
 from pipelines.local.service.functions import FunctionOperations
 from pipelines.local.service.jobs import JobOperations
+from pipelines.local.service.objects import ObjectOperations
 from pipelines.local.service.pipelines import PipelineOperations
 from pipelines.local.service.registry import RegistryOperations
 from pipelines.local.service.serving import Serving
@@ -34,7 +35,8 @@ Operation = Callable[[Body], Body]
 
 
 class LocalSageMaker:
-    """Operations of the SageMaker, EventBridge and Lambda APIs that the project and the SDK use."""
+    """Operations of the SageMaker, EventBridge and Lambda APIs that the project and the SDK use,
+    and S3's reads of the object store."""
 
     def __init__(self, state_dir: Path, region: str, server_url: str, clock: Clock | None = None) -> None:
         layout = StateLayout(state_dir)
@@ -75,6 +77,7 @@ class LocalSageMaker:
             "Lambda": _operations(
                 "Lambda", FunctionOperations(self.functions, self.invocations, self.context.store)
             ),
+            "S3": _operations("S3", ObjectOperations(self.context)),
         }
 
     def operation(self, service: str, name: str) -> Operation | None:
@@ -82,7 +85,7 @@ class LocalSageMaker:
         return self._operations.get(service, {}).get(name)
 
     def served(self, group: str) -> list[str]:
-        """The operations of a group (SageMaker, AWSEvents, Lambda) this server answers."""
+        """The operations of a group (SageMaker, AWSEvents, Lambda, S3) this server answers."""
         return sorted(self._operations.get(group, {}))
 
     def start(self) -> None:
@@ -117,7 +120,7 @@ def _operations(group: str, *parts: object) -> dict[str, Operation]:
 
 
 # The botocore service model that defines each group's operations.
-MODELS = {"SageMaker": "sagemaker", "AWSEvents": "events", "Lambda": "lambda"}
+MODELS = {"SageMaker": "sagemaker", "AWSEvents": "events", "Lambda": "lambda", "S3": "s3"}
 # What the server answers, by group: a service method is an API operation only if named here.
 OPERATIONS = {
     "SageMaker": frozenset(
@@ -184,4 +187,5 @@ OPERATIONS = {
             "DeleteFunctionEventInvokeConfig", "ListFunctionEventInvokeConfigs",
         ]
     ),
+    "S3": frozenset(["GetObject", "HeadObject", "ListObjectsV2"]),  # reads only
 }

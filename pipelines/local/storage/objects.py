@@ -9,6 +9,7 @@ bucket that a rerun never destroys an artifact an earlier run registered. Writes
 from __future__ import annotations
 
 import builtins
+import hashlib
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 SCHEME = "s3://"
@@ -23,6 +25,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _VERSION_ID = re.compile(r"[0-9]{20}-[0-9a-f]{12}")
 
 _Writer = Callable[[Path], object]
+UNVERSIONED = "null"  # S3's version id of an object stored before versioning kept its versions
 
 
 class NoSuchKey(KeyError):
@@ -34,6 +37,24 @@ class NoSuchKey(KeyError):
 
     def __str__(self) -> str:
         return f"NoSuchKey: the specified key does not exist: {self.uri}"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One version of an object, as S3's GetObject and HeadObject describe it."""
+
+    path: Path
+    version_id: str
+    size: int
+    modified: float  # seconds since the epoch
+
+    def etag(self) -> str:
+        """S3's ETag of an object stored in one part: the hex MD5 of its bytes, quoted."""
+        digest = hashlib.md5(usedforsecurity=False)
+        with self.path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return f'"{digest.hexdigest()}"'
 
 
 def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
@@ -94,6 +115,22 @@ class ObjectStore:
             raise NoSuchKey(uri if version_id is None else f"{uri}?versionId={version_id}")
         return path.read_bytes()
 
+    def describe(self, uri: str, version_id: str | None = None) -> StoredObject:
+        """The current version of the object at `uri` (what jobs and hosting read), or the given
+        one; NoSuchKey if there is none, ValueError for a URI or version id that cannot name one."""
+        if version_id is None:
+            path, known = self.path_for(uri), self.versions(uri)
+            version_id = known[-1] if known else UNVERSIONED
+        else:
+            path = self._version_path(uri, version_id)
+        if not path.is_file():
+            raise NoSuchKey(uri)
+        stat = path.stat()
+        return StoredObject(path, version_id, stat.st_size, stat.st_mtime)
+
+    def bucket_exists(self, bucket: str) -> bool:
+        return bool(_BUCKET.match(bucket)) and (self.root / bucket).is_dir()
+
     def exists(self, uri: str) -> bool:
         """Whether an object (not a mere prefix) exists at `uri`."""
         return self.path_for(uri).is_file()
@@ -101,12 +138,12 @@ class ObjectStore:
     def has_objects(self, folder_uri: str) -> bool:
         """Whether any object lies below the folder (`<uri>/...`), as a job would stage it."""
         bucket, key = split_uri(folder_uri, prefix=True)
-        return bool(self._keys(bucket, key.rstrip("/") + "/" if key.rstrip("/") else ""))
+        return bool(self.keys(bucket, key.rstrip("/") + "/" if key.rstrip("/") else ""))
 
     def list(self, prefix_uri: str) -> list[str]:
         """URIs of all objects whose key starts with the prefix (plain string match, as S3 does)."""
         bucket, prefix = split_uri(prefix_uri, prefix=True)
-        return [f"{SCHEME}{bucket}/{key}" for key in self._keys(bucket, prefix)]
+        return [f"{SCHEME}{bucket}/{key}" for key in self.keys(bucket, prefix)]
 
     def versions(self, uri: str) -> builtins.list[str]:
         """Version ids of the object, oldest first (empty if it was never written)."""
@@ -123,7 +160,7 @@ class ObjectStore:
         names only in part) keeps its path relative to the prefix's own folder: its full name.
         """
         bucket, key = split_uri(uri, prefix=True)
-        keys = self._keys(bucket, key)
+        keys = self.keys(bucket, key)
         if not keys:
             raise NoSuchKey(uri)
         folder = key if key.endswith("/") or not key else key + "/"
@@ -181,7 +218,7 @@ class ObjectStore:
             raise ValueError(f"invalid version id {version_id!r}")
         return self._versions_dir(uri) / version_id
 
-    def _keys(self, bucket: str, prefix: str) -> builtins.list[str]:
+    def keys(self, bucket: str, prefix: str) -> builtins.list[str]:
         """Sorted keys starting with `prefix`, walking only the folder the prefix points into."""
         bucket_dir = self.root / bucket
         start = bucket_dir / prefix.rpartition("/")[0]

@@ -40,18 +40,21 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
 
     def send_json(
         self, status: int, body: bytes, content_type: str = "application/json",
-        headers: dict[str, str] | None = None, close: bool = False,
+        headers: dict[str, str] | None = None, close: bool = False, length: int | None = None,
     ) -> None:
+        """`length`: a HEAD answer's Content-Length, the size of the body a GET would get; an
+        answer to HEAD never carries a body."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) if length is None else length))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        self.wfile.write(body)
+        if getattr(self, "command", "") != "HEAD":
+            self.wfile.write(body)
         # Sent now, not when handle_one_request returns: a server draining on SIGTERM may exit as
         # soon as its handlers are done, and a response still in the buffer would be lost.
         self.wfile.flush()

@@ -1,0 +1,136 @@
+"""S3's REST-XML protocol, path-style (`/{Bucket}/{Key+}`), over the operations of service/objects.py.
+
+A request is S3's when its signature is scoped to `s3` (the path alone cannot say: `/endpoints/...`
+could be a bucket). Its members come from the URI, query and headers as the model places them; the
+answer puts them back the same way: headers, a raw body, or an XML document; errors are S3's XML
+`<Error>` with its codes and statuses, and a HEAD answer carries no body at all, errors included.
+An operation of S3 this server does not serve is refused by name, as every API here refuses one.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from email.utils import formatdate
+from typing import Any
+from xml.etree.ElementTree import Element, SubElement, tostring
+
+from botocore.model import OperationModel, Shape
+
+from pipelines.local.api.reply import Reply
+from pipelines.local.api.rest import Headers, request_members
+from pipelines.local.api.s3_routes import S3Routes, split_path
+from pipelines.local.contract.shapes import summary, validate
+from pipelines.local.errors import ServiceError
+from pipelines.local.service.backend import LocalSageMaker
+
+XML_TYPE = "application/xml"
+NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
+DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+ROOTS = {"ListObjectsV2": "ListBucketResult"}  # the document element of each XML answer served
+log = logging.getLogger(__name__)
+
+
+class S3Front:
+    def __init__(self, backend: LocalSageMaker, check_responses: bool) -> None:
+        self.backend = backend
+        self.check_responses = check_responses
+        self.routes = S3Routes()
+
+    def route(self, method: str, path: str, query: str, headers: Headers) -> Reply:
+        head = method == "HEAD"
+        try:
+            return self._call(method, path, query, headers)
+        except ServiceError as error:
+            return error_reply(error, head)
+
+    def _call(self, method: str, path: str, query: str, headers: Headers) -> Reply:
+        level, bucket, key = split_path(path)
+        model = self.routes.match(method, level, query, headers)
+        if model is None:
+            raise ServiceError("UnknownOperationException", f"no route {method} {path}", 404)
+        operation = self.backend.operation("S3", model.name)
+        if operation is None:
+            raise ServiceError(
+                "UnknownOperationException", f"S3.{model.name} is not supported by the local SageMaker"
+            )
+        uri = {"Bucket": bucket, "Key": key} if level == "object" else {"Bucket": bucket}
+        try:
+            result = operation(request_members(model, uri, headers, {}, query))
+        except ServiceError:
+            raise
+        except Exception:  # a bug is the server's fault: never a client error
+            log.exception("S3.%s failed", model.name)
+            message = f"{model.name} failed inside the local SageMaker."
+            raise ServiceError("InternalError", message, 500) from None
+        if self.check_responses:
+            violations = validate(model.output_shape, {k: v for k, v in result.items() if k != "Body"})
+            if violations:
+                message = f"The response of {model.name} breaks its output shape: {summary(violations)}"
+                log.error("%s", message)
+                raise ServiceError("InternalError", message, 500)
+        return encode(model, result, method == "HEAD")
+
+
+def encode(model: OperationModel, result: dict[str, Any], head: bool) -> Reply:
+    """The answer as the output shape places its members: headers, and the payload member as the
+    raw body or the rest as an XML document; a HEAD answer declares the length and sends nothing."""
+    shape = model.output_shape
+    headers = {
+        member.serialization["name"]: _text(member, result[name], header=True)
+        for name, member in shape.members.items()
+        if name in result and member.serialization.get("location") == "header"
+    }
+    length = int(headers.pop("Content-Length", "0"))  # the server counts the body it sends
+    content_type = headers.pop("Content-Type", XML_TYPE)
+    status = 206 if "ContentRange" in result else 200
+    if head:
+        return Reply(status, b"", content_type, headers, length)
+    payload = shape.serialization.get("payload")
+    if payload is not None:
+        return Reply(status, result.get(payload, b""), content_type, headers)
+    document = Element(ROOTS[model.name], xmlns=NAMESPACE)
+    _members(document, shape, result)
+    return Reply(status, DECLARATION + tostring(document), content_type, headers)
+
+
+def error_reply(error: ServiceError, head: bool) -> Reply:
+    """S3's error document; a HEAD answer has none, only the status."""
+    document = Element("Error")
+    for name, value in {"Code": error.code, "Message": error.message, **error.fields}.items():
+        SubElement(document, name).text = value
+    return Reply(error.status, b"" if head else DECLARATION + tostring(document), XML_TYPE)
+
+
+def _members(parent: Element, shape: Shape, value: dict[str, Any]) -> None:
+    for name, member in shape.members.items():
+        if name not in value or member.serialization.get("location"):
+            continue
+        tag = member.serialization.get("name", name)
+        flattened = member.type_name == "list" and member.serialization.get("flattened")
+        for item in value[name] if flattened else [value[name]]:
+            _element(parent, tag, member.member if flattened else member, item)
+
+
+def _element(parent: Element, tag: str, shape: Shape, value: Any) -> None:
+    child = SubElement(parent, tag)
+    if shape.type_name == "structure":
+        _members(child, shape, value)
+    elif shape.type_name == "list":
+        item_tag = shape.member.serialization.get("name", "member")
+        for item in value:
+            _element(child, item_tag, shape.member, item)
+    else:
+        child.text = _text(shape, value)
+
+
+def _text(shape: Shape, value: Any, header: bool = False) -> str:
+    """A scalar as rest-xml writes it: timestamps as HTTP dates in headers, ISO 8601 in the body."""
+    if shape.type_name == "boolean":
+        return "true" if value else "false"
+    if shape.type_name == "timestamp":
+        if header and shape.serialization.get("timestampFormat") != "iso8601":
+            return formatdate(value, usegmt=True)
+        moment = datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds")
+        return moment.replace("+00:00", "Z")
+    return str(value)

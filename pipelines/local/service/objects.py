@@ -1,0 +1,162 @@
+"""S3's read operations over the local object store: GetObject, HeadObject, ListObjectsV2.
+
+Read-only: what the server's jobs, endpoints and the CLI write goes into the store directly, and
+an SDK pointed at this server reads it back (the deploy Lambda's check of the model data against
+its registered digest, first of all). Every object is described as the store keeps it: its current
+version (the file jobs and hosting read) or the version asked for, an ETag that is the MD5 of its
+bytes as S3's is for an object stored in one part, and `binary/octet-stream`, the type S3 gives an
+object stored without one (the store records none).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from pipelines.local.errors import ServiceError
+from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.object_listing import page, position, token
+from pipelines.local.storage.database import Body
+from pipelines.local.storage.objects import SCHEME, NoSuchKey, StoredObject
+
+CONTENT_TYPE = "binary/octet-stream"
+MAX_KEYS = 1000
+RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def no_such_bucket(bucket: str) -> ServiceError:
+    return ServiceError("NoSuchBucket", "The specified bucket does not exist", 404, {"BucketName": bucket})
+
+
+class ObjectOperations:
+    def __init__(self, context: ServiceContext) -> None:
+        self.store = context.store
+
+    def get_object(self, request: Body) -> Body:
+        """The object's bytes, or the single range of them that `Range` asks for (S3 serves one
+        range; a header it cannot read is ignored, as HTTP allows)."""
+        found = self._find(request)
+        answer = self._describe(found)
+        span = _span(request.get("Range", ""), found.size)
+        start, end = span or (0, found.size - 1)
+        with found.path.open("rb") as handle:
+            handle.seek(start)
+            answer["Body"] = handle.read(max(0, end - start + 1))
+        if span:
+            answer["ContentRange"] = f"bytes {start}-{end}/{found.size}"
+        answer["ContentLength"] = len(answer["Body"])
+        return answer
+
+    def head_object(self, request: Body) -> Body:
+        return self._describe(self._find(request))
+
+    def list_objects_v2(self, request: Body) -> Body:
+        bucket, prefix = request["Bucket"], request.get("Prefix", "")
+        delimiter, start_after = request.get("Delimiter", ""), request.get("StartAfter", "")
+        if not self.store.bucket_exists(bucket):
+            raise no_such_bucket(bucket)
+        limit = _max_keys(request.get("MaxKeys", MAX_KEYS))
+        after = position(request["ContinuationToken"]) if "ContinuationToken" in request else ""
+        keys = self.store.keys(bucket, prefix)
+        found = page(keys, prefix, delimiter, start_after, after, limit)
+        encode = _url_encoder(request.get("EncodingType"))
+        answer: Body = {
+            "Name": bucket, "Prefix": encode(prefix), "MaxKeys": limit, "KeyCount": found.count,
+            "IsTruncated": found.truncated,
+            "Contents": [self._listed(bucket, key, encode) for key in found.keys],
+            "CommonPrefixes": [{"Prefix": encode(name)} for name in found.prefixes],
+        }
+        optional = {
+            "Delimiter": encode(delimiter), "StartAfter": encode(start_after),
+            "ContinuationToken": request.get("ContinuationToken", ""),
+            "NextContinuationToken": token(found.last) if found.truncated else "",
+            "EncodingType": request.get("EncodingType", ""),
+        }
+        answer.update({name: value for name, value in optional.items() if value})
+        return {name: value for name, value in answer.items() if value != []}
+
+    def _find(self, request: Body) -> StoredObject:
+        """The object (or version) a Get or Head names, or S3's error for what it does not find."""
+        bucket, key, version = request["Bucket"], request["Key"], request.get("VersionId")
+        if not self.store.bucket_exists(bucket):
+            raise no_such_bucket(bucket)
+        try:
+            return self.store.describe(f"{SCHEME}{bucket}/{key}", version)
+        except NoSuchKey:
+            missing = None
+        except ValueError as error:  # a key the store cannot hold (`a//b`, `..`) names nothing it holds
+            missing = error
+        if version is None:
+            raise ServiceError("NoSuchKey", "The specified key does not exist.", 404, {"Key": key})
+        if missing is not None:
+            raise ServiceError(
+                "InvalidArgument", "Invalid version id specified", 400,
+                {"ArgumentName": "versionId", "ArgumentValue": version},
+            )
+        raise ServiceError(
+            "NoSuchVersion", "The specified version does not exist.", 404, {"Key": key, "VersionId": version}
+        )
+
+    def _describe(self, found: StoredObject) -> Body:
+        return {
+            "ContentLength": found.size, "ETag": found.etag(), "LastModified": found.modified,
+            "VersionId": found.version_id, "ContentType": CONTENT_TYPE, "AcceptRanges": "bytes",
+        }
+
+    def _listed(self, bucket: str, key: str, encode: Callable[[str], str]) -> Body:
+        found = self.store.describe(f"{SCHEME}{bucket}/{key}")
+        return {
+            "Key": encode(key), "LastModified": found.modified, "ETag": found.etag(), "Size": found.size,
+            "StorageClass": "STANDARD",
+        }
+
+
+def _span(header: str, size: int) -> tuple[int, int] | None:
+    """The inclusive byte span a `Range: bytes=a-b` (or `a-`, or `-n`) asks for; None for no range
+    or one that cannot be read; InvalidRange (416) for a range that starts past the end."""
+    match = RANGE.fullmatch(header.strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if not first:  # the last n bytes
+        start, end = max(0, size - int(last)), size - 1
+        unsatisfiable = int(last) == 0 or size == 0
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            return None
+        unsatisfiable = start >= size
+    if unsatisfiable:
+        raise ServiceError(
+            "InvalidRange", "The requested range is not satisfiable", 416,
+            {"RangeRequested": header, "ActualObjectSize": str(size)},
+        )
+    return start, end
+
+
+def _max_keys(value: Any) -> int:
+    """MaxKeys as S3 takes it: at most 1000 keys a page whatever is asked."""
+    try:
+        asked = int(value)
+    except (TypeError, ValueError):
+        asked = -1
+    if asked < 0:
+        raise ServiceError(
+            "InvalidArgument", "Provided max-keys not an integer or within integer range", 400,
+            {"ArgumentName": "max-keys", "ArgumentValue": str(value)},
+        )
+    return min(asked, MAX_KEYS)
+
+
+def _url_encoder(encoding: str | None) -> Callable[[str], str]:
+    """With `EncodingType=url` (which botocore asks for and decodes), names go back URL-encoded."""
+    if encoding is None:
+        return lambda name: name
+    if encoding != "url":
+        raise ServiceError(
+            "InvalidArgument", "Invalid Encoding Method specified in Request", 400,
+            {"ArgumentName": "encoding-type", "ArgumentValue": encoding},
+        )
+    return lambda name: quote(name, safe="/")
