@@ -186,14 +186,6 @@ def _not_found(error: ClientError) -> bool:
     )
 
 
-def local_sagemaker() -> bool:
-    """True for the local target's Lambda: SageMaker is a loopback server and no S3 endpoint is
-    set. There is no S3 to read from, and local hosting checks the digest at every model server
-    start instead."""
-    host = urlsplit(os.environ.get("AWS_ENDPOINT_URL_SAGEMAKER", "")).hostname or ""
-    return host in ("127.0.0.1", "localhost", "::1") and not os.environ.get("AWS_ENDPOINT_URL_S3")
-
-
 def verify_model_data(s3: Any, package: dict[str, Any], model_data_url: str) -> str:
     """Hash the model data object in S3 and compare it with the package's registered digest;
     raises integrity.ModelDataMismatch. Returns the digest."""
@@ -429,11 +421,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     request = endpoint_config_request(settings, model_name)
     config_name = sagemaker_name(endpoint, f"-{tag}-{settings_digest(request)}")
     container = package["InferenceSpecification"]["Containers"][0]
-    if local_sagemaker():
-        log("model data digest: checked by local hosting when the model server starts")
-    else:
-        digest = verify_model_data(client("s3"), package, container.get("ModelDataUrl", ""))
-        log(f"model data {container.get('ModelDataUrl')} matches the registered sha256 {digest}")
+    digest = verify_model_data(client("s3"), package, container.get("ModelDataUrl", ""))
+    log(f"model data {container.get('ModelDataUrl')} matches the registered sha256 {digest}")
     current = describe_endpoint(sm, endpoint)
     served = already_serving(sm, current, container, request, package.get("ModelPackageGroupName", ""))
     if served:

@@ -211,6 +211,7 @@ print(json.dumps({
     "events": code(lambda: boto3.client("events").describe_rule(Name="none")),
     "runtime": code(lambda: boto3.client("sagemaker-runtime").invoke_endpoint(
         EndpointName="none", Body=b"{}", ContentType="application/json")),
+    "s3": code(lambda: boto3.client("s3").list_objects_v2(Bucket="none")),
 }))
 """
 
@@ -227,12 +228,14 @@ def test_local_env_lets_a_fresh_sdk_in(state: Path) -> None:
     assert json.loads(run.stdout.splitlines()[-1]) == {
         "sagemaker": "ok", "lambda": "ResourceNotFoundException", "events": "ResourceNotFoundException",
         "runtime": "ValidationError", "invoke": "ResourceNotFoundException",
-        "qualified": "ResourceNotFoundException",
+        "qualified": "ResourceNotFoundException", "s3": "NoSuchBucket",
     }
     wrong = f'{exports} && AWS_SECRET_ACCESS_KEY=x {sys.executable} -c "$CHECK"'
     run = subprocess.run(["bash", "-c", wrong], env={**clean, "CHECK": SDK_CHECK}, cwd=REPO_ROOT,
                          capture_output=True, text=True, timeout=120)
-    assert set(json.loads(run.stdout.splitlines()[-1]).values()) == {"InvalidSignatureException"}
+    refusals = json.loads(run.stdout.splitlines()[-1])
+    assert refusals.pop("s3") == "SignatureDoesNotMatch"
+    assert set(refusals.values()) == {"InvalidSignatureException"}
 
 
 def server_threads_and_sockets(pid: int) -> tuple[int, int]:

@@ -4,6 +4,7 @@ status allows, what a refusal leaves behind, and what a restart brings back. Hos
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -80,27 +81,42 @@ def test_a_failed_endpoint_cannot_be_updated(world: World, backend: LocalSageMak
     assert sm.describe_endpoint(EndpointName=endpoint) == described
 
 
+def deploy_through(world: World, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The deploy handler's SageMaker and S3 clients, in-process against `world`; the SageMaker one."""
+    clients = {name: inprocess.client(world.dispatcher, name) for name in ("sagemaker", "s3")}
+    monkeypatch.setattr(deploy, "client", lambda name: clients[name])
+    return clients["sagemaker"]
+
+
+def approved_package(world: World, group: str, model_data: str = MODEL_DATA) -> str:
+    """A version registered Approved with the digest of what `model_data` holds now."""
+    data = world.backend.context.store.get_bytes(model_data)
+    if not world.sm("ListModelPackageGroups", NameContains=group)["ModelPackageGroupSummaryList"]:
+        world.sm("CreateModelPackageGroup", ModelPackageGroupName=group)
+    return str(world.sm(
+        "CreateModelPackage", ModelPackageGroupName=group, ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={integrity.DIGEST_KEY: hashlib.sha256(data).hexdigest()},
+        InferenceSpecification={
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": model_data}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )["ModelPackageArn"])
+
+
+def deploy_request(package: str) -> dict[str, Any]:
+    return {
+        "model_package_arn": package, "endpoint_name": "served", "role_arn": ROLE,
+        "instance_type": "ml.m5.large", "instance_count": 1, "capture_destination": f"{BUCKET}/capture",
+    }
+
+
 def test_the_deploy_handler_replaces_a_failed_endpoint(
     world: World, backend: LocalSageMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend.serving.processes = FirstDeploymentFails()  # type: ignore[assignment]
-    sm = sagemaker(world)
-    monkeypatch.setattr(deploy, "client", lambda name: sm)
-    monkeypatch.setattr(deploy, "local_sagemaker", lambda: True)
-    world.sm("CreateModelPackageGroup", ModelPackageGroupName="g")
-    package = world.sm(
-        "CreateModelPackage", ModelPackageGroupName="g", ModelApprovalStatus="Approved",
-        CustomerMetadataProperties={integrity.DIGEST_KEY: "0" * 64},
-        InferenceSpecification={
-            "Containers": [{"Image": IMAGE, "ModelDataUrl": MODEL_DATA}],
-            "SupportedContentTypes": ["application/json"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-    )["ModelPackageArn"]
-    request = {
-        "model_package_arn": package, "endpoint_name": "served", "role_arn": ROLE,
-        "instance_type": "ml.m5.large", "instance_count": 1, "capture_destination": f"{BUCKET}/capture",
-    }
+    sm = deploy_through(world, monkeypatch)
+    request = deploy_request(approved_package(world, "g"))
 
     first = deploy.handler(request, None)
     assert first["action"] == "created"
@@ -112,6 +128,26 @@ def test_the_deploy_handler_replaces_a_failed_endpoint(
     assert (described["EndpointStatus"], described["EndpointConfigName"]) == (
         "InService", again["endpoint_config_name"]
     )
+
+
+def test_the_deploy_handler_reads_the_local_s3_and_refuses_model_data_replaced_after_registration(
+    world: World, backend: LocalSageMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm = deploy_through(world, monkeypatch)
+    first = deploy.handler(deploy_request(approved_package(world, "g")), None)
+    newer_data = f"{BUCKET}/v2/model.tar.gz"
+    backend.context.store.put_bytes(newer_data, b"the evaluated model")
+    newer = approved_package(world, "g", newer_data)
+    backend.context.store.put_bytes(newer_data, b"a tarball with a payload")
+
+    with pytest.raises(integrity.ModelDataMismatch) as refused:
+        deploy.handler(deploy_request(newer), None)
+    assert str(refused.value).startswith(
+        f"the model data at {newer_data} has SHA-256 {hashlib.sha256(b'a tarball with a payload').hexdigest()}, "
+        f"but its model package records ModelDataSha256={hashlib.sha256(b'the evaluated model').hexdigest()}"
+    )
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == [first["model_name"]]
+    assert sm.describe_endpoint(EndpointName="served")["EndpointConfigName"] == first["endpoint_config_name"]
 
 
 class RecordingRestores(InstantHosting):

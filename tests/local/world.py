@@ -125,7 +125,7 @@ class InstantHosting:
 def local_sagemaker(state_dir: Path) -> LocalSageMaker:
     backend = LocalSageMaker(state_dir, "us-east-1", "http://127.0.0.1:1")
     backend.serving.processes = InstantHosting()  # type: ignore[assignment]
-    backend.context.store.put_bytes(MODEL_DATA, b"never read: InstantHosting serves no model")
+    backend.context.store.put_bytes(MODEL_DATA, b"not a model: InstantHosting serves none")
     return backend
 
 

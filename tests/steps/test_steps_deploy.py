@@ -511,26 +511,6 @@ def test_the_registered_digest_is_compared_case_insensitively(sm: Any) -> None:
     assert deploy.handler(event(register(sm, digest=MODEL_SHA256.upper())), None)["action"] == "created"
 
 
-@pytest.mark.parametrize(
-    ("environment", "local"),
-    [
-        ({"AWS_ENDPOINT_URL_SAGEMAKER": "http://127.0.0.1:8765"}, True),
-        (
-            {"AWS_ENDPOINT_URL_SAGEMAKER": "http://127.0.0.1:8765", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9"},
-            False,
-        ),
-        ({"AWS_ENDPOINT_URL_SAGEMAKER": "https://api.sagemaker.us-east-1.amazonaws.com"}, False),
-        ({}, False),
-    ],
-)
-def test_only_the_local_target_leaves_the_check_to_hosting(
-    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], local: bool
-) -> None:
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    assert deploy.local_sagemaker() is local
-
-
 def test_inside_lambda_the_clients_are_made_once_at_init(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 

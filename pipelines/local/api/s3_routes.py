@@ -68,8 +68,9 @@ class S3Routes:
         self.routes = [_route(model.operation_model(name)) for name in model.operation_names]
 
     def match(self, method: str, level: str, query: str, headers: Headers) -> OperationModel | None:
-        """The operation the request is: the one that accounts for most of it."""
+        """The operation the request is: the one that accounts for most of it; of equals (`GET /` is
+        ListBuckets and S3 Express's ListDirectoryBuckets) the one with the plainest name."""
         parameters = parse_qs(query, keep_blank_values=True)
         scored = [(route.score(method, level, parameters, headers), route) for route in self.routes]
-        candidates = [(score, route.model.name, route) for score, route in scored if score is not None]
+        candidates = [(score, -len(route.model.name), route) for score, route in scored if score is not None]
         return max(candidates, key=lambda found: found[:2])[2].model if candidates else None

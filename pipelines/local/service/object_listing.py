@@ -61,7 +61,7 @@ def token(last: str) -> str:
 def position(continuation: str) -> str:
     """The entry a continuation token continues after; S3's refusal for one it did not issue."""
     try:
-        return base64.urlsafe_b64decode(continuation.encode()).decode()
+        return base64.b64decode(continuation.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeError, ValueError):
         raise ServiceError(
             "InvalidArgument", "The continuation token provided is incorrect", 400,

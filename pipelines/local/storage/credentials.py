@@ -64,18 +64,21 @@ def load_or_create(path: Path) -> Credentials:
     return created
 
 
-# Service-specific endpoint variables, read by every current AWS SDK and the AWS CLI.
+# Service-specific endpoint variables, read by every current AWS SDK and the AWS CLI. S3's serves
+# reads only (GetObject, HeadObject, ListObjectsV2): the local target writes its objects into the
+# store itself, never through an S3 client.
 ENDPOINT_VARIABLES = (
     "AWS_ENDPOINT_URL_SAGEMAKER",
     "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
     "AWS_ENDPOINT_URL_LAMBDA",
     "AWS_ENDPOINT_URL_EVENTBRIDGE",
+    "AWS_ENDPOINT_URL_S3",
 )
 
 
 def sdk_environment(url: str, region: str, credentials: Credentials) -> dict[str, str]:
-    """The environment with which an AWS SDK's SageMaker, runtime, Lambda and EventBridge clients
-    reach the local server at `url`, signed with `credentials`."""
+    """The environment with which an AWS SDK's SageMaker, runtime, Lambda, EventBridge and S3
+    clients reach the local server at `url`, signed with `credentials`."""
     return {
         **dict.fromkeys(ENDPOINT_VARIABLES, url),
         "AWS_REGION": region,
