@@ -7,6 +7,7 @@ restart) but asserts only what holds whatever ran before it, so they pass in any
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -25,6 +26,7 @@ from pipelines import REPO_ROOT, cli, demo_drift
 from pipelines.aws import Clients
 from pipelines.datasets import latest_dataset
 from pipelines.local import daemon
+from pipelines.local.workspace import object_store
 from pipelines.settings import load_settings
 from steps import deploy
 
@@ -238,6 +240,34 @@ def test_approving_a_pending_version_deploys_it_with_no_failed_request(local: Lo
         for thread in threads:
             thread.join(10)
     assert results and all(r == "ok" for r in results), [r for r in results if r != "ok"][:3]
+
+
+def test_model_data_replaced_after_registration_fails_the_deploy_step_and_deploys_nothing(
+    local: Local,
+) -> None:
+    """The deploy handler reads the model data from the local S3, as it reads it from S3 on AWS."""
+    serving = local.endpoint()["EndpointConfigName"]
+    models = local.client("sagemaker").list_models(MaxResults=100)["Models"]
+    assert local.cli("start", "--wait", "--param", "ModelApprovalStatus=PendingManualApproval",
+                     "--param", "RegularizationC=3.0") == 0
+    registered = local.latest_execution()[0]["PipelineExecutionArn"]
+    package = local.packages()[-1]
+    sm = local.client("sagemaker")
+    model_data = sm.describe_model_package(ModelPackageName=package["ModelPackageArn"])[
+        "InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    replaced = b"a tarball with a payload"
+    object_store(local.state_dir).put_bytes(model_data, replaced)
+    # Approving deploys through the approval rule too: that deploy fails the same check.
+    assert local.cli("models", "approve", str(package["ModelPackageVersion"])) == 0
+
+    assert local.cli("start", "--wait", "--from-execution", registered, "--steps", "DeployEndpoint") == 1
+    _, steps = local.latest_execution()
+    reason = steps["DeployEndpoint"]["FailureReason"]
+    assert f"the model data at {model_data} has SHA-256 {hashlib.sha256(replaced).hexdigest()}" in reason
+    assert "refusing to serve it" in reason
+    assert sm.list_models(MaxResults=100)["Models"] == models
+    assert local.endpoint()["EndpointConfigName"] == serving
+    assert local.invoke("great value, works perfectly")["label"] == 1
 
 
 def test_monitoring_is_quiet_on_familiar_traffic_and_catches_a_shift(local: Local) -> None:

@@ -142,9 +142,11 @@ def test_the_deploy_handler_reads_the_local_s3_and_refuses_model_data_replaced_a
 
     with pytest.raises(integrity.ModelDataMismatch) as refused:
         deploy.handler(deploy_request(newer), None)
+    actual, registered = (hashlib.sha256(data).hexdigest() for data in (b"a tarball with a payload",
+                                                                         b"the evaluated model"))
     assert str(refused.value).startswith(
-        f"the model data at {newer_data} has SHA-256 {hashlib.sha256(b'a tarball with a payload').hexdigest()}, "
-        f"but its model package records ModelDataSha256={hashlib.sha256(b'the evaluated model').hexdigest()}"
+        f"the model data at {newer_data} has SHA-256 {actual}, "
+        f"but its model package records ModelDataSha256={registered}"
     )
     assert [m["ModelName"] for m in sm.list_models()["Models"]] == [first["model_name"]]
     assert sm.describe_endpoint(EndpointName="served")["EndpointConfigName"] == first["endpoint_config_name"]
