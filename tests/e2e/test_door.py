@@ -115,16 +115,6 @@ def snapshot(state_dir: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    state_dir = tmp_path_factory.mktemp("door") / "state"
-    daemon.ensure_running(state_dir)
-    try:
-        yield state_dir
-    finally:
-        daemon.stop(state_dir)
-
-
 def port_of(state_dir: Path) -> int:
     return int(json.loads((state_dir / "server.json").read_text())["port"])
 

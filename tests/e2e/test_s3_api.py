@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -20,16 +19,6 @@ from pipelines.local.workspace import object_store
 
 pytestmark = pytest.mark.e2e
 HOST = "127.0.0.1"
-
-
-@pytest.fixture(scope="module")
-def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    state_dir = tmp_path_factory.mktemp("s3") / "state"
-    daemon.ensure_running(state_dir)
-    try:
-        yield state_dir
-    finally:
-        daemon.stop(state_dir)
 
 
 def s3(state: Path, secret: str | None = None) -> Any:
