@@ -248,8 +248,9 @@ def test_model_data_replaced_after_registration_fails_the_deploy_step_and_deploy
     """The deploy handler reads the model data from the local S3, as it reads it from S3 on AWS."""
     serving = local.endpoint()["EndpointConfigName"]
     models = local.client("sagemaker").list_models(MaxResults=100)["Models"]
+    # A hyperparameter no other test uses: a model of its own, whose artifact no other run reuses.
     assert local.cli("start", "--wait", "--param", "ModelApprovalStatus=PendingManualApproval",
-                     "--param", "RegularizationC=3.0") == 0
+                     "--param", "RegularizationC=7.0") == 0
     registered = local.latest_execution()[0]["PipelineExecutionArn"]
     package = local.packages()[-1]
     sm = local.client("sagemaker")
