@@ -879,12 +879,20 @@ def test_a_stopped_execution_its_step_and_its_job_are_stopping_together_until_th
     marks = tmp_path / "marks"
     arn, job = running_training(service, marks)
 
-    def statuses() -> tuple[str, str, str]:
+    def described() -> str:
         execution = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)
-        summary = call(service, "ListPipelineExecutions", PipelineName="T")["PipelineExecutionSummaries"][0]
-        assert summary["PipelineExecutionStatus"] == execution["PipelineExecutionStatus"]
+        return str(execution["PipelineExecutionStatus"])
+
+    def statuses() -> tuple[str, str, str]:
+        """Describe and List agree: a List read between two equal Describe reads shows the same
+        status (one read apart, the execution may move on between them)."""
+        status, listed = "", None
+        while listed is None or described() != status:
+            status = described()
+            [listed] = call(service, "ListPipelineExecutions", PipelineName="T")["PipelineExecutionSummaries"]
+        assert listed["PipelineExecutionStatus"] == status
         step = listed_steps(service, arn)["Train"]["StepStatus"]
-        return execution["PipelineExecutionStatus"], step, training(service, job)["TrainingJobStatus"]
+        return status, step, training(service, job)["TrainingJobStatus"]
 
     assert statuses() == ("Executing", "Executing", "InProgress")
     call(service, "StopPipelineExecution", PipelineExecutionArn=arn)
