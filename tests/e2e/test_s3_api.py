@@ -1,24 +1,32 @@
-"""S3's reads through a real server process and boto3's S3 client, as any SDK given `local env`
-reads the local store: paging and versions; and S3's refusals of unsigned and wrongly signed
-requests, in its XML."""
+"""S3 through a real server process and boto3's S3 client, as any SDK given `local env` reaches the
+local store: paging and versions; puts, a large one streamed to disk as it arrives, digests and
+headers refused; and S3's refusals of unsigned and wrongly signed requests, in its XML."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
+import time
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import boto3
 import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
 from pipelines.local import daemon
-from pipelines.local.workspace import object_store
+from pipelines.local.layout import StateLayout
+from pipelines.local.storage.objects import ObjectStore
 
 pytestmark = pytest.mark.e2e
 HOST = "127.0.0.1"
+API_BODY_LIMIT = 64 * 1024 * 1024  # what other operations may send (server.py)
 
 
 def s3(state: Path, secret: str | None = None) -> Any:
@@ -29,9 +37,17 @@ def s3(state: Path, secret: str | None = None) -> Any:
     ).client("s3", endpoint_url=daemon.ensure_running(state))
 
 
-def raw(state: Path, method: str, path: str) -> tuple[int, bytes]:
+def store(state: Path) -> ObjectStore:
+    return ObjectStore(StateLayout(state).objects)
+
+
+def connect(state: Path) -> http.client.HTTPConnection:
     port = int(json.loads((state / "server.json").read_text())["port"])
-    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    return http.client.HTTPConnection(HOST, port, timeout=30)
+
+
+def raw(state: Path, method: str, path: str) -> tuple[int, bytes]:
+    connection = connect(state)
     try:
         connection.request(method, path)
         response = connection.getresponse()
@@ -40,13 +56,40 @@ def raw(state: Path, method: str, path: str) -> tuple[int, bytes]:
         connection.close()
 
 
+class DeclaredPayload(S3SigV4Auth):
+    """S3's signature over the payload hash given, whatever body follows."""
+
+    def __init__(self, state: Path, sha256: str) -> None:
+        keys = daemon.credentials(state)
+        super().__init__(BotoCredentials(keys.access_key_id, keys.secret_access_key), "s3", "us-east-1")
+        self.declared = sha256
+
+    def payload(self, request: AWSRequest) -> str:
+        return self.declared
+
+
+def signed_put(state: Path, path: str, length: int, sha256: str, headers: dict[str, str]) -> dict[str, str]:
+    """The headers of a PUT signed as S3 signs it, over the payload hash it declares."""
+    port = json.loads((state / "server.json").read_text())["port"]
+    request = AWSRequest(method="PUT", url=f"http://{HOST}:{port}{path}",
+                         headers={"Content-Length": str(length), **headers})
+    DeclaredPayload(state, sha256).add_auth(request)
+    return {"Host": f"{HOST}:{port}", **dict(request.headers.items())}
+
+
+def send_head(connection: http.client.HTTPConnection, path: str, headers: dict[str, str]) -> None:
+    connection.putrequest("PUT", path, skip_host=True, skip_accept_encoding=True)
+    for name, value in headers.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+
+
 def test_an_sdk_reads_pages_and_versions_of_the_local_store(state: Path) -> None:
-    store = object_store(state)
-    for number in range(7):
-        store.put_bytes(f"s3://e2e/run/part-{number}.csv", b"x" * number)
-    first = store.put_bytes("s3://e2e/run/model.tar.gz", b"first model")
-    store.put_bytes("s3://e2e/run/model.tar.gz", b"second model, longer")
     client = s3(state)
+    for number in range(7):
+        client.put_object(Bucket="e2e", Key=f"run/part-{number}.csv", Body=b"x" * number)
+    first = client.put_object(Bucket="e2e", Key="run/model.tar.gz", Body=b"first model")["VersionId"]
+    client.put_object(Bucket="e2e", Key="run/model.tar.gz", Body=b"second model, longer")
 
     pages = list(client.get_paginator("list_objects_v2").paginate(
         Bucket="e2e", Prefix="run/", PaginationConfig={"PageSize": 3}))
@@ -65,16 +108,92 @@ def test_an_sdk_reads_pages_and_versions_of_the_local_store(state: Path) -> None
     assert part["Body"].read() == b"second"
 
 
-def test_a_write_is_refused_and_writes_nothing(state: Path) -> None:
+def test_a_body_larger_than_any_api_document_goes_to_the_store(state: Path) -> None:
+    body = bytes(range(256)) * (API_BODY_LIMIT // 256 + 40_000)  # ~74 MB
     client = s3(state)
+    put = client.put_object(Bucket="e2e", Key="large/body.bin", Body=body)
+    assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+    assert store(state).versions("s3://e2e/large/body.bin") == [put["VersionId"]]
+    head = client.head_object(Bucket="e2e", Key="large/body.bin")
+    assert (head["ContentLength"], head["ETag"]) == (len(body), put["ETag"])
+    assert store(state).path_for("s3://e2e/large/body.bin").read_bytes() == body
+
+
+def test_a_body_is_written_to_disk_while_it_arrives(state: Path) -> None:
+    """Half a body sent: the server has already put that half on disk, not in its memory."""
+    half = 12 * 1024 * 1024
+    body = b"a" * half + b"b" * half
+    path = "/e2e/streamed.bin"
+    headers = signed_put(state, path, len(body), hashlib.sha256(body).hexdigest(), {})
+    staging = StateLayout(state).objects / ".tmp"
+    connection = connect(state)
+    try:
+        send_head(connection, path, headers)
+        connection.send(body[:half])
+        deadline = time.monotonic() + 20
+        while sum(p.stat().st_size for p in staging.glob("*")) < half and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sum(p.stat().st_size for p in staging.glob("*")) == half
+        assert not store(state).exists("s3://e2e/streamed.bin")  # nothing stored before the end
+        connection.send(body[half:])
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (200, b"")
+        assert response.getheader("ETag") == f'"{hashlib.md5(body).hexdigest()}"'
+    finally:
+        connection.close()
+    assert store(state).path_for("s3://e2e/streamed.bin").read_bytes() == body
+
+
+def test_a_body_unlike_its_signed_hash_is_refused_and_stores_nothing(state: Path) -> None:
+    path = "/e2e/tampered.bin"
+    headers = signed_put(state, path, 8, hashlib.sha256(b"expected").hexdigest(), {})
+    connection = connect(state)
+    try:
+        send_head(connection, path, headers)
+        connection.send(b"tampered")
+        response = connection.getresponse()
+        document = ElementTree.fromstring(response.read())
+    finally:
+        connection.close()
+    assert (response.status, document.findtext("Code")) == (400, "XAmzContentSHA256Mismatch")
+    assert document.findtext("S3ComputedContentSHA256") == hashlib.sha256(b"tampered").hexdigest()
+    assert not store(state).exists("s3://e2e/tampered.bin")
+
+
+def test_a_wrong_content_md5_is_refused_and_stores_nothing(state: Path) -> None:
+    client = s3(state)
+    wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
     with pytest.raises(ClientError) as refused:
-        client.put_object(Bucket="e2e", Key="run/written.txt", Body=b"data")
-    assert refused.value.response["Error"]["Code"] == "UnknownOperationException"
-    assert not object_store(state).exists("s3://e2e/run/written.txt")
+        client.put_object(Bucket="e2e", Key="md5/checked.txt", Body=b"data", ContentMD5=wrong)
+    error = refused.value.response
+    assert (error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"]) == (400, "BadDigest")
+    assert not store(state).exists("s3://e2e/md5/checked.txt")
+
+
+def test_a_refused_header_is_answered_before_the_body_is_sent(state: Path) -> None:
+    """With `Expect: 100-continue` the client sends its body only when told to: a PUT refused for
+    a header is answered without it, as boto3 then sends none."""
+    path = "/e2e/tagged.bin"
+    length = 50 * 1024 * 1024
+    headers = signed_put(state, path, length, "UNSIGNED-PAYLOAD",
+                         {"Expect": "100-continue", "x-amz-tagging": "team=ml"})
+    connection = connect(state)
+    try:
+        send_head(connection, path, headers)  # and no body
+        response = connection.getresponse()
+        document = ElementTree.fromstring(response.read())
+    finally:
+        connection.close()
+    assert (response.status, document.findtext("Code"), document.findtext("Header")) == (
+        501, "NotImplemented", "x-amz-tagging")
+    with pytest.raises(ClientError) as refused:
+        s3(state).put_object(Bucket="e2e", Key="tagged.bin", Body=b"data", Tagging="team=ml")
+    assert refused.value.response["Error"]["Code"] == "NotImplemented"
+    assert not store(state).exists("s3://e2e/tagged.bin")
 
 
 def test_a_wrongly_signed_request_is_refused_in_s3s_words(state: Path) -> None:
-    object_store(state).put_bytes("s3://e2e/secret.txt", b"not for you")
+    store(state).put_bytes("s3://e2e/secret.txt", b"not for you")
     with pytest.raises(ClientError) as refused:
         s3(state, secret="not-the-secret").get_object(Bucket="e2e", Key="secret.txt")
     error = refused.value.response
@@ -83,7 +202,7 @@ def test_a_wrongly_signed_request_is_refused_in_s3s_words(state: Path) -> None:
 
 
 def test_an_unsigned_request_is_refused_in_s3s_words(state: Path) -> None:
-    object_store(state).put_bytes("s3://e2e/secret.txt", b"not for you")
+    store(state).put_bytes("s3://e2e/secret.txt", b"not for you")
     status, body = raw(state, "GET", "/e2e/secret.txt")
     document = ElementTree.fromstring(body)
     assert (status, document.tag, document.findtext("Code")) == (403, "Error", "AccessDenied")

@@ -1,9 +1,13 @@
-"""S3's reads over the local object store, through boto3's own S3 client (in-process): paging,
-delimiters, versions, ranges, S3's errors, the operations refused; and the door's S3 signatures."""
+"""S3 over the local object store, through boto3's own S3 client (in-process): paging, delimiters,
+versions, ranges, S3's errors, the operations refused; PutObject with its digests, the headers it
+refuses and its body streamed to disk; the CLI's storage over it; and the door's S3 signatures."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
+import zlib
 from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
@@ -15,11 +19,15 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
+from pipelines.aws import S3Storage
+from pipelines.datasets import upload_data
 from pipelines.local.api.auth import Door, Refusal
 from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.api.s3_body import MAX_PUT_BYTES, RequestBody
+from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.storage.credentials import Credentials
-from pipelines.local.storage.objects import ObjectStore
+from pipelines.local.storage.objects import CHUNK_BYTES, ObjectStore
 
 from . import inprocess
 
@@ -131,7 +139,8 @@ def test_s3s_errors_in_its_words(s3: Any) -> None:
 
 
 @pytest.mark.parametrize(("name", "call"), [
-    ("PutObject", lambda s3: s3.put_object(Bucket="bucket", Key="a.txt", Body=b"overwritten")),
+    ("UploadPart", lambda s3: s3.upload_part(Bucket="bucket", Key="a.txt", UploadId="u", PartNumber=1,
+                                             Body=b"overwritten")),
     ("GetObjectTagging", lambda s3: s3.get_object_tagging(Bucket="bucket", Key="a.txt")),
     ("DeleteObject", lambda s3: s3.delete_object(Bucket="bucket", Key="a.txt")),
     ("ListObjects", lambda s3: s3.list_objects(Bucket="bucket")),
@@ -144,6 +153,180 @@ def test_other_operations_are_refused_by_name_and_change_nothing(
         "Code": "UnknownOperationException", "Message": f"S3.{name} is not supported by the local SageMaker"})
     assert store.get_bytes("s3://bucket/a.txt") == b"a.txt"
     assert len(store.versions("s3://bucket/a.txt")) == 1
+
+
+# --- PutObject ----------------------------------------------------------------------------------------
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def test_a_put_is_a_new_version_with_s3s_etag_and_checksum(s3: Any, store: ObjectStore) -> None:
+    older = store.versions("s3://bucket/a.txt")[-1]
+    put = s3.put_object(Bucket="bucket", Key="a.txt", Body=b"written through the API")
+    assert put["VersionId"] == store.versions("s3://bucket/a.txt")[-1] != older
+    assert put["ETag"] == f'"{hashlib.md5(b"written through the API").hexdigest()}"'
+    # boto3 sends a CRC32 by default; S3 answers with it and the checksum type
+    crc = b64(zlib.crc32(b"written through the API").to_bytes(4, "big"))
+    assert (put["ChecksumCRC32"], put["ChecksumType"]) == (crc, "FULL_OBJECT")
+    current = s3.get_object(Bucket="bucket", Key="a.txt")
+    assert (current["Body"].read(), current["VersionId"], current["ETag"]) == (
+        b"written through the API", put["VersionId"], put["ETag"])
+    assert s3.get_object(Bucket="bucket", Key="a.txt", VersionId=older)["Body"].read() == b"a.txt"
+    fresh = s3.put_object(Bucket="new-bucket", Key="deep/key", Body=b"", ChecksumAlgorithm="SHA256",
+                          ContentMD5=b64(hashlib.md5(b"").digest()), ACL="bucket-owner-full-control")
+    assert fresh["ChecksumSHA256"] == b64(hashlib.sha256(b"").digest())
+    assert store.get_bytes("s3://new-bucket/deep/key") == b""
+
+
+@pytest.mark.parametrize(("arguments", "status", "error"), [
+    ({"ContentMD5": b64(hashlib.md5(b"other bytes").digest())}, 400,
+     {"Code": "BadDigest", "Message": "The Content-MD5 you specified did not match what we received."}),
+    ({"ContentMD5": "not base64"}, 400,
+     {"Code": "InvalidDigest", "Message": "The Content-MD5 you specified was invalid."}),
+    ({"ChecksumCRC32": b64(zlib.crc32(b"other bytes").to_bytes(4, "big"))}, 400,
+     {"Code": "BadDigest", "Message": "The CRC32 you specified did not match the calculated checksum."}),
+    ({"ChecksumSHA1": b64(hashlib.sha1(b"other bytes").digest())}, 400,
+     {"Code": "BadDigest", "Message": "The SHA1 you specified did not match the calculated checksum."}),
+    ({"ChecksumSHA256": "c2hvcnQ="}, 400,
+     {"Code": "InvalidRequest", "Message": "Value for x-amz-checksum-sha256 header is invalid."}),
+    ({"ChecksumCRC32": "AAAAAA==", "ChecksumSHA1": b64(hashlib.sha1(b"data").digest())}, 400,
+     {"Code": "InvalidRequest",
+      "Message": "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."}),
+])
+def test_a_put_whose_digest_does_not_match_is_refused_and_stores_nothing(
+    s3: Any, store: ObjectStore, arguments: dict[str, str], status: int, error: dict[str, str]
+) -> None:
+    assert error_of(lambda: s3.put_object(Bucket="bucket", Key="a.txt", Body=b"data", **arguments)) == (
+        status, error)
+    assert store.get_bytes("s3://bucket/a.txt") == b"a.txt"
+    assert len(store.versions("s3://bucket/a.txt")) == 1
+    assert not list((store.root / ".tmp").iterdir())  # nor left anything behind
+
+
+def test_a_checksum_that_needs_the_crt_is_refused_not_taken_unchecked(s3: Any, store: ObjectStore) -> None:
+    status, error = error_of(lambda: s3.put_object(Bucket="bucket", Key="new", Body=b"data",
+                                                   ChecksumCRC64NVME="AAAAAAAAAAA="))
+    assert (status, error["Code"], error["Header"]) == (501, "NotImplemented", "x-amz-checksum-crc64nvme")
+    assert "cannot compute CRC64NVME" in error["Message"] and "CRC32" in error["Message"]
+    assert not store.exists("s3://bucket/new")
+
+
+@pytest.mark.parametrize(("arguments", "header"), [
+    ({"IfNoneMatch": "*"}, "If-None-Match"),
+    ({"IfMatch": '"abc"'}, "If-Match"),
+    ({"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32},
+     "x-amz-server-side-encryption-customer-algorithm"),
+    ({"ServerSideEncryption": "aws:kms"}, "x-amz-server-side-encryption"),
+    ({"ObjectLockLegalHoldStatus": "ON"}, "x-amz-object-lock-legal-hold"),
+    ({"Tagging": "team=ml"}, "x-amz-tagging"),
+    ({"Metadata": {"origin": "laptop"}}, "x-amz-meta-*"),
+    ({"ContentType": "text/csv"}, "Content-Type"),
+    ({"StorageClass": "GLACIER"}, "x-amz-storage-class"),
+])
+def test_a_header_asking_for_what_the_store_does_not_keep_is_refused_by_name(
+    s3: Any, store: ObjectStore, arguments: dict[str, Any], header: str
+) -> None:
+    status, error = error_of(lambda: s3.put_object(Bucket="bucket", Key="a.txt", Body=b"data", **arguments))
+    assert (status, error["Code"], error["Header"]) == (501, "NotImplemented", header)
+    assert f"not what {header} asks for" in error["Message"]
+    assert store.get_bytes("s3://bucket/a.txt") == b"a.txt"
+
+
+def test_acls_and_another_owner_are_refused_as_s3_refuses_them(s3: Any, store: ObjectStore) -> None:
+    assert error_of(lambda: s3.put_object(Bucket="bucket", Key="a.txt", Body=b"x", ACL="public-read"))[1] == {
+        "Code": "AccessControlListNotSupported", "Message": "The bucket does not allow ACLs (x-amz-acl)"}
+    granted = error_of(lambda: s3.put_object(Bucket="bucket", Key="a.txt", Body=b"x", GrantRead="id=someone"))
+    assert granted[1]["Code"] == "AccessControlListNotSupported"
+    assert error_of(lambda: s3.put_object(
+        Bucket="bucket", Key="a.txt", Body=b"x", ExpectedBucketOwner="111122223333")) == (
+        403, {"Code": "AccessDenied", "Message": "Access Denied"})
+    assert store.get_bytes("s3://bucket/a.txt") == b"a.txt"
+
+
+def test_a_key_the_store_cannot_hold_as_a_file_is_refused_clearly(s3: Any) -> None:
+    status, error = error_of(lambda: s3.put_object(Bucket="bucket", Key="a.txt/below", Body=b"x"))
+    assert (status, error["Code"]) == (400, "InvalidArgument")
+    assert "keeps objects as files" in error["Message"] and "clashes" in error["Message"]
+
+
+class SpyBody:
+    """A body that, each time it is read, notes how much of it the store has written to disk."""
+
+    def __init__(self, size: int, staging: Path) -> None:
+        self.left = size
+        self.given = 0
+        self.staging = staging
+        self.reads: list[tuple[int, int, int]] = []  # (size asked, bytes handed out before, bytes on disk)
+        self.md5 = hashlib.md5()
+
+    def read(self, size: int) -> bytes:
+        on_disk = sum(path.stat().st_size for path in self.staging.glob("*")) if self.staging.is_dir() else 0
+        self.reads.append((size, self.given, on_disk))
+        chunk = bytes([len(self.reads) % 256]) * min(size, self.left)
+        self.left -= len(chunk)
+        self.given += len(chunk)
+        self.md5.update(chunk)
+        return chunk
+
+
+def test_a_large_body_goes_to_disk_a_chunk_at_a_time(backend: LocalSageMaker, store: ObjectStore) -> None:
+    size = 24 * CHUNK_BYTES + 12345
+    body = SpyBody(size, store.root / ".tmp")
+    put = backend.operation("S3", "PutObject")
+    assert put is not None
+    answer = put({"Bucket": "bucket", "Key": "big.bin", "Body": body})
+    assert answer["ETag"] == f'"{body.md5.hexdigest()}"'
+    assert all(asked <= CHUNK_BYTES for asked, _, _ in body.reads)
+    assert len(body.reads) >= size // CHUNK_BYTES
+    # whatever was handed out before a read was on disk by then: the body is never held whole
+    assert [on_disk for _, _, on_disk in body.reads] == [given for _, given, _ in body.reads]
+    assert store.describe("s3://bucket/big.bin").size == size
+
+
+def test_a_put_body_is_read_to_its_declared_length_and_framing_s3_lacks_is_refused() -> None:
+    told: list[str] = []
+    headers = inprocess.HTTPHeaders({"Content-Length": "10", "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    cut = RequestBody.of(headers, io.BytesIO(b"short"), lambda: told.append("go on"))
+    assert told == []  # no "100 Continue" before the operation reads
+    with pytest.raises(ServiceError) as short:
+        cut.read(CHUNK_BYTES)
+    assert (short.value.code, told, cut.complete) == ("IncompleteBody", ["go on"], False)
+    whole = RequestBody.of(headers, io.BytesIO(b"0123456789 and the next request"), lambda: None)
+    assert (whole.read(CHUNK_BYTES), whole.read(CHUNK_BYTES), whole.complete) == (b"0123456789", b"", True)
+    for framing, code in [
+        ({"Content-Length": str(MAX_PUT_BYTES + 1)}, "EntityTooLarge"),
+        ({}, "MissingContentLength"),
+        ({"Transfer-Encoding": "chunked"}, "NotImplemented"),
+        ({"Content-Length": "5", "Content-Encoding": "aws-chunked"}, "NotImplemented"),
+        ({"Content-Length": "5", "X-Amz-Content-SHA256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER"},
+         "NotImplemented"),
+    ]:
+        with pytest.raises(ServiceError) as refused:
+            RequestBody.of(inprocess.HTTPHeaders(framing), io.BytesIO(b"12345"), lambda: None)
+        assert refused.value.code == code
+
+
+# --- the CLI's storage over the local S3 ----------------------------------------------------------------
+
+
+def test_the_clis_storage_reads_and_writes_through_the_local_s3(
+    s3: Any, store: ObjectStore, tmp_path: Path
+) -> None:
+    storage = S3Storage(s3)
+    storage.put_bytes("s3://bucket/data-capture/ep-canary/AllTraffic/a.jsonl", b"{}")
+    assert not storage.has_objects("s3://bucket/data-capture/ep")
+    assert not storage.has_objects("s3://bucket/data-capture/ep/")
+    storage.put_bytes("s3://bucket/data-capture/ep/AllTraffic/2026/b.jsonl", b"{}")
+    assert storage.has_objects("s3://bucket/data-capture/ep") and storage.has_objects("s3://bucket/data-capture/ep/")
+    assert storage.exists("s3://bucket/a.txt") and not storage.exists("s3://bucket/missing")
+    (tmp_path / "data").mkdir()
+    for name in ("train.csv", "test.csv"):
+        (tmp_path / "data" / name).write_text("review_text,sentiment\ngood,1\n")
+    dataset = upload_data(storage, tmp_path / "data", "s3://bucket/project/data")
+    assert dataset.files["train.csv"]["version_id"] == store.versions(f"{dataset.uri}/train.csv")[-1]
+    assert storage.get_bytes(f"{dataset.uri}/test.csv") == b"review_text,sentiment\ngood,1\n"
 
 
 # --- the door, for requests signed as S3 signs them ------------------------------------------------

@@ -11,7 +11,9 @@ The first checks need headers only and run before the body is read; the signatur
 so it is checked once the body is in memory and before anything acts on it. The canonical request is
 botocore's own (`SigV4Auth`), given the headers the client says it signed, so the server computes
 exactly what every SDK computes; for S3 it is botocore's `S3SigV4Auth` (the path as sent, not encoded
-twice, and the payload hash the client declares in `x-amz-content-sha256`, which S3 requires).
+twice, and the payload hash the client declares in `x-amz-content-sha256`, which S3 requires). As S3
+signs that declared hash rather than the body, an S3 PUT's signature is checked before its body is
+read, and the body against the hash as it streams in (s3_body.py).
 Refusals carry the codes and messages AWS answers with, and the code S3 answers with for S3's requests.
 """
 
@@ -43,6 +45,7 @@ SIGNATURE_MISMATCH = (
     "Secret Access Key and signing method. Consult the service documentation for details."
 )
 CONTENT_SHA256 = "X-Amz-Content-SHA256"
+CONTENT_SHA256_MISMATCH = "The provided 'x-amz-content-sha256' header does not match what was computed."
 S3_BAD_REQUESTS = frozenset({"AuthorizationHeaderMalformed", "InvalidRequest", "XAmzContentSHA256Mismatch"})
 
 
@@ -158,10 +161,16 @@ class Door:
         declared = headers.get(CONTENT_SHA256)
         unsigned = claim.service == "s3" and declared == UNSIGNED_PAYLOAD  # S3 lets a client leave it out
         if declared is not None and not unsigned and declared != hashlib.sha256(body).hexdigest():
-            raise _invalid(
-                "The provided 'x-amz-content-sha256' header does not match what was computed.",
-                "XAmzContentSHA256Mismatch",
-            )
+            raise _invalid(CONTENT_SHA256_MISMATCH, "XAmzContentSHA256Mismatch")
+        self._check_signature(claim, method, target, headers, body)
+
+    def check_s3_headers_signature(self, claim: Claim, method: str, target: str, headers: Message) -> None:
+        """An S3 request's signature while its body is unread: S3 signs the payload hash the client
+        declares, and the body is checked against it as it is read (raises Refusal)."""
+        assert claim.service == "s3"
+        self._check_signature(claim, method, target, headers, b"")
+
+    def _check_signature(self, claim: Claim, method: str, target: str, headers: Message, body: bytes) -> None:
         expected = signature(self.credentials, claim, method, target, headers, body)
         if not hmac.compare_digest(expected, claim.signature):
             raise _invalid(SIGNATURE_MISMATCH, "SignatureDoesNotMatch")
@@ -176,7 +185,10 @@ class _ClientSignedHeaders(SigV4Auth):
 
 
 class _ClientSignedS3Headers(_ClientSignedHeaders, S3SigV4Auth):
-    """The same, canonicalised as S3 does it."""
+    """The same, canonicalised as S3 does it: the payload is the hash the client declares."""
+
+    def payload(self, request: AWSRequest) -> str:
+        return str(request.context[CONTENT_SHA256])
 
 
 def signature(
@@ -189,6 +201,7 @@ def signature(
         for value in headers.get_all(name) or []:
             request.headers[name] = value
     request.context["timestamp"] = claim.timestamp
+    request.context[CONTENT_SHA256] = headers.get(CONTENT_SHA256)
     kind = _ClientSignedS3Headers if claim.service == "s3" else _ClientSignedHeaders
     signer = kind(
         BotoCredentials(credentials.access_key_id, credentials.secret_access_key),

@@ -1,5 +1,5 @@
 """Wire protocols: the JSON 1.1 APIs (SageMaker, EventBridge), the runtime's invocations,
-Lambda's REST subset, and S3's reads (s3.py).
+Lambda's REST subset, and S3's (s3.py).
 
 Only decoding, checking against the service model, dispatch and encoding live here; what an
 operation does is in the service layer. Every request is checked against its operation's input
@@ -10,6 +10,7 @@ output shape too, and a response that breaks it becomes a 500 naming the violati
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from pipelines.local.errors import ServiceError
 from pipelines.local.hosting.model_process import InvokeResult
 from pipelines.local.hosting.model_server import CUSTOM_ATTRIBUTES
 from pipelines.local.service.backend import MODELS, LocalSageMaker
+from pipelines.local.storage.objects import Readable
 from pipelines.local.system.identity import ACCOUNT, arn
 
 TARGET = re.compile(r"^(SageMaker|AWSEvents)\.([A-Za-z]+)$")
@@ -72,12 +74,14 @@ class Dispatcher:
         )
         self.s3 = S3Front(backend, self.check_responses)
 
-    def route(self, method: str, path: str, headers: Headers, body: bytes) -> Reply:
+    def route(self, method: str, path: str, headers: Headers, body: bytes | Readable) -> Reply:
         """The API a request is for: S3 when its signature says so, JSON 1.1 at `/`, else the REST
-        route its path (with its query string) takes."""
+        route its path (with its query string) takes. Only S3's body may still be unread."""
         path, _, query = path.partition("?")
         if scoped_service(headers) == "s3":
-            return self.s3.route(method, path, query, headers)
+            stream = io.BytesIO(body) if isinstance(body, bytes) else body
+            return self.s3.route(method, path, query, headers, stream)
+        assert isinstance(body, bytes), "only an S3 request's body is streamed"
         if method == "POST" and path == "/":
             return self.json_api(headers.get("X-Amz-Target", ""), body)
         found = self.rest_routes.match(method, path)

@@ -24,6 +24,8 @@ LABEL = re.compile(r"\{([A-Za-z0-9]+)\}")
 class Headers(Protocol):
     def get(self, name: str, default: Any = None) -> Any: ...
 
+    def items(self) -> Iterable[tuple[str, Any]]: ...
+
 
 @dataclass(frozen=True)
 class Route:
@@ -68,6 +70,9 @@ def request_members(
     for name, member in shape.members.items():
         where, wire_name = member.serialization.get("location"), member.serialization.get("name")
         value = headers.get(wire_name, None) if where == "header" else None
+        if where == "headers":  # a map of every header with the prefix (S3's x-amz-meta-)
+            prefix = wire_name.lower()
+            value = {k[len(prefix):]: v for k, v in headers.items() if k.lower().startswith(prefix)} or None
         if where == "querystring" and wire_name in parameters:
             value = parameters[wire_name]
             value = int(value) if member.type_name == "integer" and value.isdigit() else value

@@ -1,7 +1,8 @@
 """S3's REST-XML protocol, path-style (`/{Bucket}/{Key+}`), over the operations of service/objects.py.
 
 A request is S3's when its signature is scoped to `s3` (the path alone cannot say: `/endpoints/...`
-could be a bucket). Its members come from the URI, query and headers as the model places them; the
+could be a bucket). Its members come from the URI, query and headers as the model places them, and an
+operation with a streaming payload (PutObject) gets the body as a stream to read, not as bytes; the
 answer puts them back the same way: headers, a raw body, or an XML document; errors are S3's XML
 `<Error>` with its codes and statuses, and a HEAD answer carries no body at all, errors included.
 An operation of S3 this server does not serve is refused by name, as every API here refuses one.
@@ -23,6 +24,7 @@ from pipelines.local.api.s3_routes import S3Routes, split_path
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
+from pipelines.local.storage.objects import Readable
 
 XML_TYPE = "application/xml"
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -37,14 +39,14 @@ class S3Front:
         self.check_responses = check_responses
         self.routes = S3Routes()
 
-    def route(self, method: str, path: str, query: str, headers: Headers) -> Reply:
+    def route(self, method: str, path: str, query: str, headers: Headers, body: Readable) -> Reply:
         head = method == "HEAD"
         try:
-            return self._call(method, path, query, headers)
+            return self._call(method, path, query, headers, body)
         except ServiceError as error:
             return error_reply(error, head)
 
-    def _call(self, method: str, path: str, query: str, headers: Headers) -> Reply:
+    def _call(self, method: str, path: str, query: str, headers: Headers, body: Readable) -> Reply:
         level, bucket, key = split_path(path)
         model = self.routes.match(method, level, query, headers)
         if model is None:
@@ -55,8 +57,11 @@ class S3Front:
                 "UnknownOperationException", f"S3.{model.name} is not supported by the local SageMaker"
             )
         uri = {"Bucket": bucket, "Key": key} if level == "object" else {"Bucket": bucket}
+        request = request_members(model, uri, headers, {}, query)
+        if model.has_streaming_input:
+            request[model.input_shape.serialization["payload"]] = body
         try:
-            result = operation(request_members(model, uri, headers, {}, query))
+            result = operation(request)
         except ServiceError:
             raise
         except Exception:  # a bug is the server's fault: never a client error
@@ -89,6 +94,8 @@ def encode(model: OperationModel, result: dict[str, Any], head: bool) -> Reply:
     payload = shape.serialization.get("payload")
     if payload is not None:
         return Reply(status, result.get(payload, b""), content_type, headers)
+    if all(shape.members[name].serialization.get("location") for name in result):
+        return Reply(status, b"", content_type, headers)  # every member is a header (PutObject)
     document = Element(ROOTS[model.name], xmlns=NAMESPACE)
     _members(document, shape, result)
     return Reply(status, DECLARATION + tostring(document), content_type, headers)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from pipelines.local.api import s3
-from pipelines.local.api.auth import Door, Refusal, scoped_service
+from pipelines.local.api.auth import Claim, Door, Refusal, scoped_service
 from pipelines.local.api.protocol import (
     INVOCATIONS,
     JSON_TYPE,
@@ -36,6 +36,7 @@ from pipelines.local.api.protocol import (
     json_reply,
 )
 from pipelines.local.api.reply import Reply
+from pipelines.local.api.s3_body import RequestBody
 from pipelines.local.errors import ServiceError
 from pipelines.local.layout import StateLayout
 from pipelines.local.service.backend import LocalSageMaker
@@ -64,6 +65,10 @@ class Route:
     @property
     def content_type(self) -> str:
         return JSON_TYPE if self.json_protocol else "application/json"
+
+    def streams(self, method: str) -> bool:
+        """S3's PUTs carry objects of up to 5 GB: their bodies are read as the operation stores them."""
+        return self.s3 and method == "PUT"
 
 
 S3_ROUTE = Route("s3", False, True)
@@ -94,10 +99,23 @@ def unavailable() -> ServiceError:
 
 class Handler(OneRequestHandler, JsonRequestHandler):
     require_length = False  # GETs and empty POSTs
+    continue_expected = False  # the client waits for "100 Continue" before it sends a streamed body
 
     @property
     def local(self) -> LocalServer:
         return cast(LocalServer, self.server)
+
+    def handle_expect_100(self) -> bool:
+        """A streamed body's client is told to go on once the operation reads it (s3_body.py)."""
+        if route_of(self.command, self.path.split("?", 1)[0], self.headers).streams(self.command):
+            self.continue_expected = True
+            return True
+        return super().handle_expect_100()
+
+    def _go_on(self) -> None:
+        if self.continue_expected:
+            self.send_response_only(100)
+            self.end_headers()
 
     def body_limit(self) -> int:
         """Invocations have SageMaker's 6 MB limit; API calls may carry larger documents."""
@@ -175,6 +193,9 @@ class Handler(OneRequestHandler, JsonRequestHandler):
         except Refusal as refusal:
             self._refuse(refusal, route)
             return
+        if route.streams(method):
+            self._stream(method, route, claim)
+            return
         try:
             body = self.read_body()
             if body is None:
@@ -188,7 +209,22 @@ class Handler(OneRequestHandler, JsonRequestHandler):
             return
         self._send(self._answer(method, self.path, body, route))
 
-    def _answer(self, method: str, path: str, body: bytes, route: Route) -> Reply:
+    def _stream(self, method: str, route: Route, claim: Claim) -> None:
+        """Signature and framing judged on the headers, then the operation reads the body as it
+        stores it; a connection whose body was not read to its end is closed."""
+        try:
+            self.local.door.check_s3_headers_signature(claim, method, self.path, self.headers)
+            body = RequestBody.of(self.headers, self.rfile, self._go_on)
+        except Refusal as refusal:
+            self._refuse(refusal, route)
+            return
+        except ServiceError as error:
+            self._send(self._error(error, route), close=True)
+            return
+        reply = self._answer(method, self.path, body, route)
+        self._send(reply, close=not body.complete)
+
+    def _answer(self, method: str, path: str, body: bytes | RequestBody, route: Route) -> Reply:
         try:
             reply = self._dispatch(method, path, body)
         except Exception as error:  # a bug must not take the server down
@@ -200,7 +236,7 @@ class Handler(OneRequestHandler, JsonRequestHandler):
             return self._error(unavailable(), route)
         return reply
 
-    def _dispatch(self, method: str, path: str, body: bytes) -> Reply:
+    def _dispatch(self, method: str, path: str, body: bytes | RequestBody) -> Reply:
         return self.local.protocol.route(method, path, self.headers, body)
 
 

@@ -22,6 +22,7 @@ from pipelines.local.service.endpoints import EndpointOperations, EndpointRecord
 from pipelines.local.service.events import EventOperations
 from pipelines.local.service.functions import FunctionOperations
 from pipelines.local.service.jobs import JobOperations
+from pipelines.local.service.object_writes import ObjectWrites
 from pipelines.local.service.objects import ObjectOperations
 from pipelines.local.service.pipelines import PipelineOperations
 from pipelines.local.service.registry import RegistryOperations
@@ -36,7 +37,7 @@ Operation = Callable[[Body], Body]
 
 class LocalSageMaker:
     """Operations of the SageMaker, EventBridge and Lambda APIs that the project and the SDK use,
-    and S3's reads of the object store."""
+    and S3's reads and puts of the object store."""
 
     def __init__(self, state_dir: Path, region: str, server_url: str, clock: Clock | None = None) -> None:
         layout = StateLayout(state_dir)
@@ -77,7 +78,7 @@ class LocalSageMaker:
             "Lambda": _operations(
                 "Lambda", FunctionOperations(self.functions, self.invocations, self.context.store)
             ),
-            "S3": _operations("S3", ObjectOperations(self.context)),
+            "S3": _operations("S3", ObjectOperations(self.context), ObjectWrites(self.context)),
         }
 
     def operation(self, service: str, name: str) -> Operation | None:
@@ -187,5 +188,5 @@ OPERATIONS = {
             "DeleteFunctionEventInvokeConfig", "ListFunctionEventInvokeConfigs",
         ]
     ),
-    "S3": frozenset(["GetObject", "HeadObject", "ListObjectsV2"]),  # reads only
+    "S3": frozenset(["GetObject", "HeadObject", "ListObjectsV2", "PutObject"]),
 }

@@ -3,7 +3,7 @@
 `s3://bucket/key` lives at `root/<bucket>/<key>` so the state stays inspectable with ordinary tools;
 each put also lands in `root/.versions/<bucket>/<key>/<version_id>`, the guarantee of a versioned
 bucket that a rerun never destroys an artifact an earlier run registered. Writes go through
-`root/.tmp` and an atomic rename, so a reader never sees half an object.
+`root/.tmp` and an atomic rename, so a reader never sees half an object, nor one refused once written.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 SCHEME = "s3://"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -26,6 +27,13 @@ _VERSION_ID = re.compile(r"[0-9]{20}-[0-9a-f]{12}")
 
 _Writer = Callable[[Path], object]
 UNVERSIONED = "null"  # S3's version id of an object stored before versioning kept its versions
+CHUNK_BYTES = 1 << 20  # what a streamed put holds in memory at a time
+
+
+class Readable(Protocol):
+    """A body to store, read a chunk at a time (a request's, as it arrives)."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 class NoSuchKey(KeyError):
@@ -107,6 +115,19 @@ class ObjectStore:
     def put_bytes(self, uri: str, data: bytes) -> str:
         """Store `data` as the new current version; returns its version id."""
         return self._put(uri, lambda dest: dest.write_bytes(data))
+
+    def put_stream(self, uri: str, source: Readable, check: Callable[[], None]) -> str:
+        """Store what `source` yields until it ends, one chunk at a time, as the new current version;
+        returns its version id. `check` runs once it is all on disk and may refuse it by raising:
+        then nothing is stored."""
+
+        def write(dest: Path) -> None:
+            with dest.open("wb") as out:
+                while chunk := source.read(CHUNK_BYTES):
+                    out.write(chunk)
+            check()
+
+        return self._put(uri, write)
 
     def get_bytes(self, uri: str, version_id: str | None = None) -> bytes:
         """The current version, or the given earlier one."""

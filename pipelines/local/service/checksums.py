@@ -1,0 +1,156 @@
+"""The digests a PutObject may carry, read and checked as S3 checks them.
+
+`Content-MD5` and at most one `x-amz-checksum-<algorithm>` header, each the base64 of a digest of the
+body. Both are computed while the body streams to disk, and a mismatch refuses the object before it
+is stored: `BadDigest`, in S3's words. botocore sends CRC32 by default (and any algorithm it has
+without the CRT: SHA1, SHA256, SHA512); those, and MD5, are verified with the standard library. The
+ones that would need the CRT (CRC32C, CRC64NVME, the XXHASHes) are refused by name, never taken
+unchecked.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pipelines.local.errors import ServiceError
+from pipelines.local.storage.database import Body
+from pipelines.local.storage.objects import Readable
+
+MEMBER = "Checksum"  # ChecksumCRC32, ChecksumSHA256...: one member per algorithm, in and out
+ALGORITHM_MEMBER = "ChecksumAlgorithm"  # x-amz-sdk-checksum-algorithm
+FULL_OBJECT = "FULL_OBJECT"  # the checksum type of an object stored in one part
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+class Crc32:
+    """zlib's CRC32, big-endian, as S3 and botocore encode it."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes, /) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(4, "big")
+
+
+ALGORITHMS: dict[str, Callable[[], Hasher]] = {
+    "CRC32": Crc32,
+    "SHA1": hashlib.sha1,
+    "SHA256": hashlib.sha256,
+    "SHA512": hashlib.sha512,
+    "MD5": lambda: hashlib.md5(usedforsecurity=False),
+}
+SIZES = {"CRC32": 4, "SHA1": 20, "SHA256": 32, "SHA512": 64, "MD5": 16}
+
+
+def invalid(message: str) -> ServiceError:
+    return ServiceError("InvalidRequest", message, 400)
+
+
+def _decoded(value: str, size: int) -> bytes | None:
+    """The digest a base64 header value holds, or None if it holds no digest of `size` bytes."""
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return digest if len(digest) == size else None
+
+
+@dataclass
+class Expected:
+    """The digests the client declared, and the same digests of what has been read so far."""
+
+    content_md5: bytes | None
+    algorithm: str | None
+    checksum: bytes | None
+    md5: Hasher = field(default_factory=ALGORITHMS["MD5"])
+    computed: Hasher | None = None
+
+    @classmethod
+    def of(cls, request: Body) -> Expected:
+        """What the request declares, or S3's refusal of a digest it cannot be (InvalidDigest,
+        InvalidRequest) or of an algorithm this server cannot compute (NotImplemented)."""
+        content_md5 = None
+        if "ContentMD5" in request:
+            content_md5 = _decoded(request["ContentMD5"], SIZES["MD5"])
+            if content_md5 is None:
+                raise ServiceError("InvalidDigest", "The Content-MD5 you specified was invalid.", 400)
+        sent = [name for name in request if name.startswith(MEMBER) and name != ALGORITHM_MEMBER]
+        if len(sent) > 1:
+            raise invalid(
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+            )
+        named = str(request.get(ALGORITHM_MEMBER, "")).upper()
+        if not sent:
+            if named:
+                raise invalid(
+                    "x-amz-sdk-checksum-algorithm specified, but no corresponding x-amz-checksum-* or "
+                    "x-amz-trailer headers were found."
+                )
+            return cls(content_md5, None, None)
+        algorithm = sent[0][len(MEMBER):]
+        header = f"x-amz-checksum-{algorithm.lower()}"
+        if named and named != algorithm:
+            raise invalid(f"Value for x-amz-sdk-checksum-algorithm header is invalid: {named} but {header}.")
+        if algorithm not in ALGORITHMS:
+            raise ServiceError(
+                "NotImplemented",
+                f"A header you provided implies functionality that is not implemented: the local "
+                f"SageMaker's S3 cannot compute {algorithm} to verify {header}; send "
+                f"{', '.join(ALGORITHMS)} (boto3's default is CRC32)",
+                501, {"Header": header},
+            )
+        checksum = _decoded(request[sent[0]], SIZES[algorithm])
+        if checksum is None:
+            raise invalid(f"Value for {header} header is invalid.")
+        return cls(content_md5, algorithm, checksum, computed=ALGORITHMS[algorithm]())
+
+    def reading(self, source: Readable) -> Readable:
+        """`source`, digested as it is read."""
+        return _Digesting(source, self)
+
+    def verify(self) -> None:
+        """Once the whole body has been read: S3's BadDigest for a digest that does not match."""
+        if self.content_md5 is not None and self.content_md5 != self.md5.digest():
+            message = "The Content-MD5 you specified did not match what we received."
+            raise ServiceError("BadDigest", message, 400)
+        if self.computed is not None and self.checksum != self.computed.digest():
+            raise ServiceError(
+                "BadDigest", f"The {self.algorithm} you specified did not match the calculated checksum.", 400
+            )
+
+    def etag(self) -> str:
+        """S3's ETag of an object stored in one part: the hex MD5 of its bytes, quoted."""
+        return f'"{self.md5.digest().hex()}"'
+
+    def members(self) -> Body:
+        """The checksum as PutObject answers it: the value sent, and the checksum type."""
+        if self.algorithm is None or self.checksum is None:
+            return {}
+        encoded = base64.b64encode(self.checksum).decode()
+        return {f"{MEMBER}{self.algorithm}": encoded, "ChecksumType": FULL_OBJECT}
+
+
+class _Digesting:
+    def __init__(self, source: Readable, expected: Expected) -> None:
+        self.source = source
+        self.hashers = [expected.md5, *([expected.computed] if expected.computed else [])]
+
+    def read(self, size: int, /) -> bytes:
+        chunk = self.source.read(size)
+        for hasher in self.hashers:
+            hasher.update(chunk)
+        return chunk

@@ -1,0 +1,80 @@
+"""S3's PutObject into the local object store, which versions every write as a versioned bucket does.
+
+The body goes to disk a chunk at a time as it arrives (up to S3's 5 GB a PUT, which the HTTP front
+enforces), digested on the way; an object whose digests do not match is refused before it is stored
+(checksums.py). The answer names the new version and its ETag, the MD5 of the bytes.
+
+The store keeps bytes and versions, nothing else. So what a PUT may ask of S3 beyond that
+(conditional writes, encryption, object lock, tags, metadata, a content type, a storage class) is
+refused by the header's name with S3's `NotImplemented`, and ACLs as a bucket with ACLs disabled
+(S3's default) refuses them; nothing is ignored. A bucket is made by the first object put into it,
+as every writer of the local store makes it: the local target has no CreateBucket.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from botocore.model import OperationModel
+
+from pipelines.local.contract.models import operation_model
+from pipelines.local.errors import ServiceError
+from pipelines.local.service.checksums import ALGORITHM_MEMBER, MEMBER, Expected
+from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.objects import CONTENT_TYPE
+from pipelines.local.storage.database import Body
+from pipelines.local.storage.objects import SCHEME
+from pipelines.local.system.identity import ACCOUNT
+
+# Members whose headers this store honours as S3 does; the framing (Content-Length) is the HTTP front's.
+HONOURED = frozenset({"Bucket", "Key", "Body", "ContentLength", "ContentMD5", ALGORITHM_MEMBER,
+                      "ExpectedBucketOwner", "ACL"})
+# Values of other members that ask for nothing beyond what the store does anyway.
+PLAIN = {"ContentType": CONTENT_TYPE, "StorageClass": "STANDARD"}
+OWNER_ONLY_ACL = "bucket-owner-full-control"  # what a bucket with ACLs disabled accepts
+
+
+class ObjectWrites:
+    def __init__(self, context: ServiceContext) -> None:
+        self.store = context.store
+        self.model = operation_model("s3", "PutObject")
+
+    def put_object(self, request: Body) -> Body:
+        _refuse_what_is_not_kept(self.model, request)
+        expected = Expected.of(request)
+        uri = f"{SCHEME}{request['Bucket']}/{request['Key']}"
+        try:
+            version = self.store.put_stream(uri, expected.reading(request["Body"]), expected.verify)
+        except ValueError as error:  # a key that is no file name (`a//b`, `..`) or clashes with a folder
+            message = f"The local SageMaker's S3 keeps objects as files and cannot store this one: {error}"
+            raise ServiceError("InvalidArgument", message, 400) from None
+        return {"ETag": expected.etag(), "VersionId": version, **expected.members()}
+
+
+def _refuse_what_is_not_kept(model: OperationModel, request: Body) -> None:
+    """S3's refusal of a header asking for what the store does not keep, named."""
+    owner = request.get("ExpectedBucketOwner", ACCOUNT)
+    if owner != ACCOUNT:
+        raise ServiceError("AccessDenied", "Access Denied", 403)
+    members = model.input_shape.members
+    for name, value in request.items():
+        if name in HONOURED or name.startswith(MEMBER) or PLAIN.get(name) == value:
+            continue
+        header = members[name].serialization.get("name", name)
+        if name.startswith("Grant"):
+            _no_acls(header)
+        wire = f"{header}*" if members[name].serialization.get("location") == "headers" else header
+        raise ServiceError(
+            "NotImplemented",
+            f"A header you provided implies functionality that is not implemented: the local "
+            f"SageMaker's S3 keeps an object's bytes and versions only, not what {wire} asks for",
+            501, {"Header": wire},
+        )
+    if request.get("ACL", OWNER_ONLY_ACL) != OWNER_ONLY_ACL:
+        _no_acls("x-amz-acl")
+
+
+def _no_acls(header: str) -> NoReturn:
+    raise ServiceError(
+        "AccessControlListNotSupported", f"The bucket does not allow ACLs ({header})", 400
+    )
