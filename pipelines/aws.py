@@ -1,7 +1,7 @@
 """boto3 clients for the selected target, and object storage behind one small interface.
 
-The CLI never branches on the target beyond this module: for the local target the same boto3 clients
-talk to the local SageMaker server on 127.0.0.1, and storage is the local object store.
+The CLI never branches on the target beyond this module: for the local target the same boto3 clients,
+S3's included, talk to the local SageMaker server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -111,9 +111,5 @@ class Clients:
 
     @cached_property
     def storage(self) -> Storage:
-        if self.settings.is_local:
-            from pipelines.local.workspace import object_store
-
-            return object_store(self.settings.state_path)
         return S3Storage(self._client("s3"))
 

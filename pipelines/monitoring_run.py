@@ -50,11 +50,7 @@ def summary(metrics: Mapping[str, Any]) -> str:
 
 
 def _report(clients: Clients, uri: str, execution_id: str) -> Path:
-    """Locally the report already is a file; from S3 it is downloaded under out/monitoring/."""
-    if clients.settings.is_local:
-        from pipelines.local.workspace import object_path
-
-        return object_path(clients.settings.state_path, uri)
+    """The report, downloaded under out/monitoring/ to be opened in a browser."""
     target = REPORTS_DIR / execution_id / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(clients.storage.get_bytes(uri))

@@ -3,13 +3,11 @@ CheckDrift job would fail staging its capture input, on SageMaker as locally."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipelines.aws import Clients, S3Storage
-from pipelines.local.storage.objects import ObjectStore
 from pipelines.monitoring_run import NoCapture, run_monitor
 from pipelines.settings import Settings
 
@@ -33,11 +31,9 @@ def test_no_captured_traffic_is_refused_before_a_run_starts(settings: Settings, 
         run_monitor(clients, {}, print)
 
 
-@pytest.mark.parametrize("kind", ["s3", "local"])
-def test_has_objects_looks_below_the_folder_only(
-    settings: Settings, s3: Any, tmp_path: Path, kind: str
-) -> None:
-    storage = S3Storage(s3) if kind == "s3" else ObjectStore(tmp_path / "store")
+def test_has_objects_looks_below_the_folder_only(settings: Settings, s3: Any) -> None:
+    """The local S3's answer to the same calls: tests/local/test_s3.py."""
+    storage = S3Storage(s3)
     folder = settings.s3_uri("data-capture", "ep")
     storage.put_bytes(settings.s3_uri("data-capture", "ep-canary", "AllTraffic", "a.jsonl"), b"{}")
     assert not storage.has_objects(folder) and not storage.has_objects(folder + "/")

@@ -1,8 +1,8 @@
 """What the CLI reads from the local target's state directory, beside its API.
 
-The CLI reaches the local SageMaker through the same API calls as AWS. Two things have no API
-locally: the local S3 (object storage) and the jobs' own logs (CloudWatch Logs on AWS). This module
-is the one place outside the server that reads them, through `StateLayout`.
+The CLI reaches the local SageMaker through the same API calls as AWS, S3's included. One thing has
+no API locally: the jobs' own logs (CloudWatch Logs on AWS). This module is the one place outside the
+server that reads them, through `StateLayout`.
 """
 
 from __future__ import annotations
@@ -11,17 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.layout import StateLayout
-from pipelines.local.storage.objects import ObjectStore
-
-
-def object_store(state_dir: Path) -> ObjectStore:
-    """The local S3."""
-    return ObjectStore(StateLayout(state_dir).objects)
-
-
-def object_path(state_dir: Path, uri: str) -> Path:
-    """Where an object of the local S3 is, as a file a person can open."""
-    return object_store(state_dir).path_for(uri)
 
 
 def step_log(state_dir: Path, sm: Any, execution_arn: str, step: str) -> str:

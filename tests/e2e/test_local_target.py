@@ -26,7 +26,6 @@ from pipelines import REPO_ROOT, cli, demo_drift
 from pipelines.aws import Clients
 from pipelines.datasets import latest_dataset
 from pipelines.local import daemon
-from pipelines.local.workspace import object_store
 from pipelines.settings import load_settings
 from steps import deploy
 
@@ -257,7 +256,8 @@ def test_model_data_replaced_after_registration_fails_the_deploy_step_and_deploy
     model_data = sm.describe_model_package(ModelPackageName=package["ModelPackageArn"])[
         "InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     replaced = b"a tarball with a payload"
-    object_store(local.state_dir).put_bytes(model_data, replaced)
+    bucket, _, key = model_data.removeprefix("s3://").partition("/")
+    local.client("s3").put_object(Bucket=bucket, Key=key, Body=replaced)  # as anyone who may write there
     # Approving deploys through the approval rule too: that deploy fails the same check.
     assert local.cli("models", "approve", str(package["ModelPackageVersion"])) == 0
 
@@ -290,6 +290,12 @@ def test_monitor_run_is_a_ci_gate(local: Local) -> None:
     assert local.cli("monitor", "run", "--window-start", "2000-01-01T00:00:00Z",
                      "--window-end", "2000-01-02T00:00:00Z") == 0
     assert local.cli("monitor", "run", "--param", "MinRecords=10") == 1
+    execution, _ = latest_monitoring_run(local)
+    execution_id = execution["PipelineExecutionArn"].rsplit("/", 1)[-1]
+    stored = load_settings().monitoring_output_uri(ENDPOINT, execution_id) + "/report.html"
+    bucket, _, key = stored.removeprefix("s3://").partition("/")
+    downloaded = REPO_ROOT / "out" / "monitoring" / execution_id / "report.html"  # through the local S3
+    assert downloaded.read_bytes() == local.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def latest_monitoring_run(local: Local) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:

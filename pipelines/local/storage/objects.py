@@ -156,11 +156,6 @@ class ObjectStore:
         """Whether an object (not a mere prefix) exists at `uri`."""
         return self.path_for(uri).is_file()
 
-    def has_objects(self, folder_uri: str) -> bool:
-        """Whether any object lies below the folder (`<uri>/...`), as a job would stage it."""
-        bucket, key = split_uri(folder_uri, prefix=True)
-        return bool(self.keys(bucket, key.rstrip("/") + "/" if key.rstrip("/") else ""))
-
     def list(self, prefix_uri: str) -> list[str]:
         """URIs of all objects whose key starts with the prefix (plain string match, as S3 does)."""
         bucket, prefix = split_uri(prefix_uri, prefix=True)
