@@ -1,11 +1,11 @@
 """S3's read operations over the local object store: GetObject, HeadObject, ListObjectsV2.
 
-Read-only: what the server's jobs, endpoints and the CLI write goes into the store directly, and
-an SDK pointed at this server reads it back (the deploy Lambda's check of the model data against
-its registered digest, first of all). Every object is described as the store keeps it: its current
-version (the file jobs and hosting read) or the version asked for, an ETag that is the MD5 of its
-bytes as S3's is for an object stored in one part, and `binary/octet-stream`, the type S3 gives an
-object stored without one (the store records none).
+What the server's jobs and endpoints write goes into the store directly, what a client writes
+comes through PutObject (object_writes.py), and an SDK pointed at this server reads both back (the
+CLI, and the deploy Lambda's check of the model data against its registered digest). Every object
+is described as the store keeps it: its current version (the file jobs and hosting read) or the
+version asked for, an ETag that is the MD5 of its bytes as S3's is for an object stored in one part,
+and `binary/octet-stream`, the type S3 gives an object stored without one (the store records none).
 """
 
 from __future__ import annotations
