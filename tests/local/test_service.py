@@ -25,7 +25,6 @@ from pipelines.local.executor.runner import ExecutionJournal
 from pipelines.local.hosting.model_process import TIMED_OUT_MESSAGE, InvokeResult
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.service.backend import LocalSageMaker
-from pipelines.local.service.events import matches
 from pipelines.publish import approval_rule_pattern
 from pipelines.settings import Settings
 
@@ -412,9 +411,12 @@ def test_list_rules_pages_by_name_within_a_prefix(service: LocalSageMaker) -> No
     assert len(call(service, "ListRules")["Rules"]) == 4
 
 
+ENVELOPE_OF_TEST = {"id": "1", "account": "000000000000", "source": "aws.sagemaker", "detail-type": "x",
+                    "time": "2024-01-01T00:00:00Z", "region": "us-east-1", "resources": []}
+
+
 def test_test_event_pattern_matches_a_whole_event(service: LocalSageMaker) -> None:
-    event = {"id": "1", "account": "000000000000", "source": "aws.sagemaker", "time": "2024-01-01T00:00:00Z",
-             "region": "us-east-1", "resources": [], "detail-type": "x", "detail": {"a": "b"}}
+    event = {**ENVELOPE_OF_TEST, "detail": {"a": "b"}}
 
     def test(pattern: Any, tried: Any = event) -> bool:
         return bool(call(service, "TestEventPattern", EventPattern=json.dumps(pattern),
@@ -425,7 +427,7 @@ def test_test_event_pattern_matches_a_whole_event(service: LocalSageMaker) -> No
     with pytest.raises(ServiceError, match="missing the fields id, time") as raised:
         test({"source": ["aws.sagemaker"]}, {k: v for k, v in event.items() if k not in ("id", "time")})
     assert raised.value.code == "ValidationException"
-    with pytest.raises(ServiceError, match="leaves must be arrays") as raised:
+    with pytest.raises(ServiceError, match='Reason: "source" must be an object or an array') as raised:
         test({"source": "aws.sagemaker"})
     assert raised.value.code == "InvalidEventPatternException"
 
@@ -468,25 +470,99 @@ def test_an_approval_reaches_only_the_rule_of_its_own_group(service: LocalSageMa
         ("arn:deploy", mine)]
 
 
+def test_a_pattern_that_is_not_a_rule_pattern_is_refused(service: LocalSageMaker) -> None:
+    with pytest.raises(ServiceError, match="not valid") as raised:
+        call(service, "PutRule", Name="r", EventPattern=json.dumps({"source": [{"prefix": 1}]}))
+    assert raised.value.code == "InvalidEventPatternException"
+    assert "prefix match pattern must be a string" in raised.value.message
+    with pytest.raises(ServiceError) as raised:
+        call(service, "DescribeRule", Name="r")
+    assert (raised.value.code, raised.value.message) == (
+        "ResourceNotFoundException", "Rule r does not exist on EventBus default.")
+
+
+def test_content_filters_pick_the_events_a_rule_delivers(service: LocalSageMaker) -> None:
+    functions = recording(service, {"source": [{"prefix": "my."}], "detail": {
+        "size": [{"numeric": [">", 10]}], "state": [{"anything-but": "draft"}], "note": [{"exists": False}]}})
+    sent = [{"size": 11, "state": "final"}, {"size": 10, "state": "final"}, {"size": 11, "state": "draft"},
+            {"size": 11, "state": "final", "note": "x"}, {"size": "11", "state": "final"}]
+    answer = call(service, "PutEvents", Entries=[
+        {"Source": source, "DetailType": "t", "Detail": json.dumps(detail)}
+        for source in ("my.app", "other.app") for detail in sent])
+    assert answer["FailedEntryCount"] == 0
+    (event,) = received(functions, 1)
+    assert (event["source"], event["detail"]) == ("my.app", sent[0])
+    assert call(service, "TestEventPattern", EventPattern=json.dumps({"detail": {"$or": [
+        {"size": [{"numeric": ["<", 5]}]}, {"state": [{"equals-ignore-case": "FINAL"}]}]}}),
+        Event=json.dumps({**ENVELOPE_OF_TEST, "detail": sent[0]}))["Result"] is True
+    assert len(functions.invoked) == 1
+
+
+def test_a_content_filter_picks_the_package_events_a_rule_delivers(service: LocalSageMaker) -> None:
+    functions = recording(service, {"source": ["aws.sagemaker"], "detail": {
+        "ModelPackageGroupName": [{"wildcard": "team-*-prod"}]}})
+    service.registry.register_model_package({"ModelPackageGroupName": "team-a-dev", **PACKAGE})
+    arn = service.registry.register_model_package({"ModelPackageGroupName": "team-a-prod", **PACKAGE})
+    (event,) = received(functions, 1)
+    assert event["detail"]["ModelPackageArn"] == arn and len(functions.invoked) == 1
+
+
+def test_a_rule_takes_five_targets(service: LocalSageMaker) -> None:
+    targets = [{"Id": str(n), "Arn": f"arn:{n}"} for n in range(5)]
+    recording(service, EVERY_PACKAGE_EVENT, *targets)
+    call(service, "PutTargets", Rule="r", Targets=[{"Id": "4", "Arn": "arn:replaced"}])  # still five
+    with pytest.raises(ServiceError) as raised:
+        call(service, "PutTargets", Rule="r",
+             Targets=[{"Id": "3", "Arn": "arn:c"}, {"Id": "5", "Arn": "arn:5"}])
+    assert (raised.value.code, raised.value.message) == (
+        "LimitExceededException", "The requested resource exceeds the maximum number allowed.")
+    listed = call(service, "ListTargetsByRule", Rule="r")["Targets"]
+    assert [(t["Id"], t["Arn"]) for t in listed] == [
+        ("0", "arn:0"), ("1", "arn:1"), ("2", "arn:2"), ("3", "arn:3"), ("4", "arn:replaced")]
+
+
+def test_a_rule_with_targets_is_not_deleted_and_deleting_it_twice_succeeds(service: LocalSageMaker) -> None:
+    recording(service, EVERY_PACKAGE_EVENT, {"Id": "1", "Arn": "arn:a"})
+    with pytest.raises(ServiceError) as raised:
+        call(service, "DeleteRule", Name="r")
+    assert (raised.value.code, raised.value.message) == (
+        "ValidationException", "Rule can't be deleted since it has targets.")
+    assert call(service, "DescribeRule", Name="r")["Name"] == "r"
+    call(service, "RemoveTargets", Rule="r", Ids=["1"])
+    call(service, "DeleteRule", Name="r")
+    call(service, "DeleteRule", Name="r")  # as EventBridge: every call succeeds
+    assert call(service, "ListRules")["Rules"] == []
+
+
 @pytest.mark.parametrize(
-    ("pattern", "event", "expected"),
+    ("request_members", "refusal"),
     [
-        ({"a": ["x"]}, {"a": "x"}, True),
-        ({"a": ["x", "y"]}, {"a": "y"}, True),
-        ({"a": ["x"]}, {"a": "z"}, False),
-        ({"a": ["x"]}, {}, False),
-        ({"d": {"g": ["1"]}}, {"d": {"g": "1", "h": "2"}}, True),
-        ({"d": {"g": ["1"]}}, {"d": {"g": "2"}}, False),
-        ({"a": ["x"]}, {"a": ["w", "x"]}, True),
+        ({}, "^Parameter\\(s\\) EventPattern or ScheduleExpression must be specified.$"),
+        ({"ScheduleExpression": "rate(5 minutes)"}, "ScheduleExpression is not supported locally"),
+        ({"ScheduleExpression": "rate(5 minutes)", "EventPattern": json.dumps(EVERY_PACKAGE_EVENT)},
+         "ScheduleExpression is not supported locally"),
     ],
 )
-def test_event_patterns_match_as_eventbridge_does(pattern: Any, event: Any, expected: bool) -> None:
-    assert matches(pattern, event) is expected
+def test_a_rule_needs_a_pattern_and_schedules_are_refused_by_name(
+    service: LocalSageMaker, request_members: dict[str, Any], refusal: str
+) -> None:
+    with pytest.raises(ServiceError, match=refusal) as raised:
+        call(service, "PutRule", Name="r", **request_members)
+    assert raised.value.code == "ValidationException"
+    assert call(service, "ListRules")["Rules"] == []
 
 
-def test_a_pattern_that_is_not_a_rule_pattern_is_refused(service: LocalSageMaker) -> None:
-    with pytest.raises(ServiceError, match="not valid"):
-        call(service, "PutRule", Name="r", EventPattern=json.dumps({"source": "aws.sagemaker"}))
+def test_put_rule_replaces_the_rule_and_keeps_its_targets(service: LocalSageMaker) -> None:
+    call(service, "PutRule", Name="r", EventPattern=json.dumps(EVERY_PACKAGE_EVENT), Description="first",
+         RoleArn=ROLE, State="DISABLED")
+    call(service, "PutTargets", Rule="r", Targets=[{"Id": "1", "Arn": "arn:a"}])
+    assert call(service, "DescribeRule", Name="r")["Description"] == "first"
+    pattern = json.dumps({"source": ["my.app"]})
+    call(service, "PutRule", Name="r", EventPattern=pattern)
+    rule = call(service, "DescribeRule", Name="r")
+    assert (rule["EventPattern"], rule["State"]) == (pattern, "ENABLED")
+    assert "Description" not in rule and "RoleArn" not in rule
+    assert [t["Id"] for t in call(service, "ListTargetsByRule", Rule="r")["Targets"]] == ["1"]
 
 
 @pytest.mark.parametrize(

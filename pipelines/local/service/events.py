@@ -19,6 +19,7 @@ from typing import Any
 from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.deliveries import Deliveries
+from pipelines.local.service.event_patterns import matches, parse
 from pipelines.local.service.listing import Listing, numbered, prefix, seconds
 from pipelines.local.storage.database import Body, public
 from pipelines.local.system.identity import ACCOUNT, arn
@@ -41,21 +42,10 @@ RULES = Listing(
     "ListRules", "Rules", {"Name": "Name"}, identity="Arn", default_sort="Name", default_order="Ascending",
     filters={"NamePrefix": prefix("Name")}, scope=("EventBusName",), limit_member="Limit", default_limit=100,
 )
+TARGETS_PER_RULE = 5
+RULE_MEMBERS = ("EventPattern", "Description", "RoleArn")  # what DescribeRule gives back when set
 DOTTED_PATH = re.compile(r"\$(\.[^.\[\]]+)*")  # the InputPath form served: $ and object keys
 ENVELOPE = ("id", "account", "source", "time", "region", "resources", "detail-type")
-
-
-def matches(pattern: Any, event: Any) -> bool:
-    """EventBridge's matching for the pattern forms rules use here: nested objects whose leaves
-    are lists of allowed values; a field the pattern names must be present in the event."""
-    if isinstance(pattern, dict):
-        return isinstance(event, dict) and all(
-            key in event and matches(value, event[key]) for key, value in pattern.items()
-        )
-    if isinstance(pattern, list):
-        candidates = event if isinstance(event, list) else [event]
-        return any(candidate in pattern for candidate in candidates)
-    raise ValueError(f"unsupported event pattern element {pattern!r}")
 
 
 def _default_bus(request: Body) -> None:
@@ -65,27 +55,16 @@ def _default_bus(request: Body) -> None:
         raise ServiceError("ResourceNotFoundException", f"Event bus {bus} does not exist.")
 
 
-def _pattern(text: str | None) -> Any:
-    """A rule's pattern, refused as EventBridge refuses one when it is not JSON or uses a form the
-    local matcher does not have (content filters such as prefix, and schedules)."""
-    try:
-        pattern = json.loads(text or "")
-    except ValueError:
-        raise _bad_pattern("EventPattern is not valid JSON (schedules are not supported locally).") from None
-    _check_pattern(pattern)
-    return pattern
-
-
-def _check_pattern(pattern: Any) -> None:
-    if isinstance(pattern, dict):
-        for value in pattern.values():
-            _check_pattern(value)
-    elif not isinstance(pattern, list) or any(isinstance(v, (dict, list)) for v in pattern):
-        raise _bad_pattern("Event pattern is not valid: leaves must be arrays of values.")
-
-
-def _bad_pattern(message: str) -> ServiceError:
-    return ServiceError("InvalidEventPatternException", message)
+def _check_rule_pattern(request: Body) -> None:
+    """A rule's pattern, refused as EventBridge refuses it. EventBridge also takes a
+    ScheduleExpression, with or without a pattern; there is no scheduler here to run one, so it is
+    refused by name."""
+    if "ScheduleExpression" in request:
+        raise invalid("ScheduleExpression is not supported locally: there is no scheduler to run the rule; "
+                      "give an EventPattern only.")
+    if "EventPattern" not in request:
+        raise invalid("Parameter(s) EventPattern or ScheduleExpression must be specified.")
+    parse(request["EventPattern"])
 
 
 def _check_target(target: Body) -> None:
@@ -157,24 +136,25 @@ class EventOperations:
     def _rule(self, name: str) -> Body:
         body = self.database.get("event_rule", name)
         if body is None:
-            raise ServiceError("ResourceNotFoundException", f"Rule {name} does not exist.")
+            message = f"Rule {name} does not exist on EventBus default."
+            raise ServiceError("ResourceNotFoundException", message)
         return body
 
     def put_rule(self, request: Body) -> Body:
+        """Creates or replaces the rule: a member the request leaves out is gone, as on EventBridge
+        (its targets stay)."""
         _default_bus(request)
         name = request["Name"]
-        _pattern(request.get("EventPattern"))
+        _check_rule_pattern(request)
         with self.context.lock:
-            body = self.database.get("event_rule", name) or {
+            before = self.database.get("event_rule", name)
+            body = {
                 "Name": name,
                 "Arn": arn("events", self.context.region, f"rule/{name}"),
-                "_Targets": [],
+                "State": request.get("State", "ENABLED"),
+                **{member: request[member] for member in RULE_MEMBERS if member in request},
+                "_Targets": before["_Targets"] if before else [],
             }
-            body.update(
-                EventPattern=request["EventPattern"],
-                State=request.get("State", "ENABLED"),
-                Description=request.get("Description", ""),
-            )
             self.database.put("event_rule", name, body, time.time())
         return {"RuleArn": body["Arn"]}
 
@@ -188,7 +168,7 @@ class EventOperations:
 
     def test_event_pattern(self, request: Body) -> Body:
         """Whether a rule with this pattern would pick this event (which must be a whole event)."""
-        pattern = _pattern(request["EventPattern"])
+        pattern = parse(request["EventPattern"])
         try:
             event = json.loads(request["Event"])
         except ValueError:
@@ -206,6 +186,9 @@ class EventOperations:
             body = self._rule(request["Rule"])
             targets = {t["Id"]: t for t in body["_Targets"]}
             targets.update({t["Id"]: t for t in request["Targets"]})
+            if len(targets) > TARGETS_PER_RULE:
+                raise ServiceError("LimitExceededException",
+                                   "The requested resource exceeds the maximum number allowed.")
             body["_Targets"] = list(targets.values())
             self.database.put("event_rule", body["Name"], body, time.time())
         return {"FailedEntryCount": 0, "FailedEntries": []}
@@ -224,9 +207,12 @@ class EventOperations:
         return {"FailedEntryCount": 0, "FailedEntries": []}
 
     def delete_rule(self, request: Body) -> Body:
+        """Deleting a rule that is gone succeeds, as EventBridge's does; one with targets is refused."""
         _default_bus(request)
         with self.context.lock:
-            self._rule(request["Name"])
+            body = self.database.get("event_rule", request["Name"])
+            if body is not None and body["_Targets"]:
+                raise invalid("Rule can't be deleted since it has targets.")
             self.database.delete("event_rule", request["Name"])
         return {}
 
