@@ -74,6 +74,15 @@ def _violation(value: Any, path: str, constraint: str) -> str:
     return f"Value {_shown(value)} at '{path}' failed to satisfy constraint: Member {constraint}"
 
 
+def over_limit(value: float, members: tuple[str, ...], high: float) -> str:
+    """AWS's words for a member over a limit a service enforces beyond its model's (Lambda's Timeout
+    is at most 900 seconds where the model allows the 5400 of Lambda Managed Instances)."""
+    path = ""
+    for name in members:
+        path = _member(path, name)
+    return _violation(value, path, f"must have value less than or equal to {high}")
+
+
 def _member(path: str, name: str) -> str:
     member = name[:1].lower() + name[1:]
     return f"{path}.{member}" if path else member

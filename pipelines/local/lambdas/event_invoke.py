@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pipelines.local.errors import ServiceError
+from pipelines.local.lambdas.destinations import cannot_deliver, default_bus
 from pipelines.local.lambdas.functions import LATEST, FunctionReference, Functions, invalid_parameter
 from pipelines.local.storage.database import Body
-from pipelines.local.system.identity import arn
 
 KIND = "event_invoke_config"
 SETTINGS = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
@@ -32,11 +32,6 @@ class AsyncSettings:
     max_age: float = 6 * 3600.0
     on_success: str = ""
     on_failure: str = ""
-
-
-def default_bus(region: str) -> str:
-    """The one event bus of the local EventBridge."""
-    return arn("events", region, "event-bus/default")
 
 
 class EventInvokeConfigs:
@@ -127,12 +122,7 @@ class EventInvokeConfigs:
             if target["FunctionName"] == function:
                 raise invalid_parameter("You can't specify the function as a destination for itself.")
         elif service != "events" or destination != default_bus(region):
-            raise invalid_parameter(
-                f"The local Lambda cannot deliver invocation records to {destination}: it delivers them "
-                f"to a Lambda function of this account and region, or to the default event bus "
-                f"({default_bus(region)}); an SQS queue, an SNS topic, an S3 bucket or another event bus "
-                "cannot be reproduced locally."
-            )
+            raise invalid_parameter(cannot_deliver("invocation records", destination, region))
 
     def _save(self, reference: FunctionReference, function: str, settings: Body) -> Body:
         config = {

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import re
 import stat
 import tempfile
@@ -29,7 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipelines.local.contract.shapes import over_limit, summary
 from pipelines.local.errors import ServiceError
+from pipelines.local.lambdas.destinations import cannot_deliver
 from pipelines.local.lambdas.python_runtimes import UnavailableRuntime, interpreter
 from pipelines.local.lambdas.runtime import Configuration, Request, WarmEnvironments
 from pipelines.local.storage import credentials
@@ -143,7 +146,7 @@ class Functions:
                 "Runtime and Handler are mandatory parameters for functions created with deployment "
                 "packages."
             )
-        check_configuration(request)
+        check_configuration(request, self.region)
         if self.database.get("function", name):
             raise ServiceError("ResourceConflictException", f"Function already exist: {name}", 409)
         with self._change(name, CREATING) as revision:
@@ -161,17 +164,23 @@ class Functions:
                 "CodeSize": len(zipped),
                 "Version": LATEST,
                 "PackageType": "Zip",
-                "Architectures": request.get("Architectures", ["x86_64"]),
+                "Architectures": [ARCHITECTURE],
                 "LastModified": last_modified(),
                 "RevisionId": revision,
+                **kept(name, request),
                 "_CodeDir": code_dir,
+                "_Tags": request.get("Tags", {}),
             }
             self.database.put("function", name, body, now)
         return self._settle(body)
 
-    def update_code(self, name: str, zipped: bytes, dry_run: bool = False) -> dict[str, Any]:
-        """New code; with `dry_run`, only the checks: the function and its configuration stay."""
+    def update_code(
+        self, name: str, zipped: bytes, dry_run: bool = False, revision: str | None = None
+    ) -> dict[str, Any]:
+        """New code, unless `revision` is given and no longer the function's; with `dry_run`, only
+        the checks: the function and its configuration stay."""
         body = self._get(name)
+        check_revision(body, revision)
         if dry_run:
             check_code(zipped)
             return self._describe(body)
@@ -186,17 +195,22 @@ class Functions:
         """The members given replace the stored ones (Environment as a whole, as Lambda does);
         new environments start with the new configuration."""
         body = self._get(request["FunctionName"])
+        check_revision(body, request.get("RevisionId"))
         changed = {key: request[key] for key in CONFIGURABLE if key in request}
-        check_configuration({**body, **changed})
+        check_configuration({**body, **request}, self.region)
         with self._change(body["FunctionName"], UPDATING) as revision:
             self._keep_previous(body)
-            body.update(changed, Timeout=int(changed.get("Timeout", body["Timeout"])))
+            body.update(changed, **kept(body["FunctionName"], changed))
+            body.update(Timeout=int(body["Timeout"]))
             body.update(RevisionId=revision, LastModified=last_modified())
             self.database.put("function", body["FunctionName"], body, 0)
         return self._settle(body)
 
     def get(self, name: str, qualifier: str | None = None) -> dict[str, Any]:
-        return {"Configuration": self._describe(self._get(name, qualifier))}
+        """GetFunction's answer: the configuration, and the tags when the function has any."""
+        body = self._get(name, qualifier)
+        tags = body.get("_Tags")
+        return {"Configuration": self._describe(body), **({"Tags": tags} if tags else {})}
 
     @contextmanager
     def _change(self, name: str, kind: str) -> Iterator[str]:
@@ -240,7 +254,7 @@ class Functions:
         with self._lock:
             changing = self._changing.get(body["FunctionName"])
         kind = changing[1] if changing and changing[0] == body.get("RevisionId") else ""
-        return {**public(body), **STATES[kind]}
+        return {**kept(body["FunctionName"], KEPT), **public(body), **STATES[kind]}
 
     def named(self, name_or_arn: str, qualifier: str | None = None) -> FunctionReference:
         """What a FunctionName (and Qualifier) names, whether or not it exists; a qualifier in the
@@ -344,9 +358,45 @@ STATES: dict[str, dict[str, str]] = {
     },
     UPDATING: {"State": "Active", "LastUpdateStatus": "InProgress"},
 }
+# Members Lambda keeps and echoes that change nothing of how a function runs here, with Lambda's
+# defaults: a description, X-Ray tracing (no traces are sent), /tmp's size (not enforced, as
+# MemorySize is not), SnapStart (it snapshots published versions only, and none is published here)
+# and where logs go (the log group's name is what a handler's context gives).
+KEPT: dict[str, Any] = {
+    "Description": "",
+    "KMSKeyArn": None,  # the key that encrypts the variables at rest: echoed only when given
+    "TracingConfig": {"Mode": "PassThrough"},
+    "EphemeralStorage": {"Size": 512},
+    "SnapStart": {"ApplyOn": "None"},
+    "LoggingConfig": {"LogFormat": "Text"},
+}
 # What UpdateFunctionConfiguration changes here: the members CreateFunction stores.
-CONFIGURABLE = ("Role", "Handler", "Timeout", "MemorySize", "Environment", "Runtime")
+CONFIGURABLE = ("Role", "Handler", "Timeout", "MemorySize", "Environment", "Runtime", *KEPT)
 ENVIRONMENT_LIMIT = 4096  # bytes of a function's variables, as JSON
+# Lambda's limits where its model allows more (for Lambda Managed Instances and accelerators, which
+# the local Lambda refuses): (member, part of it, largest value).
+LIMITS = (("Timeout", "", 900), ("MemorySize", "", 10240), ("EphemeralStorage", "Size", 10240))
+# The Lambda architecture of this machine: the one the local Lambda runs.
+ARCHITECTURE = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(
+    platform.machine().lower(), platform.machine()
+)
+# Members that change how a function runs in ways the local Lambda cannot reproduce, and why.
+UNSUPPORTED = {
+    "Layers": "the local Lambda installs no layers: a function runs with its own package's code only",
+    "VpcConfig": "the local Lambda connects no function to a VPC: its environments use this machine's "
+    "network",
+    "FileSystemConfigs": "the local Lambda mounts no EFS or S3 Files file system",
+    "CodeSigningConfigArn": "the local Lambda checks no code signatures, so it would run code the "
+    "configuration refuses",
+    "ImageConfig": "the local Lambda runs .zip packages, not container images",
+    "TenancyConfig": "the local Lambda keeps no environments of their own for tenants",
+    "CapacityProviderConfig": "the local Lambda runs no function on Lambda Managed Instances: each "
+    "environment is a process of this machine",
+    "DurableConfig": "the local Lambda runs no durable functions: it keeps no execution state between "
+    "invocations",
+    "RuntimeConfig": "the local Lambda runs the Python runtimes built here, not a customer-managed runtime",
+    "AcceleratorConfig": "the local Lambda attaches no accelerator",
+}
 
 
 def last_modified() -> str:
@@ -380,14 +430,110 @@ def read_only(tree: Path) -> None:
         Path(folder).chmod(stat.S_IMODE(Path(folder).stat().st_mode) & ~WRITE)
 
 
-def check_configuration(request: dict[str, Any]) -> None:
-    """What CreateFunction and UpdateFunctionConfiguration refuse: a runtime the local Lambda has no
-    environment for, a reserved variable name."""
+def kept(name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The KEPT members of `given` as Lambda echoes them: each structure over its defaults, SnapStart
+    off for $LATEST (no snapshot is taken of it), the log group /aws/lambda/<name> unless another is
+    named."""
+    echoed: dict[str, Any] = {}
+    for member, default in KEPT.items():
+        if given.get(member) is not None:
+            echoed[member] = {**default, **given[member]} if isinstance(default, dict) else given[member]
+    if "SnapStart" in echoed:
+        echoed["SnapStart"]["OptimizationStatus"] = "Off"
+    if "LoggingConfig" in echoed:
+        echoed["LoggingConfig"].setdefault("LogGroup", log_group({"FunctionName": name}))
+    return echoed
+
+
+def log_group(body: dict[str, Any]) -> str:
+    """The function's log group: the one its LoggingConfig names, or Lambda's default."""
+    return str(body.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{body['FunctionName']}")
+
+
+def sets(value: Any) -> bool:
+    """Whether a member's value asks for anything: empty lists and strings, Lambda's way of removing
+    a setting, do not."""
+    if isinstance(value, dict):
+        return any(sets(item) for item in value.values())
+    if isinstance(value, list):
+        return any(sets(item) for item in value)
+    return bool(value)
+
+
+def unsupported(member: str, why: str, instead: str = "") -> ServiceError:
+    """The refusal of a member the local Lambda cannot reproduce: what it does instead, and how to call."""
+    return invalid_parameter(
+        f"{member} is not supported by the local Lambda: {why}. Call {instead or 'without ' + member}."
+    )
+
+
+def check_configuration(request: dict[str, Any], region: str) -> None:
+    """What CreateFunction and UpdateFunctionConfiguration refuse: what Lambda refuses (a value over
+    its limits, a reserved variable name) and what the local Lambda cannot reproduce (a runtime it
+    has no environment for, another architecture, a dead-letter queue, layers, a VPC...)."""
+    check_limits(request)
     try:
         interpreter(request["Runtime"])
     except UnavailableRuntime as error:
         raise invalid_parameter(str(error)) from None
     check_variables(request.get("Environment", {}).get("Variables", {}))
+    check_architecture(request)
+    for member, why in UNSUPPORTED.items():
+        if sets(request.get(member)):
+            raise unsupported(member, why)
+    if request.get("PackageType", "Zip") != "Zip":
+        raise unsupported(
+            f"PackageType {request['PackageType']}", UNSUPPORTED["ImageConfig"],
+            "with PackageType Zip or without it",
+        )
+    logging = request.get("LoggingConfig", {})
+    if logging.get("LogFormat", "Text") != "Text" or {"ApplicationLogLevel", "SystemLogLevel"} & set(logging):
+        raise unsupported(
+            "LoggingConfig with LogFormat JSON or log levels", "its runtime writes every log line as text",
+            "with LogFormat Text (or none) and no log levels",
+        )
+    target = request.get("DeadLetterConfig", {}).get("TargetArn", "")
+    if target:
+        raise invalid_parameter(
+            cannot_deliver("failed asynchronous events (DeadLetterConfig)", target, region)
+            + " Call without DeadLetterConfig, and name one of those as the OnFailure destination of the "
+            "function's event invoke config."
+        )
+
+
+def check_limits(request: dict[str, Any]) -> None:
+    """Refuse values over Lambda's LIMITS as Lambda does, with a ValidationException."""
+    errors = []
+    for member, part, high in LIMITS:
+        value = request.get(member)
+        if part and isinstance(value, dict):
+            value = value.get(part)
+        if isinstance(value, int) and value > high:
+            errors.append(over_limit(value, (member, part) if part else (member,), high))
+    if errors:
+        raise ServiceError("ValidationException", summary(errors))
+
+
+def check_architecture(request: dict[str, Any]) -> None:
+    """An architecture other than this machine's would run here on this machine's."""
+    architectures = request.get("Architectures", [ARCHITECTURE])
+    if architectures != [ARCHITECTURE]:
+        raise unsupported(
+            f"Architectures {json.dumps(architectures)}",
+            f"it runs functions on this machine's {ARCHITECTURE}",
+            f'with Architectures ["{ARCHITECTURE}"] or without it',
+        )
+
+
+def check_revision(body: dict[str, Any], revision: str | None) -> None:
+    """An update for a RevisionId that is no longer the function's is refused, as Lambda refuses it."""
+    if revision not in (None, body["RevisionId"]):
+        raise ServiceError(
+            "PreconditionFailedException",
+            "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias "
+            "API to retrieve the latest Revision Id",
+            412,
+        )
 
 
 def function_home(code_dir: Path) -> Path:
@@ -454,7 +600,7 @@ def reserved_runtime_variables(body: dict[str, Any], python: Path) -> dict[str, 
         "AWS_LAMBDA_FUNCTION_NAME": body["FunctionName"],
         "AWS_LAMBDA_FUNCTION_VERSION": LATEST,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(body.get("MemorySize", 128)),
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{body['FunctionName']}",
+        "AWS_LAMBDA_LOG_GROUP_NAME": log_group(body),
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         "LAMBDA_RUNTIME_DIR": str(python.parent.parent),  # the runtime's own environment
     }

@@ -38,7 +38,7 @@ STOP_GRACE_SECONDS = 2.0
 
 RUNTIME = r"""
 import decimal, importlib, json, os, sys, time, traceback
-module_name, function_name, results_fd = sys.argv[1:4]
+handler_name, results_fd = sys.argv[1:3]
 
 
 class LambdaContext:
@@ -83,13 +83,19 @@ sys.dont_write_bytecode = True  # no __pycache__ in the read-only task root, eve
 results = os.fdopen(int(results_fd), "w")
 handler = failure = None
 try:
-    module = importlib.import_module(module_name)
-except Exception as error:
-    failure = ("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}")
+    module_name, function_name = handler_name.rsplit(".", 1)  # as awslambdaric reads _HANDLER
+except ValueError as error:
+    failure = ("Runtime.MalformedHandlerName", f"Bad handler '{handler_name}': {error}")
 else:
-    handler = getattr(module, function_name, None)
-    if handler is None:
-        failure = ("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:
+        failure = ("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}")
+    else:
+        handler = getattr(module, function_name, None)
+        if handler is None:
+            failure = ("Runtime.HandlerNotFound",
+                       f"Handler '{function_name}' missing on module '{module_name}'")
 results.write(json.dumps("initialised") + "\n")  # the init phase is over, however it went
 results.flush()
 for line in sys.stdin:
@@ -176,11 +182,10 @@ class Environment:
         folder = Path(tempfile.mkdtemp(prefix=f"{configuration.function}-", dir=scratch))
         init_log = folder / "init.log"
         read_end, write_end = os.pipe()
-        module, _, function = configuration.handler.rpartition(".")
         # Lambda's stream of one environment: `2024/06/01/[$LATEST]<32 hex digits>`.
         version = configuration.environment["AWS_LAMBDA_FUNCTION_VERSION"]
         name = time.strftime(f"%Y/%m/%d/[{version}]", time.gmtime()) + uuid.uuid4().hex
-        argv = [configuration.interpreter, "-c", RUNTIME, module, function, str(write_end)]
+        argv = [configuration.interpreter, "-c", RUNTIME, configuration.handler, str(write_end)]
         code_dir = Path(configuration.code_dir)  # its code and home as Lambda's: there, read-only
         argv = confined(argv, folder, configuration.confinement,
                         shown=(code_dir, code_dir.parent / "home"), busy_fds=(write_end,))

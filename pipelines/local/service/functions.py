@@ -16,7 +16,7 @@ from typing import Any
 
 from pipelines.local.errors import ServiceError
 from pipelines.local.lambdas.asynchronous import AsyncInvocations
-from pipelines.local.lambdas.functions import Functions, invalid_parameter
+from pipelines.local.lambdas.functions import Functions, check_architecture, invalid_parameter
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
 
@@ -25,12 +25,13 @@ LOG_TAIL_BYTES = 4096  # LogType Tail: the end of the invocation's log
 
 
 def refuse_publish(request: Body) -> None:
-    """Publish=True asks for a numbered version, which the local Lambda does not keep."""
-    if request.get("Publish"):
-        raise invalid_parameter(
-            "Publish is not supported by the local Lambda: a function has only its $LATEST version "
-            "here. Call without Publish."
-        )
+    """Publish=True (or PublishTo) asks for a numbered version, which the local Lambda does not keep."""
+    for member in ("Publish", "PublishTo"):
+        if request.get(member):
+            raise invalid_parameter(
+                f"{member} is not supported by the local Lambda: a function has only its $LATEST version "
+                f"here. Call without {member}."
+            )
 
 
 class FunctionOperations:
@@ -49,8 +50,11 @@ class FunctionOperations:
 
     def update_function_code(self, request: Body) -> Body:
         refuse_publish(request)
+        check_architecture(request)
         code = self._code(request, "")
-        return self.functions.update_code(request["FunctionName"], code, bool(request.get("DryRun")))
+        return self.functions.update_code(
+            request["FunctionName"], code, bool(request.get("DryRun")), request.get("RevisionId")
+        )
 
     def update_function_configuration(self, request: Body) -> Body:
         return self.functions.update_configuration(request)
