@@ -541,6 +541,8 @@ def test_a_crashed_environment_is_replaced(functions: Functions) -> None:
         ("missing.answer", "Runtime.ImportModuleError: Unable to import module 'missing': "
                            "No module named 'missing'"),
         ("app.nothing", "Runtime.HandlerNotFound: Handler 'nothing' missing on module 'app'"),
+        ("nohandler", "Runtime.MalformedHandlerName: Bad handler 'nohandler': not enough values to unpack "
+                      "(expected 2, got 1)"),
     ],
 )
 def test_an_unloadable_handler_fails_each_invocation(functions: Functions, handler: str, error: str) -> None:
