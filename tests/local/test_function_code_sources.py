@@ -6,19 +6,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.service.backend import LocalSageMaker
 
-from .shapes_support import send
 from .world import ROLE, function_settled
+from .world import lambda_call as call
 
 
 def package(answer: str) -> bytes:
@@ -37,11 +35,6 @@ def served(tmp_path: Path) -> Iterator[tuple[Dispatcher, LocalSageMaker]]:
     backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
     yield Dispatcher(backend, check_responses=True), backend
     backend.shutdown()
-
-
-def call(dispatcher: Dispatcher, operation: str, **request: Any) -> tuple[int, dict[str, Any]]:
-    reply = send(dispatcher, "Lambda", operation, request)
-    return reply.status, json.loads(reply.body)
 
 
 def test_code_is_read_from_the_s3_object_and_version_named(served: tuple[Dispatcher, LocalSageMaker]) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
 import zipfile
 from collections.abc import Iterator
@@ -19,8 +18,9 @@ from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.lambdas.functions import ARCHITECTURE
 from pipelines.local.service.backend import LocalSageMaker
 
-from .shapes_support import model, send
+from .shapes_support import model
 from .world import ROLE, function_settled
+from .world import lambda_call as call
 
 HANDLER = b"""
 import os
@@ -45,11 +45,6 @@ def served(tmp_path: Path) -> Iterator[tuple[Dispatcher, LocalSageMaker]]:
     backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
     yield Dispatcher(backend, check_responses=True), backend
     backend.shutdown()
-
-
-def call(dispatcher: Dispatcher, operation: str, **request: Any) -> tuple[int, dict[str, Any]]:
-    reply = send(dispatcher, "Lambda", operation, request)
-    return reply.status, json.loads(reply.body)
 
 
 def create(served: tuple[Dispatcher, LocalSageMaker], **members: Any) -> tuple[int, dict[str, Any]]:

@@ -261,6 +261,12 @@ class World:
         return function
 
 
+def lambda_call(dispatcher: Dispatcher, operation: str, **request: Any) -> tuple[int, dict[str, Any]]:
+    """A Lambda operation as its REST protocol carries it: the answer's status and JSON body."""
+    reply = send(dispatcher, "Lambda", operation, request)
+    return reply.status, json.loads(reply.body)
+
+
 def function_settled(functions: Functions, name: str) -> dict[str, Any]:
     """A function's configuration once its last change is done: Lambda takes one change at a time."""
 
