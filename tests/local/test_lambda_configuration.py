@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pipelines.local.api.protocol import Dispatcher
-from pipelines.local.lambdas.functions import ARCHITECTURE
+from pipelines.local.lambdas.configuration import ARCHITECTURE
 from pipelines.local.service.backend import LocalSageMaker
 
 from .shapes_support import model

@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pipelines.local.errors import ServiceError
+from pipelines.local.lambdas.configuration import invalid_parameter
 from pipelines.local.lambdas.destinations import cannot_deliver, default_bus
-from pipelines.local.lambdas.functions import LATEST, FunctionReference, Functions, invalid_parameter
+from pipelines.local.lambdas.functions import LATEST, FunctionReference, Functions
 from pipelines.local.storage.database import Body
 
 KIND = "event_invoke_config"

@@ -16,7 +16,8 @@ from typing import Any
 
 from pipelines.local.errors import ServiceError
 from pipelines.local.lambdas.asynchronous import AsyncInvocations
-from pipelines.local.lambdas.functions import Functions, check_architecture, invalid_parameter
+from pipelines.local.lambdas.configuration import check_architecture, invalid_parameter
+from pipelines.local.lambdas.functions import Functions
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
 
