@@ -9,7 +9,7 @@ hundreds of calls in a test.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,8 +39,8 @@ class HTTPHeaders(dict[str, str]):
 class _Raw:
     """The part of urllib3's response botocore reads: whole, or as a stream."""
 
-    def __init__(self, body: bytes) -> None:
-        self._body = io.BytesIO(body)
+    def __init__(self, body: bytes | Iterable[bytes]) -> None:
+        self._body = io.BytesIO(body if isinstance(body, bytes) else b"".join(body))
 
     def stream(self, amt: int = 1024, decode_content: bool = False) -> Iterator[bytes]:
         while chunk := self._body.read(amt):

@@ -221,8 +221,6 @@ def test_a_checksum_that_needs_the_crt_is_refused_not_taken_unchecked(s3: Any, s
     ({"ServerSideEncryption": "aws:kms"}, "x-amz-server-side-encryption"),
     ({"ObjectLockLegalHoldStatus": "ON"}, "x-amz-object-lock-legal-hold"),
     ({"Tagging": "team=ml"}, "x-amz-tagging"),
-    ({"Metadata": {"origin": "laptop"}}, "x-amz-meta-*"),
-    ({"ContentType": "text/csv"}, "Content-Type"),
     ({"StorageClass": "GLACIER"}, "x-amz-storage-class"),
 ])
 def test_a_header_asking_for_what_the_store_does_not_keep_is_refused_by_name(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
 @dataclass
 class Reply:
     status: int
-    body: bytes
+    body: bytes | Iterable[bytes]  # chunks: sent as they are read (S3's GetObject)
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
-    length: int | None = None  # a HEAD answer's Content-Length: that of the body it leaves out
+    # The Content-Length of a body not given as bytes: the chunks', or the one a HEAD answer leaves out.
+    length: int | None = None

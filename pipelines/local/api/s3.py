@@ -3,7 +3,8 @@
 A request is S3's when its signature is scoped to `s3` (the path alone cannot say: `/endpoints/...`
 could be a bucket). Its members come from the URI, query and headers as the model places them, and an
 operation with a streaming payload (PutObject) gets the body as a stream to read, not as bytes; the
-answer puts them back the same way: headers, a raw body, or an XML document; errors are S3's XML
+answer puts them back the same way: headers (user metadata as `x-amz-meta-*`), a raw body (GetObject's
+as chunks the server sends as it reads them), or an XML document; errors are S3's XML
 `<Error>` with its codes and statuses, and a HEAD answer carries no body at all, errors included.
 An operation of S3 this server does not serve is refused by name, as every API here refuses one.
 """
@@ -81,19 +82,22 @@ def encode(model: OperationModel, result: dict[str, Any], head: bool) -> Reply:
     """The answer as the output shape places its members: headers, and the payload member as the
     raw body or the rest as an XML document; a HEAD answer declares the length and sends nothing."""
     shape = model.output_shape
-    headers = {
-        member.serialization["name"]: _text(member, result[name], header=True)
-        for name, member in shape.members.items()
-        if name in result and member.serialization.get("location") == "header"
-    }
-    length = int(headers.pop("Content-Length", "0"))  # the server counts the body it sends
+    headers: dict[str, str] = {}
+    for name, member in shape.members.items():
+        where, wire = member.serialization.get("location"), member.serialization.get("name")
+        if name in result and where == "header":
+            headers[wire] = _text(member, result[name], header=True)
+        if name in result and where == "headers":  # a map, each entry its own header (x-amz-meta-)
+            headers.update({f"{wire}{key}": value for key, value in result[name].items()})
+    length = int(headers.pop("Content-Length", "0"))  # the server counts a body given as bytes
     content_type = headers.pop("Content-Type", XML_TYPE)
     status = 206 if "ContentRange" in result else 200
     if head:
         return Reply(status, b"", content_type, headers, length)
     payload = shape.serialization.get("payload")
     if payload is not None:
-        return Reply(status, result.get(payload, b""), content_type, headers)
+        body = result.get(payload, b"")
+        return Reply(status, body, content_type, headers, None if isinstance(body, bytes) else length)
     if all(shape.members[name].serialization.get("location") for name in result):
         return Reply(status, b"", content_type, headers)  # every member is a header (PutObject)
     document = Element(ROOTS[model.name], xmlns=NAMESPACE)

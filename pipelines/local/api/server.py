@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -127,7 +128,7 @@ class Handler(OneRequestHandler, JsonRequestHandler):
         return json.dumps({"__type": code, "message": message, "error": message}).encode()
 
     def send_json(
-        self, status: int, body: bytes, content_type: str = "application/json",
+        self, status: int, body: bytes | Iterable[bytes], content_type: str = "application/json",
         headers: dict[str, str] | None = None, close: bool = False, length: int | None = None,
     ) -> None:
         """Every answer, refusals included, carries a request id as AWS's do."""

@@ -132,10 +132,6 @@ class Expected:
                 "BadDigest", f"The {self.algorithm} you specified did not match the calculated checksum.", 400
             )
 
-    def etag(self) -> str:
-        """S3's ETag of an object stored in one part: the hex MD5 of its bytes, quoted."""
-        return f'"{self.md5.digest().hex()}"'
-
     def members(self) -> Body:
         """The checksum as PutObject answers it: the value sent, and the checksum type."""
         if self.algorithm is None or self.checksum is None:
@@ -147,7 +143,8 @@ class Expected:
 class _Digesting:
     def __init__(self, source: Readable, expected: Expected) -> None:
         self.source = source
-        self.hashers = [expected.md5, *([expected.computed] if expected.computed else [])]
+        md5 = [expected.md5] if expected.content_md5 is not None else []  # the store takes the ETag
+        self.hashers = [*md5, *([expected.computed] if expected.computed else [])]
 
     def read(self, size: int, /) -> bytes:
         chunk = self.source.read(size)

@@ -2,11 +2,14 @@
 
 The body goes to disk a chunk at a time as it arrives (up to S3's 5 GB a PUT, which the HTTP front
 enforces), digested on the way; an object whose digests do not match is refused before it is stored
-(checksums.py). The answer names the new version and its ETag, the MD5 of the bytes.
+(checksums.py). The answer names the new version and its ETag, the MD5 of the bytes, which the
+store keeps with the version.
 
-The store keeps bytes and versions, nothing else. So what a PUT may ask of S3 beyond that
-(conditional writes, encryption, object lock, tags, metadata, a content type, a storage class) is
-refused by the header's name with S3's `NotImplemented`, and ACLs as a bucket with ACLs disabled
+The store keeps bytes and versions, and with each version the headers S3 keeps (`Content-Type`,
+`Content-Encoding`, `Content-Disposition`, `Cache-Control`, `Content-Language`, `Expires`) and the
+user metadata (`x-amz-meta-*`, names in lower case as S3 keeps them, 2 KB in all as S3 allows). What
+a PUT may ask of S3 beyond that (conditional writes, encryption, object lock, tags, a storage class)
+is refused by the header's name with S3's `NotImplemented`, and ACLs as a bucket with ACLs disabled
 (S3's default) refuses them; nothing is ignored. A bucket is made by the first object put into it,
 as every writer of the local store makes it: the local target has no CreateBucket.
 """
@@ -21,16 +24,17 @@ from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.checksums import ALGORITHM_MEMBER, MEMBER, Expected
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.objects import CONTENT_TYPE
+from pipelines.local.service.objects import HEADERS, http_date
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import SCHEME
 from pipelines.local.system.identity import ACCOUNT
 
 # Members whose headers this store honours as S3 does; the framing (Content-Length) is the HTTP front's.
 HONOURED = frozenset({"Bucket", "Key", "Body", "ContentLength", "ContentMD5", ALGORITHM_MEMBER,
-                      "ExpectedBucketOwner", "ACL"})
+                      "ExpectedBucketOwner", "ACL", "Metadata", *HEADERS})
 # Values of other members that ask for nothing beyond what the store does anyway.
-PLAIN = {"ContentType": CONTENT_TYPE, "StorageClass": "STANDARD"}
+PLAIN = {"StorageClass": "STANDARD"}
+MAX_METADATA_BYTES = 2048  # S3's limit on user metadata: names and values, in UTF-8
 OWNER_ONLY_ACL = "bucket-owner-full-control"  # what a bucket with ACLs disabled accepts
 
 
@@ -41,14 +45,31 @@ class ObjectWrites:
 
     def put_object(self, request: Body) -> Body:
         _refuse_what_is_not_kept(self.model, request)
+        members = _kept_members(request)
         expected = Expected.of(request)
         uri = f"{SCHEME}{request['Bucket']}/{request['Key']}"
         try:
-            version = self.store.put_stream(uri, expected.reading(request["Body"]), expected.verify)
+            version = self.store.put_stream(uri, expected.reading(request["Body"]), expected.verify, members)
         except ValueError as error:  # a key that is no file name (`a//b`, `..`) or clashes with a folder
             message = f"The local SageMaker's S3 keeps objects as files and cannot store this one: {error}"
             raise ServiceError("InvalidArgument", message, 400) from None
-        return {"ETag": expected.etag(), "VersionId": version, **expected.members()}
+        etag = self.store.describe(uri, version).etag
+        return {"ETag": etag, "VersionId": version, **expected.members()}
+
+
+def _kept_members(request: Body) -> Body:
+    """The headers and user metadata kept with the version; S3's MetadataTooLarge over its limit."""
+    members = {name: request[name] for name in HEADERS if name in request}
+    if "Expires" in members:
+        members["Expires"] = http_date(members["Expires"], "Expires")
+    metadata = {name.lower(): value for name, value in request.get("Metadata", {}).items()}
+    size = sum(len(name.encode()) + len(value.encode()) for name, value in metadata.items())
+    if size > MAX_METADATA_BYTES:
+        raise ServiceError(
+            "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size", 400,
+            {"Size": str(size), "MaxSizeAllowed": str(MAX_METADATA_BYTES)},
+        )
+    return {**members, "Metadata": metadata} if metadata else members
 
 
 def _refuse_what_is_not_kept(model: OperationModel, request: Body) -> None:

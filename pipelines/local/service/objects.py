@@ -3,15 +3,18 @@
 What the server's jobs and endpoints write goes into the store directly, what a client writes
 comes through PutObject (object_writes.py), and an SDK pointed at this server reads both back (the
 CLI, and the deploy Lambda's check of the model data against its registered digest). Every object
-is described as the store keeps it: its current version (the file jobs and hosting read) or the
-version asked for, an ETag that is the MD5 of its bytes as S3's is for an object stored in one part,
-and `binary/octet-stream`, the type S3 gives an object stored without one (the store records none).
+is described as the store keeps it: its current version or the version asked for, the ETag kept
+with it (the MD5 of its bytes, as S3's is for an object stored in one part), and the headers and
+user metadata it was put with; `binary/octet-stream` is the type S3 gives an object stored without
+one, as the server's own writers store theirs. GetObject's body is read from the file a chunk at a
+time as it is sent, and its `response-*` parameters override the headers it answers, as S3's do.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -19,9 +22,15 @@ from pipelines.local.errors import ServiceError
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import page, position, token
 from pipelines.local.storage.database import Body
+from pipelines.local.storage.object_records import FileSpan
 from pipelines.local.storage.objects import SCHEME, NoSuchKey, StoredObject
 
 CONTENT_TYPE = "binary/octet-stream"
+# The headers S3 keeps with a version as they were put, each of which a `response-*` parameter of
+# GetObject and HeadObject overrides (`ResponseContentType`...).
+HEADERS = (
+    "ContentType", "ContentEncoding", "ContentDisposition", "CacheControl", "ContentLanguage", "Expires"
+)
 MAX_KEYS = 1000
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -36,21 +45,20 @@ class ObjectOperations:
 
     def get_object(self, request: Body) -> Body:
         """The object's bytes, or the single range of them that `Range` asks for (S3 serves one
-        range; a header it cannot read is ignored, as HTTP allows)."""
+        range; a header it cannot read is ignored, as HTTP allows), as a span of its file that is
+        read while it is sent."""
         found = self._find(request)
-        answer = self._describe(found)
+        answer = self._describe(found, request)
         span = _span(request.get("Range", ""), found.size)
         start, end = span or (0, found.size - 1)
-        with found.path.open("rb") as handle:
-            handle.seek(start)
-            answer["Body"] = handle.read(max(0, end - start + 1))
+        answer["Body"] = FileSpan(found.path, start, max(0, end - start + 1))
         if span:
             answer["ContentRange"] = f"bytes {start}-{end}/{found.size}"
-        answer["ContentLength"] = len(answer["Body"])
+        answer["ContentLength"] = answer["Body"].length
         return answer
 
     def head_object(self, request: Body) -> Body:
-        return self._describe(self._find(request))
+        return self._describe(self._find(request), request)
 
     def list_objects_v2(self, request: Body) -> Body:
         bucket, prefix = request["Bucket"], request.get("Prefix", "")
@@ -99,18 +107,38 @@ class ObjectOperations:
             "NoSuchVersion", "The specified version does not exist.", 404, {"Key": key, "VersionId": version}
         )
 
-    def _describe(self, found: StoredObject) -> Body:
-        return {
-            "ContentLength": found.size, "ETag": found.etag(), "LastModified": found.modified,
+    def _describe(self, found: StoredObject, request: Body) -> Body:
+        answer: Body = {
+            "ContentLength": found.size, "ETag": found.etag, "LastModified": found.modified,
             "VersionId": found.version_id, "ContentType": CONTENT_TYPE, "AcceptRanges": "bytes",
+            **found.members,
         }
+        for name in HEADERS:
+            if f"Response{name}" in request:
+                override = request[f"Response{name}"]
+                answer[name] = http_date(override, "response-expires") if name == "Expires" else override
+        return answer
 
     def _listed(self, bucket: str, key: str, encode: Callable[[str], str]) -> Body:
         found = self.store.describe(f"{SCHEME}{bucket}/{key}")
         return {
-            "Key": encode(key), "LastModified": found.modified, "ETag": found.etag(), "Size": found.size,
+            "Key": encode(key), "LastModified": found.modified, "ETag": found.etag, "Size": found.size,
             "StorageClass": "STANDARD",
         }
+
+
+def http_date(value: str, name: str) -> float:
+    """An `Expires` date as the store keeps it: seconds since the epoch. S3 keeps any text there;
+    the local S3 keeps a date only, and says so for anything else."""
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        raise ServiceError(
+            "NotImplemented",
+            f"A header you provided implies functionality that is not implemented: the local "
+            f"SageMaker's S3 keeps {name} only as an HTTP date, not {value!r}",
+            501, {"Header": name},
+        ) from None
 
 
 def _span(header: str, size: int) -> tuple[int, int] | None:

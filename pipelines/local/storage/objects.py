@@ -2,24 +2,35 @@
 
 `s3://bucket/key` lives at `root/<bucket>/<key>` so the state stays inspectable with ordinary tools;
 each put also lands in `root/.versions/<bucket>/<key>/<version_id>`, the guarantee of a versioned
-bucket that a rerun never destroys an artifact an earlier run registered. Writes go through
-`root/.tmp` and an atomic rename, so a reader never sees half an object, nor one refused once written.
+bucket that a rerun never destroys an artifact an earlier run registered, with its record (its
+ETag and the members it was put with: object_records.py). Writes go through `root/.tmp` and an atomic
+rename, so a reader never sees half an object, nor one refused once written.
 """
 
 from __future__ import annotations
 
 import builtins
 import hashlib
+import io
 import os
 import re
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from pipelines.local.storage.object_records import (
+    CHUNK_BYTES,
+    Record,
+    file_etag,
+    quoted,
+    read_record,
+    record_path,
+)
 
 SCHEME = "s3://"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -27,7 +38,6 @@ _VERSION_ID = re.compile(r"[0-9]{20}-[0-9a-f]{12}")
 
 _Writer = Callable[[Path], object]
 UNVERSIONED = "null"  # S3's version id of an object stored before versioning kept its versions
-CHUNK_BYTES = 1 << 20  # what a streamed put holds in memory at a time
 
 
 class Readable(Protocol):
@@ -55,14 +65,8 @@ class StoredObject:
     version_id: str
     size: int
     modified: float  # seconds since the epoch
-
-    def etag(self) -> str:
-        """S3's ETag of an object stored in one part: the hex MD5 of its bytes, quoted."""
-        digest = hashlib.md5(usedforsecurity=False)
-        with self.path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return f'"{digest.hexdigest()}"'
+    etag: str
+    members: Mapping[str, Any] = field(default_factory=dict)  # as the writer put it (object_records.py)
 
 
 def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
@@ -110,24 +114,20 @@ class ObjectStore:
 
     def put_file(self, uri: str, src: Path) -> str:
         """Store a copy of `src` as the new current version; returns its version id."""
-        return self._put(uri, lambda dest: shutil.copyfile(src, dest))
+        with src.open("rb") as handle:
+            return self._put(uri, handle, {}, lambda: None)
 
     def put_bytes(self, uri: str, data: bytes) -> str:
         """Store `data` as the new current version; returns its version id."""
-        return self._put(uri, lambda dest: dest.write_bytes(data))
+        return self._put(uri, io.BytesIO(data), {}, lambda: None)
 
-    def put_stream(self, uri: str, source: Readable, check: Callable[[], None]) -> str:
-        """Store what `source` yields until it ends, one chunk at a time, as the new current version;
-        returns its version id. `check` runs once it is all on disk and may refuse it by raising:
-        then nothing is stored."""
-
-        def write(dest: Path) -> None:
-            with dest.open("wb") as out:
-                while chunk := source.read(CHUNK_BYTES):
-                    out.write(chunk)
-            check()
-
-        return self._put(uri, write)
+    def put_stream(
+        self, uri: str, source: Readable, check: Callable[[], None], members: Mapping[str, Any]
+    ) -> str:
+        """Store what `source` yields until it ends, one chunk at a time, as the new current version
+        put with `members`; returns its version id. `check` runs once it is all on disk and may
+        refuse it by raising: then nothing is stored."""
+        return self._put(uri, source, members, check)
 
     def get_bytes(self, uri: str, version_id: str | None = None) -> bytes:
         """The current version, or the given earlier one."""
@@ -137,17 +137,27 @@ class ObjectStore:
         return path.read_bytes()
 
     def describe(self, uri: str, version_id: str | None = None) -> StoredObject:
-        """The current version of the object at `uri` (what jobs and hosting read), or the given
-        one; NoSuchKey if there is none, ValueError for a URI or version id that cannot name one."""
-        if version_id is None:
-            path, known = self.path_for(uri), self.versions(uri)
-            version_id = known[-1] if known else UNVERSIONED
-        else:
-            path = self._version_path(uri, version_id)
+        """The current version of the object at `uri`, or the given one, with its record; NoSuchKey
+        if there is none, ValueError for a URI or version id that cannot name one.
+
+        The current version is read from its version file (the live file jobs and hosting read is
+        a copy of it), so bytes, ETag and members are one version's even while another is put. An
+        object with no versions was written in place (data capture appends to its file): its ETag
+        is computed on each read, since its bytes may change. A version stored before records were
+        kept gets its ETag computed once, and kept."""
+        known = self.versions(uri) if version_id is None else [version_id]
+        if not known:
+            live = self.path_for(uri)
+            if not live.is_file():
+                raise NoSuchKey(uri)
+            stat = live.stat()
+            return StoredObject(live, UNVERSIONED, stat.st_size, stat.st_mtime, file_etag(live))
+        path = self._version_path(uri, known[-1])
         if not path.is_file():
             raise NoSuchKey(uri)
         stat = path.stat()
-        return StoredObject(path, version_id, stat.st_size, stat.st_mtime)
+        record = read_record(path) or self._keep_record(path, Record(file_etag(path)))
+        return StoredObject(path, known[-1], stat.st_size, stat.st_mtime, record.etag, record.members)
 
     def bucket_exists(self, bucket: str) -> bool:
         return bool(_BUCKET.match(bucket)) and (self.root / bucket).is_dir()
@@ -166,7 +176,7 @@ class ObjectStore:
         folder = self._versions_dir(uri)
         if not folder.is_dir():
             return []
-        return sorted(entry.name for entry in folder.iterdir() if entry.is_file())
+        return sorted(entry.name for entry in folder.iterdir() if _VERSION_ID.fullmatch(entry.name))
 
     def download(self, uri: str, dest_dir: Path) -> builtins.list[Path]:
         """Copy objects into `dest_dir` the way SageMaker stages an S3Prefix input: every object
@@ -198,15 +208,32 @@ class ObjectStore:
             uris.append(uri)
         return uris
 
-    def _put(self, uri: str, write: _Writer) -> str:
+    def _put(
+        self, uri: str, source: Readable, members: Mapping[str, Any], check: Callable[[], None]
+    ) -> str:
+        """The version, its record (ETag taken as the bytes pass), then the live copy."""
         live = self.path_for(uri)
         if live.is_dir() or any(parent.is_file() for parent in live.parents):
             raise ValueError(f"{uri} clashes with an existing object or prefix of the same name")
         version_id = self._new_version_id()
         version = self._version_path(uri, version_id)
+
+        def write(dest: Path) -> None:
+            digest = hashlib.md5(usedforsecurity=False)
+            with dest.open("wb") as out:
+                while chunk := source.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    out.write(chunk)
+            check()
+            self._keep_record(version, Record(quoted(digest), members))
+
         self._atomic(version, write)
         self._atomic(live, lambda dest: shutil.copyfile(version, dest))
         return version_id
+
+    def _keep_record(self, version: Path, record: Record) -> Record:
+        self._atomic(record_path(version), lambda dest: dest.write_text(record.text(), encoding="utf-8"))
+        return record
 
     def _atomic(self, dest: Path, write: _Writer) -> None:
         staging = self.root / ".tmp"

@@ -9,6 +9,7 @@ standard library's HTML page, a 5xx, or a hang.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 
@@ -39,14 +40,18 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         return json.dumps({"error": message}).encode("utf-8")
 
     def send_json(
-        self, status: int, body: bytes, content_type: str = "application/json",
+        self, status: int, body: bytes | Iterable[bytes], content_type: str = "application/json",
         headers: dict[str, str] | None = None, close: bool = False, length: int | None = None,
     ) -> None:
-        """`length`: a HEAD answer's Content-Length, the size of the body a GET would get; an
+        """`length`: a HEAD answer's Content-Length, the size of the body a GET would get, or that
+        of a body given as chunks, each written as it comes so that only one is held at a time; an
         answer to HEAD never carries a body."""
+        if length is None:
+            assert isinstance(body, bytes), "chunks are sent with their length"
+            length = len(body)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.send_header("Content-Length", str(length))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         if close:
@@ -54,7 +59,8 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         if getattr(self, "command", "") != "HEAD":
-            self.wfile.write(body)
+            for chunk in [body] if isinstance(body, bytes) else body:
+                self.wfile.write(chunk)
         # Sent now, not when handle_one_request returns: a server draining on SIGTERM may exit as
         # soon as its handlers are done, and a response still in the buffer would be lost.
         self.wfile.flush()

@@ -1,0 +1,75 @@
+"""What the store keeps with each version besides its bytes: its ETag and the members it was put with.
+
+A version's record is a small JSON file beside it (`<version_id>.json`), written before the version
+itself is renamed into place, so a reader that finds a version finds its record. The ETag is taken
+while the bytes are written, so no read hashes the object again. The members (`ContentType`,
+`Metadata`...) are kept as the writer gave them, in S3's names; the server's own writers give none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUFFIX = ".json"
+CHUNK_BYTES = 1 << 20  # what a streamed put or get holds in memory at a time
+
+
+@dataclass(frozen=True)
+class Record:
+    etag: str  # S3's ETag of an object stored in one part: the hex MD5 of its bytes, quoted
+    members: Mapping[str, Any] = field(default_factory=dict)
+
+    def text(self) -> str:
+        return json.dumps({"ETag": self.etag, "Members": dict(self.members)}, sort_keys=True)
+
+
+def record_path(version: Path) -> Path:
+    return version.with_name(version.name + SUFFIX)
+
+
+def read_record(version: Path) -> Record | None:
+    """The version's record; None for a version stored before records were kept."""
+    try:
+        document = json.loads(record_path(version).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return Record(document["ETag"], document["Members"])
+
+
+def quoted(digest: Any) -> str:
+    return f'"{digest.hexdigest()}"'
+
+
+def file_etag(path: Path) -> str:
+    """The ETag of a file that has no record, read a chunk at a time."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return quoted(digest)
+
+
+@dataclass(frozen=True)
+class FileSpan:
+    """`length` bytes of a stored file from `start`, read a chunk at a time as they are sent: an
+    answer holds one chunk in memory, never the object."""
+
+    path: Path
+    start: int
+    length: int
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self.path.open("rb") as handle:
+            handle.seek(self.start)
+            left = self.length
+            while left > 0:
+                chunk = handle.read(min(CHUNK_BYTES, left))
+                if not chunk:
+                    raise OSError(f"{self.path} ended {left} bytes short of what was described")
+                left -= len(chunk)
+                yield chunk
