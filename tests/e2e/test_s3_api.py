@@ -1,6 +1,8 @@
 """S3 through a real server process and boto3's S3 client, as any SDK given `local env` reaches the
 local store: paging and versions; puts, a large one streamed to disk as it arrives, digests and
-headers refused; and S3's refusals of unsigned and wrongly signed requests, in its XML."""
+headers refused; headers and user metadata kept per version; a large get sent from its file; an
+object stored before versions kept records; and S3's refusals of unsigned and wrongly signed
+requests, in its XML."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from pipelines.local import daemon
 from pipelines.local.layout import StateLayout
+from pipelines.local.storage.object_records import record_path
 from pipelines.local.storage.objects import ObjectStore
 
 pytestmark = pytest.mark.e2e
@@ -142,6 +145,74 @@ def test_a_body_is_written_to_disk_while_it_arrives(state: Path) -> None:
     finally:
         connection.close()
     assert store(state).path_for("s3://e2e/streamed.bin").read_bytes() == body
+
+
+def test_headers_and_user_metadata_go_and_come_back_with_each_version(state: Path) -> None:
+    client = s3(state)
+    first = client.put_object(Bucket="e2e", Key="kept/report.html", Body=b"<p>", ContentType="text/html",
+                              CacheControl="no-store", Metadata={"Run-Id": "42"})
+    second = client.put_object(Bucket="e2e", Key="kept/report.html", Body=b"plain")
+    older = client.head_object(Bucket="e2e", Key="kept/report.html", VersionId=first["VersionId"])
+    assert (older["ContentType"], older["CacheControl"], older["Metadata"]) == ("text/html", "no-store",
+                                                                                {"run-id": "42"})
+    current = client.get_object(Bucket="e2e", Key="kept/report.html", ResponseContentDisposition="inline")
+    assert (current["Body"].read(), current["ContentType"], current["Metadata"]) == (
+        b"plain", "binary/octet-stream", {})
+    assert (current["VersionId"], current["ContentDisposition"]) == (second["VersionId"], "inline")
+    with pytest.raises(ClientError) as refused:
+        client.put_object(Bucket="e2e", Key="kept/report.html", Body=b"x", Metadata={"big": "x" * 2048})
+    error = refused.value.response["Error"]
+    assert (error["Code"], error["Size"], error["MaxSizeAllowed"]) == ("MetadataTooLarge", "2051", "2048")
+
+
+def resident_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:", 1)[1].split()[0]) * 1024
+
+
+class Pattern:
+    """`size` bytes of a repeating pattern, handed out as asked and digested on the way."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self.md5 = hashlib.md5()
+
+    def read(self, size: int) -> bytes:
+        chunk = (bytes(range(256)) * (size // 256 + 1))[: min(size, self.left)]
+        self.left -= len(chunk)
+        self.md5.update(chunk)
+        return chunk
+
+
+def test_a_large_object_is_sent_from_its_file_not_from_the_servers_memory(state: Path) -> None:
+    """The answer's head has arrived and its body is unread: the server is blocked sending it, and
+    holds a chunk of it, not the object."""
+    size = 192 * 1024 * 1024
+    source = Pattern(size)
+    store(state).put_stream("s3://e2e/large/out.bin", source, lambda: None, {})
+    pid = int(json.loads((state / "server.json").read_text())["pid"])
+    client = s3(state)
+    before = resident_bytes(pid)
+    got = client.get_object(Bucket="e2e", Key="large/out.bin")
+    time.sleep(0.5)
+    during = resident_bytes(pid)
+    digest = hashlib.md5()
+    for chunk in got["Body"].iter_chunks(1 << 20):
+        digest.update(chunk)
+    assert during - before < 64 * 1024 * 1024
+    assert digest.hexdigest() == source.md5.hexdigest()
+    head = client.head_object(Bucket="e2e", Key="large/out.bin")
+    assert got["ETag"] == head["ETag"] == f'"{source.md5.hexdigest()}"'
+
+
+def test_an_object_stored_before_versions_kept_records_is_still_served(state: Path) -> None:
+    objects = store(state)
+    objects.put_bytes("s3://e2e/old/format.txt", b"stored long ago")
+    record_path(objects.describe("s3://e2e/old/format.txt").path).unlink()
+    client = s3(state)
+    etags = {client.get_object(Bucket="e2e", Key="old/format.txt")["ETag"] for _ in range(2)}
+    assert etags == {f'"{hashlib.md5(b"stored long ago").hexdigest()}"'}
+    assert client.get_object(Bucket="e2e", Key="old/format.txt")["Body"].read() == b"stored long ago"
 
 
 def test_a_body_unlike_its_signed_hash_is_refused_and_stores_nothing(state: Path) -> None:

@@ -7,8 +7,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
+import tracemalloc
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,9 @@ from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.api.s3_body import MAX_PUT_BYTES, RequestBody
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
+from pipelines.local.storage import objects
 from pipelines.local.storage.credentials import Credentials
+from pipelines.local.storage.object_records import record_path
 from pipelines.local.storage.objects import CHUNK_BYTES, ObjectStore
 
 from . import inprocess
@@ -304,6 +309,122 @@ def test_a_put_body_is_read_to_its_declared_length_and_framing_s3_lacks_is_refus
         with pytest.raises(ServiceError) as refused:
             RequestBody.of(inprocess.HTTPHeaders(framing), io.BytesIO(b"12345"), lambda: None)
         assert refused.value.code == code
+
+
+# --- what S3 keeps with a version: headers, user metadata, its ETag -----------------------------------
+
+KEPT = {"ContentType": "text/csv", "ContentEncoding": "gzip", "ContentLanguage": "en",
+        "ContentDisposition": 'attachment; filename="a.csv"', "CacheControl": "max-age=60"}
+
+
+def md5_etag(data: bytes) -> str:
+    return f'"{hashlib.md5(data).hexdigest()}"'
+
+
+def test_headers_and_user_metadata_are_kept_with_each_version(s3: Any) -> None:
+    expires = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    first = s3.put_object(Bucket="bucket", Key="kept.csv", Body=b"a,b\n", Expires=expires,
+                          Metadata={"Origin": "laptop", "run": "7"}, **KEPT)["VersionId"]
+    second = s3.put_object(Bucket="bucket", Key="kept.csv", Body=b"{}", ContentType="application/json")
+    current = s3.get_object(Bucket="bucket", Key="kept.csv")
+    assert (current["ContentType"], current["Metadata"], current["VersionId"]) == (
+        "application/json", {}, second["VersionId"])
+    assert not {"ContentEncoding", "CacheControl", "Expires"} & set(current)
+    for older in (s3.get_object(Bucket="bucket", Key="kept.csv", VersionId=first),
+                  s3.head_object(Bucket="bucket", Key="kept.csv", VersionId=first)):
+        assert {name: older[name] for name in KEPT} == KEPT
+        assert (older["Expires"], older["Metadata"]) == (expires, {"origin": "laptop", "run": "7"})
+
+
+def test_response_parameters_override_the_headers_kept(s3: Any) -> None:
+    s3.put_object(Bucket="bucket", Key="kept.csv", Body=b"a,b\n", **KEPT)
+    later = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    for call in (s3.get_object, s3.head_object):
+        answer = call(Bucket="bucket", Key="kept.csv", ResponseContentType="text/plain",
+                      ResponseCacheControl="no-cache", ResponseExpires=later)
+        assert (answer["ContentType"], answer["CacheControl"], answer["Expires"]) == (
+            "text/plain", "no-cache", later)
+        assert answer["ContentEncoding"] == "gzip"
+
+
+def test_the_servers_own_objects_are_binary_octet_stream(s3: Any, store: ObjectStore, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "model.tar.gz").write_bytes(b"model")
+    store.upload_dir(tmp_path / "out", "s3://bucket/job/output")
+    for key in ("a.txt", "job/output/model.tar.gz"):
+        head = s3.head_object(Bucket="bucket", Key=key)
+        assert (head["ContentType"], head["Metadata"]) == ("binary/octet-stream", {})
+
+
+def test_user_metadata_over_2_kb_is_refused_as_s3_refuses_it(s3: Any, store: ObjectStore) -> None:
+    s3.put_object(Bucket="bucket", Key="full", Body=b"x", Metadata={"k": "v" * 2045, "ab": ""})
+    assert s3.head_object(Bucket="bucket", Key="full")["Metadata"] == {"k": "v" * 2045, "ab": ""}
+    status, error = error_of(lambda: s3.put_object(
+        Bucket="bucket", Key="a.txt", Body=b"x", Metadata={"k": "v" * 2045, "ab": "!"}))
+    assert (status, error["Code"], error["Size"], error["MaxSizeAllowed"]) == (
+        400, "MetadataTooLarge", "2049", "2048")
+    assert store.get_bytes("s3://bucket/a.txt") == b"a.txt"
+    assert len(store.versions("s3://bucket/a.txt")) == 1
+
+
+def test_the_etag_is_kept_at_write_time_not_hashed_on_read(
+    s3: Any, store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put = s3.put_object(Bucket="bucket", Key="put.bin", Body=b"through the API")
+    (tmp_path / "file.bin").write_bytes(b"from a job")
+    store.put_file("s3://bucket/file.bin", tmp_path / "file.bin")
+    monkeypatch.setattr(objects, "file_etag", lambda path: pytest.fail(f"{path} hashed on read"))
+    assert put["ETag"] == md5_etag(b"through the API")
+    for key, data in (("put.bin", b"through the API"), ("file.bin", b"from a job"), ("a.txt", b"a.txt")):
+        listed = s3.list_objects_v2(Bucket="bucket", Prefix=key)["Contents"]
+        read = (s3.get_object(Bucket="bucket", Key=key), s3.head_object(Bucket="bucket", Key=key))
+        etags = {item["ETag"] for item in (*read, *listed)}
+        assert etags == {md5_etag(data)}
+
+
+def test_an_object_stored_without_a_record_is_served_and_its_etag_kept(s3: Any, store: ObjectStore) -> None:
+    version = store.versions("s3://bucket/a.txt")[-1]
+    record = record_path(store.describe("s3://bucket/a.txt").path)
+    record.unlink()  # as every version was stored before records were kept
+    got = s3.get_object(Bucket="bucket", Key="a.txt")
+    assert (got["Body"].read(), got["ETag"], got["VersionId"]) == (b"a.txt", md5_etag(b"a.txt"), version)
+    assert (got["ContentType"], got["Metadata"]) == ("binary/octet-stream", {})
+    assert json.loads(record.read_text())["ETag"] == md5_etag(b"a.txt")  # computed once, now kept
+
+
+def test_an_object_written_in_place_has_its_etag_computed_on_each_read(s3: Any, store: ObjectStore) -> None:
+    path = store.path_for("s3://bucket/capture/records.jsonl")  # as data capture appends to its file
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"{}\n")
+    first = s3.head_object(Bucket="bucket", Key="capture/records.jsonl")
+    with path.open("ab") as handle:
+        handle.write(b"{}\n")
+    second = s3.get_object(Bucket="bucket", Key="capture/records.jsonl")
+    assert (first["ETag"], first["VersionId"]) == (md5_etag(b"{}\n"), "null")
+    assert (second["Body"].read(), second["ETag"]) == (b"{}\n{}\n", md5_etag(b"{}\n{}\n"))
+
+
+def test_a_get_sends_the_object_a_chunk_at_a_time(backend: LocalSageMaker, store: ObjectStore) -> None:
+    data = bytes(range(256)) * (20 * CHUNK_BYTES // 256) + b"tail"
+    store.put_bytes("s3://bucket/big.bin", data)
+    get = backend.operation("S3", "GetObject")
+    assert get is not None
+    tracemalloc.start()
+    try:
+        body = get({"Bucket": "bucket", "Key": "big.bin"})["Body"]
+        digest, sizes = hashlib.md5(), []
+        for chunk in body:
+            digest.update(chunk)
+            sizes.append(len(chunk))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert digest.hexdigest() == hashlib.md5(data).hexdigest()
+    assert max(sizes) == CHUNK_BYTES and len(sizes) == 21
+    assert peak < 3 * CHUNK_BYTES  # one chunk at a time, never the 20 MB object
+    around = f"bytes={CHUNK_BYTES - 2}-{CHUNK_BYTES + 1}"  # across the first chunk's end
+    ranged = get({"Bucket": "bucket", "Key": "big.bin", "Range": around})
+    assert (b"".join(ranged["Body"]), ranged["ContentLength"]) == (data[CHUNK_BYTES - 2:CHUNK_BYTES + 2], 4)
 
 
 # --- the CLI's storage over the local S3 ----------------------------------------------------------------
