@@ -1,7 +1,7 @@
 """Where the local SageMaker keeps its state: the one module that knows the state directory's layout.
 
-The server writes here and the CLI reads here (job logs, the object store); both ask this module for
-paths instead of joining names themselves, so moving a folder is a change in one place.
+The server and its parts ask this module for paths instead of joining names themselves, so moving a
+folder is a change in one place.
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ class StateLayout:
     def execution_log(self, execution_id: str) -> Path:
         return self.execution_dir(execution_id) / "execution.log"
 
-    def job_log(self, execution_id: str, job_name: str) -> Path:
-        return self.execution_dir(execution_id) / job_name / "logs.txt"
+    def job_dirs(self) -> dict[str, Path]:
+        """Every job's folder, by job name: a job name is never reused, so it names one folder."""
+        return {path.name: path for path in self.jobs.glob("*/*") if path.is_dir()}
 
     @property
     def server_info(self) -> Path:

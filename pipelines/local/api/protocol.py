@@ -1,5 +1,5 @@
-"""Wire protocols: the JSON 1.1 APIs (SageMaker, EventBridge), the runtime's invocations,
-Lambda's REST subset, and S3's (s3.py).
+"""Wire protocols: the JSON 1.1 APIs (SageMaker, EventBridge, CloudWatch Logs), the runtime's
+invocations, Lambda's REST subset, and S3's (s3.py).
 
 Only decoding, checking against the service model, dispatch and encoding live here; what an
 operation does is in the service layer. Every request is checked against its operation's input
@@ -30,7 +30,7 @@ from pipelines.local.service.backend import MODELS, LocalSageMaker
 from pipelines.local.storage.objects import Readable
 from pipelines.local.system.identity import ACCOUNT, arn
 
-TARGET = re.compile(r"^(SageMaker|AWSEvents)\.([A-Za-z]+)$")
+TARGET = re.compile(r"^(SageMaker|AWSEvents|Logs_20140328)\.([A-Za-z]+)$")
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 JSON_TYPE = "application/x-amz-json-1.1"
 CHECK_RESPONSES = "LOCAL_SAGEMAKER_CHECK_RESPONSES"

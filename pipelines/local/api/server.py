@@ -51,7 +51,7 @@ API_BODY_LIMIT = 64 * 1024 * 1024  # pipeline definitions and function code
 INVOKE_BODY_LIMIT = 6 * 1024 * 1024  # SageMaker's real-time inference request limit
 DRAIN_SECONDS = 5.0
 FUNCTIONS_PREFIX = "/2015-03-31/functions"
-SIGNING_NAMES = {"SageMaker": "sagemaker", "AWSEvents": "events"}
+SIGNING_NAMES = {"SageMaker": "sagemaker", "AWSEvents": "events", "Logs_20140328": "logs"}
 log = logging.getLogger("local-sagemaker")
 
 
@@ -60,7 +60,7 @@ class Route:
     """What the path and headers say about a request before its body is read."""
 
     service: str | None  # the SigV4 signing name of the API it belongs to; None: no such route
-    json_protocol: bool  # SageMaker's and EventBridge's JSON 1.1 (else the REST APIs)
+    json_protocol: bool  # SageMaker's, EventBridge's and CloudWatch Logs' JSON 1.1 (else the REST APIs)
     s3: bool = False  # S3's REST-XML: its errors are XML, in its own codes
 
     @property

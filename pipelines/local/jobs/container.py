@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from pipelines.local.jobs.images import container_environment
+from pipelines.local.jobs.log_events import StreamWriter, open_stream
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
 from pipelines.local.system.isolation import Confinement, confined
@@ -136,10 +137,12 @@ def run_container(
     grace: float = KILL_GRACE_SECONDS,
     confinement: Confinement | None = None,
 ) -> ProcessExit:
-    """Run the container command; its output goes to the execution log and the job's logs.txt.
-    It sees its job directory and what `confinement` leaves of the machine, and a network-isolated
-    job no network at all (system/isolation.py); a stopped one gets `grace` seconds between
-    SIGTERM and SIGKILL."""
+    """Run the container command; its output goes to the execution log, the job's logs.txt and its
+    log stream, each line with the time it was written (log_events.py). It sees its job directory
+    and what `confinement` leaves of the machine, and a network-isolated job no network at all
+    (system/isolation.py); a stopped one gets `grace` seconds between SIGTERM and SIGKILL."""
     command = confined(argv, job.root, confinement, network=not isolated)
-    with open(job.root / "logs.txt", "w", encoding="utf-8") as logs_file:
-        return run_to_end(command, env, cwd, (log, logs_file), job.root / "pgid", timeout, cancel, grace)
+    logs_txt = job.root / "logs.txt"
+    with open(logs_txt, "w", encoding="utf-8") as logs_file, open_stream(job.root, HOST) as events:
+        sinks = (log, logs_file, StreamWriter(events))
+        return run_to_end(command, env, cwd, sinks, job.root / "pgid", timeout, cancel, grace)

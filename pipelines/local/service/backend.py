@@ -22,6 +22,7 @@ from pipelines.local.service.endpoints import EndpointOperations, EndpointRecord
 from pipelines.local.service.events import EventOperations
 from pipelines.local.service.functions import FunctionOperations
 from pipelines.local.service.jobs import JobOperations
+from pipelines.local.service.logs import LogOperations
 from pipelines.local.service.object_writes import ObjectWrites
 from pipelines.local.service.objects import ObjectOperations
 from pipelines.local.service.pipelines import PipelineOperations
@@ -37,7 +38,7 @@ Operation = Callable[[Body], Body]
 
 class LocalSageMaker:
     """Operations of the SageMaker, EventBridge and Lambda APIs that the project and the SDK use,
-    and S3's reads and puts of the object store."""
+    S3's reads and puts of the object store, and CloudWatch Logs' reads of the jobs' logs."""
 
     def __init__(self, state_dir: Path, region: str, server_url: str, clock: Clock | None = None) -> None:
         layout = StateLayout(state_dir)
@@ -79,6 +80,7 @@ class LocalSageMaker:
                 "Lambda", FunctionOperations(self.functions, self.invocations, self.context.store)
             ),
             "S3": _operations("S3", ObjectOperations(self.context), ObjectWrites(self.context)),
+            "Logs_20140328": _operations("Logs_20140328", LogOperations(self.context)),
         }
 
     def operation(self, service: str, name: str) -> Operation | None:
@@ -86,7 +88,7 @@ class LocalSageMaker:
         return self._operations.get(service, {}).get(name)
 
     def served(self, group: str) -> list[str]:
-        """The operations of a group (SageMaker, AWSEvents, Lambda, S3) this server answers."""
+        """The operations of a group (SageMaker, AWSEvents, Lambda, S3, Logs_20140328) this server answers."""
         return sorted(self._operations.get(group, {}))
 
     def start(self) -> None:
@@ -121,7 +123,9 @@ def _operations(group: str, *parts: object) -> dict[str, Operation]:
 
 
 # The botocore service model that defines each group's operations.
-MODELS = {"SageMaker": "sagemaker", "AWSEvents": "events", "Lambda": "lambda", "S3": "s3"}
+MODELS = {
+    "SageMaker": "sagemaker", "AWSEvents": "events", "Lambda": "lambda", "S3": "s3", "Logs_20140328": "logs",
+}
 # What the server answers, by group: a service method is an API operation only if named here.
 OPERATIONS = {
     "SageMaker": frozenset(
@@ -189,4 +193,5 @@ OPERATIONS = {
         ]
     ),
     "S3": frozenset(["GetObject", "HeadObject", "ListObjectsV2", "PutObject"]),
+    "Logs_20140328": frozenset(["DescribeLogStreams", "GetLogEvents"]),
 }
