@@ -110,6 +110,10 @@ class Clients:
         return self._client("lambda")
 
     @cached_property
+    def logs(self) -> Any:
+        return self._client("logs")
+
+    @cached_property
     def storage(self) -> Storage:
         return S3Storage(self._client("s3"))
 

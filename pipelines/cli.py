@@ -268,13 +268,11 @@ def cmd_executions(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
-    if not settings.is_local:
-        raise UserError("step logs of SageMaker jobs are in CloudWatch Logs (/aws/sagemaker/*Jobs)")
-    from pipelines.local.workspace import step_log
+    from pipelines.step_logs import step_log
 
-    sm = Clients(settings).sagemaker
-    arn = _execution_arn(settings, sm, args.execution)
-    sys.stdout.write(step_log(settings.state_path, sm, arn, args.step))
+    clients = Clients(settings)
+    arn = _execution_arn(settings, clients.sagemaker, args.execution)
+    sys.stdout.writelines(step_log(clients.sagemaker, clients.logs, arn, args.step))
     return 0
 
 
@@ -572,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("execution", nargs="?")
     listing = add("executions", cmd_executions, "list executions")
     listing.add_argument("--limit", type=_bounded(1, 100), default=20, help="1 to 100 (default 20)")
-    logs = add("logs", cmd_logs, "a step's job log (local target)")
+    logs = add("logs", cmd_logs, "a step's job log (CloudWatch Logs), or what the step did")
     logs.add_argument("step")
     logs.add_argument("--execution")
     data = add("data", cmd_data_upload, "upload a folder with train.csv and test.csv")

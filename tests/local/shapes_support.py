@@ -169,7 +169,7 @@ def invalid_requests(group: str, operation: OperationModel) -> Iterator[Invalid]
 def send(dispatcher: Dispatcher, group: str, name: str, request: Mapping[str, Any]) -> Reply:
     """The request as its protocol carries it: a JSON 1.1 body, or (Lambda, the runtime) REST's
     URI, headers and a JSON body or raw payload, as the model places each member."""
-    if group in ("SageMaker", "AWSEvents"):
+    if group in ("SageMaker", "AWSEvents", "Logs_20140328"):
         return dispatcher.json_api(f"{group}.{name}", json.dumps(request).encode())
     operation = model(group, name)
     path = operation.http["requestUri"]

@@ -31,6 +31,7 @@ from .shapes_support import RUNTIME, base_request, invalid_requests, model, send
 from .world import FAIL_ONLY, IMAGE, MODEL_DATA, World, build_world, function_zip, local_sagemaker
 
 Example = Callable[[World], dict[str, Any]]
+TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
 # What a valid request needs beyond the world's resources (`World.known`) and sampled values:
 # fresh names for what is created, a resource of its own for what is deleted or changed.
 EXAMPLES: dict[str, Example] = {
@@ -96,6 +97,9 @@ EXAMPLES: dict[str, Example] = {
     "UpdateFunctionEventInvokeConfig": lambda w: {
         "FunctionName": w.event_invoke_config("f"), "MaximumEventAgeInSeconds": 3600},
     "DeleteFunctionEventInvokeConfig": lambda w: {"FunctionName": w.event_invoke_config(w.function())},
+    "DescribeLogStreams": lambda w: {"logGroupName": TRAINING_LOGS},
+    "GetLogEvents": lambda w: {"logGroupName": TRAINING_LOGS, "logStreamName": w.call(
+        "Logs_20140328", "DescribeLogStreams", logGroupName=TRAINING_LOGS)["logStreams"][0]["logStreamName"]},
 }
 
 

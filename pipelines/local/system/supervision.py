@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 PR_SET_PDEATHSIG = 1
 STDERR_TAIL_LINES = 20
@@ -140,10 +140,18 @@ class ProcessExit:
     stderr_tail: list[str]
 
 
+class LineStream(Protocol):
+    """Where a process's lines go: a text file, or anything that writes them on (log_events.py)."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
 class LogSink:
     """Copies lines to every stream as they come, one whole line at a time, until closed."""
 
-    def __init__(self, *streams: IO[str]) -> None:
+    def __init__(self, *streams: LineStream) -> None:
         self._streams = streams
         self._lock = threading.Lock()
         self._closed = False
@@ -169,7 +177,7 @@ def run_to_end(
     argv: list[str],
     env: dict[str, str],
     cwd: Path,
-    streams: tuple[IO[str], ...],
+    streams: tuple[LineStream, ...],
     group_record: Path,
     timeout: float | None,
     cancel: threading.Event | None,
