@@ -64,7 +64,8 @@ def routes() -> list[tuple[str, str, dict[str, str], bytes, str]]:
     found = []
     for operation in sorted(OPERATIONS):
         body = json.dumps(WRITES.get(operation, {})).encode()
-        for service, signing in (("SageMaker", "sagemaker"), ("AWSEvents", "events")):
+        json_apis = (("SageMaker", "sagemaker"), ("AWSEvents", "events"), ("Logs_20140328", "logs"))
+        for service, signing in json_apis:
             headers = {"Content-Type": JSON_1_1, "X-Amz-Target": f"{service}.{operation}"}
             found.append(("POST", "/", headers, body, signing))
     zipped = code_zip()

@@ -160,7 +160,28 @@ def test_step_logs_are_viewable(local: Local, capsys: pytest.CaptureFixture[str]
     first = local.first_execution
     capsys.readouterr()
     assert local.cli("logs", "Train", "--execution", first) == 0
-    assert "training accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "training accuracy" in printed
+    # What the CLI printed is the job's stream, as any SDK reads it from the server's Logs API.
+    _, steps = local.execution(first)
+    job = steps["Train"]["Metadata"]["TrainingJob"]["Arn"].rsplit("/", 1)[-1]
+    described = local.client("sagemaker").describe_training_job(TrainingJobName=job)
+    logs = local.client("logs")
+    (stream,) = logs.describe_log_streams(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{job}/")["logStreams"]
+    assert stream["logStreamName"].startswith(f"{job}/algo-1-")
+    events = logs.get_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream["logStreamName"], startFromHead=True,
+    )["events"]
+    assert printed == "".join(f"{event['message']}\n" for event in events)
+    times = [event["timestamp"] / 1000 for event in events]
+    assert times == sorted(times)
+    assert described["TrainingStartTime"].timestamp() <= times[0]
+    assert times[-1] <= described["TrainingEndTime"].timestamp()
+    assert local.cli("logs", "AccuracyCheck", "--execution", first) == 0
+    assert capsys.readouterr().out == "AccuracyCheck: Succeeded\n  Condition Outcome: True\n"
+    assert local.cli("logs", "DeployEndpoint", "--execution", first) == 0
+    assert "  Lambda output action = " in capsys.readouterr().out
     assert local.cli("logs", "NoSuchStep", "--execution", first) == 2
     assert "its steps: " in capsys.readouterr().err
 
