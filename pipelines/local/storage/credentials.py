@@ -64,9 +64,8 @@ def load_or_create(path: Path) -> Credentials:
     return created
 
 
-# Service-specific endpoint variables, read by every current AWS SDK and the AWS CLI. S3's serves
-# reads only (GetObject, HeadObject, ListObjectsV2): the local target writes its objects into the
-# store itself, never through an S3 client.
+# Service-specific endpoint variables, read by every current AWS SDK and the AWS CLI; each names the
+# local server, which answers the operations of those services that the project uses (README).
 ENDPOINT_VARIABLES = (
     "AWS_ENDPOINT_URL_SAGEMAKER",
     "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
