@@ -480,3 +480,73 @@ def test_the_door_checks_an_s3_signature_as_s3_does() -> None:
     with pytest.raises(Refusal) as refused:
         door_check(missing)
     assert (refused.value.s3_code, refused.value.s3_status()) == ("InvalidRequest", 400)
+
+
+def _http_date(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@pytest.mark.parametrize("read", ["get_object", "head_object"])
+def test_conditional_reads_answer_412_or_304_with_s3s_precedence(s3: Any, read: str) -> None:
+    head = s3.head_object(Bucket="bucket", Key="a.txt")
+    etag, modified = head["ETag"], head["LastModified"]
+    earlier, later = _http_date(modified.timestamp() - 60), _http_date(modified.timestamp() + 60)
+    call = getattr(s3, read)
+
+    def status(**conditions: Any) -> int:
+        try:
+            return call(Bucket="bucket", Key="a.txt", **conditions)["ResponseMetadata"]["HTTPStatusCode"]
+        except ClientError as error:
+            return error.response["ResponseMetadata"]["HTTPStatusCode"]
+
+    assert status(IfMatch=etag) == status(IfMatch=etag.strip('"')) == status(IfMatch="*") == 200
+    assert status(IfMatch='"0123"') == status(IfUnmodifiedSince=earlier) == 412
+    assert status(IfUnmodifiedSince=later) == status(IfUnmodifiedSince=modified) == 200
+    assert status(IfNoneMatch=etag) == status(IfModifiedSince=later) == 304
+    assert status(IfModifiedSince=modified) == 304
+    assert status(IfNoneMatch='"0123"') == status(IfModifiedSince=earlier) == 200
+    assert status(IfMatch=etag, IfUnmodifiedSince=earlier) == 200  # If-Match true wins
+    assert status(IfNoneMatch=etag, IfModifiedSince=earlier) == 304  # If-None-Match false wins
+    assert status(IfNoneMatch='"0123"', IfModifiedSince=later) == 200
+    assert status(IfMatch='"0123"', IfNoneMatch=etag) == 412  # a 412 before a 304, as HTTP orders them
+
+
+def test_a_412_is_s3s_error_and_a_304_has_no_body_but_says_which_version(s3: Any) -> None:
+    head = s3.head_object(Bucket="bucket", Key="dir/one")
+    assert error_of(lambda: s3.get_object(Bucket="bucket", Key="dir/one", IfMatch='"0123"')) == (
+        412, {"Code": "PreconditionFailed", "Condition": "If-Match",
+              "Message": "At least one of the pre-conditions you specified did not hold"})
+    with pytest.raises(ClientError) as raised:
+        s3.get_object(Bucket="bucket", Key="dir/one", IfNoneMatch=head["ETag"])
+    headers = raised.value.response["ResponseMetadata"]["HTTPHeaders"]
+    # botocore names an error from its status alone when the answer has no XML document to read
+    assert raised.value.response["Error"] == {"Code": "304", "Message": "Not Modified"}
+    assert (headers["etag"], "x-amz-version-id" in headers) == (head["ETag"], False)
+    assert headers["last-modified"] == head["ResponseMetadata"]["HTTPHeaders"]["last-modified"]
+    assert error_of(lambda: s3.get_object(Bucket="bucket", Key="missing", IfMatch='"0123"'))[0] == 404
+
+
+def test_part_one_is_the_whole_object_and_no_other_part_exists(s3: Any) -> None:
+    for read in (s3.get_object, s3.head_object):
+        part = read(Bucket="bucket", Key="dir/one", PartNumber=1)
+        assert (part["ResponseMetadata"]["HTTPStatusCode"], part["ContentRange"]) == (206, "bytes 0-6/7")
+        assert "PartsCount" not in part  # S3 counts parts only of an object uploaded in parts
+    assert s3.get_object(Bucket="bucket", Key="dir/one", PartNumber=1)["Body"].read() == b"dir/one"
+    assert error_of(lambda: s3.get_object(Bucket="bucket", Key="dir/one", PartNumber=2)) == (
+        416, {"Code": "InvalidPartNumber", "Message": "The requested partnumber is not satisfiable",
+              "PartNumberRequested": "2", "ActualPartCount": "1"})
+    both = {"Bucket": "bucket", "Key": "dir/one", "PartNumber": 1, "Range": "bytes=0-1"}
+    message = "Cannot specify both Range header and partNumber query parameter"
+    assert error_of(lambda: s3.get_object(**both)) == (400, {"Code": "InvalidRequest", "Message": message})
+
+
+def test_checksum_mode_answers_the_checksum_the_object_was_put_with(s3: Any) -> None:
+    s3.put_object(Bucket="bucket", Key="summed", Body=b"checked bytes", ChecksumAlgorithm="SHA256")
+    sha256 = base64.b64encode(hashlib.sha256(b"checked bytes").digest()).decode()
+    for read in (s3.get_object, s3.head_object):
+        enabled = read(Bucket="bucket", Key="summed", ChecksumMode="ENABLED")
+        assert (enabled["ChecksumSHA256"], enabled["ChecksumType"]) == (sha256, "FULL_OBJECT")
+    ranged = s3.get_object(Bucket="bucket", Key="summed", ChecksumMode="ENABLED", Range="bytes=0-6")
+    assert (ranged["Body"].read(), "ChecksumSHA256" in ranged) == (b"checked", False)
+    unsummed = s3.get_object(Bucket="bucket", Key="a.txt", ChecksumMode="ENABLED")  # the server's own
+    assert not [name for name in unsummed if name.startswith("Checksum")]

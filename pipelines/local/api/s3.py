@@ -5,13 +5,15 @@ could be a bucket). Its members come from the URI, query and headers as the mode
 operation with a streaming payload (PutObject) gets the body as a stream to read, not as bytes; the
 answer puts them back the same way: headers (user metadata as `x-amz-meta-*`), a raw body (GetObject's
 as chunks the server sends as it reads them), or an XML document; errors are S3's XML
-`<Error>` with its codes and statuses, and a HEAD answer carries no body at all, errors included.
+`<Error>` with its codes and statuses, and a HEAD answer carries no body at all, errors included, nor
+does a 304 to a conditional GET.
 An operation of S3 this server does not serve is refused by name, as every API here refuses one.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any
@@ -25,6 +27,7 @@ from pipelines.local.api.s3_routes import S3Routes, split_path
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
+from pipelines.local.service.objects import NotModified
 from pipelines.local.storage.objects import Readable
 
 XML_TYPE = "application/xml"
@@ -63,6 +66,8 @@ class S3Front:
             request[model.input_shape.serialization["payload"]] = body
         try:
             result = operation(request)
+        except NotModified as unchanged:  # no body, not even an error's, and no length to announce
+            return replace(encode(model, unchanged.members, head=True), status=304)
         except ServiceError:
             raise
         except Exception:  # a bug is the server's fault: never a client error

@@ -45,8 +45,8 @@ class ObjectWrites:
 
     def put_object(self, request: Body) -> Body:
         _refuse_what_is_not_kept(self.model, request)
-        members = _kept_members(request)
         expected = Expected.of(request)
+        members = {**_kept_members(request), **expected.members()}  # the checksum once verified
         uri = f"{SCHEME}{request['Bucket']}/{request['Key']}"
         try:
             version = self.store.put_stream(uri, expected.reading(request["Body"]), expected.verify, members)

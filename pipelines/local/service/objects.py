@@ -8,17 +8,24 @@ with it (the MD5 of its bytes, as S3's is for an object stored in one part), and
 user metadata it was put with; `binary/octet-stream` is the type S3 gives an object stored without
 one, as the server's own writers store theirs. GetObject's body is read from the file a chunk at a
 time as it is sent, and its `response-*` parameters override the headers it answers, as S3's do.
+
+Both answer S3's conditional requests (If-Match, If-None-Match, If-Modified-Since,
+If-Unmodified-Since) with 412 or 304, a `Range` or a `partNumber` (every object here is stored in
+one part: part 1 is the whole object, as S3 serves an object not uploaded in parts), and with
+`ChecksumMode=ENABLED` the checksum the object was put with, when it was put with one.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 from pipelines.local.errors import ServiceError
+from pipelines.local.service.checksums import MEMBER
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import page, position, token
 from pipelines.local.storage.database import Body
@@ -35,6 +42,14 @@ MAX_KEYS = 1000
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
+class NotModified(Exception):
+    """S3's 304 to a conditional GET or HEAD: no body, only the members that say which version."""
+
+    def __init__(self, members: Body) -> None:
+        super().__init__("Not Modified")
+        self.members = members
+
+
 def no_such_bucket(bucket: str) -> ServiceError:
     return ServiceError("NoSuchBucket", "The specified bucket does not exist", 404, {"BucketName": bucket})
 
@@ -44,21 +59,15 @@ class ObjectOperations:
         self.store = context.store
 
     def get_object(self, request: Body) -> Body:
-        """The object's bytes, or the single range of them that `Range` asks for (S3 serves one
-        range; a header it cannot read is ignored, as HTTP allows), as a span of its file that is
-        read while it is sent."""
+        """The object's bytes, or the part of them a `Range` or `PartNumber` asks for, as a span of
+        its file that is read while it is sent."""
         found = self._find(request)
-        answer = self._describe(found, request)
-        span = _span(request.get("Range", ""), found.size)
-        start, end = span or (0, found.size - 1)
-        answer["Body"] = FileSpan(found.path, start, max(0, end - start + 1))
-        if span:
-            answer["ContentRange"] = f"bytes {start}-{end}/{found.size}"
-        answer["ContentLength"] = answer["Body"].length
+        answer, start = self._answer(found, request)
+        answer["Body"] = FileSpan(found.path, start, answer["ContentLength"])
         return answer
 
     def head_object(self, request: Body) -> Body:
-        return self._describe(self._find(request), request)
+        return self._answer(self._find(request), request)[0]
 
     def list_objects_v2(self, request: Body) -> Body:
         bucket, prefix = request["Bucket"], request.get("Prefix", "")
@@ -107,17 +116,28 @@ class ObjectOperations:
             "NoSuchVersion", "The specified version does not exist.", 404, {"Key": key, "VersionId": version}
         )
 
-    def _describe(self, found: StoredObject, request: Body) -> Body:
+    def _answer(self, found: StoredObject, request: Body) -> tuple[Body, int]:
+        """What GetObject and HeadObject answer but the body, and where the body starts: the
+        conditions checked first, as S3 checks them before the range; the checksum only with a
+        whole object, the bytes it is of, which botocore checks."""
+        _check_conditions(found, request)
         answer: Body = {
             "ContentLength": found.size, "ETag": found.etag, "LastModified": found.modified,
             "VersionId": found.version_id, "ContentType": CONTENT_TYPE, "AcceptRanges": "bytes",
-            **found.members,
+            **{name: value for name, value in found.members.items() if not name.startswith(MEMBER)},
         }
         for name in HEADERS:
             if f"Response{name}" in request:
                 override = request[f"Response{name}"]
                 answer[name] = http_date(override, "response-expires") if name == "Expires" else override
-        return answer
+        span = _span(request, found.size)
+        if span:
+            start, end = span
+            answer.update(ContentRange=f"bytes {start}-{end}/{found.size}", ContentLength=end - start + 1)
+            return answer, start
+        if request.get("ChecksumMode") == "ENABLED":
+            answer.update({name: value for name, value in found.members.items() if name.startswith(MEMBER)})
+        return answer, 0
 
     def _listed(self, bucket: str, key: str, encode: Callable[[str], str]) -> Body:
         found = self.store.describe(f"{SCHEME}{bucket}/{key}")
@@ -141,7 +161,61 @@ def http_date(value: str, name: str) -> float:
         ) from None
 
 
-def _span(header: str, size: int) -> tuple[int, int] | None:
+def _check_conditions(found: StoredObject, request: Body) -> None:
+    """RFC 7232's order, which is S3's documented precedence: a matching If-Match makes
+    If-Unmodified-Since moot (200), and a matching If-None-Match answers 304 whatever
+    If-Modified-Since says. Last-Modified goes out in whole seconds, so dates compare in them."""
+    modified = int(found.modified)
+    if "IfMatch" in request:
+        if not _matches(request["IfMatch"], found.etag):
+            raise _precondition_failed("If-Match")
+    elif modified > _date(request.get("IfUnmodifiedSince"), modified):
+        raise _precondition_failed("If-Unmodified-Since")
+    if "IfNoneMatch" in request:
+        if _matches(request["IfNoneMatch"], found.etag):
+            raise NotModified({"ETag": found.etag, "LastModified": found.modified})
+    elif modified <= _date(request.get("IfModifiedSince"), modified - 1):
+        raise NotModified({"ETag": found.etag, "LastModified": found.modified})
+
+
+def _matches(header: str, etag: str) -> bool:
+    """Whether an If-Match or If-None-Match list names the ETag (quoted or not), or is `*`."""
+    tags = [tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")]
+    return "*" in tags or etag.strip('"') in tags
+
+
+def _date(header: str | None, absent: float) -> float:
+    """An If-(Un)Modified-Since date in seconds; `absent` for no header or one that is no date,
+    which HTTP says to ignore (RFC 7232)."""
+    try:
+        moment = parsedate_to_datetime(header or "")
+    except (TypeError, ValueError):
+        return absent
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _precondition_failed(condition: str) -> ServiceError:
+    message = "At least one of the pre-conditions you specified did not hold"
+    return ServiceError("PreconditionFailed", message, 412, {"Condition": condition})
+
+
+def _span(request: Body, size: int) -> tuple[int, int] | None:
+    """The inclusive byte span the request asks for: its `Range`, or its `PartNumber`, of which an
+    object stored in one part has only part 1, the whole object (None for an empty one)."""
+    if "PartNumber" not in request:
+        return _range(request.get("Range", ""), size)
+    if "Range" in request:
+        message = "Cannot specify both Range header and partNumber query parameter"
+        raise ServiceError("InvalidRequest", message)
+    if request["PartNumber"] != 1:
+        raise ServiceError(
+            "InvalidPartNumber", "The requested partnumber is not satisfiable", 416,
+            {"PartNumberRequested": str(request["PartNumber"]), "ActualPartCount": "1"},
+        )
+    return (0, size - 1) if size else None
+
+
+def _range(header: str, size: int) -> tuple[int, int] | None:
     """The inclusive byte span a `Range: bytes=a-b` (or `a-`, or `-n`) asks for; None for no range
     or one that cannot be read; InvalidRange (416) for a range that starts past the end."""
     match = RANGE.fullmatch(header.strip())
