@@ -88,7 +88,8 @@ def _refuse_what_is_not_kept(model: OperationModel, request: Body) -> None:
         raise ServiceError(
             "NotImplemented",
             f"A header you provided implies functionality that is not implemented: the local "
-            f"SageMaker's S3 keeps an object's bytes and versions only, not what {wire} asks for",
+            f"SageMaker's S3 keeps an object's bytes, versions, headers and user metadata only, not "
+            f"what {wire} asks for",
             501, {"Header": wire},
         )
     if request.get("ACL", OWNER_ONLY_ACL) != OWNER_ONLY_ACL:
