@@ -334,8 +334,10 @@ def _upload_artifacts(job: JobDirs, store: ObjectStore, output_uri: str) -> None
 
 def pack_directory(directory: Path, archive: Path) -> None:
     """tar.gz of the regular files under `directory`, named relative to it (no `./`), at gzip's
-    default level (as `tar -czf` packs): level 9 took three times as long for 0.3% less."""
-    with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
+    fastest level: this project's model packs in 5 ms at level 1 against 14 ms at `tar -czf`'s 6,
+    for 22% more bytes, and the packing is on a pipeline's critical path (level 9 took three
+    times as long as 6 for 0.3% less). Any level reads back the same."""
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
         for path in iter_files(directory):
             tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
 
