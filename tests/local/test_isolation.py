@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +25,10 @@ def fresh_probe() -> Iterator[None]:
     ("found", "reason"),
     [
         (None, "util-linux's unshare is not installed"),
-        ("/bin/false", "`unshare --user --map-current-user --mount --net` cannot make namespaces here"),
+        (
+            "/bin/false",
+            "`unshare --user --map-root-user --mount --net` cannot make namespaces and mounts here",
+        ),
     ],
 )
 def test_a_machine_that_cannot_isolate_says_why(
@@ -36,7 +43,7 @@ def test_a_confined_command_runs_through_unshare_without_root(tmp_path: Path) ->
         pytest.skip("this kernel does not let users create namespaces")
     command = isolation.confined(["python3", "step.py"], tmp_path, None, network=False)
     assert command[0].endswith("unshare")
-    assert command[1:6] == ["--user", "--map-current-user", "--mount", "--net", "--"]
+    assert command[1:6] == ["--user", "--map-root-user", "--mount", "--net", "--"]
     assert command[-3:] == ["confined", "python3", "step.py"]
 
 
@@ -66,3 +73,27 @@ def test_without_namespaces_a_command_runs_unconfined_unless_it_needs_no_network
     assert "no user namespaces here" in caplog.text
     with pytest.raises(RuntimeError, match="cannot take a process off the network: no user namespaces here"):
         isolation.confined(["python3", "step.py"], Path("/jobs/a"), None, network=False)
+
+
+UNHIDE = """
+import ctypes, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+hidden = sys.argv[1].encode()
+unmounted = libc.umount2(hidden, 2) == 0  # MNT_DETACH: what would reveal the tree under the tmpfs
+print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "unmounted": unmounted,
+                  "sees": sorted(os.listdir(sys.argv[1]))}))
+"""
+
+
+def test_a_confined_child_keeps_its_user_and_cannot_unmount_what_hides_the_state(tmp_path: Path) -> None:
+    if isolation.isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    own, state = tmp_path / "job", tmp_path / "state"
+    own.mkdir()
+    state.mkdir()
+    (state / "credentials.json").write_text("the server's keys")
+    command = isolation.confined(
+        [sys.executable, "-c", UNHIDE, str(state)], own, isolation.Confinement((), (state,))
+    )
+    seen = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    assert seen == {"uid": os.getuid(), "gid": os.getgid(), "unmounted": False, "sees": []}

@@ -44,3 +44,15 @@ def test_a_runtime_is_built_only_from_a_python_of_its_own_version() -> None:
     with pytest.raises(python_runtimes.UnavailableRuntime, match=r"no Python 3\.99 on this machine"):
         python_runtimes.build("python3.99")
     assert not (python_runtimes.RUNTIMES_DIR / "python3.99").exists()
+
+
+def test_a_pyenv_this_user_cannot_read_is_passed_over(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def unreadable(self: Path, pattern: str) -> list[Path]:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "another-users-home" / ".pyenv"))
+    monkeypatch.setattr(python_runtimes.shutil, "which", lambda name: None)
+    monkeypatch.setattr(Path, "glob", unreadable)
+    assert python_runtimes.find_python("3.12") is None

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 from pipelines import REPO_ROOT
@@ -57,7 +58,9 @@ def find_python(version: str) -> Path | None:
     """A working `python<version>` on PATH, else in pyenv's versions (whose shims may not resolve)."""
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     candidates = [shutil.which(f"python{version}")]
-    candidates += [str(path) for path in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"))]
+    with suppress(OSError):  # a pyenv this user may not read (another user's home) holds none for them
+        pattern = f"versions/{version}.*/bin/python{version}"
+        candidates += [str(path) for path in sorted(pyenv_root.glob(pattern))]
     for candidate in filter(None, candidates):
         probe = subprocess.run(
             [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],

@@ -2,14 +2,19 @@
 directory, nothing of the local control plane, and (with SageMaker's EnableNetworkIsolation) no
 network.
 
-Every child runs in a user and mount namespace of its own (`unshare --user --map-current-user
---mount`, util-linux, no root): the trees a `Confinement` names read-only cannot be changed (the
-project's code: a step must not rewrite the server it runs under), the hidden ones are empty (the
-state directory with the server's credentials, its database, the Lambda code and other jobs'
-files; the user's cloud keys), and only the child's own directory is writable where it was. With
-`network=False` it also gets a network namespace whose only interface is a loopback that is down:
-no connection leaves it, not to the internet, not to S3, not to this machine's own servers. The
-process keeps its user id, so the files it writes are the user's as before.
+Every child runs in a user and mount namespace of its own (util-linux's `unshare`, no root): the
+trees a `Confinement` names read-only cannot be changed (the project's code: a step must not
+rewrite the server it runs under), the hidden ones are empty (the state directory with the server's
+credentials, its database, the Lambda code and other jobs' files; the user's cloud keys), and only
+the child's own directory is writable where it was. With `network=False` it also gets a network
+namespace whose only interface is a loopback that is down: no connection leaves it, not to the
+internet, not to S3, not to this machine's own servers.
+
+The mounts are made as root of the outer user namespace (`--map-root-user`: mount(8) refuses any
+other user), then the command runs in a second user namespace inside it that maps the user back to
+itself (`--map-user`). So the process keeps its user id, the files it writes are the user's as
+before, and, the mounts belonging to the outer namespace, it can neither unmount nor replace them
+to see what they hide, even where the user is root.
 
 Where the kernel does not let users create namespaces (or util-linux is older than 2.38), a child
 that needs no network isolation runs unconfined, with a warning once; one that does is refused by
@@ -20,15 +25,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-NAMESPACES = ("--user", "--map-current-user", "--mount")
+NAMESPACES = ("--user", "--map-root-user", "--mount")
 MOUNT_TABLE = ".confinement.fstab"  # written into the child's own directory, removed once mounted
 WITHOUT_NETWORK = ("--net",)
 
@@ -47,17 +54,24 @@ def isolation_unavailable() -> str:
     unshare = shutil.which("unshare")
     if unshare is None:
         return "util-linux's unshare is not installed"
-    try:
-        probe = subprocess.run(
-            [unshare, *NAMESPACES, *WITHOUT_NETWORK, "--", "true"],
-            capture_output=True, text=True, timeout=10, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return f"unshare could not run ({error})"
+    with tempfile.TemporaryDirectory() as target:  # what confined() does: a mount, then the user's own id
+        setup = f"mount -t tmpfs probe {shlex.quote(target)} && exec {_as_user(unshare)} -- true"
+        try:
+            probe = subprocess.run(
+                [unshare, *NAMESPACES, *WITHOUT_NETWORK, "--", "sh", "-c", setup],
+                capture_output=True, text=True, timeout=10, check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return f"unshare could not run ({error})"
     if probe.returncode != 0:
         command = " ".join(["unshare", *NAMESPACES, *WITHOUT_NETWORK])
-        return f"`{command}` cannot make namespaces here ({probe.stderr.strip()})"
+        return f"`{command}` cannot make namespaces and mounts here ({probe.stderr.strip()})"
     return ""
+
+
+def _as_user(unshare: str) -> str:
+    """The command that runs the rest in a user namespace mapping this user (and group) to itself."""
+    return f"{shlex.quote(unshare)} --user --map-user={os.getuid()} --map-group={os.getgid()}"
 
 
 def confined(
@@ -80,6 +94,7 @@ def confined(
             raise RuntimeError(f"cannot take a process off the network: {unavailable}")
         _warn_unconfined(unavailable)
         return list(argv)
+    unshare = str(shutil.which("unshare"))
     namespaces = NAMESPACES if network else NAMESPACES + WITHOUT_NETWORK
     free = [fd for fd in range(3, 10) if fd not in busy_fds]  # a shell names descriptors 0 to 9
     if len(free) < 1 + len(shown):
@@ -93,9 +108,9 @@ def confined(
         f"mount --all --no-canonicalize --fstab {shlex.quote(str(table))}",  # one exec for every mount
         *(f"exec {fd}<&-" for _, fd, _ in kept),
         f"rm -f {shlex.quote(str(table))}",
-        'exec "$@"',
+        f'exec {_as_user(unshare)} -- "$@"',
     ])
-    return [str(shutil.which("unshare")), *namespaces, "--", "sh", "-c", script, "confined", *argv]
+    return [unshare, *namespaces, "--", "sh", "-c", script, "confined", *argv]
 
 
 def _mount_table(confinement: Confinement, kept: list[tuple[Path, int, bool]]) -> str:
