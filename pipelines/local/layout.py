@@ -7,11 +7,12 @@ folder is a change in one place.
 from __future__ import annotations
 
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipelines import REPO_ROOT
 from pipelines.local.system.isolation import Confinement
+from pipelines.local.system.project_imports import project_imports
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,13 @@ class StateLayout:
         credentials, its database, Lambda code, other jobs' and endpoints' files), the user's AWS
         keys, and the project's code (read-only)."""
         return Confinement(read_only=(REPO_ROOT,), hidden=(self.root, Path.home() / ".aws"))
+
+    def job_confinement(self) -> Confinement:
+        """A job's: the same, and the project's own packages not importable, as in the SageMaker
+        image (system/project_imports.py)."""
+        imports = project_imports()
+        base = self.confinement()
+        return replace(base, hidden=base.hidden + imports.packages, masked=imports.path_files)
 
     def create_root(self) -> None:
         """The state directory, open to its owner only: it holds credentials and captured traffic."""

@@ -27,8 +27,10 @@ from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.jobs.stopping import JobStop
 from pipelines.local.jobs.toolkit import to_cmd_args
 from pipelines.local.jobs.training import run_training_job
+from pipelines.local.layout import StateLayout
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.isolation import Confinement, isolation_unavailable
+from pipelines.local.system.project_imports import project_imports
 from pipelines.local.system.supervision import ProcessExit
 
 BUCKET = "s3://my-bucket/p"
@@ -198,6 +200,50 @@ def test_a_confined_job_cannot_read_the_state_or_change_the_code(
     assert seen == {"secret": "FileNotFoundError", "code": "OSError"}  # hidden; a read-only file system
     assert not (code / "rewritten.py").exists()
     assert (state / "credentials.json").read_text() == "the server's keys"
+
+
+IMPORTS_SCRIPT = _script(
+    """
+    import importlib, json, os
+    from pathlib import Path
+
+    found = {}
+    for name in ("sklearn", "pandas", "pipelines", "steps"):
+        try:
+            importlib.import_module(name)
+            found[name] = "imported"
+        except ImportError as error:
+            found[name] = type(error).__name__
+    out = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train"
+    (out / "imports.json").write_text(json.dumps(found))
+    """
+)
+
+
+def test_a_job_imports_the_images_packages_but_not_the_projects_own(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """`from steps.scorer import ...` beside a flat /opt/ml/code fails in the SageMaker image: here too."""
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    layout = StateLayout(tmp_path / "state")
+    outcome = run_processing_job(
+        "imports-1", _processing_request(store, IMPORTS_SCRIPT), store, layout.jobs, io.StringIO(),
+        confinement=layout.job_confinement(),
+    )
+    assert outcome.status == "Succeeded", outcome.failure_reason
+    found = json.loads(store.get_bytes(f"{BUCKET}/runs/x/train/imports.json"))
+    if isolation_unavailable():  # no namespaces on this kernel: the job runs unconfined
+        assert found["sklearn"] == "imported"
+        return
+    assert found == {"sklearn": "imported", "pandas": "imported",
+                     "pipelines": "ModuleNotFoundError", "steps": "ModuleNotFoundError"}
+
+
+def test_the_project_reaches_a_jobs_interpreter_only_through_an_install_that_a_job_cannot_read() -> None:
+    imports = project_imports()
+    assert imports.path_files or imports.packages  # the project is installed in this environment
+    assert all(path.name.endswith(".pth") and path.is_file() for path in imports.path_files)
+    assert all(path.name in ("pipelines", "steps") and path.is_dir() for path in imports.packages)
 
 
 @pytest.mark.parametrize("isolated", [False, True])

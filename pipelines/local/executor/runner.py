@@ -417,7 +417,7 @@ class StepRunners:
                 self.log,
                 cancel=stop,
                 progress=lambda description: self._save_progress(kind, description),
-                confinement=self.runner.layout.confinement(),
+                confinement=self.runner.layout.job_confinement(),
             )
         finally:
             self.runner.job_ended(name)

@@ -46,6 +46,7 @@ class Confinement:
 
     read_only: tuple[Path, ...]
     hidden: tuple[Path, ...]
+    masked: tuple[Path, ...] = ()  # files that read empty, as a container runtime masks paths
 
 
 @functools.cache
@@ -114,9 +115,11 @@ def confined(
 
 
 def _mount_table(confinement: Confinement, kept: list[tuple[Path, int, bool]]) -> str:
-    """The mounts as an fstab, in order: the read-only trees, the hidden ones, then `kept` (own
-    and shown) bound back from descriptors opened before (their paths are hidden by then)."""
+    """The mounts as an fstab, in order: the read-only trees, the masked files (/dev/null bound over
+    each), the hidden trees, then `kept` (own and shown) bound back from descriptors opened before
+    (their paths are hidden by then)."""
     entries = [f"{_field(p)} {_field(p)} none bind,ro" for p in confinement.read_only if p.is_dir()]
+    entries += [f"/dev/null {_field(p)} none bind,ro" for p in confinement.masked if p.is_file()]
     entries += [f"hidden {_field(p)} tmpfs mode=0700,size=1m" for p in confinement.hidden if p.is_dir()]
     entries += [
         f"/proc/self/fd/{fd} {_field(path)} none bind,X-mount.mkdir" + (",ro" if read_only else "")
