@@ -69,7 +69,8 @@ def test_pipeline_versions_count_updates_and_names_are_unique(service: LocalSage
         service, "CreatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY, RoleArn=ROLE
     )["PipelineArn"]
     assert arn == "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p"
-    call(service, "UpdatePipeline", PipelineName="P", PipelineDescription="second")
+    call(service, "UpdatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY,
+         PipelineDescription="second")
     described = call(service, "DescribePipeline", PipelineName=arn)
     assert described["PipelineDescription"] == "second"
     versions = call(service, "ListPipelineVersions", PipelineName="P")["PipelineVersionSummaries"]

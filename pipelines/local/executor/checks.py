@@ -49,6 +49,8 @@ CONDITION_TYPES = (
     "Not",
     "Or",
 )
+# A step's texts and the members of ListPipelineExecutionSteps' steps that show them.
+LISTED_STEP_TEXT = {"DisplayName": "StepDisplayName", "Description": "StepDescription"}
 # The Create* request each step type's Arguments become; the name is added by the service.
 REQUEST_SHAPES = {
     "Processing": ("CreateProcessingJob", {"ProcessingJobName": "step"}),
@@ -146,6 +148,7 @@ def _step_problems(step: Mapping[str, Any], property_files: Mapping[Any, set[Any
         )
     elif kind not in RUNS_LOCALLY:
         problems.append(f"step {name}: unknown step type {kind!r}")
+    problems += [f"step {name}: {p}" for p in _listed_text_problems(step)]
     arguments = step.get("Arguments") or {}
     if not isinstance(arguments, Mapping):
         return [*problems, f"step {name}: Arguments must be an object, got {type(arguments).__name__}"]
@@ -159,6 +162,20 @@ def _step_problems(step: Mapping[str, Any], property_files: Mapping[Any, set[Any
     if kind in JOB_LIMITS:
         problems += [f"step {name}: {p}" for p in JOB_LIMITS[kind](arguments)]
     return problems
+
+
+def _listed_text_problems(step: Mapping[str, Any]) -> list[str]:
+    """A step's DisplayName and Description as ListPipelineExecutionSteps can list them (256 and
+    3,072 characters): a longer one could only be listed by breaking the answer's shape."""
+    listed = operation_model("sagemaker", "ListPipelineExecutionSteps").output_shape
+    shape = listed.members["PipelineExecutionSteps"].member.members
+    errors = [
+        error
+        for field, member in LISTED_STEP_TEXT.items()
+        if field in step
+        for error in validate(shape[member], step[field], field)
+    ]
+    return [summary(errors)] if errors else []
 
 
 def request_problems(kind: str, arguments: Mapping[str, Any]) -> list[str]:

@@ -128,8 +128,9 @@ class ExecutionJournal:
         previous = {s["StepName"]: s for s in self.state.steps(self.arn)}.get(name, {})
         body = {
             "StepName": name,
-            "StepDisplayName": display_name or name,
-            "StepDescription": description or "",
+            # Listed as the definition gives them: a step without them lists neither, as SageMaker does.
+            **({"StepDisplayName": display_name} if display_name is not None else {}),
+            **({"StepDescription": description} if description is not None else {}),
             "StartTime": start.timestamp(),
             "StepStatus": "Executing",
             "AttemptCount": int(previous.get("AttemptCount", 0)) + 1,

@@ -171,7 +171,6 @@ class PipelineOperations:
                 "PipelineArn": self.context.arn("pipeline", name.lower()),
                 "PipelineName": name,
                 "PipelineDisplayName": request.get("PipelineDisplayName", name),
-                "PipelineDescription": request.get("PipelineDescription", ""),
                 "PipelineDefinition": definition_text,
                 "RoleArn": request["RoleArn"],
                 "PipelineStatus": "Active",
@@ -179,30 +178,33 @@ class PipelineOperations:
                 "LastModifiedTime": now,
                 "_VersionId": 1,
             }
-            if "ParallelismConfiguration" in request:
-                body["ParallelismConfiguration"] = request["ParallelismConfiguration"]
+            body.update(_given(request, "PipelineDescription", "ParallelismConfiguration"))
             self.database.put("pipeline", name, body, now)
             self._save_version(body)
             self.context.add_tags(body["PipelineArn"], request.get("Tags", []))
         return {"PipelineArn": body["PipelineArn"]}
 
     def update_pipeline(self, request: Body) -> Body:
+        """A version is a definition: an update that gives one creates the next version (the API
+        reference assigns aliases "only when the update changes the pipeline definition"); one
+        that changes only the display name, description, role or parallelism answers the current
+        version."""
         _refuse_aliases(request)
-        changes: Body = {
-            key: request[key]
-            for key in ("PipelineDisplayName", "PipelineDescription", "RoleArn", "ParallelismConfiguration")
-            if key in request
-        }
-        if "PipelineDefinition" in request or "PipelineDefinitionS3Location" in request:
+        changes = _given(
+            request, "PipelineDisplayName", "PipelineDescription", "RoleArn", "ParallelismConfiguration"
+        )
+        redefined = "PipelineDefinition" in request or "PipelineDefinitionS3Location" in request
+        if redefined:
             changes["PipelineDefinition"] = self._definition(request)
         with self.context.lock:
             body = self._pipeline(request["PipelineName"])
             body.update(changes)
             body["LastModifiedTime"] = time.time()
-            body["_VersionId"] = _version_id(body) + 1
+            body["_VersionId"] = _version_id(body) + (1 if redefined else 0)
             body.pop("PipelineVersionId", None)  # where state written before versions kept it
             self.database.put("pipeline", body["PipelineName"], body, body["CreationTime"])
-            self._save_version(body)
+            if redefined:
+                self._save_version(body)
         return {"PipelineArn": body["PipelineArn"], "PipelineVersionId": body["_VersionId"]}
 
     def _save_version(self, pipeline: Body) -> None:
@@ -303,6 +305,7 @@ class PipelineOperations:
 
     def _start_execution(self, request: Body) -> Body:
         _refuse_start_options(request)
+        overrides = _overrides(request)
         pipeline = self._pipeline(request["PipelineName"])
         version = _version_id(pipeline)
         definition_text = pipeline["PipelineDefinition"]
@@ -310,7 +313,6 @@ class PipelineOperations:
             version = int(request["PipelineVersionId"])
             definition_text = self._version(pipeline, version)["PipelineDefinition"]
         definition = json.loads(definition_text)
-        overrides = {p["Name"]: p["Value"] for p in request.get("PipelineParameters", [])}
         try:
             parameters = resolve_parameters(definition, overrides)
         except ParameterError as error:
@@ -325,7 +327,6 @@ class PipelineOperations:
             "PipelineExecutionDisplayName": request.get(
                 "PipelineExecutionDisplayName", f"execution-{int(now * 1000)}"
             ),
-            "PipelineExecutionDescription": request.get("PipelineExecutionDescription", ""),
             "PipelineExecutionStatus": "Executing",
             "CreationTime": now,
             "LastModifiedTime": now,
@@ -333,6 +334,7 @@ class PipelineOperations:
             "PipelineVersionId": version,
             "_Definition": definition,
             "_Parameters": parameters,
+            **_given(request, "PipelineExecutionDescription"),
         }
         if parallelism:
             body["ParallelismConfiguration"] = parallelism
@@ -424,7 +426,7 @@ class PipelineOperations:
                 "PipelineExecutionStatus": execution["PipelineExecutionStatus"],
                 "PipelineExecutionDisplayName": execution["PipelineExecutionDisplayName"],
             }
-            if execution.get("PipelineExecutionDescription"):
+            if "PipelineExecutionDescription" in execution:
                 found["PipelineExecutionDescription"] = execution["PipelineExecutionDescription"]
             if execution.get("FailureReason"):
                 found["PipelineExecutionFailureReason"] = execution["FailureReason"]
@@ -478,7 +480,7 @@ class PipelineOperations:
     def update_pipeline_execution(self, request: Body) -> Body:
         """Sets the description, display name and parallelism of an execution in any status; a
         new parallelism binds the steps a running execution has not started yet."""
-        changes = {key: request[key] for key in EXECUTION_UPDATES if key in request}
+        changes = _given(request, *EXECUTION_UPDATES)
         arn = request["PipelineExecutionArn"]
         with self.context.lock:
             self.update_execution(arn, **changes)
@@ -555,14 +557,29 @@ def _version_id(pipeline: Body) -> int:
     return int(pipeline.get("_VersionId") or pipeline.get("PipelineVersionId") or 1)
 
 
+def _given(request: Body, *members: str) -> Body:
+    """The members the request gives: a member it leaves out is not set, and not answered."""
+    return {member: request[member] for member in members if member in request}
+
+
 def _refuse_start_options(request: Body) -> None:
-    """What StartPipelineExecution takes for pipelines this target does not have."""
+    """What StartPipelineExecution takes for pipelines, versions and tracking this target does not have."""
+    _refuse_aliases(request)
     if "RoleArn" in request:  # the API reference: only for a pipeline AWS manages
         raise invalid("RoleArn can only be given for a pipeline that Amazon Web Services manages.")
     if "MlflowExperimentName" in request:
         raise invalid(
             "MlflowExperimentName is not supported by the local SageMaker: it has no MLflow tracking server."
         )
+
+
+def _overrides(request: Body) -> dict[str, str]:
+    """PipelineParameters by name; a name given twice has no one value, and is refused."""
+    given = [parameter["Name"] for parameter in request.get("PipelineParameters", [])]
+    repeated = sorted({name for name in given if given.count(name) > 1})
+    if repeated:
+        raise invalid(f"Pipeline parameter names must be unique; given more than once: {', '.join(repeated)}")
+    return {p["Name"]: p["Value"] for p in request.get("PipelineParameters", [])}
 
 
 def _parameter_values(definition: Body, overrides: dict[str, str]) -> list[Body]:
