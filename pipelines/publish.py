@@ -88,11 +88,16 @@ def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
         clients.lambda_.create_function(
             FunctionName=name, Code={"ZipFile": code}, **local_function_configuration(settings)
         )
+        done = "function_active_v2"  # Pending until created
     else:
         if settings.is_local:
             _follow_settings(clients, current)
+        done = "function_updated_v2"  # InProgress until updated
     if settings.is_local:
         clients.lambda_.put_function_event_invoke_config(FunctionName=name, **LOCAL_EVENT_INVOKE_CONFIG)
+    # Until the change is done Lambda runs the previous code and configuration (or, while it is
+    # created, none): the next execution's Lambda step must run this one.
+    clients.lambda_.get_waiter(done).wait(FunctionName=name)
 
 
 def _follow_settings(clients: Clients, current: dict[str, Any]) -> None:

@@ -53,7 +53,12 @@ def publish(settings: Settings, lambda_: RecordedLambda, bundle: Any = None) -> 
     configuration: dict[str, Any] = lambda_.client.get_function_configuration(
         FunctionName=settings.deploy_function_name
     )
-    return {key: configuration[key] for key in ("Environment", "Handler", "Runtime", "Timeout", "CodeSha256")}
+    keys = ("Environment", "Handler", "Runtime", "Timeout", "CodeSha256", "State", "LastUpdateStatus")
+    return {key: configuration.get(key) for key in keys}
+
+
+def first_name(tmp_path: Path) -> str:
+    return local_settings(tmp_path).deploy_function_name
 
 
 def changed_code() -> Any:
@@ -83,22 +88,31 @@ def test_the_deploy_functions_configuration_follows_the_settings_on_every_upsert
     tmp_path: Path, lambda_: RecordedLambda, slow_init: None
 ) -> None:
     first = publish(local_settings(tmp_path), lambda_)
+    # Upsert returns once the function is Active: the next execution's Lambda step can run it.
+    assert (first["State"], first["LastUpdateStatus"]) == ("Active", "Successful")
     assert lambda_.changes() == ["UpdateFunctionCode", "CreateFunction", "PutFunctionEventInvokeConfig",
-                                 "GetFunctionConfiguration"]
+                                 "GetFunction", "GetFunctionConfiguration"]
     assert first["Environment"]["Variables"]["ENDPOINT_NAME"] == "sentiment-classifier"
 
     lambda_.calls.clear()
-    again = publish(local_settings(tmp_path), lambda_)  # while the function is still Pending
-    # Refused (ResourceConflictException) until the create is done, then made; nothing to reconfigure.
-    assert lambda_.changes() == ["UpdateFunctionCode", "GetFunction", "UpdateFunctionCode",
-                                 "PutFunctionEventInvokeConfig", "GetFunctionConfiguration"]
+    lambda_.client.update_function_configuration(
+        FunctionName=first_name(tmp_path), Environment={"Variables": {"ENDPOINT_NAME": "elsewhere"}}
+    )
+    again = publish(local_settings(tmp_path), lambda_)  # while that other change is InProgress
+    # Refused (ResourceConflictException) until the other change is done, then made; the
+    # environment that change set goes back to the settings' once the code update is done.
+    assert lambda_.changes() == ["UpdateFunctionConfiguration", "UpdateFunctionCode", "GetFunction",
+                                 "UpdateFunctionCode", "GetFunction", "UpdateFunctionConfiguration",
+                                 "PutFunctionEventInvokeConfig", "GetFunction", "GetFunctionConfiguration"]
     assert again == first
 
     lambda_.calls.clear()
     moved = publish(local_settings(tmp_path, endpoint_name="reviews-v2"), lambda_, changed_code())
-    # The new code's update is InProgress: the configuration waits for it, as Lambda requires.
+    # The new code's update is InProgress: the configuration waits for it, as Lambda requires, and
+    # upsert for the configuration's update, so that no execution runs the previous one.
+    assert (moved["State"], moved["LastUpdateStatus"]) == ("Active", "Successful")
     assert lambda_.changes() == ["UpdateFunctionCode", "GetFunction", "UpdateFunctionConfiguration",
-                                 "PutFunctionEventInvokeConfig", "GetFunctionConfiguration"]
+                                 "PutFunctionEventInvokeConfig", "GetFunction", "GetFunctionConfiguration"]
     assert moved["Environment"]["Variables"]["ENDPOINT_NAME"] == "reviews-v2"
     assert (moved["Handler"], moved["Runtime"], moved["Timeout"]) == ("deploy.handler", "python3.12", 120)
     assert moved["CodeSha256"] != first["CodeSha256"]
