@@ -3,18 +3,24 @@
 SageMaker writes a processing or training job's output to CloudWatch Logs: the group of its kind,
 one stream per instance named `<job name>/algo-1-<epoch seconds>`. The step's job is in the
 Metadata of ListPipelineExecutionSteps (a step reused from an earlier run names that run's job).
-A step that runs no job (Condition, RegisterModel, Lambda, Fail) has no log of its own in the
-pipeline's account: what it did is in the step list, and that is what it shows.
+A Lambda step's Metadata names the function but not the request: its invocation is the one whose
+START line Lambda wrote in the function's group `/aws/lambda/<function>` while the step ran, shown
+from START to REPORT (read with FilterLogEvents), then what the step list says it did. A step that
+runs neither (Condition, RegisterModel, Fail) has no log of its own in the pipeline's account: what
+it did is in the step list, and that is what it shows.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator, Iterator
 from typing import Any
 
 from pipelines.executions import list_steps
 
 LOG_GROUPS = {"ProcessingJob": "/aws/sagemaker/ProcessingJobs", "TrainingJob": "/aws/sagemaker/TrainingJobs"}
+# How long after the step's end its invocation's END and REPORT lines may still be written.
+REPORT_GRACE_MS = 1000
 
 
 def step_log(sm: Any, logs: Any, execution_arn: str, step_name: str) -> Iterator[str]:
@@ -32,7 +38,34 @@ def step_log(sm: Any, logs: Any, execution_arn: str, step_name: str) -> Iterator
                 yield f"job {job} has no log stream in {group}: its container has not started\n"
                 yield from outcome(step)
             return
+    if "Arn" in metadata.get("Lambda", {}):
+        yield from lambda_log(logs, metadata["Lambda"]["Arn"], step)
     yield from outcome(step)
+
+
+def lambda_log(logs: Any, function_arn: str, step: dict[str, Any]) -> Iterator[str]:
+    """The events of each invocation that started while the step ran, from its START line to
+    its REPORT line; nothing if the function has logged nothing."""
+    function = function_arn.split(":function:", 1)[-1].split(":", 1)[0]
+    start = math.floor(step["StartTime"].timestamp() * 1000)
+    end = math.ceil(step["EndTime"].timestamp() * 1000) if "EndTime" in step else None
+    window: dict[str, Any] = {"logGroupName": f"/aws/lambda/{function}", "startTime": start}
+    if end is not None:
+        window["endTime"] = end + REPORT_GRACE_MS
+    try:
+        events = [event for page in logs.get_paginator("filter_log_events").paginate(**window)
+                  for event in page["events"]]
+    except logs.exceptions.ResourceNotFoundException:  # the function has not logged yet
+        return
+    invocation: dict[str, str] = {}  # stream -> the request it is writing, if one of the step's
+    for event in events:
+        stream, message = event["logStreamName"], event["message"]
+        if message.startswith("START RequestId: ") and (end is None or event["timestamp"] <= end):
+            invocation[stream] = message.split()[2]
+        if stream in invocation:
+            yield f"{message}\n"
+        if message.startswith(f"REPORT RequestId: {invocation.get(stream)}"):
+            del invocation[stream]
 
 
 def job_log(logs: Any, group: str, job: str) -> Generator[str, None, bool]:

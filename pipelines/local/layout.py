@@ -46,6 +46,12 @@ class StateLayout:
         return self.root / "endpoints"
 
     @property
+    def log_groups(self) -> Path:
+        """CloudWatch Logs' groups of Lambda functions and endpoints (jobs/log_groups.py); the
+        jobs' streams are in their job folders."""
+        return self.root / "log-groups"
+
+    @property
     def jobs(self) -> Path:
         """One folder per execution, one per job inside it."""
         return self.root / "jobs"

@@ -181,7 +181,18 @@ def test_step_logs_are_viewable(local: Local, capsys: pytest.CaptureFixture[str]
     assert local.cli("logs", "AccuracyCheck", "--execution", first) == 0
     assert capsys.readouterr().out == "AccuracyCheck: Succeeded\n  Condition Outcome: True\n"
     assert local.cli("logs", "DeployEndpoint", "--execution", first) == 0
-    assert "  Lambda output action = " in capsys.readouterr().out
+    deploy_log = capsys.readouterr().out
+    assert deploy_log.startswith("START RequestId: ") and "\nREPORT RequestId: " in deploy_log
+    assert "  Lambda output action = " in deploy_log.split("\nDeployEndpoint: Succeeded\n")[1]
+    # What `aws logs tail` reads: the function's group and the endpoint's, through the server's API.
+    function = steps["DeployEndpoint"]["Metadata"]["Lambda"]["Arn"].rsplit(":", 1)[-1]
+    tail = logs.filter_log_events(logGroupName=f"/aws/lambda/{function}", interleaved=True)["events"]
+    request = deploy_log.split()[2]
+    assert {f"START RequestId: {request} Version: $LATEST", f"END RequestId: {request}"} <= {
+        event["message"] for event in tail}
+    endpoint_groups = logs.describe_log_groups(logGroupNamePrefix="/aws/sagemaker/Endpoints/")["logGroups"]
+    served = logs.filter_log_events(logGroupName=endpoint_groups[0]["logGroupName"])["events"]
+    assert served and all(event["logStreamName"].startswith("AllTraffic/") for event in served)
     assert local.cli("logs", "NoSuchStep", "--execution", first) == 2
     assert "its steps: " in capsys.readouterr().err
 

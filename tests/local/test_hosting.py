@@ -36,6 +36,8 @@ from pipelines.local.hosting.endpoints import (
     VariantNotFound,
 )
 from pipelines.local.hosting.model_process import InvokeResult, VariantSpec
+from pipelines.local.jobs.log_events import now_ms, read_events
+from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.system.isolation import isolation_unavailable
 
 WAIT_SECONDS = 90.0  # above Endpoints' own 60 s health-check limit
@@ -229,6 +231,31 @@ def test_custom_attributes_reach_the_model_server_and_its_log_but_no_handler(
     log = (tmp_path / "state" / "endpoints" / "ep" / "d1" / "server.log").read_text()
     assert "model server: the failed request's CustomAttributes: trace=42\n" in log
     assert "trace=41" not in log
+
+
+def test_a_model_servers_output_is_its_instances_stream_in_the_endpoints_group(
+    tmp_path: Path, store: DirStore
+) -> None:
+    """The stream SageMaker names `<variant>/<instance id>` in /aws/sagemaker/Endpoints/<endpoint>:
+    the lines of server.log, each with the millisecond it was read."""
+    groups = LogGroups(tmp_path / "state" / "log-groups")
+    hosting = Endpoints(tmp_path / "state" / "endpoints", store, logs=groups)
+    try:
+        before = now_ms()
+        deployed(hosting, store)
+        assert hosting.invoke("ep", b'"crash"', JSON, JSON, custom_attributes="trace=7").status == 500
+        log = tmp_path / "state" / "endpoints" / "ep" / "d1" / "server.log"
+        wanted = "model server: the failed request's CustomAttributes: trace=7"
+        wait_until(lambda: wanted in log.read_text(), 10, "the failure in the server's log")
+    finally:
+        hosting.shutdown()
+    assert groups.groups() == ["/aws/sagemaker/Endpoints/ep"]
+    (stream,) = groups.streams("/aws/sagemaker/Endpoints/ep")
+    assert stream.name == "AllTraffic/d1" and before <= stream.created
+    events = read_events(stream.path)
+    assert [event.message for event in events] == log.read_text().splitlines()
+    times = [event.timestamp for event in events]
+    assert wanted in [event.message for event in events] and times == sorted(times) and before <= times[0]
 
 
 def test_custom_attributes_are_captured_in_the_event_metadata_as_sagemaker_captures_them(

@@ -24,7 +24,7 @@ from pipelines.local.api.s3 import S3Front
 from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
-from pipelines.local.hosting.model_process import InvokeResult
+from pipelines.local.hosting.model_process import InvokeResult, endpoint_log_group
 from pipelines.local.hosting.model_server import CUSTOM_ATTRIBUTES
 from pipelines.local.service.backend import MODELS, LocalSageMaker
 from pipelines.local.storage.objects import Readable
@@ -175,7 +175,7 @@ class Dispatcher:
         """SageMaker's ModelError: its words, which point at the endpoint's CloudWatch log group, and
         the stream of the model server that answered (locally, its server.log: docs/contracts.md)."""
         region = self.backend.context.region
-        group = f"/aws/sagemaker/Endpoints/{endpoint}"
+        group = endpoint_log_group(endpoint)
         console = f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
         kind = "client" if 400 <= result.status < 500 else "server"
         opening = f"Received {kind} error ({result.status}) from primary with message "

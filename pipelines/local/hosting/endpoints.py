@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pipelines.local.hosting.capture import CaptureWriter, PathStore
 from pipelines.local.hosting.model_process import (
@@ -40,9 +40,11 @@ from pipelines.local.hosting.model_process import (
     InvokeResult,
     ModelServerProcess,
     VariantSpec,
+    endpoint_log_group,
     launch,
 )
 from pipelines.local.hosting.model_server import MAX_PAYLOAD_BYTES
+from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.system.identity import ACCOUNT
 from pipelines.local.system.isolation import Confinement
 
@@ -154,10 +156,14 @@ Outcome = tuple[str, str, "str | None"]  # (status, failure_reason, serving_depl
 class Endpoints:
     """All model server processes of all endpoints. Thread-safe."""
 
-    def __init__(self, root: Path, store: PathStore, confinement: Confinement | None = None) -> None:
+    def __init__(
+        self, root: Path, store: PathStore, confinement: Confinement | None = None,
+        logs: LogGroups | None = None,
+    ) -> None:
         self._root = root
         self._store = store
         self._confinement = confinement  # what model servers must not see (system/isolation.py)
+        self._logs = logs  # where each server's output is a log stream, as CloudWatch keeps it
         self._lock = threading.Lock()
         self._endpoints: dict[str, _Endpoint] = {}
         self._live: set[ModelServerProcess] = set()
@@ -368,6 +374,10 @@ class Endpoints:
             self._retire(old, DRAIN_SECONDS)
         return "InService", "", deployment_id
 
+    def _stream(self, endpoint: str, stream: str) -> IO[str] | None:
+        """The instance's log stream in the endpoint's group, named as SageMaker names it."""
+        return None if self._logs is None else self._logs.open(endpoint_log_group(endpoint), stream)
+
     def _start_deployment(
         self,
         endpoint: _Endpoint,
@@ -386,7 +396,9 @@ class Endpoints:
                 writer = self._capture_writer(endpoint.name, variant.variant_name, capture)
                 # A deployment runs one server per variant: its id is that server's instance id.
                 server = launch(
-                    variant, variant_dir, deployment_id, self._store, writer, self._spawner, self._confinement
+                    variant, variant_dir, deployment_id, self._store, writer, self._spawner,
+                    self._confinement,
+                    self._stream(endpoint.name, f"{variant.variant_name}/{deployment_id}"),
                 )
                 self._track(server)
                 servers.append(server)

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -19,16 +20,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import CaptureWriter, PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ServerSocket, ping
 from pipelines.local.jobs.images import container_environment
+from pipelines.local.jobs.log_events import StreamWriter
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.jobs.requirements import check_code_dir
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
 from pipelines.local.system.isolation import Confinement, confined
-from pipelines.local.system.supervision import dying_with_parent, terminate
+from pipelines.local.system.supervision import LineStream, LogSink, dying_with_parent, terminate
 from steps.integrity import ModelDataMismatch, check_digest, registered_digest, sha256_file
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,11 @@ class InvokeResult:
     log_stream: str = ""
 
 
+def endpoint_log_group(endpoint: str) -> str:
+    """Where SageMaker writes an endpoint's model servers' output."""
+    return f"/aws/sagemaker/Endpoints/{endpoint}"
+
+
 # --- model artifacts -------------------------------------------------------------------------
 
 
@@ -117,7 +125,7 @@ class ModelServerProcess:
     def __init__(
         self,
         variant: VariantSpec,
-        process: subprocess.Popen[bytes],
+        process: subprocess.Popen[str],
         server_socket: ServerSocket,
         log_path: Path,
         log_offset: int,
@@ -232,23 +240,30 @@ def launch(
     capture: CaptureWriter | None,
     spawner: ThreadPoolExecutor,
     confinement: Confinement | None = None,
+    log_stream: IO[str] | None = None,
 ) -> ModelServerProcess:
     """Unpack the model and start its server (not yet healthy) on the `spawner` thread, confined
     to its variant's directory (system/isolation.py); `instance_id` names it in log streams, as an
-    instance's id does on SageMaker."""
-    model_dir = variant_dir / "model"
-    archive = _locate(store, variant.model_data_url)
-    if variant.model_data_sha256 is not None:
-        verify_model_data(archive, variant.model_data_url, variant.model_data_sha256)
-    extract_archive(archive, model_dir)
-    env = _environment(variant, model_dir, variant_dir, store)
+    instance's id does on SageMaker. Its output goes to its server.log and, a line at a time with
+    the millisecond it was read, to `log_stream` (which it closes when the server's output ends)."""
+    try:
+        model_dir = variant_dir / "model"
+        archive = _locate(store, variant.model_data_url)
+        if variant.model_data_sha256 is not None:
+            verify_model_data(archive, variant.model_data_url, variant.model_data_sha256)
+        extract_archive(archive, model_dir)
+        env = _environment(variant, model_dir, variant_dir, store)
+    except BaseException:
+        if log_stream is not None:
+            log_stream.close()
+        raise
     log_path = variant_dir / "server.log"
     server_socket = ServerSocket(variant_dir)
     argv = [sys.executable, "-m", "pipelines.local.hosting.model_server", "--model-dir", str(model_dir),
             "--socket", server_socket.name]
     argv = confined(argv, variant_dir, confinement, network=not variant.network_isolation)
     try:
-        process, offset = _spawn(argv, env, log_path, spawner, variant_dir)
+        process, offset = _spawn(argv, env, log_path, log_stream, spawner, variant_dir)
     except BaseException:
         server_socket.close()
         raise
@@ -294,28 +309,67 @@ def _check_installs(code_dir: Path) -> None:
 
 
 def _spawn(
-    argv: list[str], env: dict[str, str], log_path: Path, spawner: ThreadPoolExecutor, cwd: Path
-) -> tuple[subprocess.Popen[bytes], int]:
+    argv: list[str], env: dict[str, str], log_path: Path, log_stream: IO[str] | None,
+    spawner: ThreadPoolExecutor, cwd: Path,
+) -> tuple[subprocess.Popen[str], int]:
     """Start in `cwd`, where it makes its socket, on the spawner thread: the parent-death signal
-    fires when the thread that started the process ends, and that one lives as long as hosting."""
+    fires when the thread that started the process ends, and that one lives as long as hosting.
+    A thread copies its output to its log and its stream until the output ends; returns the
+    process and where its output starts in its log."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log_file:
-        offset = log_file.seek(0, os.SEEK_END)
-        try:
-            launch = dying_with_parent(argv, env, cwd)
-            future = spawner.submit(
-                subprocess.Popen,
-                launch.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=str(cwd),
-                preexec_fn=launch.preexec_fn,
-                start_new_session=True,
-            )
-            return future.result(), offset
-        except RuntimeError as exc:  # the executor was shut down
-            raise DeploymentError("hosting is shutting down") from exc
-        except OSError as exc:
-            raise DeploymentError(f"cannot start the model server: {exc}") from exc
+    log_file = log_path.open("a", encoding="utf-8")
+    sinks: list[LineStream] = [log_file] + ([StreamWriter(log_stream)] if log_stream is not None else [])
+    try:
+        offset = log_path.stat().st_size
+        process = _start(argv, env, spawner, cwd)
+    except BaseException:
+        _close(log_file, log_stream)
+        raise
+    assert process.stdout is not None
+    threading.Thread(
+        target=_copy_output, args=(process.stdout, sinks, log_file, log_stream),
+        name=f"model-server-output-{process.pid}", daemon=True,
+    ).start()
+    return process, offset
+
+
+def _start(
+    argv: list[str], env: dict[str, str], spawner: ThreadPoolExecutor, cwd: Path
+) -> subprocess.Popen[str]:
+    try:
+        launch = dying_with_parent(argv, env, cwd)
+        future = spawner.submit(
+            subprocess.Popen,
+            launch.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=env,
+            cwd=str(cwd),
+            preexec_fn=launch.preexec_fn,
+            start_new_session=True,
+        )
+        return future.result()
+    except RuntimeError as exc:  # the executor was shut down
+        raise DeploymentError("hosting is shutting down") from exc
+    except OSError as exc:
+        raise DeploymentError(f"cannot start the model server: {exc}") from exc
+
+
+def _copy_output(
+    output: IO[str], sinks: list[LineStream], log_file: IO[str], log_stream: IO[str] | None
+) -> None:
+    try:
+        LogSink(*sinks).pump(output, None)
+    finally:
+        output.close()
+        _close(log_file, log_stream)
+
+
+def _close(*files: IO[str] | None) -> None:
+    for file in files:
+        if file is not None:
+            file.close()

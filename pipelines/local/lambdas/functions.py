@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.errors import ServiceError
+from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.lambdas.configuration import (
     ARCHITECTURE,
     CONFIGURABLE,
@@ -107,6 +108,7 @@ class Functions:
     def __init__(
         self, database: Database, root: Path, scratch: Path, region: str, server_url: str,
         credentials_path: Path | None = None, confinement: Confinement | None = None,
+        logs: LogGroups | None = None,
     ) -> None:
         self.database = database
         self.root = root
@@ -114,7 +116,7 @@ class Functions:
         self.region = region
         self.server_url = server_url
         self.credentials_path = credentials_path
-        self.environments = WarmEnvironments(scratch)
+        self.environments = WarmEnvironments(scratch, logs)
         self._lock = threading.Lock()
         self._changing: dict[str, tuple[str, str]] = {}  # function -> (RevisionId, kind) of a change
         # What an update in progress replaces: invocations run it until the update is complete.

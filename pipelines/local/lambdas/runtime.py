@@ -5,13 +5,15 @@ and then serves invocations from it one at a time, keeping module state and /tmp
 an environment that times out or crashes is discarded, and a new code or configuration means new
 environments. Lambda may also initialise an environment before the first invoke. Locally each
 environment is one child process running RUNTIME: it reads one request per line on stdin, writes
-each invocation's output to that invocation's log file and one result line to a pipe. It exits when
-stdin closes, so no environment outlives the server, even a killed one.
+each invocation's output to its stdout and stderr (environment_output.py reads them into the
+environment's log stream, between Lambda's START and END and REPORT lines) and one result line to
+a pipe. It exits when stdin closes, so no environment outlives the server, even a killed one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import select
 import shutil
@@ -27,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.local.jobs.log_groups import LogGroups
+from pipelines.local.lambdas.environment_output import PHASE_END, EnvironmentOutput
 from pipelines.local.system import clock
 from pipelines.local.system.isolation import Confinement, confined
 from pipelines.local.system.supervision import terminate
@@ -38,7 +42,17 @@ STOP_GRACE_SECONDS = 2.0
 
 RUNTIME = r"""
 import decimal, importlib, json, os, sys, time, traceback
-handler_name, results_fd = sys.argv[1:3]
+handler_name, results_fd, phase_end = sys.argv[1:4]
+# A line of output is in the log as soon as it is printed, as Lambda's runtime sends it.
+sys.stdout.reconfigure(line_buffering=True)
+sys.stderr.reconfigure(line_buffering=True)
+
+
+def end_phase():
+    # What the init phase or an invocation printed is all out: say so on the same pipe.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.write(1, phase_end.encode())
 
 
 class LambdaContext:
@@ -96,16 +110,11 @@ else:
         if handler is None:
             failure = ("Runtime.HandlerNotFound",
                        f"Handler '{function_name}' missing on module '{module_name}'")
+end_phase()
 results.write(json.dumps("initialised") + "\n")  # the init phase is over, however it went
 results.flush()
 for line in sys.stdin:
     request = json.loads(line)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
     if handler is None:
         result = fault(*failure, request)
     else:
@@ -120,8 +129,7 @@ for line in sys.stdin:
                 result = {"payload": json.dumps(value, default=number)}
             except (TypeError, ValueError) as error:
                 result = fault("Runtime.MarshalError", f"Unable to marshal response: {error}", request)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    end_phase()
     results.write(json.dumps(result) + "\n")
     results.flush()
 """
@@ -170,76 +178,107 @@ class Environment:
     process: subprocess.Popen[str]
     results: int  # the read end of the result pipe
     folder: Path
-    init_log: Path
+    output: EnvironmentOutput
+    started: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
     invocations: int = 0
     initialised: bool = False
+    init_ms: float = 0.0  # how long the init phase took, once it is over
     unread: bytes = b""  # what was read of the result pipe past the last line
 
     @classmethod
-    def start(cls, configuration: Configuration, scratch: Path) -> Environment:
-        """A new environment whose /tmp is a new folder in `scratch`."""
+    def start(cls, configuration: Configuration, scratch: Path, logs: LogGroups | None = None) -> Environment:
+        """A new environment whose /tmp is a new folder in `scratch`, writing its stream into the
+        function's log group in `logs`."""
         folder = Path(tempfile.mkdtemp(prefix=f"{configuration.function}-", dir=scratch))
-        init_log = folder / "init.log"
         read_end, write_end = os.pipe()
+        output_read, output_write = os.pipe()
         # Lambda's stream of one environment: `2024/06/01/[$LATEST]<32 hex digits>`.
         version = configuration.environment["AWS_LAMBDA_FUNCTION_VERSION"]
         name = time.strftime(f"%Y/%m/%d/[{version}]", time.gmtime()) + uuid.uuid4().hex
-        argv = [configuration.interpreter, "-c", RUNTIME, configuration.handler, str(write_end)]
+        argv = [configuration.interpreter, "-c", RUNTIME, configuration.handler, str(write_end),
+                PHASE_END.decode()]
         code_dir = Path(configuration.code_dir)  # its code and home as Lambda's: there, read-only
         argv = confined(argv, folder, configuration.confinement,
                         shown=(code_dir, code_dir.parent / "home"), busy_fds=(write_end,))
-        with init_log.open("w") as log:
+        try:
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=log,
+                stdout=output_write,
+                stderr=output_write,
                 text=True,
                 env={**configuration.environment, "TMPDIR": str(folder), "AWS_LAMBDA_LOG_STREAM_NAME": name},
                 cwd=configuration.code_dir,
                 pass_fds=(write_end,),
             )
-        os.close(write_end)
-        return cls(configuration, process, read_end, folder, init_log)
+        finally:
+            os.close(write_end)
+            os.close(output_write)
+        group = configuration.environment["AWS_LAMBDA_LOG_GROUP_NAME"]
+        stream = logs.open(group, name) if logs is not None else None
+        return cls(configuration, process, read_end, folder, EnvironmentOutput(output_read, stream))
 
     def invoke(self, invocation: Request, timeout: float) -> Outcome:
         """Run one invocation; on a timeout or a crash the environment is left dead. The first
-        invocation's log begins with what the init phase printed, as Lambda's first log does."""
-        log_path = self.folder / f"invocation-{self.invocations}.log"
+        invocation's log begins with what the init phase printed, as Lambda's first log does; in
+        the stream the invocation's output is between Lambda's START and its END and REPORT."""
         first = self.invocations == 0
         self.invocations += 1
         deadline_ms = int((time.time() + timeout) * 1000)  # the runtime API's Lambda-Runtime-Deadline-Ms
         request = json.dumps({
             "event": invocation.event, "request_id": invocation.request_id, "arn": invocation.arn,
-            "deadline_ms": deadline_ms, "log": str(log_path),
+            "deadline_ms": deadline_ms,
         }) + "\n"
-        line: str | None = ""
+        version = self.configuration.environment["AWS_LAMBDA_FUNCTION_VERSION"]
         deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        log = ""
+        line: str | None = ""
         try:
-            assert self.process.stdin is not None
-            self.process.stdin.write(request)
-            self.process.stdin.flush()
             line = self.initialise(deadline)
+            if first and line:
+                log = self.output.phase(STOP_GRACE_SECONDS)
+            self.output.platform(f"START RequestId: {invocation.request_id} Version: {version}\n")
+            began = time.monotonic()
             if line:
+                assert self.process.stdin is not None
+                self.process.stdin.write(request)
+                self.process.stdin.flush()
                 line = self._line(deadline)
         except (BrokenPipeError, OSError):
             pass
         self.last_used = time.monotonic()
-        log = (_read(self.init_log) if first else "") + _read(log_path)
+        duration_ms = (self.last_used - began) * 1000
         if line:
+            log += self.output.phase(STOP_GRACE_SECONDS)
+            self._report(invocation.request_id, duration_ms, first)
             result = json.loads(line)
             return Outcome(result.get("payload"), result.get("error"), log)
         self.close()
+        log += self.output.phase(STOP_GRACE_SECONDS)
         if line is None:
             failure = ("Sandbox.Timedout", f"Task timed out after {timeout:.2f} seconds")
-            log += f"{clock.now_timestamp()} {invocation.request_id} {failure[1]}\n"
+            timed_out = f"{clock.now_timestamp()} {invocation.request_id} {failure[1]}\n"
+            self.output.platform(timed_out)
+            log += timed_out
         else:
             status = exit_status(self.process.returncode)
             failure = ("Runtime.ExitError", f"Runtime exited with error: {status}")
+        self._report(invocation.request_id, duration_ms, first)
         # Errors of the platform, not of the handler: no requestId or stackTrace members.
         message = f"RequestId: {invocation.request_id} Error: {failure[1]}"
         return Outcome(None, {"errorMessage": message, "errorType": failure[0]}, log)
+
+    def _report(self, request_id: str, duration_ms: float, first: bool) -> None:
+        """Lambda's END and REPORT lines, with what is measured here: no Max Memory Used."""
+        memory = self.configuration.environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+        init = f"Init Duration: {self.init_ms:.2f} ms\t" if first and self.initialised else ""
+        self.output.platform(f"END RequestId: {request_id}\n")
+        self.output.platform(
+            f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+            f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {memory} MB\t{init}\n"
+        )
 
     def initialise(self, deadline: float) -> str | None:
         """Wait (until `deadline`, monotonic) for the end of the init phase, which the runtime
@@ -248,6 +287,7 @@ class Environment:
             return INITIALISED
         line = self._line(deadline)
         self.initialised = line == INITIALISED
+        self.init_ms = (time.monotonic() - self.started) * 1000
         return line
 
     def _line(self, deadline: float) -> str | None:
@@ -286,32 +326,24 @@ def exit_status(code: int | None) -> str:
     return f"exit status {code}"
 
 
-def _read(path: Path) -> str:
-    """An invocation's log, removed once read."""
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
-    finally:
-        path.unlink(missing_ok=True)
-
-
 class WarmEnvironments:
     """Idle environments by configuration: an invocation takes one (or starts one) and gives it
     back; a newer configuration of the same function retires the older ones."""
 
-    def __init__(self, scratch: Path) -> None:
+    def __init__(self, scratch: Path, logs: LogGroups | None = None) -> None:
         """`scratch` holds the environments' folders; what is in it is an earlier server's, whose
-        environments ended with it, so it is emptied."""
+        environments ended with it, so it is emptied. Each environment writes its log stream into
+        `logs`."""
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True, mode=0o700)
         self._scratch = scratch
+        self._logs = logs
         self._lock = threading.Lock()
         self._idle: dict[str, list[Environment]] = {}
         self._closed = False
 
     def invoke(self, configuration: Configuration, request: Request, timeout: float) -> Outcome:
-        environment = self._take(configuration) or Environment.start(configuration, self._scratch)
+        environment = self._take(configuration) or Environment.start(configuration, self._scratch, self._logs)
         outcome = environment.invoke(request, timeout)
         self._give_back(environment)
         return outcome
@@ -325,7 +357,7 @@ class WarmEnvironments:
         def start() -> None:
             environment = None
             try:
-                environment = Environment.start(configuration, self._scratch)
+                environment = Environment.start(configuration, self._scratch, self._logs)
                 environment.initialise(time.monotonic() + INIT_SECONDS)
             finally:
                 prepared()

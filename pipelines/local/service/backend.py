@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipelines.local.executor.runner import ExecutionRunner
 from pipelines.local.hosting.endpoints import Endpoints
+from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.lambdas.asynchronous import AsyncInvocations
 from pipelines.local.lambdas.event_invoke import EventInvokeConfigs
 from pipelines.local.lambdas.functions import Functions
@@ -45,9 +46,10 @@ class LocalSageMaker:
         self.context = ServiceContext(
             layout, region, Database(layout.database), ObjectStore(layout.objects)
         )
+        log_groups = LogGroups(layout.log_groups)
         self.functions = Functions(
             self.context.database, layout.functions, layout.lambda_scratch, region, server_url,
-            layout.credentials, layout.confinement(),
+            layout.credentials, layout.confinement(), log_groups,
         )
         configs = EventInvokeConfigs(self.functions)
         clock = clock or Clock()
@@ -67,7 +69,7 @@ class LocalSageMaker:
             layout=layout,
         )
         self.pipelines.runner = self.jobs.runner = self.runner
-        hosting = Endpoints(layout.endpoints, self.context.store, layout.confinement())
+        hosting = Endpoints(layout.endpoints, self.context.store, layout.confinement(), log_groups)
         self.serving = Serving(EndpointRecords(self.context), hosting)
         self.endpoints = EndpointOperations(self.context, self.serving)
         self._operations: dict[str, dict[str, Operation]] = {
@@ -80,7 +82,7 @@ class LocalSageMaker:
                 "Lambda", FunctionOperations(self.functions, self.invocations, self.context.store)
             ),
             "S3": _operations("S3", ObjectOperations(self.context), ObjectWrites(self.context)),
-            "Logs_20140328": _operations("Logs_20140328", LogOperations(self.context)),
+            "Logs_20140328": _operations("Logs_20140328", LogOperations(self.context, log_groups)),
         }
 
     def operation(self, service: str, name: str) -> Operation | None:
@@ -193,5 +195,7 @@ OPERATIONS = {
         ]
     ),
     "S3": frozenset(["GetObject", "HeadObject", "ListObjectsV2", "PutObject"]),
-    "Logs_20140328": frozenset(["DescribeLogStreams", "GetLogEvents"]),
+    "Logs_20140328": frozenset(
+        ["DescribeLogGroups", "DescribeLogStreams", "GetLogEvents", "FilterLogEvents"]
+    ),
 }
