@@ -570,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("execution", nargs="?")
     listing = add("executions", cmd_executions, "list executions")
     listing.add_argument("--limit", type=_bounded(1, 100), default=20, help="1 to 100 (default 20)")
-    logs = add("logs", cmd_logs, "a step's job log (CloudWatch Logs), or what the step did")
+    logs = add("logs", cmd_logs, "a step's job or Lambda log (CloudWatch Logs), and what the step did")
     logs.add_argument("step")
     logs.add_argument("--execution")
     data = add("data", cmd_data_upload, "upload a folder with train.csv and test.csv")

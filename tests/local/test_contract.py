@@ -98,6 +98,8 @@ EXAMPLES: dict[str, Example] = {
         "FunctionName": w.event_invoke_config("f"), "MaximumEventAgeInSeconds": 3600},
     "DeleteFunctionEventInvokeConfig": lambda w: {"FunctionName": w.event_invoke_config(w.function())},
     "DescribeLogStreams": lambda w: {"logGroupName": TRAINING_LOGS},
+    "DescribeLogGroups": lambda w: {"logGroupNamePrefix": "/aws/sagemaker/"},
+    "FilterLogEvents": lambda w: {"logGroupName": TRAINING_LOGS, "filterPattern": "fitting"},
     "GetLogEvents": lambda w: {"logGroupName": TRAINING_LOGS, "logStreamName": w.call(
         "Logs_20140328", "DescribeLogStreams", logGroupName=TRAINING_LOGS)["logStreams"][0]["logStreamName"]},
 }

@@ -231,29 +231,31 @@ def test_groups_are_listed_by_name_once_they_have_a_stream(
 LAMBDA_STEP = {
     "Version": "2020-12-01",
     "Steps": [{"Name": "Call", "Type": "Lambda", "FunctionArn":
-               "arn:aws:lambda:us-east-1:000000000000:function:talker",
+               "arn:aws:lambda:us-east-1:000000000000:function:stepped",
                "Arguments": {"who": "the pipeline"}, "OutputParameters": []}],
 }
 
 
 def test_the_cli_prints_a_lambda_steps_invocation_then_what_it_did(
-    world: World, clients: dict[str, Any], said: list[dict[str, str]]
+    world: World, clients: dict[str, Any]
 ) -> None:
+    function(world, clients, "stepped")
+    invoke(clients, "stepped", who="someone before")  # before the step: not its log
     execution = world.start(world.pipeline(LAMBDA_STEP))
     assert world.finished(execution)["PipelineExecutionStatus"] == "Succeeded"
-    invoke(clients, "talker", who="someone else")  # after the step: not its log
+    invoke(clients, "stepped", who="someone after")  # after the step: not its log
     lines = list(step_log(clients["sagemaker"], clients["logs"], execution, "Call"))
     assert lines[0].startswith("START RequestId: ")
     assert lines[1:3] == ["hello from the pipeline\n", "a warning\n"]
     assert lines[3].startswith("END RequestId: ") and REPORT.fullmatch(lines[4].rstrip("\n"))
-    function_arn = "arn:aws:lambda:us-east-1:000000000000:function:talker"
+    function_arn = "arn:aws:lambda:us-east-1:000000000000:function:stepped"
     assert lines[5:] == ["Call: Succeeded\n", f"  Lambda Arn: {function_arn}\n"]
 
 
-def test_the_log_tail_of_an_invocation_is_still_its_own_output(
-    clients: dict[str, Any], said: list[dict[str, str]]
-) -> None:
-    answer = clients["lambda"].invoke(FunctionName="talker", Payload=b'{"who": "tail"}', LogType="Tail")
+def test_the_log_tail_of_an_invocation_is_still_its_own_output(world: World, clients: dict[str, Any]) -> None:
+    function(world, clients, "tailed")
+    invoke(clients, "tailed", who="first")  # the init phase's output goes with the first invocation
+    answer = clients["lambda"].invoke(FunctionName="tailed", Payload=b'{"who": "tail"}', LogType="Tail")
     assert base64.b64decode(answer["LogResult"]).decode() == "hello from tail\na warning\n"
 
 
