@@ -226,6 +226,10 @@ def test_groups_are_listed_by_name_once_they_have_a_stream(
     assert [group["logGroupName"] for group in by_pattern] == ["/aws/lambda/talker"]
     refused = error_of(lambda: logs.describe_log_groups(logGroupNamePrefix="/a", logGroupNamePattern="b"))
     assert refused["Code"] == "InvalidParameterException"
+    for linked in ({"includeLinkedAccounts": True}, {"accountIdentifiers": ["111122223333"]}):
+        refused = error_of(lambda linked=linked: logs.describe_log_groups(**linked))
+        assert refused["Code"] == "InvalidParameterException"
+        assert "no linked source accounts" in refused["Message"]
 
 
 LAMBDA_STEP = {

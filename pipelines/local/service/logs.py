@@ -110,6 +110,10 @@ class LogOperations:
         if request.get("logGroupNamePrefix") and request.get("logGroupNamePattern"):
             raise invalid_parameter(
                 "LogGroup name prefix and LogGroup name pattern are mutually exclusive parameters.")
+        if request.get("accountIdentifiers") or request.get("includeLinkedAccounts"):
+            raise invalid_parameter(
+                "accountIdentifiers and includeLinkedAccounts are not supported by the local CloudWatch "
+                "Logs: it has one account and no linked source accounts (cross-account observability)")
         names = [*GROUPS, *self.log_groups.groups()]
         records = [self._group(name, found) for name in names if (found := self._group_streams(name))]
         return self._page(LOG_GROUPS, records, request, {**request, "SortBy": "LogGroupName"})
