@@ -525,7 +525,10 @@ def test_a_timeout_ends_the_environment_and_the_next_call_starts_a_new_one(funct
     timed_out = functions.invoke("f", {"seconds": 30})
     message = f"RequestId: {timed_out.request_id} Error: Task timed out after 1.00 seconds"
     assert timed_out.payload == {"errorMessage": message, "errorType": "Sandbox.Timedout"}
-    assert timed_out.log.endswith(f"Z {timed_out.request_id} Task timed out after 1.00 seconds\n")
+    *_, said, end, report = timed_out.log.splitlines()  # Lambda's own last three lines
+    assert said.endswith(f"Z {timed_out.request_id} Task timed out after 1.00 seconds")
+    assert (end, report.split("\t")[0]) == (f"END RequestId: {timed_out.request_id}",
+                                            f"REPORT RequestId: {timed_out.request_id}")
     assert functions.invoke("f", {"seconds": 0}).payload["pid"] > 0
 
 

@@ -256,11 +256,20 @@ def test_the_cli_prints_a_lambda_steps_invocation_then_what_it_did(
     assert lines[5:] == ["Call: Succeeded\n", f"  Lambda Arn: {function_arn}\n"]
 
 
-def test_the_log_tail_of_an_invocation_is_still_its_own_output(world: World, clients: dict[str, Any]) -> None:
+def test_the_log_tail_of_an_invocation_is_its_output_between_lambdas_lines(
+    world: World, clients: dict[str, Any]
+) -> None:
     function(world, clients, "tailed")
     invoke(clients, "tailed", who="first")  # the init phase's output goes with the first invocation
     answer = clients["lambda"].invoke(FunctionName="tailed", Payload=b'{"who": "tail"}', LogType="Tail")
-    assert base64.b64decode(answer["LogResult"]).decode() == "hello from tail\na warning\n"
+    request_id = json.loads(answer["Payload"].read())["request"]
+    start, *output, end, report = base64.b64decode(answer["LogResult"]).decode().splitlines()
+    assert (start, output, end) == (
+        f"START RequestId: {request_id} Version: $LATEST", ["hello from tail", "a warning"],
+        f"END RequestId: {request_id}",
+    )
+    assert re.fullmatch(rf"REPORT RequestId: {request_id}\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\t"
+                        r"Memory Size: 128 MB\t", report)
 
 
 def test_the_stream_outlives_the_server(tmp_path: Path) -> None:

@@ -239,7 +239,9 @@ class Environment:
             line = self.initialise(deadline)
             if first and line:
                 log = self.output.phase(STOP_GRACE_SECONDS)
-            self.output.platform(f"START RequestId: {invocation.request_id} Version: {version}\n")
+            start = f"START RequestId: {invocation.request_id} Version: {version}\n"
+            self.output.platform(start)
+            log += start
             began = time.monotonic()
             if line:
                 assert self.process.stdin is not None
@@ -252,7 +254,7 @@ class Environment:
         duration_ms = (self.last_used - began) * 1000
         if line:
             log += self.output.phase(STOP_GRACE_SECONDS)
-            self._report(invocation.request_id, duration_ms, first)
+            log += self._report(invocation.request_id, duration_ms, first)
             result = json.loads(line)
             return Outcome(result.get("payload"), result.get("error"), log)
         self.close()
@@ -265,20 +267,24 @@ class Environment:
         else:
             status = exit_status(self.process.returncode)
             failure = ("Runtime.ExitError", f"Runtime exited with error: {status}")
-        self._report(invocation.request_id, duration_ms, first)
+        log += self._report(invocation.request_id, duration_ms, first)
         # Errors of the platform, not of the handler: no requestId or stackTrace members.
         message = f"RequestId: {invocation.request_id} Error: {failure[1]}"
         return Outcome(None, {"errorMessage": message, "errorType": failure[0]}, log)
 
-    def _report(self, request_id: str, duration_ms: float, first: bool) -> None:
-        """Lambda's END and REPORT lines, with what is measured here: no Max Memory Used."""
+    def _report(self, request_id: str, duration_ms: float, first: bool) -> str:
+        """Lambda's END and REPORT lines, with what is measured here (no Max Memory Used), into
+        the stream; returned for the invocation's log, which on Lambda holds them too."""
         memory = self.configuration.environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
         init = f"Init Duration: {self.init_ms:.2f} ms\t" if first and self.initialised else ""
-        self.output.platform(f"END RequestId: {request_id}\n")
-        self.output.platform(
+        lines = (
+            f"END RequestId: {request_id}\n",
             f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-            f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {memory} MB\t{init}\n"
+            f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {memory} MB\t{init}\n",
         )
+        for line in lines:
+            self.output.platform(line)
+        return "".join(lines)
 
     def initialise(self, deadline: float) -> str | None:
         """Wait (until `deadline`, monotonic) for the end of the init phase, which the runtime
