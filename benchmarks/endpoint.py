@@ -131,10 +131,11 @@ def provision_direct(state_dir: Path) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         archive = train_archive(Path(tmp))
         url = daemon.ensure_running(state_dir)
+        keys = daemon.credentials(state_dir)
+        session = boto3.Session(region_name="us-east-1", **keys.session_arguments())
+        session.client("s3", endpoint_url=url).create_bucket(Bucket="local-sagemaker")
         model_uri = "s3://local-sagemaker/benchmarks/model/model.tar.gz"
         ObjectStore(state_dir / "store").put_file(model_uri, archive)
-    keys = daemon.credentials(state_dir)
-    session = boto3.Session(region_name="us-east-1", **keys.session_arguments())
     sm = session.client("sagemaker", endpoint_url=url)
     sm.create_model(
         ModelName=f"{ENDPOINT}-bench",

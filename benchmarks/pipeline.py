@@ -69,6 +69,7 @@ def job_start_seconds(through_setpriv: bool, repeats: int = 20) -> float:
 
 def fixed_costs(state_dir: Path) -> dict[str, float]:
     from pipelines.local.jobs.training import pack_directory
+    from pipelines.local.storage.buckets import Bucket
     from pipelines.local.storage.objects import ObjectStore
 
     costs = {
@@ -86,6 +87,7 @@ def fixed_costs(state_dir: Path) -> dict[str, float]:
     }
     with tempfile.TemporaryDirectory() as tmp:
         store = ObjectStore(Path(tmp) / "store")
+        store.create_bucket(Bucket("bench-bucket", "us-east-1", time.time()))
         start = time.perf_counter()
         for name in ("train.csv", "test.csv"):
             store.put_file(f"s3://bench-bucket/data/{name}", REPO / "data" / name)

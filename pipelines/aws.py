@@ -114,6 +114,10 @@ class Clients:
         return self._client("logs")
 
     @cached_property
+    def s3(self) -> Any:
+        return self._client("s3")
+
+    @cached_property
     def storage(self) -> Storage:
-        return S3Storage(self._client("s3"))
+        return S3Storage(self.s3)
 

@@ -278,9 +278,13 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
 
 def _upload_data(settings: Settings, folder: Path, destination: str) -> None:
     from pipelines.datasets import upload_data
+    from pipelines.publish import provision_local_bucket
 
     settings.require_aws()
-    dataset = upload_data(Clients(settings).storage, folder, destination)
+    clients = Clients(settings)
+    if settings.is_local:  # data may come before the first upsert
+        provision_local_bucket(clients)
+    dataset = upload_data(clients.storage, folder, destination)
     for name, stored in sorted(dataset.files.items()):
         say(f"{dataset.uri}/{name}  version {stored['version_id']}")
     state = "uploaded" if dataset.uploaded else "identical data already stored, nothing uploaded"

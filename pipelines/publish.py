@@ -49,6 +49,22 @@ def upload_code(clients: Clients, bundle: CodeBundle) -> list[str]:
     return uploaded
 
 
+def provision_local_bucket(clients: Clients) -> None:
+    """Locally, the project's bucket, which the infra stack creates on AWS: created through S3's
+    CreateBucket where it does not exist yet. Outside us-east-1 S3 wants the region named, and
+    answers BucketAlreadyOwnedByYou for a bucket the account has (us-east-1 answers 200)."""
+    settings = clients.settings
+    assert settings.is_local, "on AWS the infra stack owns the bucket"
+    location = {} if settings.region == "us-east-1" else {
+        "CreateBucketConfiguration": {"LocationConstraint": settings.region}
+    }
+    try:
+        clients.s3.create_bucket(Bucket=settings.bucket, **location)
+    except ClientError as error:
+        if _error_code(error) != "BucketAlreadyOwnedByYou":
+            raise
+
+
 def deploy_function_environment(settings: Settings) -> dict[str, str]:
     """What the deploy handler reads when an approval event (not the pipeline) invokes it."""
     return {
@@ -188,7 +204,8 @@ def upsert(
     *,
     publish_handler: bool = True,
 ) -> UpsertResult:
-    """Code first, then the deploy handler, then the pipelines that refer to both.
+    """Code first, then the deploy handler, then the pipelines that refer to both; locally the
+    bucket before all, as the infra stack makes it on AWS.
 
     The definitions are built (`build_specs`) once the handler is published: a new handler's
     execution environment initialises (locally, a process importing boto3) while the SDK builds
@@ -196,6 +213,8 @@ def upsert(
     Lambda keeps its code: on AWS the pipeline workflow's role may not change it (the approval
     workflow publishes it, behind the reviewers).
     """
+    if clients.settings.is_local:
+        provision_local_bucket(clients)
     result = UpsertResult(uploaded=upload_code(clients, bundle))
     if publish_handler:
         publish_deploy_function(clients, bundle)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import botocore.session
 import pytest
+from buckets import with_buckets
 
 from pipelines.datasets import latest_dataset, upload_data
 from pipelines.local.storage.objects import ObjectStore
@@ -17,7 +18,7 @@ DESTINATION = "s3://bucket/project/data"
 
 @pytest.fixture
 def store(tmp_path: Path) -> ObjectStore:
-    return ObjectStore(tmp_path / "store")
+    return with_buckets(ObjectStore(tmp_path / "store"), "bucket")
 
 
 def folder(path: Path, train: str = "review_text,sentiment\ngood,1\nbad,0\n") -> Path:

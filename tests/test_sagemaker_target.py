@@ -116,6 +116,17 @@ def test_upsert_can_leave_the_handler_for_publish_handler(
     assert "published steps/deploy.py" in capsys.readouterr().out
 
 
+def test_on_aws_the_stack_owns_the_bucket_and_the_cli_creates_none(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.delete_bucket(Bucket=BUCKET)
+    assert run("data", "upload", str(REPO_ROOT / "data")) != 0
+    assert run("upsert") != 0
+    assert capsys.readouterr().err.count("NoSuchBucket") == 2
+    assert s3.list_buckets()["Buckets"] == []
+
+
 def test_data_lands_under_its_content_address_and_start_runs_on_it(
     aws: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

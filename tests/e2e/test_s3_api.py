@@ -1,5 +1,6 @@
 """S3 through a real server process and boto3's S3 client, as any SDK given `local env` reaches the
-local store: paging and versions; puts, a large one streamed to disk as it arrives, digests and
+local store: a bucket created, and kept with its creation date across a restart; paging and
+versions; puts, a large one streamed to disk as it arrives, digests and
 headers refused; headers and user metadata kept per version; a large get sent from its file; an
 object stored before versions kept records; and S3's refusals of unsigned and wrongly signed
 requests, in its XML."""
@@ -44,6 +45,12 @@ def store(state: Path) -> ObjectStore:
     return ObjectStore(StateLayout(state).objects)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def bucket(state: Path) -> None:
+    """The bucket the tests here put into, created as any SDK creates one."""
+    s3(state).create_bucket(Bucket="e2e")
+
+
 def connect(state: Path) -> http.client.HTTPConnection:
     port = int(json.loads((state / "server.json").read_text())["port"])
     return http.client.HTTPConnection(HOST, port, timeout=30)
@@ -85,6 +92,22 @@ def send_head(connection: http.client.HTTPConnection, path: str, headers: dict[s
     for name, value in headers.items():
         connection.putheader(name, value)
     connection.endheaders()
+
+
+def test_a_bucket_and_its_creation_date_outlive_the_server(state: Path) -> None:
+    client = s3(state)
+    with pytest.raises(ClientError) as missing:
+        client.put_object(Bucket="e2e-kept", Key="k", Body=b"x")
+    assert missing.value.response["Error"]["Code"] == "NoSuchBucket"
+    assert client.create_bucket(Bucket="e2e-kept")["Location"] == "/e2e-kept"
+    created = {b["Name"]: b["CreationDate"] for b in client.list_buckets()["Buckets"]}["e2e-kept"]
+    client.put_object(Bucket="e2e-kept", Key="k", Body=b"x")
+    daemon.stop(state)
+    client = s3(state)  # a new server on the same state
+    assert {b["Name"]: b["CreationDate"] for b in client.list_buckets()["Buckets"]}["e2e-kept"] == created
+    head = client.head_bucket(Bucket="e2e-kept")["ResponseMetadata"]["HTTPHeaders"]
+    assert head["x-amz-bucket-region"] == "us-east-1"
+    assert client.get_object(Bucket="e2e-kept", Key="k")["Body"].read() == b"x"
 
 
 def test_an_sdk_reads_pages_and_versions_of_the_local_store(state: Path) -> None:

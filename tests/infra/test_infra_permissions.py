@@ -71,10 +71,13 @@ PASSES_ROLE = {
 LISTING_RESOURCES = {"cloudwatch:DescribeAlarms": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"}
 # publish.py creates and configures the function itself only on the local target; on AWS the stack
 # owns it, its configuration and its event invoke config.
-LOCAL_ONLY = {
+LOCAL_FUNCTION = {
     ("lambda", "CreateFunction"), ("lambda", "UpdateFunctionConfiguration"),
     ("lambda", "PutFunctionEventInvokeConfig"),
 }
+# The project's bucket too: created by upsert and `data upload` on the local target, by the stack on AWS.
+LOCAL_BUCKET = ("s3", "CreateBucket")
+LOCAL_ONLY = {*LOCAL_FUNCTION, LOCAL_BUCKET}
 CLI_MODULES = [
     "pipelines.cli",
     "pipelines.executions",
@@ -419,13 +422,14 @@ def test_the_pipeline_role_allows_what_the_pipeline_workflow_runs(stack: Stack) 
         ("cloudwatch", "DescribeAlarms"),
     } <= everything
     assert not {("lambda", "UpdateFunctionCode"), ("sagemaker", "UpdateModelPackage")} & everything
+    assert LOCAL_BUCKET in everything, "LOCAL_ONLY names a call the code no longer makes"
     assert refused(stack.role_policies("GitHubPipelineRole"), requests) == []
 
 
 def test_the_approval_role_allows_what_the_approval_workflow_runs(stack: Stack) -> None:
     invocations, everything, requests = workflow_operations(stack, "model-approval.yml")
     assert {"models", "publish-handler"} <= {i.command for i in invocations}
-    assert everything >= LOCAL_ONLY, "LOCAL_ONLY names a call the code no longer makes"
+    assert everything >= LOCAL_FUNCTION, "LOCAL_ONLY names a call the code no longer makes"
     assert {
         ("sagemaker", "UpdateModelPackage"),
         ("sagemaker", "ListModelPackages"),

@@ -50,10 +50,10 @@ class _Raw:
         return self._body.read(amt)
 
 
-def client(dispatcher: Dispatcher, service: str) -> Any:
+def client(dispatcher: Dispatcher, service: str, region: str = "us-east-1") -> Any:
     """A boto3 client of `service` ("sagemaker", "sagemaker-runtime", "lambda", "events", "s3"; S3
-    path-style, as an SDK addresses a server by IP address)."""
-    made = boto3.Session(region_name="us-east-1", **KEYS).client(
+    path-style, as an SDK addresses a server by IP address) in `region`, the dispatcher's."""
+    made = boto3.Session(region_name=region, **KEYS).client(
         service, endpoint_url=URL,
         config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
     )

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from buckets import with_buckets
 
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.service.backend import LocalSageMaker
@@ -39,7 +40,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Dispatcher, LocalSageMaker]]:
 
 def test_code_is_read_from_the_s3_object_and_version_named(served: tuple[Dispatcher, LocalSageMaker]) -> None:
     dispatcher, backend = served
-    store = backend.context.store
+    store = with_buckets(backend.context.store, "code")
     first, second = package("first"), package("second")
     store.put_bytes("s3://code/fn.zip", first)
     first_version = store.versions("s3://code/fn.zip")[-1]

@@ -16,12 +16,14 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
+from buckets import with_buckets
 from processes import pid_alive
 from waiting import wait_until
 
@@ -38,6 +40,7 @@ from pipelines.local.hosting.endpoints import (
 from pipelines.local.hosting.model_process import InvokeResult, VariantSpec
 from pipelines.local.jobs.log_events import now_ms, read_events
 from pipelines.local.jobs.log_groups import LogGroups
+from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.isolation import isolation_unavailable
 
 WAIT_SECONDS = 90.0  # above Endpoints' own 60 s health-check limit
@@ -75,7 +78,8 @@ time.sleep(120)
 
 
 class DirStore:
-    """The part of the object store that hosting and capture use: s3://b/k -> root/b/k."""
+    """The part of the object store that hosting and capture use: s3://b/k -> root/b/k, in a store
+    where every bucket exists."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -83,6 +87,9 @@ class DirStore:
     def path_for(self, uri: str) -> Path:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         return self.root / bucket / key
+
+    def bucket_exists(self, name: str) -> bool:
+        return True
 
 
 class StatusLog:
@@ -609,25 +616,43 @@ def read_status_line(process: subprocess.Popen[bytes]) -> tuple[str, int]:
     return (words[0], int(words[1])) if len(words) == 2 else ("", 0)
 
 
-def test_works_with_the_project_object_store(tmp_path: Path) -> None:
-    store_module = pytest.importorskip("pipelines.local.storage.objects")
-    object_store = store_module.ObjectStore(tmp_path / "store")
+@contextmanager
+def serving_from_store(tmp_path: Path, object_store: ObjectStore, capture: str) -> Iterator[Endpoints]:
+    """Endpoint `ep` serving a model put into the store's `models` bucket, capturing to `capture`."""
     staging = DirStore(tmp_path / "staging")
     archive = staging.path_for(model_archive(staging, "s3://staging/model.tar.gz", "v1"))
     object_store.put_file("s3://models/v1/model.tar.gz", archive)
     hosting = Endpoints(tmp_path / "state" / "endpoints", object_store)
     try:
         status = StatusLog()
-        capture = CaptureSpec("s3://bucket/capture", 100.0)
-        hosting.deploy("ep", "d1", variant("s3://models/v1/model.tar.gz"), capture, status)
+        model = variant("s3://models/v1/model.tar.gz")
+        hosting.deploy("ep", "d1", model, CaptureSpec(capture, 100.0), status)
         assert status.wait(1) == [("ep", "InService", "", "d1")]
-        answer(hosting.invoke("ep", b'"stored"', JSON, JSON))
+        yield hosting
     finally:
         hosting.shutdown()
+
+
+def test_works_with_the_project_object_store(tmp_path: Path) -> None:
+    object_store = with_buckets(ObjectStore(tmp_path / "store"), "models", "bucket")
+    with serving_from_store(tmp_path, object_store, "s3://bucket/capture") as hosting:
+        answer(hosting.invoke("ep", b'"stored"', JSON, JSON))
     [uri] = object_store.list("s3://bucket/capture/ep/AllTraffic/")
     [line] = object_store.get_bytes(uri).decode().splitlines()
     captured = json.loads(line)["captureData"]["endpointInput"]  # no content types listed: base64
     assert (captured["encoding"], captured["data"]) == ("BASE64", base64.b64encode(b'"stored"').decode())
+
+
+def test_capture_into_a_bucket_that_does_not_exist_drops_records_not_invocations(tmp_path: Path) -> None:
+    object_store = with_buckets(ObjectStore(tmp_path / "store"), "models")
+    with serving_from_store(tmp_path, object_store, "s3://later/c") as hosting:
+        answer(hosting.invoke("ep", b'"dropped"', JSON, JSON))
+        assert not (tmp_path / "store" / "later").exists()
+        with_buckets(object_store, "later")
+        answer(hosting.invoke("ep", b'"kept"', JSON, JSON))
+    [uri] = object_store.list("s3://later/c/ep/AllTraffic/")
+    [line] = object_store.get_bytes(uri).decode().splitlines()
+    assert json.loads(line)["captureData"]["endpointInput"]["data"] == base64.b64encode(b'"kept"').decode()
 
 
 def registered(store: DirStore, uri: str) -> str:

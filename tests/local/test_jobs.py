@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from buckets import with_buckets
 from processes import pid_alive
 from tarballs import tar_gz
 from waiting import wait_until
@@ -42,7 +43,7 @@ LOCAL_IMAGE = (  # the scikit-learn image whose release is installed here
 
 @pytest.fixture
 def store(tmp_path: Path) -> ObjectStore:
-    return ObjectStore(tmp_path / "store")
+    return with_buckets(ObjectStore(tmp_path / "store"), "my-bucket")
 
 
 @pytest.fixture
@@ -489,6 +490,58 @@ def test_missing_input_fails_naming_the_uri_without_running(
     assert f'"{BUCKET}/data"' in outcome.failure_reason
     assert outcome.properties["ProcessingJobStatus"] == "Failed"
     assert not (work_dir / "pre-4" / "logs.txt").exists()
+
+
+def test_an_input_in_a_bucket_that_does_not_exist_fails_naming_the_bucket_without_running(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    request = _processing_request(store, CLEAN_SCRIPT)
+    request["ProcessingInputs"][0]["S3Input"]["S3Uri"] = "s3://no-such-bucket/data"
+
+    outcome = run_processing_job("pre-nb", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert outcome.failure_reason.startswith('ClientError: No S3 objects found under S3 URL "s3://no-such-bucket/data"')
+    assert 'the bucket "no-such-bucket" does not exist' in outcome.failure_reason
+    assert not (work_dir / "pre-nb" / "logs.txt").exists()
+
+
+def test_an_output_to_a_bucket_that_does_not_exist_fails_the_job_once_it_ran(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    writes = _script(
+        """
+        import os
+        from pathlib import Path
+        (Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train/out.csv").write_text("ran")
+        """
+    )
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(store, writes)
+    request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] = "s3://no-such-bucket/out"
+
+    outcome = run_processing_job("pre-nb-out", request, store, work_dir, io.StringIO())
+
+    assert (outcome.status, outcome.properties["ProcessingJobStatus"]) == ("Failed", "Failed")
+    assert outcome.failure_reason == (
+        "ClientError: Artifact upload failed:Unable to upload file to s3://no-such-bucket/out "
+        '(NoSuchBucket: The specified bucket does not exist: "no-such-bucket")'
+    )
+    assert (work_dir / "pre-nb-out" / "opt/ml/processing/train/out.csv").read_text() == "ran"
+    assert not store.bucket_exists("no-such-bucket")
+
+
+def test_an_empty_output_to_a_bucket_that_does_not_exist_fails_the_job_too(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(store, _script("print('wrote nothing')"))
+    request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] = "s3://no-such-bucket/out"
+
+    outcome = run_processing_job("pre-nb-empty", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert "Unable to upload file to s3://no-such-bucket/out (NoSuchBucket" in outcome.failure_reason
 
 
 @pytest.mark.parametrize(
@@ -1240,6 +1293,25 @@ def test_training_with_a_missing_channel_fails_naming_the_uri(
     assert [t["Status"] for t in outcome.properties["SecondaryStatusTransitions"]] == [
         "Starting", "Downloading", "Failed"
     ]
+
+
+def test_training_whose_output_path_names_a_bucket_that_does_not_exist_fails_naming_it(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"review_text,sentiment\n")
+    request = _training_request(store, TRAIN_SCRIPT)
+    request["OutputDataConfig"]["S3OutputPath"] = "s3://no-such-bucket/models"
+
+    outcome = run_training_job("train-nb", request, store, work_dir, io.StringIO())
+
+    assert (outcome.status, outcome.properties["TrainingJobStatus"]) == ("Failed", "Failed")
+    assert outcome.failure_reason == (
+        "ClientError: Artifact upload failed:Unable to upload file to "
+        "s3://no-such-bucket/models/train-nb/output/model.tar.gz "
+        '(NoSuchBucket: The specified bucket does not exist: "no-such-bucket")'
+    )
+    phases = [t["Status"] for t in outcome.properties["SecondaryStatusTransitions"]]
+    assert phases[-2:] == ["Uploading", "Failed"]
 
 
 def test_cmd_args_follow_the_toolkit() -> None:

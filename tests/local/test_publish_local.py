@@ -1,5 +1,6 @@
-"""Upsert's deploy function on the local target, which has no infra stack: created on the first
-upsert, and its configuration follows the settings on every later one."""
+"""What the infra stack makes on AWS, made on the local target, which has none: the project's bucket
+(by upsert and `data upload`, through CreateBucket), and upsert's deploy function, created on the
+first upsert, whose configuration follows the settings on every later one."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pipelines.code_bundle import CodeBundle
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.lambdas.runtime import Environment
 from pipelines.local.service.backend import LocalSageMaker
-from pipelines.publish import publish_deploy_function
+from pipelines.publish import provision_local_bucket, publish_deploy_function
 from pipelines.settings import Settings, load_settings
 
 from .inprocess import client
@@ -45,6 +46,27 @@ def lambda_(tmp_path: Path) -> Iterator[RecordedLambda]:
 
 def local_settings(tmp_path: Path, **values: str) -> Settings:
     return load_settings({"target": "local", **values}, environ={}, config_file=tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize(("region", "location"), [("us-east-1", None), ("eu-west-1", "eu-west-1")])
+def test_the_projects_bucket_is_created_through_s3_where_the_local_target_is_provisioned(
+    tmp_path: Path, region: str, location: str | None
+) -> None:
+    backend = LocalSageMaker(tmp_path / "state", region, "http://127.0.0.1:1")
+    try:
+        s3 = client(Dispatcher(backend, check_responses=True), "s3", region)
+        calls: list[str] = []
+        s3.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+        settings = local_settings(tmp_path, region=region, bucket="project-bucket")
+        clients = SimpleNamespace(settings=settings, s3=s3)
+        provision_local_bucket(clients)  # type: ignore[arg-type]
+        created = s3.list_buckets()["Buckets"]
+        provision_local_bucket(clients)  # type: ignore[arg-type]  # found: kept as it was
+        assert s3.list_buckets()["Buckets"] == created and [b["Name"] for b in created] == ["project-bucket"]
+        assert s3.get_bucket_location(Bucket="project-bucket")["LocationConstraint"] == location
+        assert calls.count("CreateBucket") == 2
+    finally:
+        backend.shutdown()
 
 
 def publish(settings: Settings, lambda_: RecordedLambda, bundle: Any = None) -> dict[str, Any]:

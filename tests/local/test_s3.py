@@ -20,6 +20,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
+from buckets import with_buckets
 
 from pipelines.aws import S3Storage
 from pipelines.datasets import upload_data
@@ -41,6 +42,7 @@ KEYS = ["a.txt", "dir/one", "dir/sub/two", "dir/sub/three", "dir/z", "e/f", "som
 @pytest.fixture
 def backend(tmp_path: Path) -> Iterator[LocalSageMaker]:
     made = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
+    with_buckets(made.context.store, "bucket")
     for key in KEYS:
         made.context.store.put_bytes(f"s3://bucket/{key}", key.encode())
     yield made
@@ -148,7 +150,7 @@ def test_s3s_errors_in_its_words(s3: Any) -> None:
     ("GetObjectTagging", lambda s3: s3.get_object_tagging(Bucket="bucket", Key="a.txt")),
     ("DeleteObject", lambda s3: s3.delete_object(Bucket="bucket", Key="a.txt")),
     ("ListObjects", lambda s3: s3.list_objects(Bucket="bucket")),
-    ("ListBuckets", lambda s3: s3.list_buckets()),
+    ("GetBucketTagging", lambda s3: s3.get_bucket_tagging(Bucket="bucket")),
 ])
 def test_other_operations_are_refused_by_name_and_change_nothing(
     s3: Any, store: ObjectStore, name: str, call: Any
@@ -178,6 +180,9 @@ def test_a_put_is_a_new_version_with_s3s_etag_and_checksum(s3: Any, store: Objec
     assert (current["Body"].read(), current["VersionId"], current["ETag"]) == (
         b"written through the API", put["VersionId"], put["ETag"])
     assert s3.get_object(Bucket="bucket", Key="a.txt", VersionId=older)["Body"].read() == b"a.txt"
+    missing = error_of(lambda: s3.put_object(Bucket="new-bucket", Key="deep/key", Body=b""))
+    assert missing[1]["Code"] == "NoSuchBucket"
+    s3.create_bucket(Bucket="new-bucket")
     fresh = s3.put_object(Bucket="new-bucket", Key="deep/key", Body=b"", ChecksumAlgorithm="SHA256",
                           ContentMD5=b64(hashlib.md5(b"").digest()), ACL="bucket-owner-full-control")
     assert fresh["ChecksumSHA256"] == b64(hashlib.sha256(b"").digest())

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from buckets import with_buckets
 from processes import pid_alive
 from waiting import wait_until
 
@@ -44,6 +45,7 @@ FAIL_ONLY = json.dumps(
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[LocalSageMaker]:
     backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
+    with_buckets(backend.context.store, "bucket")
     yield backend
     backend.shutdown()
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from buckets import with_buckets
 
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> ObjectStore:
-    return ObjectStore(tmp_path / "store")
+    return with_buckets(ObjectStore(tmp_path / "store"), "my-bucket")
 
 
 def test_put_and_get_use_the_bucket_key_layout(store: ObjectStore) -> None:

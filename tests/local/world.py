@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from buckets import with_buckets
 from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
@@ -125,6 +126,7 @@ class InstantHosting:
 def local_sagemaker(state_dir: Path) -> LocalSageMaker:
     backend = LocalSageMaker(state_dir, "us-east-1", "http://127.0.0.1:1")
     backend.serving.processes = InstantHosting()  # type: ignore[assignment]
+    with_buckets(backend.context.store, "bucket")
     backend.context.store.put_bytes(MODEL_DATA, b"not a model: InstantHosting serves none")
     return backend
 

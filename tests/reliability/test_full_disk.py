@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+from buckets import with_buckets
 
 from pipelines.local.hosting.capture import CaptureWriter
 from pipelines.local.storage.objects import ObjectStore
@@ -35,8 +36,9 @@ def definition(message: str) -> str:
 
 def test_capture_keeps_whole_records_only_when_the_disk_fills(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "disk", "4m") as disk:
-        writer = CaptureWriter(ObjectStore(disk / "store"), "s3://capture/data", "ep", "AllTraffic",
-                               100, True, True, rng=random.Random(0))
+        store = with_buckets(ObjectStore(disk / "store"), "capture")
+        writer = CaptureWriter(store, "s3://capture/data", "ep", "AllTraffic", 100, True, True,
+                               rng=random.Random(0))
         when = datetime.now(UTC)
         assert writer.record(b'"first"', "application/json", b"{}", "application/json", "e0", when)
         filler = fill(disk)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from buckets import with_buckets
 from waiting import wait_until
 
 from pipelines.local.service.backend import LocalSageMaker
@@ -59,7 +60,7 @@ def call(service: LocalSageMaker, name: str, **request: Any) -> dict[str, Any]:
 
 def start_waiting_execution(service: LocalSageMaker, marker: Path) -> str:
     """Start the execution and return once its job runs (and cannot end before the marker)."""
-    service.context.store.put_bytes(f"{BUCKET}/wait.py", WAIT_FOR_MARKER)
+    with_buckets(service.context.store, "reliability").put_bytes(f"{BUCKET}/wait.py", WAIT_FOR_MARKER)
     call(service, "CreatePipeline", PipelineName="locked", PipelineDefinition=definition(marker),
          RoleArn="arn:aws:iam::000000000000:role/local-sagemaker")
     arn: str = call(service, "StartPipelineExecution", PipelineName="locked")["PipelineExecutionArn"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from buckets import with_buckets
 from tarballs import tar_gz
 from waiting import wait_until
 
@@ -91,7 +92,7 @@ def test_a_disk_that_fills_during_unpacking_leaves_no_partial_files(
 
 
 def test_a_training_job_with_a_bomb_as_its_source_fails_with_the_reason(tmp_path: Path) -> None:
-    store = ObjectStore(tmp_path / "store")
+    store = with_buckets(ObjectStore(tmp_path / "store"), "reliability-bombs")
     source = f"{BUCKET}/code/sourcedir.tar.gz"
     store.put_file(source, tar_bomb(tmp_path / "sourcedir.tar.gz", GIB, member="train.py"))
     store.put_bytes(f"{BUCKET}/train/train.csv", b"review_text,sentiment\n")
@@ -130,6 +131,7 @@ def server(tmp_path: Path) -> Iterator[Local]:
 def put_model(local: Local, name: str, artifact: bytes) -> str:
     """A model and a one-variant endpoint config named `name` serving `artifact`."""
     uri = f"{BUCKET}/{name}/model.tar.gz"
+    local.client("s3").create_bucket(Bucket=BUCKET.removeprefix("s3://"))  # us-east-1: again is 200
     local.store.put_bytes(uri, artifact)
     sm = local.client("sagemaker")
     sm.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/sm",

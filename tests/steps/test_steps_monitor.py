@@ -600,6 +600,9 @@ def test_reads_the_local_sagemaker_capture_writer(
         def path_for(self, uri: str) -> Path:
             return root / uri.removeprefix("s3://bucket/capture/")
 
+        def bucket_exists(self, name: str) -> bool:
+            return name == "bucket"
+
     writer = capture.CaptureWriter(
         Store(), "s3://bucket/capture", "sentiment-classifier", "AllTraffic", 100, True, True
     )

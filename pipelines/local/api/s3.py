@@ -2,12 +2,14 @@
 
 A request is S3's when its signature is scoped to `s3` (the path alone cannot say: `/endpoints/...`
 could be a bucket). Its members come from the URI, query and headers as the model places them, and an
-operation with a streaming payload (PutObject) gets the body as a stream to read, not as bytes; the
-answer puts them back the same way: headers (user metadata as `x-amz-meta-*`), a raw body (GetObject's
-as chunks the server sends as it reads them), or an XML document; errors are S3's XML
+operation with a streaming payload (PutObject) gets the body as a stream to read, not as bytes, and
+one whose payload is an XML document (CreateBucket's configuration) gets its members (s3_documents.py);
+the answer puts them back the same way: headers (user metadata as `x-amz-meta-*`), a raw body
+(GetObject's as chunks the server sends as it reads them), or an XML document; errors are S3's XML
 `<Error>` with its codes and statuses, and a HEAD answer carries no body at all, errors included, nor
-does a 304 to a conditional GET.
-An operation of S3 this server does not serve is refused by name, as every API here refuses one.
+does a 304 to a conditional GET or a 204.
+An operation of S3 this server does not serve is refused by name, as every API here refuses one, and
+every one that takes `x-amz-expected-bucket-owner` is refused unless it names this account.
 """
 
 from __future__ import annotations
@@ -23,17 +25,25 @@ from botocore.model import OperationModel, Shape
 
 from pipelines.local.api.reply import Reply
 from pipelines.local.api.rest import Headers, request_members
+from pipelines.local.api.s3_documents import read_document
 from pipelines.local.api.s3_routes import S3Routes, split_path
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.service.objects import NotModified
 from pipelines.local.storage.objects import Readable
+from pipelines.local.system.identity import ACCOUNT
 
 XML_TYPE = "application/xml"
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
-ROOTS = {"ListObjectsV2": "ListBucketResult"}  # the document element of each XML answer served
+# The document element of each XML answer served whose output shape has no payload member.
+ROOTS = {
+    "ListObjectsV2": "ListBucketResult", "ListBuckets": "ListAllMyBucketsResult",
+    "GetBucketVersioning": "VersioningConfiguration", "GetBucketLocation": "LocationConstraint",
+}
+# Answers whose document element holds the one member as its text (S3's GetBucketLocation).
+TEXT_ROOTS = {"GetBucketLocation": "LocationConstraint"}
 log = logging.getLogger(__name__)
 
 
@@ -62,8 +72,16 @@ class S3Front:
             )
         uri = {"Bucket": bucket, "Key": key} if level == "object" else {"Bucket": bucket}
         request = request_members(model, uri, headers, {}, query)
+        if request.get("ExpectedBucketOwner", ACCOUNT) != ACCOUNT:
+            raise ServiceError("AccessDenied", "Access Denied", 403)
+        payload = model.input_shape.serialization.get("payload")
         if model.has_streaming_input:
-            request[model.input_shape.serialization["payload"]] = body
+            request[payload] = body
+        elif payload is not None:
+            document = read_document(model.input_shape.members[payload], body)
+            request.pop(payload)
+            if document is not None:
+                request[payload] = document
         try:
             result = operation(request)
         except NotModified as unchanged:  # no body, not even an error's, and no length to announce
@@ -74,7 +92,7 @@ class S3Front:
             log.exception("S3.%s failed", model.name)
             message = f"{model.name} failed inside the local SageMaker."
             raise ServiceError("InternalError", message, 500) from None
-        if self.check_responses:
+        if self.check_responses and model.output_shape is not None:
             violations = validate(model.output_shape, {k: v for k, v in result.items() if k != "Body"})
             if violations:
                 message = f"The response of {model.name} breaks its output shape: {summary(violations)}"
@@ -85,8 +103,11 @@ class S3Front:
 
 def encode(model: OperationModel, result: dict[str, Any], head: bool) -> Reply:
     """The answer as the output shape places its members: headers, and the payload member as the
-    raw body or the rest as an XML document; a HEAD answer declares the length and sends nothing."""
+    raw body or an XML document of its own, or the rest as an XML document; a HEAD answer declares
+    the length and sends nothing, nor does an answer with no output (DeleteBucket's 204)."""
     shape = model.output_shape
+    if shape is None:
+        return Reply(int(model.http.get("responseCode", 200)), b"", XML_TYPE)
     headers: dict[str, str] = {}
     for name, member in shape.members.items():
         where, wire = member.serialization.get("location"), member.serialization.get("name")
@@ -100,13 +121,21 @@ def encode(model: OperationModel, result: dict[str, Any], head: bool) -> Reply:
     if head:
         return Reply(status, b"", content_type, headers, length)
     payload = shape.serialization.get("payload")
+    if payload is not None and shape.members[payload].type_name == "structure":
+        member = shape.members[payload]  # a document of its own (GetBucketEncryption's)
+        document = Element(member.serialization.get("name", payload), xmlns=NAMESPACE)
+        _members(document, member, result[payload])
+        return Reply(status, DECLARATION + tostring(document), content_type, headers)
     if payload is not None:
         body = result.get(payload, b"")
         return Reply(status, body, content_type, headers, None if isinstance(body, bytes) else length)
-    if all(shape.members[name].serialization.get("location") for name in result):
+    if model.name not in ROOTS and all(shape.members[name].serialization.get("location") for name in result):
         return Reply(status, b"", content_type, headers)  # every member is a header (PutObject)
     document = Element(ROOTS[model.name], xmlns=NAMESPACE)
-    _members(document, shape, result)
+    if model.name in TEXT_ROOTS:
+        document.text = result.get(TEXT_ROOTS[model.name])
+    else:
+        _members(document, shape, result)
     return Reply(status, DECLARATION + tostring(document), content_type, headers)
 
 

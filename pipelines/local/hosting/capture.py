@@ -8,6 +8,10 @@ Why it writes through ``store.path_for`` and appends to a file instead of puttin
 a reader (monitoring, tests, a human with ``tail -f``) sees each record as soon as it is written.
 Each record is one ``write`` of the whole line; when the disk fills, a short or failed write is cut
 back to where the file ended, so a file holds whole records only.
+
+A destination whose bucket does not exist gets no record: the invocation is answered all the same
+(capture never fails an inference) and the server's log says once per variant that its records are
+dropped until the bucket is created.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import base64
 import errno
 import json
+import logging
 import os
 import random
 import threading
@@ -25,12 +30,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 MAX_RECORDS_PER_FILE = 1000
+log = logging.getLogger(__name__)
 
 
 class PathStore(Protocol):
-    """What capture needs from the object store: where an s3:// URI lives on disk."""
+    """What capture needs from the object store: where an s3:// URI lives on disk, in a bucket
+    that exists."""
 
     def path_for(self, uri: str) -> Path: ...
+
+    def bucket_exists(self, name: str) -> bool: ...
 
 
 def media_type(header: str) -> str:
@@ -97,6 +106,8 @@ class CaptureWriter:
     ) -> None:
         self._store = store
         self._prefix = f"{destination_s3_uri.rstrip('/')}/{endpoint_name}/{variant_name}"
+        self._bucket = destination_s3_uri.removeprefix("s3://").partition("/")[0]
+        self._dropping = False  # records are being dropped for want of the bucket (logged once)
         self._sampling = float(sampling_percentage)
         self._capture_input = capture_input
         self._capture_output = capture_output
@@ -129,7 +140,7 @@ class CaptureWriter:
         """Write one record if sampled; returns whether it was written. The caller's InferenceId,
         when it gave one, is kept in the record, where ground truth is later joined on it, and so
         are its CustomAttributes, where Model Monitor's record preprocessors read them."""
-        if not self.sampled():
+        if not self.sampled() or not self._bucket_exists():
             return False
         metadata: dict[str, Any] = {"eventId": event_id}
         if inference_id is not None:
@@ -143,6 +154,13 @@ class CaptureWriter:
             append_whole(self._file_for(when), (line + "\n").encode("utf-8"))
             self._file_records += 1
         return True
+
+    def _bucket_exists(self) -> bool:
+        exists = self._store.bucket_exists(self._bucket)
+        if not exists and not self._dropping:
+            log.warning("data capture to %s dropped: no bucket %r", self._prefix, self._bucket)
+        self._dropping = not exists
+        return exists
 
     def _record(
         self,

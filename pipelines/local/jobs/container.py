@@ -22,7 +22,7 @@ from typing import IO, Any
 from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.log_events import StreamWriter, open_stream
 from pipelines.local.jobs.outcome import JobError
-from pipelines.local.storage.objects import NoSuchKey, ObjectStore
+from pipelines.local.storage.objects import NoSuchBucket, NoSuchKey, ObjectStore
 from pipelines.local.system.isolation import Confinement, confined
 from pipelines.local.system.supervision import KILL_GRACE_SECONDS, ProcessExit, run_to_end
 
@@ -108,13 +108,35 @@ def download(store: ObjectStore, uri: str, local: Path) -> None:
 
 @contextmanager
 def store_errors() -> Iterator[None]:
-    """Turn store refusals into the ClientError / ValidationException reasons SageMaker gives."""
+    """Turn refusals of staging an input into the ClientError / ValidationException reasons
+    SageMaker gives; a missing bucket is named as SageMaker names it, which asks that the bucket
+    exist and objects be under the prefix."""
     try:
         yield
+    except NoSuchBucket as exc:
+        raise JobError(
+            f'ClientError: No S3 objects found under S3 URL "{exc.uri}" given in input data source. '
+            f'Please ensure that the bucket exists in the selected region: the bucket "{exc.bucket}" '
+            "does not exist in the local store."
+        ) from None
     except NoSuchKey as exc:
         raise JobError(
             f'ClientError: No S3 objects found under S3 URL "{exc.uri}" given in input data '
             "source. Please ensure that the object or prefix exists in the local store."
+        ) from None
+    except ValueError as exc:
+        raise JobError(f"ValidationException: {exc}") from None
+
+
+@contextmanager
+def upload_errors() -> Iterator[None]:
+    """Turn refusals of uploading an output into the reason SageMaker gives when an upload fails."""
+    try:
+        yield
+    except NoSuchBucket as exc:
+        raise JobError(
+            f"ClientError: Artifact upload failed:Unable to upload file to {exc.uri} (NoSuchBucket: The "
+            f'specified bucket does not exist: "{exc.bucket}")'
         ) from None
     except ValueError as exc:
         raise JobError(f"ValidationException: {exc}") from None

@@ -21,7 +21,7 @@ from pipelines.local.jobs.container import (
     rebased_env,
     rebased_json,
     run_container,
-    store_errors,
+    upload_errors,
     write_config_files,
 )
 from pipelines.local.jobs.images import require_image
@@ -91,7 +91,7 @@ def run_processing_job(
     ending = processing_status(finish, job.base / "output" / "message", timeout)
     if ending.status == "Completed":
         try:
-            with store_errors():
+            with upload_errors():
                 for local, uri in outputs:
                     store.upload_dir(local, uri)
         except JobError as exc:

@@ -23,6 +23,7 @@ from pipelines.local.jobs.container import (
     rebased_env,
     run_container,
     store_errors,
+    upload_errors,
     write_config_files,
 )
 from pipelines.local.jobs.images import require_image
@@ -141,7 +142,7 @@ def run_training_job(
     try:
         for synced in (checkpoints, tensorboard):  # whatever the ending: SageMaker syncs them as it runs
             if synced is not None:
-                with store_errors():
+                with upload_errors():
                     store.upload_dir(*synced)
         if ending.status != "Failed":  # a stopped job's model is uploaded too, as SageMaker does
             _upload_artifacts(job, store, output_uri)
@@ -325,7 +326,7 @@ def _upload_artifacts(job: JobDirs, store: ObjectStore, output_uri: str) -> None
     uploads = [("model", "model.tar.gz")]
     if iter_files(job.base / "output" / "data"):
         uploads.append(("output/data", "output.tar.gz"))
-    with store_errors():
+    with upload_errors():
         for folder, archive_name in uploads:
             archive = job.root / archive_name
             pack_directory(job.base / folder, archive)

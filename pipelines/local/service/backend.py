@@ -17,6 +17,7 @@ from pipelines.local.lambdas.asynchronous import AsyncInvocations
 from pipelines.local.lambdas.event_invoke import EventInvokeConfigs
 from pipelines.local.lambdas.functions import Functions
 from pipelines.local.layout import StateLayout
+from pipelines.local.service.buckets import BucketOperations
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.deliveries import Deliveries
 from pipelines.local.service.endpoints import EndpointOperations, EndpointRecords
@@ -39,7 +40,8 @@ Operation = Callable[[Body], Body]
 
 class LocalSageMaker:
     """Operations of the SageMaker, EventBridge and Lambda APIs that the project and the SDK use,
-    S3's reads and puts of the object store, and CloudWatch Logs' reads of the jobs' logs."""
+    S3's buckets and its reads and puts of the object store, and CloudWatch Logs' reads of the jobs'
+    logs."""
 
     def __init__(self, state_dir: Path, region: str, server_url: str, clock: Clock | None = None) -> None:
         layout = StateLayout(state_dir)
@@ -47,6 +49,7 @@ class LocalSageMaker:
             layout, region, Database(layout.database), ObjectStore(layout.objects)
         )
         log_groups = LogGroups(layout.log_groups)
+        self.context.store.adopt_folders(region)
         self.functions = Functions(
             self.context.database, layout.functions, layout.lambda_scratch, region, server_url,
             layout.credentials, layout.confinement(), log_groups,
@@ -81,7 +84,10 @@ class LocalSageMaker:
             "Lambda": _operations(
                 "Lambda", FunctionOperations(self.functions, self.invocations, self.context.store)
             ),
-            "S3": _operations("S3", ObjectOperations(self.context), ObjectWrites(self.context)),
+            "S3": _operations(
+                "S3",
+                ObjectOperations(self.context), ObjectWrites(self.context), BucketOperations(self.context),
+            ),
             "Logs_20140328": _operations("Logs_20140328", LogOperations(self.context, log_groups)),
         }
 
@@ -194,7 +200,12 @@ OPERATIONS = {
             "DeleteFunctionEventInvokeConfig", "ListFunctionEventInvokeConfigs",
         ]
     ),
-    "S3": frozenset(["GetObject", "HeadObject", "ListObjectsV2", "PutObject"]),
+    "S3": frozenset(
+        [
+            "GetObject", "HeadObject", "ListObjectsV2", "PutObject", "CreateBucket", "HeadBucket",
+            "ListBuckets", "DeleteBucket", "GetBucketVersioning", "GetBucketLocation", "GetBucketEncryption",
+        ]
+    ),
     "Logs_20140328": frozenset(
         ["DescribeLogGroups", "DescribeLogStreams", "GetLogEvents", "FilterLogEvents"]
     ),

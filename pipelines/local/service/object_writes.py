@@ -10,8 +10,8 @@ The store keeps bytes and versions, and with each version the headers S3 keeps (
 user metadata (`x-amz-meta-*`, names in lower case as S3 keeps them, 2 KB in all as S3 allows). What
 a PUT may ask of S3 beyond that (conditional writes, encryption, object lock, tags, a storage class)
 is refused by the header's name with S3's `NotImplemented`, and ACLs as a bucket with ACLs disabled
-(S3's default) refuses them; nothing is ignored. A bucket is made by the first object put into it,
-as every writer of the local store makes it: the local target has no CreateBucket.
+(S3's default) refuses them; nothing is ignored. The bucket must exist (CreateBucket, buckets.py):
+a PUT into any other is S3's NoSuchBucket, refused before its body is read.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.checksums import ALGORITHM_MEMBER, MEMBER, Expected
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.objects import HEADERS, http_date
+from pipelines.local.service.objects import HEADERS, http_date, no_such_bucket
 from pipelines.local.storage.database import Body
-from pipelines.local.storage.objects import SCHEME
-from pipelines.local.system.identity import ACCOUNT
+from pipelines.local.storage.objects import SCHEME, NoSuchBucket
 
 # Members whose headers this store honours as S3 does; the framing (Content-Length) is the HTTP front's.
 HONOURED = frozenset({"Bucket", "Key", "Body", "ContentLength", "ContentMD5", ALGORITHM_MEMBER,
@@ -44,12 +43,16 @@ class ObjectWrites:
         self.model = operation_model("s3", "PutObject")
 
     def put_object(self, request: Body) -> Body:
+        if not self.store.bucket_exists(request["Bucket"]):
+            raise no_such_bucket(request["Bucket"])
         _refuse_what_is_not_kept(self.model, request)
         expected = Expected.of(request)
         members = {**_kept_members(request), **expected.members()}  # the checksum once verified
         uri = f"{SCHEME}{request['Bucket']}/{request['Key']}"
         try:
             version = self.store.put_stream(uri, expected.reading(request["Body"]), expected.verify, members)
+        except NoSuchBucket:  # deleted while the body arrived
+            raise no_such_bucket(request["Bucket"]) from None
         except ValueError as error:  # a key that is no file name (`a//b`, `..`) or clashes with a folder
             message = f"The local SageMaker's S3 keeps objects as files and cannot store this one: {error}"
             raise ServiceError("InvalidArgument", message, 400) from None
@@ -74,9 +77,6 @@ def _kept_members(request: Body) -> Body:
 
 def _refuse_what_is_not_kept(model: OperationModel, request: Body) -> None:
     """S3's refusal of a header asking for what the store does not keep, named."""
-    owner = request.get("ExpectedBucketOwner", ACCOUNT)
-    if owner != ACCOUNT:
-        raise ServiceError("AccessDenied", "Access Denied", 403)
     members = model.input_shape.members
     for name, value in request.items():
         if name in HONOURED or name.startswith(MEMBER) or PLAIN.get(name) == value:

@@ -12,7 +12,9 @@ time as it is sent, and its `response-*` parameters override the headers it answ
 Both answer S3's conditional requests (If-Match, If-None-Match, If-Modified-Since,
 If-Unmodified-Since) with 412 or 304, a `Range` or a `partNumber` (every object here is stored in
 one part: part 1 is the whole object, as S3 serves an object not uploaded in parts), and with
-`ChecksumMode=ENABLED` the checksum the object was put with, when it was put with one.
+`ChecksumMode=ENABLED` the checksum the object was put with, when it was put with one. No object
+here is stored with a customer's key (PutObject refuses SSE-C), so SSE-C headers are refused as S3
+refuses them for an object stored without one.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ HEADERS = (
 )
 MAX_KEYS = 1000
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+SSE_C = ("SSECustomerAlgorithm", "SSECustomerKey", "SSECustomerKeyMD5")
 
 
 class NotModified(Exception):
@@ -120,6 +123,9 @@ class ObjectOperations:
         """What GetObject and HeadObject answer but the body, and where the body starts: the
         conditions checked first, as S3 checks them before the range; the checksum only with a
         whole object, the bytes it is of, which botocore checks."""
+        if any(name in request for name in SSE_C):
+            message = "The encryption parameters are not applicable to this object."
+            raise ServiceError("InvalidRequest", message)
         _check_conditions(found, request)
         answer: Body = {
             "ContentLength": found.size, "ETag": found.etag, "LastModified": found.modified,

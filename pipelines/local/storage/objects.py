@@ -5,6 +5,9 @@ each put also lands in `root/.versions/<bucket>/<key>/<version_id>`, the guarant
 bucket that a rerun never destroys an artifact an earlier run registered, with its record (its
 ETag and the members it was put with: object_records.py). Writes go through `root/.tmp` and an atomic
 rename, so a reader never sees half an object, nor one refused once written.
+
+A bucket is its record (buckets.py), made by CreateBucket; every write into a bucket without one
+is refused with NoSuchBucket, whoever writes (the S3 API, a job's upload), as S3 refuses it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipelines.local.storage.buckets import Bucket, BucketRecords
 from pipelines.local.storage.object_records import (
     CHUNK_BYTES,
     Record,
@@ -55,6 +59,22 @@ class NoSuchKey(KeyError):
 
     def __str__(self) -> str:
         return f"NoSuchKey: the specified key does not exist: {self.uri}"
+
+
+class NoSuchBucket(LookupError):
+    """The bucket an object is read from or written to does not exist."""
+
+    def __init__(self, uri: str, bucket: str) -> None:
+        super().__init__(uri)
+        self.uri = uri
+        self.bucket = bucket
+
+    def __str__(self) -> str:
+        return f"NoSuchBucket: the specified bucket does not exist: {self.bucket} ({self.uri})"
+
+
+class BucketNotEmpty(Exception):
+    """A bucket that still holds an object, or a version of one, cannot be deleted."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,7 @@ class ObjectStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.buckets = BucketRecords(self.root)
         self._lock = threading.Lock()
         self._last_stamp = 0
 
@@ -159,8 +180,38 @@ class ObjectStore:
         record = read_record(path) or self._keep_record(path, Record(file_etag(path)))
         return StoredObject(path, known[-1], stat.st_size, stat.st_mtime, record.etag, record.members)
 
-    def bucket_exists(self, bucket: str) -> bool:
-        return bool(_BUCKET.match(bucket)) and (self.root / bucket).is_dir()
+    def bucket(self, name: str) -> Bucket | None:
+        """The bucket's record; None for a name no bucket has (or could have)."""
+        return self.buckets.get(name) if _BUCKET.fullmatch(name) else None
+
+    def bucket_exists(self, name: str) -> bool:
+        return self.bucket(name) is not None
+
+    def create_bucket(self, bucket: Bucket) -> None:
+        """Make the bucket; BucketExists (buckets.py) if it is there already."""
+        if not _BUCKET.fullmatch(bucket.name):
+            raise ValueError(f"invalid bucket name {bucket.name!r}")
+        self.buckets.create(bucket)
+        (self.root / bucket.name).mkdir(parents=True, exist_ok=True)
+
+    def delete_bucket(self, name: str) -> None:
+        """Delete an existing bucket that holds nothing: no object and no version of one (folders
+        left empty do not count); BucketNotEmpty otherwise."""
+        folders = [self.root / name, self.root / ".versions" / name]
+        if any(iter_files(folder) for folder in folders):
+            raise BucketNotEmpty(name)
+        self.buckets.delete(name)
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def adopt_folders(self, region: str) -> None:
+        """Give each bucket folder of a store kept before buckets had records one, dated by the
+        folder: its objects were written when any write made a bucket."""
+        if self.root.is_dir() and not self.buckets.folder.is_dir():
+            for folder in sorted(self.root.iterdir()):
+                if folder.is_dir() and _BUCKET.fullmatch(folder.name):
+                    self.buckets.create(Bucket(folder.name, region, folder.stat().st_mtime))
+            self.buckets.folder.mkdir(parents=True, exist_ok=True)
 
     def exists(self, uri: str) -> bool:
         """Whether an object (not a mere prefix) exists at `uri`."""
@@ -186,6 +237,7 @@ class ObjectStore:
         names only in part) keeps its path relative to the prefix's own folder: its full name.
         """
         bucket, key = split_uri(uri, prefix=True)
+        self._require_bucket(uri, bucket)
         keys = self.keys(bucket, key)
         if not keys:
             raise NoSuchKey(uri)
@@ -199,7 +251,9 @@ class ObjectStore:
         return [_copy(bucket_dir / k, local_path(k)) for k in keys]
 
     def upload_dir(self, src_dir: Path, prefix_uri: str) -> builtins.list[str]:
-        """Put each regular file under `src_dir` at `<prefix>/<relative path>`; returns the URIs."""
+        """Put each regular file under `src_dir` at `<prefix>/<relative path>`; returns the URIs.
+        The bucket must exist even when there is nothing to put."""
+        self._require_bucket(prefix_uri, split_uri(prefix_uri, prefix=True)[0])
         base = prefix_uri.rstrip("/")
         uris = []
         for path in iter_files(Path(src_dir)):
@@ -212,6 +266,7 @@ class ObjectStore:
         self, uri: str, source: Readable, members: Mapping[str, Any], check: Callable[[], None]
     ) -> str:
         """The version, its record (ETag taken as the bytes pass), then the live copy."""
+        self._require_bucket(uri, split_uri(uri)[0])
         live = self.path_for(uri)
         if live.is_dir() or any(parent.is_file() for parent in live.parents):
             raise ValueError(f"{uri} clashes with an existing object or prefix of the same name")
@@ -230,6 +285,10 @@ class ObjectStore:
         self._atomic(version, write)
         self._atomic(live, lambda dest: shutil.copyfile(version, dest))
         return version_id
+
+    def _require_bucket(self, uri: str, bucket: str) -> None:
+        if not self.bucket_exists(bucket):
+            raise NoSuchBucket(uri, bucket)
 
     def _keep_record(self, version: Path, record: Record) -> Record:
         self._atomic(record_path(version), lambda dest: dest.write_text(record.text(), encoding="utf-8"))

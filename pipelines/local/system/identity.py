@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 ACCOUNT = "000000000000"
+# S3's canonical user id of the account, which ListBuckets names as the owner: 64 hex digits.
+CANONICAL_USER_ID = hashlib.sha256(f"canonical-user:{ACCOUNT}".encode()).hexdigest()
 
 
 def arn(service: str, region: str, resource: str) -> str:
