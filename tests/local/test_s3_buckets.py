@@ -215,7 +215,9 @@ def test_a_bucket_holding_an_object_is_not_deleted(server: tuple[LocalSageMaker,
     s3.create_bucket(Bucket="holding")
     s3.put_object(Bucket="holding", Key="deep/key", Body=b"x")
     assert error_of(lambda: s3.delete_bucket(Bucket="holding")) == (
-        409, {"Code": "BucketNotEmpty", "Message": "The bucket you tried to delete is not empty",
+        409, {"Code": "BucketNotEmpty",
+              "Message": "The bucket you tried to delete is not empty. You must delete all versions in the "
+                         "bucket.",
               "BucketName": "holding"})
     assert s3.get_object(Bucket="holding", Key="deep/key")["Body"].read() == b"x"
     s3.create_bucket(Bucket="captured")  # an object written in place (data capture's) has no version

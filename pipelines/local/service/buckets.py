@@ -38,6 +38,7 @@ PRIVATE = "private"  # the one canned ACL a bucket with ACLs disabled accepts
 # Members asking for what the store does not keep, with the value that asks for nothing.
 UNKEPT = {"ObjectLockEnabledForBucket": "false", "BucketNamespace": "global"}
 UNKEPT_CONFIGURATION = ("Location", "Bucket", "Tags")
+NOT_EMPTY = "The bucket you tried to delete is not empty. You must delete all versions in the bucket."
 DEFAULT_ENCRYPTION = {
     "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}]
 }
@@ -119,8 +120,8 @@ class BucketOperations:
             try:
                 self.store.delete_bucket(name)
             except BucketNotEmpty:
-                raise ServiceError(
-                    "BucketNotEmpty", "The bucket you tried to delete is not empty", 409, {"BucketName": name}
+                raise ServiceError(  # S3's words for a versioned bucket, as every bucket here is
+                    "BucketNotEmpty", NOT_EMPTY, 409, {"BucketName": name}
                 ) from None
         return {}
 
