@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,3 +100,33 @@ def test_a_confined_child_keeps_its_user_and_cannot_unmount_what_hides_the_state
     )
     seen = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     assert seen == {"uid": os.getuid(), "gid": os.getgid(), "unmounted": False, "sees": []}
+
+
+@pytest.fixture
+def nobodys_folder() -> Iterator[Path]:
+    """A folder another user can reach (pytest's own are its owner's only)."""
+    folder = Path(tempfile.mkdtemp(prefix="confined-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_a_user_other_than_root_is_confined_too(
+    nobodys_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mount(8) refuses every user but root: the setup must not depend on being root."""
+    if os.geteuid() != 0 or isolation.isolation_unavailable():
+        pytest.skip("becoming another user needs root, and confining needs namespaces")
+    nobody = pwd.getpwnam("nobody")
+    own, state = nobodys_folder / "job", nobodys_folder / "state"
+    own.mkdir()
+    state.mkdir()
+    (state / "credentials.json").write_text("the server's keys")
+    os.chown(own, nobody.pw_uid, nobody.pw_gid)
+    monkeypatch.setattr(isolation.os, "getuid", lambda: nobody.pw_uid)  # the command is built for nobody
+    monkeypatch.setattr(isolation.os, "getgid", lambda: nobody.pw_gid)
+    hiding = isolation.Confinement((), (state,))
+    command = isolation.confined(["sh", "-c", f"id -u; ls -A {state}"], own, hiding)
+    as_nobody = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups", "--"]
+    ran = subprocess.run([*as_nobody, *command], capture_output=True, text=True, check=False)
+    assert (ran.returncode, ran.stdout.split()) == (0, [str(nobody.pw_uid)]), ran.stderr
