@@ -115,9 +115,9 @@ def test_a_user_other_than_root_is_confined_too(
     nobodys_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """mount(8) refuses every user but root: the setup must not depend on being root."""
-    if os.geteuid() != 0 or isolation.isolation_unavailable():
-        pytest.skip("becoming another user needs root, and confining needs namespaces")
-    nobody = pwd.getpwnam("nobody")
+    if os.geteuid() != 0 or isolation.isolation_unavailable() or shutil.which("setpriv") is None:
+        pytest.skip("becoming another user needs root and setpriv, and confining needs namespaces")
+    nobody = pwd.getpwnam("nobody")  # every Debian and Ubuntu system has it (base-passwd)
     own, state = nobodys_folder / "job", nobodys_folder / "state"
     own.mkdir()
     state.mkdir()
