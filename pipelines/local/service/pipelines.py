@@ -6,7 +6,6 @@ the ExecutionRecords methods here, under the service lock.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -27,6 +26,7 @@ from pipelines.local.executor.engine import (
 from pipelines.local.executor.runner import RUNNING_STEPS, ExecutionRunner, execution_context
 from pipelines.local.executor.selection import SelectionError, select_steps
 from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.idempotency import once
 from pipelines.local.service.listing import Listing, between, numbered, only, prefix
 from pipelines.local.storage.database import Body, public
 from pipelines.local.storage.objects import NoSuchKey
@@ -72,7 +72,6 @@ PARAMETERS = Listing.as_recorded(
     "ListPipelineParametersForExecution", "PipelineParameters", "Name", scope=("PipelineExecutionArn",)
 )
 SELECTION_SOURCES = ("Succeeded", "Failed")  # the API reference: "either Failed or Success"
-COMPLETED_REQUESTS = "completed_request"  # what a ClientRequestToken's first call answered
 
 
 def _reused_step(body: Body, source_arn: str) -> Body:
@@ -93,26 +92,8 @@ class PipelineOperations:
         return self.runner
 
     def _once(self, operation: str, request: Body, act: Callable[[], Body]) -> Body:
-        """An operation with a ClientRequestToken "completes no more than one time": the token's
-        first call acts, and a retry of it (botocore resends the token it generated when a
-        reply is lost) answers what the first call answered instead of acting again."""
-        token = request.get("ClientRequestToken")
-        if token is None:
-            return act()
-        given = {k: v for k, v in request.items() if k != "ClientRequestToken"}
-        digest = hashlib.sha256(json.dumps(given, sort_keys=True).encode()).hexdigest()
-        key = f"{operation}#{token}"
-        with self.context.lock:
-            completed = self.database.get(COMPLETED_REQUESTS, key)
-            if completed is not None:
-                if completed["Digest"] != digest:
-                    raise invalid(
-                        f"ClientRequestToken {token} was already used by another {operation} request."
-                    )
-                return dict(completed["Response"])
-            response = act()
-            self.database.put(COMPLETED_REQUESTS, key, {"Digest": digest, "Response": response}, time.time())
-            return response
+        """An operation with a ClientRequestToken "completes no more than one time"."""
+        return once(self.context, "ClientRequestToken", operation, request, act)
 
     # ---- pipelines -------------------------------------------------------------------------
     def _definition(self, request: Body) -> str:
