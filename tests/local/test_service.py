@@ -189,7 +189,6 @@ def test_an_update_replaces_the_specification_and_source_and_adds_specifications
         {"ModelCard": {"ModelCardStatus": "Draft"}},
         {"ModelLifeCycle": {"Stage": "Production", "StageStatus": "Approved"}},
         {"ModelPackageRegistrationType": "Logged"},
-        {"ClientToken": "token-1"},
     ],
 )
 def test_an_update_the_registry_cannot_apply_is_refused_naming_it(

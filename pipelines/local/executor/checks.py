@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.contract.members import object_items, object_member
+from pipelines.local.contract.model_packages import creation_problems
 from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.executor.expressions import ExpressionError, get_references, is_expression
@@ -190,9 +191,11 @@ def request_problems(kind: str, arguments: Mapping[str, Any]) -> list[str]:
 def _service_rules(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
     """What the service refuses beyond the shape (literal values only): a processing LocalPath
     outside /opt/ml/processing/, a training run longer than 28 days, a Spot wait limit without Spot
-    training or shorter than the run it has to hold."""
+    training or shorter than the run it has to hold, what CreateModelPackage refuses."""
     if kind == "Processing":
         yield from local_path_problems(arguments)
+    if kind == "RegisterModel":
+        yield from creation_problems(arguments)
     if kind != "Training":
         return
     stopping = object_member(arguments, "StoppingCondition")

@@ -121,9 +121,10 @@ def package_detail(package: Body, before: Body | None) -> Body:
 
 
 def changed_members(before: Body, after: Body) -> list[str]:
+    """What an update changed, not counting its own record of when and by whom."""
     return sorted(
         key for key in set(before) | set(after)
-        if key != "LastModifiedTime" and before.get(key) != after.get(key)
+        if key not in ("LastModifiedTime", "LastModifiedBy") and before.get(key) != after.get(key)
     )
 
 

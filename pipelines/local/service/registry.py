@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from pipelines.local.contract.model_packages import UPDATED_AS_GIVEN, creation_problems, update_problems
 from pipelines.local.contract.models import service_model
 from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.service.context import CREATED_BY, ServiceContext
+from pipelines.local.service.idempotency import once
 from pipelines.local.service.listing import Listing, between, contains, equals, only
 from pipelines.local.storage.database import Body
 
@@ -41,12 +43,6 @@ PACKAGES = Listing(
         "ModelPackageType": lambda package, kind: kind in ("Versioned", "Both"),  # all are versions
     },
 )
-# What UpdateModelPackage changes in a version; the other members of its request are refused by name.
-UPDATED_AS_GIVEN = ("ModelApprovalStatus", "ApprovalDescription", "InferenceSpecification", "SourceUri")
-UPDATE_MEMBERS = {
-    "ModelPackageArn", *UPDATED_AS_GIVEN, "CustomerMetadataProperties", "CustomerMetadataPropertiesToRemove",
-    "AdditionalInferenceSpecificationsToAdd",
-}
 MAX_METADATA = DESCRIBED_PACKAGE.members["CustomerMetadataProperties"].metadata["max"]
 MAX_ADDITIONAL = DESCRIBED_PACKAGE.members["AdditionalInferenceSpecifications"].metadata["max"]
 
@@ -58,6 +54,9 @@ class RegistryOperations:
         self._on_change = on_change  # SageMaker's state change event: (version, before the update)
 
     def create_model_package_group(self, request: Body) -> Body:
+        """A group; its ManagedConfiguration (restricted storage for its versions) is refused by name."""
+        if request.get("ManagedConfiguration") is not None:
+            raise invalid("CreateModelPackageGroup with ManagedConfiguration is not supported locally.")
         name = request["ModelPackageGroupName"]
         with self.context.lock:
             if self._find_group(name):
@@ -111,9 +110,18 @@ class RegistryOperations:
         return GROUPS.page(groups, request, lambda g: {k: g[k] for k in GROUP_SUMMARY if k in g})
 
     def create_model_package(self, request: Body) -> Body:
-        body = self._add_version(request)
-        self._on_change(_described(body), None)
-        return {"ModelPackageArn": body["ModelPackageArn"]}
+        """A new version, once per ClientToken: a retry of the call (botocore fills the token in and
+        sends it again) answers the version the first call made and sends no second event."""
+        added: list[Body] = []
+
+        def add() -> Body:
+            added.append(self._add_version(request))
+            return {"ModelPackageArn": added[0]["ModelPackageArn"]}
+
+        answer = once(self.context, "ClientToken", "CreateModelPackage", request, add)
+        for body in added:
+            self._on_change(_described(body), None)
+        return answer
 
     def register_model_package(self, request: Body) -> str:
         """The RegisterModel step: creates its group on first use, as SageMaker's does, in the
@@ -129,10 +137,10 @@ class RegistryOperations:
 
     def _add_version(self, request: Body) -> Body:
         """A new version of the request's group, stored; the caller sends its event."""
-        if "ModelPackageGroupName" not in request:
-            raise invalid("ModelPackageGroupName is required: unversioned model packages are not supported.")
+        problems = creation_problems(request)
+        if problems:
+            raise invalid(problems[0])
         status = request.get("ModelApprovalStatus", "PendingManualApproval")
-        _check_model_data(request.get("InferenceSpecification", {}))
         now = time.time()
 
         echoed = {k: v for k, v in request.items() if k in DESCRIBED_PACKAGE.members}
@@ -197,23 +205,29 @@ class RegistryOperations:
         )
 
     def update_model_package(self, request: Body) -> Body:
-        unsupported = sorted(set(request) - UPDATE_MEMBERS)
-        if unsupported:
-            raise invalid(f"UpdateModelPackage with {', '.join(unsupported)} is not supported locally.")
-        if "InferenceSpecification" in request:
-            _check_model_data(request["InferenceSpecification"])
-            if "SourceUri" in request:
-                raise invalid("InferenceSpecification and SourceUri cannot be updated in the same request.")
-        with self.context.lock:
+        """Changes a version, once per ClientToken, recording when and by whom (LastModifiedTime,
+        LastModifiedBy); the state change event goes out after the change is stored."""
+        problems = update_problems(request)
+        if problems:
+            raise invalid(problems[0])
+        changes: list[tuple[Body, Body]] = []
+
+        def change() -> Body:
             body = self._package(request["ModelPackageArn"])
             before = dict(body)
             body.update({key: request[key] for key in UPDATED_AS_GIVEN if key in request})
             _update_metadata(body, request)
             _add_inference_specifications(body, request.get("AdditionalInferenceSpecificationsToAdd", []))
-            body["LastModifiedTime"] = time.time()
+            body.update(LastModifiedTime=time.time(), LastModifiedBy=CREATED_BY)
             self.database.save_package(body)
-        self._on_change(_described(body), before)
-        return {"ModelPackageArn": body["ModelPackageArn"]}
+            changes.append((body, before))
+            return {"ModelPackageArn": body["ModelPackageArn"]}
+
+        with self.context.lock:
+            answer = once(self.context, "ClientToken", "UpdateModelPackage", request, change)
+        for body, before in changes:
+            self._on_change(_described(body), before)
+        return answer
 
 
 def _described(package: Body) -> Body:
@@ -230,13 +244,6 @@ def _described(package: Body) -> Body:
 
 def _group_name(name_or_arn: str) -> str:
     return name_or_arn.rsplit("model-package-group/", 1)[-1]
-
-
-def _check_model_data(specification: Body) -> None:
-    """A version is deployed from its first container's model data, so it must have some."""
-    containers = specification.get("Containers", [])
-    if not containers or not containers[0].get("ModelDataUrl"):
-        raise invalid("InferenceSpecification.Containers[0].ModelDataUrl is required")
 
 
 def _update_metadata(body: Body, request: Body) -> None:
