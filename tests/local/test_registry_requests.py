@@ -152,3 +152,13 @@ def test_a_register_model_step_is_refused_at_upsert_for_what_its_request_would_b
     code, message = refusal(sagemaker.create_pipeline, PipelineName="P", PipelineDefinition=definition,
                             RoleArn=ROLE)
     assert code == "ValidationException" and "step Register: Tags cannot be supplied" in message
+
+
+def test_a_group_answers_a_description_only_when_it_was_given_one(sagemaker: Any) -> None:
+    sagemaker.create_model_package_group(ModelPackageGroupName="described", ModelPackageGroupDescription="d")
+    assert "ModelPackageGroupDescription" not in sagemaker.describe_model_package_group(
+        ModelPackageGroupName=GROUP)
+    assert sagemaker.describe_model_package_group(
+        ModelPackageGroupName="described")["ModelPackageGroupDescription"] == "d"
+    listed = sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    assert [group.get("ModelPackageGroupDescription") for group in listed] == [None, "d"]

@@ -65,11 +65,12 @@ class RegistryOperations:
             body = {
                 "ModelPackageGroupName": name,
                 "ModelPackageGroupArn": self.context.arn("model-package-group", name.lower()),
-                "ModelPackageGroupDescription": request.get("ModelPackageGroupDescription", ""),
                 "CreationTime": now,
                 "CreatedBy": CREATED_BY,
                 "ModelPackageGroupStatus": "Completed",
             }
+            if "ModelPackageGroupDescription" in request:  # a member not given is not answered
+                body["ModelPackageGroupDescription"] = request["ModelPackageGroupDescription"]
             self.database.put("model_package_group", name, body, now)
             self.context.add_tags(body["ModelPackageGroupArn"], request.get("Tags", []))
         return {"ModelPackageGroupArn": body["ModelPackageGroupArn"]}
