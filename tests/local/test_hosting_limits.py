@@ -88,6 +88,52 @@ def test_an_endpoint_config_local_hosting_cannot_serve_is_refused(
     assert expected in refused(dispatcher, "CreateEndpointConfig", request, {"EndpointConfigName": "c"})
 
 
+VPC = {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0"]}
+
+
+def test_a_model_in_a_vpc_is_refused(dispatcher: Dispatcher) -> None:
+    request = {"ModelName": "other", "ExecutionRoleArn": ROLE, "PrimaryContainer": CONTAINER,
+               "VpcConfig": VPC}
+    assert refused(dispatcher, "CreateModel", request, {"ModelName": "other"}) == (
+        "VpcConfig connects model containers to a VPC's subnets: a local model server uses this "
+        "machine's network"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variant", "config", "expected"),
+    [
+        ({"ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}, {},
+         "ProductionVariants.1.ServerlessConfig asks for a serverless variant (memory size, concurrency "
+         "limits, cold starts): a local variant is one model server process on this machine"),
+        ({"ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 1, "MaxInstanceCount": 2}}, {},
+         "ProductionVariants.1.ManagedInstanceScaling asks SageMaker to scale the variant's instances"),
+        ({"AcceleratorType": "ml.eia2.medium"}, {},
+         "ProductionVariants.1.AcceleratorType asks for an Elastic Inference accelerator"),
+        ({"CoreDumpConfig": {"DestinationS3Uri": f"{BUCKET}/dumps"}}, {},
+         "ProductionVariants.1.CoreDumpConfig asks for the model container's core dumps in S3"),
+        ({}, {"VpcConfig": VPC}, "VpcConfig connects model containers to a VPC's subnets"),
+        ({}, {"MetricsConfig": {"EnableEnhancedMetrics": True}},
+         "MetricsConfig asks for utilization metrics in CloudWatch: local endpoints publish none"),
+        ({}, {"CrossRegionTrafficConfig": {"MaxInvocationsPerSecondPerInstance": 10,
+                                           "MaxCrossRegionPercentPerEndpoint": 50}},
+         "CrossRegionTrafficConfig caps requests from inference routers in other Regions"),
+    ],
+)
+def test_an_endpoint_config_asking_for_what_a_local_variant_lacks_is_refused(
+    dispatcher: Dispatcher, variant: dict[str, Any], config: dict[str, Any], expected: str
+) -> None:
+    request = {"EndpointConfigName": "c", "ProductionVariants": [{**VARIANT, **variant}], **config}
+    assert expected in refused(dispatcher, "CreateEndpointConfig", request, {"EndpointConfigName": "c"})
+
+
+def test_settings_switched_off_ask_for_nothing(dispatcher: Dispatcher) -> None:
+    variant = {**VARIANT, "ManagedInstanceScaling": {"Status": "DISABLED"}}
+    config = {"EndpointConfigName": "c", "ProductionVariants": [variant],
+              "MetricsConfig": {"EnableEnhancedMetrics": False}}
+    assert send(dispatcher, "SageMaker", "CreateEndpointConfig", config).status == 200
+
+
 def test_a_one_container_real_time_configuration_is_accepted(dispatcher: Dispatcher) -> None:
     model = {"ModelName": "single", "ExecutionRoleArn": ROLE, "Containers": [CONTAINER]}
     assert send(dispatcher, "SageMaker", "CreateModel", model).status == 200

@@ -6,8 +6,10 @@ inference code, and every invocation reaches the variant that traffic weights pi
 all traffic at once when the new servers are healthy. A model server with no network (where this
 machine cannot make a network namespace), an inference pipeline of several containers, a multi-model
 container, asynchronous inference, shadow variants that receive a copy of production traffic,
-online explanations, traffic shifted in steps and rollbacks on CloudWatch alarms all behave
-otherwise on SageMaker; served here they would answer as none of them does.
+online explanations, serverless or managed-scaling capacity, accelerators, core dumps, VPC
+subnets, utilization metrics, a cross-Region traffic cap, traffic shifted in steps and rollbacks
+on CloudWatch alarms all behave otherwise on SageMaker; served here they would answer as none of
+them does.
 """
 
 from __future__ import annotations
@@ -19,6 +21,18 @@ from pipelines.local.system.isolation import isolation_unavailable
 
 ONE_CONTAINER = "a local model server runs one container's inference code"
 ALL_AT_ONCE = "a local update moves all traffic at once when the new model servers are healthy"
+ONE_PROCESS = "a local variant is one model server process on this machine"
+# ProductionVariant members that ask for capacity or hardware a local variant does not have.
+VARIANT_CAPACITY = {
+    "ServerlessConfig": "asks for a serverless variant (memory size, concurrency limits, cold starts)",
+    "ManagedInstanceScaling": "asks SageMaker to scale the variant's instances",
+    "AcceleratorType": "asks for an Elastic Inference accelerator",
+    "CoreDumpConfig": "asks for the model container's core dumps in S3",
+}
+VPC = (
+    "VpcConfig connects model containers to a VPC's subnets: a local model server uses this machine's "
+    "network"
+)
 
 
 def model_limits(request: Mapping[str, Any]) -> list[str]:
@@ -50,13 +64,19 @@ def _deployment_limits(config: Mapping[str, Any]) -> Iterator[str]:
         )
 
 
-def _model_limits(request: Mapping[str, Any]) -> Iterator[str]:
+def _isolation(request: Mapping[str, Any]) -> Iterator[str]:
     unavailable = isolation_unavailable() if request.get("EnableNetworkIsolation") is True else ""
     if unavailable:
         yield (
             f"EnableNetworkIsolation asks for a model server with no network: {unavailable}, and a "
             "local model server is not run with the network instead"
         )
+    if request.get("VpcConfig"):
+        yield VPC
+
+
+def _model_limits(request: Mapping[str, Any]) -> Iterator[str]:
+    yield from _isolation(request)
     containers = request.get("Containers") or []
     if len(containers) > 1:
         yield (
@@ -69,6 +89,19 @@ def _model_limits(request: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _endpoint_config_limits(request: Mapping[str, Any]) -> Iterator[str]:
+    yield from _isolation(request)
+    for position, variant in enumerate(request.get("ProductionVariants") or [], 1):
+        for member, asks in VARIANT_CAPACITY.items():
+            if _asked(variant.get(member)):
+                yield f"ProductionVariants.{position}.{member} {asks}: {ONE_PROCESS}"
+    metrics = request.get("MetricsConfig") or {}
+    if metrics.get("EnableEnhancedMetrics") is True or metrics.get("EnableDetailedObservability") is True:
+        yield "MetricsConfig asks for utilization metrics in CloudWatch: local endpoints publish none"
+    if request.get("CrossRegionTrafficConfig"):
+        yield (
+            "CrossRegionTrafficConfig caps requests from inference routers in other Regions: a "
+            "local endpoint has no such routers"
+        )
     if request.get("AsyncInferenceConfig"):
         yield (
             "AsyncInferenceConfig asks for asynchronous inference (InvokeEndpointAsync, results in "
@@ -81,3 +114,10 @@ def _endpoint_config_limits(request: Mapping[str, Any]) -> Iterator[str]:
         )
     if request.get("ExplainerConfig"):
         yield "ExplainerConfig asks for online explanations (SageMaker Clarify): local endpoints give none"
+
+
+def _asked(value: Any) -> bool:
+    """A member set, unless it is a setting switched off (ManagedInstanceScaling Status DISABLED)."""
+    if isinstance(value, Mapping) and value.get("Status") == "DISABLED":
+        return False
+    return bool(value)

@@ -10,6 +10,7 @@ from pipelines.local.hosting.limits import deployment_limits, endpoint_config_li
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Filter, Listing, between, contains, equals
+from pipelines.local.service.retention import retained_config
 from pipelines.local.service.serving import Serving
 from pipelines.local.storage.database import Body, public
 from pipelines.local.storage.objects import ObjectStore
@@ -38,6 +39,9 @@ ENDPOINTS = _listing(
 MODEL_SUMMARY = ("ModelName", "ModelArn", "CreationTime")
 ENDPOINT_CONFIG_SUMMARY = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
 ENDPOINT_SUMMARY = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+# CreateEndpointConfig members kept as given and described (what local hosting cannot reproduce is
+# refused first, by hosting/limits.py).
+CONFIG_SETTINGS = ("DataCaptureConfig", "KmsKeyId", "ExecutionRoleArn", "EnableNetworkIsolation")
 IN_PROGRESS = ("Creating", "Updating", "Deleting")  # statuses SageMaker updates and deletes nothing in
 
 
@@ -99,11 +103,9 @@ class EndpointOperations:
             "EndpointConfigName": name,
             "EndpointConfigArn": self.context.resource_arn("endpoint_config", name),
             "ProductionVariants": variants,
-            "DataCaptureConfig": request.get("DataCaptureConfig"),
             "CreationTime": time.time(),
+            **{member: request[member] for member in CONFIG_SETTINGS if member in request},
         }
-        if body["DataCaptureConfig"] is None:
-            body.pop("DataCaptureConfig")
         self.context.create(
             "endpoint_config", name, body, "endpoint configuration", request.get("Tags")
         )
@@ -141,6 +143,8 @@ class EndpointOperations:
             "CreationTime": now,
             "LastModifiedTime": now,
         }
+        if request.get("DeploymentConfig"):
+            body["LastDeploymentConfig"] = request["DeploymentConfig"]
         with self.context.lock:  # a refused deployment takes the record back before anyone sees it
             self.context.create("endpoint", name, body, "endpoint", request.get("Tags"))
             try:
@@ -152,6 +156,8 @@ class EndpointOperations:
         return {"EndpointArn": body["EndpointArn"]}
 
     def update_endpoint(self, request: Body) -> Body:
+        """RetainAllVariantProperties keeps what the endpoint serves (service/retention.py);
+        RetainDeploymentConfig reuses the DeploymentConfig the endpoint last recorded."""
         _refuse(deployment_limits(request))
         with self.context.lock:
             body = self.context.get("endpoint", request["EndpointName"], "endpoint")
@@ -164,13 +170,20 @@ class EndpointOperations:
                 raise invalid(
                     f"Endpoint {name} already uses endpoint config {config['EndpointConfigName']}."
                 )
+            deployment = request.get("DeploymentConfig")
+            if not deployment and request.get("RetainDeploymentConfig") is True:
+                deployment = body.get("LastDeploymentConfig")
+            deployed = retained_config(request, config, self.serving.serving_config(body))
             before = dict(body)
             body.update(EndpointStatus="Updating", LastModifiedTime=time.time())
             body["PendingDeploymentSummary"] = {"EndpointConfigName": config["EndpointConfigName"]}
             body.pop("FailureReason", None)
+            body.pop("LastDeploymentConfig", None)
+            if deployment:
+                body["LastDeploymentConfig"] = deployment
             self.database.put("endpoint", name, body, body["CreationTime"])
             try:
-                self.serving.deploy(name, config)
+                self.serving.deploy(name, deployed)
             except ServiceError:  # refused: the endpoint stays as it was
                 self.database.put("endpoint", name, before, before["CreationTime"])
                 raise

@@ -66,6 +66,10 @@ class Serving:
         """The models a config's variants name, as they are now."""
         return {v["ModelName"]: self.records.model(v["ModelName"]) for v in config["ProductionVariants"]}
 
+    def serving_config(self, endpoint: Body) -> dict[str, Any]:
+        """The endpoint config an endpoint serves, as it was deployed."""
+        return self._deployed_from(endpoint)[0]
+
     def _deployed_from(self, endpoint: Body) -> tuple[dict[str, Any], dict[str, Body]]:
         """The config and models an endpoint serves: the copies it keeps, since SageMaker keeps
         serving when they are deleted; an endpoint recorded without copies looks them up."""
@@ -91,7 +95,9 @@ class Serving:
                     health_timeout=float(
                         variant.get("ContainerStartupHealthCheckTimeoutInSeconds", HEALTH_TIMEOUT_SECONDS)
                     ),
-                    network_isolation=model.get("EnableNetworkIsolation") is True,
+                    network_isolation=True in (
+                        model.get("EnableNetworkIsolation"), config.get("EnableNetworkIsolation")
+                    ),
                 )
             )
         return variants

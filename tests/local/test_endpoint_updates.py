@@ -1,0 +1,139 @@
+"""What CreateEndpointConfig keeps and what UpdateEndpoint carries over, through the API as
+SageMaker answers them: described settings, retained variant properties and the last
+deployment configuration. Hosting is a stand-in that records what each deployment was given."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.local.hosting import limits
+from pipelines.local.hosting.endpoints import CaptureSpec
+from pipelines.local.hosting.model_process import VariantSpec
+from pipelines.local.service.backend import LocalSageMaker
+
+from . import inprocess
+from .world import BUCKET, ROLE, InstantHosting, World, local_sagemaker
+
+KEY = "arn:aws:kms:us-east-1:000000000000:key/local"
+ALL_AT_ONCE = {"BlueGreenUpdatePolicy": {
+    "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+    "TerminationWaitInSeconds": 0}}
+
+
+class RecordingHosting(InstantHosting):
+    """Serves every deployment at once and remembers what each was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deployed: list[tuple[list[VariantSpec], CaptureSpec | None]] = []
+
+    def deploy(
+        self, endpoint_name: str, deployment_id: str, variants: list[VariantSpec],
+        capture: CaptureSpec | None, on_status: Any,
+    ) -> None:
+        self.deployed.append((variants, capture))
+        super().deploy(endpoint_name, deployment_id, variants, capture, on_status)
+
+
+@pytest.fixture
+def hosting() -> RecordingHosting:
+    return RecordingHosting()
+
+
+@pytest.fixture
+def world(tmp_path: Path, hosting: RecordingHosting) -> Iterator[World]:
+    backend: LocalSageMaker = local_sagemaker(tmp_path / "state")
+    backend.serving.processes = hosting  # type: ignore[assignment]
+    yield World(backend)
+    backend.shutdown()
+
+
+def sagemaker(world: World) -> Any:
+    return inprocess.client(world.dispatcher, "sagemaker")
+
+
+def capture(destination: str, percentage: int) -> dict[str, Any]:
+    return {"EnableCapture": True, "InitialSamplingPercentage": percentage,
+            "DestinationS3Uri": f"{BUCKET}/{destination}", "CaptureOptions": [{"CaptureMode": "Input"}]}
+
+
+def config(world: World, model: str, weight: float, count: int, captured: dict[str, Any]) -> str:
+    name = world.fresh("config")
+    sagemaker(world).create_endpoint_config(
+        EndpointConfigName=name, DataCaptureConfig=captured,
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": model, "InstanceType": "ml.m5.large",
+                             "InitialInstanceCount": count, "InitialVariantWeight": weight}],
+    )
+    return name
+
+
+def serving(described: dict[str, Any]) -> tuple[str, float, int, str, int]:
+    (variant,) = described["ProductionVariants"]
+    capture_summary = described["DataCaptureConfig"]
+    return (described["EndpointConfigName"], variant["CurrentWeight"], variant["DesiredInstanceCount"],
+            capture_summary["DestinationS3Uri"], capture_summary["CurrentSamplingPercentage"])
+
+
+def test_an_endpoint_config_describes_its_key_role_and_network_isolation(
+    world: World, hosting: RecordingHosting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "isolation_unavailable", lambda: "")  # a machine that can isolate
+    sm = sagemaker(world)
+    name = world.endpoint_config(
+        world.model(), KmsKeyId=KEY, ExecutionRoleArn=ROLE, EnableNetworkIsolation=True
+    )
+    described = sm.describe_endpoint_config(EndpointConfigName=name)
+    assert (described["KmsKeyId"], described["ExecutionRoleArn"], described["EnableNetworkIsolation"]) == (
+        KEY, ROLE, True
+    )
+    world.endpoint(name)
+    ((variant,), _) = hosting.deployed[-1]
+    assert variant.network_isolation  # the config isolates every model container it deploys
+
+
+def test_an_update_retaining_variant_properties_keeps_weight_count_and_capture_unless_excluded(
+    world: World, hosting: RecordingHosting
+) -> None:
+    sm = sagemaker(world)
+    model = world.model()
+    first = config(world, model, 2.0, 1, capture("first", 100))
+    second = config(world, model, 1.0, 3, capture("second", 50))
+    third = config(world, model, 5.0, 4, capture("third", 20))
+    endpoint = world.endpoint(first)
+
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=second, RetainAllVariantProperties=True)
+    assert serving(sm.describe_endpoint(EndpointName=endpoint)) == (second, 2.0, 1, f"{BUCKET}/first", 100)
+    ((variant,), captured) = hosting.deployed[-1]
+    assert variant.initial_weight == 2.0
+    assert captured is not None and captured.destination_s3_uri == f"{BUCKET}/first"
+
+    sm.update_endpoint(
+        EndpointName=endpoint, EndpointConfigName=third, RetainAllVariantProperties=True,
+        ExcludeRetainedVariantProperties=[{"VariantPropertyType": "DataCaptureConfig"},
+                                          {"VariantPropertyType": "DesiredWeight"}],
+    )
+    assert serving(sm.describe_endpoint(EndpointName=endpoint)) == (third, 5.0, 1, f"{BUCKET}/third", 20)
+
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=second)
+    assert serving(sm.describe_endpoint(EndpointName=endpoint)) == (second, 1.0, 3, f"{BUCKET}/second", 50)
+    kept = sm.describe_endpoint_config(EndpointConfigName=second)["DataCaptureConfig"]
+    assert kept == capture("second", 50)
+
+
+def test_the_last_deployment_config_is_described_and_reused_when_retained(world: World) -> None:
+    sm = sagemaker(world)
+    model = world.model()
+    configs = [world.endpoint_config(model) for _ in range(3)]
+    endpoint = sm.create_endpoint(EndpointName="e", EndpointConfigName=configs[0],
+                                  DeploymentConfig=ALL_AT_ONCE)["EndpointArn"]
+    assert endpoint and sm.describe_endpoint(EndpointName="e")["LastDeploymentConfig"] == ALL_AT_ONCE
+
+    sm.update_endpoint(EndpointName="e", EndpointConfigName=configs[1], RetainDeploymentConfig=True)
+    assert sm.describe_endpoint(EndpointName="e")["LastDeploymentConfig"] == ALL_AT_ONCE
+
+    sm.update_endpoint(EndpointName="e", EndpointConfigName=configs[2])
+    assert "LastDeploymentConfig" not in sm.describe_endpoint(EndpointName="e")
