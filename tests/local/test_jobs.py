@@ -12,6 +12,7 @@ import tarfile
 import textwrap
 import threading
 import time
+import tomllib
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from processes import pid_alive
 from tarballs import tar_gz
 from waiting import wait_until
 
+from pipelines import REPO_ROOT
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.jobs.outcome import training_failure
 from pipelines.local.jobs.processing import run_processing_job
@@ -31,7 +33,7 @@ from pipelines.local.jobs.training import run_training_job
 from pipelines.local.layout import StateLayout
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.isolation import Confinement, isolation_unavailable
-from pipelines.local.system.project_imports import project_imports
+from pipelines.local.system.project_imports import PROJECT_DISTRIBUTION, project_imports
 from pipelines.local.system.supervision import ProcessExit
 
 BUCKET = "s3://my-bucket/p"
@@ -241,6 +243,8 @@ def test_a_job_imports_the_images_packages_but_not_the_projects_own(
 
 
 def test_the_project_reaches_a_jobs_interpreter_only_through_an_install_that_a_job_cannot_read() -> None:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["name"] == PROJECT_DISTRIBUTION
     imports = project_imports()
     assert imports.path_files or imports.packages  # the project is installed in this environment
     assert all(path.name.endswith(".pth") and path.is_file() for path in imports.path_files)

@@ -34,6 +34,7 @@ from pipelines.local.service.tags import TagOperations
 from pipelines.local.storage.database import Body, Database
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.clock import Clock
+from pipelines.local.system.isolation import isolation_unavailable
 
 Operation = Callable[[Body], Body]
 
@@ -50,6 +51,9 @@ class LocalSageMaker:
         )
         log_groups = LogGroups(layout.log_groups)
         self.context.store.adopt_folders(region)
+        # Whether this machine can confine children (a trial of namespaces and a mount, about
+        # 20 ms) is found once, here, rather than by the first job of a pipeline's run.
+        isolation_unavailable()
         self.functions = Functions(
             self.context.database, layout.functions, layout.lambda_scratch, region, server_url,
             layout.credentials, layout.confinement(), log_groups,

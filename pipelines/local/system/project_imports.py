@@ -9,12 +9,12 @@ project is installed into the environment that runs the jobs, so its install is 
 from __future__ import annotations
 
 import functools
-import re
 import site
 from dataclasses import dataclass
-from importlib.metadata import distributions, packages_distributions
+from importlib.metadata import distributions
 from pathlib import Path
 
+PROJECT_DISTRIBUTION = "sentiment-pipeline"  # pyproject.toml's [project] name
 # The top-level packages of this project, which no SageMaker image has.
 PROJECT_PACKAGES = ("pipelines", "steps")
 
@@ -30,21 +30,16 @@ class ProjectImports:
 
 @functools.cache
 def project_imports() -> ProjectImports:
-    owners = packages_distributions()
-    names = {_canonical(name) for package in PROJECT_PACKAGES for name in owners.get(package, [])}
+    """Found by the distribution's name (a lookup of its metadata folder, well under a
+    millisecond; listing what every installed distribution provides took 0.26 s, on the first
+    job of a run)."""
     path_files: list[Path] = []
     packages: set[Path] = set()
     # Installed ones only: the checkout's own egg-info, found through the working directory, is not.
-    for found in distributions(path=site.getsitepackages()):
-        if _canonical(found.metadata["Name"]) not in names:
-            continue
+    for found in distributions(name=PROJECT_DISTRIBUTION, path=site.getsitepackages()):
         for file in found.files or ():
             if file.suffix == ".pth" and len(file.parts) == 1:
                 path_files.append(Path(str(found.locate_file(file))))
             elif file.parts[0] in PROJECT_PACKAGES:
                 packages.add(Path(str(found.locate_file(file.parts[0]))))
     return ProjectImports(tuple(path_files), tuple(sorted(packages)))
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
