@@ -31,7 +31,13 @@ from pipelines.local.jobs.outcome import JobError
 from pipelines.local.jobs.requirements import check_code_dir
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
 from pipelines.local.system.isolation import Confinement, confined
-from pipelines.local.system.supervision import LineStream, LogSink, dying_with_parent, terminate
+from pipelines.local.system.supervision import (
+    LineStream,
+    LogSink,
+    dying_with_parent,
+    start_in_own_group,
+    terminate,
+)
 from steps.integrity import ModelDataMismatch, check_digest, registered_digest, sha256_file
 
 log = logging.getLogger(__name__)
@@ -338,21 +344,7 @@ def _start(
 ) -> subprocess.Popen[str]:
     try:
         launch = dying_with_parent(argv, env, cwd)
-        future = spawner.submit(
-            subprocess.Popen,
-            launch.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            env=env,
-            cwd=str(cwd),
-            preexec_fn=launch.preexec_fn,
-            start_new_session=True,
-        )
-        return future.result()
+        return spawner.submit(start_in_own_group, launch, env, cwd, subprocess.STDOUT).result()
     except RuntimeError as exc:  # the executor was shut down
         raise DeploymentError("hosting is shutting down") from exc
     except OSError as exc:

@@ -173,6 +173,27 @@ class LogSink:
                 tail.append(line.rstrip("\n"))
 
 
+def start_in_own_group(
+    launch: DyingWithParent, env: Mapping[str, str], cwd: Path | str, stderr: int
+) -> subprocess.Popen[str]:
+    """Start `launch` in a session (so a process group) of its own, no stdin, its output read
+    as UTF-8 text from a pipe; `stderr` is subprocess.PIPE for a pipe of its own, or
+    subprocess.STDOUT for the same pipe."""
+    return subprocess.Popen(
+        launch.argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        start_new_session=True,
+        preexec_fn=launch.preexec_fn,
+    )
+
+
 def run_to_end(
     argv: list[str],
     env: dict[str, str],
@@ -188,19 +209,8 @@ def run_to_end(
     `grace` seconds); its whole group dies with it."""
     sink = LogSink(*streams)
     try:
-        launch = dying_with_parent(argv, env, cwd, signal.SIGKILL)
-        process = subprocess.Popen(
-            launch.argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=True,
-            preexec_fn=launch.preexec_fn,
+        process = start_in_own_group(
+            dying_with_parent(argv, env, cwd, signal.SIGKILL), env, cwd, stderr=subprocess.PIPE
         )
     except OSError as exc:
         sink.write(f"cannot start {argv[0]}: {exc}\n")
