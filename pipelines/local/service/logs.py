@@ -18,9 +18,10 @@ import binascii
 import json
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pipelines.local.errors import ServiceError
 from pipelines.local.jobs.log_events import LogEvent, created_ms, read_events, streams
@@ -59,6 +60,8 @@ LOG_GROUPS = Listing(
     },
     limit_member="limit", default_limit=50,
 )
+
+T = TypeVar("T")  # an event, in whatever form an operation pages it
 
 
 def invalid_parameter(message: str) -> ServiceError:
@@ -189,10 +192,13 @@ class LogOperations:
         else:
             direction = "f" if request.get("startFromHead") else "b"
             position = 0 if direction == "f" else len(events)
+        def message(index: int) -> str:
+            return events[index].message
+
         if direction == "f":
-            chosen = _fitting((i for i in window if i >= position), limit, events)
+            chosen = _page((i for i in window if i >= position), limit, message)
         else:
-            chosen = _fitting((i for i in reversed(window) if i < position), limit, events)[::-1]
+            chosen = _page((i for i in reversed(window) if i < position), limit, message)[::-1]
         first, after = (chosen[0], chosen[-1] + 1) if chosen else (position, position)
         return {
             "events": [_event(events[i]) for i in chosen],
@@ -222,13 +228,7 @@ class LogOperations:
             and pattern.matches(event.message)
         )
         remaining = [event for event in matching if after is None or list(event[:3]) > after]
-        limit, size = int(request.get("limit", MAX_EVENTS)), 0
-        page: list[tuple[int, str, int, str]] = []
-        for event in remaining[:limit]:
-            size += _size(event[3])
-            if page and size > PAGE_BYTES:
-                break
-            page.append(event)
+        page = _page(remaining, int(request.get("limit", MAX_EVENTS)), lambda event: event[3])
         body: Body = {"events": [_filtered(*event) for event in page], "searchedLogStreams": []}
         if len(page) < len(remaining):
             body["nextToken"] = base64.urlsafe_b64encode(json.dumps(list(page[-1][:3])).encode()).decode()
@@ -259,15 +259,16 @@ def _size(message: str) -> int:
     return len(message.encode("utf-8")) + EVENT_OVERHEAD
 
 
-def _fitting(indexes: Iterable[int], limit: int, events: list[LogEvent]) -> list[int]:
-    """The first `limit` indexes whose events fit in one page (the first always does)."""
-    chosen: list[int] = []
+def _page(events: Iterable[T], limit: int, message: Callable[[T], str]) -> list[T]:
+    """The first `limit` events that fit in one page (the first always does), for GetLogEvents
+    and FilterLogEvents alike."""
+    chosen: list[T] = []
     size = 0
-    for index in indexes:
-        size += _size(events[index].message)
+    for event in events:
+        size += _size(message(event))
         if len(chosen) == limit or (chosen and size > PAGE_BYTES):
             break
-        chosen.append(index)
+        chosen.append(event)
     return chosen
 
 def _within(event: LogEvent, request: Body) -> bool:
