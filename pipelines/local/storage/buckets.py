@@ -48,6 +48,11 @@ class BucketRecords:
             name, document["BucketRegion"], document["CreationDate"], document["LocationConstraint"]
         )
 
+    def exists(self, name: str) -> bool:
+        """Whether the bucket's record is there: one stat, for the checks on every write and
+        every captured record, where the record's contents are not needed."""
+        return self._path(name).is_file()
+
     def all(self) -> list[Bucket]:
         """Every bucket, by name."""
         if not self.folder.is_dir():

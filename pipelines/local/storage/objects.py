@@ -185,7 +185,7 @@ class ObjectStore:
         return self.buckets.get(name) if _BUCKET.fullmatch(name) else None
 
     def bucket_exists(self, name: str) -> bool:
-        return self.bucket(name) is not None
+        return bool(_BUCKET.fullmatch(name)) and self.buckets.exists(name)
 
     def create_bucket(self, bucket: Bucket) -> None:
         """Make the bucket; BucketExists (buckets.py) if it is there already."""
