@@ -643,7 +643,8 @@ def run_execution(
     running: dict[Future[StepOutcome], _PlannedStep] = {}
     result: ExecutionResult | None = None
     # A step runs on a thread of its own: as many as there are steps, whatever the limit becomes.
-    with ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="step") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="step")
+    try:
         while True:
             changed = options.parallelism.changed()
             limit = options.parallelism.steps or math.inf
@@ -672,6 +673,10 @@ def run_execution(
                     result = ExecutionResult("Stopped")
                 elif outcome.status != "Succeeded" and result is None:
                     result = ExecutionResult("Failed", _execution_failure(outcome))
+    finally:
+        # Steps still running (the loop raised) are waited for; idle threads are not joined, which
+        # would add milliseconds to the end of every execution.
+        pool.shutdown(wait=bool(running))
 
 
 def _ready(execution: _Execution, pending: list[_PlannedStep]) -> list[_PlannedStep]:
