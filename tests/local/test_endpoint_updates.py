@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from pipelines.local.hosting import limits
+from pipelines.local.hosting.capacity import ENDPOINT_INSTANCE_LIMIT
 from pipelines.local.hosting.endpoints import CaptureSpec
 from pipelines.local.hosting.model_process import VariantSpec
 from pipelines.local.service.backend import LocalSageMaker
@@ -137,3 +139,68 @@ def test_the_last_deployment_config_is_described_and_reused_when_retained(world:
 
     sm.update_endpoint(EndpointName="e", EndpointConfigName=configs[2])
     assert "LastDeploymentConfig" not in sm.describe_endpoint(EndpointName="e")
+
+
+def over_the_limit(used: int, delta: int) -> dict[str, str]:
+    return {"Code": "ResourceLimitExceeded", "Message": (
+        f"The account-level service limit 'ml.m5.large for endpoint usage' is {ENDPOINT_INSTANCE_LIMIT} "
+        f"Instances, with current utilization of {used} Instances and a request delta of {delta} Instances. "
+        "Please contact AWS support to request an increase for this limit."
+    )}
+
+
+def refusal(error: pytest.ExceptionInfo[ClientError]) -> dict[str, str]:
+    return {key: error.value.response["Error"][key] for key in ("Code", "Message")}
+
+
+def test_more_instances_than_local_hosting_runs_for_an_endpoint_are_refused_before_anything_starts(
+    world: World, hosting: RecordingHosting
+) -> None:
+    sm = sagemaker(world)
+    over = config(world, world.model(), 1.0, ENDPOINT_INSTANCE_LIMIT + 1, capture("c", 100))
+
+    with pytest.raises(ClientError) as error:
+        sm.create_endpoint(EndpointName="e", EndpointConfigName=over)
+
+    assert refusal(error) == over_the_limit(0, ENDPOINT_INSTANCE_LIMIT + 1)
+    assert sm.list_endpoints()["Endpoints"] == [] and hosting.deployed == []
+
+
+def test_an_update_counts_the_instances_serving_until_it_is_done_against_the_limit(
+    world: World, hosting: RecordingHosting
+) -> None:
+    """Blue/green: the new instances start while the old ones serve, so both count."""
+    sm = sagemaker(world)
+    model = world.model()
+    endpoint = world.endpoint(config(world, model, 1.0, 2, capture("c", 100)))
+    described = sm.describe_endpoint(EndpointName=endpoint)
+
+    three = config(world, model, 1.0, 3, capture("c", 100))
+    with pytest.raises(ClientError) as error:
+        sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=three)
+    assert refusal(error) == over_the_limit(2, 3)
+    assert sm.describe_endpoint(EndpointName=endpoint) == described and len(hosting.deployed) == 1
+
+    two = config(world, model, 1.0, 2, capture("d", 50))
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=two)
+    ((variant,), _) = hosting.deployed[-1]
+    assert variant.instance_count == 2
+
+
+class OneInstanceDied(RecordingHosting):
+    """Hosting in which one instance of each variant has died since it was deployed."""
+
+    def live_instances(self, endpoint_name: str, deployment_id: str) -> dict[str, int]:
+        variants, _ = self.deployed[-1]
+        return {variant.variant_name: variant.instance_count - 1 for variant in variants}
+
+
+def test_the_current_instance_count_is_the_instances_that_still_run(world: World) -> None:
+    hosting = OneInstanceDied()
+    world.backend.serving.processes = hosting  # type: ignore[assignment]
+    sm = sagemaker(world)
+    endpoint = world.endpoint(config(world, world.model(), 1.0, 2, capture("c", 100)))
+
+    (variant,) = sm.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
+
+    assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (1, 2)

@@ -9,13 +9,15 @@ import json
 import os
 import re
 import selectors
+import signal
 import socket
 import subprocess
 import sys
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
@@ -37,7 +39,9 @@ from pipelines.local.hosting.endpoints import (
     Endpoints,
     VariantNotFound,
 )
-from pipelines.local.hosting.model_process import InvokeResult, VariantSpec
+from pipelines.local.hosting.instances import LEAST_OUTSTANDING_REQUESTS
+from pipelines.local.hosting.model_process import RANDOM, InvokeResult, VariantSpec
+from pipelines.local.hosting.prefork import WORKERS_VARIABLE
 from pipelines.local.jobs.log_events import now_ms, read_events
 from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.storage.objects import ObjectStore
@@ -127,6 +131,11 @@ def model_archive(store: DirStore, uri: str, version: str, extra: dict[str, byte
 
 def variant(uri: str, name: str = "AllTraffic") -> list[VariantSpec]:
     return [VariantSpec(name, uri, {})]
+
+
+def instances(uri: str, count: int, routing: str = LEAST_OUTSTANDING_REQUESTS) -> list[VariantSpec]:
+    """One variant of `count` instances, each a model server with one worker (two processes)."""
+    return [VariantSpec("AllTraffic", uri, {WORKERS_VARIABLE: "1"}, instance_count=count, routing=routing)]
 
 
 def answer(result: InvokeResult) -> dict:
@@ -758,3 +767,91 @@ def test_the_variants_own_health_check_timeout_bounds_its_start(
     assert call[1] == state, call
     if state == "Failed":
         assert "not healthy within 1 s" in call[2]
+
+
+def holds(log: Path, text: str) -> Callable[[], bool]:
+    return lambda: text in log.read_text()
+
+
+def test_each_instance_is_a_server_of_its_own_with_its_own_log_stream_and_the_variants_capture(
+    tmp_path: Path, store: DirStore
+) -> None:
+    """Least outstanding requests, ties in turn: one invocation at a time alternates instances."""
+    groups = LogGroups(tmp_path / "state" / "log-groups")
+    hosting = Endpoints(tmp_path / "state" / "endpoints", store, logs=groups)
+    deployment_dir = tmp_path / "state" / "endpoints" / "ep" / "d1"
+    capture = CaptureSpec("s3://bucket/capture", 100.0, json_types=(JSON,))
+    try:
+        status = StatusLog()
+        uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+        hosting.deploy("ep", "d1", instances(uri, 2), capture, status)
+        assert status.wait(1) == [("ep", "InService", "", "d1")]
+        pids = hosting.instance_pids("ep")
+        assert set(pids) == {"AllTraffic/d1_1", "AllTraffic/d1_2"} and len(set(pids.values())) == 2
+        assert hosting.server_pids("ep") == {"AllTraffic": pids["AllTraffic/d1_1"]}
+        assert hosting.live_instances("ep", "d1") == {"AllTraffic": 2}
+
+        served = [hosting.invoke("ep", json.dumps(f"review {n}").encode(), JSON, JSON) for n in range(4)]
+        assert [answer(result)["echo"] for result in served] == [f"review {n}" for n in range(4)]
+        assert Counter(result.log_stream for result in served) == {"AllTraffic/d1_1": 2, "AllTraffic/d1_2": 2}
+        homes = {answer(hosting.invoke("ep", b'"environment"', JSON, JSON))["environment"]["HOME"]
+                 for _ in range(2)}
+        assert homes == {str(deployment_dir / instance / "home") for instance in ("d1_1", "d1_2")}
+        for number in range(2):
+            failed = hosting.invoke("ep", b'"crash"', JSON, JSON, custom_attributes=f"trace={number}")
+            log = deployment_dir / failed.log_stream.split("/")[1] / "server.log"
+            wait_until(holds(log, f"CustomAttributes: trace={number}"), 10, "the failure in its log")
+    finally:
+        hosting.shutdown()
+    streams = groups.streams("/aws/sagemaker/Endpoints/ep")
+    assert sorted(stream.name for stream in streams) == ["AllTraffic/d1_1", "AllTraffic/d1_2"]
+    for stream in streams:
+        log = deployment_dir / stream.name.split("/")[1] / "server.log"
+        assert [event.message for event in read_events(stream.path)] == log.read_text().splitlines()
+        assert "model server: the failed request's CustomAttributes: trace=" in log.read_text()
+    records = [
+        json.loads(line)["captureData"]["endpointInput"]["data"]
+        for path in sorted((store.root / "bucket" / "capture" / "ep" / "AllTraffic").rglob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+    assert records[:4] == [json.dumps(f"review {n}") for n in range(4)]  # one writer, in order
+
+
+def test_an_instance_whose_process_dies_is_not_replaced_and_the_other_serves(
+    hosting: Endpoints, store: DirStore
+) -> None:
+    status = StatusLog()
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+    hosting.deploy("ep", "d1", instances(uri, 2, RANDOM), None, status)
+    assert status.wait(1) == [("ep", "InService", "", "d1")]
+    pids = hosting.instance_pids("ep")
+
+    os.kill(pids["AllTraffic/d1_1"], signal.SIGKILL)
+
+    wait_until(lambda: hosting.live_instances("ep", "d1") == {"AllTraffic": 1}, WAIT_SECONDS, "one instance")
+    served = [hosting.invoke("ep", b'"x"', JSON, JSON) for _ in range(16)]
+    assert {(result.status, result.log_stream) for result in served} == {(200, "AllTraffic/d1_2")}
+    assert hosting.instance_pids("ep") == pids and status.calls == [("ep", "InService", "", "d1")]
+
+
+def test_an_update_from_one_instance_to_two_and_back_is_blue_green(
+    hosting: Endpoints, store: DirStore
+) -> None:
+    status = StatusLog()
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+    hosting.deploy("ep", "d1", instances(uri, 1), None, status)
+    assert status.wait(1) == [("ep", "InService", "", "d1")]
+    one = hosting.instance_pids("ep")
+    assert set(one) == {"AllTraffic/d1"}
+
+    hosting.deploy("ep", "d2", instances(uri, 2), None, status)
+    assert status.wait(3)[1:] == [("ep", "Updating", "", "d1"), ("ep", "InService", "", "d2")]
+    two = hosting.instance_pids("ep")
+    assert set(two) == {"AllTraffic/d2_1", "AllTraffic/d2_2"} and not pid_alive(one["AllTraffic/d1"])
+    assert {hosting.invoke("ep", b'"x"', JSON, JSON).log_stream for _ in range(2)} == set(two)
+
+    hosting.deploy("ep", "d3", instances(uri, 1), None, status)
+    assert status.wait(5)[3:] == [("ep", "Updating", "", "d2"), ("ep", "InService", "", "d3")]
+    assert set(hosting.instance_pids("ep")) == {"AllTraffic/d3"}
+    assert not any(pid_alive(pid) for pid in two.values())
+    assert hosting.invoke("ep", b'"x"', JSON, JSON).log_stream == "AllTraffic/d3"

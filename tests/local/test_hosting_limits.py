@@ -105,13 +105,16 @@ def test_a_model_in_a_vpc_is_refused(dispatcher: Dispatcher) -> None:
     [
         ({"ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}, {},
          "ProductionVariants.1.ServerlessConfig asks for a serverless variant (memory size, concurrency "
-         "limits, cold starts): a local variant is one model server process on this machine"),
+         "limits, cold starts): a local variant's instances are model server processes on this machine"),
         ({"ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 1, "MaxInstanceCount": 2}}, {},
          "ProductionVariants.1.ManagedInstanceScaling asks SageMaker to scale the variant's instances"),
         ({"AcceleratorType": "ml.eia2.medium"}, {},
          "ProductionVariants.1.AcceleratorType asks for an Elastic Inference accelerator"),
         ({"CoreDumpConfig": {"DestinationS3Uri": f"{BUCKET}/dumps"}}, {},
          "ProductionVariants.1.CoreDumpConfig asks for the model container's core dumps in S3"),
+        ({"RoutingConfig": {"RoutingStrategy": "PREFIX_AWARE"}}, {},
+         "ProductionVariants.1.RoutingConfig.RoutingStrategy PREFIX_AWARE routes by what a request shares "
+         "with earlier ones: a local variant routes RANDOM or LEAST_OUTSTANDING_REQUESTS"),
         ({}, {"VpcConfig": VPC}, "VpcConfig connects model containers to a VPC's subnets"),
         ({}, {"MetricsConfig": {"EnableEnhancedMetrics": True}},
          "MetricsConfig asks for utilization metrics in CloudWatch: local endpoints publish none"),

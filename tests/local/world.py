@@ -119,6 +119,9 @@ class InstantHosting:
     def delete(self, endpoint_name: str, on_gone: Any) -> None:
         on_gone(endpoint_name)
 
+    def live_instances(self, endpoint_name: str, deployment_id: str) -> dict[str, int]:
+        return {}  # no process runs: DescribeEndpoint shows the counts the config asked for
+
     def shutdown(self) -> None:
         pass
 

@@ -1,7 +1,8 @@
 """The endpoint registry: which deployment serves each endpoint, and blue/green switches between them.
 
 ``Endpoints`` owns every model server process (``model_process``) of every endpoint: it starts a
-deployment's servers, health-checks them, routes invocations, writes data capture, and stops servers.
+deployment's servers (one per instance of each variant), health-checks them, routes invocations to a
+variant (``instances`` picks its instance and writes its data capture), and stops servers.
 
 Guarantees, and how they are kept:
 - No request is lost during an update. The new deployment is started and must answer ``/ping``
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipelines.local.hosting.capture import CaptureWriter, PathStore
+from pipelines.local.hosting.instances import VariantInstances
 from pipelines.local.hosting.model_process import (
     DeploymentError,
     InvokeResult,
@@ -102,11 +104,11 @@ class CaptureSpec:
 
 
 class _Deployment:
-    """The servers of one deployment plus a count of invocations currently using them."""
+    """The variants of one deployment plus a count of invocations currently using them."""
 
-    def __init__(self, deployment_id: str, servers: list[ModelServerProcess]) -> None:
+    def __init__(self, deployment_id: str, variants: list[VariantInstances]) -> None:
         self.deployment_id = deployment_id
-        self.servers = servers
+        self.variants = variants
         self._users = 0
         self._idle = threading.Condition()
 
@@ -124,20 +126,23 @@ class _Deployment:
         with self._idle:
             return self._idle.wait_for(lambda: self._users == 0, timeout)
 
-    def pick(self, target_variant: str | None) -> ModelServerProcess:
+    def pick(self, target_variant: str | None) -> VariantInstances:
         """The target variant, else a weighted random one (SageMaker's traffic split)."""
         if target_variant is not None:
-            for server in self.servers:
-                if server.variant.variant_name == target_variant:
-                    return server
-            names = ", ".join(server.variant.variant_name for server in self.servers)
+            for variant in self.variants:
+                if variant.variant.variant_name == target_variant:
+                    return variant
+            names = ", ".join(variant.variant.variant_name for variant in self.variants)
             raise VariantNotFound(f"variant {target_variant} not found (the endpoint serves {names})")
-        if len(self.servers) == 1:
-            return self.servers[0]
-        weights = [max(server.variant.initial_weight, 0.0) for server in self.servers]
+        if len(self.variants) == 1:
+            return self.variants[0]
+        weights = [max(variant.variant.initial_weight, 0.0) for variant in self.variants]
         if sum(weights) <= 0:
-            return random.choice(self.servers)
-        return random.choices(self.servers, weights)[0]
+            return random.choice(self.variants)
+        return random.choices(self.variants, weights)[0]
+
+    def servers(self) -> list[ModelServerProcess]:
+        return [server for variant in self.variants for server in variant.instances]
 
 
 @dataclass(eq=False)
@@ -221,13 +226,13 @@ class Endpoints:
         when = datetime.now(UTC)
         deployment = self._acquire(endpoint_name)
         try:
-            server = deployment.pick(target_variant)
+            variant = deployment.pick(target_variant)
             if len(body) > MAX_PAYLOAD_BYTES:
                 message = f"request body of {len(body)} bytes exceeds {MAX_PAYLOAD_BYTES} bytes"
-                return server.error(413, message)
-            result = server.invoke(body, content_type, accept, custom_attributes)
+                return variant.error(413, message)
+            result = variant.invoke(body, content_type, accept, custom_attributes)
             if 200 <= result.status < 300:
-                server.capture(body, content_type, result, when, inference_id, custom_attributes)
+                variant.capture(body, content_type, result, when, inference_id, custom_attributes)
             return result
         finally:
             deployment.release()
@@ -264,11 +269,35 @@ class Endpoints:
         self._spawner.shutdown(wait=True)
 
     def server_pids(self, endpoint_name: str) -> dict[str, int]:
-        """Variant name -> pid of the serving model server (for operators and tests)."""
+        """Variant name -> pid of its first serving instance (for operators and tests; every
+        instance's is in ``instance_pids``)."""
+        return {
+            variant.variant.variant_name: variant.instances[0].process.pid
+            for variant in self._serving_variants(endpoint_name)
+        }
+
+    def instance_pids(self, endpoint_name: str) -> dict[str, int]:
+        """Each serving instance's log stream (``<variant>/<instance id>``) -> its pid."""
+        return {
+            server.log_stream: server.process.pid
+            for variant in self._serving_variants(endpoint_name)
+            for server in variant.instances
+        }
+
+    def live_instances(self, endpoint_name: str, deployment_id: str) -> dict[str, int]:
+        """Variant name -> how many of its instances still run, while ``deployment_id`` serves
+        the endpoint (nothing otherwise)."""
         with self._lock:
             endpoint = self._endpoints.get(endpoint_name)
-            servers = endpoint.serving.servers if endpoint and endpoint.serving else []
-            return {server.variant.variant_name: server.process.pid for server in servers}
+            deployment = endpoint.serving if endpoint else None
+        if deployment is None or deployment.deployment_id != deployment_id:
+            return {}
+        return {variant.variant.variant_name: variant.live() for variant in deployment.variants}
+
+    def _serving_variants(self, endpoint_name: str) -> list[VariantInstances]:
+        with self._lock:
+            endpoint = self._endpoints.get(endpoint_name)
+            return endpoint.serving.variants if endpoint and endpoint.serving else []
 
     # registry and locking
 
@@ -385,32 +414,36 @@ class Endpoints:
         variants: list[VariantSpec],
         capture: CaptureSpec | None,
     ) -> _Deployment:
-        """Start every variant's server, then wait for all of them to pass /ping."""
+        """Start a server for every instance of every variant, then wait for all of them to
+        pass /ping."""
         deployment_dir = self._root / endpoint.name / deployment_id
-        servers: list[ModelServerProcess] = []
+        started: list[VariantInstances] = []
         try:
             for variant in variants:
                 variant_dir = (
                     deployment_dir / variant.variant_name if len(variants) > 1 else deployment_dir
                 )
-                writer = self._capture_writer(endpoint.name, variant.variant_name, capture)
-                # A deployment runs one server per variant: its id is that server's instance id.
-                server = launch(
-                    variant, variant_dir, deployment_id, self._store, writer, self._spawner,
-                    self._confinement,
-                    self._stream(endpoint.name, f"{variant.variant_name}/{deployment_id}"),
+                instances = VariantInstances(
+                    variant, self._capture_writer(endpoint.name, variant.variant_name, capture)
                 )
-                self._track(server)
-                servers.append(server)
-            started = time.monotonic()
-            for server in servers:
-                deadline = started + server.variant.health_timeout
+                started.append(instances)
+                for instance_id, instance_dir in instance_places(variant, variant_dir, deployment_id):
+                    server = launch(
+                        variant, instance_dir, instance_id, self._store, self._spawner, self._confinement,
+                        self._stream(endpoint.name, f"{variant.variant_name}/{instance_id}"),
+                    )
+                    self._track(server)
+                    instances.add(server)
+            deployment = _Deployment(deployment_id, started)
+            begun = time.monotonic()
+            for server in deployment.servers():
+                deadline = begun + server.variant.health_timeout
                 server.wait_ready(deadline, lambda: self._cancelled(endpoint))
         except BaseException:
-            for server in servers:
-                self._stop(server)
+            for instances in started:
+                self._stop_variant(instances)
             raise
-        return _Deployment(deployment_id, servers)
+        return deployment
 
     def _capture_writer(
         self, endpoint_name: str, variant_name: str, capture: CaptureSpec | None
@@ -446,6 +479,11 @@ class Endpoints:
         with self._lock:
             self._live.discard(server)
 
+    def _stop_variant(self, instances: VariantInstances) -> None:
+        for server in instances.instances:
+            self._stop(server)
+        instances.close_capture()
+
     def _retire_deleted(
         self, name: str, deployment: _Deployment | None, on_gone: Callable[[str], None]
     ) -> None:
@@ -467,8 +505,8 @@ class Endpoints:
                 deployment.deployment_id,
                 drain_seconds,
             )
-        for server in deployment.servers:
-            self._stop(server)
+        for instances in deployment.variants:
+            self._stop_variant(instances)
 
 
 # --- small pure helpers ----------------------------------------------------------------------
@@ -487,6 +525,16 @@ def _validate(name: str, deployment_id: str, variants: list[VariantSpec]) -> Non
             raise ValueError(f"invalid variant name {variant_name!r}")
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate variant names in {names}")
+
+
+def instance_places(variant: VariantSpec, variant_dir: Path, deployment_id: str) -> list[tuple[str, Path]]:
+    """Each instance's id and directory. A lone instance is the deployment's id in the variant's
+    directory; several are ``<deployment id>_<n>`` in directories of those names (an endpoint
+    config name has no "_", so no other deployment's instance can share its log stream)."""
+    if variant.instance_count == 1:
+        return [(deployment_id, variant_dir)]
+    ids = [f"{deployment_id}_{number}" for number in range(1, variant.instance_count + 1)]
+    return [(instance_id, variant_dir / instance_id) for instance_id in ids]
 
 
 def _failure(old: _Deployment | None, reason: str) -> Outcome:

@@ -1,15 +1,16 @@
 """What a model or endpoint configuration asks of SageMaker hosting that local hosting cannot
 reproduce, refused when it is created instead of served some other way.
 
-A local endpoint is real-time: each variant is one model server process running one container's
-inference code, and every invocation reaches the variant that traffic weights pick; an update moves
-all traffic at once when the new servers are healthy. A model server with no network (where this
-machine cannot make a network namespace), an inference pipeline of several containers, a multi-model
-container, asynchronous inference, shadow variants that receive a copy of production traffic,
-online explanations, serverless or managed-scaling capacity, accelerators, core dumps, VPC
-subnets, utilization metrics, a cross-Region traffic cap, traffic shifted in steps and rollbacks
-on CloudWatch alarms all behave otherwise on SageMaker; served here they would answer as none of
-them does.
+A local endpoint is real-time: each instance of a variant is one model server process running one
+container's inference code, and every invocation reaches the variant that traffic weights pick and
+one of its instances, at random or the least busy; an update moves all traffic at once when the new
+servers are healthy. A model server with no network (where this machine cannot make a network
+namespace), an inference pipeline of several containers, a multi-model container, asynchronous
+inference, shadow variants that receive a copy of production traffic, online explanations,
+serverless or managed-scaling capacity, accelerators, core dumps, VPC subnets, utilization metrics,
+a cross-Region traffic cap, routing by prompt prefix or KV cache, traffic shifted in steps and
+rollbacks on CloudWatch alarms all behave otherwise on SageMaker; served here they would answer as
+none of them does.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from pipelines.local.system.isolation import isolation_unavailable
 
 ONE_CONTAINER = "a local model server runs one container's inference code"
 ALL_AT_ONCE = "a local update moves all traffic at once when the new model servers are healthy"
-ONE_PROCESS = "a local variant is one model server process on this machine"
+ONE_PROCESS = "a local variant's instances are model server processes on this machine"
+# RoutingConfig strategies a local variant serves (hosting/instances.py).
+ROUTING = ("RANDOM", "LEAST_OUTSTANDING_REQUESTS")
 # ProductionVariant members that ask for capacity or hardware a local variant does not have.
 VARIANT_CAPACITY = {
     "ServerlessConfig": "asks for a serverless variant (memory size, concurrency limits, cold starts)",
@@ -94,6 +97,12 @@ def _endpoint_config_limits(request: Mapping[str, Any]) -> Iterator[str]:
         for member, asks in VARIANT_CAPACITY.items():
             if _asked(variant.get(member)):
                 yield f"ProductionVariants.{position}.{member} {asks}: {ONE_PROCESS}"
+        strategy = (variant.get("RoutingConfig") or {}).get("RoutingStrategy", ROUTING[0])
+        if strategy not in ROUTING:
+            yield (
+                f"ProductionVariants.{position}.RoutingConfig.RoutingStrategy {strategy} routes by "
+                f"what a request shares with earlier ones: a local variant routes {' or '.join(ROUTING)}"
+            )
     metrics = request.get("MetricsConfig") or {}
     if metrics.get("EnableEnhancedMetrics") is True or metrics.get("EnableDetailedObservability") is True:
         yield "MetricsConfig asks for utilization metrics in CloudWatch: local endpoints publish none"

@@ -1,7 +1,9 @@
-"""One model server process: unpacked from its model.tar.gz, started, health-checked, stopped.
+"""One model server process (one instance of a variant): unpacked from its model.tar.gz, started,
+health-checked, stopped.
 
 The process is pipelines/local/hosting/model_server.py with SageMaker's inference container
-contract; `endpoints` decides when to start and stop these and where traffic goes.
+contract; `endpoints` decides when to start and stop these, and `instances` which one an
+invocation reaches.
 """
 
 from __future__ import annotations
@@ -14,16 +16,14 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import IO
 
 from pipelines import REPO_ROOT
-from pipelines.local.hosting.capture import CaptureWriter, PathStore
+from pipelines.local.hosting.capture import PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ServerSocket, ping
 from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.log_events import StreamWriter
@@ -54,6 +54,7 @@ STOP_SECONDS = 10.0
 POLL_SECONDS = 0.05
 LOG_TAIL_CHARS = 700
 SERVING_TOOLKIT = "the serving toolkit"  # who installs the inference code's packages, in messages
+RANDOM = "RANDOM"  # SageMaker's routing strategy when a variant's RoutingConfig sets none
 
 
 class DeploymentError(Exception):
@@ -70,6 +71,8 @@ class VariantSpec:
     model_data_sha256: str | None = None
     health_timeout: float = HEALTH_TIMEOUT_SECONDS  # seconds to answer /ping after it starts
     network_isolation: bool = False  # the model's EnableNetworkIsolation: no network at all
+    instance_count: int = 1  # InitialInstanceCount: one model server process per instance
+    routing: str = RANDOM  # RoutingConfig.RoutingStrategy: how invocations pick an instance
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ def log_tail(path: Path, offset: int = 0, limit: int = LOG_TAIL_CHARS) -> str:
 
 
 class ModelServerProcess:
-    """One model server process serving one variant of one deployment."""
+    """One model server process: one instance of one variant of one deployment."""
 
     def __init__(
         self,
@@ -135,7 +138,6 @@ class ModelServerProcess:
         server_socket: ServerSocket,
         log_path: Path,
         log_offset: int,
-        capture: CaptureWriter | None,
         instance_id: str,
     ) -> None:
         self.variant = variant
@@ -144,8 +146,11 @@ class ModelServerProcess:
         self._socket = server_socket
         self.log_path = log_path
         self._log_offset = log_offset
-        self._capture = capture
         self._pool: ConnectionPool | None = None
+
+    def alive(self) -> bool:
+        """Whether the process still runs: nothing restarts an instance whose process ended."""
+        return self.process.poll() is None
 
     def wait_ready(self, deadline: float, cancelled: Callable[[], bool]) -> None:
         """Return once /ping answers 200; raise DeploymentError on exit, timeout or cancel."""
@@ -193,40 +198,12 @@ class ModelServerProcess:
             status, body, content_type, self.variant.variant_name, custom_attributes, self.log_stream
         )
 
-    def capture(
-        self,
-        body: bytes,
-        content_type: str,
-        result: InvokeResult,
-        when: datetime,
-        inference_id: str | None = None,
-        custom_attributes: str = "",
-    ) -> None:
-        """Data capture must never fail an invocation that succeeded, so errors are only logged."""
-        if self._capture is None:
-            return
-        try:
-            self._capture.record(
-                body,
-                content_type,
-                result.body,
-                result.content_type,
-                str(uuid.uuid4()),
-                when,
-                inference_id,
-                custom_attributes,
-            )
-        except (OSError, ValueError, KeyError):
-            log.exception("data capture failed for variant %s", self.variant.variant_name)
-
     def stop(self) -> None:
         """SIGTERM (the server finishes in-flight work), SIGKILL if it hangs. Idempotent."""
         if self._pool is not None:
             self._pool.close()
         terminate(self.process, STOP_SECONDS)
         self._socket.close()
-        if self._capture is not None:
-            self._capture.close()
 
 
 def verify_model_data(archive: Path, uri: str, expected: str) -> None:
@@ -243,15 +220,15 @@ def launch(
     variant_dir: Path,
     instance_id: str,
     store: PathStore,
-    capture: CaptureWriter | None,
     spawner: ThreadPoolExecutor,
     confinement: Confinement | None = None,
     log_stream: IO[str] | None = None,
 ) -> ModelServerProcess:
     """Unpack the model and start its server (not yet healthy) on the `spawner` thread, confined
-    to its variant's directory (system/isolation.py); `instance_id` names it in log streams, as an
-    instance's id does on SageMaker. Its output goes to its server.log and, a line at a time with
-    the millisecond it was read, to `log_stream` (which it closes when the server's output ends)."""
+    to its instance's directory `variant_dir` (system/isolation.py); `instance_id` names it in log
+    streams, as an instance's id does on SageMaker. Its output goes to its server.log and, a line
+    at a time with the millisecond it was read, to `log_stream` (which it closes when the server's
+    output ends)."""
     try:
         model_dir = variant_dir / "model"
         archive = _locate(store, variant.model_data_url)
@@ -273,7 +250,7 @@ def launch(
     except BaseException:
         server_socket.close()
         raise
-    return ModelServerProcess(variant, process, server_socket, log_path, offset, capture, instance_id)
+    return ModelServerProcess(variant, process, server_socket, log_path, offset, instance_id)
 
 
 def _environment(

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid
+from pipelines.local.hosting.capacity import over_limit
 from pipelines.local.hosting.limits import deployment_limits, endpoint_config_limits, model_limits
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.service.context import ServiceContext
@@ -134,6 +135,7 @@ class EndpointOperations:
         name = request["EndpointName"]
         _refuse(deployment_limits(request))
         config = self.describe_endpoint_config(request)
+        _refuse_over_limit(config, None)
         now = time.time()
         body = {
             "EndpointName": name,
@@ -173,7 +175,9 @@ class EndpointOperations:
             deployment = request.get("DeploymentConfig")
             if not deployment and request.get("RetainDeploymentConfig") is True:
                 deployment = body.get("LastDeploymentConfig")
-            deployed = retained_config(request, config, self.serving.serving_config(body))
+            serving = self.serving.serving_config(body)
+            deployed = retained_config(request, config, serving)
+            _refuse_over_limit(deployed, serving)
             before = dict(body)
             body.update(EndpointStatus="Updating", LastModifiedTime=time.time())
             body["PendingDeploymentSummary"] = {"EndpointConfigName": config["EndpointConfigName"]}
@@ -190,7 +194,8 @@ class EndpointOperations:
         return {"EndpointArn": body["EndpointArn"]}
 
     def describe_endpoint(self, request: Body) -> Body:
-        return public(self.context.get("endpoint", request["EndpointName"], "endpoint"))
+        body = self.context.get("endpoint", request["EndpointName"], "endpoint")
+        return public(self.serving.with_live_instances(body))
 
     def list_endpoints(self, request: Body) -> Body:
         return ENDPOINTS.page(
@@ -260,6 +265,13 @@ def _refuse(problems: list[str]) -> None:
     """What local hosting cannot reproduce (hosting/limits.py), refused before anything is stored."""
     if problems:
         raise invalid("; ".join(problems))
+
+
+def _refuse_over_limit(deployed: Body, serving: Body | None) -> None:
+    """More instances than local hosting runs for one endpoint (hosting/capacity.py)."""
+    refusal = over_limit(deployed, serving)
+    if refusal:
+        raise ServiceError("ResourceLimitExceeded", refusal)
 
 
 def _check_serving_image(image: Any) -> None:

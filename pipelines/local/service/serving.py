@@ -21,7 +21,7 @@ from pipelines.local.hosting.endpoints import (
     VariantNotFound,
     VariantSpec,
 )
-from pipelines.local.hosting.model_process import HEALTH_TIMEOUT_SECONDS
+from pipelines.local.hosting.model_process import HEALTH_TIMEOUT_SECONDS, RANDOM
 from pipelines.local.storage.database import Body
 from steps.integrity import DIGEST_KEY
 
@@ -98,6 +98,8 @@ class Serving:
                     network_isolation=True in (
                         model.get("EnableNetworkIsolation"), config.get("EnableNetworkIsolation")
                     ),
+                    instance_count=int(variant.get("InitialInstanceCount", 1)),
+                    routing=(variant.get("RoutingConfig") or {}).get("RoutingStrategy", RANDOM),
                 )
             )
         return variants
@@ -135,6 +137,15 @@ class Serving:
                 "KmsKeyId": capture.get("KmsKeyId", ""),
             }
         return fields
+
+    def with_live_instances(self, endpoint: Body) -> Body:
+        """The endpoint record with each variant's CurrentInstanceCount as hosting runs it: an
+        instance whose process ended is not counted (nothing replaces it locally)."""
+        live = self.processes.live_instances(endpoint["EndpointName"], endpoint.get("_Serving") or "")
+        for variant in endpoint.get("ProductionVariants") or []:
+            if variant["VariantName"] in live:
+                variant["CurrentInstanceCount"] = live[variant["VariantName"]]
+        return endpoint
 
     def deploy(self, endpoint_name: str, config: dict[str, Any]) -> None:
         """Create or update in the background; the endpoint record follows each outcome."""
