@@ -146,6 +146,7 @@ def local_function_configuration(settings: Settings) -> dict[str, Any]:
         "Role": settings.deploy_function_role_arn or settings.role_arn,
         "Handler": "deploy.handler",
         "Timeout": 120,
+        "MemorySize": 256,  # infra/template.yaml's
         "Environment": {"Variables": deploy_function_environment(settings)},
     }
 

@@ -25,6 +25,7 @@ from infra_helpers import (
     s3_locations,
 )
 
+from pipelines.publish import local_function_configuration
 from pipelines.settings import FIELDS, Settings, load_settings
 
 # Actions granted on "*" because they take no resource-level restriction that fits.
@@ -313,6 +314,7 @@ def test_deploy_function_is_the_placeholder_with_the_endpoint_settings(stack: St
         "deploy.handler",
         120,
     )
+    assert int(function["MemorySize"]) == local_function_configuration(Settings())["MemorySize"] == 256
     code = function["Code"]["ZipFile"]
     assert "raise" in code and "run `make upsert-pipeline` to publish the handler" in code
     compile(code, "index.py", "exec")

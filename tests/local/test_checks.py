@@ -280,6 +280,13 @@ def fit_step(**arguments: Any) -> dict[str, Any]:
          "output 'f' writes FeatureStoreOutput, not an S3Output"),
         (fit_step(ResourceConfig={"InstanceCount": 4, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1}),
          "step Fit: ResourceConfig.InstanceCount 4: a local job runs on one instance"),
+        (fit_step(ResourceConfig={"InstanceCount": 1, "InstanceType": "ml.g4dn.xlarge", "VolumeSizeInGB": 1}),
+         "step Fit: ResourceConfig.InstanceType ml.g4dn.xlarge is not an instance type the local target "
+         "reproduces: a local job runs on the CPU instance types whose memory and vCPUs it reproduces"),
+        (with_arguments(processing(), ProcessingResources={"ClusterConfig": {
+            "InstanceType": "ml.p3.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}}),
+         "step Prep: ProcessingResources.ClusterConfig.InstanceType ml.p3.2xlarge is not an instance type "
+         "the local target reproduces"),
         (fit_step(AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "Pipe"}),
          "AlgorithmSpecification.TrainingInputMode Pipe streams the data through a FIFO"),
         (fit_step(InputDataConfig=[{"ChannelName": "train", "DataSource": S3_CHANNEL, "InputMode": "Pipe"}]),

@@ -6,6 +6,7 @@ import inspect
 import io
 import itertools
 import json
+import re
 import socket
 import sys
 import tarfile
@@ -17,6 +18,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 from buckets import with_buckets
 from processes import pid_alive
@@ -24,6 +26,7 @@ from tarballs import tar_gz
 from waiting import wait_until
 
 from pipelines import REPO_ROOT
+from pipelines.local.jobs import instances
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.jobs.outcome import training_failure
 from pipelines.local.jobs.processing import run_processing_job
@@ -1328,3 +1331,128 @@ def _info(name: str, data: bytes) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     return info
+
+
+# ----------------------------------------------------------------------------- instances
+
+# Takes `mb` MiB and makes every page of it resident, then holds it for a few seconds.
+HOG_SCRIPT = _script(
+    """
+    import sys, time
+    held = bytearray(int(sys.argv[1]) << 20)
+    held[::4096] = b"x" * len(range(0, len(held), 4096))
+    print(f"holding {len(held) >> 20} MiB", flush=True)
+    time.sleep(3)
+    """
+)
+
+
+def _instance(request: dict[str, Any], instance_type: str) -> dict[str, Any]:
+    resources = request.get("ResourceConfig") or request["ProcessingResources"]["ClusterConfig"]
+    resources["InstanceType"] = instance_type
+    return request
+
+
+def test_a_processing_job_over_its_instances_memory_is_killed_as_sagemakers_oom_killer_kills_it(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _instance(_processing_request(store, HOG_SCRIPT, arguments=["4608"]), "ml.t3.medium")
+
+    outcome = run_processing_job("hog-1", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert outcome.failure_reason.startswith("AlgorithmError: the container exited with code 137.")
+    log = (work_dir / "hog-1" / "logs.txt").read_text()
+    assert "holding" not in log  # killed on the way to 4.5 GiB, past the 4 GiB of ml.t3.medium
+    (line,) = [line for line in log.splitlines() if "resident memory" in line]
+    assert re.fullmatch(
+        r"\[local-sagemaker\] the job's processes reached 4\.\d\d GiB of resident memory, over the 4 GiB "
+        r"of ml\.t3\.medium: killed with SIGKILL, as the kernel's OOM killer kills a container that "
+        r"outgrows its memory",
+        line,
+    )
+
+
+def test_a_training_job_over_its_instances_memory_fails_as_the_toolkit_reports_a_killed_script(
+    store: ObjectStore, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(instances.INSTANCES, "ml.t3.medium", instances.Instance("ml.t3.medium", 2, 0.25))
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    request = _instance(_training_request(store, HOG_SCRIPT.replace(b"sys.argv[1]", b"400")), "ml.t3.medium")
+
+    outcome = run_training_job("hog-2", request, store, work_dir, io.StringIO())
+
+    assert outcome.failure_reason.startswith('AlgorithmError: ExecuteUserScriptError:\nExitCode 137\n')
+    assert outcome.properties["TrainingJobStatus"] == "Failed"
+    assert "over the 0.25 GiB of ml.t3.medium" in (work_dir / "hog-2" / "logs.txt").read_text()
+
+
+def test_a_job_within_its_instances_memory_runs_as_before(store: ObjectStore, work_dir: Path) -> None:
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _instance(_processing_request(store, HOG_SCRIPT, arguments=["256"]), "ml.t3.medium")
+
+    outcome = run_processing_job("fits-1", request, store, work_dir, io.StringIO())
+
+    assert (outcome.status, outcome.failure_reason) == ("Succeeded", "")
+    assert "holding 256 MiB" in (work_dir / "fits-1" / "logs.txt").read_text()
+
+
+def test_a_training_script_is_told_its_instances_vcpus(store: ObjectStore, work_dir: Path) -> None:
+    script = _script(
+        """
+        import json, os
+        resources = json.loads(os.environ["SM_RESOURCE_CONFIG"])
+        told = (os.environ["SM_NUM_CPUS"], json.loads(os.environ["SM_TRAINING_ENV"])["num_cpus"],
+                resources["current_instance_type"], os.environ["SM_CURRENT_INSTANCE_TYPE"])
+        assert told == ("36", 36, "ml.c5.9xlarge", "ml.c5.9xlarge"), told
+        """
+    )
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    request = _instance(_training_request(store, script), "ml.c5.9xlarge")
+
+    outcome = run_training_job("cpus-1", request, store, work_dir, io.StringIO())
+
+    assert (outcome.status, outcome.failure_reason) == ("Succeeded", "")
+
+
+@pytest.mark.parametrize(
+    ("kind", "instance_type", "where"),
+    [
+        ("processing", "ml.p3.2xlarge", "ProcessingResources.ClusterConfig.InstanceType"),
+        ("training", "ml.g4dn.xlarge", "ResourceConfig.InstanceType"),
+        ("training", "ml.inf1.xlarge", "ResourceConfig.InstanceType"),
+    ],
+)
+def test_an_instance_type_the_local_target_does_not_reproduce_fails_the_job_before_it_runs(
+    store: ObjectStore, work_dir: Path, kind: str, instance_type: str, where: str
+) -> None:
+    never = _script("raise SystemExit('this job should not have run')")
+    if kind == "processing":
+        request = _instance(_processing_request(store, never), instance_type)
+        outcome = run_processing_job("gpu-1", request, store, work_dir, io.StringIO())
+    else:
+        request = _instance(_training_request(store, never), instance_type)
+        outcome = run_training_job("gpu-1", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert outcome.failure_reason == (
+        f"ValidationException: {where} {instance_type} is not an instance type the local target reproduces: "
+        f"{instances.RUNS_ON}"
+    )
+    assert not (work_dir / "gpu-1").exists()
+
+
+def test_the_instance_table_holds_sagemakers_cpu_types_with_their_memory_and_vcpus() -> None:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    offered = {*model.shape_for("ProcessingInstanceType").enum, *model.shape_for("TrainingInstanceType").enum}
+    assert set(instances.INSTANCES) <= offered
+    for family in ("t3", "m5", "m6i", "c5", "r5"):
+        assert {name for name in offered if name.split(".")[1] == family} <= set(instances.INSTANCES)
+    specifications = {  # AWS's instance specifications: vCPUs, GiB
+        "ml.t3.medium": (2, 4), "ml.t3.2xlarge": (8, 32), "ml.m5.large": (2, 8), "ml.m5.24xlarge": (96, 384),
+        "ml.m4.10xlarge": (40, 160), "ml.c5.xlarge": (4, 8), "ml.c5.9xlarge": (36, 72),
+        "ml.r5.large": (2, 16), "ml.r6i.32xlarge": (128, 1024), "ml.c7i.large": (2, 4),
+    }
+    for name, (vcpus, gib) in specifications.items():
+        assert (instances.INSTANCES[name].vcpus, instances.INSTANCES[name].memory_gib) == (vcpus, gib), name

@@ -96,6 +96,12 @@ def interpreter(event, context):
     return {"python": list(sys.version_info[:2]), "boto3": boto3.__version__,
             "importable": [name for name in ("sklearn", "pandas", "sagemaker", "pipelines")
                            if importlib.util.find_spec(name)]}
+
+def hog(event, context):
+    held = bytearray(event["mb"] << 20)
+    held[::4096] = b"x" * len(range(0, len(held), 4096))  # every page resident
+    time.sleep(event.get("hold", 0))
+    return {"pid": os.getpid()}
 """
 
 
@@ -539,6 +545,29 @@ def test_a_crashed_environment_is_replaced(functions: Functions) -> None:
         message = f"RequestId: {crashed.request_id} Error: Runtime exited with error: exit status 3"
         assert crashed.payload == {"errorMessage": message, "errorType": "Runtime.ExitError"}
     assert (exit_status(-9), exit_status(-11)) == ("signal: killed", "signal: segmentation fault")
+
+
+def test_an_environment_over_its_memory_size_is_killed_and_replaced_as_lambdas_is(
+    functions: Functions,
+) -> None:
+    create(functions, "f", "app.hog", zipped({"app.py": HANDLER}))  # MemorySize 128
+    within = functions.invoke("f", {"mb": 16})
+    over = functions.invoke("f", {"mb": 160, "hold": 3})
+    message = f"RequestId: {over.request_id} Error: Runtime exited with error: signal: killed"
+    assert over.payload == {"errorMessage": message, "errorType": "Runtime.OutOfMemory"}
+    assert int(re.findall(r"\tMax Memory Used: (\d+) MB\t", over.log)[0]) > 128
+    after = functions.invoke("f", {"mb": 16})
+    assert after.payload["pid"] != within.payload["pid"]  # the killed environment was discarded
+
+
+def test_the_report_line_carries_the_environments_peak_memory_in_lambdas_order(functions: Functions) -> None:
+    create(functions, "f", "app.hog", zipped({"app.py": HANDLER}))
+    first, second = functions.invoke("f", {"mb": 8}), functions.invoke("f", {"mb": 48})
+    pattern = (r"REPORT RequestId: {}\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\tMemory Size: 128 MB\t"
+               r"Max Memory Used: (\d+) MB\t{}")
+    (used_first,) = re.findall(pattern.format(first.request_id, r"Init Duration: [\d.]+ ms\t"), first.log)
+    (used_second,) = re.findall(pattern.format(second.request_id, ""), second.log)
+    assert 8 < int(used_first) < int(used_second) < 128  # the peak of the environment so far
 
 
 @pytest.mark.parametrize(

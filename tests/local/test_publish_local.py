@@ -75,7 +75,8 @@ def publish(settings: Settings, lambda_: RecordedLambda, bundle: Any = None) -> 
     configuration: dict[str, Any] = lambda_.client.get_function_configuration(
         FunctionName=settings.deploy_function_name
     )
-    keys = ("Environment", "Handler", "Runtime", "Timeout", "CodeSha256", "State", "LastUpdateStatus")
+    keys = ("Environment", "Handler", "Runtime", "Timeout", "MemorySize", "CodeSha256", "State",
+            "LastUpdateStatus")
     return {key: configuration.get(key) for key in keys}
 
 
@@ -136,7 +137,9 @@ def test_the_deploy_functions_configuration_follows_the_settings_on_every_upsert
     assert lambda_.changes() == ["UpdateFunctionCode", "GetFunction", "UpdateFunctionConfiguration",
                                  "PutFunctionEventInvokeConfig", "GetFunction", "GetFunctionConfiguration"]
     assert moved["Environment"]["Variables"]["ENDPOINT_NAME"] == "reviews-v2"
-    assert (moved["Handler"], moved["Runtime"], moved["Timeout"]) == ("deploy.handler", "python3.12", 120)
+    assert (moved["Handler"], moved["Runtime"], moved["Timeout"], moved["MemorySize"]) == (
+        "deploy.handler", "python3.12", 120, 256
+    )
     assert moved["CodeSha256"] != first["CodeSha256"]
 
 

@@ -4,7 +4,8 @@ A local job is one process on this machine: one instance, inputs staged as files
 before it starts, outputs uploaded from files when it ends, and no network when the request isolates
 it (system/isolation.py). A request that asks SageMaker for more (several instances, Pipe-mode
 streams, manifest or non-S3 inputs, a model uploaded uncompressed, network isolation where this
-machine cannot take a process off the network, SageMaker Debugger or Profiler) would run here in a
+machine cannot take a process off the network, SageMaker Debugger or Profiler, an instance type
+whose memory and vCPUs jobs/instances.py does not reproduce) would run here in a
 way it never runs there, so it is refused: at upsert for the literal values of a step's Arguments
 (executor/checks.py), at job start for the values expressions resolved to. A value that is still an
 expression is no literal and passes.
@@ -16,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pipelines.local.contract.members import object_items, object_member
+from pipelines.local.jobs.instances import instance_problems
 from pipelines.local.jobs.metrics import metric_definition_problems
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.system.isolation import isolation_unavailable
@@ -56,6 +58,7 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
     yield from _isolation(request)
     resources = object_member(request, "ResourceConfig")
     yield from _instances("ResourceConfig.InstanceCount", resources.get("InstanceCount"))
+    yield from instance_problems("ResourceConfig.InstanceType", resources.get("InstanceType"))
     if resources.get("InstanceGroups"):
         yield f"ResourceConfig.InstanceGroups asks for a heterogeneous cluster: {ONE_INSTANCE}"
     algorithm = object_member(request, "AlgorithmSpecification")
@@ -114,7 +117,9 @@ def _debugger(request: Mapping[str, Any]) -> Iterator[str]:
 def _processing_limits(request: Mapping[str, Any]) -> Iterator[str]:
     yield from _isolation(request)
     cluster = object_member(object_member(request, "ProcessingResources"), "ClusterConfig")
-    yield from _instances("ProcessingResources.ClusterConfig.InstanceCount", cluster.get("InstanceCount"))
+    where = "ProcessingResources.ClusterConfig"
+    yield from _instances(f"{where}.InstanceCount", cluster.get("InstanceCount"))
+    yield from instance_problems(f"{where}.InstanceType", cluster.get("InstanceType"))
     for item in object_items(request.get("ProcessingInputs")):
         where = f"input {item.get('InputName')!r}"
         if "S3Input" not in item:

@@ -25,6 +25,7 @@ from pipelines.local.jobs.container import (
     write_config_files,
 )
 from pipelines.local.jobs.images import require_image
+from pipelines.local.jobs.instances import job_instance
 from pipelines.local.jobs.limits import network_isolated, processing_limits, require_reproducible
 from pipelines.local.jobs.outcome import (
     JobError,
@@ -60,8 +61,9 @@ def run_processing_job(
     progress: Progress | None = None,
     confinement: Confinement | None = None,
 ) -> JobResult:
-    """Run a CreateProcessingJob request: stage inputs, run the entrypoint (confined, see
-    run_container), upload the outputs; `progress` gets the job's description as it starts."""
+    """Run a CreateProcessingJob request: stage inputs, run the entrypoint (confined and held to its
+    instance's memory, see run_container), upload the outputs; `progress` gets the job's
+    description as it starts."""
     start = now_timestamp()
 
     def describe() -> dict[str, Any]:
@@ -75,6 +77,8 @@ def run_processing_job(
         require_image(request.get("AppSpecification", {}).get("ImageUri"))
         require_reproducible(processing_limits(request))
         require_reproducible(local_path_problems(request))
+        cluster = object_member(object_member(request, "ProcessingResources"), "ClusterConfig")
+        instance = job_instance("ProcessingResources.ClusterConfig.InstanceType", cluster.get("InstanceType"))
         job = prepare_job_dir(work_dir, job_name)
         _write_config(job, request)
         outputs = _processing_outputs(request, job.base)
@@ -86,7 +90,8 @@ def run_processing_job(
     env = {**base_env(job), **rebased_env(request.get("Environment"), job.base)}
     timeout = max_runtime(request)
     finish = run_container(
-        argv, env, job.base, job, log, timeout, cancel, network_isolated(request), confinement=confinement
+        argv, env, job.base, job, log, timeout, cancel, network_isolated(request), confinement=confinement,
+        memory=instance.memory_limit(),
     )
     ending = processing_status(finish, job.base / "output" / "message", timeout)
     if ending.status == "Completed":

@@ -7,7 +7,6 @@ The scikit-learn image runs the entry point through that toolkit; a script writt
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,8 +79,10 @@ def toolkit_env(
     submit_uri: str,
     hyperparameters: Mapping[str, Any],
     resource_config: Mapping[str, Any],
+    vcpus: int,
 ) -> dict[str, str]:
-    """The SM_* variables the training toolkit sets, with paths rebased into the job dir."""
+    """The SM_* variables the training toolkit sets, with paths rebased into the job dir; the
+    toolkit counts the CPUs of the instance it runs in, so SM_NUM_CPUS is the instance type's vCPUs."""
     base = job.base
     (group,) = resource_config["instance_groups"]
     channel_dirs = {name: str(base / "input" / "data" / name) for name in channels}
@@ -105,7 +106,7 @@ def toolkit_env(
         "input_data_config": dict(channels),
         "channels": sorted(channels),
         "log_level": hyperparameters.get("sagemaker_container_log_level", 20),
-        "num_cpus": os.cpu_count() or 1,
+        "num_cpus": vcpus,
         "num_gpus": 0,
         "model_dir": str(base / "model"),
         "input_dir": str(base / "input"),

@@ -27,6 +27,7 @@ from pipelines.local.jobs.container import (
     write_config_files,
 )
 from pipelines.local.jobs.images import require_image
+from pipelines.local.jobs.instances import job_instance
 from pipelines.local.jobs.limits import network_isolated, require_reproducible, training_limits
 from pipelines.local.jobs.metrics import final_metrics
 from pipelines.local.jobs.outcome import (
@@ -104,12 +105,15 @@ def run_training_job(
     try:
         require_image(request.get("AlgorithmSpecification", {}).get("TrainingImage"))
         require_reproducible(training_limits(request))
+        instance = job_instance(
+            "ResourceConfig.InstanceType", object_member(request, "ResourceConfig").get("InstanceType")
+        )
         job = prepare_job_dir(work_dir, job_name)
         if not output_path:
             raise KeyError("OutputDataConfig.S3OutputPath")
         phases.enter("Downloading")
         channels = _stage_channels(request, job.base, store)
-        resource_config = resources(str(object_member(request, "ResourceConfig").get("InstanceType", "")))
+        resource_config = resources(instance.name)
         _write_config(job.base, stored, channels, resource_config)
         program, submit_uri = _stage_code(hyperparameters, job.base, store)
         satisfied = check_code_dir(job.base / "code", TRAINING_TOOLKIT)
@@ -126,14 +130,16 @@ def run_training_job(
         **rebased_env(request.get("Environment"), job.base),
         "TRAINING_JOB_NAME": job_name,
         "TRAINING_JOB_ARN": job_arn("training-job", job_name),
-        **toolkit_env(job, user, args, channels, program, submit_uri, hyperparameters, resource_config),
+        **toolkit_env(
+            job, user, args, channels, program, submit_uri, hyperparameters, resource_config, instance.vcpus
+        ),
     }
     timeout = max_runtime(request)
     argv = [sys.executable, program, *args]
     phases.enter("Training")
     finish = run_container(
         argv, env, job.base / "code", job, log, timeout, cancel, network_isolated(request), stop_grace,
-        confinement,
+        confinement, instance.memory_limit(),
     )
     failure_file = job.base / "output" / "failure"
     ending = job_status(finish, timeout, lambda: training_failure(finish, failure_file, argv))

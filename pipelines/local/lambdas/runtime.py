@@ -7,7 +7,9 @@ environments. Lambda may also initialise an environment before the first invoke.
 environment is one child process running RUNTIME: it reads one request per line on stdin, writes
 each invocation's output to its stdout and stderr (environment_output.py reads them into the
 environment's log stream, between Lambda's START and END and REPORT lines) and one result line to
-a pipe. It exits when stdin closes, so no environment outlives the server, even a killed one.
+a pipe. It exits when stdin closes, so no environment outlives the server, even a killed one. Its
+process group's resident memory is sampled while it runs its init phase or an invocation and, over
+the function's MemorySize, the group is killed, as Lambda's OOM killer kills an environment.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.lambdas.environment_output import PHASE_END, EnvironmentOutput
 from pipelines.local.system import clock
 from pipelines.local.system.isolation import Confinement, confined
-from pipelines.local.system.supervision import terminate
+from pipelines.local.system.memory import GroupMemory, peak_resident_bytes
+from pipelines.local.system.supervision import POLL_SECONDS, signal_group, terminate
 
 INIT_SECONDS = 10.0  # Lambda's limit on an init phase ahead of the first invoke
 INITIALISED = '"initialised"\n'  # the line RUNTIME writes once the handler's module is imported
 IDLE_SECONDS = 600.0  # an environment unused this long is shut down, as Lambda reclaims them
 STOP_GRACE_SECONDS = 2.0
+MB = 1 << 20  # Lambda's MB, in MemorySize and in the REPORT line
 
 RUNTIME = r"""
 import decimal, importlib, json, os, sys, time, traceback
@@ -185,6 +189,11 @@ class Environment:
     initialised: bool = False
     init_ms: float = 0.0  # how long the init phase took, once it is over
     unread: bytes = b""  # what was read of the result pipe past the last line
+    memory: GroupMemory = field(init=False)  # the resident memory of its processes
+    out_of_memory: bool = False  # killed over MemorySize
+
+    def __post_init__(self) -> None:
+        self.memory = GroupMemory(self.process.pid)
 
     @classmethod
     def start(cls, configuration: Configuration, scratch: Path, logs: LogGroups | None = None) -> Environment:
@@ -211,6 +220,7 @@ class Environment:
                 env={**configuration.environment, "TMPDIR": str(folder), "AWS_LAMBDA_LOG_STREAM_NAME": name},
                 cwd=configuration.code_dir,
                 pass_fds=(write_end,),
+                start_new_session=True,  # a group of its own, whose memory is its sandbox's
             )
         finally:
             os.close(write_end)
@@ -252,9 +262,10 @@ class Environment:
             pass
         self.last_used = time.monotonic()
         duration_ms = (self.last_used - began) * 1000
+        used_mb = self._max_memory_used_mb()
         if line:
             log += self.output.phase(STOP_GRACE_SECONDS)
-            log += self._report(invocation.request_id, duration_ms, first)
+            log += self._report(invocation.request_id, duration_ms, used_mb, first)
             result = json.loads(line)
             return Outcome(result.get("payload"), result.get("error"), log)
         self.close()
@@ -266,21 +277,22 @@ class Environment:
             log += timed_out
         else:
             status = exit_status(self.process.returncode)
-            failure = ("Runtime.ExitError", f"Runtime exited with error: {status}")
-        log += self._report(invocation.request_id, duration_ms, first)
+            kind = "Runtime.OutOfMemory" if self.out_of_memory else "Runtime.ExitError"
+            failure = (kind, f"Runtime exited with error: {status}")
+        log += self._report(invocation.request_id, duration_ms, used_mb, first)
         # Errors of the platform, not of the handler: no requestId or stackTrace members.
         message = f"RequestId: {invocation.request_id} Error: {failure[1]}"
         return Outcome(None, {"errorMessage": message, "errorType": failure[0]}, log)
 
-    def _report(self, request_id: str, duration_ms: float, first: bool) -> str:
-        """Lambda's END and REPORT lines, with what is measured here (no Max Memory Used), into
-        the stream; returned for the invocation's log, which on Lambda holds them too."""
-        memory = self.configuration.environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+    def _report(self, request_id: str, duration_ms: float, used_mb: int, first: bool) -> str:
+        """Lambda's END and REPORT lines into the stream; returned for the invocation's log, which
+        on Lambda holds them too."""
         init = f"Init Duration: {self.init_ms:.2f} ms\t" if first and self.initialised else ""
         lines = (
             f"END RequestId: {request_id}\n",
             f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-            f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {memory} MB\t{init}\n",
+            f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {self._memory_size_mb} MB\t"
+            f"Max Memory Used: {used_mb} MB\t{init}\n",
         )
         for line in lines:
             self.output.platform(line)
@@ -296,19 +308,44 @@ class Environment:
         self.init_ms = (time.monotonic() - self.started) * 1000
         return line
 
+    @property
+    def _memory_size_mb(self) -> int:
+        return int(self.configuration.environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
+
+    def _max_memory_used_mb(self) -> int:
+        """Lambda's Max Memory Used: the environment process's peak resident memory (VmHWM), or
+        the highest its group was sampled at once it is gone, in MB rounded up."""
+        peak = max(peak_resident_bytes(self.process.pid), self.memory.peak_bytes)
+        return math.ceil(peak / MB)
+
     def _line(self, deadline: float) -> str | None:
         """The next line of the result pipe, read from the descriptor itself (a buffered reader
-        may hold a second line that select() would then not see)."""
+        may hold a second line that select() would then not see); "" once the process ended,
+        also when it was killed over MemorySize while waiting."""
         while b"\n" not in self.unread:
-            ready, _, _ = select.select([self.results], [], [], max(0.0, deadline - time.monotonic()))
+            wait = min(POLL_SECONDS, max(0.0, deadline - time.monotonic()))
+            ready, _, _ = select.select([self.results], [], [], wait)
             if not ready:
-                return None
+                if self._over_memory():
+                    return ""
+                if time.monotonic() >= deadline:
+                    return None
+                continue
             chunk = os.read(self.results, 1 << 16)
             if not chunk:
                 return ""
             self.unread += chunk
         line, _, self.unread = self.unread.partition(b"\n")
         return line.decode() + "\n"
+
+    def _over_memory(self) -> bool:
+        """Whether its processes hold more than MemorySize; if so they are killed (SIGKILL)."""
+        if self.memory.resident_bytes() <= self._memory_size_mb * MB:
+            return False
+        self.out_of_memory = True
+        signal_group(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        return True
 
     @property
     def alive(self) -> bool:

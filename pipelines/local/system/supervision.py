@@ -25,10 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from pipelines.local.system.memory import GroupMemory, MemoryLimit
+
 PR_SET_PDEATHSIG = 1
 STDERR_TAIL_LINES = 20
 KILL_GRACE_SECONDS = 5.0
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.1  # also how often a group's memory is sampled against its limit
+KILLED_EXIT_CODE = 128 + signal.SIGKILL  # what a container killed with SIGKILL exits with
 # util-linux's, on every Debian and Ubuntu system (util-linux is an essential package).
 SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
@@ -136,7 +139,7 @@ class ProcessExit:
     """How a supervised command ended."""
 
     returncode: int
-    stopped_by: str  # "", "timeout" or "cancel"
+    stopped_by: str  # "", "timeout", "cancel" or "memory" (killed over its memory limit)
     stderr_tail: list[str]
 
 
@@ -203,10 +206,12 @@ def run_to_end(
     timeout: float | None,
     cancel: threading.Event | None,
     grace: float = KILL_GRACE_SECONDS,
+    memory: MemoryLimit | None = None,
 ) -> ProcessExit:
     """Run a command in its own process group, streaming its output line by line to `streams`,
     until it exits, its `timeout` passes or `cancel` is set (then SIGTERM, and SIGKILL after
-    `grace` seconds); its whole group dies with it."""
+    `grace` seconds), or its resident memory goes over `memory` (then SIGKILL at once, and exit
+    code 137 as a container killed so reports it); its whole group dies with it."""
     sink = LogSink(*streams)
     try:
         process = start_in_own_group(
@@ -225,12 +230,13 @@ def run_to_end(
     ]
     for reader in readers:
         reader.start()
-    stopped_by = _wait(process, timeout, cancel, sink, grace)
+    stopped_by = _wait(process, timeout, cancel, sink, grace, memory)
     for reader in readers:  # bounded: a process that left the group may hold the pipes
         reader.join(timeout=KILL_GRACE_SECONDS)
     sink.close()
     group_record.unlink(missing_ok=True)
-    return ProcessExit(process.returncode, stopped_by, list(tail))
+    returncode = KILLED_EXIT_CODE if stopped_by == "memory" else process.returncode
+    return ProcessExit(returncode, stopped_by, list(tail))
 
 
 def _wait(
@@ -239,13 +245,16 @@ def _wait(
     cancel: threading.Event | None,
     sink: LogSink,
     grace: float,
+    memory: MemoryLimit | None,
 ) -> str:
-    """Wait for the process; stop its group on timeout or cancel. Returns what stopped it."""
+    """Wait for the process; stop its group on timeout or cancel, kill it over its memory limit.
+    Returns what stopped it."""
     deadline = None if timeout is None else time.monotonic() + timeout
     # A blocking wait on its own thread notices the exit at once; Popen.wait(timeout) polls, and
     # its sleeps grow to 50 ms, which every job on a pipeline's critical path would pay.
     waiter = threading.Thread(target=process.wait, name=f"wait-{process.pid}", daemon=True)
     waiter.start()
+    group = GroupMemory(process.pid)
     stopped_by = ""
     while not stopped_by:
         waiter.join(POLL_SECONDS)
@@ -255,7 +264,12 @@ def _wait(
             stopped_by = "cancel"
         elif deadline is not None and time.monotonic() >= deadline:
             stopped_by = "timeout"
-    if stopped_by:
+        elif memory is not None and group.resident_bytes() > memory.limit_bytes:
+            stopped_by = "memory"
+    if stopped_by == "memory" and memory is not None:
+        signal_group(process.pid, signal.SIGKILL)
+        sink.write(memory.exceeded_line(group.peak_bytes))
+    elif stopped_by:
         sink.write(f"[local-sagemaker] stopping the job ({stopped_by})\n")
         signal_group(process.pid, signal.SIGTERM)
         with suppress(subprocess.TimeoutExpired):

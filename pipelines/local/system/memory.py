@@ -1,0 +1,85 @@
+"""Resident memory of supervised processes, read from /proc, for the limits AWS sets on them.
+
+SageMaker runs a job in a container bounded by its instance's memory, Lambda an environment by its
+MemorySize: what outgrows the bound is killed (SIGKILL, from the kernel's OOM killer). Here a
+watchdog samples the resident memory of the processes in question and kills them over the bound.
+Sampling sees memory as it is at each sample, so a spike shorter than the interval can pass.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class MemoryLimit:
+    """A bound on a process group's resident memory, with what it is called in the log."""
+
+    limit_bytes: int
+    name: str  # e.g. "the 4 GiB of ml.t3.medium"
+
+    def exceeded_line(self, reached_bytes: int) -> str:
+        """The log line of a group killed over the limit: the memory it reached, and the limit's."""
+        return (
+            f"[local-sagemaker] the job's processes reached {reached_bytes / GIB:.2f} GiB of resident "
+            f"memory, over {self.name}: killed with SIGKILL, as the kernel's OOM killer kills a "
+            "container that outgrows its memory\n"
+        )
+
+
+class GroupMemory:
+    """The resident memory of the processes of one process group (each one's RSS, summed: pages
+    that forked processes share count once for each, so a group is never measured below what it
+    uses). Its members are found by listing /proc; a process's group is read once, so a sample
+    costs a directory listing and one small read per member."""
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid = pgid
+        self.peak_bytes = 0
+        self._members: set[str] = set()
+        self._outside: set[str] = set()
+
+    def resident_bytes(self) -> int:
+        """The group's resident memory now; the highest seen is kept in `peak_bytes`."""
+        running = set(os.listdir("/proc"))
+        self._members &= running
+        self._outside &= running  # a pid that ended is forgotten, in case it is used again
+        for pid in running - self._members - self._outside:
+            if pid.isdigit():
+                (self._members if _group_of(pid) == self.pgid else self._outside).add(pid)
+        total = sum(_resident_bytes(pid) for pid in self._members)
+        self.peak_bytes = max(self.peak_bytes, total)
+        return total
+
+
+def peak_resident_bytes(pid: int) -> int:
+    """A process's peak resident memory (VmHWM), 0 once it has ended."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024  # in kB
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _group_of(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
+        return int(fields[2])  # after the command: state, ppid, pgrp
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def _resident_bytes(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return 0
