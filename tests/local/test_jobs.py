@@ -26,8 +26,8 @@ from tarballs import tar_gz
 from waiting import wait_until
 
 from pipelines import REPO_ROOT
-from pipelines.local.jobs import instances
 from pipelines.local.jobs.images import local_sklearn_release
+from pipelines.local.jobs.instances import RUNS_ON
 from pipelines.local.jobs.outcome import training_failure
 from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.jobs.stopping import JobStop
@@ -35,6 +35,7 @@ from pipelines.local.jobs.toolkit import to_cmd_args
 from pipelines.local.jobs.training import run_training_job
 from pipelines.local.layout import StateLayout
 from pipelines.local.storage.objects import ObjectStore
+from pipelines.local.system.instance_types import INSTANCES, Instance
 from pipelines.local.system.isolation import Confinement, isolation_unavailable
 from pipelines.local.system.project_imports import PROJECT_DISTRIBUTION, project_imports
 from pipelines.local.system.supervision import ProcessExit
@@ -1377,7 +1378,7 @@ def test_a_processing_job_over_its_instances_memory_is_killed_as_sagemakers_oom_
 def test_a_training_job_over_its_instances_memory_fails_as_the_toolkit_reports_a_killed_script(
     store: ObjectStore, work_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(instances.INSTANCES, "ml.t3.medium", instances.Instance("ml.t3.medium", 2, 0.25))
+    monkeypatch.setitem(INSTANCES, "ml.t3.medium", Instance("ml.t3.medium", 2, 0.25))
     store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
     request = _instance(_training_request(store, HOG_SCRIPT.replace(b"sys.argv[1]", b"400")), "ml.t3.medium")
 
@@ -1438,7 +1439,7 @@ def test_an_instance_type_the_local_target_does_not_reproduce_fails_the_job_befo
     assert outcome.status == "Failed"
     assert outcome.failure_reason == (
         f"ValidationException: {where} {instance_type} is not an instance type the local target reproduces: "
-        f"{instances.RUNS_ON}"
+        f"{RUNS_ON}"
     )
     assert not (work_dir / "gpu-1").exists()
 
@@ -1446,13 +1447,13 @@ def test_an_instance_type_the_local_target_does_not_reproduce_fails_the_job_befo
 def test_the_instance_table_holds_sagemakers_cpu_types_with_their_memory_and_vcpus() -> None:
     model = botocore.session.get_session().get_service_model("sagemaker")
     offered = {*model.shape_for("ProcessingInstanceType").enum, *model.shape_for("TrainingInstanceType").enum}
-    assert set(instances.INSTANCES) <= offered
+    assert set(INSTANCES) <= offered
     for family in ("t3", "m5", "m6i", "c5", "r5"):
-        assert {name for name in offered if name.split(".")[1] == family} <= set(instances.INSTANCES)
+        assert {name for name in offered if name.split(".")[1] == family} <= set(INSTANCES)
     specifications = {  # AWS's instance specifications: vCPUs, GiB
         "ml.t3.medium": (2, 4), "ml.t3.2xlarge": (8, 32), "ml.m5.large": (2, 8), "ml.m5.24xlarge": (96, 384),
         "ml.m4.10xlarge": (40, 160), "ml.c5.xlarge": (4, 8), "ml.c5.9xlarge": (36, 72),
         "ml.r5.large": (2, 16), "ml.r6i.32xlarge": (128, 1024), "ml.c7i.large": (2, 4),
     }
     for name, (vcpus, gib) in specifications.items():
-        assert (instances.INSTANCES[name].vcpus, instances.INSTANCES[name].memory_gib) == (vcpus, gib), name
+        assert (INSTANCES[name].vcpus, INSTANCES[name].memory_gib) == (vcpus, gib), name

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 GIB = 1 << 30
+JOB_PROCESSES = "the job's processes"
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,12 @@ class MemoryLimit:
 
     limit_bytes: int
     name: str  # e.g. "the 4 GiB of ml.t3.medium"
+    whose: str = JOB_PROCESSES  # what the group is, in the log line
 
     def exceeded_line(self, reached_bytes: int) -> str:
         """The log line of a group killed over the limit: the memory it reached, and the limit's."""
         return (
-            f"[local-sagemaker] the job's processes reached {reached_bytes / GIB:.2f} GiB of resident "
+            f"[local-sagemaker] {self.whose} reached {reached_bytes / GIB:.2f} GiB of resident "
             f"memory, over {self.name}: killed with SIGKILL, as the kernel's OOM killer kills a "
             "container that outgrows its memory\n"
         )
