@@ -16,9 +16,10 @@ from botocore.exceptions import ClientError
 
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.hosting.endpoints import EndpointBusy
-from pipelines.local.hosting.model_process import VariantSpec
+from pipelines.local.hosting.model_process import INSTANCE_PROCESSES, VariantSpec
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.system.identity import ACCOUNT
+from pipelines.local.system.memory import GIB, MemoryLimit
 from steps import deploy, integrity
 
 from . import inprocess
@@ -249,6 +250,38 @@ def test_a_refused_create_or_update_changes_nothing(world: World, backend: Local
     assert backend.context.tags(backend.context.arn("endpoint", "refused")) == []
     backend.serving.processes = InstantHosting()  # type: ignore[assignment]
     assert sm.create_endpoint(EndpointName="refused", EndpointConfigName=other)["EndpointArn"]
+
+
+class RecordingHosting(InstantHosting):
+    """Serves at once, and remembers the variants each deployment asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.variants: list[VariantSpec] = []
+
+    def deploy(self, endpoint_name: str, deployment_id: str, variants: list[VariantSpec], *rest: Any) -> None:
+        self.variants.extend(variants)
+        super().deploy(endpoint_name, deployment_id, variants, *rest)
+
+
+def test_each_instance_is_held_to_its_instance_types_memory_from_the_table(
+    world: World, backend: LocalSageMaker
+) -> None:
+    hosting = RecordingHosting()
+    backend.serving.processes = hosting  # type: ignore[assignment]
+    sm = sagemaker(world)
+    variants = [
+        {"VariantName": name, "ModelName": world.model(), "InitialInstanceCount": 1, "InstanceType": kind}
+        for name, kind in (("A", "ml.m5.large"), ("B", "ml.c5.xlarge"))
+    ]
+    sm.create_endpoint_config(EndpointConfigName="sized", ProductionVariants=variants)
+
+    sm.create_endpoint(EndpointName="sized", EndpointConfigName="sized")
+
+    assert [variant.memory for variant in hosting.variants] == [
+        MemoryLimit(8 * GIB, "the 8 GiB of ml.m5.large", INSTANCE_PROCESSES),
+        MemoryLimit(8 * GIB, "the 8 GiB of ml.c5.xlarge", INSTANCE_PROCESSES),
+    ]
 
 
 def test_an_endpoint_config_with_two_variants_of_one_name_is_refused(world: World) -> None:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import selectors
@@ -40,12 +41,13 @@ from pipelines.local.hosting.endpoints import (
     VariantNotFound,
 )
 from pipelines.local.hosting.instances import LEAST_OUTSTANDING_REQUESTS
-from pipelines.local.hosting.model_process import RANDOM, InvokeResult, VariantSpec
+from pipelines.local.hosting.model_process import INSTANCE_PROCESSES, RANDOM, InvokeResult, VariantSpec
 from pipelines.local.hosting.prefork import WORKERS_VARIABLE
 from pipelines.local.jobs.log_events import now_ms, read_events
 from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.isolation import isolation_unavailable
+from pipelines.local.system.memory import MemoryLimit
 
 WAIT_SECONDS = 90.0  # above Endpoints' own 60 s health-check limit
 JSON = "application/json"
@@ -817,23 +819,125 @@ def test_each_instance_is_a_server_of_its_own_with_its_own_log_stream_and_the_va
     assert records[:4] == [json.dumps(f"review {n}") for n in range(4)]  # one writer, in order
 
 
-def test_an_instance_whose_process_dies_is_not_replaced_and_the_other_serves(
+def test_an_instance_killed_is_replaced_by_a_new_one_while_the_other_serves(
+    tmp_path: Path, store: DirStore
+) -> None:
+    groups = LogGroups(tmp_path / "state" / "log-groups")
+    hosting = Endpoints(tmp_path / "state" / "endpoints", store, logs=groups)
+    try:
+        status = StatusLog()
+        uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+        hosting.deploy("ep", "d1", instances(uri, 2, RANDOM), None, status)
+        assert status.wait(1) == [("ep", "InService", "", "d1")]
+        pids = hosting.instance_pids("ep")
+
+        os.kill(pids["AllTraffic/d1_1"], signal.SIGKILL)
+
+        wait_until(lambda: hosting.live_instances("ep", "d1") == {"AllTraffic": 1}, WAIT_SECONDS, "the dip")
+        served: list[InvokeResult] = []
+
+        def replaced() -> bool:
+            served.append(hosting.invoke("ep", b'"x"', JSON, JSON))
+            return hosting.live_instances("ep", "d1") == {"AllTraffic": 2}
+
+        wait_until(replaced, WAIT_SECONDS, "a replacement")
+        assert {(result.status, result.log_stream) for result in served[:-1]} == {(200, "AllTraffic/d1_2")}
+        now = hosting.instance_pids("ep")
+        assert set(now) == {"AllTraffic/d1_2", "AllTraffic/d1_3"}
+        assert now["AllTraffic/d1_2"] == pids["AllTraffic/d1_2"]
+        assert now["AllTraffic/d1_3"] not in pids.values()
+        answered = {hosting.invoke("ep", b'"x"', JSON, JSON).log_stream for _ in range(32)}
+        assert answered == set(now) and status.calls == [("ep", "InService", "", "d1")]
+    finally:
+        hosting.shutdown()
+    streams = {stream.name for stream in groups.streams("/aws/sagemaker/Endpoints/ep")}
+    assert streams == {"AllTraffic/d1_1", "AllTraffic/d1_2", "AllTraffic/d1_3"}
+
+
+def test_a_lone_instance_killed_fails_invocations_until_its_replacement_answers(
     hosting: Endpoints, store: DirStore
 ) -> None:
-    status = StatusLog()
-    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
-    hosting.deploy("ep", "d1", instances(uri, 2, RANDOM), None, status)
-    assert status.wait(1) == [("ep", "InService", "", "d1")]
-    pids = hosting.instance_pids("ep")
+    deployed(hosting, store)
+    (pid,) = hosting.instance_pids("ep").values()
 
-    os.kill(pids["AllTraffic/d1_1"], signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
 
-    wait_until(lambda: hosting.live_instances("ep", "d1") == {"AllTraffic": 1}, WAIT_SECONDS, "one instance")
-    served = [hosting.invoke("ep", b'"x"', JSON, JSON) for _ in range(16)]
-    assert {(result.status, result.log_stream) for result in served} == {(200, "AllTraffic/d1_2")}
-    assert hosting.instance_pids("ep") == pids and status.calls == [("ep", "InService", "", "d1")]
+    wait_until(lambda: hosting.live_instances("ep", "d1") == {"AllTraffic": 0}, WAIT_SECONDS, "no instance")
+    failed = hosting.invoke("ep", b'"x"', JSON, JSON)
+    assert (failed.status, failed.log_stream) == (502, "AllTraffic/d1")
+    wait_until(lambda: hosting.live_instances("ep", "d1") == {"AllTraffic": 1}, WAIT_SECONDS, "a replacement")
+    (replacement,) = hosting.instance_pids("ep").items()
+    assert replacement[0] == "AllTraffic/d1_2" and replacement[1] != pid and not pid_alive(pid)
+    result = hosting.invoke("ep", b'"x"', JSON, JSON)
+    assert (answer(result)["echo"], result.log_stream) == ("x", "AllTraffic/d1_2")
 
 
+def test_an_instance_over_its_instance_types_memory_is_killed_and_replaced(
+    tmp_path: Path, store: DirStore
+) -> None:
+    groups = LogGroups(tmp_path / "state" / "log-groups")
+    hosting = Endpoints(tmp_path / "state" / "endpoints", store, logs=groups)
+    memory = MemoryLimit(128 << 20, "the 0.125 GiB of ml.test.small", INSTANCE_PROCESSES)
+    try:
+        status = StatusLog()
+        uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+        spec = VariantSpec("AllTraffic", uri, {WORKERS_VARIABLE: "1"}, memory=memory)
+        hosting.deploy("ep", "d1", [spec], None, status)
+        assert status.wait(1) == [("ep", "InService", "", "d1")]
+        assert answer(hosting.invoke("ep", b'{"allocate_mib": 16}', JSON, JSON))["echo"] == 16 << 20
+        (pid,) = hosting.instance_pids("ep").values()
+
+        killed = hosting.invoke("ep", b'{"allocate_mib": 256}', JSON, JSON)
+
+        assert (killed.status, killed.log_stream) == (502, "AllTraffic/d1")
+        wait_until(lambda: "AllTraffic/d1_2" in hosting.instance_pids("ep"), WAIT_SECONDS, "a replacement")
+        assert not pid_alive(pid)
+        assert answer(hosting.invoke("ep", b'"x"', JSON, JSON))["echo"] == "x"
+    finally:
+        hosting.shutdown()
+    (stream,) = [s for s in groups.streams("/aws/sagemaker/Endpoints/ep") if s.name == "AllTraffic/d1"]
+    lines = [event.message for event in read_events(stream.path) if "resident memory" in event.message]
+    assert len(lines) == 1 and re.fullmatch(
+        r"\[local-sagemaker\] the instance's model server processes reached 0\.(1[3-9]|2\d) GiB of "
+        r"resident memory, over the 0\.125 GiB of ml\.test\.small: killed with SIGKILL, as the kernel's "
+        r"OOM killer kills a container that outgrows its memory",
+        lines[0],
+    ), lines
+
+
+def test_deleting_an_endpoint_while_an_instance_is_replaced_leaves_no_process_behind(
+    hosting: Endpoints, store: DirStore, tmp_path: Path
+) -> None:
+    flags = deployed_holding_requests(hosting, store, tmp_path)
+    (pid,) = hosting.instance_pids("ep").values()
+    (flags / "hang").touch()  # a replacement starts, and never answers /ping
+
+    os.kill(pid, signal.SIGKILL)
+    loading = wait_until(lambda: list(flags.glob("loading-*")), WAIT_SECONDS, "a replacement starting")
+    gone = threading.Event()
+    hosting.delete("ep", lambda name: gone.set())
+
+    assert gone.wait(WAIT_SECONDS)
+    replacement = int(loading[0].name.removeprefix("loading-"))
+    assert not pid_alive(replacement) and not pid_alive(pid)
+    assert hosting.instance_pids("ep") == {}
+
+
+def test_a_replacement_that_keeps_failing_is_retried_later_each_time(
+    hosting: Endpoints, store: DirStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flags = deployed_holding_requests(hosting, store, tmp_path)
+    (pid,) = hosting.instance_pids("ep").values()
+    (flags / "fail").touch()  # every replacement fails to load its model
+
+    with caplog.at_level(logging.WARNING, "pipelines.local.hosting.endpoints"):
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: "next attempt in 4 s" in caplog.text, WAIT_SECONDS, "a second failed replacement")
+
+    assert "instance AllTraffic/d1 ended with code -9; replacing it in 1 s" in caplog.text
+    assert "a replacement for instance AllTraffic/d1 failed, next attempt in 2 s" in caplog.text
+    assert len(list(flags.glob("failed-*"))) == 2
+    assert hosting.live_instances("ep", "d1") == {"AllTraffic": 0}
 def test_an_update_from_one_instance_to_two_and_back_is_blue_green(
     hosting: Endpoints, store: DirStore
 ) -> None:

@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.hosting import limits
+from pipelines.local.system.instance_types import INSTANCES
 
 from .shapes_support import send
 from .world import BUCKET, IMAGE, MODEL_DATA, ROLE, local_sagemaker
@@ -128,6 +130,32 @@ def test_an_endpoint_config_asking_for_what_a_local_variant_lacks_is_refused(
 ) -> None:
     request = {"EndpointConfigName": "c", "ProductionVariants": [{**VARIANT, **variant}], **config}
     assert expected in refused(dispatcher, "CreateEndpointConfig", request, {"EndpointConfigName": "c"})
+
+
+@pytest.mark.parametrize("instance_type", ["ml.g5.xlarge", "ml.inf1.xlarge", "ml.t2.medium", "ml.c5.large"])
+def test_an_instance_type_whose_memory_the_local_target_does_not_reproduce_is_refused_by_name(
+    dispatcher: Dispatcher, instance_type: str
+) -> None:
+    request = {"EndpointConfigName": "c", "ProductionVariants": [{**VARIANT, "InstanceType": instance_type}]}
+    assert refused(dispatcher, "CreateEndpointConfig", request, {"EndpointConfigName": "c"}) == (
+        f"ProductionVariants.1.InstanceType {instance_type} is not an instance type the local target "
+        f"reproduces: {limits.RUNS_ON}"
+    )
+
+
+def test_an_endpoint_config_is_accepted_on_exactly_the_instance_types_of_the_table(
+    dispatcher: Dispatcher,
+) -> None:
+    offered = botocore.session.get_session().get_service_model("sagemaker").shape_for(
+        "ProductionVariantInstanceType"
+    ).enum
+    accepted = set()
+    for number, instance_type in enumerate(offered):
+        request = {"EndpointConfigName": f"c{number}",
+                   "ProductionVariants": [{**VARIANT, "InstanceType": instance_type}]}
+        if send(dispatcher, "SageMaker", "CreateEndpointConfig", request).status == 200:
+            accepted.add(instance_type)
+    assert "ml.m5.large" in accepted and accepted == set(INSTANCES) & set(offered)
 
 
 def test_settings_switched_off_ask_for_nothing(dispatcher: Dispatcher) -> None:

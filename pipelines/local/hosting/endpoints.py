@@ -2,7 +2,8 @@
 
 ``Endpoints`` owns every model server process (``model_process``) of every endpoint: it starts a
 deployment's servers (one per instance of each variant), health-checks them, routes invocations to a
-variant (``instances`` picks its instance and writes its data capture), and stops servers.
+variant (``instances`` picks its instance and writes its data capture), replaces an instance that
+died (``recovery``), and stops servers.
 
 Guarantees, and how they are kept:
 - No request is lost during an update. The new deployment is started and must answer ``/ping``
@@ -15,6 +16,14 @@ Guarantees, and how they are kept:
   delivers that signal when the *thread* that forked the child exits, not the process, so all
   processes are forked from one long-lived spawner thread rather than from short-lived deploy
   threads (which would kill their servers when they finish).
+- An instance is held to its instance type's memory and replaced when it dies, as SageMaker
+  replaces an instance that fails its health checks. One watchdog thread (``recovery``) kills a
+  server over its memory and finds the serving instances that died; each is replaced on a thread of
+  its own (the process itself is still forked by the spawner thread), with a new id and log stream,
+  started and /ping-checked as at deployment, then swapped in under ``Endpoints._lock``. A
+  deployment is marked retired under the same lock before it is drained and stopped, so no
+  replacement is swapped into a deployment that is being stopped; its replacements are joined
+  before its servers stop, and one still starting stops its own server.
 - One deployment at a time per endpoint (``EndpointBusy`` otherwise), as SageMaker refuses to
   update an endpoint that is already updating; this keeps status callbacks in order.
 - ``on_status`` is only ever called from the deployment thread, never from inside ``deploy()``,
@@ -46,6 +55,7 @@ from pipelines.local.hosting.model_process import (
     launch,
 )
 from pipelines.local.hosting.model_server import MAX_PAYLOAD_BYTES
+from pipelines.local.hosting.recovery import Watchdog, first_delay, next_delay
 from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.system.identity import ACCOUNT
 from pipelines.local.system.isolation import Confinement
@@ -109,6 +119,8 @@ class _Deployment:
     def __init__(self, deployment_id: str, variants: list[VariantInstances]) -> None:
         self.deployment_id = deployment_id
         self.variants = variants
+        self.retired = threading.Event()  # set under Endpoints._lock: nothing is replaced any more
+        self.replacements: list[threading.Thread] = []  # under Endpoints._lock
         self._users = 0
         self._idle = threading.Condition()
 
@@ -174,6 +186,8 @@ class Endpoints:
         self._live: set[ModelServerProcess] = set()
         self._closed = False
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-server-spawner")
+        self._watchdog = Watchdog(self._watch, "model-server-watchdog")
+        self._watchdog.start()
 
     # public API
 
@@ -260,6 +274,7 @@ class Endpoints:
             self._closed = True
             deployments = [e.serving for e in self._endpoints.values() if e.serving]
             self._endpoints.clear()
+        self._watchdog.stop()
         for deployment in deployments:
             self._retire(deployment, SHUTDOWN_DRAIN_SECONDS)
         with self._lock:
@@ -424,16 +439,12 @@ class Endpoints:
                     deployment_dir / variant.variant_name if len(variants) > 1 else deployment_dir
                 )
                 instances = VariantInstances(
-                    variant, self._capture_writer(endpoint.name, variant.variant_name, capture)
+                    variant, self._capture_writer(endpoint.name, variant.variant_name, capture),
+                    variant_dir, deployment_id,
                 )
                 started.append(instances)
-                for instance_id, instance_dir in instance_places(variant, variant_dir, deployment_id):
-                    server = launch(
-                        variant, instance_dir, instance_id, self._store, self._spawner, self._confinement,
-                        self._stream(endpoint.name, f"{variant.variant_name}/{instance_id}"),
-                    )
-                    self._track(server)
-                    instances.add(server)
+                for instance_id, instance_dir in instances.places():
+                    instances.add(self._launch(endpoint.name, variant, instance_id, instance_dir))
             deployment = _Deployment(deployment_id, started)
             begun = time.monotonic()
             for server in deployment.servers():
@@ -444,6 +455,17 @@ class Endpoints:
                 self._stop_variant(instances)
             raise
         return deployment
+
+    def _launch(
+        self, endpoint_name: str, variant: VariantSpec, instance_id: str, instance_dir: Path
+    ) -> ModelServerProcess:
+        """Start one instance's server (not yet healthy), tracked so that shutdown() finds it."""
+        server = launch(
+            variant, instance_dir, instance_id, self._store, self._spawner, self._confinement,
+            self._stream(endpoint_name, f"{variant.variant_name}/{instance_id}"),
+        )
+        self._track(server)
+        return server
 
     def _capture_writer(
         self, endpoint_name: str, variant_name: str, capture: CaptureSpec | None
@@ -461,6 +483,83 @@ class Endpoints:
             capture.csv_types,
             capture.json_types,
         )
+
+    # watching and replacing instances
+
+    def _watch(self) -> None:
+        """The watchdog's check: every server is held to its memory; a serving one that died is
+        replaced."""
+        with self._lock:
+            servers = list(self._live)
+            serving = [(e.name, e.serving) for e in self._endpoints.values() if e.serving]
+        for server in servers:
+            server.hold_to_memory()
+        for endpoint_name, deployment in serving:
+            for variant in deployment.variants:
+                for dead in variant.claim_dead():
+                    self._begin_replacement(endpoint_name, deployment, variant, dead)
+
+    def _begin_replacement(
+        self, endpoint_name: str, deployment: _Deployment, variant: VariantInstances, dead: ModelServerProcess
+    ) -> None:
+        thread = threading.Thread(
+            target=self._replace,
+            args=(endpoint_name, deployment, variant, dead),
+            name=f"replace-{endpoint_name}-{dead.log_stream}",
+            daemon=True,
+        )
+        with self._lock:
+            if deployment.retired.is_set():
+                return
+            deployment.replacements.append(thread)
+            thread.start()
+
+    def _replace(
+        self, endpoint_name: str, deployment: _Deployment, variant: VariantInstances, dead: ModelServerProcess
+    ) -> None:
+        """Start instances until one passes /ping and is swapped in for `dead`, waiting longer
+        after each that fails (recovery.py), until the deployment is retired."""
+        delay = first_delay(dead, time.monotonic())
+        log.warning(
+            "endpoint %s: instance %s ended with code %s; replacing it%s", endpoint_name, dead.log_stream,
+            dead.process.returncode, f" in {delay:g} s" if delay else "",
+        )
+        while not deployment.retired.wait(delay):
+            try:
+                replacement = self._start_replacement(endpoint_name, deployment, variant)
+            except (DeploymentError, OSError) as exc:
+                if deployment.retired.is_set():
+                    return
+                delay = next_delay(delay)
+                log.warning(
+                    "endpoint %s: a replacement for instance %s failed, next attempt in %g s: %s",
+                    endpoint_name, dead.log_stream, delay, exc,
+                )
+                continue
+            replacement.started_after = delay
+            with self._lock:
+                swapped = not deployment.retired.is_set()
+                if swapped:
+                    variant.replace(dead, replacement)
+            self._stop(dead if swapped else replacement)
+            if swapped:
+                log.warning("endpoint %s: instance %s replaced by %s", endpoint_name, dead.log_stream,
+                            replacement.log_stream)
+            return
+
+    def _start_replacement(
+        self, endpoint_name: str, deployment: _Deployment, variant: VariantInstances
+    ) -> ModelServerProcess:
+        """A new instance of the variant, healthy; stopped again if it is not."""
+        instance_id, instance_dir = variant.next_place()
+        server = self._launch(endpoint_name, variant.variant, instance_id, instance_dir)
+        try:
+            deadline = time.monotonic() + variant.variant.health_timeout
+            server.wait_ready(deadline, deployment.retired.is_set)
+        except BaseException:
+            self._stop(server)
+            raise
+        return server
 
     # process bookkeeping
 
@@ -498,7 +597,13 @@ class Endpoints:
             log.exception("deletion callback failed for endpoint %s", name)
 
     def _retire(self, deployment: _Deployment, drain_seconds: float) -> None:
-        """Wait for the deployment's in-flight invocations (bounded), then stop its servers."""
+        """No more replacements; wait for the deployment's in-flight invocations (bounded), then
+        stop its servers."""
+        with self._lock:
+            deployment.retired.set()
+            replacements = list(deployment.replacements)
+        for replacement in replacements:
+            replacement.join()
         if not deployment.drain(drain_seconds):
             log.warning(
                 "deployment %s still busy after %.0f s; stopping it anyway",
@@ -525,16 +630,6 @@ def _validate(name: str, deployment_id: str, variants: list[VariantSpec]) -> Non
             raise ValueError(f"invalid variant name {variant_name!r}")
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate variant names in {names}")
-
-
-def instance_places(variant: VariantSpec, variant_dir: Path, deployment_id: str) -> list[tuple[str, Path]]:
-    """Each instance's id and directory. A lone instance is the deployment's id in the variant's
-    directory; several are ``<deployment id>_<n>`` in directories of those names (an endpoint
-    config name has no "_", so no other deployment's instance can share its log stream)."""
-    if variant.instance_count == 1:
-        return [(deployment_id, variant_dir)]
-    ids = [f"{deployment_id}_{number}" for number in range(1, variant.instance_count + 1)]
-    return [(instance_id, variant_dir / instance_id) for instance_id in ids]
 
 
 def _failure(old: _Deployment | None, reason: str) -> Outcome:

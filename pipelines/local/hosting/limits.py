@@ -7,8 +7,9 @@ one of its instances, at random or the least busy; an update moves all traffic a
 servers are healthy. A model server with no network (where this machine cannot make a network
 namespace), an inference pipeline of several containers, a multi-model container, asynchronous
 inference, shadow variants that receive a copy of production traffic, online explanations,
-serverless or managed-scaling capacity, accelerators, core dumps, VPC subnets, utilization metrics,
-a cross-Region traffic cap, routing by prompt prefix or KV cache, traffic shifted in steps and
+serverless or managed-scaling capacity, an instance type whose memory the local target does not
+reproduce (a GPU, an accelerator, an ml.t2), accelerators, core dumps, VPC subnets, utilization
+metrics, a cross-Region traffic cap, routing by prompt prefix or KV cache, traffic shifted in steps and
 rollbacks on CloudWatch alarms all behave otherwise on SageMaker; served here they would answer as
 none of them does.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pipelines.local.system.instance_types import FAMILY_NAMES, INSTANCES
 from pipelines.local.system.isolation import isolation_unavailable
 
 ONE_CONTAINER = "a local model server runs one container's inference code"
@@ -32,6 +34,11 @@ VARIANT_CAPACITY = {
     "AcceleratorType": "asks for an Elastic Inference accelerator",
     "CoreDumpConfig": "asks for the model container's core dumps in S3",
 }
+# What a local endpoint instance is held to (hosting/endpoints.py), for a type the table lacks.
+RUNS_ON = (
+    "a local endpoint instance runs on the CPU instance types whose memory it reproduces, the "
+    f"{FAMILY_NAMES} families in the sizes SageMaker offers for jobs (no GPU or accelerator)"
+)
 VPC = (
     "VpcConfig connects model containers to a VPC's subnets: a local model server uses this machine's "
     "network"
@@ -94,6 +101,12 @@ def _model_limits(request: Mapping[str, Any]) -> Iterator[str]:
 def _endpoint_config_limits(request: Mapping[str, Any]) -> Iterator[str]:
     yield from _isolation(request)
     for position, variant in enumerate(request.get("ProductionVariants") or [], 1):
+        instance_type = variant.get("InstanceType")
+        if instance_type is not None and instance_type not in INSTANCES:
+            yield (
+                f"ProductionVariants.{position}.InstanceType {instance_type} is not an instance type the "
+                f"local target reproduces: {RUNS_ON}"
+            )
         for member, asks in VARIANT_CAPACITY.items():
             if _asked(variant.get(member)):
                 yield f"ProductionVariants.{position}.{member} {asks}: {ONE_PROCESS}"

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -31,10 +32,12 @@ from pipelines.local.jobs.outcome import JobError
 from pipelines.local.jobs.requirements import check_code_dir
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
 from pipelines.local.system.isolation import Confinement, confined
+from pipelines.local.system.memory import GroupMemory, MemoryLimit
 from pipelines.local.system.supervision import (
     LineStream,
     LogSink,
     dying_with_parent,
+    signal_group,
     start_in_own_group,
     terminate,
 )
@@ -55,6 +58,7 @@ POLL_SECONDS = 0.05
 LOG_TAIL_CHARS = 700
 SERVING_TOOLKIT = "the serving toolkit"  # who installs the inference code's packages, in messages
 RANDOM = "RANDOM"  # SageMaker's routing strategy when a variant's RoutingConfig sets none
+INSTANCE_PROCESSES = "the instance's model server processes"  # whose memory a limit's log line names
 
 
 class DeploymentError(Exception):
@@ -73,6 +77,7 @@ class VariantSpec:
     network_isolation: bool = False  # the model's EnableNetworkIsolation: no network at all
     instance_count: int = 1  # InitialInstanceCount: one model server process per instance
     routing: str = RANDOM  # RoutingConfig.RoutingStrategy: how invocations pick an instance
+    memory: MemoryLimit | None = None  # its instance type's memory, which each instance is held to
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,7 @@ class ModelServerProcess:
         log_path: Path,
         log_offset: int,
         instance_id: str,
+        output: LogSink,
     ) -> None:
         self.variant = variant
         self.log_stream = f"{variant.variant_name}/{instance_id}"
@@ -147,10 +153,23 @@ class ModelServerProcess:
         self.log_path = log_path
         self._log_offset = log_offset
         self._pool: ConnectionPool | None = None
+        self._output = output
+        self._group = GroupMemory(process.pid)  # the server and its pre-forked workers
+        self.ready_at: float | None = None  # when it first answered /ping (time.monotonic())
+        self.started_after = 0.0  # the back-off delay it was started after, when it replaced one
 
     def alive(self) -> bool:
-        """Whether the process still runs: nothing restarts an instance whose process ended."""
+        """Whether the process still runs (one that ended is replaced: endpoints.py)."""
         return self.process.poll() is None
+
+    def hold_to_memory(self) -> None:
+        """Over its instance type's memory, the group is killed with SIGKILL as the OOM killer
+        kills a container, after a line in its log saying so."""
+        limit = self.variant.memory
+        if limit is None or not self.alive() or self._group.resident_bytes() <= limit.limit_bytes:
+            return
+        self._output.write(limit.exceeded_line(self._group.peak_bytes))
+        signal_group(self.process.pid, signal.SIGKILL)
 
     def wait_ready(self, deadline: float, cancelled: Callable[[], bool]) -> None:
         """Return once /ping answers 200; raise DeploymentError on exit, timeout or cancel."""
@@ -162,6 +181,7 @@ class ModelServerProcess:
                 raise DeploymentError("deployment cancelled")
             if ping(self._socket):  # False until the server listens
                 self._pool = ConnectionPool(self._socket, INVOKE_TIMEOUT_SECONDS)
+                self.ready_at = time.monotonic()
                 return
             if time.monotonic() > deadline:
                 raise DeploymentError(self._reason(f"not healthy within {self.variant.health_timeout:g} s"))
@@ -199,10 +219,12 @@ class ModelServerProcess:
         )
 
     def stop(self) -> None:
-        """SIGTERM (the server finishes in-flight work), SIGKILL if it hangs. Idempotent."""
+        """SIGTERM (the server finishes in-flight work), SIGKILL if it hangs; what is left of its
+        group (workers of a server that was killed) dies with it. Idempotent."""
         if self._pool is not None:
             self._pool.close()
         terminate(self.process, STOP_SECONDS)
+        signal_group(self.process.pid, signal.SIGKILL)
         self._socket.close()
 
 
@@ -246,11 +268,11 @@ def launch(
             "--socket", server_socket.name]
     argv = confined(argv, variant_dir, confinement, network=not variant.network_isolation)
     try:
-        process, offset = _spawn(argv, env, log_path, log_stream, spawner, variant_dir)
+        process, offset, output = _spawn(argv, env, log_path, log_stream, spawner, variant_dir)
     except BaseException:
         server_socket.close()
         raise
-    return ModelServerProcess(variant, process, server_socket, log_path, offset, instance_id)
+    return ModelServerProcess(variant, process, server_socket, log_path, offset, instance_id, output)
 
 
 def _environment(
@@ -294,14 +316,15 @@ def _check_installs(code_dir: Path) -> None:
 def _spawn(
     argv: list[str], env: dict[str, str], log_path: Path, log_stream: IO[str] | None,
     spawner: ThreadPoolExecutor, cwd: Path,
-) -> tuple[subprocess.Popen[str], int]:
+) -> tuple[subprocess.Popen[str], int, LogSink]:
     """Start in `cwd`, where it makes its socket, on the spawner thread: the parent-death signal
     fires when the thread that started the process ends, and that one lives as long as hosting.
     A thread copies its output to its log and its stream until the output ends; returns the
-    process and where its output starts in its log."""
+    process, where its output starts in its log, and the sink that takes hosting's own lines."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = log_path.open("a", encoding="utf-8")
-    sinks: list[LineStream] = [log_file] + ([StreamWriter(log_stream)] if log_stream is not None else [])
+    streams: list[LineStream] = [log_file] + ([StreamWriter(log_stream)] if log_stream is not None else [])
+    sink = LogSink(*streams)
     try:
         offset = log_path.stat().st_size
         process = _start(argv, env, spawner, cwd)
@@ -310,10 +333,10 @@ def _spawn(
         raise
     assert process.stdout is not None
     threading.Thread(
-        target=_copy_output, args=(process.stdout, sinks, log_file, log_stream),
+        target=_copy_output, args=(process.stdout, sink, log_file, log_stream),
         name=f"model-server-output-{process.pid}", daemon=True,
     ).start()
-    return process, offset
+    return process, offset, sink
 
 
 def _start(
@@ -328,12 +351,11 @@ def _start(
         raise DeploymentError(f"cannot start the model server: {exc}") from exc
 
 
-def _copy_output(
-    output: IO[str], sinks: list[LineStream], log_file: IO[str], log_stream: IO[str] | None
-) -> None:
+def _copy_output(output: IO[str], sink: LogSink, log_file: IO[str], log_stream: IO[str] | None) -> None:
     try:
-        LogSink(*sinks).pump(output, None)
+        sink.pump(output, None)
     finally:
+        sink.close()  # a line hosting writes after the output ended is dropped, not written to a closed file
         output.close()
         _close(log_file, log_stream)
 

@@ -21,8 +21,10 @@ from pipelines.local.hosting.endpoints import (
     VariantNotFound,
     VariantSpec,
 )
-from pipelines.local.hosting.model_process import HEALTH_TIMEOUT_SECONDS, RANDOM
+from pipelines.local.hosting.model_process import HEALTH_TIMEOUT_SECONDS, INSTANCE_PROCESSES, RANDOM
 from pipelines.local.storage.database import Body
+from pipelines.local.system.instance_types import INSTANCES
+from pipelines.local.system.memory import MemoryLimit
 from steps.integrity import DIGEST_KEY
 
 # InvokeEndpoint parameters that address parts or features only other kinds of endpoint have:
@@ -100,6 +102,7 @@ class Serving:
                     ),
                     instance_count=int(variant.get("InitialInstanceCount", 1)),
                     routing=(variant.get("RoutingConfig") or {}).get("RoutingStrategy", RANDOM),
+                    memory=_instance_memory(variant.get("InstanceType")),
                 )
             )
         return variants
@@ -140,7 +143,7 @@ class Serving:
 
     def with_live_instances(self, endpoint: Body) -> Body:
         """The endpoint record with each variant's CurrentInstanceCount as hosting runs it: an
-        instance whose process ended is not counted (nothing replaces it locally)."""
+        instance whose process ended is not counted until its replacement answers /ping."""
         live = self.processes.live_instances(endpoint["EndpointName"], endpoint.get("_Serving") or "")
         for variant in endpoint.get("ProductionVariants") or []:
             if variant["VariantName"] in live:
@@ -260,3 +263,10 @@ class Serving:
 
     def shutdown(self) -> None:
         self.processes.shutdown()
+
+
+def _instance_memory(instance_type: Any) -> MemoryLimit | None:
+    """What each instance of a variant may hold resident: its instance type's memory, from the table
+    CreateEndpointConfig checks the type against (hosting/limits.py); none for a type it lacks."""
+    instance = INSTANCES.get(instance_type) if isinstance(instance_type, str) else None
+    return instance.memory_limit(INSTANCE_PROCESSES) if instance else None

@@ -19,6 +19,13 @@ def model_fn(model_dir):
     text = (Path(model_dir) / "model.txt").read_text().strip()
     if text == "fail":
         raise RuntimeError("model.txt says fail")
+    flags = os.environ.get("TEST_FLAG_DIR")
+    if flags and (Path(flags) / "hang").exists():  # tell which server is loading, then never load
+        (Path(flags) / f"loading-{os.getpid()}").touch()
+        time.sleep(600)
+    if flags and (Path(flags) / "fail").exists():  # tell which server is loading, then fail
+        (Path(flags) / f"failed-{os.getpid()}").touch()
+        raise RuntimeError("the fail flag is set")
     return {"version": text}
 
 
@@ -39,6 +46,10 @@ def predict_fn(data, model):
         deadline = time.monotonic() + 30
         while not (flags / "release").exists() and time.monotonic() < deadline:
             time.sleep(0.01)
+    if isinstance(data, dict) and "allocate_mib" in data:  # hold that much memory for a while
+        held = b"x" * (data["allocate_mib"] << 20)
+        time.sleep(10)
+        return {"version": model["version"], "echo": len(held)}
     if data == "environment":
         return {"version": model["version"], "echo": data, "environment": dict(os.environ)}
     if isinstance(data, dict) and "reach" in data:  # connect to a port on this machine
