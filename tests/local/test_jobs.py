@@ -1446,14 +1446,17 @@ def test_an_instance_type_the_local_target_does_not_reproduce_fails_the_job_befo
 
 def test_the_instance_table_holds_sagemakers_cpu_types_with_their_memory_and_vcpus() -> None:
     model = botocore.session.get_session().get_service_model("sagemaker")
-    offered = {*model.shape_for("ProcessingInstanceType").enum, *model.shape_for("TrainingInstanceType").enum}
+    offered = {
+        *model.shape_for("ProcessingInstanceType").enum, *model.shape_for("TrainingInstanceType").enum,
+        *model.shape_for("ProductionVariantInstanceType").enum,
+    }
     assert set(INSTANCES) <= offered
     for family in ("t3", "m5", "m6i", "c5", "r5"):
         assert {name for name in offered if name.split(".")[1] == family} <= set(INSTANCES)
     specifications = {  # AWS's instance specifications: vCPUs, GiB
         "ml.t3.medium": (2, 4), "ml.t3.2xlarge": (8, 32), "ml.m5.large": (2, 8), "ml.m5.24xlarge": (96, 384),
         "ml.m4.10xlarge": (40, 160), "ml.c5.xlarge": (4, 8), "ml.c5.9xlarge": (36, 72),
-        "ml.r5.large": (2, 16), "ml.r6i.32xlarge": (128, 1024), "ml.c7i.large": (2, 4),
+        "ml.r5.large": (2, 16), "ml.r6i.32xlarge": (128, 1024), "ml.c7i.large": (2, 4), "ml.c5.large": (2, 4),
     }
     for name, (vcpus, gib) in specifications.items():
         assert (INSTANCES[name].vcpus, INSTANCES[name].memory_gib) == (vcpus, gib), name

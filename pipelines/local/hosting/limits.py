@@ -37,7 +37,7 @@ VARIANT_CAPACITY = {
 # What a local endpoint instance is held to (hosting/endpoints.py), for a type the table lacks.
 RUNS_ON = (
     "a local endpoint instance runs on the CPU instance types whose memory it reproduces, the "
-    f"{FAMILY_NAMES} families in the sizes SageMaker offers for jobs (no GPU or accelerator)"
+    f"{FAMILY_NAMES} families in the sizes SageMaker offers (no GPU or accelerator)"
 )
 VPC = (
     "VpcConfig connects model containers to a VPC's subnets: a local model server uses this machine's "

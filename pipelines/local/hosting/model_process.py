@@ -166,7 +166,7 @@ class ModelServerProcess:
         """Over its instance type's memory, the group is killed with SIGKILL as the OOM killer
         kills a container, after a line in its log saying so."""
         limit = self.variant.memory
-        if limit is None or not self.alive() or self._group.resident_bytes() <= limit.limit_bytes:
+        if limit is None or not self.alive() or not self._group.exceeds(limit.limit_bytes):
             return
         self._output.write(limit.exceeded_line(self._group.peak_bytes))
         signal_group(self.process.pid, signal.SIGKILL)

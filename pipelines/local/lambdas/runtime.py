@@ -340,7 +340,7 @@ class Environment:
 
     def _over_memory(self) -> bool:
         """Whether its processes hold more than MemorySize; if so they are killed (SIGKILL)."""
-        if self.memory.resident_bytes() <= self._memory_size_mb * MB:
+        if not self.memory.exceeds(self._memory_size_mb * MB):
             return False
         self.out_of_memory = True
         signal_group(self.process.pid, signal.SIGKILL)

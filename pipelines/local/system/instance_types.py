@@ -4,8 +4,9 @@ On SageMaker an instance type bounds what runs on it: a job's container or an en
 server that outgrows the instance's memory is killed by the kernel's OOM killer, and the training
 toolkit tells a script the instance's vCPUs. Locally jobs (jobs/instances.py) and endpoint
 instances (hosting/limits.py, hosting/endpoints.py) are held to the same memory (system/memory.py).
-The table holds the CPU families below, in the sizes botocore's ProcessingInstanceType and
-TrainingInstanceType list for them, with AWS's instance specifications; any other type (a GPU, an
+The table holds the CPU families below, in the sizes botocore's ProcessingInstanceType,
+TrainingInstanceType and ProductionVariantInstanceType list for them (each request's own enum
+refuses the sizes its API does not offer), with AWS's instance specifications; any other type (a GPU, an
 accelerator, a family or size not listed) is refused by name rather than run without what it would
 have. A type with more memory than this machine is accepted: what runs on it can only run out of
 memory earlier here, never later than on SageMaker.
@@ -27,8 +28,9 @@ FAMILIES: dict[str, tuple[int, tuple[str, ...]]] = {
                 "32xlarge")),
     "m7i": (4, ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge",
                 "48xlarge")),
-    "c5": (2, ("xlarge", "2xlarge", "4xlarge", "9xlarge", "18xlarge")),
-    "c6i": (2, ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "32xlarge")),
+    "c5": (2, ("large", "xlarge", "2xlarge", "4xlarge", "9xlarge", "18xlarge")),
+    "c6i": (2, ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge",
+                "32xlarge")),
     "c7i": (2, ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge",
                 "48xlarge")),
     "r5": (8, ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")),

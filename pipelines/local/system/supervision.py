@@ -264,7 +264,7 @@ def _wait(
             stopped_by = "cancel"
         elif deadline is not None and time.monotonic() >= deadline:
             stopped_by = "timeout"
-        elif memory is not None and group.resident_bytes() > memory.limit_bytes:
+        elif memory is not None and group.exceeds(memory.limit_bytes):
             stopped_by = "memory"
     if stopped_by == "memory" and memory is not None:
         signal_group(process.pid, signal.SIGKILL)
