@@ -93,6 +93,11 @@ class StateLayout:
         base = self.confinement()
         return replace(base, hidden=base.hidden + imports.packages, masked=imports.path_files)
 
+    def lambda_confinement(self) -> Confinement:
+        """A Lambda environment's: the same, and nothing writable but its own /tmp, as Lambda's
+        filesystem is read-only but /tmp."""
+        return replace(self.confinement(), writable_only_tmp=True)
+
     def create_root(self) -> None:
         """The state directory, open to its owner only: it holds credentials and captured traffic."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -20,8 +20,10 @@ from pipelines.local.system import isolation
 @pytest.fixture(autouse=True)
 def fresh_probe() -> Iterator[None]:
     isolation.isolation_unavailable.cache_clear()
+    isolation.read_only_tree_unavailable.cache_clear()
     yield
     isolation.isolation_unavailable.cache_clear()
+    isolation.read_only_tree_unavailable.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -39,6 +41,17 @@ def test_a_machine_that_cannot_isolate_says_why(
 ) -> None:
     monkeypatch.setattr(isolation.shutil, "which", lambda name: found)
     assert isolation.isolation_unavailable().startswith(reason)
+
+
+def test_a_machine_that_cannot_make_mounts_read_only_recursively_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if isolation.isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    monkeypatch.setattr(isolation, "READ_ONLY_TREE", "")  # as where mount_setattr(2) sets nothing
+    assert isolation.read_only_tree_unavailable() == (
+        "mounts cannot be made read-only recursively here (a mount inside stayed writable)"
+    )
 
 
 def test_a_confined_command_runs_through_unshare_without_root(tmp_path: Path) -> None:
@@ -63,7 +76,7 @@ def test_the_mount_table_escapes_what_fstab_would_split_on(tmp_path: Path) -> No
     isolation.confined(["true"], own, isolation.Confinement((), (tmp_path,)))
     table = (own / isolation.MOUNT_TABLE).read_text().splitlines()
     escaped = str(own).replace(" ", "\\040").replace("\t", "\\011")
-    assert table == [f"hidden {tmp_path} tmpfs mode=0700,size=1m 0 0",
+    assert table == [f"hidden {tmp_path} tmpfs mode=0700,size=1m,X-mount.mkdir 0 0",
                      f"/proc/self/fd/3 {escaped} none bind,X-mount.mkdir 0 0"]
 
 
@@ -115,8 +128,10 @@ def test_a_user_other_than_root_is_confined_too(
     nobodys_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """mount(8) refuses every user but root: the setup must not depend on being root."""
-    if os.geteuid() != 0 or isolation.isolation_unavailable() or shutil.which("setpriv") is None:
-        pytest.skip("becoming another user needs root and setpriv, and confining needs namespaces")
+    system_python = shutil.which("python3", path="/usr/bin:/bin")  # one every user can run, as their own
+    usable = os.geteuid() == 0 and shutil.which("setpriv") and system_python
+    if not usable or isolation.isolation_unavailable():
+        pytest.skip("becoming another user needs root and setpriv, confining needs namespaces and a Python")
     nobody = pwd.getpwnam("nobody")  # every Debian and Ubuntu system has it (base-passwd)
     own, state = nobodys_folder / "job", nobodys_folder / "state"
     own.mkdir()
@@ -125,8 +140,15 @@ def test_a_user_other_than_root_is_confined_too(
     os.chown(own, nobody.pw_uid, nobody.pw_gid)
     monkeypatch.setattr(isolation.os, "getuid", lambda: nobody.pw_uid)  # the command is built for nobody
     monkeypatch.setattr(isolation.os, "getgid", lambda: nobody.pw_gid)
-    hiding = isolation.Confinement((), (state,))
-    command = isolation.confined(["sh", "-c", f"id -u; ls -A {state}"], own, hiding)
+    monkeypatch.setattr(isolation, "SETUP_PYTHON", system_python)
+    hiding = isolation.Confinement((), (state,), writable_only_tmp=True)  # as a Lambda environment's
+    elsewhere = Path("/var/tmp") / own.parent.name  # writable by anyone, when the tree is
+    script = f"id -u; ls -A {state}; touch /tmp/x && echo tmp; touch {elsewhere} 2>/dev/null || echo ro"
+    command = isolation.confined(["sh", "-c", script], own, hiding, tmp=isolation.PrivateTmp(size_mb=1))
     as_nobody = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups", "--"]
     ran = subprocess.run([*as_nobody, *command], capture_output=True, text=True, check=False)
-    assert (ran.returncode, ran.stdout.split()) == (0, [str(nobody.pw_uid)]), ran.stderr
+    elsewhere.unlink(missing_ok=True)
+    if isolation.read_only_tree_unavailable():
+        assert (ran.returncode, ran.stdout.split()[:2]) == (0, [str(nobody.pw_uid), "tmp"]), ran.stderr
+        return
+    assert (ran.returncode, ran.stdout.split()) == (0, [str(nobody.pw_uid), "tmp", "ro"]), ran.stderr

@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 import tomllib
+import uuid
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -195,7 +196,7 @@ def test_a_confined_job_cannot_read_the_state_or_change_the_code(
     request = _processing_request(
         store, PEEK_SCRIPT, arguments=[str(state / "credentials.json"), str(code)]
     )
-    confinement = Confinement(read_only=(code,), hidden=(state,))
+    confinement = Confinement(read_only=(code, REPO_ROOT), hidden=(state,))  # REPO_ROOT: the interpreter
     outcome = run_processing_job(
         "peek-1", request, store, state / "jobs", io.StringIO(), confinement=confinement
     )
@@ -207,6 +208,43 @@ def test_a_confined_job_cannot_read_the_state_or_change_the_code(
     assert seen == {"secret": "FileNotFoundError", "code": "OSError"}  # hidden; a read-only file system
     assert not (code / "rewritten.py").exists()
     assert (state / "credentials.json").read_text() == "the server's keys"
+
+
+TMP_SCRIPT = _script(
+    """
+    import os, sys
+    from pathlib import Path
+
+    mark = Path("/tmp") / sys.argv[1]
+    found = mark.read_text() if mark.exists() else "nothing"
+    mark.write_text(sys.argv[2])
+    out = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train"
+    (out / "found.txt").write_text(found)
+    """
+)
+
+
+def test_a_jobs_tmp_is_its_own_not_the_machines_nor_another_jobs(store: ObjectStore, tmp_path: Path) -> None:
+    if isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces: a job writes the machine's /tmp")
+    name = f"mark-{uuid.uuid4().hex}"
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    layout = StateLayout(tmp_path / "state")
+    found = []
+    try:
+        for job in ("first-1", "second-1"):
+            request = _processing_request(store, TMP_SCRIPT, arguments=[name, job])
+            outcome = run_processing_job(
+                job, request, store, layout.jobs, io.StringIO(), confinement=layout.job_confinement()
+            )
+            assert outcome.status == "Succeeded", outcome.failure_reason
+            found.append(store.get_bytes(f"{BUCKET}/runs/x/train/found.txt").decode())
+            assert (layout.jobs / job / "tmp" / name).read_text() == job  # its scratch folder, on disk
+    finally:
+        leaked = (Path("/tmp") / name).exists()  # in the machine's /tmp, shared by every process
+        (Path("/tmp") / name).unlink(missing_ok=True)
+    assert not leaked
+    assert found == ["nothing", "nothing"]
 
 
 IMPORTS_SCRIPT = _script(

@@ -2,7 +2,7 @@
 age, and invocation records sent to Lambda and EventBridge destinations.
 
 The retry waits (a minute, then two) go through a clock whose time moves on at once, so no test
-waits for them; what a test waits for is a handler's file, polled with a deadline.
+waits for them; what a test waits for is a handler's mark (marks.py), polled with a deadline.
 """
 
 from __future__ import annotations
@@ -24,17 +24,15 @@ from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.system.clock import Clock
 
 from .inprocess import client
+from .marks import CLIENT, Marks
 from .world import ROLE
 
 HANDLER = """
-import json, os, time, uuid
+import json, time
+from marks import mark
 
 def note(context):
-    path = os.path.join(os.environ["MARKS"], "attempts")
-    with open(path, "a") as attempts:
-        attempts.write(context.aws_request_id + "\\n")
-    with open(path) as attempts:
-        return len(attempts.read().split())
+    return len(mark("attempts", context.aws_request_id))
 
 def fail(event, context):
     note(context)
@@ -46,19 +44,13 @@ def succeed(event, context):
 
 def hang_once(event, context):
     if note(context) == 1:  # the first attempt runs until the test releases it
-        release = os.path.join(os.environ["MARKS"], "release")
         deadline = time.monotonic() + 60
-        while not os.path.exists(release) and time.monotonic() < deadline:
+        while not mark("release") and time.monotonic() < deadline:
             time.sleep(0.05)
     return {"done": event}
 
 def sink(event, context):
-    folder = os.path.join(os.environ["MARKS"], "records")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, str(uuid.uuid4()))
-    with open(path + ".tmp", "w") as record:
-        json.dump(event, record)
-    os.rename(path + ".tmp", path + ".json")
+    mark("records", json.dumps(event))
 """
 FUNCTIONS = ("fail", "succeed", "hang_once", "sink")
 START = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -86,6 +78,7 @@ def package(source: str) -> bytes:
     raw = io.BytesIO()
     with zipfile.ZipFile(raw, "w") as archive:
         archive.writestr("app.py", source)
+        archive.writestr("marks.py", CLIENT)
     return raw.getvalue()
 
 
@@ -94,20 +87,19 @@ class Local:
     lambda_: Any
     events: Any
     clock: InstantClock
-    marks: Path
+    marks: Marks
 
     def records(self, count: int) -> list[dict[str, Any]]:
         """The first `count` events the sink function received, oldest first."""
-        folder = self.marks / "records"
 
-        def arrived() -> list[Path]:
-            found = sorted(folder.glob("*.json"), key=lambda path: path.stat().st_mtime_ns)
+        def arrived() -> list[str]:
+            found = self.marks.lines("records")
             return found if len(found) >= count else []
 
-        return [json.loads(path.read_text()) for path in wait_until(arrived, 30, f"{count} records")]
+        return [json.loads(record) for record in wait_until(arrived, 30, f"{count} records")]
 
     def attempts(self) -> list[str]:
-        return (self.marks / "attempts").read_text().split()
+        return self.marks.lines("attempts")
 
 
 @pytest.fixture
@@ -115,18 +107,19 @@ def local(tmp_path: Path) -> Iterator[Local]:
     clock = InstantClock()
     backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1", clock)
     dispatcher = Dispatcher(backend, check_responses=True)
-    made = Local(client(dispatcher, "lambda"), client(dispatcher, "events"), clock, tmp_path)
-    create_functions(made.lambda_, tmp_path)
-    yield made
-    backend.shutdown()
+    with Marks() as marks:
+        made = Local(client(dispatcher, "lambda"), client(dispatcher, "events"), clock, marks)
+        create_functions(made.lambda_, marks)
+        yield made
+        backend.shutdown()
 
 
-def create_functions(lambda_: Any, marks: Path) -> None:
+def create_functions(lambda_: Any, marks: Marks) -> None:
     """The handlers above as functions, Active, that leave their marks in `marks`."""
     for handler in FUNCTIONS:
         lambda_.create_function(
             FunctionName=handler, Runtime="python3.12", Role=ROLE, Handler=f"app.{handler}",
-            Code={"ZipFile": package(HANDLER)}, Environment={"Variables": {"MARKS": str(marks)}},
+            Code={"ZipFile": package(HANDLER)}, Environment={"Variables": {"MARKS": marks.address}},
         )
     for handler in FUNCTIONS:
         lambda_.get_waiter("function_active_v2").wait(FunctionName=handler, WaiterConfig={"Delay": 0.2})
@@ -221,6 +214,5 @@ def test_an_asynchronous_invoke_answers_with_the_request_id_its_invocation_runs_
     the caller can find that invocation in the function's log."""
     answer = local.lambda_.invoke(FunctionName="succeed", InvocationType="Event", Payload=b"{}")
     assert answer["StatusCode"] == 202
-    attempts = wait_until(lambda: local.attempts() if (local.marks / "attempts").exists() else [], 30,
-                          "the invocation to run")
+    attempts = wait_until(local.attempts, 30, "the invocation to run")
     assert attempts == [answer["ResponseMetadata"]["RequestId"]]

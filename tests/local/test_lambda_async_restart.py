@@ -2,8 +2,8 @@
 over the same state directory goes on with each event where the last one left it, with its request id
 and attempt count, measuring its waits from the recorded times.
 
-Time is a clock the test moves by hand; what a test waits for is a handler's file or the clock's
-waits, polled with a deadline.
+Time is a clock the test moves by hand; what a test waits for is a handler's mark (marks.py) or the
+clock's waits, polled with a deadline.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.service.backend import LocalSageMaker
 
 from .inprocess import client
+from .marks import Marks
 from .test_lambda_async import ARN, START, InstantClock, Local, create_functions, on_failure
 
 ON_SUCCESS = {"OnSuccess": {"Destination": ARN.format("sink")}}
@@ -56,7 +57,8 @@ class ManualClock(InstantClock):
 class Restarts:
     """One state directory and the service serving it, stopped and started again at a chosen time."""
 
-    def __init__(self, marks: Path) -> None:
+    def __init__(self, state: Path, marks: Marks) -> None:
+        self.state = state
         self.marks = marks
         self.backend: LocalSageMaker | None = None
         self.clock = ManualClock(START)
@@ -65,7 +67,7 @@ class Restarts:
     def served(self, moment: float) -> Iterator[Local]:
         """A service over the state, started as the server starts it, with the clock at `moment`."""
         self.clock = clock = ManualClock(moment)
-        backend = LocalSageMaker(self.marks / "state", "us-east-1", "http://127.0.0.1:1", clock)
+        backend = LocalSageMaker(self.state, "us-east-1", "http://127.0.0.1:1", clock)
         dispatcher = Dispatcher(backend, check_responses=True)
         backend.start()
         self.backend = backend
@@ -80,6 +82,12 @@ class Restarts:
         return [body["request_id"] for body in self.backend.context.database.queued("async_events")]
 
 
+@pytest.fixture
+def restarts(tmp_path: Path) -> Iterator[Restarts]:
+    with Marks() as marks:
+        yield Restarts(tmp_path / "state", marks)
+
+
 def accept_one(local: Local, function: str, **config: Any) -> None:
     """The functions created, `function`'s event invoke config put, and one event for it accepted."""
     create_functions(local.lambda_, local.marks)
@@ -87,8 +95,9 @@ def accept_one(local: Local, function: str, **config: Any) -> None:
     local.lambda_.invoke(FunctionName=function, InvocationType="Event", Payload=b'{"version": 7}')
 
 
-def test_an_event_waiting_for_a_retry_is_retried_after_a_restart_when_its_wait_ends(tmp_path: Path) -> None:
-    restarts = Restarts(tmp_path)
+def test_an_event_waiting_for_a_retry_is_retried_after_a_restart_when_its_wait_ends(
+    restarts: Restarts,
+) -> None:
     with restarts.served(START) as local:
         accept_one(local, "fail", DestinationConfig=ON_FAILURE)
         restarts.clock.waited(60.0)
@@ -112,8 +121,7 @@ def test_an_event_waiting_for_a_retry_is_retried_after_a_restart_when_its_wait_e
         wait_until(lambda: not restarts.held(), 30, "the event to leave the state")
 
 
-def test_an_event_past_its_maximum_age_at_a_restart_is_discarded_with_its_record(tmp_path: Path) -> None:
-    restarts = Restarts(tmp_path)
+def test_an_event_past_its_maximum_age_at_a_restart_is_discarded_with_its_record(restarts: Restarts) -> None:
     with restarts.served(START) as local:
         accept_one(local, "fail", MaximumEventAgeInSeconds=100, DestinationConfig=ON_FAILURE)
         restarts.clock.waited(60.0)
@@ -129,8 +137,7 @@ def test_an_event_past_its_maximum_age_at_a_restart_is_discarded_with_its_record
         assert record["timestamp"] == "2023-11-14T22:21:40.000Z"  # START + 500: when it was discarded
 
 
-def test_an_event_that_succeeded_is_not_run_again_after_a_restart(tmp_path: Path) -> None:
-    restarts = Restarts(tmp_path)
+def test_an_event_that_succeeded_is_not_run_again_after_a_restart(restarts: Restarts) -> None:
     with restarts.served(START) as local:
         accept_one(local, "succeed", DestinationConfig=ON_SUCCESS)
         local.records(1)
@@ -141,13 +148,11 @@ def test_an_event_that_succeeded_is_not_run_again_after_a_restart(tmp_path: Path
         assert len(local.attempts()) == 1
 
 
-def test_an_attempt_the_server_stopped_under_counts_as_failed_and_is_retried(tmp_path: Path) -> None:
-    restarts = Restarts(tmp_path)
+def test_an_attempt_the_server_stopped_under_counts_as_failed_and_is_retried(restarts: Restarts) -> None:
     with restarts.served(START) as local:
         accept_one(local, "hang_once", DestinationConfig=ON_SUCCESS)
-        (request_id,) = wait_until(lambda: local.attempts() if (tmp_path / "attempts").exists() else [], 30,
-                                   "the first attempt to start")
-    (tmp_path / "release").touch()  # the stopped service's attempt ends, and its answer is not kept
+        (request_id,) = wait_until(local.attempts, 30, "the first attempt to start")
+    restarts.marks.add("release", "go")  # the stopped service's attempt ends, and its answer is not kept
 
     with restarts.served(START + 20) as local:
         restarts.clock.waited(40.0)  # the retry is due a minute after the interrupted attempt started
@@ -167,19 +172,17 @@ class StopSeenLate(threading.Event):
 
 
 def test_a_worker_whose_save_meets_the_closed_state_ends_quietly_and_the_event_is_resumed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    restarts: Restarts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     failures: list[BaseException | None] = []
     monkeypatch.setattr(threading, "excepthook", lambda hook: failures.append(hook.exc_value))
-    restarts = Restarts(tmp_path)
     with restarts.served(START) as local:
         assert restarts.backend is not None
         accept_one(local, "hang_once", DestinationConfig=ON_SUCCESS)
-        (request_id,) = wait_until(lambda: local.attempts() if (tmp_path / "attempts").exists() else [], 30,
-                                   "the first attempt to start")
+        (request_id,) = wait_until(local.attempts, 30, "the first attempt to start")
         monkeypatch.setattr(restarts.backend.invocations.work, "stopping", StopSeenLate())
     [worker] = [thread for thread in threading.enumerate() if thread.name == "async-hang_once"]
-    (tmp_path / "release").touch()  # the attempt answers after the state has closed
+    restarts.marks.add("release", "go")  # the attempt answers after the state has closed
     worker.join(30)
 
     assert not worker.is_alive()

@@ -16,12 +16,14 @@ from pathlib import Path
 import boto3
 import pytest
 
+from pipelines import REPO_ROOT
 from pipelines.local.errors import ServiceError
 from pipelines.local.lambdas import python_runtimes
 from pipelines.local.lambdas.functions import Functions
 from pipelines.local.lambdas.runtime import exit_status
+from pipelines.local.layout import StateLayout
 from pipelines.local.storage.database import Database
-from pipelines.local.system.isolation import Confinement, isolation_unavailable
+from pipelines.local.system.isolation import Confinement, isolation_unavailable, read_only_tree_unavailable
 
 from .world import function_settled
 
@@ -77,11 +79,42 @@ def peek(event, context):
     except OSError as error:
         seen["change code"] = errno.errorcode[error.errno]
     return seen
+def scratch(event, context):
+    import errno
+    path = os.path.join("/tmp", event["name"])
+    before = open(path).read().split() if os.path.exists(path) else []
+    with open(path, "a") as file:
+        file.write(context.aws_request_id + "\\n")
+    refused = {}
+    for kind, folder in (("home", os.environ["HOME"]), ("/var/tmp", "/var/tmp"),
+                         ("code", os.environ["LAMBDA_TASK_ROOT"])):
+        try:
+            open(os.path.join(folder, event["name"]), "w").close()
+            refused[kind] = "written"
+        except OSError as error:
+            refused[kind] = errno.errorcode[error.errno]
+    tmp = os.statvfs("/tmp")
+    return {"before": before, "request": context.aws_request_id, "refused": refused,
+            "tmp mb": tmp.f_blocks * tmp.f_frsize >> 20}
+
+def fill(event, context):
+    import errno
+    tmp = os.statvfs("/tmp")
+    try:
+        with open("/tmp/fill", "wb") as file:
+            for _ in range(event["mb"]):
+                file.write(bytes(1 << 20))
+        written = "written"
+    except OSError as error:
+        written = errno.errorcode[error.errno]
+    finally:
+        os.remove("/tmp/fill")
+    return {"tmp mb": tmp.f_blocks * tmp.f_frsize >> 20, "written": written}
+
 def write(event, context):
     root, outcomes = os.environ["LAMBDA_TASK_ROOT"], {}
     for name, path, mode in (("change code", "app.py", "a"), ("add file", "new.py", "w"),
-                             ("add to folder", "pkg/extra.py", "w"),
-                             ("temporary file", os.path.join(os.environ["TMPDIR"], "x"), "w")):
+                             ("add to folder", "pkg/extra.py", "w")):
         try:
             with open(os.path.join(root, path), mode) as file:
                 file.write("# tampered")
@@ -135,7 +168,7 @@ def test_a_confined_function_sees_its_code_read_only_and_nothing_else_of_the_sta
     state = tmp_path / "state"
     state.mkdir()
     (state / "credentials.json").write_text("the server's keys")
-    confinement = Confinement(read_only=(), hidden=(state,))
+    confinement = Confinement(read_only=(REPO_ROOT,), hidden=(state,))  # the runtime's venv is in the project
     functions = Functions(Database(state / "state.db"), state / "functions", state / "scratch", "us-east-1",
                           "http://127.0.0.1:1", confinement=confinement)
     try:
@@ -213,29 +246,67 @@ def test_the_code_directory_is_read_only_as_lambdas_task_root(functions: Functio
 
     if os.geteuid() != 0:  # file modes do not bind root
         assert outcomes == {"change code": "PermissionError", "add file": "PermissionError",
-                            "add to folder": "PermissionError", "temporary file": "written"}
+                            "add to folder": "PermissionError"}
         assert (code_dir / "app.py").read_bytes() == HANDLER
-    assert outcomes["temporary file"] == "written"
     again = functions.update_code("f", package)
     assert again["CodeSha256"] == created["CodeSha256"]  # the same package again: its folder is reused
 
 
-def test_an_environments_tmp_is_a_folder_of_the_state_gone_with_it_or_with_the_next_server(
-    tmp_path: Path,
-) -> None:
+def test_an_environments_folder_is_of_the_state_gone_with_it_or_with_the_next_server(tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     (scratch / "f-left-by-a-killed-server").mkdir(parents=True)
     functions = Functions(Database(tmp_path / "state.db"), tmp_path / "functions", scratch, "us-east-1",
                           "http://127.0.0.1:1")
     try:
         assert list(scratch.iterdir()) == []  # that server's environments ended with it
-        create(functions, "f", "app.write", zipped({"app.py": HANDLER}))
-        assert functions.invoke("f", {}).payload["temporary file"] == "written"
-        [folder] = scratch.iterdir()
-        assert (folder / "x").read_text() == "# tampered"
+        create(functions, "f", "app.answer", zipped({"app.py": HANDLER}))
+        assert functions.invoke("f", {"value": 1}).error == ""
+        assert len(list(scratch.iterdir())) == 1
     finally:
         functions.close()
     assert list(scratch.iterdir()) == []
+
+
+@pytest.fixture
+def confined_functions(tmp_path: Path) -> Iterator[Functions]:
+    """Functions confined as the server confines them: all read-only but their own /tmp."""
+    if read_only_tree_unavailable():
+        pytest.skip(f"an environment's tree cannot be made read-only here: {read_only_tree_unavailable()}")
+    layout = StateLayout(tmp_path / "state")
+    layout.create_root()
+    functions = Functions(Database(layout.database), layout.functions, layout.lambda_scratch, "us-east-1",
+                          "http://127.0.0.1:1", confinement=layout.lambda_confinement())
+    yield functions
+    functions.close()
+
+
+def test_an_environments_tmp_is_its_own_kept_between_its_invocations_and_the_rest_read_only(
+    confined_functions: Functions,
+) -> None:
+    name = f"mark-{uuid.uuid4().hex}"  # in /tmp and /var/tmp, where the machine's own files are too
+    for function in ("f", "g"):
+        create(confined_functions, function, "app.scratch", zipped({"app.py": HANDLER}))
+    try:
+        first = confined_functions.invoke("f", {"name": name}).payload
+        again = confined_functions.invoke("f", {"name": name}).payload
+        other = confined_functions.invoke("g", {"name": name}).payload
+    finally:  # written only where an environment's /tmp is the machine's, or its tree writable
+        leaked = (Path("/tmp") / name).exists()
+        for folder in ("/tmp", "/var/tmp"):
+            (Path(folder) / name).unlink(missing_ok=True)
+
+    assert (first["before"], again["before"], other["before"]) == ([], [first["request"]], [])
+    assert not leaked  # not the machine's /tmp
+    assert first["tmp mb"] == 512  # EphemeralStorage's default
+    assert first["refused"] == {"home": "EROFS", "/var/tmp": "EROFS", "code": "EROFS"}
+
+
+def test_writing_past_the_ephemeral_storage_fails_with_no_space_left(confined_functions: Functions) -> None:
+    request = {"FunctionName": "f", "Handler": "app.fill", "Role": "r", "Runtime": "python3.12",
+               "EphemeralStorage": {"Size": 1}}  # under Lambda's 512, which its API refuses: a test's size
+    confined_functions.create(request, zipped({"app.py": HANDLER}), 0.0)
+    function_settled(confined_functions, "f")
+    assert confined_functions.invoke("f", {"mb": 2}).payload == {"tmp mb": 1, "written": "ENOSPC"}
 
 
 def test_the_configuration_and_runtime_variables_are_lambdas(functions: Functions) -> None:

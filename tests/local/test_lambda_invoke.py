@@ -15,15 +15,18 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.service.backend import LocalSageMaker
 
 from .inprocess import client
+from .marks import CLIENT, Marks
 from .world import ROLE
 
 HANDLER = """
 import json, os, time
+from marks import mark
 
 def echo(event, context):
     print("echo", json.dumps(event))
@@ -42,8 +45,7 @@ def huge(event, context):
 
 def record(event, context):
     time.sleep(0.2)
-    with open(os.path.join(os.environ["MARKS"], event["mark"]), "w") as mark:
-        mark.write(context.aws_request_id)
+    mark(event["mark"], context.aws_request_id)
 """
 
 
@@ -54,18 +56,25 @@ def package(source: str = HANDLER) -> bytes:
     raw = io.BytesIO()
     with zipfile.ZipFile(raw, "w") as archive:
         archive.writestr("app.py", source)
+        archive.writestr("marks.py", CLIENT)
     return raw.getvalue()
 
 
 @pytest.fixture
-def lambda_(tmp_path: Path) -> Iterator[Any]:
+def marks() -> Iterator[Marks]:
+    with Marks() as made:
+        yield made
+
+
+@pytest.fixture
+def lambda_(tmp_path: Path, marks: Marks) -> Iterator[Any]:
     backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
     made = client(Dispatcher(backend, check_responses=True), "lambda")
     for handler in HANDLERS:
         made.create_function(
             FunctionName=handler, Runtime="python3.12", Role=ROLE,
             Handler=f"app.{handler}", Code={"ZipFile": package()},
-            Environment={"Variables": {"MARKS": str(tmp_path)}},
+            Environment={"Variables": {"MARKS": marks.address}},
         )
     for handler in HANDLERS:  # Invoke refuses a function while it is Pending
         made.get_waiter("function_active_v2").wait(FunctionName=handler, WaiterConfig={"Delay": 0.2})
@@ -102,23 +111,20 @@ def test_log_type_tail_is_the_last_4_kb_of_the_log(lambda_: Any) -> None:
     assert json.loads(answer["Payload"].read()) is None
 
 
-def test_an_event_invocation_runs_in_the_background(lambda_: Any, tmp_path: Path) -> None:
+def test_an_event_invocation_runs_in_the_background(lambda_: Any, marks: Marks) -> None:
     started = time.monotonic()
     answer = lambda_.invoke(FunctionName="record", InvocationType="Event", Payload=b'{"mark": "async"}')
 
     assert (answer["StatusCode"], answer["Payload"].read()) == (202, b"")
-    assert time.monotonic() - started < 0.2 or not (tmp_path / "async").exists()
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "async").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert (tmp_path / "async").exists()
+    assert time.monotonic() - started < 0.2 or not marks.lines("async")
+    assert wait_until(lambda: marks.lines("async"), 30, "the invocation to run")
 
 
-def test_a_dry_run_checks_the_function_and_runs_nothing(lambda_: Any, tmp_path: Path) -> None:
+def test_a_dry_run_checks_the_function_and_runs_nothing(lambda_: Any, marks: Marks) -> None:
     answer = lambda_.invoke(FunctionName="record", InvocationType="DryRun", Payload=b'{"mark": "dry"}')
     assert answer["StatusCode"] == 204
     time.sleep(0.5)
-    assert not (tmp_path / "dry").exists()
+    assert not marks.lines("dry")
     with pytest.raises(ClientError) as missing:
         lambda_.invoke(FunctionName="ghost", InvocationType="DryRun")
     assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
@@ -234,8 +240,9 @@ def test_publishing_a_version_is_refused(lambda_: Any) -> None:
 
 
 GATED = """
-import os, time
-while not os.path.exists(os.environ["GATE"]):  # the init phase lasts until the test opens the gate
+import time
+from marks import mark
+while not mark("gate"):  # the init phase lasts until the test opens the gate
     time.sleep(0.01)
 
 def handler(event, context):
@@ -243,11 +250,10 @@ def handler(event, context):
 """
 
 
-def test_a_pending_function_is_not_invoked(lambda_: Any, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
+def test_a_pending_function_is_not_invoked(lambda_: Any, marks: Marks) -> None:
     created = lambda_.create_function(
         FunctionName="gated", Runtime="python3.12", Role=ROLE, Handler="app.handler",
-        Code={"ZipFile": package(GATED)}, Environment={"Variables": {"GATE": str(gate)}})
+        Code={"ZipFile": package(GATED)}, Environment={"Variables": {"MARKS": marks.address}})
     assert created["State"] == "Pending"
     pending = ("The operation cannot be performed at this time. The function is currently in the following "
                "state: Pending")
@@ -257,6 +263,6 @@ def test_a_pending_function_is_not_invoked(lambda_: Any, tmp_path: Path) -> None
         assert refused.value.response["Error"] == {"Code": "ResourceConflictException", "Message": pending}
         assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
 
-    gate.touch()
+    marks.add("gate", "open")
     lambda_.get_waiter("function_active_v2").wait(FunctionName="gated", WaiterConfig={"Delay": 0.2})
     assert json.loads(lambda_.invoke(FunctionName="gated")["Payload"].read()) == "ready"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -786,6 +788,15 @@ time.sleep(300)
 """
 
 
+@pytest.fixture
+def outside_tmp() -> Iterator[Path]:
+    """A folder where a job's process leaves its marks for the test: not under /tmp, which in a
+    confined job is the job's own."""
+    folder = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    yield folder
+    shutil.rmtree(folder)
+
+
 def sleeping_pipeline(pid_file: Path) -> str:
     code_dir = "/opt/ml/processing/input/code"
     sleep = {
@@ -810,8 +821,10 @@ def sleeping_pipeline(pid_file: Path) -> str:
     return json.dumps({"Version": "2020-12-01", "Steps": [sleep, after]})
 
 
-def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMaker, tmp_path: Path) -> None:
-    pid_file = tmp_path / "sleeper.pid"
+def test_stop_ends_the_running_step_stopped_and_its_process(
+    service: LocalSageMaker, outside_tmp: Path
+) -> None:
+    pid_file = outside_tmp / "sleeper.pid"
     service.context.store.put_bytes(CODE, SLEEPER)
     call(service, "CreatePipeline", RoleArn=ROLE, PipelineName="P",
          PipelineDefinition=sleeping_pipeline(pid_file))
@@ -898,9 +911,9 @@ STOPPED = ("Stopped", "The training job has stopped.")
 
 
 def test_a_stopped_training_job_is_stopping_until_its_process_has_saved_its_model(
-    service: LocalSageMaker, tmp_path: Path
+    service: LocalSageMaker, outside_tmp: Path
 ) -> None:
-    marks = tmp_path / "marks"
+    marks = outside_tmp / "marks"
     _, job = running_training(service, marks)
     asked = training(service, job)["LastModifiedTime"]
 
@@ -952,9 +965,9 @@ def test_only_a_job_in_progress_can_be_stopped(service: LocalSageMaker) -> None:
 
 
 def test_a_stopped_execution_its_step_and_its_job_are_stopping_together_until_the_job_has_stopped(
-    service: LocalSageMaker, tmp_path: Path
+    service: LocalSageMaker, outside_tmp: Path
 ) -> None:
-    marks = tmp_path / "marks"
+    marks = outside_tmp / "marks"
     arn, job = running_training(service, marks)
 
     def described() -> str:

@@ -23,7 +23,7 @@ from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.log_events import StreamWriter, open_stream
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.objects import NoSuchBucket, NoSuchKey, ObjectStore
-from pipelines.local.system.isolation import Confinement, confined
+from pipelines.local.system.isolation import Confinement, PrivateTmp, confined
 from pipelines.local.system.memory import MemoryLimit
 from pipelines.local.system.supervision import KILL_GRACE_SECONDS, ProcessExit, run_to_end
 
@@ -166,7 +166,7 @@ def run_container(
     and what `confinement` leaves of the machine, and a network-isolated job no network at all
     (system/isolation.py); a stopped one gets `grace` seconds between SIGTERM and SIGKILL, and one
     whose processes outgrow `memory` (its instance's) is killed as SageMaker's OOM killer kills it."""
-    command = confined(argv, job.root, confinement, network=not isolated)
+    command = confined(argv, job.root, confinement, network=not isolated, tmp=PrivateTmp(job.root / "tmp"))
     logs_txt = job.root / "logs.txt"
     with open(logs_txt, "w", encoding="utf-8") as logs_file, open_stream(job.root, HOST) as events:
         sinks = (log, logs_file, StreamWriter(events))

@@ -22,10 +22,10 @@ def invalid_parameter(message: str) -> ServiceError:
     return ServiceError("InvalidParameterValueException", message)
 
 
-# Members Lambda keeps and echoes that change nothing of how a function runs here, with Lambda's
-# defaults: a description, X-Ray tracing (no traces are sent), /tmp's size (not enforced, as
-# MemorySize is not), SnapStart (it snapshots published versions only, and none is published here)
-# and where logs go (the log group's name is what a handler's context gives).
+# Members Lambda keeps and echoes, with Lambda's defaults: a description, X-Ray tracing (no traces
+# are sent), /tmp's size (the size of each environment's /tmp, runtime.py), SnapStart (it snapshots
+# published versions only, and none is published here) and where logs go (the log group's name is
+# what a handler's context gives).
 KEPT: dict[str, Any] = {
     "Description": "",
     "KMSKeyArn": None,  # the key that encrypts the variables at rest: echoed only when given

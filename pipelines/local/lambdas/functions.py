@@ -306,6 +306,7 @@ class Functions:
             code_dir=body["_CodeDir"],
             handler=body["Handler"],
             confinement=self.confinement,
+            ephemeral_storage_mb=int(body.get("EphemeralStorage", KEPT["EphemeralStorage"])["Size"]),
             environment={
                 **runtime_defaults(body, python),
                 **body.get("Environment", {}).get("Variables", {}),

@@ -34,7 +34,7 @@ from typing import Any
 from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.lambdas.environment_output import PHASE_END, EnvironmentOutput
 from pipelines.local.system import clock
-from pipelines.local.system.isolation import Confinement, confined
+from pipelines.local.system.isolation import Confinement, PrivateTmp, confined
 from pipelines.local.system.memory import GroupMemory, peak_resident_bytes
 from pipelines.local.system.supervision import POLL_SECONDS, signal_group, terminate
 
@@ -149,11 +149,13 @@ class Configuration:
     handler: str
     environment: Mapping[str, str]
     confinement: Confinement | None = None  # what the environment must not see (system/isolation.py)
+    ephemeral_storage_mb: int = 512  # the size of its /tmp
 
     def key(self) -> str:
-        return json.dumps(
-            [self.function, self.interpreter, self.code_dir, self.handler, sorted(self.environment.items())]
-        )
+        return json.dumps([
+            self.function, self.interpreter, self.code_dir, self.handler, sorted(self.environment.items()),
+            self.ephemeral_storage_mb,
+        ])
 
 
 @dataclass(frozen=True)
@@ -197,8 +199,8 @@ class Environment:
 
     @classmethod
     def start(cls, configuration: Configuration, scratch: Path, logs: LogGroups | None = None) -> Environment:
-        """A new environment whose /tmp is a new folder in `scratch`, writing its stream into the
-        function's log group in `logs`."""
+        """A new environment with a folder of its own in `scratch` (where its mounts are set up)
+        and a /tmp of its own, writing its stream into the function's log group in `logs`."""
         folder = Path(tempfile.mkdtemp(prefix=f"{configuration.function}-", dir=scratch))
         read_end, write_end = os.pipe()
         output_read, output_write = os.pipe()
@@ -208,8 +210,8 @@ class Environment:
         argv = [configuration.interpreter, "-c", RUNTIME, configuration.handler, str(write_end),
                 PHASE_END.decode()]
         code_dir = Path(configuration.code_dir)  # its code and home as Lambda's: there, read-only
-        argv = confined(argv, folder, configuration.confinement,
-                        shown=(code_dir, code_dir.parent / "home"), busy_fds=(write_end,))
+        argv = confined(argv, folder, configuration.confinement, shown=(code_dir, code_dir.parent / "home"),
+                        busy_fds=(write_end,), tmp=PrivateTmp(size_mb=configuration.ephemeral_storage_mb))
         try:
             process = subprocess.Popen(
                 argv,
@@ -217,7 +219,7 @@ class Environment:
                 stdout=output_write,
                 stderr=output_write,
                 text=True,
-                env={**configuration.environment, "TMPDIR": str(folder), "AWS_LAMBDA_LOG_STREAM_NAME": name},
+                env={**configuration.environment, "AWS_LAMBDA_LOG_STREAM_NAME": name},
                 cwd=configuration.code_dir,
                 pass_fds=(write_end,),
                 start_new_session=True,  # a group of its own, whose memory is its sandbox's

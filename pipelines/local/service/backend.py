@@ -34,7 +34,7 @@ from pipelines.local.service.tags import TagOperations
 from pipelines.local.storage.database import Body, Database
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.clock import Clock
-from pipelines.local.system.isolation import isolation_unavailable
+from pipelines.local.system.isolation import read_only_tree_unavailable
 
 Operation = Callable[[Body], Body]
 
@@ -51,12 +51,12 @@ class LocalSageMaker:
         )
         log_groups = LogGroups(layout.log_groups)
         self.context.store.adopt_folders(region)
-        # Whether this machine can confine children (a trial of namespaces and a mount, about
-        # 20 ms) is found once, here, rather than by the first job of a pipeline's run.
-        isolation_unavailable()
+        # Whether this machine can confine children (a trial of namespaces and mounts, about
+        # 50 ms) is found once, here, rather than by the first job of a pipeline's run.
+        read_only_tree_unavailable()
         self.functions = Functions(
             self.context.database, layout.functions, layout.lambda_scratch, region, server_url,
-            layout.credentials, layout.confinement(), log_groups,
+            layout.credentials, layout.lambda_confinement(), log_groups,
         )
         configs = EventInvokeConfigs(self.functions)
         clock = clock or Clock()

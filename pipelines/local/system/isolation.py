@@ -29,6 +29,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,27 @@ log = logging.getLogger(__name__)
 NAMESPACES = ("--user", "--map-root-user", "--mount")
 MOUNT_TABLE = ".confinement.fstab"  # written into the child's own directory, removed once mounted
 WITHOUT_NETWORK = ("--net",)
+TMP = Path("/tmp")
+PROC = Path("/proc")  # writable as before: the inner `unshare` writes the user mapping there
+# The interpreter that runs READ_ONLY_TREE: this one's own, not a venv's link to it, which may be
+# under the /tmp a child's own replaces (it needs nothing but the standard library).
+SETUP_PYTHON = os.path.realpath(sys.executable)
+# mount_setattr(2) (Linux 5.12; 442 on every architecture), which util-linux's mount calls only from
+# 2.39 on (`ro=recursive`): the tree under argv[1] read-only, every mount in it, then the mounts
+# argv[2:] writable again.
+READ_ONLY_TREE = """
+import ctypes, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def set_attributes(path, recursive, read_only):
+    attributes = struct.pack("QQQQ", 1 if read_only else 0, 0 if read_only else 1, 0, 0)
+    flags = 0x8000 if recursive else 0  # AT_RECURSIVE
+    if libc.syscall(ctypes.c_long(442), ctypes.c_int(-100), path.encode(), ctypes.c_uint(flags),
+                    attributes, ctypes.c_size_t(len(attributes))) != 0:
+        sys.exit(f"mount_setattr {path}: {ctypes.get_errno()}")
+set_attributes(sys.argv[1], True, True)
+for path in sys.argv[2:]:
+    set_attributes(path, False, False)
+"""
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,15 @@ class Confinement:
     read_only: tuple[Path, ...]
     hidden: tuple[Path, ...]
     masked: tuple[Path, ...] = ()  # files that read empty, as a container runtime masks paths
+    writable_only_tmp: bool = False  # every other mount read-only, as Lambda's filesystem
+
+
+@dataclass(frozen=True)
+class PrivateTmp:
+    """What a child sees at /tmp instead of the machine's /tmp, shared by every process."""
+
+    folder: Path | None = None  # bound over /tmp: on disk, and gone with the folder (a job's scratch)
+    size_mb: int = 0  # with no folder, a tmpfs of this size, gone with the child (Lambda's /tmp)
 
 
 @functools.cache
@@ -70,6 +101,30 @@ def isolation_unavailable() -> str:
     return ""
 
 
+@functools.cache
+def read_only_tree_unavailable() -> str:
+    """Why this machine cannot make every mount of a child read-only ("" when it can), found once
+    by doing it to a tmpfs and one inside it."""
+    unavailable = isolation_unavailable()
+    if unavailable:
+        return unavailable
+    with tempfile.TemporaryDirectory() as target:
+        inner = shlex.quote(f"{target}/inner")
+        setup = (
+            f"mount -t tmpfs probe {shlex.quote(target)} && mkdir {inner} && mount -t tmpfs probe {inner} && "
+            f"{shlex.join([SETUP_PYTHON, '-I', '-S', '-c', READ_ONLY_TREE, target])} && "
+            f"! touch {inner}/written 2>/dev/null"
+        )
+        probe = subprocess.run(
+            [str(shutil.which("unshare")), *NAMESPACES, "--", "sh", "-c", setup],
+            capture_output=True, text=True, timeout=10, check=False,
+        )
+    if probe.returncode != 0:
+        reason = probe.stderr.strip() or "a mount inside stayed writable"
+        return f"mounts cannot be made read-only recursively here ({reason})"
+    return ""
+
+
 def _as_user(unshare: str) -> str:
     """The command that runs the rest in a user namespace mapping this user (and group) to itself."""
     return f"{shlex.quote(unshare)} --user --map-user={os.getuid()} --map-group={os.getgid()}"
@@ -82,13 +137,18 @@ def confined(
     network: bool = True,
     shown: tuple[Path, ...] = (),
     busy_fds: tuple[int, ...] = (),
+    tmp: PrivateTmp | None = None,
 ) -> list[str]:
     """`argv` to run confined to `own` (isolation_unavailable() must be "" when network is False),
-    `shown` visible read-only even inside a hidden tree; as it is when there is nothing to confine
-    it with (no confinement and the network kept). `busy_fds` are descriptors the command
+    `shown` visible read-only even inside a hidden tree and, with a confinement, `tmp` at /tmp
+    instead of the machine's (the confinement's read-only trees, the project's with its
+    interpreters, shown there too where they are under /tmp); as it is when there is nothing to
+    confine it with (no confinement and the network kept). `busy_fds` are descriptors the command
     inherits, which the setup must not reuse."""
-    if confinement is None and network:
-        return list(argv)
+    if confinement is None:
+        if network:
+            return list(argv)
+        tmp = None
     unavailable = isolation_unavailable()
     if unavailable:
         if not network:
@@ -97,40 +157,82 @@ def confined(
         return list(argv)
     unshare = str(shutil.which("unshare"))
     namespaces = NAMESPACES if network else NAMESPACES + WITHOUT_NETWORK
+    confinement = confinement or Confinement((), ())
+    trees = [_Bound(path, path, True) for path in confinement.read_only if path.is_dir()]
+    kept = [_Bound(own, own, False), *(_Bound(path, path, True) for path in shown)]
+    bound = ([_Bound(tmp.folder, TMP, False)] if tmp is not None and tmp.folder is not None else []) + trees
     free = [fd for fd in range(3, 10) if fd not in busy_fds]  # a shell names descriptors 0 to 9
-    if len(free) < 1 + len(shown):
+    if len(free) < len(bound) + len(kept):
         raise RuntimeError(f"no free descriptors to confine {argv[0]} with")
-    kept = [(own, free[0], False)] + [(path, fd, True) for path, fd in zip(shown, free[1:], strict=False)]
+    fds = dict(zip([*bound, *kept], free, strict=False))
     table = own / MOUNT_TABLE
-    table.write_text(_mount_table(confinement or Confinement((), ()), kept), encoding="utf-8")
-    script = "\n".join([
+    table.write_text(_mount_table(confinement, tmp, fds, first=len(bound)), encoding="utf-8")
+    script = [
         "set -e",
-        *(f"exec {fd}<{shlex.quote(str(path))}" for path, fd, _ in kept),
+        *(f"exec {fd}<{shlex.quote(str(mount.source))}" for mount, fd in fds.items()),
         f"mount --all --no-canonicalize --fstab {shlex.quote(str(table))}",  # one exec for every mount
-        *(f"exec {fd}<&-" for _, fd, _ in kept),
+        *(f"exec {fd}<&-" for fd in fds.values()),
         f"rm -f {shlex.quote(str(table))}",
-        f'exec {_as_user(unshare)} -- "$@"',
-    ])
-    return [unshare, *namespaces, "--", "sh", "-c", script, "confined", *argv]
-
-
-def _mount_table(confinement: Confinement, kept: list[tuple[Path, int, bool]]) -> str:
-    """The mounts as an fstab, in order: the read-only trees, the masked files (/dev/null bound over
-    each), the hidden trees, then `kept` (own and shown) bound back from descriptors opened before
-    (their paths are hidden by then)."""
-    entries = [f"{_field(p)} {_field(p)} none bind,ro" for p in confinement.read_only if p.is_dir()]
-    entries += [f"/dev/null {_field(p)} none bind,ro" for p in confinement.masked if p.is_file()]
-    entries += [f"hidden {_field(p)} tmpfs mode=0700,size=1m" for p in confinement.hidden if p.is_dir()]
-    entries += [
-        f"/proc/self/fd/{fd} {_field(path)} none bind,X-mount.mkdir" + (",ro" if read_only else "")
-        for path, fd, read_only in kept
     ]
+    if confinement.writable_only_tmp:
+        script += _read_only_tree(tmp)
+    script.append(f'exec {_as_user(unshare)} -- "$@"')
+    return [unshare, *namespaces, "--", "sh", "-c", "\n".join(script), "confined", *argv]
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """A directory bound at `target` from a descriptor opened on `source` before anything is
+    mounted (by then its path may be hidden or under another /tmp)."""
+
+    source: Path
+    target: Path
+    read_only: bool
+
+
+def _read_only_tree(tmp: PrivateTmp | None) -> list[str]:
+    """The setup's last step before the command: every mount read-only but /tmp and /proc,
+    where the kernel can; a warning once where it cannot."""
+    unavailable = read_only_tree_unavailable()
+    if unavailable:
+        _warn_writable_tree(unavailable)
+        return []
+    writable = [str(PROC)] + ([str(TMP)] if tmp is not None else [])
+    return [shlex.join([SETUP_PYTHON, "-I", "-S", "-c", READ_ONLY_TREE, "/", *writable])]
+
+
+def _mount_table(confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bound, int], first: int) -> str:
+    """The mounts as an fstab, in order: the child's own /tmp (first: it covers whatever else is
+    under /tmp), the `first` directories of `fds` (a /tmp folder, the read-only trees), the masked
+    files (/dev/null bound over each), the hidden trees, then the others (own and shown). Each
+    directory is bound from its descriptor and made where missing, as a path under /tmp is once
+    /tmp is the child's."""
+    bound = [_from_descriptor(mount, fd) for mount, fd in fds.items()]
+    entries = []
+    if tmp is not None and tmp.folder is None:  # memory; a folder is bound from its descriptor
+        entries.append(f"tmp {TMP} tmpfs mode=1777,size={tmp.size_mb}m")
+    entries += bound[:first]
+    entries += [f"/dev/null {_field(p)} none bind,ro" for p in confinement.masked if p.is_file()]
+    entries += [
+        f"hidden {_field(p)} tmpfs mode=0700,size=1m,X-mount.mkdir" for p in confinement.hidden if p.is_dir()
+    ]
+    entries += bound[first:]
     return "".join(f"{entry} 0 0\n" for entry in entries)
+
+
+def _from_descriptor(mount: _Bound, fd: int) -> str:
+    options = "bind,X-mount.mkdir" + (",ro" if mount.read_only else "")
+    return f"/proc/self/fd/{fd} {_field(mount.target)} none {options}"
 
 
 def _field(path: Path) -> str:
     """A path as an fstab field: whitespace and backslashes octal-escaped, as fstab(5) reads them."""
     return "".join(f"\\{ord(c):03o}" if c in " \t\n\\" else c for c in str(path))
+
+
+@functools.cache
+def _warn_writable_tree(reason: str) -> None:
+    log.warning("Lambda environments can write wherever this user can, not only in /tmp: %s", reason)
 
 
 @functools.cache
