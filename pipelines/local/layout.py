@@ -36,8 +36,9 @@ class StateLayout:
 
     @property
     def lambda_scratch(self) -> Path:
-        """The /tmp of each running Lambda execution environment; emptied when a server starts, since
-        no environment outlives its server (one killed leaves its environments' folders here)."""
+        """A folder for each running Lambda execution environment, where its mounts are set up
+        (its /tmp is memory of its own); emptied when a server starts, since no environment
+        outlives its server (one killed leaves its environments' folders here)."""
         return self.root / "lambda-environments"
 
     @property

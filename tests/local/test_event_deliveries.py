@@ -17,6 +17,7 @@ from waiting import wait_until
 
 from pipelines.local.errors import ServiceError
 
+from .marks import Marks
 from .test_lambda_async import ARN, START, Local, create_functions
 from .test_lambda_async_restart import Restarts
 
@@ -55,8 +56,10 @@ def deliveries(restarts: Restarts) -> list[dict[str, Any]]:
     return restarts.backend.context.database.queued("event_deliveries")
 
 
-def test_a_refused_event_is_retried_with_backoff_and_delivered_after_a_restart(tmp_path: Path) -> None:
-    restarts = Restarts(tmp_path)
+def test_a_refused_event_is_retried_with_backoff_and_delivered_after_a_restart(
+    tmp_path: Path, marks: Marks
+) -> None:
+    restarts = Restarts(tmp_path / "state", marks)
     with restarts.served(START) as local:
         refused_event(restarts, local, "sink")
         restarts.clock.waited(1.0)
@@ -72,16 +75,16 @@ def test_a_refused_event_is_retried_with_backoff_and_delivered_after_a_restart(t
 
 
 def test_an_event_past_its_maximum_age_at_a_restart_goes_to_the_dead_letter_queue(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, marks: Marks, caplog: pytest.LogCaptureFixture
 ) -> None:
-    restarts = Restarts(tmp_path)
+    restarts = Restarts(tmp_path / "state", marks)
     with restarts.served(START) as local:
         refused_event(restarts, local, "sink", MaximumEventAgeInSeconds=60)
         restarts.clock.waited(1.0)
 
     with restarts.served(START + 100) as local:
         wait_until(lambda: not deliveries(restarts), 30, "the delivery to be given up")
-        assert not (tmp_path / "records").exists()
+        assert not marks.lines("records")
     assert f"not delivered after 1 attempts ({DEAD_LETTERS}): the event is older" in caplog.text
 
 
@@ -91,9 +94,10 @@ def test_an_event_past_its_maximum_age_at_a_restart_goes_to_the_dead_letter_queu
     ids=["no such function", "no retries allowed"],
 )
 def test_what_no_retry_may_deliver_goes_to_the_dead_letter_queue_at_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, function: str, pending: bool, policy: dict[str, int]
+    tmp_path: Path, marks: Marks, caplog: pytest.LogCaptureFixture, function: str, pending: bool,
+    policy: dict[str, int],
 ) -> None:
-    restarts = Restarts(tmp_path)
+    restarts = Restarts(tmp_path / "state", marks)
     with restarts.served(START) as local:
         refused_event(restarts, local, function, pending, **policy)
         assert deliveries(restarts) == [] and restarts.clock.waits == []

@@ -103,15 +103,14 @@ class Local:
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> Iterator[Local]:
+def local(tmp_path: Path, marks: Marks) -> Iterator[Local]:
     clock = InstantClock()
     backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1", clock)
     dispatcher = Dispatcher(backend, check_responses=True)
-    with Marks() as marks:
-        made = Local(client(dispatcher, "lambda"), client(dispatcher, "events"), clock, marks)
-        create_functions(made.lambda_, marks)
-        yield made
-        backend.shutdown()
+    made = Local(client(dispatcher, "lambda"), client(dispatcher, "events"), clock, marks)
+    create_functions(made.lambda_, marks)
+    yield made
+    backend.shutdown()
 
 
 def create_functions(lambda_: Any, marks: Marks) -> None:

@@ -83,9 +83,8 @@ class Restarts:
 
 
 @pytest.fixture
-def restarts(tmp_path: Path) -> Iterator[Restarts]:
-    with Marks() as marks:
-        yield Restarts(tmp_path / "state", marks)
+def restarts(tmp_path: Path, marks: Marks) -> Restarts:
+    return Restarts(tmp_path / "state", marks)
 
 
 def accept_one(local: Local, function: str, **config: Any) -> None:

@@ -61,12 +61,6 @@ def package(source: str = HANDLER) -> bytes:
 
 
 @pytest.fixture
-def marks() -> Iterator[Marks]:
-    with Marks() as made:
-        yield made
-
-
-@pytest.fixture
 def lambda_(tmp_path: Path, marks: Marks) -> Iterator[Any]:
     backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
     made = client(Dispatcher(backend, check_responses=True), "lambda")

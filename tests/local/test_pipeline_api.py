@@ -267,9 +267,9 @@ def test_every_attempt_of_a_step_is_a_job_of_its_own_with_a_valid_name(step_name
 
 
 def test_a_retried_execution_runs_its_failed_step_as_a_new_job_and_keeps_the_failed_one(
-    service: LocalSageMaker, tmp_path: Path
+    service: LocalSageMaker, outside_tmp: Path
 ) -> None:
-    marker = tmp_path / "first-attempt-ran"
+    marker = outside_tmp / "first-attempt-ran"
     code = (f"import pathlib, sys; p = pathlib.Path({str(marker)!r}); first = not p.exists(); p.touch(); "
             "sys.exit('the first attempt fails' if first else 0)")
     create(service, json.dumps({"Version": "2020-12-01", "Steps": [processing_step("Flaky", code)]}))

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import tarfile
-import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -786,15 +784,6 @@ import os, pathlib, time
 pathlib.Path(os.environ["PID_FILE"]).write_text(str(os.getpid()))
 time.sleep(300)
 """
-
-
-@pytest.fixture
-def outside_tmp() -> Iterator[Path]:
-    """A folder where a job's process leaves its marks for the test: not under /tmp, which in a
-    confined job is the job's own."""
-    folder = Path(tempfile.mkdtemp(dir="/var/tmp"))
-    yield folder
-    shutil.rmtree(folder)
 
 
 def sleeping_pipeline(pid_file: Path) -> str:

@@ -80,9 +80,9 @@ def ended(service: LocalSageMaker, arn: str) -> dict[str, Any] | None:
 
 
 def test_an_execution_waits_out_a_lock_held_by_another_process(
-    service: LocalSageMaker, tmp_path: Path
+    service: LocalSageMaker, outside_tmp: Path
 ) -> None:
-    marker = tmp_path / "locked"
+    marker = outside_tmp / "locked"
     arn = start_waiting_execution(service, marker)
     holder = LockHolder(service.context.database.path, HOLD_SECONDS)
     try:
@@ -100,10 +100,10 @@ def test_an_execution_waits_out_a_lock_held_by_another_process(
 
 
 def test_an_execution_that_cannot_be_recorded_ends_failed_once_the_database_is_free(
-    service: LocalSageMaker, tmp_path: Path
+    service: LocalSageMaker, outside_tmp: Path
 ) -> None:
     service.context.database.retry_seconds = 1.0  # the lock outlasts the budget
-    marker = tmp_path / "locked"
+    marker = outside_tmp / "locked"
     arn = start_waiting_execution(service, marker)
     holder = LockHolder(service.context.database.path, 4.0)
     try:

@@ -8,7 +8,9 @@ rewrite the server it runs under), the hidden ones are empty (the state director
 credentials, its database, the Lambda code and other jobs' files; the user's cloud keys), and only
 the child's own directory is writable where it was. With `network=False` it also gets a network
 namespace whose only interface is a loopback that is down: no connection leaves it, not to the
-internet, not to S3, not to this machine's own servers.
+internet, not to S3, not to this machine's own servers. A confined child may also get a /tmp of its
+own (`PrivateTmp`: a folder of its own or a tmpfs) over the machine's, shared by every process; and
+with `writable_only_tmp`, as Lambda's filesystem, every mount is read-only but that /tmp (and /proc).
 
 The mounts are made as root of the outer user namespace (`--map-root-user`: mount(8) refuses any
 other user), then the command runs in a second user namespace inside it that maps the user back to
@@ -18,7 +20,8 @@ to see what they hide, even where the user is root.
 
 Where the kernel does not let users create namespaces (or util-linux is older than 2.38), a child
 that needs no network isolation runs unconfined, with a warning once; one that does is refused by
-its caller rather than run with the network.
+its caller rather than run with the network. Where it cannot make mounts read-only recursively
+(mount_setattr(2), Linux 5.12), the rest of the tree stays as it was, with a warning once.
 """
 
 from __future__ import annotations
