@@ -75,14 +75,7 @@ class GroupMemory:
 
 def peak_resident_bytes(pid: int) -> int:
     """A process's peak resident memory (VmHWM), 0 once it has ended."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024  # in kB
-    except (OSError, ValueError):
-        pass
-    return 0
+    return _kilobytes_field(f"/proc/{pid}/status", b"VmHWM:")
 
 
 def _group_of(pid: str) -> int:
@@ -104,11 +97,16 @@ def _resident_bytes(pid: str) -> int:
 
 def _proportional_bytes(pid: str) -> int:
     """A process's share of the memory it maps (Pss): pages it shares count a fraction each."""
+    return _kilobytes_field(f"/proc/{pid}/smaps_rollup", b"Pss:")
+
+
+def _kilobytes_field(path: str, name: bytes) -> int:
+    """The `name: N kB` line of a /proc file, in bytes; 0 once the process has ended."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
-            for line in rollup:
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024  # in kB
+        with open(path, "rb") as fields:
+            for line in fields:
+                if line.startswith(name):
+                    return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return 0
