@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pipelines.local.system.instance_types import FAMILY_NAMES, INSTANCES
+from pipelines.local.system.instance_types import INSTANCES, OFFERED, not_reproduced
 from pipelines.local.system.isolation import isolation_unavailable
 
 ONE_CONTAINER = "a local model server runs one container's inference code"
@@ -35,10 +35,7 @@ VARIANT_CAPACITY = {
     "CoreDumpConfig": "asks for the model container's core dumps in S3",
 }
 # What a local endpoint instance is held to (hosting/endpoints.py), for a type the table lacks.
-RUNS_ON = (
-    "a local endpoint instance runs on the CPU instance types whose memory it reproduces, the "
-    f"{FAMILY_NAMES} families in the sizes SageMaker offers (no GPU or accelerator)"
-)
+RUNS_ON = f"a local endpoint instance runs on the CPU instance types whose memory it reproduces, {OFFERED}"
 VPC = (
     "VpcConfig connects model containers to a VPC's subnets: a local model server uses this machine's "
     "network"
@@ -103,10 +100,7 @@ def _endpoint_config_limits(request: Mapping[str, Any]) -> Iterator[str]:
     for position, variant in enumerate(request.get("ProductionVariants") or [], 1):
         instance_type = variant.get("InstanceType")
         if instance_type is not None and instance_type not in INSTANCES:
-            yield (
-                f"ProductionVariants.{position}.InstanceType {instance_type} is not an instance type the "
-                f"local target reproduces: {RUNS_ON}"
-            )
+            yield not_reproduced(f"ProductionVariants.{position}.InstanceType", instance_type, RUNS_ON)
         for member, asks in VARIANT_CAPACITY.items():
             if _asked(variant.get(member)):
                 yield f"ProductionVariants.{position}.{member} {asks}: {ONE_PROCESS}"

@@ -15,6 +15,7 @@ memory earlier here, never later than on SageMaker.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pipelines.local.system.memory import GIB, JOB_PROCESSES, MemoryLimit
 
@@ -40,8 +41,11 @@ FAMILIES: dict[str, tuple[int, tuple[str, ...]]] = {
     "r7i": (8, ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge",
                 "48xlarge")),
 }
-# The families, as messages that refuse a type name them.
-FAMILY_NAMES = ", ".join("ml." + family for family in FAMILIES)
+# What the local target runs, as messages that refuse a type say it.
+OFFERED = (
+    f"the {', '.join('ml.' + family for family in FAMILIES)} families in the sizes SageMaker offers "
+    "(no GPU or accelerator)"
+)
 
 
 @dataclass(frozen=True)
@@ -72,3 +76,8 @@ INSTANCES: dict[str, Instance] = {
         ),
     ]
 }
+
+
+def not_reproduced(where: str, instance_type: Any, runs_on: str) -> str:
+    """The refusal of an instance type the table lacks, named at `where` in its request."""
+    return f"{where} {instance_type} is not an instance type the local target reproduces: {runs_on}"
