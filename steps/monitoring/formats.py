@@ -29,6 +29,12 @@ class BaselineError(Exception):
 # --- writing statistics.json and constraints.json -------------------------------------------------
 
 
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    """One of the job's output files; NaN is refused, as Model Monitor's readers refuse it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, allow_nan=False), encoding="utf-8")
+
+
 def inferred_type(name: str) -> str:
     """Declared, not guessed from data: an all-zero oov_rate in training must stay Fractional."""
     return "Integral" if name in INTEGRAL_FEATURES else "Fractional"

@@ -435,7 +435,8 @@ def test_emit_metrics_disabled_in_the_constraints_publishes_nothing(
     tmp_path: Path, model_dir: Path, baseline_dir: Path, invoke: Invoke,
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(monitor, "publish_metrics", lambda *args: pytest.fail("published"))
+    # monitor.py imports check mode as `monitoring.check`, from the folder it puts on sys.path
+    monkeypatch.setattr("monitoring.check.publish_metrics", lambda *args: pytest.fail("published"))
     base = stage_check(tmp_path, model_dir, baseline_dir)
     edit_constraints(base, lambda constraints: constraints.body_dict["monitoring_config"].update(
         emit_metrics="Disabled"))
@@ -691,7 +692,8 @@ def test_script_runs_standalone(tmp_path: Path, model_dir: Path) -> None:
             "-E",
             "-c",
             blocked + "sys.argv = ['monitor.py', '--mode', 'baseline']; "
-            f"runpy.run_path({str(script)!r}, run_name='__main__')",
+            f"runpy.run_path({str(script)!r}, run_name='__main__'); "
+            "print(sorted(m for m in sys.modules if m.startswith('monitoring')))",
         ],
         cwd=tmp_path,
         env={"SAGEMAKER_BASE_DIR": str(base), "PATH": "/usr/bin:/bin"},
@@ -701,3 +703,5 @@ def test_script_runs_standalone(tmp_path: Path, model_dir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (base / "processing" / "baseline" / "constraints.json").is_file()
+    # Baseline is on the pipeline's critical path: check mode's modules are not even imported.
+    assert result.stdout.splitlines()[-1] == "['monitoring', 'monitoring.formats', 'monitoring.model']"
