@@ -179,11 +179,18 @@ def settings_digest(request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:8]
 
 
-def _not_found(error: ClientError) -> bool:
+def _validation_error(error: ClientError, wording: str) -> bool:
+    """SageMaker tells "not found" and "already exists" from other bad requests by message only."""
     details = error.response.get("Error", {})
-    return details.get("Code") == "ValidationException" and "Could not find" in str(
-        details.get("Message", "")
-    )
+    return details.get("Code") == "ValidationException" and wording in str(details.get("Message", ""))
+
+
+def _not_found(error: ClientError) -> bool:
+    return _validation_error(error, "Could not find")
+
+
+def _already_exists(error: ClientError) -> bool:
+    return _validation_error(error, "Cannot create already existing")
 
 
 def verify_model_data(s3: Any, package: dict[str, Any], model_data_url: str) -> str:
@@ -202,35 +209,36 @@ def verify_model_data(s3: Any, package: dict[str, Any], model_data_url: str) -> 
 def ensure_model(
     sm: Any, name: str, role_arn: str, container: dict[str, Any], package_arn: str
 ) -> None:
-    """Create the model unless a model of that name exists (names are per model package).
+    """Create the model, or reuse the model of that name (names are per model package).
 
+    Creating first, and reusing on "already existing", takes one call where describing first took
+    two, and leaves no gap in which another deploy could create the same model in between.
     The package ARN travels in the container environment so that monitoring can find the
     version (and its drift baseline) behind whatever the endpoint serves."""
-    try:
-        sm.describe_model(ModelName=name)
-        log(f"reusing model {name}")
-        return
-    except ClientError as error:
-        if not _not_found(error):
-            raise
     primary: dict[str, Any] = {
         key: container[key] for key in ("Image", "ModelDataUrl") if key in container
     }
     primary["Environment"] = {**container.get("Environment", {}), PACKAGE_VARIABLE: package_arn}
-    sm.create_model(ModelName=name, ExecutionRoleArn=role_arn, PrimaryContainer=primary)
+    try:
+        sm.create_model(ModelName=name, ExecutionRoleArn=role_arn, PrimaryContainer=primary)
+    except ClientError as error:
+        if not _already_exists(error):
+            raise
+        log(f"reusing model {name}")
+        return
     log(f"created model {name} from {primary.get('ModelDataUrl')}")
 
 
 def ensure_endpoint_config(sm: Any, name: str, request: dict[str, Any]) -> None:
-    """Create the endpoint config unless it exists (its name encodes its settings)."""
+    """Create the endpoint config, or reuse the one of that name (its name encodes its settings),
+    as ensure_model does."""
     try:
-        sm.describe_endpoint_config(EndpointConfigName=name)
+        sm.create_endpoint_config(EndpointConfigName=name, **request)
+    except ClientError as error:
+        if not _already_exists(error):
+            raise
         log(f"reusing endpoint config {name}")
         return
-    except ClientError as error:
-        if not _not_found(error):
-            raise
-    sm.create_endpoint_config(EndpointConfigName=name, **request)
     log(f"created endpoint config {name}")
 
 

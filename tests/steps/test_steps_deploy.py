@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from moto.sagemaker.models import sagemaker_backends
@@ -254,6 +255,9 @@ PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/sentiment-
 MODEL_NAME = f"{ENDPOINT}-{deploy.package_tag(PACKAGE_ARN, 3)}"
 
 
+MODEL_ARN_PREFIX = "arn:aws:sagemaker:us-east-1:123456789012:model/"
+
+
 def stubbed_client(
     monkeypatch: pytest.MonkeyPatch, config_name: str, current: dict[str, Any],
     served_model_data: str | None = None,
@@ -299,19 +303,11 @@ def stubbed_client(
              "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": served_model_data}},
             {"ModelName": served},
         )
-    stubber.add_response(
-        "describe_model",
-        {
-            "ModelName": MODEL_NAME,
-            "CreationTime": NOW,
-            "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m",
-        },
-        {"ModelName": MODEL_NAME},
-    )
-    stubber.add_client_error(
-        "describe_endpoint_config",
+    stubber.add_client_error(  # moto replaces a model created twice; SageMaker refuses, in these words
+        "create_model",
         service_error_code="ValidationException",
-        service_message="Could not find endpoint configuration",
+        service_message=f'Cannot create already existing model "{MODEL_ARN_PREFIX}{MODEL_NAME}".',
+        expected_params={"ModelName": MODEL_NAME, "ExecutionRoleArn": ANY, "PrimaryContainer": ANY},
     )
     stubber.add_response(
         "create_endpoint_config",
@@ -319,6 +315,32 @@ def stubbed_client(
         {"EndpointConfigName": config_name, "ProductionVariants": ANY, "DataCaptureConfig": ANY},
     )
     return stubber
+
+
+def test_a_model_that_already_exists_is_reused_and_its_config_created(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Creating first: the "already existing" answer means reuse, with no describe before it."""
+    new_config = expected_config_name({})
+    current = describe_endpoint_response(f"{ENDPOINT}-v2-0badc0de")
+    stubber = stubbed_client(monkeypatch, new_config, current, "s3://bucket/older/model.tar.gz")
+    stubber.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/e"},
+                         {"EndpointName": ENDPOINT, "EndpointConfigName": new_config})
+    with stubber:
+        assert deploy.handler(event(PACKAGE_ARN), None)["action"] == "updated"
+        stubber.assert_no_pending_responses()
+    logged = capsys.readouterr().out
+    assert f"deploy: reusing model {MODEL_NAME}\n" in logged
+    assert f"deploy: created endpoint config {new_config}\n" in logged
+
+
+def test_any_other_refusal_of_the_model_fails_the_deploy() -> None:
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_client_error("create_model", service_error_code="ValidationException",
+                             service_message="Could not access model data at s3://bucket/model.tar.gz.")
+    with stubber, pytest.raises(ClientError, match="Could not access model data"):
+        deploy.ensure_model(client, MODEL_NAME, "arn:aws:iam::1:role/r", {"Image": IMAGE}, PACKAGE_ARN)
 
 
 def describe_endpoint_response(config: str, pending: str | None = None) -> dict[str, Any]:
