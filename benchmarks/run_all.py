@@ -4,8 +4,9 @@
     python benchmarks/run_all.py --quick    # smoke: about 5 minutes
     python benchmarks/run_all.py --only endpoint scale
 
-Order: pipeline (task 2), endpoint comparison (task 1), profile + the model server's workers,
-scale (task 3), the scorer in process, model quality on the review corpus in ../shared/data.
+Order: pipeline (task 2) and what a job costs beyond its script, endpoint comparison (task 1),
+profile + the model server's workers, scale (task 3), the scorer in process, model quality on the
+review corpus in ../shared/data.
 They run one at a time, never in parallel, since each measures the whole machine. Each is a
 separate process (a crash in one does not stop the others) bounded by a timeout. Output goes to
 stdout and to benchmarks/.cache/results/<name>.txt; the exit code is non-zero if any benchmark
@@ -30,6 +31,7 @@ from common import CACHE, PYTHON, log, machine_description  # noqa: E402
 # name -> (script, full args, quick args, timeout seconds)
 BENCHMARKS = {
     "pipeline": ("pipeline.py", ["--runs", "3"], ["--quick"], 1800),
+    "job_overhead": ("job_overhead.py", [], ["--rounds", "5"], 600),
     "endpoint": ("endpoint.py", [], ["--quick"], 3600),
     "profile": ("profile_endpoint.py", [], ["--quick"], 1800),
     "scale": ("scale.py", [], ["--quick"], 3600),
