@@ -334,6 +334,21 @@ def test_the_configuration_and_runtime_variables_are_lambdas(functions: Function
     assert create(functions, "g", "app.answer", zipped({"app.py": HANDLER}))["MemorySize"] == 128
 
 
+def test_the_runtime_version_names_the_local_build_and_changes_with_it(
+    functions: Functions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = create(functions, "f", "app.answer", zipped({"app.py": HANDLER}))
+    arn = functions.get("f")["Configuration"]["RuntimeVersionConfig"]["RuntimeVersionArn"]
+    assert re.fullmatch(r"arn:aws:lambda:us-east-1::runtime:[0-9a-f]{64}", arn)
+    assert created["RuntimeVersionConfig"] == {"RuntimeVersionArn": arn}
+    version = python_runtimes.runtime_version("python3.12", "us-east-1")
+    assert (version.arn, version.name) == (arn, f"python:3.12.local-{arn[-64:][:8]}")
+    other_pins = tmp_path / "requirements.txt"
+    other_pins.write_text(python_runtimes.RUNTIME_REQUIREMENTS.read_text() + "extra==1.0\n")
+    monkeypatch.setattr(python_runtimes, "RUNTIME_REQUIREMENTS", other_pins)
+    assert functions.get("f")["Configuration"]["RuntimeVersionConfig"]["RuntimeVersionArn"] != arn
+
+
 def test_more_than_4_kb_of_variables_is_refused_as_lambda_refuses_it(functions: Functions) -> None:
     fits = {"A": "x" * (4096 - len('{"A":""}'))}
     request = {"FunctionName": "f", "Handler": "app.answer", "Runtime": "python3.12",

@@ -105,13 +105,20 @@ def test_each_invocation_is_between_start_and_end_with_a_report_of_what_was_meas
     logs = clients["logs"]
     events = logs.filter_log_events(logGroupName="/aws/lambda/talker", interleaved=True)["events"]
     first, second = said[0]["request"], said[1]["request"]
-    shown = messages(events)
+    init_start, *shown = messages(events)
+    # Lambda's first line of each environment names its runtime's version, as the function does
+    runtime = clients["lambda"].get_function_configuration(FunctionName="talker")["RuntimeVersionConfig"]
+    found = re.fullmatch(r"INIT_START Runtime Version: (python:3\.12\.local-[0-9a-f]{8})\t"
+                         r"Runtime Version ARN: (arn:aws:lambda:us-east-1::runtime:[0-9a-f]{64})", init_start)
+    assert found is not None and found.group(2) == runtime["RuntimeVersionArn"], init_start
+    assert found.group(1).endswith(found.group(2)[-64:][:8])
     assert shown[:6] == [
         "cold start", f"START RequestId: {first} Version: $LATEST", "hello from first", "a warning",
         f"END RequestId: {first}", shown[5],
     ]
     assert shown[6:9] == [f"START RequestId: {second} Version: $LATEST", "hello from second", "a warning"]
     assert shown[9] == f"END RequestId: {second}"
+    assert not any(message.startswith("INIT_START") for message in shown)  # once per environment
     reports = [REPORT.fullmatch(message) for message in (shown[5], shown[10])]
     assert [report and report.group("id") for report in reports] == [first, second]
     assert "Init Duration" in shown[5] and "Init Duration" not in shown[10]
@@ -169,8 +176,8 @@ def test_pages_of_filtered_events_hold_each_event_once(
     whole = logs.filter_log_events(logGroupName=group)
     assert "nextToken" not in whole
     pages = list(logs.get_paginator("filter_log_events").paginate(
-        logGroupName=group, PaginationConfig={"PageSize": 3}))
-    assert [len(page["events"]) for page in pages] == [3, 3, 3, 2]
+        logGroupName=group, PaginationConfig={"PageSize": 5}))
+    assert [len(page["events"]) for page in pages] == [5, 5, 2]  # INIT_START and 11 events
     assert [event for page in pages for event in page["events"]] == whole["events"]
     bad = error_of(lambda: logs.filter_log_events(logGroupName=group, nextToken="nope"))
     assert bad["Code"] == "InvalidParameterException"

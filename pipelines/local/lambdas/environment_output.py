@@ -4,7 +4,8 @@ invocation) for the invocation that reports it (LogType Tail, a pipeline's execu
 
 The environment's stdout and stderr are one pipe, read by one thread. The runtime ends each phase
 by writing PHASE_END once it has flushed what the phase printed; a line the phase left unfinished
-ends there. Lambda's own lines (START, END, REPORT) go into the stream between the phases.
+ends there. Lambda's own lines (INIT_START first, then START, END, REPORT) go into the stream only,
+between the phases.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ CHUNK = 1 << 16
 
 
 class EnvironmentOutput:
-    def __init__(self, pipe: int, stream: IO[str] | None) -> None:
+    def __init__(self, pipe: int, stream: IO[str] | None, opening: str = "") -> None:
         """Read `pipe` (the read end, which this object closes) until the environment's
-        process and everything it started have closed the write end."""
+        process and everything it started have closed the write end; the stream starts with
+        `opening` (Lambda's INIT_START), before anything the environment printed."""
         self._pipe = pipe
         self._stream = stream
         self._writer = StreamWriter(stream) if stream is not None else None
+        if opening and self._writer is not None:
+            self._writer.write(opening)
+            self._writer.flush()
         self._changed = threading.Condition()
         self._current: list[str] = []  # the lines of the phase in progress
         self._ended: list[str] = []  # the text of each phase ended and not yet taken

@@ -41,7 +41,7 @@ from pipelines.local.lambdas.configuration import (
     kept,
     log_group,
 )
-from pipelines.local.lambdas.python_runtimes import UnavailableRuntime, interpreter
+from pipelines.local.lambdas.python_runtimes import UnavailableRuntime, interpreter, runtime_version
 from pipelines.local.lambdas.runtime import Configuration, Request, WarmEnvironments
 from pipelines.local.storage import credentials
 from pipelines.local.storage.database import Database, public
@@ -258,7 +258,11 @@ class Functions:
         with self._lock:
             changing = self._changing.get(body["FunctionName"])
         kind = changing[1] if changing and changing[0] == body.get("RevisionId") else ""
-        return {**kept(body["FunctionName"], KEPT), **public(body), **STATES[kind]}
+        version = runtime_version(body["Runtime"], self.region)
+        return {
+            **kept(body["FunctionName"], KEPT), **public(body), **STATES[kind],
+            "RuntimeVersionConfig": {"RuntimeVersionArn": version.arn},
+        }
 
     def named(self, name_or_arn: str, qualifier: str | None = None) -> FunctionReference:
         """What a FunctionName (and Qualifier) names, whether or not it exists; a qualifier in the
@@ -307,6 +311,7 @@ class Functions:
             handler=body["Handler"],
             confinement=self.confinement,
             ephemeral_storage_mb=int(body.get("EphemeralStorage", KEPT["EphemeralStorage"])["Size"]),
+            init_start=runtime_version(body["Runtime"], self.region).init_start(),
             environment={
                 **runtime_defaults(body, python),
                 **body.get("Environment", {}).get("Variables", {}),

@@ -12,12 +12,14 @@ Run as a module, `python -m pipelines.local.lambdas.python_runtimes python3.12` 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import REPO_ROOT
@@ -52,6 +54,34 @@ def interpreter(runtime: str) -> Path:
             f"(`make install` builds the project's)."
         )
     return python
+
+
+@dataclass(frozen=True)
+class RuntimeVersion:
+    """What Lambda's INIT_START line and a function's RuntimeVersionConfig name: on Lambda a release
+    of the managed runtime; here the local build of it (its interpreter's version and the packages
+    it holds), whose digest changes exactly when that build does."""
+
+    name: str
+    arn: str
+
+    def init_start(self) -> str:
+        """The line Lambda writes first into each new execution environment's log stream."""
+        return f"INIT_START Runtime Version: {self.name}\tRuntime Version ARN: {self.arn}\n"
+
+
+def runtime_version(runtime: str, region: str) -> RuntimeVersion:
+    """`runtime`'s local build as a runtime version: `python:3.12.local-<digest>`, and an ARN of
+    Lambda's form, `arn:aws:lambda:<region>::runtime:<64 hex digits>`."""
+    found = PYTHON_RUNTIME.fullmatch(runtime)
+    built = ""
+    with suppress(OSError):  # an environment removed since: its functions fail to run, as they should
+        config = (RUNTIMES_DIR / runtime / "pyvenv.cfg").read_text(encoding="utf-8")
+        built = next((line for line in config.splitlines() if line.startswith("version")), "")
+    identity = "\n".join([runtime, built, RUNTIME_REQUIREMENTS.read_text(encoding="utf-8")])
+    digest = hashlib.sha256(identity.encode()).hexdigest()
+    language = f"python:{found['version']}" if found else runtime
+    return RuntimeVersion(f"{language}.local-{digest[:8]}", f"arn:aws:lambda:{region}::runtime:{digest}")
 
 
 def find_python(version: str) -> Path | None:

@@ -150,6 +150,7 @@ class Configuration:
     environment: Mapping[str, str]
     confinement: Confinement | None = None  # what the environment must not see (system/isolation.py)
     ephemeral_storage_mb: int = 512  # the size of its /tmp
+    init_start: str = ""  # Lambda's INIT_START line for its runtime's version (python_runtimes.py)
 
     def key(self) -> str:
         return json.dumps([
@@ -229,7 +230,8 @@ class Environment:
             os.close(output_write)
         group = configuration.environment["AWS_LAMBDA_LOG_GROUP_NAME"]
         stream = logs.open(group, name) if logs is not None else None
-        return cls(configuration, process, read_end, folder, EnvironmentOutput(output_read, stream))
+        output = EnvironmentOutput(output_read, stream, opening=configuration.init_start)
+        return cls(configuration, process, read_end, folder, output)
 
     def invoke(self, invocation: Request, timeout: float) -> Outcome:
         """Run one invocation; on a timeout or a crash the environment is left dead. The first
