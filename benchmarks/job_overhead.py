@@ -78,8 +78,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:  # not /tmp: a confined job has its own
         layout = StateLayout(Path(tmp) / "state")
         layout.create_root()
-        if read_only_tree_unavailable():
-            print(f"jobs cannot be confined on this machine: {read_only_tree_unavailable()}")
+        unavailable = read_only_tree_unavailable()
+        if unavailable:
+            print(f"jobs cannot be confined on this machine: {unavailable}")
         confinement = layout.job_confinement()
         work = layout.jobs / "benchmark"
         work.mkdir(parents=True)

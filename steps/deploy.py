@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -211,35 +211,38 @@ def ensure_model(
 ) -> None:
     """Create the model, or reuse the model of that name (names are per model package).
 
-    Creating first, and reusing on "already existing", takes one call where describing first took
-    two, and leaves no gap in which another deploy could create the same model in between.
     The package ARN travels in the container environment so that monitoring can find the
     version (and its drift baseline) behind whatever the endpoint serves."""
     primary: dict[str, Any] = {
         key: container[key] for key in ("Image", "ModelDataUrl") if key in container
     }
     primary["Environment"] = {**container.get("Environment", {}), PACKAGE_VARIABLE: package_arn}
-    try:
-        sm.create_model(ModelName=name, ExecutionRoleArn=role_arn, PrimaryContainer=primary)
-    except ClientError as error:
-        if not _already_exists(error):
-            raise
-        log(f"reusing model {name}")
-        return
-    log(f"created model {name} from {primary.get('ModelDataUrl')}")
+    create_or_reuse(
+        f"model {name}",
+        lambda: sm.create_model(ModelName=name, ExecutionRoleArn=role_arn, PrimaryContainer=primary),
+        f" from {primary.get('ModelDataUrl')}",
+    )
 
 
 def ensure_endpoint_config(sm: Any, name: str, request: dict[str, Any]) -> None:
-    """Create the endpoint config, or reuse the one of that name (its name encodes its settings),
-    as ensure_model does."""
+    """Create the endpoint config, or reuse the one of that name (its name encodes its settings)."""
+    create_or_reuse(
+        f"endpoint config {name}", lambda: sm.create_endpoint_config(EndpointConfigName=name, **request)
+    )
+
+
+def create_or_reuse(what: str, create: Callable[[], object], detail: str = "") -> None:
+    """Create `what`; on SageMaker's "already existing" the one of that name is reused. Creating
+    first takes one call where describing first took two, and leaves no gap in which another
+    deploy could create it in between."""
     try:
-        sm.create_endpoint_config(EndpointConfigName=name, **request)
+        create()
     except ClientError as error:
         if not _already_exists(error):
             raise
-        log(f"reusing endpoint config {name}")
+        log(f"reusing {what}")
         return
-    log(f"created endpoint config {name}")
+    log(f"created {what}{detail}")
 
 
 def _group_of(package_arn: str) -> str:

@@ -73,15 +73,14 @@ class RuntimeVersion:
 def runtime_version(runtime: str, region: str) -> RuntimeVersion:
     """`runtime`'s local build as a runtime version: `python:3.12.local-<digest>`, and an ARN of
     Lambda's form, `arn:aws:lambda:<region>::runtime:<64 hex digits>`."""
-    found = PYTHON_RUNTIME.fullmatch(runtime)
     built = ""
     with suppress(OSError):  # an environment removed since: its functions fail to run, as they should
         config = (RUNTIMES_DIR / runtime / "pyvenv.cfg").read_text(encoding="utf-8")
         built = next((line for line in config.splitlines() if line.startswith("version")), "")
     identity = "\n".join([runtime, built, RUNTIME_REQUIREMENTS.read_text(encoding="utf-8")])
     digest = hashlib.sha256(identity.encode()).hexdigest()
-    language = f"python:{found['version']}" if found else runtime
-    return RuntimeVersion(f"{language}.local-{digest[:8]}", f"arn:aws:lambda:{region}::runtime:{digest}")
+    name = f"python:{runtime.removeprefix('python')}.local-{digest[:8]}"
+    return RuntimeVersion(name, f"arn:aws:lambda:{region}::runtime:{digest}")
 
 
 def find_python(version: str) -> Path | None:
