@@ -132,7 +132,7 @@ def test_an_endpoint_config_asking_for_what_a_local_variant_lacks_is_refused(
     assert expected in refused(dispatcher, "CreateEndpointConfig", request, {"EndpointConfigName": "c"})
 
 
-@pytest.mark.parametrize("instance_type", ["ml.g5.xlarge", "ml.inf1.xlarge", "ml.t2.medium"])
+@pytest.mark.parametrize("instance_type", ["ml.g5.xlarge", "ml.inf1.xlarge", "ml.c6g.large"])
 def test_an_instance_type_whose_memory_the_local_target_does_not_reproduce_is_refused_by_name(
     dispatcher: Dispatcher, instance_type: str
 ) -> None:

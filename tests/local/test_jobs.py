@@ -1489,12 +1489,19 @@ def test_the_instance_table_holds_sagemakers_cpu_types_with_their_memory_and_vcp
         *model.shape_for("ProductionVariantInstanceType").enum,
     }
     assert set(INSTANCES) <= offered
-    for family in ("t3", "m5", "m6i", "c5", "r5"):
-        assert {name for name in offered if name.split(".")[1] == family} <= set(INSTANCES)
+    # Every type it lacks is a GPU, an accelerator or a Graviton (arm64: c6g, m7gd, r8g...).
+    not_x86_cpu = re.compile(r"ml\.(g\d|p\d|inf\d|trn\d|dl\d|[cmr]\d+g)")
+    assert {name for name in offered - set(INSTANCES) if not not_x86_cpu.match(name)} == set()
+    assert {"ml.g5.xlarge", "ml.p4d.24xlarge", "ml.inf2.xlarge", "ml.c7g.xlarge", "ml.m6gd.large"} <= offered
     specifications = {  # AWS's instance specifications: vCPUs, GiB
         "ml.t3.medium": (2, 4), "ml.t3.2xlarge": (8, 32), "ml.m5.large": (2, 8), "ml.m5.24xlarge": (96, 384),
         "ml.m4.10xlarge": (40, 160), "ml.c5.xlarge": (4, 8), "ml.c5.9xlarge": (36, 72),
         "ml.r5.large": (2, 16), "ml.r6i.32xlarge": (128, 1024), "ml.c7i.large": (2, 4), "ml.c5.large": (2, 4),
+        "ml.t2.large": (2, 8), "ml.c4.large": (2, 3.75), "ml.c4.8xlarge": (36, 60),
+        "ml.c5n.xlarge": (4, 10.5), "ml.c5n.18xlarge": (72, 192), "ml.m5d.xlarge": (4, 16),
+        "ml.c5d.9xlarge": (36, 72),
+        "ml.c6in.32xlarge": (128, 256), "ml.m7i-flex.large": (2, 8), "ml.c8i.96xlarge": (384, 768),
+        "ml.r8i-flex.16xlarge": (64, 512), "ml.m8i.96xlarge": (384, 1536),
     }
     for name, (vcpus, gib) in specifications.items():
         assert (INSTANCES[name].vcpus, INSTANCES[name].memory_gib) == (vcpus, gib), name

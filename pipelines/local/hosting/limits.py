@@ -8,7 +8,7 @@ servers are healthy. A model server with no network (where this machine cannot m
 namespace), an inference pipeline of several containers, a multi-model container, asynchronous
 inference, shadow variants that receive a copy of production traffic, online explanations,
 serverless or managed-scaling capacity, an instance type whose memory the local target does not
-reproduce (a GPU, an accelerator, an ml.t2), accelerators, core dumps, VPC subnets, utilization
+reproduce (a GPU, an accelerator, a Graviton), accelerators, core dumps, VPC subnets, utilization
 metrics, a cross-Region traffic cap, routing by prompt prefix or KV cache, traffic shifted in steps and
 rollbacks on CloudWatch alarms all behave otherwise on SageMaker; served here they would answer as
 none of them does.
