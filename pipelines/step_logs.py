@@ -4,8 +4,9 @@ SageMaker writes a processing or training job's output to CloudWatch Logs: the g
 one stream per instance named `<job name>/algo-1-<epoch seconds>`. The step's job is in the
 Metadata of ListPipelineExecutionSteps (a step reused from an earlier run names that run's job).
 A Lambda step's Metadata names the function but not the request: its invocation is the one whose
-START line Lambda wrote in the function's group `/aws/lambda/<function>` while the step ran, shown
-from START to REPORT (read with FilterLogEvents), then what the step list says it did. A step that
+START line Lambda wrote in the function's log group while the step ran (the group its
+LoggingConfig names, `/aws/lambda/<function>` unless another is set), shown from START to REPORT
+(read with FilterLogEvents), then what the step list says it did. A step that
 runs neither (Condition, RegisterModel, Fail) has no log of its own in the pipeline's account: what
 it did is in the step list, and that is what it shows.
 """
@@ -16,6 +17,8 @@ import math
 from collections.abc import Generator, Iterator
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from pipelines.executions import list_steps
 
 LOG_GROUPS = {"ProcessingJob": "/aws/sagemaker/ProcessingJobs", "TrainingJob": "/aws/sagemaker/TrainingJobs"}
@@ -23,8 +26,9 @@ LOG_GROUPS = {"ProcessingJob": "/aws/sagemaker/ProcessingJobs", "TrainingJob": "
 REPORT_GRACE_MS = 1000
 
 
-def step_log(sm: Any, logs: Any, execution_arn: str, step_name: str) -> Iterator[str]:
-    """The step's lines: its job's log events in time order, or what the step list says it did."""
+def step_log(sm: Any, logs: Any, functions: Any, execution_arn: str, step_name: str) -> Iterator[str]:
+    """The step's lines: its job's log events in time order, or what the step list says it did;
+    `functions` (a Lambda client) tells a Lambda step's function's log group."""
     steps = {step["StepName"]: step for step in list_steps(sm, execution_arn)}
     if step_name not in steps:
         raise ValueError(f"no step {step_name!r} in this execution; its steps: {', '.join(steps)}")
@@ -39,17 +43,31 @@ def step_log(sm: Any, logs: Any, execution_arn: str, step_name: str) -> Iterator
                 yield from outcome(step)
             return
     if "Arn" in metadata.get("Lambda", {}):
-        yield from lambda_log(logs, metadata["Lambda"]["Arn"], step)
+        group = function_log_group(functions, metadata["Lambda"]["Arn"])
+        yield from lambda_log(logs, group, step)
     yield from outcome(step)
 
 
-def lambda_log(logs: Any, function_arn: str, step: dict[str, Any]) -> Iterator[str]:
-    """The events of each invocation that started while the step ran, from its START line to
-    its REPORT line; nothing if the function has logged nothing."""
+def function_log_group(functions: Any, function_arn: str) -> str:
+    """The group the function writes to: its LoggingConfig's, or Lambda's default where the
+    function is gone or its configuration cannot be read (the caller may not GetFunctionConfiguration)."""
     function = function_arn.split(":function:", 1)[-1].split(":", 1)[0]
+    default = f"/aws/lambda/{function}"
+    try:
+        configuration = functions.get_function_configuration(FunctionName=function_arn)
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("ResourceNotFoundException", "AccessDeniedException"):
+            raise
+        return default
+    return str(configuration.get("LoggingConfig", {}).get("LogGroup") or default)
+
+
+def lambda_log(logs: Any, group: str, step: dict[str, Any]) -> Iterator[str]:
+    """The events in `group` of each invocation that started while the step ran, from its START
+    line to its REPORT line; nothing if the function has logged nothing."""
     start = math.floor(step["StartTime"].timestamp() * 1000)
     end = math.ceil(step["EndTime"].timestamp() * 1000) if "EndTime" in step else None
-    window: dict[str, Any] = {"logGroupName": f"/aws/lambda/{function}", "startTime": start}
+    window: dict[str, Any] = {"logGroupName": group, "startTime": start}
     if end is not None:
         window["endTime"] = end + REPORT_GRACE_MS
     try:

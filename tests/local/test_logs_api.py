@@ -204,6 +204,7 @@ class InProcessClients:
         dispatcher = Dispatcher(world.backend, check_responses=True)
         self.sagemaker = inprocess.client(dispatcher, "sagemaker")
         self.logs = inprocess.client(dispatcher, "logs")
+        self.lambda_ = inprocess.client(dispatcher, "lambda")
 
 
 def cli_logs(
@@ -246,6 +247,7 @@ def test_a_job_that_never_started_its_container_has_no_stream(world: World, logs
     job = step["Metadata"]["TrainingJob"]["Arn"].rsplit("/", 1)[-1]
     listed = logs.describe_log_streams(logGroupName=TRAINING, logStreamNamePrefix=f"{job}/")["logStreams"]
     assert listed == []
-    lines = list(step_log(InProcessClients(world).sagemaker, logs, arn, "Broken"))
+    clients = InProcessClients(world)
+    lines = list(step_log(clients.sagemaker, logs, clients.lambda_, arn, "Broken"))
     assert lines[0] == f"job {job} has no log stream in {TRAINING}: its container has not started\n"
     assert lines[1] == "Broken: Failed\n" and lines[-1].startswith("  failure reason: ClientError: ")

@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from pipelines.local.api.protocol import Dispatcher
-from pipelines.step_logs import step_log
+from pipelines.step_logs import function_log_group, step_log
 
 from . import inprocess
 from .world import ROLE, World, local_sagemaker
@@ -238,12 +240,14 @@ def test_groups_are_listed_by_name_once_they_have_a_stream(
         assert "no linked source accounts" in refused["Message"]
 
 
-LAMBDA_STEP = {
-    "Version": "2020-12-01",
-    "Steps": [{"Name": "Call", "Type": "Lambda", "FunctionArn":
-               "arn:aws:lambda:us-east-1:000000000000:function:stepped",
-               "Arguments": {"who": "the pipeline"}, "OutputParameters": []}],
-}
+def lambda_step(function_name: str) -> dict[str, Any]:
+    """A pipeline of one Lambda step, `Call`, that invokes `function_name`."""
+    return {
+        "Version": "2020-12-01",
+        "Steps": [{"Name": "Call", "Type": "Lambda", "FunctionArn":
+                   f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}",
+                   "Arguments": {"who": "the pipeline"}, "OutputParameters": []}],
+    }
 
 
 def test_the_cli_prints_a_lambda_steps_invocation_then_what_it_did(
@@ -251,15 +255,45 @@ def test_the_cli_prints_a_lambda_steps_invocation_then_what_it_did(
 ) -> None:
     function(world, clients, "stepped")
     invoke(clients, "stepped", who="someone before")  # before the step: not its log
-    execution = world.start(world.pipeline(LAMBDA_STEP))
+    execution = world.start(world.pipeline(lambda_step("stepped")))
     assert world.finished(execution)["PipelineExecutionStatus"] == "Succeeded"
     invoke(clients, "stepped", who="someone after")  # after the step: not its log
-    lines = list(step_log(clients["sagemaker"], clients["logs"], execution, "Call"))
+    lines = list(step_log(clients["sagemaker"], clients["logs"], clients["lambda"], execution, "Call"))
     assert lines[0].startswith("START RequestId: ")
     assert lines[1:3] == ["hello from the pipeline\n", "a warning\n"]
     assert lines[3].startswith("END RequestId: ") and REPORT.fullmatch(lines[4].rstrip("\n"))
     function_arn = "arn:aws:lambda:us-east-1:000000000000:function:stepped"
     assert lines[5:] == ["Call: Succeeded\n", f"  Lambda Arn: {function_arn}\n"]
+
+
+def test_a_lambda_steps_invocation_is_read_from_the_group_its_function_logs_to(
+    world: World, clients: dict[str, Any]
+) -> None:
+    function(world, clients, "grouped", LoggingConfig={"LogFormat": "Text", "LogGroup": "/team/grouped"})
+    execution = world.start(world.pipeline(lambda_step("grouped")))
+    assert world.finished(execution)["PipelineExecutionStatus"] == "Succeeded"
+    lines = list(step_log(clients["sagemaker"], clients["logs"], clients["lambda"], execution, "Call"))
+    assert lines[0].startswith("START RequestId: ")
+    assert lines[1:3] == ["hello from the pipeline\n", "a warning\n"]
+    assert not clients["logs"].describe_log_groups(logGroupNamePrefix="/aws/lambda/grouped")["logGroups"]
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ResourceNotFoundException"])
+def test_a_function_whose_configuration_cannot_be_read_is_looked_for_in_lambdas_default_group(
+    code: str,
+) -> None:
+    """A caller without lambda:GetFunctionConfiguration, or a function deleted since the step ran
+    (its log group outlives it): Lambda's default group. Any other refusal is the caller's to see."""
+    functions = boto3.client(
+        "lambda", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+    )
+    arn = "arn:aws:lambda:us-east-1:000000000000:function:gone"
+    with Stubber(functions) as stubbed:
+        stubbed.add_client_error("get_function_configuration", code, expected_params={"FunctionName": arn})
+        assert function_log_group(functions, arn) == "/aws/lambda/gone"
+        stubbed.add_client_error("get_function_configuration", "ThrottlingException")
+        with pytest.raises(ClientError):
+            function_log_group(functions, arn)
 
 
 def test_the_log_tail_of_an_invocation_is_its_output_between_lambdas_lines(
