@@ -264,7 +264,7 @@ class RecordingHosting(InstantHosting):
         super().deploy(endpoint_name, deployment_id, variants, *rest)
 
 
-def test_each_instance_is_held_to_its_instance_types_memory_from_the_table(
+def test_each_instance_is_held_to_its_instance_types_memory_and_vcpus_from_the_table(
     world: World, backend: LocalSageMaker
 ) -> None:
     hosting = RecordingHosting()
@@ -278,9 +278,9 @@ def test_each_instance_is_held_to_its_instance_types_memory_from_the_table(
 
     sm.create_endpoint(EndpointName="sized", EndpointConfigName="sized")
 
-    assert [variant.memory for variant in hosting.variants] == [
-        MemoryLimit(8 * GIB, "the 8 GiB of ml.m5.large", INSTANCE_PROCESSES),
-        MemoryLimit(8 * GIB, "the 8 GiB of ml.c5.xlarge", INSTANCE_PROCESSES),
+    assert [(variant.memory, variant.vcpus) for variant in hosting.variants] == [
+        (MemoryLimit(8 * GIB, "the 8 GiB of ml.m5.large", INSTANCE_PROCESSES), 2),
+        (MemoryLimit(8 * GIB, "the 8 GiB of ml.c5.xlarge", INSTANCE_PROCESSES), 4),
     ]
 
 

@@ -46,6 +46,7 @@ from pipelines.local.hosting.prefork import WORKERS_VARIABLE
 from pipelines.local.jobs.log_events import now_ms, read_events
 from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.storage.objects import ObjectStore
+from pipelines.local.system import cpus
 from pipelines.local.system.isolation import isolation_unavailable
 from pipelines.local.system.memory import MemoryLimit
 
@@ -903,6 +904,32 @@ def test_an_instance_over_its_instance_types_memory_is_killed_and_replaced(
         r"OOM killer kills a container that outgrows its memory",
         lines[0],
     ), lines
+
+
+@pytest.mark.skipif(len(cpus.MACHINE_CPUS) < 2, reason="holding an instance to fewer CPUs needs two or more")
+def test_an_instance_runs_one_worker_per_vcpu_of_its_instance_type_not_per_cpu_of_this_machine(
+    tmp_path: Path, store: DirStore
+) -> None:
+    """The serving toolkit starts a worker per CPU it sees: on an instance of 1 vCPU, one, however
+    many CPUs this machine has; a variant of no known type sees all of them."""
+    groups = LogGroups(tmp_path / "state" / "log-groups")
+    hosting = Endpoints(tmp_path / "state" / "endpoints", store, logs=groups)
+    try:
+        uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+        for endpoint, vcpus in (("one", 1), ("every", None)):
+            status = StatusLog()
+            hosting.deploy(endpoint, "d1", [VariantSpec("AllTraffic", uri, vcpus=vcpus)], None, status)
+            assert status.wait(1) == [(endpoint, "InService", "", "d1")]
+            assert answer(hosting.invoke(endpoint, b'"x"', JSON, JSON))["echo"] == "x"
+    finally:
+        hosting.shutdown()
+    told = {}
+    for endpoint in ("one", "every"):
+        (stream,) = groups.streams(f"/aws/sagemaker/Endpoints/{endpoint}")
+        messages = [event.message for event in read_events(stream.path)]
+        told[endpoint] = [line for line in messages if re.fullmatch(r"model server: \d+ workers?", line)]
+    every = len(cpus.MACHINE_CPUS)
+    assert told == {"one": ["model server: 1 worker"], "every": [f"model server: {every} workers"]}
 
 
 def test_deleting_an_endpoint_while_an_instance_is_replaced_leaves_no_process_behind(

@@ -6,6 +6,7 @@ import inspect
 import io
 import itertools
 import json
+import os
 import re
 import socket
 import sys
@@ -36,6 +37,7 @@ from pipelines.local.jobs.toolkit import to_cmd_args
 from pipelines.local.jobs.training import run_training_job
 from pipelines.local.layout import StateLayout
 from pipelines.local.storage.objects import ObjectStore
+from pipelines.local.system import cpus
 from pipelines.local.system.instance_types import INSTANCES, Instance
 from pipelines.local.system.isolation import Confinement, isolation_unavailable
 from pipelines.local.system.project_imports import PROJECT_DISTRIBUTION, project_imports
@@ -1453,6 +1455,54 @@ def test_a_training_script_is_told_its_instances_vcpus(store: ObjectStore, work_
     outcome = run_training_job("cpus-1", request, store, work_dir, io.StringIO())
 
     assert (outcome.status, outcome.failure_reason) == ("Succeeded", "")
+
+
+CPU_COUNT_SCRIPT = _script(
+    """
+    import os, threading
+    seen = [len(os.sched_getaffinity(0))]
+    thread = threading.Thread(target=lambda: seen.append(len(os.sched_getaffinity(0))))
+    thread.start()
+    thread.join()
+    print("cpus", *seen)
+    """
+)
+
+
+@pytest.mark.skipif(len(cpus.MACHINE_CPUS) < 2, reason="holding a job to fewer CPUs needs two or more")
+@pytest.mark.parametrize("kind", ["processing", "training"])
+def test_a_job_runs_on_as_many_of_this_machines_cpus_as_its_instance_has_vcpus(
+    store: ObjectStore, work_dir: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """An instance with fewer vCPUs than this machine has CPUs: the script and its threads see that
+    many, as they would on the instance; the server's own threads keep every CPU."""
+    monkeypatch.setitem(INSTANCES, "ml.t3.medium", Instance("ml.t3.medium", 1, 4))
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    if kind == "processing":
+        request = _instance(_processing_request(store, CPU_COUNT_SCRIPT), "ml.t3.medium")
+        outcome = run_processing_job("one-cpu", request, store, work_dir, io.StringIO())
+    else:
+        request = _instance(_training_request(store, CPU_COUNT_SCRIPT), "ml.t3.medium")
+        outcome = run_training_job("one-cpu", request, store, work_dir, io.StringIO())
+
+    assert (outcome.status, outcome.failure_reason) == ("Succeeded", "")
+    assert "cpus 1 1\n" in (work_dir / "one-cpu" / "logs.txt").read_text()
+    assert os.sched_getaffinity(0) == set(cpus.MACHINE_CPUS)
+
+
+def test_a_job_on_an_instance_with_as_many_vcpus_as_this_machine_has_cpus_sees_them_all(
+    store: ObjectStore, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(INSTANCES, "ml.t3.medium", Instance("ml.t3.medium", len(cpus.MACHINE_CPUS), 4))
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _instance(_processing_request(store, CPU_COUNT_SCRIPT), "ml.t3.medium")
+
+    outcome = run_processing_job("all-cpus", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Succeeded"
+    every = len(cpus.MACHINE_CPUS)
+    assert f"cpus {every} {every}\n" in (work_dir / "all-cpus" / "logs.txt").read_text()
 
 
 @pytest.mark.parametrize(

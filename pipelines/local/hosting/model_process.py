@@ -78,6 +78,7 @@ class VariantSpec:
     instance_count: int = 1  # InitialInstanceCount: one model server process per instance
     routing: str = RANDOM  # RoutingConfig.RoutingStrategy: how invocations pick an instance
     memory: MemoryLimit | None = None  # its instance type's memory, which each instance is held to
+    vcpus: int | None = None  # its instance type's vCPUs, which each instance runs on (system/cpus.py)
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,7 @@ def launch(
             "--socket", server_socket.name]
     argv = confined(argv, variant_dir, confinement, network=not variant.network_isolation)
     try:
-        process, offset, output = _spawn(argv, env, log_path, log_stream, spawner, variant_dir)
+        process, offset, output = _spawn(argv, env, log_path, log_stream, spawner, variant_dir, variant.vcpus)
     except BaseException:
         server_socket.close()
         raise
@@ -315,10 +316,11 @@ def _check_installs(code_dir: Path) -> None:
 
 def _spawn(
     argv: list[str], env: dict[str, str], log_path: Path, log_stream: IO[str] | None,
-    spawner: ThreadPoolExecutor, cwd: Path,
+    spawner: ThreadPoolExecutor, cwd: Path, vcpus: int | None,
 ) -> tuple[subprocess.Popen[str], int, LogSink]:
-    """Start in `cwd`, where it makes its socket, on the spawner thread: the parent-death signal
-    fires when the thread that started the process ends, and that one lives as long as hosting.
+    """Start in `cwd`, where it makes its socket, on `vcpus` of this machine's CPUs, from the
+    spawner thread: the parent-death signal fires when the thread that started the process ends,
+    and that one lives as long as hosting.
     A thread copies its output to its log and its stream until the output ends; returns the
     process, where its output starts in its log, and the sink that takes hosting's own lines."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -327,7 +329,7 @@ def _spawn(
     sink = LogSink(*streams)
     try:
         offset = log_path.stat().st_size
-        process = _start(argv, env, spawner, cwd)
+        process = _start(argv, env, spawner, cwd, vcpus)
     except BaseException:
         _close(log_file, log_stream)
         raise
@@ -340,11 +342,11 @@ def _spawn(
 
 
 def _start(
-    argv: list[str], env: dict[str, str], spawner: ThreadPoolExecutor, cwd: Path
+    argv: list[str], env: dict[str, str], spawner: ThreadPoolExecutor, cwd: Path, vcpus: int | None
 ) -> subprocess.Popen[str]:
     try:
         launch = dying_with_parent(argv, env, cwd)
-        return spawner.submit(start_in_own_group, launch, env, cwd, subprocess.STDOUT).result()
+        return spawner.submit(start_in_own_group, launch, env, cwd, subprocess.STDOUT, vcpus).result()
     except RuntimeError as exc:  # the executor was shut down
         raise DeploymentError("hosting is shutting down") from exc
     except OSError as exc:

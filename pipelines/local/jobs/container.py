@@ -23,8 +23,8 @@ from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.log_events import StreamWriter, open_stream
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.objects import NoSuchBucket, NoSuchKey, ObjectStore
+from pipelines.local.system.instance_types import Instance
 from pipelines.local.system.isolation import Confinement, PrivateTmp, confined
-from pipelines.local.system.memory import MemoryLimit
 from pipelines.local.system.supervision import KILL_GRACE_SECONDS, ProcessExit, run_to_end
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
@@ -159,15 +159,17 @@ def run_container(
     isolated: bool = False,
     grace: float = KILL_GRACE_SECONDS,
     confinement: Confinement | None = None,
-    memory: MemoryLimit | None = None,
+    instance: Instance | None = None,
 ) -> ProcessExit:
     """Run the container command; its output goes to the execution log, the job's logs.txt and its
     log stream, each line with the time it was written (log_events.py). It sees its job directory
     and what `confinement` leaves of the machine, and a network-isolated job no network at all
-    (system/isolation.py); a stopped one gets `grace` seconds between SIGTERM and SIGKILL, and one
-    whose processes outgrow `memory` (its instance's) is killed as SageMaker's OOM killer kills it."""
+    (system/isolation.py); a stopped one gets `grace` seconds between SIGTERM and SIGKILL. On its
+    `instance` it runs on that many vCPUs of this machine (system/cpus.py), and processes that
+    outgrow the instance's memory are killed as SageMaker's OOM killer kills them."""
     command = confined(argv, job.root, confinement, network=not isolated, tmp=PrivateTmp(job.root / "tmp"))
     logs_txt = job.root / "logs.txt"
     with open(logs_txt, "w", encoding="utf-8") as logs_file, open_stream(job.root, HOST) as events:
         sinks = (log, logs_file, StreamWriter(events))
-        return run_to_end(command, env, cwd, sinks, job.root / "pgid", timeout, cancel, grace, memory)
+        memory, vcpus = (instance.memory_limit(), instance.vcpus) if instance is not None else (None, None)
+        return run_to_end(command, env, cwd, sinks, job.root / "pgid", timeout, cancel, grace, memory, vcpus)

@@ -91,7 +91,7 @@ def run_processing_job(
     timeout = max_runtime(request)
     finish = run_container(
         argv, env, job.base, job, log, timeout, cancel, network_isolated(request), confinement=confinement,
-        memory=instance.memory_limit(),
+        instance=instance,
     )
     ending = processing_status(finish, job.base / "output" / "message", timeout)
     if ending.status == "Completed":

@@ -139,7 +139,7 @@ def run_training_job(
     phases.enter("Training")
     finish = run_container(
         argv, env, job.base / "code", job, log, timeout, cancel, network_isolated(request), stop_grace,
-        confinement, instance.memory_limit(),
+        confinement, instance,
     )
     failure_file = job.base / "output" / "failure"
     ending = job_status(finish, timeout, lambda: training_failure(finish, failure_file, argv))

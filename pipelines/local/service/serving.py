@@ -23,8 +23,7 @@ from pipelines.local.hosting.endpoints import (
 )
 from pipelines.local.hosting.model_process import HEALTH_TIMEOUT_SECONDS, INSTANCE_PROCESSES, RANDOM
 from pipelines.local.storage.database import Body
-from pipelines.local.system.instance_types import INSTANCES
-from pipelines.local.system.memory import MemoryLimit
+from pipelines.local.system.instance_types import INSTANCES, Instance
 from steps.integrity import DIGEST_KEY
 
 # InvokeEndpoint parameters that address parts or features only other kinds of endpoint have:
@@ -87,6 +86,7 @@ class Serving:
             model = models[variant["ModelName"]]
             container = model["PrimaryContainer"]
             environment = dict(container.get("Environment") or {})
+            instance = _instance(variant.get("InstanceType"))
             variants.append(
                 VariantSpec(
                     variant_name=variant.get("VariantName", "AllTraffic"),
@@ -102,7 +102,8 @@ class Serving:
                     ),
                     instance_count=int(variant.get("InitialInstanceCount", 1)),
                     routing=(variant.get("RoutingConfig") or {}).get("RoutingStrategy", RANDOM),
-                    memory=_instance_memory(variant.get("InstanceType")),
+                    memory=instance.memory_limit(INSTANCE_PROCESSES) if instance else None,
+                    vcpus=instance.vcpus if instance else None,
                 )
             )
         return variants
@@ -265,8 +266,8 @@ class Serving:
         self.processes.shutdown()
 
 
-def _instance_memory(instance_type: Any) -> MemoryLimit | None:
-    """What each instance of a variant may hold resident: its instance type's memory, from the table
-    CreateEndpointConfig checks the type against (hosting/limits.py); none for a type it lacks."""
-    instance = INSTANCES.get(instance_type) if isinstance(instance_type, str) else None
-    return instance.memory_limit(INSTANCE_PROCESSES) if instance else None
+def _instance(instance_type: Any) -> Instance | None:
+    """A variant's instance type from the table CreateEndpointConfig checks it against
+    (hosting/limits.py): the memory each instance may hold resident and the vCPUs it runs on;
+    none for a type the table lacks."""
+    return INSTANCES.get(instance_type) if isinstance(instance_type, str) else None

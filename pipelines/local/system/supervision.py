@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from pipelines.local.system.cpus import held_to
 from pipelines.local.system.memory import GroupMemory, MemoryLimit
 
 PR_SET_PDEATHSIG = 1
@@ -177,24 +178,26 @@ class LogSink:
 
 
 def start_in_own_group(
-    launch: DyingWithParent, env: Mapping[str, str], cwd: Path | str, stderr: int
+    launch: DyingWithParent, env: Mapping[str, str], cwd: Path | str, stderr: int, vcpus: int | None = None
 ) -> subprocess.Popen[str]:
     """Start `launch` in a session (so a process group) of its own, no stdin, its output read
-    as UTF-8 text from a pipe; `stderr` is subprocess.PIPE for a pipe of its own, or
-    subprocess.STDOUT for the same pipe."""
-    return subprocess.Popen(
-        launch.argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        start_new_session=True,
-        preexec_fn=launch.preexec_fn,
-    )
+    as UTF-8 text from a pipe, held to `vcpus` of this machine's CPUs (system/cpus.py; none held
+    for None); `stderr` is subprocess.PIPE for a pipe of its own, or subprocess.STDOUT for the same
+    pipe."""
+    with held_to(vcpus):
+        return subprocess.Popen(
+            launch.argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,
+            preexec_fn=launch.preexec_fn,
+        )
 
 
 def run_to_end(
@@ -207,15 +210,17 @@ def run_to_end(
     cancel: threading.Event | None,
     grace: float = KILL_GRACE_SECONDS,
     memory: MemoryLimit | None = None,
+    vcpus: int | None = None,
 ) -> ProcessExit:
-    """Run a command in its own process group, streaming its output line by line to `streams`,
-    until it exits, its `timeout` passes or `cancel` is set (then SIGTERM, and SIGKILL after
-    `grace` seconds), or its resident memory goes over `memory` (then SIGKILL at once, and exit
-    code 137 as a container killed so reports it); its whole group dies with it."""
+    """Run a command in its own process group, on `vcpus` of this machine's CPUs, streaming its
+    output line by line to `streams`, until it exits, its `timeout` passes or `cancel` is set (then
+    SIGTERM, and SIGKILL after `grace` seconds), or its resident memory goes over `memory` (then
+    SIGKILL at once, and exit code 137 as a container killed so reports it); its whole group dies
+    with it."""
     sink = LogSink(*streams)
     try:
         process = start_in_own_group(
-            dying_with_parent(argv, env, cwd, signal.SIGKILL), env, cwd, stderr=subprocess.PIPE
+            dying_with_parent(argv, env, cwd, signal.SIGKILL), env, cwd, subprocess.PIPE, vcpus
         )
     except OSError as exc:
         sink.write(f"cannot start {argv[0]}: {exc}\n")
