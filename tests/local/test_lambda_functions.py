@@ -584,6 +584,81 @@ def test_new_code_gets_new_environments(functions: Functions) -> None:
     assert after["calls"] == 1 and after["pid"] != before["pid"]
 
 
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_deleted_function_is_gone_with_its_environments_and_one_made_again_starts_afresh(
+    functions: Functions,
+) -> None:
+    code = zipped({"app.py": HANDLER})
+    create(functions, "f", "app.count", code)
+    before = functions.invoke("f", {}).payload
+
+    assert functions.delete("arn:aws:lambda:us-east-1:000000000000:function:f") == "f"
+
+    not_found = "Function not found: arn:aws:lambda:us-east-1:000000000000:function:f"
+    calls = (lambda: functions.get("f"), lambda: functions.invoke("f", {}), lambda: functions.delete("f"))
+    for call in calls:
+        with pytest.raises(ServiceError, match=f"^{re.escape(not_found)}$") as missing:
+            call()
+        assert (missing.value.code, missing.value.status) == ("ResourceNotFoundException", 404)
+    time.sleep(0.5)  # the environment's process is stopped as its environment is closed
+    assert _gone(before["pid"])
+    create(functions, "f", "app.count", code)  # the same name and code: a new function all the same
+    after = functions.invoke("f", {}).payload
+    assert after["calls"] == 1 and after["pid"] != before["pid"]
+
+
+def test_an_invocation_running_as_its_function_is_deleted_finishes_and_its_environment_serves_no_other(
+    functions: Functions,
+) -> None:
+    code = zipped({"app.py": HANDLER})
+    create(functions, "f", "app.slow", code)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(functions.invoke, "f", {"seconds": 1})
+        time.sleep(0.5)
+        functions.delete("f")
+        create(functions, "f", "app.slow", code)
+        finished = running.result(10)
+    assert finished.error == "" and isinstance(finished.payload["pid"], int)
+    assert functions.invoke("f", {"seconds": 0}).payload["pid"] != finished.payload["pid"]
+
+
+@pytest.mark.parametrize(
+    ("qualifier", "message"),
+    [
+        ("$LATEST", "^\\$LATEST version cannot be deleted without deleting the function\\.$"),
+        ("1", "^Qualifier 1 names a published version or an alias, which the local Lambda does not keep"),
+        ("live", "^Qualifier live names a published version or an alias"),
+    ],
+)
+def test_deleting_a_version_is_refused_and_the_function_stays(
+    functions: Functions, qualifier: str, message: str
+) -> None:
+    create(functions, "f", "app.answer", zipped({"app.py": HANDLER}))
+    with pytest.raises(ServiceError, match=message) as refused:
+        functions.delete("f", qualifier)
+    assert refused.value.code == "InvalidParameterValueException"
+    assert functions.invoke("f", {"value": 1}).payload["echo"] == 1
+
+
+def test_a_function_being_created_cannot_be_deleted_until_it_is_active(functions: Functions) -> None:
+    request = {"FunctionName": "f", "Handler": "app.handler", "Runtime": "python3.12"}
+    functions.create(request, zipped({"app.py": SLOW_INIT}), 0.0)
+    with pytest.raises(ServiceError, match=r"following state: Pending$") as refused:
+        functions.delete("f")
+    assert refused.value.code == "ResourceConflictException"
+    function_settled(functions, "f")
+    functions.delete("f")
+    with pytest.raises(ServiceError, match=r"^Function not found"):
+        functions.get("f")
+
+
 def test_while_an_update_is_in_progress_invocations_run_the_code_and_configuration_it_replaces(
     functions: Functions,
 ) -> None:

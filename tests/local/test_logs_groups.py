@@ -278,6 +278,27 @@ def test_a_lambda_steps_invocation_is_read_from_the_group_its_function_logs_to(
     assert not clients["logs"].describe_log_groups(logGroupNamePrefix="/aws/lambda/grouped")["logGroups"]
 
 
+def test_a_deleted_functions_step_is_read_from_its_log_group_which_outlives_it(
+    world: World, clients: dict[str, Any]
+) -> None:
+    function(world, clients, "removed")
+    clients["lambda"].put_function_event_invoke_config(FunctionName="removed", MaximumRetryAttempts=0)
+    execution = world.start(world.pipeline(lambda_step("removed")))
+    assert world.finished(execution)["PipelineExecutionStatus"] == "Succeeded"
+
+    answer = clients["lambda"].delete_function(FunctionName="removed")
+
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 204
+    lines = list(step_log(clients["sagemaker"], clients["logs"], clients["lambda"], execution, "Call"))
+    assert lines[0].startswith("START RequestId: ")
+    assert lines[1:3] == ["hello from the pipeline\n", "a warning\n"]
+    for call in (lambda: clients["lambda"].get_function(FunctionName="removed"),
+                 lambda: clients["lambda"].get_function_event_invoke_config(FunctionName="removed")):
+        with pytest.raises(ClientError) as missing:
+            call()
+        assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
 @pytest.mark.parametrize("code", ["AccessDeniedException", "ResourceNotFoundException"])
 def test_a_function_whose_configuration_cannot_be_read_is_looked_for_in_lambdas_default_group(
     code: str,

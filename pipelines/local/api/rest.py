@@ -98,6 +98,8 @@ def response_members(model: OperationModel, result: Mapping[str, Any]) -> tuple[
         elif name in body and where == "header":
             headers[member.serialization["name"]] = str(body.pop(name))
     payload = shape.serialization.get("payload")
+    if status == 204:  # No Content: whatever members are left, the answer has no body
+        return status, headers, b""
     return status, headers, body if payload is None else body.get(payload, b"")
 
 

@@ -61,6 +61,10 @@ class EventInvokeConfigs:
         self._stored(reference)
         self.database.delete(KIND, reference.name)
 
+    def forget(self, function: str) -> None:
+        """A deleted function's config goes with it (a stored function's name)."""
+        self.database.delete(KIND, function)
+
     def listed(self, name_or_arn: str) -> list[Body]:
         """The function's configs: its $LATEST's, if it has one."""
         reference, _ = self._function({"FunctionName": name_or_arn})

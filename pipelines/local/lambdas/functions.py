@@ -174,6 +174,7 @@ class Functions:
                 **kept(name, request),
                 "_CodeDir": code_dir,
                 "_Tags": request.get("Tags", {}),
+                "_Incarnation": revision,
             }
             self.database.put("function", name, body, now)
         return self._settle(body)
@@ -209,6 +210,27 @@ class Functions:
             body.update(RevisionId=revision, LastModified=last_modified())
             self.database.put("function", body["FunctionName"], body, 0)
         return self._settle(body)
+
+    def delete(self, name_or_arn: str, qualifier: str | None = None) -> str:
+        """DeleteFunction: the function and its idle environments go (an invocation in progress
+        finishes in its own); returns its name. Its log group stays, as Lambda's does, and so does
+        its unpacked code, which the same code uploaded again reuses. Refused while another change
+        of it is in progress, as Lambda refuses a second one."""
+        reference = self.named(name_or_arn, qualifier)
+        if reference.qualifier == LATEST:
+            raise invalid_parameter("$LATEST version cannot be deleted without deleting the function.")
+        if reference.qualifier is not None:
+            raise invalid_parameter(
+                f"Qualifier {reference.qualifier} names a published version or an alias, which the local "
+                "Lambda does not keep: a function has only its $LATEST version here. Call without "
+                "Qualifier to delete the function."
+            )
+        name = self._get(name_or_arn)["FunctionName"]
+        with self._change(name, UPDATING) as revision:
+            self.database.delete("function", name)
+        self._changed(name, revision)
+        self.environments.retire(name)
+        return name
 
     def get(self, name: str, qualifier: str | None = None) -> dict[str, Any]:
         """GetFunction's answer: the configuration, and the tags when the function has any."""
@@ -312,6 +334,7 @@ class Functions:
             confinement=self.confinement,
             ephemeral_storage_mb=int(body.get("EphemeralStorage", KEPT["EphemeralStorage"])["Size"]),
             init_start=runtime_version(body["Runtime"], self.region).init_start(),
+            incarnation=body.get("_Incarnation", ""),
             environment={
                 **runtime_defaults(body, python),
                 **body.get("Environment", {}).get("Variables", {}),

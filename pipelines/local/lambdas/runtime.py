@@ -151,11 +151,13 @@ class Configuration:
     confinement: Confinement | None = None  # what the environment must not see (system/isolation.py)
     ephemeral_storage_mb: int = 512  # the size of its /tmp
     init_start: str = ""  # Lambda's INIT_START line for its runtime's version (python_runtimes.py)
+    # Which creation of the function: one deleted and created again under its name shares nothing.
+    incarnation: str = ""
 
     def key(self) -> str:
         return json.dumps([
             self.function, self.interpreter, self.code_dir, self.handler, sorted(self.environment.items()),
-            self.ephemeral_storage_mb,
+            self.ephemeral_storage_mb, self.incarnation,
         ])
 
 
@@ -453,14 +455,18 @@ class WarmEnvironments:
 
     def _retire_others(self, configuration: Configuration) -> None:
         """Close the idle environments of this function made from another configuration."""
-        current = configuration.key()
+        self.retire(configuration.function, keep=configuration.key())
+
+    def retire(self, function: str, keep: str = "") -> None:
+        """Close the idle environments of `function` but those of the configuration `keep`; one busy
+        with an invocation finishes it, and is never taken again by another configuration."""
         with self._lock:
             retired = [
                 environment
                 for key, pool in self._idle.items()
-                if key != current
+                if key != keep
                 for environment in pool
-                if environment.configuration.function == configuration.function
+                if environment.configuration.function == function
             ]
             for key in list(self._idle):
                 self._idle[key] = [e for e in self._idle[key] if e not in retired]

@@ -198,8 +198,8 @@ OPERATIONS = {
     ),
     "Lambda": frozenset(
         [
-            "CreateFunction", "GetFunction", "GetFunctionConfiguration", "UpdateFunctionCode",
-            "UpdateFunctionConfiguration", "Invoke", "PutFunctionEventInvokeConfig",
+            "CreateFunction", "DeleteFunction", "GetFunction", "GetFunctionConfiguration",
+            "UpdateFunctionCode", "UpdateFunctionConfiguration", "Invoke", "PutFunctionEventInvokeConfig",
             "GetFunctionEventInvokeConfig", "UpdateFunctionEventInvokeConfig",
             "DeleteFunctionEventInvokeConfig", "ListFunctionEventInvokeConfigs",
         ]

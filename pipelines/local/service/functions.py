@@ -46,6 +46,13 @@ class FunctionOperations:
         refuse_publish(request)
         return self.functions.create(request, self._code(request["Code"], "Code."), time.time())
 
+    def delete_function(self, request: Body) -> Body:
+        """The function, with its event invoke config, answered 204 as Lambda answers a function's
+        deletion; events already queued for it fail their attempts from now on, as those of a
+        missing function do."""
+        self.configs.forget(self.functions.delete(request["FunctionName"], request.get("Qualifier")))
+        return {"StatusCode": 204}
+
     def get_function(self, request: Body) -> Body:
         return self.functions.get(request["FunctionName"], request.get("Qualifier"))
 
