@@ -260,3 +260,33 @@ def test_a_pending_function_is_not_invoked(lambda_: Any, marks: Marks) -> None:
     marks.add("gate", "open")
     lambda_.get_waiter("function_active_v2").wait(FunctionName="gated", WaiterConfig={"Delay": 0.2})
     assert json.loads(lambda_.invoke(FunctionName="gated")["Payload"].read()) == "ready"
+
+
+def test_list_functions_pages_every_function_by_name_without_its_state(lambda_: Any) -> None:
+    """Two a page: every function once, in name order, each as GetFunctionConfiguration describes it
+    but for the state members ListFunctions leaves out (its API reference sends you to GetFunction)."""
+    pages = list(lambda_.get_paginator("list_functions").paginate(PaginationConfig={"PageSize": 2}))
+    listed = [function for page in pages for function in page["Functions"]]
+
+    assert [function["FunctionName"] for function in listed] == sorted(HANDLERS)
+    assert len(pages) == (len(HANDLERS) + 1) // 2
+    full = lambda_.get_function_configuration(FunctionName=listed[0]["FunctionName"])
+    left_out = {"ResponseMetadata", "State", "LastUpdateStatus"}
+    assert listed[0] == {key: value for key, value in full.items() if key not in left_out}
+    every_version = lambda_.list_functions(FunctionVersion="ALL")["Functions"]
+    assert [function["FunctionName"] for function in every_version] == sorted(HANDLERS)  # $LATEST only
+
+
+def test_a_deleted_function_is_no_longer_listed_and_no_lambda_edge_replica_ever_is(lambda_: Any) -> None:
+    lambda_.delete_function(FunctionName="huge")
+
+    names = [function["FunctionName"] for function in lambda_.list_functions()["Functions"]]
+    assert names == sorted(set(HANDLERS) - {"huge"})
+    assert lambda_.list_functions(MasterRegion="ALL", FunctionVersion="ALL")["Functions"] == []
+
+
+def test_a_marker_list_functions_did_not_give_is_refused(lambda_: Any) -> None:
+    with pytest.raises(ClientError) as refused:
+        lambda_.list_functions(Marker="not-a-marker")
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert refused.value.response["Error"]["Message"] == "The Marker is not valid."

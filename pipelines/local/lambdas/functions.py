@@ -188,7 +188,7 @@ class Functions:
         check_revision(body, revision)
         if dry_run:
             check_code(zipped)
-            return self._describe(body)
+            return self.describe(body)
         with self._change(body["FunctionName"], UPDATING) as revision:
             self._keep_previous(body)
             body["CodeSha256"], body["_CodeDir"] = self._save_code(body["FunctionName"], zipped)
@@ -232,11 +232,15 @@ class Functions:
         self.environments.retire(name)
         return name
 
+    def stored(self) -> list[dict[str, Any]]:
+        """Every function, as stored (describe() gives its configuration)."""
+        return self.database.all("function")
+
     def get(self, name: str, qualifier: str | None = None) -> dict[str, Any]:
         """GetFunction's answer: the configuration, and the tags when the function has any."""
         body = self._get(name, qualifier)
         tags = body.get("_Tags")
-        return {"Configuration": self._describe(body), **({"Tags": tags} if tags else {})}
+        return {"Configuration": self.describe(body), **({"Tags": tags} if tags else {})}
 
     @contextmanager
     def _change(self, name: str, kind: str) -> Iterator[str]:
@@ -270,12 +274,12 @@ class Functions:
     def _settle(self, body: dict[str, Any]) -> dict[str, Any]:
         """The answer to a change (Pending, or InProgress), which becomes Active and Successful
         once an environment of the new code and configuration has been initialised."""
-        answer = self._describe(body)
+        answer = self.describe(body)
         name, revision = body["FunctionName"], body["RevisionId"]
         self.environments.prepare(self._configuration(body), lambda: self._changed(name, revision))
         return answer
 
-    def _describe(self, body: dict[str, Any]) -> dict[str, Any]:
+    def describe(self, body: dict[str, Any]) -> dict[str, Any]:
         """The stored configuration with its state, as GetFunctionConfiguration answers it."""
         with self._lock:
             changing = self._changing.get(body["FunctionName"])

@@ -198,7 +198,7 @@ OPERATIONS = {
     ),
     "Lambda": frozenset(
         [
-            "CreateFunction", "DeleteFunction", "GetFunction", "GetFunctionConfiguration",
+            "CreateFunction", "DeleteFunction", "GetFunction", "GetFunctionConfiguration", "ListFunctions",
             "UpdateFunctionCode", "UpdateFunctionConfiguration", "Invoke", "PutFunctionEventInvokeConfig",
             "GetFunctionEventInvokeConfig", "UpdateFunctionEventInvokeConfig",
             "DeleteFunctionEventInvokeConfig", "ListFunctionEventInvokeConfigs",

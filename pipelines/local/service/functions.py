@@ -18,11 +18,25 @@ from pipelines.local.errors import ServiceError
 from pipelines.local.lambdas.asynchronous import AsyncInvocations
 from pipelines.local.lambdas.configuration import check_architecture, invalid_parameter
 from pipelines.local.lambdas.functions import Functions
+from pipelines.local.service.listing import Listing
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
 
 SYNCHRONOUS_PAYLOAD_LIMIT = 6 * 1024 * 1024  # Lambda's request limit for RequestResponse, in bytes
 LOG_TAIL_BYTES = 4096  # LogType Tail: the end of the invocation's log
+# ListFunctions: by name, 50 a page unless MaxItems says, continued with Marker. MasterRegion and
+# FunctionVersion are applied by the operation itself.
+FUNCTIONS = Listing(
+    "ListFunctions", "Functions", {"FunctionName": "FunctionName"}, "FunctionName",
+    default_sort="FunctionName", default_order="Ascending", scope=("MasterRegion", "FunctionVersion"),
+    limit_member="MaxItems", default_limit=50, token_member="Marker", next_member="NextMarker",
+    refuse=invalid_parameter,
+)
+# What ListFunctions leaves out of each configuration, as its API reference says: GetFunction has them.
+STATE_MEMBERS = (
+    "State", "StateReason", "StateReasonCode", "LastUpdateStatus", "LastUpdateStatusReason",
+    "LastUpdateStatusReasonCode",
+)
 
 
 def refuse_publish(request: Body) -> None:
@@ -52,6 +66,17 @@ class FunctionOperations:
         missing function do."""
         self.configs.forget(self.functions.delete(request["FunctionName"], request.get("Qualifier")))
         return {"StatusCode": 204}
+
+    def list_functions(self, request: Body) -> Body:
+        """Every function's configuration, without its state. FunctionVersion ALL would add the
+        published versions, and MasterRegion lists only Lambda@Edge replicas: the local Lambda has
+        neither."""
+        if request.get("MasterRegion"):
+            return {"Functions": []}
+        return FUNCTIONS.page(self.functions.stored(), request, self._listed)
+
+    def _listed(self, body: Body) -> Body:
+        return {k: v for k, v in self.functions.describe(body).items() if k not in STATE_MEMBERS}
 
     def get_function(self, request: Body) -> Body:
         return self.functions.get(request["FunctionName"], request.get("Qualifier"))

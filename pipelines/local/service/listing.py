@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipelines.local.errors import invalid
+from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.storage.database import Body
 
 Filter = Callable[[Body, Any], bool]
@@ -85,6 +85,11 @@ class Listing:
     # Filters that test the page once it is cut, when the request names its size: ListTrainingJobs'
     # StatusEquals, as its API reference documents (a page may then hold fewer records, or none).
     page_filters: frozenset[str] = frozenset()
+    # The token's request and answer members, and the refusal of one this listing did not give:
+    # SageMaker's NextToken and ValidationException unless the API has its own (Lambda's Marker).
+    token_member: str = "NextToken"
+    next_member: str = "NextToken"
+    refuse: Callable[[str], ServiceError] = invalid
 
     @classmethod
     def as_recorded(cls, operation: str, result_key: str, identity: str, **more: Any) -> Listing:
@@ -95,7 +100,7 @@ class Listing:
     def page(
         self, records: Iterable[Body], request: Body, summary: Callable[[Body], Body] = dict
     ) -> Body:
-        """The page the request asks for: `{result_key: [...], "NextToken": ...}`."""
+        """The page the request asks for: `{result_key: [...], next_member: token}`."""
         given = {member: test for member, test in self.filters.items() if request.get(member) is not None}
         later = {member: given.pop(member) for member in self.page_filters & set(given)
                  if request.get(self.limit_member) is not None}
@@ -108,20 +113,20 @@ class Listing:
             return [record[sort_field], record[self.identity]]
 
         chosen.sort(key=key, reverse=order == "Descending")
-        if request.get("NextToken"):
-            cursor = self._cursor(request["NextToken"], sort, order)
+        if request.get(self.token_member):
+            cursor = self._cursor(request[self.token_member], sort, order)
             try:
                 if order == "Descending":
                     chosen = [record for record in chosen if key(record) < cursor]
                 else:
                     chosen = [record for record in chosen if key(record) > cursor]
             except TypeError:  # a token whose cursor is not of this listing's kind
-                raise invalid("The NextToken is not valid.") from None
+                raise self.refuse(f"The {self.token_member} is not valid.") from None
         limit = int(request.get(self.limit_member) or self.default_limit)
         page = [record for record in chosen[:limit] if _passes(record, request, later)]
         body: Body = {self.result_key: [summary(record) for record in page]}
         if len(chosen) > limit:
-            body["NextToken"] = _token({"by": sort, "order": order, "after": key(chosen[limit - 1])})
+            body[self.next_member] = _token({"by": sort, "order": order, "after": key(chosen[limit - 1])})
         return body
 
     def _cursor(self, token: str, sort: str, order: str) -> list[Any]:
@@ -130,9 +135,9 @@ class Listing:
             cursor = state["after"]
             issued_for = (state["by"], state["order"])
         except (ValueError, TypeError, KeyError, binascii.Error):
-            raise invalid("The NextToken is not valid.") from None
+            raise self.refuse(f"The {self.token_member} is not valid.") from None
         if issued_for != (sort, order) or not isinstance(cursor, list) or len(cursor) != 2:
-            raise invalid("The NextToken was issued for a different listing.")
+            raise self.refuse(f"The {self.token_member} was issued for a different listing.")
         return cursor
 
 
