@@ -60,7 +60,10 @@ def failure_lines(reason: object) -> list[str]:
 
 
 def seconds(value: float) -> str:
-    """A duration short enough for a table cell: 4.2s, 3m07s, 1h05m."""
+    """A duration short enough for a table cell: 45ms, 4.2s, 3m07s, 1h05m (a local step often takes
+    less than the tenth of a second 0.0s would round it to)."""
+    if value < 0.9995:
+        return f"{round(value * 1000)}ms"
     if value < 60:
         return f"{value:.1f}s"
     minutes, secs = divmod(int(value), 60)

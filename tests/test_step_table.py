@@ -165,3 +165,14 @@ def test_service_text_cannot_inject_control_characters(reason: str) -> None:
     row = step_table.StepRow.of(step("X", "Failed", FailureReason=reason), NOW)
     assert row.detail[0].startswith("bad")
     assert not any(step_table.CONTROL.search(text) for text in [*row.detail, row.cell])
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0.0, "0ms"), (0.0449, "45ms"), (0.9994, "999ms"), (0.9995, "1.0s"), (4.24, "4.2s"), (187, "3m07s"),
+     (3900, "1h05m")],
+)
+def test_a_duration_is_shown_to_the_millisecond_under_a_second_and_coarser_above(
+    value: float, shown: str
+) -> None:
+    assert step_table.seconds(value) == shown
