@@ -253,6 +253,9 @@ def with_arguments(step: dict[str, Any], **arguments: Any) -> dict[str, Any]:
     return step
 
 
+VPC_CONFIG = {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0"]}
+
+
 def fit_step(**arguments: Any) -> dict[str, Any]:
     step = training_step("Fit")
     return with_arguments(step, **{"InputDataConfig": [{"ChannelName": "train", "DataSource": S3_CHANNEL}],
@@ -278,6 +281,11 @@ def fit_step(**arguments: Any) -> dict[str, Any]:
         (with_arguments(processing(), ProcessingOutputConfig={"Outputs": [
             {"OutputName": "f", "FeatureStoreOutput": {"FeatureGroupName": "g"}}]}),
          "output 'f' writes FeatureStoreOutput, not an S3Output"),
+        (with_arguments(processing(), NetworkConfig={"VpcConfig": VPC_CONFIG}),
+         "step Prep: NetworkConfig.VpcConfig connects the job's containers to a VPC's subnets (they reach "
+         "what the VPC's routes and security groups allow): a local job uses this machine's network"),
+        (fit_step(VpcConfig=VPC_CONFIG),
+         "step Fit: VpcConfig connects the job's containers to a VPC's subnets"),
         (fit_step(ResourceConfig={"InstanceCount": 4, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1}),
          "step Fit: ResourceConfig.InstanceCount 4: a local job runs on one instance"),
         (fit_step(ResourceConfig={"InstanceCount": 1, "InstanceType": "ml.g4dn.xlarge", "VolumeSizeInGB": 1}),

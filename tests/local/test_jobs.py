@@ -1066,9 +1066,12 @@ RUNS_MARKER = _script(
          "ProfilerConfig without DisableProfiler true asks SageMaker Debugger to profile the job's "
          "system and framework metrics: a local job is not profiled and reports no ProfilingStatus"),
         ("ProfilerConfig", {"DisableProfiler": True}, None),
+        ("VpcConfig", {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]},
+         "VpcConfig connects the job's containers to a VPC's subnets (they reach what the VPC's routes and "
+         "security groups allow): a local job uses this machine's network"),
     ],
 )
-def test_debugger_and_profiler_values_resolved_at_run_time_fail_the_job_before_it_runs(
+def test_debugger_profiler_and_vpc_values_resolved_at_run_time_fail_the_job_before_it_runs(
     store: ObjectStore, work_dir: Path, member: str, value: Any, refusal: str | None
 ) -> None:
     store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")

@@ -1,10 +1,11 @@
 """What a local job cannot reproduce, named before it runs instead of run some other way.
 
 A local job is one process on this machine: one instance, inputs staged as files from S3 objects
-before it starts, outputs uploaded from files when it ends, and no network when the request isolates
-it (system/isolation.py). A request that asks SageMaker for more (several instances, Pipe-mode
-streams, manifest or non-S3 inputs, a model uploaded uncompressed, network isolation where this
-machine cannot take a process off the network, SageMaker Debugger or Profiler, an instance type
+before it starts, outputs uploaded from files when it ends, this machine's network, and no network
+when the request isolates it (system/isolation.py). A request that asks SageMaker for more (several
+instances, Pipe-mode streams, manifest or non-S3 inputs, a model uploaded uncompressed, a VPC's
+subnets, network isolation where this machine cannot take a process off the network, SageMaker
+Debugger or Profiler, an instance type
 whose memory and vCPUs jobs/instances.py does not reproduce) would run here in a
 way it never runs there, so it is refused: at upsert for the literal values of a step's Arguments
 (executor/checks.py), at job start for the values expressions resolved to. A value that is still an
@@ -25,6 +26,10 @@ from pipelines.local.system.isolation import isolation_unavailable
 ONE_INSTANCE = "a local job runs on one instance"
 FILES_ONLY = "a local job stages S3 objects as files before it starts"
 ENTRY_POINT = ("sagemaker_program", "sagemaker_submit_directory")
+VPC = (
+    "connects the job's containers to a VPC's subnets (they reach what the VPC's routes and security "
+    "groups allow): a local job uses this machine's network"
+)
 TOOLKIT_ONLY = (
     "a local training job runs the scikit-learn image's training toolkit on the entry point that "
     "hyperparameters sagemaker_program and sagemaker_submit_directory name"
@@ -56,6 +61,8 @@ def require_reproducible(problems: list[str]) -> None:
 
 def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
     yield from _isolation(request)
+    if request.get("VpcConfig"):
+        yield f"VpcConfig {VPC}"
     resources = object_member(request, "ResourceConfig")
     yield from _instances("ResourceConfig.InstanceCount", resources.get("InstanceCount"))
     yield from instance_problems("ResourceConfig.InstanceType", resources.get("InstanceType"))
@@ -116,6 +123,8 @@ def _debugger(request: Mapping[str, Any]) -> Iterator[str]:
 
 def _processing_limits(request: Mapping[str, Any]) -> Iterator[str]:
     yield from _isolation(request)
+    if object_member(request, "NetworkConfig").get("VpcConfig"):
+        yield f"NetworkConfig.VpcConfig {VPC}"
     cluster = object_member(object_member(request, "ProcessingResources"), "ClusterConfig")
     where = "ProcessingResources.ClusterConfig"
     yield from _instances(f"{where}.InstanceCount", cluster.get("InstanceCount"))
