@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -62,3 +63,15 @@ def test_a_hold_is_the_holding_threads_alone() -> None:
     finally:
         release.set()
         holder.join(10)
+
+
+def test_cpus_this_server_no_longer_has_hold_nothing_and_say_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(cpus, "MACHINE_CPUS", (4094, 4095))  # CPUs no machine here has
+    cpus._warn_unheld.cache_clear()  # warned once per reason
+    before = os.sched_getaffinity(0)
+    with caplog.at_level(logging.WARNING, logger=cpus.__name__), cpus.held_to(1):
+        assert os.sched_getaffinity(0) == before
+    assert os.sched_getaffinity(0) == before
+    assert "not their instance's vCPUs" in caplog.text

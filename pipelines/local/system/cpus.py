@@ -11,11 +11,15 @@ the machine's CPUs in turn, so that processes started side by side do not share 
 
 from __future__ import annotations
 
+import functools
 import itertools
+import logging
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
 
 # The CPUs this server may use, as it started: each hold takes its CPUs from these (none where
 # the platform has no CPU affinity: nothing is held there).
@@ -40,12 +44,27 @@ def held_to(vcpus: int | None) -> Iterator[None]:
     """Run the block on this thread held to `vcpus` CPUs (none held for None); a process started in
     it keeps them, and so do the processes and threads it starts."""
     cpus = cpus_for(vcpus) if vcpus is not None else None
-    if cpus is None:
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, cpus)
+    before = _hold(cpus) if cpus is not None else None
     try:
         yield
     finally:
-        os.sched_setaffinity(0, before)
+        if before is not None:
+            os.sched_setaffinity(0, before)
+
+
+def _hold(cpus: frozenset[int]) -> set[int] | None:
+    """Hold this thread to `cpus` and return the CPUs it had; None, with a warning once, where the
+    CPUs can no longer be had (taken from this server since it started)."""
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as error:
+        _warn_unheld(str(error))
+        return None
+    return before
+
+
+@functools.cache
+def _warn_unheld(reason: str) -> None:
+    log.warning("jobs and model servers run on every CPU of this server, not their instance's vCPUs: %s",
+                reason)
