@@ -285,6 +285,14 @@ def test_a_deleted_function_is_no_longer_listed_and_no_lambda_edge_replica_ever_
     assert lambda_.list_functions(MasterRegion="ALL", FunctionVersion="ALL")["Functions"] == []
 
 
+def test_master_region_without_every_version_is_refused_as_lambdas_reference_requires(lambda_: Any) -> None:
+    with pytest.raises(ClientError) as refused:
+        lambda_.list_functions(MasterRegion="us-east-1")
+    error = refused.value.response["Error"]
+    assert (error["Code"], error["Message"]) == (
+        "InvalidParameterValueException", "FunctionVersion must be ALL when MasterRegion is specified.")
+
+
 def test_a_marker_list_functions_did_not_give_is_refused(lambda_: Any) -> None:
     with pytest.raises(ClientError) as refused:
         lambda_.list_functions(Marker="not-a-marker")

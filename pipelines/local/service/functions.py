@@ -72,6 +72,8 @@ class FunctionOperations:
         published versions, and MasterRegion lists only Lambda@Edge replicas: the local Lambda has
         neither."""
         if request.get("MasterRegion"):
+            if request.get("FunctionVersion") != "ALL":
+                raise invalid_parameter("FunctionVersion must be ALL when MasterRegion is specified.")
             return {"Functions": []}
         return FUNCTIONS.page(self.functions.stored(), request, self._listed)
 
