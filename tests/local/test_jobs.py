@@ -1460,6 +1460,29 @@ def test_a_training_script_is_told_its_instances_vcpus(store: ObjectStore, work_
     assert (outcome.status, outcome.failure_reason) == ("Succeeded", "")
 
 
+@pytest.mark.parametrize(
+    ("source", "hinted"),
+    [
+        ("open('/opt/ml/processing/input/data/train.csv')", True),  # as AWS's examples write it
+        ("import os\nopen(os.path.join(os.environ['SAGEMAKER_BASE_DIR'], 'missing.csv'))", False),
+        ("raise SystemExit('/opt/ml/processing/input is where the data is')", False),
+    ],
+)
+def test_a_job_failing_on_a_hard_coded_opt_ml_path_is_told_where_opt_ml_is_here(
+    store: ObjectStore, work_dir: Path, source: str, hinted: bool
+) -> None:
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(store, _script(source))
+
+    outcome = run_processing_job("literal-1", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed" and outcome.failure_reason.startswith("AlgorithmError: ")
+    assert "local-sagemaker" not in outcome.failure_reason  # SageMaker's words, as before
+    base = work_dir / "literal-1" / "opt" / "ml"
+    hint = f"[local-sagemaker] a path under /opt/ml was not found: a local job's /opt/ml is {base}, "
+    assert (hint in (work_dir / "literal-1" / "logs.txt").read_text()) is hinted
+
+
 CPU_COUNT_SCRIPT = _script(
     """
     import os, threading

@@ -31,6 +31,8 @@ CONTAINER_BASE = PurePosixPath("/opt/ml")
 HOST = "algo-1"  # the one instance's host name, as SageMaker names the first
 _JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml(?=/|$|[^\w.-])")
+# How Python (and pandas, which raises the same error) says a literal /opt/ml path is not there.
+_MISSING_CONTAINER_PATH = re.compile(r"No such file or directory: '/opt/ml[/']")
 
 
 @dataclass(frozen=True)
@@ -166,10 +168,27 @@ def run_container(
     and what `confinement` leaves of the machine, and a network-isolated job no network at all
     (system/isolation.py); a stopped one gets `grace` seconds between SIGTERM and SIGKILL. On its
     `instance` it runs on that many vCPUs of this machine (system/cpus.py), and processes that
-    outgrow the instance's memory are killed as SageMaker's OOM killer kills them."""
+    outgrow the instance's memory are killed as SageMaker's OOM killer kills them. A job that fails
+    on a path it wrote as /opt/ml/... gets a line in its log saying where /opt/ml is here."""
     command = confined(argv, job.root, confinement, network=not isolated, tmp=PrivateTmp(job.root / "tmp"))
     logs_txt = job.root / "logs.txt"
     with open(logs_txt, "w", encoding="utf-8") as logs_file, open_stream(job.root, HOST) as events:
         sinks = (log, logs_file, StreamWriter(events))
         memory, vcpus = (instance.memory_limit(), instance.vcpus) if instance is not None else (None, None)
-        return run_to_end(command, env, cwd, sinks, job.root / "pgid", timeout, cancel, grace, memory, vcpus)
+        record = job.root / "pgid"
+        finish = run_to_end(command, env, cwd, sinks, record, timeout, cancel, grace, memory, vcpus)
+        missing = any(_MISSING_CONTAINER_PATH.search(line) for line in finish.stderr_tail)
+        if finish.returncode != 0 and missing:
+            for sink in sinks:
+                sink.write(rebased_path_hint(job))
+                sink.flush()
+        return finish
+
+
+def rebased_path_hint(job: JobDirs) -> str:
+    """The log line for a job that failed on a path it wrote as /opt/ml/...: where /opt/ml is here."""
+    return (
+        f"[local-sagemaker] a path under /opt/ml was not found: a local job's /opt/ml is {job.base}, which "
+        "SAGEMAKER_BASE_DIR names (the training toolkit reads it too); a script that takes its base "
+        "directory from SAGEMAKER_BASE_DIR, /opt/ml when unset, runs on SageMaker and here alike\n"
+    )
