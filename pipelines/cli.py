@@ -272,7 +272,7 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
 
     clients = Clients(settings)
     arn = _execution_arn(settings, clients.sagemaker, args.execution)
-    sys.stdout.writelines(step_log(clients.sagemaker, clients.logs, clients.lambda_, arn, args.step))
+    sys.stdout.writelines(step_log(clients.sagemaker, clients.logs, lambda: clients.lambda_, arn, args.step))
     return 0
 
 

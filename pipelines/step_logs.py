@@ -14,7 +14,7 @@ it did is in the step list, and that is what it shows.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -26,9 +26,12 @@ LOG_GROUPS = {"ProcessingJob": "/aws/sagemaker/ProcessingJobs", "TrainingJob": "
 REPORT_GRACE_MS = 1000
 
 
-def step_log(sm: Any, logs: Any, functions: Any, execution_arn: str, step_name: str) -> Iterator[str]:
+def step_log(
+    sm: Any, logs: Any, functions: Callable[[], Any], execution_arn: str, step_name: str
+) -> Iterator[str]:
     """The step's lines: its job's log events in time order, or what the step list says it did;
-    `functions` (a Lambda client) tells a Lambda step's function's log group."""
+    `functions` makes the Lambda client that tells a Lambda step's function's log group (only a
+    Lambda step's log needs one)."""
     steps = {step["StepName"]: step for step in list_steps(sm, execution_arn)}
     if step_name not in steps:
         raise ValueError(f"no step {step_name!r} in this execution; its steps: {', '.join(steps)}")
@@ -43,7 +46,7 @@ def step_log(sm: Any, logs: Any, functions: Any, execution_arn: str, step_name: 
                 yield from outcome(step)
             return
     if "Arn" in metadata.get("Lambda", {}):
-        group = function_log_group(functions, metadata["Lambda"]["Arn"])
+        group = function_log_group(functions(), metadata["Lambda"]["Arn"])
         yield from lambda_log(logs, group, step)
     yield from outcome(step)
 

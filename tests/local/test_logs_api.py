@@ -199,6 +199,11 @@ def test_a_group_is_named_by_its_arn_too(world: World, logs: Any) -> None:
     assert [s["logStreamName"].split("/")[0] for s in streams] == [world.known["Fit"]]
 
 
+def never_asked() -> Any:
+    """A job step's log needs no Lambda client."""
+    raise AssertionError("a Lambda client was made for a job step's log")
+
+
 class InProcessClients:
     def __init__(self, world: World) -> None:
         dispatcher = Dispatcher(world.backend, check_responses=True)
@@ -248,6 +253,6 @@ def test_a_job_that_never_started_its_container_has_no_stream(world: World, logs
     listed = logs.describe_log_streams(logGroupName=TRAINING, logStreamNamePrefix=f"{job}/")["logStreams"]
     assert listed == []
     clients = InProcessClients(world)
-    lines = list(step_log(clients.sagemaker, logs, clients.lambda_, arn, "Broken"))
+    lines = list(step_log(clients.sagemaker, logs, never_asked, arn, "Broken"))
     assert lines[0] == f"job {job} has no log stream in {TRAINING}: its container has not started\n"
     assert lines[1] == "Broken: Failed\n" and lines[-1].startswith("  failure reason: ClientError: ")

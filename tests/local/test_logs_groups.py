@@ -240,6 +240,11 @@ def test_groups_are_listed_by_name_once_they_have_a_stream(
         assert "no linked source accounts" in refused["Message"]
 
 
+def call_log(clients: dict[str, Any], execution: str) -> list[str]:
+    """What `logs Call` prints for the execution's Lambda step."""
+    return list(step_log(clients["sagemaker"], clients["logs"], lambda: clients["lambda"], execution, "Call"))
+
+
 def lambda_step(function_name: str) -> dict[str, Any]:
     """A pipeline of one Lambda step, `Call`, that invokes `function_name`."""
     return {
@@ -258,7 +263,7 @@ def test_the_cli_prints_a_lambda_steps_invocation_then_what_it_did(
     execution = world.start(world.pipeline(lambda_step("stepped")))
     assert world.finished(execution)["PipelineExecutionStatus"] == "Succeeded"
     invoke(clients, "stepped", who="someone after")  # after the step: not its log
-    lines = list(step_log(clients["sagemaker"], clients["logs"], clients["lambda"], execution, "Call"))
+    lines = call_log(clients, execution)
     assert lines[0].startswith("START RequestId: ")
     assert lines[1:3] == ["hello from the pipeline\n", "a warning\n"]
     assert lines[3].startswith("END RequestId: ") and REPORT.fullmatch(lines[4].rstrip("\n"))
@@ -272,7 +277,7 @@ def test_a_lambda_steps_invocation_is_read_from_the_group_its_function_logs_to(
     function(world, clients, "grouped", LoggingConfig={"LogFormat": "Text", "LogGroup": "/team/grouped"})
     execution = world.start(world.pipeline(lambda_step("grouped")))
     assert world.finished(execution)["PipelineExecutionStatus"] == "Succeeded"
-    lines = list(step_log(clients["sagemaker"], clients["logs"], clients["lambda"], execution, "Call"))
+    lines = call_log(clients, execution)
     assert lines[0].startswith("START RequestId: ")
     assert lines[1:3] == ["hello from the pipeline\n", "a warning\n"]
     assert not clients["logs"].describe_log_groups(logGroupNamePrefix="/aws/lambda/grouped")["logGroups"]
@@ -289,7 +294,7 @@ def test_a_deleted_functions_step_is_read_from_its_log_group_which_outlives_it(
     answer = clients["lambda"].delete_function(FunctionName="removed")
 
     assert answer["ResponseMetadata"]["HTTPStatusCode"] == 204
-    lines = list(step_log(clients["sagemaker"], clients["logs"], clients["lambda"], execution, "Call"))
+    lines = call_log(clients, execution)
     assert lines[0].startswith("START RequestId: ")
     assert lines[1:3] == ["hello from the pipeline\n", "a warning\n"]
     for call in (lambda: clients["lambda"].get_function(FunctionName="removed"),
