@@ -87,19 +87,17 @@ def response_members(model: OperationModel, result: Mapping[str, Any]) -> tuple[
     raw payload when the model names one, else the members left for a JSON body."""
     status = int(model.http.get("responseCode", 200))
     shape = model.output_shape
-    if shape is None:  # a 204 (e.g. a Delete of Lambda's) has no body at all
-        return status, {}, b"" if status == 204 else dict(result)
     headers: dict[str, str] = {}
     body = dict(result)
-    for name, member in shape.members.items():
+    for name, member in shape.members.items() if shape is not None else ():
         where = member.serialization.get("location")
         if name in body and where == "statusCode":
             status = int(body.pop(name))
         elif name in body and where == "header":
             headers[member.serialization["name"]] = str(body.pop(name))
-    payload = shape.serialization.get("payload")
-    if status == 204:  # No Content: whatever members are left, the answer has no body
+    if status == 204:  # No Content (a Delete of Lambda's): whatever members are left, no body at all
         return status, headers, b""
+    payload = shape.serialization.get("payload") if shape is not None else None
     return status, headers, body if payload is None else body.get(payload, b"")
 
 
