@@ -15,6 +15,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from processes import pid_alive
+from waiting import wait_until
 
 from pipelines import REPO_ROOT
 from pipelines.local.errors import ServiceError
@@ -584,14 +586,6 @@ def test_new_code_gets_new_environments(functions: Functions) -> None:
     assert after["calls"] == 1 and after["pid"] != before["pid"]
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def test_a_deleted_function_is_gone_with_its_environments_and_one_made_again_starts_afresh(
     functions: Functions,
 ) -> None:
@@ -607,26 +601,36 @@ def test_a_deleted_function_is_gone_with_its_environments_and_one_made_again_sta
         with pytest.raises(ServiceError, match=f"^{re.escape(not_found)}$") as missing:
             call()
         assert (missing.value.code, missing.value.status) == ("ResourceNotFoundException", 404)
-    time.sleep(0.5)  # the environment's process is stopped as its environment is closed
-    assert _gone(before["pid"])
+    wait_until(lambda: not pid_alive(before["pid"]), 10, "the deleted function's environment to end")
     create(functions, "f", "app.count", code)  # the same name and code: a new function all the same
     after = functions.invoke("f", {}).payload
     assert after["calls"] == 1 and after["pid"] != before["pid"]
 
 
+STARTED_THEN_SLOW = b"""
+import os, time
+def handler(event, context):
+    open(event["flag"], "w").close()
+    time.sleep(event["seconds"])
+    return {"pid": os.getpid()}
+"""
+
+
 def test_an_invocation_running_as_its_function_is_deleted_finishes_and_its_environment_serves_no_other(
-    functions: Functions,
+    functions: Functions, tmp_path: Path
 ) -> None:
-    code = zipped({"app.py": HANDLER})
-    create(functions, "f", "app.slow", code)
+    code = zipped({"app.py": STARTED_THEN_SLOW})
+    create(functions, "f", "app.handler", code)
+    started = tmp_path / "started"
     with ThreadPoolExecutor(1) as pool:
-        running = pool.submit(functions.invoke, "f", {"seconds": 1})
-        time.sleep(0.5)
+        running = pool.submit(functions.invoke, "f", {"flag": str(started), "seconds": 1})
+        wait_until(started.exists, 10, "the invocation to start")
         functions.delete("f")
-        create(functions, "f", "app.slow", code)
+        create(functions, "f", "app.handler", code)
         finished = running.result(10)
     assert finished.error == "" and isinstance(finished.payload["pid"], int)
-    assert functions.invoke("f", {"seconds": 0}).payload["pid"] != finished.payload["pid"]
+    again = functions.invoke("f", {"flag": str(tmp_path / "again"), "seconds": 0}).payload
+    assert again["pid"] != finished.payload["pid"]
 
 
 @pytest.mark.parametrize(
