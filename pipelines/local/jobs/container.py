@@ -180,12 +180,12 @@ def run_container(
         missing = any(_MISSING_CONTAINER_PATH.search(line) for line in finish.stderr_tail)
         if finish.returncode != 0 and missing:
             for sink in sinks:
-                sink.write(rebased_path_hint(job))
+                sink.write(_rebased_path_hint(job))
                 sink.flush()
         return finish
 
 
-def rebased_path_hint(job: JobDirs) -> str:
+def _rebased_path_hint(job: JobDirs) -> str:
     """The log line for a job that failed on a path it wrote as /opt/ml/...: where /opt/ml is here."""
     return (
         f"[local-sagemaker] a path under /opt/ml was not found: a local job's /opt/ml is {job.base}, which "
