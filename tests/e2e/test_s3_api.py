@@ -1,6 +1,6 @@
 """S3 through a real server process and boto3's S3 client, as any SDK given `local env` reaches the
 local store: a bucket created, and kept with its creation date across a restart; paging and
-versions; puts, a large one streamed to disk as it arrives, digests and
+versions; puts, a large one streamed to disk as it arrives, a larger file uploaded in parts, digests and
 headers refused; headers and user metadata kept per version; a large get sent from its file; an
 object stored before versions kept records; and S3's refusals of unsigned and wrongly signed
 requests, in its XML."""
@@ -143,6 +143,24 @@ def test_a_body_larger_than_any_api_document_goes_to_the_store(state: Path) -> N
     head = client.head_object(Bucket="e2e", Key="large/body.bin")
     assert (head["ContentLength"], head["ETag"]) == (len(body), put["ETag"])
     assert store(state).path_for("s3://e2e/large/body.bin").read_bytes() == body
+
+
+def test_boto3s_managed_upload_sends_a_large_file_in_parts_and_it_comes_back_whole(
+    state: Path, tmp_path: Path
+) -> None:
+    """`upload_file` as the SageMaker SDK calls it: over 8 MB, parts sent side by side on their
+    own connections, then completed; the download reads it back in ranges."""
+    data = bytes(range(256)) * (20 * 1024 * 1024 // 256) + b"tail"
+    source, copy = tmp_path / "reviews.csv", tmp_path / "copy.csv"
+    source.write_bytes(data)
+    client = s3(state)
+    client.upload_file(str(source), "e2e", "datasets/reviews.csv")
+    head = client.head_object(Bucket="e2e", Key="datasets/reviews.csv")
+    assert (head["ContentLength"], head["ETag"].endswith('-3"')) == (len(data), True)  # 8 MB parts
+    client.download_file("e2e", "datasets/reviews.csv", str(copy))
+    assert copy.read_bytes() == data
+    in_progress = client.list_multipart_uploads(Bucket="e2e")
+    assert "Uploads" not in in_progress
 
 
 def test_a_body_is_written_to_disk_while_it_arrives(state: Path) -> None:

@@ -145,8 +145,7 @@ def test_s3s_errors_in_its_words(s3: Any) -> None:
 
 
 @pytest.mark.parametrize(("name", "call"), [
-    ("UploadPart", lambda s3: s3.upload_part(Bucket="bucket", Key="a.txt", UploadId="u", PartNumber=1,
-                                             Body=b"overwritten")),
+    ("CopyObject", lambda s3: s3.copy_object(Bucket="bucket", Key="a.txt", CopySource="bucket/dir/one")),
     ("GetObjectTagging", lambda s3: s3.get_object_tagging(Bucket="bucket", Key="a.txt")),
     ("DeleteObject", lambda s3: s3.delete_object(Bucket="bucket", Key="a.txt")),
     ("ListObjects", lambda s3: s3.list_objects(Bucket="bucket")),

@@ -27,7 +27,7 @@ from pipelines.local.errors import ServiceError
 from pipelines.local.hosting.model_process import InvokeResult, endpoint_log_group
 from pipelines.local.hosting.model_server import CUSTOM_ATTRIBUTES
 from pipelines.local.service.backend import MODELS, LocalSageMaker
-from pipelines.local.storage.objects import Readable
+from pipelines.local.storage.object_records import Readable
 from pipelines.local.system.identity import ACCOUNT, arn
 
 TARGET = re.compile(r"^(SageMaker|AWSEvents|Logs_20140328)\.([A-Za-z]+)$")

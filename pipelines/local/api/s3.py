@@ -25,13 +25,13 @@ from botocore.model import OperationModel, Shape
 
 from pipelines.local.api.reply import Reply
 from pipelines.local.api.rest import Headers, request_members
-from pipelines.local.api.s3_documents import read_document
+from pipelines.local.api.s3_documents import LARGER_DOCUMENTS, MAX_DOCUMENT_BYTES, read_document
 from pipelines.local.api.s3_routes import S3Routes, split_path
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.service.objects import NotModified
-from pipelines.local.storage.objects import Readable
+from pipelines.local.storage.object_records import Readable
 from pipelines.local.system.identity import ACCOUNT
 
 XML_TYPE = "application/xml"
@@ -41,6 +41,9 @@ DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 ROOTS = {
     "ListObjectsV2": "ListBucketResult", "ListBuckets": "ListAllMyBucketsResult",
     "GetBucketVersioning": "VersioningConfiguration", "GetBucketLocation": "LocationConstraint",
+    "CreateMultipartUpload": "InitiateMultipartUploadResult",
+    "CompleteMultipartUpload": "CompleteMultipartUploadResult", "ListParts": "ListPartsResult",
+    "ListMultipartUploads": "ListMultipartUploadsResult",
 }
 # Answers whose document element holds the one member as its text (S3's GetBucketLocation).
 TEXT_ROOTS = {"GetBucketLocation": "LocationConstraint"}
@@ -78,7 +81,8 @@ class S3Front:
         if model.has_streaming_input:
             request[payload] = body
         elif payload is not None:
-            document = read_document(model.input_shape.members[payload], body)
+            limit = LARGER_DOCUMENTS.get(model.name, MAX_DOCUMENT_BYTES)
+            document = read_document(model.input_shape.members[payload], body, limit)
             request.pop(payload)
             if document is not None:
                 request[payload] = document
@@ -117,7 +121,7 @@ def encode(model: OperationModel, result: dict[str, Any], head: bool) -> Reply:
             headers.update({f"{wire}{key}": value for key, value in result[name].items()})
     length = int(headers.pop("Content-Length", "0"))  # the server counts a body given as bytes
     content_type = headers.pop("Content-Type", XML_TYPE)
-    status = 206 if "ContentRange" in result else 200
+    status = 206 if "ContentRange" in result else int(model.http.get("responseCode", 200))
     if head:
         return Reply(status, b"", content_type, headers, length)
     payload = shape.serialization.get("payload")

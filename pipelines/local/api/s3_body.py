@@ -17,7 +17,7 @@ from botocore.auth import UNSIGNED_PAYLOAD
 from pipelines.local.api.auth import CONTENT_SHA256, CONTENT_SHA256_MISMATCH
 from pipelines.local.api.rest import Headers
 from pipelines.local.errors import ServiceError
-from pipelines.local.storage.objects import Readable
+from pipelines.local.storage.object_records import Readable
 
 MAX_PUT_BYTES = 5 * 1024**3  # S3's largest object in a single PUT
 

@@ -1,7 +1,8 @@
 """S3's XML request documents (CreateBucket's CreateBucketConfiguration), read into members as the
 model shapes them: elements by their wire names, lists flattened or wrapped, scalars typed.
 
-A document is small: one larger than S3 takes for a configuration is refused before it is parsed,
+A document is small: one larger than S3 takes for it (a configuration's 64 KB, a completion's list
+of up to 10,000 parts) is refused before it is parsed,
 and XML that is not well-formed, or whose root is not the document the operation takes, is S3's
 MalformedXML. An empty body is no document: the operation gets no member for it.
 """
@@ -14,9 +15,11 @@ from xml.etree.ElementTree import Element, ParseError, fromstring
 from botocore.model import Shape
 
 from pipelines.local.errors import ServiceError
-from pipelines.local.storage.objects import Readable
+from pipelines.local.storage.object_records import Readable
 
 MAX_DOCUMENT_BYTES = 64 * 1024
+# A multipart upload's completion lists up to 10,000 parts, each with its ETag and checksum.
+LARGER_DOCUMENTS = {"CompleteMultipartUpload": 4 * 1024 * 1024}
 
 
 def malformed() -> ServiceError:
@@ -24,10 +27,12 @@ def malformed() -> ServiceError:
     return ServiceError("MalformedXML", message)
 
 
-def read_document(shape: Shape, body: Readable | bytes) -> dict[str, Any] | None:
+def read_document(
+    shape: Shape, body: Readable | bytes, limit: int = MAX_DOCUMENT_BYTES
+) -> dict[str, Any] | None:
     """The payload's members, or None for an empty body."""
-    data = body if isinstance(body, bytes) else body.read(MAX_DOCUMENT_BYTES + 1)
-    if len(data) > MAX_DOCUMENT_BYTES:
+    data = body if isinstance(body, bytes) else body.read(limit + 1)
+    if len(data) > limit:
         raise ServiceError("MaxMessageLengthExceeded", "Your request was too big.")
     if not data.strip():
         return None

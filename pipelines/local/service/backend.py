@@ -25,6 +25,7 @@ from pipelines.local.service.events import EventOperations
 from pipelines.local.service.functions import FunctionOperations
 from pipelines.local.service.jobs import JobOperations
 from pipelines.local.service.logs import LogOperations
+from pipelines.local.service.multipart import MultipartUploads
 from pipelines.local.service.object_writes import ObjectWrites
 from pipelines.local.service.objects import ObjectOperations
 from pipelines.local.service.pipelines import PipelineOperations
@@ -90,7 +91,8 @@ class LocalSageMaker:
             ),
             "S3": _operations(
                 "S3",
-                ObjectOperations(self.context), ObjectWrites(self.context), BucketOperations(self.context),
+                ObjectOperations(self.context), ObjectWrites(self.context), MultipartUploads(self.context),
+                BucketOperations(self.context),
             ),
             "Logs_20140328": _operations("Logs_20140328", LogOperations(self.context, log_groups)),
         }
@@ -206,7 +208,9 @@ OPERATIONS = {
     ),
     "S3": frozenset(
         [
-            "GetObject", "HeadObject", "ListObjectsV2", "PutObject", "CreateBucket", "HeadBucket",
+            "GetObject", "HeadObject", "ListObjectsV2", "PutObject", "CreateMultipartUpload", "UploadPart",
+            "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
+            "CreateBucket", "HeadBucket",
             "ListBuckets", "DeleteBucket", "GetBucketVersioning", "GetBucketLocation", "GetBucketEncryption",
         ]
     ),

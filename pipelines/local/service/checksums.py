@@ -20,7 +20,7 @@ from typing import Protocol
 
 from pipelines.local.errors import ServiceError
 from pipelines.local.storage.database import Body
-from pipelines.local.storage.objects import Readable
+from pipelines.local.storage.object_records import Readable
 
 MEMBER = "Checksum"  # ChecksumCRC32, ChecksumSHA256...: one member per algorithm, in and out
 ALGORITHM_MEMBER = "ChecksumAlgorithm"  # x-amz-sdk-checksum-algorithm
@@ -120,7 +120,8 @@ class Expected:
 
     def reading(self, source: Readable) -> Readable:
         """`source`, digested as it is read."""
-        return _Digesting(source, self)
+        md5 = [self.md5] if self.content_md5 is not None else []  # the store takes the ETag itself
+        return Digesting(source, [*md5, *([self.computed] if self.computed else [])])
 
     def verify(self) -> None:
         """Once the whole body has been read: S3's BadDigest for a digest that does not match."""
@@ -140,11 +141,12 @@ class Expected:
         return {f"{MEMBER}{self.algorithm}": encoded, "ChecksumType": FULL_OBJECT}
 
 
-class _Digesting:
-    def __init__(self, source: Readable, expected: Expected) -> None:
+class Digesting:
+    """A body that feeds each chunk read to the hashers."""
+
+    def __init__(self, source: Readable, hashers: list[Hasher]) -> None:
         self.source = source
-        md5 = [expected.md5] if expected.content_md5 is not None else []  # the store takes the ETag
-        self.hashers = [*md5, *([expected.computed] if expected.computed else [])]
+        self.hashers = hashers
 
     def read(self, size: int, /) -> bytes:
         chunk = self.source.read(size)

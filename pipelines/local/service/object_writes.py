@@ -45,9 +45,9 @@ class ObjectWrites:
     def put_object(self, request: Body) -> Body:
         if not self.store.bucket_exists(request["Bucket"]):
             raise no_such_bucket(request["Bucket"])
-        _refuse_what_is_not_kept(self.model, request)
+        refuse_what_is_not_kept(self.model, request, HONOURED)
         expected = Expected.of(request)
-        members = {**_kept_members(request), **expected.members()}  # the checksum once verified
+        members = {**kept_members(request), **expected.members()}  # the checksum once verified
         uri = f"{SCHEME}{request['Bucket']}/{request['Key']}"
         try:
             version = self.store.put_stream(uri, expected.reading(request["Body"]), expected.verify, members)
@@ -60,7 +60,7 @@ class ObjectWrites:
         return {"ETag": etag, "VersionId": version, **expected.members()}
 
 
-def _kept_members(request: Body) -> Body:
+def kept_members(request: Body) -> Body:
     """The headers and user metadata kept with the version; S3's MetadataTooLarge over its limit."""
     members = {name: request[name] for name in HEADERS if name in request}
     if "Expires" in members:
@@ -75,11 +75,12 @@ def _kept_members(request: Body) -> Body:
     return {**members, "Metadata": metadata} if metadata else members
 
 
-def _refuse_what_is_not_kept(model: OperationModel, request: Body) -> None:
-    """S3's refusal of a header asking for what the store does not keep, named."""
+def refuse_what_is_not_kept(model: OperationModel, request: Body, honoured: frozenset[str]) -> None:
+    """S3's refusal of a header asking for what the store does not keep, named: any member but the
+    `honoured` ones, the checksums, and values that ask for nothing (the STANDARD storage class)."""
     members = model.input_shape.members
     for name, value in request.items():
-        if name in HONOURED or name.startswith(MEMBER) or PLAIN.get(name) == value:
+        if name in honoured or name.startswith(MEMBER) or PLAIN.get(name) == value:
             continue
         header = members[name].serialization.get("name", name)
         if name.startswith("Grant"):

@@ -10,8 +10,8 @@ one, as the server's own writers store theirs. GetObject's body is read from the
 time as it is sent, and its `response-*` parameters override the headers it answers, as S3's do.
 
 Both answer S3's conditional requests (If-Match, If-None-Match, If-Modified-Since,
-If-Unmodified-Since) with 412 or 304, a `Range` or a `partNumber` (every object here is stored in
-one part: part 1 is the whole object, as S3 serves an object not uploaded in parts), and with
+If-Unmodified-Since) with 412 or 304, a `Range` or a `partNumber` (a part of an object uploaded in
+parts, multipart.py; part 1 is the whole of any other, as S3 serves an object not uploaded in parts), and with
 `ChecksumMode=ENABLED` the checksum the object was put with, when it was put with one. No object
 here is stored with a customer's key (PutObject refuses SSE-C), so SSE-C headers are refused as S3
 refuses them for an object stored without one.
@@ -77,11 +77,11 @@ class ObjectOperations:
         delimiter, start_after = request.get("Delimiter", ""), request.get("StartAfter", "")
         if not self.store.bucket_exists(bucket):
             raise no_such_bucket(bucket)
-        limit = _max_keys(request.get("MaxKeys", MAX_KEYS))
+        limit = max_items(request.get("MaxKeys", MAX_KEYS), "max-keys")
         after = position(request["ContinuationToken"]) if "ContinuationToken" in request else ""
         keys = self.store.keys(bucket, prefix)
         found = page(keys, prefix, delimiter, start_after, after, limit)
-        encode = _url_encoder(request.get("EncodingType"))
+        encode = url_encoder(request.get("EncodingType"))
         answer: Body = {
             "Name": bucket, "Prefix": encode(prefix), "MaxKeys": limit, "KeyCount": found.count,
             "IsTruncated": found.truncated,
@@ -136,10 +136,12 @@ class ObjectOperations:
             if f"Response{name}" in request:
                 override = request[f"Response{name}"]
                 answer[name] = http_date(override, "response-expires") if name == "Expires" else override
-        span = _span(request, found.size)
+        span = _span(request, found)
         if span:
             start, end = span
             answer.update(ContentRange=f"bytes {start}-{end}/{found.size}", ContentLength=end - start + 1)
+            if "PartNumber" in request and found.parts:
+                answer["PartsCount"] = len(found.parts)
             return answer, start
         if request.get("ChecksumMode") == "ENABLED":
             answer.update({name: value for name, value in found.members.items() if name.startswith(MEMBER)})
@@ -205,20 +207,23 @@ def _precondition_failed(condition: str) -> ServiceError:
     return ServiceError("PreconditionFailed", message, 412, {"Condition": condition})
 
 
-def _span(request: Body, size: int) -> tuple[int, int] | None:
-    """The inclusive byte span the request asks for: its `Range`, or its `PartNumber`, of which an
-    object stored in one part has only part 1, the whole object (None for an empty one)."""
+def _span(request: Body, found: StoredObject) -> tuple[int, int] | None:
+    """The inclusive byte span the request asks for: its `Range`, or its `PartNumber`: a part of an
+    object uploaded in parts, or of any other part 1, the whole object (None for an empty one)."""
     if "PartNumber" not in request:
-        return _range(request.get("Range", ""), size)
+        return _range(request.get("Range", ""), found.size)
     if "Range" in request:
         message = "Cannot specify both Range header and partNumber query parameter"
         raise ServiceError("InvalidRequest", message)
-    if request["PartNumber"] != 1:
+    sizes = found.parts or (found.size,)
+    number = request["PartNumber"]
+    if not isinstance(number, int) or not 1 <= number <= len(sizes):
         raise ServiceError(
             "InvalidPartNumber", "The requested partnumber is not satisfiable", 416,
-            {"PartNumberRequested": str(request["PartNumber"]), "ActualPartCount": "1"},
+            {"PartNumberRequested": str(number), "ActualPartCount": str(len(sizes))},
         )
-    return (0, size - 1) if size else None
+    start = sum(sizes[: number - 1])
+    return (start, start + sizes[number - 1] - 1) if sizes[number - 1] else None
 
 
 def _range(header: str, size: int) -> tuple[int, int] | None:
@@ -244,21 +249,22 @@ def _range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _max_keys(value: Any) -> int:
-    """MaxKeys as S3 takes it: at most 1000 keys a page whatever is asked."""
+def max_items(value: Any, argument: str) -> int:
+    """MaxKeys (or MaxParts, MaxUploads: `argument` names it as the query does) as S3 takes it:
+    at most 1000 entries a page whatever is asked."""
     try:
         asked = int(value)
     except (TypeError, ValueError):
         asked = -1
     if asked < 0:
         raise ServiceError(
-            "InvalidArgument", "Provided max-keys not an integer or within integer range", 400,
-            {"ArgumentName": "max-keys", "ArgumentValue": str(value)},
+            "InvalidArgument", f"Provided {argument} not an integer or within integer range", 400,
+            {"ArgumentName": argument, "ArgumentValue": str(value)},
         )
     return min(asked, MAX_KEYS)
 
 
-def _url_encoder(encoding: str | None) -> Callable[[str], str]:
+def url_encoder(encoding: str | None) -> Callable[[str], str]:
     """With `EncodingType=url` (which botocore asks for and decodes), names go back URL-encoded."""
     if encoding is None:
         return lambda name: name

@@ -1,4 +1,5 @@
-"""What the store keeps with each version besides its bytes: its ETag and the members it was put with.
+"""What the store keeps with each version besides its bytes: its ETag, the members it was put with, and
+the sizes of its parts when it was uploaded in parts.
 
 A version's record is a small JSON file beside it (`<version_id>.json`), written before the version
 itself is renamed into place, so a reader that finds a version finds its record. The ETag is taken
@@ -13,19 +14,29 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 SUFFIX = ".json"
 CHUNK_BYTES = 1 << 20  # what a streamed put or get holds in memory at a time
 
 
+class Readable(Protocol):
+    """A body to store, read a chunk at a time (a request's, as it arrives)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class Record:
-    etag: str  # S3's ETag of an object stored in one part: the hex MD5 of its bytes, quoted
+    # S3's ETag: for an object stored in one part the hex MD5 of its bytes, quoted; for one
+    # completed from parts, the MD5 of their MD5s and their count (`"<hex>-3"`)
+    etag: str
     members: Mapping[str, Any] = field(default_factory=dict)
+    parts: tuple[int, ...] = ()  # the sizes of the parts it was completed from, in order
 
     def text(self) -> str:
-        return json.dumps({"ETag": self.etag, "Members": dict(self.members)}, sort_keys=True)
+        document = {"ETag": self.etag, "Members": dict(self.members)}
+        return json.dumps({**document, "Parts": list(self.parts)} if self.parts else document, sort_keys=True)
 
 
 def record_path(version: Path) -> Path:
@@ -38,7 +49,7 @@ def read_record(version: Path) -> Record | None:
         document = json.loads(record_path(version).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    return Record(document["ETag"], document["Members"])
+    return Record(document["ETag"], document["Members"], tuple(document.get("Parts", ())))
 
 
 def quoted(digest: Any) -> str:

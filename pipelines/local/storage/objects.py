@@ -24,17 +24,19 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pipelines.local.storage.buckets import Bucket, BucketRecords
 from pipelines.local.storage.object_records import (
     CHUNK_BYTES,
+    Readable,
     Record,
     file_etag,
     quoted,
     read_record,
     record_path,
 )
+from pipelines.local.storage.uploads import Uploads
 
 SCHEME = "s3://"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -42,12 +44,6 @@ _VERSION_ID = re.compile(r"[0-9]{20}-[0-9a-f]{12}")
 
 _Writer = Callable[[Path], object]
 UNVERSIONED = "null"  # S3's version id of an object stored before versioning kept its versions
-
-
-class Readable(Protocol):
-    """A body to store, read a chunk at a time (a request's, as it arrives)."""
-
-    def read(self, size: int, /) -> bytes: ...
 
 
 class NoSuchKey(KeyError):
@@ -87,6 +83,7 @@ class StoredObject:
     modified: float  # seconds since the epoch
     etag: str
     members: Mapping[str, Any] = field(default_factory=dict)  # as the writer put it (object_records.py)
+    parts: tuple[int, ...] = ()  # the sizes of the parts it was uploaded in; () for one PUT
 
 
 def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
@@ -125,6 +122,7 @@ class ObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.buckets = BucketRecords(self.root)
+        self.uploads = Uploads(self.root / ".uploads")
         self._lock = threading.Lock()
         self._last_stamp = 0
 
@@ -143,12 +141,14 @@ class ObjectStore:
         return self._put(uri, io.BytesIO(data), {}, lambda: None)
 
     def put_stream(
-        self, uri: str, source: Readable, check: Callable[[], None], members: Mapping[str, Any]
+        self, uri: str, source: Readable, check: Callable[[], None], members: Mapping[str, Any],
+        parts: tuple[int, ...] = (), etag: str | None = None,
     ) -> str:
         """Store what `source` yields until it ends, one chunk at a time, as the new current version
         put with `members`; returns its version id. `check` runs once it is all on disk and may
-        refuse it by raising: then nothing is stored."""
-        return self._put(uri, source, members, check)
+        refuse it by raising: then nothing is stored. An object completed from parts keeps their
+        sizes and the ETag S3 gives it; any other's ETag is the MD5 of its bytes."""
+        return self._put(uri, source, members, check, parts, etag)
 
     def get_bytes(self, uri: str, version_id: str | None = None) -> bytes:
         """The current version, or the given earlier one."""
@@ -178,7 +178,9 @@ class ObjectStore:
             raise NoSuchKey(uri)
         stat = path.stat()
         record = read_record(path) or self._keep_record(path, Record(file_etag(path)))
-        return StoredObject(path, known[-1], stat.st_size, stat.st_mtime, record.etag, record.members)
+        return StoredObject(
+            path, known[-1], stat.st_size, stat.st_mtime, record.etag, record.members, record.parts
+        )
 
     def bucket(self, name: str) -> Bucket | None:
         """The bucket's record; None for a name no bucket has (or could have)."""
@@ -263,7 +265,8 @@ class ObjectStore:
         return uris
 
     def _put(
-        self, uri: str, source: Readable, members: Mapping[str, Any], check: Callable[[], None]
+        self, uri: str, source: Readable, members: Mapping[str, Any], check: Callable[[], None],
+        parts: tuple[int, ...] = (), etag: str | None = None,
     ) -> str:
         """The version, its record (ETag taken as the bytes pass), then the live copy."""
         self._require_bucket(uri, split_uri(uri)[0])
@@ -280,7 +283,7 @@ class ObjectStore:
                     digest.update(chunk)
                     out.write(chunk)
             check()
-            self._keep_record(version, Record(quoted(digest), members))
+            self._keep_record(version, Record(etag or quoted(digest), members, parts))
 
         self._atomic(version, write)
         self._atomic(live, lambda dest: shutil.copyfile(version, dest))

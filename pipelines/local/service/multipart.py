@@ -1,0 +1,391 @@
+"""S3's multipart uploads: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+AbortMultipartUpload, ListParts and ListMultipartUploads, over the uploads the store keeps in progress
+(storage/uploads.py).
+
+boto3's `upload_file` (and so the SageMaker SDK's uploads, and `aws s3 cp`) sends anything over 8 MB
+this way. S3's rules are kept: part numbers 1 to 10,000; every part but the last at least 5 MiB; the
+parts a completion lists in ascending order, each one uploaded with the ETag (and, for a composite
+checksum, the checksum) given; the object's ETag the MD5 of the parts' MD5s with their count. Each
+part's digests are checked as PutObject's are (checksums.py). An upload created with a checksum
+algorithm sums every part with it: a COMPOSITE checksum (the default) is the checksum of the parts'
+checksums with their count, a FULL_OBJECT one (CRC32 only) the checksum of the whole object, checked
+against the one a completion sends. Headers the store does not keep are refused as PutObject refuses
+them, and conditional completions (If-Match, If-None-Match) with them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from pipelines.local.contract.models import operation_model
+from pipelines.local.errors import ServiceError
+from pipelines.local.service.checksums import (
+    ALGORITHM_MEMBER,
+    ALGORITHMS,
+    FULL_OBJECT,
+    MEMBER,
+    Digesting,
+    Expected,
+)
+from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.object_listing import entry
+from pipelines.local.service.object_writes import kept_members, refuse_what_is_not_kept
+from pipelines.local.service.objects import HEADERS, max_items, no_such_bucket, url_encoder
+from pipelines.local.storage.database import Body
+from pipelines.local.storage.objects import SCHEME, NoSuchBucket, split_uri
+from pipelines.local.storage.uploads import Part, Upload
+
+MAX_PART_NUMBER = 10_000
+MIN_PART_BYTES = 5 * 1024**2  # every part but the last
+COMPOSITE = "COMPOSITE"
+# The algorithms an upload can sum its parts with here; S3's others need the CRT (or are not S3's
+# for multipart uploads), and are refused by name.
+PART_ALGORITHMS = ("CRC32", "SHA1", "SHA256")
+FULL_OBJECT_ALGORITHMS = ("CRC32",)  # of PART_ALGORITHMS, those S3 also combines over the whole object
+_COMMON = frozenset({"Bucket", "Key", "UploadId", "ExpectedBucketOwner"})
+HONOURED = {
+    "CreateMultipartUpload": frozenset({*_COMMON, "ACL", "Metadata", *HEADERS}),
+    "UploadPart": frozenset({*_COMMON, "Body", "ContentLength", "ContentMD5", "PartNumber"}),
+    "CompleteMultipartUpload": frozenset({*_COMMON, "MultipartUpload", "MpuObjectSize"}),
+    "AbortMultipartUpload": _COMMON,
+    "ListParts": frozenset({*_COMMON, "MaxParts", "PartNumberMarker"}),
+    "ListMultipartUploads": frozenset(
+        {"Bucket", "ExpectedBucketOwner", "Delimiter", "EncodingType", "KeyMarker", "MaxUploads", "Prefix",
+         "UploadIdMarker"}
+    ),
+}
+
+
+def invalid_request(message: str) -> ServiceError:
+    return ServiceError("InvalidRequest", message, 400)
+
+
+class MultipartUploads:
+    def __init__(self, context: ServiceContext) -> None:
+        self.store = context.store
+        self.uploads = context.store.uploads
+        self.models = {name: operation_model("s3", name) for name in HONOURED}
+
+    def create_multipart_upload(self, request: Body) -> Body:
+        self._admit("CreateMultipartUpload", request)
+        try:
+            split_uri(f"{SCHEME}{request['Bucket']}/{request['Key']}")
+        except ValueError as error:
+            raise _unstorable(error) from None
+        algorithm, checksum_type = _checksum_of_upload(request)
+        upload = self.uploads.create(
+            request["Bucket"], request["Key"], kept_members(request), algorithm, checksum_type
+        )
+        answer: Body = {"Bucket": upload.bucket, "Key": upload.key, "UploadId": upload.upload_id}
+        if algorithm is not None:
+            answer.update({ALGORITHM_MEMBER: algorithm, "ChecksumType": checksum_type})
+        return answer
+
+    def upload_part(self, request: Body) -> Body:
+        number = _part_number(request["PartNumber"])
+        upload = self._upload("UploadPart", request)
+        expected = Expected.of(request)
+        # A FULL_OBJECT upload's part may come without a checksum: S3 sums the whole object itself.
+        summed = expected.algorithm is not None or upload.checksum_type == COMPOSITE
+        if upload.algorithm is not None and expected.algorithm != upload.algorithm and summed:
+            raise _checksum_type_mismatch(upload.algorithm, expected.algorithm)
+
+        def verified() -> str | None:
+            expected.verify()
+            return expected.members().get(f"{MEMBER}{expected.algorithm}")
+
+        part = self.uploads.put_part(upload, number, expected.reading(request["Body"]), verified)
+        checksum = {f"{MEMBER}{expected.algorithm}": part.checksum} if part.checksum else {}
+        return {"ETag": part.etag, **checksum}
+
+    def complete_multipart_upload(self, request: Body) -> Body:
+        upload = self._upload("CompleteMultipartUpload", request)
+        listed = (request.get("MultipartUpload") or {}).get("Parts") or []
+        if not listed:
+            raise _malformed()
+        parts = _chosen(upload, self.uploads.parts(upload), listed)
+        size = sum(part.size for part in parts)
+        if "MpuObjectSize" in request and str(request["MpuObjectSize"]) != str(size):
+            raise invalid_request(
+                f"The provided 'x-amz-mp-object-size' header value {request['MpuObjectSize']} does not "
+                f"match what was computed: {size}"
+            )
+        md5s = b"".join(bytes.fromhex(part.etag.strip('"')) for part in parts)
+        etag = hashlib.md5(md5s, usedforsecurity=False)
+        whole = _WholeObjectChecksum(upload, request)
+        # The store records the members once `verify` has passed: a whole-object checksum, known
+        # only when the last byte has been read, is added to them then.
+        members = {**upload.members, **_composite(upload, parts)}
+        uri = f"{SCHEME}{upload.bucket}/{upload.key}"
+        try:
+            with self.uploads.joined(parts) as joined:
+                version = self.store.put_stream(
+                    uri, Digesting(joined, [whole.hasher] if whole.hasher else []),
+                    lambda: members.update(whole.verified()), members, tuple(part.size for part in parts),
+                    f'"{etag.hexdigest()}-{len(parts)}"',
+                )
+        except NoSuchBucket:
+            raise no_such_bucket(upload.bucket) from None
+        except ValueError as error:  # the key clashes with a folder of objects (`a` beside `a/b`)
+            raise _unstorable(error) from None
+        self.uploads.discard(upload)
+        stored = self.store.describe(uri, version)
+        return {
+            "Bucket": upload.bucket, "Key": upload.key, "ETag": stored.etag, "VersionId": version,
+            **{name: value for name, value in stored.members.items() if name.startswith(MEMBER)},
+        }
+
+    def abort_multipart_upload(self, request: Body) -> Body:
+        self.uploads.discard(self._upload("AbortMultipartUpload", request))
+        return {}
+
+    def list_parts(self, request: Body) -> Body:
+        upload = self._upload("ListParts", request)
+        limit = max_items(request.get("MaxParts", 1000), "max-parts")
+        marker = _marker(request.get("PartNumberMarker", 0))
+        following = sorted((part for part in self.uploads.parts(upload).values() if part.number > marker),
+                           key=lambda part: part.number)
+        shown = following[:limit]
+        answer: Body = {
+            "Bucket": upload.bucket, "Key": upload.key, "UploadId": upload.upload_id,
+            "PartNumberMarker": marker, "MaxParts": limit, "IsTruncated": len(following) > limit,
+            "StorageClass": "STANDARD",
+            "Parts": [_listed_part(upload, part) for part in shown],
+        }
+        if shown:
+            answer["NextPartNumberMarker"] = shown[-1].number
+        if upload.algorithm is not None:
+            answer.update({ALGORITHM_MEMBER: upload.algorithm, "ChecksumType": upload.checksum_type})
+        return {name: value for name, value in answer.items() if value != []}
+
+    def list_multipart_uploads(self, request: Body) -> Body:
+        """Uploads in progress by key, then in the order they were initiated, keys past the prefix
+        rolled up at the delimiter; a page holds `MaxUploads` entries and the next goes on from
+        (KeyMarker, UploadIdMarker)."""
+        self._admit("ListMultipartUploads", request)
+        bucket, prefix, delimiter = request["Bucket"], request.get("Prefix", ""), request.get("Delimiter", "")
+        key_marker, upload_id_marker = request.get("KeyMarker", ""), request.get("UploadIdMarker", "")
+        limit = max_items(request.get("MaxUploads", 1000), "max-uploads")
+        encode = url_encoder(request.get("EncodingType"))
+        entries = _entries(self.uploads.in_bucket(bucket), prefix, delimiter, key_marker, upload_id_marker)
+        shown = entries[:limit]
+        answer: Body = {
+            "Bucket": bucket, "KeyMarker": encode(key_marker), "UploadIdMarker": upload_id_marker,
+            "Prefix": encode(prefix), "MaxUploads": limit, "IsTruncated": len(entries) > len(shown),
+            "Uploads": [_listed_upload(upload, encode) for _, upload in shown if upload is not None],
+            "CommonPrefixes": [{"Prefix": encode(name)} for name, upload in shown if upload is None],
+        }
+        optional = {"Delimiter": encode(delimiter), "EncodingType": request.get("EncodingType", "")}
+        if answer["IsTruncated"]:
+            name, last = shown[-1]
+            optional.update(NextKeyMarker=encode(name), NextUploadIdMarker=last.upload_id if last else "")
+        answer.update({name: value for name, value in optional.items() if value})
+        return {name: value for name, value in answer.items() if value != []}
+
+    def _admit(self, operation: str, request: Body) -> None:
+        if not self.store.bucket_exists(request["Bucket"]):
+            raise no_such_bucket(request["Bucket"])
+        refuse_what_is_not_kept(self.models[operation], request, HONOURED[operation])
+
+    def _upload(self, operation: str, request: Body) -> Upload:
+        """The upload in progress the request names: S3's NoSuchUpload for any other id, or for
+        this id under another bucket or key."""
+        self._admit(operation, request)
+        upload = self.uploads.get(request["UploadId"])
+        if upload is None or (upload.bucket, upload.key) != (request["Bucket"], request["Key"]):
+            raise ServiceError(
+                "NoSuchUpload",
+                "The specified upload does not exist. The upload ID may be invalid, or the upload may "
+                "have been aborted or completed.", 404, {"UploadId": request["UploadId"]},
+            )
+        return upload
+
+
+class _WholeObjectChecksum:
+    """A FULL_OBJECT upload's checksum, computed as the parts are joined and checked against the one
+    the completion sends (if it sends one)."""
+
+    def __init__(self, upload: Upload, request: Body) -> None:
+        self.algorithm = upload.algorithm if upload.checksum_type == FULL_OBJECT else None
+        self.hasher = ALGORITHMS[self.algorithm]() if self.algorithm else None
+        self.declared = request.get(f"{MEMBER}{self.algorithm}") if self.algorithm else None
+
+    def verified(self) -> Body:
+        """Once every byte has been read: the checksum's members, or BadDigest when the one the
+        completion sent differs."""
+        if self.hasher is None:
+            return {}
+        computed = base64.b64encode(self.hasher.digest()).decode()
+        if self.declared is not None and self.declared != computed:
+            raise ServiceError(
+                "BadDigest", f"The {self.algorithm} you specified did not match the calculated checksum.", 400
+            )
+        return {f"{MEMBER}{self.algorithm}": computed, "ChecksumType": FULL_OBJECT}
+
+
+def _checksum_of_upload(request: Body) -> tuple[str | None, str | None]:
+    """The algorithm and checksum type an upload sums its parts with, as S3 takes them."""
+    algorithm = str(request.get(ALGORITHM_MEMBER, "")).upper() or None
+    checksum_type = request.get("ChecksumType")
+    if algorithm is None:
+        if checksum_type is not None:
+            raise invalid_request(
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+            )
+        return None, None
+    if algorithm not in PART_ALGORITHMS:
+        raise ServiceError(
+            "NotImplemented",
+            f"A header you provided implies functionality that is not implemented: the local SageMaker's "
+            f"S3 sums the parts of an upload with {', '.join(PART_ALGORITHMS)}, not {algorithm}",
+            501, {"Header": "x-amz-checksum-algorithm"},
+        )
+    checksum_type = checksum_type or COMPOSITE
+    if checksum_type not in (COMPOSITE, FULL_OBJECT):
+        raise invalid_request("Value for x-amz-checksum-type header is invalid.")
+    if checksum_type == FULL_OBJECT and algorithm not in FULL_OBJECT_ALGORITHMS:
+        raise invalid_request(
+            f"The {checksum_type} checksum type cannot be used with the {algorithm.lower()} checksum "
+            "algorithm."
+        )
+    return algorithm, checksum_type
+
+
+def _part_number(value: Any) -> int:
+    if isinstance(value, int) and 1 <= value <= MAX_PART_NUMBER:
+        return value
+    raise ServiceError(
+        "InvalidArgument", f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive", 400,
+        {"ArgumentName": "partNumber", "ArgumentValue": str(value)},
+    )
+
+
+def _checksum_type_mismatch(expected: str, actual: str | None) -> ServiceError:
+    return invalid_request(
+        f"Checksum Type mismatch occurred, expected checksum Type: {expected.lower()}, actual checksum "
+        f"Type: {actual.lower() if actual else 'null'}"
+    )
+
+
+def _chosen(upload: Upload, uploaded: Mapping[int, Part], listed: list[Body]) -> list[Part]:
+    """The parts a completion lists, checked as S3 checks them, in order."""
+    numbers = [number for item in listed if isinstance(number := item.get("PartNumber"), int)]
+    if len(numbers) < len(listed):
+        raise _malformed()
+    if numbers != sorted(set(numbers)):
+        raise _invalid_part_order()
+    chosen = []
+    for item in listed:
+        part = uploaded.get(item["PartNumber"])
+        if part is None or part.etag.strip('"') != str(item.get("ETag", "")).strip('"'):
+            raise _invalid_part(upload, item)
+        if upload.checksum_type == COMPOSITE and upload.algorithm is not None:
+            sent = item.get(f"{MEMBER}{upload.algorithm}")
+            if sent is None:
+                raise invalid_request(
+                    f"The upload was created using a {upload.algorithm.lower()} checksum. The complete "
+                    f"request must include the checksum for each part. It was missing for part "
+                    f"{part.number} in the request."
+                )
+            if sent != part.checksum:
+                raise _invalid_part(upload, item)
+        chosen.append(part)
+    for part in chosen[:-1]:
+        if part.size < MIN_PART_BYTES:
+            raise ServiceError(
+                "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.",
+                400,
+                {"ProposedSize": str(part.size), "MinSizeAllowed": str(MIN_PART_BYTES),
+                 "PartNumber": str(part.number), "ETag": part.etag.strip('"')},
+            )
+    return chosen
+
+
+def _malformed() -> ServiceError:
+    message = "The XML you provided was not well-formed or did not validate against our published schema"
+    return ServiceError("MalformedXML", message)
+
+
+def _invalid_part_order() -> ServiceError:
+    return ServiceError(
+        "InvalidPartOrder",
+        "The list of parts was not in ascending order. Parts must be ordered by part number.", 400,
+    )
+
+
+def _invalid_part(upload: Upload, item: Body) -> ServiceError:
+    return ServiceError(
+        "InvalidPart",
+        "One or more of the specified parts could not be found. The part may not have been uploaded, or "
+        "the specified entity tag may not match the part's entity tag.", 400,
+        {"UploadId": upload.upload_id, "PartNumber": str(item.get("PartNumber")),
+         "ETag": str(item.get("ETag", ""))},
+    )
+
+
+def _composite(upload: Upload, parts: list[Part]) -> Body:
+    """A COMPOSITE upload's checksum: its algorithm over the parts' checksums, with their count."""
+    if upload.algorithm is None or upload.checksum_type != COMPOSITE:
+        return {}
+    hasher = ALGORITHMS[upload.algorithm]()
+    for part in parts:
+        hasher.update(base64.b64decode(part.checksum or ""))
+    value = f"{base64.b64encode(hasher.digest()).decode()}-{len(parts)}"
+    return {f"{MEMBER}{upload.algorithm}": value, "ChecksumType": COMPOSITE}
+
+
+def _unstorable(error: ValueError) -> ServiceError:
+    message = f"The local SageMaker's S3 keeps objects as files and cannot store this one: {error}"
+    return ServiceError("InvalidArgument", message, 400)
+
+
+def _marker(value: Any) -> int:
+    if isinstance(value, int) and value >= 0:
+        return value
+    raise ServiceError(
+        "InvalidArgument", "Provided part-number-marker not an integer or within integer range", 400,
+        {"ArgumentName": "part-number-marker", "ArgumentValue": str(value)},
+    )
+
+
+def _entries(
+    uploads: list[Upload], prefix: str, delimiter: str, key_marker: str, upload_id_marker: str
+) -> list[tuple[str, Upload | None]]:
+    """What ListMultipartUploads lists past its markers: each upload under the prefix, or the common
+    prefix it rolls up into (None for the upload), once. Past (KeyMarker, UploadIdMarker): the
+    uploads of later keys, and with an UploadIdMarker the marker key's uploads after that one."""
+    ids = [upload.upload_id for upload in uploads]
+    marker_at = ids.index(upload_id_marker) if upload_id_marker in ids else len(ids)
+    listed: list[tuple[str, Upload | None]] = []
+    for index, upload in enumerate(uploads):
+        if not upload.key.startswith(prefix):
+            continue
+        name, rolled_up = entry(upload.key, prefix, delimiter)
+        if rolled_up:
+            if name > key_marker and (not listed or listed[-1][0] != name):
+                listed.append((name, None))
+        elif upload.key > key_marker or (upload.key == key_marker and upload_id_marker and index > marker_at):
+            listed.append((name, upload))
+    return listed
+
+
+def _listed_part(upload: Upload, part: Part) -> Body:
+    listed: Body = {
+        "PartNumber": part.number, "LastModified": part.modified, "ETag": part.etag, "Size": part.size
+    }
+    if part.checksum and upload.algorithm:
+        listed[f"{MEMBER}{upload.algorithm}"] = part.checksum
+    return listed
+
+
+def _listed_upload(upload: Upload, encode: Any) -> Body:
+    listed: Body = {
+        "UploadId": upload.upload_id, "Key": encode(upload.key), "Initiated": upload.initiated,
+        "StorageClass": "STANDARD",
+    }
+    if upload.algorithm is not None:
+        listed.update({ALGORITHM_MEMBER: upload.algorithm, "ChecksumType": upload.checksum_type})
+    return listed

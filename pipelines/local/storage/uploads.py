@@ -1,0 +1,157 @@
+"""S3's multipart uploads in progress: the parts a client has sent, kept on disk until the upload is
+completed into an object (the object store's `put_stream`) or aborted.
+
+Each upload is a folder `root/<upload id>/` holding `upload.json` (the object it will become: bucket,
+key, the members it was created with, its checksum algorithm and type, when it was initiated) and
+per part a file of its bytes and a record (`<n>.json`: that file's name, its ETag and checksum).
+A part's bytes go to a file of their own before its record is renamed into place, so a part sent
+again replaces the earlier one whole, as S3 replaces it, and a restart finds each acknowledged part
+as it was acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.local.storage.object_records import CHUNK_BYTES, Readable, quoted
+
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{64}")
+_DESCRIPTION = "upload.json"
+_PART_RECORD = ".json"
+
+
+@dataclass(frozen=True)
+class Upload:
+    upload_id: str
+    bucket: str
+    key: str
+    initiated: float  # seconds since the epoch
+    members: Mapping[str, Any] = field(default_factory=dict)  # headers and metadata kept for the object
+    algorithm: str | None = None  # the checksum algorithm every part is summed with (CRC32...)
+    checksum_type: str | None = None  # COMPOSITE or FULL_OBJECT
+
+
+@dataclass(frozen=True)
+class Part:
+    number: int
+    path: Path
+    size: int
+    modified: float
+    etag: str  # the quoted hex MD5 of the part's bytes
+    checksum: str | None  # base64, in the algorithm the part was sent with
+
+
+class Uploads:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def create(
+        self, bucket: str, key: str, members: Mapping[str, Any], algorithm: str | None,
+        checksum_type: str | None,
+    ) -> Upload:
+        """A new upload with an id of S3's kind: opaque, URL-safe, unguessable."""
+        upload_id = secrets.token_urlsafe(48)
+        upload = Upload(upload_id, bucket, key, time.time(), dict(members), algorithm, checksum_type)
+        folder = self.root / upload.upload_id
+        folder.mkdir(parents=True)
+        self._atomic(folder / _DESCRIPTION, lambda dest: dest.write_text(json.dumps(asdict(upload))))
+        return upload
+
+    def get(self, upload_id: str) -> Upload | None:
+        """The upload in progress with that id; None for any other id, including one that could not
+        name a folder here."""
+        if not _UPLOAD_ID.fullmatch(upload_id):
+            return None
+        try:
+            document = json.loads((self.root / upload_id / _DESCRIPTION).read_text())
+        except FileNotFoundError:
+            return None
+        return Upload(**document)
+
+    def in_bucket(self, bucket: str) -> list[Upload]:
+        """The bucket's uploads in progress, by key and then in the order they were initiated."""
+        found = [self.get(folder.name) for folder in self.root.iterdir()] if self.root.is_dir() else []
+        return sorted(
+            (upload for upload in found if upload is not None and upload.bucket == bucket),
+            key=lambda upload: (upload.key, upload.initiated, upload.upload_id),
+        )
+
+    def put_part(
+        self, upload: Upload, number: int, source: Readable, check: Callable[[], str | None]
+    ) -> Part:
+        """Write part `number` from `source` a chunk at a time, its MD5 taken on the way; `check` runs
+        once it is all on disk, may refuse it by raising (then the earlier part of that number, if
+        any, stays), and returns the part's checksum to keep with it."""
+        folder = self.root / upload.upload_id
+        data = folder / f"{number}.{uuid.uuid4().hex}"
+        record = folder / f"{number}{_PART_RECORD}"
+        try:
+            digest = hashlib.md5(usedforsecurity=False)
+            with data.open("wb") as out:
+                while chunk := source.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    out.write(chunk)
+            kept = {"File": data.name, "ETag": quoted(digest), "Checksum": check()}
+            earlier = self._part(record) if record.exists() else None
+            self._atomic(record, lambda dest: dest.write_text(json.dumps(kept)))
+        except BaseException:
+            data.unlink(missing_ok=True)
+            raise
+        if earlier is not None:
+            earlier.path.unlink(missing_ok=True)
+        return self._part(record)
+
+    def parts(self, upload: Upload) -> dict[int, Part]:
+        """The upload's parts by number."""
+        records = (self.root / upload.upload_id).glob(f"[0-9]*{_PART_RECORD}")
+        return {part.number: part for part in map(self._part, records)}
+
+    @contextmanager
+    def joined(self, parts: list[Part]) -> Iterator[Readable]:
+        """The parts' bytes one after another, read a chunk at a time, files closed on leaving."""
+        with ExitStack() as files:
+            yield _Joined([files.enter_context(part.path.open("rb")) for part in parts])
+
+    def discard(self, upload: Upload) -> None:
+        """Forget the upload and its parts (completed or aborted)."""
+        shutil.rmtree(self.root / upload.upload_id, ignore_errors=True)
+
+    def _part(self, record: Path) -> Part:
+        kept = json.loads(record.read_text())
+        data = record.with_name(kept["File"])
+        stat = data.stat()
+        number = int(record.name.removesuffix(_PART_RECORD))
+        return Part(number, data, stat.st_size, stat.st_mtime, kept["ETag"], kept["Checksum"])
+
+    def _atomic(self, dest: Path, write: Callable[[Path], object]) -> None:
+        temporary = dest.with_name(f".{uuid.uuid4().hex}")
+        try:
+            write(temporary)
+            os.replace(temporary, dest)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+
+class _Joined:
+    def __init__(self, handles: list[Any]) -> None:
+        self.handles = handles
+
+    def read(self, size: int, /) -> bytes:
+        while self.handles:
+            chunk = self.handles[0].read(size)
+            if chunk:
+                return bytes(chunk)
+            self.handles.pop(0)
+        return b""

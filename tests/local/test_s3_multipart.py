@@ -1,0 +1,298 @@
+"""S3's multipart uploads over the local object store, through boto3's own S3 client (in-process):
+boto3's managed upload of a large file, S3's ETag and composite and whole-object checksums, parts
+read back by number, and S3's refusals (part numbers, order, sizes, ETags, checksums, unknown uploads)
+with nothing stored; ListParts and ListMultipartUploads paging; an upload outliving the service."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+from buckets import with_buckets
+
+from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.service.backend import LocalSageMaker
+from pipelines.local.storage.objects import ObjectStore
+
+from . import inprocess
+
+MIB = 1024 * 1024
+PART = 5 * MIB  # S3's smallest part but the last
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[LocalSageMaker]:
+    made = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
+    with_buckets(made.context.store, "bucket")
+    yield made
+    made.shutdown()
+
+
+@pytest.fixture
+def s3(backend: LocalSageMaker) -> Any:
+    return inprocess.client(Dispatcher(backend, check_responses=True), "s3")
+
+
+@pytest.fixture
+def store(backend: LocalSageMaker) -> ObjectStore:
+    return backend.context.store
+
+
+def error_of(call: Any) -> tuple[int, dict[str, str]]:
+    with pytest.raises(ClientError) as raised:
+        call()
+    response = raised.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def crc32(data: bytes) -> bytes:
+    return zlib.crc32(data).to_bytes(4, "big")
+
+
+def s3_etag(parts: list[bytes]) -> str:
+    """S3's ETag of an object completed from `parts`: the MD5 of their MD5s, and their count."""
+    md5s = b"".join(hashlib.md5(part).digest() for part in parts)
+    return f'"{hashlib.md5(md5s).hexdigest()}-{len(parts)}"'
+
+
+def upload_parts(s3: Any, key: str, parts: list[bytes], **create: Any) -> tuple[str, list[dict[str, Any]]]:
+    """Create an upload and send `parts` as parts 1..n; (upload id, what a completion lists)."""
+    upload_id = s3.create_multipart_upload(Bucket="bucket", Key=key, **create)["UploadId"]
+    algorithm = create.get("ChecksumAlgorithm")
+    listed = []
+    for number, data in enumerate(parts, start=1):
+        summed = {"ChecksumAlgorithm": algorithm} if algorithm else {}
+        sent = s3.upload_part(
+            Bucket="bucket", Key=key, UploadId=upload_id, PartNumber=number, Body=data, **summed
+        )
+        checksum = {name: value for name, value in sent.items() if name.startswith("Checksum")}
+        listed.append({"PartNumber": number, "ETag": sent["ETag"], **checksum})
+    return upload_id, listed
+
+
+def complete(s3: Any, key: str, upload_id: str, listed: list[dict[str, Any]], **extra: Any) -> Any:
+    return s3.complete_multipart_upload(
+        Bucket="bucket", Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}, **extra
+    )
+
+
+def test_a_managed_upload_of_a_large_file_arrives_whole_with_s3s_etag_and_checksum(
+    s3: Any, store: ObjectStore, tmp_path: Path
+) -> None:
+    data = os.urandom(2 * PART + 12345)
+    source = tmp_path / "reviews.csv"
+    source.write_bytes(data)
+    config = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART, max_concurrency=3)
+    s3.upload_file(str(source), "bucket", "data/reviews.csv", Config=config)  # boto3's own parts
+    parts = [data[:PART], data[PART : 2 * PART], data[2 * PART :]]
+    head = s3.head_object(Bucket="bucket", Key="data/reviews.csv", ChecksumMode="ENABLED")
+    composite = b64(crc32(b"".join(crc32(part) for part in parts)))
+    assert head["ETag"] == s3_etag(parts)
+    assert (head["ChecksumCRC32"], head["ChecksumType"]) == (f"{composite}-3", "COMPOSITE")
+    assert store.get_bytes("s3://bucket/data/reviews.csv") == data
+    assert s3.get_object(Bucket="bucket", Key="data/reviews.csv")["Body"].read() == data
+    assert not list(store.uploads.root.iterdir())  # nothing of the upload is left behind
+
+
+def test_a_part_is_read_back_by_its_number(s3: Any) -> None:
+    parts = [b"a" * PART, b"b" * PART, b"tail"]
+    complete(s3, "parted", *upload_parts(s3, "parted", parts))
+    for read in (s3.get_object, s3.head_object):
+        second = read(Bucket="bucket", Key="parted", PartNumber=2)
+        span = f"bytes {PART}-{2 * PART - 1}/{2 * PART + 4}"
+        assert (second["ContentRange"], second["PartsCount"]) == (span, 3)
+    assert s3.get_object(Bucket="bucket", Key="parted", PartNumber=3)["Body"].read() == b"tail"
+    assert error_of(lambda: s3.get_object(Bucket="bucket", Key="parted", PartNumber=4)) == (
+        416, {"Code": "InvalidPartNumber", "Message": "The requested partnumber is not satisfiable",
+              "PartNumberRequested": "4", "ActualPartCount": "3"})
+
+
+def test_headers_and_metadata_given_at_creation_are_the_objects(s3: Any) -> None:
+    upload_id, listed = upload_parts(
+        s3, "typed", [b"x"], ContentType="text/csv", Metadata={"Source": "reviews"}
+    )
+    assert complete(s3, "typed", upload_id, listed)["ETag"] == s3_etag([b"x"])
+    head = s3.head_object(Bucket="bucket", Key="typed")
+    assert (head["ContentType"], head["Metadata"]) == ("text/csv", {"source": "reviews"})
+
+
+def test_a_part_sent_again_replaces_the_earlier_one(s3: Any) -> None:
+    upload_id, _ = upload_parts(s3, "again", [b"first"])
+    sent = s3.upload_part(Bucket="bucket", Key="again", UploadId=upload_id, PartNumber=1, Body=b"second")
+    complete(s3, "again", upload_id, [{"PartNumber": 1, "ETag": sent["ETag"]}])
+    assert s3.get_object(Bucket="bucket", Key="again")["Body"].read() == b"second"
+
+
+def test_a_full_object_checksum_is_the_checksum_of_the_whole_object_and_is_checked(
+    s3: Any, store: ObjectStore
+) -> None:
+    parts = [b"p" * PART, b"q" * 10]
+    whole = b64(crc32(b"".join(parts)))
+    whole_object = {"ChecksumAlgorithm": "CRC32", "ChecksumType": "FULL_OBJECT"}
+    upload_id, listed = upload_parts(s3, "whole", parts, **whole_object)
+    wrong = b64(crc32(b"something else"))
+    assert error_of(lambda: complete(s3, "whole", upload_id, listed, ChecksumCRC32=wrong)) == (
+        400, {"Code": "BadDigest",
+              "Message": "The CRC32 you specified did not match the calculated checksum."})
+    assert not store.exists("s3://bucket/whole")
+    answer = complete(s3, "whole", upload_id, listed, ChecksumCRC32=whole, ChecksumType="FULL_OBJECT")
+    assert (answer["ChecksumCRC32"], answer["ChecksumType"]) == (whole, "FULL_OBJECT")
+    enabled = s3.get_object(Bucket="bucket", Key="whole", ChecksumMode="ENABLED")  # botocore checks it
+    assert enabled["Body"].read() == b"".join(parts)
+
+
+def test_sha256_parts_make_a_composite_sha256(s3: Any) -> None:
+    parts = [b"s" * PART, b"t"]
+    answer = complete(s3, "sha", *upload_parts(s3, "sha", parts, ChecksumAlgorithm="SHA256"))
+    digests = b"".join(hashlib.sha256(part).digest() for part in parts)
+    assert answer["ChecksumSHA256"] == f"{b64(hashlib.sha256(digests).digest())}-2"
+
+
+def test_a_completion_s3_refuses_stores_nothing_and_leaves_the_upload_to_complete(
+    s3: Any, store: ObjectStore
+) -> None:
+    upload_id, listed = upload_parts(s3, "checked", [b"1" * PART, b"2" * 100, b"3" * 100])
+    small = error_of(lambda: complete(s3, "checked", upload_id, listed))
+    assert small == (400, {
+        "Code": "EntityTooSmall",
+        "Message": "Your proposed upload is smaller than the minimum allowed object size.",
+        "ProposedSize": "100", "MinSizeAllowed": str(PART), "PartNumber": "2",
+        "ETag": listed[1]["ETag"].strip('"')})
+    assert error_of(lambda: complete(s3, "checked", upload_id, [listed[1], listed[0]]))[1]["Code"] == (
+        "InvalidPartOrder")
+    forged = {**listed[0], "ETag": '"00000000000000000000000000000000"'}
+    assert error_of(lambda: complete(s3, "checked", upload_id, [forged]))[1]["Code"] == "InvalidPart"
+    never_sent = {"PartNumber": 9, "ETag": listed[0]["ETag"]}
+    missing = error_of(lambda: complete(s3, "checked", upload_id, [listed[0], never_sent]))
+    assert missing[1]["Code"] == "InvalidPart"
+    sized = error_of(lambda: complete(s3, "checked", upload_id, listed[:1], MpuObjectSize=1))
+    assert sized[1]["Code"] == "InvalidRequest"
+    assert not store.exists("s3://bucket/checked")
+    assert complete(s3, "checked", upload_id, listed[:1])["ETag"] == s3_etag([b"1" * PART])
+    assert store.get_bytes("s3://bucket/checked") == b"1" * PART  # parts not listed are dropped
+
+
+def test_a_composite_upload_needs_every_parts_checksum(s3: Any) -> None:
+    upload_id, listed = upload_parts(s3, "summed", [b"a"], ChecksumAlgorithm="CRC32")
+    unsummed = [{"PartNumber": 1, "ETag": listed[0]["ETag"]}]
+    assert error_of(lambda: complete(s3, "summed", upload_id, unsummed)) == (400, {
+        "Code": "InvalidRequest",
+        "Message": "The upload was created using a crc32 checksum. The complete request must include the "
+                   "checksum for each part. It was missing for part 1 in the request."})
+    forged = [{**listed[0], "ChecksumCRC32": b64(crc32(b"b"))}]
+    assert error_of(lambda: complete(s3, "summed", upload_id, forged))[1]["Code"] == "InvalidPart"
+    other_type = {"Bucket": "bucket", "Key": "summed", "UploadId": upload_id, "PartNumber": 2, "Body": b"c"}
+    assert error_of(lambda: s3.upload_part(**other_type, ChecksumAlgorithm="SHA256")) == (400, {
+        "Code": "InvalidRequest",
+        "Message": "Checksum Type mismatch occurred, expected checksum Type: crc32, actual checksum "
+                   "Type: sha256"})
+
+
+def test_a_part_whose_digest_does_not_match_is_refused_and_the_earlier_part_stays(s3: Any) -> None:
+    upload_id, listed = upload_parts(s3, "digest", [b"kept"])
+    wrong_md5 = b64(hashlib.md5(b"other").digest())
+    resend = {"Bucket": "bucket", "Key": "digest", "UploadId": upload_id, "PartNumber": 1, "Body": b"new"}
+    assert error_of(lambda: s3.upload_part(**resend, ContentMD5=wrong_md5))[1]["Code"] == "BadDigest"
+    complete(s3, "digest", upload_id, listed)
+    assert s3.get_object(Bucket="bucket", Key="digest")["Body"].read() == b"kept"
+
+
+@pytest.mark.parametrize("number", [0, 10_001])
+def test_part_numbers_are_1_to_10000(s3: Any, number: int) -> None:
+    upload_id = s3.create_multipart_upload(Bucket="bucket", Key="k")["UploadId"]
+    call = {"Bucket": "bucket", "Key": "k", "UploadId": upload_id, "PartNumber": number, "Body": b"x"}
+    assert error_of(lambda: s3.upload_part(**call)) == (400, {
+        "Code": "InvalidArgument", "Message": "Part number must be an integer between 1 and 10000, inclusive",
+        "ArgumentName": "partNumber", "ArgumentValue": str(number)})
+
+
+def test_an_aborted_or_completed_or_unknown_upload_is_no_such_upload(s3: Any, store: ObjectStore) -> None:
+    upload_id, listed = upload_parts(s3, "gone", [b"x"])
+    assert s3.abort_multipart_upload(Bucket="bucket", Key="gone", UploadId=upload_id)[
+        "ResponseMetadata"]["HTTPStatusCode"] == 204
+    for call in (
+        lambda: complete(s3, "gone", upload_id, listed),
+        lambda: s3.upload_part(Bucket="bucket", Key="gone", UploadId=upload_id, PartNumber=1, Body=b"x"),
+        lambda: s3.abort_multipart_upload(Bucket="bucket", Key="gone", UploadId=upload_id),
+        lambda: s3.list_parts(Bucket="bucket", Key="gone", UploadId="../../../etc"),
+    ):
+        status, error = error_of(call)
+        assert (status, error["Code"]) == (404, "NoSuchUpload")
+    assert not store.exists("s3://bucket/gone")
+    other_id, other = upload_parts(s3, "one-key", [b"y"])
+    assert error_of(lambda: complete(s3, "another-key", other_id, other))[1]["Code"] == "NoSuchUpload"
+    no_bucket = error_of(lambda: s3.create_multipart_upload(Bucket="nobucket", Key="k"))
+    assert no_bucket[1]["Code"] == "NoSuchBucket"
+
+
+def test_what_the_store_does_not_keep_is_refused_at_creation(s3: Any) -> None:
+    tagged = error_of(lambda: s3.create_multipart_upload(Bucket="bucket", Key="k", Tagging="a=b"))
+    assert (tagged[0], tagged[1]["Code"], tagged[1]["Header"]) == (501, "NotImplemented", "x-amz-tagging")
+    crt = error_of(lambda: s3.create_multipart_upload(Bucket="bucket", Key="k", ChecksumAlgorithm="CRC32C"))
+    assert (crt[0], crt[1]["Code"]) == (501, "NotImplemented")
+    sha_whole = {"Bucket": "bucket", "Key": "k", "ChecksumAlgorithm": "SHA256", "ChecksumType": "FULL_OBJECT"}
+    assert error_of(lambda: s3.create_multipart_upload(**sha_whole)) == (400, {
+        "Code": "InvalidRequest",
+        "Message": "The FULL_OBJECT checksum type cannot be used with the sha256 checksum algorithm."})
+    unstorable = error_of(lambda: s3.create_multipart_upload(Bucket="bucket", Key="a//b"))
+    assert unstorable[1]["Code"] == "InvalidArgument"
+
+
+def test_list_parts_pages_by_part_number(s3: Any) -> None:
+    upload_id, listed = upload_parts(s3, "listed", [b"1", b"22", b"333"], ChecksumAlgorithm="CRC32")
+    first = s3.list_parts(Bucket="bucket", Key="listed", UploadId=upload_id, MaxParts=2)
+    assert [(part["PartNumber"], part["Size"]) for part in first["Parts"]] == [(1, 1), (2, 2)]
+    assert (first["IsTruncated"], first["NextPartNumberMarker"]) == (True, 2)
+    assert first["ChecksumAlgorithm"] == "CRC32"
+    assert first["Parts"][1]["ChecksumCRC32"] == listed[1]["ChecksumCRC32"]
+    rest = s3.list_parts(Bucket="bucket", Key="listed", UploadId=upload_id, PartNumberMarker=2)
+    assert ([part["PartNumber"] for part in rest["Parts"]], rest["IsTruncated"]) == ([3], False)
+    paged = s3.get_paginator("list_parts").paginate(
+        Bucket="bucket", Key="listed", UploadId=upload_id, PaginationConfig={"PageSize": 1}
+    )
+    assert [part["ETag"] for page in paged for part in page["Parts"]] == [item["ETag"] for item in listed]
+
+
+def test_list_multipart_uploads_pages_by_key_and_upload_and_rolls_up_prefixes(s3: Any) -> None:
+    made = [(key, s3.create_multipart_upload(Bucket="bucket", Key=key)["UploadId"])
+            for key in ("a", "b", "b", "dir/x", "dir/y", "z")]
+    paged = s3.get_paginator("list_multipart_uploads").paginate(
+        Bucket="bucket", PaginationConfig={"PageSize": 2}
+    )
+    assert [(u["Key"], u["UploadId"]) for page in paged for u in page.get("Uploads", [])] == made
+    rolled = s3.list_multipart_uploads(Bucket="bucket", Delimiter="/")
+    assert [u["Key"] for u in rolled["Uploads"]] == ["a", "b", "b", "z"]
+    assert rolled["CommonPrefixes"] == [{"Prefix": "dir/"}]
+    under = s3.list_multipart_uploads(Bucket="bucket", Prefix="dir/", MaxUploads=1)
+    assert ([u["Key"] for u in under["Uploads"]], under["IsTruncated"], under["NextKeyMarker"]) == (
+        ["dir/x"], True, "dir/x")
+    s3.abort_multipart_upload(Bucket="bucket", Key="a", UploadId=made[0][1])
+    assert s3.list_multipart_uploads(Bucket="bucket")["Uploads"][0]["Key"] == "b"
+
+
+def test_an_upload_in_progress_outlives_the_service(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = LocalSageMaker(state, "us-east-1", "http://127.0.0.1:1")
+    with_buckets(first.context.store, "bucket")
+    upload_id, listed = upload_parts(inprocess.client(Dispatcher(first, True), "s3"), "kept", [b"a" * PART])
+    first.shutdown()
+    second = LocalSageMaker(state, "us-east-1", "http://127.0.0.1:1")
+    try:
+        s3 = inprocess.client(Dispatcher(second, True), "s3")
+        last = s3.upload_part(Bucket="bucket", Key="kept", UploadId=upload_id, PartNumber=2, Body=b"b")
+        complete(s3, "kept", upload_id, [*listed, {"PartNumber": 2, "ETag": last["ETag"]}])
+        assert s3.get_object(Bucket="bucket", Key="kept")["Body"].read() == b"a" * PART + b"b"
+    finally:
+        second.shutdown()
