@@ -3,7 +3,7 @@ local store: a bucket created, and kept with its creation date across a restart;
 versions; puts, a large one streamed to disk as it arrives, a larger file uploaded in parts, digests and
 headers refused; headers and user metadata kept per version; a large get sent from its file; an
 object stored before versions kept records; and S3's refusals of unsigned and wrongly signed
-requests, in its XML."""
+requests, in its XML; a presigned URL's read and write, until it expires."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import hashlib
 import http.client
 import json
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -20,6 +22,7 @@ import boto3
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
@@ -314,3 +317,31 @@ def test_an_unsigned_request_is_refused_in_s3s_words(state: Path) -> None:
     assert (status, document.tag, document.findtext("Code")) == (403, "Error", "AccessDenied")
     assert b"not for you" not in body
     assert raw(state, "HEAD", "/e2e/secret.txt") == (403, b"")
+
+
+def test_a_presigned_url_reads_and_writes_one_object_until_it_expires(state: Path) -> None:
+    """What `aws s3 presign` and generate_presigned_url hand to code without the keys: signed in the
+    query, sent by a plain HTTP client."""
+    keys = daemon.credentials(state)
+    signer = boto3.Session(
+        region_name="us-east-1", aws_access_key_id=keys.access_key_id,
+        aws_secret_access_key=keys.secret_access_key,
+    ).client("s3", endpoint_url=daemon.ensure_running(state), config=Config(signature_version="s3v4"))
+    put_url = signer.generate_presigned_url("put_object", Params={"Bucket": "e2e", "Key": "shared/in.csv"})
+    request = urllib.request.Request(put_url, data=b"review,label\n", method="PUT")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 200
+    get_url = signer.generate_presigned_url(
+        "get_object", Params={"Bucket": "e2e", "Key": "shared/in.csv", "ResponseContentType": "text/csv"}
+    )
+    with urllib.request.urlopen(get_url, timeout=30) as answer:
+        assert (answer.read(), answer.headers["Content-Type"]) == (b"review,label\n", "text/csv")
+    other_key = get_url.replace("shared/in.csv", "secret.txt")
+    expired = signer.generate_presigned_url("get_object", Params={"Bucket": "e2e", "Key": "shared/in.csv"},
+                                            ExpiresIn=1)
+    time.sleep(1.5)
+    for url, code in ((other_key, "SignatureDoesNotMatch"), (expired, "AccessDenied")):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=30)
+        document = ElementTree.fromstring(refused.value.read())
+        assert (refused.value.code, document.findtext("Code")) == (403, code)

@@ -10,7 +10,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
@@ -61,7 +61,7 @@ def sign(
 
 def admit(sent: Sent, service: str | None = "sagemaker", now: datetime = NOW) -> None:
     door = Door(KEYS, PORT, "us-east-1", clock=lambda: now)
-    claim = door.check_headers(sent.headers, service)
+    claim = door.check_headers(sent.headers, service, sent.target)
     door.check_signature(claim, sent.method, sent.target, sent.headers, sent.body)
 
 
@@ -130,6 +130,69 @@ def test_a_stale_or_future_signature_is_refused_as_aws_words_it() -> None:
     future = refusal(sign(), now=NOW - timedelta(minutes=6))
     assert future.message.startswith("Signature not yet current: 20260131T120000Z is still later than")
     admit(sign(), now=NOW + timedelta(minutes=4))
+
+
+def presign(
+    target: str = "/bucket/data/train.csv", expires: int = 60, method: str = "GET", service: str = "s3",
+    keys: Credentials = KEYS,
+) -> Sent:
+    """A presigned URL as boto3's generate_presigned_url makes one (with signature_version s3v4),
+    requested as curl or a browser would: the Host header only."""
+    host = f"127.0.0.1:{PORT}"
+    request = AWSRequest(method=method, url=f"http://{host}{target}")
+    signer = S3SigV4QueryAuth(
+        BotoCredentials(keys.access_key_id, keys.secret_access_key), service, "us-east-1", expires=expires
+    )
+    with mock.patch("botocore.auth.get_current_datetime", return_value=NOW.replace(tzinfo=None)):
+        signer.add_auth(request)
+    headers = Message()
+    headers["Host"] = host
+    return Sent(method, request.prepare().url.split(host, 1)[1], headers, b"")
+
+
+def test_a_presigned_url_is_admitted_until_it_expires() -> None:
+    sent = presign(target="/bucket/data/train.csv?response-content-type=text%2Fcsv", expires=60)
+    admit(sent, "s3", now=NOW + timedelta(seconds=60))
+    admit(presign(method="PUT", expires=3600), "s3", now=NOW + timedelta(minutes=59))
+    expired = refusal(sent, "s3", now=NOW + timedelta(seconds=61))
+    assert (expired.s3_code, expired.s3_status()) == ("AccessDenied", 403)
+    assert expired.message == "Request has expired"
+
+
+@pytest.mark.parametrize("change", ["key", "query", "signature"])
+def test_a_presigned_url_changed_after_signing_is_refused(change: str) -> None:
+    sent = presign(target="/bucket/data/train.csv?response-content-type=text%2Fcsv")
+    sent.target = {
+        "key": sent.target.replace("train.csv", "test.csv"),
+        "query": sent.target.replace("text%2Fcsv", "text%2Fhtml"),
+        "signature": sent.target.replace("X-Amz-Signature=", "X-Amz-Signature=0"),
+    }[change]
+    assert (refusal(sent, "s3").s3_code, refusal(sent, "s3").s3_status()) == ("SignatureDoesNotMatch", 403)
+
+
+def test_a_presigned_urls_parameters_are_checked_as_s3_checks_them() -> None:
+    week = refusal(presign(expires=7 * 24 * 3600 + 1), "s3")
+    assert (week.s3_code, week.s3_status()) == ("AuthorizationQueryParametersError", 400)
+    assert week.message == "X-Amz-Expires must be less than a week (in seconds) that is 604800"
+    unsigned = presign()
+    unsigned.target = "&".join(p for p in unsigned.target.split("&") if not p.startswith("X-Amz-Signature"))
+    assert refusal(unsigned, "s3").s3_code == "AuthorizationQueryParametersError"
+    stranger = Credentials("LOCALBBBBBBBBBBBBBBB", KEYS.secret_access_key)
+    assert refusal(presign(keys=stranger), "s3").s3_code == "InvalidAccessKeyId"
+    assert "for S3 only" in refusal(presign(service="sagemaker"), "sagemaker").message
+
+
+def test_a_request_signed_twice_or_with_signature_version_2_is_refused_in_s3s_words() -> None:
+    both = presign()
+    both.headers["Authorization"] = sign(service="s3").headers["Authorization"]
+    assert (refusal(both, "s3").s3_code, refusal(both, "s3").s3_status()) == ("InvalidArgument", 400)
+    version_2 = presign()
+    version_2.target = "/bucket/k?AWSAccessKeyId=LOCALAAAAAAAAAAAAAAA&Signature=abc%3D&Expires=1769864460"
+    refused = refusal(version_2, "s3")
+    assert (refused.s3_code, refused.s3_status()) == ("InvalidRequest", 400)
+    assert refused.message == (
+        "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+    )
 
 
 def test_a_signature_for_another_service_is_refused() -> None:

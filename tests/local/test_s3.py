@@ -9,7 +9,6 @@ import hashlib
 import io
 import json
 import zlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
@@ -20,12 +19,10 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
-from buckets import with_buckets
 
 from pipelines.aws import S3Storage
 from pipelines.datasets import upload_data
 from pipelines.local.api.auth import Door, Refusal
-from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.api.s3_body import MAX_PUT_BYTES, RequestBody
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
@@ -35,35 +32,17 @@ from pipelines.local.storage.object_records import record_path
 from pipelines.local.storage.objects import CHUNK_BYTES, ObjectStore
 
 from . import inprocess
+from .s3_support import b64, error_of
 
 KEYS = ["a.txt", "dir/one", "dir/sub/two", "dir/sub/three", "dir/z", "e/f", "some key+ü"]
 
 
-@pytest.fixture
-def backend(tmp_path: Path) -> Iterator[LocalSageMaker]:
-    made = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
-    with_buckets(made.context.store, "bucket")
+@pytest.fixture(autouse=True)
+def backend(service: LocalSageMaker) -> LocalSageMaker:
+    """The service, its bucket holding KEYS, each object its own key's bytes."""
     for key in KEYS:
-        made.context.store.put_bytes(f"s3://bucket/{key}", key.encode())
-    yield made
-    made.shutdown()
-
-
-@pytest.fixture
-def s3(backend: LocalSageMaker) -> Any:
-    return inprocess.client(Dispatcher(backend, check_responses=True), "s3")
-
-
-@pytest.fixture
-def store(backend: LocalSageMaker) -> ObjectStore:
-    return backend.context.store
-
-
-def error_of(call: Any) -> tuple[int, dict[str, str]]:
-    with pytest.raises(ClientError) as raised:
-        call()
-    response = raised.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]
+        service.context.store.put_bytes(f"s3://bucket/{key}", key.encode())
+    return service
 
 
 @pytest.mark.parametrize("page_size", [1, 2, 3, 1000])
@@ -161,10 +140,6 @@ def test_other_operations_are_refused_by_name_and_change_nothing(
 
 
 # --- PutObject ----------------------------------------------------------------------------------------
-
-
-def b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()
 
 
 def test_a_put_is_a_new_version_with_s3s_etag_and_checksum(s3: Any, store: ObjectStore) -> None:

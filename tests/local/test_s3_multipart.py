@@ -5,17 +5,14 @@ with nothing stored; ListParts and ListMultipartUploads paging; an upload outliv
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import ClientError
 from buckets import with_buckets
 
 from pipelines.local.api.protocol import Dispatcher
@@ -23,38 +20,10 @@ from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.storage.objects import ObjectStore
 
 from . import inprocess
+from .s3_support import b64, error_of
 
 MIB = 1024 * 1024
 PART = 5 * MIB  # S3's smallest part but the last
-
-
-@pytest.fixture
-def backend(tmp_path: Path) -> Iterator[LocalSageMaker]:
-    made = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
-    with_buckets(made.context.store, "bucket")
-    yield made
-    made.shutdown()
-
-
-@pytest.fixture
-def s3(backend: LocalSageMaker) -> Any:
-    return inprocess.client(Dispatcher(backend, check_responses=True), "s3")
-
-
-@pytest.fixture
-def store(backend: LocalSageMaker) -> ObjectStore:
-    return backend.context.store
-
-
-def error_of(call: Any) -> tuple[int, dict[str, str]]:
-    with pytest.raises(ClientError) as raised:
-        call()
-    response = raised.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]
-
-
-def b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()
 
 
 def crc32(data: bytes) -> bytes:

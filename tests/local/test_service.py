@@ -7,14 +7,12 @@ import io
 import json
 import tarfile
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from buckets import with_buckets
 from processes import pid_alive
 from waiting import wait_until
 
@@ -40,14 +38,6 @@ FAIL_ONLY = json.dumps(
         "Steps": [{"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": {"Get": "Parameters.Why"}}}],
     }
 )
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[LocalSageMaker]:
-    backend = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
-    with_buckets(backend.context.store, "bucket")
-    yield backend
-    backend.shutdown()
 
 
 def call(service: LocalSageMaker, name: str, **request: Any) -> dict[str, Any]:

@@ -5,7 +5,10 @@ A request is served only if
    DNS rebinding points at 127.0.0.1 sends its own name and is refused;
 2. it has no `Origin` header: browsers send one with every cross-origin request, including the
    `text/plain` POSTs they send without asking first, and no AWS SDK ever sends one;
-3. it is signed with AWS Signature Version 4 by the state directory's credentials.
+3. it is signed with AWS Signature Version 4 by the state directory's credentials: in its
+   Authorization header, or for S3 in its query string (a presigned URL, `X-Amz-Signature`...),
+   which is good from its `X-Amz-Date` for `X-Amz-Expires` seconds (a week at most) and signs no
+   payload, as S3 takes it.
 
 The first checks need headers only and run before the body is read; the signature covers the body,
 so it is checked once the body is in memory and before anything acts on it. The canonical request is
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from email.utils import parsedate_to_datetime
+from urllib.parse import parse_qsl
 
 from botocore.auth import SIGV4_TIMESTAMP, UNSIGNED_PAYLOAD, S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -46,7 +50,14 @@ SIGNATURE_MISMATCH = (
 )
 CONTENT_SHA256 = "X-Amz-Content-SHA256"
 CONTENT_SHA256_MISMATCH = "The provided 'x-amz-content-sha256' header does not match what was computed."
-S3_BAD_REQUESTS = frozenset({"AuthorizationHeaderMalformed", "InvalidRequest", "XAmzContentSHA256Mismatch"})
+S3_BAD_REQUESTS = frozenset({
+    "AuthorizationHeaderMalformed", "AuthorizationQueryParametersError", "InvalidArgument", "InvalidRequest",
+    "XAmzContentSHA256Mismatch",
+})
+# A presigned URL's query parameters, all of which S3 requires, and the longest it may be good for.
+QUERY_AUTH = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date", "X-Amz-SignedHeaders",
+              "X-Amz-Expires")
+MAX_EXPIRES = 7 * 24 * 3600
 
 
 class Refusal(Exception):
@@ -79,7 +90,8 @@ def _invalid(message: str, s3_code: str = "AuthorizationHeaderMalformed") -> Ref
 
 @dataclass(frozen=True)
 class Claim:
-    """What the Authorization header says: who signed, when, for which scope, over which headers."""
+    """What the Authorization header (or a presigned URL's query) says: who signed, when, for which
+    scope, over which headers."""
 
     key_id: str
     date: str
@@ -88,6 +100,7 @@ class Claim:
     signed_headers: tuple[str, ...]
     signature: str
     timestamp: str  # the request's time in SigV4's form, 20240131T235959Z
+    expires: int | None = None  # a presigned URL's X-Amz-Expires, in seconds; None when signed in headers
 
 
 def _utc_now() -> datetime:
@@ -116,18 +129,36 @@ class Door:
                 "AccessDeniedException", f"requests from web pages are refused (Origin: {origin})", True
             )
 
-    def check_headers(self, headers: Message, service: str | None) -> Claim:
+    def check_headers(self, headers: Message, service: str | None, target: str = "") -> Claim:
         """Everything that can be judged before the body is read: the door, then who signed and when.
-        `service` is the signing name the route belongs to (None when no route matches)."""
+        `service` is the signing name the route belongs to (None when no route matches); `target`
+        the request line's path and query, where a presigned URL carries its signature."""
         self.check_origin(headers)
-        claim = parse_authorization(headers)
+        query = query_authorization(target)
+        if query and headers.get("Authorization") is not None:
+            raise Refusal(
+                "IncompleteSignatureException",
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query "
+                "string parameter or the Authorization header should be specified",
+                s3_code="InvalidArgument",
+            )
+        parameters = dict(parse_qsl(target.partition("?")[2]))
+        if not query and {"AWSAccessKeyId", "Signature"} <= parameters.keys():
+            raise Refusal(  # Signature Version 2, which S3 no longer takes for a bucket made today
+                "IncompleteSignatureException",
+                "The authorization mechanism you have provided is not supported. Please use "
+                "AWS4-HMAC-SHA256.", s3_code="InvalidRequest",
+            )
+        claim = parse_query_authorization(query) if query else parse_authorization(headers)
         if not hmac.compare_digest(claim.key_id, self.credentials.access_key_id):
             raise Refusal("UnrecognizedClientException", UNKNOWN_KEY, s3_code="InvalidAccessKeyId")
         if claim.region != self.region:
             raise _invalid("Credential should be scoped to a valid region. ")
         if service is not None and claim.service != service:
             raise _invalid(f"Credential should be scoped to correct service: '{service}'. ")
-        if claim.service == "s3" and headers.get(CONTENT_SHA256) is None:
+        if claim.expires is not None and claim.service != "s3":
+            raise _incomplete("A presigned URL (query-string authentication) is served for S3 only.")
+        if claim.service == "s3" and claim.expires is None and headers.get(CONTENT_SHA256) is None:
             missing = "Missing required header for this request: x-amz-content-sha256"
             raise Refusal("IncompleteSignatureException", missing, s3_code="InvalidRequest")
         self._check_time(claim)
@@ -142,7 +173,9 @@ class Door:
         signed_at = datetime.strptime(claim.timestamp, SIGV4_TIMESTAMP).replace(tzinfo=UTC)
         now = self.clock()
         minutes = int(ALLOWED_SKEW.total_seconds() // 60)
-        if signed_at < now - ALLOWED_SKEW:
+        if claim.expires is not None and now > signed_at + timedelta(seconds=claim.expires):
+            raise Refusal("AccessDeniedException", "Request has expired")
+        if claim.expires is None and signed_at < now - ALLOWED_SKEW:
             raise _invalid(
                 f"Signature expired: {claim.timestamp} is now earlier than "
                 f"{_stamp(now - ALLOWED_SKEW)} ({_stamp(now)} - {minutes} min.)",
@@ -159,7 +192,8 @@ class Door:
         """The signature over method, path, query, the signed headers and the body (raises Refusal).
         `target` is the request line's path and query, exactly as sent."""
         declared = headers.get(CONTENT_SHA256)
-        unsigned = claim.service == "s3" and declared == UNSIGNED_PAYLOAD  # S3 lets a client leave it out
+        # S3 lets a client leave the payload out of the signature; a presigned URL always does.
+        unsigned = claim.service == "s3" and (declared == UNSIGNED_PAYLOAD or claim.expires is not None)
         if declared is not None and not unsigned and declared != hashlib.sha256(body).hexdigest():
             raise _invalid(CONTENT_SHA256_MISMATCH, "XAmzContentSHA256Mismatch")
         self._check_signature(claim, method, target, headers, body)
@@ -194,14 +228,20 @@ class _ClientSignedS3Headers(_ClientSignedHeaders, S3SigV4Auth):
 def signature(
     credentials: Credentials, claim: Claim, method: str, target: str, headers: Message, body: bytes
 ) -> str:
-    """The hex signature the holder of `credentials` computes for this request under `claim`."""
-    request = AWSRequest(method=method, url=f"http://{headers['Host']}{target}", data=body)
+    """The hex signature the holder of `credentials` computes for this request under `claim`: for a
+    presigned URL, over its query without the signature, and no payload."""
+    presigned = claim.expires is not None
+    path, _, query = target.partition("?")
+    if presigned:
+        query = "&".join(pair for pair in query.split("&") if not pair.startswith("X-Amz-Signature="))
+    url = f"http://{headers['Host']}{path}" + (f"?{query}" if query else "")
+    request = AWSRequest(method=method, url=url, data=body)
     request.headers = HTTPHeaders()
     for name in claim.signed_headers:
         for value in headers.get_all(name) or []:
             request.headers[name] = value
     request.context["timestamp"] = claim.timestamp
-    request.context[CONTENT_SHA256] = headers.get(CONTENT_SHA256)
+    request.context[CONTENT_SHA256] = UNSIGNED_PAYLOAD if presigned else headers.get(CONTENT_SHA256)
     kind = _ClientSignedS3Headers if claim.service == "s3" else _ClientSignedHeaders
     signer = kind(
         BotoCredentials(credentials.access_key_id, credentials.secret_access_key),
@@ -212,11 +252,57 @@ def signature(
     return str(signer.signature(signer.string_to_sign(request, canonical), request))
 
 
-def scoped_service(headers: Headers) -> str | None:
-    """The service an Authorization header's credential scope names, unchecked; None if unsigned."""
+def scoped_service(headers: Headers, target: str = "") -> str | None:
+    """The service an Authorization header's credential scope names, or a presigned URL's
+    X-Amz-Credential, unchecked; None if unsigned."""
     credential = re.search(r"Credential=([^,\s]*)", headers.get("Authorization") or "")
-    scope = credential.group(1).split("/") if credential else []
+    if credential:
+        scope = credential.group(1).split("/")
+    else:
+        scope = query_authorization(target).get("X-Amz-Credential", "").split("/")
     return scope[3] if len(scope) == 5 else None
+
+
+def query_authorization(target: str) -> dict[str, str]:
+    """A presigned URL's X-Amz-* parameters ({} for a request signed otherwise, or not at all)."""
+    parameters = dict(parse_qsl(target.partition("?")[2], keep_blank_values=True))
+    if not any(name in parameters for name in ("X-Amz-Algorithm", "X-Amz-Signature")):
+        return {}
+    return {name: value for name, value in parameters.items() if name.startswith("X-Amz-")}
+
+
+def parse_query_authorization(query: dict[str, str]) -> Claim:
+    """A presigned URL's claim, or S3's refusal of its query parameters."""
+    if not all(query.get(name) for name in QUERY_AUTH):
+        raise _query_error(
+            "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
+            "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
+        )
+    if query["X-Amz-Algorithm"] != ALGORITHM:
+        raise _query_error(f"X-Amz-Algorithm only supports \"{ALGORITHM}\"")
+    expires = query["X-Amz-Expires"]
+    if not expires.isdigit():
+        raise _query_error("X-Amz-Expires should be a number")
+    if int(expires) > MAX_EXPIRES:
+        raise _query_error(f"X-Amz-Expires must be less than a week (in seconds) that is {MAX_EXPIRES}")
+    try:
+        datetime.strptime(query["X-Amz-Date"], SIGV4_TIMESTAMP)
+    except ValueError:
+        raise _query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"") from None
+    scope = query["X-Amz-Credential"].split("/")
+    if len(scope) != 5 or scope[4] != "aws4_request" or not all(scope):
+        raise _query_error(f"Error parsing the X-Amz-Credential parameter; {query['X-Amz-Credential']!r}")
+    signed = tuple(query["X-Amz-SignedHeaders"].lower().split(";"))
+    if "host" not in signed:
+        raise _query_error("'Host' must be a 'SignedHeader' in the AWS Authorization.")
+    key_id, date, region, service, _ = scope
+    return Claim(
+        key_id, date, region, service, signed, query["X-Amz-Signature"], query["X-Amz-Date"], int(expires)
+    )
+
+
+def _query_error(message: str) -> Refusal:
+    return Refusal("IncompleteSignatureException", message, s3_code="AuthorizationQueryParametersError")
 
 
 def parse_authorization(headers: Message) -> Claim:

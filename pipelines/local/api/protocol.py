@@ -77,8 +77,9 @@ class Dispatcher:
     def route(self, method: str, path: str, headers: Headers, body: bytes | Readable) -> Reply:
         """The API a request is for: S3 when its signature says so, JSON 1.1 at `/`, else the REST
         route its path (with its query string) takes. Only S3's body may still be unread."""
-        path, _, query = path.partition("?")
-        if scoped_service(headers) == "s3":
+        target = path
+        path, _, query = target.partition("?")
+        if scoped_service(headers, target) == "s3":
             stream = io.BytesIO(body) if isinstance(body, bytes) else body
             return self.s3.route(method, path, query, headers, stream)
         assert isinstance(body, bytes), "only an S3 request's body is streamed"

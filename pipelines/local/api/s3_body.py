@@ -36,7 +36,7 @@ class RequestBody:
     def __init__(self, source: Readable, length: int, sha256: str | None, go_on: Callable[[], None]) -> None:
         self.source = source
         self.remaining = length
-        self.declared = sha256  # None: UNSIGNED-PAYLOAD
+        self.declared = sha256  # None: UNSIGNED-PAYLOAD, or a presigned URL's
         self.digest = hashlib.sha256()
         self.go_on = go_on
         self.started = False
@@ -62,7 +62,9 @@ class RequestBody:
                 "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400,
                 {"ProposedSize": length.strip(), "MaxSizeAllowed": str(MAX_PUT_BYTES)},
             )
-        return cls(source, int(length), None if declared == UNSIGNED_PAYLOAD else declared, go_on)
+        # No declared hash: a presigned URL's PUT, which signs no payload (the door requires the
+        # header of every other S3 request).
+        return cls(source, int(length), None if declared in ("", UNSIGNED_PAYLOAD) else declared, go_on)
 
     @property
     def complete(self) -> bool:

@@ -75,11 +75,13 @@ class Route:
 S3_ROUTE = Route("s3", False, True)
 
 
-def route_of(method: str, path: str, headers: Message) -> Route:
-    """The API a request is for. S3's paths are anyone's (`/endpoints/...` could be a bucket), so a
-    request is S3's when its signature is scoped to s3, or when, unsigned, it reads a path no other
-    API has: S3 then refuses it in its own words."""
-    signed_for = scoped_service(headers)
+def route_of(method: str, target: str, headers: Message) -> Route:
+    """The API a request (`target`: its path and query) is for. S3's paths are anyone's
+    (`/endpoints/...` could be a bucket), so a request is S3's when its signature (in its headers,
+    or a presigned URL's query) is scoped to s3, or when, unsigned, it reads a path no other API has:
+    S3 then refuses it in its own words."""
+    path = target.split("?", 1)[0]
+    signed_for = scoped_service(headers, target)
     if signed_for == "s3":
         return S3_ROUTE
     if method == "POST" and path == "/":
@@ -108,7 +110,7 @@ class Handler(OneRequestHandler, JsonRequestHandler):
 
     def handle_expect_100(self) -> bool:
         """A streamed body's client is told to go on once the operation reads it (s3_body.py)."""
-        if route_of(self.command, self.path.split("?", 1)[0], self.headers).streams(self.command):
+        if route_of(self.command, self.path, self.headers).streams(self.command):
             self.continue_expected = True
             return True
         return super().handle_expect_100()
@@ -183,14 +185,13 @@ class Handler(OneRequestHandler, JsonRequestHandler):
         self._send(self._error(error, route), close)
 
     def _route(self, method: str) -> None:
-        path = self.path.split("?", 1)[0]
-        route = route_of(method, path, self.headers)
+        route = route_of(method, self.path, self.headers)
         if self.local.draining:
             self._send(self._error(unavailable(), route))
             return
         try:
             # The body is unread: the connection closes after the refusal.
-            claim = self.local.door.check_headers(self.headers, route.service)
+            claim = self.local.door.check_headers(self.headers, route.service, self.path)
         except Refusal as refusal:
             self._refuse(refusal, route)
             return
