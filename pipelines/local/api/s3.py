@@ -43,7 +43,8 @@ ROOTS = {
     "GetBucketVersioning": "VersioningConfiguration", "GetBucketLocation": "LocationConstraint",
     "CreateMultipartUpload": "InitiateMultipartUploadResult",
     "CompleteMultipartUpload": "CompleteMultipartUploadResult", "ListParts": "ListPartsResult",
-    "ListMultipartUploads": "ListMultipartUploadsResult",
+    "ListMultipartUploads": "ListMultipartUploadsResult", "ListObjectVersions": "ListVersionsResult",
+    "DeleteObjects": "DeleteResult",
 }
 # Answers whose document element holds the one member as its text (S3's GetBucketLocation).
 TEXT_ROOTS = {"GetBucketLocation": "LocationConstraint"}

@@ -26,6 +26,7 @@ from pipelines.local.service.functions import FunctionOperations
 from pipelines.local.service.jobs import JobOperations
 from pipelines.local.service.logs import LogOperations
 from pipelines.local.service.multipart import MultipartUploads
+from pipelines.local.service.object_deletes import ObjectDeletes
 from pipelines.local.service.object_writes import ObjectWrites
 from pipelines.local.service.objects import ObjectOperations
 from pipelines.local.service.pipelines import PipelineOperations
@@ -92,7 +93,7 @@ class LocalSageMaker:
             "S3": _operations(
                 "S3",
                 ObjectOperations(self.context), ObjectWrites(self.context), MultipartUploads(self.context),
-                BucketOperations(self.context),
+                ObjectDeletes(self.context), BucketOperations(self.context),
             ),
             "Logs_20140328": _operations("Logs_20140328", LogOperations(self.context, log_groups)),
         }
@@ -210,6 +211,7 @@ OPERATIONS = {
         [
             "GetObject", "HeadObject", "ListObjectsV2", "PutObject", "CreateMultipartUpload", "UploadPart",
             "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
+            "DeleteObject", "DeleteObjects", "ListObjectVersions",
             "CreateBucket", "HeadBucket",
             "ListBuckets", "DeleteBucket", "GetBucketVersioning", "GetBucketLocation", "GetBucketEncryption",
         ]

@@ -31,8 +31,8 @@ from pipelines.local.service.checksums import (
     Expected,
 )
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.object_listing import entry
-from pipelines.local.service.object_writes import kept_members, refuse_what_is_not_kept
+from pipelines.local.service.object_listing import completed, past_markers
+from pipelines.local.service.object_writes import admit, kept_members
 from pipelines.local.service.objects import HEADERS, max_items, no_such_bucket, url_encoder
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import SCHEME, NoSuchBucket, split_uri
@@ -170,7 +170,10 @@ class MultipartUploads:
         key_marker, upload_id_marker = request.get("KeyMarker", ""), request.get("UploadIdMarker", "")
         limit = max_items(request.get("MaxUploads", 1000), "max-uploads")
         encode = url_encoder(request.get("EncodingType"))
-        entries = _entries(self.uploads.in_bucket(bucket), prefix, delimiter, key_marker, upload_id_marker)
+        entries = past_markers(
+            self.uploads.in_bucket(bucket), lambda upload: upload.key, lambda upload: upload.upload_id,
+            prefix, delimiter, key_marker, upload_id_marker,
+        )
         shown = entries[:limit]
         answer: Body = {
             "Bucket": bucket, "KeyMarker": encode(key_marker), "UploadIdMarker": upload_id_marker,
@@ -178,17 +181,13 @@ class MultipartUploads:
             "Uploads": [_listed_upload(upload, encode) for _, upload in shown if upload is not None],
             "CommonPrefixes": [{"Prefix": encode(name)} for name, upload in shown if upload is None],
         }
-        optional = {"Delimiter": encode(delimiter), "EncodingType": request.get("EncodingType", "")}
-        if answer["IsTruncated"]:
-            name, last = shown[-1]
-            optional.update(NextKeyMarker=encode(name), NextUploadIdMarker=last.upload_id if last else "")
-        answer.update({name: value for name, value in optional.items() if value})
-        return {name: value for name, value in answer.items() if value != []}
+        return completed(
+            answer, shown, answer["IsTruncated"], request, encode, "NextUploadIdMarker",
+            lambda upload: upload.upload_id,
+        )
 
     def _admit(self, operation: str, request: Body) -> None:
-        if not self.store.bucket_exists(request["Bucket"]):
-            raise no_such_bucket(request["Bucket"])
-        refuse_what_is_not_kept(self.models[operation], request, HONOURED[operation])
+        admit(self.store, self.models[operation], request, HONOURED[operation])
 
     def _upload(self, operation: str, request: Body) -> Upload:
         """The upload in progress the request names: S3's NoSuchUpload for any other id, or for
@@ -349,27 +348,6 @@ def _marker(value: Any) -> int:
         "InvalidArgument", "Provided part-number-marker not an integer or within integer range", 400,
         {"ArgumentName": "part-number-marker", "ArgumentValue": str(value)},
     )
-
-
-def _entries(
-    uploads: list[Upload], prefix: str, delimiter: str, key_marker: str, upload_id_marker: str
-) -> list[tuple[str, Upload | None]]:
-    """What ListMultipartUploads lists past its markers: each upload under the prefix, or the common
-    prefix it rolls up into (None for the upload), once. Past (KeyMarker, UploadIdMarker): the
-    uploads of later keys, and with an UploadIdMarker the marker key's uploads after that one."""
-    ids = [upload.upload_id for upload in uploads]
-    marker_at = ids.index(upload_id_marker) if upload_id_marker in ids else len(ids)
-    listed: list[tuple[str, Upload | None]] = []
-    for index, upload in enumerate(uploads):
-        if not upload.key.startswith(prefix):
-            continue
-        name, rolled_up = entry(upload.key, prefix, delimiter)
-        if rolled_up:
-            if name > key_marker and (not listed or listed[-1][0] != name):
-                listed.append((name, None))
-        elif upload.key > key_marker or (upload.key == key_marker and upload_id_marker and index > marker_at):
-            listed.append((name, upload))
-    return listed
 
 
 def _listed_part(upload: Upload, part: Part) -> Body:

@@ -1,4 +1,5 @@
-"""One page of ListObjectsV2, as S3 makes it: keys in order, rolled up at the delimiter.
+"""One page of ListObjectsV2, as S3 makes it: keys in order, rolled up at the delimiter; and the
+entries of S3's listings of several items per key (versions, multipart uploads) past their markers.
 
 Keys after `StartAfter` whose remainder past the prefix holds the delimiter count once, as the
 common prefix up to and including it; keys and common prefixes together fill at most `MaxKeys`
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pipelines.local.errors import ServiceError
+from pipelines.local.storage.database import Body
 
 
 @dataclass
@@ -52,6 +55,48 @@ def page(
         (found.prefixes if rolled_up else found.keys).append(name)
         found.last = name
     return found
+
+
+Item = TypeVar("Item")
+
+
+def past_markers(
+    items: list[Item], key: Callable[[Item], str], item_id: Callable[[Item], str], prefix: str,
+    delimiter: str, key_marker: str, id_marker: str,
+) -> list[tuple[str, Item | None]]:
+    """The entries of a listing of several items per key (ListObjectVersions' versions,
+    ListMultipartUploads' uploads), sorted by key, past (KeyMarker, its id marker): each item under
+    the prefix, or the common prefix its key rolls up into (None for the item), once. With an id
+    marker, the marker key's items after that one come first; without, the marker key is past."""
+    ids = [(key(item), item_id(item)) for item in items]
+    marker_at = ids.index((key_marker, id_marker)) if (key_marker, id_marker) in ids else len(ids)
+    listed: list[tuple[str, Item | None]] = []
+    for index, item in enumerate(items):
+        if not key(item).startswith(prefix):
+            continue
+        name, rolled_up = entry(key(item), prefix, delimiter)
+        if rolled_up:
+            if name > key_marker and (not listed or listed[-1][0] != name):
+                listed.append((name, None))
+        elif name > key_marker or (name == key_marker and id_marker and index > marker_at):
+            listed.append((name, item))
+    return listed
+
+
+def completed(
+    answer: Body, shown: list[tuple[str, Item | None]], truncated: bool, request: Body,
+    encode: Callable[[str], str], next_id_member: str, item_id: Callable[[Item], str],
+) -> Body:
+    """A marked listing's answer, completed: the Delimiter and EncodingType asked for, the markers
+    of the next page when it is truncated (`next_id_member` names the id's), no empty lists."""
+    optional = {
+        "Delimiter": encode(request.get("Delimiter", "")), "EncodingType": request.get("EncodingType", "")
+    }
+    if truncated:
+        name, last = shown[-1]
+        optional.update({"NextKeyMarker": encode(name), next_id_member: item_id(last) if last else ""})
+    answer.update({name: value for name, value in optional.items() if value})
+    return {name: value for name, value in answer.items() if value != []}
 
 
 def token(last: str) -> str:

@@ -26,7 +26,7 @@ from pipelines.local.service.checksums import ALGORITHM_MEMBER, MEMBER, Expected
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.objects import HEADERS, http_date, no_such_bucket
 from pipelines.local.storage.database import Body
-from pipelines.local.storage.objects import SCHEME, NoSuchBucket
+from pipelines.local.storage.objects import SCHEME, NoSuchBucket, ObjectStore
 
 # Members whose headers this store honours as S3 does; the framing (Content-Length) is the HTTP front's.
 HONOURED = frozenset({"Bucket", "Key", "Body", "ContentLength", "ContentMD5", ALGORITHM_MEMBER,
@@ -73,6 +73,14 @@ def kept_members(request: Body) -> Body:
             {"Size": str(size), "MaxSizeAllowed": str(MAX_METADATA_BYTES)},
         )
     return {**members, "Metadata": metadata} if metadata else members
+
+
+def admit(store: ObjectStore, model: OperationModel, request: Body, honoured: frozenset[str]) -> None:
+    """A request into a bucket that exists, asking only for what the store keeps (S3's NoSuchBucket,
+    and refusals by name, otherwise)."""
+    if not store.bucket_exists(request["Bucket"]):
+        raise no_such_bucket(request["Bucket"])
+    refuse_what_is_not_kept(model, request, honoured)
 
 
 def refuse_what_is_not_kept(model: OperationModel, request: Body, honoured: frozenset[str]) -> None:

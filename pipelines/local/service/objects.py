@@ -32,7 +32,7 @@ from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import page, position, token
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.object_records import FileSpan
-from pipelines.local.storage.objects import SCHEME, NoSuchKey, StoredObject
+from pipelines.local.storage.objects import SCHEME, DeleteMarkerVersion, NoSuchKey, StoredObject
 
 CONTENT_TYPE = "binary/octet-stream"
 # The headers S3 keeps with a version as they were put, each of which a `response-*` parameter of
@@ -104,6 +104,11 @@ class ObjectOperations:
             raise no_such_bucket(bucket)
         try:
             return self.store.describe(f"{SCHEME}{bucket}/{key}", version)
+        except DeleteMarkerVersion:
+            raise ServiceError(
+                "MethodNotAllowed", "The specified method is not allowed against this resource.", 405,
+                {"Method": "GET", "ResourceType": "DeleteMarker"},
+            ) from None
         except NoSuchKey:
             missing = None
         except ValueError as error:  # a key the store cannot hold (`a//b`, `..`) names nothing it holds

@@ -1,5 +1,5 @@
-"""What the store keeps with each version besides its bytes: its ETag, the members it was put with, and
-the sizes of its parts when it was uploaded in parts.
+"""What the store keeps with each version besides its bytes: its ETag, the members it was put with, the
+sizes of its parts when it was uploaded in parts, and whether it is a delete marker.
 
 A version's record is a small JSON file beside it (`<version_id>.json`), written before the version
 itself is renamed into place, so a reader that finds a version finds its record. The ETag is taken
@@ -33,10 +33,15 @@ class Record:
     etag: str
     members: Mapping[str, Any] = field(default_factory=dict)
     parts: tuple[int, ...] = ()  # the sizes of the parts it was completed from, in order
+    delete_marker: bool = False  # a version that says the object was deleted (it has no bytes)
 
     def text(self) -> str:
-        document = {"ETag": self.etag, "Members": dict(self.members)}
-        return json.dumps({**document, "Parts": list(self.parts)} if self.parts else document, sort_keys=True)
+        document: dict[str, Any] = {"ETag": self.etag, "Members": dict(self.members)}
+        if self.parts:
+            document["Parts"] = list(self.parts)
+        if self.delete_marker:
+            document["DeleteMarker"] = True
+        return json.dumps(document, sort_keys=True)
 
 
 def record_path(version: Path) -> Path:
@@ -49,7 +54,10 @@ def read_record(version: Path) -> Record | None:
         document = json.loads(record_path(version).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    return Record(document["ETag"], document["Members"], tuple(document.get("Parts", ())))
+    return Record(
+        document["ETag"], document["Members"], tuple(document.get("Parts", ())),
+        document.get("DeleteMarker", False),
+    )
 
 
 def quoted(digest: Any) -> str:

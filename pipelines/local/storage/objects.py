@@ -69,6 +69,10 @@ class NoSuchBucket(LookupError):
         return f"NoSuchBucket: the specified bucket does not exist: {self.bucket} ({self.uri})"
 
 
+class DeleteMarkerVersion(LookupError):
+    """The version asked for is a delete marker: it has no bytes to read."""
+
+
 class BucketNotEmpty(Exception):
     """A bucket that still holds an object, or a version of one, cannot be deleted."""
 
@@ -84,6 +88,19 @@ class StoredObject:
     etag: str
     members: Mapping[str, Any] = field(default_factory=dict)  # as the writer put it (object_records.py)
     parts: tuple[int, ...] = ()  # the sizes of the parts it was uploaded in; () for one PUT
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    """One version of a key as ListObjectVersions lists it: an object's, or a delete marker."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    modified: float
+    delete_marker: bool
+    size: int = 0
+    etag: str = ""
 
 
 def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
@@ -178,6 +195,8 @@ class ObjectStore:
             raise NoSuchKey(uri)
         stat = path.stat()
         record = read_record(path) or self._keep_record(path, Record(file_etag(path)))
+        if record.delete_marker:
+            raise NoSuchKey(uri) if version_id is None else DeleteMarkerVersion(uri)
         return StoredObject(
             path, known[-1], stat.st_size, stat.st_mtime, record.etag, record.members, record.parts
         )
@@ -225,11 +244,113 @@ class ObjectStore:
         return [f"{SCHEME}{bucket}/{key}" for key in self.keys(bucket, prefix)]
 
     def versions(self, uri: str) -> builtins.list[str]:
-        """Version ids of the object, oldest first (empty if it was never written)."""
+        """Version ids of the object, delete markers included, oldest first (empty if it was never
+        written, or only ever written in place); `null`, the bytes it held in place before it was
+        deleted, comes first."""
         folder = self._versions_dir(uri)
         if not folder.is_dir():
             return []
-        return sorted(entry.name for entry in folder.iterdir() if _VERSION_ID.fullmatch(entry.name))
+        ids = sorted(entry.name for entry in folder.iterdir() if _VERSION_ID.fullmatch(entry.name))
+        return [UNVERSIONED, *ids] if (folder / UNVERSIONED).is_file() else ids
+
+    def delete(self, uri: str) -> str:
+        """S3's DeleteObject in a versioned bucket: a delete marker becomes the current version (the
+        object is gone from reads and listings, every version kept); returns the marker's id. Bytes
+        written in place are kept as the `null` version first."""
+        self._require_bucket(uri, split_uri(uri)[0])
+        live = self.path_for(uri)
+        if live.is_file() and not self.versions(uri):
+            self._atomic(self._version_path(uri, UNVERSIONED), lambda dest: shutil.copyfile(live, dest))
+        version_id = self._new_version_id()
+        marker = self._version_path(uri, version_id)
+        self._keep_record(marker, Record("", {}, (), delete_marker=True))
+        self._atomic(marker, lambda dest: dest.write_bytes(b""))
+        self._remove_live(live)
+        return version_id
+
+    def delete_version(self, uri: str, version_id: str) -> bool | None:
+        """S3's DeleteObject of one version: gone for good, and when it was the current one the
+        version before it becomes current. Whether it was a delete marker; None if there was no such
+        version (S3 answers that as a deletion too)."""
+        self._require_bucket(uri, split_uri(uri)[0])
+        path = self._version_path(uri, version_id)
+        known = self.versions(uri)
+        live = self.path_for(uri)
+        if not known and version_id == UNVERSIONED and live.is_file():  # written in place only
+            self._remove_live(live)
+            return False
+        if version_id not in known:
+            return None
+        record = read_record(path)
+        path.unlink(missing_ok=True)
+        record_path(path).unlink(missing_ok=True)
+        if known[-1] == version_id:
+            self._restore_live(uri, known[:-1])
+        return bool(record and record.delete_marker)
+
+    def version_entries(self, bucket: str, prefix: str) -> builtins.list[VersionEntry]:
+        """Every version of every key starting with `prefix`, by key, newest first within a key;
+        an object written in place and never deleted is its `null` version."""
+        versioned = self._versioned_keys(bucket, prefix)
+        entries = []
+        keys = sorted({*versioned, *self.keys(bucket, prefix)})
+        for key in keys:
+            uri = f"{SCHEME}{bucket}/{key}"
+            ids = self.versions(uri) if key in versioned else []
+            if not ids:
+                stat = self.path_for(uri).stat()
+                entries.append(VersionEntry(key, UNVERSIONED, True, stat.st_mtime, False, stat.st_size,
+                                            file_etag(self.path_for(uri))))
+                continue
+            for position, version_id in enumerate(reversed(ids)):
+                entries.append(self._entry(uri, key, version_id, position == 0))
+        return entries
+
+    def _versioned_keys(self, bucket: str, prefix: str) -> set[str]:
+        """Keys starting with `prefix` that have versions: their folders under `.versions` hold them."""
+        root = self.root / ".versions" / bucket
+        start = root / prefix.rpartition("/")[0]
+        found = set()
+        for folder, _subdirs, names in os.walk(start):
+            if any(_VERSION_ID.fullmatch(name) or name == UNVERSIONED for name in names):
+                key = Path(folder).relative_to(root).as_posix()
+                if key.startswith(prefix):
+                    found.add(key)
+        return found
+
+    def _entry(self, uri: str, key: str, version_id: str, latest: bool) -> VersionEntry:
+        path = self._version_path(uri, version_id)
+        stat = path.stat()
+        record = read_record(path) or self._keep_record(path, Record(file_etag(path)))
+        if record.delete_marker:
+            return VersionEntry(key, version_id, latest, stat.st_mtime, True)
+        return VersionEntry(key, version_id, latest, stat.st_mtime, False, stat.st_size, record.etag)
+
+    def _restore_live(self, uri: str, remaining: builtins.list[str]) -> None:
+        """The live copy after the current version went: the version before it, or nothing when
+        that is a delete marker or there is none."""
+        live = self.path_for(uri)
+        previous = self._version_path(uri, remaining[-1]) if remaining else None
+        record = read_record(previous) if previous is not None else None
+        if previous is None or (record is not None and record.delete_marker):
+            self._remove_live(live)
+            if not remaining:
+                shutil.rmtree(self._versions_dir(uri), ignore_errors=True)
+            return
+        self._atomic(live, lambda dest: shutil.copyfile(previous, dest))
+
+    def _remove_live(self, live: Path) -> None:
+        """Remove an object's live file and the folders it leaves empty, up to its bucket's, so that
+        the key's prefix can be an object's name again."""
+        live.unlink(missing_ok=True)
+        bucket_dir = self.root / live.relative_to(self.root).parts[0]
+        for folder in live.parents:
+            if folder == bucket_dir or not folder.is_relative_to(bucket_dir):
+                break
+            try:
+                folder.rmdir()
+            except OSError:  # not empty
+                break
 
     def download(self, uri: str, dest_dir: Path) -> builtins.list[Path]:
         """Copy objects into `dest_dir` the way SageMaker stages an S3Prefix input: every object
@@ -319,7 +440,7 @@ class ObjectStore:
         return self.root / ".versions" / bucket / key
 
     def _version_path(self, uri: str, version_id: str) -> Path:
-        if not _VERSION_ID.fullmatch(version_id):
+        if not _VERSION_ID.fullmatch(version_id) and version_id != UNVERSIONED:
             raise ValueError(f"invalid version id {version_id!r}")
         return self._versions_dir(uri) / version_id
 

@@ -1,0 +1,105 @@
+"""S3's deletes in a versioned bucket through boto3's own S3 client (in-process): a delete marker hides
+the object and keeps its versions, deleting a version (or the marker) makes the one before it current
+again, DeleteObjects reports each key, and ListObjectVersions pages versions and markers as S3 does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.local.storage.objects import ObjectStore
+
+from .s3_support import error_of
+
+
+def put(s3: Any, key: str, body: bytes) -> str:
+    return str(s3.put_object(Bucket="bucket", Key=key, Body=body)["VersionId"])
+
+
+def test_a_delete_puts_a_marker_on_top_and_keeps_every_version(s3: Any, store: ObjectStore) -> None:
+    first, second = put(s3, "data/train.csv", b"v1"), put(s3, "data/train.csv", b"v2")
+    deleted = s3.delete_object(Bucket="bucket", Key="data/train.csv")
+    assert (deleted["ResponseMetadata"]["HTTPStatusCode"], deleted["DeleteMarker"]) == (204, True)
+    assert error_of(lambda: s3.get_object(Bucket="bucket", Key="data/train.csv"))[1]["Code"] == "NoSuchKey"
+    assert "Contents" not in s3.list_objects_v2(Bucket="bucket", Prefix="data/")
+    assert not store.exists("s3://bucket/data/train.csv")  # what jobs read is gone too
+    versions = [s3.get_object(Bucket="bucket", Key="data/train.csv", VersionId=v)["Body"].read()
+                for v in (first, second)]
+    assert versions == [b"v1", b"v2"]
+    marker = error_of(lambda: s3.get_object(Bucket="bucket", Key="data/train.csv",
+                                            VersionId=deleted["VersionId"]))
+    assert marker[0] == 405
+
+
+def test_deleting_the_marker_or_the_current_version_makes_the_one_before_current(
+    s3: Any, store: ObjectStore
+) -> None:
+    first, second = put(s3, "model.tar.gz", b"v1"), put(s3, "model.tar.gz", b"v2")
+    marker = s3.delete_object(Bucket="bucket", Key="model.tar.gz")["VersionId"]
+    undone = s3.delete_object(Bucket="bucket", Key="model.tar.gz", VersionId=marker)
+    assert (undone["VersionId"], undone["DeleteMarker"]) == (marker, True)
+    assert s3.get_object(Bucket="bucket", Key="model.tar.gz")["Body"].read() == b"v2"
+    removed = s3.delete_object(Bucket="bucket", Key="model.tar.gz", VersionId=second)
+    assert (removed["VersionId"], "DeleteMarker" in removed) == (second, False)
+    assert s3.get_object(Bucket="bucket", Key="model.tar.gz")["VersionId"] == first
+    assert store.get_bytes("s3://bucket/model.tar.gz") == b"v1"
+    s3.delete_object(Bucket="bucket", Key="model.tar.gz", VersionId=first)
+    assert error_of(lambda: s3.head_object(Bucket="bucket", Key="model.tar.gz"))[0] == 404
+    assert store.versions("s3://bucket/model.tar.gz") == []
+
+
+def test_a_deleted_folder_frees_its_name_for_an_object(s3: Any) -> None:
+    put(s3, "reports/2026/a.json", b"{}")
+    s3.delete_object(Bucket="bucket", Key="reports/2026/a.json")
+    put(s3, "reports/2026", b"now an object")  # S3 keys are flat: nothing of the folder is left
+    assert s3.get_object(Bucket="bucket", Key="reports/2026")["Body"].read() == b"now an object"
+
+
+def test_an_object_written_in_place_is_kept_as_the_null_version(s3: Any, store: ObjectStore) -> None:
+    store.path_for("s3://bucket/capture/1.jsonl").parent.mkdir(parents=True)
+    store.path_for("s3://bucket/capture/1.jsonl").write_bytes(b'{"captured": 1}\n')  # as data capture does
+    s3.delete_object(Bucket="bucket", Key="capture/1.jsonl")
+    kept = s3.get_object(Bucket="bucket", Key="capture/1.jsonl", VersionId="null")
+    assert kept["Body"].read() == b'{"captured": 1}\n'
+
+
+def test_delete_objects_reports_each_key_and_quiet_mode_only_errors(s3: Any) -> None:
+    version = put(s3, "a", b"1")
+    put(s3, "b", b"2")
+    answer = s3.delete_objects(Bucket="bucket", Delete={"Objects": [
+        {"Key": "a", "VersionId": version}, {"Key": "b"}, {"Key": "c", "VersionId": "not-a-version"},
+    ]})
+    by_key = {item["Key"]: item for item in answer["Deleted"]}
+    assert by_key["a"]["VersionId"] == version and "DeleteMarker" not in by_key["a"]
+    assert by_key["b"]["DeleteMarker"] is True and by_key["b"]["DeleteMarkerVersionId"]
+    assert [(error["Key"], error["Code"]) for error in answer["Errors"]] == [("c", "InvalidArgument")]
+    quiet = s3.delete_objects(Bucket="bucket", Delete={"Objects": [{"Key": "b"}], "Quiet": True})
+    assert "Deleted" not in quiet and "Errors" not in quiet
+
+
+def test_list_object_versions_pages_versions_and_markers_newest_first(s3: Any) -> None:
+    a1, a2 = put(s3, "a", b"1"), put(s3, "a", b"22")
+    marker = s3.delete_object(Bucket="bucket", Key="a")["VersionId"]
+    b1 = put(s3, "dir/b", b"333")
+    listed = s3.list_object_versions(Bucket="bucket")
+    assert [(v["Key"], v["VersionId"], v["IsLatest"], v["Size"]) for v in listed["Versions"]] == [
+        ("a", a2, False, 2), ("a", a1, False, 1), ("dir/b", b1, True, 3)]
+    markers = [(m["Key"], m["VersionId"], m["IsLatest"]) for m in listed["DeleteMarkers"]]
+    assert markers == [("a", marker, True)]
+    paginator = s3.get_paginator("list_object_versions")
+    paged = paginator.paginate(Bucket="bucket", PaginationConfig={"PageSize": 1})
+    seen = [(v["Key"], v["VersionId"]) for page in paged for v in [*page.get("DeleteMarkers", []),
+                                                                     *page.get("Versions", [])]]
+    assert seen == [("a", marker), ("a", a2), ("a", a1), ("dir/b", b1)]
+    rolled = s3.list_object_versions(Bucket="bucket", Delimiter="/")
+    assert rolled["CommonPrefixes"] == [{"Prefix": "dir/"}]
+    assert error_of(lambda: s3.list_object_versions(Bucket="bucket", VersionIdMarker=a1))[1]["Code"] == (
+        "InvalidArgument")
+
+
+def test_what_a_delete_cannot_honour_is_refused_by_name(s3: Any, store: ObjectStore) -> None:
+    put(s3, "locked", b"x")
+    bypass = {"Bucket": "bucket", "Key": "locked", "BypassGovernanceRetention": True}
+    refused = error_of(lambda: s3.delete_object(**bypass))
+    assert (refused[0], refused[1]["Code"]) == (501, "NotImplemented")
+    assert store.get_bytes("s3://bucket/locked") == b"x"
+    assert error_of(lambda: s3.delete_object(Bucket="nobucket", Key="k"))[1]["Code"] == "NoSuchBucket"
