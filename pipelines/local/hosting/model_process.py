@@ -198,6 +198,10 @@ class ModelServerProcess:
         name = self.variant.variant_name
         if self._pool is None:
             return self.error(503, f"model server for variant {name} is not ready")
+        if not self.alive():  # its workers may outlive it for a moment; the instance is gone
+            code = self.process.returncode
+            message = f"model server for variant {name} is not running (it ended with code {code})"
+            return self.error(502, message)
         try:
             response = self._pool.post(body, content_type, accept, custom_attributes)
         except TimeoutError:  # no answer within INVOKE_TIMEOUT_SECONDS; the connection is closed
