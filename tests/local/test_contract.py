@@ -38,6 +38,9 @@ EXAMPLES: dict[str, Example] = {
     "CreatePipeline": lambda w: {
         "PipelineName": w.fresh("created"), "PipelineDefinition": json.dumps(FAIL_ONLY)},
     "UpdatePipeline": lambda w: {"PipelineName": "q", "PipelineDescription": "updated"},
+    "UpdatePipelineVersion": lambda w: {
+        "PipelineArn": w.sm("DescribePipeline", PipelineName="q")["PipelineArn"], "PipelineVersionId": 1,
+        "PipelineVersionDisplayName": "named"},
     "DeletePipeline": lambda w: {"PipelineName": w.pipeline(FAIL_ONLY)},
     "StartPipelineExecution": lambda w: {
         "PipelineName": "q", "PipelineParameters": [{"Name": "Why", "Value": "asked"}]},

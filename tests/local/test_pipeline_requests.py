@@ -91,6 +91,30 @@ def test_only_an_update_that_gives_a_definition_makes_a_version(sagemaker: Any) 
     assert ended(sagemaker, arn)["PipelineVersionId"] == 2
 
 
+def test_a_version_is_named_and_described_without_changing_its_definition(sagemaker: Any) -> None:
+    created = sagemaker.create_pipeline(PipelineName="P", PipelineDefinition=fail_only(), RoleArn=ROLE)
+    arn = created["PipelineArn"]
+    sagemaker.update_pipeline(PipelineName="P", PipelineDefinition=fail_only(DisplayName="Halt"))
+    named = sagemaker.update_pipeline_version(
+        PipelineArn=arn, PipelineVersionId=1, PipelineVersionDisplayName="first-cut",
+        PipelineVersionDescription="before the halt",
+    )
+    assert (named["PipelineArn"], named["PipelineVersionId"]) == (arn, 1)
+    versions = sagemaker.list_pipeline_versions(PipelineName="P")["PipelineVersionSummaries"]
+    assert [(v["PipelineVersionId"], v.get("PipelineVersionDisplayName")) for v in versions] == [
+        (2, None), (1, "first-cut")]
+    first = sagemaker.describe_pipeline(PipelineName="P", PipelineVersionId=1)
+    assert (first["PipelineVersionDisplayName"], first["PipelineVersionDescription"]) == (
+        "first-cut", "before the halt")
+    assert first["PipelineDefinition"] == fail_only()
+    assert "PipelineVersionDisplayName" not in sagemaker.describe_pipeline(PipelineName="P")  # version 2's
+    assert refusal(sagemaker.update_pipeline_version, PipelineArn=arn, PipelineVersionId=3)["Code"] == (
+        "ResourceNotFound")
+    aliased = refusal(sagemaker.update_pipeline_version, PipelineArn=arn, PipelineVersionId=1,
+                      PipelineVersionAliasOperations={"Add": ["prod"]})
+    assert aliased["Code"] == "ValidationException"
+
+
 def test_descriptions_and_step_texts_are_answered_only_when_given(sagemaker: Any) -> None:
     sagemaker.create_pipeline(PipelineName="P", PipelineDefinition=fail_only(), RoleArn=ROLE)
     assert "PipelineDescription" not in sagemaker.describe_pipeline(PipelineName="P")

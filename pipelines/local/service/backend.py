@@ -151,6 +151,7 @@ OPERATIONS = {
             "DeletePipeline",
             "ListPipelines",
             "ListPipelineVersions",
+            "UpdatePipelineVersion",
             "StartPipelineExecution",
             "DescribePipelineExecution",
             "ListPipelineExecutions",

@@ -42,6 +42,7 @@ EXECUTION_FIELDS = (
     "PipelineExecutionDescription", "FailureReason", "CreationTime", "LastModifiedTime",
     "PipelineVersionId", "ParallelismConfiguration", "SelectiveExecutionConfig", "PipelineExperimentConfig",
 )
+VERSION_NAMING = ("PipelineVersionDisplayName", "PipelineVersionDescription")  # UpdatePipelineVersion's
 EXECUTION_UPDATES = (
     "PipelineExecutionDescription", "PipelineExecutionDisplayName", "ParallelismConfiguration",
 )
@@ -214,24 +215,45 @@ class PipelineOperations:
         return body
 
     def describe_pipeline(self, request: Body) -> Body:
+        """The pipeline, with the definition, display name and description of the version asked
+        for (the current one otherwise)."""
         _refuse_aliases(request)
         body = self._pipeline(request["PipelineName"])
         described = {k: body[k] for k in PIPELINE_FIELDS if k in body}
+        version = self._version(body, request.get("PipelineVersionId", _version_id(body)), quiet=True)
         if "PipelineVersionId" in request:
-            described["PipelineDefinition"] = self._version(body, request["PipelineVersionId"])[
-                "PipelineDefinition"]
+            described["PipelineDefinition"] = version["PipelineDefinition"]
+        described.update({k: version[k] for k in VERSION_NAMING if k in version})
         last_run = [e["CreationTime"] for e in self.database.executions(body["PipelineArn"])]
         if last_run:
             described["LastRunTime"] = max(last_run)
         return described
 
-    def _version(self, pipeline: Body, version: int) -> Body:
+    def _version(self, pipeline: Body, version: int, quiet: bool = False) -> Body:
+        """A version of the pipeline; `quiet`: {} for one state written before versions were kept."""
         found = self.database.get("pipeline_version", f"{pipeline['PipelineArn']}#{version}")
+        if found is None and quiet and version == _version_id(pipeline):
+            return {}
         if found is None:
             raise ServiceError(
                 "ResourceNotFound", f"Pipeline '{pipeline['PipelineArn']}' has no version {version}."
             )
         return found
+
+    def update_pipeline_version(self, request: Body) -> Body:
+        """A version's display name and description, which ListPipelineVersions and DescribePipeline
+        answer; its definition never changes."""
+        if "PipelineVersionAliasOperations" in request:
+            raise invalid("PipelineVersionAliasOperations is not supported by the local SageMaker.")
+        with self.context.lock:
+            pipeline = self._pipeline(request["PipelineArn"])
+            version = self._version(pipeline, request["PipelineVersionId"])
+            version.update(_given(request, *VERSION_NAMING))
+            self.database.put(
+                "pipeline_version", f"{pipeline['PipelineArn']}#{version['PipelineVersionId']}", version,
+                version["CreationTime"],
+            )
+        return {"PipelineArn": pipeline["PipelineArn"], "PipelineVersionId": version["PipelineVersionId"]}
 
     def delete_pipeline(self, request: Body) -> Body:
         return self._once("DeletePipeline", request, lambda: self._delete_pipeline(request))
@@ -273,7 +295,8 @@ class PipelineOperations:
             last_runs[int(execution.get("PipelineVersionId", 1))] = execution["PipelineExecutionArn"]
 
         def summary(version: Body) -> Body:
-            found = {k: version[k] for k in ("PipelineArn", "PipelineVersionId", "CreationTime")}
+            shown = ("PipelineArn", "PipelineVersionId", "CreationTime", *VERSION_NAMING)
+            found = {k: version[k] for k in shown if k in version}
             if version["PipelineVersionId"] in last_runs:
                 found["LastExecutionPipelineExecutionArn"] = last_runs[version["PipelineVersionId"]]
             return found
