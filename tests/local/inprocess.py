@@ -69,6 +69,8 @@ def client(dispatcher: Dispatcher, service: str, region: str = "us-east-1") -> A
         target = f"{url.path}?{url.query}" if url.query else url.path
         reply = dispatcher.route(request.method, target, headers, body)
         answer = {"Content-Type": reply.content_type, **reply.headers}
+        if reply.length is not None:  # declared ahead, as the server does (a HEAD's, a streamed body's)
+            answer["Content-Length"] = str(reply.length)
         return AWSResponse(request.url, reply.status, answer, _Raw(reply.body))
 
     made.meta.events.register("before-send", send)

@@ -124,7 +124,8 @@ def test_s3s_errors_in_its_words(s3: Any) -> None:
 
 
 @pytest.mark.parametrize(("name", "call"), [
-    ("CopyObject", lambda s3: s3.copy_object(Bucket="bucket", Key="a.txt", CopySource="bucket/dir/one")),
+    ("PutObjectTagging", lambda s3: s3.put_object_tagging(
+        Bucket="bucket", Key="a.txt", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})),
     ("GetObjectTagging", lambda s3: s3.get_object_tagging(Bucket="bucket", Key="a.txt")),
     ("ListObjects", lambda s3: s3.list_objects(Bucket="bucket")),
     ("GetBucketTagging", lambda s3: s3.get_bucket_tagging(Bucket="bucket")),

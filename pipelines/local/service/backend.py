@@ -26,6 +26,7 @@ from pipelines.local.service.functions import FunctionOperations
 from pipelines.local.service.jobs import JobOperations
 from pipelines.local.service.logs import LogOperations
 from pipelines.local.service.multipart import MultipartUploads
+from pipelines.local.service.object_copies import ObjectCopies
 from pipelines.local.service.object_deletes import ObjectDeletes
 from pipelines.local.service.object_writes import ObjectWrites
 from pipelines.local.service.objects import ObjectOperations
@@ -81,6 +82,7 @@ class LocalSageMaker:
         hosting = Endpoints(layout.endpoints, self.context.store, layout.confinement(), log_groups)
         self.serving = Serving(EndpointRecords(self.context), hosting)
         self.endpoints = EndpointOperations(self.context, self.serving)
+        uploads = MultipartUploads(self.context)
         self._operations: dict[str, dict[str, Operation]] = {
             "SageMaker": _operations(
                 "SageMaker",
@@ -92,8 +94,9 @@ class LocalSageMaker:
             ),
             "S3": _operations(
                 "S3",
-                ObjectOperations(self.context), ObjectWrites(self.context), MultipartUploads(self.context),
-                ObjectDeletes(self.context), BucketOperations(self.context),
+                ObjectOperations(self.context), ObjectWrites(self.context), uploads,
+                ObjectCopies(self.context, uploads), ObjectDeletes(self.context),
+                BucketOperations(self.context),
             ),
             "Logs_20140328": _operations("Logs_20140328", LogOperations(self.context, log_groups)),
         }
@@ -212,7 +215,7 @@ OPERATIONS = {
         [
             "GetObject", "HeadObject", "ListObjectsV2", "PutObject", "CreateMultipartUpload", "UploadPart",
             "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
-            "DeleteObject", "DeleteObjects", "ListObjectVersions",
+            "DeleteObject", "DeleteObjects", "ListObjectVersions", "CopyObject", "UploadPartCopy",
             "CreateBucket", "HeadBucket",
             "ListBuckets", "DeleteBucket", "GetBucketVersioning", "GetBucketLocation", "GetBucketEncryption",
         ]

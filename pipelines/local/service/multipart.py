@@ -85,8 +85,8 @@ class MultipartUploads:
         return answer
 
     def upload_part(self, request: Body) -> Body:
-        number = _part_number(request["PartNumber"])
-        upload = self._upload("UploadPart", request)
+        self._admit("UploadPart", request)
+        upload, number = self.target_part(request)
         expected = Expected.of(request)
         # A FULL_OBJECT upload's part may come without a checksum: S3 sums the whole object itself.
         summed = expected.algorithm is not None or upload.checksum_type == COMPOSITE
@@ -189,10 +189,18 @@ class MultipartUploads:
     def _admit(self, operation: str, request: Body) -> None:
         admit(self.store, self.models[operation], request, HONOURED[operation])
 
+    def target_part(self, request: Body) -> tuple[Upload, int]:
+        """The upload in progress and the part number an UploadPart (or UploadPartCopy) names."""
+        number = _part_number(request["PartNumber"])
+        return self._named_upload(request), number
+
     def _upload(self, operation: str, request: Body) -> Upload:
+        self._admit(operation, request)
+        return self._named_upload(request)
+
+    def _named_upload(self, request: Body) -> Upload:
         """The upload in progress the request names: S3's NoSuchUpload for any other id, or for
         this id under another bucket or key."""
-        self._admit(operation, request)
         upload = self.uploads.get(request["UploadId"])
         if upload is None or (upload.bucket, upload.key) != (request["Bucket"], request["Key"]):
             raise ServiceError(

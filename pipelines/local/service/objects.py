@@ -32,7 +32,7 @@ from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import page, position, token
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.object_records import FileSpan
-from pipelines.local.storage.objects import SCHEME, DeleteMarkerVersion, NoSuchKey, StoredObject
+from pipelines.local.storage.objects import SCHEME, DeleteMarkerVersion, NoSuchKey, ObjectStore, StoredObject
 
 CONTENT_TYPE = "binary/octet-stream"
 # The headers S3 keeps with a version as they were put, each of which a `response-*` parameter of
@@ -99,30 +99,7 @@ class ObjectOperations:
 
     def _find(self, request: Body) -> StoredObject:
         """The object (or version) a Get or Head names, or S3's error for what it does not find."""
-        bucket, key, version = request["Bucket"], request["Key"], request.get("VersionId")
-        if not self.store.bucket_exists(bucket):
-            raise no_such_bucket(bucket)
-        try:
-            return self.store.describe(f"{SCHEME}{bucket}/{key}", version)
-        except DeleteMarkerVersion:
-            raise ServiceError(
-                "MethodNotAllowed", "The specified method is not allowed against this resource.", 405,
-                {"Method": "GET", "ResourceType": "DeleteMarker"},
-            ) from None
-        except NoSuchKey:
-            missing = None
-        except ValueError as error:  # a key the store cannot hold (`a//b`, `..`) names nothing it holds
-            missing = error
-        if version is None:
-            raise ServiceError("NoSuchKey", "The specified key does not exist.", 404, {"Key": key})
-        if missing is not None:
-            raise ServiceError(
-                "InvalidArgument", "Invalid version id specified", 400,
-                {"ArgumentName": "versionId", "ArgumentValue": version},
-            )
-        raise ServiceError(
-            "NoSuchVersion", "The specified version does not exist.", 404, {"Key": key, "VersionId": version}
-        )
+        return find_object(self.store, request["Bucket"], request["Key"], request.get("VersionId"))
 
     def _answer(self, found: StoredObject, request: Body) -> tuple[Body, int]:
         """What GetObject and HeadObject answer but the body, and where the body starts: the
@@ -131,7 +108,7 @@ class ObjectOperations:
         if any(name in request for name in SSE_C):
             message = "The encryption parameters are not applicable to this object."
             raise ServiceError("InvalidRequest", message)
-        _check_conditions(found, request)
+        check_conditions(found, request)
         answer: Body = {
             "ContentLength": found.size, "ETag": found.etag, "LastModified": found.modified,
             "VersionId": found.version_id, "ContentType": CONTENT_TYPE, "AcceptRanges": "bytes",
@@ -160,6 +137,33 @@ class ObjectOperations:
         }
 
 
+def find_object(store: ObjectStore, bucket: str, key: str, version: str | None) -> StoredObject:
+    """The object (or version) named, or S3's error for what is not there."""
+    if not store.bucket_exists(bucket):
+        raise no_such_bucket(bucket)
+    try:
+        return store.describe(f"{SCHEME}{bucket}/{key}", version)
+    except DeleteMarkerVersion:
+        raise ServiceError(
+            "MethodNotAllowed", "The specified method is not allowed against this resource.", 405,
+            {"Method": "GET", "ResourceType": "DeleteMarker"},
+        ) from None
+    except NoSuchKey:
+        missing = None
+    except ValueError as error:  # a key the store cannot hold (`a//b`, `..`) names nothing it holds
+        missing = error
+    if version is None:
+        raise ServiceError("NoSuchKey", "The specified key does not exist.", 404, {"Key": key})
+    if missing is not None:
+        raise ServiceError(
+            "InvalidArgument", "Invalid version id specified", 400,
+            {"ArgumentName": "versionId", "ArgumentValue": version},
+        )
+    raise ServiceError(
+        "NoSuchVersion", "The specified version does not exist.", 404, {"Key": key, "VersionId": version}
+    )
+
+
 def http_date(value: str, name: str) -> float:
     """An `Expires` date as the store keeps it: seconds since the epoch. S3 keeps any text there;
     the local S3 keeps a date only, and says so for anything else."""
@@ -174,7 +178,7 @@ def http_date(value: str, name: str) -> float:
         ) from None
 
 
-def _check_conditions(found: StoredObject, request: Body) -> None:
+def check_conditions(found: StoredObject, request: Body) -> None:
     """RFC 7232's order, which is S3's documented precedence: a matching If-Match makes
     If-Unmodified-Since moot (200), and a matching If-None-Match answers 304 whatever
     If-Modified-Since says. Last-Modified goes out in whole seconds, so dates compare in them."""
