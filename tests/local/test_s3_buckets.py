@@ -242,8 +242,19 @@ def test_a_bucket_is_versioned_located_and_encrypted_as_a_new_s3_bucket_is(s3: A
         ]}
 
 
+def test_versioning_can_be_enabled_again_but_never_suspended(s3: Any) -> None:
+    s3.create_bucket(Bucket="kept")
+    s3.put_bucket_versioning(Bucket="kept", VersioningConfiguration={"Status": "Enabled"})
+    suspended = error_of(lambda: s3.put_bucket_versioning(
+        Bucket="kept", VersioningConfiguration={"Status": "Suspended"}))
+    assert (suspended[0], suspended[1]["Code"], suspended[1]["Header"]) == (
+        501, "NotImplemented", "Status=Suspended")
+    assert s3.get_bucket_versioning(Bucket="kept")["Status"] == "Enabled"
+
+
 @pytest.mark.parametrize("call", [
     lambda s3: s3.get_bucket_versioning(Bucket="nowhere"),
+    lambda s3: s3.put_bucket_versioning(Bucket="nowhere", VersioningConfiguration={"Status": "Enabled"}),
     lambda s3: s3.get_bucket_location(Bucket="nowhere"),
     lambda s3: s3.get_bucket_encryption(Bucket="nowhere"),
     lambda s3: s3.delete_bucket(Bucket="nowhere"),

@@ -217,7 +217,8 @@ OPERATIONS = {
             "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
             "DeleteObject", "DeleteObjects", "ListObjectVersions", "CopyObject", "UploadPartCopy",
             "CreateBucket", "HeadBucket",
-            "ListBuckets", "DeleteBucket", "GetBucketVersioning", "GetBucketLocation", "GetBucketEncryption",
+            "ListBuckets", "DeleteBucket", "GetBucketVersioning", "PutBucketVersioning", "GetBucketLocation",
+            "GetBucketEncryption",
         ]
     ),
     "Logs_20140328": frozenset(

@@ -6,7 +6,8 @@ the bucket as S3 makes a new one (ACLs disabled by BucketOwnerEnforced, SSE-S3 d
 and refuses by name what the store cannot honour (object lock, ACLs enabled, tags, an account
 regional namespace, a directory bucket). Every bucket is versioned: the store keeps each version.
 HeadBucket, ListBuckets, DeleteBucket (only of a bucket that holds no object version),
-GetBucketVersioning, GetBucketLocation and GetBucketEncryption answer as S3 does.
+GetBucketVersioning, GetBucketLocation and GetBucketEncryption answer as S3 does; PutBucketVersioning
+takes `Enabled`, what every bucket is, and refuses suspending it or MFA delete by name.
 """
 
 from __future__ import annotations
@@ -128,6 +129,25 @@ class BucketOperations:
     def get_bucket_versioning(self, request: Body) -> Body:
         self._bucket(request)
         return {"Status": "Enabled"}
+
+    def put_bucket_versioning(self, request: Body) -> Body:
+        """`Enabled` is what every bucket here is already; suspending versions or MFA delete is what
+        the store cannot do, refused by name rather than ignored."""
+        self._bucket(request)
+        configuration = request.get("VersioningConfiguration") or {}
+        asked = [what for what, unkept in (
+            ("Status=Suspended", configuration.get("Status") == "Suspended"),
+            ("MfaDelete=Enabled", configuration.get("MFADelete") == "Enabled"),
+            ("x-amz-mfa", "MFA" in request),
+        ) if unkept]
+        if asked:
+            raise ServiceError(
+                "NotImplemented",
+                f"A header you provided implies functionality that is not implemented: the local SageMaker's "
+                f"S3 keeps every version of every object without MFA, not what {asked[0]} asks for",
+                501, {"Header": asked[0]},
+            )
+        return {}
 
     def get_bucket_location(self, request: Body) -> Body:
         location = self._bucket(request).location
