@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError
-from pipelines.local.service.checksums import MEMBER
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import completed, past_markers
 from pipelines.local.service.object_writes import admit
@@ -27,7 +26,7 @@ from pipelines.local.storage.objects import SCHEME, VersionEntry
 MAX_DELETES = 1000  # keys a DeleteObjects request may name
 HONOURED = {
     "DeleteObject": frozenset({"Bucket", "Key", "VersionId", "ExpectedBucketOwner"}),
-    "DeleteObjects": frozenset({"Bucket", "Delete", "ExpectedBucketOwner", "ContentMD5"}),
+    "DeleteObjects": frozenset({"Bucket", "Delete", "ExpectedBucketOwner"}),
     "ListObjectVersions": frozenset(
         {"Bucket", "Delimiter", "EncodingType", "KeyMarker", "MaxKeys", "Prefix", "VersionIdMarker",
          "ExpectedBucketOwner"}
@@ -48,12 +47,8 @@ class ObjectDeletes:
         """Each key of the list deleted as DeleteObject deletes it; a key that cannot be is an entry
         of Errors, not a failure of the request. Quiet mode answers the errors only."""
         self._admit("DeleteObjects", request)
-        if "ContentMD5" not in request and not any(name.startswith(MEMBER) for name in request):
-            raise ServiceError(
-                "InvalidRequest", "Missing required header for this request: Content-MD5 or x-amz-checksum-*"
-            )
         listed = (request.get("Delete") or {}).get("Objects") or []
-        if not listed or len(listed) > MAX_DELETES:
+        if not listed or len(listed) > MAX_DELETES or any("Key" not in item for item in listed):
             raise ServiceError(
                 "MalformedXML",
                 "The XML you provided was not well-formed or did not validate against our published schema",

@@ -309,7 +309,9 @@ class ObjectStore:
     def _versioned_keys(self, bucket: str, prefix: str) -> set[str]:
         """Keys starting with `prefix` that have versions: their folders under `.versions` hold them."""
         root = self.root / ".versions" / bucket
-        start = root / prefix.rpartition("/")[0]
+        start = _prefix_folder(root, prefix)
+        if start is None:
+            return set()
         found = set()
         for folder, _subdirs, names in os.walk(start):
             if any(_VERSION_ID.fullmatch(name) or name == UNVERSIONED for name in names):
@@ -447,11 +449,20 @@ class ObjectStore:
     def keys(self, bucket: str, prefix: str) -> builtins.list[str]:
         """Sorted keys starting with `prefix`, walking only the folder the prefix points into."""
         bucket_dir = self.root / bucket
-        start = bucket_dir / prefix.rpartition("/")[0]
-        if not start.is_dir():
+        start = _prefix_folder(bucket_dir, prefix)
+        if start is None or not start.is_dir():
             return []
         keys = (path.relative_to(bucket_dir).as_posix() for path in iter_files(start))
         return sorted(key for key in keys if key.startswith(prefix))
+
+
+def _prefix_folder(base: Path, prefix: str) -> Path | None:
+    """The folder under `base` a key prefix points into; None when its folder part has a segment
+    no stored key can have (`..`, `.`, or empty), which would otherwise point outside `base`."""
+    folder = prefix.rpartition("/")[0]
+    if folder and any(part in ("", ".", "..") for part in folder.split("/")):
+        return None
+    return base / folder
 
 
 def _copy(src: Path, dest: Path) -> Path:

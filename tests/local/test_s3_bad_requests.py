@@ -1,0 +1,97 @@
+"""Malformed S3 requests, sent raw past boto3's own checks: each gets S3's 4xx in its XML (501 for
+what the local store refuses by name), never a 500; and a prefix or version id that would point
+outside its bucket lists and touches nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from xml.etree import ElementTree
+
+import pytest
+
+from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.service.backend import LocalSageMaker
+
+from .inprocess import HTTPHeaders
+
+AUTH = "AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x"
+UPLOAD = "{upload}"  # replaced by an upload in progress on `k`
+COMPLETE = "<CompleteMultipartUpload>{}</CompleteMultipartUpload>"
+PART = "<Part><PartNumber>{}</PartNumber></Part>"
+NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+def send(
+    service: LocalSageMaker, method: str, target: str, headers: dict[str, str], body: bytes
+) -> tuple[int, bytes]:
+    """The request as the door hands it on (signed for s3), and the status and body it gets."""
+    sent = {"Authorization": AUTH, "Host": "h", "Content-Length": str(len(body)),
+            "x-amz-content-sha256": hashlib.sha256(body).hexdigest(), **headers}
+    reply = Dispatcher(service, check_responses=True).route(
+        method, target, HTTPHeaders(sent), io.BytesIO(body) if method == "PUT" else body
+    )
+    return reply.status, reply.body if isinstance(reply.body, bytes) else b"".join(reply.body)
+
+
+@pytest.fixture
+def upload(service: LocalSageMaker) -> str:
+    service.context.store.put_bytes("s3://bucket/k", b"hello world")
+    created = send(service, "POST", "/bucket/k?uploads", {}, b"")[1]
+    return str(ElementTree.fromstring(created).findtext(f"{{{NAMESPACE}}}UploadId"))
+
+
+@pytest.mark.parametrize(("method", "target", "headers", "body", "code"), [
+    ("POST", "/bucket/k?uploads", {"x-amz-checksum-type": "weird", "x-amz-checksum-algorithm": "CRC32"},
+     b"", "InvalidRequest"),
+    ("POST", "/bucket/k?uploads", {"x-amz-checksum-type": "FULL_OBJECT"}, b"", "InvalidRequest"),
+    ("POST", "/bucket/k?uploads", {"x-amz-checksum-algorithm": "bogus"}, b"", "NotImplemented"),
+    ("PUT", f"/bucket/k?partNumber=abc&uploadId={UPLOAD}", {}, b"x", "InvalidArgument"),
+    ("PUT", f"/bucket/k?partNumber=-1&uploadId={UPLOAD}", {}, b"x", "InvalidArgument"),
+    ("PUT", "/bucket/k?partNumber=1&uploadId=../../../x", {}, b"x", "NoSuchUpload"),
+    ("PUT", f"/bucket/k?partNumber=1&uploadId={UPLOAD}", {"x-amz-checksum-crc32": "zz"}, b"x",
+     "InvalidRequest"),
+    ("POST", f"/bucket/k?uploadId={UPLOAD}", {}, COMPLETE.format(PART.format("x")).encode(), "MalformedXML"),
+    ("POST", f"/bucket/k?uploadId={UPLOAD}", {}, b"not xml", "MalformedXML"),
+    ("POST", f"/bucket/k?uploadId={UPLOAD}", {}, COMPLETE.format("").encode(), "MalformedXML"),
+    ("POST", f"/bucket/k?uploadId={UPLOAD}", {}, COMPLETE.format(PART.format("1")).encode(), "InvalidPart"),
+    ("GET", f"/bucket/k?uploadId={UPLOAD}&max-parts=abc", {}, b"", "InvalidArgument"),
+    ("GET", f"/bucket/k?uploadId={UPLOAD}&part-number-marker=-5", {}, b"", "InvalidArgument"),
+    ("GET", "/bucket?uploads&max-uploads=abc", {}, b"", "InvalidArgument"),
+    ("GET", "/bucket?uploads&encoding-type=bad", {}, b"", "InvalidArgument"),
+    ("DELETE", "/bucket/k?versionId=../../etc", {}, b"", "InvalidArgument"),
+    ("POST", "/bucket?delete", {}, b"garbage", "MalformedXML"),
+    ("POST", "/bucket?delete", {}, b"<Delete><Object><VersionId>1</VersionId></Object></Delete>",
+     "MalformedXML"),
+    ("POST", "/bucket?delete", {}, b"<Delete>" + b"<Object><Key>a</Key></Object>" * 1001 + b"</Delete>",
+     "MalformedXML"),
+    ("GET", "/bucket?versions&version-id-marker=x", {}, b"", "InvalidArgument"),
+    ("GET", "/bucket?versions&max-keys=-1", {}, b"", "InvalidArgument"),
+    ("PUT", "/bucket/t", {"x-amz-copy-source": "nobucket"}, b"", "InvalidArgument"),
+    ("PUT", "/bucket/t", {"x-amz-copy-source": "bucket/k?versionId=../../x"}, b"", "InvalidArgument"),
+    ("PUT", "/bucket/t", {"x-amz-copy-source": "bucket/../k"}, b"", "NoSuchKey"),
+    ("PUT", "/bucket/t", {"x-amz-copy-source": "bucket/k", "x-amz-checksum-algorithm": "CRC64NVME"}, b"",
+     "NotImplemented"),
+    ("PUT", f"/bucket/k?partNumber=1&uploadId={UPLOAD}",
+     {"x-amz-copy-source": "bucket/k", "x-amz-copy-source-range": "bytes=5-1"}, b"", "InvalidArgument"),
+    ("PUT", f"/bucket/k?partNumber=1&uploadId={UPLOAD}",
+     {"x-amz-copy-source": "bucket/k", "x-amz-copy-source-range": "bytes=0-99"}, b"", "InvalidRequest"),
+    ("PUT", "/bucket?versioning", {}, b"garbage", "MalformedXML"),
+])
+def test_a_malformed_request_is_s3s_client_error(
+    service: LocalSageMaker, upload: str, method: str, target: str, headers: dict[str, str], body: bytes,
+    code: str,
+) -> None:
+    status, answer = send(service, method, target.replace(UPLOAD, upload), headers, body)
+    refused_by_name = code == "NotImplemented"  # S3's 501 for what the local store does not keep
+    assert (status >= 500, ElementTree.fromstring(answer).findtext("Code")) == (refused_by_name, code)
+
+
+@pytest.mark.parametrize("query", [
+    "list-type=2&prefix=../", "list-type=2&prefix=a/../../", "versions&prefix=../", "versions&prefix=./x/",
+    "uploads&prefix=../",
+])
+def test_a_prefix_pointing_outside_the_bucket_lists_nothing(service: LocalSageMaker, query: str) -> None:
+    service.context.store.put_bytes("s3://bucket/k", b"x")
+    status, answer = send(service, "GET", f"/bucket?{query}", {}, b"")
+    assert status == 200 and b"<Key>" not in answer and b"<Prefix>" in answer
