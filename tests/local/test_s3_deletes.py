@@ -103,3 +103,12 @@ def test_what_a_delete_cannot_honour_is_refused_by_name(s3: Any, store: ObjectSt
     assert (refused[0], refused[1]["Code"]) == (501, "NotImplemented")
     assert store.get_bytes("s3://bucket/locked") == b"x"
     assert error_of(lambda: s3.delete_object(Bucket="nobucket", Key="k"))[1]["Code"] == "NoSuchBucket"
+
+
+def test_a_key_that_is_a_folder_of_other_objects_here_is_refused_and_nothing_is_marked(s3: Any) -> None:
+    put(s3, "dir/x", b"1")
+    status, error = error_of(lambda: s3.delete_object(Bucket="bucket", Key="dir"))
+    assert (status, error["Code"]) == (400, "InvalidArgument")
+    assert "keeps objects as files" in error["Message"]
+    versions = s3.list_object_versions(Bucket="bucket")
+    assert [v["Key"] for v in versions["Versions"]] == ["dir/x"] and "DeleteMarkers" not in versions

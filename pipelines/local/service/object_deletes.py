@@ -108,10 +108,11 @@ class ObjectDeletes:
             if version_id is None:
                 return self.store.delete(uri), True
             was_marker = self.store.delete_version(uri, version_id)
-        except ValueError as error:  # a key or version id that cannot name anything here
+        except ValueError as error:  # a key or version id the store cannot hold, or a clash of names
             raise ServiceError(
-                "InvalidArgument", f"Invalid version id specified or unstorable key ({error})", 400,
-                {"ArgumentName": "versionId", "ArgumentValue": str(version_id)},
+                "InvalidArgument",
+                f"The local SageMaker's S3 keeps objects as files and cannot delete this one: {error}", 400,
+                {"ArgumentName": "versionId" if version_id else "key", "ArgumentValue": version_id or key},
             ) from None
         return version_id, bool(was_marker)
 

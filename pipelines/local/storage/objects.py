@@ -258,7 +258,7 @@ class ObjectStore:
         object is gone from reads and listings, every version kept); returns the marker's id. Bytes
         written in place are kept as the `null` version first."""
         self._require_bucket(uri, split_uri(uri)[0])
-        live = self.path_for(uri)
+        live = self._unclashed(uri)
         if live.is_file() and not self.versions(uri):
             self._atomic(self._version_path(uri, UNVERSIONED), lambda dest: shutil.copyfile(live, dest))
         version_id = self._new_version_id()
@@ -281,6 +281,8 @@ class ObjectStore:
             return False
         if version_id not in known:
             return None
+        if known[-1] == version_id and len(known) > 1:
+            self._unclashed(uri)  # the version before it becomes the live copy again
         record = read_record(path)
         path.unlink(missing_ok=True)
         record_path(path).unlink(missing_ok=True)
@@ -393,9 +395,7 @@ class ObjectStore:
     ) -> str:
         """The version, its record (ETag taken as the bytes pass), then the live copy."""
         self._require_bucket(uri, split_uri(uri)[0])
-        live = self.path_for(uri)
-        if live.is_dir() or any(parent.is_file() for parent in live.parents):
-            raise ValueError(f"{uri} clashes with an existing object or prefix of the same name")
+        live = self._unclashed(uri)
         version_id = self._new_version_id()
         version = self._version_path(uri, version_id)
 
@@ -411,6 +411,14 @@ class ObjectStore:
         self._atomic(version, write)
         self._atomic(live, lambda dest: shutil.copyfile(version, dest))
         return version_id
+
+    def _unclashed(self, uri: str) -> Path:
+        """The object's live path; ValueError when a folder of other objects (`a` beside `a/b`), or
+        an object where one of its folders would be, holds the place: keys are files here."""
+        live = self.path_for(uri)
+        if live.is_dir() or any(parent.is_file() for parent in live.parents):
+            raise ValueError(f"{uri} clashes with an existing object or prefix of the same name")
+        return live
 
     def _require_bucket(self, uri: str, bucket: str) -> None:
         if not self.bucket_exists(bucket):
