@@ -32,10 +32,10 @@ from pipelines.local.service.checksums import (
 )
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import completed, past_markers
-from pipelines.local.service.object_writes import admit, kept_members
-from pipelines.local.service.objects import HEADERS, max_items, no_such_bucket, url_encoder
+from pipelines.local.service.object_writes import admit, kept_members, storing, unstorable
+from pipelines.local.service.objects import HEADERS, max_items, url_encoder
 from pipelines.local.storage.database import Body
-from pipelines.local.storage.objects import SCHEME, NoSuchBucket, split_uri
+from pipelines.local.storage.objects import SCHEME, split_uri
 from pipelines.local.storage.uploads import Part, Upload
 
 MAX_PART_NUMBER = 10_000
@@ -74,7 +74,7 @@ class MultipartUploads:
         try:
             split_uri(f"{SCHEME}{request['Bucket']}/{request['Key']}")
         except ValueError as error:
-            raise _unstorable(error) from None
+            raise unstorable(error) from None
         algorithm, checksum_type = _checksum_of_upload(request)
         upload = self.uploads.create(
             request["Bucket"], request["Key"], kept_members(request), algorithm, checksum_type
@@ -120,17 +120,12 @@ class MultipartUploads:
         # only when the last byte has been read, is added to them then.
         members = {**upload.members, **_composite(upload, parts)}
         uri = f"{SCHEME}{upload.bucket}/{upload.key}"
-        try:
-            with self.uploads.joined(parts) as joined:
-                version = self.store.put_stream(
-                    uri, Digesting(joined, [whole.hasher] if whole.hasher else []),
-                    lambda: members.update(whole.verified()), members, tuple(part.size for part in parts),
-                    f'"{etag.hexdigest()}-{len(parts)}"',
-                )
-        except NoSuchBucket:
-            raise no_such_bucket(upload.bucket) from None
-        except ValueError as error:  # the key clashes with a folder of objects (`a` beside `a/b`)
-            raise _unstorable(error) from None
+        with storing(upload.bucket), self.uploads.joined(parts) as joined:
+            version = self.store.put_stream(
+                uri, Digesting(joined, [whole.hasher] if whole.hasher else []),
+                lambda: members.update(whole.verified()), members, tuple(part.size for part in parts),
+                f'"{etag.hexdigest()}-{len(parts)}"',
+            )
         self.uploads.discard(upload)
         stored = self.store.describe(uri, version)
         return {
@@ -342,11 +337,6 @@ def _composite(upload: Upload, parts: list[Part]) -> Body:
         hasher.update(base64.b64decode(part.checksum or ""))
     value = f"{base64.b64encode(hasher.digest()).decode()}-{len(parts)}"
     return {f"{MEMBER}{upload.algorithm}": value, "ChecksumType": COMPOSITE}
-
-
-def _unstorable(error: ValueError) -> ServiceError:
-    message = f"The local SageMaker's S3 keeps objects as files and cannot store this one: {error}"
-    return ServiceError("InvalidArgument", message, 400)
 
 
 def _marker(value: Any) -> int:

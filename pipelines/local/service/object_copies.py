@@ -25,7 +25,7 @@ from pipelines.local.service.checksums import ALGORITHM_MEMBER, ALGORITHMS, FULL
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.multipart import MultipartUploads
 from pipelines.local.service.object_writes import HONOURED as PUT_HONOURED
-from pipelines.local.service.object_writes import admit, kept_members
+from pipelines.local.service.object_writes import admit, kept_members, storing
 from pipelines.local.service.objects import HEADERS, NotModified, check_conditions, find_object
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.object_records import Readable
@@ -84,7 +84,7 @@ class ObjectCopies:
                 members.update({f"{MEMBER}{algorithm}": base64.b64encode(hasher.digest()).decode(),
                                 "ChecksumType": FULL_OBJECT})
 
-        with _read(source, 0, source.size) as data:
+        with storing(request["Bucket"]), _read(source, 0, source.size) as data:
             new_version = self.store.put_stream(
                 f"{SCHEME}{request['Bucket']}/{request['Key']}", Digesting(data, [hasher] if hasher else []),
                 summed, members,

@@ -16,6 +16,8 @@ a PUT into any other is S3's NoSuchBucket, refused before its body is read.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 from botocore.model import OperationModel
@@ -49,15 +51,28 @@ class ObjectWrites:
         expected = Expected.of(request)
         members = {**kept_members(request), **expected.members()}  # the checksum once verified
         uri = f"{SCHEME}{request['Bucket']}/{request['Key']}"
-        try:
+        with storing(request["Bucket"]):
             version = self.store.put_stream(uri, expected.reading(request["Body"]), expected.verify, members)
-        except NoSuchBucket:  # deleted while the body arrived
-            raise no_such_bucket(request["Bucket"]) from None
-        except ValueError as error:  # a key that is no file name (`a//b`, `..`) or clashes with a folder
-            message = f"The local SageMaker's S3 keeps objects as files and cannot store this one: {error}"
-            raise ServiceError("InvalidArgument", message, 400) from None
         etag = self.store.describe(uri, version).etag
         return {"ETag": etag, "VersionId": version, **expected.members()}
+
+
+@contextmanager
+def storing(bucket: str) -> Iterator[None]:
+    """A write into the store, its failures in S3's words: NoSuchBucket for a bucket deleted while
+    the body arrived, InvalidArgument for a key the store cannot keep as a file (`a//b`, `..`, or
+    `a` beside `a/b`)."""
+    try:
+        yield
+    except NoSuchBucket:
+        raise no_such_bucket(bucket) from None
+    except ValueError as error:
+        raise unstorable(error) from None
+
+
+def unstorable(error: ValueError) -> ServiceError:
+    message = f"The local SageMaker's S3 keeps objects as files and cannot store this one: {error}"
+    return ServiceError("InvalidArgument", message, 400)
 
 
 def kept_members(request: Body) -> Body:
