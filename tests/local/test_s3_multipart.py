@@ -265,3 +265,12 @@ def test_an_upload_in_progress_outlives_the_service(tmp_path: Path) -> None:
         assert s3.get_object(Bucket="bucket", Key="kept")["Body"].read() == b"a" * PART + b"b"
     finally:
         second.shutdown()
+
+
+def test_a_deleted_bucket_takes_its_uploads_in_progress_with_it(s3: Any, store: ObjectStore) -> None:
+    s3.create_bucket(Bucket="short-lived")
+    upload_id = s3.create_multipart_upload(Bucket="short-lived", Key="k")["UploadId"]
+    s3.delete_bucket(Bucket="short-lived")
+    assert store.uploads.get(upload_id) is None
+    s3.create_bucket(Bucket="short-lived")  # the same name again holds nothing of it
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket="short-lived")

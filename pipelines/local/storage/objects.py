@@ -217,13 +217,16 @@ class ObjectStore:
 
     def delete_bucket(self, name: str) -> None:
         """Delete an existing bucket that holds nothing: no object and no version of one (folders
-        left empty do not count); BucketNotEmpty otherwise."""
+        left empty and multipart uploads in progress do not count: they go with it); BucketNotEmpty
+        otherwise."""
         folders = [self.root / name, self.root / ".versions" / name]
         if any(iter_files(folder) for folder in folders):
             raise BucketNotEmpty(name)
         self.buckets.delete(name)
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+        for upload in self.uploads.in_bucket(name):  # S3 deletes a bucket's uploads in progress with it
+            self.uploads.discard(upload)
 
     def adopt_folders(self, region: str) -> None:
         """Give each bucket folder of a store kept before buckets had records one, dated by the
