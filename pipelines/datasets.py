@@ -56,18 +56,22 @@ class Dataset:
         }
 
 
-def _read(folder: Path) -> dict[str, bytes]:
+def _file_digests(folder: Path) -> dict[str, str]:
+    """Each data file's SHA-256, read a chunk at a time (a dataset may be larger than memory)."""
     missing = [name for name in DATA_FILES if not (folder / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{folder} has no {' or '.join(missing)}")
-    return {name: (folder / name).read_bytes() for name in DATA_FILES}
+    digests = {}
+    for name in DATA_FILES:
+        with (folder / name).open("rb") as handle:
+            digests[name] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return digests
 
 
-def dataset_digest(contents: dict[str, bytes]) -> tuple[str, dict[str, str]]:
-    """The dataset's SHA-256 and each file's."""
-    files = {name: hashlib.sha256(contents[name]).hexdigest() for name in DATA_FILES}
+def dataset_digest(files: dict[str, str]) -> str:
+    """The dataset's SHA-256: of each file's name and SHA-256, in DATA_FILES order."""
     summary = "".join(f"{name}\0{files[name]}\n" for name in DATA_FILES)
-    return hashlib.sha256(summary.encode()).hexdigest(), files
+    return hashlib.sha256(summary.encode()).hexdigest()
 
 
 def _put_json(storage: Storage, uri: str, document: dict[str, Any]) -> None:
@@ -77,8 +81,8 @@ def _put_json(storage: Storage, uri: str, document: dict[str, Any]) -> None:
 def upload_data(storage: Storage, folder: Path, destination: str) -> Dataset:
     """Store the folder's train.csv and test.csv under their content address (unless already
     there) and point `<destination>/latest.json` at them."""
-    contents = _read(folder)
-    digest, digests = dataset_digest(contents)
+    digests = _file_digests(folder)
+    digest = dataset_digest(digests)
     root = destination.rstrip("/")
     address = digest[:ADDRESS_LENGTH]
     uri = f"{root}/{address}"
@@ -88,8 +92,8 @@ def upload_data(storage: Storage, folder: Path, destination: str) -> Dataset:
         dataset = Dataset.from_manifest(json.loads(storage.get_bytes(manifest_uri)), uploaded=False)
     else:
         files = {
-            name: {"sha256": digests[name], "version_id": storage.put_bytes(f"{uri}/{name}", data)}
-            for name, data in contents.items()
+            name: {"sha256": digests[name], "version_id": storage.put_file(f"{uri}/{name}", folder / name)}
+            for name in DATA_FILES
         }
         dataset = Dataset(uri, digest, files)
         _put_json(storage, manifest_uri, dataset.manifest())

@@ -422,6 +422,39 @@ def test_the_clis_storage_reads_and_writes_through_the_local_s3(
     assert storage.get_bytes(f"{dataset.uri}/test.csv") == b"review_text,sentiment\ngood,1\n"
 
 
+def test_a_dataset_file_larger_than_a_part_goes_up_in_parts_and_keeps_its_version_id(
+    s3: Any, store: ObjectStore, tmp_path: Path
+) -> None:
+    part = 5 * 1024 * 1024  # S3's smallest part but the last
+    (tmp_path / "data").mkdir()
+    train = b"review_text,sentiment\n" + b"a good product,1\n" * (2 * part // 17 + 5)
+    (tmp_path / "data" / "train.csv").write_bytes(train)
+    (tmp_path / "data" / "test.csv").write_bytes(b"review_text,sentiment\nfine,1\n")
+    dataset = upload_data(S3Storage(s3, part_bytes=part), tmp_path / "data", "s3://bucket/project/data")
+    stored = store.describe(f"{dataset.uri}/train.csv")
+    assert stored.version_id == dataset.files["train.csv"]["version_id"]
+    assert stored.parts == (part, part, len(train) - 2 * part)
+    assert stored.etag.endswith('-3"') and store.get_bytes(f"{dataset.uri}/train.csv") == train
+    assert dataset.files["train.csv"]["sha256"] == hashlib.sha256(train).hexdigest()
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket="bucket")
+
+
+def test_a_failed_part_aborts_the_upload(s3: Any, store: ObjectStore, tmp_path: Path) -> None:
+    source = tmp_path / "big.bin"
+    source.write_bytes(b"x" * (5 * 1024 * 1024 + 1))
+    storage = S3Storage(s3, part_bytes=5 * 1024 * 1024)
+    with pytest.raises(ClientError):
+        storage.put_file("s3://nobucket/big.bin", source)  # refused at creation: nothing to abort
+    real_upload_part = s3.upload_part
+    s3.upload_part = lambda **kwargs: (_ for _ in ()).throw(ConnectionError("link down"))
+    try:
+        with pytest.raises(ConnectionError):
+            storage.put_file("s3://bucket/big.bin", source)
+    finally:
+        s3.upload_part = real_upload_part
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket="bucket") and not store.exists("s3://bucket/big.bin")
+
+
 # --- the door, for requests signed as S3 signs them ------------------------------------------------
 
 PORT = 4567
