@@ -1,6 +1,6 @@
 """Malformed S3 requests, sent raw past boto3's own checks: each gets S3's 4xx in its XML (501 for
-what the local store refuses by name), never a 500; and a prefix or version id that would point
-outside its bucket lists and touches nothing."""
+what the local store refuses by name), never a 500, keys too long for S3 or for a file name among
+them; and a prefix or version id that would point outside its bucket lists and touches nothing."""
 
 from __future__ import annotations
 
@@ -77,6 +77,9 @@ def upload(service: LocalSageMaker) -> str:
     ("PUT", f"/bucket/k?partNumber=1&uploadId={UPLOAD}",
      {"x-amz-copy-source": "bucket/k", "x-amz-copy-source-range": "bytes=0-99"}, b"", "InvalidRequest"),
     ("PUT", "/bucket?versioning", {}, b"garbage", "MalformedXML"),
+    ("PUT", "/bucket/" + "k" * 1025, {}, b"x", "KeyTooLongError"),  # S3's 1,024 bytes
+    ("PUT", "/bucket/" + "k" * 256, {}, b"x", "InvalidArgument"),  # S3's, but no file name is that long
+    ("POST", "/bucket/" + "k" * 256 + "?uploads", {}, b"", "InvalidArgument"),
 ])
 def test_a_malformed_request_is_s3s_client_error(
     service: LocalSageMaker, upload: str, method: str, target: str, headers: dict[str, str], body: bytes,

@@ -35,6 +35,7 @@ HONOURED = frozenset({"Bucket", "Key", "Body", "ContentLength", "ContentMD5", AL
                       "ExpectedBucketOwner", "ACL", "Metadata", *HEADERS})
 # Values of other members that ask for nothing beyond what the store does anyway.
 PLAIN = {"StorageClass": "STANDARD"}
+MAX_KEY_BYTES = 1024  # S3's longest key, in UTF-8
 MAX_METADATA_BYTES = 2048  # S3's limit on user metadata: names and values, in UTF-8
 OWNER_ONLY_ACL = "bucket-owner-full-control"  # what a bucket with ACLs disabled accepts
 
@@ -45,9 +46,7 @@ class ObjectWrites:
         self.model = operation_model("s3", "PutObject")
 
     def put_object(self, request: Body) -> Body:
-        if not self.store.bucket_exists(request["Bucket"]):
-            raise no_such_bucket(request["Bucket"])
-        refuse_what_is_not_kept(self.model, request, HONOURED)
+        admit(self.store, self.model, request, HONOURED)
         expected = Expected.of(request)
         members = {**kept_members(request), **expected.members()}  # the checksum once verified
         uri = f"{SCHEME}{request['Bucket']}/{request['Key']}"
@@ -91,10 +90,14 @@ def kept_members(request: Body) -> Body:
 
 
 def admit(store: ObjectStore, model: OperationModel, request: Body, honoured: frozenset[str]) -> None:
-    """A request into a bucket that exists, asking only for what the store keeps (S3's NoSuchBucket,
-    and refusals by name, otherwise)."""
+    """A request into a bucket that exists, for a key S3 can hold, asking only for what the store
+    keeps (S3's NoSuchBucket, KeyTooLongError and refusals by name otherwise)."""
     if not store.bucket_exists(request["Bucket"]):
         raise no_such_bucket(request["Bucket"])
+    size = len(request.get("Key", "").encode())
+    if size > MAX_KEY_BYTES:
+        limit = {"Size": str(size), "MaxSizeAllowed": str(MAX_KEY_BYTES)}
+        raise ServiceError("KeyTooLongError", "Your key is too long", 400, limit)
     refuse_what_is_not_kept(model, request, honoured)
 
 

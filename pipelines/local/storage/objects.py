@@ -43,6 +43,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _VERSION_ID = re.compile(r"[0-9]{20}-[0-9a-f]{12}")
 
 _Writer = Callable[[Path], object]
+MAX_NAME_BYTES = 255  # a file name's limit on Linux file systems: a key's part between slashes
 UNVERSIONED = "null"  # S3's version id of an object stored before versioning kept its versions
 
 
@@ -107,7 +108,8 @@ def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
     """Split `s3://bucket/key`, refusing keys that could not map safely onto the file system.
 
     Object keys must be non-empty; a prefix may be empty or end with `/`. `..` and `.` segments
-    (which would escape or alias paths) and empty segments (`a//b` would alias `a/b`) are refused.
+    (which would escape or alias paths) and empty segments (`a//b` would alias `a/b`) are refused,
+    and so is a segment longer than a file name can be.
     """
     if not uri.startswith(SCHEME):
         raise ValueError(f"not an s3:// URI: {uri!r}")
@@ -119,6 +121,8 @@ def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
         return bucket, key
     if any(part in ("", ".", "..") for part in body.split("/")):
         raise ValueError(f"invalid key {key!r} in {uri!r}: empty, '.' or '..' segment")
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in body.split("/")):
+        raise ValueError(f"a part of the key between slashes is over a file name's {MAX_NAME_BYTES} bytes")
     return bucket, key
 
 
