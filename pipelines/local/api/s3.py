@@ -39,7 +39,8 @@ NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 # The document element of each XML answer served whose output shape has no payload member.
 ROOTS = {
-    "ListObjectsV2": "ListBucketResult", "ListBuckets": "ListAllMyBucketsResult",
+    "ListObjectsV2": "ListBucketResult", "ListObjects": "ListBucketResult",
+    "ListBuckets": "ListAllMyBucketsResult",
     "GetBucketVersioning": "VersioningConfiguration", "GetBucketLocation": "LocationConstraint",
     "CreateMultipartUpload": "InitiateMultipartUploadResult",
     "CompleteMultipartUpload": "CompleteMultipartUploadResult", "ListParts": "ListPartsResult",

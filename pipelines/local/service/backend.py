@@ -213,7 +213,8 @@ OPERATIONS = {
     ),
     "S3": frozenset(
         [
-            "GetObject", "HeadObject", "ListObjectsV2", "PutObject", "CreateMultipartUpload", "UploadPart",
+            "GetObject", "HeadObject", "ListObjectsV2", "ListObjects", "PutObject", "CreateMultipartUpload",
+            "UploadPart",
             "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
             "DeleteObject", "DeleteObjects", "ListObjectVersions", "CopyObject", "UploadPartCopy",
             "CreateBucket", "HeadBucket",

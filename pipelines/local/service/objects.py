@@ -1,4 +1,5 @@
-"""S3's read operations over the local object store: GetObject, HeadObject, ListObjectsV2.
+"""S3's read operations over the local object store: GetObject, HeadObject, ListObjectsV2 and
+ListObjects (version 1).
 
 What the server's jobs and endpoints write goes into the store directly, what a client writes
 comes through PutObject (object_writes.py), and an SDK pointed at this server reads both back (the
@@ -93,6 +94,30 @@ class ObjectOperations:
             "ContinuationToken": request.get("ContinuationToken", ""),
             "NextContinuationToken": token(found.last) if found.truncated else "",
             "EncodingType": request.get("EncodingType", ""),
+        }
+        answer.update({name: value for name, value in optional.items() if value})
+        return {name: value for name, value in answer.items() if value != []}
+
+    def list_objects(self, request: Body) -> Body:
+        """ListObjects, version 1, which boto3's `Bucket.objects` collections page through: after
+        `Marker` (a key, or a common prefix the last page ended with), with a NextMarker only when a
+        delimiter is given, as S3 answers it (a client goes on from the last key otherwise)."""
+        bucket, prefix = request["Bucket"], request.get("Prefix", "")
+        delimiter, marker = request.get("Delimiter", ""), request.get("Marker", "")
+        if not self.store.bucket_exists(bucket):
+            raise no_such_bucket(bucket)
+        limit = max_items(request.get("MaxKeys", MAX_KEYS), "max-keys")
+        found = page(self.store.keys(bucket, prefix), prefix, delimiter, "", marker, limit)
+        encode = url_encoder(request.get("EncodingType"))
+        answer: Body = {
+            "Name": bucket, "Prefix": encode(prefix), "Marker": encode(marker), "MaxKeys": limit,
+            "IsTruncated": found.truncated,
+            "Contents": [self._listed(bucket, key, encode) for key in found.keys],
+            "CommonPrefixes": [{"Prefix": encode(name)} for name in found.prefixes],
+        }
+        optional = {
+            "Delimiter": encode(delimiter), "EncodingType": request.get("EncodingType", ""),
+            "NextMarker": encode(found.last) if found.truncated and delimiter else "",
         }
         answer.update({name: value for name, value in optional.items() if value})
         return {name: value for name, value in answer.items() if value != []}
