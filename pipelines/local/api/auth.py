@@ -134,7 +134,8 @@ class Door:
         `service` is the signing name the route belongs to (None when no route matches); `target`
         the request line's path and query, where a presigned URL carries its signature."""
         self.check_origin(headers)
-        query = query_authorization(target)
+        parameters = _query_parameters(target)
+        query = _presigned(parameters)
         if query and headers.get("Authorization") is not None:
             raise Refusal(
                 "IncompleteSignatureException",
@@ -142,7 +143,6 @@ class Door:
                 "string parameter or the Authorization header should be specified",
                 s3_code="InvalidArgument",
             )
-        parameters = dict(parse_qsl(target.partition("?")[2]))
         if not query and {"AWSAccessKeyId", "Signature"} <= parameters.keys():
             raise Refusal(  # Signature Version 2, which S3 no longer takes for a bucket made today
                 "IncompleteSignatureException",
@@ -265,7 +265,14 @@ def scoped_service(headers: Headers, target: str = "") -> str | None:
 
 def query_authorization(target: str) -> dict[str, str]:
     """A presigned URL's X-Amz-* parameters ({} for a request signed otherwise, or not at all)."""
-    parameters = dict(parse_qsl(target.partition("?")[2], keep_blank_values=True))
+    return _presigned(_query_parameters(target))
+
+
+def _query_parameters(target: str) -> dict[str, str]:
+    return dict(parse_qsl(target.partition("?")[2], keep_blank_values=True))
+
+
+def _presigned(parameters: dict[str, str]) -> dict[str, str]:
     if not any(name in parameters for name in ("X-Amz-Algorithm", "X-Amz-Signature")):
         return {}
     return {name: value for name, value in parameters.items() if name.startswith("X-Amz-")}

@@ -213,13 +213,12 @@ OPERATIONS = {
     ),
     "S3": frozenset(
         [
-            "GetObject", "HeadObject", "ListObjectsV2", "ListObjects", "PutObject", "CreateMultipartUpload",
-            "UploadPart",
-            "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
-            "DeleteObject", "DeleteObjects", "ListObjectVersions", "CopyObject", "UploadPartCopy",
-            "CreateBucket", "HeadBucket",
-            "ListBuckets", "DeleteBucket", "GetBucketVersioning", "PutBucketVersioning", "GetBucketLocation",
-            "GetBucketEncryption",
+            "GetObject", "HeadObject", "ListObjectsV2", "ListObjects", "ListObjectVersions", "PutObject",
+            "CopyObject", "DeleteObject", "DeleteObjects",
+            "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload",
+            "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
+            "CreateBucket", "HeadBucket", "ListBuckets", "DeleteBucket", "GetBucketVersioning",
+            "PutBucketVersioning", "GetBucketLocation", "GetBucketEncryption",
         ]
     ),
     "Logs_20140328": frozenset(

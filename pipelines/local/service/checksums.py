@@ -106,13 +106,7 @@ class Expected:
         if named and named != algorithm:
             raise invalid(f"Value for x-amz-sdk-checksum-algorithm header is invalid: {named} but {header}.")
         if algorithm not in ALGORITHMS:
-            raise ServiceError(
-                "NotImplemented",
-                f"A header you provided implies functionality that is not implemented: the local "
-                f"SageMaker's S3 cannot compute {algorithm} to verify {header}; send "
-                f"{', '.join(ALGORITHMS)} (boto3's default is CRC32)",
-                501, {"Header": header},
-            )
+            raise cannot_compute(algorithm, header, f"to verify {header}")
         checksum = _decoded(request[sent[0]], SIZES[algorithm])
         if checksum is None:
             raise invalid(f"Value for {header} header is invalid.")
@@ -137,8 +131,22 @@ class Expected:
         """The checksum as PutObject answers it: the value sent, and the checksum type."""
         if self.algorithm is None or self.checksum is None:
             return {}
-        encoded = base64.b64encode(self.checksum).decode()
-        return {f"{MEMBER}{self.algorithm}": encoded, "ChecksumType": FULL_OBJECT}
+        return full_object(self.algorithm, self.checksum)
+
+
+def full_object(algorithm: str, digest: bytes) -> Body:
+    """The members an object's whole-object checksum is kept and answered as."""
+    return {f"{MEMBER}{algorithm}": base64.b64encode(digest).decode(), "ChecksumType": FULL_OBJECT}
+
+
+def cannot_compute(algorithm: str, header: str, purpose: str) -> ServiceError:
+    """S3's NotImplemented for an algorithm this server has no code for (the CRT's)."""
+    return ServiceError(
+        "NotImplemented",
+        f"A header you provided implies functionality that is not implemented: the local SageMaker's S3 "
+        f"cannot compute {algorithm} {purpose}; send {', '.join(ALGORITHMS)} (boto3's default is CRC32)",
+        501, {"Header": header},
+    )
 
 
 class Digesting:

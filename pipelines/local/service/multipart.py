@@ -29,10 +29,11 @@ from pipelines.local.service.checksums import (
     MEMBER,
     Digesting,
     Expected,
+    full_object,
 )
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import completed, past_markers
-from pipelines.local.service.object_writes import admit, kept_members, storing, unstorable
+from pipelines.local.service.object_writes import admit, kept_members, storing
 from pipelines.local.service.objects import HEADERS, max_items, url_encoder
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import SCHEME, split_uri
@@ -71,10 +72,8 @@ class MultipartUploads:
 
     def create_multipart_upload(self, request: Body) -> Body:
         self._admit("CreateMultipartUpload", request)
-        try:
+        with storing(request["Bucket"]):  # a key the store cannot keep is refused before any part
             split_uri(f"{SCHEME}{request['Bucket']}/{request['Key']}")
-        except ValueError as error:
-            raise unstorable(error) from None
         algorithm, checksum_type = _checksum_of_upload(request)
         upload = self.uploads.create(
             request["Bucket"], request["Key"], kept_members(request), algorithm, checksum_type
@@ -220,12 +219,12 @@ class _WholeObjectChecksum:
         completion sent differs."""
         if self.hasher is None:
             return {}
-        computed = base64.b64encode(self.hasher.digest()).decode()
-        if self.declared is not None and self.declared != computed:
+        checksum = full_object(str(self.algorithm), self.hasher.digest())
+        if self.declared is not None and self.declared != checksum[f"{MEMBER}{self.algorithm}"]:
             raise ServiceError(
                 "BadDigest", f"The {self.algorithm} you specified did not match the calculated checksum.", 400
             )
-        return {f"{MEMBER}{self.algorithm}": computed, "ChecksumType": FULL_OBJECT}
+        return checksum
 
 
 def _checksum_of_upload(request: Body) -> tuple[str | None, str | None]:

@@ -21,7 +21,14 @@ from urllib.parse import parse_qs, unquote
 
 from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError
-from pipelines.local.service.checksums import ALGORITHM_MEMBER, ALGORITHMS, FULL_OBJECT, MEMBER, Digesting
+from pipelines.local.service.checksums import (
+    ALGORITHM_MEMBER,
+    ALGORITHMS,
+    MEMBER,
+    Digesting,
+    cannot_compute,
+    full_object,
+)
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.multipart import MultipartUploads
 from pipelines.local.service.object_writes import HONOURED as PUT_HONOURED
@@ -71,18 +78,13 @@ class ObjectCopies:
         }
         algorithm = str(request.get(ALGORITHM_MEMBER) or _algorithm_of(source) or "").upper() or None
         if algorithm is not None and algorithm not in ALGORITHMS:
-            raise ServiceError(
-                "NotImplemented", f"A header you provided implies functionality that is not implemented: the "
-                f"local SageMaker's S3 cannot compute {algorithm}", 501,
-                {"Header": "x-amz-checksum-algorithm"},
-            )
+            raise cannot_compute(algorithm, "x-amz-checksum-algorithm", "for the copy")
         hasher = ALGORITHMS[algorithm]() if algorithm else None
         members = dict(headers)
 
         def summed() -> None:  # once the last byte is copied: the copy's checksum, kept with it
-            if hasher is not None:
-                members.update({f"{MEMBER}{algorithm}": base64.b64encode(hasher.digest()).decode(),
-                                "ChecksumType": FULL_OBJECT})
+            if hasher is not None and algorithm is not None:
+                members.update(full_object(algorithm, hasher.digest()))
 
         with storing(request["Bucket"]), _read(source, 0, source.size) as data:
             new_version = self.store.put_stream(

@@ -89,14 +89,24 @@ def completed(
 ) -> Body:
     """A marked listing's answer, completed: the Delimiter and EncodingType asked for, the markers
     of the next page when it is truncated (`next_id_member` names the id's), no empty lists."""
-    optional = {
-        "Delimiter": encode(request.get("Delimiter", "")), "EncodingType": request.get("EncodingType", "")
-    }
+    optional = asked_for(request, encode)
     if truncated:
         name, last = shown[-1]
         optional.update({"NextKeyMarker": encode(name), next_id_member: item_id(last) if last else ""})
-    answer.update({name: value for name, value in optional.items() if value})
-    return {name: value for name, value in answer.items() if value != []}
+    return with_present(answer, optional)
+
+
+def with_present(answer: Body, optional: Body) -> Body:
+    """A listing's answer with the optional members that have a value, and no empty lists: S3 leaves
+    out what a page does not have."""
+    present = {name: value for name, value in optional.items() if value}
+    return {name: value for name, value in {**answer, **present}.items() if value != []}
+
+
+def asked_for(request: Body, encode: Callable[[str], str]) -> Body:
+    """The Delimiter and EncodingType a listing answers when they were asked for."""
+    delimiter, encoding = request.get("Delimiter", ""), request.get("EncodingType", "")
+    return {"Delimiter": encode(delimiter), "EncodingType": encoding}
 
 
 def token(last: str) -> str:

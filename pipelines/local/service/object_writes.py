@@ -66,10 +66,10 @@ def storing(bucket: str) -> Iterator[None]:
     except NoSuchBucket:
         raise no_such_bucket(bucket) from None
     except ValueError as error:
-        raise unstorable(error) from None
+        raise _unstorable(error) from None
 
 
-def unstorable(error: ValueError) -> ServiceError:
+def _unstorable(error: ValueError) -> ServiceError:
     message = f"The local SageMaker's S3 keeps objects as files and cannot store this one: {error}"
     return ServiceError("InvalidArgument", message, 400)
 

@@ -30,7 +30,7 @@ from urllib.parse import quote
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.checksums import MEMBER
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.object_listing import page, position, token
+from pipelines.local.service.object_listing import Page, asked_for, page, position, token, with_present
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.object_records import FileSpan
 from pipelines.local.storage.objects import SCHEME, DeleteMarkerVersion, NoSuchKey, ObjectStore, StoredObject
@@ -74,53 +74,43 @@ class ObjectOperations:
         return self._answer(self._find(request), request)[0]
 
     def list_objects_v2(self, request: Body) -> Body:
-        bucket, prefix = request["Bucket"], request.get("Prefix", "")
-        delimiter, start_after = request.get("Delimiter", ""), request.get("StartAfter", "")
-        if not self.store.bucket_exists(bucket):
-            raise no_such_bucket(bucket)
-        limit = max_items(request.get("MaxKeys", MAX_KEYS), "max-keys")
+        start_after = request.get("StartAfter", "")
         after = position(request["ContinuationToken"]) if "ContinuationToken" in request else ""
-        keys = self.store.keys(bucket, prefix)
-        found = page(keys, prefix, delimiter, start_after, after, limit)
-        encode = url_encoder(request.get("EncodingType"))
-        answer: Body = {
-            "Name": bucket, "Prefix": encode(prefix), "MaxKeys": limit, "KeyCount": found.count,
-            "IsTruncated": found.truncated,
-            "Contents": [self._listed(bucket, key, encode) for key in found.keys],
-            "CommonPrefixes": [{"Prefix": encode(name)} for name in found.prefixes],
-        }
-        optional = {
-            "Delimiter": encode(delimiter), "StartAfter": encode(start_after),
+        found, answer, encode = self._key_page(request, start_after, after)
+        answer["KeyCount"] = found.count
+        return with_present(answer, {
+            **asked_for(request, encode), "StartAfter": encode(start_after),
             "ContinuationToken": request.get("ContinuationToken", ""),
             "NextContinuationToken": token(found.last) if found.truncated else "",
-            "EncodingType": request.get("EncodingType", ""),
-        }
-        answer.update({name: value for name, value in optional.items() if value})
-        return {name: value for name, value in answer.items() if value != []}
+        })
 
     def list_objects(self, request: Body) -> Body:
         """ListObjects, version 1, which boto3's `Bucket.objects` collections page through: after
         `Marker` (a key, or a common prefix the last page ended with), with a NextMarker only when a
         delimiter is given, as S3 answers it (a client goes on from the last key otherwise)."""
-        bucket, prefix = request["Bucket"], request.get("Prefix", "")
-        delimiter, marker = request.get("Delimiter", ""), request.get("Marker", "")
+        marker = request.get("Marker", "")
+        found, answer, encode = self._key_page(request, "", marker)
+        answer["Marker"] = encode(marker)
+        next_marker = encode(found.last) if found.truncated and request.get("Delimiter") else ""
+        return with_present(answer, {**asked_for(request, encode), "NextMarker": next_marker})
+
+    def _key_page(
+        self, request: Body, start_after: str, after: str
+    ) -> tuple[Page, Body, Callable[[str], str]]:
+        """A page of keys for either version of ListObjects, the members both answer, and the
+        encoder of the names in it."""
+        bucket, prefix, delimiter = request["Bucket"], request.get("Prefix", ""), request.get("Delimiter", "")
         if not self.store.bucket_exists(bucket):
             raise no_such_bucket(bucket)
         limit = max_items(request.get("MaxKeys", MAX_KEYS), "max-keys")
-        found = page(self.store.keys(bucket, prefix), prefix, delimiter, "", marker, limit)
+        found = page(self.store.keys(bucket, prefix), prefix, delimiter, start_after, after, limit)
         encode = url_encoder(request.get("EncodingType"))
         answer: Body = {
-            "Name": bucket, "Prefix": encode(prefix), "Marker": encode(marker), "MaxKeys": limit,
-            "IsTruncated": found.truncated,
+            "Name": bucket, "Prefix": encode(prefix), "MaxKeys": limit, "IsTruncated": found.truncated,
             "Contents": [self._listed(bucket, key, encode) for key in found.keys],
             "CommonPrefixes": [{"Prefix": encode(name)} for name in found.prefixes],
         }
-        optional = {
-            "Delimiter": encode(delimiter), "EncodingType": request.get("EncodingType", ""),
-            "NextMarker": encode(found.last) if found.truncated and delimiter else "",
-        }
-        answer.update({name: value for name, value in optional.items() if value})
-        return {name: value for name, value in answer.items() if value != []}
+        return found, answer, encode
 
     def _find(self, request: Body) -> StoredObject:
         """The object (or version) a Get or Head names, or S3's error for what it does not find."""

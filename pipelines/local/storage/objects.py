@@ -119,7 +119,7 @@ def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
     body = key[:-1] if prefix and key.endswith("/") else key
     if not body and prefix:
         return bucket, key
-    if any(part in ("", ".", "..") for part in body.split("/")):
+    if _aliasing(body):
         raise ValueError(f"invalid key {key!r} in {uri!r}: empty, '.' or '..' segment")
     if any(len(part.encode()) > MAX_NAME_BYTES for part in body.split("/")):
         raise ValueError(f"a part of the key between slashes is over a file name's {MAX_NAME_BYTES} bytes")
@@ -198,7 +198,7 @@ class ObjectStore:
         if not path.is_file():
             raise NoSuchKey(uri)
         stat = path.stat()
-        record = read_record(path) or self._keep_record(path, Record(file_etag(path)))
+        record = self._record(path)
         if record.delete_marker:
             raise NoSuchKey(uri) if version_id is None else DeleteMarkerVersion(uri)
         return StoredObject(
@@ -306,10 +306,12 @@ class ObjectStore:
         for key in keys:
             uri = f"{SCHEME}{bucket}/{key}"
             ids = self.versions(uri) if key in versioned else []
-            if not ids:
-                stat = self.path_for(uri).stat()
-                entries.append(VersionEntry(key, UNVERSIONED, True, stat.st_mtime, False, stat.st_size,
-                                            file_etag(self.path_for(uri))))
+            if not ids:  # written in place, never deleted
+                live = self.path_for(uri)
+                stat = live.stat()
+                entries.append(
+                    VersionEntry(key, UNVERSIONED, True, stat.st_mtime, False, stat.st_size, file_etag(live))
+                )
                 continue
             for position, version_id in enumerate(reversed(ids)):
                 entries.append(self._entry(uri, key, version_id, position == 0))
@@ -332,7 +334,7 @@ class ObjectStore:
     def _entry(self, uri: str, key: str, version_id: str, latest: bool) -> VersionEntry:
         path = self._version_path(uri, version_id)
         stat = path.stat()
-        record = read_record(path) or self._keep_record(path, Record(file_etag(path)))
+        record = self._record(path)
         if record.delete_marker:
             return VersionEntry(key, version_id, latest, stat.st_mtime, True)
         return VersionEntry(key, version_id, latest, stat.st_mtime, False, stat.st_size, record.etag)
@@ -431,6 +433,10 @@ class ObjectStore:
         if not self.bucket_exists(bucket):
             raise NoSuchBucket(uri, bucket)
 
+    def _record(self, version: Path) -> Record:
+        """A version's record; one stored before records were kept gets its ETag computed once, and kept."""
+        return read_record(version) or self._keep_record(version, Record(file_etag(version)))
+
     def _keep_record(self, version: Path, record: Record) -> Record:
         self._atomic(record_path(version), lambda dest: dest.write_text(record.text(), encoding="utf-8"))
         return record
@@ -475,9 +481,12 @@ def _prefix_folder(base: Path, prefix: str) -> Path | None:
     """The folder under `base` a key prefix points into; None when its folder part has a segment
     no stored key can have (`..`, `.`, or empty), which would otherwise point outside `base`."""
     folder = prefix.rpartition("/")[0]
-    if folder and any(part in ("", ".", "..") for part in folder.split("/")):
-        return None
-    return base / folder
+    return None if folder and _aliasing(folder) else base / folder
+
+
+def _aliasing(path: str) -> bool:
+    """Whether a `/`-separated key or folder has a segment that would escape or alias a path."""
+    return any(part in ("", ".", "..") for part in path.split("/"))
 
 
 def _copy(src: Path, dest: Path) -> Path:
