@@ -29,8 +29,8 @@ from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.storage import objects
 from pipelines.local.storage.credentials import Credentials
-from pipelines.local.storage.object_records import record_path
-from pipelines.local.storage.objects import CHUNK_BYTES, ObjectStore
+from pipelines.local.storage.object_records import CHUNK_BYTES, record_path
+from pipelines.local.storage.objects import ObjectStore
 
 from . import inprocess
 from .s3_support import b64, error_of

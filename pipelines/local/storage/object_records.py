@@ -64,6 +64,16 @@ def quoted(digest: Any) -> str:
     return f'"{digest.hexdigest()}"'
 
 
+def write_digested(source: Readable, dest: Path) -> Any:
+    """Write what `source` yields to `dest` a chunk at a time; the MD5 of the bytes, taken as they pass."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with dest.open("wb") as out:
+        while chunk := source.read(CHUNK_BYTES):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest
+
+
 def file_etag(path: Path) -> str:
     """The ETag of a file that has no record, read a chunk at a time."""
     digest = hashlib.md5(usedforsecurity=False)

@@ -13,7 +13,6 @@ is refused with NoSuchBucket, whoever writes (the S3 API, a job's upload), as S3
 from __future__ import annotations
 
 import builtins
-import hashlib
 import io
 import os
 import re
@@ -28,13 +27,13 @@ from typing import Any
 
 from pipelines.local.storage.buckets import Bucket, BucketRecords
 from pipelines.local.storage.object_records import (
-    CHUNK_BYTES,
     Readable,
     Record,
     file_etag,
     quoted,
     read_record,
     record_path,
+    write_digested,
 )
 from pipelines.local.storage.uploads import Uploads
 
@@ -143,7 +142,7 @@ class ObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.buckets = BucketRecords(self.root)
-        self.uploads = Uploads(self.root / ".uploads")
+        self.uploads = Uploads(self.root / ".uploads", self._atomic)
         self._lock = threading.Lock()
         self._last_stamp = 0
 
@@ -409,11 +408,7 @@ class ObjectStore:
         version = self._version_path(uri, version_id)
 
         def write(dest: Path) -> None:
-            digest = hashlib.md5(usedforsecurity=False)
-            with dest.open("wb") as out:
-                while chunk := source.read(CHUNK_BYTES):
-                    digest.update(chunk)
-                    out.write(chunk)
+            digest = write_digested(source, dest)
             check()
             self._keep_record(version, Record(etag or quoted(digest), members, parts))
 

@@ -11,9 +11,7 @@ as it was acknowledged.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import secrets
 import shutil
@@ -25,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.local.storage.object_records import CHUNK_BYTES, Readable, quoted
+from pipelines.local.storage.object_records import Readable, quoted, write_digested
 
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{64}")
 _DESCRIPTION = "upload.json"
@@ -54,8 +52,9 @@ class Part:
 
 
 class Uploads:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, atomic: Callable[[Path, Callable[[Path], object]], None]) -> None:
         self.root = root
+        self._atomic = atomic  # the store's: written aside, then renamed into place
 
     def create(
         self, bucket: str, key: str, members: Mapping[str, Any], algorithm: str | None,
@@ -98,11 +97,7 @@ class Uploads:
         data = folder / f"{number}.{uuid.uuid4().hex}"
         record = folder / f"{number}{_PART_RECORD}"
         try:
-            digest = hashlib.md5(usedforsecurity=False)
-            with data.open("wb") as out:
-                while chunk := source.read(CHUNK_BYTES):
-                    digest.update(chunk)
-                    out.write(chunk)
+            digest = write_digested(source, data)
             kept = {"File": data.name, "ETag": quoted(digest), "Checksum": check()}
             earlier = self._part(record) if record.exists() else None
             self._atomic(record, lambda dest: dest.write_text(json.dumps(kept)))
@@ -134,14 +129,6 @@ class Uploads:
         stat = data.stat()
         number = int(record.name.removesuffix(_PART_RECORD))
         return Part(number, data, stat.st_size, stat.st_mtime, kept["ETag"], kept["Checksum"])
-
-    def _atomic(self, dest: Path, write: Callable[[Path], object]) -> None:
-        temporary = dest.with_name(f".{uuid.uuid4().hex}")
-        try:
-            write(temporary)
-            os.replace(temporary, dest)
-        finally:
-            temporary.unlink(missing_ok=True)
 
 
 class _Joined:
