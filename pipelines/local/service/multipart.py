@@ -30,6 +30,7 @@ from pipelines.local.service.checksums import (
     Digesting,
     Expected,
     full_object,
+    invalid,
 )
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import completed, past_markers
@@ -58,10 +59,6 @@ HONOURED = {
          "UploadIdMarker"}
     ),
 }
-
-
-def invalid_request(message: str) -> ServiceError:
-    return ServiceError("InvalidRequest", message, 400)
 
 
 class MultipartUploads:
@@ -108,7 +105,7 @@ class MultipartUploads:
         parts = _chosen(upload, self.uploads.parts(upload), listed)
         size = sum(part.size for part in parts)
         if "MpuObjectSize" in request and str(request["MpuObjectSize"]) != str(size):
-            raise invalid_request(
+            raise invalid(
                 f"The provided 'x-amz-mp-object-size' header value {request['MpuObjectSize']} does not "
                 f"match what was computed: {size}"
             )
@@ -233,7 +230,7 @@ def _checksum_of_upload(request: Body) -> tuple[str | None, str | None]:
     checksum_type = request.get("ChecksumType")
     if algorithm is None:
         if checksum_type is not None:
-            raise invalid_request(
+            raise invalid(
                 "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
             )
         return None, None
@@ -246,9 +243,9 @@ def _checksum_of_upload(request: Body) -> tuple[str | None, str | None]:
         )
     checksum_type = checksum_type or COMPOSITE
     if checksum_type not in (COMPOSITE, FULL_OBJECT):
-        raise invalid_request("Value for x-amz-checksum-type header is invalid.")
+        raise invalid("Value for x-amz-checksum-type header is invalid.")
     if checksum_type == FULL_OBJECT and algorithm not in FULL_OBJECT_ALGORITHMS:
-        raise invalid_request(
+        raise invalid(
             f"The {checksum_type} checksum type cannot be used with the {algorithm.lower()} checksum "
             "algorithm."
         )
@@ -265,7 +262,7 @@ def _part_number(value: Any) -> int:
 
 
 def _checksum_type_mismatch(expected: str, actual: str | None) -> ServiceError:
-    return invalid_request(
+    return invalid(
         f"Checksum Type mismatch occurred, expected checksum Type: {expected.lower()}, actual checksum "
         f"Type: {actual.lower() if actual else 'null'}"
     )
@@ -286,7 +283,7 @@ def _chosen(upload: Upload, uploaded: Mapping[int, Part], listed: list[Body]) ->
         if upload.checksum_type == COMPOSITE and upload.algorithm is not None:
             sent = item.get(f"{MEMBER}{upload.algorithm}")
             if sent is None:
-                raise invalid_request(
+                raise invalid(
                     f"The upload was created using a {upload.algorithm.lower()} checksum. The complete "
                     f"request must include the checksum for each part. It was missing for part "
                     f"{part.number} in the request."
