@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -189,3 +192,61 @@ def test_an_object_and_a_prefix_of_the_same_name_are_refused(store: ObjectStore)
     with pytest.raises(ValueError, match="clashes"):
         store.put_bytes("s3://my-bucket/a/b", b"under it")
     assert store.get_bytes("s3://my-bucket/a") == b"object"
+
+
+class _HeldBody:
+    """A request body whose last chunk waits until `release` is set: a slow upload still streaming."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def read(self, size: int = -1) -> bytes:
+        if self.data:
+            self.reading.set()
+            assert self.release.wait(10), "the held body was never released"
+            chunk, self.data = self.data, b""
+            return chunk
+        return b""
+
+
+def _put_while(store: ObjectStore, uri: str, data: bytes, meanwhile: Callable[[], object]) -> str:
+    """Put `data` at `uri`, running `meanwhile` while its body is still streaming; its version id."""
+    body = _HeldBody(data)
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(store.put_stream, uri, body, lambda: None, {})
+        assert body.reading.wait(10)
+        meanwhile()
+        body.release.set()
+        return slow.result(10)
+
+
+def _serves_one_version(store: ObjectStore, uri: str) -> bytes:
+    """What GetObject reads (the newest version) and what jobs read (the live file) agree."""
+    current = store.describe(uri)
+    assert store.path_for(uri).read_bytes() == current.path.read_bytes()
+    assert current.version_id == store.versions(uri)[-1]
+    return current.path.read_bytes()
+
+
+def test_a_put_that_finishes_last_is_the_current_version_everywhere(store: ObjectStore) -> None:
+    uri = "s3://my-bucket/data/train.csv"
+    fast: list[str] = []
+
+    slow = _put_while(store, uri, b"slow upload", lambda: fast.append(store.put_bytes(uri, b"fast upload")))
+
+    assert store.versions(uri) == [*fast, slow]
+    assert _serves_one_version(store, uri) == b"slow upload"
+
+
+def test_a_put_that_finishes_after_a_delete_brings_the_object_back_everywhere(store: ObjectStore) -> None:
+    uri = "s3://my-bucket/data/train.csv"
+    store.put_bytes(uri, b"old")
+    markers: list[str] = []
+
+    put = _put_while(store, uri, b"new", lambda: markers.append(store.delete(uri)))
+
+    assert store.versions(uri)[-2:] == [*markers, put]
+    assert store.list("s3://my-bucket/data/") == [uri]
+    assert _serves_one_version(store, uri) == b"new"

@@ -20,7 +20,8 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,8 @@ class ObjectStore:
         self.root = Path(root)
         self.buckets = BucketRecords(self.root)
         self.uploads = Uploads(self.root / ".uploads", self._atomic)
-        self._lock = threading.Lock()
+        # One write at a time puts versions and live copies in place (their bytes are written before).
+        self._commit = threading.Lock()
         self._last_stamp = 0
 
     def path_for(self, uri: str) -> Path:
@@ -264,14 +266,15 @@ class ObjectStore:
         object is gone from reads and listings, every version kept); returns the marker's id. Bytes
         written in place are kept as the `null` version first."""
         self._require_bucket(uri, split_uri(uri)[0])
-        live = self._unclashed(uri)
-        if live.is_file() and not self.versions(uri):
-            self._atomic(self._version_path(uri, UNVERSIONED), lambda dest: shutil.copyfile(live, dest))
-        version_id = self._new_version_id()
-        marker = self._version_path(uri, version_id)
-        self._keep_record(marker, Record("", {}, (), delete_marker=True))
-        self._atomic(marker, lambda dest: dest.write_bytes(b""))
-        self._remove_live(live)
+        with self._commit:
+            live = self._unclashed(uri)
+            if live.is_file() and not self.versions(uri):
+                self._atomic(self._version_path(uri, UNVERSIONED), lambda dest: shutil.copyfile(live, dest))
+            version_id = self._new_version_id()
+            marker = self._version_path(uri, version_id)
+            self._keep_record(marker, Record("", {}, (), delete_marker=True))
+            self._atomic(marker, lambda dest: dest.write_bytes(b""))
+            self._remove_live(live)
         return version_id
 
     def delete_version(self, uri: str, version_id: str) -> bool | None:
@@ -279,6 +282,10 @@ class ObjectStore:
         version before it becomes current. Whether it was a delete marker; None if there was no such
         version (S3 answers that as a deletion too)."""
         self._require_bucket(uri, split_uri(uri)[0])
+        with self._commit:
+            return self._delete_version(uri, version_id)
+
+    def _delete_version(self, uri: str, version_id: str) -> bool | None:
         path = self._version_path(uri, version_id)
         known = self.versions(uri)
         live = self.path_for(uri)
@@ -401,19 +408,24 @@ class ObjectStore:
         self, uri: str, source: Readable, members: Mapping[str, Any], check: Callable[[], None],
         parts: tuple[int, ...] = (), etag: str | None = None,
     ) -> str:
-        """The version, its record (ETag taken as the bytes pass), then the live copy."""
+        """The bytes and the live copy are written aside first, however long the body takes; then,
+        under the commit lock, the version gets its id, its record and its place, and the live copy
+        its place. So the put that finishes last is the current version for every reader, and a
+        delete never lands between a version and its live copy."""
         self._require_bucket(uri, split_uri(uri)[0])
-        live = self._unclashed(uri)
-        version_id = self._new_version_id()
-        version = self._version_path(uri, version_id)
-
-        def write(dest: Path) -> None:
-            digest = write_digested(source, dest)
+        self._unclashed(uri)  # refused before the body is read
+        with self._staging() as version_bytes, self._staging() as live_bytes:
+            digest = write_digested(source, version_bytes)
             check()
-            self._keep_record(version, Record(etag or quoted(digest), members, parts))
-
-        self._atomic(version, write)
-        self._atomic(live, lambda dest: shutil.copyfile(version, dest))
+            shutil.copyfile(version_bytes, live_bytes)
+            with self._commit:
+                live = self._unclashed(uri)
+                version_id = self._new_version_id()
+                version = self._version_path(uri, version_id)
+                self._keep_record(version, Record(etag or quoted(digest), members, parts))
+                for staged, place in ((version_bytes, version), (live_bytes, live)):
+                    place.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(staged, place)
         return version_id
 
     def _unclashed(self, uri: str) -> Path:
@@ -437,21 +449,28 @@ class ObjectStore:
         return record
 
     def _atomic(self, dest: Path, write: _Writer) -> None:
+        with self._staging() as temporary:
+            write(temporary)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temporary, dest)
+
+    @contextmanager
+    def _staging(self) -> Iterator[Path]:
+        """A file name beside the store's folders, to write before renaming into place; removed
+        if it is still there at the end."""
         staging = self.root / ".tmp"
         staging.mkdir(parents=True, exist_ok=True)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         temporary = staging / uuid.uuid4().hex
         try:
-            write(temporary)
-            os.replace(temporary, dest)
+            yield temporary
         finally:
             temporary.unlink(missing_ok=True)
 
     def _new_version_id(self) -> str:
-        """Ids sort in write order: a strictly rising clock, plus randomness across processes."""
-        with self._lock:
-            self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
-            return f"{self._last_stamp:020d}-{uuid.uuid4().hex[:12]}"
+        """Ids sort in commit order (taken under the commit lock): a strictly rising clock, plus
+        randomness across processes."""
+        self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
+        return f"{self._last_stamp:020d}-{uuid.uuid4().hex[:12]}"
 
     def _versions_dir(self, uri: str) -> Path:
         bucket, key = split_uri(uri)
