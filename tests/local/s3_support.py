@@ -11,11 +11,18 @@ from botocore.exceptions import ClientError
 
 def error_of(call: Any) -> tuple[int, dict[str, str]]:
     """The status and `<Error>` members of the ClientError `call` raises."""
-    with pytest.raises(ClientError) as raised:
-        call()
-    response = raised.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]
+    status, error, _headers = refusal_of(call)
+    return status, error
 
 
 def b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
+
+
+def refusal_of(call: Any) -> tuple[int, dict[str, str], dict[str, str]]:
+    """The status, `<Error>` members and response headers of the ClientError `call` raises."""
+    with pytest.raises(ClientError) as raised:
+        call()
+    response = raised.value.response
+    metadata = response["ResponseMetadata"]
+    return metadata["HTTPStatusCode"], response["Error"], metadata["HTTPHeaders"]

@@ -4,11 +4,12 @@ again, DeleteObjects reports each key, and ListObjectVersions pages versions and
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from pipelines.local.storage.objects import ObjectStore
 
-from .s3_support import error_of
+from .s3_support import error_of, refusal_of
 
 
 def put(s3: Any, key: str, body: bytes) -> str:
@@ -112,3 +113,44 @@ def test_a_key_that_is_a_folder_of_other_objects_here_is_refused_and_nothing_is_
     assert "keeps objects as files" in error["Message"]
     versions = s3.list_object_versions(Bucket="bucket")
     assert [v["Key"] for v in versions["Versions"]] == ["dir/x"] and "DeleteMarkers" not in versions
+
+
+def test_reads_of_a_deleted_object_say_it_is_behind_a_delete_marker(s3: Any) -> None:
+    put(s3, "data/train.csv", b"v1")
+    marker = s3.delete_object(Bucket="bucket", Key="data/train.csv")["VersionId"]
+    for read in (s3.get_object, s3.head_object):
+        status, _error, headers = refusal_of(partial(read, Bucket="bucket", Key="data/train.csv"))
+        assert status == 404
+        assert (headers["x-amz-delete-marker"], headers["x-amz-version-id"]) == ("true", marker)
+    never = refusal_of(lambda: s3.head_object(Bucket="bucket", Key="data/never.csv"))
+    assert never[0] == 404 and "x-amz-delete-marker" not in never[2]
+
+
+def test_reading_a_delete_marker_by_its_id_names_the_method_and_allows_only_delete(s3: Any) -> None:
+    put(s3, "data/train.csv", b"v1")
+    marker = s3.delete_object(Bucket="bucket", Key="data/train.csv")["VersionId"]
+    status, error, headers = refusal_of(lambda: s3.get_object(Bucket="bucket", Key="data/train.csv",
+                                                             VersionId=marker))
+    assert (status, error["Code"], error["Method"], error["ResourceType"]) == (
+        405, "MethodNotAllowed", "GET", "DeleteMarker"
+    )
+    assert (headers["x-amz-delete-marker"], headers["x-amz-version-id"], headers["allow"]) == (
+        "true", marker, "DELETE"
+    )
+    assert "last-modified" in headers
+    head = refusal_of(lambda: s3.head_object(Bucket="bucket", Key="data/train.csv", VersionId=marker))
+    assert (head[0], head[2]["allow"], head[2]["x-amz-delete-marker"]) == (405, "DELETE", "true")
+
+
+def test_a_copy_from_a_delete_marker_is_refused_as_s3_refuses_it(s3: Any) -> None:
+    put(s3, "data/train.csv", b"v1")
+    marker = s3.delete_object(Bucket="bucket", Key="data/train.csv")["VersionId"]
+    source = {"Bucket": "bucket", "Key": "data/train.csv", "VersionId": marker}
+    by_id = error_of(lambda: s3.copy_object(Bucket="bucket", Key="copy.csv", CopySource=source))
+    assert by_id == (400, {"Code": "InvalidRequest", "Message": (
+        "The source of a copy request may not specifically refer to a delete marker by version id."
+    )})
+    current = error_of(lambda: s3.copy_object(
+        Bucket="bucket", Key="copy.csv", CopySource={"Bucket": "bucket", "Key": "data/train.csv"}
+    ))
+    assert (current[0], current[1]["Code"]) == (404, "NoSuchKey")

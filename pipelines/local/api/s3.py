@@ -150,7 +150,7 @@ def error_reply(error: ServiceError, head: bool) -> Reply:
     document = Element("Error")
     for name, value in {"Code": error.code, "Message": error.message, **error.fields}.items():
         SubElement(document, name).text = value
-    return Reply(error.status, b"" if head else DECLARATION + tostring(document), XML_TYPE)
+    return Reply(error.status, b"" if head else DECLARATION + tostring(document), XML_TYPE, error.headers)
 
 
 def _members(parent: Element, shape: Shape, value: dict[str, Any]) -> None:

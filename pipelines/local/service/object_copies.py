@@ -33,7 +33,7 @@ from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.multipart import MultipartUploads
 from pipelines.local.service.object_writes import HONOURED as PUT_HONOURED
 from pipelines.local.service.object_writes import admit, kept_members, storing
-from pipelines.local.service.objects import HEADERS, NotModified, check_conditions, find_object
+from pipelines.local.service.objects import COPY_SOURCE, HEADERS, NotModified, check_conditions, find_object
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.object_records import Readable
 from pipelines.local.storage.objects import SCHEME, StoredObject
@@ -120,7 +120,7 @@ class ObjectCopies:
         if request.get("ExpectedSourceBucketOwner", ACCOUNT) != ACCOUNT:
             raise ServiceError("AccessDenied", "Access Denied", 403)
         bucket, key, version = _parse_copy_source(request["CopySource"])
-        found = find_object(self.store, bucket, key, version)
+        found = find_object(self.store, bucket, key, version, COPY_SOURCE)
         conditions = {name.removeprefix("CopySource"): request[name] for name in SOURCE_CONDITIONS
                       if name in request}
         try:

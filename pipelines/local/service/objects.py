@@ -21,9 +21,9 @@ refuses them for an object stored without one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC
-from email.utils import parsedate_to_datetime
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +36,7 @@ from pipelines.local.storage.object_records import FileSpan
 from pipelines.local.storage.objects import SCHEME, DeleteMarkerVersion, NoSuchKey, ObjectStore, StoredObject
 
 CONTENT_TYPE = "binary/octet-stream"
+COPY_SOURCE = "copy source"  # find_object's method for a copy's source
 # The headers S3 keeps with a version as they were put, each of which a `response-*` parameter of
 # GetObject and HeadObject overrides (`ResponseContentType`...).
 HEADERS = (
@@ -65,13 +66,13 @@ class ObjectOperations:
     def get_object(self, request: Body) -> Body:
         """The object's bytes, or the part of them a `Range` or `PartNumber` asks for, as a span of
         its file that is read while it is sent."""
-        found = self._find(request)
+        found = self._find(request, "GET")
         answer, start = self._answer(found, request)
         answer["Body"] = FileSpan(found.path, start, answer["ContentLength"])
         return answer
 
     def head_object(self, request: Body) -> Body:
-        return self._answer(self._find(request), request)[0]
+        return self._answer(self._find(request, "HEAD"), request)[0]
 
     def list_objects_v2(self, request: Body) -> Body:
         start_after = request.get("StartAfter", "")
@@ -112,9 +113,9 @@ class ObjectOperations:
         }
         return found, answer, encode
 
-    def _find(self, request: Body) -> StoredObject:
+    def _find(self, request: Body, method: str) -> StoredObject:
         """The object (or version) a Get or Head names, or S3's error for what it does not find."""
-        return find_object(self.store, request["Bucket"], request["Key"], request.get("VersionId"))
+        return find_object(self.store, request["Bucket"], request["Key"], request.get("VersionId"), method)
 
     def _answer(self, found: StoredObject, request: Body) -> tuple[Body, int]:
         """What GetObject and HeadObject answer but the body, and where the body starts: the
@@ -152,23 +153,36 @@ class ObjectOperations:
         }
 
 
-def find_object(store: ObjectStore, bucket: str, key: str, version: str | None) -> StoredObject:
-    """The object (or version) named, or S3's error for what is not there."""
+def find_object(
+    store: ObjectStore, bucket: str, key: str, version: str | None, method: str = "GET"
+) -> StoredObject:
+    """The object (or version) named, or S3's error for what is not there. `method` is the read's
+    (GET, HEAD, or COPY_SOURCE): S3 says which one a delete marker refuses, and the headers of a
+    GET or HEAD that meets one say it is a marker."""
     if not store.bucket_exists(bucket):
         raise no_such_bucket(bucket)
+    marker: Mapping[str, str] = {}
     try:
         return store.describe(f"{SCHEME}{bucket}/{key}", version)
-    except DeleteMarkerVersion:
+    except DeleteMarkerVersion as found:
+        if method == COPY_SOURCE:
+            raise ServiceError("InvalidRequest", (
+                "The source of a copy request may not specifically refer to a delete marker by version id."
+            )) from None
         raise ServiceError(
             "MethodNotAllowed", "The specified method is not allowed against this resource.", 405,
-            {"Method": "GET", "ResourceType": "DeleteMarker"},
+            {"Method": method, "ResourceType": "DeleteMarker"},
+            {**_marker_headers(found.version_id), "Allow": "DELETE",
+             "Last-Modified": formatdate(found.modified, usegmt=True)},
         ) from None
-    except NoSuchKey:
+    except NoSuchKey as gone:
         missing = None
+        if gone.marker is not None and method != COPY_SOURCE:
+            marker = _marker_headers(gone.marker)
     except ValueError as error:  # a key the store cannot hold (`a//b`, `..`) names nothing it holds
         missing = error
     if version is None:
-        raise ServiceError("NoSuchKey", "The specified key does not exist.", 404, {"Key": key})
+        raise ServiceError("NoSuchKey", "The specified key does not exist.", 404, {"Key": key}, marker)
     if missing is not None:
         raise ServiceError(
             "InvalidArgument", "Invalid version id specified", 400,
@@ -177,6 +191,10 @@ def find_object(store: ObjectStore, bucket: str, key: str, version: str | None) 
     raise ServiceError(
         "NoSuchVersion", "The specified version does not exist.", 404, {"Key": key, "VersionId": version}
     )
+
+
+def _marker_headers(version_id: str) -> dict[str, str]:
+    return {"x-amz-delete-marker": "true", "x-amz-version-id": version_id}
 
 
 def http_date(value: str, name: str) -> float:

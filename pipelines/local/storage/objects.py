@@ -48,11 +48,13 @@ UNVERSIONED = "null"  # S3's version id of an object stored before versioning ke
 
 
 class NoSuchKey(KeyError):
-    """The object, or for a prefix every object under it, does not exist."""
+    """The object, or for a prefix every object under it, does not exist; `marker` is the id of
+    the delete marker that is its current version, if one is."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, marker: str | None = None) -> None:
         super().__init__(uri)
         self.uri = uri
+        self.marker = marker
 
     def __str__(self) -> str:
         return f"NoSuchKey: the specified key does not exist: {self.uri}"
@@ -72,6 +74,11 @@ class NoSuchBucket(LookupError):
 
 class DeleteMarkerVersion(LookupError):
     """The version asked for is a delete marker: it has no bytes to read."""
+
+    def __init__(self, uri: str, version_id: str, modified: float) -> None:
+        super().__init__(uri)
+        self.version_id = version_id
+        self.modified = modified
 
 
 class BucketNotEmpty(Exception):
@@ -201,7 +208,9 @@ class ObjectStore:
         stat = path.stat()
         record = self._record(path)
         if record.delete_marker:
-            raise NoSuchKey(uri) if version_id is None else DeleteMarkerVersion(uri)
+            if version_id is None:
+                raise NoSuchKey(uri, marker=known[-1])
+            raise DeleteMarkerVersion(uri, version_id, stat.st_mtime)
         return StoredObject(
             path, known[-1], stat.st_size, stat.st_mtime, record.etag, record.members, record.parts
         )
