@@ -310,8 +310,8 @@ def test_monitoring_is_quiet_on_familiar_traffic_and_catches_a_shift(local: Loca
     assert demo_drift.phase(clients, "shifted", demo_drift.shifted_reviews(200)) == 1
     _, steps = latest_monitoring_run(local)
     assert steps["CheckDrift"]["StepStatus"] == "Succeeded"
-    reports = sorted((local.state_dir / "store").rglob("monitoring/**/report.html"),
-                     key=lambda p: p.stat().st_mtime)
+    live = (local.state_dir / "store").rglob("monitoring/**/report.html")  # not `.versions/<key>/` folders
+    reports = sorted((p for p in live if ".versions" not in p.parts), key=lambda p: p.stat().st_mtime)
     page = reports[-1].read_text()
     assert "<svg" in page and "baseline_drift_check" in page and "https://" not in page
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from typing import Any
 
 import pytest
@@ -26,3 +27,19 @@ def refusal_of(call: Any) -> tuple[int, dict[str, str], dict[str, str]]:
     response = raised.value.response
     metadata = response["ResponseMetadata"]
     return metadata["HTTPStatusCode"], response["Error"], metadata["HTTPHeaders"]
+
+
+class HeldBody:
+    """A request body whose bytes come only once `release` is set: an upload still arriving, so a
+    test can act while it is under way."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def read(self, size: int = -1) -> bytes:
+        self.reading.set()
+        assert self.release.wait(10), "the held body was never released"
+        chunk, self.data = self.data, b""
+        return chunk

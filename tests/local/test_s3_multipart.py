@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,13 @@ from boto3.s3.transfer import TransferConfig
 from buckets import with_buckets
 
 from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.storage.objects import ObjectStore
+from pipelines.local.storage.uploads import PartReplaced, UploadGone
 
 from . import inprocess
-from .s3_support import b64, error_of
+from .s3_support import HeldBody, b64, error_of
 
 MIB = 1024 * 1024
 PART = 5 * MIB  # S3's smallest part but the last
@@ -274,3 +278,54 @@ def test_a_deleted_bucket_takes_its_uploads_in_progress_with_it(s3: Any, store: 
     assert store.uploads.get(upload_id) is None
     s3.create_bucket(Bucket="short-lived")  # the same name again holds nothing of it
     assert "Uploads" not in s3.list_multipart_uploads(Bucket="short-lived")
+
+
+def _part_arriving_while(service: LocalSageMaker, request: dict[str, Any], meanwhile: Any) -> Any:
+    """UploadPart of `request` (its Body held) with `meanwhile` run as it arrives; what it raised."""
+    upload_part = service.operation("S3", "UploadPart")
+    assert upload_part is not None
+    body = request["Body"]
+    with ThreadPoolExecutor(1) as pool:
+        arriving = pool.submit(upload_part, request)
+        assert body.reading.wait(10)
+        meanwhile()
+        body.release.set()
+        return arriving.exception(10)
+
+
+def test_a_part_arriving_as_its_upload_is_aborted_is_no_such_upload_and_leaves_nothing(
+    s3: Any, service: LocalSageMaker, store: ObjectStore
+) -> None:
+    upload_id = s3.create_multipart_upload(Bucket="bucket", Key="big.bin")["UploadId"]
+    request = {"Bucket": "bucket", "Key": "big.bin", "UploadId": upload_id, "PartNumber": 1,
+               "Body": HeldBody(b"x" * PART)}
+
+    refused = _part_arriving_while(service, request, partial(
+        s3.abort_multipart_upload, Bucket="bucket", Key="big.bin", UploadId=upload_id
+    ))
+
+    assert isinstance(refused, ServiceError)
+    assert (refused.status, refused.code) == (404, "NoSuchUpload")
+    assert not (store.root / ".uploads" / upload_id).exists()
+    assert not any((store.root / ".tmp").iterdir())
+
+
+def test_a_completion_reads_the_parts_it_checked_or_refuses_a_part_replaced_since(
+    s3: Any, store: ObjectStore
+) -> None:
+    upload_id, listed = upload_parts(s3, "big.bin", [b"a" * PART, b"b"])
+    upload = store.uploads.get(upload_id)
+    assert upload is not None
+    checked = list(store.uploads.parts(upload).values())
+    s3.upload_part(Bucket="bucket", Key="big.bin", UploadId=upload_id, PartNumber=2, Body=b"c")
+
+    with pytest.raises(PartReplaced) as replaced, store.uploads.joined(upload, checked):
+        pass
+
+    assert replaced.value.number == 2
+    store.uploads.discard(upload)
+    with pytest.raises(UploadGone), store.uploads.joined(upload, checked):
+        pass
+    assert error_of(lambda: s3.complete_multipart_upload(
+        Bucket="bucket", Key="big.bin", UploadId=upload_id, MultipartUpload={"Parts": listed}
+    ))[1]["Code"] == "NoSuchUpload"

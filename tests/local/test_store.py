@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,6 +10,8 @@ import pytest
 from buckets import with_buckets
 
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
+
+from .s3_support import HeldBody
 
 
 @pytest.fixture
@@ -194,26 +195,9 @@ def test_an_object_and_a_prefix_of_the_same_name_are_refused(store: ObjectStore)
     assert store.get_bytes("s3://my-bucket/a") == b"object"
 
 
-class _HeldBody:
-    """A request body whose last chunk waits until `release` is set: a slow upload still streaming."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.reading = threading.Event()
-        self.release = threading.Event()
-
-    def read(self, size: int = -1) -> bytes:
-        if self.data:
-            self.reading.set()
-            assert self.release.wait(10), "the held body was never released"
-            chunk, self.data = self.data, b""
-            return chunk
-        return b""
-
-
 def _put_while(store: ObjectStore, uri: str, data: bytes, meanwhile: Callable[[], object]) -> str:
     """Put `data` at `uri`, running `meanwhile` while its body is still streaming; its version id."""
-    body = _HeldBody(data)
+    body = HeldBody(data)
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(store.put_stream, uri, body, lambda: None, {})
         assert body.reading.wait(10)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from pipelines.local.contract.models import operation_model
@@ -38,7 +39,7 @@ from pipelines.local.service.object_writes import admit, kept_members, storing
 from pipelines.local.service.objects import HEADERS, max_items, url_encoder
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import SCHEME, split_uri
-from pipelines.local.storage.uploads import Part, Upload
+from pipelines.local.storage.uploads import Part, PartReplaced, Upload, UploadGone
 
 MAX_PART_NUMBER = 10_000
 MIN_PART_BYTES = 5 * 1024**2  # every part but the last
@@ -93,7 +94,8 @@ class MultipartUploads:
             expected.verify()
             return expected.members().get(f"{MEMBER}{expected.algorithm}")
 
-        part = self.uploads.put_part(upload, number, expected.reading(request["Body"]), verified)
+        with in_progress(upload):
+            part = self.uploads.put_part(upload, number, expected.reading(request["Body"]), verified)
         checksum = {f"{MEMBER}{expected.algorithm}": part.checksum} if part.checksum else {}
         return {"ETag": part.etag, **checksum}
 
@@ -102,7 +104,8 @@ class MultipartUploads:
         listed = (request.get("MultipartUpload") or {}).get("Parts") or []
         if not listed:
             raise _malformed()
-        parts = _chosen(upload, self.uploads.parts(upload), listed)
+        with in_progress(upload):
+            parts = _chosen(upload, self.uploads.parts(upload), listed)
         size = sum(part.size for part in parts)
         if "MpuObjectSize" in request and str(request["MpuObjectSize"]) != str(size):
             raise invalid(
@@ -116,7 +119,8 @@ class MultipartUploads:
         # only when the last byte has been read, is added to them then.
         members = {**upload.members, **_composite(upload, parts)}
         uri = f"{SCHEME}{upload.bucket}/{upload.key}"
-        with storing(upload.bucket), self.uploads.joined(parts) as joined:
+        joined_parts = self.uploads.joined(upload, parts)
+        with storing(upload.bucket), in_progress(upload, listed), joined_parts as joined:
             version = self.store.put_stream(
                 uri, Digesting(joined, [whole.hasher] if whole.hasher else []),
                 lambda: members.update(whole.verified()), members, tuple(part.size for part in parts),
@@ -137,8 +141,9 @@ class MultipartUploads:
         upload = self._upload("ListParts", request)
         limit = max_items(request.get("MaxParts", 1000), "max-parts")
         marker = _marker(request.get("PartNumberMarker", 0))
-        following = sorted((part for part in self.uploads.parts(upload).values() if part.number > marker),
-                           key=lambda part: part.number)
+        with in_progress(upload):
+            uploaded = self.uploads.parts(upload).values()
+        following = sorted((part for part in uploaded if part.number > marker), key=lambda part: part.number)
         shown = following[:limit]
         answer: Body = {
             "Bucket": upload.bucket, "Key": upload.key, "UploadId": upload.upload_id,
@@ -194,12 +199,30 @@ class MultipartUploads:
         this id under another bucket or key."""
         upload = self.uploads.get(request["UploadId"])
         if upload is None or (upload.bucket, upload.key) != (request["Bucket"], request["Key"]):
-            raise ServiceError(
-                "NoSuchUpload",
-                "The specified upload does not exist. The upload ID may be invalid, or the upload may "
-                "have been aborted or completed.", 404, {"UploadId": request["UploadId"]},
-            )
+            raise _no_such_upload(request["UploadId"])
         return upload
+
+
+@contextmanager
+def in_progress(upload: Upload, listed: list[Body] | None = None) -> Iterator[None]:
+    """S3's answers for an upload that changed under a request: NoSuchUpload once it was completed
+    or aborted; for a completion (`listed`, its parts), InvalidPart when a part it checked was sent
+    again before it was read."""
+    try:
+        yield
+    except UploadGone:
+        raise _no_such_upload(upload.upload_id) from None
+    except PartReplaced as replaced:
+        item = next((item for item in listed or [] if item.get("PartNumber") == replaced.number), {})
+        raise _invalid_part(upload, item) from None
+
+
+def _no_such_upload(upload_id: str) -> ServiceError:
+    return ServiceError(
+        "NoSuchUpload",
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may "
+        "have been aborted or completed.", 404, {"UploadId": upload_id},
+    )
 
 
 class _WholeObjectChecksum:

@@ -30,7 +30,7 @@ from pipelines.local.service.checksums import (
     full_object,
 )
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.multipart import MultipartUploads
+from pipelines.local.service.multipart import MultipartUploads, in_progress
 from pipelines.local.service.object_writes import HONOURED as PUT_HONOURED
 from pipelines.local.service.object_writes import admit, kept_members, storing
 from pipelines.local.service.objects import COPY_SOURCE, HEADERS, NotModified, check_conditions, find_object
@@ -106,7 +106,7 @@ class ObjectCopies:
         def summed() -> str | None:
             return base64.b64encode(hasher.digest()).decode() if hasher is not None else None
 
-        with _read(source, start, length) as data:
+        with _read(source, start, length) as data, in_progress(upload):
             part = self.uploads.uploads.put_part(
                 upload, number, Digesting(data, [hasher] if hasher else []), summed
             )

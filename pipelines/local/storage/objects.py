@@ -150,7 +150,7 @@ class ObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.buckets = BucketRecords(self.root)
-        self.uploads = Uploads(self.root / ".uploads", self._atomic)
+        self.uploads = Uploads(self.root / ".uploads", self._atomic, self._staging)
         # One write at a time puts versions and live copies in place (their bytes are written before).
         self._commit = threading.Lock()
         self._last_stamp = 0

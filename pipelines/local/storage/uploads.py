@@ -4,21 +4,27 @@ completed into an object (the object store's `put_stream`) or aborted.
 Each upload is a folder `root/<upload id>/` holding `upload.json` (the object it will become: bucket,
 key, the members it was created with, its checksum algorithm and type, when it was initiated) and
 per part a file of its bytes and a record (`<n>.json`: that file's name, its ETag and checksum).
-A part's bytes go to a file of their own before its record is renamed into place, so a part sent
-again replaces the earlier one whole, as S3 replaces it, and a restart finds each acknowledged part
-as it was acknowledged.
+A part's bytes are written aside (the store's staging folder) and only then, with the upload still
+in progress, moved into its folder and its record renamed into place, so a part sent again replaces
+the earlier one whole, as S3 replaces it, a restart finds each acknowledged part as it was
+acknowledged, and a part arriving as its upload is aborted leaves nothing behind. What changes an
+upload's folder (a part put in place, an abort or completion discarding it) and what reads it whole
+(the parts listed, a completion's files opened) takes one lock, so a completion reads the very parts
+it checked, or is told which was replaced or that the upload is gone.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,10 +57,27 @@ class Part:
     checksum: str | None  # base64, in the algorithm the part was sent with
 
 
+class UploadGone(LookupError):
+    """The upload was completed or aborted while a request on it was under way."""
+
+
+class PartReplaced(LookupError):
+    """A part a completion checked was sent again before the completion read it."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(number)
+        self.number = number
+
+
 class Uploads:
-    def __init__(self, root: Path, atomic: Callable[[Path, Callable[[Path], object]], None]) -> None:
+    def __init__(
+        self, root: Path, atomic: Callable[[Path, Callable[[Path], object]], None],
+        staging: Callable[[], AbstractContextManager[Path]],
+    ) -> None:
         self.root = root
         self._atomic = atomic  # the store's: written aside, then renamed into place
+        self._staging = staging  # the store's: a file name aside, removed if still there at the end
+        self._lock = threading.Lock()
 
     def create(
         self, bucket: str, key: str, members: Mapping[str, Any], algorithm: str | None,
@@ -93,35 +116,58 @@ class Uploads:
         """Write part `number` from `source` a chunk at a time, its MD5 taken on the way; `check` runs
         once it is all on disk, may refuse it by raising (then the earlier part of that number, if
         any, stays), and returns the part's checksum to keep with it."""
-        folder = self.root / upload.upload_id
-        data = folder / f"{number}.{uuid.uuid4().hex}"
-        record = folder / f"{number}{_PART_RECORD}"
-        try:
-            digest = write_digested(source, data)
-            kept = {"File": data.name, "ETag": quoted(digest), "Checksum": check()}
-            earlier = self._part(record) if record.exists() else None
-            self._atomic(record, lambda dest: dest.write_text(json.dumps(kept)))
-        except BaseException:
-            data.unlink(missing_ok=True)
-            raise
-        if earlier is not None:
-            earlier.path.unlink(missing_ok=True)
-        return self._part(record)
+        with self._staging() as arriving:
+            digest = write_digested(source, arriving)
+            checksum = check()
+            with self._lock:
+                folder = self._in_progress(upload)
+                data = folder / f"{number}.{uuid.uuid4().hex}"
+                record = folder / f"{number}{_PART_RECORD}"
+                kept = {"File": data.name, "ETag": quoted(digest), "Checksum": checksum}
+                earlier = self._part(record) if record.exists() else None
+                os.replace(arriving, data)
+                try:
+                    self._atomic(record, lambda dest: dest.write_text(json.dumps(kept)))
+                except BaseException:
+                    data.unlink(missing_ok=True)
+                    raise
+                if earlier is not None:
+                    earlier.path.unlink(missing_ok=True)
+                return self._part(record)
 
     def parts(self, upload: Upload) -> dict[int, Part]:
-        """The upload's parts by number."""
-        records = (self.root / upload.upload_id).glob(f"[0-9]*{_PART_RECORD}")
-        return {part.number: part for part in map(self._part, records)}
+        """The upload's parts by number; UploadGone once it is completed or aborted."""
+        with self._lock:
+            records = self._in_progress(upload).glob(f"[0-9]*{_PART_RECORD}")
+            return {part.number: part for part in map(self._part, records)}
 
     @contextmanager
-    def joined(self, parts: list[Part]) -> Iterator[Readable]:
-        """The parts' bytes one after another, read a chunk at a time, files closed on leaving."""
+    def joined(self, upload: Upload, parts: list[Part]) -> Iterator[Readable]:
+        """The bytes of `parts`, as a completion checked them, one after another, read a chunk at a
+        time, files closed on leaving; UploadGone when the upload was completed or aborted since,
+        PartReplaced when one of them was sent again since (its earlier file is gone)."""
         with ExitStack() as files:
-            yield _Joined([files.enter_context(part.path.open("rb")) for part in parts])
+            with self._lock:
+                self._in_progress(upload)
+                handles = []
+                for part in parts:
+                    try:
+                        handles.append(files.enter_context(part.path.open("rb")))
+                    except FileNotFoundError:
+                        raise PartReplaced(part.number) from None
+            yield _Joined(handles)
 
     def discard(self, upload: Upload) -> None:
         """Forget the upload and its parts (completed or aborted)."""
-        shutil.rmtree(self.root / upload.upload_id, ignore_errors=True)
+        with self._lock:
+            shutil.rmtree(self.root / upload.upload_id, ignore_errors=True)
+
+    def _in_progress(self, upload: Upload) -> Path:
+        """The upload's folder, while it is in progress (called under the lock)."""
+        folder = self.root / upload.upload_id
+        if not (folder / _DESCRIPTION).is_file():
+            raise UploadGone(upload.upload_id)
+        return folder
 
     def _part(self, record: Path) -> Part:
         kept = json.loads(record.read_text())
