@@ -317,6 +317,26 @@ def test_a_model_that_does_not_answer_in_time_is_reported_as_sagemaker_reports_i
     assert answer(hosting.invoke("ep", b'"x"', JSON, JSON))["echo"] == "x"
 
 
+def test_records_after_their_capture_file_is_deleted_go_to_a_new_file(tmp_path: Path) -> None:
+    """A capture file deleted while it is still being written to (a DeleteObject of it) is not
+    written on unseen: the next record starts a new file, as SageMaker's next upload is a new object."""
+    store = with_buckets(ObjectStore(tmp_path / "store"), "bucket")
+    writer = CaptureWriter(store, "s3://bucket/cap", "ep", "v", 100, True, False, json_types=[JSON])
+    when = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+    writer.record(b'"first"', JSON, b"", JSON, "e1", when)
+    [first] = store.list("s3://bucket/cap/")
+    store.delete(first)
+
+    writer.record(b'"second"', JSON, b"", JSON, "e2", when)
+    writer.close()
+
+    [second] = store.list("s3://bucket/cap/")
+    assert second != first
+    events = [json.loads(line)["eventMetadata"]["eventId"] for line in store.get_bytes(second).splitlines()]
+    assert events == ["e2"]
+    assert b'"e1"' in store.get_bytes(first, version_id="null")  # the deleted file's records stay a version
+
+
 def test_sampling_zero_captures_nothing(hosting: Endpoints, store: DirStore) -> None:
     deployed(hosting, store, capture=CaptureSpec("s3://bucket/capture", 0.0))
     for _ in range(5):

@@ -183,11 +183,13 @@ class CaptureWriter:
     def _file_for(self, when: datetime) -> int:
         """The open file for this minute (lock held). Rotates on a later minute or a full file;
         a record stamped a moment earlier than the open file (threads race) joins that file
-        rather than reopening an older minute."""
+        rather than reopening an older minute. A file deleted meanwhile (DeleteObject of its key)
+        is not written on unseen: the record starts a new one."""
         moment = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
         minute = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
         later = self._file_minute is None or minute > self._file_minute
-        if self._file is None or later or self._file_records >= self._max_records:
+        deleted = self._file is not None and os.fstat(self._file).st_nlink == 0
+        if self._file is None or later or deleted or self._file_records >= self._max_records:
             self._close_file()
             self._file = self._open(moment)
             self._file_minute = minute
