@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from buckets import with_buckets
 
-from pipelines.local.storage.objects import NoSuchKey, ObjectStore
+from pipelines.local.storage.buckets import Bucket
+from pipelines.local.storage.objects import NoSuchBucket, NoSuchKey, ObjectStore
 
 from .s3_support import HeldBody
 
@@ -234,3 +235,15 @@ def test_a_put_that_finishes_after_a_delete_brings_the_object_back_everywhere(st
     assert store.versions(uri)[-2:] == [*markers, put]
     assert store.list("s3://my-bucket/data/") == [uri]
     assert _serves_one_version(store, uri) == b"new"
+
+
+def test_a_put_that_finishes_after_its_bucket_is_deleted_stores_nothing(store: ObjectStore) -> None:
+    uri = "s3://my-bucket/data/train.csv"
+
+    with pytest.raises(NoSuchBucket):
+        _put_while(store, uri, b"late", lambda: store.delete_bucket("my-bucket"))
+
+    assert not (store.root / "my-bucket").exists()
+    assert not (store.root / ".versions" / "my-bucket").exists()
+    store.create_bucket(Bucket("my-bucket", "us-east-1", 0.0))
+    assert store.list("s3://my-bucket/") == []

@@ -232,13 +232,14 @@ class ObjectStore:
     def delete_bucket(self, name: str) -> None:
         """Delete an existing bucket that holds nothing: no object and no version of one (folders
         left empty and multipart uploads in progress do not count: they go with it); BucketNotEmpty
-        otherwise."""
+        otherwise. A put still arriving then finds no bucket when it commits."""
         folders = [self.root / name, self.root / ".versions" / name]
-        if any(iter_files(folder) for folder in folders):
-            raise BucketNotEmpty(name)
-        self.buckets.delete(name)
-        for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
+        with self._commit:
+            if any(iter_files(folder) for folder in folders):
+                raise BucketNotEmpty(name)
+            self.buckets.delete(name)
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
         for upload in self.uploads.in_bucket(name):  # S3 deletes a bucket's uploads in progress with it
             self.uploads.discard(upload)
 
@@ -274,8 +275,8 @@ class ObjectStore:
         """S3's DeleteObject in a versioned bucket: a delete marker becomes the current version (the
         object is gone from reads and listings, every version kept); returns the marker's id. Bytes
         written in place are kept as the `null` version first."""
-        self._require_bucket(uri, split_uri(uri)[0])
         with self._commit:
+            self._require_bucket(uri, split_uri(uri)[0])
             live = self._unclashed(uri)
             if live.is_file() and not self.versions(uri):
                 self._atomic(self._version_path(uri, UNVERSIONED), lambda dest: shutil.copyfile(live, dest))
@@ -290,8 +291,8 @@ class ObjectStore:
         """S3's DeleteObject of one version: gone for good, and when it was the current one the
         version before it becomes current. Whether it was a delete marker; None if there was no such
         version (S3 answers that as a deletion too)."""
-        self._require_bucket(uri, split_uri(uri)[0])
         with self._commit:
+            self._require_bucket(uri, split_uri(uri)[0])
             return self._delete_version(uri, version_id)
 
     def _delete_version(self, uri: str, version_id: str) -> bool | None:
@@ -428,6 +429,7 @@ class ObjectStore:
             check()
             shutil.copyfile(version_bytes, live_bytes)
             with self._commit:
+                self._require_bucket(uri, split_uri(uri)[0])  # not deleted while the body arrived
                 live = self._unclashed(uri)
                 version_id = self._new_version_id()
                 version = self._version_path(uri, version_id)
