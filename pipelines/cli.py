@@ -527,10 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the sentiment classifier's SageMaker pipeline, on AWS or locally.",
     )
     parser.add_argument("--target", choices=["local", "sagemaker"], help="default: local")
-    parser.add_argument("--region")
-    parser.add_argument("--bucket")
-    parser.add_argument("--role-arn", dest="role_arn")
-    parser.add_argument("--pipeline-name", dest="pipeline_name")
+    parser.add_argument("--region", help="default: PIPELINE_REGION, pipeline.toml, or us-east-1")
+    parser.add_argument("--bucket", help="S3 bucket for code, data and model artifacts")
+    parser.add_argument("--role-arn", dest="role_arn", help="the execution role the pipeline runs as")
+    parser.add_argument("--pipeline-name", dest="pipeline_name", help="default: sentiment-classifier")
     parser.add_argument("--state-dir", dest="state_dir", help="local target: where state lives")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -542,7 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("definition", cmd_definition, "print the pipeline definition JSON")
     graph = add("graph", cmd_graph, "draw the pipeline as SVG, coloured by an execution")
     graph.add_argument("--execution", help="an execution ARN, or 'latest'")
-    graph.add_argument("--out", default=str(REPO_ROOT / "out" / "pipeline.svg"))
+    graph.add_argument("--out", default=str(REPO_ROOT / "out" / "pipeline.svg"),
+                       help="where to write the SVG (default: out/pipeline.svg)")
     upsert = add("upsert", cmd_upsert, "upload the code and create or update the pipeline")
     upsert.add_argument(
         "--skip-deploy-handler", action="store_true",
@@ -567,19 +568,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run at most N steps at a time (ParallelismConfiguration)")
     run = add("run", cmd_run, "upload a data folder, upsert and start a run, following it "
               "(what make run-pipeline runs)")
-    run.add_argument("folder", nargs="?", default=str(DEFAULT_DATA_DIR))
+    run.add_argument("folder", nargs="?", default=str(DEFAULT_DATA_DIR),
+                     help="a folder with train.csv and test.csv (default: data/)")
     run.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
     run.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
     status = add("status", cmd_status, "an execution's steps (default: the latest)")
-    status.add_argument("execution", nargs="?")
+    status.add_argument("execution", nargs="?", help="an execution ARN (default: the latest)")
     listing = add("executions", cmd_executions, "list executions")
     listing.add_argument("--limit", type=_bounded(1, 100), default=20, help="1 to 100 (default 20)")
     logs = add("logs", cmd_logs, "a step's job or Lambda log (CloudWatch Logs), and what the step did")
-    logs.add_argument("step")
-    logs.add_argument("--execution")
+    logs.add_argument("step", help="a step's name, as the step table shows it (Train, DeployEndpoint...)")
+    logs.add_argument("--execution", help="an execution ARN (default: the latest)")
     data = add("data", cmd_data_upload, "upload a folder with train.csv and test.csv")
     data.add_argument("action", choices=["upload"])
-    data.add_argument("folder", nargs="?", default=str(DEFAULT_DATA_DIR))
+    data.add_argument("folder", nargs="?", default=str(DEFAULT_DATA_DIR),
+                      help="a folder with train.csv and test.csv (default: data/)")
     data.add_argument("--to", help="destination S3 URI (default: the project's data prefix); "
                       "the data lands under <URI>/<sha256[:16]>/")
     models = add("models", cmd_models, "list, approve or reject model versions")
@@ -587,16 +590,18 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("package", nargs="?", help="model package ARN or version number")
     add("endpoints", cmd_endpoints, "list endpoints")
     invoke = add("invoke", cmd_invoke, "send a review to the endpoint (or a body on stdin)")
-    invoke.add_argument("text", nargs="?")
-    invoke.add_argument("--endpoint")
-    invoke.add_argument("--content-type", default="application/json")
+    invoke.add_argument("text", nargs="?", help="the review to classify (none: the request body on stdin)")
+    invoke.add_argument("--endpoint", help="default: the project's endpoint")
+    invoke.add_argument("--content-type", default="application/json",
+                        help="of a body on stdin: application/json (default), application/jsonlines, "
+                        "text/csv")
     monitor = add("monitor", cmd_monitor, "check captured traffic for drift / schedule it on AWS")
     monitor.add_argument("action", choices=["run", "setup"])
     monitor.add_argument("--window-start", type=_iso_time, help="ISO 8601 (default: all captured data)")
     monitor.add_argument("--window-end", type=_iso_time, help="ISO 8601, exclusive")
     monitor.add_argument("--window-hours", type=_hours, help="window length back from --window-end")
-    monitor.add_argument("--param", action="append", metavar="NAME=VALUE")
-    monitor.add_argument("--timeout", type=float, default=1800.0)
+    monitor.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
+    monitor.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait at most")
     monitor.add_argument("--schedule", default="rate(1 hour)", help="setup: schedule expression")
     local = add("local", cmd_local, "start, stop or inspect the local SageMaker server")
     local.add_argument(
