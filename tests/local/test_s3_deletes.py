@@ -154,3 +154,30 @@ def test_a_copy_from_a_delete_marker_is_refused_as_s3_refuses_it(s3: Any) -> Non
         Bucket="bucket", Key="copy.csv", CopySource={"Bucket": "bucket", "Key": "data/train.csv"}
     ))
     assert (current[0], current[1]["Code"]) == (404, "NoSuchKey")
+
+
+def _deleting_after_lookup(store: ObjectStore, monkeypatch: Any, uri: str, version_id: str) -> None:
+    """The version is deleted by id right after a read has looked it up, before its bytes are opened."""
+    describe = store.describe
+    pending = [version_id]
+
+    def looked_up_then_deleted(*args: Any, **kwargs: Any) -> Any:
+        found = describe(*args, **kwargs)
+        if pending:
+            store.delete_version(uri, pending.pop())
+        return found
+
+    monkeypatch.setattr(store, "describe", looked_up_then_deleted)
+
+
+def test_a_read_whose_version_is_deleted_as_it_is_looked_up_answers_what_is_there_now(
+    s3: Any, store: ObjectStore, monkeypatch: Any
+) -> None:
+    older, newer = put(s3, "model.tar.gz", b"v1"), put(s3, "model.tar.gz", b"v2")
+    _deleting_after_lookup(store, monkeypatch, "s3://bucket/model.tar.gz", newer)
+    current = s3.get_object(Bucket="bucket", Key="model.tar.gz")
+    assert (current["VersionId"], current["Body"].read()) == (older, b"v1")
+
+    _deleting_after_lookup(store, monkeypatch, "s3://bucket/model.tar.gz", older)
+    gone = error_of(lambda: s3.get_object(Bucket="bucket", Key="model.tar.gz", VersionId=older))
+    assert (gone[0], gone[1]["Code"]) == (404, "NoSuchVersion")

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from pipelines.local.errors import ServiceError
@@ -66,10 +66,20 @@ class ObjectOperations:
     def get_object(self, request: Body) -> Body:
         """The object's bytes, or the part of them a `Range` or `PartNumber` asks for, as a span of
         its file that is read while it is sent."""
+        answer, start, handle = self._opened(request)
+        answer["Body"] = FileSpan(handle, start, answer["ContentLength"])
+        return answer
+
+    def _opened(self, request: Body) -> tuple[Body, int, BinaryIO]:
+        """GetObject's answer, where its body starts, and the version's file, open. A version
+        deleted by id between its lookup and its opening is looked up again: S3's 404 for it, or the
+        version that is current now."""
         found = self._find(request, "GET")
         answer, start = self._answer(found, request)
-        answer["Body"] = FileSpan(found.path, start, answer["ContentLength"])
-        return answer
+        try:
+            return answer, start, found.path.open("rb")
+        except FileNotFoundError:
+            return self._opened(request)
 
     def head_object(self, request: Body) -> Body:
         return self._answer(self._find(request, "HEAD"), request)[0]

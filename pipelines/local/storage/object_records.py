@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 SUFFIX = ".json"
 CHUNK_BYTES = 1 << 20  # what a streamed put or get holds in memory at a time
@@ -86,19 +86,20 @@ def file_etag(path: Path) -> str:
 @dataclass(frozen=True)
 class FileSpan:
     """`length` bytes of a stored file from `start`, read a chunk at a time as they are sent: an
-    answer holds one chunk in memory, never the object."""
+    answer holds one chunk in memory, never the object. The file is open from the moment the
+    answer is made, so a version deleted while it is sent is still sent whole."""
 
-    path: Path
+    handle: BinaryIO
     start: int
     length: int
 
     def __iter__(self) -> Iterator[bytes]:
-        with self.path.open("rb") as handle:
+        with self.handle as handle:
             handle.seek(self.start)
             left = self.length
             while left > 0:
                 chunk = handle.read(min(CHUNK_BYTES, left))
                 if not chunk:
-                    raise OSError(f"{self.path} ended {left} bytes short of what was described")
+                    raise OSError(f"{handle.name} ended {left} bytes short of what was described")
                 left -= len(chunk)
                 yield chunk
