@@ -135,13 +135,16 @@ def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
 
 def iter_files(directory: Path) -> list[Path]:
     """Regular files below `directory`, sorted; symlinks are skipped so nothing outside leaks in."""
-    found = []
+    return sorted(_files(directory))
+
+
+def _files(directory: Path) -> Iterator[Path]:
+    """Regular files below `directory` as the walk finds them (not symlinks)."""
     for folder, _subdirs, names in os.walk(directory):
         for name in names:
             path = Path(folder, name)
             if path.is_file() and not path.is_symlink():
-                found.append(path)
-    return sorted(found)
+                yield path
 
 
 class ObjectStore:
@@ -235,7 +238,7 @@ class ObjectStore:
         otherwise. A put still arriving then finds no bucket when it commits."""
         folders = [self.root / name, self.root / ".versions" / name]
         with self._commit:
-            if any(iter_files(folder) for folder in folders):
+            if any(next(_files(folder), None) for folder in folders):  # stops at the first file
                 raise BucketNotEmpty(name)
             self.buckets.delete(name)
             for folder in folders:
