@@ -582,3 +582,20 @@ def test_checksum_mode_answers_the_checksum_the_object_was_put_with(s3: Any) -> 
     assert (ranged["Body"].read(), "ChecksumSHA256" in ranged) == (b"checked", False)
     unsummed = s3.get_object(Bucket="bucket", Key="a.txt", ChecksumMode="ENABLED")  # the server's own
     assert not [name for name in unsummed if name.startswith("Checksum")]
+
+
+def test_a_server_that_starts_again_serves_each_key_s_current_version_to_jobs(
+    service: LocalSageMaker, s3: Any, tmp_path: Path
+) -> None:
+    s3.put_object(Bucket="bucket", Key="data/train.csv", Body=b"old")
+    s3.put_object(Bucket="bucket", Key="data/train.csv", Body=b"new")
+    live = service.context.store.path_for("s3://bucket/data/train.csv")
+    live.unlink()
+    live.write_bytes(b"old")  # a crash between the write's two renames left the live file behind
+    service.shutdown()
+
+    again = LocalSageMaker(tmp_path / "state", "us-east-1", "http://127.0.0.1:1")
+    try:
+        assert again.context.store.path_for("s3://bucket/data/train.csv").read_bytes() == b"new"
+    finally:
+        again.shutdown()

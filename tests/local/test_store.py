@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -247,3 +248,33 @@ def test_a_put_that_finishes_after_its_bucket_is_deleted_stores_nothing(store: O
     assert not (store.root / ".versions" / "my-bucket").exists()
     store.create_bucket(Bucket("my-bucket", "us-east-1", 0.0))
     assert store.list("s3://my-bucket/") == []
+
+
+def test_the_live_file_is_the_current_versions_file_not_a_copy(store: ObjectStore) -> None:
+    uri = "s3://my-bucket/model/model.tar.gz"
+    store.put_bytes(uri, b"one")
+    current = store.put_bytes(uri, b"two")
+
+    live = store.path_for(uri)
+    assert os.path.samefile(live, store.root / ".versions" / "my-bucket" / "model/model.tar.gz" / current)
+    assert live.stat().st_nlink == 2  # one file under two names: nothing was copied
+
+
+def test_a_restart_makes_each_live_file_its_current_version_again(store: ObjectStore) -> None:
+    behind, marked = "s3://my-bucket/data/train.csv", "s3://my-bucket/data/test.csv"
+    store.put_bytes(behind, b"old")
+    store.put_bytes(behind, b"new")
+    store.put_bytes(marked, b"kept")
+    store.delete(marked)
+    # As a crash between a write's two renames leaves them: the live file one version behind, and
+    # a live file still there behind a delete marker.
+    live = store.path_for(behind)
+    live.unlink()
+    live.write_bytes(b"old")
+    store.path_for(marked).write_bytes(b"kept")
+
+    assert ObjectStore(store.root).repair_live_files() == 2
+
+    assert store.path_for(behind).read_bytes() == b"new"
+    assert store.list("s3://my-bucket/data/") == [behind]
+    assert ObjectStore(store.root).repair_live_files() == 0

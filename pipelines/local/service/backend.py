@@ -54,6 +54,7 @@ class LocalSageMaker:
         )
         log_groups = LogGroups(layout.log_groups)
         self.context.store.adopt_folders(region)
+        self.context.store.repair_live_files()
         # Whether this machine can confine children (a trial of namespaces and mounts, about
         # 50 ms) is found once, here, rather than by the first job of a pipeline's run.
         read_only_tree_unavailable()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import io
+import logging
 import os
 import re
 import shutil
@@ -44,6 +45,7 @@ _VERSION_ID = re.compile(r"[0-9]{20}-[0-9a-f]{12}")
 
 _Writer = Callable[[Path], object]
 MAX_NAME_BYTES = 255  # a file name's limit on Linux file systems: a key's part between slashes
+log = logging.getLogger(__name__)
 UNVERSIONED = "null"  # S3's version id of an object stored before versioning kept its versions
 
 
@@ -194,7 +196,7 @@ class ObjectStore:
         if there is none, ValueError for a URI or version id that cannot name one.
 
         The current version is read from its version file (the live file jobs and hosting read is
-        a copy of it), so bytes, ETag and members are one version's even while another is put. An
+        another name of it), so bytes, ETag and members are one version's even while another is put. An
         object with no versions was written in place (data capture appends to its file): its ETag
         is computed on each read, since its bytes may change. A version stored before records were
         kept gets its ETag computed once, and kept."""
@@ -308,7 +310,7 @@ class ObjectStore:
         if version_id not in known:
             return None
         if known[-1] == version_id and len(known) > 1:
-            self._unclashed(uri)  # the version before it becomes the live copy again
+            self._unclashed(uri)  # the version before it becomes the live file again
         record = read_record(path)
         path.unlink(missing_ok=True)
         record_path(path).unlink(missing_ok=True)
@@ -359,7 +361,7 @@ class ObjectStore:
         return VersionEntry(key, version_id, latest, stat.st_mtime, False, stat.st_size, record.etag)
 
     def _restore_live(self, uri: str, remaining: builtins.list[str]) -> None:
-        """The live copy after the current version went: the version before it, or nothing when
+        """The live file after the current version went: the version before it, or nothing when
         that is a delete marker or there is none."""
         live = self.path_for(uri)
         previous = self._version_path(uri, remaining[-1]) if remaining else None
@@ -369,7 +371,41 @@ class ObjectStore:
             if not remaining:
                 shutil.rmtree(self._versions_dir(uri), ignore_errors=True)
             return
-        self._atomic(live, lambda dest: shutil.copyfile(previous, dest))
+        self._link_live(previous, live)
+
+    def repair_live_files(self) -> int:
+        """After a crash between a write's two renames (its version's, then its live file's), the
+        live file of a key can be an older version, or linger behind a delete marker: make every
+        versioned key's live file its current version again. Returns how many were repaired."""
+        repaired = 0
+        versions_root = self.root / ".versions"
+        for folder, _subdirs, names in os.walk(versions_root):
+            ids = sorted(name for name in names if _VERSION_ID.fullmatch(name) or name == UNVERSIONED)
+            if not ids:
+                continue
+            bucket, _, key = Path(folder).relative_to(versions_root).as_posix().partition("/")
+            uri = f"{SCHEME}{bucket}/{key}"
+            with self._commit:
+                repaired += self._repair_live_file(uri)
+        if repaired:
+            log.info("made %d live object files their current version again", repaired)
+        return repaired
+
+    def _repair_live_file(self, uri: str) -> bool:
+        version = self._version_path(uri, self.versions(uri)[-1])
+        live = self.path_for(uri)
+        record = read_record(version)
+        try:
+            if record is not None and record.delete_marker:
+                if live.is_file():
+                    self._remove_live(live)
+                    return True
+            elif not live.is_file() or not os.path.samefile(live, version):
+                self._link_live(version, live)
+                return True
+        except OSError as error:  # a folder where the key's file should be: left for a write to refuse
+            log.warning("cannot make the live file of %s its current version: %s", uri, error)
+        return False
 
     def _remove_live(self, live: Path) -> None:
         """Remove an object's live file and the folders it leaves empty, up to its bucket's, so that
@@ -421,26 +457,33 @@ class ObjectStore:
         self, uri: str, source: Readable, members: Mapping[str, Any], check: Callable[[], None],
         parts: tuple[int, ...] = (), etag: str | None = None,
     ) -> str:
-        """The bytes and the live copy are written aside first, however long the body takes; then,
-        under the commit lock, the version gets its id, its record and its place, and the live copy
-        its place. So the put that finishes last is the current version for every reader, and a
-        delete never lands between a version and its live copy."""
+        """The bytes are written aside first, however long the body takes; then, under the commit
+        lock, the version gets its id, its record and its place, and the live file becomes that
+        version's file. So the put that finishes last is the current version for every reader, and
+        a delete never lands between a version and its live file."""
         self._require_bucket(uri, split_uri(uri)[0])
         self._unclashed(uri)  # refused before the body is read
-        with self._staging() as version_bytes, self._staging() as live_bytes:
+        with self._staging() as version_bytes:
             digest = write_digested(source, version_bytes)
             check()
-            shutil.copyfile(version_bytes, live_bytes)
             with self._commit:
                 self._require_bucket(uri, split_uri(uri)[0])  # not deleted while the body arrived
                 live = self._unclashed(uri)
                 version_id = self._new_version_id()
                 version = self._version_path(uri, version_id)
                 self._keep_record(version, Record(etag or quoted(digest), members, parts))
-                for staged, place in ((version_bytes, version), (live_bytes, live)):
-                    place.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(staged, place)
+                version.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(version_bytes, version)
+                self._link_live(version, live)
         return version_id
+
+    def _link_live(self, version: Path, live: Path) -> None:
+        """Make the live file a second name of the version's file: nothing is copied, and whether
+        the live file is the current version is one `samefile` away (`repair_live_files`)."""
+        live.parent.mkdir(parents=True, exist_ok=True)
+        with self._staging() as name:
+            os.link(version, name)
+            os.replace(name, live)
 
     def _unclashed(self, uri: str) -> Path:
         """The object's live path; ValueError when a folder of other objects (`a` beside `a/b`), or
