@@ -278,3 +278,16 @@ def test_a_restart_makes_each_live_file_its_current_version_again(store: ObjectS
     assert store.path_for(behind).read_bytes() == b"new"
     assert store.list("s3://my-bucket/data/") == [behind]
     assert ObjectStore(store.root).repair_live_files() == 0
+
+
+def test_a_file_system_without_hard_links_gets_a_live_copy(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(source: object, target: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refused)
+    store.put_bytes("s3://my-bucket/data/train.csv", b"rows")
+
+    assert store.path_for("s3://my-bucket/data/train.csv").read_bytes() == b"rows"
+    assert store.get_bytes("s3://my-bucket/data/train.csv") == b"rows"

@@ -479,10 +479,14 @@ class ObjectStore:
 
     def _link_live(self, version: Path, live: Path) -> None:
         """Make the live file a second name of the version's file: nothing is copied, and whether
-        the live file is the current version is one `samefile` away (`repair_live_files`)."""
+        the live file is the current version is one `samefile` away (`repair_live_files`). A file
+        system without hard links gets a copy."""
         live.parent.mkdir(parents=True, exist_ok=True)
         with self._staging() as name:
-            os.link(version, name)
+            try:
+                os.link(version, name)
+            except OSError:
+                shutil.copyfile(version, name)
             os.replace(name, live)
 
     def _unclashed(self, uri: str) -> Path:
