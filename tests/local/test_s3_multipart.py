@@ -329,3 +329,22 @@ def test_a_completion_reads_the_parts_it_checked_or_refuses_a_part_replaced_sinc
     assert error_of(lambda: s3.complete_multipart_upload(
         Bucket="bucket", Key="big.bin", UploadId=upload_id, MultipartUpload={"Parts": listed}
     ))[1]["Code"] == "NoSuchUpload"
+
+
+def test_a_part_sent_again_while_its_upload_completes_is_s3s_invalid_part(
+    s3: Any, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id, listed = upload_parts(s3, "big.bin", [b"a" * PART, b"b"])
+    joined = store.uploads.joined
+
+    def replaced_first(upload: Any, parts: Any) -> Any:  # part 2 arrives again after the check
+        s3.upload_part(Bucket="bucket", Key="big.bin", UploadId=upload_id, PartNumber=2, Body=b"c")
+        return joined(upload, parts)
+
+    monkeypatch.setattr(store.uploads, "joined", replaced_first)
+    status, error = error_of(lambda: s3.complete_multipart_upload(
+        Bucket="bucket", Key="big.bin", UploadId=upload_id, MultipartUpload={"Parts": listed}
+    ))
+
+    assert (status, error["Code"], error["PartNumber"]) == (400, "InvalidPart", "2")
+    assert error_of(lambda: s3.head_object(Bucket="bucket", Key="big.bin"))[0] == 404  # nothing stored
