@@ -1006,3 +1006,26 @@ def test_an_update_from_one_instance_to_two_and_back_is_blue_green(
     assert set(hosting.instance_pids("ep")) == {"AllTraffic/d3"}
     assert not any(pid_alive(pid) for pid in two.values())
     assert hosting.invoke("ep", b'"x"', JSON, JSON).log_stream == "AllTraffic/d3"
+
+
+def test_a_capture_file_whose_folder_a_delete_removes_as_it_opens_is_opened_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = with_buckets(ObjectStore(tmp_path / "store"), "bucket")
+    writer = CaptureWriter(store, "s3://bucket/cap", "ep", "v", 100, True, False, json_types=[JSON])
+    opening = os.open
+    raced = []
+
+    def folder_removed_first(path: Any, flags: int, mode: int = 0o777) -> int:
+        if not raced:  # a delete of the hour's last object removed the folder just made
+            raced.append(path)
+            os.rmdir(os.path.dirname(path))
+        return opening(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", folder_removed_first)
+    assert writer.record(b'"x"', JSON, b"", JSON, "e1", datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC))
+    writer.close()
+
+    [captured] = store.list("s3://bucket/cap/")
+    assert json.loads(store.get_bytes(captured))["eventMetadata"]["eventId"] == "e1"
+    assert len(raced) == 1

@@ -86,6 +86,12 @@ def append_whole(fd: int, data: bytes) -> None:
         raise OSError(errno.ENOSPC, f"No space left on device: wrote {written} of {len(data)} bytes")
 
 
+def _created(path: Path) -> int:
+    """A new file at `path` (its folders made), open for appending."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+
 class CaptureWriter:
     """Appends sampled records for one endpoint variant; safe to call from many threads."""
 
@@ -199,8 +205,10 @@ class CaptureWriter:
     def _open(self, moment: datetime) -> int:
         name = f"{moment:%M-%S}-{moment.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
         path = self._store.path_for(f"{self._prefix}/{moment:%Y/%m/%d/%H}/{name}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            return _created(path)
+        except FileNotFoundError:  # a delete removed the folder it emptied between mkdir and open
+            return _created(path)
 
     def _close_file(self) -> None:
         if self._file is not None:
