@@ -273,8 +273,8 @@ class ObjectStore:
         folder = self._versions_dir(uri)
         if not folder.is_dir():
             return []
-        ids = sorted(entry.name for entry in folder.iterdir() if _VERSION_ID.fullmatch(entry.name))
-        return [UNVERSIONED, *ids] if (folder / UNVERSIONED).is_file() else ids
+        with os.scandir(folder) as entries:
+            return _ordered_versions([entry.name for entry in entries if entry.is_file()])
 
     def delete(self, uri: str) -> str:
         """S3's DeleteObject in a versioned bucket: a delete marker becomes the current version (the
@@ -346,7 +346,7 @@ class ObjectStore:
             return set()
         found = set()
         for folder, _subdirs, names in os.walk(start):
-            if any(_VERSION_ID.fullmatch(name) or name == UNVERSIONED for name in names):
+            if _ordered_versions(names):
                 key = Path(folder).relative_to(root).as_posix()
                 if key.startswith(prefix):
                     found.add(key)
@@ -380,13 +380,12 @@ class ObjectStore:
         repaired = 0
         versions_root = self.root / ".versions"
         for folder, _subdirs, names in os.walk(versions_root):
-            ids = sorted(name for name in names if _VERSION_ID.fullmatch(name) or name == UNVERSIONED)
-            if not ids:
-                continue
-            bucket, _, key = Path(folder).relative_to(versions_root).as_posix().partition("/")
-            uri = f"{SCHEME}{bucket}/{key}"
+            ids = _ordered_versions(names)
+            key_path = os.path.relpath(folder, versions_root)
+            if not ids or _same_file(os.path.join(self.root, key_path), os.path.join(folder, ids[-1])):
+                continue  # no versions here, or the live file is the current one: nothing to read
             with self._commit:
-                repaired += self._repair_live_file(uri)
+                repaired += self._repair_live_file(SCHEME + Path(key_path).as_posix())
         if repaired:
             log.info("made %d live object files their current version again", repaired)
         return repaired
@@ -400,7 +399,7 @@ class ObjectStore:
                 if live.is_file():
                     self._remove_live(live)
                     return True
-            elif not live.is_file() or not os.path.samefile(live, version):
+            elif not _same_file(str(live), str(version)):
                 self._link_live(version, live)
                 return True
         except OSError as error:  # a folder where the key's file should be: left for a write to refuse
@@ -481,13 +480,7 @@ class ObjectStore:
         """Make the live file a second name of the version's file: nothing is copied, and whether
         the live file is the current version is one `samefile` away (`repair_live_files`). A file
         system without hard links gets a copy."""
-        live.parent.mkdir(parents=True, exist_ok=True)
-        with self._staging() as name:
-            try:
-                os.link(version, name)
-            except OSError:
-                shutil.copyfile(version, name)
-            os.replace(name, live)
+        self._atomic(live, lambda name: _linked(version, name))
 
     def _unclashed(self, uri: str) -> Path:
         """The object's live path; ValueError when a folder of other objects (`a` beside `a/b`), or
@@ -562,6 +555,29 @@ def _prefix_folder(base: Path, prefix: str) -> Path | None:
 def _aliasing(path: str) -> bool:
     """Whether a `/`-separated key or folder has a segment that would escape or alias a path."""
     return any(part in ("", ".", "..") for part in path.split("/"))
+
+
+def _ordered_versions(file_names: builtins.list[str]) -> builtins.list[str]:
+    """The version ids among the file names of a key's versions folder, oldest first; `null`, the
+    bytes it held in place before it was first deleted, first of all."""
+    ids = sorted(name for name in file_names if _VERSION_ID.fullmatch(name))
+    return [UNVERSIONED, *ids] if UNVERSIONED in file_names else ids
+
+
+def _same_file(one: str, other: str) -> bool:
+    """Whether both names are one file; False when either is missing or cannot be one."""
+    try:
+        return os.path.samefile(one, other)
+    except OSError:
+        return False
+
+
+def _linked(source: Path, name: Path) -> None:
+    """`name` made a second name of `source`; a copy on a file system without hard links."""
+    try:
+        os.link(source, name)
+    except OSError:
+        shutil.copyfile(source, name)
 
 
 def _copy(src: Path, dest: Path) -> Path:
