@@ -86,11 +86,13 @@ def routes() -> list[tuple[str, str, dict[str, str], bytes, str]]:
     return found
 
 
-def sign(keys: Credentials, service: str, method: str, url: str, body: bytes, headers: dict[str, str]
-         ) -> dict[str, str]:
-    """`headers` with Host (taken from `url`) and a SigV4 signature made with `keys`."""
+def sign(keys: Credentials, service: str, method: str, url: str, body: bytes, headers: dict[str, str],
+         token: str | None = None) -> dict[str, str]:
+    """`headers` with Host (taken from `url`) and a SigV4 signature made with `keys` (and a session
+    token, which botocore sends and signs as X-Amz-Security-Token)."""
     request = AWSRequest(method=method, url=url, data=body, headers={"Host": urlsplit(url).netloc, **headers})
-    signer = SigV4Auth(BotoCredentials(keys.access_key_id, keys.secret_access_key), service, "us-east-1")
+    boto_keys = BotoCredentials(keys.access_key_id, keys.secret_access_key, token)
+    signer = SigV4Auth(boto_keys, service, "us-east-1")
     signer.add_auth(request)
     return {name: str(value) for name, value in request.headers.items()}
 
@@ -124,6 +126,7 @@ ATTACKS = {
     "unsigned": "MissingAuthenticationTokenException",
     "wrong secret": "InvalidSignatureException",
     "unknown key": "UnrecognizedClientException",
+    "the keys with a session token": "UnrecognizedClientException",
     "foreign Host": "AccessDeniedException",
     "browser Origin": "AccessDeniedException",
     "cross-origin text/plain POST": "AccessDeniedException",
@@ -142,6 +145,8 @@ def attack(kind: str, keys: Credentials, port: int, route: tuple[str, str, dict[
         keys = Credentials("AKIAIOSFODNN7EXAMPLE", keys.secret_access_key)
     if kind in ("wrong secret", "unknown key"):
         return sign(keys, service, method, url, body, headers)
+    if kind == "the keys with a session token":  # the server's keys are long-term: no token is theirs
+        return sign(keys, service, method, url, body, headers, token="FwoGZXIvYXdzEXAMPLE")
     if kind == "foreign Host":  # a DNS rebinding: the page's own name, pointed at 127.0.0.1
         return sign(keys, service, method, f"http://rebound.example:{port}{path}", body, headers)
     if kind == "browser Origin":

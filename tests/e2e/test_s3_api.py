@@ -36,11 +36,11 @@ HOST = "127.0.0.1"
 API_BODY_LIMIT = 64 * 1024 * 1024  # what other operations may send (server.py)
 
 
-def s3(state: Path, secret: str | None = None) -> Any:
+def s3(state: Path, secret: str | None = None, token: str | None = None) -> Any:
     keys = daemon.credentials(state)
     return boto3.Session(
         region_name="us-east-1", aws_access_key_id=keys.access_key_id,
-        aws_secret_access_key=secret or keys.secret_access_key,
+        aws_secret_access_key=secret or keys.secret_access_key, aws_session_token=token,
     ).client("s3", endpoint_url=daemon.ensure_running(state))
 
 
@@ -308,6 +308,27 @@ def test_a_wrongly_signed_request_is_refused_in_s3s_words(state: Path) -> None:
     error = refused.value.response
     assert (error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"]) == (
         403, "SignatureDoesNotMatch")
+
+
+def test_a_session_token_or_an_unknown_key_is_refused_in_s3s_words(state: Path) -> None:
+    """The server's keys are long-term keys: S3 refuses a session token sent with such a key."""
+    store(state).put_bytes("s3://e2e/secret.txt", b"not for you")
+    keys = daemon.credentials(state)
+    stranger = boto3.Session(
+        region_name="us-east-1", aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key=keys.secret_access_key,
+    ).client("s3", endpoint_url=daemon.ensure_running(state))
+    refusals = []
+    for client in (s3(state, token="FwoGZXIvYXdzEXAMPLE"), stranger):
+        with pytest.raises(ClientError) as refused:
+            client.get_object(Bucket="e2e", Key="secret.txt")
+        error = refused.value.response
+        refusals.append((error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"],
+                         error["Error"]["Message"]))
+    assert refusals == [
+        (400, "InvalidToken", "The provided token is malformed or otherwise invalid."),
+        (403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),
+    ]
 
 
 def test_an_unsigned_request_is_refused_in_s3s_words(state: Path) -> None:

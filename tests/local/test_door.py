@@ -132,16 +132,29 @@ def test_a_stale_or_future_signature_is_refused_as_aws_words_it() -> None:
     admit(sign(), now=NOW + timedelta(minutes=4))
 
 
+def test_a_session_token_beside_the_long_term_keys_is_refused_as_aws_refuses_it() -> None:
+    found = refusal(sign(extra={"X-Amz-Security-Token": "FwoGZXIvYXdzEXAMPLE"}))
+    assert (found.code, found.message) == (
+        "UnrecognizedClientException", "The security token included in the request is invalid."
+    )
+    assert (found.s3_code, found.s3_status(), found.s3_message) == (
+        "InvalidToken", 400, "The provided token is malformed or otherwise invalid."
+    )
+    in_query = refusal(presign(token="FwoGZXIvYXdzEXAMPLE"), "s3")
+    assert (in_query.s3_code, in_query.s3_status()) == ("InvalidToken", 400)
+
+
 def presign(
     target: str = "/bucket/data/train.csv", expires: int = 60, method: str = "GET", service: str = "s3",
-    keys: Credentials = KEYS,
+    keys: Credentials = KEYS, token: str | None = None,
 ) -> Sent:
     """A presigned URL as boto3's generate_presigned_url makes one (with signature_version s3v4),
     requested as curl or a browser would: the Host header only."""
     host = f"127.0.0.1:{PORT}"
     request = AWSRequest(method=method, url=f"http://{host}{target}")
     signer = S3SigV4QueryAuth(
-        BotoCredentials(keys.access_key_id, keys.secret_access_key), service, "us-east-1", expires=expires
+        BotoCredentials(keys.access_key_id, keys.secret_access_key, token), service, "us-east-1",
+        expires=expires,
     )
     with mock.patch("botocore.auth.get_current_datetime", return_value=NOW.replace(tzinfo=None)):
         signer.add_auth(request)
@@ -177,8 +190,10 @@ def test_a_presigned_urls_parameters_are_checked_as_s3_checks_them() -> None:
     unsigned = presign()
     unsigned.target = "&".join(p for p in unsigned.target.split("&") if not p.startswith("X-Amz-Signature"))
     assert refusal(unsigned, "s3").s3_code == "AuthorizationQueryParametersError"
-    stranger = Credentials("LOCALBBBBBBBBBBBBBBB", KEYS.secret_access_key)
-    assert refusal(presign(keys=stranger), "s3").s3_code == "InvalidAccessKeyId"
+    stranger = refusal(presign(keys=Credentials("LOCALBBBBBBBBBBBBBBB", KEYS.secret_access_key)), "s3")
+    assert (stranger.s3_code, stranger.s3_status(), stranger.s3_message) == (
+        "InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records."
+    )
     assert "for S3 only" in refusal(presign(service="sagemaker"), "sagemaker").message
 
 

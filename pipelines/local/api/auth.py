@@ -8,7 +8,7 @@ A request is served only if
 3. it is signed with AWS Signature Version 4 by the state directory's credentials: in its
    Authorization header, or for S3 in its query string (a presigned URL, `X-Amz-Signature`...),
    which is good from its `X-Amz-Date` for `X-Amz-Expires` seconds (a week at most) and signs no
-   payload, as S3 takes it.
+   payload, as S3 takes it. Those are long-term keys: a session token beside them is refused.
 
 The first checks need headers only and run before the body is read; the signature covers the body,
 so it is checked once the body is in memory and before anything acts on it. The canonical request is
@@ -44,6 +44,9 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 ALLOWED_SKEW = timedelta(minutes=5)
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 UNKNOWN_KEY = "The security token included in the request is invalid."
+S3_UNKNOWN_KEY = "The AWS Access Key Id you provided does not exist in our records."
+S3_INVALID_TOKEN = "The provided token is malformed or otherwise invalid."
+SECURITY_TOKEN = "X-Amz-Security-Token"
 SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. Check your AWS "
     "Secret Access Key and signing method. Consult the service documentation for details."
@@ -52,7 +55,7 @@ CONTENT_SHA256 = "X-Amz-Content-SHA256"
 CONTENT_SHA256_MISMATCH = "The provided 'x-amz-content-sha256' header does not match what was computed."
 S3_BAD_REQUESTS = frozenset({
     "AuthorizationHeaderMalformed", "AuthorizationQueryParametersError", "InvalidArgument", "InvalidRequest",
-    "XAmzContentSHA256Mismatch",
+    "InvalidToken", "XAmzContentSHA256Mismatch",
 })
 # A presigned URL's query parameters, all of which S3 requires, and the longest it may be good for.
 QUERY_AUTH = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date", "X-Amz-SignedHeaders",
@@ -63,12 +66,16 @@ MAX_EXPIRES = 7 * 24 * 3600
 class Refusal(Exception):
     """A request the door turns away; `door` refusals are about where it came from, not its signature."""
 
-    def __init__(self, code: str, message: str, door: bool = False, s3_code: str = "AccessDenied") -> None:
+    def __init__(
+        self, code: str, message: str, door: bool = False, s3_code: str = "AccessDenied",
+        s3_message: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.door = door
         self.s3_code = s3_code
+        self.s3_message = message if s3_message is None else s3_message
 
     def status(self, json_protocol: bool) -> int:
         """AWS's JSON 1.1 front answers signature errors with 400, the REST APIs (Lambda, the
@@ -82,6 +89,11 @@ class Refusal(Exception):
 
 def _incomplete(message: str) -> Refusal:
     return Refusal("IncompleteSignatureException", message, s3_code="AuthorizationHeaderMalformed")
+
+
+def _unrecognized(s3_code: str, s3_message: str) -> Refusal:
+    """Credentials AWS does not know: one wording for the JSON and REST APIs, S3's own for S3."""
+    return Refusal("UnrecognizedClientException", UNKNOWN_KEY, s3_code=s3_code, s3_message=s3_message)
 
 
 def _invalid(message: str, s3_code: str = "AuthorizationHeaderMalformed") -> Refusal:
@@ -151,7 +163,11 @@ class Door:
             )
         claim = parse_query_authorization(query) if query else parse_authorization(headers)
         if not hmac.compare_digest(claim.key_id, self.credentials.access_key_id):
-            raise Refusal("UnrecognizedClientException", UNKNOWN_KEY, s3_code="InvalidAccessKeyId")
+            raise _unrecognized("InvalidAccessKeyId", S3_UNKNOWN_KEY)
+        if headers.get(SECURITY_TOKEN) is not None or SECURITY_TOKEN in query:
+            # The server's keys are long-term keys, which no session token goes with: AWS refuses a
+            # token beside such a key, so a client that sends one has picked up credentials of another.
+            raise _unrecognized("InvalidToken", S3_INVALID_TOKEN)
         if claim.region != self.region:
             raise _invalid("Credential should be scoped to a valid region. ")
         if service is not None and claim.service != service:
