@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -20,6 +22,7 @@ from buckets import with_buckets
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
+from pipelines.local.storage import uploads
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.storage.uploads import PartReplaced, UploadGone
 
@@ -76,7 +79,8 @@ def test_a_managed_upload_of_a_large_file_arrives_whole_with_s3s_etag_and_checks
     assert (head["ChecksumCRC32"], head["ChecksumType"]) == (f"{composite}-3", "COMPOSITE")
     assert store.get_bytes("s3://bucket/data/reviews.csv") == data
     assert s3.get_object(Bucket="bucket", Key="data/reviews.csv")["Body"].read() == data
-    assert not list(store.uploads.root.iterdir())  # nothing of the upload is left behind
+    kept = [path.name for path in store.uploads.root.rglob("*") if path.is_file()]
+    assert kept == ["completed.json"]  # no part is left behind, only what the completion answered
 
 
 def test_a_part_is_read_back_by_its_number(s3: Any) -> None:
@@ -348,3 +352,82 @@ def test_a_part_sent_again_while_its_upload_completes_is_s3s_invalid_part(
 
     assert (status, error["Code"], error["PartNumber"]) == (400, "InvalidPart", "2")
     assert error_of(lambda: s3.head_object(Bucket="bucket", Key="big.bin"))[0] == 404  # nothing stored
+
+
+def versions_of(s3: Any, key: str) -> list[str]:
+    listed = s3.list_object_versions(Bucket="bucket", Prefix=key).get("Versions", [])
+    return [version["VersionId"] for version in listed]
+
+
+def test_a_completion_sent_again_gets_the_first_answer_and_stores_nothing_more(s3: Any) -> None:
+    """What an SDK retrying a completion whose answer was lost sends: S3 answers it as before."""
+    s3.put_bucket_versioning(Bucket="bucket", VersioningConfiguration={"Status": "Enabled"})
+    upload_id, listed = upload_parts(s3, "again.bin", [b"a" * PART, b"b"], ChecksumAlgorithm="SHA256")
+    first = complete(s3, "again.bin", upload_id, listed)
+    again = complete(s3, "again.bin", upload_id, listed)
+
+    answered = ("ETag", "VersionId", "ChecksumSHA256", "Key")
+    assert [again[name] for name in answered] == [first[name] for name in answered]
+    assert versions_of(s3, "again.bin") == [first["VersionId"]]
+    for other in (listed[:1], [{**listed[1], "ETag": '"0123"'}, listed[0]][::-1]):
+        assert error_of(partial(complete, s3, "again.bin", upload_id, other))[1]["Code"] == "NoSuchUpload"
+    assert error_of(lambda: complete(s3, "another.bin", upload_id, listed))[1]["Code"] == "NoSuchUpload"
+    for call in (
+        lambda: s3.abort_multipart_upload(Bucket="bucket", Key="again.bin", UploadId=upload_id),
+        lambda: s3.list_parts(Bucket="bucket", Key="again.bin", UploadId=upload_id),
+    ):
+        assert error_of(call)[1]["Code"] == "NoSuchUpload"
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket="bucket")
+
+
+def test_a_completion_is_answered_again_for_a_day_only(
+    s3: Any, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id, listed = upload_parts(s3, "day.bin", [b"d"])
+    complete(s3, "day.bin", upload_id, listed)
+    monkeypatch.setattr(uploads, "COMPLETION_KEPT_SECONDS", 0)
+    assert error_of(lambda: complete(s3, "day.bin", upload_id, listed))[1]["Code"] == "NoSuchUpload"
+    assert (store.uploads.root / upload_id).is_dir()
+    s3.create_multipart_upload(Bucket="bucket", Key="next.bin")  # a new upload clears the old record
+    assert not (store.uploads.root / upload_id).exists()
+
+
+def test_two_completions_at_once_store_the_object_once_and_answer_alike(
+    s3: Any, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3.put_bucket_versioning(Bucket="bucket", VersioningConfiguration={"Status": "Enabled"})
+    upload_id, listed = upload_parts(s3, "twice.bin", [b"a" * PART, b"b"])
+    joined, reading, release = store.uploads.joined, threading.Event(), threading.Event()
+
+    def held(upload: Any, parts: Any) -> Any:  # the first completion stops as it starts reading
+        reading.set()
+        assert release.wait(10)
+        return joined(upload, parts)
+
+    monkeypatch.setattr(store.uploads, "joined", held)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(complete, s3, "twice.bin", upload_id, listed)
+        assert reading.wait(10)
+        second = pool.submit(complete, s3, "twice.bin", upload_id, listed)
+        deadline = time.monotonic() + 10
+        while store.uploads._completing[upload_id][1] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the second completion waits for the first
+        release.set()
+        answers = [first.result(10), second.result(10)]
+
+    assert answers[0]["VersionId"] == answers[1]["VersionId"]
+    assert answers[0]["ETag"] == answers[1]["ETag"] == s3_etag([b"a" * PART, b"b"])
+    assert versions_of(s3, "twice.bin") == [answers[0]["VersionId"]]
+    assert not store.uploads._completing
+
+
+def test_a_deleted_bucket_takes_its_completed_uploads_with_it(s3: Any, store: ObjectStore) -> None:
+    s3.create_bucket(Bucket="short-lived")
+    upload_id = s3.create_multipart_upload(Bucket="short-lived", Key="k")["UploadId"]
+    etag = s3.upload_part(Bucket="short-lived", Key="k", UploadId=upload_id, PartNumber=1, Body=b"k")["ETag"]
+    parts = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    s3.complete_multipart_upload(Bucket="short-lived", Key="k", UploadId=upload_id, MultipartUpload=parts)
+    for listed in s3.list_object_versions(Bucket="short-lived").get("Versions", []):
+        s3.delete_object(Bucket="short-lived", Key="k", VersionId=listed["VersionId"])
+    s3.delete_bucket(Bucket="short-lived")
+    assert not (store.uploads.root / upload_id).exists()

@@ -39,7 +39,7 @@ from pipelines.local.service.object_writes import admit, kept_members, storing
 from pipelines.local.service.objects import HEADERS, max_items, url_encoder
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import SCHEME, split_uri
-from pipelines.local.storage.uploads import Part, PartReplaced, Upload, UploadGone
+from pipelines.local.storage.uploads import Completion, Part, PartReplaced, Upload, UploadGone
 
 MAX_PART_NUMBER = 10_000
 MIN_PART_BYTES = 5 * 1024**2  # every part but the last
@@ -100,8 +100,20 @@ class MultipartUploads:
         return {"ETag": part.etag, **checksum}
 
     def complete_multipart_upload(self, request: Body) -> Body:
-        upload = self._upload("CompleteMultipartUpload", request)
+        """The parts joined into the object; a completion sent again with the same parts, once the
+        first has stored it, gets the first one's answer and stores nothing (S3 answers it so)."""
+        self._admit("CompleteMultipartUpload", request)
         listed = (request.get("MultipartUpload") or {}).get("Parts") or []
+        with self.uploads.completing(request["UploadId"]):
+            completion = self.uploads.completion(request["UploadId"])
+            if completion is not None and _same_completion(completion, request, listed):
+                return completion.answer
+            upload = self._named_upload(request)
+            answer = self._complete(upload, request, listed)
+            self.uploads.finish(upload, _listed_parts(listed), answer)
+            return answer
+
+    def _complete(self, upload: Upload, request: Body, listed: list[Body]) -> Body:
         if not listed:
             raise _malformed()
         with in_progress(upload):
@@ -126,7 +138,6 @@ class MultipartUploads:
                 lambda: members.update(whole.verified()), members, tuple(part.size for part in parts),
                 f'"{etag.hexdigest()}-{len(parts)}"',
             )
-        self.uploads.discard(upload)
         stored = self.store.describe(uri, version)
         return {
             "Bucket": upload.bucket, "Key": upload.key, "ETag": stored.etag, "VersionId": version,
@@ -215,6 +226,16 @@ def in_progress(upload: Upload, listed: list[Body] | None = None) -> Iterator[No
     except PartReplaced as replaced:
         item = next((item for item in listed or [] if item.get("PartNumber") == replaced.number), {})
         raise _invalid_part(upload, item) from None
+
+
+def _listed_parts(listed: list[Body]) -> list[list[Any]]:
+    """A completion's part list as it is compared with a later one's: numbers and ETags."""
+    return [[item.get("PartNumber"), str(item.get("ETag", "")).strip('"')] for item in listed]
+
+
+def _same_completion(completion: Completion, request: Body, listed: list[Body]) -> bool:
+    named = (completion.bucket, completion.key) == (request["Bucket"], request["Key"])
+    return named and completion.parts == _listed_parts(listed)
 
 
 def _no_such_upload(upload_id: str) -> ServiceError:

@@ -245,8 +245,7 @@ class ObjectStore:
             self.buckets.delete(name)
             for folder in folders:
                 shutil.rmtree(folder, ignore_errors=True)
-        for upload in self.uploads.in_bucket(name):  # S3 deletes a bucket's uploads in progress with it
-            self.uploads.discard(upload)
+        self.uploads.discard_bucket(name)  # S3 deletes a bucket's uploads in progress with it
 
     def adopt_folders(self, region: str) -> None:
         """Give each bucket folder of a store kept before buckets had records one, dated by the

@@ -11,6 +11,11 @@ acknowledged, and a part arriving as its upload is aborted leaves nothing behind
 upload's folder (a part put in place, an abort or completion discarding it) and what reads it whole
 (the parts listed, a completion's files opened) takes one lock, so a completion reads the very parts
 it checked, or is told which was replaced or that the upload is gone.
+
+A completed upload keeps only `completed.json` (its bucket, key, the parts it was completed with and
+the answer given) for a day: S3 answers a completion sent again with the same parts as it answered
+the first, which is what a client retrying after a lost answer needs, and completions of one upload
+are taken one at a time, so two sent at once store the object once.
 """
 
 from __future__ import annotations
@@ -33,7 +38,11 @@ from pipelines.local.storage.object_records import Readable, quoted, write_diges
 
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{64}")
 _DESCRIPTION = "upload.json"
+_COMPLETION = "completed.json"
 _PART_RECORD = ".json"
+# How long a completed upload's answer is given again. S3 documents no such window (its reference
+# allows NoSuchUpload for an upload completed earlier); a day outlasts any SDK's retries.
+COMPLETION_KEPT_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,17 @@ class Part:
     checksum: str | None  # base64, in the algorithm the part was sent with
 
 
+@dataclass(frozen=True)
+class Completion:
+    """What an upload was completed with and what its completion answered."""
+
+    bucket: str
+    key: str
+    parts: list[list[Any]]  # [part number, ETag without quotes], as the completion listed them
+    answer: dict[str, Any]
+    completed: float  # seconds since the epoch
+
+
 class UploadGone(LookupError):
     """The upload was completed or aborted while a request on it was under way."""
 
@@ -78,12 +98,14 @@ class Uploads:
         self._atomic = atomic  # the store's: written aside, then renamed into place
         self._staging = staging  # the store's: a file name aside, removed if still there at the end
         self._lock = threading.Lock()
+        self._completing: dict[str, tuple[threading.Lock, int]] = {}  # per upload id: lock, holders
 
     def create(
         self, bucket: str, key: str, members: Mapping[str, Any], algorithm: str | None,
         checksum_type: str | None,
     ) -> Upload:
         """A new upload with an id of S3's kind: opaque, URL-safe, unguessable."""
+        self._forget_completions(lambda completion: not _fresh(completion))
         upload_id = secrets.token_urlsafe(48)
         upload = Upload(upload_id, bucket, key, time.time(), dict(members), algorithm, checksum_type)
         folder = self.root / upload.upload_id
@@ -158,9 +180,65 @@ class Uploads:
             yield _Joined(handles)
 
     def discard(self, upload: Upload) -> None:
-        """Forget the upload and its parts (completed or aborted)."""
+        """Forget the upload and its parts (aborted)."""
         with self._lock:
             shutil.rmtree(self.root / upload.upload_id, ignore_errors=True)
+
+    def discard_bucket(self, bucket: str) -> None:
+        """Forget the bucket's uploads in progress and its completed ones (the bucket was deleted)."""
+        for upload in self.in_bucket(bucket):
+            self.discard(upload)
+        self._forget_completions(lambda completion: completion.bucket == bucket)
+
+    @contextmanager
+    def completing(self, upload_id: str) -> Iterator[None]:
+        """Held while a completion of `upload_id` runs: completions of one upload go one at a time."""
+        with self._lock:
+            lock, holders = self._completing.get(upload_id, (threading.Lock(), 0))
+            self._completing[upload_id] = (lock, holders + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, holders = self._completing[upload_id]
+                if holders == 1:
+                    del self._completing[upload_id]
+                else:
+                    self._completing[upload_id] = (lock, holders - 1)
+
+    def finish(self, upload: Upload, parts: list[list[Any]], answer: Mapping[str, Any]) -> None:
+        """The upload was completed into an object: its parts go, what it was completed with and
+        answered stays (`completion`)."""
+        completion = Completion(upload.bucket, upload.key, parts, dict(answer), time.time())
+        folder = self.root / upload.upload_id
+        with self._lock:
+            folder.mkdir(parents=True, exist_ok=True)  # aborted while it completed: the object is stored
+            self._atomic(folder / _COMPLETION, lambda dest: dest.write_text(json.dumps(asdict(completion))))
+            (folder / _DESCRIPTION).unlink(missing_ok=True)  # from here on no longer in progress
+            for path in folder.iterdir():
+                if path.name != _COMPLETION:
+                    path.unlink()
+
+    def completion(self, upload_id: str) -> Completion | None:
+        """How the upload with that id was completed, within the day it is kept; None otherwise."""
+        if not _UPLOAD_ID.fullmatch(upload_id):
+            return None
+        try:
+            completion = Completion(**json.loads((self.root / upload_id / _COMPLETION).read_text()))
+        except FileNotFoundError:
+            return None
+        return completion if _fresh(completion) else None
+
+    def _forget_completions(self, forgotten: Callable[[Completion], bool]) -> None:
+        for record in self.root.glob(f"*/{_COMPLETION}") if self.root.is_dir() else []:
+            try:
+                completion = Completion(**json.loads(record.read_text()))
+            except FileNotFoundError:  # forgotten by another request meanwhile
+                continue
+            if forgotten(completion):
+                with self._lock:
+                    shutil.rmtree(record.parent, ignore_errors=True)
 
     def _in_progress(self, upload: Upload) -> Path:
         """The upload's folder, while it is in progress (called under the lock)."""
@@ -175,6 +253,10 @@ class Uploads:
         stat = data.stat()
         number = int(record.name.removesuffix(_PART_RECORD))
         return Part(number, data, stat.st_size, stat.st_mtime, kept["ETag"], kept["Checksum"])
+
+
+def _fresh(completion: Completion) -> bool:
+    return time.time() - completion.completed <= COMPLETION_KEPT_SECONDS
 
 
 class _Joined:
