@@ -303,10 +303,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """`make run-pipeline` in one process: upload the data, upsert, then start and follow a run
     on that data, as `data upload`, `upsert` and `start --wait` would one after another."""
     from pipelines.code_bundle import CodeBundle
-    from pipelines.definition_cache import load_sdk_in_background
+    from pipelines.definition_cache import build_in_background
 
     bundle = CodeBundle()
-    load_sdk_in_background(settings, bundle)
+    build_in_background(settings, bundle)
     _upload_data(settings, Path(args.folder), settings.data_uri)
     _upsert(settings, bundle, publish_handler=True)
     start = argparse.Namespace(input_data=None, param=args.param, wait=True, timeout=args.timeout,

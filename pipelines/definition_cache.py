@@ -13,11 +13,10 @@ a build would return: a definition is never served stale. Credentials are left o
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
+import subprocess
 import sys
-import threading
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -98,17 +97,21 @@ def _entry(settings: Settings, bundle: CodeBundle, cache_dir: Path) -> Path:
     return cache_dir / f"{cache_key(settings, bundle)}.json"
 
 
-def load_sdk_in_background(settings: Settings, bundle: CodeBundle, cache_dir: Path = CACHE_DIR) -> None:
-    """When these definitions are not cached, start importing the SDK on a thread, so that its
-    seconds overlap whatever the caller waits for first (`run` starts the local server)."""
-    if _entry(settings, bundle, cache_dir).is_file():
+# Builds started by `build_in_background`, by the cache entry each will write.
+_BUILDING: dict[Path, subprocess.Popen[bytes]] = {}
+
+
+def build_in_background(settings: Settings, bundle: CodeBundle, cache_dir: Path = CACHE_DIR) -> None:
+    """When these definitions are not cached, build them in a child process that writes the cache
+    entry, so that the SDK's seconds overlap whatever the caller does first (`run` uploads the data
+    and starts the local server), and the caller never loads the SDK: `run` then follows the
+    execution for as long as it runs without the SDK's few hundred MB, freed before the jobs start."""
+    entry = _entry(settings, bundle, cache_dir)
+    if entry.is_file() or entry in _BUILDING:
         return
-
-    def load() -> None:
-        for module in ("pipelines.definition", "pipelines.monitoring_definition"):
-            importlib.import_module(module)
-
-    threading.Thread(target=load, name="load-sagemaker-sdk", daemon=True).start()
+    argv = [sys.executable, "-m", "pipelines.definition_cache", str(entry),
+            json.dumps(asdict(settings)), str(bundle.steps_dir)]
+    _BUILDING[entry] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def build(settings: Settings, bundle: CodeBundle) -> Definitions:
@@ -134,10 +137,22 @@ def definitions(settings: Settings, bundle: CodeBundle, cache_dir: Path = CACHE_
         return Definitions(str(document["training"]), str(document["monitoring"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    building = _BUILDING.pop(path, None)
+    if building is not None and building.wait() == 0:
+        return definitions(settings, bundle, cache_dir)
+    # Not built in the background, or that build failed: here, so that its error is this process's.
     built = build(settings, bundle)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    _keep(path, built)
+    return built
+
+
+def _keep(path: Path, built: Definitions) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps(asdict(built)), encoding="utf-8")
     os.replace(partial, path)
-    _prune(cache_dir)
-    return built
+    _prune(path.parent)
+
+
+if __name__ == "__main__":  # build_in_background's child: ENTRY SETTINGS_JSON STEPS_DIR
+    _keep(Path(sys.argv[1]), build(Settings(**json.loads(sys.argv[2])), CodeBundle(Path(sys.argv[3]))))

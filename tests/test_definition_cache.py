@@ -109,16 +109,38 @@ def test_a_hit_does_not_load_the_sagemaker_sdk(tmp_path: Path) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from pipelines.code_bundle import CodeBundle\n"
-        "from pipelines.definition_cache import definitions, load_sdk_in_background\n"
+        "from pipelines.definition_cache import build_in_background, definitions\n"
         "from pipelines.settings import Settings\n"
         f"settings = Settings(bucket='bucket', role_arn={SETTINGS.role_arn!r})\n"
-        f"load_sdk_in_background(settings, CodeBundle(), Path({str(tmp_path)!r}))\n"
+        f"build_in_background(settings, CodeBundle(), Path({str(tmp_path)!r}))\n"
         f"found = definitions(settings, CodeBundle(), Path({str(tmp_path)!r}))\n"
         "print(found.training, found.monitoring, any(m.startswith('sagemaker') for m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
                           check=True, timeout=120)
     assert done.stdout.split() == ["T", "M", "False"]
+
+
+def test_a_miss_is_built_in_a_child_process_and_kept(tmp_path: Path) -> None:
+    """`run` builds in the background without loading the SDK itself: it follows the execution
+    without the SDK's memory, and the next run finds the entry."""
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from pipelines.code_bundle import CodeBundle\n"
+        "from pipelines.definition_cache import build_in_background, definitions\n"
+        "from pipelines.settings import Settings\n"
+        f"settings = Settings(bucket='bucket', role_arn={SETTINGS.role_arn!r})\n"
+        f"build_in_background(settings, CodeBundle(), Path({str(tmp_path)!r}))\n"
+        f"found = definitions(settings, CodeBundle(), Path({str(tmp_path)!r}))\n"
+        "steps = [step['Name'] for step in json.loads(found.training)['Steps']]\n"
+        "print(json.dumps([steps, any(m.startswith('sagemaker') for m in sys.modules)]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
+                          check=True, timeout=300)
+    steps, sdk_loaded = json.loads(done.stdout.splitlines()[-1])
+    assert steps[:2] == ["Preprocess", "Train"] and sdk_loaded is False
+    assert [entry.name for entry in tmp_path.glob("*.json")] == [f"{cache_key(SETTINGS, CodeBundle())}.json"]
 
 
 def test_loading_the_sdk_does_not_change_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
