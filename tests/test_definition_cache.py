@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,28 +103,9 @@ def test_old_entries_are_pruned(tmp_path: Path, builds: list[Settings]) -> None:
     assert len(list(tmp_path.glob("*.json"))) == definition_cache.KEPT
 
 
-def test_a_hit_does_not_load_the_sagemaker_sdk(tmp_path: Path) -> None:
-    key = cache_key(SETTINGS, CodeBundle())
-    (tmp_path / f"{key}.json").write_text(json.dumps({"training": "T", "monitoring": "M"}))
-    script = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from pipelines.code_bundle import CodeBundle\n"
-        "from pipelines.definition_cache import build_in_background, definitions\n"
-        "from pipelines.settings import Settings\n"
-        f"settings = Settings(bucket='bucket', role_arn={SETTINGS.role_arn!r})\n"
-        f"build_in_background(settings, CodeBundle(), Path({str(tmp_path)!r}))\n"
-        f"found = definitions(settings, CodeBundle(), Path({str(tmp_path)!r}))\n"
-        "print(found.training, found.monitoring, any(m.startswith('sagemaker') for m in sys.modules))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
-                          check=True, timeout=120)
-    assert done.stdout.split() == ["T", "M", "False"]
-
-
-def test_a_miss_is_built_in_a_child_process_and_kept(tmp_path: Path) -> None:
-    """`run` builds in the background without loading the SDK itself: it follows the execution
-    without the SDK's memory, and the next run finds the entry."""
+def as_run_builds(cache_dir: Path) -> tuple[dict[str, Any], bool]:
+    """In a fresh process, as `run` does: the build started in the background, then the definitions
+    taken; (the training definition, whether the process loaded the SageMaker SDK)."""
     script = (
         "import json, sys\n"
         "from pathlib import Path\n"
@@ -131,15 +113,29 @@ def test_a_miss_is_built_in_a_child_process_and_kept(tmp_path: Path) -> None:
         "from pipelines.definition_cache import build_in_background, definitions\n"
         "from pipelines.settings import Settings\n"
         f"settings = Settings(bucket='bucket', role_arn={SETTINGS.role_arn!r})\n"
-        f"build_in_background(settings, CodeBundle(), Path({str(tmp_path)!r}))\n"
-        f"found = definitions(settings, CodeBundle(), Path({str(tmp_path)!r}))\n"
-        "steps = [step['Name'] for step in json.loads(found.training)['Steps']]\n"
-        "print(json.dumps([steps, any(m.startswith('sagemaker') for m in sys.modules)]))\n"
+        f"build_in_background(settings, CodeBundle(), Path({str(cache_dir)!r}))\n"
+        f"found = definitions(settings, CodeBundle(), Path({str(cache_dir)!r}))\n"
+        "loaded = any(name.startswith('sagemaker') for name in sys.modules)\n"
+        "print(json.dumps([json.loads(found.training), loaded]))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
                           check=True, timeout=300)
-    steps, sdk_loaded = json.loads(done.stdout.splitlines()[-1])
-    assert steps[:2] == ["Preprocess", "Train"] and sdk_loaded is False
+    training, sdk_loaded = json.loads(done.stdout.splitlines()[-1])
+    return training, sdk_loaded
+
+
+def test_a_hit_does_not_load_the_sagemaker_sdk(tmp_path: Path) -> None:
+    key = cache_key(SETTINGS, CodeBundle())
+    (tmp_path / f"{key}.json").write_text(json.dumps({"training": '{"T": 1}', "monitoring": "M"}))
+    assert as_run_builds(tmp_path) == ({"T": 1}, False)
+
+
+def test_a_miss_is_built_in_a_child_process_and_kept(tmp_path: Path) -> None:
+    """`run` builds in the background without loading the SDK itself: it follows the execution
+    without the SDK's memory, and the next run finds the entry."""
+    training, sdk_loaded = as_run_builds(tmp_path)
+    assert [step["Name"] for step in training["Steps"]][:2] == ["Preprocess", "Train"]
+    assert sdk_loaded is False
     assert [entry.name for entry in tmp_path.glob("*.json")] == [f"{cache_key(SETTINGS, CodeBundle())}.json"]
 
 
