@@ -109,12 +109,11 @@ def fixed_costs(state_dir: Path) -> dict[str, float]:
 
 def where_a_first_run_starts(measure: Callable[[], dict[str, float]]) -> dict[str, float]:
     """`measure` at the point where a first run's execution starts: on a fresh state, right after
-    the same server start, data upload and upsert. A first run's Train follows seconds in which no
-    process of its size ran, and on a VM that hands the memory its guest frees back to the host (free
-    page reporting) the next process to allocate that much pays to get it back: train.py alone took
-    2.30 s after 10 s idle against 1.75 s right after another train.py, and 1.80 s when 1 GiB was
-    touched and freed first (five rounds each). Scripts run right after the pipeline's own Train
-    would not pay it; measured here, they pay what the first run's jobs pay."""
+    the same server start, data upload and upsert, rather than seconds after the pipeline's own
+    Train. On a VM that hands the memory its guest frees back to the host (free page reporting),
+    what ran just before changes what a job pays to allocate: train.py alone took 2.30 s after 10 s
+    idle against 1.75 s right after another train.py, and 1.80 s when 1 GiB was touched and freed
+    first (five rounds each). Both sides now start from what a first run starts from."""
     with tempfile.TemporaryDirectory(dir=CACHE if CACHE.exists() else None) as tmp:
         state = Path(tmp) / "state"
         try:
