@@ -111,7 +111,9 @@ def build_in_background(settings: Settings, bundle: CodeBundle, cache_dir: Path 
         return
     argv = [sys.executable, "-m", "pipelines.definition_cache", str(entry),
             json.dumps(asdict(settings)), str(bundle.steps_dir)]
-    _BUILDING[entry] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _BUILDING[entry] = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def build(settings: Settings, bundle: CodeBundle) -> Definitions:

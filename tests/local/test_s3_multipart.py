@@ -388,8 +388,13 @@ def test_a_completion_is_answered_again_for_a_day_only(
     monkeypatch.setattr(uploads, "COMPLETION_KEPT_SECONDS", 0)
     assert error_of(lambda: complete(s3, "day.bin", upload_id, listed))[1]["Code"] == "NoSuchUpload"
     assert (store.uploads.root / upload_id).is_dir()
-    s3.create_multipart_upload(Bucket="bucket", Key="next.bin")  # a new upload clears the old record
+    damaged_id, damaged = upload_parts(s3, "damaged.bin", [b"d"])
+    complete(s3, "damaged.bin", damaged_id, damaged)
+    (store.uploads.root / damaged_id / "completed.json").write_text("{not json")
+    assert error_of(lambda: complete(s3, "damaged.bin", damaged_id, damaged))[1]["Code"] == "NoSuchUpload"
+    s3.create_multipart_upload(Bucket="bucket", Key="next.bin")  # a new upload clears old records
     assert not (store.uploads.root / upload_id).exists()
+    assert not (store.uploads.root / damaged_id).exists()
 
 
 def test_two_completions_at_once_store_the_object_once_and_answer_alike(

@@ -224,19 +224,14 @@ class Uploads:
         """How the upload with that id was completed, within the day it is kept; None otherwise."""
         if not _UPLOAD_ID.fullmatch(upload_id):
             return None
-        try:
-            completion = Completion(**json.loads((self.root / upload_id / _COMPLETION).read_text()))
-        except FileNotFoundError:
-            return None
-        return completion if _fresh(completion) else None
+        completion = _read_completion(self.root / upload_id / _COMPLETION)
+        return completion if completion is not None and _fresh(completion) else None
 
     def _forget_completions(self, forgotten: Callable[[Completion], bool]) -> None:
+        """Remove the completed uploads `forgotten` picks, and any whose record cannot be read."""
         for record in self.root.glob(f"*/{_COMPLETION}") if self.root.is_dir() else []:
-            try:
-                completion = Completion(**json.loads(record.read_text()))
-            except FileNotFoundError:  # forgotten by another request meanwhile
-                continue
-            if forgotten(completion):
+            completion = _read_completion(record)
+            if completion is None or forgotten(completion):
                 with self._lock:
                     shutil.rmtree(record.parent, ignore_errors=True)
 
@@ -253,6 +248,14 @@ class Uploads:
         stat = data.stat()
         number = int(record.name.removesuffix(_PART_RECORD))
         return Part(number, data, stat.st_size, stat.st_mtime, kept["ETag"], kept["Checksum"])
+
+
+def _read_completion(record: Path) -> Completion | None:
+    """A completed upload's record; None when it is gone (forgotten meanwhile) or unreadable."""
+    try:
+        return Completion(**json.loads(record.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _fresh(completion: Completion) -> bool:
