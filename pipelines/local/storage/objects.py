@@ -360,8 +360,8 @@ class ObjectStore:
         return VersionEntry(key, version_id, latest, stat.st_mtime, False, stat.st_size, record.etag)
 
     def _restore_live(self, uri: str, remaining: builtins.list[str]) -> None:
-        """The live file after the current version went: the version before it, or nothing when
-        that is a delete marker or there is none."""
+        """The live file made the last of `remaining` (the versions left after the current one went,
+        or all of them for a repair), or removed when that is a delete marker or there is none."""
         live = self.path_for(uri)
         previous = self._version_path(uri, remaining[-1]) if remaining else None
         record = read_record(previous) if previous is not None else None
@@ -390,20 +390,23 @@ class ObjectStore:
         return repaired
 
     def _repair_live_file(self, uri: str) -> bool:
-        version = self._version_path(uri, self.versions(uri)[-1])
+        """Whether the key's live file was not its current version's, and was made so again."""
+        known = self.versions(uri)
+        current = self._version_path(uri, known[-1])
         live = self.path_for(uri)
-        record = read_record(version)
+        record = read_record(current)
+        if record is not None and record.delete_marker:
+            right = not live.is_file()
+        else:
+            right = _same_file(str(live), str(current))
+        if right:
+            return False
         try:
-            if record is not None and record.delete_marker:
-                if live.is_file():
-                    self._remove_live(live)
-                    return True
-            elif not _same_file(str(live), str(version)):
-                self._link_live(version, live)
-                return True
+            self._restore_live(uri, known)
         except OSError as error:  # a folder where the key's file should be: left for a write to refuse
             log.warning("cannot make the live file of %s its current version: %s", uri, error)
-        return False
+            return False
+        return True
 
     def _remove_live(self, live: Path) -> None:
         """Remove an object's live file and the folders it leaves empty, up to its bucket's, so that
