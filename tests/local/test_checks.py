@@ -30,9 +30,11 @@ REGISTRY = "683313688378.dkr.ecr.us-east-1.amazonaws.com"
 HERE = f"{REGISTRY}/sagemaker-scikit-learn:{local_sklearn_release()}-1-cpu-py3"
 
 
-def processing(name: str = "Prep", image: Any = HERE, count: Any = 1) -> dict[str, Any]:
+def processing(
+    name: str = "Prep", image: Any = HERE, count: Any = 1, environment: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A Processing step whose Arguments are a complete CreateProcessingJob request."""
-    return {
+    step: dict[str, Any] = {
         "Name": name,
         "Type": "Processing",
         "Arguments": {
@@ -43,6 +45,14 @@ def processing(name: str = "Prep", image: Any = HERE, count: Any = 1) -> dict[st
             "RoleArn": "arn:aws:iam::000000000000:role/local-sagemaker",
         },
     }
+    if environment is not None:
+        step["Arguments"]["Environment"] = environment
+    return step
+
+
+def condition(*conditions: Any, **branches: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Condition step named C; `branches` gives IfSteps and ElseSteps."""
+    return {"Name": "C", "Type": "Condition", "Arguments": {"Conditions": list(conditions), **branches}}
 
 
 def definition(*steps: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -83,6 +93,18 @@ def test_the_projects_definition_passes(project_definition: dict[str, Any]) -> N
          "unknown condition type 'Between'"),
         (definition({"Name": "C", "Type": "Condition", "Arguments": {"Conditions": [
             {"Type": "Not", "Condition": {"Type": "Sometimes"}}]}}), "unknown condition type 'Sometimes'"),
+        (definition(condition({"Type": "Equals", "LeftValue": 1})), "step C: Equals: missing RightValue"),
+        (definition(condition({"Type": "In", "QueryValue": 1, "Values": "a"})), "In: Values must be a list"),
+        (definition(condition({"Type": "Not"})), "Not: missing the Condition it negates"),
+        (definition({"Name": "C", "Type": "Condition", "Arguments": {"Conditions": {"Type": "Equals"}}}),
+         "step C: Conditions must be a list of conditions"),
+        (definition(condition({"Type": "Equals", "LeftValue": {"Std:Join": {"On": "/", "Values": "a"}},
+                               "RightValue": "a"})), "step C: Std:Join expects"),
+        (definition(processing(environment={"RUN": {"Std:Upper": "x"}})),
+         "step Prep: unsupported function Std:Upper"),
+        (definition({"Name": "F", "Type": "Fail",
+                     "Arguments": {"ErrorMessage": {"Std:JsonGet": {"Path": "a"}}}}),
+         "step F: Std:JsonGet needs a PropertyFile or an S3Uri"),
         (definition(processing(image=f"{REGISTRY}/sagemaker-xgboost:1.7-1")), "cannot run locally"),
         (definition(processing(image=f"{REGISTRY}/sagemaker-scikit-learn:0.23-1-cpu-py3")),
          "has scikit-learn 0.23"),
@@ -100,6 +122,18 @@ def test_a_json_get_of_an_undeclared_property_file_is_refused(project_definition
     problems = definition_problems(document)
     wanted = "property file 'EvaluationReport', which step Evaluate does not declare"
     assert any(wanted in problem for problem in problems)
+
+
+def test_a_branch_step_is_checked_once_as_a_step_of_its_own() -> None:
+    fail = {"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": {"Std:Upper": "x"}}}
+    problems = definition_problems(definition(condition(
+        {"Type": "Equals", "LeftValue": 1, "RightValue": 1}, IfSteps=[], ElseSteps=[fail])))
+    assert problems == ["step F: unsupported function Std:Upper (the functions are Std:Join and Std:JsonGet)"]
+
+
+def test_a_not_condition_as_sdk_v2_writes_it_passes() -> None:
+    negated = {"Type": "Not", "Expression": {"Type": "Equals", "LeftValue": 1, "RightValue": 2}}
+    assert definition_problems(definition(condition(negated))) == []
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -13,9 +13,11 @@ from pipelines.local.executor.expressions import (
     ExpressionError,
     Scope,
     Segment,
+    condition_problems,
     evaluate_condition,
     evaluate_conditions,
     format_timestamp,
+    function_problems,
     parse_path,
     parse_reference,
     references,
@@ -278,6 +280,35 @@ def test_join_needs_a_values_list() -> None:
         resolve({"Std:Join": {"On": "/"}}, make_scope())
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({"Std:Join": {"On": "/", "Values": "a"}}, "Std:Join expects {'On': ..., 'Values': [...]}"),
+        ({"Std:Join": {"On": 1, "Values": []}}, "Std:Join: On must be a string, got 1"),
+        ({"Std:JsonGet": {"S3Uri": "s3://b/k"}}, "Std:JsonGet expects a Path"),
+        ({"Std:JsonGet": {"Path": "a"}}, "Std:JsonGet needs a PropertyFile or an S3Uri"),
+        ({"Std:JsonGet": {"PropertyFile": "Report", "Path": "a"}}, "PropertyFile must be a Get"),
+        ({"Std:JsonGet": {"S3Uri": 5, "Path": "a"}}, "Std:JsonGet: S3Uri must be a string"),
+        ({"Std:Upper": "x"}, "unsupported function Std:Upper (the functions are Std:Join and Std:JsonGet)"),
+        # inside data and inside another function's arguments
+        ({"Env": [{"X": {"Std:Upper": "x"}}]}, "unsupported function Std:Upper"),
+        (join("/", "a", {"Std:Join": "b"}), "Std:Join expects an object of arguments, got 'b'"),
+    ],
+)
+def test_malformed_functions_are_found_before_anything_runs(value: Any, problem: str) -> None:
+    (found,) = function_problems(value)
+    assert problem in found
+    with pytest.raises(ExpressionError) as raised:  # and resolving says the same
+        resolve(value, make_scope())
+    assert str(raised.value) == found
+
+
+def test_well_formed_functions_have_no_problems() -> None:
+    value = join("/", get("Parameters.Name"), {"Std:JsonGet": {"S3Uri": join("/", "s3://b", "k"),
+                                                              "Path": get("Parameters.Name")}})
+    assert list(function_problems(value)) == []
+
+
 # Std:JsonGet -----------------------------------------------------------------------------------
 
 
@@ -384,6 +415,7 @@ def binary(kind: str, left: Any, right: Any) -> dict[str, Any]:
         ({"Type": "In", "QueryValue": "z", "Values": ["y", get("Parameters.Name")]}, False),
         ({"Type": "Not", "Condition": binary("Equals", 1, 1)}, False),
         ({"Type": "Not", "Condition": binary("Equals", 1, 2)}, True),
+        ({"Type": "Not", "Expression": binary("Equals", 1, 1)}, False),  # as SDK v2 writes it
         ({"Type": "Or", "Conditions": [binary("Equals", 1, 2), binary("Equals", 2, 2)]}, True),
         ({"Type": "Or", "Conditions": [binary("Equals", 1, 2), binary("Equals", 3, 2)]}, False),
     ],
@@ -403,12 +435,33 @@ def test_conditions_list_is_a_conjunction() -> None:
     [
         (binary("GreaterThan", "abc", 1), "GreaterThan: cannot compare 'abc' with 1"),
         (binary("LessThan", True, 1), "LessThan: cannot compare True with 1"),
-        ({"Type": "Between", "LeftValue": 1, "RightValue": 2}, "unsupported condition"),
+        ({"Type": "Between", "LeftValue": 1, "RightValue": 2}, "unknown condition type 'Between'"),
         ({"Type": "Equals", "LeftValue": 1}, "Equals: missing RightValue"),
         ({"Type": "In", "QueryValue": 1, "Values": 1}, "In: Values must be a list"),
+        ({"Type": "In", "Values": [1]}, "In: missing QueryValue"),
+        ({"Type": "Not"}, "Not: missing the Condition it negates"),
+        ({"Type": "Or", "Conditions": binary("Equals", 1, 1)}, "Or: Conditions must be a list"),
         (binary("Equals", get("Parameters.Nope"), 1), "Parameters.Nope: no such parameter"),
     ],
 )
 def test_bad_conditions_raise(condition: dict[str, Any], message: str) -> None:
     with pytest.raises(ExpressionError, match=message):
         evaluate_condition(condition, make_scope())
+
+
+@pytest.mark.parametrize(
+    ("condition", "problems"),
+    [
+        ({"Type": "Equals", "LeftValue": 1}, ["Equals: missing RightValue"]),
+        ({"Type": "LessThan"}, ["LessThan: missing LeftValue", "LessThan: missing RightValue"]),
+        ({"Type": "In", "QueryValue": 1, "Values": get("Parameters.Name")}, []),  # known when run
+        ({"Type": "Not", "Expression": {"Type": "Between"}}, ["unknown condition type 'Between'"]),
+        ({"Type": "Or", "Conditions": [binary("Equals", 1, 1), {"Type": "GreaterThan", "LeftValue": 1}]},
+         ["GreaterThan: missing RightValue"]),
+    ],
+)
+def test_condition_problems_are_found_before_anything_runs(condition: Any, problems: list[str]) -> None:
+    found = list(condition_problems(condition))
+    assert len(found) == len(problems)
+    for problem, message in zip(problems, found, strict=True):
+        assert message.startswith(problem)

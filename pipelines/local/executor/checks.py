@@ -16,7 +16,13 @@ from pipelines.local.contract.members import object_items, object_member
 from pipelines.local.contract.model_packages import creation_problems
 from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
-from pipelines.local.executor.expressions import ExpressionError, get_references, is_expression
+from pipelines.local.executor.expressions import (
+    ExpressionError,
+    condition_problems,
+    function_problems,
+    get_references,
+    is_expression,
+)
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.jobs.limits import processing_limits, training_limits
 from pipelines.local.jobs.outcome import JobError
@@ -39,16 +45,6 @@ OTHER_STEP_TYPES = (
     "AutoML",
     "EMRServerless",
     "NotebookJob",
-)
-CONDITION_TYPES = (
-    "Equals",
-    "GreaterThan",
-    "GreaterThanOrEqualTo",
-    "LessThan",
-    "LessThanOrEqualTo",
-    "In",
-    "Not",
-    "Or",
 )
 # A step's texts and the members of ListPipelineExecutionSteps' steps that show them.
 LISTED_STEP_TEXT = {"DisplayName": "StepDisplayName", "Description": "StepDescription"}
@@ -154,7 +150,10 @@ def _step_problems(step: Mapping[str, Any], property_files: Mapping[Any, set[Any
     if not isinstance(arguments, Mapping):
         return [*problems, f"step {name}: Arguments must be an object, got {type(arguments).__name__}"]
     if kind == "Condition":
-        problems += [f"step {name}: {p}" for p in _condition_problems(arguments.get("Conditions"))]
+        problems += [f"step {name}: {p}" for p in _conditions_problems(arguments.get("Conditions"))]
+    # A Condition step's branches are steps of their own, checked as such.
+    expressions = arguments.get("Conditions") if kind == "Condition" else arguments
+    problems += [f"step {name}: {p}" for p in function_problems(expressions)]
     problems += [f"step {name}: {p}" for p in _property_file_problems(step, property_files)]
     if kind in REQUEST_SHAPES:
         problems += [f"step {name}: {p}" for p in request_problems(kind, arguments)]
@@ -214,15 +213,12 @@ def _service_rules(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
         yield f"MaxWaitTimeInSeconds ({wait}) must be equal to or greater than MaxRuntimeInSeconds ({run})"
 
 
-def _condition_problems(conditions: Any) -> Iterator[str]:
-    for condition in conditions if isinstance(conditions, list) else [conditions]:
-        kind = condition.get("Type") if isinstance(condition, Mapping) else None
-        if kind not in CONDITION_TYPES:
-            yield f"unknown condition type {kind!r} (one of {', '.join(CONDITION_TYPES)})"
-        elif kind == "Not":
-            yield from _condition_problems(condition.get("Condition") or condition.get("Expression"))
-        elif kind == "Or":
-            yield from _condition_problems(condition.get("Conditions"))
+def _conditions_problems(conditions: Any) -> Iterator[str]:
+    if not isinstance(conditions, list):
+        yield f"Conditions must be a list of conditions, got {conditions!r}"
+        return
+    for condition in conditions:
+        yield from condition_problems(condition)
 
 
 def _property_file_problems(

@@ -35,6 +35,8 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "LessThan": operator.lt,
     "LessThanOrEqualTo": operator.le,
 }
+CONDITION_TYPES = ("Equals", *_COMPARISONS, "In", "Not", "Or")
+FUNCTIONS = ("Std:Join", "Std:JsonGet")
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _ATTRIBUTE = re.compile(r"[^.\[\]]+")
 _BRACKET = re.compile(r"""\[(?:(\d+)|'([^']*)'|"([^"]*)")\]""")
@@ -221,11 +223,67 @@ def resolve(value: Any, scope: Scope) -> Any:
         return {key: resolve(item, scope) for key, item in value.items()}
     if function == "Get":
         return _resolve_get(value["Get"], scope)
+    problem = _arguments_problem(function, value[function])
+    if problem is not None:
+        raise ExpressionError(problem)
     if function == "Std:Join":
         return _join(value[function], scope)
-    if function == "Std:JsonGet":
-        return _json_get(value[function], scope)
-    raise ExpressionError(f"unsupported function {function}")
+    return _json_get(value[function], scope)
+
+
+def function_problems(value: Any) -> Iterator[str]:
+    """What is wrong with the functions inside a value, known before anything runs: a Std:*
+    function SageMaker does not have, or a Std:Join or Std:JsonGet whose arguments are not shaped as
+    the service parses them. CreatePipeline refuses such a definition; resolving it would fail
+    only once the step that holds it is reached."""
+    if isinstance(value, list):
+        for item in value:
+            yield from function_problems(item)
+        return
+    if not isinstance(value, dict):
+        return
+    function = _function_name(value)
+    if function == "Get":
+        return
+    if function is None:
+        for item in value.values():
+            yield from function_problems(item)
+        return
+    problem = _arguments_problem(function, value[function])
+    if problem is not None:
+        yield problem
+    else:
+        yield from function_problems(value[function])
+
+
+def _arguments_problem(function: str, arguments: Any) -> str | None:
+    """Why a function's arguments are not what it takes, or None; expressions pass here and are
+    checked again once resolved."""
+    if function not in FUNCTIONS:
+        return f"unsupported function {function} (the functions are {' and '.join(FUNCTIONS)})"
+    if not isinstance(arguments, dict):
+        return f"{function} expects an object of arguments, got {arguments!r}"
+    if function == "Std:Join":
+        if not isinstance(arguments.get("Values"), list):
+            return f"Std:Join expects {{'On': ..., 'Values': [...]}}, got {arguments!r}"
+        return _not_a_string("Std:Join: On", arguments.get("On", ""))
+    if "Path" not in arguments:
+        return f"Std:JsonGet expects a Path, got {arguments!r}"
+    if "PropertyFile" in arguments:
+        property_file = arguments["PropertyFile"]
+        if not isinstance(property_file, dict) or not isinstance(property_file.get("Get"), str):
+            return f"Std:JsonGet: PropertyFile must be a Get, got {property_file!r}"
+    elif "S3Uri" not in arguments:
+        return "Std:JsonGet needs a PropertyFile or an S3Uri"
+    return _not_a_string("Std:JsonGet: Path", arguments["Path"]) or _not_a_string(
+        "Std:JsonGet: S3Uri", arguments.get("S3Uri", "")
+    )
+
+
+def _not_a_string(what: str, value: Any) -> str | None:
+    if isinstance(value, str) or is_expression(value):
+        return None
+    return f"{what} must be a string, got {value!r}"
 
 
 def _resolve_get(target: Any, scope: Scope) -> Any:
@@ -304,9 +362,7 @@ def _named_element(items: list[Any], name: str) -> Any:
     return _MISSING
 
 
-def _join(arguments: Any, scope: Scope) -> str:
-    if not isinstance(arguments, dict) or not isinstance(arguments.get("Values"), list):
-        raise ExpressionError(f"Std:Join expects {{'On': ..., 'Values': [...]}}, got {arguments!r}")
+def _join(arguments: Mapping[str, Any], scope: Scope) -> str:
     separator = resolve(arguments.get("On", ""), scope)
     if not isinstance(separator, str):
         raise ExpressionError(f"Std:Join: On must be a string, got {separator!r}")
@@ -320,20 +376,16 @@ def _join(arguments: Any, scope: Scope) -> str:
     return separator.join(parts)
 
 
-def _json_get(arguments: Any, scope: Scope) -> Any:
-    if not isinstance(arguments, dict) or "Path" not in arguments:
-        raise ExpressionError(f"Std:JsonGet expects a Path, got {arguments!r}")
+def _json_get(arguments: Mapping[str, Any], scope: Scope) -> Any:
     json_path = resolve(arguments["Path"], scope)
     if not isinstance(json_path, str):
         raise ExpressionError(f"Std:JsonGet: Path must be a string, got {json_path!r}")
     if "PropertyFile" in arguments:
         uri = _property_file_uri(arguments["PropertyFile"], scope)
-    elif "S3Uri" in arguments:
+    else:
         uri = resolve(arguments["S3Uri"], scope)
         if not isinstance(uri, str):
             raise ExpressionError(f"Std:JsonGet: S3Uri must be a string, got {uri!r}")
-    else:
-        raise ExpressionError("Std:JsonGet needs a PropertyFile or an S3Uri")
     document = _read_document(uri, scope)
     try:
         path = parse_path(json_path.removeprefix("$").removeprefix("."))
@@ -346,9 +398,7 @@ def _json_get(arguments: Any, scope: Scope) -> Any:
 
 def _property_file_uri(property_file: Any, scope: Scope) -> str:
     """`<S3Uri of the step's output OutputName>/<FilePath>` for a PropertyFile reference."""
-    target = property_file.get("Get") if isinstance(property_file, dict) else None
-    if not isinstance(target, str):
-        raise ExpressionError(f"Std:JsonGet: PropertyFile must be a Get, got {property_file!r}")
+    target = property_file["Get"]
     ref = parse_reference(target)
     if not ref.is_property_file or len(ref.path) != 2 or ref.path[1].quoted:
         raise ExpressionError(f"{target}: expected Steps.<StepName>.PropertyFiles.<Name>")
@@ -387,32 +437,60 @@ def evaluate_conditions(conditions: Any, scope: Scope) -> bool:
 
 def evaluate_condition(condition: Any, scope: Scope) -> bool:
     """One condition (Equals, GreaterThan..., In, Not, Or), its operands resolved first."""
-    kind = condition.get("Type") if isinstance(condition, dict) else None
+    problem = next(_own_problems(condition), None)
+    if problem is not None:
+        raise ExpressionError(problem)
+    kind = condition["Type"]
     if kind == "Not":
-        return not evaluate_condition(condition.get("Condition"), scope)
+        return not evaluate_condition(_negated(condition), scope)
     if kind == "Or":
-        branches = condition.get("Conditions")
-        if not isinstance(branches, list):
-            raise ExpressionError(f"Or: Conditions must be a list, got {branches!r}")
-        return any(evaluate_condition(branch, scope) for branch in branches)
+        return any(evaluate_condition(branch, scope) for branch in condition["Conditions"])
     if kind == "In":
-        query = resolve(condition.get("QueryValue"), scope)
-        values = resolve(condition.get("Values"), scope)
+        query = resolve(condition["QueryValue"], scope)
+        values = resolve(condition["Values"], scope)
         if not isinstance(values, list):
             raise ExpressionError(f"In: Values must be a list, got {values!r}")
         return any(_equal(query, value) for value in values)
-    if kind == "Equals":
-        return _equal(*_operands(condition, scope))
-    if isinstance(kind, str) and kind in _COMPARISONS:
-        return _compare(kind, *_operands(condition, scope))
-    raise ExpressionError(f"unsupported condition {condition!r}")
+    left, right = resolve(condition["LeftValue"], scope), resolve(condition["RightValue"], scope)
+    return _equal(left, right) if kind == "Equals" else _compare(kind, left, right)
 
 
-def _operands(condition: Mapping[str, Any], scope: Scope) -> tuple[Any, Any]:
-    for side in ("LeftValue", "RightValue"):
-        if side not in condition:
-            raise ExpressionError(f"{condition.get('Type')}: missing {side}")
-    return resolve(condition["LeftValue"], scope), resolve(condition["RightValue"], scope)
+def condition_problems(condition: Any) -> Iterator[str]:
+    """What is wrong with a condition and those inside it, known before anything runs: an
+    unknown type, or a member its type needs missing or of the wrong kind."""
+    own = list(_own_problems(condition))
+    yield from own
+    if own:
+        return
+    if condition["Type"] == "Not":
+        yield from condition_problems(_negated(condition))
+    elif condition["Type"] == "Or":
+        for branch in condition["Conditions"]:
+            yield from condition_problems(branch)
+
+
+def _own_problems(condition: Any) -> Iterator[str]:
+    kind = condition.get("Type") if isinstance(condition, dict) else None
+    if kind not in CONDITION_TYPES:
+        yield f"unknown condition type {kind!r} (one of {', '.join(CONDITION_TYPES)})"
+    elif kind == "Not" and _negated(condition) is None:
+        yield "Not: missing the Condition it negates"
+    elif kind == "Or" and not isinstance(condition.get("Conditions"), list):
+        yield f"Or: Conditions must be a list, got {condition.get('Conditions')!r}"
+    elif kind == "In":
+        if "QueryValue" not in condition:
+            yield "In: missing QueryValue"
+        values = condition.get("Values")
+        if not isinstance(values, list) and not is_expression(values):
+            yield f"In: Values must be a list, got {values!r}"
+    elif kind not in ("Not", "Or"):
+        missing = [side for side in ("LeftValue", "RightValue") if side not in condition]
+        yield from (f"{kind}: missing {side}" for side in missing)
+
+
+def _negated(condition: Mapping[str, Any]) -> Any:
+    """The condition a Not negates: SDK v3 writes it as Condition, SDK v2 as Expression."""
+    return condition.get("Condition", condition.get("Expression"))
 
 
 def _as_number(value: Any) -> int | float | None:
