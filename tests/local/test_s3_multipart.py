@@ -436,3 +436,37 @@ def test_a_deleted_bucket_takes_its_completed_uploads_with_it(s3: Any, store: Ob
         s3.delete_object(Bucket="short-lived", Key="k", VersionId=listed["VersionId"])
     s3.delete_bucket(Bucket="short-lived")
     assert not (store.uploads.root / upload_id).exists()
+
+
+def test_a_completion_retried_after_a_crash_between_storing_and_recording_stores_nothing_more(
+    tmp_path: Path,
+) -> None:
+    """The object was stored, then the server died before the completion was recorded: the retry
+    after the restart answers with that version, as S3 answers a completion sent again."""
+    state = tmp_path / "state"
+    first = LocalSageMaker(state, "us-east-1", "http://127.0.0.1:1")
+    with_buckets(first.context.store, "bucket")
+    s3 = inprocess.client(Dispatcher(first, True), "s3")
+    s3.put_bucket_versioning(Bucket="bucket", VersioningConfiguration={"Status": "Enabled"})
+    upload_id, listed = upload_parts(s3, "crash.bin", [b"a" * PART, b"b"], ChecksumAlgorithm="SHA256")
+
+    def crash(*_: Any) -> None:
+        raise OSError("the server died here")
+
+    first.context.store.uploads.finish = crash  # type: ignore[method-assign]
+    assert error_of(lambda: complete(s3, "crash.bin", upload_id, listed))[0] == 500
+    stored = versions_of(s3, "crash.bin")
+    first.shutdown()
+    second = LocalSageMaker(state, "us-east-1", "http://127.0.0.1:1")
+    try:
+        s3 = inprocess.client(Dispatcher(second, True), "s3")
+        other = listed[:1]  # the completion was of both parts
+        assert error_of(lambda: complete(s3, "crash.bin", upload_id, other))[1]["Code"] == "NoSuchUpload"
+        answer = complete(s3, "crash.bin", upload_id, listed)
+        assert [answer["VersionId"]] == stored == versions_of(s3, "crash.bin")
+        assert answer["ETag"] == s3_etag([b"a" * PART, b"b"])
+        assert answer["ChecksumSHA256"].endswith("-2")
+        assert "Uploads" not in s3.list_multipart_uploads(Bucket="bucket")
+        assert complete(s3, "crash.bin", upload_id, listed)["VersionId"] == answer["VersionId"]
+    finally:
+        second.shutdown()

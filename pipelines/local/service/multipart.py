@@ -125,19 +125,28 @@ class MultipartUploads:
                 f"match what was computed: {size}"
             )
         md5s = b"".join(bytes.fromhex(part.etag.strip('"')) for part in parts)
-        etag = hashlib.md5(md5s, usedforsecurity=False)
+        etag = f'"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(parts)}"'
+        uri = f"{SCHEME}{upload.bucket}/{upload.key}"
+        version = self.store.completed_from(uri, upload.upload_id, upload.initiated)
+        if version is not None:  # stored before a crash kept its completion from being recorded
+            if self.store.describe(uri, version).etag != etag:
+                raise _no_such_upload(upload.upload_id)  # completed, with other parts
+            return self._answer(upload, uri, version)
         whole = _WholeObjectChecksum(upload, request)
         # The store records the members once `verify` has passed: a whole-object checksum, known
         # only when the last byte has been read, is added to them then.
         members = {**upload.members, **_composite(upload, parts)}
-        uri = f"{SCHEME}{upload.bucket}/{upload.key}"
         joined_parts = self.uploads.joined(upload, parts)
         with storing(upload.bucket), in_progress(upload, listed), joined_parts as joined:
             version = self.store.put_stream(
                 uri, Digesting(joined, [whole.hasher] if whole.hasher else []),
                 lambda: members.update(whole.verified()), members, tuple(part.size for part in parts),
-                f'"{etag.hexdigest()}-{len(parts)}"',
+                etag, upload.upload_id,
             )
+        return self._answer(upload, uri, version)
+
+    def _answer(self, upload: Upload, uri: str, version: str) -> Body:
+        """CompleteMultipartUpload's answer for the version the upload was completed into."""
         stored = self.store.describe(uri, version)
         return {
             "Bucket": upload.bucket, "Key": upload.key, "ETag": stored.etag, "VersionId": version,

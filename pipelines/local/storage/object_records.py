@@ -34,6 +34,9 @@ class Record:
     members: Mapping[str, Any] = field(default_factory=dict)
     parts: tuple[int, ...] = ()  # the sizes of the parts it was completed from, in order
     delete_marker: bool = False  # a version that says the object was deleted (it has no bytes)
+    # The multipart upload it was completed from: a completion retried after a crash between
+    # storing the object and recording the completion finds it, rather than storing it again.
+    upload_id: str | None = None
 
     def text(self) -> str:
         document: dict[str, Any] = {"ETag": self.etag, "Members": dict(self.members)}
@@ -41,6 +44,8 @@ class Record:
             document["Parts"] = list(self.parts)
         if self.delete_marker:
             document["DeleteMarker"] = True
+        if self.upload_id is not None:
+            document["UploadId"] = self.upload_id
         return json.dumps(document, sort_keys=True)
 
 
@@ -56,7 +61,7 @@ def read_record(version: Path) -> Record | None:
         return None
     return Record(
         document["ETag"], document["Members"], tuple(document.get("Parts", ())),
-        document.get("DeleteMarker", False),
+        document.get("DeleteMarker", False), document.get("UploadId"),
     )
 
 

@@ -176,13 +176,26 @@ class ObjectStore:
 
     def put_stream(
         self, uri: str, source: Readable, check: Callable[[], None], members: Mapping[str, Any],
-        parts: tuple[int, ...] = (), etag: str | None = None,
+        parts: tuple[int, ...] = (), etag: str | None = None, upload_id: str | None = None,
     ) -> str:
         """Store what `source` yields until it ends, one chunk at a time, as the new current version
         put with `members`; returns its version id. `check` runs once it is all on disk and may
         refuse it by raising: then nothing is stored. An object completed from parts keeps their
-        sizes and the ETag S3 gives it; any other's ETag is the MD5 of its bytes."""
-        return self._put(uri, source, members, check, parts, etag)
+        sizes, the ETag S3 gives it and the upload's id (`completed_from`); any other's ETag is the
+        MD5 of its bytes."""
+        return self._put(uri, source, members, check, parts, etag, upload_id)
+
+    def completed_from(self, uri: str, upload_id: str, since: float) -> str | None:
+        """The version of the object that the multipart upload `upload_id`, created at `since`
+        (seconds since the epoch), was completed into, if any: only versions stored since then
+        are read, newest first."""
+        for version_id in reversed(self.versions(uri)):
+            if version_id == UNVERSIONED or int(version_id.split("-")[0]) < since * 1e9:
+                return None
+            record = read_record(self._version_path(uri, version_id))
+            if record is not None and record.upload_id == upload_id:
+                return version_id
+        return None
 
     def get_bytes(self, uri: str, version_id: str | None = None) -> bytes:
         """The current version, or the given earlier one."""
@@ -456,7 +469,7 @@ class ObjectStore:
 
     def _put(
         self, uri: str, source: Readable, members: Mapping[str, Any], check: Callable[[], None],
-        parts: tuple[int, ...] = (), etag: str | None = None,
+        parts: tuple[int, ...] = (), etag: str | None = None, upload_id: str | None = None,
     ) -> str:
         """The bytes are written aside first, however long the body takes; then, under the commit
         lock, the version gets its id, its record and its place, and the live file becomes that
@@ -472,7 +485,8 @@ class ObjectStore:
                 live = self._unclashed(uri)
                 version_id = self._new_version_id()
                 version = self._version_path(uri, version_id)
-                self._keep_record(version, Record(etag or quoted(digest), members, parts))
+                record = Record(etag or quoted(digest), members, parts, upload_id=upload_id)
+                self._keep_record(version, record)
                 version.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(version_bytes, version)
                 self._link_live(version, live)
