@@ -18,7 +18,7 @@ from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.executor.expressions import (
     ExpressionError,
-    condition_problems,
+    conditions_problems,
     function_problems,
     get_references,
     is_expression,
@@ -150,7 +150,7 @@ def _step_problems(step: Mapping[str, Any], property_files: Mapping[Any, set[Any
     if not isinstance(arguments, Mapping):
         return [*problems, f"step {name}: Arguments must be an object, got {type(arguments).__name__}"]
     if kind == "Condition":
-        problems += [f"step {name}: {p}" for p in _conditions_problems(arguments.get("Conditions"))]
+        problems += [f"step {name}: {p}" for p in conditions_problems(arguments.get("Conditions"))]
     # A Condition step's branches are steps of their own, checked as such.
     expressions = arguments.get("Conditions") if kind == "Condition" else arguments
     problems += [f"step {name}: {p}" for p in function_problems(expressions)]
@@ -211,14 +211,6 @@ def _service_rules(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
         )
     elif isinstance(wait, int) and isinstance(run, int) and wait < run:
         yield f"MaxWaitTimeInSeconds ({wait}) must be equal to or greater than MaxRuntimeInSeconds ({run})"
-
-
-def _conditions_problems(conditions: Any) -> Iterator[str]:
-    if not isinstance(conditions, list):
-        yield f"Conditions must be a list of conditions, got {conditions!r}"
-        return
-    for condition in conditions:
-        yield from condition_problems(condition)
 
 
 def _property_file_problems(

@@ -430,9 +430,20 @@ def _read_document(uri: str, scope: Scope) -> Any:
 
 def evaluate_conditions(conditions: Any, scope: Scope) -> bool:
     """A Condition step's Conditions list: true when every condition holds."""
-    if not isinstance(conditions, list):
-        raise ExpressionError(f"Conditions must be a list, got {conditions!r}")
+    problem = next(conditions_problems(conditions), None)
+    if problem is not None:
+        raise ExpressionError(problem)
     return all(evaluate_condition(condition, scope) for condition in conditions)
+
+
+def conditions_problems(conditions: Any) -> Iterator[str]:
+    """What is wrong with a Condition step's Conditions, known before anything runs: not a list,
+    or a condition in it that `condition_problems` finds wrong."""
+    if not isinstance(conditions, list):
+        yield f"Conditions must be a list of conditions, got {conditions!r}"
+        return
+    for condition in conditions:
+        yield from condition_problems(condition)
 
 
 def evaluate_condition(condition: Any, scope: Scope) -> bool:

@@ -190,7 +190,7 @@ class ObjectStore:
         (seconds since the epoch), was completed into, if any: only versions stored since then
         are read, newest first."""
         for version_id in reversed(self.versions(uri)):
-            if version_id == UNVERSIONED or int(version_id.split("-")[0]) < since * 1e9:
+            if version_id == UNVERSIONED or _committed_ns(version_id) < since * 1e9:
                 return None
             record = read_record(self._version_path(uri, version_id))
             if record is not None and record.upload_id == upload_id:
@@ -571,6 +571,12 @@ def _prefix_folder(base: Path, prefix: str) -> Path | None:
 def _aliasing(path: str) -> bool:
     """Whether a `/`-separated key or folder has a segment that would escape or alias a path."""
     return any(part in ("", ".", "..") for part in path.split("/"))
+
+
+def _committed_ns(version_id: str) -> int:
+    """When a version was committed, in nanoseconds since the epoch: the stamp `_new_version_id`
+    begins its ids with."""
+    return int(version_id.partition("-")[0])
 
 
 def _ordered_versions(file_names: builtins.list[str]) -> builtins.list[str]:
