@@ -81,7 +81,7 @@ def main() -> int:
         unavailable = read_only_tree_unavailable()
         if unavailable:
             print(f"jobs cannot be confined on this machine: {unavailable}")
-        confinement = layout.job_confinement()
+        confinement = layout.confinement()
         work = layout.jobs / "benchmark"
         work.mkdir(parents=True)
         times: dict[str, list[float]] = {

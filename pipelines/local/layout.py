@@ -12,7 +12,6 @@ from pathlib import Path
 
 from pipelines import REPO_ROOT
 from pipelines.local.system.isolation import Confinement
-from pipelines.local.system.project_imports import project_imports
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,12 @@ class StateLayout:
         """One folder per execution, one per job inside it."""
         return self.root / "jobs"
 
+    @property
+    def job_environments(self) -> Path:
+        """The jobs' Python environments (jobs/image_python.py): links to the image's packages,
+        shown read-only to each job that runs in one."""
+        return self.root / "job-environments"
+
     def execution_dir(self, execution_id: str) -> Path:
         return self.jobs / execution_id
 
@@ -86,13 +91,6 @@ class StateLayout:
         credentials, its database, Lambda code, other jobs' and endpoints' files), the user's AWS
         keys, and the project's code (read-only)."""
         return Confinement(read_only=(REPO_ROOT,), hidden=(self.root, Path.home() / ".aws"))
-
-    def job_confinement(self) -> Confinement:
-        """A job's: the same, and the project's own packages not importable, as in the SageMaker
-        image (system/project_imports.py)."""
-        imports = project_imports()
-        base = self.confinement()
-        return replace(base, hidden=base.hidden + imports.packages, masked=imports.path_files)
 
     def lambda_confinement(self) -> Confinement:
         """A Lambda environment's: the same, and nothing writable but its own /tmp, as Lambda's

@@ -9,12 +9,10 @@ import json
 import os
 import re
 import socket
-import sys
 import tarfile
 import textwrap
 import threading
 import time
-import tomllib
 import uuid
 from importlib.metadata import version
 from pathlib import Path
@@ -28,6 +26,8 @@ from tarballs import tar_gz
 from waiting import wait_until
 
 from pipelines import REPO_ROOT
+from pipelines.local.jobs.container import ENVIRONMENTS
+from pipelines.local.jobs.image_python import image_python
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.jobs.instances import RUNS_ON
 from pipelines.local.jobs.outcome import training_failure
@@ -40,7 +40,6 @@ from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system import cpus
 from pipelines.local.system.instance_types import INSTANCES, Instance
 from pipelines.local.system.isolation import Confinement, isolation_unavailable
-from pipelines.local.system.project_imports import PROJECT_DISTRIBUTION, project_imports
 from pipelines.local.system.supervision import ProcessExit
 
 BUCKET = "s3://my-bucket/p"
@@ -237,7 +236,7 @@ def test_a_jobs_tmp_is_its_own_not_the_machines_nor_another_jobs(store: ObjectSt
         for job in ("first-1", "second-1"):
             request = _processing_request(store, TMP_SCRIPT, arguments=[name, job])
             outcome = run_processing_job(
-                job, request, store, layout.jobs, io.StringIO(), confinement=layout.job_confinement()
+                job, request, store, layout.jobs, io.StringIO(), confinement=layout.confinement()
             )
             assert outcome.status == "Succeeded", outcome.failure_reason
             found.append(store.get_bytes(f"{BUCKET}/runs/x/train/found.txt").decode())
@@ -249,50 +248,70 @@ def test_a_jobs_tmp_is_its_own_not_the_machines_nor_another_jobs(store: ObjectSt
     assert found == ["nothing", "nothing"]
 
 
-IMPORTS_SCRIPT = _script(
-    """
-    import importlib, json, os
-    from pathlib import Path
+def _imports_script(names: tuple[str, ...], out: str) -> bytes:
+    """A script that tries to import each of `names` and writes what happened to imports.json in
+    `out`, under the job's base dir."""
+    return _script(
+        f"""
+        import importlib, json, os
+        from pathlib import Path
 
-    found = {}
-    for name in ("sklearn", "pandas", "pipelines", "steps"):
-        try:
-            importlib.import_module(name)
-            found[name] = "imported"
-        except ImportError as error:
-            found[name] = type(error).__name__
-    out = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train"
-    (out / "imports.json").write_text(json.dumps(found))
-    """
+        found = {{}}
+        for name in {names!r}:
+            try:
+                importlib.import_module(name)
+                found[name] = "imported"
+            except ImportError as error:
+                found[name] = type(error).__name__
+        (Path(os.environ["SAGEMAKER_BASE_DIR"]) / {out!r} / "imports.json").write_text(json.dumps(found))
+        """
+    )
+
+
+# In the scikit-learn image: its frameworks, boto3, paramiko (the training toolkit's), and protobuf
+# inside the google/ namespace folder. Not in it: the project, what runs the local target, and
+# google-auth, which shares that namespace folder.
+IN_THE_IMAGE = ("sklearn", "pandas", "scipy", "boto3", "paramiko", "google.protobuf")
+NOT_IN_THE_IMAGE = (
+    "pipelines", "steps", "sagemaker", "moto", "pytest", "rich", "google.auth", "vaderSentiment", "requests"
 )
 
 
-def test_a_job_imports_the_images_packages_but_not_the_projects_own(
+def test_a_processing_job_imports_the_images_packages_and_nothing_else(
     store: ObjectStore, tmp_path: Path
 ) -> None:
-    """`from steps.scorer import ...` beside a flat /opt/ml/code fails in the SageMaker image: here too."""
+    """A step that imports the SageMaker SDK, moto or `steps.scorer` fails in the SageMaker image:
+    here too, confined or not (the job's own environment, image_python.py)."""
     store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
     layout = StateLayout(tmp_path / "state")
-    outcome = run_processing_job(
-        "imports-1", _processing_request(store, IMPORTS_SCRIPT), store, layout.jobs, io.StringIO(),
-        confinement=layout.job_confinement(),
-    )
+    request = _processing_request(store, _imports_script(IN_THE_IMAGE + NOT_IN_THE_IMAGE, "processing/train"))
+    for number, confinement in enumerate((layout.confinement(), None), start=1):
+        outcome = run_processing_job(
+            f"imports-{number}", request, store, layout.jobs, io.StringIO(), confinement=confinement
+        )
+        assert outcome.status == "Succeeded", outcome.failure_reason
+        found = json.loads(store.get_bytes(f"{BUCKET}/runs/x/train/imports.json"))
+        store.delete(f"{BUCKET}/runs/x/train/imports.json")
+        assert found == {
+            **dict.fromkeys(IN_THE_IMAGE, "imported"),
+            **dict.fromkeys(NOT_IN_THE_IMAGE, "ModuleNotFoundError"),
+        }
+
+
+def test_a_training_job_imports_what_its_requirements_file_names_with_what_that_requires(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    """The training toolkit pip-installs requirements.txt: vaderSentiment, and requests, which it
+    requires; nothing more."""
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    script = _imports_script(("vaderSentiment", "requests", "moto"), "model")
+    request = _training_request(store, script, requirements="vaderSentiment\n")
+
+    outcome = run_training_job("imports-3", request, store, work_dir, io.StringIO())
+
     assert outcome.status == "Succeeded", outcome.failure_reason
-    found = json.loads(store.get_bytes(f"{BUCKET}/runs/x/train/imports.json"))
-    if isolation_unavailable():  # no namespaces on this kernel: the job runs unconfined
-        assert found["sklearn"] == "imported"
-        return
-    assert found == {"sklearn": "imported", "pandas": "imported",
-                     "pipelines": "ModuleNotFoundError", "steps": "ModuleNotFoundError"}
-
-
-def test_the_project_reaches_a_jobs_interpreter_only_through_an_install_that_a_job_cannot_read() -> None:
-    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["name"] == PROJECT_DISTRIBUTION
-    imports = project_imports()
-    assert imports.path_files or imports.packages  # the project is installed in this environment
-    assert all(path.name.endswith(".pth") and path.is_file() for path in imports.path_files)
-    assert all(path.name in ("pipelines", "steps") and path.is_dir() for path in imports.packages)
+    found = json.loads((work_dir / "imports-3" / "opt" / "ml" / "model" / "imports.json").read_text())
+    assert found == {"vaderSentiment": "imported", "requests": "imported", "moto": "ModuleNotFoundError"}
 
 
 @pytest.mark.parametrize("isolated", [False, True])
@@ -425,7 +444,7 @@ def test_a_job_starts_with_the_image_environment_not_the_servers(
     assert (environment["HOME"], environment["TMPDIR"]) == (str(job_root / "home"), str(job_root / "tmp"))
     assert environment["SAGEMAKER_BASE_DIR"] == str(job_root / "opt" / "ml")
     assert environment["WHERE"] == str(job_root / "opt" / "ml" / "x")
-    assert Path(seen["python on PATH"]).parent == Path(sys.executable).parent
+    assert Path(seen["python on PATH"]).parent == image_python(work_dir / ENVIRONMENTS).bin  # the image's
     assert seen["optimized"] is False
     assert seen["home entries"] == []
     assert seen["utc offset"] == 0
@@ -1175,7 +1194,8 @@ def test_a_training_script_that_crashes_fails_as_the_toolkit_reports_it(
     outcome = run_training_job("crash-1", _training_request(store, script), store, work_dir, io.StringIO())
 
     reason = outcome.failure_reason
-    command = f"{sys.executable} train.py -c 0.5 --label positive --max-features 100 --ngram-max 2"
+    python = image_python(work_dir / ENVIRONMENTS).python  # the image's (image_python.py)
+    command = f"{python} train.py -c 0.5 --label positive --max-features 100 --ngram-max 2"
     assert reason.startswith('AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage "')
     assert reason.endswith(f'ValueError: C must be positive"\nCommand "{command}"')
     assert outcome.properties["FailureReason"] == reason and len(reason) <= 1024

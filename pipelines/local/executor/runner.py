@@ -29,6 +29,7 @@ from pipelines.local.executor.engine import (
     run_execution,
 )
 from pipelines.local.executor.parallelism import StepLimit
+from pipelines.local.jobs.image_python import image_python
 from pipelines.local.jobs.outcome import JobResult, job_arn
 from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.jobs.stopping import JobStop
@@ -246,6 +247,13 @@ class ExecutionRunner:
         self._jobs_lock = threading.Lock()  # orders a job's start against its execution's stop
         self._closing = threading.Event()
 
+    def make_job_environment(self) -> None:
+        """The image's Python for jobs (jobs/image_python.py), made off the request path as the
+        server starts, so the first job on a fresh state does not wait for it."""
+        threading.Thread(
+            target=image_python, args=(self.layout.job_environments,), name="job-environment", daemon=True
+        ).start()
+
     def start(self, execution: dict[str, Any]) -> None:
         arn = execution["PipelineExecutionArn"]
         self._cancel[arn] = threading.Event()
@@ -418,7 +426,8 @@ class StepRunners:
                 self.log,
                 cancel=stop,
                 progress=lambda description: self._save_progress(kind, description),
-                confinement=self.runner.layout.job_confinement(),
+                confinement=self.runner.layout.confinement(),
+                environments=self.runner.layout.job_environments,
             )
         finally:
             self.runner.job_ended(name)

@@ -29,7 +29,7 @@ from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, Server
 from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.log_events import StreamWriter
 from pipelines.local.jobs.outcome import JobError
-from pipelines.local.jobs.requirements import check_code_dir
+from pipelines.local.jobs.requirements import check_code_dir, installed_line
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
 from pipelines.local.system.isolation import Confinement, confined
 from pipelines.local.system.memory import GroupMemory, MemoryLimit
@@ -315,7 +315,7 @@ def _check_installs(code_dir: Path) -> None:
     except JobError as error:
         raise DeploymentError(str(error).removeprefix("ClientError: ")) from None
     if satisfied:
-        log.info("%s: satisfied by the local environment: %s", code_dir, ", ".join(satisfied))
+        log.info("%s: satisfied by the local environment: %s", code_dir, installed_line(satisfied))
 
 
 def _spawn(

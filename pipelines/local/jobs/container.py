@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from pipelines.local.jobs.image_python import ImagePython
 from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.log_events import StreamWriter, open_stream
 from pipelines.local.jobs.outcome import JobError
@@ -29,6 +30,9 @@ from pipelines.local.system.supervision import KILL_GRACE_SECONDS, ProcessExit, 
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
 HOST = "algo-1"  # the one instance's host name, as SageMaker names the first
+# Where in a work dir the jobs' Python environments are made when no other folder is given; no job
+# is named so (a job name starts with a letter or digit).
+ENVIRONMENTS = ".environments"
 _JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml(?=/|$|[^\w.-])")
 # How Python (and pandas, which raises the same error) says a literal /opt/ml path is not there.
@@ -91,9 +95,10 @@ def write_config_files(directory: Path, files: Mapping[str, Any]) -> None:
         (directory / file_name).write_text(json.dumps(content, indent=2), encoding="utf-8")
 
 
-def base_env(job: JobDirs) -> dict[str, str]:
-    """The image's environment with its home and scratch dir in the job dir, plus the base dir."""
-    env = container_environment(job.root / "home", job.root / "tmp")
+def base_env(job: JobDirs, python: ImagePython) -> dict[str, str]:
+    """The image's environment with its home and scratch dir in the job dir, the job's `python`
+    first on PATH, plus the base dir."""
+    env = container_environment(job.root / "home", job.root / "tmp", python.bin)
     env["SAGEMAKER_BASE_DIR"] = str(job.base)
     return env
 
@@ -155,6 +160,7 @@ def run_container(
     env: dict[str, str],
     cwd: Path,
     job: JobDirs,
+    python: ImagePython,
     log: IO[str],
     timeout: float | None,
     cancel: threading.Event | None,
@@ -164,13 +170,17 @@ def run_container(
     instance: Instance | None = None,
 ) -> ProcessExit:
     """Run the container command; its output goes to the execution log, the job's logs.txt and its
-    log stream, each line with the time it was written (log_events.py). It sees its job directory
-    and what `confinement` leaves of the machine, and a network-isolated job no network at all
-    (system/isolation.py); a stopped one gets `grace` seconds between SIGTERM and SIGKILL. On its
-    `instance` it runs on that many vCPUs of this machine (system/cpus.py), and processes that
-    outgrow the instance's memory are killed as SageMaker's OOM killer kills them. A job that fails
-    on a path it wrote as /opt/ml/... gets a line in its log saying where /opt/ml is here."""
-    command = confined(argv, job.root, confinement, network=not isolated, tmp=PrivateTmp(job.root / "tmp"))
+    log stream, each line with the time it was written (log_events.py). It sees its job directory,
+    its `python` (read-only) and what `confinement` leaves of the machine, and a network-isolated
+    job no network at all (system/isolation.py); a stopped one gets `grace` seconds between
+    SIGTERM and SIGKILL. On its `instance` it runs on that many vCPUs of this machine
+    (system/cpus.py), and processes that outgrow the instance's memory are killed as SageMaker's
+    OOM killer kills them. A job that fails on a path it wrote as /opt/ml/... gets a line in its
+    log saying where /opt/ml is here."""
+    command = confined(
+        argv, job.root, confinement, network=not isolated, shown=(python.folder,),
+        tmp=PrivateTmp(job.root / "tmp"),
+    )
     logs_txt = job.root / "logs.txt"
     with open(logs_txt, "w", encoding="utf-8") as logs_file, open_stream(job.root, HOST) as events:
         sinks = (log, logs_file, StreamWriter(events))

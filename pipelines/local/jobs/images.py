@@ -73,11 +73,14 @@ def require_image(image_uri: object) -> None:
         raise JobError(f"ClientError: {error}") from None
 
 
-def container_environment(home: Path, scratch: Path) -> dict[str, str]:
+def container_environment(home: Path, scratch: Path, python_bin: Path | None = None) -> dict[str, str]:
     """A fresh container's environment, not this server's: the image's variables, what the local
-    interpreter needs to run, and an empty home and scratch dir (created here). Whatever else is
-    set on this machine (PYTHONPATH, PYTHONOPTIMIZE, AWS_*, a token) would let code behave here as
-    it cannot on SageMaker, so none of it is passed on."""
+    interpreter needs to run (`python_bin`, where `python` is, first on PATH), and an empty home and
+    scratch dir (created here). Whatever else is set on this machine (PYTHONPATH, PYTHONOPTIMIZE,
+    AWS_*, a token) would let code behave here as it cannot on SageMaker, so none of it is passed
+    on."""
     home.mkdir(parents=True, exist_ok=True)
     scratch.mkdir(parents=True, exist_ok=True)
-    return {**IMAGE_ENVIRONMENT, **interpreter_environment(), "HOME": str(home), "TMPDIR": str(scratch)}
+    return {
+        **IMAGE_ENVIRONMENT, **interpreter_environment(python_bin), "HOME": str(home), "TMPDIR": str(scratch)
+    }

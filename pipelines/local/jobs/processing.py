@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from pipelines.local.contract.members import object_items, object_member
 from pipelines.local.jobs.container import (
+    ENVIRONMENTS,
     HOST,
     JobDirs,
     base_env,
@@ -24,6 +24,7 @@ from pipelines.local.jobs.container import (
     upload_errors,
     write_config_files,
 )
+from pipelines.local.jobs.image_python import image_python
 from pipelines.local.jobs.images import require_image
 from pipelines.local.jobs.instances import job_instance
 from pipelines.local.jobs.limits import network_isolated, processing_limits, require_reproducible
@@ -60,9 +61,11 @@ def run_processing_job(
     cancel: JobStop | None = None,
     progress: Progress | None = None,
     confinement: Confinement | None = None,
+    environments: Path | None = None,
 ) -> JobResult:
     """Run a CreateProcessingJob request: stage inputs, run the entrypoint (confined and held to its
-    instance's memory, see run_container), upload the outputs; `progress` gets the job's
+    instance's memory, see run_container) in the image's Python (made under `environments`, by
+    default in `work_dir`; image_python.py), upload the outputs; `progress` gets the job's
     description as it starts."""
     start = now_timestamp()
 
@@ -82,16 +85,17 @@ def run_processing_job(
         job = prepare_job_dir(work_dir, job_name)
         _write_config(job, request)
         outputs = _processing_outputs(request, job.base)
-        argv = _container_command(request.get("AppSpecification", {}), job.base)
+        python = image_python(environments or work_dir / ENVIRONMENTS)
+        argv = _container_command(request.get("AppSpecification", {}), job.base, python.python)
         for uri, local in _processing_inputs(request, job.base):
             download(store, uri, local)
     except (JobError, KeyError) as exc:
         return _processing_outcome(job_name, request, start, refused(exc))
-    env = {**base_env(job), **rebased_env(request.get("Environment"), job.base)}
+    env = {**base_env(job, python), **rebased_env(request.get("Environment"), job.base)}
     timeout = max_runtime(request)
     finish = run_container(
-        argv, env, job.base, job, log, timeout, cancel, network_isolated(request), confinement=confinement,
-        instance=instance,
+        argv, env, job.base, job, python, log, timeout, cancel, network_isolated(request),
+        confinement=confinement, instance=instance,
     )
     ending = processing_status(finish, job.base / "output" / "message", timeout)
     if ending.status == "Completed":
@@ -163,8 +167,8 @@ def _processing_outputs(request: Mapping[str, Any], base: Path) -> list[tuple[Pa
     return outputs
 
 
-def _container_command(app: Mapping[str, Any], base: Path) -> list[str]:
-    """The entrypoint plus arguments, rebased, with `python3` meaning this interpreter."""
+def _container_command(app: Mapping[str, Any], base: Path, python: Path) -> list[str]:
+    """The entrypoint plus arguments, rebased, with `python3` meaning the job's `python`."""
     entrypoint = [str(part) for part in app.get("ContainerEntrypoint") or []]
     if not entrypoint:
         raise JobError(
@@ -174,7 +178,7 @@ def _container_command(app: Mapping[str, Any], base: Path) -> list[str]:
     arguments = [str(part) for part in app.get("ContainerArguments") or []]
     argv = [rebase(part, base) for part in entrypoint + arguments]
     if PurePosixPath(argv[0]).name in _PYTHONS:
-        argv[0] = sys.executable
+        argv[0] = str(python)
     return argv
 
 

@@ -27,7 +27,7 @@ _COMMENT = re.compile(r"(^|\s)#.*$")  # pip's rule: a # at the start or after wh
 _CANNOT_INSTALL = "the local target installs nothing into a job"
 
 
-def check_code_dir(code_dir: Path, toolkit: str) -> list[str]:
+def check_code_dir(code_dir: Path, toolkit: str) -> dict[str, str]:
     """check_installs for a code directory on disk (`toolkit` names who would install, for the
     message); a setup.py is any entry of that name, as the toolkit tests for it."""
     requirements = code_dir / REQUIREMENTS_FILE
@@ -35,18 +35,19 @@ def check_code_dir(code_dir: Path, toolkit: str) -> list[str]:
     return check_installs((code_dir / SETUP_FILE).exists(), found, toolkit)
 
 
-def check_source_archive(archive: Path, toolkit: str) -> list[str]:
+def check_source_archive(archive: Path, toolkit: str) -> dict[str, str]:
     """check_installs for the top of a source tarball, read in one pass; an archive that cannot be
     read safely is left to the job, which fails when it unpacks it."""
     try:
         found = read_members(archive, (SETUP_FILE, REQUIREMENTS_FILE))
     except UnsafeArchive:
-        return []
+        return {}
     return check_installs(SETUP_FILE in found, found.get(REQUIREMENTS_FILE), toolkit)
 
 
-def check_installs(has_setup: bool, requirements: bytes | None, toolkit: str) -> list[str]:
-    """The installed distributions that satisfy a requirements.txt ([] without one); raises
+def check_installs(has_setup: bool, requirements: bytes | None, toolkit: str) -> dict[str, str]:
+    """The installed distributions that satisfy a requirements.txt, name to version ({} without
+    one); raises
     JobError for a setup.py, or for the first requirement this environment does not satisfy."""
     if has_setup:
         raise JobError(
@@ -55,7 +56,7 @@ def check_installs(has_setup: bool, requirements: bytes | None, toolkit: str) ->
             f"{_CANNOT_INSTALL} and cannot check that without running it: list the packages in "
             f"{REQUIREMENTS_FILE} instead"
         )
-    return [] if requirements is None else _check_requirements_text(_text(requirements))
+    return {} if requirements is None else _check_requirements_text(_text(requirements))
 
 
 def _text(requirements: bytes) -> str:
@@ -65,9 +66,9 @@ def _text(requirements: bytes) -> str:
         raise JobError(f"ClientError: {REQUIREMENTS_FILE} is not UTF-8 text ({error})") from None
 
 
-def _check_requirements_text(text: str) -> list[str]:
-    """Each requirement of the file checked in turn; the satisfied ones, named with their version."""
-    satisfied = []
+def _check_requirements_text(text: str) -> dict[str, str]:
+    """Each requirement of the file checked in turn; the satisfied ones, with their version."""
+    satisfied = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = _COMMENT.sub("", raw).strip()
         if not line:
@@ -88,8 +89,13 @@ def _check_requirements_text(text: str) -> list[str]:
                 f"ClientError: {where}: the local environment has {requirement.name} {installed}, "
                 f"and {_CANNOT_INSTALL}; SageMaker would install {line}"
             )
-        satisfied.append(f"{requirement.name} {installed}")
+        satisfied[requirement.name] = installed
     return satisfied
+
+
+def installed_line(satisfied: dict[str, str]) -> str:
+    """The satisfied requirements as a log line names them."""
+    return ", ".join(f"{name} {installed}" for name, installed in satisfied.items())
 
 
 def _parse(line: str, where: str) -> Requirement:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import sys
 import tarfile
 import threading
 from collections.abc import Callable, Mapping
@@ -14,6 +13,7 @@ from typing import IO, Any
 
 from pipelines.local.contract.members import object_member
 from pipelines.local.jobs.container import (
+    ENVIRONMENTS,
     JobDirs,
     base_env,
     download,
@@ -26,6 +26,7 @@ from pipelines.local.jobs.container import (
     upload_errors,
     write_config_files,
 )
+from pipelines.local.jobs.image_python import image_python
 from pipelines.local.jobs.images import require_image
 from pipelines.local.jobs.instances import job_instance
 from pipelines.local.jobs.limits import network_isolated, require_reproducible, training_limits
@@ -41,7 +42,7 @@ from pipelines.local.jobs.outcome import (
     refused,
     training_failure,
 )
-from pipelines.local.jobs.requirements import REQUIREMENTS_FILE, check_code_dir
+from pipelines.local.jobs.requirements import REQUIREMENTS_FILE, check_code_dir, installed_line
 from pipelines.local.jobs.stopping import JobStop
 from pipelines.local.jobs.toolkit import (
     TRAINING_TOOLKIT,
@@ -86,9 +87,12 @@ def run_training_job(
     stop_grace: float = STOP_GRACE_SECONDS,
     progress: Progress | None = None,
     confinement: Confinement | None = None,
+    environments: Path | None = None,
 ) -> JobResult:
-    """Run a CreateTrainingJob request as the scikit-learn image's training toolkit would;
-    `progress` gets the job's description as it starts and at each phase after."""
+    """Run a CreateTrainingJob request as the scikit-learn image's training toolkit would, in the
+    image's Python with what its requirements.txt names (made under `environments`, by default in
+    `work_dir`; image_python.py); `progress` gets the job's description as it starts and at each
+    phase after."""
     stored = stored_hyperparameters(request.get("HyperParameters") or {})
     hyperparameters = {name: decode_hyperparameter(value) for name, value in stored.items()}
     output_path = request.get("OutputDataConfig", {}).get("S3OutputPath", "")
@@ -117,16 +121,17 @@ def run_training_job(
         _write_config(job.base, stored, channels, resource_config)
         program, submit_uri = _stage_code(hyperparameters, job.base, store)
         satisfied = check_code_dir(job.base / "code", TRAINING_TOOLKIT)
+        python = image_python(environments or work_dir / ENVIRONMENTS, satisfied)
         checkpoints = _restore_checkpoints(request, job.base, store)
         tensorboard = _tensorboard_dir(request, job_name, job.base)
     except (JobError, KeyError) as exc:
         return described.ended(phases, refused(exc))
     if satisfied:
-        log.write(f"{REQUIREMENTS_FILE}: satisfied by the local environment: {', '.join(satisfied)}\n")
+        log.write(f"{REQUIREMENTS_FILE}: satisfied by the local environment: {installed_line(satisfied)}\n")
     user = {k: v for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}
     args = to_cmd_args(user)
     env = {
-        **base_env(job),
+        **base_env(job, python),
         **rebased_env(request.get("Environment"), job.base),
         "TRAINING_JOB_NAME": job_name,
         "TRAINING_JOB_ARN": job_arn("training-job", job_name),
@@ -135,11 +140,11 @@ def run_training_job(
         ),
     }
     timeout = max_runtime(request)
-    argv = [sys.executable, program, *args]
+    argv = [str(python.python), program, *args]
     phases.enter("Training")
     finish = run_container(
-        argv, env, job.base / "code", job, log, timeout, cancel, network_isolated(request), stop_grace,
-        confinement, instance,
+        argv, env, job.base / "code", job, python, log, timeout, cancel, network_isolated(request),
+        stop_grace, confinement, instance,
     )
     failure_file = job.base / "output" / "failure"
     ending = job_status(finish, timeout, lambda: training_failure(finish, failure_file, argv))

@@ -71,7 +71,6 @@ class Confinement:
 
     read_only: tuple[Path, ...]
     hidden: tuple[Path, ...]
-    masked: tuple[Path, ...] = ()  # files that read empty, as a container runtime masks paths
     writable_only_tmp: bool = False  # every other mount read-only, as Lambda's filesystem
 
 
@@ -206,16 +205,14 @@ def _read_only_tree(tmp: PrivateTmp | None) -> list[str]:
 
 def _mount_table(confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bound, int], first: int) -> str:
     """The mounts as an fstab, in order: the child's own /tmp (first: it covers whatever else is
-    under /tmp), the `first` directories of `fds` (a /tmp folder, the read-only trees), the masked
-    files (/dev/null bound over each), the hidden trees, then the others (own and shown). Each
-    directory is bound from its descriptor and made where missing, as a path under /tmp is once
-    /tmp is the child's."""
+    under /tmp), the `first` directories of `fds` (a /tmp folder, the read-only trees), the hidden
+    trees, then the others (own and shown). Each directory is bound from its descriptor and made
+    where missing, as a path under /tmp is once /tmp is the child's."""
     bound = [_from_descriptor(mount, fd) for mount, fd in fds.items()]
     entries = []
     if tmp is not None and tmp.folder is None:  # memory; a folder is bound from its descriptor
         entries.append(f"tmp {TMP} tmpfs mode=1777,size={tmp.size_mb}m")
     entries += bound[:first]
-    entries += [f"/dev/null {_field(p)} none bind,ro" for p in confinement.masked if p.is_file()]
     entries += [
         f"hidden {_field(p)} tmpfs mode=0700,size=1m,X-mount.mkdir" for p in confinement.hidden if p.is_dir()
     ]

@@ -1,0 +1,169 @@
+"""The Python a job runs: this machine's interpreter, seeing only the packages the SageMaker
+scikit-learn image has.
+
+The environment that runs the local target also holds the SageMaker SDK, moto, pytest, matplotlib
+and the rest of its tools. A step that imported one of them would run green here and fail with
+ModuleNotFoundError in the image. So a job runs in a virtual environment of its own: the base
+interpreter, and a site-packages that links to the installed distributions the image has
+(IMAGE_DISTRIBUTIONS and what they require, as pip installed them there), and to those the job's
+requirements.txt names, which the training toolkit pip-installs before the script runs, with what
+they require. A distribution the image has and this machine lacks stays missing: the local target
+installs nothing.
+
+An environment is a folder of links named by a digest of what it links to. It is made once, the
+first time a job needs it, and every later job with the same packages shares it, read-only.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import Distribution, PackageNotFoundError, distribution
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+# What the image installs, read from aws/sagemaker-scikit-learn-container: its Dockerfiles (numpy,
+# scipy, pandas, scikit-learn, pyarrow, mlio; pip, setuptools and wheel from get-pip.py), its
+# requirements.txt, and what its own package and the training toolkit (sagemaker-training's
+# setup.py) require. Whatever these require is there too (image_distributions).
+IMAGE_DISTRIBUTIONS = (
+    "numpy", "scipy", "pandas", "scikit-learn", "pyarrow", "mlio", "pip", "setuptools", "wheel",
+    "boto3", "botocore", "cryptography", "Flask", "itsdangerous", "gunicorn", "model-archiver",
+    "multi-model-server", "protobuf", "psutil", "python-dateutil", "sagemaker-inference", "retrying",
+    "sagemaker-containers", "sagemaker-training", "six", "jinja2", "MarkupSafe", "Werkzeug",
+    "gevent", "inotify_simple", "paramiko",
+)
+_VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
+_made = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ImagePython:
+    """A job's environment: `folder` holds bin/python and lib/pythonX.Y/site-packages."""
+
+    folder: Path
+
+    @property
+    def bin(self) -> Path:
+        return self.folder / "bin"
+
+    @property
+    def python(self) -> Path:
+        return self.bin / "python"
+
+
+def image_python(environments: Path, requested: Iterable[str] = ()) -> ImagePython:
+    """The environment under `environments` that imports the image's distributions and
+    `requested` (the job's requirements.txt) with what they require; made if it is not there."""
+    links = site_links(frozenset(canonicalize_name(name) for name in requested))
+    base = Path(sys._base_executable).resolve()  # type: ignore[attr-defined]  # a venv's own interpreter
+    listing = "\n".join([str(base), *(f"{name} {target}" for name, target in links)])
+    found = ImagePython(environments / hashlib.sha256(listing.encode()).hexdigest()[:16])
+    with _made:
+        if not found.folder.is_dir():
+            _make(found, base, links)
+    return found
+
+
+def _make(environment: ImagePython, base: Path, links: tuple[tuple[str, Path], ...]) -> None:
+    """Made in a scratch folder beside it and renamed into place, so a crash leaves no half-made one."""
+    environment.folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = ImagePython(Path(tempfile.mkdtemp(dir=environment.folder.parent, prefix=".making-")))
+    try:
+        site_packages = scratch.folder / "lib" / _VERSION / "site-packages"
+        site_packages.mkdir(parents=True)
+        scratch.bin.mkdir()
+        (scratch.folder / "pyvenv.cfg").write_text(
+            f"home = {base.parent}\ninclude-system-site-packages = false\n"
+            f"version = {'.'.join(map(str, sys.version_info[:3]))}\n",
+            encoding="utf-8",
+        )
+        (scratch.bin / _VERSION).symlink_to(base)
+        for alias in ("python", "python3"):
+            (scratch.bin / alias).symlink_to(_VERSION)
+        for name, target in links:
+            path = site_packages / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(path):  # distributions may share a namespace package's folder
+                path.symlink_to(target)
+        os.rename(scratch.folder, environment.folder)
+    finally:
+        shutil.rmtree(scratch.folder, ignore_errors=True)
+
+
+@functools.cache
+def site_links(requested: frozenset[str] = frozenset()) -> tuple[tuple[str, Path], ...]:
+    """(name in site-packages, what it links to) for every distribution a job sees, worked out
+    once per server for each set of requested distributions."""
+    return tuple(sorted(link for name in image_distributions(requested) for link in _links(name)))
+
+
+def image_distributions(requested: Iterable[str] = ()) -> list[str]:
+    """The installed distributions a job sees, by canonical name: the image's and `requested`, and,
+    as pip installs them, every distribution these require (markers evaluated for this interpreter)."""
+    found: list[str] = []
+    pending: list[str] = [canonicalize_name(name) for name in (*IMAGE_DISTRIBUTIONS, *requested)]
+    while pending:
+        name = pending.pop()
+        if name not in found and _installed(name) is not None:
+            found.append(name)
+            pending += _requirements(name)
+    return sorted(found)
+
+
+@functools.cache
+def _installed(name: str) -> Distribution | None:
+    try:
+        return distribution(name)
+    except PackageNotFoundError:
+        return None
+
+
+@functools.cache
+def _requirements(name: str) -> list[str]:
+    names: list[str] = []
+    for line in _distribution(name).requires or ():
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            names.append(canonicalize_name(requirement.name))
+    return names
+
+
+@functools.cache
+def _links(name: str) -> list[tuple[str, Path]]:
+    """What to link of a distribution's files (its RECORD): each package folder whole, and each
+    file outside one on its own, so a namespace folder (google/, shared by distributions) holds
+    only the packages of the distributions linked. Files outside site-packages (scripts in bin/)
+    are not linked: the image's PATH is not this machine's."""
+    found = _distribution(name)
+    files = [line.rsplit(",", 2)[0] for line in (found.read_text("RECORD") or "").splitlines() if line]
+    files = [file for file in files if not file.startswith(("..", "/"))]
+    packages = {file.rpartition("/")[0] for file in files if file.endswith("/__init__.py")}
+    entries = set()
+    for file in files:
+        parts = file.split("/")
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            if depth == len(parts) or prefix in packages or prefix.endswith(".dist-info"):
+                entries.add(prefix)
+                break
+    return [(entry, Path(str(found.locate_file(entry)))) for entry in entries]
+
+
+def _distribution(name: str) -> Distribution:
+    found = _installed(name)
+    if found is None:
+        raise PackageNotFoundError(name)
+    return found

@@ -1,0 +1,49 @@
+"""A job's Python environment: the base interpreter and links to the image's distributions only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pipelines.local.jobs.image_python import image_distributions, image_python
+
+PATHS_SCRIPT = "import json, sys; print(json.dumps({'prefix': sys.prefix, 'path': sys.path}))"
+
+
+def test_the_environment_searches_only_the_standard_library_and_its_own_site_packages(tmp_path: Path) -> None:
+    environment = image_python(tmp_path / "environments")
+
+    ran = subprocess.run(
+        [environment.python, "-c", PATHS_SCRIPT], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    seen = json.loads(ran.stdout)
+
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site_packages = str(environment.folder / "lib" / version / "site-packages")
+    assert seen["prefix"] == str(environment.folder)
+    assert [path for path in seen["path"] if path.endswith("site-packages")] == [site_packages]
+    others = [path for path in seen["path"] if path not in ("", site_packages)]
+    assert others and all(Path(path).is_relative_to(sys.base_prefix) for path in others), others
+
+def test_what_a_requirement_needs_comes_with_it_and_nothing_else_does() -> None:
+    names = set(image_distributions(("vaderSentiment",)))
+    alone = set(image_distributions())
+
+    assert {"numpy", "scikit-learn", "scipy", "pandas", "boto3", "botocore"} <= alone
+    assert names - alone >= {"vadersentiment", "requests"}  # vaderSentiment requires requests
+    assert not {"sagemaker", "moto", "pytest", "sentiment-pipeline"} & names
+
+
+def test_an_environment_is_made_once_and_shared_by_every_job_that_needs_the_same_packages(
+    tmp_path: Path,
+) -> None:
+    first = image_python(tmp_path)
+    (first.folder / "marker").write_text("made once")
+
+    assert image_python(tmp_path) == first and (first.folder / "marker").exists()
+    with_vader = image_python(tmp_path, ["vaderSentiment"])
+    assert with_vader != first
+    made = sorted(path.name for path in tmp_path.iterdir())
+    assert made == sorted([first.folder.name, with_vader.folder.name])  # no scratch folder left
