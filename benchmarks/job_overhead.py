@@ -29,6 +29,7 @@ from common import PYTHON, REPO, machine_description, table
 
 from pipelines.code_bundle import STEP_ENVIRONMENT
 from pipelines.local.jobs.container import JobDirs, base_env, prepare_job_dir, run_container
+from pipelines.local.jobs.image_python import ImagePython, image_python
 from pipelines.local.layout import StateLayout
 from pipelines.local.system.isolation import Confinement, read_only_tree_unavailable
 
@@ -57,12 +58,14 @@ def directly() -> float:
         return time.perf_counter() - start
 
 
-def through_runner(job: JobDirs, confinement: Confinement | None) -> float:
+def through_runner(job: JobDirs, python: ImagePython, confinement: Confinement | None) -> float:
+    """As a Processing job runs it: in the image's Python (made before the rounds, as the server
+    makes it when it starts)."""
     script = stage(job.base)
-    env = {**base_env(job), **STEP_ENVIRONMENT}
+    env = {**base_env(job, python), **STEP_ENVIRONMENT}
     start = time.perf_counter()
-    finish = run_container([PYTHON, str(script)], env, job.base, job, io.StringIO(), None, None,
-                           confinement=confinement)
+    finish = run_container([str(python.python), str(script)], env, job.base, job, python, io.StringIO(), None,
+                           None, confinement=confinement)
     seconds = time.perf_counter() - start
     if finish.returncode != 0:
         raise SystemExit(f"{SCRIPT} failed in the job runner: {finish}")
@@ -84,15 +87,16 @@ def main() -> int:
         confinement = layout.confinement()
         work = layout.jobs / "benchmark"
         work.mkdir(parents=True)
+        python = image_python(layout.job_environments)
         times: dict[str, list[float]] = {
             "directly": [], "job runner, unconfined": [], "job runner, confined": []
         }
         for round_number in range(args.rounds):
             times["directly"].append(directly())
             job = prepare_job_dir(work, f"unconfined-{round_number}")
-            times["job runner, unconfined"].append(through_runner(job, None))
+            times["job runner, unconfined"].append(through_runner(job, python, None))
             job = prepare_job_dir(work, f"confined-{round_number}")
-            times["job runner, confined"].append(through_runner(job, confinement))
+            times["job runner, confined"].append(through_runner(job, python, confinement))
     print(f"machine: {machine_description()}")
     print(f"{SCRIPT}, {args.rounds} rounds, median ms:\n")
     alone = statistics.median(times["directly"])
