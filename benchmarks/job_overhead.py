@@ -87,7 +87,7 @@ def main() -> int:
         confinement = layout.confinement()
         work = layout.jobs / "benchmark"
         work.mkdir(parents=True)
-        python = image_python(layout.job_environments)
+        python = image_python(layout.image_environments)
         times: dict[str, list[float]] = {
             "directly": [], "job runner, unconfined": [], "job runner, confined": []
         }

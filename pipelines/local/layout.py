@@ -57,10 +57,10 @@ class StateLayout:
         return self.root / "jobs"
 
     @property
-    def job_environments(self) -> Path:
-        """The jobs' Python environments (jobs/image_python.py): links to the image's packages,
-        shown read-only to each job that runs in one."""
-        return self.root / "job-environments"
+    def image_environments(self) -> Path:
+        """The Python environments jobs and model servers run in (jobs/image_python.py): links to
+        the image's packages, shown read-only to each process that runs in one."""
+        return self.root / "image-environments"
 
     def execution_dir(self, execution_id: str) -> Path:
         return self.jobs / execution_id

@@ -236,6 +236,24 @@ def test_a_model_server_starts_with_the_image_environment_not_the_servers(
     assert "GITHUB_TOKEN" not in seen and "SAGEMAKER_PROGRAM" not in seen
 
 
+def test_inference_code_imports_the_images_packages_and_what_its_requirements_file_names(
+    hosting: Endpoints, store: DirStore
+) -> None:
+    """An inference.py that imports the SageMaker SDK or moto fails in the image's serving stack:
+    here too (jobs/image_python.py); its requirements.txt, which the serving toolkit installs, adds."""
+    status = StatusLog()
+    requirements = {"code/requirements.txt": b"vaderSentiment\n"}
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", requirements)
+    hosting.deploy("ep", "d1", variant(uri), None, status)
+    assert status.wait(1)[0][1] == "InService"
+    names = ["numpy", "sklearn", "boto3", "vaderSentiment", "sagemaker", "moto", "pytest", "rich"]
+
+    found = answer(hosting.invoke("ep", json.dumps({"imports": names}).encode(), JSON, JSON))["echo"]
+
+    assert found == {"numpy": True, "sklearn": True, "boto3": True, "vaderSentiment": True,
+                     "sagemaker": False, "moto": False, "pytest": False, "rich": False}
+
+
 def test_custom_attributes_reach_the_model_server_and_its_log_but_no_handler(
     hosting: Endpoints, store: DirStore, tmp_path: Path
 ) -> None:

@@ -26,8 +26,7 @@ from tarballs import tar_gz
 from waiting import wait_until
 
 from pipelines import REPO_ROOT
-from pipelines.local.jobs.container import ENVIRONMENTS
-from pipelines.local.jobs.image_python import image_python
+from pipelines.local.jobs.image_python import ENVIRONMENTS, image_python
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.jobs.instances import RUNS_ON
 from pipelines.local.jobs.outcome import training_failure

@@ -251,7 +251,7 @@ class ExecutionRunner:
         """The image's Python for jobs (jobs/image_python.py), made off the request path as the
         server starts, so the first job on a fresh state does not wait for it."""
         threading.Thread(
-            target=image_python, args=(self.layout.job_environments,), name="job-environment", daemon=True
+            target=image_python, args=(self.layout.image_environments,), name="job-environment", daemon=True
         ).start()
 
     def start(self, execution: dict[str, Any]) -> None:
@@ -427,7 +427,7 @@ class StepRunners:
                 cancel=stop,
                 progress=lambda description: self._save_progress(kind, description),
                 confinement=self.runner.layout.confinement(),
-                environments=self.runner.layout.job_environments,
+                environments=self.runner.layout.image_environments,
             )
         finally:
             self.runner.job_ended(name)

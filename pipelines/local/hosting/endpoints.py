@@ -56,6 +56,7 @@ from pipelines.local.hosting.model_process import (
 )
 from pipelines.local.hosting.model_server import MAX_PAYLOAD_BYTES
 from pipelines.local.hosting.recovery import Watchdog, first_delay, next_delay
+from pipelines.local.jobs.image_python import ENVIRONMENTS
 from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.system.identity import ACCOUNT
 from pipelines.local.system.isolation import Confinement
@@ -175,9 +176,10 @@ class Endpoints:
 
     def __init__(
         self, root: Path, store: PathStore, confinement: Confinement | None = None,
-        logs: LogGroups | None = None,
+        logs: LogGroups | None = None, environments: Path | None = None,
     ) -> None:
         self._root = root
+        self._environments = environments or root / ENVIRONMENTS  # model servers' Python (image_python.py)
         self._store = store
         self._confinement = confinement  # what model servers must not see (system/isolation.py)
         self._logs = logs  # where each server's output is a log stream, as CloudWatch keeps it
@@ -461,8 +463,8 @@ class Endpoints:
     ) -> ModelServerProcess:
         """Start one instance's server (not yet healthy), tracked so that shutdown() finds it."""
         server = launch(
-            variant, instance_dir, instance_id, self._store, self._spawner, self._confinement,
-            self._stream(endpoint_name, f"{variant.variant_name}/{instance_id}"),
+            variant, instance_dir, instance_id, self._store, self._spawner, self._environments,
+            self._confinement, self._stream(endpoint_name, f"{variant.variant_name}/{instance_id}"),
         )
         self._track(server)
         return server

@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import IO
 from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ServerSocket, ping
+from pipelines.local.jobs.image_python import ImagePython, image_python
 from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.log_events import StreamWriter
 from pipelines.local.jobs.outcome import JobError
@@ -248,6 +248,7 @@ def launch(
     instance_id: str,
     store: PathStore,
     spawner: ThreadPoolExecutor,
+    environments: Path,
     confinement: Confinement | None = None,
     log_stream: IO[str] | None = None,
 ) -> ModelServerProcess:
@@ -262,16 +263,18 @@ def launch(
         if variant.model_data_sha256 is not None:
             verify_model_data(archive, variant.model_data_url, variant.model_data_sha256)
         extract_archive(archive, model_dir)
-        env = _environment(variant, model_dir, variant_dir, store)
+        env, python = _environment(variant, model_dir, variant_dir, store, environments)
     except BaseException:
         if log_stream is not None:
             log_stream.close()
         raise
     log_path = variant_dir / "server.log"
     server_socket = ServerSocket(variant_dir)
-    argv = [sys.executable, "-m", "pipelines.local.hosting.model_server", "--model-dir", str(model_dir),
+    argv = [str(python.python), "-m", "pipelines.local.hosting.model_server", "--model-dir", str(model_dir),
             "--socket", server_socket.name]
-    argv = confined(argv, variant_dir, confinement, network=not variant.network_isolation)
+    argv = confined(
+        argv, variant_dir, confinement, network=not variant.network_isolation, shown=(python.folder,)
+    )
     try:
         process, offset, output = _spawn(argv, env, log_path, log_stream, spawner, variant_dir, variant.vcpus)
     except BaseException:
@@ -281,13 +284,13 @@ def launch(
 
 
 def _environment(
-    variant: VariantSpec, model_dir: Path, variant_dir: Path, store: PathStore
-) -> dict[str, str]:
-    """The serving image's environment (none of this server's: see container_environment), the
-    model server's own code on PYTHONPATH, and the variant's variables, with the container paths
-    SageMaker would use mapped onto this machine."""
-    env = container_environment(variant_dir / "home", variant_dir / "tmp")
-    env.update({key: str(value) for key, value in variant.environment.items()})
+    variant: VariantSpec, model_dir: Path, variant_dir: Path, store: PathStore, environments: Path
+) -> tuple[dict[str, str], ImagePython]:
+    """The serving image's Python (made under `environments`: the image's packages and what the
+    inference code's requirements.txt names, image_python.py) and environment (none of this
+    server's: see container_environment), the model server's own code on PYTHONPATH, and the
+    variant's variables, with the container paths SageMaker would use mapped onto this machine."""
+    env = {key: str(value) for key, value in variant.environment.items()}
     submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
     if submit.startswith("s3://") and variant.network_isolation:
         raise DeploymentError(
@@ -301,21 +304,24 @@ def _environment(
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(code_dir)
     elif submit == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(model_dir / submit[len("/opt/ml/model/") :])
+    inference_code = Path(env.get("SAGEMAKER_SUBMIT_DIRECTORY") or model_dir / "code")
+    python = image_python(environments, _check_installs(inference_code))
+    env = {**container_environment(variant_dir / "home", variant_dir / "tmp", python.bin), **env}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
-    _check_installs(Path(env.get("SAGEMAKER_SUBMIT_DIRECTORY") or model_dir / "code"))
-    return env
+    return env, python
 
 
-def _check_installs(code_dir: Path) -> None:
+def _check_installs(code_dir: Path) -> dict[str, str]:
     """What the serving toolkit would pip-install from the inference code's directory before the
-    server starts, checked against this environment (requirements.py)."""
+    server starts, checked against this environment (requirements.py): the satisfied ones."""
     try:
         satisfied = check_code_dir(code_dir, SERVING_TOOLKIT)
     except JobError as error:
         raise DeploymentError(str(error).removeprefix("ClientError: ")) from None
     if satisfied:
         log.info("%s: satisfied by the local environment: %s", code_dir, installed_line(satisfied))
+    return satisfied
 
 
 def _spawn(

@@ -30,9 +30,6 @@ from pipelines.local.system.supervision import KILL_GRACE_SECONDS, ProcessExit, 
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
 HOST = "algo-1"  # the one instance's host name, as SageMaker names the first
-# Where in a work dir the jobs' Python environments are made when no other folder is given; no job
-# is named so (a job name starts with a letter or digit).
-ENVIRONMENTS = ".environments"
 _JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml(?=/|$|[^\w.-])")
 # How Python (and pandas, which raises the same error) says a literal /opt/ml path is not there.

@@ -1,17 +1,18 @@
-"""The Python a job runs: this machine's interpreter, seeing only the packages the SageMaker
-scikit-learn image has.
+"""The Python a job or model server runs: this machine's interpreter, seeing only the packages the
+SageMaker scikit-learn image has.
 
 The environment that runs the local target also holds the SageMaker SDK, moto, pytest, matplotlib
-and the rest of its tools. A step that imported one of them would run green here and fail with
-ModuleNotFoundError in the image. So a job runs in a virtual environment of its own: the base
-interpreter, and a site-packages that links to the installed distributions the image has
-(IMAGE_DISTRIBUTIONS and what they require, as pip installed them there), and to those the job's
-requirements.txt names, which the training toolkit pip-installs before the script runs, with what
-they require. A distribution the image has and this machine lacks stays missing: the local target
-installs nothing.
+and the rest of its tools. A step or inference script that imported one of them would run green
+here and fail with ModuleNotFoundError in the image. So a job or model server runs in a virtual
+environment of its own: the base interpreter, and a site-packages that links to the installed
+distributions the image has (IMAGE_DISTRIBUTIONS and what they require, as pip installed them
+there), and to those the code's requirements.txt names, which the training toolkit pip-installs
+before the script runs (and the serving toolkit before the model server starts), with what they
+require. A distribution the image has and this machine lacks stays missing: the local target
+installs nothing. A model server also has the project on its PYTHONPATH: it is the serving stack.
 
 An environment is a folder of links named by a digest of what it links to. It is made once, the
-first time a job needs it, and every later job with the same packages shares it, read-only.
+first time a process needs it, and every later one with the same packages shares it, read-only.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ IMAGE_DISTRIBUTIONS = (
     "sagemaker-containers", "sagemaker-training", "six", "jinja2", "MarkupSafe", "Werkzeug",
     "gevent", "inotify_simple", "paramiko",
 )
+# Where environments are made when their caller is given no folder for them (tests): a folder in its
+# work dir that no job or endpoint is named (their names start with a letter or digit).
+ENVIRONMENTS = ".environments"
 _VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
 _made = threading.Lock()
 

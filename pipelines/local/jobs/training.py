@@ -13,7 +13,6 @@ from typing import IO, Any
 
 from pipelines.local.contract.members import object_member
 from pipelines.local.jobs.container import (
-    ENVIRONMENTS,
     JobDirs,
     base_env,
     download,
@@ -26,7 +25,7 @@ from pipelines.local.jobs.container import (
     upload_errors,
     write_config_files,
 )
-from pipelines.local.jobs.image_python import image_python
+from pipelines.local.jobs.image_python import ENVIRONMENTS, image_python
 from pipelines.local.jobs.images import require_image
 from pipelines.local.jobs.instances import job_instance
 from pipelines.local.jobs.limits import network_isolated, require_reproducible, training_limits

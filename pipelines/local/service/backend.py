@@ -80,7 +80,9 @@ class LocalSageMaker:
             layout=layout,
         )
         self.pipelines.runner = self.jobs.runner = self.runner
-        hosting = Endpoints(layout.endpoints, self.context.store, layout.confinement(), log_groups)
+        hosting = Endpoints(
+            layout.endpoints, self.context.store, layout.confinement(), log_groups, layout.image_environments
+        )
         self.serving = Serving(EndpointRecords(self.context), hosting)
         self.endpoints = EndpointOperations(self.context, self.serving)
         uploads = MultipartUploads(self.context)

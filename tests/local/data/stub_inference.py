@@ -1,6 +1,7 @@
 """A tiny handler module with the same shape as steps/inference.py, served by the model server
 and hosting tests (each copies it into a model directory as code/inference.py)."""
 
+import importlib.util
 import json
 import os
 import socket
@@ -52,6 +53,9 @@ def predict_fn(data, model):
         return {"version": model["version"], "echo": len(held)}
     if data == "environment":
         return {"version": model["version"], "echo": data, "environment": dict(os.environ)}
+    if isinstance(data, dict) and "imports" in data:  # which of these modules this server can import
+        found = {name: importlib.util.find_spec(name) is not None for name in data["imports"]}
+        return {"version": model["version"], "echo": found}
     if isinstance(data, dict) and "reach" in data:  # connect to a port on this machine
         try:
             socket.create_connection(("127.0.0.1", data["reach"]), timeout=5).close()
