@@ -28,11 +28,13 @@ def test_the_environment_searches_only_the_standard_library_and_its_own_site_pac
     assert others and all(Path(path).is_relative_to(sys.base_prefix) for path in others), others
 
 def test_what_a_requirement_needs_comes_with_it_and_nothing_else_does() -> None:
-    names = set(image_distributions(("vaderSentiment",)))
+    names = set(image_distributions(("vaderSentiment", "pandas[timezone]")))
     alone = set(image_distributions())
 
     assert {"numpy", "scikit-learn", "scipy", "pandas", "boto3", "botocore"} <= alone
-    assert names - alone >= {"vadersentiment", "requests"}  # vaderSentiment requires requests
+    # requests: vaderSentiment requires it; pytz: pandas's `timezone` extra does
+    assert names - alone >= {"vadersentiment", "requests", "pytz"}
+    assert "pytz" not in alone  # pandas alone does not bring it
     assert not {"sagemaker", "moto", "pytest", "sentiment-pipeline"} & names
 
 

@@ -272,7 +272,8 @@ def _imports_script(names: tuple[str, ...], out: str) -> bytes:
 # google-auth, which shares that namespace folder.
 IN_THE_IMAGE = ("sklearn", "pandas", "scipy", "boto3", "paramiko", "google.protobuf")
 NOT_IN_THE_IMAGE = (
-    "pipelines", "steps", "sagemaker", "moto", "pytest", "rich", "google.auth", "vaderSentiment", "requests"
+    "pipelines", "steps", "sagemaker", "moto", "pytest", "rich", "google.auth", "vaderSentiment", "requests",
+    "pytz",
 )
 
 
@@ -301,16 +302,19 @@ def test_a_training_job_imports_what_its_requirements_file_names_with_what_that_
     store: ObjectStore, work_dir: Path
 ) -> None:
     """The training toolkit pip-installs requirements.txt: vaderSentiment, and requests, which it
-    requires; nothing more."""
+    requires; pandas with its `timezone` extra, which brings pytz; nothing more."""
     store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
-    script = _imports_script(("vaderSentiment", "requests", "moto"), "model")
-    request = _training_request(store, script, requirements="vaderSentiment\n")
+    script = _imports_script(("vaderSentiment", "requests", "pytz", "moto"), "model")
+    request = _training_request(store, script, requirements="vaderSentiment\npandas[timezone]\n")
 
     outcome = run_training_job("imports-3", request, store, work_dir, io.StringIO())
 
     assert outcome.status == "Succeeded", outcome.failure_reason
     found = json.loads((work_dir / "imports-3" / "opt" / "ml" / "model" / "imports.json").read_text())
-    assert found == {"vaderSentiment": "imported", "requests": "imported", "moto": "ModuleNotFoundError"}
+    assert found == {
+        "vaderSentiment": "imported", "requests": "imported", "pytz": "imported",
+        "moto": "ModuleNotFoundError",
+    }
 
 
 @pytest.mark.parametrize("isolated", [False, True])

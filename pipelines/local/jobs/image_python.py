@@ -67,8 +67,9 @@ class ImagePython:
 
 def image_python(environments: Path, requested: Iterable[str] = ()) -> ImagePython:
     """The environment under `environments` that imports the image's distributions and
-    `requested` (the job's requirements.txt) with what they require; made if it is not there."""
-    links = site_links(frozenset(canonicalize_name(name) for name in requested))
+    `requested` (as the job's requirements.txt names them, with extras: `pandas[timezone]`) with
+    what they require; made if it is not there."""
+    links = site_links(frozenset(requested))
     base = Path(sys._base_executable).resolve()  # type: ignore[attr-defined]  # a venv's own interpreter
     listing = "\n".join([str(base), *(f"{name} {target}" for name, target in links)])
     found = ImagePython(environments / hashlib.sha256(listing.encode()).hexdigest()[:16])
@@ -113,15 +114,25 @@ def site_links(requested: frozenset[str] = frozenset()) -> tuple[tuple[str, Path
 
 def image_distributions(requested: Iterable[str] = ()) -> list[str]:
     """The installed distributions a job sees, by canonical name: the image's and `requested`, and,
-    as pip installs them, every distribution these require (markers evaluated for this interpreter)."""
-    found: list[str] = []
-    pending: list[str] = [canonicalize_name(name) for name in (*IMAGE_DISTRIBUTIONS, *requested)]
+    as pip installs them, every distribution these require, with the extras asked for (markers
+    evaluated for this interpreter)."""
+    extras_of: dict[str, set[str]] = {}
+    pending = [_named(line) for line in (*IMAGE_DISTRIBUTIONS, *requested)]
     while pending:
-        name = pending.pop()
-        if name not in found and _installed(name) is not None:
-            found.append(name)
-            pending += _requirements(name)
-    return sorted(found)
+        name, extras = pending.pop()
+        if _installed(name) is None:
+            continue
+        new = {"", *extras} - extras_of.setdefault(name, set())
+        extras_of[name] |= new
+        for extra in new:
+            pending += _requirements(name, extra)
+    return sorted(extras_of)
+
+
+def _named(line: str) -> tuple[str, frozenset[str]]:
+    """(canonical name, extras) of a requirement line; requirements.py has checked it parses."""
+    requirement = Requirement(line)
+    return canonicalize_name(requirement.name), frozenset(requirement.extras)
 
 
 @functools.cache
@@ -133,16 +144,17 @@ def _installed(name: str) -> Distribution | None:
 
 
 @functools.cache
-def _requirements(name: str) -> list[str]:
-    names: list[str] = []
+def _requirements(name: str, extra: str) -> list[tuple[str, frozenset[str]]]:
+    """What a distribution requires with `extra` ("": with none), as (name, extras)."""
+    found: list[tuple[str, frozenset[str]]] = []
     for line in _distribution(name).requires or ():
         try:
             requirement = Requirement(line)
         except InvalidRequirement:
             continue
-        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-            names.append(canonicalize_name(requirement.name))
-    return names
+        if requirement.marker is None or requirement.marker.evaluate({"extra": extra}):
+            found.append((canonicalize_name(requirement.name), frozenset(requirement.extras)))
+    return found
 
 
 @functools.cache

@@ -46,8 +46,8 @@ def check_source_archive(archive: Path, toolkit: str) -> dict[str, str]:
 
 
 def check_installs(has_setup: bool, requirements: bytes | None, toolkit: str) -> dict[str, str]:
-    """The installed distributions that satisfy a requirements.txt, name to version ({} without
-    one); raises
+    """The installed distributions that satisfy a requirements.txt, name (with the extras asked
+    for, `pandas[timezone]`) to version ({} without one); raises
     JobError for a setup.py, or for the first requirement this environment does not satisfy."""
     if has_setup:
         raise JobError(
@@ -89,7 +89,8 @@ def _check_requirements_text(text: str) -> dict[str, str]:
                 f"ClientError: {where}: the local environment has {requirement.name} {installed}, "
                 f"and {_CANNOT_INSTALL}; SageMaker would install {line}"
             )
-        satisfied[requirement.name] = installed
+        extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+        satisfied[requirement.name + extras] = installed
     return satisfied
 
 
