@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -48,6 +49,7 @@ IMAGE_DISTRIBUTIONS = (
 ENVIRONMENTS = ".environments"
 _VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
 _made = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,11 @@ def _links(name: str) -> list[tuple[str, Path]]:
     only the packages of the distributions linked. Files outside site-packages (scripts in bin/)
     are not linked: the image's PATH is not this machine's."""
     found = _distribution(name)
-    files = [line.rsplit(",", 2)[0] for line in (found.read_text("RECORD") or "").splitlines() if line]
+    record = found.read_text("RECORD")
+    if record is None:  # installed by something other than pip (a system package): files unknown
+        log.warning("%s has no RECORD of its files, so jobs cannot import it", name)
+        return []
+    files = [line.rsplit(",", 2)[0] for line in record.splitlines() if line]
     files = [file for file in files if not file.startswith(("..", "/"))]
     packages = {file.rpartition("/")[0] for file in files if file.endswith("/__init__.py")}
     entries = set()
