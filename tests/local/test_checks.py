@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from tarballs import tar_gz
 
 from pipelines import REPO_ROOT
 from pipelines.local.api.protocol import Dispatcher
-from pipelines.local.executor.checks import definition_problems, request_problems, source_problems
+from pipelines.local.executor.checks import check_sources, definition_problems, request_problems
 from pipelines.local.executor.engine import DefinitionError, validate_definition
 from pipelines.local.jobs import limits
+from pipelines.local.jobs.image_python import environment_for
 from pipelines.local.jobs.images import UnsupportedImage, check_image, local_sklearn_release
 from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.storage.objects import ObjectStore
@@ -269,12 +271,35 @@ def test_a_damaged_source_tarball_is_left_to_the_job_that_unpacks_it(tmp_path: P
     assert reply.status == 200, reply.body
 
 
+def test_an_upsert_makes_the_environment_its_training_step_will_run_in(tmp_path: Path) -> None:
+    """The first run's Train does not wait for its requirements' environment: the upsert that
+    found them has it made (jobs/image_python.py)."""
+    backend = local_sagemaker(tmp_path)
+    source = tar_gz({"train.py": b"print('fit')\n", "requirements.txt": b"vaderSentiment\n"})
+    backend.context.store.put_bytes(f"{BUCKET}/code/fit.tar.gz", source)
+    step = training_step("Fit")
+    step["Arguments"]["HyperParameters"]["sagemaker_submit_directory"] = f"{BUCKET}/code/fit.tar.gz"
+    request = {"PipelineName": "p", "PipelineDefinition": json.dumps(definition(step)), "RoleArn": ROLE,
+               "ClientRequestToken": "t" * 32}
+    expected = environment_for(backend.context.layout.image_environments, ["vaderSentiment"]).folder
+
+    reply = send(Dispatcher(backend), "SageMaker", "CreatePipeline", request)
+
+    assert reply.status == 200, reply.body
+    deadline = time.monotonic() + 30
+    while not expected.is_dir() and time.monotonic() < deadline:  # made on a thread of its own
+        time.sleep(0.01)
+    assert (expected / "bin" / "python").exists()
+
+
 def test_a_source_directory_from_a_parameter_or_not_yet_uploaded_is_left_to_the_job() -> None:
     from_parameter = training_step("Fit")
     from_parameter["Arguments"]["HyperParameters"]["sagemaker_submit_directory"] = {"Get": "Parameters.Code"}
     missing = training_step("Later")
 
-    assert source_problems(definition(from_parameter, missing), lambda uri: None) == []
+    checked = check_sources(definition(from_parameter, missing), lambda uri: None)
+
+    assert (checked.problems, checked.requirements) == ([], [])
 
 
 S3_INPUT = {"S3Uri": f"{BUCKET}/in", "LocalPath": "/opt/ml/processing/input", "S3DataType": "S3Prefix",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -238,15 +239,23 @@ def _image_problems(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
             yield str(error)
 
 
-def source_problems(
-    definition: Mapping[str, Any], stored_file: Callable[[str], Path | None]
-) -> list[str]:
+@dataclass(frozen=True)
+class SourceCheck:
+    """What check_sources found: the refusals, and, for each Training step's uploaded source
+    directory, what its requirements.txt asks the toolkit to install (name to version)."""
+
+    problems: list[str]
+    requirements: list[dict[str, str]]
+
+
+def check_sources(definition: Mapping[str, Any], stored_file: Callable[[str], Path | None]) -> SourceCheck:
     """Each Training step whose entry point the local target would not run as the training toolkit
     does: one that is not a .py script, or whose uploaded source directory holds a setup.py or a
     requirements.txt this machine does not satisfy. Refused at upsert, since the code is uploaded
     before the pipeline is; a program or source directory given by a parameter, or not uploaded
     yet, is checked when the job starts."""
     problems = []
+    requirements = []
     for step in _all_steps(definition.get("Steps")):
         if step.get("Type") != "Training":
             continue
@@ -260,7 +269,7 @@ def source_problems(
             if isinstance(program, str):
                 check_entry_point(program)
             if archive is not None:
-                check_source_archive(archive, TRAINING_TOOLKIT)
+                requirements.append(check_source_archive(archive, TRAINING_TOOLKIT))
         except JobError as error:
             problems.append(f"step {step.get('Name')}: {uri}: {str(error).removeprefix('ClientError: ')}")
-    return problems
+    return SourceCheck(problems, requirements)

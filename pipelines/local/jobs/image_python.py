@@ -48,6 +48,7 @@ IMAGE_DISTRIBUTIONS = (
 # work dir that no job or endpoint is named (their names start with a letter or digit).
 ENVIRONMENTS = ".environments"
 _VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
+_BASE = Path(sys._base_executable).resolve()  # type: ignore[attr-defined]  # a venv's own interpreter
 _made = threading.Lock()
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,18 @@ def image_python(environments: Path, requested: Iterable[str] = ()) -> ImagePyth
     """The environment under `environments` that imports the image's distributions and
     `requested` (as the job's requirements.txt names them, with extras: `pandas[timezone]`) with
     what they require; made if it is not there."""
-    links = site_links(frozenset(requested))
-    base = Path(sys._base_executable).resolve()  # type: ignore[attr-defined]  # a venv's own interpreter
-    listing = "\n".join([str(base), *(f"{name} {target}" for name, target in links)])
-    found = ImagePython(environments / hashlib.sha256(listing.encode()).hexdigest()[:16])
+    found = environment_for(environments, requested)
     with _made:
         if not found.folder.is_dir():
-            _make(found, base, links)
+            _make(found, _BASE, site_links(frozenset(requested)))
     return found
+
+
+def environment_for(environments: Path, requested: Iterable[str] = ()) -> ImagePython:
+    """Where image_python keeps that environment, whether it is made yet or not."""
+    links = site_links(frozenset(requested))
+    listing = "\n".join([str(_BASE), *(f"{name} {target}" for name, target in links)])
+    return ImagePython(environments / hashlib.sha256(listing.encode()).hexdigest()[:16])
 
 
 def _make(environment: ImagePython, base: Path, links: tuple[tuple[str, Path], ...]) -> None:

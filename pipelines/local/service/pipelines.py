@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid
-from pipelines.local.executor.checks import source_problems
+from pipelines.local.executor.checks import check_sources
 from pipelines.local.executor.engine import (
     DefinitionError,
     ParameterError,
@@ -107,9 +107,11 @@ class PipelineOperations:
             validate_definition(definition)
         except (json.JSONDecodeError, DefinitionError) as error:
             raise invalid(f"Invalid pipeline definition: {error}") from None
-        unsatisfied = source_problems(definition, self._stored_file)
-        if unsatisfied:
-            raise invalid("Invalid pipeline definition: " + "\n".join(unsatisfied))
+        sources = check_sources(definition, self._stored_file)
+        if sources.problems:
+            raise invalid("Invalid pipeline definition: " + "\n".join(sources.problems))
+        for requirements in sources.requirements:  # its Training steps will need these environments
+            self._runner().prepare_environment(requirements)
         return raw
 
     def _definition_text(self, request: Body) -> str:
