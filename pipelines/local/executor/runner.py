@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol
@@ -247,14 +247,11 @@ class ExecutionRunner:
         self._jobs_lock = threading.Lock()  # orders a job's start against its execution's stop
         self._closing = threading.Event()
 
-    def prepare_environment(self, requested: Iterable[str] = ()) -> None:
-        """The image's Python with `requested` (jobs/image_python.py), made off the request path:
-        the image's own as the server starts, and a training job's own when an upsert finds its
-        requirements.txt, so the first job that needs one does not wait for it (making one takes
-        3 ms on a quiet disk, 70-100 ms while a run writes to it)."""
+    def make_image_environment(self) -> None:
+        """The image's own Python (jobs/image_python.py), made on a thread as the server starts, so
+        the first job on a fresh state does not wait for it."""
         threading.Thread(
-            target=image_python, args=(self.layout.image_environments, list(requested)),
-            name="job-environment", daemon=True,
+            target=image_python, args=(self.layout.image_environments,), name="image-environment", daemon=True
         ).start()
 
     def start(self, execution: dict[str, Any]) -> None:

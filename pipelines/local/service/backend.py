@@ -115,7 +115,7 @@ class LocalSageMaker:
     def start(self) -> None:
         """After a restart: fail what was running, serve again what was serving, and go on with the
         asynchronous invocations Lambda had accepted and the deliveries EventBridge was retrying."""
-        self.runner.prepare_environment()
+        self.runner.make_image_environment()
         self.pipelines.recover()
         self.jobs.recover()
         self.serving.restore_all()

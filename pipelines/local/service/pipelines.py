@@ -25,6 +25,7 @@ from pipelines.local.executor.engine import (
 )
 from pipelines.local.executor.runner import RUNNING_STEPS, ExecutionRunner, execution_context
 from pipelines.local.executor.selection import SelectionError, select_steps
+from pipelines.local.jobs.image_python import image_python
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.idempotency import once
 from pipelines.local.service.listing import Listing, between, numbered, only, prefix
@@ -110,8 +111,10 @@ class PipelineOperations:
         sources = check_sources(definition, self._stored_file)
         if sources.problems:
             raise invalid("Invalid pipeline definition: " + "\n".join(sources.problems))
-        for requirements in sources.requirements:  # its Training steps will need these environments
-            self._runner().prepare_environment(requirements)
+        # The environments its Training steps will run in, made now rather than inside a run's Train:
+        # 3 ms on a quiet disk, 70-100 ms while a run writes to it (jobs/image_python.py).
+        for requirements in sources.requirements:
+            image_python(self.context.layout.image_environments, requirements)
         return raw
 
     def _definition_text(self, request: Body) -> str:
