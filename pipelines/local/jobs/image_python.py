@@ -75,7 +75,7 @@ def image_python(environments: Path, requested: Iterable[str] = ()) -> ImagePyth
     found = environment_for(environments, requested)
     with _made:
         if not found.folder.is_dir():
-            _make(found, _BASE, site_links(frozenset(requested)))
+            _make(found, site_links(frozenset(requested)))
     return found
 
 
@@ -86,7 +86,7 @@ def environment_for(environments: Path, requested: Iterable[str] = ()) -> ImageP
     return ImagePython(environments / hashlib.sha256(listing.encode()).hexdigest()[:16])
 
 
-def _make(environment: ImagePython, base: Path, links: tuple[tuple[str, Path], ...]) -> None:
+def _make(environment: ImagePython, links: tuple[tuple[str, Path], ...]) -> None:
     """Made in a scratch folder beside it and renamed into place, so a crash leaves no half-made one."""
     environment.folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = ImagePython(Path(tempfile.mkdtemp(dir=environment.folder.parent, prefix=".making-")))
@@ -95,11 +95,11 @@ def _make(environment: ImagePython, base: Path, links: tuple[tuple[str, Path], .
         site_packages.mkdir(parents=True)
         scratch.bin.mkdir()
         (scratch.folder / "pyvenv.cfg").write_text(
-            f"home = {base.parent}\ninclude-system-site-packages = false\n"
+            f"home = {_BASE.parent}\ninclude-system-site-packages = false\n"
             f"version = {'.'.join(map(str, sys.version_info[:3]))}\n",
             encoding="utf-8",
         )
-        (scratch.bin / _VERSION).symlink_to(base)
+        (scratch.bin / _VERSION).symlink_to(_BASE)
         for alias in ("python", "python3"):
             (scratch.bin / alias).symlink_to(_VERSION)
         for name, target in links:

@@ -73,7 +73,7 @@ def require_image(image_uri: object) -> None:
         raise JobError(f"ClientError: {error}") from None
 
 
-def container_environment(home: Path, scratch: Path, python_bin: Path | None = None) -> dict[str, str]:
+def container_environment(home: Path, scratch: Path, python_bin: Path) -> dict[str, str]:
     """A fresh container's environment, not this server's: the image's variables, what the local
     interpreter needs to run (`python_bin`, where `python` is, first on PATH), and an empty home and
     scratch dir (created here). Whatever else is set on this machine (PYTHONPATH, PYTHONOPTIMIZE,

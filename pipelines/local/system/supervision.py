@@ -37,13 +37,11 @@ KILLED_EXIT_CODE = 128 + signal.SIGKILL  # what a container killed with SIGKILL 
 SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
 
-def interpreter_environment(python_bin: Path | None = None) -> dict[str, str]:
+def interpreter_environment(python_bin: Path) -> dict[str, str]:
     """What a child needs of this machine's environment to run at all, and nothing else: a PATH on
-    which `python` is the one in `python_bin` (by default the environment running this server's,
-    with its `pip`), as an image's own are on its PATH, and LD_LIBRARY_PATH where this machine's
-    Python needs one."""
-    first = python_bin or Path(sys.executable).parent
-    path = os.pathsep.join([str(first), os.environ.get("PATH", os.defpath)])
+    which `python` is the one in `python_bin` (the child's own environment, jobs/image_python.py),
+    as an image's own is on its PATH, and LD_LIBRARY_PATH where this machine's Python needs one."""
+    path = os.pathsep.join([str(python_bin), os.environ.get("PATH", os.defpath)])
     return {"PATH": path, **library_path()}
 
 
