@@ -229,7 +229,7 @@ def test_a_model_server_starts_with_the_image_environment_not_the_servers(
     seen = answer(hosting.invoke("ep", json.dumps("environment").encode(), JSON, JSON))["environment"]
 
     variant_dir = tmp_path / "state" / "endpoints" / "ep" / "d1"
-    assert seen["PYTHONPATH"] == str(REPO_ROOT)
+    assert "PYTHONPATH" not in seen  # the model server's own code: gone once it is loaded
     assert (seen["HOME"], seen["TMPDIR"]) == (str(variant_dir / "home"), str(variant_dir / "tmp"))
     assert (seen["LANG"], seen["LC_ALL"], seen["TZ"]) == ("C.UTF-8", "C.UTF-8", "UTC")
     assert seen["PYTHONDONTWRITEBYTECODE"] == seen["PYTHONUNBUFFERED"] == "1"
@@ -246,12 +246,31 @@ def test_inference_code_imports_the_images_packages_and_what_its_requirements_fi
     uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", requirements)
     hosting.deploy("ep", "d1", variant(uri), None, status)
     assert status.wait(1)[0][1] == "InService"
-    names = ["numpy", "sklearn", "boto3", "vaderSentiment", "sagemaker", "moto", "pytest", "rich"]
+    names = ["numpy", "sklearn", "boto3", "vaderSentiment", "sagemaker", "moto", "pytest", "rich",
+             "steps", "pipelines"]
 
     found = answer(hosting.invoke("ep", json.dumps({"imports": names}).encode(), JSON, JSON))["echo"]
 
     assert found == {"numpy": True, "sklearn": True, "boto3": True, "vaderSentiment": True,
-                     "sagemaker": False, "moto": False, "pytest": False, "rich": False}
+                     "sagemaker": False, "moto": False, "pytest": False, "rich": False,
+                     "steps": False, "pipelines": False}
+
+
+def test_inference_code_that_ships_a_package_named_like_the_model_servers_own_gets_its_own(
+    hosting: Endpoints, store: DirStore
+) -> None:
+    """The model server is this project's `pipelines` package; a handler's own `pipelines` package
+    (a common name) must not resolve to it, as no serving toolkit module would shadow it on SageMaker."""
+    status = StatusLog()
+    own = {"code/pipelines/__init__.py": b"", "code/pipelines/features.py": b"ANSWER = 42\n"}
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", own)
+    hosting.deploy("ep", "d1", variant(uri), None, status)
+    assert status.wait(1)[0][1] == "InService"
+
+    request = {"imports": ["pipelines.features", "pipelines.local"]}
+    found = answer(hosting.invoke("ep", json.dumps(request).encode(), JSON, JSON))["echo"]
+
+    assert found == {"pipelines.features": True, "pipelines.local": False}
 
 
 def test_custom_attributes_reach_the_model_server_and_its_log_but_no_handler(

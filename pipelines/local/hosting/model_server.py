@@ -29,6 +29,7 @@ import argparse
 import importlib.util
 import json
 import os
+import pkgutil
 import socket
 import sys
 import threading
@@ -42,6 +43,7 @@ from types import ModuleType
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from pipelines import REPO_ROOT
 from pipelines.local.hosting.prefork import ConnectionCounts, serve_forked, worker_count
 from pipelines.local.system.json_http import JsonRequestHandler
 from pipelines.local.system.signals import StopFlag, stop_on_signals
@@ -117,6 +119,26 @@ class ModelApp:
         with self._predicting:
             prediction = self.predict_fn(data, self.model)
         return normalise_output(self.output_fn(prediction, accept), accept)
+
+
+def hide_own_code(own_root: Path = REPO_ROOT) -> None:
+    """Leave the handler only what the image's serving stack leaves it. There the toolkit sits in
+    site-packages under names of its own; here this server is the project's code, which
+    PYTHONPATH names to start it. Once loaded, the project's folder leaves sys.path and
+    PYTHONPATH (so do the working directory `-m` put first), and its packages leave sys.modules
+    (this server keeps the modules it holds): an inference.py that imports the project's `steps`
+    or `pipelines` fails as on SageMaker, and one that ships a package so named gets its own."""
+    launched_from = os.getcwd()
+    sys.path[:] = [entry for entry in sys.path if entry not in (str(own_root), launched_from, "")]
+    kept = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+            if entry and entry != str(own_root)]
+    if kept:
+        os.environ["PYTHONPATH"] = os.pathsep.join(kept)
+    else:
+        os.environ.pop("PYTHONPATH", None)
+    own = {module.name for module in pkgutil.iter_modules([str(own_root)])}
+    for name in [name for name in sys.modules if name.partition(".")[0] in own]:
+        del sys.modules[name]
 
 
 def import_program(model_dir: Path) -> ModuleType:
@@ -342,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         sys.stderr.write(f"model server: {exc}\n")
         return 1
+    hide_own_code()
     try:
         app = ModelApp.load(args.model_dir)
     except BaseException as exc:
