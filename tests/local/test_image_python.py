@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from pipelines.local.jobs.image_python import image_distributions, image_python
+from pipelines.local.jobs.image_python import environment_for, image_distributions, image_python
+
+from .world import local_sagemaker
 
 PATHS_SCRIPT = "import json, sys; print(json.dumps({'prefix': sys.prefix, 'path': sys.path}))"
 
@@ -49,3 +52,19 @@ def test_an_environment_is_made_once_and_shared_by_every_job_that_needs_the_same
     assert with_vader != first
     made = sorted(path.name for path in tmp_path.iterdir())
     assert made == sorted([first.folder.name, with_vader.folder.name])  # no scratch folder left
+
+
+def test_a_server_starting_removes_what_a_killed_one_left_half_made(tmp_path: Path) -> None:
+    backend = local_sagemaker(tmp_path / "state")
+    environments = backend.context.layout.image_environments
+    half_made = environments / ".making-k1ll3d"
+    (half_made / "lib").mkdir(parents=True)
+    made = environment_for(environments)
+
+    backend.start()  # the image's environment is made on a thread, after the sweep
+    deadline = time.monotonic() + 30
+    while not made.python.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    backend.shutdown()
+
+    assert sorted(path.name for path in environments.iterdir()) == [made.folder.name]

@@ -9,7 +9,8 @@ distributions the image has (IMAGE_DISTRIBUTIONS and what they require, as pip i
 there), and to those the code's requirements.txt names, which the training toolkit pip-installs
 before the script runs (and the serving toolkit before the model server starts), with what they
 require. A distribution the image has and this machine lacks stays missing: the local target
-installs nothing. A model server also has the project on its PYTHONPATH: it is the serving stack.
+installs nothing. A model server also starts with the project on its PYTHONPATH, the serving
+stack, which it hides from the handler once loaded (hosting/model_server.py).
 
 An environment is a folder of links named by a digest of what it links to. It is made once, the
 first time a process needs it, and every later one with the same packages shares it, read-only.
@@ -50,6 +51,7 @@ ENVIRONMENTS = ".environments"
 _VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
 _BASE = Path(sys._base_executable).resolve()  # type: ignore[attr-defined]  # a venv's own interpreter
 _made = threading.Lock()
+_SCRATCH = ".making-"  # an environment being made; renamed into place when done
 log = logging.getLogger(__name__)
 
 
@@ -79,6 +81,14 @@ def image_python(environments: Path, requested: Iterable[str] = ()) -> ImagePyth
     return found
 
 
+def sweep_unfinished(environments: Path) -> None:
+    """Remove the scratch folders a server killed while making an environment left behind; run as
+    the server starts, when no other can be making one (the state's lock is held)."""
+    with _made:
+        for scratch in environments.glob(f"{_SCRATCH}*"):
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 def environment_for(environments: Path, requested: Iterable[str] = ()) -> ImagePython:
     """Where image_python keeps that environment, whether it is made yet or not."""
     links = site_links(frozenset(requested))
@@ -89,7 +99,7 @@ def environment_for(environments: Path, requested: Iterable[str] = ()) -> ImageP
 def _make(environment: ImagePython, links: tuple[tuple[str, Path], ...]) -> None:
     """Made in a scratch folder beside it and renamed into place, so a crash leaves no half-made one."""
     environment.folder.parent.mkdir(parents=True, exist_ok=True)
-    scratch = ImagePython(Path(tempfile.mkdtemp(dir=environment.folder.parent, prefix=".making-")))
+    scratch = ImagePython(Path(tempfile.mkdtemp(dir=environment.folder.parent, prefix=_SCRATCH)))
     try:
         site_packages = scratch.folder / "lib" / _VERSION / "site-packages"
         site_packages.mkdir(parents=True)
