@@ -256,6 +256,22 @@ def test_inference_code_imports_the_images_packages_and_what_its_requirements_fi
                      "steps": False, "pipelines": False}
 
 
+def test_inference_code_that_imports_the_projects_own_code_fails_to_deploy_and_says_why(
+    hosting: Endpoints, store: DirStore
+) -> None:
+    """No serving toolkit module is named `steps`: a handler that reached into the project instead
+    of shipping what it needs in code/ would be InService here and fail on SageMaker."""
+    status = StatusLog()
+    handler = b"from steps.scorer import Scorer\n\n\ndef model_fn(model_dir):\n    return None\n"
+    reaching = {"code/inference.py": handler}
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", reaching)
+
+    hosting.deploy("ep", "d1", variant(uri), None, status)
+
+    (_, state, reason, _), = status.wait(1)
+    assert state == "Failed" and "No module named 'steps'" in reason
+
+
 def test_inference_code_that_ships_a_package_named_like_the_model_servers_own_gets_its_own(
     hosting: Endpoints, store: DirStore
 ) -> None:
