@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import pkgutil
 import socket
@@ -44,6 +43,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from pipelines import REPO_ROOT
+from pipelines.local.hosting import serving_toolkit as toolkit
 from pipelines.local.hosting.prefork import ConnectionCounts, serve_forked, worker_count
 from pipelines.local.system.json_http import JsonRequestHandler
 from pipelines.local.system.signals import StopFlag, stop_on_signals
@@ -59,33 +59,6 @@ ACCEPT_DEFER_SECONDS = 0.005  # a worker's GIL switch interval: long enough for 
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 
 
-class RequestError(Exception):
-    """A client error raised by the default handlers (same shape as inference.RequestError)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-# Default handlers, used when the user module leaves one out (as the SageMaker toolkit does).
-def _default_input_fn(body: bytes, content_type: str) -> Any:
-    if content_type.split(";")[0].strip().lower() != DEFAULT_CONTENT_TYPE:
-        raise RequestError(415, f"unsupported content type {content_type!r}")
-    return json.loads(body)
-
-
-def _default_predict_fn(data: Any, model: Any) -> Any:
-    return model.predict(data)
-
-
-def _default_output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
-    if accept.split(";")[0].strip().lower() != DEFAULT_CONTENT_TYPE:
-        raise RequestError(406, f"unsupported accept type {accept!r}")
-    text = json.dumps(prediction, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-    return text.encode("utf-8"), DEFAULT_CONTENT_TYPE
-
-
 @dataclass
 class ModelApp:
     """The loaded model and its handler chain, independent of HTTP so it is easy to test.
@@ -96,26 +69,36 @@ class ModelApp:
     stretched every request's latency. Parsing and answering still overlap on the threads."""
 
     model: Any
-    input_fn: Callable[[bytes, str], Any]
+    input_fn: Callable[[bytes | str, str], Any]
     predict_fn: Callable[[Any, Any], Any]
     output_fn: Callable[[Any, str], Any]
+    transform_fn: Callable[[Any, bytes | str, str, str], Any] | None = None
     _predicting: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, model_dir: Path) -> ModelApp:
+        """The handlers as the toolkit takes them (serving_toolkit.py): its defaults for those left
+        out, or transform_fn alone."""
         module = import_program(model_dir)
         model_fn = getattr(module, "model_fn", None)
         if model_fn is None:
             raise RuntimeError(f"{module.__file__} defines no model_fn(model_dir)")
+        transform_fn = toolkit.transform_of(module)
         return cls(
             model=model_fn(str(model_dir)),
-            input_fn=getattr(module, "input_fn", _default_input_fn),
-            predict_fn=getattr(module, "predict_fn", _default_predict_fn),
-            output_fn=getattr(module, "output_fn", _default_output_fn),
+            input_fn=getattr(module, "input_fn", None) or toolkit.default_input_fn,
+            predict_fn=getattr(module, "predict_fn", None) or toolkit.default_predict_fn,
+            output_fn=getattr(module, "output_fn", None) or toolkit.default_output_fn,
+            transform_fn=transform_fn,
         )
 
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        data = self.input_fn(body, content_type)
+        content = toolkit.request_content(body, content_type)
+        if self.transform_fn is not None:
+            with self._predicting:  # it predicts too: one call at a time, as predict_fn
+                result = self.transform_fn(self.model, content, content_type, accept)
+            return normalise_output(result, accept)
+        data = self.input_fn(content, content_type)
         with self._predicting:
             prediction = self.predict_fn(data, self.model)
         return normalise_output(self.output_fn(prediction, accept), accept)
@@ -162,8 +145,11 @@ def import_program(model_dir: Path) -> ModuleType:
 
 
 def normalise_output(result: Any, accept: str) -> tuple[bytes, str]:
-    """output_fn may return (body, content_type) or just a body; the body may be str or bytes."""
-    body, content_type = result if isinstance(result, tuple) else (result, accept)
+    """output_fn (or transform_fn) may return (body, content_type), a response object (Flask's:
+    its status, data and mimetype) or just a body; the body may be str or bytes."""
+    if hasattr(result, "status_code") and hasattr(result, "get_data"):
+        result = toolkit.response_parts(result)
+    body, content_type = result[:2] if isinstance(result, tuple) else (result, accept)
     if isinstance(body, str):
         body = body.encode("utf-8")
     if not isinstance(body, (bytes, bytearray)):
@@ -245,10 +231,8 @@ class Handler(JsonRequestHandler):
                 self._send_error(404, f"no route for POST {path}")
 
     def _invoke(self, body: bytes) -> None:
-        content_type = self.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE
-        accept = self.headers.get("Accept") or DEFAULT_CONTENT_TYPE
-        if accept.strip() == "*/*":
-            accept = DEFAULT_CONTENT_TYPE
+        content_type = toolkit.request_content_type(self.headers)
+        accept = toolkit.response_accept(self.headers)
         try:
             payload, payload_type = self.model_server.app.invoke(body, content_type, accept)
         except Exception as exc:
@@ -257,6 +241,12 @@ class Handler(JsonRequestHandler):
         self._send(200, payload, payload_type)
 
     def _send_exception(self, exc: Exception) -> None:
+        if isinstance(exc, toolkit.Answered):
+            self._send(exc.status, exc.body, exc.content_type)
+            return
+        if isinstance(exc, toolkit.UnsupportedFormat):
+            self._send(exc.status, toolkit.error_document(exc), toolkit.JSON)
+            return
         known = client_error(exc)
         if known is not None:
             self._send_error(*known)
