@@ -41,6 +41,7 @@ JSON = "application/json"
 JSONL = "application/jsonlines"
 CSV = "text/csv"
 SUPPORTED = (JSON, JSONL, CSV)
+TEXT_TYPES = (JSON, CSV)  # what the serving toolkit decodes to text before the handler sees it
 MAX_CHARS = 20_000
 MAX_REVIEWS = 10_000
 MAX_PAYLOAD = 6 * 1024 * 1024
@@ -458,7 +459,10 @@ def unicode_requests(draw: st.DrawFn) -> Req:
         text = body.decode("utf-8")
         at = draw(st.integers(0, len(text)))
         spliced = text[:at].encode() + junk + text[at:].encode()
-        return Req("invalid-utf8", spliced, media(kind, draw))
+        spelled = media(kind, draw)
+        if spelled in TEXT_TYPES:  # handed over as text already, invalid bytes replaced (edge cases below)
+            spelled += "; charset=utf-8"
+        return Req("invalid-utf8", spliced, spelled)
     if choice == 1:
         control = draw(st.sampled_from(["\x00", "\x01", "\x08", "\x0b", "\x1f", "\n", "\t"]))
         text = draw(review_texts())
@@ -734,6 +738,12 @@ INFERENCE_EDGE_CASES = [
         frozenset({200}),
         id="jsonlines-raw-line-separator",
     ),
+    # The serving toolkit hands a body typed exactly application/json or text/csv to the handler as
+    # text, decoded with invalid bytes replaced (U+FFFD), as SageMaker's does: the review is scored.
+    pytest.param(b'["great \xff product"]', JSON, frozenset({200}), id="invalid-utf8-exact-json"),
+    pytest.param(b"great \xc3\x28 product\n", CSV, frozenset({200}), id="invalid-utf8-exact-csv"),
+    pytest.param(b'["great \xff product"]', JSON + "; charset=utf-8", frozenset({400}),
+                 id="invalid-utf8-json-with-parameters"),
 ]
 
 
