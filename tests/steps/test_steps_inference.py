@@ -97,6 +97,12 @@ def test_model_fn_refuses_model_without_metadata(tmp_path: Path, model_dir: Path
             ["caf\u00e9"],
             id="json-bom-params-case",
         ),
+        pytest.param(  # as the serving toolkit hands exactly application/json over: text, BOM kept
+            '\ufeff["caf\u00e9"]',
+            "application/json",
+            ["caf\u00e9"],
+            id="json-bom-as-text",
+        ),
         pytest.param(
             b'"a"\n\n{"review_text": "b"}\r\n{"text": "c"}\n',
             "application/jsonlines",
