@@ -51,8 +51,8 @@ from common import (
 ENDPOINT = endpoint.ENDPOINT
 STAGES = {  # substring of a frame -> stage name, first match from the leaf up wins
     "predict_proba": "model: predict_proba (TF-IDF + LR)",
-    "input_fn": "model: input_fn (parse JSON)",
-    "output_fn": "model: output_fn (JSON)",
+    "read_reviews": "model: read_reviews (parse JSON)",
+    "write_answer": "model: write_answer (JSON)",
     "capture.py": "runtime: data capture",
     "ConnectionPool": "runtime: forward to model server",
     "parse_request": "http: parse request",

@@ -1,11 +1,12 @@
 """The model server's app (pipelines/local/hosting/model_server.py's ModelApp: model_fn once, then
-input_fn -> predict_fn -> output_fn, one prediction at a time per process) as a WSGI application,
-so the benchmark can run the very same app under gunicorn beside the hand-written pre-fork server.
+the handlers as the serving toolkit calls them, one prediction at a time per process) as a WSGI
+application, so the benchmark can run the very same app under gunicorn beside the hand-written
+pre-fork server.
 
     MODEL_DIR=/path/to/model gunicorn -k gthread --preload wsgi_app:application
 
-Answers as the model server does: /ping 200, /invocations 200 or the handler's 4xx with
-{"error": message}, 500 for anything else.
+Answers as the model server does: /ping 200, /invocations 200 or the status of a response the
+handler returned, 500 for any exception.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from pipelines.local.hosting.model_server import DEFAULT_CONTENT_TYPE, ModelApp, client_error
+from pipelines.local.hosting import serving_toolkit as toolkit
+from pipelines.local.hosting.model_server import DEFAULT_CONTENT_TYPE, ModelApp
 
 StartResponse = Callable[..., Any]
 APP = ModelApp.load(Path(os.environ["MODEL_DIR"]))
@@ -54,10 +56,11 @@ def application(environ: dict[str, Any], start_response: StartResponse) -> Itera
         accept = DEFAULT_CONTENT_TYPE
     try:
         payload, payload_type = APP.invoke(body, environ.get("CONTENT_TYPE") or DEFAULT_CONTENT_TYPE, accept)
+    except toolkit.Answered as answered:
+        return _answer(start_response, answered.status, answered.body, answered.content_type)
+    except toolkit.UnsupportedFormat as unsupported:
+        return _answer(start_response, unsupported.status, toolkit.error_document(unsupported), toolkit.JSON)
     except Exception as exc:
-        known = client_error(exc)
-        if known is not None:
-            return _error(start_response, *known)
         traceback.print_exc(file=sys.stderr)
         return _error(start_response, 500, f"internal error: {type(exc).__name__}: {exc}")
     return _answer(start_response, 200, payload, payload_type)

@@ -89,6 +89,17 @@ def load_handlers(model_dir: Path) -> ModuleType:
     return module
 
 
+def reader(handlers: ModuleType) -> Any:
+    """The artifact's request reader: read_reviews, or input_fn in artifacts trained before the
+    handlers served through transform_fn (a selective run or the monitor may meet one)."""
+    return getattr(handlers, "read_reviews", None) or handlers.input_fn
+
+
+def scorer_of(handlers: ModuleType) -> Any:
+    """The artifact's batch scorer: score, or predict_fn in artifacts trained before transform_fn."""
+    return getattr(handlers, "score", None) or handlers.predict_fn
+
+
 def load_model(archive: Path, scratch: Path) -> tuple[ModuleType, Any]:
     """Extract into scratch, import the handlers and run model_fn (digest and version checks)."""
     extract_model(archive, scratch)

@@ -26,7 +26,7 @@ sys.path[:0] = [
     str(Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "processing" / "input" / "lib"),
     str(Path(__file__).resolve().parent),
 ]
-from artifact import ArtifactError, load_model  # noqa: E402
+from artifact import ArtifactError, load_model, scorer_of  # noqa: E402
 from integrity import sha256_file  # noqa: E402
 from job_failure import failure_reported  # noqa: E402
 from splits import SplitError, read_labelled  # noqa: E402
@@ -116,7 +116,7 @@ def run(base: Path) -> dict[str, Any]:
     digest = sha256_file(archive) if archive.is_file() else ""  # load_model reports a missing one
     with tempfile.TemporaryDirectory() as scratch:
         handlers, model = load_model(archive, Path(scratch))
-        predictions = handlers.predict_fn(texts, model)
+        predictions = scorer_of(handlers)(texts, model)
     report = compute_metrics(actual, predictions)
     target = base / "processing" / "evaluation" / "evaluation.json"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,12 @@
-"""Serving handlers for the SageMaker scikit-learn container (model_fn, input_fn, predict_fn,
-output_fn).
+"""Serving handlers for the SageMaker scikit-learn container: model_fn, and transform_fn over
+read_reviews -> score -> write_answer.
+
+The image's serving stack (sagemaker-containers) answers any exception a handler raises with 500;
+only a response object a handler returns keeps its status. So the one handler it calls per request
+is transform_fn, which turns a RequestError into a response with its 4xx status and
+{"error": message}: a bad request is a client error on SageMaker as here, not a server error that
+rollback alarms count. The toolkit refuses transform_fn beside input_fn, predict_fn or output_fn,
+hence the other names of the three steps.
 
 Training copies this file and scorer.py into the model artifact's code/, so an artifact always
 carries the handlers it was built with; evaluation loads the model through them too. The model is
@@ -260,7 +267,7 @@ def _from_csv(text: str) -> list[str]:
     ]
 
 
-def input_fn(body: bytes | bytearray | str, content_type: str | None) -> list[str]:
+def read_reviews(body: bytes | bytearray | str, content_type: str | None) -> list[str]:
     """Turn a request body into review texts, or raise RequestError saying what is wrong."""
     media = _media_type(content_type)
     parsers = {JSON: _from_json, JSONLINES: _from_jsonlines, CSV: _from_csv}
@@ -276,7 +283,7 @@ def input_fn(body: bytes | bytearray | str, content_type: str | None) -> list[st
     return parsers[media](text)
 
 
-def predict_fn(texts: list[str], model: scorer.CompiledModel) -> list[Prediction]:
+def score(texts: list[str], model: scorer.CompiledModel) -> list[Prediction]:
     """Score the whole batch at once; score is P(label 1), label 1 when it exceeds P(label 0)."""
     positive = model.predict_proba(texts)[:, 1]
     labels = (positive > 0.5).astype(int).tolist()
@@ -295,7 +302,7 @@ def _accepted(accept: str | None) -> str:
     raise RequestError(406, f"cannot answer in {accept!r}; supported: {JSON}, {JSONLINES}")
 
 
-def output_fn(predictions: list[Prediction], accept: str | None) -> tuple[bytes, str]:
+def write_answer(predictions: list[Prediction], accept: str | None) -> tuple[bytes, str]:
     """Serialise predictions as {"predictions": [...]} or as one JSON object per line."""
     media = _accepted(accept)
     if media == JSONLINES:
@@ -303,6 +310,19 @@ def output_fn(predictions: list[Prediction], accept: str | None) -> tuple[bytes,
     else:
         body = json.dumps({"predictions": predictions})
     return body.encode("utf-8"), media
+
+
+def transform_fn(
+    model: scorer.CompiledModel, body: bytes | str, content_type: str | None, accept: str | None
+) -> Any:
+    """The serving toolkit's handler: the answer as (body, type), or a refused request as a response
+    with its status and {"error": message} (Flask's, which the image's stack sends as it is)."""
+    try:
+        return write_answer(score(read_reviews(body, content_type), model), accept)
+    except RequestError as error:
+        from flask import Response  # the serving stack's own; loaded by the first refusal only
+
+        return Response(json.dumps({"error": error.message}), status=error.status, mimetype=JSON)
 
 
 def features(

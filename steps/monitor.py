@@ -2,7 +2,7 @@
 
 `--mode baseline` describes the training reviews as the model answers them; `--mode check` compares
 a window of the endpoint's data capture with that baseline. Both modes go through the artifact's own
-code/inference.py (`input_fn` reads the captured requests, `features` describes the reviews) and
+code/inference.py (`read_reviews` reads the captured requests, `features` describes the reviews) and
 share one statistics routine, so a window can only differ from the baseline because the traffic
 did. Outputs follow SageMaker Model Monitor's statistics / constraints / constraint_violations
 formats so its readers keep working; drift is the two-sample Kolmogorov-Smirnov distance between
@@ -30,7 +30,7 @@ sys.path[:0] = [
     str(Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "processing" / "input" / "lib"),
     str(Path(__file__).resolve().parent),
 ]
-from artifact import ArtifactError  # noqa: E402
+from artifact import ArtifactError, scorer_of  # noqa: E402
 from job_failure import failure_reported  # noqa: E402
 from monitoring.formats import (  # noqa: E402
     DEFAULT_MIN_RECORDS,
@@ -62,7 +62,7 @@ def run_baseline(base: Path, args: argparse.Namespace) -> dict[str, Any]:
     texts = read_texts(base / "processing" / "train" / "train.csv")
     with tempfile.TemporaryDirectory() as scratch:
         artifact = load_artifact(base / "processing" / "model" / "model.tar.gz", Path(scratch))
-        predictions = artifact.handlers.predict_fn(texts, artifact.model)
+        predictions = scorer_of(artifact.handlers)(texts, artifact.model)
         table = artifact.features(texts, predictions)
     statistics = dataset_statistics(table, len(texts))
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold

@@ -17,6 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from artifact import reader
+
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC needs Python 3.11; the image may run 3.9
 MAX_EXAMPLES = 5
 
@@ -156,7 +158,7 @@ def parse_line(line: bytes, handlers: ModuleType, window: Window) -> tuple[list[
         raise CaptureError("no captureData object")
     body, content_type = payload(capture, "endpointInput")
     try:
-        texts = handlers.input_fn(body, content_type)
+        texts = reader(handlers)(body, content_type)
     except ValueError as exc:
         raise CaptureError(f"the request does not parse: {exc}") from None
     predictions = parse_predictions(payload(capture, "endpointOutput")[0])

@@ -162,6 +162,16 @@ def test_request_error_becomes_its_status_with_a_json_message(
     assert json.loads(body) == {"error": "cannot read text/csv"}
 
 
+def test_an_exception_carrying_a_client_status_is_a_500_as_in_the_images_stack(
+    conn: http.client.HTTPConnection,
+) -> None:
+    """sagemaker-containers answers only a returned response with its own status: a handler that
+    raises RequestError(400) gets a 500 on SageMaker, so it gets one here too."""
+    status, content_type, body = post(conn, b'"raise a client error"')
+    assert (status, content_type) == (500, "application/json")
+    assert "RequestError" in json.loads(body)["error"]
+
+
 def test_unexpected_exception_is_500_and_the_server_keeps_serving(
     conn: http.client.HTTPConnection, server: Server
 ) -> None:

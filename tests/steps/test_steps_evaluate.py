@@ -95,7 +95,7 @@ def test_uses_the_artifacts_own_inference_code(
     handler = patched / "code" / "inference.py"
     handler.write_text(
         handler.read_text(encoding="utf-8")
-        + "\n\ndef predict_fn(texts, model):\n"
+        + "\n\ndef score(texts, model):\n"
         + "    return [{'label': 1, 'score': 1.0} for _ in texts]\n",
         encoding="utf-8",
     )
@@ -104,6 +104,21 @@ def test_uses_the_artifacts_own_inference_code(
     assert run_main(base, monkeypatch) == 0
     matrix = read_report(base)["binary_classification_metrics"]["confusion_matrix"]
     assert matrix == {"0": {"0": 0, "1": 2}, "1": {"0": 0, "1": 1}}
+
+
+def test_scores_an_artifact_trained_before_its_handlers_served_through_transform_fn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
+    """A selective run may evaluate a model an older Train made: its scorer is predict_fn."""
+    older = shutil.copytree(model_dir, tmp_path / "older")
+    handler = older / "code" / "inference.py"
+    handler.write_text(handler.read_text(encoding="utf-8").replace("def score(", "def predict_fn("),
+                       encoding="utf-8")
+    rows = [(POSITIVE[0], 1), (NEGATIVE[0], 0)]
+    base = stage(tmp_path / "ml", older, rows)
+    assert run_main(base, monkeypatch) == 0
+    matrix = read_report(base)["binary_classification_metrics"]["confusion_matrix"]
+    assert matrix == {"0": {"0": 1, "1": 0}, "1": {"0": 0, "1": 1}}
 
 
 def tarball_with(path: Path, member: tarfile.TarInfo, payload: bytes = b"") -> Path:

@@ -22,7 +22,7 @@ def model(model_dir: Path) -> Any:
 
 
 def test_model_fn_loads_verified_model(model: Any) -> None:
-    assert [p["label"] for p in inference.predict_fn([POSITIVE[0], NEGATIVE[0]], model)] == [1, 0]
+    assert [p["label"] for p in inference.score([POSITIVE[0], NEGATIVE[0]], model)] == [1, 0]
 
 
 def test_model_fn_reads_no_pickle(model_dir: Path) -> None:
@@ -121,7 +121,7 @@ def test_model_fn_refuses_model_without_metadata(tmp_path: Path, model_dir: Path
     ],
 )
 def test_input_fn_accepts(body: bytes | str, content_type: str, expected: list[str]) -> None:
-    assert inference.input_fn(body, content_type) == expected
+    assert inference.read_reviews(body, content_type) == expected
 
 
 TOO_MANY = inference.MAX_REVIEWS + 1
@@ -245,7 +245,7 @@ def test_input_fn_rejects(
     body: bytes | str, content_type: str | None, status: int, fragment: str
 ) -> None:
     with pytest.raises(RequestError) as caught:
-        inference.input_fn(body, content_type)
+        inference.read_reviews(body, content_type)
     assert caught.value.status == status
     assert fragment in caught.value.message
     assert isinstance(caught.value, ValueError)
@@ -253,7 +253,7 @@ def test_input_fn_rejects(
 
 def test_predict_fn_labels_and_rounded_scores(model: Any) -> None:
     texts = [POSITIVE[1], NEGATIVE[1], "fine I guess"]
-    predictions = inference.predict_fn(texts, model)
+    predictions = inference.score(texts, model)
     probabilities = model.predict_proba(texts)[:, 1]
     assert predictions[0]["label"] == 1 and predictions[1]["label"] == 0
     for prediction, probability in zip(predictions, probabilities, strict=True):
@@ -272,7 +272,7 @@ def test_predict_fn_labels_and_rounded_scores(model: Any) -> None:
 )
 def test_lexicon_negation_reaches_the_label(model: Any, text: str, label: int) -> None:
     """The training corpus never says "recommend": the lexicon's prior and its negation do."""
-    assert inference.predict_fn([text], model)[0]["label"] == label
+    assert inference.score([text], model)[0]["label"] == label
 
 
 class CountingModel:
@@ -291,7 +291,7 @@ def test_batch_of_1000_is_scored_in_one_call(model: Any) -> None:
     reviews = [f"{POSITIVE[i % 20]} number {i}" for i in range(1000)]
     body = json.dumps({"instances": [{"review_text": text} for text in reviews]})
     counting = CountingModel(model)
-    predictions = inference.predict_fn(inference.input_fn(body, "application/json"), counting)  # type: ignore[arg-type]
+    predictions = inference.score(inference.read_reviews(body, "application/json"), counting)  # type: ignore[arg-type]
     assert counting.calls == 1
     assert len(predictions) == 1000
     assert {p["label"] for p in predictions} == {1}
@@ -300,7 +300,7 @@ def test_batch_of_1000_is_scored_in_one_call(model: Any) -> None:
 @pytest.mark.parametrize("accept", ["application/json", "*/*", "", None, "text/html, */*"])
 def test_output_fn_json(accept: str | None) -> None:
     predictions: list[inference.Prediction] = [{"label": 1, "score": 0.9}]
-    body, content_type = inference.output_fn(predictions, accept)
+    body, content_type = inference.write_answer(predictions, accept)
     assert content_type == "application/json"
     assert json.loads(body) == {"predictions": [{"label": 1, "score": 0.9}]}
 
@@ -310,7 +310,7 @@ def test_output_fn_jsonlines() -> None:
         {"label": 1, "score": 0.9},
         {"label": 0, "score": 0.123457},
     ]
-    body, content_type = inference.output_fn(predictions, "application/jsonlines; charset=utf-8")
+    body, content_type = inference.write_answer(predictions, "application/jsonlines; charset=utf-8")
     assert content_type == "application/jsonlines"
     assert [json.loads(line) for line in body.decode().splitlines()] == predictions
 
@@ -318,13 +318,36 @@ def test_output_fn_jsonlines() -> None:
 @pytest.mark.parametrize("accept", ["text/csv", "text/html, application/xml"])
 def test_output_fn_rejects_unsupported_accept(accept: str) -> None:
     with pytest.raises(RequestError) as caught:
-        inference.output_fn([{"label": 1, "score": 0.5}], accept)
+        inference.write_answer([{"label": 1, "score": 0.5}], accept)
     assert caught.value.status == 406
     assert "application/jsonlines" in caught.value.message
 
 
 def test_full_request_cycle(model: Any) -> None:
-    texts = inference.input_fn(f"{POSITIVE[2]}\n{NEGATIVE[2]}\n".encode(), "text/csv")
-    body, content_type = inference.output_fn(inference.predict_fn(texts, model), "application/json")
+    texts = inference.read_reviews(f"{POSITIVE[2]}\n{NEGATIVE[2]}\n".encode(), "text/csv")
+    body, content_type = inference.write_answer(inference.score(texts, model), "application/json")
     labels = [p["label"] for p in json.loads(body)["predictions"]]
     assert (labels, content_type) == ([1, 0], "application/json")
+
+
+def test_transform_fn_answers_a_good_request_with_the_predictions(model: Any) -> None:
+    body, content_type = inference.transform_fn(model, json.dumps([POSITIVE[0]]), "application/json", None)
+    assert content_type == "application/json"
+    assert [p["label"] for p in json.loads(body)["predictions"]] == [1]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "accept", "status"),
+    [
+        ("[]", "application/json", None, 400),
+        ("great", "text/plain", None, 415),
+        ('["great"]', "application/json", "text/html", 406),
+    ],
+)
+def test_transform_fn_answers_a_bad_request_with_its_status_not_an_exception(
+    model: Any, body: str, content_type: str, accept: str | None, status: int
+) -> None:
+    """The image's serving stack answers any exception with 500, so a refusal is a response."""
+    response = inference.transform_fn(model, body, content_type, accept)
+    assert (response.status_code, response.mimetype) == (status, "application/json")
+    assert json.loads(response.get_data())["error"]

@@ -47,8 +47,8 @@ def invoke(model_dir: Path) -> Invoke:
     model = inference.model_fn(str(model_dir))
 
     def call(body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        texts = inference.input_fn(body, content_type)
-        return inference.output_fn(inference.predict_fn(texts, model), accept)
+        texts = inference.read_reviews(body, content_type)
+        return inference.write_answer(inference.score(texts, model), accept)
 
     return call
 
@@ -214,7 +214,7 @@ def assert_statistics_format(statistics: dict[str, Any]) -> None:
 def test_features_count_unigrams_and_unknown_share(model_dir: Path) -> None:
     model = inference.model_fn(str(model_dir))
     texts = ["Great product zzzz qqqq", "!!!", "great great"]
-    predictions = inference.predict_fn(texts, model)
+    predictions = inference.score(texts, model)
     table = inference.features(texts, predictions, model)
     assert list(table) == list(FEATURES)
     assert table["review_length"] == [23.0, 3.0, 11.0]
@@ -322,6 +322,22 @@ def test_window_like_training_has_no_violations(
     statistics = read(base, "statistics.json")
     assert_statistics_format(statistics)
     assert statistics["dataset"]["item_count"] == 200
+
+
+def test_an_artifact_trained_before_transform_fn_is_read_through_its_old_handler_names(
+    tmp_path: Path, model_dir: Path, baseline_dir: Path, invoke: Invoke
+) -> None:
+    """The endpoint may still serve a model whose inference.py has input_fn and predict_fn."""
+    older = shutil.copytree(model_dir, tmp_path / "older-model")
+    code = (older / "code" / "inference.py").read_text(encoding="utf-8")
+    renamed = code.replace("def read_reviews(", "def input_fn(").replace("def score(", "def predict_fn(")
+    (older / "code" / "inference.py").write_text(renamed, encoding="utf-8")
+    base = stage_check(tmp_path / "run", older, baseline_dir)
+    write_capture(base, records_for(invoke, like_training()))
+
+    assert run(base, "--mode", "check") == 0
+
+    assert read(base, "metrics.json")["record_count"] == 200
 
 
 def test_shifted_window_raises_drift_violations(

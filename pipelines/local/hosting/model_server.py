@@ -157,15 +157,6 @@ def normalise_output(result: Any, accept: str) -> tuple[bytes, str]:
     return bytes(body), str(content_type or accept)
 
 
-def client_error(exc: BaseException) -> tuple[int, str] | None:
-    """(status, message) when the exception carries an int 4xx ``.status``, else None."""
-    status = getattr(exc, "status", None)
-    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 499:
-        return None
-    message = getattr(exc, "message", None)
-    return status, str(message) if message is not None else str(exc)
-
-
 class InFlight:
     """Counts requests being handled so a graceful stop can wait for them."""
 
@@ -246,10 +237,6 @@ class Handler(JsonRequestHandler):
             return
         if isinstance(exc, toolkit.UnsupportedFormat):
             self._send(exc.status, toolkit.error_document(exc), toolkit.JSON)
-            return
-        known = client_error(exc)
-        if known is not None:
-            self._send_error(*known)
             return
         traceback.print_exc(file=sys.stderr)
         attributes = self.headers.get(CUSTOM_ATTRIBUTES)

@@ -30,13 +30,27 @@ def model_fn(model_dir):
     return {"version": text}
 
 
-def input_fn(body, content_type):
+def transform_fn(model, body, content_type, accept):
+    """As steps/inference.py serves: a refusal is a response with its status, not an exception."""
+    try:
+        data = read(body, content_type)
+    except RequestError as error:
+        import flask
+
+        return flask.Response(json.dumps({"error": error.message}), status=error.status,
+                              mimetype="application/json")
+    return write(predict(data, model), accept)
+
+
+def read(body, content_type):
     if content_type.split(";")[0].strip() != "application/json":
         raise RequestError(415, f"cannot read {content_type}")
     return json.loads(body)
 
 
-def predict_fn(data, model):
+def predict(data, model):
+    if data == "raise a client error":  # an exception, whatever status it carries, is a 500
+        raise RequestError(400, "raised, not returned")
     if data == "crash":
         raise ZeroDivisionError("crash requested")
     if data == "exit":  # the worker process dies mid-request
@@ -67,7 +81,7 @@ def predict_fn(data, model):
     return {"version": model["version"], "echo": data}
 
 
-def output_fn(prediction, accept):
+def write(prediction, accept):
     if accept == "text/plain":
         return f"{prediction['version']}:{prediction['echo']}"
     return json.dumps(prediction).encode(), "application/json"
