@@ -11,14 +11,19 @@ from typing import Any
 
 import joblib
 import numpy as np
-from handlers import RequestError, input_fn, output_fn  # noqa: F401  (the serving contract)
+from handlers import answer
 
 
 def model_fn(model_dir: str) -> Any:
     return joblib.load(Path(model_dir) / "model.joblib")
 
 
-def predict_fn(texts: list[str], model: Any) -> list[dict[str, Any]]:
+def transform_fn(model: Any, body: bytes | str, content_type: str | None, accept: str | None) -> Any:
+    """The current handlers' request path, with this model's scoring."""
+    return answer(score, model, body, content_type, accept)
+
+
+def score(texts: list[str], model: Any) -> list[dict[str, Any]]:
     positive = model.predict_proba(texts)[:, 1]
     labels = (positive > 0.5).astype(int).tolist()
     scores = np.round(positive, 6).tolist()

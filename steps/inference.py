@@ -21,6 +21,7 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -315,10 +316,18 @@ def write_answer(predictions: list[Prediction], accept: str | None) -> tuple[byt
 def transform_fn(
     model: scorer.CompiledModel, body: bytes | str, content_type: str | None, accept: str | None
 ) -> Any:
-    """The serving toolkit's handler: the answer as (body, type), or a refused request as a response
+    """The serving toolkit's handler for this model."""
+    return answer(score, model, body, content_type, accept)
+
+
+def answer(
+    scoring: Callable[[list[str], Any], list[Prediction]], model: Any, body: bytes | str,
+    content_type: str | None, accept: str | None,
+) -> Any:
+    """read_reviews -> scoring -> write_answer as (body, type), or a refused request as a response
     with its status and {"error": message} (Flask's, which the image's stack sends as it is)."""
     try:
-        return write_answer(score(read_reviews(body, content_type), model), accept)
+        return write_answer(scoring(read_reviews(body, content_type), model), accept)
     except RequestError as error:
         from flask import Response  # the serving stack's own; loaded by the first refusal only
 
