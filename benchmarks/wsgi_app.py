@@ -56,11 +56,10 @@ def application(environ: dict[str, Any], start_response: StartResponse) -> Itera
         accept = DEFAULT_CONTENT_TYPE
     try:
         payload, payload_type = APP.invoke(body, environ.get("CONTENT_TYPE") or DEFAULT_CONTENT_TYPE, accept)
-    except toolkit.Answered as answered:
-        return _answer(start_response, answered.status, answered.body, answered.content_type)
-    except toolkit.UnsupportedFormat as unsupported:
-        return _answer(start_response, unsupported.status, toolkit.error_document(unsupported), toolkit.JSON)
     except Exception as exc:
+        answer = toolkit.answer_for(exc)
+        if answer is not None:
+            return _answer(start_response, *answer)
         traceback.print_exc(file=sys.stderr)
         return _error(start_response, 500, f"internal error: {type(exc).__name__}: {exc}")
     return _answer(start_response, 200, payload, payload_type)

@@ -232,11 +232,9 @@ class Handler(JsonRequestHandler):
         self._send(200, payload, payload_type)
 
     def _send_exception(self, exc: Exception) -> None:
-        if isinstance(exc, toolkit.Answered):
-            self._send(exc.status, exc.body, exc.content_type)
-            return
-        if isinstance(exc, toolkit.UnsupportedFormat):
-            self._send(exc.status, toolkit.error_document(exc), toolkit.JSON)
+        answer = toolkit.answer_for(exc)
+        if answer is not None:
+            self._send(*answer)
             return
         traceback.print_exc(file=sys.stderr)
         attributes = self.headers.get(CUSTOM_ATTRIBUTES)

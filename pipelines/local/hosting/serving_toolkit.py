@@ -107,6 +107,17 @@ def error_document(error: UnsupportedFormat) -> bytes:
     }).encode()
 
 
+def answer_for(error: Exception) -> tuple[int, bytes, str] | None:
+    """The status, body and type the toolkit's worker answers a handler's exception with: a
+    returned response as it is, the UnsupportedFormatError document; None for any other exception,
+    which the worker turns into a 500."""
+    if isinstance(error, Answered):
+        return error.status, error.body, error.content_type
+    if isinstance(error, UnsupportedFormat):
+        return error.status, error_document(error), JSON
+    return None
+
+
 def transform_of(module: ModuleType) -> Callable[..., Any] | None:
     """The module's transform_fn, refused beside input_fn, predict_fn or output_fn as the toolkit
     refuses it when it loads the module."""
