@@ -13,6 +13,7 @@ from typing import Any
 from pipelines.step_table import TERMINAL, ExecutionView, PlainView
 
 Say = Callable[[str], None]
+FIRST_LOOK_SECONDS = 0.05
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
@@ -63,10 +64,14 @@ def wait_for(
     sm: Any, execution_arn: str, say: Say, poll_seconds: float = 2.0, timeout: float = 3600,
     view: ExecutionView | None = None,
 ) -> str:
-    """Poll until the execution ends, showing its steps in `view` (default: plain lines via `say`)."""
+    """Poll until the execution ends, showing its steps in `view` (default: plain lines via `say`).
+    The first look comes FIRST_LOOK_SECONDS after the start, not at once: by then a rerun whose
+    steps are all cache hits has ended (it is seen ended at the first look, not 0.2 s later), and
+    the look does not land while a local server is still setting up the first step's job."""
     shown = view or PlainView(say)
     deadline = time.monotonic() + timeout
     intervals = poll_intervals(poll_seconds)
+    time.sleep(FIRST_LOOK_SECONDS)
     while True:
         execution, steps = describe(sm, execution_arn)
         status = str(execution["PipelineExecutionStatus"])

@@ -1,0 +1,48 @@
+"""Following an execution (pipelines/executions.py): when it is looked at."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pipelines import executions
+
+ARN = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/demo/execution/abc123"
+
+
+class ExecutionEndingAfter:
+    """A SageMaker client whose execution ends `seconds` after it was started (now), as a rerun
+    whose steps are all cache hits ends within tens of milliseconds on the local server."""
+
+    def __init__(self, seconds: float) -> None:
+        self.ends_at = time.monotonic() + seconds
+        self.looks: list[str] = []
+
+    def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict[str, Any]:
+        status = "Succeeded" if time.monotonic() >= self.ends_at else "Executing"
+        self.looks.append(status)
+        return {"PipelineExecutionArn": PipelineExecutionArn, "PipelineExecutionStatus": status}
+
+    def get_paginator(self, operation: str) -> Any:
+        class Pages:
+            def paginate(self, **_: Any) -> list[dict[str, Any]]:
+                return [{"PipelineExecutionSteps": []}]
+
+        return Pages()
+
+
+def test_an_execution_that_ends_before_the_first_look_is_seen_ended_at_it() -> None:
+    """Looking at once saw it Executing and slept a whole poll interval (0.2 s) before seeing it
+    end: a step-cache rerun's `start --wait` paid that on every run."""
+    sm = ExecutionEndingAfter(executions.FIRST_LOOK_SECONDS / 2)
+    started = time.monotonic()
+    status = executions.wait_for(sm, ARN, lambda _text: None)
+    assert status == "Succeeded"
+    assert sm.looks == ["Succeeded"]
+    assert time.monotonic() - started < executions.FIRST_LOOK_SECONDS + 0.15
+
+
+def test_an_execution_still_running_at_the_first_look_is_followed_to_its_end() -> None:
+    sm = ExecutionEndingAfter(executions.FIRST_LOOK_SECONDS + 0.1)
+    assert executions.wait_for(sm, ARN, lambda _text: None, poll_seconds=0.05) == "Succeeded"
+    assert sm.looks[0] == "Executing" and sm.looks[-1] == "Succeeded"
