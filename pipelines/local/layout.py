@@ -88,9 +88,11 @@ class StateLayout:
 
     def confinement(self) -> Confinement:
         """What jobs and model servers must not see or change: this state (the server's
-        credentials, its database, Lambda code, other jobs' and endpoints' files), the user's AWS
-        keys, and the project's code (read-only)."""
-        return Confinement(read_only=(REPO_ROOT,), hidden=(self.root, Path.home() / ".aws"))
+        credentials, its database, Lambda code, other jobs' and endpoints' files), the user's home
+        folder (their keys and files: a container sees nothing of the machine it runs on, so a step
+        that reads `~/data.csv` fails here as it fails on SageMaker), and the project's code
+        (read-only, shown even where it is inside the home folder)."""
+        return Confinement(read_only=(REPO_ROOT,), hidden=(self.root, private_home()))
 
     def lambda_confinement(self) -> Confinement:
         """A Lambda environment's: the same, and nothing writable but its own /tmp, as Lambda's
@@ -107,3 +109,10 @@ class StateLayout:
     def server_lock(self) -> Path:
         """Held by the one server that owns this state."""
         return self.root / "server.lock"
+
+
+def private_home() -> Path:
+    """The user's home folder, hidden from every confined child; only its AWS keys where the home
+    is the root of the file system (hiding that would hide everything)."""
+    home = Path.home()
+    return home / ".aws" if home == Path(home.anchor) else home

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.local.system import isolation
+from pipelines.local.system.interpreters import installation
 
 
 @pytest.fixture(autouse=True)
@@ -113,6 +114,52 @@ def test_a_confined_child_keeps_its_user_and_cannot_unmount_what_hides_the_state
     )
     seen = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     assert seen == {"uid": os.getuid(), "gid": os.getgid(), "unmounted": False, "sees": []}
+
+
+def test_trees_inside_hidden_trees_stack_as_they_nest(tmp_path: Path) -> None:
+    """The user's home folder is hidden, the project inside it shown read-only, the state inside
+    the project hidden again, and the child's own folder inside the state is its own: each mount is
+    made after the ones around it, whatever the kind."""
+    if isolation.isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    home = tmp_path / "home"
+    project, tools = home / "project", home / "python"
+    state = project / ".local-sagemaker"
+    own = state / "jobs" / "job-1"
+    own.mkdir(parents=True)
+    tools.mkdir()
+    (home / "notes.txt").write_text("the user's")
+    (project / "code.py").write_text("print('code')\n")
+    (state / "credentials.json").write_text("the server's keys")
+    (tools / "tool.sh").write_text("echo interpreter ran")
+    script = "\n".join([
+        f"echo $(ls -A {home})",
+        f"cat {project}/code.py",
+        f"touch {project}/new 2>/dev/null || echo project read-only",
+        f"echo $(ls -A {state})",
+        f"sh {tools}/tool.sh",
+        f"touch {own}/out && echo own writable",
+    ])
+    hiding = isolation.Confinement(read_only=(project,), hidden=(home, state))
+    command = isolation.confined(["sh", "-c", script], own, hiding, shown=(tools,))
+    ran = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert ran.stdout.splitlines() == [
+        "project python", "print('code')", "project read-only", "jobs", "interpreter ran", "own writable"
+    ], ran.stderr
+
+
+@pytest.mark.parametrize("through_venv", [True, False])
+def test_an_interpreters_installation_holds_its_standard_library(tmp_path: Path, through_venv: bool) -> None:
+    """What a confined child running that interpreter is shown (system/interpreters.py)."""
+    python = Path(sys._base_executable)  # type: ignore[attr-defined]
+    if through_venv:  # a virtual environment that copies the binary: only its pyvenv.cfg leads home
+        venv = tmp_path / "venv"
+        (venv / "bin").mkdir(parents=True)
+        shutil.copy(python, venv / "bin" / "python")
+        (venv / "pyvenv.cfg").write_text(f"home = {python.parent}\ninclude-system-site-packages = false\n")
+        python = venv / "bin" / "python"
+    found = installation(python)
+    assert (found / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "os.py").is_file()
 
 
 @pytest.fixture

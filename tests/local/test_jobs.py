@@ -1506,6 +1506,37 @@ def test_a_job_failing_on_a_hard_coded_opt_ml_path_is_told_where_opt_ml_is_here(
     assert (hint in (work_dir / "literal-1" / "logs.txt").read_text()) is hinted
 
 
+@pytest.mark.parametrize(
+    ("opened", "hinted"),
+    [
+        ("{home}/reviews.csv", True),  # the user's own file, which a container would not have
+        ("{base}/processing/input/data/missing.csv", False),  # its own folder, inside the home
+    ],
+)
+def test_a_job_does_not_see_the_users_home_folder_and_is_told_so(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opened: str, hinted: bool
+) -> None:
+    """A step that read `~/reviews.csv` ran green here and fails in a SageMaker container."""
+    if isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    layout = StateLayout(home / "project" / ".local-sagemaker")  # a checkout in the home folder
+    layout.create_root()
+    (home / "reviews.csv").write_text("great,1\n")
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    base = layout.jobs / "home-1" / "opt" / "ml"
+    request = _processing_request(store, _script(f"open({opened.format(home=home, base=base)!r})"))
+
+    outcome = run_processing_job(
+        "home-1", request, store, layout.jobs, io.StringIO(), confinement=layout.confinement()
+    )
+
+    assert outcome.status == "Failed" and "FileNotFoundError" in outcome.failure_reason
+    hint = f"[local-sagemaker] a path under {home} was not found: a local job does not see it"
+    assert (hint in (layout.jobs / "home-1" / "logs.txt").read_text()) is hinted
+
+
 CPU_COUNT_SCRIPT = _script(
     """
     import os, threading

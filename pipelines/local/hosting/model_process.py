@@ -273,7 +273,7 @@ def launch(
     argv = [str(python.python), "-m", "pipelines.local.hosting.model_server", "--model-dir", str(model_dir),
             "--socket", server_socket.name]
     argv = confined(
-        argv, variant_dir, confinement, network=not variant.network_isolation, shown=(python.folder,)
+        argv, variant_dir, confinement, network=not variant.network_isolation, shown=python.trees
     )
     try:
         process, offset, output = _spawn(argv, env, log_path, log_stream, spawner, variant_dir, variant.vcpus)

@@ -34,6 +34,7 @@ _JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml(?=/|$|[^\w.-])")
 # How Python (and pandas, which raises the same error) says a literal /opt/ml path is not there.
 _MISSING_CONTAINER_PATH = re.compile(r"No such file or directory: '/opt/ml[/']")
+_MISSING_PATH = re.compile(r"No such file or directory: '(/[^']*)'")
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def run_container(
     OOM killer kills them. A job that fails on a path it wrote as /opt/ml/... gets a line in its
     log saying where /opt/ml is here."""
     command = confined(
-        argv, job.root, confinement, network=not isolated, shown=(python.folder,),
+        argv, job.root, confinement, network=not isolated, shown=python.trees,
         tmp=PrivateTmp(job.root / "tmp"),
     )
     logs_txt = job.root / "logs.txt"
@@ -184,12 +185,46 @@ def run_container(
         memory, vcpus = (instance.memory_limit(), instance.vcpus) if instance is not None else (None, None)
         record = job.root / "pgid"
         finish = run_to_end(command, env, cwd, sinks, record, timeout, cancel, grace, memory, vcpus)
-        missing = any(_MISSING_CONTAINER_PATH.search(line) for line in finish.stderr_tail)
-        if finish.returncode != 0 and missing:
-            for sink in sinks:
-                sink.write(_rebased_path_hint(job))
-                sink.flush()
+        if finish.returncode != 0:
+            for hint in _missing_path_hints(finish.stderr_tail, job, python, confinement):
+                for sink in sinks:
+                    sink.write(hint)
+                    sink.flush()
         return finish
+
+
+def _missing_path_hints(
+    stderr_tail: list[str], job: JobDirs, python: ImagePython, confinement: Confinement | None
+) -> list[str]:
+    """Log lines for a job that failed on a path it cannot have: one it wrote as /opt/ml/..., or
+    one that confinement hides from it (in the user's home folder or the local state, and not in
+    what the job is shown there: its own folder, the project, its interpreter)."""
+    hints = []
+    if any(_MISSING_CONTAINER_PATH.search(line) for line in stderr_tail):
+        hints.append(_rebased_path_hint(job))
+    if confinement is None:
+        return hints
+    shown = (job.root, *confinement.read_only, *python.trees)
+    for line in stderr_tail:
+        for missing in _MISSING_PATH.findall(line):
+            hider = _innermost(Path(missing), (*shown, *confinement.hidden))  # shown wins a tie, as mounted
+            if hider in confinement.hidden:
+                hints.append(_hidden_path_hint(hider))
+    return list(dict.fromkeys(hints))
+
+
+def _innermost(path: Path, trees: tuple[Path, ...]) -> Path | None:
+    """The deepest of `trees` that holds `path`: its mount is the one the job sees there."""
+    holding = [tree for tree in trees if tree == path or tree in path.parents]
+    return max(holding, key=lambda tree: len(tree.parts), default=None)
+
+
+def _hidden_path_hint(hidden: Path) -> str:
+    return (
+        f"[local-sagemaker] a path under {hidden} was not found: a local job does not see it, as a "
+        "SageMaker container sees nothing of the machine it runs on; a file the job needs reaches it "
+        "as an input (ProcessingInput, a training channel) or in its code\n"
+    )
 
 
 def _rebased_path_hint(job: JobDirs) -> str:

@@ -34,6 +34,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from pipelines.local.system.interpreters import installation
+
 # What the image installs, read from aws/sagemaker-scikit-learn-container: its Dockerfiles (numpy,
 # scipy, pandas, scikit-learn, pyarrow, mlio; pip, setuptools and wheel from get-pip.py), its
 # requirements.txt, and what its own package and the training toolkit (sagemaker-training's
@@ -50,6 +52,7 @@ IMAGE_DISTRIBUTIONS = (
 ENVIRONMENTS = ".environments"
 _VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
 _BASE = Path(sys._base_executable).resolve()  # type: ignore[attr-defined]  # a venv's own interpreter
+_BASE_INSTALLATION = installation(_BASE)
 _made = threading.Lock()
 _SCRATCH = ".making-"  # an environment being made; renamed into place when done
 log = logging.getLogger(__name__)
@@ -68,6 +71,12 @@ class ImagePython:
     @property
     def python(self) -> Path:
         return self.bin / "python"
+
+    @property
+    def trees(self) -> tuple[Path, ...]:
+        """What a confined process running it must be shown: the environment and the interpreter's
+        installation (often in the user's home folder, which confined processes do not see)."""
+        return self.folder, _BASE_INSTALLATION
 
 
 def image_python(environments: Path, requested: Iterable[str] = ()) -> ImagePython:

@@ -34,6 +34,7 @@ from typing import Any
 from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.lambdas.environment_output import PHASE_END, EnvironmentOutput
 from pipelines.local.system import clock
+from pipelines.local.system.interpreters import installation
 from pipelines.local.system.isolation import Confinement, PrivateTmp, confined
 from pipelines.local.system.memory import GroupMemory, peak_resident_bytes
 from pipelines.local.system.supervision import POLL_SECONDS, signal_group, terminate
@@ -213,7 +214,8 @@ class Environment:
         argv = [configuration.interpreter, "-c", RUNTIME, configuration.handler, str(write_end),
                 PHASE_END.decode()]
         code_dir = Path(configuration.code_dir)  # its code and home as Lambda's: there, read-only
-        argv = confined(argv, folder, configuration.confinement, shown=(code_dir, code_dir.parent / "home"),
+        shown = (code_dir, code_dir.parent / "home", installation(Path(configuration.interpreter)))
+        argv = confined(argv, folder, configuration.confinement, shown=shown,
                         busy_fds=(write_end,), tmp=PrivateTmp(size_mb=configuration.ephemeral_storage_mb))
         try:
             process = subprocess.Popen(

@@ -5,8 +5,9 @@ network.
 Every child runs in a user and mount namespace of its own (util-linux's `unshare`, no root): the
 trees a `Confinement` names read-only cannot be changed (the project's code: a step must not
 rewrite the server it runs under), the hidden ones are empty (the state directory with the server's
-credentials, its database, the Lambda code and other jobs' files; the user's cloud keys), and only
-the child's own directory is writable where it was. With `network=False` it also gets a network
+credentials, its database, the Lambda code and other jobs' files; the user's home folder), what the
+child is shown inside them (its interpreter, its environment) is there read-only, and its own
+directory is writable where it was. With `network=False` it also gets a network
 namespace whose only interface is a loopback that is down: no connection leaves it, not to the
 internet, not to S3, not to this machine's own servers. A confined child may also get a /tmp of its
 own (`PrivateTmp`: a folder of its own or a tmpfs) over the machine's, shared by every process; and
@@ -36,6 +37,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipelines.local.system.interpreters import installation
 
 log = logging.getLogger(__name__)
 
@@ -160,25 +163,27 @@ def confined(
     unshare = str(shutil.which("unshare"))
     namespaces = NAMESPACES if network else NAMESPACES + WITHOUT_NETWORK
     confinement = confinement or Confinement((), ())
-    trees = [_Bound(path, path, True) for path in confinement.read_only if path.is_dir()]
-    kept = [_Bound(own, own, False), *(_Bound(path, path, True) for path in shown)]
-    bound = ([_Bound(tmp.folder, TMP, False)] if tmp is not None and tmp.folder is not None else []) + trees
+    read_only_tree = _read_only_tree(tmp) if confinement.writable_only_tmp else []
+    if read_only_tree:  # its interpreter runs after the mounts, so it must be shown too
+        shown = (*shown, installation(Path(SETUP_PYTHON)))
+    trees = [_Bound(path, path, True, tree=True) for path in confinement.read_only if path.is_dir()]
+    kept = [_Bound(own, own, False), *(_Bound(path, path, True) for path in dict.fromkeys(shown))]
+    private_tmp = [_Bound(tmp.folder, TMP, False)] if tmp is not None and tmp.folder is not None else []
     free = [fd for fd in range(3, 10) if fd not in busy_fds]  # a shell names descriptors 0 to 9
-    if len(free) < len(bound) + len(kept):
+    if len(free) < len(private_tmp) + len(trees) + len(kept):
         raise RuntimeError(f"no free descriptors to confine {argv[0]} with")
-    fds = dict(zip([*bound, *kept], free, strict=False))
+    fds = dict(zip([*private_tmp, *trees, *kept], free, strict=False))
     table = own / MOUNT_TABLE
-    table.write_text(_mount_table(confinement, tmp, fds, first=len(bound)), encoding="utf-8")
+    table.write_text(_mount_table(confinement, tmp, fds), encoding="utf-8")
     script = [
         "set -e",
         *(f"exec {fd}<{shlex.quote(str(mount.source))}" for mount, fd in fds.items()),
         f"mount --all --no-canonicalize --fstab {shlex.quote(str(table))}",  # one exec for every mount
         *(f"exec {fd}<&-" for fd in fds.values()),
         f"rm -f {shlex.quote(str(table))}",
+        *read_only_tree,
+        f'exec {_as_user(unshare)} -- "$@"',
     ]
-    if confinement.writable_only_tmp:
-        script += _read_only_tree(tmp)
-    script.append(f'exec {_as_user(unshare)} -- "$@"')
     return [unshare, *namespaces, "--", "sh", "-c", "\n".join(script), "confined", *argv]
 
 
@@ -190,6 +195,7 @@ class _Bound:
     source: Path
     target: Path
     read_only: bool
+    tree: bool = False  # one of the confinement's read-only trees: mounted in turn with the hidden ones
 
 
 def _read_only_tree(tmp: PrivateTmp | None) -> list[str]:
@@ -203,20 +209,27 @@ def _read_only_tree(tmp: PrivateTmp | None) -> list[str]:
     return [shlex.join([SETUP_PYTHON, "-I", "-S", "-c", READ_ONLY_TREE, "/", *writable])]
 
 
-def _mount_table(confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bound, int], first: int) -> str:
+def _mount_table(confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bound, int]) -> str:
     """The mounts as an fstab, in order: the child's own /tmp (first: it covers whatever else is
-    under /tmp), the `first` directories of `fds` (a /tmp folder, the read-only trees), the hidden
-    trees, then the others (own and shown). Each directory is bound from its descriptor and made
-    where missing, as a path under /tmp is once /tmp is the child's."""
-    bound = [_from_descriptor(mount, fd) for mount, fd in fds.items()]
+    under /tmp); the read-only and the hidden trees, a folder before what is inside it (the
+    project, read-only, inside the hidden home folder; the state, hidden, inside the project); then
+    the child's own folder and what is shown, which no tree covers. Each directory is bound from its
+    descriptor and made where missing, as a path under /tmp is once /tmp is the child's, or one
+    inside a hidden tree."""
     entries = []
     if tmp is not None and tmp.folder is None:  # memory; a folder is bound from its descriptor
         entries.append(f"tmp {TMP} tmpfs mode=1777,size={tmp.size_mb}m")
-    entries += bound[:first]
-    entries += [
-        f"hidden {_field(p)} tmpfs mode=0700,size=1m,X-mount.mkdir" for p in confinement.hidden if p.is_dir()
+    entries += [_from_descriptor(mount, fd) for mount, fd in fds.items() if mount.target == TMP]
+    # (depth, hidden before shown at one path, entry): a folder's mount before those inside it
+    layered = [(len(p.parts), 0, f"hidden {_field(p)} tmpfs mode=0700,size=1m,X-mount.mkdir")
+               for p in confinement.hidden if p.is_dir()]
+    layered += [
+        (len(mount.target.parts), 1, _from_descriptor(mount, fd)) for mount, fd in fds.items() if mount.tree
     ]
-    entries += bound[first:]
+    entries += [entry for _depth, _rank, entry in sorted(layered)]
+    entries += [
+        _from_descriptor(mount, fd) for mount, fd in fds.items() if mount.target != TMP and not mount.tree
+    ]
     return "".join(f"{entry} 0 0\n" for entry in entries)
 
 
