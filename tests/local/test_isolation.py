@@ -162,6 +162,20 @@ def test_an_interpreters_installation_holds_its_standard_library(tmp_path: Path,
     assert (found / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "os.py").is_file()
 
 
+def test_a_home_folder_that_is_tmp_is_hidden_under_the_childs_own_tmp(tmp_path: Path) -> None:
+    """HOME=/tmp (some containers' users have it): the child's own /tmp is what it sees there."""
+    if isolation.isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    hiding = isolation.Confinement((), (isolation.TMP,))
+    command = isolation.confined(["sh", "-c", "echo x > /tmp/written"], tmp_path, hiding,
+                                 tmp=isolation.PrivateTmp(scratch))
+    ran = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert (scratch / "written").read_text() == "x\n"
+
+
 @pytest.fixture
 def nobodys_folder() -> Iterator[Path]:
     """A folder another user can reach (pytest's own are its owner's only)."""

@@ -210,23 +210,23 @@ def _read_only_tree(tmp: PrivateTmp | None) -> list[str]:
 
 
 def _mount_table(confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bound, int]) -> str:
-    """The mounts as an fstab, in order: the child's own /tmp (first: it covers whatever else is
-    under /tmp); the read-only and the hidden trees, a folder before what is inside it (the
-    project, read-only, inside the hidden home folder; the state, hidden, inside the project); then
-    the child's own folder and what is shown, which no tree covers. Each directory is bound from its
-    descriptor and made where missing, as a path under /tmp is once /tmp is the child's, or one
-    inside a hidden tree."""
-    entries = []
-    if tmp is not None and tmp.folder is None:  # memory; a folder is bound from its descriptor
-        entries.append(f"tmp {TMP} tmpfs mode=1777,size={tmp.size_mb}m")
-    entries += [_from_descriptor(mount, fd) for mount, fd in fds.items() if mount.target == TMP]
+    """The mounts as an fstab, in order: the hidden trees, the read-only ones and the child's own
+    /tmp, a folder before what is inside it (the project, read-only, inside the hidden home folder;
+    the state, hidden, inside the project; /tmp's own over a home folder that is /tmp), and at one
+    path what is shown after what is hidden; then the child's own folder and what else it is shown,
+    which nothing covers. Each directory is bound from its descriptor and made where missing, as a
+    path under /tmp is once /tmp is the child's, or one inside a hidden tree."""
     # (depth, hidden before shown at one path, entry): a folder's mount before those inside it
     layered = [(len(p.parts), 0, f"hidden {_field(p)} tmpfs mode=0700,size=1m,X-mount.mkdir")
                for p in confinement.hidden if p.is_dir()]
+    if tmp is not None and tmp.folder is None:  # memory; a folder is bound from its descriptor
+        layered.append((len(TMP.parts), 1, f"tmp {TMP} tmpfs mode=1777,size={tmp.size_mb}m"))
     layered += [
-        (len(mount.target.parts), 1, _from_descriptor(mount, fd)) for mount, fd in fds.items() if mount.tree
+        (len(mount.target.parts), 1, _from_descriptor(mount, fd))
+        for mount, fd in fds.items()
+        if mount.tree or mount.target == TMP
     ]
-    entries += [entry for _depth, _rank, entry in sorted(layered)]
+    entries = [entry for _depth, _rank, entry in sorted(layered)]
     entries += [
         _from_descriptor(mount, fd) for mount, fd in fds.items() if mount.target != TMP and not mount.tree
     ]
