@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy
+
 from pipelines.local.jobs.image_python import environment_for, image_distributions, image_python
 
 from .world import local_sagemaker
@@ -54,11 +56,19 @@ def test_an_environment_is_made_once_and_shared_by_every_job_that_needs_the_same
     assert made == sorted([first.folder.name, with_vader.folder.name])  # no scratch folder left
 
 
-def test_a_server_starting_removes_what_a_killed_one_left_half_made(tmp_path: Path) -> None:
+def test_a_server_starting_removes_what_a_killed_one_left_half_made_and_an_upgrade_left_unusable(
+    tmp_path: Path,
+) -> None:
     backend = local_sagemaker(tmp_path / "state")
     environments = backend.context.layout.image_environments
     half_made = environments / ".making-k1ll3d"
     (half_made / "lib").mkdir(parents=True)
+    upgraded_away = environments / "0ld0ld0ld0ld0ld0" / "lib" / "python3.11" / "site-packages"
+    upgraded_away.mkdir(parents=True)
+    (upgraded_away / "numpy").symlink_to(tmp_path / "uninstalled" / "numpy")  # the old version's folder
+    whole = environments / "wh0lewh0lewh0le0" / "lib" / "python3.11" / "site-packages"
+    whole.mkdir(parents=True)
+    (whole / "numpy").symlink_to(Path(numpy.__file__).parent)  # another digest's, still usable
     made = environment_for(environments)
 
     backend.start()  # the image's environment is made on a thread, after the sweep
@@ -67,4 +77,5 @@ def test_a_server_starting_removes_what_a_killed_one_left_half_made(tmp_path: Pa
         time.sleep(0.01)
     backend.shutdown()
 
-    assert sorted(path.name for path in environments.iterdir()) == [made.folder.name]
+    left = sorted(path.name for path in environments.iterdir())
+    assert left == sorted([made.folder.name, "wh0lewh0lewh0le0"])

@@ -29,7 +29,7 @@ from pipelines.local.executor.engine import (
     run_execution,
 )
 from pipelines.local.executor.parallelism import StepLimit
-from pipelines.local.jobs.image_python import image_python, sweep_unfinished
+from pipelines.local.jobs.image_python import image_python, sweep_unusable
 from pipelines.local.jobs.outcome import JobResult, job_arn
 from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.jobs.stopping import JobStop
@@ -249,10 +249,10 @@ class ExecutionRunner:
 
     def make_image_environment(self) -> None:
         """The image's own Python (jobs/image_python.py), made on a thread as the server starts, so
-        the first job on a fresh state does not wait for it; what a killed server left half made
-        goes first."""
+        the first job on a fresh state does not wait for it; what a killed server left half made,
+        and what a package upgrade left unusable, goes first."""
         def make() -> None:
-            sweep_unfinished(self.layout.image_environments)
+            sweep_unusable(self.layout.image_environments)
             image_python(self.layout.image_environments)
 
         threading.Thread(target=make, name="image-environment", daemon=True).start()

@@ -90,12 +90,25 @@ def image_python(environments: Path, requested: Iterable[str] = ()) -> ImagePyth
     return found
 
 
-def sweep_unfinished(environments: Path) -> None:
-    """Remove the scratch folders a server killed while making an environment left behind; run as
-    the server starts, when no other can be making one (the state's lock is held)."""
+def sweep_unusable(environments: Path) -> None:
+    """Remove what no process can run: the scratch folders a server killed while making an
+    environment left behind, and environments a package upgrade left behind (a link of theirs
+    leads nowhere: the distribution or interpreter it named is gone). Run as the server starts,
+    when no other can be making one (the state's lock is held) and no model server of the last one
+    still runs; an environment made since has every link whole."""
     with _made:
-        for scratch in environments.glob(f"{_SCRATCH}*"):
-            shutil.rmtree(scratch, ignore_errors=True)
+        for folder in environments.glob("*"):
+            if folder.name.startswith(_SCRATCH) or _has_broken_link(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _has_broken_link(folder: Path) -> bool:
+    for directory, folders, files in os.walk(folder):  # links to folders are listed, not followed
+        for name in (*folders, *files):
+            path = Path(directory, name)
+            if path.is_symlink() and not path.exists():
+                return True
+    return False
 
 
 def environment_for(environments: Path, requested: Iterable[str] = ()) -> ImagePython:
