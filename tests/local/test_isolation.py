@@ -162,6 +162,24 @@ def test_an_interpreters_installation_holds_its_standard_library(tmp_path: Path,
     assert (found / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "os.py").is_file()
 
 
+def test_a_home_folder_reached_through_a_link_is_hidden_before_the_project_inside_it(tmp_path: Path) -> None:
+    """HOME=/a/b/c/d/e/me, a link to /home/me: the kernel hides /home/me, so the project in it is
+    mounted after, however deep the link's own path is."""
+    if isolation.isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    home, project, own = tmp_path / "home", tmp_path / "home" / "project", tmp_path / "own"
+    project.mkdir(parents=True)
+    own.mkdir()
+    (project / "code.py").write_text("print('code')\n")
+    linked = tmp_path / "a" / "b" / "c" / "d" / "e" / "me"
+    linked.parent.mkdir(parents=True)
+    linked.symlink_to(home)
+    hiding = isolation.Confinement(read_only=(project,), hidden=(linked,))
+    command = isolation.confined(["cat", str(project / "code.py")], own, hiding)
+    ran = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert ran.stdout == "print('code')\n", ran.stderr
+
+
 def test_a_home_folder_that_is_tmp_is_hidden_under_the_childs_own_tmp(tmp_path: Path) -> None:
     """HOME=/tmp (some containers' users have it): the child's own /tmp is what it sees there."""
     if isolation.isolation_unavailable():

@@ -217,12 +217,12 @@ def _mount_table(confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bo
     which nothing covers. Each directory is bound from its descriptor and made where missing, as a
     path under /tmp is once /tmp is the child's, or one inside a hidden tree."""
     # (depth, hidden before shown at one path, entry): a folder's mount before those inside it
-    layered = [(len(p.parts), 0, f"hidden {_field(p)} tmpfs mode=0700,size=1m,X-mount.mkdir")
+    layered = [(_depth(p), 0, f"hidden {_field(p)} tmpfs mode=0700,size=1m,X-mount.mkdir")
                for p in confinement.hidden if p.is_dir()]
     if tmp is not None and tmp.folder is None:  # memory; a folder is bound from its descriptor
-        layered.append((len(TMP.parts), 1, f"tmp {TMP} tmpfs mode=1777,size={tmp.size_mb}m"))
+        layered.append((_depth(TMP), 1, f"tmp {TMP} tmpfs mode=1777,size={tmp.size_mb}m"))
     layered += [
-        (len(mount.target.parts), 1, _from_descriptor(mount, fd))
+        (_depth(mount.target), 1, _from_descriptor(mount, fd))
         for mount, fd in fds.items()
         if mount.tree or mount.target == TMP
     ]
@@ -231,6 +231,12 @@ def _mount_table(confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bo
         _from_descriptor(mount, fd) for mount, fd in fds.items() if mount.target != TMP and not mount.tree
     ]
     return "".join(f"{entry} 0 0\n" for entry in entries)
+
+
+def _depth(path: Path) -> int:
+    """How deep `path` really is: the kernel mounts where its links lead (a home folder reached
+    through a link may be shallower than it looks)."""
+    return len(Path(os.path.realpath(path)).parts)
 
 
 def _from_descriptor(mount: _Bound, fd: int) -> str:
