@@ -45,6 +45,7 @@ from pipelines.local.hosting.model_process import INSTANCE_PROCESSES, RANDOM, In
 from pipelines.local.hosting.prefork import WORKERS_VARIABLE
 from pipelines.local.jobs.log_events import now_ms, read_events
 from pipelines.local.jobs.log_groups import LogGroups
+from pipelines.local.layout import StateLayout
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system import cpus
 from pipelines.local.system.isolation import isolation_unavailable
@@ -270,6 +271,32 @@ def test_inference_code_that_imports_the_projects_own_code_fails_to_deploy_and_s
 
     (_, state, reason, _), = status.wait(1)
     assert state == "Failed" and "No module named 'steps'" in reason
+
+
+def test_inference_code_that_reads_the_users_home_folder_fails_to_deploy_and_says_why(
+    tmp_path: Path, store: DirStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model_fn that opened `~/vocabulary.txt` instead of shipping it in model.tar.gz was InService
+    here; in a SageMaker container the file is not there."""
+    if isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    layout = StateLayout(home / "project" / ".local-sagemaker")  # a checkout in the home folder
+    layout.create_root()
+    (home / "vocabulary.txt").write_text("great\n")
+    handler = f"def model_fn(model_dir):\n    return open({str(home / 'vocabulary.txt')!r}).read()\n"
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", {"code/inference.py": handler.encode()})
+    hosting = Endpoints(layout.endpoints, store, layout.confinement())
+    status = StatusLog()
+    try:
+        hosting.deploy("ep", "d1", variant(uri), None, status)
+        (_, state, reason, _), = status.wait(1)
+    finally:
+        hosting.shutdown()
+
+    assert state == "Failed" and "FileNotFoundError" in reason
+    assert f"(a path under {home} was not found: a model server does not see it" in reason
 
 
 def test_inference_code_that_ships_a_package_named_like_the_model_servers_own_gets_its_own(

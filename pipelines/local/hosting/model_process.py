@@ -31,7 +31,7 @@ from pipelines.local.jobs.log_events import StreamWriter
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.jobs.requirements import check_code_dir, installed_line
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
-from pipelines.local.system.isolation import Confinement, confined
+from pipelines.local.system.isolation import Confinement, confined, hidden_among
 from pipelines.local.system.memory import GroupMemory, MemoryLimit
 from pipelines.local.system.supervision import (
     LineStream,
@@ -146,8 +146,10 @@ class ModelServerProcess:
         log_offset: int,
         instance_id: str,
         output: LogSink,
+        sight: tuple[Confinement, tuple[Path, ...]] | None = None,
     ) -> None:
         self.variant = variant
+        self._sight = sight  # its confinement and what it was shown: why a path was not found
         self.log_stream = f"{variant.variant_name}/{instance_id}"
         self.process = process
         self._socket = server_socket
@@ -190,7 +192,13 @@ class ModelServerProcess:
 
     def _reason(self, what: str) -> str:
         tail = log_tail(self.log_path, self._log_offset)
-        return f"model server for variant {self.variant.variant_name} {what}: {tail}"
+        hidden = hidden_among(tail, *self._sight) if self._sight is not None else []
+        hints = "".join(
+            f" (a path under {tree} was not found: a model server does not see it, as a SageMaker "
+            "container sees nothing of its machine; what the inference code reads ships in model.tar.gz)"
+            for tree in hidden
+        )  # after the log's tail, which a reason cut to SageMaker's length keeps first
+        return f"model server for variant {self.variant.variant_name} {what}: {tail}{hints}"
 
     def invoke(
         self, body: bytes, content_type: str, accept: str, custom_attributes: str = ""
@@ -280,7 +288,8 @@ def launch(
     except BaseException:
         server_socket.close()
         raise
-    return ModelServerProcess(variant, process, server_socket, log_path, offset, instance_id, output)
+    sight = (confinement, (variant_dir, *python.trees)) if confinement is not None else None
+    return ModelServerProcess(variant, process, server_socket, log_path, offset, instance_id, output, sight)
 
 
 def _environment(

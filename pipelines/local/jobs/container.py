@@ -25,7 +25,7 @@ from pipelines.local.jobs.log_events import StreamWriter, open_stream
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.objects import NoSuchBucket, NoSuchKey, ObjectStore
 from pipelines.local.system.instance_types import Instance
-from pipelines.local.system.isolation import Confinement, PrivateTmp, confined
+from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, hidden_among
 from pipelines.local.system.supervision import KILL_GRACE_SECONDS, ProcessExit, run_to_end
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
@@ -34,7 +34,6 @@ _JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml(?=/|$|[^\w.-])")
 # How Python (and pandas, which raises the same error) says a literal /opt/ml path is not there.
 _MISSING_CONTAINER_PATH = re.compile(r"No such file or directory: '/opt/ml[/']")
-_MISSING_PATH = re.compile(r"No such file or directory: '(/[^']*)'")
 
 
 @dataclass(frozen=True)
@@ -202,21 +201,10 @@ def _missing_path_hints(
     hints = []
     if any(_MISSING_CONTAINER_PATH.search(line) for line in stderr_tail):
         hints.append(_rebased_path_hint(job))
-    if confinement is None:
-        return hints
-    shown = (job.root, *confinement.read_only, *python.trees)
-    for line in stderr_tail:
-        for missing in _MISSING_PATH.findall(line):
-            hider = _innermost(Path(missing), (*shown, *confinement.hidden))  # shown wins a tie, as mounted
-            if hider in confinement.hidden:
-                hints.append(_hidden_path_hint(hider))
-    return list(dict.fromkeys(hints))
-
-
-def _innermost(path: Path, trees: tuple[Path, ...]) -> Path | None:
-    """The deepest of `trees` that holds `path`: its mount is the one the job sees there."""
-    holding = [tree for tree in trees if tree == path or tree in path.parents]
-    return max(holding, key=lambda tree: len(tree.parts), default=None)
+    if confinement is not None:
+        hidden = hidden_among("\n".join(stderr_tail), confinement, (job.root, *python.trees))
+        hints += [_hidden_path_hint(tree) for tree in hidden]
+    return hints
 
 
 def _hidden_path_hint(hidden: Path) -> str:

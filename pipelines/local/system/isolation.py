@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -83,6 +84,28 @@ class PrivateTmp:
 
     folder: Path | None = None  # bound over /tmp: on disk, and gone with the folder (a job's scratch)
     size_mb: int = 0  # with no folder, a tmpfs of this size, gone with the child (Lambda's /tmp)
+
+
+# How Python (and pandas, which raises the same error) says a file is not there.
+_MISSING_PATH = re.compile(r"No such file or directory: '(/[^']*)'")
+
+
+def hidden_among(text: str, confinement: Confinement, shown: tuple[Path, ...]) -> list[Path]:
+    """The hidden trees holding the paths `text` says were not found, where nothing `shown` (nor
+    a read-only tree) covers them: what a confined child failed on because it cannot see it."""
+    visible = (*shown, *confinement.read_only)
+    found = []
+    for missing in _MISSING_PATH.findall(text):
+        holder = _innermost(Path(missing), (*visible, *confinement.hidden))  # shown wins a tie, as mounted
+        if holder is not None and holder in confinement.hidden and holder not in found:
+            found.append(holder)
+    return found
+
+
+def _innermost(path: Path, trees: tuple[Path, ...]) -> Path | None:
+    """The deepest of `trees` that holds `path`: its mount is the one the child sees there."""
+    holding = [tree for tree in trees if tree == path or tree in path.parents]
+    return max(holding, key=lambda tree: len(tree.parts), default=None)
 
 
 @functools.cache
