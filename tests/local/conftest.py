@@ -10,8 +10,10 @@ import pytest
 from buckets import with_buckets
 
 from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.layout import StateLayout
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.storage.objects import ObjectStore
+from pipelines.local.system.isolation import isolation_unavailable
 
 from . import inprocess
 from .marks import Marks
@@ -42,3 +44,16 @@ def s3(service: LocalSageMaker) -> Any:
 @pytest.fixture
 def store(service: LocalSageMaker) -> ObjectStore:
     return service.context.store
+
+
+@pytest.fixture
+def checkout_in_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StateLayout:
+    """A state whose folder is in the user's home folder (HOME, a folder of the test's own), as a
+    checkout's `.local-sagemaker` is: for what confinement hides from jobs and model servers."""
+    if isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    layout = StateLayout(home / "project" / ".local-sagemaker")
+    layout.create_root()
+    return layout

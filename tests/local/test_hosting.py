@@ -274,16 +274,11 @@ def test_inference_code_that_imports_the_projects_own_code_fails_to_deploy_and_s
 
 
 def test_inference_code_that_reads_the_users_home_folder_fails_to_deploy_and_says_why(
-    tmp_path: Path, store: DirStore, monkeypatch: pytest.MonkeyPatch
+    store: DirStore, checkout_in_home: StateLayout
 ) -> None:
     """A model_fn that opened `~/vocabulary.txt` instead of shipping it in model.tar.gz was InService
     here; in a SageMaker container the file is not there."""
-    if isolation_unavailable():
-        pytest.skip("this kernel does not let users create namespaces")
-    home = tmp_path / "home"
-    monkeypatch.setenv("HOME", str(home))
-    layout = StateLayout(home / "project" / ".local-sagemaker")  # a checkout in the home folder
-    layout.create_root()
+    layout, home = checkout_in_home, Path.home()
     (home / "vocabulary.txt").write_text("great\n")
     handler = f"def model_fn(model_dir):\n    return open({str(home / 'vocabulary.txt')!r}).read()\n"
     uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", {"code/inference.py": handler.encode()})

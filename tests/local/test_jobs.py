@@ -1514,15 +1514,10 @@ def test_a_job_failing_on_a_hard_coded_opt_ml_path_is_told_where_opt_ml_is_here(
     ],
 )
 def test_a_job_does_not_see_the_users_home_folder_and_is_told_so(
-    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opened: str, hinted: bool
+    store: ObjectStore, checkout_in_home: StateLayout, opened: str, hinted: bool
 ) -> None:
     """A step that read `~/reviews.csv` ran green here and fails in a SageMaker container."""
-    if isolation_unavailable():
-        pytest.skip("this kernel does not let users create namespaces")
-    home = tmp_path / "home"
-    monkeypatch.setenv("HOME", str(home))
-    layout = StateLayout(home / "project" / ".local-sagemaker")  # a checkout in the home folder
-    layout.create_root()
+    layout, home = checkout_in_home, Path.home()
     (home / "reviews.csv").write_text("great,1\n")
     store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
     base = layout.jobs / "home-1" / "opt" / "ml"
