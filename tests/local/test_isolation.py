@@ -180,6 +180,23 @@ def test_a_home_folder_reached_through_a_link_is_hidden_before_the_project_insid
     assert ran.stdout == "print('code')\n", ran.stderr
 
 
+def test_a_missing_path_is_blamed_on_a_hidden_tree_only_where_no_shown_one_covers_it(tmp_path: Path) -> None:
+    """Judged where links lead, as the mounts are made: the project inside a home folder reached
+    through a link is shown, so a file missing there is only missing."""
+    home, project = tmp_path / "home", tmp_path / "home" / "project"
+    project.mkdir(parents=True)
+    linked = tmp_path / "a" / "me"
+    linked.parent.mkdir()
+    linked.symlink_to(home)
+    hiding = isolation.Confinement(read_only=(project,), hidden=(linked,))
+    def said(path: Path) -> str:
+        return f"FileNotFoundError: [Errno 2] No such file or directory: '{path}'"
+
+    assert isolation.hidden_among(said(linked / "notes.txt"), hiding, ()) == [linked]
+    assert isolation.hidden_among(said(linked / "project" / "missing.csv"), hiding, ()) == []
+    assert isolation.hidden_among(said(tmp_path / "elsewhere.csv"), hiding, ()) == []
+
+
 def test_a_home_folder_that_is_tmp_is_hidden_under_the_childs_own_tmp(tmp_path: Path) -> None:
     """HOME=/tmp (some containers' users have it): the child's own /tmp is what it sees there."""
     if isolation.isolation_unavailable():

@@ -92,13 +92,15 @@ _MISSING_PATH = re.compile(r"No such file or directory: '(/[^']*)'")
 
 def hidden_among(text: str, confinement: Confinement, shown: tuple[Path, ...]) -> list[Path]:
     """The hidden trees holding the paths `text` says were not found, where nothing `shown` (nor
-    a read-only tree) covers them: what a confined child failed on because it cannot see it."""
-    visible = (*shown, *confinement.read_only)
+    a read-only tree) covers them: what a confined child failed on because it cannot see it. Paths
+    are compared where their links lead, as the mounts are made (_mount_table)."""
+    hidden = {_real(tree): tree for tree in confinement.hidden}
+    visible = [_real(tree) for tree in (*shown, *confinement.read_only)]
     found = []
     for missing in _MISSING_PATH.findall(text):
-        holder = _innermost(Path(missing), (*visible, *confinement.hidden))  # shown wins a tie, as mounted
-        if holder is not None and holder in confinement.hidden and holder not in found:
-            found.append(holder)
+        holder = _innermost(_real(Path(missing)), (*visible, *hidden))  # shown wins a tie, as mounted
+        if holder in hidden and hidden[holder] not in found:
+            found.append(hidden[holder])
     return found
 
 
@@ -189,9 +191,10 @@ def confined(
     read_only_tree = _read_only_tree(tmp) if confinement.writable_only_tmp else []
     if read_only_tree:  # its interpreter runs after the mounts, so it must be shown too
         shown = (*shown, installation(Path(SETUP_PYTHON)))
-    trees = [_Bound(path, path, True, tree=True) for path in confinement.read_only if path.is_dir()]
+    trees = [_Bound(path, path, True, layered=True) for path in confinement.read_only if path.is_dir()]
     kept = [_Bound(own, own, False), *(_Bound(path, path, True) for path in dict.fromkeys(shown))]
-    private_tmp = [_Bound(tmp.folder, TMP, False)] if tmp is not None and tmp.folder is not None else []
+    folder = tmp.folder if tmp is not None else None
+    private_tmp = [_Bound(folder, TMP, False, layered=True)] if folder is not None else []
     free = [fd for fd in range(3, 10) if fd not in busy_fds]  # a shell names descriptors 0 to 9
     if len(free) < len(private_tmp) + len(trees) + len(kept):
         raise RuntimeError(f"no free descriptors to confine {argv[0]} with")
@@ -218,7 +221,7 @@ class _Bound:
     source: Path
     target: Path
     read_only: bool
-    tree: bool = False  # one of the confinement's read-only trees: mounted in turn with the hidden ones
+    layered: bool = False  # a read-only tree or the child's /tmp: mounted in turn with the hidden trees
 
 
 def _read_only_tree(tmp: PrivateTmp | None) -> list[str]:
@@ -247,11 +250,11 @@ def _mount_table(confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bo
     layered += [
         (_depth(mount.target), 1, _from_descriptor(mount, fd))
         for mount, fd in fds.items()
-        if mount.tree or mount.target == TMP
+        if mount.layered
     ]
-    entries = [entry for _depth, _rank, entry in sorted(layered)]
+    entries = [entry for *_order, entry in sorted(layered)]
     entries += [
-        _from_descriptor(mount, fd) for mount, fd in fds.items() if mount.target != TMP and not mount.tree
+        _from_descriptor(mount, fd) for mount, fd in fds.items() if not mount.layered
     ]
     return "".join(f"{entry} 0 0\n" for entry in entries)
 
@@ -259,7 +262,11 @@ def _mount_table(confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bo
 def _depth(path: Path) -> int:
     """How deep `path` really is: the kernel mounts where its links lead (a home folder reached
     through a link may be shallower than it looks)."""
-    return len(Path(os.path.realpath(path)).parts)
+    return len(_real(path).parts)
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
 
 
 def _from_descriptor(mount: _Bound, fd: int) -> str:
