@@ -28,6 +28,7 @@ from botocore.exceptions import (
 from pipelines import REPO_ROOT, executions, step_table
 from pipelines.aws import Clients
 from pipelines.local.daemon import ServerNotStarted
+from pipelines.publish import FunctionChangeFailed
 from pipelines.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -125,13 +126,14 @@ def _latest_if_any(settings: Settings, sm: Any) -> str | None:
 def cmd_upsert(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.code_bundle import CodeBundle
 
-    return _upsert(settings, CodeBundle(), publish_handler=not args.skip_deploy_handler)
+    return _upsert(Clients(settings), CodeBundle(), publish_handler=not args.skip_deploy_handler)
 
 
-def _upsert(settings: Settings, bundle: CodeBundle, publish_handler: bool) -> int:
+def _upsert(clients: Clients, bundle: CodeBundle, publish_handler: bool) -> int:
     from pipelines.definition_cache import definitions
     from pipelines.publish import PipelineSpec, upsert
 
+    settings = clients.settings
     settings.require_aws()
 
     def specs() -> list[PipelineSpec]:
@@ -143,7 +145,7 @@ def _upsert(settings: Settings, bundle: CodeBundle, publish_handler: bool) -> in
                          "Drift check of the endpoint's captured traffic against its baseline"),
         ]
 
-    result = upsert(Clients(settings), bundle, specs, publish_handler=publish_handler)
+    result = upsert(clients, bundle, specs, publish_handler=publish_handler)
     say(f"code {bundle.digest}: {len(result.uploaded)} artifact(s) uploaded")
     if not publish_handler:
         say(f"deploy handler {settings.deploy_function_name} left as it is")
@@ -164,8 +166,12 @@ def cmd_publish_handler(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
+    return _start(Clients(settings), args)
+
+
+def _start(clients: Clients, args: argparse.Namespace) -> int:
+    settings = clients.settings
     settings.require_aws()
-    clients = Clients(settings)
     sm = clients.sagemaker
     request: dict[str, Any] = {}
     if args.max_parallel is not None:
@@ -276,13 +282,12 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _upload_data(settings: Settings, folder: Path, destination: str) -> None:
+def _upload_data(clients: Clients, folder: Path, destination: str) -> None:
     from pipelines.datasets import upload_data
     from pipelines.publish import provision_local_bucket
 
-    settings.require_aws()
-    clients = Clients(settings)
-    if settings.is_local:  # data may come before the first upsert
+    clients.settings.require_aws()
+    if clients.settings.is_local:  # data may come before the first upsert
         provision_local_bucket(clients)
     dataset = upload_data(clients.storage, folder, destination)
     for name, stored in sorted(dataset.files.items()):
@@ -293,7 +298,7 @@ def _upload_data(settings: Settings, folder: Path, destination: str) -> None:
 
 def cmd_data_upload(settings: Settings, args: argparse.Namespace) -> int:
     destination = args.to or settings.data_uri
-    _upload_data(settings, Path(args.folder), destination)
+    _upload_data(Clients(settings), Path(args.folder), destination)
     where = "" if args.to is None else f" --input-data {destination}"
     say(f"run it: python -m pipelines start{where} --wait")
     return 0
@@ -301,17 +306,19 @@ def cmd_data_upload(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """`make run-pipeline` in one process: upload the data, upsert, then start and follow a run
-    on that data, as `data upload`, `upsert` and `start --wait` would one after another."""
+    on that data, as `data upload`, `upsert` and `start --wait` would one after another, with
+    one set of clients (each client made once, not once per phase)."""
     from pipelines.code_bundle import CodeBundle
     from pipelines.definition_cache import build_in_background
 
     bundle = CodeBundle()
     build_in_background(settings, bundle)
-    _upload_data(settings, Path(args.folder), settings.data_uri)
-    _upsert(settings, bundle, publish_handler=True)
+    clients = Clients(settings)
+    _upload_data(clients, Path(args.folder), settings.data_uri)
+    _upsert(clients, bundle, publish_handler=True)
     start = argparse.Namespace(input_data=None, param=args.param, wait=True, timeout=args.timeout,
                                from_execution=None, steps=None, max_parallel=None)
-    return cmd_start(settings, start)
+    return _start(clients, start)
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
@@ -662,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         FileNotFoundError,
         ValueError,
         ServerNotStarted,
+        FunctionChangeFailed,
     ) as error:
         print(f"error: {_explain(error)}", file=sys.stderr)
         return 2

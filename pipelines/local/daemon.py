@@ -27,6 +27,9 @@ from pipelines.local.storage.credentials import Credentials
 from pipelines.local.system.source import source_digest
 
 START_TIMEOUT = 30.0
+# How often a starting server is looked for: it answers about 0.5 s after it is started, and a
+# look (server.json, then /health once it is there) costs about a millisecond.
+START_POLL_SECONDS = 0.02
 KILL_WAIT_SECONDS = 5.0
 # The server needs no AWS credentials of the user's: it gets the region and nothing else of AWS_*.
 SERVER_AWS_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
@@ -120,7 +123,7 @@ def ensure_running(state_dir: Path, port: int = 0) -> str:
             return str(info["url"])
         if process.poll() is not None and process.returncode != 3:
             break
-        time.sleep(0.1)
+        time.sleep(START_POLL_SECONDS)
     tail = layout.server_log.read_text(errors="replace")[-2000:]
     raise ServerNotStarted(f"the local SageMaker server did not start; its log ends:\n{tail}")
 

@@ -398,6 +398,7 @@ def test_a_skipping_flag_removes_only_what_it_skips() -> None:
         ("lambda", "CreateFunction"),
         ("lambda", "UpdateFunctionConfiguration"),
         ("lambda", "PutFunctionEventInvokeConfig"),
+        ("lambda", "GetFunctionConfiguration"),  # waiting for those changes to be done
     }
     assert ("sagemaker", "CreatePipeline") in skipped
 

@@ -72,9 +72,10 @@ def test_the_projects_bucket_is_created_through_s3_where_the_local_target_is_pro
 def publish(settings: Settings, lambda_: RecordedLambda, bundle: Any = None) -> dict[str, Any]:
     clients = SimpleNamespace(settings=settings, lambda_=lambda_.client)
     publish_deploy_function(clients, bundle or CodeBundle())  # type: ignore[arg-type]
-    configuration: dict[str, Any] = lambda_.client.get_function_configuration(
+    # Read through GetFunction: upsert's own polls are GetFunctionConfiguration.
+    configuration: dict[str, Any] = lambda_.client.get_function(
         FunctionName=settings.deploy_function_name
-    )
+    )["Configuration"]
     keys = ("Environment", "Handler", "Runtime", "Timeout", "MemorySize", "CodeSha256", "State",
             "LastUpdateStatus")
     return {key: configuration.get(key) for key in keys}
@@ -114,7 +115,7 @@ def test_the_deploy_functions_configuration_follows_the_settings_on_every_upsert
     # Upsert returns once the function is Active: the next execution's Lambda step can run it.
     assert (first["State"], first["LastUpdateStatus"]) == ("Active", "Successful")
     assert lambda_.changes() == ["UpdateFunctionCode", "CreateFunction", "PutFunctionEventInvokeConfig",
-                                 "GetFunction", "GetFunctionConfiguration"]
+                                 "GetFunctionConfiguration", "GetFunction"]
     assert first["Environment"]["Variables"]["ENDPOINT_NAME"] == "sentiment-classifier"
 
     lambda_.calls.clear()
@@ -124,9 +125,10 @@ def test_the_deploy_functions_configuration_follows_the_settings_on_every_upsert
     again = publish(local_settings(tmp_path), lambda_)  # while that other change is InProgress
     # Refused (ResourceConflictException) until the other change is done, then made; the
     # environment that change set goes back to the settings' once the code update is done.
-    assert lambda_.changes() == ["UpdateFunctionConfiguration", "UpdateFunctionCode", "GetFunction",
-                                 "UpdateFunctionCode", "GetFunction", "UpdateFunctionConfiguration",
-                                 "PutFunctionEventInvokeConfig", "GetFunction", "GetFunctionConfiguration"]
+    assert lambda_.changes() == ["UpdateFunctionConfiguration", "UpdateFunctionCode",
+                                 "GetFunctionConfiguration", "UpdateFunctionCode",
+                                 "GetFunctionConfiguration", "UpdateFunctionConfiguration",
+                                 "PutFunctionEventInvokeConfig", "GetFunctionConfiguration", "GetFunction"]
     assert again == first
 
     lambda_.calls.clear()
@@ -134,8 +136,9 @@ def test_the_deploy_functions_configuration_follows_the_settings_on_every_upsert
     # The new code's update is InProgress: the configuration waits for it, as Lambda requires, and
     # upsert for the configuration's update, so that no execution runs the previous one.
     assert (moved["State"], moved["LastUpdateStatus"]) == ("Active", "Successful")
-    assert lambda_.changes() == ["UpdateFunctionCode", "GetFunction", "UpdateFunctionConfiguration",
-                                 "PutFunctionEventInvokeConfig", "GetFunction", "GetFunctionConfiguration"]
+    assert lambda_.changes() == ["UpdateFunctionCode", "GetFunctionConfiguration",
+                                 "UpdateFunctionConfiguration", "PutFunctionEventInvokeConfig",
+                                 "GetFunctionConfiguration", "GetFunction"]
     assert moved["Environment"]["Variables"]["ENDPOINT_NAME"] == "reviews-v2"
     assert (moved["Handler"], moved["Runtime"], moved["Timeout"], moved["MemorySize"]) == (
         "deploy.handler", "python3.12", 120, 256
