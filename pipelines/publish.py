@@ -6,6 +6,8 @@ in place and not uploaded again, and an unchanged definition leaves SageMaker's 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -125,7 +127,16 @@ LOCAL_EVENT_INVOKE_CONFIG = {"MaximumRetryAttempts": 2, "MaximumEventAgeInSecond
 
 
 def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
-    """Point the deploy Lambda at this code: update it, or create it where the target allows.
+    """Point the deploy Lambda at this code and return once Lambda runs it (see begin_publishing)."""
+    wait_for_function(clients, begin_publishing(clients, bundle))
+
+
+def begin_publishing(clients: Clients, bundle: CodeBundle) -> tuple[str, str]:
+    """Point the deploy Lambda at this code: update it, or create it where the target allows;
+    return the state (CREATED or UPDATED) to wait for before an execution may invoke it, since
+    until the change is done Lambda runs the previous code and configuration (or, while it is
+    created, none). Code Lambda already has (its CodeSha256) is not sent again: an update would
+    only make Lambda start new execution environments for the same code.
 
     On AWS the function itself comes from the CloudFormation stack (infra/); here only its code is
     replaced. The local target has no stack, so the function is created on first upsert and its
@@ -136,9 +147,7 @@ def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
     code = bundle.artifacts["deploy.zip"]
     name = settings.deploy_function_name
     try:
-        current = _one_change_at_a_time(
-            clients, lambda: clients.lambda_.update_function_code(FunctionName=name, ZipFile=code)
-        )
+        current = clients.lambda_.get_function_configuration(FunctionName=name)
     except ClientError as error:
         if _error_code(error) != "ResourceNotFoundException" or not settings.is_local:
             raise
@@ -147,14 +156,24 @@ def publish_deploy_function(clients: Clients, bundle: CodeBundle) -> None:
         )
         done = CREATED  # Pending until created
     else:
+        if not _has_code(current, code):
+            current = _one_change_at_a_time(
+                clients, lambda: clients.lambda_.update_function_code(FunctionName=name, ZipFile=code)
+            )
         if settings.is_local:
             _follow_settings(clients, current)
         done = UPDATED  # InProgress until updated
     if settings.is_local:
         clients.lambda_.put_function_event_invoke_config(FunctionName=name, **LOCAL_EVENT_INVOKE_CONFIG)
-    # Until the change is done Lambda runs the previous code and configuration (or, while it is
-    # created, none): the next execution's Lambda step must run this one.
-    wait_for_function(clients, done)
+    return done
+
+
+def _has_code(configuration: dict[str, Any], code: bytes) -> bool:
+    """Whether the function's code is this zip (CodeSha256: its SHA-256, base64), and the last
+    change of it did not fail (then sending it again is how it is mended)."""
+    sha = base64.b64encode(hashlib.sha256(code).digest()).decode()
+    failed = "Failed" in (configuration.get("State"), configuration.get("LastUpdateStatus"))
+    return configuration.get("CodeSha256") == sha and not failed
 
 
 def _follow_settings(clients: Clients, current: dict[str, Any]) -> None:
@@ -246,23 +265,23 @@ def upsert(
     *,
     publish_handler: bool = True,
 ) -> UpsertResult:
-    """Code first, then the deploy handler, then the pipelines that refer to both; locally the
-    bucket before all, as the infra stack makes it on AWS.
+    """The code, the deploy handler and the pipelines that refer to both, then a wait until Lambda
+    runs the handler's new code; locally the bucket before all, as the infra stack makes it on AWS.
 
-    The definitions are built (`build_specs`) once the handler is published: a new handler's
-    execution environment initialises (locally, a process importing boto3) while the SDK builds
-    them, not beside the first steps of the run that follows. Without publish_handler the deploy
-    Lambda keeps its code: on AWS the pipeline workflow's role may not change it (the approval
-    workflow publishes it, behind the reviewers).
+    The handler goes first and is waited for last: while a new handler's execution environment
+    initialises (locally, a process importing boto3, about 0.3 s) the code is uploaded and the
+    definitions are built and upserted, and it is done before the run that follows starts.
+    Without publish_handler the deploy Lambda keeps its code: on AWS the pipeline workflow's role
+    may not change it (the approval workflow publishes it, behind the reviewers).
     """
     if clients.settings.is_local:
         provision_local_bucket(clients)
+    published = begin_publishing(clients, bundle) if publish_handler else None
     result = UpsertResult(uploaded=upload_code(clients, bundle))
-    if publish_handler:
-        publish_deploy_function(clients, bundle)
     if clients.settings.is_local:
         publish_approval_rule(clients)
     for spec in build_specs():
         result.pipelines[spec.name] = _upsert_one(clients, spec)
+    if published:
+        wait_for_function(clients, published)
     return result
-

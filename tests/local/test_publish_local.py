@@ -114,7 +114,7 @@ def test_the_deploy_functions_configuration_follows_the_settings_on_every_upsert
     first = publish(local_settings(tmp_path), lambda_)
     # Upsert returns once the function is Active: the next execution's Lambda step can run it.
     assert (first["State"], first["LastUpdateStatus"]) == ("Active", "Successful")
-    assert lambda_.changes() == ["UpdateFunctionCode", "CreateFunction", "PutFunctionEventInvokeConfig",
+    assert lambda_.changes() == ["GetFunctionConfiguration", "CreateFunction", "PutFunctionEventInvokeConfig",
                                  "GetFunctionConfiguration", "GetFunction"]
     assert first["Environment"]["Variables"]["ENDPOINT_NAME"] == "sentiment-classifier"
 
@@ -123,27 +123,50 @@ def test_the_deploy_functions_configuration_follows_the_settings_on_every_upsert
         FunctionName=first_name(tmp_path), Environment={"Variables": {"ENDPOINT_NAME": "elsewhere"}}
     )
     again = publish(local_settings(tmp_path), lambda_)  # while that other change is InProgress
-    # Refused (ResourceConflictException) until the other change is done, then made; the
-    # environment that change set goes back to the settings' once the code update is done.
-    assert lambda_.changes() == ["UpdateFunctionConfiguration", "UpdateFunctionCode",
-                                 "GetFunctionConfiguration", "UpdateFunctionCode",
-                                 "GetFunctionConfiguration", "UpdateFunctionConfiguration",
-                                 "PutFunctionEventInvokeConfig", "GetFunctionConfiguration", "GetFunction"]
+    # The code is the function's already: not sent again. The environment that change set goes
+    # back to the settings' once that change is done (Lambda refuses a second one until then).
+    assert lambda_.changes() == ["UpdateFunctionConfiguration", "GetFunctionConfiguration",
+                                 "UpdateFunctionConfiguration", "PutFunctionEventInvokeConfig",
+                                 "GetFunctionConfiguration", "GetFunction"]
     assert again == first
 
     lambda_.calls.clear()
+    lambda_.client.update_function_configuration(
+        FunctionName=first_name(tmp_path), Environment={"Variables": {"ENDPOINT_NAME": "elsewhere"}}
+    )
     moved = publish(local_settings(tmp_path, endpoint_name="reviews-v2"), lambda_, changed_code())
-    # The new code's update is InProgress: the configuration waits for it, as Lambda requires, and
-    # upsert for the configuration's update, so that no execution runs the previous one.
+    # New code, while that other change is InProgress: refused (ResourceConflictException) until
+    # it is done, then sent; the configuration waits for the code's update, as Lambda requires,
+    # and upsert for the configuration's, so that no execution runs the previous one.
     assert (moved["State"], moved["LastUpdateStatus"]) == ("Active", "Successful")
-    assert lambda_.changes() == ["UpdateFunctionCode", "GetFunctionConfiguration",
-                                 "UpdateFunctionConfiguration", "PutFunctionEventInvokeConfig",
-                                 "GetFunctionConfiguration", "GetFunction"]
+    assert lambda_.changes() == ["UpdateFunctionConfiguration", "GetFunctionConfiguration",
+                                 "UpdateFunctionCode", "GetFunctionConfiguration", "UpdateFunctionCode",
+                                 "GetFunctionConfiguration", "UpdateFunctionConfiguration",
+                                 "PutFunctionEventInvokeConfig", "GetFunctionConfiguration", "GetFunction"]
     assert moved["Environment"]["Variables"]["ENDPOINT_NAME"] == "reviews-v2"
     assert (moved["Handler"], moved["Runtime"], moved["Timeout"], moved["MemorySize"]) == (
         "deploy.handler", "python3.12", 120, 256
     )
     assert moved["CodeSha256"] != first["CodeSha256"]
+
+
+def test_a_function_whose_last_update_failed_is_sent_its_code_again(
+    tmp_path: Path, lambda_: RecordedLambda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = local_settings(tmp_path)
+    publish(settings, lambda_)
+    reading = lambda_.client.get_function_configuration
+
+    def failed_once(**request: Any) -> dict[str, Any]:
+        """The first read finds the same code, its last update Failed; later ones are Lambda's."""
+        monkeypatch.setattr(lambda_.client, "get_function_configuration", reading)
+        return {**reading(**request), "LastUpdateStatus": "Failed"}
+
+    monkeypatch.setattr(lambda_.client, "get_function_configuration", failed_once)
+    lambda_.calls.clear()
+    mended = publish(settings, lambda_)
+    assert lambda_.changes()[:2] == ["GetFunctionConfiguration", "UpdateFunctionCode"]
+    assert mended["LastUpdateStatus"] == "Successful"
 
 
 def test_the_deploy_function_is_retried_as_the_infra_stack_configures_it(
