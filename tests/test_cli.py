@@ -33,7 +33,7 @@ class FakeClients:
     """Stands in for `Clients`: the SageMaker and runtime clients a test gives, no server."""
 
     def __init__(self, settings: Settings, sagemaker: Any = None, runtime: Any = None) -> None:
-        self.sagemaker, self.runtime = sagemaker, runtime
+        self.settings, self.sagemaker, self.runtime = settings, sagemaker, runtime
 
 
 def use_clients(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **clients: Any) -> None:
@@ -203,6 +203,20 @@ def test_a_monitoring_window_the_check_cannot_read_is_refused_before_a_run(
         cli.main(["monitor", "run", option, value])
     assert exit_info.value.code == 2
     assert words in capsys.readouterr().err
+
+
+def test_the_window_is_checked_by_the_command_as_users_run_it(tmp_path: Path) -> None:
+    """In a fresh interpreter, with only what `python -m pipelines` puts on the path: the check's
+    parser comes from steps/monitoring/capture.py, whose job imports (artifact.py, found in the
+    job's library folder) are not there."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines", "monitor", "run", "--window-start", "yesterday"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PIPELINE_STATE_DIR": str(tmp_path / "state")},
+    )
+    assert done.returncode == 2
+    assert "'yesterday' is not an ISO 8601 time" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_a_monitoring_window_in_the_checks_own_forms_is_accepted(

@@ -10,14 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any
-
-from artifact import reader
 
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC needs Python 3.11; the image may run 3.9
 MAX_EXAMPLES = 5
@@ -143,8 +140,13 @@ def record_time(record: dict[str, Any]) -> datetime:
         raise CaptureError(f"inferenceTime {moment!r} is not ISO 8601") from None
 
 
-def parse_line(line: bytes, handlers: ModuleType, window: Window) -> tuple[list[str], list[dict[str, Any]]]:
-    """The reviews of one capture line and their predictions; none outside the window."""
+# The artifact's request reader (artifact.reader): a request body and content type -> its reviews.
+RequestReader = Callable[[bytes, str], list[str]]
+
+
+def parse_line(line: bytes, read: RequestReader, window: Window) -> tuple[list[str], list[dict[str, Any]]]:
+    """The reviews of one capture line (read as the model read them) and their predictions; none
+    outside the window."""
     try:
         record = json.loads(line.decode("utf-8"))
     except ValueError:
@@ -158,7 +160,7 @@ def parse_line(line: bytes, handlers: ModuleType, window: Window) -> tuple[list[
         raise CaptureError("no captureData object")
     body, content_type = payload(capture, "endpointInput")
     try:
-        texts = reader(handlers)(body, content_type)
+        texts = read(body, content_type)
     except ValueError as exc:
         raise CaptureError(f"the request does not parse: {exc}") from None
     predictions = parse_predictions(payload(capture, "endpointOutput")[0])
@@ -176,13 +178,13 @@ def capture_lines(root: Path, files: list[Path]) -> Iterator[tuple[str, bytes]]:
                     yield f"{path.relative_to(root)}:{number}", line
 
 
-def read_capture(root: Path, handlers: ModuleType, window: Window) -> Capture:
+def read_capture(root: Path, read: RequestReader, window: Window) -> Capture:
     """Collect the window's records; malformed lines are counted and skipped, never fatal."""
     files = sorted(path for path in root.rglob("*.jsonl") if path.is_file()) if root.is_dir() else []
     capture = Capture(files=len(files))
     for where, line in capture_lines(root, files):
         try:
-            texts, predictions = parse_line(line, handlers, window)
+            texts, predictions = parse_line(line, read, window)
         except CaptureError as error:
             capture.skip(where, error)
             continue
