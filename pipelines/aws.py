@@ -32,6 +32,9 @@ class Storage(Protocol):
     def has_objects(self, folder_uri: str) -> bool:
         """Whether any object lies below the folder (`<uri>/...`)."""
 
+    def names_below(self, folder_uri: str) -> set[str]:
+        """The keys of the objects below the folder (`<uri>/...`), relative to it."""
+
     def get_bytes(self, uri: str) -> bytes: ...
 
 
@@ -97,6 +100,12 @@ class S3Storage:
         bucket, key = split_s3_uri(folder_uri)
         listed = self.client.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
         return bool(listed.get("KeyCount"))
+
+    def names_below(self, folder_uri: str) -> set[str]:
+        bucket, key = split_s3_uri(folder_uri)
+        prefix = key.rstrip("/") + "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return {item["Key"][len(prefix):] for page in pages for item in page.get("Contents", [])}
 
     def exists(self, uri: str) -> bool:
         bucket, key = split_s3_uri(uri)

@@ -96,6 +96,10 @@ class CodeBundle:
             sha.update(name.encode() + b"\0" + self.artifacts[name] + b"\0")
         return sha.hexdigest()[:16]
 
+    def folder(self, prefix: str) -> str:
+        """The key of the folder below a bucket prefix that holds the artifacts."""
+        return f"{prefix.strip('/')}/code/{self.digest}"
+
     def key(self, prefix: str, name: str) -> str:
         """The object key of an artifact below a bucket prefix."""
-        return f"{prefix.strip('/')}/code/{self.digest}/{name}"
+        return f"{self.folder(prefix)}/{name}"

@@ -300,6 +300,7 @@ RECEIVERS = {"sm": "sagemaker", "sns": "sns"}
 # botocore operation -> the IAM actions it is authorized as, where the names differ.
 IAM_ACTIONS = {
     "s3:HeadObject": ("s3:GetObject", "s3:ListBucket"),  # ListBucket: 404 rather than 403
+    "s3:ListObjectsV2": ("s3:ListBucket",),
     "sagemaker-runtime:InvokeEndpoint": ("sagemaker:InvokeEndpoint",),
 }
 
