@@ -34,6 +34,9 @@ DISTRIBUTIONS = (
     "boto3", "botocore", "pydantic",
 )
 SECRET_MARKERS = ("SECRET", "SESSION_TOKEN", "ACCESS_KEY", "SECURITY_TOKEN")
+# Settings of where the local server keeps its state and listens: no part of a definition, so a
+# fresh state directory (a test's, a benchmark's) finds the definitions another one built.
+SERVER_ONLY_SETTINGS = ("state_dir", "local_port")
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def cache_key(settings: Settings, bundle: CodeBundle) -> str:
     inputs = {
         "sources": {path.name: _file_digest(path) for path in sorted(PACKAGE_DIR.glob("*.py"))},
         "code": bundle.digest,
-        "settings": asdict(settings),
+        "settings": {k: v for k, v in asdict(settings).items() if k not in SERVER_ONLY_SETTINGS},
         "distributions": {name: _distribution_fingerprint(name) for name in DISTRIBUTIONS},
         "python": sys.version,
         "environment": dict(sorted(environment.items())),

@@ -47,6 +47,12 @@ def test_other_settings_build_afresh(tmp_path: Path, builds: list[Settings]) -> 
     assert other.training == '{"build": 2}' and len(builds) == 2
 
 
+def test_where_the_local_server_runs_is_no_part_of_the_key_nor_of_the_definitions() -> None:
+    elsewhere = replace(SETTINGS, state_dir="/elsewhere/state", local_port=4567)
+    assert cache_key(elsewhere, CodeBundle()) == cache_key(SETTINGS, CodeBundle())
+    assert definition_cache.build(elsewhere, CodeBundle()) == definition_cache.build(SETTINGS, CodeBundle())
+
+
 def test_changed_step_code_changes_the_key(tmp_path: Path) -> None:
     steps = tmp_path / "steps"
     shutil.copytree(STEPS_DIR, steps, ignore=shutil.ignore_patterns("__pycache__"))
