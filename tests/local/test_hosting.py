@@ -17,6 +17,7 @@ import sys
 import tarfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -292,6 +293,42 @@ def test_inference_code_that_reads_the_users_home_folder_fails_to_deploy_and_say
 
     assert state == "Failed" and "FileNotFoundError" in reason
     assert f"(a path under {home} was not found: a model server does not see it" in reason
+
+
+def test_a_model_servers_tmp_is_its_own_not_the_machines(store: DirStore, tmp_path: Path) -> None:
+    """Inference code that wrote /tmp wrote the machine's, shared by every process (and read what
+    others left there); a container's /tmp is its own."""
+    if isolation_unavailable():
+        pytest.skip("this kernel lets no user create namespaces: a model server sees the machine's /tmp")
+    name = f"mark-{uuid.uuid4().hex}"
+    machines = Path("/tmp") / name
+    machines.write_text("the machine's")
+    peeking = INFERENCE + f"""
+_stub_model_fn = model_fn
+
+
+def model_fn(model_dir):
+    mark = Path("/tmp") / {name!r}
+    if mark.exists():
+        raise RuntimeError("saw " + mark.read_text() + " /tmp")
+    mark.write_text("the model server's")
+    return _stub_model_fn(model_dir)
+"""
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", {"code/inference.py": peeking.encode()})
+    layout = StateLayout(tmp_path / "state")
+    hosting = Endpoints(layout.endpoints, store, layout.confinement())
+    status = StatusLog()
+    try:
+        hosting.deploy("ep", "d1", variant(uri), None, status)
+        (_, state, reason, _), = status.wait(1)
+        written = [path.read_text() for path in layout.endpoints.rglob(name)]
+    finally:
+        hosting.shutdown()
+        on_the_machine = machines.read_text()
+        machines.unlink()
+    assert (state, reason) == ("InService", "")
+    assert on_the_machine == "the machine's"
+    assert written == ["the model server's"]  # in its instance's own folder
 
 
 def test_inference_code_that_ships_a_package_named_like_the_model_servers_own_gets_its_own(

@@ -31,7 +31,7 @@ from pipelines.local.jobs.log_events import StreamWriter
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.jobs.requirements import check_code_dir, installed_line
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
-from pipelines.local.system.isolation import Confinement, confined, hidden_among
+from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, hidden_among
 from pipelines.local.system.memory import GroupMemory, MemoryLimit
 from pipelines.local.system.supervision import (
     LineStream,
@@ -261,7 +261,8 @@ def launch(
     log_stream: IO[str] | None = None,
 ) -> ModelServerProcess:
     """Unpack the model and start its server (not yet healthy) on the `spawner` thread, confined
-    to its instance's directory `variant_dir` (system/isolation.py); `instance_id` names it in log
+    to its instance's directory `variant_dir` (system/isolation.py), whose `tmp` folder is its /tmp,
+    as a container has one of its own; `instance_id` names it in log
     streams, as an instance's id does on SageMaker. Its output goes to its server.log and, a line
     at a time with the millisecond it was read, to `log_stream` (which it closes when the server's
     output ends)."""
@@ -281,7 +282,8 @@ def launch(
     argv = [str(python.python), "-m", "pipelines.local.hosting.model_server", "--model-dir", str(model_dir),
             "--socket", server_socket.name]
     argv = confined(
-        argv, variant_dir, confinement, network=not variant.network_isolation, shown=python.trees
+        argv, variant_dir, confinement, network=not variant.network_isolation, shown=python.trees,
+        tmp=PrivateTmp(variant_dir / "tmp"),
     )
     try:
         process, offset, output = _spawn(argv, env, log_path, log_stream, spawner, variant_dir, variant.vcpus)
