@@ -295,20 +295,23 @@ def test_inference_code_that_reads_the_users_home_folder_fails_to_deploy_and_say
     assert f"(a path under {home} was not found: a model server does not see it" in reason
 
 
-def test_a_model_servers_tmp_is_its_own_not_the_machines(store: DirStore, tmp_path: Path) -> None:
-    """Inference code that wrote /tmp wrote the machine's, shared by every process (and read what
-    others left there); a container's /tmp is its own."""
+@pytest.mark.parametrize("folder", ["/tmp", "/var/tmp"])
+def test_a_model_servers_tmp_is_its_own_not_the_machines(
+    store: DirStore, tmp_path: Path, folder: str
+) -> None:
+    """Inference code that wrote /tmp (or /var/tmp) wrote the machine's, shared by every process
+    (and read what others left there); a container has both of its own."""
     if isolation_unavailable():
-        pytest.skip("this kernel lets no user create namespaces: a model server sees the machine's /tmp")
+        pytest.skip(f"this kernel lets no user create namespaces: a model server sees the machine's {folder}")
     name = f"mark-{uuid.uuid4().hex}"
-    machines = Path("/tmp") / name
+    machines = Path(folder) / name
     machines.write_text("the machine's")
     peeking = INFERENCE + f"""
 _stub_model_fn = model_fn
 
 
 def model_fn(model_dir):
-    mark = Path("/tmp") / {name!r}
+    mark = Path({folder!r}) / {name!r}
     if mark.exists():
         raise RuntimeError("saw " + mark.read_text() + " /tmp")
     mark.write_text("the model server's")

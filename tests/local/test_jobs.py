@@ -215,34 +215,39 @@ TMP_SCRIPT = _script(
     import os, sys
     from pathlib import Path
 
-    mark = Path("/tmp") / sys.argv[1]
+    mark = Path(sys.argv[1]) / sys.argv[2]
     found = mark.read_text() if mark.exists() else "nothing"
-    mark.write_text(sys.argv[2])
+    mark.write_text(sys.argv[3])
     out = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train"
     (out / "found.txt").write_text(found)
     """
 )
 
 
-def test_a_jobs_tmp_is_its_own_not_the_machines_nor_another_jobs(store: ObjectStore, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("folder", "own"), [("/tmp", "tmp"), ("/var/tmp", "var-tmp")])
+def test_a_jobs_tmp_is_its_own_not_the_machines_nor_another_jobs(
+    store: ObjectStore, tmp_path: Path, folder: str, own: str
+) -> None:
+    """/tmp is shared by every process of the machine, /var/tmp outlives it; a container has both
+    of its own."""
     if isolation_unavailable():
-        pytest.skip("this kernel does not let users create namespaces: a job writes the machine's /tmp")
+        pytest.skip(f"this kernel does not let users create namespaces: a job writes the machine's {folder}")
     name = f"mark-{uuid.uuid4().hex}"
     store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
     layout = StateLayout(tmp_path / "state")
     found = []
     try:
         for job in ("first-1", "second-1"):
-            request = _processing_request(store, TMP_SCRIPT, arguments=[name, job])
+            request = _processing_request(store, TMP_SCRIPT, arguments=[folder, name, job])
             outcome = run_processing_job(
                 job, request, store, layout.jobs, io.StringIO(), confinement=layout.confinement()
             )
             assert outcome.status == "Succeeded", outcome.failure_reason
             found.append(store.get_bytes(f"{BUCKET}/runs/x/train/found.txt").decode())
-            assert (layout.jobs / job / "tmp" / name).read_text() == job  # its scratch folder, on disk
+            assert (layout.jobs / job / own / name).read_text() == job  # its own folder, on disk
     finally:
-        leaked = (Path("/tmp") / name).exists()  # in the machine's /tmp, shared by every process
-        (Path("/tmp") / name).unlink(missing_ok=True)
+        leaked = (Path(folder) / name).exists()
+        (Path(folder) / name).unlink(missing_ok=True)
     assert not leaked
     assert found == ["nothing", "nothing"]
 

@@ -10,8 +10,9 @@ child is shown inside them (its interpreter, its environment) is there read-only
 directory is writable where it was. With `network=False` it also gets a network
 namespace whose only interface is a loopback that is down: no connection leaves it, not to the
 internet, not to S3, not to this machine's own servers. A confined child may also get a /tmp of its
-own (`PrivateTmp`: a folder of its own or a tmpfs) over the machine's, shared by every process; and
-with `writable_only_tmp`, as Lambda's filesystem, every mount is read-only but that /tmp (and /proc).
+own (`PrivateTmp`: a folder of its own or a tmpfs) over the machine's, shared by every process, and
+a /var/tmp of its own (a folder); and with `writable_only_tmp`, as Lambda's filesystem, every mount
+is read-only but that /tmp (and /proc).
 
 The mounts are made as root of the outer user namespace (`--map-root-user`: mount(8) refuses any
 other user), then the command runs in a second user namespace inside it that maps the user back to
@@ -47,6 +48,7 @@ NAMESPACES = ("--user", "--map-root-user", "--mount")
 MOUNT_TABLE = ".confinement.fstab"  # written into the child's own directory, removed once mounted
 WITHOUT_NETWORK = ("--net",)
 TMP = Path("/tmp")
+VAR_TMP = Path("/var/tmp")
 PROC = Path("/proc")  # writable as before: the inner `unshare` writes the user mapping there
 # The interpreter that runs READ_ONLY_TREE: this one's own, not a venv's link to it, which may be
 # under the /tmp a child's own replaces (it needs nothing but the standard library).
@@ -80,10 +82,12 @@ class Confinement:
 
 @dataclass(frozen=True)
 class PrivateTmp:
-    """What a child sees at /tmp instead of the machine's /tmp, shared by every process."""
+    """What a child sees at /tmp instead of the machine's /tmp, shared by every process, and at
+    /var/tmp instead of the machine's, which outlives reboots: a container has both of its own."""
 
     folder: Path | None = None  # bound over /tmp: on disk, and gone with the folder (a job's scratch)
     size_mb: int = 0  # with no folder, a tmpfs of this size, gone with the child (Lambda's /tmp)
+    var_folder: Path | None = None  # bound over /var/tmp (made if missing), as `folder` over /tmp
 
 
 # How Python (and pandas, which raises the same error) says a file is not there.
@@ -193,8 +197,7 @@ def confined(
         shown = (*shown, installation(Path(SETUP_PYTHON)))
     trees = [_Bound(path, path, True, layered=True) for path in confinement.read_only if path.is_dir()]
     kept = [_Bound(own, own, False), *(_Bound(path, path, True) for path in dict.fromkeys(shown))]
-    folder = tmp.folder if tmp is not None else None
-    private_tmp = [_Bound(folder, TMP, False, layered=True)] if folder is not None else []
+    private_tmp = _private_tmp(tmp) if tmp is not None else []
     free = [fd for fd in range(3, 10) if fd not in busy_fds]  # a shell names descriptors 0 to 9
     if len(free) < len(private_tmp) + len(trees) + len(kept):
         raise RuntimeError(f"no free descriptors to confine {argv[0]} with")
@@ -213,6 +216,15 @@ def confined(
     return [unshare, *namespaces, "--", "sh", "-c", "\n".join(script), "confined", *argv]
 
 
+def _private_tmp(tmp: PrivateTmp) -> list[_Bound]:
+    """The folders bound over /tmp and /var/tmp (a tmpfs /tmp is no folder: _mount_table mounts it)."""
+    bound = [_Bound(tmp.folder, TMP, False, layered=True)] if tmp.folder is not None else []
+    if tmp.var_folder is not None and VAR_TMP.is_dir():
+        tmp.var_folder.mkdir(parents=True, exist_ok=True)
+        bound.append(_Bound(tmp.var_folder, VAR_TMP, False, layered=True))
+    return bound
+
+
 @dataclass(frozen=True)
 class _Bound:
     """A directory bound at `target` from a descriptor opened on `source` before anything is
@@ -221,7 +233,7 @@ class _Bound:
     source: Path
     target: Path
     read_only: bool
-    layered: bool = False  # a read-only tree or the child's /tmp: mounted in turn with the hidden trees
+    layered: bool = False  # a read-only tree or a private /tmp: mounted in turn with the hidden trees
 
 
 def _read_only_tree(tmp: PrivateTmp | None) -> list[str]:
