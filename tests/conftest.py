@@ -31,8 +31,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 @pytest.fixture
 def outside_tmp() -> Iterator[Path]:
     """A folder where a job's process and its test leave marks for each other: not under /tmp
-    (pytest's tmp_path is), which in a confined job is the job's own."""
-    folder = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    (pytest's tmp_path is) nor /var/tmp, which in a confined job are the job's own, but in
+    /dev/shm, which a job shares with the machine."""
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm"))
     yield folder
     shutil.rmtree(folder)
 
