@@ -137,7 +137,7 @@ def _upsert(clients: Clients, bundle: CodeBundle, publish_handler: bool) -> int:
     settings.require_aws()
 
     def specs() -> list[PipelineSpec]:
-        built = definitions(settings, bundle)
+        built = definitions(settings, bundle, say=say)
         return [
             PipelineSpec(settings.pipeline_name, built.training,
                          "Sentiment classifier: preprocess, train, evaluate, register, deploy"),

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -133,15 +134,27 @@ def _prune(directory: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def definitions(settings: Settings, bundle: CodeBundle, cache_dir: Path = CACHE_DIR) -> Definitions:
+BUILDING_MESSAGE = (
+    "building the pipeline definitions with the SageMaker SDK (a few seconds: none is kept for "
+    "this code and these settings yet)"
+)
+
+
+def definitions(
+    settings: Settings, bundle: CodeBundle, cache_dir: Path = CACHE_DIR,
+    say: Callable[[str], None] | None = None,
+) -> Definitions:
     """The definitions for these settings and code: from the cache when every input is unchanged,
-    built (and kept) otherwise. A damaged entry is rebuilt, never trusted."""
+    built (and kept) otherwise, `say`ing so first: a build takes seconds. A damaged entry is
+    rebuilt, never trusted."""
     path = _entry(settings, bundle, cache_dir)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         return Definitions(str(document["training"]), str(document["monitoring"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    if say is not None:
+        say(BUILDING_MESSAGE)
     building = _BUILDING.pop(path, None)
     if building is not None and building.wait() == 0:
         return definitions(settings, bundle, cache_dir)

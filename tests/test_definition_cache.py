@@ -41,6 +41,13 @@ def test_an_unchanged_build_is_served_from_the_cache(tmp_path: Path, builds: lis
     assert len(builds) == 1
 
 
+def test_a_build_is_announced_and_a_hit_is_not(tmp_path: Path, builds: list[Settings]) -> None:
+    said: list[str] = []
+    definitions(SETTINGS, CodeBundle(), tmp_path, say=said.append)
+    definitions(SETTINGS, CodeBundle(), tmp_path, say=said.append)
+    assert said == [definition_cache.BUILDING_MESSAGE] and len(builds) == 1
+
+
 def test_other_settings_build_afresh(tmp_path: Path, builds: list[Settings]) -> None:
     definitions(SETTINGS, CodeBundle(), tmp_path)
     other = definitions(replace(SETTINGS, endpoint_name="other"), CodeBundle(), tmp_path)
