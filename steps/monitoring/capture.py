@@ -140,7 +140,7 @@ def record_time(record: dict[str, Any]) -> datetime:
         raise CaptureError(f"inferenceTime {moment!r} is not ISO 8601") from None
 
 
-# The artifact's request reader (artifact.reader): a request body and content type -> its reviews.
+# The artifact's request reader (monitoring/model.py Artifact.read): a body and content type -> reviews.
 RequestReader = Callable[[bytes, str], list[str]]
 
 

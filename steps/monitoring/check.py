@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from artifact import reader
-
 from .capture import UTC, Capture, Window, iso, parse_time, read_capture
 from .cloudwatch import publish_metrics
 from .drift import CheckSettings, Outcome, evaluate
@@ -80,8 +78,7 @@ def run_check(base: Path, args: argparse.Namespace) -> dict[str, Any]:
     settings = check_settings(args, constraints)
     with tempfile.TemporaryDirectory() as scratch:
         artifact = load_artifact(base / "processing" / "model" / "model.tar.gz", Path(scratch))
-        read = reader(artifact.handlers)
-        capture = read_capture(base / "processing" / "capture", read, settings.window)
+        capture = read_capture(base / "processing" / "capture", artifact.read, settings.window)
         count = len(capture.texts)
         table = artifact.features(capture.texts, capture.predictions) if count else {}
     outcome = evaluate(baseline, table, count, settings)

@@ -3,13 +3,14 @@ own code/inference.py (artifact.py), which must offer features()."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
-from artifact import load_model
+from artifact import load_model, reader
 
 
 class MonitorError(Exception):
@@ -22,6 +23,11 @@ class Artifact:
 
     handlers: ModuleType
     model: Any
+
+    @property
+    def read(self) -> Callable[[bytes, str], list[str]]:
+        """Its request reader (artifact.reader): a request body and content type -> the reviews."""
+        return reader(self.handlers)
 
     def features(self, texts: list[str], predictions: list[dict[str, Any]]) -> dict[str, np.ndarray]:
         """Feature columns as float arrays, in the artifact's order."""
