@@ -283,7 +283,7 @@ def launch(
             "--socket", server_socket.name]
     argv = confined(
         argv, variant_dir, confinement, network=not variant.network_isolation, shown=python.trees,
-        tmp=PrivateTmp(variant_dir / "tmp", var_folder=variant_dir / "var-tmp"),
+        tmp=PrivateTmp.under(variant_dir),
     )
     try:
         process, offset, output = _spawn(argv, env, log_path, log_stream, spawner, variant_dir, variant.vcpus)

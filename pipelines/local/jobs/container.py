@@ -176,7 +176,7 @@ def run_container(
     log saying where /opt/ml is here."""
     command = confined(
         argv, job.root, confinement, network=not isolated, shown=python.trees,
-        tmp=PrivateTmp(job.root / "tmp", var_folder=job.root / "var-tmp"),
+        tmp=PrivateTmp.under(job.root),
     )
     logs_txt = job.root / "logs.txt"
     with open(logs_txt, "w", encoding="utf-8") as logs_file, open_stream(job.root, HOST) as events:

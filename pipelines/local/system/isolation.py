@@ -89,6 +89,11 @@ class PrivateTmp:
     size_mb: int = 0  # with no folder, a tmpfs of this size, gone with the child (Lambda's /tmp)
     var_folder: Path | None = None  # bound over /var/tmp (made if missing), as `folder` over /tmp
 
+    @classmethod
+    def under(cls, own: Path) -> PrivateTmp:
+        """A container's, in folders of its own directory: `tmp` (also its TMPDIR) and `var-tmp`."""
+        return cls(own / "tmp", var_folder=own / "var-tmp")
+
 
 # How Python (and pandas, which raises the same error) says a file is not there.
 _MISSING_PATH = re.compile(r"No such file or directory: '(/[^']*)'")
