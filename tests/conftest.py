@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,16 +23,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(
             f"tests ran in random order; replay it with: make test PYTEST_ARGS=--randomly-seed={seed}"
         )
-
-
-@pytest.fixture
-def outside_tmp() -> Iterator[Path]:
-    """A folder where a job's process and its test leave marks for each other: not under /tmp
-    (pytest's tmp_path is) nor /var/tmp, which in a confined job are the job's own, but in
-    /dev/shm, which a job shares with the machine."""
-    folder = Path(tempfile.mkdtemp(dir="/dev/shm"))
-    yield folder
-    shutil.rmtree(folder)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipelines import REPO_ROOT
-from pipelines.local.system.isolation import Confinement
+from pipelines.local.system.isolation import SHARED_MEMORY, Confinement
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,12 @@ class StateLayout:
         return Confinement(read_only=(REPO_ROOT,), hidden=(self.root, private_home()))
 
     def lambda_confinement(self) -> Confinement:
-        """A Lambda environment's: the same, and nothing writable but its own /tmp, as Lambda's
-        filesystem is read-only but /tmp."""
-        return replace(self.confinement(), writable_only_tmp=True)
+        """A Lambda environment's: the same, nothing writable but its own /tmp, as Lambda's
+        filesystem is read-only but /tmp, and no shared memory: Lambda has no /dev/shm, so
+        multiprocessing's locks, queues and pools fail there (OSError, errno 38; here the empty,
+        read-only /dev/shm gives errno 30) and must fail here too."""
+        base = self.confinement()
+        return replace(base, hidden=(*base.hidden, SHARED_MEMORY), writable_only_tmp=True)
 
     def create_root(self) -> None:
         """The state directory, open to its owner only: it holds credentials and captured traffic."""

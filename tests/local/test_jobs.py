@@ -252,6 +252,33 @@ def test_a_jobs_tmp_is_its_own_not_the_machines_nor_another_jobs(
     assert found == ["nothing", "nothing"]
 
 
+def test_a_jobs_shared_memory_is_its_own_not_the_machines_nor_another_jobs(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """/dev/shm holds every process's shared memory; a container has one of its own (a tmpfs, gone
+    with the job)."""
+    if isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces: a job shares the machine's /dev/shm")
+    mark = Path("/dev/shm") / f"mark-{uuid.uuid4().hex}"
+    mark.write_text("the machine's")
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    layout = StateLayout(tmp_path / "state")
+    found = []
+    try:
+        for job in ("first-1", "second-1"):
+            request = _processing_request(store, TMP_SCRIPT, arguments=["/dev/shm", mark.name, job])
+            outcome = run_processing_job(
+                job, request, store, layout.jobs, io.StringIO(), confinement=layout.confinement()
+            )
+            assert outcome.status == "Succeeded", outcome.failure_reason
+            found.append(store.get_bytes(f"{BUCKET}/runs/x/train/found.txt").decode())
+        machines = mark.read_text()
+    finally:
+        mark.unlink()
+    assert found == ["nothing", "nothing"]  # neither the machine's mark nor the first job's
+    assert machines == "the machine's"
+
+
 def _imports_script(names: tuple[str, ...], out: str) -> bytes:
     """A script that tries to import each of `names` and writes what happened to imports.json in
     `out`, under the job's base dir."""

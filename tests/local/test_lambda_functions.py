@@ -99,6 +99,16 @@ def scratch(event, context):
     return {"before": before, "request": context.aws_request_id, "refused": refused,
             "tmp mb": tmp.f_blocks * tmp.f_frsize >> 20}
 
+def shared_memory(event, context):
+    import errno, multiprocessing
+    seen = {"machine's mark": os.path.exists(os.path.join("/dev/shm", event["name"]))}
+    try:
+        multiprocessing.Lock()
+        seen["lock"] = "made"
+    except OSError as error:
+        seen["lock"] = errno.errorcode[error.errno]
+    return seen
+
 def fill(event, context):
     import errno
     tmp = os.statvfs("/tmp")
@@ -301,6 +311,20 @@ def test_an_environments_tmp_is_its_own_kept_between_its_invocations_and_the_res
     assert not leaked  # not the machine's /tmp
     assert first["tmp mb"] == 512  # EphemeralStorage's default
     assert first["refused"] == {"home": "EROFS", "/var/tmp": "EROFS", "code": "EROFS"}
+
+
+def test_an_environment_has_no_shared_memory_as_lambda_has_no_dev_shm(confined_functions: Functions) -> None:
+    """Lambda mounts no /dev/shm, so multiprocessing's locks, queues and pools fail there (errno 38);
+    here /dev/shm is empty and read-only (errno 30): the handler fails at the same call, and sees
+    nothing of what the machine's processes keep in theirs."""
+    mark = Path("/dev/shm") / f"mark-{uuid.uuid4().hex}"
+    mark.write_text("the machine's")
+    try:
+        create(confined_functions, "f", "app.shared_memory", zipped({"app.py": HANDLER}))
+        seen = confined_functions.invoke("f", {"name": mark.name}).payload
+    finally:
+        mark.unlink()
+    assert seen == {"machine's mark": False, "lock": "EROFS"}
 
 
 def test_writing_past_the_ephemeral_storage_fails_with_no_space_left(confined_functions: Functions) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from buckets import with_buckets
 from waiting import wait_until
 
 from pipelines.local.errors import ServiceError
@@ -267,16 +268,25 @@ def test_every_attempt_of_a_step_is_a_job_of_its_own_with_a_valid_name(step_name
 
 
 def test_a_retried_execution_runs_its_failed_step_as_a_new_job_and_keeps_the_failed_one(
-    service: LocalSageMaker, outside_tmp: Path
+    service: LocalSageMaker,
 ) -> None:
-    marker = outside_tmp / "first-attempt-ran"
-    code = (f"import pathlib, sys; p = pathlib.Path({str(marker)!r}); first = not p.exists(); p.touch(); "
-            "sys.exit('the first attempt fails' if first else 0)")
-    create(service, json.dumps({"Version": "2020-12-01", "Steps": [processing_step("Flaky", code)]}))
+    """The step fails on its input; the input is mended in S3 and the execution retried, which
+    stages the input again."""
+    store = with_buckets(service.context.store, "retry")
+    store.put_bytes("s3://retry/input/verdict", b"the first attempt fails")
+    code = ("import os, pathlib, sys; base = os.environ.get('SAGEMAKER_BASE_DIR', '/opt/ml'); "
+            "verdict = pathlib.Path(base, 'processing/input/verdict/verdict').read_text(); "
+            "sys.exit(None if verdict == 'mended' else verdict)")
+    step = processing_step("Flaky", code)
+    step["Arguments"]["ProcessingInputs"] = [{"InputName": "verdict", "S3Input": {
+        "S3Uri": "s3://retry/input", "LocalPath": "/opt/ml/processing/input/verdict",
+        "S3DataType": "S3Prefix", "S3InputMode": "File"}}]
+    create(service, json.dumps({"Version": "2020-12-01", "Steps": [step]}))
     arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
     assert ended(service, arn)["PipelineExecutionStatus"] == "Failed"
     first = listed_steps(service, arn)["Flaky"]["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1]
 
+    store.put_bytes("s3://retry/input/verdict", b"mended")
     call(service, "RetryPipelineExecution", PipelineExecutionArn=arn, ClientRequestToken="r" * 32)
 
     assert ended(service, arn)["PipelineExecutionStatus"] == "Succeeded"

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from job_marks import MARKS, marks_of
 from processes import pid_alive
 from waiting import wait_until
 
@@ -771,12 +772,14 @@ def test_the_step_list_shows_cache_hits_and_attempts_but_not_the_key(service: Lo
 CODE = "s3://bucket/code/sleeper.py"
 SLEEPER = b"""
 import os, pathlib, time
-pathlib.Path(os.environ["PID_FILE"]).write_text(str(os.getpid()))
+marks = pathlib.Path(os.environ["MARKS"])
+marks.mkdir(parents=True, exist_ok=True)
+(marks / "pid").write_text(str(os.getpid()))
 time.sleep(300)
 """
 
 
-def sleeping_pipeline(pid_file: Path) -> str:
+def sleeping_pipeline() -> str:
     code_dir = "/opt/ml/processing/input/code"
     sleep = {
         "Name": "Sleep",
@@ -791,7 +794,7 @@ def sleeping_pipeline(pid_file: Path) -> str:
                 f"{local_sklearn_release()}-1-cpu-py3",
                 "ContainerEntrypoint": ["python3", f"{code_dir}/sleeper.py"],
             },
-            "Environment": {"PID_FILE": str(pid_file)},
+            "Environment": {"MARKS": MARKS},
             "ProcessingInputs": [{"InputName": "code", "S3Input": {
                 "S3Uri": CODE, "LocalPath": code_dir, "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
         },
@@ -800,18 +803,16 @@ def sleeping_pipeline(pid_file: Path) -> str:
     return json.dumps({"Version": "2020-12-01", "Steps": [sleep, after]})
 
 
-def test_stop_ends_the_running_step_stopped_and_its_process(
-    service: LocalSageMaker, outside_tmp: Path
-) -> None:
-    pid_file = outside_tmp / "sleeper.pid"
+def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMaker) -> None:
     service.context.store.put_bytes(CODE, SLEEPER)
     call(service, "CreatePipeline", RoleArn=ROLE, PipelineName="P",
-         PipelineDefinition=sleeping_pipeline(pid_file))
+         PipelineDefinition=sleeping_pipeline())
     arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    job = running_job(service, arn, "Sleep", "ProcessingJob")  # followable while it runs
+    pid_file = marks_of(service, arn, job) / "pid"
     wait_until(lambda: pid_file.is_file() and pid_file.read_text(), 30, "the job to start")
     pid = int(pid_file.read_text())
     (running,) = listed_steps(service, arn).values()
-    job = running["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1]  # followable while it runs
     described = call(service, "DescribeProcessingJob", ProcessingJobName=job)
     assert (running["StepStatus"], described["ProcessingJobStatus"]) == ("Executing", "InProgress")
     assert "ProcessingEndTime" not in described
@@ -835,6 +836,7 @@ def test_stop_ends_the_running_step_stopped_and_its_process(
 SAVES_WHEN_RELEASED = b"""
 import os, pathlib, signal, time
 marks = pathlib.Path(os.environ["MARKS"])
+marks.mkdir(parents=True, exist_ok=True)
 
 def save(signum, frame):
     (marks / "term").write_text("")
@@ -849,19 +851,27 @@ time.sleep(600)
 """
 
 
-def running_training(service: LocalSageMaker, marks: Path) -> tuple[str, str]:
-    """An execution whose one step, Train, runs SAVES_WHEN_RELEASED: (execution ARN, job name)."""
+def running_job(service: LocalSageMaker, arn: str, step: str, kind: str) -> str:
+    """The name of the job `step` of execution `arn` runs, once it has one."""
+    def job_arn() -> str:
+        return str(listed_steps(service, arn).get(step, {}).get("Metadata", {}).get(kind, {}).get("Arn", ""))
+    return wait_until(job_arn, 60, f"step {step} to start its job").rsplit("/", 1)[-1]
+
+
+def running_training(service: LocalSageMaker) -> tuple[str, str, Path]:
+    """An execution whose one step, Train, runs SAVES_WHEN_RELEASED: (execution ARN, job name, the
+    job's marks folder)."""
     service.context.store.put_bytes(f"{BUCKET}/code/saves.tar.gz", source_tar(SAVES_WHEN_RELEASED))
     step = training_step("Train", "saves.tar.gz")
-    step["Arguments"]["Environment"] = {"MARKS": str(marks)}
+    step["Arguments"]["Environment"] = {"MARKS": MARKS}
     step["Arguments"]["StoppingCondition"] = {"MaxRuntimeInSeconds": 3600}
     call(service, "CreatePipeline", RoleArn=ROLE, PipelineName="T",
          PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": [step]}))
-    marks.mkdir()
     arn = call(service, "StartPipelineExecution", PipelineName="T")["PipelineExecutionArn"]
+    job = running_job(service, arn, "Train", "TrainingJob")
+    marks = marks_of(service, arn, job)
     wait_until(lambda: (marks / "pid").is_file() and (marks / "pid").read_text(), 60, "the job to start")
-    job = listed_steps(service, arn)["Train"]["Metadata"]["TrainingJob"]["Arn"].rsplit("/", 1)[-1]
-    return arn, job
+    return arn, job, marks
 
 
 def training(service: LocalSageMaker, job: str) -> dict[str, Any]:
@@ -890,10 +900,9 @@ STOPPED = ("Stopped", "The training job has stopped.")
 
 
 def test_a_stopped_training_job_is_stopping_until_its_process_has_saved_its_model(
-    service: LocalSageMaker, outside_tmp: Path
+    service: LocalSageMaker,
 ) -> None:
-    marks = outside_tmp / "marks"
-    _, job = running_training(service, marks)
+    _, job, marks = running_training(service)
     asked = training(service, job)["LastModifiedTime"]
 
     assert call(service, "StopTrainingJob", TrainingJobName=job) == {}
@@ -944,10 +953,9 @@ def test_only_a_job_in_progress_can_be_stopped(service: LocalSageMaker) -> None:
 
 
 def test_a_stopped_execution_its_step_and_its_job_are_stopping_together_until_the_job_has_stopped(
-    service: LocalSageMaker, outside_tmp: Path
+    service: LocalSageMaker,
 ) -> None:
-    marks = outside_tmp / "marks"
-    arn, job = running_training(service, marks)
+    arn, job, marks = running_training(service)
 
     def described() -> str:
         execution = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from buckets import with_buckets
+from job_marks import MARKS, marks_of
 from waiting import wait_until
 
 from pipelines.local.service.backend import LocalSageMaker
@@ -29,7 +30,9 @@ TERMINAL = ("Succeeded", "Failed", "Stopped")
 # The job waits (bounded) for the test to say the lock is taken, so it ends while the lock is held.
 WAIT_FOR_MARKER = textwrap.dedent("""
     import os, pathlib, time
-    marker = pathlib.Path(os.environ["MARKER"])
+    marks = pathlib.Path(os.environ["MARKS"])
+    marks.mkdir(parents=True, exist_ok=True)
+    marker = marks / "locked"
     deadline = time.monotonic() + 60
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -43,10 +46,10 @@ def service(tmp_path: Path) -> Iterator[LocalSageMaker]:
     backend.shutdown()
 
 
-def definition(marker: Path) -> str:
-    """A Processing step that waits for `marker`, then a Condition step after it."""
+def definition() -> str:
+    """A Processing step that waits for the mark `locked`, then a Condition step after it."""
     steps = [
-        script_step("Wait", f"{BUCKET}/wait.py", {"MARKER": str(marker)}),
+        script_step("Wait", f"{BUCKET}/wait.py", {"MARKS": MARKS}),
         {"Name": "After", "Type": "Condition", "DependsOn": ["Wait"], "Arguments": {"Conditions": []}},
     ]
     return json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": steps})
@@ -58,15 +61,17 @@ def call(service: LocalSageMaker, name: str, **request: Any) -> dict[str, Any]:
     return operation(request)
 
 
-def start_waiting_execution(service: LocalSageMaker, marker: Path) -> str:
-    """Start the execution and return once its job runs (and cannot end before the marker)."""
+def start_waiting_execution(service: LocalSageMaker) -> tuple[str, Path]:
+    """Start the execution and return once its job runs (and cannot end before the marker):
+    (execution ARN, the marker that lets the job end)."""
     with_buckets(service.context.store, "reliability").put_bytes(f"{BUCKET}/wait.py", WAIT_FOR_MARKER)
-    call(service, "CreatePipeline", PipelineName="locked", PipelineDefinition=definition(marker),
+    call(service, "CreatePipeline", PipelineName="locked", PipelineDefinition=definition(),
          RoleArn="arn:aws:iam::000000000000:role/local-sagemaker")
     arn: str = call(service, "StartPipelineExecution", PipelineName="locked")["PipelineExecutionArn"]
-    wait_until(lambda: steps(service, arn).get("Wait", {}).get("StepStatus") == "Executing", 30,
-               "the Wait step to start")
-    return arn
+    wait = wait_until(lambda: (step := steps(service, arn).get("Wait", {})).get("StepStatus") == "Executing"
+                      and step, 30, "the Wait step to start")
+    job = wait["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1]
+    return arn, marks_of(service, arn, job) / "locked"
 
 
 def steps(service: LocalSageMaker, arn: str) -> dict[str, dict[str, Any]]:
@@ -79,11 +84,8 @@ def ended(service: LocalSageMaker, arn: str) -> dict[str, Any] | None:
     return execution if execution["PipelineExecutionStatus"] in TERMINAL else None
 
 
-def test_an_execution_waits_out_a_lock_held_by_another_process(
-    service: LocalSageMaker, outside_tmp: Path
-) -> None:
-    marker = outside_tmp / "locked"
-    arn = start_waiting_execution(service, marker)
+def test_an_execution_waits_out_a_lock_held_by_another_process(service: LocalSageMaker) -> None:
+    arn, marker = start_waiting_execution(service)
     holder = LockHolder(service.context.database.path, HOLD_SECONDS)
     try:
         marker.touch()  # the job ends now, while the lock is held: its end must wait to be recorded
@@ -100,11 +102,10 @@ def test_an_execution_waits_out_a_lock_held_by_another_process(
 
 
 def test_an_execution_that_cannot_be_recorded_ends_failed_once_the_database_is_free(
-    service: LocalSageMaker, outside_tmp: Path
+    service: LocalSageMaker,
 ) -> None:
     service.context.database.retry_seconds = 1.0  # the lock outlasts the budget
-    marker = outside_tmp / "locked"
-    arn = start_waiting_execution(service, marker)
+    arn, marker = start_waiting_execution(service)
     holder = LockHolder(service.context.database.path, 4.0)
     try:
         marker.touch()

@@ -10,9 +10,9 @@ child is shown inside them (its interpreter, its environment) is there read-only
 directory is writable where it was. With `network=False` it also gets a network
 namespace whose only interface is a loopback that is down: no connection leaves it, not to the
 internet, not to S3, not to this machine's own servers. A confined child may also get a /tmp of its
-own (`PrivateTmp`: a folder of its own or a tmpfs) over the machine's, shared by every process, and
-a /var/tmp of its own (a folder); and with `writable_only_tmp`, as Lambda's filesystem, every mount
-is read-only but that /tmp (and /proc).
+own (`PrivateTmp`: a folder of its own or a tmpfs) over the machine's, shared by every process, a
+/var/tmp of its own (a folder) and a /dev/shm of its own (a tmpfs, as every container has); and with
+`writable_only_tmp`, as Lambda's filesystem, every mount is read-only but that /tmp (and /proc).
 
 The mounts are made as root of the outer user namespace (`--map-root-user`: mount(8) refuses any
 other user), then the command runs in a second user namespace inside it that maps the user back to
@@ -49,6 +49,7 @@ MOUNT_TABLE = ".confinement.fstab"  # written into the child's own directory, re
 WITHOUT_NETWORK = ("--net",)
 TMP = Path("/tmp")
 VAR_TMP = Path("/var/tmp")
+SHARED_MEMORY = Path("/dev/shm")  # POSIX shared memory and semaphores: multiprocessing's locks, queues
 PROC = Path("/proc")  # writable as before: the inner `unshare` writes the user mapping there
 # The interpreter that runs READ_ONLY_TREE: this one's own, not a venv's link to it, which may be
 # under the /tmp a child's own replaces (it needs nothing but the standard library).
@@ -82,17 +83,22 @@ class Confinement:
 
 @dataclass(frozen=True)
 class PrivateTmp:
-    """What a child sees at /tmp instead of the machine's /tmp, shared by every process, and at
-    /var/tmp instead of the machine's, which outlives reboots: a container has both of its own."""
+    """What a child sees at /tmp instead of the machine's /tmp, shared by every process, at
+    /var/tmp instead of the machine's, which outlives reboots, and at /dev/shm instead of the
+    machine's, where any process's shared memory is: a container has all three of its own."""
 
     folder: Path | None = None  # bound over /tmp: on disk, and gone with the folder (a job's scratch)
     size_mb: int = 0  # with no folder, a tmpfs of this size, gone with the child (Lambda's /tmp)
     var_folder: Path | None = None  # bound over /var/tmp (made if missing), as `folder` over /tmp
+    # A tmpfs over /dev/shm, gone with the child. Its size is the kernel's default, half this
+    # machine's memory: SageMaker does not document the size of a container's /dev/shm.
+    shared_memory: bool = False
 
     @classmethod
     def under(cls, own: Path) -> PrivateTmp:
-        """A container's, in folders of its own directory: `tmp` (also its TMPDIR) and `var-tmp`."""
-        return cls(own / "tmp", var_folder=own / "var-tmp")
+        """A container's: folders of its own directory, `tmp` (also its TMPDIR) and `var-tmp`, and
+        a /dev/shm of its own."""
+        return cls(own / "tmp", var_folder=own / "var-tmp", shared_memory=True)
 
 
 # How Python (and pandas, which raises the same error) says a file is not there.
@@ -264,6 +270,8 @@ def _mount_table(confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bo
                for p in confinement.hidden if p.is_dir()]
     if tmp is not None and tmp.folder is None:  # memory; a folder is bound from its descriptor
         layered.append((_depth(TMP), 1, f"tmp {TMP} tmpfs mode=1777,size={tmp.size_mb}m"))
+    if tmp is not None and tmp.shared_memory and SHARED_MEMORY.is_dir():
+        layered.append((_depth(SHARED_MEMORY), 1, f"shm {SHARED_MEMORY} tmpfs mode=1777,nosuid,nodev"))
     layered += [
         (_depth(mount.target), 1, _from_descriptor(mount, fd))
         for mount, fd in fds.items()
