@@ -488,9 +488,9 @@ class Endpoints:
 
     # watching and replacing instances
 
-    def _watch(self) -> None:
+    def _watch(self) -> bool:
         """The watchdog's check: every server is held to its memory; a serving one that died is
-        replaced."""
+        replaced. Whether there is anything to watch."""
         with self._lock:
             servers = list(self._live)
             serving = [(e.name, e.serving) for e in self._endpoints.values() if e.serving]
@@ -500,6 +500,7 @@ class Endpoints:
             for variant in deployment.variants:
                 for dead in variant.claim_dead():
                     self._begin_replacement(endpoint_name, deployment, variant, dead)
+        return bool(servers or serving)
 
     def _begin_replacement(
         self, endpoint_name: str, deployment: _Deployment, variant: VariantInstances, dead: ModelServerProcess
@@ -574,6 +575,7 @@ class Endpoints:
         if closed:
             server.stop()
             raise DeploymentError("hosting is shutting down")
+        self._watchdog.wake()
 
     def _stop(self, server: ModelServerProcess) -> None:
         server.stop()

@@ -1,8 +1,8 @@
 """How local hosting watches its instances, and paces the replacement of one that died.
 
 SageMaker health-checks an endpoint's instances and replaces one that fails. Locally one watchdog
-thread serves every instance of an ``Endpoints``: every ``WATCH_SECONDS`` it holds each model
-server to its instance type's memory (as jobs are held: system/memory.py) and finds the serving
+thread serves every instance of an ``Endpoints``: every ``WATCH_SECONDS`` while any runs, it holds
+each model server to its instance type's memory (as jobs are held: system/memory.py) and finds the serving
 instances whose process ended, which ``Endpoints`` then replaces. A replacement that cannot start,
 or an instance that dies within ``STEADY_SECONDS`` of passing /ping, is a sign that it will die
 again (a model that outgrows its memory as it loads, a crash at its first request): the next
@@ -40,25 +40,37 @@ def next_delay(previous: float) -> float:
 
 
 class Watchdog:
-    """One thread that calls `check` every WATCH_SECONDS until stopped; a check that fails is
-    logged, and the next one runs."""
+    """One thread that calls `check` every WATCH_SECONDS while it has something to watch (`check`
+    says whether it has), and otherwise sleeps until woken (`wake`: a server has started) or
+    stopped: an idle local server wakes for nothing. A check that fails is logged, and the next
+    one runs."""
 
-    def __init__(self, check: Callable[[], None], name: str) -> None:
+    def __init__(self, check: Callable[[], bool], name: str) -> None:
         self._check = check
-        self._stopped = threading.Event()
+        self._stopped = False
+        self._woken = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def wake(self) -> None:
+        self._woken.set()
+
     def stop(self) -> None:
-        self._stopped.set()
+        self._stopped = True
+        self._woken.set()
         if self._thread.is_alive():
             self._thread.join()
 
     def _run(self) -> None:
-        while not self._stopped.wait(WATCH_SECONDS):
+        while not self._stopped:
             try:
-                self._check()
+                watching = self._check()
             except Exception:
                 log.exception("the model server watchdog's check failed")
+                watching = True
+            # A wake after this check is never lost: it comes after its server was registered,
+            # and that server is seen by the next check, which the set event lets run.
+            self._woken.wait(WATCH_SECONDS if watching else None)
+            self._woken.clear()
