@@ -38,7 +38,7 @@ from pipelines.local.layout import StateLayout
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system import cpus
 from pipelines.local.system.instance_types import INSTANCES, Instance
-from pipelines.local.system.isolation import Confinement, isolation_unavailable
+from pipelines.local.system.isolation import Confinement, isolation_unavailable, shows_opt_ml
 from pipelines.local.system.supervision import ProcessExit
 
 BUCKET = "s3://my-bucket/p"
@@ -1536,6 +1536,70 @@ def test_a_job_failing_on_a_hard_coded_opt_ml_path_is_told_where_opt_ml_is_here(
     base = work_dir / "literal-1" / "opt" / "ml"
     hint = f"[local-sagemaker] a path under /opt/ml was not found: a local job's /opt/ml is {base}, "
     assert (hint in (work_dir / "literal-1" / "logs.txt").read_text()) is hinted
+
+
+LITERAL_PATHS = _script(
+    """
+    from pathlib import Path
+
+    rows = Path("/opt/ml/processing/input/data/train.csv").read_text()  # as AWS's examples write it
+    Path("/opt/ml/processing/train/found.txt").write_text("read " + rows)
+    """
+)
+
+
+def test_a_confined_job_finds_its_paths_at_opt_ml_as_a_container_does(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """A script that reads and writes /opt/ml/... as written, as AWS's examples do, runs here as in
+    a container; the machine's /opt is not the job's to see or change."""
+    if not shows_opt_ml(StateLayout(tmp_path / "state").confinement()):
+        pytest.skip("this machine cannot show a job its folder at /opt/ml (no namespaces, or no /opt)")
+    machine_had_opt_ml = Path("/opt/ml").exists()
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    layout = StateLayout(tmp_path / "state")
+    outcome = run_processing_job("literal-1", _processing_request(store, LITERAL_PATHS), store, layout.jobs,
+                                 io.StringIO(), confinement=layout.confinement())
+    assert (outcome.status, outcome.failure_reason) == ("Succeeded", "")
+    assert store.get_bytes(f"{BUCKET}/runs/x/train/found.txt") == b"read x\n"
+    assert Path("/opt/ml").exists() is machine_had_opt_ml
+
+
+def test_a_confined_training_job_saves_its_model_at_opt_ml_model_as_written(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    layout = StateLayout(tmp_path / "state")
+    if not shows_opt_ml(layout.confinement()):
+        pytest.skip("this machine cannot show a job its folder at /opt/ml (no namespaces, or no /opt)")
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    script = _script(
+        """
+        from pathlib import Path
+
+        rows = Path("/opt/ml/input/data/train/train.csv").read_text()
+        Path("/opt/ml/model/literal.txt").write_text("trained on " + rows)
+        """
+    )
+    outcome = run_training_job("literal-1", _training_request(store, script), store, layout.jobs,
+                               io.StringIO(), confinement=layout.confinement())
+    assert (outcome.status, outcome.failure_reason) == ("Succeeded", "")
+    model = _members(store.get_bytes(f"{BUCKET}/models/literal-1/output/model.tar.gz"))
+    assert model["literal.txt"] == b"trained on x\n"
+
+
+def test_a_confined_job_failing_on_a_missing_opt_ml_path_gets_no_hint_about_where_opt_ml_is(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """Its /opt/ml is where a container's is: the file is missing there as it would be on SageMaker."""
+    layout = StateLayout(tmp_path / "state")
+    if not shows_opt_ml(layout.confinement()):
+        pytest.skip("this machine cannot show a job its folder at /opt/ml (no namespaces, or no /opt)")
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(store, _script("open('/opt/ml/processing/input/data/missing.csv')"))
+    outcome = run_processing_job("missing-1", request, store, layout.jobs, io.StringIO(),
+                                 confinement=layout.confinement())
+    assert outcome.status == "Failed" and "missing.csv" in outcome.failure_reason
+    assert "a path under /opt/ml was not found" not in (layout.jobs / "missing-1" / "logs.txt").read_text()
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from pipelines.local.jobs.log_events import StreamWriter, open_stream
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.objects import NoSuchBucket, NoSuchKey, ObjectStore
 from pipelines.local.system.instance_types import Instance
-from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, hidden_among
+from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, hidden_among, shows_opt_ml
 from pipelines.local.system.supervision import KILL_GRACE_SECONDS, ProcessExit, run_to_end
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
@@ -172,11 +172,12 @@ def run_container(
     job no network at all (system/isolation.py); a stopped one gets `grace` seconds between
     SIGTERM and SIGKILL. On its `instance` it runs on that many vCPUs of this machine
     (system/cpus.py), and processes that outgrow the instance's memory are killed as SageMaker's
-    OOM killer kills them. A job that fails on a path it wrote as /opt/ml/... gets a line in its
-    log saying where /opt/ml is here."""
+    OOM killer kills them. Confined, it finds its job directory's base at /opt/ml too, so a path
+    written as /opt/ml/... works as in a container; unconfined, a job that fails on one gets a line
+    in its log saying where /opt/ml is here."""
     command = confined(
         argv, job.root, confinement, network=not isolated, shown=python.trees,
-        tmp=PrivateTmp.under(job.root),
+        tmp=PrivateTmp.under(job.root), opt_ml=job.base,
     )
     logs_txt = job.root / "logs.txt"
     with open(logs_txt, "w", encoding="utf-8") as logs_file, open_stream(job.root, HOST) as events:
@@ -195,11 +196,13 @@ def run_container(
 def _missing_path_hints(
     stderr_tail: list[str], job: JobDirs, python: ImagePython, confinement: Confinement | None
 ) -> list[str]:
-    """Log lines for a job that failed on a path it cannot have: one it wrote as /opt/ml/..., or
-    one that confinement hides from it (in the user's home folder or the local state, and not in
-    what the job is shown there: its own folder, the project, its interpreter)."""
+    """Log lines for a job that failed on a path it cannot have: one it wrote as /opt/ml/... where
+    it has no /opt/ml, or one that confinement hides from it (in the user's home folder or the
+    local state, and not in what the job is shown there: its own folder, the project, its
+    interpreter)."""
     hints = []
-    if any(_MISSING_CONTAINER_PATH.search(line) for line in stderr_tail):
+    missing_container_path = any(_MISSING_CONTAINER_PATH.search(line) for line in stderr_tail)
+    if missing_container_path and not shows_opt_ml(confinement):
         hints.append(_rebased_path_hint(job))
     if confinement is not None:
         hidden = hidden_among("\n".join(stderr_tail), confinement, (job.root, *python.trees))

@@ -49,6 +49,8 @@ MOUNT_TABLE = ".confinement.fstab"  # written into the child's own directory, re
 WITHOUT_NETWORK = ("--net",)
 TMP = Path("/tmp")
 VAR_TMP = Path("/var/tmp")
+OPT = Path("/opt")
+OPT_ML = OPT / "ml"  # a SageMaker container's paths: its inputs, outputs, model, config
 SHARED_MEMORY = Path("/dev/shm")  # POSIX shared memory and semaphores: multiprocessing's locks, queues
 PROC = Path("/proc")  # writable as before: the inner `unshare` writes the user mapping there
 # The interpreter that runs READ_ONLY_TREE: this one's own, not a venv's link to it, which may be
@@ -183,13 +185,15 @@ def confined(
     shown: tuple[Path, ...] = (),
     busy_fds: tuple[int, ...] = (),
     tmp: PrivateTmp | None = None,
+    opt_ml: Path | None = None,
 ) -> list[str]:
     """`argv` to run confined to `own` (isolation_unavailable() must be "" when network is False),
     `shown` visible read-only even inside a hidden tree and, with a confinement, `tmp` at /tmp
     instead of the machine's (the confinement's read-only trees, the project's with its
-    interpreters, shown there too where they are under /tmp); as it is when there is nothing to
-    confine it with (no confinement and the network kept). `busy_fds` are descriptors the command
-    inherits, which the setup must not reuse."""
+    interpreters, shown there too where they are under /tmp) and `opt_ml`, a folder inside `own`,
+    at /opt/ml as well, over an /opt of the child's own (where `shows_opt_ml`); as it is when there
+    is nothing to confine it with (no confinement and the network kept). `busy_fds` are
+    descriptors the command inherits, which the setup must not reuse."""
     if confinement is None:
         if network:
             return list(argv)
@@ -214,7 +218,8 @@ def confined(
         raise RuntimeError(f"no free descriptors to confine {argv[0]} with")
     fds = dict(zip([*private_tmp, *trees, *kept], free, strict=False))
     table = own / MOUNT_TABLE
-    table.write_text(_mount_table(confinement, tmp, fds), encoding="utf-8")
+    opt_ml = opt_ml if shows_opt_ml(confinement) else None
+    table.write_text(_mount_table(confinement, tmp, fds, opt_ml), encoding="utf-8")
     script = [
         "set -e",
         *(f"exec {fd}<{shlex.quote(str(mount.source))}" for mount, fd in fds.items()),
@@ -225,6 +230,13 @@ def confined(
         f'exec {_as_user(unshare)} -- "$@"',
     ]
     return [unshare, *namespaces, "--", "sh", "-c", "\n".join(script), "confined", *argv]
+
+
+def shows_opt_ml(confinement: Confinement | None) -> bool:
+    """Whether `confined` shows a child its folder at /opt/ml: it confines the child, and this
+    machine has an /opt to cover with one of the child's own (where there is none, a user cannot
+    make one)."""
+    return confinement is not None and not isolation_unavailable() and OPT.is_dir()
 
 
 def _private_tmp(tmp: PrivateTmp) -> list[_Bound]:
@@ -258,18 +270,23 @@ def _read_only_tree(tmp: PrivateTmp | None) -> list[str]:
     return [shlex.join([SETUP_PYTHON, "-I", "-S", "-c", READ_ONLY_TREE, "/", *writable])]
 
 
-def _mount_table(confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bound, int]) -> str:
+def _mount_table(
+    confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bound, int], opt_ml: Path | None
+) -> str:
     """The mounts as an fstab, in order: the hidden trees, the read-only ones and the child's own
     /tmp, a folder before what is inside it (the project, read-only, inside the hidden home folder;
     the state, hidden, inside the project; /tmp's own over a home folder that is /tmp), and at one
     path what is shown after what is hidden; then the child's own folder and what else it is shown,
-    which nothing covers. Each directory is bound from its descriptor and made where missing, as a
+    which nothing covers; last, `opt_ml` at /opt/ml, bound by its path, which is the child's own
+    folder's by then. Each directory is bound from its descriptor and made where missing, as a
     path under /tmp is once /tmp is the child's, or one inside a hidden tree."""
     # (depth, hidden before shown at one path, entry): a folder's mount before those inside it
     layered = [(_depth(p), 0, f"hidden {_field(p)} tmpfs mode=0700,size=1m,X-mount.mkdir")
                for p in confinement.hidden if p.is_dir()]
     if tmp is not None and tmp.folder is None:  # memory; a folder is bound from its descriptor
         layered.append((_depth(TMP), 1, f"tmp {TMP} tmpfs mode=1777,size={tmp.size_mb}m"))
+    if opt_ml is not None:  # the machine's /opt is no container's: only /opt/ml is there
+        layered.append((_depth(OPT), 1, f"opt {OPT} tmpfs mode=0755,size=1m"))
     if tmp is not None and tmp.shared_memory and SHARED_MEMORY.is_dir():
         layered.append((_depth(SHARED_MEMORY), 1, f"shm {SHARED_MEMORY} tmpfs mode=1777,nosuid,nodev"))
     layered += [
@@ -281,6 +298,8 @@ def _mount_table(confinement: Confinement, tmp: PrivateTmp | None, fds: dict[_Bo
     entries += [
         _from_descriptor(mount, fd) for mount, fd in fds.items() if not mount.layered
     ]
+    if opt_ml is not None:
+        entries.append(f"{_field(opt_ml)} {OPT_ML} none bind,X-mount.mkdir")
     return "".join(f"{entry} 0 0\n" for entry in entries)
 
 
