@@ -1548,16 +1548,22 @@ LITERAL_PATHS = _script(
 )
 
 
+@pytest.fixture
+def opt_ml_shown(tmp_path: Path) -> StateLayout:
+    """A state whose confined jobs find their base folder at /opt/ml (skipped where they cannot)."""
+    layout = StateLayout(tmp_path / "state")
+    if not shows_opt_ml(layout.confinement()):
+        pytest.skip("this machine cannot show a job its folder at /opt/ml (no namespaces, or no /opt)")
+    return layout
+
+
 def test_a_confined_job_finds_its_paths_at_opt_ml_as_a_container_does(
-    store: ObjectStore, tmp_path: Path
+    store: ObjectStore, opt_ml_shown: StateLayout
 ) -> None:
     """A script that reads and writes /opt/ml/... as written, as AWS's examples do, runs here as in
     a container; the machine's /opt is not the job's to see or change."""
-    if not shows_opt_ml(StateLayout(tmp_path / "state").confinement()):
-        pytest.skip("this machine cannot show a job its folder at /opt/ml (no namespaces, or no /opt)")
-    machine_had_opt_ml = Path("/opt/ml").exists()
+    layout, machine_had_opt_ml = opt_ml_shown, Path("/opt/ml").exists()
     store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
-    layout = StateLayout(tmp_path / "state")
     outcome = run_processing_job("literal-1", _processing_request(store, LITERAL_PATHS), store, layout.jobs,
                                  io.StringIO(), confinement=layout.confinement())
     assert (outcome.status, outcome.failure_reason) == ("Succeeded", "")
@@ -1566,11 +1572,8 @@ def test_a_confined_job_finds_its_paths_at_opt_ml_as_a_container_does(
 
 
 def test_a_confined_training_job_saves_its_model_at_opt_ml_model_as_written(
-    store: ObjectStore, tmp_path: Path
+    store: ObjectStore, opt_ml_shown: StateLayout
 ) -> None:
-    layout = StateLayout(tmp_path / "state")
-    if not shows_opt_ml(layout.confinement()):
-        pytest.skip("this machine cannot show a job its folder at /opt/ml (no namespaces, or no /opt)")
     store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
     script = _script(
         """
@@ -1580,26 +1583,24 @@ def test_a_confined_training_job_saves_its_model_at_opt_ml_model_as_written(
         Path("/opt/ml/model/literal.txt").write_text("trained on " + rows)
         """
     )
-    outcome = run_training_job("literal-1", _training_request(store, script), store, layout.jobs,
-                               io.StringIO(), confinement=layout.confinement())
+    outcome = run_training_job("literal-1", _training_request(store, script), store, opt_ml_shown.jobs,
+                               io.StringIO(), confinement=opt_ml_shown.confinement())
     assert (outcome.status, outcome.failure_reason) == ("Succeeded", "")
     model = _members(store.get_bytes(f"{BUCKET}/models/literal-1/output/model.tar.gz"))
     assert model["literal.txt"] == b"trained on x\n"
 
 
 def test_a_confined_job_failing_on_a_missing_opt_ml_path_gets_no_hint_about_where_opt_ml_is(
-    store: ObjectStore, tmp_path: Path
+    store: ObjectStore, opt_ml_shown: StateLayout
 ) -> None:
     """Its /opt/ml is where a container's is: the file is missing there as it would be on SageMaker."""
-    layout = StateLayout(tmp_path / "state")
-    if not shows_opt_ml(layout.confinement()):
-        pytest.skip("this machine cannot show a job its folder at /opt/ml (no namespaces, or no /opt)")
     store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
     request = _processing_request(store, _script("open('/opt/ml/processing/input/data/missing.csv')"))
-    outcome = run_processing_job("missing-1", request, store, layout.jobs, io.StringIO(),
-                                 confinement=layout.confinement())
+    outcome = run_processing_job("missing-1", request, store, opt_ml_shown.jobs, io.StringIO(),
+                                 confinement=opt_ml_shown.confinement())
     assert outcome.status == "Failed" and "missing.csv" in outcome.failure_reason
-    assert "a path under /opt/ml was not found" not in (layout.jobs / "missing-1" / "logs.txt").read_text()
+    logs = (opt_ml_shown.jobs / "missing-1" / "logs.txt").read_text()
+    assert "a path under /opt/ml was not found" not in logs
 
 
 @pytest.mark.parametrize(
