@@ -49,7 +49,7 @@ from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.layout import StateLayout
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system import cpus
-from pipelines.local.system.isolation import isolation_unavailable
+from pipelines.local.system.isolation import isolation_unavailable, shows_opt_ml
 from pipelines.local.system.memory import MemoryLimit
 
 WAIT_SECONDS = 90.0  # above Endpoints' own 60 s health-check limit
@@ -184,7 +184,7 @@ def test_deploy_then_invoke_and_capture_successful_requests(
 ) -> None:
     capture = CaptureSpec("s3://bucket/capture", 100.0, json_types=(JSON,))
     deployed(hosting, store, capture=capture)
-    model_dir = tmp_path / "state" / "endpoints" / "ep" / "d1" / "model"
+    model_dir = tmp_path / "state" / "endpoints" / "ep" / "d1" / "opt" / "ml" / "model"
     assert (model_dir / "model.txt").read_text() == "v1"
 
     bodies = [json.dumps(f"review {i}").encode() for i in range(3)]
@@ -333,6 +333,36 @@ def model_fn(model_dir):
     assert (state, reason) == ("InService", "")
     assert on_the_machine == "the machine's"
     assert written == (["the model server's"] if on_disk else [])  # in its instance's own folder
+
+
+def test_inference_code_that_opens_opt_ml_model_as_written_finds_the_model_there(
+    store: DirStore, tmp_path: Path
+) -> None:
+    """A model_fn that opens /opt/ml/model/... rather than its model_dir, as some inference code
+    does, finds the model there as in a container."""
+    layout = StateLayout(tmp_path / "state")
+    if not shows_opt_ml(layout.confinement()):
+        pytest.skip("this machine cannot show a model server its model at /opt/ml/model")
+    literal = INFERENCE + """
+_stub_model_fn = model_fn
+
+
+def model_fn(model_dir):
+    if Path("/opt/ml/model/model.txt").read_text() != Path(model_dir, "model.txt").read_text():
+        raise RuntimeError("/opt/ml/model is another model")
+    return _stub_model_fn(model_dir)
+"""
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", {"code/inference.py": literal.encode()})
+    hosting = Endpoints(layout.endpoints, store, layout.confinement())
+    status = StatusLog()
+    try:
+        hosting.deploy("ep", "d1", variant(uri), None, status)
+        (_, state, reason, _), = status.wait(1)
+        answered = answer(hosting.invoke("ep", b'"x"', JSON, JSON)) if state == "InService" else {}
+    finally:
+        hosting.shutdown()
+    assert (state, reason) == ("InService", "")
+    assert answered["version"] == "v1"
 
 
 def test_inference_code_that_ships_a_package_named_like_the_model_servers_own_gets_its_own(
@@ -527,7 +557,7 @@ def test_two_variants_each_get_a_server_and_target_variant_routes(
     assert status.wait(1) == [("ep", "InService", "", "d1")]
     assert set(hosting.server_pids("ep")) == {"A", "B"}
     deployment_dir = tmp_path / "state" / "endpoints" / "ep" / "d1"
-    assert (deployment_dir / "B" / "model" / "model.txt").read_text() == "v2"
+    assert (deployment_dir / "B" / "opt" / "ml" / "model" / "model.txt").read_text() == "v2"
     for name, version in (("A", "v1"), ("B", "v2")):
         result = hosting.invoke("ep", b'"x"', JSON, JSON, target_variant=name)
         assert (answer(result)["version"], result.variant_name) == (version, name)

@@ -25,6 +25,7 @@ from typing import IO
 from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ServerSocket, ping
+from pipelines.local.jobs.container import CONTAINER_BASE
 from pipelines.local.jobs.image_python import ImagePython, image_python
 from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.log_events import StreamWriter
@@ -262,12 +263,13 @@ def launch(
 ) -> ModelServerProcess:
     """Unpack the model and start its server (not yet healthy) on the `spawner` thread, confined
     to its instance's directory `variant_dir` (system/isolation.py), whose `tmp` folder is its /tmp,
-    as a container has one of its own; `instance_id` names it in log
+    as a container has one of its own, and whose `opt/ml` folder, with the model unpacked in
+    `model`, it also finds at /opt/ml, as a container does; `instance_id` names it in log
     streams, as an instance's id does on SageMaker. Its output goes to its server.log and, a line
     at a time with the millisecond it was read, to `log_stream` (which it closes when the server's
     output ends)."""
     try:
-        model_dir = variant_dir / "model"
+        model_dir = variant_dir.joinpath(*CONTAINER_BASE.parts[1:], "model")
         archive = _locate(store, variant.model_data_url)
         if variant.model_data_sha256 is not None:
             verify_model_data(archive, variant.model_data_url, variant.model_data_sha256)
@@ -283,7 +285,7 @@ def launch(
             "--socket", server_socket.name]
     argv = confined(
         argv, variant_dir, confinement, network=not variant.network_isolation, shown=python.trees,
-        tmp=PrivateTmp.under(variant_dir),
+        tmp=PrivateTmp.under(variant_dir), opt_ml=model_dir.parent,
     )
     try:
         process, offset, output = _spawn(argv, env, log_path, log_stream, spawner, variant_dir, variant.vcpus)
