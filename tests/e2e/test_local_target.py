@@ -26,6 +26,7 @@ from pipelines import REPO_ROOT, cli, demo_drift
 from pipelines.aws import Clients
 from pipelines.datasets import latest_dataset
 from pipelines.local import daemon
+from pipelines.sdk_env import prepare_sdk_environment
 from pipelines.settings import load_settings
 from steps import deploy
 
@@ -416,7 +417,10 @@ def test_the_sdks_own_objects_work_against_the_local_target(
     local: Local, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SDK v3's Pipeline and PipelineExecution, and sagemaker-core's resources, make their own
-    calls (versions, parameters, job descriptions, tags, waiters): all of them are answered."""
+    calls (versions, parameters, job descriptions, tags, waiters): all of them are answered. The
+    SDK is prepared as the project prepares it (a region; no IAM check of a role at upsert), which
+    another test's import of pipelines.definition did when this one ran in the suite."""
+    prepare_sdk_environment()
     from sagemaker.core.helper.session_helper import Session
     from sagemaker.core.resources import Endpoint
     from sagemaker.core.resources import Pipeline as PipelineResource
