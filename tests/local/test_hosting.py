@@ -134,6 +134,20 @@ def model_archive(store: DirStore, uri: str, version: str, extra: dict[str, byte
     return uri
 
 
+def deploy_alone(layout: StateLayout, store: DirStore, uri: str) -> tuple[str, str, dict[str, Any]]:
+    """Deploy `uri` as endpoint `ep`, confined as the layout confines model servers, then shut down:
+    (state, reason, the answer to one invocation when it was InService)."""
+    hosting = Endpoints(layout.endpoints, store, layout.confinement())
+    status = StatusLog()
+    try:
+        hosting.deploy("ep", "d1", variant(uri), None, status)
+        (_, state, reason, _), = status.wait(1)
+        answered = answer(hosting.invoke("ep", b'"x"', JSON, JSON)) if state == "InService" else {}
+    finally:
+        hosting.shutdown()
+    return state, reason, answered
+
+
 def variant(uri: str, name: str = "AllTraffic") -> list[VariantSpec]:
     return [VariantSpec(name, uri, {})]
 
@@ -283,13 +297,7 @@ def test_inference_code_that_reads_the_users_home_folder_fails_to_deploy_and_say
     (home / "vocabulary.txt").write_text("great\n")
     handler = f"def model_fn(model_dir):\n    return open({str(home / 'vocabulary.txt')!r}).read()\n"
     uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", {"code/inference.py": handler.encode()})
-    hosting = Endpoints(layout.endpoints, store, layout.confinement())
-    status = StatusLog()
-    try:
-        hosting.deploy("ep", "d1", variant(uri), None, status)
-        (_, state, reason, _), = status.wait(1)
-    finally:
-        hosting.shutdown()
+    state, reason, _ = deploy_alone(layout, store, uri)
 
     assert state == "Failed" and "FileNotFoundError" in reason
     assert f"(a path under {home} was not found: a model server does not see it" in reason
@@ -353,14 +361,7 @@ def model_fn(model_dir):
     return _stub_model_fn(model_dir)
 """
     uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", {"code/inference.py": literal.encode()})
-    hosting = Endpoints(layout.endpoints, store, layout.confinement())
-    status = StatusLog()
-    try:
-        hosting.deploy("ep", "d1", variant(uri), None, status)
-        (_, state, reason, _), = status.wait(1)
-        answered = answer(hosting.invoke("ep", b'"x"', JSON, JSON)) if state == "InService" else {}
-    finally:
-        hosting.shutdown()
+    state, reason, answered = deploy_alone(layout, store, uri)
     assert (state, reason) == ("InService", "")
     assert answered["version"] == "v1"
 

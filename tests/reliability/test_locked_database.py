@@ -68,10 +68,12 @@ def start_waiting_execution(service: LocalSageMaker) -> tuple[str, Path]:
     call(service, "CreatePipeline", PipelineName="locked", PipelineDefinition=definition(),
          RoleArn="arn:aws:iam::000000000000:role/local-sagemaker")
     arn: str = call(service, "StartPipelineExecution", PipelineName="locked")["PipelineExecutionArn"]
-    wait = wait_until(lambda: (step := steps(service, arn).get("Wait", {})).get("StepStatus") == "Executing"
-                      and step, 30, "the Wait step to start")
-    job = wait["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1]
-    return arn, marks_of(service, arn, job) / "locked"
+    # A step is Executing a moment before its job has a name in its metadata.
+    job_arn = wait_until(
+        lambda: steps(service, arn).get("Wait", {}).get("Metadata", {}).get("ProcessingJob", {}).get("Arn"),
+        30, "the Wait step to start its job",
+    )
+    return arn, marks_of(service, arn, job_arn.rsplit("/", 1)[-1]) / "locked"
 
 
 def steps(service: LocalSageMaker, arn: str) -> dict[str, dict[str, Any]]:
