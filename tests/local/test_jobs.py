@@ -1523,11 +1523,17 @@ def test_a_training_script_is_told_its_instances_vcpus(store: ObjectStore, work_
         ("raise SystemExit('/opt/ml/processing/input is where the data is')", False),
     ],
 )
+@pytest.mark.parametrize("isolated", [False, True])  # unconfined, with the network or without
 def test_a_job_failing_on_a_hard_coded_opt_ml_path_is_told_where_opt_ml_is_here(
-    store: ObjectStore, work_dir: Path, source: str, hinted: bool
+    store: ObjectStore, work_dir: Path, source: str, hinted: bool, isolated: bool
 ) -> None:
+    """An unconfined job has no /opt/ml of its own, also when it is taken off the network (which
+    puts it in namespaces, but shows it nothing): it is told where its /opt/ml is."""
+    if isolated and isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces: no job can be network-isolated")
     store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
-    request = _processing_request(store, _script(source))
+    request = _processing_request(store, _script(source),
+                                  NetworkConfig={"EnableNetworkIsolation": isolated})
 
     outcome = run_processing_job("literal-1", request, store, work_dir, io.StringIO())
 

@@ -194,6 +194,7 @@ def confined(
     at /opt/ml as well, over an /opt of the child's own (where `shows_opt_ml`); as it is when there
     is nothing to confine it with (no confinement and the network kept). `busy_fds` are
     descriptors the command inherits, which the setup must not reuse."""
+    opt_ml = opt_ml if shows_opt_ml(confinement) else None  # decided on the caller's confinement
     if confinement is None:
         if network:
             return list(argv)
@@ -218,7 +219,6 @@ def confined(
         raise RuntimeError(f"no free descriptors to confine {argv[0]} with")
     fds = dict(zip([*private_tmp, *trees, *kept], free, strict=False))
     table = own / MOUNT_TABLE
-    opt_ml = opt_ml if shows_opt_ml(confinement) else None
     table.write_text(_mount_table(confinement, tmp, fds, opt_ml), encoding="utf-8")
     script = [
         "set -e",
