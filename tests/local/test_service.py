@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from job_marks import MARKS, marks_of
+from job_marks import MARKS, marks_of, running_job
 from processes import pid_alive
 from waiting import wait_until
 
@@ -849,13 +849,6 @@ signal.signal(signal.SIGTERM, save)
 (marks / "pid").write_text(str(os.getpid()))
 time.sleep(600)
 """
-
-
-def running_job(service: LocalSageMaker, arn: str, step: str, kind: str) -> str:
-    """The name of the job `step` of execution `arn` runs, once it has one."""
-    def job_arn() -> str:
-        return str(listed_steps(service, arn).get(step, {}).get("Metadata", {}).get(kind, {}).get("Arn", ""))
-    return wait_until(job_arn, 60, f"step {step} to start its job").rsplit("/", 1)[-1]
 
 
 def running_training(service: LocalSageMaker) -> tuple[str, str, Path]:

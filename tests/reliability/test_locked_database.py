@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from buckets import with_buckets
-from job_marks import MARKS, marks_of
+from job_marks import MARKS, marks_of, running_job
 from waiting import wait_until
 
 from pipelines.local.service.backend import LocalSageMaker
@@ -68,12 +68,8 @@ def start_waiting_execution(service: LocalSageMaker) -> tuple[str, Path]:
     call(service, "CreatePipeline", PipelineName="locked", PipelineDefinition=definition(),
          RoleArn="arn:aws:iam::000000000000:role/local-sagemaker")
     arn: str = call(service, "StartPipelineExecution", PipelineName="locked")["PipelineExecutionArn"]
-    # A step is Executing a moment before its job has a name in its metadata.
-    job_arn = wait_until(
-        lambda: steps(service, arn).get("Wait", {}).get("Metadata", {}).get("ProcessingJob", {}).get("Arn"),
-        30, "the Wait step to start its job",
-    )
-    return arn, marks_of(service, arn, job_arn.rsplit("/", 1)[-1]) / "locked"
+    job = running_job(service, arn, "Wait", "ProcessingJob", timeout=30)
+    return arn, marks_of(service, arn, job) / "locked"
 
 
 def steps(service: LocalSageMaker, arn: str) -> dict[str, dict[str, Any]]:
