@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from waiting import wait_until
 
 from pipelines.local.hosting.recovery import WATCH_SECONDS, Watchdog
@@ -49,7 +50,7 @@ def test_with_nothing_to_watch_it_sleeps_until_a_server_starts() -> None:
         watchdog.stop()
 
 
-def test_a_failing_check_is_logged_and_the_checks_go_on() -> None:
+def test_a_failing_check_is_logged_and_the_checks_go_on(caplog: pytest.LogCaptureFixture) -> None:
     calls: list[float] = []
 
     def failing() -> bool:
@@ -62,6 +63,8 @@ def test_a_failing_check_is_logged_and_the_checks_go_on() -> None:
         wait_until(lambda: len(calls) >= 3, 5, "checks after a failure")
     finally:
         watchdog.stop()
+    failures = [r for r in caplog.records if r.getMessage() == "the model server watchdog's check failed"]
+    assert len(failures) >= 3 and all(r.exc_info and r.exc_info[0] is RuntimeError for r in failures)
 
 
 def test_stop_ends_a_sleeping_watchdog_at_once() -> None:
