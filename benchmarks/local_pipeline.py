@@ -40,24 +40,26 @@ def run_step(script: str, base: Path, *args: str) -> None:
                    capture_output=True)
 
 
-def steps_directly() -> dict[str, float]:
-    """preprocess -> train -> evaluate as plain scripts on the same data, no orchestration."""
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        raw = base / "processing" / "input" / "data"
-        raw.mkdir(parents=True)
-        for name in ("train.csv", "test.csv"):
-            (raw / name).write_bytes((REPO / "data" / name).read_bytes())
-        times = {"preprocess": timed(lambda: run_step("preprocess.py", base))}
-        os.environ["SM_CHANNEL_TRAIN"] = str(base / "processing" / "train")
-        times["train"] = timed(lambda: run_step("train.py", base))
-        model_dir = base / "processing" / "model"
-        model_dir.mkdir(parents=True)
-        with tarfile.open(model_dir / "model.tar.gz", "w:gz") as archive:
-            for path in (base / "model").iterdir():
-                archive.add(path, arcname=path.name)
-        times["evaluate"] = timed(lambda: run_step("evaluate.py", base))
-        del os.environ["SM_CHANNEL_TRAIN"]
+def steps_directly(base: Path | None = None) -> dict[str, float]:
+    """preprocess -> train -> evaluate as plain scripts on the same data, no orchestration; in
+    the folder `base` (left in place) when given, else in a temporary one."""
+    if base is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return steps_directly(Path(tmp))
+    raw = base / "processing" / "input" / "data"
+    raw.mkdir(parents=True)
+    for name in ("train.csv", "test.csv"):
+        (raw / name).write_bytes((REPO / "data" / name).read_bytes())
+    times = {"preprocess": timed(lambda: run_step("preprocess.py", base))}
+    os.environ["SM_CHANNEL_TRAIN"] = str(base / "processing" / "train")
+    times["train"] = timed(lambda: run_step("train.py", base))
+    model_dir = base / "processing" / "model"
+    model_dir.mkdir(parents=True)
+    with tarfile.open(model_dir / "model.tar.gz", "w:gz") as archive:
+        for path in (base / "model").iterdir():
+            archive.add(path, arcname=path.name)
+    times["evaluate"] = timed(lambda: run_step("evaluate.py", base))
+    del os.environ["SM_CHANNEL_TRAIN"]
     return times
 
 

@@ -14,6 +14,15 @@ SageMaker SDK (what upsert pays to build the definition), staging inputs through
 packing model.tar.gz, a model server's start. The scripts run once untimed first, then in each
 round where a first run's jobs start (on a fresh state, after its data upload and upsert), and every
 second round runs them after the pipeline instead of before it.
+
+Nothing a round makes is deleted before the benchmark ends: every state and every folder of the
+scripts is kept in one scratch folder under the benchmark cache, removed last. On an ext4 without a
+journal (this project's test VM), creating a file or folder near hundreds freed moments before
+costs 0.15-0.9 ms instead of 0.013 ms, for half a minute and more (the inode allocator looks at the
+recently freed inodes one by one: `recently_deleted` in a kernel profile). A first run creates
+about 300 files and folders, the scripts about 25, so a state deleted just before a run could cost
+the pipeline a tenth of a second that the scripts did not pay. Each round shows what creating a file
+cost just before each side ran.
 """
 
 from __future__ import annotations
@@ -112,21 +121,36 @@ def fixed_costs(state_dir: Path) -> dict[str, float]:
     return costs
 
 
-def where_a_first_run_starts(measure: Callable[[], dict[str, float]]) -> dict[str, float]:
+def where_a_first_run_starts(
+    measure: Callable[[Path], dict[str, float]], folder: Path
+) -> dict[str, float]:
     """`measure` at the point where a first run's execution starts: on a fresh state, right after
     the same server start, data upload and upsert, rather than seconds after the pipeline's own
     Train. On a VM that hands the memory its guest frees back to the host (free page reporting),
     what ran just before changes what a job pays to allocate: train.py alone took 2.30 s after 10 s
     idle against 1.75 s right after another train.py, and 1.80 s when 1 GiB was touched and freed
-    first (five rounds each). Both sides now start from what a first run starts from."""
-    with tempfile.TemporaryDirectory(dir=CACHE if CACHE.exists() else None) as tmp:
-        state = Path(tmp) / "state"
-        try:
-            cli(state, "data", "upload", str(REPO / "data"))
-            cli(state, "upsert")
-            return measure()
-        finally:
-            local_pipeline.daemon.stop(state)
+    first (five rounds each). Both sides now start from what a first run starts from. `measure`
+    runs in a folder of `folder`, beside the state."""
+    state = folder / "state"
+    try:
+        cli(state, "data", "upload", str(REPO / "data"))
+        cli(state, "upsert")
+        return measure(folder / "scripts")
+    finally:
+        local_pipeline.daemon.stop(state)
+
+
+def create_seconds(folder: Path, files: int = 40) -> float:
+    """Median time to create an empty file in a new subfolder of `folder`: what the files and
+    folders of a state or of the scripts cost there at that moment."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = Path(tempfile.mkdtemp(prefix="create-probe-", dir=folder))
+    times = []
+    for number in range(files):
+        start = time.perf_counter()
+        (probe / str(number)).touch()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def run_pipeline(state_dir: Path, data_dir: Path) -> dict[str, float]:
@@ -182,24 +206,33 @@ def main() -> int:
     phases: dict[str, list[dict[str, float]]] = {name: [] for name in SCENARIOS}
     steps: dict[str, list[dict[str, tuple[float, str]]]] = {name: [] for name in SCENARIOS}
     costs: dict[str, float] = {}
-    log("warming up: the step scripts once, untimed (the first run of anything reads cold files)")
-    local_pipeline.steps_directly()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="pipeline-", dir=CACHE))  # removed last (see above)
+    creates: dict[str, list[float]] = {"scripts": [], "pipeline": []}
+    try:
+        log("warming up: the step scripts once, untimed (the first run of anything reads cold files)")
+        local_pipeline.steps_directly(scratch / "warm-up")
 
-    def scripts_directly(run: int) -> None:
-        log(f"run {run + 1}/{runs}: step scripts directly, where a first run's jobs start")
-        direct.append(where_a_first_run_starts(local_pipeline.steps_directly))
+        def scripts_alone(folder: Path) -> dict[str, float]:
+            creates["scripts"].append(create_seconds(folder))
+            return local_pipeline.steps_directly(folder)
 
-    for run in range(runs):
-        # Every second round runs the scripts after the pipeline's runs, not before: a machine
-        # that speeds up or slows down over a round then favours neither side.
-        scripts_last = run % 2 == 1
-        if not scripts_last:
-            scripts_directly(run)
-        with tempfile.TemporaryDirectory(dir=CACHE if CACHE.exists() else None) as tmp:
-            state = Path(tmp) / "state"
+        def scripts_directly(run: int) -> None:
+            log(f"run {run + 1}/{runs}: step scripts directly, where a first run's jobs start")
+            direct.append(where_a_first_run_starts(scripts_alone, scratch / f"round-{run + 1}-scripts"))
+
+        for run in range(runs):
+            # Every second round runs the scripts after the pipeline's runs, not before: a machine
+            # that speeds up or slows down over a round then favours neither side.
+            scripts_last = run % 2 == 1
+            if not scripts_last:
+                scripts_directly(run)
+            folder = scratch / f"round-{run + 1}-pipeline"
+            state = folder / "state"
             try:
-                datasets = (REPO / "data", REPO / "data", changed_data(Path(tmp) / "changed"))
+                datasets = (REPO / "data", REPO / "data", changed_data(folder / "changed"))
                 shutil.rmtree(DEFINITIONS_CACHE, ignore_errors=True)  # as in a fresh clone
+                creates["pipeline"].append(create_seconds(folder))
                 for scenario, data in zip(SCENARIOS, datasets, strict=True):
                     log(f"run {run + 1}/{runs}: {scenario}")
                     phases[scenario].append(run_pipeline(state, data))
@@ -209,8 +242,10 @@ def main() -> int:
                     costs = fixed_costs(state)
             finally:
                 local_pipeline.daemon.stop(state)
-        if scripts_last:
-            scripts_directly(run)
+            if scripts_last:
+                scripts_directly(run)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in rows if key in r)
@@ -247,12 +282,18 @@ def main() -> int:
     print("\nround by round (each first run beside the scripts run in the same round):\n")
     pairs = [(sum(alone.values()), run[execution][0]) for alone, run in zip(direct, first, strict=True)]
     round_rows = [
-        [str(number), f"{alone:.2f}", f"{executed:.2f}", f"{executed / alone:.2f}x"]
-        for number, (alone, executed) in enumerate(pairs, start=1)
+        [str(number), f"{alone:.2f}", f"{executed:.2f}", f"{executed / alone:.2f}x",
+         f"{scripts_create * 1e6:.0f} / {pipeline_create * 1e6:.0f}"]
+        for number, ((alone, executed), scripts_create, pipeline_create) in enumerate(
+            zip(pairs, creates["scripts"], creates["pipeline"], strict=True), start=1
+        )
     ]
     ratio = statistics.median(executed / alone for alone, executed in pairs)
-    round_rows.append(["median", "", "", f"{ratio:.2f}x"])
-    print(table(["round", "scripts alone", "first run: execution", "ratio"], round_rows))
+    round_rows.append(["median", "", "", f"{ratio:.2f}x", ""])
+    print(table(
+        ["round", "scripts alone", "first run: execution", "ratio", "file create, µs (scripts / run)"],
+        round_rows,
+    ))
     print("\nfixed costs measured alone (median of 3 where a process is started):\n")
     print(table(["cost", "seconds"], [[k, f"{v:.4f}"] for k, v in costs.items()]))
     return 0
