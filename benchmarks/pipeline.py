@@ -18,8 +18,8 @@ second round runs them after the pipeline instead of before it.
 Nothing a round makes is deleted before the benchmark ends: every state and every folder of the
 scripts is kept in one scratch folder under the benchmark cache, removed last. On an ext4 without a
 journal (this project's test VM), creating a file or folder near hundreds freed seconds before
-costs 0.15-0.9 ms instead of 0.02 ms, for up to a minute (the inode allocator looks at the recently
-freed inodes one by one: `recently_deleted` in a kernel profile). A first run creates
+costs 0.15-0.9 ms instead of 0.02 ms, for a minute or more (the inode allocator looks at the
+recently freed inodes one by one: `recently_deleted` in a kernel profile). A first run creates
 about 300 files and folders, the scripts about 25, so a state deleted just before a run could cost
 the pipeline a tenth of a second that the scripts did not pay. Each round shows what creating a file
 cost just before each side ran.
