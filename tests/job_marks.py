@@ -12,7 +12,7 @@ from pathlib import Path
 
 from waiting import wait_until
 
-from pipelines.local.jobs.container import CONTAINER_BASE
+from pipelines.local.jobs.container import CONTAINER_BASE, container_base_in
 from pipelines.local.service.backend import LocalSageMaker
 
 MARKS = f"{CONTAINER_BASE}/marks"
@@ -37,6 +37,6 @@ def running_job(
 def marks_of(service: LocalSageMaker, execution_arn: str, job_name: str) -> Path:
     """The job's marks folder as the test sees it, once the job has made it."""
     job_root = service.context.layout.execution_dir(execution_arn.rsplit("/", 1)[-1]) / job_name
-    marks = job_root.joinpath(*CONTAINER_BASE.parts[1:], "marks")
+    marks = container_base_in(job_root) / "marks"
     wait_until(marks.is_dir, 60, f"job {job_name} to make its marks folder")
     return marks

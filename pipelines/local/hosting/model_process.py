@@ -25,7 +25,7 @@ from typing import IO
 from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ServerSocket, ping
-from pipelines.local.jobs.container import CONTAINER_BASE
+from pipelines.local.jobs.container import container_base_in
 from pipelines.local.jobs.image_python import ImagePython, image_python
 from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.log_events import StreamWriter
@@ -269,7 +269,7 @@ def launch(
     at a time with the millisecond it was read, to `log_stream` (which it closes when the server's
     output ends)."""
     try:
-        model_dir = variant_dir.joinpath(*CONTAINER_BASE.parts[1:], "model")
+        model_dir = container_base_in(variant_dir) / "model"
         archive = _locate(store, variant.model_data_url)
         if variant.model_data_sha256 is not None:
             verify_model_data(archive, variant.model_data_url, variant.model_data_sha256)

@@ -45,6 +45,11 @@ class JobDirs:
     base: Path
 
 
+def container_base_in(folder: Path) -> Path:
+    """Where /opt/ml is inside the folder of a job or a model server instance: rebased onto it."""
+    return folder.joinpath(*CONTAINER_BASE.parts[1:])
+
+
 def prepare_job_dir(work_dir: Path, job_name: str) -> JobDirs:
     """A fresh `<work_dir>/<job_name>`; the name is checked first since it becomes a path."""
     if not _JOB_NAME.fullmatch(job_name):
@@ -55,7 +60,7 @@ def prepare_job_dir(work_dir: Path, job_name: str) -> JobDirs:
     root = Path(work_dir) / job_name
     if root.exists():
         shutil.rmtree(root)
-    base = root.joinpath(*CONTAINER_BASE.parts[1:])
+    base = container_base_in(root)
     (base / "output").mkdir(parents=True)
     return JobDirs(job_name, root, base)
 
