@@ -28,6 +28,7 @@ import string
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from itertools import groupby, repeat
 from pathlib import Path
 from typing import Any
@@ -571,7 +572,6 @@ class LexiconRules:
     kinds: WordKinds = field(init=False, repr=False, compare=False)
     translation: dict[int, str] = field(init=False, repr=False, compare=False)  # for non-ASCII text
     _lists: WordLists = field(init=False, repr=False, compare=False)
-    _token_ids: TokenIds = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         table: dict[int, str] = dict(APOSTROPHES)
@@ -579,7 +579,12 @@ class LexiconRules:
         object.__setattr__(self, "translation", table)
         object.__setattr__(self, "kinds", WordKinds.of(self.valences, self.negations, self.boosters))
         object.__setattr__(self, "_lists", self.kinds.lists())
-        object.__setattr__(self, "_token_ids", TokenIds(self.kinds.ids, table, None))
+
+    @cached_property
+    def _token_ids(self) -> TokenIds:
+        """The lexicon's own token table, for `matrix`: made on first use (3 ms), since a loaded
+        model scores through its CompiledModel.token_ids and never needs it."""
+        return TokenIds(self.kinds.ids, self.translation, None)
 
     def to_json(self) -> dict[str, Any]:
         return {
