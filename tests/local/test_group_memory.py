@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from waiting import wait_until
 
+from pipelines.local.system import memory
 from pipelines.local.system.memory import GroupMemory
 
 MB = 1 << 20
@@ -55,3 +56,38 @@ def test_memory_forked_processes_share_is_counted_once_against_a_limit(sharers: 
     assert not group.exceeds(2 * SHARED_MB * MB)  # held once between the three
     assert group.exceeds(SHARED_MB * MB // 2)
     assert SHARED_MB * MB <= group.peak_bytes < 2 * SHARED_MB * MB  # the shared measure, reported
+
+
+def test_a_process_group_is_read_once_for_every_sampler(
+    sharers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[list[str]] = []
+    group_of = memory._group_of
+    monkeypatch.setattr(memory, "_group_of", lambda pid: read[-1].append(pid) or group_of(pid))
+    known = memory._KnownGroups()
+    read.append([])
+    first = known.members(sharers)
+    read.append([])
+    again = known.members(sharers)
+    assert len(first) == 3 and again == first  # the leader and its two children
+    assert str(os.getpid()) in read[0]  # the first sample read every process once
+    assert not set(read[0]) & set(read[1])  # and the next one none of them again
+
+
+def test_a_leader_read_before_it_made_its_session_is_still_in_its_group(sharers: int) -> None:
+    known = memory._KnownGroups()
+    known.members(sharers)
+    known._groups[str(sharers)] = os.getpgid(0)  # as read between its fork and its setsid
+    assert str(sharers) in known.members(sharers)
+
+
+def test_a_process_that_ended_is_forgotten() -> None:
+    known = memory._KnownGroups()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        assert known.members(child.pid) == {str(child.pid)}
+    finally:
+        child.kill()
+        child.wait()
+    assert known.members(child.pid) == set()
+    assert str(child.pid) not in known._groups  # a new process with its pid is read afresh
