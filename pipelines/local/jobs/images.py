@@ -9,6 +9,7 @@ answer differently) on SageMaker; it is refused instead, naming the image and wh
 
 from __future__ import annotations
 
+import functools
 import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -38,8 +39,10 @@ class UnsupportedImage(ValueError):
     """The local target cannot reproduce this image; the message says what it provides."""
 
 
+@functools.cache
 def local_sklearn_release() -> str:
-    """`major.minor` of the scikit-learn installed here, as the image tags name it."""
+    """`major.minor` of the scikit-learn installed here, as the image tags name it: read once per
+    server (a metadata lookup, 1 ms at each job's start), as the image environments' links are."""
     try:
         return ".".join(version("scikit-learn").split(".")[:2])
     except PackageNotFoundError:
