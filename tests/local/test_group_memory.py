@@ -91,3 +91,14 @@ def test_a_process_that_ended_is_forgotten() -> None:
         child.wait()
     assert known.members(child.pid) == set()
     assert str(child.pid) not in known._groups  # a new process with its pid is read afresh
+
+
+def test_a_table_not_listed_for_a_while_is_read_afresh(sharers: int) -> None:
+    known = memory._KnownGroups()
+    known.members(sharers)
+    known._groups[str(sharers)] = os.getpgid(0)
+    known._groups[str(os.getpid())] = sharers  # as if this pid had been another process's
+    assert str(os.getpid()) in known.members(sharers)  # trusted within TRUSTED_SECONDS
+    known._listed -= memory.TRUSTED_SECONDS + 1
+    assert str(os.getpid()) not in known.members(sharers)
+    assert known._groups[str(os.getpid())] == os.getpgid(0)

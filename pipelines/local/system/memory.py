@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 GIB = 1 << 30
 JOB_PROCESSES = "the job's processes"
+# How long the table of process groups is trusted between two listings of /proc. Samplers list it
+# every 0.05-0.1 s; after a pause (no job, no model server) a pid may have ended and been given to
+# another process, so the table is read afresh, as each sampler's own table was before.
+TRUSTED_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class _KnownGroups:
 
     def __init__(self) -> None:
         self._groups: dict[str, int] = {}
+        self._listed = 0.0  # when /proc was last listed (time.monotonic())
         self._lock = threading.Lock()
 
     def members(self, pgid: int) -> set[str]:
@@ -50,6 +56,10 @@ class _KnownGroups:
         forked, before it made its session (a process forked from it is read with its group)."""
         running = {pid for pid in os.listdir("/proc") if pid.isdigit()}
         with self._lock:
+            now = time.monotonic()
+            if now - self._listed > TRUSTED_SECONDS:  # a pid may have ended and been used again
+                self._groups.clear()
+            self._listed = now
             for ended in self._groups.keys() - running:  # forgotten, in case the pid is used again
                 del self._groups[ended]
             new = running - self._groups.keys()
