@@ -549,6 +549,50 @@ def test_inside_lambda_the_clients_are_made_once_at_init(monkeypatch: pytest.Mon
         importlib.reload(deploy)
 
 
+def test_inside_lambda_priming_at_init_sends_nothing_and_leaves_the_clients_sending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Init runs every call a deploy makes once (priming) against answers made in the process: each
+    request is built and signed, none is sent, and afterwards the clients send as before."""
+    import importlib
+
+    from botocore.httpsession import URLLib3Session
+
+    class Sent(Exception):
+        pass
+
+    sent: list[str] = []
+
+    def send(session: Any, request: Any) -> Any:
+        sent.append(request.url)
+        raise Sent(request.url)
+
+    monkeypatch.setattr(URLLib3Session, "send", send)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    boto3.setup_default_session()
+    assert boto3.DEFAULT_SESSION is not None
+    built: list[str] = []
+    boto3.DEFAULT_SESSION.events.register(
+        "request-created", lambda operation_name, **_: built.append(operation_name)
+    )
+    try:
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "deploy")
+        in_lambda = importlib.reload(deploy)
+        assert sent == []
+        assert set(built) == {
+            "DescribeModelPackage", "GetObject", "DescribeEndpoint", "DescribeEndpointConfig",
+            "DescribeModel", "CreateModel", "CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint",
+        }
+        with pytest.raises(Sent):
+            in_lambda.client("sagemaker").describe_endpoint(EndpointName=ENDPOINT)
+        with pytest.raises(Sent):
+            in_lambda.client("s3").get_object(Bucket="bucket", Key="model.tar.gz")
+        assert len(sent) == 2
+    finally:
+        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+        importlib.reload(deploy)
+
+
 def changing(status: str, config: str = "other-config") -> dict[str, Any]:
     return {**describe_endpoint_response(config), "EndpointStatus": status}
 
