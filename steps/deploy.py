@@ -92,7 +92,7 @@ def _prime(sm: Any, s3: Any) -> None:
     for functions whose init runs ahead of their first invocation.
 
     A client's first call of an operation builds what every later one reuses (its serializer,
-    signer, parser and event handlers): about 9 ms of a first invocation. Here every call gets an
+    signer, parser and event handlers): about 10 ms of a first deploy. Here every call gets an
     error made in this process (botocore's before-send event answers instead of sending), so no
     request leaves the environment and no API is called."""
     answers = (
