@@ -84,6 +84,7 @@ class _Answer:
 
 
 def _answering(status: int, body: bytes) -> Callable[..., AWSResponse]:
+    """A before-send handler: botocore takes the answer it returns instead of sending."""
     return lambda request, **_: AWSResponse(request.url, status, {}, _Answer(body))
 
 
