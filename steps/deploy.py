@@ -63,9 +63,6 @@ def _environment_clients() -> dict[str, Any]:
     if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return {}
     clients = {name: boto3.client(name) for name in ("sagemaker", "s3")}
-    # A client builds its exception classes when it first parses an error (about 7 ms); a first
-    # deploy always meets one (the endpoint is looked up before it exists), so build them here.
-    clients["sagemaker"].exceptions.from_code("ValidationException")
     # The first connection's host name goes through the idna codec (socket.getaddrinfo), which
     # Python imports on first use: 2 ms of a first invocation, here at init instead.
     codecs.lookup("idna")
@@ -95,7 +92,9 @@ def _prime(sm: Any, s3: Any) -> None:
     A client's first call of an operation builds what every later one reuses (its serializer,
     signer, parser and event handlers): about 10 ms of a first deploy. Here every call gets an
     error made in this process (botocore's before-send event answers instead of sending), so no
-    request leaves the environment and no API is called."""
+    request leaves the environment and no API is called; parsing those errors also builds each
+    client's exception classes (about 7 ms), which a first deploy needs when it looks up the
+    endpoint before it exists."""
     answers = (
         (sm, 400, b'{"__type":"ValidationException","message":"priming"}'),
         (s3, 404, b"<Error><Code>NoSuchKey</Code><Message>priming</Message></Error>"),
