@@ -122,7 +122,7 @@ def _prime(sm: Any, s3: Any) -> None:
             with contextlib.suppress(BotoCoreError, ClientError):
                 call()
     finally:
-        for primed in (sm, s3):
+        for primed, _, _ in answers:
             primed.meta.events.unregister("before-send", unique_id=PRIMING)
 
 
