@@ -96,7 +96,6 @@ def test_a_process_that_ended_is_forgotten() -> None:
 def test_a_table_not_listed_for_a_while_is_read_afresh(sharers: int) -> None:
     known = memory._KnownGroups()
     known.members(sharers)
-    known._groups[str(sharers)] = os.getpgid(0)
     known._groups[str(os.getpid())] = sharers  # as if this pid had been another process's
     assert str(os.getpid()) in known.members(sharers)  # trusted within TRUSTED_SECONDS
     known._listed -= memory.TRUSTED_SECONDS + 1
