@@ -243,7 +243,7 @@ class StepFactory:
 
 
 class _TrainingPipeline(StepFactory):
-    """Preprocess -> Train -> Evaluate + Baseline -> AccuracyCheck -> Register + Deploy | Fail."""
+    """Preprocess -> Train -> Evaluate -> AccuracyCheck -> Register + Deploy | Fail."""
 
     def __init__(self, settings: Settings, bundle: CodeBundle) -> None:
         super().__init__(settings, bundle)
@@ -254,28 +254,6 @@ class _TrainingPipeline(StepFactory):
             base_job_name,
             self.params.processing_instance_type,
             self.params.processing_instance_count,
-        )
-
-    def model_job(
-        self, base_job_name: str, script: str, train: TrainingStep, split: tuple[str, Any],
-        output: str, arguments: list[str] | None = None,
-    ) -> Any:
-        """A job that opens the trained model (with steps/artifact.py), reads one data split and
-        writes one output folder under the execution: Evaluate and Baseline."""
-        split_name, split_uri = split
-        return self.training_processor(base_job_name).run(
-            code=self.code_uri(script),
-            arguments=arguments,
-            inputs=[
-                self.library_input(),
-                s3_input("model", train.properties.ModelArtifacts.S3ModelArtifacts,
-                         f"{PROCESSING_BASE}/model"),
-                s3_input(split_name, split_uri, f"{PROCESSING_BASE}/{split_name}"),
-            ],
-            outputs=[
-                s3_output(output, execution_uri(self.settings, output),
-                          f"{PROCESSING_BASE}/{output}")
-            ],
         )
 
     def preprocess(self) -> ProcessingStep:
@@ -347,53 +325,46 @@ class _TrainingPipeline(StepFactory):
     def evaluate(
         self, preprocess: ProcessingStep, train: TrainingStep, reports: list[PropertyFile]
     ) -> ProcessingStep:
-        args = self.model_job(
-            "sentiment-evaluate", "evaluate.py", train,
-            split=("test", _split_uri(preprocess, "test")), output="evaluation",
+        args = self.training_processor("sentiment-evaluate").run(
+            code=self.code_uri("evaluate.py"),
+            inputs=[
+                self.library_input(),
+                s3_input("model", train.properties.ModelArtifacts.S3ModelArtifacts,
+                         f"{PROCESSING_BASE}/model"),
+                s3_input("test", _split_uri(preprocess, "test"), f"{PROCESSING_BASE}/test"),
+                s3_input("train", _split_uri(preprocess, "train"), f"{PROCESSING_BASE}/train"),
+            ],
+            outputs=[
+                s3_output(name, execution_uri(self.settings, name), f"{PROCESSING_BASE}/{name}")
+                for name in ("evaluation", "baseline")
+            ],
         )
         return ProcessingStep(
             name="Evaluate",
             step_args=args,
-            display_name="Evaluate on the test set",
+            display_name="Evaluate and make the drift baseline",
             description=(
                 "Scores the packed model on test.csv through its own inference code and writes "
                 "evaluation.json in SageMaker's binary-classification model-quality format, "
                 "summary.json with the accuracy as messages show it, and model-data.json with the "
-                "SHA-256 of the model.tar.gz it scored."
+                "SHA-256 of the model.tar.gz it scored; then the monitored features of train.csv as "
+                "the model answers it, as Model Monitor's statistics.json and constraints.json: "
+                "the version's drift baseline."
             ),
             property_files=reports,
             cache_config=CACHE,
             retry_policies=JOB_RETRIES,
         )
 
-    def baseline(self, preprocess: ProcessingStep, train: TrainingStep) -> ProcessingStep:
-        args = self.model_job(
-            "sentiment-baseline", "monitor.py", train,
-            split=("train", _split_uri(preprocess, "train")), output="baseline",
-            arguments=["--mode", "baseline"],
-        )
-        return ProcessingStep(
-            name="Baseline",
-            step_args=args,
-            display_name="Drift baseline from training data",
-            description=(
-                "Runs the model on the training reviews and summarises the monitored features as "
-                "Model Monitor's statistics.json and constraints.json, kept with the model version."
-            ),
-            cache_config=CACHE,
-            retry_policies=JOB_RETRIES,
-        )
-
     def register(
-        self, train: TrainingStep, evaluate: ProcessingStep, baseline: ProcessingStep,
-        model_data: PropertyFile,
+        self, train: TrainingStep, evaluate: ProcessingStep, model_data: PropertyFile
     ) -> ModelStep:
         evaluation_uri = _output_file(evaluate, "evaluation", "evaluation.json")
         statistics = MetricsSource(
-            content_type=JSON, s3_uri=_output_file(baseline, "baseline", "statistics.json")
+            content_type=JSON, s3_uri=_output_file(evaluate, "baseline", "statistics.json")
         )
         constraints = MetricsSource(
-            content_type=JSON, s3_uri=_output_file(baseline, "baseline", "constraints.json")
+            content_type=JSON, s3_uri=_output_file(evaluate, "baseline", "constraints.json")
         )
         builder = ModelBuilder(
             image_uri=self.image,
@@ -487,9 +458,8 @@ class _TrainingPipeline(StepFactory):
         preprocess = self.preprocess()
         train = self.train(preprocess)
         evaluate = self.evaluate(preprocess, train, [report, summary, model_data])
-        baseline = self.baseline(preprocess, train)
         accuracy = JsonGet(step_name=evaluate.name, property_file=report, json_path=ACCURACY_PATH)
-        register = self.register(train, evaluate, baseline, model_data)
+        register = self.register(train, evaluate, model_data)
         too_low = FailStep(
             name="AccuracyTooLow",
             display_name="Stop: accuracy too low",
@@ -510,8 +480,6 @@ class _TrainingPipeline(StepFactory):
             name="AccuracyCheck",
             display_name="Accuracy above threshold?",
             description="Registers and deploys only a model whose test accuracy beats the threshold.",
-            # A version is judged only once its drift baseline exists, so every version has one.
-            depends_on=[baseline],
             conditions=[ConditionGreaterThan(left=accuracy, right=self.params.accuracy_threshold)],
             if_steps=[register, self.deploy(register)],
             else_steps=[too_low],
@@ -519,7 +487,7 @@ class _TrainingPipeline(StepFactory):
         return Pipeline(
             name=self.settings.pipeline_name,
             parameters=self.params.all(),
-            steps=[preprocess, train, evaluate, baseline, check],
+            steps=[preprocess, train, evaluate, check],
             sagemaker_session=self.session,
         )
 

@@ -89,7 +89,7 @@ def preprocessing_execution(sm: Any, execution_arn: str) -> str:
 
 def training_split_uri(settings: Settings, execution_arn: str) -> str:
     """Where that execution's Preprocess step wrote train.csv: the `train` output under the
-    execution's own folder (definition.execution_uri), the input of its Train and Baseline steps."""
+    execution's own folder (definition.execution_uri), the input of its Train and Evaluate steps."""
     execution_id = execution_arn.rsplit("/", 1)[-1]
     return settings.s3_uri("executions", execution_id, "train", "train.csv")
 

@@ -1,10 +1,14 @@
-"""SageMaker Processing step: score the trained artifact on the test split.
+"""SageMaker Processing step: score the trained artifact on the test split, and describe the
+training split as it answers it (the version's drift baseline).
 
 The model is loaded and run through the artifact's own code/inference.py, so the numbers describe
 exactly what the endpoint would serve. The report uses SageMaker's model-quality JSON format, which
 the pipeline's condition step and the model registry read. Beside it, model-data.json records the
 SHA-256 of the model.tar.gz that was scored: RegisterModel stores it in the model package
-(ModelDataSha256), and deploying and hosting refuse model data that does not match it.
+(ModelDataSha256), and deploying and hosting refuse model data that does not match it. The model is
+opened once for both outputs: the baseline (monitoring/baseline.py, Model Monitor's statistics.json
+and constraints.json) is what the monitoring pipeline later compares the endpoint's traffic with,
+and RegisterModel attaches it to the version.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ sys.path[:0] = [
     str(Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "processing" / "input" / "lib"),
     str(Path(__file__).resolve().parent),
 ]
-from artifact import ArtifactError, load_model, scorer_of  # noqa: E402
+from artifact import ArtifactError, scorer_of  # noqa: E402
 from integrity import sha256_file  # noqa: E402
 from job_failure import failure_reported  # noqa: E402
+from monitoring.baseline import read_training_texts, write_baseline  # noqa: E402
+from monitoring.formats import BaselineError  # noqa: E402
+from monitoring.model import MonitorError, load_artifact  # noqa: E402
 from splits import SplitError, read_labelled  # noqa: E402
 
 NAN = "NaN"
@@ -110,20 +117,27 @@ def compute_metrics(actual_labels: list[int], predictions: list[dict[str, Any]])
 
 
 def run(base: Path) -> dict[str, Any]:
-    """Evaluate the artifact and write evaluation.json and model-data.json."""
+    """Evaluate the artifact and write evaluation.json and model-data.json, then its baseline."""
     texts, actual = load_test_data(base / "processing" / "test" / "test.csv")
+    training_texts = read_training_texts(base / "processing" / "train" / "train.csv")
     archive = base / "processing" / "model" / "model.tar.gz"
-    digest = sha256_file(archive) if archive.is_file() else ""  # load_model reports a missing one
+    digest = sha256_file(archive) if archive.is_file() else ""  # load_artifact reports a missing one
     with tempfile.TemporaryDirectory() as scratch:
-        handlers, model = load_model(archive, Path(scratch))
-        predictions = scorer_of(handlers)(texts, model)
-    report = compute_metrics(actual, predictions)
+        artifact = load_artifact(archive, Path(scratch))
+        predictions = scorer_of(artifact.handlers)(texts, artifact.model)
+        report = write_evaluation(base, compute_metrics(actual, predictions), digest, len(texts))
+        write_baseline(artifact, training_texts, base / "processing" / "baseline")
+    return report
+
+
+def write_evaluation(base: Path, report: dict[str, Any], digest: str, rows: int) -> dict[str, Any]:
+    """evaluation.json, summary.json and model-data.json in the evaluation output."""
     target = base / "processing" / "evaluation" / "evaluation.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2), encoding="utf-8")
     target.with_name("summary.json").write_text(json.dumps(summarise(report)), encoding="utf-8")
     (target.parent / DIGEST_FILE).write_text(json.dumps({"sha256": digest}), encoding="utf-8")
-    print(f"evaluated {len(texts)} test rows of model data with sha256 {digest}; wrote {target}")
+    print(f"evaluated {rows} test rows of model data with sha256 {digest}; wrote {target}")
     print(json.dumps(report["binary_classification_metrics"], indent=2))
     return report
 
@@ -131,7 +145,8 @@ def run(base: Path) -> dict[str, Any]:
 def main() -> None:
     """Entry point of the Processing job."""
     base = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
-    with failure_reported(base, (EvaluationError, ArtifactError), "evaluation"):
+    expected = (EvaluationError, ArtifactError, MonitorError, BaselineError)
+    with failure_reported(base, expected, "evaluation"):
         run(base)
 
 

@@ -1,17 +1,19 @@
 """SageMaker Processing step: data-quality monitoring of the endpoint, in two modes.
 
-`--mode baseline` describes the training reviews as the model answers them; `--mode check` compares
-a window of the endpoint's data capture with that baseline. Both modes go through the artifact's own
-code/inference.py (`read_reviews` reads the captured requests, `features` describes the reviews) and
-share one statistics routine, so a window can only differ from the baseline because the traffic
-did. Outputs follow SageMaker Model Monitor's statistics / constraints / constraint_violations
-formats so its readers keep working; drift is the two-sample Kolmogorov-Smirnov distance between
-the baseline's and the window's distribution of each feature.
+`--mode check` compares a window of the endpoint's data capture with a model version's baseline;
+`--mode baseline` describes training reviews as the model answers them, as the training pipeline's
+Evaluate step does for every version (monitoring/baseline.py), by hand: with another threshold or
+minimum window size. Both modes go through the artifact's own code/inference.py (`read_reviews`
+reads the captured requests, `features` describes the reviews) and share one statistics routine, so
+a window can only differ from the baseline because the traffic did. Outputs follow SageMaker Model
+Monitor's statistics / constraints / constraint_violations formats so its readers keep working;
+drift is the two-sample Kolmogorov-Smirnov distance between the baseline's and the window's
+distribution of each feature.
 
-This script is the job's entry point: its arguments and baseline mode. The rest is the `monitoring`
-package (the model artifact, statistics files, and check mode: capture parsing, drift checks, the
-report, CloudWatch), shipped with artifact.py in the job's library folder. Check mode is imported
-only when it runs, so the Baseline step loads none of it (monitoring/check.py).
+This script is the job's entry point: its arguments and the choice of mode. The rest is the
+`monitoring` package (the model artifact, the baseline, statistics files, and check mode: capture
+parsing, drift checks, the report, CloudWatch), shipped with artifact.py in the job's library
+folder. Check mode is imported only when it runs (monitoring/check.py).
 """
 
 from __future__ import annotations
@@ -30,49 +32,27 @@ sys.path[:0] = [
     str(Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "processing" / "input" / "lib"),
     str(Path(__file__).resolve().parent),
 ]
-from artifact import ArtifactError, scorer_of  # noqa: E402
+from artifact import ArtifactError  # noqa: E402
 from job_failure import failure_reported  # noqa: E402
-from monitoring.formats import (  # noqa: E402
-    DEFAULT_MIN_RECORDS,
-    DEFAULT_THRESHOLD,
-    BaselineError,
-    baseline_constraints,
-    dataset_statistics,
-    write_json,
-)
+from monitoring.baseline import read_training_texts, write_baseline  # noqa: E402
+from monitoring.formats import DEFAULT_MIN_RECORDS, DEFAULT_THRESHOLD, BaselineError  # noqa: E402
 from monitoring.model import MonitorError, load_artifact  # noqa: E402
-from splits import TEXT, SplitError, read_columns  # noqa: E402
 
 # --- baseline mode --------------------------------------------------------------------------------
 
 
-def read_texts(path: Path) -> list[str]:
-    """The review_text column of the preprocessed training split."""
-    if not path.is_file():
-        raise MonitorError(f"training data not found: {path}")
-    try:
-        (texts,) = read_columns(path, TEXT)
-    except SplitError as error:
-        raise MonitorError(str(error)) from None
-    return texts
-
-
 def run_baseline(base: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Describe the training reviews as the model answers them; write statistics and constraints."""
-    texts = read_texts(base / "processing" / "train" / "train.csv")
+    texts = read_training_texts(base / "processing" / "train" / "train.csv")
     with tempfile.TemporaryDirectory() as scratch:
         artifact = load_artifact(base / "processing" / "model" / "model.tar.gz", Path(scratch))
-        predictions = scorer_of(artifact.handlers)(texts, artifact.model)
-        table = artifact.features(texts, predictions)
-    statistics = dataset_statistics(table, len(texts))
-    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-    min_records = DEFAULT_MIN_RECORDS if args.min_records is None else args.min_records
-    constraints = baseline_constraints(statistics, threshold, min_records)
-    target = base / "processing" / "baseline"
-    write_json(target / "statistics.json", statistics)
-    write_json(target / "constraints.json", constraints)
-    print(f"baseline of {len(texts)} training reviews, features {list(table)}; wrote {target}")
-    return statistics
+        return write_baseline(
+            artifact,
+            texts,
+            base / "processing" / "baseline",
+            DEFAULT_THRESHOLD if args.threshold is None else args.threshold,
+            DEFAULT_MIN_RECORDS if args.min_records is None else args.min_records,
+        )
 
 
 # --- entry point ----------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Reading a split that preprocess.py wrote: UTF-8 CSV, header `review_text,sentiment`.
 
-Evaluate and Baseline read the splits with the csv module rather than pandas: preprocess.py has
-already checked and normalised every row, and importing pandas would cost each job a second.
+Evaluate reads both splits (the test split, and the training split for the drift baseline) with the
+csv module rather than pandas: preprocess.py has already checked and normalised every row, and
+importing pandas would cost the job a second.
 Ships in the Processing steps' library folder (lib/); standard library only.
 """
 

@@ -55,14 +55,13 @@ def test_steps_have_the_documented_names_and_types(definition: dict[str, Any]) -
         "Preprocess": "Processing",
         "Train": "Training",
         "Evaluate": "Processing",
-        "Baseline": "Processing",
         "AccuracyCheck": "Condition",
         "RegisterModel": "RegisterModel",
         "DeployEndpoint": "Lambda",
         "AccuracyTooLow": "Fail",
     }
     assert [s["Name"] for s in definition["Steps"]] == [
-        "Preprocess", "Train", "Evaluate", "Baseline", "AccuracyCheck",
+        "Preprocess", "Train", "Evaluate", "AccuracyCheck",
     ]
 
 
@@ -131,7 +130,8 @@ def test_registered_version_carries_metrics_and_its_drift_baseline(
 ) -> None:
     register = all_steps(definition)["RegisterModel"]["Arguments"]
     baselines = json.dumps(register["DriftCheckBaselines"]["ModelDataQuality"])
-    assert "Steps.Baseline.ProcessingOutputConfig.Outputs['baseline']" in baselines
+    # The job that evaluated the model also described its training data: one load, one job.
+    assert "Steps.Evaluate.ProcessingOutputConfig.Outputs['baseline']" in baselines
     assert "statistics.json" in baselines and "constraints.json" in baselines
     quality = json.dumps(register["ModelMetrics"]["ModelQuality"]["Statistics"])
     assert "Steps.Evaluate" in quality and "evaluation.json" in quality
@@ -177,7 +177,7 @@ def test_registered_version_records_the_data_it_was_trained_on(definition: dict[
 
 def test_jobs_cache_and_retry_what_a_production_pipeline_retries(definition: dict[str, Any]) -> None:
     steps = all_steps(definition)
-    for name in ("Preprocess", "Train", "Evaluate", "Baseline"):
+    for name in ("Preprocess", "Train", "Evaluate"):
         assert steps[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}, name
         retried = {t for policy in steps[name]["RetryPolicies"] for t in policy["ExceptionType"]}
         assert retried == {"Step.SERVICE_FAULT", "Step.THROTTLING", "SageMaker.JOB_INTERNAL_ERROR",
@@ -197,15 +197,18 @@ def test_deploy_step_gets_the_registered_package(definition: dict[str, Any]) -> 
     assert {o["OutputName"] for o in deploy["OutputParameters"]} >= {"action", "endpoint_name"}
 
 
-def test_code_is_referenced_at_content_hash_paths(definition: dict[str, Any]) -> None:
+def test_code_is_referenced_at_content_hash_paths(
+    definition: dict[str, Any], default_settings: Settings
+) -> None:
     digest = CodeBundle().digest
     text = json.dumps(definition)
-    for artifact in ("preprocess.py", "evaluate.py", "monitor.py", "sourcedir.tar.gz", "lib/"):
+    for artifact in ("preprocess.py", "evaluate.py", "sourcedir.tar.gz", "lib/"):
         assert f"/code/{digest}/{artifact}" in text
+    assert f"/code/{digest}/monitor.py" in monitoring_definition_json(default_settings)
 
 
 def test_jobs_that_open_the_model_get_the_library_as_one_folder(default_settings: Settings) -> None:
-    """Evaluate, Baseline and CheckDrift import artifact.py and monitoring/ from one S3 prefix
+    """Evaluate and CheckDrift import artifact.py and monitoring/ from one S3 prefix
     input; the bundle uploads every file of it below that prefix."""
     bundle = CodeBundle()
     uris = {}
@@ -217,7 +220,7 @@ def test_jobs_that_open_the_model_get_the_library_as_one_folder(default_settings
                     assert item["S3Input"]["S3DataType"] == "S3Prefix"
                     uris[name] = item["S3Input"]["S3Uri"]
     prefix = f"s3://{default_settings.bucket}/{bundle.key(default_settings.prefix, 'lib/')}"
-    assert uris == {"Evaluate": prefix, "Baseline": prefix, "CheckDrift": prefix}
+    assert uris == {"Evaluate": prefix, "CheckDrift": prefix}
     shipped = {name.removeprefix("lib/") for name in bundle.artifacts if name.startswith("lib/")}
     package = REPO_ROOT / "steps" / "monitoring"
     modules = {f"monitoring/{path.name}" for path in package.glob("*.py")}
@@ -256,7 +259,7 @@ def test_every_job_runs_with_the_step_environment(definition: dict[str, Any]) ->
     """Unbuffered output for live logs, and OpenBLAS threads that sleep when idle: the same
     environment on SageMaker and locally, for every job of the step code."""
     steps = all_steps(definition)
-    for name in ("Preprocess", "Train", "Evaluate", "Baseline"):
+    for name in ("Preprocess", "Train", "Evaluate"):
         environment = steps[name]["Arguments"]["Environment"]
         assert environment["PYTHONUNBUFFERED"] == "1", name
         assert environment["OPENBLAS_THREAD_TIMEOUT"] == "4", name

@@ -15,9 +15,7 @@ def test_edges_are_the_reduced_dag_with_branch_labels(default_settings: Settings
     assert sorted(edges(definition)) == sorted([
         ("Preprocess", "Train", ""),
         ("Train", "Evaluate", ""),
-        ("Train", "Baseline", ""),
         ("Evaluate", "AccuracyCheck", ""),
-        ("Baseline", "AccuracyCheck", ""),
         ("AccuracyCheck", "RegisterModel", "true"),
         ("AccuracyCheck", "AccuracyTooLow", "false"),
         ("RegisterModel", "DeployEndpoint", ""),
@@ -29,7 +27,7 @@ def test_svg_is_valid_and_coloured_by_execution(default_settings: Settings) -> N
                             {"Preprocess": "Succeeded", "Train": "Failed"})
     root = ET.fromstring(svg)
     boxes = [e for e in root.iter("{http://www.w3.org/2000/svg}rect") if e.get("rx")]
-    assert len(boxes) == 8
+    assert len(boxes) == 7
     fills = {e.get("fill") for e in boxes}
     assert {COLOURS["Succeeded"], COLOURS["Failed"], COLOURS[None]} <= fills
     assert "Training · Failed" in svg

@@ -101,14 +101,14 @@ def test_plain_table_has_cache_and_attempt_columns() -> None:
         step("Preprocess", "Succeeded", EndTime=NOW - timedelta(seconds=4), AttemptCount=1,
              CacheHitResult={"SourcePipelineExecutionArn": ARN}),
         step("Train", "Executing", AttemptCount=3),
-        step("Baseline", "Succeeded", EndTime=NOW - timedelta(seconds=4), AttemptCount=1,
+        step("Evaluate", "Succeeded", EndTime=NOW - timedelta(seconds=4), AttemptCount=1,
              SelectiveExecutionResult={"SourcePipelineExecutionArn": ARN}),
     ]
     assert step_table.plain_table(steps, NOW).splitlines() == [
         "STEP        STATUS     TIME  CACHE   ATTEMPTS  DETAIL",
         "Preprocess  Succeeded  1.0s  cached  1",
         "Train       Executing  5.0s          3",
-        "Baseline    Succeeded  1.0s  reused  1",
+        "Evaluate    Succeeded  1.0s  reused  1",
     ]
 
 

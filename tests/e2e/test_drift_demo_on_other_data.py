@@ -94,7 +94,7 @@ def test_start_wait_in_a_terminal_leaves_one_table(trained: bytes) -> None:
     assert sum(line.startswith("STEP") for line in lines) == 1, lines
     assert sum(line.startswith("Succeeded in ") for line in lines) == 1, lines
     steps = {line.split()[0] for line in lines}
-    assert {"Preprocess", "Train", "Evaluate", "Baseline", "RegisterModel", "DeployEndpoint"} <= steps
+    assert {"Preprocess", "Train", "Evaluate", "RegisterModel", "DeployEndpoint"} <= steps
 
 
 def test_demo_is_quiet_on_the_served_versions_data_and_catches_the_shift(

@@ -117,7 +117,7 @@ def test_full_run_registers_deploys_and_serves(local: Local) -> None:
     execution, steps = local.execution(local.first_execution)
     assert execution["PipelineExecutionStatus"] == "Succeeded"
     assert {name: s["StepStatus"] for name, s in steps.items()} == {
-        name: "Succeeded" for name in ("Preprocess", "Train", "Evaluate", "Baseline",
+        name: "Succeeded" for name in ("Preprocess", "Train", "Evaluate",
                                        "AccuracyCheck", "RegisterModel", "DeployEndpoint")
     }
     assert steps["AccuracyCheck"]["Metadata"]["Condition"]["Outcome"] == "True"
@@ -500,7 +500,7 @@ def test_every_answer_carries_a_request_id(local: Local) -> None:
         assert len(response.getheader("x-amzn-RequestId", "")) == 36, (path, response.getheaders())
 
 
-JOBS = ("Preprocess", "Train", "Evaluate", "Baseline")
+JOBS = ("Preprocess", "Train", "Evaluate")
 
 
 def test_an_unchanged_rerun_is_served_from_the_cache_and_new_data_retrains(

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from step_helpers import NEGATIVE, POSITIVE, make_tarball, write_reviews
+from step_helpers import NEGATIVE, POSITIVE, REVIEWS, make_tarball, write_reviews
 
-from steps import evaluate
+from steps import evaluate, monitor
 
 TEST_ROWS = [
     ("excellent quality, love this kettle", 1),
@@ -28,9 +28,15 @@ TEST_ROWS = [
 ]
 
 
+def write_splits(base: Path, rows: list[tuple[str, int]]) -> None:
+    """The test split to score, and a training split for the baseline."""
+    write_reviews(base / "processing" / "test" / "test.csv", rows)
+    write_reviews(base / "processing" / "train" / "train.csv", REVIEWS)
+
+
 def stage(base: Path, model_dir: Path, rows: list[tuple[str, int]]) -> Path:
     make_tarball(model_dir, base / "processing" / "model" / "model.tar.gz")
-    write_reviews(base / "processing" / "test" / "test.csv", rows)
+    write_splits(base, rows)
     return base
 
 
@@ -106,19 +112,70 @@ def test_uses_the_artifacts_own_inference_code(
     assert matrix == {"0": {"0": 0, "1": 2}, "1": {"0": 0, "1": 1}}
 
 
+def renamed_handler(model_dir: Path, copy: Path, name: str, new_name: str) -> Path:
+    """A copy of the model whose code/inference.py defines `name` as `new_name`: an artifact as
+    an older train.py wrote it."""
+    shutil.copytree(model_dir, copy)
+    handler = copy / "code" / "inference.py"
+    handler.write_text(
+        handler.read_text(encoding="utf-8").replace(f"def {name}(", f"def {new_name}("), encoding="utf-8"
+    )
+    return copy
+
+
 def test_scores_an_artifact_trained_before_its_handlers_served_through_transform_fn(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path
 ) -> None:
     """A selective run may evaluate a model an older Train made: its scorer is predict_fn."""
-    older = shutil.copytree(model_dir, tmp_path / "older")
-    handler = older / "code" / "inference.py"
-    handler.write_text(handler.read_text(encoding="utf-8").replace("def score(", "def predict_fn("),
-                       encoding="utf-8")
+    older = renamed_handler(model_dir, tmp_path / "older", "score", "predict_fn")
     rows = [(POSITIVE[0], 1), (NEGATIVE[0], 0)]
     base = stage(tmp_path / "ml", older, rows)
     assert run_main(base, monkeypatch) == 0
     matrix = read_report(base)["binary_classification_metrics"]["confusion_matrix"]
     assert matrix == {"0": {"0": 1, "1": 0}, "1": {"0": 0, "1": 1}}
+
+
+def test_writes_the_drift_baseline_of_the_training_split_as_monitor_baseline_mode_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
+    """The version's baseline comes from the model Evaluate loaded, with the same code as a
+    baseline made by hand (`monitor.py --mode baseline`), so the two files agree byte for byte."""
+    base = stage(tmp_path / "ml", model_dir, TEST_ROWS)
+    assert run_main(base, monkeypatch) == 0
+    written = base / "processing" / "baseline"
+    statistics = json.loads((written / "statistics.json").read_text(encoding="utf-8"))
+    assert statistics["dataset"]["item_count"] == len(REVIEWS)
+    assert {feature["name"] for feature in statistics["features"]} >= {"prediction_score", "review_length"}
+    constraints = json.loads((written / "constraints.json").read_text(encoding="utf-8"))
+    assert constraints["monitoring_config"]["distribution_constraints"]["comparison_threshold"] == 0.1
+
+    by_hand = tmp_path / "by-hand"
+    shutil.copytree(base / "processing", by_hand / "processing", ignore=shutil.ignore_patterns("baseline"))
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(by_hand))
+    monitor.main(["--mode", "baseline"])
+    for name in ("statistics.json", "constraints.json"):
+        assert (by_hand / "processing" / "baseline" / name).read_bytes() == (written / name).read_bytes()
+
+
+def test_a_missing_training_split_fails_before_the_model_is_scored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
+    base = stage(tmp_path / "ml", model_dir, TEST_ROWS)
+    (base / "processing" / "train" / "train.csv").unlink()
+    assert run_main(base, monkeypatch) == 1
+    assert "training data not found" in (base / "output" / "message").read_text(encoding="utf-8")
+    assert not (base / "processing" / "evaluation").exists()
+
+
+def test_an_artifact_without_monitored_features_fails_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
+    """A version is registered only with its baseline, which needs the artifact's features()."""
+    older = renamed_handler(model_dir, tmp_path / "older", "features", "_features")
+    base = stage(tmp_path / "ml", older, TEST_ROWS)
+    assert run_main(base, monkeypatch) == 1
+    assert "no features() function" in (base / "output" / "message").read_text(encoding="utf-8")
+    assert not (base / "processing" / "baseline").exists()
 
 
 def tarball_with(path: Path, member: tarfile.TarInfo, payload: bytes = b"") -> Path:
@@ -159,7 +216,7 @@ def test_unsafe_archives_are_rejected(
 ) -> None:
     base = tmp_path / "ml"
     tarball_with(base / "processing" / "model" / "model.tar.gz", member, b"x")
-    write_reviews(base / "processing" / "test" / "test.csv", TEST_ROWS)
+    write_splits(base, TEST_ROWS)
     assert run_main(base, monkeypatch) == 1
     assert expected in (base / "output" / "message").read_text(encoding="utf-8")
     assert not (tmp_path / "escape.txt").exists()
@@ -168,7 +225,7 @@ def test_unsafe_archives_are_rejected(
 
 def test_missing_model_archive_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     base = tmp_path / "ml"
-    write_reviews(base / "processing" / "test" / "test.csv", TEST_ROWS)
+    write_splits(base, TEST_ROWS)
     assert run_main(base, monkeypatch) == 1
     assert "model archive not found" in (base / "output" / "message").read_text(encoding="utf-8")
 
@@ -242,8 +299,10 @@ def test_an_unreadable_test_split_fails_with_a_message(tmp_path: Path, content: 
         evaluate.load_test_data(path)
 
 
-def test_evaluate_and_baseline_load_neither_pandas_nor_scikit_learn() -> None:
-    """Each import costs a Processing job about a second; only Train needs scikit-learn."""
+def test_evaluate_and_monitor_load_neither_pandas_nor_scikit_learn_nor_check_mode() -> None:
+    """Each of the first two costs a Processing job about a second; only Train needs
+    scikit-learn. Evaluate is on the pipeline's critical path: monitoring's check mode (report,
+    CloudWatch) is loaded only when the monitoring pipeline's check runs."""
     import subprocess
     import sys
 
@@ -252,9 +311,12 @@ def test_evaluate_and_baseline_load_neither_pandas_nor_scikit_learn() -> None:
         f"import sys; sys.path.insert(0, {str(steps)!r})\n"
         "import evaluate, monitor\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'sklearn', 'scipy'}))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('monitoring')))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    assert done.stdout.splitlines() == [
+        "[]", "['monitoring', 'monitoring.baseline', 'monitoring.formats', 'monitoring.model']"
+    ]
 
 
 def test_an_unexpected_error_is_named_as_the_evaluation_failing_and_keeps_its_traceback(

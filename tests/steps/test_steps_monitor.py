@@ -719,5 +719,7 @@ def test_script_runs_standalone(tmp_path: Path, model_dir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (base / "processing" / "baseline" / "constraints.json").is_file()
-    # Baseline is on the pipeline's critical path: check mode's modules are not even imported.
-    assert result.stdout.splitlines()[-1] == "['monitoring', 'monitoring.formats', 'monitoring.model']"
+    # Baseline mode loads what the Evaluate step loads for the baseline, and none of check mode.
+    assert result.stdout.splitlines()[-1] == (
+        "['monitoring', 'monitoring.baseline', 'monitoring.formats', 'monitoring.model']"
+    )
