@@ -344,11 +344,12 @@ def features(
     if len(texts) != len(predictions):
         raise ValueError(f"{len(texts)} reviews but {len(predictions)} predictions")
     vocabulary = model.index
-    tokens = [model.unigrams(text) for text in texts]
-    counts = np.array([len(found) for found in tokens], dtype=float)
-    unknown = np.array(
-        [sum(token not in vocabulary for token in found) for found in tokens], dtype=float
-    )
+    counts = np.zeros(len(texts))
+    unknown = np.zeros(len(texts))
+    for row, text in enumerate(texts):  # one review's tokens at a time
+        found = model.unigrams(text)
+        counts[row] = len(found)
+        unknown[row] = sum(token not in vocabulary for token in found)
     oov = np.divide(unknown, counts, out=np.zeros_like(counts), where=counts > 0)
     return {
         "prediction_score": [float(prediction["score"]) for prediction in predictions],

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from artifact import scorer_of
 from splits import TEXT, SplitError, read_columns
 
 from .formats import (
@@ -47,8 +46,7 @@ def write_baseline(
 ) -> dict[str, Any]:
     """Score the training reviews, describe their monitored features and write both files to
     `target`; returns the statistics."""
-    predictions = scorer_of(artifact.handlers)(texts, artifact.model)
-    table = artifact.features(texts, predictions)
+    table = artifact.describe(texts)
     statistics = dataset_statistics(table, len(texts))
     write_json(target / STATISTICS, statistics)
     write_json(target / CONSTRAINTS, baseline_constraints(statistics, threshold, min_records))

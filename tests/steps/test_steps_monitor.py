@@ -27,6 +27,7 @@ from step_helpers import REVIEWS, make_tarball, write_library, write_reviews
 
 from steps import inference, monitor
 from steps.monitoring import drift, formats
+from steps.monitoring import model as monitored
 from steps.monitoring.cloudwatch import FEATURES, NAMESPACE
 
 JSON, JSONLINES, CSV = "application/json", "application/jsonlines", "text/csv"
@@ -228,6 +229,27 @@ def test_features_refuse_unpaired_predictions(model_dir: Path) -> None:
     model = inference.model_fn(str(model_dir))
     with pytest.raises(ValueError, match="2 reviews but 1 predictions"):
         inference.features(["a", "b"], [{"label": 1, "score": 0.9}], model)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_reviews_are_scored_and_described_a_chunk_at_a_time_with_the_same_columns(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A million training reviews are described in chunks, so the baseline's memory stays flat;
+    the columns are those of the whole batch at once, in order."""
+    model = inference.model_fn(str(model_dir))
+    texts = [text for text, _ in REVIEWS][:7]
+    predictions = inference.score(texts, model)
+    whole = inference.features(texts, predictions, model)
+    artifact = monitored.Artifact(inference, model)
+    monkeypatch.setattr(monitored, "CHUNK_REVIEWS", chunk)
+    for table in (artifact.describe(texts), artifact.features(texts, predictions)):
+        assert list(table) == list(whole)
+        for name, values in whole.items():
+            assert table[name].tolist() == values, name
+    assert {name: column.size for name, column in artifact.describe([]).items()} == dict.fromkeys(whole, 0)
+    with pytest.raises(ValueError, match="7 reviews but 6 predictions"):
+        artifact.features(texts, predictions[:6])
 
 
 # --- the statistics -------------------------------------------------------------------------------
