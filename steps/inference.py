@@ -343,13 +343,7 @@ def features(
     (the model can only use tokens it has seen, so their share says how foreign a review is)."""
     if len(texts) != len(predictions):
         raise ValueError(f"{len(texts)} reviews but {len(predictions)} predictions")
-    vocabulary = model.index
-    counts = np.zeros(len(texts))
-    unknown = np.zeros(len(texts))
-    for row, text in enumerate(texts):  # one review's tokens at a time
-        found = model.unigrams(text)
-        counts[row] = len(found)
-        unknown[row] = sum(token not in vocabulary for token in found)
+    counts, unknown = model.unigram_counts(texts)
     oov = np.divide(unknown, counts, out=np.zeros_like(counts), where=counts > 0)
     return {
         "prediction_score": [float(prediction["score"]) for prediction in predictions],

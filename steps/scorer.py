@@ -718,9 +718,18 @@ class CompiledModel:
         rows[:, 0], rows[:, 1] = 1.0 - positive, positive
         return rows
 
-    def unigrams(self, text: str) -> list[str]:
-        """The review's single-word tokens, as the TF-IDF analyzer sees them."""
-        return tfidf_tokens(text)
+    def unigram_counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per text, how many single-word tokens the TF-IDF analyzer sees, and how many of those
+        are not a term of the vocabulary: read from the word ids scoring uses, a part at a time."""
+        counts, unknown = [], []
+        for part in parts(texts):
+            words = self.token_ids.both(part)[1]
+            breaks = words == self.ngrams.text_break
+            text = breaks.cumsum()[~breaks] - 1  # each token's text; a break opens every text
+            novel = self.ngrams.unigram_columns[words[~breaks]] < 0
+            counts.append(np.bincount(text, minlength=len(part)).astype(float))
+            unknown.append(np.bincount(text, weights=novel, minlength=len(part)))
+        return _joined(counts), _joined(unknown)
 
     # - plain data -
 

@@ -80,7 +80,7 @@ def test_compiled_scores_equal_the_pipeline_on_10000_texts(fitted: tuple[Any, An
     pipeline, compiled, training_texts = fitted
     texts = training_texts + generated_texts(list(compiled.vocabulary), 10_000)
     assert len(texts) >= 10_000
-    assert any(not compiled.unigrams(text) for text in texts), "some texts have no token"
+    assert (compiled.unigram_counts(texts)[0] == 0).any(), "some texts have no token"
     assert max(len(text) for text in texts) >= 19_000
     assert sum(map(len, texts)) > 3 * scorer.PART_CHARACTERS  # scored in several parts
     expected = pipeline.predict_proba(texts)
@@ -115,11 +115,21 @@ def test_empty_batch_scores_to_an_empty_array(fitted: tuple[Any, Any, list[str]]
     assert compiled.predict_proba([]).shape == (0, 2)
 
 
-def test_unigrams_follow_scikit_learn_analyzer(fitted: tuple[Any, Any, list[str]]) -> None:
-    pipeline, compiled, _ = fitted
+def test_unigram_counts_follow_scikit_learn_analyzer(fitted: tuple[Any, Any, list[str]]) -> None:
+    """What monitoring's token_count and oov_rate are made of, for a batch read in several parts."""
+    pipeline, compiled, training_texts = fitted
     analyzer = pipeline.named_steps["features"].transformer_list[0][1].build_analyzer()
-    for text in [*UNICODE, *EMOJI, *NOTHING_TO_TOKENISE, "Not GOOD, not good at all!", "it's a_b 9 x"]:
-        assert compiled.unigrams(text) == [gram for gram in analyzer(text) if " " not in gram], text
+    texts = [
+        *UNICODE, *EMOJI, *NOTHING_TO_TOKENISE, "Not GOOD, not good at all!", "it's a_b 9 x",
+        *training_texts, *generated_texts(list(compiled.vocabulary), 2_000),
+    ]
+    assert sum(map(len, texts)) > scorer.PART_CHARACTERS  # read in more than one part
+    counts, unknown = compiled.unigram_counts(texts)
+    for text, count, novel in zip(texts, counts.tolist(), unknown.tolist(), strict=True):
+        unigrams = [gram for gram in analyzer(text) if " " not in gram]
+        assert (count, novel) == (len(unigrams), sum(g not in compiled.index for g in unigrams)), text
+    assert 0 < unknown.sum() < counts.sum()
+    assert [array.shape for array in compiled.unigram_counts([])] == [(0,), (0,)]
 
 
 def test_saved_files_are_plain_data(tmp_path: Path, fitted: tuple[Any, Any, list[str]]) -> None:
