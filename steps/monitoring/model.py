@@ -13,7 +13,8 @@ import numpy as np
 from artifact import load_model, reader, scorer_of
 
 # Reviews scored and described at a time: a baseline of a million training reviews, or a long
-# capture window, then holds their feature columns, not every review's tokens and predictions.
+# capture window, then holds their feature columns, not the predictions and the scorer's arrays
+# of all of them at once.
 CHUNK_REVIEWS = 10_000
 
 
