@@ -14,16 +14,15 @@ from typing import Any
 from splits import TEXT, SplitError, read_columns
 
 from .formats import (
+    CONSTRAINTS,
     DEFAULT_MIN_RECORDS,
     DEFAULT_THRESHOLD,
+    STATISTICS,
     baseline_constraints,
     dataset_statistics,
     write_json,
 )
 from .model import Artifact, MonitorError
-
-STATISTICS = "statistics.json"
-CONSTRAINTS = "constraints.json"
 
 
 def read_training_texts(path: Path) -> list[str]:

@@ -20,6 +20,7 @@ from .drift import CheckSettings, Outcome, evaluate
 from .formats import (
     DEFAULT_MIN_RECORDS,
     DEFAULT_THRESHOLD,
+    STATISTICS,
     baseline_features,
     dataset_statistics,
     enabled,
@@ -93,7 +94,7 @@ def run_check(base: Path, args: argparse.Namespace) -> dict[str, Any]:
         "features": outcome.features,
     }
     target = base / "processing" / "monitoring"
-    write_json(target / "statistics.json", dataset_statistics(table, count))
+    write_json(target / STATISTICS, dataset_statistics(table, count))
     write_json(target / "constraint_violations.json", {"violations": outcome.violations})
     write_json(target / "metrics.json", metrics)
     baseline_count = int(statistics.get("dataset", {}).get("item_count", 0))

@@ -20,6 +20,8 @@ DEFAULT_MIN_RECORDS = 200
 KLL_K = 2048
 KLL_PARAMETERS = {"c": 0.64, "k": float(KLL_K)}
 BUCKETS = 10
+STATISTICS = "statistics.json"
+CONSTRAINTS = "constraints.json"
 
 
 class BaselineError(Exception):
@@ -175,9 +177,9 @@ def sketch_sample(name: str, sketch: dict[str, Any]) -> tuple[np.ndarray, np.nda
 
 
 def load_baseline(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """statistics.json and constraints.json written by --mode baseline."""
+    """statistics.json and constraints.json as monitoring/baseline.py writes them."""
     documents = []
-    for name in ("statistics.json", "constraints.json"):
+    for name in (STATISTICS, CONSTRAINTS):
         path = directory / name
         if not path.is_file():
             raise BaselineError(f"baseline file not found: {path}; run --mode baseline first")
