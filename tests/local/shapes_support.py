@@ -1,10 +1,13 @@
-"""Requests made from the service models: a valid value for any shape, and values that break it
-in one named way each; and a sender that puts a request on the wire each protocol uses."""
+"""Requests made from the service models: a valid value for any shape, valid values drawn at
+random, and values that break it in one named way each; and a sender that puts a request on the
+wire each protocol uses."""
 
 from __future__ import annotations
 
 import base64
 import json
+import random
+import string
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -38,6 +41,8 @@ CANDIDATES = (
 )
 # Strings tried in turn to break a member's pattern (padded to its minimum length).
 OFF_PATTERN = ("!", " ", "a b", "../x", "-a")
+# Characters a random string is drawn from: those names, ARNs, paths and wildcards are made of.
+NOISE = string.ascii_letters + string.digits + "-_/:.*"
 
 
 def served() -> list[tuple[str, str]]:
@@ -95,6 +100,74 @@ def base_request(operation: OperationModel, known: Mapping[str, Any] | None = No
     return {
         name: (known or {}).get(name, sample(shape.members[name])) for name in shape.required_members
     }
+
+
+def random_value(
+    shape: Shape, rng: random.Random, known: Mapping[str, Any], presence: float = 0.5, depth: int = 0
+) -> Any:
+    """A value `validate` accepts, drawn at random, or None where no string at hand fits the shape.
+    Each optional member is sent with probability `presence` (to a depth of four) and left out where
+    it gets no value; a structure gets none where a member it requires gets none. Lists and maps
+    have random sizes, numbers sit at and between their bounds, and a member the world knows (a
+    name, an ARN) mostly names its resource."""
+    kind = shape.type_name
+    low, high = shape.metadata.get("min", 0), shape.metadata.get("max")
+    if kind == "structure":
+        drawn = {
+            name: _known_or_random(name, member, rng, known, presence, depth + 1)
+            for name, member in shape.members.items()
+            if name in shape.required_members or (depth < 4 and rng.random() < presence)
+        }
+        missing = [name for name in shape.required_members if drawn[name] is None]
+        if missing and depth > 0:
+            return None
+        drawn.update({name: sample(shape.members[name]) for name in missing})  # the request's own
+        return {name: value for name, value in drawn.items() if value is not None}
+    if kind == "list":
+        count = low if depth >= 4 else rng.randint(low, max(low, min(high or 3, 3)))
+        items = [random_value(shape.member, rng, known, presence, depth + 1) for _ in range(count)]
+        items = [item for item in items if item is not None]
+        return items if len(items) >= low else None
+    if kind == "map":
+        keys = {random_value(shape.key, rng, known) for _ in range(rng.randint(low, max(low, 2)))}
+        drawn = {key: random_value(shape.value, rng, known, presence, depth + 1) for key in keys - {None}}
+        found = {key: value for key, value in drawn.items() if value is not None}
+        return found if len(found) >= low else None
+    if kind in ("integer", "long"):
+        floor = low if "min" in shape.metadata else -5
+        ceiling = high if high is not None else 10**6
+        return rng.choice([floor, ceiling, rng.randint(floor, min(ceiling, floor + 100))])
+    if kind in ("float", "double"):
+        return rng.uniform(float(low), float(high if high is not None else 1e6))
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "timestamp":
+        return rng.choice([0, 1_700_000_000, 1_700_000_000.5, 4_000_000_000])
+    if kind == "blob":
+        return base64.b64encode(rng.randbytes(rng.randint(max(1, low), 20))).decode()
+    if getattr(shape, "enum", None):
+        return rng.choice(shape.enum)
+    return _random_string(shape, rng, [value for value in known.values() if isinstance(value, str)])
+
+
+def _known_or_random(
+    name: str, shape: Shape, rng: random.Random, known: Mapping[str, Any], presence: float, depth: int
+) -> Any:
+    if name in known and not validate(shape, known[name]) and rng.random() < 0.7:
+        return known[name]
+    return random_value(shape, rng, known, presence, depth)
+
+
+def _random_string(shape: Shape, rng: random.Random, known: list[str]) -> str | None:
+    """A known name or ARN, a sample string or random characters: the first, in a random order,
+    that fits the shape (repeated up to its minimum length); None if none does."""
+    low, high = shape.metadata.get("min", 0), shape.metadata.get("max", 80)
+    noise = "".join(rng.choices(NOISE, k=rng.randint(max(1, low), max(1, min(high, 80)))))
+    for candidate in rng.sample([*CANDIDATES, *known, noise], k=len(CANDIDATES) + len(known) + 1):
+        value = candidate * max(1, -(-low // len(candidate))) if candidate else candidate
+        if not validate(shape, value):
+            return value
+    return None
 
 
 @dataclass(frozen=True)

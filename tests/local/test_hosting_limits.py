@@ -117,6 +117,16 @@ def test_a_model_in_a_vpc_is_refused(dispatcher: Dispatcher) -> None:
         ({"RoutingConfig": {"RoutingStrategy": "PREFIX_AWARE"}}, {},
          "ProductionVariants.1.RoutingConfig.RoutingStrategy PREFIX_AWARE routes by what a request shares "
          "with earlier ones: a local variant routes RANDOM or LEAST_OUTSTANDING_REQUESTS"),
+        ({"InstancePools": [{"InstanceType": "ml.m5.large", "Priority": 1},
+                            {"InstanceType": "ml.c5.large", "Priority": 2}]}, {},
+         "ProductionVariants.1.InstancePools asks for instances of several types, provisioned in order "
+         "of priority"),
+        ({"CapacityReservationConfig": {"CapacityReservationPreference": "capacity-reservations-only",
+                                        "MlReservationArn": "arn:aws:sagemaker:us-east-1:000000000000:"
+                                                            "training-plan/plan"}}, {},
+         "ProductionVariants.1.CapacityReservationConfig asks for instances from a capacity reservation"),
+        ({"AcceleratorPartitionLayouts": [{"AcceleratorPartitionTypes": ["mig-3g.40gb"]}]}, {},
+         "ProductionVariants.1.AcceleratorPartitionLayouts asks for partitions of the instances' GPUs"),
         ({}, {"VpcConfig": VPC}, "VpcConfig connects model containers to a VPC's subnets"),
         ({}, {"MetricsConfig": {"EnableEnhancedMetrics": True}},
          "MetricsConfig asks for utilization metrics in CloudWatch: local endpoints publish none"),
@@ -130,6 +140,23 @@ def test_an_endpoint_config_asking_for_what_a_local_variant_lacks_is_refused(
 ) -> None:
     request = {"EndpointConfigName": "c", "ProductionVariants": [{**VARIANT, **variant}], **config}
     assert expected in refused(dispatcher, "CreateEndpointConfig", request, {"EndpointConfigName": "c"})
+
+
+def test_a_variant_without_a_model_is_refused_as_one_for_inference_components(dispatcher: Dispatcher) -> None:
+    variant = {key: value for key, value in VARIANT.items() if key != "ModelName"}
+    request = {"EndpointConfigName": "c", "ProductionVariants": [VARIANT, {**variant, "VariantName": "B"}],
+               "ExecutionRoleArn": ROLE}
+    assert refused(dispatcher, "CreateEndpointConfig", request, {"EndpointConfigName": "c"}) == (
+        f"ProductionVariants.2 names no ModelName: {limits.INFERENCE_COMPONENTS}"
+    )
+
+
+def test_a_variant_without_an_instance_type_is_refused(dispatcher: Dispatcher) -> None:
+    variant = {key: value for key, value in VARIANT.items() if key != "InstanceType"}
+    request = {"EndpointConfigName": "c", "ProductionVariants": [variant]}
+    assert refused(dispatcher, "CreateEndpointConfig", request, {"EndpointConfigName": "c"}) == (
+        f"ProductionVariants.1 names no InstanceType: {limits.RUNS_ON}"
+    )
 
 
 @pytest.mark.parametrize("instance_type", ["ml.g5.xlarge", "ml.inf1.xlarge", "ml.c6g.large"])

@@ -7,11 +7,12 @@ one of its instances, at random or the least busy; an update moves all traffic a
 servers are healthy. A model server with no network (where this machine cannot make a network
 namespace), an inference pipeline of several containers, a multi-model container, asynchronous
 inference, shadow variants that receive a copy of production traffic, online explanations,
-serverless or managed-scaling capacity, an instance type whose memory the local target does not
-reproduce (a GPU, an accelerator, a Graviton), accelerators, core dumps, VPC subnets, utilization
-metrics, a cross-Region traffic cap, routing by prompt prefix or KV cache, traffic shifted in steps and
-rollbacks on CloudWatch alarms all behave otherwise on SageMaker; served here they would answer as
-none of them does.
+serverless or managed-scaling capacity, instance pools or capacity reservations, inference
+components, an instance type whose memory the local target does not reproduce (a GPU, an
+accelerator, a Graviton), accelerators or their partitions, core dumps, VPC subnets, utilization
+metrics, a cross-Region traffic cap, routing by prompt prefix or KV cache, traffic shifted in steps
+and rollbacks on CloudWatch alarms all behave otherwise on SageMaker; served here they would answer
+as none of them does.
 """
 
 from __future__ import annotations
@@ -33,7 +34,16 @@ VARIANT_CAPACITY = {
     "ManagedInstanceScaling": "asks SageMaker to scale the variant's instances",
     "AcceleratorType": "asks for an Elastic Inference accelerator",
     "CoreDumpConfig": "asks for the model container's core dumps in S3",
+    "InstancePools": "asks for instances of several types, provisioned in order of priority",
+    "CapacityReservationConfig": "asks for instances from a capacity reservation",
+    "AcceleratorPartitionLayouts": "asks for partitions of the instances' GPUs",
 }
+# What a variant may name instead of an InstanceType (VARIANT_CAPACITY refuses each for itself).
+OTHER_CAPACITY = ("ServerlessConfig", "InstancePools")
+INFERENCE_COMPONENTS = (
+    "a variant without a model hosts inference components (CreateInferenceComponent), which local "
+    "endpoints do not serve: a local variant serves the model it names"
+)
 # What a local endpoint instance is held to (hosting/endpoints.py), for a type the table lacks.
 RUNS_ON = f"a local endpoint instance runs on the CPU instance types whose memory it reproduces, {OFFERED}"
 VPC = (
@@ -98,9 +108,13 @@ def _model_limits(request: Mapping[str, Any]) -> Iterator[str]:
 def _endpoint_config_limits(request: Mapping[str, Any]) -> Iterator[str]:
     yield from _isolation(request)
     for position, variant in enumerate(request.get("ProductionVariants") or [], 1):
+        if "ModelName" not in variant:
+            yield f"ProductionVariants.{position} names no ModelName: {INFERENCE_COMPONENTS}"
         instance_type = variant.get("InstanceType")
         if instance_type is not None and instance_type not in INSTANCES:
             yield not_reproduced(f"ProductionVariants.{position}.InstanceType", instance_type, RUNS_ON)
+        elif instance_type is None and not any(map(variant.get, OTHER_CAPACITY)):
+            yield f"ProductionVariants.{position} names no InstanceType: {RUNS_ON}"
         for member, asks in VARIANT_CAPACITY.items():
             if _asked(variant.get(member)):
                 yield f"ProductionVariants.{position}.{member} {asks}: {ONE_PROCESS}"
