@@ -111,6 +111,27 @@ def test_a_lambda_output_of_another_type_than_declared_fails_the_step(service: L
     )
 
 
+def test_a_lambda_output_longer_than_an_output_parameter_holds_fails_the_step(service: LocalSageMaker) -> None:
+    service.runner.functions = ScriptedFunctions({"note": "x" * 1025})
+    create(service, lambda_pipeline({"note": "String"}))
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    assert ended(service, arn)["FailureReason"] == EXECUTION_FAILURE
+    assert listed_steps(service, arn)["Decide"]["FailureReason"] == (
+        "Lambda output note is 1025 characters long: an output parameter's value holds at most 1024"
+    )
+
+
+def test_a_long_failure_is_kept_to_what_a_step_and_an_execution_can_show(service: LocalSageMaker) -> None:
+    message = "".join(f"{number:05d}" for number in range(1000))  # 5,000 characters, none alike
+    fail = {"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": message}}
+    create(service, json.dumps({"Version": "2020-12-01", "Steps": [fail]}))
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    assert ended(service, arn)["FailureReason"] == message[:1300]
+    step = listed_steps(service, arn)["Stop"]
+    assert step["FailureReason"] == message[:1024]
+    assert step["Metadata"]["Fail"]["ErrorMessage"] == message[:3072]
+
+
 def test_a_retried_start_with_its_token_starts_one_execution(service: LocalSageMaker) -> None:
     service.runner.functions = ScriptedFunctions({"flag": True})
     create(service, lambda_pipeline({"flag": "Boolean"}))
@@ -216,6 +237,30 @@ def test_an_execution_shows_its_experiment_config_and_steps_can_read_it(service:
     assert described["PipelineExperimentConfig"] == {"ExperimentName": "mixed", "TrialName": "trial-a"}
     assert described["FailureReason"] == "mixed/trial-a"  # a Fail step's own message
     assert re.fullmatch(r"execution-\d{13}", described["PipelineExecutionDisplayName"])
+
+
+def test_an_experiment_name_a_parameter_makes_invalid_is_refused_at_start(service: LocalSageMaker) -> None:
+    experiment = {"ExperimentName": {"Std:Join": {"On": "-", "Values": ["run", {"Get": "Parameters.Tag"}]}}}
+    document = {
+        "Version": "2020-12-01",
+        "Parameters": [{"Name": "Tag", "Type": "String", "DefaultValue": "a"}],
+        "PipelineExperimentConfig": experiment,
+        "Steps": [{"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": "stopped"}}],
+    }
+    create(service, json.dumps(document))
+    error = refused(
+        service, "StartPipelineExecution", PipelineName="P", PipelineParameters=[{"Name": "Tag", "Value": "b c"}]
+    )
+    assert (error.code, error.message) == (
+        "ValidationException",
+        "PipelineExperimentConfig.ExperimentName 'run-b c' is not an experiment entity name: 1 to 120 "
+        "letters, digits or hyphens, starting and ending with a letter or digit",
+    )
+    assert call(service, "ListPipelineExecutions", PipelineName="P")["PipelineExecutionSummaries"] == []
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    assert ended(service, arn)["PipelineExperimentConfig"] == {
+        "ExperimentName": "run-a", "TrialName": arn.rsplit("/", 1)[-1]
+    }
 
 
 def test_parameters_are_listed_as_given_and_an_empty_one_is_refused(service: LocalSageMaker) -> None:

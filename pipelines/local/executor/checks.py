@@ -34,6 +34,10 @@ from pipelines.local.jobs.toolkit import TRAINING_TOOLKIT, check_entry_point, de
 SCHEMA_VERSION = "2020-12-01"
 STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")  # the definition schema's Name rule
 PARAMETER_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,256}$")  # StartPipelineExecution's Parameter.Name
+# PipelineExperimentConfig's members: the experiment and trial an execution is recorded in, named
+# as every experiment entity is (ExperimentEntityName, which DescribePipelineExecution shows them in).
+EXPERIMENT_MEMBERS = ("ExperimentName", "TrialName")
+EXPERIMENT_ENTITY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}")
 RUNS_LOCALLY = ("Processing", "Training", "RegisterModel", "Lambda", "Condition", "Fail")
 OTHER_STEP_TYPES = (
     "Transform",
@@ -70,6 +74,7 @@ def definition_problems(definition: Mapping[str, Any]) -> list[str]:
     if definition.get("Version") != SCHEMA_VERSION:
         problems.append(f"Version must be {SCHEMA_VERSION!r}, got {definition.get('Version')!r}")
     problems += _parameter_problems(definition.get("Parameters", []))
+    problems += _experiment_problems(definition.get("PipelineExperimentConfig"), definition.get("Parameters"))
     if not isinstance(definition.get("Steps"), list):
         problems.append(f"Steps must be a list of steps, got {type(definition.get('Steps')).__name__}")
     steps = list(_all_steps(definition.get("Steps")))
@@ -120,6 +125,56 @@ def _parameter_problems(parameters: Any) -> list[str]:
                 f"parameter {name}: DefaultValue {parameter['DefaultValue']!r} is not a {kind}"
             )
     return problems
+
+
+def _experiment_problems(config: Any, parameters: Any) -> list[str]:
+    """PipelineExperimentConfig names the execution's experiment and trial: each member a name, or
+    an expression of parameters and execution variables, resolved as the execution starts (before
+    any step has run, so no step's property can be read)."""
+    if config is None:
+        return []
+    if not isinstance(config, Mapping):
+        return [f"PipelineExperimentConfig must be an object, got {config!r}"]
+    declared = {name for p in object_items(parameters) if isinstance(name := p.get("Name"), str)}
+    problems = [
+        f"PipelineExperimentConfig has no member {member!r}: it names {' and '.join(EXPERIMENT_MEMBERS)}"
+        for member in config if member not in EXPERIMENT_MEMBERS
+    ]
+    for member in (member for member in EXPERIMENT_MEMBERS if member in config):
+        value, where = config[member], f"PipelineExperimentConfig.{member}"
+        if is_expression(value):
+            problems += [f"{where}: {problem}" for problem in function_problems(value)]
+            problems += _experiment_reference_problems(where, value, declared)
+        elif problem := experiment_name_problem(where, value):
+            problems.append(problem)
+    return problems
+
+
+def _experiment_reference_problems(where: str, value: Any, declared: set[str]) -> list[str]:
+    try:
+        references = get_references(value)
+    except ExpressionError as error:
+        return [f"{where}: {error}"]
+    problems = []
+    for reference in references:
+        if reference.namespace in ("Steps", "PipelineExperimentConfig"):
+            problems.append(
+                f"{where} reads {reference.expression}: it is resolved as the execution starts, "
+                "from parameters and execution variables only"
+            )
+        elif reference.namespace == "Parameters" and reference.name not in declared:
+            problems.append(f"{where} refers to undeclared parameter {reference.name}")
+    return problems
+
+
+def experiment_name_problem(where: str, name: Any) -> str | None:
+    """Why `name` cannot name an experiment or trial, or None when it can."""
+    if isinstance(name, str) and EXPERIMENT_ENTITY_NAME.fullmatch(name):
+        return None
+    return (
+        f"{where} {name!r} is not an experiment entity name: 1 to 120 letters, digits or hyphens, "
+        "starting and ending with a letter or digit"
+    )
 
 
 def _fits(kind: str, value: Any) -> bool:

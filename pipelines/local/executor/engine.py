@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from pipelines.local.executor.caching import CachePolicy, cache_key, cache_policy
-from pipelines.local.executor.checks import definition_problems
+from pipelines.local.executor.checks import definition_problems, experiment_name_problem
 from pipelines.local.executor.expressions import (
     ExpressionError,
     Scope,
@@ -42,6 +42,7 @@ from pipelines.local.system.clock import format_timestamp
 StepStatus = Literal["Succeeded", "Failed", "Stopped"]
 ExecutionStatus = Literal["Succeeded", "Failed", "Stopped"]
 EXECUTION_FAILURE = "Step failure: One or multiple steps failed."
+FAIL_MESSAGE_LIMIT = 3072  # FailStepMetadata.ErrorMessage: the most of a Fail step's message a step shows
 Branch = tuple[str, bool]
 
 
@@ -559,7 +560,7 @@ class _Execution:
     def _fail(self, step: Mapping[str, Any]) -> StepOutcome:
         message = render_string(
             resolve(step.get("Arguments", {}).get("ErrorMessage", ""), self.scope)
-        )
+        )[:FAIL_MESSAGE_LIMIT]
         return StepOutcome(
             "Failed", metadata={"Fail": {"ErrorMessage": message}}, failure_reason=message
         )
@@ -576,9 +577,13 @@ def experiment_names(
     scope = Scope(parameters, _execution_variables(context), {}, {}, _no_files, _utc_now)
     defaults = {"ExperimentName": context.pipeline_name, "TrialName": context.execution_id}
     try:
-        return {name: str(resolve(config.get(name, default), scope)) for name, default in defaults.items()}
+        names = {key: render_string(resolve(config.get(key, name), scope)) for key, name in defaults.items()}
     except ExpressionError as error:
         raise DefinitionError(f"PipelineExperimentConfig: {error}") from None
+    problems = [experiment_name_problem(f"PipelineExperimentConfig.{k}", name) for k, name in names.items()]
+    if any(problems):  # the names as this execution's parameters resolved them
+        raise DefinitionError("\n".join(problem for problem in problems if problem))
+    return names
 
 
 def _no_files(uri: str) -> Any:

@@ -97,6 +97,7 @@ class RunningJob:
 
 JOB_NAME_LIMIT = 63  # CreateProcessingJob's and CreateTrainingJob's maximum
 JOB_ARN_KINDS = {"ProcessingJob": "processing-job", "TrainingJob": "training-job"}
+OUTPUT_VALUE_LIMIT = 1024  # OutputParameter.Value: what a Lambda step's metadata can show of an output
 
 
 def job_name(execution_id: str, step_name: str, attempt: int) -> str:
@@ -533,7 +534,13 @@ def lambda_output(declared: Body, value: Any) -> Any:
     if kind == "Float" and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if kind == "String":
-        return value if isinstance(value, str) else output_text(value)
+        text = value if isinstance(value, str) else output_text(value)
+        if len(text) > OUTPUT_VALUE_LIMIT:
+            raise ValueError(
+                f"{name} is {len(text)} characters long: an output parameter's value holds at most "
+                f"{OUTPUT_VALUE_LIMIT}"
+            )
+        return text
     raise ValueError(f"{name} is declared {kind} but the function returned {json.dumps(value)[:200]}")
 
 

@@ -74,6 +74,11 @@ PARAMETERS = Listing.as_recorded(
     "ListPipelineParametersForExecution", "PipelineParameters", "Name", scope=("PipelineExecutionArn",)
 )
 SELECTION_SOURCES = ("Succeeded", "Failed")  # the API reference: "either Failed or Success"
+# The longest FailureReason a step (ListPipelineExecutionSteps) and an execution
+# (DescribePipelineExecution) can show: a longer reason (a Fail step's own message, a request
+# that breaks its shape naming every value an enum allows) is kept to its first characters.
+STEP_REASON_LIMIT = 1024
+EXECUTION_REASON_LIMIT = 1300
 
 
 def _reused_step(body: Body, source_arn: str) -> Body:
@@ -515,13 +520,14 @@ class PipelineOperations:
         return self.database.steps(execution_arn)
 
     def save_step(self, execution_arn: str, body: Body) -> None:
+        if "FailureReason" in body:
+            body["FailureReason"] = body["FailureReason"][:STEP_REASON_LIMIT]
         with self.context.lock:
             self.database.save_step(execution_arn, body)
 
     def finish_execution(self, execution_arn: str, status: str, reason: str) -> None:
-        self.update_execution(
-            execution_arn, PipelineExecutionStatus=status, FailureReason=reason or None
-        )
+        reason = reason[:EXECUTION_REASON_LIMIT]
+        self.update_execution(execution_arn, PipelineExecutionStatus=status, FailureReason=reason or None)
 
     def cached_step(
         self, pipeline_arn: str, step_name: str, cache_key: str, not_before: float | None
