@@ -116,8 +116,8 @@ def test_the_projects_definition_passes(project_definition: dict[str, Any]) -> N
          "PipelineExperimentConfig has no member 'Trial': it names ExperimentName and TrialName"),
         (definition(processing(), PipelineExperimentConfig={"TrialName": {"Get": "Parameters.Run"}}),
          "PipelineExperimentConfig.TrialName refers to undeclared parameter Run"),
-        (definition(processing(), PipelineExperimentConfig={"TrialName": {"Get": "Steps.Prep.ProcessingJobName"}}),
-         "PipelineExperimentConfig.TrialName reads Steps.Prep.ProcessingJobName: it is resolved as the "
+        (definition(processing(), PipelineExperimentConfig={"TrialName": {"Get": "Steps.Prep.Arguments"}}),
+         "PipelineExperimentConfig.TrialName reads Steps.Prep.Arguments: it is resolved as the "
          "execution starts"),
         (definition(processing(), PipelineExperimentConfig={"ExperimentName": {"Std:Join": {"On": "-"}}}),
          "PipelineExperimentConfig.ExperimentName: Std:Join expects"),

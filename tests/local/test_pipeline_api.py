@@ -111,7 +111,7 @@ def test_a_lambda_output_of_another_type_than_declared_fails_the_step(service: L
     )
 
 
-def test_a_lambda_output_longer_than_an_output_parameter_holds_fails_the_step(service: LocalSageMaker) -> None:
+def test_a_lambda_output_longer_than_an_output_parameter_fails_the_step(service: LocalSageMaker) -> None:
     service.runner.functions = ScriptedFunctions({"note": "x" * 1025})
     create(service, lambda_pipeline({"note": "String"}))
     arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
@@ -248,9 +248,8 @@ def test_an_experiment_name_a_parameter_makes_invalid_is_refused_at_start(servic
         "Steps": [{"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": "stopped"}}],
     }
     create(service, json.dumps(document))
-    error = refused(
-        service, "StartPipelineExecution", PipelineName="P", PipelineParameters=[{"Name": "Tag", "Value": "b c"}]
-    )
+    tag = [{"Name": "Tag", "Value": "b c"}]
+    error = refused(service, "StartPipelineExecution", PipelineName="P", PipelineParameters=tag)
     assert (error.code, error.message) == (
         "ValidationException",
         "PipelineExperimentConfig.ExperimentName 'run-b c' is not an experiment entity name: 1 to 120 "

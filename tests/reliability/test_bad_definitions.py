@@ -7,7 +7,6 @@ the tree, with arbitrary JSON: the service must refuse what is wrong with a Vali
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import uuid
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mutations import mutated, values
 
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.jobs.images import local_sklearn_release
@@ -40,50 +40,11 @@ def accepted_definition() -> Any:
 DEFINITION = accepted_definition()
 ROLE = "arn:aws:iam::000000000000:role/local"
 EXAMPLES = 600
-Path_ = tuple[str | int, ...]
-
-# What a part may become: any JSON, and the expression shapes a definition is made of.
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 10**12) | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=6,
-)
-expressions = st.sampled_from([
-    {"Get": "Parameters.Nope"}, {"Get": "Steps.Train.Nope"}, {"Get": "Steps.Ghost.X"}, {"Get": 3},
-    {"Std:Join": {"On": 1, "Values": "x"}}, {"Std:JsonGet": {"PropertyFile": 7, "Path": []}},
-    {"Get": "Execution.Nope"}, {"Bogus:Function": {}}, [], {},
-]).map(copy.deepcopy)  # each example its own copy: a later replacement may write inside it
-values = json_values | expressions
-
-
-def paths(node: Any, prefix: Path_ = ()) -> Iterator[Path_]:
-    """Every part of the tree, by the keys and indexes that reach it."""
-    yield prefix
-    if isinstance(node, dict):
-        for key, child in node.items():
-            yield from paths(child, (*prefix, key))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            yield from paths(child, (*prefix, index))
-
-
-def replaced(document: Any, path: Path_, value: Any) -> Any:
-    if not path:
-        return value
-    parent = document
-    for key in path[:-1]:
-        parent = parent[key]
-    parent[path[-1]] = value
-    return document
 
 
 @st.composite
 def mutated_definitions(draw: st.DrawFn) -> Any:
-    document = copy.deepcopy(DEFINITION)
-    for _ in range(draw(st.integers(1, 3))):
-        targets = list(paths(document))
-        document = replaced(document, draw(st.sampled_from(targets)), draw(values))
-    return document
+    return mutated(draw, DEFINITION, values)
 
 
 def test_the_definition_mutated_is_one_the_service_accepts(dispatcher: Dispatcher) -> None:
