@@ -29,6 +29,7 @@ from .world import BUCKET, IMAGE, MODEL_DATA, ROLE, local_sagemaker, training_st
 
 REGISTRY = "683313688378.dkr.ecr.us-east-1.amazonaws.com"
 HERE = f"{REGISTRY}/sagemaker-scikit-learn:{local_sklearn_release()}-1-cpu-py3"
+ARN_PREFIX = "arn:aws:sagemaker:us-east-1:000000000000"
 
 
 def processing(
@@ -398,6 +399,38 @@ def fit_step(**arguments: Any) -> dict[str, Any]:
         (fit_step(ProfilerConfig={"S3OutputPath": f"{BUCKET}/profile"}),
          "step Fit: ProfilerConfig without DisableProfiler true asks SageMaker Debugger to profile the "
          "job's system and framework metrics: a local job is not profiled and reports no ProfilingStatus"),
+        (with_arguments(processing(), ProcessingOutputConfig={"Outputs": [
+            {"OutputName": "o", "S3Output": {"S3Uri": f"{BUCKET}/o", "S3UploadMode": "EndOfJob"}}]}),
+         "step Prep: output 'o' has no LocalPath: for both ProcessingInput and ProcessingOutput, the path "
+         "in the processing container must begin with /opt/ml/processing/"),
+        ({**processing(), "PropertyFiles": [
+            {"PropertyFileName": "Evaluation", "OutputName": "evaluation", "FilePath": "evaluation.json"}]},
+         "step Prep: property file 'Evaluation' is read from output 'evaluation', which the step does not "
+         "have"),
+        (fit_step(AlgorithmSpecification=None),
+         "step Fit: AlgorithmSpecification is missing: a local training job runs the scikit-learn image's "
+         "training toolkit"),
+        (fit_step(ResourceConfig=None), "step Fit: ResourceConfig is missing: a local job runs on the "
+         "InstanceType it names"),
+        (fit_step(ServerlessJobConfig={"BaseModelArn": "arn:aws:sagemaker:us-east-1:aws:hub-content/m",
+                                       "JobType": "FineTuning"}),
+         "step Fit: ServerlessJobConfig asks for serverless training of a base model"),
+        (fit_step(MlflowConfig={"MlflowResourceArn": f"{ARN_PREFIX}:mlflow-app/a"}),
+         "step Fit: MlflowConfig logs the job to a SageMaker managed MLflow tracking server: the local "
+         "target has none"),
+        (fit_step(ModelPackageConfig={"ModelPackageGroupArn": f"{ARN_PREFIX}:model-package-group/g"}),
+         "step Fit: ModelPackageConfig registers the trained model in a model package group"),
+        (fit_step(ResourceConfig={"InstanceCount": 1, "VolumeSizeInGB": 1,
+                                  "InstancePreferences": [{"InstanceType": "ml.m5.large"}]}),
+         "step Fit: ResourceConfig.InstancePreferences asks SageMaker for the first instance type with "
+         "capacity: a local job runs on the InstanceType it names"),
+        (fit_step(ResourceConfig={"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1,
+                                  "TrainingPlanArn": f"{ARN_PREFIX}:training-plan/p"}),
+         "step Fit: ResourceConfig.TrainingPlanArn runs the job on a training plan's reserved capacity"),
+        (fit_step(ResourceConfig={"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1,
+                                  "SelectedInstanceType": "ml.m5.large"}),
+         "step Fit: ResourceConfig.SelectedInstanceType is DescribeTrainingJob's to answer: "
+         "CreateTrainingJob takes none"),
     ],
 )
 def test_what_a_local_job_cannot_reproduce_is_refused_at_upsert(step: dict[str, Any], expected: str) -> None:

@@ -26,7 +26,7 @@ from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
 
-from .world import BUCKET, ROLE, local_sagemaker, processing_step
+from .world import BUCKET, IMAGE, ROLE, local_sagemaker, processing_step, source_tar, training_step
 
 EXAMPLES = 200
 WRITE_EVALUATION = (
@@ -52,6 +52,18 @@ def work_step() -> dict[str, Any]:
     return step
 
 
+MODEL_ARTIFACTS = {"Get": "Steps.Fit.ModelArtifacts.S3ModelArtifacts"}
+REGISTER = {"Name": "Register", "Type": "RegisterModel", "Arguments": {
+    "ModelPackageGroupName": "group",
+    "InferenceSpecification": {
+        "Containers": [{"Image": IMAGE, "ModelDataUrl": MODEL_ARTIFACTS}],
+        "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+    "ModelApprovalStatus": {"Get": "Parameters.Approval"},
+    "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": {
+        "Std:Join": {"On": "/", "Values": [
+            {"Get": "Steps.Work.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"},
+            "evaluation.json"]}}}}},
+}}
 ACCURACY = {"Std:JsonGet": {
     "PropertyFile": {"Get": "Steps.Work.PropertyFiles.Evaluation"}, "Path": "metrics.accuracy.value"}}
 DEFINITION: dict[str, Any] = {
@@ -61,6 +73,7 @@ DEFINITION: dict[str, Any] = {
         {"Name": "Count", "Type": "Integer", "DefaultValue": 1},
         {"Name": "Flag", "Type": "Boolean", "DefaultValue": True},
         {"Name": "Why", "Type": "String", "DefaultValue": "below"},
+        {"Name": "Approval", "Type": "String", "DefaultValue": "PendingManualApproval"},
     ],
     "PipelineExperimentConfig": {
         "ExperimentName": {"Get": "Execution.PipelineName"},
@@ -76,7 +89,7 @@ DEFINITION: dict[str, Any] = {
                     "Type": "Equals", "LeftValue": {"Get": "Parameters.Flag"}, "RightValue": False}},
                 {"Type": "In", "QueryValue": {"Get": "Parameters.Count"}, "Values": [1, 2, 3]},
             ],
-            "IfSteps": [processing_step("After", "print('after')")],
+            "IfSteps": [training_step("Fit"), REGISTER],
             "ElseSteps": [{"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": {
                 "Std:Join": {"On": " ", "Values": ["accuracy", {"Get": "Parameters.Why"}]}}}}],
         }},
@@ -88,6 +101,8 @@ REFERENCES = st.sampled_from([
     {"Get": "Parameters.Why"}, {"Get": "Steps.Work.ProcessingJobName"},
     {"Get": "Steps.Work.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"},
     {"Get": "Execution.StartDateTime"}, {"Get": "PipelineExperimentConfig.TrialName"}, ACCURACY,
+    MODEL_ARTIFACTS, {"Get": "Steps.Fit.TrainingJobName"},
+    {"Get": "Steps.Register.ModelPackageArn"}, {"Get": "Parameters.Approval"}, "Approved", "Fit", "Register",
     {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Work.PropertyFiles.Evaluation"}, "Path": "metrics.none"}},
     {"Std:Join": {"On": "/", "Values": [{"Get": "Parameters.Count"}, "a"]}},
     {"Type": "Equals", "LeftValue": 1, "RightValue": "1"}, {"Type": "Or", "Conditions": []},
@@ -104,6 +119,7 @@ NAMES = (f"p{number}" for number in itertools.count())
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dispatcher]:
     backend = local_sagemaker(tmp_path_factory.mktemp("mutated-runs"))
+    backend.context.store.put_bytes(f"{BUCKET}/code/source.tar.gz", source_tar())
     yield Dispatcher(backend, check_responses=True)
     backend.shutdown()
 
@@ -142,7 +158,7 @@ def test_the_definition_unmutated_runs_every_step_it_should(dispatcher: Dispatch
     execution, steps = result
     assert execution["PipelineExecutionStatus"] == "Succeeded", steps
     assert {s["StepName"]: s["StepStatus"] for s in steps} == {
-        "Work": "Succeeded", "Check": "Succeeded", "After": "Succeeded"}
+        "Work": "Succeeded", "Check": "Succeeded", "Fit": "Succeeded", "Register": "Succeeded"}
 
 
 @st.composite

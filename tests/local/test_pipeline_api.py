@@ -121,6 +121,16 @@ def test_a_lambda_output_longer_than_an_output_parameter_fails_the_step(service:
     )
 
 
+def test_a_null_member_of_a_steps_arguments_is_one_not_sent(service: LocalSageMaker) -> None:
+    """As AWS's JSON protocols read it: the job runs as if the member were left out."""
+    work = processing_step("Work", "print('worked')")
+    work["Arguments"].update(ProcessingOutputConfig=None, Environment=None, StoppingCondition=None)
+    create(service, json.dumps({"Version": "2020-12-01", "Steps": [work]}))
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    assert ended(service, arn)["PipelineExecutionStatus"] == "Succeeded"
+    assert listed_steps(service, arn)["Work"]["StepStatus"] == "Succeeded"
+
+
 def test_a_long_failure_is_kept_to_what_a_step_and_an_execution_can_show(service: LocalSageMaker) -> None:
     message = "".join(f"{number:05d}" for number in range(1000))  # 5,000 characters, none alike
     fail = {"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": message}}

@@ -20,3 +20,13 @@ def object_member(request: Any, name: str) -> Mapping[str, Any]:
 def object_items(value: Any) -> list[Mapping[str, Any]]:
     """The objects in a list ([] for anything that is not a list)."""
     return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def without_nulls(value: Any) -> Any:
+    """The value with every null member of its objects left out, as AWS's JSON protocols read a
+    null member: as one not sent. A null inside a list stays, for the shape check to refuse."""
+    if isinstance(value, Mapping):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value]
+    return value

@@ -211,6 +211,7 @@ def _step_problems(step: Mapping[str, Any], property_files: Mapping[Any, set[Any
     expressions = arguments.get("Conditions") if kind == "Condition" else arguments
     problems += [f"step {name}: {p}" for p in function_problems(expressions)]
     problems += [f"step {name}: {p}" for p in _property_file_problems(step, property_files)]
+    problems += [f"step {name}: {p}" for p in _property_file_output_problems(step)]
     if kind in REQUEST_SHAPES:
         problems += [f"step {name}: {p}" for p in request_problems(kind, arguments)]
     if kind in IMAGE_FIELDS:
@@ -282,6 +283,21 @@ def _property_file_problems(
             source, file_name = reference.name, reference.path[1].value
             if source in property_files and file_name not in property_files[source]:
                 yield f"Std:JsonGet reads property file {file_name!r}, which step {source} does not declare"
+
+
+def _property_file_output_problems(step: Mapping[str, Any]) -> Iterator[str]:
+    """A property file is read from the output its OutputName names, which the step must have."""
+    arguments = object_member(step, "Arguments")
+    outputs = object_member(arguments, "ProcessingOutputConfig").get("Outputs")
+    if step.get("Type") != "Processing" or is_expression(outputs):
+        return
+    names = [item.get("OutputName") for item in object_items(outputs)]  # any JSON: compared, not hashed
+    for declared in object_items(step.get("PropertyFiles")):
+        if declared.get("OutputName") not in names:
+            yield (
+                f"property file {declared.get('PropertyFileName')!r} is read from output "
+                f"{declared.get('OutputName')!r}, which the step does not have"
+            )
 
 
 def _image_problems(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:

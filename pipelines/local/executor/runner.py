@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
+from pipelines.local.contract.members import without_nulls
 from pipelines.local.errors import ServiceError
 from pipelines.local.executor.checks import request_problems
 from pipelines.local.executor.engine import (
@@ -415,7 +416,8 @@ class StepRunners:
         }
 
     def _job(self, kind: str, run: Job, request: StepRequest) -> StepOutcome:
-        refused = _invalid_request(request.type, request.arguments)
+        arguments = without_nulls(request.arguments)
+        refused = _invalid_request(request.type, arguments)
         if refused:
             return refused
         name = self._start_job(request.name, kind)
@@ -424,7 +426,7 @@ class StepRunners:
         try:
             result = run(
                 name,
-                request.arguments,
+                arguments,
                 self.runner.store,
                 self.work_dir,
                 self.log,
@@ -471,7 +473,7 @@ class StepRunners:
         return self._job("TrainingJob", run_training_job, request)
 
     def register_model(self, request: StepRequest) -> StepOutcome:
-        arguments = {k: v for k, v in request.arguments.items() if v not in ("None", None)}
+        arguments = {k: v for k, v in without_nulls(request.arguments).items() if v != "None"}
         refused = _invalid_request(request.type, arguments)
         if refused:
             return refused

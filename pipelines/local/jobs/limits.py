@@ -5,11 +5,11 @@ before it starts, outputs uploaded from files when it ends, this machine's netwo
 when the request isolates it (system/isolation.py). A request that asks SageMaker for more (several
 instances, Pipe-mode streams, manifest or non-S3 inputs, a model uploaded uncompressed, a VPC's
 subnets, network isolation where this machine cannot take a process off the network, SageMaker
-Debugger or Profiler, an instance type
-whose memory and vCPUs jobs/instances.py does not reproduce) would run here in a
-way it never runs there, so it is refused: at upsert for the literal values of a step's Arguments
-(executor/checks.py), at job start for the values expressions resolved to. A value that is still an
-expression is no literal and passes.
+Debugger or Profiler, serverless training, MLflow, a model registered by the job itself, instances
+SageMaker chooses or reserves, an instance type whose memory and vCPUs jobs/instances.py does not
+reproduce) would run here in a way it never runs there, so it is refused: at upsert for the literal
+values of a step's Arguments (executor/checks.py), at job start for the values expressions resolved
+to. A value that is still an expression is no literal and passes.
 """
 
 from __future__ import annotations
@@ -34,6 +34,21 @@ TOOLKIT_ONLY = (
     "a local training job runs the scikit-learn image's training toolkit on the entry point that "
     "hyperparameters sagemaker_program and sagemaker_submit_directory name"
 )
+# CreateTrainingJob members that hand the job, or its model, to a service beside it.
+TRAINING_SERVICES = {
+    "ServerlessJobConfig": f"asks for serverless training of a base model: {TOOLKIT_ONLY}",
+    "MlflowConfig": "logs the job to a SageMaker managed MLflow tracking server: the local target has none",
+    "ModelPackageConfig": (
+        "registers the trained model in a model package group: a local training job registers "
+        "nothing (a RegisterModel step does)"
+    ),
+}
+# ResourceConfig members that have SageMaker choose or reserve the instances.
+CHOSEN_CAPACITY = {
+    "InstancePreferences": "asks SageMaker for the first instance type with capacity",
+    "InstancePlacementConfig": "places the instances within UltraServers",
+    "TrainingPlanArn": "runs the job on a training plan's reserved capacity",
+}
 
 
 def training_limits(request: Mapping[str, Any]) -> list[str]:
@@ -68,6 +83,14 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
     yield from instance_problems("ResourceConfig.InstanceType", resources.get("InstanceType"))
     if resources.get("InstanceGroups"):
         yield f"ResourceConfig.InstanceGroups asks for a heterogeneous cluster: {ONE_INSTANCE}"
+    yield from _chosen_capacity(resources)
+    if request.get("ResourceConfig") is None:
+        yield "ResourceConfig is missing: a local job runs on the InstanceType it names"
+    for member, asks in TRAINING_SERVICES.items():
+        if request.get(member):
+            yield f"{member} {asks}"
+    if request.get("AlgorithmSpecification") is None and not request.get("ServerlessJobConfig"):
+        yield f"AlgorithmSpecification is missing: {TOOLKIT_ONLY}"
     algorithm = object_member(request, "AlgorithmSpecification")
     yield from _pipe("AlgorithmSpecification.TrainingInputMode", algorithm.get("TrainingInputMode"))
     if algorithm.get("ContainerEntrypoint"):
@@ -94,6 +117,16 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
             "uncompressed: a local job uploads model.tar.gz"
         )
     yield from _debugger(request)
+
+
+def _chosen_capacity(resources: Mapping[str, Any]) -> Iterator[str]:
+    """The instances SageMaker would choose or reserve rather than the one instance type named."""
+    for member, asks in CHOSEN_CAPACITY.items():
+        if resources.get(member):
+            yield f"ResourceConfig.{member} {asks}: a local job runs on the InstanceType it names"
+    for member in ("SelectedInstanceType", "SelectedInstanceCount"):
+        if member in resources:
+            yield f"ResourceConfig.{member} is DescribeTrainingJob's to answer: CreateTrainingJob takes none"
 
 
 def _debugger(request: Mapping[str, Any]) -> Iterator[str]:

@@ -128,18 +128,21 @@ def local_path_problems(request: Mapping[str, Any]) -> list[str]:
     """Each input or output LocalPath that CreateProcessingJob refuses; one that is still an
     expression is checked once resolved."""
     paths = [
-        (f"input {item.get('InputName')!r}", object_member(item, "S3Input").get("LocalPath"))
+        (f"input {item.get('InputName')!r}", object_member(item, "S3Input"))
         for item in object_items(request.get("ProcessingInputs"))
     ]
     paths += [
-        (f"output {item.get('OutputName')!r}", object_member(item, "S3Output").get("LocalPath"))
+        (f"output {item.get('OutputName')!r}", object_member(item, "S3Output"))
         for item in object_items(object_member(request, "ProcessingOutputConfig").get("Outputs"))
     ]
-    return [
-        f"{where} LocalPath {path!r}: {LOCAL_PATH_RULE}"
-        for where, path in paths
-        if isinstance(path, str) and not _in_processing_dir(PurePosixPath(path))
-    ]
+    problems = []
+    for where, s3 in paths:
+        path = s3.get("LocalPath")
+        if s3 and path is None:
+            problems.append(f"{where} has no LocalPath: {LOCAL_PATH_RULE}")
+        elif isinstance(path, str) and not _in_processing_dir(PurePosixPath(path)):
+            problems.append(f"{where} LocalPath {path!r}: {LOCAL_PATH_RULE}")
+    return problems
 
 
 def _in_processing_dir(path: PurePosixPath) -> bool:

@@ -106,7 +106,7 @@ def run_training_job(
     if cancel is not None:
         cancel.describe = lambda: described.running(phases)
     try:
-        require_image(request.get("AlgorithmSpecification", {}).get("TrainingImage"))
+        require_image(object_member(request, "AlgorithmSpecification").get("TrainingImage"))
         require_reproducible(training_limits(request))
         instance = job_instance(
             "ResourceConfig.InstanceType", object_member(request, "ResourceConfig").get("InstanceType")
@@ -270,7 +270,7 @@ def _stage_channels(
     request: Mapping[str, Any], base: Path, store: ObjectStore
 ) -> dict[str, dict[str, str]]:
     """Download each channel to input/data/<channel>; returns inputdataconfig.json's content."""
-    mode = request.get("AlgorithmSpecification", {}).get("TrainingInputMode", "File")
+    mode = object_member(request, "AlgorithmSpecification").get("TrainingInputMode", "File")
     config: dict[str, dict[str, str]] = {}
     for channel in request.get("InputDataConfig", []):
         name = channel["ChannelName"]
