@@ -61,6 +61,14 @@ def definition(*steps: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"Version": "2020-12-01", "Parameters": [], "Steps": list(steps), **extra}
 
 
+def lambda_step(**members: Any) -> dict[str, Any]:
+    """A Lambda step with one declared output, its members replaced by `members`."""
+    step = {"Name": "Decide", "Type": "Lambda",
+            "FunctionArn": "arn:aws:lambda:us-east-1:000000000000:function:f", "Arguments": {},
+            "OutputParameters": [{"OutputName": "deploy", "OutputType": "Boolean"}]}
+    return {**step, **members}
+
+
 @pytest.fixture(scope="module")
 def project_definition() -> dict[str, Any]:
     """The project's own definition, built once; tests copy it before changing it."""
@@ -107,6 +115,17 @@ def test_the_projects_definition_passes(project_definition: dict[str, Any]) -> N
         (definition({"Name": "F", "Type": "Fail",
                      "Arguments": {"ErrorMessage": {"Std:JsonGet": {"Path": "a"}}}}),
          "step F: Std:JsonGet needs a PropertyFile or an S3Uri"),
+        (definition(lambda_step(FunctionArn=None)),
+         "step Decide: FunctionArn must name the function, got None"),
+        (definition(lambda_step(OutputParameters={"Get": "Parameters.Out"})),
+         "step Decide: OutputParameters must be a list of outputs, got {'Get': 'Parameters.Out'}"),
+        (definition(lambda_step(OutputParameters=["deploy"])),
+         "step Decide: an output parameter must be an object with an OutputName, got 'deploy'"),
+        (definition(lambda_step(OutputParameters=[{"OutputName": "a"}, {"OutputName": "a"}])),
+         "step Decide: output parameter 'a' is declared more than once"),
+        (definition(lambda_step(OutputParameters=[{"OutputName": "a", "OutputType": "List"}])),
+         "step Decide: output parameter 'a': OutputType must be one of String, Integer, Boolean, Float, "
+         "got 'List'"),
         (definition(processing(), PipelineExperimentConfig=["x"]),
          "PipelineExperimentConfig must be an object, got ['x']"),
         (definition(processing(), PipelineExperimentConfig={"ExperimentName": ["Stop"]}),

@@ -25,6 +25,7 @@ from mutations import mutated, values
 from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.lambdas.functions import Invocation
 
 from .world import BUCKET, IMAGE, ROLE, local_sagemaker, processing_step, source_tar, training_step
 
@@ -64,6 +65,14 @@ REGISTER = {"Name": "Register", "Type": "RegisterModel", "Arguments": {
             {"Get": "Steps.Work.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"},
             "evaluation.json"]}}}}},
 }}
+DECIDE = {
+    "Name": "Decide", "Type": "Lambda",
+    "FunctionArn": "arn:aws:lambda:us-east-1:000000000000:function:decide",
+    "Arguments": {"package": {"Get": "Steps.Register.ModelPackageArn"},
+                  "threshold": {"Get": "Parameters.Threshold"}},
+    "OutputParameters": [{"OutputName": "deploy", "OutputType": "Boolean"},
+                         {"OutputName": "note", "OutputType": "String"}],
+}
 ACCURACY = {"Std:JsonGet": {
     "PropertyFile": {"Get": "Steps.Work.PropertyFiles.Evaluation"}, "Path": "metrics.accuracy.value"}}
 DEFINITION: dict[str, Any] = {
@@ -89,7 +98,7 @@ DEFINITION: dict[str, Any] = {
                     "Type": "Equals", "LeftValue": {"Get": "Parameters.Flag"}, "RightValue": False}},
                 {"Type": "In", "QueryValue": {"Get": "Parameters.Count"}, "Values": [1, 2, 3]},
             ],
-            "IfSteps": [training_step("Fit"), REGISTER],
+            "IfSteps": [training_step("Fit"), REGISTER, DECIDE],
             "ElseSteps": [{"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": {
                 "Std:Join": {"On": " ", "Values": ["accuracy", {"Get": "Parameters.Why"}]}}}}],
         }},
@@ -103,6 +112,8 @@ REFERENCES = st.sampled_from([
     {"Get": "Execution.StartDateTime"}, {"Get": "PipelineExperimentConfig.TrialName"}, ACCURACY,
     MODEL_ARTIFACTS, {"Get": "Steps.Fit.TrainingJobName"},
     {"Get": "Steps.Register.ModelPackageArn"}, {"Get": "Parameters.Approval"}, "Approved", "Fit", "Register",
+    {"Get": "Steps.Decide.OutputParameters['deploy']"}, {"Get": "Steps.Decide.OutputParameters['note']"},
+    {"OutputName": "extra"}, "Boolean", "Integer", "Decide",
     {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Work.PropertyFiles.Evaluation"}, "Path": "metrics.none"}},
     {"Std:Join": {"On": "/", "Values": [{"Get": "Parameters.Count"}, "a"]}},
     {"Type": "Equals", "LeftValue": 1, "RightValue": "1"}, {"Type": "Or", "Conditions": []},
@@ -116,10 +127,18 @@ PARTS = st.integers(0, 3).flatmap(lambda pick: values if pick == 0 else REFERENC
 NAMES = (f"p{number}" for number in itertools.count())
 
 
+class Decide:
+    """The deploy decision a Lambda step asks for: answered at once, with its two outputs."""
+
+    def invoke(self, name_or_arn: str, event: Any) -> Invocation:
+        return Invocation({"deploy": True, "note": json.dumps(event)})
+
+
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dispatcher]:
     backend = local_sagemaker(tmp_path_factory.mktemp("mutated-runs"))
     backend.context.store.put_bytes(f"{BUCKET}/code/source.tar.gz", source_tar())
+    backend.runner.functions = Decide()  # type: ignore[assignment]
     yield Dispatcher(backend, check_responses=True)
     backend.shutdown()
 
@@ -158,7 +177,8 @@ def test_the_definition_unmutated_runs_every_step_it_should(dispatcher: Dispatch
     execution, steps = result
     assert execution["PipelineExecutionStatus"] == "Succeeded", steps
     assert {s["StepName"]: s["StepStatus"] for s in steps} == {
-        "Work": "Succeeded", "Check": "Succeeded", "Fit": "Succeeded", "Register": "Succeeded"}
+        "Work": "Succeeded", "Check": "Succeeded", "Fit": "Succeeded", "Register": "Succeeded",
+        "Decide": "Succeeded"}
 
 
 @st.composite

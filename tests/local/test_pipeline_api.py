@@ -131,6 +131,19 @@ def test_a_null_member_of_a_steps_arguments_is_one_not_sent(service: LocalSageMa
     assert listed_steps(service, arn)["Work"]["StepStatus"] == "Succeeded"
 
 
+def test_arguments_an_expression_makes_no_object_fail_the_step(service: LocalSageMaker) -> None:
+    service.runner.functions = ScriptedFunctions({})
+    ratio = {"Name": "N", "Type": "Float", "DefaultValue": 0.5}
+    document = json.loads(lambda_pipeline({}, Parameters=[ratio]))
+    document["Steps"][0]["Arguments"] = {"Get": "Parameters.N"}
+    create(service, json.dumps(document))
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    assert ended(service, arn)["FailureReason"] == EXECUTION_FAILURE
+    assert listed_steps(service, arn)["Decide"]["FailureReason"] == (
+        "the step's Arguments resolved to 0.5, not an object"
+    )
+
+
 def test_a_long_failure_is_kept_to_what_a_step_and_an_execution_can_show(service: LocalSageMaker) -> None:
     message = "".join(f"{number:05d}" for number in range(1000))  # 5,000 characters, none alike
     fail = {"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": message}}

@@ -39,6 +39,7 @@ PARAMETER_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,256}$")  # StartPipelineExecutio
 EXPERIMENT_MEMBERS = ("ExperimentName", "TrialName")
 EXPERIMENT_ENTITY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}")
 RUNS_LOCALLY = ("Processing", "Training", "RegisterModel", "Lambda", "Condition", "Fail")
+LAMBDA_OUTPUT_TYPES = ("String", "Integer", "Boolean", "Float")  # the SDK's LambdaOutputTypeEnum
 OTHER_STEP_TYPES = (
     "Transform",
     "Tuning",
@@ -207,6 +208,8 @@ def _step_problems(step: Mapping[str, Any], property_files: Mapping[Any, set[Any
         return [*problems, f"step {name}: Arguments must be an object, got {type(arguments).__name__}"]
     if kind == "Condition":
         problems += [f"step {name}: {p}" for p in conditions_problems(arguments.get("Conditions"))]
+    if kind == "Lambda":
+        problems += [f"step {name}: {p}" for p in _lambda_problems(step)]
     # A Condition step's branches are steps of their own, checked as such.
     expressions = arguments.get("Conditions") if kind == "Condition" else arguments
     problems += [f"step {name}: {p}" for p in function_problems(expressions)]
@@ -219,6 +222,30 @@ def _step_problems(step: Mapping[str, Any], property_files: Mapping[Any, set[Any
     if kind in JOB_LIMITS:
         problems += [f"step {name}: {p}" for p in JOB_LIMITS[kind](arguments)]
     return problems
+
+
+def _lambda_problems(step: Mapping[str, Any]) -> Iterator[str]:
+    """A Lambda step names its function and declares each output it reads from the answer."""
+    function = step.get("FunctionArn")
+    if not isinstance(function, str) or not function:
+        yield f"FunctionArn must name the function, got {function!r}"
+    outputs = step.get("OutputParameters", [])
+    if not isinstance(outputs, list):
+        yield f"OutputParameters must be a list of outputs, got {outputs!r}"
+        return
+    names = []
+    for output in outputs:
+        name = output.get("OutputName") if isinstance(output, Mapping) else None
+        if not isinstance(name, str) or not name:
+            yield f"an output parameter must be an object with an OutputName, got {output!r}"
+            continue
+        if name in names:
+            yield f"output parameter {name!r} is declared more than once"
+        names.append(name)
+        kind = output.get("OutputType", "String")
+        if kind not in LAMBDA_OUTPUT_TYPES:
+            allowed = ", ".join(LAMBDA_OUTPUT_TYPES)
+            yield f"output parameter {name!r}: OutputType must be one of {allowed}, got {kind!r}"
 
 
 def _listed_text_problems(step: Mapping[str, Any]) -> list[str]:

@@ -538,6 +538,10 @@ class _Execution:
             arguments = resolve(step.get("Arguments", {}), self.scope)
         except ExpressionError as error:
             return StepOutcome("Failed", failure_reason=str(error))
+        if not isinstance(arguments, dict):  # an expression that stood for all of them
+            return StepOutcome(
+                "Failed", failure_reason=f"the step's Arguments resolved to {arguments!r}, not an object"
+            )
         request = StepRequest(
             planned.name,
             kind,
