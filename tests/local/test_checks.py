@@ -426,6 +426,12 @@ def fit_step(**arguments: Any) -> dict[str, Any]:
             {"PropertyFileName": "Evaluation", "OutputName": "evaluation", "FilePath": "evaluation.json"}]},
          "step Prep: property file 'Evaluation' is read from output 'evaluation', which the step does not "
          "have"),
+        (with_arguments(processing(), ProcessingResources={"ClusterConfig": {"InstanceCount": 1,
+                                                                      "VolumeSizeInGB": 30}}),
+         "step Prep: ProcessingResources.ClusterConfig names no InstanceType: a local job runs on the one it "
+         "names"),
+        (fit_step(ResourceConfig={"InstanceCount": 1, "VolumeSizeInGB": 1}),
+         "step Fit: ResourceConfig names no InstanceType: a local job runs on the one it names"),
         (fit_step(AlgorithmSpecification=None),
          "step Fit: AlgorithmSpecification is missing: a local training job runs the scikit-learn image's "
          "training toolkit"),
