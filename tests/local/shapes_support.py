@@ -9,7 +9,7 @@ import json
 import random
 import string
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -87,11 +87,20 @@ def sample(shape: Shape) -> Any:
         return base64.b64encode(b"x" * max(1, low)).decode()
     if getattr(shape, "enum", None):
         return shape.enum[0]
-    for candidate in CANDIDATES:
-        value = candidate * max(1, -(-low // len(candidate)))
+    found = _first_fitting(shape, CANDIDATES)
+    if found is None:
+        raise LookupError(f"no sample string for {shape.name} {shape.metadata}: add one to CANDIDATES")
+    return found
+
+
+def _first_fitting(shape: Shape, candidates: Iterable[str]) -> str | None:
+    """The first candidate that fits the string shape, repeated up to its minimum length."""
+    low = shape.metadata.get("min", 0)
+    for candidate in candidates:
+        value = candidate * max(1, -(-low // len(candidate))) if candidate else candidate
         if not validate(shape, value):
             return value
-    raise LookupError(f"no sample string for {shape.name} {shape.metadata}: add one to CANDIDATES")
+    return None
 
 
 def base_request(operation: OperationModel, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -163,11 +172,8 @@ def _random_string(shape: Shape, rng: random.Random, known: list[str]) -> str | 
     that fits the shape (repeated up to its minimum length); None if none does."""
     low, high = shape.metadata.get("min", 0), shape.metadata.get("max", 80)
     noise = "".join(rng.choices(NOISE, k=rng.randint(max(1, low), max(1, min(high, 80)))))
-    for candidate in rng.sample([*CANDIDATES, *known, noise], k=len(CANDIDATES) + len(known) + 1):
-        value = candidate * max(1, -(-low // len(candidate))) if candidate else candidate
-        if not validate(shape, value):
-            return value
-    return None
+    candidates = [*CANDIDATES, *known, noise]
+    return _first_fitting(shape, rng.sample(candidates, k=len(candidates)))
 
 
 @dataclass(frozen=True)
