@@ -1,12 +1,13 @@
 """A definition the service accepts runs to an end, whatever its parts are.
 
-Each example replaces one to three parts of a small definition that exercises what the executor
-resolves while it runs (a property file read by Std:JsonGet, parameters of each type, a condition
-and its branches, the experiment config, step caching and a retry policy) with arbitrary JSON or
-one of the expressions such definitions are made of. When CreatePipeline and
-StartPipelineExecution accept it, the execution must end (Succeeded, Failed or Stopped) with every
-step ended and no step failed by an internal error, and every answer about it must fit the
-operation's output shape (the dispatcher checks them).
+Each example replaces one or two parts, three or more keys deep, of a small definition that
+exercises what the executor resolves while it runs (a property file read by Std:JsonGet,
+parameters of each type, a condition and its branches of Training, RegisterModel and Lambda steps
+or a Fail step, the experiment config, step caching and a retry policy) with arbitrary JSON or one
+of the parts such definitions are made of. When CreatePipeline and StartPipelineExecution accept
+it, the execution must end (Succeeded, Failed or Stopped) with every step ended and no step failed
+by an internal error, and every answer about it must fit the operation's output shape (the
+dispatcher checks them).
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mutations import mutated, values
-from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.lambdas.functions import Invocation
+from pipelines.local.service.backend import LocalSageMaker
 
+from .test_service import ended, listed_steps
 from .world import BUCKET, IMAGE, ROLE, local_sagemaker, processing_step, source_tar, training_step
 
 EXAMPLES = 200
@@ -135,44 +137,38 @@ class Decide:
 
 
 @pytest.fixture(scope="module")
-def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dispatcher]:
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSageMaker]:
     backend = local_sagemaker(tmp_path_factory.mktemp("mutated-runs"))
     backend.context.store.put_bytes(f"{BUCKET}/code/source.tar.gz", source_tar())
     backend.runner.functions = Decide()  # type: ignore[assignment]
-    yield Dispatcher(backend, check_responses=True)
+    yield backend
     backend.shutdown()
 
 
-def answer(dispatcher: Dispatcher, operation: str, **request: Any) -> tuple[int, dict[str, Any]]:
-    reply = dispatcher.json_api(f"SageMaker.{operation}", json.dumps(request).encode())
+def accepted(service: LocalSageMaker, operation: str, **request: Any) -> dict[str, Any] | None:
+    """The answer, or None where the service refused the request as the client's fault."""
+    reply = Dispatcher(service, check_responses=True).json_api(
+        f"SageMaker.{operation}", json.dumps({**request, "ClientRequestToken": uuid.uuid4().hex}).encode()
+    )
     assert reply.status < 500, reply.body
-    return reply.status, json.loads(reply.body) if reply.body else {}
+    return json.loads(reply.body) if reply.status == 200 else None
 
 
-def run(dispatcher: Dispatcher, document: Any) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+def run(service: LocalSageMaker, document: Any) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """The ended execution of `document` and its steps, or None when the service refused it."""
     name = next(NAMES)
-    created, _ = answer(dispatcher, "CreatePipeline", PipelineName=name, RoleArn=ROLE,
-                        PipelineDefinition=json.dumps(document), ClientRequestToken=uuid.uuid4().hex)
-    if created != 200:
+    if accepted(service, "CreatePipeline", PipelineName=name, RoleArn=ROLE,
+                PipelineDefinition=json.dumps(document)) is None:
         return None
-    started, body = answer(dispatcher, "StartPipelineExecution", PipelineName=name,
-                           ClientRequestToken=uuid.uuid4().hex)
-    if started != 200:
+    started = accepted(service, "StartPipelineExecution", PipelineName=name)
+    if started is None:
         return None
-    arn = body["PipelineExecutionArn"]
-
-    def ended() -> dict[str, Any] | None:
-        execution = answer(dispatcher, "DescribePipelineExecution", PipelineExecutionArn=arn)[1]
-        return execution if execution["PipelineExecutionStatus"] not in ("Executing", "Stopping") else None
-
-    execution = wait_until(ended, 60, "the execution to end")
-    steps = answer(dispatcher, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)[1]
-    return execution, steps["PipelineExecutionSteps"]
+    arn = started["PipelineExecutionArn"]
+    return ended(service, arn), list(listed_steps(service, arn).values())
 
 
-def test_the_definition_unmutated_runs_every_step_it_should(dispatcher: Dispatcher) -> None:
-    result = run(dispatcher, DEFINITION)
+def test_the_definition_unmutated_runs_every_step_it_should(service: LocalSageMaker) -> None:
+    result = run(service, DEFINITION)
     assert result is not None
     execution, steps = result
     assert execution["PipelineExecutionStatus"] == "Succeeded", steps
@@ -191,10 +187,8 @@ def mutated_definitions(draw: st.DrawFn) -> Any:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
 )
 @given(document=mutated_definitions())
-def test_an_accepted_mutated_definition_runs_to_an_end(dispatcher: Dispatcher, document: Any) -> None:
-    result = run(dispatcher, document)
-    import hypothesis
-    hypothesis.event("refused" if result is None else result[0]["PipelineExecutionStatus"])
+def test_an_accepted_mutated_definition_runs_to_an_end(service: LocalSageMaker, document: Any) -> None:
+    result = run(service, document)
     if result is None:
         return
     execution, steps = result
