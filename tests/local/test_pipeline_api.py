@@ -101,24 +101,24 @@ def test_lambda_outputs_are_typed_as_declared_so_a_boolean_equals_true(service: 
     ]
 
 
-def test_a_lambda_output_of_another_type_than_declared_fails_the_step(service: LocalSageMaker) -> None:
-    service.runner.functions = ScriptedFunctions({"flag": "yes"})
-    create(service, lambda_pipeline({"flag": "Boolean"}))
+@pytest.mark.parametrize(
+    ("answer", "declared", "reason"),
+    [
+        ({"flag": "yes"}, {"flag": "Boolean"},
+         'Lambda output flag is declared Boolean but the function returned "yes"'),
+        ({"note": "x" * 1025}, {"note": "String"},
+         "Lambda output note is 1025 characters long: an output parameter's value holds at most 1024"),
+    ],
+    ids=["another type than declared", "longer than an output parameter holds"],
+)
+def test_a_lambda_output_the_step_cannot_take_fails_it(
+    service: LocalSageMaker, answer: dict[str, Any], declared: dict[str, str], reason: str
+) -> None:
+    service.runner.functions = ScriptedFunctions(answer)
+    create(service, lambda_pipeline(declared))
     arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
     assert ended(service, arn)["FailureReason"] == EXECUTION_FAILURE
-    assert listed_steps(service, arn)["Decide"]["FailureReason"] == (
-        'Lambda output flag is declared Boolean but the function returned "yes"'
-    )
-
-
-def test_a_lambda_output_longer_than_an_output_parameter_fails_the_step(service: LocalSageMaker) -> None:
-    service.runner.functions = ScriptedFunctions({"note": "x" * 1025})
-    create(service, lambda_pipeline({"note": "String"}))
-    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
-    assert ended(service, arn)["FailureReason"] == EXECUTION_FAILURE
-    assert listed_steps(service, arn)["Decide"]["FailureReason"] == (
-        "Lambda output note is 1025 characters long: an output parameter's value holds at most 1024"
-    )
+    assert listed_steps(service, arn)["Decide"]["FailureReason"] == reason
 
 
 def test_a_null_member_of_a_steps_arguments_is_one_not_sent(service: LocalSageMaker) -> None:
