@@ -289,8 +289,9 @@ def _instance_type_problems(kind: str, arguments: Mapping[str, Any]) -> Iterator
 
 def _service_rules(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
     """What the service refuses beyond the shape (literal values only): a processing LocalPath
-    outside /opt/ml/processing/, a training run longer than 28 days, a Spot wait limit without Spot
-    training or shorter than the run it has to hold, what CreateModelPackage refuses."""
+    missing or outside /opt/ml/processing/, resources that name no instance type, a training run
+    longer than 28 days, a Spot wait limit without Spot training or shorter than the run it has to
+    hold, what CreateModelPackage refuses."""
     if kind == "Processing":
         yield from local_path_problems(arguments)
     if kind in INSTANCE_SECTIONS:

@@ -5,10 +5,10 @@ branches, Fail steps, step caching, retry policies, parallelism limits, selectiv
 retry of an execution (steps that already succeeded are not run again) and failure propagation.
 The work of every other step type is delegated to a runner chosen by step Type.
 
-Steps whose dependencies have finished run at the same time, as on SageMaker (two steps that
-both wait only for the same step run side by side), up to MaxParallelExecutionSteps. Runners run on worker
-threads; everything that reads or records execution state (arguments, conditions, the cache, the
-journal) stays on the calling thread. When a step fails or a stop is requested, no new step
+Steps whose dependencies have finished run at the same time, as on SageMaker (two steps that both
+wait only for the same step run side by side), up to MaxParallelExecutionSteps. Runners run on
+worker threads; everything that reads or records execution state (arguments, conditions, the cache,
+the journal) stays on the calling thread. When a step fails or a stop is requested, no new step
 starts; steps already running finish first (a job asked to stop ends Stopped).
 """
 
