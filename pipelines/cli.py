@@ -28,6 +28,7 @@ from botocore.exceptions import (
 from pipelines import REPO_ROOT, executions, step_table
 from pipelines.aws import Clients
 from pipelines.local.daemon import ServerNotStarted
+from pipelines.local.layout import StateLayout
 from pipelines.publish import FunctionChangeFailed
 from pipelines.settings import Settings, SettingsError, load_settings
 
@@ -618,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _explain(error: Exception) -> str:
+def _explain(error: Exception, settings: Settings | None = None) -> str:
     if isinstance(error, NoCredentialsError):
         return (
             "no AWS credentials: configure them (aws configure, AWS_PROFILE or SSO), "
@@ -627,13 +628,25 @@ def _explain(error: Exception) -> str:
     if isinstance(error, NoRegionError):
         return "no AWS region: set PIPELINE_REGION or AWS_REGION"
     if isinstance(error, EndpointConnectionError):
-        return f"cannot reach {error.kwargs.get('endpoint_url', 'the endpoint')}: check the network"
+        return _unreachable(str(error.kwargs.get("endpoint_url", "the endpoint")), settings)
     if isinstance(error, ClientError) and "OriginalStatusCode" in error.response:
         return _model_error(error.response)
     if isinstance(error, ClientError):
         info = error.response.get("Error", {})
         return f"{info.get('Code', 'Error')}: {info.get('Message', error)}"
     return str(error)
+
+
+def _unreachable(url: str, settings: Settings | None) -> str:
+    """On the local target the one thing at that URL is the server this command found or started:
+    it went away (killed, or the machine ran short of memory), which no network check explains."""
+    if settings is None or not settings.is_local:
+        return f"cannot reach {url}: check the network"
+    return (
+        f"the local SageMaker server stopped answering at {url} (its log: "
+        f"{StateLayout(settings.state_path).server_log}); run the command again to start a new "
+        "one on the same state: what the old one was running ends Failed, and a retry resumes it"
+    )
 
 
 def _model_error(response: dict[str, Any]) -> str:
@@ -653,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
         k: getattr(args, k)
         for k in ("target", "region", "bucket", "role_arn", "pipeline_name", "state_dir")
     }
+    settings = None
     try:
         settings = load_settings(flags)
         status = int(args.handler(settings, args))
@@ -671,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
         ServerNotStarted,
         FunctionChangeFailed,
     ) as error:
-        print(f"error: {_explain(error)}", file=sys.stderr)
+        print(f"error: {_explain(error, settings)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

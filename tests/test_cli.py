@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
 
 from pipelines import REPO_ROOT, cli
@@ -121,6 +124,24 @@ def test_invoke_before_any_endpoint_says_how_to_deploy_one(
     assert cli.main(["invoke", "fine"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no endpoint sentiment-classifier: `make run-pipeline` deploys one")
+
+
+def test_a_local_server_gone_away_is_named_with_its_log_not_the_network(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A killed server's port refuses connections: "check the network" sent users the wrong way."""
+    with socket.socket() as closed:  # a loopback port nothing listens on once closed
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    runtime = boto3.Session(
+        aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1"
+    ).client("sagemaker-runtime", endpoint_url=url, config=Config(retries={"max_attempts": 1}))
+    use_clients(monkeypatch, tmp_path, runtime=runtime)
+    assert cli.main(["invoke", "fine"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the local SageMaker server stopped answering at {url}")
+    assert str(tmp_path / "state" / "server.log") in err
+    assert "network" not in err
 
 
 def test_a_model_error_shows_what_the_model_answered(

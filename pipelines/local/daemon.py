@@ -124,8 +124,22 @@ def ensure_running(state_dir: Path, port: int = 0) -> str:
         if process.poll() is not None and process.returncode != 3:
             break
         time.sleep(START_POLL_SECONDS)
+    raise ServerNotStarted(f"the local SageMaker server did not start{_ending(process)}; {_log_tail(layout)}")
+
+
+def _ending(process: subprocess.Popen[bytes]) -> str:
+    """How the server process ended, if it did: a signal says something killed it."""
+    code = process.poll()
+    if code is None:
+        return f" within {START_TIMEOUT:.0f} s"
+    if code < 0:
+        return f" (killed by {signal.Signals(-code).name})"
+    return f" (exit status {code})"
+
+
+def _log_tail(layout: StateLayout) -> str:
     tail = layout.server_log.read_text(errors="replace")[-2000:]
-    raise ServerNotStarted(f"the local SageMaker server did not start; its log ends:\n{tail}")
+    return f"its log ends:\n{tail}" if tail.strip() else f"its log ({layout.server_log}) is empty"
 
 
 def credentials(state_dir: Path) -> Credentials:
