@@ -835,6 +835,15 @@ def test_the_cache_key_holds_only_the_documented_attributes() -> None:
     assert cache_key("RegisterModel", training) is None
 
 
+def test_a_null_member_keys_as_one_not_given() -> None:
+    """The job reads `Environment: null` as no Environment, so the two must share their runs."""
+    given = {"AppSpecification": {"ImageUri": "i", "ContainerArguments": None}, "ProcessingInputs": []}
+    with_nulls = {**given, "Environment": None}
+    assert cache_key("Processing", with_nulls) == cache_key("Processing", {**given, "AppSpecification": {
+        "ImageUri": "i"}})
+    assert cache_key("Processing", with_nulls) != cache_key("Processing", {**given, "Environment": {}})
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

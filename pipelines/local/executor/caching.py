@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pipelines.local.contract.members import without_nulls
+
 # "Default cache key attributes by pipeline step type" (SageMaker Developer Guide), for the step
 # types the local target runs. The other cacheable types (Tuning, AutoML, Transform, checks, EMR)
 # never reach the executor.
@@ -73,10 +75,12 @@ def cache_policy(step: Mapping[str, Any]) -> CachePolicy | None:
 
 
 def cache_key(step_type: str, arguments: Mapping[str, Any]) -> str | None:
-    """A digest of the step's key attributes (resolved values); None for an uncacheable type."""
+    """A digest of the step's key attributes (resolved values); None for an uncacheable type. A
+    null member counts as one not given, as the job's request reads it (contract/members.py)."""
     attributes = KEY_ATTRIBUTES.get(step_type)
     if attributes is None:
         return None
-    signature = {name: arguments.get(name) for name in attributes}
+    requested = without_nulls(arguments)
+    signature = {name: requested.get(name) for name in attributes}
     canonical = json.dumps([step_type, signature], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
