@@ -219,6 +219,26 @@ def test_an_expression_passes_at_upsert_and_its_value_is_checked_when_resolved()
 
 
 @pytest.mark.parametrize(
+    ("kind", "where", "section"),
+    [("Processing", "ProcessingResources.ClusterConfig", ("ProcessingResources", "ClusterConfig")),
+     ("Training", "ResourceConfig", ("ResourceConfig",))],
+)
+def test_resources_given_as_one_expression_are_checked_for_an_instance_type_once_resolved(
+    kind: str, where: str, section: tuple[str, ...]
+) -> None:
+    def with_resources(resources: dict[str, Any]) -> dict[str, Any]:
+        for name in reversed(section[1:]):
+            resources = {name: resources}
+        return {section[0]: resources}
+
+    refusals = {"Processing": limits.processing_limits, "Training": limits.training_limits}[kind]
+    expression = {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Size.PropertyFiles.Size"}, "Path": "r"}}
+    assert not [p for p in refusals(with_resources(expression)) if "InstanceType" in p]
+    refused = [p for p in refusals(with_resources({"InstanceCount": 1})) if "InstanceType" in p]
+    assert refused == [f"{where} names no InstanceType: a local job runs on the InstanceType it names"]
+
+
+@pytest.mark.parametrize(
     ("requirements", "refusal"),
     [
         (None, None),
@@ -428,10 +448,10 @@ def fit_step(**arguments: Any) -> dict[str, Any]:
          "have"),
         (with_arguments(processing(), ProcessingResources={"ClusterConfig": {"InstanceCount": 1,
                                                                       "VolumeSizeInGB": 30}}),
-         "step Prep: ProcessingResources.ClusterConfig names no InstanceType: a local job runs on the one it "
-         "names"),
+         "step Prep: ProcessingResources.ClusterConfig names no InstanceType: a local job runs on the "
+         "InstanceType it names"),
         (fit_step(ResourceConfig={"InstanceCount": 1, "VolumeSizeInGB": 1}),
-         "step Fit: ResourceConfig names no InstanceType: a local job runs on the one it names"),
+         "step Fit: ResourceConfig names no InstanceType: a local job runs on the InstanceType it names"),
         (fit_step(AlgorithmSpecification=None),
          "step Fit: AlgorithmSpecification is missing: a local training job runs the scikit-learn image's "
          "training toolkit"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.local.contract.expression_syntax import is_expression
 from pipelines.local.contract.members import object_items, object_member
 from pipelines.local.contract.model_packages import creation_problems
 from pipelines.local.contract.models import operation_model
@@ -22,7 +23,6 @@ from pipelines.local.executor.expressions import (
     conditions_problems,
     function_problems,
     get_references,
-    is_expression,
 )
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.jobs.limits import processing_limits, training_limits
@@ -60,9 +60,6 @@ REQUEST_SHAPES = {
     "Training": ("CreateTrainingJob", {"TrainingJobName": "step"}),
     "RegisterModel": ("CreateModelPackage", {}),
 }
-# Where each job kind names its instance type, and what may stand in its place (refused for itself).
-INSTANCE_SECTIONS = {"Processing": ("ProcessingResources", "ClusterConfig"), "Training": ("ResourceConfig",)}
-OTHER_INSTANCES = ("InstanceGroups", "InstancePreferences")
 MAX_TRAINING_RUNTIME = 28 * 24 * 3600  # StoppingCondition.MaxRuntimeInSeconds: "The maximum value is 28 days"
 # What each job kind's request may ask for that a local job cannot reproduce (jobs/limits.py).
 JOB_LIMITS = {"Processing": processing_limits, "Training": training_limits}
@@ -274,28 +271,12 @@ def request_problems(kind: str, arguments: Mapping[str, Any]) -> list[str]:
     return ([summary(errors)] if errors else []) + list(_service_rules(kind, arguments))
 
 
-def _instance_type_problems(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
-    """A job's resources, given as an object, name the instance type it runs on (the service model
-    leaves it optional for instances SageMaker chooses, which jobs/limits.py refuses)."""
-    resources: Any = arguments
-    for section in INSTANCE_SECTIONS[kind]:
-        resources = resources.get(section) if isinstance(resources, Mapping) else None
-    if isinstance(resources, Mapping) and not is_expression(resources) and not any(
-        resources.get(member) is not None for member in ("InstanceType", *OTHER_INSTANCES)
-    ):
-        where = ".".join(INSTANCE_SECTIONS[kind])
-        yield f"{where} names no InstanceType: a local job runs on the one it names"
-
-
 def _service_rules(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
     """What the service refuses beyond the shape (literal values only): a processing LocalPath
-    missing or outside /opt/ml/processing/, resources that name no instance type, a training run
-    longer than 28 days, a Spot wait limit without Spot training or shorter than the run it has to
-    hold, what CreateModelPackage refuses."""
+    missing or outside /opt/ml/processing/, a training run longer than 28 days, a Spot wait limit
+    without Spot training or shorter than the run it has to hold, what CreateModelPackage refuses."""
     if kind == "Processing":
         yield from local_path_problems(arguments)
-    if kind in INSTANCE_SECTIONS:
-        yield from _instance_type_problems(kind, arguments)
     if kind == "RegisterModel":
         yield from creation_problems(arguments)
     if kind != "Training":

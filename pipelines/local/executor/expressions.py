@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pipelines.local.contract.expression_syntax import function_name, is_expression
 from pipelines.local.system.clock import format_timestamp
 
 EXECUTION_VARIABLES = frozenset(
@@ -162,26 +163,13 @@ def parse_reference(expression: str) -> Reference:
     return Reference(expression, namespace, name.group(), path)
 
 
-def is_expression(value: Any) -> bool:
-    """A Get or Std:* call, whose value is known only when the step runs."""
-    return isinstance(value, dict) and _function_name(value) is not None
-
-
-def _function_name(value: Mapping[str, Any]) -> str | None:
-    """The function a single-key dict invokes (`Get` or `Std:*`), or None for plain data."""
-    if len(value) != 1:
-        return None
-    (key,) = value
-    return key if key == "Get" or key.startswith("Std:") else None
-
-
 def _iter_gets(value: Any) -> Iterator[str]:
     """Every Get target inside a value, however deeply nested in functions or data."""
     if isinstance(value, list):
         for item in value:
             yield from _iter_gets(item)
     elif isinstance(value, dict):
-        if _function_name(value) == "Get":
+        if function_name(value) == "Get":
             target = value["Get"]
             if not isinstance(target, str):
                 raise ExpressionError(f"Get expects a string, got {target!r}")
@@ -218,7 +206,7 @@ def resolve(value: Any, scope: Scope) -> Any:
         return [resolve(item, scope) for item in value]
     if not isinstance(value, dict):
         return value
-    function = _function_name(value)
+    function = function_name(value)
     if function is None:
         return {key: resolve(item, scope) for key, item in value.items()}
     if function == "Get":
@@ -242,7 +230,7 @@ def function_problems(value: Any) -> Iterator[str]:
         return
     if not isinstance(value, dict):
         return
-    function = _function_name(value)
+    function = function_name(value)
     if function == "Get":
         return
     if function is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pipelines.local.contract.expression_syntax import is_expression
 from pipelines.local.contract.members import object_items, object_member
 from pipelines.local.jobs.instances import instance_problems
 from pipelines.local.jobs.metrics import metric_definition_problems
@@ -24,6 +25,8 @@ from pipelines.local.jobs.outcome import JobError
 from pipelines.local.system.isolation import isolation_unavailable
 
 ONE_INSTANCE = "a local job runs on one instance"
+NAMED_INSTANCE = "a local job runs on the InstanceType it names"
+INSTANCES_NAMED_BY = ("InstanceType", "InstanceGroups", "InstancePreferences")
 FILES_ONLY = "a local job stages S3 objects as files before it starts"
 ENTRY_POINT = ("sagemaker_program", "sagemaker_submit_directory")
 VPC = (
@@ -85,7 +88,8 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
         yield f"ResourceConfig.InstanceGroups asks for a heterogeneous cluster: {ONE_INSTANCE}"
     yield from _chosen_capacity(resources)
     if request.get("ResourceConfig") is None:
-        yield "ResourceConfig is missing: a local job runs on the InstanceType it names"
+        yield f"ResourceConfig is missing: {NAMED_INSTANCE}"
+    yield from _instance_type_named("ResourceConfig", request.get("ResourceConfig"))
     for member, asks in TRAINING_SERVICES.items():
         if request.get(member):
             yield f"{member} {asks}"
@@ -123,7 +127,7 @@ def _chosen_capacity(resources: Mapping[str, Any]) -> Iterator[str]:
     """The instances SageMaker would choose or reserve rather than the one instance type named."""
     for member, asks in CHOSEN_CAPACITY.items():
         if resources.get(member):
-            yield f"ResourceConfig.{member} {asks}: a local job runs on the InstanceType it names"
+            yield f"ResourceConfig.{member} {asks}: {NAMED_INSTANCE}"
     for member in ("SelectedInstanceType", "SelectedInstanceCount"):
         if member in resources:
             yield f"ResourceConfig.{member} is DescribeTrainingJob's to answer: CreateTrainingJob takes none"
@@ -158,8 +162,9 @@ def _processing_limits(request: Mapping[str, Any]) -> Iterator[str]:
     yield from _isolation(request)
     if object_member(request, "NetworkConfig").get("VpcConfig"):
         yield f"NetworkConfig.VpcConfig {VPC}"
-    cluster = object_member(object_member(request, "ProcessingResources"), "ClusterConfig")
     where = "ProcessingResources.ClusterConfig"
+    yield from _instance_type_named(where, object_member(request, "ProcessingResources").get("ClusterConfig"))
+    cluster = object_member(object_member(request, "ProcessingResources"), "ClusterConfig")
     yield from _instances(f"{where}.InstanceCount", cluster.get("InstanceCount"))
     yield from instance_problems(f"{where}.InstanceType", cluster.get("InstanceType"))
     for item in object_items(request.get("ProcessingInputs")):
@@ -189,6 +194,16 @@ def _isolation(request: Mapping[str, Any]) -> Iterator[str]:
     unavailable = isolation_unavailable() if network_isolated(request) else ""
     if unavailable:
         yield f"EnableNetworkIsolation: {unavailable}, and a local job is not run with the network instead"
+
+
+def _instance_type_named(where: str, resources: Any) -> Iterator[str]:
+    """Resources given as an object name their InstanceType: the service model leaves it optional
+    for instances SageMaker chooses, which are refused for themselves (InstanceGroups,
+    InstancePreferences) and so stand in its place here."""
+    if not isinstance(resources, Mapping) or is_expression(resources):
+        return
+    if all(resources.get(member) is None for member in INSTANCES_NAMED_BY):
+        yield f"{where} names no InstanceType: {NAMED_INSTANCE}"
 
 
 def _instances(where: str, count: Any) -> Iterator[str]:
