@@ -162,9 +162,10 @@ def _processing_limits(request: Mapping[str, Any]) -> Iterator[str]:
     yield from _isolation(request)
     if object_member(request, "NetworkConfig").get("VpcConfig"):
         yield f"NetworkConfig.VpcConfig {VPC}"
+    resources = object_member(request, "ProcessingResources")
     where = "ProcessingResources.ClusterConfig"
-    yield from _instance_type_named(where, object_member(request, "ProcessingResources").get("ClusterConfig"))
-    cluster = object_member(object_member(request, "ProcessingResources"), "ClusterConfig")
+    yield from _instance_type_named(where, resources.get("ClusterConfig"))
+    cluster = object_member(resources, "ClusterConfig")
     yield from _instances(f"{where}.InstanceCount", cluster.get("InstanceCount"))
     yield from instance_problems(f"{where}.InstanceType", cluster.get("InstanceType"))
     for item in object_items(request.get("ProcessingInputs")):
