@@ -429,14 +429,29 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.monitoring_run import run_monitor
 
     settings.require_aws()
-    if args.window_start is not None and args.window_hours is not None:
-        raise UserError("give --window-start or --window-hours, not both (the check refuses both)")
+    _check_window(args)
     overrides = executions.parse_overrides(args.param or [])
     for name, value in (("WindowStart", args.window_start), ("WindowEnd", args.window_end),
                         ("WindowHours", args.window_hours)):
         if value is not None:
             overrides[name] = value
     return run_monitor(Clients(settings), overrides, say, timeout=args.timeout).exit_code
+
+
+def _check_window(args: argparse.Namespace) -> None:
+    """What the check refuses in a window (steps/monitoring/check.py's window_from), refused here
+    rather than by a run that fails at CheckDrift. That module is not imported: it needs the
+    job's library folder."""
+    if args.window_start is not None and args.window_hours is not None:
+        raise UserError("give --window-start or --window-hours, not both (the check refuses both)")
+    if args.window_start is not None and args.window_end is not None:
+        from steps.monitoring.capture import iso, parse_time
+
+        start, end = parse_time(args.window_start), parse_time(args.window_end)
+        if start >= end:
+            raise UserError(
+                f"the window start {iso(start)} is not before its end {iso(end)} (the check refuses it)"
+            )
 
 
 def _monitor_setup(settings: Settings, args: argparse.Namespace) -> int:
@@ -637,6 +652,13 @@ def _explain(error: Exception, settings: Settings | None = None) -> str:
     return str(error)
 
 
+def _file_problem(error: OSError) -> str:
+    """`path: reason`, as other command line tools say it, for an error about one path."""
+    if error.filename is None or error.strerror is None:
+        return str(error)
+    return f"{error.filename}: {error.strerror}"
+
+
 def _unreachable(url: str, settings: Settings | None) -> str:
     """On the local target the one thing at that URL is the server this command found or started:
     it went away (killed, or the machine ran short of memory), which no network check explains."""
@@ -680,7 +702,6 @@ def main(argv: list[str] | None = None) -> int:
         NoRegionError,
         EndpointConnectionError,
         ParamValidationError,
-        FileNotFoundError,
         ValueError,
         ServerNotStarted,
         FunctionChangeFailed,
@@ -693,3 +714,6 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`models list | head`): stop quietly, as other shell tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as error:  # a local file or folder the command reads or writes
+        print(f"error: {_file_problem(error)}", file=sys.stderr)
+        return 2

@@ -176,6 +176,16 @@ def test_graph_of_the_latest_run_before_any_run_draws_the_steps(
     assert "Training ·" not in out.read_text() and "Training" in out.read_text()
 
 
+def test_a_path_the_command_cannot_write_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`graph --out` a folder ended in IsADirectoryError's traceback."""
+    use_clients(monkeypatch, tmp_path)
+    monkeypatch.setattr(cli, "_definition", lambda settings: definition_json(settings))
+    assert cli.main(["graph", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}: Is a directory\n"
+
+
 class NoSageMakerCalls:
     """A SageMaker client a command must not reach: it had to refuse before asking."""
 
@@ -224,6 +234,18 @@ def test_a_monitoring_window_the_check_cannot_read_is_refused_before_a_run(
         cli.main(["monitor", "run", option, value])
     assert exit_info.value.code == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("end", ["2026-01-01T00:00:00Z", "2025-06-01"])
+def test_a_window_that_ends_before_it_starts_is_refused_before_a_run(
+    end: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It ran the monitoring pipeline, which then failed at CheckDrift with the same words."""
+    use_clients(monkeypatch, tmp_path, sagemaker=NoSageMakerCalls())
+    assert cli.main(["monitor", "run", "--window-start", "2026-01-01", "--window-end", end]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the window start 2026-01-01T00:00:00")
+    assert "is not before its end" in err
 
 
 def test_the_window_is_checked_by_the_command_as_users_run_it(tmp_path: Path) -> None:

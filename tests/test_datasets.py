@@ -10,7 +10,7 @@ import botocore.session
 import pytest
 from buckets import with_buckets
 
-from pipelines.datasets import latest_dataset, upload_data
+from pipelines.datasets import UnreadableDataset, latest_dataset, upload_data
 from pipelines.local.storage.objects import ObjectStore
 
 DESTINATION = "s3://bucket/project/data"
@@ -65,6 +65,17 @@ def test_a_folder_without_both_files_is_refused(store: ObjectStore, tmp_path: Pa
     (tmp_path / "train.csv").write_text("x")
     with pytest.raises(FileNotFoundError, match=r"has no test\.csv"):
         upload_data(store, tmp_path, DESTINATION)
+
+
+def test_a_dataset_path_the_system_cannot_look_up_is_named_with_the_reason(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """An OSError other than a missing file (here ENAMETOOLONG) ended `data upload` in a traceback."""
+    folder = tmp_path / ("a" * 300)
+    with pytest.raises(UnreadableDataset) as raised:
+        upload_data(store, folder, DESTINATION)
+    assert str(raised.value) == f"cannot read {folder / 'train.csv'}: File name too long"
+    assert isinstance(raised.value, ValueError)  # what the CLI prints as one line
 
 
 def test_the_lineage_parameters_fit_customer_metadata_properties(store: ObjectStore, tmp_path: Path) -> None:
