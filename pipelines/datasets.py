@@ -66,7 +66,8 @@ def _file_digests(folder: Path) -> dict[str, str]:
         missing = [name for name in DATA_FILES if not (folder / name).is_file()]
         digests = {} if missing else {name: _sha256(folder / name) for name in DATA_FILES}
     except OSError as error:  # unreadable, or a path the system cannot even look up
-        raise UnreadableDataset(f"cannot read {error.filename or folder}: {error.strerror or error}") from None
+        where = error.filename or folder
+        raise UnreadableDataset(f"cannot read {where}: {error.strerror or error}") from None
     if missing:
         raise FileNotFoundError(f"{folder} has no {' or '.join(missing)}")
     return digests
