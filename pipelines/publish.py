@@ -153,9 +153,8 @@ def begin_publishing(clients: Clients, bundle: CodeBundle) -> tuple[str, str]:
     except ClientError as error:
         if _error_code(error) != "ResourceNotFoundException" or not settings.is_local:
             raise
-        clients.lambda_.create_function(
-            FunctionName=name, Code={"ZipFile": code}, **local_function_configuration(settings)
-        )
+        current = _create_function(clients, code)
+    if current is None:
         done = CREATED  # Pending until created
     else:
         if not _has_code(current, code):
@@ -168,6 +167,22 @@ def begin_publishing(clients: Clients, bundle: CodeBundle) -> tuple[str, str]:
     if settings.is_local:
         clients.lambda_.put_function_event_invoke_config(FunctionName=name, **LOCAL_EVENT_INVOKE_CONFIG)
     return done
+
+
+def _create_function(clients: Clients, code: bytes) -> dict[str, Any] | None:
+    """Create the deploy function: None once this call created it, or the configuration of the
+    one another upsert created since this one looked (Lambda refuses a second CreateFunction with
+    ResourceConflictException), which is then updated like any existing function."""
+    name = clients.settings.deploy_function_name
+    try:
+        clients.lambda_.create_function(
+            FunctionName=name, Code={"ZipFile": code}, **local_function_configuration(clients.settings)
+        )
+    except ClientError as error:
+        if _error_code(error) != "ResourceConflictException":
+            raise
+        return dict(clients.lambda_.get_function_configuration(FunctionName=name))
+    return None
 
 
 def _has_code(configuration: dict[str, Any], code: bytes) -> bool:
@@ -240,7 +255,7 @@ def publish_approval_rule(clients: Clients) -> None:
     )
 
 
-def _upsert_one(clients: Clients, spec: PipelineSpec) -> tuple[str, bool]:
+def upsert_pipeline(clients: Clients, spec: PipelineSpec) -> tuple[str, bool]:
     """Create the pipeline, or update it when it exists; return (ARN, created)."""
     sm = clients.sagemaker
     request = {
@@ -248,16 +263,27 @@ def _upsert_one(clients: Clients, spec: PipelineSpec) -> tuple[str, bool]:
         "PipelineDefinition": spec.definition,
         "RoleArn": clients.settings.role_arn,
     }
+    if not _pipeline_exists(sm, spec.name):
+        try:
+            arn = sm.create_pipeline(
+                **request, PipelineDisplayName=spec.name, PipelineDescription=spec.description
+            )["PipelineArn"]
+            return str(arn), True
+        except ClientError:
+            if not _pipeline_exists(sm, spec.name):
+                raise
+            # Another upsert created it since this one looked: update it as if it had been there.
+    return str(sm.update_pipeline(**request)["PipelineArn"]), False
+
+
+def _pipeline_exists(sm: Any, name: str) -> bool:
     try:
-        sm.describe_pipeline(PipelineName=spec.name)
+        sm.describe_pipeline(PipelineName=name)
     except ClientError as error:
         if _error_code(error) not in ("ResourceNotFound", "ValidationException"):
             raise
-        arn = sm.create_pipeline(
-            **request, PipelineDisplayName=spec.name, PipelineDescription=spec.description
-        )["PipelineArn"]
-        return str(arn), True
-    return str(sm.update_pipeline(**request)["PipelineArn"]), False
+        return False
+    return True
 
 
 def upsert(
@@ -283,7 +309,7 @@ def upsert(
     if clients.settings.is_local:
         publish_approval_rule(clients)
     for spec in build_specs():
-        result.pipelines[spec.name] = _upsert_one(clients, spec)
+        result.pipelines[spec.name] = upsert_pipeline(clients, spec)
     if published:
         wait_for_function(clients, published)
     return result

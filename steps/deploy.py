@@ -419,8 +419,9 @@ def roll_out(
     sm: Any, endpoint: str, current: dict[str, Any] | None, config: str, alarms: list[str], budget: float
 ) -> tuple[str, str]:
     """Create, update or leave the endpoint (described as `current`); return (action, reason).
-    Another deploy's change under way is waited for (unless it deploys this very config); a Failed
-    endpoint cannot be updated, so it is deleted and created again."""
+    Another deploy's change under way is waited for (unless it deploys this very config), and so is
+    one that began, or an endpoint another deploy created, after this one looked; a Failed endpoint
+    cannot be updated, so it is deleted and created again."""
     if current is not None and current.get("EndpointStatus") in CHANGING:
         pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
         if config not in (current.get("EndpointConfigName"), pending):
@@ -432,7 +433,14 @@ def roll_out(
         remove_endpoint(sm, endpoint, status, budget)
         current = None
     if current is None:
-        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+        try:
+            sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+        except ClientError as error:
+            if not _already_exists(error):
+                raise
+            # Another deploy (a concurrent execution's, an approval's) created it since this one
+            # looked: roll out onto that one, once its creation is over.
+            return roll_out(sm, endpoint, describe_endpoint(sm, endpoint), config, alarms, budget)
         return "created", f"endpoint {endpoint} {before}; creating it with {config}"
     pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
     if config in (current.get("EndpointConfigName"), pending):
@@ -441,7 +449,13 @@ def roll_out(
     update: dict[str, Any] = {"EndpointName": endpoint, "EndpointConfigName": config}
     if alarms:
         update["DeploymentConfig"] = deployment_config(alarms)
-    sm.update_endpoint(**update)
+    try:
+        sm.update_endpoint(**update)
+    except ClientError as error:
+        if not _validation_error(error, "Cannot update in-progress endpoint"):
+            raise
+        # Another deploy's change began since this one looked: wait for it, then roll out again.
+        return roll_out(sm, endpoint, describe_endpoint(sm, endpoint), config, alarms, budget)
     rollback = f" with auto-rollback on alarms {alarms}" if alarms else ""
     previous = current.get("EndpointConfigName")
     return "updated", f"endpoint {endpoint} moving from {previous} to {config}{rollback}"

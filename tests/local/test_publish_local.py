@@ -5,6 +5,7 @@ first upsert, whose configuration follows the settings on every later one."""
 from __future__ import annotations
 
 import io
+import json
 import time
 import zipfile
 from collections.abc import Iterator
@@ -18,7 +19,13 @@ from pipelines.code_bundle import CodeBundle
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.lambdas.runtime import Environment
 from pipelines.local.service.backend import LocalSageMaker
-from pipelines.publish import provision_local_bucket, publish_deploy_function
+from pipelines.publish import (
+    PipelineSpec,
+    begin_publishing,
+    provision_local_bucket,
+    publish_deploy_function,
+    upsert_pipeline,
+)
 from pipelines.settings import Settings, load_settings
 
 from .inprocess import client
@@ -28,6 +35,7 @@ class RecordedLambda:
     """An in-process boto3 Lambda client of the local server that records the operations called."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
         self.client = client(dispatcher, "lambda")
         self.calls: list[str] = []
         self.client.meta.events.register("before-call", lambda model, **_: self.calls.append(model.name))
@@ -167,6 +175,58 @@ def test_a_function_whose_last_update_failed_is_sent_its_code_again(
     mended = publish(settings, lambda_)
     assert lambda_.changes()[:2] == ["GetFunctionConfiguration", "UpdateFunctionCode"]
     assert mended["LastUpdateStatus"] == "Successful"
+
+
+def test_a_function_another_upsert_created_since_the_first_look_is_updated_not_created_twice(
+    tmp_path: Path, lambda_: RecordedLambda, monkeypatch: pytest.MonkeyPatch, slow_init: None
+) -> None:
+    """Two `make run-pipeline` at once on a fresh state: both looked before either created the
+    function, and Lambda refused the second CreateFunction (ResourceConflictException), which
+    ended that run."""
+    settings = local_settings(tmp_path)
+    reading = lambda_.client.get_function_configuration
+
+    def created_meanwhile(**request: Any) -> dict[str, Any]:
+        monkeypatch.setattr(lambda_.client, "get_function_configuration", reading)
+        try:
+            return reading(**request)  # not there yet: ResourceNotFoundException
+        finally:
+            other = SimpleNamespace(settings=settings, lambda_=client(lambda_.dispatcher, "lambda"))
+            begin_publishing(other, CodeBundle())  # type: ignore[arg-type]  # the other upsert
+
+    monkeypatch.setattr(lambda_.client, "get_function_configuration", created_meanwhile)
+    published = publish(settings, lambda_)
+    assert (published["State"], published["LastUpdateStatus"]) == ("Active", "Successful")
+    # The refused create, then the function the other made, waited for as any existing one
+    assert lambda_.changes() == ["GetFunctionConfiguration", "CreateFunction", "GetFunctionConfiguration",
+                                 "PutFunctionEventInvokeConfig", "GetFunctionConfiguration", "GetFunction"]
+    assert published["CodeSha256"] == publish(settings, lambda_)["CodeSha256"]
+
+
+def test_a_pipeline_another_upsert_created_since_the_first_look_is_updated(
+    tmp_path: Path, lambda_: RecordedLambda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same race for the pipeline: SageMaker refuses the second CreatePipeline."""
+    sm = client(lambda_.dispatcher, "sagemaker")
+    settings = local_settings(tmp_path)
+    fail = {"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": "stopped"}}
+    spec = PipelineSpec("reviews", json.dumps({"Version": "2020-12-01", "Steps": [fail]}), "one step")
+    describing = sm.describe_pipeline
+
+    def created_meanwhile(**request: Any) -> dict[str, Any]:
+        monkeypatch.setattr(sm, "describe_pipeline", describing)
+        try:
+            return describing(**request)  # not there yet: ResourceNotFound
+        finally:
+            sm.create_pipeline(PipelineName="reviews", PipelineDefinition=spec.definition,
+                               RoleArn=settings.role_arn)
+
+    monkeypatch.setattr(sm, "describe_pipeline", created_meanwhile)
+    clients = SimpleNamespace(settings=settings, sagemaker=sm)
+    arn, created = upsert_pipeline(clients, spec)  # type: ignore[arg-type]
+    assert (arn, created) == ("arn:aws:sagemaker:us-east-1:000000000000:pipeline/reviews", False)
+    versions = sm.list_pipeline_versions(PipelineName="reviews")["PipelineVersionSummaries"]
+    assert [version["PipelineVersionId"] for version in versions] == [2, 1]
 
 
 def test_the_deploy_function_is_retried_as_the_infra_stack_configures_it(

@@ -70,7 +70,12 @@ def test_pipeline_versions_count_updates_and_names_are_unique(service: LocalSage
     assert [v["PipelineVersionId"] for v in versions] == [2, 1]
     with pytest.raises(ServiceError) as raised:
         call(service, "CreatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY, RoleArn=ROLE)
-    assert raised.value.code == "ResourceInUse"
+    # SageMaker's answer, which the SDK's upsert() takes for a name collision (then updates)
+    assert raised.value.code == "ValidationException"
+    assert str(raised.value) == (
+        "Pipeline names must be unique within an AWS account and region. Pipeline with name (P) "
+        "already exists."
+    )
 
 
 def test_an_invalid_definition_is_refused_at_create(service: LocalSageMaker) -> None:

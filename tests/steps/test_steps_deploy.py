@@ -259,12 +259,12 @@ MODEL_ARN_PREFIX = "arn:aws:sagemaker:us-east-1:123456789012:model/"
 
 
 def stubbed_client(
-    monkeypatch: pytest.MonkeyPatch, config_name: str, current: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch, config_name: str, current: dict[str, Any] | None,
     served_model_data: str | None = None,
 ) -> Stubber:
-    """A client stubbed up to creating config_name, with the endpoint described as `current`
-    (and, when it is InService with nothing pending, serving a model of served_model_data); each
-    test adds the endpoint update it expects."""
+    """A client stubbed up to creating config_name, with the endpoint described as `current`, or
+    not found when None (and, when it is InService with nothing pending, serving a model of
+    served_model_data); each test adds the endpoint update it expects."""
     client = boto3.client("sagemaker", region_name="us-east-1")
     monkeypatch.setattr(deploy.boto3, "client", lambda *args, **kwargs: client)
     monkeypatch.setattr(deploy, "verify_model_data", lambda s3, package, url: MODEL_SHA256)
@@ -287,8 +287,12 @@ def stubbed_client(
         },
         {"ModelPackageName": PACKAGE_ARN},
     )
-    stubber.add_response("describe_endpoint", current, {"EndpointName": ENDPOINT})
-    if served_model_data is not None:
+    if current is None:
+        stubber.add_client_error("describe_endpoint", service_error_code="ValidationException",
+                                 service_message=f'Could not find endpoint "{ENDPOINT}".')
+    else:
+        stubber.add_response("describe_endpoint", current, {"EndpointName": ENDPOINT})
+    if served_model_data is not None and current is not None:
         served = "served-model"
         stubber.add_response(
             "describe_endpoint_config",
@@ -618,6 +622,59 @@ def test_another_deploys_change_is_waited_for_then_the_endpoint_updated(
         stubber.assert_no_pending_responses()  # two polls, then the update
     assert result["action"] == "updated"
     assert result["reason"] == f"endpoint {ENDPOINT} moving from other-config to {new_config}"
+
+
+def test_an_endpoint_another_deploy_created_first_is_waited_for_then_updated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two executions deploying at once to an endpoint neither found: SageMaker refuses the second
+    CreateEndpoint, which failed that deploy; it now rolls out onto the endpoint the first made."""
+    new_config = expected_config_name({})
+    stubber = stubbed_client(monkeypatch, new_config, None)
+    endpoint_arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
+    stubber.add_client_error(
+        "create_endpoint", service_error_code="ValidationException",
+        service_message=f'Cannot create already existing endpoint "{endpoint_arn}".',
+        expected_params={"EndpointName": ENDPOINT, "EndpointConfigName": new_config},
+    )
+    stubber.add_response("describe_endpoint", changing("Creating"), {"EndpointName": ENDPOINT})
+    stubber.add_response("describe_endpoint", changing("InService"), {"EndpointName": ENDPOINT})
+    stubber.add_response(
+        "update_endpoint",
+        {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"},
+        {"EndpointName": ENDPOINT, "EndpointConfigName": new_config},
+    )
+    monkeypatch.setattr(deploy, "POLL_SECONDS", 0.01)
+    with stubber:
+        result = deploy.handler(event(PACKAGE_ARN), None)
+        stubber.assert_no_pending_responses()
+    assert (result["action"], result["reason"]) == (
+        "updated", f"endpoint {ENDPOINT} moving from other-config to {new_config}"
+    )
+
+
+def test_a_change_another_deploy_began_after_the_look_is_waited_for_then_the_update_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both found the endpoint InService and sent UpdateEndpoint; SageMaker refuses the second."""
+    new_config = expected_config_name({})
+    stubber = stubbed_client(monkeypatch, new_config, describe_endpoint_response("other-config"),
+                             "s3://bucket/older/model.tar.gz")
+    endpoint_arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
+    stubber.add_client_error(
+        "update_endpoint", service_error_code="ValidationException",
+        service_message=f'Cannot update in-progress endpoint "{endpoint_arn}".',
+        expected_params={"EndpointName": ENDPOINT, "EndpointConfigName": new_config},
+    )
+    stubber.add_response("describe_endpoint", changing("Updating"), {"EndpointName": ENDPOINT})
+    stubber.add_response("describe_endpoint", changing("InService"), {"EndpointName": ENDPOINT})
+    stubber.add_response("update_endpoint", {"EndpointArn": endpoint_arn},
+                         {"EndpointName": ENDPOINT, "EndpointConfigName": new_config})
+    monkeypatch.setattr(deploy, "POLL_SECONDS", 0.01)
+    with stubber:
+        result = deploy.handler(event(PACKAGE_ARN), None)
+        stubber.assert_no_pending_responses()
+    assert result["action"] == "updated"
 
 
 @pytest.mark.parametrize(("status", "polled", "refusal"), [

@@ -157,7 +157,10 @@ class PipelineOperations:
         definition_text = self._definition(request)
         with self.context.lock:
             if self._find(name):
-                raise ServiceError("ResourceInUse", f"Pipeline {name} already exists.")
+                raise invalid(
+                    "Pipeline names must be unique within an AWS account and region. "
+                    f"Pipeline with name ({name}) already exists."
+                )
             now = time.time()
             body = {
                 "PipelineArn": self.context.arn("pipeline", name.lower()),
