@@ -667,7 +667,8 @@ def _unreachable(url: str, settings: Settings | None) -> str:
     return (
         f"the local SageMaker server stopped answering at {url} (its log: "
         f"{StateLayout(settings.state_path).server_log}); run the command again to start a new "
-        "one on the same state: what the old one was running ends Failed, and a retry resumes it"
+        "one on the same state (an execution the old one was running ended Stopped or Failed: "
+        "`python -m pipelines status` shows where)"
     )
 
 
