@@ -601,6 +601,25 @@ def changing(status: str, config: str = "other-config") -> dict[str, Any]:
     return {**describe_endpoint_response(config), "EndpointStatus": status}
 
 
+ENDPOINT_ARN = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
+
+
+def waited_then_updated(
+    monkeypatch: pytest.MonkeyPatch, stubber: Stubber, new_config: str, first_poll: str
+) -> dict[str, str]:
+    """The deploy, with polls that find another deploy's change under way, then over, and the
+    update sent after them."""
+    stubber.add_response("describe_endpoint", changing(first_poll), {"EndpointName": ENDPOINT})
+    stubber.add_response("describe_endpoint", changing("InService"), {"EndpointName": ENDPOINT})
+    stubber.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN},
+                         {"EndpointName": ENDPOINT, "EndpointConfigName": new_config})
+    monkeypatch.setattr(deploy, "POLL_SECONDS", 0.01)
+    with stubber:
+        result = deploy.handler(event(PACKAGE_ARN), None)
+        stubber.assert_no_pending_responses()  # two polls, then the update
+    return result
+
+
 @pytest.mark.parametrize("status", deploy.CHANGING)
 def test_another_deploys_change_is_waited_for_then_the_endpoint_updated(
     monkeypatch: pytest.MonkeyPatch, status: str
@@ -609,72 +628,34 @@ def test_another_deploys_change_is_waited_for_then_the_endpoint_updated(
     UpdateEndpoint would be refused ('Cannot update in-progress endpoint'), so the handler waits."""
     new_config = expected_config_name({})
     stubber = stubbed_client(monkeypatch, new_config, changing(status))
-    stubber.add_response("describe_endpoint", changing(status), {"EndpointName": ENDPOINT})
-    stubber.add_response("describe_endpoint", changing("InService"), {"EndpointName": ENDPOINT})
-    stubber.add_response(
-        "update_endpoint",
-        {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"},
-        {"EndpointName": ENDPOINT, "EndpointConfigName": new_config},
-    )
-    monkeypatch.setattr(deploy, "POLL_SECONDS", 0.01)
-    with stubber:
-        result = deploy.handler(event(PACKAGE_ARN), None)
-        stubber.assert_no_pending_responses()  # two polls, then the update
+    result = waited_then_updated(monkeypatch, stubber, new_config, status)
     assert result["action"] == "updated"
     assert result["reason"] == f"endpoint {ENDPOINT} moving from other-config to {new_config}"
 
 
-def test_an_endpoint_another_deploy_created_first_is_waited_for_then_updated(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(("refused", "current", "refusal", "first_poll"), [
+    ("create_endpoint", None, "Cannot create already existing endpoint", "Creating"),
+    ("update_endpoint", describe_endpoint_response("other-config"), "Cannot update in-progress endpoint",
+     "Updating"),
+])
+def test_a_change_another_deploy_made_after_the_look_is_waited_for_then_the_endpoint_updated(
+    monkeypatch: pytest.MonkeyPatch, refused: str, current: dict[str, Any] | None, refusal: str,
+    first_poll: str,
 ) -> None:
-    """Two executions deploying at once to an endpoint neither found: SageMaker refuses the second
-    CreateEndpoint, which failed that deploy; it now rolls out onto the endpoint the first made."""
+    """Two executions deploying at once: both looked before either changed the endpoint, and
+    SageMaker refused the second one's CreateEndpoint or UpdateEndpoint, which failed that deploy;
+    it now looks again and rolls out onto the endpoint as the other left it."""
     new_config = expected_config_name({})
-    stubber = stubbed_client(monkeypatch, new_config, None)
-    endpoint_arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
+    served = None if current is None else "s3://bucket/older/model.tar.gz"
+    stubber = stubbed_client(monkeypatch, new_config, current, served)
     stubber.add_client_error(
-        "create_endpoint", service_error_code="ValidationException",
-        service_message=f'Cannot create already existing endpoint "{endpoint_arn}".',
+        refused, service_error_code="ValidationException", service_message=f'{refusal} "{ENDPOINT_ARN}".',
         expected_params={"EndpointName": ENDPOINT, "EndpointConfigName": new_config},
     )
-    stubber.add_response("describe_endpoint", changing("Creating"), {"EndpointName": ENDPOINT})
-    stubber.add_response("describe_endpoint", changing("InService"), {"EndpointName": ENDPOINT})
-    stubber.add_response(
-        "update_endpoint",
-        {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"},
-        {"EndpointName": ENDPOINT, "EndpointConfigName": new_config},
-    )
-    monkeypatch.setattr(deploy, "POLL_SECONDS", 0.01)
-    with stubber:
-        result = deploy.handler(event(PACKAGE_ARN), None)
-        stubber.assert_no_pending_responses()
+    result = waited_then_updated(monkeypatch, stubber, new_config, first_poll)
     assert (result["action"], result["reason"]) == (
         "updated", f"endpoint {ENDPOINT} moving from other-config to {new_config}"
     )
-
-
-def test_a_change_another_deploy_began_after_the_look_is_waited_for_then_the_update_sent_again(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Both found the endpoint InService and sent UpdateEndpoint; SageMaker refuses the second."""
-    new_config = expected_config_name({})
-    stubber = stubbed_client(monkeypatch, new_config, describe_endpoint_response("other-config"),
-                             "s3://bucket/older/model.tar.gz")
-    endpoint_arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
-    stubber.add_client_error(
-        "update_endpoint", service_error_code="ValidationException",
-        service_message=f'Cannot update in-progress endpoint "{endpoint_arn}".',
-        expected_params={"EndpointName": ENDPOINT, "EndpointConfigName": new_config},
-    )
-    stubber.add_response("describe_endpoint", changing("Updating"), {"EndpointName": ENDPOINT})
-    stubber.add_response("describe_endpoint", changing("InService"), {"EndpointName": ENDPOINT})
-    stubber.add_response("update_endpoint", {"EndpointArn": endpoint_arn},
-                         {"EndpointName": ENDPOINT, "EndpointConfigName": new_config})
-    monkeypatch.setattr(deploy, "POLL_SECONDS", 0.01)
-    with stubber:
-        result = deploy.handler(event(PACKAGE_ARN), None)
-        stubber.assert_no_pending_responses()
-    assert result["action"] == "updated"
 
 
 @pytest.mark.parametrize(("status", "polled", "refusal"), [
