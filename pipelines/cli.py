@@ -189,27 +189,37 @@ def _start(clients: Clients, args: argparse.Namespace) -> int:
     overrides = {**parameters, **executions.parse_overrides(args.param or [])}
     arn = executions.start_execution(sm, settings.pipeline_name, overrides, **request)
     say(f"started {arn}")
-    if not args.wait:
-        return 0
+    return _follow(sm, arn, args.timeout) if args.wait else 0
+
+
+def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
+    """RetryPipelineExecution: a Failed or Stopped execution runs again from the steps that did not
+    succeed, with the same parameters, as the console's Retry does (a crash of the local server
+    leaves what it was running Failed, for this to resume)."""
+    settings.require_aws()
+    sm = Clients(settings).sagemaker
+    arn = _execution_arn(settings, sm, args.execution)
+    sm.retry_pipeline_execution(PipelineExecutionArn=arn)  # botocore makes the ClientRequestToken
+    say(f"retrying {arn}")
+    return _follow(sm, arn, args.timeout) if args.wait else 0
+
+
+def _follow(sm: Any, arn: str, timeout: float) -> int:
+    """Show the execution until it ends, then wait for the endpoint it deployed."""
     try:
-        return _follow(sm, arn, args.timeout)
+        with step_table.execution_view(say) as view:
+            status = executions.wait_for(sm, arn, say, timeout=timeout, view=view)
+        if status != "Succeeded":
+            return 1
+        endpoint = executions.deployed_endpoint(executions.list_steps(sm, arn))
+        if endpoint and executions.wait_for_endpoint(sm, endpoint, say) != "InService":
+            return 1
+        return 0
     except KeyboardInterrupt:
         # As on SageMaker, the execution is the service's, not this process's: it goes on.
         print(f"interrupted: stopped following, but the execution goes on running; "
               f"`python -m pipelines status {arn}` shows it", file=sys.stderr)
         return 130
-
-
-def _follow(sm: Any, arn: str, timeout: float) -> int:
-    """Show the execution until it ends, then wait for the endpoint it deployed."""
-    with step_table.execution_view(say) as view:
-        status = executions.wait_for(sm, arn, say, timeout=timeout, view=view)
-    if status != "Succeeded":
-        return 1
-    endpoint = executions.deployed_endpoint(executions.list_steps(sm, arn))
-    if endpoint and executions.wait_for_endpoint(sm, endpoint, say) != "InService":
-        return 1
-    return 0
 
 
 def _data_parameters(settings: Settings, clients: Clients, given: str | None) -> dict[str, str]:
@@ -595,6 +605,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a folder with train.csv and test.csv (default: data/)")
     run.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
     run.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
+    retry = add("retry", cmd_retry, "run a Failed or Stopped execution again from the steps that "
+                "did not succeed (default: the latest)")
+    retry.add_argument("execution", nargs="?", help="an execution ARN (default: the latest)")
+    retry.add_argument("--wait", action="store_true", help="follow the run; exit 1 unless it succeeds")
+    retry.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
     status = add("status", cmd_status, "an execution's steps (default: the latest)")
     status.add_argument("execution", nargs="?", help="an execution ARN (default: the latest)")
     listing = add("executions", cmd_executions, "list executions")
@@ -668,7 +683,7 @@ def _unreachable(url: str, settings: Settings | None) -> str:
         f"the local SageMaker server stopped answering at {url} (its log: "
         f"{StateLayout(settings.state_path).server_log}); run the command again to start a new "
         "one on the same state (an execution the old one was running ended Stopped or Failed: "
-        "`python -m pipelines status` shows where)"
+        "`python -m pipelines retry --wait` resumes it)"
     )
 
 

@@ -377,7 +377,9 @@ def test_unknown_resources_give_aws_error_codes(local: Local) -> None:
         assert raised.value.response["Error"]["Code"] == code
 
 
-def test_crash_mid_run_reads_failed_and_retry_resumes(local: Local) -> None:
+def test_crash_mid_run_reads_failed_and_retry_resumes(
+    local: Local, capsys: pytest.CaptureFixture[str]
+) -> None:
     sm = local.client("sagemaker")
     # A hyperparameter no other test uses: Train misses the cache, so the server dies mid-job.
     arn = sm.start_pipeline_execution(
@@ -396,16 +398,13 @@ def test_crash_mid_run_reads_failed_and_retry_resumes(local: Local) -> None:
     execution = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
     assert execution["PipelineExecutionStatus"] == "Failed"
     assert "server stopped" in execution["FailureReason"]
-    sm.retry_pipeline_execution(
-        PipelineExecutionArn=arn, ClientRequestToken="retry-after-crash-0000000000000001"
-    )
-    wait_until(
-        lambda: sm.describe_pipeline_execution(PipelineExecutionArn=arn)[
-            "PipelineExecutionStatus"] != "Executing",
-        timeout=120, what="the retry to finish",
-    )
+    # What the CLI says to do once its server is gone: RetryPipelineExecution, followed to the end.
+    assert local.cli("retry", arn, "--wait") == 0
     assert sm.describe_pipeline_execution(PipelineExecutionArn=arn)[
         "PipelineExecutionStatus"] == "Succeeded"
+    capsys.readouterr()
+    assert local.cli("retry", arn) == 2  # only a Failed or Stopped execution runs again
+    assert "only Failed or Stopped can retry" in capsys.readouterr().err
     steps = {s["StepName"]: s for s in
              sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]}
     assert steps["Preprocess"]["AttemptCount"] == 1
