@@ -118,8 +118,22 @@ def _local_defaults(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+def _named_config_file(environ: Mapping[str, str]) -> Path | None:
+    """The file PIPELINE_CONFIG names, which must be there: a mistyped path would otherwise fall
+    back to the defaults, the local target among them, and a run meant for AWS would run here.
+    Set empty, no file is read; unset, the repository's pipeline.toml, if there is one."""
+    named = environ.get(f"{ENV_PREFIX}CONFIG")
+    if named is None:
+        return REPO_ROOT / CONFIG_FILE_NAME
+    if not named:
+        return None
+    if not Path(named).is_file():
+        raise SettingsError(f"{ENV_PREFIX}CONFIG names {named}, which is not a file (set it empty for none)")
+    return Path(named)
+
+
+def _read_config_file(path: Path | None) -> dict[str, Any]:
+    if path is None or not path.is_file():
         return {}
     with path.open("rb") as handle:
         data = tomllib.load(handle)
@@ -169,9 +183,7 @@ def load_settings(
 ) -> Settings:
     """Merge the four sources, highest first: flags, environment, config file, defaults."""
     environ = os.environ if environ is None else environ
-    if config_file is None:
-        config_file = Path(environ.get(f"{ENV_PREFIX}CONFIG", REPO_ROOT / CONFIG_FILE_NAME))
-    values = _read_config_file(config_file)
+    values = _read_config_file(config_file if config_file is not None else _named_config_file(environ))
     values.update(_read_environment(environ))
     values.update({k: v for k, v in (flags or {}).items() if v is not None and k in FIELDS})
     return Settings(**_local_defaults(_coerce(values)))

@@ -41,7 +41,7 @@ class FakeClients:
 
 def use_clients(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **clients: Any) -> None:
     monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("PIPELINE_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("PIPELINE_CONFIG", "")
     monkeypatch.setattr(cli, "Clients", lambda settings: FakeClients(settings, **clients))
 
 

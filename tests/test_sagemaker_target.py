@@ -31,7 +31,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION, "PIPELINE_BUCKET": BUCKET, "PIPELINE_ROLE_ARN": ROLE,
-        "PIPELINE_CONFIG": str(tmp_path / "absent.toml"),
+        "PIPELINE_CONFIG": "",
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
@@ -178,7 +178,7 @@ def test_bad_param_syntax_is_one_line(aws: None, capsys: pytest.CaptureFixture[s
 def test_missing_credentials_and_settings_are_explained(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("PIPELINE_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("PIPELINE_CONFIG", "")
     monkeypatch.delenv("PIPELINE_BUCKET", raising=False)
     monkeypatch.delenv("PIPELINE_ROLE_ARN", raising=False)
     assert run("upsert") == 2

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines import settings as settings_module
 from pipelines.settings import SettingsError, load_settings
 
 
@@ -57,3 +58,22 @@ def test_bad_values_are_refused(tmp_path: Path) -> None:
     config = write_config(tmp_path, '[pipeline]\nbucktet = "typo"\n')
     with pytest.raises(SettingsError, match="bucktet"):
         load_settings({}, {}, config)
+
+
+def test_a_config_file_named_but_not_there_is_refused_not_replaced_by_the_defaults(tmp_path: Path) -> None:
+    """A mistyped PIPELINE_CONFIG read as no file ran on the defaults: the local target, not AWS."""
+    config = write_config(tmp_path, '[pipeline]\ntarget = "sagemaker"\n')
+    assert load_settings({}, {"PIPELINE_CONFIG": str(config)}).target == "sagemaker"
+    typo = tmp_path / "pipline.toml"
+    with pytest.raises(SettingsError) as refused:
+        load_settings({}, {"PIPELINE_CONFIG": str(typo)})
+    assert str(refused.value) == f"PIPELINE_CONFIG names {typo}, which is not a file (set it empty for none)"
+
+
+def test_an_empty_config_setting_reads_no_file_not_even_the_repositorys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings_module, "REPO_ROOT", tmp_path)
+    write_config(tmp_path, '[pipeline]\nprefix = "from-the-repository"\n')
+    assert load_settings({}, {}).prefix == "from-the-repository"
+    assert load_settings({}, {"PIPELINE_CONFIG": ""}).prefix == "sentiment-classifier"

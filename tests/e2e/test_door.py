@@ -215,7 +215,7 @@ print(json.dumps({
 def test_local_env_lets_a_fresh_sdk_in(state: Path) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIPELINE_"))}
     clean.update(PIPELINE_STATE_DIR=str(state), PIPELINE_TARGET="local", HOME=str(state.parent),
-                 PIPELINE_CONFIG=str(state.parent / "absent.toml"), AWS_SESSION_TOKEN="stale")
+                 PIPELINE_CONFIG="", AWS_SESSION_TOKEN="stale")
     exports = f'eval "$({sys.executable} -m pipelines local env)"'
     script = f'{exports} && {sys.executable} -c "$CHECK"'
     run = subprocess.run(["bash", "-c", script], env={**clean, "CHECK": SDK_CHECK}, cwd=REPO_ROOT,

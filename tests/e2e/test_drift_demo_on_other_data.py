@@ -54,7 +54,7 @@ class Session:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.env = {**os.environ, "PIPELINE_STATE_DIR": str(state_dir),
-                    "PIPELINE_CONFIG": str(state_dir / "absent.toml"), "PIPELINE_TARGET": "local"}
+                    "PIPELINE_CONFIG": "", "PIPELINE_TARGET": "local"}
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, *args], env=self.env, cwd=REPO_ROOT, text=True,

@@ -95,7 +95,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
     state_dir = tmp_path_factory.mktemp("local-sagemaker")
     saved = {k: os.environ.get(k) for k in ("PIPELINE_STATE_DIR", "PIPELINE_CONFIG")}
     os.environ["PIPELINE_STATE_DIR"] = str(state_dir)
-    os.environ["PIPELINE_CONFIG"] = str(state_dir / "absent.toml")
+    os.environ["PIPELINE_CONFIG"] = ""
     env = Local(state_dir)
     try:
         assert env.cli("data", "upload") == 0

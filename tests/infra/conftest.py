@@ -49,7 +49,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(missing))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(missing))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("PIPELINE_CONFIG", str(missing))
+    monkeypatch.setenv("PIPELINE_CONFIG", "")
     monkeypatch.setenv("PIPELINE_REGION", REGION)
     return tmp_path
 

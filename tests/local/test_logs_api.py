@@ -217,7 +217,7 @@ def cli_logs(
     capsys: pytest.CaptureFixture[str],
 ) -> tuple[int, str]:
     monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("PIPELINE_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("PIPELINE_CONFIG", "")
     monkeypatch.setattr(cli, "Clients", lambda settings: InProcessClients(world))
     code = cli.main(["logs", step, "--execution", world.known["execution"]])
     captured = capsys.readouterr()

@@ -112,7 +112,7 @@ def pipeline_environment(state_dir: Path) -> Iterator[None]:
     os.environ.update(
         PIPELINE_TARGET="local",
         PIPELINE_STATE_DIR=str(state_dir),
-        PIPELINE_CONFIG=str(state_dir / "absent.toml"),
+        PIPELINE_CONFIG="",
     )
     try:
         yield
