@@ -27,10 +27,6 @@ ADDRESS_LENGTH = 16
 UNRECORDED = "unrecorded"  # parameter default when a run's data did not come from `data upload`
 
 
-class UnreadableDataset(ValueError):
-    """The dataset's folder or files cannot be read; the message names the path and why."""
-
-
 @dataclass(frozen=True)
 class Dataset:
     """One uploaded dataset: where it is and what it holds."""
@@ -62,20 +58,14 @@ class Dataset:
 
 def _file_digests(folder: Path) -> dict[str, str]:
     """Each data file's SHA-256, read a chunk at a time (a dataset may be larger than memory)."""
-    try:
-        missing = [name for name in DATA_FILES if not (folder / name).is_file()]
-        digests = {} if missing else {name: _sha256(folder / name) for name in DATA_FILES}
-    except OSError as error:  # unreadable, or a path the system cannot even look up
-        where = error.filename or folder
-        raise UnreadableDataset(f"cannot read {where}: {error.strerror or error}") from None
+    missing = [name for name in DATA_FILES if not (folder / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{folder} has no {' or '.join(missing)}")
+    digests = {}
+    for name in DATA_FILES:
+        with (folder / name).open("rb") as handle:
+            digests[name] = hashlib.file_digest(handle, "sha256").hexdigest()
     return digests
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def dataset_digest(files: dict[str, str]) -> str:
