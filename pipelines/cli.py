@@ -204,6 +204,21 @@ def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
     return _follow(sm, arn, args.timeout) if args.wait else 0
 
 
+def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
+    """StopPipelineExecution: the execution is Stopping, its running steps' jobs are stopped, then
+    it is Stopped; `retry` runs it again from the steps that did not succeed."""
+    settings.require_aws()
+    sm = Clients(settings).sagemaker
+    arn = _execution_arn(settings, sm, args.execution)
+    sm.stop_pipeline_execution(PipelineExecutionArn=arn)  # botocore makes the ClientRequestToken
+    say(f"stopping {arn}")
+    if not args.wait:
+        return 0
+    with step_table.execution_view(say) as view:
+        status = executions.wait_for(sm, arn, say, timeout=args.timeout, view=view)
+    return 0 if status == "Stopped" else 1
+
+
 def _follow(sm: Any, arn: str, timeout: float) -> int:
     """Show the execution until it ends, then wait for the endpoint it deployed."""
     try:
@@ -218,7 +233,8 @@ def _follow(sm: Any, arn: str, timeout: float) -> int:
     except KeyboardInterrupt:
         # As on SageMaker, the execution is the service's, not this process's: it goes on.
         print(f"interrupted: stopped following, but the execution goes on running; "
-              f"`python -m pipelines status {arn}` shows it", file=sys.stderr)
+              f"`python -m pipelines status {arn}` shows it, `python -m pipelines stop {arn}` "
+              "stops it", file=sys.stderr)
         return 130
 
 
@@ -610,6 +626,11 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("execution", nargs="?", help="an execution ARN (default: the latest)")
     retry.add_argument("--wait", action="store_true", help="follow the run; exit 1 unless it succeeds")
     retry.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
+    stop = add("stop", cmd_stop, "stop an Executing execution (default: the latest)")
+    stop.add_argument("execution", nargs="?", help="an execution ARN (default: the latest)")
+    stop.add_argument("--wait", action="store_true", help="wait until it has stopped; exit 1 unless "
+                      "it ends Stopped")
+    stop.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
     status = add("status", cmd_status, "an execution's steps (default: the latest)")
     status.add_argument("execution", nargs="?", help="an execution ARN (default: the latest)")
     listing = add("executions", cmd_executions, "list executions")

@@ -88,6 +88,7 @@ def test_interrupting_a_followed_run_says_the_execution_goes_on(
     assert cli.main(["start", "--wait"]) == 130
     err = capsys.readouterr().err
     assert "goes on running" in err and f"python -m pipelines status {arn}" in err
+    assert f"python -m pipelines stop {arn}" in err
 
 
 def test_invoke_without_a_review_on_a_terminal_says_what_to_give(

@@ -142,16 +142,19 @@ def test_models_list_shows_each_versions_accuracy(
     assert float(line.split("accuracy ")[1].split()[0]) > 0.8
 
 
-def test_stop_ends_a_running_execution(local: Local) -> None:
+def test_stop_ends_a_running_execution(local: Local, capsys: pytest.CaptureFixture[str]) -> None:
     sm = local.client("sagemaker")
     # A hyperparameter no other test uses: Train misses the cache and is running when stopped.
     parameters = [*local.data_parameters(), {"Name": "RegularizationC", "Value": "5.0"}]
     arn = sm.start_pipeline_execution(PipelineName="sentiment-classifier",
                                       PipelineParameters=parameters)["PipelineExecutionArn"]
     wait_until(lambda: "Train" in local.execution(arn)[1], what="Train to start")
-    sm.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="stop-" + "0" * 32)
-    wait_until(lambda: sm.describe_pipeline_execution(PipelineExecutionArn=arn)[
-        "PipelineExecutionStatus"] == "Stopped", what="Stopped")
+    assert local.cli("stop", "--wait") == 0  # the latest execution, followed until it is Stopped
+    assert sm.describe_pipeline_execution(PipelineExecutionArn=arn)[
+        "PipelineExecutionStatus"] == "Stopped"
+    capsys.readouterr()
+    assert local.cli("stop", arn) == 2
+    assert "only Executing can stop" in capsys.readouterr().err
     _, steps = local.execution(arn)
     assert steps["Train"]["StepStatus"] == "Stopped" and "FailureReason" not in steps["Train"]
     assert "RegisterModel" not in steps
