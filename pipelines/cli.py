@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shlex
@@ -60,14 +61,27 @@ def _iso_time(text: str) -> str:
     return text
 
 
-def _hours(text: str) -> str:
+def _above_zero(text: str) -> float | None:
+    """The finite number above 0 `text` spells, if it does (not "nan", not "inf")."""
     try:
-        valid = float(text) > 0
+        value = float(text)
     except ValueError:
-        valid = False
-    if not valid:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _hours(text: str) -> str:
+    if _above_zero(text) is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours above 0")
     return text
+
+
+def _seconds(text: str) -> float:
+    """A wait's bound: a negative one would give up before the first look, "nan" never."""
+    value = _above_zero(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
 
 
 def _checked_execution_arn(given: str) -> str:
@@ -609,7 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--wait", action="store_true", help="follow the run; exit 1 unless it succeeds"
     )
-    start.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
+    start.add_argument("--timeout", type=_seconds, default=3600.0, help="seconds to wait at most")
     start.add_argument("--from-execution", metavar="ARN",
                        help="selective run: reuse this execution's results for the steps not given")
     start.add_argument("--steps", nargs="+", metavar="STEP", help="selective run: the steps to run")
@@ -620,17 +634,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("folder", nargs="?", default=str(DEFAULT_DATA_DIR),
                      help="a folder with train.csv and test.csv (default: data/)")
     run.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
-    run.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
+    run.add_argument("--timeout", type=_seconds, default=3600.0, help="seconds to wait at most")
     retry = add("retry", cmd_retry, "run a Failed or Stopped execution again from the steps that "
                 "did not succeed (default: the latest)")
     retry.add_argument("execution", nargs="?", help="an execution ARN (default: the latest)")
     retry.add_argument("--wait", action="store_true", help="follow the run; exit 1 unless it succeeds")
-    retry.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
+    retry.add_argument("--timeout", type=_seconds, default=3600.0, help="seconds to wait at most")
     stop = add("stop", cmd_stop, "stop an Executing execution (default: the latest)")
     stop.add_argument("execution", nargs="?", help="an execution ARN (default: the latest)")
     stop.add_argument("--wait", action="store_true", help="wait until it has stopped; exit 1 unless "
                       "it ends Stopped")
-    stop.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
+    stop.add_argument("--timeout", type=_seconds, default=3600.0, help="seconds to wait at most")
     status = add("status", cmd_status, "an execution's steps (default: the latest)")
     status.add_argument("execution", nargs="?", help="an execution ARN (default: the latest)")
     listing = add("executions", cmd_executions, "list executions")
@@ -660,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--window-end", type=_iso_time, help="ISO 8601, exclusive")
     monitor.add_argument("--window-hours", type=_hours, help="window length back from --window-end")
     monitor.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
-    monitor.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait at most")
+    monitor.add_argument("--timeout", type=_seconds, default=1800.0, help="seconds to wait at most")
     monitor.add_argument("--schedule", default="rate(1 hour)", help="setup: schedule expression")
     local = add("local", cmd_local, "start, stop or inspect the local SageMaker server")
     local.add_argument(

@@ -227,6 +227,7 @@ def test_an_execution_arn_is_passed_on_as_given(monkeypatch: pytest.MonkeyPatch,
     ("--window-end", "2026-13-01", "'2026-13-01' is not an ISO 8601 time"),
     ("--window-hours", "-2", "'-2' is not a number of hours above 0"),
     ("--window-hours", "two", "'two' is not a number of hours above 0"),
+    ("--window-hours", "inf", "'inf' is not a number of hours above 0"),
 ])
 def test_a_monitoring_window_the_check_cannot_read_is_refused_before_a_run(
     option: str, value: str, words: str, capsys: pytest.CaptureFixture[str]
@@ -235,6 +236,21 @@ def test_a_monitoring_window_the_check_cannot_read_is_refused_before_a_run(
         cli.main(["monitor", "run", option, value])
     assert exit_info.value.code == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["start", "--wait"], ["run"], ["retry", "--wait"],
+                                     ["stop", "--wait"], ["monitor", "run"]])
+@pytest.mark.parametrize("value", ["-5", "0", "nan", "inf", "soon"])
+def test_a_wait_bound_that_is_not_a_number_of_seconds_above_0_is_a_usage_error(
+    command: list[str], value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A negative bound gave up before the first look and "nan" never gave up: both ran first."""
+    use_clients(monkeypatch, tmp_path, sagemaker=NoSageMakerCalls())
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*command, "--timeout", value])
+    assert exit_info.value.code == 2
+    assert f"{value!r} is not a number of seconds above 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("end", ["2026-01-01T00:00:00Z", "2025-06-01"])
