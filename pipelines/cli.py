@@ -385,9 +385,21 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     if not args.package:
         raise UserError(f"models {args.action} needs a model package ARN or version number")
     arn = _package_arn(settings, sm, args.package)
-    status = "Approved" if args.action == "approve" else "Rejected"
-    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status)
-    say(f"{arn}: {status}")
+    if args.action == "reject":
+        sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected")
+        say(f"{arn}: Rejected (what the endpoint serves is unchanged: `models rollback N` changes it)")
+        return 0
+    approved = sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Approved"
+    if approved and args.action == "approve":
+        say(f"{arn}: already Approved; nothing changed, so nothing is deployed "
+            f"(`models rollback {args.package}` puts it back on the endpoint)")
+        return 0
+    if approved:
+        # Only a change to Approved deploys (the approval rule): through PendingManualApproval,
+        # which the rule ignores, as the model-approval workflow rolls back.
+        sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="PendingManualApproval")
+    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    say(f"{arn}: Approved; the deploy function puts it on endpoint {settings.endpoint_name}")
     return 0
 
 
@@ -658,8 +670,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a folder with train.csv and test.csv (default: data/)")
     data.add_argument("--to", help="destination S3 URI (default: the project's data prefix); "
                       "the data lands under <URI>/<sha256[:16]>/")
-    models = add("models", cmd_models, "list, approve or reject model versions")
-    models.add_argument("action", choices=["list", "approve", "reject"])
+    models = add("models", cmd_models, "list, approve, reject or roll back to model versions")
+    models.add_argument("action", choices=["list", "approve", "reject", "rollback"],
+                        help="rollback: deploy an earlier Approved version again")
     models.add_argument("package", nargs="?", help="model package ARN or version number")
     add("endpoints", cmd_endpoints, "list endpoints")
     invoke = add("invoke", cmd_invoke, "send a review to the endpoint (or a body on stdin)")

@@ -299,3 +299,40 @@ def test_a_monitoring_window_in_the_checks_own_forms_is_accepted(
     assert cli.main(["monitor", "run", "--window-start", "2026-12-01", "--window-hours", "1"]) == 2
     assert asked == [{"WindowStart": "2026-12-01T09:00:00Z", "WindowEnd": "2026-12-01T10:00"},
                      {"WindowHours": "1.5"}]
+
+
+PACKAGE = "arn:aws:sagemaker:us-east-1:000000000000:model-package/sentiment-classifier/3"
+
+
+@pytest.mark.parametrize(("action", "status", "changes"), [
+    ("approve", "PendingManualApproval", ["Approved"]),
+    ("approve", "Rejected", ["Approved"]),
+    ("approve", "Approved", []),
+    # Only a change *to* Approved deploys: an Approved version goes through a status the rule ignores.
+    ("rollback", "Approved", ["PendingManualApproval", "Approved"]),
+    ("rollback", "Rejected", ["Approved"]),
+    ("reject", "Approved", ["Rejected"]),
+])
+def test_approval_changes_make_the_change_the_approval_rule_deploys_on(
+    action: str, status: str, changes: list[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    made: list[str] = []
+
+    class Registry:
+        def describe_model_package(self, ModelPackageName: str) -> dict[str, Any]:
+            assert ModelPackageName == PACKAGE
+            return {"ModelPackageArn": PACKAGE, "ModelApprovalStatus": status}
+
+        def update_model_package(self, ModelPackageArn: str, ModelApprovalStatus: str) -> dict[str, Any]:
+            assert ModelPackageArn == PACKAGE
+            made.append(ModelApprovalStatus)
+            return {"ModelPackageArn": PACKAGE}
+
+    use_clients(monkeypatch, tmp_path, sagemaker=Registry())
+    assert cli.main(["models", action, PACKAGE]) == 0
+    assert made == changes
+    out = capsys.readouterr().out
+    if not changes:  # `approve` of an Approved version said "Approved" and deployed nothing
+        assert "already Approved; nothing changed, so nothing is deployed" in out
+        assert f"models rollback {PACKAGE}" in out

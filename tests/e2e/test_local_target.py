@@ -277,6 +277,29 @@ def test_approving_a_pending_version_deploys_it_with_no_failed_request(local: Lo
     assert results and all(r == "ok" for r in results), [r for r in results if r != "ok"][:3]
 
 
+def test_rollback_puts_an_earlier_approved_version_back_on_the_endpoint(
+    local: Local, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`models approve` of a version still Approved changed nothing and deployed nothing, silently."""
+    # A hyperparameter no other test uses: a new version, Approved and deployed by its run.
+    assert local.cli("start", "--wait", "--param", "RegularizationC=9.0") == 0
+    first = local.packages()[0]
+    assert first["ModelPackageVersion"] == 1 and first["ModelApprovalStatus"] == "Approved"
+    tag = deploy.package_tag(first["ModelPackageArn"], 1)
+    assert f"-{tag}-" not in local.endpoint()["EndpointConfigName"]
+    capsys.readouterr()
+    assert local.cli("models", "approve", "1") == 0
+    assert "already Approved; nothing changed" in capsys.readouterr().out
+    assert local.cli("models", "rollback", "1") == 0
+    wait_until(
+        lambda: f"-{tag}-" in local.endpoint().get("EndpointConfigName", "")
+        and local.endpoint()["EndpointStatus"] == "InService",
+        timeout=90, what="the endpoint to serve v1 again",
+    )
+    assert local.packages()[0]["ModelApprovalStatus"] == "Approved"
+    assert local.invoke("great value, works perfectly")["label"] == 1
+
+
 def test_model_data_replaced_after_registration_fails_the_deploy_step_and_deploys_nothing(
     local: Local,
 ) -> None:

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cfnlint.api import ManualArgs, lint_file
 from infra_helpers import (
     ACCOUNT,
+    GITHUB_REPOSITORY,
     INFRA,
     REGION,
     REPO,
@@ -364,6 +366,48 @@ def test_pipeline_environment_output_is_a_complete_sagemaker_configuration(stack
     assert settings.deploy_function_arn == stack.arn("DeployFunction")
     assert settings.schedule_role_arn == stack.arn("ScheduleRole"), "monitor setup needs it"
     assert settings.monitoring_pipeline_name == f"{stack.parameters['PipelineName']}-monitor"
+
+
+def output_variables(stack: Stack, output: str) -> dict[str, str]:
+    value = stack.resolve(stack.template["Outputs"][output]["Value"])
+    return dict(pair.split("=", 1) for pair in value.split())
+
+
+def workflow_environment(name: str, variables: dict[str, str]) -> dict[str, str]:
+    """What a workflow's jobs run the CLI with: its and its job's `env`, the repository variables
+    substituted (one GitHub does not have is empty)."""
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / name).read_text())
+    (job,) = workflow["jobs"].values()
+    environ = {}
+    for key, value in {**workflow.get("env", {}), **job.get("env", {})}.items():
+        text = str(value)
+        if text.startswith("${{ vars.") and text.endswith(" }}"):
+            text = variables.get(text.removeprefix("${{ vars.").removesuffix(" }}"), "")
+        environ[key] = text
+    return environ
+
+
+@pytest.mark.parametrize("workflow", ["pipeline.yml", "model-approval.yml"])
+def test_the_workflows_act_on_the_stacks_names_when_its_parameters_rename_them(
+    template: dict[str, Any], workflow: str
+) -> None:
+    """A stack deployed with other names: the workflows read the defaults instead, so CI upserted a
+    pipeline, registered into a group and published to a function the stack's roles may not touch."""
+    renamed = Stack(
+        template, GitHubRepository=GITHUB_REPOSITORY, PipelineName="reviews-staging",
+        ModelPackageGroupName="reviews-staging", EndpointName="reviews-staging",
+        DeployFunctionName="reviews-staging-deploy", BucketPrefix="reviews-staging",
+        EndpointInstanceType="ml.c5.large",
+    )
+    environ = workflow_environment(workflow, output_variables(renamed, "GitHubVariables"))
+    seen = load_settings({"target": "sagemaker"}, environ=environ,
+                         config_file=Path("/nonexistent/pipeline.toml"))
+    stack_settings = load_settings({"target": "sagemaker"},
+                                   environ=output_variables(renamed, "PipelineEnvironment"),
+                                   config_file=Path("/nonexistent/pipeline.toml"))
+    assert seen.pipeline_name == "reviews-staging"
+    assert seen.deploy_function_name == "reviews-staging-deploy"
+    assert {**vars(seen), "schedule_role_arn": ""} == {**vars(stack_settings), "schedule_role_arn": ""}
 
 
 def test_github_variables_output_names_what_the_workflows_read(stack: Stack) -> None:
