@@ -3,11 +3,13 @@
 Idempotent so the pipeline can re-run it safely: model and endpoint-config names derive from the
 model package (its ARN, so versions of different groups never share a name) and the config's
 settings, existing ones are reused, and an endpoint already on (or moving to) the wanted config is
-left alone. It never waits for InService; the one wait is for a Failed endpoint's deletion, which
-SageMaker requires before the endpoint can be created again (it refuses to update a Failed one).
-Before it creates anything it checks the model data in S3 against the SHA-256 the package recorded
-(integrity.py, shipped beside it): a replaced model.tar.gz fails the deploy and the endpoint keeps
-serving what it served.
+left alone. It never waits for InService; it waits for a Failed endpoint's deletion, which
+SageMaker requires before the endpoint can be created again (it refuses to update a Failed one),
+and for another deploy's change to end. Deploys of approvals made close together run at once, in
+no order; each gives way to a version approved after its own (later_approval), so the endpoint
+ends on the version approved last. Before it creates anything it checks the model data in S3
+against the SHA-256 the package recorded (integrity.py, shipped beside it): a replaced
+model.tar.gz fails the deploy and the endpoint keeps serving what it served.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -322,6 +325,53 @@ def describe_endpoint(sm: Any, endpoint: str) -> dict[str, Any] | None:
         return None
 
 
+def served_by(sm: Any, config_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An endpoint config and the model of its first variant, described."""
+    config = sm.describe_endpoint_config(EndpointConfigName=config_name)
+    model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    return config, model
+
+
+def approval_time(event: dict[str, Any], package: dict[str, Any]) -> datetime:
+    """When this deploy's version was approved: the moment of the change an approval event reports
+    (its LastModifiedTime, in epoch milliseconds), else the version's LastModifiedTime (a pipeline
+    run deploys the version it has just registered)."""
+    is_approval = event.get("detail-type") == APPROVAL_EVENT
+    moment = event.get("detail", {}).get("LastModifiedTime") if is_approval else None
+    if isinstance(moment, int | float) and not isinstance(moment, bool):
+        return datetime.fromtimestamp(moment / 1000, UTC)
+    return package.get("LastModifiedTime") or package["CreationTime"]
+
+
+def later_approval(sm: Any, endpoint: str, package_arn: str, approved: datetime) -> str | None:
+    """Why this deploy gives way, if it does: the endpoint, described now, serves another version
+    whose status was set after this one was approved, and not to Rejected. Approvals seconds apart
+    deploy at the same time (EventBridge and Lambda keep no order), so without this the deploy that
+    finished last, not the version approved last, stayed on the endpoint. A served version that is
+    PendingManualApproval counts: a rollback passes through it on its way back to Approved."""
+    current = describe_endpoint(sm, endpoint)
+    if current is None:
+        return None
+    _, model = served_by(sm, current["EndpointConfigName"])
+    served_arn = model["PrimaryContainer"].get("Environment", {}).get(PACKAGE_VARIABLE, "")
+    if not served_arn or served_arn == package_arn:
+        return None
+    try:
+        served = sm.describe_model_package(ModelPackageName=served_arn)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ValidationException":
+            raise
+        return None  # deleted since: nothing to give way to
+    served_at = served.get("LastModifiedTime") or served["CreationTime"]
+    status = served.get("ModelApprovalStatus", "")
+    if status == "Rejected" or served_at <= approved:
+        return None
+    return (
+        f"endpoint {endpoint} serves {served_arn}, {status} at {served_at.isoformat()}, after this "
+        f"version was approved (at {approved.isoformat()}): the later decision stands"
+    )
+
+
 def already_serving(
     sm: Any, current: dict[str, Any] | None, container: dict[str, Any], request: dict[str, Any], group: str
 ) -> tuple[str, str] | None:
@@ -336,11 +386,11 @@ def already_serving(
     if current.get("EndpointStatus") != "InService" or current.get("PendingDeploymentSummary"):
         return None
     config_name = current["EndpointConfigName"]
-    config = sm.describe_endpoint_config(EndpointConfigName=config_name)
+    config, described = served_by(sm, config_name)
     variants = config.get("ProductionVariants", [])
     if len(variants) != 1:
         return None
-    model = sm.describe_model(ModelName=variants[0]["ModelName"])["PrimaryContainer"]
+    model = described["PrimaryContainer"]
     environment = dict(model.get("Environment", {}))
     served_group = _group_of(environment.pop(PACKAGE_VARIABLE, ""))
     wanted_variant = {k: v for k, v in request["ProductionVariants"][0].items() if k != "ModelName"}
@@ -415,17 +465,26 @@ def settled(sm: Any, endpoint: str, current: dict[str, Any], budget: float) -> d
             )
 
 
+def heading_to(current: dict[str, Any]) -> str | None:
+    """The config the endpoint serves once its change under way is over: during an update the
+    pending one (EndpointConfigName is still the config it is leaving), else its own."""
+    pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+    return pending or current.get("EndpointConfigName")
+
+
 def roll_out(
-    sm: Any, endpoint: str, current: dict[str, Any] | None, config: str, alarms: list[str], budget: float
+    sm: Any, endpoint: str, current: dict[str, Any] | None, config: str, alarms: list[str], budget: float,
+    gives_way: Callable[[], str | None] = lambda: None,
 ) -> tuple[str, str]:
     """Create, update or leave the endpoint (described as `current`); return (action, reason).
     Another deploy's change under way is waited for (unless it deploys this very config), and so is
     one that began, or an endpoint another deploy created, after this one looked; a Failed endpoint
-    cannot be updated, so it is deleted and created again."""
-    if current is not None and current.get("EndpointStatus") in CHANGING:
-        pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
-        if config not in (current.get("EndpointConfigName"), pending):
-            current = settled(sm, endpoint, current, budget)
+    cannot be updated, so it is deleted and created again. Right before an update, `gives_way`
+    says why this deploy leaves the endpoint to a later approval, if it does ("superseded"):
+    SageMaker refuses an update while another is under way, so the one that gets in is followed by
+    every later look."""
+    if current is not None and current.get("EndpointStatus") in CHANGING and heading_to(current) != config:
+        current = settled(sm, endpoint, current, budget)
     before = "did not exist"
     if current is not None and current.get("EndpointStatus") in ("Failed", "Deleting"):
         status, failure = current["EndpointStatus"], current.get("FailureReason")
@@ -440,12 +499,14 @@ def roll_out(
                 raise
             # Another deploy (a concurrent execution's, an approval's) created it since this one
             # looked: roll out onto that one, once its creation is over.
-            return roll_out(sm, endpoint, describe_endpoint(sm, endpoint), config, alarms, budget)
+            return roll_out(sm, endpoint, describe_endpoint(sm, endpoint), config, alarms, budget, gives_way)
         return "created", f"endpoint {endpoint} {before}; creating it with {config}"
-    pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
-    if config in (current.get("EndpointConfigName"), pending):
+    if heading_to(current) == config:
         status = current.get("EndpointStatus", "unknown")
         return "unchanged", f"endpoint {endpoint} already uses {config} (status {status})"
+    reason = gives_way()
+    if reason:
+        return "superseded", reason
     update: dict[str, Any] = {"EndpointName": endpoint, "EndpointConfigName": config}
     if alarms:
         update["DeploymentConfig"] = deployment_config(alarms)
@@ -455,7 +516,7 @@ def roll_out(
         if not _validation_error(error, "Cannot update in-progress endpoint"):
             raise
         # Another deploy's change began since this one looked: wait for it, then roll out again.
-        return roll_out(sm, endpoint, describe_endpoint(sm, endpoint), config, alarms, budget)
+        return roll_out(sm, endpoint, describe_endpoint(sm, endpoint), config, alarms, budget, gives_way)
     rollback = f" with auto-rollback on alarms {alarms}" if alarms else ""
     previous = current.get("EndpointConfigName")
     return "updated", f"endpoint {endpoint} moving from {previous} to {config}{rollback}"
@@ -464,8 +525,7 @@ def roll_out(
 def describe_serving(sm: Any, endpoint: str) -> dict[str, str]:
     """What the endpoint serves now: package, model artifact and drift baseline (for monitoring)."""
     config_name = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
-    config = sm.describe_endpoint_config(EndpointConfigName=config_name)
-    model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    _, model = served_by(sm, config_name)
     package_arn = model["PrimaryContainer"].get("Environment", {}).get(PACKAGE_VARIABLE, "")
     if not package_arn:
         raise ValueError(f"endpoint {endpoint} serves {model['ModelName']}, not a registered version")
@@ -521,8 +581,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
                 "action": "unchanged", "reason": reason}
     ensure_model(sm, model_name, settings["role_arn"], container, arn)
     ensure_endpoint_config(sm, config_name, request)
+    approved = approval_time(event, package)
     action, reason = roll_out(
-        sm, endpoint, current, config_name, settings["rollback_alarms"], wait_budget(context)
+        sm, endpoint, current, config_name, settings["rollback_alarms"], wait_budget(context),
+        lambda: later_approval(sm, endpoint, arn, approved),
     )
     log(f"{action}: {reason}")
     return {

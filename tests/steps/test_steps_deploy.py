@@ -328,6 +328,7 @@ def test_a_model_that_already_exists_is_reused_and_its_config_created(
     new_config = expected_config_name({})
     current = describe_endpoint_response(f"{ENDPOINT}-v2-0badc0de")
     stubber = stubbed_client(monkeypatch, new_config, current, "s3://bucket/older/model.tar.gz")
+    looked_again(stubber, current["EndpointConfigName"])
     stubber.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/e"},
                          {"EndpointName": ENDPOINT, "EndpointConfigName": new_config})
     with stubber:
@@ -361,6 +362,44 @@ def describe_endpoint_response(config: str, pending: str | None = None) -> dict[
     return response
 
 
+OLDER_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/sentiment-classifier/2"
+
+
+def looked_again(
+    stubber: Stubber, served_config: str = "other-config", served_package: str = OLDER_ARN,
+    served_status: str = "Approved", served_at: datetime = datetime(2023, 6, 1, tzinfo=UTC),
+) -> None:
+    """The look right before an update (deploy.later_approval): the endpoint, its config, model
+    and the version it serves, approved at `served_at` (this deploy's version: NOW)."""
+    stubber.add_response("describe_endpoint", describe_endpoint_response(served_config),
+                         {"EndpointName": ENDPOINT})
+    stubber.add_response(
+        "describe_endpoint_config",
+        {"EndpointConfigName": served_config, "CreationTime": NOW,
+         "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/old",
+         "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "served-model"}]},
+        {"EndpointConfigName": served_config},
+    )
+    stubber.add_response(
+        "describe_model",
+        {"ModelName": "served-model", "CreationTime": NOW,
+         "ModelArn": "arn:aws:sagemaker:us-east-1:1:model/s",
+         "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": "s3://bucket/older/model.tar.gz",
+                              "Environment": {deploy.PACKAGE_VARIABLE: served_package}}},
+        {"ModelName": "served-model"},
+    )
+    if served_package == PACKAGE_ARN:
+        return  # this very version: nothing to compare
+    stubber.add_response(
+        "describe_model_package",
+        {"ModelPackageName": GROUP, "ModelPackageArn": served_package, "ModelPackageVersion": 2,
+         "CreationTime": datetime(2023, 1, 1, tzinfo=UTC), "LastModifiedTime": served_at,
+         "ModelPackageStatus": "Completed", "ModelPackageStatusDetails": {"ValidationStatuses": []},
+         "ModelApprovalStatus": served_status},
+        {"ModelPackageName": served_package},
+    )
+
+
 def expected_config_name(overrides: dict[str, Any]) -> str:
     settings = deploy.read_event(event(PACKAGE_ARN, **overrides))
     request = deploy.endpoint_config_request(settings, MODEL_NAME)
@@ -385,6 +424,7 @@ def test_existing_endpoint_on_other_config_is_updated(
                 "Alarms": [{"AlarmName": "sentiment-5xx"}, {"AlarmName": "sentiment-latency"}]
             },
         }
+    looked_again(stubber, current["EndpointConfigName"])
     stubber.add_response(
         "update_endpoint",
         {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"},
@@ -611,12 +651,13 @@ def waited_then_updated(
     update sent after them."""
     stubber.add_response("describe_endpoint", changing(first_poll), {"EndpointName": ENDPOINT})
     stubber.add_response("describe_endpoint", changing("InService"), {"EndpointName": ENDPOINT})
+    looked_again(stubber)
     stubber.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN},
                          {"EndpointName": ENDPOINT, "EndpointConfigName": new_config})
     monkeypatch.setattr(deploy, "POLL_SECONDS", 0.01)
     with stubber:
         result = deploy.handler(event(PACKAGE_ARN), None)
-        stubber.assert_no_pending_responses()  # two polls, then the update
+        stubber.assert_no_pending_responses()  # two polls, a look at what it serves, the update
     return result
 
 
@@ -648,6 +689,8 @@ def test_a_change_another_deploy_made_after_the_look_is_waited_for_then_the_endp
     new_config = expected_config_name({})
     served = None if current is None else "s3://bucket/older/model.tar.gz"
     stubber = stubbed_client(monkeypatch, new_config, current, served)
+    if current is not None:
+        looked_again(stubber, current["EndpointConfigName"])
     stubber.add_client_error(
         refused, service_error_code="ValidationException", service_message=f'{refusal} "{ENDPOINT_ARN}".',
         expected_params={"EndpointName": ENDPOINT, "EndpointConfigName": new_config},
@@ -680,6 +723,19 @@ def test_a_wait_that_outlasts_the_budget_fails_the_deploy_changing_nothing(
     stubber.assert_no_pending_responses()
 
 
+def test_an_update_away_from_this_very_config_is_waited_for_then_undone(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During an update EndpointConfigName is still the config the endpoint leaves: a deploy of
+    that config said "unchanged" and the endpoint went on to the other deploy's version."""
+    new_config = expected_config_name({})
+    leaving = {**changing("Updating", config=new_config),
+               "PendingDeploymentSummary": {"EndpointConfigName": "other-config"}}
+    stubber = stubbed_client(monkeypatch, new_config, leaving)
+    result = waited_then_updated(monkeypatch, stubber, new_config, "Updating")
+    assert result["action"] == "updated", result
+
+
 def test_a_change_to_this_very_config_is_not_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
     new_config = expected_config_name({})
     stubber = stubbed_client(monkeypatch, new_config, changing("Creating", config=new_config))
@@ -699,6 +755,7 @@ def test_waiting_on_another_deploy_polls_soon_then_less_often(monkeypatch: pytes
     for _ in range(5):
         stubber.add_response("describe_endpoint", changing("Updating"), {"EndpointName": ENDPOINT})
     stubber.add_response("describe_endpoint", changing("InService"), {"EndpointName": ENDPOINT})
+    looked_again(stubber)
     stubber.add_response(
         "update_endpoint",
         {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"},
@@ -708,3 +765,48 @@ def test_waiting_on_another_deploy_polls_soon_then_less_often(monkeypatch: pytes
         assert deploy.handler(event(PACKAGE_ARN), None)["action"] == "updated"
         stubber.assert_no_pending_responses()
     assert slept == [0.5, 1.0, 2.0, 4.0, 5, 5]
+
+
+LATER = datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC)  # a second after this deploy's version (NOW)
+
+
+@pytest.mark.parametrize(("served_package", "served_status", "served_at", "action"), [
+    (OLDER_ARN, "Approved", LATER, "superseded"),
+    (OLDER_ARN, "Approved", datetime(2023, 6, 1, tzinfo=UTC), "updated"),
+    (OLDER_ARN, "PendingManualApproval", LATER, "superseded"),  # a rollback on its way to Approved
+    (OLDER_ARN, "Rejected", LATER, "updated"),  # rejected since: nothing to give way to
+    (PACKAGE_ARN, "Approved", LATER, "updated"),  # this very version, approved again: new settings
+])
+def test_a_deploy_gives_way_to_a_version_approved_after_its_own(
+    monkeypatch: pytest.MonkeyPatch, served_package: str, served_status: str, served_at: datetime,
+    action: str,
+) -> None:
+    """Approvals seconds apart deploy at the same time, in no order: the endpoint ended on whichever
+    deploy finished last, not on the version approved last."""
+    new_config = expected_config_name({})
+    current = describe_endpoint_response(f"{ENDPOINT}-v2-0badc0de")
+    stubber = stubbed_client(monkeypatch, new_config, current, "s3://bucket/older/model.tar.gz")
+    looked_again(stubber, current["EndpointConfigName"], served_package, served_status, served_at)
+    if action == "updated":
+        stubber.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN},
+                             {"EndpointName": ENDPOINT, "EndpointConfigName": new_config})
+    with stubber:
+        result = deploy.handler(event(PACKAGE_ARN), None)
+        stubber.assert_no_pending_responses()
+    assert result["action"] == action
+    if action == "superseded":
+        assert result["reason"] == (
+            f"endpoint {ENDPOINT} serves {OLDER_ARN}, {served_status} at 2024-01-01T00:00:01+00:00, "
+            "after this version was approved (at 2024-01-01T00:00:00+00:00): the later decision stands"
+        )
+
+
+def test_the_approval_time_is_the_events_own_else_the_versions() -> None:
+    """An approval event reports the moment of the change; the version's LastModifiedTime may be
+    later (approved again, annotated) by the time its deploy runs."""
+    package = {"CreationTime": NOW, "LastModifiedTime": LATER}
+    approval = {"detail-type": deploy.APPROVAL_EVENT,
+                "detail": {"ModelPackageArn": PACKAGE_ARN, "LastModifiedTime": 1704067200250}}
+    assert deploy.approval_time(approval, package) == datetime(2024, 1, 1, 0, 0, 0, 250000, tzinfo=UTC)
+    assert deploy.approval_time(event(PACKAGE_ARN), package) == LATER
+    assert deploy.approval_time(event(PACKAGE_ARN), {"CreationTime": NOW}) == NOW
