@@ -441,10 +441,10 @@ def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
     for endpoint in endpoints:
         detail = sm.describe_endpoint(EndpointName=endpoint["EndpointName"])
         reason = detail.get("FailureReason", "")
-        say(
-            f"{endpoint['EndpointName']:<28} {endpoint['EndpointStatus']:<10} "
-            f"{detail.get('EndpointConfigName', '')}  {reason}".rstrip()
-        )
+        # During an update EndpointConfigName is the config being left; the pending one is next.
+        pending = detail.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+        configs = detail.get("EndpointConfigName", "") + (f" -> {pending}" if pending else "")
+        say(f"{endpoint['EndpointName']:<28} {endpoint['EndpointStatus']:<10} {configs}  {reason}".rstrip())
     return 0
 
 

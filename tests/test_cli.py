@@ -336,3 +336,27 @@ def test_approval_changes_make_the_change_the_approval_rule_deploys_on(
     if not changes:  # `approve` of an Approved version said "Approved" and deployed nothing
         assert "already Approved; nothing changed, so nothing is deployed" in out
         assert f"models rollback {PACKAGE}" in out
+
+
+def test_an_endpoint_being_updated_shows_the_config_it_leaves_and_the_one_it_moves_to(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It showed `Updating  <old config>` alone, which reads as an update to the old config."""
+
+    class Updating:
+        def get_paginator(self, operation: str) -> Any:
+            assert operation == "list_endpoints"
+            pages = [{"Endpoints": [{"EndpointName": "sentiment-classifier", "EndpointStatus": "Updating"}]}]
+            return type("Pages", (), {"paginate": lambda self, **request: pages})()
+
+        def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
+            return {"EndpointName": EndpointName, "EndpointStatus": "Updating",
+                    "EndpointConfigName": "sentiment-classifier-v2-aaaaaaaa-11111111",
+                    "PendingDeploymentSummary": {
+                        "EndpointConfigName": "sentiment-classifier-v4-bbbbbbbb-22222222"}}
+
+    use_clients(monkeypatch, tmp_path, sagemaker=Updating())
+    assert cli.main(["endpoints"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "sentiment-classifier", "Updating", "sentiment-classifier-v2-aaaaaaaa-11111111", "->",
+        "sentiment-classifier-v4-bbbbbbbb-22222222"]
