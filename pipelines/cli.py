@@ -363,44 +363,67 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
-    sm = Clients(settings).sagemaker
     if args.action == "list":
-        clients = Clients(settings)
-        pages = sm.get_paginator("list_model_packages").paginate(
-            ModelPackageGroupName=settings.model_package_group,
-            SortBy="CreationTime",
-            SortOrder="Descending",
-        )
-        packages = [package for page in pages for package in page["ModelPackageSummaryList"]]
-        if not packages:
-            say(f"no model versions in {settings.model_package_group}")
-        for package in packages:
-            say(
-                f"v{package.get('ModelPackageVersion', '?'):<4} "
-                f"{package['ModelApprovalStatus']:<22} {package['CreationTime']:%Y-%m-%d %H:%M:%S}  "
-                f"accuracy {_accuracy(clients, package['ModelPackageArn'])}  "
-                f"{package['ModelPackageArn']}"
-            )
-        return 0
+        return _list_models(Clients(settings))
     if not args.package:
         raise UserError(f"models {args.action} needs a model package ARN or version number")
+    return _change_approval(settings, Clients(settings).sagemaker, args)
+
+
+def _list_models(clients: Clients) -> int:
+    group = clients.settings.model_package_group
+    pages = clients.sagemaker.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"
+    )
+    packages = [package for page in pages for package in page["ModelPackageSummaryList"]]
+    if not packages:
+        say(f"no model versions in {group}")
+    for package in packages:
+        say(
+            f"v{package.get('ModelPackageVersion', '?'):<4} "
+            f"{package['ModelApprovalStatus']:<22} {package['CreationTime']:%Y-%m-%d %H:%M:%S}  "
+            f"accuracy {_accuracy(clients, package['ModelPackageArn'])}  "
+            f"{package['ModelPackageArn']}"
+        )
+    return 0
+
+
+def _change_approval(settings: Settings, sm: Any, args: argparse.Namespace) -> int:
+    """approve, reject or rollback: only a change *to* Approved deploys (the approval rule)."""
     arn = _package_arn(settings, sm, args.package)
     if args.action == "reject":
         sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected")
         say(f"{arn}: Rejected (what the endpoint serves is unchanged: `models rollback N` changes it)")
         return 0
-    approved = sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Approved"
+    package = sm.describe_model_package(ModelPackageName=arn)
+    approved = package["ModelApprovalStatus"] == "Approved"
     if approved and args.action == "approve":
         say(f"{arn}: already Approved; nothing changed, so nothing is deployed "
             f"(`models rollback {args.package}` puts it back on the endpoint)")
-        return 0
+        return _serving(settings, sm, package, timeout=0) if args.wait else 0
     if approved:
-        # Only a change to Approved deploys (the approval rule): through PendingManualApproval,
-        # which the rule ignores, as the model-approval workflow rolls back.
+        # Through PendingManualApproval, which the rule ignores, as the model-approval workflow
+        # rolls back.
         sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="PendingManualApproval")
     sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
     say(f"{arn}: Approved; the deploy function puts it on endpoint {settings.endpoint_name}")
-    return 0
+    return _serving(settings, sm, package, timeout=args.timeout) if args.wait else 0
+
+
+def _serving(settings: Settings, sm: Any, package: dict[str, Any], timeout: float) -> int:
+    """0 once the endpoint serves the version, 1 if it does not within `timeout` seconds."""
+    from steps.deploy import package_tag
+
+    tag = package_tag(package["ModelPackageArn"], package["ModelPackageVersion"])
+    if executions.wait_until_serving(sm, settings.endpoint_name, f"-{tag}-", say, timeout):
+        return 0
+    print(
+        f"error: endpoint {settings.endpoint_name} does not serve v{package['ModelPackageVersion']} "
+        f"after {timeout:g} s; the deploy's log is in the log group "
+        f"/aws/lambda/{settings.deploy_function_name}",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def shown_accuracy(value: float) -> str:
@@ -674,6 +697,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", choices=["list", "approve", "reject", "rollback"],
                         help="rollback: deploy an earlier Approved version again")
     models.add_argument("package", nargs="?", help="model package ARN or version number")
+    models.add_argument("--wait", action="store_true", help="approve, rollback: wait until the "
+                        "endpoint serves the version; exit 1 unless it does")
+    models.add_argument("--timeout", type=_seconds, default=1800.0, help="seconds to wait at most")
     add("endpoints", cmd_endpoints, "list endpoints")
     invoke = add("invoke", cmd_invoke, "send a review to the endpoint (or a body on stdin)")
     invoke.add_argument("text", nargs="?", help="the review to classify (none: the request body on stdin)")

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from pipelines.step_table import TERMINAL, ExecutionView, PlainView
 
 Say = Callable[[str], None]
@@ -115,4 +117,27 @@ def wait_for_endpoint(sm: Any, name: str, say: Say, poll_seconds: float = 2.0,
             say(f"endpoint {name}: {status} ({endpoint.get('EndpointConfigName', '')})"
                 + (f" - {reason}" if reason else ""))
             return status
+        time.sleep(next(intervals))
+
+
+def wait_until_serving(sm: Any, name: str, config_part: str, say: Say, timeout: float,
+                       poll_seconds: float = 2.0) -> bool:
+    """Wait until the endpoint is InService on a config whose name holds `config_part` (a model
+    version's tag); False once `timeout` seconds have passed without it. An asynchronous deploy
+    (an approval's) reports nowhere else that it is done."""
+    deadline = time.monotonic() + timeout
+    say(f"waiting for endpoint {name} to serve it ...")
+    intervals = poll_intervals(poll_seconds)
+    while True:
+        try:
+            endpoint = sm.describe_endpoint(EndpointName=name)
+        except ClientError as error:  # not created yet
+            if error.response.get("Error", {}).get("Code") != "ValidationException":
+                raise
+            endpoint = {}
+        if endpoint.get("EndpointStatus") == "InService" and config_part in endpoint["EndpointConfigName"]:
+            say(f"endpoint {name}: InService ({endpoint['EndpointConfigName']})")
+            return True
+        if time.monotonic() > deadline:
+            return False
         time.sleep(next(intervals))

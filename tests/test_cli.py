@@ -360,3 +360,32 @@ def test_an_endpoint_being_updated_shows_the_config_it_leaves_and_the_one_it_mov
     assert capsys.readouterr().out.split() == [
         "sentiment-classifier", "Updating", "sentiment-classifier-v2-aaaaaaaa-11111111", "->",
         "sentiment-classifier-v4-bbbbbbbb-22222222"]
+
+
+@pytest.mark.parametrize(("served", "code"), [
+    ("sentiment-classifier-v3-TAG-0badc0de", 0), ("sentiment-classifier-v2-aaaaaaaa-0badc0de", 1)])
+def test_waiting_for_an_approval_to_deploy_ends_once_the_endpoint_serves_the_version(
+    served: str, code: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The approval's deploy is asynchronous: nothing else says whether it put the version on."""
+    from steps.deploy import package_tag
+
+    served = served.replace("TAG", package_tag(PACKAGE, 3).split("-")[1])
+
+    class Registry:
+        def describe_model_package(self, ModelPackageName: str) -> dict[str, Any]:
+            return {"ModelPackageArn": PACKAGE, "ModelPackageVersion": 3,
+                    "ModelApprovalStatus": "PendingManualApproval"}
+
+        def update_model_package(self, **request: Any) -> dict[str, Any]:
+            return {"ModelPackageArn": PACKAGE}
+
+        def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
+            return {"EndpointStatus": "InService", "EndpointConfigName": served}
+
+    use_clients(monkeypatch, tmp_path, sagemaker=Registry())
+    assert cli.main(["models", "approve", PACKAGE, "--wait", "--timeout", "0.01"]) == code
+    if code:
+        assert ("does not serve v3 after 0.01 s; the deploy's log is in the log group "
+                "/aws/lambda/sentiment-classifier-deploy") in capsys.readouterr().err

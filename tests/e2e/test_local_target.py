@@ -291,12 +291,10 @@ def test_rollback_puts_an_earlier_approved_version_back_on_the_endpoint(
     capsys.readouterr()
     assert local.cli("models", "approve", "1") == 0
     assert "already Approved; nothing changed" in capsys.readouterr().out
-    assert local.cli("models", "rollback", "1") == 0
-    wait_until(
-        lambda: f"-{tag}-" in local.endpoint().get("EndpointConfigName", "")
-        and local.endpoint()["EndpointStatus"] == "InService",
-        timeout=90, what="the endpoint to serve v1 again",
-    )
+    assert local.cli("models", "approve", "1", "--wait") == 1  # one look: v1 is not served
+    assert local.cli("models", "rollback", "1", "--wait", "--timeout", "90") == 0
+    endpoint = local.endpoint()
+    assert endpoint["EndpointStatus"] == "InService" and f"-{tag}-" in endpoint["EndpointConfigName"]
     assert local.packages()[0]["ModelApprovalStatus"] == "Approved"
     assert local.invoke("great value, works perfectly")["label"] == 1
 
