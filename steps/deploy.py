@@ -340,6 +340,11 @@ def approval_time(event: dict[str, Any], package: dict[str, Any]) -> datetime:
     moment = event.get("detail", {}).get("LastModifiedTime") if is_approval else None
     if isinstance(moment, int | float) and not isinstance(moment, bool):
         return datetime.fromtimestamp(moment / 1000, UTC)
+    return last_change(package)
+
+
+def last_change(package: dict[str, Any]) -> datetime:
+    """When a version last changed: its LastModifiedTime, or its creation if it never did."""
     return package.get("LastModifiedTime") or package["CreationTime"]
 
 
@@ -362,7 +367,7 @@ def later_approval(sm: Any, endpoint: str, package_arn: str, approved: datetime)
         if error.response.get("Error", {}).get("Code") != "ValidationException":
             raise
         return None  # deleted since: nothing to give way to
-    served_at = served.get("LastModifiedTime") or served["CreationTime"]
+    served_at = last_change(served)
     status = served.get("ModelApprovalStatus", "")
     if status == "Rejected" or served_at <= approved:
         return None
