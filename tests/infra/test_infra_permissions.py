@@ -377,7 +377,8 @@ def evaluation_reports(stack: Stack) -> list[str]:
 
 
 # Handlers that read S3 objects other than the code and data samples.
-OBJECTS_READ = {"cmd_models": evaluation_reports}
+# `models list` reads evaluation reports; cmd_models reaches it for every action.
+OBJECTS_READ = {"cmd_models": evaluation_reports, "_list_models": evaluation_reports}
 
 
 def test_pipelines_used_tells_the_commands_apart() -> None:
