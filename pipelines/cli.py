@@ -14,6 +14,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -367,7 +368,7 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
         return _list_models(Clients(settings))
     if not args.package:
         raise UserError(f"models {args.action} needs a model package ARN or version number")
-    return _change_approval(settings, Clients(settings).sagemaker, args)
+    return _change_approval(Clients(settings), args)
 
 
 def _list_models(clients: Clients) -> int:
@@ -388,8 +389,9 @@ def _list_models(clients: Clients) -> int:
     return 0
 
 
-def _change_approval(settings: Settings, sm: Any, args: argparse.Namespace) -> int:
+def _change_approval(clients: Clients, args: argparse.Namespace) -> int:
     """approve, reject or rollback: only a change *to* Approved deploys (the approval rule)."""
+    settings, sm = clients.settings, clients.sagemaker
     arn = _package_arn(settings, sm, args.package)
     if args.action == "reject":
         sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected")
@@ -400,29 +402,35 @@ def _change_approval(settings: Settings, sm: Any, args: argparse.Namespace) -> i
     if approved and args.action == "approve":
         say(f"{arn}: already Approved; nothing changed, so nothing is deployed "
             f"(`models rollback {args.package}` puts it back on the endpoint)")
-        return _serving(settings, sm, package, timeout=0) if args.wait else 0
+        return _serving(clients, package, timeout=0, since=None) if args.wait else 0
+    since = datetime.now(UTC) - timedelta(seconds=5)  # the log's clock may be a little behind ours
     if approved:
         # Through PendingManualApproval, which the rule ignores, as the model-approval workflow
         # rolls back.
         sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="PendingManualApproval")
     sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
     say(f"{arn}: Approved; the deploy function puts it on endpoint {settings.endpoint_name}")
-    return _serving(settings, sm, package, timeout=args.timeout) if args.wait else 0
+    return _serving(clients, package, timeout=args.timeout, since=since) if args.wait else 0
 
 
-def _serving(settings: Settings, sm: Any, package: dict[str, Any], timeout: float) -> int:
-    """0 once the endpoint serves the version, 1 if it does not within `timeout` seconds."""
+def _serving(clients: Clients, package: dict[str, Any], timeout: float, since: datetime | None) -> int:
+    """0 once the endpoint serves the version, 1 if it does not within `timeout` seconds; then
+    what the deploy function logged since the approval (`since`) says why."""
+    from pipelines.step_logs import function_log_group, lambda_log
     from steps.deploy import package_tag
 
+    settings = clients.settings
     tag = package_tag(package["ModelPackageArn"], package["ModelPackageVersion"])
-    if executions.wait_until_serving(sm, settings.endpoint_name, f"-{tag}-", say, timeout):
+    if executions.wait_until_serving(clients.sagemaker, settings.endpoint_name, f"-{tag}-", say, timeout):
         return 0
-    print(
-        f"error: endpoint {settings.endpoint_name} does not serve v{package['ModelPackageVersion']} "
-        f"after {timeout:g} s; the deploy's log is in the log group "
-        f"/aws/lambda/{settings.deploy_function_name}",
-        file=sys.stderr,
-    )
+    group = function_log_group(clients.lambda_, settings.deploy_function_arn)
+    print(f"error: endpoint {settings.endpoint_name} does not serve v{package['ModelPackageVersion']} "
+          f"after {timeout:g} s; the deploy function logs to {group}", file=sys.stderr)
+    if since is not None:
+        logged = list(lambda_log(clients.logs, group, {"StartTime": since}))
+        print("its invocations since the approval:" if logged else "it has not run since the approval",
+              file=sys.stderr)
+        sys.stderr.writelines(logged)
     return 1
 
 

@@ -35,8 +35,10 @@ def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
 class FakeClients:
     """Stands in for `Clients`: the SageMaker and runtime clients a test gives, no server."""
 
-    def __init__(self, settings: Settings, sagemaker: Any = None, runtime: Any = None) -> None:
+    def __init__(self, settings: Settings, sagemaker: Any = None, runtime: Any = None,
+                 lambda_: Any = None, logs: Any = None) -> None:
         self.settings, self.sagemaker, self.runtime = settings, sagemaker, runtime
+        self.lambda_, self.logs = lambda_, logs
 
 
 def use_clients(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **clients: Any) -> None:
@@ -384,8 +386,26 @@ def test_waiting_for_an_approval_to_deploy_ends_once_the_endpoint_serves_the_ver
         def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
             return {"EndpointStatus": "InService", "EndpointConfigName": served}
 
-    use_clients(monkeypatch, tmp_path, sagemaker=Registry())
+    class Functions:
+        def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
+            assert FunctionName.endswith(":function:sentiment-classifier-deploy")
+            return {}
+
+    logged = [{"logStreamName": "s", "timestamp": 0, "message": message} for message in (
+        "START RequestId: r1 Version: $LATEST", "[ERROR] ModelDataMismatch: the model data at s3://b/k "
+        "has SHA-256 ab, not the registered cd", "END RequestId: r1", "REPORT RequestId: r1")]
+
+    class Logs:
+        exceptions = type("Exceptions", (), {"ResourceNotFoundException": LookupError})
+
+        def get_paginator(self, operation: str) -> Any:
+            assert operation == "filter_log_events"
+            return type("Pages", (), {"paginate": lambda self, **window: [{"events": logged}]})()
+
+    use_clients(monkeypatch, tmp_path, sagemaker=Registry(), lambda_=Functions(), logs=Logs())
     assert cli.main(["models", "approve", PACKAGE, "--wait", "--timeout", "0.01"]) == code
     if code:
-        assert ("does not serve v3 after 0.01 s; the deploy's log is in the log group "
-                "/aws/lambda/sentiment-classifier-deploy") in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert ("does not serve v3 after 0.01 s; the deploy function logs to "
+                "/aws/lambda/sentiment-classifier-deploy\nits invocations since the approval:\n") in err
+        assert "[ERROR] ModelDataMismatch: the model data at s3://b/k has SHA-256 ab" in err

@@ -323,7 +323,7 @@ def test_approvals_seconds_apart_leave_the_version_approved_last_on_the_endpoint
 
 
 def test_model_data_replaced_after_registration_fails_the_deploy_step_and_deploys_nothing(
-    local: Local,
+    local: Local, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The deploy handler reads the model data from the local S3, as it reads it from S3 on AWS."""
     serving = local.endpoint()["EndpointConfigName"]
@@ -340,7 +340,12 @@ def test_model_data_replaced_after_registration_fails_the_deploy_step_and_deploy
     bucket, _, key = model_data.removeprefix("s3://").partition("/")
     local.client("s3").put_object(Bucket=bucket, Key=key, Body=replaced)  # as anyone who may write there
     # Approving deploys through the approval rule too: that deploy fails the same check.
-    assert local.cli("models", "approve", str(package["ModelPackageVersion"])) == 0
+    capsys.readouterr()
+    version = str(package["ModelPackageVersion"])
+    assert local.cli("models", "approve", version, "--wait", "--timeout", "15") == 1
+    err = capsys.readouterr().err  # what the refused deploy logged, read back by the CLI
+    assert f"does not serve v{package['ModelPackageVersion']} after 15 s" in err
+    assert f"the model data at {model_data} has SHA-256 {hashlib.sha256(replaced).hexdigest()}" in err
 
     assert local.cli("start", "--wait", "--from-execution", registered, "--steps", "DeployEndpoint") == 1
     _, steps = local.latest_execution()

@@ -294,6 +294,7 @@ CLIENT_SERVICES = (
     "cloudwatch",  # steps/monitor.py metrics, monitoring_schedule.py alarms
     "scheduler",  # monitoring_schedule.py: the monitoring pipeline's schedule
     "sns",  # monitoring_schedule.py: the alarms' topic
+    "logs",  # step_logs.py: a step's job log, the deploy function's invocations
 )
 # A client's variable name -> its service, for a method that several services have (delete_endpoint).
 RECEIVERS = {"sm": "sagemaker", "sns": "sns"}

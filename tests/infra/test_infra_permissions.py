@@ -83,6 +83,7 @@ CLI_MODULES = [
     "pipelines.executions",
     "pipelines.publish",
     "pipelines.datasets",
+    "pipelines.step_logs",
     "pipelines.aws",
     "pipelines.monitoring_run",
     "pipelines.monitoring_schedule",
@@ -124,6 +125,9 @@ def samples(stack: Stack, pipelines: Iterable[str] | None = None) -> dict[str, l
         "pipeline": [f"{SM}:pipeline/{name}" for name in pipelines],
         "pipeline-execution": [f"{SM}:pipeline/{name}/execution/{EXECUTION_ID}" for name in pipelines],
         "function": [stack.arn("DeployFunction")],
+        "log-group": [
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{settings.deploy_function_name}:*"
+        ],
         "role": [stack.arn("ExecutionRole")],
         "bucket": [bucket_arn],
         "object": [
