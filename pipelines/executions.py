@@ -10,8 +10,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from pipelines.step_table import TERMINAL, ExecutionView, PlainView
 
 Say = Callable[[str], None]
@@ -125,16 +123,13 @@ def wait_until_serving(sm: Any, name: str, config_part: str, say: Say, timeout: 
     """Wait until the endpoint is InService on a config whose name holds `config_part` (a model
     version's tag); False once `timeout` seconds have passed without it. An asynchronous deploy
     (an approval's) reports nowhere else that it is done."""
+    from steps.deploy import describe_endpoint
+
     deadline = time.monotonic() + timeout
     say(f"waiting for endpoint {name} to serve it ...")
     intervals = poll_intervals(poll_seconds)
     while True:
-        try:
-            endpoint = sm.describe_endpoint(EndpointName=name)
-        except ClientError as error:  # not created yet
-            if error.response.get("Error", {}).get("Code") != "ValidationException":
-                raise
-            endpoint = {}
+        endpoint = describe_endpoint(sm, name) or {}  # none: not created yet
         if endpoint.get("EndpointStatus") == "InService" and config_part in endpoint["EndpointConfigName"]:
             say(f"endpoint {name}: InService ({endpoint['EndpointConfigName']})")
             return True

@@ -332,6 +332,11 @@ def served_by(sm: Any, config_name: str) -> tuple[dict[str, Any], dict[str, Any]
     return config, model
 
 
+def package_of(model: dict[str, Any]) -> str:
+    """The model package a described model was made from (ensure_model records it), or ""."""
+    return str(model["PrimaryContainer"].get("Environment", {}).get(PACKAGE_VARIABLE, ""))
+
+
 def approval_time(event: dict[str, Any], package: dict[str, Any]) -> datetime:
     """When this deploy's version was approved: the moment of the change an approval event reports
     (its LastModifiedTime, in epoch milliseconds), else the version's LastModifiedTime (a pipeline
@@ -357,8 +362,7 @@ def later_approval(sm: Any, endpoint: str, package_arn: str, approved: datetime)
     current = describe_endpoint(sm, endpoint)
     if current is None:
         return None
-    _, model = served_by(sm, current["EndpointConfigName"])
-    served_arn = model["PrimaryContainer"].get("Environment", {}).get(PACKAGE_VARIABLE, "")
+    served_arn = package_of(served_by(sm, current["EndpointConfigName"])[1])
     if not served_arn or served_arn == package_arn:
         return None
     try:
@@ -531,7 +535,7 @@ def describe_serving(sm: Any, endpoint: str) -> dict[str, str]:
     """What the endpoint serves now: package, model artifact and drift baseline (for monitoring)."""
     config_name = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
     _, model = served_by(sm, config_name)
-    package_arn = model["PrimaryContainer"].get("Environment", {}).get(PACKAGE_VARIABLE, "")
+    package_arn = package_of(model)
     if not package_arn:
         raise ValueError(f"endpoint {endpoint} serves {model['ModelName']}, not a registered version")
     package = sm.describe_model_package(ModelPackageName=package_arn)

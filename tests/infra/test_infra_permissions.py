@@ -87,6 +87,7 @@ CLI_MODULES = [
     "pipelines.aws",
     "pipelines.monitoring_run",
     "pipelines.monitoring_schedule",
+    "steps.deploy",  # what the CLI calls of it: describe_endpoint, package_tag, describe_serving
 ]
 # The step code that runs in SageMaker jobs or behind the endpoint, with the execution role: the
 # scripts and the library folder they import (steps/monitoring/ publishes the metrics).
