@@ -180,10 +180,15 @@ ENVIRONMENT_KEYS = {
 }
 
 
+def is_approval(event: dict[str, Any]) -> bool:
+    """Whether the deploy was started by the approval rule (EventBridge), not by a pipeline run."""
+    return event.get("detail-type") == APPROVAL_EVENT
+
+
 def from_approval_event(event: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """An EventBridge approval event names only the package; the endpoint settings come from
     the function's environment (set by the infra stack, or by the local upsert)."""
-    if event.get("detail-type") != APPROVAL_EVENT:
+    if not is_approval(event):
         return event
     settings: dict[str, Any] = {
         key: environ[name] for key, name in ENVIRONMENT_KEYS.items() if environ.get(name)
@@ -341,8 +346,7 @@ def approval_time(event: dict[str, Any], package: dict[str, Any]) -> datetime:
     """When this deploy's version was approved: the moment of the change an approval event reports
     (its LastModifiedTime, in epoch milliseconds), else the version's LastModifiedTime (a pipeline
     run deploys the version it has just registered)."""
-    is_approval = event.get("detail-type") == APPROVAL_EVENT
-    moment = event.get("detail", {}).get("LastModifiedTime") if is_approval else None
+    moment = event.get("detail", {}).get("LastModifiedTime") if is_approval(event) else None
     if isinstance(moment, int | float) and not isinstance(moment, bool):
         return datetime.fromtimestamp(moment / 1000, UTC)
     return last_change(package)
@@ -389,7 +393,8 @@ def already_serving(
     capture settings; None otherwise.
 
     An unchanged rerun registers the cached model again as a new version; rolling the endpoint to
-    a copy of what it serves would only restart it, so that deploy leaves it as it is."""
+    a copy of what it serves would only restart it, so the pipeline's deploy leaves it as it is. An
+    approval's deploy does not ask: the user named the version to serve (see the handler)."""
     if current is None:
         return None
     if current.get("EndpointStatus") != "InService" or current.get("PendingDeploymentSummary"):
@@ -579,7 +584,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     digest = verify_model_data(client("s3"), package, container.get("ModelDataUrl", ""))
     log(f"model data {container.get('ModelDataUrl')} matches the registered sha256 {digest}")
     current = describe_endpoint(sm, endpoint)
-    served = already_serving(sm, current, container, request, package.get("ModelPackageGroupName", ""))
+    # An approval names the version to serve. Left on a copy served as another version, the
+    # endpoint would not say it serves this one (`models rollback N --wait` waited in vain), and a
+    # deploy of a version approved before this one would see no later decision and replace it.
+    served = None if is_approval(event) else already_serving(
+        sm, current, container, request, package.get("ModelPackageGroupName", ""))
     if served:
         reason = (
             f"endpoint {endpoint} already serves {container.get('ModelDataUrl')} with these settings "

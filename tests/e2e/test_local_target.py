@@ -299,6 +299,24 @@ def test_rollback_puts_an_earlier_approved_version_back_on_the_endpoint(
     assert local.invoke("great value, works perfectly")["label"] == 1
 
 
+def test_rollback_to_a_copy_of_the_served_model_serves_that_version(local: Local) -> None:
+    """An unchanged rerun registers the first run's very model again. Rolling back to either copy
+    left the endpoint on the other's config ("already serves"), and `--wait` waited in vain."""
+    assert local.cli("run") == 0
+    _, steps = local.latest_execution()
+    assert "CacheHitResult" in steps["Train"]
+    rerun = local.client("sagemaker").describe_model_package(
+        ModelPackageName=steps["RegisterModel"]["Metadata"]["RegisterModel"]["Arn"])
+    first = local.packages()[0]
+    assert first["ModelPackageVersion"] == 1
+    for package in (rerun, first):  # one of the two is not the config the endpoint is on
+        version = package["ModelPackageVersion"]
+        assert local.cli("models", "rollback", str(version), "--wait", "--timeout", "60") == 0, version
+        tag = deploy.package_tag(package["ModelPackageArn"], version)
+        assert f"-{tag}-" in local.endpoint()["EndpointConfigName"]
+    assert local.invoke("great value, works perfectly")["label"] == 1
+
+
 def test_approvals_seconds_apart_leave_the_version_approved_last_on_the_endpoint(local: Local) -> None:
     """Each approval's deploy runs at once, in no order: the endpoint ended on whichever finished
     last, often not the version approved last."""

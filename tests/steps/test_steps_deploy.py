@@ -507,20 +507,47 @@ def test_the_deletion_wait_fits_in_the_invocations_remaining_time() -> None:
     assert deploy.wait_budget(LambdaContext(60_000)) == 60 - deploy.AFTER_WAIT_SECONDS
 
 
+def approval_event(monkeypatch: pytest.MonkeyPatch, arn: str, **environment: str) -> dict[str, Any]:
+    """The approval rule's event for `arn`, with the function's environment set to what `event`
+    passes (an approval names only the package), or to `environment` where given."""
+    settings = {"ENDPOINT_NAME": ENDPOINT, "EXECUTION_ROLE_ARN": ROLE, "INSTANCE_TYPE": "ml.m5.large",
+                "CAPTURE_DESTINATION": "s3://bucket/sentiment-classifier/capture",
+                "CAPTURE_PERCENTAGE": "100"}
+    for name, value in {**settings, **environment}.items():
+        monkeypatch.setenv(name, value)
+    return {"detail-type": deploy.APPROVAL_EVENT,
+            "detail": {"ModelPackageArn": arn, "ModelApprovalStatus": "Approved"}}
+
+
 def test_an_approval_event_takes_endpoint_settings_from_the_environment(
     sm: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    arn = register(sm)
-    for name, value in {"ENDPOINT_NAME": ENDPOINT, "EXECUTION_ROLE_ARN": ROLE,
-                        "INSTANCE_TYPE": "ml.m5.large", "CAPTURE_DESTINATION": "s3://b/capture",
-                        "CAPTURE_PERCENTAGE": "50"}.items():
-        monkeypatch.setenv(name, value)
-    approval = {"detail-type": "SageMaker Model Package State Change",
-                "detail": {"ModelPackageArn": arn, "ModelApprovalStatus": "Approved"}}
+    approval = approval_event(monkeypatch, register(sm), CAPTURE_PERCENTAGE="50")
     result = deploy.handler(approval, None)
     assert result["action"] == "created" and result["endpoint_name"] == ENDPOINT
     config = sm.describe_endpoint_config(EndpointConfigName=result["endpoint_config_name"])
     assert config["DataCaptureConfig"]["InitialSamplingPercentage"] == 50
+
+
+def test_an_approval_puts_its_version_on_the_endpoint_even_as_a_copy_of_the_served_model(
+    sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`models rollback 2` after an unchanged rerun (v2 is v1's very model): the deploy said
+    "unchanged", the endpoint went on serving v1's config, `--wait` waited in vain, and the deploy
+    of a version approved before v2 saw no later decision on the endpoint and replaced it."""
+    first = deploy.handler(event(register(sm)), None)
+    again = register(sm)
+    assert deploy.handler(event(again), None)["action"] == "unchanged"  # the pipeline's own deploy
+    updates: list[dict[str, Any]] = []
+    s3 = boto3.client("s3")
+    monkeypatch.setattr(deploy.boto3, "client", lambda name, **kwargs: sm if name == "sagemaker" else s3)
+    monkeypatch.setattr(sm, "update_endpoint", lambda **request: updates.append(request))  # moto lacks it
+    result = deploy.handler(approval_event(monkeypatch, again), None)
+    assert result["action"] == "updated", result
+    assert result["model_name"] == f"{ENDPOINT}-{deploy.package_tag(again, 2)}" != first["model_name"]
+    assert updates == [{"EndpointName": ENDPOINT, "EndpointConfigName": result["endpoint_config_name"]}]
+    model = sm.describe_model(ModelName=result["model_name"])["PrimaryContainer"]
+    assert (model["ModelDataUrl"], model["Environment"]["MODEL_PACKAGE_ARN"]) == (MODEL_DATA, again)
 
 
 def test_describe_serving_finds_the_package_and_its_baseline(sm: Any) -> None:
