@@ -1,8 +1,11 @@
 """The step code as content-addressed artifacts.
 
 SageMaker caches a step only when its definition is unchanged, so code must live at paths that change
-exactly when the code does: `<prefix>/code/<sha256 of the files>/<artifact>`. Archives are written
-byte-for-byte reproducibly (sorted members, fixed times and owners) for the same reason.
+exactly when the code does: `<prefix>/code/<sha256 of the artifact>/<artifact>`. Each artifact has a
+folder of its own (the library's files share one: a job gets it as one S3 prefix), so a change to
+evaluate.py changes Evaluate's code path and no other, and Preprocess and Train still hit the cache.
+Archives are written byte-for-byte reproducibly (sorted members, fixed times and owners) for the same
+reason.
 """
 
 from __future__ import annotations
@@ -89,17 +92,35 @@ class CodeBundle:
         return built
 
     @cached_property
-    def digest(self) -> str:
-        """A short hash of every artifact's bytes: the folder name the code is stored under."""
-        sha = hashlib.sha256()
+    def digests(self) -> dict[str, str]:
+        """A short hash of each folder's artifacts (names and bytes), by the artifact's folder
+        group: the library folder for its files, the artifact's own name for any other."""
+        groups: dict[str, list[str]] = {}
         for name in sorted(self.artifacts):
-            sha.update(name.encode() + b"\0" + self.artifacts[name] + b"\0")
-        return sha.hexdigest()[:16]
+            groups.setdefault(_group(name), []).append(name)
+        return {group: _short_hash(b"".join(name.encode() + b"\0" + self.artifacts[name] + b"\0"
+                                            for name in names))
+                for group, names in groups.items()}
 
-    def folder(self, prefix: str) -> str:
-        """The key of the folder below a bucket prefix that holds the artifacts."""
-        return f"{prefix.strip('/')}/code/{self.digest}"
+    @cached_property
+    def digest(self) -> str:
+        """A short hash of every artifact: what names this version of the code as a whole."""
+        return _short_hash("".join(f"{group}\0{digest}\0" for group, digest in sorted(self.digests.items()))
+                           .encode())
+
+    def folder(self, prefix: str, name: str) -> str:
+        """The key of the folder below a bucket prefix that holds an artifact (or the library)."""
+        return f"{prefix.strip('/')}/code/{self.digests[_group(name)]}"
 
     def key(self, prefix: str, name: str) -> str:
-        """The object key of an artifact below a bucket prefix."""
-        return f"{self.folder(prefix)}/{name}"
+        """The object key of an artifact below a bucket prefix (for the library folder, `lib/`)."""
+        return f"{self.folder(prefix, name)}/{name}"
+
+
+def _group(name: str) -> str:
+    """Which folder an artifact is stored in: the library's files share one."""
+    return PROCESSING_LIBRARY if name.startswith(PROCESSING_LIBRARY) else name
+
+
+def _short_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]

@@ -82,13 +82,15 @@ def wait_for_function(
 
 def upload_code(clients: Clients, bundle: CodeBundle) -> list[str]:
     """Upload each artifact that is not already stored under its content-hash key (one listing of
-    the bundle's folder finds them, where a HeadObject each took one request per artifact)."""
+    each folder finds them: the library's holds all its files)."""
     settings = clients.settings
-    folder = f"s3://{settings.bucket}/{bundle.folder(settings.prefix)}"
-    stored = clients.storage.names_below(folder)
+    listed: dict[str, set[str]] = {}
     uploaded = []
     for name, data in bundle.artifacts.items():
-        if name not in stored:
+        folder = f"s3://{settings.bucket}/{bundle.folder(settings.prefix, name)}"
+        if folder not in listed:
+            listed[folder] = clients.storage.names_below(folder)
+        if name not in listed[folder]:
             clients.storage.put_bytes(f"{folder}/{name}", data)
             uploaded.append(f"{folder}/{name}")
     return uploaded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -200,11 +201,16 @@ def test_deploy_step_gets_the_registered_package(definition: dict[str, Any]) -> 
 def test_code_is_referenced_at_content_hash_paths(
     definition: dict[str, Any], default_settings: Settings
 ) -> None:
-    digest = CodeBundle().digest
+    """Each artifact under a hash of its own bytes (the library's files under one of them all)."""
+    bundle = CodeBundle()
     text = json.dumps(definition)
     for artifact in ("preprocess.py", "evaluate.py", "sourcedir.tar.gz", "lib/"):
-        assert f"/code/{digest}/{artifact}" in text
-    assert f"/code/{digest}/monitor.py" in monitoring_definition_json(default_settings)
+        assert f"/code/{bundle.digests[artifact]}/{artifact}" in text
+    assert f"/code/{bundle.digests['monitor.py']}/monitor.py" in monitoring_definition_json(default_settings)
+    library = b"".join(f"{name}\0".encode() + data + b"\0"
+                       for name, data in sorted(bundle.artifacts.items()) if name.startswith("lib/"))
+    assert bundle.digests["lib/"] == hashlib.sha256(library).hexdigest()[:16]
+    assert len(set(bundle.digests.values())) == len(bundle.digests) == 6
 
 
 def test_jobs_that_open_the_model_get_the_library_as_one_folder(default_settings: Settings) -> None:
@@ -232,15 +238,32 @@ def test_building_twice_gives_identical_json(default_settings: Settings) -> None
     assert definition_json(settings) == definition_json(settings)
 
 
-def test_changed_code_changes_the_code_paths(tmp_path: Path) -> None:
-    """A script or a file of the library folder that changes gives the code a new folder."""
+def test_a_changed_file_moves_the_code_paths_of_the_steps_that_run_it_and_no_other(
+    tmp_path: Path, default_settings: Settings
+) -> None:
+    """A step's code URIs are in its cache key. All code shared one content-hash folder, so a
+    change to evaluate.py moved every step's code: Preprocess and Train ran again (on AWS, Train's
+    instance hours) where SageMaker's cache would have reused them."""
     steps = tmp_path / "steps"
     shutil.copytree(REPO_ROOT / "steps", steps, ignore=shutil.ignore_patterns("__pycache__"))
-    digests = [CodeBundle(steps).digest]
-    for changed in ("train.py", "monitoring/drift.py"):
+
+    def arguments() -> dict[str, str]:
+        bundle = CodeBundle(steps)
+        documents = (definition_json(default_settings, bundle),
+                     monitoring_definition_json(default_settings, bundle))
+        return {name: json.dumps(step.get("Arguments"), sort_keys=True)
+                for document in documents for name, step in all_steps(json.loads(document)).items()}
+
+    before, digests = arguments(), {CodeBundle(steps).digest}
+    for changed, moved in (("evaluate.py", {"Evaluate"}), ("preprocess.py", {"Preprocess"}),
+                           ("scorer.py", {"Train"}), ("monitoring/drift.py", {"Evaluate", "CheckDrift"}),
+                           ("monitor.py", {"CheckDrift"}), ("deploy.py", set())):
         (steps / changed).write_text((steps / changed).read_text() + "\n# changed\n")
-        digests.append(CodeBundle(steps).digest)
-    assert len(set(digests)) == 3
+        after = arguments()
+        assert {name for name in after if after[name] != before[name]} == moved, changed
+        before = after
+        digests.add(CodeBundle(steps).digest)
+    assert len(digests) == 7  # the code as a whole: what upsert names, and the definition cache's key
 
 
 def test_make_s_definition_prints_only_json_identical_twice() -> None:
