@@ -414,24 +414,59 @@ def _change_approval(clients: Clients, args: argparse.Namespace) -> int:
 
 
 def _serving(clients: Clients, package: dict[str, Any], timeout: float, since: datetime | None) -> int:
-    """0 once the endpoint serves the version, 1 if it does not within `timeout` seconds; then
-    what the deploy function logged since the approval (`since`) says why."""
+    """0 once the endpoint serves the version; 1 as soon as it cannot come to it by this approval
+    (see _check_still_coming), or once `timeout` seconds pass, then with what the deploy function
+    logged since the approval (`since`)."""
     from pipelines.step_logs import function_log_group, lambda_log
     from steps.deploy import package_tag
 
-    settings = clients.settings
-    tag = package_tag(package["ModelPackageArn"], package["ModelPackageVersion"])
-    if executions.wait_until_serving(clients.sagemaker, settings.endpoint_name, f"-{tag}-", say, timeout):
-        return 0
+    settings, sm = clients.settings, clients.sagemaker
+    endpoint, version = settings.endpoint_name, package["ModelPackageVersion"]
+    tag = package_tag(package["ModelPackageArn"], version)
+    try:
+        if executions.wait_until_serving(sm, endpoint, f"-{tag}-", say, timeout,
+                                         check=lambda: _check_still_coming(sm, endpoint, package)):
+            return 0
+    except executions.WillNotServe as reason:
+        print(f"error: endpoint {endpoint} will not serve v{version}: {reason}", file=sys.stderr)
+        return 1
     group = function_log_group(clients.lambda_, settings.deploy_function_arn)
-    print(f"error: endpoint {settings.endpoint_name} does not serve v{package['ModelPackageVersion']} "
-          f"after {timeout:g} s; the deploy function logs to {group}", file=sys.stderr)
+    print(f"error: endpoint {endpoint} does not serve v{version} after {timeout:g} s; "
+          f"the deploy function logs to {group}", file=sys.stderr)
     if since is not None:
         logged = list(lambda_log(clients.logs, group, {"StartTime": since}))
         print("its invocations since the approval:" if logged else "it has not run since the approval",
               file=sys.stderr)
         sys.stderr.writelines(logged)
     return 1
+
+
+CONFIG_VERSION = re.compile(r".*-v(?P<version>\d+)-(?P<hash>[0-9a-f]{8})-[0-9a-f]{8}")  # deploy.py's names
+
+
+def _check_still_coming(sm: Any, endpoint: str, package: dict[str, Any]) -> None:
+    """WillNotServe once the endpoint cannot come to `package` by its approval: the version is no
+    longer Approved (its deploy skips it), or the endpoint is on, or heading to, another version of
+    the group whose status was set after this one's (a deploy gives way to the later decision, and
+    that version's own deploy replaces this one: steps/deploy.py, later_approval)."""
+    from steps.deploy import describe_endpoint, heading_to, last_change, package_tag
+
+    arn = package["ModelPackageArn"]
+    ours = sm.describe_model_package(ModelPackageName=arn)
+    if ours["ModelApprovalStatus"] != "Approved":
+        raise executions.WillNotServe(f"it is {ours['ModelApprovalStatus']} now")
+    match = CONFIG_VERSION.fullmatch(heading_to(describe_endpoint(sm, endpoint) or {}) or "")
+    if match is None or int(match["version"]) == ours["ModelPackageVersion"]:
+        return
+    other_arn = f"{arn.rsplit('/', 1)[0]}/{match['version']}"
+    if package_tag(other_arn, int(match["version"])) != f"v{match['version']}-{match['hash']}":
+        return  # a version of another group: no decision of ours
+    other = sm.describe_model_package(ModelPackageName=other_arn)
+    if other["ModelApprovalStatus"] != "Rejected" and last_change(other) > last_change(ours):
+        raise executions.WillNotServe(
+            f"it is on its way to v{match['version']}, {other['ModelApprovalStatus']} at "
+            f"{last_change(other):%Y-%m-%d %H:%M:%S}, after this version was approved "
+            f"({last_change(ours):%Y-%m-%d %H:%M:%S}): the later decision stands")
 
 
 def shown_accuracy(value: float) -> str:

@@ -60,6 +60,14 @@ def log(message: str) -> None:
     print(f"deploy: {message}", flush=True)
 
 
+def log_outcome(action: str, package: dict[str, Any], reason: str) -> None:
+    """The deploy's last line, naming the version it was about by its tag (the ARN for a package
+    without a version): deploys of several approvals run at once, and their lines interleave."""
+    version = package.get("ModelPackageVersion")
+    name = package_tag(package["ModelPackageArn"], version) if version else package["ModelPackageArn"]
+    log(f"{action} {name}: {reason}")
+
+
 def _environment_clients() -> dict[str, Any]:
     """Inside Lambda, the clients are made once per execution environment, at init, as Lambda
     advises: warm invocations reuse them. Elsewhere (tests) each call makes its own."""
@@ -574,7 +582,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     status = package.get("ModelApprovalStatus", "unknown")
     if status != "Approved":
         reason = f"model package {arn} is {status}, not Approved"
-        log(f"skipped: {reason}")
+        log_outcome("skipped", package, reason)
         return {**result, "action": "skipped", "reason": reason}
     tag = package_tag(package["ModelPackageArn"], package["ModelPackageVersion"])
     model_name = sagemaker_name(endpoint, f"-{tag}")
@@ -594,7 +602,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
             f"endpoint {endpoint} already serves {container.get('ModelDataUrl')} with these settings "
             f"(model {served[0]}); left as it is"
         )
-        log(f"unchanged: {reason}")
+        log_outcome("unchanged", package, reason)
         return {**result, "model_name": served[0], "endpoint_config_name": served[1],
                 "action": "unchanged", "reason": reason}
     ensure_model(sm, model_name, settings["role_arn"], container, arn)
@@ -604,7 +612,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
         sm, endpoint, current, config_name, settings["rollback_alarms"], wait_budget(context),
         lambda: later_approval(sm, endpoint, arn, approved),
     )
-    log(f"{action}: {reason}")
+    log_outcome(action, package, reason)
     return {
         **result,
         "model_name": model_name,

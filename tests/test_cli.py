@@ -6,6 +6,7 @@ import io
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -364,6 +365,73 @@ def test_an_endpoint_being_updated_shows_the_config_it_leaves_and_the_one_it_mov
         "sentiment-classifier-v4-bbbbbbbb-22222222"]
 
 
+CHANGE = datetime(2024, 1, 1, 0, 0, 5, tzinfo=UTC)  # when the version waited for was approved
+LATER_CHANGE = datetime(2024, 1, 1, 0, 0, 9, tzinfo=UTC)
+EARLIER_CHANGE = datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("served_version", "served_at", "status_since", "error"), [
+    (4, LATER_CHANGE, "Approved", "will not serve v3: it is on its way to v4, Approved at 2024-01-01 "
+     "00:00:09, after this version was approved (2024-01-01 00:00:05): the later decision stands"),
+    (3, LATER_CHANGE, "Rejected", "will not serve v3: it is Rejected now"),
+    (2, EARLIER_CHANGE, "Approved", "does not serve v3 after 600 s"),  # its deploy may still come
+])
+def test_waiting_for_an_approval_stops_once_the_endpoint_cannot_come_to_the_version(
+    served_version: int, served_at: datetime, status_since: str, error: str,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A version approved after this one stands (its deploy replaces this one's, or this one's gives
+    way), and a version no longer Approved is skipped: `--wait` went on waiting for the whole
+    timeout (30 minutes by default) for a version that could not come."""
+    from steps.deploy import package_tag
+
+    other = PACKAGE.rsplit("/", 1)[0] + f"/{served_version}"
+    served = f"sentiment-classifier-{package_tag(other, served_version)}-0badc0de"
+    statuses = {PACKAGE: "PendingManualApproval"}
+
+    class Registry:
+        def describe_model_package(self, ModelPackageName: str) -> dict[str, Any]:
+            if ModelPackageName == PACKAGE:
+                return {"ModelPackageArn": PACKAGE, "ModelPackageVersion": 3, "CreationTime": CHANGE,
+                        "LastModifiedTime": CHANGE, "ModelApprovalStatus": statuses[PACKAGE]}
+            assert ModelPackageName == other
+            return {"ModelPackageArn": other, "ModelPackageVersion": served_version,
+                    "CreationTime": served_at, "LastModifiedTime": served_at,
+                    "ModelApprovalStatus": "Approved"}
+
+        def update_model_package(self, ModelPackageArn: str, ModelApprovalStatus: str) -> dict[str, Any]:
+            statuses[ModelPackageArn] = status_since if ModelApprovalStatus == "Approved" else "?"
+            return {"ModelPackageArn": ModelPackageArn}
+
+        def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
+            return {"EndpointStatus": "Updating", "EndpointConfigName": "sentiment-classifier-v1-0-0",
+                    "PendingDeploymentSummary": {"EndpointConfigName": served}}
+
+    class Functions:
+        def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
+            return {}
+
+    class Logs:
+        exceptions = type("Exceptions", (), {"ResourceNotFoundException": LookupError})
+
+        def get_paginator(self, operation: str) -> Any:
+            return type("Pages", (), {"paginate": lambda self, **window: [{"events": []}]})()
+
+    slept: list[float] = []
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(cli.executions.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(cli.executions.time, "sleep", sleep)
+    use_clients(monkeypatch, tmp_path, sagemaker=Registry(), lambda_=Functions(), logs=Logs())
+    assert cli.main(["models", "approve", PACKAGE, "--wait", "--timeout", "600"]) == 1
+    assert f"error: endpoint sentiment-classifier {error}" in capsys.readouterr().err
+    assert (slept == []) == error.startswith("will not serve")
+
+
 @pytest.mark.parametrize(("served", "code"), [
     ("sentiment-classifier-v3-TAG-0badc0de", 0), ("sentiment-classifier-v2-aaaaaaaa-0badc0de", 1)])
 def test_waiting_for_an_approval_to_deploy_ends_once_the_endpoint_serves_the_version(
@@ -375,12 +443,15 @@ def test_waiting_for_an_approval_to_deploy_ends_once_the_endpoint_serves_the_ver
 
     served = served.replace("TAG", package_tag(PACKAGE, 3).split("-")[1])
 
+    statuses = ["PendingManualApproval"]
+
     class Registry:
         def describe_model_package(self, ModelPackageName: str) -> dict[str, Any]:
-            return {"ModelPackageArn": PACKAGE, "ModelPackageVersion": 3,
-                    "ModelApprovalStatus": "PendingManualApproval"}
+            return {"ModelPackageArn": PACKAGE, "ModelPackageVersion": 3, "CreationTime": CHANGE,
+                    "ModelApprovalStatus": statuses[-1]}
 
-        def update_model_package(self, **request: Any) -> dict[str, Any]:
+        def update_model_package(self, ModelPackageArn: str, ModelApprovalStatus: str) -> dict[str, Any]:
+            statuses.append(ModelApprovalStatus)
             return {"ModelPackageArn": PACKAGE}
 
         def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:

@@ -201,11 +201,12 @@ def test_package_tags_differ_by_arn_and_fit_in_a_name() -> None:
     assert len(name) == 63 and re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", name)
 
 
-def test_unapproved_package_is_skipped(sm: Any) -> None:
+def test_unapproved_package_is_skipped(sm: Any, capsys: pytest.CaptureFixture[str]) -> None:
     arn = register(sm, status="PendingManualApproval")
     result = deploy.handler(event(arn), None)
     assert result["action"] == "skipped"
     assert "PendingManualApproval" in result["reason"]
+    assert capsys.readouterr().out == f"deploy: skipped {deploy.package_tag(arn, 1)}: {result['reason']}\n"
     assert (result["model_name"], result["endpoint_config_name"]) == ("", "")
     assert sm.list_models()["Models"] == []
     assert sm.list_endpoints()["Endpoints"] == []
@@ -805,8 +806,8 @@ LATER = datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC)  # a second after this deploy'
     (PACKAGE_ARN, "Approved", LATER, "updated"),  # this very version, approved again: new settings
 ])
 def test_a_deploy_gives_way_to_a_version_approved_after_its_own(
-    monkeypatch: pytest.MonkeyPatch, served_package: str, served_status: str, served_at: datetime,
-    action: str,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], served_package: str,
+    served_status: str, served_at: datetime, action: str,
 ) -> None:
     """Approvals seconds apart deploy at the same time, in no order: the endpoint ended on whichever
     deploy finished last, not on the version approved last."""
@@ -821,6 +822,9 @@ def test_a_deploy_gives_way_to_a_version_approved_after_its_own(
         result = deploy.handler(event(PACKAGE_ARN), None)
         stubber.assert_no_pending_responses()
     assert result["action"] == action
+    # The last line names the version by its tag: `models approve --wait` stops on a superseded one.
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"deploy: {action} {deploy.package_tag(PACKAGE_ARN, 3)}: {result['reason']}")
     if action == "superseded":
         assert result["reason"] == (
             f"endpoint {ENDPOINT} serves {OLDER_ARN}, {served_status} at 2024-01-01T00:00:01+00:00, "
