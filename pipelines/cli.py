@@ -455,7 +455,8 @@ def _check_still_coming(sm: Any, endpoint: str, package: dict[str, Any]) -> None
     ours = sm.describe_model_package(ModelPackageName=arn)
     if ours["ModelApprovalStatus"] != "Approved":
         raise executions.WillNotServe(f"it is {ours['ModelApprovalStatus']} now")
-    match = CONFIG_VERSION.fullmatch(heading_to(describe_endpoint(sm, endpoint) or {}) or "")
+    current = describe_endpoint(sm, endpoint) or {}
+    match = CONFIG_VERSION.fullmatch(heading_to(current) or "")
     if match is None or int(match["version"]) == ours["ModelPackageVersion"]:
         return
     other_arn = f"{arn.rsplit('/', 1)[0]}/{match['version']}"
@@ -463,8 +464,9 @@ def _check_still_coming(sm: Any, endpoint: str, package: dict[str, Any]) -> None
         return  # a version of another group: no decision of ours
     other = sm.describe_model_package(ModelPackageName=other_arn)
     if other["ModelApprovalStatus"] != "Rejected" and last_change(other) > last_change(ours):
+        where = "is on its way to" if current.get("PendingDeploymentSummary") else "serves"
         raise executions.WillNotServe(
-            f"it is on its way to v{match['version']}, {other['ModelApprovalStatus']} at "
+            f"it {where} v{match['version']}, {other['ModelApprovalStatus']} at "
             f"{last_change(other):%Y-%m-%d %H:%M:%S}, after this version was approved "
             f"({last_change(ours):%Y-%m-%d %H:%M:%S}): the later decision stands")
 

@@ -370,14 +370,16 @@ LATER_CHANGE = datetime(2024, 1, 1, 0, 0, 9, tzinfo=UTC)
 EARLIER_CHANGE = datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("served_version", "served_at", "status_since", "error"), [
-    (4, LATER_CHANGE, "Approved", "will not serve v3: it is on its way to v4, Approved at 2024-01-01 "
+@pytest.mark.parametrize(("served_version", "updating", "served_at", "status_since", "error"), [
+    (4, True, LATER_CHANGE, "Approved", "will not serve v3: it is on its way to v4, Approved at "
+     "2024-01-01 00:00:09, after this version was approved (2024-01-01 00:00:05): the later decision stands"),
+    (4, False, LATER_CHANGE, "Approved", "will not serve v3: it serves v4, Approved at 2024-01-01 "
      "00:00:09, after this version was approved (2024-01-01 00:00:05): the later decision stands"),
-    (3, LATER_CHANGE, "Rejected", "will not serve v3: it is Rejected now"),
-    (2, EARLIER_CHANGE, "Approved", "does not serve v3 after 600 s"),  # its deploy may still come
+    (3, True, LATER_CHANGE, "Rejected", "will not serve v3: it is Rejected now"),
+    (2, True, EARLIER_CHANGE, "Approved", "does not serve v3 after 600 s"),  # its deploy may still come
 ])
 def test_waiting_for_an_approval_stops_once_the_endpoint_cannot_come_to_the_version(
-    served_version: int, served_at: datetime, status_since: str, error: str,
+    served_version: int, updating: bool, served_at: datetime, status_since: str, error: str,
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A version approved after this one stands (its deploy replaces this one's, or this one's gives
@@ -404,6 +406,8 @@ def test_waiting_for_an_approval_stops_once_the_endpoint_cannot_come_to_the_vers
             return {"ModelPackageArn": ModelPackageArn}
 
         def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
+            if not updating:
+                return {"EndpointStatus": "InService", "EndpointConfigName": served}
             return {"EndpointStatus": "Updating", "EndpointConfigName": "sentiment-classifier-v1-0-0",
                     "PendingDeploymentSummary": {"EndpointConfigName": served}}
 
