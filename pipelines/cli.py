@@ -202,6 +202,9 @@ def _start(clients: Clients, args: argparse.Namespace) -> int:
             raise UserError("--from-execution needs --steps: the steps to run again")
         parameters = _data_parameters(settings, clients, args.input_data)
     overrides = {**parameters, **executions.parse_overrides(args.param or [])}
+    if "InputDataUri" not in overrides:
+        raise UserError(f"no dataset uploaded to {settings.data_uri} yet: `python -m pipelines data upload` "
+                        "stores data/ there (`make run-pipeline` does), or pass --input-data URI")
     arn = executions.start_execution(sm, settings.pipeline_name, overrides, **request)
     say(f"started {arn}")
     return _follow(sm, arn, args.timeout) if args.wait else 0

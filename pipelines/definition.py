@@ -133,7 +133,10 @@ class Parameters:
     @classmethod
     def from_settings(cls, settings: Settings) -> Parameters:
         return cls(
-            input_data=ParameterString("InputDataUri", default_value=settings.data_uri),
+            # No default: a run names the dataset it reads (`start` passes the one last uploaded).
+            # The data prefix holds every dataset in a folder of its own, so as a default it could
+            # only fail, after a Processing job had staged all of them.
+            input_data=ParameterString("InputDataUri"),
             # What `start` passes with the uploaded dataset's URI, for the model's lineage.
             input_data_sha256=ParameterString("InputDataSha256", default_value=UNRECORDED),
             input_data_version_ids=ParameterString("InputDataVersionIds", default_value=UNRECORDED),

@@ -87,11 +87,31 @@ def test_interrupting_a_followed_run_says_the_execution_goes_on(
             raise KeyboardInterrupt
 
     use_clients(monkeypatch, tmp_path, sagemaker=Running())
-    monkeypatch.setattr(cli, "_data_parameters", lambda settings, clients, given: {})
+    monkeypatch.setattr(cli, "_data_parameters", lambda settings, clients, given: {"InputDataUri": "s3://b/d/1"})
     assert cli.main(["start", "--wait"]) == 130
     err = capsys.readouterr().err
     assert "goes on running" in err and f"python -m pipelines status {arn}" in err
     assert f"python -m pipelines stop {arn}" in err
+
+
+def test_start_without_an_uploaded_dataset_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """InputDataUri has no default (a run names the data it reads): with nothing uploaded, `start`
+    says what to do instead of sending a start that SageMaker refuses."""
+    started: list[dict[str, Any]] = []
+
+    class Registry:
+        def start_pipeline_execution(self, **request: Any) -> dict[str, Any]:
+            started.append(request)
+            return {"PipelineExecutionArn": "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/a"}
+
+    use_clients(monkeypatch, tmp_path, sagemaker=Registry())
+    monkeypatch.setattr(cli, "_data_parameters", lambda settings, clients, given: {})
+    assert cli.main(["start"]) == 2
+    assert "no dataset uploaded to s3://" in capsys.readouterr().err and started == []
+    assert cli.main(["start", "--param", "InputDataUri=s3://b/mine/"]) == 0
+    assert {"Name": "InputDataUri", "Value": "s3://b/mine/"} in started[0]["PipelineParameters"]
 
 
 def test_invoke_without_a_review_on_a_terminal_says_what_to_give(

@@ -98,9 +98,8 @@ def test_parameters_and_their_defaults(definition: dict[str, Any]) -> None:
     assert params["AccuracyThreshold"] == {
         "Name": "AccuracyThreshold", "Type": "Float", "DefaultValue": 0.8,
     }
-    assert params["InputDataUri"]["DefaultValue"] == (
-        "s3://local-sagemaker/sentiment-classifier/data"
-    )
+    # A run names its dataset: the data prefix, holding every dataset in a folder, is no default.
+    assert params["InputDataUri"] == {"Name": "InputDataUri", "Type": "String"}
     assert params["ModelApprovalStatus"]["DefaultValue"] == "Approved"
     assert {"NgramMax", "MaxFeatures", "RegularizationC", "MinDf", "EndpointName",
             "CaptureSamplingPercentage", "TrainingInstanceType",

@@ -58,7 +58,7 @@ def test_upsert_uploads_code_publishes_handler_and_creates_then_updates(
     sm = boto3.client("sagemaker", region_name=REGION)
     stored = json.loads(sm.describe_pipeline(PipelineName="sentiment-classifier")
                         ["PipelineDefinition"])
-    assert stored["Parameters"][0]["DefaultValue"] == f"s3://{BUCKET}/sentiment-classifier/data"
+    assert stored["Parameters"][0] == {"Name": "InputDataUri", "Type": "String"}  # a run names its data
     bundle = CodeBundle()
     s3 = boto3.client("s3", region_name=REGION)
     for name, data in bundle.artifacts.items():

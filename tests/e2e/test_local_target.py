@@ -427,6 +427,19 @@ def test_restart_keeps_registry_endpoints_and_history(local: Local) -> None:
     assert local.invoke("great value, works perfectly")["label"] == 1
 
 
+def test_a_start_that_names_no_dataset_is_refused_before_any_job_runs(local: Local) -> None:
+    """The console's Start or a bare StartPipelineExecution: with the data prefix as InputDataUri's
+    default, Preprocess staged every dataset ever uploaded, then failed on a missing train.csv."""
+    sm = local.client("sagemaker")
+    before = sm.list_pipeline_executions(PipelineName="sentiment-classifier")["PipelineExecutionSummaries"]
+    with pytest.raises(ClientError) as refused:
+        sm.start_pipeline_execution(PipelineName="sentiment-classifier")
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "InputDataUri" in refused.value.response["Error"]["Message"]
+    after = sm.list_pipeline_executions(PipelineName="sentiment-classifier")["PipelineExecutionSummaries"]
+    assert after == before
+
+
 def test_unknown_resources_give_aws_error_codes(local: Local) -> None:
     sm = local.client("sagemaker")
     cases: list[tuple[Callable[[], Any], str]] = [
