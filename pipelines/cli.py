@@ -444,32 +444,25 @@ def _serving(clients: Clients, package: dict[str, Any], timeout: float, since: d
     return 1
 
 
-CONFIG_VERSION = re.compile(r".*-v(?P<version>\d+)-(?P<hash>[0-9a-f]{8})-[0-9a-f]{8}")  # deploy.py's names
-
-
 def _check_still_coming(sm: Any, endpoint: str, package: dict[str, Any]) -> None:
     """WillNotServe once the endpoint cannot come to `package` by its approval: the version is no
     longer Approved (its deploy skips it), or the endpoint is on, or heading to, another version of
-    the group whose status was set after this one's (a deploy gives way to the later decision, and
-    that version's own deploy replaces this one: steps/deploy.py, later_approval)."""
-    from steps.deploy import describe_endpoint, heading_to, last_change, package_tag
+    the group decided after this one was approved (this one's deploy gives way to it, or that
+    one's replaces this one: steps/deploy.py, later_approval)."""
+    from steps.deploy import decided_after, describe_endpoint, heading_to, last_change, package_of_config
 
-    arn = package["ModelPackageArn"]
-    ours = sm.describe_model_package(ModelPackageName=arn)
+    ours = sm.describe_model_package(ModelPackageName=package["ModelPackageArn"])
     if ours["ModelApprovalStatus"] != "Approved":
         raise executions.WillNotServe(f"it is {ours['ModelApprovalStatus']} now")
     current = describe_endpoint(sm, endpoint) or {}
-    match = CONFIG_VERSION.fullmatch(heading_to(current) or "")
-    if match is None or int(match["version"]) == ours["ModelPackageVersion"]:
+    other_arn = package_of_config(heading_to(current) or "", ours["ModelPackageArn"])
+    if other_arn is None or other_arn == ours["ModelPackageArn"]:
         return
-    other_arn = f"{arn.rsplit('/', 1)[0]}/{match['version']}"
-    if package_tag(other_arn, int(match["version"])) != f"v{match['version']}-{match['hash']}":
-        return  # a version of another group: no decision of ours
     other = sm.describe_model_package(ModelPackageName=other_arn)
-    if other["ModelApprovalStatus"] != "Rejected" and last_change(other) > last_change(ours):
+    if decided_after(other, last_change(ours)):
         where = "is on its way to" if current.get("PendingDeploymentSummary") else "serves"
         raise executions.WillNotServe(
-            f"it {where} v{match['version']}, {other['ModelApprovalStatus']} at "
+            f"it {where} v{other['ModelPackageVersion']}, {other['ModelApprovalStatus']} at "
             f"{last_change(other):%Y-%m-%d %H:%M:%S}, after this version was approved "
             f"({last_change(ours):%Y-%m-%d %H:%M:%S}): the later decision stands")
 

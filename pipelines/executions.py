@@ -119,7 +119,7 @@ def wait_for_endpoint(sm: Any, name: str, say: Say, poll_seconds: float = 2.0,
 
 
 class WillNotServe(Exception):
-    """The endpoint will not serve the version waited for: the deploy said so (its log line)."""
+    """The endpoint will not serve the version waited for; the message says why."""
 
 
 def wait_until_serving(sm: Any, name: str, config_part: str, say: Say, timeout: float,

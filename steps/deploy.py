@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -159,6 +160,27 @@ def package_tag(package_arn: str, version: int) -> str:
     """`v<version>-<8 hex digits of the ARN's sha256>`: readable, stable for one package, and
     different for the same version number in another model package group (or account, region)."""
     return f"v{version}-{hashlib.sha256(package_arn.encode('utf-8')).hexdigest()[:8]}"
+
+
+CONFIG_NAME = re.compile(r".*-v(?P<version>\d+)-(?P<hash>[0-9a-f]{8})-[0-9a-f]{8}")
+
+
+def package_of_config(config_name: str, group_package_arn: str) -> str | None:
+    """The version of `group_package_arn`'s group whose endpoint config this is, read from the
+    config's name as the handler makes it (`<endpoint>-<package tag>-<settings digest>`), or None
+    (another group's, or not the handler's)."""
+    match = CONFIG_NAME.fullmatch(config_name)
+    if match is None:
+        return None
+    arn = f"{group_package_arn.rsplit('/', 1)[0]}/{match['version']}"
+    return arn if package_tag(arn, int(match["version"])) == f"v{match['version']}-{match['hash']}" else None
+
+
+def decided_after(package: dict[str, Any], approved: datetime) -> bool:
+    """Whether `package`'s status was set after `approved`, and not to Rejected: a later decision,
+    which stands over the approval made at `approved`. A PendingManualApproval one counts: a
+    rollback passes through that status on its way back to Approved."""
+    return package.get("ModelApprovalStatus") != "Rejected" and last_change(package) > approved
 
 
 def _whole_number(event: dict[str, Any], key: str, default: int | None = None) -> int:
@@ -383,13 +405,12 @@ def later_approval(sm: Any, endpoint: str, package_arn: str, approved: datetime)
         if error.response.get("Error", {}).get("Code") != "ValidationException":
             raise
         return None  # deleted since: nothing to give way to
-    served_at = last_change(served)
-    status = served.get("ModelApprovalStatus", "")
-    if status == "Rejected" or served_at <= approved:
+    if not decided_after(served, approved):
         return None
     return (
-        f"endpoint {endpoint} serves {served_arn}, {status} at {served_at.isoformat()}, after this "
-        f"version was approved (at {approved.isoformat()}): the later decision stands"
+        f"endpoint {endpoint} serves {served_arn}, {served.get('ModelApprovalStatus', '')} at "
+        f"{last_change(served).isoformat()}, after this version was approved (at "
+        f"{approved.isoformat()}): the later decision stands"
     )
 
 

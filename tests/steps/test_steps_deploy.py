@@ -192,6 +192,18 @@ def test_the_same_version_of_another_group_never_takes_this_groups_names(
     assert config["ProductionVariants"][0]["ModelName"] == second["model_name"]
 
 
+def test_a_config_name_leads_back_to_its_version_of_the_same_group_only() -> None:
+    """`models approve --wait` reads which version an endpoint heads to from its config's name."""
+    mine = "arn:aws:sagemaker:us-east-1:123456789012:model-package/sentiment-classifier/12"
+    theirs = "arn:aws:sagemaker:us-east-1:123456789012:model-package/other/12"
+    sibling = mine.replace("/12", "/3")
+    for endpoint in ("sentiment-classifier", "e" * 63):  # a long name is cut, the suffix kept
+        name = deploy.sagemaker_name(endpoint, f"-{deploy.package_tag(mine, 12)}-0123abcd")
+        assert deploy.package_of_config(name, sibling) == mine
+        assert deploy.package_of_config(name, theirs) is None
+    assert deploy.package_of_config("hand-made-config", sibling) is None
+
+
 def test_package_tags_differ_by_arn_and_fit_in_a_name() -> None:
     mine = "arn:aws:sagemaker:us-east-1:123456789012:model-package/sentiment-classifier/2"
     theirs = "arn:aws:sagemaker:us-east-1:123456789012:model-package/other/2"
