@@ -114,17 +114,21 @@ def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.graph import render_definition
 
     statuses: dict[str, str] = {}
+    notes: dict[str, str] = {}
     if args.execution:
         sm = Clients(settings).sagemaker
         latest = args.execution == "latest"
         arn = _latest_if_any(settings, sm) if latest else _checked_execution_arn(args.execution)
         if arn:
-            statuses = {s["StepName"]: s["StepStatus"] for s in executions.list_steps(sm, arn)}
+            for row in step_table.rows(executions.list_steps(sm, arn), datetime.now(UTC)):
+                statuses[row.name] = row.status
+                attempts = f"{row.attempts} attempts" if row.attempts not in ("", "1") else ""
+                notes[row.name] = " · ".join(note for note in (row.cache, attempts) if note)
         else:
             say(f"pipeline {settings.pipeline_name} has not run yet: its steps are drawn without a status")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_definition(_definition(settings), statuses), encoding="utf-8")
+    out.write_text(render_definition(_definition(settings), statuses, notes), encoding="utf-8")
     say(f"wrote {out}")
     return 0
 

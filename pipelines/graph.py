@@ -101,8 +101,13 @@ def _levels(names: list[str], links: list[tuple[str, str, str]]) -> dict[str, in
     return level
 
 
-def render_svg(definition: Mapping[str, Any], statuses: Mapping[str, str] | None = None) -> str:
-    statuses = statuses or {}
+def render_svg(
+    definition: Mapping[str, Any], statuses: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> str:
+    """The DAG, each step coloured by its status in `statuses`; `notes` adds a word to a step's
+    last line (`cached`, `reused`, `2 attempts`), as Studio marks a cache hit on its graph."""
+    statuses, notes = statuses or {}, notes or {}
     steps = {step["Name"]: step for step, _, _ in _flatten(definition["Steps"])}
     links = edges(definition)
     level = _levels(list(steps), links)
@@ -145,11 +150,13 @@ def render_svg(definition: Mapping[str, Any], statuses: Mapping[str, str] | None
         parts.append(f'<text x="{x + 10}" y="{y + 20}" font-weight="bold">{html.escape(name)}'
                      f'<title>{html.escape(step.get("Description", ""))}</title></text>')
         parts.append(f'<text x="{x + 10}" y="{y + 36}" fill="#333">{title}</text>')
-        parts.append(f'<text x="{x + 10}" y="{y + 51}" fill="#666">{step["Type"]}'
-                     f'{" · " + status if status else ""}</text>')
+        state = " · ".join(part for part in (step["Type"], status, notes.get(name)) if part)
+        parts.append(f'<text x="{x + 10}" y="{y + 51}" fill="#666">{html.escape(state)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
 
-def render_definition(definition_json: str, statuses: Mapping[str, str] | None = None) -> str:
-    return render_svg(json.loads(definition_json), statuses)
+def render_definition(
+    definition_json: str, statuses: Mapping[str, str] | None = None, notes: Mapping[str, str] | None = None
+) -> str:
+    return render_svg(json.loads(definition_json), statuses, notes)

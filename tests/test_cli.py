@@ -200,6 +200,38 @@ def test_graph_of_the_latest_run_before_any_run_draws_the_steps(
     assert "Training ·" not in out.read_text() and "Training" in out.read_text()
 
 
+def test_the_graph_of_a_run_marks_cache_hits_and_retried_steps(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A second run's picture was all green `Succeeded`, the same as a first run's: it showed
+    neither which jobs the step cache served nor which a retry policy ran again."""
+    arn = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/sentiment-classifier/execution/abc"
+    steps = [
+        {"StepName": "Preprocess", "StepStatus": "Succeeded", "AttemptCount": 1,
+         "CacheHitResult": {"SourcePipelineExecutionArn": arn}},
+        {"StepName": "Train", "StepStatus": "Succeeded", "AttemptCount": 2},
+        {"StepName": "Evaluate", "StepStatus": "Succeeded", "AttemptCount": 1},
+    ]
+
+    class Ran:
+        def list_pipeline_executions(self, **request: Any) -> dict[str, Any]:
+            return {"PipelineExecutionSummaries": [{"PipelineExecutionArn": arn}]}
+
+        def get_paginator(self, operation: str) -> Any:
+            assert operation == "list_pipeline_execution_steps"
+            pages = [{"PipelineExecutionSteps": steps}]
+            return type("Pages", (), {"paginate": lambda self, **request: pages})()
+
+    use_clients(monkeypatch, tmp_path, sagemaker=Ran())
+    monkeypatch.setattr(cli, "_definition", lambda settings: definition_json(settings))
+    out = tmp_path / "pipeline.svg"
+    assert cli.main(["graph", "--execution", "latest", "--out", str(out)]) == 0
+    svg = out.read_text()
+    assert ">Processing · Succeeded · cached<" in svg
+    assert ">Training · Succeeded · 2 attempts<" in svg
+    assert ">Processing · Succeeded<" in svg  # Evaluate: run once, not from the cache
+
+
 def test_a_path_the_command_cannot_write_is_one_line_naming_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
