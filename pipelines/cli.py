@@ -115,11 +115,15 @@ def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
 
     statuses: dict[str, str] = {}
     notes: dict[str, str] = {}
+    definition = None
     if args.execution:
         sm = Clients(settings).sagemaker
         latest = args.execution == "latest"
         arn = _latest_if_any(settings, sm) if latest else _checked_execution_arn(args.execution)
         if arn:
+            # The definition the execution ran, which an upsert since may have changed.
+            definition = sm.describe_pipeline_definition_for_execution(
+                PipelineExecutionArn=arn)["PipelineDefinition"]
             for row in step_table.rows(executions.list_steps(sm, arn), datetime.now(UTC)):
                 statuses[row.name] = row.status
                 attempts = f"{row.attempts} attempts" if row.attempts not in ("", "1") else ""
@@ -128,7 +132,7 @@ def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
             say(f"pipeline {settings.pipeline_name} has not run yet: its steps are drawn without a status")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_definition(_definition(settings), statuses, notes), encoding="utf-8")
+    out.write_text(render_definition(definition or _definition(settings), statuses, notes), encoding="utf-8")
     say(f"wrote {out}")
     return 0
 

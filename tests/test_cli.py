@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 import subprocess
 import sys
@@ -201,10 +202,11 @@ def test_graph_of_the_latest_run_before_any_run_draws_the_steps(
 
 
 def test_the_graph_of_a_run_marks_cache_hits_and_retried_steps(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, default_settings: Settings
 ) -> None:
     """A second run's picture was all green `Succeeded`, the same as a first run's: it showed
-    neither which jobs the step cache served nor which a retry policy ran again."""
+    neither which jobs the step cache served nor which a retry policy ran again. It is drawn from
+    the definition the execution ran (an upsert since may have added or removed steps)."""
     arn = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/sentiment-classifier/execution/abc"
     steps = [
         {"StepName": "Preprocess", "StepStatus": "Succeeded", "AttemptCount": 1,
@@ -217,16 +219,22 @@ def test_the_graph_of_a_run_marks_cache_hits_and_retried_steps(
         def list_pipeline_executions(self, **request: Any) -> dict[str, Any]:
             return {"PipelineExecutionSummaries": [{"PipelineExecutionArn": arn}]}
 
+        def describe_pipeline_definition_for_execution(self, PipelineExecutionArn: str) -> dict[str, Any]:
+            assert PipelineExecutionArn == arn
+            ran = json.loads(definition_json(default_settings))
+            ran["Steps"][0]["DisplayName"] = "As the execution ran it"
+            return {"PipelineDefinition": json.dumps(ran)}
+
         def get_paginator(self, operation: str) -> Any:
             assert operation == "list_pipeline_execution_steps"
             pages = [{"PipelineExecutionSteps": steps}]
             return type("Pages", (), {"paginate": lambda self, **request: pages})()
 
     use_clients(monkeypatch, tmp_path, sagemaker=Ran())
-    monkeypatch.setattr(cli, "_definition", lambda settings: definition_json(settings))
     out = tmp_path / "pipeline.svg"
     assert cli.main(["graph", "--execution", "latest", "--out", str(out)]) == 0
     svg = out.read_text()
+    assert ">As the execution ran it<" in svg
     assert ">Processing · Succeeded · cached<" in svg
     assert ">Training · Succeeded · 2 attempts<" in svg
     assert ">Processing · Succeeded<" in svg  # Evaluate: run once, not from the cache
