@@ -90,7 +90,7 @@ def fixed_costs(state_dir: Path) -> dict[str, float]:
 
     costs = {
         "interpreter start (python -c pass)": python_seconds("pass"),
-        "import pandas + sklearn (every step script)": python_seconds(
+        "import pandas + sklearn (train.py; the other scripts do not)": python_seconds(
             "import pandas, sklearn.linear_model, sklearn.feature_extraction.text"
         ),
         "import boto3 (Lambda subprocess, CLI)": python_seconds("import boto3"),

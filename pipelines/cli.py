@@ -390,14 +390,37 @@ def _list_models(clients: Clients) -> int:
     packages = [package for page in pages for package in page["ModelPackageSummaryList"]]
     if not packages:
         say(f"no model versions in {group}")
+        return 0
+    marks = _endpoint_marks(clients, packages[0]["ModelPackageArn"])
     for package in packages:
         say(
             f"v{package.get('ModelPackageVersion', '?'):<4} "
             f"{package['ModelApprovalStatus']:<22} {package['CreationTime']:%Y-%m-%d %H:%M:%S}  "
             f"accuracy {_accuracy(clients, package['ModelPackageArn'])}  "
-            f"{package['ModelPackageArn']}"
+            f"{package['ModelPackageArn']}{marks.get(package['ModelPackageArn'], '')}"
         )
     return 0
+
+
+def _endpoint_marks(clients: Clients, group_package_arn: str) -> dict[str, str]:
+    """What the endpoint does with the group's versions, read from its config names: the version
+    it serves, and during an update the one it moves to. Approvals and rollbacks make the latest
+    version and the served one differ, and a rerun's copy leaves an earlier version serving."""
+    from steps.deploy import describe_endpoint, package_of_config
+
+    endpoint = clients.settings.endpoint_name
+    current = describe_endpoint(clients.sagemaker, endpoint) or {}
+    status = current.get("EndpointStatus", "")
+    marks: dict[str, str] = {}
+    served = package_of_config(current.get("EndpointConfigName", ""), group_package_arn)
+    if served:
+        serving = status in ("InService", "Updating", "SystemUpdating", "RollingBack")
+        marks[served] = f"  <- {endpoint} serves it" if serving else f"  <- {endpoint} ({status})"
+    pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName", "")
+    heading = package_of_config(pending, group_package_arn)
+    if heading:
+        marks[heading] = f"  <- {endpoint} moving to it"
+    return marks
 
 
 def _change_approval(clients: Clients, args: argparse.Namespace) -> int:

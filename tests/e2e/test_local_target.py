@@ -138,9 +138,16 @@ def test_models_list_shows_each_versions_accuracy(
     capsys.readouterr()
     assert local.cli("models", "list") == 0
     # Newest first, and other tests may have registered later versions.
-    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("v1 ")]
+    lines = capsys.readouterr().out.splitlines()
+    (line,) = [line for line in lines if line.startswith("v1 ")]
     assert "Approved" in line
     assert float(line.split("accuracy ")[1].split()[0]) > 0.8
+    # The version the endpoint serves is marked: after a rollback or a rerun's copy it need not
+    # be the newest.
+    (served,) = [line for line in lines if line.endswith("<- sentiment-classifier serves it")]
+    version = int(served.split()[0].removeprefix("v"))
+    (arn,) = [word for word in served.split() if word.startswith("arn:")]
+    assert f"-{deploy.package_tag(arn, version)}-" in local.endpoint()["EndpointConfigName"]
 
 
 def test_stop_ends_a_running_execution(local: Local, capsys: pytest.CaptureFixture[str]) -> None:
