@@ -468,9 +468,9 @@ def _serving(clients: Clients, package: dict[str, Any], timeout: float, since: d
     print(f"error: endpoint {endpoint} does not serve v{version} after {timeout:g} s; "
           f"the deploy function logs to {group}", file=sys.stderr)
     if since is not None:
-        logged = list(lambda_log(clients.logs, group, {"StartTime": since}))
-        print("its invocations since the approval:" if logged else "it has not run since the approval",
-              file=sys.stderr)
+        logged = list(lambda_log(clients.logs, group, {"StartTime": since}, about=tag))
+        print(f"its invocations for v{version} since the approval:" if logged
+              else f"it has not run for v{version} since the approval", file=sys.stderr)
         sys.stderr.writelines(logged)
     return 1
 

@@ -65,9 +65,11 @@ def function_log_group(functions: Any, function_arn: str) -> str:
     return str(configuration.get("LoggingConfig", {}).get("LogGroup") or default)
 
 
-def lambda_log(logs: Any, group: str, step: dict[str, Any]) -> Iterator[str]:
+def lambda_log(logs: Any, group: str, step: dict[str, Any], about: str = "") -> Iterator[str]:
     """The events in `group` of each invocation that started while the step ran, from its START
-    line to its REPORT line; nothing if the function has logged nothing."""
+    line to its REPORT line; nothing if the function has logged nothing. With `about`, only the
+    invocations with a line that holds it, each whole (those of a function running several at
+    once interleave)."""
     start = math.floor(step["StartTime"].timestamp() * 1000)
     end = math.ceil(step["EndTime"].timestamp() * 1000) if "EndTime" in step else None
     window: dict[str, Any] = {"logGroupName": group, "startTime": start}
@@ -79,14 +81,25 @@ def lambda_log(logs: Any, group: str, step: dict[str, Any]) -> Iterator[str]:
     except logs.exceptions.ResourceNotFoundException:  # the function has not logged yet
         return
     invocation: dict[str, str] = {}  # stream -> the request it is writing, if one of the step's
+    held: dict[str, list[str]] = {}  # with `about`: stream -> that request's lines so far
     for event in events:
         stream, message = event["logStreamName"], event["message"]
         if message.startswith("START RequestId: ") and (end is None or event["timestamp"] <= end):
             invocation[stream] = message.split()[2]
         if stream in invocation:
-            yield f"{message}\n"
+            if about:
+                held.setdefault(stream, []).append(f"{message}\n")
+            else:
+                yield f"{message}\n"
         if message.startswith(f"REPORT RequestId: {invocation.get(stream)}"):
             del invocation[stream]
+            yield from _if_about(held.pop(stream, []), about)
+    for lines in held.values():  # invocations still running
+        yield from _if_about(lines, about)
+
+
+def _if_about(lines: list[str], about: str) -> list[str]:
+    return lines if any(about in line for line in lines) else []
 
 
 def job_log(logs: Any, group: str, job: str) -> Generator[str, None, bool]:

@@ -61,12 +61,17 @@ def log(message: str) -> None:
     print(f"deploy: {message}", flush=True)
 
 
-def log_outcome(action: str, package: dict[str, Any], reason: str) -> None:
-    """The deploy's last line, naming the version it was about by its tag (the ARN for a package
-    without a version): deploys of several approvals run at once, and their lines interleave."""
+def version_name(package: dict[str, Any]) -> str:
+    """How the deploy's log names the version it is about: its tag (the ARN for a package without
+    a version). Deploys of several approvals run at once and their lines interleave, and
+    `models approve --wait` shows only the invocations about its version."""
     version = package.get("ModelPackageVersion")
-    name = package_tag(package["ModelPackageArn"], version) if version else package["ModelPackageArn"]
-    log(f"{action} {name}: {reason}")
+    return package_tag(package["ModelPackageArn"], version) if version else str(package["ModelPackageArn"])
+
+
+def log_outcome(action: str, package: dict[str, Any], reason: str) -> None:
+    """The deploy's last line: what it did, for which version, and why."""
+    log(f"{action} {version_name(package)}: {reason}")
 
 
 def _environment_clients() -> dict[str, Any]:
@@ -601,6 +606,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
         "model_package_arn": arn,
     }
     status = package.get("ModelApprovalStatus", "unknown")
+    log(f"version {version_name(package)}: {arn}, {status}")
     if status != "Approved":
         reason = f"model package {arn} is {status}, not Approved"
         log_outcome("skipped", package, reason)

@@ -506,6 +506,7 @@ def test_waiting_for_an_approval_to_deploy_ends_once_the_endpoint_serves_the_ver
     from steps.deploy import package_tag
 
     served = served.replace("TAG", package_tag(PACKAGE, 3).split("-")[1])
+    other = PACKAGE.replace("/3", "/2")
 
     statuses = ["PendingManualApproval"]
 
@@ -526,9 +527,16 @@ def test_waiting_for_an_approval_to_deploy_ends_once_the_endpoint_serves_the_ver
             assert FunctionName.endswith(":function:sentiment-classifier-deploy")
             return {}
 
-    logged = [{"logStreamName": "s", "timestamp": 0, "message": message} for message in (
-        "START RequestId: r1 Version: $LATEST", "[ERROR] ModelDataMismatch: the model data at s3://b/k "
-        "has SHA-256 ab, not the registered cd", "END RequestId: r1", "REPORT RequestId: r1")]
+    # The approval's deploy, and the pipeline's own for another version just before it: the
+    # deploy function runs several at once, and only those about v3 are shown.
+    logged = [{"logStreamName": stream, "timestamp": 0, "message": message} for stream, message in (
+        ("a", "START RequestId: r0 Version: $LATEST"), ("b", "START RequestId: r1 Version: $LATEST"),
+        ("a", f"deploy: version {package_tag(other, 2)}: {other}, Approved"),
+        ("b", f"deploy: version {package_tag(PACKAGE, 3)}: {PACKAGE}, Approved"),
+        ("a", f"deploy: unchanged {package_tag(other, 2)}: endpoint sentiment-classifier already ..."),
+        ("b", "[ERROR] ModelDataMismatch: the model data at s3://b/k has SHA-256 ab, not the registered cd"),
+        ("a", "END RequestId: r0"), ("a", "REPORT RequestId: r0"),
+        ("b", "END RequestId: r1"), ("b", "REPORT RequestId: r1"))]
 
     class Logs:
         exceptions = type("Exceptions", (), {"ResourceNotFoundException": LookupError})
@@ -542,5 +550,7 @@ def test_waiting_for_an_approval_to_deploy_ends_once_the_endpoint_serves_the_ver
     if code:
         err = capsys.readouterr().err
         assert ("does not serve v3 after 0.01 s; the deploy function logs to "
-                "/aws/lambda/sentiment-classifier-deploy\nits invocations since the approval:\n") in err
+                "/aws/lambda/sentiment-classifier-deploy\nits invocations for v3 since the approval:\n"
+                "START RequestId: r1 Version: $LATEST\n") in err
         assert "[ERROR] ModelDataMismatch: the model data at s3://b/k has SHA-256 ab" in err
+        assert "r0" not in err and other not in err

@@ -218,7 +218,9 @@ def test_unapproved_package_is_skipped(sm: Any, capsys: pytest.CaptureFixture[st
     result = deploy.handler(event(arn), None)
     assert result["action"] == "skipped"
     assert "PendingManualApproval" in result["reason"]
-    assert capsys.readouterr().out == f"deploy: skipped {deploy.package_tag(arn, 1)}: {result['reason']}\n"
+    tag = deploy.package_tag(arn, 1)
+    assert capsys.readouterr().out == (
+        f"deploy: version {tag}: {arn}, PendingManualApproval\ndeploy: skipped {tag}: {result['reason']}\n")
     assert (result["model_name"], result["endpoint_config_name"]) == ("", "")
     assert sm.list_models()["Models"] == []
     assert sm.list_endpoints()["Endpoints"] == []
