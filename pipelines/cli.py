@@ -406,7 +406,7 @@ def _endpoint_marks(clients: Clients, group_package_arn: str) -> dict[str, str]:
     """What the endpoint does with the group's versions, read from its config names: the version
     it serves, and during an update the one it moves to. Approvals and rollbacks make the latest
     version and the served one differ, and a rerun's copy leaves an earlier version serving."""
-    from steps.deploy import describe_endpoint, package_of_config
+    from steps.deploy import describe_endpoint, package_of_config, pending_config
 
     endpoint = clients.settings.endpoint_name
     current = describe_endpoint(clients.sagemaker, endpoint) or {}
@@ -416,8 +416,7 @@ def _endpoint_marks(clients: Clients, group_package_arn: str) -> dict[str, str]:
     if served:
         serving = status in ("InService", "Updating", "SystemUpdating", "RollingBack")
         marks[served] = f"  <- {endpoint} serves it" if serving else f"  <- {endpoint} ({status})"
-    pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName", "")
-    heading = package_of_config(pending, group_package_arn)
+    heading = package_of_config(pending_config(current) or "", group_package_arn)
     if heading:
         marks[heading] = f"  <- {endpoint} moving to it"
     return marks
@@ -459,7 +458,7 @@ def _serving(clients: Clients, package: dict[str, Any], timeout: float, since: d
     tag = package_tag(package["ModelPackageArn"], version)
     try:
         if executions.wait_until_serving(sm, endpoint, f"-{tag}-", say, timeout,
-                                         check=lambda: _check_still_coming(sm, endpoint, package)):
+                                         check=lambda current: _check_still_coming(sm, package, current)):
             return 0
     except executions.WillNotServe as reason:
         print(f"error: endpoint {endpoint} will not serve v{version}: {reason}", file=sys.stderr)
@@ -475,23 +474,22 @@ def _serving(clients: Clients, package: dict[str, Any], timeout: float, since: d
     return 1
 
 
-def _check_still_coming(sm: Any, endpoint: str, package: dict[str, Any]) -> None:
-    """WillNotServe once the endpoint cannot come to `package` by its approval: the version is no
-    longer Approved (its deploy skips it), or the endpoint is on, or heading to, another version of
-    the group decided after this one was approved (this one's deploy gives way to it, or that
-    one's replaces this one: steps/deploy.py, later_approval)."""
-    from steps.deploy import decided_after, describe_endpoint, heading_to, last_change, package_of_config
+def _check_still_coming(sm: Any, package: dict[str, Any], current: dict[str, Any]) -> None:
+    """WillNotServe once the endpoint (described as `current`) cannot come to `package` by its
+    approval: the version is no longer Approved (its deploy skips it), or the endpoint is on, or
+    heading to, another version of the group decided after this one was approved (this one's
+    deploy gives way to it, or that one's replaces this one: steps/deploy.py, later_approval)."""
+    from steps.deploy import decided_after, heading_to, last_change, package_of_config, pending_config
 
     ours = sm.describe_model_package(ModelPackageName=package["ModelPackageArn"])
     if ours["ModelApprovalStatus"] != "Approved":
         raise executions.WillNotServe(f"it is {ours['ModelApprovalStatus']} now")
-    current = describe_endpoint(sm, endpoint) or {}
     other_arn = package_of_config(heading_to(current) or "", ours["ModelPackageArn"])
     if other_arn is None or other_arn == ours["ModelPackageArn"]:
         return
     other = sm.describe_model_package(ModelPackageName=other_arn)
     if decided_after(other, last_change(ours)):
-        where = "is on its way to" if current.get("PendingDeploymentSummary") else "serves"
+        where = "is on its way to" if pending_config(current) else "serves"
         raise executions.WillNotServe(
             f"it {where} v{other['ModelPackageVersion']}, {other['ModelApprovalStatus']} at "
             f"{last_change(other):%Y-%m-%d %H:%M:%S}, after this version was approved "
@@ -528,6 +526,8 @@ def _package_arn(settings: Settings, sm: Any, given: str) -> str:
 
 
 def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
+    from steps.deploy import pending_config
+
     sm = Clients(settings).sagemaker
     pages = sm.get_paginator("list_endpoints").paginate(SortBy="CreationTime", SortOrder="Descending")
     endpoints = [endpoint for page in pages for endpoint in page["Endpoints"]]
@@ -536,8 +536,7 @@ def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
     for endpoint in endpoints:
         detail = sm.describe_endpoint(EndpointName=endpoint["EndpointName"])
         reason = detail.get("FailureReason", "")
-        # During an update EndpointConfigName is the config being left; the pending one is next.
-        pending = detail.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+        pending = pending_config(detail)  # during an update: where the endpoint goes next
         configs = detail.get("EndpointConfigName", "") + (f" -> {pending}" if pending else "")
         say(f"{endpoint['EndpointName']:<28} {endpoint['EndpointStatus']:<10} {configs}  {reason}".rstrip())
     return 0

@@ -123,11 +123,12 @@ class WillNotServe(Exception):
 
 
 def wait_until_serving(sm: Any, name: str, config_part: str, say: Say, timeout: float,
-                       poll_seconds: float = 2.0, check: Callable[[], None] = lambda: None) -> bool:
+                       poll_seconds: float = 2.0,
+                       check: Callable[[dict[str, Any]], None] = lambda endpoint: None) -> bool:
     """Wait until the endpoint is InService on a config whose name holds `config_part` (a model
-    version's tag); False once `timeout` seconds have passed without it. `check`, called between
-    looks, raises WillNotServe to stop sooner. An asynchronous deploy (an approval's) reports
-    nowhere else that it is done."""
+    version's tag); False once `timeout` seconds have passed without it. `check`, given each look
+    at the endpoint ({} before it exists), raises WillNotServe to stop sooner. An asynchronous
+    deploy (an approval's) reports nowhere else that it is done."""
     from steps.deploy import describe_endpoint
 
     deadline = time.monotonic() + timeout
@@ -138,7 +139,7 @@ def wait_until_serving(sm: Any, name: str, config_part: str, say: Say, timeout: 
         if endpoint.get("EndpointStatus") == "InService" and config_part in endpoint["EndpointConfigName"]:
             say(f"endpoint {name}: InService ({endpoint['EndpointConfigName']})")
             return True
-        check()
+        check(endpoint)
         if time.monotonic() > deadline:
             return False
         time.sleep(next(intervals))

@@ -513,11 +513,17 @@ def settled(sm: Any, endpoint: str, current: dict[str, Any], budget: float) -> d
             )
 
 
+def pending_config(current: dict[str, Any]) -> str | None:
+    """The config an update under way moves the endpoint to (PendingDeploymentSummary), if any;
+    EndpointConfigName is still the config it is leaving."""
+    pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+    return str(pending) if pending else None
+
+
 def heading_to(current: dict[str, Any]) -> str | None:
     """The config the endpoint serves once its change under way is over: during an update the
-    pending one (EndpointConfigName is still the config it is leaving), else its own."""
-    pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
-    return pending or current.get("EndpointConfigName")
+    pending one, else its own."""
+    return pending_config(current) or current.get("EndpointConfigName")
 
 
 def roll_out(
