@@ -107,7 +107,7 @@ monitor: $(READY) ## drift check of the endpoint's captured traffic; exits 1 on 
 demo-drift: $(READY) ## send familiar then shifted traffic and show drift being caught
 	PIPELINE_TARGET=$(TARGET) $(PY) -m pipelines.demo_drift
 
-monitor-setup: $(READY) ## AWS: hourly schedule, drift alarms and SNS topic (TARGET=sagemaker)
+monitor-setup: $(READY) ## hourly drift check on a schedule (on AWS also drift alarms and an SNS topic)
 	$(CLI) monitor setup
 
 infra-validate: $(READY) ## cfn-lint the CloudFormation templates in infra/

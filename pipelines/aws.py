@@ -158,6 +158,10 @@ class Clients:
         return self._client("events")
 
     @cached_property
+    def scheduler(self) -> Any:
+        return self._client("scheduler")
+
+    @cached_property
     def lambda_(self) -> Any:
         return self._client("lambda")
 

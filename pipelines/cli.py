@@ -601,25 +601,38 @@ def _check_window(args: argparse.Namespace) -> None:
 
 
 def _monitor_setup(settings: Settings, args: argparse.Namespace) -> int:
-    import boto3
+    """The schedule that runs the monitoring pipeline; on AWS also the alarms and their topic."""
+    from pipelines.monitoring_schedule import schedule_monitoring, setup_monitoring
 
-    from pipelines.monitoring_schedule import setup_monitoring
-
-    if settings.is_local:
-        raise UserError("monitor setup creates AWS schedules and alarms: use --target sagemaker "
-                        "(locally, run `make monitor` when you want a check)")
     settings.require_aws()
     if not settings.schedule_role_arn:
         raise UserError("monitor setup needs the scheduler's role: set PIPELINE_SCHEDULE_ROLE_ARN "
                         "(the infra stack outputs it)")
-    created = setup_monitoring(
-        boto3.Session(region_name=settings.region),
-        pipeline_name=settings.monitoring_pipeline_name,
-        endpoint_name=settings.endpoint_name,
-        schedule_role_arn=settings.schedule_role_arn,
-        schedule_expression=args.schedule,
-    )
+    arguments = {
+        "pipeline_name": settings.monitoring_pipeline_name,
+        "endpoint_name": settings.endpoint_name,
+        "schedule_role_arn": settings.schedule_role_arn,
+        "schedule_expression": args.schedule,
+        "window_hours": args.window_hours,
+        "enabled": not args.disable,
+    }
+    try:
+        if settings.is_local:
+            created = schedule_monitoring(Clients(settings).scheduler, **arguments)
+        else:
+            import boto3
+
+            created = setup_monitoring(boto3.Session(region_name=settings.region), **arguments)
+    except ValueError as error:  # a cron() or at() schedule without --window-hours
+        raise UserError(f"{error} (--window-hours)") from None
     say(json.dumps(created, indent=2, default=str))
+    if args.disable:
+        say("the schedule is paused: `monitor setup` without --disable resumes it")
+    elif settings.is_local:
+        pipeline = settings.monitoring_pipeline_name
+        say(f"the local server starts {pipeline} on this schedule while it runs (`make local-up`); its "
+            f"runs: `python -m pipelines --pipeline-name {pipeline} executions`, and the server's log says "
+            "what each start answered. CloudWatch alarms and their SNS topic are AWS's only.")
     return 0
 
 
@@ -786,6 +799,8 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
     monitor.add_argument("--timeout", type=_seconds, default=1800.0, help="seconds to wait at most")
     monitor.add_argument("--schedule", default="rate(1 hour)", help="setup: schedule expression")
+    monitor.add_argument("--disable", action="store_true",
+                         help="setup: keep the schedule but pause it (setup without it resumes)")
     local = add("local", cmd_local, "start, stop or inspect the local SageMaker server")
     local.add_argument(
         "action", choices=["up", "down", "status", "env"],

@@ -1,5 +1,7 @@
-"""AWS setup behind `monitor setup`: the schedule that runs the monitoring pipeline, the SNS topic
-and the CloudWatch alarms on the metrics steps/monitor.py publishes (steps/monitoring/cloudwatch.py).
+"""The setup behind `monitor setup`: the schedule that runs the monitoring pipeline and, on AWS, the
+SNS topic and the CloudWatch alarms on the metrics steps/monitor.py publishes
+(steps/monitoring/cloudwatch.py). The local target has the schedule only: its scheduler starts the
+pipeline on time, and it has no CloudWatch metrics to alarm on.
 
 Every call converges on the same state (create or update, stale alarms removed), so it is safe to
 run after any change and twice in a row. The schedule uses EventBridge Scheduler's universal target
@@ -86,7 +88,7 @@ def pipeline_input(pipeline_name: str, endpoint_name: str, hours: float) -> dict
 
 
 def upsert_schedule(
-    scheduler: Any, name: str, expression: str, target: dict[str, Any], description: str
+    scheduler: Any, name: str, expression: str, target: dict[str, Any], description: str, enabled: bool = True
 ) -> str:
     """Create the schedule, or update it in place; returns "created" or "updated"."""
     settings = {
@@ -95,7 +97,7 @@ def upsert_schedule(
         "ScheduleExpression": expression,
         "Target": target,
         "FlexibleTimeWindow": {"Mode": "OFF"},
-        "State": "ENABLED",
+        "State": "ENABLED" if enabled else "DISABLED",
         "Description": description,
     }
     try:
@@ -105,6 +107,32 @@ def upsert_schedule(
         return "created"
     scheduler.update_schedule(**settings)
     return "updated"
+
+
+def schedule_monitoring(
+    scheduler: Any,
+    *,
+    pipeline_name: str,
+    endpoint_name: str,
+    schedule_role_arn: str,
+    schedule_expression: str = "rate(1 hour)",
+    window_hours: float | None = None,
+    enabled: bool = True,
+) -> dict[str, Any]:
+    """Create or update the schedule that runs the monitoring pipeline (paused when not
+    `enabled`); returns {"name", "arn", "action", "state", "window_hours"}."""
+    hours = interval_hours(schedule_expression, window_hours)
+    name = resource_names(pipeline_name, endpoint_name)["schedule"]
+    target = {
+        "Arn": START_PIPELINE_TARGET,
+        "RoleArn": schedule_role_arn,
+        "Input": json.dumps(pipeline_input(pipeline_name, endpoint_name, hours)),
+    }
+    description = f"Runs {pipeline_name} to check {endpoint_name} for drift"
+    action = upsert_schedule(scheduler, name, schedule_expression, target, description, enabled)
+    schedule = scheduler.get_schedule(Name=name, GroupName=SCHEDULE_GROUP)
+    return {"name": name, "arn": schedule["Arn"], "action": action, "state": schedule["State"],
+            "window_hours": hours}
 
 
 def alarm_specs(
@@ -150,25 +178,22 @@ def setup_monitoring(
     threshold: float = 0.1,
     features: Sequence[str] = FEATURES,
     window_hours: float | None = None,
+    enabled: bool = True,
 ) -> dict[str, Any]:
     """Create or update the schedule, topic and alarms; returns what it created or updated."""
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    hours = interval_hours(schedule_expression, window_hours)
     names = resource_names(pipeline_name, endpoint_name)
     sns = _client(session_or_clients, "sns")
-    scheduler = _client(session_or_clients, "scheduler")
     cloudwatch = _client(session_or_clients, "cloudwatch")
 
     topic_arn = sns.create_topic(Name=names["topic"])["TopicArn"]
-    target = {
-        "Arn": START_PIPELINE_TARGET,
-        "RoleArn": schedule_role_arn,
-        "Input": json.dumps(pipeline_input(pipeline_name, endpoint_name, hours)),
-    }
-    description = f"Runs {pipeline_name} to check {endpoint_name} for drift"
-    action = upsert_schedule(scheduler, names["schedule"], schedule_expression, target, description)
-    schedule = scheduler.get_schedule(Name=names["schedule"], GroupName=SCHEDULE_GROUP)
+    schedule = schedule_monitoring(
+        _client(session_or_clients, "scheduler"), pipeline_name=pipeline_name, endpoint_name=endpoint_name,
+        schedule_role_arn=schedule_role_arn, schedule_expression=schedule_expression,
+        window_hours=window_hours, enabled=enabled,
+    )
+    hours = schedule.pop("window_hours")
 
     period = min(max(60, math.ceil(hours * 3600 / 60) * 60), MAX_ALARM_PERIOD)
     specs = alarm_specs(endpoint_name, names["alarm_prefix"], features, threshold, period)
@@ -179,7 +204,7 @@ def setup_monitoring(
     for first in range(0, len(stale), 100):  # DeleteAlarms takes at most 100 names
         cloudwatch.delete_alarms(AlarmNames=stale[first : first + 100])
     return {
-        "schedule": {"name": names["schedule"], "arn": schedule["Arn"], "action": action},
+        "schedule": schedule,
         "topic_arn": topic_arn,
         "alarms": alarms,
         "deleted_alarms": stale,

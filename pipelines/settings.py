@@ -109,12 +109,13 @@ FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
 def _local_defaults(values: dict[str, Any]) -> dict[str, Any]:
-    """Fill in what the local target can invent: a bucket name and a role."""
+    """Fill in what the local target can invent: a bucket name and the roles."""
     if values.get("target", "local") != "local":
         return values
     values.setdefault("bucket", "local-sagemaker")
     values.setdefault("role_arn", f"arn:aws:iam::{ACCOUNT}:role/local-sagemaker")
     values.setdefault("deploy_function_role_arn", values["role_arn"])
+    values.setdefault("schedule_role_arn", values["role_arn"])
     return values
 
 

@@ -59,6 +59,13 @@ WRITES: dict[str, dict[str, Any]] = {  # bodies that would write if they were se
 }
 
 
+SCHEDULE = {  # a schedule that would start the monitoring pipeline at once
+    "ScheduleExpression": "rate(1 minute)", "FlexibleTimeWindow": {"Mode": "OFF"},
+    "Target": {"Arn": "arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution",
+               "RoleArn": "arn:aws:iam::000000000000:role/r", "Input": "{}"},
+}
+
+
 def routes() -> list[tuple[str, str, dict[str, str], bytes, str]]:
     """(method, path, headers, body, signing name) for every route the server has."""
     found = []
@@ -81,6 +88,11 @@ def routes() -> list[tuple[str, str, dict[str, str], bytes, str]]:
         ("POST", "/2015-03-31/functions/deploy/invocations", rest, b"{}", "lambda"),
         ("POST", "/endpoints/sentiment-classifier/invocations", rest, b'{"review_text": "fake review"}',
          "sagemaker"),
+        ("POST", "/schedules/door", rest, json.dumps(SCHEDULE).encode(), "scheduler"),
+        ("PUT", "/schedules/door", rest, json.dumps(SCHEDULE).encode(), "scheduler"),
+        ("GET", "/schedules/door", {}, b"", "scheduler"),
+        ("GET", "/schedules?MaxResults=1", {}, b"", "scheduler"),
+        ("DELETE", "/schedules/door", {}, b"", "scheduler"),
         ("POST", "/no/such/route", rest, b"{}", "sagemaker"),
     ]
     return found
@@ -181,6 +193,9 @@ def test_the_same_requests_signed_get_in(state: Path) -> None:
     headers = sign(keys, "lambda", "GET", f"http://localhost:{port}{path}", b"", {})
     status, answer = send(port, "GET", path, headers, b"")
     assert (status, answer["__type"]) == (404, "ResourceNotFoundException")  # as Lambda answers it
+    headers = sign(keys, "scheduler", "GET", f"http://localhost:{port}/schedules/none", b"", {})
+    status, answer = send(port, "GET", "/schedules/none", headers, b"")
+    assert (status, answer["__type"]) == (404, "ResourceNotFoundException")  # as Scheduler answers it
 
 
 def test_state_and_credentials_are_the_owners_only(state: Path) -> None:
@@ -208,6 +223,7 @@ print(json.dumps({
     "runtime": code(lambda: boto3.client("sagemaker-runtime").invoke_endpoint(
         EndpointName="none", Body=b"{}", ContentType="application/json")),
     "s3": code(lambda: boto3.client("s3").list_objects_v2(Bucket="none")),
+    "scheduler": code(lambda: boto3.client("scheduler").get_schedule(Name="none")),
 }))
 """
 
@@ -225,6 +241,7 @@ def test_local_env_lets_a_fresh_sdk_in(state: Path) -> None:
         "sagemaker": "ok", "lambda": "ResourceNotFoundException", "events": "ResourceNotFoundException",
         "runtime": "ValidationError", "invoke": "ResourceNotFoundException",
         "qualified": "ResourceNotFoundException", "s3": "NoSuchBucket",
+        "scheduler": "ResourceNotFoundException",
     }
     wrong = f'{exports} && AWS_SECRET_ACCESS_KEY=x {sys.executable} -c "$CHECK"'
     run = subprocess.run(["bash", "-c", wrong], env={**clean, "CHECK": SDK_CHECK}, cwd=REPO_ROOT,

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from steps import deploy
 pytestmark = pytest.mark.e2e
 ENDPOINT = "sentiment-classifier"
 GROUP = "sentiment-classifier"
+SCHEDULE = "sentiment-classifier-monitor-schedule"  # monitor setup's
 
 
 class Local:
@@ -625,3 +627,34 @@ def test_an_unchanged_rerun_is_served_from_the_cache_and_new_data_retrains(
         assert lineage["InputDataUri"].endswith(lineage["InputDataSha256"][:16])
     finally:
         assert local.cli("data", "upload") == 0  # the original data is the latest again
+
+
+def test_monitor_setup_runs_the_monitoring_pipeline_on_its_schedule(
+    local: Local, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The local scheduler starts the monitoring pipeline as EventBridge Scheduler would: a rate
+    schedule first at its start, each run given its scheduled time as its window's end."""
+    local.invoke("great value, works perfectly")  # something captured: the check runs
+    sm, scheduler = local.client("sagemaker"), local.client("scheduler")
+    before = {e["PipelineExecutionArn"] for e in sm.list_pipeline_executions(
+        PipelineName="sentiment-classifier-monitor", MaxResults=100)["PipelineExecutionSummaries"]}
+    capsys.readouterr()
+    try:
+        assert local.cli("monitor", "setup", "--schedule", "rate(1 hour)") == 0
+        assert '"action": "created"' in capsys.readouterr().out
+        schedule = scheduler.get_schedule(Name=SCHEDULE)
+        started = wait_until(lambda: [e for e in sm.list_pipeline_executions(
+            PipelineName="sentiment-classifier-monitor")["PipelineExecutionSummaries"]
+            if e["PipelineExecutionArn"] not in before], what="the scheduled monitoring run")
+        arn = started[0]["PipelineExecutionArn"]
+        parameters = {p["Name"]: p["Value"] for p in sm.list_pipeline_parameters_for_execution(
+            PipelineExecutionArn=arn)["PipelineParameters"]}
+        set_at = schedule["LastModificationDate"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert (parameters["WindowEnd"], parameters["WindowHours"]) == (set_at, "1")
+        wait_until(lambda: local.execution(arn)[0]["PipelineExecutionStatus"] != "Executing", timeout=120,
+                   what="the scheduled run to end")
+        assert local.execution(arn)[1]["CheckDrift"]["StepStatus"] == "Succeeded"
+        assert local.cli("monitor", "setup", "--disable") == 0
+        assert scheduler.get_schedule(Name=SCHEDULE)["State"] == "DISABLED"
+    finally:
+        scheduler.delete_schedule(Name=SCHEDULE)

@@ -23,7 +23,7 @@ from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.contract.shapes import validate
-from pipelines.local.service import endpoints, events, jobs, pipelines, registry, tags
+from pipelines.local.service import endpoints, events, jobs, pipelines, registry, schedules, tags
 from pipelines.local.service.backend import LocalSageMaker
 from pipelines.local.service.listing import Listing
 
@@ -38,7 +38,16 @@ from .shapes_support import (
     served,
     with_tokens,
 )
-from .world import FAIL_ONLY, IMAGE, MODEL_DATA, World, build_world, function_zip, local_sagemaker
+from .world import (
+    FAIL_ONLY,
+    IMAGE,
+    MODEL_DATA,
+    World,
+    build_world,
+    function_zip,
+    local_sagemaker,
+    schedule_request,
+)
 
 Example = Callable[[World], dict[str, Any]]
 TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
@@ -111,6 +120,9 @@ EXAMPLES: dict[str, Example] = {
     "UpdateFunctionEventInvokeConfig": lambda w: {
         "FunctionName": w.event_invoke_config("f"), "MaximumEventAgeInSeconds": 3600},
     "DeleteFunctionEventInvokeConfig": lambda w: {"FunctionName": w.event_invoke_config(w.function())},
+    "CreateSchedule": lambda w: schedule_request(w.fresh("schedule")),
+    "UpdateSchedule": lambda w: {**schedule_request(w.schedule()), "State": "ENABLED"},
+    "DeleteSchedule": lambda w: {"Name": w.schedule()},
     "DescribeLogStreams": lambda w: {"logGroupName": TRAINING_LOGS},
     "DescribeLogGroups": lambda w: {"logGroupNamePrefix": "/aws/sagemaker/"},
     "FilterLogEvents": lambda w: {"logGroupName": TRAINING_LOGS, "filterPattern": "fitting"},
@@ -222,7 +234,7 @@ def test_every_served_operation_is_generated() -> None:
 
 LISTINGS = {
     value.operation: value
-    for module in (pipelines, registry, endpoints, events, tags, jobs)
+    for module in (pipelines, registry, endpoints, events, tags, jobs, schedules)
     for value in vars(module).values()
     if isinstance(value, Listing)
 }
@@ -321,6 +333,7 @@ ITEMS: dict[str, Items] = {
     "ListTags": _tags,
     "ListTargetsByRule": _targets,
     "ListRules": _each(lambda w: w.rule()),
+    "ListSchedules": _each(lambda w: w.schedule()),
     "ListProcessingJobs": _each(lambda w: w.job("ProcessingJob")),
     "ListTrainingJobs": _each(lambda w: w.job("TrainingJob")),
 }

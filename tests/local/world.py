@@ -126,6 +126,15 @@ class InstantHosting:
         pass
 
 
+def schedule_request(name: str) -> dict[str, Any]:
+    return {
+        "Name": name, "ScheduleExpression": "rate(1 hour)", "State": "DISABLED",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": {"Arn": "arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution", "RoleArn": ROLE,
+                   "Input": json.dumps({"PipelineName": "q"})},
+    }
+
+
 def local_sagemaker(state_dir: Path) -> LocalSageMaker:
     backend = LocalSageMaker(state_dir, "us-east-1", "http://127.0.0.1:1")
     backend.serving.processes = InstantHosting()  # type: ignore[assignment]
@@ -251,6 +260,12 @@ class World:
         self.call("AWSEvents", "PutRule", Name=name, EventPattern=json.dumps({"source": ["nothing"]}))
         return name
 
+    def schedule(self, name: str | None = None) -> str:
+        """A paused schedule of the pipeline `q` (no timer runs in a world: nothing would start it)."""
+        name = name or self.fresh("schedule")
+        self.call("Scheduler", "CreateSchedule", **schedule_request(name))
+        return name
+
     def function(self, name: str | None = None) -> str:
         name = name or self.fresh("function")
         self.call("Lambda", "CreateFunction", FunctionName=name, Role=ROLE, Handler="index.handler",
@@ -309,6 +324,7 @@ def build_world(state_dir: Path) -> World:
     world.endpoint("c", "u")
     world.function("f")
     world.rule("r")
+    world.schedule("r")
     function_arn = world.call("Lambda", "GetFunction", FunctionName="f")["Configuration"]["FunctionArn"]
     world.call("AWSEvents", "PutTargets", Rule="r", Targets=[{"Id": "t0", "Arn": function_arn}])
     pipeline_arn = world.sm("DescribePipeline", PipelineName="p")["PipelineArn"]

@@ -1,5 +1,5 @@
 """Wire protocols: the JSON 1.1 APIs (SageMaker, EventBridge, CloudWatch Logs), the runtime's
-invocations, Lambda's REST subset, and S3's (s3.py).
+invocations, Lambda's and EventBridge Scheduler's REST subsets, and S3's (s3.py).
 
 Only decoding, checking against the service model, dispatch and encoding live here; what an
 operation does is in the service layer. Every request is checked against its operation's input
@@ -34,6 +34,7 @@ TARGET = re.compile(r"^(SageMaker|AWSEvents|Logs_20140328)\.([A-Za-z]+)$")
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 JSON_TYPE = "application/x-amz-json-1.1"
 CHECK_RESPONSES = "LOCAL_SAGEMAKER_CHECK_RESPONSES"
+REST_GROUPS = ("Lambda", "Scheduler")  # the REST APIs served, routed by their requests' paths
 RUNTIME = "Runtime"  # SageMaker Runtime's InvokeEndpoint: answered by the model, not the service
 MESSAGE_LIMIT = 2048  # the ModelError shape's Message and OriginalMessage
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Dispatcher:
             os.environ.get(CHECK_RESPONSES) == "1" if check_responses is None else check_responses
         )
         self.rest_routes = RestRoutes(
-            [("Lambda", MODELS["Lambda"], name) for name in backend.served("Lambda")]
+            [(group, MODELS[group], name) for group in REST_GROUPS for name in backend.served(group)]
             + [(RUNTIME, "sagemaker-runtime", "InvokeEndpoint")]
         )
         self.s3 = S3Front(backend, self.check_responses)

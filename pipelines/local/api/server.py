@@ -51,6 +51,7 @@ API_BODY_LIMIT = 64 * 1024 * 1024  # pipeline definitions and function code
 INVOKE_BODY_LIMIT = 6 * 1024 * 1024  # SageMaker's real-time inference request limit
 DRAIN_SECONDS = 5.0
 FUNCTIONS_PREFIX = "/2015-03-31/functions"
+SCHEDULES_PREFIX = "/schedules"
 SIGNING_NAMES = {"SageMaker": "sagemaker", "AWSEvents": "events", "Logs_20140328": "logs"}
 log = logging.getLogger("local-sagemaker")
 
@@ -91,6 +92,8 @@ def route_of(method: str, target: str, headers: Message) -> Route:
         return Route("sagemaker", False)  # the runtime signs as "sagemaker"
     if path.startswith(FUNCTIONS_PREFIX):
         return Route("lambda", False)
+    if path == SCHEDULES_PREFIX or path.startswith(f"{SCHEDULES_PREFIX}/"):
+        return Route("scheduler", False)
     if signed_for is None and method in ("GET", "HEAD"):
         return S3_ROUTE
     return Route(None, False)

@@ -32,6 +32,8 @@ from pipelines.local.service.object_writes import ObjectWrites
 from pipelines.local.service.objects import ObjectOperations
 from pipelines.local.service.pipelines import PipelineOperations
 from pipelines.local.service.registry import RegistryOperations
+from pipelines.local.service.schedule_timer import ScheduleTimer
+from pipelines.local.service.schedules import ScheduleOperations
 from pipelines.local.service.serving import Serving
 from pipelines.local.service.tags import TagOperations
 from pipelines.local.storage.database import Body, Database
@@ -44,8 +46,8 @@ Operation = Callable[[Body], Body]
 
 class LocalSageMaker:
     """Operations of the SageMaker, EventBridge and Lambda APIs that the project and the SDK use,
-    S3's buckets and its reads and puts of the object store, and CloudWatch Logs' reads of the jobs'
-    logs."""
+    S3's buckets and its reads and puts of the object store, CloudWatch Logs' reads of the jobs'
+    logs, and EventBridge Scheduler's schedules of pipeline executions."""
 
     def __init__(self, state_dir: Path, region: str, server_url: str, clock: Clock | None = None) -> None:
         layout = StateLayout(state_dir)
@@ -86,6 +88,8 @@ class LocalSageMaker:
         self.serving = Serving(EndpointRecords(self.context), hosting)
         self.endpoints = EndpointOperations(self.context, self.serving)
         uploads = MultipartUploads(self.context)
+        self.schedules = ScheduleOperations(self.context)
+        self.schedule_timer = ScheduleTimer(self.schedules, self.pipelines.start_pipeline_execution, clock)
         self._operations: dict[str, dict[str, Operation]] = {
             "SageMaker": _operations(
                 "SageMaker",
@@ -102,6 +106,7 @@ class LocalSageMaker:
                 BucketOperations(self.context),
             ),
             "Logs_20140328": _operations("Logs_20140328", LogOperations(self.context, log_groups)),
+            "Scheduler": _operations("Scheduler", self.schedules),
         }
 
     def operation(self, service: str, name: str) -> Operation | None:
@@ -109,20 +114,24 @@ class LocalSageMaker:
         return self._operations.get(service, {}).get(name)
 
     def served(self, group: str) -> list[str]:
-        """The operations of a group (SageMaker, AWSEvents, Lambda, S3, Logs_20140328) this server answers."""
+        """The operations of a group (SageMaker, AWSEvents, Lambda, S3, Logs_20140328, Scheduler) this
+        server answers."""
         return sorted(self._operations.get(group, {}))
 
     def start(self) -> None:
-        """After a restart: fail what was running, serve again what was serving, and go on with the
-        asynchronous invocations Lambda had accepted and the deliveries EventBridge was retrying."""
+        """After a restart: fail what was running, serve again what was serving, go on with the
+        asynchronous invocations Lambda had accepted and the deliveries EventBridge was retrying,
+        and keep the schedules' time."""
         self.runner.make_image_environment()
         self.pipelines.recover()
         self.jobs.recover()
         self.serving.restore_all()
         self.invocations.resume()
         self.deliveries.resume()
+        self.schedule_timer.start()
 
     def shutdown(self) -> None:
+        self.schedule_timer.close()
         self.runner.shutdown()
         self.serving.shutdown()
         self.deliveries.close()
@@ -147,6 +156,7 @@ def _operations(group: str, *parts: object) -> dict[str, Operation]:
 # The botocore service model that defines each group's operations.
 MODELS = {
     "SageMaker": "sagemaker", "AWSEvents": "events", "Lambda": "lambda", "S3": "s3", "Logs_20140328": "logs",
+    "Scheduler": "scheduler",
 }
 # What the server answers, by group: a service method is an API operation only if named here.
 OPERATIONS = {
@@ -227,5 +237,8 @@ OPERATIONS = {
     ),
     "Logs_20140328": frozenset(
         ["DescribeLogGroups", "DescribeLogStreams", "GetLogEvents", "FilterLogEvents"]
+    ),
+    "Scheduler": frozenset(
+        ["CreateSchedule", "GetSchedule", "UpdateSchedule", "DeleteSchedule", "ListSchedules"]
     ),
 }

@@ -73,12 +73,14 @@ ENDPOINT_VARIABLES = (
     "AWS_ENDPOINT_URL_EVENTBRIDGE",
     "AWS_ENDPOINT_URL_S3",
     "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+    "AWS_ENDPOINT_URL_SCHEDULER",
 )
 
 
 def sdk_environment(url: str, region: str, credentials: Credentials) -> dict[str, str]:
-    """The environment with which an AWS SDK's SageMaker, runtime, Lambda, EventBridge, S3 and
-    CloudWatch Logs clients reach the local server at `url`, signed with `credentials`."""
+    """The environment with which an AWS SDK's SageMaker, runtime, Lambda, EventBridge, S3,
+    CloudWatch Logs and EventBridge Scheduler clients reach the local server at `url`, signed with
+    `credentials`."""
     return {
         **dict.fromkeys(ENDPOINT_VARIABLES, url),
         "AWS_REGION": region,
