@@ -229,3 +229,19 @@ def test_a_refused_start_is_logged_and_the_other_schedules_still_run(
     assert refused in caplog.text
     assert "Value null at 'clientRequestToken'" in caplog.text, "the API's own check"
     assert local.windows() == ["2026-12-06T17:00:00Z"], "working's"
+
+
+def test_setting_a_rate_schedule_up_again_keeps_its_time(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`monitor setup` run twice updates the schedule: its rate keeps counting from its creation,
+    rather than invoking again at the update."""
+    local.create()
+    local.at("2026-12-06T17:00:00")
+    updated = datetime(2026, 12, 6, 17, 20, tzinfo=UTC).timestamp()
+    monkeypatch.setattr("pipelines.local.service.schedules.time.time", lambda: updated)
+    local.scheduler.update_schedule(
+        Name="monitoring", ScheduleExpression="rate(1 hour)", FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": START_PIPELINE, "RoleArn": ROLE, "Input": json.dumps(INPUT)})
+    assert local.at("2026-12-06T17:20:00") == datetime(2026, 12, 6, 18, 0, tzinfo=UTC).timestamp()
+    assert local.windows() == ["2026-12-06T17:00:00Z"]

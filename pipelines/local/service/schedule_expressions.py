@@ -5,7 +5,7 @@ target.
 - `at(yyyy-mm-ddThh:mm:ss)`: once, at that wall time in the schedule's time zone (Scheduler ignores
   the start and end dates of a one-time schedule).
 - `rate(value unit)`: every `value` minutes, hours or days (singular for 1, plural above), first at
-  the schedule's start (its StartDate, else when it was created or last updated).
+  the schedule's start (its StartDate, else when it was created).
 - `cron(minutes hours day-of-month month day-of-week year)`: the six fields and wildcards of
   EventBridge's cron, in the schedule's time zone. A wall time that a daylight saving change skips
   has no invocation; one it repeats has one, at its first occurrence. `L`, `W` and `#` are refused
@@ -126,7 +126,7 @@ def parse(
 ) -> Schedule:
     """The schedule an expression describes, refused with Scheduler's ValidationException when
     malformed. `start` and `end` are the schedule's StartDate and EndDate (UTC), `created` when it
-    was created or last updated."""
+    was created."""
     zone = zone_of(zone_name)
     if found := AT.fullmatch(expression):
         try:

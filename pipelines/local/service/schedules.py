@@ -110,7 +110,7 @@ def schedule_of(body: Body) -> Schedule:
     """When a stored schedule invokes its target."""
     return parse(
         body["ScheduleExpression"], body.get("ScheduleExpressionTimezone"), _moment(body.get("StartDate")),
-        _moment(body.get("EndDate")), datetime.fromtimestamp(body["LastModificationDate"], UTC),
+        _moment(body.get("EndDate")), datetime.fromtimestamp(body["CreationDate"], UTC),
     )
 
 
@@ -120,7 +120,8 @@ def _moment(epoch: float | None) -> datetime | None:
 
 def first_invocation(body: Body) -> float | None:
     """When an enabled schedule, just created or updated, first invokes its target (epoch
-    seconds): at its start or later, never before it was set."""
+    seconds): never before it was set. A rate keeps its start (its StartDate, else its creation),
+    so setting a schedule up again does not invoke it again at once."""
     if body["State"] != "ENABLED":
         return None
     set_at = datetime.fromtimestamp(body["LastModificationDate"], UTC)
