@@ -97,8 +97,12 @@ class S3Storage:
         return bytes(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
 
     def has_objects(self, folder_uri: str) -> bool:
+        """False too when the bucket does not exist (yet: a local state before its first upload)."""
         bucket, key = split_s3_uri(folder_uri)
-        listed = self.client.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
+        try:
+            listed = self.client.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
+        except self.client.exceptions.NoSuchBucket:
+            return False
         return bool(listed.get("KeyCount"))
 
     def names_below(self, folder_uri: str) -> set[str]:

@@ -633,6 +633,10 @@ def _monitor_setup(settings: Settings, args: argparse.Namespace) -> int:
         say(f"the local server starts {pipeline} on this schedule while it runs (`make local-up`); its "
             f"runs: `python -m pipelines --pipeline-name {pipeline} executions`, and the server's log says "
             "what each start answered. CloudWatch alarms and their SNS topic are AWS's only.")
+        capture = settings.s3_uri("data-capture", settings.endpoint_name) + "/"
+        if not Clients(settings).storage.has_objects(capture):
+            say(f"note: endpoint {settings.endpoint_name} has captured no traffic yet (nothing under "
+                f"{capture}): its runs fail at CheckDrift until it has (make invoke TEXT=...)")
     return 0
 
 

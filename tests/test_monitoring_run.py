@@ -39,3 +39,9 @@ def test_has_objects_looks_below_the_folder_only(settings: Settings, s3: Any) ->
     assert not storage.has_objects(folder) and not storage.has_objects(folder + "/")
     storage.put_bytes(settings.s3_uri("data-capture", "ep", "AllTraffic", "2026", "b.jsonl"), b"{}")
     assert storage.has_objects(folder) and storage.has_objects(folder + "/")
+
+
+def test_a_bucket_that_does_not_exist_yet_holds_no_capture(s3: Any) -> None:
+    """A local state before its first upload has no bucket: `monitor run` then says no traffic was
+    captured, rather than failing on NoSuchBucket."""
+    assert not S3Storage(s3).has_objects("s3://no-such-bucket/data-capture/ep")
