@@ -188,6 +188,16 @@ def test_model_approval_publishes_the_handler_before_it_approves() -> None:
     assert all(all_steps.index(publish) < all_steps.index(s) for s in changes)
 
 
+def test_model_approval_succeeds_only_once_the_endpoint_serves_the_version() -> None:
+    """Approve and roll back follow the deploy (`--wait`), within the step's time and the job's."""
+    workflow = load("model-approval.yml")
+    (job,) = workflow["jobs"].values()
+    for step in steps(workflow):
+        if "models approve" in str(step.get("run", "")) or "models rollback" in str(step.get("run", "")):
+            assert "--wait --timeout 1800" in step["run"] and "continue-on-error" not in step
+            assert 1800 < step["timeout-minutes"] * 60 < job["timeout-minutes"] * 60
+
+
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
 def test_checkouts_leave_no_token_behind(path: Path) -> None:
     for checkout in uses(load(path.name), "actions/checkout"):
