@@ -6,7 +6,8 @@ A schedule's target is SageMaker's StartPipelineExecution, through Scheduler's u
 templated one (the pipeline's ARN, with SageMakerPipelineParameters). What the local target cannot
 reproduce is refused by name when the schedule is created or updated, not accepted and ignored:
 another target, a dead-letter queue (there is no SQS), a customer managed KMS key, another
-schedule group. The schedule timer (schedule_timer.py) invokes the targets.
+schedule group. The schedule timer (schedule_timer.py) invokes the targets; a flexible time window
+lets Scheduler invoke anywhere within it, and the local scheduler invokes at its start.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def _check_target(target: Body) -> None:
             json.loads(target.get("Input", ""))
         except ValueError:
             raise invalid("Target Input must be valid JSON: the request of StartPipelineExecution.") from None
+        if "SageMakerPipelineParameters" in target:
+            raise invalid("SageMakerPipelineParameters apply to a pipeline's ARN as the target; the "
+                          "universal target takes the parameters in its Input.")
     elif not target_arn.startswith(PIPELINE_ARN) or ":pipeline/" not in target_arn:
         raise invalid(
             f"Target {target_arn} is not supported locally: the local scheduler starts SageMaker pipeline "
