@@ -4,12 +4,13 @@ target.
 
 - `at(yyyy-mm-ddThh:mm:ss)`: once, at that wall time in the schedule's time zone (Scheduler ignores
   the start and end dates of a one-time schedule).
-- `rate(value unit)`: every `value` minutes, hours or days (singular for 1, plural above), first at
-  the schedule's start (its StartDate, else when it was created).
+- `rate(value unit)`: every `value` minutes, hours or days (singular for 1, plural above, as
+  EventBridge's rate expressions take them), of fixed length (a day is 24 hours across a daylight
+  saving change), first at the schedule's start: its StartDate, else at once when it is created.
 - `cron(minutes hours day-of-month month day-of-week year)`: the six fields and wildcards of
   EventBridge's cron, in the schedule's time zone. A wall time that a daylight saving change skips
-  has no invocation; one it repeats has one, at its first occurrence. `L`, `W` and `#` are refused
-  by name: the local scheduler does not compute them.
+  has no invocation; one it repeats has one, at its first occurrence (as Scheduler documents both).
+  `L`, `W` and `#` are refused by name: the local scheduler does not compute them.
 """
 
 from __future__ import annotations
