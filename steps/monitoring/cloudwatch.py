@@ -22,6 +22,7 @@ def publish_metrics(outcome: Outcome, records: int, malformed: int, endpoint_nam
     a window under min_records is noise, and a feature whose drift check the baseline disables is
     not watched, so neither may trip an alarm."""
     import boto3  # only here: the script must import where boto3 is absent
+    from botocore.exceptions import BotoCoreError, ClientError
 
     data = [
         {"MetricName": "records", "Value": float(records), "Unit": "Count"},
@@ -35,7 +36,16 @@ def publish_metrics(outcome: Outcome, records: int, malformed: int, endpoint_nam
             if entry["drift_checked"] and entry["drift_distance"] is not None
         ]
     dimensions = [{"Name": "Endpoint", "Value": endpoint_name}]
-    boto3.client("cloudwatch").put_metric_data(
-        Namespace=NAMESPACE, MetricData=[{**item, "Dimensions": dimensions} for item in data]
-    )
+    try:
+        boto3.client("cloudwatch").put_metric_data(
+            Namespace=NAMESPACE, MetricData=[{**item, "Dimensions": dimensions} for item in data]
+        )
+    except (BotoCoreError, ClientError) as error:
+        from .model import MonitorError  # the job's own refusal; numpy is loaded by now
+
+        raise MonitorError(
+            f"publishing the metrics to CloudWatch failed ({type(error).__name__}: {error}): "
+            "--publish-metrics (the PublishMetrics parameter) needs a region and a role that may "
+            "cloudwatch:PutMetricData; the local target has no CloudWatch, so leave it false there"
+        ) from None
     print(f"published {len(data)} metrics to CloudWatch {NAMESPACE}, Endpoint={endpoint_name}")

@@ -745,3 +745,18 @@ def test_script_runs_standalone(tmp_path: Path, model_dir: Path) -> None:
     assert result.stdout.splitlines()[-1] == (
         "['monitoring', 'monitoring.baseline', 'monitoring.formats', 'monitoring.model']"
     )
+
+
+def test_a_publish_that_cannot_reach_cloudwatch_says_what_it_needs(
+    tmp_path: Path, model_dir: Path, baseline_dir: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a local job with PublishMetrics=true meets it: no region, no credentials."""
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    base = stage_check(tmp_path, model_dir, baseline_dir)
+    write_capture(base, records_for(invoke, shifted(240)))
+    assert run(base, "--mode", "check", "--publish-metrics", "--endpoint-name", "ep") == 1
+    message = (base / "output" / "message").read_text()
+    assert message.startswith("publishing the metrics to CloudWatch failed (NoRegionError")
+    assert "the local target has no CloudWatch, so leave it false there" in message
