@@ -616,9 +616,10 @@ def _monitor_setup(settings: Settings, args: argparse.Namespace) -> int:
         "window_hours": args.window_hours,
         "enabled": not args.disable,
     }
+    clients = Clients(settings)
     try:
         if settings.is_local:
-            created = schedule_monitoring(Clients(settings).scheduler, **arguments)
+            created = schedule_monitoring(clients.scheduler, **arguments)
         else:
             import boto3
 
@@ -634,7 +635,7 @@ def _monitor_setup(settings: Settings, args: argparse.Namespace) -> int:
             f"runs: `python -m pipelines --pipeline-name {pipeline} executions`, and the server's log says "
             "what each start answered. CloudWatch alarms and their SNS topic are AWS's only.")
         capture = settings.s3_uri("data-capture", settings.endpoint_name) + "/"
-        if not Clients(settings).storage.has_objects(capture):
+        if not clients.storage.has_objects(capture):
             say(f"note: endpoint {settings.endpoint_name} has captured no traffic yet (nothing under "
                 f"{capture}): its runs fail at CheckDrift until it has (make invoke TEXT=...)")
     return 0
