@@ -7,7 +7,9 @@ templated one (the pipeline's ARN, with SageMakerPipelineParameters). What the l
 reproduce is refused by name when the schedule is created or updated, not accepted and ignored:
 another target, a dead-letter queue (there is no SQS), a customer managed KMS key, another
 schedule group. The schedule timer (schedule_timer.py) invokes the targets; a flexible time window
-lets Scheduler invoke anywhere within it, and the local scheduler invokes at its start.
+lets Scheduler invoke anywhere within it, and the local scheduler invokes at its start. A target's
+RetryPolicy is kept and answered: Scheduler retries a target that throttles or is unavailable, and
+the local start, a call inside the server, is neither (what it refuses is the request's fault).
 """
 
 from __future__ import annotations
