@@ -285,12 +285,7 @@ def _selection(source: str | None, steps: list[str]) -> dict[str, Any]:
 
 def _parameters_of(sm: Any, execution_arn: str | None) -> dict[str, str]:
     """A selective run keeps the source execution's parameters (the data its reused steps read)."""
-    if not execution_arn:
-        return {}
-    pages = sm.get_paginator("list_pipeline_parameters_for_execution").paginate(
-        PipelineExecutionArn=execution_arn
-    )
-    return {p["Name"]: p["Value"] for page in pages for p in page["PipelineParameters"]}
+    return executions.execution_parameters(sm, execution_arn) if execution_arn else {}
 
 
 def _execution_arn(settings: Settings, sm: Any, given: str | None) -> str:
@@ -572,6 +567,12 @@ def _endpoint_missing(error: ClientError) -> bool:
 def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "setup":
         return _monitor_setup(settings, args)
+    if args.action == "show":
+        from pipelines.monitoring_run import show_monitor
+
+        settings.require_aws()
+        given = _checked_execution_arn(args.execution) if args.execution else None
+        return show_monitor(Clients(settings), given, say).exit_code
     from pipelines.monitoring_run import run_monitor
 
     settings.require_aws()
@@ -797,7 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="of a body on stdin: application/json (default), application/jsonlines, "
                         "text/csv")
     monitor = add("monitor", cmd_monitor, "check captured traffic for drift / schedule it on AWS")
-    monitor.add_argument("action", choices=["run", "setup"])
+    monitor.add_argument("action", choices=["run", "setup", "show"])
     monitor.add_argument("--window-start", type=_iso_time, help="ISO 8601 (default: all captured data)")
     monitor.add_argument("--window-end", type=_iso_time, help="ISO 8601, exclusive")
     monitor.add_argument("--window-hours", type=_hours, help="window length back from --window-end")
@@ -806,6 +807,8 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--schedule", default="rate(1 hour)", help="setup: schedule expression")
     monitor.add_argument("--disable", action="store_true",
                          help="setup: keep the schedule but pause it (setup without it resumes)")
+    monitor.add_argument("--execution", metavar="ARN",
+                         help="show: the monitoring run to show (default: the latest)")
     local = add("local", cmd_local, "start, stop or inspect the local SageMaker server")
     local.add_argument(
         "action", choices=["up", "down", "status", "env"],

@@ -82,6 +82,14 @@ def wait_for(
         time.sleep(next(intervals))
 
 
+def execution_parameters(sm: Any, execution_arn: str) -> dict[str, str]:
+    """The parameter values an execution ran with, defaults included."""
+    pages = sm.get_paginator("list_pipeline_parameters_for_execution").paginate(
+        PipelineExecutionArn=execution_arn
+    )
+    return {p["Name"]: p["Value"] for page in pages for p in page["PipelineParameters"]}
+
+
 def latest_execution_arn(sm: Any, pipeline_name: str) -> str | None:
     summaries = sm.list_pipeline_executions(
         PipelineName=pipeline_name, SortBy="CreationTime", SortOrder="Descending", MaxResults=1

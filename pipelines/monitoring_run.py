@@ -1,4 +1,5 @@
-"""`monitor run`: start the monitoring pipeline, follow it, summarise its findings.
+"""`monitor run`: start the monitoring pipeline, follow it, summarise its findings; `monitor show`:
+the findings of a run that has ended (a scheduled one's too).
 
 The exit code makes it a CI gate: 0 when nothing drifted (or the window was too small to judge),
 1 when drift was found, 2 when the monitoring run itself failed.
@@ -14,6 +15,7 @@ from typing import Any
 
 from pipelines import REPO_ROOT, executions
 from pipelines.aws import Clients
+from pipelines.step_table import plain_summary
 
 Say = Callable[[str], None]
 REPORTS_DIR = REPO_ROOT / "out" / "monitoring"
@@ -21,6 +23,10 @@ REPORTS_DIR = REPO_ROOT / "out" / "monitoring"
 
 class NoCapture(ValueError):
     """The endpoint has no captured traffic yet, so the check has nothing to read."""
+
+
+class NoRun(ValueError):
+    """The monitoring pipeline has not run yet: there are no findings to show."""
 
 
 @dataclass
@@ -76,8 +82,31 @@ def run_monitor(
     status = executions.wait_for(sm, arn, say, timeout=timeout)
     if status != "Succeeded":
         return MonitorOutcome(2, {}, None)
+    return _findings(clients, endpoint, arn, say)
+
+
+def show_monitor(clients: Clients, execution_arn: str | None, say: Say) -> MonitorOutcome:
+    """A monitoring run's findings, as `monitor run` shows them (the latest run by default); a run
+    that did not succeed, or is still running, is shown as its step table."""
+    settings = clients.settings
+    sm = clients.sagemaker
+    arn = execution_arn or executions.latest_execution_arn(sm, settings.monitoring_pipeline_name)
+    if arn is None:
+        raise NoRun(f"{settings.monitoring_pipeline_name} has not run yet: `monitor run` checks now, "
+                    "`monitor setup` schedules checks")
+    execution, steps = executions.describe(sm, arn)
+    if execution["PipelineExecutionStatus"] != "Succeeded":
+        say(plain_summary(execution, steps))
+        return MonitorOutcome(2, {}, None)
+    say(f"execution {arn}, started {execution['CreationTime']:%Y-%m-%d %H:%M:%S %Z}".rstrip())
+    endpoint = executions.execution_parameters(sm, arn).get("EndpointName") or settings.endpoint_name
+    return _findings(clients, endpoint, arn, say)
+
+
+def _findings(clients: Clients, endpoint: str, arn: str, say: Say) -> MonitorOutcome:
+    """What a succeeded run found: its summary, and its report downloaded."""
     execution_id = arn.rsplit("/", 1)[-1]
-    base = settings.monitoring_output_uri(endpoint, execution_id)
+    base = clients.settings.monitoring_output_uri(endpoint, execution_id)
     metrics = json.loads(clients.storage.get_bytes(f"{base}/metrics.json"))
     report = _report(clients, f"{base}/report.html", execution_id)
     say(summary(metrics))

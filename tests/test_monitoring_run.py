@@ -3,12 +3,16 @@ CheckDrift job would fail staging its capture input, on SageMaker as locally."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from pipelines.aws import Clients, S3Storage
-from pipelines.monitoring_run import NoCapture, run_monitor
+from pipelines.monitoring_run import NoCapture, NoRun, run_monitor, show_monitor
 from pipelines.settings import Settings
 
 
@@ -45,3 +49,72 @@ def test_a_bucket_that_does_not_exist_yet_holds_no_capture(s3: Any) -> None:
     """A local state before its first upload has no bucket: `monitor run` then says no traffic was
     captured, rather than failing on NoSuchBucket."""
     assert not S3Storage(s3).has_objects("s3://no-such-bucket/data-capture/ep")
+
+
+MONITOR_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/sentiment-classifier-monitor/execution/"
+
+
+class MonitorRuns:
+    """A SageMaker client holding monitoring runs: (id, status, failed step's reason or None)."""
+
+    def __init__(self, *runs: tuple[str, str, str | None]) -> None:
+        self.runs = runs
+
+    def list_pipeline_executions(self, **kwargs: Any) -> dict[str, Any]:
+        return {"PipelineExecutionSummaries": [{"PipelineExecutionArn": MONITOR_ARN + run_id}
+                                               for run_id, _, _ in self.runs]}
+
+    def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict[str, Any]:
+        _, status, _ = self._run(PipelineExecutionArn)
+        return {"PipelineExecutionArn": PipelineExecutionArn, "PipelineExecutionStatus": status,
+                "CreationTime": datetime(2026, 12, 6, 17, 0, tzinfo=UTC),
+                "LastModifiedTime": datetime(2026, 12, 6, 17, 1, tzinfo=UTC)}
+
+    def list_pipeline_execution_steps(self, PipelineExecutionArn: str, **kwargs: Any) -> dict[str, Any]:
+        _, status, reason = self._run(PipelineExecutionArn)
+        step = {"StepName": "CheckDrift", "StepStatus": "Failed" if reason else status,
+                "StartTime": datetime(2026, 12, 6, 17, 0, tzinfo=UTC),
+                "EndTime": datetime(2026, 12, 6, 17, 1, tzinfo=UTC), "Metadata": {}}
+        return {"PipelineExecutionSteps": [{**step, "FailureReason": reason} if reason else step]}
+
+    def list_pipeline_parameters_for_execution(self, PipelineExecutionArn: str) -> dict[str, Any]:
+        return {"PipelineParameters": [{"Name": "EndpointName", "Value": "canary"}]}
+
+    def get_paginator(self, name: str) -> Any:
+        """Every listing fits one page."""
+        return SimpleNamespace(paginate=lambda **request: [getattr(self, name)(**request)])
+
+    def _run(self, arn: str) -> tuple[str, str, str | None]:
+        return next(run for run in self.runs if arn == MONITOR_ARN + run[0])
+
+
+def test_show_gives_a_scheduled_runs_findings_and_report(
+    settings: Settings, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The latest run by default; its outputs are found under the endpoint it checked."""
+    monkeypatch.setattr("pipelines.monitoring_run.REPORTS_DIR", tmp_path / "reports")
+    storage = S3Storage(s3)
+    base = settings.monitoring_output_uri("canary", "b2")
+    metrics = {"status": "drift", "record_count": 240, "threshold": 0.1,
+               "features": {"oov_rate": {"drift_distance": 0.4, "violation": True}}}
+    storage.put_bytes(f"{base}/metrics.json", json.dumps(metrics).encode())
+    storage.put_bytes(f"{base}/report.html", b"<html>report</html>")
+    clients = Clients(settings)
+    clients.sagemaker = MonitorRuns(("b2", "Succeeded", None), ("a1", "Failed", "no capture"))
+    clients.storage = storage
+    shown = show_monitor(clients, None, print)
+    assert shown.exit_code == 1, "drift, as monitor run answers it"
+    assert (tmp_path / "reports" / "b2" / "report.html").read_bytes() == b"<html>report</html>"
+    out = capsys.readouterr().out
+    assert "status: drift" in out and "oov_rate" in out and "DRIFT" in out
+    failed = show_monitor(clients, MONITOR_ARN + "a1", print)
+    assert (failed.exit_code, failed.report) == (2, None)
+    assert "Failed after 1m00s at step CheckDrift: no capture" in capsys.readouterr().out
+
+
+def test_show_before_any_monitoring_run_says_how_to_make_one(settings: Settings) -> None:
+    clients = Clients(settings)
+    clients.sagemaker = MonitorRuns()
+    with pytest.raises(NoRun, match="has not run yet: `monitor run` checks now, `monitor setup` schedules"):
+        show_monitor(clients, None, print)

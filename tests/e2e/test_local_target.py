@@ -654,6 +654,11 @@ def test_monitor_setup_runs_the_monitoring_pipeline_on_its_schedule(
         wait_until(lambda: local.execution(arn)[0]["PipelineExecutionStatus"] != "Executing", timeout=120,
                    what="the scheduled run to end")
         assert local.execution(arn)[1]["CheckDrift"]["StepStatus"] == "Succeeded"
+        capsys.readouterr()
+        assert local.cli("monitor", "show", "--execution", arn) == 0  # a window of one hour: no drift
+        shown = capsys.readouterr().out
+        report = REPO_ROOT / "out" / "monitoring" / arn.rsplit("/", 1)[-1] / "report.html"
+        assert f"report: {report}" in shown and "<title>Model monitoring report</title>" in report.read_text()
         assert local.cli("monitor", "setup", "--disable") == 0
         assert scheduler.get_schedule(Name=SCHEDULE)["State"] == "DISABLED"
     finally:
