@@ -632,9 +632,9 @@ def _monitor_setup(settings: Settings, args: argparse.Namespace) -> int:
         say("the schedule is paused: `monitor setup` without --disable resumes it")
     elif settings.is_local:
         pipeline = settings.monitoring_pipeline_name
-        say(f"the local server starts {pipeline} on this schedule while it runs (`make local-up`); its "
-            f"runs: `python -m pipelines --pipeline-name {pipeline} executions`, and the server's log says "
-            "what each start answered. CloudWatch alarms and their SNS topic are AWS's only.")
+        say(f"the local server starts {pipeline} on this schedule while it runs (`make local-up`); "
+            "`monitor show` gives the latest run's findings, and the server's log says what each start "
+            "answered. CloudWatch alarms and their SNS topic are AWS's only.")
         capture = settings.s3_uri("data-capture", settings.endpoint_name) + "/"
         if not clients.storage.has_objects(capture):
             say(f"note: endpoint {settings.endpoint_name} has captured no traffic yet (nothing under "
