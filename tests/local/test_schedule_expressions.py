@@ -4,6 +4,8 @@ compute) refused by name."""
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -99,3 +101,74 @@ def test_wildcards_the_local_scheduler_does_not_compute_are_refused_by_name(expr
 def test_an_unknown_time_zone_is_refused() -> None:
     with pytest.raises(ServiceError, match="Invalid time zone: Mars/Olympus"):
         parse("rate(1 hour)", "Mars/Olympus", None, None, CREATED)
+
+
+@dataclass(frozen=True)
+class CronFields:
+    """What each field of a cron expression stands for; None: `?`."""
+
+    minutes: set[int]
+    hours: set[int]
+    days: set[int] | None
+    months: set[int]
+    weekdays: set[int] | None
+    years: set[int]
+
+    def first_after(self, since: datetime, days: int = 800) -> str | None:
+        """The first matching minute after `since` (UTC), found day by day, then minute by minute."""
+        day = since.replace(hour=0, minute=0, second=0, microsecond=0)
+        for _ in range(days):
+            weekday = day.isoweekday() % 7 + 1  # Sunday 1 .. Saturday 7, as cron counts
+            if (day.year in self.years and day.month in self.months
+                    and (self.days is None or day.day in self.days)
+                    and (self.weekdays is None or weekday in self.weekdays)):
+                for hour in sorted(self.hours):
+                    for minute in sorted(self.minutes):
+                        moment = day.replace(hour=hour, minute=minute)
+                        if moment > since:
+                            return moment.strftime("%Y-%m-%d %H:%M:%S")
+            day += timedelta(days=1)
+        return None
+
+
+def _random_field(rng: random.Random, low: int, high: int) -> tuple[str, set[int]]:
+    """A cron field as text, and the values it stands for (computed without the parser)."""
+    kind = rng.choice(["*", "value", "range", "step", "list"])
+    if kind == "*":
+        return "*", set(range(low, high + 1))
+    first = rng.randint(low, high)
+    if kind == "value":
+        return str(first), {first}
+    last = rng.randint(first, high)
+    if kind == "range":
+        return f"{first}-{last}", set(range(first, last + 1))
+    if kind == "step":
+        step = rng.randint(1, max(1, high - low))
+        return f"{first}/{step}", set(range(first, high + 1, step))
+    values = sorted(rng.sample(range(low, high + 1), rng.randint(2, min(4, high - low + 1))))
+    return ",".join(map(str, values)), set(values)
+
+
+def test_random_cron_expressions_invoke_when_a_plain_search_finds_their_next_minute() -> None:
+    """150 expressions drawn with a fixed seed, each field in one of its forms: after a random
+    moment, the next invocation is the first minute a day-by-day search finds (one more than 800
+    days away need only be that far away)."""
+    rng = random.Random(49)
+    for _ in range(150):
+        minute, minutes = _random_field(rng, 0, 59)
+        hour, hours = _random_field(rng, 0, 23)
+        month, months = _random_field(rng, 1, 12)
+        year, years = ("*", set(range(1970, 2200))) if rng.random() < 0.8 else ("2027-2028", {2027, 2028})
+        day_text, day_values = _random_field(rng, 1, 31)
+        weekday_text, weekday_values = _random_field(rng, 1, 7)
+        by_day = rng.random() < 0.5
+        expression = (f"cron({minute} {hour} {day_text if by_day else '?'} {month} "
+                      f"{'?' if by_day else weekday_text} {year})")
+        fields = CronFields(minutes, hours, day_values if by_day else None, months,
+                            None if by_day else weekday_values, years)
+        since = CREATED + timedelta(minutes=rng.randint(0, 600_000))
+        found = parse(expression, None, None, None, CREATED).after(since)
+        shown = None if found is None else found.strftime("%Y-%m-%d %H:%M:%S")
+        expected = fields.first_after(since)
+        if expected is not None or found is None or found - since < timedelta(days=800):
+            assert shown == expected, (expression, since)
