@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-lint test test-fast lint bench definition graph upload-data upsert-pipeline run-pipeline \
-        status executions invoke models endpoints monitor demo-drift monitor-setup local-up \
+        status executions invoke models endpoints monitor monitor-show demo-drift monitor-setup local-up \
         local-down clean infra-validate infra-deploy infra-destroy
 
 help: ## list the targets
@@ -106,6 +106,9 @@ monitor: $(READY) ## drift check of the endpoint's captured traffic; exits 1 on 
 
 demo-drift: $(READY) ## send familiar then shifted traffic and show drift being caught
 	PIPELINE_TARGET=$(TARGET) $(PY) -m pipelines.demo_drift
+
+monitor-show: $(READY) ## the latest monitoring run's findings (a scheduled one's too) and its report
+	$(CLI) monitor show
 
 monitor-setup: $(READY) ## hourly drift check on a schedule (on AWS also drift alarms and an SNS topic)
 	$(CLI) monitor setup
