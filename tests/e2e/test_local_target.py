@@ -655,8 +655,9 @@ def test_monitor_setup_runs_the_monitoring_pipeline_on_its_schedule(
                    what="the scheduled run to end")
         assert local.execution(arn)[1]["CheckDrift"]["StepStatus"] == "Succeeded"
         capsys.readouterr()
-        assert local.cli("monitor", "show", "--execution", arn) == 0  # a window of one hour: no drift
+        code = local.cli("monitor", "show", "--execution", arn)  # other tests' traffic may drift
         shown = capsys.readouterr().out
+        assert code == (1 if "status: drift" in shown else 0), shown
         report = REPO_ROOT / "out" / "monitoring" / arn.rsplit("/", 1)[-1] / "report.html"
         assert f"report: {report}" in shown and "<title>Model monitoring report</title>" in report.read_text()
         assert local.cli("monitor", "setup", "--disable") == 0
