@@ -174,6 +174,7 @@ def test_the_timer_starts_the_pipeline_on_time_with_schedulers_context_attribute
                                                {"Name": "Schedule", "Value": schedule_arn}]
     tokens = {request["ClientRequestToken"] for request in local.started}
     assert len(tokens) == 2, "one id per invocation"
+    assert all(len(token) == len("monitoring-0123456789abcdef0123-") + 16 for token in tokens)
     assert all("<aws.scheduler" not in token for token in tokens)
 
 

@@ -29,6 +29,7 @@ from pipelines.local.storage.database import Body
 from pipelines.local.system.clock import Clock
 
 MISSED_AFTER = 60.0  # seconds: Scheduler's precision
+EXECUTION_ID_LENGTH = 16  # as long as the execution ids Scheduler documents (d32c5kddcf5bb8c3)
 log = logging.getLogger(__name__)
 
 
@@ -119,7 +120,7 @@ class ScheduleTimer:
         return body["_Next"]
 
     def _start(self, body: Body, due: float) -> None:
-        execution_id = uuid.uuid4().hex
+        execution_id = uuid.uuid4().hex[:EXECUTION_ID_LENGTH]
         try:
             request = target_request(body, due, execution_id)
         except ValueError as error:
