@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-lint test test-fast lint bench definition graph upload-data upsert-pipeline run-pipeline \
-        status executions invoke models endpoints monitor monitor-show demo-drift monitor-setup local-up \
+        status executions invoke models endpoints monitor monitor-show monitor-history demo-drift monitor-setup local-up \
         local-down clean infra-validate infra-deploy infra-destroy
 
 help: ## list the targets
@@ -109,6 +109,9 @@ demo-drift: $(READY) ## send familiar then shifted traffic and show drift being 
 
 monitor-show: $(READY) ## the latest monitoring run's findings (a scheduled one's too) and its report
 	$(CLI) monitor show
+
+monitor-history: $(READY) ## the latest monitoring runs' drift as a table and a picture (out/monitoring/history.svg)
+	$(CLI) monitor history
 
 monitor-setup: $(READY) ## hourly drift check on a schedule (on AWS also drift alarms and an SNS topic)
 	$(CLI) monitor setup

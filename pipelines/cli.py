@@ -567,6 +567,8 @@ def _endpoint_missing(error: ClientError) -> bool:
 def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "setup":
         return _monitor_setup(settings, args)
+    if args.action == "history":
+        return _monitor_history(settings, args)
     if args.action == "show":
         from pipelines.monitoring_run import show_monitor
 
@@ -583,6 +585,23 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
         if value is not None:
             overrides[name] = value
     return run_monitor(Clients(settings), overrides, say, timeout=args.timeout).exit_code
+
+
+def _monitor_history(settings: Settings, args: argparse.Namespace) -> int:
+    """The latest monitoring runs' findings as a table, and their drift distances as a picture."""
+    from pipelines.monitoring_history import checks, history_svg, table
+
+    settings.require_aws()
+    history = checks(Clients(settings), args.limit)
+    if not history:
+        raise UserError(f"{settings.monitoring_pipeline_name} has not run yet: `monitor run` checks now, "
+                        "`monitor setup` schedules checks")
+    say(table(history))
+    out = Path(args.out or "out/monitoring/history.svg")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(history_svg(history), encoding="utf-8")
+    say(f"wrote {out}")
+    return 0
 
 
 def _check_window(args: argparse.Namespace) -> None:
@@ -798,7 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="of a body on stdin: application/json (default), application/jsonlines, "
                         "text/csv")
     monitor = add("monitor", cmd_monitor, "check captured traffic for drift / schedule it on AWS")
-    monitor.add_argument("action", choices=["run", "setup", "show"])
+    monitor.add_argument("action", choices=["run", "setup", "show", "history"])
     monitor.add_argument("--window-start", type=_iso_time, help="ISO 8601 (default: all captured data)")
     monitor.add_argument("--window-end", type=_iso_time, help="ISO 8601, exclusive")
     monitor.add_argument("--window-hours", type=_hours, help="window length back from --window-end")
@@ -809,6 +828,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="setup: keep the schedule but pause it (setup without it resumes)")
     monitor.add_argument("--execution", metavar="ARN",
                          help="show: the monitoring run to show (default: the latest)")
+    monitor.add_argument("--limit", type=_bounded(1, 100), default=20,
+                         help="history: how many of the latest runs (default 20)")
+    monitor.add_argument("--out", help="history: the picture's path (default out/monitoring/history.svg)")
     local = add("local", cmd_local, "start, stop or inspect the local SageMaker server")
     local.add_argument(
         "action", choices=["up", "down", "status", "env"],

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pipelines.aws import Clients, S3Storage
+from pipelines.monitoring_history import checks, history_svg, table
 from pipelines.monitoring_run import NoCapture, NoRun, run_monitor, show_monitor
 from pipelines.settings import Settings
 
@@ -61,8 +62,11 @@ class MonitorRuns:
         self.runs = runs
 
     def list_pipeline_executions(self, **kwargs: Any) -> dict[str, Any]:
-        return {"PipelineExecutionSummaries": [{"PipelineExecutionArn": MONITOR_ARN + run_id}
-                                               for run_id, _, _ in self.runs]}
+        """Newest first, as asked."""
+        return {"PipelineExecutionSummaries": [
+            {"PipelineExecutionArn": MONITOR_ARN + run_id, "PipelineExecutionStatus": status,
+             "StartTime": datetime(2026, 12, 6, 17 - number, 0, tzinfo=UTC)}
+            for number, (run_id, status, _) in enumerate(self.runs)]}
 
     def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict[str, Any]:
         _, status, _ = self._run(PipelineExecutionArn)
@@ -118,3 +122,30 @@ def test_show_before_any_monitoring_run_says_how_to_make_one(settings: Settings)
     clients.sagemaker = MonitorRuns()
     with pytest.raises(NoRun, match="has not run yet: `monitor run` checks now, `monitor setup` schedules"):
         show_monitor(clients, None, print)
+
+
+def test_history_tables_and_draws_the_runs_oldest_first(settings: Settings, s3: Any) -> None:
+    """Each judged run a point on each feature's line; a failed or unjudged run a grey mark."""
+    storage = S3Storage(s3)
+    found = {"b2": ("drift", 0.4), "c3": ("no_drift", 0.05), "d4": ("not_enough_data", 0.9)}
+    for run_id, (status, distance) in found.items():
+        metrics = {"status": status, "record_count": 240, "threshold": 0.1,
+                   "features": {"oov_rate": {"drift_distance": distance},
+                                "review_length": {"drift_distance": distance / 2}}}
+        uri = settings.monitoring_output_uri("canary", run_id) + "/metrics.json"
+        storage.put_bytes(uri, json.dumps(metrics).encode())
+    clients = Clients(settings)
+    clients.sagemaker = MonitorRuns(("d4", "Succeeded", None), ("c3", "Succeeded", None),
+                                    ("b2", "Succeeded", None), ("a1", "Failed", "no capture"))
+    clients.storage = storage
+    history = checks(clients, 20)
+    assert [(c.execution_id, c.status, c.judged) for c in history] == [
+        ("a1", "Failed", False), ("b2", "drift", True), ("c3", "no_drift", True),
+        ("d4", "not_enough_data", False)]
+    lines = table(history).splitlines()
+    assert lines[0].split() == ["started", "run", "status", "records", "oov_rate", "review_length"]
+    assert lines[2].split()[-2:] == ["0.400", "0.200"] and lines[1].split()[-2:] == ["-", "-"]
+    picture = history_svg(history)
+    assert picture.count("<polyline") == 2, "one line per feature, through the two judged runs"
+    assert picture.count('fill="#999"') == 2, "the failed run and the one with too little traffic"
+    assert "threshold 0.1" in picture and "not_enough_data (240 records)" in picture

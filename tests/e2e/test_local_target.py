@@ -630,7 +630,7 @@ def test_an_unchanged_rerun_is_served_from_the_cache_and_new_data_retrains(
 
 
 def test_monitor_setup_runs_the_monitoring_pipeline_on_its_schedule(
-    local: Local, capsys: pytest.CaptureFixture[str]
+    local: Local, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """The local scheduler starts the monitoring pipeline as EventBridge Scheduler would: a rate
     schedule first at its start, each run given its scheduled time as its window's end."""
@@ -660,6 +660,9 @@ def test_monitor_setup_runs_the_monitoring_pipeline_on_its_schedule(
         assert code == (1 if "status: drift" in shown else 0), shown
         report = REPO_ROOT / "out" / "monitoring" / arn.rsplit("/", 1)[-1] / "report.html"
         assert f"report: {report}" in shown and "<title>Model monitoring report</title>" in report.read_text()
+        picture = tmp_path / "history.svg"
+        assert local.cli("monitor", "history", "--limit", "5", "--out", str(picture)) == 0
+        assert arn.rsplit("/", 1)[-1] in capsys.readouterr().out and picture.read_text().startswith("<svg")
         assert local.cli("monitor", "setup", "--disable") == 0
         assert scheduler.get_schedule(Name=SCHEDULE)["State"] == "DISABLED"
     finally:
