@@ -633,7 +633,7 @@ def _monitor_setup(settings: Settings, args: argparse.Namespace) -> int:
         "endpoint_name": settings.endpoint_name,
         "schedule_role_arn": settings.schedule_role_arn,
         "schedule_expression": args.schedule,
-        "window_hours": args.window_hours,
+        "window_hours": None if args.window_hours is None else float(args.window_hours),  # checked > 0
         "enabled": not args.disable,
     }
     clients = Clients(settings)
@@ -680,11 +680,27 @@ def cmd_local(settings: Settings, args: argparse.Namespace) -> int:
             stale = daemon.stale(info)
             note = " from other code than this checkout's (`local down` restarts it)" if stale else ""
             say(f"running at {info['url']} (pid {info['pid']}){note}")
+            if not stale:  # an older server may have no scheduler to ask
+                for line in _schedule_lines(Clients(settings).scheduler):
+                    say(line)
         else:
             say(f"running (pid {pid}) but not answering HTTP" if pid else "not running")
         say(f"state: {settings.state_path}")
         say(f"jobs, model servers and Lambda environments: {_confinement()}")
     return 0
+
+
+def _schedule_lines(scheduler: Any) -> list[str]:
+    """What the server's scheduler will start while it runs, one line per schedule."""
+    pages = scheduler.get_paginator("list_schedules").paginate()
+    names = [summary["Name"] for page in pages for summary in page["Schedules"]]
+    lines = []
+    for name in names:
+        schedule = scheduler.get_schedule(Name=name)
+        zone = schedule.get("ScheduleExpressionTimezone")
+        lines.append(f"schedule {name}: {schedule['ScheduleExpression']}" + (f" ({zone})" if zone else "")
+                     + f", {schedule['State']}")
+    return lines
 
 
 def _confinement() -> str:

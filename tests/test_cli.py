@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
 
 from pipelines import REPO_ROOT, cli
+from pipelines.aws import S3Storage
 from pipelines.definition import definition_json
 from pipelines.settings import Settings
 
@@ -38,9 +39,9 @@ class FakeClients:
     """Stands in for `Clients`: the SageMaker and runtime clients a test gives, no server."""
 
     def __init__(self, settings: Settings, sagemaker: Any = None, runtime: Any = None,
-                 lambda_: Any = None, logs: Any = None) -> None:
+                 lambda_: Any = None, logs: Any = None, scheduler: Any = None, storage: Any = None) -> None:
         self.settings, self.sagemaker, self.runtime = settings, sagemaker, runtime
-        self.lambda_, self.logs = lambda_, logs
+        self.lambda_, self.logs, self.scheduler, self.storage = lambda_, logs, scheduler, storage
 
 
 def use_clients(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **clients: Any) -> None:
@@ -362,6 +363,23 @@ def test_a_monitoring_window_in_the_checks_own_forms_is_accepted(
     assert cli.main(["monitor", "run", "--window-start", "2026-12-01", "--window-hours", "1"]) == 2
     assert asked == [{"WindowStart": "2026-12-01T09:00:00Z", "WindowEnd": "2026-12-01T10:00"},
                      {"WindowHours": "1.5"}]
+
+
+def test_monitor_setup_takes_the_window_a_cron_schedule_needs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, s3: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--window-hours` reached the schedule as text and setup crashed on it (TypeError)."""
+    scheduler = boto3.client("scheduler", region_name="us-east-1")
+    use_clients(monkeypatch, tmp_path, scheduler=scheduler, storage=S3Storage(s3))
+    argv = ["monitor", "setup", "--schedule", "cron(0 9 ? * MON-FRI *)"]
+    assert cli.main(argv) == 2
+    assert "pass window_hours for cron() or at() expressions (--window-hours)" in capsys.readouterr().err
+    assert cli.main([*argv, "--window-hours", "24"]) == 0
+    out = capsys.readouterr().out
+    assert '"window_hours": 24.0' in out and "has captured no traffic yet" in out
+    schedule = scheduler.get_schedule(Name="sentiment-classifier-monitor-schedule")
+    parameters = json.loads(schedule["Target"]["Input"])["PipelineParameters"]
+    assert {"Name": "WindowHours", "Value": "24"} in parameters
 
 
 PACKAGE = "arn:aws:sagemaker:us-east-1:000000000000:model-package/sentiment-classifier/3"

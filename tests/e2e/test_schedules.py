@@ -27,5 +27,8 @@ def test_a_schedule_made_before_the_pipeline_and_any_traffic_says_so_and_logs_it
                          what="the schedule's first invocation")
     assert "StartPipelineExecution for " in refused[0]
     assert "refused: ResourceNotFound: Pipeline 'sentiment-classifier-monitor' does not exist." in refused[0]
+    assert cli.main(["--state-dir", str(state), "local", "status"]) == 0
+    status = capsys.readouterr().out
+    assert "schedule sentiment-classifier-monitor-schedule: rate(5 minutes), ENABLED\n" in status
     assert cli.main(["--state-dir", str(state), "monitor", "setup", "--disable"]) == 0
     assert "the schedule is paused" in capsys.readouterr().out
