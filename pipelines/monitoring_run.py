@@ -90,7 +90,10 @@ def show_monitor(clients: Clients, execution_arn: str | None, say: Say) -> Monit
     that did not succeed, or is still running, is shown as its step table."""
     settings = clients.settings
     sm = clients.sagemaker
-    arn = execution_arn or executions.latest_execution_arn(sm, settings.monitoring_pipeline_name)
+    pipeline = settings.monitoring_pipeline_name
+    if execution_arn and f":pipeline/{pipeline}/execution/" not in execution_arn:
+        raise NoRun(f"{execution_arn} is not a run of {pipeline}: `status` shows other pipelines' runs")
+    arn = execution_arn or executions.latest_execution_arn(sm, pipeline)
     if arn is None:
         raise NoRun(f"{settings.monitoring_pipeline_name} has not run yet: `monitor run` checks now, "
                     "`monitor setup` schedules checks")
