@@ -193,7 +193,7 @@ class ScheduleOperations:
 
     def get_schedule(self, request: Body) -> Body:
         _group(request)
-        return _view(self._schedule(request["Name"]))
+        return public(self._schedule(request["Name"]))
 
     def list_schedules(self, request: Body) -> Body:
         _group(request)
@@ -206,10 +206,6 @@ class ScheduleOperations:
             self.database.delete(KIND, request["Name"])
         self.changed.set()
         return {}
-
-
-def _view(body: Body) -> Body:
-    return public({key: value for key, value in body.items() if value is not None})
 
 
 SUMMARY = ("Arn", "Name", "GroupName", "State", "CreationDate", "LastModificationDate")
