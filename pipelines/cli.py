@@ -590,14 +590,12 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
 def _monitor_history(settings: Settings, args: argparse.Namespace) -> int:
     """The latest monitoring runs' findings as a table, and their drift distances as a picture."""
     from pipelines.monitoring_history import checks, history_svg, table
+    from pipelines.monitoring_run import REPORTS_DIR
 
     settings.require_aws()
     history = checks(Clients(settings), args.limit)
-    if not history:
-        raise UserError(f"{settings.monitoring_pipeline_name} has not run yet: `monitor run` checks now, "
-                        "`monitor setup` schedules checks")
     say(table(history))
-    out = Path(args.out or "out/monitoring/history.svg")
+    out = Path(args.out) if args.out else REPORTS_DIR / "history.svg"  # beside the runs' reports
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(history_svg(history), encoding="utf-8")
     say(f"wrote {out}")

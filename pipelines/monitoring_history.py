@@ -10,15 +10,14 @@ judge, is a grey mark on the time axis, so a gap in the lines is explained.
 from __future__ import annotations
 
 import html
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipelines import executions
 from pipelines.aws import Clients
+from pipelines.monitoring_run import metrics_of, not_run_yet, outputs_of
 
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 760, 320, 56, 170, 24, 48
 # One colour per monitored feature (steps/monitoring/cloudwatch.py FEATURES), then any other.
@@ -42,13 +41,13 @@ class Check:
 
 
 def checks(clients: Clients, limit: int) -> list[Check]:
-    """The latest `limit` runs of the monitoring pipeline, oldest first."""
-    settings = clients.settings
-    sm = clients.sagemaker
-    summaries = sm.list_pipeline_executions(
-        PipelineName=settings.monitoring_pipeline_name, SortBy="CreationTime", SortOrder="Descending",
-        MaxResults=limit,
+    """The latest `limit` runs of the monitoring pipeline, oldest first; NoRun before the first."""
+    pipeline = clients.settings.monitoring_pipeline_name
+    summaries = clients.sagemaker.list_pipeline_executions(
+        PipelineName=pipeline, SortBy="CreationTime", SortOrder="Descending", MaxResults=limit,
     )["PipelineExecutionSummaries"]
+    if not summaries:
+        raise not_run_yet(pipeline)
     return [_check(clients, summary) for summary in reversed(summaries)]
 
 
@@ -58,11 +57,7 @@ def _check(clients: Clients, summary: dict[str, Any]) -> Check:
     started = summary["StartTime"]
     if summary["PipelineExecutionStatus"] != "Succeeded":
         return Check(execution_id, started, str(summary["PipelineExecutionStatus"]))
-    settings = clients.settings
-    parameters = executions.execution_parameters(clients.sagemaker, arn)
-    endpoint = parameters.get("EndpointName") or settings.endpoint_name
-    base = settings.monitoring_output_uri(endpoint, execution_id)
-    metrics = json.loads(clients.storage.get_bytes(f"{base}/metrics.json"))
+    metrics = metrics_of(clients, outputs_of(clients, arn))
     features = metrics.get("features") or {}
     distances = {name: feature.get("drift_distance") for name, feature in features.items()}
     return Check(execution_id, started, str(metrics["status"]), int(metrics.get("record_count", 0)),

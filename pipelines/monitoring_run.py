@@ -82,7 +82,7 @@ def run_monitor(
     status = executions.wait_for(sm, arn, say, timeout=timeout)
     if status != "Succeeded":
         return MonitorOutcome(2, {}, None)
-    return _findings(clients, endpoint, arn, say)
+    return _findings(clients, outputs_of(clients, arn, endpoint), arn, say)
 
 
 def show_monitor(clients: Clients, execution_arn: str | None, say: Say) -> MonitorOutcome:
@@ -95,23 +95,37 @@ def show_monitor(clients: Clients, execution_arn: str | None, say: Say) -> Monit
         raise NoRun(f"{execution_arn} is not a run of {pipeline}: `status` shows other pipelines' runs")
     arn = execution_arn or executions.latest_execution_arn(sm, pipeline)
     if arn is None:
-        raise NoRun(f"{settings.monitoring_pipeline_name} has not run yet: `monitor run` checks now, "
-                    "`monitor setup` schedules checks")
+        raise not_run_yet(pipeline)
     execution, steps = executions.describe(sm, arn)
     if execution["PipelineExecutionStatus"] != "Succeeded":
         say(plain_summary(execution, steps))
         return MonitorOutcome(2, {}, None)
     say(f"execution {arn}, started {execution['CreationTime']:%Y-%m-%d %H:%M:%S %Z}".rstrip())
-    endpoint = executions.execution_parameters(sm, arn).get("EndpointName") or settings.endpoint_name
-    return _findings(clients, endpoint, arn, say)
+    return _findings(clients, outputs_of(clients, arn), arn, say)
 
 
-def _findings(clients: Clients, endpoint: str, arn: str, say: Say) -> MonitorOutcome:
+def not_run_yet(pipeline: str) -> NoRun:
+    return NoRun(f"{pipeline} has not run yet: `monitor run` checks now, `monitor setup` schedules checks")
+
+
+def outputs_of(clients: Clients, arn: str, endpoint: str | None = None) -> str:
+    """Where a monitoring run wrote its outputs: under the endpoint it checked (its EndpointName
+    parameter, looked up when not given)."""
+    if endpoint is None:
+        endpoint = executions.execution_parameters(clients.sagemaker, arn).get("EndpointName")
+    return clients.settings.monitoring_output_uri(endpoint or clients.settings.endpoint_name,
+                                                  arn.rsplit("/", 1)[-1])
+
+
+def metrics_of(clients: Clients, outputs: str) -> dict[str, Any]:
+    """A succeeded run's metrics.json (steps/monitoring/check.py)."""
+    return dict(json.loads(clients.storage.get_bytes(f"{outputs}/metrics.json")))
+
+
+def _findings(clients: Clients, base: str, arn: str, say: Say) -> MonitorOutcome:
     """What a succeeded run found: its summary, and its report downloaded."""
-    execution_id = arn.rsplit("/", 1)[-1]
-    base = clients.settings.monitoring_output_uri(endpoint, execution_id)
-    metrics = json.loads(clients.storage.get_bytes(f"{base}/metrics.json"))
-    report = _report(clients, f"{base}/report.html", execution_id)
+    metrics = metrics_of(clients, base)
+    report = _report(clients, f"{base}/report.html", arn.rsplit("/", 1)[-1])
     say(summary(metrics))
     say(f"report: {report}")
     say(f"outputs: {base}/")

@@ -122,6 +122,8 @@ def test_show_before_any_monitoring_run_says_how_to_make_one(settings: Settings)
     clients.sagemaker = MonitorRuns()
     with pytest.raises(NoRun, match="has not run yet: `monitor run` checks now, `monitor setup` schedules"):
         show_monitor(clients, None, print)
+    with pytest.raises(NoRun, match="has not run yet: `monitor run` checks now, `monitor setup` schedules"):
+        checks(clients, 20)
     training = MONITOR_ARN.replace("-monitor/", "/") + "a1"
     with pytest.raises(NoRun, match="is not a run of sentiment-classifier-monitor: `status` shows"):
         show_monitor(clients, training, print)
