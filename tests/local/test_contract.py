@@ -223,6 +223,19 @@ def test_a_request_that_breaks_its_shape_is_refused_naming_the_member(
     assert f"at '{case.names}'" in answer["message"], answer["message"]
 
 
+def test_a_null_member_is_a_member_not_given(empty: World) -> None:
+    """The shape check reads a null member as one left out, and so does every operation: nothing
+    is stored, or answered, as null (an SDK never sends one; a hand-made request may)."""
+    pattern = json.dumps({"source": ["nothing"]})
+    rule = {"Name": "nulls", "EventPattern": pattern, "Description": None, "RoleArn": None}
+    assert send(empty.dispatcher, "AWSEvents", "PutRule", rule).status == 200
+    assert "Description" not in empty.call("AWSEvents", "DescribeRule", Name="nulls")
+    group = {"ModelPackageGroupName": "nulls", "ModelPackageGroupDescription": None, "Tags": None}
+    assert send(empty.dispatcher, "SageMaker", "CreateModelPackageGroup", group).status == 200
+    described = empty.sm("DescribeModelPackageGroup", ModelPackageGroupName="nulls")
+    assert "ModelPackageGroupDescription" not in described
+
+
 def test_every_served_operation_is_generated() -> None:
     """A new operation is covered as soon as it is served: its valid example, if it needs one,
     is the only thing to add."""

@@ -24,6 +24,7 @@ from pipelines.local.storage.database import Body
 from pipelines.local.system.clock import Clock
 
 from . import inprocess
+from .shapes_support import send
 
 START_PIPELINE = "arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution"
 ROLE = "arn:aws:iam::000000000000:role/scheduler"
@@ -249,3 +250,19 @@ def test_setting_a_rate_schedule_up_again_keeps_its_time(
         Target={"Arn": START_PIPELINE, "RoleArn": ROLE, "Input": json.dumps(INPUT)})
     assert local.at("2026-12-06T17:20:00") == datetime(2026, 12, 6, 18, 0, tzinfo=UTC).timestamp()
     assert local.windows() == ["2026-12-06T17:00:00Z"]
+
+
+def test_a_null_member_is_a_member_left_out(local: Local) -> None:
+    """As the shape check reads it: a null KmsKeyArn or DeadLetterConfig is not refused, a null
+    RetryPolicy takes Scheduler's defaults, and nothing is stored as null."""
+    request = {
+        "Name": "nulls", "ScheduleExpression": "rate(1 hour)", "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Description": None, "KmsKeyArn": None,
+        "Target": {"Arn": START_PIPELINE, "RoleArn": ROLE, "Input": "{}", "RetryPolicy": None,
+                   "DeadLetterConfig": None},
+    }
+    reply = send(Dispatcher(local.service, check_responses=True), "Scheduler", "CreateSchedule", request)
+    assert reply.status == 200, reply.body
+    got = local.scheduler.get_schedule(Name="nulls")
+    assert "Description" not in got and "DeadLetterConfig" not in got["Target"]
+    assert got["Target"]["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}

@@ -22,7 +22,7 @@ from pipelines.local.api.reply import Reply
 from pipelines.local.api.rest import Headers, RestRoutes, has_payload, request_members, response_members
 from pipelines.local.api.s3 import S3Front
 from pipelines.local.contract.models import operation_model
-from pipelines.local.contract.shapes import summary, validate
+from pipelines.local.contract.shapes import summary, validate, without_nulls
 from pipelines.local.errors import ServiceError
 from pipelines.local.hosting.model_process import InvokeResult, endpoint_log_group
 from pipelines.local.hosting.model_server import CUSTOM_ATTRIBUTES
@@ -127,7 +127,7 @@ class Dispatcher:
         if errors:
             return error_reply(ServiceError("ValidationException", summary(errors)), content_type)
         try:
-            result = operation(request)
+            result = operation(without_nulls(model.input_shape, request))
         except ServiceError as error:
             return error_reply(error, content_type)
         except Exception:  # a bug is the server's fault: never a client error

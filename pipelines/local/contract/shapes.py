@@ -53,6 +53,19 @@ def validate(shape: Shape, value: Any, path: str = "", unknown: Unknown | None =
     return errors
 
 
+def without_nulls(shape: Shape, value: Any) -> Any:
+    """A value `validate` accepts, with its null structure members left out: `validate` reads a
+    null member as one not given, and AWS treats it so, so an operation never sees one."""
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        return {name: without_nulls(shape.members[name], item) if name in shape.members else item
+                for name, item in value.items() if item is not None}
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [without_nulls(shape.member, item) for item in value]
+    if isinstance(shape, MapShape) and isinstance(value, dict):
+        return {key: without_nulls(shape.value, item) for key, item in value.items()}
+    return value
+
+
 def _never(value: Any) -> bool:
     return False
 
