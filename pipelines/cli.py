@@ -372,8 +372,6 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list_models(Clients(settings))
-    if not args.package:
-        raise UserError(f"models {args.action} needs a model package ARN or version number")
     return _change_approval(Clients(settings), args)
 
 
@@ -817,12 +815,17 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--to", help="destination S3 URI (default: the project's data prefix); "
                       "the data lands under <URI>/<sha256[:16]>/")
     models = add("models", cmd_models, "list, approve, reject or roll back to model versions")
-    models.add_argument("action", choices=["list", "approve", "reject", "rollback"],
-                        help="rollback: deploy an earlier Approved version again")
-    models.add_argument("package", nargs="?", help="model package ARN or version number")
-    models.add_argument("--wait", action="store_true", help="approve, rollback: wait until the "
-                        "endpoint serves the version; exit 1 unless it does")
-    models.add_argument("--timeout", type=_seconds, default=1800.0, help="seconds to wait at most")
+    model_actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    model_actions.add_parser("list", help="the versions, newest first, and what the endpoint serves")
+    for action, help_ in (("approve", "approve a version: the deploy function rolls it out"),
+                          ("reject", "reject a version"),
+                          ("rollback", "deploy an earlier Approved version again")):
+        changed = model_actions.add_parser(action, help=help_)
+        changed.add_argument("package", help="model package ARN or version number")
+        if action != "reject":
+            changed.add_argument("--wait", action="store_true", help="wait until the endpoint serves "
+                                 "the version; exit 1 unless it does")
+            changed.add_argument("--timeout", type=_seconds, default=1800.0, help="seconds to wait at most")
     add("endpoints", cmd_endpoints, "list endpoints")
     invoke = add("invoke", cmd_invoke, "send a review to the endpoint (or a body on stdin)")
     invoke.add_argument("text", nargs="?", help="the review to classify (none: the request body on stdin)")
@@ -830,21 +833,30 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("--content-type", default="application/json",
                         help="of a body on stdin: application/json (default), application/jsonlines, "
                         "text/csv")
-    monitor = add("monitor", cmd_monitor, "check captured traffic for drift / schedule it on AWS")
-    monitor.add_argument("action", choices=["run", "setup", "show", "history"])
-    monitor.add_argument("--window-start", type=_iso_time, help="ISO 8601 (default: all captured data)")
-    monitor.add_argument("--window-end", type=_iso_time, help="ISO 8601, exclusive")
-    monitor.add_argument("--window-hours", type=_hours, help="window length back from --window-end")
-    monitor.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
-    monitor.add_argument("--timeout", type=_seconds, default=1800.0, help="seconds to wait at most")
-    monitor.add_argument("--schedule", default="rate(1 hour)", help="setup: schedule expression")
-    monitor.add_argument("--disable", action="store_true",
-                         help="setup: keep the schedule but pause it (setup without it resumes)")
-    monitor.add_argument("--execution", metavar="ARN",
-                         help="show: the monitoring run to show (default: the latest)")
-    monitor.add_argument("--limit", type=_bounded(1, 100), default=20,
-                         help="history: how many of the latest runs (default 20)")
-    monitor.add_argument("--out", help="history: the picture's path (default out/monitoring/history.svg)")
+    monitor = add("monitor", cmd_monitor, "check captured traffic for drift, now or on a schedule")
+    monitor_actions = monitor.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = monitor_actions.add_parser("run", help="run the monitoring pipeline once on a window of "
+                                       "captured traffic and show its findings")
+    check.add_argument("--window-start", type=_iso_time, help="ISO 8601 (default: all captured data)")
+    check.add_argument("--window-end", type=_iso_time, help="ISO 8601, exclusive")
+    check.add_argument("--window-hours", type=_hours, help="window length back from --window-end")
+    check.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
+    check.add_argument("--timeout", type=_seconds, default=1800.0, help="seconds to wait at most")
+    setup = monitor_actions.add_parser("setup", help="run the monitoring pipeline on a schedule "
+                                       "(on AWS also the drift alarms and their topic)")
+    setup.add_argument("--schedule", default="rate(1 hour)",
+                       help="schedule expression: rate(), cron() or at() (default: rate(1 hour))")
+    setup.add_argument("--window-hours", type=_hours,
+                       help="hours each run checks (needed for cron() and at(); default: a rate's interval)")
+    setup.add_argument("--disable", action="store_true",
+                       help="keep the schedule but pause it (setup without it resumes)")
+    show = monitor_actions.add_parser("show", help="a monitoring run's findings and report")
+    show.add_argument("--execution", metavar="ARN", help="the monitoring run to show (default: the latest)")
+    history = monitor_actions.add_parser("history", help="the latest monitoring runs' drift, as a "
+                                         "table and an SVG picture")
+    history.add_argument("--limit", type=_bounded(1, 100), default=20,
+                         help="how many of the latest runs (default 20)")
+    history.add_argument("--out", help="the picture's path (default out/monitoring/history.svg)")
     local = add("local", cmd_local, "start, stop or inspect the local SageMaker server")
     local.add_argument(
         "action", choices=["up", "down", "status", "env"],

@@ -317,6 +317,50 @@ def test_a_wait_bound_that_is_not_a_number_of_seconds_above_0_is_a_usage_error(
     assert f"{value!r} is not a number of seconds above 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "unused"), [
+    (["monitor", "show", "--window-hours", "3"], "--window-hours 3"),
+    (["monitor", "history", "--schedule", "rate(1 day)"], "--schedule rate(1 day)"),
+    (["monitor", "setup", "--execution", "arn:x"], "--execution arn:x"),
+    (["monitor", "run", "--limit", "5"], "--limit 5"),
+    (["models", "list", "3"], "3"),
+    (["models", "reject", "3", "--wait"], "--wait"),
+])
+def test_an_option_the_action_does_not_take_is_refused_not_ignored(
+    argv: list[str], unused: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each action of `monitor` and `models` took every option of its command and ignored those
+    it had no use for: `monitor show --window-hours 3` showed the latest run, whatever its window."""
+    use_clients(monkeypatch, tmp_path, sagemaker=NoSageMakerCalls())
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert f"unrecognized arguments: {unused}\n" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("action", "options", "others"), [
+    ("run", ["--window-start", "--window-hours", "--param", "--timeout"], ["--schedule", "--limit"]),
+    ("setup", ["--schedule", "--window-hours", "--disable"], ["--window-start", "--timeout"]),
+    ("show", ["--execution"], ["--window-hours", "--limit"]),
+    ("history", ["--limit", "--out"], ["--execution", "--schedule"]),
+])
+def test_each_monitor_action_lists_only_its_own_options(
+    action: str, options: list[str], others: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["monitor", action, "--help"])
+    shown = capsys.readouterr().out
+    assert all(option in shown for option in options)
+    assert not any(option in shown for option in others)
+
+
+def test_an_approval_change_without_a_version_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["models", "rollback"])
+    assert exit_info.value.code == 2
+    assert "the following arguments are required: package" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("end", ["2026-01-01T00:00:00Z", "2025-06-01"])
 def test_a_window_that_ends_before_it_starts_is_refused_before_a_run(
     end: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
