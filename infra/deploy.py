@@ -47,6 +47,8 @@ SETTINGS_PARAMETERS = {
     "DeployFunctionName": "deploy_function_name",
     "BucketPrefix": "prefix",
     "EndpointInstanceType": "endpoint_instance_type",
+    "EndpointInstanceCount": "endpoint_instance_count",
+    "CapturePercentage": "capture_percentage",
 }
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 BROKEN_STATES = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "CREATE_FAILED")

@@ -164,8 +164,12 @@ class Parameters:
             endpoint_instance_type=ParameterString(
                 "EndpointInstanceType", default_value=settings.endpoint_instance_type
             ),
-            endpoint_instance_count=ParameterInteger("EndpointInstanceCount", default_value=1),
-            capture_percentage=ParameterInteger("CaptureSamplingPercentage", default_value=100),
+            endpoint_instance_count=ParameterInteger(
+                "EndpointInstanceCount", default_value=settings.endpoint_instance_count
+            ),
+            capture_percentage=ParameterInteger(
+                "CaptureSamplingPercentage", default_value=settings.capture_percentage
+            ),
         )
 
     def all(self) -> list[Any]:

@@ -113,14 +113,15 @@ def provision_local_bucket(clients: Clients) -> None:
 
 
 def deploy_function_environment(settings: Settings) -> dict[str, str]:
-    """What the deploy handler reads when an approval event (not the pipeline) invokes it."""
+    """What the deploy handler reads when an approval event (not the pipeline) invokes it: the
+    same settings the pipeline's parameters default to, so either deploy sizes the endpoint alike."""
     return {
         "ENDPOINT_NAME": settings.endpoint_name,
         "EXECUTION_ROLE_ARN": settings.role_arn,
         "INSTANCE_TYPE": settings.endpoint_instance_type,
-        "INSTANCE_COUNT": "1",
+        "INSTANCE_COUNT": str(settings.endpoint_instance_count),
         "CAPTURE_DESTINATION": settings.s3_uri("data-capture"),
-        "CAPTURE_PERCENTAGE": "100",
+        "CAPTURE_PERCENTAGE": str(settings.capture_percentage),
     }
 
 

@@ -46,6 +46,10 @@ class Settings:
     processing_instance_type: str = "ml.m5.large"
     training_instance_type: str = "ml.m5.large"
     endpoint_instance_type: str = "ml.m5.large"
+    # The endpoint's size and capture, whoever deploys: the pipeline's defaults and the deploy
+    # function's settings for approvals (the infra stack's EndpointInstanceCount, CapturePercentage).
+    endpoint_instance_count: int = 1
+    capture_percentage: int = 100
     model_approval_status: str = ""
     state_dir: str = ""
     local_port: int = 0
@@ -106,6 +110,9 @@ class Settings:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+# Whole-number settings' bounds: what SageMaker accepts as InitialInstanceCount and
+# InitialSamplingPercentage (the stack's parameters have the same), and a TCP port (0: any free one).
+RANGES = {"endpoint_instance_count": (1, None), "capture_percentage": (0, 100), "local_port": (0, 65535)}
 
 
 def _local_defaults(values: dict[str, Any]) -> dict[str, Any]:
@@ -174,6 +181,11 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             coerced[name] = str(value)
     if coerced.get("target", "local") not in ("local", "sagemaker"):
         raise SettingsError(f"target must be 'local' or 'sagemaker', got {coerced['target']!r}")
+    for name, (low, high) in RANGES.items():
+        value = coerced.get(name)
+        if value is not None and (value < low or (high is not None and value > high)):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise SettingsError(f"setting {name} must be {bounds}, got {value}")
     return coerced
 
 

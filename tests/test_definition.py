@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pipelines.code_bundle import CodeBundle
 from pipelines.definition import definition_json
 from pipelines.local.executor.engine import validate_definition
 from pipelines.monitoring_definition import monitoring_definition_json
+from pipelines.publish import deploy_function_environment
 from pipelines.settings import Settings
 
 GET_STEP = re.compile(r"^Steps\.([A-Za-z0-9_-]+)\.(.+)$")
@@ -104,6 +106,20 @@ def test_parameters_and_their_defaults(definition: dict[str, Any]) -> None:
     assert {"NgramMax", "MaxFeatures", "RegularizationC", "MinDf", "EndpointName",
             "CaptureSamplingPercentage", "TrainingInstanceType",
             "ProcessingInstanceType"} <= set(params)
+
+
+def test_the_endpoints_size_and_capture_default_to_the_settings_the_deploy_function_has(
+    default_settings: Settings,
+) -> None:
+    """What an approval's deploy reads from the function's environment (publish.py locally, the
+    stack's parameters on AWS) is what a run's DeployEndpoint gets unless the run overrides it."""
+    sized = replace(default_settings, endpoint_instance_type="ml.c5.xlarge", endpoint_instance_count=3,
+                    capture_percentage=20)
+    defaults = {p["Name"]: p.get("DefaultValue") for p in json.loads(definition_json(sized))["Parameters"]}
+    function = deploy_function_environment(sized)
+    assert defaults["EndpointInstanceType"] == function["INSTANCE_TYPE"] == "ml.c5.xlarge"
+    assert defaults["EndpointInstanceCount"] == int(function["INSTANCE_COUNT"]) == 3
+    assert defaults["CaptureSamplingPercentage"] == int(function["CAPTURE_PERCENTAGE"]) == 20
 
 
 def test_every_get_points_at_something_that_exists(definition: dict[str, Any]) -> None:

@@ -55,6 +55,11 @@ def test_bad_values_are_refused(tmp_path: Path) -> None:
         load_settings({"target": "cloud"}, {}, tmp_path / "absent.toml")
     with pytest.raises(SettingsError, match="local_port"):
         load_settings({}, {"PIPELINE_LOCAL_PORT": "eighty"}, tmp_path / "absent.toml")
+    for name, value, bounds in (("LOCAL_PORT", "70000", "from 0 to 65535"),  # was bind()'s OverflowError
+                                ("ENDPOINT_INSTANCE_COUNT", "0", "at least 1"),
+                                ("CAPTURE_PERCENTAGE", "101", "from 0 to 100")):
+        with pytest.raises(SettingsError, match=f"{name.lower()} must be {bounds}, got {value}"):
+            load_settings({}, {f"PIPELINE_{name}": value}, tmp_path / "absent.toml")
     config = write_config(tmp_path, '[pipeline]\nbucktet = "typo"\n')
     with pytest.raises(SettingsError, match="bucktet"):
         load_settings({}, {}, config)

@@ -27,7 +27,7 @@ from infra_helpers import (
     s3_locations,
 )
 
-from pipelines.publish import local_function_configuration
+from pipelines.publish import deploy_function_environment, local_function_configuration
 from pipelines.settings import FIELDS, Settings, load_settings
 
 # Actions granted on "*" because they take no resource-level restriction that fits.
@@ -397,7 +397,7 @@ def test_the_workflows_act_on_the_stacks_names_when_its_parameters_rename_them(
         template, GitHubRepository=GITHUB_REPOSITORY, PipelineName="reviews-staging",
         ModelPackageGroupName="reviews-staging", EndpointName="reviews-staging",
         DeployFunctionName="reviews-staging-deploy", BucketPrefix="reviews-staging",
-        EndpointInstanceType="ml.c5.large",
+        EndpointInstanceType="ml.c5.large", EndpointInstanceCount="2", CapturePercentage="25",
     )
     environ = workflow_environment(workflow, output_variables(renamed, "GitHubVariables"))
     seen = load_settings({"target": "sagemaker"}, environ=environ,
@@ -408,6 +408,22 @@ def test_the_workflows_act_on_the_stacks_names_when_its_parameters_rename_them(
     assert seen.pipeline_name == "reviews-staging"
     assert seen.deploy_function_name == "reviews-staging-deploy"
     assert {**vars(seen), "schedule_role_arn": ""} == {**vars(stack_settings), "schedule_role_arn": ""}
+
+
+def test_a_pipeline_run_sizes_the_endpoint_as_an_approval_does(template: dict[str, Any]) -> None:
+    """A stack deployed with EndpointInstanceCount=2 and CapturePercentage=25 gave approvals' deploys
+    2 instances and 25 % capture, while the pipeline's DeployEndpoint defaulted to 1 and 100: the
+    next run that registered an Approved version halved the endpoint and captured every request."""
+    sized = Stack(template, GitHubRepository=GITHUB_REPOSITORY, EndpointInstanceCount="2",
+                  CapturePercentage="25")
+    function = sized.properties("DeployFunction")["Environment"]["Variables"]
+    environ = workflow_environment("pipeline.yml", output_variables(sized, "GitHubVariables"))
+    settings = load_settings({"target": "sagemaker"}, environ=environ,
+                             config_file=Path("/nonexistent/pipeline.toml"))
+    # the pipeline's defaults (tests/test_definition.py: they are these settings)
+    assert (settings.endpoint_instance_count, settings.capture_percentage) == (2, 25)
+    assert (function["INSTANCE_COUNT"], function["CAPTURE_PERCENTAGE"]) == ("2", "25")
+    assert deploy_function_environment(settings) == {**function, "EXECUTION_ROLE_ARN": settings.role_arn}
 
 
 def test_github_variables_output_names_what_the_workflows_read(stack: Stack) -> None:
