@@ -38,13 +38,11 @@ class MonitorOutcome:
 
 def summary(metrics: Mapping[str, Any]) -> str:
     """A few lines a person can read at a glance: status, counts, one line per feature."""
-    window = metrics.get("window") or {}
     lines = [
         f"status: {metrics['status']}",
         *([str(metrics["message"])] if metrics.get("message") else []),
         f"records: {metrics['record_count']}  malformed lines skipped: "
-        f"{metrics.get('malformed_lines', 0)}  window: {window.get('start') or '-'} .. "
-        f"{window.get('end') or '-'}",
+        f"{metrics.get('malformed_lines', 0)}  window: {window_words(metrics.get('window') or {})}",
     ]
     threshold = metrics.get("threshold")
     for name, feature in (metrics.get("features") or {}).items():
@@ -53,6 +51,14 @@ def summary(metrics: Mapping[str, Any]) -> str:
         flag = "  DRIFT" if feature.get("violation") else ""
         lines.append(f"  {name:<18} drift {shown} (threshold {threshold}){flag}")
     return "\n".join(lines)
+
+
+def window_words(window: Mapping[str, Any]) -> str:
+    """The window a run checked, as its report names it; "all captured data" when unbounded."""
+    start, end = window.get("start"), window.get("end")
+    if not start and not end:
+        return "all captured data"
+    return f"[{start or 'the beginning'}, {end or 'the end'})"
 
 
 def _report(clients: Clients, uri: str, execution_id: str) -> Path:

@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.aws import Clients, S3Storage
 from pipelines.monitoring_history import checks, history_svg, table
-from pipelines.monitoring_run import NoCapture, NoRun, run_monitor, show_monitor
+from pipelines.monitoring_run import NoCapture, NoRun, run_monitor, show_monitor, window_words
 from pipelines.settings import Settings
 
 
@@ -154,3 +154,14 @@ def test_history_tables_and_draws_the_runs_oldest_first(settings: Settings, s3: 
     assert picture.count("<polyline") == 2, "one line per feature, through the two judged runs"
     assert picture.count('fill="#999"') == 2, "the failed run and the one with too little traffic"
     assert "threshold 0.1" in picture and "not_enough_data (240 records)" in picture
+
+
+@pytest.mark.parametrize(("window", "words"), [
+    ({}, "all captured data"),
+    ({"start": None, "end": None}, "all captured data"),
+    ({"start": "2026-12-01T09:00:00Z", "end": None}, "[2026-12-01T09:00:00Z, the end)"),
+    ({"start": None, "end": "2026-12-01T10:00:00Z"}, "[the beginning, 2026-12-01T10:00:00Z)"),
+])
+def test_the_summary_names_the_window_as_the_report_does(window: dict[str, Any], words: str) -> None:
+    """A run over all captured data was summarised as "window: - .. -"."""
+    assert window_words(window) == words
