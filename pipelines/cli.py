@@ -380,9 +380,15 @@ def _list_models(clients: Clients) -> int:
     pages = clients.sagemaker.get_paginator("list_model_packages").paginate(
         ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"
     )
-    packages = [package for page in pages for package in page["ModelPackageSummaryList"]]
+    try:
+        packages = [package for page in pages for package in page["ModelPackageSummaryList"]]
+    except ClientError as error:
+        if not _group_missing(error):
+            raise
+        packages = []  # the first RegisterModel makes the group
     if not packages:
-        say(f"no model versions in {group}")
+        say(f"no model versions in {group} yet: a run that passes the accuracy check registers one "
+            "(`make run-pipeline`)")
         return 0
     marks = _endpoint_marks(clients, packages[0]["ModelPackageArn"])
     for package in packages:
@@ -393,6 +399,11 @@ def _list_models(clients: Clients) -> int:
             f"{package['ModelPackageArn']}{marks.get(package['ModelPackageArn'], '')}"
         )
     return 0
+
+
+def _group_missing(error: ClientError) -> bool:
+    info = error.response.get("Error", {})
+    return info.get("Code") == "ValidationException" and "does not exist" in info.get("Message", "")
 
 
 def _endpoint_marks(clients: Clients, group_package_arn: str) -> dict[str, str]:
@@ -879,8 +890,18 @@ def _explain(error: Exception, settings: Settings | None = None) -> str:
         return _model_error(error.response)
     if isinstance(error, ClientError):
         info = error.response.get("Error", {})
-        return f"{info.get('Code', 'Error')}: {info.get('Message', error)}"
+        message = f"{info.get('Code', 'Error')}: {info.get('Message', error)}"
+        if _MISSING_PIPELINE.search(message):
+            target = "" if settings is None or settings.is_local else " TARGET=sagemaker"
+            return f"{message} (`make upsert-pipeline{target}` creates the project's pipelines, the " \
+                   f"monitoring one with them; `make run-pipeline{target}` also runs the training one)"
+        return message
     return str(error)
+
+
+# How SageMaker says a pipeline is not there: before the first upsert, every command that reads
+# one (status, executions, logs, monitor show and history) met it with nothing more to go on.
+_MISSING_PIPELINE = re.compile(r"^ResourceNotFound: Pipeline .* does not exist")
 
 
 def _file_problem(error: OSError) -> str:

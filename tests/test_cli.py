@@ -616,3 +616,19 @@ def test_waiting_for_an_approval_to_deploy_ends_once_the_endpoint_serves_the_ver
                 "START RequestId: r1 Version: $LATEST\n") in err
         assert "[ERROR] ModelDataMismatch: the model data at s3://b/k has SHA-256 ab" in err
         assert "r0" not in err and other not in err
+
+
+def test_a_pipeline_not_yet_made_on_aws_is_made_by_the_aws_targets_upsert(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class NoPipeline:
+        def list_pipeline_executions(self, **request: Any) -> dict[str, Any]:
+            raise client_error("ResourceNotFound", "Pipeline 'arn:aws:sagemaker:eu-west-1:123456789012:"
+                               "pipeline/sentiment-classifier' does not exist.")
+
+    use_clients(monkeypatch, tmp_path, sagemaker=NoPipeline())
+    argv = ["--target", "sagemaker", "--bucket", "b", "--role-arn", "arn:aws:iam::123456789012:role/r"]
+    assert cli.main([*argv, "executions"]) == 2
+    err = capsys.readouterr().err
+    assert "`make upsert-pipeline TARGET=sagemaker` creates the project's pipelines" in err
+    assert "`make run-pipeline TARGET=sagemaker` also runs the training one" in err
