@@ -105,7 +105,8 @@ class _Frame:
 def history_svg(history: Sequence[Check]) -> str:
     """Each feature's drift distance, run after run, against the threshold."""
     judged = [check for check in history if check.judged]
-    thresholds = [check.threshold for check in judged if check.threshold is not None]
+    # a run with too little traffic to judge still says what it would have judged against
+    thresholds = [check.threshold for check in history if check.threshold is not None]
     distances = [d for check in judged for d in check.distances.values() if d is not None]
     highest = max([0.2, *distances, *(2 * t for t in thresholds)])
     frame = _Frame(len(history), min(1.0, math.ceil(highest * 10 + 0.5) / 10))  # distances are at most 1
@@ -116,6 +117,8 @@ def history_svg(history: Sequence[Check]) -> str:
         *_axes(frame),
         *(_threshold(frame, thresholds[-1]) if thresholds else []),
         *_runs(frame, history),
+        *([] if judged else [_text(LEFT + frame.width / 2, TOP + frame.height / 2, "no run has judged drift "
+                                   "yet: each failed or had too little traffic (hover a grey mark)")]),
     ]
     for number, name in enumerate(_features(history)):
         parts += _feature(frame, history, name, PALETTE[number % len(PALETTE)], number)

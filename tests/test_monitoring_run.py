@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pipelines.aws import Clients, S3Storage
-from pipelines.monitoring_history import checks, history_svg, table
+from pipelines.monitoring_history import Check, checks, history_svg, table
 from pipelines.monitoring_run import NoCapture, NoRun, run_monitor, show_monitor, window_words
 from pipelines.settings import Settings
 
@@ -154,6 +154,19 @@ def test_history_tables_and_draws_the_runs_oldest_first(settings: Settings, s3: 
     assert picture.count("<polyline") == 2, "one line per feature, through the two judged runs"
     assert picture.count('fill="#999"') == 2, "the failed run and the one with too little traffic"
     assert "threshold 0.1" in picture and "not_enough_data (240 records)" in picture
+
+
+def test_a_history_with_no_judged_run_says_so_against_the_threshold() -> None:
+    """It drew empty axes: no line, no threshold, nothing saying why."""
+    started = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    history = [Check("a1", started, "Failed"),
+               Check("b2", started, "not_enough_data", 3, {"oov_rate": 0.9}, 0.1)]
+    picture = history_svg(history)
+    assert "<polyline" not in picture
+    assert "threshold 0.1" in picture
+    assert "no run has judged drift yet: each failed or had too little traffic" in picture
+    assert "no run has judged drift yet" not in history_svg([*history, Check("c3", started, "no_drift", 240,
+                                                                             {"oov_rate": 0.05}, 0.1)])
 
 
 @pytest.mark.parametrize(("window", "words"), [
