@@ -98,11 +98,13 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def _definition(settings: Settings) -> str:
+def _definition(settings: Settings, monitoring: bool = False) -> str:
+    """The training pipeline's definition as this checkout builds it, or the monitoring one's."""
     from pipelines.code_bundle import CodeBundle
     from pipelines.definition_cache import definitions
 
-    return definitions(settings, CodeBundle()).training
+    built = definitions(settings, CodeBundle())
+    return built.monitoring if monitoring else built.training
 
 
 def cmd_definition(settings: Settings, args: argparse.Namespace) -> int:
@@ -116,10 +118,11 @@ def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
     statuses: dict[str, str] = {}
     notes: dict[str, str] = {}
     definition = None
+    pipeline = settings.monitoring_pipeline_name if args.monitoring else settings.pipeline_name
     if args.execution:
         sm = Clients(settings).sagemaker
         latest = args.execution == "latest"
-        arn = _latest_if_any(settings, sm) if latest else _checked_execution_arn(args.execution)
+        arn = _latest_if_any(pipeline, sm) if latest else _checked_execution_arn(args.execution)
         if arn:
             # The definition the execution ran, which an upsert since may have changed.
             definition = sm.describe_pipeline_definition_for_execution(
@@ -129,18 +132,20 @@ def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
                 attempts = f"{row.attempts} attempts" if row.attempts not in ("", "1") else ""
                 notes[row.name] = " · ".join(note for note in (row.cache, attempts) if note)
         else:
-            say(f"pipeline {settings.pipeline_name} has not run yet: its steps are drawn without a status")
-    out = Path(args.out)
+            say(f"pipeline {pipeline} has not run yet: its steps are drawn without a status")
+    picture = "monitoring-pipeline.svg" if args.monitoring else "pipeline.svg"
+    out = Path(args.out or REPO_ROOT / "out" / picture)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_definition(definition or _definition(settings), statuses, notes), encoding="utf-8")
+    drawn = definition or _definition(settings, args.monitoring)
+    out.write_text(render_definition(drawn, statuses, notes), encoding="utf-8")
     say(f"wrote {out}")
     return 0
 
 
-def _latest_if_any(settings: Settings, sm: Any) -> str | None:
+def _latest_if_any(pipeline: str, sm: Any) -> str | None:
     """The latest execution, or None before the first run (or the first upsert) of the pipeline."""
     try:
-        return executions.latest_execution_arn(sm, settings.pipeline_name)
+        return executions.latest_execution_arn(sm, pipeline)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ResourceNotFound":
             return None
@@ -772,8 +777,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("definition", cmd_definition, "print the pipeline definition JSON")
     graph = add("graph", cmd_graph, "draw the pipeline as SVG, coloured by an execution")
     graph.add_argument("--execution", help="an execution ARN, or 'latest'")
-    graph.add_argument("--out", default=str(REPO_ROOT / "out" / "pipeline.svg"),
-                       help="where to write the SVG (default: out/pipeline.svg)")
+    graph.add_argument("--monitoring", action="store_true",
+                       help="the monitoring pipeline (with --execution latest: its latest run)")
+    graph.add_argument("--out", help="where to write the SVG (default: out/pipeline.svg, "
+                       "out/monitoring-pipeline.svg with --monitoring)")
     upsert = add("upsert", cmd_upsert, "upload the code and create or update the pipeline")
     upsert.add_argument(
         "--skip-deploy-handler", action="store_true",

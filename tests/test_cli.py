@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 from pipelines import REPO_ROOT, cli
 from pipelines.aws import S3Storage
 from pipelines.definition import definition_json
+from pipelines.monitoring_definition import monitoring_definition_json
 from pipelines.settings import Settings
 
 
@@ -195,11 +196,38 @@ def test_graph_of_the_latest_run_before_any_run_draws_the_steps(
             raise client_error("ResourceNotFound", "Pipeline 'sentiment-classifier' does not exist.")
 
     use_clients(monkeypatch, tmp_path, sagemaker=NoPipeline())
-    monkeypatch.setattr(cli, "_definition", lambda settings: definition_json(settings))
+    monkeypatch.setattr(cli, "_definition", built_definition)
     out = tmp_path / "pipeline.svg"
     assert cli.main(["graph", "--execution", "latest", "--out", str(out)]) == 0
     assert "has not run yet" in capsys.readouterr().out
     assert "Training ·" not in out.read_text() and "Training" in out.read_text()
+
+
+def built_definition(settings: Settings, monitoring: bool = False) -> str:
+    """cli._definition without the definition cache: built here, as a fresh clone builds it."""
+    return monitoring_definition_json(settings) if monitoring else definition_json(settings)
+
+
+def test_the_monitoring_pipeline_is_drawn_with_its_own_latest_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`graph --pipeline-name sentiment-classifier-monitor` drew the training pipeline's steps under
+    that name: the flag names the training pipeline. `--monitoring` draws the monitoring one."""
+    asked: list[str] = []
+
+    class NotRunYet:
+        def list_pipeline_executions(self, PipelineName: str, **request: Any) -> dict[str, Any]:
+            asked.append(PipelineName)
+            return {"PipelineExecutionSummaries": []}
+
+    use_clients(monkeypatch, tmp_path, sagemaker=NotRunYet())
+    monkeypatch.setattr(cli, "_definition", built_definition)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["graph", "--monitoring", "--execution", "latest", "--out", "m.svg"]) == 0
+    assert asked == ["sentiment-classifier-monitor"]
+    assert "pipeline sentiment-classifier-monitor has not run yet" in capsys.readouterr().out
+    svg = (tmp_path / "m.svg").read_text()
+    assert ">CheckDrift<" in svg and ">Train<" not in svg
 
 
 def test_the_graph_of_a_run_marks_cache_hits_and_retried_steps(
@@ -246,7 +274,7 @@ def test_a_path_the_command_cannot_write_is_one_line_naming_it(
 ) -> None:
     """`graph --out` a folder ended in IsADirectoryError's traceback."""
     use_clients(monkeypatch, tmp_path)
-    monkeypatch.setattr(cli, "_definition", lambda settings: definition_json(settings))
+    monkeypatch.setattr(cli, "_definition", built_definition)
     assert cli.main(["graph", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path}: Is a directory\n"
 
