@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -413,3 +414,21 @@ def start_local_server(
         time.sleep(0.1)
     stop_process(process)
     raise TimeoutError(f"local server on {state_dir} did not start within {timeout:.0f} s")
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float, float] | None:
+    """A distribution-free interval for the median of what `values` sample: between the k-th
+    smallest and the k-th largest, k the largest for which the interval covers the median with at
+    least `confidence` (binomial order statistics); with its exact coverage. None for fewer than 6
+    values, which no such interval covers at 95 %. Rounds vary by more than the goal's margin
+    (machine noise), so a median alone cannot say whether the goal is met."""
+    ordered, n = sorted(values), len(values)
+    below = 0.0  # P(Binomial(n, 1/2) < k): the median falls outside on one side
+    best = None
+    for k in range(1, n // 2 + 1):
+        below += math.comb(n, k - 1) / 2**n
+        coverage = 1 - 2 * below
+        if coverage < confidence:
+            break
+        best = (ordered[k - 1], ordered[n - k], coverage)
+    return best

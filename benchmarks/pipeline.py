@@ -43,7 +43,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import local_pipeline
 import stacks
-from common import CACHE, PYTHON, REPO, cli, find_model_archive, log, machine_description, table
+from common import (
+    CACHE,
+    PYTHON,
+    REPO,
+    cli,
+    find_model_archive,
+    log,
+    machine_description,
+    median_interval,
+    table,
+)
 
 from pipelines.definition_cache import CACHE_DIR as DEFINITIONS_CACHE
 
@@ -288,8 +298,12 @@ def main() -> int:
             zip(pairs, creates["scripts"], creates["pipeline"], strict=True), start=1
         )
     ]
-    ratio = statistics.median(executed / alone for alone, executed in pairs)
-    round_rows.append(["median", "", "", f"{ratio:.2f}x", ""])
+    ratios = [executed / alone for alone, executed in pairs]
+    round_rows.append(["median", "", "", f"{statistics.median(ratios):.2f}x", ""])
+    interval = median_interval(ratios)
+    if interval is not None:
+        low, high, confidence = interval
+        round_rows.append([f"{confidence:.0%} interval", "", "", f"{low:.2f}x-{high:.2f}x", ""])
     print(table(
         ["round", "scripts alone", "first run: execution", "ratio", "file create, µs (scripts / run)"],
         round_rows,
