@@ -118,7 +118,7 @@ def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
     statuses: dict[str, str] = {}
     notes: dict[str, str] = {}
     definition = None
-    pipeline = settings.monitoring_pipeline_name if args.monitoring else settings.pipeline_name
+    pipeline = _pipeline(settings, args)
     if args.execution:
         sm = Clients(settings).sagemaker
         latest = args.execution == "latest"
@@ -229,7 +229,7 @@ def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
     leaves what it was running Failed, for this to resume)."""
     settings.require_aws()
     sm = Clients(settings).sagemaker
-    arn = _execution_arn(settings, sm, args.execution)
+    arn = _execution_arn(settings, sm, args)
     sm.retry_pipeline_execution(PipelineExecutionArn=arn)  # botocore makes the ClientRequestToken
     say(f"retrying {arn}")
     return _follow(sm, arn, args.timeout) if args.wait else 0
@@ -240,7 +240,7 @@ def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
     it is Stopped; `retry` runs it again from the steps that did not succeed."""
     settings.require_aws()
     sm = Clients(settings).sagemaker
-    arn = _execution_arn(settings, sm, args.execution)
+    arn = _execution_arn(settings, sm, args)
     sm.stop_pipeline_execution(PipelineExecutionArn=arn)  # botocore makes the ClientRequestToken
     say(f"stopping {arn}")
     if not args.wait:
@@ -293,31 +293,38 @@ def _parameters_of(sm: Any, execution_arn: str | None) -> dict[str, str]:
     return executions.execution_parameters(sm, execution_arn) if execution_arn else {}
 
 
-def _execution_arn(settings: Settings, sm: Any, given: str | None) -> str:
-    if given:
-        return _checked_execution_arn(given)
-    arn = executions.latest_execution_arn(sm, settings.pipeline_name)
+def _pipeline(settings: Settings, args: argparse.Namespace) -> str:
+    """The pipeline a command acts on: the training one, or with --monitoring the monitoring one."""
+    return settings.monitoring_pipeline_name if args.monitoring else settings.pipeline_name
+
+
+def _execution_arn(settings: Settings, sm: Any, args: argparse.Namespace) -> str:
+    """The execution named by args.execution, else the latest of the pipeline args point at."""
+    if args.execution:
+        return _checked_execution_arn(args.execution)
+    pipeline = _pipeline(settings, args)
+    arn = executions.latest_execution_arn(sm, pipeline)
     if not arn:
-        raise UserError(
-            f"pipeline {settings.pipeline_name} has no executions yet: run `make run-pipeline`"
-        )
+        how = "`make monitor` (or `make monitor-setup`)" if args.monitoring else "`make run-pipeline`"
+        raise UserError(f"pipeline {pipeline} has no executions yet: run {how}")
     return arn
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     sm = Clients(settings).sagemaker
-    execution, steps = executions.describe(sm, _execution_arn(settings, sm, args.execution))
+    execution, steps = executions.describe(sm, _execution_arn(settings, sm, args))
     step_table.show_summary(execution, steps, say)
     return 0 if execution["PipelineExecutionStatus"] != "Failed" else 1
 
 
 def cmd_executions(settings: Settings, args: argparse.Namespace) -> int:
     sm = Clients(settings).sagemaker
+    pipeline = _pipeline(settings, args)
     summaries = sm.list_pipeline_executions(
-        PipelineName=settings.pipeline_name, SortOrder="Descending", MaxResults=args.limit
+        PipelineName=pipeline, SortOrder="Descending", MaxResults=args.limit
     )["PipelineExecutionSummaries"]
     if not summaries:
-        say(f"no executions of {settings.pipeline_name}")
+        say(f"no executions of {pipeline}")
     for summary in summaries:
         say(
             f"{summary['StartTime']:%Y-%m-%d %H:%M:%S}  "
@@ -330,8 +337,16 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.step_logs import step_log
 
     clients = Clients(settings)
-    arn = _execution_arn(settings, clients.sagemaker, args.execution)
-    sys.stdout.writelines(step_log(clients.sagemaker, clients.logs, lambda: clients.lambda_, arn, args.step))
+    arn = _execution_arn(settings, clients.sagemaker, args)
+    lines = step_log(clients.sagemaker, clients.logs, lambda: clients.lambda_, arn, args.step)
+    try:
+        sys.stdout.writelines(lines)
+    except ValueError as error:  # no such step: it may be one of the other pipeline's
+        if args.execution:
+            raise
+        flag, other = ("", "training") if args.monitoring else (" --monitoring", "monitoring")
+        hint = f"`logs {args.step}{flag}` reads the {other} pipeline's latest run"
+        raise UserError(f"{error} ({hint})") from None
     return 0
 
 
@@ -774,11 +789,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=handler)
         return command
 
+    def on_either_pipeline(command: Any) -> Any:
+        command.add_argument("--monitoring", action="store_true", help="the monitoring pipeline's "
+                             "executions (default: the training pipeline's)")
+        return command
+
     add("definition", cmd_definition, "print the pipeline definition JSON")
     graph = add("graph", cmd_graph, "draw the pipeline as SVG, coloured by an execution")
     graph.add_argument("--execution", help="an execution ARN, or 'latest'")
-    graph.add_argument("--monitoring", action="store_true",
-                       help="the monitoring pipeline (with --execution latest: its latest run)")
+    on_either_pipeline(graph)
     graph.add_argument("--out", help="where to write the SVG (default: out/pipeline.svg, "
                        "out/monitoring-pipeline.svg with --monitoring)")
     upsert = add("upsert", cmd_upsert, "upload the code and create or update the pipeline")
@@ -809,21 +828,23 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a folder with train.csv and test.csv (default: data/)")
     run.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter override")
     run.add_argument("--timeout", type=_seconds, default=3600.0, help="seconds to wait at most")
-    retry = add("retry", cmd_retry, "run a Failed or Stopped execution again from the steps that "
-                "did not succeed (default: the latest)")
+    retry = on_either_pipeline(add("retry", cmd_retry, "run a Failed or Stopped execution again from "
+                                   "the steps that did not succeed (default: the latest)"))
     retry.add_argument("execution", nargs="?", help="an execution ARN (default: the latest)")
     retry.add_argument("--wait", action="store_true", help="follow the run; exit 1 unless it succeeds")
     retry.add_argument("--timeout", type=_seconds, default=3600.0, help="seconds to wait at most")
-    stop = add("stop", cmd_stop, "stop an Executing execution (default: the latest)")
+    stop = on_either_pipeline(add("stop", cmd_stop, "stop an Executing execution (default: the latest)"))
     stop.add_argument("execution", nargs="?", help="an execution ARN (default: the latest)")
     stop.add_argument("--wait", action="store_true", help="wait until it has stopped; exit 1 unless "
                       "it ends Stopped")
     stop.add_argument("--timeout", type=_seconds, default=3600.0, help="seconds to wait at most")
-    status = add("status", cmd_status, "an execution's steps (default: the latest)")
+    status = on_either_pipeline(add("status", cmd_status, "an execution's steps (default: the latest)"))
     status.add_argument("execution", nargs="?", help="an execution ARN (default: the latest)")
-    listing = add("executions", cmd_executions, "list executions")
+    listing = on_either_pipeline(add("executions", cmd_executions, "list executions"))
     listing.add_argument("--limit", type=_bounded(1, 100), default=20, help="1 to 100 (default 20)")
-    logs = add("logs", cmd_logs, "a step's job or Lambda log (CloudWatch Logs), and what the step did")
+    logs = on_either_pipeline(
+        add("logs", cmd_logs, "a step's job or Lambda log (CloudWatch Logs), and what the step did")
+    )
     logs.add_argument("step", help="a step's name, as the step table shows it (Train, DeployEndpoint...)")
     logs.add_argument("--execution", help="an execution ARN (default: the latest)")
     data = add("data", cmd_data_upload, "upload a folder with train.csv and test.csv")

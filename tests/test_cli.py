@@ -9,7 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -660,3 +660,59 @@ def test_a_pipeline_not_yet_made_on_aws_is_made_by_the_aws_targets_upsert(
     err = capsys.readouterr().err
     assert "`make upsert-pipeline TARGET=sagemaker` creates the project's pipelines" in err
     assert "`make run-pipeline TARGET=sagemaker` also runs the training one" in err
+
+
+class TwoPipelines:
+    """The training pipeline's latest run (Train, Evaluate) and the monitoring one's (CheckDrift)."""
+
+    STEPS: ClassVar[dict[str, list[str]]] = {"train1": ["Train", "Evaluate"], "check1": ["CheckDrift"]}
+
+    def list_pipeline_executions(self, PipelineName: str, **request: Any) -> dict[str, Any]:
+        run = "check1" if PipelineName == "sentiment-classifier-monitor" else "train1"
+        arn = f"arn:aws:sagemaker:us-east-1:000000000000:pipeline/{PipelineName}/execution/{run}"
+        started = datetime(2026, 12, 1, 9, tzinfo=UTC)
+        summary = {"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Failed", "StartTime": started}
+        return {"PipelineExecutionSummaries": [summary]}
+
+    def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict[str, Any]:
+        return {"PipelineExecutionArn": PipelineExecutionArn, "PipelineExecutionStatus": "Failed",
+                "CreationTime": datetime(2026, 12, 1, 9, tzinfo=UTC)}
+
+    def get_paginator(self, operation: str) -> Any:
+        assert operation == "list_pipeline_execution_steps"
+
+        def paginate(PipelineExecutionArn: str, **request: Any) -> list[dict[str, Any]]:
+            names = self.STEPS[PipelineExecutionArn.rsplit("/", 1)[-1]]
+            steps = [{"StepName": name, "StepStatus": "Failed"} for name in names]
+            return [{"PipelineExecutionSteps": steps}]
+
+        return type("Pages", (), {"paginate": staticmethod(paginate)})()
+
+
+@pytest.mark.parametrize(("argv", "shown"), [
+    (["status", "--monitoring"], "CheckDrift"),
+    (["status"], "Evaluate"),
+    (["executions", "--monitoring"], "sentiment-classifier-monitor/execution/check1"),
+    (["executions"], "sentiment-classifier/execution/train1"),
+])
+def test_monitoring_runs_are_followed_with_the_same_commands(
+    argv: list[str], shown: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A scheduled check that failed could be looked at only by naming its ARN, or the monitoring
+    pipeline through --pipeline-name <name>-monitor (which names the training pipeline)."""
+    use_clients(monkeypatch, tmp_path, sagemaker=TwoPipelines())
+    cli.main(argv)
+    assert shown in capsys.readouterr().out
+
+
+def test_a_step_of_the_other_pipeline_is_pointed_at_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_clients(monkeypatch, tmp_path, sagemaker=TwoPipelines())
+    assert cli.main(["logs", "CheckDrift"]) == 2
+    assert capsys.readouterr().err == (
+        "error: no step 'CheckDrift' in this execution; its steps: Train, Evaluate (`logs CheckDrift "
+        "--monitoring` reads the monitoring pipeline's latest run)\n")
+    assert cli.main(["logs", "Train", "--monitoring"]) == 2
+    assert "(`logs Train` reads the training pipeline's latest run)" in capsys.readouterr().err
