@@ -663,6 +663,8 @@ def test_monitor_setup_runs_the_monitoring_pipeline_on_its_schedule(
         picture = tmp_path / "history.svg"
         assert local.cli("monitor", "history", "--limit", "5", "--out", str(picture)) == 0
         assert arn.rsplit("/", 1)[-1] in capsys.readouterr().out and picture.read_text().startswith("<svg")
+        assert local.cli("logs", "CheckDrift", "--monitoring") == 0  # the latest monitoring run: this one
+        assert "records from" in capsys.readouterr().out  # the check's own log line
         assert local.cli("monitor", "setup", "--disable") == 0
         assert scheduler.get_schedule(Name=SCHEDULE)["State"] == "DISABLED"
     finally:
