@@ -46,6 +46,7 @@ class UserError(Exception):
 
 # botocore's PipelineExecutionArn pattern, checked here to say what an execution ARN looks like
 # instead of echoing the server's regular expression.
+JSON = "application/json"
 EXECUTION_ARN = re.compile(r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:pipeline/.*/execution/.*")
 
 
@@ -569,12 +570,16 @@ def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_invoke(settings: Settings, args: argparse.Namespace) -> int:
     if args.text is None and sys.stdin.isatty():
         raise UserError('invoke needs a review: invoke "great value" (or a request body on stdin)')
+    if args.text is not None and args.content_type not in (None, JSON):
+        # the review would go as JSON labelled otherwise, and be read as something else
+        raise UserError("--content-type is the type of a body on stdin; a review given as TEXT is sent "
+                        f"as {JSON}")
     body = json.dumps({"review_text": args.text}) if args.text is not None else sys.stdin.read()
     name = args.endpoint or settings.endpoint_name
     try:
         response = Clients(settings).runtime.invoke_endpoint(
             EndpointName=name,
-            ContentType=args.content_type,
+            ContentType=args.content_type or JSON,
             Accept="application/json",
             Body=body.encode("utf-8"),
         )
@@ -869,7 +874,7 @@ def build_parser() -> argparse.ArgumentParser:
     invoke = add("invoke", cmd_invoke, "send a review to the endpoint (or a body on stdin)")
     invoke.add_argument("text", nargs="?", help="the review to classify (none: the request body on stdin)")
     invoke.add_argument("--endpoint", help="default: the project's endpoint")
-    invoke.add_argument("--content-type", default="application/json",
+    invoke.add_argument("--content-type",
                         help="of a body on stdin: application/json (default), application/jsonlines, "
                         "text/csv")
     monitor = add("monitor", cmd_monitor, "check captured traffic for drift, now or on a schedule")

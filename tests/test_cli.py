@@ -143,6 +143,34 @@ class Runtime:
         raise self.error
 
 
+class Recording:
+    """A runtime that answers one prediction and keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def invoke_endpoint(self, **request: Any) -> dict[str, Any]:
+        self.sent.append(request)
+        return {"Body": io.BytesIO(b'{"predictions": [{"label": 1, "score": 0.9}]}')}
+
+
+def test_a_content_type_for_a_review_given_as_text_is_refused_not_mislabelled(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`invoke --content-type text/csv "hello"` sent {"review_text": "hello"} labelled text/csv: the
+    model scored the JSON document's text as the review."""
+    runtime = Recording()
+    use_clients(monkeypatch, tmp_path, runtime=runtime)
+    assert cli.main(["invoke", "--content-type", "text/csv", "hello"]) == 2
+    assert "--content-type is the type of a body on stdin" in capsys.readouterr().err
+    assert runtime.sent == []
+    assert cli.main(["invoke", "hello"]) == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n"))
+    assert cli.main(["invoke", "--content-type", "text/csv"]) == 0
+    assert [(r["ContentType"], r["Body"]) for r in runtime.sent] == [
+        ("application/json", b'{"review_text": "hello"}'), ("text/csv", b"hello\n")]
+
+
 def test_invoke_before_any_endpoint_says_how_to_deploy_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
