@@ -44,9 +44,9 @@ class UserError(Exception):
     """Something the user can fix; printed as one line."""
 
 
+JSON = "application/json"  # what `invoke` sends a review given as TEXT as, and a body by default
 # botocore's PipelineExecutionArn pattern, checked here to say what an execution ARN looks like
 # instead of echoing the server's regular expression.
-JSON = "application/json"
 EXECUTION_ARN = re.compile(r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:pipeline/.*/execution/.*")
 
 
@@ -924,11 +924,11 @@ def _explain(error: Exception, settings: Settings | None = None) -> str:
     if isinstance(error, ClientError):
         info = error.response.get("Error", {})
         message = f"{info.get('Code', 'Error')}: {info.get('Message', error)}"
-        if _MISSING_PIPELINE.search(message):
-            target = "" if settings is None or settings.is_local else " TARGET=sagemaker"
-            return f"{message} (`make upsert-pipeline{target}` creates the project's pipelines, the " \
-                   f"monitoring one with them; `make run-pipeline{target}` also runs the training one)"
-        return message
+        if not _MISSING_PIPELINE.search(message):
+            return message
+        target = "" if settings is None or settings.is_local else " TARGET=sagemaker"
+        return (f"{message} (`make upsert-pipeline{target}` creates the project's pipelines, the "
+                f"monitoring one with them; `make run-pipeline{target}` also runs the training one)")
     return str(error)
 
 
