@@ -431,11 +431,14 @@ class CallGraph:
             if isinstance(call, ast.Call) and (operation := _operation_of_call(call))
         }
 
-    def attributes(self, module_name: str, function: str) -> set[str]:
-        """Attribute names read anywhere in the reachable functions (settings.pipeline_name ...)."""
+    def attributes(
+        self, module_name: str, function: str, excluding: frozenset[str] = frozenset()
+    ) -> set[str]:
+        """Attribute names read anywhere in the reachable functions (settings.pipeline_name ...),
+        not following those named in `excluding`."""
         return {
             node.attr
-            for function_node in self.reachable(module_name, function)
+            for function_node in self.reachable(module_name, function, excluding)
             for node in ast.walk(function_node)
             if isinstance(node, ast.Attribute)
         }

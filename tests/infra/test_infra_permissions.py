@@ -324,10 +324,20 @@ def handler_of(graph: CallGraph, command: str, action: str | None) -> str:
     return graph.action_handlers("pipelines.cli", handler).get(action or "", handler)
 
 
-def pipelines_used(graph: CallGraph, function: str) -> list[str]:
+# The function through which a command's --monitoring flag picks its pipeline (cli._pipeline):
+# the monitoring pipeline's with the flag, the training pipeline's without.
+PIPELINE_CHOICE = "_pipeline"
+
+
+def pipelines_used(graph: CallGraph, function: str, flags: frozenset[str] = frozenset()) -> list[str]:
     """The pipelines a handler works on, read from the settings it reads: pipeline_name is the
-    training pipeline, monitoring_pipeline_name the monitoring one; neither means both."""
-    settings, attributes = Settings(), graph.attributes("pipelines.cli", function)
+    training pipeline, monitoring_pipeline_name the monitoring one, and where it picks one by
+    --monitoring, the one `flags` pick; none of these means both."""
+    settings = Settings()
+    chooses = any(node.name == PIPELINE_CHOICE for node in graph.reachable("pipelines.cli", function))
+    attributes = graph.attributes("pipelines.cli", function, frozenset({PIPELINE_CHOICE}))
+    if chooses:
+        attributes.add("monitoring_pipeline_name" if "--monitoring" in flags else "pipeline_name")
     used = [
         name
         for attribute, name in [
@@ -352,7 +362,7 @@ def workflow_operations(
         skipped = frozenset().union(*(SKIPPED_BY_FLAG[f] for f in invocation.flags if f in SKIPPED_BY_FLAG))
         operations = graph.operations("pipelines.cli", handler, skipped)
         everything |= operations
-        by_type = samples(stack, pipelines_used(graph, handler))
+        by_type = samples(stack, pipelines_used(graph, handler, invocation.flags))
         if handler in OBJECTS_READ:
             by_type["object"] = OBJECTS_READ[handler](stack)
         requests += [
@@ -393,6 +403,10 @@ def test_pipelines_used_tells_the_commands_apart() -> None:
     assert handler_of(graph, "monitor", "setup") == "_monitor_setup"
     assert handler_of(graph, "monitor", "run") == "cmd_monitor"
     assert pipelines_used(graph, "_monitor_setup") == [Settings().monitoring_pipeline_name]
+    # status, logs, stop, retry and graph act on one pipeline, the one --monitoring picks
+    assert pipelines_used(graph, "cmd_status") == [Settings().pipeline_name]
+    assert pipelines_used(graph, "cmd_status", frozenset({"--monitoring"})) == [
+        Settings().monitoring_pipeline_name]
 
 
 def test_a_skipping_flag_removes_only_what_it_skips() -> None:
