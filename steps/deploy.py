@@ -372,6 +372,18 @@ def served_by(sm: Any, config_name: str) -> tuple[dict[str, Any], dict[str, Any]
     return config, model
 
 
+def served_if_known(sm: Any, config_name: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """served_by, or None when the endpoint's config or its model has been deleted: SageMaker
+    lets those of a live endpoint be deleted, and the endpoint goes on serving without them."""
+    try:
+        return served_by(sm, config_name)
+    except ClientError as error:
+        if not _not_found(error):
+            raise
+    log(f"endpoint config {config_name} or its model no longer exists: what the endpoint serves is unknown")
+    return None
+
+
 def package_of(model: dict[str, Any]) -> str:
     """The model package a described model was made from (ensure_model records it), or ""."""
     return str(model["PrimaryContainer"].get("Environment", {}).get(PACKAGE_VARIABLE, ""))
@@ -401,7 +413,8 @@ def later_approval(sm: Any, endpoint: str, package_arn: str, approved: datetime)
     current = describe_endpoint(sm, endpoint)
     if current is None:
         return None
-    served_arn = package_of(served_by(sm, current["EndpointConfigName"])[1])
+    served_model = served_if_known(sm, current["EndpointConfigName"])
+    served_arn = package_of(served_model[1]) if served_model else ""  # unknown: no decision to give way to
     if not served_arn or served_arn == package_arn:
         return None
     try:
@@ -434,7 +447,10 @@ def already_serving(
     if current.get("EndpointStatus") != "InService" or current.get("PendingDeploymentSummary"):
         return None
     config_name = current["EndpointConfigName"]
-    config, described = served_by(sm, config_name)
+    served = served_if_known(sm, config_name)
+    if served is None:  # nothing to compare with: rolling out onto this version's config replaces it
+        return None
+    config, described = served
     variants = config.get("ProductionVariants", [])
     if len(variants) != 1:
         return None
@@ -579,7 +595,11 @@ def roll_out(
 def describe_serving(sm: Any, endpoint: str) -> dict[str, str]:
     """What the endpoint serves now: package, model artifact and drift baseline (for monitoring)."""
     config_name = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
-    _, model = served_by(sm, config_name)
+    served = served_if_known(sm, config_name)
+    if served is None:
+        raise ValueError(f"endpoint {endpoint} uses {config_name}, whose config or model has been deleted: "
+                         "what it serves cannot be known until a version is deployed to it again")
+    _, model = served
     package_arn = package_of(model)
     if not package_arn:
         raise ValueError(f"endpoint {endpoint} serves {model['ModelName']}, not a registered version")

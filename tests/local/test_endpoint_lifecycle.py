@@ -131,6 +131,49 @@ def test_the_deploy_handler_replaces_a_failed_endpoint(
     )
 
 
+@pytest.mark.parametrize("deleted", ["endpoint config", "model"])
+@pytest.mark.parametrize("approval", [False, True])
+def test_the_deploy_handler_rolls_past_a_served_config_or_model_that_was_deleted(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    deleted: str, approval: bool,
+) -> None:
+    """SageMaker lets the config and model of a live endpoint be deleted (a cleanup of old ones),
+    and the endpoint goes on serving. Every later deploy, a run's or an approval's, then failed on
+    DescribeEndpointConfig's "Could not find": nothing could replace what the endpoint served."""
+    sm = deploy_through(world, monkeypatch)
+    first = deploy.handler(deploy_request(approved_package(world, "g")), None)
+    if deleted == "model":
+        sm.delete_model(ModelName=first["model_name"])
+    else:
+        sm.delete_endpoint_config(EndpointConfigName=first["endpoint_config_name"])
+    newer = approved_package(world, "g")
+    request = deploy_request(newer)
+    if approval:
+        for key, name in deploy.ENVIRONMENT_KEYS.items():
+            if key in request:
+                monkeypatch.setenv(name, str(request[key]))
+        request = {"detail-type": deploy.APPROVAL_EVENT, "detail": {"ModelPackageArn": newer}}
+    result = deploy.handler(request, None)
+    assert result["action"] == "updated", result
+    described = sm.describe_endpoint(EndpointName="served")
+    assert described["EndpointConfigName"] == result["endpoint_config_name"] != first["endpoint_config_name"]
+    assert f"{first['endpoint_config_name']} or its model no longer exists" in capsys.readouterr().out
+
+
+def test_monitoring_cannot_know_what_an_endpoint_whose_config_was_deleted_serves_and_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its ResolveServingModel step failed with DescribeEndpointConfig's "Could not find" alone."""
+    sm = deploy_through(world, monkeypatch)
+    first = deploy.handler(deploy_request(approved_package(world, "g")), None)
+    sm.delete_endpoint_config(EndpointConfigName=first["endpoint_config_name"])
+    with pytest.raises(ValueError) as refused:
+        deploy.describe_serving(sm, "served")
+    assert str(refused.value) == (
+        f"endpoint served uses {first['endpoint_config_name']}, whose config or model has been deleted: "
+        "what it serves cannot be known until a version is deployed to it again")
+
+
 def test_the_deploy_handler_reads_the_local_s3_and_refuses_model_data_replaced_after_registration(
     world: World, backend: LocalSageMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
