@@ -603,7 +603,13 @@ def describe_serving(sm: Any, endpoint: str) -> dict[str, str]:
     package_arn = package_of(model)
     if not package_arn:
         raise ValueError(f"endpoint {endpoint} serves {model['ModelName']}, not a registered version")
-    package = sm.describe_model_package(ModelPackageName=package_arn)
+    try:
+        package = sm.describe_model_package(ModelPackageName=package_arn)
+    except ClientError as error:
+        if not _validation_error(error, "does not exist"):
+            raise
+        raise ValueError(f"endpoint {endpoint} serves {package_arn}, which has been deleted, and its drift "
+                         "baseline with it: deploy a registered version to monitor it") from None
     quality = package.get("DriftCheckBaselines", {}).get("ModelDataQuality", {})
     statistics = quality.get("Statistics", {}).get("S3Uri", "")
     if not statistics:

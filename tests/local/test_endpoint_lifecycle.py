@@ -174,6 +174,21 @@ def test_monitoring_cannot_know_what_an_endpoint_whose_config_was_deleted_serves
         "what it serves cannot be known until a version is deployed to it again")
 
 
+def test_monitoring_an_endpoint_whose_version_was_deleted_says_its_baseline_went_with_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its ResolveServingModel step failed with DescribeModelPackage's "does not exist" alone."""
+    sm = deploy_through(world, monkeypatch)
+    package = approved_package(world, "g")
+    deploy.handler(deploy_request(package), None)
+    sm.delete_model_package(ModelPackageName=package)
+    with pytest.raises(ValueError) as refused:
+        deploy.describe_serving(sm, "served")
+    assert str(refused.value) == (
+        f"endpoint served serves {package}, which has been deleted, and its drift baseline with it: "
+        "deploy a registered version to monitor it")
+
+
 def test_the_deploy_handler_reads_the_local_s3_and_refuses_model_data_replaced_after_registration(
     world: World, backend: LocalSageMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
