@@ -160,33 +160,26 @@ def test_the_deploy_handler_rolls_past_a_served_config_or_model_that_was_deleted
     assert f"{first['endpoint_config_name']} or its model no longer exists" in capsys.readouterr().out
 
 
-def test_monitoring_cannot_know_what_an_endpoint_whose_config_was_deleted_serves_and_says_so(
-    world: World, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("deleted", ["endpoint config", "model package"])
+def test_monitoring_an_endpoint_whose_config_or_version_was_deleted_says_what_it_cannot_know(
+    world: World, monkeypatch: pytest.MonkeyPatch, deleted: str
 ) -> None:
-    """Its ResolveServingModel step failed with DescribeEndpointConfig's "Could not find" alone."""
-    sm = deploy_through(world, monkeypatch)
-    first = deploy.handler(deploy_request(approved_package(world, "g")), None)
-    sm.delete_endpoint_config(EndpointConfigName=first["endpoint_config_name"])
-    with pytest.raises(ValueError) as refused:
-        deploy.describe_serving(sm, "served")
-    assert str(refused.value) == (
-        f"endpoint served uses {first['endpoint_config_name']}, whose config or model has been deleted: "
-        "what it serves cannot be known until a version is deployed to it again")
-
-
-def test_monitoring_an_endpoint_whose_version_was_deleted_says_its_baseline_went_with_it(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Its ResolveServingModel step failed with DescribeModelPackage's "does not exist" alone."""
+    """Its ResolveServingModel step failed with DescribeEndpointConfig's "Could not find", or
+    DescribeModelPackage's "does not exist", alone."""
     sm = deploy_through(world, monkeypatch)
     package = approved_package(world, "g")
-    deploy.handler(deploy_request(package), None)
-    sm.delete_model_package(ModelPackageName=package)
+    config = deploy.handler(deploy_request(package), None)["endpoint_config_name"]
+    if deleted == "model package":
+        sm.delete_model_package(ModelPackageName=package)
+        expected = (f"endpoint served serves {package}, which has been deleted, and its drift baseline "
+                    "with it: deploy a registered version to monitor it")
+    else:
+        sm.delete_endpoint_config(EndpointConfigName=config)
+        expected = (f"endpoint served uses {config}, whose config or model has been deleted: what it "
+                    "serves cannot be known until a version is deployed to it again")
     with pytest.raises(ValueError) as refused:
         deploy.describe_serving(sm, "served")
-    assert str(refused.value) == (
-        f"endpoint served serves {package}, which has been deleted, and its drift baseline with it: "
-        "deploy a registered version to monitor it")
+    assert str(refused.value) == expected
 
 
 def test_the_deploy_handler_reads_the_local_s3_and_refuses_model_data_replaced_after_registration(
