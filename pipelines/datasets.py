@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,15 @@ class Dataset:
 
 def _file_digests(folder: Path) -> dict[str, str]:
     """Each data file's SHA-256, read a chunk at a time (a dataset may be larger than memory)."""
+    try:
+        is_folder = stat.S_ISDIR(folder.stat().st_mode)  # any other reason it cannot be read: raised
+    except FileNotFoundError:
+        is_folder = False
+    if not is_folder:
+        raise FileNotFoundError(f"{folder} is not a folder: give one that holds {' and '.join(DATA_FILES)}")
     missing = [name for name in DATA_FILES if not (folder / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"{folder} has no {' or '.join(missing)}")
+        raise FileNotFoundError(f"{folder} has no {' and no '.join(missing)}")
     digests = {}
     for name in DATA_FILES:
         with (folder / name).open("rb") as handle:

@@ -68,6 +68,19 @@ def test_a_folder_without_both_files_is_refused(store: ObjectStore, tmp_path: Pa
         upload_data(store, tmp_path, DESTINATION)
 
 
+def test_a_path_that_is_no_folder_or_holds_neither_file_is_named_so(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """A mistyped folder was said to have "no train.csv or test.csv", as if it existed."""
+    with pytest.raises(FileNotFoundError) as missing:
+        upload_data(store, tmp_path / "mistyped", DESTINATION)
+    assert str(missing.value) == (
+        f"{tmp_path / 'mistyped'} is not a folder: give one that holds train.csv and test.csv")
+    with pytest.raises(FileNotFoundError) as empty:
+        upload_data(store, tmp_path, DESTINATION)
+    assert str(empty.value) == f"{tmp_path} has no train.csv and no test.csv"
+
+
 def test_a_dataset_path_the_system_cannot_look_up_is_named_with_the_reason(
     store: ObjectStore, tmp_path: Path
 ) -> None:
@@ -76,7 +89,7 @@ def test_a_dataset_path_the_system_cannot_look_up_is_named_with_the_reason(
     folder = tmp_path / ("a" * 300)
     with pytest.raises(OSError) as raised:
         upload_data(store, folder, DESTINATION)
-    assert cli._file_problem(raised.value) == f"{folder / 'train.csv'}: File name too long"
+    assert cli._file_problem(raised.value) == f"{folder}: File name too long"
 
 
 def test_the_lineage_parameters_fit_customer_metadata_properties(store: ObjectStore, tmp_path: Path) -> None:
