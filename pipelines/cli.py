@@ -335,14 +335,14 @@ def cmd_executions(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
-    from pipelines.step_logs import step_log
+    from pipelines.step_logs import NoSuchStep, step_log
 
     clients = Clients(settings)
     arn = _execution_arn(settings, clients.sagemaker, args)
     lines = step_log(clients.sagemaker, clients.logs, lambda: clients.lambda_, arn, args.step)
     try:
         sys.stdout.writelines(lines)
-    except ValueError as error:  # no such step: it may be one of the other pipeline's
+    except NoSuchStep as error:  # it may be one of the other pipeline's
         if args.execution:
             raise
         flag, other = ("", "training") if args.monitoring else (" --monitoring", "monitoring")

@@ -21,6 +21,11 @@ from botocore.exceptions import ClientError
 
 from pipelines.executions import list_steps
 
+
+class NoSuchStep(ValueError):
+    """The execution has no step of that name."""
+
+
 LOG_GROUPS = {"ProcessingJob": "/aws/sagemaker/ProcessingJobs", "TrainingJob": "/aws/sagemaker/TrainingJobs"}
 # How long after the step's end its invocation's END and REPORT lines may still be written.
 REPORT_GRACE_MS = 1000
@@ -34,7 +39,7 @@ def step_log(
     Lambda step's log needs one)."""
     steps = {step["StepName"]: step for step in list_steps(sm, execution_arn)}
     if step_name not in steps:
-        raise ValueError(f"no step {step_name!r} in this execution; its steps: {', '.join(steps)}")
+        raise NoSuchStep(f"no step {step_name!r} in this execution; its steps: {', '.join(steps)}")
     step = steps[step_name]
     metadata = step.get("Metadata", {})
     for kind, group in LOG_GROUPS.items():
