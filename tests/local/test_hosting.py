@@ -343,11 +343,12 @@ def model_fn(model_dir):
     assert written == (["the model server's"] if on_disk else [])  # in its instance's own folder
 
 
-def test_inference_code_that_opens_opt_ml_model_as_written_finds_the_model_there(
+def test_inference_code_is_given_opt_ml_model_and_finds_the_model_there(
     store: DirStore, tmp_path: Path
 ) -> None:
-    """A model_fn that opens /opt/ml/model/... rather than its model_dir, as some inference code
-    does, finds the model there as in a container."""
+    """model_fn is called with /opt/ml/model, as in a container, not the instance's folder on this
+    machine; one that opens /opt/ml/model/... as written, as some inference code does, finds the
+    model there; the server's scratch is its own /tmp, with no TMPDIR, as in a container."""
     layout = StateLayout(tmp_path / "state")
     if not shows_opt_ml(layout.confinement()):
         pytest.skip("this machine cannot show a model server its model at /opt/ml/model")
@@ -356,6 +357,9 @@ _stub_model_fn = model_fn
 
 
 def model_fn(model_dir):
+    import os, tempfile
+    if (model_dir, tempfile.gettempdir(), "TMPDIR" in os.environ) != ("/opt/ml/model", "/tmp", False):
+        raise RuntimeError(f"model_dir {model_dir}, scratch {tempfile.gettempdir()}")
     if Path("/opt/ml/model/model.txt").read_text() != Path(model_dir, "model.txt").read_text():
         raise RuntimeError("/opt/ml/model is another model")
     return _stub_model_fn(model_dir)

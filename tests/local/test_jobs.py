@@ -127,7 +127,7 @@ CLEAN_SCRIPT = _script(
     import os, sys, tempfile
     from pathlib import Path
 
-    base = Path(os.environ["SAGEMAKER_BASE_DIR"])
+    base = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
     job_dir = base.parent.parent
     assert base.parts[-2:] == ("opt", "ml"), base
     assert sys.argv[1:] == ["--base", str(base)], sys.argv
@@ -153,7 +153,7 @@ REACH_SCRIPT = _script(
     import os, socket, sys
     from pathlib import Path
 
-    out = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train"
+    out = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "processing/train"
     try:
         socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5).close()
         (out / "reach.txt").write_text("connected")
@@ -179,7 +179,7 @@ PEEK_SCRIPT = _script(
         seen["code"] = "written"
     except OSError as error:
         seen["code"] = type(error).__name__
-    out = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train"
+    out = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "processing/train"
     (out / "seen.json").write_text(json.dumps(seen))
     """
 )
@@ -218,7 +218,7 @@ TMP_SCRIPT = _script(
     mark = Path(sys.argv[1]) / sys.argv[2]
     found = mark.read_text() if mark.exists() else "nothing"
     mark.write_text(sys.argv[3])
-    out = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train"
+    out = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "processing/train"
     (out / "found.txt").write_text(found)
     """
 )
@@ -294,7 +294,8 @@ def _imports_script(names: tuple[str, ...], out: str) -> bytes:
                 found[name] = "imported"
             except ImportError as error:
                 found[name] = type(error).__name__
-        (Path(os.environ["SAGEMAKER_BASE_DIR"]) / {out!r} / "imports.json").write_text(json.dumps(found))
+        base = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
+        (base / {out!r} / "imports.json").write_text(json.dumps(found))
         """
     )
 
@@ -434,7 +435,7 @@ ENVIRONMENT_SCRIPT = _script(
     import json, os, shutil, sys, time
     from pathlib import Path
 
-    out = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train"
+    out = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "processing/train"
     out.mkdir(parents=True, exist_ok=True)
     seen = {
         "environment": dict(os.environ),
@@ -490,7 +491,7 @@ def test_processing_failure_message_becomes_the_reason(store: ObjectStore, work_
     script = _script(
         f"""
         import os, sys
-        base = os.environ["SAGEMAKER_BASE_DIR"]
+        base = os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")
         with open(f"{{base}}/processing/train/partial.csv", "w") as f:
             f.write("half")
         with open(f"{{base}}/output/message", "w", encoding="utf-8") as f:
@@ -515,7 +516,7 @@ def test_processing_failure_message_becomes_the_reason(store: ObjectStore, work_
 MESSAGE_THEN_EXIT = _script(
     """
     import os, sys, time
-    with open(os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "output", "message"), "wb") as f:
+    with open(os.path.join(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"), "output", "message"), "wb") as f:
         f.write(bytes.fromhex(sys.argv[2]))
     time.sleep(float(sys.argv[1]))
     """
@@ -615,7 +616,7 @@ def test_an_output_to_a_bucket_that_does_not_exist_fails_the_job_once_it_ran(
         """
         import os
         from pathlib import Path
-        (Path(os.environ["SAGEMAKER_BASE_DIR"]) / "processing/train/out.csv").write_text("ran")
+        (Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "processing/train/out.csv").write_text("ran")
         """
     )
     store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
@@ -692,7 +693,7 @@ def test_output_lines_reach_the_log_while_the_job_runs(store: ObjectStore, work_
         """
         import os, sys, time
         from pathlib import Path
-        go = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "go"
+        go = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "go"
         print("first line")
         deadline = time.monotonic() + 20
         while not go.exists():
@@ -726,7 +727,7 @@ SLEEPER = _script(
     if os.environ.get("IGNORE_TERM"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    with open(os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "child.pid"), "w") as f:
+    with open(os.path.join(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"), "child.pid"), "w") as f:
         f.write(str(child.pid))
     print("ready", flush=True)
     time.sleep(120)
@@ -947,7 +948,7 @@ def test_training_job_follows_the_toolkit_contract(
 RAN_SCRIPT = _script(
     """
     import os
-    open(os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "model", "ran"), "w").close()
+    open(os.path.join(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"), "model", "ran"), "w").close()
     """
 )
 
@@ -1031,7 +1032,7 @@ def test_an_entry_point_the_toolkit_would_not_run_as_a_script_fails_the_job_befo
 CHECKPOINTING = _script(
     """
     import os, sys
-    base = os.environ["SAGEMAKER_BASE_DIR"]
+    base = os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")
     checkpoints = os.path.join(base, "checkpoints")
     found = sorted(os.listdir(checkpoints))
     with open(os.path.join(checkpoints, f"epoch-{len(found) + 1}"), "w") as f:
@@ -1177,7 +1178,8 @@ def test_training_failure_file_becomes_the_reason(store: ObjectStore, work_dir: 
     script = _script(
         """
         import os, sys
-        with open(os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "output", "failure"), "w") as f:
+        base = os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")
+        with open(os.path.join(base, "output", "failure"), "w") as f:
             f.write("train.csv has only class 1; training needs both classes 0 and 1")
         sys.exit(1)
         """
@@ -1200,7 +1202,8 @@ def test_a_long_failure_file_is_cut_to_1_kb_with_its_prefix(store: ObjectStore, 
     script = _script(
         """
         import os, sys
-        with open(os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "output", "failure"), "w") as f:
+        base = os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")
+        with open(os.path.join(base, "output", "failure"), "w") as f:
             f.write("x" * 5000)
         sys.exit(1)
         """
@@ -1607,6 +1610,74 @@ def test_a_confined_job_failing_on_a_missing_opt_ml_path_gets_no_hint_about_wher
     assert outcome.status == "Failed" and "missing.csv" in outcome.failure_reason
     logs = (opt_ml_shown.jobs / "missing-1" / "logs.txt").read_text()
     assert "a path under /opt/ml was not found" not in logs
+
+
+CONTAINER_VIEW_SCRIPT = _script(
+    """
+    import json, os, sys, tempfile
+    from pathlib import Path
+
+    config = json.loads(Path("/opt/ml/config/processingjobconfig.json").read_text())
+    seen = {
+        "argv": sys.argv, "file": __file__, "cwd": os.getcwd(), "tmp": tempfile.gettempdir(),
+        "environment": dict(os.environ),
+        "output path": config["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["LocalPath"],
+    }
+    Path("/opt/ml/processing/train/seen.json").write_text(json.dumps(seen))
+    open("/opt/ml/processing/input/data/missing.csv")
+    """
+)
+
+
+def test_a_confined_job_is_told_the_paths_a_container_is_told(
+    store: ObjectStore, opt_ml_shown: StateLayout
+) -> None:
+    """Its arguments, environment, config file, working directory and scratch name /opt/ml and /tmp
+    as SageMaker's do, not the job's folder on this machine, so a reason or an artifact that names a
+    path reads the same on both targets."""
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(
+        store, CONTAINER_VIEW_SCRIPT, arguments=["--base", "/opt/ml"],
+        Environment={"WHERE": "/opt/ml/processing/train"},
+    )
+    outcome = run_processing_job("view-1", request, store, opt_ml_shown.jobs, io.StringIO(),
+                                 confinement=opt_ml_shown.confinement())
+
+    assert "No such file or directory: '/opt/ml/processing/input/data/missing.csv'" in outcome.failure_reason
+    seen = json.loads((opt_ml_shown.jobs / "view-1" / "opt/ml/processing/train/seen.json").read_text())
+    assert seen["argv"] == [f"{CODE_DIR}/step.py", "--base", "/opt/ml"]
+    assert (seen["file"], seen["cwd"], seen["tmp"]) == (f"{CODE_DIR}/step.py", "/opt/ml", "/tmp")
+    assert seen["output path"] == "/opt/ml/processing/train"
+    environment = seen["environment"]
+    assert environment["WHERE"] == "/opt/ml/processing/train"
+    assert "SAGEMAKER_BASE_DIR" not in environment and "TMPDIR" not in environment
+
+
+def test_a_confined_training_job_is_told_the_paths_the_toolkit_gives(
+    store: ObjectStore, opt_ml_shown: StateLayout
+) -> None:
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    script = _script(
+        """
+        import json, os
+        from pathlib import Path
+
+        seen = {"cwd": os.getcwd(), "environment": dict(os.environ)}
+        Path(os.environ["SM_MODEL_DIR"], "seen.json").write_text(json.dumps(seen))
+        """
+    )
+    outcome = run_training_job("view-1", _training_request(store, script), store, opt_ml_shown.jobs,
+                               io.StringIO(), confinement=opt_ml_shown.confinement())
+    assert (outcome.status, outcome.failure_reason) == ("Succeeded", "")
+    seen = json.loads(_members(store.get_bytes(f"{BUCKET}/models/view-1/output/model.tar.gz"))["seen.json"])
+    environment = seen["environment"]
+    assert seen["cwd"] == "/opt/ml/code"
+    assert (environment["SM_MODEL_DIR"], environment["SM_CHANNEL_TRAIN"]) == (
+        "/opt/ml/model", "/opt/ml/input/data/train"
+    )
+    channels = json.loads(environment["SM_TRAINING_ENV"])["channel_input_dirs"]
+    assert channels == {"train": "/opt/ml/input/data/train"}
+    assert "SAGEMAKER_BASE_DIR" not in environment and "TMPDIR" not in environment
 
 
 @pytest.mark.parametrize(

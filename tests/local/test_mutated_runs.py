@@ -33,7 +33,7 @@ from .world import BUCKET, IMAGE, ROLE, local_sagemaker, processing_step, source
 
 EXAMPLES = 200
 WRITE_EVALUATION = (
-    "import json, os; folder = os.environ['SAGEMAKER_BASE_DIR'] + '/processing/evaluation'; "
+    "import json, os; folder = os.environ.get('SAGEMAKER_BASE_DIR', '/opt/ml') + '/processing/evaluation'; "
     "os.makedirs(folder, exist_ok=True); "
     "json.dump({'metrics': {'accuracy': {'value': 0.9}}}, open(folder + '/evaluation.json', 'w'))"
 )

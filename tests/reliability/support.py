@@ -72,15 +72,18 @@ def reap(pid: int, timeout: float = STOP_SECONDS) -> None:
 
 
 def processes_with(*needles: str) -> list[int]:
-    """Pids of live processes whose command line contains every needle."""
+    """Pids of live processes whose command line and environment hold every needle between them: a
+    confined job or model server is given its paths as /opt/ml/..., and only its HOME (in its own
+    folder) and interpreter say whose it is."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            raw = (entry / "cmdline").read_bytes() + b"\0" + (entry / "environ").read_bytes()
         except OSError:
             continue
+        command = raw.replace(b"\0", b" ").decode("utf-8", "replace")
         if all(needle in command for needle in needles) and pid_alive(int(entry.name)):
             found.append(int(entry.name))
     return found

@@ -25,14 +25,14 @@ from typing import IO
 from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ServerSocket, ping
-from pipelines.local.jobs.container import container_base_in
+from pipelines.local.jobs.container import CONTAINER_BASE, container_base_in
 from pipelines.local.jobs.image_python import ImagePython, image_python
 from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.log_events import StreamWriter
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.jobs.requirements import check_code_dir, installed_line
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
-from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, hidden_among
+from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, hidden_among, shows_opt_ml
 from pipelines.local.system.memory import GroupMemory, MemoryLimit
 from pipelines.local.system.supervision import (
     LineStream,
@@ -274,15 +274,16 @@ def launch(
         if variant.model_data_sha256 is not None:
             verify_model_data(archive, variant.model_data_url, variant.model_data_sha256)
         extract_archive(archive, model_dir)
-        env, python = _environment(variant, model_dir, variant_dir, store, environments)
+        seen_model_dir = Path(CONTAINER_BASE, "model") if shows_opt_ml(confinement) else model_dir
+        env, python = _environment(variant, model_dir, seen_model_dir, variant_dir, store, environments)
     except BaseException:
         if log_stream is not None:
             log_stream.close()
         raise
     log_path = variant_dir / "server.log"
     server_socket = ServerSocket(variant_dir)
-    argv = [str(python.python), "-m", "pipelines.local.hosting.model_server", "--model-dir", str(model_dir),
-            "--socket", server_socket.name]
+    argv = [str(python.python), "-m", "pipelines.local.hosting.model_server", "--model-dir",
+            str(seen_model_dir), "--socket", server_socket.name]
     argv = confined(
         argv, variant_dir, confinement, network=not variant.network_isolation, shown=python.trees,
         tmp=PrivateTmp.under(variant_dir), opt_ml=model_dir.parent,
@@ -297,12 +298,15 @@ def launch(
 
 
 def _environment(
-    variant: VariantSpec, model_dir: Path, variant_dir: Path, store: PathStore, environments: Path
+    variant: VariantSpec, model_dir: Path, seen_model_dir: Path, variant_dir: Path, store: PathStore,
+    environments: Path,
 ) -> tuple[dict[str, str], ImagePython]:
     """The serving image's Python (made under `environments`: the image's packages and what the
     inference code's requirements.txt names, image_python.py) and environment (none of this
     server's: see container_environment), the model server's own code on PYTHONPATH, and the
-    variant's variables, with the container paths SageMaker would use mapped onto this machine."""
+    variant's variables, with the container paths SageMaker would use mapped onto where the server
+    finds them: the model unpacked at `model_dir` is `seen_model_dir` to it (/opt/ml/model when it
+    is confined with an /opt/ml of its own)."""
     env = {key: str(value) for key, value in variant.environment.items()}
     submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
     if submit.startswith("s3://") and variant.network_isolation:
@@ -311,15 +315,18 @@ def _environment(
             "container, and a model with EnableNetworkIsolation has no network to download it with: "
             "ship the inference code inside model.tar.gz (code/) instead"
         )
+    inference_code = Path(submit) if submit else model_dir / "code"
     if submit.startswith("s3://"):
-        code_dir = variant_dir / "code"
-        extract_archive(_locate(store, submit), code_dir)
-        env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(code_dir)
+        inference_code = variant_dir / "code"
+        extract_archive(_locate(store, submit), inference_code)
+        env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(inference_code)
     elif submit == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
-        env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(model_dir / submit[len("/opt/ml/model/") :])
-    inference_code = Path(env.get("SAGEMAKER_SUBMIT_DIRECTORY") or model_dir / "code")
+        inside_model = submit[len("/opt/ml/model/") :]
+        inference_code = model_dir / inside_model
+        env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(seen_model_dir / inside_model)
     python = image_python(environments, _check_installs(inference_code))
-    env = {**container_environment(variant_dir / "home", variant_dir / "tmp", python.bin), **env}
+    scratch = None if seen_model_dir != model_dir else variant_dir / "tmp"  # confined: /tmp is its own
+    env = {**container_environment(variant_dir / "home", scratch, python.bin), **env}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env, python

@@ -1,8 +1,10 @@
-"""The container contract every job shares: `/opt/ml` rebased onto a private job directory.
+"""The container contract every job shares: `/opt/ml` is a private job directory.
 
 A step script cannot tell it is not in a container: inputs, config files and environment are where
-SageMaker would put them, only rebased from `/opt/ml` onto `<work_dir>/<job>/opt/ml` (announced
-through SAGEMAKER_BASE_DIR), so one pipeline definition runs on SageMaker and here unchanged.
+SageMaker would put them. Confined (system/isolation.py), a job finds its directory's
+`<work_dir>/<job>/opt/ml` at /opt/ml itself, and every path it is given reads as SageMaker writes
+it; where it cannot be shown one, the paths are rebased onto that folder (announced through
+SAGEMAKER_BASE_DIR). Either way one pipeline definition runs on SageMaker and here unchanged.
 Everything a job reads is copied out of the store and everything it writes stays in its job dir
 until the job succeeds and its outputs are uploaded.
 """
@@ -38,11 +40,19 @@ _MISSING_CONTAINER_PATH = re.compile(r"No such file or directory: '/opt/ml[/']")
 
 @dataclass(frozen=True)
 class JobDirs:
-    """The job's private tree: `root` holds logs and scratch, `base` stands in for /opt/ml."""
+    """The job's private tree: `root` holds logs and scratch, `base` stands in for /opt/ml, and
+    `seen` is where the job finds `base`: /opt/ml itself where it is confined with one of its own,
+    else `base`. The runner stages files at `base`; what the job is told (arguments, environment,
+    config files, its working directory) names `seen`."""
 
     name: str
     root: Path
     base: Path
+    seen: Path
+
+    def as_seen(self, path: Path) -> Path:
+        """A path in the job's base directory as the job finds it."""
+        return self.seen / path.relative_to(self.base)
 
 
 def container_base_in(folder: Path) -> Path:
@@ -50,8 +60,9 @@ def container_base_in(folder: Path) -> Path:
     return folder.joinpath(*CONTAINER_BASE.parts[1:])
 
 
-def prepare_job_dir(work_dir: Path, job_name: str) -> JobDirs:
-    """A fresh `<work_dir>/<job_name>`; the name is checked first since it becomes a path."""
+def prepare_job_dir(work_dir: Path, job_name: str, confinement: Confinement | None) -> JobDirs:
+    """A fresh `<work_dir>/<job_name>`, for a job run with `confinement`; the name is checked first
+    since it becomes a path."""
     if not _JOB_NAME.fullmatch(job_name):
         raise JobError(
             f"ValidationException: invalid job name {job_name!r}: 1 to 63 letters, digits or "
@@ -62,7 +73,7 @@ def prepare_job_dir(work_dir: Path, job_name: str) -> JobDirs:
         shutil.rmtree(root)
     base = container_base_in(root)
     (base / "output").mkdir(parents=True)
-    return JobDirs(job_name, root, base)
+    return JobDirs(job_name, root, base, Path(CONTAINER_BASE) if shows_opt_ml(confinement) else base)
 
 
 def local_path(container_path: str, base: Path) -> Path:
@@ -74,13 +85,14 @@ def local_path(container_path: str, base: Path) -> Path:
 
 
 def rebase(value: str, base: Path) -> str:
-    """Point every `/opt/ml` path inside an argument or variable at the job's base dir."""
+    """Point every `/opt/ml` path inside an argument or variable at `base`, where the job finds its
+    base dir (unchanged where that is /opt/ml)."""
     return _CONTAINER_PATH.sub(lambda _match: str(base), value)
 
 
 def rebased_json(value: Any, base: Path) -> Any:
-    """A JSON value with every `/opt/ml` path in its strings pointed at the job's base dir, so a
-    script that opens a path read from a config file finds it."""
+    """A JSON value with every `/opt/ml` path in its strings pointed at `base`, so a script that
+    opens a path read from a config file finds it."""
     if isinstance(value, str):
         return rebase(value, base)
     if isinstance(value, Mapping):
@@ -98,10 +110,14 @@ def write_config_files(directory: Path, files: Mapping[str, Any]) -> None:
 
 
 def base_env(job: JobDirs, python: ImagePython) -> dict[str, str]:
-    """The image's environment with its home and scratch dir in the job dir, the job's `python`
-    first on PATH, plus the base dir."""
-    env = container_environment(job.root / "home", job.root / "tmp", python.bin)
-    env["SAGEMAKER_BASE_DIR"] = str(job.base)
+    """The image's environment with its home in the job dir and the job's `python` first on PATH.
+    Confined, the job has a /tmp of its own and /opt/ml, as a container has, and nothing more is
+    set (SageMaker sets neither TMPDIR nor SAGEMAKER_BASE_DIR); otherwise TMPDIR and
+    SAGEMAKER_BASE_DIR name its scratch and base folders in the job dir."""
+    confined_view = job.seen == Path(CONTAINER_BASE)
+    env = container_environment(job.root / "home", None if confined_view else job.root / "tmp", python.bin)
+    if not confined_view:
+        env["SAGEMAKER_BASE_DIR"] = str(job.seen)
     return env
 
 
@@ -178,11 +194,12 @@ def run_container(
     SIGTERM and SIGKILL. On its `instance` it runs on that many vCPUs of this machine
     (system/cpus.py), and processes that outgrow the instance's memory are killed as SageMaker's
     OOM killer kills them. Confined, it finds its job directory's base at /opt/ml too, so a path
-    written as /opt/ml/... works as in a container; unconfined, a job that fails on one gets a line
-    in its log saying where /opt/ml is here."""
+    written as /opt/ml/... works as in a container, and starts in `cwd` (a folder of its base
+    directory) there; unconfined, a job that fails on one gets a line in its log saying where
+    /opt/ml is here."""
     command = confined(
         argv, job.root, confinement, network=not isolated, shown=python.trees,
-        tmp=PrivateTmp.under(job.root), opt_ml=job.base,
+        tmp=PrivateTmp.under(job.root), opt_ml=job.base, workdir=job.as_seen(cwd),
     )
     logs_txt = job.root / "logs.txt"
     with open(logs_txt, "w", encoding="utf-8") as logs_file, open_stream(job.root, HOST) as events:

@@ -76,14 +76,16 @@ def require_image(image_uri: object) -> None:
         raise JobError(f"ClientError: {error}") from None
 
 
-def container_environment(home: Path, scratch: Path, python_bin: Path) -> dict[str, str]:
+def container_environment(home: Path, scratch: Path | None, python_bin: Path) -> dict[str, str]:
     """A fresh container's environment, not this server's: the image's variables, what the local
-    interpreter needs to run (`python_bin`, where `python` is, first on PATH), and an empty home and
-    scratch dir (created here). Whatever else is set on this machine (PYTHONPATH, PYTHONOPTIMIZE,
-    AWS_*, a token) would let code behave here as it cannot on SageMaker, so none of it is passed
-    on."""
+    interpreter needs to run (`python_bin`, where `python` is, first on PATH), an empty home and,
+    for a process that shares this machine's /tmp, TMPDIR naming an empty `scratch` dir (both
+    created here; a confined one has a /tmp of its own and, as in a container, no TMPDIR).
+    Whatever else is set on this machine (PYTHONPATH, PYTHONOPTIMIZE, AWS_*, a token) would let
+    code behave here as it cannot on SageMaker, so none of it is passed on."""
     home.mkdir(parents=True, exist_ok=True)
-    scratch.mkdir(parents=True, exist_ok=True)
-    return {
-        **IMAGE_ENVIRONMENT, **interpreter_environment(python_bin), "HOME": str(home), "TMPDIR": str(scratch)
-    }
+    env = {**IMAGE_ENVIRONMENT, **interpreter_environment(python_bin), "HOME": str(home)}
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(scratch)
+    return env

@@ -81,16 +81,16 @@ def run_processing_job(
         require_reproducible(local_path_problems(request))
         cluster = object_member(object_member(request, "ProcessingResources"), "ClusterConfig")
         instance = job_instance("ProcessingResources.ClusterConfig.InstanceType", cluster.get("InstanceType"))
-        job = prepare_job_dir(work_dir, job_name)
+        job = prepare_job_dir(work_dir, job_name, confinement)
         _write_config(job, request)
         outputs = _processing_outputs(request, job.base)
         python = image_python(environments or work_dir / ENVIRONMENTS)
-        argv = _container_command(request.get("AppSpecification", {}), job.base, python.python)
+        argv = _container_command(request.get("AppSpecification", {}), job.seen, python.python)
         for uri, local in _processing_inputs(request, job.base):
             download(store, uri, local)
     except (JobError, KeyError) as exc:
         return _processing_outcome(job_name, request, start, refused(exc))
-    env = {**base_env(job, python), **rebased_env(request.get("Environment"), job.base)}
+    env = {**base_env(job, python), **rebased_env(request.get("Environment"), job.seen)}
     timeout = max_runtime(request)
     finish = run_container(
         argv, env, job.base, job, python, log, timeout, cancel, network_isolated(request),
@@ -113,7 +113,7 @@ def _write_config(job: JobDirs, request: Mapping[str, Any]) -> None:
     job_config = {
         "ProcessingJobArn": job_arn("processing-job", job.name),
         "ProcessingJobName": job.name,
-        **rebased_json(dict(request), job.base),
+        **rebased_json(dict(request), job.seen),
     }
     write_config_files(
         job.base / "config",

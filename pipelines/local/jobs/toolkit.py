@@ -81,9 +81,10 @@ def toolkit_env(
     resource_config: Mapping[str, Any],
     vcpus: int,
 ) -> dict[str, str]:
-    """The SM_* variables the training toolkit sets, with paths rebased into the job dir; the
-    toolkit counts the CPUs of the instance it runs in, so SM_NUM_CPUS is the instance type's vCPUs."""
-    base = job.base
+    """The SM_* variables the training toolkit sets, with paths where the job finds its base dir;
+    the toolkit counts the CPUs of the instance it runs in, so SM_NUM_CPUS is the instance type's
+    vCPUs."""
+    base = job.seen
     (group,) = resource_config["instance_groups"]
     channel_dirs = {name: str(base / "input" / "data" / name) for name in channels}
     values: dict[str, Any] = {

@@ -111,7 +111,7 @@ def run_training_job(
         instance = job_instance(
             "ResourceConfig.InstanceType", object_member(request, "ResourceConfig").get("InstanceType")
         )
-        job = prepare_job_dir(work_dir, job_name)
+        job = prepare_job_dir(work_dir, job_name, confinement)
         if not output_path:
             raise KeyError("OutputDataConfig.S3OutputPath")
         phases.enter("Downloading")
@@ -131,7 +131,7 @@ def run_training_job(
     args = to_cmd_args(user)
     env = {
         **base_env(job, python),
-        **rebased_env(request.get("Environment"), job.base),
+        **rebased_env(request.get("Environment"), job.seen),
         "TRAINING_JOB_NAME": job_name,
         "TRAINING_JOB_ARN": job_arn("training-job", job_name),
         **toolkit_env(

@@ -186,14 +186,17 @@ def confined(
     busy_fds: tuple[int, ...] = (),
     tmp: PrivateTmp | None = None,
     opt_ml: Path | None = None,
+    workdir: Path | None = None,
 ) -> list[str]:
     """`argv` to run confined to `own` (isolation_unavailable() must be "" when network is False),
     `shown` visible read-only even inside a hidden tree and, with a confinement, `tmp` at /tmp
     instead of the machine's (the confinement's read-only trees, the project's with its
     interpreters, shown there too where they are under /tmp) and `opt_ml`, a folder inside `own`,
     at /opt/ml as well, over an /opt of the child's own (where `shows_opt_ml`); as it is when there
-    is nothing to confine it with (no confinement and the network kept). `busy_fds` are
-    descriptors the command inherits, which the setup must not reuse."""
+    is nothing to confine it with (no confinement and the network kept). Confined, the command
+    starts in `workdir` as the child sees it (a path under /opt/ml, say), else in the caller's
+    working directory. `busy_fds` are descriptors the command inherits, which the setup must not
+    reuse."""
     opt_ml = opt_ml if shows_opt_ml(confinement) else None  # decided on the caller's confinement
     if confinement is None:
         if network:
@@ -227,6 +230,7 @@ def confined(
         *(f"exec {fd}<&-" for fd in fds.values()),
         f"rm -f {shlex.quote(str(table))}",
         *read_only_tree,
+        *([f"cd {shlex.quote(str(workdir))}"] if workdir is not None else []),
         f'exec {_as_user(unshare)} -- "$@"',
     ]
     return [unshare, *namespaces, "--", "sh", "-c", "\n".join(script), "confined", *argv]
@@ -241,7 +245,10 @@ def shows_opt_ml(confinement: Confinement | None) -> bool:
 
 def _private_tmp(tmp: PrivateTmp) -> list[_Bound]:
     """The folders bound over /tmp and /var/tmp (a tmpfs /tmp is no folder: _mount_table mounts it)."""
-    bound = [_Bound(tmp.folder, TMP, False, layered=True)] if tmp.folder is not None else []
+    bound = []
+    if tmp.folder is not None:
+        tmp.folder.mkdir(parents=True, exist_ok=True)
+        bound.append(_Bound(tmp.folder, TMP, False, layered=True))
     if tmp.var_folder is not None and VAR_TMP.is_dir():
         tmp.var_folder.mkdir(parents=True, exist_ok=True)
         bound.append(_Bound(tmp.var_folder, VAR_TMP, False, layered=True))
