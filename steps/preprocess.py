@@ -16,6 +16,7 @@ import csv
 import hashlib
 import io
 import itertools
+import json
 import os
 import re
 import sys
@@ -247,16 +248,22 @@ class CleanSplit(NamedTuple):
 
 
 def clean_split(
-    source: Path, target: Path, need_both_classes: bool, train: set[bytes] | None = None
+    source: Path,
+    target: Path,
+    need_both_classes: bool,
+    train: set[bytes] | None = None,
+    origin: str | None = None,
 ) -> CleanSplit:
     """Stream one file into its clean copy; DataError on the first problem found.
 
     Exact repeats are dropped, since they would weigh some reviews more than others. Given
     train's row digests, reviews that also occur in train are counted on the way, since they
-    inflate the evaluation.
+    inflate the evaluation. `origin` is the S3 folder the file was staged from, named when it is
+    missing: that is where it has to be put.
     """
     if not source.is_file():
-        raise DataError(f"{source.name}: file not found (expected {source})")
+        staged_from = f", staged from {origin}" if origin else ""
+        raise DataError(f"{source.name}: file not found (expected {source}{staged_from})")
     seen: set[bytes] = set()
     shared: set[bytes] = set()
     labels: set[int] = set()
@@ -339,6 +346,7 @@ def fail(base: Path, message: str) -> NoReturn:
 def run(base: Path) -> None:
     """Validate both splits, reporting the first problem of each file together."""
     source = base / "processing" / "input" / "data"
+    origin = staged_from(base, source)
     targets = {split: base / "processing" / split / f"{split}.csv" for split in SPLITS}
     new_folders = [target.parent for target in targets.values() if not target.parent.exists()]
     written: dict[str, CleanSplit] = {}
@@ -347,7 +355,8 @@ def run(base: Path) -> None:
         train = written["train"].rows if split == "test" and "train" in written else None
         try:
             written[split] = clean_split(
-                source / f"{split}.csv", target, need_both_classes=split == "train", train=train
+                source / f"{split}.csv", target, need_both_classes=split == "train", train=train,
+                origin=origin,
             )
         except DataError as exc:
             errors.append(str(exc))
@@ -358,6 +367,19 @@ def run(base: Path) -> None:
         print(f"warning: {written['test'].shared} test reviews also appear in train.csv")
     for split, result in written.items():
         print(f"wrote {len(result.rows)} rows to {targets[split]}")
+
+
+def staged_from(base: Path, local: Path) -> str | None:
+    """The S3 URI of the input SageMaker staged at `local`, as the job's own request names it in
+    /opt/ml/config/processingjobconfig.json; None where there is no such file (the script run
+    outside a Processing job) or it names no such input."""
+    try:
+        config = json.loads((base / "config" / "processingjobconfig.json").read_text(encoding="utf-8"))
+        inputs = [item.get("S3Input") or {} for item in config.get("ProcessingInputs") or []]
+        uris = [s3.get("S3Uri") for s3 in inputs if s3.get("LocalPath", "").rstrip("/") == str(local)]
+    except (OSError, ValueError, AttributeError, TypeError):  # not a request SageMaker would write
+        return None
+    return uris[0] if uris and isinstance(uris[0], str) else None
 
 
 def main() -> None:

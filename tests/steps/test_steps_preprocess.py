@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -432,3 +433,30 @@ def test_peak_memory_stays_well_below_the_file_size(tmp_path: Path) -> None:
     peak = int(result.stdout)
     assert peak < size / 2, f"peak RSS {peak / 2**20:.0f} MiB for a {size / 2**20:.0f} MiB file"
     assert (base / "processing" / "train" / "train.csv").stat().st_size > size * 0.9
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"ProcessingInputs": [{"InputName": "raw", "S3Input": {
+            "S3Uri": "s3://bucket/reviews/2026-12", "LocalPath": "{data}"}}]}, True),
+        ({"ProcessingInputs": [{"InputName": "raw", "S3Input": {
+            "S3Uri": "s3://bucket/reviews/2026-12", "LocalPath": "/somewhere/else"}}]}, False),
+        ({"ProcessingInputs": "not a list"}, False),
+        (None, False),  # run outside a Processing job: no config file
+    ],
+)
+def test_a_missing_file_names_the_s3_folder_it_was_staged_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: dict[str, object] | None, named: bool
+) -> None:
+    """`train.csv: file not found` alone leaves the data owner asking where; the job's own request
+    (SageMaker's /opt/ml/config/processingjobconfig.json) names the S3 folder it has to be in."""
+    base = stage(tmp_path, None)
+    data = base / "processing" / "input" / "data"
+    if config is not None:
+        (base / "config").mkdir()
+        text = json.dumps(config).replace("{data}", str(data))
+        (base / "config" / "processingjobconfig.json").write_text(text)
+    assert run_main(base, monkeypatch) == 1
+    expected = f"train.csv: file not found (expected {data / 'train.csv'}"
+    assert message(base) == expected + (", staged from s3://bucket/reviews/2026-12)" if named else ")")
