@@ -60,7 +60,7 @@ test-fast: $(READY) ## the tests that need no local SageMaker server
 # Offline: zizmor asks GitHub nothing, checkov downloads no policies and sends nothing.
 lint: $(READY) $(LINT_STAMP) infra-validate ## ruff, mypy, import layers, dead code, cfn-lint, action pins, zizmor, checkov
 	$(PY) -m ruff check pipelines steps tests infra benchmarks
-	$(PY) -m mypy pipelines steps infra
+	$(PY) -m mypy pipelines steps infra benchmarks
 	$(VENV)/bin/lint-imports
 	$(PY) -m vulture
 	$(PY) infra/check_action_pins.py .github

@@ -93,9 +93,9 @@ def main() -> int:
         }
         for round_number in range(args.rounds):
             times["directly"].append(directly())
-            job = prepare_job_dir(work, f"unconfined-{round_number}")
+            job = prepare_job_dir(work, f"unconfined-{round_number}", None)
             times["job runner, unconfined"].append(through_runner(job, python, None))
-            job = prepare_job_dir(work, f"confined-{round_number}")
+            job = prepare_job_dir(work, f"confined-{round_number}", confinement)
             times["job runner, confined"].append(through_runner(job, python, confinement))
     print(f"machine: {machine_description()}")
     print(f"{SCRIPT}, {args.rounds} rounds, median ms:\n")
