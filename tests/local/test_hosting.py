@@ -370,6 +370,39 @@ def model_fn(model_dir):
     assert answered["version"] == "v1"
 
 
+def test_inference_code_from_s3_is_found_at_opt_ml_code_as_the_toolkit_puts_it(
+    store: DirStore, tmp_path: Path
+) -> None:
+    """A SAGEMAKER_SUBMIT_DIRECTORY in S3 is downloaded to /opt/ml/code in a container; a handler that
+    reads a file beside itself, or logs where it is, sees that path, not a folder on this machine."""
+    layout = StateLayout(tmp_path / "state")
+    if not shows_opt_ml(layout.confinement()):
+        pytest.skip("this machine cannot show a model server its folders at /opt/ml")
+    located = INFERENCE + """
+_stub_model_fn = model_fn
+
+
+def model_fn(model_dir):
+    if Path(__file__).parent != Path("/opt/ml/code"):
+        raise RuntimeError(f"the inference code is at {__file__}")
+    return _stub_model_fn(model_dir)
+"""
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
+    located_code = {"inference.py": located.encode()}
+    code = model_archive(store, "s3://models/code/sourcedir.tar.gz", "code", located_code)
+    from_s3 = [VariantSpec("AllTraffic", uri, {"SAGEMAKER_SUBMIT_DIRECTORY": code})]
+    hosting = Endpoints(layout.endpoints, store, layout.confinement())
+    status = StatusLog()
+    try:
+        hosting.deploy("ep", "d1", from_s3, None, status)
+        (_, state, reason, _), = status.wait(1)
+        answered = answer(hosting.invoke("ep", b'"x"', JSON, JSON)) if state == "InService" else {}
+    finally:
+        hosting.shutdown()
+    assert (state, reason) == ("InService", "")
+    assert answered["version"] == "v1"
+
+
 def test_inference_code_that_ships_a_package_named_like_the_model_servers_own_gets_its_own(
     hosting: Endpoints, store: DirStore
 ) -> None:

@@ -306,7 +306,8 @@ def _environment(
     server's: see container_environment), the model server's own code on PYTHONPATH, and the
     variant's variables, with the container paths SageMaker would use mapped onto where the server
     finds them: the model unpacked at `model_dir` is `seen_model_dir` to it (/opt/ml/model when it
-    is confined with an /opt/ml of its own)."""
+    is confined with an /opt/ml of its own), and inference code from S3 is unpacked beside it in
+    `code`, as the serving toolkit puts it in /opt/ml/code."""
     env = {key: str(value) for key, value in variant.environment.items()}
     submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
     if submit.startswith("s3://") and variant.network_isolation:
@@ -316,10 +317,10 @@ def _environment(
             "ship the inference code inside model.tar.gz (code/) instead"
         )
     inference_code = Path(submit) if submit else model_dir / "code"
-    if submit.startswith("s3://"):
-        inference_code = variant_dir / "code"
+    if submit.startswith("s3://"):  # the toolkit downloads it to /opt/ml/code
+        inference_code = model_dir.parent / "code"
         extract_archive(_locate(store, submit), inference_code)
-        env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(inference_code)
+        env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(seen_model_dir.parent / "code")
     elif submit == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
         inside_model = submit[len("/opt/ml/model/") :]
         inference_code = model_dir / inside_model
