@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import textwrap
 import threading
 import time
 import uuid
@@ -134,13 +135,16 @@ def model_archive(store: DirStore, uri: str, version: str, extra: dict[str, byte
     return uri
 
 
-def deploy_alone(layout: StateLayout, store: DirStore, uri: str) -> tuple[str, str, dict[str, Any]]:
-    """Deploy `uri` as endpoint `ep`, confined as the layout confines model servers, then shut down:
-    (state, reason, the answer to one invocation when it was InService)."""
+def deploy_alone(
+    layout: StateLayout, store: DirStore, uri: str, environment: dict[str, str] | None = None
+) -> tuple[str, str, dict[str, Any]]:
+    """Deploy `uri` (with the model's `environment`) as endpoint `ep`, confined as the layout
+    confines model servers, then shut down: (state, reason, the answer to one invocation when it
+    was InService)."""
     hosting = Endpoints(layout.endpoints, store, layout.confinement())
     status = StatusLog()
     try:
-        hosting.deploy("ep", "d1", variant(uri), None, status)
+        hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", uri, environment or {})], None, status)
         (_, state, reason, _), = status.wait(1)
         answered = answer(hosting.invoke("ep", b'"x"', JSON, JSON)) if state == "InService" else {}
     finally:
@@ -343,62 +347,64 @@ def model_fn(model_dir):
     assert written == (["the model server's"] if on_disk else [])  # in its instance's own folder
 
 
-def test_inference_code_is_given_opt_ml_model_and_finds_the_model_there(
-    store: DirStore, tmp_path: Path
-) -> None:
-    """model_fn is called with /opt/ml/model, as in a container, not the instance's folder on this
-    machine; one that opens /opt/ml/model/... as written, as some inference code does, finds the
-    model there; the server's scratch is its own /tmp, with no TMPDIR, as in a container."""
+@pytest.fixture
+def opt_ml_shown(tmp_path: Path) -> StateLayout:
+    """A state whose confined model servers find their folder at /opt/ml (skipped where they cannot)."""
     layout = StateLayout(tmp_path / "state")
     if not shows_opt_ml(layout.confinement()):
-        pytest.skip("this machine cannot show a model server its model at /opt/ml/model")
-    literal = INFERENCE + """
+        pytest.skip("this machine cannot show a model server its folder at /opt/ml")
+    return layout
+
+
+def checked_inference(check: str) -> bytes:
+    """The stub handler, its model_fn first running `check` (lines of a function body, which raise
+    when the container's view is not what it should be)."""
+    body = textwrap.indent(textwrap.dedent(check).strip(), "    ")
+    return (INFERENCE + f"""
 _stub_model_fn = model_fn
 
 
 def model_fn(model_dir):
-    import os, tempfile
-    if (model_dir, tempfile.gettempdir(), "TMPDIR" in os.environ) != ("/opt/ml/model", "/tmp", False):
-        raise RuntimeError(f"model_dir {model_dir}, scratch {tempfile.gettempdir()}")
-    if Path("/opt/ml/model/model.txt").read_text() != Path(model_dir, "model.txt").read_text():
-        raise RuntimeError("/opt/ml/model is another model")
+{body}
     return _stub_model_fn(model_dir)
-"""
-    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", {"code/inference.py": literal.encode()})
-    state, reason, answered = deploy_alone(layout, store, uri)
+""").encode()
+
+
+def test_inference_code_is_given_opt_ml_model_and_finds_the_model_there(
+    store: DirStore, opt_ml_shown: StateLayout
+) -> None:
+    """model_fn is called with /opt/ml/model, as in a container, not the instance's folder on this
+    machine; one that opens /opt/ml/model/... as written, as some inference code does, finds the
+    model there; the server's scratch is its own /tmp, with no TMPDIR, as in a container."""
+    literal = checked_inference(
+        """
+        import os, tempfile
+        if (model_dir, tempfile.gettempdir(), "TMPDIR" in os.environ) != ("/opt/ml/model", "/tmp", False):
+            raise RuntimeError(f"model_dir {model_dir}, scratch {tempfile.gettempdir()}")
+        if Path("/opt/ml/model/model.txt").read_text() != Path(model_dir, "model.txt").read_text():
+            raise RuntimeError("/opt/ml/model is another model")
+        """
+    )
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", {"code/inference.py": literal})
+    state, reason, answered = deploy_alone(opt_ml_shown, store, uri)
     assert (state, reason) == ("InService", "")
     assert answered["version"] == "v1"
 
 
 def test_inference_code_from_s3_is_found_at_opt_ml_code_as_the_toolkit_puts_it(
-    store: DirStore, tmp_path: Path
+    store: DirStore, opt_ml_shown: StateLayout
 ) -> None:
     """A SAGEMAKER_SUBMIT_DIRECTORY in S3 is downloaded to /opt/ml/code in a container; a handler that
     reads a file beside itself, or logs where it is, sees that path, not a folder on this machine."""
-    layout = StateLayout(tmp_path / "state")
-    if not shows_opt_ml(layout.confinement()):
-        pytest.skip("this machine cannot show a model server its folders at /opt/ml")
-    located = INFERENCE + """
-_stub_model_fn = model_fn
-
-
-def model_fn(model_dir):
-    if Path(__file__).parent != Path("/opt/ml/code"):
-        raise RuntimeError(f"the inference code is at {__file__}")
-    return _stub_model_fn(model_dir)
-"""
+    located = checked_inference(
+        """
+        if Path(__file__).parent != Path("/opt/ml/code"):
+            raise RuntimeError(f"the inference code is at {__file__}")
+        """
+    )
     uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
-    located_code = {"inference.py": located.encode()}
-    code = model_archive(store, "s3://models/code/sourcedir.tar.gz", "code", located_code)
-    from_s3 = [VariantSpec("AllTraffic", uri, {"SAGEMAKER_SUBMIT_DIRECTORY": code})]
-    hosting = Endpoints(layout.endpoints, store, layout.confinement())
-    status = StatusLog()
-    try:
-        hosting.deploy("ep", "d1", from_s3, None, status)
-        (_, state, reason, _), = status.wait(1)
-        answered = answer(hosting.invoke("ep", b'"x"', JSON, JSON)) if state == "InService" else {}
-    finally:
-        hosting.shutdown()
+    code = model_archive(store, "s3://models/code/sourcedir.tar.gz", "code", {"inference.py": located})
+    state, reason, answered = deploy_alone(opt_ml_shown, store, uri, {"SAGEMAKER_SUBMIT_DIRECTORY": code})
     assert (state, reason) == ("InService", "")
     assert answered["version"] == "v1"
 
