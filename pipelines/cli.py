@@ -342,13 +342,36 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     lines = step_log(clients.sagemaker, clients.logs, lambda: clients.lambda_, arn, args.step)
     try:
         sys.stdout.writelines(lines)
-    except NoSuchStep as error:  # it may be one of the other pipeline's
-        if args.execution:
-            raise
-        flag, other = ("", "training") if args.monitoring else (" --monitoring", "monitoring")
-        hint = f"`logs {args.step}{flag}` reads the {other} pipeline's latest run"
-        raise UserError(f"{error} ({hint})") from None
+    except NoSuchStep as error:
+        raise UserError(_missing_step(settings, clients.sagemaker, args, arn, error.ran)) from None
     return 0
+
+
+def _missing_step(settings: Settings, sm: Any, args: argparse.Namespace, arn: str, ran: list[str]) -> str:
+    """Why the execution has no such step, and where its log is: a step of its pipeline that did not
+    run in it (a run stopped before it) is in the latest run that ran it; one of the other
+    pipeline is read with the other flag; any other name is no step at all."""
+    from pipelines.step_logs import defined_steps, latest_run_of, pipeline_steps
+
+    step, which = args.step, "this execution" if args.execution else "the latest execution"
+    pipeline = arn.split("/")[1]  # arn:...:pipeline/<name>/execution/<id>
+    defined = defined_steps(sm, arn)
+    if step in defined:
+        status = sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+        steps_run = ", ".join(ran) or "none"
+        did_not_run = f"step {step!r} has not run in {which} ({status}; steps run: {steps_run})"
+        if args.execution:
+            return did_not_run
+        earlier = latest_run_of(sm, pipeline, step)
+        if earlier is None:
+            return f"{did_not_run}, nor in any of {pipeline}'s recent runs"
+        return f"{did_not_run}; `logs {step} --execution {earlier}` reads the latest run that has it"
+    missing = f"no step {step!r} in pipeline {pipeline} (its steps: {', '.join(defined)})"
+    flag, other = ("", "training") if args.monitoring else (" --monitoring", "monitoring")
+    other_name = settings.pipeline_name if args.monitoring else settings.monitoring_pipeline_name
+    if not args.execution and step in pipeline_steps(sm, other_name):
+        return f"{missing}; `logs {step}{flag}` reads the {other} pipeline's latest run"
+    return missing
 
 
 def _upload_data(clients: Clients, folder: Path, destination: str) -> None:

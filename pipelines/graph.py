@@ -45,6 +45,11 @@ def _flatten(steps: list[dict[str, Any]], parent: str | None = None) -> list[Pla
     return found
 
 
+def step_names(definition: Mapping[str, Any]) -> list[str]:
+    """Every step's name in a definition, those in a condition's branches too."""
+    return [step["Name"] for step, _, _ in _flatten(definition["Steps"])]
+
+
 def _references(value: Any) -> set[str]:
     if isinstance(value, dict):
         own = set()

@@ -13,6 +13,7 @@ it did is in the step list, and that is what it shows.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
@@ -20,13 +21,21 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipelines.executions import list_steps
+from pipelines.graph import step_names
 
 
 class NoSuchStep(ValueError):
-    """The execution has no step of that name."""
+    """The execution has no step of that name; `ran` are the steps it has."""
+
+    def __init__(self, step_name: str, ran: list[str]) -> None:
+        super().__init__(f"no step {step_name!r} in this execution; its steps: {', '.join(ran)}")
+        self.step_name = step_name
+        self.ran = ran
 
 
 LOG_GROUPS = {"ProcessingJob": "/aws/sagemaker/ProcessingJobs", "TrainingJob": "/aws/sagemaker/TrainingJobs"}
+# How many of a pipeline's latest executions are searched for one that ran a step.
+RUNS_LOOKED_AT = 20
 # How long after the step's end its invocation's END and REPORT lines may still be written.
 REPORT_GRACE_MS = 1000
 
@@ -39,7 +48,7 @@ def step_log(
     Lambda step's log needs one)."""
     steps = {step["StepName"]: step for step in list_steps(sm, execution_arn)}
     if step_name not in steps:
-        raise NoSuchStep(f"no step {step_name!r} in this execution; its steps: {', '.join(steps)}")
+        raise NoSuchStep(step_name, list(steps))
     step = steps[step_name]
     metadata = step.get("Metadata", {})
     for kind, group in LOG_GROUPS.items():
@@ -141,3 +150,32 @@ def outcome(step: dict[str, Any]) -> Iterator[str]:
                 yield f"  {kind} {member}: {value}\n"
     if step.get("FailureReason"):
         yield f"  failure reason: {step['FailureReason']}\n"
+
+
+def defined_steps(sm: Any, execution_arn: str) -> list[str]:
+    """The steps of the definition an execution ran, whether or not they ran in it."""
+    answer = sm.describe_pipeline_definition_for_execution(PipelineExecutionArn=execution_arn)
+    return step_names(json.loads(answer["PipelineDefinition"]))
+
+
+def pipeline_steps(sm: Any, pipeline_name: str) -> list[str]:
+    """The steps of a pipeline's current definition; none when there is no such pipeline."""
+    try:
+        answer = sm.describe_pipeline(PipelineName=pipeline_name)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("ResourceNotFound", "ValidationException"):
+            return []
+        raise
+    return step_names(json.loads(answer["PipelineDefinition"]))
+
+
+def latest_run_of(sm: Any, pipeline_name: str, step_name: str, looked_at: int = RUNS_LOOKED_AT) -> str | None:
+    """The latest of a pipeline's last `looked_at` executions in which the step ran."""
+    summaries = sm.list_pipeline_executions(
+        PipelineName=pipeline_name, SortBy="CreationTime", SortOrder="Descending", MaxResults=looked_at
+    )["PipelineExecutionSummaries"]
+    for summary in summaries:
+        arn = str(summary["PipelineExecutionArn"])
+        if any(step["StepName"] == step_name for step in list_steps(sm, arn)):
+            return arn
+    return None

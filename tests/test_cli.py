@@ -694,17 +694,41 @@ class TwoPipelines:
     """The training pipeline's latest run (Train, Evaluate) and the monitoring one's (CheckDrift)."""
 
     STEPS: ClassVar[dict[str, list[str]]] = {"train1": ["Train", "Evaluate"], "check1": ["CheckDrift"]}
+    RUNS: ClassVar[dict[str, list[str]]] = {  # latest first
+        "sentiment-classifier": ["train1"], "sentiment-classifier-monitor": ["check1"]
+    }
+    DEFINED: ClassVar[dict[str, list[dict[str, Any]]]] = {
+        "sentiment-classifier": [
+            {"Name": "Preprocess", "Type": "Processing"}, {"Name": "Train", "Type": "Training"},
+            {"Name": "Evaluate", "Type": "Processing"},
+            {"Name": "AccuracyCheck", "Type": "Condition",
+             "Arguments": {"IfSteps": [{"Name": "RegisterModel", "Type": "RegisterModel"}], "ElseSteps": []}},
+        ],
+        "sentiment-classifier-monitor": [{"Name": "CheckDrift", "Type": "Processing"}],
+    }
+
+    @staticmethod
+    def arn(pipeline: str, run: str) -> str:
+        return f"arn:aws:sagemaker:us-east-1:000000000000:pipeline/{pipeline}/execution/{run}"
 
     def list_pipeline_executions(self, PipelineName: str, **request: Any) -> dict[str, Any]:
-        run = "check1" if PipelineName == "sentiment-classifier-monitor" else "train1"
-        arn = f"arn:aws:sagemaker:us-east-1:000000000000:pipeline/{PipelineName}/execution/{run}"
         started = datetime(2026, 12, 1, 9, tzinfo=UTC)
-        summary = {"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Failed", "StartTime": started}
-        return {"PipelineExecutionSummaries": [summary]}
+        summaries = [
+            {"PipelineExecutionArn": self.arn(PipelineName, run), "PipelineExecutionStatus": "Failed",
+             "StartTime": started}
+            for run in self.RUNS[PipelineName][: request.get("MaxResults", 100)]
+        ]
+        return {"PipelineExecutionSummaries": summaries}
 
     def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict[str, Any]:
         return {"PipelineExecutionArn": PipelineExecutionArn, "PipelineExecutionStatus": "Failed",
                 "CreationTime": datetime(2026, 12, 1, 9, tzinfo=UTC)}
+
+    def describe_pipeline(self, PipelineName: str) -> dict[str, Any]:
+        return {"PipelineDefinition": json.dumps({"Steps": self.DEFINED[PipelineName]})}
+
+    def describe_pipeline_definition_for_execution(self, PipelineExecutionArn: str) -> dict[str, Any]:
+        return self.describe_pipeline(PipelineExecutionArn.split("/")[1])
 
     def get_paginator(self, operation: str) -> Any:
         assert operation == "list_pipeline_execution_steps"
@@ -715,6 +739,13 @@ class TwoPipelines:
             return [{"PipelineExecutionSteps": steps}]
 
         return type("Pages", (), {"paginate": staticmethod(paginate)})()
+
+
+class StoppedBeforeTrain(TwoPipelines):
+    """The training pipeline's latest run failed at Preprocess; the one before ran Train."""
+
+    STEPS: ClassVar[dict[str, list[str]]] = {**TwoPipelines.STEPS, "train2": ["Preprocess"]}
+    RUNS: ClassVar[dict[str, list[str]]] = {**TwoPipelines.RUNS, "sentiment-classifier": ["train2", "train1"]}
 
 
 @pytest.mark.parametrize(("argv", "shown"), [
@@ -738,9 +769,33 @@ def test_a_step_of_the_other_pipeline_is_pointed_at_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     use_clients(monkeypatch, tmp_path, sagemaker=TwoPipelines())
+    training_steps = "Preprocess, Train, Evaluate, AccuracyCheck, RegisterModel"
     assert cli.main(["logs", "CheckDrift"]) == 2
     assert capsys.readouterr().err == (
-        "error: no step 'CheckDrift' in this execution; its steps: Train, Evaluate (`logs CheckDrift "
-        "--monitoring` reads the monitoring pipeline's latest run)\n")
+        f"error: no step 'CheckDrift' in pipeline sentiment-classifier (its steps: {training_steps}); "
+        "`logs CheckDrift --monitoring` reads the monitoring pipeline's latest run\n")
     assert cli.main(["logs", "Train", "--monitoring"]) == 2
-    assert "(`logs Train` reads the training pipeline's latest run)" in capsys.readouterr().err
+    assert "; `logs Train` reads the training pipeline's latest run" in capsys.readouterr().err
+    assert cli.main(["logs", "Bogus"]) == 2  # in neither pipeline: no pointer
+    assert capsys.readouterr().err == (
+        f"error: no step 'Bogus' in pipeline sentiment-classifier (its steps: {training_steps})\n")
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["logs", "Train"], "step 'Train' has not run in the latest execution (Failed; steps run: Preprocess); "
+     f"`logs Train --execution {TwoPipelines.arn('sentiment-classifier', 'train1')}` reads the latest run "
+     "that has it"),
+    (["logs", "RegisterModel"], "step 'RegisterModel' has not run in the latest execution (Failed; steps "
+     "run: Preprocess), nor in any of sentiment-classifier's recent runs"),
+    (["logs", "Train", "--execution", TwoPipelines.arn("sentiment-classifier", "train2")],
+     "step 'Train' has not run in this execution (Failed; steps run: Preprocess)"),
+])
+def test_a_step_a_run_stopped_before_is_read_from_the_latest_run_that_ran_it(
+    argv: list[str], said: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """After a run failed at Preprocess, `logs Train` pointed at the monitoring pipeline, which has no
+    Train step: the step is the training pipeline's own, and an earlier run has its log."""
+    use_clients(monkeypatch, tmp_path, sagemaker=StoppedBeforeTrain())
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == f"error: {said}\n"
