@@ -343,7 +343,11 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     try:
         sys.stdout.writelines(lines)
     except NoSuchStep as error:
-        raise UserError(_missing_step(settings, clients.sagemaker, args, arn, error.ran)) from None
+        try:
+            reason = _missing_step(settings, clients.sagemaker, args, arn, error.ran)
+        except ClientError:  # the pointer is extra: without the reads it needs, the plain reason
+            reason = str(error)
+        raise UserError(reason) from None
     return 0
 
 

@@ -799,3 +799,18 @@ def test_a_step_a_run_stopped_before_is_read_from_the_latest_run_that_ran_it(
     use_clients(monkeypatch, tmp_path, sagemaker=StoppedBeforeTrain())
     assert cli.main(argv) == 2
     assert capsys.readouterr().err == f"error: {said}\n"
+
+
+class DefinitionsDenied(StoppedBeforeTrain):
+    def describe_pipeline_definition_for_execution(self, PipelineExecutionArn: str) -> dict[str, Any]:
+        raise client_error("AccessDeniedException", "not authorized to read the definition")
+
+
+def test_a_missing_step_without_the_right_to_read_definitions_is_still_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Telling where the step's log is needs more reads than the log; a role without them still gets
+    the plain reason, not an AccessDenied about something it did not ask for."""
+    use_clients(monkeypatch, tmp_path, sagemaker=DefinitionsDenied())
+    assert cli.main(["logs", "Train"]) == 2
+    assert capsys.readouterr().err == "error: no step 'Train' in this execution; its steps: Preprocess\n"
