@@ -238,8 +238,9 @@ def test_the_cli_says_what_a_step_without_a_job_did(
     assert cli_logs(world, "Gate", monkeypatch, tmp_path, capsys) == (
         0, "Gate: Succeeded\n  Condition Outcome: True\n")
     code, out = cli_logs(world, "Nope", monkeypatch, tmp_path, capsys)
-    assert code == 2 and out.startswith("error: no step 'Nope' in this execution; its steps: ")
-    assert set(out.split("its steps: ")[1].strip().split(", ")) == {"Talk", "Second", "Third", "Fit", "Gate"}
+    assert code == 2 and out.startswith("error: no step 'Nope' in pipeline talks (its steps: ")
+    defined = out.split("its steps: ")[1].strip().removesuffix(")").split(", ")
+    assert set(defined) == {"Talk", "Second", "Third", "Fit", "Gate"}
 
 
 def test_a_job_that_never_started_its_container_has_no_stream(world: World, logs: Any) -> None:
