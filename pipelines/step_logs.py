@@ -29,7 +29,6 @@ class NoSuchStep(ValueError):
 
     def __init__(self, step_name: str, ran: list[str]) -> None:
         super().__init__(f"no step {step_name!r} in this execution; its steps: {', '.join(ran)}")
-        self.step_name = step_name
         self.ran = ran
 
 

@@ -25,14 +25,14 @@ from typing import IO
 from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import PathStore
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ServerSocket, ping
-from pipelines.local.jobs.container import CONTAINER_BASE, container_base_in
+from pipelines.local.jobs.container import container_base_in, seen_base
 from pipelines.local.jobs.image_python import ImagePython, image_python
 from pipelines.local.jobs.images import container_environment
 from pipelines.local.jobs.log_events import StreamWriter
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.jobs.requirements import check_code_dir, installed_line
 from pipelines.local.storage.archives import UnsafeArchive, extract_tar
-from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, hidden_among, shows_opt_ml
+from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, hidden_among
 from pipelines.local.system.memory import GroupMemory, MemoryLimit
 from pipelines.local.system.supervision import (
     LineStream,
@@ -274,7 +274,7 @@ def launch(
         if variant.model_data_sha256 is not None:
             verify_model_data(archive, variant.model_data_url, variant.model_data_sha256)
         extract_archive(archive, model_dir)
-        seen_model_dir = Path(CONTAINER_BASE, "model") if shows_opt_ml(confinement) else model_dir
+        seen_model_dir = seen_base(model_dir.parent, confinement) / "model"
         env, python = _environment(variant, model_dir, seen_model_dir, variant_dir, store, environments)
     except BaseException:
         if log_stream is not None:

@@ -60,6 +60,12 @@ def container_base_in(folder: Path) -> Path:
     return folder.joinpath(*CONTAINER_BASE.parts[1:])
 
 
+def seen_base(base: Path, confinement: Confinement | None) -> Path:
+    """Where a child run with `confinement` finds `base`, its folder's stand-in for /opt/ml: at
+    /opt/ml itself where `confined` shows it there, else where it is."""
+    return Path(CONTAINER_BASE) if shows_opt_ml(confinement) else base
+
+
 def prepare_job_dir(work_dir: Path, job_name: str, confinement: Confinement | None) -> JobDirs:
     """A fresh `<work_dir>/<job_name>`, for a job run with `confinement`; the name is checked first
     since it becomes a path."""
@@ -73,7 +79,7 @@ def prepare_job_dir(work_dir: Path, job_name: str, confinement: Confinement | No
         shutil.rmtree(root)
     base = container_base_in(root)
     (base / "output").mkdir(parents=True)
-    return JobDirs(job_name, root, base, Path(CONTAINER_BASE) if shows_opt_ml(confinement) else base)
+    return JobDirs(job_name, root, base, seen_base(base, confinement))
 
 
 def local_path(container_path: str, base: Path) -> Path:
