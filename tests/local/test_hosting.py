@@ -136,12 +136,13 @@ def model_archive(store: DirStore, uri: str, version: str, extra: dict[str, byte
 
 
 def deploy_alone(
-    layout: StateLayout, store: DirStore, uri: str, environment: dict[str, str] | None = None
+    layout: StateLayout, store: DirStore, uri: str, environment: dict[str, str] | None = None,
+    confined: bool = True,
 ) -> tuple[str, str, dict[str, Any]]:
     """Deploy `uri` (with the model's `environment`) as endpoint `ep`, confined as the layout
-    confines model servers, then shut down: (state, reason, the answer to one invocation when it
-    was InService)."""
-    hosting = Endpoints(layout.endpoints, store, layout.confinement())
+    confines model servers (or not at all), then shut down: (state, reason, the answer to one
+    invocation when it was InService)."""
+    hosting = Endpoints(layout.endpoints, store, layout.confinement() if confined else None)
     status = StatusLog()
     try:
         hosting.deploy("ep", "d1", [VariantSpec("AllTraffic", uri, environment or {})], None, status)
@@ -391,20 +392,32 @@ def test_inference_code_is_given_opt_ml_model_and_finds_the_model_there(
     assert answered["version"] == "v1"
 
 
+@pytest.mark.parametrize("confined", [True, False], ids=["confined", "unconfined"])
 def test_inference_code_from_s3_is_found_at_opt_ml_code_as_the_toolkit_puts_it(
-    store: DirStore, opt_ml_shown: StateLayout
+    store: DirStore, tmp_path: Path, confined: bool
 ) -> None:
-    """A SAGEMAKER_SUBMIT_DIRECTORY in S3 is downloaded to /opt/ml/code in a container; a handler that
-    reads a file beside itself, or logs where it is, sees that path, not a folder on this machine."""
+    """A SAGEMAKER_SUBMIT_DIRECTORY in S3 is downloaded to /opt/ml/code in a container, beside
+    /opt/ml/model; a handler that reads a file beside itself, or logs where it is, sees that path,
+    not a folder on this machine (unconfined, the folder beside the model's). The variable itself
+    still names the S3 URI, as the toolkit leaves it."""
+    layout = StateLayout(tmp_path / "state")
+    if confined and not shows_opt_ml(layout.confinement()):
+        pytest.skip("this machine cannot show a model server its folder at /opt/ml")
+    code = "s3://models/code/sourcedir.tar.gz"
+    where = '"/opt/ml/code"' if confined else 'Path(model_dir).parent / "code"'
     located = checked_inference(
-        """
-        if Path(__file__).parent != Path("/opt/ml/code"):
-            raise RuntimeError(f"the inference code is at {__file__}")
+        f"""
+        import os
+        if Path(__file__).parent != Path({where}):
+            raise RuntimeError(f"the inference code is at {{__file__}}, the model at {{model_dir}}")
+        if os.environ["SAGEMAKER_SUBMIT_DIRECTORY"] != "{code}":
+            raise RuntimeError(f"SAGEMAKER_SUBMIT_DIRECTORY is {{os.environ['SAGEMAKER_SUBMIT_DIRECTORY']}}")
         """
     )
     uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1")
-    code = model_archive(store, "s3://models/code/sourcedir.tar.gz", "code", {"inference.py": located})
-    state, reason, answered = deploy_alone(opt_ml_shown, store, uri, {"SAGEMAKER_SUBMIT_DIRECTORY": code})
+    model_archive(store, code, "code", {"inference.py": located})
+    environment = {"SAGEMAKER_SUBMIT_DIRECTORY": code}
+    state, reason, answered = deploy_alone(layout, store, uri, environment, confined=confined)
     assert (state, reason) == ("InService", "")
     assert answered["version"] == "v1"
 

@@ -307,7 +307,8 @@ def _environment(
     variant's variables, with the container paths SageMaker would use mapped onto where the server
     finds them: the model unpacked at `model_dir` is `seen_model_dir` to it (/opt/ml/model when it
     is confined with an /opt/ml of its own), and inference code from S3 is unpacked beside it in
-    `code`, as the serving toolkit puts it in /opt/ml/code."""
+    `code`, as the serving toolkit puts it in /opt/ml/code (the variable naming it keeps its S3 URI,
+    as in a container: model_server.py looks beside the model folder)."""
     env = {key: str(value) for key, value in variant.environment.items()}
     submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
     if submit.startswith("s3://") and variant.network_isolation:
@@ -317,10 +318,9 @@ def _environment(
             "ship the inference code inside model.tar.gz (code/) instead"
         )
     inference_code = Path(submit) if submit else model_dir / "code"
-    if submit.startswith("s3://"):  # the toolkit downloads it to /opt/ml/code
+    if submit.startswith("s3://"):  # the toolkit downloads it to /opt/ml/code; the variable keeps the URI
         inference_code = model_dir.parent / "code"
         extract_archive(_locate(store, submit), inference_code)
-        env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(seen_model_dir.parent / "code")
     elif submit == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
         inside_model = submit[len("/opt/ml/model/") :]
         inference_code = model_dir / inside_model

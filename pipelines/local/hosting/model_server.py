@@ -3,7 +3,8 @@
 Run as ``python -m pipelines.local.hosting.model_server --model-dir DIR (--port PORT | --socket NAME)``.
 Like the SageMaker
 scikit-learn serving image it imports ``$SAGEMAKER_PROGRAM`` (default ``inference.py``) from
-``$SAGEMAKER_SUBMIT_DIRECTORY`` (default ``DIR/code``), calls ``model_fn(DIR)`` once, then answers
+``$SAGEMAKER_SUBMIT_DIRECTORY`` (default ``DIR/code``; one in S3 was unpacked to ``DIR/../code``, as
+the serving toolkit downloads it to /opt/ml/code), calls ``model_fn(DIR)`` once, then answers
 ``GET /ping`` and ``POST /invocations`` with ``input_fn`` -> ``predict_fn`` -> ``output_fn``.
 
 Design notes (why it looks like this):
@@ -124,12 +125,21 @@ def hide_own_code(own_root: Path = REPO_ROOT) -> None:
         del sys.modules[name]
 
 
+def code_dir(model_dir: Path, submit: str) -> Path:
+    """Where the handler is: SAGEMAKER_SUBMIT_DIRECTORY when it names a folder, else the model's
+    `code/`. One in S3 the serving toolkit downloads to /opt/ml/code, beside /opt/ml/model, and leaves
+    the variable as it was (the local hosting unpacks it there before the server starts)."""
+    if submit.startswith("s3://"):
+        return model_dir.parent / "code"
+    return Path(submit) if submit else model_dir / "code"
+
+
 def import_program(model_dir: Path) -> ModuleType:
     """Import the handler module by file path, with its directory importable for its siblings."""
     program = os.environ.get("SAGEMAKER_PROGRAM") or DEFAULT_PROGRAM
     if not program.endswith(".py"):
         program += ".py"
-    submit_dir = Path(os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or model_dir / "code")
+    submit_dir = code_dir(model_dir, os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY", ""))
     path = submit_dir / program
     if not path.is_file():
         raise FileNotFoundError(f"handler module {path} not found")
