@@ -24,6 +24,7 @@ from typing import IO
 
 from pipelines import REPO_ROOT
 from pipelines.local.hosting.capture import PathStore
+from pipelines.local.hosting.model_server import code_dir
 from pipelines.local.hosting.upstream import BadResponse, ConnectionPool, ServerSocket, ping
 from pipelines.local.jobs.container import container_base_in, seen_base
 from pipelines.local.jobs.image_python import ImagePython, image_python
@@ -308,7 +309,7 @@ def _environment(
     finds them: the model unpacked at `model_dir` is `seen_model_dir` to it (/opt/ml/model when it
     is confined with an /opt/ml of its own), and inference code from S3 is unpacked beside it in
     `code`, as the serving toolkit puts it in /opt/ml/code (the variable naming it keeps its S3 URI,
-    as in a container: model_server.py looks beside the model folder)."""
+    as in a container: model_server.code_dir finds it there, for the server and here alike)."""
     env = {key: str(value) for key, value in variant.environment.items()}
     submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
     if submit.startswith("s3://") and variant.network_isolation:
@@ -317,14 +318,14 @@ def _environment(
             "container, and a model with EnableNetworkIsolation has no network to download it with: "
             "ship the inference code inside model.tar.gz (code/) instead"
         )
-    inference_code = Path(submit) if submit else model_dir / "code"
-    if submit.startswith("s3://"):  # the toolkit downloads it to /opt/ml/code; the variable keeps the URI
-        inference_code = model_dir.parent / "code"
-        extract_archive(_locate(store, submit), inference_code)
-    elif submit == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
+    if submit == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
         inside_model = submit[len("/opt/ml/model/") :]
         inference_code = model_dir / inside_model
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(seen_model_dir / inside_model)
+    else:  # where the server will look for it; from S3, the variable keeps the URI
+        inference_code = code_dir(model_dir, submit)
+    if submit.startswith("s3://"):  # the toolkit downloads it to /opt/ml/code, beside the model
+        extract_archive(_locate(store, submit), inference_code)
     python = image_python(environments, _check_installs(inference_code))
     scratch = None if seen_model_dir != model_dir else variant_dir / "tmp"  # confined: /tmp is its own
     env = {**container_environment(variant_dir / "home", scratch, python.bin), **env}
