@@ -35,7 +35,7 @@ from pipelines.local.service.registry import RegistryOperations
 from pipelines.local.service.schedule_timer import ScheduleTimer
 from pipelines.local.service.schedules import ScheduleOperations
 from pipelines.local.service.serving import Serving
-from pipelines.local.service.tags import TagOperations
+from pipelines.local.service.tags import TagOperations, refusing_reserved_keys
 from pipelines.local.storage.database import Body, Database
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.clock import Clock
@@ -91,10 +91,13 @@ class LocalSageMaker:
         self.schedules = ScheduleOperations(self.context)
         self.schedule_timer = ScheduleTimer(self.schedules, self.pipelines.start_pipeline_execution, clock)
         self._operations: dict[str, dict[str, Operation]] = {
-            "SageMaker": _operations(
-                "SageMaker",
-                self.pipelines, self.registry, self.endpoints, self.jobs, TagOperations(self.context),
-            ),
+            "SageMaker": {
+                name: refusing_reserved_keys(method)
+                for name, method in _operations(
+                    "SageMaker",
+                    self.pipelines, self.registry, self.endpoints, self.jobs, TagOperations(self.context),
+                ).items()
+            },
             "AWSEvents": _operations("AWSEvents", self.events),
             "Lambda": _operations(
                 "Lambda", FunctionOperations(self.functions, self.invocations, self.context.store)

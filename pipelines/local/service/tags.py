@@ -1,9 +1,11 @@
 """AddTags, ListTags, DeleteTags: tags of any local resource, by its ARN (what `Pipeline.upsert(tags=...)`
-calls on a pipeline that exists)."""
+calls on a pipeline that exists), and the tag keys SageMaker keeps for itself."""
 
 from __future__ import annotations
 
-from pipelines.local.errors import ServiceError
+from collections.abc import Callable
+
+from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Listing
 from pipelines.local.storage.database import Body
@@ -12,6 +14,25 @@ TAGS = Listing(
     "ListTags", "Tags", {"Key": "Key"}, identity="Key", default_sort="Key", default_order="Ascending",
     scope=("ResourceArn",), default_limit=50,  # ListTags' MaxResults is at least 50
 )
+
+
+# Keys in this prefix, in any case, are AWS's own (CloudFormation's aws:cloudformation:stack-name...):
+# SageMaker refuses a request that sets or removes one, whichever operation carries the tags.
+RESERVED_PREFIX = "aws:"
+
+
+def refusing_reserved_keys(operation: Callable[[Body], Body]) -> Callable[[Body], Body]:
+    """`operation`, refusing first a request whose Tags or TagKeys name a key of AWS's own, with
+    SageMaker's message, before anything is created or changed."""
+
+    def checked(request: Body) -> Body:
+        keys = [tag["Key"] for tag in request.get("Tags") or []] + list(request.get("TagKeys") or [])
+        for key in keys:
+            if key.lower().startswith(RESERVED_PREFIX):
+                raise invalid(f"System prefix '{RESERVED_PREFIX}' reserved for AWS usage in tag key: {key}")
+        return operation(request)
+
+    return checked
 
 
 class TagOperations:
