@@ -136,12 +136,12 @@ def model_archive(store: DirStore, uri: str, version: str, extra: dict[str, byte
 
 
 def deploy_alone(
-    layout: StateLayout, store: DirStore, uri: str, environment: dict[str, str] | None = None,
+    layout: StateLayout, store: DirStore, uri: str | None, environment: dict[str, str] | None = None,
     confined: bool = True,
 ) -> tuple[str, str, dict[str, Any]]:
-    """Deploy `uri` (with the model's `environment`) as endpoint `ep`, confined as the layout
-    confines model servers (or not at all), then shut down: (state, reason, the answer to one
-    invocation when it was InService)."""
+    """Deploy `uri` (None: no model data) with the model's `environment` as endpoint `ep`, confined
+    as the layout confines model servers (or not at all), then shut down: (state, reason, the
+    answer to one invocation when it was InService)."""
     hosting = Endpoints(layout.endpoints, store, layout.confinement() if confined else None)
     status = StatusLog()
     try:
@@ -420,6 +420,27 @@ def test_inference_code_from_s3_is_found_at_opt_ml_code_as_the_toolkit_puts_it(
     state, reason, answered = deploy_alone(layout, store, uri, environment, confined=confined)
     assert (state, reason) == ("InService", "")
     assert answered["version"] == "v1"
+
+
+def test_a_model_without_model_data_serves_its_inference_code_from_s3_with_opt_ml_model_empty(
+    store: DirStore, tmp_path: Path
+) -> None:
+    """A model with no ModelDataUrl: the container starts with an empty /opt/ml/model, and its
+    handlers come from the SAGEMAKER_SUBMIT_DIRECTORY the toolkit downloads."""
+    code = "s3://models/code/sourcedir.tar.gz"
+    handler = INFERENCE + """
+
+def model_fn(model_dir):
+    found = sorted(os.listdir(model_dir))
+    if found:
+        raise RuntimeError(f"{model_dir} holds {found}")
+    return {"version": "no model data"}
+"""
+    model_archive(store, code, "code", {"inference.py": handler.encode()})
+    layout = StateLayout(tmp_path / "state")
+    state, reason, answered = deploy_alone(layout, store, None, {"SAGEMAKER_SUBMIT_DIRECTORY": code})
+    assert (state, reason) == ("InService", "")
+    assert answered["version"] == "no model data"
 
 
 def test_inference_code_that_ships_a_package_named_like_the_model_servers_own_gets_its_own(

@@ -47,6 +47,21 @@ def refused(dispatcher: Dispatcher, operation: str, request: dict[str, Any], des
          "model server runs one container's inference code"),
         ({"PrimaryContainer": {**CONTAINER, "Mode": "MultiModel", "ModelDataUrl": f"{BUCKET}/models/"}},
          "container Mode MultiModel asks for a multi-model endpoint"),
+        ({"PrimaryContainer": {"Image": IMAGE, "ModelDataSource": {"S3DataSource": {
+            "S3Uri": f"{BUCKET}/weights/", "S3DataType": "S3Prefix", "CompressionType": "None"}}}},
+         "container ModelDataSource serves model data from S3 as it is stored, uncompressed: a local model "
+         "server serves the container's own Image with its ModelDataUrl (a model.tar.gz) unpacked at "
+         "/opt/ml/model"),
+        ({"PrimaryContainer": {**CONTAINER, "AdditionalModelDataSources": [{
+            "ChannelName": "draft", "S3DataSource": {
+                "S3Uri": f"{BUCKET}/draft/", "S3DataType": "S3Prefix", "CompressionType": "None"}}]}},
+         "container AdditionalModelDataSources adds model data from more S3 locations"),
+        ({"Containers": [{"ModelPackageName": "arn:aws:sagemaker:us-east-1:000000000000:model-package/g/1"}]},
+         "container ModelPackageName serves a model package's containers (its image, model data and "
+         "variables)"),
+        ({"PrimaryContainer": {"ModelDataUrl": MODEL_DATA}},
+         "A model needs a container with an Image: PrimaryContainer or Containers."),
+        ({}, "A model needs a container with an Image: PrimaryContainer or Containers."),
     ],
 )
 def test_a_model_local_hosting_cannot_serve_is_refused(
@@ -54,6 +69,15 @@ def test_a_model_local_hosting_cannot_serve_is_refused(
 ) -> None:
     request = {"ModelName": "other", "ExecutionRoleArn": ROLE, **model}
     assert expected in refused(dispatcher, "CreateModel", request, {"ModelName": "other"})
+
+
+def test_a_model_without_model_data_is_its_image_alone(dispatcher: Dispatcher) -> None:
+    """ModelDataUrl is optional on SageMaker: the image serves with /opt/ml/model empty (inference
+    code from S3, say); the model describes no model data."""
+    request = {"ModelName": "image-only", "ExecutionRoleArn": ROLE, "PrimaryContainer": {"Image": IMAGE}}
+    assert send(dispatcher, "SageMaker", "CreateModel", request).status == 200
+    described = json.loads(send(dispatcher, "SageMaker", "DescribeModel", {"ModelName": "image-only"}).body)
+    assert described["PrimaryContainer"] == {"Image": IMAGE}
 
 
 def test_a_network_isolated_model_is_refused_only_where_no_network_namespace_can_be_made(

@@ -5,8 +5,9 @@ A local endpoint is real-time: each instance of a variant is one model server pr
 container's inference code, and every invocation reaches the variant that traffic weights pick and
 one of its instances, at random or the least busy; an update moves all traffic at once when the new
 servers are healthy. A model server with no network (where this machine cannot make a network
-namespace), an inference pipeline of several containers, a multi-model container, asynchronous
-inference, shadow variants that receive a copy of production traffic, online explanations,
+namespace), an inference pipeline of several containers, a multi-model container, model data
+from anywhere but a ModelDataUrl's model.tar.gz (a model package's, uncompressed, or more sources),
+asynchronous inference, shadow variants that receive a copy of production traffic, online explanations,
 serverless or managed-scaling capacity, instance pools or capacity reservations, inference
 components, an instance type whose memory the local target does not reproduce (a GPU, an
 accelerator, a Graviton), accelerators or their partitions, core dumps, VPC subnets, utilization
@@ -46,6 +47,16 @@ INFERENCE_COMPONENTS = (
 )
 # What a local endpoint instance is held to (hosting/endpoints.py), for a type the table lacks.
 RUNS_ON = f"a local endpoint instance runs on the CPU instance types whose memory it reproduces, {OFFERED}"
+# Container members that say where the model comes from, other than ModelDataUrl's model.tar.gz.
+MODEL_SOURCES = {
+    "ModelDataSource": "serves model data from S3 as it is stored, uncompressed",
+    "AdditionalModelDataSources": "adds model data from more S3 locations",
+    "ModelPackageName": "serves a model package's containers (its image, model data and variables)",
+}
+ONE_ARCHIVE = (
+    "a local model server serves the container's own Image with its ModelDataUrl (a model.tar.gz) "
+    "unpacked at /opt/ml/model"
+)
 VPC = (
     "VpcConfig connects model containers to a VPC's subnets: a local model server uses this machine's "
     "network"
@@ -103,6 +114,9 @@ def _model_limits(request: Mapping[str, Any]) -> Iterator[str]:
     for container in [request.get("PrimaryContainer") or {}, *containers]:
         if container.get("Mode") == "MultiModel":
             yield f"container Mode MultiModel asks for a multi-model endpoint: {ONE_CONTAINER}, for one model"
+        for member, asks in MODEL_SOURCES.items():
+            if container.get(member):
+                yield f"container {member} {asks}: {ONE_ARCHIVE}"
 
 
 def _endpoint_config_limits(request: Mapping[str, Any]) -> Iterator[str]:

@@ -70,7 +70,7 @@ class DeploymentError(Exception):
 @dataclass(frozen=True)
 class VariantSpec:
     variant_name: str
-    model_data_url: str  # s3:// URI of model.tar.gz
+    model_data_url: str | None  # s3:// URI of model.tar.gz; None: the model directory is empty
     environment: dict[str, str] = field(default_factory=dict)
     initial_weight: float = 1.0
     # The SHA-256 its model package registered ("" when it registered none); None: no package.
@@ -271,10 +271,12 @@ def launch(
     output ends)."""
     try:
         model_dir = container_base_in(variant_dir) / "model"
-        archive = _locate(store, variant.model_data_url)
-        if variant.model_data_sha256 is not None:
-            verify_model_data(archive, variant.model_data_url, variant.model_data_sha256)
-        extract_archive(archive, model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        if variant.model_data_url is not None:
+            archive = _locate(store, variant.model_data_url)
+            if variant.model_data_sha256 is not None:
+                verify_model_data(archive, variant.model_data_url, variant.model_data_sha256)
+            extract_archive(archive, model_dir)
         seen_model_dir = seen_base(model_dir.parent, confinement) / "model"
         env, python = _environment(variant, model_dir, seen_model_dir, variant_dir, store, environments)
     except BaseException:

@@ -56,10 +56,11 @@ class EndpointOperations:
         name = request["ModelName"]
         _refuse(model_limits(request))
         container = request.get("PrimaryContainer") or (request.get("Containers") or [None])[0]
-        if not container or not container.get("ModelDataUrl"):
-            raise invalid("PrimaryContainer.ModelDataUrl is required")
-        _check_serving_image(container.get("Image"))
-        _check_model_data(self.context.store, container["ModelDataUrl"])
+        if not container or not container.get("Image"):
+            raise invalid("A model needs a container with an Image: PrimaryContainer or Containers.")
+        _check_serving_image(container["Image"])
+        if container.get("ModelDataUrl"):  # without one, the image serves with /opt/ml/model empty
+            _check_model_data(self.context.store, container["ModelDataUrl"])
         body = {
             "ModelName": name,
             "ModelArn": self.context.resource_arn("model", name),

@@ -90,7 +90,7 @@ class Serving:
             variants.append(
                 VariantSpec(
                     variant_name=variant.get("VariantName", "AllTraffic"),
-                    model_data_url=container["ModelDataUrl"],
+                    model_data_url=container.get("ModelDataUrl"),
                     environment=environment,
                     initial_weight=float(variant.get("InitialVariantWeight", 1.0)),
                     model_data_sha256=self._registered_digest(environment.get(PACKAGE_VARIABLE)),
