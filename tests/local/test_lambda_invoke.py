@@ -129,7 +129,7 @@ def test_the_synchronous_limits_are_lambdas(lambda_: Any) -> None:
         lambda_.invoke(FunctionName="echo", Payload=b'"' + b"z" * (6 * 1024 * 1024) + b'"')
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
     assert refused.value.response["Error"] == {
-        "Code": "RequestTooLargeException",
+        "Code": "RequestEntityTooLargeException",
         "Message": "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
     }
 
@@ -139,6 +139,26 @@ def test_the_synchronous_limits_are_lambdas(lambda_: Any) -> None:
         "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
         "errorType": "Function.ResponseSizeTooLarge",
     }
+
+
+def test_an_event_invocation_takes_a_megabyte_and_refuses_a_byte_more(lambda_: Any, marks: Marks) -> None:
+    """Lambda's limit for an asynchronous payload (1 MB), as it refuses one over it: queued nowhere."""
+    def payload(size: int, mark: str) -> bytes:
+        head = f'{{"mark": "{mark}", "pad": "'.encode()
+        return head + b"z" * (size - len(head) - 2) + b'"}'
+
+    assert lambda_.invoke(FunctionName="record", InvocationType="Event",
+                          Payload=payload(1024 * 1024, "whole"))["StatusCode"] == 202
+    with pytest.raises(ClientError) as refused:
+        lambda_.invoke(FunctionName="record", InvocationType="Event",
+                       Payload=payload(1024 * 1024 + 1, "over"))
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert refused.value.response["Error"] == {
+        "Code": "RequestEntityTooLargeException",
+        "Message": "1048577 byte payload is too large for the Event invocation type (limit 1048576 bytes)",
+    }
+    wait_until(lambda: marks.lines("whole"), 30, "the megabyte event to run")
+    assert not marks.lines("over")
 
 
 def test_a_payload_that_is_not_json_is_refused(lambda_: Any) -> None:

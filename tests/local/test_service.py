@@ -450,6 +450,31 @@ def test_put_events_sends_each_entry_to_the_rules_it_matches(service: LocalSageM
     assert len(functions.invoked) == 1
 
 
+def test_put_events_takes_entries_of_one_megabyte_together_and_refuses_a_byte_more(
+    service: LocalSageMaker,
+) -> None:
+    """EventBridge counts an entry as its Source, DetailType, Detail and Resources in UTF-8 bytes and
+    14 for a Time, and refuses a request whose entries hold more than 1 MB together, delivering none."""
+    functions = recording(service, {"source": ["my.app"]})
+
+    def entries(detail_bytes: int) -> list[dict[str, Any]]:
+        # Two entries: the second's Detail holds the rest (é is two bytes in UTF-8).
+        first = {"Source": "my.app", "DetailType": "t", "Detail": json.dumps({"é": "x"}, ensure_ascii=False),
+                 "Resources": ["arn:aws:s3:::b"], "Time": 1700000000}
+        counted = 6 + 1 + len(first["Detail"].encode()) + 14 + 14 + 6 + 1
+        padding = detail_bytes - counted - len('{"p": ""}')
+        return [first, {"Source": "my.app", "DetailType": "t", "Detail": json.dumps({"p": "y" * padding})}]
+
+    answer = call(service, "PutEvents", Entries=entries(1024 * 1024))
+    assert answer["FailedEntryCount"] == 0
+    assert len(received(functions, 2)) == 2
+    with pytest.raises(ServiceError) as raised:
+        call(service, "PutEvents", Entries=entries(1024 * 1024 + 1))
+    assert (raised.value.code, raised.value.message) == (
+        "ValidationException", "Total size of the entries in the request is over the limit.")
+    assert len(functions.invoked) == 2
+
+
 def test_an_approval_reaches_only_the_rule_of_its_own_group(service: LocalSageMaker) -> None:
     functions = RecordingFunctions()
     service.events.deliveries.invocations = functions  # type: ignore[assignment]

@@ -23,6 +23,10 @@ from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore
 
 SYNCHRONOUS_PAYLOAD_LIMIT = 6 * 1024 * 1024  # Lambda's request limit for RequestResponse, in bytes
+EVENT_PAYLOAD_LIMIT = 1024 * 1024  # and for Event (1 MB since January 2026; 256 KB before)
+# Lambda answers a payload over either limit with this code, which botocore's model names
+# RequestTooLargeException (boto3 raises it as a ClientError carrying the code sent).
+TOO_LARGE = "RequestEntityTooLargeException"
 LOG_TAIL_BYTES = 4096  # LogType Tail: the end of the invocation's log
 # ListFunctions: by name, 50 a page unless MaxItems says, continued with Marker. MasterRegion and
 # FunctionVersion are applied by the operation itself.
@@ -101,9 +105,17 @@ class FunctionOperations:
         """RequestResponse runs the handler and answers its result or error document (200), Event
         queues it with Lambda's retries and destinations (202), DryRun only finds the function (204)."""
         payload = request.get("Payload", b"")
+        kind = request.get("InvocationType", "RequestResponse")
+        if kind == "Event" and len(payload) > EVENT_PAYLOAD_LIMIT:
+            raise ServiceError(
+                TOO_LARGE,
+                f"{len(payload)} byte payload is too large for the Event invocation type (limit "
+                f"{EVENT_PAYLOAD_LIMIT} bytes)",
+                413,
+            )
         if len(payload) > SYNCHRONOUS_PAYLOAD_LIMIT:
             raise ServiceError(
-                "RequestTooLargeException",
+                TOO_LARGE,
                 f"Request must be smaller than {SYNCHRONOUS_PAYLOAD_LIMIT} bytes for the InvokeFunction "
                 "operation",
                 413,
@@ -116,7 +128,6 @@ class FunctionOperations:
                 f"Could not parse request body into json: Could not parse payload into json: {error}",
             ) from None
         name, qualifier = request["FunctionName"], request.get("Qualifier")
-        kind = request.get("InvocationType", "RequestResponse")
         self.functions.get(name, qualifier)  # a missing function is refused whatever the type
         if kind == "DryRun":
             return {"StatusCode": 204}
