@@ -164,6 +164,28 @@ def test_what_the_local_scheduler_cannot_do_is_refused_when_the_schedule_is_made
     assert local.scheduler.list_schedules()["Schedules"] == [], "nothing half made"
 
 
+@pytest.mark.parametrize(("change", "words"), [
+    ({"ScheduleExpression": "rate(0 minutes)"}, "Invalid Schedule Expression rate(0 minutes)."),
+    ({"ScheduleExpression": "every tuesday"}, "Invalid Schedule Expression every tuesday."),
+    ({"ScheduleExpressionTimezone": "Mars/Olympus"}, "Invalid time zone: Mars/Olympus"),
+])
+def test_a_disabled_schedule_is_checked_as_an_enabled_one_is(
+    local: Local, change: dict[str, Any], words: str
+) -> None:
+    """Scheduler reads the expression whatever the state: one that could never run is refused when
+    it is made or changed, not when it is enabled."""
+    code, message = refusal(local.create, State="DISABLED", **change)
+    assert (code, message) == ("ValidationException", words)
+    assert local.scheduler.list_schedules()["Schedules"] == []
+    local.create(State="DISABLED")
+    target = {"Arn": START_PIPELINE, "RoleArn": ROLE, "Input": json.dumps(INPUT)}
+    request = {"Name": "monitoring", "ScheduleExpression": "rate(1 hour)", "Target": target,
+               "FlexibleTimeWindow": {"Mode": "OFF"}, "State": "DISABLED", **change}
+    assert refusal(local.scheduler.update_schedule, **request) == ("ValidationException", words)
+    kept = local.scheduler.get_schedule(Name="monitoring")
+    assert (kept["ScheduleExpression"], kept.get("ScheduleExpressionTimezone")) == ("rate(1 hour)", None)
+
+
 def test_the_timer_starts_the_pipeline_on_time_with_schedulers_context_attributes(local: Local) -> None:
     schedule_arn = local.create()
     assert local.at("2026-12-06T17:00:00") == datetime(2026, 12, 6, 18, 0, tzinfo=UTC).timestamp()

@@ -125,13 +125,15 @@ def _moment(epoch: float | None) -> datetime | None:
 
 
 def first_invocation(body: Body) -> float | None:
-    """When an enabled schedule, just created or updated, first invokes its target (epoch
-    seconds): never before it was set. A rate keeps its start (its StartDate, else its creation),
-    so setting a schedule up again does not invoke it again at once."""
+    """When a schedule, just created or updated, first invokes its target (epoch seconds): never
+    before it was set, and never while it is disabled. A rate keeps its start (its StartDate, else
+    its creation), so setting a schedule up again does not invoke it again at once. Its expression
+    is read (and refused when malformed) whatever its state, as Scheduler checks it."""
+    schedule = schedule_of(body)
     if body["State"] != "ENABLED":
         return None
     set_at = datetime.fromtimestamp(body["LastModificationDate"], UTC)
-    found = schedule_of(body).after(set_at - timedelta(microseconds=1))
+    found = schedule.after(set_at - timedelta(microseconds=1))
     return None if found is None else found.timestamp()
 
 
