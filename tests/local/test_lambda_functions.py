@@ -524,7 +524,10 @@ def test_a_configuration_lambda_would_refuse_changes_nothing(
     [
         (b"not a zip", "^Could not unzip uploaded file. Please check your file, then try to upload again.$"),
         (zipped({"../escape.py": b"x = 1"}), "unsafe path"),
+        (zipped({}), "^Uploaded file must be a non-empty zip$"),
+        (b"", "^Uploaded file must be a non-empty zip$"),
     ],
+    ids=["not a zip", "unsafe path", "an empty zip", "no bytes"],
 )
 def test_bad_code_is_refused(functions: Functions, tmp_path: Path, code: bytes, message: str) -> None:
     with pytest.raises(ServiceError, match=message) as refused:

@@ -403,8 +403,11 @@ def last_modified() -> str:
 
 
 def check_code(zipped: bytes) -> None:
-    """What Lambda refuses in a deployment package: a file that is not a zip; here also a member
-    whose path would leave the code directory."""
+    """What Lambda refuses in a deployment package: no bytes or a zip with nothing in it, a file
+    that is not a zip; here also a member whose path would leave the code directory."""
+    empty = invalid_parameter("Uploaded file must be a non-empty zip")
+    if not zipped:
+        raise empty
     try:
         with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
             archive.testzip()
@@ -413,6 +416,8 @@ def check_code(zipped: bytes) -> None:
         raise invalid_parameter(
             "Could not unzip uploaded file. Please check your file, then try to upload again."
         ) from None
+    if not names:
+        raise empty
     for member in names:
         if member.startswith("/") or ".." in Path(member).parts:
             raise invalid_parameter(f"unsafe path in function code: {member}")
