@@ -144,6 +144,35 @@ def test_the_projects_definition_passes(project_definition: dict[str, Any]) -> N
         (definition(processing(image=f"{REGISTRY}/sagemaker-xgboost:1.7-1")), "cannot run locally"),
         (definition(processing(image=f"{REGISTRY}/sagemaker-scikit-learn:0.23-1-cpu-py3")),
          "has scikit-learn 0.23"),
+        # SageMaker's parser refuses a member it does not know, at any level, in its own words.
+        (definition(processing(), Bogus=1), "the definition: Cannot parse object, unknown property 'Bogus'"),
+        (definition(condition({"Type": "Equals", "LeftValue": 1, "RightValue": 1, "Expression": 2})),
+         "step C: Conditions[0]: Cannot parse object, unknown property 'Expression'"),
+        (definition(condition({"Type": "Or", "Conditions": [
+            {"Type": "In", "QueryValue": 1, "Values": [1], "In": [1]}]})),
+         "step C: Conditions[0].Conditions[0]: Cannot parse object, unknown property 'In'"),
+        (definition(condition({"Type": "Not", "Condition": {"Type": "Equals", "Left": 1}})),
+         "step C: Conditions[0].Condition: Cannot parse object, unknown property 'Left'"),
+        (definition({**condition(), "Arguments": {"Conditions": [], "ThenSteps": []}}),
+         "step C: Arguments: Cannot parse object, unknown property 'ThenSteps'"),
+        (definition({**processing(), "Timeout": 60}),
+         "step Prep: Cannot parse object, unknown property 'Timeout'"),
+        (definition(condition(ElseSteps=[{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "no"},
+                                          "CacheConfig": {"Enabled": True}}])),
+         "step F: Cannot parse object, unknown property 'CacheConfig'"),
+        (definition({**processing(), "CacheConfig": {"Enabled": True, "Expire": "P1D"}}),
+         "step Prep: CacheConfig: Cannot parse object, unknown property 'Expire'"),
+        (definition({**processing(),
+                     "RetryPolicies": [{"ExceptionType": ["Step.THROTTLING"], "MaxAttempt": 2}]}),
+         "step Prep: RetryPolicies[0]: Cannot parse object, unknown property 'MaxAttempt'"),
+        (definition(processing(), Parameters=[{"Name": "N", "Type": "String", "Default": "x"}]),
+         "Parameters[0]: Cannot parse object, unknown property 'Default'"),
+        (definition(lambda_step(OutputParameters=[{"OutputName": "a", "Type": "String"}])),
+         "step Decide: OutputParameters[0]: Cannot parse object, unknown property 'Type'"),
+        (definition(processing(), MlflowConfig={"MlflowResourceArn": f"{ARN_PREFIX}:mlflow-app/app-1"}),
+         "MlflowConfig logs each execution to a SageMaker MLflow tracking server, which the local "
+         "SageMaker does not have"),
+        (definition(processing(), Metadata={"owner": 1}), "Metadata 'owner': a name of 1 to 128 letters"),
     ],
 )
 def test_refused_at_upsert(document: dict[str, Any], expected: str) -> None:
@@ -170,6 +199,27 @@ def test_a_branch_step_is_checked_once_as_a_step_of_its_own() -> None:
 def test_a_not_condition_as_sdk_v2_writes_it_passes() -> None:
     negated = {"Type": "Not", "Expression": {"Type": "Equals", "LeftValue": 1, "RightValue": 2}}
     assert definition_problems(definition(condition(negated))) == []
+
+
+def test_the_members_the_sdks_write_pass() -> None:
+    """What SDK v3 writes at the top (Metadata, an MlflowConfig of null) and the step members of
+    each type, a Not as either SDK writes it."""
+    output = {"OutputName": "report", "S3Output": {
+        "S3Uri": f"{BUCKET}/r", "LocalPath": "/opt/ml/processing/report", "S3UploadMode": "EndOfJob"}}
+    retry = {"ExceptionType": ["Step.THROTTLING"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 3}
+    steps = [
+        {**with_arguments(processing(), ProcessingOutputConfig={"Outputs": [output]}),
+         "CacheConfig": {"Enabled": True, "ExpireAfter": "P30D"}, "RetryPolicies": [retry],
+         "PropertyFiles": [{"PropertyFileName": "R", "OutputName": "report", "FilePath": "r.json"}],
+         "DependsOn": [], "DisplayName": "Prep", "Description": "prepares"},
+        lambda_step(CacheConfig={"Enabled": False}),
+        condition({"Type": "Not", "Condition": {"Type": "In", "QueryValue": 1, "Values": [1]}},
+                  {"Type": "Or", "Conditions": [{"Type": "GreaterThan", "LeftValue": 2, "RightValue": 1}]},
+                  IfSteps=[], ElseSteps=[{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "no"}}]),
+    ]
+    mode = {"Name": "Mode", "Type": "String", "DefaultValue": "a", "EnumValues": ["a"]}
+    document = definition(*steps, Metadata={"team-a": "ml"}, MlflowConfig=None, Parameters=[mode])
+    assert definition_problems(document) == []
 
 
 def test_every_problem_is_reported_at_once() -> None:

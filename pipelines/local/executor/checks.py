@@ -18,6 +18,7 @@ from pipelines.local.contract.members import object_items, object_member
 from pipelines.local.contract.model_packages import creation_problems
 from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
+from pipelines.local.executor.definition_members import unknown_members
 from pipelines.local.executor.expressions import (
     ExpressionError,
     conditions_problems,
@@ -34,6 +35,8 @@ from pipelines.local.jobs.toolkit import TRAINING_TOOLKIT, check_entry_point, de
 SCHEMA_VERSION = "2020-12-01"
 STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")  # the definition schema's Name rule
 PARAMETER_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,256}$")  # StartPipelineExecution's Parameter.Name
+METADATA_NAME = re.compile(r"[A-Za-z0-9\-_]{1,128}")
+METADATA_VALUE = 1024
 # PipelineExperimentConfig's members: the experiment and trial an execution is recorded in, named
 # as every experiment entity is (ExperimentEntityName, which DescribePipelineExecution shows them in).
 EXPERIMENT_MEMBERS = ("ExperimentName", "TrialName")
@@ -71,9 +74,15 @@ IMAGE_FIELDS = {
 
 def definition_problems(definition: Mapping[str, Any]) -> list[str]:
     """Every reason the service would refuse this definition, in the order they appear."""
-    problems: list[str] = []
+    problems = unknown_members(definition)
     if definition.get("Version") != SCHEMA_VERSION:
         problems.append(f"Version must be {SCHEMA_VERSION!r}, got {definition.get('Version')!r}")
+    problems += _metadata_problems(definition.get("Metadata", {}))
+    if definition.get("MlflowConfig") is not None:
+        problems.append(
+            "MlflowConfig logs each execution to a SageMaker MLflow tracking server, which the local "
+            "SageMaker does not have (run this pipeline with --target sagemaker)"
+        )
     problems += _parameter_problems(definition.get("Parameters", []))
     problems += _experiment_problems(definition.get("PipelineExperimentConfig"), definition.get("Parameters"))
     if not isinstance(definition.get("Steps"), list):
@@ -106,6 +115,19 @@ def _all_steps(steps: Any) -> Iterator[Mapping[str, Any]]:
             arguments = object_member(step, "Arguments")
             yield from _all_steps(arguments.get("IfSteps"))
             yield from _all_steps(arguments.get("ElseSteps"))
+
+
+def _metadata_problems(metadata: Any) -> list[str]:
+    """The definition's Metadata: names (1 to 128 letters, digits, - or _) for strings of up to
+    1,024 characters, as the definition's JSON schema has it."""
+    if not isinstance(metadata, Mapping):
+        return [f"Metadata must be an object, got {metadata!r}"]
+    return [
+        f"Metadata {key!r}: a name of 1 to 128 letters, digits, - or _ for a string of up to 1024 "
+        f"characters, got {value!r}"
+        for key, value in metadata.items()
+        if not METADATA_NAME.fullmatch(key) or not isinstance(value, str) or len(value) > METADATA_VALUE
+    ]
 
 
 def _parameter_problems(parameters: Any) -> list[str]:
