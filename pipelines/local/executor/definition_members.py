@@ -58,7 +58,7 @@ def _steps(steps: Any) -> Iterator[Mapping[str, Any]]:
 
 def _step_members(step: Mapping[str, Any]) -> Iterator[str]:
     where, kind = f"step {step.get('Name')}", _type(step)
-    yield from _unknown(where, step, STEP + STEP_OF_TYPE.get(kind, ()))
+    yield from _unknown(where, step, STEP + STEP_OF_TYPE.get(kind or "", ()))
     config = step.get("CacheConfig")
     if isinstance(config, Mapping):
         yield from _unknown(f"{where}: CacheConfig", config, CACHE_CONFIG)
@@ -79,7 +79,7 @@ def _step_members(step: Mapping[str, Any]) -> Iterator[str]:
 
 def _condition_members(where: str, condition: Mapping[str, Any]) -> Iterator[str]:
     kind = _type(condition)
-    yield from _unknown(where, condition, ("Type", *CONDITION_OF_TYPE.get(kind, COMPARISON)))
+    yield from _unknown(where, condition, ("Type", *CONDITION_OF_TYPE.get(kind or "", COMPARISON)))
     for position, inner in enumerate(object_items(condition.get("Conditions"))):
         yield from _condition_members(f"{where}.Conditions[{position}]", inner)
     for name in CONDITION_OF_TYPE["Not"]:
