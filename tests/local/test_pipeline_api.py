@@ -22,7 +22,7 @@ from pipelines.local.lambdas.functions import Invocation
 from pipelines.local.service.backend import LocalSageMaker
 
 from .test_service import ROLE, call, ended, listed_steps
-from .world import processing_step
+from .world import IMAGE, MODEL_DATA, processing_step
 
 FUNCTION = "arn:aws:lambda:us-east-1:000000000000:function:decide"
 
@@ -142,6 +142,24 @@ def test_arguments_an_expression_makes_no_object_fail_the_step(service: LocalSag
     assert listed_steps(service, arn)["Decide"]["FailureReason"] == (
         "the step's Arguments resolved to 0.5, not an object"
     )
+
+
+def test_a_register_model_steps_properties_are_the_version_as_described(service: LocalSageMaker) -> None:
+    """The SDK gives a RegisterModel step DescribeModelPackage's members as properties, so a later
+    step may read the version's approval status and number, not only its ARN."""
+    specification = {"Containers": [{"Image": IMAGE, "ModelDataUrl": MODEL_DATA}],
+                     "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}
+    register = {"Name": "Register", "Type": "RegisterModel", "Arguments": {
+        "ModelPackageGroupName": "group", "InferenceSpecification": specification,
+        "ModelApprovalStatus": "PendingManualApproval"}}
+    read = [{"Get": f"Steps.Register.{member}"} for member in (
+        "ModelPackageGroupName", "ModelPackageVersion", "ModelApprovalStatus",
+        "InferenceSpecification.Containers[0].ModelDataUrl")]
+    report = {"Name": "Report", "Type": "Fail",
+              "Arguments": {"ErrorMessage": {"Std:Join": {"On": " ", "Values": read}}}}
+    create(service, json.dumps({"Version": "2020-12-01", "Steps": [register, report]}))
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    assert ended(service, arn)["FailureReason"] == f"group 1 PendingManualApproval {MODEL_DATA}"
 
 
 def test_a_long_failure_is_kept_to_what_a_step_and_an_execution_can_show(service: LocalSageMaker) -> None:

@@ -63,9 +63,12 @@ class ExecutionRecords(Protocol):
 
 
 class ModelRegistry(Protocol):
-    """What a RegisterModel step does: a new version (and its group on first use); its ARN."""
+    """What a RegisterModel step does: a new version (and its group on first use); its ARN. The
+    step's properties are the version as DescribeModelPackage answers it."""
 
     def register_model_package(self, request: Body) -> str: ...
+
+    def describe_model_package(self, request: Body) -> Body: ...
 
 
 class FunctionResult(Protocol):
@@ -479,9 +482,11 @@ class StepRunners:
             return refused
         try:
             arn = self.runner.registry.register_model_package(arguments)
+            described = self.runner.registry.describe_model_package({"ModelPackageName": arn})
         except ServiceError as error:
             return StepOutcome("Failed", failure_reason=f"{error.code}: {error.message}")
-        return StepOutcome("Succeeded", {"ModelPackageArn": arn}, {"RegisterModel": {"Arn": arn}})
+        # The SDK's properties of the step are DescribeModelPackage's answer (ModelApprovalStatus...).
+        return StepOutcome("Succeeded", described, {"RegisterModel": {"Arn": arn}})
 
     def lambda_function(self, request: StepRequest) -> StepOutcome:
         """Invoke the function with the step's inputs; declared outputs become properties."""
