@@ -18,7 +18,7 @@ from pipelines.local.contract.members import object_items, object_member
 from pipelines.local.contract.model_packages import creation_problems
 from pipelines.local.contract.models import operation_model
 from pipelines.local.contract.shapes import summary, validate
-from pipelines.local.executor.definition_members import unknown_members
+from pipelines.local.executor.definition_members import all_steps, unknown_members
 from pipelines.local.executor.expressions import (
     ExpressionError,
     conditions_problems,
@@ -87,7 +87,7 @@ def definition_problems(definition: Mapping[str, Any]) -> list[str]:
     problems += _experiment_problems(definition.get("PipelineExperimentConfig"), definition.get("Parameters"))
     if not isinstance(definition.get("Steps"), list):
         problems.append(f"Steps must be a list of steps, got {type(definition.get('Steps')).__name__}")
-    steps = list(_all_steps(definition.get("Steps")))
+    steps = list(all_steps(definition.get("Steps")))
     if not steps:
         problems.append("Steps must hold at least one step")
     property_files = {
@@ -101,20 +101,6 @@ def definition_problems(definition: Mapping[str, Any]) -> list[str]:
     for step in steps:
         problems += _step_problems(step, property_files)
     return problems
-
-
-def _all_steps(steps: Any) -> Iterator[Mapping[str, Any]]:
-    """Every step, including those inside Condition branches; anything that is not an object
-    becomes a step with no name or type, which _step_problems reports."""
-    for step in steps if isinstance(steps, list) else []:
-        if not isinstance(step, Mapping):
-            yield {"Name": None, "Type": None, "Arguments": {}}
-            continue
-        yield step
-        if step.get("Type") == "Condition":
-            arguments = object_member(step, "Arguments")
-            yield from _all_steps(arguments.get("IfSteps"))
-            yield from _all_steps(arguments.get("ElseSteps"))
 
 
 def _metadata_problems(metadata: Any) -> list[str]:
@@ -376,7 +362,7 @@ def check_sources(definition: Mapping[str, Any], stored_file: Callable[[str], Pa
     yet, is checked when the job starts."""
     problems = []
     requirements = []
-    for step in _all_steps(definition.get("Steps")):
+    for step in all_steps(definition.get("Steps")):
         if step.get("Type") != "Training":
             continue
         hyperparameters = object_member(object_member(step, "Arguments"), "HyperParameters")

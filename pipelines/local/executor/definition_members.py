@@ -5,7 +5,8 @@ SageMaker reads a definition into typed objects and refuses one with a member it
 misspelt or misplaced member fails at upsert, never silently in a run. The members are those the
 SageMaker Python SDK (v2 and v3) writes for the step types the local target runs; a step's
 Arguments are checked elsewhere, against their Create* request shape, except a Lambda step's, which
-are the function's own event.
+are the function's own event. `all_steps` is the walk over every step, branches included, that
+these checks and executor/checks.py share.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pipelines.local.contract.members import object_items
+from pipelines.local.contract.members import object_items, object_member
 
 DEFINITION = ("Version", "Metadata", "Parameters", "PipelineExperimentConfig", "MlflowConfig", "Steps")
 PARAMETER = ("Name", "Type", "DefaultValue", "EnumValues")
@@ -41,19 +42,23 @@ def unknown_members(definition: Mapping[str, Any]) -> list[str]:
     found = list(_unknown("the definition", definition, DEFINITION))
     for position, parameter in enumerate(object_items(definition.get("Parameters"))):
         found += _unknown(f"Parameters[{position}]", parameter, PARAMETER)
-    for step in _steps(definition.get("Steps")):
+    for step in all_steps(definition.get("Steps")):
         found += _step_members(step)
     return found
 
 
-def _steps(steps: Any) -> Iterator[Mapping[str, Any]]:
-    """Every step object, those inside Condition branches too."""
-    for step in object_items(steps):
+def all_steps(steps: Any) -> Iterator[Mapping[str, Any]]:
+    """Every step, including those inside Condition branches; anything that is not an object
+    becomes a step with no name or type, which the checks of steps report."""
+    for step in steps if isinstance(steps, list) else []:
+        if not isinstance(step, Mapping):
+            yield {"Name": None, "Type": None, "Arguments": {}}
+            continue
         yield step
-        arguments = step.get("Arguments")
-        if step.get("Type") == "Condition" and isinstance(arguments, Mapping):
-            yield from _steps(arguments.get("IfSteps"))
-            yield from _steps(arguments.get("ElseSteps"))
+        if step.get("Type") == "Condition":
+            arguments = object_member(step, "Arguments")
+            yield from all_steps(arguments.get("IfSteps"))
+            yield from all_steps(arguments.get("ElseSteps"))
 
 
 def _step_members(step: Mapping[str, Any]) -> Iterator[str]:

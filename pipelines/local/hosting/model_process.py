@@ -271,8 +271,9 @@ def launch(
     output ends)."""
     try:
         model_dir = container_base_in(variant_dir) / "model"
-        model_dir.mkdir(parents=True, exist_ok=True)
-        if variant.model_data_url is not None:
+        if variant.model_data_url is None:  # the image alone: /opt/ml/model is empty
+            model_dir.mkdir(parents=True, exist_ok=True)
+        else:
             archive = _locate(store, variant.model_data_url)
             if variant.model_data_sha256 is not None:
                 verify_model_data(archive, variant.model_data_url, variant.model_data_sha256)
