@@ -358,7 +358,7 @@ def _missing_step(settings: Settings, sm: Any, args: argparse.Namespace, arn: st
     from pipelines.step_logs import defined_steps, latest_run_of, pipeline_steps
 
     step, which = args.step, "this execution" if args.execution else "the latest execution"
-    pipeline = arn.split("/")[1]  # arn:...:pipeline/<name>/execution/<id>
+    pipeline, _ = step_table.execution_parts(arn)
     defined = defined_steps(sm, arn)
     if step in defined:
         status = sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]

@@ -177,11 +177,18 @@ def outcome_lines(execution: Step, steps: Sequence[Step], now: datetime) -> list
     return [head + (":" if reasons else "")] + [f"  {reason}" for reason in reasons]
 
 
-def short_name(execution: Step) -> str:
-    """`<pipeline> execution <id>` from the execution's ARN (...:pipeline/<name>/execution/<id>)."""
-    arn = str(execution.get("PipelineExecutionArn", ""))
+def execution_parts(arn: str) -> tuple[str, str]:
+    """(pipeline name, execution id) of an execution's ARN (...:pipeline/<name>/execution/<id>); the
+    id is "" for any other ARN."""
     _, _, path = arn.rpartition(":pipeline/")
     pipeline, _, execution_id = path.partition("/execution/")
+    return pipeline, execution_id
+
+
+def short_name(execution: Step) -> str:
+    """`<pipeline> execution <id>` from the execution's ARN."""
+    arn = str(execution.get("PipelineExecutionArn", ""))
+    pipeline, execution_id = execution_parts(arn)
     return f"{pipeline} execution {execution_id}" if execution_id else arn
 
 
