@@ -217,8 +217,6 @@ def test_a_checksum_that_needs_the_crt_is_refused_not_taken_unchecked(s3: Any, s
 
 
 @pytest.mark.parametrize(("arguments", "header"), [
-    ({"IfNoneMatch": "*"}, "If-None-Match"),
-    ({"IfMatch": '"abc"'}, "If-Match"),
     ({"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32},
      "x-amz-server-side-encryption-customer-algorithm"),
     ({"ServerSideEncryption": "aws:kms"}, "x-amz-server-side-encryption"),

@@ -10,7 +10,8 @@ part's digests are checked as PutObject's are (checksums.py). An upload created 
 algorithm sums every part with it: a COMPOSITE checksum (the default) is the checksum of the parts'
 checksums with their count, a FULL_OBJECT one (CRC32 only) the checksum of the whole object, checked
 against the one a completion sends. Headers the store does not keep are refused as PutObject refuses
-them, and conditional completions (If-Match, If-None-Match) with them.
+them. A completion may be conditional as a PUT may (If-None-Match, If-Match: write_conditions.py);
+with If-Match, a version stored after the upload began is S3's 409 conflict.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import completed, past_markers
 from pipelines.local.service.object_writes import admit, kept_members, storing
 from pipelines.local.service.objects import HEADERS, max_items, url_encoder
+from pipelines.local.service.write_conditions import MEMBERS as CONDITIONS
+from pipelines.local.service.write_conditions import WriteCondition
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import SCHEME, split_uri
 from pipelines.local.storage.uploads import Completion, Part, PartReplaced, Upload, UploadGone
@@ -52,7 +55,7 @@ _COMMON = frozenset({"Bucket", "Key", "UploadId", "ExpectedBucketOwner"})
 HONOURED = {
     "CreateMultipartUpload": frozenset({*_COMMON, "ACL", "Metadata", *HEADERS}),
     "UploadPart": frozenset({*_COMMON, "Body", "ContentLength", "ContentMD5", "PartNumber"}),
-    "CompleteMultipartUpload": frozenset({*_COMMON, "MultipartUpload", "MpuObjectSize"}),
+    "CompleteMultipartUpload": frozenset({*_COMMON, "MultipartUpload", "MpuObjectSize", *CONDITIONS}),
     "AbortMultipartUpload": _COMMON,
     "ListParts": frozenset({*_COMMON, "MaxParts", "PartNumberMarker"}),
     "ListMultipartUploads": frozenset(
@@ -114,6 +117,7 @@ class MultipartUploads:
             return answer
 
     def _complete(self, upload: Upload, request: Body, listed: list[Body]) -> Body:
+        condition = WriteCondition.of_write(request, since=upload.initiated)
         if not listed:
             raise _malformed()
         with in_progress(upload):
@@ -141,7 +145,7 @@ class MultipartUploads:
             version = self.store.put_stream(
                 uri, Digesting(joined, [whole.hasher] if whole.hasher else []),
                 lambda: members.update(whole.verified()), members, tuple(part.size for part in parts),
-                etag, upload.upload_id,
+                etag, upload.upload_id, condition.checking(self.store, uri),
             )
         return self._answer(upload, uri, version)
 

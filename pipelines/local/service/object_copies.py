@@ -6,7 +6,8 @@ from its version file a chunk at a time. CopyObject makes a new version of the t
 source's headers and user metadata (`MetadataDirective` COPY, the default) or the request's
 (REPLACE); copying an object onto itself without replacing anything is S3's InvalidRequest. The copy
 keeps a checksum in the algorithm asked for, or else in the source's own, computed over the bytes it
-copies. `x-amz-copy-source-if-*` are S3's conditions on the source, a failed one 412. A source over
+copies. `x-amz-copy-source-if-*` are S3's conditions on the source, a failed one 412; If-None-Match
+and If-Match are conditions on the target, as on a PUT (write_conditions.py). A source over
 5 GB is refused for CopyObject as S3 refuses it (UploadPartCopy takes a range of it instead).
 """
 
@@ -34,6 +35,7 @@ from pipelines.local.service.multipart import MultipartUploads, in_progress
 from pipelines.local.service.object_writes import HONOURED as PUT_HONOURED
 from pipelines.local.service.object_writes import admit, kept_members, storing
 from pipelines.local.service.objects import COPY_SOURCE, HEADERS, NotModified, check_conditions, find_object
+from pipelines.local.service.write_conditions import WriteCondition
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.object_records import Readable
 from pipelines.local.storage.objects import SCHEME, StoredObject
@@ -64,6 +66,7 @@ class ObjectCopies:
 
     def copy_object(self, request: Body) -> Body:
         admit(self.store, self.models["CopyObject"], request, HONOURED["CopyObject"])
+        condition = WriteCondition.of_write(request)
         source, (bucket, key, version) = self._source(request)
         if source.size > MAX_COPY_BYTES:
             raise ServiceError(
@@ -86,12 +89,13 @@ class ObjectCopies:
             if hasher is not None and algorithm is not None:
                 members.update(full_object(algorithm, hasher.digest()))
 
+        target = f"{SCHEME}{request['Bucket']}/{request['Key']}"
         with storing(request["Bucket"]), _read(source, 0, source.size) as data:
             new_version = self.store.put_stream(
-                f"{SCHEME}{request['Bucket']}/{request['Key']}", Digesting(data, [hasher] if hasher else []),
-                summed, members,
+                target, Digesting(data, [hasher] if hasher else []), summed, members,
+                condition=condition.checking(self.store, target),
             )
-        copied = self.store.describe(f"{SCHEME}{request['Bucket']}/{request['Key']}", new_version)
+        copied = self.store.describe(target, new_version)
         result = {"ETag": copied.etag, "LastModified": copied.modified,
                   **{name: value for name, value in copied.members.items() if name.startswith(MEMBER)}}
         return {"CopyObjectResult": result, "VersionId": new_version, "CopySourceVersionId": version}

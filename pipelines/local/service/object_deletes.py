@@ -5,9 +5,11 @@ Every bucket here keeps every version (GetBucketVersioning answers Enabled), so 
 does in such a bucket: without a version id it puts a delete marker on top (the object is gone from
 GetObject and ListObjectsV2, every version stays readable by its id), with one it removes that version
 for good, and when that was the current one the version before it is current again. A key that never
-existed gets a marker too, as S3 gives it one. What S3 would ask of the delete beyond that (MFA,
-object lock's governance bypass, conditional deletes) is refused by name, as PutObject refuses what
-the store does not keep.
+existed gets a marker too, as S3 gives it one. A delete may be conditional (DeleteObject's If-Match,
+a DeleteObjects entry's ETag: write_conditions.py); a failed condition in DeleteObjects is that
+entry's error. What S3 would ask of the delete beyond that (MFA, object lock's governance bypass,
+the conditions of directory buckets) is refused by name, as PutObject refuses what the store does
+not keep.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import completed, past_markers
 from pipelines.local.service.object_writes import admit
 from pipelines.local.service.objects import MAX_KEYS, max_items, url_encoder
+from pipelines.local.service.write_conditions import WriteCondition
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import SCHEME, VersionEntry
 
 MAX_DELETES = 1000  # keys a DeleteObjects request may name
 HONOURED = {
-    "DeleteObject": frozenset({"Bucket", "Key", "VersionId", "ExpectedBucketOwner"}),
+    "DeleteObject": frozenset({"Bucket", "Key", "VersionId", "ExpectedBucketOwner", "IfMatch"}),
     "DeleteObjects": frozenset({"Bucket", "Delete", "ExpectedBucketOwner"}),
     "ListObjectVersions": frozenset(
         {"Bucket", "Delimiter", "EncodingType", "KeyMarker", "MaxKeys", "Prefix", "VersionIdMarker",
@@ -41,7 +44,8 @@ class ObjectDeletes:
 
     def delete_object(self, request: Body) -> Body:
         self._admit("DeleteObject", request)
-        return _deleted(self._delete(request["Bucket"], request["Key"], request.get("VersionId")))
+        condition = WriteCondition.of_delete(request.get("IfMatch"), request.get("VersionId"))
+        return _deleted(self._delete(request["Bucket"], request["Key"], request.get("VersionId"), condition))
 
     def delete_objects(self, request: Body) -> Body:
         """Each key of the list deleted as DeleteObject deletes it; a key that cannot be is an entry
@@ -53,11 +57,14 @@ class ObjectDeletes:
                 "MalformedXML",
                 "The XML you provided was not well-formed or did not validate against our published schema",
             )
+        for item in listed:
+            _refuse_directory_bucket_conditions(item)
         deleted, errors = [], []
         for item in listed:
             version = item.get("VersionId")
             try:
-                outcome = self._delete(request["Bucket"], item["Key"], version)
+                condition = WriteCondition.of_delete(item.get("ETag"), version)
+                outcome = self._delete(request["Bucket"], item["Key"], version, condition)
             except ServiceError as error:
                 errors.append({"Key": item["Key"], **({"VersionId": version} if version else {}),
                                "Code": error.code, "Message": error.message})
@@ -101,12 +108,14 @@ class ObjectDeletes:
     def _admit(self, operation: str, request: Body) -> None:
         admit(self.store, self.models[operation], request, HONOURED[operation])
 
-    def _delete(self, bucket: str, key: str, version_id: str | None) -> tuple[str, bool]:
+    def _delete(
+        self, bucket: str, key: str, version_id: str | None, condition: WriteCondition
+    ) -> tuple[str, bool]:
         """(the version id the answer names, whether it is a delete marker)."""
         uri = f"{SCHEME}{bucket}/{key}"
         try:
             if version_id is None:
-                return self.store.delete(uri), True
+                return self.store.delete(uri, condition.checking(self.store, uri)), True
             was_marker = self.store.delete_version(uri, version_id)
         except ValueError as error:  # a key or version id the store cannot hold, or a clash of names
             raise ServiceError(
@@ -115,6 +124,19 @@ class ObjectDeletes:
                 {"ArgumentName": "versionId" if version_id else "key", "ArgumentValue": version_id or key},
             ) from None
         return version_id, bool(was_marker)
+
+
+def _refuse_directory_bucket_conditions(item: Body) -> None:
+    """An entry's LastModifiedTime and Size are conditions S3 keeps for directory buckets, which
+    the local S3 does not have: refused by name rather than ignored."""
+    for name in ("LastModifiedTime", "Size"):
+        if name in item:
+            raise ServiceError(
+                "NotImplemented",
+                f"A header you provided implies functionality that is not implemented: the local SageMaker's "
+                f"S3 has general purpose buckets only, and {name} is a condition of directory buckets",
+                501, {"Header": name},
+            )
 
 
 def _deleted(outcome: tuple[str, bool]) -> Body:

@@ -7,8 +7,9 @@ store keeps with the version.
 
 The store keeps bytes and versions, and with each version the headers S3 keeps (`Content-Type`,
 `Content-Encoding`, `Content-Disposition`, `Cache-Control`, `Content-Language`, `Expires`) and the
-user metadata (`x-amz-meta-*`, names in lower case as S3 keeps them, 2 KB in all as S3 allows). What
-a PUT may ask of S3 beyond that (conditional writes, encryption, object lock, tags, a storage class)
+user metadata (`x-amz-meta-*`, names in lower case as S3 keeps them, 2 KB in all as S3 allows), and
+it honours conditional writes (If-None-Match, If-Match: write_conditions.py). What a PUT may ask
+of S3 beyond that (encryption, object lock, tags, a storage class)
 is refused by the header's name with S3's `NotImplemented`, and ACLs as a bucket with ACLs disabled
 (S3's default) refuses them; nothing is ignored. The bucket must exist (CreateBucket, buckets.py):
 a PUT into any other is S3's NoSuchBucket, refused before its body is read.
@@ -27,12 +28,14 @@ from pipelines.local.errors import ServiceError
 from pipelines.local.service.checksums import ALGORITHM_MEMBER, MEMBER, Expected
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.objects import HEADERS, http_date, no_such_bucket
+from pipelines.local.service.write_conditions import MEMBERS as CONDITIONS
+from pipelines.local.service.write_conditions import WriteCondition
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import SCHEME, NoSuchBucket, ObjectStore
 
 # Members whose headers this store honours as S3 does; the framing (Content-Length) is the HTTP front's.
 HONOURED = frozenset({"Bucket", "Key", "Body", "ContentLength", "ContentMD5", ALGORITHM_MEMBER,
-                      "ExpectedBucketOwner", "ACL", "Metadata", *HEADERS})
+                      "ExpectedBucketOwner", "ACL", "Metadata", *HEADERS, *CONDITIONS})
 # Values of other members that ask for nothing beyond what the store does anyway.
 PLAIN = {"StorageClass": "STANDARD"}
 MAX_KEY_BYTES = 1024  # S3's longest key, in UTF-8
@@ -47,11 +50,15 @@ class ObjectWrites:
 
     def put_object(self, request: Body) -> Body:
         admit(self.store, self.model, request, HONOURED)
+        condition = WriteCondition.of_write(request)  # refused before the body is read
         expected = Expected.of(request)
         members = {**kept_members(request), **expected.members()}  # the checksum once verified
         uri = f"{SCHEME}{request['Bucket']}/{request['Key']}"
         with storing(request["Bucket"]):
-            version = self.store.put_stream(uri, expected.reading(request["Body"]), expected.verify, members)
+            version = self.store.put_stream(
+                uri, expected.reading(request["Body"]), expected.verify, members,
+                condition=condition.checking(self.store, uri),
+            )
         etag = self.store.describe(uri, version).etag
         return {"ETag": etag, "VersionId": version, **expected.members()}
 

@@ -227,18 +227,18 @@ def check_conditions(found: StoredObject, request: Body) -> None:
     If-Modified-Since says. Last-Modified goes out in whole seconds, so dates compare in them."""
     modified = int(found.modified)
     if "IfMatch" in request:
-        if not _matches(request["IfMatch"], found.etag):
-            raise _precondition_failed("If-Match")
+        if not matches(request["IfMatch"], found.etag):
+            raise precondition_failed("If-Match")
     elif modified > _date(request.get("IfUnmodifiedSince"), modified):
-        raise _precondition_failed("If-Unmodified-Since")
+        raise precondition_failed("If-Unmodified-Since")
     if "IfNoneMatch" in request:
-        if _matches(request["IfNoneMatch"], found.etag):
+        if matches(request["IfNoneMatch"], found.etag):
             raise NotModified({"ETag": found.etag, "LastModified": found.modified})
     elif modified <= _date(request.get("IfModifiedSince"), modified - 1):
         raise NotModified({"ETag": found.etag, "LastModified": found.modified})
 
 
-def _matches(header: str, etag: str) -> bool:
+def matches(header: str, etag: str) -> bool:
     """Whether an If-Match or If-None-Match list names the ETag (quoted or not), or is `*`."""
     tags = [tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")]
     return "*" in tags or etag.strip('"') in tags
@@ -254,7 +254,7 @@ def _date(header: str | None, absent: float) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def _precondition_failed(condition: str) -> ServiceError:
+def precondition_failed(condition: str) -> ServiceError:
     message = "At least one of the pre-conditions you specified did not hold"
     return ServiceError("PreconditionFailed", message, 412, {"Condition": condition})
 

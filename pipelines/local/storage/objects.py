@@ -99,6 +99,12 @@ class StoredObject:
     members: Mapping[str, Any] = field(default_factory=dict)  # as the writer put it (object_records.py)
     parts: tuple[int, ...] = ()  # the sizes of the parts it was uploaded in; () for one PUT
 
+    @property
+    def committed(self) -> float:
+        """When this version became current, in seconds since the epoch: its id's stamp; the file's
+        time for bytes written in place."""
+        return self.modified if self.version_id == UNVERSIONED else _committed_ns(self.version_id) / 1e9
+
 
 @dataclass(frozen=True)
 class VersionEntry:
@@ -177,13 +183,15 @@ class ObjectStore:
     def put_stream(
         self, uri: str, source: Readable, check: Callable[[], None], members: Mapping[str, Any],
         parts: tuple[int, ...] = (), etag: str | None = None, upload_id: str | None = None,
+        condition: Callable[[], None] = lambda: None,
     ) -> str:
         """Store what `source` yields until it ends, one chunk at a time, as the new current version
         put with `members`; returns its version id. `check` runs once it is all on disk and may
-        refuse it by raising: then nothing is stored. An object completed from parts keeps their
+        refuse it by raising: then nothing is stored; `condition` likewise, under the commit lock,
+        so no other write lands between it and this one. An object completed from parts keeps their
         sizes, the ETag S3 gives it and the upload's id (`completed_from`); any other's ETag is the
         MD5 of its bytes."""
-        return self._put(uri, source, members, check, parts, etag, upload_id)
+        return self._put(uri, source, members, check, parts, etag, upload_id, condition)
 
     def completed_from(self, uri: str, upload_id: str, since: float) -> str | None:
         """The version of the object that the multipart upload `upload_id`, created at `since`
@@ -288,13 +296,15 @@ class ObjectStore:
         with os.scandir(folder) as entries:
             return _ordered_versions([entry.name for entry in entries if entry.is_file()])
 
-    def delete(self, uri: str) -> str:
+    def delete(self, uri: str, condition: Callable[[], None] = lambda: None) -> str:
         """S3's DeleteObject in a versioned bucket: a delete marker becomes the current version (the
         object is gone from reads and listings, every version kept); returns the marker's id. Bytes
-        written in place are kept as the `null` version first."""
+        written in place are kept as the `null` version first. `condition` runs under the commit
+        lock first and may refuse the delete by raising."""
         with self._commit:
             self._require_bucket(uri, split_uri(uri)[0])
             live = self._unclashed(uri)
+            condition()
             if live.is_file() and not self.versions(uri):
                 self._atomic(self._version_path(uri, UNVERSIONED), lambda dest: shutil.copyfile(live, dest))
             version_id = self._new_version_id()
@@ -470,6 +480,7 @@ class ObjectStore:
     def _put(
         self, uri: str, source: Readable, members: Mapping[str, Any], check: Callable[[], None],
         parts: tuple[int, ...] = (), etag: str | None = None, upload_id: str | None = None,
+        condition: Callable[[], None] = lambda: None,
     ) -> str:
         """The bytes are written aside first, however long the body takes; then, under the commit
         lock, the version gets its id, its record and its place, and the live file becomes that
@@ -483,6 +494,7 @@ class ObjectStore:
             with self._commit:
                 self._require_bucket(uri, split_uri(uri)[0])  # not deleted while the body arrived
                 live = self._unclashed(uri)
+                condition()
                 version_id = self._new_version_id()
                 version = self._version_path(uri, version_id)
                 record = Record(etag or quoted(digest), members, parts, upload_id=upload_id)
