@@ -22,11 +22,10 @@ from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import position, token
-from pipelines.local.service.objects import no_such_bucket
+from pipelines.local.service.objects import OWNER, no_such_bucket
 from pipelines.local.storage.buckets import Bucket, BucketExists
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import BucketNotEmpty
-from pipelines.local.system.identity import CANONICAL_USER_ID
 
 LEGACY_REGION = "us-east-1"  # where a bucket has no LocationConstraint, and an owned one is re-created
 EU = ("EU", "eu-west-1")  # a LocationConstraint S3 keeps as given, for the region it stands for
@@ -108,7 +107,7 @@ class BucketOperations:
             | ({"BucketRegion": bucket.region} if paged else {})
             for bucket in found[:limit]
         ]
-        answer: Body = {"Buckets": listed, "Owner": {"ID": CANONICAL_USER_ID}}
+        answer: Body = {"Buckets": listed, "Owner": OWNER}
         if "Prefix" in request:
             answer["Prefix"] = prefix
         if len(found) > limit:

@@ -37,7 +37,7 @@ from pipelines.local.service.checksums import (
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import completed, past_markers
 from pipelines.local.service.object_writes import admit, kept_members, storing
-from pipelines.local.service.objects import HEADERS, max_items, url_encoder
+from pipelines.local.service.objects import HEADERS, OWNER, max_items, url_encoder
 from pipelines.local.service.write_conditions import MEMBERS as CONDITIONS
 from pipelines.local.service.write_conditions import WriteCondition
 from pipelines.local.storage.database import Body
@@ -172,7 +172,7 @@ class MultipartUploads:
         answer: Body = {
             "Bucket": upload.bucket, "Key": upload.key, "UploadId": upload.upload_id,
             "PartNumberMarker": marker, "MaxParts": limit, "IsTruncated": len(following) > limit,
-            "StorageClass": "STANDARD",
+            "StorageClass": "STANDARD", "Owner": OWNER, "Initiator": OWNER,
             "Parts": [_listed_part(upload, part) for part in shown],
         }
         if shown:
@@ -413,7 +413,7 @@ def _listed_part(upload: Upload, part: Part) -> Body:
 def _listed_upload(upload: Upload, encode: Any) -> Body:
     listed: Body = {
         "UploadId": upload.upload_id, "Key": encode(upload.key), "Initiated": upload.initiated,
-        "StorageClass": "STANDARD",
+        "StorageClass": "STANDARD", "Owner": OWNER, "Initiator": OWNER,
     }
     if upload.algorithm is not None:
         listed.update({ALGORITHM_MEMBER: upload.algorithm, "ChecksumType": upload.checksum_type})

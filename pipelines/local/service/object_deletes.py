@@ -21,7 +21,7 @@ from pipelines.local.errors import ServiceError
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import completed, past_markers
 from pipelines.local.service.object_writes import admit
-from pipelines.local.service.objects import MAX_KEYS, max_items, url_encoder
+from pipelines.local.service.objects import MAX_KEYS, OWNER, listed_checksum, max_items, url_encoder
 from pipelines.local.service.write_conditions import WriteCondition
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import SCHEME, VersionEntry
@@ -158,13 +158,13 @@ def _version(version: VersionEntry, encode: Callable[[str], str]) -> Body:
     return {
         "Key": encode(version.key), "VersionId": version.version_id, "IsLatest": version.is_latest,
         "LastModified": version.modified, "ETag": version.etag, "Size": version.size,
-        "StorageClass": "STANDARD",
+        "StorageClass": "STANDARD", "Owner": OWNER, **listed_checksum(version.members),
     }
 
 
 def _marker(version: VersionEntry, encode: Callable[[str], str]) -> Body:
     return {
         "Key": encode(version.key), "VersionId": version.version_id, "IsLatest": version.is_latest,
-        "LastModified": version.modified,
+        "LastModified": version.modified, "Owner": OWNER,
     }
 

@@ -34,6 +34,7 @@ from pipelines.local.service.object_listing import Page, asked_for, page, positi
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.object_records import FileSpan
 from pipelines.local.storage.objects import SCHEME, DeleteMarkerVersion, NoSuchKey, ObjectStore, StoredObject
+from pipelines.local.system.identity import CANONICAL_USER_ID
 
 CONTENT_TYPE = "binary/octet-stream"
 COPY_SOURCE = "copy source"  # find_object's method for a copy's source
@@ -43,6 +44,7 @@ HEADERS = (
     "ContentType", "ContentEncoding", "ContentDisposition", "CacheControl", "ContentLanguage", "Expires"
 )
 MAX_KEYS = 1000
+OWNER: Body = {"ID": CANONICAL_USER_ID}  # every bucket and object here is the local account's
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 SSE_C = ("SSECustomerAlgorithm", "SSECustomerKey", "SSECustomerKeyMD5")
 
@@ -87,7 +89,8 @@ class ObjectOperations:
     def list_objects_v2(self, request: Body) -> Body:
         start_after = request.get("StartAfter", "")
         after = position(request["ContinuationToken"]) if "ContinuationToken" in request else ""
-        found, answer, encode = self._key_page(request, start_after, after)
+        owned = bool(request.get("FetchOwner", False))
+        found, answer, encode = self._key_page(request, start_after, after, owned)
         answer["KeyCount"] = found.count
         return with_present(answer, {
             **asked_for(request, encode), "StartAfter": encode(start_after),
@@ -100,16 +103,17 @@ class ObjectOperations:
         `Marker` (a key, or a common prefix the last page ended with), with a NextMarker only when a
         delimiter is given, as S3 answers it (a client goes on from the last key otherwise)."""
         marker = request.get("Marker", "")
-        found, answer, encode = self._key_page(request, "", marker)
+        found, answer, encode = self._key_page(request, "", marker, owned=True)
         answer["Marker"] = encode(marker)
         next_marker = encode(found.last) if found.truncated and request.get("Delimiter") else ""
         return with_present(answer, {**asked_for(request, encode), "NextMarker": next_marker})
 
     def _key_page(
-        self, request: Body, start_after: str, after: str
+        self, request: Body, start_after: str, after: str, owned: bool
     ) -> tuple[Page, Body, Callable[[str], str]]:
         """A page of keys for either version of ListObjects, the members both answer, and the
-        encoder of the names in it."""
+        encoder of the names in it; each key with its owner when `owned` (always in version 1, with
+        FetchOwner in version 2, as S3 lists them)."""
         bucket, prefix, delimiter = request["Bucket"], request.get("Prefix", ""), request.get("Delimiter", "")
         if not self.store.bucket_exists(bucket):
             raise no_such_bucket(bucket)
@@ -118,7 +122,7 @@ class ObjectOperations:
         encode = url_encoder(request.get("EncodingType"))
         answer: Body = {
             "Name": bucket, "Prefix": encode(prefix), "MaxKeys": limit, "IsTruncated": found.truncated,
-            "Contents": [self._listed(bucket, key, encode) for key in found.keys],
+            "Contents": [self._listed(bucket, key, encode, owned) for key in found.keys],
             "CommonPrefixes": [{"Prefix": encode(name)} for name in found.prefixes],
         }
         return found, answer, encode
@@ -155,12 +159,22 @@ class ObjectOperations:
             answer.update({name: value for name, value in found.members.items() if name.startswith(MEMBER)})
         return answer, 0
 
-    def _listed(self, bucket: str, key: str, encode: Callable[[str], str]) -> Body:
+    def _listed(self, bucket: str, key: str, encode: Callable[[str], str], owned: bool) -> Body:
         found = self.store.describe(f"{SCHEME}{bucket}/{key}")
         return {
             "Key": encode(key), "LastModified": found.modified, "ETag": found.etag, "Size": found.size,
-            "StorageClass": "STANDARD",
+            "StorageClass": "STANDARD", **listed_checksum(found.members),
+            **({"Owner": OWNER} if owned else {}),
         }
+
+
+def listed_checksum(members: Mapping[str, Any]) -> Body:
+    """An object's checksum as S3's listings name it, its algorithm (a list of one) and type; none
+    for an object stored without one."""
+    algorithms = [
+        name.removeprefix(MEMBER) for name in members if name.startswith(MEMBER) and name != "ChecksumType"
+    ]
+    return {"ChecksumAlgorithm": algorithms, "ChecksumType": members["ChecksumType"]} if algorithms else {}
 
 
 def find_object(

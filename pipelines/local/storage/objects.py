@@ -117,6 +117,7 @@ class VersionEntry:
     delete_marker: bool
     size: int = 0
     etag: str = ""
+    members: Mapping[str, Any] = field(default_factory=dict)  # as the writer put it (object_records.py)
 
 
 def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
@@ -380,7 +381,9 @@ class ObjectStore:
         record = self._record(path)
         if record.delete_marker:
             return VersionEntry(key, version_id, latest, stat.st_mtime, True)
-        return VersionEntry(key, version_id, latest, stat.st_mtime, False, stat.st_size, record.etag)
+        return VersionEntry(
+            key, version_id, latest, stat.st_mtime, False, stat.st_size, record.etag, record.members
+        )
 
     def _restore_live(self, uri: str, remaining: builtins.list[str]) -> None:
         """The live file made the last of `remaining` (the versions left after the current one went,
