@@ -71,6 +71,11 @@ def test_s3s_refusals_of_a_copy_store_nothing(s3: Any, store: ObjectStore) -> No
     tagged = error_of(lambda: s3.copy_object(Bucket="bucket", Key="t", CopySource="bucket/same",
                                              TaggingDirective="REPLACE", Tagging="a=b"))
     assert (tagged[0], tagged[1]["Code"]) == (501, "NotImplemented")
+    directive = error_of(lambda: s3.copy_object(Bucket="bucket", Key="t", CopySource="bucket/same",
+                                                MetadataDirective="KEEP"))
+    assert directive == (400, {"Code": "InvalidArgument", "Message": "Unknown metadata directive.",
+                               "ArgumentName": "x-amz-metadata-directive", "ArgumentValue": "KEEP"})
+    assert not store.exists("s3://bucket/t")
 
 
 def test_boto3s_managed_copy_of_a_large_object_goes_in_parts(s3: Any, store: ObjectStore) -> None:

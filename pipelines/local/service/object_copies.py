@@ -4,7 +4,8 @@ object), which boto3's managed `copy` sends for an object over 8 MB.
 The source is `x-amz-copy-source` (`bucket/key`, URL-encoded, with `?versionId=` for a version), read
 from its version file a chunk at a time. CopyObject makes a new version of the target with the
 source's headers and user metadata (`MetadataDirective` COPY, the default) or the request's
-(REPLACE); copying an object onto itself without replacing anything is S3's InvalidRequest. The copy
+(REPLACE), any other directive S3's InvalidArgument; copying an object onto itself without replacing
+anything is S3's InvalidRequest. The copy
 keeps a checksum in the algorithm asked for, or else in the source's own, computed over the bytes it
 copies. `x-amz-copy-source-if-*` are S3's conditions on the source, a failed one 412; If-None-Match
 and If-Match are conditions on the target, as on a PUT (write_conditions.py). A source over
@@ -73,7 +74,11 @@ class ObjectCopies:
                 "InvalidRequest", "The specified copy source is larger than the maximum allowable size for a "
                 f"copy source: {MAX_COPY_BYTES}",
             )
-        replacing = request.get("MetadataDirective", "COPY") == "REPLACE"
+        directive = request.get("MetadataDirective", "COPY")
+        if directive not in ("COPY", "REPLACE"):
+            raise ServiceError("InvalidArgument", "Unknown metadata directive.", 400, {
+                "ArgumentName": "x-amz-metadata-directive", "ArgumentValue": str(directive)})
+        replacing = directive == "REPLACE"
         if (bucket, key) == (request["Bucket"], request["Key"]) and not replacing:
             raise ServiceError("InvalidRequest", ILLEGAL_SELF_COPY)
         headers = kept_members(request) if replacing else {
