@@ -161,6 +161,24 @@ def test_a_completion_s3_refuses_stores_nothing_and_leaves_the_upload_to_complet
     assert store.get_bytes("s3://bucket/checked") == b"1" * PART  # parts not listed are dropped
 
 
+@pytest.mark.parametrize(("created", "completed", "mode"), [
+    ({"ChecksumAlgorithm": "CRC32"}, "FULL_OBJECT", "COMPOSITE"),
+    ({"ChecksumAlgorithm": "CRC32", "ChecksumType": "FULL_OBJECT"}, "COMPOSITE", "FULL_OBJECT"),
+    ({}, "COMPOSITE", "null"),
+])
+def test_a_completion_must_name_the_checksum_type_its_upload_was_created_with(
+    s3: Any, store: ObjectStore, created: dict[str, str], completed: str, mode: str
+) -> None:
+    upload_id, listed = upload_parts(s3, "typed", [b"a"], **created)
+
+    refused = error_of(lambda: complete(s3, "typed", upload_id, listed, ChecksumType=completed))
+
+    assert refused == (400, {"Code": "InvalidRequest", "Message": (
+        f"The upload was created using the {mode} checksum mode. The complete request must use the same "
+        "checksum mode.")})
+    assert not store.exists("s3://bucket/typed")
+
+
 def test_a_composite_upload_needs_every_parts_checksum(s3: Any) -> None:
     upload_id, listed = upload_parts(s3, "summed", [b"a"], ChecksumAlgorithm="CRC32")
     unsummed = [{"PartNumber": 1, "ETag": listed[0]["ETag"]}]

@@ -9,9 +9,10 @@ checksum, the checksum) given; the object's ETag the MD5 of the parts' MD5s with
 part's digests are checked as PutObject's are (checksums.py). An upload created with a checksum
 algorithm sums every part with it: a COMPOSITE checksum (the default) is the checksum of the parts'
 checksums with their count, a FULL_OBJECT one (CRC32 only) the checksum of the whole object, checked
-against the one a completion sends. Headers the store does not keep are refused as PutObject refuses
-them. A completion may be conditional as a PUT may (If-None-Match, If-Match: write_conditions.py);
-with If-Match, a version stored after the upload began is S3's 409 conflict.
+against the one a completion sends; a completion naming a checksum type names the upload's.
+Headers the store does not keep are refused as PutObject refuses them. A completion may be
+conditional as a PUT may (If-None-Match, If-Match: write_conditions.py); with If-Match, a version
+stored after the upload began is S3's 409 conflict.
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ class MultipartUploads:
 
     def _complete(self, upload: Upload, request: Body, listed: list[Body]) -> Body:
         condition = WriteCondition.of_write(request, since=upload.initiated)
+        if "ChecksumType" in request and request["ChecksumType"] != upload.checksum_type:
+            raise invalid(
+                f"The upload was created using the {upload.checksum_type or 'null'} checksum mode. The "
+                "complete request must use the same checksum mode."
+            )
         if not listed:
             raise _malformed()
         with in_progress(upload):
