@@ -75,7 +75,9 @@ def upload(service: LocalSageMaker) -> str:
     ("PUT", f"/bucket/k?partNumber=1&uploadId={UPLOAD}",
      {"x-amz-copy-source": "bucket/k", "x-amz-copy-source-range": "bytes=5-1"}, b"", "InvalidArgument"),
     ("PUT", f"/bucket/k?partNumber=1&uploadId={UPLOAD}",
-     {"x-amz-copy-source": "bucket/k", "x-amz-copy-source-range": "bytes=0-99"}, b"", "InvalidRequest"),
+     {"x-amz-copy-source": "bucket/k", "x-amz-copy-source-range": "bytes=0-99"}, b"", "InvalidArgument"),
+    ("PUT", f"/bucket/k?partNumber=1&uploadId={UPLOAD}",
+     {"x-amz-copy-source": "bucket/k", "x-amz-copy-source-range": "bytes=99-100"}, b"", "InvalidRequest"),
     ("PUT", "/bucket?versioning", {}, b"garbage", "MalformedXML"),
     ("PUT", "/bucket/" + "k" * 1025, {}, b"x", "KeyTooLongError"),  # S3's 1,024 bytes
     ("PUT", "/bucket/" + "k" * 256, {}, b"x", "InvalidArgument"),  # S3's, but no file name is that long

@@ -86,7 +86,17 @@ def test_boto3s_managed_copy_of_a_large_object_goes_in_parts(s3: Any, store: Obj
     assert store.get_bytes("s3://bucket/big/copy.bin") == data
     assert s3.head_object(Bucket="bucket", Key="big/copy.bin")["ETag"].endswith('-3"')
     upload_id = s3.create_multipart_upload(Bucket="bucket", Key="ranged")["UploadId"]
-    past_end = error_of(lambda: s3.upload_part_copy(
-        Bucket="bucket", Key="ranged", UploadId=upload_id, PartNumber=1, CopySource="bucket/big/source.bin",
-        CopySourceRange=f"bytes=0-{len(data)}"))
-    assert past_end[1]["Code"] == "InvalidRequest"
+
+    def ranged(copied: str) -> tuple[int, dict[str, str]]:
+        return error_of(lambda: s3.upload_part_copy(
+            Bucket="bucket", Key="ranged", UploadId=upload_id, PartNumber=1,
+            CopySource="bucket/big/source.bin", CopySourceRange=copied))
+
+    size = len(data)
+    assert ranged(f"bytes=0-{size}") == (400, {  # ends past the source's last byte
+        "Code": "InvalidArgument",
+        "Message": f"Range specified is not valid for source object of size: {size}",
+        "ArgumentName": "x-amz-copy-source-range", "ArgumentValue": f"bytes=0-{size}"})
+    assert ranged(f"bytes={size}-{size + 1}") == (400, {  # starts past it
+        "Code": "InvalidRequest",
+        "Message": "The specified copy range is invalid for the source object size"})

@@ -166,9 +166,12 @@ def _copy_range(header: str | None, size: int) -> tuple[int, int]:
             {"ArgumentName": "x-amz-copy-source-range", "ArgumentValue": header},
         )
     first, last = int(match.group(1)), int(match.group(2))
+    if first >= size:  # S3 tells a range that starts past the end from one that ends past it
+        raise ServiceError("InvalidRequest", "The specified copy range is invalid for the source object size")
     if last >= size:
         raise ServiceError(
-            "InvalidRequest", f"The specified copy range is invalid for the source object size: {size}"
+            "InvalidArgument", f"Range specified is not valid for source object of size: {size}", 400,
+            {"ArgumentName": "x-amz-copy-source-range", "ArgumentValue": header},
         )
     return first, last - first + 1
 
