@@ -33,7 +33,12 @@ from pipelines.local.jobs.outcome import training_failure
 from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.jobs.stopping import JobStop
 from pipelines.local.jobs.toolkit import to_cmd_args
-from pipelines.local.jobs.training import run_training_job
+from pipelines.local.jobs.training import (
+    DESCRIBED_CHANNEL,
+    DESCRIBED_FLAGS,
+    described_request,
+    run_training_job,
+)
 from pipelines.local.layout import StateLayout
 from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system import cpus
@@ -853,7 +858,8 @@ def test_training_job_follows_the_toolkit_contract(
     arn = "arn:aws:sagemaker:us-east-1:000000000000:training-job/train-1"
     assert props["TrainingJobArn"] == arn
     assert outcome.metadata == {"TrainingJob": {"Arn": arn}}
-    assert props["InputDataConfig"] == request["InputDataConfig"]
+    channels = request["InputDataConfig"]
+    assert props["InputDataConfig"] == [{**channel, **DESCRIBED_CHANNEL} for channel in channels]
     assert props["HyperParameters"]["ngram-max"] == "2"
     members = _members(store.get_bytes(model_uri))
     assert set(members) == {"seen.json", "code/inference.py"}
@@ -928,6 +934,10 @@ def test_training_job_follows_the_toolkit_contract(
     assert transitions[-1]["StatusMessage"] == "Training job completed"
     assert isinstance(props["TrainingTimeInSeconds"], int) and props["TrainingTimeInSeconds"] >= 1
     assert props["BillableTimeInSeconds"] == props["TrainingTimeInSeconds"]
+    # What SageMaker's description fills in for members the request left out
+    assert [props[flag] for flag in DESCRIBED_FLAGS] == [False, False, False]
+    assert {name: props["InputDataConfig"][0][name] for name in DESCRIBED_CHANNEL} == DESCRIBED_CHANNEL
+    assert props["OutputDataConfig"]["KmsKeyId"] == ""
     # While it ran, its description said so, phase by phase, each with the phases before it.
     assert [(d["TrainingJobStatus"], d["SecondaryStatus"]) for d in running] == [
         ("InProgress", phase) for phase in phases[:-1]
@@ -1804,3 +1814,18 @@ def test_the_instance_table_holds_sagemakers_cpu_types_with_their_memory_and_vcp
     }
     for name, (vcpus, gib) in specifications.items():
         assert (INSTANCES[name].vcpus, INSTANCES[name].memory_gib) == (vcpus, gib), name
+
+
+def test_a_training_description_keeps_what_the_request_set_and_fills_in_the_rest() -> None:
+    request = {
+        "EnableNetworkIsolation": True,
+        "InputDataConfig": [{"ChannelName": "train", "CompressionType": "Gzip"}, {"ChannelName": "test"}],
+        "OutputDataConfig": {"S3OutputPath": "s3://bucket/out", "KmsKeyId": "alias/models"},
+    }
+
+    described = described_request(request)
+
+    assert [described[flag] for flag in DESCRIBED_FLAGS] == [True, False, False]
+    assert [channel["CompressionType"] for channel in described["InputDataConfig"]] == ["Gzip", "None"]
+    assert described["OutputDataConfig"]["KmsKeyId"] == "alias/models"
+    assert "CompressionType" not in request["InputDataConfig"][1]  # the request itself is left as it was

@@ -353,6 +353,28 @@ def pack_directory(directory: Path, archive: Path) -> None:
             tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
 
 
+# Members SageMaker's DescribeTrainingJob answers for a request that left them out.
+DESCRIBED_FLAGS = (
+    "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption", "EnableManagedSpotTraining"
+)
+DESCRIBED_CHANNEL = {"CompressionType": "None", "RecordWrapperType": "None"}
+
+
+def described_request(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The request as DescribeTrainingJob (and so a Training step's properties) echoes it, with the
+    defaults SageMaker fills in: the three flags False, each channel uncompressed and unwrapped,
+    the output's KmsKeyId empty."""
+    described = copy.deepcopy(dict(request))
+    for flag in DESCRIBED_FLAGS:
+        described.setdefault(flag, False)
+    for channel in described.get("InputDataConfig") or []:
+        for member, value in DESCRIBED_CHANNEL.items():
+            channel.setdefault(member, value)
+    if isinstance(described.get("OutputDataConfig"), dict):
+        described["OutputDataConfig"].setdefault("KmsKeyId", "")
+    return described
+
+
 @dataclass(frozen=True)
 class TrainingJobDescription:
     """DescribeTrainingJob's answer for one job: the request echoed back plus identity, where its
@@ -368,7 +390,7 @@ class TrainingJobDescription:
         transitions = phases.current()
         secondary = transitions[-1]["Status"]
         return {
-            **copy.deepcopy(dict(self.request)),
+            **described_request(self.request),
             "TrainingJobName": self.name,
             "TrainingJobArn": job_arn("training-job", self.name),
             "TrainingJobStatus": "Stopping" if secondary == "Stopping" else "InProgress",
