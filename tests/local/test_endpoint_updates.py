@@ -4,7 +4,9 @@ deployment configuration. Hosting is a stand-in that records what each deploymen
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,11 @@ from pipelines.local.hosting import limits
 from pipelines.local.hosting.capacity import ENDPOINT_INSTANCE_LIMIT
 from pipelines.local.hosting.endpoints import CaptureSpec
 from pipelines.local.hosting.model_process import VariantSpec
+from pipelines.local.jobs.image_python import image_digest
 from pipelines.local.service.backend import LocalSageMaker
 
 from . import inprocess
-from .world import BUCKET, ROLE, InstantHosting, World, local_sagemaker
+from .world import BUCKET, IMAGE, ROLE, InstantHosting, World, local_sagemaker
 
 KEY = "arn:aws:kms:us-east-1:000000000000:key/local"
 ALL_AT_ONCE = {"BlueGreenUpdatePolicy": {
@@ -75,6 +78,7 @@ def config(world: World, model: str, weight: float, count: int, captured: dict[s
 
 def serving(described: dict[str, Any]) -> tuple[str, float, int, str, int]:
     (variant,) = described["ProductionVariants"]
+    assert variant["DesiredWeight"] == variant["CurrentWeight"]  # no weight change is under way
     capture_summary = described["DataCaptureConfig"]
     return (described["EndpointConfigName"], variant["CurrentWeight"], variant["DesiredInstanceCount"],
             capture_summary["DestinationS3Uri"], capture_summary["CurrentSamplingPercentage"])
@@ -204,3 +208,17 @@ def test_the_current_instance_count_is_the_instances_that_still_run(world: World
     (variant,) = sm.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
 
     assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (1, 2)
+
+
+def test_a_variant_names_its_image_and_the_digest_it_resolved_to(world: World) -> None:
+    started = datetime.now(UTC).replace(microsecond=0)  # as precise as a timestamp on the wire may be
+    endpoint = world.endpoint(config(world, world.model(), 1.0, 1, capture("images", 100)))
+
+    (variant,) = sagemaker(world).describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
+
+    (image,) = variant["DeployedImages"]
+    repository, tag = IMAGE.rsplit(":", 1)
+    assert image["SpecifiedImage"] == IMAGE and tag
+    assert image["ResolvedImage"] == f"{repository}@{image_digest()}"
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", image_digest())
+    assert started <= image["ResolutionTime"] <= datetime.now(UTC)

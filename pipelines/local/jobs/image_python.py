@@ -113,9 +113,22 @@ def _has_broken_link(folder: Path) -> bool:
 
 def environment_for(environments: Path, requested: Iterable[str] = ()) -> ImagePython:
     """Where image_python keeps that environment, whether it is made yet or not."""
-    links = site_links(frozenset(requested))
+    return ImagePython(environments / _identity(frozenset(requested))[:16])
+
+
+def image_digest() -> str:
+    """`sha256:<hex>` of the environment that stands in for the image itself (no requirements
+    added): what a deployed image's tag resolves to here, as SageMaker resolves it to the image's
+    digest. It changes exactly when that environment does."""
+    return f"sha256:{_identity(frozenset())}"
+
+
+@functools.cache
+def _identity(requested: frozenset[str]) -> str:
+    """The SHA-256 of what an environment is: the interpreter and every distribution it links."""
+    links = site_links(requested)
     listing = "\n".join([str(_BASE), *(f"{name} {target}" for name, target in links)])
-    return ImagePython(environments / hashlib.sha256(listing.encode()).hexdigest()[:16])
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _make(environment: ImagePython, links: tuple[tuple[str, Path], ...]) -> None:

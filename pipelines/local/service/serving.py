@@ -8,6 +8,7 @@ brings endpoints back after a restart. It sees the records only through `Records
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ from pipelines.local.hosting.endpoints import (
     VariantSpec,
 )
 from pipelines.local.hosting.model_process import HEALTH_TIMEOUT_SECONDS, INSTANCE_PROCESSES, RANDOM
+from pipelines.local.jobs.image_python import image_digest
 from pipelines.local.storage.database import Body
 from pipelines.local.system.instance_types import INSTANCES, Instance
 from steps.integrity import DIGEST_KEY
@@ -116,15 +118,20 @@ class Serving:
         package = self.records.model_package(package_arn) or {}
         return str((package.get("CustomerMetadataProperties") or {}).get(DIGEST_KEY, ""))
 
-    def _described(self, config: dict[str, Any]) -> dict[str, Any]:
-        """The endpoint fields that describe what a config serves."""
+    def _described(self, config: dict[str, Any], models: Mapping[str, Body]) -> dict[str, Any]:
+        """The endpoint fields that describe what a config serves, its images resolved now."""
         capture = config.get("DataCaptureConfig")
+        resolved = time.time()
         fields: dict[str, Any] = {
             "EndpointConfigName": config["EndpointConfigName"],
             "ProductionVariants": [
                 {
                     "VariantName": v.get("VariantName", "AllTraffic"),
+                    "DeployedImages": [
+                        deployed_image(models[v["ModelName"]]["PrimaryContainer"]["Image"], resolved)
+                    ],
                     "CurrentWeight": float(v.get("InitialVariantWeight", 1.0)),
+                    "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
                     "CurrentInstanceCount": int(v.get("InitialInstanceCount", 1)),
                     "DesiredInstanceCount": int(v.get("InitialInstanceCount", 1)),
                 }
@@ -169,7 +176,7 @@ class Serving:
                 return
             changes["PendingDeploymentSummary"] = None
             if serving == config["EndpointConfigName"]:
-                changes.update(self._described(config), _Serving=serving, _Deployed=deployed)
+                changes.update(self._described(config, models), _Serving=serving, _Deployed=deployed)
             self.records.set_endpoint(name, **changes)
 
         try:
@@ -225,7 +232,7 @@ class Serving:
                 EndpointStatus=status,
                 FailureReason=reason or None,
                 PendingDeploymentSummary=None,
-                **self._described(config),
+                **self._described(config, models),
             )
 
     def invoke(self, request: Mapping[str, Any]) -> InvokeResult:
@@ -264,6 +271,16 @@ class Serving:
 
     def shutdown(self) -> None:
         self.processes.shutdown()
+
+
+def deployed_image(image: str, resolved: float) -> Body:
+    """DescribeEndpoint's DeployedImages entry for a container's image: the image as the model
+    names it, resolved to the digest of the local environment that runs it (image_python.py)."""
+    repository = image.split("@")[0]
+    if ":" in repository.rsplit("/", 1)[-1]:  # the tag, not a registry's port
+        repository = repository.rsplit(":", 1)[0]
+    return {"SpecifiedImage": image, "ResolvedImage": f"{repository}@{image_digest()}",
+            "ResolutionTime": resolved}
 
 
 def _instance(instance_type: Any) -> Instance | None:
