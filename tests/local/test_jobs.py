@@ -26,6 +26,7 @@ from tarballs import tar_gz
 from waiting import wait_until
 
 from pipelines import REPO_ROOT
+from pipelines.local.jobs import processing
 from pipelines.local.jobs.image_python import ENVIRONMENTS, image_python
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.jobs.instances import RUNS_ON
@@ -406,6 +407,8 @@ def test_processing_job_stages_runs_and_uploads(
     assert props["ProcessingInputs"] == request["ProcessingInputs"]
     assert props["AppSpecification"] == request["AppSpecification"]
     assert props["Environment"] == {"WHERE": "/opt/ml/processing/train"}
+    assert "StoppingCondition" not in request  # held to SageMaker's one day, and described so
+    assert props["StoppingCondition"] == {"MaxRuntimeInSeconds": 86_400}
     assert props["ProcessingStartTime"] <= props["ProcessingEndTime"]
     (started,) = running  # as the job started: InProgress, no end yet
     assert {k: v for k, v in props.items() if k not in started} == {
@@ -417,7 +420,7 @@ def test_processing_job_stages_runs_and_uploads(
     job_config = json.loads((base / "config" / "processingjobconfig.json").read_text())
     assert (job_config.pop("ProcessingJobArn"), job_config.pop("ProcessingJobName")) == (arn, "pre-1")
     rebased = json.loads(json.dumps(request).replace('"/opt/ml', f'"{base}'))  # as every other path
-    assert job_config == rebased
+    assert job_config == {**rebased, "StoppingCondition": props["StoppingCondition"]}
     assert job_config["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["LocalPath"] == str(
         base / "processing" / "train"
     )
@@ -546,6 +549,20 @@ def test_the_message_file_is_the_exit_message_whatever_the_ending(
     kept = message.encode()[:1024].decode("utf-8", errors="ignore")
     assert outcome.properties["ExitMessage"] == kept and len(kept.encode()) == 1023
     assert bool(outcome.properties["FailureReason"]) == (status == "Stopped")  # the message is no failure
+
+
+def test_a_job_that_sets_no_stopping_condition_is_held_to_sagemakers_default(
+    store: ObjectStore, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processing, "DEFAULT_MAX_RUNTIME", 2)  # a day, shortened for the test
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(store, MESSAGE_THEN_EXIT, arguments=["60", b"sleeping".hex()])
+
+    outcome = run_processing_job("default-limit", request, store, work_dir, io.StringIO())
+
+    assert outcome.properties["ProcessingJobStatus"] == "Stopped", outcome.failure_reason
+    assert outcome.properties["StoppingCondition"] == {"MaxRuntimeInSeconds": 2}
+    assert "MaxRuntimeInSeconds (2)" in outcome.properties["FailureReason"]
 
 
 def test_a_message_file_that_is_not_utf8_fails_the_job(store: ObjectStore, work_dir: Path) -> None:

@@ -44,6 +44,7 @@ from pipelines.local.system.isolation import Confinement
 
 _PYTHONS = {"python", "python3"}
 PROCESSING_DIR = PurePosixPath("/opt/ml/processing")
+DEFAULT_MAX_RUNTIME = 86_400  # seconds: what SageMaker holds a job that sets no StoppingCondition to
 LOCAL_PATH_RULE = (
     "for both ProcessingInput and ProcessingOutput, the path in the processing container must begin "
     "with /opt/ml/processing/"
@@ -65,7 +66,9 @@ def run_processing_job(
     """Run a CreateProcessingJob request: stage inputs, run the entrypoint (confined and held to its
     instance's memory, see run_container) in the image's Python (made under `environments`, by
     default in `work_dir`; image_python.py), upload the outputs; `progress` gets the job's
-    description as it starts."""
+    description as it starts. A job that sets no StoppingCondition is held to one day, and
+    described with that limit, as SageMaker holds and describes it."""
+    request = {"StoppingCondition": {"MaxRuntimeInSeconds": DEFAULT_MAX_RUNTIME}, **request}
     start = now_timestamp()
 
     def describe() -> dict[str, Any]:
