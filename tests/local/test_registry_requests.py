@@ -5,6 +5,7 @@ container SageMaker refuses, ClientToken retries, and who last changed a version
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.jobs.image_python import image_digest
 
 from . import inprocess
 from .shapes_support import model, sample
@@ -107,7 +109,32 @@ def test_an_inference_specification_with_additional_s3_data_is_refused(sagemaker
     update = refusal(sagemaker.update_model_package, ModelPackageArn=arn, InferenceSpecification=extra)
     assert update == expected
     described = sagemaker.describe_model_package(ModelPackageName=arn)
-    assert described["InferenceSpecification"] == SPECIFICATION
+    assert described["InferenceSpecification"] == resolved(SPECIFICATION)
+
+
+def resolved(specification: dict[str, Any]) -> dict[str, Any]:
+    """The specification as DescribeModelPackage answers it: each container's image resolved to the
+    digest of the local environment that stands in for it, as SageMaker records its image's."""
+    containers = [{**container, "ImageDigest": image_digest()} for container in specification["Containers"]]
+    return {**specification, "Containers": containers}
+
+
+def test_a_version_describes_its_images_digest_and_sagemakers_defaults(sagemaker: Any) -> None:
+    arn = version(sagemaker)
+
+    described = sagemaker.describe_model_package(ModelPackageName=arn)
+
+    assert described["InferenceSpecification"] == resolved(SPECIFICATION)
+    (container,) = described["InferenceSpecification"]["Containers"]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", container["ImageDigest"])
+    assert described["ModelPackageStatusDetails"] == {"ValidationStatuses": [], "ImageScanStatuses": []}
+    assert described["CertifyForMarketplace"] is False
+    other = {"Containers": [{"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgboost:1",
+                             "ModelDataUrl": MODEL_DATA}],
+             "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}
+    sagemaker.update_model_package(ModelPackageArn=arn, InferenceSpecification=other)
+    updated = sagemaker.describe_model_package(ModelPackageName=arn)["InferenceSpecification"]
+    assert updated == other  # nothing here stands in for that image: no digest is made up
 
 
 def test_a_creation_retried_with_its_client_token_makes_one_version(sagemaker: Any) -> None:

@@ -14,6 +14,7 @@ import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from pipelines.local.jobs.image_python import image_digest
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.system.supervision import interpreter_environment
 
@@ -64,6 +65,17 @@ def check_image(image_uri: str) -> None:
             f"image {image_uri!r} has scikit-learn {match.group('release')}, which the local "
             f"target cannot reproduce: {provides}"
         )
+
+
+def resolved_digest(image_uri: str) -> str | None:
+    """What `image_uri` resolves to here, as SageMaker resolves an image's tag to its digest: the
+    digest of the local environment that stands in for it (image_python.image_digest); None for an
+    image nothing here stands in for."""
+    try:
+        check_image(image_uri)
+    except UnsupportedImage:
+        return None
+    return image_digest()
 
 
 def require_image(image_uri: object) -> None:

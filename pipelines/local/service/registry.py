@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pipelines.local.contract.model_packages import UPDATED_AS_GIVEN, creation_problems, update_problems
 from pipelines.local.contract.models import service_model
 from pipelines.local.errors import ServiceError, invalid
+from pipelines.local.jobs.images import resolved_digest
 from pipelines.local.service.context import CREATED_BY, ServiceContext
 from pipelines.local.service.idempotency import once
 from pipelines.local.service.listing import Listing, between, contains, equals, only
@@ -150,7 +151,9 @@ class RegistryOperations:
 
             def describe(version: int) -> Body:
                 return {
+                    "CertifyForMarketplace": False,
                     **echoed,
+                    **_with_image_digests(echoed),
                     "ModelPackageName": group,
                     "ModelPackageGroupName": group,
                     "ModelPackageVersion": version,
@@ -159,7 +162,7 @@ class RegistryOperations:
                     "LastModifiedTime": now,
                     "CreatedBy": CREATED_BY,
                     "ModelPackageStatus": "Completed",
-                    "ModelPackageStatusDetails": {"ValidationStatuses": []},
+                    "ModelPackageStatusDetails": _status_details(),
                     "ModelApprovalStatus": status,
                 }
 
@@ -217,6 +220,7 @@ class RegistryOperations:
             body = self._package(request["ModelPackageArn"])
             before = dict(body)
             body.update({key: request[key] for key in UPDATED_AS_GIVEN if key in request})
+            body.update(_with_image_digests(request))
             _update_metadata(body, request)
             _add_inference_specifications(body, request.get("AdditionalInferenceSpecificationsToAdd", []))
             body.update(LastModifiedTime=time.time(), LastModifiedBy=CREATED_BY)
@@ -236,11 +240,32 @@ def _described(package: Body) -> Body:
     existed get them too)."""
     described = {
         "ModelPackageName": package["ModelPackageGroupName"],
-        "ModelPackageStatusDetails": {"ValidationStatuses": []},
         "CreatedBy": CREATED_BY,
+        "CertifyForMarketplace": False,
         **package,
+        "ModelPackageStatusDetails": _status_details(),
     }
     return {k: v for k, v in described.items() if v not in ({}, "")}
+
+
+def _status_details() -> Body:
+    """A version's ModelPackageStatusDetails: no validation or image scan was asked of SageMaker."""
+    return {"ValidationStatuses": [], "ImageScanStatuses": []}
+
+
+def _with_image_digests(request: Body) -> Body:
+    """The request's InferenceSpecification with each container's ImageDigest, the digest its image
+    resolved to when the version was registered, as SageMaker records it; none for an image the
+    local target does not stand in for (images.resolved_digest)."""
+    specification = request.get("InferenceSpecification")
+    if not isinstance(specification, dict):
+        return {}
+    containers = []
+    for container in specification.get("Containers") or []:
+        digest = resolved_digest(str(container.get("Image", "")))
+        containers.append({**container, "ImageDigest": digest} if digest and "ImageDigest" not in container
+                          else container)
+    return {"InferenceSpecification": {**specification, "Containers": containers}}
 
 
 def _group_name(name_or_arn: str) -> str:
