@@ -30,7 +30,11 @@ from marks import mark
 
 def echo(event, context):
     print("echo", json.dumps(event))
-    return {"event": event, "request": context.aws_request_id, "invoked": context.invoked_function_arn}
+    sent = context.client_context
+    client = None if sent is None else {
+        "custom": sent.custom, "env": sent.env, "app_title": sent.client and sent.client.app_title}
+    return {"event": event, "request": context.aws_request_id, "invoked": context.invoked_function_arn,
+            "client": client}
 
 def fail(event, context):
     raise ValueError("boom")
@@ -224,6 +228,24 @@ def test_latest_may_be_named_and_the_context_says_so(lambda_: Any) -> None:
     assert invoked == [f"{ARN}:$LATEST", f"{ARN}:$LATEST", ARN]
     assert error_of(lambda: lambda_.get_function(FunctionName="echo:$LATEST", Qualifier="7"))["Message"] == (
         "The derived qualifier from the function name does not match the specified qualifier.")
+
+
+def test_the_invokers_client_context_reaches_the_handler_and_a_malformed_one_is_refused(lambda_: Any) -> None:
+    sent = {"client": {"app_title": "reviews", "installation_id": "i-1"}, "custom": {"tenant": "a"},
+            "env": {"locale": "en"}}
+
+    answer = json.loads(lambda_.invoke(FunctionName="echo", ClientContext=encoded(sent))["Payload"].read())
+
+    assert answer["client"] == {"custom": {"tenant": "a"}, "env": {"locale": "en"}, "app_title": "reviews"}
+    assert json.loads(lambda_.invoke(FunctionName="echo")["Payload"].read())["client"] is None
+    for malformed in ("not base64!", encoded("not an object"), base64.b64encode(b"{not json").decode()):
+        assert error_of(functools.partial(lambda_.invoke, FunctionName="echo", ClientContext=malformed)) == {
+            "Code": "InvalidRequestContentException",
+            "Message": "Client context must be a valid Base64-encoded JSON object."}
+
+
+def encoded(value: Any) -> str:
+    return base64.b64encode(json.dumps(value).encode()).decode()
 
 
 def test_a_dry_run_update_checks_the_code_and_changes_nothing(lambda_: Any) -> None:

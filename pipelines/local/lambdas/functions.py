@@ -359,15 +359,17 @@ class Functions:
         return previous if changing and previous is not None else body
 
     def invoke(
-        self, name_or_arn: str, event: Any, qualifier: str | None = None, request_id: str = ""
+        self, name_or_arn: str, event: Any, qualifier: str | None = None, request_id: str = "",
+        client_context: dict[str, Any] | None = None,
     ) -> Invocation:
         """Run the handler once in a warm environment; what fails is reported as Lambda reports it.
-        The context's invoked_function_arn is qualified when the caller qualified the name. An
-        asynchronous invocation's retries pass the request id of its first attempt, as Lambda's do."""
+        The context's invoked_function_arn is qualified when the caller qualified the name, and its
+        client_context is the invoker's. An asynchronous invocation's retries pass the request id of
+        its first attempt, as Lambda's do."""
         body = self.invocable(name_or_arn, qualifier)
         qualified = self.named(name_or_arn, qualifier).qualifier
         invoked = body["FunctionArn"] + (f":{LATEST}" if qualified else "")
-        request = Request(event, request_id or str(uuid.uuid4()), invoked)
+        request = Request(event, request_id or str(uuid.uuid4()), invoked, client_context)
         outcome = self.environments.invoke(self._configuration(body), request, float(body["Timeout"]))
         document = outcome.error
         if document is None and len((outcome.payload or "").encode()) > RESPONSE_LIMIT:

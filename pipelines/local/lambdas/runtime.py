@@ -60,8 +60,35 @@ def end_phase():
     os.write(1, phase_end.encode())
 
 
+class Client:
+    # A mobile client as awslambdaric's context names it.
+    __slots__ = ["installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name"]
+
+
+class ClientContext:
+    __slots__ = ["custom", "env", "client"]
+
+
+def from_dict(kind, values):
+    # awslambdaric's make_obj_from_dict: each slot from the dict, None when it is not there.
+    made = kind()
+    for name in kind.__slots__:
+        setattr(made, name, values.get(name))
+    return made
+
+
+def client_context(values):
+    # The invoker's ClientContext, as awslambdaric builds it; None when the invoke sent none.
+    if not values:
+        return None
+    made = from_dict(ClientContext, values)
+    if made.client:
+        made.client = from_dict(Client, made.client)
+    return made
+
+
 class LambdaContext:
-    # What Lambda's Python runtime (awslambdaric) passes a handler; no Cognito or mobile client here.
+    # What Lambda's Python runtime (awslambdaric) passes a handler; no Cognito identity here.
     def __init__(self, request):
         self.aws_request_id = request["request_id"]
         self.invoked_function_arn = request["arn"]
@@ -70,7 +97,8 @@ class LambdaContext:
         self.memory_limit_in_mb = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
         self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
         self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
-        self.client_context = self.identity = None
+        self.client_context = client_context(request.get("client_context"))
+        self.identity = None
         self._deadline_ms = request["deadline_ms"]
 
     def get_remaining_time_in_millis(self):
@@ -169,6 +197,7 @@ class Request:
     event: Any
     request_id: str
     arn: str
+    client_context: dict[str, Any] | None = None  # the invoker's, decoded (synchronous invokes only)
 
 
 @dataclass
@@ -246,7 +275,7 @@ class Environment:
         deadline_ms = int((time.time() + timeout) * 1000)  # the runtime API's Lambda-Runtime-Deadline-Ms
         request = json.dumps({
             "event": invocation.event, "request_id": invocation.request_id, "arn": invocation.arn,
-            "deadline_ms": deadline_ms,
+            "deadline_ms": deadline_ms, "client_context": invocation.client_context,
         }) + "\n"
         version = self.configuration.environment["AWS_LAMBDA_FUNCTION_VERSION"]
         deadline = time.monotonic() + timeout

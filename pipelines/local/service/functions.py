@@ -43,6 +43,22 @@ STATE_MEMBERS = (
 )
 
 
+def _client_context(encoded: str | None) -> dict[str, Any] | None:
+    """Invoke's ClientContext, decoded for the handler's context; Lambda's refusal, in its words,
+    for one that is not the base64 of a JSON object."""
+    if encoded is None:
+        return None
+    try:
+        decoded = json.loads(base64.b64decode(encoded, validate=True))
+    except ValueError:  # not base64, not UTF-8 or not JSON
+        decoded = None
+    if not isinstance(decoded, dict):
+        raise ServiceError(
+            "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object."
+        )
+    return decoded
+
+
 def refuse_publish(request: Body) -> None:
     """Publish=True (or PublishTo) asks for a numbered version, which the local Lambda does not keep."""
     for member in ("Publish", "PublishTo"):
@@ -127,6 +143,7 @@ class FunctionOperations:
                 "InvalidRequestContentException",
                 f"Could not parse request body into json: Could not parse payload into json: {error}",
             ) from None
+        context = _client_context(request.get("ClientContext"))
         name, qualifier = request["FunctionName"], request.get("Qualifier")
         self.functions.get(name, qualifier)  # a missing function is refused whatever the type
         if kind == "DryRun":
@@ -134,7 +151,7 @@ class FunctionOperations:
         if kind == "Event":
             request_id = self.invocations.submit(name, event, qualifier)
             return {"StatusCode": 202, "ResponseMetadata": {"RequestId": request_id}}
-        invocation = self.functions.invoke(name, event, qualifier)
+        invocation = self.functions.invoke(name, event, qualifier, client_context=context)
         payload = json.dumps(invocation.payload).encode()
         answer: Body = {"StatusCode": 200, "Payload": payload, "ExecutedVersion": "$LATEST"}
         if invocation.error:
