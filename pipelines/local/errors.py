@@ -26,3 +26,11 @@ def not_found(what: str, name: str, code: str = "ValidationException") -> Servic
 
 def invalid(message: str) -> ServiceError:
     return ServiceError("ValidationException", message)
+
+
+def not_implemented(header: str, why: str = "", fields: Mapping[str, str] | None = None) -> ServiceError:
+    """S3's 501 for a header asking for what is not done, naming the header; `why` says what the
+    local S3 does instead, `fields` are what else S3's error carries (its additionalMessage)."""
+    message = "A header you provided implies functionality that is not implemented"
+    return ServiceError("NotImplemented", f"{message}: {why}" if why else message, 501,
+                        {"Header": header, **(fields or {})})

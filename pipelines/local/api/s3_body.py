@@ -16,18 +16,10 @@ from botocore.auth import UNSIGNED_PAYLOAD
 
 from pipelines.local.api.auth import CONTENT_SHA256, CONTENT_SHA256_MISMATCH
 from pipelines.local.api.rest import Headers
-from pipelines.local.errors import ServiceError
+from pipelines.local.errors import ServiceError, not_implemented
 from pipelines.local.storage.object_records import Readable
 
 MAX_PUT_BYTES = 5 * 1024**3  # S3's largest object in a single PUT
-
-
-def _not_implemented(header: str, what: str) -> ServiceError:
-    return ServiceError(
-        "NotImplemented",
-        f"A header you provided implies functionality that is not implemented: {what}", 501,
-        {"Header": header},
-    )
 
 
 class RequestBody:
@@ -46,10 +38,10 @@ class RequestBody:
     def of(cls, headers: Headers, source: Readable, go_on: Callable[[], None]) -> RequestBody:
         """The body a PUT's headers announce, or S3's refusal of framing it does not take."""
         if headers.get("Transfer-Encoding") is not None:
-            raise _not_implemented("Transfer-Encoding", "a body without Content-Length")
+            raise not_implemented("Transfer-Encoding", "a body without Content-Length")
         declared = headers.get(CONTENT_SHA256, "")
         if "aws-chunked" in headers.get("Content-Encoding", "") or declared.startswith("STREAMING-"):
-            raise _not_implemented(
+            raise not_implemented(
                 "Content-Encoding", "aws-chunked uploads are not taken by the local SageMaker's S3; sign "
                 "the whole payload or send UNSIGNED-PAYLOAD (boto3 does over http)",
             )

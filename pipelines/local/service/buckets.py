@@ -19,7 +19,7 @@ import time
 from botocore.model import StringShape
 
 from pipelines.local.contract.models import operation_model
-from pipelines.local.errors import ServiceError
+from pipelines.local.errors import ServiceError, not_implemented
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import position, token
 from pipelines.local.service.objects import OWNER, no_such_bucket
@@ -140,11 +140,10 @@ class BucketOperations:
             ("x-amz-mfa", "MFA" in request),
         ) if unkept]
         if asked:
-            raise ServiceError(
-                "NotImplemented",
-                f"A header you provided implies functionality that is not implemented: the local SageMaker's "
-                f"S3 keeps every version of every object without MFA, not what {asked[0]} asks for",
-                501, {"Header": asked[0]},
+            raise not_implemented(
+                asked[0],
+                f"the local SageMaker's S3 keeps every version of every object without MFA, not what "
+                f"{asked[0]} asks for",
             )
         return {}
 
@@ -192,12 +191,10 @@ def _refuse_what_is_not_kept(request: Body, configuration: Body) -> None:
         asked.append("x-amz-object-ownership")
     asked += [f"CreateBucketConfiguration.{name}" for name in UNKEPT_CONFIGURATION if name in configuration]
     if asked:
-        raise ServiceError(
-            "NotImplemented",
-            f"A header you provided implies functionality that is not implemented: the local SageMaker's "
-            f"S3 makes general purpose buckets with ACLs disabled, versioned, without object lock or "
-            f"tags, in the global namespace, not what {asked[0]} asks for",
-            501, {"Header": asked[0]},
+        raise not_implemented(
+            asked[0],
+            f"the local SageMaker's S3 makes general purpose buckets with ACLs disabled, versioned, "
+            f"without object lock or tags, in the global namespace, not what {asked[0]} asks for",
         )
 
 

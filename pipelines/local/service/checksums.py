@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pipelines.local.errors import ServiceError
+from pipelines.local.errors import ServiceError, not_implemented
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.object_records import Readable
 
@@ -141,11 +141,10 @@ def full_object(algorithm: str, digest: bytes) -> Body:
 
 def cannot_compute(algorithm: str, header: str, purpose: str) -> ServiceError:
     """S3's NotImplemented for an algorithm this server has no code for (the CRT's)."""
-    return ServiceError(
-        "NotImplemented",
-        f"A header you provided implies functionality that is not implemented: the local SageMaker's S3 "
-        f"cannot compute {algorithm} {purpose}; send {', '.join(ALGORITHMS)} (boto3's default is CRC32)",
-        501, {"Header": header},
+    return not_implemented(
+        header,
+        f"the local SageMaker's S3 cannot compute {algorithm} {purpose}; send {', '.join(ALGORITHMS)} "
+        "(boto3's default is CRC32)",
     )
 
 

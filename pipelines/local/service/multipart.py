@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pipelines.local.contract.models import operation_model
-from pipelines.local.errors import ServiceError
+from pipelines.local.errors import ServiceError, not_implemented
 from pipelines.local.service.checksums import (
     ALGORITHM_MEMBER,
     ALGORITHMS,
@@ -298,11 +298,10 @@ def _checksum_of_upload(request: Body) -> tuple[str | None, str | None]:
             )
         return None, None
     if algorithm not in PART_ALGORITHMS:
-        raise ServiceError(
-            "NotImplemented",
-            f"A header you provided implies functionality that is not implemented: the local SageMaker's "
-            f"S3 sums the parts of an upload with {', '.join(PART_ALGORITHMS)}, not {algorithm}",
-            501, {"Header": "x-amz-checksum-algorithm"},
+        raise not_implemented(
+            "x-amz-checksum-algorithm",
+            f"the local SageMaker's S3 sums the parts of an upload with {', '.join(PART_ALGORITHMS)}, "
+            f"not {algorithm}",
         )
     checksum_type = checksum_type or COMPOSITE
     if checksum_type not in (COMPOSITE, FULL_OBJECT):

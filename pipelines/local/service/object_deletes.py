@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pipelines.local.contract.models import operation_model
-from pipelines.local.errors import ServiceError
+from pipelines.local.errors import ServiceError, not_implemented
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import completed, past_markers
 from pipelines.local.service.object_writes import admit
@@ -131,11 +131,10 @@ def _refuse_directory_bucket_conditions(item: Body) -> None:
     the local S3 does not have: refused by name rather than ignored."""
     for name in ("LastModifiedTime", "Size"):
         if name in item:
-            raise ServiceError(
-                "NotImplemented",
-                f"A header you provided implies functionality that is not implemented: the local SageMaker's "
-                f"S3 has general purpose buckets only, and {name} is a condition of directory buckets",
-                501, {"Header": name},
+            raise not_implemented(
+                name,
+                f"the local SageMaker's S3 has general purpose buckets only, and {name} is a condition of "
+                "directory buckets",
             )
 
 

@@ -24,7 +24,7 @@ from typing import NoReturn
 from botocore.model import OperationModel
 
 from pipelines.local.contract.models import operation_model
-from pipelines.local.errors import ServiceError
+from pipelines.local.errors import ServiceError, not_implemented
 from pipelines.local.service.checksums import ALGORITHM_MEMBER, MEMBER, Expected
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.objects import HEADERS, http_date, no_such_bucket
@@ -119,12 +119,10 @@ def refuse_what_is_not_kept(model: OperationModel, request: Body, honoured: froz
         if name.startswith("Grant"):
             _no_acls(header)
         wire = f"{header}*" if members[name].serialization.get("location") == "headers" else header
-        raise ServiceError(
-            "NotImplemented",
-            f"A header you provided implies functionality that is not implemented: the local "
-            f"SageMaker's S3 keeps an object's bytes, versions, headers and user metadata only, not "
-            f"what {wire} asks for",
-            501, {"Header": wire},
+        raise not_implemented(
+            wire,
+            f"the local SageMaker's S3 keeps an object's bytes, versions, headers and user metadata only, "
+            f"not what {wire} asks for",
         )
     if request.get("ACL", OWNER_ONLY_ACL) != OWNER_ONLY_ACL:
         _no_acls("x-amz-acl")

@@ -27,7 +27,7 @@ from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-from pipelines.local.errors import ServiceError
+from pipelines.local.errors import ServiceError, not_implemented
 from pipelines.local.service.checksums import MEMBER
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import Page, asked_for, page, position, token, with_present
@@ -55,6 +55,10 @@ class NotModified(Exception):
     def __init__(self, members: Body) -> None:
         super().__init__("Not Modified")
         self.members = members
+
+
+def no_such_key(key: str, headers: Mapping[str, str] | None = None) -> ServiceError:
+    return ServiceError("NoSuchKey", "The specified key does not exist.", 404, {"Key": key}, headers)
 
 
 def no_such_bucket(bucket: str) -> ServiceError:
@@ -206,7 +210,7 @@ def find_object(
     except ValueError as error:  # a key the store cannot hold (`a//b`, `..`) names nothing it holds
         missing = error
     if version is None:
-        raise ServiceError("NoSuchKey", "The specified key does not exist.", 404, {"Key": key}, marker)
+        raise no_such_key(key, marker)
     if missing is not None:
         raise ServiceError(
             "InvalidArgument", "Invalid version id specified", 400,
@@ -227,11 +231,8 @@ def http_date(value: str, name: str) -> float:
     try:
         return parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
-        raise ServiceError(
-            "NotImplemented",
-            f"A header you provided implies functionality that is not implemented: the local "
-            f"SageMaker's S3 keeps {name} only as an HTTP date, not {value!r}",
-            501, {"Header": name},
+        raise not_implemented(
+            name, f"the local SageMaker's S3 keeps {name} only as an HTTP date, not {value!r}"
         ) from None
 
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipelines.local.errors import ServiceError
-from pipelines.local.service.objects import matches, precondition_failed
+from pipelines.local.errors import ServiceError, not_implemented
+from pipelines.local.service.objects import matches, no_such_key, precondition_failed
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import NoSuchKey, ObjectStore, StoredObject, split_uri
 
 MEMBERS = frozenset({"IfMatch", "IfNoneMatch"})  # the request members of a conditional write
-UNSUPPORTED = "A header you provided implies functionality that is not implemented"
 BOTH = "Multiple conditional request headers present in the request"
 NOT_STAR = "We don't accept the provided value of If-None-Match header for this API"
 CONFLICT = "The conditional request cannot succeed due to a conflicting operation against this resource."
@@ -70,7 +69,7 @@ class WriteCondition:
                 raise precondition_failed("If-None-Match")
             return
         if current is None:
-            raise ServiceError("NoSuchKey", "The specified key does not exist.", 404, {"Key": key})
+            raise no_such_key(key)
         if not matches(self.if_match or "", current.etag):
             raise precondition_failed("If-Match")
         if self.since is not None and current.committed > self.since:
@@ -86,4 +85,5 @@ def _current(store: ObjectStore, uri: str) -> StoredObject | None:
 
 
 def _unsupported(header: str, detail: str) -> ServiceError:
-    return ServiceError("NotImplemented", UNSUPPORTED, 501, {"Header": header, "additionalMessage": detail})
+    """S3's 501 with no word of its own but its additionalMessage."""
+    return not_implemented(header, fields={"additionalMessage": detail})
