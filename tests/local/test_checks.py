@@ -487,7 +487,7 @@ def fit_step(**arguments: Any) -> dict[str, Any]:
          "local job runs no rule evaluation and reports no ProfilerRuleEvaluationStatuses"),
         (fit_step(ProfilerConfig={"S3OutputPath": f"{BUCKET}/profile"}),
          "step Fit: ProfilerConfig without DisableProfiler true asks SageMaker Debugger to profile the "
-         "job's system and framework metrics: a local job is not profiled and reports no ProfilingStatus"),
+         "job's system and framework metrics: a local job is not profiled (its ProfilingStatus is Disabled)"),
         (with_arguments(processing(), ProcessingOutputConfig={"Outputs": [
             {"OutputName": "o", "S3Output": {"S3Uri": f"{BUCKET}/o", "S3UploadMode": "EndOfJob"}}]}),
          "step Prep: output 'o' has no LocalPath: for both ProcessingInput and ProcessingOutput, the path "
@@ -526,6 +526,11 @@ def fit_step(**arguments: Any) -> dict[str, Any]:
                                   "SelectedInstanceType": "ml.m5.large"}),
          "step Fit: ResourceConfig.SelectedInstanceType is DescribeTrainingJob's to answer: "
          "CreateTrainingJob takes none"),
+        (fit_step(ResourceConfig={"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1,
+                                  "KeepAlivePeriodInSeconds": 600}),
+         "step Fit: ResourceConfig.KeepAlivePeriodInSeconds asks SageMaker to keep the job's instance in a "
+         "warm pool for the next job: a local job's process ends with the job, and it reports no "
+         "WarmPoolStatus"),
     ],
 )
 def test_what_a_local_job_cannot_reproduce_is_refused_at_upsert(step: dict[str, Any], expected: str) -> None:
@@ -546,8 +551,12 @@ def test_what_a_local_job_can_reproduce_passes() -> None:
     unprofiled["Name"] = "Board"
     profiled_if_asked = fit_step(ProfilerConfig={"DisableProfiler": {"Get": "Parameters.NoProfiler"}})
     profiled_if_asked["Name"] = "Maybe"
+    no_warm_pool = fit_step(ResourceConfig={"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                            "VolumeSizeInGB": 1, "KeepAlivePeriodInSeconds": 0})
+    no_warm_pool["Name"] = "Cold"
     assert definition_problems(definition(
-        fast_file, continuous, from_parameter, checkpointed, unprofiled, profiled_if_asked)) == []
+        fast_file, continuous, from_parameter, checkpointed, unprofiled, profiled_if_asked, no_warm_pool
+    )) == []
 
 
 def test_create_pipeline_refuses_a_training_step_with_debugger_and_profiler(tmp_path: Path) -> None:

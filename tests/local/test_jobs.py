@@ -955,6 +955,9 @@ def test_training_job_follows_the_toolkit_contract(
     assert [props[flag] for flag in DESCRIBED_FLAGS] == [False, False, False]
     assert {name: props["InputDataConfig"][0][name] for name in DESCRIBED_CHANNEL} == DESCRIBED_CHANNEL
     assert props["OutputDataConfig"]["KmsKeyId"] == ""
+    assert props["AlgorithmSpecification"]["EnableSageMakerMetricsTimeSeries"] is False
+    assert props["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 0
+    assert props["ProfilingStatus"] == "Disabled"
     # While it ran, its description said so, phase by phase, each with the phases before it.
     assert [(d["TrainingJobStatus"], d["SecondaryStatus"]) for d in running] == [
         ("InProgress", phase) for phase in phases[:-1]
@@ -1146,8 +1149,12 @@ RUNS_MARKER = _script(
          "runs no rule evaluation and reports no ProfilerRuleEvaluationStatuses"),
         ("ProfilerConfig", {"S3OutputPath": f"{BUCKET}/profile", "DisableProfiler": False},
          "ProfilerConfig without DisableProfiler true asks SageMaker Debugger to profile the job's "
-         "system and framework metrics: a local job is not profiled and reports no ProfilingStatus"),
+         "system and framework metrics: a local job is not profiled (its ProfilingStatus is Disabled)"),
         ("ProfilerConfig", {"DisableProfiler": True}, None),
+        ("ResourceConfig", {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1,
+                            "KeepAlivePeriodInSeconds": 1800},
+         "ResourceConfig.KeepAlivePeriodInSeconds asks SageMaker to keep the job's instance in a warm pool "
+         "for the next job: a local job's process ends with the job, and it reports no WarmPoolStatus"),
         ("VpcConfig", {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]},
          "VpcConfig connects the job's containers to a VPC's subnets (they reach what the VPC's routes and "
          "security groups allow): a local job uses this machine's network"),
@@ -1838,6 +1845,8 @@ def test_a_training_description_keeps_what_the_request_set_and_fills_in_the_rest
         "EnableNetworkIsolation": True,
         "InputDataConfig": [{"ChannelName": "train", "CompressionType": "Gzip"}, {"ChannelName": "test"}],
         "OutputDataConfig": {"S3OutputPath": "s3://bucket/out", "KmsKeyId": "alias/models"},
+        "AlgorithmSpecification": {"TrainingInputMode": "File", "EnableSageMakerMetricsTimeSeries": True},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
     }
 
     described = described_request(request)
@@ -1845,4 +1854,8 @@ def test_a_training_description_keeps_what_the_request_set_and_fills_in_the_rest
     assert [described[flag] for flag in DESCRIBED_FLAGS] == [True, False, False]
     assert [channel["CompressionType"] for channel in described["InputDataConfig"]] == ["Gzip", "None"]
     assert described["OutputDataConfig"]["KmsKeyId"] == "alias/models"
+    assert described["AlgorithmSpecification"]["EnableSageMakerMetricsTimeSeries"] is True
+    assert described["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 0
+    assert described["ProfilingStatus"] == "Disabled"
     assert "CompressionType" not in request["InputDataConfig"][1]  # the request itself is left as it was
+    assert "KeepAlivePeriodInSeconds" not in request["ResourceConfig"]

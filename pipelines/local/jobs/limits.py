@@ -5,11 +5,12 @@ before it starts, outputs uploaded from files when it ends, this machine's netwo
 when the request isolates it (system/isolation.py). A request that asks SageMaker for more (several
 instances, Pipe-mode streams, manifest or non-S3 inputs, a model uploaded uncompressed, a VPC's
 subnets, network isolation where this machine cannot take a process off the network, SageMaker
-Debugger or Profiler, serverless training, MLflow, a model registered by the job itself, instances
-SageMaker chooses or reserves, an instance type whose memory and vCPUs jobs/instances.py does not
-reproduce) would run here in a way it never runs there, so it is refused: at upsert for the literal
-values of a step's Arguments (executor/checks.py), at job start for the values expressions resolved
-to. A value that is still an expression is no literal and passes.
+Debugger or Profiler, a warm pool, serverless training, MLflow, a model registered by the job
+itself, instances SageMaker chooses or reserves, an instance type whose memory and vCPUs
+jobs/instances.py does not reproduce) would run here in a way it never runs there, so it is
+refused: at upsert for the literal values of a step's Arguments (executor/checks.py), at job start
+for the values expressions resolved to. A value that is still an expression is no literal and
+passes.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
     if resources.get("InstanceGroups"):
         yield f"ResourceConfig.InstanceGroups asks for a heterogeneous cluster: {ONE_INSTANCE}"
     yield from _chosen_capacity(resources)
+    if _positive(resources.get("KeepAlivePeriodInSeconds")):
+        yield (
+            "ResourceConfig.KeepAlivePeriodInSeconds asks SageMaker to keep the job's instance in a warm "
+            "pool for the next job: a local job's process ends with the job, and it reports no WarmPoolStatus"
+        )
     if request.get("ResourceConfig") is None:
         yield f"ResourceConfig is missing: {NAMED_INSTANCE}"
     yield from _instance_type_named("ResourceConfig", request.get("ResourceConfig"))
@@ -133,6 +139,11 @@ def _chosen_capacity(resources: Mapping[str, Any]) -> Iterator[str]:
             yield f"ResourceConfig.{member} is DescribeTrainingJob's to answer: CreateTrainingJob takes none"
 
 
+def _positive(value: Any) -> bool:
+    """A literal number above zero (an expression is checked once it is resolved)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
 def _debugger(request: Mapping[str, Any]) -> Iterator[str]:
     """SageMaker Debugger and Profiler: a local job runs no hook, profiler or rule evaluation job, so
     its DescribeTrainingJob could not report what SageMaker reports about them."""
@@ -154,7 +165,7 @@ def _debugger(request: Mapping[str, Any]) -> Iterator[str]:
     if isinstance(profiler, Mapping) and profiler.get("DisableProfiler", False) is False:
         yield (
             "ProfilerConfig without DisableProfiler true asks SageMaker Debugger to profile the job's "
-            "system and framework metrics: a local job is not profiled and reports no ProfilingStatus"
+            "system and framework metrics: a local job is not profiled (its ProfilingStatus is Disabled)"
         )
 
 

@@ -358,20 +358,30 @@ DESCRIBED_FLAGS = (
     "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption", "EnableManagedSpotTraining"
 )
 DESCRIBED_CHANNEL = {"CompressionType": "None", "RecordWrapperType": "None"}
+DESCRIBED_IN = {
+    "AlgorithmSpecification": {"EnableSageMakerMetricsTimeSeries": False},
+    "ResourceConfig": {"KeepAlivePeriodInSeconds": 0},  # no warm pool (jobs/limits.py refuses one)
+    "OutputDataConfig": {"KmsKeyId": ""},
+}
+# A job that asks to be profiled is refused (jobs/limits.py), so every local job is unprofiled.
+PROFILING_STATUS = "Disabled"
 
 
 def described_request(request: Mapping[str, Any]) -> dict[str, Any]:
     """The request as DescribeTrainingJob (and so a Training step's properties) echoes it, with the
     defaults SageMaker fills in: the three flags False, each channel uncompressed and unwrapped,
-    the output's KmsKeyId empty."""
+    no metrics time series, no warm pool, the output's KmsKeyId empty, profiling Disabled."""
     described = copy.deepcopy(dict(request))
     for flag in DESCRIBED_FLAGS:
         described.setdefault(flag, False)
     for channel in described.get("InputDataConfig") or []:
         for member, value in DESCRIBED_CHANNEL.items():
             channel.setdefault(member, value)
-    if isinstance(described.get("OutputDataConfig"), dict):
-        described["OutputDataConfig"].setdefault("KmsKeyId", "")
+    for parent, defaults in DESCRIBED_IN.items():
+        if isinstance(described.get(parent), dict):
+            for member, value in defaults.items():
+                described[parent].setdefault(member, value)
+    described["ProfilingStatus"] = PROFILING_STATUS
     return described
 
 
