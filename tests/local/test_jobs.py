@@ -1061,9 +1061,10 @@ def test_an_entry_point_the_toolkit_would_not_run_as_a_script_fails_the_job_befo
 
 CHECKPOINTING = _script(
     """
-    import os, sys
+    import json, os, sys
     base = os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")
-    checkpoints = os.path.join(base, "checkpoints")
+    with open(os.path.join(base, "input", "config", "checkpointconfig.json")) as f:
+        checkpoints = json.load(f)["LocalPath"]  # as smdebug's state store finds them
     found = sorted(os.listdir(checkpoints))
     with open(os.path.join(checkpoints, f"epoch-{len(found) + 1}"), "w") as f:
         f.write(os.environ["TRAINING_JOB_NAME"])
@@ -1093,11 +1094,13 @@ def test_checkpoints_are_restored_before_a_job_and_saved_after_it_even_when_it_f
 
 TENSORBOARD_SCRIPT = _script(
     """
-    import os, sys
+    import json, os, sys
     from pathlib import Path
-    events = Path(os.environ["TB_DIR"]) / "train"  # its parent exists only if the job created it
+    base = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
+    config = json.loads((base / "input" / "config" / "tensorboardoutputconfig.json").read_text())
+    events = Path(config["LocalPath"]) / "train"  # its parent exists only if the job created it
     events.mkdir()
-    (events / "events.out.tfevents").write_text(os.environ["TRAINING_JOB_NAME"])
+    (events / "events.out.tfevents").write_text(config["S3OutputPath"])
     sys.exit(int(os.environ["EXIT_CODE"]))
     """
 )
@@ -1116,15 +1119,16 @@ def test_tensorboard_files_are_uploaded_under_the_job_name_whatever_the_ending(
     request["TensorBoardOutputConfig"] = {"S3OutputPath": f"{BUCKET}/tensorboard/"}
     if local_path is not None:
         request["TensorBoardOutputConfig"]["LocalPath"] = local_path
-    tensorboard_dir = local_path or "/opt/ml/output/tensorboard"  # SageMaker's default
-    request["Environment"] = {"TB_DIR": tensorboard_dir, "EXIT_CODE": str(exit_code)}
+    request["Environment"] = {"EXIT_CODE": str(exit_code)}
 
     outcome = run_training_job("tb-1", request, store, work_dir, io.StringIO())
 
     assert outcome.status == ("Succeeded" if exit_code == 0 else "Failed"), outcome.failure_reason
     key = f"{BUCKET}/tensorboard/tb-1/tensorboard-output/train/events.out.tfevents"
     assert store.list(f"{BUCKET}/tensorboard/") == [key]
-    assert store.get_bytes(key) == b"tb-1"
+    # The job read where to write its files (the folder uploaded) and where they go from
+    # tensorboardoutputconfig.json.
+    assert store.get_bytes(key) == f"{BUCKET}/tensorboard/tb-1/tensorboard-output".encode()
 
 
 RUNS_MARKER = _script(

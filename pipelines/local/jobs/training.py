@@ -19,6 +19,7 @@ from pipelines.local.jobs.container import (
     local_path,
     max_runtime,
     prepare_job_dir,
+    rebase,
     rebased_env,
     run_container,
     store_errors,
@@ -123,6 +124,7 @@ def run_training_job(
         python = image_python(environments or work_dir / ENVIRONMENTS, satisfied)
         checkpoints = _restore_checkpoints(request, job.base, store)
         tensorboard = _tensorboard_dir(request, job_name, job.base)
+        write_config_files(job.base / "input" / "config", _sync_configs(request, job_name, job.seen))
     except (JobError, KeyError) as exc:
         return described.ended(phases, refused(exc))
     if satisfied:
@@ -263,7 +265,29 @@ def _tensorboard_dir(request: Mapping[str, Any], job_name: str, base: Path) -> t
         return None
     local = local_path(config.get("LocalPath") or TENSORBOARD, base)
     local.mkdir(parents=True, exist_ok=True)
-    return local, f"{config['S3OutputPath'].rstrip('/')}/{job_name}/tensorboard-output"
+    return local, _tensorboard_uri(config, job_name)
+
+
+def _tensorboard_uri(config: Mapping[str, Any], job_name: str) -> str:
+    return f"{config['S3OutputPath'].rstrip('/')}/{job_name}/tensorboard-output"
+
+
+def _sync_configs(request: Mapping[str, Any], job_name: str, seen: Path) -> dict[str, Any]:
+    """checkpointconfig.json and tensorboardoutputconfig.json, which SageMaker writes to
+    input/config for a job that asks for either: where the job finds the folder (smdebug's state
+    store reads the first), and, for TensorBoard, where its files go."""
+    files: dict[str, Any] = {}
+    checkpoints = request.get("CheckpointConfig")
+    if checkpoints:
+        local = checkpoints.get("LocalPath") or CHECKPOINTS
+        files["checkpointconfig.json"] = {"LocalPath": rebase(local, seen)}
+    tensorboard = request.get("TensorBoardOutputConfig")
+    if tensorboard:
+        files["tensorboardoutputconfig.json"] = {
+            "S3OutputPath": _tensorboard_uri(tensorboard, job_name),
+            "LocalPath": rebase(tensorboard.get("LocalPath") or TENSORBOARD, seen),
+        }
+    return files
 
 
 def _stage_channels(
