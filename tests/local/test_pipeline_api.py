@@ -275,9 +275,24 @@ def test_an_execution_shows_its_experiment_config_and_steps_can_read_it(service:
     )
     arn = call(service, "StartPipelineExecution", PipelineName="Mixed")["PipelineExecutionArn"]
     described = ended(service, arn)
+    # The ARNs keep the name's case; Execution.PipelineName is the name in lower case.
+    assert described["PipelineArn"] == "arn:aws:sagemaker:us-east-1:000000000000:pipeline/Mixed"
+    assert arn.startswith(f"{described['PipelineArn']}/execution/")
     assert described["PipelineExperimentConfig"] == {"ExperimentName": "mixed", "TrialName": "trial-a"}
     assert described["FailureReason"] == "mixed/trial-a"  # a Fail step's own message
     assert re.fullmatch(r"execution-\d{13}", described["PipelineExecutionDisplayName"])
+
+
+def test_a_pipeline_and_its_execution_name_who_created_and_last_changed_them(service: LocalSageMaker) -> None:
+    create(service, lambda_pipeline({}))
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+
+    pipeline = call(service, "DescribePipeline", PipelineName="P")
+    execution = ended(service, arn)
+
+    caller = {"IamIdentity": {"Arn": "arn:aws:iam::000000000000:root", "PrincipalId": "000000000000"}}
+    for described in (pipeline, execution):
+        assert (described["CreatedBy"], described["LastModifiedBy"]) == (caller, caller)
 
 
 def test_an_experiment_name_a_parameter_makes_invalid_is_refused_at_start(service: LocalSageMaker) -> None:

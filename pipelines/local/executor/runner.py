@@ -557,12 +557,12 @@ def output_text(value: Any) -> str:
 
 
 def execution_context(execution: Mapping[str, Any]) -> ExecutionContext:
-    """The Execution.* identity of a recorded execution (its pipeline's name as the ARN holds it,
-    in lower case, as SageMaker resolves Execution.PipelineName)."""
+    """The Execution.* identity of a recorded execution (its pipeline's name in lower case, as
+    SageMaker resolves Execution.PipelineName, though the ARNs it answers keep the name's case)."""
     arn = execution["PipelineExecutionArn"]
     pipeline_arn = execution["PipelineArn"]
     return ExecutionContext(
-        pipeline_name=pipeline_arn.rsplit("/", 1)[-1],
+        pipeline_name=pipeline_arn.rsplit("/", 1)[-1].lower(),
         pipeline_arn=pipeline_arn,
         execution_id=arn.rsplit("/", 1)[-1],
         execution_arn=arn,

@@ -26,7 +26,7 @@ from pipelines.local.executor.engine import (
 from pipelines.local.executor.runner import RUNNING_STEPS, ExecutionRunner, execution_context
 from pipelines.local.executor.selection import SelectionError, select_steps
 from pipelines.local.jobs.image_python import image_python
-from pipelines.local.service.context import ServiceContext
+from pipelines.local.service.context import CREATED_BY, ServiceContext
 from pipelines.local.service.idempotency import once
 from pipelines.local.service.listing import Listing, between, numbered, only, prefix
 from pipelines.local.storage.database import Body, public
@@ -43,6 +43,8 @@ EXECUTION_FIELDS = (
     "PipelineExecutionDescription", "FailureReason", "CreationTime", "LastModifiedTime",
     "PipelineVersionId", "ParallelismConfiguration", "SelectiveExecutionConfig", "PipelineExperimentConfig",
 )
+# Who created and last changed a pipeline or an execution: always the account's caller here.
+CREATOR = {"CreatedBy": CREATED_BY, "LastModifiedBy": CREATED_BY}
 VERSION_NAMING = ("PipelineVersionDisplayName", "PipelineVersionDescription")  # UpdatePipelineVersion's
 EXECUTION_UPDATES = (
     "PipelineExecutionDescription", "PipelineExecutionDisplayName", "ParallelismConfiguration",
@@ -163,7 +165,7 @@ class PipelineOperations:
                 )
             now = time.time()
             body = {
-                "PipelineArn": self.context.arn("pipeline", name.lower()),
+                "PipelineArn": self.context.arn("pipeline", name),  # in the name's case, as SageMaker has it
                 "PipelineName": name,
                 "PipelineDisplayName": request.get("PipelineDisplayName", name),
                 "PipelineDefinition": definition_text,
@@ -240,7 +242,7 @@ class PipelineOperations:
         last_run = [e["CreationTime"] for e in self.database.executions(body["PipelineArn"])]
         if last_run:
             described["LastRunTime"] = max(last_run)
-        return described
+        return {**described, **CREATOR}
 
     def _version(self, pipeline: Body, version: int, quiet: bool = False) -> Body:
         """A version of the pipeline; `quiet`: {} for one state written before versions were kept."""
@@ -417,7 +419,7 @@ class PipelineOperations:
 
     def describe_pipeline_execution(self, request: Body) -> Body:
         body = self.execution(request["PipelineExecutionArn"])
-        return {k: body[k] for k in EXECUTION_FIELDS if k in body}
+        return {**{k: body[k] for k in EXECUTION_FIELDS if k in body}, **CREATOR}
 
     def describe_pipeline_definition_for_execution(self, request: Body) -> Body:
         """The definition the execution runs: that of the pipeline version it started from."""
