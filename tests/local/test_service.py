@@ -61,7 +61,7 @@ def test_pipeline_versions_count_updates_and_names_are_unique(service: LocalSage
     arn = call(
         service, "CreatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY, RoleArn=ROLE
     )["PipelineArn"]
-    assert arn == "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p"
+    assert arn == "arn:aws:sagemaker:us-east-1:000000000000:pipeline/P"  # in the name's case
     call(service, "UpdatePipeline", PipelineName="P", PipelineDefinition=FAIL_ONLY,
          PipelineDescription="second")
     described = call(service, "DescribePipeline", PipelineName=arn)
@@ -641,8 +641,12 @@ def test_a_step_whose_resolved_arguments_break_the_request_shape_fails_unrun(ser
     assert wait_until(ended, 30, "the execution to end")["PipelineExecutionStatus"] == "Failed"
     (listed,) = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)[
         "PipelineExecutionSteps"]
-    assert listed["FailureReason"].startswith("ValidationException: 1 validation error detected: ")
+    assert listed["FailureReason"].startswith(
+        "ClientError: Failed to invoke sagemaker:CreateProcessingJob. Error Details: "
+        "1 validation error detected: "
+    )
     assert "instanceCount" in listed["FailureReason"]
+    assert listed["Metadata"] == {}  # no job was created
 
 
 # Pipelines' own semantics: caching records, parallelism, selective execution -----------------

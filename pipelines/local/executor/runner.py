@@ -19,7 +19,7 @@ from typing import IO, Any, Protocol
 
 from pipelines.local.contract.members import without_nulls
 from pipelines.local.errors import ServiceError
-from pipelines.local.executor.checks import request_problems
+from pipelines.local.executor.checks import REQUEST_SHAPES, request_problems
 from pipelines.local.executor.engine import (
     CacheHit,
     DefinitionError,
@@ -525,9 +525,14 @@ class StepRunners:
 
 
 def _invalid_request(step_type: str, arguments: Mapping[str, Any]) -> StepOutcome | None:
-    """Resolved Arguments that the Create* request would refuse fail the step, as on SageMaker."""
+    """Resolved Arguments that the Create* request would refuse fail the step unrun, in the words
+    SageMaker fails a step whose Create* call was refused with."""
     problems = request_problems(step_type, arguments)
-    return StepOutcome("Failed", failure_reason=f"ValidationException: {problems[0]}") if problems else None
+    if not problems:
+        return None
+    operation = REQUEST_SHAPES[step_type][0]
+    reason = f"ClientError: Failed to invoke sagemaker:{operation}. Error Details: {problems[0]}"
+    return StepOutcome("Failed", failure_reason=reason)
 
 
 def lambda_output(declared: Body, value: Any) -> Any:
