@@ -367,6 +367,15 @@ def test_every_attempt_of_a_step_is_a_job_of_its_own_with_a_valid_name(step_name
     assert job_name("0123456789ab", "Train", 1).startswith("pipelines-0123456789ab-Train-")  # the step's case
 
 
+def test_a_job_keeps_the_first_20_characters_of_its_steps_name_as_sagemakers_jobs_do() -> None:
+    # Real step metadata: step Rossmann-Model-Training ran as
+    # pipelines-8pk6dxn4cfvl-Rossmann-Model-Train-bPVYsMzUlc.
+    name = job_name("8pk6dxn4cfvl", "Rossmann-Model-Training", 1)
+    assert re.fullmatch(r"pipelines-8pk6dxn4cfvl-Rossmann-Model-Train-[0-9a-z]{10}", name), name
+    # Two steps that share those 20 characters still run as jobs of their own.
+    assert name != job_name("8pk6dxn4cfvl", "Rossmann-Model-Trainer", 1)
+
+
 def test_a_retried_execution_runs_its_failed_step_as_a_new_job_and_keeps_the_failed_one(
     service: LocalSageMaker,
 ) -> None:

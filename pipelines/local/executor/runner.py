@@ -99,21 +99,21 @@ class RunningJob:
     stop: JobStop
 
 
-JOB_NAME_LIMIT = 63  # CreateProcessingJob's and CreateTrainingJob's maximum
+STEP_NAME_IN_JOB_NAME = 20  # SageMaker keeps this much of a step's name in its jobs' names
+JOB_NAME_SUFFIX = 10
 JOB_ARN_KINDS = {"ProcessingJob": "processing-job", "TrainingJob": "training-job"}
 OUTPUT_VALUE_LIMIT = 1024  # OutputParameter.Value: what a Lambda step's metadata can show of an output
 
 
 def job_name(execution_id: str, step_name: str, attempt: int) -> str:
-    """The job an attempt of a step runs as SageMaker names it, `pipelines-<execution>-<Step>-<suffix>`:
-    a valid job name (letters, digits, single hyphens, 63 characters at most), and a different one
-    for every step name and attempt, however the step's name had to be shortened to fit, since a
-    job name is never reused (the failed attempt stays describable)."""
-    suffix = f"{hashlib.sha256(step_name.encode()).hexdigest()[:10]}-{attempt}"
-    head = f"pipelines-{execution_id}-"
-    room = JOB_NAME_LIMIT - len(head) - len(suffix) - 1
-    readable = re.sub(r"[^A-Za-z0-9]+", "-", step_name).strip("-")[:room].strip("-")
-    return f"{head}{readable}-{suffix}" if readable else f"{head}{suffix}"
+    """The job an attempt of a step runs as, named as SageMaker names it: `pipelines-<execution>-`,
+    the step's name cut to its first 20 characters (step `Rossmann-Model-Training` runs as
+    `pipelines-<execution>-Rossmann-Model-Train-<suffix>`), then 10 characters that differ for
+    every step and attempt, since a job name is never reused (the failed attempt stays
+    describable). Characters a job name cannot hold become hyphens, one at a time."""
+    suffix = hashlib.sha256(f"{step_name}#{attempt}".encode()).hexdigest()[:JOB_NAME_SUFFIX]
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", step_name).strip("-")[:STEP_NAME_IN_JOB_NAME].strip("-")
+    return "-".join(part for part in ("pipelines", execution_id, readable, suffix) if part)
 
 
 class ExecutionJournal:
