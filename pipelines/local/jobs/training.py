@@ -382,7 +382,7 @@ DESCRIBED_FLAGS = (
     "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption", "EnableManagedSpotTraining"
 )
 DESCRIBED_CHANNEL = {"CompressionType": "None", "RecordWrapperType": "None"}
-DESCRIBED_IN = {
+DESCRIBED_IN: dict[str, dict[str, Any]] = {
     "AlgorithmSpecification": {"EnableSageMakerMetricsTimeSeries": False},
     "ResourceConfig": {"KeepAlivePeriodInSeconds": 0},  # no warm pool (jobs/limits.py refuses one)
     "OutputDataConfig": {"KmsKeyId": ""},
