@@ -361,6 +361,24 @@ def test_a_model_whose_data_is_not_in_s3_is_refused(world: World) -> None:
                            PrimaryContainer={"Image": IMAGE, "ModelDataUrl": MODEL_DATA})["ModelArn"]
 
 
+def test_a_model_describes_its_container_as_sagemaker_fills_it_in(world: World) -> None:
+    sm = sagemaker(world)
+    sm.create_model(ModelName="m", ExecutionRoleArn=ROLE,
+                    PrimaryContainer={"Image": IMAGE, "ModelDataUrl": MODEL_DATA, "Environment": {}})
+
+    container = sm.describe_model(ModelName="m")["PrimaryContainer"]
+
+    assert container == {
+        "Image": IMAGE,
+        "Mode": "SingleModel",
+        "ModelDataUrl": MODEL_DATA,
+        "ModelDataSource": {
+            "S3DataSource": {"S3Uri": MODEL_DATA, "S3DataType": "S3Object", "CompressionType": "Gzip"}
+        },
+        "Environment": {},
+    }
+
+
 def test_names_differing_only_in_case_are_one_resource(world: World, backend: LocalSageMaker) -> None:
     """SageMaker's ARN holds the lowercased name: a second create in another case is refused, and
     either case (or the ARN) finds the one resource."""

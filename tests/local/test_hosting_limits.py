@@ -77,7 +77,7 @@ def test_a_model_without_model_data_is_its_image_alone(dispatcher: Dispatcher) -
     request = {"ModelName": "image-only", "ExecutionRoleArn": ROLE, "PrimaryContainer": {"Image": IMAGE}}
     assert send(dispatcher, "SageMaker", "CreateModel", request).status == 200
     described = json.loads(send(dispatcher, "SageMaker", "DescribeModel", {"ModelName": "image-only"}).body)
-    assert described["PrimaryContainer"] == {"Image": IMAGE}
+    assert described["PrimaryContainer"] == {"Image": IMAGE, "Mode": "SingleModel"}
 
 
 def test_a_network_isolated_model_is_refused_only_where_no_network_namespace_can_be_made(

@@ -46,6 +46,18 @@ CONFIG_SETTINGS = ("DataCaptureConfig", "KmsKeyId", "ExecutionRoleArn", "EnableN
 IN_PROGRESS = ("Creating", "Updating", "Deleting")  # statuses SageMaker updates and deletes nothing in
 
 
+def described_container(container: Body) -> Body:
+    """The container as DescribeModel answers it: SageMaker fills in `Mode` SingleModel and, for a
+    ModelDataUrl, the ModelDataSource it stands for (a gzipped S3 object), as a real description
+    of a model created with only an Image and a ModelDataUrl reads."""
+    described = {"Mode": "SingleModel", **container}
+    if "ModelDataUrl" in container:
+        described.setdefault("ModelDataSource", {"S3DataSource": {
+            "S3Uri": container["ModelDataUrl"], "S3DataType": "S3Object", "CompressionType": "Gzip",
+        }})
+    return described
+
+
 class EndpointOperations:
     def __init__(self, context: ServiceContext, serving: Serving) -> None:
         self.context = context
@@ -64,7 +76,7 @@ class EndpointOperations:
         body = {
             "ModelName": name,
             "ModelArn": self.context.resource_arn("model", name),
-            "PrimaryContainer": container,
+            "PrimaryContainer": described_container(container),
             "CreationTime": time.time(),
             "EnableNetworkIsolation": request.get("EnableNetworkIsolation") is True,
         }
