@@ -377,6 +377,13 @@ def test_a_model_describes_its_container_as_sagemaker_fills_it_in(world: World) 
         },
         "Environment": {},
     }
+    # Sent back as described, it is the same model.tar.gz; another source is still refused.
+    sm.create_model(ModelName="copy", ExecutionRoleArn=ROLE, PrimaryContainer=container)
+    elsewhere = {**container, "ModelDataSource": {"S3DataSource": {
+        "S3Uri": f"{BUCKET}/model/", "S3DataType": "S3Prefix", "CompressionType": "None"}}}
+    with pytest.raises(ClientError) as error:
+        sm.create_model(ModelName="other", ExecutionRoleArn=ROLE, PrimaryContainer=elsewhere)
+    assert "container ModelDataSource serves model data from S3 as it is stored" in refusal(error)[1]
 
 
 def test_names_differing_only_in_case_are_one_resource(world: World, backend: LocalSageMaker) -> None:

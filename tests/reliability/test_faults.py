@@ -89,7 +89,9 @@ def publish_variant(local: Local, name: str, code: Callable[[str], str], scratch
     # A model of its own, not the serving version's package: hosting verifies a package's model
     # data against its registered digest, and this artifact is deliberately another one.
     environment = {k: v for k, v in container.get("Environment", {}).items() if k != "MODEL_PACKAGE_ARN"}
-    return {**container, "ModelDataUrl": uri, "Environment": environment}
+    # The described ModelDataSource names the serving model's archive: a new model names its own.
+    described = {k: v for k, v in container.items() if k != "ModelDataSource"}
+    return {**described, "ModelDataUrl": uri, "Environment": environment}
 
 
 def update_directly(local: Local, name: str, container: dict[str, Any]) -> str:

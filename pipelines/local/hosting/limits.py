@@ -63,6 +63,12 @@ VPC = (
 )
 
 
+def archive_source(model_data_url: str) -> dict[str, Any]:
+    """The ModelDataSource a ModelDataUrl stands for, as DescribeModel answers it: a gzipped S3
+    object, the same model.tar.gz."""
+    return {"S3DataSource": {"S3Uri": model_data_url, "S3DataType": "S3Object", "CompressionType": "Gzip"}}
+
+
 def model_limits(request: Mapping[str, Any]) -> list[str]:
     """What CreateModel asks for that local hosting cannot reproduce."""
     return list(_model_limits(request))
@@ -115,8 +121,15 @@ def _model_limits(request: Mapping[str, Any]) -> Iterator[str]:
         if container.get("Mode") == "MultiModel":
             yield f"container Mode MultiModel asks for a multi-model endpoint: {ONE_CONTAINER}, for one model"
         for member, asks in MODEL_SOURCES.items():
-            if container.get(member):
+            if container.get(member) and not _described_archive(container, member):
                 yield f"container {member} {asks}: {ONE_ARCHIVE}"
+
+
+def _described_archive(container: Mapping[str, Any], member: str) -> bool:
+    """A ModelDataSource that is the one DescribeModel answers for the container's ModelDataUrl (a
+    container sent back as it was described): it names the same model.tar.gz."""
+    url = container.get("ModelDataUrl")
+    return member == "ModelDataSource" and isinstance(url, str) and container[member] == archive_source(url)
 
 
 def _endpoint_config_limits(request: Mapping[str, Any]) -> Iterator[str]:

@@ -7,7 +7,12 @@ from typing import Any
 
 from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.hosting.capacity import over_limit
-from pipelines.local.hosting.limits import deployment_limits, endpoint_config_limits, model_limits
+from pipelines.local.hosting.limits import (
+    archive_source,
+    deployment_limits,
+    endpoint_config_limits,
+    model_limits,
+)
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.listing import Filter, Listing, between, contains, equals
@@ -52,9 +57,7 @@ def described_container(container: Body) -> Body:
     of a model created with only an Image and a ModelDataUrl reads."""
     described = {"Mode": "SingleModel", **container}
     if "ModelDataUrl" in container:
-        described.setdefault("ModelDataSource", {"S3DataSource": {
-            "S3Uri": container["ModelDataUrl"], "S3DataType": "S3Object", "CompressionType": "Gzip",
-        }})
+        described.setdefault("ModelDataSource", archive_source(container["ModelDataUrl"]))
     return described
 
 
