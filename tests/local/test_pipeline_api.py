@@ -28,16 +28,18 @@ FUNCTION = "arn:aws:lambda:us-east-1:000000000000:function:decide"
 
 
 class ScriptedFunctions:
-    """The Lambda functions a pipeline's steps call: each answers `payload`, once `go` is set."""
+    """The Lambda functions a pipeline's steps call: each answers `payload` (or fails with
+    `error`), once `go` is set."""
 
-    def __init__(self, payload: Any) -> None:
+    def __init__(self, payload: Any, error: str = "") -> None:
         self.payload = payload
+        self.error = error
         self.go = threading.Event()
         self.go.set()
 
     def invoke(self, name_or_arn: str, event: Any) -> Invocation:
         self.go.wait(30)
-        return Invocation(self.payload)
+        return Invocation(self.payload, self.error)
 
 
 @pytest.fixture
@@ -281,6 +283,32 @@ def test_an_execution_shows_its_experiment_config_and_steps_can_read_it(service:
     assert described["PipelineExperimentConfig"] == {"ExperimentName": "mixed", "TrialName": "trial-a"}
     assert described["FailureReason"] == "mixed/trial-a"  # a Fail step's own message
     assert re.fullmatch(r"execution-\d{13}", described["PipelineExecutionDisplayName"])
+
+
+@pytest.mark.parametrize(
+    ("error", "execution", "step"),
+    [("", "Stopped", "Succeeded"), ("Task timed out after 3.00 seconds", "Failed", "Failed")],
+    ids=["function-finishes", "function-times-out"],
+)
+def test_a_stop_waits_for_a_running_lambda_step_whose_end_decides_stopped_or_failed(
+    service: LocalSageMaker, error: str, execution: str, step: str
+) -> None:
+    """The API reference: a running Lambda step cannot be stopped; if its function finishes the
+    execution is Stopped, if it times out, Failed."""
+    functions = ScriptedFunctions({}, error)
+    functions.go.clear()
+    service.runner.functions = functions
+    create(service, lambda_pipeline({}))
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    wait_until(lambda: listed_steps(service, arn).get("Decide"), 30, "the Lambda step to start")
+
+    call(service, "StopPipelineExecution", PipelineExecutionArn=arn)
+    stopping = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)
+    functions.go.set()
+
+    assert stopping["PipelineExecutionStatus"] == "Stopping"
+    assert ended(service, arn)["PipelineExecutionStatus"] == execution
+    assert listed_steps(service, arn)["Decide"]["StepStatus"] == step
 
 
 def test_a_pipeline_and_its_execution_name_who_created_and_last_changed_them(service: LocalSageMaker) -> None:

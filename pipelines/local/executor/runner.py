@@ -349,7 +349,9 @@ class ExecutionRunner:
             logger.exception("execution %s could not be recorded", arn)
             lost = f"The local SageMaker could not record this execution: {error}"
             status, reason = "Failed", lost
-        if cancel.is_set() and status != "Succeeded":
+        if cancel.is_set() and status == "Succeeded":
+            # Stopped even when the steps running at the stop (a Lambda step, which cannot be
+            # stopped) then succeeded, as SageMaker ends it; one that failed meanwhile fails it.
             status, reason = "Stopped", ""
         delay = FIRST_RECORD_RETRY_SECONDS
         while not self._record_end(journal, status, reason, lost):
