@@ -386,6 +386,26 @@ def test_a_model_describes_its_container_as_sagemaker_fills_it_in(world: World) 
     assert "container ModelDataSource serves model data from S3 as it is stored" in refusal(error)[1]
 
 
+def test_a_model_made_with_containers_is_described_and_served_in_that_form(world: World) -> None:
+    sm = sagemaker(world)
+    container = {"Image": IMAGE, "ModelDataUrl": MODEL_DATA}
+    sm.create_model(ModelName="listed", ExecutionRoleArn=ROLE, Containers=[container])
+
+    described = sm.describe_model(ModelName="listed")
+    endpoint = world.endpoint(world.endpoint_config("listed"))
+
+    assert "PrimaryContainer" not in described
+    assert [c["ModelDataUrl"] for c in described["Containers"]] == [MODEL_DATA]
+    (variant,) = sm.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
+    assert variant["DeployedImages"][0]["SpecifiedImage"] == IMAGE
+    with pytest.raises(ClientError) as error:
+        sm.create_model(ModelName="both", ExecutionRoleArn=ROLE, PrimaryContainer=container,
+                        Containers=[container])
+    assert refusal(error) == (
+        "ValidationException", "A model names its container as PrimaryContainer or as Containers, not both."
+    )
+
+
 def test_names_differing_only_in_case_are_one_resource(world: World, backend: LocalSageMaker) -> None:
     """SageMaker's ARN holds the lowercased name: a second create in another case is refused, and
     either case (or the ARN) finds the one resource."""

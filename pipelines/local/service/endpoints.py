@@ -70,6 +70,8 @@ class EndpointOperations:
     def create_model(self, request: Body) -> Body:
         name = request["ModelName"]
         _refuse(model_limits(request))
+        if request.get("PrimaryContainer") and request.get("Containers"):
+            raise invalid("A model names its container as PrimaryContainer or as Containers, not both.")
         container = request.get("PrimaryContainer") or (request.get("Containers") or [None])[0]
         if not container or not container.get("Image"):
             raise invalid("A model needs a container with an Image: PrimaryContainer or Containers.")
@@ -79,10 +81,13 @@ class EndpointOperations:
         body = {
             "ModelName": name,
             "ModelArn": self.context.resource_arn("model", name),
-            "PrimaryContainer": described_container(container),
             "CreationTime": time.time(),
             "EnableNetworkIsolation": request.get("EnableNetworkIsolation") is True,
         }
+        if request.get("PrimaryContainer"):
+            body["PrimaryContainer"] = described_container(container)
+        else:  # described in the form it was given, as SageMaker does
+            body["Containers"] = [described_container(container)]
         if "ExecutionRoleArn" in request:
             body["ExecutionRoleArn"] = request["ExecutionRoleArn"]
         self.context.create("model", name, body, "model", request.get("Tags"))

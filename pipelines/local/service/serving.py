@@ -86,7 +86,7 @@ class Serving:
         variants = []
         for variant in config["ProductionVariants"]:
             model = models[variant["ModelName"]]
-            container = model["PrimaryContainer"]
+            container = model_container(model)
             environment = dict(container.get("Environment") or {})
             instance = _instance(variant.get("InstanceType"))
             variants.append(
@@ -128,7 +128,7 @@ class Serving:
                 {
                     "VariantName": v.get("VariantName", "AllTraffic"),
                     "DeployedImages": [
-                        deployed_image(models[v["ModelName"]]["PrimaryContainer"]["Image"], resolved)
+                        deployed_image(model_container(models[v["ModelName"]])["Image"], resolved)
                     ],
                     "CurrentWeight": float(v.get("InitialVariantWeight", 1.0)),
                     "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
@@ -271,6 +271,12 @@ class Serving:
 
     def shutdown(self) -> None:
         self.processes.shutdown()
+
+
+def model_container(model: Body) -> Body:
+    """The container a model serves: its PrimaryContainer, or the one of its Containers (hosting
+    refuses a model of more)."""
+    return dict(model.get("PrimaryContainer") or model["Containers"][0])
 
 
 def deployed_image(image: str, resolved: float) -> Body:
