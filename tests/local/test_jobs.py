@@ -955,6 +955,7 @@ def test_training_job_follows_the_toolkit_contract(
     assert [props[flag] for flag in DESCRIBED_FLAGS] == [False, False, False]
     assert {name: props["InputDataConfig"][0][name] for name in DESCRIBED_CHANNEL} == DESCRIBED_CHANNEL
     assert props["OutputDataConfig"]["KmsKeyId"] == ""
+    assert props["OutputDataConfig"]["CompressionType"] == "GZIP"
     assert props["AlgorithmSpecification"]["EnableSageMakerMetricsTimeSeries"] is False
     assert props["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 0
     assert props["ProfilingStatus"] == "Disabled"
@@ -1861,5 +1862,6 @@ def test_a_training_description_keeps_what_the_request_set_and_fills_in_the_rest
     assert described["AlgorithmSpecification"]["EnableSageMakerMetricsTimeSeries"] is True
     assert described["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 0
     assert described["ProfilingStatus"] == "Disabled"
+    assert described["OutputDataConfig"]["CompressionType"] == "GZIP"
     assert "CompressionType" not in request["InputDataConfig"][1]  # the request itself is left as it was
     assert "KeepAlivePeriodInSeconds" not in request["ResourceConfig"]

@@ -385,7 +385,7 @@ DESCRIBED_CHANNEL = {"CompressionType": "None", "RecordWrapperType": "None"}
 DESCRIBED_IN: dict[str, dict[str, Any]] = {
     "AlgorithmSpecification": {"EnableSageMakerMetricsTimeSeries": False},
     "ResourceConfig": {"KeepAlivePeriodInSeconds": 0},  # no warm pool (jobs/limits.py refuses one)
-    "OutputDataConfig": {"KmsKeyId": ""},
+    "OutputDataConfig": {"KmsKeyId": "", "CompressionType": "GZIP"},  # NONE is refused (jobs/limits.py)
 }
 # A job that asks to be profiled is refused (jobs/limits.py), so every local job is unprofiled.
 PROFILING_STATUS = "Disabled"
@@ -394,7 +394,8 @@ PROFILING_STATUS = "Disabled"
 def described_request(request: Mapping[str, Any]) -> dict[str, Any]:
     """The request as DescribeTrainingJob (and so a Training step's properties) echoes it, with the
     defaults SageMaker fills in: the three flags False, each channel uncompressed and unwrapped,
-    no metrics time series, no warm pool, the output's KmsKeyId empty, profiling Disabled."""
+    no metrics time series, no warm pool, the output gzipped with an empty KmsKeyId, profiling
+    Disabled."""
     described = copy.deepcopy(dict(request))
     for flag in DESCRIBED_FLAGS:
         described.setdefault(flag, False)
