@@ -122,9 +122,8 @@ def run_training_job(
         program, submit_uri = _stage_code(hyperparameters, job.base, store)
         satisfied = check_code_dir(job.base / "code", TRAINING_TOOLKIT)
         python = image_python(environments or work_dir / ENVIRONMENTS, satisfied)
-        checkpoints = _restore_checkpoints(request, job.base, store)
-        tensorboard = _tensorboard_dir(request, job_name, job.base)
-        write_config_files(job.base / "input" / "config", _sync_configs(request, job_name, job.seen))
+        checkpoints = _restore_checkpoints(request, job, store)
+        tensorboard = _tensorboard_dir(request, job_name, job)
     except (JobError, KeyError) as exc:
         return described.ended(phases, refused(exc))
     if satisfied:
@@ -240,54 +239,44 @@ def ended_transitions(transitions: list[dict[str, Any]], status: str, end: datet
 
 
 def _restore_checkpoints(
-    request: Mapping[str, Any], base: Path, store: ObjectStore
+    request: Mapping[str, Any], job: JobDirs, store: ObjectStore
 ) -> tuple[Path, str] | None:
     """CheckpointConfig: its S3 objects copied into LocalPath before the job starts, as SageMaker
-    restores them (a resumed job finds what an earlier one saved); returns (dir, S3 URI)."""
+    restores them (a resumed job finds what an earlier one saved), and the folder named in
+    input/config/checkpointconfig.json, where smdebug's state store looks for it, as SageMaker
+    names it; returns (dir, S3 URI)."""
     config = request.get("CheckpointConfig")
     if not config:
         return None
-    local = local_path(config.get("LocalPath") or CHECKPOINTS, base)
+    seen = config.get("LocalPath") or CHECKPOINTS
+    local = local_path(seen, job.base)
     local.mkdir(parents=True, exist_ok=True)
     if store.list(config["S3Uri"].rstrip("/") + "/"):
         with store_errors():
             store.download(config["S3Uri"], local)
+    write_config_files(job.base / "input" / "config", {
+        "checkpointconfig.json": {"LocalPath": rebase(seen, job.seen)}
+    })
     return local, config["S3Uri"]
 
 
-def _tensorboard_dir(request: Mapping[str, Any], job_name: str, base: Path) -> tuple[Path, str] | None:
-    """TensorBoardOutputConfig: LocalPath created before the job starts, for the script to write to;
-    returns (dir, S3 URI), the URI being where SageMaker puts its files, <S3OutputPath>/<job name>/
-    tensorboard-output/. SageMaker syncs them while the job runs; a local job uploads them once, when
-    it ends (whatever the ending)."""
+def _tensorboard_dir(request: Mapping[str, Any], job_name: str, job: JobDirs) -> tuple[Path, str] | None:
+    """TensorBoardOutputConfig: LocalPath created before the job starts, for the script to write to,
+    and named with where its files go in input/config/tensorboardoutputconfig.json, as SageMaker
+    writes it; returns (dir, S3 URI), the URI being where SageMaker puts its files, <S3OutputPath>/
+    <job name>/tensorboard-output/. SageMaker syncs them while the job runs; a local job uploads them
+    once, when it ends (whatever the ending)."""
     config = request.get("TensorBoardOutputConfig")
     if not config:
         return None
-    local = local_path(config.get("LocalPath") or TENSORBOARD, base)
+    seen = config.get("LocalPath") or TENSORBOARD
+    local = local_path(seen, job.base)
     local.mkdir(parents=True, exist_ok=True)
-    return local, _tensorboard_uri(config, job_name)
-
-
-def _tensorboard_uri(config: Mapping[str, Any], job_name: str) -> str:
-    return f"{config['S3OutputPath'].rstrip('/')}/{job_name}/tensorboard-output"
-
-
-def _sync_configs(request: Mapping[str, Any], job_name: str, seen: Path) -> dict[str, Any]:
-    """checkpointconfig.json and tensorboardoutputconfig.json, which SageMaker writes to
-    input/config for a job that asks for either: where the job finds the folder (smdebug's state
-    store reads the first), and, for TensorBoard, where its files go."""
-    files: dict[str, Any] = {}
-    checkpoints = request.get("CheckpointConfig")
-    if checkpoints:
-        local = checkpoints.get("LocalPath") or CHECKPOINTS
-        files["checkpointconfig.json"] = {"LocalPath": rebase(local, seen)}
-    tensorboard = request.get("TensorBoardOutputConfig")
-    if tensorboard:
-        files["tensorboardoutputconfig.json"] = {
-            "S3OutputPath": _tensorboard_uri(tensorboard, job_name),
-            "LocalPath": rebase(tensorboard.get("LocalPath") or TENSORBOARD, seen),
-        }
-    return files
+    uri = f"{config['S3OutputPath'].rstrip('/')}/{job_name}/tensorboard-output"
+    write_config_files(job.base / "input" / "config", {
+        "tensorboardoutputconfig.json": {"S3OutputPath": uri, "LocalPath": rebase(seen, job.seen)}
+    })
+    return local, uri
 
 
 def _stage_channels(
