@@ -471,6 +471,12 @@ def fit_step(**arguments: Any) -> dict[str, Any]:
         (fit_step(AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File",
                                           "ContainerEntrypoint": ["/bin/bash", "sm_train.sh"]}),
          "AlgorithmSpecification.ContainerEntrypoint runs its own command in the container"),
+        (fit_step(AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File",
+                                          "ContainerArguments": ["python3", "train.py"]}),
+         "AlgorithmSpecification.ContainerArguments run in the container in place of its train command"),
+        (fit_step(AlgorithmSpecification={"AlgorithmName": "autogluon-tabular", "TrainingInputMode": "File"}),
+         "step Fit: AlgorithmSpecification.AlgorithmName trains with an algorithm resource (created with "
+         "CreateAlgorithm or subscribed to on AWS Marketplace): the local SageMaker keeps none"),
         (fit_step(HyperParameters={"sagemaker_program": "train.py"}),
          "hyperparameters sagemaker_submit_directory are missing: a local training job runs the scikit-learn "
          "image's training toolkit"),

@@ -2,11 +2,12 @@
 
 A local job is one process on this machine: one instance, inputs staged as files from S3 objects
 before it starts, outputs uploaded from files when it ends, this machine's network, and no network
-when the request isolates it (system/isolation.py). A request that asks SageMaker for more (several
-instances, Pipe-mode streams, manifest or non-S3 inputs, a model uploaded uncompressed, a VPC's
-subnets, network isolation where this machine cannot take a process off the network, SageMaker
-Debugger or Profiler, a warm pool, serverless training, MLflow, a model registered by the job
-itself, instances SageMaker chooses or reserves, an instance type whose memory and vCPUs
+when the request isolates it (system/isolation.py). A request that asks SageMaker for more (a
+command or an algorithm resource in place of the training toolkit, several instances, Pipe-mode
+streams, manifest or non-S3 inputs, a model uploaded uncompressed, a VPC's subnets, network
+isolation where this machine cannot take a process off the network, SageMaker Debugger or
+Profiler, a warm pool, serverless training, MLflow, a model registered by the job itself,
+instances SageMaker chooses or reserves, an instance type whose memory and vCPUs
 jobs/instances.py does not reproduce) would run here in a way it never runs there, so it is
 refused: at upsert for the literal values of a step's Arguments (executor/checks.py), at job start
 for the values expressions resolved to. A value that is still an expression is no literal and
@@ -103,10 +104,21 @@ def _training_limits(request: Mapping[str, Any]) -> Iterator[str]:
         yield f"AlgorithmSpecification is missing: {TOOLKIT_ONLY}"
     algorithm = object_member(request, "AlgorithmSpecification")
     yield from _pipe("AlgorithmSpecification.TrainingInputMode", algorithm.get("TrainingInputMode"))
+    if algorithm.get("AlgorithmName"):
+        yield (
+            "AlgorithmSpecification.AlgorithmName trains with an algorithm resource (created with "
+            "CreateAlgorithm or subscribed to on AWS Marketplace): the local SageMaker keeps none, and "
+            f"{TOOLKIT_ONLY}"
+        )
     if algorithm.get("ContainerEntrypoint"):
         yield (
             "AlgorithmSpecification.ContainerEntrypoint runs its own command in the container (as "
             f"ModelTrainer's sm_train.sh does): {TOOLKIT_ONLY}"
+        )
+    elif algorithm.get("ContainerArguments"):
+        yield (
+            "AlgorithmSpecification.ContainerArguments run in the container in place of its train "
+            f"command: {TOOLKIT_ONLY}"
         )
     else:
         missing = [name for name in ENTRY_POINT if name not in object_member(request, "HyperParameters")]
