@@ -361,6 +361,24 @@ def test_a_model_whose_data_is_not_in_s3_is_refused(world: World) -> None:
                            PrimaryContainer={"Image": IMAGE, "ModelDataUrl": MODEL_DATA})["ModelArn"]
 
 
+def test_a_models_environment_is_held_to_32_kb_in_all_as_the_api_reference_says(world: World) -> None:
+    """Each key and value may hold 1024 bytes, but all of them together 32 KB: 32 variables of 1 KB
+    (keys of 4 bytes, values of 1020) fit exactly, one byte more does not."""
+    sm = sagemaker(world)
+    full = {f"K{i:03d}": "v" * 1020 for i in range(32)}
+    over = {**full, "K031": "v" * 1021}
+    with pytest.raises(ClientError) as error:
+        sm.create_model(ModelName="m", ExecutionRoleArn=ROLE,
+                        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": MODEL_DATA, "Environment": over})
+    assert refusal(error) == ("ValidationException", (
+        "The maximum length of all keys and values in the Environment maps of a model's containers, "
+        "combined, is 32 KB (32768 bytes); these hold 32769 bytes."
+    ))
+    assert sm.list_models()["Models"] == []
+    assert sm.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": IMAGE, "ModelDataUrl": MODEL_DATA, "Environment": full})["ModelArn"]
+
+
 def test_a_model_describes_its_container_as_sagemaker_fills_it_in(world: World) -> None:
     sm = sagemaker(world)
     sm.create_model(ModelName="m", ExecutionRoleArn=ROLE,

@@ -49,6 +49,10 @@ ENDPOINT_SUMMARY = ("EndpointName", "EndpointArn", "CreationTime", "LastModified
 # refused first, by hosting/limits.py).
 CONFIG_SETTINGS = ("DataCaptureConfig", "KmsKeyId", "ExecutionRoleArn", "EnableNetworkIsolation")
 IN_PROGRESS = ("Creating", "Updating", "Deleting")  # statuses SageMaker updates and deletes nothing in
+# ContainerDefinition.Environment: "The maximum length of all keys and values in the map, combined,
+# is 32 KB. If you pass multiple containers to a CreateModel request, then the maximum length of all
+# of their maps, combined, is also 32 KB."
+MODEL_ENVIRONMENT_BYTES = 32 * 1024
 
 
 def described_container(container: Body) -> Body:
@@ -72,6 +76,7 @@ class EndpointOperations:
         _refuse(model_limits(request))
         if request.get("PrimaryContainer") and request.get("Containers"):
             raise invalid("A model names its container as PrimaryContainer or as Containers, not both.")
+        _check_environment_size([request.get("PrimaryContainer") or {}, *(request.get("Containers") or [])])
         container = request.get("PrimaryContainer") or (request.get("Containers") or [None])[0]
         if not container or not container.get("Image"):
             raise invalid("A model needs a container with an Image: PrimaryContainer or Containers.")
@@ -304,6 +309,21 @@ def _check_serving_image(image: Any) -> None:
             check_image(image)
         except UnsupportedImage as error:
             raise invalid(f"PrimaryContainer.Image: {error}") from None
+
+
+def _check_environment_size(containers: list[Body]) -> None:
+    """The model's Environment maps hold at most 32 KB of keys and values in all, as the API
+    reference has it; each key and value is held to 1024 bytes by the request's shape."""
+    size = sum(
+        len(key.encode()) + len(value.encode())
+        for container in containers
+        for key, value in (container.get("Environment") or {}).items()
+    )
+    if size > MODEL_ENVIRONMENT_BYTES:
+        raise invalid(
+            f"The maximum length of all keys and values in the Environment maps of a model's containers, "
+            f"combined, is 32 KB ({MODEL_ENVIRONMENT_BYTES} bytes); these hold {size} bytes."
+        )
 
 
 def _check_model_data(store: ObjectStore, url: str) -> None:
