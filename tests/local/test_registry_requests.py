@@ -112,6 +112,21 @@ def test_an_inference_specification_with_additional_s3_data_is_refused(sagemaker
     assert described["InferenceSpecification"] == resolved(SPECIFICATION)
 
 
+def test_additional_specifications_named_twice_are_refused_at_creation_as_in_updates(sagemaker: Any) -> None:
+    """The API reference: each name is unique within a package's list, whether the list is given
+    when the version is created or grown by UpdateModelPackage."""
+    neo = {"Name": "neo", "Containers": SPECIFICATION["Containers"]}
+    expected = ("ValidationException", "AdditionalInferenceSpecifications names must be unique: neo")
+    twice = {"InferenceSpecification": SPECIFICATION, "AdditionalInferenceSpecifications": [neo, neo]}
+    assert refusal(sagemaker.create_model_package, ModelPackageGroupName=GROUP, **twice) == expected
+    assert versions(sagemaker) == []
+    arn = version(sagemaker, AdditionalInferenceSpecifications=[neo])
+    assert refusal(sagemaker.update_model_package, ModelPackageArn=arn,
+                   AdditionalInferenceSpecificationsToAdd=[neo]) == expected
+    described = sagemaker.describe_model_package(ModelPackageName=arn)
+    assert [spec["Name"] for spec in described["AdditionalInferenceSpecifications"]] == ["neo"]
+
+
 def resolved(specification: dict[str, Any]) -> dict[str, Any]:
     """The specification as DescribeModelPackage answers it: each container's image resolved to the
     digest of the local environment that stands in for it, as SageMaker records its image's."""

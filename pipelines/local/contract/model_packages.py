@@ -54,7 +54,19 @@ def creation_problems(request: Mapping[str, Any]) -> list[str]:
     if grouped and _given(request, "Tags"):
         problems.append(VERSION_TAGS)
     problems += _not_reproduced("CreateModelPackage", [m for m in NOT_REPRODUCED if _given(request, m)])
-    return problems + specification_problems(object_member(request, "InferenceSpecification"))
+    problems += specification_problems(object_member(request, "InferenceSpecification"))
+    return problems + repeated_name_problems(object_items(request.get("AdditionalInferenceSpecifications")))
+
+
+def repeated_name_problems(specifications: list[Mapping[str, Any]]) -> list[str]:
+    """A version's AdditionalInferenceSpecifications: "The name must be unique within the list of
+    your additional inference specifications for a particular model package" (the API reference),
+    whether the list is given at creation or grown by UpdateModelPackage."""
+    names = [specification.get("Name") for specification in specifications]
+    repeated = sorted({str(name) for name in names if names.count(name) > 1})
+    if not repeated:
+        return []
+    return [f"AdditionalInferenceSpecifications names must be unique: {', '.join(repeated)}"]
 
 
 def update_problems(request: Mapping[str, Any]) -> list[str]:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pipelines.local.contract.model_packages import UPDATED_AS_GIVEN, creation_problems, update_problems
+from pipelines.local.contract.model_packages import (
+    UPDATED_AS_GIVEN,
+    creation_problems,
+    repeated_name_problems,
+    update_problems,
+)
 from pipelines.local.contract.models import service_model
 from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.jobs.images import resolved_digest
@@ -295,8 +300,6 @@ def _add_inference_specifications(body: Body, added: list[Body]) -> None:
     if len(specifications) > MAX_ADDITIONAL:
         raise invalid(f"AdditionalInferenceSpecifications would have {len(specifications)} entries; "
                       f"at most {MAX_ADDITIONAL}.")
-    names = [specification["Name"] for specification in specifications]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise invalid(f"AdditionalInferenceSpecifications names must be unique: {', '.join(repeated)}")
+    for problem in repeated_name_problems(specifications):
+        raise invalid(problem)
     body["AdditionalInferenceSpecifications"] = specifications
