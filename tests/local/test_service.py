@@ -702,7 +702,9 @@ def test_a_selective_execution_lists_reused_steps_and_runs_the_selected_ones(ser
 @pytest.mark.parametrize(
     ("selected", "with_source", "message"),
     [
-        (["Stop"], False, "SourcePipelineExecutionArn is required: the selected steps depend on Gate"),
+        (["Stop"], False,
+         r"^Invalid SourcePipelineExecutionArn: null\. "
+         r"The selected steps \[Stop\] have dependencies on \[Gate\]$"),
         (["After"], True, "Stop did not succeed in the source execution"),
         (["Gate", "After"], True, "Stop lie between selected steps"),
         (["Ghost"], True, "Ghost are not in the pipeline"),

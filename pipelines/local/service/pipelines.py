@@ -385,10 +385,11 @@ class PipelineOperations:
         source_arn = config.get("SourcePipelineExecutionArn")
         public_config = {"SelectedSteps": [{"StepName": s["StepName"]} for s in selected]}
         if not source_arn:
-            if selection.reused:
+            if selection.reused:  # SageMaker's words, its lists as Java prints them
                 raise invalid(
-                    "SourcePipelineExecutionArn is required: the selected steps depend on "
-                    f"{', '.join(sorted(selection.reused))}"
+                    "Invalid SourcePipelineExecutionArn: null. The selected steps "
+                    f"[{', '.join(s['StepName'] for s in selected)}] have dependencies on "
+                    f"[{', '.join(sorted(selection.reused))}]"
                 )
             return public_config, []
         source = self.execution(source_arn)
