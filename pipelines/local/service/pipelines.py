@@ -29,6 +29,7 @@ from pipelines.local.jobs.image_python import image_python
 from pipelines.local.service.context import CREATED_BY, ServiceContext
 from pipelines.local.service.idempotency import once
 from pipelines.local.service.listing import Listing, between, numbered, only, prefix
+from pipelines.local.service.version_aliases import ALIASES, answered, assigned, with_alias
 from pipelines.local.storage.database import Body, public
 from pipelines.local.storage.objects import NoSuchKey
 from pipelines.local.system.supervision import kill_recorded_groups
@@ -155,7 +156,7 @@ class PipelineOperations:
 
     def _create_pipeline(self, request: Body) -> Body:
         name = request["PipelineName"]
-        _refuse_aliases(request)
+        aliases = assigned([], 1, request.get(ALIASES, []))
         definition_text = self._definition(request)
         with self.context.lock:
             if self._find(name):
@@ -177,7 +178,7 @@ class PipelineOperations:
             }
             body.update(_given(request, "PipelineDescription", "ParallelismConfiguration"))
             self.database.put("pipeline", name, body, now)
-            self._save_version(body)
+            self._save_version(body, aliases)
             self.context.add_tags(body["PipelineArn"], request.get("Tags", []))
         return {"PipelineArn": body["PipelineArn"]}
 
@@ -186,38 +187,71 @@ class PipelineOperations:
         reference assigns aliases "only when the update changes the pipeline definition"); one
         that changes only the display name, description, role or parallelism answers the current
         version."""
-        _refuse_aliases(request)
         changes = _given(
             request, "PipelineDisplayName", "PipelineDescription", "RoleArn", "ParallelismConfiguration"
         )
         redefined = "PipelineDefinition" in request or "PipelineDefinitionS3Location" in request
+        if ALIASES in request and not redefined:
+            raise invalid(
+                "PipelineVersionAliases can be given only when the update changes the pipeline definition; "
+                "to change the aliases of an existing version, use UpdatePipelineVersion."
+            )
         if redefined:
             changes["PipelineDefinition"] = self._definition(request)
         with self.context.lock:
             body = self._pipeline(request["PipelineName"])
+            version = _version_id(body) + (1 if redefined else 0)
+            aliases = assigned(self._versions(body), version, request.get(ALIASES, []))
             body.update(changes)
             body["LastModifiedTime"] = time.time()
-            body["_VersionId"] = _version_id(body) + (1 if redefined else 0)
+            body["_VersionId"] = version
             body.pop("PipelineVersionId", None)  # where state written before versions kept it
             self.database.put("pipeline", body["PipelineName"], body, body["CreationTime"])
             if redefined:
-                self._save_version(body)
+                self._save_version(body, aliases)
         return {"PipelineArn": body["PipelineArn"], "PipelineVersionId": body["_VersionId"]}
 
-    def _save_version(self, pipeline: Body) -> None:
+    def _save_version(self, pipeline: Body, aliases: list[str]) -> None:
         """Each create or update is a version that ListPipelineVersions lists."""
-        version = _version_id(pipeline)
+        version = {
+            "PipelineArn": pipeline["PipelineArn"],
+            "PipelineVersionId": _version_id(pipeline),
+            "CreationTime": pipeline["LastModifiedTime"],
+            "PipelineDefinition": pipeline["PipelineDefinition"],
+        }
+        self._put_version({**version, ALIASES: aliases} if aliases else version)
+
+    def _put_version(self, version: Body) -> None:
         self.database.put(
-            "pipeline_version",
-            f"{pipeline['PipelineArn']}#{version}",
-            {
-                "PipelineArn": pipeline["PipelineArn"],
-                "PipelineVersionId": version,
-                "CreationTime": pipeline["LastModifiedTime"],
-                "PipelineDefinition": pipeline["PipelineDefinition"],
-            },
-            pipeline["LastModifiedTime"],
+            "pipeline_version", f"{version['PipelineArn']}#{version['PipelineVersionId']}", version,
+            version["CreationTime"],
         )
+
+    def _versions(self, pipeline: Body) -> list[Body]:
+        """The pipeline's versions, oldest first."""
+        arn = pipeline["PipelineArn"]
+        return [v for v in self.database.all("pipeline_version") if v["PipelineArn"] == arn]
+
+    def _requested_version(self, pipeline: Body, request: Body) -> int | None:
+        """The version a request names by PipelineVersionId or PipelineVersionAlias (one at most, as
+        the API reference has it), or None when it names neither."""
+        if "PipelineVersionId" in request and "PipelineVersionAlias" in request:
+            raise invalid("PipelineVersionId and PipelineVersionAlias cannot both be given.")
+        if "PipelineVersionAlias" not in request:
+            return int(request["PipelineVersionId"]) if "PipelineVersionId" in request else None
+        alias = request["PipelineVersionAlias"]
+        found = with_alias(self._versions(pipeline), alias)
+        if found is None:
+            raise ServiceError(
+                "ResourceNotFound",
+                f"Pipeline '{pipeline['PipelineName']}' has no version with alias '{alias}'.",
+            )
+        return int(found["PipelineVersionId"])
+
+    def _version_aliases(self, pipeline_arn: str, version: Any) -> Body:
+        """The aliases the version has now, as an execution of it answers them."""
+        found = self.database.get("pipeline_version", f"{pipeline_arn}#{version}")
+        return answered(found or {})
 
     def _find(self, name_or_arn: str) -> Body | None:
         """Pipeline names are unique regardless of case, and an ARN names one too."""
@@ -232,13 +266,14 @@ class PipelineOperations:
     def describe_pipeline(self, request: Body) -> Body:
         """The pipeline, with the definition, display name and description of the version asked
         for (the current one otherwise)."""
-        _refuse_aliases(request)
         body = self._pipeline(request["PipelineName"])
         described = {k: body[k] for k in PIPELINE_FIELDS if k in body}
-        version = self._version(body, request.get("PipelineVersionId", _version_id(body)), quiet=True)
-        if "PipelineVersionId" in request:
+        requested = self._requested_version(body, request)
+        version = self._version(body, _version_id(body) if requested is None else requested, quiet=True)
+        if requested is not None:
             described["PipelineDefinition"] = version["PipelineDefinition"]
         described.update({k: version[k] for k in VERSION_NAMING if k in version})
+        described.update(answered(version))
         last_run = [e["CreationTime"] for e in self.database.executions(body["PipelineArn"])]
         if last_run:
             described["LastRunTime"] = max(last_run)
@@ -256,18 +291,20 @@ class PipelineOperations:
         return found
 
     def update_pipeline_version(self, request: Body) -> Body:
-        """A version's display name and description, which ListPipelineVersions and DescribePipeline
-        answer; its definition never changes."""
-        if "PipelineVersionAliasOperations" in request:
-            raise invalid("PipelineVersionAliasOperations is not supported by the local SageMaker.")
+        """A version's display name, description and aliases, which ListPipelineVersions and
+        DescribePipeline answer; its definition never changes."""
         with self.context.lock:
             pipeline = self._pipeline(request["PipelineArn"])
             version = self._version(pipeline, request["PipelineVersionId"])
             version.update(_given(request, *VERSION_NAMING))
-            self.database.put(
-                "pipeline_version", f"{pipeline['PipelineArn']}#{version['PipelineVersionId']}", version,
-                version["CreationTime"],
-            )
+            operations = request.get("PipelineVersionAliasOperations")
+            if operations is not None:
+                aliases = assigned(self._versions(pipeline), version["PipelineVersionId"],
+                                   operations.get("Add", []), operations.get("Remove", []))
+                version[ALIASES] = aliases
+                if not aliases:
+                    del version[ALIASES]
+            self._put_version(version)
         return {"PipelineArn": pipeline["PipelineArn"], "PipelineVersionId": version["PipelineVersionId"]}
 
     def delete_pipeline(self, request: Body) -> Body:
@@ -302,16 +339,14 @@ class PipelineOperations:
 
     def list_pipeline_versions(self, request: Body) -> Body:
         pipeline = self._pipeline(request["PipelineName"])
-        versions = [
-            v for v in self.database.all("pipeline_version") if v["PipelineArn"] == pipeline["PipelineArn"]
-        ]
+        versions = self._versions(pipeline)
         last_runs: dict[int, str] = {}
         for execution in self.database.executions(pipeline["PipelineArn"]):  # oldest first
             last_runs[int(execution.get("PipelineVersionId", 1))] = execution["PipelineExecutionArn"]
 
         def summary(version: Body) -> Body:
             shown = ("PipelineArn", "PipelineVersionId", "CreationTime", *VERSION_NAMING)
-            found = {k: version[k] for k in shown if k in version}
+            found = {**{k: version[k] for k in shown if k in version}, **answered(version)}
             if version["PipelineVersionId"] in last_runs:
                 found["LastExecutionPipelineExecutionArn"] = last_runs[version["PipelineVersionId"]]
             return found
@@ -328,8 +363,9 @@ class PipelineOperations:
         pipeline = self._pipeline(request["PipelineName"])
         version = _version_id(pipeline)
         definition_text = pipeline["PipelineDefinition"]
-        if "PipelineVersionId" in request:  # an earlier version's definition, run as it was
-            version = int(request["PipelineVersionId"])
+        requested = self._requested_version(pipeline, request)
+        if requested is not None:  # an earlier version's definition, run as it was
+            version = requested
             definition_text = self._version(pipeline, version)["PipelineDefinition"]
         definition = json.loads(definition_text)
         try:
@@ -420,7 +456,9 @@ class PipelineOperations:
 
     def describe_pipeline_execution(self, request: Body) -> Body:
         body = self.execution(request["PipelineExecutionArn"])
-        return {**{k: body[k] for k in EXECUTION_FIELDS if k in body}, **CREATOR}
+        described = {k: body[k] for k in EXECUTION_FIELDS if k in body}
+        aliases = self._version_aliases(body["PipelineArn"], body.get("PipelineVersionId"))
+        return {**described, **aliases, **CREATOR}
 
     def describe_pipeline_definition_for_execution(self, request: Body) -> Body:
         """The definition the execution runs: that of the pipeline version it started from."""
@@ -436,8 +474,14 @@ class PipelineOperations:
         return PARAMETERS.page(numbered(body.get("PipelineParameters", [])), request, public)
 
     def list_pipeline_executions(self, request: Body) -> Body:
-        _refuse_aliases(request)
+        """The pipeline's executions; with PipelineVersionAlias, those of the version that has the
+        alias now."""
         pipeline = self._pipeline(request["PipelineName"])
+        executions = self.database.executions(pipeline["PipelineArn"])
+        version = self._requested_version(pipeline, _given(request, "PipelineVersionAlias"))
+        if version is not None:
+            executions = [e for e in executions if int(e.get("PipelineVersionId", 1)) == version]
+        aliases = {int(v["PipelineVersionId"]): answered(v) for v in self._versions(pipeline)}
 
         def summary(execution: Body) -> Body:
             found = {
@@ -450,9 +494,9 @@ class PipelineOperations:
                 found["PipelineExecutionDescription"] = execution["PipelineExecutionDescription"]
             if execution.get("FailureReason"):
                 found["PipelineExecutionFailureReason"] = execution["FailureReason"]
-            return found
+            return {**found, **aliases.get(int(execution.get("PipelineVersionId", 1)), {})}
 
-        return EXECUTIONS.page(self.database.executions(pipeline["PipelineArn"]), request, summary)
+        return EXECUTIONS.page(executions, request, summary)
 
     def list_pipeline_execution_steps(self, request: Body) -> Body:
         arn = request.get("PipelineExecutionArn")
@@ -584,8 +628,7 @@ def _given(request: Body, *members: str) -> Body:
 
 
 def _refuse_start_options(request: Body) -> None:
-    """What StartPipelineExecution takes for pipelines, versions and tracking this target does not have."""
-    _refuse_aliases(request)
+    """What StartPipelineExecution takes for pipelines and tracking this target does not have."""
     if "RoleArn" in request:  # the API reference: only for a pipeline AWS manages
         raise invalid("RoleArn can only be given for a pipeline that Amazon Web Services manages.")
     if "MlflowExperimentName" in request:
@@ -612,10 +655,3 @@ def _parameter_values(definition: Body, overrides: dict[str, str]) -> list[Body]
         value = overrides[name] if name in overrides else declared.get("DefaultValue")
         values.append({"Name": name, "Value": value if isinstance(value, str) else json.dumps(value)})
     return values
-
-
-def _refuse_aliases(request: Body) -> None:
-    for member in ("PipelineVersionAliases", "PipelineVersionAlias"):
-        if member in request:
-            raise invalid(f"{member} is not supported by the local SageMaker.")
-
