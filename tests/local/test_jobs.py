@@ -403,8 +403,13 @@ def test_processing_job_stages_runs_and_uploads(
     assert props["ProcessingJobName"] == "pre-1"
     assert props["ProcessingJobArn"] == arn
     assert props["ProcessingJobStatus"] == "Completed"
-    assert props["ProcessingOutputConfig"] == request["ProcessingOutputConfig"]
-    assert props["ProcessingInputs"] == request["ProcessingInputs"]
+    # Each input and output as live descriptions show them: AppManaged False where the request left
+    # it out (it did), the rest as given.
+    assert "AppManaged" not in str(request)
+    assert props["ProcessingOutputConfig"] == {
+        "Outputs": [{**item, "AppManaged": False} for item in request["ProcessingOutputConfig"]["Outputs"]]}
+    inputs = request["ProcessingInputs"]
+    assert props["ProcessingInputs"] == [{**item, "AppManaged": False} for item in inputs]
     assert props["AppSpecification"] == request["AppSpecification"]
     assert props["Environment"] == {"WHERE": "/opt/ml/processing/train"}
     assert "StoppingCondition" not in request  # held to SageMaker's one day, and described so

@@ -205,14 +205,19 @@ def _processing_description(
     job_name: str, request: Mapping[str, Any], start: str, stop: JobStop | None
 ) -> dict[str, Any]:
     """DescribeProcessingJob's shape while the job runs: the request echoed back plus identity,
-    InProgress, or Stopping once its stop was asked."""
+    InProgress, or Stopping once its stop was asked. Each input and output is described with
+    `AppManaged` False where the request left it out, the default live descriptions show."""
     stopping = stop is not None and stop.requested_at is not None
+    described = copy.deepcopy(dict(request))
+    described.setdefault("ProcessingInputs", [])
+    outputs = described.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    for item in [*described["ProcessingInputs"], *outputs]:
+        item.setdefault("AppManaged", False)
     return {
-        **copy.deepcopy(dict(request)),
+        **described,
         "ProcessingJobName": job_name,
         "ProcessingJobArn": job_arn("processing-job", job_name),
         "ProcessingJobStatus": "Stopping" if stopping else "InProgress",
-        "ProcessingInputs": copy.deepcopy(request.get("ProcessingInputs", [])),
-        "Environment": copy.deepcopy(request.get("Environment") or {}),
+        "Environment": described.get("Environment") or {},
         "ProcessingStartTime": start,
     }
