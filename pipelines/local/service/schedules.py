@@ -35,7 +35,10 @@ SETTINGS = (
     "ScheduleExpression", "StartDate", "EndDate", "Description", "ScheduleExpressionTimezone", "State",
     "Target", "FlexibleTimeWindow", "ActionAfterCompletion",
 )
-OTHER_TARGETS = ("EcsParameters", "EventBridgeParameters", "KinesisParameters", "SqsParameters")
+OTHER_TARGETS = (
+    "EcsParameters", "EventBridgeParameters", "EventBridgePutEventsV2Parameters",
+    "EventBridgePutRawEventsParameters", "KinesisParameters", "SqsParameters",
+)
 SCHEDULES = Listing(
     "ListSchedules", "Schedules", {"Name": "Name"}, identity="Arn", default_sort="Name",
     default_order="Ascending", filters={"NamePrefix": prefix("Name"), "State": equals("State")},
