@@ -201,7 +201,7 @@ class PipelineOperations:
         with self.context.lock:
             body = self._pipeline(request["PipelineName"])
             version = _version_id(body) + (1 if redefined else 0)
-            aliases = assigned(self._versions(body), version, request.get(ALIASES, []))
+            aliases = assigned(self._versions(body), version, request.get(ALIASES, [])) if redefined else []
             body.update(changes)
             body["LastModifiedTime"] = time.time()
             body["_VersionId"] = version
@@ -301,9 +301,8 @@ class PipelineOperations:
             if operations is not None:
                 aliases = assigned(self._versions(pipeline), version["PipelineVersionId"],
                                    operations.get("Add", []), operations.get("Remove", []))
-                version[ALIASES] = aliases
-                if not aliases:
-                    del version[ALIASES]
+                version.pop(ALIASES, None)
+                version.update({ALIASES: aliases} if aliases else {})
             self._put_version(version)
         return {"PipelineArn": pipeline["PipelineArn"], "PipelineVersionId": version["PipelineVersionId"]}
 

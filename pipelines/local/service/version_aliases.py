@@ -3,8 +3,8 @@
 The rules are the API reference's (CreatePipeline, UpdatePipeline, UpdatePipelineVersion): an alias
 is 1 to 128 letters, digits, periods, hyphens and underscores (the request shape's pattern) and not
 digits only; it is unique within its pipeline, so moving it to another version means removing it
-from the one that has it first; a version has at most 10. The wording of each refusal is not
-documented and is this module's.
+from the one that has it first; a version has at most 10. The wording of the refusals is not
+documented and is the local target's.
 """
 
 from __future__ import annotations
