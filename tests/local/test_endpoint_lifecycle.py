@@ -384,8 +384,11 @@ def test_a_model_describes_its_container_as_sagemaker_fills_it_in(world: World) 
     sm.create_model(ModelName="m", ExecutionRoleArn=ROLE,
                     PrimaryContainer={"Image": IMAGE, "ModelDataUrl": MODEL_DATA, "Environment": {}})
 
-    container = sm.describe_model(ModelName="m")["PrimaryContainer"]
+    described = sm.describe_model(ModelName="m")
+    container = described["PrimaryContainer"]
 
+    # Real descriptions always say what Inference Recommender found; the local target finds nothing.
+    assert described["DeploymentRecommendation"] == {"RecommendationStatus": "NOT_APPLICABLE"}
     assert container == {
         "Image": IMAGE,
         "Mode": "SingleModel",

@@ -49,6 +49,11 @@ ENDPOINT_SUMMARY = ("EndpointName", "EndpointArn", "CreationTime", "LastModified
 # refused first, by hosting/limits.py).
 CONFIG_SETTINGS = ("DataCaptureConfig", "KmsKeyId", "ExecutionRoleArn", "EnableNetworkIsolation")
 IN_PROGRESS = ("Creating", "Updating", "Deleting")  # statuses SageMaker updates and deletes nothing in
+# What DescribeModel says of instance recommendations: real descriptions always carry one
+# (COMPLETED with the instance types Inference Recommender found, or NOT_APPLICABLE); the local
+# target computes none, which is what NOT_APPLICABLE means ("unable to provide a default
+# recommendation for the model using the information provided").
+NO_RECOMMENDATION = {"RecommendationStatus": "NOT_APPLICABLE"}
 # ContainerDefinition.Environment: "The maximum length of all keys and values in the map, combined,
 # is 32 KB. If you pass multiple containers to a CreateModel request, then the maximum length of all
 # of their maps, combined, is also 32 KB."
@@ -99,7 +104,8 @@ class EndpointOperations:
         return {"ModelArn": body["ModelArn"]}
 
     def describe_model(self, request: Body) -> Body:
-        return self.context.get("model", request["ModelName"], "model")
+        model = self.context.get("model", request["ModelName"], "model")
+        return {**model, "DeploymentRecommendation": NO_RECOMMENDATION}
 
     def delete_model(self, request: Body) -> Body:
         with self.context.lock:
