@@ -16,6 +16,7 @@ from tarballs import tar_gz
 
 from pipelines import REPO_ROOT
 from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.executor import checks
 from pipelines.local.executor.checks import check_sources, definition_problems, request_problems
 from pipelines.local.executor.engine import DefinitionError, validate_definition
 from pipelines.local.jobs import limits
@@ -220,6 +221,24 @@ def test_the_members_the_sdks_write_pass() -> None:
     mode = {"Name": "Mode", "Type": "String", "DefaultValue": "a", "EnumValues": ["a"]}
     document = definition(*steps, Metadata={"team-a": "ml"}, MlflowConfig=None, Parameters=[mode])
     assert definition_problems(document) == []
+
+
+def test_every_step_type_the_sdk_writes_runs_or_is_refused_as_one_the_local_target_does_not_run() -> None:
+    """Each of the SDK's step types (its StepTypeEnum, read in a process of its own) is one the
+    local target runs, or is refused as a SageMaker step type it does not run, never as unknown."""
+    listed = subprocess.run(
+        [sys.executable, "-c", "import json; from pipelines.sdk_env import prepare_sdk_environment; "
+         "prepare_sdk_environment(); from sagemaker.mlops.workflow.steps import StepTypeEnum; "
+         "print(json.dumps([kind.value for kind in StepTypeEnum]))"],
+        capture_output=True, text=True, check=True, cwd=REPO_ROOT,
+    )
+    kinds = json.loads(listed.stdout)
+    assert {"Processing", "Training", "Model", "ForEach"} <= set(kinds)
+    for kind in kinds:
+        problems = definition_problems(definition({"Name": "S", "Type": kind, "Arguments": {}}))
+        refused = [p for p in problems if f"step type {kind} is not supported by the local SageMaker" in p]
+        assert not any("unknown step type" in p for p in problems), (kind, problems)
+        assert bool(refused) != (kind in checks.RUNS_LOCALLY), (kind, problems)
 
 
 def test_every_problem_is_reported_at_once() -> None:

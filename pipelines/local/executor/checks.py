@@ -43,17 +43,24 @@ EXPERIMENT_MEMBERS = ("ExperimentName", "TrialName")
 EXPERIMENT_ENTITY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}")
 RUNS_LOCALLY = ("Processing", "Training", "RegisterModel", "Lambda", "Condition", "Fail")
 LAMBDA_OUTPUT_TYPES = ("String", "Integer", "Boolean", "Float")  # the SDK's LambdaOutputTypeEnum
+# The SageMaker step types the SDK writes (its StepTypeEnum) that the local target does not run.
 OTHER_STEP_TYPES = (
+    "Model",
     "Transform",
-    "Tuning",
-    "CreateModel",
     "Callback",
-    "EMR",
-    "ClarifyCheck",
+    "Tuning",
     "QualityCheck",
-    "AutoML",
+    "ClarifyCheck",
+    "EMR",
     "EMRServerless",
-    "NotebookJob",
+    "AutoML",
+    "EndpointConfig",
+    "Endpoint",
+    "InferenceComponent",
+    "Lineage",
+    "Job",
+    "Cleanup",
+    "ForEach",
 )
 # A step's texts and the members of ListPipelineExecutionSteps' steps that show them.
 LISTED_STEP_TEXT = {"DisplayName": "StepDisplayName", "Description": "StepDescription"}
