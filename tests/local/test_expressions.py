@@ -137,6 +137,11 @@ def test_parse_reference_splits_step_name_from_property_path() -> None:
     [
         ("Steps.Train", "expected Steps.<StepName>.<property path>"),
         ("Execution.Tomorrow", "unknown execution variable Tomorrow"),
+        # SageMaker's own, named as ones the local target does not resolve, not as unknown
+        ("Execution.ProcessingJobName", r"^Execution\.ProcessingJobName \(the name of the processing job "
+         r"its Processing step launches\) is not supported by the local SageMaker, which resolves "
+         r"CurrentDateTime, "),
+        ("Execution.TrainingJobName", r"^Execution\.TrainingJobName \(the name of the training job"),
         ("Parameters.", "malformed Parameters reference"),
         ("Things.X", "unknown reference"),
         ("Steps.Train.A..B", "malformed path"),

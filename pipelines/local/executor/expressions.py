@@ -29,6 +29,12 @@ EXECUTION_VARIABLES = frozenset(
         "CurrentDateTime",
     }
 )
+# Execution variables SageMaker has that the local executor does not resolve: each names the job
+# of the step that reads it, which is named only once the step's Arguments are resolved here.
+UNRESOLVED_VARIABLES = {
+    "TrainingJobName": "the name of the training job its Training step launches",
+    "ProcessingJobName": "the name of the processing job its Processing step launches",
+}
 EXPERIMENT_NAMES = ("ExperimentName", "TrialName")  # what PipelineExperimentConfig.* may name
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "GreaterThan": operator.gt,
@@ -140,6 +146,12 @@ def parse_reference(expression: str) -> Reference:
     if namespace in ("Parameters", "Execution"):
         if not _NAME.fullmatch(rest):
             raise ExpressionError(f"{expression}: malformed {namespace} reference")
+        if namespace == "Execution" and rest in UNRESOLVED_VARIABLES:
+            raise ExpressionError(
+                f"{expression} ({UNRESOLVED_VARIABLES[rest]}) is not supported by the local SageMaker, "
+                f"which resolves {', '.join(sorted(EXECUTION_VARIABLES))} (run this pipeline with "
+                "--target sagemaker)"
+            )
         if namespace == "Execution" and rest not in EXECUTION_VARIABLES:
             raise ExpressionError(f"{expression}: unknown execution variable {rest}")
         return Reference(expression, namespace, rest)
