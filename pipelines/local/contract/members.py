@@ -7,7 +7,7 @@ member that is missing or not an object reads as {}, a list member as the object
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -20,6 +20,12 @@ def object_member(request: Any, name: str) -> Mapping[str, Any]:
 def object_items(value: Any) -> list[Mapping[str, Any]]:
     """The objects in a list ([] for anything that is not a list)."""
     return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def repeated(values: Iterable[Any]) -> list[str]:
+    """The values given more than once (as text, sorted): a name a request must not repeat."""
+    values = list(values)
+    return sorted({str(value) for value in values if values.count(value) > 1})
 
 
 def without_nulls(value: Any) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipelines.local.contract.members import object_items, object_member
+from pipelines.local.contract.members import object_items, object_member, repeated
 
 # SageMaker's words for a request naming both kinds of package, or neither.
 BOTH_NAMES = (
@@ -62,11 +62,8 @@ def repeated_name_problems(specifications: list[Mapping[str, Any]]) -> list[str]
     """A version's AdditionalInferenceSpecifications: "The name must be unique within the list of
     your additional inference specifications for a particular model package" (the API reference),
     whether the list is given at creation or grown by UpdateModelPackage."""
-    names = [specification.get("Name") for specification in specifications]
-    repeated = sorted({str(name) for name in names if names.count(name) > 1})
-    if not repeated:
-        return []
-    return [f"AdditionalInferenceSpecifications names must be unique: {', '.join(repeated)}"]
+    twice = repeated(specification.get("Name") for specification in specifications)
+    return [f"AdditionalInferenceSpecifications names must be unique: {', '.join(twice)}"] if twice else []
 
 
 def update_problems(request: Mapping[str, Any]) -> list[str]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from pipelines.local.contract.members import repeated
 from pipelines.local.executor.caching import CachePolicy, cache_key, cache_policy
 from pipelines.local.executor.checks import definition_problems, experiment_name_problem
 from pipelines.local.executor.expressions import (
@@ -329,7 +330,7 @@ def _plan(definition: Mapping[str, Any]) -> list[_PlannedStep]:
     """Flattened steps in run order; raises DefinitionError for anything that cannot run."""
     flat = list(_flatten(definition.get("Steps"), None))
     names = [step["Name"] for step, _ in flat]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    duplicates = repeated(names)
     if duplicates:
         raise DefinitionError(f"duplicate step name(s): {', '.join(duplicates)}")
     parameters = set(_declared_parameters(definition))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pipelines.local.contract.members import repeated
 from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.hosting.capacity import over_limit
 from pipelines.local.hosting.limits import (
@@ -126,7 +127,7 @@ class EndpointOperations:
             raise invalid("ProductionVariants must have at least one variant")
         _refuse(endpoint_config_limits(request))
         names = [variant["VariantName"] for variant in variants]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        duplicates = repeated(names)
         if duplicates:
             listed = ", ".join(duplicates)
             raise invalid(f"ProductionVariants: variant names must be unique; {listed} given more than once.")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipelines.local.contract.members import repeated
 from pipelines.local.errors import ServiceError, invalid
 from pipelines.local.executor.checks import check_sources
 from pipelines.local.executor.engine import (
@@ -639,9 +640,9 @@ def _refuse_start_options(request: Body) -> None:
 def _overrides(request: Body) -> dict[str, str]:
     """PipelineParameters by name; a name given twice has no one value, and is refused."""
     given = [parameter["Name"] for parameter in request.get("PipelineParameters", [])]
-    repeated = sorted({name for name in given if given.count(name) > 1})
-    if repeated:
-        raise invalid(f"Pipeline parameter names must be unique; given more than once: {', '.join(repeated)}")
+    twice = repeated(given)
+    if twice:
+        raise invalid(f"Pipeline parameter names must be unique; given more than once: {', '.join(twice)}")
     return {p["Name"]: p["Value"] for p in request.get("PipelineParameters", [])}
 
 

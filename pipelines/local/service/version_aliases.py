@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pipelines.local.contract.members import repeated
 from pipelines.local.errors import invalid
 from pipelines.local.storage.database import Body
 
@@ -44,9 +45,9 @@ def assigned(
         if alias.isdigit():
             raise invalid(f"Pipeline version alias '{alias}' consists of numbers only; an alias needs a "
                           "letter, period, hyphen or underscore.")
-    repeated = sorted({alias for alias in adding if adding.count(alias) > 1})
-    if repeated:
-        raise invalid(f"Pipeline version alias(es) {', '.join(repeated)} given more than once.")
+    twice = repeated(adding)
+    if twice:
+        raise invalid(f"Pipeline version alias(es) {', '.join(twice)} given more than once.")
     both = sorted(set(adding) & set(removing))
     if both:
         raise invalid(f"Pipeline version alias(es) {', '.join(both)} both added and removed.")
