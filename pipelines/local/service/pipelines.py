@@ -30,7 +30,7 @@ from pipelines.local.jobs.image_python import image_python
 from pipelines.local.service.context import CREATED_BY, ServiceContext
 from pipelines.local.service.idempotency import once
 from pipelines.local.service.listing import Listing, between, numbered, only, prefix
-from pipelines.local.service.version_aliases import ALIASES, answered, assigned, with_alias
+from pipelines.local.service.version_aliases import ALIASES, answered, assigned, with_alias, with_aliases
 from pipelines.local.storage.database import Body, public
 from pipelines.local.storage.objects import NoSuchKey
 from pipelines.local.system.supervision import kill_recorded_groups
@@ -220,7 +220,7 @@ class PipelineOperations:
             "CreationTime": pipeline["LastModifiedTime"],
             "PipelineDefinition": pipeline["PipelineDefinition"],
         }
-        self._put_version({**version, ALIASES: aliases} if aliases else version)
+        self._put_version(with_aliases(version, aliases))
 
     def _put_version(self, version: Body) -> None:
         self.database.put(
@@ -302,8 +302,7 @@ class PipelineOperations:
             if operations is not None:
                 aliases = assigned(self._versions(pipeline), version["PipelineVersionId"],
                                    operations.get("Add", []), operations.get("Remove", []))
-                version.pop(ALIASES, None)
-                version.update({ALIASES: aliases} if aliases else {})
+                version = with_aliases(version, aliases)
             self._put_version(version)
         return {"PipelineArn": pipeline["PipelineArn"], "PipelineVersionId": version["PipelineVersionId"]}
 

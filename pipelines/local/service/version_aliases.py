@@ -28,6 +28,12 @@ def answered(version: Body) -> Body:
     return {ALIASES: aliases_of(version)} if aliases_of(version) else {}
 
 
+def with_aliases(version: Body, aliases: list[str]) -> Body:
+    """The version holding `aliases`: a version without any keeps no member for them."""
+    kept = {key: value for key, value in version.items() if key != ALIASES}
+    return {**kept, ALIASES: aliases} if aliases else kept
+
+
 def with_alias(versions: Iterable[Body], alias: str) -> Body | None:
     """The version that has `alias` now, if one does."""
     return next((version for version in versions if alias in aliases_of(version)), None)
