@@ -69,6 +69,11 @@ def archive_source(model_data_url: str) -> dict[str, Any]:
     return {"S3DataSource": {"S3Uri": model_data_url, "S3DataType": "S3Object", "CompressionType": "Gzip"}}
 
 
+def request_containers(request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every container a CreateModel request names: its PrimaryContainer (or {}) and its Containers."""
+    return [request.get("PrimaryContainer") or {}, *(request.get("Containers") or [])]
+
+
 def model_limits(request: Mapping[str, Any]) -> list[str]:
     """What CreateModel asks for that local hosting cannot reproduce."""
     return list(_model_limits(request))
@@ -117,7 +122,7 @@ def _model_limits(request: Mapping[str, Any]) -> Iterator[str]:
             f"Containers holds {len(containers)} containers, an inference pipeline SageMaker runs "
             f"one after another: {ONE_CONTAINER}"
         )
-    for container in [request.get("PrimaryContainer") or {}, *containers]:
+    for container in request_containers(request):
         if container.get("Mode") == "MultiModel":
             yield f"container Mode MultiModel asks for a multi-model endpoint: {ONE_CONTAINER}, for one model"
         for member, asks in MODEL_SOURCES.items():

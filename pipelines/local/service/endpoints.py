@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from pipelines.local.contract.members import repeated
@@ -13,6 +14,7 @@ from pipelines.local.hosting.limits import (
     deployment_limits,
     endpoint_config_limits,
     model_limits,
+    request_containers,
 )
 from pipelines.local.jobs.images import UnsupportedImage, check_image
 from pipelines.local.service.context import ServiceContext
@@ -82,7 +84,7 @@ class EndpointOperations:
         _refuse(model_limits(request))
         if request.get("PrimaryContainer") and request.get("Containers"):
             raise invalid("A model names its container as PrimaryContainer or as Containers, not both.")
-        _check_environment_size([request.get("PrimaryContainer") or {}, *(request.get("Containers") or [])])
+        _check_environment_size(request_containers(request))
         container = request.get("PrimaryContainer") or (request.get("Containers") or [None])[0]
         if not container or not container.get("Image"):
             raise invalid("A model needs a container with an Image: PrimaryContainer or Containers.")
@@ -318,7 +320,7 @@ def _check_serving_image(image: Any) -> None:
             raise invalid(f"PrimaryContainer.Image: {error}") from None
 
 
-def _check_environment_size(containers: list[Body]) -> None:
+def _check_environment_size(containers: list[Mapping[str, Any]]) -> None:
     """The model's Environment maps hold at most 32 KB of keys and values in all, as the API
     reference has it; each key and value is held to 1024 bytes by the request's shape."""
     size = sum(
