@@ -526,6 +526,57 @@ def test_processing_failure_message_becomes_the_reason(store: ObjectStore, work_
     assert store.list(f"{BUCKET}/runs/") == [], "a failed job uploads no outputs"
 
 
+WRITE_THEN_END = _script(
+    """
+    import os, sys, time
+    base = os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")
+    with open(f"{base}/processing/train/part-1.csv", "w") as f:
+        f.write("written before the end")
+    time.sleep(float(sys.argv[1]))
+    sys.exit(int(sys.argv[2]))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "sleep", "exit_code", "status", "uploaded"),
+    [
+        ("EndOfJob", 0, 0, "Completed", True),
+        ("EndOfJob", 0, 1, "Failed", False),
+        ("Continuous", 0, 0, "Completed", True),
+        ("Continuous", 0, 1, "Failed", True),
+        ("Continuous", 60, 0, "Stopped", True),  # runs past MaxRuntimeInSeconds
+    ],
+)
+def test_a_continuous_output_is_uploaded_whatever_the_ending_and_an_end_of_job_one_on_completion(
+    store: ObjectStore, work_dir: Path, mode: str, sleep: int, exit_code: int, status: str, uploaded: bool
+) -> None:
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(store, WRITE_THEN_END, arguments=[str(sleep), str(exit_code)],
+                                  StoppingCondition={"MaxRuntimeInSeconds": 2})
+    request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3UploadMode"] = mode
+
+    outcome = run_processing_job("upload-1", request, store, work_dir, io.StringIO())
+
+    assert outcome.properties["ProcessingJobStatus"] == status, outcome.failure_reason
+    expected = [f"{BUCKET}/runs/x/train/part-1.csv"] if uploaded else []
+    assert store.list(f"{BUCKET}/runs/") == expected
+
+
+def test_a_failed_job_keeps_its_reason_when_its_continuous_output_cannot_be_uploaded(
+    store: ObjectStore, work_dir: Path
+) -> None:
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(store, WRITE_THEN_END, arguments=["0", "3"])
+    output = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]
+    output.update(S3UploadMode="Continuous", S3Uri="s3://no-such-bucket/train")
+
+    outcome = run_processing_job("upload-2", request, store, work_dir, io.StringIO())
+
+    assert outcome.status == "Failed"
+    assert "exit" in outcome.failure_reason.lower() and "no-such-bucket" not in outcome.failure_reason
+
+
 MESSAGE_THEN_EXIT = _script(
     """
     import os, sys, time

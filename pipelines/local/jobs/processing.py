@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -100,14 +101,24 @@ def run_processing_job(
         confinement=confinement, instance=instance,
     )
     ending = processing_status(finish, job.base / "output" / "message", timeout)
-    if ending.status == "Completed":
-        try:
-            with upload_errors():
-                for local, uri in outputs:
-                    store.upload_dir(local, uri)
-        except JobError as exc:
-            ending = JobStatus("Failed", "Failed", str(exc))
-    return _processing_outcome(job_name, request, start, ending)
+    return _processing_outcome(job_name, request, start, _upload_outputs(store, outputs, ending))
+
+
+def _upload_outputs(store: ObjectStore, outputs: list[ProcessingOutput], ending: JobStatus) -> JobStatus:
+    """An `EndOfJob` output is uploaded once the job completes, and a `Continuous` one whatever the
+    ending: SageMaker uploads it while the job runs, so what a failed or stopped job wrote is in S3
+    (a local job uploads it once, when it ends). An upload refused fails a completed job; a job
+    that already failed or stopped keeps its own reason."""
+    completed = ending.status == "Completed"
+    try:
+        with upload_errors():
+            for output in outputs:
+                if completed or output.continuous:
+                    store.upload_dir(output.local, output.uri)
+    except JobError as exc:
+        if completed:
+            return JobStatus("Failed", "Failed", str(exc))
+    return ending
 
 
 def _write_config(job: JobDirs, request: Mapping[str, Any]) -> None:
@@ -161,14 +172,23 @@ def _processing_inputs(request: Mapping[str, Any], base: Path) -> list[tuple[str
     ]
 
 
-def _processing_outputs(request: Mapping[str, Any], base: Path) -> list[tuple[Path, str]]:
-    """(local dir, S3 URI) of every output, the dirs created empty as the container would see."""
+@dataclass(frozen=True)
+class ProcessingOutput:
+    """Where an output's files are written, where they go, and whether they go as the job runs."""
+
+    local: Path
+    uri: str
+    continuous: bool
+
+
+def _processing_outputs(request: Mapping[str, Any], base: Path) -> list[ProcessingOutput]:
+    """Every output, its dir created empty as the container would see it."""
     outputs = []
     for item in request.get("ProcessingOutputConfig", {}).get("Outputs", []):
         s3 = item["S3Output"]
         local = local_path(s3["LocalPath"], base)
         local.mkdir(parents=True, exist_ok=True)
-        outputs.append((local, s3["S3Uri"]))
+        outputs.append(ProcessingOutput(local, s3["S3Uri"], s3.get("S3UploadMode") == "Continuous"))
     return outputs
 
 
