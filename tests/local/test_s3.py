@@ -244,6 +244,25 @@ def test_acls_and_another_owner_are_refused_as_s3_refuses_them(s3: Any, store: O
     assert store.get_bytes("s3://bucket/a.txt") == b"a.txt"
 
 
+def test_a_folder_object_is_kept_listed_read_and_deleted_as_s3_keeps_it(s3: Any) -> None:
+    """What S3's console makes with "Create folder": an empty object whose key ends in "/"."""
+    assert s3.put_object(Bucket="bucket", Key="dir/", Body=b"")["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+    rolled = s3.list_objects_v2(Bucket="bucket", Delimiter="/")
+    assert [item["Prefix"] for item in rolled["CommonPrefixes"]] == ["dir/", "e/"]
+    inside = s3.list_objects_v2(Bucket="bucket", Prefix="dir/", Delimiter="/")
+    listed = [(item["Key"], item["Size"]) for item in inside["Contents"]]
+    assert listed == [("dir/", 0), ("dir/one", 7), ("dir/z", 5)]
+    assert s3.head_object(Bucket="bucket", Key="dir/")["ContentLength"] == 0
+    assert s3.get_object(Bucket="bucket", Key="dir/")["Body"].read() == b""
+    assert error_of(lambda: s3.head_object(Bucket="bucket", Key="dir"))[0] == 404  # another key
+
+    s3.delete_object(Bucket="bucket", Key="dir/")
+    after = s3.list_objects_v2(Bucket="bucket", Prefix="dir/", Delimiter="/")
+    assert [item["Key"] for item in after["Contents"]] == ["dir/one", "dir/z"]
+    assert s3.get_object(Bucket="bucket", Key="dir/sub/two")["Body"].read() == b"dir/sub/two"
+
+
 def test_a_key_the_store_cannot_hold_as_a_file_is_refused_clearly(s3: Any) -> None:
     status, error = error_of(lambda: s3.put_object(Bucket="bucket", Key="a.txt/below", Body=b"x"))
     assert (status, error["Code"]) == (400, "InvalidArgument")

@@ -197,6 +197,50 @@ def test_an_object_and_a_prefix_of_the_same_name_are_refused(store: ObjectStore)
     assert store.get_bytes("s3://my-bucket/a") == b"object"
 
 
+def test_a_key_ending_in_a_slash_is_an_object_beside_the_keys_below_it(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    folder, below = "s3://my-bucket/data/", "s3://my-bucket/data/train.csv"
+    store.put_bytes(folder, b"")
+    store.put_bytes(below, b"x,1\n")
+    store.put_bytes("s3://my-bucket/data/empty/", b"")
+
+    assert store.list("s3://my-bucket/data") == [folder, "s3://my-bucket/data/empty/", below]
+    assert store.get_bytes(folder) == b"" and store.describe(folder).size == 0
+    assert not store.exists("s3://my-bucket/data")  # the key without its slash is another key
+    store.download("s3://my-bucket/data", tmp_path / "staged")
+    assert sorted(path.name for path in (tmp_path / "staged").iterdir()) == ["empty", "train.csv"]
+    assert (tmp_path / "staged" / "empty").is_dir() and not any((tmp_path / "staged" / "empty").iterdir())
+
+    store.delete(folder)
+    assert store.list("s3://my-bucket/data") == ["s3://my-bucket/data/empty/", below]
+    assert len(store.versions(folder)) == 2  # the put and the delete marker
+    assert len(store.versions("s3://my-bucket/data/empty/")) == 1
+    listed = [(entry.key, entry.delete_marker) for entry in store.version_entries("my-bucket", "data/")]
+    assert listed == [("data/", True), ("data/", False), ("data/empty/", False), ("data/train.csv", False)]
+
+
+@pytest.mark.parametrize("key", ["a/.key-ending-in-slash", ".key-ending-in-slash/b", "a//", "/"])
+def test_a_key_naming_where_slash_ended_keys_are_kept_or_an_empty_part_is_refused(
+    store: ObjectStore, key: str
+) -> None:
+    with pytest.raises(ValueError, match="invalid key"):
+        store.put_bytes(f"s3://my-bucket/{key}", b"x")
+
+
+def test_a_restart_makes_a_slash_ended_keys_live_file_its_current_version_again(store: ObjectStore) -> None:
+    folder = "s3://my-bucket/data/"
+    store.put_bytes(folder, b"")
+    store.put_bytes(folder, b"second")
+    live = store.path_for(folder)
+    live.unlink()
+    live.write_bytes(b"")  # one version behind, as a crash between a write's two renames leaves it
+
+    assert ObjectStore(store.root).repair_live_files() == 1
+    assert store.path_for(folder).read_bytes() == b"second"
+    assert ObjectStore(store.root).repair_live_files() == 0
+
+
 def _put_while(store: ObjectStore, uri: str, data: bytes, meanwhile: Callable[[], object]) -> str:
     """Put `data` at `uri`, running `meanwhile` while its body is still streaming; its version id."""
     body = HeldBody(data)

@@ -47,6 +47,10 @@ _Writer = Callable[[Path], object]
 MAX_NAME_BYTES = 255  # a file name's limit on Linux file systems: a key's part between slashes
 log = logging.getLogger(__name__)
 UNVERSIONED = "null"  # S3's version id of an object stored before versioning kept its versions
+# A key that ends in "/" (a folder object, what S3's console makes with "Create folder") is kept as a
+# file of this name in the folder its key names, so that the folder can hold the keys below it too.
+# No key may have a part of this name.
+SLASH_ENDED = ".key-ending-in-slash"
 
 
 class NoSuchKey(KeyError):
@@ -123,20 +127,23 @@ class VersionEntry:
 def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
     """Split `s3://bucket/key`, refusing keys that could not map safely onto the file system.
 
-    Object keys must be non-empty; a prefix may be empty or end with `/`. `..` and `.` segments
+    Object keys must be non-empty; a key or a prefix may end with `/`. `..` and `.` segments
     (which would escape or alias paths) and empty segments (`a//b` would alias `a/b`) are refused,
-    and so is a segment longer than a file name can be.
+    and so is a segment longer than a file name can be, and a key with a segment named where keys
+    ending in `/` are kept (SLASH_ENDED).
     """
     if not uri.startswith(SCHEME):
         raise ValueError(f"not an s3:// URI: {uri!r}")
     bucket, _, key = uri[len(SCHEME) :].partition("/")
     if not _BUCKET.match(bucket):
         raise ValueError(f"invalid bucket name {bucket!r} in {uri!r}")
-    body = key[:-1] if prefix and key.endswith("/") else key
+    body = key[:-1] if key.endswith("/") else key
     if not body and prefix:
         return bucket, key
     if _aliasing(body):
         raise ValueError(f"invalid key {key!r} in {uri!r}: empty, '.' or '..' segment")
+    if not prefix and SLASH_ENDED in body.split("/"):
+        raise ValueError(f"invalid key {key!r} in {uri!r}: {SLASH_ENDED} keeps the keys ending in '/'")
     if any(len(part.encode()) > MAX_NAME_BYTES for part in body.split("/")):
         raise ValueError(f"a part of the key between slashes is over a file name's {MAX_NAME_BYTES} bytes")
     return bucket, key
@@ -170,7 +177,7 @@ class ObjectStore:
     def path_for(self, uri: str) -> Path:
         """Where the current version of the object at `uri` lives (whether or not it exists)."""
         bucket, key = split_uri(uri)
-        return self.root / bucket / key
+        return self.root / bucket / _key_path(key)
 
     def put_file(self, uri: str, src: Path) -> str:
         """Store a copy of `src` as the new current version; returns its version id."""
@@ -370,7 +377,7 @@ class ObjectStore:
         found = set()
         for folder, _subdirs, names in os.walk(start):
             if _ordered_versions(names):
-                key = Path(folder).relative_to(root).as_posix()
+                key = _path_key(Path(folder).relative_to(root).as_posix())
                 if key.startswith(prefix):
                     found.add(key)
         return found
@@ -410,7 +417,7 @@ class ObjectStore:
             if not ids or _same_file(os.path.join(self.root, key_path), os.path.join(folder, ids[-1])):
                 continue  # no versions here, or the live file is the current one: nothing to read
             with self._commit:
-                repaired += self._repair_live_file(SCHEME + Path(key_path).as_posix())
+                repaired += self._repair_live_file(SCHEME + _path_key(Path(key_path).as_posix()))
         if repaired:
             log.info("made %d live object files their current version again", repaired)
         return repaired
@@ -466,7 +473,7 @@ class ObjectStore:
         def local_path(k: str) -> Path:
             return Path(dest_dir, k[len(folder) :] if k.startswith(folder) else k[len(parent) :])
 
-        return [_copy(bucket_dir / k, local_path(k)) for k in keys]
+        return [_copy(bucket_dir / _key_path(k), local_path(k)) for k in keys]
 
     def upload_dir(self, src_dir: Path, prefix_uri: str) -> builtins.list[str]:
         """Put each regular file under `src_dir` at `<prefix>/<relative path>`; returns the URIs.
@@ -559,7 +566,7 @@ class ObjectStore:
 
     def _versions_dir(self, uri: str) -> Path:
         bucket, key = split_uri(uri)
-        return self.root / ".versions" / bucket / key
+        return self.root / ".versions" / bucket / _key_path(key)
 
     def _version_path(self, uri: str, version_id: str) -> Path:
         if not _VERSION_ID.fullmatch(version_id) and version_id != UNVERSIONED:
@@ -572,8 +579,19 @@ class ObjectStore:
         start = _prefix_folder(bucket_dir, prefix)
         if start is None or not start.is_dir():
             return []
-        keys = (path.relative_to(bucket_dir).as_posix() for path in iter_files(start))
+        keys = (_path_key(path.relative_to(bucket_dir).as_posix()) for path in iter_files(start))
         return sorted(key for key in keys if key.startswith(prefix))
+
+
+def _key_path(key: str) -> str:
+    """Where `key` is kept, relative to its bucket's folder (and to its versions folder): the key
+    itself, or for a key ending in `/` the SLASH_ENDED file in the folder it names."""
+    return key + SLASH_ENDED if key.endswith("/") else key
+
+
+def _path_key(path: str) -> str:
+    """The key kept at `path` (POSIX, relative to its bucket's folder): _key_path's inverse."""
+    return path.removesuffix(SLASH_ENDED) if path.endswith("/" + SLASH_ENDED) else path
 
 
 def _prefix_folder(base: Path, prefix: str) -> Path | None:
@@ -618,6 +636,11 @@ def _linked(source: Path, name: Path) -> None:
 
 
 def _copy(src: Path, dest: Path) -> Path:
+    """`src` copied to `dest`; a key ending in `/` (`dest` then names a folder) is staged as that
+    folder, made with nothing in it."""
+    if src.name == SLASH_ENDED:
+        dest.mkdir(parents=True, exist_ok=True)
+        return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dest)
     return dest
