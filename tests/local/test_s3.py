@@ -263,6 +263,16 @@ def test_a_folder_object_is_kept_listed_read_and_deleted_as_s3_keeps_it(s3: Any)
     assert s3.get_object(Bucket="bucket", Key="dir/sub/two")["Body"].read() == b"dir/sub/two"
 
 
+@pytest.mark.parametrize("key", ["dir//double", "/leading", "dir/./dot", "dir/../up"])
+def test_a_key_with_an_empty_dot_or_dot_dot_part_is_its_own_key_as_on_s3(s3: Any, key: str) -> None:
+    s3.put_object(Bucket="bucket", Key=key, Body=b"unusual")
+
+    assert s3.get_object(Bucket="bucket", Key=key)["Body"].read() == b"unusual"
+    listed = s3.list_objects_v2(Bucket="bucket", Prefix=key)["Contents"]
+    assert [item["Key"] for item in listed] == [key]
+    assert s3.get_object(Bucket="bucket", Key="dir/one")["Body"].read() == b"dir/one"
+
+
 def test_a_key_the_store_cannot_hold_as_a_file_is_refused_clearly(s3: Any) -> None:
     status, error = error_of(lambda: s3.put_object(Bucket="bucket", Key="a.txt/below", Body=b"x"))
     assert (status, error["Code"]) == (400, "InvalidArgument")

@@ -47,10 +47,15 @@ _Writer = Callable[[Path], object]
 MAX_NAME_BYTES = 255  # a file name's limit on Linux file systems: a key's part between slashes
 log = logging.getLogger(__name__)
 UNVERSIONED = "null"  # S3's version id of an object stored before versioning kept its versions
-# A key that ends in "/" (a folder object, what S3's console makes with "Create folder") is kept as a
-# file of this name in the folder its key names, so that the folder can hold the keys below it too.
-# No key may have a part of this name.
+# What a file name cannot hold as it is, each kept under a name of its own: a key that ends in "/" (a
+# folder object, what S3's console makes with "Create folder") is a file of the first name in the
+# folder its key names, so that the folder can hold the keys below it too; a part of a key that is
+# empty ("a//b", "/a"), "." or "..", a folder or file of the name PART_NAMES gives it, which also
+# keeps every key inside its bucket's folder. No key may have a part named as one of these.
 SLASH_ENDED = ".key-ending-in-slash"
+PART_NAMES = {"": ".key-part-empty", ".": ".key-part-dot", "..": ".key-part-dot-dot"}
+_PARTS = {name: part for part, name in PART_NAMES.items()}
+RESERVED_NAMES = frozenset({SLASH_ENDED, *_PARTS})
 
 
 class NoSuchKey(KeyError):
@@ -127,24 +132,25 @@ class VersionEntry:
 def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
     """Split `s3://bucket/key`, refusing keys that could not map safely onto the file system.
 
-    Object keys must be non-empty; a key or a prefix may end with `/`. `..` and `.` segments
-    (which would escape or alias paths) and empty segments (`a//b` would alias `a/b`) are refused,
-    and so is a segment longer than a file name can be, and a key with a segment named where keys
-    ending in `/` are kept (SLASH_ENDED).
+    Object keys must be non-empty. A key with a part longer than a file name can be is refused,
+    and so is one with a part named as the store keeps what a file name cannot hold (RESERVED_NAMES);
+    any other is kept (`_key_path`).
     """
     if not uri.startswith(SCHEME):
         raise ValueError(f"not an s3:// URI: {uri!r}")
     bucket, _, key = uri[len(SCHEME) :].partition("/")
     if not _BUCKET.match(bucket):
         raise ValueError(f"invalid bucket name {bucket!r} in {uri!r}")
-    body = key[:-1] if key.endswith("/") else key
-    if not body and prefix:
+    if prefix:
         return bucket, key
-    if _aliasing(body):
-        raise ValueError(f"invalid key {key!r} in {uri!r}: empty, '.' or '..' segment")
-    if not prefix and SLASH_ENDED in body.split("/"):
-        raise ValueError(f"invalid key {key!r} in {uri!r}: {SLASH_ENDED} keeps the keys ending in '/'")
-    if any(len(part.encode()) > MAX_NAME_BYTES for part in body.split("/")):
+    if not key:
+        raise ValueError(f"no key in {uri!r}")
+    parts = key.split("/")
+    reserved = RESERVED_NAMES.intersection(parts)
+    if reserved:
+        raise ValueError(f"invalid key {key!r} in {uri!r}: the store keeps keys it cannot name as files "
+                         f"under the name {min(reserved)}")
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in parts):
         raise ValueError(f"a part of the key between slashes is over a file name's {MAX_NAME_BYTES} bytes")
     return bucket, key
 
@@ -372,8 +378,6 @@ class ObjectStore:
         """Keys starting with `prefix` that have versions: their folders under `.versions` hold them."""
         root = self.root / ".versions" / bucket
         start = _prefix_folder(root, prefix)
-        if start is None:
-            return set()
         found = set()
         for folder, _subdirs, names in os.walk(start):
             if _ordered_versions(names):
@@ -471,7 +475,12 @@ class ObjectStore:
         bucket_dir = self.root / bucket
 
         def local_path(k: str) -> Path:
-            return Path(dest_dir, k[len(folder) :] if k.startswith(folder) else k[len(parent) :])
+            relative = k[len(folder) :] if k.startswith(folder) else k[len(parent) :]
+            named = relative.split("/")[:-1] if relative.endswith("/") else relative.split("/")
+            if relative and any(part in PART_NAMES for part in named):
+                raise ValueError(f"{SCHEME}{bucket}/{k} cannot be staged as a file: its path below the "
+                                 "prefix has an empty, '.' or '..' part")
+            return Path(dest_dir, relative)
 
         return [_copy(bucket_dir / _key_path(k), local_path(k)) for k in keys]
 
@@ -577,33 +586,39 @@ class ObjectStore:
         """Sorted keys starting with `prefix`, walking only the folder the prefix points into."""
         bucket_dir = self.root / bucket
         start = _prefix_folder(bucket_dir, prefix)
-        if start is None or not start.is_dir():
+        if not start.is_dir():
             return []
         keys = (_path_key(path.relative_to(bucket_dir).as_posix()) for path in iter_files(start))
         return sorted(key for key in keys if key.startswith(prefix))
 
 
 def _key_path(key: str) -> str:
-    """Where `key` is kept, relative to its bucket's folder (and to its versions folder): the key
-    itself, or for a key ending in `/` the SLASH_ENDED file in the folder it names."""
-    return key + SLASH_ENDED if key.endswith("/") else key
+    """Where `key` is kept, relative to its bucket's folder (and to its versions folder): its parts
+    as folders and file, each empty, `.` or `..` part under its PART_NAMES name, and a key ending in
+    `/` as the SLASH_ENDED file in the folder it names."""
+    parts = key.split("/")
+    if key.endswith("/"):
+        parts[-1] = SLASH_ENDED
+    return _joined(parts)
 
 
 def _path_key(path: str) -> str:
     """The key kept at `path` (POSIX, relative to its bucket's folder): _key_path's inverse."""
-    return path.removesuffix(SLASH_ENDED) if path.endswith("/" + SLASH_ENDED) else path
+    parts = [_PARTS.get(part, part) for part in path.split("/")]
+    if parts[-1] == SLASH_ENDED:
+        parts[-1] = ""
+    return "/".join(parts)
 
 
-def _prefix_folder(base: Path, prefix: str) -> Path | None:
-    """The folder under `base` a key prefix points into; None when its folder part has a segment
-    no stored key can have (`..`, `.`, or empty), which would otherwise point outside `base`."""
+def _prefix_folder(base: Path, prefix: str) -> Path:
+    """The folder under `base` that holds every key a prefix can match: the one its folder part
+    names, each part as `_key_path` names it."""
     folder = prefix.rpartition("/")[0]
-    return None if folder and _aliasing(folder) else base / folder
+    return base / _joined(folder.split("/")) if folder else base
 
 
-def _aliasing(path: str) -> bool:
-    """Whether a `/`-separated key or folder has a segment that would escape or alias a path."""
-    return any(part in ("", ".", "..") for part in path.split("/"))
+def _joined(parts: builtins.list[str]) -> str:
+    return "/".join(PART_NAMES.get(part, part) for part in parts)
 
 
 def _committed_ns(version_id: str) -> int:
