@@ -568,13 +568,19 @@ def test_a_failed_job_keeps_its_reason_when_its_continuous_output_cannot_be_uplo
 ) -> None:
     store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
     request = _processing_request(store, WRITE_THEN_END, arguments=["0", "3"])
-    output = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]
-    output.update(S3UploadMode="Continuous", S3Uri="s3://no-such-bucket/train")
+    outputs = request["ProcessingOutputConfig"]["Outputs"]
+    outputs[0]["S3Output"]["S3UploadMode"] = "Continuous"
+    outputs.insert(0, {
+        "OutputName": "refused",
+        "S3Output": {"S3Uri": "s3://no-such-bucket/other", "LocalPath": "/opt/ml/processing/other",
+                     "S3UploadMode": "Continuous"},
+    })
 
     outcome = run_processing_job("upload-2", request, store, work_dir, io.StringIO())
 
     assert outcome.status == "Failed"
     assert "exit" in outcome.failure_reason.lower() and "no-such-bucket" not in outcome.failure_reason
+    assert store.list(f"{BUCKET}/runs/") == [f"{BUCKET}/runs/x/train/part-1.csv"]  # the next one still went
 
 
 MESSAGE_THEN_EXIT = _script(

@@ -110,14 +110,15 @@ def _upload_outputs(store: ObjectStore, outputs: list[ProcessingOutput], ending:
     (a local job uploads it once, when it ends). An upload refused fails a completed job; a job
     that already failed or stopped keeps its own reason."""
     completed = ending.status == "Completed"
-    try:
-        with upload_errors():
-            for output in outputs:
-                if completed or output.continuous:
-                    store.upload_dir(output.local, output.uri)
-    except JobError as exc:
-        if completed:
-            return JobStatus("Failed", "Failed", str(exc))
+    for output in outputs:
+        if not (completed or output.continuous):
+            continue
+        try:
+            with upload_errors():
+                store.upload_dir(output.local, output.uri)
+        except JobError as exc:
+            if completed:
+                return JobStatus("Failed", "Failed", str(exc))
     return ending
 
 
