@@ -274,9 +274,21 @@ def test_a_key_with_an_empty_dot_or_dot_dot_part_is_its_own_key_as_on_s3(s3: Any
 
 
 def test_a_key_the_store_cannot_hold_as_a_file_is_refused_clearly(s3: Any) -> None:
-    status, error = error_of(lambda: s3.put_object(Bucket="bucket", Key="a.txt/below", Body=b"x"))
+    status, error = error_of(lambda: s3.put_object(Bucket="bucket", Key="dir/" + "p" * 256, Body=b"x"))
     assert (status, error["Code"]) == (400, "InvalidArgument")
-    assert "keeps objects as files" in error["Message"] and "clashes" in error["Message"]
+    assert "keeps objects as files" in error["Message"] and "255 bytes" in error["Message"]
+
+
+def test_a_key_beside_the_keys_below_it_is_kept_as_s3_keeps_both(s3: Any) -> None:
+    s3.put_object(Bucket="bucket", Key="a.txt/below", Body=b"below")  # a.txt is an object already
+    s3.put_object(Bucket="bucket", Key="dir", Body=b"over")  # dir/one and more are
+
+    kept = (("a.txt", b"a.txt"), ("a.txt/below", b"below"), ("dir", b"over"), ("dir/one", b"dir/one"))
+    for key, body in kept:
+        assert s3.get_object(Bucket="bucket", Key=key)["Body"].read() == body
+    rolled = s3.list_objects_v2(Bucket="bucket", Delimiter="/")
+    assert [item["Key"] for item in rolled["Contents"]] == ["a.txt", "dir", "some key+ü"]
+    assert [item["Prefix"] for item in rolled["CommonPrefixes"]] == ["a.txt/", "dir/", "e/"]
 
 
 class SpyBody:

@@ -106,13 +106,13 @@ def test_what_a_delete_cannot_honour_is_refused_by_name(s3: Any, store: ObjectSt
     assert error_of(lambda: s3.delete_object(Bucket="nobucket", Key="k"))[1]["Code"] == "NoSuchBucket"
 
 
-def test_a_key_that_is_a_folder_of_other_objects_here_is_refused_and_nothing_is_marked(s3: Any) -> None:
+def test_deleting_a_key_that_names_the_folder_of_other_keys_marks_that_key_alone(s3: Any) -> None:
     put(s3, "dir/x", b"1")
-    status, error = error_of(lambda: s3.delete_object(Bucket="bucket", Key="dir"))
-    assert (status, error["Code"]) == (400, "InvalidArgument")
-    assert "keeps objects as files" in error["Message"]
+    marker = s3.delete_object(Bucket="bucket", Key="dir")  # no object: a delete marker, as S3 puts one
     versions = s3.list_object_versions(Bucket="bucket")
-    assert [v["Key"] for v in versions["Versions"]] == ["dir/x"] and "DeleteMarkers" not in versions
+    assert [v["Key"] for v in versions["Versions"]] == ["dir/x"]
+    assert [(m["Key"], m["VersionId"]) for m in versions["DeleteMarkers"]] == [("dir", marker["VersionId"])]
+    assert s3.get_object(Bucket="bucket", Key="dir/x")["Body"].read() == b"1"
 
 
 def test_reads_of_a_deleted_object_say_it_is_behind_a_delete_marker(s3: Any) -> None:

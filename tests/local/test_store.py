@@ -201,12 +201,40 @@ def test_upload_dir_puts_nested_files_and_skips_symlinks(
     assert not store.exists("s3://my-bucket/runs/x/evaluation/link.txt")
 
 
-def test_an_object_and_a_prefix_of_the_same_name_are_refused(store: ObjectStore) -> None:
+def test_a_key_and_the_keys_below_it_are_kept_side_by_side_in_either_order(
+    store: ObjectStore, tmp_path: Path
+) -> None:
     store.put_bytes("s3://my-bucket/a", b"object")
+    store.put_bytes("s3://my-bucket/a/b", b"under it")  # a moves into its folder
+    store.put_bytes("s3://my-bucket/c/d", b"under c")
+    store.put_bytes("s3://my-bucket/c", b"over d")  # c goes into its folder
 
-    with pytest.raises(ValueError, match="clashes"):
-        store.put_bytes("s3://my-bucket/a/b", b"under it")
-    assert store.get_bytes("s3://my-bucket/a") == b"object"
+    assert store.list("s3://my-bucket/") == [
+        "s3://my-bucket/a", "s3://my-bucket/a/b", "s3://my-bucket/c", "s3://my-bucket/c/d"]
+    for key, body in (("a", b"object"), ("a/b", b"under it"), ("c", b"over d"), ("c/d", b"under c")):
+        assert _serves_one_version(store, f"s3://my-bucket/{key}") == body
+    assert store.path_for("s3://my-bucket/a") == store.root / "my-bucket" / "a" / ".key-named-as-this-folder"
+    store.put_bytes("s3://my-bucket/a", b"again")
+    kept = [store.get_bytes("s3://my-bucket/a", version) for version in store.versions("s3://my-bucket/a")]
+    assert kept == [b"object", b"again"]
+
+    store.delete("s3://my-bucket/a/b")
+    assert store.get_bytes("s3://my-bucket/a") == b"again"  # the folder keeps it
+    with pytest.raises(ValueError, match="c/d cannot be staged as a file"):
+        store.download("s3://my-bucket/", tmp_path / "dest")  # files cannot hold c beside c/d
+
+
+def test_deleting_every_version_of_a_key_keeps_the_versions_of_the_keys_below_it(store: ObjectStore) -> None:
+    first = store.put_bytes("s3://my-bucket/a", b"object")
+    marker = store.delete("s3://my-bucket/a")
+    store.put_bytes("s3://my-bucket/a/b", b"under it")  # its versions' folder is inside a's
+
+    store.delete_version("s3://my-bucket/a", first)
+    store.delete_version("s3://my-bucket/a", marker)  # the last: its folder of versions goes
+
+    assert store.versions("s3://my-bucket/a") == [] and not store.exists("s3://my-bucket/a")
+    assert store.get_bytes("s3://my-bucket/a/b") == b"under it"
+    assert len(store.versions("s3://my-bucket/a/b")) == 1
 
 
 def test_a_key_ending_in_a_slash_is_an_object_beside_the_keys_below_it(

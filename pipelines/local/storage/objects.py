@@ -13,6 +13,7 @@ is refused with NoSuchBucket, whoever writes (the S3 API, a job's upload), as S3
 from __future__ import annotations
 
 import builtins
+import contextlib
 import io
 import logging
 import os
@@ -51,11 +52,14 @@ UNVERSIONED = "null"  # S3's version id of an object stored before versioning ke
 # folder object, what S3's console makes with "Create folder") is a file of the first name in the
 # folder its key names, so that the folder can hold the keys below it too; a part of a key that is
 # empty ("a//b", "/a"), "." or "..", a folder or file of the name PART_NAMES gives it, which also
-# keeps every key inside its bucket's folder. No key may have a part named as one of these.
+# keeps every key inside its bucket's folder. A key whose name is also the folder of keys below it
+# (`a` beside `a/b`) is the file NAMED_AS_FOLDER in that folder. No key may have a part named as one
+# of these.
 SLASH_ENDED = ".key-ending-in-slash"
+NAMED_AS_FOLDER = ".key-named-as-this-folder"
 PART_NAMES = {"": ".key-part-empty", ".": ".key-part-dot", "..": ".key-part-dot-dot"}
 _PARTS = {name: part for part, name in PART_NAMES.items()}
-RESERVED_NAMES = frozenset({SLASH_ENDED, *_PARTS})
+RESERVED_NAMES = frozenset({SLASH_ENDED, NAMED_AS_FOLDER, *_PARTS})
 
 
 class NoSuchKey(KeyError):
@@ -181,9 +185,11 @@ class ObjectStore:
         self._last_stamp = 0
 
     def path_for(self, uri: str) -> Path:
-        """Where the current version of the object at `uri` lives (whether or not it exists)."""
+        """Where the current version of the object at `uri` lives (whether or not it exists): its
+        key's path, or the NAMED_AS_FOLDER file in it when that path is the folder of other keys."""
         bucket, key = split_uri(uri)
-        return self.root / bucket / _key_path(key)
+        path = self.root / bucket / _key_path(key)
+        return path / NAMED_AS_FOLDER if path.is_dir() else path
 
     def put_file(self, uri: str, src: Path) -> str:
         """Store a copy of `src` as the new current version; returns its version id."""
@@ -317,7 +323,7 @@ class ObjectStore:
         lock first and may refuse the delete by raising."""
         with self._commit:
             self._require_bucket(uri, split_uri(uri)[0])
-            live = self._unclashed(uri)
+            live = self.path_for(uri)
             condition()
             if live.is_file() and not self.versions(uri):
                 self._atomic(self._version_path(uri, UNVERSIONED), lambda dest: shutil.copyfile(live, dest))
@@ -345,8 +351,6 @@ class ObjectStore:
             return False
         if version_id not in known:
             return None
-        if known[-1] == version_id and len(known) > 1:
-            self._unclashed(uri)  # the version before it becomes the live file again
         record = read_record(path)
         path.unlink(missing_ok=True)
         record_path(path).unlink(missing_ok=True)
@@ -399,15 +403,15 @@ class ObjectStore:
     def _restore_live(self, uri: str, remaining: builtins.list[str]) -> None:
         """The live file made the last of `remaining` (the versions left after the current one went,
         or all of them for a repair), or removed when that is a delete marker or there is none."""
-        live = self.path_for(uri)
         previous = self._version_path(uri, remaining[-1]) if remaining else None
         record = read_record(previous) if previous is not None else None
         if previous is None or (record is not None and record.delete_marker):
-            self._remove_live(live)
-            if not remaining:
-                shutil.rmtree(self._versions_dir(uri), ignore_errors=True)
+            self._remove_live(self.path_for(uri))
+            if not remaining:  # its folder may hold the versions of the keys below it too
+                with contextlib.suppress(OSError):
+                    self._versions_dir(uri).rmdir()
             return
-        self._link_live(previous, live)
+        self._link_live(previous, self._placed(uri))
 
     def repair_live_files(self) -> int:
         """After a crash between a write's two renames (its version's, then its live file's), the
@@ -472,7 +476,6 @@ class ObjectStore:
             raise NoSuchKey(uri)
         folder = key if key.endswith("/") or not key else key + "/"
         parent = key.rpartition("/")[0] + "/" if "/" in key else ""
-        bucket_dir = self.root / bucket
 
         def local_path(k: str) -> Path:
             relative = k[len(folder) :] if k.startswith(folder) else k[len(parent) :]
@@ -482,7 +485,8 @@ class ObjectStore:
                                  "prefix has an empty, '.' or '..' part")
             return Path(dest_dir, relative)
 
-        return [_copy(bucket_dir / _key_path(k), local_path(k)) for k in keys]
+        uris = [f"{SCHEME}{bucket}/{k}" for k in keys]
+        return [_copy(self.path_for(uri), local_path(k), uri) for k, uri in zip(keys, uris, strict=True)]
 
     def upload_dir(self, src_dir: Path, prefix_uri: str) -> builtins.list[str]:
         """Put each regular file under `src_dir` at `<prefix>/<relative path>`; returns the URIs.
@@ -506,14 +510,13 @@ class ObjectStore:
         version's file. So the put that finishes last is the current version for every reader, and
         a delete never lands between a version and its live file."""
         self._require_bucket(uri, split_uri(uri)[0])
-        self._unclashed(uri)  # refused before the body is read
         with self._staging() as version_bytes:
             digest = write_digested(source, version_bytes)
             check()
             with self._commit:
                 self._require_bucket(uri, split_uri(uri)[0])  # not deleted while the body arrived
-                live = self._unclashed(uri)
                 condition()
+                live = self._placed(uri)
                 version_id = self._new_version_id()
                 version = self._version_path(uri, version_id)
                 record = Record(etag or quoted(digest), members, parts, upload_id=upload_id)
@@ -529,13 +532,19 @@ class ObjectStore:
         system without hard links gets a copy."""
         self._atomic(live, lambda name: _linked(version, name))
 
-    def _unclashed(self, uri: str) -> Path:
-        """The object's live path; ValueError when a folder of other objects (`a` beside `a/b`), or
-        an object where one of its folders would be, holds the place: keys are files here."""
-        live = self.path_for(uri)
-        if live.is_dir() or any(parent.is_file() for parent in live.parents):
-            raise ValueError(f"{uri} clashes with an existing object or prefix of the same name")
-        return live
+    def _placed(self, uri: str) -> Path:
+        """The object's live path, once its folders are folders: an object whose file stands where
+        one of them goes (`a`, for `a/b`) moves into it as its NAMED_AS_FOLDER file. Under the
+        commit lock."""
+        bucket, key = split_uri(uri)
+        bucket_dir = self.root / bucket
+        for folder in reversed((bucket_dir / _key_path(key)).parents):
+            if folder.is_relative_to(bucket_dir) and folder != bucket_dir and folder.is_file():
+                with self._staging() as temporary:
+                    os.replace(folder, temporary)
+                    folder.mkdir()
+                    os.replace(temporary, folder / NAMED_AS_FOLDER)
+        return self.path_for(uri)
 
     def _require_bucket(self, uri: str, bucket: str) -> None:
         if not self.bucket_exists(bucket):
@@ -607,6 +616,8 @@ def _path_key(path: str) -> str:
     parts = [_PARTS.get(part, part) for part in path.split("/")]
     if parts[-1] == SLASH_ENDED:
         parts[-1] = ""
+    elif parts[-1] == NAMED_AS_FOLDER:
+        parts.pop()
     return "/".join(parts)
 
 
@@ -650,12 +661,17 @@ def _linked(source: Path, name: Path) -> None:
         shutil.copyfile(source, name)
 
 
-def _copy(src: Path, dest: Path) -> Path:
-    """`src` copied to `dest`; a key ending in `/` (`dest` then names a folder) is staged as that
-    folder, made with nothing in it."""
-    if src.name == SLASH_ENDED:
-        dest.mkdir(parents=True, exist_ok=True)
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)
+def _copy(src: Path, dest: Path, uri: str) -> Path:
+    """`src` (the object at `uri`) copied to `dest`; a key ending in `/` (`dest` then names a
+    folder) is staged as that folder, made with nothing in it. Files cannot hold what S3 can, a key
+    beside the keys below it (`a` and `a/b`): the second of them staged is a ValueError."""
+    try:
+        if src.name == SLASH_ENDED:
+            dest.mkdir(parents=True, exist_ok=True)
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+    except (FileExistsError, NotADirectoryError, IsADirectoryError):
+        raise ValueError(f"{uri} cannot be staged as a file: another key staged with it is a file where "
+                         "it needs a folder, or a folder where it is a file") from None
     return dest
