@@ -300,6 +300,7 @@ def _add_inference_specifications(body: Body, added: list[Body]) -> None:
     if len(specifications) > MAX_ADDITIONAL:
         raise invalid(f"AdditionalInferenceSpecifications would have {len(specifications)} entries; "
                       f"at most {MAX_ADDITIONAL}.")
-    for problem in repeated_name_problems(specifications):
-        raise invalid(problem)
+    problems = repeated_name_problems(specifications)
+    if problems:
+        raise invalid(problems[0])
     body["AdditionalInferenceSpecifications"] = specifications

@@ -421,11 +421,13 @@ class ObjectStore:
         versions_root = self.root / ".versions"
         for folder, _subdirs, names in os.walk(versions_root):
             ids = _ordered_versions(names)
-            key_path = os.path.relpath(folder, versions_root)
-            if not ids or _same_file(os.path.join(self.root, key_path), os.path.join(folder, ids[-1])):
-                continue  # no versions here, or the live file is the current one: nothing to read
+            if not ids:
+                continue  # no versions here: not a key's folder
+            uri = SCHEME + _path_key(Path(folder).relative_to(versions_root).as_posix())
+            if _same_file(str(self.path_for(uri)), os.path.join(folder, ids[-1])):
+                continue  # the live file is the current version: nothing to repair
             with self._commit:
-                repaired += self._repair_live_file(SCHEME + _path_key(Path(key_path).as_posix()))
+                repaired += self._repair_live_file(uri)
         if repaired:
             log.info("made %d live object files their current version again", repaired)
         return repaired
@@ -477,16 +479,16 @@ class ObjectStore:
         folder = key if key.endswith("/") or not key else key + "/"
         parent = key.rpartition("/")[0] + "/" if "/" in key else ""
 
-        def local_path(k: str) -> Path:
+        staged = []
+        for k in keys:
+            object_uri = f"{SCHEME}{bucket}/{k}"
             relative = k[len(folder) :] if k.startswith(folder) else k[len(parent) :]
             named = relative.split("/")[:-1] if relative.endswith("/") else relative.split("/")
             if relative and any(part in PART_NAMES for part in named):
-                raise ValueError(f"{SCHEME}{bucket}/{k} cannot be staged as a file: its path below the "
-                                 "prefix has an empty, '.' or '..' part")
-            return Path(dest_dir, relative)
-
-        uris = [f"{SCHEME}{bucket}/{k}" for k in keys]
-        return [_copy(self.path_for(uri), local_path(k), uri) for k, uri in zip(keys, uris, strict=True)]
+                raise ValueError(f"{object_uri} cannot be staged as a file: its path below the prefix has "
+                                 "an empty, '.' or '..' part")
+            staged.append(_copy(self.path_for(object_uri), Path(dest_dir, relative), object_uri))
+        return staged
 
     def upload_dir(self, src_dir: Path, prefix_uri: str) -> builtins.list[str]:
         """Put each regular file under `src_dir` at `<prefix>/<relative path>`; returns the URIs.
