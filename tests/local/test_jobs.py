@@ -26,7 +26,7 @@ from tarballs import tar_gz
 from waiting import wait_until
 
 from pipelines import REPO_ROOT
-from pipelines.local.jobs import processing
+from pipelines.local.jobs import folder_sync, processing
 from pipelines.local.jobs.image_python import ENVIRONMENTS, image_python
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.jobs.instances import RUNS_ON
@@ -1153,6 +1153,66 @@ def test_checkpoints_are_restored_before_a_job_and_saved_after_it_even_when_it_f
     assert store.get_bytes(f"{BUCKET}/checkpoints/run-1/epoch-2") == b"ckpt-2"
     model = _members(store.get_bytes(f"{BUCKET}/models/ckpt-2/output/model.tar.gz"))
     assert model["resumed-from"] == b"epoch-1"
+    restored = store.versions(f"{BUCKET}/checkpoints/run-1/epoch-1")
+    assert len(restored) == 1, "a restored checkpoint is not saved again"
+
+
+CHECKPOINT_THEN_DELETE = _script(
+    """
+    import json, os, time
+    base = os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")
+    with open(os.path.join(base, "input", "config", "checkpointconfig.json")) as f:
+        checkpoint = os.path.join(json.load(f)["LocalPath"], "epoch-1")
+    with open(checkpoint, "w") as f:
+        f.write("saved while running")
+    time.sleep(3)
+    os.remove(checkpoint)
+    """
+)
+
+
+def test_a_checkpoint_is_in_s3_while_the_job_runs_and_stays_there_once_deleted(
+    store: ObjectStore, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(folder_sync, "SYNC_SECONDS", 0.05)
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    request = _training_request(store, CHECKPOINT_THEN_DELETE)
+    request["CheckpointConfig"] = {"S3Uri": f"{BUCKET}/checkpoints/run-2"}
+    outcomes: list[Any] = []
+    job = threading.Thread(target=lambda: outcomes.append(
+        run_training_job("ckpt-live", request, store, work_dir, io.StringIO())))
+    job.start()
+
+    key = f"{BUCKET}/checkpoints/run-2/epoch-1"
+    wait_until(lambda: store.list(f"{BUCKET}/checkpoints/") == [key], timeout=30, what="the checkpoint in S3")
+    running = job.is_alive()
+    job.join()
+
+    assert running, "the checkpoint reached S3 only once the job had ended"
+    assert outcomes[0].status == "Succeeded", outcomes[0].failure_reason
+    assert store.get_bytes(key) == b"saved while running"  # deleted by the job, kept in S3
+
+
+def test_a_continuous_output_is_in_s3_while_the_job_runs(
+    store: ObjectStore, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(folder_sync, "SYNC_SECONDS", 0.05)
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(store, WRITE_THEN_END, arguments=["3", "0"])
+    request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3UploadMode"] = "Continuous"
+    outcomes: list[Any] = []
+    job = threading.Thread(target=lambda: outcomes.append(
+        run_processing_job("live-1", request, store, work_dir, io.StringIO())))
+    job.start()
+
+    key = f"{BUCKET}/runs/x/train/part-1.csv"
+    wait_until(lambda: store.list(f"{BUCKET}/runs/") == [key], timeout=30, what="the output in S3")
+    running = job.is_alive()
+    job.join()
+
+    assert running, "the output reached S3 only once the job had ended"
+    assert outcomes[0].status == "Succeeded", outcomes[0].failure_reason
+    assert len(store.versions(key)) == 1, "a file uploaded as it runs is not uploaded again at the end"
 
 
 TENSORBOARD_SCRIPT = _script(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -24,6 +25,7 @@ from pipelines.local.jobs.container import (
     upload_errors,
     write_config_files,
 )
+from pipelines.local.jobs.folder_sync import FolderSync
 from pipelines.local.jobs.image_python import ENVIRONMENTS, image_python
 from pipelines.local.jobs.images import require_image
 from pipelines.local.jobs.instances import job_instance
@@ -96,18 +98,25 @@ def run_processing_job(
         return _processing_outcome(job_name, request, start, refused(exc))
     env = {**base_env(job, python), **rebased_env(request.get("Environment"), job.seen)}
     timeout = max_runtime(request)
-    finish = run_container(
-        argv, env, job.base, job, python, log, timeout, cancel, network_isolated(request),
-        confinement=confinement, instance=instance,
-    )
+    syncs = {output: FolderSync(store, output.local, output.uri) for output in outputs if output.continuous}
+    with ExitStack() as running:
+        for sync in syncs.values():
+            running.enter_context(sync)
+        finish = run_container(
+            argv, env, job.base, job, python, log, timeout, cancel, network_isolated(request),
+            confinement=confinement, instance=instance,
+        )
     ending = processing_status(finish, job.base / "output" / "message", timeout)
-    return _processing_outcome(job_name, request, start, _upload_outputs(store, outputs, ending))
+    return _processing_outcome(job_name, request, start, _upload_outputs(store, outputs, syncs, ending))
 
 
-def _upload_outputs(store: ObjectStore, outputs: list[ProcessingOutput], ending: JobStatus) -> JobStatus:
-    """An `EndOfJob` output is uploaded once the job completes, and a `Continuous` one whatever the
-    ending: SageMaker uploads it while the job runs, so what a failed or stopped job wrote is in S3
-    (a local job uploads it once, when it ends). An upload refused fails a completed job; a job
+def _upload_outputs(
+    store: ObjectStore, outputs: list[ProcessingOutput], syncs: Mapping[ProcessingOutput, FolderSync],
+    ending: JobStatus,
+) -> JobStatus:
+    """An `EndOfJob` output is uploaded once the job completes. A `Continuous` one is uploaded as
+    the job runs (folder_sync.py), so what a failed or stopped job wrote is in S3, and what is left
+    of it once the job ends, whatever the ending. An upload refused fails a completed job; a job
     that already failed or stopped keeps its own reason."""
     completed = ending.status == "Completed"
     for output in outputs:
@@ -115,7 +124,10 @@ def _upload_outputs(store: ObjectStore, outputs: list[ProcessingOutput], ending:
             continue
         try:
             with upload_errors():
-                store.upload_dir(output.local, output.uri)
+                if output in syncs:
+                    syncs[output].finish()
+                else:
+                    store.upload_dir(output.local, output.uri)
         except JobError as exc:
             if completed:
                 return JobStatus("Failed", "Failed", str(exc))

@@ -6,6 +6,7 @@ import copy
 import tarfile
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -26,6 +27,7 @@ from pipelines.local.jobs.container import (
     upload_errors,
     write_config_files,
 )
+from pipelines.local.jobs.folder_sync import FolderSync
 from pipelines.local.jobs.image_python import ENVIRONMENTS, image_python
 from pipelines.local.jobs.images import require_image
 from pipelines.local.jobs.instances import job_instance
@@ -142,19 +144,23 @@ def run_training_job(
     timeout = max_runtime(request)
     argv = [str(python.python), program, *args]
     phases.enter("Training")
-    finish = run_container(
-        argv, env, job.base / "code", job, python, log, timeout, cancel, network_isolated(request),
-        stop_grace, confinement, instance,
-    )
+    syncs = [FolderSync(store, *checkpoints).restored()] if checkpoints is not None else []
+    syncs += [FolderSync(store, *tensorboard)] if tensorboard is not None else []
+    with ExitStack() as running:  # SageMaker syncs both while the job runs, whatever its ending
+        for sync in syncs:
+            running.enter_context(sync)
+        finish = run_container(
+            argv, env, job.base / "code", job, python, log, timeout, cancel, network_isolated(request),
+            stop_grace, confinement, instance,
+        )
     failure_file = job.base / "output" / "failure"
     ending = job_status(finish, timeout, lambda: training_failure(finish, failure_file, argv))
     metrics = final_metrics(request, job.root / "logs.txt", now_timestamp())
     phases.enter("Uploading")
     try:
-        for synced in (checkpoints, tensorboard):  # whatever the ending: SageMaker syncs them as it runs
-            if synced is not None:
-                with upload_errors():
-                    store.upload_dir(*synced)
+        for sync in syncs:
+            with upload_errors():
+                sync.finish()
         if ending.status != "Failed":  # a stopped job's model is uploaded too, as SageMaker does
             _upload_artifacts(job, store, output_uri)
     except JobError as exc:
@@ -264,8 +270,7 @@ def _tensorboard_dir(request: Mapping[str, Any], job_name: str, job: JobDirs) ->
     """TensorBoardOutputConfig: LocalPath created before the job starts, for the script to write to,
     and named with where its files go in input/config/tensorboardoutputconfig.json, as SageMaker
     writes it; returns (dir, S3 URI), the URI being where SageMaker puts its files, <S3OutputPath>/
-    <job name>/tensorboard-output/. SageMaker syncs them while the job runs; a local job uploads them
-    once, when it ends (whatever the ending)."""
+    <job name>/tensorboard-output/, where they are synced while the job runs (folder_sync.py)."""
     config = request.get("TensorBoardOutputConfig")
     if not config:
         return None
