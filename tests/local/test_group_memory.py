@@ -77,7 +77,7 @@ def test_a_process_group_is_read_once_for_every_sampler(
 def test_a_leader_read_before_it_made_its_session_is_still_in_its_group(sharers: int) -> None:
     known = memory._KnownGroups()
     known.members(sharers)
-    known._groups[str(sharers)] = os.getpgid(0)  # as read between its fork and its setsid
+    known._groups[str(sharers)] = (os.getpgid(0), "")  # as read between its fork and its setsid
     assert str(sharers) in known.members(sharers)
 
 
@@ -96,8 +96,8 @@ def test_a_process_that_ended_is_forgotten() -> None:
 def test_a_table_not_listed_for_a_while_is_read_afresh(sharers: int) -> None:
     known = memory._KnownGroups()
     known.members(sharers)
-    known._groups[str(os.getpid())] = sharers  # as if this pid had been another process's
+    known._groups[str(os.getpid())] = (sharers, "")  # as if this pid had been another process's
     assert str(os.getpid()) in known.members(sharers)  # trusted within TRUSTED_SECONDS
     known._listed -= memory.TRUSTED_SECONDS + 1
     assert str(os.getpid()) not in known.members(sharers)
-    assert known._groups[str(os.getpid())] == os.getpgid(0)
+    assert known._groups[str(os.getpid())][0] == os.getpgid(0)

@@ -25,11 +25,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from buckets import with_buckets
-from processes import pid_alive
+from processes import pid_alive, running_with
 from waiting import wait_until
 
 from pipelines import REPO_ROOT
@@ -53,6 +53,7 @@ from pipelines.local.system import cpus
 from pipelines.local.system.isolation import isolation_unavailable, shows_opt_ml
 from pipelines.local.system.memory import MemoryLimit
 
+T = TypeVar("T")
 WAIT_SECONDS = 90.0  # above Endpoints' own 60 s health-check limit
 JSON = "application/json"
 
@@ -308,6 +309,22 @@ def test_inference_code_that_reads_the_users_home_folder_fails_to_deploy_and_say
     assert f"(a path under {home} was not found: a model server does not see it" in reason
 
 
+def deployed_confined(
+    store: DirStore, layout: StateLayout, inference: str, look: Callable[[], T]
+) -> tuple[str, str, T]:
+    """Deploy a model whose code is `inference`, confined as `layout` confines model servers:
+    (its state, the reason, what `look` finds while it is up), then shut hosting down."""
+    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", {"code/inference.py": inference.encode()})
+    hosting = Endpoints(layout.endpoints, store, layout.confinement())
+    status = StatusLog()
+    try:
+        hosting.deploy("ep", "d1", variant(uri), None, status)
+        (_, state, reason, _), = status.wait(1)
+        return state, reason, look()
+    finally:
+        hosting.shutdown()
+
+
 @pytest.mark.parametrize(("folder", "on_disk"), [("/tmp", True), ("/var/tmp", True), ("/dev/shm", False)])
 def test_a_model_servers_tmp_is_its_own_not_the_machines(
     store: DirStore, tmp_path: Path, folder: str, on_disk: bool
@@ -331,21 +348,40 @@ def model_fn(model_dir):
     mark.write_text("the model server's")
     return _stub_model_fn(model_dir)
 """
-    uri = model_archive(store, "s3://models/v1/model.tar.gz", "v1", {"code/inference.py": peeking.encode()})
     layout = StateLayout(tmp_path / "state")
-    hosting = Endpoints(layout.endpoints, store, layout.confinement())
-    status = StatusLog()
     try:
-        hosting.deploy("ep", "d1", variant(uri), None, status)
-        (_, state, reason, _), = status.wait(1)
-        written = [path.read_text() for path in layout.endpoints.rglob(name)]
+        state, reason, written = deployed_confined(
+            store, layout, peeking, lambda: [path.read_text() for path in layout.endpoints.rglob(name)]
+        )
     finally:
-        hosting.shutdown()
         on_the_machine = machines.read_text()
         machines.unlink()
     assert (state, reason) == ("InService", "")
     assert on_the_machine == "the machine's"
     assert written == (["the model server's"] if on_disk else [])  # in its instance's own folder
+
+
+def test_a_process_inference_code_leaves_running_ends_with_its_model_server(
+    store: DirStore, tmp_path: Path
+) -> None:
+    if isolation_unavailable():
+        pytest.skip("this kernel lets no user create namespaces")
+    marker = f"300.{os.getpid()}{uuid.uuid4().int % 10**6}"  # sleep's argument, found by it
+    leaving = INFERENCE + f"""
+_stub_model_fn = model_fn
+
+
+def model_fn(model_dir):
+    import subprocess
+    subprocess.Popen(["sleep", {marker!r}], start_new_session=True)  # out of the server's group
+    return _stub_model_fn(model_dir)
+"""
+    state, reason, left_while_serving = deployed_confined(
+        store, StateLayout(tmp_path / "state"), leaving, lambda: running_with(marker)
+    )
+    assert (state, reason) == ("InService", "")
+    assert left_while_serving, "model_fn started the process"
+    wait_until(lambda: running_with(marker) == [], timeout=30, what="the process to end with its server")
 
 
 @pytest.fixture

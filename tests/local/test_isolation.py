@@ -9,10 +9,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from processes import running_with
 
 from pipelines.local.system import isolation
 from pipelines.local.system.interpreters import installation
@@ -20,11 +22,13 @@ from pipelines.local.system.interpreters import installation
 
 @pytest.fixture(autouse=True)
 def fresh_probe() -> Iterator[None]:
-    isolation.isolation_unavailable.cache_clear()
-    isolation.read_only_tree_unavailable.cache_clear()
+    probes = (isolation.isolation_unavailable, isolation.read_only_tree_unavailable,
+              isolation.own_processes_unavailable)
+    for probe in probes:
+        probe.cache_clear()
     yield
-    isolation.isolation_unavailable.cache_clear()
-    isolation.read_only_tree_unavailable.cache_clear()
+    for probe in probes:
+        probe.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -90,6 +94,42 @@ def test_without_namespaces_a_command_runs_unconfined_unless_it_needs_no_network
     assert "no user namespaces here" in caplog.text
     with pytest.raises(RuntimeError, match="cannot take a process off the network: no user namespaces here"):
         isolation.confined(["python3", "step.py"], Path("/jobs/a"), None, network=False)
+
+
+LEAVE_RUNNING = """
+import os, subprocess, sys
+subprocess.Popen(["sleep", sys.argv[1]], start_new_session=True)  # a session and group of its own
+with open("/proc/1/cmdline", "rb") as first:  # its own /proc: the namespace's first process
+    print(first.read().split(b"\\0")[0].decode(), flush=True)
+sys.exit(3)
+"""
+
+
+def test_what_a_child_with_processes_of_its_own_leaves_running_ends_with_it(tmp_path: Path) -> None:
+    if isolation.own_processes_unavailable():
+        pytest.skip("this kernel does not let users create PID namespaces")
+    marker = f"300.{os.getpid()}{uuid.uuid4().int % 10**6}"  # sleep's argument, found by it
+    command = isolation.confined([sys.executable, "-c", LEAVE_RUNNING, marker], tmp_path,
+                                 isolation.Confinement((), ()), own_processes=True)
+
+    ended = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+    assert ended.returncode == 3, ended.stderr  # the command's own status
+    assert ended.stdout.strip() == "sh", "a PID namespace whose first process is the setup's shell"
+    assert ended.stderr == ""
+    assert running_with(marker) == []
+
+
+def test_without_pid_namespaces_a_child_shares_the_machines_processes_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    if isolation.isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    monkeypatch.setattr(isolation, "own_processes_unavailable", lambda: "no PID namespaces here")
+    command = isolation.confined(["python3", "step.py"], tmp_path, isolation.Confinement((), ()),
+                                 own_processes=True)
+    assert "--pid" not in command
+    assert "processes a job or model server leaves running outlive it: no PID namespaces here" in caplog.text
 
 
 UNHIDE = """

@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import botocore.session
 import pytest
 from buckets import with_buckets
-from processes import pid_alive
+from processes import pid_alive, running_with
 from tarballs import tar_gz
 from waiting import wait_until
 
@@ -30,7 +31,7 @@ from pipelines.local.jobs import folder_sync, processing
 from pipelines.local.jobs.image_python import ENVIRONMENTS, image_python
 from pipelines.local.jobs.images import local_sklearn_release
 from pipelines.local.jobs.instances import RUNS_ON
-from pipelines.local.jobs.outcome import training_failure
+from pipelines.local.jobs.outcome import JobResult, training_failure
 from pipelines.local.jobs.processing import run_processing_job
 from pipelines.local.jobs.stopping import JobStop
 from pipelines.local.jobs.toolkit import to_cmd_args
@@ -581,6 +582,30 @@ def test_a_failed_job_keeps_its_reason_when_its_continuous_output_cannot_be_uplo
     assert outcome.status == "Failed"
     assert "exit" in outcome.failure_reason.lower() and "no-such-bucket" not in outcome.failure_reason
     assert store.list(f"{BUCKET}/runs/") == [f"{BUCKET}/runs/x/train/part-1.csv"]  # the next one still went
+
+
+LEAVE_RUNNING = _script(
+    """
+    import subprocess, sys
+    subprocess.Popen(["sleep", sys.argv[1]], start_new_session=True)  # out of the job's group
+    """
+)
+
+
+def test_a_process_the_job_leaves_running_ends_with_the_job_as_with_its_container(
+    store: ObjectStore, work_dir: Path, tmp_path: Path
+) -> None:
+    if isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    marker = f"300.{os.getpid()}{uuid.uuid4().int % 10**6}"  # sleep's argument, found by it
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _processing_request(store, LEAVE_RUNNING, arguments=[marker])
+
+    outcome = run_processing_job("leave-1", request, store, work_dir, io.StringIO(),
+                                 confinement=StateLayout(tmp_path / "state").confinement())
+
+    assert outcome.status == "Succeeded", outcome.failure_reason
+    assert running_with(marker) == []
 
 
 MESSAGE_THEN_EXIT = _script(
@@ -1157,6 +1182,20 @@ def test_checkpoints_are_restored_before_a_job_and_saved_after_it_even_when_it_f
     assert len(restored) == 1, "a restored checkpoint is not saved again"
 
 
+def _listed_while_running(store: ObjectStore, run: Callable[[], JobResult], key: str) -> JobResult:
+    """Run a job on a thread of its own; once `key` is in S3 (and nothing else beside it), check
+    that the job is still running; return how it ended."""
+    outcomes: list[JobResult] = []
+    job = threading.Thread(target=lambda: outcomes.append(run()))
+    job.start()
+    folder = key.rsplit("/", 1)[0] + "/"
+    wait_until(lambda: store.list(folder) == [key], timeout=30, what=f"{key} in S3")
+    running = job.is_alive()
+    job.join()
+    assert running, f"{key} reached S3 only once the job had ended"
+    return outcomes[0]
+
+
 CHECKPOINT_THEN_DELETE = _script(
     """
     import json, os, time
@@ -1178,18 +1217,13 @@ def test_a_checkpoint_is_in_s3_while_the_job_runs_and_stays_there_once_deleted(
     store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
     request = _training_request(store, CHECKPOINT_THEN_DELETE)
     request["CheckpointConfig"] = {"S3Uri": f"{BUCKET}/checkpoints/run-2"}
-    outcomes: list[Any] = []
-    job = threading.Thread(target=lambda: outcomes.append(
-        run_training_job("ckpt-live", request, store, work_dir, io.StringIO())))
-    job.start()
-
     key = f"{BUCKET}/checkpoints/run-2/epoch-1"
-    wait_until(lambda: store.list(f"{BUCKET}/checkpoints/") == [key], timeout=30, what="the checkpoint in S3")
-    running = job.is_alive()
-    job.join()
 
-    assert running, "the checkpoint reached S3 only once the job had ended"
-    assert outcomes[0].status == "Succeeded", outcomes[0].failure_reason
+    outcome = _listed_while_running(
+        store, lambda: run_training_job("ckpt-live", request, store, work_dir, io.StringIO()), key
+    )
+
+    assert outcome.status == "Succeeded", outcome.failure_reason
     assert store.get_bytes(key) == b"saved while running"  # deleted by the job, kept in S3
 
 
@@ -1200,18 +1234,13 @@ def test_a_continuous_output_is_in_s3_while_the_job_runs(
     store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
     request = _processing_request(store, WRITE_THEN_END, arguments=["3", "0"])
     request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3UploadMode"] = "Continuous"
-    outcomes: list[Any] = []
-    job = threading.Thread(target=lambda: outcomes.append(
-        run_processing_job("live-1", request, store, work_dir, io.StringIO())))
-    job.start()
-
     key = f"{BUCKET}/runs/x/train/part-1.csv"
-    wait_until(lambda: store.list(f"{BUCKET}/runs/") == [key], timeout=30, what="the output in S3")
-    running = job.is_alive()
-    job.join()
 
-    assert running, "the output reached S3 only once the job had ended"
-    assert outcomes[0].status == "Succeeded", outcomes[0].failure_reason
+    outcome = _listed_while_running(
+        store, lambda: run_processing_job("live-1", request, store, work_dir, io.StringIO()), key
+    )
+
+    assert outcome.status == "Succeeded", outcome.failure_reason
     assert len(store.versions(key)) == 1, "a file uploaded as it runs is not uploaded again at the end"
 
 
@@ -1649,6 +1678,35 @@ def test_a_training_job_over_its_instances_memory_fails_as_the_toolkit_reports_a
     assert outcome.failure_reason.startswith('AlgorithmError: ExecuteUserScriptError:\nExitCode 137\n')
     assert outcome.properties["TrainingJobStatus"] == "Failed"
     assert "over the 0.25 GiB of ml.t3.medium" in (work_dir / "hog-2" / "logs.txt").read_text()
+
+
+HOG_OUT_OF_THE_GROUP = _script(
+    """
+    import subprocess, sys
+    hog = (f"held = bytearray(400 << 20); held[::4096] = b'x' * len(range(0, len(held), 4096)); "
+           "print('holding', flush=True); import time; time.sleep(3)")
+    subprocess.run([sys.executable, "-c", hog], start_new_session=True, check=True)  # out of the job's group
+    """
+)
+
+
+def test_a_process_that_leaves_the_jobs_group_is_still_held_to_its_instances_memory(
+    store: ObjectStore, work_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    monkeypatch.setitem(INSTANCES, "ml.t3.medium", Instance("ml.t3.medium", 2, 0.25))
+    store.put_bytes(f"{BUCKET}/data/train.csv", b"x\n")
+    request = _instance(_processing_request(store, HOG_OUT_OF_THE_GROUP), "ml.t3.medium")
+
+    outcome = run_processing_job("hog-3", request, store, work_dir, io.StringIO(),
+                                 confinement=StateLayout(tmp_path / "state").confinement())
+
+    assert outcome.status == "Failed"
+    assert outcome.failure_reason.startswith("AlgorithmError: the container exited with code 137.")
+    log = (work_dir / "hog-3" / "logs.txt").read_text()
+    assert "holding" not in log
+    assert "over the 0.25 GiB of ml.t3.medium" in log
 
 
 def test_a_job_within_its_instances_memory_runs_as_before(store: ObjectStore, work_dir: Path) -> None:

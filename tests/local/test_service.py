@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from job_marks import MARKS, marks_of, running_job
-from processes import pid_alive
+from processes import processes_with_environment
 from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
@@ -815,7 +815,9 @@ time.sleep(300)
 """
 
 
-def sleeping_pipeline() -> str:
+def sleeping_pipeline(run: str) -> str:
+    """A pipeline whose step Sleep runs SLEEPER, with `run` in its environment (TEST_RUN), which
+    finds its process on this machine (its pid is its own PID namespace's)."""
     code_dir = "/opt/ml/processing/input/code"
     sleep = {
         "Name": "Sleep",
@@ -830,7 +832,7 @@ def sleeping_pipeline() -> str:
                 f"{local_sklearn_release()}-1-cpu-py3",
                 "ContainerEntrypoint": ["python3", f"{code_dir}/sleeper.py"],
             },
-            "Environment": {"MARKS": MARKS},
+            "Environment": {"MARKS": MARKS, "TEST_RUN": run},
             "ProcessingInputs": [{"InputName": "code", "S3Input": {
                 "S3Uri": CODE, "LocalPath": code_dir, "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
         },
@@ -841,13 +843,14 @@ def sleeping_pipeline() -> str:
 
 def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMaker) -> None:
     service.context.store.put_bytes(CODE, SLEEPER)
+    run = uuid.uuid4().hex
     call(service, "CreatePipeline", RoleArn=ROLE, PipelineName="P",
-         PipelineDefinition=sleeping_pipeline())
+         PipelineDefinition=sleeping_pipeline(run))
     arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
     job = running_job(service, arn, "Sleep", "ProcessingJob")  # followable while it runs
     pid_file = marks_of(service, arn, job) / "pid"
     wait_until(lambda: pid_file.is_file() and pid_file.read_text(), 30, "the job to start")
-    pid = int(pid_file.read_text())
+    assert processes_with_environment("TEST_RUN", run), "the job's processes, found by their environment"
     (running,) = listed_steps(service, arn).values()
     described = call(service, "DescribeProcessingJob", ProcessingJobName=job)
     assert (running["StepStatus"], described["ProcessingJobStatus"]) == ("Executing", "InProgress")
@@ -863,7 +866,7 @@ def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMa
     )
     (step,) = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
     assert step["StepName"] == "Sleep" and step["StepStatus"] == "Stopped" and "FailureReason" not in step
-    assert not pid_alive(pid)
+    assert processes_with_environment("TEST_RUN", run) == []
     assert call(service, "DescribeProcessingJob", ProcessingJobName=job)["ProcessingJobStatus"] == "Stopped"
 
 
@@ -887,12 +890,13 @@ time.sleep(600)
 """
 
 
-def running_training(service: LocalSageMaker) -> tuple[str, str, Path]:
+def running_training(service: LocalSageMaker) -> tuple[str, str, Path, str]:
     """An execution whose one step, Train, runs SAVES_WHEN_RELEASED: (execution ARN, job name, the
-    job's marks folder)."""
+    job's marks folder, the TEST_RUN in its environment, which finds its process on this machine)."""
+    run = uuid.uuid4().hex
     service.context.store.put_bytes(f"{BUCKET}/code/saves.tar.gz", source_tar(SAVES_WHEN_RELEASED))
     step = training_step("Train", "saves.tar.gz")
-    step["Arguments"]["Environment"] = {"MARKS": MARKS}
+    step["Arguments"]["Environment"] = {"MARKS": MARKS, "TEST_RUN": run}
     step["Arguments"]["StoppingCondition"] = {"MaxRuntimeInSeconds": 3600}
     call(service, "CreatePipeline", RoleArn=ROLE, PipelineName="T",
          PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": [step]}))
@@ -900,7 +904,7 @@ def running_training(service: LocalSageMaker) -> tuple[str, str, Path]:
     job = running_job(service, arn, "Train", "TrainingJob")
     marks = marks_of(service, arn, job)
     wait_until(lambda: (marks / "pid").is_file() and (marks / "pid").read_text(), 60, "the job to start")
-    return arn, job, marks
+    return arn, job, marks, run
 
 
 def training(service: LocalSageMaker, job: str) -> dict[str, Any]:
@@ -931,7 +935,8 @@ STOPPED = ("Stopped", "The training job has stopped.")
 def test_a_stopped_training_job_is_stopping_until_its_process_has_saved_its_model(
     service: LocalSageMaker,
 ) -> None:
-    _, job, marks = running_training(service)
+    _, job, marks, run = running_training(service)
+    assert processes_with_environment("TEST_RUN", run), "the job's processes, found by their environment"
     asked = training(service, job)["LastModifiedTime"]
 
     assert call(service, "StopTrainingJob", TrainingJobName=job) == {}
@@ -957,7 +962,7 @@ def test_a_stopped_training_job_is_stopping_until_its_process_has_saved_its_mode
     ]
     assert phases(stopped)[-2:] == [STOPPING, STOPPED]
     assert model_files(service, stopped) == {"model.json"}  # what it saved after SIGTERM
-    assert not pid_alive(int((marks / "pid").read_text()))
+    assert processes_with_environment("TEST_RUN", run) == []
     assert refusal(service, "StopTrainingJob", TrainingJobName=job) == (
         "The request was rejected because the training job is in status Stopped."
     )
@@ -984,7 +989,7 @@ def test_only_a_job_in_progress_can_be_stopped(service: LocalSageMaker) -> None:
 def test_a_stopped_execution_its_step_and_its_job_are_stopping_together_until_the_job_has_stopped(
     service: LocalSageMaker,
 ) -> None:
-    arn, job, marks = running_training(service)
+    arn, job, marks, _ = running_training(service)
 
     def described() -> str:
         execution = call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)

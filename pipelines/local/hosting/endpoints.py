@@ -12,7 +12,7 @@ Guarantees, and how they are kept:
   deployment is stopped only once that count drops to zero.
 - A failed update changes nothing for clients: the old deployment keeps serving and the status
   callback reports ``InService`` with an "Update failed" reason.
-- Model servers never outlive their owner. Each is started with PR_SET_PDEATHSIG=SIGTERM. Linux
+- Model servers never outlive their owner. Each is started with PR_SET_PDEATHSIG=SIGKILL. Linux
   delivers that signal when the *thread* that forked the child exits, not the process, so all
   processes are forked from one long-lived spawner thread rather than from short-lived deploy
   threads (which would kill their servers when they finish).

@@ -41,7 +41,7 @@ from pipelines.local.system.supervision import (
     dying_with_parent,
     signal_group,
     start_in_own_group,
-    terminate,
+    terminate_group,
 )
 from steps.integrity import ModelDataMismatch, check_digest, registered_digest, sha256_file
 
@@ -238,7 +238,7 @@ class ModelServerProcess:
         group (workers of a server that was killed) dies with it. Idempotent."""
         if self._pool is not None:
             self._pool.close()
-        terminate(self.process, STOP_SECONDS)
+        terminate_group(self.process, STOP_SECONDS)
         signal_group(self.process.pid, signal.SIGKILL)
         self._socket.close()
 
@@ -290,7 +290,7 @@ def launch(
             str(seen_model_dir), "--socket", server_socket.name]
     argv = confined(
         argv, variant_dir, confinement, network=not variant.network_isolation, shown=python.trees,
-        tmp=PrivateTmp.under(variant_dir), opt_ml=model_dir.parent,
+        tmp=PrivateTmp.under(variant_dir), opt_ml=model_dir.parent, own_processes=True,
     )
     try:
         process, offset, output = _spawn(argv, env, log_path, log_stream, spawner, variant_dir, variant.vcpus)
@@ -380,7 +380,9 @@ def _start(
     argv: list[str], env: dict[str, str], spawner: ThreadPoolExecutor, cwd: Path, vcpus: int | None
 ) -> subprocess.Popen[str]:
     try:
-        launch = dying_with_parent(argv, env, cwd)
+        # SIGKILL: confined, the process is `unshare`, which ignores SIGTERM while it waits for the
+        # PID namespace it made (system/isolation.py), and whose end is what ends the namespace.
+        launch = dying_with_parent(argv, env, cwd, signal.SIGKILL)
         return spawner.submit(start_in_own_group, launch, env, cwd, subprocess.STDOUT, vcpus).result()
     except RuntimeError as exc:  # the executor was shut down
         raise DeploymentError("hosting is shutting down") from exc

@@ -205,7 +205,7 @@ def run_container(
     /opt/ml is here."""
     command = confined(
         argv, job.root, confinement, network=not isolated, shown=python.trees,
-        tmp=PrivateTmp.under(job.root), opt_ml=job.base, workdir=job.as_seen(cwd),
+        tmp=PrivateTmp.under(job.root), opt_ml=job.base, workdir=job.as_seen(cwd), own_processes=True,
     )
     logs_txt = job.root / "logs.txt"
     with open(logs_txt, "w", encoding="utf-8") as logs_file, open_stream(job.root, HOST) as events:

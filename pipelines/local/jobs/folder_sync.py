@@ -22,7 +22,6 @@ import stat
 import threading
 from contextlib import suppress
 from pathlib import Path
-from types import TracebackType
 
 from pipelines.local.storage.objects import NoSuchBucket, ObjectStore, iter_files, split_uri
 
@@ -55,9 +54,7 @@ class FolderSync:
         self._thread.start()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
 

@@ -9,10 +9,12 @@ credentials, its database, the Lambda code and other jobs' files; the user's hom
 child is shown inside them (its interpreter, its environment) is there read-only, and its own
 directory is writable where it was. With `network=False` it also gets a network
 namespace whose only interface is a loopback that is down: no connection leaves it, not to the
-internet, not to S3, not to this machine's own servers. A confined child may also get a /tmp of its
-own (`PrivateTmp`: a folder of its own or a tmpfs) over the machine's, shared by every process, a
-/var/tmp of its own (a folder) and a /dev/shm of its own (a tmpfs, as every container has); and with
-`writable_only_tmp`, as Lambda's filesystem, every mount is read-only but that /tmp (and /proc).
+internet, not to S3, not to this machine's own servers. With `own_processes` (jobs, model servers)
+it also gets a PID namespace and a /proc of its own, so nothing it starts outlives it. A confined
+child may also get a /tmp of its own (`PrivateTmp`: a folder of its own or a tmpfs) over the
+machine's, shared by every process, a /var/tmp of its own (a folder) and a /dev/shm of its own (a
+tmpfs, as every container has); and with `writable_only_tmp`, as Lambda's filesystem, every mount
+is read-only but that /tmp (and /proc).
 
 The mounts are made as root of the outer user namespace (`--map-root-user`: mount(8) refuses any
 other user), then the command runs in a second user namespace inside it that maps the user back to
@@ -45,6 +47,11 @@ from pipelines.local.system.interpreters import installation
 log = logging.getLogger(__name__)
 
 NAMESPACES = ("--user", "--map-root-user", "--mount")
+# A PID namespace whose first process is the setup's shell, which waits for the command: when the
+# shell ends, the kernel kills every process left in the namespace, as a container's end kills
+# what its processes started, even one that left their group (setsid); and when `unshare` is
+# killed (the server's death kills it), so is the shell. The namespace has its own /proc.
+OWN_PROCESSES = ("--pid", "--fork", "--kill-child", "--mount-proc")
 MOUNT_TABLE = ".confinement.fstab"  # written into the child's own directory, removed once mounted
 WITHOUT_NETWORK = ("--net",)
 TMP = Path("/tmp")
@@ -172,6 +179,24 @@ def read_only_tree_unavailable() -> str:
     return ""
 
 
+@functools.cache
+def own_processes_unavailable() -> str:
+    """Why this machine cannot give a confined child a PID namespace of its own ("" when it can),
+    found once by trying."""
+    unavailable = isolation_unavailable()
+    if unavailable:
+        return unavailable
+    unshare = str(shutil.which("unshare"))
+    command = [unshare, *NAMESPACES, *OWN_PROCESSES, "--", "sh", "-c", f"{_as_user(unshare)} -- true"]
+    try:
+        probe = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"unshare could not run ({error})"
+    if probe.returncode != 0:
+        return f"`{' '.join(command[:-4])}` cannot make a PID namespace here ({probe.stderr.strip()})"
+    return ""
+
+
 def _as_user(unshare: str) -> str:
     """The command that runs the rest in a user namespace mapping this user (and group) to itself."""
     return f"{shlex.quote(unshare)} --user --map-user={os.getuid()} --map-group={os.getgid()}"
@@ -187,6 +212,7 @@ def confined(
     tmp: PrivateTmp | None = None,
     opt_ml: Path | None = None,
     workdir: Path | None = None,
+    own_processes: bool = False,
 ) -> list[str]:
     """`argv` to run confined to `own` (isolation_unavailable() must be "" when network is False),
     `shown` visible read-only even inside a hidden tree and, with a confinement, `tmp` at /tmp
@@ -196,7 +222,8 @@ def confined(
     is nothing to confine it with (no confinement and the network kept). Confined, the command
     starts in `workdir` as the child sees it (a path under /opt/ml, say), else in the caller's
     working directory. `busy_fds` are descriptors the command inherits, which the setup must not
-    reuse."""
+    reuse. With `own_processes`, every process the command leaves running ends with it (a PID
+    namespace, where the machine allows one; OWN_PROCESSES), and its stdin is /dev/null."""
     opt_ml = opt_ml if shows_opt_ml(confinement) else None  # decided on the caller's confinement
     if confinement is None:
         if network:
@@ -209,7 +236,16 @@ def confined(
         _warn_unconfined(unavailable)
         return list(argv)
     unshare = str(shutil.which("unshare"))
-    namespaces = NAMESPACES if network else NAMESPACES + WITHOUT_NETWORK
+    namespaces: tuple[str, ...] = NAMESPACES if network else NAMESPACES + WITHOUT_NETWORK
+    if own_processes and own_processes_unavailable():
+        _warn_shared_processes(own_processes_unavailable())
+        own_processes = False
+    run = f'{_as_user(unshare)} -- "$@"'
+    if own_processes:  # the shell stays, as the namespace's first process, until the command ends
+        namespaces += OWN_PROCESSES
+        run = f"{run} &\nwait $! 2>/dev/null"  # the command's status; no "Terminated" line of the shell's
+    else:
+        run = f"exec {run}"
     confinement = confinement or Confinement((), ())
     read_only_tree = _read_only_tree(tmp) if confinement.writable_only_tmp else []
     if read_only_tree:  # its interpreter runs after the mounts, so it must be shown too
@@ -231,7 +267,7 @@ def confined(
         f"rm -f {shlex.quote(str(table))}",
         *read_only_tree,
         *([f"cd {shlex.quote(str(workdir))}"] if workdir is not None else []),
-        f'exec {_as_user(unshare)} -- "$@"',
+        run,
     ]
     return [unshare, *namespaces, "--", "sh", "-c", "\n".join(script), "confined", *argv]
 
@@ -333,6 +369,11 @@ def _field(path: Path) -> str:
 @functools.cache
 def _warn_writable_tree(reason: str) -> None:
     log.warning("Lambda environments can write wherever this user can, not only in /tmp: %s", reason)
+
+
+@functools.cache
+def _warn_shared_processes(reason: str) -> None:
+    log.warning("processes a job or model server leaves running outlive it: %s", reason)
 
 
 @functools.cache

@@ -40,20 +40,22 @@ class MemoryLimit:
 
 
 class _KnownGroups:
-    """The process group of every process on the machine, read once in each process's life (its
-    stat file) and shared by every sampler: a job's first sample then reads the few processes
-    started since the last one, not the stat of every process on the machine (about 150 here, 3-9
-    ms of the server's CPU beside the job it watches)."""
+    """The process group and PID namespace of every process on the machine, read once in each
+    process's life (its stat file and its ns/pid link) and shared by every sampler: a job's first
+    sample then reads the few processes started since the last one, not the stat of every process
+    on the machine (about 150 here, 3-9 ms of the server's CPU beside the job it watches)."""
 
     def __init__(self) -> None:
-        self._groups: dict[str, int] = {}
+        self._groups: dict[str, tuple[int, str]] = {}
         self._listed = 0.0  # when /proc was last listed (time.monotonic())
         self._lock = threading.Lock()
 
-    def members(self, pgid: int) -> set[str]:
-        """The running processes of group `pgid`. Its leader is one while it runs, whatever was
-        read of it: a session's leader cannot change group, and it may have been read as it was
-        forked, before it made its session (a process forked from it is read with its group)."""
+    def members(self, pgid: int, namespace: str = "") -> set[str]:
+        """The running processes of group `pgid` and, when given, of the PID namespace `namespace`
+        (a process that left the group, in a session of its own, is still in it). The group's
+        leader is one while it runs, whatever was read of it: a session's leader cannot change
+        group, and it may have been read as it was forked, before it made its session (a process
+        forked from it is read with its group)."""
         running = {pid for pid in os.listdir("/proc") if pid.isdigit()}
         with self._lock:
             now = time.monotonic()
@@ -63,10 +65,11 @@ class _KnownGroups:
             for ended in self._groups.keys() - running:  # forgotten, in case the pid is used again
                 del self._groups[ended]
             new = running - self._groups.keys()
-        read = {pid: _group_of(pid) for pid in new}
+        read = {pid: (_group_of(pid), _namespace_of(pid)) for pid in new}
         with self._lock:
             self._groups.update(read)
-            members = {pid for pid, group in self._groups.items() if group == pgid}
+            members = {pid for pid, (group, space) in self._groups.items()
+                       if group == pgid or (namespace and space == namespace)}
         leader = str(pgid)
         return members | {leader} if leader in running else members
 
@@ -90,10 +93,14 @@ class GroupMemory:
         self.pgid = pgid
         self.peak_bytes = 0
         self._members: set[str] = set()
+        self._namespace = ""  # the PID namespace its leader made for its children, once it has
 
     def resident_bytes(self) -> int:
-        """The group's summed RSS now; the highest seen is kept in `peak_bytes`."""
-        self._members = _KNOWN_GROUPS.members(self.pgid)
+        """The group's summed RSS now, with that of every process in the PID namespace its leader
+        made, if it made one (system/isolation.py's OWN_PROCESSES: a container's memory limit
+        holds all of its processes); the highest seen is kept in `peak_bytes`."""
+        self._namespace = self._namespace or _namespace_made_by(self.pgid)
+        self._members = _KNOWN_GROUPS.members(self.pgid, self._namespace)
         total = sum(_resident_bytes(pid) for pid in self._members)
         self.peak_bytes = max(self.peak_bytes, total)
         return total
@@ -121,6 +128,20 @@ def _group_of(pid: str) -> int:
         return int(fields[2])  # after the command: state, ppid, pgrp
     except (OSError, ValueError, IndexError):
         return -1
+
+
+def _namespace_of(pid: str, link: str = "pid") -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/{link}")
+    except OSError:
+        return ""
+
+
+def _namespace_made_by(pid: int) -> str:
+    """The PID namespace `pid` starts its children in, when it is not the one it was started in
+    (`unshare --pid` has made one); "" otherwise, or before it has."""
+    made = _namespace_of(str(pid), "pid_for_children")
+    return made if made and made != _namespace_of(str(pid)) else ""
 
 
 def _resident_bytes(pid: str) -> int:
