@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
 from pathlib import Path
 
 
@@ -16,23 +15,19 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def running_with(argument: str) -> list[int]:
-    """The running processes of this machine with `argument` among their command line's."""
+def processes_with(*needles: str) -> list[int]:
+    """Pids of live processes whose command line and environment hold every needle between them: a
+    confined job or model server is given its paths as /opt/ml/..., and only its HOME (in its own
+    folder) and interpreter say whose it is; and its pid is that of a PID namespace of its own."""
     found = []
     for entry in Path("/proc").iterdir():
-        with suppress(OSError):
-            if entry.name.isdigit() and argument.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-    return [pid for pid in found if pid_alive(pid)]
-
-
-def processes_with_environment(variable: str, value: str) -> list[int]:
-    """The running processes of this machine started with `variable` set to `value`: how a test
-    finds a confined job's process, whose own pid is that of a PID namespace of its own."""
-    wanted = f"{variable}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        with suppress(OSError):
-            if entry.name.isdigit() and wanted in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-    return [pid for pid in found if pid_alive(pid)]
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes() + b"\0" + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        command = raw.replace(b"\0", b" ").decode("utf-8", "replace")
+        if all(needle in command for needle in needles) and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found

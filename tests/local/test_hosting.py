@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import pytest
 from buckets import with_buckets
-from processes import pid_alive, running_with
+from processes import pid_alive, processes_with
 from waiting import wait_until
 
 from pipelines import REPO_ROOT
@@ -377,11 +377,11 @@ def model_fn(model_dir):
     return _stub_model_fn(model_dir)
 """
     state, reason, left_while_serving = deployed_confined(
-        store, StateLayout(tmp_path / "state"), leaving, lambda: running_with(marker)
+        store, StateLayout(tmp_path / "state"), leaving, lambda: processes_with(marker)
     )
     assert (state, reason) == ("InService", "")
     assert left_while_serving, "model_fn started the process"
-    wait_until(lambda: running_with(marker) == [], timeout=30, what="the process to end with its server")
+    wait_until(lambda: processes_with(marker) == [], timeout=30, what="the process to end with its server")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import running_with
+from processes import processes_with
 
 from pipelines.local.system import isolation
 from pipelines.local.system.interpreters import installation
@@ -117,7 +117,7 @@ def test_what_a_child_with_processes_of_its_own_leaves_running_ends_with_it(tmp_
     assert ended.returncode == 3, ended.stderr  # the command's own status
     assert ended.stdout.strip() == "sh", "a PID namespace whose first process is the setup's shell"
     assert ended.stderr == ""
-    assert running_with(marker) == []
+    assert processes_with(marker) == []
 
 
 def test_without_pid_namespaces_a_child_shares_the_machines_processes_and_says_so(

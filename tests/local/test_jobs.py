@@ -22,7 +22,7 @@ from typing import Any
 import botocore.session
 import pytest
 from buckets import with_buckets
-from processes import pid_alive, running_with
+from processes import pid_alive, processes_with
 from tarballs import tar_gz
 from waiting import wait_until
 
@@ -605,7 +605,7 @@ def test_a_process_the_job_leaves_running_ends_with_the_job_as_with_its_containe
                                  confinement=StateLayout(tmp_path / "state").confinement())
 
     assert outcome.status == "Succeeded", outcome.failure_reason
-    assert running_with(marker) == []
+    assert processes_with(marker) == []
 
 
 MESSAGE_THEN_EXIT = _script(

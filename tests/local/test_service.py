@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from job_marks import MARKS, marks_of, running_job
-from processes import processes_with_environment
+from processes import processes_with
 from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
@@ -850,7 +850,7 @@ def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMa
     job = running_job(service, arn, "Sleep", "ProcessingJob")  # followable while it runs
     pid_file = marks_of(service, arn, job) / "pid"
     wait_until(lambda: pid_file.is_file() and pid_file.read_text(), 30, "the job to start")
-    assert processes_with_environment("TEST_RUN", run), "the job's processes, found by their environment"
+    assert processes_with(f"TEST_RUN={run}"), "the job's processes, found by their environment"
     (running,) = listed_steps(service, arn).values()
     described = call(service, "DescribeProcessingJob", ProcessingJobName=job)
     assert (running["StepStatus"], described["ProcessingJobStatus"]) == ("Executing", "InProgress")
@@ -866,7 +866,7 @@ def test_stop_ends_the_running_step_stopped_and_its_process(service: LocalSageMa
     )
     (step,) = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
     assert step["StepName"] == "Sleep" and step["StepStatus"] == "Stopped" and "FailureReason" not in step
-    assert processes_with_environment("TEST_RUN", run) == []
+    assert processes_with(f"TEST_RUN={run}") == []
     assert call(service, "DescribeProcessingJob", ProcessingJobName=job)["ProcessingJobStatus"] == "Stopped"
 
 
@@ -936,7 +936,7 @@ def test_a_stopped_training_job_is_stopping_until_its_process_has_saved_its_mode
     service: LocalSageMaker,
 ) -> None:
     _, job, marks, run = running_training(service)
-    assert processes_with_environment("TEST_RUN", run), "the job's processes, found by their environment"
+    assert processes_with(f"TEST_RUN={run}"), "the job's processes, found by their environment"
     asked = training(service, job)["LastModifiedTime"]
 
     assert call(service, "StopTrainingJob", TrainingJobName=job) == {}
@@ -962,7 +962,7 @@ def test_a_stopped_training_job_is_stopping_until_its_process_has_saved_its_mode
     ]
     assert phases(stopped)[-2:] == [STOPPING, STOPPED]
     assert model_files(service, stopped) == {"model.json"}  # what it saved after SIGTERM
-    assert processes_with_environment("TEST_RUN", run) == []
+    assert processes_with(f"TEST_RUN={run}") == []
     assert refusal(service, "StopTrainingJob", TrainingJobName=job) == (
         "The request was rejected because the training job is in status Stopped."
     )

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
-from processes import pid_alive
+from processes import pid_alive, processes_with
 from waiting import wait_until
 
 from pipelines import REPO_ROOT, cli
@@ -69,24 +69,6 @@ def reap(pid: int, timeout: float = STOP_SECONDS) -> None:
                 return
         time.sleep(0.05)
     raise AssertionError(f"process {pid} still running after {timeout:g} s")
-
-
-def processes_with(*needles: str) -> list[int]:
-    """Pids of live processes whose command line and environment hold every needle between them: a
-    confined job or model server is given its paths as /opt/ml/..., and only its HOME (in its own
-    folder) and interpreter say whose it is."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes() + b"\0" + (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        command = raw.replace(b"\0", b" ").decode("utf-8", "replace")
-        if all(needle in command for needle in needles) and pid_alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
 
 
 def kill_leftovers(*needles: str) -> None:

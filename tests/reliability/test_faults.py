@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 import pytest
+from processes import processes_with
 
 from pipelines.local import daemon
 
@@ -37,7 +38,6 @@ from .support import (
     Local,
     inference_source,
     kill_leftovers,
-    processes_with,
     reap,
     rebuild_artifact,
     script_step,
