@@ -41,7 +41,7 @@ from pipelines.local.system.supervision import (
     dying_with_parent,
     signal_group,
     start_in_own_group,
-    terminate_group,
+    stop_group,
 )
 from steps.integrity import ModelDataMismatch, check_digest, registered_digest, sha256_file
 
@@ -238,8 +238,7 @@ class ModelServerProcess:
         group (workers of a server that was killed) dies with it. Idempotent."""
         if self._pool is not None:
             self._pool.close()
-        terminate_group(self.process, STOP_SECONDS)
-        signal_group(self.process.pid, signal.SIGKILL)
+        stop_group(self.process, STOP_SECONDS)
         self._socket.close()
 
 

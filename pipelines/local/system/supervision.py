@@ -135,17 +135,16 @@ def terminate(process: subprocess.Popen[Any], grace: float) -> None:
             process.wait(grace)
 
 
-def terminate_group(process: subprocess.Popen[Any], grace: float) -> None:
-    """As `terminate`, for a process that leads a group of its own (start_in_own_group): the
-    signals go to the whole group, so they reach a command that `unshare` runs in a PID namespace
-    of its own (system/isolation.py), since `unshare` itself ignores SIGTERM while it waits."""
-    if process.poll() is None:
-        signal_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            signal_group(process.pid, signal.SIGKILL)
-            process.wait(grace)
+def stop_group(process: subprocess.Popen[Any], grace: float) -> None:
+    """Stop a process that leads a group of its own (start_in_own_group): SIGTERM to the group, so
+    it reaches a command that `unshare` runs in a PID namespace of its own (system/isolation.py),
+    since `unshare` itself ignores SIGTERM while it waits; then, once the process has ended or
+    `grace` seconds have passed, SIGKILL to what is left of the group. Idempotent."""
+    signal_group(process.pid, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(grace)
+    signal_group(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 @dataclass(frozen=True)
