@@ -4,6 +4,7 @@ them; and a prefix or version id that would point outside its bucket lists and t
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 from xml.etree import ElementTree
@@ -17,6 +18,8 @@ from .inprocess import HTTPHeaders
 
 AUTH = "AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x"
 UPLOAD = "{upload}"  # replaced by an upload in progress on `k`
+BODY_MD5 = {"Content-MD5": "{md5}"}  # replaced by the MD5 of the body sent: a document S3 must get whole
+DELETE_A = b"<Delete><Object><Key>a</Key></Object></Delete>"
 COMPLETE = "<CompleteMultipartUpload>{}</CompleteMultipartUpload>"
 PART = "<Part><PartNumber>{}</PartNumber></Part>"
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -60,11 +63,16 @@ def upload(service: LocalSageMaker) -> str:
     ("GET", "/bucket?uploads&max-uploads=abc", {}, b"", "InvalidArgument"),
     ("GET", "/bucket?uploads&encoding-type=bad", {}, b"", "InvalidArgument"),
     ("DELETE", "/bucket/k?versionId=../../etc", {}, b"", "InvalidArgument"),
-    ("POST", "/bucket?delete", {}, b"garbage", "MalformedXML"),
-    ("POST", "/bucket?delete", {}, b"<Delete><Object><VersionId>1</VersionId></Object></Delete>",
+    ("POST", "/bucket?delete", BODY_MD5, b"garbage", "MalformedXML"),
+    ("POST", "/bucket?delete", BODY_MD5, b"<Delete><Object><VersionId>1</VersionId></Object></Delete>",
      "MalformedXML"),
-    ("POST", "/bucket?delete", {}, b"<Delete>" + b"<Object><Key>a</Key></Object>" * 1001 + b"</Delete>",
-     "MalformedXML"),
+    ("POST", "/bucket?delete", BODY_MD5,
+     b"<Delete>" + b"<Object><Key>a</Key></Object>" * 1001 + b"</Delete>", "MalformedXML"),
+    ("POST", "/bucket?delete", {}, DELETE_A, "InvalidRequest"),
+    ("POST", "/bucket?delete", {"x-amz-sdk-checksum-algorithm": "CRC32"}, DELETE_A, "InvalidRequest"),
+    ("POST", "/bucket?delete", {"Content-MD5": "not base64"}, DELETE_A, "InvalidDigest"),
+    ("POST", "/bucket?delete", {"x-amz-checksum-crc32": "AAAAAA=="}, DELETE_A, "BadDigest"),
+    ("POST", "/bucket?delete", {"x-amz-checksum-crc64nvme": "AAAAAAAAAAA="}, DELETE_A, "NotImplemented"),
     ("GET", "/bucket?versions&version-id-marker=x", {}, b"", "InvalidArgument"),
     ("GET", "/bucket?versions&max-keys=-1", {}, b"", "InvalidArgument"),
     ("PUT", "/bucket/t", {"x-amz-copy-source": "nobucket"}, b"", "InvalidArgument"),
@@ -78,7 +86,7 @@ def upload(service: LocalSageMaker) -> str:
      {"x-amz-copy-source": "bucket/k", "x-amz-copy-source-range": "bytes=0-99"}, b"", "InvalidArgument"),
     ("PUT", f"/bucket/k?partNumber=1&uploadId={UPLOAD}",
      {"x-amz-copy-source": "bucket/k", "x-amz-copy-source-range": "bytes=99-100"}, b"", "InvalidRequest"),
-    ("PUT", "/bucket?versioning", {}, b"garbage", "MalformedXML"),
+    ("PUT", "/bucket?versioning", BODY_MD5, b"garbage", "MalformedXML"),
     ("PUT", "/bucket/" + "k" * 1025, {}, b"x", "KeyTooLongError"),  # S3's 1,024 bytes
     ("PUT", "/bucket/" + "k" * 256, {}, b"x", "InvalidArgument"),  # S3's, but no file name is that long
     ("POST", "/bucket/" + "k" * 256 + "?uploads", {}, b"", "InvalidArgument"),
@@ -87,6 +95,8 @@ def test_a_malformed_request_is_s3s_client_error(
     service: LocalSageMaker, upload: str, method: str, target: str, headers: dict[str, str], body: bytes,
     code: str,
 ) -> None:
+    md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+    headers = {name: value.replace("{md5}", md5) for name, value in headers.items()}
     status, answer = send(service, method, target.replace(UPLOAD, upload), headers, body)
     refused_by_name = code == "NotImplemented"  # S3's 501 for what the local store does not keep
     assert (status >= 500, ElementTree.fromstring(answer).findtext("Code")) == (refused_by_name, code)

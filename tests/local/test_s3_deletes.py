@@ -4,12 +4,18 @@ again, DeleteObjects reports each key, and ListObjectVersions pages versions and
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from botocore.awsrequest import AWSRequest
+
 from pipelines.local.storage.objects import ObjectStore
 
-from .s3_support import error_of, refusal_of
+from .s3_support import b64, error_of, refusal_of
+
+DIGEST_HEADERS = ("Content-MD5", "x-amz-checksum-crc32", "x-amz-sdk-checksum-algorithm")
 
 
 def put(s3: Any, key: str, body: bytes) -> str:
@@ -75,6 +81,63 @@ def test_delete_objects_reports_each_key_and_quiet_mode_only_errors(s3: Any) -> 
     assert [(error["Key"], error["Code"]) for error in answer["Errors"]] == [("c", "InvalidArgument")]
     quiet = s3.delete_objects(Bucket="bucket", Delete={"Objects": [{"Key": "b"}], "Quiet": True})
     assert "Deleted" not in quiet and "Errors" not in quiet
+
+
+def sent_with(s3: Any, operation: str, change: Callable[[AWSRequest], None]) -> None:
+    """Every later `operation` of `s3` has its request changed by `change` just before it is signed,
+    after boto3 has added its digest of the body."""
+    s3.meta.events.register(f"before-sign.s3.{operation}", lambda request, **_: change(request))
+
+
+def without_digests(request: AWSRequest) -> None:
+    for header in DIGEST_HEADERS:
+        del request.headers[header]  # HTTPHeaders: no error for a header it does not hold
+
+
+def test_delete_objects_without_a_digest_of_its_body_is_refused_and_deletes_nothing(s3: Any) -> None:
+    put(s3, "a", b"1")
+    sent_with(s3, "DeleteObjects", without_digests)
+    refused = error_of(lambda: s3.delete_objects(Bucket="bucket", Delete={"Objects": [{"Key": "a"}]}))
+    assert refused == (400, {"Code": "InvalidRequest",
+                             "Message": "Missing required header for this request: Content-MD5"})
+    assert s3.get_object(Bucket="bucket", Key="a")["Body"].read() == b"1"
+
+
+def test_delete_objects_whose_body_is_not_what_its_digest_says_is_refused_and_deletes_nothing(
+    s3: Any,
+) -> None:
+    put(s3, "a", b"1")
+    put(s3, "b", b"2")
+
+    def altered(request: AWSRequest) -> None:  # the digest of one document, another document sent
+        request.data = request.body.replace(b"<Key>a</Key>", b"<Key>b</Key>")
+        request.headers["Content-Length"] = str(len(request.data))
+
+    sent_with(s3, "DeleteObjects", altered)
+    refused = error_of(lambda: s3.delete_objects(Bucket="bucket", Delete={"Objects": [{"Key": "a"}]}))
+    assert (refused[0], refused[1]["Code"]) == (400, "BadDigest")
+    assert [s3.get_object(Bucket="bucket", Key=key)["Body"].read() for key in "ab"] == [b"1", b"2"]
+
+
+def test_delete_objects_with_a_content_md5_instead_of_a_checksum_is_taken(s3: Any) -> None:
+    put(s3, "a", b"1")
+
+    def content_md5(request: AWSRequest) -> None:  # what SDKs sent before CRC32 became the default
+        without_digests(request)
+        request.headers["Content-MD5"] = b64(hashlib.md5(request.body, usedforsecurity=False).digest())
+
+    sent_with(s3, "DeleteObjects", content_md5)
+    answer = s3.delete_objects(Bucket="bucket", Delete={"Objects": [{"Key": "a"}]})
+    assert [item["Key"] for item in answer["Deleted"]] == ["a"]
+    assert error_of(lambda: s3.get_object(Bucket="bucket", Key="a"))[1]["Code"] == "NoSuchKey"
+
+
+def test_put_bucket_versioning_without_a_digest_of_its_body_is_refused(s3: Any) -> None:
+    sent_with(s3, "PutBucketVersioning", without_digests)
+    refused = error_of(lambda: s3.put_bucket_versioning(
+        Bucket="bucket", VersioningConfiguration={"Status": "Enabled"}
+    ))
+    assert (refused[0], refused[1]["Code"]) == (400, "InvalidRequest")
 
 
 def test_list_object_versions_pages_versions_and_markers_newest_first(s3: Any) -> None:

@@ -25,7 +25,8 @@ from botocore.model import OperationModel, Shape
 
 from pipelines.local.api.reply import Reply
 from pipelines.local.api.rest import Headers, request_members
-from pipelines.local.api.s3_documents import LARGER_DOCUMENTS, MAX_DOCUMENT_BYTES, read_document
+from pipelines.local.api.s3_digests import check_document_digest
+from pipelines.local.api.s3_documents import LARGER_DOCUMENTS, MAX_DOCUMENT_BYTES, read_bounded, read_document
 from pipelines.local.api.s3_routes import S3Routes, split_path
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
@@ -83,8 +84,9 @@ class S3Front:
         if model.has_streaming_input:
             request[payload] = body
         elif payload is not None:
-            limit = LARGER_DOCUMENTS.get(model.name, MAX_DOCUMENT_BYTES)
-            document = read_document(model.input_shape.members[payload], body, limit)
+            data = read_bounded(body, LARGER_DOCUMENTS.get(model.name, MAX_DOCUMENT_BYTES))
+            check_document_digest(model, headers, data)
+            document = read_document(model.input_shape.members[payload], data)
             request.pop(payload)
             if document is not None:
                 request[payload] = document

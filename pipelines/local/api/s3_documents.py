@@ -27,13 +27,16 @@ def malformed() -> ServiceError:
     return ServiceError("MalformedXML", message)
 
 
-def read_document(
-    shape: Shape, body: Readable | bytes, limit: int = MAX_DOCUMENT_BYTES
-) -> dict[str, Any] | None:
-    """The payload's members, or None for an empty body."""
-    data = body if isinstance(body, bytes) else body.read(limit + 1)
+def read_bounded(body: Readable, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The whole document, refused unread past `limit` bytes."""
+    data = body.read(limit + 1)
     if len(data) > limit:
         raise ServiceError("MaxMessageLengthExceeded", "Your request was too big.")
+    return data
+
+
+def read_document(shape: Shape, data: bytes) -> dict[str, Any] | None:
+    """The payload's members, or None for an empty body."""
     if not data.strip():
         return None
     try:

@@ -117,6 +117,15 @@ class Expected:
         md5 = [self.md5] if self.content_md5 is not None else []  # the store takes the ETag itself
         return Digesting(source, [*md5, *([self.computed] if self.computed else [])])
 
+    def check(self, data: bytes) -> None:
+        """A body that was read whole, verified as `verify` verifies a streamed one."""
+        for hasher in (self.md5, *([self.computed] if self.computed else [])):
+            hasher.update(data)
+        self.verify()
+
+    def declares_none(self) -> bool:
+        return self.content_md5 is None and self.checksum is None
+
     def verify(self) -> None:
         """Once the whole body has been read: S3's BadDigest for a digest that does not match."""
         if self.content_md5 is not None and self.content_md5 != self.md5.digest():
