@@ -287,6 +287,20 @@ def test_an_expression_passes_at_upsert_and_its_value_is_checked_when_resolved()
     assert "instanceCount' failed to satisfy constraint: Member must be an integer" in problem
 
 
+def test_an_expression_where_a_list_belongs_is_refused_at_upsert_and_one_per_item_is_taken() -> None:
+    """As SageMaker parses Arguments ("Expecting start of Json Array"): an expression is one value."""
+    parameters = [{"Name": "Script", "Type": "String", "DefaultValue": "prep.py"}]
+    whole = processing()
+    whole["Arguments"]["AppSpecification"]["ContainerArguments"] = {"Get": "Parameters.Script"}
+    (problem,) = definition_problems(definition(whole, Parameters=parameters))
+    assert problem.startswith("step Prep: 1 validation error detected: ")
+    assert ("at 'appSpecification.containerArguments' failed to satisfy constraint: Member must be a list"
+            in problem)
+    each = processing()
+    each["Arguments"]["AppSpecification"]["ContainerArguments"] = ["--script", {"Get": "Parameters.Script"}]
+    assert definition_problems(definition(each, Parameters=parameters)) == []
+
+
 @pytest.mark.parametrize(
     ("kind", "where", "section"),
     [("Processing", "ProcessingResources.ClusterConfig", ("ProcessingResources", "ClusterConfig")),

@@ -41,13 +41,14 @@ TYPE_WORDS = {
 }
 
 
-Unknown = Callable[[Any], bool]
+Unknown = Callable[[Shape, Any], bool]
 
 
 def validate(shape: Shape, value: Any, path: str = "", unknown: Unknown | None = None) -> list[str]:
     """Every way `value` breaks `shape`, in AWS's words; empty when it conforms. `path` names
     the value itself in the messages (a request's members name themselves). Parts for which
-    `unknown` is true (a pipeline expression, known only at run time) are taken as conforming."""
+    `unknown(shape, value)` is true (a pipeline expression, known only at run time, where the
+    shape lets one stand) are taken as conforming."""
     errors: list[str] = []
     _check(shape, value, path, 0, errors, unknown or _never)
     return errors
@@ -66,7 +67,7 @@ def without_nulls(shape: Shape, value: Any) -> Any:
     return value
 
 
-def _never(value: Any) -> bool:
+def _never(shape: Shape, value: Any) -> bool:
     return False
 
 
@@ -102,7 +103,7 @@ def _member(path: str, name: str) -> str:
 
 
 def _check(shape: Shape, value: Any, path: str, depth: int, errors: list[str], unknown: Unknown) -> None:
-    if unknown(value):
+    if unknown(shape, value):
         return
     if depth > MAX_DEPTH:
         errors.append(_violation("...", path, f"must not be nested deeper than {MAX_DEPTH} levels"))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.model import ListShape, Shape
+
 from pipelines.local.contract.expression_syntax import is_expression
 from pipelines.local.contract.members import object_items, object_member
 from pipelines.local.contract.model_packages import creation_problems
@@ -282,8 +284,16 @@ def request_problems(kind: str, arguments: Mapping[str, Any]) -> list[str]:
     literal parts at upsert (expressions pass until they are resolved), everything at run time."""
     operation, name = REQUEST_SHAPES[kind]
     shape = operation_model("sagemaker", operation).input_shape
-    errors = validate(shape, {**name, **arguments}, unknown=is_expression)
+    errors = validate(shape, {**name, **arguments}, unknown=_resolved_later)
     return ([summary(errors)] if errors else []) + list(_service_rules(kind, arguments))
+
+
+def _resolved_later(shape: Shape, value: Any) -> bool:
+    """An expression stands for one value, resolved when the step runs. SageMaker parses a step's
+    Arguments with the request's structure and refuses an expression where a list belongs
+    ("Unable to parse pipeline definition. Expecting start of Json Array."): a list of
+    expressions, one per item, is what it takes."""
+    return is_expression(value) and not isinstance(shape, ListShape)
 
 
 def _service_rules(kind: str, arguments: Mapping[str, Any]) -> Iterator[str]:
