@@ -120,6 +120,19 @@ def test_what_a_child_with_processes_of_its_own_leaves_running_ends_with_it(tmp_
     assert processes_with(marker) == []
 
 
+@pytest.mark.parametrize("own_processes", [False, True])
+def test_a_confined_child_reads_the_stdin_it_is_given(tmp_path: Path, own_processes: bool) -> None:
+    """In its own PID namespace the command runs in the background of the setup's shell, where
+    it would read /dev/null; a Lambda runtime reads its requests on stdin."""
+    if isolation.isolation_unavailable():
+        pytest.skip("this kernel does not let users create namespaces")
+    command = isolation.confined(["cat"], tmp_path, isolation.Confinement((), ()),
+                                 own_processes=own_processes)
+    ended = subprocess.run(command, input="a request\n", capture_output=True, text=True, timeout=60,
+                           check=False)
+    assert (ended.returncode, ended.stdout, ended.stderr) == (0, "a request\n", "")
+
+
 def test_without_pid_namespaces_a_child_shares_the_machines_processes_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -129,7 +142,8 @@ def test_without_pid_namespaces_a_child_shares_the_machines_processes_and_says_s
     command = isolation.confined(["python3", "step.py"], tmp_path, isolation.Confinement((), ()),
                                  own_processes=True)
     assert "--pid" not in command
-    assert "processes a job or model server leaves running outlive it: no PID namespaces here" in caplog.text
+    warning = "processes a job, model server or Lambda handler leaves running outlive it: no PID namespaces"
+    assert warning in caplog.text
 
 
 UNHIDE = """

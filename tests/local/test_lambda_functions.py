@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import stat
 import time
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from processes import pid_alive
+from processes import pid_alive, processes_with
 from waiting import wait_until
 
 from pipelines import REPO_ROOT
@@ -25,7 +26,12 @@ from pipelines.local.lambdas.functions import Functions
 from pipelines.local.lambdas.runtime import exit_status
 from pipelines.local.layout import StateLayout
 from pipelines.local.storage.database import Database
-from pipelines.local.system.isolation import Confinement, isolation_unavailable, read_only_tree_unavailable
+from pipelines.local.system.isolation import (
+    Confinement,
+    isolation_unavailable,
+    own_processes_unavailable,
+    read_only_tree_unavailable,
+)
 
 from .world import function_settled
 
@@ -141,6 +147,14 @@ def interpreter(event, context):
     return {"python": list(sys.version_info[:2]), "boto3": boto3.__version__,
             "importable": [name for name in ("sklearn", "pandas", "sagemaker", "pipelines")
                            if importlib.util.find_spec(name)]}
+
+def leave(event, context):
+    import subprocess
+    subprocess.Popen(["sleep", "60"], env={**os.environ, "LEFT_BY": event["mark"]}, start_new_session=True)
+    return {"pid": os.getpid()}
+
+def die(event, context):
+    os.kill(os.getpid(), event["signal"])
 
 def hog(event, context):
     held = bytearray(event["mb"] << 20)
@@ -290,6 +304,30 @@ def confined_functions(tmp_path: Path) -> Iterator[Functions]:
                           "http://127.0.0.1:1", confinement=layout.lambda_confinement())
     yield functions
     functions.close()
+
+
+def test_what_a_handler_leaves_running_ends_with_its_environment(confined_functions: Functions) -> None:
+    """A process in a session of its own is still in the environment's PID namespace."""
+    if own_processes_unavailable():
+        pytest.skip(f"no PID namespaces here: {own_processes_unavailable()}")
+    mark = f"left-{uuid.uuid4().hex}"
+    create(confined_functions, "f", "app.leave", zipped({"app.py": HANDLER}))
+    assert confined_functions.invoke("f", {"mark": mark}).error == ""
+    assert processes_with(mark)  # running while its environment is
+    confined_functions.close()
+    wait_until(lambda: not processes_with(mark), timeout=10, what="the leftover process to end")
+
+
+@pytest.mark.parametrize(
+    ("signum", "words"), [(signal.SIGKILL, "signal: killed"), (signal.SIGSEGV, "signal: segmentation fault")]
+)
+def test_a_runtime_killed_by_a_signal_is_named_by_it_from_a_pid_namespace_too(
+    confined_functions: Functions, signum: int, words: str
+) -> None:
+    create(confined_functions, "f", "app.die", zipped({"app.py": HANDLER}))
+    died = confined_functions.invoke("f", {"signal": signum})
+    message = f"RequestId: {died.request_id} Error: Runtime exited with error: {words}"
+    assert died.payload == {"errorMessage": message, "errorType": "Runtime.ExitError"}
 
 
 def test_an_environments_tmp_is_its_own_kept_between_its_invocations_and_the_rest_read_only(

@@ -35,9 +35,9 @@ from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.lambdas.environment_output import PHASE_END, EnvironmentOutput
 from pipelines.local.system import clock
 from pipelines.local.system.interpreters import installation
-from pipelines.local.system.isolation import Confinement, PrivateTmp, confined
+from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, own_processes_unavailable
 from pipelines.local.system.memory import GroupMemory, peak_resident_bytes
-from pipelines.local.system.supervision import POLL_SECONDS, signal_group, terminate
+from pipelines.local.system.supervision import POLL_SECONDS, signal_group, stop_group
 
 INIT_SECONDS = 10.0  # Lambda's limit on an init phase ahead of the first invoke
 INITIALISED = '"initialised"\n'  # the line RUNTIME writes once the handler's module is imported
@@ -226,6 +226,9 @@ class Environment:
     unread: bytes = b""  # what was read of the result pipe past the last line
     memory: GroupMemory = field(init=False)  # the resident memory of its processes
     out_of_memory: bool = False  # killed over MemorySize
+    # In a PID namespace of its own (isolation.OWN_PROCESSES): what its handler leaves running
+    # ends with it, and its exit status is the setup's shell's.
+    own_processes: bool = False
 
     def __post_init__(self) -> None:
         self.memory = GroupMemory(self.process.pid)
@@ -244,8 +247,9 @@ class Environment:
                 PHASE_END.decode()]
         code_dir = Path(configuration.code_dir)  # its code and home as Lambda's: there, read-only
         shown = (code_dir, code_dir.parent / "home", installation(Path(configuration.interpreter)))
-        argv = confined(argv, folder, configuration.confinement, shown=shown,
-                        busy_fds=(write_end,), tmp=PrivateTmp(size_mb=configuration.ephemeral_storage_mb))
+        argv = confined(argv, folder, configuration.confinement, shown=shown, busy_fds=(write_end,),
+                        tmp=PrivateTmp(size_mb=configuration.ephemeral_storage_mb), own_processes=True)
+        own_processes = configuration.confinement is not None and not own_processes_unavailable()
         try:
             process = subprocess.Popen(
                 argv,
@@ -264,7 +268,7 @@ class Environment:
         group = configuration.environment["AWS_LAMBDA_LOG_GROUP_NAME"]
         stream = logs.open(group, name) if logs is not None else None
         output = EnvironmentOutput(output_read, stream, opening=configuration.init_start)
-        return cls(configuration, process, read_end, folder, output)
+        return cls(configuration, process, read_end, folder, output, own_processes=own_processes)
 
     def invoke(self, invocation: Request, timeout: float) -> Outcome:
         """Run one invocation; on a timeout or a crash the environment is left dead. The first
@@ -313,7 +317,7 @@ class Environment:
             self.output.platform(timed_out)
             log += timed_out
         else:
-            status = exit_status(self.process.returncode)
+            status = exit_status(self.process.returncode, self.own_processes)
             kind = "Runtime.OutOfMemory" if self.out_of_memory else "Runtime.ExitError"
             failure = (kind, f"Runtime exited with error: {status}")
         log += self._report(invocation.request_id, duration_ms, used_mb, first)
@@ -392,15 +396,19 @@ class Environment:
         with suppress(OSError):
             if self.process.stdin is not None:
                 self.process.stdin.close()
-        terminate(self.process, STOP_GRACE_SECONDS)
+        stop_group(self.process, STOP_GRACE_SECONDS)
         if self.results >= 0:  # closed once: the number may be another file's by the next call
             os.close(self.results)
             self.results = -1
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def exit_status(code: int | None) -> str:
-    """How Lambda's runtime names a process's end: `exit status 3`, `signal: killed`."""
+def exit_status(code: int | None, from_shell: bool = False) -> str:
+    """How Lambda's runtime names a process's end: `exit status 3`, `signal: killed`. `from_shell`:
+    the code is a shell's, which reports a command killed by signal N as 128 + N (the first process
+    of a PID namespace, isolation.OWN_PROCESSES)."""
+    if from_shell and code is not None and 128 < code < 128 + signal.NSIG:
+        code = 128 - code
     if code is not None and code < 0:
         return f"signal: {signal.strsignal(-code) or -code}".lower()
     return f"exit status {code}"

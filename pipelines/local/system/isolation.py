@@ -9,7 +9,7 @@ credentials, its database, the Lambda code and other jobs' files; the user's hom
 child is shown inside them (its interpreter, its environment) is there read-only, and its own
 directory is writable where it was. With `network=False` it also gets a network
 namespace whose only interface is a loopback that is down: no connection leaves it, not to the
-internet, not to S3, not to this machine's own servers. With `own_processes` (jobs, model servers)
+internet, not to S3, not to this machine's own servers. With `own_processes` (all three)
 it also gets a PID namespace and a /proc of its own, so nothing it starts outlives it. A confined
 child may also get a /tmp of its own (`PrivateTmp`: a folder of its own or a tmpfs) over the
 machine's, shared by every process, a /var/tmp of its own (a folder) and a /dev/shm of its own (a
@@ -223,7 +223,8 @@ def confined(
     starts in `workdir` as the child sees it (a path under /opt/ml, say), else in the caller's
     working directory. `busy_fds` are descriptors the command inherits, which the setup must not
     reuse. With `own_processes`, every process the command leaves running ends with it (a PID
-    namespace, where the machine allows one; OWN_PROCESSES), and its stdin is /dev/null."""
+    namespace, where the machine allows one; OWN_PROCESSES); its stdin is the one it is started
+    with either way."""
     opt_ml = opt_ml if shows_opt_ml(confinement) else None  # decided on the caller's confinement
     if confinement is None:
         if network:
@@ -241,9 +242,14 @@ def confined(
         _warn_shared_processes(own_processes_unavailable())
         own_processes = False
     run = f'{_as_user(unshare)} -- "$@"'
-    if own_processes:  # the shell stays, as the namespace's first process, until the command ends
+    free = [fd for fd in range(3, 10) if fd not in busy_fds]  # a shell names descriptors 0 to 9
+    stdin_copy = free.pop() if own_processes else None
+    if stdin_copy is not None:  # the shell stays, as the namespace's first process, until the command ends
         namespaces += OWN_PROCESSES
-        run = f"{run} &\nwait $! 2>/dev/null"  # the command's status; no "Terminated" line of the shell's
+        # A command in the background reads /dev/null, whatever it is given, unless its stdin comes
+        # from a descriptor other than 0: the one copied before. `wait` gives the command's status
+        # and keeps the shell's "Terminated" line out of its stderr.
+        run = f"{run} 0<&{stdin_copy} {stdin_copy}<&- &\nexec {stdin_copy}<&-\nwait $! 2>/dev/null"
     else:
         run = f"exec {run}"
     confinement = confinement or Confinement((), ())
@@ -253,7 +259,6 @@ def confined(
     trees = [_Bound(path, path, True, layered=True) for path in confinement.read_only if path.is_dir()]
     kept = [_Bound(own, own, False), *(_Bound(path, path, True) for path in dict.fromkeys(shown))]
     private_tmp = _private_tmp(tmp) if tmp is not None else []
-    free = [fd for fd in range(3, 10) if fd not in busy_fds]  # a shell names descriptors 0 to 9
     if len(free) < len(private_tmp) + len(trees) + len(kept):
         raise RuntimeError(f"no free descriptors to confine {argv[0]} with")
     fds = dict(zip([*private_tmp, *trees, *kept], free, strict=False))
@@ -261,6 +266,7 @@ def confined(
     table.write_text(_mount_table(confinement, tmp, fds, opt_ml), encoding="utf-8")
     script = [
         "set -e",
+        *([f"exec {stdin_copy}<&0"] if stdin_copy is not None else []),
         *(f"exec {fd}<{shlex.quote(str(mount.source))}" for mount, fd in fds.items()),
         f"mount --all --no-canonicalize --fstab {shlex.quote(str(table))}",  # one exec for every mount
         *(f"exec {fd}<&-" for fd in fds.values()),
@@ -373,7 +379,7 @@ def _warn_writable_tree(reason: str) -> None:
 
 @functools.cache
 def _warn_shared_processes(reason: str) -> None:
-    log.warning("processes a job or model server leaves running outlive it: %s", reason)
+    log.warning("processes a job, model server or Lambda handler leaves running outlive it: %s", reason)
 
 
 @functools.cache

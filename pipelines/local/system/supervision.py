@@ -124,17 +124,6 @@ def signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
-def terminate(process: subprocess.Popen[Any], grace: float) -> None:
-    """SIGTERM (the process finishes in-flight work), SIGKILL if it is still there after `grace`."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(grace)
-
-
 def stop_group(process: subprocess.Popen[Any], grace: float) -> None:
     """Stop a process that leads a group of its own (start_in_own_group): SIGTERM to the group, so
     it reaches a command that `unshare` runs in a PID namespace of its own (system/isolation.py),
