@@ -243,13 +243,13 @@ def confined(
         own_processes = False
     run = f'{_as_user(unshare)} -- "$@"'
     free = [fd for fd in range(3, 10) if fd not in busy_fds]  # a shell names descriptors 0 to 9
-    stdin_copy = free.pop() if own_processes else None
-    if stdin_copy is not None:  # the shell stays, as the namespace's first process, until the command ends
+    if own_processes:  # the shell stays, as the namespace's first process, until the command ends
         namespaces += OWN_PROCESSES
         # A command in the background reads /dev/null, whatever it is given, unless its stdin comes
-        # from a descriptor other than 0: the one copied before. `wait` gives the command's status
-        # and keeps the shell's "Terminated" line out of its stderr.
-        run = f"{run} 0<&{stdin_copy} {stdin_copy}<&- &\nexec {stdin_copy}<&-\nwait $! 2>/dev/null"
+        # from a descriptor other than 0: a copy, in one the mounts have freed. `wait` gives the
+        # command's status and keeps the shell's "Terminated" line out of its stderr.
+        copy = free[0]
+        run = f"exec {copy}<&0\n{run} 0<&{copy} {copy}<&- &\nexec {copy}<&-\nwait $! 2>/dev/null"
     else:
         run = f"exec {run}"
     confinement = confinement or Confinement((), ())
@@ -266,7 +266,6 @@ def confined(
     table.write_text(_mount_table(confinement, tmp, fds, opt_ml), encoding="utf-8")
     script = [
         "set -e",
-        *([f"exec {stdin_copy}<&0"] if stdin_copy is not None else []),
         *(f"exec {fd}<{shlex.quote(str(mount.source))}" for mount, fd in fds.items()),
         f"mount --all --no-canonicalize --fstab {shlex.quote(str(table))}",  # one exec for every mount
         *(f"exec {fd}<&-" for fd in fds.values()),
