@@ -302,3 +302,13 @@ def test_a_user_other_than_root_is_confined_too(
         assert (ran.returncode, ran.stdout.split()[:2]) == (0, [str(nobody.pw_uid), "tmp"]), ran.stderr
         return
     assert (ran.returncode, ran.stdout.split()) == (0, [str(nobody.pw_uid), "tmp", "ro"]), ran.stderr
+
+
+def test_a_probe_that_fails_says_why_in_its_own_words_or_the_callers() -> None:
+    """What isolation_unavailable and its kin report on a machine that refuses them."""
+    assert isolation._probe_failure(["true"], "cannot") == ""
+    said = isolation._probe_failure(["sh", "-c", "echo 'Operation not permitted' >&2; exit 1"], "cannot")
+    assert said == "cannot (Operation not permitted)"
+    assert isolation._probe_failure(["false"], "cannot", silent="a mount stayed writable") == (
+        "cannot (a mount stayed writable)")
+    assert isolation._probe_failure(["/no/such/unshare"], "cannot").startswith("unshare could not run (")

@@ -142,17 +142,11 @@ def isolation_unavailable() -> str:
         return "util-linux's unshare is not installed"
     with tempfile.TemporaryDirectory() as target:  # what confined() does: a mount, then the user's own id
         setup = f"mount -t tmpfs probe {shlex.quote(target)} && exec {_as_user(unshare)} -- true"
-        try:
-            probe = subprocess.run(
-                [unshare, *NAMESPACES, *WITHOUT_NETWORK, "--", "sh", "-c", setup],
-                capture_output=True, text=True, timeout=10, check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as error:
-            return f"unshare could not run ({error})"
-    if probe.returncode != 0:
-        command = " ".join(["unshare", *NAMESPACES, *WITHOUT_NETWORK])
-        return f"`{command}` cannot make namespaces and mounts here ({probe.stderr.strip()})"
-    return ""
+        command = ["unshare", *NAMESPACES, *WITHOUT_NETWORK]
+        return _probe_failure(
+            [unshare, *command[1:], "--", "sh", "-c", setup],
+            f"`{' '.join(command)}` cannot make namespaces and mounts here",
+        )
 
 
 @functools.cache
@@ -169,14 +163,10 @@ def read_only_tree_unavailable() -> str:
             f"{shlex.join([SETUP_PYTHON, '-I', '-S', '-c', READ_ONLY_TREE, target])} && "
             f"! touch {inner}/written 2>/dev/null"
         )
-        probe = subprocess.run(
+        return _probe_failure(
             [str(shutil.which("unshare")), *NAMESPACES, "--", "sh", "-c", setup],
-            capture_output=True, text=True, timeout=10, check=False,
+            "mounts cannot be made read-only recursively here", silent="a mount inside stayed writable",
         )
-    if probe.returncode != 0:
-        reason = probe.stderr.strip() or "a mount inside stayed writable"
-        return f"mounts cannot be made read-only recursively here ({reason})"
-    return ""
 
 
 @functools.cache
@@ -188,13 +178,17 @@ def own_processes_unavailable() -> str:
         return unavailable
     unshare = str(shutil.which("unshare"))
     command = [unshare, *NAMESPACES, *OWN_PROCESSES, "--", "sh", "-c", f"{_as_user(unshare)} -- true"]
+    return _probe_failure(command, f"`{' '.join(command[:-4])}` cannot make a PID namespace here")
+
+
+def _probe_failure(argv: list[str], failure: str, silent: str = "") -> str:
+    """"" when the probe `argv` succeeds; else `failure`, with what the probe said on stderr (or
+    `silent` when it said nothing), or why it could not run at all."""
     try:
-        probe = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+        probe = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"unshare could not run ({error})"
-    if probe.returncode != 0:
-        return f"`{' '.join(command[:-4])}` cannot make a PID namespace here ({probe.stderr.strip()})"
-    return ""
+    return "" if probe.returncode == 0 else f"{failure} ({probe.stderr.strip() or silent})"
 
 
 def _as_user(unshare: str) -> str:
