@@ -277,9 +277,8 @@ def _wait(
         sink.write(memory.exceeded_line(group.peak_bytes))
     elif stopped_by:
         sink.write(f"[local-sagemaker] stopping the job ({stopped_by})\n")
-        signal_group(process.pid, signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
+        stop_group(process, grace)
+        return stopped_by
     signal_group(process.pid, signal.SIGKILL)  # a container's leftovers die with it
     process.wait()
     return stopped_by
