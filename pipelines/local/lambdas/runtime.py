@@ -35,7 +35,7 @@ from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.lambdas.environment_output import PHASE_END, EnvironmentOutput
 from pipelines.local.system import clock
 from pipelines.local.system.interpreters import installation
-from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, own_processes_unavailable
+from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, in_own_processes
 from pipelines.local.system.memory import GroupMemory, peak_resident_bytes
 from pipelines.local.system.supervision import POLL_SECONDS, signal_group, stop_group
 
@@ -249,7 +249,6 @@ class Environment:
         shown = (code_dir, code_dir.parent / "home", installation(Path(configuration.interpreter)))
         argv = confined(argv, folder, configuration.confinement, shown=shown, busy_fds=(write_end,),
                         tmp=PrivateTmp(size_mb=configuration.ephemeral_storage_mb), own_processes=True)
-        own_processes = configuration.confinement is not None and not own_processes_unavailable()
         try:
             process = subprocess.Popen(
                 argv,
@@ -268,7 +267,7 @@ class Environment:
         group = configuration.environment["AWS_LAMBDA_LOG_GROUP_NAME"]
         stream = logs.open(group, name) if logs is not None else None
         output = EnvironmentOutput(output_read, stream, opening=configuration.init_start)
-        return cls(configuration, process, read_end, folder, output, own_processes=own_processes)
+        return cls(configuration, process, read_end, folder, output, own_processes=in_own_processes(argv))
 
     def invoke(self, invocation: Request, timeout: float) -> Outcome:
         """Run one invocation; on a timeout or a crash the environment is left dead. The first

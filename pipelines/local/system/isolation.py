@@ -271,6 +271,14 @@ def confined(
     return [unshare, *namespaces, "--", "sh", "-c", "\n".join(script), "confined", *argv]
 
 
+def in_own_processes(command: list[str]) -> bool:
+    """Whether `command`, as confined() made it, runs its child in a PID namespace of its own, whose
+    first process, the setup's shell, reports a child killed by signal N as exit status 128 + N."""
+    if not command or Path(command[0]).name != "unshare" or "--" not in command:
+        return False
+    return OWN_PROCESSES[0] in command[1:command.index("--")]
+
+
 def shows_opt_ml(confinement: Confinement | None) -> bool:
     """Whether `confined` shows a child its folder at /opt/ml: it confines the child, and this
     machine has an /opt to cover with one of the child's own (where there is none, a user cannot
