@@ -8,11 +8,16 @@ from pathlib import Path
 def pid_alive(pid: int) -> bool:
     """True for a running process; gone or a zombie (exited, not reaped: an orphan's reaper may be
     slow or absent) counts as dead."""
+    return process_state(pid) not in ("Z", "")
+
+
+def process_state(pid: int) -> str:
+    """R, S, T (stopped), Z...: the state /proc/<pid>/stat gives, "" once the process is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return ""
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def processes_with(*needles: str) -> list[int]:

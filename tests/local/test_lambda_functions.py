@@ -7,6 +7,8 @@ import os
 import re
 import signal
 import stat
+import subprocess
+import sys
 import time
 import uuid
 import zipfile
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from processes import pid_alive, processes_with
+from processes import pid_alive, process_state, processes_with
 from waiting import wait_until
 
 from pipelines import REPO_ROOT
@@ -155,6 +157,25 @@ def leave(event, context):
 
 def die(event, context):
     os.kill(os.getpid(), event["signal"])
+
+TICKS = []
+
+def tick(event, context):
+    # A thread and a process in a session of its own, left working: each counts 10 ms ticks.
+    import subprocess, threading
+    if not TICKS:
+        TICKS.append(0)
+        def count():
+            while True:
+                TICKS.append(time.monotonic())
+                time.sleep(0.01)
+        threading.Thread(target=count, daemon=True).start()
+        subprocess.Popen(["sh", "-c", "while :; do echo >> /tmp/ticks; sleep 0.01; done"],
+                         env={**os.environ, "LEFT_BY": event["mark"]}, start_new_session=True)
+    time.sleep(event.get("work", 0))
+    with open("/tmp/ticks", "a+") as ticks:
+        ticks.seek(0)
+        return {"thread": len(TICKS), "process": len(ticks.readlines())}
 
 def hog(event, context):
     held = bytearray(event["mb"] << 20)
@@ -316,6 +337,76 @@ def test_what_a_handler_leaves_running_ends_with_its_environment(confined_functi
     assert processes_with(mark)  # running while its environment is
     confined_functions.close()
     wait_until(lambda: not processes_with(mark), timeout=10, what="the leftover process to end")
+
+
+def test_what_a_handler_leaves_working_is_frozen_between_invocations_as_lambda_freezes_it(
+    confined_functions: Functions,
+) -> None:
+    """Lambda freezes an environment once its runtime has answered: a thread or a process left
+    working makes no progress until the next invocation, and then goes on."""
+    if own_processes_unavailable():
+        pytest.skip(f"no PID namespaces here: {own_processes_unavailable()}")
+    mark = f"ticks-{uuid.uuid4().hex}"
+    create(confined_functions, "f", "app.tick", zipped({"app.py": HANDLER}))
+    assert confined_functions.invoke("f", {"mark": mark, "work": 0.1}).error == ""
+    answered = confined_functions.invoke("f", {"mark": mark}).payload
+    time.sleep(0.5)  # 50 ticks each, were they running
+    idle = confined_functions.invoke("f", {"mark": mark}).payload
+    working = confined_functions.invoke("f", {"mark": mark, "work": 0.5}).payload
+
+    assert idle["thread"] - answered["thread"] < 10
+    assert idle["process"] - answered["process"] < 10
+    assert working["thread"] - idle["thread"] > 20  # thawed for the invocation
+    assert working["process"] - idle["process"] > 20
+    assert [state for pid in processes_with(mark) if (state := process_state(pid)) != "T"] == []
+
+
+# Creates a function, invokes it once, so that its environment is frozen, and prints the mark of
+# the process it leaves; then waits to be killed.
+KILLED_SERVER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from pipelines.local.lambdas.functions import Functions
+from pipelines.local.layout import StateLayout
+from pipelines.local.storage.database import Database
+state, code, mark = Path(sys.argv[2]), Path(sys.argv[3]).read_bytes(), sys.argv[4]
+layout = StateLayout(state)
+layout.create_root()
+functions = Functions(Database(layout.database), layout.functions, layout.lambda_scratch, "us-east-1",
+                      "http://127.0.0.1:1", confinement=layout.lambda_confinement())
+request = {"FunctionName": "f", "Handler": "app.tick", "Role": "r", "Runtime": "python3.12"}
+functions.create(request, code, 0.0)
+while functions.get("f")["Configuration"]["State"] != "Active":
+    time.sleep(0.05)
+assert functions.invoke("f", {"mark": mark}).error == ""
+print("frozen", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_frozen_environment_ends_when_the_server_is_killed(tmp_path: Path) -> None:
+    """A frozen runtime cannot read the end of its stdin: its parent-death signal ends it."""
+    unavailable = own_processes_unavailable() or read_only_tree_unavailable()
+    if unavailable:
+        pytest.skip(f"no frozen environments here: {unavailable}")
+    mark = f"killed-{uuid.uuid4().hex}"
+    code = tmp_path / "code.zip"
+    code.write_bytes(zipped({"app.py": HANDLER}))
+    server = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SERVER, str(REPO_ROOT), str(tmp_path / "state"), str(code), mark],
+        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == "frozen\n"
+        left = set(processes_with(mark)) - {server.pid}  # its command line holds the mark too
+        assert left
+        assert {process_state(pid) for pid in left} == {"T"}
+    finally:
+        server.kill()  # SIGKILL: no clean-up of its own
+        server.wait(10)
+    wait_until(lambda: not processes_with(mark), timeout=10, what="the frozen environment to end")
 
 
 @pytest.mark.parametrize(

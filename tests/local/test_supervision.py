@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from processes import pid_alive
+from processes import pid_alive, process_state
 from waiting import wait_until
 
 from pipelines.local.system import supervision
@@ -96,3 +96,21 @@ def test_a_program_that_cannot_be_executed_is_reported_as_popen_reports_it(
     assert finish.returncode == 127
     assert finish.stderr_tail == [f"cannot start ./program: {by_popen.value}"]
     assert "setpriv" not in log.getvalue()
+
+
+def test_freeze_lists_again_until_it_finds_no_process_it_has_not_stopped_and_thaw_lets_them_run() -> None:
+    """A process forked after one listing, before its parent was stopped, is caught by the next."""
+    sleepers = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
+    listings = iter([{sleepers[0].pid}, {sleepers[0].pid, sleepers[1].pid}])
+    try:
+        stopped = supervision.freeze(lambda: next(listings, {sleepers[0].pid, sleepers[1].pid}))
+        assert stopped == {sleeper.pid for sleeper in sleepers}
+        assert [process_state(sleeper.pid) for sleeper in sleepers] == ["T", "T"]
+        supervision.thaw(stopped)
+        running = [sleeper.pid for sleeper in sleepers]
+        wait_until(lambda: "T" not in map(process_state, running), 10.0, "the sleepers to run again")
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
+

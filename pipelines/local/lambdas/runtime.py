@@ -7,9 +7,13 @@ environments. Lambda may also initialise an environment before the first invoke.
 environment is one child process running RUNTIME: it reads one request per line on stdin, writes
 each invocation's output to its stdout and stderr (environment_output.py reads them into the
 environment's log stream, between Lambda's START and END and REPORT lines) and one result line to
-a pipe. It exits when stdin closes, so no environment outlives the server, even a killed one. Its
-process group's resident memory is sampled while it runs its init phase or an invocation and, over
-the function's MemorySize, the group is killed, as Lambda's OOM killer kills an environment.
+a pipe. It exits when stdin closes, and is killed when the server dies (its parent-death signal),
+so no environment outlives the server, even a killed one. Its process group's resident memory is
+sampled while it runs its init phase or an invocation and, over the function's MemorySize, the
+group is killed, as Lambda's OOM killer kills an environment. Between invocations, and between an
+init phase ahead of the first invoke and that invoke, its processes are stopped (SIGSTOP), as Lambda
+freezes an environment once its runtime has answered: a thread or a process the handler leaves
+working makes no progress until the next invocation thaws them (SIGCONT).
 """
 
 from __future__ import annotations
@@ -26,18 +30,27 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.local.errors import ServiceError
 from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.lambdas.environment_output import PHASE_END, EnvironmentOutput
 from pipelines.local.system import clock
 from pipelines.local.system.interpreters import installation
 from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, in_own_processes
 from pipelines.local.system.memory import GroupMemory, peak_resident_bytes
-from pipelines.local.system.supervision import POLL_SECONDS, signal_group, stop_group
+from pipelines.local.system.supervision import (
+    POLL_SECONDS,
+    dying_with_parent,
+    freeze,
+    signal_group,
+    stop_group,
+    thaw,
+)
 
 INIT_SECONDS = 10.0  # Lambda's limit on an init phase ahead of the first invoke
 INITIALISED = '"initialised"\n'  # the line RUNTIME writes once the handler's module is imported
@@ -229,14 +242,20 @@ class Environment:
     # In a PID namespace of its own (isolation.OWN_PROCESSES): what its handler leaves running
     # ends with it, and its exit status is the setup's shell's.
     own_processes: bool = False
+    frozen: set[int] = field(default_factory=set)  # its processes, while they are stopped (freeze)
 
     def __post_init__(self) -> None:
         self.memory = GroupMemory(self.process.pid)
 
     @classmethod
-    def start(cls, configuration: Configuration, scratch: Path, logs: LogGroups | None = None) -> Environment:
+    def start(
+        cls, configuration: Configuration, scratch: Path, spawner: ThreadPoolExecutor,
+        logs: LogGroups | None = None,
+    ) -> Environment:
         """A new environment with a folder of its own in `scratch` (where its mounts are set up)
-        and a /tmp of its own, writing its stream into the function's log group in `logs`."""
+        and a /tmp of its own, writing its stream into the function's log group in `logs`. It is
+        started from the `spawner` thread, which lives as long as the environments: its
+        parent-death signal fires when the thread that started it ends."""
         folder = Path(tempfile.mkdtemp(prefix=f"{configuration.function}-", dir=scratch))
         read_end, write_end = os.pipe()
         output_read, output_write = os.pipe()
@@ -249,17 +268,24 @@ class Environment:
         shown = (code_dir, code_dir.parent / "home", installation(Path(configuration.interpreter)))
         argv = confined(argv, folder, configuration.confinement, shown=shown, busy_fds=(write_end,),
                         tmp=PrivateTmp(size_mb=configuration.ephemeral_storage_mb), own_processes=True)
+        env = {**configuration.environment, "AWS_LAMBDA_LOG_STREAM_NAME": name}
+        # SIGKILL: confined, the process is `unshare`, which ignores SIGTERM while it waits, and
+        # whose end ends its PID namespace, even a frozen one that could not read stdin's end.
+        launch = dying_with_parent(argv, env, configuration.code_dir, signal.SIGKILL)
         try:
-            process = subprocess.Popen(
-                argv,
+            process = _submit(
+                spawner,
+                subprocess.Popen,
+                launch.argv,
                 stdin=subprocess.PIPE,
                 stdout=output_write,
                 stderr=output_write,
                 text=True,
-                env={**configuration.environment, "AWS_LAMBDA_LOG_STREAM_NAME": name},
+                env=env,
                 cwd=configuration.code_dir,
                 pass_fds=(write_end,),
                 start_new_session=True,  # a group of its own, whose memory is its sandbox's
+                preexec_fn=launch.preexec_fn,
             )
         finally:
             os.close(write_end)
@@ -285,6 +311,7 @@ class Environment:
         began = time.monotonic()
         log = ""
         line: str | None = ""
+        self.thaw()
         try:
             line = self.initialise(deadline)
             if first and line:
@@ -304,6 +331,7 @@ class Environment:
         duration_ms = (self.last_used - began) * 1000
         used_mb = self._max_memory_used_mb()
         if line:
+            self.freeze()
             log += self.output.phase(STOP_GRACE_SECONDS)
             log += self._report(invocation.request_id, duration_ms, used_mb, first)
             result = json.loads(line)
@@ -347,6 +375,17 @@ class Environment:
         self.initialised = line == INITIALISED
         self.init_ms = (time.monotonic() - self.started) * 1000
         return line
+
+    def freeze(self) -> None:
+        """Stop its processes until the next invocation, as Lambda freezes an environment whose
+        runtime has answered. Only one in a PID namespace of its own: there every process it
+        leaves ends with it, a stopped one too, even when the server is killed."""
+        if self.own_processes and not self.frozen:
+            self.frozen = freeze(self.memory.processes)
+
+    def thaw(self) -> None:
+        thaw(self.frozen)
+        self.frozen = set()
 
     @property
     def _memory_size_mb(self) -> int:
@@ -392,6 +431,7 @@ class Environment:
         return self.process.poll() is None
 
     def close(self) -> None:
+        self.thaw()  # a stopped process would hold its SIGTERM until the grace is over
         with suppress(OSError):
             if self.process.stdin is not None:
                 self.process.stdin.close()
@@ -400,6 +440,16 @@ class Environment:
             os.close(self.results)
             self.results = -1
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _submit(spawner: ThreadPoolExecutor, start: Callable[..., subprocess.Popen[str]], *args: Any,
+            **kwargs: Any) -> subprocess.Popen[str]:
+    """`start` run on the spawner thread; Lambda's ServiceException once the server is stopping."""
+    try:
+        future = spawner.submit(start, *args, **kwargs)
+    except RuntimeError as error:  # shut down
+        raise ServiceError("ServiceException", "the local Lambda service is shutting down", 500) from error
+    return future.result()
 
 
 def exit_status(code: int | None, from_shell: bool = False) -> str:
@@ -428,9 +478,10 @@ class WarmEnvironments:
         self._lock = threading.Lock()
         self._idle: dict[str, list[Environment]] = {}
         self._closed = False
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda-spawner")
 
     def invoke(self, configuration: Configuration, request: Request, timeout: float) -> Outcome:
-        environment = self._take(configuration) or Environment.start(configuration, self._scratch, self._logs)
+        environment = self._take(configuration) or self._start(configuration)
         outcome = environment.invoke(request, timeout)
         self._give_back(environment)
         return outcome
@@ -444,8 +495,11 @@ class WarmEnvironments:
         def start() -> None:
             environment = None
             try:
-                environment = Environment.start(configuration, self._scratch, self._logs)
-                environment.initialise(time.monotonic() + INIT_SECONDS)
+                environment = self._start(configuration)
+                if environment.initialise(time.monotonic() + INIT_SECONDS) == INITIALISED:
+                    environment.freeze()  # until its first invoke
+            except ServiceError:  # the server is stopping: no environment to prepare
+                pass
             finally:
                 prepared()
                 self._retire_others(configuration)
@@ -459,6 +513,9 @@ class WarmEnvironments:
             self._retire_others(configuration)
             return
         threading.Thread(target=start, name=f"lambda-init-{configuration.function}", daemon=True).start()
+
+    def _start(self, configuration: Configuration) -> Environment:
+        return Environment.start(configuration, self._scratch, self._spawner, self._logs)
 
     def _take(self, configuration: Configuration) -> Environment | None:
         """An idle environment of this configuration; one found dead on the way is closed."""
@@ -518,3 +575,4 @@ class WarmEnvironments:
             self._idle.clear()
         for environment in everything:
             environment.close()
+        self._spawner.shutdown(wait=False)

@@ -99,11 +99,18 @@ class GroupMemory:
         """The group's summed RSS now, with that of every process in the PID namespace its leader
         made, if it made one (system/isolation.py's OWN_PROCESSES: a container's memory limit
         holds all of its processes); the highest seen is kept in `peak_bytes`."""
-        self._namespace = self._namespace or _namespace_made_by(self.pgid)
-        self._members = _KNOWN_GROUPS.members(self.pgid, self._namespace)
-        total = sum(_resident_bytes(pid) for pid in self._members)
+        total = sum(_resident_bytes(pid) for pid in self._refresh_members())
         self.peak_bytes = max(self.peak_bytes, total)
         return total
+
+    def processes(self) -> set[int]:
+        """The group's running processes now, with those of the PID namespace its leader made."""
+        return {int(pid) for pid in self._refresh_members()}
+
+    def _refresh_members(self) -> set[str]:
+        self._namespace = self._namespace or _namespace_made_by(self.pgid)
+        self._members = _KNOWN_GROUPS.members(self.pgid, self._namespace)
+        return self._members
 
     def exceeds(self, limit_bytes: int) -> bool:
         """Whether the group holds more than `limit_bytes`; `peak_bytes` then says how much."""

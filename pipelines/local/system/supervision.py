@@ -32,6 +32,8 @@ PR_SET_PDEATHSIG = 1
 STDERR_TAIL_LINES = 20
 KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.1  # also how often a group's memory is sampled against its limit
+FREEZE_SECONDS = 1.0  # how long a freeze waits for the processes it stopped to be stopped
+STOPPED_STATES = ("T", "t", "Z", "X", "")  # stopped, traced, or ended (a zombie, gone)
 KILLED_EXIT_CODE = 128 + signal.SIGKILL  # what a container killed with SIGKILL exits with
 # util-linux's, on every Debian and Ubuntu system (util-linux is an essential package).
 SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
@@ -122,6 +124,39 @@ def kill_recorded_groups(root: Path, marker: str = "pgid") -> int:
 def signal_group(pgid: int, signum: signal.Signals) -> None:
     with suppress(ProcessLookupError):
         os.killpg(pgid, signum)
+
+
+def freeze(processes: Callable[[], set[int]]) -> set[int]:
+    """Stop (SIGSTOP) every process `processes` lists, listing again until a listing finds none
+    not yet stopped (a child forked before its parent was stopped): Lambda's freeze of an execution
+    environment between invocations. The stopped processes, for `thaw`; a stopped process cannot
+    fork, so no other one joins them while they are stopped."""
+    stopped: set[int] = set()
+    while fresh := processes() - stopped:
+        for pid in fresh:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        stopped |= fresh
+        deadline = time.monotonic() + FREEZE_SECONDS  # a signal is delivered, not yet taken
+        while any(_state(pid) not in STOPPED_STATES for pid in fresh) and time.monotonic() < deadline:
+            time.sleep(0.0005)
+    return stopped
+
+
+def _state(pid: int) -> str:
+    """A process's state letter from /proc/<pid>/stat (R, S, T...); "" once it has ended."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def thaw(stopped: set[int]) -> None:
+    """Let the processes `freeze` stopped run again (SIGCONT)."""
+    for pid in stopped:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
 
 
 def stop_group(process: subprocess.Popen[Any], grace: float) -> None:
