@@ -352,11 +352,11 @@ def test_what_a_handler_leaves_working_is_frozen_between_invocations_as_lambda_f
     answered = confined_functions.invoke("f", {"mark": mark}).payload
     time.sleep(0.5)  # 50 ticks each, were they running
     idle = confined_functions.invoke("f", {"mark": mark}).payload
-    working = confined_functions.invoke("f", {"mark": mark, "work": 0.5}).payload
+    working = confined_functions.invoke("f", {"mark": mark, "work": 1.0}).payload
 
     assert idle["thread"] - answered["thread"] < 10
     assert idle["process"] - answered["process"] < 10
-    assert working["thread"] - idle["thread"] > 20  # thawed for the invocation
+    assert working["thread"] - idle["thread"] > 20  # thawed for the invocation: about 90 each
     assert working["process"] - idle["process"] > 20
     assert [state for pid in processes_with(mark) if (state := process_state(pid)) != "T"] == []
 

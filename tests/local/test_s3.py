@@ -8,6 +8,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import zlib
 from datetime import UTC, datetime
 from email.message import Message
@@ -33,7 +34,7 @@ from pipelines.local.storage.object_records import CHUNK_BYTES, record_path
 from pipelines.local.storage.objects import ObjectStore
 
 from . import inprocess
-from .s3_support import b64, error_of
+from .s3_support import b64, crc, error_of
 
 KEYS = ["a.txt", "dir/one", "dir/sub/two", "dir/sub/three", "dir/z", "e/f", "some key+ü"]
 
@@ -208,11 +209,38 @@ def test_a_put_whose_digest_does_not_match_is_refused_and_stores_nothing(
     assert not list((store.root / ".tmp").iterdir())  # nor left anything behind
 
 
-def test_a_checksum_that_needs_the_crt_is_refused_not_taken_unchecked(s3: Any, store: ObjectStore) -> None:
+def test_the_reference_crcs_give_their_published_check_values() -> None:
+    assert crc("CRC32C", b"123456789").hex() == "e3069283"
+    assert crc("CRC64NVME", b"123456789").hex() == "ae8b14860a799888"
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32C", "CRC64NVME"])
+def test_the_crcs_the_aws_cli_and_crt_sdks_send_are_checked_and_kept(
+    s3: Any, store: ObjectStore, algorithm: str
+) -> None:
+    """The AWS CLI v2 sums every upload with CRC64NVME; SDKs with the CRT may send CRC32C."""
+    data = os.urandom(70_000)
+    member = f"Checksum{algorithm}"
+    put = s3.put_object(Bucket="bucket", Key="summed", Body=data, **{member: b64(crc(algorithm, data))})
+    assert (put[member], put["ChecksumType"]) == (b64(crc(algorithm, data)), "FULL_OBJECT")
+    head = s3.head_object(Bucket="bucket", Key="summed", ChecksumMode="ENABLED")
+    assert (head[member], head["ChecksumType"]) == (b64(crc(algorithm, data)), "FULL_OBJECT")
+    assert store.get_bytes("s3://bucket/summed") == data
+
+    wrong = error_of(lambda: s3.put_object(Bucket="bucket", Key="other", Body=data,
+                                           **{member: b64(crc(algorithm, data[1:]))}))
+    message = f"The {algorithm} you specified did not match the calculated checksum."
+    assert wrong == (400, {"Code": "BadDigest", "Message": message})
+    assert not store.exists("s3://bucket/other")
+
+
+def test_a_checksum_no_sdk_computes_without_the_crt_is_refused_not_taken_unchecked(
+    s3: Any, store: ObjectStore
+) -> None:
     status, error = error_of(lambda: s3.put_object(Bucket="bucket", Key="new", Body=b"data",
-                                                   ChecksumCRC64NVME="AAAAAAAAAAA="))
-    assert (status, error["Code"], error["Header"]) == (501, "NotImplemented", "x-amz-checksum-crc64nvme")
-    assert "cannot compute CRC64NVME" in error["Message"] and "CRC32" in error["Message"]
+                                                   ChecksumXXHASH64="AAAAAAAAAAA="))
+    assert (status, error["Code"], error["Header"]) == (501, "NotImplemented", "x-amz-checksum-xxhash64")
+    assert "cannot compute XXHASH64" in error["Message"] and "CRC64NVME" in error["Message"]
     assert not store.exists("s3://bucket/new")
 
 

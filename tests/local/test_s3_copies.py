@@ -14,7 +14,7 @@ from boto3.s3.transfer import TransferConfig
 
 from pipelines.local.storage.objects import ObjectStore
 
-from .s3_support import error_of
+from .s3_support import b64, crc, error_of
 
 MIB = 1024 * 1024
 
@@ -49,8 +49,11 @@ def test_a_copy_keeps_a_checksum_of_the_bytes_it_copies(s3: Any) -> None:
     kept = s3.head_object(Bucket="bucket", Key="copy-of-summed", ChecksumMode="ENABLED")
     assert kept["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(b"checked").digest()).decode()
     s3.copy_object(Bucket="bucket", Key="crc", CopySource="bucket/summed", ChecksumAlgorithm="CRC32")
-    crc = s3.head_object(Bucket="bucket", Key="crc", ChecksumMode="ENABLED")["ChecksumCRC32"]
-    assert crc == base64.b64encode(zlib.crc32(b"checked").to_bytes(4, "big")).decode()
+    crc32 = s3.head_object(Bucket="bucket", Key="crc", ChecksumMode="ENABLED")["ChecksumCRC32"]
+    assert crc32 == base64.b64encode(zlib.crc32(b"checked").to_bytes(4, "big")).decode()
+    s3.copy_object(Bucket="bucket", Key="crc64", CopySource="bucket/summed", ChecksumAlgorithm="CRC64NVME")
+    crc64 = s3.head_object(Bucket="bucket", Key="crc64", ChecksumMode="ENABLED")["ChecksumCRC64NVME"]
+    assert crc64 == b64(crc("CRC64NVME", b"checked"))
 
 
 def test_s3s_refusals_of_a_copy_store_nothing(s3: Any, store: ObjectStore) -> None:

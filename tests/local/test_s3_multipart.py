@@ -27,7 +27,7 @@ from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.storage.uploads import PartReplaced, UploadGone
 
 from . import inprocess
-from .s3_support import HeldBody, b64, error_of
+from .s3_support import HeldBody, b64, crc, error_of
 
 MIB = 1024 * 1024
 PART = 5 * MIB  # S3's smallest part but the last
@@ -137,6 +137,49 @@ def test_sha256_parts_make_a_composite_sha256(s3: Any) -> None:
     assert answer["ChecksumSHA256"] == f"{b64(hashlib.sha256(digests).digest())}-2"
 
 
+def test_crc64nvme_parts_make_a_full_object_crc64nvme_as_the_aws_cli_sends_them(
+    s3: Any, store: ObjectStore
+) -> None:
+    """CRC64NVME, the AWS CLI v2's default, sums a whole object only: an upload created with it and
+    no type is FULL_OBJECT, each part carries its own CRC, and the completion the whole object's."""
+    parts = [b"n" * PART, b"v" * 10]
+    sums = [crc("CRC64NVME", parts[0]), crc("CRC64NVME", parts[1])]
+    whole = b64(crc("CRC64NVME", parts[1], after=sums[0]))
+    upload_id = s3.create_multipart_upload(Bucket="bucket", Key="cli", ChecksumAlgorithm="CRC64NVME")[
+        "UploadId"]
+    listed = []
+    for number, (data, summed) in enumerate(zip(parts, sums, strict=True), start=1):
+        sent = s3.upload_part(Bucket="bucket", Key="cli", UploadId=upload_id, PartNumber=number, Body=data,
+                              ChecksumCRC64NVME=b64(summed))
+        listed.append({"PartNumber": number, "ETag": sent["ETag"], "ChecksumCRC64NVME": b64(summed)})
+    wrong = b64(crc("CRC64NVME", b"something else"))
+    assert error_of(lambda: complete(s3, "cli", upload_id, listed, ChecksumCRC64NVME=wrong)) == (
+        400, {"Code": "BadDigest",
+              "Message": "The CRC64NVME you specified did not match the calculated checksum."})
+    assert not store.exists("s3://bucket/cli")
+
+    answer = complete(s3, "cli", upload_id, listed, ChecksumCRC64NVME=whole, ChecksumType="FULL_OBJECT")
+
+    assert (answer["ChecksumCRC64NVME"], answer["ChecksumType"]) == (whole, "FULL_OBJECT")
+    head = s3.head_object(Bucket="bucket", Key="cli", ChecksumMode="ENABLED")
+    assert (head["ChecksumCRC64NVME"], head["ChecksumType"]) == (whole, "FULL_OBJECT")
+    assert store.get_bytes("s3://bucket/cli") == b"".join(parts)
+
+
+def test_crc32c_parts_make_a_composite_crc32c(s3: Any) -> None:
+    parts = [b"c" * PART, b"d"]
+    upload_id = s3.create_multipart_upload(Bucket="bucket", Key="c", ChecksumAlgorithm="CRC32C")["UploadId"]
+    listed = []
+    for number, data in enumerate(parts, start=1):
+        summed = b64(crc("CRC32C", data))
+        sent = s3.upload_part(Bucket="bucket", Key="c", UploadId=upload_id, PartNumber=number, Body=data,
+                              ChecksumCRC32C=summed)
+        listed.append({"PartNumber": number, "ETag": sent["ETag"], "ChecksumCRC32C": summed})
+    answer = complete(s3, "c", upload_id, listed)
+    composite = crc("CRC32C", b"".join(crc("CRC32C", data) for data in parts))
+    assert (answer["ChecksumCRC32C"], answer["ChecksumType"]) == (f"{b64(composite)}-2", "COMPOSITE")
+
+
 def test_a_completion_s3_refuses_stores_nothing_and_leaves_the_upload_to_complete(
     s3: Any, store: ObjectStore
 ) -> None:
@@ -235,8 +278,12 @@ def test_an_aborted_or_completed_or_unknown_upload_is_no_such_upload(s3: Any, st
 def test_what_the_store_does_not_keep_is_refused_at_creation(s3: Any) -> None:
     tagged = error_of(lambda: s3.create_multipart_upload(Bucket="bucket", Key="k", Tagging="a=b"))
     assert (tagged[0], tagged[1]["Code"], tagged[1]["Header"]) == (501, "NotImplemented", "x-amz-tagging")
-    crt = error_of(lambda: s3.create_multipart_upload(Bucket="bucket", Key="k", ChecksumAlgorithm="CRC32C"))
-    assert (crt[0], crt[1]["Code"]) == (501, "NotImplemented")
+    xxhash = {"Bucket": "bucket", "Key": "k", "ChecksumAlgorithm": "XXHASH64"}
+    assert error_of(lambda: s3.create_multipart_upload(**xxhash))[1]["Code"] == "NotImplemented"
+    crc64_parts = {**xxhash, "ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "COMPOSITE"}
+    assert error_of(lambda: s3.create_multipart_upload(**crc64_parts)) == (400, {
+        "Code": "InvalidRequest",
+        "Message": "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm."})
     sha_whole = {"Bucket": "bucket", "Key": "k", "ChecksumAlgorithm": "SHA256", "ChecksumType": "FULL_OBJECT"}
     assert error_of(lambda: s3.create_multipart_upload(**sha_whole)) == (400, {
         "Code": "InvalidRequest",

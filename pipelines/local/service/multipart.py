@@ -7,9 +7,10 @@ this way. S3's rules are kept: part numbers 1 to 10,000; every part but the last
 parts a completion lists in ascending order, each one uploaded with the ETag (and, for a composite
 checksum, the checksum) given; the object's ETag the MD5 of the parts' MD5s with their count. Each
 part's digests are checked as PutObject's are (checksums.py). An upload created with a checksum
-algorithm sums every part with it: a COMPOSITE checksum (the default) is the checksum of the parts'
-checksums with their count, a FULL_OBJECT one (CRC32 only) the checksum of the whole object, checked
-against the one a completion sends; a completion naming a checksum type names the upload's.
+algorithm sums every part with it: a COMPOSITE checksum (the default, but for CRC64NVME) is the
+checksum of the parts' checksums with their count, a FULL_OBJECT one (the CRCs only; CRC64NVME's only
+type) the checksum of the whole object, checked against the one a completion sends; a completion
+naming a checksum type names the upload's.
 Headers the store does not keep are refused as PutObject refuses them. A completion may be
 conditional as a PUT may (If-None-Match, If-Match: write_conditions.py); with If-Match, a version
 stored after the upload began is S3's 409 conflict.
@@ -48,10 +49,11 @@ from pipelines.local.storage.uploads import Completion, Part, PartReplaced, Uplo
 MAX_PART_NUMBER = 10_000
 MIN_PART_BYTES = 5 * 1024**2  # every part but the last
 COMPOSITE = "COMPOSITE"
-# The algorithms an upload can sum its parts with here; S3's others need the CRT (or are not S3's
-# for multipart uploads), and are refused by name.
-PART_ALGORITHMS = ("CRC32", "SHA1", "SHA256")
-FULL_OBJECT_ALGORITHMS = ("CRC32",)  # of PART_ALGORITHMS, those S3 also combines over the whole object
+# The algorithms an upload can sum its parts with, as S3's; the others (the XXHASHes, SHA512, MD5)
+# are refused by name.
+PART_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+FULL_OBJECT_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME")  # those S3 also sums over the whole object
+COMPOSITE_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256")  # those S3 sums over the parts' sums
 _COMMON = frozenset({"Bucket", "Key", "UploadId", "ExpectedBucketOwner"})
 HONOURED = {
     "CreateMultipartUpload": frozenset({*_COMMON, "ACL", "Metadata", *HEADERS}),
@@ -303,10 +305,12 @@ def _checksum_of_upload(request: Body) -> tuple[str | None, str | None]:
             f"the local SageMaker's S3 sums the parts of an upload with {', '.join(PART_ALGORITHMS)}, "
             f"not {algorithm}",
         )
-    checksum_type = checksum_type or COMPOSITE
+    checksum_type = checksum_type or (COMPOSITE if algorithm in COMPOSITE_ALGORITHMS else FULL_OBJECT)
     if checksum_type not in (COMPOSITE, FULL_OBJECT):
         raise invalid("Value for x-amz-checksum-type header is invalid.")
-    if checksum_type == FULL_OBJECT and algorithm not in FULL_OBJECT_ALGORITHMS:
+    if (checksum_type == FULL_OBJECT and algorithm not in FULL_OBJECT_ALGORITHMS) or (
+        checksum_type == COMPOSITE and algorithm not in COMPOSITE_ALGORITHMS
+    ):
         raise invalid(
             f"The {checksum_type} checksum type cannot be used with the {algorithm.lower()} checksum "
             "algorithm."
