@@ -50,12 +50,15 @@ class _Raw:
         return self._body.read(amt)
 
 
-def client(dispatcher: Dispatcher, service: str, region: str = "us-east-1") -> Any:
+def client(
+    dispatcher: Dispatcher, service: str, region: str = "us-east-1", config: Config | None = None
+) -> Any:
     """A boto3 client of `service` ("sagemaker", "sagemaker-runtime", "lambda", "events", "s3"; S3
-    path-style, as an SDK addresses a server by IP address) in `region`, the dispatcher's."""
+    path-style, as an SDK addresses a server by IP address) in `region`, the dispatcher's; `config`
+    adds to botocore's configuration."""
+    base = Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"})
     made = boto3.Session(region_name=region, **KEYS).client(
-        service, endpoint_url=URL,
-        config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
+        service, endpoint_url=URL, config=base.merge(config) if config is not None else base,
     )
 
     def send(request: AWSPreparedRequest, **_: Any) -> AWSResponse:

@@ -19,12 +19,14 @@ import boto3
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
 from pipelines.aws import S3Storage
 from pipelines.datasets import upload_data
 from pipelines.local.api.auth import Door, Refusal
+from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.api.s3_body import MAX_PUT_BYTES, RequestBody
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
@@ -232,6 +234,28 @@ def test_the_crcs_the_aws_cli_and_crt_sdks_send_are_checked_and_kept(
     message = f"The {algorithm} you specified did not match the calculated checksum."
     assert wrong == (400, {"Code": "BadDigest", "Message": message})
     assert not store.exists("s3://bucket/other")
+
+
+def test_a_new_object_put_or_copied_without_a_checksum_is_summed_with_crc64nvme_as_s3_sums_it(
+    service: LocalSageMaker, store: ObjectStore
+) -> None:
+    """Since 2025 S3 sums every new object its writer declares no checksum for with CRC64NVME."""
+    unsummed = inprocess.client(Dispatcher(service, check_responses=True), "s3",
+                                config=Config(request_checksum_calculation="when_required"))
+    data = os.urandom(30_000)
+    summed = {"ChecksumCRC64NVME": b64(crc("CRC64NVME", data)), "ChecksumType": "FULL_OBJECT"}
+
+    put = unsummed.put_object(Bucket="bucket", Key="plain", Body=data)
+    head = unsummed.head_object(Bucket="bucket", Key="plain", ChecksumMode="ENABLED")
+    store.put_bytes("s3://bucket/written-by-a-job", data)  # kept with no checksum
+    unsummed.copy_object(Bucket="bucket", Key="copied", CopySource="bucket/written-by-a-job")
+    copied = unsummed.head_object(Bucket="bucket", Key="copied", ChecksumMode="ENABLED")
+    listed = unsummed.list_objects_v2(Bucket="bucket", Prefix="plain")["Contents"][0]
+
+    assert {name: put[name] for name in summed} == summed
+    assert {name: head[name] for name in summed} == summed
+    assert {name: copied[name] for name in summed} == summed
+    assert (listed["ChecksumAlgorithm"], listed["ChecksumType"]) == (["CRC64NVME"], "FULL_OBJECT")
 
 
 def test_a_checksum_no_sdk_computes_without_the_crt_is_refused_not_taken_unchecked(

@@ -6,7 +6,8 @@ is stored: `BadDigest`, in S3's words. botocore sends CRC32 by default (and any 
 without the CRT: SHA1, SHA256, SHA512); the AWS CLI v2 and SDKs with the CRT send CRC64NVME, and
 may send CRC32C. CRC32C and CRC64NVME are computed with anycrc (C, about 8 GB/s here), the rest with
 the standard library. The XXHASHes, which S3 has taken since 2025 and no SDK computes without the
-CRT, are refused by name, never taken unchecked.
+CRT, are refused by name, never taken unchecked. A new object whose writer declares no checksum is
+summed with CRC64NVME by the store, as S3 sums every new object since 2025 (DEFAULT_ALGORITHM).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from pipelines.local.storage.object_records import Readable
 MEMBER = "Checksum"  # ChecksumCRC32, ChecksumSHA256...: one member per algorithm, in and out
 ALGORITHM_MEMBER = "ChecksumAlgorithm"  # x-amz-sdk-checksum-algorithm
 FULL_OBJECT = "FULL_OBJECT"  # the checksum type of an object stored in one part
+# What S3 sums a new object (PutObject, CopyObject) with when the writer declares no checksum: its
+# HeadObject and GetObject then answer it under ChecksumMode ENABLED.
+DEFAULT_ALGORITHM = "CRC64NVME"
 
 
 class Hasher(Protocol):
@@ -100,9 +104,11 @@ class Expected:
     computed: Hasher | None = None
 
     @classmethod
-    def of(cls, request: Body) -> Expected:
+    def of(cls, request: Body, default: str | None = None) -> Expected:
         """What the request declares, or S3's refusal of a digest it cannot be (InvalidDigest,
-        InvalidRequest) or of an algorithm this server cannot compute (NotImplemented)."""
+        InvalidRequest) or of an algorithm this server cannot compute (NotImplemented); a request
+        declaring no checksum is summed with `default`, when given (S3's DEFAULT_ALGORITHM for a
+        new object)."""
         content_md5 = None
         if "ContentMD5" in request:
             content_md5 = _decoded(request["ContentMD5"], SIZES["MD5"])
@@ -120,7 +126,7 @@ class Expected:
                     "x-amz-sdk-checksum-algorithm specified, but no corresponding x-amz-checksum-* or "
                     "x-amz-trailer headers were found."
                 )
-            return cls(content_md5, None, None)
+            return cls(content_md5, default, None, computed=ALGORITHMS[default]() if default else None)
         algorithm = sent[0][len(MEMBER):]
         header = f"x-amz-checksum-{algorithm.lower()}"
         if named and named != algorithm:
@@ -151,16 +157,17 @@ class Expected:
         if self.content_md5 is not None and self.content_md5 != self.md5.digest():
             message = "The Content-MD5 you specified did not match what we received."
             raise ServiceError("BadDigest", message, 400)
-        if self.computed is not None and self.checksum != self.computed.digest():
+        if self.computed is not None and self.checksum not in (None, self.computed.digest()):
             raise ServiceError(
                 "BadDigest", f"The {self.algorithm} you specified did not match the calculated checksum.", 400
             )
 
     def members(self) -> Body:
-        """The checksum as PutObject answers it: the value sent, and the checksum type."""
-        if self.algorithm is None or self.checksum is None:
+        """The checksum as PutObject answers it, once the body is verified: the value sent (or
+        summed, for one declaring none), and the checksum type."""
+        if self.algorithm is None or self.computed is None:
             return {}
-        return full_object(self.algorithm, self.checksum)
+        return full_object(self.algorithm, self.checksum or self.computed.digest())
 
 
 def full_object(algorithm: str, digest: bytes) -> Body:

@@ -5,11 +5,11 @@ The source is `x-amz-copy-source` (`bucket/key`, URL-encoded, with `?versionId=`
 from its version file a chunk at a time. CopyObject makes a new version of the target with the
 source's headers and user metadata (`MetadataDirective` COPY, the default) or the request's
 (REPLACE), any other directive S3's InvalidArgument; copying an object onto itself without replacing
-anything is S3's InvalidRequest. The copy
-keeps a checksum in the algorithm asked for, or else in the source's own, computed over the bytes it
-copies. `x-amz-copy-source-if-*` are S3's conditions on the source, a failed one 412; If-None-Match
-and If-Match are conditions on the target, as on a PUT (write_conditions.py). A source over
-5 GB is refused for CopyObject as S3 refuses it (UploadPartCopy takes a range of it instead).
+anything is S3's InvalidRequest. The copy keeps a checksum in the algorithm asked for, or else in
+the source's own, or else in S3's default, CRC64NVME, computed over the bytes it copies.
+`x-amz-copy-source-if-*` are S3's conditions on the source, a failed one 412; If-None-Match and
+If-Match are conditions on the target, as on a PUT (write_conditions.py). A source over 5 GB is
+refused for CopyObject as S3 refuses it (UploadPartCopy takes a range of it instead).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pipelines.local.errors import ServiceError
 from pipelines.local.service.checksums import (
     ALGORITHM_MEMBER,
     ALGORITHMS,
+    DEFAULT_ALGORITHM,
     MEMBER,
     Digesting,
     cannot_compute,
@@ -84,20 +85,19 @@ class ObjectCopies:
         headers = kept_members(request) if replacing else {
             name: value for name, value in source.members.items() if name in (*HEADERS, "Metadata")
         }
-        algorithm = str(request.get(ALGORITHM_MEMBER) or _algorithm_of(source) or "").upper() or None
-        if algorithm is not None and algorithm not in ALGORITHMS:
+        algorithm = str(request.get(ALGORITHM_MEMBER) or _algorithm_of(source) or DEFAULT_ALGORITHM).upper()
+        if algorithm not in ALGORITHMS:
             raise cannot_compute(algorithm, "x-amz-checksum-algorithm", "for the copy")
-        hasher = ALGORITHMS[algorithm]() if algorithm else None
+        hasher = ALGORITHMS[algorithm]()
         members = dict(headers)
 
         def summed() -> None:  # once the last byte is copied: the copy's checksum, kept with it
-            if hasher is not None and algorithm is not None:
-                members.update(full_object(algorithm, hasher.digest()))
+            members.update(full_object(algorithm, hasher.digest()))
 
         target = f"{SCHEME}{request['Bucket']}/{request['Key']}"
         with storing(request["Bucket"]), _read(source, 0, source.size) as data:
             new_version = self.store.put_stream(
-                target, Digesting(data, [hasher] if hasher else []), summed, members,
+                target, Digesting(data, [hasher]), summed, members,
                 condition=condition.checking(self.store, target),
             )
         copied = self.store.describe(target, new_version)

@@ -25,7 +25,7 @@ from botocore.model import OperationModel
 
 from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError, not_implemented
-from pipelines.local.service.checksums import ALGORITHM_MEMBER, MEMBER, Expected
+from pipelines.local.service.checksums import ALGORITHM_MEMBER, DEFAULT_ALGORITHM, MEMBER, Expected
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.objects import HEADERS, http_date, no_such_bucket
 from pipelines.local.service.write_conditions import MEMBERS as CONDITIONS
@@ -51,12 +51,17 @@ class ObjectWrites:
     def put_object(self, request: Body) -> Body:
         admit(self.store, self.model, request, HONOURED)
         condition = WriteCondition.of_write(request)  # refused before the body is read
-        expected = Expected.of(request)
-        members = {**kept_members(request), **expected.members()}  # the checksum once verified
+        expected = Expected.of(request, default=DEFAULT_ALGORITHM)
+        members = kept_members(request)
+
+        def verified() -> None:  # once the last byte is read: the checksum, kept with the version
+            expected.verify()
+            members.update(expected.members())
+
         uri = f"{SCHEME}{request['Bucket']}/{request['Key']}"
         with storing(request["Bucket"]):
             version = self.store.put_stream(
-                uri, expected.reading(request["Body"]), expected.verify, members,
+                uri, expected.reading(request["Body"]), verified, members,
                 condition=condition.checking(self.store, uri),
             )
         etag = self.store.describe(uri, version).etag
