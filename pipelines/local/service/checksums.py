@@ -6,8 +6,8 @@ is stored: `BadDigest`, in S3's words. botocore sends CRC32 by default (and any 
 without the CRT: SHA1, SHA256, SHA512); the AWS CLI v2 and SDKs with the CRT send CRC64NVME, and
 may send CRC32C. CRC32C and CRC64NVME are computed with anycrc (C, about 8 GB/s here), the rest with
 the standard library. The XXHASHes, which S3 has taken since 2025 and no SDK computes without the
-CRT, are refused by name, never taken unchecked. A new object whose writer declares no checksum is
-summed with CRC64NVME by the store, as S3 sums every new object since 2025 (DEFAULT_ALGORITHM).
+CRT, are refused by name, never taken unchecked. A PutObject or CopyObject that declares no
+checksum is summed with CRC64NVME (DEFAULT_ALGORITHM), as S3 sums every new object since 2025.
 """
 
 from __future__ import annotations
