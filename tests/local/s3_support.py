@@ -39,12 +39,11 @@ def _crc_table(polynomial: int) -> list[int]:
 _TABLES = {name: _crc_table(polynomial) for name, (polynomial, _width) in CRC_MODELS.items()}
 
 
-def crc(algorithm: str, data: bytes, after: bytes = b"") -> bytes:
-    """CRC32C or CRC-64/NVME of `data` (all-ones start and final xor), big-endian as S3 sends it;
-    with `after`, the CRC of the bytes `after` is the CRC of, followed by `data`."""
+def crc(algorithm: str, data: bytes) -> bytes:
+    """CRC32C or CRC-64/NVME of `data` (all-ones start and final xor), big-endian as S3 sends it."""
     width = CRC_MODELS[algorithm][1]
     table, mask = _TABLES[algorithm], (1 << width) - 1
-    value = int.from_bytes(after, "big") ^ mask if after else mask
+    value = mask
     for byte in data:
         value = table[(value ^ byte) & 0xFF] ^ (value >> 8)
     return (value ^ mask).to_bytes(width // 8, "big")

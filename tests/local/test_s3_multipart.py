@@ -37,6 +37,16 @@ def crc32(data: bytes) -> bytes:
     return zlib.crc32(data).to_bytes(4, "big")
 
 
+# Each algorithm a test sums parts with, computed here: botocore computes CRC32C and CRC64NVME only
+# with the CRT, so every part is sent with its checksum, as a client that sums its own parts sends it.
+SUMS = {
+    "CRC32": crc32,
+    "SHA256": lambda data: hashlib.sha256(data).digest(),
+    "CRC32C": partial(crc, "CRC32C"),
+    "CRC64NVME": partial(crc, "CRC64NVME"),
+}
+
+
 def s3_etag(parts: list[bytes]) -> str:
     """S3's ETag of an object completed from `parts`: the MD5 of their MD5s, and their count."""
     md5s = b"".join(hashlib.md5(part).digest() for part in parts)
@@ -49,7 +59,7 @@ def upload_parts(s3: Any, key: str, parts: list[bytes], **create: Any) -> tuple[
     algorithm = create.get("ChecksumAlgorithm")
     listed = []
     for number, data in enumerate(parts, start=1):
-        summed = {"ChecksumAlgorithm": algorithm} if algorithm else {}
+        summed = {f"Checksum{algorithm}": b64(SUMS[algorithm](data))} if algorithm else {}
         sent = s3.upload_part(
             Bucket="bucket", Key=key, UploadId=upload_id, PartNumber=number, Body=data, **summed
         )
@@ -112,72 +122,35 @@ def test_a_part_sent_again_replaces_the_earlier_one(s3: Any) -> None:
     assert s3.get_object(Bucket="bucket", Key="again")["Body"].read() == b"second"
 
 
+@pytest.mark.parametrize(("algorithm", "created"), [
+    ("CRC32", {"ChecksumType": "FULL_OBJECT"}),
+    ("CRC64NVME", {}),  # the AWS CLI v2's default: FULL_OBJECT is its only type, so its default
+])
 def test_a_full_object_checksum_is_the_checksum_of_the_whole_object_and_is_checked(
-    s3: Any, store: ObjectStore
+    s3: Any, store: ObjectStore, algorithm: str, created: dict[str, str]
 ) -> None:
     parts = [b"p" * PART, b"q" * 10]
-    whole = b64(crc32(b"".join(parts)))
-    whole_object = {"ChecksumAlgorithm": "CRC32", "ChecksumType": "FULL_OBJECT"}
-    upload_id, listed = upload_parts(s3, "whole", parts, **whole_object)
-    wrong = b64(crc32(b"something else"))
-    assert error_of(lambda: complete(s3, "whole", upload_id, listed, ChecksumCRC32=wrong)) == (
+    member, whole = f"Checksum{algorithm}", b64(SUMS[algorithm](b"".join(parts)))
+    upload_id, listed = upload_parts(s3, "whole", parts, ChecksumAlgorithm=algorithm, **created)
+    wrong = {member: b64(SUMS[algorithm](b"something else"))}
+    assert error_of(lambda: complete(s3, "whole", upload_id, listed, **wrong)) == (
         400, {"Code": "BadDigest",
-              "Message": "The CRC32 you specified did not match the calculated checksum."})
+              "Message": f"The {algorithm} you specified did not match the calculated checksum."})
     assert not store.exists("s3://bucket/whole")
-    answer = complete(s3, "whole", upload_id, listed, ChecksumCRC32=whole, ChecksumType="FULL_OBJECT")
-    assert (answer["ChecksumCRC32"], answer["ChecksumType"]) == (whole, "FULL_OBJECT")
-    enabled = s3.get_object(Bucket="bucket", Key="whole", ChecksumMode="ENABLED")  # botocore checks it
+    answer = complete(s3, "whole", upload_id, listed, **{member: whole}, ChecksumType="FULL_OBJECT")
+    assert (answer[member], answer["ChecksumType"]) == (whole, "FULL_OBJECT")
+    head = s3.head_object(Bucket="bucket", Key="whole", ChecksumMode="ENABLED")
+    assert (head[member], head["ChecksumType"]) == (whole, "FULL_OBJECT")
+    enabled = s3.get_object(Bucket="bucket", Key="whole", ChecksumMode="ENABLED")  # botocore checks CRC32
     assert enabled["Body"].read() == b"".join(parts)
 
 
-def test_sha256_parts_make_a_composite_sha256(s3: Any) -> None:
+@pytest.mark.parametrize("algorithm", ["SHA256", "CRC32C"])
+def test_a_composite_checksum_is_the_checksum_of_the_parts_checksums(s3: Any, algorithm: str) -> None:
     parts = [b"s" * PART, b"t"]
-    answer = complete(s3, "sha", *upload_parts(s3, "sha", parts, ChecksumAlgorithm="SHA256"))
-    digests = b"".join(hashlib.sha256(part).digest() for part in parts)
-    assert answer["ChecksumSHA256"] == f"{b64(hashlib.sha256(digests).digest())}-2"
-
-
-def test_crc64nvme_parts_make_a_full_object_crc64nvme_as_the_aws_cli_sends_them(
-    s3: Any, store: ObjectStore
-) -> None:
-    """CRC64NVME, the AWS CLI v2's default, sums a whole object only: an upload created with it and
-    no type is FULL_OBJECT, each part carries its own CRC, and the completion the whole object's."""
-    parts = [b"n" * PART, b"v" * 10]
-    sums = [crc("CRC64NVME", parts[0]), crc("CRC64NVME", parts[1])]
-    whole = b64(crc("CRC64NVME", parts[1], after=sums[0]))
-    upload_id = s3.create_multipart_upload(Bucket="bucket", Key="cli", ChecksumAlgorithm="CRC64NVME")[
-        "UploadId"]
-    listed = []
-    for number, (data, summed) in enumerate(zip(parts, sums, strict=True), start=1):
-        sent = s3.upload_part(Bucket="bucket", Key="cli", UploadId=upload_id, PartNumber=number, Body=data,
-                              ChecksumCRC64NVME=b64(summed))
-        listed.append({"PartNumber": number, "ETag": sent["ETag"], "ChecksumCRC64NVME": b64(summed)})
-    wrong = b64(crc("CRC64NVME", b"something else"))
-    assert error_of(lambda: complete(s3, "cli", upload_id, listed, ChecksumCRC64NVME=wrong)) == (
-        400, {"Code": "BadDigest",
-              "Message": "The CRC64NVME you specified did not match the calculated checksum."})
-    assert not store.exists("s3://bucket/cli")
-
-    answer = complete(s3, "cli", upload_id, listed, ChecksumCRC64NVME=whole, ChecksumType="FULL_OBJECT")
-
-    assert (answer["ChecksumCRC64NVME"], answer["ChecksumType"]) == (whole, "FULL_OBJECT")
-    head = s3.head_object(Bucket="bucket", Key="cli", ChecksumMode="ENABLED")
-    assert (head["ChecksumCRC64NVME"], head["ChecksumType"]) == (whole, "FULL_OBJECT")
-    assert store.get_bytes("s3://bucket/cli") == b"".join(parts)
-
-
-def test_crc32c_parts_make_a_composite_crc32c(s3: Any) -> None:
-    parts = [b"c" * PART, b"d"]
-    upload_id = s3.create_multipart_upload(Bucket="bucket", Key="c", ChecksumAlgorithm="CRC32C")["UploadId"]
-    listed = []
-    for number, data in enumerate(parts, start=1):
-        summed = b64(crc("CRC32C", data))
-        sent = s3.upload_part(Bucket="bucket", Key="c", UploadId=upload_id, PartNumber=number, Body=data,
-                              ChecksumCRC32C=summed)
-        listed.append({"PartNumber": number, "ETag": sent["ETag"], "ChecksumCRC32C": summed})
-    answer = complete(s3, "c", upload_id, listed)
-    composite = crc("CRC32C", b"".join(crc("CRC32C", data) for data in parts))
-    assert (answer["ChecksumCRC32C"], answer["ChecksumType"]) == (f"{b64(composite)}-2", "COMPOSITE")
+    answer = complete(s3, "sums", *upload_parts(s3, "sums", parts, ChecksumAlgorithm=algorithm))
+    composite = b64(SUMS[algorithm](b"".join(SUMS[algorithm](part) for part in parts)))
+    assert (answer[f"Checksum{algorithm}"], answer["ChecksumType"]) == (f"{composite}-2", "COMPOSITE")
 
 
 def test_a_completion_s3_refuses_stores_nothing_and_leaves_the_upload_to_complete(
