@@ -358,11 +358,13 @@ def test_what_a_handler_leaves_working_is_frozen_between_invocations_as_lambda_f
     assert idle["process"] - answered["process"] < 10
     assert working["thread"] - idle["thread"] > 20  # thawed for the invocation: about 90 each
     assert working["process"] - idle["process"] > 20
-    assert [state for pid in processes_with(mark) if (state := process_state(pid)) != "T"] == []
+    left = processes_with(mark)  # the process the handler left, frozen again once it answered
+    assert left
+    assert {process_state(pid) for pid in left} == {"T"}
 
 
-# Creates a function, invokes it once, so that its environment is frozen, and prints the mark of
-# the process it leaves; then waits to be killed.
+# A server of its own: creates a function and invokes it once, which leaves its environment frozen
+# with a process of the handler's in it (marked), says so, and waits to be killed.
 KILLED_SERVER = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
