@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,9 +273,8 @@ class Environment:
         # whose end ends its PID namespace, even a frozen one that could not read stdin's end.
         launch = dying_with_parent(argv, env, configuration.code_dir, signal.SIGKILL)
         try:
-            process = _submit(
+            process = _started_on(
                 spawner,
-                subprocess.Popen,
                 launch.argv,
                 stdin=subprocess.PIPE,
                 stdout=output_write,
@@ -442,11 +441,11 @@ class Environment:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _submit(spawner: ThreadPoolExecutor, start: Callable[..., subprocess.Popen[str]], *args: Any,
-            **kwargs: Any) -> subprocess.Popen[str]:
-    """`start` run on the spawner thread; Lambda's ServiceException once the server is stopping."""
+def _started_on(spawner: ThreadPoolExecutor, argv: list[str], **popen: Any) -> subprocess.Popen[str]:
+    """`argv` started (subprocess.Popen with `popen`) on the spawner thread; Lambda's
+    ServiceException once the server is stopping."""
     try:
-        future = spawner.submit(start, *args, **kwargs)
+        future: Future[subprocess.Popen[str]] = spawner.submit(lambda: subprocess.Popen(argv, **popen))
     except RuntimeError as error:  # shut down
         raise ServiceError("ServiceException", "the local Lambda service is shutting down", 500) from error
     return future.result()

@@ -4,8 +4,8 @@
 body. Both are computed while the body streams to disk, and a mismatch refuses the object before it
 is stored: `BadDigest`, in S3's words. botocore sends CRC32 by default (and any algorithm it has
 without the CRT: SHA1, SHA256, SHA512); the AWS CLI v2 and SDKs with the CRT send CRC64NVME, and
-may send CRC32C. CRC32C and CRC64NVME are computed with anycrc (C, about 8 GB/s here), the rest with
-the standard library. The XXHASHes, which S3 has taken since 2025 and no SDK computes without the
+may send CRC32C. The CRCs are computed with anycrc (C, about 8 GB/s here), the rest with the standard
+library. The XXHASHes, which S3 has taken since 2025 and no SDK computes without the
 CRT, are refused by name, never taken unchecked. A PutObject or CopyObject that declares no
 checksum is summed with CRC64NVME (DEFAULT_ALGORITHM), as S3 sums every new object since 2025.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -40,21 +39,9 @@ class Hasher(Protocol):
     def digest(self) -> bytes: ...
 
 
-class Crc32:
-    """zlib's CRC32, big-endian, as S3 and botocore encode it."""
-
-    def __init__(self) -> None:
-        self.value = 0
-
-    def update(self, data: bytes, /) -> None:
-        self.value = zlib.crc32(data, self.value)
-
-    def digest(self) -> bytes:
-        return self.value.to_bytes(4, "big")
-
-
-class AnyCrc:
-    """A CRC of anycrc's catalogue (CRC32C, CRC-64/NVME), big-endian, as S3 encodes its CRCs."""
+class Crc:
+    """A CRC of anycrc's catalogue (CRC32, CRC32C, CRC-64/NVME), big-endian, as S3 and botocore
+    encode them."""
 
     def __init__(self, model: str, size: int) -> None:
         self.model = anycrc.Model(model)
@@ -69,9 +56,9 @@ class AnyCrc:
 
 
 ALGORITHMS: dict[str, Callable[[], Hasher]] = {
-    "CRC32": Crc32,
-    "CRC32C": lambda: AnyCrc("CRC32C", 4),
-    "CRC64NVME": lambda: AnyCrc("CRC64-NVME", 8),
+    "CRC32": lambda: Crc("CRC32", 4),
+    "CRC32C": lambda: Crc("CRC32C", 4),
+    "CRC64NVME": lambda: Crc("CRC64-NVME", 8),
     "SHA1": hashlib.sha1,
     "SHA256": hashlib.sha256,
     "SHA512": hashlib.sha512,

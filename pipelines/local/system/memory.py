@@ -128,13 +128,27 @@ def peak_resident_bytes(pid: int) -> int:
     return _kilobytes_field(f"/proc/{pid}/status", b"VmHWM:")
 
 
+def process_state(pid: int | str) -> str:
+    """A process's state letter (R, S, T for stopped, Z...); "" once it has ended."""
+    fields = _stat_fields(pid)
+    return fields[0].decode() if fields else ""
+
+
 def _group_of(pid: str) -> int:
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[2])
+    except (ValueError, IndexError):
+        return -1
+
+
+def _stat_fields(pid: int | str) -> list[bytes]:
+    """/proc/<pid>/stat after the command: state, ppid, pgrp...; empty once the process has ended."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rpartition(b")")[2].split()
-        return int(fields[2])  # after the command: state, ppid, pgrp
-    except (OSError, ValueError, IndexError):
-        return -1
+            return stat.read().rpartition(b")")[2].split()
+    except OSError:
+        return []
 
 
 def _namespace_of(pid: str, link: str = "pid") -> str:

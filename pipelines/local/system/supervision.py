@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from pipelines.local.system.cpus import held_to
-from pipelines.local.system.memory import GroupMemory, MemoryLimit
+from pipelines.local.system.memory import GroupMemory, MemoryLimit, process_state
 
 PR_SET_PDEATHSIG = 1
 STDERR_TAIL_LINES = 20
@@ -138,18 +138,9 @@ def freeze(processes: Callable[[], set[int]]) -> set[int]:
                 os.kill(pid, signal.SIGSTOP)
         stopped |= fresh
         deadline = time.monotonic() + FREEZE_SECONDS  # a signal is delivered, not yet taken
-        while any(_state(pid) not in STOPPED_STATES for pid in fresh) and time.monotonic() < deadline:
+        while any(process_state(pid) not in STOPPED_STATES for pid in fresh) and time.monotonic() < deadline:
             time.sleep(0.0005)
     return stopped
-
-
-def _state(pid: int) -> str:
-    """A process's state letter from /proc/<pid>/stat (R, S, T...); "" once it has ended."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[0].decode()
-    except (OSError, IndexError):
-        return ""
 
 
 def thaw(stopped: set[int]) -> None:
