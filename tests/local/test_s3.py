@@ -325,10 +325,23 @@ def test_a_key_with_an_empty_dot_or_dot_dot_part_is_its_own_key_as_on_s3(s3: Any
     assert s3.get_object(Bucket="bucket", Key="dir/one")["Body"].read() == b"dir/one"
 
 
-def test_a_key_the_store_cannot_hold_as_a_file_is_refused_clearly(s3: Any) -> None:
-    status, error = error_of(lambda: s3.put_object(Bucket="bucket", Key="dir/" + "p" * 256, Body=b"x"))
-    assert (status, error["Code"]) == (400, "InvalidArgument")
-    assert "keeps objects as files" in error["Message"] and "255 bytes" in error["Message"]
+def test_a_key_with_a_part_longer_than_a_file_name_is_kept_as_s3_keeps_it(s3: Any) -> None:
+    long = "dir/" + "ü" * 300  # 600 bytes between two slashes
+    s3.put_object(Bucket="bucket", Key=long, Body=b"long")
+    s3.copy_object(Bucket="bucket", Key=long + "/copy", CopySource={"Bucket": "bucket", "Key": long})
+    upload = s3.create_multipart_upload(Bucket="bucket", Key="p" * 1024)["UploadId"]
+    part = s3.upload_part(Bucket="bucket", Key="p" * 1024, UploadId=upload, PartNumber=1, Body=b"parts")
+    s3.complete_multipart_upload(Bucket="bucket", Key="p" * 1024, UploadId=upload,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+
+    assert s3.get_object(Bucket="bucket", Key=long)["Body"].read() == b"long"
+    assert s3.get_object(Bucket="bucket", Key=long + "/copy")["Body"].read() == b"long"
+    assert s3.get_object(Bucket="bucket", Key="p" * 1024)["Body"].read() == b"parts"
+    listed = s3.list_objects_v2(Bucket="bucket", Prefix="dir/", Delimiter="/")
+    assert [item["Key"] for item in listed["Contents"]] == ["dir/one", "dir/z", long]
+    assert [item["Prefix"] for item in listed["CommonPrefixes"]] == ["dir/sub/", long + "/"]
+    status, error = error_of(lambda: s3.put_object(Bucket="bucket", Key="p" * 1025, Body=b"x"))
+    assert (status, error["Code"]) == (400, "KeyTooLongError")
 
 
 def test_a_key_beside_the_keys_below_it_is_kept_as_s3_keeps_both(s3: Any) -> None:

@@ -89,8 +89,8 @@ def upload(service: LocalSageMaker) -> str:
      {"x-amz-copy-source": "bucket/k", "x-amz-copy-source-range": "bytes=99-100"}, b"", "InvalidRequest"),
     ("PUT", "/bucket?versioning", BODY_MD5, b"garbage", "MalformedXML"),
     ("PUT", "/bucket/" + "k" * 1025, {}, b"x", "KeyTooLongError"),  # S3's 1,024 bytes
-    ("PUT", "/bucket/" + "k" * 256, {}, b"x", "InvalidArgument"),  # S3's, but no file name is that long
-    ("POST", "/bucket/" + "k" * 256 + "?uploads", {}, b"", "InvalidArgument"),
+    ("PUT", "/bucket/k/.key-part-continued/k", {}, b"x", "InvalidArgument"),  # a name the store gives
+    ("POST", "/bucket/k/.key-part-continued/k?uploads", {}, b"", "InvalidArgument"),
 ])
 def test_a_malformed_request_is_s3s_client_error(
     service: LocalSageMaker, upload: str, method: str, target: str, headers: dict[str, str], body: bytes,

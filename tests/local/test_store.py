@@ -266,8 +266,48 @@ def test_a_key_ending_in_a_slash_is_an_object_beside_the_keys_below_it(
     assert listed == [("data/", True), ("data/", False), ("data/empty/", False), ("data/train.csv", False)]
 
 
+LONG = "p" * 300  # a key's part over a file name's 255 bytes, as S3 keeps it (a key holds 1024)
+LONG_KEYS = [
+    f"a/{LONG}", f"a/{LONG}/below", f"a/{LONG[:200]}", f"a/{LONG[:252]}", f"a/{LONG}q", f"a/{LONG}/",
+    "é" * 512, "b/" + "€" * 86 + "x" * 2 + "€" * 86,  # every piece ends on a character
+    "c/" + "a" * 255 + "..", "c/" + "a" * 256 + ".key-part-dot",  # no piece is a name the store gives
+]
+
+
+def test_a_key_with_a_part_longer_than_a_file_name_is_kept_as_s3_keeps_it(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    for number, key in enumerate(LONG_KEYS):
+        store.put_bytes(f"s3://my-bucket/{key}", str(number).encode())
+
+    assert store.list("s3://my-bucket/") == sorted(f"s3://my-bucket/{key}" for key in LONG_KEYS)
+    assert store.list(f"s3://my-bucket/a/{LONG[:260]}") == [
+        f"s3://my-bucket/a/{LONG}", f"s3://my-bucket/a/{LONG}/", f"s3://my-bucket/a/{LONG}/below",
+        f"s3://my-bucket/a/{LONG}q"]
+    for number, key in enumerate(LONG_KEYS):
+        uri = f"s3://my-bucket/{key}"
+        assert _serves_one_version(store, uri) == str(number).encode()
+        assert all(len(name.encode()) <= 255 for name in store.path_for(uri).relative_to(store.root).parts)
+    assert ".key-part-continued" in store.path_for(f"s3://my-bucket/a/{LONG}q").parts
+    assert ObjectStore(store.root).repair_live_files() == 0
+
+    store.delete(f"s3://my-bucket/a/{LONG}/below")
+    store.delete(f"s3://my-bucket/a/{LONG}")
+    assert not store.exists(f"s3://my-bucket/a/{LONG}")
+    assert store.get_bytes(f"s3://my-bucket/a/{LONG}/") == b"5"
+    entries = [(entry.key, entry.delete_marker) for entry in store.version_entries("my-bucket", f"a/{LONG}")]
+    assert entries == [
+        (f"a/{LONG}", True), (f"a/{LONG}", False), (f"a/{LONG}/", False),
+        (f"a/{LONG}/below", True), (f"a/{LONG}/below", False), (f"a/{LONG}q", False)]
+    staged = f"a/{LONG}/ cannot be staged as a file: a part of its path below the prefix is over .* 255 bytes"
+    with pytest.raises(ValueError, match=staged):
+        store.download("s3://my-bucket/a/", tmp_path / "dest")
+
+
 @pytest.mark.parametrize(
-    "key", ["a/.key-ending-in-slash", ".key-ending-in-slash/b", "a/.key-part-dot-dot/b", ".key-part-empty"]
+    "key",
+    ["a/.key-ending-in-slash", ".key-ending-in-slash/b", "a/.key-part-dot-dot/b", ".key-part-empty",
+     "a/.key-part-continued/b"],
 )
 def test_a_key_with_a_part_named_as_the_store_keeps_unusual_keys_is_refused(
     store: ObjectStore, key: str

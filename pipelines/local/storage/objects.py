@@ -45,7 +45,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _VERSION_ID = re.compile(r"[0-9]{20}-[0-9a-f]{12}")
 
 _Writer = Callable[[Path], object]
-MAX_NAME_BYTES = 255  # a file name's limit on Linux file systems: a key's part between slashes
+MAX_NAME_BYTES = 255  # a file name's limit on Linux file systems
 log = logging.getLogger(__name__)
 UNVERSIONED = "null"  # S3's version id of an object stored before versioning kept its versions
 # What a file name cannot hold as it is, each kept under a name of its own: a key that ends in "/" (a
@@ -53,13 +53,16 @@ UNVERSIONED = "null"  # S3's version id of an object stored before versioning ke
 # folder its key names, so that the folder can hold the keys below it too; a part of a key that is
 # empty ("a//b", "/a"), "." or "..", a folder or file of the name PART_NAMES gives it, which also
 # keeps every key inside its bucket's folder. A key whose name is also the folder of keys below it
-# (`a` beside `a/b`) is the file NAMED_AS_FOLDER in that folder. No key may have a part named as one
-# of these.
+# (`a` beside `a/b`) is the file NAMED_AS_FOLDER in that folder. A part longer than a file name (S3
+# keeps any part of a key up to 1024 bytes) is kept in pieces, each a folder but the last, with a
+# CONTINUED folder between two pieces. No key may have a part named as one of these.
 SLASH_ENDED = ".key-ending-in-slash"
 NAMED_AS_FOLDER = ".key-named-as-this-folder"
+CONTINUED = ".key-part-continued"
 PART_NAMES = {"": ".key-part-empty", ".": ".key-part-dot", "..": ".key-part-dot-dot"}
 _PARTS = {name: part for part, name in PART_NAMES.items()}
-RESERVED_NAMES = frozenset({SLASH_ENDED, NAMED_AS_FOLDER, *_PARTS})
+RESERVED_NAMES = frozenset({SLASH_ENDED, NAMED_AS_FOLDER, CONTINUED, *_PARTS})
+_PIECE_BYTES = MAX_NAME_BYTES - 3  # a piece may end up to 3 bytes longer, to end on a character
 
 
 class NoSuchKey(KeyError):
@@ -136,9 +139,8 @@ class VersionEntry:
 def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
     """Split `s3://bucket/key`, refusing keys that could not map safely onto the file system.
 
-    Object keys must be non-empty. A key with a part longer than a file name can be is refused,
-    and so is one with a part named as the store keeps what a file name cannot hold (RESERVED_NAMES);
-    any other is kept (`_key_path`).
+    Object keys must be non-empty. A key with a part named as the store keeps what a file name
+    cannot hold (RESERVED_NAMES) is refused; any other is kept (`_key_path`).
     """
     if not uri.startswith(SCHEME):
         raise ValueError(f"not an s3:// URI: {uri!r}")
@@ -154,8 +156,6 @@ def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
     if reserved:
         raise ValueError(f"invalid key {key!r} in {uri!r}: the store keeps keys it cannot name as files "
                          f"under the name {min(reserved)}")
-    if any(len(part.encode()) > MAX_NAME_BYTES for part in parts):
-        raise ValueError(f"a part of the key between slashes is over a file name's {MAX_NAME_BYTES} bytes")
     return bucket, key
 
 
@@ -487,6 +487,9 @@ class ObjectStore:
             if relative and any(part in PART_NAMES for part in named):
                 raise ValueError(f"{object_uri} cannot be staged as a file: its path below the prefix has "
                                  "an empty, '.' or '..' part")
+            if any(len(part.encode()) > MAX_NAME_BYTES for part in named):
+                raise ValueError(f"{object_uri} cannot be staged as a file: a part of its path below the "
+                                 f"prefix is over a file name's {MAX_NAME_BYTES} bytes")
             staged.append(_copy(self.path_for(object_uri), Path(dest_dir, relative), object_uri))
         return staged
 
@@ -605,8 +608,9 @@ class ObjectStore:
 
 def _key_path(key: str) -> str:
     """Where `key` is kept, relative to its bucket's folder (and to its versions folder): its parts
-    as folders and file, each empty, `.` or `..` part under its PART_NAMES name, and a key ending in
-    `/` as the SLASH_ENDED file in the folder it names."""
+    as folders and file, each empty, `.` or `..` part under its PART_NAMES name, each part over a file
+    name's bytes in pieces (`_part_path`), and a key ending in `/` as the SLASH_ENDED file in the
+    folder it names."""
     parts = key.split("/")
     if key.endswith("/"):
         parts[-1] = SLASH_ENDED
@@ -615,7 +619,16 @@ def _key_path(key: str) -> str:
 
 def _path_key(path: str) -> str:
     """The key kept at `path` (POSIX, relative to its bucket's folder): _key_path's inverse."""
-    parts = [_PARTS.get(part, part) for part in path.split("/")]
+    parts: builtins.list[str] = []
+    continued = False
+    for name in path.split("/"):
+        if name == CONTINUED:
+            continued = True
+        elif continued:
+            parts[-1] += name
+            continued = False
+        else:
+            parts.append(_PARTS.get(name, name))
     if parts[-1] == SLASH_ENDED:
         parts[-1] = ""
     elif parts[-1] == NAMED_AS_FOLDER:
@@ -631,7 +644,32 @@ def _prefix_folder(base: Path, prefix: str) -> Path:
 
 
 def _joined(parts: builtins.list[str]) -> str:
-    return "/".join(PART_NAMES.get(part, part) for part in parts)
+    return "/".join(_part_path(part) for part in parts)
+
+
+def _part_path(part: str) -> str:
+    """The names that keep one part of a key: itself, its PART_NAMES name, or, over a file name's
+    bytes, its pieces with CONTINUED between them."""
+    if part in PART_NAMES:
+        return PART_NAMES[part]
+    encoded = part.encode()
+    if len(encoded) <= MAX_NAME_BYTES:
+        return part
+    return f"/{CONTINUED}/".join(piece.decode() for piece in _pieces(encoded))
+
+
+def _pieces(encoded: bytes) -> builtins.list[bytes]:
+    """UTF-8 bytes cut into pieces of near-equal size, each a file name's at most, on character
+    boundaries: each piece holds over a hundred bytes, so none is empty, `.`, `..` or a reserved name."""
+    count = -(-len(encoded) // _PIECE_BYTES)
+    pieces, start = [], 0
+    for index in range(1, count + 1):
+        end = len(encoded) * index // count
+        while end < len(encoded) and encoded[end] & 0xC0 == 0x80:  # a character's continuation byte
+            end -= 1
+        pieces.append(encoded[start:end])
+        start = end
+    return pieces
 
 
 def _committed_ns(version_id: str) -> int:
