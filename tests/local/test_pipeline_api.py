@@ -399,9 +399,18 @@ def test_a_job_keeps_the_first_20_characters_of_its_steps_name_as_sagemakers_job
     # Real step metadata: step Rossmann-Model-Training ran as
     # pipelines-8pk6dxn4cfvl-Rossmann-Model-Train-bPVYsMzUlc.
     name = job_name("8pk6dxn4cfvl", "Rossmann-Model-Training", 1)
-    assert re.fullmatch(r"pipelines-8pk6dxn4cfvl-Rossmann-Model-Train-[0-9a-z]{10}", name), name
+    assert re.fullmatch(r"pipelines-8pk6dxn4cfvl-Rossmann-Model-Train-[0-9A-Za-z]{10}", name), name
     # Two steps that share those 20 characters still run as jobs of their own.
     assert name != job_name("8pk6dxn4cfvl", "Rossmann-Model-Trainer", 1)
+
+
+def test_a_jobs_suffix_has_letters_of_either_case_and_digits_as_sagemakers_do() -> None:
+    # Real suffixes: bPVYsMzUlc (above), T5io3oBe9u (TrainAbaloneModel-T5io3oBe9u in a real model URI).
+    suffixes = "".join(job_name("8pk6dxn4cfvl", f"Step{n}", attempt).rpartition("-")[2]
+                       for n in range(20) for attempt in (1, 2))
+    assert {character.isupper() for character in suffixes if character.isalpha()} == {True, False}
+    assert any(character.isdigit() for character in suffixes)
+    assert job_name("8pk6dxn4cfvl", "Train", 2) == job_name("8pk6dxn4cfvl", "Train", 2)  # a restart's
 
 
 def test_a_retried_execution_runs_its_failed_step_as_a_new_job_and_keeps_the_failed_one(

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import re
+import string
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ class RunningJob:
 
 STEP_NAME_IN_JOB_NAME = 20  # SageMaker keeps this much of a step's name in its jobs' names
 JOB_NAME_SUFFIX = 10
+_SUFFIX_CHARACTERS = string.ascii_letters + string.digits
 JOB_ARN_KINDS = {"ProcessingJob": "processing-job", "TrainingJob": "training-job"}
 OUTPUT_VALUE_LIMIT = 1024  # OutputParameter.Value: what a Lambda step's metadata can show of an output
 
@@ -110,8 +112,14 @@ def job_name(execution_id: str, step_name: str, attempt: int) -> str:
     the step's name cut to its first 20 characters (step `Rossmann-Model-Training` runs as
     `pipelines-<execution>-Rossmann-Model-Train-<suffix>`), then 10 characters that differ for
     every step and attempt, since a job name is never reused (the failed attempt stays
-    describable). Characters a job name cannot hold become hyphens, one at a time."""
-    suffix = hashlib.sha256(f"{step_name}#{attempt}".encode()).hexdigest()[:JOB_NAME_SUFFIX]
+    describable): letters of either case and digits, as SageMaker's (`bPVYsMzUlc`, `T5io3oBe9u`),
+    drawn from a digest so that a restarted executor names the attempt it resumes as before.
+    Characters a job name cannot hold become hyphens, one at a time."""
+    digest = int.from_bytes(hashlib.sha256(f"{step_name}#{attempt}".encode()).digest(), "big")
+    suffix = ""
+    for _ in range(JOB_NAME_SUFFIX):
+        digest, position = divmod(digest, len(_SUFFIX_CHARACTERS))
+        suffix += _SUFFIX_CHARACTERS[position]
     readable = re.sub(r"[^A-Za-z0-9]+", "-", step_name).strip("-")[:STEP_NAME_IN_JOB_NAME].strip("-")
     return "-".join(part for part in ("pipelines", execution_id, readable, suffix) if part)
 
