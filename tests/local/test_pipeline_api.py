@@ -252,6 +252,40 @@ def test_a_pipeline_is_deleted_only_when_nothing_runs_and_takes_its_history_with
     assert [v["PipelineVersionId"] for v in versions] == [1]
 
 
+def test_listed_pipelines_show_when_their_last_execution_began_as_describe_does(
+    service: LocalSageMaker,
+) -> None:
+    service.runner.functions = ScriptedFunctions({"flag": True})
+    create(service, lambda_pipeline({"flag": "Boolean"}))
+    create(service, lambda_pipeline({"flag": "Boolean"}), name="Idle")
+    started = [call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+               for _ in range(2)]
+    began = [ended(service, arn)["CreationTime"] for arn in started]
+
+    summaries = {p["PipelineName"]: p for p in call(service, "ListPipelines")["PipelineSummaries"]}
+    described = call(service, "DescribePipeline", PipelineName="P")
+    assert summaries["P"]["LastExecutionTime"] == max(began) == described["LastRunTime"]
+    assert "LastExecutionTime" not in summaries["Idle"]
+
+
+def test_an_executions_definition_is_its_versions_beside_when_the_pipeline_was_created(
+    service: LocalSageMaker,
+) -> None:
+    service.runner.functions = ScriptedFunctions({"flag": True})
+    first = lambda_pipeline({"flag": "Boolean"})
+    create(service, first)
+    arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
+    ended(service, arn)
+    call(service, "UpdatePipeline", PipelineName="P", PipelineDefinition=lambda_pipeline({"flag": "String"}))
+
+    answer = call(service, "DescribePipelineDefinitionForExecution", PipelineExecutionArn=arn)
+    assert json.loads(answer["PipelineDefinition"]) == json.loads(first)
+    # "CreationTime: The time when the pipeline was created." (the API reference), not the execution
+    assert answer["CreationTime"] == call(service, "DescribePipeline", PipelineName="P")["CreationTime"]
+    assert answer["CreationTime"] != call(service, "DescribePipelineExecution", PipelineExecutionArn=arn)[
+        "CreationTime"]
+
+
 def test_an_execution_shows_its_experiment_config_and_steps_can_read_it(service: LocalSageMaker) -> None:
     service.runner.functions = ScriptedFunctions({"flag": True})
     experiment = {"ExperimentName": {"Get": "Execution.PipelineName"}, "TrialName": "trial-a"}

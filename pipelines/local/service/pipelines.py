@@ -332,9 +332,15 @@ class PipelineOperations:
             "PipelineArn", "PipelineName", "PipelineDisplayName", "PipelineDescription", "RoleArn",
             "CreationTime", "LastModifiedTime",
         )
-        return PIPELINES.page(
-            self.database.all("pipeline"), request, lambda p: {k: p[k] for k in keys if k in p}
-        )
+        last_runs = {e["PipelineArn"]: e["CreationTime"] for e in self.database.executions()}  # oldest first
+
+        def summary(pipeline: Body) -> Body:
+            found = {k: pipeline[k] for k in keys if k in pipeline}
+            if pipeline["PipelineArn"] in last_runs:
+                found["LastExecutionTime"] = last_runs[pipeline["PipelineArn"]]
+            return found
+
+        return PIPELINES.page(self.database.all("pipeline"), request, summary)
 
     def list_pipeline_versions(self, request: Body) -> Body:
         pipeline = self._pipeline(request["PipelineName"])
@@ -460,13 +466,15 @@ class PipelineOperations:
         return {**described, **aliases, **CREATOR}
 
     def describe_pipeline_definition_for_execution(self, request: Body) -> Body:
-        """The definition the execution runs: that of the pipeline version it started from."""
+        """The definition the execution runs, that of the pipeline version it started from, and
+        when the pipeline was created (the API reference's CreationTime)."""
         body = self.execution(request["PipelineExecutionArn"])
         version = self.database.get(
             "pipeline_version", f"{body['PipelineArn']}#{body.get('PipelineVersionId')}"
         )
         definition = version["PipelineDefinition"] if version else json.dumps(body["_Definition"])
-        return {"PipelineDefinition": definition, "CreationTime": body["CreationTime"]}
+        created = self._pipeline(body["PipelineArn"])["CreationTime"]
+        return {"PipelineDefinition": definition, "CreationTime": created}
 
     def list_pipeline_parameters_for_execution(self, request: Body) -> Body:
         body = self.execution(request["PipelineExecutionArn"])
