@@ -94,3 +94,21 @@ def test_adding_or_deleting_a_reserved_key_is_refused_and_leaves_the_tags_as_the
     status, body = answer(world, "DeleteTags", ResourceArn=arn, TagKeys=["owner", reserved])
     assert (status, body["message"]) == (400, RESERVED + reserved)
     assert world.sm("ListTags", ResourceArn=arn)["Tags"] == [{"Key": "owner", "Value": "ml"}]
+
+
+def test_a_resource_holds_at_most_50_tags_counting_those_it_has_and_a_refused_add_changes_none(
+    world: World,
+) -> None:
+    arn = world.sm("DescribeEndpointConfig", EndpointConfigName="c")["EndpointConfigArn"]
+    world.sm("AddTags", ResourceArn=arn, Tags=[{"Key": f"k{i:02}", "Value": "v"} for i in range(30)])
+    before = world.sm("ListTags", ResourceArn=arn)["Tags"]
+
+    status, body = answer(world, "AddTags", ResourceArn=arn,
+                          Tags=[{"Key": f"n{i:02}", "Value": "v"} for i in range(21)])
+    assert (status, body["__type"].rpartition("#")[2]) == (400, "ValidationException")
+    assert f"{arn} would have 51 tags" in body["message"] and "at most 50" in body["message"]
+    assert world.sm("ListTags", ResourceArn=arn)["Tags"] == before
+    again = [{"Key": f"k{i:02}", "Value": "new"} for i in range(30)] + [
+        {"Key": f"n{i:02}", "Value": "v"} for i in range(20)]
+    world.sm("AddTags", ResourceArn=arn, Tags=again)  # a key given again is not one more
+    assert len(world.sm("ListTags", ResourceArn=arn, MaxResults=100)["Tags"]) == 50

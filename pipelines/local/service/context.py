@@ -12,6 +12,10 @@ from pipelines.local.storage.objects import ObjectStore
 from pipelines.local.system.identity import ACCOUNT, arn
 
 # Who created what (DescribeModelPackageGroup's CreatedBy...): locally, always the account itself.
+# "SageMaker AI resources have a 50 tag limit. If the number of tags added to a resource exceeds 50,
+# SageMaker AI returns an error" (the developer guide's custom tags page): what a resource already has
+# counts with what a request adds.
+MAX_TAGS = 50
 CREATED_BY = {"IamIdentity": {"Arn": f"arn:aws:iam::{ACCOUNT}:root", "PrincipalId": ACCOUNT}}
 
 
@@ -51,12 +55,16 @@ class ServiceContext:
         return body
 
     def add_tags(self, arn: str, tags: list[Body]) -> None:
-        """Set tags on a resource (a key given again takes its new value)."""
+        """Set tags on a resource (a key given again takes its new value), refusing any that would
+        take it over MAX_TAGS."""
         if not tags:
             return
         with self.lock:
             stored = self.database.get("tags", arn) or {"Tags": {}}
             stored["Tags"].update({tag["Key"]: tag.get("Value", "") for tag in tags})
+            if len(stored["Tags"]) > MAX_TAGS:
+                raise invalid(f"Tags could not be added: {arn} would have {len(stored['Tags'])} tags, "
+                              f"and a resource can have at most {MAX_TAGS}.")
             self.database.put("tags", arn, stored, 0)
 
     def tags(self, arn: str) -> list[Body]:
