@@ -74,6 +74,21 @@ def test_a_prefix_start_after_and_max_keys(s3: Any) -> None:
         "InvalidArgument")
 
 
+def test_a_limit_of_zero_is_an_empty_page_that_is_not_truncated_in_every_listing(s3: Any) -> None:
+    upload = s3.create_multipart_upload(Bucket="bucket", Key="dir/one")["UploadId"]
+    s3.upload_part(Bucket="bucket", Key="dir/one", UploadId=upload, PartNumber=1, Body=b"part")
+
+    pages = [
+        s3.list_objects(Bucket="bucket", MaxKeys=0),
+        s3.list_object_versions(Bucket="bucket", MaxKeys=0),
+        s3.list_multipart_uploads(Bucket="bucket", MaxUploads=0),
+        s3.list_parts(Bucket="bucket", Key="dir/one", UploadId=upload, MaxParts=0),
+    ]
+    for listed in pages:
+        assert listed["IsTruncated"] is False
+        assert not {"Contents", "Versions", "DeleteMarkers", "Uploads", "Parts"} & set(listed)
+
+
 @pytest.mark.parametrize("page_size", [1, 2, 1000])
 def test_version_1_listing_pages_as_boto3s_bucket_collections_read_it(s3: Any, page_size: int) -> None:
     sized = {"PageSize": page_size}

@@ -37,7 +37,7 @@ from pipelines.local.service.checksums import (
     invalid,
 )
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.object_listing import completed, past_markers
+from pipelines.local.service.object_listing import completed, past_markers, truncated
 from pipelines.local.service.object_writes import admit, kept_members, storing
 from pipelines.local.service.objects import HEADERS, OWNER, max_items, url_encoder
 from pipelines.local.service.write_conditions import MEMBERS as CONDITIONS
@@ -179,7 +179,7 @@ class MultipartUploads:
         shown = following[:limit]
         answer: Body = {
             "Bucket": upload.bucket, "Key": upload.key, "UploadId": upload.upload_id,
-            "PartNumberMarker": marker, "MaxParts": limit, "IsTruncated": len(following) > limit,
+            "PartNumberMarker": marker, "MaxParts": limit, "IsTruncated": truncated(shown, following),
             "StorageClass": "STANDARD", "Owner": OWNER, "Initiator": OWNER,
             "Parts": [_listed_part(upload, part) for part in shown],
         }
@@ -205,7 +205,7 @@ class MultipartUploads:
         shown = entries[:limit]
         answer: Body = {
             "Bucket": bucket, "KeyMarker": encode(key_marker), "UploadIdMarker": upload_id_marker,
-            "Prefix": encode(prefix), "MaxUploads": limit, "IsTruncated": len(entries) > len(shown),
+            "Prefix": encode(prefix), "MaxUploads": limit, "IsTruncated": truncated(shown, entries),
             "Uploads": [_listed_upload(upload, encode) for _, upload in shown if upload is not None],
             "CommonPrefixes": [{"Prefix": encode(name)} for name, upload in shown if upload is None],
         }

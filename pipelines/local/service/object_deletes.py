@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError, not_implemented
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.object_listing import completed, past_markers
+from pipelines.local.service.object_listing import completed, past_markers, truncated
 from pipelines.local.service.object_writes import admit
 from pipelines.local.service.objects import MAX_KEYS, OWNER, listed_checksum, max_items, url_encoder
 from pipelines.local.service.write_conditions import WriteCondition
@@ -95,7 +95,7 @@ class ObjectDeletes:
         versions = [version for _, version in shown if version is not None]
         answer: Body = {
             "Name": bucket, "Prefix": encode(prefix), "KeyMarker": encode(key_marker),
-            "VersionIdMarker": version_marker, "MaxKeys": limit, "IsTruncated": len(listed) > len(shown),
+            "VersionIdMarker": version_marker, "MaxKeys": limit, "IsTruncated": truncated(shown, listed),
             "Versions": [_version(version, encode) for version in versions if not version.delete_marker],
             "DeleteMarkers": [_marker(version, encode) for version in versions if version.delete_marker],
             "CommonPrefixes": [{"Prefix": encode(name)} for name, version in shown if version is None],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -81,6 +81,12 @@ def past_markers(
         elif name > key_marker or (name == key_marker and id_marker and index > marker_at):
             listed.append((name, item))
     return listed
+
+
+def truncated(shown: Sized, entries: Sized) -> bool:
+    """Whether a page leaves entries out; one that shows none (a limit of 0) never is, as S3
+    answers MaxKeys=0."""
+    return len(shown) > 0 and len(entries) > len(shown)
 
 
 def completed(
