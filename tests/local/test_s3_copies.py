@@ -43,6 +43,22 @@ def test_replace_takes_the_requests_headers_and_an_earlier_version_can_be_the_so
         b"v1", "application/gzip", {"restored": "yes"})
 
 
+def test_an_earlier_version_copied_onto_its_own_key_is_current_again_as_s3_restores_one(s3: Any) -> None:
+    # "you can make any earlier version the current version by copying a specific version of the
+    # object into the same bucket" (S3 user guide, Restoring previous versions): no REPLACE needed.
+    first = s3.put_object(Bucket="bucket", Key="model", Body=b"v1", Metadata={"run": "1"})["VersionId"]
+    current = s3.put_object(Bucket="bucket", Key="model", Body=b"v2")["VersionId"]
+    restored = s3.copy_object(Bucket="bucket", Key="model",
+                              CopySource={"Bucket": "bucket", "Key": "model", "VersionId": first})
+
+    assert restored["CopySourceVersionId"] == first and restored["VersionId"] not in (first, current)
+    got = s3.get_object(Bucket="bucket", Key="model")
+    assert (got["Body"].read(), got["Metadata"]) == (b"v1", {"run": "1"})
+    named_current = {"Bucket": "bucket", "Key": "model", "VersionId": restored["VersionId"]}
+    assert error_of(lambda: s3.copy_object(Bucket="bucket", Key="model", CopySource=named_current))[1][
+        "Code"] == "InvalidRequest"  # the current version onto itself is still a copy to itself
+
+
 def test_a_copy_keeps_a_checksum_of_the_bytes_it_copies(s3: Any) -> None:
     s3.put_object(Bucket="bucket", Key="summed", Body=b"checked", ChecksumAlgorithm="SHA256")
     s3.copy_object(Bucket="bucket", Key="copy-of-summed", CopySource="bucket/summed")

@@ -4,8 +4,9 @@ object), which boto3's managed `copy` sends for an object over 8 MB.
 The source is `x-amz-copy-source` (`bucket/key`, URL-encoded, with `?versionId=` for a version), read
 from its version file a chunk at a time. CopyObject makes a new version of the target with the
 source's headers and user metadata (`MetadataDirective` COPY, the default) or the request's
-(REPLACE), any other directive S3's InvalidArgument; copying an object onto itself without replacing
-anything is S3's InvalidRequest. The copy keeps a checksum in the algorithm asked for, or else in
+(REPLACE), any other directive S3's InvalidArgument; copying an object's current version onto itself
+without replacing anything is S3's InvalidRequest, while an earlier version copied onto its own key
+is made current again. The copy keeps a checksum in the algorithm asked for, or else in
 the source's own, or else in S3's default, CRC64NVME, computed over the bytes it copies.
 `x-amz-copy-source-if-*` are S3's conditions on the source, a failed one 412; If-None-Match and
 If-Match are conditions on the target, as on a PUT (write_conditions.py). A source over 5 GB is
@@ -80,7 +81,9 @@ class ObjectCopies:
             raise ServiceError("InvalidArgument", "Unknown metadata directive.", 400, {
                 "ArgumentName": "x-amz-metadata-directive", "ArgumentValue": str(directive)})
         replacing = directive == "REPLACE"
-        if (bucket, key) == (request["Bucket"], request["Key"]) and not replacing:
+        target = f"{SCHEME}{request['Bucket']}/{request['Key']}"
+        onto_itself = (bucket, key) == (request["Bucket"], request["Key"]) and self._current(target, source)
+        if onto_itself and not replacing:
             raise ServiceError("InvalidRequest", ILLEGAL_SELF_COPY)
         headers = kept_members(request) if replacing else {
             name: value for name, value in source.members.items() if name in (*HEADERS, "Metadata")
@@ -94,7 +97,6 @@ class ObjectCopies:
         def summed() -> None:  # once the last byte is copied: the copy's checksum, kept with it
             members.update(full_object(algorithm, hasher.digest()))
 
-        target = f"{SCHEME}{request['Bucket']}/{request['Key']}"
         with storing(request["Bucket"]), _read(source, 0, source.size) as data:
             new_version = self.store.put_stream(
                 target, Digesting(data, [hasher]), summed, members,
@@ -122,6 +124,13 @@ class ObjectCopies:
         result = {"ETag": part.etag, "LastModified": part.modified,
                   **({f"{MEMBER}{upload.algorithm}": part.checksum} if part.checksum else {})}
         return {"CopyPartResult": result, "CopySourceVersionId": version}
+
+    def _current(self, uri: str, source: StoredObject) -> bool:
+        """Whether `source` is the current version of the object at `uri`: an earlier version copied
+        onto its own key is no copy to itself but S3's way of making it current again (the user
+        guide's "Restoring previous versions")."""
+        versions = self.store.versions(uri)
+        return not versions or versions[-1] == source.version_id
 
     def _source(self, request: Body) -> tuple[StoredObject, tuple[str, str, str]]:
         """The source object, and (bucket, key, version id) as the copy names them; its conditions
