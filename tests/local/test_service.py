@@ -211,6 +211,9 @@ def test_a_group_is_found_by_its_arn_and_its_name_is_unique_regardless_of_case(
     listed = call(service, "ListModelPackages", ModelPackageGroupName=arn)["ModelPackageSummaryList"]
     assert [(p["ModelPackageGroupName"], p["ModelPackageVersion"]) for p in listed] == [
         ("SentimentModels", 1), ("SentimentModels", 2)]
+    # A version is listed by its ARN alone, as SageMaker lists it (sagemaker-python-sdk issue 5606).
+    assert [p["ModelPackageArn"] for p in listed] == [first, second]
+    assert not any("ModelPackageName" in p for p in listed)
     with pytest.raises(ServiceError, match="already exists") as raised:
         call(service, "CreateModelPackageGroup", ModelPackageGroupName="sentimentmodels")
     assert raised.value.code == "ValidationException"

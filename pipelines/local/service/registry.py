@@ -25,8 +25,10 @@ GROUP_SUMMARY = (
     "ModelPackageGroupName", "ModelPackageGroupArn", "ModelPackageGroupDescription", "CreationTime",
     "ModelPackageGroupStatus",
 )
+# A version's summary has no ModelPackageName: "for versioned model packages the ListModelPackages API
+# does not return ModelPackageName; it only returns ModelPackageArn" (sagemaker-python-sdk issue 5606).
 PACKAGE_SUMMARY = (
-    "ModelPackageName", "ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn",
+    "ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn",
     "ModelPackageDescription", "CreationTime", "ModelPackageStatus", "ModelApprovalStatus",
 )
 SORT_BY_NAME_OR_TIME = {"Name": "ModelPackageGroupName", "CreationTime": "CreationTime"}
