@@ -24,7 +24,7 @@ from pipelines.local.service.object_writes import admit
 from pipelines.local.service.objects import MAX_KEYS, OWNER, listed_checksum, max_items, url_encoder
 from pipelines.local.service.write_conditions import WriteCondition
 from pipelines.local.storage.database import Body
-from pipelines.local.storage.objects import SCHEME, VersionEntry
+from pipelines.local.storage.objects import SCHEME, VersionEntry, is_version_id
 
 MAX_DELETES = 1000  # keys a DeleteObjects request may name
 HONOURED = {
@@ -62,6 +62,10 @@ class ObjectDeletes:
         deleted, errors = [], []
         for item in listed:
             version = item.get("VersionId")
+            if version is not None and not is_version_id(version):  # S3's answer to one in no form it gives
+                errors.append({"Key": item["Key"], "VersionId": version, "Code": "NoSuchVersion",
+                               "Message": "The specified version does not exist."})
+                continue
             try:
                 condition = WriteCondition.of_delete(item.get("ETag"), version)
                 outcome = self._delete(request["Bucket"], item["Key"], version, condition)
@@ -113,15 +117,18 @@ class ObjectDeletes:
     ) -> tuple[str, bool]:
         """(the version id the answer names, whether it is a delete marker)."""
         uri = f"{SCHEME}{bucket}/{key}"
+        if version_id is not None and not is_version_id(version_id):
+            raise ServiceError("InvalidArgument", "Invalid version id specified", 400,
+                               {"ArgumentName": "versionId", "ArgumentValue": version_id})
         try:
             if version_id is None:
                 return self.store.delete(uri, condition.checking(self.store, uri)), True
             was_marker = self.store.delete_version(uri, version_id)
-        except ValueError as error:  # a key or version id the store cannot hold, or a clash of names
+        except ValueError as error:  # a key the store cannot hold, or a clash of names
             raise ServiceError(
                 "InvalidArgument",
                 f"The local SageMaker's S3 keeps objects as files and cannot delete this one: {error}", 400,
-                {"ArgumentName": "versionId" if version_id else "key", "ArgumentValue": version_id or key},
+                {"ArgumentName": "key", "ArgumentValue": key},
             ) from None
         return version_id, bool(was_marker)
 

@@ -159,6 +159,11 @@ def split_uri(uri: str, *, prefix: bool = False) -> tuple[str, str]:
     return bucket, key
 
 
+def is_version_id(value: str) -> bool:
+    """Whether `value` has the form of an id the store gives a version (or is `null`)."""
+    return value == UNVERSIONED or _VERSION_ID.fullmatch(value) is not None
+
+
 def iter_files(directory: Path) -> list[Path]:
     """Regular files below `directory`, sorted; symlinks are skipped so nothing outside leaks in."""
     return sorted(_files(directory))
@@ -592,7 +597,7 @@ class ObjectStore:
         return self.root / ".versions" / bucket / _key_path(key)
 
     def _version_path(self, uri: str, version_id: str) -> Path:
-        if not _VERSION_ID.fullmatch(version_id) and version_id != UNVERSIONED:
+        if not is_version_id(version_id):
             raise ValueError(f"invalid version id {version_id!r}")
         return self._versions_dir(uri) / version_id
 
