@@ -404,7 +404,9 @@ def test_a_frozen_environment_ends_when_the_server_is_killed(tmp_path: Path) -> 
         assert server.stdout.readline() == "frozen\n"
         left = set(processes_with(mark)) - {server.pid}  # its command line holds the mark too
         assert left
-        assert {process_state(pid) for pid in left} == {"T"}
+        # A process in uninterruptible sleep (D, on a busy disk) stops as it leaves it: the signal waits.
+        wait_until(lambda: {process_state(pid) for pid in left} == {"T"}, timeout=10,
+                   what="every process of the environment stopped")
     finally:
         server.kill()  # SIGKILL: no clean-up of its own
         server.wait(10)
