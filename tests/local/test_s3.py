@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import time
 import zlib
 from datetime import UTC, datetime
 from email.message import Message
@@ -641,7 +642,7 @@ def _http_date(seconds: float) -> datetime:
 def test_conditional_reads_answer_412_or_304_with_s3s_precedence(s3: Any, read: str) -> None:
     head = s3.head_object(Bucket="bucket", Key="a.txt")
     etag, modified = head["ETag"], head["LastModified"]
-    earlier, later = _http_date(modified.timestamp() - 60), _http_date(modified.timestamp() + 60)
+    earlier, later = _http_date(modified.timestamp() - 60), _http_date(int(time.time()))  # not yet now
     call = getattr(s3, read)
 
     def status(**conditions: Any) -> int:
@@ -660,6 +661,16 @@ def test_conditional_reads_answer_412_or_304_with_s3s_precedence(s3: Any, read: 
     assert status(IfNoneMatch=etag, IfModifiedSince=earlier) == 304  # If-None-Match false wins
     assert status(IfNoneMatch='"0123"', IfModifiedSince=later) == 200
     assert status(IfMatch='"0123"', IfNoneMatch=etag) == 412  # a 412 before a 304, as HTTP orders them
+    # A date later than the server's time is no valid date (RFC 2616, 14.25): S3 sends the object.
+    assert status(IfModifiedSince=_http_date(time.time() + 86400)) == 200
+
+
+def test_a_copy_source_if_modified_since_later_than_now_is_ignored_as_s3_ignores_it(s3: Any) -> None:
+    future = _http_date(time.time() + 86400)
+    copied = s3.copy_object(Bucket="bucket", Key="copy", CopySource="bucket/a.txt",
+                            CopySourceIfModifiedSince=future)
+    assert copied["CopySourceVersionId"]
+    assert s3.get_object(Bucket="bucket", Key="copy")["Body"].read() == b"a.txt"
 
 
 def test_a_412_is_s3s_error_and_a_304_has_no_body_but_says_which_version(s3: Any) -> None:

@@ -21,6 +21,7 @@ refuses them for an object stored without one.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
@@ -239,7 +240,9 @@ def http_date(value: str, name: str) -> float:
 def check_conditions(found: StoredObject, request: Body) -> None:
     """RFC 7232's order, which is S3's documented precedence: a matching If-Match makes
     If-Unmodified-Since moot (200), and a matching If-None-Match answers 304 whatever
-    If-Modified-Since says. Last-Modified goes out in whole seconds, so dates compare in them."""
+    If-Modified-Since says. Last-Modified goes out in whole seconds, so dates compare in them. An
+    If-Modified-Since later than the server's time is no valid date (RFC 2616, 14.25) and S3 ignores
+    it: the object is sent, or copied."""
     modified = int(found.modified)
     if "IfMatch" in request:
         if not matches(request["IfMatch"], found.etag):
@@ -249,7 +252,7 @@ def check_conditions(found: StoredObject, request: Body) -> None:
     if "IfNoneMatch" in request:
         if matches(request["IfNoneMatch"], found.etag):
             raise NotModified({"ETag": found.etag, "LastModified": found.modified})
-    elif modified <= _date(request.get("IfModifiedSince"), modified - 1):
+    elif modified <= _date(request.get("IfModifiedSince"), modified - 1) <= time.time():
         raise NotModified({"ETag": found.etag, "LastModified": found.modified})
 
 
