@@ -21,7 +21,8 @@ UPLOAD = "{upload}"  # replaced by an upload in progress on `k`
 BODY_MD5 = {"Content-MD5": "{md5}"}  # replaced by the MD5 of the body sent: a document S3 must get whole
 DELETE_A = b"<Delete><Object><Key>a</Key></Object></Delete>"
 COMPLETE = "<CompleteMultipartUpload>{}</CompleteMultipartUpload>"
-PART = "<Part><PartNumber>{}</PartNumber></Part>"
+PART = "<Part><PartNumber>{}</PartNumber></Part>"  # no ETag: S3's schema requires one
+TAGGED = '<Part><PartNumber>{}</PartNumber><ETag>"0123"</ETag></Part>'
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
@@ -57,7 +58,8 @@ def upload(service: LocalSageMaker) -> str:
     ("POST", f"/bucket/k?uploadId={UPLOAD}", {}, COMPLETE.format(PART.format("x")).encode(), "MalformedXML"),
     ("POST", f"/bucket/k?uploadId={UPLOAD}", {}, b"not xml", "MalformedXML"),
     ("POST", f"/bucket/k?uploadId={UPLOAD}", {}, COMPLETE.format("").encode(), "MalformedXML"),
-    ("POST", f"/bucket/k?uploadId={UPLOAD}", {}, COMPLETE.format(PART.format("1")).encode(), "InvalidPart"),
+    ("POST", f"/bucket/k?uploadId={UPLOAD}", {}, COMPLETE.format(PART.format("1")).encode(), "MalformedXML"),
+    ("POST", f"/bucket/k?uploadId={UPLOAD}", {}, COMPLETE.format(TAGGED.format("1")).encode(), "InvalidPart"),
     ("GET", f"/bucket/k?uploadId={UPLOAD}&max-parts=abc", {}, b"", "InvalidArgument"),
     ("GET", f"/bucket/k?uploadId={UPLOAD}&part-number-marker=-5", {}, b"", "InvalidArgument"),
     ("GET", "/bucket?uploads&max-uploads=abc", {}, b"", "InvalidArgument"),

@@ -169,7 +169,11 @@ def test_a_completion_s3_refuses_stores_nothing_and_leaves_the_upload_to_complet
     assert error_of(lambda: complete(s3, "checked", upload_id, [forged]))[1]["Code"] == "InvalidPart"
     never_sent = {"PartNumber": 9, "ETag": listed[0]["ETag"]}
     missing = error_of(lambda: complete(s3, "checked", upload_id, [listed[0], never_sent]))
-    assert missing[1]["Code"] == "InvalidPart"
+    assert (missing[1]["Code"], missing[1]["Message"]) == ("InvalidPart", (  # two spaces, as S3's has
+        "One or more of the specified parts could not be found.  The part may not have been uploaded, or "
+        "the specified entity tag may not match the part's entity tag."))
+    unnamed = {"PartNumber": listed[0]["PartNumber"]}  # no ETag: not S3's schema
+    assert error_of(lambda: complete(s3, "checked", upload_id, [unnamed]))[1]["Code"] == "MalformedXML"
     sized = error_of(lambda: complete(s3, "checked", upload_id, listed[:1], MpuObjectSize=1))
     assert sized[1]["Code"] == "InvalidRequest"
     assert not store.exists("s3://bucket/checked")

@@ -335,9 +335,10 @@ def _checksum_type_mismatch(expected: str, actual: str | None) -> ServiceError:
 
 
 def _chosen(upload: Upload, uploaded: Mapping[int, Part], listed: list[Body]) -> list[Part]:
-    """The parts a completion lists, checked as S3 checks them, in order."""
+    """The parts a completion lists, checked as S3 checks them, in order: a part without its
+    PartNumber or ETag is no part S3's schema allows (versitygw issue 2111 records S3's MalformedXML)."""
     numbers = [number for item in listed if isinstance(number := item.get("PartNumber"), int)]
-    if len(numbers) < len(listed):
+    if len(numbers) < len(listed) or any("ETag" not in item for item in listed):
         raise _malformed()
     if numbers != sorted(set(numbers)):
         raise _invalid_part_order()
@@ -383,7 +384,7 @@ def _invalid_part_order() -> ServiceError:
 def _invalid_part(upload: Upload, item: Body) -> ServiceError:
     return ServiceError(
         "InvalidPart",
-        "One or more of the specified parts could not be found. The part may not have been uploaded, or "
+        "One or more of the specified parts could not be found.  The part may not have been uploaded, or "
         "the specified entity tag may not match the part's entity tag.", 400,
         {"UploadId": upload.upload_id, "PartNumber": str(item.get("PartNumber")),
          "ETag": str(item.get("ETag", ""))},
