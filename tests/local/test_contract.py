@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from waiting import wait_until
 
-from pipelines.local.api.protocol import Dispatcher
+from pipelines.local.api.protocol import VALIDATION_CODES, Dispatcher
 from pipelines.local.contract.shapes import validate
 from pipelines.local.service import endpoints, events, jobs, pipelines, registry, schedules, tags
 from pipelines.local.service.backend import LocalSageMaker
@@ -220,7 +220,8 @@ def test_a_request_that_breaks_its_shape_is_refused_naming_the_member(
     reply = send(idle, group, name, case.request)
     answer = json.loads(reply.body)
     assert reply.status == 400, answer
-    assert answer["__type"] == ("ValidationError" if group == RUNTIME else "ValidationException")
+    expected = "ValidationError" if group == RUNTIME else VALIDATION_CODES.get(group, "ValidationException")
+    assert answer["__type"] == expected
     assert f"at '{case.names}'" in answer["message"], answer["message"]
 
 

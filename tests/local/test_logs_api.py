@@ -197,6 +197,16 @@ def test_a_group_is_named_by_its_arn_too(world: World, logs: Any) -> None:
     group_arn = f"arn:aws:logs:us-east-1:000000000000:log-group:{TRAINING}"
     streams = logs.describe_log_streams(logGroupIdentifier=group_arn)["logStreams"]
     assert [s["logStreamName"].split("/")[0] for s in streams] == [world.known["Fit"]]
+    both = error_of(lambda: logs.describe_log_streams(logGroupName=TRAINING, logGroupIdentifier=group_arn))
+    assert both == {"Code": "ValidationException",  # as AWS answers it (localstack's recorded answers)
+                    "Message": "LogGroup name and LogGroup ARN are mutually exclusive parameters."}
+
+
+def test_a_request_outside_its_shape_is_cloudwatch_logs_invalid_parameter_exception(logs: Any) -> None:
+    refused = error_of(lambda: logs.get_log_events(logGroupName=TRAINING, logStreamName="a", limit=10001))
+    assert refused == {"Code": "InvalidParameterException", "Message": (
+        "1 validation error detected: Value '10001' at 'limit' failed to satisfy constraint: "
+        "Member must have value less than or equal to 10000")}
 
 
 def never_asked() -> Any:

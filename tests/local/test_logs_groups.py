@@ -230,6 +230,7 @@ def test_groups_are_listed_by_name_once_they_have_a_stream(
     (talker,) = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/talk")["logGroups"]
     assert talker["arn"] == "arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/talker:*"
     assert talker["logGroupArn"] == talker["arn"].removesuffix(":*")
+    assert talker["deletionProtectionEnabled"] is False  # as CloudWatch Logs describes a group
     by_pattern = logs.describe_log_groups(logGroupNamePattern="TALK")["logGroups"]
     assert [group["logGroupName"] for group in by_pattern] == ["/aws/lambda/talker"]
     refused = error_of(lambda: logs.describe_log_groups(logGroupNamePrefix="/a", logGroupNamePattern="b"))

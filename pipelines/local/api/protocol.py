@@ -37,6 +37,10 @@ CHECK_RESPONSES = "LOCAL_SAGEMAKER_CHECK_RESPONSES"
 REST_GROUPS = ("Lambda", "Scheduler")  # the REST APIs served, routed by their requests' paths
 RUNTIME = "Runtime"  # SageMaker Runtime's InvokeEndpoint: answered by the model, not the service
 MESSAGE_LIMIT = 2048  # the ModelError shape's Message and OriginalMessage
+# The code a request that breaks its input shape is answered with, where the service's own is not
+# ValidationException: CloudWatch Logs answers "1 validation error detected: ..." as
+# InvalidParameterException (localstack's answers recorded from AWS, GetLogEvents' limit).
+VALIDATION_CODES = {"Logs_20140328": "InvalidParameterException"}
 log = logging.getLogger(__name__)
 
 
@@ -125,7 +129,8 @@ class Dispatcher:
         assert operation is not None, f"{group}.{name} is routed but not served"
         errors = validate(model.input_shape, request)
         if errors:
-            return error_reply(ServiceError("ValidationException", summary(errors)), content_type)
+            code = VALIDATION_CODES.get(group, "ValidationException")
+            return error_reply(ServiceError(code, summary(errors)), content_type)
         try:
             result = operation(without_nulls(model.input_shape, request))
         except ServiceError as error:

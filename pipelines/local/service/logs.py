@@ -97,8 +97,9 @@ class LogOperations:
     def _streams(self, request: Body) -> tuple[str, list[Stream]]:
         """The group the request names (by name, or by ARN as logGroupIdentifier) and its streams."""
         name, identifier = request.get("logGroupName"), request.get("logGroupIdentifier")
-        if name and identifier:
-            raise invalid_parameter("LogGroup name and LogGroup ARN are mutually exclusive parameters.")
+        if name and identifier:  # CloudWatch Logs' code for this one (localstack's recorded answers)
+            raise ServiceError("ValidationException",
+                               "LogGroup name and LogGroup ARN are mutually exclusive parameters.")
         if not (name or identifier):
             raise invalid_parameter("Either logGroupName or logGroupIdentifier must be provided.")
         group = name or str(identifier).removesuffix(":*").split(":log-group:", 1)[-1]
@@ -131,6 +132,7 @@ class LogOperations:
             "logGroupArn": group_arn,
             "storedBytes": 0,
             "logGroupClass": "STANDARD",
+            "deletionProtectionEnabled": False,
         }
 
     def describe_log_streams(self, request: Body) -> Body:
