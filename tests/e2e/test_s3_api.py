@@ -310,6 +310,34 @@ def test_a_wrongly_signed_request_is_refused_in_s3s_words(state: Path) -> None:
         403, "SignatureDoesNotMatch")
 
 
+def test_a_client_set_to_another_region_is_told_this_ones_and_signs_for_it_again(state: Path) -> None:
+    """boto3's S3 client retries in the region S3's refusal names (AuthorizationHeaderMalformed with a
+    Region, and x-amz-bucket-region on a HEAD), as it does against AWS."""
+    store(state).put_bytes("s3://e2e/elsewhere.txt", b"found")
+    keys = daemon.credentials(state)
+    elsewhere = boto3.Session(
+        region_name="eu-west-1", aws_access_key_id=keys.access_key_id,
+        aws_secret_access_key=keys.secret_access_key,
+    ).client("s3", endpoint_url=daemon.ensure_running(state))
+
+    assert elsewhere.get_object(Bucket="e2e", Key="elsewhere.txt")["Body"].read() == b"found"
+    assert elsewhere.head_object(Bucket="e2e", Key="elsewhere.txt")["ContentLength"] == 5
+    port = json.loads((state / "server.json").read_text())["port"]
+    request = AWSRequest(method="GET", url=f"http://{HOST}:{port}/e2e/elsewhere.txt")
+    signer = S3SigV4Auth(BotoCredentials(keys.access_key_id, keys.secret_access_key), "s3", "eu-west-1")
+    signer.add_auth(request)
+    connection = connect(state)
+    try:
+        connection.request("GET", "/e2e/elsewhere.txt", headers=dict(request.headers.items()))
+        answer = connection.getresponse()
+        document = ElementTree.fromstring(answer.read())
+    finally:
+        connection.close()
+    assert (answer.status, document.findtext("Code"), document.findtext("Region")) == (
+        400, "AuthorizationHeaderMalformed", "us-east-1")
+    assert answer.getheader("x-amz-bucket-region") == "us-east-1"
+
+
 def test_a_session_token_or_an_unknown_key_is_refused_in_s3s_words(state: Path) -> None:
     """The server's keys are long-term keys: S3 refuses a session token sent with such a key."""
     store(state).put_bytes("s3://e2e/secret.txt", b"not for you")

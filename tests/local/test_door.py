@@ -10,7 +10,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from botocore.auth import S3SigV4QueryAuth, SigV4Auth
+from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
@@ -146,14 +146,14 @@ def test_a_session_token_beside_the_long_term_keys_is_refused_as_aws_refuses_it(
 
 def presign(
     target: str = "/bucket/data/train.csv", expires: int = 60, method: str = "GET", service: str = "s3",
-    keys: Credentials = KEYS, token: str | None = None,
+    keys: Credentials = KEYS, token: str | None = None, region: str = "us-east-1",
 ) -> Sent:
     """A presigned URL as boto3's generate_presigned_url makes one (with signature_version s3v4),
     requested as curl or a browser would: the Host header only."""
     host = f"127.0.0.1:{PORT}"
     request = AWSRequest(method=method, url=f"http://{host}{target}")
     signer = S3SigV4QueryAuth(
-        BotoCredentials(keys.access_key_id, keys.secret_access_key, token), service, "us-east-1",
+        BotoCredentials(keys.access_key_id, keys.secret_access_key, token), service, region,
         expires=expires,
     )
     with mock.patch("botocore.auth.get_current_datetime", return_value=NOW.replace(tzinfo=None)):
@@ -170,6 +170,8 @@ def test_a_presigned_url_is_admitted_until_it_expires() -> None:
     expired = refusal(sent, "s3", now=NOW + timedelta(seconds=61))
     assert (expired.s3_code, expired.s3_status()) == ("AccessDenied", 403)
     assert expired.message == "Request has expired"
+    assert expired.s3_fields == {  # as S3's answer names them
+        "X-Amz-Expires": "60", "Expires": "2026-01-31T12:01:00Z", "ServerTime": "2026-01-31T12:01:01Z"}
 
 
 @pytest.mark.parametrize("change", ["key", "query", "signature"])
@@ -262,3 +264,59 @@ def test_an_existing_state_directory_is_closed_to_others(tmp_path: Path) -> None
     root.mkdir(mode=0o755)
     StateLayout(root).create_root()
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
+
+
+def sign_s3(at: datetime = NOW, region: str = "us-east-1", signed: dict[str, str] | None = None) -> Sent:
+    """A GET of an object, signed in its headers as boto3's S3 client signs one (payload hash included)."""
+    host = f"127.0.0.1:{PORT}"
+    request = AWSRequest(method="GET", url=f"http://{host}/bucket/data/train.csv", headers=signed or {})
+    signer = S3SigV4Auth(BotoCredentials(KEYS.access_key_id, KEYS.secret_access_key), "s3", region)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=at.replace(tzinfo=None)):
+        signer.add_auth(request)
+    headers = Message()
+    headers["Host"] = host
+    for name, value in request.prepare().headers.items():
+        headers[name] = value.decode() if isinstance(value, bytes) else value
+    return Sent("GET", "/bucket/data/train.csv", headers, b"")
+
+
+def test_s3_takes_a_request_up_to_15_minutes_off_the_clock_and_words_its_refusal_as_s3_does() -> None:
+    admit(sign_s3(), "s3", now=NOW + timedelta(minutes=14))
+    admit(sign_s3(), "s3", now=NOW - timedelta(minutes=14))
+    skewed = refusal(sign_s3(), "s3", now=NOW + timedelta(minutes=16))
+    assert (skewed.s3_code, skewed.s3_status()) == ("RequestTimeTooSkewed", 403)
+    assert skewed.s3_message == "The difference between the request time and the current time is too large."
+    assert skewed.s3_fields == {"RequestTime": "20260131T120000Z", "ServerTime": "2026-01-31T12:16:00Z",
+                                "MaxAllowedSkewMilliseconds": "900000"}
+    assert refusal(sign_s3(), "s3", now=NOW - timedelta(minutes=16)).s3_code == "RequestTimeTooSkewed"
+
+
+def test_s3_names_the_region_it_expects_so_an_sdk_can_sign_for_it_again() -> None:
+    header = refusal(sign_s3(region="eu-west-1"), "s3")
+    assert (header.s3_code, header.s3_status(), header.s3_message) == (
+        "AuthorizationHeaderMalformed", 400,
+        "The authorization header is malformed; the region 'eu-west-1' is wrong; expecting 'us-east-1'")
+    assert header.s3_fields == {"Region": "us-east-1"}
+    assert header.s3_headers == {"x-amz-bucket-region": "us-east-1"}
+    query = refusal(presign(region="eu-west-1"), "s3")
+    assert (query.s3_code, query.s3_status(), query.s3_fields) == (
+        "AuthorizationQueryParametersError", 400, {"Region": "us-east-1"})
+    assert query.s3_message == ("Error parsing the X-Amz-Credential parameter; "
+                                "the region 'eu-west-1' is wrong; expecting 'us-east-1'")
+
+
+def test_s3_refuses_an_x_amz_header_its_signature_does_not_cover() -> None:
+    admit(sign_s3(signed={"x-amz-meta-owner": "ml"}), "s3")
+    late = sign_s3()
+    late.headers["x-amz-meta-owner"] = "ml"  # added after signing
+    found = refusal(late, "s3")
+    assert (found.s3_code, found.s3_status(), found.s3_message, found.s3_fields) == (
+        "AccessDenied", 403, "There were headers present in the request which were not signed",
+        {"HeadersNotSigned": "x-amz-meta-owner"})
+    presigned = presign()
+    presigned.headers["x-amz-request-payer"] = "requester"
+    presigned.headers["x-amz-acl"] = "private"
+    assert refusal(presigned, "s3").s3_fields == {"HeadersNotSigned": "x-amz-acl, x-amz-request-payer"}
+    hashed = presign()
+    hashed.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"  # checked against the body instead
+    admit(hashed, "s3")

@@ -42,6 +42,13 @@ from pipelines.local.storage.credentials import Credentials
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 ALLOWED_SKEW = timedelta(minutes=5)
+# S3 takes a request up to 15 minutes off the server's clock (its RequestTimeTooSkewed answer names
+# MaxAllowedSkewMilliseconds 900000; aws-sdk-php issue 612, versitygw issue 1514).
+S3_ALLOWED_SKEW = timedelta(minutes=15)
+S3_SKEWED = "The difference between the request time and the current time is too large."
+# Headers S3 requires a signature over when sent: every x-amz-* one but the payload's hash, which is
+# checked against the body instead ("There were headers present in the request which were not signed").
+UNSIGNED_ALLOWED = frozenset({"x-amz-content-sha256"})
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 UNKNOWN_KEY = "The security token included in the request is invalid."
 S3_UNKNOWN_KEY = "The AWS Access Key Id you provided does not exist in our records."
@@ -68,14 +75,19 @@ class Refusal(Exception):
 
     def __init__(
         self, code: str, message: str, door: bool = False, s3_code: str = "AccessDenied",
-        s3_message: str | None = None,
+        s3_message: str | None = None, s3_fields: dict[str, str] | None = None,
+        s3_headers: dict[str, str] | None = None,
     ) -> None:
+        """`s3_fields` are what S3's XML error adds to its code and message (RequestTime, Region...),
+        `s3_headers` what its answer carries (x-amz-bucket-region)."""
         super().__init__(message)
         self.code = code
         self.message = message
         self.door = door
         self.s3_code = s3_code
         self.s3_message = message if s3_message is None else s3_message
+        self.s3_fields = s3_fields or {}
+        self.s3_headers = s3_headers or {}
 
     def status(self, json_protocol: bool) -> int:
         """AWS's JSON 1.1 front answers signature errors with 400, the REST APIs (Lambda, the
@@ -169,7 +181,7 @@ class Door:
             # token beside such a key, so a client that sends one has picked up credentials of another.
             raise _unrecognized("InvalidToken", S3_INVALID_TOKEN)
         if claim.region != self.region:
-            raise _invalid("Credential should be scoped to a valid region. ")
+            raise self._wrong_region(claim)
         if service is not None and claim.service != service:
             raise _invalid(f"Credential should be scoped to correct service: '{service}'. ")
         if claim.expires is not None and claim.service != "s3":
@@ -178,7 +190,25 @@ class Door:
             missing = "Missing required header for this request: x-amz-content-sha256"
             raise Refusal("IncompleteSignatureException", missing, s3_code="InvalidRequest")
         self._check_time(claim)
+        if claim.service == "s3":
+            _require_signed_amz_headers(claim, headers)
         return claim
+
+    def _wrong_region(self, claim: Claim) -> Refusal:
+        """JSON APIs' refusal of a scope in another region; S3's names the region it expects (in a
+        field and a header), which botocore's region redirector reads to sign for it again."""
+        wrong = f"the region '{claim.region}' is wrong; expecting '{self.region}'"
+        if claim.expires is None:
+            code = "AuthorizationHeaderMalformed"
+            s3_message = f"The authorization header is malformed; {wrong}"
+        else:
+            code, s3_message = "AuthorizationQueryParametersError", (
+                f"Error parsing the X-Amz-Credential parameter; {wrong}")
+        return Refusal(
+            "InvalidSignatureException", "Credential should be scoped to a valid region. ", s3_code=code,
+            s3_message=s3_message, s3_fields={"Region": self.region},
+            s3_headers={"x-amz-bucket-region": self.region},
+        )
 
     def _check_time(self, claim: Claim) -> None:
         if claim.date != claim.timestamp[:8]:
@@ -190,7 +220,16 @@ class Door:
         now = self.clock()
         minutes = int(ALLOWED_SKEW.total_seconds() // 60)
         if claim.expires is not None and now > signed_at + timedelta(seconds=claim.expires):
-            raise Refusal("AccessDeniedException", "Request has expired")
+            expired = {"X-Amz-Expires": str(claim.expires),
+                       "Expires": _iso(signed_at + timedelta(seconds=claim.expires)), "ServerTime": _iso(now)}
+            raise Refusal("AccessDeniedException", "Request has expired", s3_fields=expired)
+        if claim.service == "s3":
+            if claim.expires is None and abs(now - signed_at) > S3_ALLOWED_SKEW:
+                skewed = {"RequestTime": claim.timestamp, "ServerTime": _iso(now),
+                          "MaxAllowedSkewMilliseconds": str(int(S3_ALLOWED_SKEW.total_seconds() * 1000))}
+                raise Refusal("InvalidSignatureException", S3_SKEWED, s3_code="RequestTimeTooSkewed",
+                              s3_fields=skewed)
+            return
         if claim.expires is None and signed_at < now - ALLOWED_SKEW:
             raise _invalid(
                 f"Signature expired: {claim.timestamp} is now earlier than "
@@ -384,3 +423,17 @@ def _timestamp(headers: Message) -> str | None:
 
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(SIGV4_TIMESTAMP)
+
+
+def _iso(moment: datetime) -> str:
+    """A time as S3's errors write it: 2018-03-29T11:27:42Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _require_signed_amz_headers(claim: Claim, headers: Message) -> None:
+    """S3 refuses a request carrying an x-amz-* header its signature does not cover, naming them."""
+    unsigned = sorted({name.lower() for name in headers if name.lower().startswith("x-amz-")}
+                      - set(claim.signed_headers) - UNSIGNED_ALLOWED)
+    if unsigned:
+        message = "There were headers present in the request which were not signed"
+        raise Refusal("AccessDeniedException", message, s3_fields={"HeadersNotSigned": ", ".join(unsigned)})

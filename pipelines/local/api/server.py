@@ -182,7 +182,8 @@ class Handler(OneRequestHandler, JsonRequestHandler):
 
     def _refuse(self, refusal: Refusal, route: Route, close: bool = True) -> None:
         if route.s3:
-            error = ServiceError(refusal.s3_code, refusal.s3_message, refusal.s3_status())
+            error = ServiceError(refusal.s3_code, refusal.s3_message, refusal.s3_status(), refusal.s3_fields,
+                                 refusal.s3_headers)
         else:
             error = ServiceError(refusal.code, refusal.message, refusal.status(route.json_protocol))
         self._send(self._error(error, route), close)
