@@ -425,9 +425,13 @@ def test_test_event_pattern_matches_a_whole_event(service: LocalSageMaker) -> No
 
     assert test({"source": ["aws.sagemaker"], "detail": {"a": ["b"]}})
     assert not test({"detail": {"a": ["c"]}})
-    with pytest.raises(ServiceError, match="missing the fields id, time") as raised:
-        test({"source": ["aws.sagemaker"]}, {k: v for k, v in event.items() if k not in ("id", "time")})
-    assert raised.value.code == "ValidationException"
+    # EventBridge matches an event without resources, whatever its reference says
+    assert test({"source": ["aws.sagemaker"]}, {k: v for k, v in event.items() if k != "resources"})
+    for broken in ({k: v for k, v in event.items() if k not in ("id", "time")}, "not an event", [event]):
+        with pytest.raises(ServiceError) as raised:
+            test({"source": ["aws.sagemaker"]}, broken)
+        assert (raised.value.code, raised.value.message) == (
+            "ValidationException", "Parameter Event is not valid.")
     with pytest.raises(ServiceError, match='Reason: "source" must be an object or an array') as raised:
         test({"source": "aws.sagemaker"})
     assert raised.value.code == "InvalidEventPatternException"
