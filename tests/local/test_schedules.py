@@ -156,6 +156,8 @@ def test_schedules_are_listed_by_name_a_page_at_a_time_with_filters(local: Local
     ({"FlexibleTimeWindow": {"Mode": "FLEXIBLE"}}, "MaximumWindowInMinutes is required"),
     ({"StartDate": datetime(2027, 1, 2, tzinfo=UTC), "EndDate": datetime(2027, 1, 1, tzinfo=UTC)},
      "The EndDate must be after the StartDate."),
+    ({"StartDate": datetime(2026, 12, 6, 16, 54, tzinfo=UTC)},  # 6 minutes before the fixture's clock
+     "The StartDate you specify cannot be earlier than 5 minutes ago."),
     ({"ScheduleExpression": "rate(1 hours)"}, "Invalid Schedule Expression rate(1 hours)."),
     ({"ScheduleExpressionTimezone": "Mars/Olympus"}, "Invalid time zone: Mars/Olympus"),
 ])

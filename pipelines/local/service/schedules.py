@@ -15,6 +15,7 @@ the local start, a call inside the server, is neither (what it refuses is the re
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ GROUP = "default"
 START_PIPELINE = "arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution"
 PIPELINE_ARN = "arn:aws:sagemaker:"  # a templated target: the pipeline itself
 RETRY_DEFAULTS = {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+PAST_START_SECONDS = 300  # how far in the past Scheduler takes a StartDate (on create and on update)
 SETTINGS = (
     "ScheduleExpression", "StartDate", "EndDate", "Description", "ScheduleExpressionTimezone", "State",
     "Target", "FlexibleTimeWindow", "ActionAfterCompletion",
@@ -96,6 +98,8 @@ def _settings(request: Body) -> Body:
     for member in ("StartDate", "EndDate"):
         if member in settings:
             settings[member] = _epoch(member, settings[member])
+    if settings.get("StartDate", math.inf) < time.time() - PAST_START_SECONDS:
+        raise invalid("The StartDate you specify cannot be earlier than 5 minutes ago.")
     if "StartDate" in settings and "EndDate" in settings and settings["EndDate"] <= settings["StartDate"]:
         raise invalid("The EndDate must be after the StartDate.")
     settings.setdefault("State", "ENABLED")
