@@ -238,15 +238,20 @@ def test_registry_listings_default_as_the_api_reference_says(service: LocalSageM
     assert listed(ModelPackageGroupName="second") == ["second"]
 
 
+def fn(name: str) -> str:
+    """A Lambda function's ARN: what the local EventBridge delivers to."""
+    return f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+
+
 class RecordingFunctions:
-    """What Lambda accepts for asynchronous invocation; a function named "arn:missing" it refuses."""
+    """What Lambda accepts for asynchronous invocation; a function named fn("missing") it refuses."""
 
     def __init__(self) -> None:
         self.invoked: list[tuple[str, Any]] = []
 
     def submit(self, name_or_arn: str, event: Any) -> str:
-        if name_or_arn == "arn:missing":
-            raise ServiceError("ResourceNotFoundException", "Function not found: arn:missing", 404)
+        if name_or_arn == fn("missing"):
+            raise ServiceError("ResourceNotFoundException", f"Function not found: {fn('missing')}", 404)
         self.invoked.append((name_or_arn, event))
         return str(uuid.uuid4())
 
@@ -258,7 +263,7 @@ def recording(
     functions = RecordingFunctions()
     service.events.deliveries.invocations = functions  # type: ignore[assignment]
     call(service, "PutRule", Name="r", EventPattern=json.dumps(pattern))
-    call(service, "PutTargets", Rule="r", Targets=list(targets) or [{"Id": "1", "Arn": "arn:deploy"}])
+    call(service, "PutTargets", Rule="r", Targets=list(targets) or [{"Id": "1", "Arn": fn("deploy")}])
     return functions
 
 
@@ -348,20 +353,20 @@ def test_the_approval_rule_deploys_what_an_update_approves_and_not_what_the_pipe
 
 def test_targets_are_stored_whole_and_receive_their_input(service: LocalSageMaker) -> None:
     targets = [
-        {"Id": "event", "Arn": "arn:a", "RetryPolicy": {"MaximumRetryAttempts": 2},
+        {"Id": "event", "Arn": fn("a"), "RetryPolicy": {"MaximumRetryAttempts": 2},
          "DeadLetterConfig": {"Arn": "arn:aws:sqs:us-east-1:000000000000:dlq"}},
-        {"Id": "constant", "Arn": "arn:b", "Input": json.dumps({"rule": "r", "constant": True})},
-        {"Id": "path", "Arn": "arn:c", "InputPath": "$.detail.ModelPackageArn"},
-        {"Id": "absent", "Arn": "arn:d", "InputPath": "$.detail.Nothing"},
+        {"Id": "constant", "Arn": fn("b"), "Input": json.dumps({"rule": "r", "constant": True})},
+        {"Id": "path", "Arn": fn("c"), "InputPath": "$.detail.ModelPackageArn"},
+        {"Id": "absent", "Arn": fn("d"), "InputPath": "$.detail.Nothing"},
     ]
     functions = recording(service, EVERY_PACKAGE_EVENT, *targets)
     assert call(service, "ListTargetsByRule", Rule="r")["Targets"] == targets
     arn = service.registry.register_model_package({"ModelPackageGroupName": "g", **PACKAGE})
     received(functions, 4)
     payloads = dict(functions.invoked)
-    assert payloads["arn:a"]["detail"]["ModelPackageArn"] == arn
-    assert payloads["arn:b"] == {"rule": "r", "constant": True}
-    assert (payloads["arn:c"], payloads["arn:d"]) == (arn, None)
+    assert payloads[fn("a")]["detail"]["ModelPackageArn"] == arn
+    assert payloads[fn("b")] == {"rule": "r", "constant": True}
+    assert (payloads[fn("c")], payloads[fn("d")]) == (arn, None)
 
 
 @pytest.mark.parametrize(
@@ -378,7 +383,7 @@ def test_a_target_whose_input_cannot_be_given_is_refused(
 ) -> None:
     call(service, "PutRule", Name="r", EventPattern=json.dumps(EVERY_PACKAGE_EVENT))
     with pytest.raises(ServiceError, match=refusal) as raised:
-        call(service, "PutTargets", Rule="r", Targets=[{"Id": "t", "Arn": "arn:a", **target}])
+        call(service, "PutTargets", Rule="r", Targets=[{"Id": "t", "Arn": fn("a"), **target}])
     assert raised.value.code == "ValidationException"
     assert "Targets" not in call(service, "ListTargetsByRule", Rule="r")
 
@@ -390,12 +395,12 @@ def test_a_target_lambda_refuses_is_logged_with_its_dead_letter_queue(
     that does not exist is what EventBridge sends to the target's dead-letter queue without retrying
     (test_event_deliveries.py retries the others)."""
     dead_letters = {"Arn": "arn:aws:sqs:us-east-1:000000000000:dlq"}
-    functions = recording(service, EVERY_PACKAGE_EVENT, {"Id": "1", "Arn": "arn:deploy"},
-                          {"Id": "2", "Arn": "arn:missing", "DeadLetterConfig": dead_letters})
+    functions = recording(service, EVERY_PACKAGE_EVENT, {"Id": "1", "Arn": fn("deploy")},
+                          {"Id": "2", "Arn": fn("missing"), "DeadLetterConfig": dead_letters})
     service.registry.register_model_package({"ModelPackageGroupName": "g", **PACKAGE})
-    assert [arn for arn, _ in functions.invoked] == ["arn:deploy"]
+    assert [arn for arn, _ in functions.invoked] == [fn("deploy")]
     queue = "arn:aws:sqs:us-east-1:000000000000:dlq"
-    assert f"target arn:missing not delivered after 1 attempts ({queue}): ResourceNotFoundException: " \
+    assert f"target {fn('missing')} not delivered after 1 attempts ({queue}): ResourceNotFoundException: " \
         "Function not found" in caplog.text
 
 
@@ -488,7 +493,7 @@ def test_an_approval_reaches_only_the_rule_of_its_own_group(service: LocalSageMa
     pattern = {"source": ["aws.sagemaker"], "detail": {
         "ModelPackageGroupName": ["mine"], "ModelApprovalStatus": ["Approved"]}}
     call(service, "PutRule", Name="deploy-mine", EventPattern=json.dumps(pattern))
-    call(service, "PutTargets", Rule="deploy-mine", Targets=[{"Id": "1", "Arn": "arn:deploy"}])
+    call(service, "PutTargets", Rule="deploy-mine", Targets=[{"Id": "1", "Arn": fn("deploy")}])
     request = {"InferenceSpecification": {"Containers": [{"Image": "i", "ModelDataUrl": "s3://b/m"}]},
                "ModelApprovalStatus": "PendingManualApproval"}
     other = service.registry.register_model_package({"ModelPackageGroupName": "other", **request})
@@ -497,7 +502,7 @@ def test_an_approval_reaches_only_the_rule_of_its_own_group(service: LocalSageMa
         call(service, "UpdateModelPackage", ModelPackageArn=arn, ModelApprovalStatus="Approved")
     wait_until(lambda: functions.invoked, 10, "the rule's target to be invoked")
     assert [(target, event["detail"]["ModelPackageArn"]) for target, event in functions.invoked] == [
-        ("arn:deploy", mine)]
+        (fn("deploy"), mine)]
 
 
 def test_a_pattern_that_is_not_a_rule_pattern_is_refused(service: LocalSageMaker) -> None:
@@ -537,22 +542,34 @@ def test_a_content_filter_picks_the_package_events_a_rule_delivers(service: Loca
     assert event["detail"]["ModelPackageArn"] == arn and len(functions.invoked) == 1
 
 
+def test_a_target_the_local_eventbridge_cannot_deliver_to_is_refused_by_name(service: LocalSageMaker) -> None:
+    recording(service, EVERY_PACKAGE_EVENT)
+    for target in ("arn:aws:sqs:us-east-1:000000000000:queue", "arn:aws:sns:us-east-1:000000000000:topic"):
+        with pytest.raises(ServiceError) as raised:
+            call(service, "PutTargets", Rule="r", Targets=[{"Id": "2", "Arn": target}])
+        service_name = target.split(":")[2]
+        assert (raised.value.code, raised.value.message) == ("ValidationException", (
+            f"Target 2: {service_name} targets are not supported locally: the local EventBridge delivers "
+            "events to Lambda functions only."))
+    assert [t["Arn"] for t in call(service, "ListTargetsByRule", Rule="r")["Targets"]] == [fn("deploy")]
+
+
 def test_a_rule_takes_five_targets(service: LocalSageMaker) -> None:
-    targets = [{"Id": str(n), "Arn": f"arn:{n}"} for n in range(5)]
+    targets = [{"Id": str(n), "Arn": fn(str(n))} for n in range(5)]
     recording(service, EVERY_PACKAGE_EVENT, *targets)
-    call(service, "PutTargets", Rule="r", Targets=[{"Id": "4", "Arn": "arn:replaced"}])  # still five
+    call(service, "PutTargets", Rule="r", Targets=[{"Id": "4", "Arn": fn("replaced")}])  # still five
     with pytest.raises(ServiceError) as raised:
         call(service, "PutTargets", Rule="r",
-             Targets=[{"Id": "3", "Arn": "arn:c"}, {"Id": "5", "Arn": "arn:5"}])
+             Targets=[{"Id": "3", "Arn": fn("c")}, {"Id": "5", "Arn": fn("5")}])
     assert (raised.value.code, raised.value.message) == (
         "LimitExceededException", "The requested resource exceeds the maximum number allowed.")
     listed = call(service, "ListTargetsByRule", Rule="r")["Targets"]
     assert [(t["Id"], t["Arn"]) for t in listed] == [
-        ("0", "arn:0"), ("1", "arn:1"), ("2", "arn:2"), ("3", "arn:3"), ("4", "arn:replaced")]
+        ("0", fn("0")), ("1", fn("1")), ("2", fn("2")), ("3", fn("3")), ("4", fn("replaced"))]
 
 
 def test_a_rule_with_targets_is_not_deleted_and_deleting_it_twice_succeeds(service: LocalSageMaker) -> None:
-    recording(service, EVERY_PACKAGE_EVENT, {"Id": "1", "Arn": "arn:a"})
+    recording(service, EVERY_PACKAGE_EVENT, {"Id": "1", "Arn": fn("a")})
     with pytest.raises(ServiceError) as raised:
         call(service, "DeleteRule", Name="r")
     assert (raised.value.code, raised.value.message) == (
@@ -585,7 +602,7 @@ def test_a_rule_needs_a_pattern_and_schedules_are_refused_by_name(
 def test_put_rule_replaces_the_rule_and_keeps_its_targets(service: LocalSageMaker) -> None:
     call(service, "PutRule", Name="r", EventPattern=json.dumps(EVERY_PACKAGE_EVENT), Description="first",
          RoleArn=ROLE, State="DISABLED")
-    call(service, "PutTargets", Rule="r", Targets=[{"Id": "1", "Arn": "arn:a"}])
+    call(service, "PutTargets", Rule="r", Targets=[{"Id": "1", "Arn": fn("a")}])
     assert call(service, "DescribeRule", Name="r")["Description"] == "first"
     pattern = json.dumps({"source": ["my.app"]})
     call(service, "PutRule", Name="r", EventPattern=pattern)

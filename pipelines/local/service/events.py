@@ -53,6 +53,11 @@ DOTTED_PATH = re.compile(r"\$(\.[^.\[\]]+)*")  # the InputPath form served: $ an
 # does not require (localstack's answers recorded from AWS match events without it).
 ENVELOPE = ("id", "account", "source", "time", "region", "detail-type")
 INVALID_EVENT = "Parameter Event is not valid."  # EventBridge's words for an event it cannot test
+# The targets the local EventBridge delivers to: Lambda functions (an SQS queue, an SNS topic... are
+# targets EventBridge delivers to, which the local one cannot).
+LAMBDA_TARGET = re.compile(
+    r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?"
+)
 
 
 def _default_bus(request: Body) -> None:
@@ -75,7 +80,12 @@ def _check_rule_pattern(request: Body) -> None:
 
 
 def _check_target(target: Body) -> None:
-    """What the target receives: the event, `Input` (a constant) or `InputPath` (a part of it)."""
+    """A Lambda function, and what it receives: the event, `Input` (a constant) or `InputPath` (a
+    part of it)."""
+    if not LAMBDA_TARGET.fullmatch(target["Arn"]):
+        service = target["Arn"].split(":")[2] if target["Arn"].count(":") >= 2 else target["Arn"]
+        raise _bad_target(target, f"{service} targets are not supported locally: the local EventBridge "
+                          "delivers events to Lambda functions only.")
     given = [member for member in ("Input", "InputPath", "InputTransformer") if member in target]
     if len(given) > 1:
         raise _bad_target(target, "only one of Input, InputPath and InputTransformer may be given.")
