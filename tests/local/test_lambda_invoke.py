@@ -19,6 +19,7 @@ from waiting import wait_until
 
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.service.backend import LocalSageMaker
+from pipelines.local.service.functions import FUNCTIONS
 
 from .inprocess import client
 from .marks import CLIENT, Marks
@@ -317,6 +318,17 @@ def test_list_functions_pages_every_function_by_name_without_its_state(lambda_: 
     assert listed[0] == {key: value for key, value in full.items() if key not in left_out}
     every_version = lambda_.list_functions(FunctionVersion="ALL")["Functions"]
     assert [function["FunctionName"] for function in every_version] == sorted(HANDLERS)  # $LATEST only
+
+
+def test_list_functions_answers_50_a_page_at_most_whatever_max_items_asks() -> None:
+    """"ListFunctions returns a maximum of 50 items in each response, even if you set the number
+    higher" (its API reference); the listing alone, over records as the service keeps them."""
+    records = [{"FunctionName": f"f{n:03}"} for n in range(60)]
+    first = FUNCTIONS.page(records, {"MaxItems": 60})
+    assert [f["FunctionName"] for f in first["Functions"]] == [f"f{n:03}" for n in range(50)]
+    rest = FUNCTIONS.page(records, {"MaxItems": 60, "Marker": first["NextMarker"]})
+    assert [f["FunctionName"] for f in rest["Functions"]] == [f"f{n:03}" for n in range(50, 60)]
+    assert "NextMarker" not in rest
 
 
 def test_a_deleted_function_is_no_longer_listed_and_no_lambda_edge_replica_ever_is(lambda_: Any) -> None:

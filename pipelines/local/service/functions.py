@@ -33,7 +33,8 @@ LOG_TAIL_BYTES = 4096  # LogType Tail: the end of the invocation's log
 FUNCTIONS = Listing(
     "ListFunctions", "Functions", {"FunctionName": "FunctionName"}, "FunctionName",
     default_sort="FunctionName", default_order="Ascending", scope=("MasterRegion", "FunctionVersion"),
-    limit_member="MaxItems", default_limit=50, token_member="Marker", next_member="NextMarker",
+    # "ListFunctions returns a maximum of 50 items in each response, even if you set the number higher"
+    limit_member="MaxItems", default_limit=50, most=50, token_member="Marker", next_member="NextMarker",
     refuse=invalid_parameter,
 )
 # What ListFunctions leaves out of each configuration, as its API reference says: GetFunction has them.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -82,6 +83,7 @@ class Listing:
     scope: tuple[str, ...] = ()  # request members the operation applies itself (whose records)
     limit_member: str = "MaxResults"
     default_limit: int = DEFAULT_PAGE_SIZE
+    most: int | None = None  # the largest page, whatever a request asks for (ListFunctions' 50)
     # Filters that test the page once it is cut, when the request names its size: ListTrainingJobs'
     # StatusEquals, as its API reference documents (a page may then hold fewer records, or none).
     page_filters: frozenset[str] = frozenset()
@@ -122,7 +124,7 @@ class Listing:
                     chosen = [record for record in chosen if key(record) > cursor]
             except TypeError:  # a token whose cursor is not of this listing's kind
                 raise self.refuse(f"The {self.token_member} is not valid.") from None
-        limit = int(request.get(self.limit_member) or self.default_limit)
+        limit = min(int(request.get(self.limit_member) or self.default_limit), self.most or sys.maxsize)
         page = [record for record in chosen[:limit] if _passes(record, request, later)]
         body: Body = {self.result_key: [summary(record) for record in page]}
         if len(chosen) > limit:
