@@ -395,7 +395,10 @@ STATES: dict[str, dict[str, str]] = {
     CREATING: {
         "State": "Pending", "StateReason": "The function is being created.", "StateReasonCode": "Creating",
     },
-    UPDATING: {"State": "Active", "LastUpdateStatus": "InProgress"},
+    UPDATING: {  # Lambda gives an update the reason it gives a creation (as every CLI answer shows)
+        "State": "Active", "LastUpdateStatus": "InProgress",
+        "LastUpdateStatusReason": "The function is being created.", "LastUpdateStatusReasonCode": "Creating",
+    },
 }
 
 
