@@ -3,6 +3,7 @@ credentials file the server makes."""
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -320,3 +321,35 @@ def test_s3_refuses_an_x_amz_header_its_signature_does_not_cover() -> None:
     hashed = presign()
     hashed.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"  # checked against the body instead
     admit(hashed, "s3")
+
+
+def test_s3_refuses_a_payload_hash_that_is_no_sha256_nor_a_payload_kind_in_its_words() -> None:
+    sent = sign_s3()
+    sent.headers.replace_header("X-Amz-Content-SHA256", "GIBBERISH")  # judged before the signature
+    found = refusal(sent, "s3")
+    assert (found.s3_code, found.s3_status(), found.s3_fields) == (
+        "InvalidArgument", 400, {"ArgumentName": "x-amz-content-sha256", "ArgumentValue": "GIBBERISH"})
+    assert found.s3_message == (
+        "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, "
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, "
+        "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER or a "
+        "valid sha256 value.")
+
+
+def test_s3_names_both_hashes_when_a_body_is_not_what_its_hash_says() -> None:
+    sent = sign_s3()  # signed over an empty body
+    sent.body = b"more than nothing"
+    found = refusal(sent, "s3")
+    assert (found.s3_code, found.s3_status()) == ("XAmzContentSHA256Mismatch", 400)
+    assert found.s3_fields == {
+        "ClientComputedContentSHA256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "S3ComputedContentSHA256": hashlib.sha256(b"more than nothing").hexdigest()}
+
+
+def test_signature_version_2_in_the_authorization_header_is_refused_as_s3_refuses_it() -> None:
+    sent = sign_s3()
+    sent.headers.replace_header("Authorization", f"AWS {KEYS.access_key_id}:c2lnbmF0dXJl")
+    found = refusal(sent, "s3")
+    assert (found.s3_code, found.s3_status(), found.s3_message) == (
+        "InvalidRequest", 400,
+        "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.")

@@ -203,10 +203,13 @@ def test_a_put_is_a_new_version_with_s3s_etag_and_checksum(s3: Any, store: Objec
 
 
 @pytest.mark.parametrize(("arguments", "status", "error"), [
-    ({"ContentMD5": b64(hashlib.md5(b"other bytes").digest())}, 400,
-     {"Code": "BadDigest", "Message": "The Content-MD5 you specified did not match what we received."}),
+    ({"ContentMD5": b64(hashlib.md5(b"other bytes").digest())}, 400,  # with the digests, as S3 names them
+     {"Code": "BadDigest", "Message": "The Content-MD5 you specified did not match what we received.",
+      "CalculatedDigest": b64(hashlib.md5(b"data").digest()),
+      "ExpectedDigest": b64(hashlib.md5(b"other bytes").digest())}),
     ({"ContentMD5": "not base64"}, 400,
-     {"Code": "InvalidDigest", "Message": "The Content-MD5 you specified was invalid."}),
+     {"Code": "InvalidDigest", "Message": "The Content-MD5 you specified was invalid.",
+      "Content-MD5": "not base64"}),
     ({"ChecksumCRC32": b64(zlib.crc32(b"other bytes").to_bytes(4, "big"))}, 400,
      {"Code": "BadDigest", "Message": "The CRC32 you specified did not match the calculated checksum."}),
     ({"ChecksumSHA1": b64(hashlib.sha1(b"other bytes").digest())}, 400,

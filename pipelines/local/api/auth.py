@@ -60,6 +60,18 @@ SIGNATURE_MISMATCH = (
 )
 CONTENT_SHA256 = "X-Amz-Content-SHA256"
 CONTENT_SHA256_MISMATCH = "The provided 'x-amz-content-sha256' header does not match what was computed."
+# S3's refusal of a payload hash that is neither a SHA-256 nor one of its payload kinds (versitygw
+# issue 1352 records it); the streamed kinds are refused later, by name (s3_body.py).
+PAYLOAD_KINDS = (
+    "UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
+    "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER",
+)
+INVALID_PAYLOAD_HASH = f"x-amz-content-sha256 must be {', '.join(PAYLOAD_KINDS)} or a valid sha256 value."
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+V2_UNSUPPORTED = (
+    "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+)
 S3_BAD_REQUESTS = frozenset({
     "AuthorizationHeaderMalformed", "AuthorizationQueryParametersError", "InvalidArgument", "InvalidRequest",
     "InvalidToken", "XAmzContentSHA256Mismatch",
@@ -169,9 +181,7 @@ class Door:
             )
         if not query and {"AWSAccessKeyId", "Signature"} <= parameters.keys():
             raise Refusal(  # Signature Version 2, which S3 no longer takes for a bucket made today
-                "IncompleteSignatureException",
-                "The authorization mechanism you have provided is not supported. Please use "
-                "AWS4-HMAC-SHA256.", s3_code="InvalidRequest",
+                "IncompleteSignatureException", V2_UNSUPPORTED, s3_code="InvalidRequest",
             )
         claim = parse_query_authorization(query) if query else parse_authorization(headers)
         if not hmac.compare_digest(claim.key_id, self.credentials.access_key_id):
@@ -189,6 +199,12 @@ class Door:
         if claim.service == "s3" and claim.expires is None and headers.get(CONTENT_SHA256) is None:
             missing = "Missing required header for this request: x-amz-content-sha256"
             raise Refusal("IncompleteSignatureException", missing, s3_code="InvalidRequest")
+        declared = headers.get(CONTENT_SHA256)
+        if claim.service == "s3" and declared is not None and not (
+            SHA256_HEX.fullmatch(declared) or declared in PAYLOAD_KINDS
+        ):
+            raise Refusal("InvalidSignatureException", INVALID_PAYLOAD_HASH, s3_code="InvalidArgument",
+                          s3_fields={"ArgumentName": "x-amz-content-sha256", "ArgumentValue": declared})
         self._check_time(claim)
         if claim.service == "s3":
             _require_signed_amz_headers(claim, headers)
@@ -249,8 +265,11 @@ class Door:
         declared = headers.get(CONTENT_SHA256)
         # S3 lets a client leave the payload out of the signature; a presigned URL always does.
         unsigned = claim.service == "s3" and (declared == UNSIGNED_PAYLOAD or claim.expires is not None)
-        if declared is not None and not unsigned and declared != hashlib.sha256(body).hexdigest():
-            raise _invalid(CONTENT_SHA256_MISMATCH, "XAmzContentSHA256Mismatch")
+        computed = hashlib.sha256(body).hexdigest()
+        if declared is not None and not unsigned and declared != computed:
+            hashes = {"ClientComputedContentSHA256": declared, "S3ComputedContentSHA256": computed}
+            raise Refusal("InvalidSignatureException", CONTENT_SHA256_MISMATCH,
+                          s3_code="XAmzContentSHA256Mismatch", s3_fields=hashes)
         self._check_signature(claim, method, target, headers, body)
 
     def check_s3_headers_signature(self, claim: Claim, method: str, target: str, headers: Message) -> None:
@@ -377,7 +396,11 @@ def parse_authorization(headers: Message) -> Claim:
     value = values[0].strip()
     algorithm, _, rest = value.partition(" ")
     if algorithm != ALGORITHM:
-        raise _incomplete(f"Unsupported AWS 'algorithm': '{algorithm}'. Only '{ALGORITHM}' is served.")
+        message = f"Unsupported AWS 'algorithm': '{algorithm}'. Only '{ALGORITHM}' is served."
+        if algorithm == "AWS":  # Signature Version 2 (`AWS key:signature`), which S3 no longer takes
+            raise Refusal("IncompleteSignatureException", message, s3_code="InvalidRequest",
+                          s3_message=V2_UNSUPPORTED)
+        raise _incomplete(message)
     fields = dict(part.strip().partition("=")[::2] for part in rest.split(",") if part.strip())
     missing = [
         f"Authorization header requires '{name}' parameter."

@@ -99,8 +99,9 @@ class Expected:
         content_md5 = None
         if "ContentMD5" in request:
             content_md5 = _decoded(request["ContentMD5"], SIZES["MD5"])
-            if content_md5 is None:
-                raise ServiceError("InvalidDigest", "The Content-MD5 you specified was invalid.", 400)
+            if content_md5 is None:  # S3 names it (versitygw issue 1526 records S3's answer)
+                raise ServiceError("InvalidDigest", "The Content-MD5 you specified was invalid.", 400,
+                                   {"Content-MD5": str(request["ContentMD5"])})
         sent = [name for name in request if name.startswith(MEMBER) and name != ALGORITHM_MEMBER]
         if len(sent) > 1:
             raise invalid(
@@ -143,7 +144,9 @@ class Expected:
         """Once the whole body has been read: S3's BadDigest for a digest that does not match."""
         if self.content_md5 is not None and self.content_md5 != self.md5.digest():
             message = "The Content-MD5 you specified did not match what we received."
-            raise ServiceError("BadDigest", message, 400)
+            digests = {"CalculatedDigest": base64.b64encode(self.md5.digest()).decode(),  # as S3 names them
+                       "ExpectedDigest": base64.b64encode(self.content_md5).decode()}
+            raise ServiceError("BadDigest", message, 400, digests)
         if self.computed is not None and self.checksum not in (None, self.computed.digest()):
             raise ServiceError(
                 "BadDigest", f"The {self.algorithm} you specified did not match the calculated checksum.", 400
