@@ -366,6 +366,10 @@ def test_an_unsigned_request_is_refused_in_s3s_words(state: Path) -> None:
     assert (status, document.tag, document.findtext("Code")) == (403, "Error", "AccessDenied")
     assert b"not for you" not in body
     assert raw(state, "HEAD", "/e2e/secret.txt") == (403, b"")
+    for method in ("PUT", "DELETE"):  # as `aws s3 cp/rm --no-sign-request` send them
+        status, body = raw(state, method, "/e2e/secret.txt")
+        assert (status, ElementTree.fromstring(body).findtext("Code")) == (403, "AccessDenied"), method
+    assert store(state).get_bytes("s3://e2e/secret.txt") == b"not for you"
 
 
 def test_a_presigned_url_reads_and_writes_one_object_until_it_expires(state: Path) -> None:

@@ -79,8 +79,8 @@ S3_ROUTE = Route("s3", False, True)
 def route_of(method: str, target: str, headers: Message) -> Route:
     """The API a request (`target`: its path and query) is for. S3's paths are anyone's
     (`/endpoints/...` could be a bucket), so a request is S3's when its signature (in its headers,
-    or a presigned URL's query) is scoped to s3, or when, unsigned, it reads a path no other API has:
-    S3 then refuses it in its own words."""
+    or a presigned URL's query) is scoped to s3, or when, unsigned, it reads, writes or deletes a
+    path no other API has: S3 then refuses it in its own words."""
     path = target.split("?", 1)[0]
     signed_for = scoped_service(headers, target)
     if signed_for == "s3":
@@ -94,7 +94,7 @@ def route_of(method: str, target: str, headers: Message) -> Route:
         return Route("lambda", False)
     if path == SCHEDULES_PREFIX or path.startswith(f"{SCHEDULES_PREFIX}/"):
         return Route("scheduler", False)
-    if signed_for is None and method in ("GET", "HEAD"):
+    if signed_for is None and method in ("GET", "HEAD", "PUT", "DELETE"):
         return S3_ROUTE
     return Route(None, False)
 
