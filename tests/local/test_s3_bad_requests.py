@@ -91,6 +91,7 @@ def upload(service: LocalSageMaker) -> str:
      {"x-amz-copy-source": "bucket/k", "x-amz-copy-source-range": "bytes=99-100"}, b"", "InvalidRequest"),
     ("PUT", "/bucket?versioning", BODY_MD5, b"garbage", "MalformedXML"),
     ("PUT", "/bucket/" + "k" * 1025, {}, b"x", "KeyTooLongError"),  # S3's 1,024 bytes
+    ("POST", "/bucket/k", {}, b"", "MethodNotAllowed"),  # no operation is a POST of an object
     ("PUT", "/bucket/k/.key-part-continued/k", {}, b"x", "InvalidArgument"),  # a name the store gives
     ("POST", "/bucket/k/.key-part-continued/k?uploads", {}, b"", "InvalidArgument"),
 ])
@@ -113,3 +114,10 @@ def test_a_prefix_pointing_outside_the_bucket_lists_nothing(service: LocalSageMa
     service.context.store.put_bytes("s3://bucket/k", b"x")
     status, answer = send(service, "GET", f"/bucket?{query}", {}, b"")
     assert status == 200 and b"<Key>" not in answer and b"<Prefix>" in answer
+
+
+def test_a_method_no_operation_has_on_a_resource_is_s3s_405_naming_both(service: LocalSageMaker) -> None:
+    status, answer = send(service, "POST", "/bucket/k", {}, b"")
+    document = ElementTree.fromstring(answer)
+    named = [document.findtext(name) for name in ("Code", "Method", "ResourceType")]
+    assert (status, named) == (405, ["MethodNotAllowed", "POST", "OBJECT"])

@@ -69,8 +69,11 @@ class S3Front:
     def _call(self, method: str, path: str, query: str, headers: Headers, body: Readable) -> Reply:
         level, bucket, key = split_path(path)
         model = self.routes.match(method, level, query, headers)
-        if model is None:
-            raise ServiceError("UnknownOperationException", f"no route {method} {path}", 404)
+        if model is None:  # no operation of S3 is this method on this resource: S3's 405
+            raise ServiceError(
+                "MethodNotAllowed", "The specified method is not allowed against this resource.", 405,
+                {"Method": method, "ResourceType": level.upper()},
+            )
         operation = self.backend.operation("S3", model.name)
         if operation is None:
             raise ServiceError(
