@@ -353,3 +353,24 @@ def test_signature_version_2_in_the_authorization_header_is_refused_as_s3_refuse
     assert (found.s3_code, found.s3_status(), found.s3_message) == (
         "InvalidRequest", 400,
         "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.")
+
+
+def test_s3_shows_what_it_signed_when_a_signature_does_not_match() -> None:
+    sent = sign_s3()
+    provided = sent.headers["Authorization"].rpartition("Signature=")[2]
+    wrong = Door(Credentials(KEYS.access_key_id, "another secret"), PORT, "us-east-1", clock=lambda: NOW)
+    claim = wrong.check_headers(sent.headers, "s3", sent.target)
+    with pytest.raises(Refusal) as raised:
+        wrong.check_signature(claim, sent.method, sent.target, sent.headers, sent.body)
+    found = raised.value
+    assert (found.s3_code, found.s3_status(), found.s3_message) == (
+        "SignatureDoesNotMatch", 403,
+        "The request signature we calculated does not match the signature you provided. Check your key and "
+        "signing method.")
+    fields = found.s3_fields
+    assert (fields["AWSAccessKeyId"], fields["SignatureProvided"]) == (KEYS.access_key_id, provided)
+    assert fields["StringToSign"].startswith(
+        "AWS4-HMAC-SHA256\n20260131T120000Z\n20260131/us-east-1/s3/aws4_request\n")
+    assert fields["CanonicalRequest"].startswith("GET\n/bucket/data/train.csv\n")
+    for name in ("StringToSign", "CanonicalRequest"):
+        assert bytes.fromhex(fields[f"{name}Bytes"].replace(" ", "")).decode() == fields[name]

@@ -58,6 +58,10 @@ SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. Check your AWS "
     "Secret Access Key and signing method. Consult the service documentation for details."
 )
+S3_SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check your key and "
+    "signing method."
+)
 CONTENT_SHA256 = "X-Amz-Content-SHA256"
 CONTENT_SHA256_MISMATCH = "The provided 'x-amz-content-sha256' header does not match what was computed."
 # S3's refusal of a payload hash that is neither a SHA-256 nor one of its payload kinds (versitygw
@@ -280,8 +284,30 @@ class Door:
 
     def _check_signature(self, claim: Claim, method: str, target: str, headers: Message, body: bytes) -> None:
         expected = signature(self.credentials, claim, method, target, headers, body)
-        if not hmac.compare_digest(expected, claim.signature):
-            raise _invalid(SIGNATURE_MISMATCH, "SignatureDoesNotMatch")
+        if not hmac.compare_digest(expected.signature, claim.signature):
+            # S3 shows what it signed, so a client can find where its own signing differs
+            shown = {
+                "AWSAccessKeyId": claim.key_id, "StringToSign": expected.string_to_sign,
+                "SignatureProvided": claim.signature, "StringToSignBytes": _bytes(expected.string_to_sign),
+                "CanonicalRequest": expected.canonical_request,
+                "CanonicalRequestBytes": _bytes(expected.canonical_request),
+            }
+            raise Refusal("InvalidSignatureException", SIGNATURE_MISMATCH, s3_code="SignatureDoesNotMatch",
+                          s3_message=S3_SIGNATURE_MISMATCH, s3_fields=shown)
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A request's signature as the server computes it, with what it signed."""
+
+    signature: str
+    canonical_request: str
+    string_to_sign: str
+
+
+def _bytes(text: str) -> str:
+    """Text as S3's SignatureDoesNotMatch spells it out: each byte in hex, separated by spaces."""
+    return " ".join(f"{byte:02x}" for byte in text.encode())
 
 
 class _ClientSignedHeaders(SigV4Auth):
@@ -301,7 +327,7 @@ class _ClientSignedS3Headers(_ClientSignedHeaders, S3SigV4Auth):
 
 def signature(
     credentials: Credentials, claim: Claim, method: str, target: str, headers: Message, body: bytes
-) -> str:
+) -> Signed:
     """The hex signature the holder of `credentials` computes for this request under `claim`: for a
     presigned URL, over its query without the signature, and no payload."""
     presigned = claim.expires is not None
@@ -323,7 +349,8 @@ def signature(
         claim.region,
     )
     canonical = signer.canonical_request(request)
-    return str(signer.signature(signer.string_to_sign(request, canonical), request))
+    string_to_sign = signer.string_to_sign(request, canonical)
+    return Signed(str(signer.signature(string_to_sign, request)), canonical, string_to_sign)
 
 
 def scoped_service(headers: Headers, target: str = "") -> str | None:
