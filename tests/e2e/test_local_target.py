@@ -592,6 +592,19 @@ def test_every_answer_carries_a_request_id(local: Local) -> None:
         assert len(response.getheader("x-amzn-RequestId", "")) == 36, (path, response.getheaders())
 
 
+def test_an_invocation_over_6_mb_is_the_runtimes_bare_413(local: Local) -> None:
+    """SageMaker Runtime answers it with no error type, so botocore's code is "413" (a 2018 answer:
+    "An error occurred (413) when calling the InvokeEndpoint operation: HTTP content length exceeded
+    5246976 bytes.", sagemaker-python-sdk issue 171)."""
+    runtime = local.client("sagemaker-runtime")
+    with pytest.raises(ClientError) as refused:
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, Body=b"x" * (7 * 1024 * 1024), ContentType="text/csv")
+    error = refused.value.response
+    status, code = error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"]
+    assert (status, code) == (413, "413")
+    assert error["Error"]["Message"] == "HTTP content length exceeded 6291456 bytes."
+
+
 JOBS = ("Preprocess", "Train", "Evaluate")
 
 

@@ -128,7 +128,12 @@ class Handler(OneRequestHandler, JsonRequestHandler):
         return INVOKE_BODY_LIMIT if INVOCATIONS.match(self.path.split("?", 1)[0]) else API_BODY_LIMIT
 
     def error_body(self, status: int, message: str) -> bytes:
-        """AWS's error shape (`__type`, `message`), which boto3 turns into a ClientError."""
+        """AWS's error shape (`__type`, `message`), which boto3 turns into a ClientError. An
+        invocation over the limit is SageMaker Runtime's bare 413, which names no error type (botocore
+        reads its code as "413"), in its words."""
+        if status == 413 and self.body_limit() == INVOKE_BODY_LIMIT:
+            exceeded = f"HTTP content length exceeded {INVOKE_BODY_LIMIT} bytes."
+            return json.dumps({"message": exceeded}).encode()
         code = "PayloadTooLarge" if status == 413 else "ValidationError"
         return json.dumps({"__type": code, "message": message, "error": message}).encode()
 
