@@ -126,6 +126,19 @@ def test_exists_matches_on_presence_of_a_value() -> None:
     assert match({"c": [{"exists": False}, "x"]}, {"c": "x"})
 
 
+def test_a_dotted_key_names_nested_fields_in_a_pattern_and_in_an_event() -> None:
+    """EventBridge joins keys with dots as it compiles a pattern ("Considerations when creating event
+    patterns"; localstack's dot_joining_pattern template, recorded against AWS)."""
+    running = {"detail": {"state": {"status": "running"}}}
+    assert match({"detail": {"state.status": ["running"]}}, running)
+    assert match({"detail.state.status": ["running"]}, running)
+    assert not match({"detail": {"state.status": ["stopped"]}}, running)
+    assert match({"detail": {"state": {"status": ["running"]}}}, {"detail": {"state.status": "running"}})
+    assert match({"$or": [{"detail.state.status": ["stopped"]}, {"detail.state": {"status": ["running"]}}]},
+                 running)
+    assert match({"detail": {"state.code": [{"exists": False}], "state.status": ["running"]}}, running)
+
+
 def test_or_matches_when_one_of_its_members_does() -> None:
     pattern = {"source": ["aws.cloudwatch"], "$or": [
         {"metricName": ["CPUUtilization"]},

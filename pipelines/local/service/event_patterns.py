@@ -306,18 +306,66 @@ def _network(cidr: str) -> tuple[int, int, int]:
 def matches(pattern: Pattern, event: Any) -> bool:
     """Whether the event has what each field of the pattern asks (and one member of each $or). A
     field the event lacks, or holds an object in place of a value, has no values: only
-    `{"exists": false}` matches it. An array matches when one of its elements does."""
+    `{"exists": false}` matches it. An array matches when one of its elements does. A key holding
+    dots names the fields nested under its parts, in the pattern and in the event alike, as
+    EventBridge joins the keys of both with dots ("Considerations when creating event patterns")."""
+    return _matches(_pattern_unjoined(pattern), _unjoined(event))
+
+
+def _matches(pattern: Pattern, event: Any) -> bool:
     fields = event if isinstance(event, dict) else {}
     return all(_field_matches(key, wanted, fields) for key, wanted in pattern.items())
 
 
+def _unjoined(value: Any) -> Any:
+    """An event's value with each dotted key split into the objects its parts name."""
+    if isinstance(value, list):
+        return [_unjoined(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    nested: dict[str, Any] = {}
+    for key, item in value.items():
+        _place(nested, key, _unjoined(item))
+    return nested
+
+
+def _pattern_unjoined(pattern: Pattern) -> Pattern:
+    """A pattern with each dotted key split as `_unjoined` splits an event's; its lists of values
+    and filters are left as they are, and each member of an $or is split in turn."""
+    nested: Pattern = {}
+    for key, wanted in pattern.items():
+        if key == OR:
+            nested[key] = [_pattern_unjoined(member) for member in wanted]
+        else:
+            _place(nested, key, _pattern_unjoined(wanted) if isinstance(wanted, dict) else wanted)
+    return nested
+
+
+def _place(nested: dict[str, Any], key: str, value: Any) -> None:
+    """`value` under the path `key`'s dots name, beside what is there; under the key itself where a
+    part of that path already holds a value, not an object."""
+    *outer, last = key.split(".") if key != OR else [key]
+    target = nested
+    for part in outer:
+        found = target.setdefault(part, {})
+        if not isinstance(found, dict):
+            nested[key] = value
+            return
+        target = found
+    if isinstance(value, dict) and isinstance(target.get(last), dict):
+        for inner, item in value.items():
+            _place(target[last], inner, item)
+    else:
+        target[last] = value
+
+
 def _field_matches(key: str, wanted: Any, fields: dict[str, Any]) -> bool:
     if key == OR:
-        return any(matches(member, fields) for member in wanted)
+        return any(_matches(member, fields) for member in wanted)
     found = fields.get(key)
     if isinstance(wanted, dict):
         candidates = [i for i in found if isinstance(i, dict)] if isinstance(found, list) else [found]
-        return any(matches(wanted, candidate) for candidate in candidates or [None])
+        return any(_matches(wanted, candidate) for candidate in candidates or [None])
     values = _leaves(found) if key in fields else []
     return any(_allows(allowed, values) for allowed in wanted)
 
