@@ -60,11 +60,19 @@ def connect(state: Path) -> http.client.HTTPConnection:
 
 
 def raw(state: Path, method: str, path: str) -> tuple[int, bytes]:
+    status, _, body = exchange(state, method, path, {})
+    return status, body
+
+
+def exchange(
+    state: Path, method: str, path: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
+    """One request on a connection of its own: the answer's status, headers and body."""
     connection = connect(state)
     try:
-        connection.request(method, path)
+        connection.request(method, path, headers=headers)
         response = connection.getresponse()
-        return response.status, response.read()
+        return response.status, dict(response.getheaders()), response.read()
     finally:
         connection.close()
 
@@ -326,16 +334,11 @@ def test_a_client_set_to_another_region_is_told_this_ones_and_signs_for_it_again
     request = AWSRequest(method="GET", url=f"http://{HOST}:{port}/e2e/elsewhere.txt")
     signer = S3SigV4Auth(BotoCredentials(keys.access_key_id, keys.secret_access_key), "s3", "eu-west-1")
     signer.add_auth(request)
-    connection = connect(state)
-    try:
-        connection.request("GET", "/e2e/elsewhere.txt", headers=dict(request.headers.items()))
-        answer = connection.getresponse()
-        document = ElementTree.fromstring(answer.read())
-    finally:
-        connection.close()
-    assert (answer.status, document.findtext("Code"), document.findtext("Region")) == (
+    status, headers, body = exchange(state, "GET", "/e2e/elsewhere.txt", dict(request.headers.items()))
+    document = ElementTree.fromstring(body)
+    assert (status, document.findtext("Code"), document.findtext("Region")) == (
         400, "AuthorizationHeaderMalformed", "us-east-1")
-    assert answer.getheader("x-amz-bucket-region") == "us-east-1"
+    assert headers["x-amz-bucket-region"] == "us-east-1"
 
 
 def test_a_session_token_or_an_unknown_key_is_refused_in_s3s_words(state: Path) -> None:
