@@ -395,9 +395,11 @@ STATES: dict[str, dict[str, str]] = {
     CREATING: {
         "State": "Pending", "StateReason": "The function is being created.", "StateReasonCode": "Creating",
     },
-    UPDATING: {  # Lambda gives an update the reason it gives a creation (as every CLI answer shows)
+    # Lambda gives an update the reason it gives a creation, as every CLI answer shows, and with it
+    # LastUpdateStatusReasonCode "Creating", a value its own service model does not allow: left out.
+    UPDATING: {
         "State": "Active", "LastUpdateStatus": "InProgress",
-        "LastUpdateStatusReason": "The function is being created.", "LastUpdateStatusReasonCode": "Creating",
+        "LastUpdateStatusReason": "The function is being created.",
     },
 }
 
