@@ -174,6 +174,10 @@ def test_the_projects_definition_passes(project_definition: dict[str, Any]) -> N
          "MlflowConfig logs each execution to a SageMaker MLflow tracking server, which the local "
          "SageMaker does not have"),
         (definition(processing(), Metadata={"owner": 1}), "Metadata 'owner': a name of 1 to 128 letters"),
+        # SageMaker's words (its integration test test_invalid_pipeline_depended_on_fail_step)
+        (definition({**condition(), "Name": "CondStep", "DependsOn": ["FailStep"]},
+                    {"Name": "FailStep", "Type": "Fail", "Arguments": {"ErrorMessage": "no"}}),
+         "CondStep can not depends on FailStep"),
     ],
 )
 def test_refused_at_upsert(document: dict[str, Any], expected: str) -> None:

@@ -362,7 +362,7 @@ def test_condition_false_runs_fail_step_with_accuracy_and_threshold() -> None:
     result = run(example_definition(), fake, journal, accuracy=0.75)
 
     message = "Accuracy 0.75 is not above 0.8"
-    assert result == ExecutionResult("Failed", message)
+    assert result == ExecutionResult("Failed", EXECUTION_FAILURE)  # SageMaker's, a Fail step's too
     assert fake.names == ["Preprocess", "Train", "Evaluate"]
     assert journal.finished["AccuracyCheck"].metadata == {"Condition": {"Outcome": "False"}}
     fail = journal.finished["AccuracyTooLow"]
@@ -377,7 +377,8 @@ def test_threshold_override_changes_the_branch() -> None:
     result = run(
         example_definition(), fake, journal, accuracy=0.9, overrides={"AccuracyThreshold": "0.95"}
     )
-    assert result == ExecutionResult("Failed", "Accuracy 0.9 is not above 0.95")
+    assert result == ExecutionResult("Failed", EXECUTION_FAILURE)
+    assert journal.finished["AccuracyTooLow"].failure_reason == "Accuracy 0.9 is not above 0.95"
     assert "RegisterModel" not in fake.names
 
 
@@ -618,11 +619,11 @@ def test_branch_steps_wait_for_their_condition_and_unchosen_branch_blocks_depend
 def test_fail_step_outside_a_condition_fails_with_its_message() -> None:
     definition = synthetic(
         step("Stop", "Fail", Arguments={"ErrorMessage": {"Get": "Execution.PipelineExecutionId"}}),
-        step("Never", DependsOn=["Stop"]),
     )
     fake, journal = FakeSageMaker(), MemoryJournal()
     result = run(definition, fake, journal)
-    assert result == ExecutionResult("Failed", "abc123")
+    assert result == ExecutionResult("Failed", EXECUTION_FAILURE)
+    assert journal.finished["Stop"].failure_reason == "abc123"
     assert fake.names == []
 
 

@@ -21,7 +21,7 @@ from pipelines.local.executor.runner import job_name
 from pipelines.local.lambdas.functions import Invocation
 from pipelines.local.service.backend import LocalSageMaker
 
-from .test_service import ROLE, call, ended, listed_steps
+from .test_service import ROLE, call, ended, fail_message, listed_steps
 from .world import IMAGE, MODEL_DATA, processing_step
 
 FUNCTION = "arn:aws:lambda:us-east-1:000000000000:function:decide"
@@ -161,15 +161,15 @@ def test_a_register_model_steps_properties_are_the_version_as_described(service:
               "Arguments": {"ErrorMessage": {"Std:Join": {"On": " ", "Values": read}}}}
     create(service, json.dumps({"Version": "2020-12-01", "Steps": [register, report]}))
     arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
-    assert ended(service, arn)["FailureReason"] == f"group 1 PendingManualApproval {MODEL_DATA}"
+    assert fail_message(service, arn) == f"group 1 PendingManualApproval {MODEL_DATA}"
 
 
-def test_a_long_failure_is_kept_to_what_a_step_and_an_execution_can_show(service: LocalSageMaker) -> None:
+def test_a_long_failure_is_kept_to_what_a_step_can_show(service: LocalSageMaker) -> None:
     message = "".join(f"{number:05d}" for number in range(1000))  # 5,000 characters, none alike
     fail = {"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": message}}
     create(service, json.dumps({"Version": "2020-12-01", "Steps": [fail]}))
     arn = call(service, "StartPipelineExecution", PipelineName="P")["PipelineExecutionArn"]
-    assert ended(service, arn)["FailureReason"] == message[:1300]
+    assert ended(service, arn)["FailureReason"] == EXECUTION_FAILURE
     step = listed_steps(service, arn)["Stop"]
     assert step["FailureReason"] == message[:1024]
     assert step["Metadata"]["Fail"]["ErrorMessage"] == message[:3072]
@@ -315,7 +315,7 @@ def test_an_execution_shows_its_experiment_config_and_steps_can_read_it(service:
     assert described["PipelineArn"] == "arn:aws:sagemaker:us-east-1:000000000000:pipeline/Mixed"
     assert arn.startswith(f"{described['PipelineArn']}/execution/")
     assert described["PipelineExperimentConfig"] == {"ExperimentName": "mixed", "TrialName": "trial-a"}
-    assert described["FailureReason"] == "mixed/trial-a"  # a Fail step's own message
+    assert fail_message(service, arn) == "mixed/trial-a"
     assert re.fullmatch(r"execution-\d{13}", described["PipelineExecutionDisplayName"])
 
 

@@ -20,7 +20,7 @@ from waiting import wait_until
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError
-from pipelines.local.executor.engine import StepOutcome
+from pipelines.local.executor.engine import EXECUTION_FAILURE, StepOutcome
 from pipelines.local.executor.runner import ExecutionJournal
 from pipelines.local.hosting.model_process import TIMED_OUT_MESSAGE, InvokeResult
 from pipelines.local.jobs.images import local_sklearn_release
@@ -97,9 +97,10 @@ def test_an_execution_runs_and_records_its_steps(service: LocalSageMaker) -> Non
 
     execution = wait_until(ended, 30, "the execution to end")
     assert execution["PipelineExecutionStatus"] == "Failed"
-    assert execution["FailureReason"] == "told to"
+    assert execution["FailureReason"] == "Step failure: One or multiple steps failed."  # a Fail step's too
     (step,) = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
     assert step["StepName"] == "Stop" and step["StepStatus"] == "Failed" and step["AttemptCount"] == 1
+    assert step["FailureReason"] == "told to"
     assert not any(key.startswith("_") for key in execution)
 
 
@@ -700,6 +701,14 @@ def ended(service: LocalSageMaker, arn: str) -> dict[str, Any]:
 def listed_steps(service: LocalSageMaker, arn: str) -> dict[str, dict[str, Any]]:
     steps = call(service, "ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
     return {s["StepName"]: s for s in steps}
+
+
+def fail_message(service: LocalSageMaker, arn: str) -> str:
+    """The message of the Fail step that ended an execution (the execution's own FailureReason is
+    SageMaker's one sentence, whichever step failed)."""
+    assert ended(service, arn)["FailureReason"] == EXECUTION_FAILURE
+    (failed,) = [s for s in listed_steps(service, arn).values() if "Fail" in s.get("Metadata", {})]
+    return str(failed["FailureReason"])
 
 
 def gated_source(service: LocalSageMaker, name: str = "P") -> str:

@@ -199,6 +199,14 @@ class World:
         assert body is not None
         return body
 
+    def fail_message(self, arn: str) -> str:
+        """The message of the Fail step that ended an execution, once it has ended (the execution's
+        own FailureReason is SageMaker's one sentence, whichever step failed)."""
+        assert self.finished(arn)["PipelineExecutionStatus"] == "Failed"
+        steps = self.sm("ListPipelineExecutionSteps", PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+        (failed,) = [step for step in steps if "Fail" in step.get("Metadata", {})]
+        return str(failed["FailureReason"])
+
     def running_job(self, pipeline: str, kind: str) -> str:
         """The job (kind ProcessingJob or TrainingJob) that the first step of a new execution of
         `pipeline` runs, once it is InProgress."""
@@ -306,7 +314,7 @@ def build_world(state_dir: Path) -> World:
     store.put_bytes(f"{BUCKET}/code/source.tar.gz", source_tar())
     store.put_bytes(f"{BUCKET}/code/slow.tar.gz", source_tar(b"import time; time.sleep(600)\n"))
     jobs = world.start(world.pipeline(JOBS, "p"))
-    assert world.finished(jobs)["FailureReason"] == "done"
+    assert world.fail_message(jobs) == "done"
     steps = world.sm("ListPipelineExecutionSteps", PipelineExecutionArn=jobs)["PipelineExecutionSteps"]
     job_names = {
         kind: metadata["Arn"].rsplit("/", 1)[-1]

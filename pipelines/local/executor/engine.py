@@ -345,6 +345,11 @@ def _plan(definition: Mapping[str, Any]) -> list[_PlannedStep]:
         )
         for i, (step, branch) in enumerate(flat)
     ]
+    fail_steps = {step["Name"] for step, _ in flat if step["Type"] == "Fail"}
+    for step, _ in flat:  # a Fail step ends the execution: SageMaker refuses a step waiting on one
+        waited_on = sorted(_explicit_dependencies(step) & fail_steps)
+        if waited_on:
+            raise DefinitionError(f"{step['Name']} can not depends on FailStep {', '.join(waited_on)}")
     return _topological(planned)
 
 
@@ -409,12 +414,6 @@ def _condition_outcome(outcome: StepOutcome) -> bool:
     """The branch a Condition step chose, from its properties (or its metadata, after a retry)."""
     value = outcome.properties.get("Outcome", outcome.metadata.get("Condition", {}).get("Outcome"))
     return value is True or value == "True"
-
-
-def _execution_failure(outcome: StepOutcome) -> str:
-    """A Fail step fails the execution with its own message; any other step with SageMaker's one
-    sentence (what failed, and why, is in the step's own FailureReason)."""
-    return outcome.failure_reason if "Fail" in outcome.metadata else EXECUTION_FAILURE
 
 
 def _decided(outcome: StepOutcome) -> Future[StepOutcome]:
@@ -682,7 +681,9 @@ def run_execution(
                 if outcome.status == "Stopped" and result is None:
                     result = ExecutionResult("Stopped")
                 elif outcome.status != "Succeeded" and result is None:
-                    result = ExecutionResult("Failed", _execution_failure(outcome))
+                    # SageMaker's one sentence, whichever step failed, a Fail step too (its integration
+                    # tests); what failed, and why, is in that step's own FailureReason
+                    result = ExecutionResult("Failed", EXECUTION_FAILURE)
     finally:
         # Steps still running (the loop raised) are waited for; idle threads are not joined, which
         # would add milliseconds to the end of every execution.

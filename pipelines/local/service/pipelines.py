@@ -80,7 +80,8 @@ PARAMETERS = Listing.as_recorded(
 SELECTION_SOURCES = ("Succeeded", "Failed")  # the API reference: "either Failed or Success"
 # The longest FailureReason a step (ListPipelineExecutionSteps) and an execution
 # (DescribePipelineExecution) can show: a longer reason (a Fail step's own message, a request
-# that breaks its shape naming every value an enum allows) is kept to its first characters.
+# that breaks its shape naming every value an enum allows, a definition the executor cannot read)
+# is kept to its first characters.
 STEP_REASON_LIMIT = 1024
 EXECUTION_REASON_LIMIT = 1300
 
