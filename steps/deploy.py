@@ -580,15 +580,21 @@ def roll_out(
     update: dict[str, Any] = {"EndpointName": endpoint, "EndpointConfigName": config}
     if alarms:
         update["DeploymentConfig"] = deployment_config(alarms)
+    previous = current.get("EndpointConfigName")
     try:
         sm.update_endpoint(**update)
     except ClientError as error:
+        if _not_found(error) and f"endpoint-config/{str(previous).lower()}" in str(error):
+            raise RuntimeError(
+                f"endpoint {endpoint} serves endpoint config {previous}, which has been deleted: SageMaker "
+                "does not update an endpoint whose config is gone (it keeps it to roll back to). Create "
+                f"{previous} again, or delete endpoint {endpoint}, then deploy again"
+            ) from None
         if not _validation_error(error, "Cannot update in-progress endpoint"):
             raise
         # Another deploy's change began since this one looked: wait for it, then roll out again.
         return roll_out(sm, endpoint, describe_endpoint(sm, endpoint), config, alarms, budget, gives_way)
     rollback = f" with auto-rollback on alarms {alarms}" if alarms else ""
-    previous = current.get("EndpointConfigName")
     return "updated", f"endpoint {endpoint} moving from {previous} to {config}{rollback}"
 
 

@@ -131,21 +131,8 @@ def test_the_deploy_handler_replaces_a_failed_endpoint(
     )
 
 
-@pytest.mark.parametrize("deleted", ["endpoint config", "model"])
-@pytest.mark.parametrize("approval", [False, True])
-def test_the_deploy_handler_rolls_past_a_served_config_or_model_that_was_deleted(
-    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    deleted: str, approval: bool,
-) -> None:
-    """SageMaker lets the config and model of a live endpoint be deleted (a cleanup of old ones),
-    and the endpoint goes on serving. Every later deploy, a run's or an approval's, then failed on
-    DescribeEndpointConfig's "Could not find": nothing could replace what the endpoint served."""
-    sm = deploy_through(world, monkeypatch)
-    first = deploy.handler(deploy_request(approved_package(world, "g")), None)
-    if deleted == "model":
-        sm.delete_model(ModelName=first["model_name"])
-    else:
-        sm.delete_endpoint_config(EndpointConfigName=first["endpoint_config_name"])
+def newer_deploy(world: World, monkeypatch: pytest.MonkeyPatch, approval: bool) -> dict[str, Any]:
+    """A deploy of a newly approved version: a pipeline run's, or (`approval`) an approval event's."""
     newer = approved_package(world, "g")
     request = deploy_request(newer)
     if approval:
@@ -153,11 +140,45 @@ def test_the_deploy_handler_rolls_past_a_served_config_or_model_that_was_deleted
             if key in request:
                 monkeypatch.setenv(name, str(request[key]))
         request = {"detail-type": deploy.APPROVAL_EVENT, "detail": {"ModelPackageArn": newer}}
-    result = deploy.handler(request, None)
+    return dict(deploy.handler(request, None))
+
+
+@pytest.mark.parametrize("approval", [False, True])
+def test_the_deploy_handler_rolls_past_a_served_model_that_was_deleted(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], approval: bool,
+) -> None:
+    """SageMaker lets the model of a live endpoint be deleted (a cleanup of old ones), and the
+    endpoint goes on serving. Every later deploy, a run's or an approval's, then failed on
+    DescribeModel's "Could not find": nothing could replace what the endpoint served."""
+    sm = deploy_through(world, monkeypatch)
+    first = deploy.handler(deploy_request(approved_package(world, "g")), None)
+    sm.delete_model(ModelName=first["model_name"])
+    result = newer_deploy(world, monkeypatch, approval)
     assert result["action"] == "updated", result
     described = sm.describe_endpoint(EndpointName="served")
     assert described["EndpointConfigName"] == result["endpoint_config_name"] != first["endpoint_config_name"]
     assert f"{first['endpoint_config_name']} or its model no longer exists" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("approval", [False, True])
+def test_a_deploy_onto_an_endpoint_whose_config_was_deleted_says_what_to_do(
+    world: World, monkeypatch: pytest.MonkeyPatch, approval: bool,
+) -> None:
+    """SageMaker keeps the config an endpoint leaves through an update, to roll back to: with that
+    config deleted while live, UpdateEndpoint is refused (terraform-provider-aws issues 40048,
+    48997), and the endpoint goes on serving what it served."""
+    sm = deploy_through(world, monkeypatch)
+    first = deploy.handler(deploy_request(approved_package(world, "g")), None)
+    sm.delete_endpoint_config(EndpointConfigName=first["endpoint_config_name"])
+    with pytest.raises(RuntimeError) as refused:
+        newer_deploy(world, monkeypatch, approval)
+    assert str(refused.value) == (
+        f"endpoint served serves endpoint config {first['endpoint_config_name']}, which has been deleted: "
+        "SageMaker does not update an endpoint whose config is gone (it keeps it to roll back to). Create "
+        f"{first['endpoint_config_name']} again, or delete endpoint served, then deploy again")
+    described = sm.describe_endpoint(EndpointName="served")
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == (
+        "InService", first["endpoint_config_name"])
 
 
 @pytest.mark.parametrize("deleted", ["endpoint config", "model package"])

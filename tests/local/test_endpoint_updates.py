@@ -145,6 +145,24 @@ def test_the_last_deployment_config_is_described_and_reused_when_retained(world:
     assert "LastDeploymentConfig" not in sm.describe_endpoint(EndpointName="e")
 
 
+def test_an_endpoint_whose_config_was_deleted_serves_on_but_is_not_updated(world: World) -> None:
+    """SageMaker keeps the config an endpoint leaves to roll back to (terraform-provider-aws issues
+    40048 and 48997 record its refusal once that config is deleted)."""
+    sm = sagemaker(world)
+    model = world.model()
+    first, second = world.endpoint_config(model), world.endpoint_config(model)
+    sm.create_endpoint(EndpointName="e", EndpointConfigName=first)
+    sm.delete_endpoint_config(EndpointConfigName=first)  # a cleanup: the endpoint serves on
+
+    with pytest.raises(ClientError) as refused:
+        sm.update_endpoint(EndpointName="e", EndpointConfigName=second)
+    arn = f"arn:aws:sagemaker:us-east-1:000000000000:endpoint-config/{first.lower()}"
+    assert refusal(refused) == {"Code": "ValidationException",
+                                "Message": f'Could not find endpoint configuration "{arn}".'}
+    described = sm.describe_endpoint(EndpointName="e")
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", first)
+
+
 def over_the_limit(used: int, delta: int) -> dict[str, str]:
     return {"Code": "ResourceLimitExceeded", "Message": (
         f"The account-level service limit 'ml.m5.large for endpoint usage' is {ENDPOINT_INSTANCE_LIMIT} "

@@ -207,6 +207,10 @@ class EndpointOperations:
                 raise invalid(
                     f"Endpoint {name} already uses endpoint config {config['EndpointConfigName']}."
                 )
+            # SageMaker keeps the config an endpoint leaves through its update (to roll back to):
+            # one deleted while live leaves the endpoint serving, but never updated again
+            # (terraform-provider-aws issues 40048 and 48997 record its refusal).
+            self.context.get("endpoint_config", body["_Serving"], "endpoint configuration")
             deployment = request.get("DeploymentConfig")
             if not deployment and request.get("RetainDeploymentConfig") is True:
                 deployment = body.get("LastDeploymentConfig")
