@@ -578,6 +578,50 @@ def test_a_deleted_endpoint_is_deleting_until_its_servers_stopped(
     assert sm.create_endpoint(EndpointName="gone", EndpointConfigName=config)["EndpointArn"] == arn
 
 
+class HeldDeployments(InstantHosting):
+    """Deployments stay under way until the test calls `finish`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[tuple[str, str, Any]] = []
+
+    def deploy(self, endpoint_name: str, deployment_id: str, *rest: Any) -> None:
+        self.held.append((endpoint_name, deployment_id, rest[-1]))
+
+    def finish(self) -> None:
+        while self.held:
+            name, deployment_id, on_status = self.held.pop(0)
+            on_status(name, "InService", "", deployment_id)
+
+
+def test_a_deployment_under_way_is_described_as_pending_until_it_is_over(
+    world: World, backend: LocalSageMaker
+) -> None:
+    """"This field is only returned when the endpoint is creating or updating with a new endpoint
+    configuration" (DescribeEndpoint's reference), with when it began and what each variant becomes."""
+    hosting = HeldDeployments()
+    backend.serving.processes = hosting  # type: ignore[assignment]
+    sm = sagemaker(world)
+    model = world.model()
+    first, second = world.endpoint_config(model), world.endpoint_config(model)
+    sm.create_endpoint(EndpointName="e", EndpointConfigName=first)
+    for config, status in ((first, "Creating"), (second, "Updating")):
+        if status == "Updating":
+            sm.update_endpoint(EndpointName="e", EndpointConfigName=second)
+        described = sm.describe_endpoint(EndpointName="e")
+        pending = described["PendingDeploymentSummary"]
+        (variant,) = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+        (becoming,) = pending["ProductionVariants"]
+        assert (described["EndpointStatus"], pending["EndpointConfigName"]) == (status, config)
+        assert pending["StartTime"] == described["LastModifiedTime"]
+        assert (becoming["VariantName"], becoming["InstanceType"], becoming["DesiredInstanceCount"]) == (
+            variant["VariantName"], variant["InstanceType"], variant["InitialInstanceCount"])
+        assert [s["Status"] for s in becoming["VariantStatus"]] == [status]
+        hosting.finish()
+        described = sm.describe_endpoint(EndpointName="e")
+        assert described["EndpointStatus"] == "InService" and "PendingDeploymentSummary" not in described
+
+
 def test_an_endpoint_still_creating_cannot_be_deleted(world: World, backend: LocalSageMaker) -> None:
     backend.serving.processes = SlowDeletes(serve=False)  # type: ignore[assignment]
     sm = sagemaker(world)

@@ -182,6 +182,7 @@ class EndpointOperations:
         }
         if request.get("DeploymentConfig"):
             body["LastDeploymentConfig"] = request["DeploymentConfig"]
+        body["PendingDeploymentSummary"] = pending_deployment(config, "Creating", now)
         with self.context.lock:  # a refused deployment takes the record back before anyone sees it
             self.context.create("endpoint", name, body, "endpoint", request.get("Tags"))
             try:
@@ -219,7 +220,9 @@ class EndpointOperations:
             _refuse_over_limit(deployed, serving)
             before = dict(body)
             body.update(EndpointStatus="Updating", LastModifiedTime=time.time())
-            body["PendingDeploymentSummary"] = {"EndpointConfigName": config["EndpointConfigName"]}
+            body["PendingDeploymentSummary"] = pending_deployment(
+                deployed, "Updating", body["LastModifiedTime"]
+            )
             body.pop("FailureReason", None)
             body.pop("LastDeploymentConfig", None)
             if deployment:
@@ -348,3 +351,23 @@ def _check_model_data(store: ObjectStore, url: str) -> None:
         found = False
     if not found:
         raise invalid(f"Could not find model data at {url}.")
+
+
+def pending_deployment(config: Body, status: str, started: float) -> Body:
+    """DescribeEndpoint's PendingDeploymentSummary while an endpoint is created or updated with a new
+    config ("only returned when the endpoint is creating or updating with a new endpoint
+    configuration", its API reference): the config, when the change began, and what each variant
+    is becoming."""
+    variants = []
+    for variant in config["ProductionVariants"]:
+        pending = {
+            "VariantName": variant["VariantName"],
+            "DesiredWeight": float(variant.get("InitialVariantWeight", 1.0)),
+            "DesiredInstanceCount": int(variant.get("InitialInstanceCount", 1)),
+            "VariantStatus": [{"Status": status, "StartTime": started}],
+        }
+        if "InstanceType" in variant:
+            pending["InstanceType"] = variant["InstanceType"]
+        variants.append(pending)
+    return {"EndpointConfigName": config["EndpointConfigName"], "StartTime": started,
+            "ProductionVariants": variants}
