@@ -683,8 +683,11 @@ GATED = {
         {"Name": "Gate", "Type": "Condition", "Arguments": {
             "Conditions": [{"Type": "Equals", "LeftValue": {"Get": "Parameters.Go"}, "RightValue": True}],
             "IfSteps": [], "ElseSteps": []}},
-        {"Name": "Stop", "Type": "Fail", "DependsOn": ["Gate"],
-         "Arguments": {"ErrorMessage": "after the gate"}},
+        # Stop fails as it runs (no text is greater than a number); a Fail step would end the run
+        # too, but SageMaker refuses a step that depends on one
+        {"Name": "Stop", "Type": "Condition", "DependsOn": ["Gate"], "Arguments": {
+            "Conditions": [{"Type": "GreaterThan", "LeftValue": "after the gate", "RightValue": 2}],
+            "IfSteps": [], "ElseSteps": []}},
         {"Name": "After", "Type": "Fail", "DependsOn": ["Stop"], "Arguments": {"ErrorMessage": "never"}},
     ],
 }

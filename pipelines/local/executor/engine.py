@@ -345,12 +345,13 @@ def _plan(definition: Mapping[str, Any]) -> list[_PlannedStep]:
         )
         for i, (step, branch) in enumerate(flat)
     ]
+    order = _topological(planned)
     fail_steps = {step["Name"] for step, _ in flat if step["Type"] == "Fail"}
     for step, _ in flat:  # a Fail step ends the execution: SageMaker refuses a step waiting on one
         waited_on = sorted(_explicit_dependencies(step) & fail_steps)
         if waited_on:
             raise DefinitionError(f"{step['Name']} can not depends on FailStep {', '.join(waited_on)}")
-    return _topological(planned)
+    return order
 
 
 def _policies(step: Mapping[str, Any]) -> tuple[CachePolicy | None, tuple[RetryPolicy, ...]]:
