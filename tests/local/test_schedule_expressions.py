@@ -36,6 +36,9 @@ def test_a_rate_invokes_at_its_start_then_every_interval() -> None:
     start = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
     daily = parse("rate(1 day)", None, start, None, CREATED)
     assert moments(daily, 2) == ["2026-12-07 00:00:00", "2026-12-08 00:00:00"], "aligned to its StartDate"
+    # Scheduler takes a singular unit above 1 too (localstack's answers recorded from it)
+    singular = parse("rate(2 minute)", None, None, None, CREATED)
+    assert moments(singular, 2) == ["2026-12-06 17:40:12", "2026-12-06 17:42:12"]
 
 
 def test_an_end_date_stops_a_recurring_schedule_before_it() -> None:
@@ -78,7 +81,7 @@ def test_a_start_date_delays_a_cron_schedule() -> None:
 
 
 @pytest.mark.parametrize("expression", [
-    "rate(1 hours)", "rate(2 hour)", "rate(0 minutes)", "rate(5 seconds)", "rate(5minutes)",
+    "rate(1 hours)", "rate(0 minutes)", "rate(5 seconds)", "rate(5minutes)",
     "cron(0 10 * * * *)", "cron(0 10 ? * ? *)", "cron(0 24 * * ? *)", "cron(60 1 * * ? *)",
     "cron(0 1 * 13 ? *)", "cron(0 1 * * ? 2200)", "cron(0 1 * *)", "cron(0 1 */0 * ? *)",
     "at(2026-13-01T00:00:00)", "at(2026-12-01 10:00:00)", "at(2026-12-01T10:00)", "every hour", "",

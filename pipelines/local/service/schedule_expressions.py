@@ -4,9 +4,10 @@ target.
 
 - `at(yyyy-mm-ddThh:mm:ss)`: once, at that wall time in the schedule's time zone (Scheduler ignores
   the start and end dates of a one-time schedule).
-- `rate(value unit)`: every `value` minutes, hours or days (singular for 1, plural above, as
-  EventBridge's rate expressions take them), of fixed length (a day is 24 hours across a daylight
-  saving change), first at the schedule's start: its StartDate, else at once when it is created.
+- `rate(value unit)`: every `value` minutes, hours or days (singular or plural above 1: Scheduler
+  takes `rate(2 minute)`, as localstack's answers recorded from it show; singular for 1), of fixed
+  length (a day is 24 hours across a daylight saving change), first at the schedule's start: its
+  StartDate, else at once when it is created.
 - `cron(minutes hours day-of-month month day-of-week year)`: the six fields and wildcards of
   EventBridge's cron, in the schedule's time zone. A wall time that a daylight saving change skips
   has no invocation; one it repeats has one, at its first occurrence (as Scheduler documents both).
@@ -136,7 +137,7 @@ def parse(
             raise _invalid_expression(expression) from None
     if found := RATE.fullmatch(expression):
         value, unit = int(found.group(1)), found.group(2)
-        if value < 1 or (value == 1) == unit.endswith("s"):
+        if value < 1 or (value == 1 and unit.endswith("s")):
             raise _invalid_expression(expression)
         try:
             interval = timedelta(seconds=value * UNIT_SECONDS[unit.rstrip("s")])
