@@ -1524,9 +1524,9 @@ def test_a_stopped_training_job_uploads_what_its_model_dir_holds(
         since = heard[first:]
         assert {(d["TrainingJobStatus"], d["SecondaryStatus"]) for d in since} == {("Stopping", "Stopping")}
         messages = {d["SecondaryStatusTransitions"][-1]["StatusMessage"] for d in since}
-        assert messages == {"Stopping the training job."}
+        assert messages == {"Stopping the training job"}
         assert since[0]["SecondaryStatusTransitions"][-1]["StartTime"] == transitions[-2]["StartTime"]
-        assert transitions[-1]["StatusMessage"] == "The training job has stopped."
+        assert transitions[-1]["StatusMessage"] == "Training job stopped"
 
 
 def test_a_training_job_gets_sagemakers_120_seconds_to_save_its_model() -> None:

@@ -964,8 +964,8 @@ def model_files(service: LocalSageMaker, body: dict[str, Any]) -> set[str]:
         return set(archive.getnames())
 
 
-STOPPING = ("Stopping", "Stopping the training job.")
-STOPPED = ("Stopped", "The training job has stopped.")
+STOPPING = ("Stopping", "Stopping the training job")  # SageMaker's words, as its SDK logs them
+STOPPED = ("Stopped", "Training job stopped")
 
 
 def test_a_stopped_training_job_is_stopping_until_its_process_has_saved_its_model(

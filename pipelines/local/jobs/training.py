@@ -60,16 +60,18 @@ from pipelines.local.storage.objects import NoSuchKey, ObjectStore, iter_files
 from pipelines.local.system.clock import format_timestamp, now_timestamp
 from pipelines.local.system.isolation import Confinement
 
-# SecondaryStatusTransitions' StatusMessage for each phase a local training job goes through.
+# SecondaryStatusTransitions' StatusMessage for each phase a local training job goes through, as
+# SageMaker words them (the SDK's log of a real stopped job shows "Stopping - Stopping the training
+# job" and "Stopped - Training job stopped").
 PHASE_MESSAGES = {
     "Starting": "Preparing the instances for training",
     "Downloading": "Downloading input data",
     "Training": "Training image download completed. Training in progress.",
     "Uploading": "Uploading generated training model",
-    "Stopping": "Stopping the training job.",
+    "Stopping": "Stopping the training job",
     "Completed": "Training job completed",
     "Failed": "Training job failed",
-    "Stopped": "The training job has stopped.",
+    "Stopped": "Training job stopped",
     "MaxRuntimeExceeded": "Training job stopped: it ran longer than MaxRuntimeInSeconds",
 }
 CHECKPOINTS = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath when the request names none
