@@ -287,6 +287,25 @@ def test_a_checksum_no_sdk_computes_without_the_crt_is_refused_not_taken_uncheck
     assert not store.exists("s3://bucket/new")
 
 
+def test_every_object_answer_says_it_is_kept_with_sse_s3_and_asking_for_it_is_taken(s3: Any) -> None:
+    """S3 encrypts every new object with SSE-S3 and says so (x-amz-server-side-encryption: AES256);
+    an upload that asks for it (ExtraArgs={"ServerSideEncryption": "AES256"}) asks for nothing more."""
+    answers = [
+        s3.put_object(Bucket="bucket", Key="sealed", Body=b"data", ServerSideEncryption="AES256"),
+        s3.put_object(Bucket="bucket", Key="plain", Body=b"data"),
+        s3.head_object(Bucket="bucket", Key="sealed"),
+        s3.get_object(Bucket="bucket", Key="plain"),
+        s3.copy_object(Bucket="bucket", Key="copied", CopySource="bucket/plain",
+                       ServerSideEncryption="AES256"),
+    ]
+    upload = s3.create_multipart_upload(Bucket="bucket", Key="parts", ServerSideEncryption="AES256")
+    part = s3.upload_part(Bucket="bucket", Key="parts", UploadId=upload["UploadId"], PartNumber=1, Body=b"p")
+    done = s3.complete_multipart_upload(Bucket="bucket", Key="parts", UploadId=upload["UploadId"],
+                                        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert [answer["ServerSideEncryption"] for answer in [*answers, upload, part, done]] == ["AES256"] * 8
+    assert s3.get_object(Bucket="bucket", Key="sealed")["Body"].read() == b"data"
+
+
 @pytest.mark.parametrize(("arguments", "header"), [
     ({"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32},
      "x-amz-server-side-encryption-customer-algorithm"),

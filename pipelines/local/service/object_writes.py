@@ -37,7 +37,9 @@ from pipelines.local.storage.objects import SCHEME, NoSuchBucket, ObjectStore
 HONOURED = frozenset({"Bucket", "Key", "Body", "ContentLength", "ContentMD5", ALGORITHM_MEMBER,
                       "ExpectedBucketOwner", "ACL", "Metadata", *HEADERS, *CONDITIONS})
 # Values of other members that ask for nothing beyond what the store does anyway.
-PLAIN = {"StorageClass": "STANDARD"}
+# Values that ask for nothing beyond what the store does: the standard class, and SSE-S3, with which
+# S3 encrypts every new object anyway (an upload's ExtraArgs={"ServerSideEncryption": "AES256"}).
+PLAIN = {"StorageClass": "STANDARD", "ServerSideEncryption": "AES256"}
 MAX_KEY_BYTES = 1024  # S3's longest key, in UTF-8
 MAX_METADATA_BYTES = 2048  # S3's limit on user metadata: names and values, in UTF-8
 OWNER_ONLY_ACL = "bucket-owner-full-control"  # what a bucket with ACLs disabled accepts
