@@ -62,6 +62,16 @@ def test_pages_hold_each_key_and_common_prefix_once(s3: Any, page_size: int) -> 
     assert all(page["IsTruncated"] for page in pages[:-1]) and not pages[-1]["IsTruncated"]
 
 
+def test_a_listings_times_are_the_whole_seconds_a_head_names_as_s3_keeps_them(s3: Any) -> None:
+    s3.put_object(Bucket="bucket", Key="timed", Body=b"t")
+    head = s3.head_object(Bucket="bucket", Key="timed")["LastModified"]
+    (listed,) = s3.list_objects_v2(Bucket="bucket", Prefix="timed")["Contents"]
+    (version,) = s3.list_object_versions(Bucket="bucket", Prefix="timed")["Versions"]
+    copied = s3.copy_object(Bucket="bucket", Key="timed-copy", CopySource="bucket/timed")["CopyObjectResult"]
+    assert listed["LastModified"] == version["LastModified"] == head
+    assert copied["LastModified"].microsecond == 0
+
+
 def test_a_prefix_start_after_and_max_keys(s3: Any) -> None:
     listed = s3.list_objects_v2(Bucket="bucket", Prefix="dir/", Delimiter="/", StartAfter="dir/one")
     assert [item["Key"] for item in listed["Contents"]] == ["dir/z"]

@@ -186,12 +186,14 @@ def _element(parent: Element, tag: str, shape: Shape, value: Any) -> None:
 
 
 def _text(shape: Shape, value: Any, header: bool = False) -> str:
-    """A scalar as rest-xml writes it: timestamps as HTTP dates in headers, ISO 8601 in the body."""
+    """A scalar as rest-xml writes it: timestamps as HTTP dates in headers, ISO 8601 in the body,
+    both in whole seconds, as S3 keeps them (`2009-10-12T17:50:30.000Z`): a listing's LastModified is
+    the second a HEAD's Last-Modified names."""
     if shape.type_name == "boolean":
         return "true" if value else "false"
     if shape.type_name == "timestamp":
         if header and shape.serialization.get("timestampFormat") != "iso8601":
             return formatdate(value, usegmt=True)
-        moment = datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds")
+        moment = datetime.fromtimestamp(int(value), UTC).isoformat(timespec="milliseconds")
         return moment.replace("+00:00", "Z")
     return str(value)
