@@ -37,11 +37,20 @@ def start_execution(sm: Any, pipeline_name: str, overrides: Mapping[str, str], *
 
 
 def list_steps(sm: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """The execution's steps, oldest first; a failed processing step with its job's ExitMessage,
+    which is where SageMaker puts what the container said (the step's FailureReason is only
+    "AlgorithmError: See job logs for more information")."""
     steps: list[dict[str, Any]] = []
     for page in sm.get_paginator("list_pipeline_execution_steps").paginate(
         PipelineExecutionArn=execution_arn, SortOrder="Ascending"
     ):
         steps.extend(page["PipelineExecutionSteps"])
+    for step in steps:
+        job = step.get("Metadata", {}).get("ProcessingJob", {}).get("Arn")
+        if step.get("StepStatus") == "Failed" and job:
+            described = sm.describe_processing_job(ProcessingJobName=job.rsplit("/", 1)[-1])
+            if described.get("ExitMessage"):
+                step["ExitMessage"] = described["ExitMessage"]
     return steps
 
 

@@ -88,9 +88,10 @@ def execution_elapsed(execution: Step, now: datetime) -> str:
 
 
 def detail_lines(step: Step) -> list[str]:
-    """What to say about a step: its failure reason (one problem per line) or its outcome."""
+    """What to say about a step: what its failed job said (a processing job's ExitMessage) and its
+    failure reason, one problem per line, or its outcome."""
     if step.get("FailureReason"):
-        return failure_lines(step["FailureReason"])
+        return text_lines(step.get("ExitMessage", "")) + failure_lines(step["FailureReason"])
     metadata = step.get("Metadata", {})
     if "Condition" in metadata:
         return [f"outcome: {metadata['Condition'].get('Outcome')}"]

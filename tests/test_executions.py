@@ -46,3 +46,38 @@ def test_an_execution_still_running_at_the_first_look_is_followed_to_its_end() -
     sm = ExecutionEndingAfter(executions.FIRST_LOOK_SECONDS + 0.1)
     assert executions.wait_for(sm, ARN, lambda _text: None, poll_seconds=0.05) == "Succeeded"
     assert sm.looks[0] == "Executing" and sm.looks[-1] == "Succeeded"
+
+
+class FailedPipeline:
+    """A SageMaker client whose execution failed at a processing step and at a Fail step."""
+
+    def __init__(self) -> None:
+        self.described: list[str] = []
+
+    def get_paginator(self, operation: str) -> Any:
+        steps = [
+            {"StepName": "Preprocess", "StepStatus": "Failed",
+             "FailureReason": "AlgorithmError: See job logs for more information",
+             "Metadata": {"ProcessingJob": {"Arn": f"{ARN.split(':pipeline')[0]}:processing-job/pre-1"}}},
+            {"StepName": "Stop", "StepStatus": "Failed", "FailureReason": "told to",
+             "Metadata": {"Fail": {"ErrorMessage": "told to"}}},
+        ]
+
+        class Pages:
+            def paginate(self, **_: Any) -> list[dict[str, Any]]:
+                return [{"PipelineExecutionSteps": steps}]
+
+        return Pages()
+
+    def describe_processing_job(self, ProcessingJobName: str) -> dict[str, Any]:
+        self.described.append(ProcessingJobName)
+        return {"ProcessingJobName": ProcessingJobName, "ExitMessage": "train.csv, line 5: bad label"}
+
+
+def test_a_failed_processing_step_is_listed_with_its_jobs_exit_message() -> None:
+    """SageMaker's reason for a failed processing step is one sentence: what the container said is
+    the job's ExitMessage."""
+    sm = FailedPipeline()
+    preprocess, stop = executions.list_steps(sm, ARN)
+    assert preprocess["ExitMessage"] == "train.csv, line 5: bad label"
+    assert "ExitMessage" not in stop and sm.described == ["pre-1"]

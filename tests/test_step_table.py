@@ -130,6 +130,18 @@ def test_outcome_names_the_failed_step_and_why() -> None:
     ]
 
 
+def test_a_failed_processing_step_shows_what_its_job_said_then_sagemakers_reason() -> None:
+    execution = {"PipelineExecutionArn": ARN, "PipelineExecutionStatus": "Failed",
+                 "CreationTime": NOW - timedelta(seconds=9), "LastModifiedTime": NOW}
+    failed = step("Preprocess", "Failed", FailureReason="AlgorithmError: See job logs for more information",
+                  ExitMessage="train.csv, line 5: label must be 0 or 1, got 2")
+    assert step_table.outcome_lines(execution, [failed], NOW) == [
+        "Failed after 9.0s at step Preprocess:",
+        "  train.csv, line 5: label must be 0 or 1, got 2",
+        "  AlgorithmError: See job logs for more information",
+    ]
+
+
 def test_a_training_script_crash_reads_as_its_exit_code_then_its_error() -> None:
     execution = {"PipelineExecutionArn": ARN, "PipelineExecutionStatus": "Failed",
                  "CreationTime": NOW - timedelta(seconds=9), "LastModifiedTime": NOW}

@@ -24,7 +24,7 @@ import pytest
 from botocore.exceptions import ClientError
 from waiting import wait_until
 
-from pipelines import REPO_ROOT, cli, demo_drift
+from pipelines import REPO_ROOT, cli, demo_drift, executions
 from pipelines.aws import Clients
 from pipelines.datasets import latest_dataset
 from pipelines.local import daemon
@@ -85,8 +85,10 @@ class Local:
         return [{"Name": k, "Value": v} for k, v in dataset.parameters().items()]
 
     def execution(self, arn: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """The execution and its steps as the CLI reads them (a failed processing step with its
+        job's ExitMessage)."""
         sm = self.client("sagemaker")
-        steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+        steps = executions.list_steps(sm, arn)
         return sm.describe_pipeline_execution(PipelineExecutionArn=arn), {
             s["StepName"]: s for s in steps
         }
@@ -235,7 +237,8 @@ def test_bad_dataset_fails_preprocess_and_endpoint_keeps_serving(
     assert local.cli("data", "upload", str(tmp_path), "--to", bad) == 0
     assert local.cli("start", "--wait", "--input-data", bad) == 1
     _, steps = local.latest_execution()
-    reason = steps["Preprocess"]["FailureReason"]
+    assert steps["Preprocess"]["FailureReason"] == "AlgorithmError: See job logs for more information"
+    reason = steps["Preprocess"]["ExitMessage"]  # what preprocess.py said, as on SageMaker
     assert "train.csv" in reason and "line 5" in reason and "2" in reason
     assert set(steps) == {"Preprocess"}
     assert len(local.packages()) == before

@@ -125,6 +125,8 @@ def samples(stack: Stack, pipelines: Iterable[str] | None = None) -> dict[str, l
         "model-package-group": [f"{SM}:model-package-group/{settings.model_package_group}"],
         "pipeline": [f"{SM}:pipeline/{name}" for name in pipelines],
         "pipeline-execution": [f"{SM}:pipeline/{name}/execution/{EXECUTION_ID}" for name in pipelines],
+        # a pipeline's processing step runs as pipelines-<execution id>-<step name>-<suffix>
+        "processing-job": [f"{SM}:processing-job/pipelines-{EXECUTION_ID}-Preprocess-bPVYsMzUlc"],
         "function": [stack.arn("DeployFunction")],
         "log-group": [
             f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{settings.deploy_function_name}:*"

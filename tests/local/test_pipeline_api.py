@@ -474,7 +474,8 @@ def test_a_retried_execution_runs_its_failed_step_as_a_new_job_and_keeps_the_fai
     second = step["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1]
     assert (step["AttemptCount"], first != second) == (2, True)
     failed = call(service, "DescribeProcessingJob", ProcessingJobName=first)
-    assert failed["ProcessingJobStatus"] == "Failed" and "the first attempt fails" in failed["FailureReason"]
+    assert (failed["ProcessingJobStatus"], failed["FailureReason"]) == (
+        "Failed", "AlgorithmError: See job logs for more information")
     succeeded = call(service, "DescribeProcessingJob", ProcessingJobName=second)
     assert succeeded["ProcessingJobStatus"] == "Completed"
     jobs = service.context.layout.execution_dir(arn.rsplit("/", 1)[-1])

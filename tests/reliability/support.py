@@ -30,7 +30,7 @@ from botocore.config import Config
 from processes import pid_alive, processes_with
 from waiting import wait_until
 
-from pipelines import REPO_ROOT, cli
+from pipelines import REPO_ROOT, cli, executions
 from pipelines.datasets import latest_dataset
 from pipelines.local import daemon
 from pipelines.local.jobs.images import local_sklearn_release
@@ -179,9 +179,8 @@ class Local:
         return dict(self.client("sagemaker").describe_pipeline_execution(PipelineExecutionArn=arn))
 
     def steps(self, arn: str) -> dict[str, dict[str, Any]]:
-        sm = self.client("sagemaker")
-        steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
-        return {step["StepName"]: step for step in steps}
+        """The steps as the CLI reads them (a failed processing step with its job's ExitMessage)."""
+        return {step["StepName"]: step for step in executions.list_steps(self.client("sagemaker"), arn)}
 
     def wait_for_executions(self, arns: list[str], timeout: float) -> dict[str, dict[str, Any]]:
         """Every execution's final Describe, once all of them have ended."""

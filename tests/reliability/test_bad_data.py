@@ -279,7 +279,9 @@ def test_pipeline_fails_at_preprocess_with_the_problem_as_failure_reason(
     assert set(steps) == {"Preprocess"}, "a step after Preprocess ran on bad data"
     preprocess = steps["Preprocess"]
     assert preprocess["StepStatus"] == "Failed"
-    assert_names_file_line_and_problem(preprocess["FailureReason"], REJECTED[name])
+    # SageMaker's one sentence for the step; what preprocess.py said is its job's ExitMessage
+    assert preprocess["FailureReason"] == "AlgorithmError: See job logs for more information"
+    assert_names_file_line_and_problem(preprocess["ExitMessage"], REJECTED[name])
     # SageMaker's one sentence for the execution; which step failed, and why, is the step's reason
     assert execution["FailureReason"] == EXECUTION_FAILURE
 

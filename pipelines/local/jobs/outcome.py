@@ -14,6 +14,7 @@ from pipelines.local.system.supervision import ProcessExit
 
 MESSAGE_LIMIT = 1024  # SageMaker keeps the first 1 KB of a failure file
 ALGORITHM_ERROR = "AlgorithmError: "  # how SageMaker prefixes what a failed container said
+PROCESSING_FAILURE = ALGORITHM_ERROR + "See job logs for more information"  # a failed processing job's reason
 
 
 # Hears a running job's description (its Describe*Job answer, InProgress) as the job advances.
@@ -58,12 +59,14 @@ def job_status(finish: ProcessExit, timeout: float | None, failure: Callable[[],
 
 def processing_status(finish: ProcessExit, message_file: Path, timeout: float | None) -> JobStatus:
     """A processing job's ending: the message file's first 1 KB is its ExitMessage whatever the
-    ending, and a failed job's reason; a message that is not UTF-8 fails the job."""
+    ending; a failed job's reason is SageMaker's one sentence, what the container said being in
+    ExitMessage and its log (aws/sagemaker-spark-container's integration test asserts both); a
+    message that is not UTF-8 fails the job."""
     try:
         message = read_message(message_file)
     except JobError as error:
         return JobStatus("Failed", "Failed", str(error))
-    ending = job_status(finish, timeout, lambda: message or crash_reason(finish))
+    ending = job_status(finish, timeout, lambda: PROCESSING_FAILURE)
     return replace(ending, exit_message=message)
 
 
@@ -96,14 +99,6 @@ def read_message(path: Path) -> str:
         return codecs.getincrementaldecoder("utf-8")().decode(head[:MESSAGE_LIMIT], final=not cut).strip()
     except UnicodeDecodeError:
         raise JobError(f"ClientError: /opt/ml/output/{path.name} is not UTF-8 text") from None
-
-
-def crash_reason(finish: ProcessExit) -> str:
-    """Exit code and the end of stderr, cut from the front to fit SageMaker's 1 KB."""
-    code = finish.returncode
-    how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-    head = f"{ALGORITHM_ERROR}the container {how}. Last lines of stderr:\n"
-    return head + (_stderr_tail(finish, MESSAGE_LIMIT - len(head)) or "(none)")
 
 
 def _stderr_tail(finish: ProcessExit, room: int) -> str:
