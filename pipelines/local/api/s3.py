@@ -31,7 +31,7 @@ from pipelines.local.api.s3_routes import S3Routes, split_path
 from pipelines.local.contract.shapes import summary, validate
 from pipelines.local.errors import ServiceError
 from pipelines.local.service.backend import LocalSageMaker
-from pipelines.local.service.objects import NotModified
+from pipelines.local.service.objects import SSE_S3, NotModified
 from pipelines.local.storage.object_records import Readable
 from pipelines.local.system.identity import ACCOUNT
 
@@ -52,9 +52,6 @@ ROOTS = {
 TEXT_ROOTS = {"GetBucketLocation": "LocationConstraint"}
 log = logging.getLogger(__name__)
 
-# S3 encrypts every new object with SSE-S3 since January 2023 and says so on each object answer
-# (x-amz-server-side-encryption: AES256), as GetBucketEncryption says of every local bucket.
-DEFAULT_SSE = "AES256"
 
 class S3Front:
     def __init__(self, backend: LocalSageMaker, check_responses: bool) -> None:
@@ -107,7 +104,7 @@ class S3Front:
             message = f"{model.name} failed inside the local SageMaker."
             raise ServiceError("InternalError", message, 500) from None
         if model.output_shape is not None and "ServerSideEncryption" in model.output_shape.members:
-            result = {"ServerSideEncryption": DEFAULT_SSE, **result}  # how every new object is kept
+            result = {"ServerSideEncryption": SSE_S3, **result}  # how every new object is kept
         if self.check_responses and model.output_shape is not None:
             violations = validate(model.output_shape, {k: v for k, v in result.items() if k != "Body"})
             if violations:

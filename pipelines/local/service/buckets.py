@@ -22,7 +22,7 @@ from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError, not_implemented
 from pipelines.local.service.context import ServiceContext
 from pipelines.local.service.object_listing import position, token
-from pipelines.local.service.objects import OWNER, no_such_bucket
+from pipelines.local.service.objects import OWNER, SSE_S3, no_such_bucket
 from pipelines.local.storage.buckets import Bucket, BucketExists
 from pipelines.local.storage.database import Body
 from pipelines.local.storage.objects import BucketNotEmpty
@@ -40,7 +40,7 @@ UNKEPT = {"ObjectLockEnabledForBucket": "false", "BucketNamespace": "global"}
 UNKEPT_CONFIGURATION = ("Location", "Bucket", "Tags")
 NOT_EMPTY = "The bucket you tried to delete is not empty. You must delete all versions in the bucket."
 DEFAULT_ENCRYPTION = {
-    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}]
+    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": SSE_S3}, "BucketKeyEnabled": False}]
 }
 
 

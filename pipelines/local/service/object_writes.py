@@ -27,7 +27,7 @@ from pipelines.local.contract.models import operation_model
 from pipelines.local.errors import ServiceError, not_implemented
 from pipelines.local.service.checksums import ALGORITHM_MEMBER, DEFAULT_ALGORITHM, MEMBER, Expected
 from pipelines.local.service.context import ServiceContext
-from pipelines.local.service.objects import HEADERS, http_date, no_such_bucket
+from pipelines.local.service.objects import HEADERS, SSE_S3, http_date, no_such_bucket
 from pipelines.local.service.write_conditions import MEMBERS as CONDITIONS
 from pipelines.local.service.write_conditions import WriteCondition
 from pipelines.local.storage.database import Body
@@ -36,10 +36,9 @@ from pipelines.local.storage.objects import SCHEME, NoSuchBucket, ObjectStore
 # Members whose headers this store honours as S3 does; the framing (Content-Length) is the HTTP front's.
 HONOURED = frozenset({"Bucket", "Key", "Body", "ContentLength", "ContentMD5", ALGORITHM_MEMBER,
                       "ExpectedBucketOwner", "ACL", "Metadata", *HEADERS, *CONDITIONS})
-# Values of other members that ask for nothing beyond what the store does anyway.
-# Values that ask for nothing beyond what the store does: the standard class, and SSE-S3, with which
-# S3 encrypts every new object anyway (an upload's ExtraArgs={"ServerSideEncryption": "AES256"}).
-PLAIN = {"StorageClass": "STANDARD", "ServerSideEncryption": "AES256"}
+# Values of other members that ask for nothing beyond what the store does anyway: the standard
+# class, and SSE-S3 (an upload's ExtraArgs={"ServerSideEncryption": "AES256"}).
+PLAIN = {"StorageClass": "STANDARD", "ServerSideEncryption": SSE_S3}
 MAX_KEY_BYTES = 1024  # S3's longest key, in UTF-8
 MAX_METADATA_BYTES = 2048  # S3's limit on user metadata: names and values, in UTF-8
 OWNER_ONLY_ACL = "bucket-owner-full-control"  # what a bucket with ACLs disabled accepts

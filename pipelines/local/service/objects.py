@@ -48,6 +48,9 @@ MAX_KEYS = 1000
 OWNER: Body = {"ID": CANONICAL_USER_ID}  # every bucket and object here is the local account's
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 SSE_C = ("SSECustomerAlgorithm", "SSECustomerKey", "SSECustomerKeyMD5")
+# SSE-S3, with which S3 encrypts every new object since January 2023, and says so on each object
+# answer (x-amz-server-side-encryption), as GetBucketEncryption says of every local bucket.
+SSE_S3 = "AES256"
 
 
 class NotModified(Exception):
