@@ -200,10 +200,10 @@ class Door:
             raise _invalid(f"Credential should be scoped to correct service: '{service}'. ")
         if claim.expires is not None and claim.service != "s3":
             raise _incomplete("A presigned URL (query-string authentication) is served for S3 only.")
-        if claim.service == "s3" and claim.expires is None and headers.get(CONTENT_SHA256) is None:
+        declared = headers.get(CONTENT_SHA256)
+        if claim.service == "s3" and claim.expires is None and declared is None:
             missing = "Missing required header for this request: x-amz-content-sha256"
             raise Refusal("IncompleteSignatureException", missing, s3_code="InvalidRequest")
-        declared = headers.get(CONTENT_SHA256)
         if claim.service == "s3" and declared is not None and not (
             SHA256_HEX.fullmatch(declared) or declared in PAYLOAD_KINDS
         ):
