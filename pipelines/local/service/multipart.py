@@ -210,8 +210,7 @@ class MultipartUploads:
             "CommonPrefixes": [{"Prefix": encode(name)} for name, upload in shown if upload is None],
         }
         return completed(
-            answer, shown, answer["IsTruncated"], request, encode, "NextUploadIdMarker",
-            lambda upload: upload.upload_id,
+            answer, shown, request, encode, "NextUploadIdMarker", lambda upload: upload.upload_id
         )
 
     def _admit(self, operation: str, request: Body) -> None:

@@ -105,8 +105,7 @@ class ObjectDeletes:
             "CommonPrefixes": [{"Prefix": encode(name)} for name, version in shown if version is None],
         }
         return completed(
-            answer, shown, answer["IsTruncated"], request, encode, "NextVersionIdMarker",
-            lambda version: version.version_id,
+            answer, shown, request, encode, "NextVersionIdMarker", lambda version: version.version_id
         )
 
     def _admit(self, operation: str, request: Body) -> None:

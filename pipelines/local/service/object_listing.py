@@ -90,13 +90,13 @@ def truncated(shown: Sized, entries: Sized) -> bool:
 
 
 def completed(
-    answer: Body, shown: list[tuple[str, Item | None]], truncated: bool, request: Body,
+    answer: Body, shown: list[tuple[str, Item | None]], request: Body,
     encode: Callable[[str], str], next_id_member: str, item_id: Callable[[Item], str],
 ) -> Body:
     """A marked listing's answer, completed: the Delimiter and EncodingType asked for, the markers
     of the next page when it is truncated (`next_id_member` names the id's), no empty lists."""
     optional = asked_for(request, encode)
-    if truncated:
+    if answer["IsTruncated"]:
         name, last = shown[-1]
         optional.update({"NextKeyMarker": encode(name), next_id_member: item_id(last) if last else ""})
     return with_present(answer, optional)
