@@ -19,10 +19,9 @@ BOTH_NAMES = (
     "Cannot determine which one to use."
 )
 NO_NAME = "Missing ARN."
-# The API reference: "If you supply ModelPackageGroupName, your model package ... uses the tags
-# associated with the model group. In this case, you cannot supply a tag argument."
-# SageMaker's words (a CreateModelPackage with a group and Tags; the API reference: a version "uses
-# the tags associated with the model group. In this case, you cannot supply a tag argument").
+# SageMaker's words for a CreateModelPackage with a group and Tags (the API reference: "If you supply
+# ModelPackageGroupName, your model package ... uses the tags associated with the model group. In
+# this case, you cannot supply a tag argument.").
 VERSION_TAGS = "Tags are not supported in Model Package versions. Please add them to the Model Package Group."
 # What SageMaker does with these and a local version could only store: run transform jobs to
 # validate the package, create it from an algorithm resource, encrypt it with a KMS key, keep a
