@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import stat
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
@@ -33,6 +34,15 @@ class Sent:
         self.method, self.target, self.headers, self.body = method, target, headers, body
 
 
+def as_received(signed: Mapping[str, str | bytes], host: str) -> Message:
+    """A signed request's headers as the server receives them: the Host header, then botocore's."""
+    headers = Message()
+    headers["Host"] = host
+    for name, value in signed.items():
+        headers[name] = value.decode() if isinstance(value, bytes) else value
+    return headers
+
+
 def sign(
     keys: Credentials = KEYS,
     service: str = "sagemaker",
@@ -51,10 +61,7 @@ def sign(
     with mock.patch("botocore.auth.get_current_datetime", return_value=at.replace(tzinfo=None)):
         signer.add_auth(request)
     prepared = request.prepare()
-    headers = Message()
-    headers["Host"] = host
-    for name, value in prepared.headers.items():
-        headers[name] = value.decode() if isinstance(value, bytes) else value
+    headers = as_received(prepared.headers, host)
     for name, value in (extra or {}).items():
         headers[name] = value
     return Sent("POST", prepared.url.split(host, 1)[1], headers, prepared.body or b"")
@@ -274,11 +281,7 @@ def sign_s3(at: datetime = NOW, region: str = "us-east-1", signed: dict[str, str
     signer = S3SigV4Auth(BotoCredentials(KEYS.access_key_id, KEYS.secret_access_key), "s3", region)
     with mock.patch("botocore.auth.get_current_datetime", return_value=at.replace(tzinfo=None)):
         signer.add_auth(request)
-    headers = Message()
-    headers["Host"] = host
-    for name, value in request.prepare().headers.items():
-        headers[name] = value.decode() if isinstance(value, bytes) else value
-    return Sent("GET", "/bucket/data/train.csv", headers, b"")
+    return Sent("GET", "/bucket/data/train.csv", as_received(request.prepare().headers, host), b"")
 
 
 def test_s3_takes_a_request_up_to_15_minutes_off_the_clock_and_words_its_refusal_as_s3_does() -> None:
