@@ -158,6 +158,9 @@ def plain_table(steps: Sequence[Step], now: datetime) -> str:
     )
 
 
+LOGGED_KINDS = {"ProcessingJob", "TrainingJob", "Lambda"}  # steps whose Metadata names what has a log
+
+
 def outcome_lines(execution: Step, steps: Sequence[Step], now: datetime) -> list[str]:
     """The last word on an execution: how it ended, and if it failed, where and why."""
     status = str(execution.get("PipelineExecutionStatus", ""))
@@ -173,9 +176,21 @@ def outcome_lines(execution: Step, steps: Sequence[Step], now: datetime) -> list
     else:
         where, reasons = "", text_lines(execution.get("FailureReason", ""))
     head = f"{status} after {took}" + (f" at step {where}" if where else "")
-    if len(reasons) == 1:
-        return [f"{head}: {reasons[0]}"]
-    return [head + (":" if reasons else "")] + [f"  {reason}" for reason in reasons]
+    said = [f"{head}: {reasons[0]}"] if len(reasons) == 1 else (
+        [head + (":" if reasons else "")] + [f"  {reason}" for reason in reasons]
+    )
+    return said + log_hints(execution, [step for step in steps if step.get("StepStatus") == "Failed"])
+
+
+def log_hints(execution: Step, failed: Sequence[Step]) -> list[str]:
+    """Where to read what a failed step's job or function said: a training job's reason, as the
+    scikit-learn image words it, holds none of what the script wrote."""
+    arn = execution.get("PipelineExecutionArn", "")
+    return [
+        f"{step['StepName']}'s log: python -m pipelines logs {step['StepName']} --execution {arn}"
+        for step in failed
+        if LOGGED_KINDS & set(step.get("Metadata", {}))
+    ]
 
 
 def execution_parts(arn: str) -> tuple[str, str]:

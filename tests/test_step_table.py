@@ -142,24 +142,33 @@ def test_a_failed_processing_step_shows_what_its_job_said_then_sagemakers_reason
     ]
 
 
-def test_a_training_script_crash_reads_as_its_exit_code_then_its_error() -> None:
+def test_a_training_script_crash_reads_as_its_exit_code_then_says_where_its_log_is() -> None:
     execution = {"PipelineExecutionArn": ARN, "PipelineExecutionStatus": "Failed",
                  "CreationTime": NOW - timedelta(seconds=9), "LastModifiedTime": NOW}
     reason = "\n".join([
-        "AlgorithmError: ExecuteUserScriptError:", "ExitCode 1",
-        'ErrorMessage "Traceback (most recent call last):', '  File "train.py", line 3',
-        'ValueError: C must be positive"', 'Command "python train.py"',
+        "AlgorithmError: ExecuteUserScriptError:", "ExitCode 1", 'ErrorMessage ""',
+        'Command "python train.py", exit code: 1',
     ])
-    failed = step("Train", "Failed", FailureReason=reason)
+    job = {"TrainingJob": {"Arn": "arn:aws:sagemaker:us-east-1:000000000000:training-job/pipelines-x"}}
+    failed = step("Train", "Failed", FailureReason=reason, Metadata=job)
     row = step_table.StepRow.of(failed, NOW)
-    assert row.cell == "AlgorithmError: ExecuteUserScriptError: ExitCode 1 (+4 more below)"
+    assert row.cell == "AlgorithmError: ExecuteUserScriptError: ExitCode 1 (+2 more below)"
     assert step_table.outcome_lines(execution, [failed], NOW) == [
         "Failed after 9.0s at step Train:",
         "  AlgorithmError: ExecuteUserScriptError: ExitCode 1",
-        '  ErrorMessage "Traceback (most recent call last):',
-        '  File "train.py", line 3',
-        '  ValueError: C must be positive"',
-        '  Command "python train.py"',
+        '  ErrorMessage ""',
+        '  Command "python train.py", exit code: 1',
+        f"Train's log: python -m pipelines logs Train --execution {ARN}",
+    ]
+
+
+def test_a_failed_step_that_ran_nothing_gets_no_log_hint() -> None:
+    execution = {"PipelineExecutionArn": ARN, "PipelineExecutionStatus": "Failed",
+                 "CreationTime": NOW - timedelta(seconds=9), "LastModifiedTime": NOW}
+    gate = {"Fail": {"ErrorMessage": "too low"}}
+    failed = step("AccuracyTooLow", "Failed", FailureReason="too low", Metadata=gate)
+    assert step_table.outcome_lines(execution, [failed], NOW) == [
+        "Failed after 9.0s at step AccuracyTooLow: too low"
     ]
 
 

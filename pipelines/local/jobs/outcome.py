@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipelines.local.system.identity import arn
-from pipelines.local.system.supervision import ProcessExit
+from pipelines.local.system.supervision import KILLED_EXIT_CODE, ProcessExit
 
 MESSAGE_LIMIT = 1024  # SageMaker keeps the first 1 KB of a failure file
 ALGORITHM_ERROR = "AlgorithmError: "  # how SageMaker prefixes what a failed container said
 PROCESSING_FAILURE = ALGORITHM_ERROR + "See job logs for more information"  # a failed processing job's reason
+TOOLKIT_EXIT = ", exit code: 1"  # how SageMaker ends the reason the training toolkit wrote before exiting 1
+OUT_OF_MEMORY = "OutOfMemory: Process killed by SIGKILL (signal 9)"  # the toolkit's ExtraInfo for 137
 
 
 # Hears a running job's description (its Describe*Job answer, InProgress) as the job advances.
@@ -72,19 +74,27 @@ def processing_status(finish: ProcessExit, message_file: Path, timeout: float | 
 
 def training_failure(finish: ProcessExit, failure_file: Path, argv: list[str]) -> str:
     """Why a training container failed, as SageMaker words it: `AlgorithmError: ` and the failure
-    file, else what the training toolkit writes there for a script that exited non-zero."""
+    file the script wrote, else the one the training toolkit writes for a script that exited
+    non-zero, which SageMaker ends with the exit code the toolkit then exits with (1)."""
     try:
-        text = read_message(failure_file) or _toolkit_error(finish, argv)
+        written = read_message(failure_file)
     except JobError as error:
         return str(error)
-    return (ALGORITHM_ERROR + text)[:MESSAGE_LIMIT]
+    if written:
+        return (ALGORITHM_ERROR + written)[:MESSAGE_LIMIT]
+    toolkit_reason = ALGORITHM_ERROR + _toolkit_error(finish, argv)
+    return toolkit_reason[: MESSAGE_LIMIT - len(TOOLKIT_EXIT)] + TOOLKIT_EXIT
 
 
 def _toolkit_error(finish: ProcessExit, argv: list[str]) -> str:
-    """The toolkit's ExecuteUserScriptError: exit code, the end of stderr and the command."""
-    head = f'ExecuteUserScriptError:\nExitCode {finish.returncode}\nErrorMessage "'
-    end = f'"\nCommand "{" ".join(argv)}"'
-    return head + _stderr_tail(finish, MESSAGE_LIMIT - len(ALGORITHM_ERROR + head + end)) + end
+    """The toolkit's ExecuteUserScriptError as the scikit-learn image writes it. The image runs the
+    script without capturing its stderr (the toolkit's `capture_error=False`), so ErrorMessage is
+    empty and what the script said is only in its log; a script killed with SIGKILL (137, as a
+    memory kill ends it) gets the toolkit's ExtraInfo."""
+    extra = f'\nExtraInfo "{OUT_OF_MEMORY}"' if finish.returncode == KILLED_EXIT_CODE else ""
+    command = " ".join(argv)
+    head = f"ExecuteUserScriptError:\nExitCode {finish.returncode}\n"
+    return head + f'ErrorMessage ""{extra}\nCommand "{command}"'
 
 
 def read_message(path: Path) -> str:
@@ -99,12 +109,6 @@ def read_message(path: Path) -> str:
         return codecs.getincrementaldecoder("utf-8")().decode(head[:MESSAGE_LIMIT], final=not cut).strip()
     except UnicodeDecodeError:
         raise JobError(f"ClientError: /opt/ml/output/{path.name} is not UTF-8 text") from None
-
-
-def _stderr_tail(finish: ProcessExit, room: int) -> str:
-    """The last lines of stderr, cut from the front to fit `room` characters."""
-    tail = "\n".join(finish.stderr_tail)
-    return tail if len(tail) <= room else "..." + tail[len(tail) - max(room - 3, 0) :]
 
 
 def refused(exc: Exception) -> JobStatus:
