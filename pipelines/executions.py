@@ -36,10 +36,15 @@ def start_execution(sm: Any, pipeline_name: str, overrides: Mapping[str, str], *
     return str(response["PipelineExecutionArn"])
 
 
-def list_steps(sm: Any, execution_arn: str) -> list[dict[str, Any]]:
+def list_steps(
+    sm: Any, execution_arn: str, exit_messages: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """The execution's steps, oldest first; a failed processing step with its job's ExitMessage,
     which is where SageMaker puts what the container said (the step's FailureReason is only
-    "AlgorithmError: See job logs for more information")."""
+    "AlgorithmError: See job logs for more information"). `exit_messages` (job name: ExitMessage)
+    keeps what was read for the next call: a failed job's message no longer changes, so following
+    an execution describes each failed job once, not on every poll."""
+    known = {} if exit_messages is None else exit_messages
     steps: list[dict[str, Any]] = []
     for page in sm.get_paginator("list_pipeline_execution_steps").paginate(
         PipelineExecutionArn=execution_arn, SortOrder="Ascending"
@@ -48,15 +53,19 @@ def list_steps(sm: Any, execution_arn: str) -> list[dict[str, Any]]:
     for step in steps:
         job = step.get("Metadata", {}).get("ProcessingJob", {}).get("Arn")
         if step.get("StepStatus") == "Failed" and job:
-            described = sm.describe_processing_job(ProcessingJobName=job.rsplit("/", 1)[-1])
-            if described.get("ExitMessage"):
-                step["ExitMessage"] = described["ExitMessage"]
+            name = job.rsplit("/", 1)[-1]
+            if name not in known:
+                known[name] = str(sm.describe_processing_job(ProcessingJobName=name).get("ExitMessage", ""))
+            if known[name]:
+                step["ExitMessage"] = known[name]
     return steps
 
 
-def describe(sm: Any, execution_arn: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def describe(
+    sm: Any, execution_arn: str, exit_messages: dict[str, str] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return sm.describe_pipeline_execution(PipelineExecutionArn=execution_arn), list_steps(
-        sm, execution_arn
+        sm, execution_arn, exit_messages
     )
 
 
@@ -80,9 +89,10 @@ def wait_for(
     shown = view or PlainView(say)
     deadline = time.monotonic() + timeout
     intervals = poll_intervals(poll_seconds)
+    exit_messages: dict[str, str] = {}
     time.sleep(FIRST_LOOK_SECONDS)
     while True:
-        execution, steps = describe(sm, execution_arn)
+        execution, steps = describe(sm, execution_arn, exit_messages)
         status = str(execution["PipelineExecutionStatus"])
         if status in TERMINAL or time.monotonic() > deadline:
             shown.finish(execution, steps)

@@ -81,3 +81,26 @@ def test_a_failed_processing_step_is_listed_with_its_jobs_exit_message() -> None
     preprocess, stop = executions.list_steps(sm, ARN)
     assert preprocess["ExitMessage"] == "train.csv, line 5: bad label"
     assert "ExitMessage" not in stop and sm.described == ["pre-1"]
+
+
+class FailingWhileABranchRuns(FailedPipeline):
+    """The processing step has failed while another branch still runs, for three more looks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks = 0
+
+    def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict[str, Any]:
+        self.looks += 1
+        status = "Failed" if self.looks > 3 else "Executing"
+        return {"PipelineExecutionArn": PipelineExecutionArn, "PipelineExecutionStatus": status}
+
+
+def test_following_an_execution_describes_a_failed_job_once_however_many_polls_see_it() -> None:
+    sm = FailingWhileABranchRuns()
+    shown: list[str] = []
+
+    assert executions.wait_for(sm, ARN, shown.append, poll_seconds=0.01) == "Failed"
+
+    assert sm.looks == 4 and sm.described == ["pre-1"]
+    assert any("train.csv, line 5: bad label" in line for line in shown)
