@@ -1443,6 +1443,16 @@ def test_a_long_command_is_cut_before_the_exit_code_the_reason_ends_with() -> No
     assert "z" not in reason
 
 
+def test_a_script_that_exits_137_gets_the_toolkits_out_of_memory_extra_info() -> None:
+    reason = training_failure(ProcessExit(137, "", []), Path("/nonexistent/failure"), ["python", "train.py"])
+
+    assert reason == (
+        'AlgorithmError: ExecuteUserScriptError:\nExitCode 137\nErrorMessage ""\n'
+        'ExtraInfo "OutOfMemory: Process killed by SIGKILL (signal 9)"\n'
+        'Command "python train.py", exit code: 1'
+    )
+
+
 def test_training_timeout_kills_the_group_even_if_sigterm_is_ignored(
     store: ObjectStore, work_dir: Path
 ) -> None:
@@ -1676,9 +1686,9 @@ def test_a_training_job_over_its_instances_memory_fails_as_the_toolkit_reports_a
 
     outcome = run_training_job("hog-2", request, store, work_dir, io.StringIO())
 
+    # The image's toolkit starts the script itself: one killed with SIGKILL exited with -9.
     assert outcome.failure_reason.startswith(
-        'AlgorithmError: ExecuteUserScriptError:\nExitCode 137\nErrorMessage ""\n'
-        'ExtraInfo "OutOfMemory: Process killed by SIGKILL (signal 9)"\nCommand "'
+        'AlgorithmError: ExecuteUserScriptError:\nExitCode -9\nErrorMessage ""\nCommand "'
     )
     assert outcome.failure_reason.endswith('", exit code: 1')
     assert outcome.properties["TrainingJobStatus"] == "Failed"

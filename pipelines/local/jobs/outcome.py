@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -89,12 +90,13 @@ def training_failure(finish: ProcessExit, failure_file: Path, argv: list[str]) -
 def _toolkit_error(finish: ProcessExit, argv: list[str]) -> str:
     """The toolkit's ExecuteUserScriptError as the scikit-learn image writes it. The image runs the
     script without capturing its stderr (the toolkit's `capture_error=False`), so ErrorMessage is
-    empty and what the script said is only in its log; a script killed with SIGKILL (137, as a
-    memory kill ends it) gets the toolkit's ExtraInfo."""
-    extra = f'\nExtraInfo "{OUT_OF_MEMORY}"' if finish.returncode == KILLED_EXIT_CODE else ""
+    empty and what the script said is only in its log. The toolkit starts the script itself, so a
+    script killed by a signal, as a memory kill ends it, exited with minus the signal's number;
+    137, which a shell reports for a child killed with SIGKILL, gets the toolkit's ExtraInfo."""
+    code = -signal.SIGKILL if finish.stopped_by == "memory" else finish.returncode
+    extra = f'\nExtraInfo "{OUT_OF_MEMORY}"' if code == KILLED_EXIT_CODE else ""
     command = " ".join(argv)
-    head = f"ExecuteUserScriptError:\nExitCode {finish.returncode}\n"
-    return head + f'ErrorMessage ""{extra}\nCommand "{command}"'
+    return f"ExecuteUserScriptError:\nExitCode {code}\n" + f'ErrorMessage ""{extra}\nCommand "{command}"'
 
 
 def read_message(path: Path) -> str:
