@@ -401,3 +401,32 @@ def test_a_presigned_url_reads_and_writes_one_object_until_it_expires(state: Pat
             urllib.request.urlopen(url, timeout=30)
         document = ElementTree.fromstring(refused.value.read())
         assert (refused.value.code, document.findtext("Code")) == (403, code)
+
+
+def ids_of(headers: dict[str, str]) -> tuple[str, str]:
+    """An S3 answer's request and host ids, checked to be in S3's forms."""
+    request_id, host_id = headers["x-amz-request-id"], headers["x-amz-id-2"]
+    assert len(request_id) == 16 and request_id == request_id.upper() and int(request_id, 16) >= 0
+    assert len(base64.b64decode(host_id, validate=True)) == 48
+    return request_id, host_id
+
+
+def test_every_s3_answer_carries_s3s_request_and_host_ids_and_an_error_repeats_them(state: Path) -> None:
+    """S3 answers every operation with x-amz-request-id and x-amz-id-2, which botocore reads as
+    RequestId and HostId; its error document ends with the same two."""
+    client = s3(state)
+    put = client.put_object(Bucket="e2e", Key="ids.txt", Body=b"identified")["ResponseMetadata"]
+    assert (put["RequestId"], put["HostId"]) == ids_of(put["HTTPHeaders"])
+    assert "x-amzn-requestid" not in put["HTTPHeaders"]  # SageMaker's JSON APIs' header, not S3's
+
+    with pytest.raises(ClientError) as missing:
+        client.get_object(Bucket="e2e", Key="no-such-ids.txt")
+    metadata = missing.value.response["ResponseMetadata"]
+    assert (metadata["RequestId"], metadata["HostId"]) == ids_of(metadata["HTTPHeaders"])
+
+    status, headers, body = exchange(state, "GET", "/e2e/ids.txt", {})  # unsigned: the door's refusal
+    document = ElementTree.fromstring(body)
+    assert status == 403 and [child.tag for child in document][-2:] == ["RequestId", "HostId"]
+    assert (document.findtext("RequestId"), document.findtext("HostId")) == ids_of(headers)
+    status, headers, body = exchange(state, "HEAD", "/e2e/ids.txt", {})
+    assert (status, body) == (403, b"") and ids_of(headers)

@@ -7,14 +7,17 @@ one whose payload is an XML document (CreateBucket's configuration) gets its mem
 the answer puts them back the same way: headers (user metadata as `x-amz-meta-*`), a raw body
 (GetObject's as chunks the server sends as it reads them), or an XML document; errors are S3's XML
 `<Error>` with its codes and statuses, and a HEAD answer carries no body at all, errors included, nor
-does a 304 to a conditional GET or a 204.
+does a 304 to a conditional GET or a 204. Every answer carries S3's two ids, `x-amz-request-id` and
+`x-amz-id-2` (botocore's RequestId and HostId), which an error's document repeats.
 An operation of S3 this server does not serve is refused by name, as every API here refuses one, and
 every one that takes `x-amz-expected-bucket-owner` is refused unless it names this account.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
+import secrets
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -38,6 +41,8 @@ from pipelines.local.system.identity import ACCOUNT
 XML_TYPE = "application/xml"
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+REQUEST_ID = "x-amz-request-id"  # 16 hex digits, as S3's (`4442587FB7D0A2F9`)
+HOST_ID = "x-amz-id-2"  # S3's token for the host that answered: 48 bytes in base64
 # The document element of each XML answer served whose output shape has no payload member.
 ROOTS = {
     "ListObjectsV2": "ListBucketResult", "ListObjects": "ListBucketResult",
@@ -62,9 +67,11 @@ class S3Front:
     def route(self, method: str, path: str, query: str, headers: Headers, body: Readable) -> Reply:
         head = method == "HEAD"
         try:
-            return self._call(method, path, query, headers, body)
+            reply = self._call(method, path, query, headers, body)
         except ServiceError as error:
             return error_reply(error, head)
+        reply.headers.update(request_ids())
+        return reply
 
     def _call(self, method: str, path: str, query: str, headers: Headers, body: Readable) -> Reply:
         level, bucket, key = split_path(path)
@@ -152,12 +159,23 @@ def encode(model: OperationModel, result: dict[str, Any], head: bool) -> Reply:
     return Reply(status, DECLARATION + tostring(document), content_type, headers)
 
 
+def request_ids() -> dict[str, str]:
+    """The ids S3 gives an answer: the request's, and the host's that answered it."""
+    host = base64.b64encode(secrets.token_bytes(48)).decode()
+    return {REQUEST_ID: secrets.token_hex(8).upper(), HOST_ID: host}
+
+
 def error_reply(error: ServiceError, head: bool) -> Reply:
-    """S3's error document; a HEAD answer has none, only the status."""
+    """S3's error document, its ids last, as S3 writes them; a HEAD answer has none, only the status
+    and the ids' headers."""
+    ids = request_ids()
     document = Element("Error")
-    for name, value in {"Code": error.code, "Message": error.message, **error.fields}.items():
+    fields = {"Code": error.code, "Message": error.message, **error.fields,
+              "RequestId": ids[REQUEST_ID], "HostId": ids[HOST_ID]}
+    for name, value in fields.items():
         SubElement(document, name).text = value
-    return Reply(error.status, b"" if head else DECLARATION + tostring(document), XML_TYPE, error.headers)
+    body = b"" if head else DECLARATION + tostring(document)
+    return Reply(error.status, body, XML_TYPE, {**error.headers, **ids})
 
 
 def _members(parent: Element, shape: Shape, value: dict[str, Any]) -> None:

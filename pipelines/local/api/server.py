@@ -141,8 +141,11 @@ class Handler(OneRequestHandler, JsonRequestHandler):
         self, status: int, body: bytes | Iterable[bytes], content_type: str = "application/json",
         headers: dict[str, str] | None = None, close: bool = False, length: int | None = None,
     ) -> None:
-        """Every answer, refusals included, carries a request id as AWS's do."""
-        headers = {"x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})}
+        """Every answer, refusals included, carries a request id as AWS's do; S3's carry S3's own
+        two (s3.py)."""
+        headers = dict(headers or {})
+        if s3.REQUEST_ID not in headers:
+            headers = {"x-amzn-RequestId": str(uuid.uuid4()), **headers}
         super().send_json(status, body, content_type, headers, close, length)
 
     def _send(self, reply: Reply, close: bool = False) -> None:
