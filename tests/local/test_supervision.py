@@ -71,7 +71,7 @@ def test_a_missing_program_is_reported_as_popen_reports_it(tmp_path: Path, progr
         [program], dict(os.environ), tmp_path, (log,), tmp_path / "pgid", None, None
     )
     assert finish.returncode == 127
-    assert finish.stderr_tail == [f"cannot start {program}: [Errno 2] No such file or directory: "
+    assert finish.output_tail == [f"cannot start {program}: [Errno 2] No such file or directory: "
                                   f"'{program}'"]
     assert "setpriv" not in log.getvalue()
     assert not (tmp_path / "pgid").exists()
@@ -94,7 +94,7 @@ def test_a_program_that_cannot_be_executed_is_reported_as_popen_reports_it(
         ["./program"], dict(os.environ), tmp_path, (log,), tmp_path / "pgid", None, None
     )
     assert finish.returncode == 127
-    assert finish.stderr_tail == [f"cannot start ./program: {by_popen.value}"]
+    assert finish.output_tail == [f"cannot start ./program: {by_popen.value}"]
     assert "setpriv" not in log.getvalue()
 
 
@@ -114,3 +114,21 @@ def test_freeze_lists_again_until_it_finds_no_process_it_has_not_stopped_and_tha
             sleeper.kill()
             sleeper.wait()
 
+
+
+def test_stdout_and_stderr_reach_the_log_in_the_order_they_were_written(tmp_path: Path) -> None:
+    """A job's log is its lines as it wrote them, whichever stream each went to: a traceback
+    (stderr) comes after the lines printed (stdout) just before it."""
+    alternating = (
+        "import sys\n"
+        "for i in range(300):\n"
+        "    stream = sys.stderr if i % 2 else sys.stdout\n"
+        "    print(f'line {i}', file=stream, flush=True)\n"
+    )
+    log = io.StringIO()
+    finish = supervision.run_to_end(
+        [sys.executable, "-c", alternating], dict(os.environ), tmp_path, (log,), tmp_path / "pgid", None, None
+    )
+    assert finish.returncode == 0
+    assert log.getvalue().splitlines() == [f"line {i}" for i in range(300)]
+    assert finish.output_tail == [f"line {i}" for i in range(280, 300)]

@@ -214,7 +214,7 @@ def run_container(
         record = job.root / "pgid"
         finish = run_to_end(command, env, cwd, sinks, record, timeout, cancel, grace, memory, vcpus)
         if finish.returncode != 0:
-            for hint in _missing_path_hints(finish.stderr_tail, job, python, confinement):
+            for hint in _missing_path_hints(finish.output_tail, job, python, confinement):
                 for sink in sinks:
                     sink.write(hint)
                     sink.flush()
@@ -222,18 +222,18 @@ def run_container(
 
 
 def _missing_path_hints(
-    stderr_tail: list[str], job: JobDirs, python: ImagePython, confinement: Confinement | None
+    output_tail: list[str], job: JobDirs, python: ImagePython, confinement: Confinement | None
 ) -> list[str]:
     """Log lines for a job that failed on a path it cannot have: one it wrote as /opt/ml/... where
     it has no /opt/ml, or one that confinement hides from it (in the user's home folder or the
     local state, and not in what the job is shown there: its own folder, the project, its
     interpreter)."""
     hints = []
-    missing_container_path = any(_MISSING_CONTAINER_PATH.search(line) for line in stderr_tail)
+    missing_container_path = any(_MISSING_CONTAINER_PATH.search(line) for line in output_tail)
     if missing_container_path and not shows_opt_ml(confinement):
         hints.append(_rebased_path_hint(job))
     if confinement is not None:
-        hidden = hidden_among("\n".join(stderr_tail), confinement, (job.root, *python.trees))
+        hidden = hidden_among("\n".join(output_tail), confinement, (job.root, *python.trees))
         hints += [_hidden_path_hint(tree) for tree in hidden]
     return hints
 

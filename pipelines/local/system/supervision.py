@@ -29,7 +29,7 @@ from pipelines.local.system.cpus import held_to
 from pipelines.local.system.memory import GroupMemory, MemoryLimit, process_state
 
 PR_SET_PDEATHSIG = 1
-STDERR_TAIL_LINES = 20
+OUTPUT_TAIL_LINES = 20  # the end of a job's output kept for what it failed on
 KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.1  # also how often a group's memory is sampled against its limit
 FREEZE_SECONDS = 1.0  # how long a freeze waits for the processes it stopped to be stopped
@@ -168,7 +168,7 @@ class ProcessExit:
 
     returncode: int
     stopped_by: str  # "", "timeout", "cancel" or "memory" (killed over its memory limit)
-    stderr_tail: list[str]
+    output_tail: list[str]  # its last lines, stdout and stderr as it wrote them
 
 
 class LineStream(Protocol):
@@ -243,11 +243,13 @@ def run_to_end(
     output line by line to `streams`, until it exits, its `timeout` passes or `cancel` is set (then
     SIGTERM, and SIGKILL after `grace` seconds), or its resident memory goes over `memory` (then
     SIGKILL at once, and exit code 137 as a container killed so reports it); its whole group dies
-    with it."""
+    with it. Its stdout and stderr are one pipe, read by one thread: its lines keep the order it
+    wrote them in (two pipes read by two threads let a traceback land before the lines printed
+    just ahead of it)."""
     sink = LogSink(*streams)
     try:
         process = start_in_own_group(
-            dying_with_parent(argv, env, cwd, signal.SIGKILL), env, cwd, subprocess.PIPE, vcpus
+            dying_with_parent(argv, env, cwd, signal.SIGKILL), env, cwd, subprocess.STDOUT, vcpus
         )
     except OSError as exc:
         sink.write(f"cannot start {argv[0]}: {exc}\n")
@@ -255,16 +257,11 @@ def run_to_end(
     # Its children do not get the parent-death signal: the group is recorded so that a
     # restarted server can kill what a crash left running (kill_recorded_groups).
     group_record.write_text(str(process.pid))
-    tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-    readers = [
-        threading.Thread(target=sink.pump, args=(process.stdout, None), daemon=True),
-        threading.Thread(target=sink.pump, args=(process.stderr, tail), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
+    tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
+    reader = threading.Thread(target=sink.pump, args=(process.stdout, tail), daemon=True)
+    reader.start()
     stopped_by = _wait(process, timeout, cancel, sink, grace, memory)
-    for reader in readers:  # bounded: a process that left the group may hold the pipes
-        reader.join(timeout=KILL_GRACE_SECONDS)
+    reader.join(timeout=KILL_GRACE_SECONDS)  # bounded: a process that left the group may hold the pipe
     sink.close()
     group_record.unlink(missing_ok=True)
     returncode = KILLED_EXIT_CODE if stopped_by == "memory" else process.returncode
