@@ -221,7 +221,7 @@ def _start(clients: Clients, args: argparse.Namespace) -> int:
                         "stores data/ there (`make run-pipeline` does), or pass --input-data URI")
     arn = executions.start_execution(sm, settings.pipeline_name, overrides, **request)
     say(f"started {arn}")
-    return _follow(sm, arn, args.timeout) if args.wait else 0
+    return _follow(clients, arn, args.timeout) if args.wait else 0
 
 
 def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
@@ -229,11 +229,12 @@ def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
     succeed, with the same parameters, as the console's Retry does (a crash of the local server
     leaves what it was running Failed, for this to resume)."""
     settings.require_aws()
-    sm = Clients(settings).sagemaker
+    clients = Clients(settings)
+    sm = clients.sagemaker
     arn = _execution_arn(settings, sm, args)
     sm.retry_pipeline_execution(PipelineExecutionArn=arn)  # botocore makes the ClientRequestToken
     say(f"retrying {arn}")
-    return _follow(sm, arn, args.timeout) if args.wait else 0
+    return _follow(clients, arn, args.timeout) if args.wait else 0
 
 
 def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
@@ -251,12 +252,20 @@ def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if status == "Stopped" else 1
 
 
-def _follow(sm: Any, arn: str, timeout: float) -> int:
-    """Show the execution until it ends, then wait for the endpoint it deployed."""
+def _follow(clients: Clients, arn: str, timeout: float) -> int:
+    """Show the execution until it ends, then wait for the endpoint it deployed; a failed one, with
+    the end of each failed job's log that its reason does not hold."""
+    from pipelines.step_logs import failed_job_tails
+
+    sm = clients.sagemaker
     try:
         with step_table.execution_view(say) as view:
             status = executions.wait_for(sm, arn, say, timeout=timeout, view=view)
         if status != "Succeeded":
+            for step_name, tail in failed_job_tails(sm, clients.logs, arn) if status == "Failed" else ():
+                say(f"the end of {step_name}'s log:")
+                for line in step_table.text_lines("\n".join(tail)):
+                    say(f"  {line}")
             return 1
         endpoint = executions.deployed_endpoint(executions.list_steps(sm, arn))
         if endpoint and executions.wait_for_endpoint(sm, endpoint, say) != "InService":

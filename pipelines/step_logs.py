@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
@@ -37,6 +38,7 @@ LOG_GROUPS = {"ProcessingJob": "/aws/sagemaker/ProcessingJobs", "TrainingJob": "
 RUNS_LOOKED_AT = 20
 # How long after the step's end its invocation's END and REPORT lines may still be written.
 REPORT_GRACE_MS = 1000
+TAIL_LINES = 10  # how much of a failed job's log following an execution shows
 
 
 def step_log(
@@ -62,6 +64,28 @@ def step_log(
         group = function_log_group(functions(), metadata["Lambda"]["Arn"])
         yield from lambda_log(logs, group, step)
     yield from outcome(step)
+
+
+def failed_job_tails(
+    sm: Any, logs: Any, execution_arn: str, lines: int = TAIL_LINES
+) -> Iterator[tuple[str, list[str]]]:
+    """(step name, the last `lines` lines of its job's log) for each failed job step whose job left
+    no ExitMessage: what a crashed training script printed, which SageMaker's reason holds none of
+    (the scikit-learn image does not capture stderr). A log that cannot be read (no stream, or on
+    AWS no permission to read it) is left out: the step table names the command that reads it."""
+    for step in list_steps(sm, execution_arn):
+        if step.get("StepStatus") != "Failed" or step.get("ExitMessage"):
+            continue
+        for kind, group in LOG_GROUPS.items():
+            job = step.get("Metadata", {}).get(kind, {}).get("Arn")
+            if not job:
+                continue
+            try:
+                tail = deque(job_log(logs, group, job.rsplit("/", 1)[-1]), maxlen=lines)
+            except ClientError:
+                continue
+            if tail:
+                yield step["StepName"], [line.rstrip("\n") for line in tail]
 
 
 def function_log_group(functions: Any, function_arn: str) -> str:

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from pipelines import cli
 from pipelines.local.api.protocol import Dispatcher
-from pipelines.step_logs import step_log
+from pipelines.step_logs import failed_job_tails, step_log
 
 from . import inprocess
 from .world import World, local_sagemaker, processing_step, source_tar, training_step
@@ -267,3 +267,53 @@ def test_a_job_that_never_started_its_container_has_no_stream(world: World, logs
     lines = list(step_log(clients.sagemaker, logs, never_asked, arn, "Broken"))
     assert lines[0] == f"job {job} has no log stream in {TRAINING}: its container has not started\n"
     assert lines[1] == "Broken: Failed\n" and lines[-1].startswith("  failure reason: ClientError: ")
+
+
+CRASHING_SCRIPT = b"""
+for i in range(12):
+    print(f"reading batch {i}", flush=True)
+raise ValueError("C must be positive")
+"""
+SAYS_WHY = (
+    "import pathlib, sys; message = pathlib.Path('/opt/ml/output/message'); "
+    "message.parent.mkdir(parents=True, exist_ok=True); message.write_text('bad label on line 5'); "
+    "print('checking', flush=True); sys.exit(1)"
+)
+
+
+@pytest.fixture
+def failed(tmp_path: Path) -> Iterator[tuple[World, str]]:
+    """A world of its own (the module's has a fixed set of streams) and an execution in which a
+    training script crashed and a processing job failed saying why."""
+    made = World(local_sagemaker(tmp_path))
+    made.backend.context.store.put_bytes("s3://bucket/code/crash.tar.gz", source_tar(CRASHING_SCRIPT))
+    failing = {"Version": "2020-12-01", "Steps": [
+        training_step("Crash", "crash.tar.gz"), processing_step("Refuse", SAYS_WHY)]}
+    arn = made.start(made.pipeline(failing, "fails"))
+    assert made.finished(arn)["PipelineExecutionStatus"] == "Failed"
+    yield made, arn
+    made.backend.shutdown()
+
+
+def test_a_failed_execution_shows_the_end_of_a_crashed_jobs_log_but_not_of_one_that_said_why(
+    failed: tuple[World, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A training script's traceback is only in its log (SageMaker's reason holds none of it);
+    a processing job that wrote its ExitMessage has said why already."""
+    world, arn = failed
+    clients = InProcessClients(world)
+    logs = clients.logs
+
+    ((name, tail),) = list(failed_job_tails(clients.sagemaker, logs, arn, lines=6))
+
+    assert name == "Crash" and len(tail) == 6
+    assert "Traceback (most recent call last):" in tail and tail[-1] == "ValueError: C must be positive"
+    assert "reading batch 11" in tail and "reading batch 0" not in tail
+
+    # What `start --wait` prints once the execution has failed: the last ten lines, under the table.
+    assert cli._follow(clients, arn, timeout=60) == 1
+    shown = capsys.readouterr().out.splitlines()
+    said = shown.index("the end of Crash's log:")
+    assert len(shown[said + 1:]) == 10 and shown[-1] == "  ValueError: C must be positive"
+    assert "  reading batch 6" in shown and "  reading batch 5" not in shown
+    assert "the end of Refuse's log:" not in shown
