@@ -69,6 +69,16 @@ PASSES_ROLE = {
 # Listing calls made without naming their resources (DescribeAlarms with AlarmNamePrefix) are
 # authorized on every resource of the type, not on the ones that come back.
 LISTING_RESOURCES = {"cloudwatch:DescribeAlarms": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"}
+# The jobs' logs are only read stream by stream (step_logs.job_log: `start --wait` shows the end of a
+# failed job's), in the groups SageMaker's jobs write to; the deploy function's group only through
+# FilterLogEvents (the "log-group" samples).
+JOB_STREAM = f"pipelines-{EXECUTION_ID}-Train-GqoGUcMKCE/algo-1-1796678431"  # as SageMaker names one
+LOG_GROUP = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group"
+JOB_LOG_GROUPS = [f"{LOG_GROUP}:/aws/sagemaker/{kind}Jobs" for kind in ("Processing", "Training")]
+JOB_LOG_RESOURCES = {
+    "logs:DescribeLogStreams": [f"{group}:*" for group in JOB_LOG_GROUPS],
+    "logs:GetLogEvents": [f"{group}:log-stream:{JOB_STREAM}" for group in JOB_LOG_GROUPS],
+}
 # publish.py creates and configures the function itself only on the local target; on AWS the stack
 # owns it, its configuration and its event invoke config.
 LOCAL_FUNCTION = {
@@ -166,6 +176,7 @@ def requests_for(
         arns = [arn for t in types for arn in by_type[t]] or ["*"]
         if action in LISTING_RESOURCES:
             arns = [LISTING_RESOURCES[action]]
+        arns = JOB_LOG_RESOURCES.get(action, arns)
         for arn in arns:
             prefix = arn.split(":::", 1)[-1].partition("/")[2]
             yield Request(action, arn, {"s3:prefix": prefix, **(context or {})})
@@ -526,6 +537,11 @@ def test_the_approval_role_approves_and_publishes_the_handler(stack: Stack) -> N
         ("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "SentimentClassifier/Monitoring"}),
         ("sqs:DeleteMessage", "QUEUE", {}),
         ("sqs:ReceiveMessage", "QUEUE", {}),
+        # A failed job's log is read, never written, and no other group's.
+        ("logs:GetLogEvents", f"{LOG_GROUP}:/aws/sagemaker/Endpoints/x:log-stream:a", {}),
+        ("logs:GetLogEvents", f"{LOG_GROUP}:/other/app:log-stream:a", {}),
+        ("logs:PutLogEvents", f"{JOB_LOG_GROUPS[1]}:log-stream:{JOB_STREAM}", {}),
+        ("logs:DeleteLogStream", f"{JOB_LOG_GROUPS[0]}:log-stream:{JOB_STREAM}", {}),
     ],
 )
 @pytest.mark.parametrize("role", sorted(AWS_WORKFLOWS.values()))
