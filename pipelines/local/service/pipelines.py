@@ -276,9 +276,9 @@ class PipelineOperations:
             described["PipelineDefinition"] = version["PipelineDefinition"]
         described.update({k: version[k] for k in VERSION_NAMING if k in version})
         described.update(answered(version))
-        last_run = [e["CreationTime"] for e in self.database.executions(body["PipelineArn"])]
-        if last_run:
-            described["LastRunTime"] = max(last_run)
+        last_run = self.database.last_execution_times().get(body["PipelineArn"])
+        if last_run is not None:
+            described["LastRunTime"] = last_run
         return {**described, **CREATOR}
 
     def _version(self, pipeline: Body, version: int, quiet: bool = False) -> Body:
@@ -316,7 +316,7 @@ class PipelineOperations:
         with self.context.lock:
             body = self._pipeline(request["PipelineName"])
             arn = body["PipelineArn"]
-            running = [e for e in self.database.executions(arn) if e["PipelineExecutionStatus"] in ACTIVE]
+            running = self.database.active_executions(arn, ACTIVE)
             if running:
                 raise ServiceError(
                     "ConflictException",
@@ -333,7 +333,7 @@ class PipelineOperations:
             "PipelineArn", "PipelineName", "PipelineDisplayName", "PipelineDescription", "RoleArn",
             "CreationTime", "LastModifiedTime",
         )
-        last_runs = {e["PipelineArn"]: e["CreationTime"] for e in self.database.executions()}  # oldest first
+        last_runs = self.database.last_execution_times()
 
         def summary(pipeline: Body) -> Body:
             found = {k: pipeline[k] for k in keys if k in pipeline}
@@ -590,21 +590,7 @@ class PipelineOperations:
     def cached_step(
         self, pipeline_arn: str, step_name: str, cache_key: str, not_before: float | None
     ) -> tuple[str, Body] | None:
-        found: list[tuple[float, str, Body]] = []
-        for execution in self.database.executions(pipeline_arn):
-            arn = execution["PipelineExecutionArn"]
-            for step in self.database.steps(arn):
-                if (
-                    step["StepName"] == step_name
-                    and step["StepStatus"] == "Succeeded"
-                    and step.get("_CacheKey") == cache_key
-                    and (not_before is None or step.get("EndTime", 0) >= not_before)
-                ):
-                    found.append((step.get("EndTime", 0), arn, step))
-        if not found:
-            return None
-        _, arn, step = max(found, key=lambda item: item[0])
-        return arn, step
+        return self.database.latest_cached_step(pipeline_arn, step_name, cache_key, not_before)
 
     def recover(self) -> None:
         """After a restart nothing is running: executions left active fail with a reason."""

@@ -47,7 +47,11 @@ CREATE TABLE IF NOT EXISTS steps (
     PRIMARY KEY (execution_arn, name));
 CREATE TABLE IF NOT EXISTS async_events (id TEXT PRIMARY KEY, accepted REAL NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS event_deliveries (id TEXT PRIMARY KEY, accepted REAL NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS executions_by_pipeline ON executions (pipeline, created);
+CREATE INDEX IF NOT EXISTS steps_by_cache_key ON steps (json_extract(body, '$._CacheKey'));
 """
+# A pipeline's history grows by every run (an hourly schedule: 8,760 a year), so what a run or a
+# listing asks of it is found through the indexes above, not by reading every execution and step.
 # Work a service accepted and owes an outcome, kept until it has one: Lambda's asynchronous events,
 # and EventBridge's deliveries of events a target refused, which it retries.
 QUEUES = frozenset({"async_events", "event_deliveries"})
@@ -270,6 +274,36 @@ class Database:
         return self._rows(
             "SELECT body FROM executions WHERE pipeline = ? ORDER BY created", pipeline_arn
         )
+
+    def last_execution_times(self) -> dict[str, float]:
+        """Each pipeline's latest execution's creation time, by pipeline ARN."""
+        latest = "SELECT pipeline, MAX(created) FROM executions GROUP BY pipeline"
+        rows = self._retrying(lambda: self._db.execute(latest).fetchall())
+        return {str(pipeline): float(created) for pipeline, created in rows}
+
+    def active_executions(self, pipeline_arn: str, statuses: tuple[str, ...]) -> list[Body]:
+        """The pipeline's executions whose status is one of `statuses`."""
+        marks = ", ".join("?" for _ in statuses)
+        return self._rows(
+            "SELECT body FROM executions WHERE pipeline = ? "
+            f"AND json_extract(body, '$.PipelineExecutionStatus') IN ({marks}) ORDER BY created",
+            pipeline_arn, *statuses,
+        )
+
+    def latest_cached_step(
+        self, pipeline_arn: str, step_name: str, cache_key: str, not_before: float | None
+    ) -> tuple[str, Body] | None:
+        """The latest successful step of the pipeline's executions that has `cache_key`, ended at
+        `not_before` or later, with its execution's ARN."""
+        rows = self._retrying(lambda: self._db.execute(
+            "SELECT s.execution_arn, s.body FROM steps s JOIN executions e ON e.arn = s.execution_arn "
+            "WHERE json_extract(s.body, '$._CacheKey') = ? AND e.pipeline = ? AND s.name = ? "
+            "AND json_extract(s.body, '$.StepStatus') = 'Succeeded' "
+            "AND COALESCE(json_extract(s.body, '$.EndTime'), 0) >= ? "
+            "ORDER BY COALESCE(json_extract(s.body, '$.EndTime'), 0) DESC, s.execution_arn DESC LIMIT 1",
+            (cache_key, pipeline_arn, step_name, -1.0 if not_before is None else not_before),
+        ).fetchall())
+        return (str(rows[0][0]), json.loads(rows[0][1])) if rows else None
 
     def save_step(self, execution_arn: str, body: Body) -> None:
         with self.transaction() as db:
