@@ -294,13 +294,14 @@ class Database:
         self, pipeline_arn: str, step_name: str, cache_key: str, not_before: float | None
     ) -> tuple[str, Body] | None:
         """The latest successful step of the pipeline's executions that has `cache_key`, ended at
-        `not_before` or later, with its execution's ARN."""
+        `not_before` or later, with its execution's ARN (of two that ended at once, the older
+        execution's)."""
         rows = self._retrying(lambda: self._db.execute(
             "SELECT s.execution_arn, s.body FROM steps s JOIN executions e ON e.arn = s.execution_arn "
             "WHERE json_extract(s.body, '$._CacheKey') = ? AND e.pipeline = ? AND s.name = ? "
             "AND json_extract(s.body, '$.StepStatus') = 'Succeeded' "
             "AND COALESCE(json_extract(s.body, '$.EndTime'), 0) >= ? "
-            "ORDER BY COALESCE(json_extract(s.body, '$.EndTime'), 0) DESC, s.execution_arn DESC LIMIT 1",
+            "ORDER BY COALESCE(json_extract(s.body, '$.EndTime'), 0) DESC, e.created LIMIT 1",
             (cache_key, pipeline_arn, step_name, -1.0 if not_before is None else not_before),
         ).fetchall())
         return (str(rows[0][0]), json.loads(rows[0][1])) if rows else None
