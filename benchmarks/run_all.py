@@ -4,7 +4,8 @@
     python benchmarks/run_all.py --quick    # smoke: about 5 minutes
     python benchmarks/run_all.py --only endpoint scale
 
-Order: pipeline (task 2) and what a job costs beyond its script, endpoint comparison (task 1),
+Order: pipeline (task 2), what a job costs beyond its script and what a long history costs the
+local SageMaker's lookups, endpoint comparison (task 1),
 profile + the model server's workers, scale (task 3), the scorer in process, model quality on the
 review corpus in ../shared/data.
 They run one at a time, never in parallel, since each measures the whole machine. Each is a
@@ -32,6 +33,7 @@ from common import CACHE, PYTHON, log, machine_description  # noqa: E402
 BENCHMARKS = {
     "pipeline": ("pipeline.py", ["--runs", "3"], ["--quick"], 1800),
     "job_overhead": ("job_overhead.py", [], ["--rounds", "5"], 600),
+    "history": ("history.py", [], ["--quick"], 900),
     "endpoint": ("endpoint.py", [], ["--quick"], 3600),
     "profile": ("profile_endpoint.py", [], ["--quick"], 1800),
     "scale": ("scale.py", [], ["--quick"], 3600),
