@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
@@ -81,11 +80,31 @@ def failed_job_tails(
             if not job:
                 continue
             try:
-                tail = deque(job_log(logs, group, job.rsplit("/", 1)[-1]), maxlen=lines)
+                tail = job_log_tail(logs, group, job.rsplit("/", 1)[-1], lines)
             except ClientError:
                 continue
             if tail:
-                yield step["StepName"], [line.rstrip("\n") for line in tail]
+                yield step["StepName"], tail
+
+
+def job_log_tail(logs: Any, group: str, job: str, lines: int) -> list[str]:
+    """The job's last `lines` lines: each stream's latest events, one GetLogEvents call each
+    however long the log (a multi-instance job has a stream per host), in time order."""
+    try:
+        pages = logs.get_paginator("describe_log_streams").paginate(
+            logGroupName=group, logStreamNamePrefix=f"{job}/"
+        )
+        names = [stream["logStreamName"] for page in pages for stream in page["logStreams"]]
+    except logs.exceptions.ResourceNotFoundException:  # no job of this kind has logged yet
+        return []
+    events = [
+        event
+        for name in names
+        for event in logs.get_log_events(
+            logGroupName=group, logStreamName=name, startFromHead=False, limit=lines
+        )["events"]
+    ]
+    return [event["message"] for event in sorted(events, key=lambda event: event["timestamp"])][-lines:]
 
 
 def function_log_group(functions: Any, function_arn: str) -> str:
