@@ -261,11 +261,12 @@ def _follow(clients: Clients, arn: str, timeout: float) -> int:
     try:
         with step_table.execution_view(say) as view:
             status = executions.wait_for(sm, arn, say, timeout=timeout, view=view)
-        if status != "Succeeded":
-            for step_name, tail in failed_job_tails(sm, clients.logs, arn) if status == "Failed" else ():
+        if status == "Failed":
+            for step_name, tail in failed_job_tails(sm, clients.logs, arn):
                 say(f"the end of {step_name}'s log:")
                 for line in step_table.text_lines("\n".join(tail)):
                     say(f"  {line}")
+        if status != "Succeeded":
             return 1
         endpoint = executions.deployed_endpoint(executions.list_steps(sm, arn))
         if endpoint and executions.wait_for_endpoint(sm, endpoint, say) != "InService":

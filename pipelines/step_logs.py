@@ -90,21 +90,25 @@ def failed_job_tails(
 def job_log_tail(logs: Any, group: str, job: str, lines: int) -> list[str]:
     """The job's last `lines` lines: each stream's latest events, one GetLogEvents call each
     however long the log (a multi-instance job has a stream per host), in time order."""
-    try:
-        pages = logs.get_paginator("describe_log_streams").paginate(
-            logGroupName=group, logStreamNamePrefix=f"{job}/"
-        )
-        names = [stream["logStreamName"] for page in pages for stream in page["logStreams"]]
-    except logs.exceptions.ResourceNotFoundException:  # no job of this kind has logged yet
-        return []
     events = [
         event
-        for name in names
+        for name in job_streams(logs, group, job)
         for event in logs.get_log_events(
             logGroupName=group, logStreamName=name, startFromHead=False, limit=lines
         )["events"]
     ]
     return [event["message"] for event in sorted(events, key=lambda event: event["timestamp"])][-lines:]
+
+
+def job_streams(logs: Any, group: str, job: str) -> list[str]:
+    """The names of the job's streams in `group`: none when no job of this kind has logged yet."""
+    try:
+        pages = logs.get_paginator("describe_log_streams").paginate(
+            logGroupName=group, logStreamNamePrefix=f"{job}/"
+        )
+        return [stream["logStreamName"] for page in pages for stream in page["logStreams"]]
+    except logs.exceptions.ResourceNotFoundException:
+        return []
 
 
 def function_log_group(functions: Any, function_arn: str) -> str:
@@ -161,13 +165,7 @@ def _if_about(lines: list[str], about: str) -> list[str]:
 def job_log(logs: Any, group: str, job: str) -> Generator[str, None, bool]:
     """Each stream of the job, read from its head until the forward token comes back unchanged
     (the end of the stream); returns whether the job has any stream."""
-    try:
-        pages = logs.get_paginator("describe_log_streams").paginate(
-            logGroupName=group, logStreamNamePrefix=f"{job}/"
-        )
-        names = [stream["logStreamName"] for page in pages for stream in page["logStreams"]]
-    except logs.exceptions.ResourceNotFoundException:  # no job of this kind has logged yet
-        return False
+    names = job_streams(logs, group, job)
     for name in names:
         request = {"logGroupName": group, "logStreamName": name, "startFromHead": True}
         while True:
