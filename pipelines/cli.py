@@ -255,17 +255,12 @@ def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
 def _follow(clients: Clients, arn: str, timeout: float) -> int:
     """Show the execution until it ends, then wait for the endpoint it deployed; a failed one, with
     the end of each failed job's log that its reason does not hold."""
-    from pipelines.step_logs import failed_job_tails
-
     sm = clients.sagemaker
     try:
         with step_table.execution_view(say) as view:
             status = executions.wait_for(sm, arn, say, timeout=timeout, view=view)
         if status == "Failed":
-            for step_name, tail in failed_job_tails(sm, clients.logs, arn):
-                say(f"the end of {step_name}'s log:")
-                for line in step_table.text_lines("\n".join(tail)):
-                    say(f"  {line}")
+            _show_failed_job_tails(clients, arn)
         if status != "Succeeded":
             return 1
         endpoint = executions.deployed_endpoint(executions.list_steps(sm, arn))
@@ -278,6 +273,17 @@ def _follow(clients: Clients, arn: str, timeout: float) -> int:
               f"`python -m pipelines status {arn}` shows it, `python -m pipelines stop {arn}` "
               "stops it", file=sys.stderr)
         return 130
+
+
+def _show_failed_job_tails(clients: Clients, arn: str) -> None:
+    """Under a failed execution's table, the end of each failed job's log that its reason does not
+    hold (a training script's traceback)."""
+    from pipelines.step_logs import failed_job_tails
+
+    for step_name, tail in failed_job_tails(clients.sagemaker, clients.logs, arn):
+        say(f"the end of {step_name}'s log:")
+        for line in step_table.text_lines("\n".join(tail)):
+            say(f"  {line}")
 
 
 def _data_parameters(settings: Settings, clients: Clients, given: str | None) -> dict[str, str]:
@@ -322,10 +328,14 @@ def _execution_arn(settings: Settings, sm: Any, args: argparse.Namespace) -> str
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    sm = Clients(settings).sagemaker
+    clients = Clients(settings)
+    sm = clients.sagemaker
     execution, steps = executions.describe(sm, _execution_arn(settings, sm, args))
     step_table.show_summary(execution, steps, say)
-    return 0 if execution["PipelineExecutionStatus"] != "Failed" else 1
+    if execution["PipelineExecutionStatus"] != "Failed":
+        return 0
+    _show_failed_job_tails(clients, execution["PipelineExecutionArn"])
+    return 1
 
 
 def cmd_executions(settings: Settings, args: argparse.Namespace) -> int:

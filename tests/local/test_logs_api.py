@@ -296,7 +296,8 @@ def failed(tmp_path: Path) -> Iterator[tuple[World, str]]:
 
 
 def test_a_failed_execution_shows_the_end_of_a_crashed_jobs_log_but_not_of_one_that_said_why(
-    failed: tuple[World, str], capsys: pytest.CaptureFixture[str]
+    failed: tuple[World, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A training script's traceback is only in its log (SageMaker's reason holds none of it);
     a processing job that wrote its ExitMessage has said why already."""
@@ -317,3 +318,11 @@ def test_a_failed_execution_shows_the_end_of_a_crashed_jobs_log_but_not_of_one_t
     assert len(shown[said + 1:]) == 10 and shown[-1] == "  ValueError: C must be positive"
     assert "  reading batch 6" in shown and "  reading batch 5" not in shown
     assert "the end of Refuse's log:" not in shown
+
+    # `status` of that execution, later, shows the same.
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("PIPELINE_CONFIG", "")
+    monkeypatch.setattr(cli, "Clients", lambda settings: clients)
+    assert cli.main(["status", arn]) == 1
+    status = capsys.readouterr().out.splitlines()
+    assert status[status.index("the end of Crash's log:"):] == shown[said:]
