@@ -259,11 +259,13 @@ def _follow(clients: Clients, arn: str, timeout: float) -> int:
     try:
         with step_table.execution_view(say) as view:
             status = executions.wait_for(sm, arn, say, timeout=timeout, view=view)
-        if status == "Failed":
-            _show_failed_job_tails(clients, arn)
-        if status != "Succeeded":
+        if status not in ("Succeeded", "Failed"):
             return 1
-        endpoint = executions.deployed_endpoint(executions.list_steps(sm, arn))
+        steps = executions.list_steps(sm, arn)
+        if status == "Failed":
+            _show_failed_job_tails(clients, steps)
+            return 1
+        endpoint = executions.deployed_endpoint(steps)
         if endpoint and executions.wait_for_endpoint(sm, endpoint, say) != "InService":
             return 1
         return 0
@@ -275,12 +277,12 @@ def _follow(clients: Clients, arn: str, timeout: float) -> int:
         return 130
 
 
-def _show_failed_job_tails(clients: Clients, arn: str) -> None:
+def _show_failed_job_tails(clients: Clients, steps: list[dict[str, Any]]) -> None:
     """Under a failed execution's table, the end of each failed job's log that its reason does not
     hold (a training script's traceback)."""
     from pipelines.step_logs import failed_job_tails
 
-    for step_name, tail in failed_job_tails(clients.sagemaker, clients.logs, arn):
+    for step_name, tail in failed_job_tails(clients.logs, steps):
         say(f"the end of {step_name}'s log:")
         for line in step_table.text_lines("\n".join(tail)):
             say(f"  {line}")
@@ -334,7 +336,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     step_table.show_summary(execution, steps, say)
     if execution["PipelineExecutionStatus"] != "Failed":
         return 0
-    _show_failed_job_tails(clients, execution["PipelineExecutionArn"])
+    _show_failed_job_tails(clients, steps)
     return 1
 
 

@@ -66,13 +66,14 @@ def step_log(
 
 
 def failed_job_tails(
-    sm: Any, logs: Any, execution_arn: str, lines: int = TAIL_LINES
+    logs: Any, steps: list[dict[str, Any]], lines: int = TAIL_LINES
 ) -> Iterator[tuple[str, list[str]]]:
-    """(step name, the last `lines` lines of its job's log) for each failed job step whose job left
-    no ExitMessage: what a crashed training script printed, which SageMaker's reason holds none of
-    (the scikit-learn image does not capture stderr). A log that cannot be read (no stream, or on
-    AWS no permission to read it) is left out: the step table names the command that reads it."""
-    for step in list_steps(sm, execution_arn):
+    """(step name, the last `lines` lines of its job's log) for each failed job step of `steps` (as
+    `list_steps` gives them) whose job left no ExitMessage: what a crashed training script printed,
+    which SageMaker's reason holds none of (the scikit-learn image does not capture stderr). A log
+    that cannot be read (no stream, or on AWS no permission to read it) is left out: the step table
+    names the command that reads it."""
+    for step in steps:
         if step.get("StepStatus") != "Failed" or step.get("ExitMessage"):
             continue
         for kind, group in LOG_GROUPS.items():

@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipelines import cli
+from pipelines.executions import list_steps
 from pipelines.local.api.protocol import Dispatcher
 from pipelines.step_logs import failed_job_tails, step_log
 
@@ -305,7 +306,7 @@ def test_a_failed_execution_shows_the_end_of_a_crashed_jobs_log_but_not_of_one_t
     clients = InProcessClients(world)
     logs = clients.logs
 
-    ((name, tail),) = list(failed_job_tails(clients.sagemaker, logs, arn, lines=6))
+    ((name, tail),) = list(failed_job_tails(logs, list_steps(clients.sagemaker, arn), lines=6))
 
     assert name == "Crash" and len(tail) == 6
     assert "Traceback (most recent call last):" in tail and tail[-1] == "ValueError: C must be positive"
