@@ -686,6 +686,33 @@ def test_a_handler_is_required_and_names_are_unique(functions: Functions) -> Non
     assert missing.value.code == "ResourceNotFoundException"
 
 
+def test_two_creates_at_once_make_one_function_that_the_refused_one_can_read_at_once(
+    functions: Functions, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lambda stores a function when it accepts its CreateFunction (Pending), so a second create of
+    the name is refused as a duplicate and the function it lost to can be read and updated at once,
+    as two upserts racing on a fresh state do (publish.py), however long unpacking the code takes."""
+    unpack = functions._save_code
+
+    def slow_unpack(name: str, code: bytes) -> tuple[str, str]:
+        time.sleep(0.3)
+        return unpack(name, code)
+
+    monkeypatch.setattr(functions, "_save_code", slow_unpack)
+    request = {"FunctionName": "f", "Handler": "app.answer", "Runtime": "python3.12"}
+
+    def create_then_read() -> tuple[str, str]:
+        try:
+            outcome = functions.create(request, zipped({"app.py": HANDLER}), 0.0)["State"]
+        except ServiceError as error:
+            outcome = f"{error.code}: {error}"
+        return outcome, functions.get("f")["Configuration"]["FunctionName"]
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(lambda _: create_then_read(), range(2)))
+    assert outcomes == [("Pending", "f"), ("ResourceConflictException: Function already exist: f", "f")]
+
+
 def test_an_environment_stays_warm_between_invocations(functions: Functions) -> None:
     create(functions, "f", "app.count", zipped({"app.py": HANDLER}))
     first, second = functions.invoke("f", {}), functions.invoke("f", {})

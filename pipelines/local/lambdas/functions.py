@@ -118,6 +118,8 @@ class Functions:
         self.credentials_path = credentials_path
         self.environments = WarmEnvironments(scratch, logs)
         self._lock = threading.Lock()
+        self._creating = threading.Lock()  # a name's check and its storing, one create at a time
+        self._unpacking = threading.Lock()  # two requests with the same code unpack it once
         self._changing: dict[str, tuple[str, str]] = {}  # function -> (RevisionId, kind) of a change
         # What an update in progress replaces: invocations run it until the update is complete.
         self._previous: dict[str, dict[str, Any]] = {}
@@ -130,15 +132,16 @@ class Functions:
         check_code(zipped)
         digest = base64.b64encode(hashlib.sha256(zipped).digest()).decode()
         code_dir = self.root / name / hashlib.sha256(zipped).hexdigest()[:16]
-        if not code_dir.exists():
-            self.root.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=self.root))
-            with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
-                archive.extractall(tmp)
-            code_dir.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, code_dir)
-            read_only(code_dir)
-        function_home(code_dir).mkdir(exist_ok=True)
+        with self._unpacking:
+            if not code_dir.exists():
+                self.root.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(dir=self.root))
+                with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+                    archive.extractall(tmp)
+                code_dir.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, code_dir)
+                read_only(code_dir)
+            function_home(code_dir).mkdir(exist_ok=True)
         return digest, str(code_dir)
 
     def create(self, request: dict[str, Any], zipped: bytes, now: float) -> dict[str, Any]:
@@ -151,32 +154,35 @@ class Functions:
                 "packages."
             )
         check_configuration(request, self.region)
-        if self.database.get("function", name):
-            raise ServiceError("ResourceConflictException", f"Function already exist: {name}", 409)
-        with self._change(name, CREATING) as revision:
-            sha, code_dir = self._save_code(name, zipped)
-            body = {
-                "FunctionName": name,
-                "FunctionArn": self._arn(name),
-                "Runtime": request["Runtime"],
-                "Role": request.get("Role", ""),
-                "Handler": request["Handler"],
-                "Timeout": int(request.get("Timeout", 3)),
-                "MemorySize": int(request.get("MemorySize", 128)),
-                "Environment": request.get("Environment", {"Variables": {}}),
-                "CodeSha256": sha,
-                "CodeSize": len(zipped),
-                "Version": LATEST,
-                "PackageType": "Zip",
-                "Architectures": [ARCHITECTURE],
-                "LastModified": last_modified(),
-                "RevisionId": revision,
-                **kept(name, request),
-                "_CodeDir": code_dir,
-                "_Tags": request.get("Tags", {}),
-                "_Incarnation": revision,
-            }
-            self.database.put("function", name, body, now)
+        # Unpacked first: Lambda stores a function (Pending) as it accepts its create, so from the
+        # moment the name is taken the function can be read, and a second create is a duplicate.
+        sha, code_dir = self._save_code(name, zipped)
+        with self._creating:
+            if self.database.get("function", name):
+                raise ServiceError("ResourceConflictException", f"Function already exist: {name}", 409)
+            with self._change(name, CREATING) as revision:
+                body = {
+                    "FunctionName": name,
+                    "FunctionArn": self._arn(name),
+                    "Runtime": request["Runtime"],
+                    "Role": request.get("Role", ""),
+                    "Handler": request["Handler"],
+                    "Timeout": int(request.get("Timeout", 3)),
+                    "MemorySize": int(request.get("MemorySize", 128)),
+                    "Environment": request.get("Environment", {"Variables": {}}),
+                    "CodeSha256": sha,
+                    "CodeSize": len(zipped),
+                    "Version": LATEST,
+                    "PackageType": "Zip",
+                    "Architectures": [ARCHITECTURE],
+                    "LastModified": last_modified(),
+                    "RevisionId": revision,
+                    **kept(name, request),
+                    "_CodeDir": code_dir,
+                    "_Tags": request.get("Tags", {}),
+                    "_Incarnation": revision,
+                }
+                self.database.put("function", name, body, now)
         return self._settle(body)
 
     def update_code(
