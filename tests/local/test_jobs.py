@@ -1431,6 +1431,32 @@ def test_a_training_script_that_crashes_fails_as_the_scikit_learn_images_toolkit
     assert "ValueError: C must be positive" in (work_dir / "crash-1" / "logs.txt").read_text()
 
 
+@pytest.mark.parametrize("confined", [False, True])
+def test_a_training_script_killed_by_a_signal_exits_with_minus_its_number_as_the_toolkit_reports_it(
+    store: ObjectStore, tmp_path: Path, confined: bool
+) -> None:
+    """The toolkit starts the script itself (Popen), so a script a signal ended exited with minus the
+    signal's number, confined or not (confined, the status comes from the shell that waits for the
+    script, which reports it as 128 + N)."""
+    layout = StateLayout(tmp_path / "state")
+    store.put_bytes(f"{BUCKET}/runs/x/train/train.csv", b"x\n")
+    script = _script(
+        """
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSEGV)
+        """
+    )
+
+    outcome = run_training_job("segv-1", _training_request(store, script), store, layout.jobs, io.StringIO(),
+                               confinement=layout.confinement() if confined else None)
+
+    assert outcome.failure_reason.startswith(
+        'AlgorithmError: ExecuteUserScriptError:\nExitCode -11\nErrorMessage ""\nCommand "'
+    )
+
+
 def test_a_long_command_is_cut_before_the_exit_code_the_reason_ends_with() -> None:
     finish = ProcessExit(2, "", ["z" * 500])
     argv = ["python", "train.py", "--notes", "n" * 1100]

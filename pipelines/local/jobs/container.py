@@ -17,7 +17,7 @@ import shutil
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -27,7 +27,15 @@ from pipelines.local.jobs.log_events import StreamWriter, open_stream
 from pipelines.local.jobs.outcome import JobError
 from pipelines.local.storage.objects import NoSuchBucket, NoSuchKey, ObjectStore
 from pipelines.local.system.instance_types import Instance
-from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, hidden_among, shows_opt_ml
+from pipelines.local.system.isolation import (
+    Confinement,
+    PrivateTmp,
+    as_started_directly,
+    confined,
+    hidden_among,
+    in_own_processes,
+    shows_opt_ml,
+)
 from pipelines.local.system.supervision import KILL_GRACE_SECONDS, ProcessExit, run_to_end
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
@@ -213,6 +221,8 @@ def run_container(
         memory, vcpus = (instance.memory_limit(), instance.vcpus) if instance is not None else (None, None)
         record = job.root / "pgid"
         finish = run_to_end(command, env, cwd, sinks, record, timeout, cancel, grace, memory, vcpus)
+        # As the toolkit, which starts the script itself, sees it: minus N for a script signal N ended.
+        finish = replace(finish, returncode=as_started_directly(finish.returncode, in_own_processes(command)))
         if finish.returncode != 0:
             for hint in _missing_path_hints(finish.output_tail, job, python, confinement):
                 for sink in sinks:

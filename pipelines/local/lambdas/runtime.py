@@ -41,7 +41,13 @@ from pipelines.local.jobs.log_groups import LogGroups
 from pipelines.local.lambdas.environment_output import PHASE_END, EnvironmentOutput
 from pipelines.local.system import clock
 from pipelines.local.system.interpreters import installation
-from pipelines.local.system.isolation import Confinement, PrivateTmp, confined, in_own_processes
+from pipelines.local.system.isolation import (
+    Confinement,
+    PrivateTmp,
+    as_started_directly,
+    confined,
+    in_own_processes,
+)
 from pipelines.local.system.memory import GroupMemory, peak_resident_bytes
 from pipelines.local.system.supervision import (
     POLL_SECONDS,
@@ -455,8 +461,8 @@ def exit_status(code: int | None, from_shell: bool = False) -> str:
     """How Lambda's runtime names a process's end: `exit status 3`, `signal: killed`. `from_shell`:
     the code is a shell's, which reports a command killed by signal N as 128 + N (the first process
     of a PID namespace, isolation.OWN_PROCESSES)."""
-    if from_shell and code is not None and 128 < code < 128 + signal.NSIG:
-        code = 128 - code
+    if code is not None:
+        code = as_started_directly(code, from_shell)
     if code is not None and code < 0:
         return f"signal: {signal.strsignal(-code) or -code}".lower()
     return f"exit status {code}"

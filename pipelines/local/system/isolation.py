@@ -36,6 +36,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -277,6 +278,15 @@ def in_own_processes(command: list[str]) -> bool:
     if not command or Path(command[0]).name != "unshare" or "--" not in command:
         return False
     return OWN_PROCESSES[0] in command[1:command.index("--")]
+
+
+def as_started_directly(code: int, own_processes: bool) -> int:
+    """A command's exit status as Popen reports it for a child it started itself, minus N for one
+    killed by signal N: with `own_processes` (in_own_processes) the status is the setup shell's,
+    which reports such a child as 128 + N (so a command that exits 129-192 itself reads as killed)."""
+    if own_processes and 128 < code < 128 + signal.NSIG:
+        return 128 - code
+    return code
 
 
 def shows_opt_ml(confinement: Confinement | None) -> bool:
