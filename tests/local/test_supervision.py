@@ -9,10 +9,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
-from processes import pid_alive, process_state
+from processes import child_pids, pid_alive, process_state
 from waiting import wait_until
 
 from pipelines.local.system import supervision
@@ -114,6 +115,44 @@ def test_freeze_lists_again_until_it_finds_no_process_it_has_not_stopped_and_tha
             sleeper.kill()
             sleeper.wait()
 
+
+
+# A parent that spawns through vfork (glibc's posix_spawn) and waits in the kernel (state D) while its
+# child, before it execs, blocks opening a FIFO nobody writes to.
+VFORK_PARENT = (
+    "import os, sys\n"
+    "blocking_open = (os.POSIX_SPAWN_OPEN, 3, sys.argv[1], os.O_RDONLY, 0)\n"
+    "os.posix_spawn('/bin/true', ['true'], {}, file_actions=[blocking_open])\n"
+)
+
+
+def test_freeze_takes_a_parent_waiting_on_its_stopped_vfork_child_as_frozen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler's shell that vforked is in D, not T, until its child execs: once the child is stopped
+    the parent cannot run (and its pending SIGSTOP stops it as it returns), so freeze does not wait
+    for it to show T, which it would until its deadline."""
+    monkeypatch.setattr(supervision, "FREEZE_SECONDS", 600.0)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    parent = subprocess.Popen([sys.executable, "-c", VFORK_PARENT, str(fifo)])
+    children: list[int] = []
+    try:
+        children = wait_until(lambda: child_pids(parent.pid), 10.0, "the vfork child")
+        wait_until(lambda: process_state(parent.pid) == "D", 10.0, "the parent to wait for its child")
+        frozen: list[set[int]] = []
+        listed = {parent.pid, *children}
+        freezing = threading.Thread(
+            target=lambda: frozen.append(supervision.freeze(lambda: listed)), daemon=True
+        )
+        freezing.start()
+        freezing.join(60.0)
+        assert frozen == [listed], "freeze still waiting for the vfork parent to show T"
+        assert (process_state(parent.pid), [process_state(child) for child in children]) == ("D", ["T"])
+    finally:
+        for pid in (*children, parent.pid):
+            os.kill(pid, signal.SIGKILL)
+        parent.wait()
 
 
 def test_stdout_and_stderr_reach_the_log_in_the_order_they_were_written(tmp_path: Path) -> None:

@@ -134,6 +134,15 @@ def process_state(pid: int | str) -> str:
     return fields[0].decode() if fields else ""
 
 
+def parent_pid(pid: int | str) -> int:
+    """A process's parent's pid; 0 once it has ended."""
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[1])
+    except (ValueError, IndexError):
+        return 0
+
+
 def _group_of(pid: str) -> int:
     fields = _stat_fields(pid)
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from pipelines.local.system.cpus import held_to
-from pipelines.local.system.memory import GroupMemory, MemoryLimit, process_state
+from pipelines.local.system.memory import GroupMemory, MemoryLimit, parent_pid, process_state
 
 PR_SET_PDEATHSIG = 1
 OUTPUT_TAIL_LINES = 20  # the end of a job's output kept for what it failed on
@@ -138,9 +138,18 @@ def freeze(processes: Callable[[], set[int]]) -> set[int]:
                 os.kill(pid, signal.SIGSTOP)
         stopped |= fresh
         deadline = time.monotonic() + FREEZE_SECONDS  # a signal is delivered, not yet taken
-        while any(process_state(pid) not in STOPPED_STATES for pid in fresh) and time.monotonic() < deadline:
+        while not _held(fresh, stopped) and time.monotonic() < deadline:
             time.sleep(0.0005)
     return stopped
+
+
+def _held(waited: set[int], stopped: set[int]) -> bool:
+    """Whether every process of `waited` is stopped or ended, or waits in the kernel (D) on a child
+    among `stopped` that is stopped: a shell that vforked runs again only once its child has exec'd
+    or exited, and its pending SIGSTOP stops it as it does (it never shows T before)."""
+    states = {pid: process_state(pid) for pid in stopped}
+    parents = {parent_pid(pid) for pid, state in states.items() if state in ("T", "t")}
+    return all(states[pid] in STOPPED_STATES or (states[pid] == "D" and pid in parents) for pid in waited)
 
 
 def thaw(stopped: set[int]) -> None:
