@@ -463,8 +463,8 @@ def exit_status(code: int | None, from_shell: bool = False) -> str:
     of a PID namespace, isolation.OWN_PROCESSES)."""
     if code is not None:
         code = as_started_directly(code, from_shell)
-    if code is not None and code < 0:
-        return f"signal: {signal.strsignal(-code) or -code}".lower()
+        if code < 0:
+            return f"signal: {signal.strsignal(-code) or -code}".lower()
     return f"exit status {code}"
 
 
