@@ -248,7 +248,7 @@ def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     with step_table.execution_view(say) as view:
-        status = executions.wait_for(sm, arn, say, timeout=args.timeout, view=view)
+        status, _ = executions.wait_for(sm, arn, say, timeout=args.timeout, view=view)
     return 0 if status == "Stopped" else 1
 
 
@@ -258,10 +258,9 @@ def _follow(clients: Clients, arn: str, timeout: float) -> int:
     sm = clients.sagemaker
     try:
         with step_table.execution_view(say) as view:
-            status = executions.wait_for(sm, arn, say, timeout=timeout, view=view)
+            status, steps = executions.wait_for(sm, arn, say, timeout=timeout, view=view)
         if status not in ("Succeeded", "Failed"):
             return 1
-        steps = executions.list_steps(sm, arn)
         if status == "Failed":
             _show_failed_job_tails(clients, steps)
             return 1

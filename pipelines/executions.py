@@ -81,8 +81,10 @@ def poll_intervals(longest: float, first: float = 0.2) -> Iterator[float]:
 def wait_for(
     sm: Any, execution_arn: str, say: Say, poll_seconds: float = 2.0, timeout: float = 3600,
     view: ExecutionView | None = None,
-) -> str:
-    """Poll until the execution ends, showing its steps in `view` (default: plain lines via `say`).
+) -> tuple[str, list[dict[str, Any]]]:
+    """Poll until the execution ends, showing its steps in `view` (default: plain lines via `say`);
+    the status it ended with (or had at `timeout`) and its steps as last listed, for the caller to
+    read without listing them again.
     The first look comes FIRST_LOOK_SECONDS after the start, not at once: by then a rerun whose
     steps are all cache hits has ended (it is seen ended at the first look, not 0.2 s later), and
     the look does not land while a local server is still setting up the first step's job."""
@@ -96,7 +98,7 @@ def wait_for(
         status = str(execution["PipelineExecutionStatus"])
         if status in TERMINAL or time.monotonic() > deadline:
             shown.finish(execution, steps)
-            return status
+            return status, steps
         shown.update(execution, steps)
         time.sleep(next(intervals))
 

@@ -85,7 +85,7 @@ def run_monitor(
         )
     arn = executions.start_execution(sm, settings.monitoring_pipeline_name, overrides)
     say(f"started {arn}")
-    status = executions.wait_for(sm, arn, say, timeout=timeout)
+    status, _ = executions.wait_for(sm, arn, say, timeout=timeout)
     if status != "Succeeded":
         return MonitorOutcome(2, {}, None)
     return _findings(clients, outputs_of(clients, arn, endpoint), arn, say)

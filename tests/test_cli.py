@@ -97,6 +97,40 @@ def test_interrupting_a_followed_run_says_the_execution_goes_on(
     assert f"python -m pipelines stop {arn}" in err
 
 
+def test_a_followed_run_lists_its_steps_once_after_it_ends_for_the_endpoint_it_deployed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The last look of `start --wait` already listed the ended execution's steps: the endpoint the
+    deploy step made is read from them, not from a second listing."""
+    arn = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/abc"
+    outputs = [{"Name": "action", "Value": "created"}, {"Name": "endpoint_name", "Value": "e"}]
+    deployed = {"StepName": "DeployEndpoint", "StepStatus": "Succeeded",
+                "Metadata": {"Lambda": {"OutputParameters": outputs}}}
+    listings: list[str] = []
+    waited: list[str] = []
+
+    class Deployed:
+        def start_pipeline_execution(self, **request: Any) -> dict[str, Any]:
+            return {"PipelineExecutionArn": arn}
+
+        def describe_pipeline_execution(self, **request: Any) -> dict[str, Any]:
+            return {"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Succeeded"}
+
+        def get_paginator(self, operation: str) -> Any:
+            listings.append(operation)
+            pages = [{"PipelineExecutionSteps": [deployed]}]
+            return type("Pages", (), {"paginate": lambda self, **request: pages})()
+
+        def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
+            waited.append(EndpointName)
+            return {"EndpointStatus": "InService", "EndpointConfigName": "c"}
+
+    use_clients(monkeypatch, tmp_path, sagemaker=Deployed())
+    monkeypatch.setattr(cli, "_data_parameters", lambda settings, clients, given: {"InputDataUri": "s3://b/d/1"})
+    assert cli.main(["start", "--wait"]) == 0
+    assert (listings, waited) == (["list_pipeline_execution_steps"], ["e"])
+
+
 def test_start_without_an_uploaded_dataset_says_how_to_get_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

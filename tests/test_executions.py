@@ -36,7 +36,7 @@ def test_an_execution_that_ends_before_the_first_look_is_seen_ended_at_it() -> N
     end: a step-cache rerun's `start --wait` paid that on every run."""
     sm = ExecutionEndingAfter(executions.FIRST_LOOK_SECONDS / 2)
     started = time.monotonic()
-    status = executions.wait_for(sm, ARN, lambda _text: None)
+    status, _ = executions.wait_for(sm, ARN, lambda _text: None)
     assert status == "Succeeded"
     assert sm.looks == ["Succeeded"]
     assert time.monotonic() - started < executions.FIRST_LOOK_SECONDS + 0.15
@@ -44,7 +44,8 @@ def test_an_execution_that_ends_before_the_first_look_is_seen_ended_at_it() -> N
 
 def test_an_execution_still_running_at_the_first_look_is_followed_to_its_end() -> None:
     sm = ExecutionEndingAfter(executions.FIRST_LOOK_SECONDS + 0.1)
-    assert executions.wait_for(sm, ARN, lambda _text: None, poll_seconds=0.05) == "Succeeded"
+    status, _ = executions.wait_for(sm, ARN, lambda _text: None, poll_seconds=0.05)
+    assert status == "Succeeded"
     assert sm.looks[0] == "Executing" and sm.looks[-1] == "Succeeded"
 
 
@@ -100,7 +101,8 @@ def test_following_an_execution_describes_a_failed_job_once_however_many_polls_s
     sm = FailingWhileABranchRuns()
     shown: list[str] = []
 
-    assert executions.wait_for(sm, ARN, shown.append, poll_seconds=0.01) == "Failed"
+    status, _ = executions.wait_for(sm, ARN, shown.append, poll_seconds=0.01)
+    assert status == "Failed"
 
     assert sm.looks == 4 and sm.described == ["pre-1"]
     assert any("train.csv, line 5: bad label" in line for line in shown)

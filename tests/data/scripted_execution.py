@@ -76,8 +76,8 @@ def main(outcome: str) -> int:
         print(text, flush=True)
 
     with step_table.execution_view(say) as view:
-        status = executions.wait_for(ScriptedSageMaker(outcome), ARN, say, poll_seconds=0.01,
-                                     view=view)
+        status, _ = executions.wait_for(ScriptedSageMaker(outcome), ARN, say, poll_seconds=0.01,
+                                        view=view)
     return 0 if status == "Succeeded" else 1
 
 
