@@ -50,15 +50,15 @@ def step_log(
     if step_name not in steps:
         raise NoSuchStep(step_name, list(steps))
     step = steps[step_name]
+    job = job_of(step)
+    if job is not None:
+        group, name = job
+        found = yield from job_log(logs, group, name)
+        if not found:
+            yield f"job {name} has no log stream in {group}: its container has not started\n"
+            yield from outcome(step)
+        return
     metadata = step.get("Metadata", {})
-    for kind, group in LOG_GROUPS.items():
-        if "Arn" in metadata.get(kind, {}):
-            job = metadata[kind]["Arn"].rsplit("/", 1)[-1]
-            found = yield from job_log(logs, group, job)
-            if not found:
-                yield f"job {job} has no log stream in {group}: its container has not started\n"
-                yield from outcome(step)
-            return
     if "Arn" in metadata.get("Lambda", {}):
         group = function_log_group(functions(), metadata["Lambda"]["Arn"])
         yield from lambda_log(logs, group, step)
@@ -74,18 +74,25 @@ def failed_job_tails(
     that cannot be read (no stream, or on AWS no permission to read it) is left out: the step table
     names the command that reads it."""
     for step in steps:
-        if step.get("StepStatus") != "Failed" or step.get("ExitMessage"):
+        job = job_of(step)
+        if job is None or step.get("StepStatus") != "Failed" or step.get("ExitMessage"):
             continue
-        for kind, group in LOG_GROUPS.items():
-            job = step.get("Metadata", {}).get(kind, {}).get("Arn")
-            if not job:
-                continue
-            try:
-                tail = job_log_tail(logs, group, job.rsplit("/", 1)[-1], lines)
-            except ClientError:
-                continue
-            if tail:
-                yield step["StepName"], tail
+        try:
+            tail = job_log_tail(logs, *job, lines)
+        except ClientError:
+            continue
+        if tail:
+            yield step["StepName"], tail
+
+
+def job_of(step: dict[str, Any]) -> tuple[str, str] | None:
+    """(log group, job name) of the job a step ran, as its Metadata names it; None for a step that
+    ran no job."""
+    metadata = step.get("Metadata", {})
+    for kind, group in LOG_GROUPS.items():
+        if "Arn" in metadata.get(kind, {}):
+            return group, metadata[kind]["Arn"].rsplit("/", 1)[-1]
+    return None
 
 
 def job_log_tail(logs: Any, group: str, job: str, lines: int) -> list[str]:
