@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipelines.local.system.identity import arn
-from pipelines.local.system.supervision import KILLED_EXIT_CODE, ProcessExit
+from pipelines.local.system.supervision import ProcessExit
 
 MESSAGE_LIMIT = 1024  # SageMaker keeps the first 1 KB of a failure file
 ALGORITHM_ERROR = "AlgorithmError: "  # how SageMaker prefixes what a failed container said
 PROCESSING_FAILURE = ALGORITHM_ERROR + "See job logs for more information"  # a failed processing job's reason
 TOOLKIT_EXIT = ", exit code: 1"  # how SageMaker ends the reason the training toolkit wrote before exiting 1
 OUT_OF_MEMORY = "OutOfMemory: Process killed by SIGKILL (signal 9)"  # the toolkit's ExtraInfo for 137
+SHELL_KILLED = 128 + signal.SIGKILL  # what a shell reports for a child SIGKILL ended
 
 
 # Hears a running job's description (its Describe*Job answer, InProgress) as the job advances.
@@ -91,10 +92,11 @@ def _toolkit_error(finish: ProcessExit, argv: list[str]) -> str:
     """The toolkit's ExecuteUserScriptError as the scikit-learn image writes it. The image runs the
     script without capturing its stderr (the toolkit's `capture_error=False`), so ErrorMessage is
     empty and what the script said is only in its log. The toolkit starts the script itself, so a
-    script killed by a signal, as a memory kill ends it, exited with minus the signal's number;
-    137, which a shell reports for a child killed with SIGKILL, gets the toolkit's ExtraInfo."""
-    code = -signal.SIGKILL if finish.stopped_by == "memory" else finish.returncode
-    extra = f'\nExtraInfo "{OUT_OF_MEMORY}"' if code == KILLED_EXIT_CODE else ""
+    script killed by a signal, as a memory kill ends it, exited with minus the signal's number (as
+    `finish` has it); 137, which a shell reports for a child killed with SIGKILL, gets the
+    toolkit's ExtraInfo."""
+    code = finish.returncode
+    extra = f'\nExtraInfo "{OUT_OF_MEMORY}"' if code == SHELL_KILLED else ""
     command = " ".join(argv)
     return f"ExecuteUserScriptError:\nExitCode {code}\n" + f'ErrorMessage ""{extra}\nCommand "{command}"'
 

@@ -34,7 +34,6 @@ KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.1  # also how often a group's memory is sampled against its limit
 FREEZE_SECONDS = 1.0  # how long a freeze waits for the processes it stopped to be stopped
 STOPPED_STATES = ("T", "t", "Z", "X", "")  # stopped, traced, or ended (a zombie, gone)
-KILLED_EXIT_CODE = 128 + signal.SIGKILL  # what a container killed with SIGKILL exits with
 # util-linux's, on every Debian and Ubuntu system (util-linux is an essential package).
 SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
@@ -251,7 +250,8 @@ def run_to_end(
     """Run a command in its own process group, on `vcpus` of this machine's CPUs, streaming its
     output line by line to `streams`, until it exits, its `timeout` passes or `cancel` is set (then
     SIGTERM, and SIGKILL after `grace` seconds), or its resident memory goes over `memory` (then
-    SIGKILL at once, and exit code 137 as a container killed so reports it); its whole group dies
+    SIGKILL at once, and the status -9 Popen gives a process SIGKILL ended, whatever the process
+    managed to exit with meanwhile); its whole group dies
     with it. Its stdout and stderr are one pipe, read by one thread: its lines keep the order it
     wrote them in (two pipes read by two threads let a traceback land before the lines printed
     just ahead of it)."""
@@ -273,7 +273,7 @@ def run_to_end(
     reader.join(timeout=KILL_GRACE_SECONDS)  # bounded: a process that left the group may hold the pipe
     sink.close()
     group_record.unlink(missing_ok=True)
-    returncode = KILLED_EXIT_CODE if stopped_by == "memory" else process.returncode
+    returncode = -signal.SIGKILL if stopped_by == "memory" else process.returncode
     return ProcessExit(returncode, stopped_by, list(tail))
 
 
